@@ -1,0 +1,25 @@
+"""jacc: a Jacobian-accumulation compiler.
+
+Trace a NumPy function into a linearised computational graph with structured partial
+Jacobians, choose a vertex-elimination order, and accumulate the Jacobian.
+
+>>> import numpy as np, jacc
+>>> jacc.jacobian(lambda x: np.sin(x).sum())(np.zeros(2))
+array([1., 1.])
+"""
+
+from .api import jacobian
+from .eliminate import Accumulation, OrderError, Problem, accumulate, price
+from .graph import Const, Graph, GraphError, load
+from .ops import OPS, ShapeError
+from .strategies import STRATEGIES, UnknownStrategyError
+from .structure import Jac
+from .trace import TraceError, UnsupportedOperationError, supported_functions, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
+    "price", "Accumulation", "OrderError", "OPS", "ShapeError", "STRATEGIES",
+    "UnknownStrategyError", "TraceError", "UnsupportedOperationError", "supported_functions",
+]

@@ -1,0 +1,118 @@
+"""Builders for the lecture's example graphs (the literature suite lives in :mod:`jacc.suite`).
+
+* :func:`lecture_f` — f(x1, x2) = ln x1 + x1·x2 − sin x2 (Baydin et al. 2018, the lecture's
+  forward/reverse trace example, evaluated at (2, 5));
+* :func:`single_layer` — tanh(A x + b);
+* :func:`three_layer` — a 3-layer tanh network with squared loss;
+* :func:`np_chain` — the lecture's L = f(K(D(θ))) with f: R^{N×N}→R, K: R^{N×N}→R^{N×N},
+  D: R^P→R^{N×N}, as an abstract planning graph with declared partial structures.
+
+>>> g = np_chain(10, 3)
+>>> [g.partial(u, v).describe() for u, v in g.nx.edges]
+['dense 100×3', 'dense 100×100', 'dense 1×100']
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from .graph import Graph
+from .trace import trace
+
+LECTURE_POINT = {"x1": 2.0, "x2": 5.0}
+
+
+def lecture_f_fn(x1, x2):
+    """The lecture's f(x1, x2) = ln x1 + x1·x2 − sin x2."""
+    return np.log(x1) + x1 * x2 - np.sin(x2)
+
+
+def lecture_f() -> Graph:
+    """The lecture's graph, vertices numbered as on its slides (v1 = ln v₋₁ … v5 = v4 − v3)."""
+    g = Graph("lecture_f")
+    g.add_input("x1", ())
+    g.add_input("x2", ())
+    g.add_node("v1", "log", ["x1"])
+    g.add_node("v2", "mul", ["x1", "x2"])
+    g.add_node("v3", "sin", ["x2"])
+    g.add_node("v4", "add", ["v1", "v2"])
+    g.add_node("v5", "sub", ["v4", "v3"])
+    g.set_outputs(["v5"])
+    return g
+
+
+def single_layer(n_in: int = 4, n_out: int = 3) -> Graph:
+    """tanh(A x + b) with inputs A (n_out×n_in), x (n_in), b (n_out)."""
+
+    def layer(A, x, b):
+        return np.tanh(A @ x + b)
+
+    g = trace(layer, np.zeros((n_out, n_in)), np.zeros(n_in), np.zeros(n_out))
+    g.name = "single_layer"
+    return g
+
+
+def three_layer(widths: tuple[int, ...] = (4, 8, 8, 2), seed: int = 0) -> Graph:
+    """0.5·‖W3 tanh(W2 tanh(W1 x + b1) + b2) + b3 − y‖² with a fixed target y."""
+    y = np.random.default_rng(seed).standard_normal(widths[-1]).round(3)
+
+    def net(x, W1, b1, W2, b2, W3, b3):
+        h1 = np.tanh(W1 @ x + b1)
+        h2 = np.tanh(W2 @ h1 + b2)
+        r = W3 @ h2 + b3 - y
+        return 0.5 * np.sum(r * r)
+
+    shapes = [(widths[0],)]
+    for a, b in zip(widths[:-1], widths[1:]):
+        shapes += [(b, a), (b,)]
+    g = trace(net, *[np.zeros(s) for s in shapes])
+    g.name = "three_layer"
+    return g
+
+
+def np_chain(N: int, P: int, structure: str = "dense") -> Graph:
+    """The lecture's chain θ → D → K → L as an abstract graph.
+
+    ``structure`` is the structure of ∂K/∂D: ``"dense"`` (as the lecture prices it) or
+    ``"elementwise"`` (K = k(D) applied entrywise, e.g. a squared-exponential kernel).
+    """
+    if N < 1 or P < 1:
+        raise ValueError(f"N and P must be positive, got N={N}, P={P}")
+    if structure not in ("dense", "elementwise"):
+        raise ValueError(f"structure must be 'dense' or 'elementwise', not {structure!r}")
+    g = Graph(f"np_chain_N{N}_P{P}_{structure}")
+    g.add_input("theta", (P,))
+    g.add_node("D", "abstract", ["theta"], {"partials": ["dense"]}, (N, N))
+    g.add_node("K", "abstract", ["D"], {"partials": [structure]}, (N, N))
+    g.add_node("L", "abstract", ["K"], {"partials": ["dense"]}, ())
+    g.set_outputs(["L"])
+    return g
+
+
+BUILDERS = {
+    "lecture_f": lecture_f,
+    "single_layer": single_layer,
+    "three_layer": three_layer,
+    "np_chain": lambda: np_chain(10, 3),
+    "np_chain_elementwise": lambda: np_chain(10, 3, "elementwise"),
+}
+
+
+def write_all(folder: str) -> list[str]:
+    """Write every example graph to ``folder`` as ``NAME.json``; returns the paths."""
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for name, build in BUILDERS.items():
+        path = os.path.join(folder, f"{name}.json")
+        build().save(path)
+        paths.append(path)
+    return paths
+
+
+if __name__ == "__main__":  # regenerate graphs/: python -m jacc.examples graphs
+    import sys
+
+    for p in write_all(sys.argv[1] if len(sys.argv) > 1 else "graphs"):
+        print(p)

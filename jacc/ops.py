@@ -1,0 +1,684 @@
+"""The primitive table: for each op its evaluation, shape rule and local partials.
+
+Every partial rule returns a :class:`~jacc.structure.Jac` whose *structure* depends only on shapes
+and parameters (so graphs can be planned without values) and whose values are filled in when the
+context carries argument values. Elementwise ops are rows of data tables; the rest are small
+functions registered by name.
+
+>>> OPS["tanh"].evaluate([np.zeros(2)], {})
+array([0., 0.])
+>>> sorted(OPS)[:5]
+['abs', 'abstract', 'add', 'amax', 'amin']
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import structure as S
+from .structure import Jac, Shape
+
+
+class ShapeError(ValueError):
+    """Argument shapes that an op cannot combine."""
+
+
+@dataclass
+class Ctx:
+    """What a partial rule sees: argument shapes, parameters and (when numeric) values."""
+
+    shapes: list[Shape]
+    out_shape: Shape
+    params: dict
+    args: list[np.ndarray | None]
+    out: np.ndarray | None = None
+    numeric: bool = False
+    dtype: Any = np.float64
+
+    def val(self, fn: Callable[[], Any], shape: Shape) -> np.ndarray | None:
+        """``fn()`` broadcast to ``shape`` when numeric, else ``None``."""
+        if not self.numeric:
+            return None
+        v = np.asarray(fn(), dtype=self.dtype)
+        return np.ascontiguousarray(np.broadcast_to(v, shape))
+
+
+@dataclass(frozen=True)
+class Op:
+    """One primitive. ``partial(i, ctx)`` is ∂out/∂arg_i (``None``: identically zero)."""
+
+    name: str
+    evaluate: Callable[[list, dict], np.ndarray]
+    shape: Callable[[list[Shape], dict], Shape]
+    partial: Callable[[int, Ctx], Jac | None]
+    arity: int | None  # None: variadic
+    doc: str = ""
+    nondiff: frozenset = field(default_factory=frozenset)
+
+
+OPS: dict[str, Op] = {}
+
+
+def register(op: Op) -> Op:
+    OPS[op.name] = op
+    return op
+
+
+# -- elementwise ------------------------------------------------------------------------------
+
+
+def _broadcast_shape(shapes: list[Shape], params: dict) -> Shape:
+    try:
+        return tuple(np.broadcast_shapes(*shapes))
+    except ValueError:
+        raise ShapeError(f"shapes {', '.join(map(str, shapes))} cannot be broadcast together") from None
+
+
+def _ew(ctx: Ctx, i: int, spec: Any, fn: Callable[[], Any] | None = None) -> Jac:
+    """Elementwise partial w.r.t. argument ``i``.
+
+    ``spec`` says what the value array varies along: ``"unit"`` (no values: 0/1 structure),
+    ``"scalar"``, ``"out"`` (the output's shape) or an argument index (that argument's shape).
+    """
+    out, s = ctx.out_shape, ctx.shapes[i]
+    m = len(out)
+    off = m - len(s)
+    pair = [off + k if s[k] == out[off + k] else -1 for k in range(len(s))]
+    if spec == "unit":
+        return Jac(out, s, pair)
+    vshape: Shape = () if spec == "scalar" else out if spec == "out" else ctx.shapes[spec]
+    voff = m - len(vshape)
+    keep = [k for k, n in enumerate(vshape) if n != 1]
+    vl = [voff + k for k in keep]
+    vals = ctx.val(fn, vshape)
+    if vals is not None:
+        vals = vals.reshape([vshape[k] for k in keep])
+    return Jac(out, s, pair, vl, vals)
+
+
+# name: (numpy function, derivative from (x, y=f(x)), value spec)
+UNARY: dict[str, tuple[Callable, Callable, str]] = {
+    "neg": (np.negative, lambda x, y: -1.0, "scalar"),
+    "exp": (np.exp, lambda x, y: y, "out"),
+    "expm1": (np.expm1, lambda x, y: y + 1.0, "out"),
+    "log": (np.log, lambda x, y: 1.0 / x, "out"),
+    "log1p": (np.log1p, lambda x, y: 1.0 / (1.0 + x), "out"),
+    "sin": (np.sin, lambda x, y: np.cos(x), "out"),
+    "cos": (np.cos, lambda x, y: -np.sin(x), "out"),
+    "tan": (np.tan, lambda x, y: 1.0 + y * y, "out"),
+    "tanh": (np.tanh, lambda x, y: 1.0 - y * y, "out"),
+    "sinh": (np.sinh, lambda x, y: np.cosh(x), "out"),
+    "cosh": (np.cosh, lambda x, y: np.sinh(x), "out"),
+    "arctan": (np.arctan, lambda x, y: 1.0 / (1.0 + x * x), "out"),
+    "arcsin": (np.arcsin, lambda x, y: 1.0 / np.sqrt(1.0 - x * x), "out"),
+    "arccos": (np.arccos, lambda x, y: -1.0 / np.sqrt(1.0 - x * x), "out"),
+    "sqrt": (np.sqrt, lambda x, y: 0.5 / y, "out"),
+    "square": (np.square, lambda x, y: 2.0 * x, "out"),
+    "reciprocal": (np.reciprocal, lambda x, y: -y * y, "out"),
+    "abs": (np.abs, lambda x, y: np.sign(x), "out"),
+    "identity": (lambda x: np.array(x, copy=True), lambda x, y: 1.0, "unit"),
+}
+
+
+def _tie(a, b):
+    return (a > b) + 0.5 * (a == b)
+
+
+# name: (numpy function, ((spec, d/dx), (spec, d/dy))) with d(x, y, out)
+BINARY: dict[str, tuple[Callable, tuple]] = {
+    "add": (np.add, (("unit", None), ("unit", None))),
+    "sub": (np.subtract, (("unit", None), ("scalar", lambda x, y, o: -1.0))),
+    "mul": (np.multiply, ((1, lambda x, y, o: y), (0, lambda x, y, o: x))),
+    "div": (np.divide, ((1, lambda x, y, o: 1.0 / y), ("out", lambda x, y, o: -o / y))),
+    "pow": (
+        np.power,
+        (("out", lambda x, y, o: y * np.power(x, y - 1.0)), ("out", lambda x, y, o: np.log(x) * o)),
+    ),
+    "maximum": (np.maximum, (("out", lambda x, y, o: _tie(x, y)), ("out", lambda x, y, o: _tie(y, x)))),
+    "minimum": (np.minimum, (("out", lambda x, y, o: _tie(y, x)), ("out", lambda x, y, o: _tie(x, y)))),
+}
+
+
+def _unary_op(name: str, fn: Callable, d: Callable, spec: str) -> Op:
+    def partial(i: int, ctx: Ctx) -> Jac:
+        return _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
+
+    return Op(name, lambda a, p: fn(a[0]), lambda s, p: tuple(s[0]), partial, 1,
+              f"elementwise {name}")
+
+
+def _binary_op(name: str, fn: Callable, rules: tuple) -> Op:
+    def partial(i: int, ctx: Ctx) -> Jac:
+        spec, d = rules[i]
+        return _ew(ctx, i, spec, d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
+
+    return Op(name, lambda a, p: fn(a[0], a[1]), _broadcast_shape, partial, 2,
+              f"elementwise {name} with broadcasting")
+
+
+for _n, (_f, _d, _s) in UNARY.items():
+    register(_unary_op(_n, _f, _d, _s))
+for _n, (_f, _r) in BINARY.items():
+    register(_binary_op(_n, _f, _r))
+
+
+def _where_partial(i: int, ctx: Ctx) -> Jac:
+    mask = ctx.args[0]
+    return _ew(ctx, i, "out", lambda: mask if i == 1 else ~np.asarray(mask, bool))
+
+
+register(Op("where", lambda a, p: np.where(np.asarray(a[0], bool), a[1], a[2]), _broadcast_shape,
+            _where_partial, 3, "where(mask, x, y) with a constant mask", frozenset({0})))
+
+
+def _clip_partial(i: int, ctx: Ctx) -> Jac:
+    lo, hi = ctx.params.get("lo"), ctx.params.get("hi")
+
+    def inside():
+        x = ctx.args[0]
+        ok = np.ones(np.shape(x), bool)
+        if lo is not None:
+            ok &= x >= lo
+        if hi is not None:
+            ok &= x <= hi
+        return ok
+
+    return _ew(ctx, i, "out", inside)
+
+
+register(Op("clip", lambda a, p: np.clip(a[0], p.get("lo"), p.get("hi")), lambda s, p: tuple(s[0]),
+            _clip_partial, 1, "clip(x, lo, hi) with constant bounds"))
+
+
+def _broadcast_to_shape(shapes, params):
+    target = tuple(params["shape"])
+    if _broadcast_shape([shapes[0], target], params) != target:
+        raise ShapeError(f"cannot broadcast {shapes[0]} to {target}")
+    return target
+
+
+register(Op("broadcast_to", lambda a, p: np.broadcast_to(a[0], tuple(p["shape"])).copy(),
+            _broadcast_to_shape, lambda i, c: _ew(c, i, "unit"), 1, "broadcast_to(x, shape)"))
+
+
+# -- reductions -------------------------------------------------------------------------------
+
+
+def _axes(params: dict, ndim: int) -> tuple[int, ...]:
+    ax = params.get("axis")
+    if ax is None:
+        return tuple(range(ndim))
+    ax = (ax,) if isinstance(ax, int) else tuple(ax)
+    out = []
+    for a in ax:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a} is out of range for an array with {ndim} dimensions")
+        out.append(a % ndim)
+    return tuple(sorted(set(out)))
+
+
+def _reduce_shape(shapes, params):
+    s = shapes[0]
+    ax = _axes(params, len(s))
+    if params.get("keepdims"):
+        return tuple(1 if k in ax else n for k, n in enumerate(s))
+    return tuple(n for k, n in enumerate(s) if k not in ax)
+
+
+def _reduce_pairs(ctx: Ctx) -> list[int]:
+    s = ctx.shapes[0]
+    ax = _axes(ctx.params, len(s))
+    pair, j = [], 0
+    for k in range(len(s)):
+        if k in ax:
+            pair.append(-1)
+            j += bool(ctx.params.get("keepdims"))
+        else:
+            pair.append(j)
+            j += 1
+    return pair
+
+
+def _sum_partial(i, ctx):
+    return Jac(ctx.out_shape, ctx.shapes[0], _reduce_pairs(ctx))
+
+
+def _mean_partial(i, ctx):
+    s = ctx.shapes[0]
+    n = math.prod(s[k] for k in _axes(ctx.params, len(s)))
+    return Jac(ctx.out_shape, s, _reduce_pairs(ctx), (), np.asarray(1.0 / max(n, 1), ctx.dtype))
+
+
+def _extreme_partial(i, ctx):
+    s = ctx.shapes[0]
+    j = Jac(ctx.out_shape, s, _reduce_pairs(ctx))
+    vl = [j.in_label(k) for k in range(len(s))]
+
+    def onehot():
+        x = ctx.args[0]
+        ax = _axes(ctx.params, len(s))
+        hit = x == np.expand_dims(ctx.out, ax) if not ctx.params.get("keepdims") else x == ctx.out
+        return hit / np.sum(hit, axis=ax, keepdims=True)
+
+    return Jac(ctx.out_shape, s, j.pair, vl, ctx.val(onehot, s))
+
+
+def _reduce(name, fn, partial, doc):
+    def evaluate(a, p):
+        ax = _axes(p, np.ndim(a[0]))
+        return np.asarray(fn(a[0], axis=ax, keepdims=bool(p.get("keepdims"))))
+
+    register(Op(name, evaluate, _reduce_shape, partial, 1, doc))
+
+
+_reduce("sum", np.sum, _sum_partial, "sum over axes")
+_reduce("mean", np.mean, _mean_partial, "mean over axes")
+_reduce("amax", np.max, _extreme_partial, "max over axes (ties share the derivative)")
+_reduce("amin", np.min, _extreme_partial, "min over axes (ties share the derivative)")
+
+
+# -- einsum family ------------------------------------------------------------------------------
+
+
+def einsum_partial(i: int, ctx: Ctx, subs: Sequence[Sequence], out_sub: Sequence) -> Jac:
+    """∂/∂operand_i of an einsum whose operands carry labels ``subs`` and output ``out_sub``.
+
+    Labels shared by operand ``i`` and the output become diagonal pairs; the other operands
+    form the value array (so ∂(A@x)/∂A is ``I ⊗ xᵀ`` and a batch axis stays diagonal).
+    """
+    out = ctx.out_shape
+    m = len(out)
+    si = list(subs[i])
+    shape_i = ctx.shapes[i]
+    pos_out = {lab: j for j, lab in enumerate(out_sub)}
+    pair, jl = [], {}
+    for k, lab in enumerate(si):
+        j = pos_out.get(lab, -1)
+        if j >= 0 and out[j] == shape_i[k] and lab not in jl:
+            pair.append(j)
+            jl[lab] = j
+        else:
+            pair.append(-1)
+            jl.setdefault(lab, m + k)
+    for lab, j in pos_out.items():
+        jl.setdefault(lab, j)
+    others = [t for t in range(len(subs)) if t != i]
+    other_labels = {lab for t in others for lab in subs[t]}
+    if not others:
+        return Jac(out, shape_i, pair)
+    vsub = [lab for lab in list(out_sub) + si if lab in other_labels and lab in jl]
+    vsub = list(dict.fromkeys(vsub))
+    vl = [jl[lab] for lab in vsub]
+    j = Jac(out, shape_i, pair)
+    vshape = tuple(j.size_of(lab) for lab in vl)
+
+    def values():
+        table = {lab: n for n, lab in enumerate(dict.fromkeys([x for s in subs for x in s]))}
+        ops = []
+        for t in others:
+            ops += [ctx.args[t], [table[x] for x in subs[t]]]
+        return np.einsum(*ops, [table[x] for x in vsub], optimize=len(others) > 1)
+
+    return Jac(out, shape_i, pair, vl, ctx.val(values, vshape))
+
+
+def _matmul_subs(sa: Shape, sb: Shape) -> tuple[list, list, list, Shape]:
+    """einsum labels for ``a @ b`` with NumPy's vector and batch-broadcasting rules."""
+    if len(sa) == 0 or len(sb) == 0:
+        raise ShapeError("matmul does not take scalars; use *")
+    if sa[-1] != sb[-2 if len(sb) > 1 else -1]:
+        raise ShapeError(f"matmul: shapes {sa} and {sb} do not align (inner sizes differ)")
+    av, bv = len(sa) == 1, len(sb) == 1
+    ba, bb = sa[:-2], sb[:-2]
+    batch = tuple(np.broadcast_shapes(ba, bb)) if not (av or bv) else (ba if bv else bb)
+    nb = len(batch)
+
+    def blabels(s: Shape, tag: str) -> list:
+        off = nb - len(s)
+        return [("b", off + t) if n == batch[off + t] else (tag, t) for t, n in enumerate(s)]
+
+    a = (blabels(ba, "fa") + ["n"] if not av else []) + ["k"]
+    b = ["k"] + ([] if bv else ["m"])
+    if not bv:
+        b = blabels(bb, "fb") + b
+    outl = [("b", t) for t in range(nb)] + ([] if av else ["n"]) + ([] if bv else ["m"])
+    out = batch + (() if av else (sa[-2],)) + (() if bv else (sb[-1],))
+    return a, b, outl, out
+
+
+def _matmul_shape(shapes, params):
+    try:
+        return _matmul_subs(shapes[0], shapes[1])[3]
+    except ValueError as e:
+        raise ShapeError(str(e)) from None
+
+
+def _matmul_partial(i, ctx):
+    a, b, outl, _ = _matmul_subs(ctx.shapes[0], ctx.shapes[1])
+    return einsum_partial(i, ctx, [a, b], outl)
+
+
+register(Op("matmul", lambda a, p: np.matmul(a[0], a[1]), _matmul_shape, _matmul_partial, 2,
+            "a @ b: vectors, matrices and broadcast batches"))
+
+
+def _parse_einsum(spec: str, nargs: int) -> tuple[list[str], str]:
+    if "..." in spec:
+        raise ShapeError("einsum with '...' is not supported; name every axis")
+    if "->" not in spec:
+        raise ShapeError("einsum needs an explicit output, e.g. 'ij,j->i'")
+    ins, out = spec.replace(" ", "").split("->")
+    subs = ins.split(",")
+    if len(subs) != nargs:
+        raise ShapeError(f"einsum '{spec}' names {len(subs)} operands but got {nargs}")
+    for s in subs:
+        if len(set(s)) != len(s):
+            raise ShapeError(f"einsum operand '{s}' repeats a label (diagonals are not supported)")
+    return subs, out
+
+
+def _einsum_shape(shapes, params):
+    subs, out = _parse_einsum(params["spec"], len(shapes))
+    size: dict = {}
+    for s, shp in zip(subs, shapes):
+        if len(s) != len(shp):
+            raise ShapeError(f"einsum operand '{s}' has shape {shp}")
+        for lab, n in zip(s, shp):
+            if size.setdefault(lab, n) != n:
+                raise ShapeError(f"einsum label '{lab}' has sizes {size[lab]} and {n}")
+    return tuple(size[lab] for lab in out)
+
+
+def _einsum_partial(i, ctx):
+    subs, out = _parse_einsum(ctx.params["spec"], len(ctx.shapes))
+    return einsum_partial(i, ctx, [list(s) for s in subs], list(out))
+
+
+register(Op("einsum", lambda a, p: np.einsum(p["spec"], *a), _einsum_shape, _einsum_partial, None,
+            "einsum with explicit output and no repeated labels"))
+
+
+# -- shape manipulation -----------------------------------------------------------------------
+
+
+def _reshape_shape(shapes, params):
+    s, target = shapes[0], list(params["shape"])
+    if target.count(-1) == 1:
+        rest = math.prod(n for n in target if n != -1)
+        if rest == 0 or math.prod(s) % rest:
+            raise ShapeError(f"cannot reshape {s} to {tuple(params['shape'])}")
+        target[target.index(-1)] = math.prod(s) // rest
+    if math.prod(target) != math.prod(s) or any(n < 0 for n in target):
+        raise ShapeError(f"cannot reshape {s} to {tuple(params['shape'])}")
+    return tuple(target)
+
+
+register(Op("reshape", lambda a, p: np.reshape(a[0], p["shape"]), _reshape_shape,
+            lambda i, c: S.reshape_map(c.out_shape, c.shapes[0]), 1, "reshape (C order)"))
+
+
+def _perm(params, ndim):
+    axes = params.get("axes")
+    axes = list(range(ndim))[::-1] if axes is None else [a % ndim for a in axes]
+    if sorted(axes) != list(range(ndim)):
+        raise ShapeError(f"axes {params.get('axes')} are not a permutation of {ndim} axes")
+    return axes
+
+
+def _transpose_partial(i, ctx):
+    axes = _perm(ctx.params, len(ctx.shapes[0]))
+    pair = [0] * len(axes)
+    for j, k in enumerate(axes):
+        pair[k] = j
+    return Jac(ctx.out_shape, ctx.shapes[0], pair)
+
+
+register(Op("transpose", lambda a, p: np.transpose(a[0], _perm(p, np.ndim(a[0]))),
+            lambda s, p: tuple(s[0][k] for k in _perm(p, len(s[0]))), _transpose_partial, 1,
+            "transpose / .T (a permutation: stays an identity structure)"))
+
+
+# Indices are stored as JSON-friendly lists: ["int", i], ["slice", a, b, c], ["new"], ["array", …].
+def index_to_numpy(index: list) -> tuple:
+    out = []
+    for item in index:
+        kind = item[0]
+        if kind == "int":
+            out.append(int(item[1]))
+        elif kind == "slice":
+            out.append(slice(item[1], item[2], item[3]))
+        elif kind == "new":
+            out.append(None)
+        elif kind == "array":
+            out.append(np.asarray(item[1]))
+        else:
+            raise ShapeError(f"unknown index item {item!r}")
+    return tuple(out)
+
+
+def _getitem_shape(shapes, params):
+    try:
+        return np.empty(shapes[0], dtype=np.int8)[index_to_numpy(params["index"])].shape
+    except (IndexError, ValueError, TypeError) as e:
+        raise ShapeError(f"index {params['index']} does not fit shape {shapes[0]}: {e}") from None
+
+
+def _basic(index: list) -> bool:
+    return all(item[0] != "array" for item in index)
+
+
+def _getitem_partial(i, ctx):
+    s, out = ctx.shapes[0], ctx.out_shape
+    index = ctx.params["index"]
+    m = len(out)
+    if not _basic(index):
+        def select():
+            flat = np.arange(math.prod(s)).reshape(s)[index_to_numpy(index)].ravel()
+            v = np.zeros((flat.size, math.prod(s)), ctx.dtype)
+            v[np.arange(flat.size), flat] = 1.0
+            return v.reshape(out + s)
+        return S.dense(out, s, ctx.val(select, out + s))
+    pair = [-1] * len(s)
+    factors: list[tuple[list[int], Callable[[], np.ndarray]]] = []
+    k = j = 0
+    items = list(index) + [["slice", None, None, None]] * (len(s) - sum(it[0] != "new" for it in index))
+    for item in items:
+        if item[0] == "new":
+            j += 1
+            continue
+        n = s[k]
+        if item[0] == "int":
+            pos = item[1] % n
+            factors.append(([m + k], lambda n=n, pos=pos: np.eye(n)[pos]))
+        else:
+            rng = range(*slice(item[1], item[2], item[3]).indices(n))
+            if rng == range(n):
+                pair[k] = j
+            else:
+                factors.append(([j, m + k], lambda n=n, rng=rng: np.eye(n)[list(rng)]))
+            j += 1
+        k += 1
+    if not factors:
+        return Jac(out, s, pair)
+    vl = [lab for labs, _ in factors for lab in labs]
+    probe = Jac(out, s, pair)
+    vshape = tuple(probe.size_of(lab) for lab in vl)
+
+    def values():
+        ops = []
+        for labs, f in factors:
+            ops += [f(), labs]
+        return np.einsum(*ops, vl)
+
+    return Jac(out, s, pair, vl, ctx.val(values, vshape))
+
+
+register(Op("getitem", lambda a, p: np.array(a[0][index_to_numpy(p["index"])]), _getitem_shape,
+            _getitem_partial, 1, "indexing and slicing with constant indices"))
+
+
+def _concat_shape(shapes, params):
+    ax = params.get("axis", 0)
+    base = shapes[0]
+    if not base:
+        raise ShapeError("cannot concatenate scalars; use stack")
+    ax %= len(base)
+    for s in shapes[1:]:
+        if len(s) != len(base) or any(a != b for t, (a, b) in enumerate(zip(s, base)) if t != ax):
+            raise ShapeError(f"concatenate: shapes {shapes} differ outside axis {ax}")
+    return tuple(sum(s[ax] for s in shapes) if t == ax else n for t, n in enumerate(base))
+
+
+def _concat_partial(i, ctx):
+    s = ctx.shapes[i]
+    ax = ctx.params.get("axis", 0) % len(s)
+    m = len(ctx.out_shape)
+    off = sum(sh[ax] for sh in ctx.shapes[:i])
+    pair = [k if k != ax else -1 for k in range(len(s))]
+
+    def sel():
+        v = np.zeros((ctx.out_shape[ax], s[ax]), ctx.dtype)
+        v[off + np.arange(s[ax]), np.arange(s[ax])] = 1.0
+        return v
+
+    return Jac(ctx.out_shape, s, pair, [ax, m + ax], ctx.val(sel, (ctx.out_shape[ax], s[ax])))
+
+
+register(Op("concatenate", lambda a, p: np.concatenate(a, axis=p.get("axis", 0)), _concat_shape,
+            _concat_partial, None, "concatenate along an axis"))
+
+
+def _stack_shape(shapes, params):
+    if any(s != shapes[0] for s in shapes):
+        raise ShapeError(f"stack needs equal shapes, got {shapes}")
+    ax = params.get("axis", 0) % (len(shapes[0]) + 1)
+    return shapes[0][:ax] + (len(shapes),) + shapes[0][ax:]
+
+
+def _stack_partial(i, ctx):
+    s = ctx.shapes[i]
+    ax = ctx.params.get("axis", 0) % (len(s) + 1)
+    pair = [k if k < ax else k + 1 for k in range(len(s))]
+    r = len(ctx.shapes)
+    return Jac(ctx.out_shape, s, pair, [ax], ctx.val(lambda: np.eye(r)[i], (r,)))
+
+
+register(Op("stack", lambda a, p: np.stack(a, axis=p.get("axis", 0)), _stack_shape, _stack_partial,
+            None, "stack along a new axis"))
+
+
+# -- linear algebra -----------------------------------------------------------------------------
+
+
+def _square(s: Shape, what: str) -> int:
+    if len(s) != 2 or s[0] != s[1]:
+        raise ShapeError(f"{what} needs a square matrix, got shape {s} (batched matrices are not supported)")
+    return s[0]
+
+
+def _solve_shape(shapes, params):
+    n = _square(shapes[0], "solve")
+    b = shapes[1]
+    if len(b) not in (1, 2) or b[0] != n:
+        raise ShapeError(f"solve: right-hand side of shape {b} does not fit a {n}×{n} matrix")
+    return tuple(b)
+
+
+def _solve_partial(i, ctx):
+    n = ctx.shapes[0][0]
+    out = ctx.out_shape
+    m = len(out)
+
+    def ainv():
+        return np.linalg.inv(ctx.args[0])
+
+    if i == 1:  # dx/db = A⁻¹ on the row axis, identity on columns
+        pair = [-1] + ([1] if m == 2 else [])
+        return Jac(out, ctx.shapes[1], pair, [0, m], ctx.val(ainv, (n, n)))
+    # dx_i/dA_jl = -A⁻¹_ij x_l  (x = solution, columns c kept)
+    if m == 1:
+        vl, f = [0, 1, 2], lambda: -np.einsum("ij,l->ijl", ainv(), ctx.out)
+        vs = (n, n, n)
+    else:
+        k = out[1]
+        vl, f = [0, 2, 3, 1], lambda: -np.einsum("ij,lc->ijlc", ainv(), ctx.out)
+        vs = (n, n, n, k)
+    return Jac(out, ctx.shapes[0], None, vl, ctx.val(f, vs))
+
+
+register(Op("solve", lambda a, p: np.linalg.solve(a[0], a[1]), _solve_shape, _solve_partial, 2,
+            "linalg.solve(A, b) for one square A"))
+
+
+def _inv_partial(i, ctx):
+    n = ctx.shapes[0][0]
+    return S.dense((n, n), (n, n), ctx.val(lambda: -np.einsum("ik,lj->ijkl", ctx.out, ctx.out), (n,) * 4))
+
+
+register(Op("inv", lambda a, p: np.linalg.inv(a[0]),
+            lambda s, p: (_square(s[0], "inv"),) * 2, _inv_partial, 1, "linalg.inv"))
+register(Op("logabsdet", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[1]),
+            lambda s, p: (_square(s[0], "slogdet"), ()) [1],
+            lambda i, c: S.dense((), c.shapes[0], c.val(lambda: np.linalg.inv(c.args[0]).T, c.shapes[0])),
+            1, "log|det A| (second result of linalg.slogdet)"))
+register(Op("slogdet_sign", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[0]),
+            lambda s, p: (_square(s[0], "slogdet"), ())[1], lambda i, c: None, 1,
+            "sign of det A (first result of linalg.slogdet); derivative zero", frozenset({0})))
+
+
+# -- constants and abstract ops -----------------------------------------------------------------
+
+register(Op("constant", lambda a, p: np.asarray(p["value"], float), lambda s, p: np.shape(p["value"]),
+            lambda i, c: None, 0, "a constant output (derivative zero)"))
+
+ABSTRACT_STRUCTURES = ("dense", "elementwise", "identity", "sum", "broadcast")
+
+
+def _abstract_partial(i, ctx):
+    kind = ctx.params["partials"][i]
+    out, s = ctx.out_shape, ctx.shapes[i]
+    if kind == "dense":
+        return S.dense(out, s)
+    if kind == "elementwise":
+        return S.diagonal(out)
+    if kind == "identity":
+        return S.identity(out)
+    return Jac(out, s)  # sum / broadcast: all-ones structure
+
+
+def _abstract_shape(shapes, params):
+    out = tuple(params["shape"])
+    kinds = params.get("partials")
+    if not isinstance(kinds, list) or len(kinds) != len(shapes):
+        raise ShapeError(f"abstract op needs one partial structure per argument ({len(shapes)})")
+    for k, s in zip(kinds, shapes):
+        if k not in ABSTRACT_STRUCTURES:
+            raise ShapeError(f"unknown partial structure {k!r}; use one of {', '.join(ABSTRACT_STRUCTURES)}")
+        if k in ("elementwise", "identity") and tuple(s) != out:
+            raise ShapeError(f"a {k} partial needs equal shapes, got {tuple(s)} → {out}")
+        if k == "sum" and out != ():
+            raise ShapeError("a 'sum' partial needs a scalar output")
+        if k == "broadcast" and tuple(s) != ():
+            raise ShapeError("a 'broadcast' partial needs a scalar argument")
+    return out
+
+
+def _abstract_eval(a, p):
+    raise NotImplementedError("abstract ops declare partial structures for planning only; "
+                              "they cannot be evaluated")
+
+
+register(Op("abstract", _abstract_eval, _abstract_shape, _abstract_partial, None,
+            "planning-only op with declared shape and partial structures"))
+
+
+def infer_shape(op: str, shapes: list[Shape], params: dict) -> Shape:
+    """The output shape, raising :class:`ShapeError` for bad arguments."""
+    o = OPS[op]
+    if o.arity is not None and len(shapes) != o.arity:
+        raise ShapeError(f"{op} takes {o.arity} argument(s), got {len(shapes)}")
+    return tuple(int(n) for n in o.shape([tuple(s) for s in shapes], params))

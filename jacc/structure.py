@@ -1,0 +1,466 @@
+"""The structured-Jacobian algebra.
+
+A partial Jacobian ∂v/∂u is a tensor with axes ``shape(v) + shape(u)``. A :class:`Jac` stores
+only what the structure does not imply:
+
+* every output axis ``j`` carries the label ``j``; an input axis ``k`` either shares the label of
+  the output axis it is *diagonal* with (``pair[k] = j``), or has its own label ``m + k``
+  (``m`` = number of output axes);
+* ``vlabels`` lists the labels the value array varies along; every other axis is *replicated*
+  (the value is constant along it). ``vlabels is None`` means there is no value array at all:
+  the map is a pure 0/1 structure (identity, broadcast, sum).
+
+Identity, scaled identity, diagonal, dense, ``I ⊗ xᵀ``, ``I_B ⊗ W``, broadcast and sum maps are all
+instances. A product is an einsum over the two value arrays in which diagonal pairs identify
+indices; it costs the product of the sizes of the distinct labels that carry values. Every
+function here works on *symbolic* Jacobians (value shapes known, ``values is None``) and on
+numeric ones through the same code, so planned and executed costs agree by construction.
+
+>>> import numpy as np
+>>> d = diagonal((3,), np.array([1., 2., 3.]))
+>>> a = dense((2,), (3,), np.ones((2, 3)))
+>>> c, mults = product(a, d)
+>>> mults, c.describe()
+(6, 'dense 2×3')
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable, Sequence
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+class StructureError(ValueError):
+    """Two Jacobians whose shapes do not fit together."""
+
+
+class Jac:
+    """A structured partial Jacobian (see the module docstring).
+
+    ``reshape=True`` marks the pure reshape map from ``in_shape`` to ``out_shape`` (same size),
+    which products apply lazily to the neighbouring Jacobian instead of materialising it.
+    """
+
+    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape")
+
+    def __init__(
+        self,
+        out_shape: Sequence[int],
+        in_shape: Sequence[int],
+        pair: Sequence[int] | None = None,
+        vlabels: Sequence[int] | None = None,
+        values: np.ndarray | None = None,
+        reshape: bool = False,
+    ):
+        self.out_shape: Shape = tuple(int(s) for s in out_shape)
+        self.in_shape: Shape = tuple(int(s) for s in in_shape)
+        self.pair: tuple[int, ...] = (
+            (-1,) * len(self.in_shape) if pair is None else tuple(int(p) for p in pair)
+        )
+        self.vlabels: tuple[int, ...] | None = None if vlabels is None else tuple(vlabels)
+        self.values = values
+        self.reshape = reshape
+        if len(self.pair) != len(self.in_shape):
+            raise StructureError("pair must have one entry per input axis")
+        m = len(self.out_shape)
+        seen = [p for p in self.pair if p >= 0]
+        if len(set(seen)) != len(seen) or any(p >= m for p in seen):
+            raise StructureError(f"invalid diagonal pairing {self.pair} for {m} output axes")
+        for k, p in enumerate(self.pair):
+            if p >= 0 and self.out_shape[p] != self.in_shape[k]:
+                raise StructureError(
+                    f"diagonal pair of sizes {self.out_shape[p]} and {self.in_shape[k]}"
+                )
+        if values is not None:
+            if self.vlabels is None:
+                raise StructureError("values given without value labels")
+            want = self.value_shape
+            if tuple(values.shape) != want:
+                raise StructureError(f"values have shape {values.shape}, structure needs {want}")
+
+    # -- labels ---------------------------------------------------------------------------------
+    @property
+    def m(self) -> int:
+        return len(self.out_shape)
+
+    def in_label(self, k: int) -> int:
+        p = self.pair[k]
+        return p if p >= 0 else self.m + k
+
+    @property
+    def labels(self) -> list[int]:
+        """All labels: output axes then unpaired input axes."""
+        return list(range(self.m)) + [self.m + k for k, p in enumerate(self.pair) if p < 0]
+
+    def size_of(self, label: int) -> int:
+        m = self.m
+        return self.out_shape[label] if label < m else self.in_shape[label - m]
+
+    @property
+    def value_shape(self) -> Shape:
+        return tuple(self.size_of(lab) for lab in (self.vlabels or ()))
+
+    @property
+    def value_size(self) -> int:
+        """Number of stored values (0 for a pure structure)."""
+        return 0 if self.vlabels is None else math.prod(self.value_shape)
+
+    @property
+    def nbytes(self) -> int:
+        return 8 * self.value_size
+
+    @property
+    def symbolic(self) -> bool:
+        return self.vlabels is not None and self.values is None
+
+    @property
+    def unit(self) -> bool:
+        return self.vlabels is None
+
+    @property
+    def dense_size(self) -> int:
+        return math.prod(self.out_shape) * math.prod(self.in_shape)
+
+    def strip(self) -> "Jac":
+        """The same structure without values."""
+        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape)
+
+    def __repr__(self) -> str:
+        return f"Jac({self.describe()}, out={self.out_shape}, in={self.in_shape})"
+
+    # -- description ----------------------------------------------------------------------------
+    def describe(self) -> str:
+        """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``."""
+        if self.reshape:
+            return f"reshape {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
+        npair = sum(p >= 0 for p in self.pair)
+        nin, m = len(self.in_shape), self.m
+        full_square = npair == nin == m
+        vl = set(self.vlabels or ())
+        if full_square:
+            if self.unit:
+                return f"identity {math.prod(self.out_shape)}"
+            if not vl:
+                return f"scaled identity {math.prod(self.out_shape)}"
+            if vl == set(range(m)):
+                return f"diag {math.prod(self.out_shape)}"
+        if npair == 0:
+            if self.value_size == self.dense_size and len(vl) == m + nin:
+                return f"dense {math.prod(self.out_shape)}×{math.prod(self.in_shape)}"
+            if self.unit and (not self.in_shape or not self.out_shape):
+                return "sum" if self.in_shape else "broadcast"
+        kinds = []
+        if npair:
+            kinds.append(f"{npair} diag ax")
+        rep = [lab for lab in self.labels if lab not in vl]
+        if rep and not (self.unit and npair and len(rep) == npair):
+            kinds.append(f"{len(rep) - (npair if self.unit else 0)} repl ax")
+        vs = "1" if self.unit else "×".join(map(str, self.value_shape)) or "scalar"
+        return f"structured [{', '.join(kinds)}] vals {vs}"
+
+    # -- conversion -----------------------------------------------------------------------------
+    def to_dense(self) -> np.ndarray:
+        """The full tensor with axes ``out_shape + in_shape`` (needs values)."""
+        if self.reshape:
+            n = math.prod(self.in_shape)
+            return np.eye(n).reshape(self.out_shape + self.in_shape)
+        j = unpair(self, [k for k, p in enumerate(self.pair) if p >= 0])[0]
+        if j.symbolic:
+            raise StructureError("cannot materialise a symbolic Jacobian")
+        full = list(range(j.m + len(j.in_shape)))
+        vals = _align(j, full)
+        return np.array(np.broadcast_to(vals, j.out_shape + j.in_shape), dtype=vals.dtype)
+
+
+def _fmt(shape: Shape) -> str:
+    return "×".join(map(str, shape)) or "()"
+
+
+# -- constructors -------------------------------------------------------------------------------
+
+
+def identity(shape: Sequence[int]) -> Jac:
+    """The identity map on ``shape``."""
+    shape = tuple(shape)
+    return Jac(shape, shape, tuple(range(len(shape))))
+
+
+def diagonal(shape: Sequence[int], values: np.ndarray | None = None) -> Jac:
+    """An elementwise (diagonal) map with one value per element of ``shape``."""
+    shape = tuple(shape)
+    return Jac(shape, shape, tuple(range(len(shape))), tuple(range(len(shape))), values)
+
+
+def scaled_identity(shape: Sequence[int], c: float) -> Jac:
+    shape = tuple(shape)
+    return Jac(shape, shape, tuple(range(len(shape))), (), np.asarray(float(c)))
+
+
+def dense(out_shape: Sequence[int], in_shape: Sequence[int], values: np.ndarray | None = None) -> Jac:
+    """A dense map; ``values`` has shape ``out_shape + in_shape``."""
+    out_shape, in_shape = tuple(out_shape), tuple(in_shape)
+    labels = tuple(range(len(out_shape) + len(in_shape)))
+    if values is not None:
+        values = np.asarray(values).reshape(out_shape + in_shape)
+    return Jac(out_shape, in_shape, None, labels, values)
+
+
+def reshape_map(out_shape: Sequence[int], in_shape: Sequence[int]) -> Jac:
+    """∂reshape(x)/∂x: pairs where only size-1 axes differ, else a lazy reshape map."""
+    out_shape, in_shape = tuple(out_shape), tuple(in_shape)
+    if math.prod(out_shape) != math.prod(in_shape):
+        raise StructureError(f"cannot reshape {in_shape} to {out_shape}")
+    o = [j for j, s in enumerate(out_shape) if s != 1]
+    i = [k for k, s in enumerate(in_shape) if s != 1]
+    if [out_shape[j] for j in o] == [in_shape[k] for k in i]:
+        pair = [-1] * len(in_shape)
+        for j, k in zip(o, i):
+            pair[k] = j
+        return Jac(out_shape, in_shape, pair)
+    p = _prefix(out_shape, in_shape)
+    return Jac(out_shape, in_shape, tuple(range(p)) + (-1,) * (len(in_shape) - p), reshape=True)
+
+
+def _prefix(a: Shape, b: Shape) -> int:
+    p = 0
+    while p < min(len(a), len(b)) and a[p] == b[p]:
+        p += 1
+    # keep at least one axis on each side to reshape unless shapes are equal
+    if p == len(a) or p == len(b):
+        p = min(p, len(a) - 1, len(b) - 1) if a != b else p
+    return max(p, 0)
+
+
+# -- values helpers -----------------------------------------------------------------------------
+
+
+def _align(j: Jac, labels: Sequence[int]) -> np.ndarray:
+    """j's values transposed to ``labels`` order, size-1 where j is replicated (broadcastable)."""
+    vl = j.vlabels or ()
+    vals = np.asarray(1.0) if j.vlabels is None else j.values
+    present = [lab for lab in labels if lab in vl]
+    perm = [vl.index(lab) for lab in present]
+    if perm != list(range(len(vl))):
+        vals = np.transpose(vals, perm)
+    return vals.reshape([j.size_of(lab) if lab in vl else 1 for lab in labels])
+
+
+def _einsum(ops: list, out: list) -> np.ndarray:
+    arrays = ops[0::2]
+    if all(np.ndim(x) == 0 for x in arrays):
+        r = arrays[0]
+        for x in arrays[1:]:
+            r = r * x
+        return np.asarray(r)
+    return np.einsum(*ops, out, optimize=len(arrays) > 1)
+
+
+def _compact(labels: Iterable) -> dict:
+    """einsum wants small non-negative ints: map arbitrary hashable labels onto 0..51."""
+    table: dict = {}
+    for lab in labels:
+        if lab not in table:
+            table[lab] = len(table)
+    if len(table) > 52:
+        raise StructureError("product needs more than 52 distinct axes")
+    return table
+
+
+def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
+    """Materialise the diagonal pairs of input axes ``ks`` (values gain an identity factor)."""
+    ks = [k for k in ks if j.pair[k] >= 0]
+    if not ks:
+        return j, 0
+    if j.reshape:
+        raise StructureError("unpair on a reshape map")
+    m = j.m
+    pair = list(j.pair)
+    vl = list(j.vlabels or ())
+    vals = j.values if j.vlabels is not None else np.asarray(1.0)
+    symbolic = j.symbolic
+    for k in ks:
+        p = pair[k]
+        pair[k] = -1
+        new = [lab for lab in vl]
+        if p not in new:
+            new.append(p)
+        new.append(m + k)
+        if not symbolic:
+            eye = np.eye(j.in_shape[k], dtype=vals.dtype if vals.dtype.kind == "f" else float)
+            t = _compact(vl + [p, m + k])
+            vals = np.einsum(vals, [t[x] for x in vl], eye, [t[p], t[m + k]], [t[x] for x in new])
+        vl = new
+    return Jac(j.out_shape, j.in_shape, pair, vl, None if symbolic else vals), 0
+
+
+def with_labels(j: Jac, need: Iterable[int]) -> Jac:
+    """Make the value array vary along ``need`` too (broadcast copy; no multiplications)."""
+    vl = list(j.vlabels or ())
+    extra = [lab for lab in need if lab not in vl]
+    if not extra and j.vlabels is not None:
+        return j
+    new = vl + extra
+    if j.symbolic:
+        return Jac(j.out_shape, j.in_shape, j.pair, new)
+    vals = np.broadcast_to(_align(j, new), [j.size_of(lab) for lab in new]).copy()
+    return Jac(j.out_shape, j.in_shape, j.pair, new, vals)
+
+
+def _relabel(j: Jac, out_shape: Shape, in_shape: Shape, pair, mapping: dict, vals_perm=None,
+             vals_shape=None) -> Jac:
+    """Rebuild ``j`` over new axes; ``mapping`` sends old value labels to new ones."""
+    vl = [mapping[lab] for lab in (j.vlabels or ())]
+    vals = j.values
+    if vals is not None and vals_perm is not None:
+        vals = np.transpose(vals, vals_perm).reshape(vals_shape)
+    return Jac(out_shape, in_shape, pair, None if j.vlabels is None else vl, vals)
+
+
+def _reshape_side(j: Jac, new_shape: Shape, side: str) -> Jac:
+    """``j`` with its output (``side='out'``) or input axes reinterpreted as ``new_shape``."""
+    old = j.out_shape if side == "out" else j.in_shape
+    p = _prefix(old, new_shape) if old != new_shape else len(old)
+    if old == new_shape:
+        return j
+    m = j.m
+    if side == "out":
+        moving_labels = list(range(p, m))
+        j = unpair(j, [k for k, q in enumerate(j.pair) if q >= p])[0]
+    else:
+        j = unpair(j, range(p, len(old)))[0]
+        moving_labels = [m + k for k in range(p, len(old))]
+    j = with_labels(j, moving_labels)
+    vl = list(j.vlabels)
+    keep = [lab for lab in vl if lab not in moving_labels]
+    perm = [vl.index(lab) for lab in keep] + [vl.index(lab) for lab in moving_labels]
+    if side == "out":
+        nm = len(new_shape)
+        out_shape, in_shape = new_shape, j.in_shape
+        pair = j.pair
+        mp = {lab: (lab if lab < m else lab - m + nm) for lab in keep}
+        new_moving = list(range(p, nm))
+    else:
+        out_shape, in_shape = j.out_shape, new_shape
+        pair = j.pair[:p] + (-1,) * (len(new_shape) - p)
+        mp = {lab: lab for lab in keep}
+        new_moving = [m + k for k in range(p, len(new_shape))]
+    kept_shape = [j.size_of(lab) for lab in keep]
+    moved_shape = list(new_shape[p:])
+    vals = j.values
+    if vals is not None:
+        vals = np.transpose(vals, perm).reshape(kept_shape + moved_shape)
+    vl_new = [mp[lab] for lab in keep] + new_moving
+    return Jac(out_shape, in_shape, pair, vl_new, vals)
+
+
+# -- product and sum ----------------------------------------------------------------------------
+
+
+def product(a: Jac, b: Jac) -> tuple[Jac, int]:
+    """``a · b`` (a: w ← v, b: v ← u) and its multiplication count.
+
+    >>> import numpy as np
+    >>> x = dense((1,), (4,), np.ones((1, 4)))
+    >>> product(x, identity((4,)))[1]
+    0
+    """
+    if a.in_shape != b.out_shape:
+        raise StructureError(f"cannot multiply {a.out_shape}←{a.in_shape} by {b.out_shape}←{b.in_shape}")
+    if a.reshape and b.reshape:
+        return reshape_map(a.out_shape, b.in_shape), 0
+    if a.reshape:
+        return _reshape_side(b, a.out_shape, "out"), 0
+    if b.reshape:
+        return _reshape_side(a, b.in_shape, "in"), 0
+    m, nv = a.m, len(a.in_shape)
+    v_to_cin = {j: k for k, j in enumerate(b.pair) if j >= 0}
+    vkey: list = []
+    for j in range(nv):
+        if a.pair[j] >= 0:
+            vkey.append(a.pair[j])
+        elif j in v_to_cin:
+            vkey.append(m + v_to_cin[j])
+        else:
+            vkey.append(("sum", j))
+    akeys = [lab if lab < m else vkey[lab - m] for lab in (a.vlabels or ())]
+    bkeys = [vkey[lab] if lab < nv else m + lab - nv for lab in (b.vlabels or ())]
+    pair = []
+    for j in b.pair:
+        key = vkey[j] if j >= 0 else None
+        pair.append(key if isinstance(key, int) and key < m else -1)
+    carried = set(akeys) | set(bkeys)
+    factor = 1
+    for j in range(nv):
+        if isinstance(vkey[j], tuple) and vkey[j] not in carried:
+            factor *= a.in_shape[j]
+    out_labels = sorted(k for k in carried if not isinstance(k, tuple))
+    sizes = {}
+    for key in carried:
+        if isinstance(key, tuple):
+            sizes[key] = a.in_shape[key[1]]
+        elif key < m:
+            sizes[key] = a.out_shape[key]
+        else:
+            sizes[key] = b.in_shape[key - m]
+    symbolic = a.symbolic or b.symbolic
+    if a.unit and b.unit:
+        if factor == 1:
+            return Jac(a.out_shape, b.in_shape, pair), 0
+        vals = np.asarray(float(factor))
+        return Jac(a.out_shape, b.in_shape, pair, (), vals), 0
+    mults = 0
+    if not (a.unit or b.unit):
+        mults = math.prod(sizes.values())
+    if factor != 1:
+        mults += math.prod(sizes[k] for k in out_labels)
+    vals = None
+    if not symbolic:
+        t = _compact(list(carried))
+        ops: list = []
+        for j, keys in ((a, akeys), (b, bkeys)):
+            if not j.unit:
+                ops += [j.values, [t[k] for k in keys]]
+        vals = _einsum(ops, [t[k] for k in out_labels])
+        if factor != 1:
+            vals = vals * factor
+    return Jac(a.out_shape, b.in_shape, pair, out_labels, vals), mults
+
+
+def add(a: Jac, b: Jac) -> Jac:
+    """``a + b``: keeps a diagonal pair only where both terms have it; no multiplications."""
+    if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
+        raise StructureError("cannot add Jacobians of different shapes")
+    if a.reshape:
+        a = as_labelled(a)
+    if b.reshape:
+        b = as_labelled(b)
+    diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
+    a, b = unpair(a, diff)[0], unpair(b, diff)[0]
+    labels = sorted(set(a.vlabels or ()) | set(b.vlabels or ()))
+    if a.symbolic or b.symbolic:
+        return Jac(a.out_shape, a.in_shape, a.pair, labels)
+    vals = _align(a, labels) + _align(b, labels)
+    vals = np.broadcast_to(vals, [a.size_of(lab) for lab in labels]).copy()
+    return Jac(a.out_shape, a.in_shape, a.pair, labels, vals)
+
+
+def as_labelled(j: Jac) -> Jac:
+    """Turn a lazy reshape map into the equivalent labelled Jacobian (identity on the prefix)."""
+    if not j.reshape:
+        return j
+    base = identity(j.in_shape)
+    return _reshape_side(base, j.out_shape, "out")
+
+
+def scale(j: Jac, c: float) -> tuple[Jac, int]:
+    """``c · j`` and its multiplication count."""
+    if j.reshape:
+        j = as_labelled(j)
+    if j.unit:
+        return Jac(j.out_shape, j.in_shape, j.pair, (), np.asarray(float(c))), 0
+    vals = None if j.symbolic else j.values * c
+    return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals), j.value_size

@@ -1,0 +1,227 @@
+"""Jacobians through jacc's graph against finite differences and closed forms."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.eliminate import Problem, accumulate, price
+
+rng = np.random.default_rng(42)
+A34 = rng.standard_normal((3, 4))
+W = rng.standard_normal((5, 4))
+SPD = rng.standard_normal((4, 4))
+SPD = SPD @ SPD.T + 4 * np.eye(4)
+POS = rng.uniform(0.5, 2.0, (3, 4))
+MASK = rng.random((3, 4)) > 0.5
+
+
+def softmax(x):
+    z = np.exp(x - np.max(x, axis=-1, keepdims=True))
+    return z / np.sum(z, axis=-1, keepdims=True)
+
+
+def logsumexp(x):
+    m = np.max(x)
+    return m + np.log(np.sum(np.exp(x - m)))
+
+
+# name -> (function, args); the Jacobian is taken w.r.t. every float array argument
+CASES = {
+    "lecture": (lambda x1, x2: np.log(x1) + x1 * x2 - np.sin(x2), [2.0, 5.0]),
+    "arith_broadcast": (lambda x, y: (x + y) * (x - y) / (1.0 + y * y) - (-x), [POS, POS[0]]),
+    "column_broadcast": (lambda x, y: x * y, [POS, POS[:, :1]]),
+    "pow_const": (lambda x: x**3 + x**0.5 + 2.0**x, [POS]),
+    "pow_var": (lambda x, y: x**y, [POS, POS * 0.5]),
+    "unary": (lambda x: np.exp(x) + np.log(x) + np.sin(x) + np.cos(x) + np.tan(0.3 * x)
+              + np.tanh(x) + np.sqrt(x) + np.abs(x - 1.0) + np.log1p(x) + np.expm1(0.1 * x)
+              + np.square(x) + np.arctan(x) + np.sinh(x) + np.cosh(x), [POS]),
+    "sigmoid": (lambda x: 1.0 / (1.0 + np.exp(-x)), [POS - 1]),
+    "relu_max_min": (lambda x, y: np.maximum(x - 1.2, 0.0) + np.minimum(x, y), [POS, POS[::-1] + 0.01]),
+    "where": (lambda x: np.where(MASK, np.sin(x), x * x), [POS]),
+    "where_traced_mask": (lambda x: np.where(x > 1.0, x, 0.0), [POS]),
+    "matvec": (lambda A, x: np.tanh(A @ x), [A34, POS[0]]),
+    "vecmat": (lambda x, A: x @ A, [POS[:, 0], A34]),
+    "dot_vec": (lambda x, y: np.dot(x, y), [POS[0], POS[1]]),
+    "matmul": (lambda X, W: X @ W.T, [POS, W]),
+    "batched_matmul": (lambda A, B: A @ B, [rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 2))]),
+    "broadcast_batch": (lambda A, B: A @ B, [rng.standard_normal((2, 3, 4)), rng.standard_normal((4, 2))]),
+    "einsum": (lambda A, B: np.einsum("ij,jk->ik", A, B), [A34, W.T]),
+    "sum_mean": (lambda x: np.sum(x, axis=0) * np.mean(x, axis=1, keepdims=True), [POS]),
+    "sum_all": (lambda x: x.sum() + x.mean(), [POS]),
+    "max_min": (lambda x: np.max(x, axis=1) - x.min(axis=0).sum(), [POS]),
+    "reshape_transpose": (lambda x: np.sin(x.reshape(2, 6).T).reshape(-1) * np.arange(12.0), [POS]),
+    "reshape_batch": (lambda x: np.tanh(x).reshape(3, 2, 2).sum(axis=2), [POS]),
+    "indexing": (lambda x: x[1, :2] * x[:, 2][1:].sum() + x[::2, 1:3].sum(axis=0) + x[-1, ::-1][:2], [POS]),
+    "newaxis_ellipsis": (lambda x: (x[..., None] * x[None, 0, :, None]).sum(axis=(0, 2)), [POS]),
+    "fancy_index": (lambda x: x[[2, 0, 0], 1] * 2.0, [POS]),
+    "concat_stack": (lambda x, y: np.concatenate([np.stack([x, y], axis=1), x[:, None, :]], axis=1), [POS, POS ** 2]),
+    "softmax": (softmax, [A34]),
+    "logsumexp": (logsumexp, [POS[0]]),
+    "solve_vec": (lambda A, b: np.linalg.solve(A, b), [SPD, POS[0]]),
+    "solve_mat": (lambda A, B: np.linalg.solve(A, B), [SPD, POS.T]),
+    "inv": (lambda A: np.linalg.inv(A) @ np.ones(4), [SPD]),
+    "slogdet": (lambda A: np.linalg.slogdet(A)[1] * np.linalg.slogdet(A)[0], [SPD]),
+    "gp_nll": (lambda theta: _gp(theta), [np.array([0.5, 1.5])]),
+    "norm": (lambda x: np.linalg.norm(x), [POS[0]]),
+    "clip_iter": (lambda x: sum(np.clip(r, 0.8, 1.5) for r in x), [POS]),
+    "tuple_outputs": (lambda x: (np.sin(x), x.sum()), [POS[0]]),
+}
+
+XS = rng.standard_normal((5, 2))
+Y = rng.standard_normal(5)
+
+
+def _gp(theta):
+    d2 = (XS[:, None, :] - XS[None, :, :]) ** 2
+    K = np.exp(-0.5 * np.sum(d2 * theta, axis=2)) + 0.1 * np.eye(5)
+    return 0.5 * Y @ np.linalg.solve(K, Y) + 0.5 * np.linalg.slogdet(K)[1]
+
+
+def _argnums(args):
+    return tuple(i for i, a in enumerate(args) if isinstance(a, (float, np.ndarray)))
+
+
+@pytest.mark.parametrize("strategy", ["forward", "reverse"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_jacobian_matches_finite_differences(name, strategy):
+    f, args = CASES[name]
+    nums = _argnums(args)
+    J = jacc.jacobian(f, argnums=nums, strategy=strategy)(*args)
+    outs = J if isinstance(J, tuple) and isinstance(J[0], tuple) else (J,)
+    for o, per_out in enumerate(outs):
+        fo = (lambda *a, o=o: f(*a)[o]) if len(outs) > 1 else f
+        for k, i in enumerate(nums):
+            expect = fd_jacobian(fo, args, i)
+            np.testing.assert_allclose(per_out[k], expect, rtol=1e-6, atol=1e-6,
+                                       err_msg=f"{name} output {o} wrt arg {i}")
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_predicted_mults_equal_executed(name):
+    f, args = CASES[name]
+    g = jacc.trace(f, *args)
+    prob = Problem.from_graph(g)
+    vals = g.evaluate({n: a for n, a in zip(g.inputs, [args[i] for i in _argnums(args)])})
+    for order in (prob.eliminable, prob.eliminable[::-1]):
+        steps, mults, peak = price(prob, order)
+        acc = accumulate(prob, vals, order)
+        assert acc.mults == mults
+        assert [s.mults for s in acc.steps] == [s.mults for s in steps]
+        assert acc.peak_bytes == peak
+
+
+def test_lecture_example_values():
+    f, args = CASES["lecture"]
+    g = jacc.trace(f, *args)
+    vals = g.evaluate({"x1": 2.0, "x2": 5.0})
+    assert vals[g.outputs[0]] == pytest.approx(11.652071455223084)
+    for strategy in ("forward", "reverse"):
+        J = jacc.jacobian(f, argnums=(0, 1), strategy=strategy)(2.0, 5.0)
+        assert J[0] == pytest.approx(5.5)
+        assert J[1] == pytest.approx(5 * 0 + 2 - np.cos(5.0))  # x1 - cos x2 = 1.716…
+        assert J[1] == pytest.approx(1.7163378145367738)
+
+
+def test_single_layer_closed_form():
+    A, x, b = A34, POS[0], rng.standard_normal(3)
+    JA, Jx, Jb = jacc.jacobian(lambda A, x, b: np.tanh(A @ x + b), argnums=(0, 1, 2))(A, x, b)
+    t = 1 - np.tanh(A @ x + b) ** 2
+    np.testing.assert_allclose(JA, np.einsum("i,ij,k->ijk", t, np.eye(3), x), atol=1e-14)
+    np.testing.assert_allclose(Jx, t[:, None] * A, atol=1e-14)
+    np.testing.assert_allclose(Jb, np.diag(t), atol=1e-14)
+
+
+def test_structure_stays_structured():
+    g = jacc.trace(lambda A, x: np.tanh(A @ x), A34, POS[0])
+    node = g.outputs[0]
+    mm = next(iter(g.nx.predecessors(node)))
+    assert g.partial("A", mm).describe().startswith("structured")  # I ⊗ xᵀ, 3·4 values not 3·12
+    assert g.partial("A", mm).value_size == 4
+    assert g.partial(mm, node).describe() == "diag 3"
+    # batched X @ W.T w.r.t. X is I_B ⊗ W: the batch axis is a diagonal pair, W is the values
+    X = rng.standard_normal((7, 4))
+    g = jacc.trace(lambda X: X @ W.T, X)
+    j = g.partial("X", g.outputs[0])
+    assert j.pair == (0, -1) and j.value_size == W.size
+
+
+def test_elementwise_chain_costs_linear():
+    n, k = 200, 6
+
+    def f(x):
+        for _ in range(k):
+            x = np.sin(x)
+        return x
+
+    g = jacc.trace(f, np.ones(n))
+    prob = Problem.from_graph(g)
+    for order in (prob.eliminable, prob.eliminable[::-1]):
+        _, mults, _ = price(prob, order)
+        assert mults == (k - 1) * n  # O(k·n), not O(k·n²)
+
+
+def test_float32_is_kept_when_asked():
+    J = jacc.jacobian(lambda x: np.sin(x) * 2.0, dtype=np.float32)(np.ones(3, np.float32))
+    assert J.dtype == np.float32
+    J = jacc.jacobian(lambda x: np.sin(x))(np.ones(3, np.float32))
+    assert J.dtype == np.float64
+
+
+def test_explicit_order_is_checked():
+    f, args = CASES["lecture"]
+    g = jacc.trace(f, *args)
+    order = g.intermediates
+    J = jacc.jacobian(f, argnums=(0, 1), strategy=order[::-1])(*args)
+    assert J[0] == pytest.approx(5.5)
+    with pytest.raises(jacc.OrderError, match="missing"):
+        jacc.jacobian(f, argnums=(0, 1), strategy=order[:-1])(*args)
+    with pytest.raises(jacc.OrderError, match="not eliminable"):
+        jacc.jacobian(f, argnums=(0, 1), strategy=order + ["x1"])(*args)
+    with pytest.raises(jacc.UnknownStrategyError, match="forward, reverse"):
+        jacc.jacobian(f, strategy="sideways")(*args)
+
+
+def test_output_used_again_and_identity_output():
+    def f(x):
+        y = np.sin(x)
+        return y, y * 2.0, x
+
+    J = jacc.jacobian(f)(np.ones(3))
+    np.testing.assert_allclose(J[0], np.diag(np.cos(np.ones(3))))
+    np.testing.assert_allclose(J[1], 2 * np.diag(np.cos(np.ones(3))))
+    np.testing.assert_allclose(J[2], np.eye(3))
+
+
+def test_constant_and_unreached_outputs_give_zeros():
+    J = jacc.jacobian(lambda x, y: (x * 2.0, np.sin(y)), argnums=0)(np.ones(2), np.ones(3))
+    np.testing.assert_allclose(J[0], 2 * np.eye(2))
+    assert J[1].shape == (3, 2) and not J[1].any()
+
+
+def test_unsupported_numpy_function_is_named():
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"numpy.*sort.*test_jacobians.py.*Supported"):
+        jacc.jacobian(lambda x: np.sort(x))(np.ones(3))
+    with pytest.raises(jacc.UnsupportedOperationError, match="np.stack"):
+        jacc.jacobian(lambda x: np.array([x[0], x[1]]))(np.ones(3))
+
+
+def test_shape_errors_name_the_op_and_place():
+    with pytest.raises(jacc.TraceError, match=r"matmul at .*test_jacobians.py:\d+.*do not align"):
+        jacc.jacobian(lambda x: A34 @ x)(np.ones(3))
+    with pytest.raises(jacc.TraceError, match="cannot be broadcast"):
+        jacc.jacobian(lambda x: x + np.ones(4))(np.ones(3))
+
+
+def test_non_finite_inputs():
+    with pytest.raises(ValueError, match=r"argument 'x' has a non-finite value nan at index \(1,\)"):
+        jacc.jacobian(lambda x: np.sin(x))(np.array([1.0, np.nan]))
+    J = jacc.jacobian(lambda x: np.sin(x), nonfinite="propagate")(np.array([1.0, np.nan]))
+    assert np.isnan(J[1, 1]) and J[0, 0] == pytest.approx(np.cos(1.0))
+
+
+def test_value_dependent_trace_is_marked():
+    g = jacc.trace(lambda x: x * 2.0 if x.sum() > 0 else -x, np.ones(2))
+    assert "comparison" in g.meta["value_dependent"][0]
+    g = jacc.trace(lambda x: x * 2.0, np.ones(2))
+    assert "value_dependent" not in g.meta

@@ -1,0 +1,127 @@
+"""The structured-Jacobian algebra against dense arithmetic."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jacc import structure as S
+
+
+def random_jac(rng, out_shape, in_shape, unit_ok=True):
+    m = len(out_shape)
+    pair = [-1] * len(in_shape)
+    free_out = list(range(m))
+    rng.shuffle(free_out)
+    for k, s in enumerate(in_shape):
+        cands = [j for j in free_out if out_shape[j] == s]
+        if cands and rng.random() < 0.5:
+            pair[k] = cands[0]
+            free_out.remove(cands[0])
+    j = S.Jac(out_shape, in_shape, pair)
+    if unit_ok and rng.random() < 0.2:
+        return j
+    labels = j.labels
+    vl = [lab for lab in labels if rng.random() < 0.7]
+    rng.shuffle(vl)
+    vals = rng.standard_normal([j.size_of(lab) for lab in vl])
+    return S.Jac(out_shape, in_shape, pair, vl, vals)
+
+
+def shapes(rng, shape=None):
+    if shape is not None:
+        return shape
+    nd = int(rng.integers(0, 3))
+    return tuple(int(x) for x in rng.choice([1, 2, 3], size=nd))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**9))
+def test_product_matches_dense_and_symbolic(seed):
+    rng = np.random.default_rng(seed)
+    w, v, u = shapes(rng), shapes(rng), shapes(rng)
+    if rng.random() < 0.3:
+        v = w
+    if rng.random() < 0.3:
+        u = v
+    a, b = random_jac(rng, w, v), random_jac(rng, v, u)
+    c, mults = S.product(a, b)
+    da, db = a.to_dense(), b.to_dense()
+    expect = np.tensordot(da, db, axes=len(v)) if v else np.multiply.outer(da, db)
+    np.testing.assert_allclose(c.to_dense(), expect, atol=1e-12)
+    cs, ms = S.product(a.strip() if not a.unit else a, b.strip() if not b.unit else b)
+    assert ms == mults
+    assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_add_matches_dense(seed):
+    rng = np.random.default_rng(seed)
+    w, v = shapes(rng), shapes(rng)
+    a, b = random_jac(rng, w, v), random_jac(rng, w, v)
+    c = S.add(a, b)
+    np.testing.assert_allclose(c.to_dense(), a.to_dense() + b.to_dense(), atol=1e-12)
+    cs = S.add(a.strip(), b.strip())
+    assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+    # a pair survives only where both terms keep it
+    for k in range(len(v)):
+        assert (c.pair[k] >= 0) == (a.pair[k] == b.pair[k] and a.pair[k] >= 0)
+
+
+@pytest.mark.parametrize(
+    "old,new",
+    [((2, 3, 4), (2, 12)), ((6,), (2, 3)), ((4, 6), (6, 4)), ((2, 3), (3, 1, 2)), ((5,), (1, 5))],
+)
+def test_reshape_map_is_applied_lazily(old, new):
+    rng = np.random.default_rng(0)
+    r = S.reshape_map(new, old)
+    np.testing.assert_allclose(r.to_dense(), np.eye(math.prod(old)).reshape(new + old))
+    b = random_jac(rng, old, (3,))
+    c, mults = S.product(r, b)
+    assert mults == 0
+    np.testing.assert_allclose(c.to_dense(), b.to_dense().reshape(new + (3,)))
+    a = random_jac(rng, (2,), new)
+    c, mults = S.product(a, r)
+    assert mults == 0
+    np.testing.assert_allclose(c.to_dense(), a.to_dense().reshape((2,) + old))
+    back = S.reshape_map(old, new)
+    rr, _ = S.product(back, r)
+    np.testing.assert_allclose(rr.to_dense(), np.eye(math.prod(old)).reshape(old + old))
+    np.testing.assert_allclose(S.add(r, r).to_dense(), 2 * r.to_dense())
+
+
+def test_batch_prefix_of_reshape_stays_diagonal():
+    r = S.reshape_map((7, 12), (7, 3, 4))
+    d = S.diagonal((7, 3, 4), np.ones((7, 3, 4)))
+    c, mults = S.product(r, d)
+    assert mults == 0
+    assert c.pair[0] == 0  # the batch axis is still an identity pair
+
+
+def test_elementwise_chain_is_linear_not_quadratic():
+    n = 1000
+    j = S.diagonal((n,), np.full(n, 2.0))
+    acc, total = j, 0
+    for _ in range(5):
+        acc, c = S.product(j, acc)
+        total += c
+    assert total == 5 * n
+    assert acc.describe() == f"diag {n}"
+    np.testing.assert_allclose(acc.values, 2.0**6)
+
+
+def test_describe_names_common_structures():
+    assert S.identity((4,)).describe() == "identity 4"
+    assert S.diagonal((100,)).describe() == "diag 100"
+    assert S.dense((100,), (20,)).describe() == "dense 100×20"
+    assert S.scaled_identity((3,), 2.0).describe() == "scaled identity 3"
+
+
+def test_shape_mismatch_is_reported():
+    with pytest.raises(S.StructureError, match="cannot multiply"):
+        S.product(S.identity((3,)), S.identity((4,)))
+    with pytest.raises(S.StructureError, match="values have shape"):
+        S.diagonal((3,), np.ones(4))
