@@ -9,10 +9,15 @@ array([1., 1.])
 """
 
 from .api import jacobian
+from .chain import matrix_chain_order
+from .costmodel import CostModel, CostModelError, MemoryLimitError
 from .eliminate import Accumulation, OrderError, Problem, accumulate, price
 from .graph import Const, Graph, GraphError, load
 from .ops import OPS, ShapeError
+from .plan import Plan, plan
+from .render import RenderError, render
 from .strategies import STRATEGIES, UnknownStrategyError
+from .strategies.optimal import SearchSizeError
 from .structure import Jac
 from .trace import TraceError, UnsupportedOperationError, supported_functions, trace
 
@@ -22,4 +27,6 @@ __all__ = [
     "jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
     "price", "Accumulation", "OrderError", "OPS", "ShapeError", "STRATEGIES",
     "UnknownStrategyError", "TraceError", "UnsupportedOperationError", "supported_functions",
+    "matrix_chain_order", "CostModel", "CostModelError", "MemoryLimitError", "Plan", "plan",
+    "SearchSizeError", "render", "RenderError",
 ]

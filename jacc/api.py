@@ -12,8 +12,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .costmodel import CostModel
 from .eliminate import Problem, accumulate
-from .graph import Graph
 from .trace import trace
 
 
@@ -25,27 +25,73 @@ def _check_finite(name: str, x: np.ndarray, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
-def _order(strategy: Any, problem: Problem, graph: Graph) -> list[str]:
-    from .strategies import resolve_order
+class _Cache:
+    """Traces and plans per argument signature; value-dependent traces are never reused."""
 
-    return resolve_order(strategy, problem)
+    def __init__(self, limit: int = 32):
+        self.entries: dict = {}
+        self.limit = limit
+        self.hits = self.misses = self.retraces = 0
+
+    @staticmethod
+    def key(args: tuple, kwargs: dict, nums: tuple, dt) -> Any:
+        parts: list = [dt.str]
+        for i, a in enumerate(args):
+            if i in nums:
+                x = np.asarray(a)
+                parts.append(("arg", x.shape, x.dtype.str))
+            else:
+                parts.append(("const", _fingerprint(a)))
+        for k in sorted(kwargs):
+            parts.append((k, _fingerprint(kwargs[k])))
+        try:
+            hash(tuple(parts))
+        except TypeError:
+            return None
+        return tuple(parts)
+
+    def put(self, key, value) -> None:
+        if key is None:
+            return
+        if len(self.entries) >= self.limit:
+            self.entries.pop(next(iter(self.entries)))
+        self.entries[key] = value
 
 
-def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "forward", *,
-             dtype=None, nonfinite: str = "raise") -> Callable:
+def _fingerprint(a: Any) -> Any:
+    if isinstance(a, np.ndarray):
+        return ("ndarray", a.shape, a.dtype.str, hash(a.tobytes()))
+    if isinstance(a, (list, tuple)):
+        return tuple(_fingerprint(x) for x in a)
+    return a
+
+
+def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
+             dtype=None, nonfinite: str = "raise", cache: bool = True, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
     The Jacobian of an output of shape ``S`` w.r.t. an input of shape ``T`` has shape ``S + T``.
     Several ``argnums`` give a tuple per output; a tuple of outputs gives a tuple of those.
-    ``strategy`` is a strategy name (``"forward"``, ``"reverse"``, …) or an explicit list of
-    vertex names to eliminate in order. Arrays are float64 unless ``dtype=np.float32`` is asked
-    for. Non-finite arguments raise ``ValueError`` unless ``nonfinite="propagate"``.
+    ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
+    … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
+    ``strategy_options`` go to the strategy (e.g. ``time_limit=1.0``). Arrays are float64
+    unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
+    ``nonfinite="propagate"``.
+
+    The trace and the plan are cached per argument shapes/dtypes (and the values of the
+    non-differentiated arguments), so repeated calls pay only evaluation and accumulation. A
+    trace that looked at a value (``if x > 0``) is re-traced on every call. The returned
+    function has ``.plan`` (the last call's :class:`~jacc.Plan`) and ``.cache`` (hit counts).
 
     >>> import numpy as np
-    >>> J = jacobian(lambda x: np.tanh(x) * 2.0)(np.zeros(3))
+    >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
+    >>> J = jf(np.zeros(3))
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
+    from .plan import Plan, build
+    from .strategies import run_strategy
+
     if nonfinite not in ("raise", "propagate"):
         raise ValueError(f"nonfinite must be 'raise' or 'propagate', not {nonfinite!r}")
     single = isinstance(argnums, int)
@@ -53,25 +99,43 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "for
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
+    store = _Cache()
+
+    def prepare(args, kwargs):
+        key = store.key(args, kwargs, tuple(i % len(args) for i in nums), dt) if cache and args else None
+        hit = store.entries.get(key) if key is not None else None
+        if hit is not None:
+            store.hits += 1
+            return hit
+        graph = trace(f, *args, argnums=nums, dtype=dt, **kwargs)
+        problem = Problem.from_graph(graph)
+        if isinstance(strategy, Plan):
+            order, name, info, optimal = strategy.order, strategy.strategy, strategy.info, strategy.optimal
+        else:
+            order, name, info, optimal = run_strategy(strategy, problem, None, **strategy_options)
+        entry = (graph, problem, build(problem, order, name, CostModel(), info, 0.0, optimal))
+        if graph.meta.get("value_dependent"):
+            store.retraces += 1
+        else:
+            store.misses += 1
+            store.put(key, entry)
+        return entry
 
     def jf(*args, **kwargs):
-        graph = trace(f, *args, argnums=nums, dtype=dt, **kwargs)
-        inputs = {name: np.asarray(args[i] if i >= 0 else args[len(args) + i], dtype=dt)
-                  for name, i in zip(graph.inputs, nums)}
+        graph, problem, plan = prepare(args, kwargs)
+        inputs = {name: np.asarray(args[i], dtype=dt) for name, i in zip(graph.inputs, nums)}
         for name, x in inputs.items():
             _check_finite(name, x, nonfinite)
-        problem = Problem.from_graph(graph)
-        order = _order(strategy, problem, graph)
         values = graph.evaluate(inputs, dtype=dt)
         with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-            acc = accumulate(problem, values, order, dt)
-        jf.last = acc
+            acc = accumulate(problem, values, plan.order, dt)
+        jf.plan, jf.last = plan, acc
         per_out = []
         for y in graph.outputs:
             blocks = tuple(acc.blocks[y, x] for x in graph.inputs)
             per_out.append(blocks[0] if single else blocks)
         return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
 
-    jf.last = None
+    jf.plan = jf.last = None
+    jf.cache = store
     return jf
-

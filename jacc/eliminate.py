@@ -19,7 +19,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Mapping, Sequence
 
-import networkx as nx
 import numpy as np
 
 from . import structure as S
@@ -42,11 +41,16 @@ class Step:
     fill_in: list[tuple[Key, Key]] = field(default_factory=list)
     produced_bytes: int = 0
     live_bytes: int = 0
+    largest_edge: tuple[Key, Key] | None = None
+    largest_bytes: int = 0
 
 
-def sink(name: str) -> tuple[str, str]:
-    """Key of the sink that stands for output ``name`` when the vertex itself is eliminated."""
-    return ("out", name)
+def sink(name: str) -> str:
+    """Key of the sink that stands for output ``name`` when the vertex itself is eliminated.
+
+    ``@`` cannot occur in vertex names, so a sink never collides with a vertex.
+    """
+    return f"{name}@out"
 
 
 class Problem:
@@ -60,12 +64,11 @@ class Problem:
     def __init__(self, graph: Graph, wrt: Sequence[str], of: Sequence[str]):
         self.graph, self.wrt, self.of = graph, list(wrt), list(of)
         g = graph.nx
-        down = set(self.wrt).union(*(nx.descendants(g, x) for x in self.wrt)) if self.wrt else set()
-        up = set(self.of).union(*(nx.ancestors(g, y) for y in self.of)) if self.of else set()
+        down = _reach(g.successors, self.wrt)
+        up = _reach(g.predecessors, self.of)
         keep = down & up
         order = [v for v in graph.topological_order() if v in keep]
-        self.edges = [(u, v) for u in order for v in g.successors(u)
-                      if v in keep and u not in set(graph.inputs) - set(self.wrt)]
+        self.edges = [(u, v) for u in order for v in g.successors(u) if v in keep]
         self.out_key: dict[str, Key] = {}
         self.extra: list[tuple[Key, Key]] = []
         has_succ = {u for u, _ in self.edges}
@@ -97,6 +100,21 @@ class Problem:
             e[y, s] = S.identity(self.graph.shape(y))
         return e
 
+    @property
+    def scalar(self) -> bool:
+        """True when every vertex on the problem is a scalar (the fast algebra applies)."""
+        if not hasattr(self, "_scalar"):
+            g = self.graph
+            self._scalar = all(g.shape(u) == () and g.shape(v) == () for u, v in self.edges)
+        return self._scalar
+
+    def eliminator(self) -> "Eliminator":
+        """A fresh symbolic elimination state (the scalar algebra when it applies)."""
+        edges = self.symbolic_edges()
+        if self.scalar:
+            return Eliminator({k: SCALAR.of(j) for k, j in edges.items()}, SCALAR)
+        return Eliminator(edges)
+
     def numeric_edges(self, values: Mapping[str, np.ndarray], dtype=np.float64) -> dict:
         e = self.graph.linearise(values, self.edges, dtype)
         for y, s in self.extra:
@@ -107,8 +125,9 @@ class Problem:
         """Validate an explicit order: every eliminable vertex exactly once, nothing else."""
         order = list(order)
         want = set(self.eliminable)
-        dup = sorted({v for v in order if order.count(v) > 1})
-        missing = [v for v in self.eliminable if v not in order]
+        seen: set = set()
+        dup = sorted({v for v in order if v in seen or seen.add(v)})
+        missing = [v for v in self.eliminable if v not in seen]
         extra = [v for v in order if v not in want]
         if dup or missing or extra:
             parts = []
@@ -123,10 +142,79 @@ class Problem:
         return order
 
 
+def _reach(step, sources) -> set:
+    seen = set(sources)
+    stack = list(sources)
+    while stack:
+        for w in step(stack.pop()):
+            if w not in seen:
+                seen.add(w)
+                stack.append(w)
+    return seen
+
+
+class StructuredAlgebra:
+    """Edges are :class:`Jac` objects (symbolic or numeric)."""
+
+    product = staticmethod(S.product)
+    add = staticmethod(S.add)
+
+    @staticmethod
+    def nbytes(j: Jac) -> int:
+        return j.nbytes
+
+    @staticmethod
+    def symbolic(j: Jac) -> Jac:
+        return j if j.unit or j.symbolic else j.strip()
+
+
+class ScalarAlgebra:
+    """Fast symbolic algebra for graphs of scalars: an edge is 0 (exact 1) or 1 (a value).
+
+    Agrees with :class:`StructuredAlgebra` on scalar Jacobians: 1·x is free, a product of two
+    values is one multiplication, and any sum is a value.
+    """
+
+    @staticmethod
+    def product(a: int, b: int) -> tuple[int, int]:
+        return a | b, a & b
+
+    @staticmethod
+    def add(a: int, b: int) -> int:
+        return 1
+
+    @staticmethod
+    def nbytes(a: int) -> int:
+        return 8 * a
+
+    @staticmethod
+    def symbolic(a: int) -> int:
+        return a
+
+    @staticmethod
+    def of(j: Jac) -> int:
+        return 0 if j.unit else 1
+
+
+STRUCTURED = StructuredAlgebra()
+SCALAR = ScalarAlgebra()
+
+
+@dataclass
+class Preview:
+    """What eliminating a vertex now would do, without doing it."""
+
+    mults: int
+    fill: int
+    live_after: int
+    degree: tuple[int, int]
+
+
 class Eliminator:
     """Mutable elimination state over a dict of edge Jacobians (symbolic or numeric)."""
 
-    def __init__(self, edges: Mapping[tuple[Key, Key], Jac]):
+    def __init__(self, edges: Mapping[tuple[Key, Key], Jac], algebra=STRUCTURED):
+        self.algebra = algebra
         self.pred: dict[Key, dict[Key, Jac]] = {}
         self.succ: dict[Key, dict[Key, Jac]] = {}
         self.live_bytes = 0
@@ -135,41 +223,75 @@ class Eliminator:
             self.pred.setdefault(v, {})[u] = j
             self.succ.setdefault(v, {})
             self.pred.setdefault(u, {})
-            self.live_bytes += j.nbytes
+            self.live_bytes += algebra.nbytes(j)
         self.peak_bytes = self.live_bytes
         self.mults = 0
 
+    def fork(self) -> "Eliminator":
+        """An independent copy of this state (edge values are shared: they are never mutated)."""
+        e = Eliminator.__new__(Eliminator)
+        e.algebra = self.algebra
+        e.pred = {k: dict(v) for k, v in self.pred.items()}
+        e.succ = {k: dict(v) for k, v in self.succ.items()}
+        e.live_bytes, e.peak_bytes, e.mults = self.live_bytes, self.peak_bytes, self.mults
+        return e
+
+    def preview(self, j: Key) -> Preview:
+        """Multiplications, fill-in and live bytes after eliminating ``j`` now (no mutation)."""
+        alg = self.algebra
+        preds, succs = self.pred.get(j, {}), self.succ.get(j, {})
+        mults = fill = 0
+        live = self.live_bytes - sum(alg.nbytes(b) for b in preds.values()) \
+            - sum(alg.nbytes(a) for a in succs.values())
+        for i, b in preds.items():
+            bs = alg.symbolic(b)
+            out_i = self.succ[i]
+            for k, a in succs.items():
+                c, n = alg.product(alg.symbolic(a), bs)
+                mults += n
+                old = out_i.get(k)
+                if old is None:
+                    fill += 1
+                else:
+                    live -= alg.nbytes(old)
+                    c = alg.add(alg.symbolic(old), c)
+                live += alg.nbytes(c)
+        return Preview(mults, fill, live, (len(preds), len(succs)))
+
     def cost(self, j: Key) -> int:
         """Multiplications that eliminating ``j`` now would take (symbolic, no mutation)."""
-        total = 0
-        for a in self.succ.get(j, {}).values():
-            for b in self.pred.get(j, {}).values():
-                total += S.product(_strip(a), _strip(b))[1]
-        return total
+        if self.algebra is SCALAR:  # value·value pairs only: O(degree), not O(degree²)
+            return sum(self.pred.get(j, {}).values()) * sum(self.succ.get(j, {}).values())
+        return self.preview(j).mults
 
     def eliminate(self, j: Key) -> Step:
+        alg = self.algebra
         preds, succs = self.pred.pop(j, {}), self.succ.pop(j, {})
         step = Step(str(j), 0)
         for i, b in preds.items():
             del self.succ[i][j]
-            self.live_bytes -= b.nbytes
+            self.live_bytes -= alg.nbytes(b)
         for k, a in succs.items():
             del self.pred[k][j]
-            self.live_bytes -= a.nbytes
+            self.live_bytes -= alg.nbytes(a)
         for i, b in preds.items():
+            out_i = self.succ[i]
             for k, a in succs.items():
-                c, n = S.product(a, b)
+                c, n = alg.product(a, b)
                 step.mults += n
-                old = self.succ[i].get(k)
+                old = out_i.get(k)
                 if old is None:
                     step.fill_in.append((i, k))
                 else:
-                    self.live_bytes -= old.nbytes
-                    c = S.add(old, c)
-                self.succ[i][k] = c
+                    self.live_bytes -= alg.nbytes(old)
+                    c = alg.add(old, c)
+                out_i[k] = c
                 self.pred[k][i] = c
-                self.live_bytes += c.nbytes
-                step.produced_bytes += c.nbytes
+                nb = alg.nbytes(c)
+                self.live_bytes += nb
+                step.produced_bytes += nb
+                if nb > step.largest_bytes or step.largest_edge is None:
+                    step.largest_edge, step.largest_bytes = (i, k), nb
         self.mults += step.mults
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         step.live_bytes = self.live_bytes
@@ -177,10 +299,6 @@ class Eliminator:
 
     def edge(self, u: Key, v: Key) -> Jac | None:
         return self.succ.get(u, {}).get(v)
-
-
-def _strip(j: Jac) -> Jac:
-    return j if j.unit or j.symbolic else j.strip()
 
 
 def forward_order(problem: Problem) -> list[str]:
@@ -220,7 +338,7 @@ def accumulate(problem: Problem, values: Mapping[str, np.ndarray], order: Sequen
 
 def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]:
     """Symbolic steps, total multiplications and peak bytes of eliminating ``order``."""
-    e = Eliminator(problem.symbolic_edges())
+    e = problem.eliminator()
     steps = [e.eliminate(v) for v in order]
     return steps, e.mults, e.peak_bytes
 

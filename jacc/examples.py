@@ -91,6 +91,51 @@ def np_chain(N: int, P: int, structure: str = "dense") -> Graph:
     return g
 
 
+SCALAR_OPS = (("mul", 2), ("add", 2), ("sin", 1), ("exp", 1), ("sub", 2), ("tanh", 1))
+
+
+def random_graph(n_inputs: int, n_inner: int, n_outputs: int, seed: int = 0, *, width: int = 0,
+                 fan_in: int = 8, p_far: float = 0.25) -> Graph:
+    """A random DAG of scalar ops (``width=0``) or of length-``width`` vectors.
+
+    Each new vertex applies an op to earlier vertices: with probability ``1 − p_far`` one of
+    the ``fan_in`` most recent ones (so graphs have locality, as traced programs do), else any. Vector graphs mix
+    elementwise ops with dense maps (``matmul`` by a constant matrix) and ``sum`` broadcasts.
+
+    >>> g = random_graph(3, 10, 2, seed=1)
+    >>> len(g.inputs), len(g.outputs), len(g.intermediates)
+    (3, 2, 10)
+    """
+    rng = np.random.default_rng(seed)
+    g = Graph(f"random_{'scalar' if not width else f'vec{width}'}_{n_inputs}_{n_inner}_{n_outputs}_s{seed}")
+    shape = (width,) if width else ()
+    names = [g.add_input(f"x{i}", shape) for i in range(n_inputs)]
+    mats = [rng.standard_normal((width, width)).round(2) for _ in range(3)] if width else []
+    total = n_inner + n_outputs
+    for t in range(total):
+        def pick() -> str:
+            if rng.random() >= p_far:
+                return names[-1 - int(rng.integers(0, min(fan_in, len(names))))]
+            return names[int(rng.integers(0, len(names)))]
+
+        name = f"v{t + 1}"
+        r = rng.random()
+        if width and r < 0.2:
+            g.add_node(name, "matmul", [mats[int(rng.integers(0, 3))], pick()])
+        elif width and r < 0.25:
+            g.add_node(f"{name}s", "sum", [pick()], {"axis": None, "keepdims": True})
+            g.add_node(name, "mul", [f"{name}s", pick()])
+        else:
+            op, arity = SCALAR_OPS[int(rng.integers(0, len(SCALAR_OPS)))]
+            args = [pick() for _ in range(arity)]
+            if arity == 2 and args[0] == args[1] and len(names) > 1:
+                args[1] = names[-1] if args[0] != names[-1] else names[-2]
+            g.add_node(name, op, args)
+        names.append(name)
+    g.set_outputs(names[-n_outputs:])
+    return g
+
+
 BUILDERS = {
     "lecture_f": lecture_f,
     "single_layer": single_layer,

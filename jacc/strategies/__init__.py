@@ -1,26 +1,40 @@
 """Elimination strategies, registered by lowercase name.
 
-Every strategy has the signature ``fn(problem, **options) -> list[str]`` (an elimination order
-of ``problem.eliminable``). A strategy argument may also be an explicit order.
+Every strategy has one signature, ``fn(problem, cost_model, **options)``, and returns an
+elimination order of ``problem.eliminable`` or a :class:`Result` (order plus notes and whether
+it is a proven optimum). A strategy argument may also be an explicit order.
 
->>> sorted(STRATEGIES)[:2]
-['forward', 'reverse']
+>>> sorted(STRATEGIES)[:3]
+['anneal', 'auto', 'chain']
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..costmodel import CostModel
 from ..eliminate import Problem, forward_order, reverse_order
 
-STRATEGIES: dict[str, Callable[..., list[str]]] = {}
+
+@dataclass
+class Result:
+    """What a strategy may return instead of a bare order."""
+
+    order: list[str]
+    info: dict = field(default_factory=dict)
+    optimal: bool | None = None
+    name: str | None = None
+
+
+STRATEGIES: dict[str, Callable[..., Any]] = {}
 
 
 class UnknownStrategyError(ValueError):
     """A strategy name that is not registered."""
 
 
-def register(name: str, fn: Callable[..., list[str]] | None = None):
+def register(name: str, fn: Callable[..., Any] | None = None):
     """Register ``fn`` under ``name`` (usable as a decorator)."""
 
     def deco(f):
@@ -30,19 +44,54 @@ def register(name: str, fn: Callable[..., list[str]] | None = None):
     return deco(fn) if fn is not None else deco
 
 
-register("forward", lambda problem, **kw: forward_order(problem))
-register("reverse", lambda problem, **kw: reverse_order(problem))
+def _bad_options(name: str, options: dict) -> None:
+    if options:
+        raise TypeError(f"strategy {name!r} takes no options, got {sorted(options)}")
+
+
+@register("forward")
+def forward(problem: Problem, cost_model: CostModel, **options) -> list[str]:
+    """Topological order: forward (tangent) accumulation."""
+    _bad_options("forward", options)
+    return forward_order(problem)
+
+
+@register("reverse")
+def reverse(problem: Problem, cost_model: CostModel, **options) -> list[str]:
+    """Reverse topological order: reverse (adjoint) accumulation."""
+    _bad_options("reverse", options)
+    return reverse_order(problem)
+
+
+def lookup(name: str) -> Callable[..., Any]:
+    fn = STRATEGIES.get(name.lower())
+    if fn is None:
+        raise UnknownStrategyError(
+            f"unknown strategy {name!r}; valid strategies: {', '.join(sorted(STRATEGIES))} "
+            "(or a list of vertex names, or a Plan)")
+    return fn
+
+
+def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None = None,
+                 **options) -> tuple[list[str], str, dict, bool | None]:
+    """(order, strategy name, notes, proven optimal?) for a name or an explicit order."""
+    cm = cost_model or CostModel()
+    if isinstance(strategy, str):
+        out = lookup(strategy)(problem, cm, **options)
+        if isinstance(out, Result):
+            return problem.check_order(out.order), out.name or strategy.lower(), out.info, out.optimal
+        return problem.check_order(out), strategy.lower(), {}, None
+    if isinstance(strategy, (list, tuple)):
+        if options:
+            raise TypeError(f"an explicit order takes no options, got {sorted(options)}")
+        return problem.check_order(strategy), "explicit", {}, None
+    raise TypeError(f"strategy must be a name, a list of vertex names or a Plan, not {type(strategy).__name__}")
 
 
 def resolve_order(strategy: Any, problem: Problem, **options) -> list[str]:
     """The elimination order for a strategy name or an explicit list of vertex names."""
-    if isinstance(strategy, str):
-        fn = STRATEGIES.get(strategy.lower())
-        if fn is None:
-            raise UnknownStrategyError(
-                f"unknown strategy {strategy!r}; valid strategies: {', '.join(sorted(STRATEGIES))} "
-                "(or a list of vertex names)")
-        return problem.check_order(fn(problem, **options))
-    if isinstance(strategy, (list, tuple)):
-        return problem.check_order(strategy)
-    raise TypeError(f"strategy must be a name or a list of vertex names, not {type(strategy).__name__}")
+    return run_strategy(strategy, problem, None, **options)[0]
+
+
+# register the rest (import order = registration order)
+from . import anneal, auto, chain, greedy, optimal  # noqa: E402, F401

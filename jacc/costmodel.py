@@ -1,0 +1,87 @@
+"""The cost model: what a plan minimises and the memory it may use.
+
+``mults`` counts scalar multiplications (fused multiply-adds), as the lecture and the AD
+literature do; ``flops = 2 · mults``. Memory is the bytes of live Jacobian values (8 per stored
+float64 value; pure 0/1 structures such as identities store nothing), measured after each step.
+
+>>> CostModel().score(1000, 64)
+1000.0
+>>> CostModel({"mults": 1.0, "memory": 0.5}).score(1000, 64)
+1032.0
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+
+class CostModelError(ValueError):
+    """A bad objective or memory limit."""
+
+
+class MemoryLimitError(CostModelError):
+    """No elimination order fits the memory limit."""
+
+
+OBJECTIVES = ("mults", "memory")
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """``objective``: ``"mults"`` (default), ``"memory"`` (peak live bytes), or a weighted
+    combination ``{"mults": a, "memory": b}`` scoring ``a·mults + b·peak_bytes``.
+    ``memory_limit``: the most bytes of live Jacobians a plan may hold (``None``: no limit)."""
+
+    objective: Any = "mults"
+    memory_limit: int | None = None
+
+    def __post_init__(self):
+        w = self.weights  # validates
+        if self.memory_limit is not None:
+            if isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, (int, float)) \
+                    or not math.isfinite(self.memory_limit) or self.memory_limit <= 0:
+                raise CostModelError(f"memory_limit must be a positive number of bytes, not {self.memory_limit!r}")
+        del w
+
+    @property
+    def weights(self) -> tuple[float, float]:
+        """(weight of mults, weight of peak bytes)."""
+        o = self.objective
+        if o == "mults":
+            return 1.0, 0.0
+        if o == "memory":
+            return 0.0, 1.0
+        if isinstance(o, Mapping):
+            bad = set(o) - set(OBJECTIVES)
+            if bad:
+                raise CostModelError(f"unknown objective term(s) {sorted(bad)}; use {list(OBJECTIVES)}")
+            a, b = float(o.get("mults", 0.0)), float(o.get("memory", 0.0))
+            if a < 0 or b < 0 or not (a or b) or not (math.isfinite(a) and math.isfinite(b)):
+                raise CostModelError(f"objective weights must be finite, non-negative and not all zero: {dict(o)}")
+            return a, b
+        raise CostModelError(f"unknown objective {o!r}; use 'mults', 'memory' or {{'mults': a, 'memory': b}}")
+
+    @property
+    def name(self) -> str:
+        return self.objective if isinstance(self.objective, str) else \
+            " + ".join(f"{v:g}·{k}" for k, v in self.objective.items())
+
+    def score(self, mults: int, peak_bytes: int) -> float:
+        a, b = self.weights
+        return a * mults + b * peak_bytes
+
+    def fits(self, live_bytes: int) -> bool:
+        return self.memory_limit is None or live_bytes <= self.memory_limit
+
+    @classmethod
+    def coerce(cls, cost_model: "CostModel | None" = None, objective: Any = None,
+               memory_limit: int | None = None) -> "CostModel":
+        if cost_model is not None:
+            if objective is not None or memory_limit is not None:
+                raise CostModelError("give either cost_model= or objective=/memory_limit=, not both")
+            if not isinstance(cost_model, CostModel):
+                raise CostModelError(f"cost_model must be a jacc.CostModel, not {type(cost_model).__name__}")
+            return cost_model
+        return cls("mults" if objective is None else objective, memory_limit)

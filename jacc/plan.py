@@ -1,0 +1,218 @@
+"""``Plan``: a chosen elimination order, its priced steps, a report, JSON, and execution.
+
+>>> from jacc import examples
+>>> p = plan(examples.np_chain(10, 3), "reverse")
+>>> p.mults, p.forward_mults, p.reverse_mults
+(10300, 30300, 10300)
+>>> print(str(p).splitlines()[3])
+  Naive forward cost:             30,300 mults
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .costmodel import CostModel, MemoryLimitError
+from .eliminate import Problem, Step, accumulate, price
+from .graph import Graph
+
+PLAN_FORMAT = "jacc-plan"
+
+
+def _human_bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n} B"
+
+
+@dataclass
+class Plan:
+    """A vertex-elimination plan: plain data plus :meth:`execute` and a printable report."""
+
+    strategy: str
+    order: list[str]
+    steps: list[Step]
+    mults: int
+    peak_bytes: int
+    forward_mults: int
+    reverse_mults: int
+    graph: Graph
+    wrt: list[str]
+    of: list[str]
+    cost_model: CostModel = field(default_factory=CostModel)
+    planning_seconds: float = 0.0
+    optimal: bool | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def flops(self) -> int:
+        """``2 · mults`` (each multiplication is a fused multiply-add)."""
+        return 2 * self.mults
+
+    @property
+    def baseline_mults(self) -> int:
+        return min(self.forward_mults, self.reverse_mults)
+
+    @property
+    def speedup(self) -> float:
+        """Best of forward/reverse divided by this plan's multiplications."""
+        return self.baseline_mults / self.mults if self.mults else float("inf") if self.baseline_mults else 1.0
+
+    @property
+    def largest(self) -> tuple[Any, int]:
+        """The largest Jacobian any step produced: (edge, bytes)."""
+        best = max(self.steps, key=lambda s: s.largest_bytes, default=None)
+        return (best.largest_edge, best.largest_bytes) if best else (None, 0)
+
+    @property
+    def score(self) -> float:
+        return self.cost_model.score(self.mults, self.peak_bytes)
+
+    # -- execution ------------------------------------------------------------------------------
+    def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
+        """Accumulate the Jacobian at new input values (positional in ``graph.inputs`` order, or
+        by name). Returns ``{(output, input): array of shape output.shape + input.shape}``."""
+        if len(args) > len(self.graph.inputs):
+            raise TypeError(f"plan takes {len(self.graph.inputs)} inputs {self.graph.inputs}, got {len(args)}")
+        inputs = dict(zip(self.graph.inputs, args))
+        for k, v in named.items():
+            if k in inputs:
+                raise TypeError(f"input {k!r} given twice")
+            inputs[k] = v
+        values = self.graph.evaluate(inputs)
+        return accumulate(self.problem, values, self.order).blocks
+
+    @property
+    def problem(self) -> Problem:
+        if "_problem" not in self.__dict__:
+            self.__dict__["_problem"] = Problem.from_graph(self.graph, self.wrt, self.of)
+        return self.__dict__["_problem"]
+
+    # -- report ---------------------------------------------------------------------------------
+    def __str__(self) -> str:
+        edge, nbytes = self.largest
+        g = self.graph
+        lines = [
+            f"  Graph: {g.name} ({len(self.wrt)} input(s) → {len(self.of)} output(s), "
+            f"{len(self.order)} eliminable vertices)",
+            f"  Strategy: {self.strategy}   objective: {self.cost_model.name}"
+            + (f"   memory limit: {_human_bytes(self.cost_model.memory_limit)}"
+               if self.cost_model.memory_limit else ""),
+            "  Cost convention: mults = scalar multiplications (FMAs); FLOPs = 2·mults",
+            f"  Naive forward cost:  {self.forward_mults:>17,} mults",
+            f"  Naive reverse cost:  {self.reverse_mults:>17,} mults",
+            f"  This plan's cost:    {self.mults:>17,} mults ({self.flops:,} FLOPs)",
+            f"  Speedup over best of forward/reverse: {self.speedup:.3g}×",
+            f"  Peak live Jacobians: {_human_bytes(self.peak_bytes)}",
+            "  Largest intermediate Jacobian: "
+            + (f"∂{edge[1]}/∂{edge[0]} ({_human_bytes(nbytes)})" if edge else "none"),
+            f"  Planning time: {self.planning_seconds:.3g} s"
+            + ("" if self.optimal is None else f"; proven optimal: {'yes' if self.optimal else 'no'}"),
+        ]
+        for k, v in self.info.items():
+            if k != "bracketing_tree":
+                lines.append(f"  {k}: {v}")
+        rule = "-" * 78
+        lines += [rule, f"{'step':>5}  {'vertex':<16} {'mults':>14} {'fill-in':>8} {'produced':>11} {'live':>11}",
+                  rule]
+        for n, s in enumerate(self.steps, 1):
+            lines.append(f"{n:>5}  {s.vertex:<16} {s.mults:>14,} {len(s.fill_in):>8} "
+                         f"{_human_bytes(s.produced_bytes):>11} {_human_bytes(s.live_bytes):>11}")
+        return "\n".join(lines)
+
+    def summary(self) -> dict:
+        """The headline figures as a dict (for tables and JSON)."""
+        return {"strategy": self.strategy, "mults": self.mults, "flops": self.flops,
+                "peak_bytes": self.peak_bytes, "forward_mults": self.forward_mults,
+                "reverse_mults": self.reverse_mults, "speedup": self.speedup,
+                "planning_seconds": self.planning_seconds, "optimal": self.optimal}
+
+    # -- JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        cm = self.cost_model
+        return {"format": PLAN_FORMAT, "version": 1, **self.summary(), "order": list(self.order),
+                "wrt": self.wrt, "of": self.of,
+                "cost_model": {"objective": cm.objective, "memory_limit": cm.memory_limit},
+                "steps": [{"vertex": s.vertex, "mults": s.mults, "fill_in": [list(e) for e in s.fill_in],
+                           "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes}
+                          for s in self.steps],
+                "info": _jsonable(self.info), "graph": self.graph.to_dict()}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def from_json(cls, text: str | Mapping) -> "Plan":
+        """Rebuild a plan (its graph included); steps are re-priced and checked against the file."""
+        d = json.loads(text) if isinstance(text, str) else dict(text)
+        if d.get("format") != PLAN_FORMAT:
+            raise ValueError(f"not a jacc plan: format is {d.get('format')!r}, expected {PLAN_FORMAT!r}")
+        g = Graph.from_dict(d["graph"], "<plan>")
+        cm = CostModel(**d.get("cost_model", {}))
+        p = build(Problem.from_graph(g, d["wrt"], d["of"]), d["order"], d["strategy"], cm,
+                  d.get("info") or {}, d.get("planning_seconds", 0.0), d.get("optimal"))
+        if p.mults != d["mults"]:
+            raise ValueError(f"plan file says {d['mults']} mults but its order costs {p.mults} here")
+        return p
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    return x
+
+
+def naive_costs(problem: Problem) -> tuple[int, int]:
+    """Multiplications of forward (topological) and reverse order, cached on the problem."""
+    if not hasattr(problem, "_naive"):
+        problem._naive = (price(problem, problem.eliminable)[1],
+                          price(problem, problem.eliminable[::-1])[1])
+    return problem._naive
+
+
+def build(problem: Problem, order: Sequence[str], strategy: str, cost_model: CostModel,
+          info: dict | None = None, seconds: float = 0.0, optimal: bool | None = None) -> Plan:
+    """Price ``order`` and wrap it as a :class:`Plan`; enforces the memory limit."""
+    order = problem.check_order(order)
+    steps, mults, peak = price(problem, order)
+    if not cost_model.fits(peak):
+        raise MemoryLimitError(
+            f"the {strategy} order needs {_human_bytes(peak)} of live Jacobians, over the memory limit "
+            f"{_human_bytes(cost_model.memory_limit)}; raise memory_limit or use a strategy that "
+            "honours it (markowitz, min-fill, relative-markowitz, optimal, anneal)")
+    fwd, rev = naive_costs(problem)
+    return Plan(strategy, list(order), steps, mults, peak, fwd, rev, problem.graph, problem.wrt,
+                problem.of, cost_model, seconds, optimal, dict(info or {}))
+
+
+def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = None,
+         of: Sequence[str] | None = None, cost_model: CostModel | None = None, objective: Any = None,
+         memory_limit: int | None = None, **options) -> Plan:
+    """Choose an elimination order for ``graph`` with ``strategy`` and price it.
+
+    ``strategy``: a registered name (see ``jacc.STRATEGIES``), an explicit order (list of vertex
+    names) or a :class:`Plan` (re-priced on this graph). ``options`` go to the strategy
+    (e.g. ``time_limit=``, ``seed=``).
+    """
+    from .strategies import run_strategy
+
+    cm = CostModel.coerce(cost_model, objective, memory_limit)
+    problem = Problem.from_graph(graph, wrt, of)
+    t0 = time.perf_counter()
+    if isinstance(strategy, Plan):
+        order, name, info, optimal = strategy.order, strategy.strategy, dict(strategy.info), strategy.optimal
+    else:
+        order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+    seconds = time.perf_counter() - t0
+    return build(problem, order, name, cm, info, seconds, optimal)

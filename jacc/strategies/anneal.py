@@ -1,0 +1,105 @@
+"""``anneal``: seeded simulated annealing over elimination orders.
+
+Starts from the best heuristic order (forward, reverse, Markowitz, min-fill, relative
+Markowitz), then repeatedly moves one vertex to another position of the order (every
+permutation is a valid vertex-elimination order), accepting a worse order with probability
+exp(−Δ/(T·score)) under a geometric cooling schedule. The best order seen is returned, so the
+result is never worse than the start. A progress bar is drawn on stderr when it is a terminal.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import sys
+import time
+
+from ..costmodel import CostModel
+from ..eliminate import Problem
+from . import Result, register
+from .optimal import _heuristic_bound
+
+
+def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, snaps: list, every: int):
+    """Score of ``order``, re-using eliminator snapshots taken before position ``start``."""
+    k = min(start // every, len(snaps) - 1)
+    base = snaps[k]
+    e = base.fork()
+    new_snaps = snaps[:k + 1]
+    for pos in range(k * every, len(order)):
+        if pos and pos % every == 0 and pos // every == len(new_snaps):
+            new_snaps.append(e.fork())
+        e.eliminate(order[pos])
+        if not cm.fits(e.live_bytes):
+            return None, e, new_snaps
+    return cm.score(e.mults, e.peak_bytes), e, new_snaps
+
+
+class _Bar:
+    def __init__(self, enabled: bool, total: float):
+        self.enabled, self.total, self.last = enabled, total, 0.0
+
+    def update(self, frac: float, best: float) -> None:
+        if not self.enabled or frac - self.last < 0.02 and frac < 1:
+            return
+        self.last = frac
+        n = int(30 * min(frac, 1.0))
+        sys.stderr.write(f"\ranneal [{'#' * n}{'.' * (30 - n)}] {100 * min(frac, 1):3.0f}%  best {best:,.0f}")
+        if frac >= 1:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+@register("anneal")
+def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, max_iters: int | None = None,
+           seed: int = 0, t_start: float = 0.05, t_end: float = 1e-4, progress: bool | None = None) -> Result:
+    """Simulated annealing over orders (see the module docstring)."""
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    if max_iters is not None and (not isinstance(max_iters, int) or max_iters < 0):
+        raise ValueError(f"max_iters must be a non-negative int or None, not {max_iters!r}")
+    if not 0 < t_end <= t_start:
+        raise ValueError(f"need 0 < t_end <= t_start, got t_start={t_start}, t_end={t_end}")
+    bound = _heuristic_bound(problem, cost_model)
+    if bound is None:
+        from ..costmodel import MemoryLimitError
+        raise MemoryLimitError("anneal: no heuristic order fits the memory limit to start from; raise memory_limit")
+    score0, order, start_name = bound
+    n = len(order)
+    info = {"start": f"{start_name} ({score0:,.0f})", "seed": seed}
+    if n < 2:
+        return Result(order, info | {"iterations": 0})
+    rng = random.Random(seed)
+    every = max(1, int(math.sqrt(n)))
+    snaps = [problem.eliminator()]
+    cur, _, snaps = _evaluate(problem, order, cost_model, 0, snaps, every)
+    best, best_order = cur, list(order)
+    bar = _Bar(sys.stderr.isatty() if progress is None else progress, time_limit)
+    t0 = time.perf_counter()
+    it = accepted = 0
+    while True:
+        frac = (time.perf_counter() - t0) / time_limit
+        if max_iters is not None:
+            frac = max(frac, it / max(max_iters, 1)) if max_iters else 1.0
+        if frac >= 1:
+            break
+        temp = t_start * (t_end / t_start) ** frac
+        a, b = rng.randrange(n), rng.randrange(n)
+        if a == b:
+            continue
+        cand = list(order)
+        cand.insert(b, cand.pop(a))
+        it += 1
+        s, _, cand_snaps = _evaluate(problem, cand, cost_model, min(a, b), snaps, every)
+        if s is None:
+            continue
+        if s <= cur or rng.random() < math.exp(-(s - cur) / (temp * max(cur, 1.0))):
+            order, cur, snaps = cand, s, cand_snaps
+            accepted += 1
+            if s < best:
+                best, best_order = s, list(cand)
+        bar.update(frac, best)
+    bar.update(1.0, best)
+    info |= {"iterations": it, "accepted": accepted,
+             "improvement over start": f"{100 * (1 - best / score0):.1f}%" if score0 else "0%"}
+    return Result(best_order, info)

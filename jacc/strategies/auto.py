@@ -1,0 +1,58 @@
+"""``auto``: pick a strategy by problem size, within a time target.
+
+| eliminable vertices n      | what runs                                                        |
+|----------------------------|------------------------------------------------------------------|
+| the problem is one chain   | ``chain`` (exact matrix-chain DP)                                |
+| n ≤ 20                     | ``optimal`` with ``time_limit`` (default 5 s); exact when it ends |
+| 20 < n ≤ 2,000             | best heuristic, then ``anneal`` for ``time_limit`` / 5 s          |
+| n > 2,000                  | best of forward, reverse, markowitz, min-fill, relative-markowitz |
+
+Whatever runs, ``auto`` returns the cheapest of its result and the forward, reverse and
+Markowitz orders, so it is never worse than any of them.
+"""
+
+from __future__ import annotations
+
+from ..costmodel import CostModel, MemoryLimitError
+from ..eliminate import Problem, price
+from . import Result, register, run_strategy
+from .chain import segments
+
+EXACT_MAX = 20
+ANNEAL_MAX = 2000
+
+
+@register("auto")
+def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, seed: int = 0) -> Result:
+    """Choose by size (see the module docstring); never worse than forward/reverse/markowitz."""
+    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
+        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    n = len(problem.eliminable)
+    segs = segments(problem)
+    if len(segs) == 1 and len(segs[0]) - 2 == n and len(problem.wrt) == 1 and len(problem.of) == 1:
+        main, opts = "chain", {}
+    elif n <= EXACT_MAX:
+        main, opts = "optimal", {"time_limit": time_limit}
+    elif n <= ANNEAL_MAX:
+        main, opts = "anneal", {"time_limit": time_limit / 5, "seed": seed}
+    else:
+        main, opts = "min-fill", {}
+    candidates = [(main, opts)] + [(s, {}) for s in ("forward", "reverse", "markowitz", "relative-markowitz")
+                                   if s != main]
+    best = None
+    for name, kw in candidates:
+        try:
+            order, _, info, optimal = run_strategy(name, problem, cost_model, **kw)
+        except MemoryLimitError:
+            continue
+        _, mults, peak = price(problem, order)
+        if not cost_model.fits(peak):
+            continue
+        s = cost_model.score(mults, peak)
+        if best is None or s < best[0]:
+            best = (s, order, name, info, optimal)
+    if best is None:
+        raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "
+                               f"{cost_model.memory_limit:,} bytes; raise memory_limit")
+    _, order, name, info, optimal = best
+    return Result(order, {"chose": name, **info}, optimal, name=f"auto→{name}")

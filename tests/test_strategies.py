@@ -1,0 +1,265 @@
+"""Strategies and plans: exactness against brute force, honesty of costs, options and errors."""
+
+import itertools
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jacc
+from jacc import examples
+from jacc.chain import brute_force_chain, multi_dot_cost
+from jacc.eliminate import Problem, accumulate, price
+
+ALL = sorted(jacc.STRATEGIES)
+FAST = {"anneal": {"time_limit": 0.2}, "optimal": {"time_limit": 20}, "auto": {"time_limit": 2}}
+
+
+def dense_chain(dims):
+    """A graph x → v1 → … → y whose links are dense dims[i]×dims[i+1] (multi_dot convention)."""
+    g = jacc.Graph("chain")
+    n = len(dims) - 1
+    g.add_input("x", (dims[-1],))
+    prev = "x"
+    for t in range(n):
+        name = "y" if t == n - 1 else f"v{t + 1}"
+        g.add_node(name, "abstract", [prev], {"partials": ["dense"]}, (dims[-2 - t],))
+        prev = name
+    g.set_outputs(["y"])
+    return g
+
+
+def brute_force_orders(prob):
+    return min(price(prob, list(p))[1] for p in itertools.permutations(prob.eliminable))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(1, 12), min_size=3, max_size=10))
+def test_chain_and_optimal_equal_brute_force_bracketing(dims):
+    g = dense_chain(dims)
+    best = brute_force_chain(dims)
+    assert best == multi_dot_cost(dims)
+    for s in ("chain", "optimal"):
+        p = jacc.plan(g, s)
+        assert p.mults == best, s
+        assert p.optimal is True
+
+
+def test_chain_matrix_chain_order_public():
+    r = jacc.matrix_chain_order([10, 30, 5, 60])
+    assert r.cost == 4500 and str(r) == "((A0 A1) A2)"
+
+
+def test_chain_structured_links():
+    g = examples.np_chain(10, 3, "elementwise")
+    p = jacc.plan(g, "chain")
+    assert p.mults == 400 and p.info["method"] == "structured DP"
+    assert p.info["bracketing"] == "((∂L/∂K ∂K/∂D) ∂D/∂theta)"
+
+
+def test_chain_on_non_chain_graph_uses_segments():
+    p = jacc.plan(examples.three_layer(), "chain")
+    assert "segment" in p.info["chain segments"]
+
+
+def _random_small(seed, width):
+    rng = np.random.default_rng(seed)
+    for _ in range(50):
+        g = examples.random_graph(int(rng.integers(1, 4)), int(rng.integers(3, 7)), int(rng.integers(1, 3)),
+                                  seed=int(rng.integers(0, 10**6)), width=width, fan_in=4)
+        prob = Problem.from_graph(g)
+        if 2 <= len(prob.eliminable) <= 6:
+            return g, prob
+    raise AssertionError("no small graph found")
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("width", [0, 3])
+def test_optimal_equals_brute_force_over_orders(seed, width):
+    g, prob = _random_small(seed, width)
+    p = jacc.plan(g, "optimal")
+    assert p.optimal is True
+    assert p.mults == brute_force_orders(prob)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_optimal_equals_brute_force_eight_vertices(seed):
+    rng = np.random.default_rng(100 + seed)
+    while True:
+        g = examples.random_graph(2, 8, 2, seed=int(rng.integers(0, 10**6)), width=2 * (seed % 2), fan_in=4)
+        prob = Problem.from_graph(g)
+        if len(prob.eliminable) in (7, 8):
+            break
+    assert jacc.plan(g, "optimal").mults == brute_force_orders(prob)
+
+
+GRAPHS = {
+    "lecture": examples.lecture_f,
+    "three_layer": examples.three_layer,
+    "random_scalar": lambda: examples.random_graph(3, 25, 2, seed=5),
+    "random_vec": lambda: examples.random_graph(2, 10, 2, seed=7, width=4),
+}
+POINTS = {"lecture": {"x1": 2.0, "x2": 5.0}}
+
+
+def _inputs(g, seed=0):
+    rng = np.random.default_rng(seed)
+    return POINTS.get(g.name) or {x: rng.uniform(0.2, 0.9, g.shape(x)) for x in g.inputs}
+
+
+@pytest.mark.parametrize("gname", sorted(GRAPHS))
+@pytest.mark.parametrize("strategy", ALL)
+def test_every_strategy_is_honest_and_correct(gname, strategy):
+    g = GRAPHS[gname]()
+    p = jacc.plan(g, strategy, **FAST.get(strategy, {}))
+    prob = Problem.from_graph(g)
+    vals = g.evaluate(_inputs(g))
+    acc = accumulate(prob, vals, p.order)
+    assert acc.mults == p.mults  # predicted = measured while executing
+    assert [s.mults for s in acc.steps] == [s.mults for s in p.steps]
+    ref = accumulate(prob, vals, prob.eliminable)
+    for k in ref.blocks:
+        np.testing.assert_allclose(acc.blocks[k], ref.blocks[k], rtol=1e-10, atol=1e-12)
+    assert p.mults <= p.forward_mults or strategy in ("reverse", "markowitz", "min-fill", "relative-markowitz",
+                                                       "chain", "explicit")
+
+
+@pytest.mark.parametrize("gname", sorted(GRAPHS))
+def test_auto_never_worse_than_forward_reverse_markowitz(gname):
+    g = GRAPHS[gname]()
+    auto = jacc.plan(g, "auto", time_limit=2).mults
+    base = min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz"))
+    assert auto <= base
+
+
+def test_anneal_is_seeded_and_never_worse_than_its_start():
+    g = examples.random_graph(4, 40, 3, seed=11)
+    a = jacc.plan(g, "anneal", max_iters=300, time_limit=30, seed=3)
+    b = jacc.plan(g, "anneal", max_iters=300, time_limit=30, seed=3)
+    assert a.order == b.order and a.info["iterations"] == 300
+    start = min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz", "min-fill",
+                                                  "relative-markowitz"))
+    assert a.mults <= start
+
+
+def test_optimal_time_limit_and_size_guard():
+    g = examples.random_graph(3, 120, 3, seed=2)
+    with pytest.raises(jacc.SearchSizeError, match="max_vertices=30"):
+        jacc.plan(g, "optimal")
+    g = examples.random_graph(3, 40, 3, seed=2)
+    p = jacc.plan(g, "optimal", time_limit=0.05, max_vertices=40)
+    assert p.optimal in (True, False)
+    if not p.optimal:
+        assert "stopped early" in p.info
+
+
+def test_plan_report_and_json_round_trip(tmp_path):
+    g = examples.three_layer()
+    p = jacc.plan(g, "markowitz")
+    text = str(p)
+    for needle in ("Naive forward cost", "Naive reverse cost", "This plan's cost", "Speedup",
+                   "Largest intermediate Jacobian", "mults"):
+        assert needle in text
+    assert text.count("\n") >= 3 + len(p.steps)
+    q = jacc.Plan.from_json(p.to_json())
+    assert q.order == p.order and q.mults == p.mults and q.peak_bytes == p.peak_bytes
+    x = _inputs(g, seed=1)
+    a, b = p.execute(**x), q.execute(**x)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k])
+    d = json.loads(p.to_json())
+    d["mults"] += 1
+    with pytest.raises(ValueError, match="costs"):
+        jacc.Plan.from_json(json.dumps(d))
+
+
+def test_plan_reused_as_strategy():
+    g = examples.three_layer()
+    p = jacc.plan(g, "reverse")
+    assert jacc.plan(g, p).order == p.order
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_memory_objective_and_limit(seed):
+    g, _ = _random_small(seed, 3)
+    m = jacc.plan(g, "optimal", objective="memory")
+    f = jacc.plan(g, "optimal")
+    assert m.peak_bytes <= f.peak_bytes
+    assert m.optimal is True
+    # brute force the memory optimum
+    prob = Problem.from_graph(g)
+    best = min(price(prob, list(o))[2] for o in itertools.permutations(prob.eliminable))
+    assert m.peak_bytes == best
+    limit = m.peak_bytes
+    for s in ("markowitz", "min-fill", "optimal"):
+        p = jacc.plan(g, s, memory_limit=limit)
+        assert p.peak_bytes <= limit
+    with pytest.raises(jacc.MemoryLimitError, match="memory limit"):
+        jacc.plan(g, "optimal", memory_limit=8)
+    with pytest.raises(jacc.MemoryLimitError, match="raise memory_limit"):
+        jacc.plan(g, "markowitz", memory_limit=limit // 4)
+    w = jacc.plan(g, "optimal", objective={"mults": 1.0, "memory": 0.5})
+    score = w.cost_model.score
+    assert score(w.mults, w.peak_bytes) <= min(score(f.mults, f.peak_bytes), score(m.mults, m.peak_bytes))
+    best = min(score(*price(prob, list(o))[1:]) for o in itertools.permutations(prob.eliminable))
+    assert score(w.mults, w.peak_bytes) == best
+
+
+@pytest.mark.parametrize("kwargs,err,match", [
+    ({"strategy": "nope"}, jacc.UnknownStrategyError, "valid strategies: anneal, auto, chain"),
+    ({"strategy": "optimal", "time_limit": -1}, ValueError, "time_limit must be a positive"),
+    ({"strategy": "anneal", "time_limit": 0}, ValueError, "time_limit must be a positive"),
+    ({"strategy": "anneal", "max_iters": -5}, ValueError, "max_iters"),
+    ({"strategy": "markowitz", "objective": "speed"}, jacc.CostModelError, "unknown objective 'speed'"),
+    ({"strategy": "markowitz", "objective": {"mults": -1}}, jacc.CostModelError, "non-negative"),
+    ({"strategy": "markowitz", "memory_limit": -3}, jacc.CostModelError, "positive number of bytes"),
+    ({"strategy": "markowitz", "bogus": 1}, TypeError, "takes no options"),
+    ({"strategy": "forward", "memory_limit": 16}, jacc.MemoryLimitError, "over the memory limit"),
+])
+def test_bad_options_give_clear_errors(kwargs, err, match):
+    with pytest.raises(err, match=match):
+        jacc.plan(examples.three_layer(), **kwargs)
+
+
+def test_greedy_scales_near_linearly_smoke():
+    g = examples.random_graph(20, 3000, 20, seed=3)
+    p = jacc.plan(g, "markowitz")
+    assert len(p.order) == len(Problem.from_graph(g).eliminable)
+
+
+def test_jacobian_caches_trace_and_plan():
+    calls = []
+
+    def f(x):
+        calls.append(1)
+        return np.sin(x) * x
+
+    jf = jacc.jacobian(f, strategy="markowitz")
+    for k in range(3):
+        x = np.arange(3.0) + k
+        np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * x + np.sin(x)), atol=1e-14)
+    assert len(calls) == 1 and jf.cache.hits == 2
+    jf(np.ones(4))  # new shape: new trace
+    assert len(calls) == 2
+    assert isinstance(jf.plan, jacc.Plan)
+
+
+def test_value_dependent_trace_is_retraced_every_call():
+    def f(x):
+        return x * 2.0 if x.sum() > 0 else -x * 3.0
+
+    jf = jacc.jacobian(f)
+    np.testing.assert_allclose(jf(np.ones(2)), 2 * np.eye(2))
+    np.testing.assert_allclose(jf(-np.ones(2)), -3 * np.eye(2))  # a cached trace would say 2·I
+    assert jf.cache.retraces == 2 and jf.cache.hits == 0
+
+
+def test_cache_keys_on_constant_arguments():
+    jf = jacc.jacobian(lambda x, c: x * c)
+    np.testing.assert_allclose(jf(np.ones(2), 2.0), 2 * np.eye(2))
+    np.testing.assert_allclose(jf(np.ones(2), 5.0), 5 * np.eye(2))
+    np.testing.assert_allclose(jf(np.ones(2), np.array([1.0, 2.0])), np.diag([1.0, 2.0]))
+    np.testing.assert_allclose(jf(np.ones(2), np.array([3.0, 2.0])), np.diag([3.0, 2.0]))
