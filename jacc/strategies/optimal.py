@@ -66,7 +66,8 @@ class _Sets:
         self.anc = {v: sum(self.bit.get(u, 0) for u in anc_all[v]) for v in keys}
         self.desc = {v: sum(self.bit.get(u, 0) for u in desc_all[v]) for v in keys}
         self.memo: dict = {}
-        self.cost_memo: dict = {}
+        self.cost_memo: dict = {v: {} for v in self.verts}
+        self.rel = {v: self.anc[v] | self.desc[v] for v in self.verts}
         self.prod_memo: dict = {}
 
     def edge(self, i, k, S: int):
@@ -105,12 +106,13 @@ class _Sets:
         return preds, succs
 
     def cost(self, v, S: int) -> int:
-        key = (v, S & (self.anc[v] | self.desc[v]))
-        c = self.cost_memo.get(key)
+        memo = self.cost_memo[v]
+        key = S & self.rel[v]
+        c = memo.get(key)
         if c is None:
             preds, succs = self.neighbours(v, S)
             c = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
-            self.cost_memo[key] = c
+            memo[key] = c
         return c
 
     def live_delta(self, v, S: int) -> int:
@@ -212,8 +214,11 @@ def _dijkstra(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
     parent: dict = {}
     heap = [(0, 0)]
     explored = 0
+    inf = float("inf")
+    pairs = [(v, sets.bit[v], sets.cost_memo[v], sets.rel[v]) for v in sets.verts]
+    push, pop, get = heapq.heappush, heapq.heappop, best.get
     while heap:
-        g, S = heapq.heappop(heap)
+        g, S = pop(heap)
         if g > best[S]:
             continue
         if g >= ub:
@@ -223,13 +228,13 @@ def _dijkstra(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
         explored += 1
         if explored % 512 == 0 and time.perf_counter() > deadline:
             return None, explored, True
-        for v in sets.verts:
-            bit = sets.bit[v]
+        for v, bit, memo, rel in pairs:
             if S & bit:
                 continue
-            g2 = g + sets.cost(v, S)
+            c = memo.get(S & rel)
+            g2 = g + (c if c is not None else sets.cost(v, S))
             S2 = S | bit
-            if g2 >= ub or g2 >= best.get(S2, float("inf")):
+            if g2 >= ub or g2 >= get(S2, inf):
                 continue
             if cm.memory_limit is not None:
                 if S2 not in live:
@@ -238,7 +243,7 @@ def _dijkstra(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
                     continue
             best[S2] = g2
             parent[S2] = (S, v)
-            heapq.heappush(heap, (g2, S2))
+            push(heap, (g2, S2))
     return None, explored, False
 
 
