@@ -1,43 +1,553 @@
-"""The ``jacc`` command."""
+"""The ``jacc`` command: compare, plan, render, trace, run, bench.
+
+Every command prints a table by default (``--format json|csv`` for machines); bad input gives one
+line ``jacc: error: …`` on stderr and exit status 2; files are written atomically.
+"""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
+import json
+import os
+import re
 import sys
+import time
+from typing import Any, Callable, Sequence
+
+import numpy as np
 
 from . import examples
-from .eliminate import Problem, price
+from .costmodel import CostModel, CostModelError
+from .eliminate import OrderError, Problem, accumulate, price
+from .graph import GraphError, load
+from .plan import Plan, plan
+from .strategies import STRATEGIES, UnknownStrategyError
+
+DEFAULT_COMPARE = ("forward", "reverse", "chain", "optimal", "markowitz")
 
 
-def _compare(args) -> int:
+class UsageError(Exception):
+    """Bad command-line input: reported in one line with exit status 2."""
+
+
+# -- output helpers -----------------------------------------------------------------------------
+
+
+def table(rows: list[dict], columns: Sequence[str], fmt: str, title: str | None = None) -> str:
+    """Rows as an aligned text table, JSON (list of objects) or CSV."""
+    if fmt == "json":
+        return json.dumps(rows, indent=1, default=_json_default, ensure_ascii=False)
+    if fmt == "csv":
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({c: _cell(r.get(c)) for c in columns})
+        return buf.getvalue().rstrip("\n")
+    cells = [[_cell(r.get(c)) for c in columns] for r in rows]
+    widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
+    right = [all(_numeric(r.get(c)) for r in rows) for c in columns]
+
+    def line(vals):
+        return "  ".join(v.rjust(w) if rt else v.ljust(w) for v, w, rt in zip(vals, widths, right)).rstrip()
+
+    out = ([title] if title else []) + [line(columns), line(["-" * w for w in widths])]
+    return "\n".join(out + [line(r) for r in cells])
+
+
+def _numeric(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) or x is None
+
+
+def _cell(x: Any) -> str:
+    if x is None:
+        return "—"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, int):
+        return f"{x:,}"
+    if isinstance(x, float):
+        return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
+    return str(x)
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer, np.floating)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def write_atomic(path: str, data: bytes | str) -> None:
+    """Write via a temporary file in the same folder renamed into place (no half-written files)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode() if isinstance(data, str) else data)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _emit(text: str, out: str | None) -> None:
+    if out:
+        write_atomic(out, text + "\n")
+        print(f"wrote {out}", file=sys.stderr)
+    else:
+        print(text)
+
+
+# -- the lecture's chain ------------------------------------------------------------------------
+
+MONOMIALS = [(a, b) for a in range(5) for b in range(3)]
+
+
+def formula(order: list[str], structure: str) -> str | None:
+    """The multiplication count of ``order`` on the N, P chain as a polynomial in N and P,
+    fitted exactly on small sizes and checked on others (``None`` when no such polynomial fits)."""
+    pts = [(n, p) for n in range(1, 7) for p in range(1, 5)]
+
+    def cost(n, p):
+        prob = Problem.from_graph(examples.np_chain(n, p, structure))
+        return price(prob, order)[1]
+
+    A = np.array([[n**a * p**b for a, b in MONOMIALS] for n, p in pts], float)
+    y = np.array([cost(n, p) for n, p in pts], float)
+    coef = np.rint(np.linalg.lstsq(A, y, rcond=None)[0]).astype(int)
+    for n, p in [(9, 7), (13, 2), (20, 5)]:
+        if sum(int(c) * n**a * p**b for c, (a, b) in zip(coef, MONOMIALS)) != cost(n, p):
+            return None
+    sup = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+    terms = []
+    for c, (a, b) in sorted(zip(coef, MONOMIALS), key=lambda t: (-t[1][0], -t[1][1])):
+        if c == 0:
+            continue
+        mono = (f"N{str(a).translate(sup)}" if a > 1 else "N" if a == 1 else "") + \
+               (f"P{str(b).translate(sup)}" if b > 1 else "P" if b == 1 else "")
+        terms.append((str(c) if c != 1 or not mono else "") + mono)
+    return " + ".join(terms) or "0"
+
+
+def bracketing(problem: Problem, order: list[str], names: dict[tuple, str]) -> str | None:
+    """The bracketing an elimination order performs on a chain graph (``None`` elsewhere)."""
+    path = [problem.wrt[0]] if len(problem.wrt) == 1 else None
+    succ: dict = {}
+    for u, v in problem.edges:
+        succ.setdefault(u, []).append(v)
+    while path and path[-1] in succ:
+        nxt = succ[path[-1]]
+        if len(nxt) != 1:
+            return None
+        path.append(nxt[0])
+    if not path or len(path) != len(problem.eliminable) + 2:
+        return None
+    w = path[::-1]  # output first, as the product is written
+    exprs = [names.get((w[t + 1], w[t]), f"∂{w[t]}/∂{w[t + 1]}") for t in range(len(w) - 1)]
+    bounds = w[1:-1]  # vertex between exprs[i] and exprs[i+1]
+    for v in order:
+        i = bounds.index(v)
+        exprs[i:i + 2] = [f"({exprs[i]}·{exprs[i + 1]})"]
+        bounds.pop(i)
+    text = exprs[0]
+    return text[1:-1] if text.startswith("(") and text.endswith(")") else text
+
+
+def _strategies(arg: str | None, default: Sequence[str]) -> list[str]:
+    names = [s.strip().lower() for s in arg.split(",")] if arg else list(default)
+    if names == ["all"]:
+        return sorted(STRATEGIES)
+    for s in names:
+        if s not in STRATEGIES:
+            raise UsageError(f"unknown strategy {s!r}; valid: {', '.join(sorted(STRATEGIES))}, or 'all'")
+    return names
+
+
+def cmd_compare(args) -> int:
+    if args.N < 1 or args.P < 1:
+        raise UsageError(f"--N and --P must be positive integers, got N={args.N}, P={args.P}")
     g = examples.np_chain(args.N, args.P, args.structure)
     prob = Problem.from_graph(g)
+    names = {("theta", "D"): "∂D/∂θ", ("D", "K"): "∂K/∂D", ("K", "L"): "∂L/∂K"}
     rows = []
-    for name, order in (("forward", prob.eliminable), ("reverse", prob.eliminable[::-1])):
-        _, mults, peak = price(prob, order)
-        rows.append((name, mults, peak))
-    best = min(r[1] for r in rows)
-    print(f"L = f(K(D(θ))), N={args.N}, P={args.P}, ∂K/∂D {args.structure}")
-    print(f"{'ordering':<10} {'mults':>14} {'peak bytes':>12} {'× best':>8}")
-    for name, mults, peak in rows:
-        print(f"{name:<10} {mults:>14,} {peak:>12,} {mults / best:>8.2f}")
+    for s in _strategies(args.strategies, DEFAULT_COMPARE):
+        p = plan(g, s)
+        rows.append({"strategy": s, "bracketing": bracketing(prob, p.order, names), "mults": p.mults,
+                     "formula": formula(p.order, args.structure), "peak_bytes": p.peak_bytes,
+                     "order": " → ".join(p.order), "optimal": p.optimal})
+    best = min(r["mults"] for r in rows)
+    for r in rows:
+        r["x_best"] = r["mults"] / best if best else 1.0
+    title = (f"L = f(K(D(θ))), f: R^(N×N)→R, K: R^(N×N)→R^(N×N), D: R^P→R^(N×N); N={args.N}, P={args.P}, "
+             f"∂K/∂D {args.structure}")
+    cols = ["strategy", "bracketing", "mults", "formula", "peak_bytes", "x_best"]
+    if args.run:
+        _compare_run(args, rows)
+        cols += ["run_mults", "seconds", "max_rel_diff"]
+    if args.format == "json":
+        _emit(json.dumps({"N": args.N, "P": args.P, "structure": args.structure, "rows": rows},
+                         indent=1, default=_json_default, ensure_ascii=False), args.out)
+    else:
+        text = table(rows, cols, args.format, title if args.format == "table" else None)
+        if args.format == "table" and args.run:
+            text += ("\nrun: the concrete instance L = ½yᵀK⁻¹y + ½log det K with "
+                     + ("K = M·exp(−D/2)·Mᵀ/N + I" if args.structure == "dense" else "K = exp(−D/2) + 0.1·I")
+                     + ", D_ij = Σ_p θ_p (x_ip − x_jp)², traced by jacc; run_mults counts that graph")
+        _emit(text, args.out)
     return 0
 
 
+def _compare_run(args, rows: list[dict]) -> None:
+    from .trace import trace
+
+    L, theta = examples.np_chain_instance(args.N, args.P, args.structure)
+    g = trace(L, theta)
+    prob = Problem.from_graph(g)
+    values = g.evaluate({"theta": theta})
+    ref = None
+    for r in rows:
+        p = plan(g, r["strategy"])
+        t0 = time.perf_counter()
+        acc = accumulate(prob, values, p.order)
+        r["seconds"] = time.perf_counter() - t0
+        r["run_mults"] = acc.mults
+        J = acc.blocks[g.outputs[0], "theta"]
+        ref = J if ref is None else ref
+        r["max_rel_diff"] = float(np.max(np.abs(J - ref)) / max(np.max(np.abs(ref)), 1e-300))
+
+
+# -- graph files --------------------------------------------------------------------------------
+
+
+def _plan_options(args) -> dict:
+    opts: dict = {}
+    if getattr(args, "time_limit", None) is not None:
+        opts["time_limit"] = args.time_limit
+    if getattr(args, "seed", None) is not None:
+        opts["seed"] = args.seed
+    return opts
+
+
+def _cost_model(args) -> CostModel:
+    obj: Any = getattr(args, "objective", None) or "mults"
+    if obj not in ("mults", "memory"):
+        try:
+            obj = {k: float(v) for k, v in (part.split("=") for part in obj.split(","))}
+        except ValueError:
+            raise UsageError(f"--objective must be mults, memory or e.g. mults=1,memory=0.01, not {obj!r}") from None
+    return CostModel(obj, getattr(args, "memory_limit", None))
+
+
+def _accepts(strategy: str, option: str) -> bool:
+    import inspect
+
+    return option in inspect.signature(STRATEGIES[strategy]).parameters
+
+
+def _plan_for(g, strategy: str, args) -> Plan:
+    opts = {k: v for k, v in _plan_options(args).items() if _accepts(strategy, k)}
+    return plan(g, strategy, wrt=args.wrt.split(",") if args.wrt else None,
+                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args), **opts)
+
+
+def cmd_plan(args) -> int:
+    g = load(args.graph)
+    if args.strategy.lower() != "all":
+        p = _plan_for(g, args.strategy.lower(), args)
+        if args.format == "json":
+            _emit(p.to_json(), args.out)
+        elif args.format == "csv":
+            _emit(table([{"step": n, "vertex": s.vertex, "mults": s.mults, "fill_in": len(s.fill_in),
+                          "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes}
+                         for n, s in enumerate(p.steps, 1)],
+                        ["step", "vertex", "mults", "fill_in", "produced_bytes", "live_bytes"], "csv"), args.out)
+        else:
+            _emit(str(p), args.out)
+        return 0
+    rows = []
+    for s in sorted(STRATEGIES):
+        try:
+            p = _plan_for(g, s, args)
+        except (ValueError, CostModelError) as e:  # e.g. too large for 'optimal': say so, keep going
+            rows.append({"strategy": s, "note": str(e).split(";")[0]})
+            continue
+        rows.append({"strategy": p.strategy, "mults": p.mults, "flops": p.flops, "peak_bytes": p.peak_bytes,
+                     "plan_seconds": p.planning_seconds, "optimal": p.optimal, "note": ""})
+    best = min((r["mults"] for r in rows if "mults" in r), default=None)
+    for r in rows:
+        if "mults" in r:
+            r["x_best"] = r["mults"] / best if best else 1.0
+    cols = ["strategy", "mults", "flops", "peak_bytes", "plan_seconds", "optimal", "x_best", "note"]
+    _emit(table(rows, cols, args.format, f"{g.name}: {len(Problem.from_graph(g).eliminable)} eliminable vertices"),
+          args.out)
+    return 0
+
+
+def cmd_render(args) -> int:
+    from .render import chain_tree, render, write
+
+    g = load(args.graph)
+    p = _plan_for(g, args.strategy.lower(), args) if args.strategy else None
+    if args.steps and p is None:
+        raise UsageError("--steps needs --strategy: the pictures show the plan's elimination steps")
+    if args.tree:
+        if p is None:
+            raise UsageError("--tree needs --strategy (e.g. --strategy chain)")
+        d = chain_tree(p)
+        if d is None:
+            raise UsageError(f"--tree: graph {g.name!r} is not a chain (one path from input to output)")
+        written = [write(d, args.output)]
+    else:
+        written = render(g, p, args.output, steps_dir=args.steps, fmt=args.fmt)
+    for w in written:
+        print(f"wrote {w}", file=sys.stderr)
+    return 0
+
+
+_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)=")
+
+
+def parse_at(text: str, g) -> dict[str, np.ndarray]:
+    """``x1=2,x2=5`` or ``x=[1,2,3],A=@A.npy`` → input arrays (checked against the graph)."""
+    matches = list(_NAME.finditer(text))
+    if not matches or matches[0].start() != 0:
+        raise UsageError(f"--at must look like name=value,name=value (e.g. x1=2,x2=5), got {text!r}")
+    out = {}
+    for m, nxt in zip(matches, matches[1:] + [None]):
+        raw = text[m.end(): nxt.start() if nxt else len(text)].rstrip(",").strip()
+        name = m.group(1)
+        if raw.startswith("@"):
+            try:
+                val = np.load(raw[1:])
+            except (OSError, ValueError) as e:
+                raise UsageError(f"--at {name}: cannot read {raw[1:]}: {e}") from None
+        else:
+            try:
+                val = np.asarray(json.loads(raw), dtype=float)
+            except (json.JSONDecodeError, TypeError, ValueError):
+                raise UsageError(f"--at {name}={raw!r}: not a number or JSON list") from None
+        out[name] = val
+    missing = [x for x in g.inputs if x not in out]
+    extra = [x for x in out if x not in g.inputs]
+    if missing or extra:
+        raise UsageError(f"--at must give every input of {g.name!r} ({', '.join(g.inputs)}); "
+                         + (f"missing {missing}" if missing else f"unknown {extra}"))
+    for x in g.inputs:
+        if out[x].shape != g.shape(x):
+            raise UsageError(f"--at {x}: shape {out[x].shape}, the graph expects {g.shape(x)}")
+    return out
+
+
+def cmd_trace(args) -> int:
+    from . import tables
+
+    g = load(args.graph)
+    at = parse_at(args.at, g)
+    modes = [args.mode] if args.mode else ["primal", "forward", "reverse"]
+    parts = []
+    for mode in modes:
+        if mode == "primal":
+            t = tables.primal_trace(g, at, ascii=args.ascii)
+        elif mode == "forward":
+            t = tables.tangent_trace(g, at, args.wrt or g.inputs[0], ascii=args.ascii)
+        else:
+            t = tables.adjoint_trace(g, at, args.output, ascii=args.ascii)
+        parts.append(t.format(args.format, digits=args.digits))
+    if args.format == "json":
+        _emit(json.dumps([json.loads(p) for p in parts], indent=1), args.out)
+    else:
+        _emit("\n\n".join(parts), args.out)
+    return 0
+
+
+def cmd_run(args) -> int:
+    g = load(args.graph)
+    at = parse_at(args.at, g)
+    p = _plan_for(g, args.strategy.lower(), args)
+    blocks = p.execute(**at)
+    values = g.evaluate(at)
+    if args.output:
+        ext = os.path.splitext(args.output)[1]
+        buf = io.BytesIO()
+        if ext == ".npy":
+            if len(blocks) != 1:
+                raise UsageError(f"{len(blocks)} Jacobian blocks: write .npz (one array per output/input pair)")
+            np.save(buf, next(iter(blocks.values())))
+        elif ext == ".npz":
+            np.savez(buf, **{f"d{y}_d{x}": J for (y, x), J in blocks.items()})
+        else:
+            raise UsageError(f"-o must end in .npy or .npz, got {args.output!r}")
+        write_atomic(args.output, buf.getvalue())
+        print(f"wrote {args.output} ({p.mults:,} mults, strategy {p.strategy})", file=sys.stderr)
+        return 0
+    if args.format == "json":
+        print(json.dumps({"outputs": {y: values[y] for y in p.of},
+                          "jacobian": {f"d{y}/d{x}": J for (y, x), J in blocks.items()},
+                          "mults": p.mults, "strategy": p.strategy}, default=_json_default, indent=1))
+        return 0
+    with np.printoptions(precision=6, suppress=True, linewidth=100):
+        for y in p.of:
+            print(f"{y} = {values[y]}")
+        for (y, x), J in blocks.items():
+            print(f"∂{y}/∂{x} (shape {J.shape}) =\n{J}")
+    print(f"# {p.mults:,} mults, strategy {p.strategy}")
+    return 0
+
+
+def cmd_bench(args) -> int:
+    if args.planning:
+        from . import perf
+
+        perf.run(quick=args.size == "small")
+        return 0
+    from . import bench
+
+    res = bench.run(problems=args.problems.split(",") if args.problems else None,
+                    strategies=_strategies(args.strategies, sorted(STRATEGIES)) if args.strategies else None,
+                    size=args.size, baselines=args.baselines, budget=args.budget)
+    _emit(res.format(args.format), args.out)
+    if args.plot:
+        res.plot(args.plot)
+        print(f"wrote {args.plot}", file=sys.stderr)
+    return 0
+
+
+# -- parser -------------------------------------------------------------------------------------
+
+EXAMPLES = {
+    "compare": """examples:
+  jacc compare --N 10 --P 3                       # lecture: forward 30,300 vs reverse 10,300 mults
+  jacc compare --N 10 --P 3 --structure elementwise --format json
+  jacc compare --N 20 --P 5 --run                 # also execute every ordering and time it""",
+    "plan": """examples:
+  jacc plan graphs/three_layer.json               # the auto plan's report
+  jacc plan graphs/three_layer.json --strategy all
+  jacc plan graphs/np_chain.json --strategy optimal --format json -o plan.json""",
+    "render": """examples:
+  jacc render graphs/lecture_f.json -o lecture.svg
+  jacc render graphs/three_layer.json -o net.png --strategy markowitz --steps steps/
+  jacc render graphs/np_chain.json -o tree.svg --strategy chain --tree""",
+    "trace": """examples:
+  jacc trace graphs/lecture_f.json --at x1=2,x2=5
+  jacc trace graphs/lecture_f.json --at x1=2,x2=5 --mode forward --wrt x1
+  jacc trace graphs/lecture_f.json --at x1=2,x2=5 --mode reverse""",
+    "run": """examples:
+  jacc run graphs/lecture_f.json --at x1=2,x2=5
+  jacc run graphs/single_layer.json --at A=@A.npy,x=[1,2,3,4],b=[0,0,0] -o J.npz""",
+    "bench": """examples:
+  jacc bench --size small --format table
+  jacc bench --size full --baselines --format table --plot bench.svg
+  jacc bench --planning                           # planner speed: chain DP, markowitz, optimal""",
+}
+
+
+def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+    p.add_argument("--strategy", default=default, help=f"strategy name (default {default}): "
+                   + ", ".join(sorted(STRATEGIES)))
+    p.add_argument("--wrt", help="comma-separated inputs to differentiate with respect to (default: all)")
+    p.add_argument("--of", help="comma-separated outputs to differentiate (default: all)")
+    p.add_argument("--objective", help="mults (default), memory, or weights like mults=1,memory=0.01")
+    p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold")
+    p.add_argument("--time-limit", type=float, help="seconds for optimal/anneal/auto searches")
+    p.add_argument("--seed", type=int, help="seed for randomised strategies")
+
+
+def _fmt(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=["table", "json", "csv"], default="table")
+    p.add_argument("-o", "--out", help="write the output to this file (atomically) instead of stdout")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2
+        raise UsageError(f"{self.prog}: {message}")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="jacc", description="Jacobian-accumulation compiler.")
-    sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("compare", help="compare accumulation orders on the lecture's N, P chain")
-    c.add_argument("--N", type=int, default=10)
-    c.add_argument("--P", type=int, default=3)
-    c.add_argument("--structure", choices=["dense", "elementwise"], default="dense")
-    c.set_defaults(func=_compare)
+    p = _Parser(prog="jacc", description="jacc — plan and run the cheapest Jacobian accumulation.",
+                epilog="run 'jacc COMMAND --help' for a command's options and examples")
+    p.add_argument("--version", action="version", version="jacc " + __import__("jacc").__version__)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    def add(name: str, help: str, fn: Callable) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help, description=help, epilog=EXAMPLES[name],
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        c.set_defaults(func=fn)
+        return c
+
+    c = add("compare", "compare accumulation orderings on the lecture's L = f(K(D(θ)))", cmd_compare)
+    c.add_argument("--N", type=int, default=10, help="K and D are N×N (default 10)")
+    c.add_argument("--P", type=int, default=3, help="θ has P entries (default 3)")
+    c.add_argument("--structure", choices=["dense", "elementwise"], default="dense",
+                   help="∂K/∂D dense (as the lecture prices it) or elementwise (diagonal)")
+    c.add_argument("--strategies", help=f"comma-separated (default {','.join(DEFAULT_COMPARE)}) or 'all'")
+    c.add_argument("--run", action="store_true", help="execute every ordering on a concrete GP likelihood")
+    _fmt(c)
+
+    c = add("plan", "plan a graph file: the report, or a table of all strategies", cmd_plan)
+    c.add_argument("graph", help="graph file (JSON)")
+    _plan_args(c)
+    _fmt(c)
+
+    c = add("render", "draw a graph file (and a plan) with Graphviz", cmd_render)
+    c.add_argument("graph", help="graph file (JSON)")
+    c.add_argument("-o", "--output", required=True, help="picture to write: .svg, .png, .pdf or .dot")
+    c.add_argument("--fmt", choices=["svg", "png", "pdf", "dot"], help="format (default: from the extension)")
+    c.add_argument("--steps", metavar="DIR", help="also write one picture per elimination step to DIR")
+    c.add_argument("--tree", action="store_true", help="draw the chain plan's bracketing tree instead")
+    _plan_args(c, default=None)
+
+    c = add("trace", "print the lecture's evaluation traces (primal, tangent, adjoint)", cmd_trace)
+    c.add_argument("graph", help="graph file (JSON)")
+    c.add_argument("--at", required=True, help="input values, e.g. x1=2,x2=5")
+    c.add_argument("--mode", choices=["primal", "forward", "reverse"], help="one table (default: all three)")
+    c.add_argument("--wrt", help="input to seed the forward tangent with (default: the first)")
+    c.add_argument("--output", help="output to seed the reverse adjoint with (default: the only one)")
+    c.add_argument("--digits", type=int, default=3, help="decimal places (default 3)")
+    c.add_argument("--ascii", action="store_true", help="v-1, x1_dot … instead of v₋₁, ẋ1")
+    _fmt(c)
+
+    c = add("run", "evaluate a graph file's Jacobian at given inputs", cmd_run)
+    c.add_argument("graph", help="graph file (JSON)")
+    c.add_argument("--at", required=True, help="input values, e.g. x1=2,x2=5 or x=[1,2],A=@A.npy")
+    c.add_argument("-o", "--output", help="save the Jacobian: .npy (one block) or .npz (all blocks)")
+    c.add_argument("--format", choices=["table", "json"], default="table")
+    _plan_args(c)
+
+    c = add("bench", "benchmark plan quality and speed on the literature suite", cmd_bench)
+    c.add_argument("--problems", help="comma-separated problem names (default: all)")
+    c.add_argument("--strategies", help="comma-separated strategies (default: all)")
+    c.add_argument("--size", choices=["small", "full"], default="small")
+    c.add_argument("--baselines", action="store_true", help="also time jax.jacfwd/jacrev and torch.func")
+    c.add_argument("--budget", type=float, default=60.0, help="seconds of search per problem (default 60)")
+    c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
+    c.add_argument("--planning", action="store_true", help="benchmark the planners instead (chain DP, "
+                   "markowitz at 10⁴/10⁵ vertices, optimal at 15/20)")
+    _fmt(c)
     return p
 
 
+ERRORS = (UsageError, GraphError, OrderError, CostModelError, UnknownStrategyError, ValueError, OSError,
+          NotImplementedError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+    try:
+        args = build_parser().parse_args(argv)
+        return args.func(args)
+    except SystemExit as e:  # --help / --version
+        return int(e.code or 0)
+    except ERRORS as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"jacc: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("jacc: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -91,6 +91,35 @@ def np_chain(N: int, P: int, structure: str = "dense") -> Graph:
     return g
 
 
+def np_chain_instance(N: int, P: int, structure: str = "dense", seed: int = 0):
+    """A concrete L(θ) = f(K(D(θ))) to execute the lecture's orderings on.
+
+    D(θ)_ij = Σ_p θ_p (x_ip − x_jp)² for fixed points x ∈ R^{N×P} (linear in θ);
+    K = exp(−D/2) + 0.1·I, a squared-exponential kernel, so ∂K/∂D is elementwise; with
+    ``structure="dense"`` K = M exp(−D/2) Mᵀ / N + I mixes every entry (M fixed), so ∂K/∂D is
+    dense; f(K) = ½ yᵀK⁻¹y + ½ log det K, the Gaussian-process negative log likelihood.
+    Returns ``(L, theta0)``.
+
+    >>> L, theta = np_chain_instance(4, 2)
+    >>> float(L(theta)) > 0
+    True
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.standard_normal((N, P))
+    y = rng.standard_normal(N)
+    diff2 = (X[:, None, :] - X[None, :, :]) ** 2
+    M = rng.standard_normal((N, N))
+    eye = np.eye(N)
+
+    def L(theta):
+        D = diff2 @ theta
+        E = np.exp(-0.5 * D)
+        K = (M @ E @ M.T) / N + eye if structure == "dense" else E + 0.1 * eye
+        return 0.5 * y @ np.linalg.solve(K, y) + 0.5 * np.linalg.slogdet(K)[1]
+
+    return L, np.linspace(0.5, 1.5, P)
+
+
 SCALAR_OPS = (("mul", 2), ("add", 2), ("sin", 1), ("exp", 1), ("sub", 2), ("tanh", 1))
 
 

@@ -452,6 +452,13 @@ def _text(d: pydot.Dot, fmt: str) -> str:
     return d.to_string()
 
 
+def write(d: pydot.Dot, path: str | os.PathLike, fmt: str | None = None) -> str:
+    """Write one DOT picture (e.g. :func:`chain_tree`'s) to ``path``, atomically."""
+    p = os.fspath(path)
+    f = _format(p, fmt)
+    return _write_atomic(p, _text(d, f), _converter(f))
+
+
 def render(graph: Graph | None, plan: "Plan | None" = None, path: str | os.PathLike | None = None, *,
            steps_dir: str | os.PathLike | None = None, fmt: str | None = None,
            title: str | None = None) -> list[str]:

@@ -153,14 +153,25 @@ class Jac:
                 return f"dense {math.prod(self.out_shape)}×{math.prod(self.in_shape)}"
             if self.unit and (not self.in_shape or not self.out_shape):
                 return "sum" if self.in_shape else "broadcast"
-        kinds = []
-        if npair:
-            kinds.append(f"{npair} diag ax")
-        rep = [lab for lab in self.labels if lab not in vl]
-        if rep and not (self.unit and npair and len(rep) == npair):
-            kinds.append(f"{len(rep) - (npair if self.unit else 0)} repl ax")
-        vs = "1" if self.unit else "×".join(map(str, self.value_shape)) or "scalar"
-        return f"structured [{', '.join(kinds)}] vals {vs}"
+        # Kronecker form: (identity or diagonal on the paired axes) ⊗ dense block ⊗ ones
+        paired = [p for p in self.pair if p >= 0]
+        diag_size = math.prod(self.out_shape[p] for p in paired)
+        parts = []
+        if paired:
+            parts.append(f"{'diag' if any(p in vl for p in paired) else 'I'}{diag_size}")
+        free_out = [j for j in range(m) if j not in paired]
+        free_in = [k for k in range(nin) if self.pair[k] < 0]
+        a = math.prod(self.out_shape[j] for j in free_out if j in vl)
+        b = math.prod(self.in_shape[k] for k in free_in if m + k in vl)
+        if a * b > 1:
+            parts.append(f"dense {a}×{b}")
+        ones_out = math.prod(self.out_shape[j] for j in free_out if j not in vl)
+        ones_in = math.prod(self.in_shape[k] for k in free_in if m + k not in vl)
+        if ones_out * ones_in > 1:
+            parts.append(f"ones {ones_out}×{ones_in}")
+        if not parts:
+            parts.append("scalar")
+        return " ⊗ ".join(parts)
 
     # -- conversion -----------------------------------------------------------------------------
     def to_dense(self) -> np.ndarray:
