@@ -36,6 +36,10 @@ CASES = {
     "unary": (lambda x: np.exp(x) + np.log(x) + np.sin(x) + np.cos(x) + np.tan(0.3 * x)
               + np.tanh(x) + np.sqrt(x) + np.abs(x - 1.0) + np.log1p(x) + np.expm1(0.1 * x)
               + np.square(x) + np.arctan(x) + np.sinh(x) + np.cosh(x), [POS]),
+    "inverse_trig": (lambda x: np.arcsin(0.4 * x) + np.arccos(0.3 * x) + np.reciprocal(x) + np.positive(x), [POS]),
+    "shape_functions": (lambda x: np.broadcast_to(np.moveaxis(x[None], 0, 2), (2, 3, 4, 1)).squeeze(axis=3).ravel()
+                        * np.ravel(np.squeeze(x[:, None, :])).sum(), [POS]),
+    "einsum3": (lambda A, x: np.einsum("ij,jk,k->i", A, W.T, x), [A34, rng.standard_normal(5)]),
     "sigmoid": (lambda x: 1.0 / (1.0 + np.exp(-x)), [POS - 1]),
     "relu_max_min": (lambda x, y: np.maximum(x - 1.2, 0.0) + np.minimum(x, y), [POS, POS[::-1] + 0.01]),
     "where": (lambda x: np.where(MASK, np.sin(x), x * x), [POS]),
