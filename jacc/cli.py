@@ -21,6 +21,7 @@ import numpy as np
 from . import examples
 from .costmodel import CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
+from .fileio import write_atomic
 from .graph import GraphError, load
 from .plan import Plan, plan
 from .strategies import STRATEGIES, UnknownStrategyError
@@ -79,20 +80,6 @@ def _json_default(x):
     if isinstance(x, np.ndarray):
         return x.tolist()
     return str(x)
-
-
-def write_atomic(path: str, data: bytes | str) -> None:
-    """Write via a temporary file in the same folder renamed into place (no half-written files)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def _emit(text: str, out: str | None) -> None:

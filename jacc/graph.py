@@ -27,6 +27,7 @@ import networkx as nx
 import numpy as np
 
 from . import structure as S
+from .fileio import write_atomic
 from .ops import OPS, Ctx, ShapeError, infer_shape
 from .structure import Jac, Shape
 
@@ -277,11 +278,7 @@ class Graph:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the graph as JSON (atomically: a temporary file renamed into place)."""
-        text = self.to_json()
-        tmp = f"{os.fspath(path)}.tmp{os.getpid()}"
-        with open(tmp, "w") as fh:
-            fh.write(text + "\n")
-        os.replace(tmp, path)
+        write_atomic(path, self.to_json() + "\n")
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "<dict>") -> "Graph":

@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import uuid
 from typing import TYPE_CHECKING, Callable, Hashable, Iterator, Mapping, Sequence
 
 import pydot
 
 from .chain import Bracket
 from .eliminate import Eliminator
+from .fileio import write_atomic
 from .graph import Graph
 from .structure import Jac
 
@@ -431,19 +431,7 @@ def _converter(fmt: str) -> Callable[[str, str], None]:
 
 
 def _write_atomic(path: str, text: str, convert: Callable[[str, str], None]) -> str:
-    """Write via a temporary file in the same folder, renamed into place; removed on error."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        open(tmp, "xb").close()  # reserve the name; normal permissions (umask), unlike mkstemp
-        convert(text, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_atomic(path, lambda tmp: convert(text, tmp))
 
 
 def _text(d: pydot.Dot, fmt: str) -> str:

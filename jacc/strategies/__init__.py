@@ -44,22 +44,53 @@ def register(name: str, fn: Callable[..., Any] | None = None):
     return deco(fn) if fn is not None else deco
 
 
-def _bad_options(name: str, options: dict) -> None:
+def no_options(name: str, options: dict) -> None:
+    """Reject options given to a strategy that takes none."""
     if options:
         raise TypeError(f"strategy {name!r} takes no options, got {sorted(options)}")
+
+
+def positive(name: str, value: Any) -> None:
+    """Check a positive number option (e.g. ``time_limit``)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
+
+
+def best_of(problem: Problem, cost_model: CostModel, candidates) -> tuple | None:
+    """Run ``(name, options)`` candidates; the best ``(score, order, name, info, optimal)`` whose
+    order fits the memory limit, or ``None``."""
+    from ..costmodel import MemoryLimitError
+    from ..eliminate import price
+
+    best = None
+    for name, kw in candidates:
+        try:
+            order, _, info, optimal = run_strategy(name, problem, cost_model, **kw)
+        except MemoryLimitError:
+            continue
+        _, mults, peak = price(problem, order)
+        if not cost_model.fits(peak):
+            continue
+        s = cost_model.score(mults, peak)
+        if best is None or s < best[0]:
+            best = (s, order, name, info, optimal)
+    return best
+
+
+HEURISTICS = ("forward", "reverse", "markowitz", "min-fill", "relative-markowitz")
 
 
 @register("forward")
 def forward(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Topological order: forward (tangent) accumulation."""
-    _bad_options("forward", options)
+    no_options("forward", options)
     return forward_order(problem)
 
 
 @register("reverse")
 def reverse(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Reverse topological order: reverse (adjoint) accumulation."""
-    _bad_options("reverse", options)
+    no_options("reverse", options)
     return reverse_order(problem)
 
 

@@ -16,7 +16,7 @@ import time
 
 from ..costmodel import CostModel
 from ..eliminate import Problem
-from . import Result, register
+from . import Result, positive, register
 from .optimal import _heuristic_bound
 
 
@@ -54,8 +54,7 @@ class _Bar:
 def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, max_iters: int | None = None,
            seed: int = 0, t_start: float = 0.05, t_end: float = 1e-4, progress: bool | None = None) -> Result:
     """Simulated annealing over orders (see the module docstring)."""
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    positive("time_limit", time_limit)
     if max_iters is not None and (not isinstance(max_iters, int) or max_iters < 0):
         raise ValueError(f"max_iters must be a non-negative int or None, not {max_iters!r}")
     if not 0 < t_end <= t_start:

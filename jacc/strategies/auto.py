@@ -14,8 +14,8 @@ Markowitz orders, so it is never worse than any of them.
 from __future__ import annotations
 
 from ..costmodel import CostModel, MemoryLimitError
-from ..eliminate import Problem, price
-from . import Result, register, run_strategy
+from ..eliminate import Problem
+from . import Result, best_of, positive, register
 from .chain import segments
 
 EXACT_MAX = 20
@@ -25,8 +25,7 @@ ANNEAL_MAX = 2000
 @register("auto")
 def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, seed: int = 0) -> Result:
     """Choose by size (see the module docstring); never worse than forward/reverse/markowitz."""
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    positive("time_limit", time_limit)
     n = len(problem.eliminable)
     segs = segments(problem)
     if len(segs) == 1 and len(segs[0]) - 2 == n and len(problem.wrt) == 1 and len(problem.of) == 1:
@@ -39,18 +38,7 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
         main, opts = "min-fill", {}
     candidates = [(main, opts)] + [(s, {}) for s in ("forward", "reverse", "markowitz", "relative-markowitz")
                                    if s != main]
-    best = None
-    for name, kw in candidates:
-        try:
-            order, _, info, optimal = run_strategy(name, problem, cost_model, **kw)
-        except MemoryLimitError:
-            continue
-        _, mults, peak = price(problem, order)
-        if not cost_model.fits(peak):
-            continue
-        s = cost_model.score(mults, peak)
-        if best is None or s < best[0]:
-            best = (s, order, name, info, optimal)
+    best = best_of(problem, cost_model, candidates)
     if best is None:
         raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "
                                f"{cost_model.memory_limit:,} bytes; raise memory_limit")

@@ -10,6 +10,8 @@ of vertices with one predecessor and one successor), and Markowitz orders the re
 
 from __future__ import annotations
 
+import math
+
 from .. import structure as S
 from ..chain import bracket_to_str, chain_order_costfn, matrix_chain_order
 from ..costmodel import CostModel
@@ -58,7 +60,7 @@ def order_segment(problem: Problem, path: list, structured_limit: int = 80) -> t
     all_dense = all(m.vlabels is not None and not any(p >= 0 for p in m.pair)
                     and len(m.vlabels) == len(m.out_shape) + len(m.in_shape) for m in mats)
     if all_dense or n > structured_limit:
-        dims = [m.dense_size // max(1, _size(m.in_shape)) for m in mats] + [_size(mats[-1].in_shape)]
+        dims = [m.dense_size // max(1, math.prod(m.in_shape)) for m in mats] + [math.prod(mats[-1].in_shape)]
         res = matrix_chain_order(dims)
         note = "dense DP" if all_dense else f"dense-size DP (structured chain longer than {structured_limit})"
     else:
@@ -98,13 +100,6 @@ def _tree_order(tree, w: list) -> list[str]:
         else:
             stack += [(node, True), (node[1], False), (node[0], False)]
     return order
-
-
-def _size(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 @register("chain")

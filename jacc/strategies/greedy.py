@@ -18,11 +18,12 @@ Scores (lower is eliminated first):
 from __future__ import annotations
 
 import heapq
+import math
 from typing import Callable
 
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Eliminator, Preview, Problem
-from . import register
+from . import no_options, register
 
 Score = Callable[[str, Preview], tuple]
 
@@ -103,7 +104,7 @@ def _markowitz_score(cost_model: CostModel) -> Score:
 @register("markowitz")
 def markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Next eliminate the vertex whose elimination is cheapest now (structured cost)."""
-    _no_options("markowitz", options)
+    no_options("markowitz", options)
     return run_greedy(problem.eliminator(), problem.eliminable, cost_model, _markowitz_score(cost_model),
                       cost_only=cost_model.weights[1] == 0)
 
@@ -111,14 +112,14 @@ def markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
 @register("min-fill")
 def min_fill(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Next eliminate the vertex that creates the fewest new edges (then the cheapest)."""
-    _no_options("min-fill", options)
+    no_options("min-fill", options)
     return greedy_order(problem, cost_model, lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)))
 
 
 @register("relative-markowitz")
 def relative_markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Markowitz cost relative to the (inputs reaching × outputs reached) of the vertex."""
-    _no_options("relative-markowitz", options)
+    no_options("relative-markowitz", options)
     indep, dep = reach_sizes(problem)
     return run_greedy(problem.eliminator(), problem.eliminable, cost_model,
                       lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],),
@@ -155,7 +156,7 @@ def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:
         total, n = 0, 0
         while bits:
             if bits & 1:
-                total += _size(shapes[n])
+                total += math.prod(shapes[n])
             bits >>= 1
             n += 1
         return total
@@ -166,13 +167,3 @@ def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:
     return indep, dep
 
 
-def _size(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
-
-
-def _no_options(name: str, options: dict) -> None:
-    if options:
-        raise TypeError(f"strategy {name!r} takes no options, got {sorted(options)}")

@@ -23,8 +23,8 @@ import heapq
 import time
 
 from ..costmodel import CostModel, MemoryLimitError
-from ..eliminate import SCALAR, STRUCTURED, Problem, price
-from . import Result, register
+from ..eliminate import SCALAR, STRUCTURED, Problem
+from . import HEURISTICS, Result, best_of, positive, register
 
 
 class SearchSizeError(ValueError):
@@ -143,29 +143,16 @@ def _topo(keys, pred, succ) -> list:
 
 
 def _heuristic_bound(problem: Problem, cm: CostModel):
-    from . import run_strategy
-
-    best = None
-    for name in ("forward", "reverse", "markowitz", "min-fill", "relative-markowitz"):
-        try:
-            order = run_strategy(name, problem, cm)[0]
-        except MemoryLimitError:
-            continue
-        _, mults, peak = price(problem, order)
-        if not cm.fits(peak):
-            continue
-        s = cm.score(mults, peak)
-        if best is None or s < best[0]:
-            best = (s, order, name)
-    return best
+    """(score, order, name) of the best heuristic order that fits, or ``None``."""
+    best = best_of(problem, cm, [(name, {}) for name in HEURISTICS])
+    return best[:3] if best else None
 
 
 @register("optimal")
 def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
             max_vertices: int = 30) -> Result:
     """Exact search over sets of eliminated vertices (see the module docstring)."""
-    if isinstance(time_limit, bool) or not isinstance(time_limit, (int, float)) or not time_limit > 0:
-        raise ValueError(f"time_limit must be a positive number of seconds, not {time_limit!r}")
+    positive("time_limit", time_limit)
     if isinstance(max_vertices, bool) or not isinstance(max_vertices, int) or max_vertices < 0:
         raise ValueError(f"max_vertices must be a non-negative int, not {max_vertices!r}")
     n = len(problem.eliminable)
