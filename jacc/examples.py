@@ -43,6 +43,22 @@ def lecture_f() -> Graph:
     return g
 
 
+def lion() -> Graph:
+    """The "lion" graph from angel/OpenAD's examples: t1 = x1/x2, t2 = cos t1,
+    y = (exp t2, 3.14·t2, sin t2, t2·t1). Optimal vertex elimination: 12 multiplications."""
+    g = Graph("lion")
+    g.add_input("x1", ())
+    g.add_input("x2", ())
+    g.add_node("t1", "div", ["x1", "x2"])
+    g.add_node("t2", "cos", ["t1"])
+    g.add_node("y1", "exp", ["t2"])
+    g.add_node("y2", "mul", [3.14, "t2"])
+    g.add_node("y3", "sin", ["t2"])
+    g.add_node("y4", "mul", ["t2", "t1"])
+    g.set_outputs(["y1", "y2", "y3", "y4"])
+    return g
+
+
 def single_layer(n_in: int = 4, n_out: int = 3) -> Graph:
     """tanh(A x + b) with inputs A (n_out×n_in), x (n_in), b (n_out)."""
 
@@ -167,6 +183,7 @@ def random_graph(n_inputs: int, n_inner: int, n_outputs: int, seed: int = 0, *, 
 
 BUILDERS = {
     "lecture_f": lecture_f,
+    "lion": lion,
     "single_layer": single_layer,
     "three_layer": three_layer,
     "np_chain": lambda: np_chain(10, 3),

@@ -62,6 +62,7 @@ class Tape:
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         params = params or {}
         gargs = []
+        args = [a.whole() if isinstance(a, _Split) else a for a in args]
         for a in args:
             if isinstance(a, Tracer):
                 if a.tape is not self:
@@ -268,11 +269,11 @@ class Tracer:
 
 def _tape_of(*xs) -> Tape:
     for x in xs:
-        if isinstance(x, Tracer):
+        if isinstance(x, (Tracer, _Split)):
             return x.tape
         if isinstance(x, (list, tuple)):
             for y in x:
-                if isinstance(y, Tracer):
+                if isinstance(y, (Tracer, _Split)):
                     return y.tape
     raise TypeError("no traced argument")
 
@@ -414,6 +415,61 @@ for _alias in ("amax", "amin"):
         _FUNCTIONS[getattr(np, _alias)] = _FUNCTIONS[np.max if _alias == "amax" else np.min]
 
 
+class _Split:
+    """A vector input traced as separate scalar vertices: ``x[i]`` *is* the i-th scalar vertex,
+    so code that unpacks a vector costs no gather. Any other use stacks the scalars once."""
+
+    __array_priority__ = 1000
+
+    def __init__(self, tape: Tape, items: list[Tracer]):
+        self.tape, self.items, self._whole = tape, items, None
+
+    shape = property(lambda self: (len(self.items),))
+    ndim = 1
+    size = property(lambda self: len(self.items))
+    dtype = property(lambda self: self.tape.dtype)
+
+    def whole(self) -> Tracer:
+        if self._whole is None:
+            self._whole = self.tape.record("stack", self.items, {"axis": 0})
+        return self._whole
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __getitem__(self, index):
+        if isinstance(index, (int, np.integer)):
+            return self.items[int(index)]
+        if isinstance(index, slice) and self.items[index]:
+            return self.tape.record("stack", self.items[index], {"axis": 0})
+        return self.whole()[index]
+
+    def __getattr__(self, name):
+        return getattr(self.whole(), name)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        return getattr(ufunc, method)(*[_unsplit(i) for i in inputs], **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*[_unsplit(a) for a in args], **{k: _unsplit(v) for k, v in kwargs.items()})
+
+
+def _unsplit(x):
+    if isinstance(x, _Split):
+        return x.whole()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_unsplit(y) for y in x)
+    return x
+
+
+for _op in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "matmul", "rmatmul",
+            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge"):
+    setattr(_Split, f"__{_op}__", lambda self, *a, _n=f"__{_op}__": getattr(self.whole(), _n)(*a))
+
+
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     return sorted(set(_UFUNCS) | {f.__name__ for f in _FUNCTIONS})
@@ -428,13 +484,17 @@ def _is_array_like(x: Any) -> bool:
 
 
 def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtype=np.float64,
-          **kwargs) -> Graph:
+          scalarize: bool = False, **kwargs) -> Graph:
     """Record ``f(*args, **kwargs)`` as a :class:`Graph`.
 
     Inputs are the positional arguments ``argnums`` (default: every float array or float
     argument), named after ``f``'s parameters; other arguments are constants. Outputs are the
     returned array(s). ``graph.meta['value_dependent']`` lists any place where the trace looked
     at a value (``if x > 0``), which makes the graph valid at this point only.
+
+    ``scalarize=True`` records the graph at the scalar level used by the AD literature: each
+    vector input becomes scalar inputs ``x[0]``, ``x[1]``, … (indexing them costs nothing), and
+    an output built by stacking scalars becomes separate scalar outputs.
 
     >>> import numpy as np
     >>> g = trace(lambda A, x: np.tanh(A @ x), np.ones((2, 3)), np.ones(3))
@@ -457,9 +517,17 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
         a = np.asarray(args[i])
         if a.dtype.kind not in "fiu":
             raise TypeError(f"argument {names[i]!r} must be a real float array, got dtype {a.dtype}")
-        targs[i] = tape.input(names[i], a)
+        if scalarize and a.ndim == 1:
+            targs[i] = _Split(tape, [tape.input(f"{names[i]}[{j}]", a[j]) for j in range(a.shape[0])])
+        elif scalarize and a.ndim > 1:
+            raise ValueError(f"scalarize splits vectors only; argument {names[i]!r} has shape {a.shape}")
+        else:
+            targs[i] = tape.input(names[i], a)
     result = f(*targs, **kwargs)
     outs = result if isinstance(result, (tuple, list)) else (result,)
+    outs = [_unsplit(r) for r in outs]
+    if scalarize:
+        outs = [y for r in outs for y in _unstack(tape.graph, r)]
     seen: set[str] = set()
     out_names = []
     for k, r in enumerate(outs):
@@ -478,6 +546,22 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
     if tape.value_dependent:
         tape.graph.meta["value_dependent"] = tape.value_dependent
     return tape.graph
+
+
+def _unstack(g: Graph, r: Any) -> list:
+    """The scalar pieces of an output that stacks scalars, else ``[r]``."""
+    if isinstance(r, Tracer) and g.op(r.name) == "stack":
+        d = g.nx.nodes[r.name]
+        if d["params"].get("axis", 0) == 0 and all(isinstance(a, str) and g.shape(a) == () for a in d["args"]):
+            return [_Named(r.tape, a) for a in d["args"]]
+    return [r]
+
+
+class _Named(Tracer):
+    """A tracer standing for an existing vertex (its value is not needed after tracing)."""
+
+    def __init__(self, tape: Tape, name: str):
+        super().__init__(tape, name, np.zeros(()))
 
 
 def _param_names(f: Callable, n: int) -> list[str]:

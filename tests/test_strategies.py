@@ -2,6 +2,7 @@
 
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -263,3 +264,29 @@ def test_cache_keys_on_constant_arguments():
     np.testing.assert_allclose(jf(np.ones(2), 5.0), 5 * np.eye(2))
     np.testing.assert_allclose(jf(np.ones(2), np.array([1.0, 2.0])), np.diag([1.0, 2.0]))
     np.testing.assert_allclose(jf(np.ones(2), np.array([3.0, 2.0])), np.diag([3.0, 2.0]))
+
+
+def test_lion_optimal_is_twelve_from_file_and_from_scalarized_trace():
+    from jacc import suite
+
+    path = os.path.join(os.path.dirname(__file__), "..", "graphs", "lion.json")
+    assert jacc.plan(jacc.load(path), "optimal").mults == 12
+    p = suite.get("lion")
+    g = jacc.trace(lambda x: p.fn(x=x, xp=np), p.make_inputs(0)["x"], scalarize=True)
+    assert g.inputs == ["x[0]", "x[1]"] and len(g.outputs) == 4
+    plan = jacc.plan(g, "optimal")
+    assert plan.mults == 12 and plan.optimal
+    x = p.make_inputs(0)["x"]
+    blocks = plan.execute(x[0], x[1])
+    J = np.array([[blocks[y, xi] for xi in g.inputs] for y in g.outputs])
+    from conftest import fd_jacobian
+    np.testing.assert_allclose(J, fd_jacobian(lambda v: p.fn(x=v, xp=np), [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_scalarize_falls_back_to_stacking_for_vector_uses():
+    g = jacc.trace(lambda x: np.sin(x) * x[0], np.ones(3), scalarize=True)
+    assert g.inputs == ["x[0]", "x[1]", "x[2]"]
+    J = jacc.plan(g, "reverse").execute(0.1, 0.2, 0.3)
+    assert J[g.outputs[0], "x[1]"].shape == (3,)
+    with pytest.raises(ValueError, match="scalarize splits vectors only"):
+        jacc.trace(lambda A: A.sum(), np.ones((2, 2)), scalarize=True)
