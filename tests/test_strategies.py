@@ -15,7 +15,8 @@ from jacc.chain import brute_force_chain, multi_dot_cost
 from jacc.eliminate import Problem, accumulate, price
 
 ALL = sorted(jacc.STRATEGIES)
-FAST = {"anneal": {"time_limit": 0.2}, "optimal": {"time_limit": 20}, "auto": {"time_limit": 2}}
+FAST = {"anneal": {"time_limit": 0.2}, "optimal": {"time_limit": 20}, "auto": {"time_limit": 2},
+        "window": {"time_limit": 1}}
 
 
 def dense_chain(dims):
@@ -290,3 +291,23 @@ def test_scalarize_falls_back_to_stacking_for_vector_uses():
     assert J[g.outputs[0], "x[1]"].shape == (3,)
     with pytest.raises(ValueError, match="scalarize splits vectors only"):
         jacc.trace(lambda A: A.sum(), np.ones((2, 2)), scalarize=True)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_window_polish_never_worse_and_reports_exact_savings(seed):
+    from jacc.strategies import run_strategy
+    from jacc.strategies.optimal import polish
+
+    g = examples.random_graph(4, 60, 3, seed=seed, width=2 * (seed % 2))
+    prob = Problem.from_graph(g)
+    for s in ("forward", "reverse", "markowitz"):
+        order = run_strategy(s, prob)[0]
+        before = price(prob, order)[1]
+        new, saved = polish(prob, order, jacc.CostModel(), window=8)
+        assert sorted(new) == sorted(order)
+        assert price(prob, new)[1] == before - saved <= before
+    # windows as large as the problem make polish exact
+    small, _ = _random_small(seed, 0)
+    sp = Problem.from_graph(small)
+    new, _ = polish(sp, sp.eliminable, jacc.CostModel(), window=len(sp.eliminable))
+    assert price(sp, new)[1] == brute_force_orders(sp)

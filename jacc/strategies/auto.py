@@ -4,8 +4,10 @@
 |----------------------------|------------------------------------------------------------------|
 | the problem is one chain   | ``chain`` (exact matrix-chain DP)                                |
 | n ≤ 20                     | ``optimal`` with ``time_limit`` (default 5 s); exact when it ends |
-| 20 < n ≤ 2,000             | best heuristic, then ``anneal`` for ``time_limit`` / 5 s          |
-| n > 2,000                  | best of forward, reverse, markowitz, min-fill, relative-markowitz |
+| 20 < n ≤ 2,000             | ``anneal`` for ``time_limit`` / 5 s (starts from the best         |
+|                            | heuristic, polished by exact windows; polishes its result too)    |
+| n > 2,000                  | ``window``: best heuristic polished by exact windows of 12        |
+|                            | eliminations for ``time_limit`` / 2 s                             |
 
 Whatever runs, ``auto`` returns the cheapest of its result and the forward, reverse and
 Markowitz orders, so it is never worse than any of them.
@@ -35,9 +37,8 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     elif n <= ANNEAL_MAX:
         main, opts = "anneal", {"time_limit": time_limit / 5, "seed": seed}
     else:
-        main, opts = "min-fill", {}
-    candidates = [(main, opts)] + [(s, {}) for s in ("forward", "reverse", "markowitz", "relative-markowitz")
-                                   if s != main]
+        main, opts = "window", {"time_limit": time_limit / 2}
+    candidates = [(main, opts)] + [(s, {}) for s in ("forward", "reverse", "markowitz") if s != main]
     best = best_of(problem, cost_model, candidates)
     if best is None:
         raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "

@@ -23,7 +23,7 @@ import heapq
 import time
 
 from ..costmodel import CostModel, MemoryLimitError
-from ..eliminate import SCALAR, STRUCTURED, Problem
+from ..eliminate import Problem
 from . import HEURISTICS, Result, best_of, positive, register
 
 
@@ -34,11 +34,10 @@ class SearchSizeError(ValueError):
 class _Sets:
     """Memoised edge Jacobians and step costs of G_S for sets S of eliminated vertices."""
 
-    def __init__(self, problem: Problem):
-        edges = problem.symbolic_edges()
-        self.alg = SCALAR if problem.scalar else STRUCTURED
-        self.orig = {k: (SCALAR.of(j) if problem.scalar else j) for k, j in edges.items()}
-        self.verts = list(problem.eliminable)
+    def __init__(self, edges: dict, verts: list, algebra):
+        self.alg = algebra
+        self.orig = dict(edges)
+        self.verts = list(verts)
         self.bit = {v: 1 << n for n, v in enumerate(self.verts)}
         succ: dict = {}
         pred: dict = {}
@@ -115,6 +114,12 @@ class _Sets:
             memo[key] = c
         return c
 
+    @classmethod
+    def of(cls, problem: Problem) -> "_Sets":
+        e = problem.eliminator()
+        return cls({(u, v): j for u, row in e.succ.items() for v, j in row.items()}, problem.eliminable,
+                   e.algebra)
+
     def live_delta(self, v, S: int) -> int:
         """Change of live bytes when v is eliminated from G_S."""
         nb = self.alg.nbytes
@@ -163,14 +168,14 @@ def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0
             "a larger max_vertices")
     t0 = time.perf_counter()
     bound = _heuristic_bound(problem, cost_model)
-    sets = _Sets(problem)
+    sets = _Sets.of(problem)
     live0 = sum(sets.alg.nbytes(j) for j in sets.orig.values())
     if not cost_model.fits(live0):
         raise MemoryLimitError(f"the graph's own partial Jacobians take {live0:,} bytes, over the "
                                f"memory limit {cost_model.memory_limit:,}")
     a, b = cost_model.weights
     search = _dijkstra if b == 0 else _pareto
-    found, explored, stopped = search(problem, sets, cost_model, bound, live0, t0 + time_limit)
+    found, explored, stopped = search(sets, cost_model, bound, live0, t0 + time_limit)
     info = {"sets explored": explored}
     if found is not None:
         return Result(found, info, True)
@@ -193,7 +198,7 @@ def _path(parent: dict, S: int) -> list[str]:
     return order[::-1]
 
 
-def _dijkstra(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
+def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline):
     full = (1 << len(sets.verts)) - 1
     ub = bound[0] if bound else float("inf")
     best = {0: 0}
@@ -234,7 +239,7 @@ def _dijkstra(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
     return None, explored, False
 
 
-def _pareto(problem, sets: _Sets, cm: CostModel, bound, live0, deadline):
+def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
     a, b = cm.weights
     full = (1 << len(sets.verts)) - 1
     ub = bound[0] if bound else float("inf")
@@ -288,3 +293,70 @@ def _insert(front: list, label: tuple, peak_only: bool) -> None:
             return
     front[:] = [q for q in front if not (p <= q[1] and (peak_only or m <= q[0]))]
     front.append(label)
+
+
+def _window_sets(e, win: list[str]) -> _Sets:
+    """Exact-search state for eliminating ``win`` from the current graph of ``e``: only the
+    window and its neighbours matter (paths through the window only touch those)."""
+    near = set(win)
+    for v in win:
+        near |= set(e.pred.get(v, ())) | set(e.succ.get(v, ()))
+    edges = {(u, v): j for u in near for v, j in e.succ.get(u, {}).items() if v in near}
+    return _Sets(edges, win, e.algebra)
+
+
+def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window: int = 12,
+           deadline: float | None = None) -> tuple[list[str], int]:
+    """Re-order every window of ``window`` consecutive eliminations exactly.
+
+    Eliminating the same *set* leaves the same graph, so an exact search inside a window (from
+    the graph left by the prefix) changes only the window's own cost: the result is never
+    worse, and repeated half-overlapping passes run until nothing improves or ``deadline``.
+    Applies to the ``mults`` objective without a memory limit; returns (order, mults saved).
+    """
+    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None or len(order) < 3:
+        return list(order), 0
+    order = list(order)
+    deadline = float("inf") if deadline is None else deadline
+    saved, improved = 0, True
+    step = max(1, window // 2)
+    while improved and time.perf_counter() < deadline:
+        improved = False
+        e = problem.eliminator()
+        for start in range(0, max(1, len(order) - window + step), step):
+            win = order[start:start + window]
+            sets = _window_sets(e, win)
+            current, S = 0, 0
+            for v in win:
+                current += sets.cost(v, S)
+                S |= sets.bit[v]
+            if current:
+                found, _, _ = _dijkstra(sets, CostModel(), (current, win, "current"), 0, deadline)
+                if found is not None:
+                    new, S = 0, 0
+                    for v in found:
+                        new += sets.cost(v, S)
+                        S |= sets.bit[v]
+                    if new < current:
+                        order[start:start + window] = found
+                        saved += current - new
+                        improved = True
+            for v in order[start:start + step]:
+                e.eliminate(v)
+            if time.perf_counter() > deadline:
+                break
+    return order, saved
+
+
+@register("window")
+def window(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, size: int = 12) -> Result:
+    """The best heuristic order, then :func:`polish` with windows of ``size`` for ``time_limit`` s."""
+    positive("time_limit", time_limit)
+    if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= 20:
+        raise ValueError(f"size must be an int from 2 to 20, not {size!r}")
+    bound = _heuristic_bound(problem, cost_model)
+    if bound is None:
+        raise MemoryLimitError("window: no heuristic order fits the memory limit; raise memory_limit")
+    order, saved = polish(problem, bound[1], cost_model, window=size,
+                          deadline=time.perf_counter() + time_limit)
+    return Result(order, {"start": f"{bound[2]} ({bound[0]:,.0f})", "window polish saved": saved})
