@@ -1,11 +1,12 @@
 """``anneal``: seeded simulated annealing over elimination orders.
 
 Starts from the best heuristic order (forward, reverse, Markowitz, min-fill, relative
-Markowitz), then repeatedly moves one vertex to another position of the order (every
+Markowitz) polished by exact windows, then repeatedly moves one vertex to another position of the order (every
 permutation is a valid vertex-elimination order), accepting a worse order with probability
 exp(−Δ/(T·score)) under a geometric cooling schedule. The best order seen is then polished by
 exact searches over windows of consecutive eliminations (``optimal.polish``, ``polish_time``
-seconds, default a quarter of ``time_limit``), so the result is never worse than the start. A progress bar is drawn on stderr when it is a terminal.
+seconds, default a quarter of ``time_limit``, half before and half after), so the result is
+never worse than the start. A progress bar is drawn on stderr when it is a terminal.
 """
 
 from __future__ import annotations
