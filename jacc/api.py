@@ -74,7 +74,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     Several ``argnums`` give a tuple per output; a tuple of outputs gives a tuple of those.
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
-    ``strategy_options`` go to the strategy (e.g. ``time_limit=1.0``). Arrays are float64
+    ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given). Arrays are float64
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
@@ -100,6 +100,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
     store = _Cache()
+    if strategy == "auto":  # planning happens on the first call: keep its latency modest
+        strategy_options.setdefault("time_limit", 1.0)
 
     def prepare(args, kwargs):
         key = store.key(args, kwargs, tuple(i % len(args) for i in nums), dt) if cache and args else None
