@@ -100,64 +100,82 @@ def _ew(ctx: Ctx, i: int, spec: Any, fn: Callable[[], Any] | None = None) -> Jac
     return Jac(out, s, pair, vl, vals)
 
 
-# name: (numpy function, derivative from (x, y=f(x)), value spec)
-UNARY: dict[str, tuple[Callable, Callable, str]] = {
-    "neg": (np.negative, lambda x, y: -1.0, "scalar"),
-    "exp": (np.exp, lambda x, y: y, "out"),
-    "expm1": (np.expm1, lambda x, y: y + 1.0, "out"),
-    "log": (np.log, lambda x, y: 1.0 / x, "out"),
-    "log1p": (np.log1p, lambda x, y: 1.0 / (1.0 + x), "out"),
-    "sin": (np.sin, lambda x, y: np.cos(x), "out"),
-    "cos": (np.cos, lambda x, y: -np.sin(x), "out"),
-    "tan": (np.tan, lambda x, y: 1.0 + y * y, "out"),
-    "tanh": (np.tanh, lambda x, y: 1.0 - y * y, "out"),
-    "sinh": (np.sinh, lambda x, y: np.cosh(x), "out"),
-    "cosh": (np.cosh, lambda x, y: np.sinh(x), "out"),
-    "arctan": (np.arctan, lambda x, y: 1.0 / (1.0 + x * x), "out"),
-    "arcsin": (np.arcsin, lambda x, y: 1.0 / np.sqrt(1.0 - x * x), "out"),
-    "arccos": (np.arccos, lambda x, y: -1.0 / np.sqrt(1.0 - x * x), "out"),
-    "sqrt": (np.sqrt, lambda x, y: 0.5 / y, "out"),
-    "square": (np.square, lambda x, y: 2.0 * x, "out"),
-    "reciprocal": (np.reciprocal, lambda x, y: -y * y, "out"),
-    "abs": (np.abs, lambda x, y: np.sign(x), "out"),
-    "identity": (lambda x: np.array(x, copy=True), lambda x, y: 1.0, "unit"),
+# Elementwise rules are data: Python expressions over the argument x (or a, b) and the result y,
+# turned into NumPy functions here and into scalar `math` functions by the plan compiler
+# (jacc.compile), so both read the same formulas.
+# name: (result, derivative, what the derivative's values vary along)
+UNARY: dict[str, tuple[str, str, str]] = {
+    "neg": ("-x", "-1.0", "scalar"),
+    "exp": ("exp(x)", "y", "out"),
+    "expm1": ("expm1(x)", "y + 1.0", "out"),
+    "log": ("log(x)", "1.0 / x", "out"),
+    "log1p": ("log1p(x)", "1.0 / (1.0 + x)", "out"),
+    "sin": ("sin(x)", "cos(x)", "out"),
+    "cos": ("cos(x)", "-sin(x)", "out"),
+    "tan": ("tan(x)", "1.0 + y * y", "out"),
+    "tanh": ("tanh(x)", "1.0 - y * y", "out"),
+    "sinh": ("sinh(x)", "cosh(x)", "out"),
+    "cosh": ("cosh(x)", "sinh(x)", "out"),
+    "arctan": ("arctan(x)", "1.0 / (1.0 + x * x)", "out"),
+    "arcsin": ("arcsin(x)", "1.0 / sqrt(1.0 - x * x)", "out"),
+    "arccos": ("arccos(x)", "-1.0 / sqrt(1.0 - x * x)", "out"),
+    "sqrt": ("sqrt(x)", "0.5 / y", "out"),
+    "square": ("x * x", "2.0 * x", "out"),
+    "reciprocal": ("1.0 / x", "-y * y", "out"),
+    "abs": ("abs(x)", "sign(x)", "out"),
+    "identity": ("x + 0.0", "1.0", "unit"),
+}
+
+# name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
+BINARY: dict[str, tuple[str, tuple]] = {
+    "add": ("a + b", (("unit", None), ("unit", None))),
+    "sub": ("a - b", (("unit", None), ("scalar", "-1.0"))),
+    "mul": ("a * b", ((1, "b"), (0, "a"))),
+    "div": ("a / b", ((1, "1.0 / b"), ("out", "-y / b"))),
+    "pow": ("power(a, b)", (("out", "b * power(a, b - 1.0)"), ("out", "log(a) * y"))),
+    "maximum": ("maximum(a, b)", (("out", "tie(a, b)"), ("out", "tie(b, a)"))),
+    "minimum": ("minimum(a, b)", (("out", "tie(b, a)"), ("out", "tie(a, b)"))),
 }
 
 
 def _tie(a, b):
+    """∂max(a, b)/∂a: 1 where a wins, ½ on ties (symmetric), 0 elsewhere."""
     return (a > b) + 0.5 * (a == b)
 
 
-# name: (numpy function, ((spec, d/dx), (spec, d/dy))) with d(x, y, out)
-BINARY: dict[str, tuple[Callable, tuple]] = {
-    "add": (np.add, (("unit", None), ("unit", None))),
-    "sub": (np.subtract, (("unit", None), ("scalar", lambda x, y, o: -1.0))),
-    "mul": (np.multiply, ((1, lambda x, y, o: y), (0, lambda x, y, o: x))),
-    "div": (np.divide, ((1, lambda x, y, o: 1.0 / y), ("out", lambda x, y, o: -o / y))),
-    "pow": (
-        np.power,
-        (("out", lambda x, y, o: y * np.power(x, y - 1.0)), ("out", lambda x, y, o: np.log(x) * o)),
-    ),
-    "maximum": (np.maximum, (("out", lambda x, y, o: _tie(x, y)), ("out", lambda x, y, o: _tie(y, x)))),
-    "minimum": (np.minimum, (("out", lambda x, y, o: _tie(y, x)), ("out", lambda x, y, o: _tie(x, y)))),
-}
+NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sin": np.sin,
+               "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
+               "arctan": np.arctan, "arcsin": np.arcsin, "arccos": np.arccos, "sqrt": np.sqrt,
+               "sign": np.sign, "abs": np.abs, "power": np.power, "maximum": np.maximum,
+               "minimum": np.minimum, "tie": _tie}
 
 
-def _unary_op(name: str, fn: Callable, d: Callable, spec: str) -> Op:
+def formula(expr: str, params: str, names: dict) -> Callable:
+    """A function of ``params`` computing ``expr`` (one of the constant formulas above) with the
+    functions in ``names``; never applied to text from files."""
+    return eval(f"lambda {params}: {expr}", {"__builtins__": {}, **names})  # noqa: S307
+
+
+def _unary_op(name: str, primal: str, deriv: str, spec: str) -> Op:
+    fn, d = formula(primal, "x", NUMPY_NAMES), formula(deriv, "x, y", NUMPY_NAMES)
+
     def partial(i: int, ctx: Ctx) -> Jac:
         return _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
 
-    return Op(name, lambda a, p: fn(a[0]), lambda s, p: tuple(s[0]), partial, 1,
-              f"elementwise {name}")
+    return Op(name, lambda a, p: fn(np.asarray(a[0])), lambda s, p: tuple(s[0]), partial, 1,
+              f"elementwise {name}: {primal}")
 
 
-def _binary_op(name: str, fn: Callable, rules: tuple) -> Op:
+def _binary_op(name: str, primal: str, rules: tuple) -> Op:
+    fn = formula(primal, "a, b", NUMPY_NAMES)
+    ds = [spec_d[1] and formula(spec_d[1], "a, b, y", NUMPY_NAMES) for spec_d in rules]
+
     def partial(i: int, ctx: Ctx) -> Jac:
-        spec, d = rules[i]
-        return _ew(ctx, i, spec, d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
+        d = ds[i]
+        return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
 
-    return Op(name, lambda a, p: fn(a[0], a[1]), _broadcast_shape, partial, 2,
-              f"elementwise {name} with broadcasting")
+    return Op(name, lambda a, p: fn(np.asarray(a[0]), np.asarray(a[1])), _broadcast_shape, partial, 2,
+              f"elementwise {primal} with broadcasting")
 
 
 for _n, (_f, _d, _s) in UNARY.items():
