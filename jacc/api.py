@@ -8,6 +8,7 @@ array([5.5  , 1.716])
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -67,14 +68,16 @@ def _fingerprint(a: Any) -> Any:
 
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
-             dtype=None, nonfinite: str = "raise", cache: bool = True, **strategy_options) -> Callable:
+             dtype=None, nonfinite: str = "raise", cache: bool = True, cost_model: CostModel | None = None,
+             objective: Any = None, memory_limit: int | None = None, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
     The Jacobian of an output of shape ``S`` w.r.t. an input of shape ``T`` has shape ``S + T``.
     Several ``argnums`` give a tuple per output; a tuple of outputs gives a tuple of those.
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
-    ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given). Arrays are float64
+    ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given);
+    ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises. Arrays are float64
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
@@ -100,6 +103,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
     store = _Cache()
+    cm = CostModel.coerce(cost_model, objective, memory_limit)
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
 
@@ -111,11 +115,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             return hit
         graph = trace(f, *args, argnums=nums, dtype=dt, **kwargs)
         problem = Problem.from_graph(graph)
+        t0 = time.perf_counter()
         if isinstance(strategy, Plan):
             order, name, info, optimal = strategy.order, strategy.strategy, strategy.info, strategy.optimal
         else:
-            order, name, info, optimal = run_strategy(strategy, problem, None, **strategy_options)
-        entry = (graph, problem, build(problem, order, name, CostModel(), info, 0.0, optimal))
+            order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
+        entry = (graph, problem, build(problem, order, name, cm, info, time.perf_counter() - t0, optimal))
         if graph.meta.get("value_dependent"):
             store.retraces += 1
         else:

@@ -45,7 +45,7 @@ def table(rows: list[dict], columns: Sequence[str], fmt: str, title: str | None 
         w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({c: _cell(r.get(c)) for c in columns})
+            w.writerow({c: ("" if r.get(c) is None else r.get(c)) for c in columns})
         return buf.getvalue().rstrip("\n")
     cells = [[_cell(r.get(c)) for c in columns] for r in rows]
     widths = [max([len(c)] + [len(row[i]) for row in cells]) for i, c in enumerate(columns)]
@@ -217,6 +217,8 @@ def _plan_options(args) -> dict:
         opts["time_limit"] = args.time_limit
     if getattr(args, "seed", None) is not None:
         opts["seed"] = args.seed
+    if getattr(args, "max_iters", None) is not None:
+        opts["max_iters"] = args.max_iters
     return opts
 
 
@@ -346,7 +348,7 @@ def cmd_trace(args) -> int:
             t = tables.adjoint_trace(g, at, args.output, ascii=args.ascii)
         parts.append(t.format(args.format, digits=args.digits))
     if args.format == "json":
-        _emit(json.dumps([json.loads(p) for p in parts], indent=1), args.out)
+        _emit(json.dumps([json.loads(p) for p in parts], indent=1, ensure_ascii=False), args.out)
     else:
         _emit("\n\n".join(parts), args.out)
     return 0
@@ -375,7 +377,8 @@ def cmd_run(args) -> int:
     if args.format == "json":
         print(json.dumps({"outputs": {y: values[y] for y in p.of},
                           "jacobian": {f"d{y}/d{x}": J for (y, x), J in blocks.items()},
-                          "mults": p.mults, "strategy": p.strategy}, default=_json_default, indent=1))
+                          "mults": p.mults, "strategy": p.strategy}, default=_json_default, indent=1,
+                         ensure_ascii=False))
         return 0
     with np.printoptions(precision=6, suppress=True, linewidth=100):
         for y in p.of:
@@ -442,6 +445,8 @@ def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None
     p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold")
     p.add_argument("--time-limit", type=float, help="seconds for optimal/anneal/auto searches")
     p.add_argument("--seed", type=int, help="seed for randomised strategies")
+    p.add_argument("--max-iters", type=int, help="iterations for anneal (with a large --time-limit: "
+                   "reproducible on any machine)")
 
 
 def _fmt(p: argparse.ArgumentParser) -> None:
@@ -512,14 +517,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--baselines", action="store_true", help="also time jax.jacfwd/jacrev and torch.func")
     c.add_argument("--budget", type=float, default=60.0, help="seconds of search per problem (default 60)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
-    c.add_argument("--planning", action="store_true", help="benchmark the planners instead (chain DP, "
-                   "markowitz at 10⁴/10⁵ vertices, optimal at 15/20)")
+    c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
+                   "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "
+                   "eliminable, ~2 min; small: quick sizes); prints figures, ignores --format/-o")
     _fmt(c)
     return p
 
 
-ERRORS = (UsageError, GraphError, OrderError, CostModelError, UnknownStrategyError, ValueError, OSError,
-          NotImplementedError, RuntimeError)
+ERRORS = (UsageError, GraphError, OrderError, CostModelError, UnknownStrategyError, ValueError,
+          NotImplementedError, RuntimeError, OSError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,6 +534,8 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
+    except BrokenPipeError:  # e.g. `jacc plan … | head`: the reader left, nothing to report
+        return 0
     except ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"jacc: error: {msg}", file=sys.stderr)

@@ -68,7 +68,7 @@ class Graph:
     # -- building -------------------------------------------------------------------------------
     def _new_vertex(self, name: str, **data) -> None:
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise GraphError(f"vertex name {name!r} is not valid: use letters, digits, '_' or '.'")
+            raise GraphError(f"vertex name {name!r} is not valid: start with a letter or '_', then letters, digits, '_', '.', '-', '[' or ']'")
         if name in self.nx:
             raise GraphError(f"duplicate vertex name {name!r}: every vertex needs its own name")
         self.nx.add_node(name, **data)
@@ -352,7 +352,8 @@ def _from_dict(data: Any, src: str) -> Graph:
         try:
             g.add_node(name, node["op"], args, node.get("params") or {}, shape)
         except GraphError as e:
-            raise fail(where, str(e).removeprefix(f"node {name!r}: ")) from None
+            msg = re.sub(rf"^node {re.escape(repr(name))}( \(\w+\))?: ", "", str(e))
+            raise fail(f"{where} ({node['op']})", msg) from None
         except (KeyError, TypeError) as e:
             raise fail(where, f"bad or missing parameter {e} for op {node['op']!r}") from None
     try:

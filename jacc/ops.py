@@ -58,6 +58,7 @@ class Op:
     arity: int | None  # None: variadic
     doc: str = ""
     nondiff: frozenset = field(default_factory=frozenset)
+    params: tuple[str, ...] = ()  # the parameter names the op accepts
 
 
 OPS: dict[str, Op] = {}
@@ -209,7 +210,7 @@ def _clip_partial(i: int, ctx: Ctx) -> Jac:
 
 
 register(Op("clip", lambda a, p: np.clip(a[0], p.get("lo"), p.get("hi")), lambda s, p: tuple(s[0]),
-            _clip_partial, 1, "clip(x, lo, hi) with constant bounds"))
+            _clip_partial, 1, "clip(x, lo, hi) with constant bounds", params=("lo", "hi")))
 
 
 def _broadcast_to_shape(shapes, params):
@@ -220,7 +221,8 @@ def _broadcast_to_shape(shapes, params):
 
 
 register(Op("broadcast_to", lambda a, p: np.broadcast_to(a[0], tuple(p["shape"])).copy(),
-            _broadcast_to_shape, lambda i, c: _ew(c, i, "unit"), 1, "broadcast_to(x, shape)"))
+            _broadcast_to_shape, lambda i, c: _ew(c, i, "unit"), 1, "broadcast_to(x, shape)",
+            params=("shape",)))
 
 
 # -- reductions -------------------------------------------------------------------------------
@@ -290,7 +292,7 @@ def _reduce(name, fn, partial, doc):
         ax = _axes(p, np.ndim(a[0]))
         return np.asarray(fn(a[0], axis=ax, keepdims=bool(p.get("keepdims"))))
 
-    register(Op(name, evaluate, _reduce_shape, partial, 1, doc))
+    register(Op(name, evaluate, _reduce_shape, partial, 1, doc, params=("axis", "keepdims")))
 
 
 _reduce("sum", np.sum, _sum_partial, "sum over axes")
@@ -417,7 +419,7 @@ def _einsum_partial(i, ctx):
 
 
 register(Op("einsum", lambda a, p: np.einsum(p["spec"], *a), _einsum_shape, _einsum_partial, None,
-            "einsum with explicit output and no repeated labels"))
+            "einsum with explicit output and no repeated labels", params=("spec",)))
 
 
 # -- shape manipulation -----------------------------------------------------------------------
@@ -436,7 +438,8 @@ def _reshape_shape(shapes, params):
 
 
 register(Op("reshape", lambda a, p: np.reshape(a[0], p["shape"]), _reshape_shape,
-            lambda i, c: S.reshape_map(c.out_shape, c.shapes[0]), 1, "reshape (C order)"))
+            lambda i, c: S.reshape_map(c.out_shape, c.shapes[0]), 1, "reshape (C order)",
+            params=("shape",)))
 
 
 def _perm(params, ndim):
@@ -457,7 +460,7 @@ def _transpose_partial(i, ctx):
 
 register(Op("transpose", lambda a, p: np.transpose(a[0], _perm(p, np.ndim(a[0]))),
             lambda s, p: tuple(s[0][k] for k in _perm(p, len(s[0]))), _transpose_partial, 1,
-            "transpose / .T (a permutation: stays an identity structure)"))
+            "transpose / .T (a permutation: stays an identity structure)", params=("axes",)))
 
 
 # Indices are stored as JSON-friendly lists: ["int", i], ["slice", a, b, c], ["new"], ["array", …].
@@ -536,7 +539,7 @@ def _getitem_partial(i, ctx):
 
 
 register(Op("getitem", lambda a, p: np.array(a[0][index_to_numpy(p["index"])]), _getitem_shape,
-            _getitem_partial, 1, "indexing and slicing with constant indices"))
+            _getitem_partial, 1, "indexing and slicing with constant indices", params=("index",)))
 
 
 def _concat_shape(shapes, params):
@@ -567,7 +570,7 @@ def _concat_partial(i, ctx):
 
 
 register(Op("concatenate", lambda a, p: np.concatenate(a, axis=p.get("axis", 0)), _concat_shape,
-            _concat_partial, None, "concatenate along an axis"))
+            _concat_partial, None, "concatenate along an axis", params=("axis",)))
 
 
 def _stack_shape(shapes, params):
@@ -586,7 +589,7 @@ def _stack_partial(i, ctx):
 
 
 register(Op("stack", lambda a, p: np.stack(a, axis=p.get("axis", 0)), _stack_shape, _stack_partial,
-            None, "stack along a new axis"))
+            None, "stack along a new axis", params=("axis",)))
 
 
 # -- linear algebra -----------------------------------------------------------------------------
@@ -651,7 +654,7 @@ register(Op("slogdet_sign", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[0]),
 # -- constants and abstract ops -----------------------------------------------------------------
 
 register(Op("constant", lambda a, p: np.asarray(p["value"], float), lambda s, p: np.shape(p["value"]),
-            lambda i, c: None, 0, "a constant output (derivative zero)"))
+            lambda i, c: None, 0, "a constant output (derivative zero)", params=("value",)))
 
 ABSTRACT_STRUCTURES = ("dense", "elementwise", "identity", "sum", "broadcast")
 
@@ -677,7 +680,7 @@ def _abstract_shape(shapes, params):
         if k not in ABSTRACT_STRUCTURES:
             raise ShapeError(f"unknown partial structure {k!r}; use one of {', '.join(ABSTRACT_STRUCTURES)}")
         if k in ("elementwise", "identity") and tuple(s) != out:
-            raise ShapeError(f"a {k} partial needs equal shapes, got {tuple(s)} → {out}")
+            raise ShapeError(f"an {k} partial needs equal shapes, got {tuple(s)} → {out}")
         if k == "sum" and out != ():
             raise ShapeError("a 'sum' partial needs a scalar output")
         if k == "broadcast" and tuple(s) != ():
@@ -691,7 +694,7 @@ def _abstract_eval(a, p):
 
 
 register(Op("abstract", _abstract_eval, _abstract_shape, _abstract_partial, None,
-            "planning-only op with declared shape and partial structures"))
+            "planning-only op with declared shape and partial structures", params=("partials", "shape")))
 
 
 def infer_shape(op: str, shapes: list[Shape], params: dict) -> Shape:
@@ -699,4 +702,8 @@ def infer_shape(op: str, shapes: list[Shape], params: dict) -> Shape:
     o = OPS[op]
     if o.arity is not None and len(shapes) != o.arity:
         raise ShapeError(f"{op} takes {o.arity} argument(s), got {len(shapes)}")
+    unknown = sorted(set(params) - set(o.params))
+    if unknown:
+        raise ShapeError(f"unknown parameter(s) {unknown} for {op}; it takes "
+                         + (", ".join(o.params) if o.params else "no parameters"))
     return tuple(int(n) for n in o.shape([tuple(s) for s in shapes], params))

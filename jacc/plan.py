@@ -110,14 +110,14 @@ class Plan:
             f"  Graph: {g.name} ({len(self.wrt)} input(s) → {len(self.of)} output(s), "
             f"{len(self.order)} eliminable vertices)",
             f"  Strategy: {self.strategy}   objective: {self.cost_model.name}"
-            + (f"   memory limit: {_human_bytes(self.cost_model.memory_limit)}"
+            + (f"   memory limit: {self.cost_model.memory_limit:,} bytes"
                if self.cost_model.memory_limit else ""),
             "  Cost convention: mults = scalar multiplications (FMAs); FLOPs = 2·mults",
             f"  Naive forward cost:  {self.forward_mults:>17,} mults",
             f"  Naive reverse cost:  {self.reverse_mults:>17,} mults",
             f"  This plan's cost:    {self.mults:>17,} mults ({self.flops:,} FLOPs)",
             f"  Speedup over best of forward/reverse: {self.speedup:.3g}×",
-            f"  Peak live Jacobians: {_human_bytes(self.peak_bytes)}",
+            f"  Peak live Jacobians: {_human_bytes(self.peak_bytes)} ({self.peak_bytes:,} bytes)",
             "  Largest intermediate Jacobian: "
             + (f"∂{edge[1]}/∂{edge[0]} ({_human_bytes(nbytes)})" if edge else "none"),
             f"  Planning time: {self.planning_seconds:.3g} s"
@@ -195,8 +195,8 @@ def build(problem: Problem, order: Sequence[str], strategy: str, cost_model: Cos
     steps, mults, peak = price(problem, order)
     if not cost_model.fits(peak):
         raise MemoryLimitError(
-            f"the {strategy} order needs {_human_bytes(peak)} of live Jacobians, over the memory limit "
-            f"{_human_bytes(cost_model.memory_limit)}; raise memory_limit or use a strategy that "
+            f"the {strategy} order needs {peak:,} bytes of live Jacobians, over the memory limit of "
+            f"{cost_model.memory_limit:,} bytes; raise memory_limit or use a strategy that "
             "honours it (markowitz, min-fill, relative-markowitz, optimal, anneal)")
     fwd, rev = naive_costs(problem)
     return Plan(strategy, list(order), steps, mults, peak, fwd, rev, problem.graph, problem.wrt,

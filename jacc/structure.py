@@ -141,6 +141,8 @@ class Jac:
         nin, m = len(self.in_shape), self.m
         full_square = npair == nin == m
         vl = set(self.vlabels or ())
+        if not self.out_shape and not self.in_shape:
+            return "1" if self.unit else "scalar"
         if full_square:
             if self.unit:
                 return f"identity {math.prod(self.out_shape)}"
@@ -168,7 +170,7 @@ class Jac:
         ones_out = math.prod(self.out_shape[j] for j in free_out if j not in vl)
         ones_in = math.prod(self.in_shape[k] for k in free_in if m + k not in vl)
         if ones_out * ones_in > 1:
-            parts.append(f"ones {ones_out}×{ones_in}")
+            parts.append(f"{'ones' if self.unit else 'const'} {ones_out}×{ones_in}")
         if not parts:
             parts.append("scalar")
         return " ⊗ ".join(parts)

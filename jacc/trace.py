@@ -96,6 +96,12 @@ def _unsupported(what: str) -> UnsupportedOperationError:
         "indexing with constant indices, and .T/.reshape/.transpose/.sum/.mean/.max/.min/.dot.")
 
 
+def _concretisation(what: str) -> UnsupportedOperationError:
+    return UnsupportedOperationError(
+        f"{what} of a traced value at {call_site()} would turn it into a constant, so its derivative "
+        "would be lost; keep it an array (e.g. x.sum() instead of float(x.sum()))")
+
+
 def _index_params(index: Any, ndim: int) -> list:
     if not isinstance(index, tuple):
         index = (index,)
@@ -163,10 +169,10 @@ class Tracer:
         return bool(self._concrete("bool() of a traced value"))
 
     def __float__(self) -> float:
-        return float(self._concrete("float() of a traced value"))
+        raise _concretisation("float()")
 
     def __int__(self) -> int:
-        return int(self._concrete("int() of a traced value"))
+        raise _concretisation("int()")
 
     def _compare(self, other, fn, what):
         other = other.value if isinstance(other, Tracer) else other

@@ -47,6 +47,9 @@ class _CostOnly:
 def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score: Score,
                cost_only: bool = False) -> list[str]:
     """Greedy elimination of ``vertices``; ``cost_only`` when the score reads only ``mults``."""
+    if not cost_model.fits(e.live_bytes):
+        raise MemoryLimitError(f"the graph's partial Jacobians already take {e.live_bytes:,} bytes, over the "
+                               f"memory limit of {cost_model.memory_limit:,} bytes; raise memory_limit")
     rank = {v: n for n, v in enumerate(vertices)}
     current: dict[str, tuple] = {}
     heap: list = []

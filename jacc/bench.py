@@ -1,0 +1,1061 @@
+"""``jacc bench``: plan quality and execution speed on the literature suite (:mod:`jacc.suite`).
+
+For every problem :func:`run` traces the NumPy function, plans it with every strategy and
+records, per problem:
+
+* **plan quality** — multiplications of each strategy, the best, its improvement over
+  min(forward, reverse, markowitz) in %, whether the best is a proven optimum, planning seconds,
+  and AlphaGrad's published improvement for the problems it reports (Lohoff & Neftci 2024);
+* **correctness** — every strategy's executed Jacobian against central finite differences of
+  the NumPy function (all columns at size ``small``; at size ``full`` only the best plan, along
+  random directions, to keep the run short), with the largest difference and a pass flag;
+* **execution** (``baselines=True``) — wall time of the best plan's :meth:`~jacc.Plan.execute`
+  against ``jax.jacfwd``/``jax.jacrev`` (jitted, CPU, float64) and ``torch.func.jacfwd``/
+  ``jacrev`` (float64) on the same function, as ratios measured in the same run, and the
+  largest difference between the Jacobians. A missing package or a baseline that would not fit
+  in memory is reported as skipped *with its reason*, never silently.
+
+jax, torch and matplotlib are optional (``pip install 'jacc[bench]'``) and only imported when
+asked for.
+
+>>> r = run(["lecture_f"], ["forward", "reverse"], progress=False)
+>>> r.rows[0]["best_mults"], r.rows[0]["correct"]
+(1, True)
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import inspect
+import io
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from . import suite
+from .eliminate import Problem
+from .plan import Plan
+from .plan import plan as make_plan
+from .strategies import STRATEGIES, lookup
+from .strategies.optimal import SearchSizeError
+from .trace import trace
+
+__all__ = ["run", "BenchResult", "ALPHAGRAD", "BASELINES", "lion_scalar_reference"]
+
+#: AlphaGrad's improvement (%) of its best order over min(forward, reverse, Markowitz).
+ALPHAGRAD = {"roeflux": 12.0, "robotarm": 20.0, "heart": 14.0, "propane": 2.0, "blackscholes": 11.0}
+ALPHAGRAD_SOURCE = ("J. Lohoff, E. Neftci, 'Optimizing automatic differentiation with deep "
+                    "reinforcement learning', NeurIPS 2024 (arXiv:2406.05027)")
+#: The strategies the improvement is measured against.
+REFERENCE = ("forward", "reverse", "markowitz")
+#: Execution baselines, in table order.
+BASELINES = ("jax_fwd", "jax_rev", "torch_fwd", "torch_rev")
+INSTALL_HINT = "pip install 'jacc[bench]'"
+
+RTOL = 1e-5             # finite-difference check: |J - J_fd| <= RTOL * max|J_fd| + ATOL
+ATOL = 1e-9
+FD_STEP = 6e-6          # ~ eps^(1/3): balances truncation and rounding of central differences
+FD_DIRECTIONS = 4       # random directions for the full-size check of the best plan
+ANNEAL_PER_VERTEX = 0.4  # seconds of annealing per eliminable vertex (capped by the budget)
+AUTO_SECONDS = 5.0      # time target of a searching strategy without a default
+BASELINE_MEMORY = 2e9   # bytes of tangents/cotangents above which a jac{fwd,rev} is skipped
+TIME_CAP = 20.0         # seconds of repeats per timed call at most (repeats shrink above it)
+MIN_TOTAL = 0.25        # seconds of repeats per timed call at least (fast calls repeat more)
+
+_SEARCH_ORDER = {"optimal": 0, "anneal": 2, "auto": 3}  # searching strategies run last, in this order
+
+
+# -- problems ------------------------------------------------------------------------------------
+
+
+def arg_names(problem: suite.Problem) -> list[str]:
+    """The problem function's input names, in signature order (``xp`` excluded)."""
+    return [n for n, p in inspect.signature(problem.fn).parameters.items()
+            if n != "xp" and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+
+def trace_problem(problem: suite.Problem, inputs: dict[str, np.ndarray]):
+    """Trace ``problem.fn`` at ``inputs``; graph inputs carry the function's parameter names."""
+    names = arg_names(problem)
+    missing = [n for n in names if n not in inputs]
+    if missing:
+        raise ValueError(f"problem {problem.name!r}: make_inputs() lacks {missing}")
+    return trace(problem.fn, *[inputs[n] for n in names], xp=np)
+
+
+LEVELS = ("array", "scalar")
+
+
+class Traced:
+    """A problem traced at one level, with the feed for its graph inputs and a way back.
+
+    At level ``"array"`` the graph's inputs are the function's arguments. At level ``"scalar"``
+    (the AD literature's graphs: :func:`jacc.trace` with ``scalarize=True``) each vector input
+    is split into scalars ``x[0]``, ``x[1]``, … and a stacked output into scalar outputs;
+    :meth:`jacobian` reassembles ``{input: array of shape out_shape + in_shape}`` either way.
+    Where the scalar level is refused (matrix inputs, or a tracer without ``scalarize``), the
+    array level is used and :attr:`note` says why.
+    """
+
+    def __init__(self, problem: suite.Problem, inputs: dict[str, np.ndarray], level: str = "array"):
+        self.names = arg_names(problem)
+        self.out_shape = tuple(problem.out_shape)
+        self.level, self.note = "array", None
+        g = None
+        if level == "scalar":
+            if "scalarize" not in inspect.signature(trace).parameters:
+                self.note = "this tracer has no scalarize option; traced at array level"
+            else:
+                try:
+                    g = trace(problem.fn, *[inputs[n] for n in self.names], xp=np, scalarize=True)
+                    self.level = "scalar"
+                except (ValueError, TypeError, NotImplementedError) as e:
+                    self.note = f"no scalar-level trace ({e}); traced at array level"
+        if g is None:
+            g = trace_problem(problem, inputs)
+        self.graph = g
+        self.feed: dict[str, np.ndarray] = {}
+        self.pieces: dict[str, list[tuple[str, int | None]]] = {}
+        for n in self.names:
+            x = np.asarray(inputs[n], dtype=np.float64)
+            if n in g.inputs:
+                self.pieces[n] = [(n, None)]
+                self.feed[n] = x
+            else:
+                self.pieces[n] = [(f"{n}[{j}]", j) for j in range(x.shape[0])]
+                for gi, j in self.pieces[n]:
+                    if gi not in g.inputs:
+                        raise ValueError(f"traced graph has no input for {n}[{j}]; inputs: {g.inputs}")
+                    self.feed[gi] = x[j]
+        outs = g.outputs
+        self.out_pieces = [(outs[0], None)] if len(outs) == 1 else [(o, i) for i, o in enumerate(outs)]
+
+    def jacobian(self, blocks: dict) -> dict[str, np.ndarray]:
+        """``{input name: Jacobian of shape out_shape + input shape}`` from a plan's blocks."""
+        g = self.graph
+        J = {}
+        for n, parts in self.pieces.items():
+            in_shape = g.shape(parts[0][0]) if parts[0][1] is None else (len(parts),) + g.shape(parts[0][0])
+            if len(parts) == 1 and parts[0][1] is None and len(self.out_pieces) == 1:
+                o = self.out_pieces[0][0]
+                J[n] = np.asarray(blocks[o, n], dtype=np.float64).reshape(self.out_shape + in_shape)
+                continue
+            arr = np.zeros(self.out_shape + in_shape)
+            for o, i in self.out_pieces:
+                so = g.shape(o)
+                for gi, j in parts:
+                    si = g.shape(gi)
+                    idx = (() if i is None else (i,)) + (slice(None),) * len(so) \
+                        + (() if j is None else (j,)) + (slice(None),) * len(si)
+                    arr[idx] = np.asarray(blocks[o, gi], dtype=np.float64).reshape(so + si)
+            J[n] = arr
+        return J
+
+
+def lion_scalar_reference() -> Plan:
+    """The optimal plan of angel's lion graph in its scalar form.
+
+    Same formulas as :func:`jacc.suite.lion`, but x1, x2 are two scalar inputs and the four
+    results four scalar outputs (as in angel/OpenAD), instead of a 2-vector in and a stacked
+    4-vector out. The optimum of this graph is the literature's 12 multiplications.
+    """
+
+    def lion(x1, x2):
+        t1 = x1 / x2
+        t2 = np.cos(t1)
+        return np.exp(t2), 3.14 * t2, np.sin(t2), t2 * t1
+
+    return make_plan(trace(lion, 1.5, 0.75), "optimal")
+
+
+# -- finite differences ---------------------------------------------------------------------------
+
+
+def _steps(x: np.ndarray) -> np.ndarray:
+    return FD_STEP * np.maximum(1.0, np.abs(x))
+
+
+def fd_jacobian(problem: suite.Problem, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Central finite differences, one column per input element: ``{input: out_shape + in_shape}``."""
+    out = {}
+    for name, x in inputs.items():
+        x = np.asarray(x, dtype=np.float64)
+        h = _steps(x)
+        cols = []
+        for i in range(x.size):
+            xp_, xm = x.copy(), x.copy()
+            xp_.flat[i] += h.flat[i]
+            xm.flat[i] -= h.flat[i]
+            fp = np.asarray(problem.fn(**{**inputs, name: xp_}, xp=np), dtype=np.float64)
+            fm = np.asarray(problem.fn(**{**inputs, name: xm}, xp=np), dtype=np.float64)
+            cols.append((fp - fm) / (xp_.flat[i] - xm.flat[i]))
+        j = np.stack(cols, axis=-1) if cols else np.zeros(problem.out_shape + (0,))
+        out[name] = j.reshape(tuple(problem.out_shape) + x.shape)
+    return out
+
+
+def _check_full(problem, inputs, J: dict[str, np.ndarray], seed=0) -> dict:
+    """Compare J·v with central differences of f along a few random directions v."""
+    rng = np.random.default_rng(seed)
+    worst, scale = 0.0, 0.0
+    for _ in range(FD_DIRECTIONS):
+        v = {n: rng.standard_normal(np.shape(x)) * np.maximum(1.0, np.abs(x)) for n, x in inputs.items()}
+        jv = sum(np.tensordot(J[n], v[n], axes=np.ndim(inputs[n])) for n in inputs)
+        fp = problem.fn(**{n: x + FD_STEP * v[n] for n, x in inputs.items()}, xp=np)
+        fm = problem.fn(**{n: x - FD_STEP * v[n] for n, x in inputs.items()}, xp=np)
+        fd = (np.asarray(fp) - np.asarray(fm)) / (2 * FD_STEP)
+        worst = max(worst, float(np.max(np.abs(jv - fd), initial=0.0)))
+        scale = max(scale, float(np.max(np.abs(fd), initial=0.0)))
+    tol = RTOL * scale + ATOL
+    return {"reference": f"central FD along {FD_DIRECTIONS} random directions", "max_abs_diff": worst,
+            "tol": tol, "ok": bool(np.isfinite(worst) and worst <= tol)}
+
+
+def _compare(J: dict[str, np.ndarray], fd: dict[str, np.ndarray]) -> dict:
+    worst, scale = 0.0, 0.0
+    for n, ref in fd.items():
+        worst = max(worst, float(np.max(np.abs(J[n] - ref), initial=0.0)))
+        scale = max(scale, float(np.max(np.abs(ref), initial=0.0)))
+    tol = RTOL * scale + ATOL
+    return {"reference": "central FD, every column", "max_abs_diff": worst, "tol": tol,
+            "ok": bool(np.isfinite(worst) and worst <= tol)}
+
+
+# -- baselines ------------------------------------------------------------------------------------
+
+
+def _load_jax():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except Exception as e:  # ImportError, or a broken install
+        return None, None, f"jax not installed: {INSTALL_HINT} ({type(e).__name__}: {e})"
+    jax.config.update("jax_enable_x64", True)
+    return jax, jnp, None
+
+
+def _load_torch():
+    try:
+        import torch
+        import torch.func  # noqa: F401
+    except Exception as e:
+        return None, f"torch not installed: {INSTALL_HINT} ({type(e).__name__}: {e})"
+    return torch, None
+
+
+class TorchNamespace:
+    """The slice of the NumPy namespace the suite uses, mapped onto torch (float64)."""
+
+    _UNARY = ("exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sinh", "cosh", "sqrt",
+              "square", "abs", "sign", "arctan", "arcsin", "arccos")
+
+    def __init__(self, torch):
+        self._t = torch
+        for name in self._UNARY:
+            setattr(self, name, getattr(torch, name))
+        self.float64 = torch.float64
+        self.linalg = types.SimpleNamespace(solve=torch.linalg.solve, slogdet=torch.linalg.slogdet,
+                                            inv=torch.linalg.inv, det=torch.linalg.det)
+
+    def _as(self, x, like=None):
+        t = self._t
+        if isinstance(x, t.Tensor):
+            return x
+        return t.as_tensor(x, dtype=t.float64 if like is None else like.dtype)
+
+    def asarray(self, x, dtype=None):
+        return self._as(x)
+
+    def _reduce(self, fn_all, fn_dim, x, axis, keepdims):
+        x = self._as(x)
+        if axis is None:
+            r = fn_all(x)
+            return r.reshape((1,) * x.ndim) if keepdims else r
+        return fn_dim(x, dim=axis, keepdim=keepdims)
+
+    def sum(self, x, axis=None, keepdims=False):
+        return self._reduce(self._t.sum, self._t.sum, x, axis, keepdims)
+
+    def mean(self, x, axis=None, keepdims=False):
+        return self._reduce(self._t.mean, self._t.mean, x, axis, keepdims)
+
+    def max(self, x, axis=None, keepdims=False):
+        return self._reduce(self._t.amax, self._t.amax, x, axis, keepdims)
+
+    def min(self, x, axis=None, keepdims=False):
+        return self._reduce(self._t.amin, self._t.amin, x, axis, keepdims)
+
+    def maximum(self, a, b):
+        a, b = self._pair(a, b)
+        return self._t.maximum(a, b)
+
+    def minimum(self, a, b):
+        a, b = self._pair(a, b)
+        return self._t.minimum(a, b)
+
+    def where(self, c, a, b):
+        a, b = self._pair(a, b)
+        return self._t.where(self._as(c) if not isinstance(c, self._t.Tensor) else c, a, b)
+
+    def _pair(self, a, b):
+        like = a if isinstance(a, self._t.Tensor) else b if isinstance(b, self._t.Tensor) else None
+        return self._as(a, like), self._as(b, like)
+
+    def stack(self, xs, axis=0):
+        return self._t.stack([self._as(x) for x in xs], dim=axis)
+
+    def concatenate(self, xs, axis=0):
+        return self._t.cat([self._as(x) for x in xs], dim=axis)
+
+    def reshape(self, x, shape):
+        return self._as(x).reshape(shape)
+
+    def matmul(self, a, b):
+        return self._as(a) @ self._as(b)
+
+    def dot(self, a, b):
+        return self.matmul(a, b)
+
+    def power(self, a, b):
+        return self._as(a) ** b
+
+    def transpose(self, x, axes=None):
+        x = self._as(x)
+        return x.permute(*(reversed(range(x.ndim)) if axes is None else axes))
+
+
+def rebind_constants(fn: Callable, convert: Callable[[np.ndarray], Any]) -> Callable:
+    """A copy of ``fn`` whose closed-over NumPy arrays (also inside lists, tuples, dicts and
+    nested closures) are replaced by ``convert(array)`` — e.g. torch tensors, since torch will not
+    mix ``ndarray @ Tensor``."""
+    seen: dict[int, Any] = {}
+
+    def conv(obj):
+        if isinstance(obj, np.ndarray):
+            return convert(obj)
+        if isinstance(obj, tuple):
+            return tuple(conv(o) for o in obj)
+        if isinstance(obj, list):
+            return [conv(o) for o in obj]
+        if isinstance(obj, dict):
+            return {k: conv(v) for k, v in obj.items()}
+        if isinstance(obj, types.FunctionType) and obj.__closure__:
+            return func(obj)
+        return obj
+
+    def func(f):
+        if id(f) in seen:
+            return seen[id(f)]
+        cells = []
+        for c in f.__closure__ or ():
+            try:
+                cells.append(types.CellType(conv(c.cell_contents)))
+            except ValueError:  # an empty cell
+                cells.append(types.CellType())
+        g = types.FunctionType(f.__code__, f.__globals__, f.__name__, f.__defaults__,
+                               tuple(cells) if f.__closure__ else None)
+        g.__kwdefaults__ = f.__kwdefaults__
+        seen[id(f)] = g
+        return g
+
+    return func(fn)
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, int, float, Any]:
+    """(median seconds after one warm-up, repeats done, warm-up seconds, last result).
+
+    Calls faster than ``MIN_TOTAL / repeats`` are repeated until about ``MIN_TOTAL`` seconds
+    (at most 1,000 times), calls slower than ``TIME_CAP / repeats`` fewer times (at least once).
+    """
+    t = time.perf_counter()
+    out = fn()
+    warm = time.perf_counter() - t
+    n = repeats
+    if warm > 0:
+        n = max(n, min(1000, int(MIN_TOTAL / warm)))
+        n = max(1, min(n, int(TIME_CAP / warm)))
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), n, warm, out
+
+
+def _max_diff(J: dict[str, np.ndarray], names, jac: Sequence[Any]) -> float:
+    return max(float(np.max(np.abs(J[n] - np.asarray(j, dtype=np.float64)), initial=0.0))
+               for n, j in zip(names, jac))
+
+
+def _graph_sizes(graph) -> tuple[int, int]:
+    """(largest vertex size, total scalar size of all vertices)."""
+    sizes = [math.prod(graph.shape(v)) for v in graph.nx.nodes]
+    return max(sizes, default=1), sum(sizes)
+
+
+def _memory_skip(kind: str, n_dir: int, largest: int) -> str | None:
+    need = 8.0 * n_dir * largest
+    if need <= BASELINE_MEMORY:
+        return None
+    what = "tangents" if kind == "fwd" else "cotangents"
+    return (f"skipped: {n_dir:,} {what} through a {largest:,}-element intermediate need "
+            f"~{need / 1e9:.1f} GB (> {BASELINE_MEMORY / 1e9:.0f} GB limit)")
+
+
+def _run_baselines(problem, inputs, names, J, graph, repeats, jacc_s) -> dict:
+    res: dict[str, dict] = {}
+    largest, _ = _graph_sizes(graph)
+    n_in, n_out = problem.n_in, problem.n_out
+    argnums = tuple(range(len(names)))
+
+    jax, jnp, why = _load_jax()
+    if jax is None:
+        res["jax_fwd"] = res["jax_rev"] = {"skipped": why}
+    else:
+        def fj(*a):
+            return problem.fn(**dict(zip(names, a)), xp=jnp)
+
+        args = [jnp.asarray(inputs[n]) for n in names]
+        for kind, jac in (("fwd", jax.jacfwd), ("rev", jax.jacrev)):
+            key = f"jax_{kind}"
+            skip = _memory_skip(kind, n_in if kind == "fwd" else n_out, largest)
+            if skip:
+                res[key] = {"skipped": skip}
+                continue
+            jf = jax.jit(jac(fj, argnums=argnums))
+            try:
+                med, n, warm, out = _median_time(lambda jf=jf: jax.block_until_ready(jf(*args)), repeats)
+            except Exception as e:
+                res[key] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            res[key] = {"seconds": med, "repeats": n, "first_call_seconds": warm,
+                        "max_diff": _max_diff(J, names, out)}
+
+    torch, why = _load_torch()
+    if torch is None:
+        res["torch_fwd"] = res["torch_rev"] = {"skipped": why}
+    else:
+        ns = TorchNamespace(torch)
+        fn_t = rebind_constants(problem.fn, lambda a: torch.as_tensor(a, dtype=torch.float64))
+
+        def ft(*a):
+            return fn_t(**dict(zip(names, a)), xp=ns)
+
+        targs = [torch.as_tensor(np.asarray(inputs[n], dtype=np.float64)) for n in names]
+        for kind, jac in (("fwd", torch.func.jacfwd), ("rev", torch.func.jacrev)):
+            key = f"torch_{kind}"
+            skip = _memory_skip(kind, n_in if kind == "fwd" else n_out, largest)
+            if skip:
+                res[key] = {"skipped": skip}
+                continue
+            jf = jac(ft, argnums=argnums)
+            try:
+                with torch.no_grad():
+                    med, n, warm, out = _median_time(lambda jf=jf: jf(*targs), repeats)
+            except Exception as e:
+                res[key] = {"error": f"{type(e).__name__}: {e}"}
+                continue
+            res[key] = {"seconds": med, "repeats": n, "first_call_seconds": warm,
+                        "max_diff": _max_diff(J, names, [o.detach().numpy() for o in out])}
+
+    for r in res.values():
+        if "seconds" in r:
+            r["ratio"] = r["seconds"] / jacc_s if jacc_s > 0 else float("inf")
+    return res
+
+
+def _quietest_cpus(cpus: list[int], n: int, wait: float = 0.2) -> list[int]:
+    """The ``n`` CPUs of ``cpus`` that were idle the longest over ``wait`` seconds (Linux)."""
+    def idle() -> dict[int, int]:
+        out = {}
+        with open("/proc/stat") as f:
+            for line in f:
+                parts = line.split()
+                if parts and parts[0].startswith("cpu") and parts[0] != "cpu":
+                    out[int(parts[0][3:])] = int(parts[4]) + int(parts[5])  # idle + iowait
+        return out
+
+    try:
+        a = idle()
+        time.sleep(wait)
+        b = idle()
+        return sorted(cpus, key=lambda c: -(b.get(c, 0) - a.get(c, 0)))[:n]
+    except (OSError, ValueError, IndexError):
+        return cpus[:n]
+
+
+class _Threads:
+    """Run numpy's BLAS (via threadpoolctl), torch and XLA on ``n`` threads; restore after.
+
+    XLA (jax ≥ 0.4.30) has no working thread-count flag, so with baselines the process is pinned
+    to the ``n`` quietest CPUs (``os.sched_setaffinity``) while the run lasts; threads XLA
+    creates meanwhile stay on them. What was applied is recorded in ``meta['threads']``.
+    """
+
+    def __init__(self, n: int | None, baselines: bool):
+        self.n, self.baselines, self.applied, self._undo = n, baselines, {}, []
+
+    def __enter__(self):
+        if self.n is None:
+            self.applied["policy"] = "library defaults"
+            return self
+        n = self.n
+        self.applied["policy"] = f"{n} thread(s) for numpy's BLAS, torch and XLA"
+        try:
+            from threadpoolctl import threadpool_limits
+            lim = threadpool_limits(limits=n)
+            self._undo.append(lim.restore_original_limits)
+            self.applied["numpy BLAS"] = n
+        except ImportError:
+            self.applied["numpy BLAS"] = "not limited (pip install threadpoolctl)"
+        if self.baselines:
+            torch, _ = _load_torch()
+            if torch is not None:
+                before = torch.get_num_threads()
+                torch.set_num_threads(n)
+                self._undo.append(lambda: torch.set_num_threads(before))
+                self.applied["torch"] = n
+            if hasattr(os, "sched_setaffinity"):
+                allowed = sorted(os.sched_getaffinity(0))
+                if n < len(allowed):
+                    cpus = _quietest_cpus(allowed, n)
+                    os.sched_setaffinity(0, cpus)
+                    self._undo.append(lambda: os.sched_setaffinity(0, allowed))
+                    self.applied["pinned to CPUs"] = cpus
+                    if sys.modules.get("jax") is not None:
+                        self.applied["jax"] = "not limited (jax was imported before the run)"
+            else:
+                self.applied["jax"] = "not limited (no sched_setaffinity on this platform)"
+        return self
+
+    def __exit__(self, *exc):
+        for f in reversed(self._undo):
+            f()
+        return False
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def _accepts(name: str) -> dict[str, Any]:
+    """The keyword options strategy ``name`` takes, with their defaults."""
+    try:
+        params = inspect.signature(lookup(name)).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {p.name: p.default for p in params if p.kind == p.KEYWORD_ONLY}
+
+
+def _searches(name: str) -> bool:
+    return "time_limit" in _accepts(name)
+
+
+def _options(name: str, n_elim: int, budget: float, spent: float, searches_left: int) -> dict:
+    """Options for one strategy: a share of what is left of the per-problem budget."""
+    acc = _accepts(name)
+    opts: dict[str, Any] = {}
+    if "time_limit" in acc:
+        remaining = max(budget - spent, 0.05)
+        if name == "optimal":
+            share = 0.5 * remaining
+        elif name == "anneal":
+            share = min(ANNEAL_PER_VERTEX * max(n_elim, 1), 0.8 * remaining)
+        else:
+            default = acc["time_limit"] if isinstance(acc["time_limit"], (int, float)) else AUTO_SECONDS
+            share = min(float(default), remaining / max(searches_left, 1))
+        opts["time_limit"] = max(0.05, share)
+    if "seed" in acc:
+        opts["seed"] = 0
+    if "progress" in acc:
+        opts["progress"] = False
+    return opts
+
+
+class _Progress:
+    def __init__(self, enabled: bool, total: int):
+        self.enabled, self.total, self.width, self.k = enabled, total, 0, 0
+
+    def show(self, k: int, problem: str, what: str) -> None:
+        if not self.enabled:
+            return
+        n = int(24 * k / max(self.total, 1))
+        text = f"bench [{'#' * n}{'.' * (24 - n)}] {k}/{self.total} {problem}: {what}"
+        self.width = max(self.width, len(text))
+        sys.stderr.write("\r" + text.ljust(self.width))
+        sys.stderr.flush()
+
+    def tick(self, problem: str, what: str) -> None:
+        self.show(self.k, problem, what)
+        self.k += 1
+
+    def done(self) -> None:
+        if self.enabled:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+
+
+def _versions(baselines: bool) -> dict:
+    v = {"python": platform.python_version(), "numpy": np.__version__}
+    try:
+        from . import __version__ as jv
+        v["jacc"] = jv
+    except ImportError:  # pragma: no cover
+        pass
+    if baselines:
+        jax, _, why = _load_jax()
+        v["jax"] = jax.__version__ if jax else why
+        torch, why = _load_torch()
+        v["torch"] = torch.__version__ if torch else why
+    return v
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None = None, *,
+        size: str = "small", baselines: bool = False, budget: float = 60.0, repeats: int = 5,
+        out: str | os.PathLike | None = None, progress: bool | None = None,
+        threads: int | None = 1, level: str = "array") -> "BenchResult":
+    """Benchmark ``strategies`` (default: all registered) on suite ``problems`` (default: all).
+
+    ``budget`` bounds the search seconds per problem. Strategies that take a ``time_limit`` run
+    after the others: ``optimal`` gets half of what is left, ``anneal`` ``ANNEAL_PER_VERTEX`` s
+    per eliminable vertex (at most 80 % of what is left), any other (``window``, ``auto``) its
+    own default time limit, at most an equal share of what is left. ``repeats`` timed runs follow one warm-up
+    (fewer when one call exceeds ``TIME_CAP / repeats`` s). ``out``: a path rewritten with the
+    JSON results after every problem (a checkpoint of long runs). ``progress``: a one-line
+    progress display on stderr (default: when stderr is a terminal). ``threads``: numpy's BLAS,
+    torch and XLA run with this many threads during the run (``None``: library defaults); one
+    thread keeps timings comparable and stable on a shared machine. ``level``: ``"array"`` traces
+    the functions as written; ``"scalar"`` traces the AD literature's scalar graphs (vector inputs
+    split into scalars, stacked scalar outputs split; see :class:`Traced`) where possible.
+    """
+    names = list(suite.names()) if problems is None else [p.lower() for p in problems]
+    unknown = [p for p in names if p not in suite.PROBLEMS]
+    if unknown:
+        raise ValueError(f"unknown problem(s) {unknown}; known: {', '.join(suite.names())}")
+    if strategies is None:
+        strats = list(REFERENCE) + [s for s in STRATEGIES if s not in REFERENCE]
+    else:
+        strats = [s.lower() for s in strategies]
+    for s in strats:
+        lookup(s)  # raises UnknownStrategyError listing the valid names
+    if not strats:
+        raise ValueError("no strategies to run")
+    if size not in suite.SIZES:
+        raise ValueError(f"size must be one of {suite.SIZES}, got {size!r}")
+    if not budget > 0:
+        raise ValueError(f"budget must be a positive number of seconds, not {budget!r}")
+    if not isinstance(repeats, int) or repeats < 1:
+        raise ValueError(f"repeats must be a positive int, not {repeats!r}")
+    if level not in LEVELS:
+        raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+
+    with _Threads(threads, baselines) as th:
+        return _run(names, strats, size, baselines, budget, repeats, out, progress, level, th.applied)
+
+
+def _run(names, strats, size, baselines, budget, repeats, out, progress, level, threads) -> "BenchResult":
+    result = BenchResult([], size=size, strategies=strats, baselines=baselines, meta={
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+        "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
+        "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE})
+    bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * (len(strats) + 3))
+    t_run = time.perf_counter()
+    for pname in names:
+        row = _bench_problem(pname, strats, size, baselines, budget, repeats,
+                             lambda what, pname=pname: bar.tick(pname, what), level)
+        result.rows.append(row)
+        if out is not None:
+            with open(out, "w") as f:
+                f.write(result.format("json"))
+    bar.show(bar.total, "all", "done")
+    bar.done()
+    result.meta["wall_seconds"] = time.perf_counter() - t_run
+    return result
+
+
+def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level="array") -> dict:
+    p = suite.get(pname, size)
+    inputs = {k: np.asarray(v, dtype=np.float64) for k, v in p.make_inputs(0).items()}
+    row: dict[str, Any] = {"problem": pname, "size": size, "n_in": p.n_in, "n_out": p.n_out,
+                           "citation": p.citation, "notes": [], "mults": {}, "plan_seconds": {},
+                           "proven_optimal": {}, "chose": {}, "skipped": {}, "errors": {}, "checks": {}}
+    show("trace")
+    t = time.perf_counter()
+    try:
+        tr = Traced(p, inputs, level)
+    except Exception as e:  # report, do not hide
+        row["errors"]["trace"] = f"{type(e).__name__}: {e}"
+        row["correct"] = False
+        return row
+    row["trace_seconds"] = time.perf_counter() - t
+    g, feed = tr.graph, tr.feed
+    row["level"] = tr.level
+    if tr.note:
+        row["notes"].append(tr.note)
+    if g.meta.get("value_dependent"):
+        row["notes"].append(f"trace is value-dependent: {g.meta['value_dependent']}")
+    prob = Problem.from_graph(g)
+    row["eliminable"] = n_elim = len(prob.eliminable)
+
+    plans: dict[str, Plan] = {}
+    spent = 0.0
+    ordered = sorted(strats, key=lambda s: (_searches(s), _SEARCH_ORDER.get(s, 1)))
+    for k, s in enumerate(ordered):
+        show(s)
+        opts = _options(s, n_elim, budget, spent, sum(_searches(x) for x in ordered[k:]))
+        t = time.perf_counter()
+        try:
+            pl = make_plan(g, s, **opts)
+        except SearchSizeError:
+            limit = opts.get("max_vertices", _accepts(s).get("max_vertices", "its limit"))
+            row["skipped"][s] = (f"SearchSizeError: {n_elim} eliminable vertices > max_vertices={limit} "
+                                 "(the exact search visits up to 2^n sets)")
+            continue
+        except Exception as e:
+            row["errors"][s] = f"{type(e).__name__}: {e}"
+            continue
+        finally:
+            spent += time.perf_counter() - t
+        plans[s] = pl
+        row["mults"][s] = pl.mults
+        row["plan_seconds"][s] = pl.planning_seconds
+        row["proven_optimal"][s] = pl.optimal
+        if pl.strategy != s:
+            row["chose"][s] = pl.strategy
+        if pl.info.get("stopped early"):
+            row["notes"].append(f"{s}: {pl.info['stopped early']}")
+    row["search_seconds"] = spent
+
+    # reference: min(forward, reverse, markowitz) — priced even when not among the strategies run
+    any_plan = next(iter(plans.values()), None)
+    ref = {}
+    if any_plan is not None:
+        ref = {"forward": any_plan.forward_mults, "reverse": any_plan.reverse_mults}
+        ref["markowitz"] = row["mults"]["markowitz"] if "markowitz" in plans else make_plan(g, "markowitz").mults
+    row["reference_mults"] = ref
+    row["baseline_mults"] = base = min(ref.values()) if ref else None
+    if plans:
+        best_s = min(plans, key=lambda s: (plans[s].mults, strats.index(s)))
+        best = plans[best_s]
+        row["best_strategy"], row["best_mults"] = best_s, best.mults
+        row["improvement_pct"] = 100.0 * (base - best.mults) / base if base else 0.0
+        row["optimal"] = (True if any(pl.optimal is True for pl in plans.values())
+                          else False if "optimal" in plans else None)
+    else:
+        best_s = best = None
+        row["best_strategy"] = row["best_mults"] = row["improvement_pct"] = row["optimal"] = None
+    row["alphagrad_pct"] = ALPHAGRAD.get(pname)
+    if pname == "lion" and tr.level == "array" and "optimal" in plans and plans["optimal"].mults != 12:
+        ref_plan = lion_scalar_reference()
+        row["notes"].append(
+            f"optimal gives {plans['optimal'].mults} on this trace, not angel's 12: x is a 2-vector read "
+            "with x[0], x[1] and y is stacked, and the getitem/stack partials are dense one-hot "
+            "Jacobians (1x2, 4x1) whose products are counted as multiplications; the scalar form of "
+            f"the same graph (x1, x2 scalars, four scalar outputs) gives optimal = {ref_plan.mults}")
+        row["lion_scalar_optimal"] = ref_plan.mults
+
+    # correctness
+    show("checking")
+    best_J = None
+    if size == "small":
+        fd = fd_jacobian(p, inputs)
+        for s, pl in plans.items():
+            try:
+                J = tr.jacobian(pl.execute(**feed))
+            except Exception as e:
+                row["checks"][s] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                continue
+            if s == best_s:
+                best_J = J
+            row["checks"][s] = _compare(J, fd)
+    elif best is not None:
+        try:
+            best_J = tr.jacobian(best.execute(**feed))
+            row["checks"][best_s] = _check_full(p, inputs, best_J)
+        except Exception as e:
+            row["checks"][best_s] = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+        for s in plans:
+            if s != best_s:
+                row["checks"][s] = {"ok": None, "reference": "not checked at size full (best plan only)"}
+    checked = [c["ok"] for c in row["checks"].values() if c.get("ok") is not None]
+    row["correct"] = bool(checked) and all(checked) and not row["errors"]
+
+    # execution
+    if baselines:
+        show("timing")
+        ex: dict[str, Any] = {}
+        if best is None or best_J is None:
+            ex["jacc"] = {"error": "no executable plan"}
+        else:
+            med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
+            ex["jacc"] = {"seconds": med, "repeats": n, "first_call_seconds": warm, "strategy": best_s}
+            ex.update(_run_baselines(p, inputs, tr.names, tr.jacobian(blocks), g, repeats, med))
+            timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
+            if timed:
+                fastest = min(timed, key=timed.get)
+                ex["best_baseline"] = fastest
+                ex["speedup_vs_best_baseline"] = timed[fastest] / med
+            diffs = [v["max_diff"] for k, v in ex.items() if k in BASELINES and "max_diff" in v]
+            ex["max_diff"] = max(diffs) if diffs else None
+        row["execution"] = ex
+    return row
+
+
+# -- results ---------------------------------------------------------------------------------------
+
+
+_SHORT = {"relative-markowitz": "rel-mkw", "markowitz": "mkw", "min-fill": "min-fill"}
+
+
+def _fmt_int(x) -> str:
+    return "—" if x is None else f"{x:,}"
+
+
+def _fmt_ratio(r: dict | None) -> str:
+    if not r:
+        return "—"
+    if "ratio" in r:
+        return f"{r['ratio']:.3g}×"
+    return "skip" if "skipped" in r else "ERR"
+
+
+def _flatten(d: Any, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts to one level with dotted keys; lists joined with " | "."""
+    if isinstance(d, dict):
+        flat: dict[str, Any] = {}
+        for k, v in d.items():
+            flat.update(_flatten(v, f"{prefix}{k}."))
+        return flat
+    if isinstance(d, list):
+        d = " | ".join(str(x) for x in d)
+    return {prefix[:-1]: d}
+
+
+def _render(headers: list[str], rows: list[list[str]]) -> str:
+    w = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "| " + " | ".join(c.ljust(w[i]) if i == 0 else c.rjust(w[i])
+                                            for i, c in enumerate(cells)) + " |"
+    sep = "|" + "|".join("-" * (x + 2) if i == 0 else "-" * (x + 1) + ":" for i, x in enumerate(w)) + "|"
+    return "\n".join([line(headers), sep] + [line(r) for r in rows])
+
+
+@dataclass
+class BenchResult:
+    """The rows of one :func:`run` (one dict per problem) with table/JSON/CSV output and a plot."""
+
+    rows: list[dict]
+    size: str = "small"
+    strategies: list[str] = field(default_factory=list)
+    baselines: bool = False
+    meta: dict = field(default_factory=dict)
+
+    def format(self, fmt: str = "table") -> str:
+        """``"table"`` (Markdown tables + notes), ``"json"`` or ``"csv"`` (one line per problem)."""
+        if fmt == "json":
+            return json.dumps({"meta": self.meta, "strategies": self.strategies, "rows": self.rows},
+                              indent=1, default=_json_default)
+        if fmt == "csv":
+            return self._csv()
+        if fmt == "table":
+            return self._table()
+        raise ValueError(f"format must be 'table', 'json' or 'csv', not {fmt!r}")
+
+    # -- tables ----------------------------------------------------------------------------------
+    def plan_table(self) -> str:
+        strats = self.strategies
+        scalar = self.meta.get("level") == "scalar"
+        headers = (["problem"] + (["level"] if scalar else []) + ["n→m", "elim"] + [_SHORT.get(s, s) for s in strats]
+                   + ["best", "impr %", "AlphaGrad %", "optimal?", "plan s", "check"])
+        body = []
+        for r in self.rows:
+            cells = [r["problem"], f"{r['n_in']}→{r['n_out']}", str(r.get("eliminable", "—"))]
+            if scalar:
+                cells.insert(1, r.get("level", "—"))
+            for s in strats:
+                cells.append("skip" if s in r["skipped"] else "ERR" if s in r["errors"]
+                             else _fmt_int(r["mults"].get(s)))
+            best = r.get("best_mults")
+            cells.append("—" if best is None else f"{best:,} ({_SHORT.get(r['best_strategy'], r['best_strategy'])})")
+            imp = r.get("improvement_pct")
+            cells.append("—" if imp is None else f"{imp:.1f}")
+            ag = r.get("alphagrad_pct")
+            cells.append("" if ag is None else f"{ag:g}")
+            opt = r.get("optimal")
+            cells.append("yes" if opt else "no" if opt is False else "n/a")
+            cells.append(f"{r.get('search_seconds', 0.0):.2f}")
+            cells.append(_check_cell(r))
+            body.append(cells)
+        return _render(headers, body)
+
+    def execution_table(self) -> str:
+        headers = ["problem", "jacc plan", "jacc s", "jax fwd", "jax rev", "torch fwd", "torch rev",
+                   "vs best", "max |ΔJ|"]
+        body = []
+        for r in self.rows:
+            ex = r.get("execution") or {}
+            j = ex.get("jacc", {})
+            cells = [r["problem"], _SHORT.get(j.get("strategy"), j.get("strategy") or "—"),
+                     f"{j['seconds']:.3g}" if "seconds" in j else "ERR"]
+            cells += [_fmt_ratio(ex.get(k)) for k in BASELINES]
+            sp = ex.get("speedup_vs_best_baseline")
+            cells.append("—" if sp is None else f"{sp:.3g}× ({ex['best_baseline'].replace('_', ' ')})")
+            md = ex.get("max_diff")
+            cells.append("—" if md is None else f"{md:.1e}")
+            body.append(cells)
+        return _render(headers, body)
+
+    def notes(self) -> list[str]:
+        out = []
+        for r in self.rows:
+            p = r["problem"]
+            for s, why in r["skipped"].items():
+                out.append(f"{p}: {s} skipped — {why}")
+            for s, err in r["errors"].items():
+                out.append(f"{p}: {s} FAILED — {err}")
+            for s, c in r["checks"].items():
+                if c.get("ok") is False:
+                    detail = c.get("error") or (f"max |J − J_ref| = {c['max_abs_diff']:.3g} > tol "
+                                                f"{c['tol']:.3g} ({c['reference']})")
+                    out.append(f"{p}: {s} Jacobian check FAILED — {detail}")
+            for n in r["notes"]:
+                out.append(f"{p}: {n}")
+            seen = set()
+            for k in BASELINES:
+                v = (r.get("execution") or {}).get(k) or {}
+                for kind in ("skipped", "error"):
+                    if kind in v and (kind, v[kind]) not in seen:
+                        seen.add((kind, v[kind]))
+                        who = [b for b in BASELINES if ((r.get("execution") or {}).get(b) or {}).get(kind) == v[kind]]
+                        out.append(f"{p}: {', '.join(w.replace('_', ' ') for w in who)} "
+                                   f"{'skipped' if kind == 'skipped' else 'FAILED'} — {v[kind]}")
+        chose = [f"{r['problem']} {c}" for r in self.rows for c in r["chose"].values()]
+        if chose:
+            out.append("what the meta-strategies ran: " + ", ".join(chose))
+        return out
+
+    def _table(self) -> str:
+        m = self.meta
+        v = m.get("versions", {})
+        head = (f"jacc bench — size {self.size}, level {m.get('level', 'array')}, {m.get('date', '')}, "
+                f"{m.get('cpu', '')} ({m.get('cores', '?')} cores); "
+                + ", ".join(f"{k} {x}" for k, x in v.items()))
+        parts = [head, "", "Plan quality (scalar multiplications; impr % = best vs min(forward, reverse, "
+                 "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]
+        if self.baselines:
+            parts += ["", "Execution (jacc: median s of the best plan's execute(); baseline columns: "
+                      "baseline time / jacc time, > 1 means jacc is faster):", "", self.execution_table()]
+        notes = self.notes()
+        if notes:
+            parts += ["", "Notes:"] + [f"- {n}" for n in notes]
+        return "\n".join(parts) + "\n"
+
+    def _csv(self) -> str:
+        flat = []
+        for r in self.rows:
+            d = {k: v for k, v in r.items() if k != "citation"}
+            flat.append(_flatten(d))
+        cols: list[str] = []
+        for f in flat:
+            for k in f:
+                if k not in cols:
+                    cols.append(k)
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=cols, lineterminator="\n")
+        w.writeheader()
+        for f in flat:
+            w.writerow({k: _csv_cell(v) for k, v in f.items()})
+        return buf.getvalue()
+
+    # -- plot ------------------------------------------------------------------------------------
+    def plot(self, path: str | os.PathLike) -> None:
+        """Bars of multiplications per strategy per problem, normalised to min(forward, reverse,
+        markowitz); log scale when the bars span more than 10×. SVG/PNG/PDF by extension."""
+        try:
+            from matplotlib.figure import Figure
+        except ImportError:
+            raise RuntimeError("plotting needs matplotlib: pip install matplotlib "
+                               f"(or {INSTALL_HINT})") from None
+        rows = [r for r in self.rows if r.get("baseline_mults")]
+        strats = self.strategies
+        fig = Figure(figsize=(max(6.0, 1.1 * len(rows) + 2), 4.2))
+        ax = fig.add_subplot(1, 1, 1)
+        width = 0.8 / max(len(strats), 1)
+        vals_all = []
+        for k, s in enumerate(strats):
+            xs, ys = [], []
+            for i, r in enumerate(rows):
+                m = r["mults"].get(s)
+                if m is not None:
+                    xs.append(i + (k - (len(strats) - 1) / 2) * width)
+                    ys.append(m / r["baseline_mults"])
+            vals_all += ys
+            ax.bar(xs, ys, width, label=s)
+        if vals_all and max(vals_all) / max(min(v for v in vals_all if v > 0), 1e-300) > 10:
+            ax.set_yscale("log")
+        ax.axhline(1.0, color="black", linewidth=0.8)
+        for i, r in enumerate(rows):
+            if r.get("alphagrad_pct") is not None:
+                ax.plot([i - 0.4, i + 0.4], [1 - r["alphagrad_pct"] / 100] * 2, color="red", linewidth=1.5,
+                        label="AlphaGrad (Lohoff & Neftci 2024)" if i == next(
+                            j for j, q in enumerate(rows) if q.get("alphagrad_pct") is not None) else None)
+        ax.set_xticks(range(len(rows)))
+        ax.set_xticklabels([r["problem"] for r in rows], rotation=30, ha="right")
+        ax.set_ylabel("mults / min(forward, reverse, markowitz)")
+        ax.set_title(f"jacc bench, size {self.size}")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(os.fspath(path))
+
+
+def _check_cell(r: dict) -> str:
+    """``ok 11/11 (3e-10)``: checks passed / strategies checked (largest |J − J_FD|);
+    at size full only the best plan is checked (``ok best``)."""
+    checks = r["checks"]
+    if r["errors"].get("trace"):
+        return "TRACE FAILED"
+    bad = [s for s, c in checks.items() if c.get("ok") is False]
+    if bad:
+        return "FAIL " + ",".join(_SHORT.get(s, s) for s in bad)
+    done = [c for c in checks.values() if c.get("ok")]
+    if not done:
+        return "not checked"
+    worst = max(c["max_abs_diff"] for c in done)
+    if any(c.get("ok") is None for c in checks.values()):
+        return f"ok best ({worst:.0e})"
+    return f"ok {len(done)}/{len(checks)} ({worst:.0e})"
+
+
+def _json_default(x):
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)
+
+
+def _csv_cell(v):
+    if isinstance(v, float):
+        return f"{v:.6g}"
+    return v
