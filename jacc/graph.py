@@ -68,7 +68,8 @@ class Graph:
     # -- building -------------------------------------------------------------------------------
     def _new_vertex(self, name: str, **data) -> None:
         if not isinstance(name, str) or not NAME_RE.match(name):
-            raise GraphError(f"vertex name {name!r} is not valid: start with a letter or '_', then letters, digits, '_', '.', '-', '[' or ']'")
+            raise GraphError(f"vertex name {name!r} is not valid: start with a letter or '_', then letters, "
+                             "digits, '_', '.', '-', '[' or ']'")
         if name in self.nx:
             raise GraphError(f"duplicate vertex name {name!r}: every vertex needs its own name")
         self.nx.add_node(name, **data)
