@@ -544,6 +544,22 @@ class _Threads:
         return False
 
 
+def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
+    """Time :meth:`Plan.compile` (straight-line code for all-scalar graphs) where it applies."""
+    if not hasattr(plan, "compile"):
+        return {"skipped": "this jacc has no Plan.compile"}
+    try:
+        f = plan.compile()
+    except Exception as e:  # CompileError: array vertices or an op without a scalar formula
+        return {"skipped": f"{type(e).__name__}: {str(e).split(' (')[0]}"}
+    args = [float(tr.feed[n]) for n in tr.graph.inputs]
+    med, n, warm, out = _median_time(lambda: f(*args), repeats)
+    J = tr.jacobian({k: np.asarray(v) for k, v in out.items()})
+    ref = tr.jacobian(plan.execute(**tr.feed))
+    return {"seconds": med, "repeats": n, "first_call_seconds": warm,
+            "max_diff_vs_execute": max(float(np.max(np.abs(J[k] - ref[k]), initial=0.0)) for k in J)}
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -680,7 +696,8 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
         "cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
         "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE})
-    bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * (len(strats) + 3))
+    per_problem = len(strats) + 2 + (1 if baselines else 0)  # trace, strategies, check, timing
+    bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * per_problem)
     t_run = time.perf_counter()
     for pname in names:
         row = _bench_problem(pname, strats, size, baselines, budget, repeats,
@@ -812,11 +829,15 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
             med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
             ex["jacc"] = {"seconds": med, "repeats": n, "first_call_seconds": warm, "strategy": best_s}
             ex.update(_run_baselines(p, inputs, tr.names, tr.jacobian(blocks), g, repeats, med))
+            ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex)
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
             if timed:
                 fastest = min(timed, key=timed.get)
                 ex["best_baseline"] = fastest
                 ex["speedup_vs_best_baseline"] = timed[fastest] / med
+                comp = ex["jacc_compiled"]
+                if "seconds" in comp:
+                    comp["speedup_vs_best_baseline"] = timed[fastest] / comp["seconds"]
             diffs = [v["max_diff"] for k, v in ex.items() if k in BASELINES and "max_diff" in v]
             ex["max_diff"] = max(diffs) if diffs else None
         row["execution"] = ex
@@ -910,8 +931,9 @@ class BenchResult:
         return _render(headers, body)
 
     def execution_table(self) -> str:
+        compiled = any("seconds" in ((r.get("execution") or {}).get("jacc_compiled") or {}) for r in self.rows)
         headers = ["problem", "jacc plan", "jacc s", "jax fwd", "jax rev", "torch fwd", "torch rev",
-                   "vs best", "max |ΔJ|"]
+                   "vs best", "max |ΔJ|"] + (["compiled s", "compiled vs best"] if compiled else [])
         body = []
         for r in self.rows:
             ex = r.get("execution") or {}
@@ -923,6 +945,11 @@ class BenchResult:
             cells.append("—" if sp is None else f"{sp:.3g}× ({ex['best_baseline'].replace('_', ' ')})")
             md = ex.get("max_diff")
             cells.append("—" if md is None else f"{md:.1e}")
+            if compiled:
+                c = ex.get("jacc_compiled") or {}
+                cells.append(f"{c['seconds']:.3g}" if "seconds" in c else "—")
+                cs = c.get("speedup_vs_best_baseline")
+                cells.append("—" if cs is None else f"{cs:.3g}×")
             body.append(cells)
         return _render(headers, body)
 
@@ -965,7 +992,8 @@ class BenchResult:
                  "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]
         if self.baselines:
             parts += ["", "Execution (jacc: median s of the best plan's execute(); baseline columns: "
-                      "baseline time / jacc time, > 1 means jacc is faster):", "", self.execution_table()]
+                      "baseline time / jacc time, > 1 means jacc is faster; compiled: Plan.compile(), "
+                      "all-scalar graphs only):", "", self.execution_table()]
         notes = self.notes()
         if notes:
             parts += ["", "Notes:"] + [f"- {n}" for n in notes]

@@ -399,7 +399,8 @@ def cmd_bench(args) -> int:
 
     res = bench.run(problems=args.problems.split(",") if args.problems else None,
                     strategies=_strategies(args.strategies, sorted(STRATEGIES)) if args.strategies else None,
-                    size=args.size, baselines=args.baselines, budget=args.budget)
+                    size=args.size, baselines=args.baselines, budget=args.budget, level=args.level,
+                    repeats=args.repeats)
     _emit(res.format(args.format), args.out)
     if args.plot:
         res.plot(args.plot)
@@ -432,6 +433,7 @@ EXAMPLES = {
     "bench": """examples:
   jacc bench --size small --format table
   jacc bench --size full --baselines --format table --plot bench.svg
+  jacc bench --level scalar --problems lion,roeflux,heart
   jacc bench --planning                           # planner speed: chain DP, markowitz, optimal""",
 }
 
@@ -516,6 +518,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--size", choices=["small", "full"], default="small")
     c.add_argument("--baselines", action="store_true", help="also time jax.jacfwd/jacrev and torch.func")
     c.add_argument("--budget", type=float, default=60.0, help="seconds of search per problem (default 60)")
+    c.add_argument("--level", choices=["array", "scalar"], default="array",
+                   help="trace problems as array code (default) or at the scalar level of the AD literature "
+                   "(vector inputs split into scalars; scalar plans also run compiled)")
+    c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
                    "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "

@@ -177,7 +177,7 @@ class Jac:
 
     # -- conversion -----------------------------------------------------------------------------
     def to_dense(self) -> np.ndarray:
-        """The full tensor with axes ``out_shape + in_shape`` (needs values)."""
+        """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
         if self.reshape:
             n = math.prod(self.in_shape)
             return np.eye(n).reshape(self.out_shape + self.in_shape)
@@ -186,7 +186,10 @@ class Jac:
             raise StructureError("cannot materialise a symbolic Jacobian")
         full = list(range(j.m + len(j.in_shape)))
         vals = _align(j, full)
-        return np.array(np.broadcast_to(vals, j.out_shape + j.in_shape), dtype=vals.dtype)
+        shape = j.out_shape + j.in_shape
+        if vals.shape == shape:  # already complete: no copy (may share memory with the values)
+            return vals
+        return np.array(np.broadcast_to(vals, shape), dtype=vals.dtype)
 
 
 def _fmt(shape: Shape) -> str:

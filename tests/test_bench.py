@@ -203,3 +203,13 @@ def test_out_checkpoint_is_json(tmp_path):
     path = tmp_path / "bench.json"
     bench.run(["lecture_f"], ["forward"], out=path, progress=False)
     assert json.loads(path.read_text())["rows"][0]["problem"] == "lecture_f"
+
+
+def test_compiled_plan_is_timed_on_scalar_graphs(no_baselines):
+    if "scalarize" not in inspect.signature(jacc.trace).parameters or not hasattr(jacc.Plan, "compile"):
+        pytest.skip("needs scalarize tracing and Plan.compile")
+    res = bench.run(["lecture_f"], ["forward", "reverse", "markowitz"], level="scalar", baselines=True,
+                    repeats=1, progress=False)
+    comp = res.rows[0]["execution"]["jacc_compiled"]
+    assert comp["seconds"] > 0 and comp["max_diff_vs_execute"] < 1e-12
+    assert "compiled s" in res.format("table")
