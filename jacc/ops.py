@@ -495,7 +495,6 @@ def _basic(index: list) -> bool:
 def _getitem_partial(i, ctx):
     s, out = ctx.shapes[0], ctx.out_shape
     index = ctx.params["index"]
-    m = len(out)
     if not _basic(index):
         def select():
             flat = np.arange(math.prod(s)).reshape(s)[index_to_numpy(index)].ravel()
@@ -503,39 +502,8 @@ def _getitem_partial(i, ctx):
             v[np.arange(flat.size), flat] = 1.0
             return v.reshape(out + s)
         return S.dense(out, s, ctx.val(select, out + s))
-    pair = [-1] * len(s)
-    factors: list[tuple[list[int], Callable[[], np.ndarray]]] = []
-    k = j = 0
-    items = list(index) + [["slice", None, None, None]] * (len(s) - sum(it[0] != "new" for it in index))
-    for item in items:
-        if item[0] == "new":
-            j += 1
-            continue
-        n = s[k]
-        if item[0] == "int":
-            pos = item[1] % n
-            factors.append(([m + k], lambda n=n, pos=pos: np.eye(n)[pos]))
-        else:
-            rng = range(*slice(item[1], item[2], item[3]).indices(n))
-            if rng == range(n):
-                pair[k] = j
-            else:
-                factors.append(([j, m + k], lambda n=n, rng=rng: np.eye(n)[list(rng)]))
-            j += 1
-        k += 1
-    if not factors:
-        return Jac(out, s, pair)
-    vl = [lab for labs, _ in factors for lab in labs]
-    probe = Jac(out, s, pair)
-    vshape = tuple(probe.size_of(lab) for lab in vl)
-
-    def values():
-        ops = []
-        for labs, f in factors:
-            ops += [f(), labs]
-        return np.einsum(*ops, vl)
-
-    return Jac(out, s, pair, vl, ctx.val(values, vshape))
+    covered = sum(it[0] != "new" for it in index)
+    return S.selection(out, s, list(index) + [["slice", None, None, None]] * (len(s) - covered))
 
 
 register(Op("getitem", lambda a, p: np.array(a[0][index_to_numpy(p["index"])]), _getitem_shape,

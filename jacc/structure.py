@@ -45,7 +45,7 @@ class Jac:
     which products apply lazily to the neighbouring Jacobian instead of materialising it.
     """
 
-    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape")
+    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select")
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class Jac:
         vlabels: Sequence[int] | None = None,
         values: np.ndarray | None = None,
         reshape: bool = False,
+        select: tuple | None = None,
     ):
         self.out_shape: Shape = tuple(int(s) for s in out_shape)
         self.in_shape: Shape = tuple(int(s) for s in in_shape)
@@ -64,6 +65,7 @@ class Jac:
         self.vlabels: tuple[int, ...] | None = None if vlabels is None else tuple(vlabels)
         self.values = values
         self.reshape = reshape
+        self.select = select  # a basic index: the lazy map x ↦ x[index] (see ``selection``)
         if len(self.pair) != len(self.in_shape):
             raise StructureError("pair must have one entry per input axis")
         m = len(self.out_shape)
@@ -127,7 +129,7 @@ class Jac:
 
     def strip(self) -> "Jac":
         """The same structure without values."""
-        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape)
+        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select)
 
     def __repr__(self) -> str:
         return f"Jac({self.describe()}, out={self.out_shape}, in={self.in_shape})"
@@ -137,6 +139,8 @@ class Jac:
         """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``."""
         if self.reshape:
             return f"reshape {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
+        if self.select is not None:
+            return f"select {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
         npair = sum(p >= 0 for p in self.pair)
         nin, m = len(self.in_shape), self.m
         full_square = npair == nin == m
@@ -181,6 +185,8 @@ class Jac:
         if self.reshape:
             n = math.prod(self.in_shape)
             return np.eye(n).reshape(self.out_shape + self.in_shape)
+        if self.select is not None:
+            return as_labelled(self).to_dense()
         j = unpair(self, [k for k, p in enumerate(self.pair) if p >= 0])[0]
         if j.symbolic:
             raise StructureError("cannot materialise a symbolic Jacobian")
@@ -291,8 +297,8 @@ def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
     ks = [k for k in ks if j.pair[k] >= 0]
     if not ks:
         return j, 0
-    if j.reshape:
-        raise StructureError("unpair on a reshape map")
+    if j.reshape or j.select is not None:
+        j = as_labelled(j)
     m = j.m
     pair = list(j.pair)
     vl = list(j.vlabels or ())
@@ -386,6 +392,14 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     """
     if a.in_shape != b.out_shape:
         raise StructureError(f"cannot multiply {a.out_shape}←{a.in_shape} by {b.out_shape}←{b.in_shape}")
+    if a.select is not None and (b.reshape or b.select is not None):
+        a = as_labelled(a)
+    if b.select is not None and a.reshape:
+        b = as_labelled(b)
+    if a.select is not None:
+        return _gather(a, b), 0
+    if b.select is not None:
+        return _scatter(a, b), 0
     if a.reshape and b.reshape:
         return reshape_map(a.out_shape, b.in_shape), 0
     if a.reshape:
@@ -450,10 +464,7 @@ def add(a: Jac, b: Jac) -> Jac:
     """``a + b``: keeps a diagonal pair only where both terms have it; no multiplications."""
     if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
         raise StructureError("cannot add Jacobians of different shapes")
-    if a.reshape:
-        a = as_labelled(a)
-    if b.reshape:
-        b = as_labelled(b)
+    a, b = as_labelled(a), as_labelled(b)
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
     labels = sorted(set(a.vlabels or ()) | set(b.vlabels or ()))
@@ -465,7 +476,9 @@ def add(a: Jac, b: Jac) -> Jac:
 
 
 def as_labelled(j: Jac) -> Jac:
-    """Turn a lazy reshape map into the equivalent labelled Jacobian (identity on the prefix)."""
+    """Turn a lazy reshape or selection map into the equivalent labelled Jacobian."""
+    if j.select is not None:
+        return _selection_labelled(j)
     if not j.reshape:
         return j
     base = identity(j.in_shape)
@@ -474,9 +487,131 @@ def as_labelled(j: Jac) -> Jac:
 
 def scale(j: Jac, c: float) -> tuple[Jac, int]:
     """``c · j`` and its multiplication count."""
-    if j.reshape:
-        j = as_labelled(j)
+    j = as_labelled(j)
     if j.unit:
         return Jac(j.out_shape, j.in_shape, j.pair, (), np.asarray(float(c))), 0
     vals = None if j.symbolic else j.values * c
     return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals), j.value_size
+
+
+# -- selections: x ↦ x[index] for a basic index, applied lazily ---------------------------------
+# ``index`` has one item per input axis (plus ["new"] items): ["int", i], ["slice", a, b, c] or
+# ["new"]. A product with a selection gathers (or scatters) the neighbour's values: 0 mults.
+
+
+def _walk(index, in_shape: Shape) -> list[tuple]:
+    """(kind, input axis, output axis, positions) per item; positions is a range or an int."""
+    out, k, j = [], 0, 0
+    for item in index:
+        if item[0] == "new":
+            out.append(("new", None, j, None))
+            j += 1
+            continue
+        n = in_shape[k]
+        if item[0] == "int":
+            out.append(("int", k, None, item[1] % n))
+        else:
+            rng = range(*slice(item[1], item[2], item[3]).indices(n))
+            out.append(("full" if rng == range(n) else "slice", k, j, rng))
+            j += 1
+        k += 1
+    return out
+
+
+def selection(out_shape: Sequence[int], in_shape: Sequence[int], index: Sequence) -> Jac:
+    """∂x[index]/∂x for a basic index covering every axis of x; whole-axis slices stay diagonal."""
+    out_shape, in_shape = tuple(out_shape), tuple(in_shape)
+    items = _walk(index, in_shape)
+    pair = [-1] * len(in_shape)
+    for kind, k, j, _ in items:
+        if kind == "full":
+            pair[k] = j
+    if all(kind in ("full", "new") for kind, *_ in items):
+        return Jac(out_shape, in_shape, pair)
+    return Jac(out_shape, in_shape, pair, select=tuple(tuple(i) for i in index))
+
+
+def _selection_labelled(s: Jac) -> Jac:
+    """The selection as 0/1 values (one factor per selected axis)."""
+    m = len(s.out_shape)
+    factors: list = []
+    for kind, k, j, pos in _walk(s.select, s.in_shape):
+        n = s.in_shape[k] if k is not None else 0
+        if kind == "int":
+            factors.append(([m + k], (lambda n=n, pos=pos: np.eye(n)[pos])))
+        elif kind == "slice":
+            def sel(n=n, rng=pos):
+                v = np.zeros((len(rng), n))
+                v[np.arange(len(rng)), list(rng)] = 1.0
+                return v
+            factors.append(([j, m + k], sel))
+    vl = [lab for labs, _ in factors for lab in labs]
+    ops: list = []
+    for labs, f in factors:
+        ops += [f(), labs]
+    return Jac(s.out_shape, s.in_shape, s.pair, vl, np.einsum(*ops, vl) if ops else np.asarray(1.0))
+
+
+def _gather(s: Jac, b: Jac) -> Jac:
+    """``s · b``: b's output axes indexed by the selection (no multiplications)."""
+    items = _walk(s.select, s.in_shape)
+    picked = {k for kind, k, _, _ in items if kind in ("int", "slice")}
+    b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in picked])[0]
+    mb, mc = b.m, len(s.out_shape)
+    where = {k: (kind, j, pos) for kind, k, j, pos in items if k is not None}
+    pair = [where[p][1] if p >= 0 else -1 for p in b.pair]
+    vl, vals = [], b.values
+    for lab in list(b.vlabels or ()):
+        if lab >= mb:
+            vl.append(mc + lab - mb)
+            continue
+        kind, j, pos = where[lab]
+        if vals is not None and kind != "full":
+            ax = len(vl)
+            vals = np.take(vals, pos if kind == "int" else np.array(pos, dtype=int), axis=ax)
+        if kind != "int":
+            vl.append(j)
+    return Jac(s.out_shape, b.in_shape, pair, None if b.vlabels is None else vl, vals)
+
+
+def _scatter(a: Jac, s: Jac) -> Jac:
+    """``a · s``: a's input axes placed back into the selected positions (no multiplications)."""
+    items = _walk(s.select, s.in_shape)
+    m = a.m
+    vpos = {j: (kind, k, pos) for kind, k, j, pos in items if j is not None}
+    moved = [j for j, (kind, _, _) in vpos.items() if kind in ("slice", "new")]
+    a = unpair(a, [j for j in moved if a.pair[j] >= 0])[0]
+    a = with_labels(a, [m + j for j in moved if vpos[j][0] == "slice"])
+    pair = [-1] * len(s.in_shape)
+    for j, (kind, k, _) in vpos.items():
+        if kind == "full":
+            pair[k] = a.pair[j]
+    symbolic = a.symbolic
+    vals = None if symbolic else (a.values if a.vlabels is not None else np.asarray(1.0))
+    vl: list = []
+    for lab in list(a.vlabels or ()):
+        if lab < m:
+            vl.append(lab)
+            continue
+        kind, k, pos = vpos[lab - m]
+        if kind == "new":  # a size-1 axis with no counterpart: drop it
+            if vals is not None:
+                vals = np.take(vals, 0, axis=len(vl))
+            continue
+        if kind == "slice" and vals is not None:
+            ax = len(vl)
+            v = np.moveaxis(vals, ax, 0)
+            full = np.zeros((s.in_shape[k],) + v.shape[1:], dtype=v.dtype)
+            full[np.array(pos, dtype=int)] = v
+            vals = np.moveaxis(full, 0, ax)
+        vl.append(m + k)
+    for kind, k, _, pos in items:
+        if kind == "int":
+            if vals is not None:
+                full = np.zeros(vals.shape + (s.in_shape[k],), dtype=vals.dtype)
+                full[..., pos] = vals
+                vals = full
+            vl.append(m + k)
+    if a.vlabels is None and not vl:
+        return Jac(a.out_shape, s.in_shape, pair)
+    return Jac(a.out_shape, s.in_shape, pair, vl, vals)

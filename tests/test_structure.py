@@ -125,3 +125,54 @@ def test_shape_mismatch_is_reported():
         S.product(S.identity((3,)), S.identity((4,)))
     with pytest.raises(S.StructureError, match="values have shape"):
         S.diagonal((3,), np.ones(4))
+
+
+def _random_index(rng, shape):
+    index = []
+    for n in shape:
+        r = rng.random()
+        if r < 0.3:
+            index.append(["int", int(rng.integers(-n, n))])
+        elif r < 0.6:
+            a, b = sorted(int(x) for x in rng.integers(0, n + 1, 2))
+            step = int(rng.choice([1, 1, 2, -1]))
+            index.append(["slice", a if step > 0 else b, (b if step > 0 else a) if a != b else None, step])
+        else:
+            index.append(["slice", None, None, None])
+        if rng.random() < 0.15:
+            index.append(["new"])
+    return index
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**9))
+def test_selection_gather_and_scatter_match_dense(seed):
+    from jacc.ops import index_to_numpy
+
+    rng = np.random.default_rng(seed)
+    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
+    index = _random_index(rng, u)
+    v = np.empty(u)[index_to_numpy(index)].shape
+    if 0 in v:
+        return
+    sel = S.selection(v, u, index)
+    dense_sel = np.zeros(v + u)
+    flat = np.arange(int(np.prod(u))).reshape(u)[index_to_numpy(index)]
+    for pos in np.ndindex(*v):
+        dense_sel[pos + np.unravel_index(flat[pos], u)] = 1.0
+    np.testing.assert_array_equal(sel.to_dense(), dense_sel)
+    t, w = shapes(rng), shapes(rng)
+    b = random_jac(rng, u, t)
+    c, mults = S.product(sel, b)
+    assert mults == 0
+    np.testing.assert_allclose(c.to_dense(), np.tensordot(dense_sel, b.to_dense(), axes=len(u)), atol=1e-12)
+    cs, _ = S.product(sel, b.strip() if not b.unit else b)
+    assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+    a = random_jac(rng, w, v)
+    c, mults = S.product(a, sel)
+    assert mults == 0
+    expect = np.tensordot(a.to_dense(), dense_sel, axes=len(v)) if v else np.multiply.outer(a.to_dense(), dense_sel)
+    np.testing.assert_allclose(c.to_dense(), expect, atol=1e-12)
+    cs, _ = S.product(a.strip() if not a.unit else a, sel)
+    assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+    np.testing.assert_allclose(S.add(sel, sel).to_dense(), 2 * dense_sel)
