@@ -787,9 +787,9 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
     if pname == "lion" and tr.level == "array" and "optimal" in plans and plans["optimal"].mults != 12:
         ref_plan = lion_scalar_reference()
         row["notes"].append(
-            f"optimal gives {plans['optimal'].mults} on this trace, not angel's 12: x is a 2-vector read "
-            "with x[0], x[1] and y is stacked, and the getitem/stack partials are dense one-hot "
-            "Jacobians (1x2, 4x1) whose products are counted as multiplications; the scalar form of "
+            f"optimal gives {plans['optimal'].mults} on this trace, not angel's 12: y is a stacked 4-vector "
+            "and the stack partials are one-hot value arrays (4x1) whose products are counted as "
+            "multiplications (reading x[0], x[1] is free: selections gather); the scalar form of "
             f"the same graph (x1, x2 scalars, four scalar outputs) gives optimal = {ref_plan.mults}")
         row["lion_scalar_optimal"] = ref_plan.mults
 
