@@ -525,16 +525,10 @@ def _concat_shape(shapes, params):
 def _concat_partial(i, ctx):
     s = ctx.shapes[i]
     ax = ctx.params.get("axis", 0) % len(s)
-    m = len(ctx.out_shape)
     off = sum(sh[ax] for sh in ctx.shapes[:i])
-    pair = [k if k != ax else -1 for k in range(len(s))]
-
-    def sel():
-        v = np.zeros((ctx.out_shape[ax], s[ax]), ctx.dtype)
-        v[off + np.arange(s[ax]), np.arange(s[ax])] = 1.0
-        return v
-
-    return Jac(ctx.out_shape, s, pair, [ax, m + ax], ctx.val(sel, (ctx.out_shape[ax], s[ax])))
+    index = [["slice", None, None, None]] * len(s)
+    index[ax] = ["slice", off, off + s[ax], 1]
+    return S.embedding(ctx.out_shape, s, index)
 
 
 register(Op("concatenate", lambda a, p: np.concatenate(a, axis=p.get("axis", 0)), _concat_shape,
@@ -551,9 +545,9 @@ def _stack_shape(shapes, params):
 def _stack_partial(i, ctx):
     s = ctx.shapes[i]
     ax = ctx.params.get("axis", 0) % (len(s) + 1)
-    pair = [k if k < ax else k + 1 for k in range(len(s))]
-    r = len(ctx.shapes)
-    return Jac(ctx.out_shape, s, pair, [ax], ctx.val(lambda: np.eye(r)[i], (r,)))
+    index = [["slice", None, None, None]] * len(ctx.out_shape)
+    index[ax] = ["int", i]
+    return S.embedding(ctx.out_shape, s, index)
 
 
 register(Op("stack", lambda a, p: np.stack(a, axis=p.get("axis", 0)), _stack_shape, _stack_partial,

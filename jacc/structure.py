@@ -45,7 +45,7 @@ class Jac:
     which products apply lazily to the neighbouring Jacobian instead of materialising it.
     """
 
-    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select")
+    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select", "embed")
 
     def __init__(
         self,
@@ -56,6 +56,7 @@ class Jac:
         values: np.ndarray | None = None,
         reshape: bool = False,
         select: tuple | None = None,
+        embed: tuple | None = None,
     ):
         self.out_shape: Shape = tuple(int(s) for s in out_shape)
         self.in_shape: Shape = tuple(int(s) for s in in_shape)
@@ -66,6 +67,7 @@ class Jac:
         self.values = values
         self.reshape = reshape
         self.select = select  # a basic index: the lazy map x ↦ x[index] (see ``selection``)
+        self.embed = embed  # the transpose of a selection: x placed at y[index] (see ``embedding``)
         if len(self.pair) != len(self.in_shape):
             raise StructureError("pair must have one entry per input axis")
         m = len(self.out_shape)
@@ -129,7 +131,8 @@ class Jac:
 
     def strip(self) -> "Jac":
         """The same structure without values."""
-        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select)
+        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select,
+                   self.embed)
 
     def __repr__(self) -> str:
         return f"Jac({self.describe()}, out={self.out_shape}, in={self.in_shape})"
@@ -141,6 +144,8 @@ class Jac:
             return f"reshape {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
         if self.select is not None:
             return f"select {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
+        if self.embed is not None:
+            return f"embed {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
         npair = sum(p >= 0 for p in self.pair)
         nin, m = len(self.in_shape), self.m
         full_square = npair == nin == m
@@ -185,7 +190,7 @@ class Jac:
         if self.reshape:
             n = math.prod(self.in_shape)
             return np.eye(n).reshape(self.out_shape + self.in_shape)
-        if self.select is not None:
+        if self.select is not None or self.embed is not None:
             return as_labelled(self).to_dense()
         j = unpair(self, [k for k, p in enumerate(self.pair) if p >= 0])[0]
         if j.symbolic:
@@ -297,7 +302,7 @@ def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
     ks = [k for k in ks if j.pair[k] >= 0]
     if not ks:
         return j, 0
-    if j.reshape or j.select is not None:
+    if j.reshape or j.select is not None or j.embed is not None:
         j = as_labelled(j)
     m = j.m
     pair = list(j.pair)
@@ -392,6 +397,14 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     """
     if a.in_shape != b.out_shape:
         raise StructureError(f"cannot multiply {a.out_shape}←{a.in_shape} by {b.out_shape}←{b.in_shape}")
+    if a.embed is not None and (b.reshape or b.select is not None or b.embed is not None):
+        a = as_labelled(a)
+    if b.embed is not None and (a.reshape or a.select is not None):
+        b = as_labelled(b)
+    if a.embed is not None:  # a·b = (bᵀ·aᵀ)ᵀ with aᵀ a selection
+        return transpose(_scatter(transpose(b), _as_selection(a))), 0
+    if b.embed is not None:
+        return transpose(_gather(_as_selection(b), transpose(a))), 0
     if a.select is not None and (b.reshape or b.select is not None):
         a = as_labelled(a)
     if b.select is not None and a.reshape:
@@ -476,9 +489,11 @@ def add(a: Jac, b: Jac) -> Jac:
 
 
 def as_labelled(j: Jac) -> Jac:
-    """Turn a lazy reshape or selection map into the equivalent labelled Jacobian."""
+    """Turn a lazy reshape, selection or embedding into the equivalent labelled Jacobian."""
     if j.select is not None:
         return _selection_labelled(j)
+    if j.embed is not None:
+        return transpose(_selection_labelled(_as_selection(j)))
     if not j.reshape:
         return j
     base = identity(j.in_shape)
@@ -615,3 +630,42 @@ def _scatter(a: Jac, s: Jac) -> Jac:
     if a.vlabels is None and not vl:
         return Jac(a.out_shape, s.in_shape, pair)
     return Jac(a.out_shape, s.in_shape, pair, vl, vals)
+
+
+def transpose(j: Jac) -> Jac:
+    """The adjoint map (axes ``in_shape + out_shape``); lazy maps stay lazy where they can."""
+    if j.select is not None:
+        return Jac(j.in_shape, j.out_shape, _swap_pairs(j), embed=j.select)
+    if j.embed is not None:
+        return _as_selection(j)
+    if j.reshape:
+        return reshape_map(j.in_shape, j.out_shape)
+    m, n = j.m, len(j.in_shape)
+    pair = _swap_pairs(j)
+    paired_in = {p: k for k, p in enumerate(j.pair) if p >= 0}  # J out axis -> J in axis
+
+    def label(lab: int) -> int:
+        if lab < m:
+            return paired_in[lab] if lab in paired_in else n + lab
+        return lab - m
+
+    vl = None if j.vlabels is None else [label(lab) for lab in j.vlabels]
+    return Jac(j.in_shape, j.out_shape, pair, vl, j.values)
+
+
+def _swap_pairs(j: Jac) -> list[int]:
+    pair = [-1] * j.m
+    for k, p in enumerate(j.pair):
+        if p >= 0:
+            pair[p] = k
+    return pair
+
+
+def _as_selection(e: Jac) -> Jac:
+    """The selection whose transpose the embedding ``e`` is."""
+    return Jac(e.in_shape, e.out_shape, _swap_pairs(e), select=e.embed)
+
+
+def embedding(out_shape: Sequence[int], in_shape: Sequence[int], index: Sequence) -> Jac:
+    """∂y/∂x where x sits at ``y[index]`` (``stack``, ``concatenate``): the transpose of a selection."""
+    return transpose(selection(in_shape, out_shape, index))

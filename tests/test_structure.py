@@ -176,3 +176,38 @@ def test_selection_gather_and_scatter_match_dense(seed):
     cs, _ = S.product(a.strip() if not a.unit else a, sel)
     assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
     np.testing.assert_allclose(S.add(sel, sel).to_dense(), 2 * dense_sel)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_transpose_and_embedding_match_dense(seed):
+    from jacc.ops import index_to_numpy
+
+    rng = np.random.default_rng(seed)
+    w, v = shapes(rng), shapes(rng)
+    j = random_jac(rng, w, v)
+    dj = j.to_dense()
+    t = S.transpose(j)
+    np.testing.assert_allclose(t.to_dense(), np.transpose(dj, list(range(len(w), len(w) + len(v))) + list(range(len(w)))))
+    # an embedding is the transpose of a selection: x placed at y[index]
+    y = tuple(int(x) for x in rng.choice([1, 2, 3], size=int(rng.integers(1, 4))))
+    index = _random_index(rng, y)
+    x = np.empty(y)[index_to_numpy(index)].shape
+    if 0 in x:
+        return
+    e = S.embedding(y, x, index)
+    de = np.moveaxis(S.selection(x, y, index).to_dense(), list(range(len(x))), list(range(len(y), len(y) + len(x))))
+    np.testing.assert_array_equal(e.to_dense(), de)
+    t2 = shapes(rng)
+    b = random_jac(rng, x, t2)
+    c, mults = S.product(e, b)
+    assert mults == 0
+    np.testing.assert_allclose(c.to_dense(), np.tensordot(de, b.to_dense(), axes=len(x)), atol=1e-12)
+    a = random_jac(rng, t2, y)
+    c, mults = S.product(a, e)
+    assert mults == 0
+    expect = np.tensordot(a.to_dense(), de, axes=len(y))
+    np.testing.assert_allclose(c.to_dense(), expect, atol=1e-12)
+    cs, _ = S.product(a.strip() if not a.unit else a, e)
+    assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+    np.testing.assert_allclose(S.add(e, e).to_dense(), 2 * de)
