@@ -26,6 +26,15 @@ def _check_finite(name: str, x: np.ndarray, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
+def _compiled(plan):
+    from .compile import CompileError
+
+    try:
+        return plan.compile()
+    except CompileError:
+        return None
+
+
 class _Cache:
     """Traces and plans per argument signature; value-dependent traces are never reused."""
 
@@ -68,7 +77,8 @@ def _fingerprint(a: Any) -> Any:
 
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
-             dtype=None, nonfinite: str = "raise", cache: bool = True, cost_model: CostModel | None = None,
+             dtype=None, nonfinite: str = "raise", cache: bool = True, compile: bool = True,
+             cost_model: CostModel | None = None,
              objective: Any = None, memory_limit: int | None = None, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
@@ -83,8 +93,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     The trace and the plan are cached per argument shapes/dtypes (and the values of the
     non-differentiated arguments), so repeated calls pay only evaluation and accumulation. A
-    trace that looked at a value (``if x > 0``) is re-traced on every call. The returned
-    function has ``.plan`` (the last call's :class:`~jacc.Plan`) and ``.cache`` (hit counts).
+    trace that looked at a value (``if x > 0``) is re-traced on every call. When every vertex is
+    a scalar the plan runs compiled (:meth:`~jacc.Plan.compile`; ``compile=False`` to use the
+    executor). The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`), ``.last``
+    (the executor's :class:`~jacc.Accumulation`, ``None`` when compiled) and ``.cache``.
 
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
@@ -120,7 +132,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             order, name, info, optimal = strategy.order, strategy.strategy, strategy.info, strategy.optimal
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
-        entry = (graph, problem, build(problem, order, name, cm, info, time.perf_counter() - t0, optimal))
+        plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+        entry = (graph, problem, plan, _compiled(plan) if compile and dt == np.float64 else None)
         if graph.meta.get("value_dependent"):
             store.retraces += 1
         else:
@@ -129,17 +142,22 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         return entry
 
     def jf(*args, **kwargs):
-        graph, problem, plan = prepare(args, kwargs)
+        graph, problem, plan, fast = prepare(args, kwargs)
         inputs = {name: np.asarray(args[i], dtype=dt) for name, i in zip(graph.inputs, nums)}
         for name, x in inputs.items():
             _check_finite(name, x, nonfinite)
-        values = graph.evaluate(inputs, dtype=dt)
-        with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-            acc = accumulate(problem, values, plan.order, dt)
-        jf.plan, jf.last = plan, acc
+        if fast is not None:  # all-scalar graph: the compiled straight-line plan
+            found = {k: np.asarray(v, dtype=dt) for k, v in fast(*[inputs[x] for x in graph.inputs]).items()}
+            jf.plan, jf.last = plan, None
+        else:
+            values = graph.evaluate(inputs, dtype=dt)
+            with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
+                acc = accumulate(problem, values, plan.order, dt)
+            jf.plan, jf.last = plan, acc
+            found = acc.blocks
         per_out = []
         for y in graph.outputs:
-            blocks = tuple(acc.blocks[y, x] for x in graph.inputs)
+            blocks = tuple(found[y, x] for x in graph.inputs)
             per_out.append(blocks[0] if single else blocks)
         return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
 
