@@ -43,14 +43,16 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import suite
+from .compile import CompileError
 from .eliminate import Problem
+from .fileio import json_default
 from .plan import Plan
 from .plan import plan as make_plan
 from .strategies import STRATEGIES, lookup
 from .strategies.optimal import SearchSizeError
 from .trace import trace
 
-__all__ = ["run", "BenchResult", "ALPHAGRAD", "BASELINES", "lion_scalar_reference"]
+__all__ = ["run", "BenchResult", "ALPHAGRAD", "BASELINES"]
 
 #: AlphaGrad's improvement (%) of its best order over min(forward, reverse, Markowitz).
 ALPHAGRAD = {"roeflux": 12.0, "robotarm": 20.0, "heart": 14.0, "propane": 2.0, "blackscholes": 11.0}
@@ -103,8 +105,8 @@ class Traced:
     (the AD literature's graphs: :func:`jacc.trace` with ``scalarize=True``) each vector input
     is split into scalars ``x[0]``, ``x[1]``, … and a stacked output into scalar outputs;
     :meth:`jacobian` reassembles ``{input: array of shape out_shape + in_shape}`` either way.
-    Where the scalar level is refused (matrix inputs, or a tracer without ``scalarize``), the
-    array level is used and :attr:`note` says why.
+    Where the scalar level is refused (matrix inputs), the array level is used and :attr:`note`
+    says why.
     """
 
     def __init__(self, problem: suite.Problem, inputs: dict[str, np.ndarray], level: str = "array"):
@@ -113,14 +115,11 @@ class Traced:
         self.level, self.note = "array", None
         g = None
         if level == "scalar":
-            if "scalarize" not in inspect.signature(trace).parameters:
-                self.note = "this tracer has no scalarize option; traced at array level"
-            else:
-                try:
-                    g = trace(problem.fn, *[inputs[n] for n in self.names], xp=np, scalarize=True)
-                    self.level = "scalar"
-                except (ValueError, TypeError, NotImplementedError) as e:
-                    self.note = f"no scalar-level trace ({e}); traced at array level"
+            try:
+                g = trace(problem.fn, *[inputs[n] for n in self.names], xp=np, scalarize=True)
+                self.level = "scalar"
+            except (ValueError, TypeError, NotImplementedError) as e:
+                self.note = f"no scalar-level trace ({e}); traced at array level"
         if g is None:
             g = trace_problem(problem, inputs)
         self.graph = g
@@ -160,22 +159,6 @@ class Traced:
                     arr[idx] = np.asarray(blocks[o, gi], dtype=np.float64).reshape(so + si)
             J[n] = arr
         return J
-
-
-def lion_scalar_reference() -> Plan:
-    """The optimal plan of angel's lion graph in its scalar form.
-
-    Same formulas as :func:`jacc.suite.lion`, but x1, x2 are two scalar inputs and the four
-    results four scalar outputs (as in angel/OpenAD), instead of a 2-vector in and a stacked
-    4-vector out. The optimum of this graph is the literature's 12 multiplications.
-    """
-
-    def lion(x1, x2):
-        t1 = x1 / x2
-        t2 = np.cos(t1)
-        return np.exp(t2), 3.14 * t2, np.sin(t2), t2 * t1
-
-    return make_plan(trace(lion, 1.5, 0.75), "optimal")
 
 
 # -- finite differences ---------------------------------------------------------------------------
@@ -546,11 +529,9 @@ class _Threads:
 
 def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
     """Time :meth:`Plan.compile` (straight-line code for all-scalar graphs) where it applies."""
-    if not hasattr(plan, "compile"):
-        return {"skipped": "this jacc has no Plan.compile"}
     try:
         f = plan.compile()
-    except Exception as e:  # CompileError: array vertices or an op without a scalar formula
+    except CompileError as e:  # array vertices or an op without a scalar formula
         return {"skipped": f"{type(e).__name__}: {str(e).split(' (')[0]}"}
     args = [float(tr.feed[n]) for n in tr.graph.inputs]
     med, n, warm, out = _median_time(lambda: f(*args), repeats)
@@ -784,14 +765,6 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
         best_s = best = None
         row["best_strategy"] = row["best_mults"] = row["improvement_pct"] = row["optimal"] = None
     row["alphagrad_pct"] = ALPHAGRAD.get(pname)
-    if pname == "lion" and tr.level == "array" and "optimal" in plans and plans["optimal"].mults != 12:
-        ref_plan = lion_scalar_reference()
-        row["notes"].append(
-            f"optimal gives {plans['optimal'].mults} on this trace, not angel's 12: y is a stacked 4-vector "
-            "and the stack partials are one-hot value arrays (4x1) whose products are counted as "
-            "multiplications (reading x[0], x[1] is free: selections gather); the scalar form of "
-            f"the same graph (x1, x2 scalars, four scalar outputs) gives optimal = {ref_plan.mults}")
-        row["lion_scalar_optimal"] = ref_plan.mults
 
     # correctness
     show("checking")
@@ -896,7 +869,7 @@ class BenchResult:
         """``"table"`` (Markdown tables + notes), ``"json"`` or ``"csv"`` (one line per problem)."""
         if fmt == "json":
             return json.dumps({"meta": self.meta, "strategies": self.strategies, "rows": self.rows},
-                              indent=1, default=_json_default)
+                              indent=1, default=json_default)
         if fmt == "csv":
             return self._csv()
         if fmt == "table":
@@ -1073,14 +1046,6 @@ def _check_cell(r: dict) -> str:
     if any(c.get("ok") is None for c in checks.values()):
         return f"ok best ({worst:.0e})"
     return f"ok {len(done)}/{len(checks)} ({worst:.0e})"
-
-
-def _json_default(x):
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
 
 
 def _csv_cell(v):

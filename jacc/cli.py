@@ -21,7 +21,7 @@ import numpy as np
 from . import examples
 from .costmodel import CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
-from .fileio import write_atomic
+from .fileio import json_default, write_atomic
 from .graph import GraphError, load
 from .plan import Plan, plan
 from .strategies import STRATEGIES, UnknownStrategyError
@@ -39,7 +39,7 @@ class UsageError(Exception):
 def table(rows: list[dict], columns: Sequence[str], fmt: str, title: str | None = None) -> str:
     """Rows as an aligned text table, JSON (list of objects) or CSV."""
     if fmt == "json":
-        return json.dumps(rows, indent=1, default=_json_default, ensure_ascii=False)
+        return json.dumps(rows, indent=1, default=json_default, ensure_ascii=False)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
@@ -71,14 +71,6 @@ def _cell(x: Any) -> str:
         return f"{x:,}"
     if isinstance(x, float):
         return f"{x:.3g}" if abs(x) < 1e4 else f"{x:,.0f}"
-    return str(x)
-
-
-def _json_default(x):
-    if isinstance(x, (np.integer, np.floating)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
     return str(x)
 
 
@@ -178,7 +170,7 @@ def cmd_compare(args) -> int:
         cols += ["run_mults", "seconds", "max_rel_diff"]
     if args.format == "json":
         _emit(json.dumps({"N": args.N, "P": args.P, "structure": args.structure, "rows": rows},
-                         indent=1, default=_json_default, ensure_ascii=False), args.out)
+                         indent=1, default=json_default, ensure_ascii=False), args.out)
     else:
         text = table(rows, cols, args.format, title if args.format == "table" else None)
         if args.format == "table" and args.run:
@@ -377,7 +369,7 @@ def cmd_run(args) -> int:
     if args.format == "json":
         print(json.dumps({"outputs": {y: values[y] for y in p.of},
                           "jacobian": {f"d{y}/d{x}": J for (y, x), J in blocks.items()},
-                          "mults": p.mults, "strategy": p.strategy}, default=_json_default, indent=1,
+                          "mults": p.mults, "strategy": p.strategy}, default=json_default, indent=1,
                          ensure_ascii=False))
         return 0
     with np.printoptions(precision=6, suppress=True, linewidth=100):

@@ -68,22 +68,18 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
     def arg_text(a) -> str:
         return var(a) if isinstance(a, str) else const(a)
 
+    arg_texts: dict[str, list[str]] = {}  # once per vertex: constants get one name each
     for v in g.topological_order():
         d = g.nx.nodes[v]
         if d["op"] == "input" or v not in needed:
             continue
-        args = [arg_text(a) for a in d["args"]]
-        fn = _primal(d["op"], d["params"], len(args))
-        env[f"F_{var(v)}"] = fn
+        args = arg_texts[v] = [arg_text(a) for a in d["args"]]
+        env[f"F_{var(v)}"] = _primal(d["op"], d["params"])
         lines.append(f"{var(v)} = F_{var(v)}({', '.join(args)})")
     # local partials: a name per edge, or None for a structural 1
     edge: dict = {}
     for u, v in problem.edges:
-        d = g.nx.nodes[v]
-        args = [arg_text(a) for a in d["args"]]
-        terms = []
-        for pos in g.nx.edges[u, v]["positions"]:
-            terms.append(_partial(d["op"], pos, args, var(v), env, d))
+        terms = [_partial(g.op(v), pos, arg_texts[v], var(v), env) for pos in g.nx.edges[u, v]["positions"]]
         edge[u, v] = _sum(terms, lines, f"d_{var(u)}_{var(v)}")
     for y, s in problem.extra:
         edge[y, s] = None
@@ -134,7 +130,7 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
     return jacobian
 
 
-def _primal(op: str, params: dict, nargs: int) -> Callable:
+def _primal(op: str, params: dict) -> Callable:
     if op in UNARY:
         return formula(UNARY[op][0], "x", MATH_NAMES)
     if op in BINARY:
@@ -147,9 +143,9 @@ def _primal(op: str, params: dict, nargs: int) -> Callable:
     raise CompileError(f"compile: op {op!r} has no scalar formula; use plan.execute")
 
 
-def _partial(op: str, pos: int, args: list[str], out: str, env: dict, d: dict) -> str | None:
-    """Name of a scalar holding ∂out/∂arg_pos (after emitting nothing: ``env`` gets a function),
-    or ``None`` for a structural 1."""
+def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | None:
+    """An expression for ∂out/∂arg_pos (its derivative function goes into ``env``), or ``None``
+    for a structural 1."""
     if op in UNARY:
         _, deriv, spec = UNARY[op]
         if spec == "unit":

@@ -15,7 +15,6 @@ on numeric ones it accumulates the Jacobian and counts the multiplications it pe
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Mapping, Sequence
 
@@ -207,7 +206,6 @@ class Preview:
     mults: int
     fill: int
     live_after: int
-    degree: tuple[int, int]
 
 
 class Eliminator:
@@ -256,7 +254,7 @@ class Eliminator:
                     live -= alg.nbytes(old)
                     c = alg.add(alg.symbolic(old), c)
                 live += alg.nbytes(c)
-        return Preview(mults, fill, live, (len(preds), len(succs)))
+        return Preview(mults, fill, live)
 
     def cost(self, j: Key) -> int:
         """Multiplications that eliminating ``j`` now would take (symbolic, no mutation)."""
@@ -342,6 +340,3 @@ def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]
     steps = [e.eliminate(v) for v in order]
     return steps, e.mults, e.peak_bytes
 
-
-def size_of(shape) -> int:
-    return math.prod(shape)

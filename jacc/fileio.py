@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from typing import Callable
+from typing import Any, Callable
+
+import numpy as np
 
 
 def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[str], None]) -> str:
@@ -35,3 +37,12 @@ def write_atomic(path: str | os.PathLike, data: bytes | str | Callable[[str], No
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def json_default(x: Any) -> Any:
+    """``json.dumps(..., default=json_default)``: NumPy scalars and arrays as plain JSON."""
+    if isinstance(x, (np.integer, np.floating, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    return str(x)

@@ -64,6 +64,7 @@ class Graph:
         self.meta: dict[str, Any] = {}
         self._order: dict[str, int] = {}
         self._partials: dict[tuple[str, str], Jac] = {}
+        self._topo: tuple | None = None  # ((vertices, edges), order)
 
     # -- building -------------------------------------------------------------------------------
     def _new_vertex(self, name: str, **data) -> None:
@@ -146,8 +147,14 @@ class Graph:
         return [v for v in self.topological_order() if self.role(v) == "intermediate"]
 
     def topological_order(self) -> list[str]:
-        """Vertices in a deterministic topological order (insertion order breaks ties)."""
-        return list(nx.lexicographical_topological_sort(self.nx, key=self._order.__getitem__))
+        """Vertices in a deterministic topological order (insertion order breaks ties).
+
+        Cached while the graph keeps its vertex and edge counts: :meth:`evaluate` needs it on
+        every call."""
+        size = (self.nx.number_of_nodes(), self.nx.number_of_edges())
+        if self._topo is None or self._topo[0] != size:
+            self._topo = (size, list(nx.lexicographical_topological_sort(self.nx, key=self._order.__getitem__)))
+        return list(self._topo[1])
 
     def __len__(self) -> int:
         return self.nx.number_of_nodes()

@@ -337,16 +337,6 @@ def with_labels(j: Jac, need: Iterable[int]) -> Jac:
     return Jac(j.out_shape, j.in_shape, j.pair, new, vals)
 
 
-def _relabel(j: Jac, out_shape: Shape, in_shape: Shape, pair, mapping: dict, vals_perm=None,
-             vals_shape=None) -> Jac:
-    """Rebuild ``j`` over new axes; ``mapping`` sends old value labels to new ones."""
-    vl = [mapping[lab] for lab in (j.vlabels or ())]
-    vals = j.values
-    if vals is not None and vals_perm is not None:
-        vals = np.transpose(vals, vals_perm).reshape(vals_shape)
-    return Jac(out_shape, in_shape, pair, None if j.vlabels is None else vl, vals)
-
-
 def _reshape_side(j: Jac, new_shape: Shape, side: str) -> Jac:
     """``j`` with its output (``side='out'``) or input axes reinterpreted as ``new_shape``."""
     old = j.out_shape if side == "out" else j.in_shape
@@ -498,15 +488,6 @@ def as_labelled(j: Jac) -> Jac:
         return j
     base = identity(j.in_shape)
     return _reshape_side(base, j.out_shape, "out")
-
-
-def scale(j: Jac, c: float) -> tuple[Jac, int]:
-    """``c · j`` and its multiplication count."""
-    j = as_labelled(j)
-    if j.unit:
-        return Jac(j.out_shape, j.in_shape, j.pair, (), np.asarray(float(c))), 0
-    vals = None if j.symbolic else j.values * c
-    return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals), j.value_size
 
 
 # -- selections: x ↦ x[index] for a basic index, applied lazily ---------------------------------

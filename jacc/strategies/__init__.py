@@ -119,10 +119,5 @@ def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None =
     raise TypeError(f"strategy must be a name, a list of vertex names or a Plan, not {type(strategy).__name__}")
 
 
-def resolve_order(strategy: Any, problem: Problem, **options) -> list[str]:
-    """The elimination order for a strategy name or an explicit list of vertex names."""
-    return run_strategy(strategy, problem, None, **options)[0]
-
-
 # register the rest (import order = registration order)
 from . import anneal, auto, chain, greedy, optimal  # noqa: E402, F401

@@ -28,10 +28,9 @@ from . import no_options, register
 Score = Callable[[str, Preview], tuple]
 
 
-def greedy_order(problem: Problem, cost_model: CostModel, score: Score) -> list[str]:
+def greedy_order(problem: Problem, cost_model: CostModel, score: Score, needs_fill: bool = False) -> list[str]:
     """Eliminate by lowest ``score`` until nothing is left; honours the memory limit."""
-    e = problem.eliminator()
-    return run_greedy(e, problem.eliminable, cost_model, score)
+    return run_greedy(problem.eliminator(), problem.eliminable, cost_model, score, needs_fill)
 
 
 class _CostOnly:
@@ -45,15 +44,17 @@ class _CostOnly:
 
 
 def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score: Score,
-               cost_only: bool = False) -> list[str]:
-    """Greedy elimination of ``vertices``; ``cost_only`` when the score reads only ``mults``."""
+               needs_fill: bool = False) -> list[str]:
+    """Greedy elimination of ``vertices``. Scores see a full preview only when they need one
+    (``needs_fill``, a memory term or a memory limit); otherwise just the cost, which is O(degree)
+    on scalar graphs."""
     if not cost_model.fits(e.live_bytes):
         raise MemoryLimitError(f"the graph's partial Jacobians already take {e.live_bytes:,} bytes, over the "
                                f"memory limit of {cost_model.memory_limit:,} bytes; raise memory_limit")
     rank = {v: n for n, v in enumerate(vertices)}
     current: dict[str, tuple] = {}
     heap: list = []
-    if cost_only and cost_model.memory_limit is None:
+    if not needs_fill and cost_model.weights[1] == 0 and cost_model.memory_limit is None:
         look = lambda v: _CostOnly(e.cost(v))  # noqa: E731
     else:
         look = e.preview
@@ -108,15 +109,15 @@ def _markowitz_score(cost_model: CostModel) -> Score:
 def markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Next eliminate the vertex whose elimination is cheapest now (structured cost)."""
     no_options("markowitz", options)
-    return run_greedy(problem.eliminator(), problem.eliminable, cost_model, _markowitz_score(cost_model),
-                      cost_only=cost_model.weights[1] == 0)
+    return greedy_order(problem, cost_model, _markowitz_score(cost_model))
 
 
 @register("min-fill")
 def min_fill(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     """Next eliminate the vertex that creates the fewest new edges (then the cheapest)."""
     no_options("min-fill", options)
-    return greedy_order(problem, cost_model, lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)))
+    return greedy_order(problem, cost_model, lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)),
+                        needs_fill=True)
 
 
 @register("relative-markowitz")
@@ -124,9 +125,8 @@ def relative_markowitz(problem: Problem, cost_model: CostModel, **options) -> li
     """Markowitz cost relative to the (inputs reaching × outputs reached) of the vertex."""
     no_options("relative-markowitz", options)
     indep, dep = reach_sizes(problem)
-    return run_greedy(problem.eliminator(), problem.eliminable, cost_model,
-                      lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],),
-                      cost_only=cost_model.weights[1] == 0)
+    return greedy_order(problem, cost_model,
+                        lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],))
 
 
 def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:
