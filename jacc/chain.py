@@ -35,6 +35,7 @@ __all__ = [
     "brute_force_chain",
     "chain_order_costfn",
     "dense_cost_fn",
+    "linear_chain_order",
     "matrix_chain_order",
     "multi_dot_cost",
     "multi_dot_order",
@@ -93,6 +94,8 @@ def _check_dims(dims: Sequence[int]) -> list[int]:
         raise ValueError(
             f"dims must have at least 2 entries (one matrix), got {len(items)}"
         )
+    if all(type(x) is int and x > 0 for x in items):  # the common case, without the ABC checks
+        return items
     out: list[int] = []
     for idx, x in enumerate(items):
         if isinstance(x, (bool, np.bool_)) or not isinstance(x, numbers.Integral):
@@ -209,7 +212,7 @@ def _result(cost: int, split: np.ndarray) -> ChainResult:
 # -------------------------------------------------------------- dense DP
 
 
-def matrix_chain_order(dims: Sequence[int]) -> ChainResult:
+def matrix_chain_order(dims: Sequence[int], check: Optional[Callable[[], None]] = None) -> ChainResult:
     """Optimal bracketing of a dense matrix chain (vectorised O(n^3) DP).
 
     For each chain length ``L = j - i`` all ``n - L`` intervals and their
@@ -220,7 +223,9 @@ def matrix_chain_order(dims: Sequence[int]) -> ChainResult:
 
     Arithmetic is exact: int64 while ``(n-1) * max(dims)**3 < 2**62`` (no
     candidate can exceed that bound), otherwise NumPy object arrays of Python
-    ints (exact but roughly 10-50x slower).
+    ints (exact but roughly 10-50x slower).  It takes O(n^3) time and about
+    ``40 * n**2`` bytes; ``check`` (if given) is called once per chain length
+    and may raise to abandon the search (jacc's planning deadline does).
 
     >>> r = matrix_chain_order([10, 30, 5, 60])
     >>> r.cost, r.bracketing
@@ -240,6 +245,8 @@ def matrix_chain_order(dims: Sequence[int]) -> ChainResult:
     buf_t = np.empty(size, dtype=dtype)
     buf_u = np.empty(size, dtype=dtype)
     for L in range(1, n):
+        if check is not None:
+            check()
         w = n - L  # number of intervals of this length
         t = buf_t[: L * w].reshape(L, w)  # t[a, i]: split after i + a
         u = buf_u[: L * w].reshape(L, w)
@@ -267,7 +274,8 @@ def dense_cost_fn(dims: Sequence[int]) -> Callable[[int, int, int], int]:
     return lambda i, k, j: d[i] * d[k + 1] * d[j + 1]
 
 
-def chain_order_costfn(n: int, cost_fn: Callable[[int, int, int], int]) -> ChainResult:
+def chain_order_costfn(n: int, cost_fn: Callable[[int, int, int], int],
+                       check: Optional[Callable[[], None]] = None) -> ChainResult:
     """Optimal bracketing for caller-supplied product costs (pure Python O(n^3)).
 
     ``cost_fn(i, k, j)`` is the cost of multiplying the product of matrices
@@ -276,6 +284,7 @@ def chain_order_costfn(n: int, cost_fn: Callable[[int, int, int], int]) -> Chain
     cheaper than ``d*d*d``); the costs come from the caller.  Intended for
     n up to about 60 (n^3 / 6 callback calls).  Ties go to the lowest ``k``.
     Costs should be non-negative ints; floats also work (``cost`` is then float).
+    ``check`` (if given) is called once per chain length and may raise to stop.
 
     >>> chain_order_costfn(3, dense_cost_fn([10, 30, 5, 60])).cost
     4500
@@ -284,6 +293,8 @@ def chain_order_costfn(n: int, cost_fn: Callable[[int, int, int], int]) -> Chain
     split = np.full((n, n), -1, dtype=np.intp)
     m = [[0] * n for _ in range(n)]
     for L in range(1, n):
+        if check is not None:
+            check()
         for i in range(n - L):
             j = i + L
             best_k, best = i, m[i][i] + m[i + 1][j] + cost_fn(i, i, j)
@@ -294,6 +305,82 @@ def chain_order_costfn(n: int, cost_fn: Callable[[int, int, int], int]) -> Chain
             m[i][j] = best
             split[i, j] = best_k
     return _result(m[0][n - 1], split)
+
+
+# ------------------------------------------------ linear-time fallback
+
+
+def _greedy_tree(d: list[int]) -> Tuple[Bracket, int]:
+    """Repeatedly multiply the adjacent pair that is cheapest now (O(n log n), lazy heap);
+    returns the tree and its cost."""
+    import heapq
+
+    n = len(d) - 1
+    tree: dict[int, Bracket] = {i: i for i in range(n)}  # segments, keyed by their first matrix
+    last = list(range(n))  # first matrix of a segment -> its last matrix
+    nxt = {i: i + 1 for i in range(n - 1)}
+    prv = {i + 1: i for i in range(n - 1)}
+
+    def cost(i: int, k: int) -> int:
+        return d[i] * d[k] * d[last[k] + 1]
+
+    heap = [(cost(i, i + 1), i, i + 1) for i in range(n - 1)]
+    heapq.heapify(heap)
+    total = 0
+    while heap:
+        c, i, k = heapq.heappop(heap)
+        if i not in tree or nxt.get(i) != k or cost(i, k) != c:
+            continue  # stale: a neighbour was merged since
+        total += c
+        tree[i] = (tree[i], tree.pop(k))
+        last[i] = last[k]
+        after = nxt.pop(k, None)
+        prv.pop(k, None)
+        if after is None:
+            nxt.pop(i)
+        else:
+            nxt[i], prv[after] = after, i
+            heapq.heappush(heap, (cost(i, after), i, after))
+        before = prv.get(i)
+        if before is not None:
+            heapq.heappush(heap, (cost(before, i), before, i))
+    return tree[0], total
+
+
+def _left_deep(n: int) -> Bracket:
+    tree: Bracket = 0
+    for i in range(1, n):
+        tree = (tree, i)
+    return tree
+
+
+def _right_deep(n: int) -> Bracket:
+    tree: Bracket = n - 1
+    for i in range(n - 2, -1, -1):
+        tree = (i, tree)
+    return tree
+
+
+def linear_chain_order(dims: Sequence[int]) -> Tuple[ChainResult, str]:
+    """A good bracketing in O(n log n) time and O(n) memory, for chains too long for the DP:
+    the cheapest of left-to-right, right-to-left and greedy (cheapest adjacent product first).
+    Returns the result (``split`` is empty: no table is built) and the winner's name.
+
+    >>> r, how = linear_chain_order([10, 30, 5, 60])
+    >>> r.cost, how
+    (4500, 'left-to-right')
+    """
+    d = _check_dims(dims)
+    n = len(d) - 1
+    if n == 1:
+        return ChainResult(0, 0, np.empty((0, 0), dtype=np.intp)), "single matrix"
+    greedy, greedy_cost = _greedy_tree(d)
+    costs = {"left-to-right": sum(d[0] * d[k] * d[k + 1] for k in range(1, n)),
+             "right-to-left": sum(d[i] * d[i + 1] * d[n] for i in range(n - 1)),
+             "greedy": greedy_cost}
+    best = min(costs, key=lambda k: costs[k])  # dict order breaks ties
+    tree = {"left-to-right": _left_deep, "right-to-left": _right_deep}.get(best, lambda n: greedy)(n)
+    return ChainResult(costs[best], tree, np.empty((0, 0), dtype=np.intp)), best
 
 
 # ------------------------------------------------------ reference checks

@@ -13,8 +13,9 @@ float64 value; pure 0/1 structures such as identities store nothing), measured a
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 
 class CostModelError(ValueError):
@@ -26,6 +27,27 @@ class MemoryLimitError(CostModelError):
 
 
 OBJECTIVES = ("mults", "memory")
+
+#: Scores within this fraction of the best count as a near-tie ...
+NEAR_TIE = 0.01
+#: ... and a near-tied plan is preferred only when it needs at most 1/MEMORY_GAIN of the memory
+#: (exact ties always go to the smaller peak).
+MEMORY_GAIN = 2
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give now (``MemAvailable``), or ``None`` when unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True)
@@ -74,6 +96,30 @@ class CostModel:
 
     def fits(self, live_bytes: int) -> bool:
         return self.memory_limit is None or live_bytes <= self.memory_limit
+
+    def pick(self, priced: Sequence[tuple[int, int]], available: int | None = None) -> int | None:
+        """Index of the plan to take among priced ``(mults, peak bytes)`` candidates.
+
+        1. only candidates within ``memory_limit``; of those, only the ones whose peak fits the
+           ``available`` memory when any does (default: what the system has free now);
+        2. the best score wins, but ties go to the smaller peak (for the memory objective, to
+           fewer mults), and a near-tie (score within ``NEAR_TIE``) wins when it needs at most
+           1/``MEMORY_GAIN`` of the best one's memory.
+        """
+        ok = [n for n, (_, peak) in enumerate(priced) if self.fits(peak)]
+        if not ok:
+            return None
+        available = available_memory() if available is None else available
+        if available is not None and any(priced[n][1] <= available for n in ok):
+            ok = [n for n in ok if priced[n][1] <= available]
+        score = {n: self.score(*priced[n]) for n in ok}
+        best = min(ok, key=lambda n: (score[n], n))
+        other = 1 if self.weights[1] == 0 else 0  # the term the objective ignores breaks ties
+        tied = [n for n in ok if score[n] == score[best]]
+        best = min(tied, key=lambda n: (priced[n][other], n))
+        near = [n for n in ok if score[n] <= score[best] * (1 + NEAR_TIE)
+                and priced[n][1] * MEMORY_GAIN <= priced[best][1]]
+        return min(near, key=lambda n: (priced[n][1], score[n], n)) if near else best
 
     @classmethod
     def coerce(cls, cost_model: "CostModel | None" = None, objective: Any = None,

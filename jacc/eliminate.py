@@ -20,6 +20,7 @@ from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from . import budget
 from . import structure as S
 from .graph import Graph, GraphError
 from .structure import Jac
@@ -94,10 +95,13 @@ class Problem:
         return cls(graph, wrt, of)
 
     def symbolic_edges(self) -> dict[tuple[Key, Key], Jac]:
-        e = {(u, v): self.graph.partial(u, v) for u, v in self.edges}
-        for y, s in self.extra:
-            e[y, s] = S.identity(self.graph.shape(y))
-        return e
+        """The partial Jacobians' structures (built once per problem; treat as read-only)."""
+        if not hasattr(self, "_symbolic"):
+            e = {(u, v): self.graph.partial(u, v) for u, v in self.edges}
+            for y, s in self.extra:
+                e[y, s] = S.identity(self.graph.shape(y))
+            self._symbolic = e
+        return self._symbolic
 
     @property
     def scalar(self) -> bool:
@@ -107,12 +111,22 @@ class Problem:
             self._scalar = all(g.shape(u) == () and g.shape(v) == () for u, v in self.edges)
         return self._scalar
 
+    def totals_cache(self) -> dict:
+        """order tuple → (mults, peak bytes) of the orders priced so far (see :func:`totals`)."""
+        if not hasattr(self, "_totals"):
+            self._totals: dict = {}
+        return self._totals
+
     def eliminator(self) -> "Eliminator":
-        """A fresh symbolic elimination state (the scalar algebra when it applies)."""
-        edges = self.symbolic_edges()
-        if self.scalar:
-            return Eliminator({k: SCALAR.of(j) for k, j in edges.items()}, SCALAR)
-        return Eliminator(edges)
+        """A fresh symbolic elimination state (the scalar algebra when it applies): a fork of
+        one built per problem, so pricing many orders does not rebuild it."""
+        if not hasattr(self, "_start"):
+            edges = self.symbolic_edges()
+            if self.scalar:
+                self._start = Eliminator({k: SCALAR.of(j) for k, j in edges.items()}, SCALAR)
+            else:
+                self._start = Eliminator(edges, PRICING)
+        return self._start.fork()
 
     def numeric_edges(self, values: Mapping[str, np.ndarray], dtype=np.float64) -> dict:
         e = self.graph.linearise(values, self.edges, dtype)
@@ -195,7 +209,23 @@ class ScalarAlgebra:
         return 0 if j.unit else 1
 
 
+class PricingAlgebra(StructuredAlgebra):
+    """Symbolic edges only: products and sums run under :func:`structure.pricing`, so 0/1 maps
+    (identities, reshapes, selections) are never materialised just to be priced."""
+
+    @staticmethod
+    def product(a: Jac, b: Jac) -> tuple[Jac, int]:
+        with S.pricing():
+            return S.product(a, b)
+
+    @staticmethod
+    def add(a: Jac, b: Jac) -> Jac:
+        with S.pricing():
+            return S.add(a, b)
+
+
 STRUCTURED = StructuredAlgebra()
+PRICING = PricingAlgebra()
 SCALAR = ScalarAlgebra()
 
 
@@ -335,8 +365,37 @@ def accumulate(problem: Problem, values: Mapping[str, np.ndarray], order: Sequen
 
 
 def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]:
-    """Symbolic steps, total multiplications and peak bytes of eliminating ``order``."""
+    """Symbolic steps, total multiplications and peak bytes of eliminating ``order``.
+
+    Honours the current planning deadline (:mod:`jacc.budget`): raises ``TimeUp`` past it. The
+    last order priced is remembered on the problem, so the plan built from a strategy's choice
+    is not priced twice."""
+    key = tuple(order)
+    kept = problem.__dict__.get("_priced")
+    if kept is not None and kept[0] == key:
+        return list(kept[1]), kept[2], kept[3]
     e = problem.eliminator()
-    steps = [e.eliminate(v) for v in order]
-    return steps, e.mults, e.peak_bytes
+    tick = budget.Ticker(32)
+    steps = []
+    for v in order:
+        tick()
+        steps.append(e.eliminate(v))
+    problem.totals_cache()[key] = (e.mults, e.peak_bytes)
+    problem._priced = (key, steps, e.mults, e.peak_bytes)
+    return list(steps), e.mults, e.peak_bytes
+
+
+def totals(problem: Problem, order: Sequence[str]) -> tuple[int, int]:
+    """(mults, peak bytes) of ``order``, memoised on the problem so that strategies, ``auto`` and
+    the plan report never price the same order twice. Honours the planning deadline."""
+    key = tuple(order)
+    hit = problem.totals_cache().get(key)
+    if hit is None:
+        e = problem.eliminator()
+        tick = budget.Ticker(32)
+        for v in key:
+            tick()
+            e.eliminate(v)
+        hit = problem.totals_cache()[key] = (e.mults, e.peak_bytes)
+    return hit
 

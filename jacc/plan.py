@@ -18,7 +18,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from .costmodel import CostModel, MemoryLimitError
-from .eliminate import Problem, Step, accumulate, price
+from .eliminate import Problem, Step, accumulate, price, totals
 from .graph import Graph
 
 PLAN_FORMAT = "jacc-plan"
@@ -41,8 +41,6 @@ class Plan:
     steps: list[Step]
     mults: int
     peak_bytes: int
-    forward_mults: int
-    reverse_mults: int
     graph: Graph
     wrt: list[str]
     of: list[str]
@@ -50,6 +48,17 @@ class Plan:
     planning_seconds: float = 0.0
     optimal: bool | None = None
     info: dict = field(default_factory=dict)
+
+    # The naive forward/reverse costs are for the report, not for choosing: priced on first use
+    # (from the problem's cache when planning already priced them), so they never count against
+    # the planning time limit.
+    @property
+    def forward_mults(self) -> int:
+        return naive_costs(self.problem)[0]
+
+    @property
+    def reverse_mults(self) -> int:
+        return naive_costs(self.problem)[1]
 
     @property
     def flops(self) -> int:
@@ -157,11 +166,23 @@ class Plan:
 
     @classmethod
     def from_json(cls, text: str | Mapping) -> "Plan":
-        """Rebuild a plan (its graph included); steps are re-priced and checked against the file."""
-        d = json.loads(text) if isinstance(text, str) else dict(text)
-        if d.get("format") != PLAN_FORMAT:
-            raise ValueError(f"not a jacc plan: format is {d.get('format')!r}, expected {PLAN_FORMAT!r}")
-        g = Graph.from_dict(d["graph"], "<plan>")
+        """Rebuild a plan (its graph included); steps are re-priced and checked against the file.
+
+        Malformed input raises ``ValueError`` naming the field and what it should hold
+        (``GraphError``, a ``ValueError``, for a fault in the embedded graph)."""
+        from .graph import plan_schema, read_schema
+
+        if isinstance(text, (str, bytes)):
+            try:
+                text = json.loads(text)
+            except (ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+                why = "nested too deeply" if isinstance(e, RecursionError) else str(e).splitlines()[0][:100]
+                raise ValueError(f"plan: not valid JSON ({why}); pass the text Plan.to_json() wrote") from None
+        if not isinstance(text, Mapping):
+            raise ValueError(f"plan: expected a JSON object with \"format\": \"{PLAN_FORMAT}\", got "
+                             f"{type(text).__name__}")
+        d = read_schema(plan_schema(PLAN_FORMAT), dict(text), "plan")
+        g = Graph.from_dict(d["graph"], "plan graph")
         cm = CostModel(**d.get("cost_model", {}))
         p = build(Problem.from_graph(g, d["wrt"], d["of"]), d["order"], d["strategy"], cm,
                   d.get("info") or {}, d.get("planning_seconds", 0.0), d.get("optimal"))
@@ -182,25 +203,29 @@ def _jsonable(x):
 
 def naive_costs(problem: Problem) -> tuple[int, int]:
     """Multiplications of forward (topological) and reverse order, cached on the problem."""
-    if not hasattr(problem, "_naive"):
-        problem._naive = (price(problem, problem.eliminable)[1],
-                          price(problem, problem.eliminable[::-1])[1])
-    return problem._naive
+    from . import budget
+
+    with budget.lifted():  # report figures, priced on demand and never cut short
+        return totals(problem, problem.eliminable)[0], totals(problem, problem.eliminable[::-1])[0]
 
 
 def build(problem: Problem, order: Sequence[str], strategy: str, cost_model: CostModel,
           info: dict | None = None, seconds: float = 0.0, optimal: bool | None = None) -> Plan:
     """Price ``order`` and wrap it as a :class:`Plan`; enforces the memory limit."""
+    from . import budget
+
     order = problem.check_order(order)
-    steps, mults, peak = price(problem, order)
+    with budget.lifted():  # the chosen order is priced in full whatever deadline encloses us
+        steps, mults, peak = price(problem, order)
     if not cost_model.fits(peak):
         raise MemoryLimitError(
             f"the {strategy} order needs {peak:,} bytes of live Jacobians, over the memory limit of "
             f"{cost_model.memory_limit:,} bytes; raise memory_limit or use a strategy that "
             "honours it (markowitz, min-fill, relative-markowitz, optimal, anneal)")
-    fwd, rev = naive_costs(problem)
-    return Plan(strategy, list(order), steps, mults, peak, fwd, rev, problem.graph, problem.wrt,
-                problem.of, cost_model, seconds, optimal, dict(info or {}))
+    p = Plan(strategy, list(order), steps, mults, peak, problem.graph, problem.wrt,
+             problem.of, cost_model, seconds, optimal, dict(info or {}))
+    p.__dict__["_problem"] = problem  # share its pricing cache with the report
+    return p
 
 
 def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = None,
@@ -212,14 +237,20 @@ def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = No
     names) or a :class:`Plan` (re-priced on this graph). ``options`` go to the strategy
     (e.g. ``time_limit=``, ``seed=``).
     """
+    from . import budget
     from .strategies import run_strategy
 
+    t0 = time.perf_counter()  # set-up and the final pricing count as planning time too
     cm = CostModel.coerce(cost_model, objective, memory_limit)
-    problem = Problem.from_graph(graph, wrt, of)
-    t0 = time.perf_counter()
-    if isinstance(strategy, Plan):
-        order, name, info, optimal = strategy.order, strategy.strategy, dict(strategy.info), strategy.optimal
-    else:
-        order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
-    seconds = time.perf_counter() - t0
-    return build(problem, order, name, cm, info, seconds, optimal)
+    limit = options.get("time_limit")
+    # the strategy checks its own time_limit; opening it here too makes the set-up count against it
+    with budget.within(limit if isinstance(limit, (int, float)) and not isinstance(limit, bool)
+                       and limit > 0 else budget.INF):
+        problem = Problem.from_graph(graph, wrt, of)
+        if isinstance(strategy, Plan):
+            order, name, info, optimal = strategy.order, strategy.strategy, dict(strategy.info), strategy.optimal
+        else:
+            order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+    p = build(problem, order, name, cm, info, 0.0, optimal)
+    p.planning_seconds = time.perf_counter() - t0
+    return p

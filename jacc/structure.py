@@ -27,11 +27,33 @@ numeric ones through the same code, so planned and executed costs agree by const
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Iterable, Sequence
 
 import numpy as np
 
 Shape = tuple[int, ...]
+
+# Pricing works on structures alone. A pure 0/1 map (identity, reshape, selection) has no values
+# in either world, so when pricing we must say so: otherwise unpairing it would build an
+# identity/one-hot array (a reshape of 5000×5000 would build a 10¹⁴-entry eye just to be priced).
+_PRICING: ContextVar[bool] = ContextVar("jacc_pricing", default=False)
+
+
+@contextmanager
+def pricing():
+    """Within this block every product/sum is symbolic: 0/1 maps are never materialised."""
+    token = _PRICING.set(True)
+    try:
+        yield
+    finally:
+        _PRICING.reset(token)
+
+
+def _valueless(j: "Jac") -> bool:
+    """True when ``j``'s result must carry no values: it is symbolic, or we are pricing."""
+    return j.symbolic or _PRICING.get()
 
 
 class StructureError(ValueError):
@@ -45,7 +67,7 @@ class Jac:
     which products apply lazily to the neighbouring Jacobian instead of materialising it.
     """
 
-    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select", "embed")
+    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select", "embed", "_size")
 
     def __init__(
         self,
@@ -68,6 +90,7 @@ class Jac:
         self.reshape = reshape
         self.select = select  # a basic index: the lazy map x ↦ x[index] (see ``selection``)
         self.embed = embed  # the transpose of a selection: x placed at y[index] (see ``embedding``)
+        self._size: int | None = None  # value_size, computed once: pricing asks for it per step
         if len(self.pair) != len(self.in_shape):
             raise StructureError("pair must have one entry per input axis")
         m = len(self.out_shape)
@@ -111,7 +134,9 @@ class Jac:
     @property
     def value_size(self) -> int:
         """Number of stored values (0 for a pure structure)."""
-        return 0 if self.vlabels is None else math.prod(self.value_shape)
+        if self._size is None:
+            self._size = 0 if self.vlabels is None else math.prod(self.value_shape)
+        return self._size
 
     @property
     def nbytes(self) -> int:
@@ -308,7 +333,7 @@ def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
     pair = list(j.pair)
     vl = list(j.vlabels or ())
     vals = j.values if j.vlabels is not None else np.asarray(1.0)
-    symbolic = j.symbolic
+    symbolic = _valueless(j)
     for k in ks:
         p = pair[k]
         pair[k] = -1
@@ -317,11 +342,22 @@ def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
             new.append(p)
         new.append(m + k)
         if not symbolic:
-            eye = np.eye(j.in_shape[k], dtype=vals.dtype if vals.dtype.kind == "f" else float)
-            t = _compact(vl + [p, m + k])
-            vals = np.einsum(vals, [t[x] for x in vl], eye, [t[p], t[m + k]], [t[x] for x in new])
+            vals = _on_diagonal(vals, vl, new, p, m + k, j)
         vl = new
     return Jac(j.out_shape, j.in_shape, pair, vl, None if symbolic else vals), 0
+
+
+def _on_diagonal(vals: np.ndarray, vl: list, new: list, p: int, q: int, j: Jac) -> np.ndarray:
+    """Values over labels ``new`` that equal ``vals`` where labels p and q agree and are exactly 0
+    elsewhere: written onto the diagonal, not multiplied by an identity (0·NaN would be NaN)."""
+    dtype = vals.dtype if vals.dtype.kind == "f" else np.dtype(float)
+    out = np.zeros([j.size_of(lab) for lab in new], dtype=dtype)
+    t = _compact(new)
+    keep = [x for x in new if x != q]
+    diag = np.einsum(out, [t[p if x == q else x] for x in new], [t[x] for x in keep])  # a writeable view
+    src = np.einsum(vals, [t[x] for x in vl], [t[x] for x in keep if x in vl]) if vl else vals
+    diag[...] = np.reshape(src, [j.size_of(x) if x in vl else 1 for x in keep])
+    return out
 
 
 def with_labels(j: Jac, need: Iterable[int]) -> Jac:
@@ -331,7 +367,7 @@ def with_labels(j: Jac, need: Iterable[int]) -> Jac:
     if not extra and j.vlabels is not None:
         return j
     new = vl + extra
-    if j.symbolic:
+    if _valueless(j):
         return Jac(j.out_shape, j.in_shape, j.pair, new)
     vals = np.broadcast_to(_align(j, new), [j.size_of(lab) for lab in new]).copy()
     return Jac(j.out_shape, j.in_shape, j.pair, new, vals)
@@ -387,6 +423,14 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     """
     if a.in_shape != b.out_shape:
         raise StructureError(f"cannot multiply {a.out_shape}←{a.in_shape} by {b.out_shape}←{b.in_shape}")
+    if is_identity(a):  # I·b = b exactly: never let an identity unpair a lazy map into a dense one
+        return b, 0
+    if is_identity(b):
+        return a, 0
+    if a.values is None and b.values is None and _plain_dense(a) and _plain_dense(b):
+        # symbolic dense·dense, the bulk of pricing long chains: the general rule below gives
+        # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
+        return dense(a.out_shape, b.in_shape), math.prod(a.out_shape) * math.prod(a.in_shape) * math.prod(b.in_shape)
     if a.embed is not None and (b.reshape or b.select is not None or b.embed is not None):
         a = as_labelled(a)
     if b.embed is not None and (a.reshape or a.select is not None):
@@ -439,7 +483,7 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
             sizes[key] = a.out_shape[key]
         else:
             sizes[key] = b.in_shape[key - m]
-    symbolic = a.symbolic or b.symbolic
+    symbolic = _valueless(a) or b.symbolic
     if a.unit and b.unit:
         if factor == 1:
             return Jac(a.out_shape, b.in_shape, pair), 0
@@ -463,6 +507,18 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     return Jac(a.out_shape, b.in_shape, pair, out_labels, vals), mults
 
 
+def _plain_dense(j: Jac) -> bool:
+    """A dense map with every axis its own label and no lazy form."""
+    return (j.vlabels is not None and not j.reshape and j.select is None and j.embed is None
+            and all(p < 0 for p in j.pair) and j.vlabels == tuple(range(len(j.out_shape) + len(j.in_shape))))
+
+
+def is_identity(j: Jac) -> bool:
+    """True for the plain identity map (unit values, every axis paired with itself)."""
+    return (j.vlabels is None and not j.reshape and j.select is None and j.embed is None
+            and j.out_shape == j.in_shape and j.pair == tuple(range(len(j.in_shape))))
+
+
 def add(a: Jac, b: Jac) -> Jac:
     """``a + b``: keeps a diagonal pair only where both terms have it; no multiplications."""
     if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
@@ -471,7 +527,7 @@ def add(a: Jac, b: Jac) -> Jac:
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
     labels = sorted(set(a.vlabels or ()) | set(b.vlabels or ()))
-    if a.symbolic or b.symbolic:
+    if _valueless(a) or b.symbolic:
         return Jac(a.out_shape, a.in_shape, a.pair, labels)
     vals = _align(a, labels) + _align(b, labels)
     vals = np.broadcast_to(vals, [a.size_of(lab) for lab in labels]).copy()
@@ -542,6 +598,8 @@ def _selection_labelled(s: Jac) -> Jac:
                 return v
             factors.append(([j, m + k], sel))
     vl = [lab for labs, _ in factors for lab in labs]
+    if _PRICING.get():  # the one-hot factors are data, not structure: never build them to price
+        return Jac(s.out_shape, s.in_shape, s.pair, vl)
     ops: list = []
     for labs, f in factors:
         ops += [f(), labs]
@@ -582,7 +640,7 @@ def _scatter(a: Jac, s: Jac) -> Jac:
     for j, (kind, k, _) in vpos.items():
         if kind == "full":
             pair[k] = a.pair[j]
-    symbolic = a.symbolic
+    symbolic = _valueless(a)
     vals = None if symbolic else (a.values if a.vlabels is not None else np.asarray(1.0))
     vl: list = []
     for lab in list(a.vlabels or ()):

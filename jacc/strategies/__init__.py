@@ -10,6 +10,7 @@ it is a proven optimum). A strategy argument may also be an explicit order.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -56,28 +57,82 @@ def positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
-def best_of(problem: Problem, cost_model: CostModel, candidates) -> tuple | None:
-    """Run ``(name, options)`` candidates; the best ``(score, order, name, info, optimal)`` whose
-    order fits the memory limit, or ``None``."""
+def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float = 1.0,
+            log: list | None = None, unpriced: list | None = None) -> tuple | None:
+    """Run ``(name, options)`` candidates and price them; ``(score, order, name, info, optimal, peak)`` of
+    the one :meth:`CostModel.pick` takes (ties broken by memory), or ``None`` when none fits.
+
+    Runs under the current planning deadline: a candidate that is still running when it passes
+    is dropped, and each candidate may use at most ``share`` of the time left when it starts
+    (a candidate ``(name, options, share)`` sets its own), so one slow baseline cannot starve the
+    rest. A candidate ``(name, options, share, True)`` that finds an order before any other is
+    priced is priced in full even past the deadline. Option-less heuristics are run once per
+    problem and cost model (``auto`` and the searches it calls share them). ``log`` collects
+    one line per candidate; ``unpriced`` the ``(name, order)`` of candidates that found an
+    order but ran out of time pricing it."""
+    from contextlib import nullcontext
+
+    from .. import budget
     from ..costmodel import MemoryLimitError
     from ..eliminate import price
 
-    best = None
-    for name, kw in candidates:
+    found: list = []
+    log = [] if log is None else log
+    for name, kw, *own in candidates:
+        order = None
         try:
-            order, _, info, optimal = run_strategy(name, problem, cost_model, **kw)
+            with budget.within(budget.left() * (own[0] if own else share)):
+                order, _, info, optimal = _run_cached(name, problem, cost_model, kw)
+                # a "must price" candidate, when nothing is priced yet, is priced in full even
+                # past the deadline: the plan will price that order anyway (see ``auto``)
+                with budget.lifted() if own[1:] == [True] and not found else nullcontext():
+                    steps, mults, peak = price(problem, order)
         except MemoryLimitError:
+            log.append(f"{name}: over the memory limit")
             continue
-        _, mults, peak = price(problem, order)
-        if not cost_model.fits(peak):
+        except budget.TimeUp:
+            log.append(f"{name}: stopped by the time limit" + (" while pricing its order" if order else ""))
+            if order is not None and unpriced is not None:
+                unpriced.append((name, order))
             continue
-        s = cost_model.score(mults, peak)
-        if best is None or s < best[0]:
-            best = (s, order, name, info, optimal)
-    return best
+        log.append(f"{name}: {mults:,} mults, peak {peak:,} B" + (f" ({info['method']})" if "method" in info else ""))
+        found.append(((mults, peak), order, name, info, optimal, steps))
+        k = cost_model.pick([f[0] for f in found])
+        for n, f in enumerate(found):  # keep only the current choice's steps (memory stays O(n))
+            if n != k and f[5] is not None:
+                found[n] = f[:5] + (None,)
+    k = cost_model.pick([f[0] for f in found])
+    if k is None:
+        return None
+    # an equally good candidate that carries a proof of optimality is the more useful answer
+    k = next((n for n, f in enumerate(found) if f[0] == found[k][0] and f[4]), k)
+    (mults, peak), order, name, info, optimal, steps = found[k]
+    if steps is not None:  # the plan built from this choice re-uses its priced steps
+        problem._priced = (tuple(order), steps, mults, peak)
+    return cost_model.score(mults, peak), order, name, info, optimal, peak
+
+
+def _run_cached(name: str, problem: Problem, cost_model: CostModel, kw: dict):
+    if kw or name not in HEURISTICS:
+        return run_strategy(name, problem, cost_model, **kw)
+    cache = problem.__dict__.setdefault("_heuristic_runs", {})
+    key = (name, repr(cost_model.objective), cost_model.memory_limit)
+    if key not in cache:
+        cache[key] = run_strategy(name, problem, cost_model)
+    return cache[key]
 
 
 HEURISTICS = ("forward", "reverse", "markowitz", "min-fill", "relative-markowitz")
+
+
+def naive_first(problem: Problem) -> tuple[str, str]:
+    """("reverse", "forward") or the other way round: the mode likely cheaper first. Forward
+    costs grow with the input sizes, reverse with the output sizes; trying the likely winner
+    first matters when a deadline may stop the second."""
+    g = problem.graph
+    n_in = sum(math.prod(g.shape(x)) for x in problem.wrt)
+    n_out = sum(math.prod(g.shape(y)) for y in problem.of)
+    return ("reverse", "forward") if n_out <= n_in else ("forward", "reverse")
 
 
 @register("forward")

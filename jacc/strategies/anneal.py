@@ -3,10 +3,13 @@
 Starts from the best heuristic order (forward, reverse, Markowitz, min-fill, relative
 Markowitz) polished by exact windows, then repeatedly moves one vertex to another position of the order (every
 permutation is a valid vertex-elimination order), accepting a worse order with probability
-exp(−Δ/(T·score)) under a geometric cooling schedule. The best order seen is then polished by
-exact searches over windows of consecutive eliminations (``optimal.polish``, ``polish_time``
-seconds, default a quarter of ``time_limit``, half before and half after), so the result is
-never worse than the start. A progress bar is drawn on stderr when it is a terminal.
+exp(−Δ/(T·score)) under a geometric cooling schedule driven by the move count (``max_iters``,
+default ``DEFAULT_ITERS``), so one seed gives one order on every machine; ``time_limit`` (the
+heuristic start included) is only a cap, and the info says when it cut the run short. The best
+order seen is then polished by exact searches over windows of consecutive eliminations
+(``optimal.polish``, at most ``polish_time`` seconds, default a quarter of ``time_limit``, half
+before and half after), so the result is never worse than the start. A progress bar is drawn on
+stderr when it is a terminal.
 """
 
 from __future__ import annotations
@@ -16,10 +19,11 @@ import random
 import sys
 import time
 
-from ..costmodel import CostModel
+from .. import budget
+from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
 from . import Result, positive, register
-from .optimal import _heuristic_bound, polish
+from .optimal import _fallback, _heuristic_bound, polish
 
 
 def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, snaps: list, every: int):
@@ -28,7 +32,9 @@ def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, sna
     base = snaps[k]
     e = base.fork()
     new_snaps = snaps[:k + 1]
+    tick = budget.Ticker(32)
     for pos in range(k * every, len(order)):
+        tick()
         if pos and pos % every == 0 and pos // every == len(new_snaps):
             new_snaps.append(e.fork())
         e.eliminate(order[pos])
@@ -52,24 +58,42 @@ class _Bar:
         sys.stderr.flush()
 
 
+#: Default number of moves: enough to improve mid-size graphs, few enough to finish in about a
+#: second there; the time limit is only a cap (results are machine-independent when it is not hit).
+DEFAULT_ITERS = 400
+
+
 @register("anneal")
-def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, max_iters: int | None = None,
+def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0, max_iters: int | None = None,
            seed: int = 0, t_start: float = 0.05, t_end: float = 1e-4, progress: bool | None = None,
            polish_time: float | None = None) -> Result:
     """Simulated annealing over orders (see the module docstring)."""
     positive("time_limit", time_limit)
     polish_time = time_limit / 4 if polish_time is None else polish_time
-    if polish_time < 0:
-        raise ValueError(f"polish_time must be non-negative, not {polish_time!r}")
-    if max_iters is not None and (not isinstance(max_iters, int) or max_iters < 0):
+    if isinstance(polish_time, bool) or not isinstance(polish_time, (int, float)) or polish_time < 0:
+        raise ValueError(f"polish_time must be a non-negative number of seconds, not {polish_time!r}")
+    if max_iters is not None and (isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 0):
         raise ValueError(f"max_iters must be a non-negative int or None, not {max_iters!r}")
     if not 0 < t_end <= t_start:
         raise ValueError(f"need 0 < t_end <= t_start, got t_start={t_start}, t_end={t_end}")
-    bound = _heuristic_bound(problem, cost_model)
-    if bound is None:
-        from ..costmodel import MemoryLimitError
-        raise MemoryLimitError("anneal: no heuristic order fits the memory limit to start from; raise memory_limit")
-    score0, order, start_name = bound
+    iters = DEFAULT_ITERS if max_iters is None else max_iters
+    with budget.within(time_limit):
+        try:
+            bound = _heuristic_bound(problem, cost_model)
+        except budget.TimeUp:
+            bound = None
+        if bound is None:
+            if budget.expired():
+                return _fallback(problem, "anneal", {"seed": seed})
+            raise MemoryLimitError("anneal: no heuristic order fits the memory limit to start from; "
+                                   "raise memory_limit")
+        return _anneal(problem, cost_model, bound, iters, seed, (t_start, t_end), progress, polish_time)
+
+
+def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: int, temps, progress,
+            polish_time: float) -> Result:
+    score0, order, start_name, _ = bound
+    t_start, t_end = temps
     order, saved0 = polish(problem, order, cost_model, deadline=time.perf_counter() + polish_time / 2)
     if saved0:
         start_name += f" + window polish (−{saved0:,})"
@@ -80,17 +104,21 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, 
     rng = random.Random(seed)
     every = max(1, int(math.sqrt(n)))
     snaps = [problem.eliminator()]
-    cur, _, snaps = _evaluate(problem, order, cost_model, 0, snaps, every)
+    try:
+        cur, _, snaps = _evaluate(problem, order, cost_model, 0, snaps, every)
+    except budget.TimeUp:
+        return Result(order, info | {"iterations": 0, "stopped early": "time limit reached while scoring the start"})
     best, best_order = cur, list(order)
-    bar = _Bar(sys.stderr.isatty() if progress is None else progress, time_limit)
-    t0 = time.perf_counter()
+    bar = _Bar(sys.stderr.isatty() if progress is None else progress, iters)
+    # Keep time for the final polish inside the deadline.
+    stop = budget.deadline() - min(polish_time / 2, max(0.0, budget.left()) / 4)
     it = accepted = 0
-    while True:
-        frac = (time.perf_counter() - t0) / time_limit
-        if max_iters is not None:
-            frac = max(frac, it / max(max_iters, 1)) if max_iters else 1.0
-        if frac >= 1:
+    capped = False
+    while it < iters:
+        if time.perf_counter() > stop:
+            capped = True
             break
+        frac = it / iters  # the schedule depends on the move count only: same seed, same result
         temp = t_start * (t_end / t_start) ** frac
         a, b = rng.randrange(n), rng.randrange(n)
         if a == b:
@@ -98,7 +126,11 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, 
         cand = list(order)
         cand.insert(b, cand.pop(a))
         it += 1
-        s, _, cand_snaps = _evaluate(problem, cand, cost_model, min(a, b), snaps, every)
+        try:
+            s, _, cand_snaps = _evaluate(problem, cand, cost_model, min(a, b), snaps, every)
+        except budget.TimeUp:
+            capped = True
+            break
         if s is None:
             continue
         if s <= cur or rng.random() < math.exp(-(s - cur) / (temp * max(cur, 1.0))):
@@ -110,6 +142,8 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 2.0, 
     bar.update(1.0, best)
     best_order, saved = polish(problem, best_order, cost_model, deadline=time.perf_counter() + polish_time / 2)
     best -= saved
+    if capped:  # then the result depends on the machine's speed: say so
+        info["stopped early"] = f"time limit reached after {it} of {iters} moves"
     info |= {"iterations": it, "accepted": accepted, "window polish saved": saved,
              "improvement over start": f"{100 * (1 - best / score0):.1f}%" if score0 else "0%"}
     return Result(best_order, info)

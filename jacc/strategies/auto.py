@@ -1,47 +1,80 @@
-"""``auto``: pick a strategy by problem size, within a time target.
+"""``auto``: pick a strategy by problem size, within a time limit that bounds all of it.
 
-| eliminable vertices n      | what runs                                                        |
+| problem                    | main search                                                      |
 |----------------------------|------------------------------------------------------------------|
-| the problem is one chain   | ``chain`` (exact matrix-chain DP)                                |
-| n ≤ 20                     | ``optimal`` with ``time_limit`` (default 5 s); exact when it ends |
-| 20 < n ≤ 2,000             | ``anneal`` for ``time_limit`` / 5 s (starts from the best         |
-|                            | heuristic, polished by exact windows; polishes its result too)    |
-| n > 2,000                  | ``window``: best heuristic polished by exact windows of 12        |
-|                            | eliminations for ``time_limit`` / 2 s                             |
+| one chain                  | ``chain``: the exact matrix-chain DP when its a-priori estimate  |
+|                            | (n³ time, n² memory) fits the time left, else Markowitz          |
+| n ≤ 20 eliminable vertices | ``optimal`` for what is left of ``time_limit``; exact when it ends|
+| 20 < n ≤ 2,000             | ``anneal`` capped at 0.6·``time_limit`` (starts from the best    |
+|                            | heuristic, polished by exact windows; polishes its result too)   |
+| n > 2,000                  | ``window``: best heuristic polished by exact windows of 12       |
+|                            | eliminations for at most ``time_limit`` / 2                      |
 
-Whatever runs, ``auto`` returns the cheapest of its result and the forward, reverse and
-Markowitz orders, so it is never worse than any of them.
+The reverse and forward orders run first (the one likely cheaper first, by output against input
+sizes; it may use half of the time left, the other a third), then the main search, then Markowitz;
+whatever does not finish by the deadline is dropped. ``auto``
+returns the best of those that finished (:meth:`CostModel.pick`: fewest mults, ties and
+near-ties broken by peak memory, and never an order whose peak exceeds the memory available
+when another fits), so it is never worse than any of them but to save memory. The whole call,
+baselines and set-up included, ends within ``time_limit`` (plus the final pricing of the chosen
+order); the info lists what ran (``tried``).
 """
 
 from __future__ import annotations
 
+from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
-from . import Result, best_of, positive, register
+from . import Result, best_of, naive_first, positive, register
 from .chain import segments
+from .optimal import _fallback
 
 EXACT_MAX = 20
 ANNEAL_MAX = 2000
+BASELINE_SHARES = (0.5, 0.33)  # of the time left: the likely cheaper mode, then the other
+ANNEAL_SHARE = 0.6  # of time_limit: the baselines run first and usually take far less
+
+
+def is_chain(problem: Problem) -> bool:
+    """One input, one output, every eliminable vertex on a single path between them."""
+    if len(problem.wrt) != 1 or len(problem.of) != 1:
+        return False
+    segs = segments(problem)
+    return len(segs) == 1 and len(segs[0]) - 2 == len(problem.eliminable)
+
+
+def main_search(problem: Problem, time_limit: float, seed: int) -> tuple[str, dict]:
+    """The size table of the module docstring: (strategy, options)."""
+    n = len(problem.eliminable)
+    if is_chain(problem):
+        return "chain", {"time_limit": time_limit}
+    if n <= EXACT_MAX:
+        return "optimal", {"time_limit": time_limit}
+    if n <= ANNEAL_MAX:
+        return "anneal", {"time_limit": time_limit * ANNEAL_SHARE, "seed": seed}
+    return "window", {"time_limit": time_limit / 2}
 
 
 @register("auto")
 def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, seed: int = 0) -> Result:
     """Choose by size (see the module docstring); never worse than forward/reverse/markowitz."""
     positive("time_limit", time_limit)
-    n = len(problem.eliminable)
-    segs = segments(problem)
-    if len(segs) == 1 and len(segs[0]) - 2 == n and len(problem.wrt) == 1 and len(problem.of) == 1:
-        main, opts = "chain", {}
-    elif n <= EXACT_MAX:
-        main, opts = "optimal", {"time_limit": time_limit}
-    elif n <= ANNEAL_MAX:
-        main, opts = "anneal", {"time_limit": time_limit / 5, "seed": seed}
-    else:
-        main, opts = "window", {"time_limit": time_limit / 2}
-    candidates = [(main, opts)] + [(s, {}) for s in ("forward", "reverse", "markowitz") if s != main]
-    best = best_of(problem, cost_model, candidates)
+    main, opts = main_search(problem, time_limit, seed)
+    baselines = [(mode, {}, share) for mode, share in zip(naive_first(problem), BASELINE_SHARES)]
+    # On a chain the chain strategy is linear-time when its DP does not fit, so it goes first,
+    # and its order is priced even past the deadline: every order of a chain prices in the same
+    # linear time, and the plan would price the fallback order anyway.
+    candidates = ([(main, opts, 1.0, True)] + baselines if main == "chain" else baselines + [(main, opts, 1.0)])
+    candidates.append(("markowitz", {}, 1.0))
+    log: list[str] = []
+    unpriced: list = []
+    with budget.within(time_limit):
+        best = best_of(problem, cost_model, candidates, log=log, unpriced=unpriced)
+        expired = budget.expired()
     if best is None:
+        if expired:
+            return _fallback(problem, "auto", {"tried": "; ".join(log)}, unpriced)
         raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "
                                f"{cost_model.memory_limit:,} bytes; raise memory_limit")
-    _, order, name, info, optimal = best
-    return Result(order, {"chose": name, **info}, optimal, name=f"auto→{name}")
+    _, order, name, info, optimal, _ = best
+    return Result(order, {"chose": name, **info, "tried": "; ".join(log)}, optimal, name=f"auto→{name}")

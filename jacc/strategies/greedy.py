@@ -21,6 +21,7 @@ import heapq
 import math
 from typing import Callable
 
+from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Eliminator, Preview, Problem
 from . import no_options, register
@@ -47,7 +48,7 @@ def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score:
                needs_fill: bool = False) -> list[str]:
     """Greedy elimination of ``vertices``. Scores see a full preview only when they need one
     (``needs_fill``, a memory term or a memory limit); otherwise just the cost, which is O(degree)
-    on scalar graphs."""
+    on scalar graphs. Honours the planning deadline (raises ``budget.TimeUp`` past it)."""
     if not cost_model.fits(e.live_bytes):
         raise MemoryLimitError(f"the graph's partial Jacobians already take {e.live_bytes:,} bytes, over the "
                                f"memory limit of {cost_model.memory_limit:,} bytes; raise memory_limit")
@@ -64,12 +65,15 @@ def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score:
         current[v] = s
         heapq.heappush(heap, (s, rank[v], v))
 
+    tick = budget.Ticker(16)
     for v in vertices:
+        tick()
         push(v)
     order: list[str] = []
     deferred: list[str] = []
     done: set[str] = set()
     while heap:
+        tick()
         s, _, v = heapq.heappop(heap)
         if v in done or current.get(v) != s:
             continue
@@ -155,18 +159,21 @@ def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:
             b |= reach_out[w]
         reach_out[v] = b
 
-    def weigh(bits: int, shapes) -> int:
-        total, n = 0, 0
-        while bits:
-            if bits & 1:
-                total += math.prod(shapes[n])
-            bits >>= 1
-            n += 1
+    tick = budget.Ticker(64)
+
+    def weigh(bits: int, sizes: list[int]) -> int:
+        tick()
+        total = 0
+        while bits:  # one round per set bit, lowest first (not one per bit position)
+            low = bits & -bits
+            total += sizes[low.bit_length() - 1]
+            bits ^= low
         return total
 
-    outshape = [g.shape(y) for y in outs]
-    indep = {v: weigh(reach_in.get(v, 0), insize) for v in problem.eliminable}
-    dep = {v: weigh(reach_out.get(v, 0), outshape) for v in problem.eliminable}
+    insizes = [math.prod(s) for s in insize]
+    outsizes = [math.prod(g.shape(y)) for y in outs]
+    indep = {v: weigh(reach_in.get(v, 0), insizes) for v in problem.eliminable}
+    dep = {v: weigh(reach_out.get(v, 0), outsizes) for v in problem.eliminable}
     return indep, dep
 
 

@@ -22,9 +22,10 @@ from __future__ import annotations
 import heapq
 import time
 
+from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
-from . import HEURISTICS, Result, best_of, positive, register
+from . import HEURISTICS, Result, best_of, naive_first, positive, register
 
 
 class SearchSizeError(ValueError):
@@ -147,10 +148,25 @@ def _topo(keys, pred, succ) -> list:
     return out
 
 
-def _heuristic_bound(problem: Problem, cm: CostModel):
-    """(score, order, name) of the best heuristic order that fits, or ``None``."""
-    best = best_of(problem, cm, [(name, {}) for name in HEURISTICS])
-    return best[:3] if best else None
+def _heuristic_bound(problem: Problem, cm: CostModel, share: float = 0.5):
+    """(score, order, name, peak) of the best heuristic order that fits, or ``None`` (also when
+    the deadline passes first). Each heuristic may use ``share`` of the time left."""
+    first = naive_first(problem)
+    names = first + tuple(h for h in HEURISTICS if h not in first)
+    best = best_of(problem, cm, [(name, {}) for name in names], share=share)
+    return (best[0], best[1], best[2], best[5]) if best else None
+
+
+def _fallback(problem: Problem, who: str, info: dict, unpriced: list | None = None) -> Result:
+    """What a search returns when its time limit passed before any order was priced: the first
+    order found but not priced in time, else forward or reverse, whichever is likely cheaper
+    (:func:`naive_first`)."""
+    mode = naive_first(problem)[0]
+    name, order = unpriced[0] if unpriced else (mode, problem.eliminable[::-1] if mode == "reverse"
+                                                else list(problem.eliminable))
+    info["stopped early"] = (f"{who}: time limit reached before any order could be priced; returning "
+                             f"{name}'s order unchecked (raise time_limit to compare it with others)")
+    return Result(list(order), info, False)
 
 
 @register("optimal")
@@ -166,8 +182,15 @@ def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0
             f"optimal: the problem has {n} eliminable vertices, above the size limit max_vertices="
             f"{max_vertices} (the exact search visits up to 2^n sets); use 'anneal' or 'auto', or pass "
             "a larger max_vertices")
-    t0 = time.perf_counter()
-    bound = _heuristic_bound(problem, cost_model)
+    with budget.within(time_limit):
+        return _optimal(problem, cost_model, time_limit)
+
+
+def _optimal(problem: Problem, cost_model: CostModel, time_limit: float) -> Result:
+    try:
+        bound = _heuristic_bound(problem, cost_model)
+    except budget.TimeUp:
+        bound = None
     sets = _Sets.of(problem)
     live0 = sum(sets.alg.nbytes(j) for j in sets.orig.values())
     if not cost_model.fits(live0):
@@ -175,10 +198,12 @@ def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0
                                f"memory limit {cost_model.memory_limit:,}")
     a, b = cost_model.weights
     search = _dijkstra if b == 0 else _pareto
-    found, explored, stopped = search(sets, cost_model, bound, live0, t0 + time_limit)
+    found, explored, stopped = search(sets, cost_model, bound, live0, budget.deadline())
     info = {"sets explored": explored}
     if found is not None:
         return Result(found, info, True)
+    if bound is None and (stopped or budget.expired()):
+        return _fallback(problem, "optimal", info)
     if bound is None:
         raise MemoryLimitError(f"no elimination order fits the memory limit of {cost_model.memory_limit:,} bytes"
                                + (" (search stopped at the time limit)" if stopped else ""))
@@ -198,22 +223,28 @@ def _path(parent: dict, S: int) -> list[str]:
     return order[::-1]
 
 
-def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline):
+def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline, peaks: bool = True):
+    """Cheapest order by (mults, peak bytes), lexicographically: among orders of equal cost the
+    one with the smaller peak wins (labels ``(g, peak)`` extend monotonically, so Dijkstra stays
+    exact). ``bound`` = (score, order, name, peak) of a known order prunes every label that is not
+    lexicographically below it; ``peaks=False`` skips the memory bookkeeping."""
     full = (1 << len(sets.verts)) - 1
-    ub = bound[0] if bound else float("inf")
-    best = {0: 0}
+    inf = float("inf")
+    ub = (bound[0], bound[3] if peaks else -inf) if bound else (inf, inf)
+    track = peaks or cm.memory_limit is not None
+    best = {0: (0, live0 if peaks else 0)}
     live = {0: live0}
     parent: dict = {}
-    heap = [(0, 0)]
+    heap = [(0, best[0][1], 0)]
     explored = 0
-    inf = float("inf")
     pairs = [(v, sets.bit[v], sets.cost_memo[v], sets.rel[v]) for v in sets.verts]
     push, pop, get = heapq.heappush, heapq.heappop, best.get
+    none = (inf, inf)
     while heap:
-        g, S = pop(heap)
-        if g > best[S]:
+        g, p, S = pop(heap)
+        if (g, p) > best[S]:
             continue
-        if g >= ub:
+        if (g, p) >= ub:
             return None, explored, False  # the heuristic bound is optimal
         if S == full:
             return _path(parent, S), explored, False
@@ -225,17 +256,20 @@ def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline):
                 continue
             c = memo.get(S & rel)
             g2 = g + (c if c is not None else sets.cost(v, S))
-            S2 = S | bit
-            if g2 >= ub or g2 >= get(S2, inf):
+            if g2 > ub[0]:
                 continue
-            if cm.memory_limit is not None:
+            S2 = S | bit
+            if track:
                 if S2 not in live:
                     live[S2] = live[S] + sets.live_delta(v, S)
                 if not cm.fits(live[S2]):
                     continue
-            best[S2] = g2
+            lab = (g2, max(p, live[S2]) if peaks else 0)
+            if lab >= ub or lab >= get(S2, none):
+                continue
+            best[S2] = lab
             parent[S2] = (S, v)
-            push(heap, (g2, S2))
+            push(heap, (lab[0], lab[1], S2))
     return None, explored, False
 
 
@@ -317,7 +351,7 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
     if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None or len(order) < 3:
         return list(order), 0
     order = list(order)
-    deadline = float("inf") if deadline is None else deadline
+    deadline = min(budget.deadline(), float("inf") if deadline is None else deadline)
     saved, improved = 0, True
     step = max(1, window // 2)
     while improved and time.perf_counter() < deadline:
@@ -331,7 +365,8 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
                 current += sets.cost(v, S)
                 S |= sets.bit[v]
             if current:
-                found, _, _ = _dijkstra(sets, CostModel(), (current, win, "current"), 0, deadline)
+                found, _, _ = _dijkstra(sets, CostModel(), (current, win, "current", None), 0, deadline,
+                                        peaks=False)
                 if found is not None:
                     new, S = 0, 0
                     for v in found:
@@ -354,9 +389,11 @@ def window(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, 
     positive("time_limit", time_limit)
     if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= 20:
         raise ValueError(f"size must be an int from 2 to 20, not {size!r}")
-    bound = _heuristic_bound(problem, cost_model)
-    if bound is None:
-        raise MemoryLimitError("window: no heuristic order fits the memory limit; raise memory_limit")
-    order, saved = polish(problem, bound[1], cost_model, window=size,
-                          deadline=time.perf_counter() + time_limit)
+    with budget.within(time_limit):
+        bound = _heuristic_bound(problem, cost_model)
+        if bound is None:
+            if budget.expired():
+                return _fallback(problem, "window", {})
+            raise MemoryLimitError("window: no heuristic order fits the memory limit; raise memory_limit")
+        order, saved = polish(problem, bound[1], cost_model, window=size)
     return Result(order, {"start": f"{bound[2]} ({bound[0]:,.0f})", "window polish saved": saved})

@@ -1,0 +1,307 @@
+"""Planning budgets (issue 12 items 18, 20, 21, 22): time limits bound the whole planning call,
+long chains plan in linear time, pricing never materialises values, ties go to less memory."""
+
+import itertools
+import time
+import tracemalloc
+
+import numpy as np
+import pytest
+from conftest import dense_chain
+
+import jacc
+from jacc import budget, examples
+from jacc import structure as S
+from jacc.chain import brute_force_chain, linear_chain_order, matrix_chain_order
+from jacc.costmodel import CostModel
+from jacc.eliminate import Problem, price
+from jacc.strategies.chain import dp_budget
+
+CI_MARGIN = 0.5  # seconds on top of the promised limit·1.1 + 0.2 s: the machine is shared
+
+
+def within_promise(seconds: float, limit: float) -> bool:
+    return seconds <= limit * 1.1 + 0.2 + CI_MARGIN
+
+
+@pytest.fixture(scope="module")
+def big_dag():
+    """~2,300 eliminable scalar vertices; unbudgeted, min-fill alone takes ~2 s here and the
+    five heuristic baselines ~4 s, so a limit of 0.5 s fails if any of them runs unbounded."""
+    return examples.random_graph(30, 3000, 600, seed=0)
+
+
+# -- item 21: time_limit bounds planning, baselines and set-up included --------------------------
+
+@pytest.mark.parametrize("strategy", ["auto", "anneal", "window", "chain"])
+def test_time_limit_bounds_the_whole_plan_call(big_dag, strategy):
+    t = time.perf_counter()
+    p = jacc.plan(big_dag, strategy, time_limit=0.5)
+    wall = time.perf_counter() - t
+    assert within_promise(wall, 0.5), f"{strategy} took {wall:.2f} s with time_limit=0.5"
+    assert p.planning_seconds <= wall
+    assert sorted(p.order) == sorted(Problem.from_graph(big_dag).eliminable)  # a valid, priced order
+    assert p.mults == price(Problem.from_graph(big_dag), p.order)[1]
+
+
+def test_auto_reports_what_ran_and_what_the_limit_stopped(big_dag):
+    p = jacc.plan(big_dag, "auto", time_limit=0.5)
+    tried = p.info["tried"]
+    # 30 inputs, 600 outputs: forward is the likely cheaper mode, so it is tried first
+    assert tried.startswith("forward: ") and "; reverse: " in tried and "; window: " in tried
+    assert "stopped by the time limit" in tried  # min-fill etc. cannot all finish in 0.5 s here
+
+
+@pytest.mark.parametrize("n_in, n_out, first", [(30, 600, "forward"), (600, 30, "reverse"), (5, 5, "reverse")])
+def test_the_likely_cheaper_naive_mode_goes_first(n_in, n_out, first):
+    from jacc.strategies import naive_first
+    from jacc.strategies.optimal import _fallback
+    prob = Problem.from_graph(examples.random_graph(n_in, 40, n_out, seed=1))
+    assert naive_first(prob)[0] == first
+    fb = _fallback(prob, "auto", {})
+    assert fb.order == (prob.eliminable if first == "forward" else prob.eliminable[::-1])
+    assert fb.optimal is False and f"returning {first}'s order unchecked" in fb.info["stopped early"]
+
+
+def test_time_limit_is_still_a_cap_for_optimal():
+    g = examples.random_graph(3, 16, 2, seed=17, width=3, fan_in=5)
+    t = time.perf_counter()
+    q = jacc.plan(g, "optimal", time_limit=0.01)
+    assert within_promise(time.perf_counter() - t, 0.01)
+    assert q.optimal is False and "time limit" in q.info["stopped early"]
+
+
+def test_budget_nests_and_the_earliest_deadline_wins():
+    with budget.within(10) as outer:
+        with budget.within(0.0) as inner:
+            assert inner <= outer and budget.expired()
+            with pytest.raises(budget.TimeUp):
+                budget.check()
+        assert not budget.expired()
+    assert budget.deadline() == float("inf")
+
+
+def test_greedy_and_pricing_stop_at_the_deadline(big_dag):
+    prob = Problem.from_graph(big_dag)
+    cm = CostModel()
+    from jacc.strategies import run_strategy
+    for job in (lambda: run_strategy("min-fill", prob, cm), lambda: price(prob, prob.eliminable[::-1])):
+        t = time.perf_counter()
+        with budget.within(0.05), pytest.raises(budget.TimeUp):
+            job()
+        assert time.perf_counter() - t < 0.05 + CI_MARGIN
+
+
+# -- anneal: iteration-based, seeded --------------------------------------------------------------
+
+def test_anneal_schedule_counts_moves_not_seconds():
+    g = examples.random_graph(4, 40, 3, seed=11)
+    runs = [jacc.plan(g, "anneal", max_iters=150, time_limit=tl, seed=5) for tl in (30, 60)]
+    assert runs[0].order == runs[1].order  # the cap did not bind: the time limit changes nothing
+    assert runs[0].info["iterations"] == 150 and "stopped early" not in runs[0].info
+    other = jacc.plan(g, "anneal", max_iters=150, time_limit=30, seed=6)
+    assert other.info["seed"] == 6
+
+
+def test_anneal_default_schedule_is_reproducible():
+    g = examples.random_graph(3, 25, 2, seed=3)
+    a, b = (jacc.plan(g, "anneal", seed=1) for _ in range(2))
+    assert a.order == b.order and a.info["iterations"] == b.info["iterations"] == 400
+
+
+def test_anneal_says_when_the_time_cap_cut_it_short(big_dag):
+    p = jacc.plan(big_dag, "anneal", time_limit=0.3, max_iters=10**6)
+    assert "stopped early" in p.info
+
+
+# -- items 18 and 20: long chains -----------------------------------------------------------------
+
+def test_dp_budget_refuses_what_would_not_fit():
+    assert dp_budget(50, False) is None
+    assert "GiB" in dp_budget(100_000, False, dp_memory=2**30) or "s left" in dp_budget(100_000, False)
+    with budget.within(0.001):
+        assert "more than" in dp_budget(2000, False)
+    assert "GiB" in dp_budget(3000, False, dp_memory=10**6)
+
+
+def _random_chain(n):
+    rng = np.random.default_rng(n)
+    return dense_chain([int(d) for d in rng.integers(1, 9, n + 1)])
+
+
+@pytest.mark.parametrize("n, limit", [(3000, 0.5), (6000, 1.0)])
+def test_long_chain_plans_within_the_limit(n, limit):
+    g = _random_chain(n)
+    t = time.perf_counter()
+    p = jacc.plan(g, "auto", time_limit=limit)
+    wall = time.perf_counter() - t
+    assert within_promise(wall, limit), wall  # the DP alone would take ~n³ ns: 27 s at n = 3,000
+    assert p.strategy in ("auto→chain", "auto→markowitz")  # whichever is cheaper here
+    assert "chain: " in p.info["tried"] and "(linear: " in p.info["tried"] and "s left)" in p.info["tried"]
+    assert "bracketing" not in p.info  # thousands of names would swamp the report
+    assert p.mults <= min(p.forward_mults, p.reverse_mults)
+
+
+@pytest.mark.parametrize("n, dp_memory", [(1500, None), (1500, 10**6)])
+def test_long_chain_planning_memory_stays_linear(n, dp_memory):
+    g = _random_chain(n)
+    tracemalloc.start()
+    try:
+        with budget.within(0.01 if dp_memory is None else 60):  # no time for the DP, or no memory
+            p = jacc.plan(g, "chain", dp_memory=dp_memory, time_limit=60)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert p.info["method"].startswith("linear:")
+    assert ("s left" if dp_memory is None else "GiB budget") in p.info["method"]
+    assert peak < 40 * n * n / 4, peak  # the DP tables alone would take 40·n² bytes
+
+
+def test_chain_strategy_with_small_dp_memory_goes_linear_and_says_why():
+    dims = [3, 7, 2, 9, 4, 4, 8, 1, 6]
+    g = dense_chain(dims)
+    exact = jacc.plan(g, "chain")
+    lin = jacc.plan(g, "chain", dp_memory=100)
+    assert exact.optimal is True and exact.mults == brute_force_chain(dims)
+    assert lin.optimal is None and "GiB budget" in lin.info["method"]
+    assert lin.mults == linear_chain_order(dims)[0].cost >= exact.mults
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_linear_chain_order_is_priced_exactly(seed):
+    rng = np.random.default_rng(seed)
+    dims = [int(d) for d in rng.integers(1, 20, int(rng.integers(2, 10)))]
+    res, how = linear_chain_order(dims)
+    g = dense_chain(dims)
+    from jacc.strategies.chain import _tree_order, segments
+    prob = Problem.from_graph(g)
+    w = segments(prob)[0][::-1] if len(dims) > 2 else None
+    if w is not None:
+        assert price(prob, _tree_order(res.bracketing, w))[1] == res.cost  # the cost it claims
+    assert res.cost >= matrix_chain_order(dims).cost
+    assert how in ("left-to-right", "right-to-left", "greedy", "single matrix")
+
+
+@pytest.mark.slow
+def test_hundred_thousand_link_chain_plans_in_seconds():
+    rng = np.random.default_rng(0)
+    g = dense_chain([int(d) for d in rng.integers(1, 9, 100_001)])
+    t = time.perf_counter()
+    p = jacc.plan(g, "auto", time_limit=5)
+    assert time.perf_counter() - t < 20
+    assert p.info["method"].startswith("linear:")
+
+
+# -- item 18: pricing never materialises ----------------------------------------------------------
+
+def _peak(fn):
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def _big_reshape_graph(feeds_on: bool):
+    g = jacc.Graph("r")
+    g.add_input("x", (5000, 5000))
+    g.add_node("a", "sin", ["x"])
+    g.add_node("r", "reshape", ["a"], {"shape": [2500, 10000]})
+    g.add_node("b", "exp", ["r"])
+    g.add_node("y", "sum", ["b"], {"axis": 1})
+    g.set_outputs(["y", "r"] if feeds_on else ["y"])  # "r" then gets an identity sink edge
+    return g
+
+
+@pytest.mark.parametrize("feeds_on", [False, True])
+@pytest.mark.parametrize("strategy", ["forward", "reverse", "markowitz", "auto"])
+def test_planning_a_large_reshape_stays_symbolic(feeds_on, strategy):
+    g = _big_reshape_graph(feeds_on)
+    p, peak = _peak(lambda: jacc.plan(g, strategy))
+    assert peak < 2_000_000, f"{strategy} allocated {peak:,} bytes to plan"  # x alone is 200 MB
+    assert p.mults > 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda: S.product(S.identity((10**6,)), S.reshape_map((10**6,), (1000, 1000))),
+    lambda: S.product(S.reshape_map((10**6,), (1000, 1000)), S.identity((1000, 1000))),
+    lambda: S.product(S.dense((3,), (10**6,)), S.reshape_map((10**6,), (1000, 1000))),
+    lambda: S.as_labelled(S.reshape_map((10**6,), (1000, 1000))),
+    lambda: S.as_labelled(S.selection((500, 1000), (1000, 1000), [["slice", 0, 500, 1], ["slice", None, None, None]])),
+    lambda: S.add(S.selection((500, 1000), (1000, 1000), [["slice", 0, 500, 1], ["slice", None, None, None]]),
+                  S.dense((500, 1000), (1000, 1000))),
+])
+def test_pricing_builds_no_identity_or_one_hot(make):
+    def run():
+        with S.pricing():
+            return make()
+    out, peak = _peak(run)
+    j = out[0] if isinstance(out, tuple) else out
+    assert j.values is None and peak < 100_000, peak
+
+
+def test_identity_shortcut_keeps_numeric_results():
+    def f(x):
+        r = np.sin(x).reshape(6)
+        return r, np.exp(r).sum()
+    x = np.linspace(0.1, 1.2, 6).reshape(2, 3)
+    J = jacc.jacobian(f)(x)
+    np.testing.assert_allclose(J[0], np.diag(np.cos(x).ravel()).reshape(6, 2, 3), atol=1e-14)
+    np.testing.assert_allclose(J[1], (np.exp(np.sin(x)) * np.cos(x)), atol=1e-12)
+
+
+# -- item 22: ties go to less memory --------------------------------------------------------------
+
+def _all_orders(g):
+    prob = Problem.from_graph(g)
+    return prob, [(price(prob, list(o))[1:], list(o)) for o in itertools.permutations(prob.eliminable)]
+
+
+@pytest.mark.parametrize("n", [40, 600])
+@pytest.mark.parametrize("strategy", ["auto", "optimal"])
+def test_outer_product_sum_takes_the_least_memory_among_ties(n, strategy):
+    g = jacc.trace(lambda x: (x[:, None] * x[None, :]).sum(1), np.ones(n))
+    _, orders = _all_orders(g)
+    best = min(m for (m, _), _ in orders)
+    least = min(p for (m, p), _ in orders if m == best)
+    assert max(p for (m, p), _ in orders if m == best) > 10 * least  # the tie is a real trap
+    plan = jacc.plan(g, strategy)
+    assert (plan.mults, plan.peak_bytes) == (best, least)
+
+
+def test_reshape_graph_tie_goes_to_the_smaller_peak():
+    g = _big_reshape_graph(False)
+    _, orders = _all_orders(g)
+    best = min(m for (m, _), _ in orders)
+    least = min(p for (m, p), _ in orders if m == best)
+    assert (jacc.plan(g).mults, jacc.plan(g).peak_bytes) == (best, least)
+
+
+@pytest.mark.parametrize("priced, available, want", [
+    ([(10, 100), (10, 50), (11, 1)], 10**9, 1),        # exact tie: smaller peak
+    ([(1000, 1000), (1005, 400)], 10**9, 1),           # near-tie that halves memory
+    ([(1000, 1000), (1005, 600)], 10**9, 0),           # near-tie, too little saved
+    ([(1000, 1000), (1020, 10)], 10**9, 0),            # not a near-tie
+    ([(10, 100), (20, 5)], 50, 1),                     # the cheaper one does not fit in memory
+    ([(10, 100), (20, 80)], 50, 0),                    # none fits: fall back to the score
+])
+def test_pick_breaks_ties_by_memory_and_respects_available_memory(priced, available, want):
+    assert CostModel().pick(priced, available) == want
+
+
+def test_pick_with_memory_objective_breaks_ties_by_mults():
+    assert CostModel("memory").pick([(30, 8), (20, 8), (10, 9)], 10**9) == 1
+    assert CostModel(memory_limit=50).pick([(10, 100), (20, 60)], 10**9) is None
+
+
+@pytest.mark.parametrize("shapes", [((3,), (4,), (5,)), ((2, 3), (4,), (5, 1)), ((), (4, 2), (3,)), ((3,), (), (2,))])
+def test_symbolic_dense_fast_path_matches_the_numeric_product(shapes):
+    o, m, i = shapes
+    rng = np.random.default_rng(0)
+    a, b = rng.standard_normal(o + m), rng.standard_normal(m + i)
+    num, n_mults = S.product(S.dense(o, m, a), S.dense(m, i, b))
+    sym, s_mults = S.product(S.dense(o, m), S.dense(m, i))
+    assert s_mults == n_mults == int(np.prod(o + m + i))
+    assert (sym.out_shape, sym.in_shape, sym.pair, sym.vlabels) == (num.out_shape, num.in_shape, num.pair, num.vlabels)
+    np.testing.assert_allclose(num.values, np.tensordot(a, b, len(m)) if m else np.multiply.outer(a, b))
