@@ -22,7 +22,7 @@ from . import examples
 from .costmodel import CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
 from .fileio import json_default, write_atomic
-from .graph import GraphError, load
+from .graph import GraphError, load, read_numbers
 from .plan import Plan, plan
 from .strategies import STRATEGIES, UnknownStrategyError
 
@@ -290,38 +290,95 @@ def cmd_render(args) -> int:
     return 0
 
 
-_NAME = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)=")
-
-
 def parse_at(text: str, g) -> dict[str, np.ndarray]:
-    """``x1=2,x2=5`` or ``x=[1,2,3],A=@A.npy`` → input arrays (checked against the graph)."""
-    matches = list(_NAME.finditer(text))
-    if not matches or matches[0].start() != 0:
-        raise UsageError(f"--at must look like name=value,name=value (e.g. x1=2,x2=5), got {text!r}")
-    out = {}
-    for m, nxt in zip(matches, matches[1:] + [None]):
-        raw = text[m.end(): nxt.start() if nxt else len(text)].rstrip(",").strip()
-        name = m.group(1)
-        if raw.startswith("@"):
-            try:
-                val = np.load(raw[1:])
-            except (OSError, ValueError) as e:
-                raise UsageError(f"--at {name}: cannot read {raw[1:]}: {e}") from None
-        else:
-            try:
-                val = np.asarray(json.loads(raw), dtype=float)
-            except (json.JSONDecodeError, TypeError, ValueError):
-                raise UsageError(f"--at {name}={raw!r}: not a number or JSON list") from None
-        out[name] = val
+    """``x1=2,x2=5`` or ``x=[1,2,3],A=@A.npy,x[0]=-1`` → input arrays (checked against the graph).
+
+    Grammar: ``NAME=VALUE`` pairs separated by commas. A NAME is everything up to its ``=``
+    (vertex names never hold ``=``, ``,`` or ``@``, so ``x[0]``, ``layer-1.w`` and ``θ`` work). A
+    VALUE is a number (``inf``, ``-inf``, ``nan`` included), a JSON list running to its matching
+    ``]``, or ``@FILE`` (``.npy``, or ``.npz`` holding one array or one named like the input)
+    running to the next ``,NAME=`` of an input, so a path may hold commas."""
+    out: dict[str, np.ndarray] = {}
+    for name, raw in _at_pairs(text, g.inputs):
+        if name not in g.inputs:
+            raise UsageError(f"--at: {name!r} is not an input of {g.name!r}; its inputs are {', '.join(g.inputs)}")
+        if name in out:
+            raise UsageError(f"--at: input {name!r} is given twice; give each input once")
+        out[name] = _at_file(name, raw[1:]) if raw.startswith("@") else _at_literal(name, raw)
     missing = [x for x in g.inputs if x not in out]
-    extra = [x for x in out if x not in g.inputs]
-    if missing or extra:
-        raise UsageError(f"--at must give every input of {g.name!r} ({', '.join(g.inputs)}); "
-                         + (f"missing {missing}" if missing else f"unknown {extra}"))
+    if missing:
+        raise UsageError(f"--at must give every input of {g.name!r} ({', '.join(g.inputs)}); missing {missing}")
     for x in g.inputs:
         if out[x].shape != g.shape(x):
             raise UsageError(f"--at {x}: shape {out[x].shape}, the graph expects {g.shape(x)}")
     return out
+
+
+def _at_pairs(text: str, inputs: Sequence[str]) -> list[tuple[str, str]]:
+    """Split ``--at`` text into (name, raw value) pairs by the grammar of :func:`parse_at`."""
+    pairs, pos = [], 0
+    while True:
+        eq = text.find("=", pos)
+        name = text[pos:eq].strip() if eq >= 0 else ""
+        if not name:
+            raise UsageError(f"--at must look like name=value,name=value (e.g. x1=2,x2=5), got {text!r}")
+        end = _value_end(text, eq + 1, inputs, name)
+        pairs.append((name, text[eq + 1:end].strip()))
+        if end >= len(text):
+            return pairs
+        pos = end + 1
+
+
+def _value_end(text: str, start: int, inputs: Sequence[str], name: str) -> int:
+    """Where the value that starts at ``start`` ends: at the comma after it, or the text's end."""
+    body = text[start:].lstrip()
+    begin = len(text) - len(body)
+    if body.startswith("@"):  # a path: up to the next ",NAME=" that names an input
+        cuts = [c for c in range(begin, len(text)) if text[c] == ","
+                and any(text[c + 1:].lstrip().startswith(f"{x}=") for x in inputs)]
+        return cuts[0] if cuts else len(text)
+    if body.startswith("["):
+        depth = 0
+        for k in range(begin, len(text)):
+            depth += {"[": 1, "]": -1}.get(text[k], 0)
+            if depth == 0:
+                after = text[k + 1:].lstrip()
+                if after and not after.startswith(","):
+                    raise UsageError(f"--at {name}: unexpected {after[:20]!r} after the list; separate pairs with ','")
+                return len(text) - len(after)
+        raise UsageError(f"--at {name}: the list has no closing ']'")
+    comma = text.find(",", start)
+    return comma if comma >= 0 else len(text)
+
+
+def _at_literal(name: str, raw: str) -> np.ndarray:
+    try:
+        data = json.loads(re.sub(r'(?<!")(-?\b(?:inf|nan)\b)', r'"\1"', raw))  # bare inf/nan → JSON strings
+        return read_numbers(data)
+    except (ValueError, RecursionError):  # not JSON, over-long digits, deep nesting, or not numbers
+        raise UsageError(f"--at {name}={raw[:40]!r}: not a number or a JSON list of numbers "
+                         "(e.g. 2, -1.5, inf, [1, 2] or [[1, 0], [0, 1]])") from None
+
+
+def _at_file(name: str, path: str) -> np.ndarray:
+    if not path:
+        raise UsageError(f"--at {name}=@: name a .npy or .npz file after '@'")
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:  # noqa: BLE001 - NumPy reports bad files as OSError, ValueError, EOFError, BadZipFile…
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise UsageError(f"--at {name}: cannot read {path}: {reason}; give a .npy or .npz file") from None
+    if isinstance(loaded, np.lib.npyio.NpzFile):
+        with loaded:
+            keys = list(loaded.files)
+            key = name if name in keys else keys[0] if len(keys) == 1 else None
+            if key is None:
+                raise UsageError(f"--at {name}: {path} holds arrays {keys or 'none'}; store one array, or one "
+                                 f"named {name!r}")
+            loaded = loaded[key]
+    if loaded.dtype.kind not in "iuf":
+        raise UsageError(f"--at {name}: {path} holds {loaded.dtype} values; jacc needs real numbers")
+    return np.asarray(loaded, dtype=float)
 
 
 def cmd_trace(args) -> int:
@@ -439,8 +496,8 @@ def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None
     p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold")
     p.add_argument("--time-limit", type=float, help="seconds for optimal/anneal/auto searches")
     p.add_argument("--seed", type=int, help="seed for randomised strategies")
-    p.add_argument("--max-iters", type=int, help="iterations for anneal (with a large --time-limit: "
-                   "reproducible on any machine)")
+    p.add_argument("--max-iters", type=int, help="moves for anneal (default 400; the same seed gives the same "
+                   "order on any machine unless --time-limit cuts the run short)")
 
 
 def _fmt(p: argparse.ArgumentParser) -> None:
@@ -527,6 +584,7 @@ ERRORS = (UsageError, GraphError, OrderError, CostModelError, UnknownStrategyErr
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
         return args.func(args)
@@ -537,6 +595,12 @@ def main(argv: list[str] | None = None) -> int:
     except ERRORS as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         print(f"jacc: error: {msg}", file=sys.stderr)
+        return 2
+    except MemoryError as e:  # e.g. evaluating a graph whose vertices hold 10¹² numbers
+        what = (str(e).splitlines() or ["an allocation failed"])[0]
+        command = f"jacc {argv[0]}" if argv else "jacc"
+        print(f"jacc: error: {command} needs more memory than is available: {what}; use smaller shapes or a "
+              "machine with more memory ('jacc plan' prices a graph without evaluating it)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("jacc: interrupted", file=sys.stderr)

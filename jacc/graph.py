@@ -20,20 +20,36 @@ import json
 import math
 import os
 import re
+import unicodedata
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import networkx as nx
 import numpy as np
 
 from . import structure as S
 from .fileio import write_atomic
-from .ops import OPS, Ctx, ShapeError, infer_shape
+from .ops import ABSTRACT_STRUCTURES, OPS, Ctx, ShapeError, infer_shape
 from .structure import Jac, Shape
 
 FORMAT = "jacc-graph"
 VERSION = 1
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-\[\]]*$")
+NAME_PUNCT = "_.-[]"  # besides letters, digits and marks of any script; '@' is kept for sinks
+
+
+def valid_name(name: Any) -> bool:
+    """Identifier-like in any script (``x1``, ``θ``, ``x[0]``, ``layer-2.w``), in NFC form so
+    that two names that look alike are also equal."""
+    return (isinstance(name, str) and name != "" and (name[0] == "_" or unicodedata.category(name[0])[0] == "L")
+            and all(c in NAME_PUNCT or unicodedata.category(c)[0] in "LMN" for c in name)
+            and unicodedata.is_normalized("NFC", name))
+
+
+# op → (parameter, extra): its axes must lie in [-(ndim + extra), ndim + extra) for the first
+# argument's ndim (NumPy refuses the others; wrapping them around would change the meaning)
+AXIS_PARAMS = {"sum": ("axis", 0), "mean": ("axis", 0), "amax": ("axis", 0), "amin": ("axis", 0),
+               "transpose": ("axes", 0), "concatenate": ("axis", 0), "stack": ("axis", 1)}
+MIN_ARGS = {"concatenate": 1, "stack": 1, "einsum": 1}
 
 
 class GraphError(ValueError):
@@ -68,9 +84,11 @@ class Graph:
 
     # -- building -------------------------------------------------------------------------------
     def _new_vertex(self, name: str, **data) -> None:
-        if not isinstance(name, str) or not NAME_RE.match(name):
-            raise GraphError(f"vertex name {name!r} is not valid: start with a letter or '_', then letters, "
-                             "digits, '_', '.', '-', '[' or ']'")
+        if not valid_name(name):
+            nfc = isinstance(name, str) and unicodedata.normalize("NFC", name)
+            raise GraphError(f"vertex name {name!r} is not valid: " + (
+                f"write it in Unicode NFC form ({nfc!r})" if nfc and valid_name(nfc) else
+                "start with a letter (of any script) or '_', then letters, digits, '_', '.', '-', '[' or ']'"))
         if name in self.nx:
             raise GraphError(f"duplicate vertex name {name!r}: every vertex needs its own name")
         self.nx.add_node(name, **data)
@@ -81,6 +99,7 @@ class Graph:
         shape = tuple(int(n) for n in shape)
         if any(n < 0 for n in shape):
             raise GraphError(f"input {name!r} has a negative dimension in {shape}")
+        _check_size(f"input {name!r}", shape)
         self._new_vertex(name, op="input", shape=shape, args=[], params={})
         self.inputs.append(name)
         return name
@@ -102,10 +121,16 @@ class Graph:
                 cargs.append(a)
             else:
                 cargs.append(a if isinstance(a, Const) else Const(np.asarray(a)))
+        shapes = [self._arg_shape(a) for a in cargs]
         try:
-            out = infer_shape(op, [self._arg_shape(a) for a in cargs], params)
+            _check_arguments(op, shapes, params)
+            out = infer_shape(op, shapes, params)
         except ShapeError as e:
             raise GraphError(f"node {name!r} ({op}): {e}") from None
+        except (KeyError, TypeError, IndexError, ValueError, ArithmeticError) as e:  # params of the wrong kind
+            raise GraphError(f"node {name!r} ({op}): parameters {_clip_text(params)} do not fit this op "
+                             f"({type(e).__name__}: {e}); see the parameter table in docs/graph-format.md") from None
+        _check_size(f"node {name!r} ({op})", out)
         if shape is not None and tuple(shape) != out:
             raise GraphError(f"node {name!r} ({op}): declared shape {tuple(shape)} but arguments give {out}")
         self._new_vertex(name, op=op, shape=out, args=cargs, params=params)
@@ -261,13 +286,13 @@ class Graph:
             d = self.nx.nodes[v]
             if d["op"] == "input":
                 continue
-            params = {k: p for k, p in d["params"].items() if not (d["op"] == "abstract" and k == "shape")}
+            params = _encode({k: p for k, p in d["params"].items() if not (d["op"] == "abstract" and k == "shape")})
             nodes.append({"name": v, "op": d["op"], "args": [_arg_json(a) for a in d["args"]],
                           "params": params, "shape": list(d["shape"])})
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "inputs": [{"name": n, "shape": list(self.shape(n))} for n in self.inputs],
                 "nodes": nodes, "outputs": list(self.outputs),
-                **({"meta": self.meta} if self.meta else {})}
+                **({"meta": _encode(self.meta)} if self.meta else {})}
 
     def to_json(self) -> str:
         """JSON text: one line per input and node, so files diff well."""
@@ -278,10 +303,10 @@ class Graph:
             val = d[key]
             end = "," if n < len(keys) - 1 else ""
             if isinstance(val, list) and val and isinstance(val[0], dict):
-                items = ",\n".join(f"  {json.dumps(x)}" for x in val)
+                items = ",\n".join(f"  {json.dumps(x, allow_nan=False)}" for x in val)
                 lines.append(f' "{key}": [\n{items}\n ]{end}')
             else:
-                lines.append(f" {json.dumps(key)}: {json.dumps(val)}{end}")
+                lines.append(f" {json.dumps(key)}: {json.dumps(val, allow_nan=False)}{end}")
         return "\n".join(lines + ["}"])
 
     def save(self, path: str | os.PathLike) -> None:
@@ -293,101 +318,462 @@ class Graph:
         return _from_dict(data, source)
 
 
+def _check_arguments(op: str, shapes: list[Shape], params: dict) -> None:
+    """Argument count and axis ranges, which the op's shape rule takes for granted."""
+    if len(shapes) < MIN_ARGS.get(op, 0):
+        raise ShapeError(f"{op} needs at least {MIN_ARGS[op]} argument(s), got {len(shapes)}")
+    if op not in AXIS_PARAMS or params.get(AXIS_PARAMS[op][0]) is None:
+        return
+    key, extra = AXIS_PARAMS[op]
+    n = len(shapes[0]) + extra
+    given = params[key]
+    axes = [given] if not isinstance(given, (list, tuple)) else list(given)
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+            raise ShapeError(f"{key} {given!r} must be an integer or a list of integers")
+        if not n:
+            raise ShapeError(f"{key} {a} is out of range: the argument has no axes")
+        if not -n <= a < n:
+            raise ShapeError(f"{key} {a} is out of range for {n} axes (use {-n} … {n - 1})")
+    if len({int(a) % n for a in axes}) != len(axes):
+        raise ShapeError(f"{key} {given!r} repeats an axis")
+
+
+def _check_size(where: str, shape: Shape) -> None:
+    if len(shape) > MAX_DIMS or math.prod(shape) > MAX_ELEMENTS:
+        raise GraphError(f"{where}: shape {shape} is larger than jacc handles (at most {MAX_DIMS} axes and "
+                         f"{MAX_ELEMENTS:,} elements per vertex)")
+
+
+def _clip_text(x: Any, n: int = 60) -> str:
+    text = repr(x)
+    return text if len(text) <= n else text[:n - 3] + "..."
+
+
 def _arg_json(a: Arg):
     if isinstance(a, str):
         return a
     v = a.value
-    return {"const": v.tolist(), "dtype": "bool" if v.dtype == bool else "float"}
+    return {"const": _encode(v.tolist()), "dtype": "bool" if v.dtype == bool else "float"}
+
+
+# -- the file schema ----------------------------------------------------------------------------
+# Every field of a graph file with its JSON type and range, in one place. `_from_dict` reads the
+# whole document through these specs before it builds anything, so a bad value fails with one
+# line that names the file, the place and what to write instead, rather than surfacing later as
+# a crash, a wrap-around or a NaN. JSON has no NaN or infinity: jacc writes non-finite numbers as
+# the strings "inf", "-inf" and "nan" and reads them back (bare NaN/Infinity tokens are refused).
+
+MAX_DIMS = 32  # NumPy allows 64 axes; einsum letters and readable shapes run out long before
+MAX_ELEMENTS = 2 ** 53  # per vertex: sizes stay exact in floats and far from int64 overflow
+MAX_INT = 2 ** 63 - 1  # index and slice bounds: what NumPy's intp holds
+NONFINITE = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+
+
+class _Bad(Exception):
+    """A schema violation at ``path`` (a tuple of keys and indices); internal to this module."""
+
+    def __init__(self, path: tuple, msg: str):
+        super().__init__(msg)
+        self.path, self.msg = path, msg
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One JSON type: ``what`` names it in messages (so it doubles as the fix), ``kinds`` are the
+    JSON kinds it takes, and ``read(value, path)`` checks a value and returns it decoded."""
+
+    what: str
+    kinds: frozenset
+    read: Callable[[Any, tuple], Any]
+
+
+def _kind(v: Any) -> str:
+    if v is None or isinstance(v, bool):
+        return "null" if v is None else "bool"
+    for t, k in ((int, "int"), (float, "float"), (str, "str"), (list, "list"), (dict, "object")):
+        if isinstance(v, t):
+            return k
+    return type(v).__name__
+
+
+def _show(v: Any) -> str:
+    """A value as the message shows it: short, and never huge (ints of any size included)."""
+    k = _kind(v)
+    if k in ("null", "bool"):
+        return json.dumps(v)
+    if k == "int" and abs(v) >= 10 ** 18:
+        return f"an integer of {len(str(abs(v)))} digits" if v.bit_length() < 10_000 else "a huge integer"
+    if k in ("list", "object"):
+        return "an empty list" if v == [] else "a list" if k == "list" else "an object"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _fail(spec: Spec, v: Any, path: tuple) -> _Bad:
+    return _Bad(path, f"expected {spec.what}, got {_show(v)}")
+
+
+def _leaf(what: str, kinds: str, ok: Callable[[Any], bool], decode: Callable = lambda v: v) -> Spec:
+    def read(v, path):
+        if _kind(v) not in spec.kinds or not ok(v):
+            raise _fail(spec, v, path)
+        return decode(v)
+    spec = Spec(what, frozenset(kinds.split()), read)
+    return spec
+
+
+def _int(lo: int, hi: int, what: str) -> Spec:
+    return _leaf(what, "int", lambda v: lo <= v <= hi)
+
+
+def _float_ok(v) -> bool:
+    if isinstance(v, str):
+        return v in NONFINITE
+    return abs(v) <= 2 ** 1023 if isinstance(v, int) else math.isfinite(v)
+
+
+NULL = _leaf("null", "null", lambda v: True)
+BOOL = _leaf("true or false", "bool", lambda v: True)
+STR = _leaf("a string", "str", lambda v: True)
+OBJECT = _leaf("an object", "object", lambda v: True)
+NUMBER = _leaf('a finite number, or "inf", "-inf" or "nan" (JSON has no NaN or infinity)', "int float str",
+               _float_ok, lambda v: NONFINITE[v] if isinstance(v, str) else float(v))
+
+
+def _either(what: str, *specs: Spec) -> Spec:
+    """The first of ``specs`` that takes the value's JSON kind reads it (so nested errors point
+    inside it); a value of no listed kind fails with ``what``."""
+    def read(v, path):
+        for s in specs:
+            if _kind(v) in s.kinds:
+                return s.read(v, path)
+        raise _fail(spec, v, path)
+    spec = Spec(what, frozenset().union(*(s.kinds for s in specs)), read)
+    return spec
+
+
+def optional(s: Spec) -> Spec:
+    return _either(f"{s.what} or null", NULL, s)
+
+
+def _list(item: Spec, what: str, lo: int = 0, hi: int | None = None, check: Callable | None = None) -> Spec:
+    """A list of ``item``s, ``lo`` to ``hi`` long; ``check(items)`` returns a problem or ``None``."""
+    def read(v, path):
+        if not isinstance(v, list) or len(v) < lo or (hi is not None and len(v) > hi):
+            raise _fail(spec, v, path)
+        out = [item.read(x, path + (i,)) for i, x in enumerate(v)]
+        problem = check(out) if check else None
+        if problem:
+            raise _Bad(path, f"{problem}; expected {what}")
+        return out
+    spec = Spec(what, frozenset({"list"}), read)
+    return spec
+
+
+def _size_problem(dims: list[int]) -> str | None:
+    n = math.prod(dims)
+    return f"{' × '.join(map(str, dims))} is {n:,} elements, more than the {MAX_ELEMENTS:,} jacc handles" \
+        if n > MAX_ELEMENTS else None
+
+
+DIM = _int(0, MAX_ELEMENTS, "a size (an integer from 0 to 2⁵³)")
+SHAPE = _list(DIM, f"a shape: a list of at most {MAX_DIMS} sizes (integers ≥ 0), e.g. [3, 4]", 0, MAX_DIMS,
+              _size_problem)
+
+
+def _array(leaf: Spec, what: str) -> Spec:
+    """A number or a rectangular nested list of ``leaf`` values (at most MAX_DIMS deep)."""
+    def shape_of(v, path, depth) -> tuple:
+        if not isinstance(v, list):
+            return ()
+        if depth >= MAX_DIMS:
+            raise _Bad(path, f"nested more than {MAX_DIMS} lists deep; expected {what}")
+        inner = [shape_of(x, path + (i,), depth + 1) for i, x in enumerate(v)]
+        if any(s != inner[0] for s in inner):
+            raise _Bad(path, f"rows of different lengths; expected {what} with equal-length rows")
+        return (len(v),) + (inner[0] if inner else ())
+
+    def decode(v, path):
+        return [decode(x, path + (i,)) for i, x in enumerate(v)] if isinstance(v, list) else leaf.read(v, path)
+
+    def read(v, path):
+        if _kind(v) not in spec.kinds:
+            raise _fail(spec, v, path)
+        shape_of(v, path, 0)
+        return decode(v, path)
+    spec = Spec(what, leaf.kinds | {"list"}, read)
+    return spec
+
+
+NUMBERS = _array(NUMBER, 'a number or a nested list of numbers (non-finite ones as "inf", "-inf", "nan")')
+BOOLS = _array(BOOL, "true, false or a nested list of them")
+AXIS = _int(-MAX_DIMS - 1, MAX_DIMS, "an axis (a small integer; negative counts from the end)")
+
+
+def _einsum_problem(spec: str) -> str | None:
+    if not re.fullmatch(r"[A-Za-z ]*(,[A-Za-z ]*)*->[A-Za-z ]*", spec):
+        return "letters only, operands separated by ',', and an explicit output after '->'"
+    ins, out = spec.replace(" ", "").split("->")
+    missing = sorted(set(out) - set(ins))
+    if missing or len(set(out)) != len(out):
+        return f"output label {missing[0]!r} is in no operand" if missing else "an output label is repeated"
+    return None
+
+
+EINSUM = _leaf('an einsum spec with an explicit output, e.g. "ij,j->i"', "str", lambda v: not _einsum_problem(v))
+INT64 = _int(-MAX_INT, MAX_INT, "an integer")
+INDEX_ARRAY = _either("a list of integers or of true/false (an index array)",
+                      _array(_either("integers or booleans", INT64, BOOL), "a nested list of integers or booleans"))
+SLICE_PART = optional(INT64)
+SLICE_STEP = optional(_leaf("a non-zero integer", "int", lambda v: v != 0 and abs(v) <= MAX_INT))
+
+# getitem index items: kind → the specs of the parts after the kind
+INDEX_ITEMS: dict[str, tuple[Spec, ...]] = {
+    "int": (INT64,),
+    "slice": (SLICE_PART, SLICE_PART, SLICE_STEP),
+    "new": (),
+    "array": (INDEX_ARRAY,),
+}
+ITEM_WHAT = '["int", i], ["slice", start, stop, step], ["new"] or ["array", [...]]'
+
+
+def _index_item(v, path):
+    parts = INDEX_ITEMS.get(v[0]) if isinstance(v, list) and v and isinstance(v[0], str) else None
+    if parts is None or len(v) != 1 + len(parts):
+        raise _Bad(path, f"expected an index item {ITEM_WHAT}, got {_show(v)}")
+    out = [v[0]] + [s.read(x, path + (i + 1,)) for i, (s, x) in enumerate(zip(parts, v[1:]))]
+    if v[0] == "array" and not isinstance(v[1], list):
+        raise _Bad(path + (1,), "expected a list (an index array), got a number; use [\"int\", i] for one index")
+    return out
+
+
+INDEX = _list(Spec("an index item", frozenset({"list"}), _index_item), f"a list of index items {ITEM_WHAT}", 0,
+              MAX_DIMS)
+AXES = _either("an axis, a list of axes, or null (every axis)", NULL, AXIS, _list(AXIS, "a list of axes", 0, MAX_DIMS))
+PARTIALS = _list(_leaf(f"a partial structure ({', '.join(ABSTRACT_STRUCTURES)})", "str",
+                       lambda v: v in ABSTRACT_STRUCTURES), "a list with one partial structure per argument")
+RESHAPE = _list(_int(-1, MAX_ELEMENTS, "a size, or -1 for the rest"), "a target shape such as [2, -1]", 0,
+                MAX_DIMS, lambda dims: "more than one -1" if dims.count(-1) > 1 else None)
+
+# op → parameter → (spec, required). Every op's parameters, and only those, are listed here.
+_REDUCE = {"axis": (AXES, False), "keepdims": (BOOL, False)}
+PARAMS: dict[str, dict[str, tuple[Spec, bool]]] = {
+    "sum": _REDUCE, "mean": _REDUCE, "amax": _REDUCE, "amin": _REDUCE,
+    "reshape": {"shape": (RESHAPE, True)},
+    "transpose": {"axes": (optional(_list(AXIS, "a permutation of the axes, e.g. [1, 0]", 0, MAX_DIMS)), False)},
+    "broadcast_to": {"shape": (SHAPE, True)},
+    "clip": {"lo": (optional(NUMBERS), False), "hi": (optional(NUMBERS), False)},
+    "einsum": {"spec": (EINSUM, True)},
+    "getitem": {"index": (INDEX, True)},
+    "concatenate": {"axis": (AXIS, False)},
+    "stack": {"axis": (AXIS, False)},
+    "constant": {"value": (NUMBERS, True)},
+    "abstract": {"partials": (PARTIALS, True), "shape": (SHAPE, False)},
+}
+
+
+def _object(fields: dict[str, tuple[Spec, bool]], what: str, extra: bool = False) -> Spec:
+    """An object with these fields. Unknown ones are refused (a misspelt field must not silently
+    fall back to a default) unless ``extra``; those are then dropped."""
+    def read(v, path):
+        if not isinstance(v, dict):
+            raise _fail(spec, v, path)
+        for k in v:
+            if k not in fields and not extra:
+                known = ", ".join(fields) or "none"
+                raise _Bad(path + (k,), f"unknown field; the fields here are {known}")
+        out = {}
+        for k, (s, required) in fields.items():  # in table order: "format" is checked first
+            if k in v:
+                out[k] = s.read(v[k], path + (k,))
+            elif required:
+                raise _Bad(path + (k,), f"missing; expected {s.what}")
+        return out
+    spec = Spec(what, frozenset({"object"}), read)
+    return spec
+
+
+PARAM_SPECS = {op: _object(fields, f"the parameters of {op}") for op, fields in PARAMS.items()}
+NO_PARAMS = _object({}, "an empty object (this op takes no parameters)")
+
+
+def _const(v, path):
+    bool_ = isinstance(v, dict) and v.get("dtype") == "bool"
+    fields = {"const": (BOOLS if bool_ else NUMBERS, True),
+              "dtype": (_leaf('"float" or "bool"', "str", lambda d: d in ("float", "bool")), False)}
+    d = _object(fields, '{"const": ..., "dtype": "float"}').read(v, path)
+    return Const(np.array(d["const"], dtype=bool if bool_ else float))
+
+
+NAME = _leaf("a vertex name (a string)", "str", lambda v: True)
+ARG = _either('a vertex name, a number, or {"const": ...}', NAME,
+              _leaf("a finite number", "int float", _float_ok, lambda v: Const(np.array(float(v)))),
+              Spec('{"const": ...}', frozenset({"object"}), _const))
+def _op(v, path):
+    if not isinstance(v, str) or v not in OPS or v == "input":
+        known = ", ".join(sorted(set(OPS) - {"input"}))
+        got = f"unknown op {v!r}" if isinstance(v, str) else f"expected an op name (a string), got {_show(v)}"
+        raise _Bad(path, f"{got}; known ops: {known}")
+    return v
+
+
+OP = Spec("an op name", frozenset({"str"}), _op)
+INPUT = _object({"name": (NAME, True), "shape": (SHAPE, True)}, 'an input {"name": "x", "shape": [3]}')
+NODE = _object({"name": (NAME, True), "op": (OP, True), "args": (_list(ARG, "a list of arguments"), False),
+                "params": (OBJECT, False), "shape": (optional(SHAPE), False)},
+               'a node {"name": ..., "op": ..., "args": [...]}')
+TOP = {"format": (_leaf(f'"{FORMAT}"', "str", lambda v: v == FORMAT), True),
+       "version": (_leaf(f"{VERSION} (the version this jacc reads)", "int", lambda v: v == VERSION), True),
+       "name": (STR, False), "inputs": (_list(INPUT, "a list of inputs"), True),
+       "nodes": (_list(NODE, "a list of nodes"), True),
+       "outputs": (_list(NAME, "a non-empty list of vertex names", 1), True), "meta": (OBJECT, False)}
+FILE = _object(TOP, 'a JSON object with "format", "version", "inputs", "nodes" and "outputs"')
+HEADER = _object({k: TOP[k] for k in ("format", "version")}, "", extra=True)
+
+
+def plan_schema(fmt: str) -> Spec:
+    """The fields of a plan file (``Plan.to_json``) that ``Plan.from_json`` reads; its other
+    fields (the summary figures, the steps) are recomputed from these, so they are not read."""
+    weights = _object({"mults": (NUMBER, False), "memory": (NUMBER, False)},
+                      'weights such as {"mults": 1, "memory": 0.01}')
+    objective = _either('"mults", "memory" or weights such as {"mults": 1, "memory": 0.01}',
+                        _leaf('"mults" or "memory"', "str", lambda v: v in ("mults", "memory")), weights)
+    limit = optional(_leaf("a positive number of bytes", "int float", lambda v: _float_ok(v) and v > 0))
+    names = _list(NAME, "a list of vertex names")
+    return _object({
+        "format": (_leaf(f'"{fmt}"', "str", lambda v: v == fmt), True),
+        "version": (_leaf("1 (the version this jacc reads)", "int", lambda v: v == 1), False),
+        "strategy": (STR, True), "order": (names, True), "wrt": (names, True), "of": (names, True),
+        "mults": (_int(0, 2 ** 256, "a multiplication count (an integer ≥ 0)"), True),
+        "cost_model": (_object({"objective": (objective, False), "memory_limit": (limit, False)},
+                               'a cost model {"objective": "mults", "memory_limit": null}'), False),
+        "info": (OBJECT, False), "optimal": (optional(BOOL), False), "graph": (OBJECT, True),
+        "planning_seconds": (_leaf("a number of seconds ≥ 0", "int float", lambda v: _float_ok(v) and v >= 0), False),
+    }, f'a plan: a JSON object with "format": "{fmt}", "order", "wrt", "of", "mults" and "graph"', extra=True)
+
+
+def _read_params(node: dict, path: tuple) -> dict:
+    params = PARAM_SPECS.get(node["op"], NO_PARAMS).read(node.get("params") or {}, path + ("params",))
+    if node["op"] == "abstract" and node.get("shape") is None and "shape" not in params:
+        raise _Bad(path + ("shape",), "missing; an abstract node needs its shape, e.g. \"shape\": [3]")
+    return params
+
+
+def _where(data: Any, path: tuple) -> str:
+    """``input 'x'``, ``node 'v2'`` (or ``node #3`` while its name is unreadable) and the field path."""
+    head, rest = (), path
+    if path[:1] in (("inputs",), ("nodes",)) and len(path) > 1 and isinstance(path[1], int):
+        head, rest = path[:1], path[1:]
+        item = data[head[0]][rest[0]] if isinstance(data, dict) else None
+        name = item.get("name") if isinstance(item, dict) else None
+        what = "input" if head[0] == "inputs" else "node"
+        head = (f"{what} {name!r}" if isinstance(name, str) and rest[1:] != ("name",) else f"{what} #{rest[0]}",)
+        rest = rest[1:]
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
+    return ": ".join(x for x in (head[0] if head else "", field) if x) or "top level"
+
+
+def _encode(x: Any) -> Any:
+    """Plain JSON for writing: non-finite floats become "inf", "-inf" or "nan"."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return "nan" if math.isnan(x) else "inf" if x > 0 else "-inf"
+    if isinstance(x, (list, tuple)):
+        return [_encode(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _encode(v) for k, v in x.items()}
+    return x
+
+
+def read_numbers(data: Any) -> np.ndarray:
+    """A number or nested list of numbers as JSON holds them ("inf", "-inf" and "nan" as strings)
+    → a float array; ``ValueError`` saying what is wrong otherwise."""
+    try:
+        return np.asarray(NUMBERS.read(data, ()), dtype=float)
+    except _Bad as e:
+        raise ValueError(e.msg) from None
+
+
+def read_schema(spec: Spec, data: Any, src: str, path: tuple = ()) -> Any:
+    """``spec.read(data)`` with violations as :class:`GraphError` naming ``src`` and the place."""
+    try:
+        return spec.read(data, path)
+    except _Bad as e:
+        raise GraphError(f"{src}: {_where(data, e.path)}: {e.msg}") from None
 
 
 def _from_dict(data: Any, src: str) -> Graph:
     def fail(where: str, msg: str) -> GraphError:
         return GraphError(f"{src}: {where}: {msg}")
 
-    if not isinstance(data, dict):
-        raise fail("top level", "expected a JSON object with 'format', 'inputs', 'nodes', 'outputs'")
-    if data.get("format") != FORMAT:
-        raise fail("format", f"expected \"format\": \"{FORMAT}\", got {data.get('format')!r}")
-    if data.get("version") != VERSION:
-        raise fail("version", f"this jacc reads version {VERSION}, file has {data.get('version')!r}")
-    g = Graph(str(data.get("name", os.path.basename(src))))
-    for key in ("inputs", "nodes", "outputs"):
-        if not isinstance(data.get(key), list):
-            raise fail(key, f"'{key}' must be a list")
-    for i, inp in enumerate(data["inputs"]):
-        where = f"input #{i}"
-        if not isinstance(inp, dict) or "name" not in inp or "shape" not in inp:
-            raise fail(where, "each input needs 'name' and 'shape', e.g. {\"name\": \"x\", \"shape\": [3]}")
-        if not _is_shape(inp["shape"]):
-            raise fail(f"input {inp['name']!r}", f"shape {inp['shape']!r} must be a list of non-negative ints")
+    if isinstance(data, dict):  # a foreign file should hear about its format before anything else
+        read_schema(HEADER, data, src)
+    doc = read_schema(FILE, data, src)
+    for i, node in enumerate(doc["nodes"]):
+        node["params"] = _node_params(data, node, src, i)
+    g = Graph(doc.get("name", os.path.basename(src)))
+    for inp in doc["inputs"]:
         try:
             g.add_input(inp["name"], inp["shape"])
         except GraphError as e:
-            raise fail(f"input {inp.get('name')!r}", str(e)) from None
-    defined = set(g.inputs) | {n.get("name") for n in data["nodes"] if isinstance(n, dict)}
-    for i, node in enumerate(data["nodes"]):
-        if not isinstance(node, dict) or "name" not in node or "op" not in node:
-            raise fail(f"node #{i}", "each node needs 'name', 'op' and 'args'")
-        name = node["name"]
+            raise fail(f"input {inp['name']!r}", str(e)) from None
+    defined = set(g.inputs) | {n["name"] for n in doc["nodes"]}
+    for node in doc["nodes"]:
+        name, op = node["name"], node["op"]
         where = f"node {name!r}"
-        if node["op"] not in OPS or node["op"] == "input":
-            raise fail(where, f"unknown op {node['op']!r}; known ops: {', '.join(sorted(OPS))}")
-        args = []
         for a in node.get("args", []):
-            if isinstance(a, str):
-                if a not in g.nx:
-                    hint = ("it is defined later: order nodes so arguments come first (a cycle?)"
-                            if a in defined else "no input or node has that name")
-                    raise fail(where, f"argument {a!r} is not defined: {hint}")
-                args.append(a)
-            elif isinstance(a, dict) and "const" in a:
-                try:
-                    val = np.asarray(a["const"], dtype=bool if a.get("dtype") == "bool" else float)
-                except (TypeError, ValueError):
-                    raise fail(where, "a constant must be a number or nested list of numbers") from None
-                if val.dtype != bool and not np.all(np.isfinite(val)):
-                    raise fail(where, "constant contains NaN or infinity; use finite numbers")
-                args.append(Const(val))
-            elif isinstance(a, (int, float)) and not isinstance(a, bool):
-                if not math.isfinite(a):
-                    raise fail(where, "constant contains NaN or infinity; use finite numbers")
-                args.append(Const(np.asarray(float(a))))
-            else:
-                raise fail(where, f"argument {a!r} must be a vertex name or {{\"const\": ...}}")
-        shape = node.get("shape")
-        if shape is not None and not _is_shape(shape):
-            raise fail(where, f"shape {shape!r} must be a list of non-negative ints")
+            if isinstance(a, str) and a not in g.nx:
+                hint = ("it is defined later: order nodes so arguments come first (a cycle?)"
+                        if a in defined else "no input or node has that name")
+                raise fail(where, f"argument {a!r} is not defined: {hint}")
         try:
-            g.add_node(name, node["op"], args, node.get("params") or {}, shape)
+            g.add_node(name, op, node.get("args", []), node["params"], node.get("shape"))
         except GraphError as e:
             msg = re.sub(rf"^node {re.escape(repr(name))}( \(\w+\))?: ", "", str(e))
-            raise fail(f"{where} ({node['op']})", msg) from None
-        except (KeyError, TypeError) as e:
-            raise fail(where, f"bad or missing parameter {e} for op {node['op']!r}") from None
+            raise fail(f"{where} ({op})", msg) from None
     try:
-        g.set_outputs(data["outputs"])
+        g.set_outputs(doc["outputs"])
     except GraphError as e:
         raise fail("outputs", str(e)) from None
-    if not g.outputs:
-        raise fail("outputs", "list at least one output vertex")
-    g.meta = dict(data.get("meta") or {})
+    g.meta = dict(doc.get("meta") or {})
     return g
 
 
-def _is_shape(s: Any) -> bool:
-    return isinstance(s, list) and all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in s)
+def _node_params(data: Any, node: dict, src: str, i: int) -> dict:
+    """Node ``i``'s parameters read by its op's entry in :data:`PARAMS`."""
+    try:
+        return _read_params(node, ("nodes", i))
+    except _Bad as e:
+        raise GraphError(f"{src}: {_where(data, e.path)}: {e.msg}") from None
+
+
+def _no_duplicates(pairs: list) -> dict:
+    """``json`` keeps the last of repeated keys without a word; a graph file must not repeat one."""
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        seen: set = set()
+        twice = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise _Bad((), f"key {twice!r} appears twice in one object; keep one")
+    return out
 
 
 def load(path: str | os.PathLike) -> Graph:
     """Read a graph file written by :meth:`Graph.save` (JSON; never evaluated or unpickled)."""
     src = os.fspath(path)
     try:
-        with open(src) as fh:
+        with open(src, encoding="utf-8") as fh:
             text = fh.read()
     except OSError as e:
         raise GraphError(f"{src}: cannot read: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise GraphError(f"{src}: not UTF-8 text (byte {e.start}); save the file as UTF-8 JSON") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, object_pairs_hook=_no_duplicates)
     except json.JSONDecodeError as e:
         raise GraphError(f"{src}: line {e.lineno}: not valid JSON ({e.msg})") from None
+    except _Bad as e:
+        raise GraphError(f"{src}: {e.msg}") from None
+    except (ValueError, RecursionError) as e:  # e.g. an integer of over 4,300 digits; lists nested 10⁵ deep
+        what = "nested too deeply" if isinstance(e, RecursionError) else str(e).split(";")[0]
+        raise GraphError(f"{src}: not readable as JSON: {what}") from None
     return _from_dict(data, src)

@@ -143,7 +143,7 @@ def test_bad_graph_file_is_one_line(capsys, workdir):
     open("bad.json", "w").write('{"format": "jacc-graph", "version": 1, "inputs": [], "nodes": '
                                 '[{"name": "y", "op": "sinn", "args": []}], "outputs": ["y"]}')
     code, _, err = run(capsys, "plan", "bad.json")
-    assert code == 2 and "bad.json: node 'y': unknown op 'sinn'" in err
+    assert code == 2 and err.startswith("jacc: error: bad.json: node 'y': op: unknown op 'sinn'; known ops: abs,")
 
 
 def test_failed_write_leaves_no_partial_file(capsys, workdir):
@@ -211,3 +211,193 @@ def test_python_examples_in_docs(path, workdir):
     runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.failures == 0, f"{runner.failures} failing example(s) in {path}"
+
+
+# -- issue 12, item 17: the --at grammar -------------------------------------------------------
+
+def _scalarized(workdir):
+    """A graph traced with scalarize=True: its inputs are x[0], x[1], x[2]."""
+    from jacc import trace
+
+    g = trace(lambda x: np.sin(x[0]) * x[1] - x[2] ** 2, np.array([1.0, 2.0, 3.0]), scalarize=True)
+    g.save("s.json")
+    return g
+
+
+def _unicode_graph():
+    from jacc import trace
+
+    g = trace(lambda θ, b_c: np.tanh(θ) * b_c, np.array([1.0, 2.0]), np.array([3.0, 1.0]))
+    g.save("u.json")
+    return g
+
+
+def test_at_names_with_brackets_from_scalarize(capsys, workdir):
+    g = _scalarized(workdir)
+    assert g.inputs == ["x[0]", "x[1]", "x[2]"]
+    code, out, err = run(capsys, "run", "s.json", "--at", "x[0]=1,x[1]=2,x[2]=-3", "--format", "json")
+    assert code == 0, err
+    jac = json.loads(out)["jacobian"]
+    assert jac["dv4/dx[0]"] == pytest.approx(np.cos(1.0) * 2) and jac["dv4/dx[1]"] == pytest.approx(np.sin(1.0))
+    assert jac["dv4/dx[2]"] == pytest.approx(6.0)
+
+
+def test_at_unicode_names_and_render(capsys, workdir):
+    _unicode_graph()
+    code, out, err = run(capsys, "run", "u.json", "--at", "θ=[1,2],b_c=[3,1]", "--format", "json")
+    assert code == 0, err
+    jac = json.loads(out)["jacobian"]
+    np.testing.assert_allclose(jac["dv2/dθ"], np.diag([3.0, 1.0] * (1 - np.tanh([1.0, 2.0]) ** 2)))
+    np.testing.assert_allclose(jac["dv2/db_c"], np.diag(np.tanh([1.0, 2.0])))
+    code, out, _ = run(capsys, "trace", "u.json", "--at", "b_c=[3,1],θ=[1,2]", "--mode", "forward", "--wrt", "θ")
+    assert code == 0 and "θ̇" in out and "ḃ_c" in out
+    code, _, err = run(capsys, "render", "u.json", "-o", "u.dot", "--strategy", "reverse")
+    text = open("u.dot", encoding="utf-8").read()
+    assert code == 0 and "θ" in text and "b_c" in text
+
+
+@pytest.mark.parametrize("at,x", [
+    ("x1=2,x2=5", (2.0, 5.0)),
+    (" x2 = 5 , x1=2 ", (2.0, 5.0)),
+    ("x1=-1.5e0,x2=[5]", None),  # [5] has shape (1,): refused below
+    ("x1=inf,x2=-inf", (np.inf, -np.inf)),
+    ("x1=nan,x2=0", (np.nan, 0.0)),
+])
+def test_at_numbers(capsys, workdir, at, x):
+    code, out, err = run(capsys, "run", "graphs/lecture_f.json", "--at", at, "--strategy", "forward")
+    if x is None:
+        assert code == 2 and err == "jacc: error: --at x2: shape (1,), the graph expects ()\n"
+        return
+    assert code == 0, err
+    with np.errstate(all="ignore"):
+        want = [1 / x[0] + x[1], x[0] - np.cos(x[1])]
+    got = [float(v) for v in re.findall(r"\) =\n(\S+)", out)]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_at_files_npy_npz_and_paths_with_commas(capsys, workdir):
+    A = np.arange(12.0).reshape(3, 4) / 10
+    os.mkdir("d,1")
+    np.save("d,1/A.npy", A)
+    np.savez("one.npz", anything=A)
+    np.savez("named.npz", A=A, other=np.zeros(2))
+    want = None
+    for spec in ("A=@d,1/A.npy", "A=@one.npz", "A=@named.npz"):
+        code, out, err = run(capsys, "run", "graphs/single_layer.json", "--at", f"{spec},x=[1,2,3,4],b=[0,0,inf]",
+                             "--format", "json", "--wrt", "A")
+        assert code == 0, (spec, err)
+        got = np.array(json.loads(out)["jacobian"]["dv3/dA"])
+        want = got if want is None else want
+        np.testing.assert_array_equal(got, want)
+    # b = inf saturates tanh: ∂v3/∂A is zero in rows 0 and 1 only where tanh' underflows; check a finite row
+    assert got.shape == (3, 3, 4)
+
+
+@pytest.mark.parametrize("at,message", [
+    ("x1=2,x1=5", "--at: input 'x1' is given twice; give each input once"),
+    ("x1=2,y=3", "--at: 'y' is not an input of 'lecture_f'; its inputs are x1, x2"),
+    ("x1=2", "--at must give every input of 'lecture_f' (x1, x2); missing ['x2']"),
+    ("2,5", "--at must look like name=value,name=value (e.g. x1=2,x2=5), got '2,5'"),
+    ("x1=2,x2=[5", "--at x2: the list has no closing ']'"),
+    ("x1=[2]x,x2=5", "--at x1: unexpected 'x,x2=5' after the list; separate pairs with ','"),
+    ("x1=true,x2=5", "--at x1='true': not a number or a JSON list of numbers (e.g. 2, -1.5, inf, [1, 2] or "
+                     "[[1, 0], [0, 1]])"),
+    ("x1=1" + "0" * 5000 + ",x2=5", "--at x1='1000000000000000000000000000000000000000': not a number"),
+    ("x1=@,x2=5", "--at x1=@: name a .npy or .npz file after '@'"),
+    ("x1=@missing.npy,x2=5", "--at x1: cannot read missing.npy: No such file or directory; give a .npy or .npz file"),
+    ("x1=@two.npz,x2=5", "--at x1: two.npz holds arrays ['a', 'b']; store one array, or one named 'x1'"),
+    ("x1=@text.npy,x2=5", "--at x1: text.npy holds <U3 values; jacc needs real numbers"),
+    ("x1=@junk.npy,x2=5", "--at x1: cannot read junk.npy: "),
+])
+def test_at_errors_are_one_line(capsys, workdir, at, message):
+    np.savez("two.npz", a=np.zeros(()), b=np.zeros(()))
+    np.save("text.npy", np.array("abc"))
+    open("junk.npy", "w").write("not numpy")
+    code, _, err = run(capsys, "run", "graphs/lecture_f.json", "--at", at)
+    assert code == 2 and err.startswith(f"jacc: error: {message}") and err.count("\n") == 1
+
+
+# -- item 18: running out of memory is one line, exit 2 --------------------------------------------
+
+def test_memory_error_is_one_line(capsys, workdir):
+    with open("big.json", "w") as fh:
+        json.dump({"format": "jacc-graph", "version": 1, "name": "big", "inputs": [{"name": "x", "shape": []}],
+                   "nodes": [{"name": "B", "op": "broadcast_to", "args": ["x"], "params": {"shape": [10 ** 6, 10 ** 6]}},
+                             {"name": "y", "op": "sum", "args": ["B"]}],
+                   "outputs": ["y"]}, fh)
+    code, out, err = run(capsys, "plan", "big.json", "--strategy", "reverse")  # planning needs no values
+    assert code == 0 and "This plan's cost" in out
+    code, _, err = run(capsys, "run", "big.json", "--at", "x=1", "--strategy", "reverse")
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("jacc: error: jacc run needs more memory than is available: Unable to allocate 7.28 TiB "
+                          "for an array with shape (1000000, 1000000) and data type float64; use smaller shapes")
+
+
+def test_memory_error_anywhere_in_a_command(capsys, workdir, monkeypatch):
+    def boom(*a, **k):
+        raise MemoryError()
+    monkeypatch.setattr(cli, "load", boom)
+    code, _, err = run(capsys, "plan", "graphs/lecture_f.json")
+    assert code == 2 and err == ("jacc: error: jacc plan needs more memory than is available: an allocation failed; "
+                                 "use smaller shapes or a machine with more memory ('jacc plan' prices a graph "
+                                 "without evaluating it)\n")
+
+
+# -- item 19: writes keep the mode of an existing file and go through symbolic links -----------------
+
+def test_write_atomic_keeps_mode_and_follows_links(tmp_path):
+    from jacc.fileio import write_atomic
+
+    f = tmp_path / "f.txt"
+    f.write_text("old")
+    os.chmod(f, 0o600)
+    write_atomic(f, "new")
+    assert f.read_text() == "new" and (os.stat(f).st_mode & 0o777) == 0o600
+    os.chmod(f, 0o640)
+    write_atomic(f, b"bytes")
+    assert (os.stat(f).st_mode & 0o777) == 0o640
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "t.json"
+    target.write_text("x")
+    os.chmod(target, 0o600)
+    link = tmp_path / "link.json"
+    os.symlink(os.path.join("real", "t.json"), link)
+    write_atomic(link, "through")
+    assert os.path.islink(link) and target.read_text() == "through" and (os.stat(target).st_mode & 0o777) == 0o600
+    dangling = tmp_path / "dangling.json"
+    os.symlink(os.path.join("real", "new.json"), dangling)
+    write_atomic(dangling, "created")
+    assert os.path.islink(dangling) and (tmp_path / "real" / "new.json").read_text() == "created"
+    umask = os.umask(0o022)
+    os.umask(umask)
+    write_atomic(tmp_path / "fresh.txt", "x")
+    assert (os.stat(tmp_path / "fresh.txt").st_mode & 0o777) == 0o666 & ~umask
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling.json", "f.txt", "fresh.txt", "link.json", "real"]
+
+
+def test_write_errors_name_the_target_not_the_temporary_file(tmp_path):
+    from jacc.fileio import write_atomic
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OSError) as e:
+        write_atomic(tmp_path / "file" / "out.json", "x")
+    assert str(e.value) == f"[Errno 17] cannot write {tmp_path / 'file' / 'out.json'}: File exists"
+
+
+def test_commands_write_through_links_and_keep_modes(capsys, workdir):
+    os.mkdir("keep")
+    np.save("keep/J.npy", np.zeros(1))
+    os.chmod("keep/J.npy", 0o600)
+    os.symlink("keep/J.npy", "J.npy")
+    code, _, err = run(capsys, "run", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "--wrt", "x1", "-o", "J.npy")
+    assert code == 0, err
+    assert os.path.islink("J.npy") and float(np.load("keep/J.npy")) == pytest.approx(5.5)
+    assert (os.stat("keep/J.npy").st_mode & 0o777) == 0o600
+    open("plan.json", "w").close()
+    os.chmod("plan.json", 0o640)
+    run(capsys, "plan", "graphs/np_chain.json", "--format", "json", "-o", "plan.json", "--strategy", "chain")
+    assert json.load(open("plan.json"))["mults"] == 10300 and (os.stat("plan.json").st_mode & 0o777) == 0o640
+    g = __import__("jacc").load("graphs/lecture_f.json")
+    os.chmod("graphs/lecture_f.json", 0o600)
+    g.save("graphs/lecture_f.json")
+    assert (os.stat("graphs/lecture_f.json").st_mode & 0o777) == 0o600
