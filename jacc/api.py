@@ -8,6 +8,8 @@ array([5.5  , 1.716])
 
 from __future__ import annotations
 
+import dataclasses
+import threading
 import time
 from typing import Any, Callable, Sequence
 
@@ -15,7 +17,8 @@ import numpy as np
 
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
-from .trace import trace
+from .graph import Graph
+from .trace import Recording, Tape, _param_names, check_argnums, record_call, same_constants
 
 
 def _check_finite(name: str, x: np.ndarray, policy: str) -> None:
@@ -35,45 +38,49 @@ def _compiled(plan):
         return None
 
 
-class _Cache:
-    """Traces and plans per argument signature; value-dependent traces are never reused."""
-
-    def __init__(self, limit: int = 32):
-        self.entries: dict = {}
-        self.limit = limit
-        self.hits = self.misses = self.retraces = 0
-
-    @staticmethod
-    def key(args: tuple, kwargs: dict, nums: tuple, dt) -> Any:
-        parts: list = [dt.str]
-        for i, a in enumerate(args):
-            if i in nums:
-                x = np.asarray(a)
-                parts.append(("arg", x.shape, x.dtype.str))
-            else:
-                parts.append(("const", _fingerprint(a)))
-        for k in sorted(kwargs):
-            parts.append((k, _fingerprint(kwargs[k])))
-        try:
-            hash(tuple(parts))
-        except TypeError:
-            return None
-        return tuple(parts)
-
-    def put(self, key, value) -> None:
-        if key is None:
-            return
-        if len(self.entries) >= self.limit:
-            self.entries.pop(next(iter(self.entries)))
-        self.entries[key] = value
-
-
-def _fingerprint(a: Any) -> Any:
-    if isinstance(a, np.ndarray):
-        return ("ndarray", a.shape, a.dtype.str, hash(a.tobytes()))
-    if isinstance(a, (list, tuple)):
-        return tuple(_fingerprint(x) for x in a)
+def _owned(a: np.ndarray) -> np.ndarray:
+    """``a``, or a copy when it is (a view of) memory jacc keeps read-only: a graph constant, a
+    traced input's private copy or a broadcast view. The caller may then write to the result."""
+    b = a
+    while isinstance(b, np.ndarray):
+        if not b.flags.writeable:
+            return np.array(a)
+        b = b.base
     return a
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """One traced structure: its recording, graph, plan and compiled function (or ``None``)."""
+
+    recording: Recording
+    graph: Graph
+    plan: Any
+    fast: Callable | None
+
+
+class _Cache:
+    """Plans per traced structure. Every call traces ``f`` again (the trace is the primal
+    evaluation); a trace that replays a cached structure step for step reuses its plan, and its
+    graph as well when every constant is bit-for-bit the same. So a result always comes from the
+    values this call saw: arguments, constants, closures and object attributes alike."""
+
+    def __init__(self, limit: int = 32, per_key: int = 8):
+        self.entries: dict[Any, list[Entry]] = {}
+        self.limit, self.per_key = limit, per_key
+        self.hits = self.misses = self.rebuilds = 0
+        self._lock = threading.Lock()
+
+    def candidates(self, key) -> list[Entry]:
+        return list(self.entries.get(key, ()))
+
+    def put(self, key, entry: Entry) -> None:
+        with self._lock:
+            old = [e for e in self.entries.pop(key, []) if e is not entry
+                   and not e.recording.same_structure(entry.recording)]
+            if len(self.entries) >= self.limit:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = [entry] + old[: self.per_key - 1]
 
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
@@ -91,12 +98,15 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
-    The trace and the plan are cached per argument shapes/dtypes (and the values of the
-    non-differentiated arguments), so repeated calls pay only evaluation and accumulation. A
-    trace that looked at a value (``if x > 0``) is re-traced on every call. When every vertex is
-    a scalar the plan runs compiled (:meth:`~jacc.Plan.compile`; ``compile=False`` to use the
-    executor). The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`), ``.last``
-    (the executor's :class:`~jacc.Accumulation`, ``None`` when compiled) and ``.cache``.
+    Every call runs ``f`` on traced arguments (that is the primal evaluation), so the result
+    always reflects the values of this call — arguments, closed-over variables, object
+    attributes. Plans are cached per traced structure: a call whose trace repeats an earlier one
+    op for op (same ops, shapes and parameters) reuses its plan without planning again, also when
+    constants or the branch taken by value-dependent code differ. When every vertex is a scalar
+    the plan runs compiled (:meth:`~jacc.Plan.compile`; ``compile=False`` to use the executor).
+    The returned arrays belong to the caller. The returned function has ``.plan`` (the last
+    call's :class:`~jacc.Plan`), ``.last`` (the executor's :class:`~jacc.Accumulation`, ``None``
+    when compiled) and ``.cache`` (``hits``, ``misses``, ``rebuilds``).
 
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
@@ -109,8 +119,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     if nonfinite not in ("raise", "propagate"):
         raise ValueError(f"nonfinite must be 'raise' or 'propagate', not {nonfinite!r}")
-    single = isinstance(argnums, int)
-    nums = (argnums,) if single else tuple(argnums)
+    single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, (bool, np.bool_))
+    nums = check_argnums(argnums)
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
@@ -118,14 +128,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     cm = CostModel.coerce(cost_model, objective, memory_limit)
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
+    use_fast = compile and dt == np.float64
+    arg_names: dict[int, list[str]] = {}
 
-    def prepare(args, kwargs):
-        key = store.key(args, kwargs, tuple(i % len(args) for i in nums), dt) if cache and args else None
-        hit = store.entries.get(key) if key is not None else None
-        if hit is not None:
-            store.hits += 1
-            return hit
-        graph = trace(f, *args, argnums=nums, dtype=dt, **kwargs)
+    def new_plan(tape: Tape) -> Entry:
+        graph = tape.graph
         problem = Problem.from_graph(graph)
         t0 = time.perf_counter()
         if isinstance(strategy, Plan):
@@ -133,31 +140,56 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        entry = (graph, problem, plan, _compiled(plan) if compile and dt == np.float64 else None)
-        if graph.meta.get("value_dependent"):
-            store.retraces += 1
+        return Entry(tape.recording(), graph, plan, _compiled(plan) if use_fast else None)
+
+    def rebase(old: Entry, tape: Tape) -> Entry:
+        """The same structure with this call's constants: a new graph, the old plan's order."""
+        graph = tape.build()
+        plan = dataclasses.replace(old.plan, graph=graph)  # pricing depends on structure only
+        return Entry(tape.recording(), graph, plan, _compiled(plan) if use_fast and old.fast else None)
+
+    def prepare(args, kwargs) -> tuple[Entry, Tape]:
+        key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
+        found = store.candidates(key) if cache else []
+        names = arg_names.get(len(args)) or arg_names.setdefault(len(args), _param_names(f, len(args)))
+        tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None, names=names)
+        if tape.graph is None:  # replayed found[0] step for step
+            entry = found[0]
+            if same_constants(tape.constants(), entry.recording.consts):
+                store.hits += 1
+                return entry, tape
+            match = entry
         else:
+            rec = tape.recording()
+            match = next((e for e in found if e.recording.same_structure(rec)), None)
+        if match is not None:
+            entry = rebase(match, tape)
+            store.hits += 1
+            store.rebuilds += 1
+        else:
+            entry = new_plan(tape)
             store.misses += 1
+        if cache:
             store.put(key, entry)
-        return entry
+        return entry, tape
 
     def jf(*args, **kwargs):
-        graph, problem, plan, fast = prepare(args, kwargs)
-        inputs = {name: np.asarray(args[i], dtype=dt) for name, i in zip(graph.inputs, nums)}
-        for name, x in inputs.items():
-            _check_finite(name, x, nonfinite)
-        if fast is not None:  # all-scalar graph: the compiled straight-line plan
-            found = {k: np.asarray(v, dtype=dt) for k, v in fast(*[inputs[x] for x in graph.inputs]).items()}
+        entry, tape = prepare(args, kwargs)
+        graph, plan = entry.graph, entry.plan
+        for name in graph.inputs:
+            _check_finite(name, tape.values[name], nonfinite)
+        if entry.fast is not None:  # all-scalar graph: the compiled straight-line plan
+            found = entry.fast(*[tape.values[x] for x in graph.inputs])
+            found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}
             jf.plan, jf.last = plan, None
         else:
-            values = graph.evaluate(inputs, dtype=dt)
             with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                acc = accumulate(problem, values, plan.order, dt)
+                acc = accumulate(plan.problem, tape.values, plan.order, dt)
             jf.plan, jf.last = plan, acc
             found = acc.blocks
         per_out = []
         for y in graph.outputs:
-            blocks = tuple(found[y, x] for x in graph.inputs)
+            blocks = tuple(_owned(found[y, x]) for x in graph.inputs)
             per_out.append(blocks[0] if single else blocks)
         return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
 

@@ -25,11 +25,32 @@ from .ops import BINARY, UNARY, _tie, formula
 if TYPE_CHECKING:
     from .plan import Plan
 
+# The scalar twins of ops.NUMPY_NAMES. They must agree with NumPy at NaN and ±inf too (sign(nan)
+# is nan; maximum/minimum propagate NaN from either side, where Python's max/min depend on the
+# argument order); where `math` raises instead, the compiled function falls back to the executor.
+
+
+def _sign(x: float) -> float:
+    return x if x != x else float((x > 0) - (x < 0))
+
+
+def _maximum(a: float, b: float) -> float:
+    return a + b if a != a or b != b else (a if a >= b else b)
+
+
+def _minimum(a: float, b: float) -> float:
+    return a + b if a != a or b != b else (a if a <= b else b)
+
+
+def _powgrad(a: float, b: float) -> float:
+    return 0.0 if b == 0 else b * math.pow(a, b - 1.0)
+
+
 MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": math.log1p, "sin": math.sin,
               "cos": math.cos, "tan": math.tan, "tanh": math.tanh, "sinh": math.sinh, "cosh": math.cosh,
               "arctan": math.atan, "arcsin": math.asin, "arccos": math.acos, "sqrt": math.sqrt,
-              "sign": lambda x: float((x > 0) - (x < 0)), "abs": abs, "power": math.pow,
-              "maximum": max, "minimum": min, "tie": _tie}
+              "sign": _sign, "abs": abs, "power": math.pow, "maximum": _maximum, "minimum": _minimum,
+              "tie": _tie, "powgrad": _powgrad, "nonzero": lambda a: 1.0 if a == 0 else a}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 
@@ -50,7 +71,8 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
             if u not in needed:
                 needed.add(u)
                 stack.append(u)
-    if any(g.shape(v) != () for v in needed):
+    # the result's blocks too: an input or output off every path still needs its array shape
+    if any(g.shape(v) != () for v in needed | set(problem.wrt) | set(problem.of)):
         raise CompileError("compile: only graphs whose vertices are all scalars (use plan.execute, "
                            "or trace with scalarize=True)")
     names: dict = {}

@@ -44,7 +44,8 @@ class Ctx:
         if not self.numeric:
             return None
         v = np.asarray(fn(), dtype=self.dtype)
-        return np.ascontiguousarray(np.broadcast_to(v, shape))
+        # ascontiguousarray turns a 0-d array into shape (1,); the reshape keeps 0-d values 0-d
+        return np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "sub": ("a - b", (("unit", None), ("scalar", "-1.0"))),
     "mul": ("a * b", ((1, "b"), (0, "a"))),
     "div": ("a / b", ((1, "1.0 / b"), ("out", "-y / b"))),
-    "pow": ("power(a, b)", (("out", "b * power(a, b - 1.0)"), ("out", "log(a) * y"))),
+    "pow": ("power(a, b)", (("out", "powgrad(a, b)"), ("out", "log(nonzero(a)) * y"))),
     "maximum": ("maximum(a, b)", (("out", "tie(a, b)"), ("out", "tie(b, a)"))),
     "minimum": ("minimum(a, b)", (("out", "tie(b, a)"), ("out", "tie(a, b)"))),
 }
@@ -144,11 +145,24 @@ def _tie(a, b):
     return (a > b) + 0.5 * (a == b)
 
 
+# The pow rules follow JAX at a = 0: ∂aᵇ/∂a is 0 where b = 0 (aᵇ ≡ 1 there; b·a^(b−1) would be
+# 0·∞), and ∂aᵇ/∂b = log(a)·aᵇ is 0 at a = 0, b > 0 (aᵇ → 0 faster than log a → −∞).
+def _powgrad(a, b):
+    """∂aᵇ/∂a = b·a^(b−1), exactly 0 where b = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(b == 0, 0.0, b * np.power(a, b - 1.0))
+
+
+def _nonzero(a):
+    """``a`` with zeros replaced by 1 (so log(a) is 0 there and log(a)·aᵇ is 0, not 0·∞)."""
+    return np.where(a == 0, 1.0, a)
+
+
 NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sin": np.sin,
                "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
                "arctan": np.arctan, "arcsin": np.arcsin, "arccos": np.arccos, "sqrt": np.sqrt,
                "sign": np.sign, "abs": np.abs, "power": np.power, "maximum": np.maximum,
-               "minimum": np.minimum, "tie": _tie}
+               "minimum": np.minimum, "tie": _tie, "powgrad": _powgrad, "nonzero": _nonzero}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:
@@ -194,10 +208,24 @@ register(Op("where", lambda a, p: np.where(np.asarray(a[0], bool), a[1], a[2]), 
             _where_partial, 3, "where(mask, x, y) with a constant mask", frozenset({0})))
 
 
-def _clip_partial(i: int, ctx: Ctx) -> Jac:
-    lo, hi = ctx.params.get("lo"), ctx.params.get("hi")
+def _bound(params: dict, key: str) -> np.ndarray | None:
+    """A clip bound: ``None``, a number or a (nested) list that broadcasts to the argument."""
+    b = params.get(key)
+    return None if b is None else np.asarray(b, dtype=float)
 
-    def inside():
+
+def _clip_shape(shapes, params):
+    for key in ("lo", "hi"):
+        b = _bound(params, key)
+        if b is not None and _broadcast_shape([shapes[0], b.shape], params) != tuple(shapes[0]):
+            raise ShapeError(f"clip bound {key!r} of shape {b.shape} does not broadcast to {tuple(shapes[0])}")
+    return tuple(shapes[0])
+
+
+def _clip_partial(i: int, ctx: Ctx) -> Jac:
+    lo, hi = _bound(ctx.params, "lo"), _bound(ctx.params, "hi")
+
+    def inside():  # the bounds count as inside: the derivative is 1 on [lo, hi] (see conventions)
         x = ctx.args[0]
         ok = np.ones(np.shape(x), bool)
         if lo is not None:
@@ -209,8 +237,14 @@ def _clip_partial(i: int, ctx: Ctx) -> Jac:
     return _ew(ctx, i, "out", inside)
 
 
-register(Op("clip", lambda a, p: np.clip(a[0], p.get("lo"), p.get("hi")), lambda s, p: tuple(s[0]),
-            _clip_partial, 1, "clip(x, lo, hi) with constant bounds", params=("lo", "hi")))
+def _clip_eval(a, p):
+    lo, hi = _bound(p, "lo"), _bound(p, "hi")
+    x = np.asarray(a[0])
+    return x if lo is None and hi is None else np.clip(x, lo, hi)
+
+
+register(Op("clip", _clip_eval, _clip_shape, _clip_partial, 1,
+            "clip(x, lo, hi) with constant bounds", params=("lo", "hi")))
 
 
 def _broadcast_to_shape(shapes, params):
@@ -232,7 +266,7 @@ def _axes(params: dict, ndim: int) -> tuple[int, ...]:
     ax = params.get("axis")
     if ax is None:
         return tuple(range(ndim))
-    ax = (ax,) if isinstance(ax, int) else tuple(ax)
+    ax = (ax,) if isinstance(ax, (int, np.integer)) else tuple(ax)
     out = []
     for a in ax:
         if not -ndim <= a < ndim:
@@ -287,18 +321,25 @@ def _extreme_partial(i, ctx):
     return Jac(ctx.out_shape, s, j.pair, vl, ctx.val(onehot, s))
 
 
-def _reduce(name, fn, partial, doc):
+def _extreme_shape(shapes, params):
+    s = shapes[0]
+    if any(s[k] == 0 for k in _axes(params, len(s))):
+        raise ShapeError(f"max/min over an empty axis of shape {s} has no value (NumPy needs initial=)")
+    return _reduce_shape(shapes, params)
+
+
+def _reduce(name, fn, shape, partial, doc):
     def evaluate(a, p):
         ax = _axes(p, np.ndim(a[0]))
         return np.asarray(fn(a[0], axis=ax, keepdims=bool(p.get("keepdims"))))
 
-    register(Op(name, evaluate, _reduce_shape, partial, 1, doc, params=("axis", "keepdims")))
+    register(Op(name, evaluate, shape, partial, 1, doc, params=("axis", "keepdims")))
 
 
-_reduce("sum", np.sum, _sum_partial, "sum over axes")
-_reduce("mean", np.mean, _mean_partial, "mean over axes")
-_reduce("amax", np.max, _extreme_partial, "max over axes (ties share the derivative)")
-_reduce("amin", np.min, _extreme_partial, "min over axes (ties share the derivative)")
+_reduce("sum", np.sum, _reduce_shape, _sum_partial, "sum over axes")
+_reduce("mean", np.mean, _reduce_shape, _mean_partial, "mean over axes")
+_reduce("amax", np.max, _extreme_shape, _extreme_partial, "max over axes (ties share the derivative)")
+_reduce("amin", np.min, _extreme_shape, _extreme_partial, "min over axes (ties share the derivative)")
 
 
 # -- einsum family ------------------------------------------------------------------------------
@@ -482,10 +523,23 @@ def index_to_numpy(index: list) -> tuple:
 
 
 def _getitem_shape(shapes, params):
+    """Computed from sizes (jacc.indexing): a shape rule must never allocate the operand."""
+    from .indexing import index_shape
+
     try:
-        return np.empty(shapes[0], dtype=np.int8)[index_to_numpy(params["index"])].shape
+        return index_shape(shapes[0], [_index_item(it) for it in params["index"]])
     except (IndexError, ValueError, TypeError) as e:
-        raise ShapeError(f"index {params['index']} does not fit shape {shapes[0]}: {e}") from None
+        text = repr(params["index"])
+        raise ShapeError(f"index {text if len(text) < 80 else text[:77] + '...'} does not fit shape "
+                         f"{shapes[0]}: {e}") from None
+
+
+def _index_item(item) -> list:
+    """One index item checked for its kind and length (a bad one is a ValueError, not a crash)."""
+    parts = {"int": 2, "slice": 4, "new": 1, "array": 2}
+    if not isinstance(item, (list, tuple)) or not item or parts.get(item[0]) != len(item):
+        raise ValueError(f"unknown index item {item!r}")
+    return list(item)
 
 
 def _basic(index: list) -> bool:

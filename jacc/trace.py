@@ -12,7 +12,9 @@ itself. Closed-over arrays become constants.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import operator
 import os
 import sys
 from typing import Any, Callable
@@ -45,25 +47,109 @@ def call_site() -> str:
     return "<unknown>"
 
 
-class Tape:
-    """Records ops into a graph while evaluating them."""
+class Recording:
+    """What a trace did, step by step: enough to check that a later trace does the same.
 
-    def __init__(self, name: str, dtype=np.float64):
-        self.graph = Graph(name)
-        self.dtype = dtype
+    ``sigs`` holds one ``(op, argument refs, params)`` per step (inputs included), where a
+    constant argument appears as its shape and dtype only; ``args`` holds each step's arguments
+    with the constants' values (the graph's own read-only copies), so equal signatures with equal
+    constants mean an identical graph."""
+
+    def __init__(self, names: list[str], sigs: list[tuple], args: list[list], outputs: list[str],
+                 output_tuple: bool):
+        self.names, self.sigs, self.args = names, sigs, args
+        self.outputs, self.output_tuple = outputs, output_tuple
+
+    @property
+    def consts(self) -> list[np.ndarray]:
+        return [a for args in self.args for a in args if not isinstance(a, str)]
+
+    def same_structure(self, other: "Recording") -> bool:
+        return (self.sigs == other.sigs and self.outputs == other.outputs
+                and self.output_tuple == other.output_tuple)
+
+
+def _sig(op: str, gargs: list, params: dict) -> tuple:
+    return (op, tuple(a if isinstance(a, str) else (a.shape, a.dtype.str) for a in gargs), params)
+
+
+def same_constants(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
+    """Bit-for-bit equality of snapshots (so a NaN matches itself and -0.0 differs from 0.0)."""
+    return len(a) == len(b) and all(
+        x is y or (x.shape == y.shape and x.dtype == y.dtype
+                   and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}")))
+        for x, y in zip(a, b))
+
+
+def _private(a: Any, dtype=None) -> np.ndarray:
+    """A contiguous read-only copy: a graph never shares memory with the caller's arrays."""
+    c = np.array(a, dtype=dtype, copy=True, order="C")
+    c.setflags(write=False)
+    return c
+
+
+class Tape:
+    """Records ops while evaluating them.
+
+    With ``expect`` (the :class:`Recording` of an earlier trace) the tape only checks each step
+    against it and builds no graph; at the first step that differs it builds the graph of the
+    steps so far and goes on recording normally. Generated vertex names never collide with
+    input names."""
+
+    def __init__(self, name: str, dtype=np.float64, expect: Recording | None = None):
+        self.name, self.dtype, self.expect = name, dtype, expect
+        self.graph: Graph | None = None if expect is not None else Graph(name)
+        self.steps: list[tuple[str, str, list, dict]] = []  # (name, op, args, params)
+        self.values: dict[str, np.ndarray] = {}
         self.count = 0
         self.value_dependent: list[str] = []
+        self.outputs: list[str] | None = None
+        self.output_tuple = False
+
+    def _check(self, sig: tuple) -> None:
+        k = len(self.steps)
+        if self.expect is not None and (k >= len(self.expect.sigs) or self.expect.sigs[k] != sig):
+            self.build()
+
+    def build(self) -> Graph:
+        """The graph of the steps recorded so far (stop checking against ``expect``)."""
+        if self.graph is None:
+            self.graph = Graph(self.name)
+            for name, op, args, params in self.steps:
+                if op == "input":
+                    self.graph.add_input(name, params["shape"])
+                else:
+                    self.graph.add_node(name, op, args, params)
+            self.expect = None
+            if self.outputs is not None:
+                self._seal()
+        return self.graph
+
+    def _name(self) -> str:
+        if self.expect is not None:
+            return self.expect.names[len(self.steps)]
+        while True:
+            self.count += 1
+            name = f"v{self.count}"
+            if name not in self.values:
+                return name
 
     def input(self, name: str, value: Any) -> "Tracer":
-        value = np.asarray(value, dtype=self.dtype)
-        self.graph.add_input(name, value.shape)
+        value = _private(value, self.dtype)
+        params = {"shape": value.shape}
+        self._check(("input", name, value.shape))
+        if self.graph is not None:
+            self.graph.add_input(name, value.shape)
+        self.steps.append((name, "input", [], params))
+        self.values[name] = value
         return Tracer(self, name, value)
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         params = params or {}
         gargs = []
-        args = [a.whole() if isinstance(a, _Split) else a for a in args]
         for a in args:
+            if isinstance(a, _Split):
+                a = a.whole()
             if isinstance(a, Tracer):
                 if a.tape is not self:
                     raise UnsupportedOperationError(
@@ -71,18 +157,53 @@ class Tape:
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
             else:
-                gargs.append(np.asarray(a) if np.asarray(a).dtype == bool else np.asarray(a, dtype=self.dtype))
-        self.count += 1
-        name = f"v{self.count}"
-        try:
-            self.graph.add_node(name, op, gargs, params)
-        except GraphError as e:
-            msg = str(e).split(": ", 1)[-1]
-            raise TraceError(f"{op} at {call_site()}: {msg}") from None
-        vals = [a.value if isinstance(a, Tracer) else g for a, g in zip(args, gargs)]
-        with np.errstate(all="ignore"):
-            value = np.asarray(OPS[op].evaluate(vals, params), dtype=self.dtype)
+                a = np.asarray(a)
+                gargs.append(a if a.dtype == bool or a.dtype == self.dtype else a.astype(self.dtype))
+        self._check(_sig(op, gargs, params))
+        # Constants are snapshots (the caller may change an array later, even inside f); when
+        # replaying, one bit-for-bit equal to the recorded constant is that recorded copy.
+        old = self.expect.args[len(self.steps)] if self.expect is not None else None
+        for j, a in enumerate(gargs):
+            if not isinstance(a, str):
+                gargs[j] = old[j] if old is not None and same_constants([a], [old[j]]) else _private(a)
+        vals = [self.values[g] if isinstance(g, str) else g for g in gargs]
+        name = self._name()
+        if self.graph is not None:
+            try:
+                self.graph.add_node(name, op, gargs, params)
+            except GraphError as e:
+                msg = str(e).split(": ", 1)[-1]
+                raise TraceError(f"{op} at {call_site()}: {msg}") from None
+        self.steps.append((name, op, gargs, params))
+        value = OPS[op].evaluate(vals, params)  # record_call silences floating-point warnings
+        if not isinstance(value, np.ndarray) or value.dtype != self.dtype:
+            value = np.asarray(value, dtype=self.dtype)
+        self.values[name] = value
         return Tracer(self, name, value)
+
+    def finish(self, outputs: list[str], output_tuple: bool) -> None:
+        """Declare the outputs; a replay that ends differently from ``expect`` builds its graph."""
+        e = self.expect
+        self.outputs, self.output_tuple = outputs, output_tuple
+        if e is not None and (len(self.steps) != len(e.sigs) or outputs != e.outputs
+                              or output_tuple != e.output_tuple):
+            self.build()
+        elif self.graph is not None:
+            self._seal()
+
+    def _seal(self) -> None:
+        self.graph.set_outputs(self.outputs)
+        self.graph.meta["output_tuple"] = self.output_tuple
+        if self.value_dependent:
+            self.graph.meta["value_dependent"] = self.value_dependent
+
+    def constants(self) -> list[np.ndarray]:
+        return [a for _, _, args, _ in self.steps for a in args if not isinstance(a, str)]
+
+    def recording(self) -> Recording:
+        sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]
+        return Recording([s[0] for s in self.steps], sigs, [s[2] for s in self.steps], self.outputs,
+                         self.output_tuple)
 
     def note_value_dependence(self, what: str) -> None:
         self.value_dependent.append(f"{what} at {call_site()}")
@@ -93,7 +214,13 @@ def _unsupported(what: str) -> UnsupportedOperationError:
     return UnsupportedOperationError(
         f"{what} is not supported by jacc's tracer (called at {call_site()}). "
         f"Supported NumPy functions: {', '.join(names)}; operators + - * / ** @, unary -, abs, "
-        "indexing with constant indices, and .T/.reshape/.transpose/.sum/.mean/.max/.min/.dot.")
+        "comparisons, indexing with constant indices, and the methods "
+        f"{', '.join('.' + m for m in sorted(set(_METHODS) | _OWN_METHODS))}.")
+
+
+class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
+    """An ndarray attribute the tracer does not record (also an AttributeError, so ``hasattr``
+    and duck-typing probes see a missing attribute rather than a crash)."""
 
 
 def _concretisation(what: str) -> UnsupportedOperationError:
@@ -102,37 +229,113 @@ def _concretisation(what: str) -> UnsupportedOperationError:
         "would be lost; keep it an array (e.g. x.sum() instead of float(x.sum()))")
 
 
+class _NotGiven:
+    """The default of a NumPy keyword the caller did not pass (NumPy's own ``<no value>``)."""
+
+    def __repr__(self) -> str:
+        return "<not given>"
+
+
+_NOT = _NotGiven()
+
+
+def _refuse(what: str, **given) -> None:
+    """Raise for every keyword whose value is not a no-op (``None`` or not given): a keyword that
+    a rule does not implement must never be silently dropped."""
+    for key, value in given.items():
+        if value is not None and value is not _NOT:
+            raise UnsupportedOperationError(
+                f"{what} with {key}={value!r} at {call_site()} is not supported by jacc's tracer; "
+                f"call it without {key}=")
+
+
+def _check_dtype(what: str, x: Any, dtype: Any) -> None:
+    """``dtype=`` is accepted only when it is the trace's own float type (values never change type)."""
+    if dtype is not None and np.dtype(dtype) != np.dtype(_tape_of(x).dtype):
+        raise UnsupportedOperationError(
+            f"{what} with dtype={dtype!r} at {call_site()}: the trace computes in {np.dtype(_tape_of(x).dtype)}; "
+            "call it without dtype= (or trace with that dtype)")
+
+
+def _int(v: Any, what: str) -> int:
+    """``v`` as a Python int (NumPy integers included), for params that must stay plain JSON."""
+    if isinstance(v, (bool, np.bool_)) or isinstance(v, Tracer):
+        raise TypeError(f"{what} must be a constant integer, got {v!r} (at {call_site()})")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {v!r} (at {call_site()})") from None
+
+
+def _axis(axis: Any, what: str = "axis") -> int | list[int] | None:
+    """``axis`` as ``None``, an int or a list of ints."""
+    if axis is None:
+        return None
+    if isinstance(axis, (tuple, list)):
+        return [_int(a, what) for a in axis]
+    return _int(axis, what)
+
+
+def _ints(shape: Any, what: str = "shape") -> list[int]:
+    """A shape (an int or a sequence of ints) as a list of ints."""
+    if isinstance(shape, (tuple, list)):
+        return [_int(n, what) for n in shape]
+    return [_int(shape, what)]
+
+
+def _index_item(item: Any) -> Any:
+    """One index entry in a normal form: Ellipsis, None, a slice, an int or a constant ndarray."""
+    if item is Ellipsis or item is None or isinstance(item, slice):
+        return item
+    if isinstance(item, Tracer):
+        raise _unsupported("indexing with a traced array")
+    if isinstance(item, (bool, np.bool_)):
+        raise _unsupported(f"indexing with the boolean scalar {item!r}")
+    if isinstance(item, (int, np.integer)):
+        return int(item)
+    arr = np.asarray(item)  # lists and arrays
+    if arr.dtype.kind not in "biu" or (arr.dtype.kind == "b" and arr.ndim == 0):
+        raise UnsupportedOperationError(f"index {item!r} at {call_site()} is not an int, slice or "
+                                        "integer/boolean array")
+    return int(arr) if arr.ndim == 0 and arr.dtype.kind != "b" else arr
+
+
+def _axes_used(item: Any) -> int:
+    """How many axes of the indexed array an index entry consumes (a boolean mask: its ndim)."""
+    if item is None or item is Ellipsis:
+        return 0
+    if isinstance(item, np.ndarray) and item.dtype == bool:
+        return item.ndim
+    return 1
+
+
 def _index_params(index: Any, ndim: int) -> list:
-    if not isinstance(index, tuple):
-        index = (index,)
-    n_axes = sum(1 for i in index if i is not None and i is not Ellipsis
-                 and not (isinstance(i, np.ndarray) and i.dtype == bool))
+    items = [_index_item(i) for i in (index if isinstance(index, tuple) else (index,))]
+    if sum(i is Ellipsis for i in items) > 1:
+        raise TraceError(f"index at {call_site()} has more than one '...'")
+    n_axes = sum(_axes_used(i) for i in items)
     out: list = []
-    for item in index:
+    for item in items:
         if item is Ellipsis:
-            out += [["slice", None, None, None]] * (ndim - n_axes)
+            out += [["slice", None, None, None]] * max(ndim - n_axes, 0)
         elif item is None:
             out.append(["new"])
         elif isinstance(item, slice):
-            for part in (item.start, item.stop, item.step):
-                if isinstance(part, Tracer):
-                    raise _unsupported("slicing with traced bounds")
-            out.append(["slice", item.start, item.stop, item.step])
-        elif isinstance(item, (int, np.integer)):
-            out.append(["int", int(item)])
-        elif isinstance(item, Tracer):
-            raise _unsupported("indexing with a traced array")
+            if any(isinstance(p, Tracer) for p in (item.start, item.stop, item.step)):
+                raise _unsupported("slicing with traced bounds")
+            out.append(["slice"] + [None if p is None else _int(p, "a slice bound")
+                                    for p in (item.start, item.stop, item.step)])
+        elif isinstance(item, int):
+            out.append(["int", item])
         else:
-            arr = np.asarray(item)
-            if arr.dtype.kind not in "biu":
-                raise UnsupportedOperationError(f"index {item!r} at {call_site()} is not an int, slice or "
-                                                "integer/boolean array")
-            out.append(["array", arr.tolist()])
+            out.append(["array", item.tolist()])
     return out
 
 
 class Tracer:
-    """A traced array: holds its current value and its vertex name in the tape's graph."""
+    """A traced array: holds its current value and its vertex name in the tape's graph.
+
+    Traced arrays are unhashable, as ndarrays are: ``==`` compares values."""
 
     __array_priority__ = 1000
 
@@ -145,6 +348,7 @@ class Tracer:
     size = property(lambda self: self.value.size)
     dtype = property(lambda self: self.value.dtype)
     T = property(lambda self: self.transpose())
+    real = property(lambda self: self)  # traced values are real
 
     def __len__(self) -> int:
         return len(self.value)
@@ -160,6 +364,19 @@ class Tracer:
             f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
 
+    def __getattr__(self, name: str):
+        # only reached for attributes Tracer lacks: an ndarray attribute gets a clear refusal
+        if name.startswith("__") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"'Tracer' object has no attribute {name!r}")
+        if name in _CONCRETE_METHODS:
+            raise _UnsupportedAttribute(str(_concretisation(f".{name}()")))
+        raise _UnsupportedAttribute(str(_unsupported(f"the ndarray attribute .{name}")))
+
+    def __setitem__(self, index, value):
+        raise UnsupportedOperationError(
+            f"assignment into a traced array (x[...] = ...) at {call_site()}: traced arrays are "
+            "immutable; build the result instead, e.g. np.where(mask, new, x), np.concatenate or np.stack")
+
     # value-dependent conversions: allowed, but the trace is then only valid at this point
     def _concrete(self, what: str):
         self.tape.note_value_dependence(what)
@@ -174,14 +391,22 @@ class Tracer:
     def __int__(self) -> int:
         raise _concretisation("int()")
 
+    def __index__(self) -> int:
+        raise _concretisation("use as an index or size")
+
     def _compare(self, other, fn, what):
         other = other.value if isinstance(other, Tracer) else other
         return fn(self._concrete(f"comparison '{what}'"), other)
 
-    __lt__ = lambda s, o: s._compare(o, np.less, "<")  # noqa: E731
-    __le__ = lambda s, o: s._compare(o, np.less_equal, "<=")  # noqa: E731
-    __gt__ = lambda s, o: s._compare(o, np.greater, ">")  # noqa: E731
-    __ge__ = lambda s, o: s._compare(o, np.greater_equal, ">=")  # noqa: E731
+    # comparisons look at values: the result is a constant mask and the trace is value-dependent
+    # (the operator module, not ufuncs: `x == None` or `x == "a"` behave as for an ndarray)
+    __lt__ = lambda s, o: s._compare(o, operator.lt, "<")  # noqa: E731
+    __le__ = lambda s, o: s._compare(o, operator.le, "<=")  # noqa: E731
+    __gt__ = lambda s, o: s._compare(o, operator.gt, ">")  # noqa: E731
+    __ge__ = lambda s, o: s._compare(o, operator.ge, ">=")  # noqa: E731
+    __eq__ = lambda s, o: s._compare(o, operator.eq, "==")  # noqa: E731
+    __ne__ = lambda s, o: s._compare(o, operator.ne, "!=")  # noqa: E731
+    __hash__ = None  # with a value-comparing ==, identity hashing would break dict/set semantics
 
     # -- operators ------------------------------------------------------------------------------
     def _bin(self, op, other, reverse=False):
@@ -219,41 +444,30 @@ class Tracer:
     def __getitem__(self, index):
         return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})
 
-    # -- methods --------------------------------------------------------------------------------
+    # -- methods (the rest come from the _METHODS table below) ----------------------------------
     def reshape(self, *shape, order="C"):
         if order != "C":
             raise _unsupported(f"reshape with order={order!r}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return self.tape.record("reshape", [self], {"shape": [int(n) for n in shape]})
+        return self.tape.record("reshape", [self], {"shape": _ints(shape)})
 
     def transpose(self, *axes):
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return self.tape.record("transpose", [self], {"axes": list(axes) if axes else None})
+        if len(axes) == 1 and axes[0] is None:
+            axes = ()
+        return self.tape.record("transpose", [self], {"axes": _axis(list(axes), "axes") if axes else None})
 
-    def sum(self, axis=None, keepdims=False):
-        return _reduce("sum", self, axis, keepdims)
+    def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if np.dtype(dtype).kind != "f":
+            raise _concretisation(f".astype({np.dtype(dtype)})")
+        return self  # values stay in the trace's float type
 
-    def mean(self, axis=None, keepdims=False):
-        return _reduce("mean", self, axis, keepdims)
-
-    def max(self, axis=None, keepdims=False):
-        return _reduce("amax", self, axis, keepdims)
-
-    def min(self, axis=None, keepdims=False):
-        return _reduce("amin", self, axis, keepdims)
-
-    def dot(self, other):
-        return _dot(self, other)
-
-    def ravel(self):
-        return self.reshape(-1)
+    def ravel(self, order="C"):
+        return self.reshape(-1, order=order)
 
     flatten = ravel
-
-    def squeeze(self, axis=None):
-        return _squeeze(self, axis)
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -267,10 +481,29 @@ class Tracer:
 
     def __array_function__(self, func, types, args, kwargs):
         handler = _FUNCTIONS.get(func)
+        mod = getattr(func, "__module__", "numpy") or "numpy"
         if handler is None:
-            mod = getattr(func, "__module__", "numpy") or "numpy"
             raise _unsupported(f"{mod}.{func.__name__}")
-        return handler(*args, **kwargs)
+        return _call(handler, f"{mod}.{func.__name__}", args, kwargs)
+
+
+_CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
+
+
+@functools.lru_cache(maxsize=None)
+def _signature(handler: Callable) -> inspect.Signature:
+    return inspect.signature(handler)
+
+
+def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
+    """``handler(*args, **kwargs)``, refusing arguments it does not take with a message that
+    names the call site (instead of a bare TypeError from inside jacc)."""
+    try:
+        _signature(handler).bind(*args, **kwargs)
+    except TypeError as e:
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()}: {e}; jacc's tracer takes {what}{_signature(handler)}") from None
+    return handler(*args, **kwargs)
 
 
 def _tape_of(*xs) -> Tape:
@@ -284,20 +517,138 @@ def _tape_of(*xs) -> Tape:
     raise TypeError("no traced argument")
 
 
-def _reduce(op, x, axis=None, keepdims=False, **kw):
-    if kw.get("out") is not None or kw.get("dtype") is not None or kw.get("where") is not None:
-        raise _unsupported(f"numpy {op} with out/dtype/where")
+def _reduce(op, x, axis=None, keepdims=False):
     if not isinstance(x, Tracer):
-        return getattr(np, op)(x, axis=axis, keepdims=keepdims)
-    axis = list(axis) if isinstance(axis, tuple) else axis
-    return x.tape.record(op, [x], {"axis": axis, "keepdims": bool(keepdims)})
+        return getattr(np, op)(x, axis=_tuple_axis(axis), keepdims=keepdims)
+    return x.tape.record(op, [x], {"axis": _axis(axis), "keepdims": bool(keepdims)})
+
+
+def _masked(what: str, x, where, fill: float):
+    """``x`` with the entries outside the constant mask ``where`` replaced by ``fill``."""
+    if where is _NOT:
+        return x
+    if isinstance(where, (Tracer, _Split)):
+        raise _unsupported(f"{what} with a traced where= mask")
+    mask = np.asarray(where, dtype=bool)
+    return _where(np.broadcast_to(mask, np.shape(x)), x, fill)
+
+
+def _sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
+    _refuse("numpy.sum", out=out)
+    _check_dtype("numpy.sum", a, dtype)
+    r = _reduce("sum", _masked("numpy.sum", a, where, 0.0), axis, keepdims)
+    return r if initial is _NOT else r + initial
+
+
+def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOT):
+    _refuse("numpy.mean", out=out)
+    _check_dtype("numpy.mean", a, dtype)
+    if where is _NOT:
+        return _reduce("mean", a, axis, keepdims)
+    total = _reduce("sum", _masked("numpy.mean", a, where, 0.0), axis, keepdims)
+    count = np.sum(np.broadcast_to(np.asarray(where, bool), np.shape(a)), axis=_tuple_axis(axis),
+                   keepdims=bool(keepdims))
+    return total / np.asarray(count, dtype=float)
+
+
+def _tuple_axis(axis):
+    axis = _axis(axis)
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _extreme(op: str, combine: str):
+    """np.max / np.min: ``initial`` joins the result by ``combine`` (maximum / minimum)."""
+    def reduce(a, axis=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
+        what = f"numpy.{'max' if op == 'amax' else 'min'}"
+        _refuse(what, out=out)
+        if where is not _NOT:
+            raise _unsupported(f"{what} with where=")
+        if initial is not _NOT and np.size(a) == 0:  # NumPy's answer: initial, a constant
+            return getattr(np, op)(np.zeros(np.shape(a)), axis=_tuple_axis(axis), keepdims=keepdims,
+                                   initial=initial)
+        r = _reduce(op, a, axis, keepdims)
+        return r if initial is _NOT else _tape_of(a).record(combine, [r, initial])
+    return reduce
+
+
+def _axes_of(axis: Any, ndim: int, what: str) -> list[int]:
+    """The axes named by ``axis`` (None: all), non-negative, checked against ``ndim``."""
+    if axis is None:
+        return list(range(ndim))
+    axes = np.atleast_1d(_tuple_axis(axis)).tolist()
+    for k in axes:
+        if not -ndim <= k < ndim:
+            raise TraceError(f"{what} at {call_site()}: axis {k} is out of range for {ndim} dimension(s)")
+    return sorted({k % ndim for k in axes})
+
+
+def _reduced_count(a, axis) -> int:
+    shape = np.shape(a)
+    return int(np.prod([shape[k] for k in _axes_of(axis, len(shape), "numpy.var")]))
+
+
+def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,
+         correction=_NOT):
+    """Variance by composition: mean((a - mean(a))²)·n / (n − ddof), as NumPy computes it."""
+    _refuse("numpy.var", out=out)
+    _check_dtype("numpy.var", a, dtype)
+    if where is not _NOT:
+        raise _unsupported("numpy.var/std with where=")
+    if correction is not _NOT:
+        ddof = correction
+    m = _reduce("mean", a, axis, True) if mean is _NOT else mean
+    return _reduce("sum", np.square(a - m), axis, keepdims) / float(_reduced_count(a, axis) - ddof)
+
+
+def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,
+         correction=_NOT):
+    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction))
+
+
+def _letters(n: int) -> str:
+    return "abcdefghijklmnopqrstuvwxy"[:n]
+
+
+def _cumsum(a, axis=None, dtype=None, out=None):
+    """Cumulative sum: one einsum with a constant upper-triangular matrix of ones."""
+    _refuse("numpy.cumsum", out=out)
+    _check_dtype("numpy.cumsum", a, dtype)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    [k] = _axes_of(_int(axis, "axis"), a.ndim, "numpy.cumsum")
+    n = a.shape[k]
+    labels = _letters(a.ndim)
+    spec = f"{labels},{labels[k]}z->{labels[:k]}z{labels[k + 1:]}"
+    return _tape_of(a).record("einsum", [a, np.triu(np.ones((n, n)))], {"spec": spec})
+
+
+def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
+    """Product by composition: a chain of multiplications along each reduced axis."""
+    _refuse("numpy.prod", out=out)
+    _check_dtype("numpy.prod", a, dtype)
+    x = _masked("numpy.prod", a, where, 1.0)
+    shape = x.shape
+    axes = _axes_of(axis, x.ndim, "numpy.prod")
+    for k in reversed(axes):
+        if x.shape[k] == 0:
+            x = np.ones(x.shape[:k] + x.shape[k + 1:])
+            continue
+        pre = (slice(None),) * k
+        r = x[pre + (0,)]
+        for i in range(1, x.shape[k]):
+            r = r * x[pre + (i,)]
+        x = r
+    if keepdims:
+        x = x.reshape([1 if k in axes else n for k, n in enumerate(shape)])
+    return x if initial is _NOT else x * initial
 
 
 def _nd(x) -> int:
     return x.ndim if isinstance(x, Tracer) else np.ndim(x)
 
 
-def _dot(a, b):
+def _dot(a, b, out=None):
+    _refuse("numpy.dot", out=out)
     if _nd(a) == 0 or _nd(b) == 0:
         return _tape_of(a, b).record("mul", [a, b])
     if _nd(a) > 2 or _nd(b) > 2:
@@ -305,11 +656,13 @@ def _dot(a, b):
     return _tape_of(a, b).record("matmul", [a, b])
 
 
-def _squeeze(x, axis=None):
-    shape = x.shape
-    axes = range(len(shape)) if axis is None else ([axis] if isinstance(axis, int) else axis)
-    drop = {a % len(shape) for a in axes if shape[a] == 1}
-    return _tape_of(x).record("reshape", [x], {"shape": [n for k, n in enumerate(shape) if k not in drop]})
+def _squeeze(a, axis=None):
+    shape = a.shape
+    axes = _axes_of(axis, len(shape), "squeeze")
+    if axis is not None and any(shape[k] != 1 for k in axes):
+        raise TraceError(f"squeeze at {call_site()}: an axis in {axis} of shape {shape} does not have size 1")
+    drop = {k for k in axes if shape[k] == 1}
+    return _tape_of(a).record("reshape", [a], {"shape": [n for k, n in enumerate(shape) if k not in drop]})
 
 
 def _unary(op):
@@ -320,14 +673,28 @@ def _binary(op):
     return lambda tape, x, y: tape.record(op, [x, y])
 
 
+def _comparison(fn, what):
+    """A comparison ufunc met with a traced operand on either side (``mask < x``): it looks at
+    values, so the result is a constant and the trace is value-dependent."""
+    def compare(tape, *xs):
+        tape.note_value_dependence(f"comparison '{what}'")
+        return fn(*[x.value if isinstance(x, Tracer) else x for x in xs])
+    return compare
+
+
 _UFUNCS: dict[str, Callable] = {
     **{name: _unary(name) for name in
        ["exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan",
         "arcsin", "arccos", "sqrt", "square", "reciprocal"]},
     "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: x,
+    "conjugate": lambda tape, x: x,
     "add": _binary("add"), "subtract": _binary("sub"), "multiply": _binary("mul"),
     "divide": _binary("div"), "true_divide": _binary("div"), "power": _binary("pow"),
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "matmul": _binary("matmul"),
+    **{fn.__name__: _comparison(fn, sym) for fn, sym in
+       [(np.less, "<"), (np.less_equal, "<="), (np.greater, ">"), (np.greater_equal, ">="),
+        (np.equal, "=="), (np.not_equal, "!="), (np.isnan, "isnan"), (np.isfinite, "isfinite"),
+        (np.isinf, "isinf")]},
 }
 
 
@@ -341,18 +708,32 @@ def _where(cond, x=None, y=None):
     return _tape_of(x, y).record("where", [np.asarray(cond, bool), x, y])
 
 
-def _concatenate(arrays, axis=0, **kw):
-    return _tape_of(arrays).record("concatenate", list(arrays), {"axis": int(axis)})
+def _ravel(a):
+    return a.reshape(-1) if isinstance(a, (Tracer, _Split)) else np.ravel(a)
 
 
-def _stack(arrays, axis=0, **kw):
-    return _tape_of(arrays).record("stack", list(arrays), {"axis": int(axis)})
+def _concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _refuse("numpy.concatenate", out=out, casting=None if casting == "same_kind" else casting)
+    _check_dtype("numpy.concatenate", arrays, dtype)
+    if axis is None:  # NumPy flattens every array first
+        arrays, axis = [_ravel(a) for a in arrays], 0
+    return _tape_of(arrays).record("concatenate", list(arrays), {"axis": _int(axis, "axis")})
 
 
-def _einsum(spec, *operands, **kw):
-    if not isinstance(spec, str):
+def _stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
+    _refuse("numpy.stack", out=out, casting=None if casting == "same_kind" else casting)
+    _check_dtype("numpy.stack", arrays, dtype)
+    return _tape_of(arrays).record("stack", list(arrays), {"axis": _int(axis, "axis")})
+
+
+def _einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
+    # optimize= only chooses NumPy's contraction order, which the plan decides here
+    _refuse("numpy.einsum", out=out, order=None if order == "K" else order,
+            casting=None if casting == "safe" else casting)
+    if not operands or not isinstance(operands[0], str):
         raise _unsupported("numpy.einsum in sublist form")
-    return _tape_of(*operands).record("einsum", list(operands), {"spec": spec})
+    _check_dtype("numpy.einsum", operands[1:], dtype)
+    return _tape_of(*operands[1:]).record("einsum", list(operands[1:]), {"spec": operands[0]})
 
 
 def _slogdet(a):
@@ -366,44 +747,79 @@ def _norm(x, ord=None, axis=None, keepdims=False):
     return np.sqrt(_reduce("sum", x * x, axis, keepdims))
 
 
-def _clip(x, a_min=None, a_max=None, **kw):
-    lo = kw.pop("min", a_min)
-    hi = kw.pop("max", a_max)
-    if isinstance(lo, Tracer) or isinstance(hi, Tracer):
-        raise _unsupported("numpy.clip with traced bounds")
-    return _tape_of(x).record("clip", [x], {"lo": None if lo is None else float(lo),
-                                             "hi": None if hi is None else float(hi)})
+def _bound_param(b: Any, what: str) -> Any:
+    """A constant clip bound as JSON-friendly params: None, a float or nested lists."""
+    if isinstance(b, (Tracer, _Split)):
+        raise _unsupported(f"numpy.clip with a traced {what} (use np.maximum / np.minimum)")
+    if b is None or b is _NOT:
+        return None
+    b = np.asarray(b, dtype=float)
+    return float(b) if b.ndim == 0 else b.tolist()
 
 
-def _broadcast_to(x, shape, **kw):
-    shape = [shape] if isinstance(shape, int) else list(shape)
-    return _tape_of(x).record("broadcast_to", [x], {"shape": shape})
+def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
+    _refuse("numpy.clip", out=out, **kwargs)
+    lo = _bound_param(min if a_min is _NOT else a_min, "lower bound")
+    hi = _bound_param(max if a_max is _NOT else a_max, "upper bound")
+    full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None])
+    if full != np.shape(a):  # bounds that broadcast the argument: NumPy's result has their shape
+        a = _broadcast_to(a, full)
+    return _tape_of(a).record("clip", [a], {"lo": lo, "hi": hi})
 
 
-def _transpose(x, axes=None):
-    return x.transpose(*(axes or ()))
+def _broadcast_to(array, shape, subok=False):
+    return _tape_of(array).record("broadcast_to", [array], {"shape": _ints(shape)})
 
 
-def _moveaxis(x, source, destination):
-    order = [n for n in range(x.ndim) if n != source % x.ndim]
-    order.insert(destination % x.ndim, source % x.ndim)
-    return x.transpose(order)
+def _transpose(a, axes=None):
+    return a.transpose() if axes is None else a.transpose(_axis(axes, "axes"))
+
+
+def _moveaxis(a, source, destination):
+    n = a.ndim
+    src = [k % n for k in np.atleast_1d(_axis(source, "source")).tolist()]
+    dst = [k % n for k in np.atleast_1d(_axis(destination, "destination")).tolist()]
+    _axes_of(src + dst, n, "moveaxis")
+    if len(src) != len(dst):
+        raise TraceError(f"moveaxis at {call_site()}: source and destination need the same number of axes")
+    order = [k for k in range(n) if k not in src]
+    for d, s in sorted(zip(dst, src)):
+        order.insert(d, s)
+    return a.transpose(order)
+
+
+def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
+    # copy= cannot matter: traced values are never modified in place
+    return a.reshape(shape if newshape is None else newshape, order=order)
+
+
+def _size(a, axis=None):
+    return a.size if axis is None else a.shape[_int(axis, "axis")]
+
+
+def _same(a):
+    """conj/conjugate of a traced (real) value: the value itself."""
+    return a
 
 
 _FUNCTIONS: dict[Callable, Callable] = {
-    np.sum: lambda x, axis=None, keepdims=False, **kw: _reduce("sum", x, axis, keepdims, **kw),
-    np.mean: lambda x, axis=None, keepdims=False, **kw: _reduce("mean", x, axis, keepdims, **kw),
-    np.max: lambda x, axis=None, keepdims=False, **kw: _reduce("amax", x, axis, keepdims, **kw),
-    np.min: lambda x, axis=None, keepdims=False, **kw: _reduce("amin", x, axis, keepdims, **kw),
+    np.sum: _sum,
+    np.mean: _mean,
+    np.max: _extreme("amax", "maximum"),
+    np.min: _extreme("amin", "minimum"),
+    np.var: _var,
+    np.std: _std,
+    np.cumsum: _cumsum,
+    np.prod: _prod,
     np.dot: _dot,
-    np.ndim: lambda x: x.ndim,
-    np.shape: lambda x: x.shape,
-    np.size: lambda x, axis=None: x.size if axis is None else x.shape[axis],
+    np.ndim: lambda a: a.ndim,
+    np.shape: lambda a: a.shape,
+    np.size: _size,
     np.matmul: lambda a, b: _tape_of(a, b).record("matmul", [a, b]),
-    np.reshape: lambda x, shape, order="C", **kw: x.reshape(shape, order=order),
+    np.reshape: _np_reshape,
     np.transpose: _transpose,
     np.moveaxis: _moveaxis,
-    np.ravel: lambda x, order="C": x.reshape(-1, order=order),
+    np.ravel: lambda a, order="C": a.reshape(-1, order=order),
     np.squeeze: _squeeze,
     np.where: _where,
     np.concatenate: _concatenate,
@@ -411,6 +827,8 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.einsum: _einsum,
     np.broadcast_to: _broadcast_to,
     np.clip: _clip,
+    np.copy: lambda a, order="K", subok=False: a,
+    np.real: lambda val: val,
     np.linalg.solve: lambda a, b: _tape_of(a, b).record("solve", [a, b]),
     np.linalg.inv: lambda a: _tape_of(a).record("inv", [a]),
     np.linalg.slogdet: _slogdet,
@@ -419,6 +837,26 @@ _FUNCTIONS: dict[Callable, Callable] = {
 for _alias in ("amax", "amin"):
     if hasattr(np, _alias) and getattr(np, _alias) not in _FUNCTIONS:
         _FUNCTIONS[getattr(np, _alias)] = _FUNCTIONS[np.max if _alias == "amax" else np.min]
+
+# ndarray methods recorded through the same rules as the NumPy functions (same arguments, same
+# refusals); x.copy(), x.conj() are the value itself
+_METHODS: dict[str, Callable] = {
+    "sum": _sum, "mean": _mean, "max": _FUNCTIONS[np.max], "min": _FUNCTIONS[np.min], "var": _var,
+    "std": _std, "cumsum": _cumsum, "prod": _prod, "dot": _dot, "squeeze": _squeeze, "clip": _clip,
+    "copy": lambda a, order="C": a, "conj": _same, "conjugate": _same,
+}
+
+
+def _method(name: str, handler: Callable) -> Callable:
+    def method(self, *args, **kwargs):
+        return _call(handler, f"ndarray.{name}", (self, *args), kwargs)
+    method.__name__ = name
+    return method
+
+
+for _name, _handler in _METHODS.items():
+    setattr(Tracer, _name, _method(_name, _handler))
+_OWN_METHODS = {"T", "reshape", "transpose", "astype", "ravel", "flatten", "real"}
 
 
 class _Split:
@@ -472,7 +910,7 @@ def _unsplit(x):
 
 
 for _op in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "matmul", "rmatmul",
-            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge"):
+            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne", "setitem"):
     setattr(_Split, f"__{_op}__", lambda self, *a, _n=f"__{_op}__": getattr(self.whole(), _n)(*a))
 
 
@@ -494,9 +932,10 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
     """Record ``f(*args, **kwargs)`` as a :class:`Graph`.
 
     Inputs are the positional arguments ``argnums`` (default: every float array or float
-    argument), named after ``f``'s parameters; other arguments are constants. Outputs are the
-    returned array(s). ``graph.meta['value_dependent']`` lists any place where the trace looked
-    at a value (``if x > 0``), which makes the graph valid at this point only.
+    argument), named after ``f``'s parameters; other arguments are constants (the graph keeps
+    its own copies). Outputs are the returned array(s). ``graph.meta['value_dependent']`` lists
+    any place where the trace looked at a value (``if x > 0``), which makes the graph valid at
+    this point only.
 
     ``scalarize=True`` records the graph at the scalar level used by the AD literature: each
     vector input becomes scalar inputs ``x[0]``, ``x[1]``, … (indexing them costs nothing), and
@@ -507,17 +946,43 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
     >>> g.inputs, [g.shape(o) for o in g.outputs]
     (['A', 'x'], [(2,)])
     """
-    names = _param_names(f, len(args))
     if argnums is None:
         argnums = tuple(i for i, a in enumerate(args) if _is_array_like(a))
         if not argnums:
             raise TypeError("trace: no float array arguments to differentiate; pass argnums=")
-    argnums = (argnums,) if isinstance(argnums, int) else tuple(argnums)
-    for i in argnums:
-        if not -len(args) <= i < len(args):
-            raise ValueError(f"argnums {i} is out of range for {len(args)} positional argument(s)")
-    argnums = tuple(i % len(args) for i in argnums)
-    tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype)
+    return record_call(f, args, kwargs, argnums, dtype, scalarize=scalarize).graph
+
+
+def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
+    """``argnums`` as a tuple of distinct ints (made non-negative when the count ``n`` is known)."""
+    nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
+    if (isinstance(argnums, (bool, np.bool_)) or not isinstance(nums, (tuple, list))
+            or not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in nums)):
+        raise TypeError(f"argnums must be an int or a tuple of ints (positions of the arguments to "
+                        f"differentiate), not {argnums!r}")
+    nums = tuple(int(i) for i in nums)
+    if not nums:
+        raise ValueError("argnums is empty: name at least one argument to differentiate")
+    if n is not None:
+        for i in nums:
+            if not -n <= i < n:
+                raise ValueError(f"argnums {i} is out of range for {n} positional argument(s)")
+        nums = tuple(i % n for i in nums)
+    if len(set(nums)) != len(nums):
+        raise ValueError(f"argnums {argnums!r} names an argument twice; list each position once")
+    return nums
+
+
+def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
+                scalarize: bool = False, expect: Recording | None = None,
+                names: list[str] | None = None) -> Tape:
+    """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
+    replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
+    the inputs' names if already known (default: ``f``'s parameter names)."""
+    names = names or _param_names(f, len(args))
+    argnums = check_argnums(argnums, len(args))
+    tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
+                None if scalarize else expect)
     targs = list(args)
     for i in argnums:
         a = np.asarray(args[i])
@@ -529,11 +994,13 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
             raise ValueError(f"scalarize splits vectors only; argument {names[i]!r} has shape {a.shape}")
         else:
             targs[i] = tape.input(names[i], a)
-    result = f(*targs, **kwargs)
+    with np.errstate(all="ignore"):  # NaN/inf are values here; jacobian's nonfinite= decides
+        result = f(*targs, **kwargs)
     outs = result if isinstance(result, (tuple, list)) else (result,)
     outs = [_unsplit(r) for r in outs]
     if scalarize:
-        outs = [y for r in outs for y in _unstack(tape.graph, r)]
+        outs = [y for r in outs for y in _unstack(tape.build(), r)]
+    inputs = {n for n, op, _, _ in tape.steps if op == "input"}
     seen: set[str] = set()
     out_names = []
     for k, r in enumerate(outs):
@@ -541,17 +1008,14 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
             try:
                 val = np.asarray(r, dtype=float)
             except (TypeError, ValueError):
-                raise TypeError(f"output {k} of {tape.graph.name} is {type(r).__name__}, not an array") from None
+                raise TypeError(f"output {k} of {tape.name} is {type(r).__name__}, not an array") from None
             r = tape.record("constant", [], {"value": val.tolist()})
-        elif r.name in tape.graph.inputs or r.name in seen:
+        elif r.name in inputs or r.name in seen:
             r = tape.record("identity", [r])
         seen.add(r.name)
         out_names.append(r.name)
-    tape.graph.set_outputs(out_names)
-    tape.graph.meta["output_tuple"] = isinstance(result, (tuple, list))
-    if tape.value_dependent:
-        tape.graph.meta["value_dependent"] = tape.value_dependent
-    return tape.graph
+    tape.finish(out_names, isinstance(result, (tuple, list)))
+    return tape
 
 
 def _unstack(g: Graph, r: Any) -> list:

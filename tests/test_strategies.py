@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import dense_chain
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,20 +18,6 @@ from jacc.eliminate import Problem, accumulate, price
 ALL = sorted(jacc.STRATEGIES)
 FAST = {"anneal": {"time_limit": 0.2}, "optimal": {"time_limit": 20}, "auto": {"time_limit": 2},
         "window": {"time_limit": 1}}
-
-
-def dense_chain(dims):
-    """A graph x → v1 → … → y whose links are dense dims[i]×dims[i+1] (multi_dot convention)."""
-    g = jacc.Graph("chain")
-    n = len(dims) - 1
-    g.add_input("x", (dims[-1],))
-    prev = "x"
-    for t in range(n):
-        name = "y" if t == n - 1 else f"v{t + 1}"
-        g.add_node(name, "abstract", [prev], {"partials": ["dense"]}, (dims[-2 - t],))
-        prev = name
-    g.set_outputs(["y"])
-    return g
 
 
 def brute_force_orders(prob):
@@ -243,20 +230,23 @@ def test_jacobian_caches_trace_and_plan():
     for k in range(3):
         x = np.arange(3.0) + k
         np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * x + np.sin(x)), atol=1e-14)
-    assert len(calls) == 1 and jf.cache.hits == 2
-    jf(np.ones(4))  # new shape: new trace
-    assert len(calls) == 2
+    assert len(calls) == 3 and jf.cache.hits == 2 and jf.cache.misses == 1
+    jf(np.ones(4))  # new shape: new structure, planned again
+    assert len(calls) == 4 and jf.cache.misses == 2
     assert isinstance(jf.plan, jacc.Plan)
 
 
-def test_value_dependent_trace_is_retraced_every_call():
+def test_value_dependent_trace_follows_each_branch_and_reuses_plans():
     def f(x):
         return x * 2.0 if x.sum() > 0 else -x * 3.0
 
     jf = jacc.jacobian(f)
     np.testing.assert_allclose(jf(np.ones(2)), 2 * np.eye(2))
     np.testing.assert_allclose(jf(-np.ones(2)), -3 * np.eye(2))  # a cached trace would say 2·I
-    assert jf.cache.retraces == 2 and jf.cache.hits == 0
+    assert jf.cache.misses == 2 and jf.cache.hits == 0
+    np.testing.assert_allclose(jf(np.ones(2)), 2 * np.eye(2))
+    np.testing.assert_allclose(jf(-2 * np.ones(2)), -3 * np.eye(2))
+    assert jf.cache.misses == 2 and jf.cache.hits == 2
 
 
 def test_cache_keys_on_constant_arguments():

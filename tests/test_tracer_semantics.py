@@ -1,0 +1,477 @@
+"""Tracer and op semantics (issue 12): comparisons, keywords, pow at 0, NaN/inf agreement between
+the compiled and executor paths, 0-d values, boolean masks with '...', NumPy integer axes,
+ndarray methods, and the numerical conventions at kinks (docs/conventions.md)."""
+
+import itertools
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.compile import MATH_NAMES
+from jacc.ops import BINARY, UNARY
+from jacc.trace import TraceError, UnsupportedOperationError
+
+HERE = "test_tracer_semantics.py:"
+
+
+def fd(f, x, h=1e-6):
+    """Central finite differences of f at x (Jacobian of shape f(x).shape + x.shape)."""
+    x = np.asarray(x, float)
+    y0 = np.asarray(f(x))
+    J = np.zeros(y0.shape + x.shape)
+    for i in np.ndindex(x.shape):
+        e = np.zeros_like(x)
+        e[i] = h
+        J[(...,) + i] = (np.asarray(f(x + e)) - np.asarray(f(x - e))) / (2 * h)
+    return J
+
+
+def both(f, *args, argnums=0):
+    """The Jacobian from the compiled path and from the executor (they must agree)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        a = jacc.jacobian(f, argnums, nonfinite="propagate")(*args)
+        b = jacc.jacobian(f, argnums, nonfinite="propagate", compile=False)(*args)
+    for u, v in zip(a if isinstance(a, tuple) else (a,), b if isinstance(b, tuple) else (b,)):
+        np.testing.assert_array_equal(u, v)
+    return a
+
+
+# -- item 1: == and != compare values and mark the trace value-dependent ------------------------
+
+
+def test_ne_mask_in_where_selects_by_value():
+    x = np.array([0.0, 2.0, -4.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        J = jacc.jacobian(lambda x: np.where(x != 0, 1 / x, 0.0), nonfinite="propagate")(x)
+    # the masked-in entries are -1/x²; structural zeros stay exactly 0 next to the NaN at x = 0
+    assert J[1, 1] == -0.25 and J[2, 2] == -1 / 16
+    assert np.all(J[~np.eye(3, dtype=bool)] == 0.0)
+    assert np.isnan(J[0, 0])  # 0·(−∞) as in jax.grad; see docs/conventions.md for the safe form
+    g = jacc.trace(lambda x: np.where(x != 0, 1 / x, 0.0), x)
+    assert g.evaluate({"x": x})[g.outputs[0]].tolist() == [0.0, 0.5, -0.25]
+    assert any("'!='" in s and HERE in s for s in g.meta["value_dependent"])
+
+
+def test_double_where_gives_zero_at_the_masked_point():
+    x = np.array([0.0, 2.0])
+    J = jacc.jacobian(lambda x: np.where(x != 0, 1 / np.where(x != 0, x, 1.0), 0.0))(x)
+    np.testing.assert_array_equal(J, [[0.0, 0.0], [0.0, -0.25]])
+
+
+@pytest.mark.parametrize("f, at, want", [
+    (lambda x: x * 10 if x == 2 else x, 2.0, 10.0),
+    (lambda x: x * 10 if x == 2 else x, 3.0, 1.0),
+    (lambda x: x * 10 if 2 == x else x, 2.0, 10.0),
+    (lambda x: x * 10 if x != 2 else x, 2.0, 1.0),
+    (lambda x: x * 10 if np.float64(2.0) == x else x, 2.0, 10.0),
+    (lambda x: x * 10 if x == x else x, 2.0, 10.0),
+    (lambda x: x * 10 if np.all(np.array([2.0, 2.0]) == x) else x, np.array([2.0, 2.0]), 10 * np.eye(2)),
+    (lambda x: x * 10 if np.any(np.array([1.0, 2.0]) <= x) else x, np.array([0.0, 0.0]), np.eye(2)),
+])
+def test_equality_takes_the_branch_of_the_value(f, at, want):
+    np.testing.assert_array_equal(jacc.jacobian(f)(at), want)
+    assert jacc.trace(f, at).meta["value_dependent"]
+
+
+def test_traced_values_are_unhashable_like_ndarrays():
+    def f(x):
+        hash(x)
+        return x
+    with pytest.raises(TypeError, match="unhashable"):
+        jacc.jacobian(f)(1.0)
+
+
+def test_scalarized_inputs_compare_too():
+    f = lambda x: x[0] * 3.0 if x[0] == 1.0 else x[1]  # noqa: E731
+    g = jacc.trace(f, np.array([1.0, 5.0]), scalarize=True)
+    assert g.meta["value_dependent"] and g.op(g.outputs[0]) == "mul"
+
+
+# -- item 5: keywords are implemented or refused, never dropped ---------------------------------
+
+
+@pytest.mark.parametrize("fn, initial, x", [
+    (np.max, 5.0, [0.0, 2.0]), (np.max, 1.0, [0.0, 2.0]), (np.min, -1.0, [0.0, 2.0]),
+    (np.min, 1.0, [0.0, 2.0]), (np.sum, 5.0, [0.0, 2.0]), (np.prod, 3.0, [1.5, 2.0]),
+])
+def test_initial_is_applied(fn, initial, x):
+    f = lambda x: fn(x, initial=initial)  # noqa: E731
+    x = np.array(x)
+    g = jacc.trace(f, x)
+    assert float(g.evaluate({"x": x})[g.outputs[0]]) == pytest.approx(fn(x, initial=initial))
+    np.testing.assert_allclose(both(f, x), fd(f, x), atol=1e-8)
+
+
+def test_max_initial_tie_is_shared_like_maximum():
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: np.max(x, initial=2.0))(np.array([0.0, 2.0])),
+                                  [0.0, 0.5])
+
+
+def test_initial_on_an_empty_array_is_the_constant():
+    J = jacc.jacobian(lambda x, y: np.max(x, initial=3.0) * y, argnums=1)(np.zeros(0), 2.0)
+    assert float(J) == 3.0
+
+
+@pytest.mark.parametrize("fn", [np.sum, np.mean])
+def test_where_keyword_masks_the_reduction(fn):
+    mask = np.array([[True, False, True], [False, False, True]])
+    f = lambda x: fn(x, axis=1, where=mask)  # noqa: E731
+    x = np.arange(6.0).reshape(2, 3)
+    g = jacc.trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], fn(x, axis=1, where=mask))
+    np.testing.assert_allclose(both(f, x), fd(f, x), atol=1e-8)
+
+
+def test_numpy_positional_order_is_kept():
+    x = np.arange(6.0).reshape(2, 3)
+    g = jacc.trace(lambda x: np.sum(x, 1, None, None, True), x)  # axis, dtype, out, keepdims
+    assert g.shape(g.outputs[0]) == (2, 1)
+    g = jacc.trace(lambda x: np.max(x, 0, None, True), x)  # axis, out, keepdims
+    assert g.shape(g.outputs[0]) == (1, 3)
+
+
+@pytest.mark.parametrize("f, key", [
+    (lambda x: np.sum(x, out=np.zeros(())), "out="),
+    (lambda x: np.sum(x, dtype=np.float32), "dtype="),
+    (lambda x: x.mean(dtype=np.int64), "dtype="),
+    (lambda x: np.max(x, where=x.value > 0, initial=0.0), "where="),
+    (lambda x: np.min(x, out=np.zeros(())), "out="),
+    (lambda x: x.sum(frobnicate=1), "frobnicate"),
+    (lambda x: np.concatenate([x, x], casting="no"), "casting="),
+    (lambda x: np.concatenate([x, x], out=np.zeros(6)), "out="),
+    (lambda x: np.stack([x, x], out=np.zeros((2, 3))), "out="),
+    (lambda x: np.einsum("i->i", x, dtype=np.float32), "dtype="),
+    (lambda x: np.einsum("i->i", x, order="F"), "order="),
+    (lambda x: np.clip(x, 0, 1, out=np.zeros(3)), "out="),
+    (lambda x: np.dot(x, x, out=np.zeros(())), "out="),
+    (lambda x: np.cumsum(x, out=np.zeros(3)), "out="),
+    (lambda x: np.var(x, where=np.ones(3, bool)), "where="),
+    (lambda x: np.add(x, x, out=np.zeros(3)), "out"),
+])
+def test_unimplemented_keywords_raise_naming_keyword_and_call_site(f, key):
+    with pytest.raises(UnsupportedOperationError) as e:
+        jacc.trace(f, np.array([1.0, -2.0, 3.0]))
+    assert key in str(e.value) and HERE in str(e.value)
+
+
+def test_accepted_noop_keywords_change_nothing():
+    x = np.array([1.0, -2.0, 3.0])
+    f = lambda x: np.sum(x, dtype=np.float64, out=None) + np.einsum("i->", x, optimize=True)  # noqa: E731
+    np.testing.assert_array_equal(jacc.jacobian(f)(x), [2.0, 2.0, 2.0])
+
+
+# -- item 7: the pow family at 0 -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("a, b, da, db", [
+    (0.0, 2.0, 0.0, 0.0),            # JAX: 0, 0
+    (0.0, 0.0, 0.0, 0.0),            # a⁰ ≡ 1
+    (0.0, 1.0, 1.0, 0.0),
+    (0.0, 0.5, math.inf, 0.0),
+    (0.0, -1.0, -math.inf, math.nan),
+    (2.0, 0.0, 0.0, math.log(2.0)),
+    (-2.0, 2.0, -4.0, math.nan),     # log of a negative base
+    (3.0, 2.5, 2.5 * 3.0 ** 1.5, math.log(3.0) * 3.0 ** 2.5),
+])
+def test_pow_partials(a, b, da, db):
+    ga, gb = both(lambda a, b: a ** b, a, b, argnums=(0, 1))
+    np.testing.assert_allclose([ga, gb], [da, db], rtol=1e-14)
+    ga, gb = both(lambda a, b: a ** b, np.full(2, a), np.full(2, b), argnums=(0, 1))
+    np.testing.assert_allclose([np.diag(ga), np.diag(gb)], [[da, da], [db, db]], rtol=1e-14)
+
+
+@pytest.mark.parametrize("f", [lambda x: x ** 0, lambda x: x ** 0.0, lambda x: np.power(x, 0.0)])
+def test_x_to_the_zero_has_zero_derivative_at_zero(f):
+    assert float(both(f, 0.0)) == 0.0
+    np.testing.assert_array_equal(both(f, np.zeros(3)), np.zeros((3, 3)))
+
+
+def test_zero_base_constant_power_of_traced_exponent():
+    assert float(both(lambda y: 0.0 ** y, 2.0)) == 0.0
+
+
+# -- item 8: compiled and executor paths agree at NaN and ±inf, op by op ------------------------
+
+_UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x}
+_BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
+              "maximum": np.maximum, "minimum": np.minimum}
+_POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]
+
+
+def _agree(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    np.testing.assert_array_equal(np.isnan(a), np.isnan(b))
+    np.testing.assert_array_equal(np.isinf(a) * np.sign(a), np.isinf(b) * np.sign(b))
+    ok = np.isfinite(a)
+    np.testing.assert_allclose(a[ok], b[ok], rtol=1e-13)
+
+
+def _paths(f, args, argnums):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        jc = jacc.jacobian(f, argnums, nonfinite="propagate")
+        a = jc(*args)
+        b = jacc.jacobian(f, argnums, nonfinite="propagate", compile=False)(*args)
+    return jc, a, b
+
+
+# the factor c makes the primal value part of the Jacobian (∂/∂c = op(...)), so values are compared too
+
+
+@pytest.mark.parametrize("op", sorted(UNARY))
+def test_unary_paths_agree_at_nonfinite_points(op):
+    assert set(UNARY) <= set(_UNARY_FN) | {n for n in UNARY if hasattr(np, n)}
+    fn = _UNARY_FN.get(op) or getattr(np, op)
+    for x in _POINTS:
+        jc, a, b = _paths(lambda x, c: fn(x) * c, (x, 1.5), (0, 1))
+        assert jc.last is None  # the compiled path really ran
+        for u, v in zip(a, b):
+            _agree(u, v)
+
+
+@pytest.mark.parametrize("op", sorted(BINARY))
+def test_binary_paths_agree_at_nonfinite_points(op):
+    assert set(BINARY) == set(_BINARY_FN)  # a new op needs a row here
+    fn = _BINARY_FN[op]
+    for x, y in itertools.product(_POINTS, _POINTS):
+        jc, a, b = _paths(lambda x, y, c: fn(x, y) * c, (x, y, 1.5), (0, 1, 2))
+        assert jc.last is None
+        for u, v in zip(a, b):
+            _agree(u, v)
+
+
+def test_scalar_helpers_propagate_nan_like_numpy():
+    nan = math.nan
+    assert math.isnan(MATH_NAMES["sign"](nan))
+    for name in ("maximum", "minimum"):
+        assert math.isnan(MATH_NAMES[name](nan, 1.0)) and math.isnan(MATH_NAMES[name](1.0, nan))
+    assert math.isnan(float(both(abs, nan)))
+
+
+# -- item 10: 0-d values ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [np.max, np.min, np.sum, np.mean, lambda x: np.max(x, axis=())])
+def test_reductions_of_a_scalar(fn):
+    assert float(both(fn, 2.0)) == 1.0
+    assert float(both(lambda x: fn(x * x), 3.0)) == 6.0
+
+
+def test_einsum_with_a_scalar_operand():
+    x = np.array([1.0, -2.0])
+    Ja, Jx = both(lambda a, x: np.einsum(",i->i", a, x), 3.0, x, argnums=(0, 1))
+    np.testing.assert_array_equal(Ja, x)
+    np.testing.assert_array_equal(Jx, 3.0 * np.eye(2))
+
+
+def test_max_of_an_empty_axis_is_a_clear_error():
+    with pytest.raises(TraceError, match=f"amax at .*{HERE}.*empty axis"):
+        jacc.trace(lambda x: np.max(x, axis=0), np.zeros((0, 2)))
+
+
+# -- item 11: boolean masks with '...' ------------------------------------------------------------
+
+
+def _selection(shape, index):
+    """The 0/1 Jacobian of x ↦ x[index] built from NumPy's own indexing."""
+    n = math.prod(shape)
+    picked = np.arange(n).reshape(shape)[index]
+    J = np.zeros(picked.shape + (n,))
+    for pos in np.ndindex(picked.shape):
+        J[pos + (picked[pos],)] = 1.0
+    return J.reshape(picked.shape + shape)
+
+
+X3 = np.arange(24.0).reshape(2, 3, 4)
+M1, M3, M4 = np.array([True, False]), np.array([True, False, True]), np.array([False, True, True, False])
+M12 = np.array([[True, False, True], [False, True, True]])
+
+
+@pytest.mark.parametrize("index", [
+    (M1, ...), (..., M4), (M1, ..., M4), (M12, ...), (..., M3, slice(None)), (0, ..., M4),
+    (M1, None, ...), (..., M3.tolist(), 1), (slice(None), ...),
+])
+def test_boolean_masks_with_ellipsis(index):
+    g = jacc.trace(lambda x: x[index], X3)
+    np.testing.assert_array_equal(g.evaluate({"x": X3})[g.outputs[0]], X3[index])
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: x[index])(X3), _selection(X3.shape, index))
+
+
+def test_two_ellipses_are_a_clear_error():
+    with pytest.raises(TraceError, match=f"{HERE}.*more than one"):
+        jacc.trace(lambda x: x[..., 0, ...], X3)
+
+
+# -- item 12: NumPy integers wherever an axis, shape or index is taken --------------------------
+
+I = np.int64  # noqa: E741
+
+
+@pytest.mark.parametrize("f, g", [
+    (lambda x: np.sum(x, axis=I(1)), lambda x: np.sum(x, axis=1)),
+    (lambda x: x.mean(axis=(I(0), np.int32(2))), lambda x: x.mean(axis=(0, 2))),
+    (lambda x: np.max(x, axis=I(-1)), lambda x: np.max(x, axis=-1)),
+    (lambda x: x.min(I(0)), lambda x: x.min(0)),
+    (lambda x: np.concatenate([x, x], axis=I(2)), lambda x: np.concatenate([x, x], axis=2)),
+    (lambda x: np.stack([x, x], axis=I(1)), lambda x: np.stack([x, x], axis=1)),
+    (lambda x: np.moveaxis(x, I(0), I(2)), lambda x: np.moveaxis(x, 0, 2)),
+    (lambda x: np.moveaxis(x, (I(0), 1), (2, I(0))), lambda x: np.moveaxis(x, (0, 1), (2, 0))),
+    (lambda x: x.transpose(I(2), I(0), I(1)), lambda x: x.transpose(2, 0, 1)),
+    (lambda x: np.transpose(x, (I(1), 0, 2)), lambda x: np.transpose(x, (1, 0, 2))),
+    (lambda x: x.reshape(I(6), I(4)), lambda x: x.reshape(6, 4)),
+    (lambda x: np.reshape(x, (I(4), -1)), lambda x: np.reshape(x, (4, -1))),
+    (lambda x: np.broadcast_to(x[0, 0], (I(2), I(4))), lambda x: np.broadcast_to(x[0, 0], (2, 4))),
+    (lambda x: x[I(1), I(0):I(2), ::I(2)], lambda x: x[1, 0:2, ::2]),
+    (lambda x: np.squeeze(x[:1], axis=I(0)), lambda x: np.squeeze(x[:1], axis=0)),
+    (lambda x: np.cumsum(x, axis=I(1)), lambda x: np.cumsum(x, axis=1)),
+    (lambda x: x * np.size(x, I(1)), lambda x: x * 3),
+])
+def test_numpy_integer_axes(f, g):
+    np.testing.assert_array_equal(jacc.jacobian(f)(X3), jacc.jacobian(g)(X3))
+    assert jacc.trace(f, X3).to_dict() == jacc.trace(g, X3).to_dict()  # params stay plain ints
+
+
+@pytest.mark.parametrize("f", [lambda x: np.sum(x, axis=1.0), lambda x: x.reshape(2.0, 12),
+                               lambda x: np.concatenate([x, x], axis="0")])
+def test_non_integer_axes_are_a_clear_error(f):
+    with pytest.raises(TypeError, match=f"must be an integer.*{HERE}"):
+        jacc.trace(f, X3)
+
+
+# -- item 13: ndarray methods, and clear refusals -----------------------------------------------
+
+V = np.array([0.5, -2.0, 3.0, 0.0])
+
+
+@pytest.mark.parametrize("f", [lambda x: x.astype(float), lambda x: x.astype(np.float64), lambda x: x.copy(),
+                               lambda x: np.copy(x), lambda x: x.real, lambda x: np.real(x), lambda x: x.conj(),
+                               lambda x: np.conjugate(x)])
+def test_value_preserving_methods_are_the_identity(f):
+    np.testing.assert_array_equal(both(f, V), np.eye(4))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x.clip(-1.0, 1.0), lambda x: np.clip(x, [0.0, -3.0, 0.0, -1.0], 2.0),
+    lambda x: np.clip(x, min=np.array([1.0, -1.0, 2.0, 0.5])), lambda x: x.std(), lambda x: np.var(x),
+    lambda x: np.std(x, ddof=1), lambda x: np.var(x, correction=1), lambda x: x.prod(), lambda x: np.prod(x[:3]),
+    lambda x: np.cumsum(x), lambda x: x.cumsum(), lambda x: np.concatenate([x, x[:2]], axis=None),
+    lambda x: np.std(x.reshape(2, 2), axis=0), lambda x: np.prod(x.reshape(2, 2), axis=1, keepdims=True),
+    lambda x: np.cumsum(x.reshape(2, 2), axis=0),
+])
+def test_composed_methods_match_numpy_and_finite_differences(f):
+    x = V + np.array([0.0, 0.0, 0.0, 0.25])  # away from the kinks
+    g = jacc.trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-14)
+    np.testing.assert_allclose(both(f, x), fd(f, x), atol=1e-7)
+
+
+def test_prod_with_zeros_is_exact():
+    # d(x0·x1·x2)/dx at a zero: the product of the others (no division by x)
+    np.testing.assert_array_equal(both(np.prod, np.array([0.0, 2.0, 3.0])), [6.0, 0.0, 0.0])
+    np.testing.assert_array_equal(both(np.prod, np.array([0.0, 0.0, 3.0])), [0.0, 0.0, 0.0])
+
+
+def test_clip_bounds_that_broadcast_the_argument():
+    lo = np.array([[0.0], [1.0]])
+    f = lambda x: np.clip(x, lo, 2.5)  # noqa: E731
+    x = np.array([0.5, 1.5, 3.0])
+    g = jacc.trace(f, x)
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+    np.testing.assert_allclose(both(f, x), fd(f, x), atol=1e-9)
+
+
+@pytest.mark.parametrize("f, what", [
+    (lambda x: x.argmax(), ".argmax"), (lambda x: x.imag, ".imag"), (lambda x: x.sort(), ".sort"),
+    (lambda x: x.tolist(), ".tolist()"), (lambda x: x.item(), ".item()"), (lambda x: x.astype(int), ".astype"),
+    (lambda x: range(x[0]), "index or size"), (lambda x: x[True], "boolean scalar"), (lambda x: np.sort(x), "numpy.sort"),
+    (lambda x: np.clip(x, x[0], 1.0), "traced lower bound"),
+])
+def test_unsupported_usage_names_the_call_site(f, what):
+    with pytest.raises(UnsupportedOperationError) as e:
+        jacc.trace(f, V)
+    assert what in str(e.value) and HERE in str(e.value)
+
+
+def test_item_assignment_is_refused_with_a_fix():
+    def f(x):
+        x[0] = 1.0
+        return x
+    for kw in ({}, {"scalarize": True}):
+        with pytest.raises(UnsupportedOperationError, match=f"assignment into a traced array.*{HERE}.*np.where"):
+            jacc.trace(f, V, **kw)
+
+
+def test_unknown_attributes_stay_attribute_errors():
+    def f(x):
+        assert not hasattr(x, "argmax") and not hasattr(x, "no_such_thing")
+        assert not hasattr(x, "__array_interface__")
+        return x * 2.0
+    np.testing.assert_array_equal(jacc.jacobian(f)(V), 2 * np.eye(4))
+
+
+# -- conventions at kinks (docs/conventions.md) ----------------------------------------------------
+
+
+@pytest.mark.parametrize("f, x, want", [
+    (np.abs, 0.0, 0.0),                                                  # sign(0)
+    (lambda x: np.clip(x, 0.0, 1.0), 0.0, 1.0),                          # bounds are inside
+    (lambda x: np.clip(x, 0.0, 1.0), 1.0, 1.0),
+    (lambda x: np.clip(x, 0.0, 1.0), 1.5, 0.0),
+    (np.sqrt, 0.0, math.inf),
+    (lambda x: np.maximum(x, 1.0), 1.0, 0.5),                            # ties: ½ each
+    (lambda x: np.minimum(x, 1.0), 1.0, 0.5),
+])
+def test_scalar_conventions(f, x, want):
+    assert float(both(f, x)) == want
+
+
+@pytest.mark.parametrize("fn", [np.max, np.min])
+def test_reduction_ties_share_equally(fn):
+    sign = 1.0 if fn is np.max else -1.0
+    np.testing.assert_array_equal(both(fn, sign * np.array([1.0, 1.0, 0.0, 1.0])), [1 / 3, 1 / 3, 0.0, 1 / 3])
+    np.testing.assert_array_equal(both(fn, sign * np.array([2.0, 0.0, 2.0])), [0.5, 0.0, 0.5])
+    np.testing.assert_array_equal(both(fn, sign * np.array([2.0, 0.0, 3.0])), [0.0, 0.0, 1.0])
+
+
+@pytest.mark.slow  # importing JAX takes about a second
+def test_conventions_against_jax():
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    jax.config.update("jax_enable_x64", True)
+    same = [(jnp.sqrt, np.sqrt, 0.0), (lambda x: jnp.maximum(x, 1.0), lambda x: np.maximum(x, 1.0), 1.0),
+            (lambda x: x ** 2.0, lambda x: x ** 2.0, 0.0), (lambda y: 0.0 ** y, lambda y: 0.0 ** y, 2.0)]
+    for jf, nf, x in same:
+        assert float(jax.grad(jf)(x)) == float(both(nf, x))
+    x = np.array([2.0, 0.0, 2.0])
+    np.testing.assert_array_equal(jax.grad(jnp.max)(x), both(np.max, x))
+    # the documented differences: |x| and clip at the kink
+    assert float(jax.grad(jnp.abs)(0.0)) == 1.0 and float(both(np.abs, 0.0)) == 0.0
+    assert float(jax.grad(lambda x: jnp.clip(x, 0.0, 1.0))(0.0)) == 0.5
+
+
+def test_clip_with_array_bounds_round_trips_through_a_graph_file():
+    g = jacc.trace(lambda x: np.clip(x, [0.0, 1.0], 2.0), np.array([-1.0, 3.0]))
+    g2 = jacc.Graph.from_dict(g.to_dict(), "clip.json")
+    np.testing.assert_array_equal(g2.evaluate({"x": np.array([-1.0, 3.0])})[g2.outputs[0]], [0.0, 2.0])
+
+
+@pytest.mark.parametrize("vlabels, vshape", [((0, 1), (2, 3)), ((1,), (3,)), ((), ())])
+def test_materialised_diagonals_keep_structural_zeros_next_to_nan(vlabels, vshape):
+    from jacc.structure import Jac
+    vals = np.arange(1.0, 1.0 + math.prod(vshape)).reshape(vshape)
+    vals.flat[0] = math.nan
+    D = Jac((2, 3), (2, 3), (0, 1), vlabels, vals).to_dense()
+    want = np.einsum("ij,ik,jl->ijkl", np.broadcast_to(vals, (2, 3)), np.eye(2), np.eye(3))
+    off = np.einsum("ik,jl->ijkl", np.eye(2), np.eye(3)) == 0
+    assert np.all(D[off] == 0.0)
+    np.testing.assert_array_equal(D[~off], want[~off])
+
+
+def test_elementwise_jacobian_at_nan_is_diagonal():
+    J = both(np.sin, np.array([math.nan, 1.0, math.inf]))
+    assert np.all(J[~np.eye(3, dtype=bool)] == 0.0) and np.isnan(J[0, 0]) and J[1, 1] == math.cos(1.0)
