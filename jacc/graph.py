@@ -178,7 +178,13 @@ class Graph:
         every call."""
         size = (self.nx.number_of_nodes(), self.nx.number_of_edges())
         if self._topo is None or self._topo[0] != size:
-            self._topo = (size, list(nx.lexicographical_topological_sort(self.nx, key=self._order.__getitem__)))
+            rank = self._order
+            order = sorted(self.nx, key=rank.__getitem__)
+            # add_node only refers to earlier vertices, so insertion order is normally topological
+            # already (and then it is what the lexicographic sort would return), in linear time
+            if not all(rank[u] < rank[v] for u, v in self.nx.edges):
+                order = list(nx.lexicographical_topological_sort(self.nx, key=rank.__getitem__))
+            self._topo = (size, order)
         return list(self._topo[1])
 
     def __len__(self) -> int:
