@@ -8,6 +8,7 @@ Jacobians, choose a vertex-elimination order, and accumulate the Jacobian.
 array([1., 1.])
 """
 
+from . import numpy_api  # noqa: F401  (registers the NumPy functions the tracer records)
 from .api import jacobian
 from .chain import matrix_chain_order
 from .costmodel import CostModel, CostModelError, MemoryLimitError

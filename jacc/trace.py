@@ -914,6 +914,33 @@ for _op in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", 
     setattr(_Split, f"__{_op}__", lambda self, *a, _n=f"__{_op}__": getattr(self.whole(), _n)(*a))
 
 
+def implements(*funcs: Callable, method: str | None = None) -> Callable:
+    """Register a handler for NumPy functions (and, with ``method=``, the ndarray method of that
+    name). The handler takes NumPy's own signature; arguments it does not take are refused with
+    the call site. Used by :mod:`jacc.numpy_api`::
+
+        @implements(np.flip)
+        def _flip(m, axis=None): ...
+    """
+    def deco(handler: Callable) -> Callable:
+        for f in funcs:
+            _FUNCTIONS[f] = handler
+        if method is not None:
+            _METHODS[method] = handler
+            setattr(Tracer, method, _method(method, handler))
+        return handler
+    return deco
+
+
+def implements_ufunc(*names: str) -> Callable:
+    """Register ``handler(tape, *inputs)`` for the ufuncs ``names`` (``ufunc.__name__``)."""
+    def deco(handler: Callable) -> Callable:
+        for n in names:
+            _UFUNCS[n] = handler
+        return handler
+    return deco
+
+
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     return sorted(set(_UFUNCS) | {f.__name__ for f in _FUNCTIONS})
