@@ -15,7 +15,7 @@ structured, and ``docs/numpy-coverage.md``, written by ``python -m jacc.numpy_ap
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
 import numpy as np

@@ -13,7 +13,8 @@ def _pos(r, shape=(3, 4)):
 
 
 def _unary(name, make=_pos, **kw):
-    case(f"numpy.{name}", lambda xp, n=name: getattr(xp, n), lambda r: (make(r),), structures={"diag", "scaled identity"}, **kw)
+    case(f"numpy.{name}", lambda xp, n=name: getattr(xp, n), lambda r: (make(r),),
+         structures={"diag", "scaled identity"}, **kw)
 
 
 for _n in ["exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan", "arcsin",
