@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Callable
 
-from .ops import BINARY, UNARY, _tie, formula
+from .ops import BINARY, UNARY, _ftie, _tie, formula
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -46,11 +46,117 @@ def _powgrad(a: float, b: float) -> float:
     return 0.0 if b == 0 else b * math.pow(a, b - 1.0)
 
 
+def _finite(*xs: float) -> None:
+    """Raise (so the compiled function falls back to the executor) unless every x is finite: for
+    helpers whose Python twin differs from NumPy at NaN/±inf."""
+    if not all(math.isfinite(x) for x in xs):
+        raise ValueError("non-finite argument")
+
+
+def _rounder(fn: Callable) -> Callable:
+    """floor/ceil/trunc/rint as floats with NumPy's signed zeros (the result has x's sign)."""
+    return lambda x: x if not math.isfinite(x) else math.copysign(float(fn(x)), x)
+
+
+def _fmax(a: float, b: float) -> float:
+    return b if a != a else a if b != b else (a if a >= b else b)
+
+
+def _fmin(a: float, b: float) -> float:
+    return b if a != a else a if b != b else (a if a <= b else b)
+
+
+def _sinc(x: float) -> float:
+    return 1.0 if x == 0 else math.sin(math.pi * x) / (math.pi * x)
+
+
+def _sincgrad(x: float, y: float) -> float:
+    t = math.pi * x
+    if abs(t) < 0.1:  # the Taylor series, as ops._sincgrad
+        t2 = t * t
+        return math.pi * t * (-1 / 3 + t2 * (1 / 30 + t2 * (-1 / 840 + t2 / 45360)))
+    return (math.cos(t) - y) / x
+
+
+def _logaddexp(a: float, b: float) -> float:
+    """NumPy's npy_logaddexp, step for step."""
+    if a == b:
+        return a + 0.6931471805599453
+    d = a - b
+    return a + math.log1p(math.exp(-d)) if d > 0 else b + math.log1p(math.exp(d)) if d <= 0 else d
+
+
+def _logaddexp2(a: float, b: float) -> float:
+    if a == b:
+        return a + 1.0
+    d = a - b
+    return (a + 1.4426950408889634 * math.log1p(2.0 ** -d) if d > 0
+            else b + 1.4426950408889634 * math.log1p(2.0 ** d) if d <= 0 else d)
+
+
+def _remainder(a: float, b: float) -> float:
+    _finite(a, b)  # Python's % is NumPy's remainder on finite floats
+    return a % b
+
+
+def _floor_divide(a: float, b: float) -> float:
+    _finite(a, b)
+    return a // b
+
+
+def _heaviside(a: float, b: float) -> float:
+    return a if a != a else 0.0 if a < 0 else 1.0 if a > 0 else b
+
+
+def _xlogy(a: float, b: float, log: Callable = math.log) -> float:
+    return 0.0 if a == 0 and b == b else a * log(b)
+
+
+def _ndtr(x: float) -> float:
+    """scipy.special.ndtr's algorithm with math.erf/erfc."""
+    t = x * 0.7071067811865476
+    if abs(t) < 0.7071067811865476:
+        return 0.5 + 0.5 * math.erf(t)
+    y = 0.5 * math.erfc(abs(t))
+    return 1.0 - y if t > 0 else y
+
+
+def _log_ndtr(x: float) -> float:
+    """log Φ(x): log1p(−Φ(−x)) on the right; on the far left erfc underflows and math.log(0)
+    raises, so the executor (SciPy) takes over."""
+    if x > 0:
+        return math.log1p(-0.5 * math.erfc(x * 0.7071067811865476))
+    return math.log(0.5 * math.erfc(-x * 0.7071067811865476))
+
+
+def _lgamma(x: float) -> float:
+    if x == -math.inf:  # math.lgamma says +inf, scipy.special.gammaln −inf: let the executor decide
+        raise ValueError("lgamma(-inf)")
+    return math.lgamma(x)
+
+
+def _digamma(x: float) -> float:
+    from scipy.special import digamma  # only gammaln's graphs get here, and those came from SciPy
+
+    return float(digamma(x))
+
+
+# (math.exp2 and math.cbrt are Python 3.11; the fallbacks serve 3.10)
 MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": math.log1p, "sin": math.sin,
               "cos": math.cos, "tan": math.tan, "tanh": math.tanh, "sinh": math.sinh, "cosh": math.cosh,
               "arctan": math.atan, "arcsin": math.asin, "arccos": math.acos, "sqrt": math.sqrt,
               "sign": _sign, "abs": abs, "power": math.pow, "maximum": _maximum, "minimum": _minimum,
-              "tie": _tie, "powgrad": _powgrad, "nonzero": lambda a: 1.0 if a == 0 else a}
+              "tie": _tie, "powgrad": _powgrad, "nonzero": lambda a: 1.0 if a == 0 else a,
+              "exp2": getattr(math, "exp2", lambda x: 2.0 ** x), "log2": math.log2, "log10": math.log10,
+              "cbrt": getattr(math, "cbrt", lambda x: math.copysign(abs(x) ** (1 / 3), x)), "sinc": _sinc,
+              "sincgrad": _sincgrad, "hypot": math.hypot, "arcsinh": math.asinh, "arccosh": math.acosh,
+              "arctanh": math.atanh, "floor": _rounder(math.floor), "ceil": _rounder(math.ceil),
+              "trunc": _rounder(math.trunc), "rint": _rounder(round), "fmax": _fmax, "fmin": _fmin,
+              "ftie": _ftie, "arctan2": math.atan2, "logaddexp": _logaddexp, "logaddexp2": _logaddexp2,
+              "fmod": math.fmod, "remainder": _remainder, "floor_divide": _floor_divide,
+              "copysign": math.copysign, "heaviside": _heaviside, "xlogy": _xlogy,
+              "xlog1py": lambda a, b: _xlogy(a, b, math.log1p), "erf": math.erf, "erfc": math.erfc,
+              "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 
@@ -66,8 +172,9 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
     heads = {v for _, v in problem.edges}
     needed = set(heads)
     stack = list(heads)
-    while stack:  # every vertex whose value a partial needs
-        for u in g.nx.predecessors(stack.pop()):
+    while stack:  # every vertex whose value a partial needs, through every argument (an argument
+        # without an edge, e.g. floor's, still feeds the value)
+        for u in (a for a in g.nx.nodes[stack.pop()]["args"] if isinstance(a, str)):
             if u not in needed:
                 needed.add(u)
                 stack.append(u)

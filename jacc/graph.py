@@ -660,7 +660,10 @@ def plan_schema(fmt: str) -> Spec:
 
 
 def _read_params(node: dict, path: tuple) -> dict:
-    params = PARAM_SPECS.get(node["op"], NO_PARAMS).read(node.get("params") or {}, path + ("params",))
+    op = node["op"]
+    if op not in PARAM_SPECS and op in PARAMS:  # an entry added later (jacc.numpy_api's ops)
+        PARAM_SPECS[op] = _object(PARAMS[op], f"the parameters of {op}")
+    params = PARAM_SPECS.get(op, NO_PARAMS).read(node.get("params") or {}, path + ("params",))
     if node["op"] == "abstract" and node.get("shape") is None and "shape" not in params:
         raise _Bad(path + ("shape",), "missing; an abstract node needs its shape, e.g. \"shape\": [3]")
     return params

@@ -106,7 +106,7 @@ def _ew(ctx: Ctx, i: int, spec: Any, fn: Callable[[], Any] | None = None) -> Jac
 # turned into NumPy functions here and into scalar `math` functions by the plan compiler
 # (jacc.compile), so both read the same formulas.
 # name: (result, derivative, what the derivative's values vary along)
-UNARY: dict[str, tuple[str, str, str]] = {
+UNARY: dict[str, tuple[str, str | None, str]] = {
     "neg": ("-x", "-1.0", "scalar"),
     "exp": ("exp(x)", "y", "out"),
     "expm1": ("expm1(x)", "y + 1.0", "out"),
@@ -126,9 +126,34 @@ UNARY: dict[str, tuple[str, str, str]] = {
     "reciprocal": ("1.0 / x", "-y * y", "out"),
     "abs": ("abs(x)", "sign(x)", "out"),
     "identity": ("x + 0.0", "1.0", "unit"),
+    "exp2": ("exp2(x)", "0.6931471805599453 * y", "out"),
+    "log2": ("log2(x)", "1.4426950408889634 / x", "out"),
+    "log10": ("log10(x)", "0.4342944819032518 / x", "out"),
+    "cbrt": ("cbrt(x)", "1.0 / (3.0 * y * y)", "out"),
+    "deg2rad": ("x * 0.017453292519943295", "0.017453292519943295", "scalar"),  # x·(π/180), as NumPy
+    "rad2deg": ("x * 57.29577951308232", "57.29577951308232", "scalar"),
+    "sinc": ("sinc(x)", "sincgrad(x, y)", "out"),
+    "arcsinh": ("arcsinh(x)", "1.0 / hypot(x, 1.0)", "out"),
+    "arccosh": ("arccosh(x)", "1.0 / (sqrt(x - 1.0) * sqrt(x + 1.0))", "out"),
+    "arctanh": ("arctanh(x)", "1.0 / ((1.0 - x) * (1.0 + x))", "out"),
+    # SciPy's special functions (scipy.special ufuncs; the array versions import SciPy on first use)
+    "expit": ("1.0 / (1.0 + exp(-x))", "y / (1.0 + exp(x))", "out"),  # y·(1−y) without cancellation
+    "logit": ("log(x / (1.0 - x))", "1.0 / (x * (1.0 - x))", "out"),
+    "erf": ("erf(x)", "1.1283791670955126 * exp(-x * x)", "out"),  # 2/√π
+    "erfc": ("erfc(x)", "-1.1283791670955126 * exp(-x * x)", "out"),
+    "ndtr": ("ndtr(x)", "0.3989422804014327 * exp(-0.5 * x * x)", "out"),  # 1/√(2π)
+    "log_ndtr": ("log_ndtr(x)", "0.3989422804014327 * exp(-0.5 * x * x - y)", "out"),  # φ/Φ in logs
+    "gammaln": ("gammaln(x)", "digamma(x)", "out"),
+    # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
+    "sign": ("sign(x)", None, "zero"),
+    "floor": ("floor(x)", None, "zero"),
+    "ceil": ("ceil(x)", None, "zero"),
+    "trunc": ("trunc(x)", None, "zero"),
+    "rint": ("rint(x)", None, "zero"),
 }
 
-# name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
+# name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1,
+# a rule None that the argument has no edge (a zero derivative)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
     "sub": ("a - b", (("unit", None), ("scalar", "-1.0"))),
@@ -137,6 +162,21 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "pow": ("power(a, b)", (("out", "powgrad(a, b)"), ("out", "log(nonzero(a)) * y"))),
     "maximum": ("maximum(a, b)", (("out", "tie(a, b)"), ("out", "tie(b, a)"))),
     "minimum": ("minimum(a, b)", (("out", "tie(b, a)"), ("out", "tie(a, b)"))),
+    "fmax": ("fmax(a, b)", (("out", "ftie(a, b)"), ("out", "ftie(b, a)"))),
+    "fmin": ("fmin(a, b)", (("out", "ftie(-a, -b)"), ("out", "ftie(-b, -a)"))),
+    "arctan2": ("arctan2(a, b)", (("out", "b / (a * a + b * b)"), ("out", "-a / (a * a + b * b)"))),
+    "hypot": ("hypot(a, b)", (("out", "a / nonzero(y)"), ("out", "b / nonzero(y)"))),
+    "logaddexp": ("logaddexp(a, b)", (("out", "exp(a - y)"), ("out", "exp(b - y)"))),
+    "logaddexp2": ("logaddexp2(a, b)", (("out", "exp2(a - y)"), ("out", "exp2(b - y)"))),
+    # y = a − n·b with an integer n, so ∂y/∂b = −n = (y − a)/b, rounded: exact where a/b is not
+    "fmod": ("fmod(a, b)", (("unit", None), ("out", "rint((y - a) / b)"))),
+    "remainder": ("remainder(a, b)", (("unit", None), ("out", "rint((y - a) / b)"))),
+    # a rule None: no edge (the argument only picks a sign or a branch)
+    "copysign": ("copysign(a, b)", (("out", "sign(a) * copysign(1.0, b)"), None)),
+    "heaviside": ("heaviside(a, b)", (None, ("out", "(a == 0) * 1.0"))),
+    "floor_divide": ("floor_divide(a, b)", (None, None)),
+    "xlogy": ("xlogy(a, b)", (("out", "log(b)"), ("out", "a / b"))),
+    "xlog1py": ("xlog1py(a, b)", (("out", "log1p(b)"), ("out", "a / (1.0 + b)"))),
 }
 
 
@@ -158,11 +198,58 @@ def _nonzero(a):
     return np.where(a == 0, 1.0, a)
 
 
+def _ftie(a, b):
+    """∂fmax(a, b)/∂a: as :func:`_tie`, and 1 where only b is NaN (fmax ignores a NaN)."""
+    return (a > b) + 0.5 * (a == b) + (b != b) * (a == a)
+
+
+def _sincgrad(x, y):
+    """∂sinc(x)/∂x = (cos πx − sinc x)/x, by its Taylor series where that cancels (|πx| < 0.1)."""
+    t = np.pi * np.asarray(x, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = (np.cos(t) - y) / x
+    t2 = t * t
+    near = np.pi * t * (-1 / 3 + t2 * (1 / 30 + t2 * (-1 / 840 + t2 / 45360)))
+    return np.where(np.abs(t) < 0.1, near, far)
+
+
+def _xlogy(a, b, log=np.log):
+    """a·log(b), 0 where a = 0 (unless b is NaN), as scipy.special.xlogy."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where((a == 0) & (b == b), 0.0, a * log(b))
+
+
+def _special(name: str, fallback: Callable | None = None) -> Callable:
+    """scipy.special.<name> on arrays, imported on first use; SciPy is optional, so without it
+    ``fallback`` (a scalar function) runs elementwise, or an ImportError names the op."""
+    def fn(*xs):
+        try:
+            import scipy.special as sp
+        except ImportError:
+            if fallback is None:
+                raise ImportError(f"the op {name!r} needs SciPy (pip install scipy)") from None
+            return np.vectorize(fallback, otypes=[float])(*xs)
+        return getattr(sp, name)(*xs)
+    fn.__name__ = name
+    return fn
+
+
 NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sin": np.sin,
                "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
                "arctan": np.arctan, "arcsin": np.arcsin, "arccos": np.arccos, "sqrt": np.sqrt,
                "sign": np.sign, "abs": np.abs, "power": np.power, "maximum": np.maximum,
-               "minimum": np.minimum, "tie": _tie, "powgrad": _powgrad, "nonzero": _nonzero}
+               "minimum": np.minimum, "tie": _tie, "powgrad": _powgrad, "nonzero": _nonzero,
+               "exp2": np.exp2, "log2": np.log2, "log10": np.log10, "cbrt": np.cbrt, "sinc": np.sinc,
+               "sincgrad": _sincgrad, "hypot": np.hypot, "arcsinh": np.arcsinh, "arccosh": np.arccosh,
+               "arctanh": np.arctanh, "floor": np.floor, "ceil": np.ceil, "trunc": np.trunc, "rint": np.rint,
+               "fmax": np.fmax, "fmin": np.fmin, "ftie": _ftie, "arctan2": np.arctan2,
+               "logaddexp": np.logaddexp, "logaddexp2": np.logaddexp2, "fmod": np.fmod,
+               "remainder": np.remainder, "floor_divide": np.floor_divide, "copysign": np.copysign,
+               "heaviside": np.heaviside, "xlogy": _xlogy,
+               "xlog1py": lambda a, b: _xlogy(a, b, np.log1p), "erf": _special("erf", math.erf),
+               "erfc": _special("erfc", math.erfc), "ndtr": _special("ndtr"),
+               "log_ndtr": _special("log_ndtr"), "gammaln": _special("gammaln"),
+               "digamma": _special("digamma")}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:
@@ -172,25 +259,29 @@ def formula(expr: str, params: str, names: dict) -> Callable:
 
 
 def _unary_op(name: str, primal: str, deriv: str, spec: str) -> Op:
-    fn, d = formula(primal, "x", NUMPY_NAMES), formula(deriv, "x, y", NUMPY_NAMES)
+    fn, d = formula(primal, "x", NUMPY_NAMES), deriv and formula(deriv, "x, y", NUMPY_NAMES)
 
-    def partial(i: int, ctx: Ctx) -> Jac:
-        return _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
+    def partial(i: int, ctx: Ctx) -> Jac | None:
+        return None if d is None else _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
 
     return Op(name, lambda a, p: fn(np.asarray(a[0])), lambda s, p: tuple(s[0]), partial, 1,
-              f"elementwise {name}: {primal}")
+              f"elementwise {name}: {primal}" + ("; derivative zero" if spec == "zero" else ""),
+              frozenset({0}) if spec == "zero" else frozenset())
 
 
 def _binary_op(name: str, primal: str, rules: tuple) -> Op:
     fn = formula(primal, "a, b", NUMPY_NAMES)
-    ds = [spec_d[1] and formula(spec_d[1], "a, b, y", NUMPY_NAMES) for spec_d in rules]
+    ds = [spec_d and spec_d[1] and formula(spec_d[1], "a, b, y", NUMPY_NAMES) for spec_d in rules]
 
-    def partial(i: int, ctx: Ctx) -> Jac:
+    def partial(i: int, ctx: Ctx) -> Jac | None:
         d = ds[i]
+        if rules[i] is None:
+            return None
         return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
 
     return Op(name, lambda a, p: fn(np.asarray(a[0]), np.asarray(a[1])), _broadcast_shape, partial, 2,
-              f"elementwise {primal} with broadcasting")
+              f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else ""),
+              frozenset(i for i, r in enumerate(rules) if r is None))
 
 
 for _n, (_f, _d, _s) in UNARY.items():
@@ -549,15 +640,56 @@ def _basic(index: list) -> bool:
 def _getitem_partial(i, ctx):
     s, out = ctx.shapes[0], ctx.out_shape
     index = ctx.params["index"]
-    if not _basic(index):
-        def select():
-            flat = np.arange(math.prod(s)).reshape(s)[index_to_numpy(index)].ravel()
-            v = np.zeros((flat.size, math.prod(s)), ctx.dtype)
-            v[np.arange(flat.size), flat] = 1.0
-            return v.reshape(out + s)
-        return S.dense(out, s, ctx.val(select, out + s))
-    covered = sum(it[0] != "new" for it in index)
-    return S.selection(out, s, list(index) + [["slice", None, None, None]] * (len(s) - covered))
+    covered = sum(it[0] != "new" and not _is_mask(it) for it in index) + sum(
+        np.ndim(it[1]) for it in index if _is_mask(it))
+    full = list(index) + [["slice", None, None, None]] * (len(s) - covered)
+    if _basic(index):
+        return S.selection(out, s, full)
+    # an advanced index: a lazy gather (whole-axis slices stay diagonal), never a one-hot product
+    pair = _advanced_pairs(full, s, len(out))
+    return S.take_selection(out, s, pair, _gather_positions(full, s, out, pair) if ctx.numeric else None)
+
+
+def _is_mask(item: list) -> bool:
+    return item[0] == "array" and np.asarray(item[1]).dtype == bool
+
+
+def _advanced_pairs(index: list, s: Shape, nout: int) -> list[int]:
+    """Per input axis, the output axis a whole-axis slice passes it to (-1: gathered), by NumPy's
+    rule: the broadcast index axes replace the advanced items when those are adjacent, else go first."""
+    kinds = ["adv" if it[0] in ("array", "int") else it[0] for it in index]
+    adv = [t for t, kd in enumerate(kinds) if kd == "adv"]
+    nbasic = sum(kd in ("slice", "new") for kd in kinds)
+    nbatch = nout - nbasic
+    apart = adv != list(range(adv[0], adv[-1] + 1))
+    pair, j, k = [-1] * len(s), nbatch if apart else 0, 0
+    for t, it in enumerate(index):
+        if not apart and t == adv[0]:
+            j += nbatch
+        if kinds[t] == "new":
+            j += 1
+        elif kinds[t] == "slice":
+            if range(*slice(it[1], it[2], it[3]).indices(s[k])) == range(s[k]):
+                pair[k] = j
+            j += 1
+            k += 1
+        else:
+            k += np.ndim(it[1]) if _is_mask(it) else 1
+    return pair
+
+
+def _gather_positions(index: list, s: Shape, out: Shape, pair: list[int]) -> np.ndarray:
+    """Flat positions (over the gathered input axes) that the gathered output axes read. Built
+    from broadcast coordinate views: it allocates the output's size, never the operand's."""
+    reduced = tuple(1 if p >= 0 else n for p, n in zip(pair, s))
+    np_index = index_to_numpy(index)
+    kept = [j for j in range(len(out)) if j not in pair]
+    coords = []
+    for k in (k for k, p in enumerate(pair) if p < 0):
+        axis = np.arange(s[k]).reshape([s[k] if t == k else 1 for t in range(len(s))])
+        c = np.broadcast_to(axis, reduced)[np_index]
+        coords.append(c.reshape([out[j] for j in kept]))
+    return np.ravel_multi_index(coords, [s[k] for k, p in enumerate(pair) if p < 0])
 
 
 register(Op("getitem", lambda a, p: np.array(a[0][index_to_numpy(p["index"])]), _getitem_shape,
@@ -651,20 +783,7 @@ register(Op("solve", lambda a, p: np.linalg.solve(a[0], a[1]), _solve_shape, _so
             "linalg.solve(A, b) for one square A"))
 
 
-def _inv_partial(i, ctx):
-    n = ctx.shapes[0][0]
-    return S.dense((n, n), (n, n), ctx.val(lambda: -np.einsum("ik,lj->ijkl", ctx.out, ctx.out), (n,) * 4))
-
-
-register(Op("inv", lambda a, p: np.linalg.inv(a[0]),
-            lambda s, p: (_square(s[0], "inv"),) * 2, _inv_partial, 1, "linalg.inv"))
-register(Op("logabsdet", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[1]),
-            lambda s, p: (_square(s[0], "slogdet"), ()) [1],
-            lambda i, c: S.dense((), c.shapes[0], c.val(lambda: np.linalg.inv(c.args[0]).T, c.shapes[0])),
-            1, "log|det A| (second result of linalg.slogdet)"))
-register(Op("slogdet_sign", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[0]),
-            lambda s, p: (_square(s[0], "slogdet"), ())[1], lambda i, c: None, 1,
-            "sign of det A (first result of linalg.slogdet); derivative zero", frozenset({0})))
+# linalg.inv, slogdet and the factorisations: jacc/numpy_api/linalg.py (batched)
 
 
 # -- constants and abstract ops -----------------------------------------------------------------

@@ -205,8 +205,8 @@ class Jac:
         ones_in = math.prod(self.in_shape[k] for k in free_in if m + k not in vl)
         if ones_out * ones_in > 1:
             parts.append(f"{'ones' if self.unit else 'const'} {ones_out}×{ones_in}")
-        if not parts:
-            parts.append("scalar")
+        if not parts:  # every axis has size 1: one number (the 1×1 identity when unit)
+            parts.append("identity 1" if self.unit else "scalar")
         return " ⊗ ".join(parts)
 
     # -- conversion -----------------------------------------------------------------------------
@@ -431,6 +431,9 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         # symbolic dense·dense, the bulk of pricing long chains: the general rule below gives
         # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
         return dense(a.out_shape, b.in_shape), math.prod(a.out_shape) * math.prod(a.in_shape) * math.prod(b.in_shape)
+    c = _compose_basic(a, b)
+    if c is not None:
+        return c, 0
     if a.embed is not None and (b.reshape or b.select is not None or b.embed is not None):
         a = as_labelled(a)
     if b.embed is not None and (a.reshape or a.select is not None):
@@ -439,6 +442,9 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return transpose(_scatter(transpose(b), _as_selection(a))), 0
     if b.embed is not None:
         return transpose(_gather(_as_selection(b), transpose(a))), 0
+    c = _compose_takes(a, b)
+    if c is not None:
+        return c, 0
     if a.select is not None and (b.reshape or b.select is not None):
         a = as_labelled(a)
     if b.select is not None and a.reshape:
@@ -583,8 +589,52 @@ def selection(out_shape: Sequence[int], in_shape: Sequence[int], index: Sequence
     return Jac(out_shape, in_shape, pair, select=tuple(tuple(i) for i in index))
 
 
+def _then(first: Sequence, then: Sequence, shape: Shape) -> list | None:
+    """The basic index of ``x[first][then]`` for ``x`` of ``shape`` (``None`` when it is none:
+    an empty slice of a new axis)."""
+    out: list = []
+    rest = list(then)
+    for kind, _, _, pos in _walk(first, shape):
+        if kind == "int":
+            out.append(["int", pos])
+            continue
+        while rest[0][0] == "new":  # `then`'s new axes before the one for this axis
+            out.append(["new"])
+            rest.pop(0)
+        item = rest.pop(0)
+        if kind == "new":  # a size-1 axis: `then` drops it, keeps it, or empties it
+            if item[0] != "int":
+                if len(range(*slice(*item[1:]).indices(1))) != 1:
+                    return None
+                out.append(["new"])
+        elif item[0] == "int":
+            out.append(["int", pos[item[1]]])
+        else:
+            sub = pos[slice(*item[1:])]  # valid positions, but an empty range's bounds may be < 0
+            out.append(["slice", sub.start, sub.stop if sub.stop >= 0 else None, sub.step] if sub
+                       else ["slice", 0, 0, 1])
+    return out + [["new"]] * len(rest)
+
+
+def _compose_basic(a: Jac, b: Jac) -> Jac | None:
+    """``a · b`` when both are basic selections, or both basic embeddings: one lazy map again
+    (``x[1:][::2]``, ``flip(flip(x))``, a pad along two axes), never a 0/1 array."""
+    def basic(index) -> bool:
+        return index is not None and not isinstance(index, Take)
+
+    if basic(a.select) and basic(b.select):  # w = u[b][a]
+        index = _then(b.select, a.select, b.in_shape)
+        return None if index is None else selection(a.out_shape, b.in_shape, index)
+    if basic(a.embed) and basic(b.embed):  # u sits at w[a][b]
+        index = _then(a.embed, b.embed, a.out_shape)
+        return None if index is None else embedding(a.out_shape, b.in_shape, index)
+    return None
+
+
 def _selection_labelled(s: Jac) -> Jac:
     """The selection as 0/1 values (one factor per selected axis)."""
+    if isinstance(s.select, Take):
+        return _take_labelled(s)
     m = len(s.out_shape)
     factors: list = []
     for kind, k, j, pos in _walk(s.select, s.in_shape):
@@ -608,6 +658,8 @@ def _selection_labelled(s: Jac) -> Jac:
 
 def _gather(s: Jac, b: Jac) -> Jac:
     """``s · b``: b's output axes indexed by the selection (no multiplications)."""
+    if isinstance(s.select, Take):
+        return _take_gather(s, b)
     items = _walk(s.select, s.in_shape)
     picked = {k for kind, k, _, _ in items if kind in ("int", "slice")}
     b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in picked])[0]
@@ -630,6 +682,8 @@ def _gather(s: Jac, b: Jac) -> Jac:
 
 def _scatter(a: Jac, s: Jac) -> Jac:
     """``a · s``: a's input axes placed back into the selected positions (no multiplications)."""
+    if isinstance(s.select, Take):
+        return _take_scatter(a, s)
     items = _walk(s.select, s.in_shape)
     m = a.m
     vpos = {j: (kind, k, pos) for kind, k, j, pos in items if j is not None}
@@ -708,3 +762,166 @@ def _as_selection(e: Jac) -> Jac:
 def embedding(out_shape: Sequence[int], in_shape: Sequence[int], index: Sequence) -> Jac:
     """∂y/∂x where x sits at ``y[index]`` (``stack``, ``concatenate``): the transpose of a selection."""
     return transpose(selection(in_shape, out_shape, index))
+
+
+# -- advanced (integer-array / mask) selections: a flat gather, applied lazily ------------------
+# x[idx] with index arrays is a gather: output axes ``out_axes`` read input axes ``in_axes`` at
+# flat positions; the other axes pass through as diagonal pairs. Products gather rows (forward)
+# or scatter-add columns (reverse: a repeated index sums its cotangents), never multiplying.
+
+
+class Take:
+    """The gathered part of an advanced selection: output axes ``out_axes`` (their element ``i``
+    in C order) read input axes ``in_axes`` at flat position ``flat[i]``. ``flat`` (int array,
+    shape = the sizes of ``out_axes``) is ``None`` where only the structure is needed."""
+
+    __slots__ = ("out_axes", "in_axes", "flat", "_unique")
+
+    def __init__(self, out_axes: Sequence[int], in_axes: Sequence[int], flat: np.ndarray | None = None):
+        self.out_axes, self.in_axes = tuple(out_axes), tuple(in_axes)
+        self.flat = None if flat is None else np.asarray(flat, dtype=np.intp)
+        self._unique: bool | None = None
+
+    @property
+    def unique(self) -> bool:
+        """No input position is read twice (a plain assignment scatters then)."""
+        if self._unique is None:
+            f = self.flat.ravel()
+            self._unique = bool(np.unique(f).size == f.size)
+        return self._unique
+
+
+def take_selection(out_shape: Sequence[int], in_shape: Sequence[int], pair: Sequence[int],
+                   flat: np.ndarray | None) -> Jac:
+    """∂x[index]/∂x for an advanced index: input axis ``k`` with ``pair[k] = j`` passes through to
+    output axis ``j``; the rest is the gather ``flat`` (see :class:`Take`)."""
+    out_shape, in_shape = tuple(out_shape), tuple(in_shape)
+    used = {p for p in pair if p >= 0}
+    t = Take([j for j in range(len(out_shape)) if j not in used], [k for k, p in enumerate(pair) if p < 0], flat)
+    if t.flat is not None and t.flat.shape != tuple(out_shape[j] for j in t.out_axes):
+        raise StructureError(f"gather positions of shape {t.flat.shape} do not fit output {out_shape}")
+    return Jac(out_shape, in_shape, pair, select=t)
+
+
+def _take_sizes(j: Jac, t: Take) -> tuple[list[int], list[int]]:
+    return [j.out_shape[a] for a in t.out_axes], [j.in_shape[k] for k in t.in_axes]
+
+
+def _to_end(vals: np.ndarray, vl: list, moving: list, sizes: list[int]) -> tuple[np.ndarray, list]:
+    """``vals`` (labels ``vl``) with the ``moving`` labels last and flattened into one axis."""
+    rest = [lab for lab in vl if lab not in moving]
+    perm = [vl.index(lab) for lab in rest] + [vl.index(lab) for lab in moving]
+    v = np.transpose(vals, perm)
+    return v.reshape(v.shape[:len(rest)] + (math.prod(sizes),)), rest
+
+
+def _take_gather(s: Jac, b: Jac) -> Jac:
+    """``s · b`` for an advanced selection ``s``: b's values read at the gathered positions."""
+    t: Take = s.select
+    mb, mc = b.m, s.m
+    b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in t.in_axes])[0]
+    b = with_labels(b, t.in_axes)
+    gout, gin = _take_sizes(s, t)
+    through = {k: j for k, j in enumerate(s.pair) if j >= 0}  # b's output axis -> s's output axis
+    vl = list(b.vlabels)
+    rest = [lab for lab in vl if lab not in t.in_axes]
+    vals = None
+    if b.values is not None:
+        v, _ = _to_end(b.values, vl, list(t.in_axes), gin)
+        vals = np.take(v, t.flat.ravel(), axis=-1).reshape(v.shape[:-1] + tuple(gout))
+    new_vl = [through[lab] if lab < mb else mc + lab - mb for lab in rest] + list(t.out_axes)
+    pair = [through[p] if p >= 0 else -1 for p in b.pair]
+    return Jac(s.out_shape, b.in_shape, pair, new_vl, vals)
+
+
+def _take_scatter(a: Jac, s: Jac) -> Jac:
+    """``a · s`` for an advanced selection ``s``: a's columns added back at the gathered
+    positions (a position read twice receives the sum, as reverse mode needs)."""
+    t: Take = s.select
+    m = a.m
+    a = unpair(a, [j for j in t.out_axes if a.pair[j] >= 0])[0]
+    moving = [m + j for j in t.out_axes]
+    a = with_labels(a, moving)
+    gout, gin = _take_sizes(s, t)
+    back = {j: k for k, j in enumerate(s.pair) if j >= 0}  # s's output axis -> s's input axis
+    vl = list(a.vlabels)
+    rest = [lab for lab in vl if lab not in moving]
+    vals = None
+    if a.values is not None:
+        v, _ = _to_end(a.values, vl, moving, gout)
+        v = np.moveaxis(v, -1, 0)
+        full = np.zeros((math.prod(gin),) + v.shape[1:], dtype=v.dtype)
+        if t.unique:
+            full[t.flat.ravel()] = v
+        else:
+            np.add.at(full, t.flat.ravel(), v)
+        vals = np.moveaxis(full, 0, -1).reshape(v.shape[1:] + tuple(gin))
+    new_vl = [lab if lab < m else m + back[lab - m] for lab in rest] + [m + k for k in t.in_axes]
+    pair = [a.pair[j] if j >= 0 else -1 for j in s.pair]
+    return Jac(a.out_shape, s.in_shape, pair, new_vl, vals)
+
+
+def _take_labelled(s: Jac) -> Jac:
+    """The advanced selection as 0/1 values over its gathered axes."""
+    t: Take = s.select
+    m = s.m
+    vl = list(t.out_axes) + [m + k for k in t.in_axes]
+    if _PRICING.get() or t.flat is None:
+        return Jac(s.out_shape, s.in_shape, s.pair, vl)
+    gout, gin = _take_sizes(s, t)
+    v = np.zeros((math.prod(gout), math.prod(gin)))
+    v[np.arange(v.shape[0]), t.flat.ravel()] = 1.0
+    return Jac(s.out_shape, s.in_shape, s.pair, vl, v.reshape(tuple(gout) + tuple(gin)))
+
+
+def _moves_axes(j: Jac) -> bool:
+    """A 0/1 map that only permutes axes and adds or drops size-1 ones (transpose, squeeze)."""
+    if j.vlabels is not None or j.reshape or j.select is not None or j.embed is not None:
+        return False
+    return (all(p >= 0 or n == 1 for p, n in zip(j.pair, j.in_shape))
+            and all(n == 1 for t, n in enumerate(j.out_shape) if t not in j.pair))
+
+
+def _apply_lazy(j: Jac, x: np.ndarray) -> np.ndarray:
+    """The lazy selection, reshape or axis move ``j`` applied to an array ``x`` of its input shape."""
+    if j.reshape:
+        return x.reshape(j.out_shape)
+    if j.select is None:  # moves axes: the paired ones in output order, then the size-1 rest
+        moved = sorted((k for k, p in enumerate(j.pair) if p >= 0), key=lambda k: j.pair[k])
+        rest = [k for k in range(x.ndim) if j.pair[k] < 0]
+        return np.transpose(x, moved + rest).reshape(j.out_shape)
+    if not isinstance(j.select, Take):
+        from .ops import index_to_numpy  # a basic index covering every axis
+
+        return x[index_to_numpy(list(j.select))]
+    t: Take = j.select
+    through = sorted((k for k, p in enumerate(j.pair) if p >= 0), key=lambda k: j.pair[k])
+    y = np.transpose(x, through + list(t.in_axes))
+    y = y.reshape(y.shape[:len(through)] + (-1,))
+    y = np.take(y, t.flat.ravel(), axis=-1).reshape(y.shape[:len(through)] + t.flat.shape)
+    return np.transpose(y, np.argsort([j.pair[k] for k in through] + list(t.out_axes)))
+
+
+def _compose_takes(a: Jac, b: Jac) -> Jac | None:
+    """``a · b`` as one gather when both are lazy selections/reshapes and one of them is an
+    advanced selection (``x.reshape(-1)[idx]``, ``x[idx][:, 1:]``); ``None`` otherwise. Axes
+    passed through by both stay pairs; the rest is found by sending the gathered input axes'
+    coordinates through both maps."""
+    if not (isinstance(a.select, Take) or isinstance(b.select, Take)):
+        return None
+    if not all(j.reshape or (j.select is not None and j.embed is None) or _moves_axes(j) for j in (a, b)):
+        return None
+    pair = [a.pair[p] if p >= 0 else -1 for p in b.pair]
+    takes = [j.select for j in (a, b) if isinstance(j.select, Take)]
+    if _PRICING.get() or any(t.flat is None for t in takes):
+        return take_selection(a.out_shape, b.in_shape, pair, None)
+    gathered = [k for k, p in enumerate(pair) if p < 0]
+    fixed = tuple(0 if j in pair else slice(None) for j in range(a.m))
+    coords = []
+    for k in gathered:
+        n = b.in_shape[k]
+        c = np.broadcast_to(np.arange(n).reshape([n if t == k else 1 for t in range(len(b.in_shape))]), b.in_shape)
+        coords.append(_apply_lazy(a, _apply_lazy(b, c))[fixed])
+    flat = (np.ravel_multi_index(coords, [b.in_shape[k] for k in gathered]) if gathered
+            else np.zeros([a.out_shape[j] for j in range(a.m) if j not in pair], dtype=np.intp))
+    return take_selection(a.out_shape, b.in_shape, pair, flat)

@@ -473,7 +473,7 @@ class Tracer:
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         name = ufunc.__name__
         if method != "__call__" or kwargs or name not in _UFUNCS:
-            what = f"numpy.{name}" + ("" if method == "__call__" else f".{method}")
+            what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:
                 what += f" with keyword(s) {sorted(kwargs)}"
             raise _unsupported(what)
@@ -488,6 +488,15 @@ class Tracer:
 
 
 _CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
+
+
+def _ufunc_name(ufunc: np.ufunc) -> str:
+    """``numpy.exp``, ``scipy.special.expit`` (SciPy's ufuncs say no module of their own)."""
+    name = ufunc.__name__
+    special = sys.modules.get("scipy.special")
+    if getattr(np, name, None) is not ufunc and getattr(special, name, None) is ufunc:
+        return f"scipy.special.{name}"
+    return f"numpy.{name}"
 
 
 @functools.lru_cache(maxsize=None)
@@ -605,23 +614,6 @@ def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_N
     return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction))
 
 
-def _letters(n: int) -> str:
-    return "abcdefghijklmnopqrstuvwxy"[:n]
-
-
-def _cumsum(a, axis=None, dtype=None, out=None):
-    """Cumulative sum: one einsum with a constant upper-triangular matrix of ones."""
-    _refuse("numpy.cumsum", out=out)
-    _check_dtype("numpy.cumsum", a, dtype)
-    if axis is None:
-        a, axis = a.reshape(-1), 0
-    [k] = _axes_of(_int(axis, "axis"), a.ndim, "numpy.cumsum")
-    n = a.shape[k]
-    labels = _letters(a.ndim)
-    spec = f"{labels},{labels[k]}z->{labels[:k]}z{labels[k + 1:]}"
-    return _tape_of(a).record("einsum", [a, np.triu(np.ones((n, n)))], {"spec": spec})
-
-
 def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
     """Product by composition: a chain of multiplications along each reduced axis."""
     _refuse("numpy.prod", out=out)
@@ -645,15 +637,6 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, wher
 
 def _nd(x) -> int:
     return x.ndim if isinstance(x, Tracer) else np.ndim(x)
-
-
-def _dot(a, b, out=None):
-    _refuse("numpy.dot", out=out)
-    if _nd(a) == 0 or _nd(b) == 0:
-        return _tape_of(a, b).record("mul", [a, b])
-    if _nd(a) > 2 or _nd(b) > 2:
-        raise _unsupported("numpy.dot of arrays with more than 2 dimensions (use matmul or einsum)")
-    return _tape_of(a, b).record("matmul", [a, b])
 
 
 def _squeeze(a, axis=None):
@@ -726,27 +709,6 @@ def _stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _tape_of(arrays).record("stack", list(arrays), {"axis": _int(axis, "axis")})
 
 
-def _einsum(*operands, out=None, optimize=False, dtype=None, order="K", casting="safe"):
-    # optimize= only chooses NumPy's contraction order, which the plan decides here
-    _refuse("numpy.einsum", out=out, order=None if order == "K" else order,
-            casting=None if casting == "safe" else casting)
-    if not operands or not isinstance(operands[0], str):
-        raise _unsupported("numpy.einsum in sublist form")
-    _check_dtype("numpy.einsum", operands[1:], dtype)
-    return _tape_of(*operands[1:]).record("einsum", list(operands[1:]), {"spec": operands[0]})
-
-
-def _slogdet(a):
-    tape = _tape_of(a)
-    return tape.record("slogdet_sign", [a]), tape.record("logabsdet", [a])
-
-
-def _norm(x, ord=None, axis=None, keepdims=False):
-    if ord not in (None, 2, "fro") or (ord == 2 and np.ndim(x) != 1):
-        raise _unsupported(f"numpy.linalg.norm with ord={ord!r}")
-    return np.sqrt(_reduce("sum", x * x, axis, keepdims))
-
-
 def _bound_param(b: Any, what: str) -> Any:
     """A constant clip bound as JSON-friendly params: None, a float or nested lists."""
     if isinstance(b, (Tracer, _Split)):
@@ -809,9 +771,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.min: _extreme("amin", "minimum"),
     np.var: _var,
     np.std: _std,
-    np.cumsum: _cumsum,
     np.prod: _prod,
-    np.dot: _dot,
     np.ndim: lambda a: a.ndim,
     np.shape: lambda a: a.shape,
     np.size: _size,
@@ -824,15 +784,11 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.where: _where,
     np.concatenate: _concatenate,
     np.stack: _stack,
-    np.einsum: _einsum,
     np.broadcast_to: _broadcast_to,
     np.clip: _clip,
     np.copy: lambda a, order="K", subok=False: a,
     np.real: lambda val: val,
-    np.linalg.solve: lambda a, b: _tape_of(a, b).record("solve", [a, b]),
-    np.linalg.inv: lambda a: _tape_of(a).record("inv", [a]),
-    np.linalg.slogdet: _slogdet,
-    np.linalg.norm: _norm,
+    # numpy.linalg: jacc/numpy_api/linalg.py
 }
 for _alias in ("amax", "amin"):
     if hasattr(np, _alias) and getattr(np, _alias) not in _FUNCTIONS:
@@ -842,7 +798,7 @@ for _alias in ("amax", "amin"):
 # refusals); x.copy(), x.conj() are the value itself
 _METHODS: dict[str, Callable] = {
     "sum": _sum, "mean": _mean, "max": _FUNCTIONS[np.max], "min": _FUNCTIONS[np.min], "var": _var,
-    "std": _std, "cumsum": _cumsum, "prod": _prod, "dot": _dot, "squeeze": _squeeze, "clip": _clip,
+    "std": _std, "prod": _prod, "squeeze": _squeeze, "clip": _clip,
     "copy": lambda a, order="C": a, "conj": _same, "conjugate": _same,
 }
 
@@ -910,7 +866,8 @@ def _unsplit(x):
 
 
 for _op in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "matmul", "rmatmul",
-            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne", "setitem"):
+            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne", "setitem",
+            "mod", "rmod", "floordiv", "rfloordiv", "divmod", "rdivmod"):
     setattr(_Split, f"__{_op}__", lambda self, *a, _n=f"__{_op}__": getattr(self.whole(), _n)(*a))
 
 
@@ -943,7 +900,8 @@ def implements_ufunc(*names: str) -> Callable:
 
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
-    return sorted(set(_UFUNCS) | {f.__name__ for f in _FUNCTIONS})
+    # a handler marked ``refusal`` only explains why a function cannot be recorded
+    return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)})
 
 
 def _is_array_like(x: Any) -> bool:

@@ -72,11 +72,11 @@ def structure_kind(description: str) -> str:
     """``Jac.describe()`` without sizes: ``"diag 12"`` → ``"diag"``, ``"I3 ⊗ dense 1×4"`` →
     ``"I ⊗ dense"``, ``"select (3, 4)→(4,)"`` → ``"select"``.
 
-    >>> structure_kind("I3 ⊗ dense 1×4"), structure_kind("select (3, 4)→(4,)")
-    ('I ⊗ dense', 'select')
+    >>> structure_kind("I3 ⊗ dense 1×4"), structure_kind("select (3, 4)→(4,)"), structure_kind("1")
+    ('I ⊗ dense', 'select', '1')
     """
     words = (re.sub(r"[0-9×(),→]", "", w) for w in description.split())
-    return " ".join(w for w in words if w)
+    return " ".join(w for w in words if w) or description  # "1": the unit scalar map
 
 
 def traced_structures(c: Case, rng: np.random.Generator | None = None) -> tuple[list[str], set[str]]:

@@ -1,18 +1,494 @@
-"""Indexing, masks and value-dependent selections: getitem, where, clip, sort and friends. A
-value-dependent one fixes its permutation or mask at each call's trace."""
+"""Indexing, masks and value-dependent selections: fancy indexing, take, where, select, sort,
+quantiles and friends. All are gathers, recorded as ``getitem`` with constant index arrays or as
+the ``gather`` primitive with constant flat positions; either partial is a free lazy selection
+(forward: the neighbour's rows are read at the index; reverse: its columns are added back, so a
+repeated index sums), never a one-hot product.
+
+A value-dependent one (``sort``, ``argmax``, ``median``, ``where`` with a traced condition) reads
+the traced value, fixes its permutation or mask as a constant of the recorded op, and marks the
+trace value-dependent: every call traces again, and a new permutation builds a new graph."""
 
 from __future__ import annotations
 
 import numpy as np
 
+from .. import structure as S
+from ..ops import Op, ShapeError, register
+from ..trace import (
+    _NOT,
+    TraceError,
+    Tracer,
+    UnsupportedOperationError,
+    _axes_of,
+    _int,
+    _refuse,
+    _Split,
+    _tape_of,
+    call_site,
+    implements,
+)
 from . import FREE, case
+
+# -- the gather primitive -----------------------------------------------------------------------
+# gather(x, positions) = x.ravel()[positions] with the positions a constant *argument*, not a
+# parameter: a trace that only changes them (sort at a new point) keeps its structure, so the
+# cached plan is reused with the new graph. Its partial is a free lazy selection.
+
+
+def _positions(idx, size: int) -> np.ndarray:
+    pos = np.asarray(idx)
+    ints = pos.astype(np.intp)
+    if not np.array_equal(ints, pos) or (ints.size and (ints.min() < 0 or ints.max() >= size)):
+        raise ShapeError(f"gather positions must be integers in [0, {size}) (flat positions into the operand)")
+    return ints
+
+
+def _gather_partial(i: int, ctx) -> S.Jac | None:
+    if i == 1:
+        return None
+    s = ctx.shapes[0]
+    flat = _positions(ctx.args[1], int(np.prod(s))) if ctx.numeric else None
+    return S.take_selection(ctx.out_shape, s, [-1] * len(s), flat)
+
+
+register(Op("gather", lambda a, p: np.asarray(a[0]).reshape(-1)[_positions(a[1], np.size(a[0]))],
+            lambda s, p: tuple(s[1]), _gather_partial, 2,
+            "x.ravel()[positions] for constant integer positions (a free lazy selection)", frozenset({1})))
+
+
+def _gather(x, positions: np.ndarray):
+    """Record ``x.ravel()[positions]`` (positions: a constant int array of the result's shape)."""
+    return _tape_of(x).record("gather", [x, np.asarray(positions, dtype=float)])
+
+
+def _flat_along(shape, k: int, idx: np.ndarray) -> np.ndarray:
+    """Flat positions of take_along_axis(x, idx, k) for x of ``shape``."""
+    idx = np.where(idx < 0, idx + shape[k], idx)
+    if idx.size and (idx.min() < 0 or idx.max() >= shape[k]):
+        raise TraceError(f"index out of bounds for axis {k} with size {shape[k]} (at {call_site()})")
+    return np.ravel_multi_index(np.broadcast_arrays(*_grid(shape, k, idx)), shape)
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+def _traced(x) -> bool:
+    return isinstance(x, (Tracer, _Split))
+
+
+def _value(x, what: str) -> np.ndarray:
+    """The current value of a traced ``x`` (marking the trace value-dependent), else ``x``."""
+    if isinstance(x, _Split):
+        x = x.whole()
+    if isinstance(x, Tracer):
+        x.tape.note_value_dependence(what)
+        return x.value
+    return np.asarray(x)
+
+
+def _mask(cond, what: str) -> np.ndarray:
+    """A condition as a constant boolean mask; a traced one is read at the traced point."""
+    return _value(cond, f"{what} with a traced condition") != 0
+
+
+def _indices(indices, what: str) -> np.ndarray:
+    """Constant integer indices (traced or non-integer ones are refused, naming the call site)."""
+    if _traced(indices):
+        raise UnsupportedOperationError(
+            f"{what} with traced indices at {call_site()}: indices must be constant integers "
+            "(np.argsort / np.argmax of a traced value give such constants)")
+    idx = np.asarray(indices)
+    if idx.dtype.kind not in "iu":
+        raise UnsupportedOperationError(f"{what} at {call_site()}: indices must be integers, got dtype {idx.dtype}")
+    return idx
+
+
+def _mode(what: str, mode) -> None:
+    if mode not in ("raise", None):
+        raise UnsupportedOperationError(
+            f"{what} with mode={mode!r} at {call_site()} is not supported by jacc's tracer: only "
+            "mode='raise' (an out-of-range index is an error); wrap or clip the indices first")
+
+
+def _one_axis(a, axis, what: str) -> int:
+    [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
+    return k
+
+
+def _along(k: int, ndim: int, idx) -> tuple:
+    """The index that applies ``idx`` to axis ``k`` and keeps the other axes."""
+    return (slice(None),) * k + (idx,) + (slice(None),) * (ndim - k - 1)
+
+
+def _grid(shape, k: int, idx: np.ndarray) -> tuple:
+    """take_along_axis's index: ``idx`` on axis ``k``, broadcast positions on the others."""
+    return tuple(idx if t == k else np.arange(n).reshape([n if s == t else 1 for s in range(len(shape))])
+                 for t, n in enumerate(shape))
+
+
+# -- gathers with constant indices -------------------------------------------------------------
+
+
+@implements(np.take, method="take")
+def _take(a, indices, axis=None, out=None, mode="raise"):
+    _refuse("numpy.take", out=out)
+    _mode("numpy.take", mode)
+    idx = _indices(indices, "numpy.take")
+    if axis is None:
+        return a.reshape(-1)[idx]
+    k = _one_axis(a, axis, "numpy.take")
+    return a[_along(k, a.ndim, idx)]
+
+
+@implements(np.take_along_axis)
+def _take_along_axis(arr, indices, axis=-1):
+    idx = _indices(indices, "numpy.take_along_axis")
+    if axis is None:
+        if idx.ndim != 1:
+            raise TraceError(f"numpy.take_along_axis at {call_site()}: axis=None needs 1-d indices")
+        arr, axis = arr.reshape(-1), 0
+    if idx.ndim != arr.ndim:
+        raise TraceError(f"numpy.take_along_axis at {call_site()}: indices have {idx.ndim} dimension(s), "
+                         f"the array {arr.ndim}")
+    return _gather(arr, _flat_along(arr.shape, _one_axis(arr, axis, "numpy.take_along_axis"), idx))
+
+
+def _padded_mask(cond: np.ndarray, n: int, what: str) -> np.ndarray:
+    """A 1-d condition as a mask of length ``n`` (NumPy allows a shorter one: the rest is False)."""
+    cond = cond.ravel()
+    if cond.size > n and cond[n:].any():
+        raise TraceError(f"{what} at {call_site()}: the condition selects beyond the axis of size {n}")
+    out = np.zeros(n, bool)
+    out[:min(n, cond.size)] = cond[:n]
+    return out
+
+
+@implements(np.compress, method="compress")
+def _compress(condition, a, axis=None, out=None):
+    _refuse("numpy.compress", out=out)
+    if not _traced(a):  # a traced condition on a constant array
+        return np.compress(_mask(condition, "numpy.compress"), a, axis=axis)
+    cond = _mask(condition, "numpy.compress")
+    if cond.ndim != 1:
+        raise TraceError(f"numpy.compress at {call_site()}: the condition must be 1-d")
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    k = _one_axis(a, axis, "numpy.compress")
+    return a[_along(k, a.ndim, _padded_mask(cond, a.shape[k], "numpy.compress"))]
+
+
+@implements(np.extract)
+def _extract(condition, arr):
+    cond = _mask(condition, "numpy.extract")
+    if not _traced(arr):
+        return np.extract(cond, arr)
+    if cond.size != arr.size:
+        raise TraceError(f"numpy.extract at {call_site()}: condition of size {cond.size} for an array of "
+                         f"size {arr.size}")
+    return arr.reshape(-1)[cond.ravel()]
+
+
+@implements(np.where)
+def _where(condition, x=None, y=None, /):
+    if x is None and y is None:
+        return np.nonzero(_mask(condition, "numpy.where"))
+    if x is None or y is None:
+        raise ValueError("either both or neither of x and y should be given")
+    mask = _mask(condition, "numpy.where")
+    if not (_traced(x) or _traced(y)):
+        return np.where(mask, x, y)
+    return _tape_of(x, y).record("where", [mask, x, y])
+
+
+@implements(np.select)
+def _select(condlist, choicelist, default=0):
+    if len(condlist) != len(choicelist):
+        raise ValueError("list of cases must be same length as list of conditions")
+    if not condlist:
+        raise ValueError("select with an empty condition list is not possible")
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):  # the first true condition wins
+        out = np.where(_mask(cond, "numpy.select"), choice, out)
+    shape = np.broadcast_shapes(*[np.shape(c) for c in list(condlist) + list(choicelist)], np.shape(default))
+    return out if np.shape(out) == shape else np.broadcast_to(out, shape)
+
+
+@implements(np.choose, method="choose")
+def _choose(a, choices, out=None, mode="raise"):
+    _refuse("numpy.choose", out=out)
+    _mode("numpy.choose", mode)
+    idx = _indices(a, "numpy.choose")
+    if _traced(choices):  # one array whose first axis lists the choices
+        choices = [choices[i] for i in range(choices.shape[0])]
+    choices = list(choices)
+    if idx.size and (idx.min() < 0 or idx.max() >= len(choices)):
+        raise TraceError(f"numpy.choose at {call_site()}: an index is out of range for {len(choices)} choices")
+    shape = np.broadcast_shapes(idx.shape, *[np.shape(c) for c in choices])
+    stacked = np.stack([np.broadcast_to(c, shape) for c in choices])
+    grid = np.indices(shape, sparse=True) if shape else ()
+    return stacked[(np.broadcast_to(idx, shape),) + tuple(grid)]
+
+
+# -- value-dependent: orders, positions and quantiles ----------------------------------------
+
+
+def _order(x: np.ndarray, axis: int) -> np.ndarray:
+    return np.argsort(x, axis=axis, kind="stable")
+
+
+@implements(np.sort)
+def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    # kind/stable only choose NumPy's algorithm: sorted values are the same (ties: stable order)
+    _refuse("numpy.sort", order=order)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    k = _one_axis(a, axis, "numpy.sort")
+    perm = _order(_value(a, "numpy.sort (its permutation)"), k)
+    return _gather(a, _flat_along(a.shape, k, perm))
+
+
+@implements(np.argsort, method="argsort")
+def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
+    return np.argsort(_value(a, "numpy.argsort"), axis=axis, kind=kind, order=order, stable=stable)
+
+
+@implements(np.argmax, method="argmax")
+def _argmax(a, axis=None, out=None, *, keepdims=_NOT):
+    _refuse("numpy.argmax", out=out)
+    kw = {} if keepdims is _NOT else {"keepdims": keepdims}
+    return np.argmax(_value(a, "numpy.argmax"), axis=axis, **kw)
+
+
+@implements(np.argmin, method="argmin")
+def _argmin(a, axis=None, out=None, *, keepdims=_NOT):
+    _refuse("numpy.argmin", out=out)
+    kw = {} if keepdims is _NOT else {"keepdims": keepdims}
+    return np.argmin(_value(a, "numpy.argmin"), axis=axis, **kw)
+
+
+implements(np.nonzero, method="nonzero")(lambda a: np.nonzero(_value(a, "numpy.nonzero")))
+implements(np.flatnonzero)(lambda a: np.flatnonzero(_value(a, "numpy.flatnonzero")))
+implements(np.argwhere)(lambda a: np.argwhere(_value(a, "numpy.argwhere")))
+implements(np.count_nonzero)(
+    lambda a, axis=None, *, keepdims=False: np.count_nonzero(_value(a, "numpy.count_nonzero"), axis=axis,
+                                                              keepdims=keepdims))
+
+
+def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
+    """Linear interpolation between the order statistics at q·(n − 1), as NumPy's default
+    ``method='linear'``: two gathers of the sorted values and one lerp with constant weights.
+    ``skip_nan`` (the nan* functions): n counts the non-NaN values of each row (NaNs sort last);
+    a row of NaNs gives NaN."""
+    if _traced(q):
+        raise UnsupportedOperationError(f"{what} with traced quantiles q at {call_site()}: q must be constant")
+    q = np.asarray(q, dtype=float)
+    if q.size and not (np.all(q >= 0) and np.all(q <= 1)):
+        raise ValueError(f"{what}: quantiles must be in the range [0, 1]" if "quantile" in what
+                         else f"{what}: percentiles must be in the range [0, 100]")
+    axes = _axes_of(axis, a.ndim, what)
+    rest = [k for k in range(a.ndim) if k not in axes]
+    x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])
+    n = x.shape[-1]
+    if n == 0:
+        raise TraceError(f"{what} at {call_site()}: the reduced axes are empty")
+    xv = _value(x, f"{what} (its order statistics)")
+    perm = _order(xv, -1)
+    count = np.sum(~np.isnan(xv), axis=-1, keepdims=True) if skip_nan else np.full(xv.shape[:-1] + (1,), n)
+    pos = q.ravel() * np.maximum(count - 1, 0)  # per row and quantile
+    lo = np.floor(pos).astype(int)
+    t = pos - lo
+    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
+    lo_v = _gather(x, _flat_along(x.shape, x.ndim - 1, np.take_along_axis(perm, lo, axis=-1)))
+    if t.any():
+        hi_v = _gather(x, _flat_along(x.shape, x.ndim - 1, np.take_along_axis(perm, hi, axis=-1)))
+        r = lo_v + (hi_v - lo_v) * t
+    else:
+        r = lo_v
+    if skip_nan and not count.all():  # NumPy's answer for a row of NaNs (it also warns)
+        r = np.where(np.broadcast_to(count == 0, r.shape), np.nan, r)
+    kept = [a.shape[k] for k in rest] if not keepdims else [1 if k in axes else a.shape[k] for k in range(a.ndim)]
+    r = _reshaped(r, [a.shape[k] for k in rest] + list(q.shape))
+    r = _transposed(r, list(range(len(rest), r.ndim)) + list(range(len(rest))))
+    return _reshaped(r, list(q.shape) + kept)
+
+
+def _transposed(x, axes: list[int]):
+    return x if axes == sorted(axes) else x.transpose(axes)
+
+
+def _reshaped(x, shape: list[int]):
+    """``x.reshape(shape)``, recording nothing when the shape does not change."""
+    n = int(np.prod([d for d in shape if d != -1]))
+    full = tuple(x.size // max(n, 1) if d == -1 else d for d in shape)
+    return x if full == x.shape else x.reshape(full)
+
+
+def _linear_only(what: str, out, overwrite_input, method, weights) -> None:
+    # overwrite_input only lets NumPy reuse the buffer: traced values are never modified
+    _refuse(what, out=out, weights=weights)
+    if method != "linear":
+        raise UnsupportedOperationError(
+            f"{what} with method={method!r} at {call_site()} is not supported by jacc's tracer; "
+            "only method='linear' (the default)")
+
+
+@implements(np.quantile)
+def _np_quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+                 weights=None):
+    _linear_only("numpy.quantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, keepdims, "numpy.quantile")
+
+
+@implements(np.percentile)
+def _np_percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+                   weights=None):
+    _linear_only("numpy.percentile", out, overwrite_input, method, weights)
+    return _quantile(a, _fraction(q, "numpy.percentile"), axis, keepdims, "numpy.percentile")
+
+
+def _fraction(q, what: str) -> np.ndarray:
+    """A constant percentage as the fraction quantile() takes."""
+    if _traced(q):
+        raise UnsupportedOperationError(f"{what} with traced q at {call_site()}: q must be constant")
+    return np.asarray(q, dtype=float) / 100.0
+
+
+@implements(np.median)
+def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    _refuse("numpy.median", out=out)
+    return _quantile(a, 0.5, axis, keepdims, "numpy.median")
+
+
+def _flag(keepdims) -> bool:
+    return keepdims is not _NOT and bool(keepdims)
+
+
+@implements(np.nanquantile)
+def _nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
+                 weights=None):
+    _linear_only("numpy.nanquantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, _flag(keepdims), "numpy.nanquantile", skip_nan=True)
+
+
+@implements(np.nanpercentile)
+def _nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
+                   weights=None):
+    _linear_only("numpy.nanpercentile", out, overwrite_input, method, weights)
+    return _quantile(a, _fraction(q, "numpy.nanpercentile"), axis, _flag(keepdims), "numpy.nanpercentile",
+                     skip_nan=True)
+
+
+@implements(np.nanmedian)
+def _nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=_NOT):
+    _refuse("numpy.nanmedian", out=out)
+    return _quantile(a, 0.5, axis, _flag(keepdims), "numpy.nanmedian", skip_nan=True)
+
+
+@implements(np.searchsorted)
+def _searchsorted(a, v, side="left", sorter=None):
+    """Insertion positions: integers read from the values (the trace becomes value-dependent)."""
+    return np.searchsorted(_value(a, "numpy.searchsorted"), _value(v, "numpy.searchsorted"), side=side,
+                           sorter=None if sorter is None else _indices(sorter, "numpy.searchsorted"))
+
+
+@implements(np.digitize)
+def _digitize(x, bins, right=False):
+    return np.digitize(_value(x, "numpy.digitize"), _value(bins, "numpy.digitize"), right=right)
+
+
+# -- examples -----------------------------------------------------------------------------------
 
 
 def _x(r, shape=(3, 4)):
     return r.normal(size=shape)
 
 
+_SORTED = "traced once per call: the permutation read at each call's value is the gather's constant index"
+_SAME = FREE | {"diag"}
+_IDX = np.array([[2, 0, 1, 1], [0, 0, 2, 1]])
+_MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+
 case("ndarray.__getitem__", lambda xp: lambda x: x[1:, ::2], lambda r: (_x(r),), structures=FREE)
+case("ndarray.__getitem__", lambda xp: lambda x: x[np.array([2, 0, 2])], lambda r: (_x(r),), structures=FREE,
+     variant="repeated rows", note="integer arrays and masks: a lazy gather, never a one-hot product")
+case("ndarray.__getitem__", lambda xp: lambda x: x[1:, np.array([3, 0, 3])], lambda r: (_x(r),), structures=FREE,
+     variant="slice and index array")
+case("ndarray.__getitem__", lambda xp: lambda x: x[np.array([0, 2]), :, np.array([-1, 3])],
+     lambda r: (_x(r, (3, 4, 5)),), structures=FREE, variant="index arrays apart")
+case("ndarray.__getitem__", lambda xp: lambda x: x[:, np.array([[0, 1], [2, 2]]), 1:4],
+     lambda r: (_x(r, (2, 3, 5)),), structures=FREE, variant="2-d index array")
+case("ndarray.__getitem__", lambda xp: lambda x: x[_MASK], lambda r: (_x(r),), structures=FREE,
+     variant="boolean mask")
+case("ndarray.__getitem__", lambda xp: lambda x: xp.tanh(x)[None, np.array([1, 1]), 2:] * x[0, 0], lambda r: (_x(r),),
+     variant="repeated index after tanh")
+
+case("numpy.take", lambda xp: lambda x: xp.take(x, np.array([5, 0, 5, 11])), lambda r: (_x(r),), structures=FREE)
+case("numpy.take", lambda xp: lambda x: xp.take(x, _IDX, axis=-1), lambda r: (_x(r),), structures=FREE,
+     variant="axis=-1, 2-d indices")
+case("numpy.take", lambda xp: lambda x: x.take(np.array([1, 1]), axis=0), lambda r: (_x(r, (2, 3, 2)),),
+     structures=FREE, variant="method")
+case("numpy.take_along_axis", lambda xp: lambda x: xp.take_along_axis(x, _IDX, axis=0), lambda r: (_x(r),),
+     structures=FREE)
+case("numpy.take_along_axis", lambda xp: lambda x: xp.take_along_axis(x, _IDX.T[:, :1], axis=-1),
+     lambda r: (_x(r, (4, 3)),), structures=FREE, variant="broadcast indices")
+case("numpy.compress", lambda xp: lambda x: xp.compress(np.array([True, False, True]), x, axis=0),
+     lambda r: (_x(r),), structures=FREE)
+case("numpy.compress", lambda xp: lambda x: xp.compress(np.array([False, True]), x, axis=1),
+     lambda r: (_x(r),), structures=FREE, variant="short condition")
+case("numpy.compress", lambda xp: lambda x: xp.compress(np.array([1, 0, 0, 1, 1]), x), lambda r: (_x(r),),
+     structures=FREE, variant="axis=None")
+case("numpy.extract", lambda xp: lambda x: xp.extract(_MASK, x), lambda r: (_x(r),), structures=FREE)
+
 case("numpy.where", lambda xp: lambda a, b: xp.where(np.array([True, False, True, False]), a, b),
      lambda r: (_x(r), _x(r)), argnums=(0, 1))
+case("numpy.where", lambda xp: lambda x: xp.where(x > 0, x, 0.1 * x), lambda r: (_x(r),),
+     variant="leaky relu")
+case("numpy.where", lambda xp: lambda x, y: xp.where(x - y, xp.sin(x), y), lambda r: (_x(r), _x(r)),
+     argnums=(0, 1), variant="traced condition",
+     note="a traced condition is read at the traced point (nonzero), like a comparison")
+case("numpy.select", lambda xp: lambda x, y: xp.select([_MASK, ~_MASK[0]], [x, y[0]], 0.5),
+     lambda r: (_x(r), _x(r)), argnums=(0, 1), note="constant conditions (a traced one is read at the point)")
+case("numpy.select", lambda xp: lambda x, d: xp.select([x > 0.5, x < -0.5], [x, 2 * x], d),
+     lambda r: (_x(r), _x(r, (4,))), argnums=(0, 1), variant="traced default")
+case("numpy.choose", lambda xp: lambda a, b, c: xp.choose(_IDX, [a, b, c]),
+     lambda r: (_x(r, (2, 4)), _x(r, (4,)), _x(r, (2, 1))), argnums=(0, 1, 2), structures=FREE)
 case("numpy.clip", lambda xp: lambda x: xp.clip(x, -0.5, 0.5), lambda r: (_x(r),))
+case("numpy.clip", lambda xp: lambda x: xp.clip(x, np.array([-1.0, -0.5, 0.0, 0.5]), None), lambda r: (_x(r),),
+     variant="array bound", note="at a bound the derivative is 1 (docs/conventions.md)")
+
+case("numpy.sort", lambda xp: xp.sort, lambda r: (_x(r),), structures=FREE, note=_SORTED)
+case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), structures=FREE, variant="axis=0")
+case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=FREE,
+     variant="axis=None")
+case("numpy.argsort", lambda xp: lambda x: x[xp.argsort(x)[::-1]], lambda r: (_x(r, (6,)),), structures=FREE,
+     note="a constant integer array (the trace is value-dependent); indexing with it is a gather")
+case("numpy.argsort", lambda xp: lambda x: xp.take_along_axis(x, xp.argsort(x, axis=0), axis=0),
+     lambda r: (_x(r),), structures=FREE, variant="take_along_axis")
+case("numpy.argmax", lambda xp: lambda x: x[xp.argmax(x)] * x, lambda r: (_x(r, (5,)),), note=_SORTED)
+case("numpy.argmax", lambda xp: lambda x: xp.take_along_axis(x, xp.argmax(x, axis=1, keepdims=True), axis=1),
+     lambda r: (_x(r),), structures=FREE, variant="keepdims")
+case("numpy.argmin", lambda xp: lambda x: xp.take(x, xp.argmin(x, axis=0), axis=1), lambda r: (_x(r, (4, 4)),),
+     structures=FREE)
+case("numpy.nonzero", lambda xp: lambda x: x[xp.nonzero(x > 0)], lambda r: (_x(r),), structures=FREE,
+     jax=False, note="JAX needs a static size= for nonzero")
+case("numpy.median", lambda xp: xp.median, lambda r: (_x(r, (5,)),), structures=FREE,
+     note="linear interpolation between order statistics, via sort")
+case("numpy.median", lambda xp: lambda x: xp.median(x, axis=-1), lambda r: (_x(r),), variant="even count")
+case("numpy.median", lambda xp: lambda x: xp.median(x, axis=(0, 2), keepdims=True), lambda r: (_x(r, (2, 3, 3)),),
+     variant="two axes, keepdims")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.3), lambda r: (_x(r),),
+     note="method='linear' (the default) only")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.1, 0.5, 1.0]), axis=0, keepdims=True),
+     lambda r: (_x(r),), variant="array q, keepdims")
+case("numpy.nanmedian", lambda xp: lambda x: xp.nanmedian(xp.where(_MASK, x, xp.nan), axis=1), lambda r: (_x(r),),
+     note="n counts each row's non-NaN values")
+case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.2, 0.7]), axis=0,
+                                                             keepdims=True), lambda r: (_x(r),))
+case("numpy.nanpercentile", lambda xp: lambda x: xp.nanpercentile(xp.where(_MASK, xp.nan, x), 40.0),
+     lambda r: (_x(r),))
+case("numpy.searchsorted", lambda xp: lambda x: x[xp.searchsorted(xp.sort(x), np.array([-0.5, 0.5]))],
+     lambda r: (_x(r, (6,)),), note="integer positions read from the values (value-dependent)")
+case("numpy.digitize", lambda xp: lambda x: xp.take(x, xp.digitize(np.array([-0.5, 0.5]), xp.sort(x))),
+     lambda r: (_x(r, (6,)),))
+case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([25.0, 90.0]), axis=1),
+     lambda r: (_x(r),))

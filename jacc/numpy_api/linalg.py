@@ -1,19 +1,731 @@
-"""Linear algebra: solve, inverse, determinants, norms and factorisations."""
+"""Linear algebra: solve, inverse, determinants, norms and factorisations.
+
+Factorisations are primitives with closed-form partials (dense within one matrix; the batch axes
+of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``). Norms,
+``pinv`` and ``lstsq`` are compositions of them. Assumptions, as for every AD system:
+
+* ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
+  eigenvalues (the eigenvector partials divide by λⱼ − λᵢ); ``cholesky`` reads the lower triangle
+  (``upper=True``: the upper one). Perturbing an entry of the read triangle off the diagonal
+  perturbs the symmetric matrix in both places; the other triangle has derivative 0.
+* ``svd`` assumes distinct non-zero singular values; ``qr`` a full-rank matrix; ``pinv``/``lstsq``
+  a full-rank matrix (a rank-deficient one is refused at the traced point).
+"""
 
 from __future__ import annotations
 
+import math
+from collections import namedtuple
+
 import numpy as np
 
+from .. import ops as O
+from ..graph import PARAMS, _leaf
+from ..ops import Op, ShapeError, register
+from ..structure import Jac
+from ..trace import (
+    TraceError,
+    Tracer,
+    UnsupportedOperationError,
+    _axes_of,
+    _int,
+    _reduce,
+    _tape_of,
+    call_site,
+    implements,
+)
 from . import case
 
+EighResult = namedtuple("EighResult", "eigenvalues eigenvectors")
+QRResult = namedtuple("QRResult", "Q R")
+SVDResult = namedtuple("SVDResult", "U S Vh")
+SlogdetResult = namedtuple("SlogdetResult", "sign logabsdet")
 
-def spd(r, n=4):
-    """A well-conditioned symmetric positive definite matrix."""
-    a = r.normal(size=(n, n))
-    return a @ a.T + n * np.eye(n)
+
+# -- shapes and the batched partial ------------------------------------------------------------
 
 
+def _matrix(s, what: str, square: bool = False) -> tuple[int, int]:
+    """The core ``(M, N)`` of a matrix or stack of matrices, checked."""
+    if len(s) < 2:
+        raise ShapeError(f"{what} needs a matrix or a stack of matrices (..., M, N), got shape {tuple(s)}")
+    if square and s[-1] != s[-2]:
+        raise ShapeError(f"{what} needs square matrices, got shape {tuple(s)}")
+    return s[-2], s[-1]
+
+
+def _core(a, what: str) -> tuple[int, int]:
+    """``_matrix`` for a handler: the error names the function and the call site."""
+    try:
+        return _matrix(np.shape(a) if not isinstance(a, Tracer) else a.shape, what)
+    except ShapeError as e:
+        raise TraceError(f"{e} (at {call_site()})") from None
+
+
+def _batched(ctx: O.Ctx, fn) -> Jac:
+    """∂out/∂a of an op applied to each matrix of a stack: the batch axes are diagonal pairs,
+    the matrix axes dense; ``fn()`` returns values over batch + out core + in core axes."""
+    out, s = ctx.out_shape, ctx.shapes[0]
+    nb, m = len(s) - 2, len(out)
+    pair = list(range(nb)) + [-1, -1]
+    vl = list(range(m)) + [m + nb, m + nb + 1]
+    def quiet():  # at a repeated eigen/singular value the partials are inf/NaN by design: no warnings
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fn()
+    return Jac(out, s, pair, vl, ctx.val(quiet, tuple(out) + tuple(s[nb:])))
+
+
+def _mT(x: np.ndarray) -> np.ndarray:
+    return np.swapaxes(x, -1, -2)
+
+
+def _read_lower(K: np.ndarray) -> np.ndarray:
+    """The partial w.r.t. a matrix of which only the lower triangle is read, from ``K`` (the
+    derivative formula applied to each unit matrix Eᵢⱼ, last two axes i, j): an entry below the
+    diagonal stands for both Sᵢⱼ and Sⱼᵢ of the symmetric matrix read, one above is unused."""
+    n = K.shape[-1]
+    return (K + _mT(K)) * np.tril(np.ones((n, n)), -1) + K * np.eye(n)
+
+
+def _read(K: np.ndarray, uplo: str) -> np.ndarray:
+    return _read_lower(K) if uplo == "L" else _mT(_read_lower(_mT(K)))
+
+
+def _reg(name, evaluate, shape, partial, doc, params=()):
+    register(Op(name, evaluate, shape, partial, 1, doc, params=tuple(params)))
+
+
+def _same_shape(what, square=True):
+    def shape(s, p):
+        _matrix(s[0], what, square)
+        return tuple(s[0])
+    return shape
+
+
+# -- determinants and the inverse (batched) ------------------------------------------------------
+
+
+def _others_product(s: np.ndarray) -> np.ndarray:
+    """∏_{j≠i} sⱼ along the last axis, without dividing (s may hold zeros)."""
+    one = np.ones(s.shape[:-1] + (1,))
+    left = np.cumprod(np.concatenate([one, s[..., :-1]], -1), -1)
+    right = np.cumprod(np.concatenate([one, s[..., :0:-1]], -1), -1)[..., ::-1]
+    return left * right
+
+
+def _det_partial(i, ctx):
+    # ∂det/∂A = adj(A)ᵀ = det(U)·det(Vh)·U·adj(S)·Vh: exact for singular matrices too
+    def values():
+        u, s, vh = np.linalg.svd(ctx.args[0])
+        sign = np.linalg.det(u) * np.linalg.det(vh)
+        return sign[..., None, None] * (u * _others_product(s)[..., None, :]) @ vh
+    return _batched(ctx, values)
+
+
+def _scalar_shape(what):
+    def shape(s, p):
+        _matrix(s[0], what, True)
+        return tuple(s[0][:-2])
+    return shape
+
+
+_reg("det", lambda a, p: np.asarray(np.linalg.det(a[0])), _scalar_shape("det"), _det_partial,
+     "linalg.det of a matrix or stack (partial: the adjugate, also at singular matrices)")
+_reg("logabsdet", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[1]), _scalar_shape("slogdet"),
+     lambda i, c: _batched(c, lambda: _mT(np.linalg.inv(c.args[0]))),
+     "log|det A| (second result of linalg.slogdet), matrices or stacks")
+register(Op("slogdet_sign", lambda a, p: np.asarray(np.linalg.slogdet(a[0])[0]), _scalar_shape("slogdet"),
+            lambda i, c: None, 1, "sign of det A (first result of linalg.slogdet); derivative zero",
+            frozenset({0})))
+_reg("inv", lambda a, p: np.linalg.inv(a[0]), _same_shape("inv"),
+     lambda i, c: _batched(c, lambda: -np.einsum("...ik,...lj->...ijkl", c.out, c.out)),
+     "linalg.inv of a matrix or stack")
+
+
+@implements(np.linalg.solve)
+def _solve(a, b):
+    """One matrix: the ``solve`` op; a stack (or a stacked right-hand side): A⁻¹ @ b, whose matmul
+    keeps the batch axes diagonal. NumPy 2's rule: b is a vector only when it is 1-d."""
+    if np.ndim(a) == 2 and np.ndim(b) in (1, 2):
+        return _tape_of(a, b).record("solve", [a, b])
+    _core(a, "numpy.linalg.solve")
+    return (np.linalg.inv(a) if isinstance(a, Tracer) else np.linalg.inv(np.asarray(a))) @ b
+
+
+@implements(np.linalg.inv)
+def _inv(a):
+    return _tape_of(a).record("inv", [a])
+
+
+@implements(np.linalg.det)
+def _det(a):
+    return _tape_of(a).record("det", [a])
+
+
+@implements(np.linalg.slogdet)
+def _slogdet(a):
+    tape = _tape_of(a)
+    return SlogdetResult(tape.record("slogdet_sign", [a]), tape.record("logabsdet", [a]))
+
+
+# -- Cholesky -------------------------------------------------------------------------------------
+
+
+def _cholesky_partial(i, ctx):
+    # dL = L·Φ(L⁻¹ dA L⁻ᵀ), Φ: the strict lower triangle plus half the diagonal
+    def values():
+        L = ctx.out
+        n = L.shape[-1]
+        Li = np.linalg.inv(L)
+        phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+        K = np.einsum("...ap,pb,...pi,...bj->...abij", L, phi, Li, Li, optimize=True)
+        return _read_lower(K)
+    return _batched(ctx, values)
+
+
+_reg("cholesky", lambda a, p: np.linalg.cholesky(a[0]), _same_shape("cholesky"), _cholesky_partial,
+     "linalg.cholesky: the lower factor; reads the lower triangle")
+
+
+def _swap(x):
+    """The last two axes swapped (a free transpose)."""
+    n = x.ndim
+    return x.transpose(list(range(n - 2)) + [n - 1, n - 2])
+
+
+@implements(np.linalg.cholesky)
+def _cholesky(a, /, *, upper=False):
+    tape = _tape_of(a)
+    if upper:  # Uᵀ is the lower factor of Aᵀ, whose lower triangle is A's upper one
+        return _swap(tape.record("cholesky", [_swap(a)]))
+    return tape.record("cholesky", [a])
+
+
+# -- symmetric eigenproblems ---------------------------------------------------------------------
+
+
+def _uplo(p) -> str:
+    return p.get("uplo", "L")
+
+
+def _eigh(a, p):
+    return np.linalg.eigh(a, UPLO=_uplo(p))
+
+
+def _eigvals_partial(i, ctx):
+    # dλₖ = vₖᵀ dS vₖ
+    def values():
+        v = _eigh(ctx.args[0], ctx.params)[1]
+        return _read(np.einsum("...ik,...jk->...kij", v, v), _uplo(ctx.params))
+    return _batched(ctx, values)
+
+
+def _eigvecs_partial(i, ctx):
+    # dV = V (F ∘ Vᵀ dS V), Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed)
+    def values():
+        w, v = _eigh(ctx.args[0], ctx.params)
+        gap = w[..., None, :] - w[..., :, None]
+        n = w.shape[-1]
+        with np.errstate(divide="ignore"):
+            F = np.where(np.eye(n, dtype=bool), 0.0, 1.0 / np.where(np.eye(n, dtype=bool), 1.0, gap))
+        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, F, v, v, optimize=True)
+        return _read(K, _uplo(ctx.params))
+    return _batched(ctx, values)
+
+
+def _eigvals_shape(s, p):
+    _matrix(s[0], "eigh", True)
+    return tuple(s[0][:-1])
+
+
+_reg("eigh_values", lambda a, p: _eigh(a[0], p)[0], _eigvals_shape, _eigvals_partial,
+     "eigenvalues of a symmetric matrix (ascending), reading the triangle uplo", ["uplo"])
+_reg("eigh_vectors", lambda a, p: _eigh(a[0], p)[1], _same_shape("eigh"), _eigvecs_partial,
+     "eigenvectors of a symmetric matrix (columns, NumPy's signs), reading the triangle uplo", ["uplo"])
+PARAMS["eigh_values"] = PARAMS["eigh_vectors"] = {
+    "uplo": (_leaf('"L" or "U" (the triangle read)', "str", lambda v: v in ("L", "U")), False)}
+
+
+def _check_uplo(what: str, UPLO) -> dict:
+    if UPLO not in ("L", "U"):
+        raise TraceError(f"{what} at {call_site()}: UPLO must be 'L' or 'U', got {UPLO!r}")
+    return {} if UPLO == "L" else {"uplo": "U"}
+
+
+@implements(np.linalg.eigh)
+def _eigh_fn(a, UPLO="L"):
+    params = _check_uplo("numpy.linalg.eigh", UPLO)
+    tape = _tape_of(a)
+    return EighResult(tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params))
+
+
+@implements(np.linalg.eigvalsh)
+def _eigvalsh(a, UPLO="L"):
+    return _tape_of(a).record("eigh_values", [a], _check_uplo("numpy.linalg.eigvalsh", UPLO))
+
+
+# -- singular value decomposition (reduced) ------------------------------------------------------
+
+
+def _svd(a):
+    return np.linalg.svd(a, full_matrices=False)
+
+
+def _svd_values_partial(i, ctx):
+    # dσₖ = uₖᵀ dA vₖ
+    def values():
+        u, _, vh = _svd(ctx.args[0])
+        return np.einsum("...ik,...kj->...kij", u, vh)
+    return _batched(ctx, values)
+
+
+def _svd_pieces(a):
+    """U, s, V, F (Fₚ_q = 1/(s_q² − sₚ²) off the diagonal) and the projectors I − UUᵀ, I − VVᵀ."""
+    u, s, vh = _svd(a)
+    v = _mT(vh)
+    k = s.shape[-1]
+    off = ~np.eye(k, dtype=bool)
+    gap = s[..., None, :] ** 2 - s[..., :, None] ** 2
+    with np.errstate(divide="ignore"):
+        F = np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
+    pu = np.eye(u.shape[-2]) - u @ _mT(u)
+    pv = np.eye(v.shape[-2]) - v @ _mT(v)
+    return u, s, v, F, pu, pv
+
+
+def _svd_u_partial(i, ctx):
+    # dU = U (F ∘ [P S + S Pᵀ]) + (I − UUᵀ) dA V S⁻¹ with P = Uᵀ dA V
+    def values():
+        u, s, v, F, pu, _ = _svd_pieces(ctx.args[0])
+        e = dict(optimize=True)
+        return (np.einsum("...ap,...pb,...ip,...jb,...b->...abij", u, F, u, v, s, **e)
+                + np.einsum("...ap,...pb,...ib,...jp,...p->...abij", u, F, u, v, s, **e)
+                + np.einsum("...ai,...jb,...b->...abij", pu, v, 1.0 / s, **e))
+    return _batched(ctx, values)
+
+
+def _svd_vh_partial(i, ctx):
+    # dV = V (F ∘ [S P + Pᵀ S]) + (I − VVᵀ) dAᵀ U S⁻¹; Vh = Vᵀ
+    def values():
+        u, s, v, F, _, pv = _svd_pieces(ctx.args[0])
+        e = dict(optimize=True)
+        dv = (np.einsum("...ap,...pb,...ip,...jb,...p->...abij", v, F, u, v, s, **e)
+              + np.einsum("...ap,...pb,...ib,...jp,...b->...abij", v, F, u, v, s, **e)
+              + np.einsum("...aj,...ib,...b->...abij", pv, u, 1.0 / s, **e))
+        return np.swapaxes(dv, -3, -4)
+    return _batched(ctx, values)
+
+
+def _svd_shape(part):
+    def shape(s, p):
+        m, n = _matrix(s[0], "svd")
+        k = min(m, n)
+        return tuple(s[0][:-2]) + {"S": (k,), "U": (m, k), "Vh": (k, n)}[part]
+    return shape
+
+
+_reg("svd_values", lambda a, p: np.linalg.svd(a[0], compute_uv=False), _svd_shape("S"), _svd_values_partial,
+     "singular values (descending) of a matrix or stack")
+_reg("svd_u", lambda a, p: _svd(a[0])[0], _svd_shape("U"), _svd_u_partial,
+     "left singular vectors of the reduced SVD (NumPy's signs; distinct singular values assumed)")
+_reg("svd_vh", lambda a, p: _svd(a[0])[2], _svd_shape("Vh"), _svd_vh_partial,
+     "right singular vectors (rows) of the reduced SVD (NumPy's signs; distinct singular values assumed)")
+
+
+@implements(np.linalg.svd)
+def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
+    tape = _tape_of(a)
+    if hermitian:
+        raise UnsupportedOperationError(
+            f"numpy.linalg.svd with hermitian=True at {call_site()}: it reads one triangle through eigh; "
+            "call it without hermitian= (or use numpy.linalg.eigh)")
+    if not compute_uv:
+        return tape.record("svd_values", [a])
+    m, n = _core(a, "numpy.linalg.svd")
+    if full_matrices and m != n:
+        raise UnsupportedOperationError(
+            f"numpy.linalg.svd with full_matrices=True of a {m}×{n} matrix at {call_site()}: the extra "
+            "singular vectors are not unique, so they have no derivative; pass full_matrices=False")
+    return SVDResult(tape.record("svd_u", [a]), tape.record("svd_values", [a]), tape.record("svd_vh", [a]))
+
+
+if hasattr(np.linalg, "svdvals"):
+    @implements(np.linalg.svdvals)
+    def _svdvals(x, /):
+        return _tape_of(x).record("svd_values", [x])
+
+
+# -- QR (reduced) -----------------------------------------------------------------------------------
+
+
+def _qr_pieces(a):
+    q, r = np.linalg.qr(a)
+    n = r.shape[-1]
+    ri = np.linalg.inv(r)
+    return q, r, ri, np.triu(np.ones((n, n))), np.triu(np.ones((n, n)), 1)
+
+
+# With X = Qᵀ dA R⁻¹ and Y = triu(X) + tril(X, −1)ᵀ (X less its antisymmetric part Qᵀ dQ):
+# dR = Y R and dQ = dA R⁻¹ − Q Y (tall or square A of full rank).
+def _qr_r_partial(i, ctx):
+    def values():
+        q, r, ri, u, su = _qr_pieces(ctx.args[0])
+        e = dict(optimize=True)
+        return (np.einsum("aq,...ia,...jq,...qb->...abij", u, q, ri, r, **e)
+                + np.einsum("aq,...iq,...ja,...qb->...abij", su, q, ri, r, **e))
+    return _batched(ctx, values)
+
+
+def _qr_q_partial(i, ctx):
+    def values():
+        q, r, ri, u, su = _qr_pieces(ctx.args[0])
+        e = dict(optimize=True)
+        m = q.shape[-2]
+        return (np.einsum("ai,...jb->...abij", np.eye(m), ri, **e)
+                - np.einsum("...ap,pb,...ip,...jb->...abij", q, u, q, ri, **e)
+                - np.einsum("...ap,pb,...ib,...jp->...abij", q, su, q, ri, **e))
+    return _batched(ctx, values)
+
+
+def _qr_shape(part):
+    def shape(s, p):
+        m, n = _matrix(s[0], "qr")
+        if m < n:
+            raise ShapeError(f"qr op needs M ≥ N, got shape {tuple(s[0])} (numpy.linalg.qr of a wide matrix "
+                             "is recorded from the square block)")
+        return tuple(s[0][:-2]) + ((m, n) if part == "Q" else (n, n))
+    return shape
+
+
+_reg("qr_q", lambda a, p: np.linalg.qr(a[0])[0], _qr_shape("Q"), _qr_q_partial,
+     "Q of the reduced QR of a tall matrix (NumPy's signs)")
+_reg("qr_r", lambda a, p: np.linalg.qr(a[0])[1], _qr_shape("R"), _qr_r_partial,
+     "R of the reduced QR of a tall matrix (NumPy's signs)")
+
+
+@implements(np.linalg.qr)
+def _qr(a, mode="reduced"):
+    tape = _tape_of(a)
+    m, n = _core(a, "numpy.linalg.qr")
+    if mode not in ("reduced", "complete", "r"):
+        raise UnsupportedOperationError(
+            f"numpy.linalg.qr with mode={mode!r} at {call_site()}: the Householder form is not "
+            "recorded; use mode='reduced', 'complete' (M ≤ N) or 'r'")
+    if mode == "complete" and m > n:
+        raise UnsupportedOperationError(
+            f"numpy.linalg.qr with mode='complete' of a {m}×{n} matrix at {call_site()}: the extra "
+            "columns of Q are not unique, so they have no derivative; use mode='reduced'")
+    if m < n:  # Householder QR of [X Y] is the QR of the square block X, and R = [R_X, Qᵀ Y]
+        x, y = a[..., :, :m], a[..., :, m:]
+        q, r = tape.record("qr_q", [x]), tape.record("qr_r", [x])
+        r = np.concatenate([r, _swap(q) @ y], axis=-1)
+    elif mode == "r":  # R alone: no Q vertex
+        return tape.record("qr_r", [a])
+    else:
+        q, r = tape.record("qr_q", [a]), tape.record("qr_r", [a])
+    return r if mode == "r" else QRResult(q, r)
+
+
+# -- pseudo-inverse and least squares (full rank) ------------------------------------------------
+
+
+def _full_rank(what: str, a, cutoff) -> int:
+    """The rank of ``a``'s value; a rank-deficient matrix is refused (its pinv jumps there)."""
+    s = np.linalg.svd(a.value, compute_uv=False)
+    k = s.shape[-1]
+    small = s <= np.asarray(cutoff)[..., None] * s[..., :1]
+    if np.any(small):
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()}: the matrix is rank-deficient at the traced point (singular values "
+            "at or below the cutoff), where the pseudo-inverse is not differentiable; jacc records "
+            "full-rank matrices only")
+    return k
+
+
+def _pinv_of(a):
+    """pinv of a full-rank matrix: (AᵀA)⁻¹Aᵀ if tall, Aᵀ(AAᵀ)⁻¹ if wide (no distinct singular values
+    needed, unlike V S⁻¹ Uᵀ)."""
+    at = _swap(a)
+    if a.shape[-2] >= a.shape[-1]:
+        return np.linalg.inv(at @ a) @ at
+    return at @ np.linalg.inv(a @ at)
+
+
+@implements(np.linalg.pinv)
+def _pinv(a, rcond=None, hermitian=False, *, rtol=None):
+    if hermitian:
+        raise UnsupportedOperationError(
+            f"numpy.linalg.pinv with hermitian=True at {call_site()}: call it without hermitian=")
+    m, n = _core(a, "numpy.linalg.pinv")
+    cutoff = rcond if rcond is not None else rtol if rtol is not None else max(m, n) * np.finfo(float).eps
+    _full_rank("numpy.linalg.pinv", a, cutoff)
+    return _pinv_of(a)
+
+
+@implements(np.linalg.lstsq)
+def _lstsq(a, b, rcond=None):
+    if np.ndim(a) != 2 or np.ndim(b) not in (1, 2) or np.shape(b)[0] != np.shape(a)[0]:
+        raise TraceError(f"numpy.linalg.lstsq at {call_site()}: needs a (M, N) matrix and a (M,) or (M, K) "
+                         f"right-hand side, got {np.shape(a)} and {np.shape(b)}")
+    m, n = np.shape(a)
+    cutoff = np.finfo(float).eps * max(m, n) if rcond is None else rcond
+    if isinstance(a, Tracer):
+        rank = _full_rank("numpy.linalg.lstsq", a, cutoff)
+        p, s = _pinv_of(a), a.tape.record("svd_values", [a])
+    else:
+        s = np.linalg.svd(a, compute_uv=False)
+        rank = int(np.sum(s > cutoff * s[0]))
+        if rank < min(m, n):
+            raise UnsupportedOperationError(f"numpy.linalg.lstsq at {call_site()}: the matrix is rank-deficient")
+        p = np.linalg.pinv(a)
+    x = p @ b
+    if m > n:
+        res = np.sum(np.square(a @ x - b), axis=0)
+        res = res.reshape(1) if np.ndim(b) == 1 else res
+    else:
+        res = np.empty((0,))
+    return x, res, np.int32(rank), s
+
+
+@implements(np.linalg.tensorinv)
+def _tensorinv(a, ind=2):
+    """The inverse of ``a`` read as a matrix (first ``ind`` axes against the rest): reshape, inv, reshape."""
+    ind = _int(ind, "ind")
+    front, back = a.shape[:ind], a.shape[ind:]
+    if ind <= 0 or math.prod(front) != math.prod(back):
+        raise TraceError(f"numpy.linalg.tensorinv at {call_site()}: ind={ind} does not split shape {a.shape} "
+                         "into two parts of equal size")
+    return np.linalg.inv(a.reshape(math.prod(front), -1)).reshape(back + front)
+
+
+@implements(np.linalg.tensorsolve)
+def _tensorsolve(a, b, axes=None):
+    """x with tensordot(a, x, x.ndim) = b, as NumPy does it: move ``axes`` last, reshape, solve."""
+    n = np.ndim(a)
+    if axes is not None:
+        order = [k for k in range(n) if k not in [_int(x, "axes") % n for x in axes]]
+        a = np.transpose(a, order + [_int(x, "axes") % n for x in axes])
+    shape = np.shape(a)[np.ndim(b):]
+    size = math.prod(shape)
+    if math.prod(np.shape(a)[:np.ndim(b)]) != size or np.shape(a)[:np.ndim(b)] != np.shape(b):
+        raise TraceError(f"numpy.linalg.tensorsolve at {call_site()}: a of shape {np.shape(a)} does not fit b "
+                         f"of shape {np.shape(b)} as a square system")
+    return np.linalg.solve(np.reshape(a, (size, size)), np.reshape(b, (size,))).reshape(shape)
+
+
+def _refusal(func, why: str):
+    """Register a handler that only explains why ``func`` is not recorded."""
+    def refuse(*args, **kwargs):
+        raise UnsupportedOperationError(f"numpy.linalg.{func.__name__} at {call_site()}: {why}")
+    refuse.refusal = True
+    implements(func)(refuse)
+
+
+_refusal(np.linalg.eig, "a general matrix has complex eigenvalues and eigenvectors, and jacc traces real "
+         "arrays; for a symmetric matrix use numpy.linalg.eigh")
+_refusal(np.linalg.eigvals, "a general matrix has complex eigenvalues, and jacc traces real arrays; for a "
+         "symmetric matrix use numpy.linalg.eigvalsh")
+
+
+@implements(np.linalg.matrix_rank)
+def _matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
+    raise UnsupportedOperationError(
+        f"numpy.linalg.matrix_rank at {call_site()}: the rank is an integer, piecewise constant in the "
+        "matrix, so it has no derivative to record; compute it outside the traced function (on a plain "
+        "array), or use the singular values (numpy.linalg.svd(a, compute_uv=False))")
+
+
+_matrix_rank.refusal = True  # not listed as supported
+
+
+@implements(np.linalg.cond)
+def _cond(x, p=None):
+    """σ_max/σ_min for p = None, 2 (−2: the inverse ratio); else ‖x‖ₚ·‖x⁻¹‖ₚ."""
+    _core(x, "numpy.linalg.cond")
+    if p in (None, 2, -2):
+        s = _tape_of(x).record("svd_values", [x])
+        big, small = s[..., 0], s[..., -1]
+        return big / small if p != -2 else small / big
+    return np.linalg.norm(x, ord=p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), ord=p, axis=(-2, -1))
+
+
+# -- norms (compositions) --------------------------------------------------------------------------
+
+
+def _vector_norm(x, ord, axis, keepdims, what="numpy.linalg.norm"):
+    """‖x‖_ord over ``axis`` (None, an int or a tuple): every axis named is one vector."""
+    if isinstance(ord, str):
+        raise TraceError(f"{what} at {call_site()}: ord={ord!r} is a matrix norm; vector norms take numbers")
+    if ord is None or ord == 2:
+        return np.sqrt(_reduce("sum", np.square(x), axis, keepdims))
+    if ord == 0:
+        raise UnsupportedOperationError(
+            f"{what} with ord=0 at {call_site()}: it counts the non-zero entries, an integer with no "
+            "derivative; count them outside the traced function")
+    a = np.abs(x)
+    if ord == np.inf:
+        return _reduce("amax", a, axis, keepdims)
+    if ord == -np.inf:
+        return _reduce("amin", a, axis, keepdims)
+    if ord == 1:
+        return _reduce("sum", a, axis, keepdims)
+    p = float(ord)
+    return _reduce("sum", a ** p, axis, keepdims) ** (1.0 / p)
+
+
+def _matrix_norm(x, ord, r, c, keepdims, what="numpy.linalg.norm"):
+    """The matrix norm ``ord`` of the matrices spanning axes ``r`` (rows) and ``c`` (columns)."""
+    if ord in (None, "fro"):
+        return np.sqrt(_reduce("sum", np.square(x), [r, c], keepdims))
+    if ord in (1, -1, np.inf, -np.inf):  # max/min over one axis of the absolute sums over the other
+        total, pick = (r, c) if ord in (1, -1) else (c, r)
+        sums = _reduce("sum", np.abs(x), total, keepdims)
+        return _reduce("amax" if ord > 0 else "amin", sums, pick if keepdims or pick < total else pick - 1, keepdims)
+    if ord in (2, -2, "nuc"):  # from the singular values of the matrices moved to the last two axes
+        order = [k for k in range(x.ndim) if k not in (r, c)] + [r, c]
+        xt = x if order == list(range(x.ndim)) else x.transpose(order)
+        s = xt.tape.record("svd_values", [xt])
+        out = s[..., 0] if ord == 2 else s[..., -1] if ord == -2 else np.sum(s, axis=-1)
+        return out.reshape([1 if k in (r, c) else n for k, n in enumerate(x.shape)]) if keepdims else out
+    raise TraceError(f"{what} at {call_site()}: invalid norm order {ord!r} for matrices")
+
+
+@implements(np.linalg.norm)
+def _norm(x, ord=None, axis=None, keepdims=False):
+    keepdims = bool(keepdims)
+    if axis is None:
+        if ord is None:  # the 2-norm of every entry, whatever the shape
+            return _vector_norm(x, None, None, keepdims)
+        if x.ndim not in (1, 2):
+            raise TraceError(f"numpy.linalg.norm at {call_site()}: ord={ord!r} needs a vector or a matrix "
+                             f"(or axis=), got {x.ndim} dimensions")
+        axis = tuple(range(x.ndim))
+    axes = _axes_of(axis, x.ndim, "numpy.linalg.norm")
+    named = [_int(k, "axis") % x.ndim for k in (axis if isinstance(axis, (tuple, list)) else (axis,))]
+    if len(named) == 1:
+        return _vector_norm(x, ord, named[0], keepdims)
+    if len(named) != 2 or len(axes) != 2:
+        raise TraceError(f"numpy.linalg.norm at {call_site()}: axis must name one or two distinct axes, got {axis!r}")
+    return _matrix_norm(x, ord, named[0], named[1], keepdims)
+
+
+if hasattr(np.linalg, "vector_norm"):
+    @implements(np.linalg.vector_norm)
+    def _vector_norm_fn(x, /, *, axis=None, keepdims=False, ord=2):
+        return _vector_norm(x, ord, axis, bool(keepdims), "numpy.linalg.vector_norm")
+
+    @implements(np.linalg.matrix_norm)
+    def _matrix_norm_fn(x, /, *, keepdims=False, ord="fro"):
+        _core(x, "numpy.linalg.matrix_norm")
+        return _matrix_norm(x, ord, x.ndim - 2, x.ndim - 1, bool(keepdims), "numpy.linalg.matrix_norm")
+
+
+# -- examples ---------------------------------------------------------------------------------------
+
+
+def spd(r, n=4, batch=()):
+    """A well-conditioned symmetric positive definite matrix (or stack)."""
+    a = r.normal(size=batch + (n, n))
+    return a @ _mT(a) + n * np.eye(n)
+
+
+def _sym(xp, a):
+    """The symmetric part: what JAX's eigh/cholesky read (NumPy reads one triangle)."""
+    return (a + xp.swapaxes(a, -1, -2)) / 2
+
+
+_BLOCKS = {"diag ⊗ dense"}  # a stack of matrices: one dense block per matrix, never one big dense map
 case("numpy.linalg.solve", lambda xp: xp.linalg.solve, lambda r: (spd(r), r.normal(size=4)), argnums=(0, 1))
+case("numpy.linalg.solve", lambda xp: xp.linalg.solve, lambda r: (spd(r, 3, (2,)), r.normal(size=(2, 3, 2))),
+     argnums=(0, 1), variant="stack")
+case("numpy.linalg.solve", lambda xp: xp.linalg.solve, lambda r: (spd(r, 3, (2,)), r.normal(size=3)),
+     argnums=(0, 1), variant="stack, vector b", jax=False)
 case("numpy.linalg.inv", lambda xp: xp.linalg.inv, lambda r: (spd(r),))
+case("numpy.linalg.inv", lambda xp: xp.linalg.inv, lambda r: (spd(r, 3, (2,)),), variant="stack",
+     structures=_BLOCKS)
 case("numpy.linalg.slogdet", lambda xp: lambda a: xp.linalg.slogdet(a)[1], lambda r: (spd(r),))
-case("numpy.linalg.norm", lambda xp: xp.linalg.norm, lambda r: (r.normal(size=5),))
+case("numpy.linalg.slogdet", lambda xp: lambda a: xp.linalg.slogdet(a)[1], lambda r: (r.normal(size=(2, 3, 3)),),
+     variant="stack", structures=_BLOCKS, jax=False)
+case("numpy.linalg.det", lambda xp: xp.linalg.det, lambda r: (r.normal(size=(4, 4)),))
+case("numpy.linalg.det", lambda xp: xp.linalg.det, lambda r: (r.normal(size=(3, 2, 2)),), variant="stack",
+     structures=_BLOCKS)
+
+_TRI = "reads the lower triangle (NumPy); JAX reads the symmetric part, so its cross-check uses symmetric inputs"
+case("numpy.linalg.cholesky", lambda xp: xp.linalg.cholesky, lambda r: (spd(r),), jax=False, note=_TRI)
+case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(_sym(xp, a)), lambda r: (spd(r, 3, (2,)),),
+     variant="symmetric stack")
+case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(a, upper=True), lambda r: (spd(r, 3),),
+     jax=False, variant="upper")
+
+_EIG = "distinct eigenvalues assumed; " + _TRI
+case("numpy.linalg.eigvalsh", lambda xp: xp.linalg.eigvalsh, lambda r: (r.normal(size=(4, 4)),), jax=False,
+     note=_EIG)
+case("numpy.linalg.eigvalsh", lambda xp: lambda a: xp.linalg.eigvalsh(_sym(xp, a), UPLO="U"),
+     lambda r: (r.normal(size=(2, 3, 3)),), variant="UPLO='U' symmetric stack")
+case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a)[1], lambda r: (r.normal(size=(4, 4)),),
+     jax=False, note=_EIG + "; eigenvector signs are NumPy's (JAX is compared on sign-free functions)")
+case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a, UPLO="U")[1], lambda r: (r.normal(size=(3, 3)),),
+     jax=False, variant="UPLO='U' vectors")
+case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(_sym(xp, a))[1] ** 2,
+     lambda r: (r.normal(size=(2, 3, 3)),), variant="squared vectors, symmetric stack")
+
+_SVD = "distinct non-zero singular values assumed; vector signs are NumPy's"
+case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, compute_uv=False), lambda r: (r.normal(size=(4, 3)),))
+case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, full_matrices=False)[0],
+     lambda r: (r.normal(size=(4, 3)),), note=_SVD, variant="U, tall")
+case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, full_matrices=False)[2],
+     lambda r: (r.normal(size=(3, 5)),), variant="Vh, wide")
+case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a)[0] * xp.linalg.svd(a)[2],
+     lambda r: (r.normal(size=(2, 3, 3)),), variant="U*Vh, square stack")
+case("numpy.linalg.svdvals", lambda xp: xp.linalg.svdvals, lambda r: (r.normal(size=(2, 3, 4)),),
+     structures=_BLOCKS)
+
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a)[0], lambda r: (r.normal(size=(4, 3)),),
+     note="full rank assumed; NumPy's signs (R's diagonal may be negative)")
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a)[1], lambda r: (r.normal(size=(2, 3, 3)),),
+     variant="R, square stack")
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a, mode="r"), lambda r: (r.normal(size=(3, 5)),),
+     variant="mode='r', wide")
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a, mode="r"), lambda r: (r.normal(size=(4, 2)),),
+     variant="mode='r', tall", jax=False)
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a, mode="complete")[0], lambda r: (r.normal(size=(3, 4)),),
+     variant="mode='complete' Q, wide", jax=False)
+
+case("numpy.linalg.cond", lambda xp: xp.linalg.cond, lambda r: (r.normal(size=(3, 3)),))
+case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, -2), lambda r: (r.normal(size=(2, 4, 3)),),
+     variant="p=-2, tall stack")
+case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, "fro"), lambda r: (spd(r, 3),), variant="p='fro'",
+     jax=False)
+case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, np.inf), lambda r: (spd(r, 3),), variant="p=inf")
+case("numpy.linalg.tensorinv", lambda xp: lambda a: xp.linalg.tensorinv(a, ind=1),
+     lambda r: (spd(r, 4).reshape(4, 2, 2),))
+case("numpy.linalg.tensorsolve", lambda xp: lambda a, b: xp.linalg.tensorsolve(a, b, axes=(0,)),
+     lambda r: (np.moveaxis(spd(r, 6).reshape(2, 3, 2, 3), 2, 0), r.normal(size=(2, 3))), argnums=(0, 1))
+case("numpy.linalg.pinv", lambda xp: xp.linalg.pinv, lambda r: (r.normal(size=(4, 3)),),
+     note="full rank assumed (a rank-deficient matrix is refused)")
+case("numpy.linalg.pinv", lambda xp: xp.linalg.pinv, lambda r: (r.normal(size=(2, 2, 3)),), variant="wide stack",
+     jax=False)
+case("numpy.linalg.lstsq", lambda xp: lambda a, b: xp.linalg.lstsq(a, b)[0],
+     lambda r: (r.normal(size=(5, 3)), r.normal(size=5)), argnums=(0, 1), note="full rank assumed")
+case("numpy.linalg.lstsq", lambda xp: lambda a, b: xp.linalg.lstsq(a, b)[1],
+     lambda r: (r.normal(size=(5, 3)), r.normal(size=(5, 2))), argnums=(0, 1), variant="residuals")
+
+# JAX is asked about some orders only: each JAX check costs ~1 s, finite differences check them all
+for _o in [None, 2, 1, np.inf, -np.inf, 3, 0.5, -1.5]:
+    case("numpy.linalg.norm", lambda xp, o=_o: lambda x: xp.linalg.norm(x, ord=o), lambda r: (r.normal(size=5),),
+         variant=f"vector ord={_o}", jax=_o in (1, np.inf, -1.5))
+case("numpy.linalg.norm", lambda xp: xp.linalg.norm, lambda r: (r.normal(size=(2, 3, 2)),), variant="3-d, ord=None",
+     jax=False)
+case("numpy.linalg.norm", lambda xp: lambda x: xp.linalg.norm(x, ord=1, axis=-1, keepdims=True),
+     lambda r: (r.normal(size=(3, 4)),), variant="ord=1, axis=-1, keepdims", jax=False)
+for _o in [None, "fro", "nuc", 1, -1, 2, -2, np.inf, -np.inf]:
+    case("numpy.linalg.norm", lambda xp, o=_o: lambda x: xp.linalg.norm(x, ord=o), lambda r: (r.normal(size=(4, 3)),),
+         variant=f"matrix ord={_o}", jax=_o in ("nuc", -2, np.inf))
+case("numpy.linalg.norm", lambda xp: lambda x: xp.linalg.norm(x, ord=2, axis=(2, 0), keepdims=True),
+     lambda r: (r.normal(size=(3, 2, 4)),), variant="ord=2, axis=(2, 0), keepdims")
+case("numpy.linalg.norm", lambda xp: lambda x: xp.linalg.norm(x, ord=-np.inf, axis=(0, -1)),
+     lambda r: (r.normal(size=(3, 2, 4)),), variant="ord=-inf, axis=(0, -1)", jax=False)
+case("numpy.linalg.vector_norm", lambda xp: lambda x: xp.linalg.vector_norm(x, ord=3, axis=(0, 2)),
+     lambda r: (r.normal(size=(3, 2, 4)),))
+case("numpy.linalg.matrix_norm", lambda xp: lambda x: xp.linalg.matrix_norm(x, ord="nuc", keepdims=True),
+     lambda r: (r.normal(size=(2, 3, 4)),))

@@ -1,14 +1,405 @@
-"""Reductions and scans: sums, means, extremes, moments, products, cumulative sums."""
+"""Reductions and scans: sums, means, extremes, moments, products, cumulative sums and products.
+
+``cumsum`` and ``cumprod`` are primitives whose partial along the scanned axis is one n×n
+triangle per position of the other axes, which stay ``I ⊗`` pairs (cumsum: the same constant
+triangle of ones everywhere; cumprod: the exact products of the other entries, so zeros need no
+division). The NaN-ignoring reductions fix the NaN mask at each call's trace (a comparison, so
+the trace is value-dependent); ``average``, ``ptp`` and ``logsumexp`` are compositions.
+"""
 
 from __future__ import annotations
 
+import functools
+
+import numpy as np
+
+from .. import graph as G
+from ..ops import Ctx, Op, ShapeError, register
+from ..structure import Jac
+from ..trace import (
+    TraceError,
+    Tracer,
+    _axes_of,
+    _call,
+    _check_dtype,
+    _int,
+    _refuse,
+    _Split,
+    _tape_of,
+    _unsupported,
+    call_site,
+    implements,
+)
 from . import case
+
+# -- cumsum / cumprod primitives --------------------------------------------------------------------
+
+
+def _scan_axis(shapes, params) -> int:
+    s = shapes[0]
+    k = params["axis"]
+    if not -len(s) <= k < len(s):
+        raise ShapeError(f"axis {k} is out of range for an array with {len(s)} dimensions")
+    return k % len(s)
+
+
+def _scan_shape(shapes, params):
+    _scan_axis(shapes, params)
+    return tuple(shapes[0])
+
+
+def _scan_jac(ctx: Ctx, batched: bool, values) -> Jac:
+    """∂y/∂x of a scan along one axis k: the other axes paired (``I ⊗``); the values vary along
+    (y_k, x_k), and along the other axes too when ``batched``."""
+    s = ctx.shapes[0]
+    k, m = _scan_axis(ctx.shapes, ctx.params), len(s)
+    pair = [-1 if t == k else t for t in range(m)]
+    vl = list(range(m)) + [m + k] if batched else [k, m + k]
+    vshape = tuple(s) + (s[k],) if batched else (s[k], s[k])
+    return Jac(s, s, pair, vl, ctx.val(values, vshape))
+
+
+def _cumsum_partial(i: int, ctx: Ctx) -> Jac:
+    n = ctx.shapes[0][_scan_axis(ctx.shapes, ctx.params)]
+    return _scan_jac(ctx, False, lambda: np.tril(np.ones((n, n))))  # y_j = Σ_{i ≤ j} x_i
+
+
+def _cumprod_values(x: np.ndarray, k: int) -> np.ndarray:
+    """∂y_j/∂x_i = Π_{l ≤ j, l ≠ i} x_l for i ≤ j (else 0), as an array of shape x.shape + (n,):
+    the cumulative product of x with x_i replaced by 1, so a zero entry needs no division."""
+    x = np.moveaxis(x, k, -1)
+    n = x.shape[-1]
+    rows = np.array(np.broadcast_to(x[..., None, :], x.shape[:-1] + (n, n)))  # [..., i, l]
+    rows[..., np.arange(n), np.arange(n)] = 1.0
+    d = np.where(np.tri(n, dtype=bool).T, np.cumprod(rows, axis=-1), 0.0)  # [..., i, j], j ≥ i
+    return np.moveaxis(np.swapaxes(d, -1, -2), -2, k)  # y's axes, then i
+
+
+def _cumprod_partial(i: int, ctx: Ctx) -> Jac:
+    k = _scan_axis(ctx.shapes, ctx.params)
+    return _scan_jac(ctx, True, lambda: _cumprod_values(np.asarray(ctx.args[0], float), k))
+
+
+for _name, _fn, _partial in (("cumsum", np.cumsum, _cumsum_partial), ("cumprod", np.cumprod, _cumprod_partial)):
+    register(Op(_name, lambda a, p, fn=_fn: fn(a[0], axis=p["axis"]), _scan_shape, _partial, 1,
+                f"{_name} along one axis (other axes stay diagonal)", params=("axis",)))
+    G.PARAMS[_name] = {"axis": (G.AXIS, True)}
+    G.AXIS_PARAMS[_name] = ("axis", 0)
+
+
+def _scan(op: str):
+    what = f"numpy.{op}"
+
+    def scan(a, axis=None, dtype=None, out=None):
+        _refuse(what, out=out)
+        _check_dtype(what, a, dtype)
+        if axis is None:  # NumPy scans the flattened array
+            a, axis = np.reshape(a, -1), 0
+        [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
+        return _tape_of(a).record(op, [a], {"axis": k})
+    scan.__name__ = op
+    return scan
+
+
+implements(np.cumsum, method="cumsum")(_scan("cumsum"))
+implements(np.cumprod, method="cumprod")(_scan("cumprod"))
+
+
+def _cumulative(op: str, start: float):
+    """NumPy 2's cumulative_sum / cumulative_prod: ``axis`` needed beyond 1-D; ``include_initial``
+    puts the identity element first (a constant joined by concatenate)."""
+    what = f"numpy.cumulative_{op[3:]}"
+
+    def scan(x, /, *, axis=None, dtype=None, out=None, include_initial=False):
+        _refuse(what, out=out)
+        if axis is None:
+            if x.ndim != 1:
+                raise TraceError(f"{what} at {call_site()}: axis= is needed for an array of {x.ndim} dimensions")
+            axis = 0
+        y = _scan(op)(x, axis=axis, dtype=dtype)
+        if include_initial:
+            [k] = _axes_of(_int(axis, "axis"), x.ndim, what)
+            first = np.full(tuple(1 if t == k else n for t, n in enumerate(x.shape)), start)
+            y = np.concatenate([first, y], axis=k)
+        return y
+    scan.__name__ = f"cumulative_{op[3:]}"
+    return scan
+
+
+if hasattr(np, "cumulative_sum"):
+    implements(np.cumulative_sum)(_cumulative("cumsum", 0.0))
+    implements(np.cumulative_prod)(_cumulative("cumprod", 1.0))
+
+
+# -- compositions -----------------------------------------------------------------------------------
+
+
+def _traced(x) -> bool:
+    return isinstance(x, (Tracer, _Split))
+
+
+def _value(x) -> np.ndarray:
+    return np.asarray(x.value if isinstance(x, Tracer) else x.whole().value if isinstance(x, _Split) else x)
+
+
+def _axis_tuple(axis, ndim: int, what: str) -> tuple[int, ...]:
+    return tuple(_axes_of(axis, ndim, what))
+
+
+@implements(np.average)
+def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
+    """Σ w·a / Σ w over ``axis`` (the plain mean without weights); weights may be traced."""
+    if returned:
+        raise _unsupported("numpy.average with returned=True (compute np.sum(weights) alongside)")
+    if weights is None:
+        return np.mean(a, axis=axis, keepdims=keepdims)
+    shape = np.shape(a)
+    axes = _axis_tuple(axis, len(shape), "numpy.average")
+    w = weights
+    if np.shape(w) != shape:  # NumPy: weights lie along the reduced axes
+        if axis is None or np.shape(w) != tuple(shape[k] for k in axes):
+            raise TraceError(f"numpy.average at {call_site()}: weights of shape {np.shape(w)} do not fit "
+                               f"an array of shape {shape} reduced over axis={axis!r}")
+        w = np.reshape(w, tuple(n if k in axes else 1 for k, n in enumerate(shape)))
+    total = np.sum(np.broadcast_to(w, shape), axis=axes, keepdims=keepdims)
+    if not _traced(total) and np.any(total == 0):
+        raise ZeroDivisionError(f"numpy.average at {call_site()}: weights sum to zero, can't be normalized")
+    return np.sum(np.multiply(a, w), axis=axes, keepdims=keepdims) / total
+
+
+def _nan_mask(a) -> np.ndarray:
+    """Where ``a`` is NaN at this trace (a comparison: the trace is marked value-dependent)."""
+    return np.asarray(np.isnan(a), bool)
+
+
+def _nan_filled(a, fill: float):
+    mask = _nan_mask(a)
+    return (np.where(mask, fill, a) if mask.any() else a), mask
+
+
+def _nan_reduction(name: str, fill: float, reduce):
+    def handler(a, axis=None, dtype=None, out=None, keepdims=False, **kw):
+        _refuse(f"numpy.{name}", out=out)
+        _check_dtype(f"numpy.{name}", a, dtype)
+        filled, mask = _nan_filled(a, fill)
+        return reduce(filled, mask, axis, keepdims, kw)
+    handler.__name__ = name
+    return handler
+
+
+def _given(kw: dict) -> dict:
+    return {k: v for k, v in kw.items() if v is not _NOT_GIVEN}
+
+
+_NOT_GIVEN = object()
+
+
+def _nansum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT_GIVEN, where=_NOT_GIVEN):
+    return _nan_reduction("nansum", 0.0, lambda x, m, ax, kd, kw: np.sum(x, axis=ax, keepdims=kd, **_given(kw)))(
+        a, axis, dtype, out, keepdims, initial=initial, where=where)
+
+
+def _nanprod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT_GIVEN, where=_NOT_GIVEN):
+    return _nan_reduction("nanprod", 1.0, lambda x, m, ax, kd, kw: np.prod(x, axis=ax, keepdims=kd, **_given(kw)))(
+        a, axis, dtype, out, keepdims, initial=initial, where=where)
+
+
+def _nanmean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOT_GIVEN):
+    def mean(x, mask, ax, kd, kw):
+        if kw["where"] is not _NOT_GIVEN:
+            raise _unsupported("numpy.nanmean with where=")
+        count = np.sum(~mask, axis=_tuple(ax), keepdims=kd)
+        return np.sum(x, axis=ax, keepdims=kd) / np.asarray(count, float)  # all-NaN slices: NaN, as NumPy
+    return _nan_reduction("nanmean", 0.0, mean)(a, axis, dtype, out, keepdims, where=where)
+
+
+def _tuple(axis):
+    return tuple(axis) if isinstance(axis, list) else axis
+
+
+def _nan_extreme(name: str, fill: float, reduce):
+    def handler(a, axis=None, out=None, keepdims=False, initial=_NOT_GIVEN, where=_NOT_GIVEN):
+        _refuse(f"numpy.{name}", out=out)
+        filled, mask = _nan_filled(a, fill)
+        r = reduce(filled, axis=axis, keepdims=keepdims, **_given({"initial": initial, "where": where}))
+        empty = np.all(mask, axis=_tuple(axis), keepdims=keepdims)  # all-NaN slices stay NaN, as NumPy
+        return np.where(empty, np.nan, r) if np.any(empty) and initial is _NOT_GIVEN else r
+    handler.__name__ = name
+    return handler
+
+
+implements(np.nansum)(_nansum)
+implements(np.nanprod)(_nanprod)
+implements(np.nanmean)(_nanmean)
+implements(np.nanmax)(_nan_extreme("nanmax", -np.inf, np.max))
+implements(np.nanmin)(_nan_extreme("nanmin", np.inf, np.min))
+
+
+def _nan_scan(name: str, fill: float, scan):
+    def handler(a, axis=None, dtype=None, out=None):
+        _refuse(f"numpy.{name}", out=out)
+        return scan(_nan_filled(a, fill)[0], axis=axis, dtype=dtype)
+    handler.__name__ = name
+    return handler
+
+
+implements(np.nancumsum)(_nan_scan("nancumsum", 0.0, np.cumsum))
+implements(np.nancumprod)(_nan_scan("nancumprod", 1.0, np.cumprod))
+
+
+@implements(np.ptp)
+def _ptp(a, axis=None, out=None, keepdims=False):
+    _refuse("numpy.ptp", out=out)
+    return np.max(a, axis=axis, keepdims=keepdims) - np.min(a, axis=axis, keepdims=keepdims)
+
+
+def _logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
+    """log Σ b·exp(a) = m + log Σ b·exp(a − m), with the shift m = max(a) taken as a constant
+    (any constant gives the same function; this one avoids overflow), as JAX does."""
+    if return_sign:
+        raise _unsupported("scipy.special.logsumexp with return_sign=True")
+    shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
+    if np.shape(a) != shape:
+        a = np.broadcast_to(a, shape)
+    axes = _axis_tuple(axis, len(shape), "scipy.special.logsumexp")
+    m = np.max(_value(a), axis=axes, keepdims=True) if _value(a).size else np.zeros([1] * len(shape))
+    m = np.where(np.isfinite(m), m, 0.0)
+    e = np.exp(a - m)
+    s = np.sum(e if b is None else np.multiply(b, e), axis=axes, keepdims=True)
+    r = np.log(s) + m
+    return r if keepdims else np.reshape(r, tuple(n for k, n in enumerate(np.shape(r)) if k not in axes))
+
+
+def _install_scipy() -> None:
+    """Route scipy.special.logsumexp to :func:`_logsumexp` for traced arguments. SciPy's own
+    function is plain Python (no NumPy dispatch protocol reaches it), so the module attribute
+    becomes a thin wrapper that calls the original for everything else; code that bound the
+    name before jacc was imported keeps the original."""
+    try:
+        import scipy.special as special
+    except ImportError:
+        return
+    original = getattr(special.logsumexp, "__wrapped__", special.logsumexp)
+    implements(original)(_logsumexp)
+
+    @functools.wraps(original)
+    def logsumexp(*args, **kwargs):
+        if any(_traced(x) for x in (*args, *kwargs.values())):
+            return _call(_logsumexp, "scipy.special.logsumexp", args, kwargs)
+        return original(*args, **kwargs)
+
+    special.logsumexp = logsumexp
+
+
+_install_scipy()
+
+
+# -- examples ---------------------------------------------------------------------------------------
 
 
 def _x(r, shape=(3, 4)):
     return r.uniform(0.5, 1.5, size=shape)
 
 
-for _n in ["sum", "mean", "max", "min", "var", "std", "prod", "cumsum"]:
+def _distinct(r, shape=(3, 4)):
+    """Entries at least 0.1 apart (max/min without ties, so finite differences are valid)."""
+    n = int(np.prod(shape))
+    return (r.permutation(n) * 0.1 + 0.5).reshape(shape)
+
+
+def _with_zeros(r, shape=(3, 4)):
+    x = _x(r, shape)
+    x[0, 1] = 0.0  # a single zero in row 0
+    x[1, 0] = x[1, 2] = 0.0  # two zeros in row 1
+    return x
+
+
+for _n in ["sum", "mean", "var", "std", "prod", "cumsum", "cumprod"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_x(r),))
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x), lambda r: (_x(r),), variant="all axes")
+for _n in ["max", "min", "amax", "amin"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_distinct(r),))
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x), lambda r: (_distinct(r),), variant="all axes")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, 2), keepdims=True),
+         lambda r: (_distinct(r, (2, 3, 4)),), variant="axis tuple, keepdims")
+
+_X3 = (2, 3, 4)
+for _n in ["sum", "mean"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, -1), keepdims=True),
+         lambda r: (_x(r, _X3),), variant="axis tuple, keepdims")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=1, where=np.array([[True], [False], [True]])),
+         lambda r: (_x(r, _X3),), variant="where=")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-2, keepdims=True,
+                                                                   where=np.arange(12).reshape(3, 4) % 5 != 0),
+         lambda r: (_x(r, _X3),), variant="where=, keepdims")
+for _n in ["var", "std"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=0, ddof=1), lambda r: (_x(r),),
+         variant="ddof=1")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, 2), keepdims=True),
+         lambda r: (_x(r, _X3),), variant="axis tuple, keepdims")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1, ddof=2, keepdims=True),
+         lambda r: (_x(r, _X3),), variant="ddof=2, keepdims")
+case("numpy.prod", lambda xp: lambda x: xp.prod(x, axis=-1), lambda r: (_with_zeros(r),), variant="zeros")
+case("numpy.prod", lambda xp: lambda x: xp.prod(x, axis=(0, 2), keepdims=True), lambda r: (_x(r, _X3),),
+     variant="axis tuple, keepdims")
+for _n in ["cumsum", "cumprod"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=0), lambda r: (_x(r, _X3),),
+         variant="3-D, axis 0")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(x, n)(axis=1), lambda r: (_x(r, _X3),),
+         variant="method, middle axis")
+case("numpy.cumsum", lambda xp: lambda x: xp.cumsum(x, axis=-1), lambda r: (_x(r, (5, 6)),),
+     structures={"I ⊗ dense"}, variant="batched triangle")
+case("numpy.cumprod", lambda xp: lambda x: xp.cumprod(x, axis=-1), lambda r: (_with_zeros(r),), variant="zeros")
+if hasattr(np, "cumulative_sum"):
+    for _n in ["cumulative_sum", "cumulative_prod"]:
+        case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_x(r),))
+        case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=0, include_initial=True),
+             lambda r: (_x(r),), variant="include_initial")
+
+case("numpy.average", lambda xp: lambda x: xp.average(x, axis=1), lambda r: (_x(r, _X3),))
+case("numpy.average", lambda xp: lambda x: xp.average(x, axis=-1, weights=np.array([1.0, 2.0, 0.5, 3.0])),
+     lambda r: (_x(r, _X3),), variant="1-D weights")
+case("numpy.average", lambda xp: lambda x, w: xp.average(x, weights=w), lambda r: (_x(r), _x(r)), argnums=(0, 1),
+     variant="traced weights, all axes")
+case("numpy.average", lambda xp: lambda x, w: xp.average(x, axis=(0, 2), weights=w, keepdims=True),
+     lambda r: (_x(r, _X3), _x(r, (2, 4))), argnums=(0, 1), variant="axis tuple, keepdims")
+case("numpy.ptp", lambda xp: lambda x: xp.ptp(x, axis=-1), lambda r: (_distinct(r),))
+case("numpy.ptp", lambda xp: xp.ptp, lambda r: (_distinct(r),), variant="all axes")
+case("numpy.ptp", lambda xp: lambda x: xp.ptp(x, axis=0, keepdims=True), lambda r: (_distinct(r, _X3),),
+     variant="keepdims")
+
+_NAN_NOTE = "the NaN mask is fixed at each call's trace (value-dependent); NaN entries get derivative 0"
+for _n in ["nansum", "nanmean", "nanprod"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_x(r),), note=_NAN_NOTE)
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, 1), keepdims=True),
+         lambda r: (_x(r, _X3),), variant="axis tuple, keepdims")
+for _n in ["nanmax", "nanmin"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_distinct(r),),
+         note=_NAN_NOTE)
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x), lambda r: (_distinct(r),), variant="all axes")
+for _n in ["nancumsum", "nancumprod"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=1), lambda r: (_x(r),), note=_NAN_NOTE)
+
+
+def _lse(xp):
+    if xp is np:
+        import scipy.special
+        return scipy.special.logsumexp
+    import jax.scipy.special
+    return jax.scipy.special.logsumexp
+
+
+try:
+    import scipy.special  # noqa: F401
+except ImportError:  # the cases need SciPy; the handler is installed only with it
+    pass
+else:
+    case("scipy.special.logsumexp", lambda xp: _lse(xp), lambda r: (_x(r),))
+    case("scipy.special.logsumexp", lambda xp: lambda x: _lse(xp)(x, axis=-1), lambda r: (_x(r, _X3) * 40,),
+         variant="axis, large values")
+    case("scipy.special.logsumexp", lambda xp: lambda x: _lse(xp)(x, axis=(0, 2), keepdims=True),
+         lambda r: (_x(r, _X3),), variant="axis tuple, keepdims")
+    case("scipy.special.logsumexp", lambda xp: lambda x, b: _lse(xp)(x, axis=0, b=b), lambda r: (_x(r), _x(r)),
+         argnums=(0, 1), variant="traced b")
+    case("scipy.special.logsumexp", lambda xp: lambda x: _lse(xp)(x, axis=1, b=np.array([1.0, 0.5, 2.0, 0.0])),
+         lambda r: (_x(r),), variant="constant b with a zero")

@@ -1,28 +1,205 @@
 """Elementwise math: NumPy's float ufuncs (and SciPy's special ufuncs when SciPy is present).
 
-Their partials are diagonal (``diag``) or, for a broadcast operand, a diagonal times a sum map.
+Every function here is a row of the op tables :data:`jacc.ops.UNARY` / :data:`jacc.ops.BINARY`
+(so the compiled scalar path runs it too) or an alias of one. Partials are diagonal (``diag``),
+a scaled identity, or, for a broadcast operand, a diagonal times a sum map. Piecewise-constant
+functions (``floor``, ``sign``, ``round`` …) record no edge at all: their Jacobian is exactly zero
+and costs nothing. SciPy's special functions reach the tracer through ``__array_ufunc__`` like
+NumPy's own ufuncs.
 """
 
 from __future__ import annotations
 
+import importlib.util
+
+import numpy as np
+
+from ..ops import BINARY, UNARY
+from ..trace import _UFUNCS, Tracer, _int, _refuse, _tape_of, implements, implements_ufunc
 from . import case
+
+# ufunc name → op, where they differ (np.mod is np.remainder: its ufunc is named "remainder")
+ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow"}
+
+# table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
+_NOT_UFUNCS = {"neg", "identity", "abs", "sub", "mul", "div", "pow", "sinc"}
+
+
+def _record(op: str):
+    return lambda tape, *xs: tape.record(op, list(xs))
+
+
+for _name in [n for n in {**UNARY, **BINARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
+    implements_ufunc(_name)(_record(_name))
+for _name, _op in ALIASES.items():
+    implements_ufunc(_name)(_record(_op))
+
+
+@implements_ufunc("divmod")
+def _divmod(tape, a, b):
+    """divmod(a, b) = (floor_divide, remainder): two ops, the first without edges."""
+    return tape.record("floor_divide", [a, b]), tape.record("remainder", [a, b])
+
+
+@implements(np.sinc)
+def _sinc(x):
+    return _tape_of(x).record("sinc", [x])
+
+
+@implements(np.fix)
+def _fix(x, out=None):
+    _refuse("numpy.fix", out=out)
+    return _tape_of(x).record("trunc", [x])  # rounding towards zero is trunc
+
+
+@implements(np.round, np.around, method="round")
+def _round(a, decimals=0, out=None):
+    """Round half to even at ``decimals`` digits, computed as NumPy does (scale, rint, unscale);
+    the rint leaves no edge, so the Jacobian is exactly zero."""
+    _refuse("numpy.round", out=out)
+    d = _int(decimals, "decimals")
+    tape = _tape_of(a)
+    if d == 0:
+        return tape.record("rint", [a])
+    scale = 10.0 ** abs(d)
+    if d > 0:
+        return tape.record("div", [tape.record("rint", [tape.record("mul", [a, scale])]), scale])
+    return tape.record("mul", [tape.record("rint", [tape.record("div", [a, scale])]), scale])
+
+
+# operators: x % y, x // y and divmod(x, y) on traced values (NumPy's ufuncs, as for ndarrays)
+def _operator(op: str, reverse: bool):
+    def method(self, other):
+        if not isinstance(other, (Tracer, np.ndarray, float, int, np.floating, np.integer)):
+            return NotImplemented
+        args = [other, self] if reverse else [self, other]
+        if op == "divmod":
+            return _divmod(self.tape, *args)
+        return self.tape.record(op, args)
+    return method
+
+
+for _dunder, _op in [("mod", "remainder"), ("floordiv", "floor_divide"), ("divmod", "divmod")]:
+    setattr(Tracer, f"__{_dunder}__", _operator(_op, False))
+    setattr(Tracer, f"__r{_dunder}__", _operator(_op, True))
+
+# -- examples ---------------------------------------------------------------------------------
 
 
 def _pos(r, shape=(3, 4)):
     return r.uniform(0.2, 0.9, size=shape)
 
 
-def _unary(name, make=_pos, **kw):
-    case(f"numpy.{name}", lambda xp, n=name: getattr(xp, n), lambda r: (make(r),),
-         structures={"diag", "scaled identity"}, **kw)
+def _sym(r, shape=(3, 4)):
+    """Values of both signs, away from 0 (|x| in [0.3, 2])."""
+    return r.uniform(0.3, 2.0, size=shape) * r.choice([-1.0, 1.0], size=shape)
+
+
+def _offgrid(r, shape=(3, 4)):
+    """Values away from integers and half-integers (kinks of floor/round/…)."""
+    return r.integers(-3, 4, size=shape) + r.uniform(0.1, 0.4, size=shape) * r.choice([1.0, 2.0], size=shape)
+
+
+DIAG = {"diag", "scaled identity", "scalar"}
+EW = DIAG | {"identity"}  # elementwise partials of equal shapes (identity: a derivative exactly 1)
+BROADCAST = EW | {"diag ⊗ dense", "I ⊗ ones", "I ⊗ const", "I ⊗ dense"}  # a broadcast operand: a sum map
+NONE: frozenset = frozenset()  # no edge at all: a zero Jacobian
+
+
+def _unary(name, make=_pos, structures=DIAG, **kw):
+    case(f"numpy.{name}", lambda xp, n=name: getattr(xp, n), lambda r: (make(r),), structures=structures, **kw)
 
 
 for _n in ["exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan", "arcsin",
-           "arccos", "sqrt", "square", "reciprocal", "negative", "absolute"]:
+           "arccos", "sqrt", "square", "reciprocal", "negative", "absolute", "exp2", "log2", "log10",
+           "deg2rad", "rad2deg", "radians", "degrees", "arcsinh", "arctanh"]:
     _unary(_n)
+_unary("cbrt", _sym)
+_unary("sinc", _sym)
+_unary("arcsinh", _sym, variant="negative")
+_unary("arccosh", lambda r: 1.0 + _pos(r) * 3)
+case("numpy.sinc", lambda xp: xp.sinc, lambda r: (np.array([1e-9, -0.01, 0.02, 0.5, 1.0, -2.5]),),
+     variant="near 0", structures=DIAG, jax=False,
+     note="near 0 by its Taylor series (JAX's derivative cancels to 0 at x = 1e-9; the true one is −π²x/3)")
 case("numpy.positive", lambda xp: xp.positive, lambda r: (_pos(r),), structures={"identity"})
+case("numpy.reciprocal", lambda xp: xp.reciprocal, lambda r: (_sym(r),), structures=DIAG, variant="negative")
+case("numpy.exp2", lambda xp: xp.exp2, lambda r: (_sym(r, (5,)) * 3,), structures=DIAG, variant="vector")
+case("numpy.log10", lambda xp: xp.log10, lambda r: (np.float64(3.7),), structures=DIAG, variant="scalar")
 
-for _n in ["add", "subtract", "multiply", "divide", "power", "maximum", "minimum"]:
-    case(f"numpy.{_n}", lambda xp, n=_n: getattr(xp, n), lambda r: (_pos(r), _pos(r) + 1.0), argnums=(0, 1))
-    case(f"numpy.{_n}", lambda xp, n=_n: getattr(xp, n), lambda r: (_pos(r, (2, 1, 3)), _pos(r, (4, 1))),
-         argnums=(0, 1), variant="broadcast")
+# zero slope: no edge, so the Jacobian is exactly zero (JAX's too)
+ZERO = "zero slope: no edge (an exactly zero Jacobian)"
+for _n in ["sign", "floor", "ceil", "trunc", "rint", "round", "around"]:
+    _unary(_n, _offgrid, NONE, note=ZERO)
+_unary("fix", _offgrid, NONE, jax=False, note=ZERO + "; jax.numpy has no fix (it is trunc)")
+case("numpy.round", lambda xp: lambda x: xp.round(x, 2) * x, lambda r: (_offgrid(r) / 7,), variant="decimals=2",
+     structures=DIAG, note=ZERO)
+# decimals ≠ 0 scales first (as NumPy does): that scaling is a dead end, never on a path to the output
+case("numpy.round", lambda xp: lambda x: xp.round(x, decimals=-1), lambda r: (_offgrid(r) * 10 + 3,),
+     variant="decimals=-1", structures=DIAG)
+case("ndarray.round", lambda xp: lambda x: x.round(1), lambda r: (_offgrid(r) / 3,), structures=DIAG)
+
+
+def _binary(name, make_a=_pos, make_b=lambda r, s=(3, 4): _pos(r, s) + 1.0, **kw):
+    """Three variants: equal shapes, broadcasting, and a Python-float second operand."""
+    fn = lambda xp, n=name: getattr(xp, n)  # noqa: E731
+    case(f"numpy.{name}", fn, lambda r: (make_a(r), make_b(r)), argnums=(0, 1), structures=EW, **kw)
+    case(f"numpy.{name}", fn, lambda r: (make_a(r, (2, 1, 3)), make_b(r, (4, 1))), argnums=(0, 1),
+         variant="broadcast", structures=BROADCAST, **kw)
+    case(f"numpy.{name}", lambda xp, n=name: lambda a: getattr(xp, n)(a, 1.7), lambda r: (make_a(r, (5,)),),
+         variant="scalar operand", structures=EW, **kw)
+
+
+def _b(lo, hi):
+    return lambda r, shape=(3, 4): r.uniform(lo, hi, size=shape)
+
+
+for _n in ["add", "subtract", "multiply", "divide", "true_divide", "power", "float_power", "maximum", "minimum",
+           "fmax", "fmin", "hypot", "logaddexp", "logaddexp2"]:
+    _binary(_n)
+_binary("arctan2", lambda r, s=(3, 4): _sym(r, s), lambda r, s=(3, 4): _sym(r, s))
+_binary("fmod", lambda r, s=(3, 4): _sym(r, s) * 3, _b(0.7, 1.3), note="∂/∂b = −n for a − n·b, n rounded")
+_binary("remainder", lambda r, s=(3, 4): _sym(r, s) * 3, lambda r, s=(3, 4): _sym(r, s) / 1.5)
+case("numpy.remainder", lambda xp: xp.mod, lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r, (4,))), argnums=(0, 1),
+     variant="np.mod")
+_binary("copysign", lambda r, s=(3, 4): _sym(r, s), lambda r, s=(3, 4): _sym(r, s))
+_binary("floor_divide", lambda r, s=(3, 4): _sym(r, s) * 3, _b(0.7, 1.3), note=ZERO)
+_binary("heaviside", lambda r, s=(3, 4): _sym(r, s), _pos)
+case("numpy.heaviside", lambda xp: xp.heaviside, lambda r: (np.array([-1.0, 0.0, 2.0, 0.0]), _pos(r, (4,))),
+     argnums=(1,), variant="at 0", structures=DIAG, note="∂/∂x2 is 1 where x1 = 0; no edge from x1")
+# operators and divmod
+case("numpy.remainder", lambda xp: lambda a, b: a % b, lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r)), argnums=(0, 1),
+     variant="a % b")
+case("numpy.floor_divide", lambda xp: lambda a, b: (a // b) * a + 2.0 // b, lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r)),
+     argnums=(0, 1), variant="a // b")
+case("numpy.divmod", lambda xp: lambda a, b: xp.divmod(a, b)[1] + xp.divmod(a, b)[0] * b,
+     lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r, (4,))), argnums=(0, 1))
+
+# SciPy's special ufuncs (they dispatch through __array_ufunc__); examples only where SciPy is
+if importlib.util.find_spec("scipy") is not None:
+    def _special(xp):
+        if xp is np:
+            import scipy.special as sp
+        else:
+            import jax.scipy.special as sp
+        return sp
+
+    def _sp(name, make=_pos, argnums=(0,), **kw):
+        """A case of scipy.special.<name>; ``make`` returns the argument (or, binary, the tuple)."""
+        mk = make if len(argnums) > 1 else (lambda r, m=make: (m(r),))
+        case(f"scipy.special.{name}", lambda xp, n=name: getattr(_special(xp), n), mk, argnums=argnums, **kw)
+
+    _sp("expit", _sym, structures=DIAG)
+    _sp("expit", lambda r: np.array([-40.0, -3.0, 0.0, 3.0, 40.0]), variant="tails")
+    _sp("logit", structures=DIAG)
+    _sp("erf", _sym, structures=DIAG)
+    _sp("erfc", _sym, structures=DIAG)
+    _sp("ndtr", _sym, structures=DIAG)
+    _sp("log_ndtr", _sym, structures=DIAG)
+    _sp("log_ndtr", lambda r: np.array([-30.0, -8.0, 0.0, 8.0]), variant="tails", jax=False,
+        note="φ/Φ as exp(−x²/2 − log Φ): 1e-13 accurate at x = −30, where JAX's is off by 1.6e-10")
+    _sp("gammaln", lambda r: _pos(r) * 5, structures=DIAG)
+    _sp("gammaln", lambda r: np.array([-2.5, -0.5, 0.3, 7.0]), variant="negative")
+    _sp("xlogy", lambda r: (_sym(r), _pos(r) + 0.5), argnums=(0, 1))
+    _sp("xlogy", lambda r: (np.array([0.0, 1.5, 0.0]), _pos(r, (2, 1)) + 0.5), argnums=(0, 1), variant="x = 0")
+    _sp("xlog1py", lambda r: (_sym(r, (2, 1, 3)), _pos(r, (4, 1))), argnums=(0, 1), variant="broadcast")
+    _sp("xlog1py", lambda r: (_sym(r), _pos(r) - 0.1), argnums=(0, 1))

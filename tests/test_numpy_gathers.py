@@ -1,0 +1,308 @@
+"""Gathers and value-dependent selections: lazy gathers with repeated indices, the permutation
+fixed per call, NumPy's values for quantiles, graph files, and the refusals."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc import structure as S
+from jacc.eliminate import Problem, accumulate, price
+from jacc.graph import Graph
+from jacc.trace import TraceError, UnsupportedOperationError
+
+STRATEGIES = ("forward", "reverse", "markowitz")
+
+
+def _edges(g):
+    return {(g.op(v), g.partial(u, v).describe()) for u, v in g.nx.edges}
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_repeated_indices_sum_in_reverse_mode(strategy):
+    w = np.array([1.0, 10.0, 100.0, 1000.0])
+    f = lambda x: np.sum(np.sin(x)[[0, 0, 2, 0]] * w)  # noqa: E731
+    x = np.array([0.3, -0.2, 0.5])
+    g = jacc.jacobian(f, strategy=strategy)(x)
+    want = np.array([1011.0 * np.cos(0.3), 0.0, 100.0 * np.cos(0.5)])
+    np.testing.assert_allclose(g, want, rtol=1e-12)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_fancy_index_jacobian_is_a_0_1_gather(strategy):
+    x = np.arange(12.0).reshape(3, 4)
+    J = jacc.jacobian(lambda x: x[[2, 0, 2]][:, [1, 1]], strategy=strategy)(x)
+    want = np.zeros((3, 2, 3, 4))
+    for i, r in enumerate([2, 0, 2]):
+        for j, c in enumerate([1, 1]):
+            want[i, j, r, c] = 1.0
+    np.testing.assert_array_equal(J, want)
+
+
+def test_advanced_index_partial_is_lazy_and_keeps_passthrough_axes_diagonal():
+    g = jacc.trace(lambda x: x[:, [3, 0, 3]], np.ones((5, 4)))
+    [(u, v)] = g.nx.edges
+    j = g.partial(u, v)
+    assert j.describe() == "select 5×4→5×3" and j.values is None
+    assert j.pair == (0, -1)  # the rows pass through: I₅ ⊗ gather, not a 15×20 matrix
+    assert isinstance(j.select, S.Take) and j.select.out_axes == (1,) and j.select.in_axes == (1,)
+    x = np.random.default_rng(1).normal(size=(5, 4))
+    num = g.linearise(g.evaluate({"x": x}))[u, v]
+    np.testing.assert_array_equal(num.select.flat, [3, 0, 3])
+    np.testing.assert_array_equal(num.to_dense(), np.einsum("ik,jl->ijkl", np.eye(5), np.eye(4)[[3, 0, 3]]))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.tanh(x)[:, [1, 1, 3]],
+    lambda x: np.sin(x[[0, 2, 2]]).sum(axis=0),
+    lambda x: np.exp(x.reshape(-1)[[5, 5, 0]]),
+    lambda x: np.tanh(x)[[0, 2]][:, [1, 1, 3]] * x[0, 0],
+    lambda x: np.sort(np.sin(x), axis=0)[1:],
+    lambda x: np.median(np.cos(x), axis=1),
+    lambda x: x[np.array([[True, False, True, True]] * 3)].sum(),
+], ids=["after-tanh", "rows-sum", "ravel-gather", "two-gathers", "sort", "median", "mask"])
+def test_gathers_cost_no_multiplication_and_priced_equals_executed(f):
+    x = np.random.default_rng(2).normal(size=(3, 4))
+    g = jacc.trace(f, x)
+    prob = Problem.from_graph(g)
+    vals = g.evaluate({"x": x})
+    for order in (prob.eliminable, prob.eliminable[::-1]):
+        steps, mults, peak = price(prob, order)
+        acc = accumulate(prob, vals, order)
+        assert acc.mults == mults and acc.peak_bytes == peak
+        assert [s.mults for s in acc.steps] == [s.mults for s in steps]
+        [(_, J)] = acc.blocks.items()
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_gather_after_reshape_composes_into_one_gather():
+    a = S.reshape_map((12,), (3, 4))
+    t = S.take_selection((3,), (12,), [-1], np.array([5, 5, 0]))
+    c, mults = S.product(t, a)
+    assert mults == 0 and isinstance(c.select, S.Take) and c.in_shape == (3, 4)
+    np.testing.assert_array_equal(c.select.flat, [5, 5, 0])
+    np.testing.assert_array_equal(c.to_dense(), np.eye(12)[[5, 5, 0]].reshape(3, 3, 4))
+
+
+def test_scatter_of_a_structured_row_adds_repeated_positions():
+    t = S.take_selection((4,), (3,), [-1], np.array([1, 1, 0, 1]))
+    a = S.dense((2,), (4,), np.array([[1.0, 2.0, 3.0, 4.0], [0.5, 0.0, 0.0, 0.5]]))
+    c, mults = S.product(a, t)
+    assert mults == 0
+    np.testing.assert_array_equal(c.to_dense(), a.values @ np.eye(3)[[1, 1, 0, 1]])
+
+
+def test_sort_order_differs_between_calls_each_result_is_right():
+    w = np.array([1.0, 2.0, 3.0, 4.0])
+    f = lambda x: np.sort(x * x) * w  # noqa: E731
+    jf = jacc.jacobian(f)
+    points = [np.array([0.1, 0.4, -0.9, 0.7]), np.array([0.8, -0.3, 0.2, 0.5]), np.array([0.1, 0.4, -0.9, 0.7])]
+    for x in points:
+        J = jf(x)
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+        perm = np.argsort(x * x)
+        want = np.zeros((4, 4))
+        want[np.arange(4), perm] = w * 2 * x[perm]
+        np.testing.assert_allclose(J, want, rtol=1e-12)
+    # one traced structure: the new permutation builds a new graph with the cached plan
+    assert jf.cache.misses == 1 and jf.cache.hits == 2
+    g = jacc.trace(f, points[0])
+    assert any("numpy.sort" in w for w in g.meta["value_dependent"])
+
+
+def test_argsort_and_argmax_return_constants_and_mark_the_trace():
+    seen = {}
+
+    def f(x):
+        seen["order"], seen["best"] = np.argsort(x), np.argmax(x)
+        return x[seen["order"]] * x[seen["best"]]
+
+    x = np.array([0.3, -1.0, 2.0, 0.5])
+    g = jacc.trace(f, x)
+    assert isinstance(seen["order"], np.ndarray) and seen["order"].tolist() == [1, 0, 3, 2]
+    assert int(seen["best"]) == 2
+    assert len(g.meta["value_dependent"]) == 2
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_where_with_a_traced_condition_reads_it_at_the_point():
+    f = lambda x: np.where(np.sin(x), x * 2.0, -x)  # noqa: E731
+    x = np.array([0.0, 1.0, -2.0])
+    g = jacc.trace(f, x)
+    assert any("numpy.where" in w for w in g.meta["value_dependent"])
+    np.testing.assert_array_equal(jacc.jacobian(f)(x), np.diag([-1.0, 2.0, 2.0]))
+    (idx,) = jacc.trace(lambda x: x[np.where(x > 0)], x).nx.nodes["v1"]["params"]["index"]
+    assert idx == ["array", [1]]
+
+
+@pytest.mark.parametrize("q, axis, keepdims", [
+    (0.5, None, False), (0.0, 0, False), (1.0, 1, True), ([0.1, 0.5, 0.77], -1, False),
+    ([0.25, 0.999], (0, 2), True), (np.array([[0.3], [0.6]]), 1, False),
+])
+def test_quantile_values_match_numpy(q, axis, keepdims):
+    x = np.random.default_rng(3).normal(size=(3, 5, 4))
+    got = jacc.trace(lambda x: np.quantile(x, q, axis=axis, keepdims=keepdims), x)
+    want = np.quantile(x, q, axis=axis, keepdims=keepdims)
+    val = got.evaluate({"x": x})[got.outputs[0]]
+    assert val.shape == want.shape
+    np.testing.assert_allclose(val, want, rtol=1e-14, atol=1e-15)
+
+
+def test_median_and_percentile_values_match_numpy():
+    x = np.random.default_rng(4).normal(size=(4, 6))
+    for f in (np.median, lambda x: np.median(x, axis=0), lambda x: np.percentile(x, [10, 50], axis=1)):
+        g = jacc.trace(f, x)
+        np.testing.assert_allclose(g.evaluate({g.inputs[0]: x})[g.outputs[0]], f(x), rtol=1e-14)
+
+
+def test_median_of_even_count_shares_the_derivative():
+    J = jacc.jacobian(np.median)(np.array([4.0, 1.0, 3.0, 2.0]))
+    np.testing.assert_array_equal(J, [0.0, 0.0, 0.5, 0.5])  # 3.0 and 2.0 are the middle pair
+
+
+def test_clip_at_the_bounds_passes_the_derivative():
+    J = jacc.jacobian(lambda x: np.clip(x, -0.5, np.array([0.5, 0.5, 1.0, 1.0])))(np.array([-0.5, 0.5, 2.0, -1.0]))
+    np.testing.assert_array_equal(J.diagonal(), [1.0, 1.0, 0.0, 0.0])
+
+
+def test_gather_graph_files_round_trip(tmp_path):
+    mask = np.array([[True, False, True]] * 3)
+    f = lambda x: (np.sort(x, axis=0)[:, [2, 0, 2]] + np.take_along_axis(x, np.array([[1, 0, 0]]), axis=0)  # noqa: E731
+                   + x[mask].sum())
+    x = np.random.default_rng(5).normal(size=(3, 3))
+    g = jacc.trace(f, x)
+    assert {"gather", "getitem"} <= {g.op(v) for v in g.intermediates}
+    path = tmp_path / "g.json"
+    g.save(path)
+    h = jacc.load(path)
+    assert _edges(h) == _edges(g)
+    for a, b in ((g, h),):
+        va, vb = a.evaluate({"x": x}), b.evaluate({"x": x})
+        np.testing.assert_array_equal(va[a.outputs[0]], vb[b.outputs[0]])
+    pg, ph = Problem.from_graph(g), Problem.from_graph(h)
+    ja = accumulate(pg, g.evaluate({"x": x}), pg.eliminable).blocks
+    jb = accumulate(ph, h.evaluate({"x": x}), ph.eliminable).blocks
+    np.testing.assert_array_equal(next(iter(ja.values())), next(iter(jb.values())))
+
+
+def test_gather_with_bad_positions_is_refused():
+    g = Graph("bad")
+    g.add_input("x", (3,))
+    with pytest.raises(Exception, match=r"gather positions must be integers in \[0, 3\)"):
+        g.add_node("y", "gather", ["x", np.array([0.0, 3.0])])
+        g.evaluate({"x": np.ones(3)})
+
+
+def _raises(exc, pattern, f, *args):
+    with pytest.raises(exc, match=pattern) as e:
+        jacc.trace(f, *args)
+    return str(e.value)
+
+
+@pytest.mark.parametrize("f, pattern", [
+    (lambda x: np.take(x, [0, 5], mode="wrap"), r"numpy\.take with mode='wrap'"),
+    (lambda x: np.take(x, [0], out=np.empty(1)), r"numpy\.take with out="),
+    (lambda x: np.take(x, x), r"numpy\.take with traced indices"),
+    (lambda x: np.take(x, [0.5]), r"numpy\.take .*indices must be integers"),
+    (lambda x: np.choose([0, 1, 0, 1], [x, x], mode="clip"), r"numpy\.choose with mode='clip'"),
+    (lambda x: np.percentile(x, 50, method="nearest"), r"numpy\.percentile with method='nearest'"),
+    (lambda x: np.quantile(x, 0.5, weights=np.ones(4)), r"numpy\.quantile with weights="),
+    (lambda x: np.quantile(x, x[0]), r"numpy\.quantile with traced quantiles"),
+    (lambda x: np.sort(x, order="a"), r"numpy\.sort with order="),
+    (lambda x: np.argmax(x, out=np.empty((), int)), r"numpy\.argmax with out="),
+    (lambda x: np.take_along_axis(x, x, axis=0), r"numpy\.take_along_axis with traced indices"),
+])
+def test_unsupported_arguments_name_function_argument_and_call_site(f, pattern):
+    msg = _raises(UnsupportedOperationError, pattern, f, np.linspace(0.1, 0.4, 4))
+    assert "test_numpy_gathers.py" in msg
+
+
+@pytest.mark.parametrize("f, pattern", [
+    (lambda x: np.take(x, [7]), r"out of bounds"),
+    (lambda x: np.compress([False, False, False, False, True], x), r"selects beyond the axis of size 4"),
+    (lambda x: np.take_along_axis(x, np.array([0, 4]), axis=0), r"out of bounds for axis 0"),
+    (lambda x: np.choose([0, 2, 0, 1], [x, x]), r"out of range for 2 choices"),
+])
+def test_bad_indices_raise_trace_errors(f, pattern):
+    _raises(TraceError, pattern, f, np.linspace(0.1, 0.4, 4))
+
+
+def test_quantile_out_of_range_is_numpys_value_error():
+    with pytest.raises(ValueError, match=r"range \[0, 1\]"):
+        jacc.trace(lambda x: np.quantile(x, 1.5), np.ones(3))
+    with pytest.raises(ValueError, match=r"range \[0, 100\]"):
+        jacc.trace(lambda x: np.percentile(x, -1), np.ones(3))
+
+
+def test_sort_ties_follow_the_stable_order_as_in_the_conventions():
+    J = jacc.jacobian(np.sort)(np.array([2.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(J, [[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_array_equal(jacc.jacobian(np.median)(np.array([1.0, 2.0, 2.0])), [0.0, 1.0, 0.0])
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x.T[[0, 3, 3]],
+    lambda x: x[[0, 2]][:, [1, 1, 3]],
+    lambda x: x.reshape(-1)[[5, 5, 0]][1:],
+    lambda x: np.sort(x, axis=0)[1:].T,
+    lambda x: x.reshape(3, 1, 4)[[1, 1]][:, 0],
+    lambda x: x[:, [2, 0]][None, 1:, [1, 1]],
+], ids=["transpose", "two-with-pairs", "ravel-slice", "sort-slice-T", "squeeze", "new-axis"])
+def test_chains_of_index_maps_compose_into_one_gather(f):
+    """Consecutive index maps around a gather never become a 0/1 matrix: sin of them costs 0."""
+    x = np.random.default_rng(6).normal(size=(3, 4))
+    h = lambda x: np.sin(f(x))  # noqa: E731
+    g = jacc.trace(h, x)
+    prob = Problem.from_graph(g)
+    vals = g.evaluate({"x": x})
+    for order in (prob.eliminable, prob.eliminable[::-1]):
+        assert price(prob, order)[1] == 0
+        acc = accumulate(prob, vals, order)
+        [(_, J)] = acc.blocks.items()
+        np.testing.assert_allclose(J, fd_jacobian(h, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_composed_gather_keeps_the_pairs_both_maps_pass_through():
+    a = S.take_selection((5, 2), (5, 3), [0, -1], np.array([2, 2]))
+    b = S.take_selection((5, 3), (5, 4), [0, -1], np.array([3, 0, 1]))
+    c, mults = S.product(a, b)
+    assert mults == 0 and c.pair == (0, -1) and isinstance(c.select, S.Take)
+    np.testing.assert_array_equal(c.select.flat, [1, 1])
+
+
+def test_nan_quantiles_skip_nans_per_row_like_numpy():
+    mask = np.array([[True, True, True, True], [False, True, False, True], [False, False, False, False]])
+
+    def f(x):
+        return np.nanquantile(np.where(mask, x, np.nan), [0.0, 0.3, 1.0], axis=1, keepdims=True)
+
+    x = np.random.default_rng(7).normal(size=(3, 4))
+    g = jacc.trace(f, x)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning):
+        want = f(x)
+    got = g.evaluate({"x": x})[g.outputs[0]]
+    assert got.shape == want.shape == (3, 3, 1)
+    np.testing.assert_allclose(got, want, rtol=1e-14)  # the row of NaNs is NaN in both
+    J = jacc.jacobian(f)(x)
+    assert J.shape == (3, 3, 1, 3, 4) and not J[:, 2].any()  # (q, row, 1, …): the row of NaNs has none
+    assert not J[..., 1, 0].any() and not J[..., 1, 2].any()  # NaN entries are skipped
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's "All-NaN slice" on every probe
+        fd = fd_jacobian(f, [x], 0)
+    np.testing.assert_allclose(J[:, :2], fd[:, :2], rtol=1e-6, atol=1e-8)
+
+
+def test_searchsorted_and_digitize_return_constant_positions():
+    x = np.array([0.1, -0.7, 0.3, 0.9])
+    seen = {}
+
+    def f(x):
+        seen["pos"] = np.searchsorted(np.sort(x), 0.2)
+        seen["bin"] = np.digitize(0.2, np.sort(x))
+        return x * 2.0
+
+    g = jacc.trace(f, x)
+    assert int(seen["pos"]) == 2 and int(seen["bin"]) == 2
+    assert sum("numpy.searchsorted" in w or "numpy.digitize" in w for w in g.meta["value_dependent"]) == 2

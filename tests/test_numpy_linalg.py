@@ -1,0 +1,210 @@
+"""numpy.linalg beyond the coverage cases: which triangle is read, batched structure, singular
+points, refusals (each naming the function, the argument and the call site) and graph files."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.numpy_api.linalg import spd
+
+HERE = "test_numpy_linalg.py:"
+
+
+def _rng(seed=0):
+    return np.random.default_rng(seed)
+
+
+def _sym_fd(f, a, eps=1e-6):
+    """Finite differences of f along symmetric perturbations Eᵢⱼ + Eⱼᵢ (i > j) and Eᵢᵢ, laid out
+    on the lower triangle: what a function that reads the lower triangle should report."""
+    y0 = np.asarray(f(a))
+    J = np.zeros(y0.shape + a.shape)
+    for i in range(a.shape[0]):
+        for j in range(i + 1):
+            e = np.zeros_like(a)
+            e[i, j] = e[j, i] = eps
+            J[..., i, j] = (np.asarray(f(a + e)) - np.asarray(f(a - e))) / (2 * eps)
+    return J
+
+
+@pytest.mark.parametrize("fn", [np.linalg.cholesky, np.linalg.eigvalsh, lambda a: np.linalg.eigh(a)[1]],
+                         ids=["cholesky", "eigvalsh", "eigh vectors"])
+def test_lower_triangle_is_read_and_upper_has_zero_derivative(fn):
+    a = spd(_rng(), 4)
+    J = jacc.jacobian(fn)(a)
+    assert np.all(J[..., np.triu_indices(4, 1)[0], np.triu_indices(4, 1)[1]] == 0.0)
+    np.testing.assert_allclose(J, _sym_fd(fn, a), rtol=1e-6, atol=1e-7)
+
+
+def test_uplo_u_reads_the_upper_triangle():
+    a = _rng(1).normal(size=(3, 3))
+    J = jacc.jacobian(lambda a: np.linalg.eigh(a, UPLO="U")[1])(a)
+    assert np.all(J[..., np.tril_indices(3, -1)[0], np.tril_indices(3, -1)[1]] == 0.0)
+    Jt = jacc.jacobian(lambda a: np.linalg.eigvalsh(a, "U"))(a)
+    np.testing.assert_allclose(Jt, np.swapaxes(_sym_fd(lambda b: np.linalg.eigvalsh(b.T, "U"), a.T), -1, -2),
+                               rtol=1e-6, atol=1e-7)
+
+
+def test_eigenvector_projectors_match_finite_differences():
+    """The outer products vₖvₖᵀ do not depend on the eigenvectors' signs."""
+    a = spd(_rng(2), 4)
+
+    def proj(a):
+        w, v = np.linalg.eigh(a)
+        return v[:, :, None] * v.T[None, :, :]  # P[:, k, :] = vₖ vₖᵀ
+
+    np.testing.assert_allclose(jacc.jacobian(proj)(a), _sym_fd(proj, a), rtol=1e-6, atol=1e-7)
+
+
+def test_eigh_returns_numpy_result_fields():
+    seen = {}
+
+    def f(a):
+        r = np.linalg.eigh(a)
+        seen["fields"] = r._fields
+        return r.eigenvalues.sum() + r.eigenvectors[0, 0] * 0.0
+
+    J = jacc.jacobian(f)(spd(_rng(), 3))
+    assert seen["fields"] == ("eigenvalues", "eigenvectors")
+    np.testing.assert_allclose(J, np.tril(np.eye(3)), atol=1e-12)  # d trace / dA read by the lower triangle
+
+
+def test_cholesky_upper_is_the_transpose_read_from_the_upper_triangle():
+    a = spd(_rng(3), 3)
+    J = jacc.jacobian(lambda a: np.linalg.cholesky(a, upper=True))(a)
+    want = np.transpose(jacc.jacobian(np.linalg.cholesky)(a.T), (1, 0, 3, 2))
+    np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-14)
+
+
+def test_det_at_a_singular_matrix_is_the_adjugate():
+    a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
+    J = jacc.jacobian(np.linalg.det)(a)
+    assert np.all(np.isfinite(J)) and np.abs(J).max() > 1.0
+    np.testing.assert_allclose(J, fd_jacobian(np.linalg.det, [a], 0), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("fn,shape", [
+    (np.linalg.inv, (3, 2, 2)), (np.linalg.det, (3, 2, 2)), (lambda a: np.linalg.slogdet(a)[1], (3, 2, 2)),
+    (np.linalg.cholesky, (2, 3, 3)), (np.linalg.eigvalsh, (2, 3, 3)), (lambda a: np.linalg.qr(a)[1], (2, 4, 3)),
+    (lambda a: np.linalg.svd(a, compute_uv=False), (2, 4, 3)),
+])
+def test_stacks_keep_the_batch_axes_diagonal(fn, shape):
+    r = _rng(4)
+    a = spd(r, shape[-1], shape[:1]) if shape[-1] == shape[-2] else r.normal(size=shape)
+    g = jacc.trace(fn, a)
+    d = g.partial("a", g.outputs[0]).describe()
+    assert d.startswith(f"diag{shape[0]} ⊗ dense"), d
+    # and each block is the single-matrix Jacobian
+    J = jacc.jacobian(fn)(a)
+    J0 = jacc.jacobian(fn)(a[0])
+    np.testing.assert_allclose(J[0][..., 0, :, :], J0, rtol=1e-12, atol=1e-14)
+    assert np.all(J[0][..., 1, :, :] == 0.0)
+
+
+def test_batched_inverse_mults_are_block_diagonal():
+    """Pricing sees B blocks of n²×n², not one (Bn²)×(Bn²) dense matrix."""
+    a = spd(_rng(), 3, (5,))
+    p = jacc.plan(jacc.trace(lambda a: np.linalg.inv(np.linalg.inv(a)), a), "forward")
+    assert p.mults == 5 * 9 ** 3
+
+
+def test_eigh_graph_file_round_trips_uplo(tmp_path):
+    a = _rng(5).normal(size=(3, 3))
+    g = jacc.trace(lambda a: np.linalg.eigh(a, UPLO="U")[1], a)
+    g.save(tmp_path / "g.json")
+    h = jacc.load(tmp_path / "g.json")
+    ops = {h.op(v): h.nx.nodes[v]["params"] for v in h.nx.nodes if v not in h.inputs}
+    assert ops["eigh_vectors"] == {"uplo": "U"}
+    out = h.evaluate({"a": a})[h.outputs[0]]
+    np.testing.assert_array_equal(out, np.linalg.eigh(a, UPLO="U")[1])
+
+
+def test_lstsq_returns_numpy_rank_and_singular_values():
+    r = _rng(6)
+    a, b = r.normal(size=(5, 3)), r.normal(size=5)
+    seen = {}
+
+    def f(a, b):
+        x, res, rank, s = np.linalg.lstsq(a, b)
+        seen["rank"], seen["s"] = rank, s.value
+        return x
+
+    jacc.jacobian(f, argnums=(0, 1))(a, b)
+    _, _, rank, s = np.linalg.lstsq(a, b)
+    assert seen["rank"] == rank == 3
+    np.testing.assert_allclose(seen["s"], s, rtol=1e-12)
+
+
+def test_pinv_of_a_constant_solves_a_traced_right_hand_side():
+    r = _rng(7)
+    a, b = r.normal(size=(5, 3)), r.normal(size=5)
+    J = jacc.jacobian(lambda b: np.linalg.lstsq(a, b)[0])(b)
+    np.testing.assert_allclose(J, np.linalg.pinv(a), rtol=1e-10, atol=1e-12)
+
+
+# -- refusals: each names the function, the reason and the caller's line -------------------------
+
+
+@pytest.mark.parametrize("fn,arg,message", [
+    (np.linalg.matrix_rank, np.eye(3), r"numpy\.linalg\.matrix_rank at .*no derivative"),
+    (lambda x: np.linalg.norm(x, ord=0), np.ones(3), r"numpy\.linalg\.norm with ord=0 at .*non-zero entries"),
+    (lambda a: np.linalg.qr(a, mode="raw"), np.ones((3, 2)), r"numpy\.linalg\.qr with mode='raw' at "),
+    (lambda a: np.linalg.qr(a, mode="complete"), np.eye(3)[:, :2] + 1.0,
+     r"mode='complete' of a 3×2 matrix at .*not unique"),
+    (np.linalg.svd, np.eye(3)[:, :2] + 1.0, r"full_matrices=True of a 3×2 matrix at .*full_matrices=False"),
+    (lambda a: np.linalg.svd(a, hermitian=True), np.eye(2), r"hermitian=True at "),
+    (np.linalg.pinv, np.ones((3, 2)), r"numpy\.linalg\.pinv at .*rank-deficient"),
+    (lambda a: np.linalg.pinv(a, hermitian=True), np.eye(2), r"pinv with hermitian=True at "),
+    (lambda a: np.linalg.lstsq(a, np.ones(3)), np.ones((3, 2)), r"lstsq at .*rank-deficient"),
+    (np.linalg.eig, np.eye(2), r"numpy\.linalg\.eig at .*complex.*use numpy\.linalg\.eigh"),
+    (np.linalg.eigvals, np.eye(2), r"numpy\.linalg\.eigvals at .*eigvalsh"),
+])
+def test_refusals_name_function_and_call_site(fn, arg, message):
+    with pytest.raises(jacc.UnsupportedOperationError, match=message) as e:
+        jacc.trace(fn, arg)
+    assert HERE in str(e.value)
+
+
+@pytest.mark.parametrize("fn,arg,message", [
+    (lambda x: np.linalg.norm(x, ord=1), np.ones((2, 2, 2)), r"ord=1 needs a vector or a matrix"),
+    (lambda x: np.linalg.norm(x, ord="fro", axis=0), np.ones((2, 2)), r"'fro' is a matrix norm"),
+    (lambda x: np.linalg.norm(x, ord=3, axis=(0, 1)), np.ones((2, 2)), r"invalid norm order 3 for matrices"),
+    (lambda x: np.linalg.norm(x, axis=(0, 0)), np.ones((2, 2)), r"axis must name one or two distinct axes"),
+    (lambda a: np.linalg.eigh(a, UPLO="X"), np.eye(2), r"UPLO must be 'L' or 'U'"),
+    (np.linalg.cholesky, np.ones((2, 3)), r"cholesky.*square"),
+    (np.linalg.svd, np.ones(3), r"numpy\.linalg\.svd needs a matrix"),
+    (lambda a: np.linalg.tensorinv(a, ind=1), np.ones((2, 3)), r"tensorinv at .*ind=1 does not split"),
+])
+def test_bad_arguments_name_function_and_call_site(fn, arg, message):
+    with pytest.raises(jacc.TraceError, match=message) as e:
+        jacc.trace(fn, arg)
+    assert HERE in str(e.value)
+
+
+def test_matrix_rank_is_not_listed_as_supported():
+    names = jacc.supported_functions()
+    assert not {"matrix_rank", "eig", "eigvals"} & set(names)
+    assert {"cholesky", "eigh", "eigvalsh", "qr", "svd", "det", "pinv", "lstsq", "norm"} <= set(names)
+
+
+def test_repeated_eigenvalues_give_non_finite_eigenvector_partials_not_wrong_ones():
+    """Distinct eigenvalues are assumed: at a repeated one the eigenvectors are not differentiable,
+    and the Jacobian says so (inf/NaN) while the eigenvalues' stays finite where they are simple."""
+    a = np.diag([1.0, 1.0, 3.0])
+    Jv = jacc.jacobian(lambda a: np.linalg.eigh(a)[1])(a)
+    assert not np.all(np.isfinite(Jv))
+    Jw = jacc.jacobian(np.linalg.eigvalsh)(a)
+    np.testing.assert_allclose(Jw[2], np.diag([0.0, 0.0, 1.0]), atol=1e-12)
+
+
+def test_spectral_norm_reads_the_largest_singular_value_through_a_free_selection():
+    x = _rng(8).normal(size=(4, 3))
+    g = jacc.trace(lambda x: np.linalg.norm(x, 2), x)
+    assert [g.op(v) for v in g.topological_order() if v not in g.inputs] == ["svd_values", "getitem"]
+    [o] = g.outputs
+    [s] = list(g.nx.predecessors(o))
+    assert g.partial(s, o).describe().startswith("select")
+    u, _, vh = np.linalg.svd(x)
+    np.testing.assert_allclose(jacc.jacobian(lambda x: np.linalg.norm(x, 2))(x), np.outer(u[:, 0], vh[0]),
+                               rtol=1e-12, atol=1e-14)

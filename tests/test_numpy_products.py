@@ -1,0 +1,129 @@
+"""Products (jacc.numpy_api.products): how np.einsum is normalised and recorded (diagonals as free
+index maps, '...', implicit outputs, pairwise contraction of three or more operands, optimize=),
+the products built on it, and the refusals."""
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.trace import TraceError, UnsupportedOperationError
+
+HERE = "test_numpy_products.py:"
+R = np.random.default_rng(3)
+
+
+def _recorded(f, *args):
+    g = jacc.trace(f, *args)
+    return g, [(g.op(v), g.nx.nodes[v]["params"].get("spec")) for v in g.topological_order() if g.op(v) != "input"]
+
+
+def test_diagonal_and_trace_are_free_index_maps():
+    a = R.normal(size=(4, 4))
+    g, ops = _recorded(lambda a: np.einsum("ii->i", a), a)
+    assert [op for op, _ in ops] == ["reshape", "getitem"]  # a.ravel()[::5]
+    jf = jacc.jacobian(lambda a: np.einsum("ii", a))
+    J = jf(a)
+    np.testing.assert_array_equal(J, np.eye(4))
+    assert jf.plan.mults == 0
+    np.testing.assert_array_equal(jacc.jacobian(lambda a: np.einsum("ii->i", a))(a).reshape(4, 16),
+                                  np.eye(16)[::5])
+
+
+def test_label_repeated_three_times_and_out_of_order():
+    a = R.normal(size=(3, 2, 3, 3))
+    f = lambda a: np.einsum("ijii->ji", a)  # noqa: E731
+    g = jacc.trace(f, a)
+    np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], np.einsum("ijii->ji", a))
+    J = jacc.jacobian(f)(a)
+    want = np.zeros((2, 3) + a.shape)
+    for i in range(3):
+        for j in range(2):
+            want[j, i, i, j, i, i] = 1.0
+    np.testing.assert_array_equal(J, want)
+
+
+def test_ellipsis_and_implicit_outputs_are_spelled_out():
+    a, b = R.normal(size=(2, 1, 3, 4)), R.normal(size=(5, 4, 2))
+    g, ops = _recorded(lambda a, b: np.einsum("...ij,...jk->...ik", a, b), a, b)
+    assert ops[-1][0] == "einsum" and "." not in ops[-1][1] and "->" in ops[-1][1]
+    np.testing.assert_allclose(g.evaluate({"a": a, "b": b})[g.outputs[0]], np.einsum("...ij,...jk->...ik", a, b))
+    _, ops = _recorded(lambda a, b: np.einsum("jk,ij", a, b), R.normal(size=(4, 2)), R.normal(size=(3, 4)))
+    assert ops == [("einsum", "jk,ij->ik")]
+
+
+def test_three_operands_contract_pairwise_along_the_given_path():
+    a, b, c = R.normal(size=(2, 6)), R.normal(size=(6, 6)), R.normal(size=(6, 3))
+    _, ops = _recorded(lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c,
+                                                 optimize=["einsum_path", (1, 2), (0, 1)]), a, b, c)
+    assert ops == [("einsum", "jk,kl->jl"), ("einsum", "ij,jl->il")]
+    _, ops = _recorded(lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c), a, b, c)
+    assert len(ops) == 2 and all(op == "einsum" and spec.count(",") == 1 for op, spec in ops)
+    J = jacc.jacobian(lambda a, b, c: np.einsum("ij,jk,kl->il", a, b, c), argnums=(0, 1, 2))(a, b, c)
+    np.testing.assert_allclose(J[1], np.einsum("ij,kl->iljk", a, c), atol=1e-12)
+
+
+def test_constant_operands_fold():
+    m = R.normal(size=(3, 3))
+    _, ops = _recorded(lambda x: np.einsum("ij,jk,k->i", m, m, x), R.normal(size=3))
+    assert len(ops) == 1  # m·m is a constant, folded before the traced product
+
+
+def test_einsum_errors_name_the_call_site():
+    a = np.ones((2, 3))
+    with pytest.raises(TraceError, match=f"numpy.einsum at .*{HERE}.*name 2 operand"):
+        jacc.jacobian(lambda a: np.einsum("ij,jk->ik", a))(a)
+    with pytest.raises(TraceError, match=f"numpy.einsum at .*{HERE}.*needs '...'"):
+        jacc.jacobian(lambda a: np.einsum("...j->j", a))(np.ones((4, 2, 3)))
+    with pytest.raises(TraceError, match="label 'j' has sizes 3 and 2"):
+        jacc.jacobian(lambda a: np.einsum("ij,jk->ik", a, a))(a)
+    with pytest.raises(TraceError, match="repeats on axes of sizes"):
+        jacc.jacobian(lambda a: np.einsum("ii->i", a))(a)
+    with pytest.raises(UnsupportedOperationError, match=f"numpy.einsum with out=.*{HERE}"):
+        jacc.jacobian(lambda a: np.einsum("ij->j", a, out=np.zeros(3)))(a)
+
+
+def test_einsum_graph_files_round_trip(tmp_path):
+    a, b = R.normal(size=(2, 3, 3)), R.normal(size=(3, 4))
+    f = lambda a, b: np.einsum("bii,ij,jk->bk", a, b, b.T)  # noqa: E731
+    g = jacc.trace(f, a, b)
+    p = tmp_path / "e.json"
+    g.save(p)
+    h = jacc.load(p)
+    np.testing.assert_allclose(h.evaluate({"a": a, "b": b})[h.outputs[0]], np.einsum("bii,ij,jk->bk", a, b, b.T))
+
+
+def test_products_record_einsum_with_structured_partials():
+    a, b = R.normal(size=(2, 3)), R.normal(size=(3, 2))
+    g = jacc.trace(np.kron, a, b, argnums=(0, 1))
+    kinds = {g.partial(u, v).describe() for u, v in g.nx.edges}
+    assert "I6 ⊗ dense 6×1" in kinds  # ∂kron/∂a: b's 6 values per entry of a, never a 36×6 array
+    np.testing.assert_allclose(g.evaluate({"a": a, "b": b})[g.outputs[0]], np.kron(a, b))
+    _, ops = _recorded(lambda a, b: np.tensordot(a, b, axes=([0, 1], [1, 0])), a, b)
+    assert ops == [("einsum", "ab,ba->")]
+
+
+def test_cross_refuses_2_vectors_and_moves_axes():
+    with pytest.raises(UnsupportedOperationError, match=f"numpy.cross of a with 2-vectors.*{HERE}"):
+        jacc.jacobian(np.cross)(np.ones(2), np.ones(2))
+    a, b = R.normal(size=(3, 2)), R.normal(size=(2, 3))
+    g = jacc.trace(lambda a, b: np.cross(a, b, axisa=0, axisc=0), a, b)
+    np.testing.assert_allclose(g.evaluate({"a": a, "b": b})[g.outputs[0]], np.cross(a, b, axisa=0, axisc=0))
+
+
+def test_matrix_power_edges():
+    a = R.normal(size=(3, 3))
+    J = jacc.jacobian(lambda a: np.linalg.matrix_power(a, 0) + a)(a)
+    np.testing.assert_array_equal(J.reshape(9, 9), np.eye(9))  # a⁰ = I is a constant
+    _, ops = _recorded(lambda a: np.linalg.matrix_power(a, 5), a)
+    assert [op for op, _ in ops] == ["matmul"] * 3  # a², a⁴, a·a⁴
+    with pytest.raises(UnsupportedOperationError, match="matrix_power with n < 0 of a stack"):
+        jacc.jacobian(lambda a: np.linalg.matrix_power(a, -1))(np.ones((2, 3, 3)))
+    with pytest.raises(TraceError, match="needs square matrices"):
+        jacc.jacobian(lambda a: np.linalg.matrix_power(a, 2))(np.ones((2, 3)))
+
+
+def test_tensordot_and_multi_dot_errors():
+    with pytest.raises(TraceError, match=f"numpy.tensordot at .*{HERE}.*pair 2 axes of a with 1"):
+        jacc.jacobian(lambda a: np.tensordot(a, a, axes=([0, 1], [0])))(np.ones((2, 2)))
+    with pytest.raises(TraceError, match="multi_dot at .*needs at least two arrays"):
+        jacc.jacobian(lambda a: np.linalg.multi_dot([a]))(np.ones((2, 2)))

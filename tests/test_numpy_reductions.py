@@ -1,0 +1,175 @@
+"""Reductions and scans (jacc.numpy_api.reductions): the cumsum/cumprod primitives and their
+structured partials, exact derivatives at zeros, NaN-ignoring reductions, average, ptp,
+logsumexp, and the refusals."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.trace import TraceError, UnsupportedOperationError
+
+HERE = "test_numpy_reductions.py:"
+
+
+def _ops(f, *args):
+    g = jacc.trace(f, *args)
+    return g, [g.op(v) for v in g.topological_order() if g.op(v) != "input"]
+
+
+def test_cumsum_is_one_op_with_a_batched_triangle():
+    x = np.arange(12.0).reshape(3, 4)
+    g, ops = _ops(lambda x: np.cumsum(x, axis=-1), x)
+    assert ops == ["cumsum"]
+    j = g.linearise(g.evaluate({"x": x}))[("x", g.outputs[0])]
+    assert j.describe() == "I3 ⊗ dense 4×4"  # the other axis stays a pair, only the 4×4 triangle is stored
+    assert j.values.tolist() == np.tril(np.ones((4, 4))).tolist()
+    J = jacc.jacobian(lambda x: np.cumsum(x, axis=0))(x)
+    want = np.einsum("ik,jl->ijkl", np.tril(np.ones((3, 3))), np.eye(4))
+    np.testing.assert_array_equal(J, want)
+
+
+def test_cumsum_without_axis_scans_the_flattened_array():
+    x = np.arange(6.0).reshape(2, 3)
+    J = jacc.jacobian(np.cumsum)(x)
+    assert J.shape == (6, 2, 3)
+    np.testing.assert_array_equal(J.reshape(6, 6), np.tril(np.ones((6, 6))))
+
+
+def test_cumprod_is_exact_at_zeros():
+    x = np.array([2.0, 0.0, 3.0, 0.0, 5.0])
+    J = jacc.jacobian(np.cumprod)(x)
+    want = np.zeros((5, 5))
+    for j in range(5):
+        for i in range(j + 1):
+            want[j, i] = np.prod([x[t] for t in range(j + 1) if t != i])
+    np.testing.assert_array_equal(J, want)
+    assert J[1, 1] == 2.0 and J[2, 1] == 6.0 and J[4, 3] == 0.0  # no 0/0, no NaN
+
+
+def test_cumprod_partial_keeps_the_other_axes_paired():
+    g = jacc.trace(lambda x: np.cumprod(x, axis=0), np.ones((3, 5)))
+    assert g.partial("x", g.outputs[0]).describe() == "diag5 ⊗ dense 3×3"
+
+
+def test_prod_is_exact_at_zeros():
+    J = jacc.jacobian(np.prod)(np.array([2.0, 0.0, 3.0]))
+    assert J.tolist() == [0.0, 6.0, 0.0]
+    J2 = jacc.jacobian(lambda x: np.prod(x, axis=1))(np.array([[0.0, 0.0, 3.0], [1.0, 2.0, 3.0]]))
+    assert J2[0].tolist() == [[0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+    assert J2[1].tolist() == [[0.0, 0.0, 0.0], [6.0, 3.0, 2.0]]
+
+
+def test_scan_graph_files_round_trip(tmp_path):
+    x = np.random.default_rng(1).uniform(0.5, 1.5, (2, 3))
+    g = jacc.trace(lambda x: np.cumprod(np.cumsum(x, axis=0), axis=-1), x)
+    p = tmp_path / "scan.json"
+    g.save(p)
+    h = jacc.load(p)
+    assert [h.op(v) for v in h.topological_order()] == ["input", "cumsum", "cumprod"]
+    np.testing.assert_array_equal(h.evaluate({"x": x})[h.outputs[0]], np.cumprod(np.cumsum(x, 0), -1))
+    data = json.loads(p.read_text())
+    data["nodes"][0]["params"]["axis"] = 2
+    p.write_text(json.dumps(data))
+    with pytest.raises(jacc.GraphError, match="axis 2 is out of range"):
+        jacc.load(p)
+    del data["nodes"][0]["params"]["axis"]
+    p.write_text(json.dumps(data))
+    with pytest.raises(jacc.GraphError, match="axis: missing"):
+        jacc.load(p)
+
+
+def test_scans_refuse_out_and_bad_axes():
+    out = np.zeros(3)
+    with pytest.raises(UnsupportedOperationError, match=f"numpy.cumsum with out=.*{HERE}"):
+        jacc.jacobian(lambda x: np.cumsum(x, out=out))(np.ones(3))
+    with pytest.raises(TraceError, match=f"numpy.cumprod at .*{HERE}.*axis 1 is out of range"):
+        jacc.jacobian(lambda x: np.cumprod(x, axis=1))(np.ones(3))
+
+
+def test_nan_reductions_ignore_nan_and_mark_the_trace():
+    x = np.array([[1.0, np.nan, 2.0], [3.0, 4.0, 5.0]])
+    J = jacc.jacobian(lambda x: np.nansum(x, axis=1), nonfinite="propagate")(x)
+    assert J.tolist() == [[[1, 0, 1], [0, 0, 0]], [[0, 0, 0], [1, 1, 1]]]
+    J = jacc.jacobian(lambda x: np.nanmean(x, axis=1), nonfinite="propagate")(x)
+    np.testing.assert_allclose(J[0, 0], [0.5, 0.0, 0.5])
+    np.testing.assert_allclose(J[1, 1], [1 / 3] * 3)
+    J = jacc.jacobian(lambda x: np.nanmax(x, axis=1), nonfinite="propagate")(x)
+    assert J.tolist() == [[[0, 0, 1], [0, 0, 0]], [[0, 0, 0], [0, 0, 1]]]
+    J = jacc.jacobian(lambda x: np.nanprod(x), nonfinite="propagate")(x)
+    assert J[0].tolist() == [120.0, 0.0, 60.0]
+    g = jacc.trace(lambda x: np.nansum(x), x)
+    assert any("isnan" in s and HERE in s for s in g.meta["value_dependent"])
+
+
+def test_nanmax_of_an_all_nan_slice_is_nan_as_in_numpy():
+    x = np.array([[np.nan, np.nan], [1.0, 2.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = jacc.trace(lambda x: np.nanmin(x, axis=1), x)
+        y = g.evaluate({"x": x})[g.outputs[0]]
+        J = jacc.jacobian(lambda x: np.nanmin(x, axis=1), nonfinite="propagate")(x)
+    assert np.isnan(y[0]) and y[1] == 1.0
+    assert J.tolist() == [[[0, 0], [0, 0]], [[0, 0], [1, 0]]]
+
+
+def test_max_ties_share_the_derivative():
+    # the convention of docs/conventions.md (as JAX): k tied maxima get 1/k each
+    J = jacc.jacobian(lambda x: np.max(x, axis=-1))(np.array([[3.0, 1.0, 3.0], [0.0, 2.0, 1.0]]))
+    assert J[0].tolist() == [[0.5, 0.0, 0.5], [0.0, 0.0, 0.0]]
+    assert J[1].tolist() == [[0.0, 0.0, 0.0], [0.0, 1.0, 0.0]]
+    J = jacc.jacobian(np.ptp)(np.array([1.0, 4.0, 1.0]))
+    assert J.tolist() == [-0.5, 1.0, -0.5]
+
+
+def test_average_weights_and_refusals():
+    x = np.array([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0]])
+    w = np.array([1.0, 0.0, 3.0])
+    J = jacc.jacobian(lambda x: np.average(x, axis=1, weights=w))(x)
+    assert J[0, 0].tolist() == [0.25, 0.0, 0.75] and J[0, 1].tolist() == [0.0, 0.0, 0.0]
+    Jw = jacc.jacobian(lambda w: np.average(x, axis=1, weights=w))(w)
+    np.testing.assert_allclose(Jw[0], (x[0] - np.average(x[0], weights=w)) / 4)
+    with pytest.raises(UnsupportedOperationError, match=f"numpy.average with returned=True.*{HERE}"):
+        jacc.jacobian(lambda x: np.average(x, weights=w, axis=1, returned=True))(x)
+    with pytest.raises(TraceError, match=f"numpy.average at .*{HERE}.*weights of shape \\(2,\\)"):
+        jacc.jacobian(lambda x: np.average(x, weights=np.ones(2), axis=1))(x)
+    with pytest.raises(ZeroDivisionError, match="weights sum to zero"):
+        jacc.jacobian(lambda x: np.average(x, weights=np.zeros(3), axis=1))(x)
+
+
+def test_where_and_keepdims_on_sum_and_mean():
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    mask = np.array([True, False, True])
+    J = jacc.jacobian(lambda x: np.mean(x, axis=1, where=mask, keepdims=True))(x)
+    assert J.shape == (2, 1, 2, 3)
+    assert J[0, 0, 0].tolist() == [0.5, 0.0, 0.5] and J[0, 0, 1].tolist() == [0.0, 0.0, 0.0]
+
+
+def test_var_ddof_and_tuple_axes():
+    x = np.random.default_rng(2).normal(size=(2, 3, 4))
+    J = jacc.jacobian(lambda x: np.var(x, axis=(0, 2), ddof=1, keepdims=True))(x)
+    d = x - x.mean(axis=(0, 2), keepdims=True)
+    want = np.zeros((1, 3, 1) + x.shape)
+    for j in range(3):
+        want[0, j, 0, :, j, :] = 2 * d[:, j, :] / (8 - 1)
+    np.testing.assert_allclose(J, want, atol=1e-12)
+
+
+def test_logsumexp():
+    special = pytest.importorskip("scipy.special")
+    x = np.array([[1000.0, 1001.0, 999.0], [0.5, -1.0, 2.0]])
+    y = jacc.trace(lambda x: special.logsumexp(x, axis=1), x)
+    np.testing.assert_allclose(y.evaluate({"x": x})[y.outputs[0]], special.logsumexp(x, axis=1))
+    J = jacc.jacobian(lambda x: special.logsumexp(x, axis=1))(x)  # finite at large values: softmax rows
+    soft = np.exp(x - special.logsumexp(x, axis=1, keepdims=True))
+    np.testing.assert_allclose(J[0, 0], soft[0], rtol=1e-12)
+    np.testing.assert_allclose(J[1, 1], soft[1], rtol=1e-12)
+    b = np.array([1.0, 0.0, 2.0])
+    Jb = jacc.jacobian(lambda x: special.logsumexp(x, b=b))(x[1])
+    assert Jb[1] == 0.0
+    with pytest.raises(UnsupportedOperationError, match=f"logsumexp with return_sign=True.*{HERE}"):
+        jacc.jacobian(lambda x: special.logsumexp(x, return_sign=True))(x)
+    # untraced calls reach SciPy's own function
+    assert special.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)[1] == -1.0

@@ -1,0 +1,329 @@
+"""Elementwise math beyond the coverage cases: zero-slope functions record no edge, kinks and
+special points, tail accuracy, NaN rules of fmax/fmin, operators, the compiled scalar path,
+graph files and error messages."""
+
+import json
+import math
+import os
+import warnings
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.ops import BINARY, UNARY
+from jacc.trace import trace
+
+HERE = os.path.basename(__file__)
+
+
+def both(f, *args, argnums=0):
+    """The Jacobian from the compiled scalar path and from the executor (must agree)."""
+    jc = jacc.jacobian(f, argnums)
+    a = jc(*args)
+    b = jacc.jacobian(f, argnums, compile=False)(*args)
+    return jc, a, b
+
+
+# -- zero slope: no edge at all ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fn", [np.sign, np.floor, np.ceil, np.trunc, np.rint, np.fix, np.round, np.around,
+                                lambda x: np.floor_divide(x, 0.7), lambda x: np.heaviside(x, 0.5),
+                                lambda x: x // 2.0, lambda x: 3.0 // x])
+def test_zero_slope_records_no_edge_and_an_exact_zero_jacobian(fn):
+    x = np.array([-2.6, -0.3, 0.4, 1.7])
+    g = trace(fn, x)
+    assert g.nx.number_of_edges() == 0
+    J = jacc.jacobian(fn)(x)
+    assert J.shape == (4, 4) and not J.any()
+    np.testing.assert_array_equal(g.evaluate({g.inputs[0]: x})[g.outputs[0]], fn(x))
+
+
+def test_round_with_decimals_has_numpy_values_and_a_zero_jacobian():
+    x = np.array([0.12345, -2.5551, 1234.5678, 0.125])
+    for d in (2, 0, -1, -2):
+        f = lambda x, d=d: np.round(x, d)  # noqa: E731
+        g = trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], np.round(x, d))
+        np.testing.assert_array_equal(jacc.jacobian(lambda x, c, d=d: np.round(x, d) * c, (0, 1))(x, 1.0)[1],
+                                      np.round(x, d))
+        assert not jacc.jacobian(f)(x).any()
+        # the scaling before rint is a dead end: no path from x reaches the output
+        assert not any(g.op(v) == "rint" for v in g.nx.successors("x")) or d == 0
+    assert float(jacc.jacobian(lambda x: x.round(1) * x)(1.26)) == pytest.approx(1.3)
+
+
+def test_copysign_sign_argument_and_heaviside_step_argument_have_no_edge():
+    a, b = np.array([1.5, -2.0, 0.5]), np.array([-1.0, 3.0, -0.0])
+    g = trace(np.copysign, a, b)
+    assert [u for u, _ in g.nx.in_edges(g.outputs[0])] == ["x1"]
+    Ja, Jb = jacc.jacobian(np.copysign, (0, 1))(a, b)
+    np.testing.assert_array_equal(Ja, np.diag([-1.0, -1.0, -1.0]))  # −0.0 counts as negative
+    assert not Jb.any()
+    x1, x2 = np.array([-1.0, 0.0, 2.0, 0.0]), np.array([0.3, 0.4, 0.5, 0.6])
+    J1, J2 = jacc.jacobian(np.heaviside, (0, 1))(x1, x2)
+    assert not J1.any()
+    np.testing.assert_array_equal(J2, np.diag([0.0, 1.0, 0.0, 1.0]))
+
+
+# -- kinks, special points, accuracy ----------------------------------------------------------
+
+
+def test_hypot_at_the_origin_is_zero_like_abs_and_arctan2_is_nan():
+    Ja, Jb = jacc.jacobian(np.hypot, (0, 1))(0.0, 0.0)
+    assert float(Ja) == 0.0 and float(Jb) == 0.0
+    Ja, Jb = jacc.jacobian(np.hypot, (0, 1))(-3.0, 4.0)
+    assert (float(Ja), float(Jb)) == (-0.6, 0.8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        Ja, Jb = jacc.jacobian(np.arctan2, (0, 1), compile=False)(0.0, 0.0)
+    assert math.isnan(float(Ja)) and math.isnan(float(Jb))
+
+
+def test_singular_points_of_docs_conventions():
+    sp = pytest.importorskip("scipy.special")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for fn, x, want in [(np.arccosh, 1.0, math.inf), (np.arctanh, 1.0, math.inf), (np.arctanh, -1.0, math.inf),
+                            (sp.logit, 0.0, math.inf), (sp.logit, 1.0, math.inf), (np.cbrt, 0.0, math.inf)]:
+            assert float(jacc.jacobian(fn, nonfinite="propagate")(x)) == want, fn
+        Ja, Jb = jacc.jacobian(np.copysign, (0, 1))(0.0, -2.0)
+        assert float(Ja) == 0.0 and float(Jb) == 0.0
+        Ja, Jb = jacc.jacobian(sp.xlogy, (0, 1), nonfinite="propagate")(0.0, 0.0)
+        assert float(Ja) == -math.inf and math.isnan(float(Jb))
+        for inf in (math.inf, -math.inf):
+            Ja, Jb = jacc.jacobian(np.logaddexp, (0, 1), nonfinite="propagate")(inf, inf)
+            assert math.isnan(float(Ja)) and math.isnan(float(Jb))
+
+
+def test_fmod_and_remainder_partials_count_the_true_quotient():
+    # 1.0 / 0.1 rounds to 10, but fmod(1.0, 0.1) = 0.0999… subtracts 9·0.1: ∂/∂b = −9
+    _, Jb = jacc.jacobian(np.fmod, (0, 1))(1.0, 0.1)
+    assert float(Jb) == -9.0
+    Ja, Jb = jacc.jacobian(np.remainder, (0, 1))(np.array([-7.5, 7.5]), np.array([2.0, -2.0]))
+    np.testing.assert_array_equal(Ja, np.eye(2))
+    np.testing.assert_array_equal(Jb, np.diag([4.0, 4.0]))  # −floor(−3.75), −floor(−3.75)
+
+
+def test_fmax_fmin_ignore_a_nan_operand():
+    a, b = np.array([1.0, np.nan, 2.0, np.nan]), np.array([np.nan, 3.0, 2.0, np.nan])
+    for fn in (np.fmax, np.fmin):
+        Ja, Jb = jacc.jacobian(fn, (0, 1), nonfinite="propagate")(a, b)
+        np.testing.assert_array_equal(np.diag(Ja), [1.0, 0.0, 0.5, 0.0])
+        np.testing.assert_array_equal(np.diag(Jb), [0.0, 1.0, 0.5, 0.0])
+    Ja, _ = jacc.jacobian(np.maximum, (0, 1), nonfinite="propagate")(a, b)
+    np.testing.assert_array_equal(np.diag(Ja), [0.0, 0.0, 0.5, 0.0])  # maximum propagates NaN instead
+
+
+def test_sinc_derivative_near_and_at_zero():
+    x = np.array([0.0, 1e-9, -1e-4, 0.03, 0.5])
+    d = np.diag(jacc.jacobian(np.sinc)(x))
+    assert d[0] == 0.0
+    t = np.pi * x[1:3]
+    np.testing.assert_allclose(d[1:3], -np.pi * t / 3 * (1 - t * t / 10), rtol=1e-14)  # the series
+    t = np.pi * x[3:]
+    np.testing.assert_allclose(d[3:], np.pi * (t * np.cos(t) - np.sin(t)) / t ** 2, rtol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
+def test_cbrt_and_exp2_family_values():
+    assert float(jacc.jacobian(np.cbrt)(-8.0)) == pytest.approx(1 / 12, rel=1e-15)
+    assert float(jacc.jacobian(np.cbrt)(0.0)) == math.inf
+    assert float(jacc.jacobian(np.exp2)(3.0)) == pytest.approx(8 * math.log(2), rel=1e-15)
+    assert float(jacc.jacobian(np.log10)(100.0)) == pytest.approx(1 / (100 * math.log(10)), rel=1e-15)
+    assert float(jacc.jacobian(np.deg2rad)(7.0)) == math.pi / 180
+    assert float(jacc.jacobian(np.degrees)(7.0)) == 180 / math.pi
+
+
+@pytest.mark.filterwarnings("ignore:underflow:RuntimeWarning")
+def test_logaddexp_is_stable_far_apart():
+    Ja, Jb = jacc.jacobian(np.logaddexp, (0, 1))(np.array([1000.0, -1000.0]), np.array([0.0, 0.0]))
+    np.testing.assert_allclose(np.diag(Ja), [1.0, 0.0], atol=1e-300)
+    np.testing.assert_allclose(np.diag(Jb), [0.0, 1.0], atol=1e-300)
+    Ja, Jb = jacc.jacobian(np.logaddexp2, (0, 1))(3.0, 1.0)
+    assert float(Ja) == pytest.approx(0.8) and float(Jb) == pytest.approx(0.2)
+
+
+# -- SciPy's special functions ----------------------------------------------------------------
+
+
+def test_scipy_special_functions_trace_through_array_ufunc():
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.2, 0.5, 0.7])
+    g = trace(lambda x: sp.gammaln(sp.expit(sp.logit(x)) + 1.0) + sp.erf(x) - sp.erfc(x), x)
+    assert [g.op(v) for v in g.intermediates][:3] == ["logit", "expit", "add"]
+    d = np.diag(jacc.jacobian(lambda x: sp.gammaln(x))(x))
+    np.testing.assert_allclose(d, sp.digamma(x), rtol=1e-14)
+
+
+def test_expit_and_log_ndtr_are_accurate_in_the_tails():
+    sp = pytest.importorskip("scipy.special")
+    d = np.diag(jacc.jacobian(sp.expit)(np.array([40.0, -40.0])))
+    np.testing.assert_allclose(d, np.exp(-40.0) / (1 + np.exp(-40.0)) ** 2, rtol=1e-14)  # not 0
+    # φ(x)/Φ(x) at x = −30 by the Mills-ratio continued fraction: 30.03325966743367703…
+    t = 0.0
+    for k in range(200, 0, -1):
+        t = k / (30.0 + t)
+    assert float(jacc.jacobian(sp.log_ndtr)(np.array(-30.0))) == pytest.approx(30.0 + t, rel=1e-13)
+
+
+def test_xlogy_at_zero_x():
+    sp = pytest.importorskip("scipy.special")
+    Ja, Jb = jacc.jacobian(sp.xlogy, (0, 1))(np.array([0.0, 2.0]), np.array([3.0, 0.5]))
+    np.testing.assert_allclose(np.diag(Ja), np.log([3.0, 0.5]), rtol=1e-15)
+    np.testing.assert_allclose(np.diag(Jb), [0.0, 4.0], rtol=1e-15)
+
+
+# -- operators ----------------------------------------------------------------------------------
+
+
+def test_mod_floordiv_divmod_operators():
+    a, b = np.array([7.3, -7.3, 2.2]), np.array([2.0, 2.0, -0.9])
+    f = lambda a, b: a % b + (a // b) * a + divmod(a, b)[1] * 2.0 + 10.0 % a + np.ones(3) % b  # noqa: E731
+    g = trace(f, a, b)
+    np.testing.assert_allclose(g.evaluate({"a": a, "b": b})[g.outputs[0]], f(a, b), rtol=1e-15)
+    Ja, Jb = jacc.jacobian(f, (0, 1))(a, b)
+    q = np.floor(a / b)
+    np.testing.assert_allclose(np.diag(Ja), 1 + q + 2 - np.floor(10.0 / a), rtol=1e-14)
+    np.testing.assert_allclose(np.diag(Jb), -q - 2 * q - np.floor(1.0 / b), rtol=1e-14)
+    with pytest.raises(TypeError):
+        trace(lambda a: a % "x", a)
+
+
+# -- compiled scalar path -----------------------------------------------------------------------
+
+
+_NEW_UNARY = ["exp2", "log2", "log10", "cbrt", "deg2rad", "rad2deg", "sinc", "arcsinh", "arccosh", "arctanh",
+              "sign", "floor", "ceil", "trunc", "rint", "expit", "logit", "erf", "erfc", "ndtr", "log_ndtr", "gammaln"]
+_NEW_BINARY = ["fmax", "fmin", "arctan2", "hypot", "logaddexp", "logaddexp2", "fmod", "remainder", "copysign",
+               "heaviside", "floor_divide", "xlogy", "xlog1py"]
+
+
+def _fn(name):
+    if hasattr(np, name):
+        return getattr(np, name)
+    return getattr(pytest.importorskip("scipy.special"), name)
+
+
+def _no_fallback(monkeypatch):
+    """Make the compiled path's fallback to the executor an error: the math twins must run."""
+    def fallback(*args, **kwargs):
+        raise AssertionError("the compiled plan fell back to the executor")
+    monkeypatch.setattr(jacc.Plan, "execute", fallback)
+
+
+@pytest.mark.parametrize("name", _NEW_UNARY)
+def test_unary_compiles_and_matches_the_executor(name, monkeypatch):
+    assert name in UNARY
+    _no_fallback(monkeypatch)
+    fn = _fn(name)
+    for x in (0.3, 0.8, 1.7, 2.6, -0.4, -1.3):
+        if (name in ("log2", "log10", "gammaln") and x < 0) or (name == "arccosh" and x < 1) or \
+                (name in ("arctanh", "logit") and not 0 < x < 1):
+            continue
+        jc, a, b = both(lambda x, c: fn(x) * c, x, 1.5, argnums=(0, 1))
+        assert jc.last is None and "jacobian" in jc.plan.compile().source  # the compiled path ran
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(a[1], fn(x), rtol=1e-13)  # ∂/∂c: the primal value
+
+
+@pytest.mark.parametrize("name", _NEW_BINARY)
+def test_binary_compiles_and_matches_the_executor(name, monkeypatch):
+    assert name in BINARY
+    _no_fallback(monkeypatch)
+    fn = _fn(name)
+    for x, y in [(0.3, 1.7), (2.6, 0.8), (-1.3, 0.45), (-0.4, -2.2), (5.5, -1.25)]:
+        if name in ("xlogy",) and y < 0 or name == "xlog1py" and y < -1:
+            continue
+        jc, a, b = both(lambda x, y, c: fn(x, y) * c, x, y, 1.5, argnums=(0, 1, 2))
+        assert jc.last is None
+        for u, v in zip(a, b):
+            np.testing.assert_allclose(u, v, rtol=1e-13, atol=1e-300)
+        np.testing.assert_allclose(a[2], fn(x, y), rtol=1e-13)
+
+
+def test_scalarized_graph_with_operators_and_zero_slope_ops_compiles(monkeypatch):
+    sp = pytest.importorskip("scipy.special")
+
+    def f(x):
+        return np.stack([x[0] % x[1], sp.expit(x[0]) * np.hypot(x[0], x[1]), divmod(x[1], 0.3)[1],
+                         np.floor(x[0]) * x[1], np.round(x[0] * x[1], 1) + sp.erf(x[1])])
+
+    x = np.array([2.3, 0.7])
+    g = trace(f, x, scalarize=True)
+    p = jacc.plan(g, "reverse")
+    want = p.execute(*x)
+    fast = p.compile()
+    _no_fallback(monkeypatch)
+    got = fast(*x)
+    assert set(got) == set(want)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-14, atol=1e-300)
+    np.testing.assert_allclose([[got[y, i] for i in g.inputs] for y in g.outputs], jacc.jacobian(f)(x), rtol=1e-14)
+
+
+# -- graph files --------------------------------------------------------------------------------
+
+
+def test_graph_files_round_trip_the_new_ops():
+    def f(x, y):
+        return (np.arctan2(x, y) + np.hypot(x, y) * np.exp2(np.cbrt(x)) + np.logaddexp(x, y)
+                + np.fmod(x, y) + np.copysign(x, y) + np.floor(x) * np.sinc(y) + np.heaviside(x, y))
+
+    x, y = np.array([0.3, -1.2, 2.5]), np.array([1.1, 0.7, -0.6])
+    g = trace(f, x, y)
+    h = jacc.Graph.from_dict(json.loads(g.to_json()))
+    assert h.to_json() == g.to_json()
+    p, q = jacc.plan(g, "reverse"), jacc.plan(h, "reverse")
+    for k in (("v", "x"), ("v", "y")):
+        k = (g.outputs[0], k[1])
+        np.testing.assert_array_equal(p.execute(x, y)[k], q.execute(x, y)[k])
+    np.testing.assert_allclose(jacc.jacobian(f, (0, 1))(x, y)[0], p.execute(x, y)[g.outputs[0], "x"])
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_ufunc_keywords_and_methods_are_refused_with_the_call_site():
+    x = np.array([0.5, 1.5])
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"numpy\.floor with keyword\(s\) \['out'\].*{HERE}"):
+        trace(lambda x: np.floor(x, out=np.empty(2)), x)
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"numpy\.logaddexp\.reduce.*{HERE}"):
+        trace(lambda x: np.logaddexp.reduce(x), x)
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"numpy\.round with out=.*{HERE}.*without out="):
+        trace(lambda x: np.round(x, out=np.empty(2)), x)
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"numpy\.fix with out=.*{HERE}"):
+        trace(lambda x: np.fix(x, out=np.empty(2)), x)
+    with pytest.raises(TypeError, match=rf"decimals must be an integer, got 1\.5 \(at .*{HERE}"):
+        trace(lambda x: np.round(x, 1.5), x)
+
+
+def test_scipy_ufuncs_are_named_as_scipy_in_errors():
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.5, 1.5])
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"^scipy\.special\.gamma is not supported.*{HERE}"):
+        trace(lambda x: sp.gamma(x), x)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"^scipy\.special\.expit with keyword\(s\) \['dtype'\]"):
+        trace(lambda x: sp.expit(x, dtype=float), x)
+
+
+def test_special_ops_name_scipy_when_it_is_missing(monkeypatch):
+    import builtins
+
+    from jacc.ops import OPS
+
+    real = builtins.__import__
+
+    def no_scipy(name, *a, **k):
+        if name.startswith("scipy"):
+            raise ImportError(name)
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_scipy)
+    with pytest.raises(ImportError, match="the op 'gammaln' needs SciPy"):
+        OPS["gammaln"].evaluate([np.ones(2)], {})
+    # erf and erfc fall back to math.erf / math.erfc elementwise
+    np.testing.assert_allclose(OPS["erf"].evaluate([np.array([0.5, -1.0])], {}), [math.erf(0.5), math.erf(-1.0)],
+                               rtol=1e-15)
