@@ -123,7 +123,10 @@ def coverage_markdown() -> str:
     listed = {c.name.rsplit(".", 1)[-1] for c in CASES}
     rest = [n for n in supported_functions() if n not in listed]
     if rest:
-        lines += ["## Also recorded (no example yet)", "", ", ".join(f"`{n}`" for n in rest), ""]
+        lines += ["## Also recorded, without a Jacobian example", "",
+                  "Comparisons, shape queries and index functions return constants (and mark the trace",
+                  "value-dependent where they read values); `conjugate` is the identity on real arrays.", "",
+                  ", ".join(f"`{n}`" for n in rest), ""]
     return "\n".join(lines)
 
 
