@@ -69,6 +69,7 @@ ATOL = 1e-9
 FD_STEP = 6e-6          # ~ eps^(1/3): balances truncation and rounding of central differences
 FD_DIRECTIONS = 4       # random directions for the full-size check of the best plan
 ANNEAL_PER_VERTEX = 0.4  # seconds of annealing per eliminable vertex (capped by the budget)
+ANNEAL_MOVES_PER_VERTEX = 200  # anneal's schedule length here (its default, 400 moves, suits auto's 1 s)
 AUTO_SECONDS = 5.0      # time target of a searching strategy without a default
 BASELINE_MEMORY = 2e9   # bytes of tangents/cotangents above which a jac{fwd,rev} is skipped
 TIME_CAP = 20.0         # seconds of repeats per timed call at most (repeats shrink above it)
@@ -567,6 +568,7 @@ def _options(name: str, n_elim: int, budget: float, spent: float, searches_left:
             share = 0.5 * remaining
         elif name == "anneal":
             share = min(ANNEAL_PER_VERTEX * max(n_elim, 1), 0.8 * remaining)
+            opts["max_iters"] = ANNEAL_MOVES_PER_VERTEX * max(n_elim, 1)
         else:
             default = acc["time_limit"] if isinstance(acc["time_limit"], (int, float)) else AUTO_SECONDS
             share = min(float(default), remaining / max(searches_left, 1))
@@ -635,8 +637,9 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     """Benchmark ``strategies`` (default: all registered) on suite ``problems`` (default: all).
 
     ``budget`` bounds the search seconds per problem. Strategies that take a ``time_limit`` run
-    after the others: ``optimal`` gets half of what is left, ``anneal`` ``ANNEAL_PER_VERTEX`` s
-    per eliminable vertex (at most 80 % of what is left), any other (``window``, ``auto``) its
+    after the others: ``optimal`` gets half of what is left, ``anneal`` ``ANNEAL_MOVES_PER_VERTEX``
+    moves per eliminable vertex capped at ``ANNEAL_PER_VERTEX`` s each (at most 80 % of what is
+    left), any other (``window``, ``auto``) its
     own default time limit, at most an equal share of what is left. ``repeats`` timed runs follow one warm-up
     (fewer when one call exceeds ``TIME_CAP / repeats`` s). ``out``: a path rewritten with the
     JSON results after every problem (a checkpoint of long runs). ``progress``: a one-line
