@@ -17,7 +17,8 @@ from jacc.costmodel import CostModel
 from jacc.eliminate import Problem, price
 from jacc.strategies.chain import dp_budget
 
-CI_MARGIN = 0.5  # seconds on top of the promised limit·1.1 + 0.2 s: the machine is shared
+CI_MARGIN = 1.0  # seconds on top of the promised limit·1.1 + 0.2 s: the 2-core machine is shared (the
+# unbudgeted runs these tests guard against take 4 s and more)
 
 
 def within_promise(seconds: float, limit: float) -> bool:
