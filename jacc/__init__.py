@@ -14,6 +14,7 @@ from .chain import matrix_chain_order
 from .costmodel import CostModel, CostModelError, MemoryLimitError
 from .eliminate import Accumulation, OrderError, Problem, accumulate, price
 from .graph import Const, Graph, GraphError, load
+from .matrix_free import matrix_free_chain_order
 from .ops import OPS, ShapeError
 from .plan import Plan, plan
 from .render import RenderError, render
@@ -28,6 +29,6 @@ __all__ = [
     "jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
     "price", "Accumulation", "OrderError", "OPS", "ShapeError", "STRATEGIES",
     "UnknownStrategyError", "TraceError", "UnsupportedOperationError", "supported_functions",
-    "matrix_chain_order", "CostModel", "CostModelError", "MemoryLimitError", "Plan", "plan",
+    "matrix_chain_order", "matrix_free_chain_order", "CostModel", "CostModelError", "MemoryLimitError", "Plan", "plan",
     "SearchSizeError", "render", "RenderError",
 ]

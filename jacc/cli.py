@@ -90,12 +90,21 @@ MONOMIALS = [(a, b) for a in range(5) for b in range(3)]
 def formula(order: list[str], structure: str) -> str | None:
     """The multiplication count of ``order`` on the N, P chain as a polynomial in N and P,
     fitted exactly on small sizes and checked on others (``None`` when no such polynomial fits)."""
-    pts = [(n, p) for n in range(1, 7) for p in range(1, 5)]
 
     def cost(n, p):
         prob = Problem.from_graph(examples.np_chain(n, p, structure))
         return price(prob, order)[1]
 
+    return fit_formula(cost)
+
+
+def fit_formula(cost: Callable[[int, int], int]) -> str | None:
+    """``cost(N, P)`` as a polynomial in N and P (see :func:`formula`), or ``None``.
+
+    >>> fit_formula(lambda n, p: n**4 + 2 * n * n * p)
+    'N⁴ + 2N²P'
+    """
+    pts = [(n, p) for n in range(1, 7) for p in range(1, 5)]
     A = np.array([[n**a * p**b for a, b in MONOMIALS] for n, p in pts], float)
     y = np.array([cost(n, p) for n, p in pts], float)
     coef = np.rint(np.linalg.lstsq(A, y, rcond=None)[0]).astype(int)
@@ -159,6 +168,8 @@ def cmd_compare(args) -> int:
         rows.append({"strategy": s, "bracketing": bracketing(prob, p.order, names), "mults": p.mults,
                      "formula": formula(p.order, args.structure), "peak_bytes": p.peak_bytes,
                      "order": " → ".join(p.order), "optimal": p.optimal})
+    if args.matrix_free:
+        rows += matrix_free_rows(args.structure, args.N, args.P, names)
     best = min(r["mults"] for r in rows)
     for r in rows:
         r["x_best"] = r["mults"] / best if best else 1.0
@@ -177,8 +188,46 @@ def cmd_compare(args) -> int:
             text += ("\nrun: the concrete instance L = ½yᵀK⁻¹y + ½log det K with "
                      + ("K = M·exp(−D/2)·Mᵀ/N + I" if args.structure == "dense" else "K = exp(−D/2) + 0.1·I")
                      + ", D_ij = Σ_p θ_p (x_ip − x_jp)², traced by jacc; run_mults counts that graph")
+        if args.format == "table" and args.matrix_free:
+            text += ("\nmf-*: matrix-free, every factor only as products with vectors, each costing the "
+                     "factor's nonzeros; tangent[..]/adjoint[..] sweep those factors")
         _emit(text, args.out)
     return 0
+
+
+def _matrix_free_chain(structure: str, N: int, P: int) -> tuple[list[int], list[int]]:
+    """dims of ∂L/∂K · ∂K/∂D · ∂D/∂θ and the cost of one product of each with a vector: its
+    nonzeros (a matrix-vector product multiplies each stored entry once)."""
+    return [1, N * N, N * N, P], [N * N, N**4 if structure == "dense" else N * N, N * N * P]
+
+
+def matrix_free_rows(structure: str, N: int, P: int, names: dict[tuple, str]) -> list[dict]:
+    """The tangent sweep, the adjoint sweep and the optimal matrix-free plan as compare rows.
+
+    >>> [r["mults"] for r in matrix_free_rows("dense", 10, 3, {})]
+    [31200, 10400, 10400]
+    """
+    from .matrix_free import matrix_free_chain_order
+
+    labels = [names.get(e, "") for e in (("K", "L"), ("D", "K"), ("theta", "D"))]
+
+    def cost(mode: str, n: int, p: int) -> int:
+        dims, c = _matrix_free_chain(structure, n, p)
+        if mode == "tangent":  # one sweep per column of ∂L/∂θ
+            return dims[-1] * sum(c)
+        if mode == "adjoint":  # one sweep per row
+            return dims[0] * sum(c)
+        return matrix_free_chain_order(dims, c, c).cost
+
+    dims, c = _matrix_free_chain(structure, N, P)
+    plans = {"tangent": f"tangent[{'·'.join(labels)}]", "adjoint": f"adjoint[{'·'.join(labels)}]",
+             "both": matrix_free_chain_order(dims, c, c).plan.compact(labels)}
+    rows = []
+    for mode, name in (("tangent", "mf-tangent"), ("adjoint", "mf-adjoint"), ("both", "mf-optimal")):
+        rows.append({"strategy": name, "bracketing": plans[mode], "mults": cost(mode, N, P),
+                     "formula": fit_formula(lambda n, p: cost(mode, n, p)), "peak_bytes": None,
+                     "order": None, "optimal": True if mode == "both" else None})
+    return rows
 
 
 def _compare_run(args, rows: list[dict]) -> None:
@@ -463,7 +512,8 @@ EXAMPLES = {
     "compare": """examples:
   jacc compare --N 10 --P 3                       # lecture: forward 30,300 vs reverse 10,300 mults
   jacc compare --N 10 --P 3 --structure elementwise --format json
-  jacc compare --N 20 --P 5 --run                 # also execute every ordering and time it""",
+  jacc compare --N 20 --P 5 --run                 # also execute every ordering and time it
+  jacc compare --matrix-free                      # add tangent/adjoint sweeps and the optimal matrix-free plan""",
     "plan": """examples:
   jacc plan graphs/three_layer.json               # the auto plan's report
   jacc plan graphs/three_layer.json --strategy all
@@ -529,6 +579,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="∂K/∂D dense (as the lecture prices it) or elementwise (diagonal)")
     c.add_argument("--strategies", help=f"comma-separated (default {','.join(DEFAULT_COMPARE)}) or 'all'")
     c.add_argument("--run", action="store_true", help="execute every ordering on a concrete GP likelihood")
+    c.add_argument("--matrix-free", action="store_true",
+                   help="add tangent, adjoint and optimal matrix-free plans (factors only as products with vectors)")
     _fmt(c)
 
     c = add("plan", "plan a graph file: the report, or a table of all strategies", cmd_plan)

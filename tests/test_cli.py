@@ -62,6 +62,23 @@ def test_compare_table_and_csv(capsys):
     assert out.splitlines()[0].startswith("strategy,bracketing,mults")
 
 
+def test_compare_matrix_free_rows(capsys):
+    code, out, _ = run(capsys, "compare", "--N", "10", "--P", "3", "--matrix-free", "--format", "json")
+    rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["reverse"]["mults"] == 10300  # the accumulated rows are unchanged
+    # one product costs the factor's nonzeros: N², N⁴, N²P; a tangent sweep per column, an adjoint per row
+    assert rows["mf-tangent"]["mults"] == 3 * (100 + 10**4 + 300) and rows["mf-tangent"]["formula"] == "N⁴P + N²P² + N²P"
+    assert rows["mf-adjoint"]["mults"] == 100 + 10**4 + 300 and rows["mf-adjoint"]["formula"] == "N⁴ + N²P + N²"
+    assert rows["mf-optimal"]["mults"] == 10400 and rows["mf-optimal"]["optimal"] is True
+    assert rows["mf-optimal"]["bracketing"] == "adjoint[∂L/∂K·∂K/∂D·∂D/∂θ]"
+    code, out, _ = run(capsys, "compare", "--N", "10", "--P", "3", "--matrix-free", "--structure", "elementwise",
+                       "--format", "csv")
+    mf = {line.split(",")[0]: line.split(",")[2] for line in out.splitlines()[1:]}
+    assert (mf["mf-tangent"], mf["mf-adjoint"], mf["mf-optimal"]) == ("1500", "500", "500")
+    code, out, _ = run(capsys, "compare", "--matrix-free")
+    assert "mf-optimal" in out and "N⁴ + N²P + N²" in out and out.rstrip().splitlines()[-1].startswith("mf-*")
+
+
 def test_plan_single_all_and_json(capsys, workdir):
     code, out, _ = run(capsys, "plan", "graphs/three_layer.json", "--strategy", "optimal")
     assert code == 0 and "This plan's cost" in out and "proven optimal: yes" in out
