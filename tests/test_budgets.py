@@ -306,3 +306,17 @@ def test_symbolic_dense_fast_path_matches_the_numeric_product(shapes):
     assert s_mults == n_mults == int(np.prod(o + m + i))
     assert (sym.out_shape, sym.in_shape, sym.pair, sym.vlabels) == (num.out_shape, num.in_shape, num.pair, num.vlabels)
     np.testing.assert_allclose(num.values, np.tensordot(a, b, len(m)) if m else np.multiply.outer(a, b))
+
+
+def test_heuristics_stopped_by_their_share_are_a_time_out_not_a_memory_limit(big_dag):
+    # each heuristic's share of the time ends long before the enclosing deadline: that must read
+    # as "out of time" (strategies then fall back), never as "no order fits the memory limit"
+    from jacc.strategies.optimal import _heuristic_bound
+
+    prob = Problem.from_graph(big_dag)
+    with budget.within(30):
+        with pytest.raises(budget.TimeUp):
+            _heuristic_bound(prob, CostModel(), share=1e-9)
+        assert not budget.expired()
+    small = Problem.from_graph(examples.random_graph(3, 12, 3, seed=2))
+    assert _heuristic_bound(small, CostModel(memory_limit=1)) is None  # every order is over the limit

@@ -58,7 +58,8 @@ def positive(name: str, value: Any) -> None:
 
 
 def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float = 1.0,
-            log: list | None = None, unpriced: list | None = None) -> tuple | None:
+            log: list | None = None, unpriced: list | None = None,
+            timed_out: list | None = None) -> tuple | None:
     """Run ``(name, options)`` candidates and price them; ``(score, order, name, info, optimal, peak)`` of
     the one :meth:`CostModel.pick` takes (ties broken by memory), or ``None`` when none fits.
 
@@ -69,7 +70,8 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     priced is priced in full even past the deadline. Option-less heuristics are run once per
     problem and cost model (``auto`` and the searches it calls share them). ``log`` collects
     one line per candidate; ``unpriced`` the ``(name, order)`` of candidates that found an
-    order but ran out of time pricing it."""
+    order but ran out of time pricing it; ``timed_out`` the names of all candidates their time
+    share stopped (so ``None`` with an empty ``timed_out`` means none fits the memory limit)."""
     from contextlib import nullcontext
 
     from .. import budget
@@ -94,6 +96,8 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
             log.append(f"{name}: stopped by the time limit" + (" while pricing its order" if order else ""))
             if order is not None and unpriced is not None:
                 unpriced.append((name, order))
+            if timed_out is not None:
+                timed_out.append(name)
             continue
         log.append(f"{name}: {mults:,} mults, peak {peak:,} B" + (f" ({info['method']})" if "method" in info else ""))
         found.append(((mults, peak), order, name, info, optimal, steps))

@@ -81,10 +81,8 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
         try:
             bound = _heuristic_bound(problem, cost_model)
         except budget.TimeUp:
-            bound = None
+            return _fallback(problem, "anneal", {"seed": seed})
         if bound is None:
-            if budget.expired():
-                return _fallback(problem, "anneal", {"seed": seed})
             raise MemoryLimitError("anneal: no heuristic order fits the memory limit to start from; "
                                    "raise memory_limit")
         return _anneal(problem, cost_model, bound, iters, seed, (t_start, t_end), progress, polish_time)

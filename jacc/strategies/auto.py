@@ -68,11 +68,11 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     candidates.append(("markowitz", {}, 1.0))
     log: list[str] = []
     unpriced: list = []
+    stopped: list = []
     with budget.within(time_limit):
-        best = best_of(problem, cost_model, candidates, log=log, unpriced=unpriced)
-        expired = budget.expired()
+        best = best_of(problem, cost_model, candidates, log=log, unpriced=unpriced, timed_out=stopped)
     if best is None:
-        if expired:
+        if stopped:
             return _fallback(problem, "auto", {"tried": "; ".join(log)}, unpriced)
         raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "
                                f"{cost_model.memory_limit:,} bytes; raise memory_limit")

@@ -149,11 +149,16 @@ def _topo(keys, pred, succ) -> list:
 
 
 def _heuristic_bound(problem: Problem, cm: CostModel, share: float = 0.5):
-    """(score, order, name, peak) of the best heuristic order that fits, or ``None`` (also when
-    the deadline passes first). Each heuristic may use ``share`` of the time left."""
+    """(score, order, name, peak) of the best heuristic order that fits, or ``None`` when none
+    fits the memory limit. Each heuristic may use ``share`` of the time left; raises
+    ``budget.TimeUp`` when none was priced and some were stopped by their time share (a
+    heuristic's share can end before the deadline does, so ``budget.expired()`` cannot tell)."""
     first = naive_first(problem)
     names = first + tuple(h for h in HEURISTICS if h not in first)
-    best = best_of(problem, cm, [(name, {}) for name in names], share=share)
+    stopped: list = []
+    best = best_of(problem, cm, [(name, {}) for name in names], share=share, timed_out=stopped)
+    if best is None and stopped:
+        raise budget.TimeUp
     return (best[0], best[1], best[2], best[5]) if best else None
 
 
@@ -390,10 +395,11 @@ def window(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, 
     if isinstance(size, bool) or not isinstance(size, int) or not 2 <= size <= 20:
         raise ValueError(f"size must be an int from 2 to 20, not {size!r}")
     with budget.within(time_limit):
-        bound = _heuristic_bound(problem, cost_model)
+        try:
+            bound = _heuristic_bound(problem, cost_model)
+        except budget.TimeUp:
+            return _fallback(problem, "window", {})
         if bound is None:
-            if budget.expired():
-                return _fallback(problem, "window", {})
             raise MemoryLimitError("window: no heuristic order fits the memory limit; raise memory_limit")
         order, saved = polish(problem, bound[1], cost_model, window=size)
     return Result(order, {"start": f"{bound[2]} ({bound[0]:,.0f})", "window polish saved": saved})
