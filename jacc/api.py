@@ -18,7 +18,7 @@ import numpy as np
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
 from .graph import Graph
-from .trace import Recording, Tape, _param_names, check_argnums, record_call, same_constants
+from .trace import Recording, Tape, _param_names, check_argnums, record_call
 
 
 def _check_finite(name: str, x: np.ndarray, policy: str) -> None:
@@ -129,9 +129,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
     use_fast = compile and dt == np.float64
-    arg_names: dict[int, list[str]] = {}
+    arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
-    def new_plan(tape: Tape) -> Entry:
+    def new_plan(tape: Tape, rec: Recording) -> Entry:
         graph = tape.graph
         problem = Problem.from_graph(graph)
         t0 = time.perf_counter()
@@ -140,34 +140,35 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        return Entry(tape.recording(), graph, plan, _compiled(plan) if use_fast else None)
+        return Entry(rec, graph, plan, _compiled(plan) if use_fast else None)
 
-    def rebase(old: Entry, tape: Tape) -> Entry:
+    def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order."""
         graph = tape.build()
         plan = dataclasses.replace(old.plan, graph=graph)  # pricing depends on structure only
-        return Entry(tape.recording(), graph, plan, _compiled(plan) if use_fast and old.fast else None)
+        return Entry(rec, graph, plan, _compiled(plan) if use_fast and old.fast else None)
 
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
         key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
         found = store.candidates(key) if cache else []
-        names = arg_names.get(len(args)) or arg_names.setdefault(len(args), _param_names(f, len(args)))
-        tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None, names=names)
-        if tape.graph is None:  # replayed found[0] step for step
-            entry = found[0]
-            if same_constants(tape.constants(), entry.recording.consts):
-                store.hits += 1
-                return entry, tape
-            match = entry
+        if len(args) not in arg_names:
+            arg_names[len(args)] = _param_names(f, len(args))
+        tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
+                           names=arg_names[len(args)])
+        if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
+            store.hits += 1
+            return found[0], tape
+        rec = tape.recording()
+        if tape.graph is None:  # replayed found[0]'s structure with other constants
+            match = found[0]
         else:
-            rec = tape.recording()
             match = next((e for e in found if e.recording.same_structure(rec)), None)
         if match is not None:
-            entry = rebase(match, tape)
+            entry = rebase(match, tape, rec)
             store.hits += 1
             store.rebuilds += 1
         else:
-            entry = new_plan(tape)
+            entry = new_plan(tape, rec)
             store.misses += 1
         if cache:
             store.put(key, entry)

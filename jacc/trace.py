@@ -60,10 +60,6 @@ class Recording:
         self.names, self.sigs, self.args = names, sigs, args
         self.outputs, self.output_tuple = outputs, output_tuple
 
-    @property
-    def consts(self) -> list[np.ndarray]:
-        return [a for args in self.args for a in args if not isinstance(a, str)]
-
     def same_structure(self, other: "Recording") -> bool:
         return (self.sigs == other.sigs and self.outputs == other.outputs
                 and self.output_tuple == other.output_tuple)
@@ -73,12 +69,10 @@ def _sig(op: str, gargs: list, params: dict) -> tuple:
     return (op, tuple(a if isinstance(a, str) else (a.shape, a.dtype.str) for a in gargs), params)
 
 
-def same_constants(a: list[np.ndarray], b: list[np.ndarray]) -> bool:
-    """Bit-for-bit equality of snapshots (so a NaN matches itself and -0.0 differs from 0.0)."""
-    return len(a) == len(b) and all(
-        x is y or (x.shape == y.shape and x.dtype == y.dtype
-                   and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}")))
-        for x, y in zip(a, b))
+def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
+    """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
+    return x is y or (x.shape == y.shape and x.dtype == y.dtype
+                      and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}")))
 
 
 def _private(a: Any, dtype=None) -> np.ndarray:
@@ -93,8 +87,9 @@ class Tape:
 
     With ``expect`` (the :class:`Recording` of an earlier trace) the tape only checks each step
     against it and builds no graph; at the first step that differs it builds the graph of the
-    steps so far and goes on recording normally. Generated vertex names never collide with
-    input names."""
+    steps so far and goes on recording normally. ``same_constants`` stays true while every
+    constant replayed so far equals the recorded one bit for bit. Generated vertex names never
+    collide with input names."""
 
     def __init__(self, name: str, dtype=np.float64, expect: Recording | None = None):
         self.name, self.dtype, self.expect = name, dtype, expect
@@ -105,6 +100,7 @@ class Tape:
         self.value_dependent: list[str] = []
         self.outputs: list[str] | None = None
         self.output_tuple = False
+        self.same_constants = True
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -164,8 +160,13 @@ class Tape:
         # replaying, one bit-for-bit equal to the recorded constant is that recorded copy.
         old = self.expect.args[len(self.steps)] if self.expect is not None else None
         for j, a in enumerate(gargs):
-            if not isinstance(a, str):
-                gargs[j] = old[j] if old is not None and same_constants([a], [old[j]]) else _private(a)
+            if isinstance(a, str):
+                continue
+            if old is not None and same_bits(a, old[j]):
+                gargs[j] = old[j]
+            else:
+                gargs[j] = _private(a)
+                self.same_constants = False
         vals = [self.values[g] if isinstance(g, str) else g for g in gargs]
         name = self._name()
         if self.graph is not None:
@@ -196,9 +197,6 @@ class Tape:
         self.graph.meta["output_tuple"] = self.output_tuple
         if self.value_dependent:
             self.graph.meta["value_dependent"] = self.value_dependent
-
-    def constants(self) -> list[np.ndarray]:
-        return [a for _, _, args, _ in self.steps for a in args if not isinstance(a, str)]
 
     def recording(self) -> Recording:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]
@@ -539,7 +537,7 @@ def _masked(what: str, x, where, fill: float):
     if isinstance(where, (Tracer, _Split)):
         raise _unsupported(f"{what} with a traced where= mask")
     mask = np.asarray(where, dtype=bool)
-    return _where(np.broadcast_to(mask, np.shape(x)), x, fill)
+    return _tape_of(x).record("where", [np.broadcast_to(mask, np.shape(x)), x, fill])
 
 
 def _sum(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
@@ -681,16 +679,6 @@ _UFUNCS: dict[str, Callable] = {
 }
 
 
-def _where(cond, x=None, y=None):
-    if x is None or y is None:
-        raise _unsupported("numpy.where with one argument")
-    if isinstance(cond, Tracer):
-        raise UnsupportedOperationError(
-            f"numpy.where with a traced condition at {call_site()}: compare first (x > 0), which "
-            "fixes the mask at the traced point")
-    return _tape_of(x, y).record("where", [np.asarray(cond, bool), x, y])
-
-
 def _ravel(a):
     return a.reshape(-1) if isinstance(a, (Tracer, _Split)) else np.ravel(a)
 
@@ -775,20 +763,18 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.ndim: lambda a: a.ndim,
     np.shape: lambda a: a.shape,
     np.size: _size,
-    np.matmul: lambda a, b: _tape_of(a, b).record("matmul", [a, b]),
     np.reshape: _np_reshape,
     np.transpose: _transpose,
     np.moveaxis: _moveaxis,
     np.ravel: lambda a, order="C": a.reshape(-1, order=order),
     np.squeeze: _squeeze,
-    np.where: _where,
     np.concatenate: _concatenate,
     np.stack: _stack,
     np.broadcast_to: _broadcast_to,
     np.clip: _clip,
     np.copy: lambda a, order="K", subok=False: a,
     np.real: lambda val: val,
-    # numpy.linalg: jacc/numpy_api/linalg.py
+    # numpy.where, numpy.matmul, numpy.linalg and the rest: jacc/numpy_api/
 }
 for _alias in ("amax", "amin"):
     if hasattr(np, _alias) and getattr(np, _alias) not in _FUNCTIONS:
