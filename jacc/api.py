@@ -18,6 +18,7 @@ import numpy as np
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
 from .graph import Graph
+from .program import owned
 from .trace import Recording, Tape, _param_names, check_argnums, record_call
 
 
@@ -29,34 +30,61 @@ def _check_finite(name: str, x: np.ndarray, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
-def _compiled(plan):
+BACKENDS = ("auto", "numpy", "jax", "scalar", "interpret")
+
+
+def _scalar_compiled(plan):
     from .compile import CompileError
 
     try:
-        return plan.compile()
+        return plan.compile("scalar")
     except CompileError:
         return None
 
 
-def _owned(a: np.ndarray) -> np.ndarray:
-    """``a``, or a copy when it is (a view of) memory jacc keeps read-only: a graph constant, a
-    traced input's private copy or a broadcast view. The caller may then write to the result."""
-    b = a
-    while isinstance(b, np.ndarray):
-        if not b.flags.writeable:
-            return np.array(a)
-        b = b.base
-    return a
+class Runner:
+    """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
+    straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
+
+    def __init__(self, backend: str, dtype):
+        self.backend, self.dtype = backend, dtype
+        self.fast: Callable | None = None  # scalar straight-line function
+        self.program: Any = None  # a Program, or False once lowering failed
+        self.why = ""  # why the executor runs, when it does
+
+    def prepare(self, plan, values) -> None:
+        from .lazy import LowerError
+        from .program import BackendError, lower
+
+        if self.backend in ("auto", "scalar") and self.dtype == np.float64:
+            self.fast = _scalar_compiled(plan)
+            if self.fast is not None or self.backend == "scalar":
+                self.program = False
+                self.why = "" if self.fast is not None else "not an all-scalar graph"
+                return
+        if self.backend == "interpret":
+            self.program, self.why = False, "backend='interpret'"
+            return
+        try:
+            self.program = lower(plan, values, self.dtype, "numpy" if self.backend == "auto" else self.backend)
+        except (LowerError, BackendError) as e:
+            self.program, self.why = False, str(e)
+
+    @property
+    def kind(self) -> str:
+        if self.fast is not None:
+            return "scalar"
+        return self.program.backend if self.program else "interpret"
 
 
 @dataclasses.dataclass(frozen=True)
 class Entry:
-    """One traced structure: its recording, graph, plan and compiled function (or ``None``)."""
+    """One traced structure: its recording, graph, plan and how it runs."""
 
     recording: Recording
     graph: Graph
     plan: Any
-    fast: Callable | None
+    runner: Runner
 
 
 class _Cache:
@@ -85,7 +113,7 @@ class _Cache:
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
              dtype=None, nonfinite: str = "raise", cache: bool = True, compile: bool = True,
-             cost_model: CostModel | None = None,
+             backend: str = "auto", cost_model: CostModel | None = None,
              objective: Any = None, memory_limit: int | None = None, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
@@ -102,11 +130,18 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     always reflects the values of this call — arguments, closed-over variables, object
     attributes. Plans are cached per traced structure: a call whose trace repeats an earlier one
     op for op (same ops, shapes and parameters) reuses its plan without planning again, also when
-    constants or the branch taken by value-dependent code differ. When every vertex is a scalar
-    the plan runs compiled (:meth:`~jacc.Plan.compile`; ``compile=False`` to use the executor).
-    The returned arrays belong to the caller. The returned function has ``.plan`` (the last
-    call's :class:`~jacc.Plan`), ``.last`` (the executor's :class:`~jacc.Accumulation`, ``None``
-    when compiled) and ``.cache`` (``hits``, ``misses``, ``rebuilds``).
+    constants or the branch taken by value-dependent code differ.
+
+    ``backend`` says how a plan runs: ``"auto"`` (straight-line float code when every vertex is a
+    scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`), ``"numpy"``,
+    ``"jax"`` (the same program under ``jax.jit``; needs ``pip install 'jacc[jax]'`` and turns on
+    JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
+    the same). A plan that cannot be compiled runs on the executor. The returned arrays belong
+    to the caller. The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`),
+    ``.ran`` (``"scalar"``, ``"numpy"``, ``"jax"`` or ``"interpret"``), ``.program`` (the
+    :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
+    :class:`~jacc.Accumulation` when it ran, else ``None``) and ``.cache`` (``hits``,
+    ``misses``, ``rebuilds``).
 
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
@@ -128,7 +163,14 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     cm = CostModel.coerce(cost_model, objective, memory_limit)
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
-    use_fast = compile and dt == np.float64
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
+    if not compile:
+        backend = "interpret"
+    if backend == "jax":
+        from .program import _jax_namespace
+
+        _jax_namespace()  # a missing JAX is one clear line now, not at the first call
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
     def new_plan(tape: Tape, rec: Recording) -> Entry:
@@ -140,13 +182,20 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        return Entry(rec, graph, plan, _compiled(plan) if use_fast else None)
+        return Entry(rec, graph, plan, Runner(backend, dt))
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
-        """The same structure with this call's constants: a new graph, the old plan's order."""
+        """The same structure with this call's constants: a new graph, the old plan's order and,
+        unless it compiled the old constants in, the old program."""
         graph = tape.build()
         plan = dataclasses.replace(old.plan, graph=graph)  # pricing depends on structure only
-        return Entry(rec, graph, plan, _compiled(plan) if use_fast and old.fast else None)
+        r = old.runner
+        if r.program and r.program.baked:  # its constants are compiled in: lower again, or
+            # under "auto" let the executor run: the constants (e.g. a sort order) change per call
+            new = Runner("interpret" if backend == "auto" else backend, dt)
+            return Entry(rec, graph, plan, new)
+        shared = r.fast is None and r.program is not None
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt))
 
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
         key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
@@ -179,21 +228,28 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         graph, plan = entry.graph, entry.plan
         for name in graph.inputs:
             _check_finite(name, tape.values[name], nonfinite)
-        if entry.fast is not None:  # all-scalar graph: the compiled straight-line plan
-            found = entry.fast(*[tape.values[x] for x in graph.inputs])
+        run = entry.runner
+        if run.program is None:
+            with np.errstate(all="ignore"):
+                run.prepare(plan, tape.values)
+        jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
+        if run.fast is not None:  # all-scalar graph: the compiled straight-line plan
+            found = run.fast(*[tape.values[x] for x in graph.inputs])
             found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}
-            jf.plan, jf.last = plan, None
+        elif run.program:
+            with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
+                found = run.program.run(tape.values, graph)
         else:
             with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
                 acc = accumulate(plan.problem, tape.values, plan.order, dt)
-            jf.plan, jf.last = plan, acc
+            jf.last = acc
             found = acc.blocks
         per_out = []
         for y in graph.outputs:
-            blocks = tuple(_owned(found[y, x]) for x in graph.inputs)
+            blocks = tuple(owned(found[y, x]) for x in graph.inputs)
             per_out.append(blocks[0] if single else blocks)
         return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
 
-    jf.plan = jf.last = None
+    jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store
     return jf

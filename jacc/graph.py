@@ -195,10 +195,11 @@ class Graph:
                 f"{len(self)} vertices, {self.nx.number_of_edges()} edges)")
 
     # -- partials -------------------------------------------------------------------------------
-    def _ctx(self, v: str, values: Mapping[str, np.ndarray] | None, dtype=np.float64) -> Ctx:
+    def _ctx(self, v: str, values: Mapping[str, np.ndarray] | None, dtype=np.float64,
+             consts: Callable | None = None) -> Ctx:
         d = self.nx.nodes[v]
-        args = [a.value if isinstance(a, Const) else (values[a] if values is not None else None)
-                for a in d["args"]]
+        args = [(a.value if consts is None else consts(v, i, a.value)) if isinstance(a, Const)
+                else (values[a] if values is not None else None) for i, a in enumerate(d["args"])]
         return Ctx([self._arg_shape(a) for a in d["args"]], d["shape"], d["params"], args,
                    values[v] if values is not None else None, values is not None, dtype)
 
@@ -222,13 +223,14 @@ class Graph:
         return self._partials[key]
 
     def linearise(self, values: Mapping[str, np.ndarray], edges: Iterable[tuple[str, str]] | None = None,
-                  dtype=np.float64) -> dict[tuple[str, str], Jac]:
-        """Numeric partials at the point ``values`` (from :meth:`evaluate`)."""
+                  dtype=np.float64, consts: Callable | None = None) -> dict[tuple[str, str], Jac]:
+        """Numeric partials at the point ``values`` (from :meth:`evaluate`). ``consts(vertex,
+        position, value)``, when given, supplies each constant argument in place of its value."""
         out = {}
         ctxs: dict[str, Ctx] = {}
         for u, v in (self.nx.edges if edges is None else edges):
             if v not in ctxs:
-                ctxs[v] = self._ctx(v, values, dtype)
+                ctxs[v] = self._ctx(v, values, dtype, consts)
             out[u, v] = self._edge_partial(u, v, ctxs[v])
         return out
 

@@ -19,6 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import lazy
 from . import structure as S
 from .structure import Jac, Shape
 
@@ -43,9 +44,9 @@ class Ctx:
         """``fn()`` broadcast to ``shape`` when numeric, else ``None``."""
         if not self.numeric:
             return None
-        v = np.asarray(fn(), dtype=self.dtype)
+        v = lazy.asarray(fn(), dtype=self.dtype)
         # ascontiguousarray turns a 0-d array into shape (1,); the reshape keeps 0-d values 0-d
-        return np.ascontiguousarray(np.broadcast_to(v, shape)).reshape(shape)
+        return lazy.apply(np.ascontiguousarray, np.broadcast_to(v, shape)).reshape(shape)
 
 
 @dataclass(frozen=True)
@@ -205,7 +206,7 @@ def _ftie(a, b):
 
 def _sincgrad(x, y):
     """∂sinc(x)/∂x = (cos πx − sinc x)/x, by its Taylor series where that cancels (|πx| < 0.1)."""
-    t = np.pi * np.asarray(x, dtype=float)
+    t = np.pi * lazy.asarray(x, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         far = (np.cos(t) - y) / x
     t2 = t * t
@@ -292,7 +293,7 @@ for _n, (_f, _r) in BINARY.items():
 
 def _where_partial(i: int, ctx: Ctx) -> Jac:
     mask = ctx.args[0]
-    return _ew(ctx, i, "out", lambda: mask if i == 1 else ~np.asarray(mask, bool))
+    return _ew(ctx, i, "out", lambda: mask if i == 1 else ~lazy.asarray(mask, bool))
 
 
 register(Op("where", lambda a, p: np.where(np.asarray(a[0], bool), a[1], a[2]), _broadcast_shape,
@@ -320,9 +321,9 @@ def _clip_partial(i: int, ctx: Ctx) -> Jac:
         x = ctx.args[0]
         ok = np.ones(np.shape(x), bool)
         if lo is not None:
-            ok &= x >= lo
+            ok = ok & (x >= lo)
         if hi is not None:
-            ok &= x <= hi
+            ok = ok & (x <= hi)
         return ok
 
     return _ew(ctx, i, "out", inside)

@@ -88,6 +88,46 @@ class Plan:
     def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         """Accumulate the Jacobian at new input values (positional in ``graph.inputs`` order, or
         by name). Returns ``{(output, input): array of shape output.shape + input.shape}``."""
+        values = self.graph.evaluate(self._inputs(args, named))
+        return accumulate(self.problem, values, self.order).blocks
+
+    def compile(self, backend: str = "auto"):
+        """This plan as one generated function of the graph's inputs (positional, in
+        ``graph.inputs`` order) returning ``{(output, input): block}`` like :meth:`execute`.
+
+        ``backend``: ``"scalar"`` (straight-line float code, all-scalar graphs only; see
+        :mod:`jacc.compile`), ``"numpy"`` or ``"jax"`` (the plan lowered to one array program, see
+        :mod:`jacc.program`; the primal runs on the graph), ``"auto"`` (scalar where it applies,
+        else numpy). The function's ``.program`` is the :class:`~jacc.program.Program`, whose
+        ``source`` prints the generated code.
+
+        >>> from jacc import examples
+        >>> f = plan(examples.lecture_f(), "reverse").compile("numpy")
+        >>> {k: round(float(v), 3) for k, v in f(2.0, 5.0).items()}
+        {('v5', 'x1'): 5.5, ('v5', 'x2'): 1.716}
+        """
+        from .compile import CompileError, compile_plan
+
+        if backend in ("auto", "scalar"):
+            try:
+                return compile_plan(self)
+            except CompileError:
+                if backend == "scalar":
+                    raise
+        from .program import lower
+
+        g = self.graph
+        point = {x: np.full(g.shape(x), 0.5) for x in g.inputs}  # only shapes matter to lowering
+        with np.errstate(all="ignore"):
+            prog = lower(self, g.evaluate(point), backend="numpy" if backend == "auto" else backend)
+
+        def run(*args, **named) -> dict[tuple[str, str], np.ndarray]:
+            return prog.run(g.evaluate(self._inputs(args, named)), g)
+
+        run.program = prog
+        return run
+
+    def _inputs(self, args, named) -> dict:
         if len(args) > len(self.graph.inputs):
             raise TypeError(f"plan takes {len(self.graph.inputs)} inputs {self.graph.inputs}, got {len(args)}")
         inputs = dict(zip(self.graph.inputs, args))
@@ -95,15 +135,7 @@ class Plan:
             if k in inputs:
                 raise TypeError(f"input {k!r} given twice")
             inputs[k] = v
-        values = self.graph.evaluate(inputs)
-        return accumulate(self.problem, values, self.order).blocks
-
-    def compile(self):
-        """A straight-line Python function for this plan on a scalar graph (much faster than
-        :meth:`execute` there); see :mod:`jacc.compile`."""
-        from .compile import compile_plan
-
-        return compile_plan(self)
+        return inputs
 
     @property
     def problem(self) -> Problem:

@@ -33,6 +33,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from .lazy import asarray, recordable
+
 Shape = tuple[int, ...]
 
 # Pricing works on structures alone. A pure 0/1 map (identity, reshape, selection) has no values
@@ -225,7 +227,7 @@ class Jac:
         shape = j.out_shape + j.in_shape
         if vals.shape == shape:  # already complete: no copy (may share memory with the values)
             return vals
-        return np.array(np.broadcast_to(vals, shape), dtype=vals.dtype)
+        return np.broadcast_to(vals, shape).copy()
 
 
 def _fmt(shape: Shape) -> str:
@@ -307,7 +309,7 @@ def _einsum(ops: list, out: list) -> np.ndarray:
         r = arrays[0]
         for x in arrays[1:]:
             r = r * x
-        return np.asarray(r)
+        return asarray(r)
     return np.einsum(*ops, out, optimize=len(arrays) > 1)
 
 
@@ -351,13 +353,42 @@ def _on_diagonal(vals: np.ndarray, vl: list, new: list, p: int, q: int, j: Jac) 
     """Values over labels ``new`` that equal ``vals`` where labels p and q agree and are exactly 0
     elsewhere: written onto the diagonal, not multiplied by an identity (0·NaN would be NaN)."""
     dtype = vals.dtype if vals.dtype.kind == "f" else np.dtype(float)
-    out = np.zeros([j.size_of(lab) for lab in new], dtype=dtype)
     t = _compact(new)
     keep = [x for x in new if x != q]
-    diag = np.einsum(out, [t[p if x == q else x] for x in new], [t[x] for x in keep])  # a writeable view
     src = np.einsum(vals, [t[x] for x in vl], [t[x] for x in keep if x in vl]) if vl else vals
-    diag[...] = np.reshape(src, [j.size_of(x) if x in vl else 1 for x in keep])
+    src = np.reshape(src, [j.size_of(x) if x in vl else 1 for x in keep])
+    return put_diagonal(src, tuple(j.size_of(lab) for lab in new), dtype, new.index(p), new.index(q))
+
+
+@recordable
+def put_diagonal(src, shape: Shape, dtype, p: int, q: int) -> np.ndarray:
+    """Zeros of ``shape`` with ``src`` (broadcast over ``shape`` less axis ``q``) written where
+    axes ``p`` and ``q`` have equal indices."""
+    out = np.zeros(shape, dtype=dtype)
+    t = list(range(len(shape)))
+    sub = [p if x == q else x for x in t]
+    keep = [x for x in t if x != q]
+    np.einsum(out, sub, keep)[...] = src  # the diagonal as a writeable view
     return out
+
+
+@recordable
+def put_rows(v, n: int, rows, add: bool = False) -> np.ndarray:
+    """Zeros with ``n`` rows and ``v``'s other axes, ``v`` written (``add``: summed) at ``rows``."""
+    full = np.zeros((n,) + v.shape[1:], dtype=v.dtype)
+    if add:
+        np.add.at(full, rows, v)
+    else:
+        full[rows] = v
+    return full
+
+
+@recordable
+def put_last(v, n: int, pos: int) -> np.ndarray:
+    """Zeros with ``v``'s axes and a new last axis of size ``n``; ``v`` written at ``pos`` on it."""
+    full = np.zeros(v.shape + (n,), dtype=v.dtype)
+    full[..., pos] = v
+    return full
 
 
 def with_labels(j: Jac, need: Iterable[int]) -> Jac:
@@ -708,17 +739,13 @@ def _scatter(a: Jac, s: Jac) -> Jac:
             continue
         if kind == "slice" and vals is not None:
             ax = len(vl)
-            v = np.moveaxis(vals, ax, 0)
-            full = np.zeros((s.in_shape[k],) + v.shape[1:], dtype=v.dtype)
-            full[np.array(pos, dtype=int)] = v
+            full = put_rows(np.moveaxis(vals, ax, 0), s.in_shape[k], np.array(pos, dtype=int))
             vals = np.moveaxis(full, 0, ax)
         vl.append(m + k)
     for kind, k, _, pos in items:
         if kind == "int":
             if vals is not None:
-                full = np.zeros(vals.shape + (s.in_shape[k],), dtype=vals.dtype)
-                full[..., pos] = vals
-                vals = full
+                vals = put_last(vals, s.in_shape[k], pos)
             vl.append(m + k)
     if a.vlabels is None and not vl:
         return Jac(a.out_shape, s.in_shape, pair)
@@ -850,11 +877,7 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
     if a.values is not None:
         v, _ = _to_end(a.values, vl, moving, gout)
         v = np.moveaxis(v, -1, 0)
-        full = np.zeros((math.prod(gin),) + v.shape[1:], dtype=v.dtype)
-        if t.unique:
-            full[t.flat.ravel()] = v
-        else:
-            np.add.at(full, t.flat.ravel(), v)
+        full = put_rows(v, math.prod(gin), t.flat.ravel(), add=not t.unique)
         vals = np.moveaxis(full, 0, -1).reshape(v.shape[1:] + tuple(gin))
     new_vl = [lab if lab < m else m + back[lab - m] for lab in rest] + [m + k for k in t.in_axes]
     pair = [a.pair[j] if j >= 0 else -1 for j in s.pair]

@@ -40,7 +40,7 @@ def test_compiled_plan_falls_back_for_domain_errors():
 
 def test_array_graphs_are_refused_clearly():
     with pytest.raises(CompileError, match="scalars"):
-        jacc.plan(examples.single_layer(), "reverse").compile()
+        jacc.plan(examples.single_layer(), "reverse").compile("scalar")
 
 
 def test_jacobian_runs_scalar_plans_compiled():

@@ -14,6 +14,7 @@ import functools
 import numpy as np
 
 from .. import graph as G
+from .. import lazy
 from ..ops import Ctx, Op, ShapeError, register
 from ..structure import Jac
 from ..trace import (
@@ -69,15 +70,14 @@ def _cumprod_values(x: np.ndarray, k: int) -> np.ndarray:
     the cumulative product of x with x_i replaced by 1, so a zero entry needs no division."""
     x = np.moveaxis(x, k, -1)
     n = x.shape[-1]
-    rows = np.array(np.broadcast_to(x[..., None, :], x.shape[:-1] + (n, n)))  # [..., i, l]
-    rows[..., np.arange(n), np.arange(n)] = 1.0
+    rows = np.where(np.eye(n, dtype=bool), 1.0, x[..., None, :])  # [..., i, l]: x_l, 1 where l = i
     d = np.where(np.tri(n, dtype=bool).T, np.cumprod(rows, axis=-1), 0.0)  # [..., i, j], j ≥ i
     return np.moveaxis(np.swapaxes(d, -1, -2), -2, k)  # y's axes, then i
 
 
 def _cumprod_partial(i: int, ctx: Ctx) -> Jac:
     k = _scan_axis(ctx.shapes, ctx.params)
-    return _scan_jac(ctx, True, lambda: _cumprod_values(np.asarray(ctx.args[0], float), k))
+    return _scan_jac(ctx, True, lambda: _cumprod_values(lazy.asarray(ctx.args[0], float), k))
 
 
 for _name, _fn, _partial in (("cumsum", np.cumsum, _cumsum_partial), ("cumprod", np.cumprod, _cumprod_partial)):

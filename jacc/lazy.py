@@ -1,0 +1,266 @@
+"""Record the NumPy work of an executed plan as a straight-line program.
+
+The structured-Jacobian algebra and the op table's partial rules are written against NumPy. Run
+them once on :class:`Lazy` arrays — stand-ins that carry a concrete value and record every NumPy
+call made on them (``__array_function__``/``__array_ufunc__``, operators, a few methods) — and
+the calls that depend on the arguments are what a plan does with values; everything else
+(labels, pairings, index arrays) was structure and has been computed once. :mod:`jacc.program`
+turns the record into generated source.
+
+Any use of a value that the record cannot express (``bool(x)``, ``float(x)``, ``np.array(x)``,
+in-place writes) raises :class:`LowerError`, so a plan that cannot be recorded faithfully is
+never recorded at all: its caller falls back to the interpreted executor.
+
+>>> import numpy as np
+>>> rec = Recorder()
+>>> x = rec.leaf(np.arange(3.0))
+>>> y = np.sin(x) * 2.0
+>>> [s.fn.__name__ for s in rec.statements if s.fn]
+['sin', 'multiply']
+>>> bool(y.value[1] == 2 * np.sin(1.0))
+True
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+
+class LowerError(RuntimeError):
+    """A computation that a straight-line program cannot record faithfully."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    """A reference to a recorded value (statement ``id``), inside a statement's arguments."""
+
+    id: int
+
+
+@dataclass
+class Statement:
+    """``out = fn(*args, **kwargs)``; ``method`` names a method called on ``args[0]`` instead;
+    ``item`` picks element ``item`` of a tuple result stored at ``args[0]``."""
+
+    id: int
+    fn: Callable | None
+    args: tuple
+    kwargs: dict
+    method: str | None = None
+    item: int | None = None
+
+
+# Shape queries answer from the concrete value; they are structure, not work.
+_QUERIES = {np.ndim, np.shape, np.size, np.result_type}
+
+
+class Lazy(NDArrayOperatorsMixin):
+    """An array stand-in: a concrete value plus its place in a :class:`Recorder`."""
+
+    __slots__ = ("rec", "id", "value")
+    __array_priority__ = 1000
+
+    def __init__(self, rec: "Recorder", id: int, value: Any):
+        self.rec, self.id, self.value = rec, id, value
+
+    # structure: answered from the value
+    shape = property(lambda self: np.shape(self.value))
+    ndim = property(lambda self: np.ndim(self.value))
+    size = property(lambda self: np.size(self.value))
+    dtype = property(lambda self: np.result_type(self.value))
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Lazy(#{self.id}, shape={self.shape}, dtype={self.dtype})"
+
+    # work: recorded
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method != "__call__" or "out" in kwargs:
+            raise LowerError(f"cannot record {ufunc.__name__}.{method} (out={kwargs.get('out')!r})")
+        return self.rec.call(ufunc, inputs, kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func in _QUERIES:
+            return func(*_concrete(args), **_concrete(kwargs))
+        return self.rec.call(func, args, kwargs)
+
+    def _method(self, name: str, *args, **kwargs):
+        return self.rec.call(None, (self,) + args, kwargs, method=name)
+
+    def reshape(self, *shape, **kw):
+        return self._method("reshape", *shape, **kw)
+
+    def transpose(self, *axes):
+        return self._method("transpose", *axes)
+
+    def astype(self, dtype, copy=True):
+        if not copy and np.dtype(dtype) == self.dtype:
+            return self
+        return self._method("astype", np.dtype(dtype))
+
+    def copy(self):
+        return self._method("copy")
+
+    def ravel(self):
+        return self._method("ravel")
+
+    @property
+    def T(self):
+        return self.rec.call(np.transpose, (self,), {})
+
+    def __getitem__(self, index):
+        return self.rec.call(None, (self, index), {}, method="__getitem__")
+
+    # values a program cannot see at lowering time
+    def _refuse(self, *_a, **_k):
+        raise LowerError("a value was inspected while recording a plan (control flow on data)")
+
+    __bool__ = __float__ = __int__ = __index__ = __complex__ = __iter__ = _refuse
+    __setitem__ = item = tolist = _refuse
+
+    def __array__(self, *a, **k):
+        raise LowerError("a recorded value was converted to a plain array (np.asarray/np.array)")
+
+
+def _concrete(x: Any) -> Any:
+    """``x`` with every :class:`Lazy` replaced by its value (through tuples, lists and dicts)."""
+    if isinstance(x, Lazy):
+        return x.value
+    if isinstance(x, (tuple, list)):
+        return type(x)(_concrete(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _concrete(v) for k, v in x.items()}
+    return x
+
+
+def _refs(x: Any) -> Any:
+    """``x`` with every :class:`Lazy` replaced by a :class:`Ref` to it."""
+    if isinstance(x, Lazy):
+        return Ref(x.id)
+    if isinstance(x, (tuple, list)):
+        return type(x)(_refs(v) for v in x)
+    if isinstance(x, dict):
+        return {k: _refs(v) for k, v in x.items()}
+    return x
+
+
+def has_lazy(x: Any) -> bool:
+    if isinstance(x, Lazy):
+        return True
+    if isinstance(x, (tuple, list)):
+        return any(has_lazy(v) for v in x)
+    if isinstance(x, dict):
+        return any(has_lazy(v) for v in x.values())
+    return False
+
+
+def _key(x: Any) -> Any:
+    """A hashable key for common-subexpression detection (arrays by identity)."""
+    if isinstance(x, (tuple, list)):
+        return (type(x).__name__,) + tuple(_key(v) for v in x)
+    if isinstance(x, dict):
+        return ("dict",) + tuple(sorted((k, _key(v)) for k, v in x.items()))
+    if isinstance(x, (np.ndarray, np.generic)):
+        return ("array", id(x))
+    if isinstance(x, slice):
+        return ("slice", x.start, x.stop, x.step)
+    try:
+        hash(x)
+    except TypeError:
+        return ("object", id(x))
+    return (type(x).__name__, x)
+
+
+class Recorder:
+    """The statements recorded so far; leaves are the program's inputs.
+
+    Identical calls on identical arguments are recorded once (common subexpressions), so e.g. an
+    inverse needed by two partial rules is computed once per call."""
+
+    def __init__(self):
+        self.statements: list[Statement] = []
+        self.leaves: list[int] = []
+        self.shapes: dict[int, tuple] = {}  # statement id -> shape of its value
+        self._seen: dict = {}
+        self._keep: list = []  # arguments whose id() is part of a key stay alive
+
+    def _new(self, value: Any) -> Lazy:
+        x = Lazy(self, len(self.statements), value)
+        self.shapes[x.id] = np.shape(value) if not isinstance(value, tuple) else ()
+        return x
+
+    def leaf(self, value: Any) -> Lazy:
+        """A new program input with this (concrete) value."""
+        x = self._new(value)
+        self.leaves.append(x.id)
+        self.statements.append(Statement(x.id, None, (), {}))
+        return x
+
+    def call(self, fn: Callable | None, args: tuple, kwargs: dict, method: str | None = None):
+        key = (fn, method, _key(_refs(args)), _key(_refs(kwargs)))
+        hit = self._seen.get(key)
+        if hit is not None:
+            return hit
+        cargs, ckw = _concrete(args), _concrete(kwargs)
+        value = getattr(cargs[0], method)(*cargs[1:], **ckw) if method else fn(*cargs, **ckw)
+        if isinstance(value, tuple):  # (sign, logdet), eigh's pair, …: a tuple, then its items
+            holder = self._record(fn, args, kwargs, method, value)
+            out: Any = tuple(self._item(holder.id, i, v) for i, v in enumerate(value))
+            if hasattr(value, "_fields"):
+                out = type(value)(*out)
+        elif isinstance(value, (np.ndarray, np.generic)):
+            out = self._record(fn, args, kwargs, method, value)
+        else:
+            raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
+        self._seen[key] = out
+        self._keep.append((args, kwargs))
+        return out
+
+    def _record(self, fn, args, kwargs, method, value) -> Lazy:
+        x = self._new(value)
+        self.statements.append(Statement(x.id, fn, _refs(args), _refs(kwargs), method))
+        return x
+
+    def _item(self, holder: int, i: int, value: Any) -> Lazy:
+        x = self._new(value)
+        self.statements.append(Statement(x.id, None, (Ref(holder),), {}, item=i))
+        return x
+
+
+def recordable(fn: Callable) -> Callable:
+    """Let a pure NumPy helper be recorded as one statement when an argument is :class:`Lazy`
+    (for the algebra's few array writes, which a record cannot express as calls)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        for a in (*args, *kwargs.values()):
+            if isinstance(a, Lazy):
+                return a.rec.call(fn.__wrapped_impl__, args, kwargs)
+        return fn(*args, **kwargs)
+
+    fn.__wrapped_impl__ = fn
+    wrapper.__wrapped_impl__ = fn
+    return wrapper
+
+
+def apply(fn: Callable, *args, **kwargs):
+    """``fn(*args, **kwargs)``, recorded when an argument is :class:`Lazy` (for NumPy functions
+    that do not dispatch on their argument, e.g. ``np.ascontiguousarray``)."""
+    for a in (*args, *kwargs.values()):
+        if isinstance(a, Lazy):
+            return a.rec.call(fn, args, kwargs)
+    return fn(*args, **kwargs)
+
+
+def asarray(x: Any, dtype: Any = None):
+    """``np.asarray(x, dtype)`` that keeps a :class:`Lazy` recorded."""
+    if isinstance(x, Lazy):
+        return x if dtype is None else x.astype(dtype, copy=False)
+    return np.asarray(x, dtype=dtype)

@@ -1,0 +1,420 @@
+"""A plan lowered to one generated function: no ``Jac`` objects, no bookkeeping at run time.
+
+:func:`lower` runs the plan's partial rules and eliminations once on :class:`~jacc.lazy.Lazy`
+stand-ins for the vertex values (and the graph's constants), so the label and pairing work is
+done there, once, and what remains is the list of NumPy calls that touch values: local partials,
+every structured product as an einsum, gathers and scatters with their index arrays fixed, and
+the assembly of the result blocks. Identical calls are recorded once. :func:`emit` prints that
+list as Python source for a backend — ``numpy`` (plain NumPy calls; einsum contraction paths
+fixed at lowering time) or ``jax`` (the same calls on ``jax.numpy`` under ``jax.jit``) — and
+compiles it. The program performs exactly the plan's multiplications: lowering runs the
+elimination whose count the plan reports.
+
+>>> import numpy as np
+>>> from jacc import plan, trace
+>>> g = trace(lambda x: np.sin(x) * x, np.ones(3))
+>>> p = plan(g, "forward")
+>>> prog = lower(p, g.evaluate({"x": np.ones(3)}))
+>>> J = prog.run(g.evaluate({"x": np.zeros(3)}), g)[g.outputs[0], "x"]
+>>> J.tolist()
+[[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]]
+>>> prog.mults == p.mults
+True
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Mapping
+
+import numpy as np
+
+from . import structure as S
+from .eliminate import Eliminator
+from .graph import Graph
+from .lazy import Lazy, LowerError, Recorder, Ref, Statement
+
+if TYPE_CHECKING:
+    from .plan import Plan
+
+BACKENDS = ("numpy", "jax")
+
+
+class BackendError(RuntimeError):
+    """A backend that is not installed or cannot run this program."""
+
+
+@dataclass
+class Recorded:
+    """A plan's value computation as statements (backend-independent)."""
+
+    statements: list[Statement]
+    inputs: list[int]  # statement ids of the leaves, in the order the program takes them
+    vertices: list[str]  # the vertex whose value each leaf is, or
+    consts: list[tuple[str, int]]  # (vertex, argument position) of each constant leaf (after vertices)
+    outputs: list[tuple[str, str]]
+    results: list[Any]  # per output: a Ref, or a constant array (copied on every call)
+    mults: int
+    shapes: dict[int, tuple] = field(repr=False, default_factory=dict)  # per statement id
+    baked: bool = False  # constants are literals: valid for this graph only
+    expected: list = field(repr=False, default_factory=list)  # the blocks at the lowering point
+
+
+@dataclass
+class Program:
+    """A compiled plan: ``run(values, graph)`` → ``{(output, input): dense block}``.
+
+    ``source`` is the generated code; ``mults`` the multiplications it performs (= the plan's);
+    ``baked`` means the graph's constants were compiled in (the program then serves only the
+    graph it was lowered from)."""
+
+    backend: str
+    source: str
+    fn: Callable
+    vertices: list[str]
+    consts: list[tuple[str, int]]
+    outputs: list[tuple[str, str]]
+    mults: int
+    statements: int
+    baked: bool
+
+    def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
+        """The program's arguments: vertex values, then the graph's constants it reads."""
+        nodes = graph.nx.nodes
+        return [values[v] for v in self.vertices] + [nodes[v]["args"][i].value for v, i in self.consts]
+
+    def run(self, values: Mapping[str, Any], graph: Graph) -> dict[tuple[str, str], Any]:
+        """``{(output, input): block}`` at the vertex ``values`` (the blocks are the caller's)."""
+        out = self.fn(self.inputs(values, graph))
+        return {k: owned(b) for k, b in zip(self.outputs, out)}
+
+    def __str__(self) -> str:
+        return self.source
+
+
+def owned(a: Any) -> Any:
+    """``a``, or a copy when it is (a view of) memory the caller may not write: a broadcast, a
+    graph constant, a traced input's private copy."""
+    b = a
+    while isinstance(b, np.ndarray):
+        if not b.flags.writeable:
+            return np.array(a)
+        b = b.base
+    return a
+
+
+# -- lowering -----------------------------------------------------------------------------------
+
+
+class _Leaves(Mapping):
+    """Vertex values as recorder leaves, created on first use (so the program reads only what
+    its partial rules need)."""
+
+    def __init__(self, rec: Recorder, values: Mapping, dtype):
+        self.rec, self.values, self.dtype = rec, values, dtype
+        self.made: dict[str, Lazy] = {}
+
+    def __getitem__(self, name: str) -> Lazy:
+        if name not in self.made:
+            self.made[name] = self.rec.leaf(np.asarray(self.values[name], dtype=self.dtype))
+        return self.made[name]
+
+    def __iter__(self):
+        return iter(self.values)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False) -> Recorded:
+    """Run ``plan`` once on stand-ins for ``values`` and keep the NumPy calls that touch them.
+
+    Constants become program inputs too unless ``bake`` (then they are literals). Raises
+    :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan then runs interpreted).
+    """
+    problem, g = plan.problem, plan.graph
+    rec = Recorder()
+    leaves = _Leaves(rec, values, dtype)
+    const_leaves: dict[tuple[str, int], Lazy] = {}
+
+    def consts(v: str, i: int, value):
+        if (v, i) not in const_leaves:
+            const_leaves[v, i] = rec.leaf(value)
+        return const_leaves[v, i]
+
+    with np.errstate(all="ignore"):
+        edges = g.linearise(leaves, problem.edges, dtype, consts=None if bake else consts)
+        for y, s in problem.extra:
+            edges[y, s] = S.identity(g.shape(y))
+        e = Eliminator(edges)
+        for v in plan.order:
+            e.eliminate(v)
+        results, outputs, expected = [], [], []
+        for y in problem.of:
+            for x in problem.wrt:
+                j = e.edge(x, problem.out_key[y])
+                shape = g.shape(y) + g.shape(x)
+                block = (np.zeros(shape, dtype) if j is None
+                         else j.to_dense().astype(dtype, copy=False).reshape(shape))
+                outputs.append((y, x))
+                results.append(Ref(block.id) if isinstance(block, Lazy) else np.asarray(block))
+                expected.append(block.value if isinstance(block, Lazy) else np.asarray(block))
+    vertex_ids = [leaf.id for leaf in leaves.made.values()]
+    const_ids = [leaf.id for leaf in const_leaves.values()]
+    return Recorded(rec.statements, vertex_ids + const_ids, list(leaves.made), list(const_leaves),
+                    outputs, results, e.mults, rec.shapes, bake, expected)
+
+
+def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy") -> Program:
+    """``plan`` as a compiled :class:`Program` for ``backend``, lowered at the point ``values``
+    (any point: only shapes and structure matter, unless a rule needs a constant's value, in
+    which case the graph's constants are compiled in and ``Program.baked`` is true)."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "jax":
+        _jax_namespace()
+    try:
+        r = record(plan, values, dtype)
+    except LowerError:
+        r = record(plan, values, dtype, bake=True)
+    if r.mults != plan.mults:
+        raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
+    prog = emit(r, backend)
+    check(prog, r, values, plan.graph)
+    return prog
+
+
+def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
+    """Run the emitted program at the lowering point and compare with the recorded blocks (the
+    same NumPy calls made by the executor's algebra); raise :class:`LowerError` on disagreement."""
+    with np.errstate(all="ignore"):
+        got = prog.fn(prog.inputs(values, graph))
+    for key, a, b in zip(prog.outputs, got, r.expected):
+        a = np.asarray(a)
+        finite = np.abs(b[np.isfinite(b)])
+        atol = 1e-12 * max(1.0, float(finite.max(initial=0.0)))  # sums may be ordered differently
+        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=atol, equal_nan=True):
+            raise LowerError(f"the {prog.backend} program disagrees with the executor on block {key}")
+
+
+# -- emission -----------------------------------------------------------------------------------
+
+
+def _live(r: Recorded) -> list[Statement]:
+    """The statements the results depend on, in order."""
+    by_id = {s.id: s for s in r.statements}
+    need = {x.id for x in r.results if isinstance(x, Ref)}
+    stack = list(need)
+    while stack:
+        s = by_id[stack.pop()]
+        for ref in _refs_in((s.args, s.kwargs)):
+            if ref not in need:
+                need.add(ref)
+                stack.append(ref)
+    return [s for s in r.statements if s.id in need]
+
+
+def _refs_in(x) -> list[int]:
+    if isinstance(x, Ref):
+        return [x.id]
+    if isinstance(x, (tuple, list)):
+        return [i for v in x for i in _refs_in(v)]
+    if isinstance(x, dict):
+        return [i for v in x.values() for i in _refs_in(v)]
+    return []
+
+
+class _Writer:
+    """Source text plus the namespace its names refer to."""
+
+    def __init__(self, backend: str):
+        self.backend = backend
+        self.env: dict[str, Any] = {}
+        self._by_id: dict[int, str] = {}
+
+    def const(self, obj: Any, hint: str = "k") -> str:
+        key = id(obj)
+        if key not in self._by_id:
+            name = f"{hint}{len(self.env)}"
+            self.env[name] = obj
+            self._by_id[key] = name
+        return self._by_id[key]
+
+    def text(self, x: Any) -> str:
+        if isinstance(x, Ref):
+            return f"a{x.id}"
+        if isinstance(x, tuple):
+            return "(" + "".join(self.text(v) + ", " for v in x) + ")"
+        if isinstance(x, list):
+            return "[" + ", ".join(self.text(v) for v in x) + "]"
+        if x is None or isinstance(x, (bool, int, str)) and not isinstance(x, np.generic):
+            return repr(x)
+        if isinstance(x, float) and math.isfinite(x):
+            return repr(x)
+        if x is Ellipsis:
+            return "..."
+        return self.const(x)
+
+    def call(self, fn_text: str, args: tuple, kwargs: dict) -> str:
+        parts = [self.text(a) for a in args] + [f"{k}={self.text(v)}" for k, v in kwargs.items()]
+        return f"{fn_text}({', '.join(parts)})"
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_parts(args: tuple) -> tuple[str, list]:
+    """(subscripts, operands) of an einsum call in either calling convention."""
+    if isinstance(args[0], str):
+        return args[0], list(args[1:])
+    ops, subs = list(args[0::2]), list(args[1::2])
+    if len(args) % 2:  # the interleaved form with an explicit output list
+        ops, out = ops[:-1], args[-1]
+    else:
+        out = None
+    lhs = ",".join("".join(_LETTERS[i] for i in s) for s in subs)
+    if out is None:
+        return lhs, ops
+    return lhs + "->" + "".join(_LETTERS[i] for i in out), ops
+
+
+# Copies the algebra makes so that it may write into arrays; a program never writes in place.
+_ALIASES = (np.ascontiguousarray,)
+
+
+def _shape_of(x: Any, shapes: dict[int, tuple]) -> tuple:
+    return shapes[x.id] if isinstance(x, Ref) else np.shape(x)
+
+
+def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple]) -> str:
+    """np.einsum with its contraction fixed now: plain c-einsum for elementwise and small work,
+    a BLAS-backed path where indices are summed over large operands."""
+    lhs, _, rhs = subs.partition("->")
+    terms = lhs.split(",")
+    sizes: dict[str, int] = {}
+    for t, x in zip(terms, ops):
+        for c, n in zip(t, _shape_of(x, shapes)):
+            sizes[c] = max(sizes.get(c, 1), n)
+    joined = "".join(terms)
+    out = rhs if _ else "".join(c for c in set(joined) if joined.count(c) == 1)
+    summed = set(joined) - set(out)
+    work = math.prod(sizes.values()) if sizes else 1
+    fn = w.const(np.einsum, "einsum")
+    if len(ops) < 2 or not summed or work < 1 << 14:
+        return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
+    dummies = [np.empty(_shape_of(x, shapes)) for x in ops]
+    path = np.einsum_path(subs, *dummies, optimize="greedy")[0]
+    return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)}, optimize={w.const(path, 'path')})"
+
+
+def emit(r: Recorded, backend: str = "numpy") -> Program:
+    """Print the recorded statements as source for ``backend`` and compile them."""
+    if backend not in BACKENDS:
+        raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    xp = _jax_namespace() if backend == "jax" else None
+    w = _Writer(backend)
+    shapes = r.shapes
+    lines = ["def program(V):"]
+    position = {sid: k for k, sid in enumerate(r.inputs)}
+    for s in _live(r):
+        if s.id in position:
+            rhs = f"V[{position[s.id]}]"
+        elif s.item is not None:
+            rhs = f"a{s.args[0].id}[{s.item}]"
+        elif s.method == "copy" or s.fn in _ALIASES:  # nothing writes in place: a view will do
+            rhs = w.text(s.args[0])
+        elif s.method == "__getitem__":
+            rhs = f"{w.text(s.args[0])}[{w.text(s.args[1])}]"
+        elif s.method is not None:
+            rhs = w.call(f"{w.text(s.args[0])}.{s.method}", s.args[1:], s.kwargs)
+        elif s.fn is np.einsum:
+            subs, ops = _einsum_parts(s.args)
+            if xp is None:
+                rhs = _numpy_einsum(w, subs, ops, shapes)
+            else:
+                rhs = f"{w.const(xp.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
+        else:
+            fn = s.fn if xp is None else _jax_function(s.fn, xp)
+            kwargs = {k: v for k, v in s.kwargs.items() if not (xp is not None and k == "optimize")}
+            rhs = w.call(w.const(fn, "f"), s.args, kwargs)
+        lines.append(f"    a{s.id} = {rhs}")
+    outs = []
+    seen: set = set()
+    copy = w.const(np.array if xp is None else xp.array, "copy")
+    for x in r.results:
+        if isinstance(x, Ref) and x.id not in seen and x.id not in position:
+            seen.add(x.id)
+            outs.append(w.text(x))
+        else:  # a constant block, a repeated one or an input: the caller owns a fresh copy
+            outs.append(f"{copy}({w.text(x)})")
+    lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
+    source = "\n".join(lines) + "\n"
+    ns = dict(w.env)
+    exec(compile(source, f"<jacc program {backend}>", "exec"), ns)
+    fn = ns["program"]
+    if xp is not None:
+        import jax
+
+        jitted = jax.jit(fn)
+
+        def fn(V, _j=jitted):
+            return tuple(np.asarray(b) for b in _j(V))
+    return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(lines) - 2, r.baked)
+
+
+# -- the JAX backend ----------------------------------------------------------------------------
+
+
+def _jax_namespace():
+    try:
+        import jax
+        import jax.numpy as jnp
+    except ImportError:
+        raise BackendError("backend 'jax' needs JAX: pip install 'jacc[jax]'") from None
+    jax.config.update("jax_enable_x64", True)  # jacc computes in float64 unless asked otherwise
+    return jnp
+
+
+def _jax_function(fn: Callable, jnp) -> Callable:
+    impl = _JAX_HELPERS.get(getattr(fn, "__name__", ""))
+    if impl is not None and getattr(fn, "__module__", "") == S.__name__:
+        return impl(jnp)
+    name = getattr(fn, "__name__", None)
+    mod = getattr(fn, "__module__", "") or ""
+    found = None
+    if name:
+        import jax.scipy.special as jss
+
+        spaces = (jnp.linalg,) if "linalg" in mod else (jnp, jss)
+        found = next((getattr(sp, name) for sp in spaces if hasattr(sp, name)), None)
+    if found is None:
+        raise BackendError(f"backend 'jax' has no equivalent of numpy's {mod}.{name}")
+    return found
+
+
+def _jax_put_rows(jnp):
+    def put_rows(v, n, rows, add=False):
+        full = jnp.zeros((n,) + v.shape[1:], dtype=v.dtype)
+        return full.at[rows].add(v) if add else full.at[rows].set(v)
+    return put_rows
+
+
+def _jax_put_last(jnp):
+    def put_last(v, n, pos):
+        return jnp.zeros(v.shape + (n,), dtype=v.dtype).at[..., pos].set(v)
+    return put_last
+
+
+def _jax_put_diagonal(jnp):
+    def put_diagonal(src, shape, dtype, p, q):
+        mask_shape = [1] * len(shape)
+        mask_shape[p], mask_shape[q] = shape[p], shape[q]
+        mask = np.eye(shape[p], dtype=bool).reshape(mask_shape)
+        # a select, not a product with the identity: 0·NaN off the diagonal would be NaN
+        picked = jnp.where(mask, jnp.expand_dims(jnp.asarray(src), q), jnp.zeros((), dtype=dtype))
+        return jnp.broadcast_to(picked, shape).astype(dtype)
+    return put_diagonal
+
+
+_JAX_HELPERS = {"put_rows": _jax_put_rows, "put_last": _jax_put_last, "put_diagonal": _jax_put_diagonal}

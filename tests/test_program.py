@@ -1,0 +1,202 @@
+"""Plans lowered to generated programs (jacc.program): the same blocks as the executor, the same
+multiplication count, programs shared across constants, safe fallbacks, and the JAX backend."""
+
+import functools
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc import examples, suite
+from jacc.eliminate import accumulate
+from jacc.lazy import LowerError, Recorder
+from jacc.numpy_api import CASES
+from jacc.program import BackendError, lower
+from jacc.trace import trace
+
+
+def _traced(name, size="small"):
+    p = suite.get(name, size)
+    inputs = p.make_inputs(0)
+    g = trace(functools.partial(p.fn, xp=np), *inputs.values())
+    return g, g.evaluate(dict(zip(g.inputs, inputs.values())))
+
+
+def _close(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * max(1.0, float(np.max(np.abs(b), initial=0))))
+
+
+@pytest.mark.parametrize("name", suite.names())
+@pytest.mark.parametrize("strategy", ["forward", "reverse", "markowitz"])
+def test_program_equals_executor_on_the_suite(name, strategy):
+    g, values = _traced(name)
+    p = jacc.plan(g, strategy)
+    prog = lower(p, values)
+    assert prog.mults == p.mults  # the program performs the multiplications the plan predicts
+    got, want = prog.run(values, g), accumulate(p.problem, values, p.order).blocks
+    assert got.keys() == want.keys()
+    for k in want:
+        _close(got[k], want[k])
+
+
+def test_program_is_lowered_once_and_evaluated_anywhere():
+    g, values = _traced("roeflux")
+    p = jacc.plan(g, "reverse")
+    prog = lower(p, values)
+    rng = np.random.default_rng(3)
+    other = g.evaluate({x: values[x] * (1 + 0.1 * rng.standard_normal(values[x].shape)) for x in g.inputs})
+    for k, b in accumulate(p.problem, other, p.order).blocks.items():
+        _close(prog.run(other, g)[k], b)
+
+
+@pytest.mark.parametrize("c", CASES, ids=[c.id for c in CASES])
+def test_every_numpy_example_runs_as_a_program(c):
+    args = c.make(np.random.default_rng(0))
+    an = c.argnums if len(c.argnums) > 1 else c.argnums[0]
+    jf = jacc.jacobian(c.fn(np), argnums=an, backend="numpy")
+    got = jf(*args)
+    assert jf.ran == "numpy", jf.cache.candidates(next(iter(jf.cache.entries)))[0].runner.why
+    want = jacc.jacobian(c.fn(np), argnums=an, backend="interpret")(*args)
+    for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
+        np.testing.assert_allclose(a, b, rtol=1e-11, atol=1e-12, equal_nan=True)
+
+
+def test_one_program_serves_every_constant():
+    W = np.random.default_rng(1).standard_normal((4, 4))
+
+    def f(x):
+        h = W @ x
+        return np.tanh(np.where(h > 0, h, 0.1 * h)) * 2.0  # the mask is a constant of each call
+
+    jf = jacc.jacobian(f)
+    ref = jacc.jacobian(f, backend="interpret")
+    programs = set()
+    for seed in range(4):
+        x = np.random.default_rng(seed).standard_normal(4)
+        _close(jf(x), ref(x))
+        assert jf.ran == "numpy"
+        programs.add(id(jf.program))
+    assert len(programs) == 1 and not jf.program.baked
+    W[:] = 0.5 * W  # a closure constant changes in place: same program, new values
+    x = np.ones(4)
+    _close(jf(x), ref(x))
+    assert id(jf.program) in programs
+
+
+def test_returned_blocks_belong_to_the_caller():
+    jf = jacc.jacobian(lambda x: x + 1.0)  # a constant Jacobian: the identity
+    J = jf(np.zeros(3))
+    assert jf.ran == "numpy"
+    J[0, 0] = 42.0
+    np.testing.assert_array_equal(jf(np.zeros(3)), np.eye(3))
+
+
+def test_program_prints_its_source():
+    p = jacc.plan(examples.single_layer(), "reverse")
+    f = p.compile("numpy")
+    assert f.program.source.startswith("def program(V):")
+    assert "einsum" in f.program.source
+    x = {n: np.full(p.graph.shape(n), 0.3) for n in p.graph.inputs}
+    for k, b in p.execute(**x).items():
+        _close(f(**x)[k], b)
+
+
+def test_values_that_steer_control_flow_refuse_to_be_recorded():
+    rec = Recorder()
+    x = rec.leaf(np.ones(3))
+    with pytest.raises(LowerError, match="control flow"):
+        bool(np.sum(x) > 0)
+    with pytest.raises(LowerError, match="plain array"):
+        np.array(x)
+    with pytest.raises(LowerError):
+        np.sin(x, out=np.empty(3))
+
+
+def test_common_subexpressions_are_computed_once():
+    rec = Recorder()
+    x = rec.leaf(np.eye(2) * 2)
+    a, b = np.linalg.inv(x), np.linalg.inv(x)
+    assert a is b and sum(s.fn is np.linalg.inv for s in rec.statements) == 1
+
+
+def test_a_disagreeing_program_is_refused(monkeypatch):
+    from jacc import program
+
+    real = program.emit
+
+    def broken(r, backend="numpy"):
+        prog = real(r, backend)
+        fn = prog.fn
+        prog.fn = lambda V: tuple(b + 1.0 for b in fn(V))
+        return prog
+
+    monkeypatch.setattr(program, "emit", broken)
+    g, values = _traced("lion")
+    with pytest.raises(LowerError, match="disagrees"):
+        lower(jacc.plan(g, "reverse"), values)
+    jf = jacc.jacobian(lambda x: np.sin(x) * x)  # and jacobian falls back to the executor
+    jf(np.ones(3))
+    assert jf.ran == "interpret" and jf.last is not None
+
+
+def test_bad_backend_names_are_refused():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        jacc.jacobian(np.sin, backend="cuda")
+    with pytest.raises(BackendError, match="unknown backend"):
+        lower(jacc.plan(examples.lecture_f(), "reverse"), {"x1": 2.0, "x2": 5.0}, backend="tpu")
+
+
+def test_missing_jax_is_one_clear_line(monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_jax(name, *a, **k):
+        if name == "jax" or name.startswith("jax."):
+            raise ImportError("no jax here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_jax)
+    with pytest.raises(BackendError, match=r"pip install 'jacc\[jax\]'"):
+        jacc.jacobian(np.sin, backend="jax")
+
+
+@pytest.mark.parametrize("name", ["lion", "roeflux", "mlp", "gp_nll", "attention", "robotarm"])
+def test_jax_backend_equals_executor(name):
+    pytest.importorskip("jax")
+    g, values = _traced(name)
+    p = jacc.plan(g, "reverse")
+    prog = lower(p, values, backend="jax")
+    assert prog.backend == "jax" and prog.mults == p.mults
+    for k, b in accumulate(p.problem, values, p.order).blocks.items():
+        np.testing.assert_allclose(prog.run(values, g)[k], b, rtol=1e-10, atol=1e-12)
+
+
+def test_jacobian_with_the_jax_backend():
+    pytest.importorskip("jax")
+    f = lambda x, y: np.sin(x) * y + np.cumsum(x) ** 2  # noqa: E731
+    x, y = np.linspace(0.1, 1, 5), np.linspace(1, 2, 5)
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="jax")
+    got = jf(x, y)
+    assert jf.ran == "jax"
+    for a, b in zip(got, jacc.jacobian(f, argnums=(0, 1), backend="interpret")(x, y)):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_program_that_compiles_constants_in_serves_only_its_graph():
+    f = lambda x: np.percentile(np.sin(x), 30.0)  # noqa: E731  the sort order is a constant per call
+    jf, ref = jacc.jacobian(f, backend="numpy"), jacc.jacobian(f, backend="interpret")
+    rng = np.random.default_rng(5)
+    seen = []
+    for _ in range(3):
+        x = rng.standard_normal(7)
+        _close(jf(x), ref(x))
+        assert jf.ran == "numpy" and jf.program.baked
+        seen.append(jf.program)
+    assert len({id(p) for p in seen}) == 3  # lowered again for each new set of constants
+    auto = jacc.jacobian(f)
+    auto(rng.standard_normal(7))
+    assert auto.ran == "numpy"
+    x = rng.standard_normal(7)
+    _close(auto(x), ref(x))
+    assert auto.ran == "interpret"  # under "auto", constants that change per call are not re-lowered
