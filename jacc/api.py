@@ -46,8 +46,8 @@ class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
 
-    def __init__(self, backend: str, dtype):
-        self.backend, self.dtype = backend, dtype
+    def __init__(self, backend: str, dtype, sparse: bool = False):
+        self.backend, self.dtype, self.sparse = backend, dtype, sparse
         self.fast: Callable | None = None  # scalar straight-line function
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
@@ -56,7 +56,7 @@ class Runner:
         from .lazy import LowerError
         from .program import BackendError, lower
 
-        if self.backend in ("auto", "scalar") and self.dtype == np.float64:
+        if self.backend in ("auto", "scalar") and self.dtype == np.float64 and not self.sparse:
             self.fast = _scalar_compiled(plan)
             if self.fast is not None or self.backend == "scalar":
                 self.program = False
@@ -66,7 +66,8 @@ class Runner:
             self.program, self.why = False, "backend='interpret'"
             return
         try:
-            self.program = lower(plan, values, self.dtype, "numpy" if self.backend == "auto" else self.backend)
+            self.program = lower(plan, values, self.dtype, "numpy" if self.backend in ("auto", "scalar")
+                                 else self.backend, self.sparse)
         except (LowerError, BackendError) as e:
             self.program, self.why = False, str(e)
 
@@ -113,7 +114,7 @@ class _Cache:
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
              dtype=None, nonfinite: str = "raise", cache: bool = True, compile: bool = True,
-             backend: str = "auto", cost_model: CostModel | None = None,
+             backend: str = "auto", sparse: bool = False, cost_model: CostModel | None = None,
              objective: Any = None, memory_limit: int | None = None, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
@@ -136,7 +137,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``; needs ``pip install 'jacc[jax]'`` and turns on
     JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
-    the same). A plan that cannot be compiled runs on the executor. The returned arrays belong
+    the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
+    block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
+    Jacobian's structure, with no dense intermediate. The returned arrays belong
     to the caller. The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`),
     ``.ran`` (``"scalar"``, ``"numpy"``, ``"jax"`` or ``"interpret"``), ``.program`` (the
     :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
@@ -182,7 +185,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        return Entry(rec, graph, plan, Runner(backend, dt))
+        return Entry(rec, graph, plan, Runner(backend, dt, sparse))
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
@@ -192,10 +195,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         r = old.runner
         if r.program and r.program.baked:  # its constants are compiled in: lower again, or
             # under "auto" let the executor run: the constants (e.g. a sort order) change per call
-            new = Runner("interpret" if backend == "auto" else backend, dt)
+            new = Runner("interpret" if backend == "auto" else backend, dt, sparse)
             return Entry(rec, graph, plan, new)
         shared = r.fast is None and r.program is not None
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt))
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse))
 
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
         key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
@@ -241,12 +244,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 found = run.program.run(tape.values, graph)
         else:
             with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                acc = accumulate(plan.problem, tape.values, plan.order, dt)
+                acc = accumulate(plan.problem, tape.values, plan.order, dt, sparse=sparse)
             jf.last = acc
             found = acc.blocks
         per_out = []
         for y in graph.outputs:
-            blocks = tuple(owned(found[y, x]) for x in graph.inputs)
+            blocks = tuple(found[y, x] if sparse else owned(found[y, x]) for x in graph.inputs)
             per_out.append(blocks[0] if single else blocks)
         return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
 

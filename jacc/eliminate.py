@@ -349,15 +349,24 @@ class Accumulation:
 
 
 def accumulate(problem: Problem, values: Mapping[str, np.ndarray], order: Sequence[str],
-               dtype=np.float64) -> Accumulation:
-    """Eliminate ``order`` on the graph linearised at ``values``; assemble dense blocks."""
+               dtype=np.float64, sparse: bool = False) -> Accumulation:
+    """Eliminate ``order`` on the graph linearised at ``values``; assemble dense blocks.
+
+    ``sparse=True`` assembles each block as a ``scipy.sparse.csr_array`` of shape
+    ``(prod(shape(y)), prod(shape(x)))`` built from the final edge's structure
+    (:func:`jacc.sparse.to_sparse`), never as a dense array."""
     e = Eliminator(problem.numeric_edges(values, dtype))
     steps = [e.eliminate(v) for v in order]
     g = problem.graph
     blocks = {}
+    if sparse:
+        from .sparse import to_sparse
     for y in problem.of:
         for x in problem.wrt:
             j = e.edge(x, problem.out_key[y])
+            if sparse:
+                blocks[y, x] = to_sparse(j, g.shape(y), g.shape(x), dtype)
+                continue
             shape = g.shape(y) + g.shape(x)
             blocks[y, x] = (np.zeros(shape, dtype) if j is None
                             else j.to_dense().astype(dtype, copy=False).reshape(shape))

@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -62,7 +63,7 @@ _QUERIES = {np.ndim, np.shape, np.size, np.result_type}
 class Lazy(NDArrayOperatorsMixin):
     """An array stand-in: a concrete value plus its place in a :class:`Recorder`."""
 
-    __slots__ = ("rec", "id", "value")
+    __slots__ = ("rec", "id", "value", "__weakref__")
     __array_priority__ = 1000
 
     def __init__(self, rec: "Recorder", id: int, value: Any):
@@ -188,8 +189,12 @@ class Recorder:
         self.statements: list[Statement] = []
         self.leaves: list[int] = []
         self.shapes: dict[int, tuple] = {}  # statement id -> shape of its value
-        self._seen: dict = {}
-        self._keep: list = []  # arguments whose id() is part of a key stay alive
+        # Results by call key, weakly: a value the algebra has dropped is freed (lowering a big
+        # plan must not hold every intermediate at once); its constant arguments, whose id() is
+        # part of the key, stay alive with the entry.
+        self._seen: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+        self._keep: dict = {}
+        self._tuples: dict = {}  # tuple results (slogdet, eigh, …), rare and small: kept
 
     def _new(self, value: Any) -> Lazy:
         x = Lazy(self, len(self.statements), value)
@@ -205,7 +210,7 @@ class Recorder:
 
     def call(self, fn: Callable | None, args: tuple, kwargs: dict, method: str | None = None):
         key = (fn, method, _key(_refs(args)), _key(_refs(kwargs)))
-        hit = self._seen.get(key)
+        hit = self._tuples.get(key) or self._seen.get(key)
         if hit is not None:
             return hit
         cargs, ckw = _concrete(args), _concrete(kwargs)
@@ -219,8 +224,11 @@ class Recorder:
             out = self._record(fn, args, kwargs, method, value)
         else:
             raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
-        self._seen[key] = out
-        self._keep.append((args, kwargs))
+        if isinstance(out, Lazy):
+            self._seen[key] = out
+        else:
+            self._tuples[key] = out
+        self._keep[key] = _constants((args, kwargs))
         return out
 
     def _record(self, fn, args, kwargs, method, value) -> Lazy:
@@ -232,6 +240,17 @@ class Recorder:
         x = self._new(value)
         self.statements.append(Statement(x.id, None, (Ref(holder),), {}, item=i))
         return x
+
+
+def _constants(x: Any) -> list:
+    """The plain arrays inside ``x`` (not the recorded ones)."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return [x]
+    if isinstance(x, (tuple, list)):
+        return [a for v in x for a in _constants(v)]
+    if isinstance(x, dict):
+        return [a for v in x.values() for a in _constants(v)]
+    return []
 
 
 def recordable(fn: Callable) -> Callable:

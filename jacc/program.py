@@ -59,6 +59,7 @@ class Recorded:
     shapes: dict[int, tuple] = field(repr=False, default_factory=dict)  # per statement id
     baked: bool = False  # constants are literals: valid for this graph only
     expected: list = field(repr=False, default_factory=list)  # the blocks at the lowering point
+    structures: list | None = None  # sparse results: (final edge structure, out shape, in shape)
 
 
 @dataclass
@@ -78,6 +79,7 @@ class Program:
     mults: int
     statements: int
     baked: bool
+    structures: list | None = None  # set for sparse results (see ``record``)
 
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
@@ -87,7 +89,16 @@ class Program:
     def run(self, values: Mapping[str, Any], graph: Graph) -> dict[tuple[str, str], Any]:
         """``{(output, input): block}`` at the vertex ``values`` (the blocks are the caller's)."""
         out = self.fn(self.inputs(values, graph))
-        return {k: owned(b) for k, b in zip(self.outputs, out)}
+        if self.structures is None:
+            return {k: owned(b) for k, b in zip(self.outputs, out)}
+        from .sparse import to_sparse
+
+        blocks = {}
+        for k, v, (j, so, si) in zip(self.outputs, out, self.structures):
+            if j is not None and j.vlabels is not None:
+                j = S.Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, v, j.reshape, j.select, j.embed)
+            blocks[k] = to_sparse(j, so, si, v.dtype)
+        return blocks
 
     def __str__(self) -> str:
         return self.source
@@ -127,11 +138,14 @@ class _Leaves(Mapping):
         return len(self.values)
 
 
-def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False) -> Recorded:
+def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False,
+           sparse: bool = False) -> Recorded:
     """Run ``plan`` once on stand-ins for ``values`` and keep the NumPy calls that touch them.
 
-    Constants become program inputs too unless ``bake`` (then they are literals). Raises
-    :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan then runs interpreted).
+    Constants become program inputs too unless ``bake`` (then they are literals). With
+    ``sparse`` the results are the final edges' value arrays (their structures are kept), not
+    dense blocks. Raises :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan
+    then runs interpreted).
     """
     problem, g = plan.problem, plan.graph
     rec = Recorder()
@@ -150,34 +164,41 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
         e = Eliminator(edges)
         for v in plan.order:
             e.eliminate(v)
-        results, outputs, expected = [], [], []
+        results, outputs, expected, structures = [], [], [], []
         for y in problem.of:
             for x in problem.wrt:
                 j = e.edge(x, problem.out_key[y])
                 shape = g.shape(y) + g.shape(x)
-                block = (np.zeros(shape, dtype) if j is None
-                         else j.to_dense().astype(dtype, copy=False).reshape(shape))
+                if sparse:  # the values alone: the structure is the same on every call
+                    block = np.zeros(()) if j is None or j.values is None else j.values
+                    structures.append((None if j is None else j.strip(), g.shape(y), g.shape(x)))
+                else:
+                    block = (np.zeros(shape, dtype) if j is None
+                             else j.to_dense().astype(dtype, copy=False).reshape(shape))
                 outputs.append((y, x))
                 results.append(Ref(block.id) if isinstance(block, Lazy) else np.asarray(block))
                 expected.append(block.value if isinstance(block, Lazy) else np.asarray(block))
     vertex_ids = [leaf.id for leaf in leaves.made.values()]
     const_ids = [leaf.id for leaf in const_leaves.values()]
     return Recorded(rec.statements, vertex_ids + const_ids, list(leaves.made), list(const_leaves),
-                    outputs, results, e.mults, rec.shapes, bake, expected)
+                    outputs, results, e.mults, rec.shapes, bake, expected,
+                    structures if sparse else None)
 
 
-def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy") -> Program:
+def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy",
+          sparse: bool = False) -> Program:
     """``plan`` as a compiled :class:`Program` for ``backend``, lowered at the point ``values``
     (any point: only shapes and structure matter, unless a rule needs a constant's value, in
-    which case the graph's constants are compiled in and ``Program.baked`` is true)."""
+    which case the graph's constants are compiled in and ``Program.baked`` is true). With
+    ``sparse``, ``run`` returns ``scipy.sparse`` CSR blocks (see :func:`jacc.sparse.to_sparse`)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "jax":
         _jax_namespace()
     try:
-        r = record(plan, values, dtype)
+        r = record(plan, values, dtype, sparse=sparse)
     except LowerError:
-        r = record(plan, values, dtype, bake=True)
+        r = record(plan, values, dtype, bake=True, sparse=sparse)
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)
@@ -317,7 +338,17 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     shapes = r.shapes
     lines = ["def program(V):"]
     position = {sid: k for k, sid in enumerate(r.inputs)}
-    for s in _live(r):
+    live = _live(r)
+    kept = {x.id for x in r.results if isinstance(x, Ref)}
+    last: dict[int, int] = {}  # value id -> the statement that reads it last
+    for i, s in enumerate(live):
+        for ref in _refs_in((s.args, s.kwargs)):
+            last[ref] = i
+    dying: dict[int, list[int]] = {}
+    for ref, i in last.items():
+        if ref not in kept:
+            dying.setdefault(i, []).append(ref)
+    for i, s in enumerate(live):
         if s.id in position:
             rhs = f"V[{position[s.id]}]"
         elif s.item is not None:
@@ -339,6 +370,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             kwargs = {k: v for k, v in s.kwargs.items() if not (xp is not None and k == "optimize")}
             rhs = w.call(w.const(fn, "f"), s.args, kwargs)
         lines.append(f"    a{s.id} = {rhs}")
+        if i in dying:  # free intermediates as soon as they are used up, as the executor does
+            lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
     outs = []
     seen: set = set()
     copy = w.const(np.array if xp is None else xp.array, "copy")
@@ -360,7 +393,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
 
         def fn(V, _j=jitted):
             return tuple(np.asarray(b) for b in _j(V))
-    return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(lines) - 2, r.baked)
+    return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
+                   r.structures)
 
 
 # -- the JAX backend ----------------------------------------------------------------------------

@@ -200,3 +200,21 @@ def test_a_program_that_compiles_constants_in_serves_only_its_graph():
     x = rng.standard_normal(7)
     _close(auto(x), ref(x))
     assert auto.ran == "interpret"  # under "auto", constants that change per call are not re-lowered
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret"])
+@pytest.mark.parametrize("name", ["roeflux", "blackscholes", "mlp", "attention", "lecture_f"])
+def test_sparse_blocks_equal_dense_ones(name, backend):
+    p = suite.get(name, "full" if name in ("roeflux", "blackscholes") else "small")
+    args = list(p.make_inputs(0).values())
+    f = functools.partial(p.fn, xp=np)
+    nums = tuple(range(len(args)))
+    dense = jacc.jacobian(f, argnums=nums, strategy="reverse")(*args)
+    js = jacc.jacobian(f, argnums=nums, strategy="reverse", sparse=True, backend=backend)
+    sparse = js(*args)
+    assert js.ran == backend
+    for d, s in zip(dense, sparse):
+        assert s.format == "csr" and s.shape == (int(np.prod(p.out_shape)), d.size // int(np.prod(p.out_shape)))
+        _close(s.toarray(), d.reshape(s.shape))
+    if name == "roeflux":  # 1000 independent interfaces: 3 entries per row and block
+        assert all(s.nnz == 3 * s.shape[0] for s in sparse)

@@ -1,0 +1,325 @@
+"""jacc.sparse.to_sparse against Jac.to_dense, and accumulate(..., sparse=True)."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from jacc import eliminate as E
+from jacc import structure as S
+from jacc import suite
+from jacc.ops import index_to_numpy
+from jacc.sparse import to_sparse
+from jacc.trace import trace
+
+
+def check(j, structural=True):
+    """to_sparse(j) is a canonical CSR equal to j.to_dense(); returns it."""
+    rows, cols = math.prod(j.out_shape), math.prod(j.in_shape)
+    a = to_sparse(j, j.out_shape, j.in_shape)
+    assert isinstance(a, sp.csr_array) and a.shape == (rows, cols) and a.dtype == np.float64
+    assert a.indices.dtype == np.int32 and a.indptr.dtype == np.int32
+    a.check_format(full_check=True)
+    assert a.has_canonical_format
+    b = a.copy()
+    b.sort_indices()
+    np.testing.assert_array_equal(b.indices, a.indices)  # really sorted, no duplicates
+    np.testing.assert_array_equal(a.toarray(), j.to_dense().reshape(rows, cols))
+    if structural and not (j.reshape or j.select is not None or j.embed is not None):
+        free = math.prod(n for n, p in zip(j.in_shape, j.pair) if p < 0)
+        assert a.nnz == rows * free  # every stored entry, nothing off a diagonal pair
+    return a
+
+
+# -- the named forms ----------------------------------------------------------------------------
+
+
+def test_none_is_the_zero_matrix():
+    a = to_sparse(None, (2, 3), (4,))
+    assert a.shape == (6, 4) and a.nnz == 0 and isinstance(a, sp.csr_array)
+    assert to_sparse(None, (), ()).shape == (1, 1)
+
+
+def test_identity_and_axis_moves():
+    a = check(S.identity((3, 4)))
+    assert a.nnz == 12
+    np.testing.assert_array_equal(a.toarray(), np.eye(12))
+    check(S.Jac((4, 3), (3, 4), (1, 0)))  # a transpose: pairs crossed
+    check(S.Jac((3, 1, 4), (3, 4), (0, 2)))  # a new size-1 axis
+
+
+def test_diagonal_keeps_structural_zeros():
+    a = check(S.diagonal((2, 3), np.array([[1.0, 0.0, 2.0], [0.0, 0.0, 3.0]])))
+    assert a.nnz == 6 and np.count_nonzero(a.data) == 3
+
+
+def test_scaled_identity():
+    a = check(S.scaled_identity((5,), 2.5))
+    np.testing.assert_array_equal(a.toarray(), 2.5 * np.eye(5))
+    assert check(S.scaled_identity((5,), 0.0)).nnz == 5
+
+
+def test_dense():
+    rng = np.random.default_rng(0)
+    check(S.dense((2, 3), (4,), rng.standard_normal((2, 3, 4))))
+    check(S.dense((3,), (2, 2), np.zeros((3, 2, 2))))
+
+
+def test_kronecker_forms():
+    rng = np.random.default_rng(1)
+    B, m, n = 4, 2, 3
+    w = rng.standard_normal((m, n))
+    a = check(S.Jac((B, m), (B, n), (0, -1), (1, 3), w))  # I_B ⊗ W
+    np.testing.assert_array_equal(a.toarray(), np.kron(np.eye(B), w))
+    x = rng.standard_normal(n)
+    a = check(S.Jac((B,), (B, n), (0, -1), (2,), x))  # I_B ⊗ xᵀ
+    np.testing.assert_array_equal(a.toarray(), np.kron(np.eye(B), x[None, :]))
+    d = rng.standard_normal((B, m, n))
+    check(S.Jac((B, m), (B, n), (0, -1), (0, 1, 3), d))  # diag ⊗ dense blocks
+    check(S.Jac((m, B), (n, B), (-1, 1), (2, 0), rng.standard_normal((n, m))))  # W ⊗ I_B, values transposed
+
+
+def test_broadcast_and_sum_maps():
+    check(S.Jac((3, 4), (4,), (1,)))  # broadcast along a new leading axis
+    check(S.Jac((3,), ()))  # scalar broadcast
+    check(S.Jac((), (3, 4)))  # total sum
+    a = check(S.Jac((3,), (3, 4), (0, -1)))  # row sums
+    np.testing.assert_array_equal(a.toarray(), np.kron(np.eye(3), np.ones((1, 4))))
+
+
+def test_replicated_axes():
+    rng = np.random.default_rng(2)
+    check(S.Jac((2, 3), (4,), None, (0, 2), rng.standard_normal((2, 4))))  # constant along out axis 1
+    check(S.Jac((2, 3), (3, 4), (1, -1), (3,), rng.standard_normal(4)))  # constant along the pair
+    check(S.Jac((2, 3), (4,), None, (), np.asarray(0.0)))  # one value for all: 0, still 24 entries
+
+
+def test_zero_dimensional_and_empty_shapes():
+    check(S.Jac((), ()))
+    check(S.Jac((), (), None, (), np.asarray(3.0)))
+    check(S.dense((), (3,), np.arange(3.0)))
+    check(S.dense((3,), (), np.arange(3.0)))
+    for j in (S.identity((0,)), S.dense((0,), (3,), np.zeros((0, 3))), S.dense((2,), (0,), np.zeros((2, 0))),
+              S.Jac((2, 0), (0,), (1,))):
+        assert check(j).nnz == 0
+
+
+def test_dtype_and_shape_checks():
+    j = S.diagonal((3,), np.array([1.0, 2.0, 3.0]))
+    assert to_sparse(j, (3,), (3,), np.float32).dtype == np.float32
+    with pytest.raises(S.StructureError):
+        to_sparse(j, (3,), (4,))
+    with pytest.raises(S.StructureError):
+        to_sparse(j.strip(), (3,), (3,))
+
+
+def test_matrix_does_not_alias_the_values():
+    v = np.array([1.0, 2.0, 3.0])
+    a = to_sparse(S.diagonal((3,), v), (3,), (3,))
+    a.data[:] = 0
+    np.testing.assert_array_equal(v, [1.0, 2.0, 3.0])
+
+
+# -- lazy maps ----------------------------------------------------------------------------------
+
+
+def test_reshape_map():
+    r = S.reshape_map((3, 2), (2, 3))
+    assert r.reshape
+    np.testing.assert_array_equal(check(r).toarray(), np.eye(6))
+    r = S.reshape_map((5, 6), (5, 2, 3))
+    check(r)
+    check(S.reshape_map((6, 1), (1, 6)))  # only size-1 axes differ: pairs
+
+
+def _random_index(rng, shape):
+    index = []
+    for n in shape:
+        r = rng.random()
+        if r < 0.3:
+            index.append(["int", int(rng.integers(-n, n))])
+        elif r < 0.6:
+            a, b = sorted(int(x) for x in rng.integers(0, n + 1, 2))
+            step = int(rng.choice([1, 1, 2, -1]))
+            index.append(["slice", a if step > 0 else b, (b if step > 0 else a) if a != b else None, step])
+        else:
+            index.append(["slice", None, None, None])
+        if rng.random() < 0.15:
+            index.append(["new"])
+    return index
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10**9))
+def test_selection_and_embedding(seed):
+    rng = np.random.default_rng(seed)
+    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
+    index = _random_index(rng, u)
+    v = np.empty(u)[index_to_numpy(index)].shape
+    sel = S.selection(v, u, index)
+    check(sel)
+    emb = S.embedding(u, v, index)
+    check(emb)
+
+
+def test_take_selection_and_its_transpose():
+    t = S.take_selection((4,), (3,), [-1], np.array([1, 1, 0, 2]))
+    a = check(t)
+    np.testing.assert_array_equal(a.toarray(), np.eye(3)[[1, 1, 0, 2]])
+    check(S.transpose(t))  # embed=Take: a column read twice gets two entries in its row
+    # a gather along the trailing axis passing the leading one through
+    t = S.take_selection((5, 2), (5, 3), [0, -1], np.array([2, 0]))
+    check(t)
+    check(S.transpose(t))
+    # a gather over two input axes into one output axis, the middle axis passed through
+    t = S.take_selection((3, 4), (2, 4, 3), [-1, 1, -1], np.array([5, 0, 3]))
+    check(t)
+    check(S.transpose(t))
+    t = S.take_selection((0,), (3,), [-1], np.zeros(0, dtype=int))
+    assert check(t).nnz == 0
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.integers(0, 10**9))
+def test_random_take_selections(seed):
+    rng = np.random.default_rng(seed)
+    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
+    through = [k for k in range(len(u)) if rng.random() < 0.4]
+    gathered = [k for k in range(len(u)) if k not in through]
+    gout = tuple(int(x) for x in rng.choice([1, 2, 3], size=int(rng.integers(0, 3))))
+    axes = through + [None] * len(gout)
+    rng.shuffle(axes)  # output axes: the passed-through ones and the gathered ones, interleaved
+    out = tuple(u[a] if a is not None else 0 for a in axes)
+    it = iter(gout)
+    out = tuple(o if a is not None else next(it) for o, a in zip(out, axes))
+    pair = [axes.index(k) if k in through else -1 for k in range(len(u))]
+    flat = rng.integers(0, math.prod(u[k] for k in gathered), size=gout)
+    t = S.take_selection(out, u, pair, flat)
+    check(t)
+    check(S.transpose(t))
+
+
+def test_large_lazy_maps_are_not_densified():
+    n = 10**6
+    sel = S.selection((n - 1,), (n,), [["slice", 1, None, None]])
+    a = to_sparse(sel, (n - 1,), (n,))
+    assert a.nnz == n - 1 and a.indices[0] == 1 and a.indices[-1] == n - 1
+    e = S.embedding((n,), (n - 1,), [["slice", 1, None, None]])
+    b = to_sparse(e, (n,), (n - 1,))
+    assert (b != a.T).nnz == 0
+    r = S.reshape_map((1000, 1000), (100, 10_000))
+    assert to_sparse(r, (1000, 1000), (100, 10_000)).nnz == n
+    d = to_sparse(S.diagonal((1000, 1000), np.ones((1000, 1000))), (1000, 1000), (1000, 1000))
+    assert d.nnz == n and (d.indices == np.arange(n)).all()
+    big = 10**9  # memory follows the entries read, not the size of the input
+    a = to_sparse(S.selection((), (big,), [["int", -1]]), (), (big,))
+    assert a.nnz == 1 and a.indices[0] == big - 1
+    a = to_sparse(S.selection((1000,), (big,), [["slice", 7, None, big // 1000]]), (1000,), (big,))
+    assert a.nnz == 1000 and a.indices[-1] == 7 + 999 * (big // 1000)
+    a = to_sparse(S.take_selection((2,), (big,), [-1], np.array([3, big - 2])), (2,), (big,))
+    assert a.indices.tolist() == [3, big - 2]
+    t = S.take_selection((n,), (n,), [-1], np.arange(n)[::-1].copy())
+    c = to_sparse(S.transpose(t), (n,), (n,))
+    assert c.nnz == n and c.indices[0] == n - 1
+
+
+# -- random labelled Jacobians ------------------------------------------------------------------
+
+
+def random_jac(rng, out_shape, in_shape):
+    m = len(out_shape)
+    pair = [-1] * len(in_shape)
+    free_out = list(range(m))
+    rng.shuffle(free_out)
+    for k, s in enumerate(in_shape):
+        cands = [j for j in free_out if out_shape[j] == s]
+        if cands and rng.random() < 0.6:
+            pair[k] = cands[0]
+            free_out.remove(cands[0])
+    j = S.Jac(out_shape, in_shape, pair)
+    if rng.random() < 0.2:
+        return j
+    vl = [lab for lab in j.labels if rng.random() < 0.7]
+    rng.shuffle(vl)
+    vals = rng.standard_normal([j.size_of(lab) for lab in vl])
+    vals[rng.random(vals.shape) < 0.2] = 0.0  # explicit zeros stay stored
+    return S.Jac(out_shape, in_shape, pair, vl, vals)
+
+
+def _shape(rng):
+    return tuple(int(x) for x in rng.choice([1, 2, 3], size=int(rng.integers(0, 4))))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_random_labelled_jacs(seed):
+    rng = np.random.default_rng(seed)
+    w = _shape(rng)
+    v = w if rng.random() < 0.4 else _shape(rng)
+    check(random_jac(rng, w, v))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.integers(0, 10**9))
+def test_random_products_with_lazy_maps(seed):
+    """Edges the executor produces: products of labelled Jacobians with selections."""
+    rng = np.random.default_rng(seed)
+    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
+    index = _random_index(rng, u)
+    v = np.empty(u)[index_to_numpy(index)].shape
+    if 0 in v:
+        return
+    c, _ = S.product(S.selection(v, u, index), random_jac(rng, u, _shape(rng)))
+    check(c)
+    c, _ = S.product(random_jac(rng, _shape(rng), v), S.selection(v, u, index))
+    check(c)
+
+
+# -- accumulate(..., sparse=True) ---------------------------------------------------------------
+
+
+def _both(g, inputs):
+    prob = E.Problem.from_graph(g)
+    vals = g.evaluate(dict(zip(g.inputs, inputs)))
+    for order in (E.forward_order(prob), E.reverse_order(prob)):
+        d = E.accumulate(prob, vals, order)
+        s = E.accumulate(prob, vals, order, sparse=True)
+        assert d.blocks.keys() == s.blocks.keys()
+        assert (s.mults, s.peak_bytes) == (d.mults, d.peak_bytes)
+        for (y, x), a in s.blocks.items():
+            assert isinstance(a, sp.csr_array)
+            assert a.shape == (math.prod(g.shape(y)), math.prod(g.shape(x)))
+            np.testing.assert_array_equal(a.toarray(), d.blocks[y, x].reshape(a.shape))
+    return s
+
+
+@pytest.mark.parametrize("name", ["roeflux", "lion", "propane", "blackscholes", "attention", "lecture_f"])
+def test_accumulate_sparse_matches_dense_on_suite(name):
+    p = suite.get(name)
+    inputs = list(p.make_inputs(0).values())
+    _both(trace(p.fn, *inputs), inputs)
+
+
+def test_accumulate_sparse_roeflux_batched_is_block_diagonal():
+    m = 50
+    rng = np.random.default_rng(0)
+    ql = suite.primitive_to_conserved(1 + 0.05 * rng.random(m), 0.75 + 0.05 * rng.random(m), 1 + 0.05 * rng.random(m))
+    qr = suite.primitive_to_conserved(0.125 + 0.01 * rng.random(m), 0.3 + 0.05 * rng.random(m), 0.1 + 0.01 * rng.random(m))
+    s = _both(trace(suite.roeflux, ql, qr), [ql, qr])
+    for a in s.blocks.values():
+        assert a.nnz == 9 * m  # 3×3 per interface
+
+
+def test_accumulate_sparse_lazy_and_missing_blocks():
+    x, y = np.arange(1.0, 7.0), np.arange(1.0, 4.0)
+    _both(trace(lambda x: x[1::2], x), [x])  # the final edge is a selection
+    _both(trace(lambda x: x.reshape(2, 3).T * 2.0, x), [x])
+    _both(trace(lambda x: np.concatenate([x, x[:2]]), x), [x])  # an embedding plus a selection
+    _both(trace(lambda x: np.sort(x)[::-1], x[::-1].copy()), [x[::-1].copy()])  # a gather
+    _both(trace(lambda x: x[[0, 0, 2]], x), [x])  # a gather reading one position twice
+    _both(trace(lambda x: np.pad(x, 2), x), [x])  # the final edge is an embedding
+    s = _both(trace(lambda x, y: (np.sin(x), 2.0 * y), x, y), [x, y])  # no path: zero blocks
+    assert sum(a.nnz == 0 for a in s.blocks.values()) == 2
