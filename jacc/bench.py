@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import csv
 import datetime
+import functools
 import inspect
 import io
 import json
@@ -528,10 +529,37 @@ class _Threads:
         return False
 
 
+#: ``jacc.jacobian`` backends the execution table can time.
+TIMED_BACKENDS = ("numpy", "jax", "interpret")
+
+
+def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
+    """Median wall time of a whole ``jacc.jacobian(..., backend=…)`` call with the best plan's
+    order (trace, compiled plan, result), after a first call that plans and lowers."""
+    from .api import jacobian
+    from .program import BackendError
+
+    f = functools.partial(problem.fn, xp=np)
+    args = [inputs[n] for n in names]
+    nums = tuple(range(len(args)))
+    try:
+        jf = jacobian(f, argnums=nums, strategy=list(best.order), backend=backend)
+        t = time.perf_counter()
+        jf(*args)
+        first = time.perf_counter() - t
+        med, n, _, out = _median_time(lambda: jf(*args), repeats)
+    except BackendError as e:
+        return {"skipped": str(e)}
+    except Exception as e:  # report, do not hide
+        return {"error": f"{type(e).__name__}: {e}"}
+    return {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": jf.ran,
+            "max_diff": _max_diff(J_ref, names, list(out))}
+
+
 def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
     """Time :meth:`Plan.compile` (straight-line code for all-scalar graphs) where it applies."""
     try:
-        f = plan.compile()
+        f = plan.compile("scalar")
     except CompileError as e:  # array vertices or an op without a scalar formula
         return {"skipped": f"{type(e).__name__}: {str(e).split(' (')[0]}"}
     args = [float(tr.feed[n]) for n in tr.graph.inputs]
@@ -633,7 +661,8 @@ def cpu_model() -> str:
 def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None = None, *,
         size: str = "small", baselines: bool = False, budget: float = 60.0, repeats: int = 5,
         out: str | os.PathLike | None = None, progress: bool | None = None,
-        threads: int | None = 1, level: str = "array") -> "BenchResult":
+        threads: int | None = 1, level: str = "array",
+        backends: Sequence[str] | None = None) -> "BenchResult":
     """Benchmark ``strategies`` (default: all registered) on suite ``problems`` (default: all).
 
     ``budget`` bounds the search seconds per problem. Strategies that take a ``time_limit`` run
@@ -648,6 +677,9 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     thread keeps timings comparable and stable on a shared machine. ``level``: ``"array"`` traces
     the functions as written; ``"scalar"`` traces the AD literature's scalar graphs (vector inputs
     split into scalars, stacked scalar outputs split; see :class:`Traced`) where possible.
+    ``backends``: the :func:`jacc.jacobian` backends timed with ``baselines`` (default: numpy,
+    and jax when installed); each is the whole user-facing call (trace, compiled plan, result)
+    with the best plan's order, at level ``"array"``.
     """
     names = list(suite.names()) if problems is None else [p.lower() for p in problems]
     unknown = [p for p in names if p not in suite.PROBLEMS]
@@ -669,23 +701,31 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
         raise ValueError(f"repeats must be a positive int, not {repeats!r}")
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
+    if backends is None:
+        backends = ["numpy"] + (["jax"] if baselines and _load_jax()[0] is not None else [])
+    backends = [b.lower() for b in backends]
+    bad = [b for b in backends if b not in TIMED_BACKENDS]
+    if bad:
+        raise ValueError(f"unknown backend(s) {bad}; choose from {', '.join(TIMED_BACKENDS)}")
 
     with _Threads(threads, baselines) as th:
-        return _run(names, strats, size, baselines, budget, repeats, out, progress, level, th.applied)
+        return _run(names, strats, size, baselines, budget, repeats, out, progress, level, th.applied,
+                    backends)
 
 
-def _run(names, strats, size, baselines, budget, repeats, out, progress, level, threads) -> "BenchResult":
+def _run(names, strats, size, baselines, budget, repeats, out, progress, level, threads,
+         backends=("numpy",)) -> "BenchResult":
     result = BenchResult([], size=size, strategies=strats, baselines=baselines, meta={
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
-        "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE})
+        "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends)})
     per_problem = len(strats) + 2 + (1 if baselines else 0)  # trace, strategies, check, timing
     bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * per_problem)
     t_run = time.perf_counter()
     for pname in names:
         row = _bench_problem(pname, strats, size, baselines, budget, repeats,
-                             lambda what, pname=pname: bar.tick(pname, what), level)
+                             lambda what, pname=pname: bar.tick(pname, what), level, backends)
         result.rows.append(row)
         if out is not None:
             with open(out, "w") as f:
@@ -696,7 +736,8 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
     return result
 
 
-def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level="array") -> dict:
+def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level="array",
+                   backends=("numpy",)) -> dict:
     p = suite.get(pname, size)
     inputs = {k: np.asarray(v, dtype=np.float64) for k, v in p.make_inputs(0).items()}
     row: dict[str, Any] = {"problem": pname, "size": size, "n_in": p.n_in, "n_out": p.n_out,
@@ -803,17 +844,23 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
             ex["jacc"] = {"error": "no executable plan"}
         else:
             med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
-            ex["jacc"] = {"seconds": med, "repeats": n, "first_call_seconds": warm, "strategy": best_s}
-            ex.update(_run_baselines(p, inputs, tr.names, tr.jacobian(blocks), g, repeats, med))
-            ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex)
+            ex["jacc_interpret"] = {"seconds": med, "repeats": n, "first_call_seconds": warm}
+            J_ref = tr.jacobian(blocks)
+            for b in backends:
+                ex[f"jacc_{b}"] = (_time_backend(p, inputs, tr.names, best, b, repeats, J_ref) if tr.level == "array"
+                                   else {"skipped": "jacobian backends are timed at level array"})
+            ex["jacc"] = dict(ex.get("jacc_numpy") if "seconds" in ex.get("jacc_numpy", {}) else ex["jacc_interpret"],
+                              strategy=best_s)
+            ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
+            ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
             if timed:
                 fastest = min(timed, key=timed.get)
                 ex["best_baseline"] = fastest
-                ex["speedup_vs_best_baseline"] = timed[fastest] / med
-                comp = ex["jacc_compiled"]
-                if "seconds" in comp:
-                    comp["speedup_vs_best_baseline"] = timed[fastest] / comp["seconds"]
+                ex["speedup_vs_best_baseline"] = timed[fastest] / ex["jacc"]["seconds"]
+                for k in ("jacc_compiled", "jacc_interpret", *(f"jacc_{b}" for b in backends)):
+                    if "seconds" in ex.get(k, {}):
+                        ex[k]["speedup_vs_best_baseline"] = timed[fastest] / ex[k]["seconds"]
             diffs = [v["max_diff"] for k, v in ex.items() if k in BASELINES and "max_diff" in v]
             ex["max_diff"] = max(diffs) if diffs else None
         row["execution"] = ex
@@ -907,9 +954,15 @@ class BenchResult:
         return _render(headers, body)
 
     def execution_table(self) -> str:
-        compiled = any("seconds" in ((r.get("execution") or {}).get("jacc_compiled") or {}) for r in self.rows)
-        headers = ["problem", "jacc plan", "jacc s", "jax fwd", "jax rev", "torch fwd", "torch rev",
-                   "vs best", "max |ΔJ|"] + (["compiled s", "compiled vs best"] if compiled else [])
+        def timed(key: str) -> bool:
+            return any("seconds" in ((r.get("execution") or {}).get(key) or {}) for r in self.rows)
+
+        extra = [(k, label) for k, label in (("jacc_jax", "jax backend"), ("jacc_interpret", "executor"),
+                                             ("jacc_compiled", "scalar compiled")) if timed(k)]
+        headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
+                   "vs best", "max |ΔJ|"]
+        for _, label in extra:
+            headers += [f"{label} s", "vs best"]
         body = []
         for r in self.rows:
             ex = r.get("execution") or {}
@@ -921,13 +974,31 @@ class BenchResult:
             cells.append("—" if sp is None else f"{sp:.3g}× ({ex['best_baseline'].replace('_', ' ')})")
             md = ex.get("max_diff")
             cells.append("—" if md is None else f"{md:.1e}")
-            if compiled:
-                c = ex.get("jacc_compiled") or {}
+            for k, _ in extra:
+                c = ex.get(k) or {}
                 cells.append(f"{c['seconds']:.3g}" if "seconds" in c else "—")
                 cs = c.get("speedup_vs_best_baseline")
                 cells.append("—" if cs is None else f"{cs:.3g}×")
             body.append(cells)
         return _render(headers, body)
+
+    def speedup_summary(self) -> list[str]:
+        """Geometric mean and minimum of each timed jacc column's speed-up over the best baseline."""
+        out = []
+        for k, label in (("jacc", "jacobian (default backend)"), ("jacc_jax", "jacobian, backend jax"),
+                         ("jacc_interpret", "executor")):
+            sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
+                  for r in self.rows}
+            if k == "jacc":
+                sp = {p: (r.get("execution") or {}).get("speedup_vs_best_baseline")
+                      for p, r in zip(sp, self.rows)}
+            sp = {p: v for p, v in sp.items() if v}
+            if sp:
+                worst = min(sp, key=sp.get)
+                gm = math.exp(statistics.fmean(math.log(v) for v in sp.values()))
+                out.append(f"{label}: geometric mean {gm:.3g}× the best baseline over {len(sp)} problems, "
+                           f"lowest {sp[worst]:.3g}× ({worst})")
+        return out
 
     def notes(self) -> list[str]:
         out = []
@@ -967,9 +1038,11 @@ class BenchResult:
         parts = [head, "", "Plan quality (scalar multiplications; impr % = best vs min(forward, reverse, "
                  "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]
         if self.baselines:
-            parts += ["", "Execution (jacc: median s of the best plan's execute(); baseline columns: "
-                      "baseline time / jacc time, > 1 means jacc is faster; compiled: Plan.compile(), "
-                      "all-scalar graphs only):", "", self.execution_table()]
+            parts += ["", "Execution (jacobian: median s of a whole jacc.jacobian call with the best plan's order "
+                      "and the default backend; baseline columns: baseline time / jacobian time, > 1 means jacc is "
+                      "faster; jax backend: jacobian(backend='jax'); executor: the interpreted Plan.execute(); "
+                      "scalar compiled: Plan.compile('scalar') at level scalar):", "", self.execution_table(), ""]
+            parts += [f"- {line}" for line in self.speedup_summary()]
         notes = self.notes()
         if notes:
             parts += ["", "Notes:"] + [f"- {n}" for n in notes]

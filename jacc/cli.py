@@ -498,7 +498,8 @@ def cmd_bench(args) -> int:
     res = bench.run(problems=args.problems.split(",") if args.problems else None,
                     strategies=_strategies(args.strategies, sorted(STRATEGIES)) if args.strategies else None,
                     size=args.size, baselines=args.baselines, budget=args.budget, level=args.level,
-                    repeats=args.repeats)
+                    repeats=args.repeats,
+                    backends=args.backends.split(",") if args.backends else None)
     _emit(res.format(args.format), args.out)
     if args.plot:
         res.plot(args.plot)
@@ -623,6 +624,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trace problems as array code (default) or at the scalar level of the AD literature "
                    "(vector inputs split into scalars; scalar plans also run compiled)")
     c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
+    c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: numpy, jax, "
+                   "interpret (default: numpy, and jax when installed)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
                    "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "

@@ -194,7 +194,7 @@ class Recorder:
         # part of the key, stay alive with the entry.
         self._seen: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._keep: dict = {}
-        self._tuples: dict = {}  # tuple results (slogdet, eigh, …), rare and small: kept
+        self._strong: dict = {}  # linalg and tuple results (inv, slogdet, eigh, …): kept
 
     def _new(self, value: Any) -> Lazy:
         x = Lazy(self, len(self.statements), value)
@@ -210,7 +210,9 @@ class Recorder:
 
     def call(self, fn: Callable | None, args: tuple, kwargs: dict, method: str | None = None):
         key = (fn, method, _key(_refs(args)), _key(_refs(kwargs)))
-        hit = self._tuples.get(key) or self._seen.get(key)
+        hit = self._strong.get(key)
+        if hit is None:
+            hit = self._seen.get(key)
         if hit is not None:
             return hit
         cargs, ckw = _concrete(args), _concrete(kwargs)
@@ -224,10 +226,10 @@ class Recorder:
             out = self._record(fn, args, kwargs, method, value)
         else:
             raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
-        if isinstance(out, Lazy):
+        if isinstance(out, Lazy) and not _costly(fn):
             self._seen[key] = out
-        else:
-            self._tuples[key] = out
+        else:  # factorisations are worth keeping for a later identical call: held strongly
+            self._strong[key] = out
         self._keep[key] = _constants((args, kwargs))
         return out
 
@@ -240,6 +242,11 @@ class Recorder:
         x = self._new(value)
         self.statements.append(Statement(x.id, None, (Ref(holder),), {}, item=i))
         return x
+
+
+def _costly(fn: Callable | None) -> bool:
+    """A linear-algebra routine: O(n³) work on O(n²) data, so sharing its result pays."""
+    return "linalg" in (getattr(fn, "__module__", None) or "")
 
 
 def _constants(x: Any) -> list:

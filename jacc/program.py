@@ -206,6 +206,9 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     return prog
 
 
+_CHECKED = 1 << 16  # entries per block compared by ``check``
+
+
 def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
     """Run the emitted program at the lowering point and compare with the recorded blocks (the
     same NumPy calls made by the executor's algebra); raise :class:`LowerError` on disagreement."""
@@ -213,9 +216,14 @@ def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
         got = prog.fn(prog.inputs(values, graph))
     for key, a, b in zip(prog.outputs, got, r.expected):
         a = np.asarray(a)
+        if a.shape != b.shape:
+            raise LowerError(f"the {prog.backend} program gives block {key} the shape {a.shape}, not {b.shape}")
+        if b.size > _CHECKED:  # big blocks: a fixed sample of entries (a wrong statement shows widely)
+            pick = np.random.default_rng(0).integers(0, b.size, _CHECKED)
+            a, b = a.reshape(-1)[pick], b.reshape(-1)[pick]
         finite = np.abs(b[np.isfinite(b)])
         atol = 1e-12 * max(1.0, float(finite.max(initial=0.0)))  # sums may be ordered differently
-        if a.shape != b.shape or not np.allclose(a, b, rtol=1e-9, atol=atol, equal_nan=True):
+        if not np.allclose(a, b, rtol=1e-9, atol=atol, equal_nan=True):
             raise LowerError(f"the {prog.backend} program disagrees with the executor on block {key}")
 
 
@@ -253,6 +261,7 @@ class _Writer:
         self.backend = backend
         self.env: dict[str, Any] = {}
         self._by_id: dict[int, str] = {}
+        self.alias: dict[int, int] = {}  # statement id -> the earlier value it merely renames
 
     def const(self, obj: Any, hint: str = "k") -> str:
         key = id(obj)
@@ -264,7 +273,7 @@ class _Writer:
 
     def text(self, x: Any) -> str:
         if isinstance(x, Ref):
-            return f"a{x.id}"
+            return f"a{self.alias.get(x.id, x.id)}"
         if isinstance(x, tuple):
             return "(" + "".join(self.text(v) + ", " for v in x) + ")"
         if isinstance(x, list):
@@ -304,6 +313,28 @@ def _einsum_parts(args: tuple) -> tuple[str, list]:
 _ALIASES = (np.ascontiguousarray,)
 
 
+def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
+    """Statements that only rename an earlier value — copies, and reshapes, broadcasts and
+    einsums that leave the shape and layout as they are — mapped to that value's id."""
+    out: dict[int, int] = {}
+    for s in live:
+        src = s.args[0] if s.args and isinstance(s.args[0], Ref) else None
+        same = src is not None and shapes.get(src.id) == shapes.get(s.id)
+        if s.method == "copy" or s.fn in _ALIASES:
+            pass
+        elif same and (s.method == "reshape" or s.fn is np.broadcast_to):
+            pass
+        elif s.fn is np.einsum and isinstance(s.args[0], str) and len(s.args) == 2:
+            lhs, _, rhs = s.args[0].partition("->")
+            if lhs != rhs or not isinstance(s.args[1], Ref):
+                continue
+            src = s.args[1]
+        else:
+            continue
+        out[s.id] = out.get(src.id, src.id)
+    return out
+
+
 def _shape_of(x: Any, shapes: dict[int, tuple]) -> tuple:
     return shapes[x.id] if isinstance(x, Ref) else np.shape(x)
 
@@ -339,11 +370,14 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     lines = ["def program(V):"]
     position = {sid: k for k, sid in enumerate(r.inputs)}
     live = _live(r)
-    kept = {x.id for x in r.results if isinstance(x, Ref)}
+    alias = w.alias = _aliases(live, shapes)
+    live = [s for s in live if s.id not in alias]
+    results = [Ref(alias.get(x.id, x.id)) if isinstance(x, Ref) else x for x in r.results]
+    kept = {x.id for x in results if isinstance(x, Ref)}
     last: dict[int, int] = {}  # value id -> the statement that reads it last
     for i, s in enumerate(live):
         for ref in _refs_in((s.args, s.kwargs)):
-            last[ref] = i
+            last[alias.get(ref, ref)] = i
     dying: dict[int, list[int]] = {}
     for ref, i in last.items():
         if ref not in kept:
@@ -352,9 +386,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
         if s.id in position:
             rhs = f"V[{position[s.id]}]"
         elif s.item is not None:
-            rhs = f"a{s.args[0].id}[{s.item}]"
-        elif s.method == "copy" or s.fn in _ALIASES:  # nothing writes in place: a view will do
-            rhs = w.text(s.args[0])
+            rhs = f"{w.text(s.args[0])}[{s.item}]"
         elif s.method == "__getitem__":
             rhs = f"{w.text(s.args[0])}[{w.text(s.args[1])}]"
         elif s.method is not None:
@@ -375,7 +407,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     outs = []
     seen: set = set()
     copy = w.const(np.array if xp is None else xp.array, "copy")
-    for x in r.results:
+    for x in results:
         if isinstance(x, Ref) and x.id not in seen and x.id not in position:
             seen.add(x.id)
             outs.append(w.text(x))
