@@ -529,21 +529,23 @@ class _Threads:
         return False
 
 
-#: ``jacc.jacobian`` backends the execution table can time.
-TIMED_BACKENDS = ("numpy", "jax", "interpret")
+#: ``jacc.jacobian`` backends the execution table can time; ``-once`` is ``retrace=False``.
+TIMED_BACKENDS = ("numpy", "jax", "interpret", "numpy-once", "jax-once")
 
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
     """Median wall time of a whole ``jacc.jacobian(..., backend=…)`` call with the best plan's
-    order (trace, compiled plan, result), after a first call that plans and lowers."""
+    order (trace, compiled plan, result), after a first call that plans and lowers. A ``-once``
+    backend is the same with ``retrace=False`` (the compiled program alone, primal included)."""
     from .api import jacobian
     from .program import BackendError
 
     f = functools.partial(problem.fn, xp=np)
     args = [inputs[n] for n in names]
     nums = tuple(range(len(args)))
+    name, _, once = backend.partition("-")
     try:
-        jf = jacobian(f, argnums=nums, strategy=list(best.order), backend=backend)
+        jf = jacobian(f, argnums=nums, strategy=list(best.order), backend=name, retrace=not once)
         t = time.perf_counter()
         jf(*args)
         first = time.perf_counter() - t
@@ -702,7 +704,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     if backends is None:
-        backends = ["numpy"] + (["jax"] if baselines and _load_jax()[0] is not None else [])
+        backends = ["numpy", "numpy-once"] + (["jax", "jax-once"] if baselines and _load_jax()[0] is not None
+                                              else [])
     backends = [b.lower() for b in backends]
     bad = [b for b in backends if b not in TIMED_BACKENDS]
     if bad:
@@ -957,7 +960,8 @@ class BenchResult:
         def timed(key: str) -> bool:
             return any("seconds" in ((r.get("execution") or {}).get(key) or {}) for r in self.rows)
 
-        extra = [(k, label) for k, label in (("jacc_jax", "jax backend"), ("jacc_interpret", "executor"),
+        extra = [(k, label) for k, label in (("jacc_numpy-once", "traced once"), ("jacc_jax", "jax backend"),
+                                             ("jacc_jax-once", "jax, traced once"), ("jacc_interpret", "executor"),
                                              ("jacc_compiled", "scalar compiled")) if timed(k)]
         headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
                    "vs best", "max |ΔJ|"]
@@ -985,8 +989,9 @@ class BenchResult:
     def speedup_summary(self) -> list[str]:
         """Geometric mean and minimum of each timed jacc column's speed-up over the best baseline."""
         out = []
-        for k, label in (("jacc", "jacobian (default backend)"), ("jacc_jax", "jacobian, backend jax"),
-                         ("jacc_interpret", "executor")):
+        for k, label in (("jacc", "jacobian (default backend)"), ("jacc_numpy-once", "jacobian, retrace=False"),
+                         ("jacc_jax", "jacobian, backend jax"),
+                         ("jacc_jax-once", "jacobian, backend jax, retrace=False"), ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}
             if k == "jacc":
@@ -1040,7 +1045,9 @@ class BenchResult:
         if self.baselines:
             parts += ["", "Execution (jacobian: median s of a whole jacc.jacobian call with the best plan's order "
                       "and the default backend; baseline columns: baseline time / jacobian time, > 1 means jacc is "
-                      "faster; jax backend: jacobian(backend='jax'); executor: the interpreted Plan.execute(); "
+                      "faster; traced once: jacobian(retrace=False), f traced at the first call only "
+                      "(jax.jit semantics); "
+                      "jax backend: jacobian(backend='jax'); executor: the interpreted Plan.execute(); "
                       "scalar compiled: Plan.compile('scalar') at level scalar):", "", self.execution_table(), ""]
             parts += [f"- {line}" for line in self.speedup_summary()]
         notes = self.notes()

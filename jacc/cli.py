@@ -456,7 +456,8 @@ def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
     p = _plan_for(g, args.strategy.lower(), args)
-    blocks = p.execute(**at)
+    blocks = (p.execute(**at) if args.backend == "interpret"
+              else {k: np.asarray(J) for k, J in p.compile(args.backend)(*[at[x] for x in g.inputs]).items()})
     values = g.evaluate(at)
     if args.output:
         ext = os.path.splitext(args.output)[1]
@@ -529,6 +530,7 @@ EXAMPLES = {
   jacc trace graphs/lecture_f.json --at x1=2,x2=5 --mode reverse""",
     "run": """examples:
   jacc run graphs/lecture_f.json --at x1=2,x2=5
+  jacc run graphs/lecture_f.json --at x1=2,x2=5 --backend numpy   # the plan as one generated program
   jacc run graphs/single_layer.json --at A=@A.npy,x=[1,2,3,4],b=[0,0,0] -o J.npz""",
     "bench": """examples:
   jacc bench --size small --format table
@@ -612,6 +614,9 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--at", required=True, help="input values, e.g. x1=2,x2=5 or x=[1,2],A=@A.npy")
     c.add_argument("-o", "--output", help="save the Jacobian: .npy (one block) or .npz (all blocks)")
     c.add_argument("--format", choices=["table", "json"], default="table")
+    c.add_argument("--backend", choices=["interpret", "numpy", "jax", "scalar"], default="interpret",
+                   help="run the plan on the executor (default), or compiled: one NumPy or jax.jit program, or "
+                   "straight-line float code (all-scalar graphs)")
     _plan_args(c)
 
     c = add("bench", "benchmark plan quality and speed on the literature suite", cmd_bench)
@@ -625,7 +630,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(vector inputs split into scalars; scalar plans also run compiled)")
     c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
     c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: numpy, jax, "
-                   "interpret (default: numpy, and jax when installed)")
+                   "interpret, numpy-once, jax-once (-once: retrace=False; default: numpy and numpy-once, and the "
+                   "jax pair when JAX is installed)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
                    "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "

@@ -265,7 +265,7 @@ def _unary_op(name: str, primal: str, deriv: str, spec: str) -> Op:
     def partial(i: int, ctx: Ctx) -> Jac | None:
         return None if d is None else _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
 
-    return Op(name, lambda a, p: fn(np.asarray(a[0])), lambda s, p: tuple(s[0]), partial, 1,
+    return Op(name, lambda a, p: fn(lazy.asarray(a[0])), lambda s, p: tuple(s[0]), partial, 1,
               f"elementwise {name}: {primal}" + ("; derivative zero" if spec == "zero" else ""),
               frozenset({0}) if spec == "zero" else frozenset())
 
@@ -280,7 +280,7 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
             return None
         return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
 
-    return Op(name, lambda a, p: fn(np.asarray(a[0]), np.asarray(a[1])), _broadcast_shape, partial, 2,
+    return Op(name, lambda a, p: fn(lazy.asarray(a[0]), lazy.asarray(a[1])), _broadcast_shape, partial, 2,
               f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else ""),
               frozenset(i for i, r in enumerate(rules) if r is None))
 
@@ -331,7 +331,7 @@ def _clip_partial(i: int, ctx: Ctx) -> Jac:
 
 def _clip_eval(a, p):
     lo, hi = _bound(p, "lo"), _bound(p, "hi")
-    x = np.asarray(a[0])
+    x = lazy.asarray(a[0])
     return x if lo is None and hi is None else np.clip(x, lo, hi)
 
 
@@ -423,7 +423,7 @@ def _extreme_shape(shapes, params):
 def _reduce(name, fn, shape, partial, doc):
     def evaluate(a, p):
         ax = _axes(p, np.ndim(a[0]))
-        return np.asarray(fn(a[0], axis=ax, keepdims=bool(p.get("keepdims"))))
+        return lazy.asarray(fn(a[0], axis=ax, keepdims=bool(p.get("keepdims"))))
 
     register(Op(name, evaluate, shape, partial, 1, doc, params=("axis", "keepdims")))
 
@@ -693,7 +693,7 @@ def _gather_positions(index: list, s: Shape, out: Shape, pair: list[int]) -> np.
     return np.ravel_multi_index(coords, [s[k] for k, p in enumerate(pair) if p < 0])
 
 
-register(Op("getitem", lambda a, p: np.array(a[0][index_to_numpy(p["index"])]), _getitem_shape,
+register(Op("getitem", lambda a, p: lazy.apply(np.array, a[0][index_to_numpy(p["index"])]), _getitem_shape,
             _getitem_partial, 1, "indexing and slicing with constant indices", params=("index",)))
 
 

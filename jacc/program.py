@@ -30,10 +30,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
+from . import lazy
 from . import structure as S
 from .eliminate import Eliminator
 from .graph import Graph
 from .lazy import Lazy, LowerError, Recorder, Ref, Statement
+from .ops import OPS
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -60,6 +62,7 @@ class Recorded:
     baked: bool = False  # constants are literals: valid for this graph only
     expected: list = field(repr=False, default_factory=list)  # the blocks at the lowering point
     structures: list | None = None  # sparse results: (final edge structure, out shape, in shape)
+    primal: bool = False
 
 
 @dataclass
@@ -80,6 +83,7 @@ class Program:
     statements: int
     baked: bool
     structures: list | None = None  # set for sparse results (see ``record``)
+    primal: bool = False  # computes the vertex values itself: ``vertices`` are the graph's inputs
 
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
@@ -138,24 +142,63 @@ class _Leaves(Mapping):
         return len(self.values)
 
 
+class _Primal(Mapping):
+    """Vertex values computed inside the program from the graph's inputs (every input is a
+    leaf, in ``graph.inputs`` order), so the program needs no traced values at all."""
+
+    def __init__(self, rec: Recorder, graph: Graph, values: Mapping, dtype, consts: Callable | None):
+        self.rec, self.graph, self.dtype, self.consts = rec, graph, dtype, consts
+        self.made: dict[str, Any] = {x: rec.leaf(np.asarray(values[x], dtype=dtype)) for x in graph.inputs}
+
+    def __getitem__(self, name: str):
+        if name in self.made:
+            return self.made[name]
+        nodes = self.graph.nx.nodes
+        stack = [name]
+        while stack:  # evaluate the missing ancestors first, without recursion (long chains)
+            v = stack[-1]
+            todo = [a for a in nodes[v]["args"] if isinstance(a, str) and a not in self.made]
+            if todo:
+                stack.extend(todo)
+                continue
+            stack.pop()
+            if v in self.made:
+                continue
+            d = nodes[v]
+            args = [self[a] if isinstance(a, str) else
+                    (a.value if self.consts is None else self.consts(v, i, a.value))
+                    for i, a in enumerate(d["args"])]
+            self.made[v] = lazy.asarray(OPS[d["op"]].evaluate(args, d["params"]), dtype=self.dtype)
+        return self.made[name]
+
+    def __iter__(self):
+        return iter(self.graph.nx.nodes)
+
+    def __len__(self) -> int:
+        return self.graph.nx.number_of_nodes()
+
+
 def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False,
-           sparse: bool = False) -> Recorded:
+           sparse: bool = False, primal: bool = False) -> Recorded:
     """Run ``plan`` once on stand-ins for ``values`` and keep the NumPy calls that touch them.
 
     Constants become program inputs too unless ``bake`` (then they are literals). With
     ``sparse`` the results are the final edges' value arrays (their structures are kept), not
     dense blocks. Raises :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan
-    then runs interpreted).
+    then runs interpreted). With ``primal`` the program computes the vertex values itself from
+    the graph's inputs (``values`` then needs the inputs only).
     """
     problem, g = plan.problem, plan.graph
     rec = Recorder()
-    leaves = _Leaves(rec, values, dtype)
     const_leaves: dict[tuple[str, int], Lazy] = {}
 
     def consts(v: str, i: int, value):
         if (v, i) not in const_leaves:
             const_leaves[v, i] = rec.leaf(value)
         return const_leaves[v, i]
+
+    leaves: Any = (_Primal(rec, g, values, dtype, None if bake else consts) if primal
+                   else _Leaves(rec, values, dtype))
 
     with np.errstate(all="ignore"):
         edges = g.linearise(leaves, problem.edges, dtype, consts=None if bake else consts)
@@ -178,27 +221,29 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
                 outputs.append((y, x))
                 results.append(Ref(block.id) if isinstance(block, Lazy) else np.asarray(block))
                 expected.append(block.value if isinstance(block, Lazy) else np.asarray(block))
-    vertex_ids = [leaf.id for leaf in leaves.made.values()]
+    vertices = list(g.inputs) if primal else list(leaves.made)
+    vertex_ids = [leaves.made[v].id for v in vertices]
     const_ids = [leaf.id for leaf in const_leaves.values()]
-    return Recorded(rec.statements, vertex_ids + const_ids, list(leaves.made), list(const_leaves),
+    return Recorded(rec.statements, vertex_ids + const_ids, vertices, list(const_leaves),
                     outputs, results, e.mults, rec.shapes, bake, expected,
-                    structures if sparse else None)
+                    structures if sparse else None, primal)
 
 
 def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy",
-          sparse: bool = False) -> Program:
+          sparse: bool = False, primal: bool = False) -> Program:
     """``plan`` as a compiled :class:`Program` for ``backend``, lowered at the point ``values``
     (any point: only shapes and structure matter, unless a rule needs a constant's value, in
     which case the graph's constants are compiled in and ``Program.baked`` is true). With
-    ``sparse``, ``run`` returns ``scipy.sparse`` CSR blocks (see :func:`jacc.sparse.to_sparse`)."""
+    ``sparse``, ``run`` returns ``scipy.sparse`` CSR blocks (see :func:`jacc.sparse.to_sparse`).
+    With ``primal``, the program also evaluates the graph: ``run`` needs the inputs only."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "jax":
         _jax_namespace()
     try:
-        r = record(plan, values, dtype, sparse=sparse)
+        r = record(plan, values, dtype, sparse=sparse, primal=primal)
     except LowerError:
-        r = record(plan, values, dtype, bake=True, sparse=sparse)
+        r = record(plan, values, dtype, bake=True, sparse=sparse, primal=primal)
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)
@@ -426,7 +471,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
         def fn(V, _j=jitted):
             return tuple(np.asarray(b) for b in _j(V))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
-                   r.structures)
+                   r.structures, r.primal)
 
 
 # -- the JAX backend ----------------------------------------------------------------------------

@@ -15,7 +15,11 @@ import math
 from typing import Sequence
 
 import numpy as np
-import scipy.sparse as sp
+
+try:
+    import scipy.sparse as sp
+except ImportError:  # pragma: no cover - depends on the environment
+    raise ImportError("sparse Jacobians need SciPy: pip install 'jacc[sparse]'") from None
 
 from . import structure as S
 from .structure import Jac

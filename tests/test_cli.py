@@ -105,6 +105,22 @@ def test_trace_reproduces_lecture_tables(capsys, workdir):
     assert rows[-1]["value"] == pytest.approx(1.7163378, abs=1e-3)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "scalar"])
+def test_run_compiled_backends_agree_with_the_executor(capsys, workdir, backend):
+    graph, at = ("graphs/single_layer.json", "A=[[1,2,3,4],[1,0,0,1],[2,2,2,2]],x=[1,2,3,4],b=[0,0,0.5]")
+    if backend == "scalar":
+        graph, at = "graphs/lecture_f.json", "x1=2,x2=5"
+    run(capsys, "run", graph, "--at", at, "-o", "ref.npz")
+    code, _, _ = run(capsys, "run", graph, "--at", at, "-o", "got.npz", "--backend", backend)
+    ref, got = np.load("ref.npz"), np.load("got.npz")
+    assert code == 0 and sorted(ref) == sorted(got)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12)
+    code, _, err = run(capsys, "run", "graphs/single_layer.json", "--at",
+                       "A=[[1,2,3,4],[1,0,0,1],[2,2,2,2]],x=[1,2,3,4],b=[0,0,0]", "--backend", "scalar")
+    assert code == 2 and "scalars" in err
+
+
 def test_run_prints_and_saves(capsys, workdir):
     code, out, _ = run(capsys, "run", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "--strategy", "reverse")
     assert "5.5" in out and "1.716" in out

@@ -218,3 +218,56 @@ def test_sparse_blocks_equal_dense_ones(name, backend):
         _close(s.toarray(), d.reshape(s.shape))
     if name == "roeflux":  # 1000 independent interfaces: 3 entries per row and block
         assert all(s.nnz == 3 * s.shape[0] for s in sparse)
+
+
+# -- retrace=False: the primal runs inside the program -------------------------------------------
+
+
+@pytest.mark.parametrize("name", suite.names())
+def test_traced_once_equals_traced_every_call(name):
+    p = suite.get(name, "small")
+    args = list(p.make_inputs(0).values())
+    f = functools.partial(p.fn, xp=np)
+    nums = tuple(range(len(args)))
+    every = jacc.jacobian(f, argnums=nums, strategy="markowitz")
+    once = jacc.jacobian(f, argnums=nums, strategy="markowitz", retrace=False)
+    once(*args)
+    rng = np.random.default_rng(1)
+    moved = [a * (1 + 0.01 * rng.standard_normal(np.shape(a))) for a in args]
+    for got, want in zip(once(*moved), every(*moved)):
+        _close(got, want)
+    assert once.ran in ("numpy", "scalar") and (once.program is None or once.program.primal)
+
+
+def test_traced_once_runs_f_once_and_retraces_for_other_arguments():
+    calls = []
+
+    def f(x, scale, power=2.0):
+        calls.append(1)
+        return np.sin(x) * scale + x ** power
+
+    jf = jacc.jacobian(f, retrace=False)
+    x = np.linspace(0.1, 1.0, 4)
+    for k in range(3):
+        _close(jf(x + k, 2.0), np.diag(np.cos(x + k) * 2.0 + 2 * (x + k)))
+    assert len(calls) == 1  # the later calls ran the program alone
+    _close(jf(x, 3.0), np.diag(np.cos(x) * 3.0 + 2 * x))  # another constant argument: traced again
+    _close(jf(x, 3.0, power=3.0), np.diag(np.cos(x) * 3.0 + 3 * x ** 2))  # and another keyword
+    assert len(calls) == 3
+    with pytest.raises(ValueError, match="non-finite"):
+        jf(np.array([np.nan, 0, 0, 0]), 3.0, power=3.0)
+
+
+def test_traced_once_fixes_closures_like_jit_and_retraces_value_dependent_code():
+    c = [2.0]
+    f = lambda x: np.sin(x) * c[0]  # noqa: E731
+    once, every = jacc.jacobian(f, retrace=False), jacc.jacobian(f)
+    x = np.ones(3)
+    once(x), every(x)
+    c[0] = 5.0  # jax.jit semantics: the closure was read at the trace
+    _close(once(x), np.diag(np.cos(x) * 2.0))
+    _close(every(x), np.diag(np.cos(x) * 5.0))
+
+    relu = jacc.jacobian(lambda x: np.where(x > 0, x, 0.1 * x) * 2.0, retrace=False)
+    for v in (np.array([1.0, -1.0]), np.array([-1.0, 1.0])):  # the mask is a value: traced each call
+        _close(relu(v), np.diag(np.where(v > 0, 2.0, 0.2)))

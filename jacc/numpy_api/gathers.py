@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import lazy
 from .. import structure as S
 from ..ops import Op, ShapeError, register
 from ..trace import (
@@ -51,7 +52,7 @@ def _gather_partial(i: int, ctx) -> S.Jac | None:
     return S.take_selection(ctx.out_shape, s, [-1] * len(s), flat)
 
 
-register(Op("gather", lambda a, p: np.asarray(a[0]).reshape(-1)[_positions(a[1], np.size(a[0]))],
+register(Op("gather", lambda a, p: lazy.asarray(a[0]).reshape(-1)[_positions(a[1], np.size(a[0]))],
             lambda s, p: tuple(s[1]), _gather_partial, 2,
             "x.ravel()[positions] for constant integer positions (a free lazy selection)", frozenset({1})))
 
