@@ -49,6 +49,11 @@ class Ctx:
         return lazy.apply(np.ascontiguousarray, np.broadcast_to(v, shape)).reshape(shape)
 
 
+    def vals(self, *parts: tuple[Callable[[], Any], Shape]) -> tuple | None:
+        """The value of each ``(fn, shape)`` factor (see :meth:`val`) when numeric, else ``None``."""
+        return None if not self.numeric else tuple(self.val(fn, shape) for fn, shape in parts)
+
+
 @dataclass(frozen=True)
 class Op:
     """One primitive. ``partial(i, ctx)`` is ∂out/∂arg_i (``None``: identically zero)."""
@@ -769,15 +774,14 @@ def _solve_partial(i, ctx):
     if i == 1:  # dx/db = A⁻¹ on the row axis, identity on columns
         pair = [-1] + ([1] if m == 2 else [])
         return Jac(out, ctx.shapes[1], pair, [0, m], ctx.val(ainv, (n, n)))
-    # dx_i/dA_jl = -A⁻¹_ij x_l  (x = solution, columns c kept)
+    # dx_i/dA_jl = -A⁻¹_ij x_l  (x = solution, columns c kept): two factors, never multiplied out
+    # unless an operation other than a product needs the array
+    neg = (lambda: -ainv(), (n, n))
     if m == 1:
-        vl, f = [0, 1, 2], lambda: -np.einsum("ij,l->ijl", ainv(), ctx.out)
-        vs = (n, n, n)
+        vl, factors, parts = [0, 1, 2], [(0, 1), (2,)], [neg, (lambda: ctx.out, (n,))]
     else:
-        k = out[1]
-        vl, f = [0, 2, 3, 1], lambda: -np.einsum("ij,lc->ijlc", ainv(), ctx.out)
-        vs = (n, n, n, k)
-    return Jac(out, ctx.shapes[0], None, vl, ctx.val(f, vs))
+        vl, factors, parts = [0, 2, 3, 1], [(0, 2), (3, 1)], [neg, (lambda: ctx.out, tuple(out))]
+    return Jac(out, ctx.shapes[0], None, vl, factors=factors, fvalues=ctx.vals(*parts))
 
 
 register(Op("solve", lambda a, p: np.linalg.solve(a[0], a[1]), _solve_shape, _solve_partial, 2,

@@ -69,7 +69,8 @@ class Jac:
     which products apply lazily to the neighbouring Jacobian instead of materialising it.
     """
 
-    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "values", "reshape", "select", "embed", "_size")
+    __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "_values", "reshape", "select", "embed", "_size",
+                 "factors", "_fvals")
 
     def __init__(
         self,
@@ -81,6 +82,9 @@ class Jac:
         reshape: bool = False,
         select: tuple | None = None,
         embed: tuple | None = None,
+        *,
+        factors: Sequence[Sequence[int]] | None = None,
+        fvalues: Sequence[np.ndarray] | None = None,
     ):
         self.out_shape: Shape = tuple(int(s) for s in out_shape)
         self.in_shape: Shape = tuple(int(s) for s in in_shape)
@@ -88,7 +92,12 @@ class Jac:
             (-1,) * len(self.in_shape) if pair is None else tuple(int(p) for p in pair)
         )
         self.vlabels: tuple[int, ...] | None = None if vlabels is None else tuple(vlabels)
-        self.values = values
+        self._values = values
+        # A factored value: the product of small arrays over label subsets (−A⁻¹[i,j]·x[l]);
+        # materialised only when an operation other than a product needs the array.
+        self.factors: tuple[tuple[int, ...], ...] | None = (
+            None if factors is None else tuple(tuple(int(lab) for lab in f) for f in factors))
+        self._fvals = None if fvalues is None else tuple(fvalues)
         self.reshape = reshape
         self.select = select  # a basic index: the lazy map x ↦ x[index] (see ``selection``)
         self.embed = embed  # the transpose of a selection: x placed at y[index] (see ``embedding``)
@@ -110,6 +119,20 @@ class Jac:
             want = self.value_shape
             if tuple(values.shape) != want:
                 raise StructureError(f"values have shape {values.shape}, structure needs {want}")
+        if self.factors is not None:
+            if values is not None or self.vlabels is None:
+                raise StructureError("a factored Jacobian takes fvalues, not values, and needs value labels")
+            if set().union(*map(set, self.factors)) != set(self.vlabels) or any(
+                    len(set(f)) != len(f) for f in self.factors):
+                raise StructureError(f"factor labels {self.factors} must cover the value labels {self.vlabels}")
+            if self._fvals is not None:
+                if len(self._fvals) != len(self.factors):
+                    raise StructureError("one value array per factor")
+                for f, v in zip(self.factors, self._fvals):
+                    if tuple(v.shape) != tuple(self.size_of(lab) for lab in f):
+                        raise StructureError(f"factor over labels {f} has shape {v.shape}")
+        elif fvalues is not None:
+            raise StructureError("fvalues given without factors")
 
     # -- labels ---------------------------------------------------------------------------------
     @property
@@ -130,6 +153,13 @@ class Jac:
         return self.out_shape[label] if label < m else self.in_shape[label - m]
 
     @property
+    def values(self):
+        """The value array over ``vlabels`` (a factored value is multiplied out on first use)."""
+        if self._values is None and self._fvals is not None:
+            self._values = _multiply_out(self)
+        return self._values
+
+    @property
     def value_shape(self) -> Shape:
         return tuple(self.size_of(lab) for lab in (self.vlabels or ()))
 
@@ -137,7 +167,10 @@ class Jac:
     def value_size(self) -> int:
         """Number of stored values (0 for a pure structure)."""
         if self._size is None:
-            self._size = 0 if self.vlabels is None else math.prod(self.value_shape)
+            if self.factors is not None:  # what is stored: the factors
+                self._size = sum(math.prod(self.size_of(lab) for lab in f) for f in self.factors)
+            else:
+                self._size = 0 if self.vlabels is None else math.prod(self.value_shape)
         return self._size
 
     @property
@@ -146,7 +179,7 @@ class Jac:
 
     @property
     def symbolic(self) -> bool:
-        return self.vlabels is not None and self.values is None
+        return self.vlabels is not None and self._values is None and self._fvals is None
 
     @property
     def unit(self) -> bool:
@@ -159,7 +192,13 @@ class Jac:
     def strip(self) -> "Jac":
         """The same structure without values."""
         return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select,
-                   self.embed)
+                   self.embed, factors=self.factors)
+
+    def solid(self) -> "Jac":
+        """This Jacobian with one value array (symbolic: the same structure unfactored)."""
+        if self.factors is None:
+            return self
+        return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, self.values)
 
     def __repr__(self) -> str:
         return f"Jac({self.describe()}, out={self.out_shape}, in={self.in_shape})"
@@ -167,6 +206,9 @@ class Jac:
     # -- description ----------------------------------------------------------------------------
     def describe(self) -> str:
         """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``."""
+        if self.factors is not None:
+            shapes = ", ".join(_fmt(tuple(self.size_of(lab) for lab in f)) for f in self.factors)
+            return f"{Jac(self.out_shape, self.in_shape, self.pair, self.vlabels).describe()} as factors {shapes}"
         if self.reshape:
             return f"reshape {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
         if self.select is not None:
@@ -228,6 +270,15 @@ class Jac:
         if vals.shape == shape:  # already complete: no copy (may share memory with the values)
             return vals
         return np.broadcast_to(vals, shape).copy()
+
+
+def _multiply_out(j: "Jac") -> np.ndarray:
+    """A factored Jacobian's value array over its ``vlabels``."""
+    t = _compact(j.vlabels)
+    ops: list = []
+    for f, v in zip(j.factors, j._fvals):
+        ops += [v, [t[lab] for lab in f]]
+    return np.einsum(*ops, [t[lab] for lab in j.vlabels])
 
 
 def _fmt(shape: Shape) -> str:
@@ -490,6 +541,8 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return _reshape_side(b, a.out_shape, "out"), 0
     if b.reshape:
         return _reshape_side(a, b.in_shape, "in"), 0
+    if a.unit or b.unit:  # a structural partner: relabel one value array (factors multiplied out)
+        a, b = a.solid(), b.solid()
     m, nv = a.m, len(a.in_shape)
     v_to_cin = {j: k for k, j in enumerate(b.pair) if j >= 0}
     vkey: list = []
@@ -527,26 +580,79 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         vals = np.asarray(float(factor))
         return Jac(a.out_shape, b.in_shape, pair, (), vals), 0
     mults = 0
+    path = None
     if not (a.unit or b.unit):
-        mults = math.prod(sizes.values())
+        if a.factors is None and b.factors is None:
+            mults = math.prod(sizes.values())
+        else:  # contract the factors in the cheapest order; the product is never multiplied out
+            terms = _terms(a, akeys) + _terms(b, bkeys)
+            mults, path = contraction_path([frozenset(k) for k, _ in terms], frozenset(out_labels), sizes)
     if factor != 1:
         mults += math.prod(sizes[k] for k in out_labels)
     vals = None
     if not symbolic:
         t = _compact(list(carried))
         ops: list = []
-        for j, keys in ((a, akeys), (b, bkeys)):
-            if not j.unit:
-                ops += [j.values, [t[k] for k in keys]]
-        vals = _einsum(ops, [t[k] for k in out_labels])
+        if path is not None:
+            for keys, v in _terms(a, akeys) + _terms(b, bkeys):
+                ops += [v, [t[k] for k in keys]]
+            vals = np.einsum(*ops, [t[k] for k in out_labels], optimize=["einsum_path", *path])
+        else:
+            for j, keys in ((a, akeys), (b, bkeys)):
+                if not j.unit:
+                    ops += [j.values, [t[k] for k in keys]]
+            vals = _einsum(ops, [t[k] for k in out_labels])
         if factor != 1:
             vals = vals * factor
     return Jac(a.out_shape, b.in_shape, pair, out_labels, vals), mults
 
 
+def _terms(j: Jac, keys: list) -> list[tuple[list, np.ndarray | None]]:
+    """(keys, values) per factor of ``j`` (one term when it is not factored); ``keys`` are the
+    product's keys of ``j.vlabels``."""
+    if j.factors is None:
+        return [(list(keys), j.values)]
+    key = dict(zip(j.vlabels, keys))
+    vals = j._fvals if j._fvals is not None else (None,) * len(j.factors)
+    return [([key[lab] for lab in f], v) for f, v in zip(j.factors, vals)]
+
+
+def contraction_path(terms: list[frozenset], out: frozenset, size: dict) -> tuple[int, list[tuple[int, int]]]:
+    """The cheapest pairwise order to contract ``terms`` (label sets) into ``out``, by exhaustive
+    search (products have at most a handful of factors): (multiplications, path as NumPy's
+    ``einsum_path`` pairs). Contracting two terms costs the product of the sizes of all their
+    labels; a label is summed in the contraction after which no other term and not ``out`` has it.
+
+    >>> contraction_path([frozenset("i"), frozenset("ij"), frozenset("l")], frozenset("jl"),
+    ...                  {"i": 100, "j": 100, "l": 100})
+    (20000, [(0, 1), (0, 1)])
+    """
+    best: dict = {}
+
+    def search(state: tuple) -> tuple[int, list]:
+        if len(state) == 1:
+            return 0, []
+        if state in best:
+            return best[state]
+        found = None
+        for i in range(len(state)):
+            for j in range(i + 1, len(state)):
+                rest = state[:i] + state[i + 1:j] + state[j + 1:]
+                union = state[i] | state[j]
+                keep = frozenset(lab for lab in union if lab in out or any(lab in r for r in rest))
+                cost = math.prod(size[lab] for lab in union)
+                sub, steps = search(rest + (keep,))
+                if found is None or cost + sub < found[0]:
+                    found = (cost + sub, [(i, j)] + steps)
+        best[state] = found
+        return found
+
+    return search(tuple(terms))
+
+
 def _plain_dense(j: Jac) -> bool:
     """A dense map with every axis its own label and no lazy form."""
-    return (j.vlabels is not None and not j.reshape and j.select is None and j.embed is None
+    return (j.vlabels is not None and not j.reshape and j.select is None and j.embed is None and j.factors is None
             and all(p < 0 for p in j.pair) and j.vlabels == tuple(range(len(j.out_shape) + len(j.in_shape))))
 
 

@@ -6,6 +6,7 @@ import pytest
 from conftest import fd_jacobian
 
 import jacc
+from jacc.eliminate import accumulate
 from jacc.numpy_api.linalg import spd
 
 HERE = "test_numpy_linalg.py:"
@@ -102,11 +103,17 @@ def test_stacks_keep_the_batch_axes_diagonal(fn, shape):
     assert np.all(J[0][..., 1, :, :] == 0.0)
 
 
-def test_batched_inverse_mults_are_block_diagonal():
-    """Pricing sees B blocks of n²×n², not one (Bn²)×(Bn²) dense matrix."""
+def test_batched_inverse_mults_are_block_diagonal_and_factored():
+    """Pricing sees B blocks, not one (Bn²)×(Bn²) dense matrix, and each block's partial as the
+    two factors −A⁻¹ ⊗ A⁻ᵀ: the product of two of them contracts k and l first (2·n³ per block)
+    and forms the n⁴ result once, not the n⁶ of multiplied-out blocks."""
     a = spd(_rng(), 3, (5,))
-    p = jacc.plan(jacc.trace(lambda a: np.linalg.inv(np.linalg.inv(a)), a), "forward")
-    assert p.mults == 5 * 9 ** 3
+    g = jacc.trace(lambda a: np.linalg.inv(np.linalg.inv(a)), a)
+    p = jacc.plan(g, "forward")
+    assert p.mults == 5 * (2 * 3 ** 3 + 3 ** 4) < 5 * 9 ** 3
+    acc = accumulate(p.problem, g.evaluate({"a": a}), p.order)
+    assert acc.mults == p.mults
+    np.testing.assert_allclose(acc.blocks[g.outputs[0], "a"], np.eye(45).reshape(5, 3, 3, 5, 3, 3), atol=1e-10)
 
 
 def test_eigh_graph_file_round_trips_uplo(tmp_path):

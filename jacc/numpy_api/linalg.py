@@ -138,8 +138,19 @@ _reg("logabsdet", lambda a, p: lazy.asarray(np.linalg.slogdet(a[0])[1]), _scalar
 register(Op("slogdet_sign", lambda a, p: lazy.asarray(np.linalg.slogdet(a[0])[0]), _scalar_shape("slogdet"),
             lambda i, c: None, 1, "sign of det A (first result of linalg.slogdet); derivative zero",
             frozenset({0})))
-_reg("inv", lambda a, p: np.linalg.inv(a[0]), _same_shape("inv"),
-     lambda i, c: _batched(c, lambda: -np.einsum("...ik,...lj->...ijkl", c.out, c.out)),
+def _inv_partial(i: int, ctx: O.Ctx) -> Jac:
+    """∂(A⁻¹)_ij/∂A_kl = −(A⁻¹)_ik (A⁻¹)_lj per matrix of the stack: two factors, so a product
+    with it costs O(n³) instead of the O(n⁴) of the multiplied-out tensor."""
+    out, s = ctx.out_shape, ctx.shapes[0]
+    nb, m = len(s) - 2, len(out)
+    batch = list(range(nb))
+    vl = list(range(m)) + [m + nb, m + nb + 1]
+    factors = [batch + [nb, m + nb], batch + [m + nb + 1, nb + 1]]
+    fvals = ctx.vals((lambda: -ctx.out, tuple(out)), (lambda: ctx.out, tuple(out)))
+    return Jac(out, s, batch + [-1, -1], vl, factors=factors, fvalues=fvals)
+
+
+_reg("inv", lambda a, p: np.linalg.inv(a[0]), _same_shape("inv"), _inv_partial,
      "linalg.inv of a matrix or stack")
 
 
@@ -643,7 +654,7 @@ case("numpy.linalg.solve", lambda xp: xp.linalg.solve, lambda r: (spd(r, 3, (2,)
      argnums=(0, 1), variant="stack, vector b", jax=False)
 case("numpy.linalg.inv", lambda xp: xp.linalg.inv, lambda r: (spd(r),))
 case("numpy.linalg.inv", lambda xp: xp.linalg.inv, lambda r: (spd(r, 3, (2,)),), variant="stack",
-     structures=_BLOCKS)
+     structures=frozenset({"diag ⊗ dense as factors"}))
 case("numpy.linalg.slogdet", lambda xp: lambda a: xp.linalg.slogdet(a)[1], lambda r: (spd(r),))
 case("numpy.linalg.slogdet", lambda xp: lambda a: xp.linalg.slogdet(a)[1], lambda r: (r.normal(size=(2, 3, 3)),),
      variant="stack", structures=_BLOCKS, jax=False)
