@@ -88,16 +88,21 @@ def three_layer(widths: tuple[int, ...] = (4, 8, 8, 2), seed: int = 0) -> Graph:
     return g
 
 
+#: Structures of ∂K/∂D in the N, P example.
+STRUCTURES = ("dense", "elementwise", "kronecker")
+
+
 def np_chain(N: int, P: int, structure: str = "dense") -> Graph:
     """The lecture's chain θ → D → K → L as an abstract graph.
 
-    ``structure`` is the structure of ∂K/∂D: ``"dense"`` (as the lecture prices it) or
-    ``"elementwise"`` (K = k(D) applied entrywise, e.g. a squared-exponential kernel).
+    ``structure`` is the structure of ∂K/∂D: ``"dense"`` (as the lecture prices it),
+    ``"elementwise"`` (K = k(D) applied entrywise, e.g. a squared-exponential kernel) or
+    ``"kronecker"`` (K = M·D·Mᵀ, so ∂K/∂D = M ⊗ M, kept as its two N×N factors).
     """
     if N < 1 or P < 1:
         raise ValueError(f"N and P must be positive, got N={N}, P={P}")
-    if structure not in ("dense", "elementwise"):
-        raise ValueError(f"structure must be 'dense' or 'elementwise', not {structure!r}")
+    if structure not in STRUCTURES:
+        raise ValueError(f"structure must be one of {', '.join(STRUCTURES)}, not {structure!r}")
     g = Graph(f"np_chain_N{N}_P{P}_{structure}")
     g.add_input("theta", (P,))
     g.add_node("D", "abstract", ["theta"], {"partials": ["dense"]}, (N, N))
@@ -113,7 +118,8 @@ def np_chain_instance(N: int, P: int, structure: str = "dense", seed: int = 0):
     D(θ)_ij = Σ_p θ_p (x_ip − x_jp)² for fixed points x ∈ R^{N×P} (linear in θ);
     K = exp(−D/2) + 0.1·I, a squared-exponential kernel, so ∂K/∂D is elementwise; with
     ``structure="dense"`` K = M exp(−D/2) Mᵀ / N + I mixes every entry (M fixed), so ∂K/∂D is
-    dense; f(K) = ½ yᵀK⁻¹y + ½ log det K, the Gaussian-process negative log likelihood.
+    dense; with ``"kronecker"`` K = M D Mᵀ / N + N·I (∂K/∂D = M ⊗ M / N); f(K) = ½ yᵀK⁻¹y +
+    ½ log det K, the Gaussian-process negative log likelihood.
     Returns ``(L, theta0)``.
 
     >>> L, theta = np_chain_instance(4, 2)
@@ -130,7 +136,10 @@ def np_chain_instance(N: int, P: int, structure: str = "dense", seed: int = 0):
     def L(theta):
         D = diff2 @ theta
         E = np.exp(-0.5 * D)
-        K = (M @ E @ M.T) / N + eye if structure == "dense" else E + 0.1 * eye
+        if structure == "kronecker":
+            K = (M @ D @ M.T) / N + N * eye
+        else:
+            K = (M @ E @ M.T) / N + eye if structure == "dense" else E + 0.1 * eye
         return 0.5 * y @ np.linalg.solve(K, y) + 0.5 * np.linalg.slogdet(K)[1]
 
     return L, np.linspace(0.5, 1.5, P)

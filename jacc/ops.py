@@ -796,7 +796,7 @@ register(Op("solve", lambda a, p: np.linalg.solve(a[0], a[1]), _solve_shape, _so
 register(Op("constant", lambda a, p: np.asarray(p["value"], float), lambda s, p: np.shape(p["value"]),
             lambda i, c: None, 0, "a constant output (derivative zero)", params=("value",)))
 
-ABSTRACT_STRUCTURES = ("dense", "elementwise", "identity", "sum", "broadcast")
+ABSTRACT_STRUCTURES = ("dense", "elementwise", "identity", "sum", "broadcast", "kronecker")
 
 
 def _abstract_partial(i, ctx):
@@ -808,6 +808,8 @@ def _abstract_partial(i, ctx):
         return S.diagonal(out)
     if kind == "identity":
         return S.identity(out)
+    if kind == "kronecker":  # K = A·X·Bᵀ: ∂K_ij/∂X_ab = A_ia·B_jb, stored as its two factors
+        return Jac(out, s, None, [0, 1, 2, 3], factors=[(0, 2), (1, 3)])
     return Jac(out, s)  # sum / broadcast: all-ones structure
 
 
@@ -825,6 +827,8 @@ def _abstract_shape(shapes, params):
             raise ShapeError("a 'sum' partial needs a scalar output")
         if k == "broadcast" and tuple(s) != ():
             raise ShapeError("a 'broadcast' partial needs a scalar argument")
+        if k == "kronecker" and (len(s) != 2 or len(out) != 2):
+            raise ShapeError(f"a 'kronecker' partial maps a matrix to a matrix, got {tuple(s)} → {out}")
     return out
 
 

@@ -3,6 +3,7 @@
 import doctest
 import glob
 import json
+import math
 import os
 import re
 import shlex
@@ -12,7 +13,8 @@ import struct
 import numpy as np
 import pytest
 
-from jacc import cli
+import jacc
+from jacc import cli, examples
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 GRAPHS = os.path.join(ROOT, "graphs")
@@ -44,6 +46,38 @@ def test_compare_reproduces_the_lecture(capsys):
     code, out, _ = run(capsys, "compare", "--N", "10", "--P", "3", "--structure", "elementwise", "--format", "json")
     rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
     assert rows["forward"]["mults"] == 600 and rows["reverse"]["mults"] == 400
+
+
+def test_compare_kronecker_structure_prices_factors(capsys):
+    """∂K/∂D = M ⊗ M kept as its two factors: reverse costs 2N³ + N²P (the lecture's dense N⁴ + N²P),
+    forward 2N³P + N²P — checked against a brute force over the contraction orders of each product."""
+    code, out, _ = run(capsys, "compare", "--N", "10", "--P", "3", "--structure", "kronecker", "--run",
+                       "--matrix-free", "--format", "json")
+    rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
+    assert code == 0
+    assert rows["reverse"]["mults"] == 2 * 10**3 + 100 * 3 and rows["reverse"]["formula"] == "2N³ + N²P"
+    assert rows["forward"]["mults"] == 2 * 10**3 * 3 + 100 * 3 and rows["forward"]["formula"] == "2N³P + N²P"
+    assert rows["optimal"]["mults"] == rows["reverse"]["mults"]
+    assert all(r["max_rel_diff"] < 1e-8 for r in rows.values() if r["order"] is not None)  # --run executed them
+    assert rows["mf-adjoint"]["run_mults"] is None  # matrix-free rows are priced, not run
+    # brute force: each product's cost over every pairwise order of its terms, for small N, P
+    import itertools
+    for N, P in [(2, 5), (3, 1), (4, 3)]:
+        def cheapest(terms, out):
+            best = None
+            for perm in itertools.permutations(range(len(terms))):
+                acc, cost = set(terms[perm[0]]), 0
+                for k in perm[1:]:
+                    union = acc | set(terms[k])
+                    cost += math.prod({"i": N, "j": N, "a": N, "b": N, "p": P}[c] for c in union)
+                    rest = [set(terms[m]) for m in perm[perm.index(k) + 1:]]
+                    acc = {c for c in union if c in out or any(c in r for r in rest)}
+                best = cost if best is None else min(best, cost)
+            return best
+        rev = cheapest(["ij", "ia", "jb"], "ab") + N * N * P
+        fwd = cheapest(["ia", "jb", "abp"], "ijp") + N * N * P
+        g = examples.np_chain(N, P, "kronecker")
+        assert jacc.plan(g, "reverse").mults == rev and jacc.plan(g, "forward").mults == fwd
 
 
 def test_compare_run_agrees_across_orderings(capsys):

@@ -238,7 +238,7 @@ SCHEMA_CASES = [
     (_node("getitem", ["x"], {"index": [["int", 3]]}),
      "node 'y' (getitem): index [['int', 3]] does not fit shape (3,): index 3 is out of bounds for axis 0 with size 3"),
     (_node("abstract", ["x"], {"partials": ["diagonal"]}, shape=[3]),
-     "node 'y': params.partials[0]: expected a partial structure (dense, elementwise, identity, sum, broadcast), "
+     "node 'y': params.partials[0]: expected a partial structure (dense, elementwise, identity, sum, broadcast, kronecker), "
      "got 'diagonal'"),
     (_node("abstract", ["x"], {"partials": ["dense"]}),
      "node 'y': shape: missing; an abstract node needs its shape, e.g. \"shape\": [3]"),
