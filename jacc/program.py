@@ -384,9 +384,13 @@ def _shape_of(x: Any, shapes: dict[int, tuple]) -> tuple:
     return shapes[x.id] if isinstance(x, Ref) else np.shape(x)
 
 
-def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple]) -> str:
-    """np.einsum with its contraction fixed now: plain c-einsum for elementwise and small work,
-    a BLAS-backed path where indices are summed over large operands."""
+def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple], given=None) -> str:
+    """np.einsum with its contraction fixed now: the plan's own order for a product of factors
+    (``given``), else plain c-einsum for elementwise and small work and a BLAS-backed path where
+    indices are summed over large operands."""
+    if isinstance(given, list) and len(ops) > 2:
+        fn = w.const(np.einsum, "einsum")
+        return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)}, optimize={w.const(given, 'path')})"
     lhs, _, rhs = subs.partition("->")
     terms = lhs.split(",")
     sizes: dict[str, int] = {}
@@ -439,7 +443,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
         elif s.fn is np.einsum:
             subs, ops = _einsum_parts(s.args)
             if xp is None:
-                rhs = _numpy_einsum(w, subs, ops, shapes)
+                rhs = _numpy_einsum(w, subs, ops, shapes, s.kwargs.get("optimize"))
             else:
                 rhs = f"{w.const(xp.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:

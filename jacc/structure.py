@@ -584,9 +584,11 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     if not (a.unit or b.unit):
         if a.factors is None and b.factors is None:
             mults = math.prod(sizes.values())
-        else:  # contract the factors in the cheapest order; the product is never multiplied out
+        else:  # contract the factors in the cheapest order, unless multiplying them out is cheaper
             terms = _terms(a, akeys) + _terms(b, bkeys)
             mults, path = contraction_path([frozenset(k) for k, _ in terms], frozenset(out_labels), sizes)
+            if math.prod(sizes.values()) <= mults:  # (tiny or degenerate factors)
+                a, b, mults, path = a.solid(), b.solid(), math.prod(sizes.values()), None
     if factor != 1:
         mults += math.prod(sizes[k] for k in out_labels)
     vals = None

@@ -56,6 +56,52 @@ def test_product_matches_dense_and_symbolic(seed):
     assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
 
 
+def factored(rng, j):
+    """``j`` with its value split into 2–3 random factors over overlapping label subsets."""
+    if j.unit or len(j.vlabels) < 2 or j.reshape or j.select is not None or j.embed is not None:
+        return j
+    vl = list(j.vlabels)
+    groups = [[lab for lab in vl if rng.random() < 0.6] for _ in range(int(rng.integers(2, 4)))]
+    for lab in vl:  # every label in some factor
+        if not any(lab in g for g in groups):
+            groups[int(rng.integers(len(groups)))].append(lab)
+    groups = [g for g in groups if g]
+    vals = [rng.standard_normal([j.size_of(lab) for lab in g]) for g in groups]
+    return S.Jac(j.out_shape, j.in_shape, j.pair, vl, factors=groups, fvalues=vals)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**9))
+def test_factored_products_match_dense_and_never_cost_more(seed):
+    rng = np.random.default_rng(seed)
+    w, v, u = shapes(rng), shapes(rng), shapes(rng)
+    if rng.random() < 0.3:
+        v = w
+    a, b = factored(rng, random_jac(rng, w, v)), factored(rng, random_jac(rng, v, u))
+    c, mults = S.product(a, b)
+    da, db = a.to_dense(), b.to_dense()
+    expect = np.tensordot(da, db, axes=len(v)) if v else np.multiply.outer(da, db)
+    np.testing.assert_allclose(c.to_dense(), expect, atol=1e-12)
+    _, ms = S.product(a.strip() if not a.unit else a, b.strip() if not b.unit else b)
+    assert ms == mults  # symbolic pricing of factored Jacobians = the numeric count
+    _, solid = S.product(a.solid(), b.solid())
+    assert mults <= solid
+
+
+def test_factored_value_is_multiplied_out_only_when_needed():
+    rng = np.random.default_rng(0)
+    inv, x = rng.standard_normal((4, 4)), rng.standard_normal(4)
+    j = S.Jac((4,), (4, 4), None, [0, 1, 2], factors=[(0, 1), (2,)], fvalues=[inv, x])
+    assert j.value_size == 20 and j._values is None and j.describe() == "dense 4×16 as factors 4×4, 4"
+    g = S.dense((), (4,), rng.standard_normal(4))
+    c, mults = S.product(g, j)  # (g·inv) ⊗ x: 16 + 16, not the 64 of the multiplied-out tensor
+    assert mults == 32 and j._values is None
+    np.testing.assert_allclose(c.to_dense(), np.einsum("i,ij,l->jl", g.values, inv, x))
+    np.testing.assert_allclose(j.to_dense(), np.einsum("ij,l->ijl", inv, x))  # now multiplied out
+    with pytest.raises(S.StructureError, match="cover"):
+        S.Jac((4,), (4, 4), None, [0, 1, 2], factors=[(0, 1)], fvalues=[inv])
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 10**9))
 def test_add_matches_dense(seed):
