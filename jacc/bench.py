@@ -802,7 +802,7 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
     row["reference_mults"] = ref
     row["baseline_mults"] = base = min(ref.values()) if ref else None
     if plans:
-        best_s = min(plans, key=lambda s: (plans[s].mults, strats.index(s)))
+        best_s = min(plans, key=lambda s: (plans[s].mults, plans[s].peak_bytes, strats.index(s)))  # ties: less memory
         best = plans[best_s]
         row["best_strategy"], row["best_mults"] = best_s, best.mults
         row["improvement_pct"] = 100.0 * (base - best.mults) / base if base else 0.0

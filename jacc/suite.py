@@ -691,6 +691,96 @@ def _make_lecture_f(size: str) -> Problem:
 
 
 # --------------------------------------------------------------------------
+# 12-16. matrix calculus: functions of one matrix whose partials are Kronecker products
+# --------------------------------------------------------------------------
+
+_MATRIX_N = {"small": 5, "full": 120}
+_MATRIX_CITE = ("K. B. Petersen, M. S. Pedersen, 'The Matrix Cookbook', 2012, sec. 2 "
+                "(derivatives of inverses, determinants and traces)")
+
+
+def _matrix_problem(name: str, size: str, build: Callable[[int, np.random.Generator], tuple],
+                    description: str, n: int | None = None) -> Problem:
+    """A function of one matrix input ``X``; ``build(n, rng)`` returns (fn, X0, out_shape, constants)."""
+    n = n or _MATRIX_N[size]
+    fn, x0, out_shape, consts = build(n, _rng(1200 + len(name)))
+
+    def make_inputs(seed: int = 0) -> Inputs:
+        return {"X": x0 + 0.01 * _rng(seed).standard_normal(x0.shape)}
+
+    return Problem(name, fn, make_inputs, description.format(n=n), _MATRIX_CITE, out_shape, size, consts)
+
+
+def _gp_kernel(n, rng):
+    M, y = rng.standard_normal((n, n)), rng.standard_normal(n)
+
+    def gp_kernel(X: Array, xp: Any = np) -> Array:
+        return y @ xp.linalg.solve(X, y) + xp.linalg.slogdet(X)[1]
+
+    return gp_kernel, M @ M.T / n + np.eye(n), (), {"y": y}
+
+
+def _inv_apply(n, rng):
+    M, c = rng.standard_normal((n, n)), rng.standard_normal(n)
+
+    def inv_apply(X: Array, xp: Any = np) -> Array:
+        return xp.linalg.inv(X) @ c
+
+    return inv_apply, M @ M.T / n + np.eye(n), (n,), {"c": c}
+
+
+def _regression(n, rng):
+    A, T = rng.standard_normal((2 * n, n)), rng.standard_normal((2 * n, n))
+
+    def regression(X: Array, xp: Any = np) -> Array:
+        return xp.sum((A @ X - T) ** 2)
+
+    return regression, rng.standard_normal((n, n)) / n, (), {"A": A, "T": T}
+
+
+def _logdet_llt(n, rng):
+    eye = np.eye(n)
+
+    def logdet_llt(X: Array, xp: Any = np) -> Array:
+        return xp.linalg.slogdet(X @ X.T + eye)[1]
+
+    return logdet_llt, rng.standard_normal((n, n)) / np.sqrt(n), (), {}
+
+
+def _sandwich(n, rng):
+    A, B = rng.standard_normal((n, n)) / n, rng.standard_normal((n, n)) / n
+
+    def sandwich(X: Array, xp: Any = np) -> Array:
+        return A @ X @ B
+
+    return sandwich, rng.standard_normal((n, n)), (n, n), {"A": A, "B": B}
+
+
+def _make_gp_kernel(size: str) -> Problem:
+    return _matrix_problem("gp_kernel", size, _gp_kernel,
+                           "yᵀK⁻¹y + log det K with respect to the {n}×{n} kernel matrix K = X")
+
+
+def _make_inv_apply(size: str) -> Problem:
+    return _matrix_problem("inv_apply", size, _inv_apply, "X⁻¹c with respect to the {n}×{n} matrix X")
+
+
+def _make_regression(size: str) -> Problem:
+    return _matrix_problem("regression", size, _regression,
+                           "least squares ‖A·X − T‖² with respect to the {n}×{n} weight matrix X")
+
+
+def _make_logdet_llt(size: str) -> Problem:
+    return _matrix_problem("logdet_llt", size, _logdet_llt, "log det(X·Xᵀ + I) with respect to the {n}×{n} factor X")
+
+
+def _make_sandwich(size: str) -> Problem:
+    # the Jacobian has n⁴ entries: 50 keeps it at 50 MB
+    return _matrix_problem("sandwich", size, _sandwich, "A·X·B with respect to the {n}×{n} matrix X",
+                           None if size == "small" else 50)
+
+
+# --------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------
 
@@ -706,6 +796,11 @@ PROBLEMS: dict[str, Callable[[str], Problem]] = {
     "bottleneck": _make_bottleneck,
     "gp_nll": _make_gp_nll,
     "lecture_f": _make_lecture_f,
+    "gp_kernel": _make_gp_kernel,
+    "inv_apply": _make_inv_apply,
+    "regression": _make_regression,
+    "logdet_llt": _make_logdet_llt,
+    "sandwich": _make_sandwich,
 }
 
 
