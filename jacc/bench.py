@@ -856,6 +856,10 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
                               strategy=best_s)
             ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
             ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
+            if p.hand is not None:  # the practical limit: hand-written optimal NumPy
+                hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
+                ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
+                                    [hJ[n] for n in tr.names]), "jacobian_over_hand": ex["jacc"]["seconds"] / hmed}
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
             if timed:
                 fastest = min(timed, key=timed.get)
@@ -1029,6 +1033,10 @@ class BenchResult:
                         who = [b for b in BASELINES if ((r.get("execution") or {}).get(b) or {}).get(kind) == v[kind]]
                         out.append(f"{p}: {', '.join(w.replace('_', ' ') for w in who)} "
                                    f"{'skipped' if kind == 'skipped' else 'FAILED'} — {v[kind]}")
+            hand = (r.get("execution") or {}).get("hand_numpy")
+            if hand:
+                out.append(f"{p}: hand-written optimal NumPy takes {hand['seconds']:.3g} s; jacobian takes "
+                           f"{hand['jacobian_over_hand']:.3g}× that (max |ΔJ| {hand['max_diff']:.1e})")
         chose = [f"{r['problem']} {c}" for r in self.rows for c in r["chose"].values()]
         if chose:
             out.append("what the meta-strategies ran: " + ", ".join(chose))

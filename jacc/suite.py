@@ -58,6 +58,9 @@ class Problem:
     out_shape: tuple[int, ...]
     size: str = "small"
     constants: dict[str, Any] = field(default_factory=dict)
+    #: A hand-written NumPy Jacobian in the optimal order, where one is known: ``hand(**inputs)``
+    #: returns ``{input name: Jacobian}`` (the practical limit a compiled plan is measured against).
+    hand: Callable[..., dict[str, np.ndarray]] | None = None
 
     def input_shapes(self) -> dict[str, tuple[int, ...]]:
         """Shapes of the named inputs."""
@@ -621,7 +624,20 @@ def _make_bottleneck(size: str) -> Problem:
         "Bottleneck example for optimal Jacobian accumulation, cf. U. Naumann, "
         "'Optimal Jacobian accumulation is NP-complete', Math. Prog. 112, 2008; "
         "A. Griewank, A. Walther, 'Evaluating Derivatives', SIAM 2008, ch. 9-10.",
-        (n,), size, {"W1": W1, "W2": W2, "W3": W3, "W4": W4})
+        (n,), size, {"W1": W1, "W2": W2, "W3": W3, "W4": W4}, _bottleneck_hand(W1, W2, W3, W4))
+
+
+def _bottleneck_hand(W1, W2, W3, W4) -> Callable[..., dict[str, np.ndarray]]:
+    """J = W4·D3·W3·D2·W2·D1·W1 bracketed through the bottleneck: [(W4·D3)·W3]·[D2·(W2·D1)·W1],
+    3n²k multiplications (plus the diagonal scalings)."""
+    def hand(x: np.ndarray) -> dict[str, np.ndarray]:
+        h1 = np.tanh(W1 @ x)
+        h2 = np.tanh(W2 @ h1)
+        h3 = np.tanh(W3 @ h2)
+        left = (W4 * (1 - h3 * h3)) @ W3
+        right = ((1 - h2 * h2)[:, None] * (W2 * (1 - h1 * h1))) @ W1
+        return {"x": left @ right}
+    return hand
 
 
 # --------------------------------------------------------------------------

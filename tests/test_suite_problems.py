@@ -312,3 +312,14 @@ def test_bottleneck_direct_and_low_rank():
     s = np.linalg.svd(fd_jacobian(p, {"x": x}), compute_uv=False)
     k = c["W2"].shape[0]
     assert s[k] < 1e-6 * s[0]  # rank <= k through the bottleneck
+
+
+def test_hand_written_jacobians_match_finite_differences():
+    for name in NAMES:
+        p = suite.get(name)
+        if p.hand is None:
+            continue
+        inputs = p.make_inputs()
+        J = np.concatenate([np.asarray(v).reshape(p.n_out, -1) for v in p.hand(**inputs).values()], axis=1)
+        np.testing.assert_allclose(J, fd_jacobian(p, inputs), rtol=1e-6, atol=1e-8)
+    assert suite.get("bottleneck").hand is not None
