@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -431,7 +432,19 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     for ref, i in last.items():
         if ref not in kept:
             dying.setdefault(i, []).append(ref)
+    shared = _shared_factorisations(live, shapes) if xp is None else {}
+    factored: set[int] = set()
     for i, s in enumerate(live):
+        if s.id in shared:  # solve/inv/slogdet/det of one matrix: one LU factorisation for all
+            a = s.args[0].id
+            if a not in factored:
+                factored.add(a)
+                lines.append(f"    lu{a} = {w.const(_lu_factor, 'f')}({w.text(s.args[0])})")
+            fn = w.const(shared[s.id], "f")
+            lines.append(f"    a{s.id} = {fn}(lu{a}{''.join(', ' + w.text(x) for x in s.args[1:])})")
+            if i in dying:
+                lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
+            continue
         if s.id in position:
             rhs = f"V[{position[s.id]}]"
         elif s.item is not None:
@@ -476,6 +489,75 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             return tuple(np.asarray(b) for b in _j(V))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal)
+
+
+# -- one LU factorisation shared by solve, inv, slogdet and det of the same matrix ----------------
+# (NumPy factorises again in each call; the primal's solve and the partials' inverse then cost one
+# getrf instead of two or three. Same LAPACK routines, so the same numbers.)
+
+
+class _LU:
+    __slots__ = ("lu", "piv", "singular")
+
+    def __init__(self, a):
+        import scipy.linalg
+
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # singular: reported the way NumPy does, below
+            self.lu, self.piv = scipy.linalg.lu_factor(a, check_finite=False)
+        self.singular = not np.all(np.diagonal(self.lu))
+
+
+def _lu_factor(a) -> _LU:
+    return _LU(a)
+
+
+def _lu_solve(f: _LU, b):
+    import scipy.linalg
+
+    if f.singular:
+        raise np.linalg.LinAlgError("Singular matrix")
+    return scipy.linalg.lu_solve((f.lu, f.piv), b, check_finite=False)
+
+
+def _lu_inv(f: _LU):
+    return _lu_solve(f, np.eye(f.lu.shape[0], dtype=f.lu.dtype))
+
+
+def _lu_slogdet(f: _LU):
+    d = np.diagonal(f.lu)
+    swaps = int(np.count_nonzero(f.piv != np.arange(f.piv.size)))
+    if f.singular:
+        return np.linalg.slogdet(np.zeros((1, 1), dtype=f.lu.dtype))  # NumPy's (0, -inf)
+    sign = np.prod(np.sign(d)) * (-1.0 if swaps % 2 else 1.0)
+    return type(np.linalg.slogdet(np.eye(1)))(sign.astype(d.dtype), np.sum(np.log(np.abs(d))))
+
+
+def _lu_det(f: _LU):
+    d = np.diagonal(f.lu)
+    swaps = int(np.count_nonzero(f.piv != np.arange(f.piv.size)))
+    return np.prod(d) * (-1.0 if swaps % 2 else 1.0)
+
+
+_LU_CALLS = {np.linalg.solve: _lu_solve, np.linalg.inv: _lu_inv, np.linalg.slogdet: _lu_slogdet,
+             np.linalg.det: _lu_det}
+
+
+def _shared_factorisations(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, Callable]:
+    """statement id → its LU-based replacement, for matrices that two or more of solve, inv,
+    slogdet and det take (square 2-D matrices; SciPy needed, else nothing is shared)."""
+    try:
+        import scipy.linalg  # noqa: F401
+    except ImportError:  # pragma: no cover - SciPy is optional
+        return {}
+    groups: dict[int, list[Statement]] = {}
+    for s in live:
+        if s.fn in _LU_CALLS and not s.kwargs and s.args and isinstance(s.args[0], Ref):
+            shape = shapes.get(s.args[0].id, ())
+            b = s.args[1:] if s.fn is np.linalg.solve else ()
+            if len(shape) == 2 and shape[0] == shape[1] and all(len(_shape_of(x, shapes)) in (1, 2) for x in b):
+                groups.setdefault(s.args[0].id, []).append(s)
+    return {s.id: _LU_CALLS[s.fn] for g in groups.values() if len(g) > 1 for s in g}
 
 
 # -- the JAX backend ----------------------------------------------------------------------------

@@ -271,3 +271,20 @@ def test_traced_once_fixes_closures_like_jit_and_retraces_value_dependent_code()
     relu = jacc.jacobian(lambda x: np.where(x > 0, x, 0.1 * x) * 2.0, retrace=False)
     for v in (np.array([1.0, -1.0]), np.array([-1.0, 1.0])):  # the mask is a value: traced each call
         _close(relu(v), np.diag(np.where(v > 0, 2.0, 0.2)))
+
+
+def test_one_lu_factorisation_serves_solve_slogdet_and_the_inverse():
+    pytest.importorskip("scipy")
+    rng = np.random.default_rng(2)
+    y = rng.standard_normal(6)
+    f = lambda K: y @ np.linalg.solve(K, y) + np.linalg.slogdet(K)[1]  # noqa: E731
+    K = rng.standard_normal((6, 6)) + 6 * np.eye(6)
+    once = jacc.jacobian(f, retrace=False)
+    once(K)
+    other = K + 0.5 * rng.standard_normal((6, 6))  # not symmetric, and a new point
+    _close(once(other), jacc.jacobian(f, backend="interpret")(other))
+    src = once.program.source
+    assert src.count("lu") and "_lu_factor" in str(once.program.fn.__globals__.values())
+    assert sum(line.strip().startswith("lu") for line in src.splitlines()) == 1  # factorised once
+    with pytest.raises(np.linalg.LinAlgError, match="Singular"):
+        once(np.zeros((6, 6)))
