@@ -998,9 +998,10 @@ class BenchResult:
                          ("jacc_jax-once", "jacobian, backend jax, retrace=False"), ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}
-            if k == "jacc":
+            if k == "jacc":  # rows where jacobian itself was timed (not at level scalar)
                 sp = {p: (r.get("execution") or {}).get("speedup_vs_best_baseline")
-                      for p, r in zip(sp, self.rows)}
+                      for p, r in zip(sp, self.rows)
+                      if "seconds" in ((r.get("execution") or {}).get("jacc_numpy") or {})}
             sp = {p: v for p, v in sp.items() if v}
             if sp:
                 worst = min(sp, key=sp.get)
@@ -1033,10 +1034,15 @@ class BenchResult:
                         who = [b for b in BASELINES if ((r.get("execution") or {}).get(b) or {}).get(kind) == v[kind]]
                         out.append(f"{p}: {', '.join(w.replace('_', ' ') for w in who)} "
                                    f"{'skipped' if kind == 'skipped' else 'FAILED'} — {v[kind]}")
-            hand = (r.get("execution") or {}).get("hand_numpy")
+            ex = r.get("execution") or {}
+            hand = ex.get("hand_numpy")
             if hand:
                 out.append(f"{p}: hand-written optimal NumPy takes {hand['seconds']:.3g} s; jacobian takes "
                            f"{hand['jacobian_over_hand']:.3g}× that (max |ΔJ| {hand['max_diff']:.1e})")
+        untimed = [r["problem"] for r in self.rows if "skipped" in ((r.get("execution") or {}).get("jacc_numpy") or {})]
+        if untimed:
+            out.append(f"jacobian backends are timed at level array only: for {', '.join(untimed)} the jacobian "
+                       "column shows the executor")
         chose = [f"{r['problem']} {c}" for r in self.rows for c in r["chose"].values()]
         if chose:
             out.append("what the meta-strategies ran: " + ", ".join(chose))

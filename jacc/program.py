@@ -54,7 +54,7 @@ class Recorded:
 
     statements: list[Statement]
     inputs: list[int]  # statement ids of the leaves, in the order the program takes them
-    vertices: list[str]  # the vertex whose value each leaf is, or
+    vertices: list[str]  # the vertex whose value each leading leaf is
     consts: list[tuple[str, int]]  # (vertex, argument position) of each constant leaf (after vertices)
     outputs: list[tuple[str, str]]
     results: list[Any]  # per output: a Ref, or a constant array (copied on every call)
