@@ -856,7 +856,7 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
                               strategy=best_s)
             ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
             ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
-            if p.hand is not None:  # the practical limit: hand-written optimal NumPy
+            if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
                 hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
                 ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
                                     [hJ[n] for n in tr.names]), "jacobian_over_hand": ex["jacc"]["seconds"] / hmed}
