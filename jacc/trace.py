@@ -71,8 +71,13 @@ def _sig(op: str, gargs: list, params: dict) -> tuple:
 
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
-    return x is y or (x.shape == y.shape and x.dtype == y.dtype
-                      and np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}")))
+    if x is y:
+        return True
+    if x.shape != y.shape or x.dtype != y.dtype:
+        return False
+    if x.size <= 256:  # most constants are scalars or short vectors: compare their bytes directly
+        return x.tobytes() == y.tobytes()
+    return np.array_equal(x.view(f"u{x.itemsize}"), y.view(f"u{y.itemsize}"))
 
 
 def _private(a: Any, dtype=None) -> np.ndarray:
