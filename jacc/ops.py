@@ -44,9 +44,10 @@ class Ctx:
         """``fn()`` broadcast to ``shape`` when numeric, else ``None``."""
         if not self.numeric:
             return None
-        v = lazy.asarray(fn(), dtype=self.dtype)
-        # ascontiguousarray turns a 0-d array into shape (1,); the reshape keeps 0-d values 0-d
-        return lazy.apply(np.ascontiguousarray, np.broadcast_to(v, shape)).reshape(shape)
+        v = np.broadcast_to(lazy.asarray(fn(), dtype=self.dtype), shape)
+        if not shape:  # (ascontiguousarray would make a 0-d array 1-d)
+            return v.copy()
+        return lazy.apply(np.ascontiguousarray, v)
 
 
     def vals(self, *parts: tuple[Callable[[], Any], Shape]) -> tuple | None:
