@@ -167,6 +167,11 @@ class Plan:
         for k, v in self.info.items():
             if k != "bracketing_tree":
                 lines.append(f"  {k}: {v}")
+        factored = self.factored_partials
+        if factored:
+            shown = ", ".join(f"∂{v}/∂{u} ({d})" for (u, v), d in list(factored.items())[:4])
+            more = f" and {len(factored) - 4} more" if len(factored) > 4 else ""
+            lines.append(f"  Partials kept as factors (products contract them factor by factor): {shown}{more}")
         rule = "-" * 78
         lines += [rule, f"{'step':>5}  {'vertex':<16} {'mults':>14} {'fill-in':>8} {'produced':>11} {'live':>11}",
                   rule]
@@ -174,6 +179,20 @@ class Plan:
             lines.append(f"{n:>5}  {s.vertex:<16} {s.mults:>14,} {len(s.fill_in):>8} "
                          f"{_human_bytes(s.produced_bytes):>11} {_human_bytes(s.live_bytes):>11}")
         return "\n".join(lines)
+
+    @property
+    def factored_partials(self) -> dict[tuple[str, str], str]:
+        """The local partials stored as factors (see the cost model), ``{(u, v): description}``.
+
+        >>> import numpy as np
+        >>> from jacc import trace
+        >>> y = np.ones(3)
+        >>> p = plan(trace(lambda K: y @ np.linalg.solve(K, y), np.eye(3) * 2), "reverse")
+        >>> list(p.factored_partials.values())
+        ['dense 3×9 as factors 3×3, 3']
+        """
+        edges = self.problem.symbolic_edges()
+        return {k: j.describe() for k, j in edges.items() if j.factors is not None}
 
     def summary(self) -> dict:
         """The headline figures as a dict (for tables and JSON)."""
