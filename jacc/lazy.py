@@ -130,36 +130,36 @@ class Lazy(NDArrayOperatorsMixin):
         raise LowerError("a recorded value was converted to a plain array (np.asarray/np.array)")
 
 
-def _concrete(x: Any) -> Any:
-    """``x`` with every :class:`Lazy` replaced by its value (through tuples, lists and dicts)."""
+def _map_lazy(x: Any, fn: Callable[["Lazy"], Any]) -> Any:
+    """``x`` with ``fn`` applied to every :class:`Lazy` inside it (through tuples, lists, dicts)."""
     if isinstance(x, Lazy):
-        return x.value
+        return fn(x)
     if isinstance(x, (tuple, list)):
-        return type(x)(_concrete(v) for v in x)
+        return type(x)(_map_lazy(v, fn) for v in x)
     if isinstance(x, dict):
-        return {k: _concrete(v) for k, v in x.items()}
+        return {k: _map_lazy(v, fn) for k, v in x.items()}
     return x
+
+
+def _concrete(x: Any) -> Any:
+    """``x`` with every :class:`Lazy` replaced by its value."""
+    return _map_lazy(x, lambda v: v.value)
 
 
 def _refs(x: Any) -> Any:
     """``x`` with every :class:`Lazy` replaced by a :class:`Ref` to it."""
-    if isinstance(x, Lazy):
-        return Ref(x.id)
-    if isinstance(x, (tuple, list)):
-        return type(x)(_refs(v) for v in x)
-    if isinstance(x, dict):
-        return {k: _refs(v) for k, v in x.items()}
-    return x
+    return _map_lazy(x, lambda v: Ref(v.id))
 
 
-def has_lazy(x: Any) -> bool:
-    if isinstance(x, Lazy):
-        return True
+def collect(x: Any, kind: type | tuple) -> list:
+    """Every object of type ``kind`` inside ``x`` (through tuples, lists and dict values), in order."""
+    if isinstance(x, kind):
+        return [x]
     if isinstance(x, (tuple, list)):
-        return any(has_lazy(v) for v in x)
+        return [a for v in x for a in collect(v, kind)]
     if isinstance(x, dict):
-        return any(has_lazy(v) for v in x.values())
-    return False
+        return [a for v in x.values() for a in collect(v, kind)]
+    return []
 
 
 def _key(x: Any) -> Any:
@@ -187,7 +187,6 @@ class Recorder:
 
     def __init__(self):
         self.statements: list[Statement] = []
-        self.leaves: list[int] = []
         self.shapes: dict[int, tuple] = {}  # statement id -> shape of its value
         # Results by call key, weakly: a value the algebra has dropped is freed (lowering a big
         # plan must not hold every intermediate at once); its constant arguments, whose id() is
@@ -204,12 +203,12 @@ class Recorder:
     def leaf(self, value: Any) -> Lazy:
         """A new program input with this (concrete) value."""
         x = self._new(value)
-        self.leaves.append(x.id)
         self.statements.append(Statement(x.id, None, (), {}))
         return x
 
     def call(self, fn: Callable | None, args: tuple, kwargs: dict, method: str | None = None):
-        key = (fn, method, _key(_refs(args)), _key(_refs(kwargs)))
+        rargs, rkwargs = _refs(args), _refs(kwargs)
+        key = (fn, method, _key(rargs), _key(rkwargs))
         hit = self._strong.get(key)
         if hit is None:
             hit = self._seen.get(key)
@@ -218,24 +217,24 @@ class Recorder:
         cargs, ckw = _concrete(args), _concrete(kwargs)
         value = getattr(cargs[0], method)(*cargs[1:], **ckw) if method else fn(*cargs, **ckw)
         if isinstance(value, tuple):  # (sign, logdet), eigh's pair, …: a tuple, then its items
-            holder = self._record(fn, args, kwargs, method, value)
+            holder = self._record(fn, rargs, rkwargs, method, value)
             out: Any = tuple(self._item(holder.id, i, v) for i, v in enumerate(value))
             if hasattr(value, "_fields"):
                 out = type(value)(*out)
         elif isinstance(value, (np.ndarray, np.generic)):
-            out = self._record(fn, args, kwargs, method, value)
+            out = self._record(fn, rargs, rkwargs, method, value)
         else:
             raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
         if isinstance(out, Lazy) and not _costly(fn):
             self._seen[key] = out
         else:  # factorisations are worth keeping for a later identical call: held strongly
             self._strong[key] = out
-        self._keep[key] = _constants((args, kwargs))
+        self._keep[key] = collect((args, kwargs), (np.ndarray, np.generic))
         return out
 
-    def _record(self, fn, args, kwargs, method, value) -> Lazy:
+    def _record(self, fn, rargs, rkwargs, method, value) -> Lazy:
         x = self._new(value)
-        self.statements.append(Statement(x.id, fn, _refs(args), _refs(kwargs), method))
+        self.statements.append(Statement(x.id, fn, rargs, rkwargs, method))
         return x
 
     def _item(self, holder: int, i: int, value: Any) -> Lazy:
@@ -249,30 +248,14 @@ def _costly(fn: Callable | None) -> bool:
     return "linalg" in (getattr(fn, "__module__", None) or "")
 
 
-def _constants(x: Any) -> list:
-    """The plain arrays inside ``x`` (not the recorded ones)."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        return [x]
-    if isinstance(x, (tuple, list)):
-        return [a for v in x for a in _constants(v)]
-    if isinstance(x, dict):
-        return [a for v in x.values() for a in _constants(v)]
-    return []
-
-
 def recordable(fn: Callable) -> Callable:
     """Let a pure NumPy helper be recorded as one statement when an argument is :class:`Lazy`
     (for the algebra's few array writes, which a record cannot express as calls)."""
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        for a in (*args, *kwargs.values()):
-            if isinstance(a, Lazy):
-                return a.rec.call(fn.__wrapped_impl__, args, kwargs)
-        return fn(*args, **kwargs)
+        return apply(fn, *args, **kwargs)
 
-    fn.__wrapped_impl__ = fn
-    wrapper.__wrapped_impl__ = fn
     return wrapper
 
 

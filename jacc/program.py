@@ -293,13 +293,7 @@ def _live(r: Recorded) -> list[Statement]:
 
 
 def _refs_in(x) -> list[int]:
-    if isinstance(x, Ref):
-        return [x.id]
-    if isinstance(x, (tuple, list)):
-        return [i for v in x for i in _refs_in(v)]
-    if isinstance(x, dict):
-        return [i for v in x.values() for i in _refs_in(v)]
-    return []
+    return [r.id for r in lazy.collect(x, Ref)]
 
 
 class _Writer:
