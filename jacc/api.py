@@ -76,21 +76,14 @@ class _Once:
         self.cast = float if kind == "scalar" else (lambda a: np.asarray(a, dtype=dt))
 
     @classmethod
-    def make(cls, entry: Entry, tape: Tape, args, kwargs, nums, dt, sparse) -> "_Once | None":
-        from .lazy import LowerError
-        from .program import BackendError, lower
-
+    def make(cls, entry: Entry, args, kwargs, nums) -> "_Once | None":
         r, g = entry.runner, entry.graph
         if r.fast is not None:
             fast = r.fast
             run = lambda xs: fast(*xs)  # noqa: E731  scalar code evaluates the primal itself
             kind, program, convert = "scalar", None, np.asarray  # floats to fresh 0-d arrays
-        elif r.program:
-            try:
-                with np.errstate(all="ignore"):
-                    program = lower(entry.plan, tape.values, dt, r.program.backend, sparse, primal=True)
-            except (LowerError, BackendError):
-                return None
+        elif r.program and r.program.primal:  # lowered with the primal (Runner(primal=True))
+            program = r.program
             inputs = g.inputs
 
             def run(xs, program=program):
@@ -121,8 +114,9 @@ class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
 
-    def __init__(self, backend: str, dtype, sparse: bool = False):
-        self.backend, self.dtype, self.sparse = backend, dtype, sparse
+    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False):
+        # primal: the program also evaluates the graph, so retrace=False can run it on arguments alone
+        self.backend, self.dtype, self.sparse, self.primal = backend, dtype, sparse, primal
         self.fast: Callable | None = None  # scalar straight-line function
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
@@ -140,11 +134,13 @@ class Runner:
         if self.backend == "interpret":
             self.program, self.why = False, "backend='interpret'"
             return
-        try:
-            self.program = lower(plan, values, self.dtype, "numpy" if self.backend in ("auto", "scalar")
-                                 else self.backend, self.sparse)
-        except (LowerError, BackendError) as e:
-            self.program, self.why = False, str(e)
+        backend = "numpy" if self.backend in ("auto", "scalar") else self.backend
+        for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
+            try:
+                self.program = lower(plan, values, self.dtype, backend, self.sparse, primal)
+                return
+            except (LowerError, BackendError) as e:
+                self.program, self.why = False, str(e)
 
     @property
     def kind(self) -> str:
@@ -261,6 +257,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         _jax_namespace()  # a missing JAX is one clear line now, not at the first call
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
+    def with_primal(graph: Graph) -> bool:
+        """Whether this graph's program should include the primal: under retrace=False, unless the
+        trace depends on values (those calls trace every time)."""
+        return not retrace and not graph.meta.get("value_dependent")
+
     def new_plan(tape: Tape, rec: Recording) -> Entry:
         graph = tape.graph
         problem = Problem.from_graph(graph)
@@ -270,7 +271,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        return Entry(rec, graph, plan, Runner(backend, dt, sparse))
+        return Entry(rec, graph, plan, Runner(backend, dt, sparse, with_primal(graph)))
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
@@ -280,10 +281,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         r = old.runner
         if r.program and r.program.baked:  # its constants are compiled in: lower again, or
             # under "auto" let the executor run: the constants (e.g. a sort order) change per call
-            new = Runner("interpret" if backend == "auto" else backend, dt, sparse)
+            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph))
             return Entry(rec, graph, plan, new)
         shared = r.fast is None and r.program is not None
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse))
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph)))
 
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
         key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
@@ -350,7 +351,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             jf.last = acc
             found = acc.blocks
         if not retrace and not graph.meta.get("value_dependent"):
-            made = _Once.make(entry, tape, args, kwargs, check_argnums(argnums, len(args)), dt, sparse)
+            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)))
             if made is not None:
                 once[key] = made
         return _assemble(graph, found, single, None if sparse else owned)
