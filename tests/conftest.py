@@ -32,3 +32,65 @@ def dense_chain(dims):
         prev = name
     g.set_outputs(["y"])
     return g
+
+
+# -- random structured Jacobians (shared by the structure and sparse tests) --------------------
+
+
+def random_shape(rng, max_ndim=2):
+    """A shape of 0..max_ndim axes of sizes 1..3."""
+    nd = int(rng.integers(0, max_ndim + 1))
+    return tuple(int(x) for x in rng.choice([1, 2, 3], size=nd))
+
+
+def random_jac(rng, out_shape, in_shape, unit_ok=True, pair_p=0.5, zeros=0.0):
+    """A labelled Jac: random diagonal pairs (each with probability ``pair_p``), random value
+    labels, unit (no values) one time in five when ``unit_ok``; a ``zeros`` fraction of the values
+    set to exactly 0 (stored entries all the same)."""
+    from jacc import structure as S
+
+    m = len(out_shape)
+    pair = [-1] * len(in_shape)
+    free_out = list(range(m))
+    rng.shuffle(free_out)
+    for k, s in enumerate(in_shape):
+        cands = [j for j in free_out if out_shape[j] == s]
+        if cands and rng.random() < pair_p:
+            pair[k] = cands[0]
+            free_out.remove(cands[0])
+    j = S.Jac(out_shape, in_shape, pair)
+    if unit_ok and rng.random() < 0.2:
+        return j
+    vl = [lab for lab in j.labels if rng.random() < 0.7]
+    rng.shuffle(vl)
+    vals = rng.standard_normal([j.size_of(lab) for lab in vl])
+    if zeros:
+        vals[rng.random(vals.shape) < zeros] = 0.0
+    return S.Jac(out_shape, in_shape, pair, vl, vals)
+
+
+def random_index(rng, shape):
+    """A basic index for ``shape`` in jacc's form: ints, slices (steps ±1, 2) and new axes."""
+    index = []
+    for n in shape:
+        r = rng.random()
+        if r < 0.3:
+            index.append(["int", int(rng.integers(-n, n))])
+        elif r < 0.6:
+            a, b = sorted(int(x) for x in rng.integers(0, n + 1, 2))
+            step = int(rng.choice([1, 1, 2, -1]))
+            index.append(["slice", a if step > 0 else b, (b if step > 0 else a) if a != b else None, step])
+        else:
+            index.append(["slice", None, None, None])
+        if rng.random() < 0.15:
+            index.append(["new"])
+    return index
+
+
+def random_selection(rng):
+    """(input shape u, a random basic index, the selected shape v)."""
+    from jacc.ops import index_to_numpy
+
+    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
+    index = random_index(rng, u)
+    return u, index, np.empty(u)[index_to_numpy(index)].shape

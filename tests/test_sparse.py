@@ -5,13 +5,14 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import random_jac as _random_jac
+from conftest import random_selection, random_shape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacc import eliminate as E
 from jacc import structure as S
 from jacc import suite
-from jacc.ops import index_to_numpy
 from jacc.sparse import to_sparse
 from jacc.trace import trace
 
@@ -135,30 +136,11 @@ def test_reshape_map():
     check(S.reshape_map((6, 1), (1, 6)))  # only size-1 axes differ: pairs
 
 
-def _random_index(rng, shape):
-    index = []
-    for n in shape:
-        r = rng.random()
-        if r < 0.3:
-            index.append(["int", int(rng.integers(-n, n))])
-        elif r < 0.6:
-            a, b = sorted(int(x) for x in rng.integers(0, n + 1, 2))
-            step = int(rng.choice([1, 1, 2, -1]))
-            index.append(["slice", a if step > 0 else b, (b if step > 0 else a) if a != b else None, step])
-        else:
-            index.append(["slice", None, None, None])
-        if rng.random() < 0.15:
-            index.append(["new"])
-    return index
-
-
 @settings(max_examples=100, deadline=None)
 @given(st.integers(0, 10**9))
 def test_selection_and_embedding(seed):
     rng = np.random.default_rng(seed)
-    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
-    index = _random_index(rng, u)
-    v = np.empty(u)[index_to_numpy(index)].shape
+    u, index, v = random_selection(rng)
     sel = S.selection(v, u, index)
     check(sel)
     emb = S.embedding(u, v, index)
@@ -230,27 +212,11 @@ def test_large_lazy_maps_are_not_densified():
 
 
 def random_jac(rng, out_shape, in_shape):
-    m = len(out_shape)
-    pair = [-1] * len(in_shape)
-    free_out = list(range(m))
-    rng.shuffle(free_out)
-    for k, s in enumerate(in_shape):
-        cands = [j for j in free_out if out_shape[j] == s]
-        if cands and rng.random() < 0.6:
-            pair[k] = cands[0]
-            free_out.remove(cands[0])
-    j = S.Jac(out_shape, in_shape, pair)
-    if rng.random() < 0.2:
-        return j
-    vl = [lab for lab in j.labels if rng.random() < 0.7]
-    rng.shuffle(vl)
-    vals = rng.standard_normal([j.size_of(lab) for lab in vl])
-    vals[rng.random(vals.shape) < 0.2] = 0.0  # explicit zeros stay stored
-    return S.Jac(out_shape, in_shape, pair, vl, vals)
+    return _random_jac(rng, out_shape, in_shape, pair_p=0.6, zeros=0.2)  # explicit zeros stay stored
 
 
 def _shape(rng):
-    return tuple(int(x) for x in rng.choice([1, 2, 3], size=int(rng.integers(0, 4))))
+    return random_shape(rng, 3)
 
 
 @settings(max_examples=200, deadline=None)
@@ -267,9 +233,7 @@ def test_random_labelled_jacs(seed):
 def test_random_products_with_lazy_maps(seed):
     """Edges the executor produces: products of labelled Jacobians with selections."""
     rng = np.random.default_rng(seed)
-    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
-    index = _random_index(rng, u)
-    v = np.empty(u)[index_to_numpy(index)].shape
+    u, index, v = random_selection(rng)
     if 0 in v:
         return
     c, _ = S.product(S.selection(v, u, index), random_jac(rng, u, _shape(rng)))

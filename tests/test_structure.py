@@ -4,37 +4,15 @@ import math
 
 import numpy as np
 import pytest
+from conftest import random_index, random_jac, random_selection, random_shape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from jacc import structure as S
 
 
-def random_jac(rng, out_shape, in_shape, unit_ok=True):
-    m = len(out_shape)
-    pair = [-1] * len(in_shape)
-    free_out = list(range(m))
-    rng.shuffle(free_out)
-    for k, s in enumerate(in_shape):
-        cands = [j for j in free_out if out_shape[j] == s]
-        if cands and rng.random() < 0.5:
-            pair[k] = cands[0]
-            free_out.remove(cands[0])
-    j = S.Jac(out_shape, in_shape, pair)
-    if unit_ok and rng.random() < 0.2:
-        return j
-    labels = j.labels
-    vl = [lab for lab in labels if rng.random() < 0.7]
-    rng.shuffle(vl)
-    vals = rng.standard_normal([j.size_of(lab) for lab in vl])
-    return S.Jac(out_shape, in_shape, pair, vl, vals)
-
-
-def shapes(rng, shape=None):
-    if shape is not None:
-        return shape
-    nd = int(rng.integers(0, 3))
-    return tuple(int(x) for x in rng.choice([1, 2, 3], size=nd))
+def shapes(rng):
+    return random_shape(rng, 2)
 
 
 @settings(max_examples=300, deadline=None)
@@ -46,7 +24,12 @@ def test_product_matches_dense_and_symbolic(seed):
         v = w
     if rng.random() < 0.3:
         u = v
-    a, b = random_jac(rng, w, v), random_jac(rng, v, u)
+    product_matches_dense_and_symbolic(random_jac(rng, w, v), random_jac(rng, v, u), v)
+
+
+def product_matches_dense_and_symbolic(a, b, v) -> int:
+    """a·b equals the dense product, and pricing the stripped structures gives the same count and
+    structure; returns the count."""
     c, mults = S.product(a, b)
     da, db = a.to_dense(), b.to_dense()
     expect = np.tensordot(da, db, axes=len(v)) if v else np.multiply.outer(da, db)
@@ -54,6 +37,7 @@ def test_product_matches_dense_and_symbolic(seed):
     cs, ms = S.product(a.strip() if not a.unit else a, b.strip() if not b.unit else b)
     assert ms == mults
     assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
+    return mults
 
 
 def factored(rng, j):
@@ -78,12 +62,7 @@ def test_factored_products_match_dense_and_never_cost_more(seed):
     if rng.random() < 0.3:
         v = w
     a, b = factored(rng, random_jac(rng, w, v)), factored(rng, random_jac(rng, v, u))
-    c, mults = S.product(a, b)
-    da, db = a.to_dense(), b.to_dense()
-    expect = np.tensordot(da, db, axes=len(v)) if v else np.multiply.outer(da, db)
-    np.testing.assert_allclose(c.to_dense(), expect, atol=1e-12)
-    _, ms = S.product(a.strip() if not a.unit else a, b.strip() if not b.unit else b)
-    assert ms == mults  # symbolic pricing of factored Jacobians = the numeric count
+    mults = product_matches_dense_and_symbolic(a, b, v)  # factored pricing = the numeric count
     _, solid = S.product(a.solid(), b.solid())
     assert mults <= solid
 
@@ -173,32 +152,13 @@ def test_shape_mismatch_is_reported():
         S.diagonal((3,), np.ones(4))
 
 
-def _random_index(rng, shape):
-    index = []
-    for n in shape:
-        r = rng.random()
-        if r < 0.3:
-            index.append(["int", int(rng.integers(-n, n))])
-        elif r < 0.6:
-            a, b = sorted(int(x) for x in rng.integers(0, n + 1, 2))
-            step = int(rng.choice([1, 1, 2, -1]))
-            index.append(["slice", a if step > 0 else b, (b if step > 0 else a) if a != b else None, step])
-        else:
-            index.append(["slice", None, None, None])
-        if rng.random() < 0.15:
-            index.append(["new"])
-    return index
-
-
 @settings(max_examples=300, deadline=None)
 @given(st.integers(0, 10**9))
 def test_selection_gather_and_scatter_match_dense(seed):
     from jacc.ops import index_to_numpy
 
     rng = np.random.default_rng(seed)
-    u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
-    index = _random_index(rng, u)
-    v = np.empty(u)[index_to_numpy(index)].shape
+    u, index, v = random_selection(rng)
     if 0 in v:
         return
     sel = S.selection(v, u, index)
@@ -237,7 +197,7 @@ def test_transpose_and_embedding_match_dense(seed):
     np.testing.assert_allclose(t.to_dense(), np.transpose(dj, list(range(len(w), len(w) + len(v))) + list(range(len(w)))))
     # an embedding is the transpose of a selection: x placed at y[index]
     y = tuple(int(x) for x in rng.choice([1, 2, 3], size=int(rng.integers(1, 4))))
-    index = _random_index(rng, y)
+    index = random_index(rng, y)
     x = np.empty(y)[index_to_numpy(index)].shape
     if 0 in x:
         return
