@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import math
+import string
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -299,8 +300,7 @@ def _refs_in(x) -> list[int]:
 class _Writer:
     """Source text plus the namespace its names refer to."""
 
-    def __init__(self, backend: str):
-        self.backend = backend
+    def __init__(self):
         self.env: dict[str, Any] = {}
         self._by_id: dict[int, str] = {}
         self.alias: dict[int, int] = {}  # statement id -> the earlier value it merely renames
@@ -333,7 +333,7 @@ class _Writer:
         return f"{fn_text}({', '.join(parts)})"
 
 
-_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_LETTERS = string.ascii_letters
 
 
 def _einsum_parts(args: tuple) -> tuple[str, list]:
@@ -402,14 +402,14 @@ def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple], gi
     if isinstance(given, list) and len(ops) > 2:
         fn = w.const(np.einsum, "einsum")
         return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)}, optimize={w.const(given, 'path')})"
-    lhs, _, rhs = subs.partition("->")
+    lhs, arrow, rhs = subs.partition("->")
     terms = lhs.split(",")
     sizes: dict[str, int] = {}
     for t, x in zip(terms, ops):
         for c, n in zip(t, _shape_of(x, shapes)):
             sizes[c] = max(sizes.get(c, 1), n)
     joined = "".join(terms)
-    out = rhs if _ else "".join(c for c in set(joined) if joined.count(c) == 1)
+    out = rhs if arrow else "".join(c for c in set(joined) if joined.count(c) == 1)  # NumPy's implicit output
     summed = set(joined) - set(out)
     work = math.prod(sizes.values()) if sizes else 1
     fn = w.const(np.einsum, "einsum")
@@ -425,7 +425,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     xp = _jax_namespace() if backend == "jax" else None
-    w = _Writer(backend)
+    w = _Writer()
     shapes = r.shapes
     lines = ["def program(V):"]
     position = {sid: k for k, sid in enumerate(r.inputs)}
@@ -450,12 +450,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             if a not in factored:
                 factored.add(a)
                 lines.append(f"    lu{a} = {w.const(_lu_factor, 'f')}({w.text(s.args[0])})")
-            fn = w.const(shared[s.id], "f")
-            lines.append(f"    a{s.id} = {fn}(lu{a}{''.join(', ' + w.text(x) for x in s.args[1:])})")
-            if i in dying:
-                lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
-            continue
-        if s.id in position:
+            rhs = f"{w.const(shared[s.id], 'f')}(lu{a}{''.join(', ' + w.text(x) for x in s.args[1:])})"
+        elif s.id in position:
             # a 0-d input becomes a NumPy scalar: arithmetic on those is ~10× cheaper than on 0-d arrays
             rhs = f"V[{position[s.id]}]" + ("[()]" if xp is None and shapes.get(s.id) == () else "")
         elif xp is None and s.fn in _OPERATORS and _all_scalar(s.args, shapes):
@@ -474,8 +470,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
                 rhs = f"{w.const(xp.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:
             fn = s.fn if xp is None else _jax_function(s.fn, xp)
-            kwargs = {k: v for k, v in s.kwargs.items() if not (xp is not None and k == "optimize")}
-            rhs = w.call(w.const(fn, "f"), s.args, kwargs)
+            rhs = w.call(w.const(fn, "f"), s.args, s.kwargs)
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
             lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
@@ -537,19 +532,24 @@ def _lu_inv(f: _LU):
     return _lu_solve(f, np.eye(f.lu.shape[0], dtype=f.lu.dtype))
 
 
+def _lu_parity(f: _LU) -> float:
+    """The sign of the row permutation: −1 for an odd number of row swaps."""
+    return -1.0 if np.count_nonzero(f.piv != np.arange(f.piv.size)) % 2 else 1.0
+
+
+_SLOGDET = type(np.linalg.slogdet(np.eye(1)))  # NumPy's (sign, logabsdet) named tuple
+
+
 def _lu_slogdet(f: _LU):
-    d = np.diagonal(f.lu)
-    swaps = int(np.count_nonzero(f.piv != np.arange(f.piv.size)))
     if f.singular:
         return np.linalg.slogdet(np.zeros((1, 1), dtype=f.lu.dtype))  # NumPy's (0, -inf)
-    sign = np.prod(np.sign(d)) * (-1.0 if swaps % 2 else 1.0)
-    return type(np.linalg.slogdet(np.eye(1)))(sign.astype(d.dtype), np.sum(np.log(np.abs(d))))
+    d = np.diagonal(f.lu)
+    sign = np.prod(np.sign(d)) * _lu_parity(f)
+    return _SLOGDET(sign.astype(d.dtype), np.sum(np.log(np.abs(d))))
 
 
 def _lu_det(f: _LU):
-    d = np.diagonal(f.lu)
-    swaps = int(np.count_nonzero(f.piv != np.arange(f.piv.size)))
-    return np.prod(d) * (-1.0 if swaps % 2 else 1.0)
+    return np.prod(np.diagonal(f.lu)) * _lu_parity(f)
 
 
 _LU_CALLS = {np.linalg.solve: _lu_solve, np.linalg.inv: _lu_inv, np.linalg.slogdet: _lu_slogdet,

@@ -288,3 +288,9 @@ def test_one_lu_factorisation_serves_solve_slogdet_and_the_inverse():
     assert sum(line.strip().startswith("lu") for line in src.splitlines()) == 1  # factorised once
     with pytest.raises(np.linalg.LinAlgError, match="Singular"):
         once(np.zeros((6, 6)))
+    g = lambda A: np.linalg.det(A) * np.linalg.inv(A).sum()  # noqa: E731  the product rule needs both
+    once = jacc.jacobian(g, retrace=False)
+    once(K)
+    for A in (rng.standard_normal((6, 6)), -rng.standard_normal((6, 6))):  # pivoting; either sign of det
+        _close(once(A), jacc.jacobian(g, backend="interpret")(A))
+    assert "_lu_det" in str(once.program.fn.__globals__.values())
