@@ -286,8 +286,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         shared = r.fast is None and r.program is not None
         return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph)))
 
+    def shape_key(args) -> tuple:
+        """Cache key: the number of arguments and the shapes of the differentiated ones."""
+        return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
+
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
-        key = (len(args), tuple(np.shape(args[i]) if -len(args) <= i < len(args) else None for i in nums))
+        key = shape_key(args)
         found = store.candidates(key) if cache else []
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
@@ -316,8 +320,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def jf(*args, **kwargs):
         if not retrace:
-            key = (len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums),
-                   tuple(sorted(kwargs)) if kwargs else ())
+            key = shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
             hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
                 xs = [hit.cast(args[i]) for i in hit.nums]
@@ -353,6 +356,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if not retrace and not graph.meta.get("value_dependent"):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)))
             if made is not None:
+                if len(once) >= store.limit and key not in once:  # bounded like the plan cache
+                    once.pop(next(iter(once)))
                 once[key] = made
         return _assemble(graph, found, single, None if sparse else owned)
 
