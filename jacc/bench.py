@@ -993,15 +993,11 @@ class BenchResult:
     def speedup_summary(self) -> list[str]:
         """Geometric mean and minimum of each timed jacc column's speed-up over the best baseline."""
         out = []
-        for k, label in (("jacc", "jacobian (default backend)"), ("jacc_numpy-once", "jacobian, retrace=False"),
+        for k, label in (("jacc_numpy", "jacobian (default backend)"), ("jacc_numpy-once", "jacobian, retrace=False"),
                          ("jacc_jax", "jacobian, backend jax"),
                          ("jacc_jax-once", "jacobian, backend jax, retrace=False"), ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}
-            if k == "jacc":  # rows where jacobian itself was timed (not at level scalar)
-                sp = {p: (r.get("execution") or {}).get("speedup_vs_best_baseline")
-                      for p, r in zip(sp, self.rows)
-                      if "seconds" in ((r.get("execution") or {}).get("jacc_numpy") or {})}
             sp = {p: v for p, v in sp.items() if v}
             if sp:
                 worst = min(sp, key=sp.get)
