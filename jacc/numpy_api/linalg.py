@@ -63,13 +63,19 @@ def _core(a, what: str) -> tuple[int, int]:
         raise TraceError(f"{e} (at {call_site()})") from None
 
 
+def _stack_labels(ctx: O.Ctx) -> tuple[int, int, list[int], list[int]]:
+    """(batch axes, output axes, pairing, value labels) of ∂out/∂a for an op applied to each
+    matrix of a stack: batch axes are diagonal pairs, the out core and in core axes carry values."""
+    nb, m = len(ctx.shapes[0]) - 2, len(ctx.out_shape)
+    return nb, m, list(range(nb)) + [-1, -1], list(range(m)) + [m + nb, m + nb + 1]
+
+
 def _batched(ctx: O.Ctx, fn) -> Jac:
-    """∂out/∂a of an op applied to each matrix of a stack: the batch axes are diagonal pairs,
-    the matrix axes dense; ``fn()`` returns values over batch + out core + in core axes."""
+    """∂out/∂a of an op applied to each matrix of a stack (see :func:`_stack_labels`); ``fn()``
+    returns values over batch + out core + in core axes."""
     out, s = ctx.out_shape, ctx.shapes[0]
-    nb, m = len(s) - 2, len(out)
-    pair = list(range(nb)) + [-1, -1]
-    vl = list(range(m)) + [m + nb, m + nb + 1]
+    nb, _, pair, vl = _stack_labels(ctx)
+
     def quiet():  # at a repeated eigen/singular value the partials are inf/NaN by design: no warnings
         with np.errstate(divide="ignore", invalid="ignore"):
             return fn()
@@ -142,12 +148,11 @@ def _inv_partial(i: int, ctx: O.Ctx) -> Jac:
     """∂(A⁻¹)_ij/∂A_kl = −(A⁻¹)_ik (A⁻¹)_lj per matrix of the stack: two factors, so a product
     with it costs O(n³) instead of the O(n⁴) of the multiplied-out tensor."""
     out, s = ctx.out_shape, ctx.shapes[0]
-    nb, m = len(s) - 2, len(out)
+    nb, m, pair, vl = _stack_labels(ctx)
     batch = list(range(nb))
-    vl = list(range(m)) + [m + nb, m + nb + 1]
     factors = [batch + [nb, m + nb], batch + [m + nb + 1, nb + 1]]
     fvals = ctx.vals((lambda: -ctx.out, tuple(out)), (lambda: ctx.out, tuple(out)))
-    return Jac(out, s, batch + [-1, -1], vl, factors=factors, fvalues=fvals)
+    return Jac(out, s, pair, vl, factors=factors, fvalues=fvals)
 
 
 _reg("inv", lambda a, p: np.linalg.inv(a[0]), _same_shape("inv"), _inv_partial,
