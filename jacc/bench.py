@@ -18,9 +18,9 @@ records, per problem:
 jax, torch and matplotlib are optional (``pip install 'jacc[bench]'``) and only imported when
 asked for.
 
->>> r = run(["lecture_f"], ["forward", "reverse"], progress=False)
+>>> r = run(["lion"], ["forward", "reverse"], progress=False)
 >>> r.rows[0]["best_mults"], r.rows[0]["correct"]
-(1, True)
+(12, True)
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from .eliminate import Problem
 from .fileio import json_default
 from .plan import Plan
 from .plan import plan as make_plan
+from .scalarize import element_name
 from .strategies import STRATEGIES, lookup
 from .strategies.optimal import SearchSizeError
 from .trace import trace
@@ -104,11 +105,11 @@ class Traced:
     """A problem traced at one level, with the feed for its graph inputs and a way back.
 
     At level ``"array"`` the graph's inputs are the function's arguments. At level ``"scalar"``
-    (the AD literature's graphs: :func:`jacc.trace` with ``scalarize=True``) each vector input
-    is split into scalars ``x[0]``, ``x[1]``, … and a stacked output into scalar outputs;
+    (the AD literature's graphs: :func:`jacc.trace` with ``scalarize=True``) every input element
+    is a scalar input ``x[i]``, ``A[i][j]``, … and every output element a scalar output;
     :meth:`jacobian` reassembles ``{input: array of shape out_shape + in_shape}`` either way.
-    Where the scalar level is refused (matrix inputs), the array level is used and :attr:`note`
-    says why.
+    Where the scalar level is refused (e.g. linalg, which has no scalar rules), the array level is
+    used and :attr:`note` says why.
     """
 
     def __init__(self, problem: suite.Problem, inputs: dict[str, np.ndarray], level: str = "array"):
@@ -126,40 +127,28 @@ class Traced:
             g = trace_problem(problem, inputs)
         self.graph = g
         self.feed: dict[str, np.ndarray] = {}
-        self.pieces: dict[str, list[tuple[str, int | None]]] = {}
+        self.pieces: dict[str, list[str]] = {}  # input -> its graph inputs, in C order
+        self.in_shapes: dict[str, tuple] = {}
         for n in self.names:
             x = np.asarray(inputs[n], dtype=np.float64)
-            if n in g.inputs:
-                self.pieces[n] = [(n, None)]
-                self.feed[n] = x
-            else:
-                self.pieces[n] = [(f"{n}[{j}]", j) for j in range(x.shape[0])]
-                for gi, j in self.pieces[n]:
-                    if gi not in g.inputs:
-                        raise ValueError(f"traced graph has no input for {n}[{j}]; inputs: {g.inputs}")
-                    self.feed[gi] = x[j]
-        outs = g.outputs
-        self.out_pieces = [(outs[0], None)] if len(outs) == 1 else [(o, i) for i, o in enumerate(outs)]
+            self.in_shapes[n] = x.shape
+            self.pieces[n] = [n] if self.level == "array" else [element_name(n, i) for i in np.ndindex(x.shape)]
+            for gi, v in zip(self.pieces[n], [x] if self.level == "array" else x.reshape(-1)):
+                if gi not in g.inputs:
+                    raise ValueError(f"traced graph has no input {gi!r}; inputs: {g.inputs}")
+                self.feed[gi] = v
 
     def jacobian(self, blocks: dict) -> dict[str, np.ndarray]:
         """``{input name: Jacobian of shape out_shape + input shape}`` from a plan's blocks."""
         g = self.graph
         J = {}
         for n, parts in self.pieces.items():
-            in_shape = g.shape(parts[0][0]) if parts[0][1] is None else (len(parts),) + g.shape(parts[0][0])
-            if len(parts) == 1 and parts[0][1] is None and len(self.out_pieces) == 1:
-                o = self.out_pieces[0][0]
-                J[n] = np.asarray(blocks[o, n], dtype=np.float64).reshape(self.out_shape + in_shape)
+            if self.level == "array":
+                J[n] = np.asarray(blocks[g.outputs[0], n], dtype=np.float64).reshape(
+                    self.out_shape + g.shape(n))
                 continue
-            arr = np.zeros(self.out_shape + in_shape)
-            for o, i in self.out_pieces:
-                so = g.shape(o)
-                for gi, j in parts:
-                    si = g.shape(gi)
-                    idx = (() if i is None else (i,)) + (slice(None),) * len(so) \
-                        + (() if j is None else (j,)) + (slice(None),) * len(si)
-                    arr[idx] = np.asarray(blocks[o, gi], dtype=np.float64).reshape(so + si)
-            J[n] = arr
+            flat = np.array([[float(blocks[o, gi]) for gi in parts] for o in g.outputs])
+            J[n] = flat.reshape(self.out_shape + self.in_shapes[n])
         return J
 
 

@@ -227,12 +227,8 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
             del pred[o][w]
         for i, b in ins.items():
             for o, a in outs.items():
-                if a is None or b is None:
-                    prod = b if a is None else a
-                else:
-                    prod = f"t{count}"
-                    lines.append(f"{prod} = {a} * {b}")
-                    count += 1
+                prod, n = _times(a, b, lines, f"t{k}_{len(lines)}")
+                count += n
                 old = succ.setdefault(i, {}).get(o, "missing")
                 new = prod if old == "missing" else _sum([old, prod], lines, f"s{k}_{len(lines)}")
                 succ[i][o] = new
@@ -273,19 +269,19 @@ def _primal(op: str, params: dict) -> Callable:
 
 
 def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | None:
-    """An expression for ∂out/∂arg_pos (its derivative function goes into ``env``), or ``None``
-    for a structural 1."""
+    """An expression for ∂out/∂arg_pos (its derivative function goes into ``env``), ``None``
+    for a structural 1 or ``MINUS`` for a structural −1."""
     if op in UNARY:
         _, deriv, spec = UNARY[op]
-        if spec == "unit":
-            return None
+        if spec in _UNITS:
+            return _UNITS[spec]
         key = f"D_{op}"
         env.setdefault(key, formula(deriv, "x, y", MATH_NAMES))
         return f"{key}({args[0]}, {out})"
     if op in BINARY:
         spec, deriv = BINARY[op][1][pos]
-        if spec == "unit":
-            return None
+        if spec in _UNITS:
+            return _UNITS[spec]
         key = f"D_{op}_{pos}"
         env.setdefault(key, formula(deriv, "a, b, y", MATH_NAMES))
         return f"{key}({args[0]}, {args[1]}, {out})"
@@ -294,13 +290,33 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
     raise CompileError(f"compile: op {op!r} has no scalar formula; use plan.execute")
 
 
+MINUS = "-1.0"  # a structural −1 edge (the scalar algebra's class 2)
+_UNITS = {"unit": None, "-unit": MINUS}
+
+
 def _sum(terms: list, lines: list[str], name: str) -> str | None:
-    """Emit the sum of edge terms (``None`` = 1) and return its name (a lone ``None`` stays 1)."""
+    """Emit the sum of edge terms (``None`` = 1, ``MINUS`` = −1) and return its name (a lone
+    structural ±1 stays one)."""
     if len(terms) == 1:
         t = terms[0]
-        if t is None or t.isidentifier():
+        if t is None or t == MINUS or t.isidentifier():
             return t
         lines.append(f"{name} = {t}")
         return name
-    lines.append(f"{name} = " + " + ".join("1.0" if t is None else t for t in terms))
+    lines.append(f"{name} = " + " + ".join("1.0" if t is None else f"({t})" for t in terms))
     return name
+
+
+def _times(a: str | None, b: str | None, lines: list[str], name: str) -> tuple[str | None, int]:
+    """The product of two edge terms and its multiplication count (±1 factors are free)."""
+    unit = (None, MINUS)
+    if a in unit and b in unit:
+        return (None if a == b else MINUS), 0
+    if a in unit or b in unit:
+        x = b if a in unit else a
+        if MINUS not in (a, b):
+            return x, 0
+        lines.append(f"{name} = -{x}")
+        return name, 0
+    lines.append(f"{name} = {a} * {b}")
+    return name, 1

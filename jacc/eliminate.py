@@ -182,15 +182,18 @@ class StructuredAlgebra:
 
 
 class ScalarAlgebra:
-    """Fast symbolic algebra for graphs of scalars: an edge is 0 (exact 1) or 1 (a value).
+    """Fast symbolic algebra for graphs of scalars: an edge is 0 (exactly 1), 2 (exactly −1) or
+    1 (a value); odd means a value.
 
-    Agrees with :class:`StructuredAlgebra` on scalar Jacobians: 1·x is free, a product of two
+    Agrees with :class:`StructuredAlgebra` on scalar Jacobians: ±1·x is free, a product of two
     values is one multiplication, and any sum is a value.
     """
 
     @staticmethod
     def product(a: int, b: int) -> tuple[int, int]:
-        return a | b, a & b
+        if a & 1 or b & 1:
+            return 1, a & b & 1
+        return a ^ b, 0  # the signs multiply
 
     @staticmethod
     def add(a: int, b: int) -> int:
@@ -198,7 +201,7 @@ class ScalarAlgebra:
 
     @staticmethod
     def nbytes(a: int) -> int:
-        return 8 * a
+        return 8 * (a & 1)
 
     @staticmethod
     def symbolic(a: int) -> int:
@@ -206,7 +209,7 @@ class ScalarAlgebra:
 
     @staticmethod
     def of(j: Jac) -> int:
-        return 0 if j.unit else 1
+        return (2 if j.neg else 0) if j.unit else 1
 
 
 class PricingAlgebra(StructuredAlgebra):

@@ -90,15 +90,16 @@ def _broadcast_shape(shapes: list[Shape], params: dict) -> Shape:
 def _ew(ctx: Ctx, i: int, spec: Any, fn: Callable[[], Any] | None = None) -> Jac:
     """Elementwise partial w.r.t. argument ``i``.
 
-    ``spec`` says what the value array varies along: ``"unit"`` (no values: 0/1 structure),
+    ``spec`` says what the value array varies along: ``"unit"`` (no values: 0/1 structure;
+    ``"-unit"`` the same times exactly −1),
     ``"scalar"``, ``"out"`` (the output's shape) or an argument index (that argument's shape).
     """
     out, s = ctx.out_shape, ctx.shapes[i]
     m = len(out)
     off = m - len(s)
     pair = [off + k if s[k] == out[off + k] else -1 for k in range(len(s))]
-    if spec == "unit":
-        return Jac(out, s, pair)
+    if spec in ("unit", "-unit"):
+        return Jac(out, s, pair, neg=spec == "-unit")
     vshape: Shape = () if spec == "scalar" else out if spec == "out" else ctx.shapes[spec]
     voff = m - len(vshape)
     keep = [k for k, n in enumerate(vshape) if n != 1]
@@ -114,7 +115,7 @@ def _ew(ctx: Ctx, i: int, spec: Any, fn: Callable[[], Any] | None = None) -> Jac
 # (jacc.compile), so both read the same formulas.
 # name: (result, derivative, what the derivative's values vary along)
 UNARY: dict[str, tuple[str, str | None, str]] = {
-    "neg": ("-x", "-1.0", "scalar"),
+    "neg": ("-x", "-1.0", "-unit"),
     "exp": ("exp(x)", "y", "out"),
     "expm1": ("expm1(x)", "y + 1.0", "out"),
     "log": ("log(x)", "1.0 / x", "out"),
@@ -159,11 +160,12 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "rint": ("rint(x)", None, "zero"),
 }
 
-# name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1,
+# name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
+# ("-unit" exactly −1; the formula is then only for the scalar compiler),
 # a rule None that the argument has no edge (a zero derivative)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
-    "sub": ("a - b", (("unit", None), ("scalar", "-1.0"))),
+    "sub": ("a - b", (("unit", None), ("-unit", "-1.0"))),
     "mul": ("a * b", ((1, "b"), (0, "a"))),
     "div": ("a / b", ((1, "1.0 / b"), ("out", "-y / b"))),
     "pow": ("power(a, b)", (("out", "powgrad(a, b)"), ("out", "log(nonzero(a)) * y"))),

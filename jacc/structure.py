@@ -8,7 +8,9 @@ only what the structure does not imply:
   (``m`` = number of output axes);
 * ``vlabels`` lists the labels the value array varies along; every other axis is *replicated*
   (the value is constant along it). ``vlabels is None`` means there is no value array at all:
-  the map is a pure 0/1 structure (identity, broadcast, sum).
+  the map is a pure 0/1 structure (identity, broadcast, sum); ``neg=True`` makes it the same
+  structure times exactly −1 (∂(−x)/∂x, ∂(a − b)/∂b), so products with it cost no
+  multiplication, as the literature counts (the sign moves onto the result).
 
 Identity, scaled identity, diagonal, dense, ``I ⊗ xᵀ``, ``I_B ⊗ W``, broadcast and sum maps are all
 instances. A product is an einsum over the two value arrays in which diagonal pairs identify
@@ -70,7 +72,7 @@ class Jac:
     """
 
     __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "_values", "reshape", "select", "embed", "_size",
-                 "factors", "_fvals")
+                 "factors", "_fvals", "neg")
 
     def __init__(
         self,
@@ -85,6 +87,7 @@ class Jac:
         *,
         factors: Sequence[Sequence[int]] | None = None,
         fvalues: Sequence[np.ndarray] | None = None,
+        neg: bool = False,
     ):
         self.out_shape: Shape = tuple(int(s) for s in out_shape)
         self.in_shape: Shape = tuple(int(s) for s in in_shape)
@@ -102,6 +105,9 @@ class Jac:
         self.select = select  # a basic index: the lazy map x ↦ x[index] (see ``selection``)
         self.embed = embed  # the transpose of a selection: x placed at y[index] (see ``embedding``)
         self._size: int | None = None  # value_size, computed once: pricing asks for it per step
+        self.neg = bool(neg)
+        if self.neg and (self.vlabels is not None or reshape or select is not None or embed is not None):
+            raise StructureError("neg marks a 0/1 map without values or lazy form (an exact −1 structure)")
         if len(self.pair) != len(self.in_shape):
             raise StructureError("pair must have one entry per input axis")
         m = len(self.out_shape)
@@ -192,7 +198,14 @@ class Jac:
     def strip(self) -> "Jac":
         """The same structure without values."""
         return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select,
-                   self.embed, factors=self.factors)
+                   self.embed, factors=self.factors, neg=self.neg)
+
+    def plain(self) -> "Jac":
+        """An exact −1 structure as an ordinary one holding the value −1 (what every operation
+        but a product sees); any other Jacobian unchanged."""
+        if not self.neg:
+            return self
+        return Jac(self.out_shape, self.in_shape, self.pair, (), np.asarray(-1.0))
 
     def solid(self) -> "Jac":
         """This Jacobian with one value array (symbolic: the same structure unfactored)."""
@@ -205,7 +218,9 @@ class Jac:
 
     # -- description ----------------------------------------------------------------------------
     def describe(self) -> str:
-        """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``."""
+        """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``, ``−identity 5``."""
+        if self.neg:
+            return "−" + Jac(self.out_shape, self.in_shape, self.pair).describe()
         if self.factors is not None:
             shapes = ", ".join(_fmt(tuple(self.size_of(lab) for lab in f)) for f in self.factors)
             return f"{Jac(self.out_shape, self.in_shape, self.pair, self.vlabels).describe()} as factors {shapes}"
@@ -256,6 +271,8 @@ class Jac:
     # -- conversion -----------------------------------------------------------------------------
     def to_dense(self) -> np.ndarray:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
+        if self.neg:
+            return self.plain().to_dense()
         if self.reshape:
             n = math.prod(self.in_shape)
             return np.eye(n).reshape(self.out_shape + self.in_shape)
@@ -377,6 +394,7 @@ def _compact(labels: Iterable) -> dict:
 
 def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
     """Materialise the diagonal pairs of input axes ``ks`` (values gain an identity factor)."""
+    j = j.plain()
     ks = [k for k in ks if j.pair[k] >= 0]
     if not ks:
         return j, 0
@@ -505,6 +523,8 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     """
     if a.in_shape != b.out_shape:
         raise StructureError(f"cannot multiply {a.out_shape}←{a.in_shape} by {b.out_shape}←{b.in_shape}")
+    if a.neg or b.neg:
+        return _signed_product(a, b)
     if is_identity(a):  # I·b = b exactly: never let an identity unpair a lazy map into a dense one
         return b, 0
     if is_identity(b):
@@ -609,6 +629,37 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     return Jac(a.out_shape, b.in_shape, pair, out_labels, vals), mults
 
 
+def _signed_product(a: Jac, b: Jac) -> tuple[Jac, int]:
+    """A product with an exact −1 structure costs what the unsigned product costs: the sign moves
+    onto the result (negating values is no multiplication). A lazy 0/1 result cannot carry a
+    sign, so there the −1 is multiplied in as a value."""
+    c, mults = product(_unsigned(a), _unsigned(b))
+    if a.neg == b.neg:
+        return c, mults
+    if c.unit:
+        if c.reshape or c.select is not None or c.embed is not None:
+            return product(a.plain(), b.plain())
+        return Jac(c.out_shape, c.in_shape, c.pair, neg=not c.neg), mults
+    return negate(c), mults
+
+
+def _unsigned(j: Jac) -> Jac:
+    return Jac(j.out_shape, j.in_shape, j.pair) if j.neg else j
+
+
+def negate(j: Jac) -> Jac:
+    """``−j`` without multiplications (values negated; a 0/1 map becomes an exact −1 one)."""
+    if j.unit:
+        if j.reshape or j.select is not None or j.embed is not None:
+            raise StructureError("cannot negate a lazy 0/1 map; use plain() values")
+        return Jac(j.out_shape, j.in_shape, j.pair, neg=not j.neg)
+    if j.factors is not None:
+        fv = None if j._fvals is None else (np.negative(j._fvals[0]),) + j._fvals[1:]
+        return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, factors=j.factors, fvalues=fv)
+    vals = None if j.values is None else np.negative(j.values)
+    return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals)
+
+
 def _terms(j: Jac, keys: list) -> list[tuple[list, np.ndarray | None]]:
     """(keys, values) per factor of ``j`` (one term when it is not factored); ``keys`` are the
     product's keys of ``j.vlabels``."""
@@ -660,7 +711,7 @@ def _plain_dense(j: Jac) -> bool:
 
 def is_identity(j: Jac) -> bool:
     """True for the plain identity map (unit values, every axis paired with itself)."""
-    return (j.vlabels is None and not j.reshape and j.select is None and j.embed is None
+    return (j.vlabels is None and not j.neg and not j.reshape and j.select is None and j.embed is None
             and j.out_shape == j.in_shape and j.pair == tuple(range(len(j.in_shape))))
 
 
@@ -668,6 +719,7 @@ def add(a: Jac, b: Jac) -> Jac:
     """``a + b``: keeps a diagonal pair only where both terms have it; no multiplications."""
     if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
         raise StructureError("cannot add Jacobians of different shapes")
+    a, b = a.plain(), b.plain()
     a, b = as_labelled(a), as_labelled(b)
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
@@ -878,7 +930,7 @@ def transpose(j: Jac) -> Jac:
         return lab - m
 
     vl = None if j.vlabels is None else [label(lab) for lab in j.vlabels]
-    return Jac(j.in_shape, j.out_shape, pair, vl, j.values)
+    return Jac(j.in_shape, j.out_shape, pair, vl, j.values, neg=j.neg)
 
 
 def _swap_pairs(j: Jac) -> list[int]:

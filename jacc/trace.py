@@ -149,8 +149,6 @@ class Tape:
         params = params or {}
         gargs = []
         for a in args:
-            if isinstance(a, _Split):
-                a = a.whole()
             if isinstance(a, Tracer):
                 if a.tape is not self:
                     raise UnsupportedOperationError(
@@ -520,11 +518,11 @@ def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
 
 def _tape_of(*xs) -> Tape:
     for x in xs:
-        if isinstance(x, (Tracer, _Split)):
+        if isinstance(x, Tracer):
             return x.tape
         if isinstance(x, (list, tuple)):
             for y in x:
-                if isinstance(y, (Tracer, _Split)):
+                if isinstance(y, Tracer):
                     return y.tape
     raise TypeError("no traced argument")
 
@@ -539,7 +537,7 @@ def _masked(what: str, x, where, fill: float):
     """``x`` with the entries outside the constant mask ``where`` replaced by ``fill``."""
     if where is _NOT:
         return x
-    if isinstance(where, (Tracer, _Split)):
+    if isinstance(where, Tracer):
         raise _unsupported(f"{what} with a traced where= mask")
     mask = np.asarray(where, dtype=bool)
     return _tape_of(x).record("where", [np.broadcast_to(mask, np.shape(x)), x, fill])
@@ -685,7 +683,7 @@ _UFUNCS: dict[str, Callable] = {
 
 
 def _ravel(a):
-    return a.reshape(-1) if isinstance(a, (Tracer, _Split)) else np.ravel(a)
+    return a.reshape(-1) if isinstance(a, Tracer) else np.ravel(a)
 
 
 def _concatenate(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
@@ -704,7 +702,7 @@ def _stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
 
 def _bound_param(b: Any, what: str) -> Any:
     """A constant clip bound as JSON-friendly params: None, a float or nested lists."""
-    if isinstance(b, (Tracer, _Split)):
+    if isinstance(b, Tracer):
         raise _unsupported(f"numpy.clip with a traced {what} (use np.maximum / np.minimum)")
     if b is None or b is _NOT:
         return None
@@ -806,62 +804,6 @@ for _name, _handler in _METHODS.items():
 _OWN_METHODS = {"T", "reshape", "transpose", "astype", "ravel", "flatten", "real"}
 
 
-class _Split:
-    """A vector input traced as separate scalar vertices: ``x[i]`` *is* the i-th scalar vertex,
-    so code that unpacks a vector costs no gather. Any other use stacks the scalars once."""
-
-    __array_priority__ = 1000
-
-    def __init__(self, tape: Tape, items: list[Tracer]):
-        self.tape, self.items, self._whole = tape, items, None
-
-    shape = property(lambda self: (len(self.items),))
-    ndim = 1
-    size = property(lambda self: len(self.items))
-    dtype = property(lambda self: self.tape.dtype)
-
-    def whole(self) -> Tracer:
-        if self._whole is None:
-            self._whole = self.tape.record("stack", self.items, {"axis": 0})
-        return self._whole
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __iter__(self):
-        return iter(self.items)
-
-    def __getitem__(self, index):
-        if isinstance(index, (int, np.integer)):
-            return self.items[int(index)]
-        if isinstance(index, slice) and self.items[index]:
-            return self.tape.record("stack", self.items[index], {"axis": 0})
-        return self.whole()[index]
-
-    def __getattr__(self, name):
-        return getattr(self.whole(), name)
-
-    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
-        return getattr(ufunc, method)(*[_unsplit(i) for i in inputs], **kwargs)
-
-    def __array_function__(self, func, types, args, kwargs):
-        return func(*[_unsplit(a) for a in args], **{k: _unsplit(v) for k, v in kwargs.items()})
-
-
-def _unsplit(x):
-    if isinstance(x, _Split):
-        return x.whole()
-    if isinstance(x, (list, tuple)):
-        return type(x)(_unsplit(y) for y in x)
-    return x
-
-
-for _op in ("add", "radd", "sub", "rsub", "mul", "rmul", "truediv", "rtruediv", "matmul", "rmatmul",
-            "pow", "rpow", "neg", "pos", "abs", "lt", "le", "gt", "ge", "eq", "ne", "setitem",
-            "mod", "rmod", "floordiv", "rfloordiv", "divmod", "rdivmod"):
-    setattr(_Split, f"__{_op}__", lambda self, *a, _n=f"__{_op}__": getattr(self.whole(), _n)(*a))
-
-
 def implements(*funcs: Callable, method: str | None = None) -> Callable:
     """Register a handler for NumPy functions (and, with ``method=``, the ndarray method of that
     name). The handler takes NumPy's own signature; arguments it does not take are refused with
@@ -955,6 +897,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names)."""
+    from .scalarize import join, split
+
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
     tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
@@ -964,18 +908,15 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         a = np.asarray(args[i])
         if a.dtype.kind not in "fiu":
             raise TypeError(f"argument {names[i]!r} must be a real float array, got dtype {a.dtype}")
-        if scalarize and a.ndim == 1:
-            targs[i] = _Split(tape, [tape.input(f"{names[i]}[{j}]", a[j]) for j in range(a.shape[0])])
-        elif scalarize and a.ndim > 1:
-            raise ValueError(f"scalarize splits vectors only; argument {names[i]!r} has shape {a.shape}")
+        if scalarize:
+            targs[i] = split(tape, names[i], _private(a, dtype))
         else:
             targs[i] = tape.input(names[i], a)
     with np.errstate(all="ignore"):  # NaN/inf are values here; jacobian's nonfinite= decides
         result = f(*targs, **kwargs)
     outs = result if isinstance(result, (tuple, list)) else (result,)
-    outs = [_unsplit(r) for r in outs]
     if scalarize:
-        outs = [y for r in outs for y in _unstack(tape.build(), r)]
+        outs = [y for r in outs for y in join(r)]
     inputs = {n for n, op, _, _ in tape.steps if op == "input"}
     seen: set[str] = set()
     out_names = []
@@ -992,22 +933,6 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         out_names.append(r.name)
     tape.finish(out_names, isinstance(result, (tuple, list)))
     return tape
-
-
-def _unstack(g: Graph, r: Any) -> list:
-    """The scalar pieces of an output that stacks scalars, else ``[r]``."""
-    if isinstance(r, Tracer) and g.op(r.name) == "stack":
-        d = g.nx.nodes[r.name]
-        if d["params"].get("axis", 0) == 0 and all(isinstance(a, str) and g.shape(a) == () for a in d["args"]):
-            return [_Named(r.tape, a) for a in d["args"]]
-    return [r]
-
-
-class _Named(Tracer):
-    """A tracer standing for an existing vertex (its value is not needed after tracing)."""
-
-    def __init__(self, tape: Tape, name: str):
-        super().__init__(tape, name, np.zeros(()))
 
 
 def _param_names(f: Callable, n: int) -> list[str]:

@@ -274,15 +274,6 @@ def test_lion_optimal_is_twelve_from_file_and_from_scalarized_trace():
     np.testing.assert_allclose(J, fd_jacobian(lambda v: p.fn(x=v, xp=np), [x], 0), rtol=1e-6, atol=1e-8)
 
 
-def test_scalarize_falls_back_to_stacking_for_vector_uses():
-    g = jacc.trace(lambda x: np.sin(x) * x[0], np.ones(3), scalarize=True)
-    assert g.inputs == ["x[0]", "x[1]", "x[2]"]
-    J = jacc.plan(g, "reverse").execute(0.1, 0.2, 0.3)
-    assert J[g.outputs[0], "x[1]"].shape == (3,)
-    with pytest.raises(ValueError, match="scalarize splits vectors only"):
-        jacc.trace(lambda A: A.sum(), np.ones((2, 2)), scalarize=True)
-
-
 @pytest.mark.parametrize("seed", range(5))
 def test_window_polish_never_worse_and_reports_exact_savings(seed):
     from jacc.strategies import run_strategy

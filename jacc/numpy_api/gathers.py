@@ -23,7 +23,6 @@ from ..trace import (
     _axes_of,
     _int,
     _refuse,
-    _Split,
     _tape_of,
     call_site,
     implements,
@@ -74,13 +73,11 @@ def _flat_along(shape, k: int, idx: np.ndarray) -> np.ndarray:
 
 
 def _traced(x) -> bool:
-    return isinstance(x, (Tracer, _Split))
+    return isinstance(x, Tracer)
 
 
 def _value(x, what: str) -> np.ndarray:
     """The current value of a traced ``x`` (marking the trace value-dependent), else ``x``."""
-    if isinstance(x, _Split):
-        x = x.whole()
     if isinstance(x, Tracer):
         x.tape.note_value_dependence(what)
         return x.value

@@ -21,7 +21,6 @@ from ..trace import (
     _check_dtype,
     _int,
     _refuse,
-    _Split,
     _tape_of,
     _unsupported,
     call_site,
@@ -34,7 +33,7 @@ _LETTERS = string.ascii_letters
 
 
 def _traced(x) -> bool:
-    return isinstance(x, (Tracer, _Split))
+    return isinstance(x, Tracer)
 
 
 def _shape(x) -> tuple:

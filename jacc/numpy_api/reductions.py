@@ -25,7 +25,6 @@ from ..trace import (
     _check_dtype,
     _int,
     _refuse,
-    _Split,
     _tape_of,
     _unsupported,
     call_site,
@@ -135,11 +134,11 @@ if hasattr(np, "cumulative_sum"):
 
 
 def _traced(x) -> bool:
-    return isinstance(x, (Tracer, _Split))
+    return isinstance(x, Tracer)
 
 
 def _value(x) -> np.ndarray:
-    return np.asarray(x.value if isinstance(x, Tracer) else x.whole().value if isinstance(x, _Split) else x)
+    return np.asarray(x.value if isinstance(x, Tracer) else x)
 
 
 def _axis_tuple(axis, ndim: int, what: str) -> tuple[int, ...]:

@@ -100,9 +100,9 @@ def _offgrid(r, shape=(3, 4)):
     return r.integers(-3, 4, size=shape) + r.uniform(0.1, 0.4, size=shape) * r.choice([1.0, 2.0], size=shape)
 
 
-DIAG = {"diag", "scaled identity", "scalar"}
+DIAG = {"diag", "scaled identity", "scalar", "−identity", "−1"}  # (−identity: negation, exactly −1)
 EW = DIAG | {"identity"}  # elementwise partials of equal shapes (identity: a derivative exactly 1)
-BROADCAST = EW | {"diag ⊗ dense", "I ⊗ ones", "I ⊗ const", "I ⊗ dense"}  # a broadcast operand: a sum map
+BROADCAST = EW | {"diag ⊗ dense", "I ⊗ ones", "−I ⊗ ones", "I ⊗ const", "I ⊗ dense"}  # a broadcast operand: a sum map
 NONE: frozenset = frozenset()  # no edge at all: a zero Jacobian
 
 

@@ -353,7 +353,7 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
     worse, and repeated half-overlapping passes run until nothing improves or ``deadline``.
     Applies to the ``mults`` objective without a memory limit; returns (order, mults saved).
     """
-    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None or len(order) < 3:
+    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None or len(order) < 2:
         return list(order), 0
     order = list(order)
     deadline = min(budget.deadline(), float("inf") if deadline is None else deadline)

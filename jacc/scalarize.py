@@ -1,0 +1,245 @@
+"""Scalar-level tracing: the AD literature's graphs, one vertex per scalar operation.
+
+``trace(f, ..., scalarize=True)`` hands ``f`` every differentiated argument as a NumPy *object*
+array of :class:`Scalar` handles (a float argument becomes one ``Scalar``). NumPy evaluates
+object arrays element by element through Python's operators and methods (``a @ b`` becomes
+sums of products, ``np.sin(a)`` calls ``.sin()`` per element), so matrices, reductions, stacking
+and indexing all come out as scalar operations, as in CasADi's SX graphs and the graphs that
+Graphax/AlphaGrad and angel count on.
+
+Constants fold as those tools fold them: ``x·0 = 0``, ``x·1 = x``, ``x·(−1) = −x``, ``x ± 0 = x``,
+``0 − x = −x``, ``x/1 = x``, ``0/x = 0``, ``x**1 = x``, ``x**0 = 1``; operations on constants
+alone are plain float arithmetic and never reach the graph. (``x·0 = 0`` also for ``x = ±∞`` or
+NaN, as in CasADi: a structural zero is zero.) Together with the cost model's free ±1 partials
+(``neg`` and the second argument of ``sub``) this gives multiplication counts comparable with
+the literature's, e.g. the PUMA robot arm's Denavit–Hartenberg products, whose constant zeros
+and ones cost nothing.
+
+>>> import numpy as np
+>>> from jacc.trace import trace
+>>> g = trace(lambda A, x: A @ x, np.array([[1.0, 0.0], [2.0, 3.0]]), np.ones(2), scalarize=True)
+>>> g.inputs
+['A[0][0]', 'A[0][1]', 'A[1][0]', 'A[1][1]', 'x[0]', 'x[1]']
+>>> sorted({g.op(v) for v in g.nx if v not in g.inputs})
+['add', 'mul']
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+
+from .trace import Tape, Tracer, UnsupportedOperationError
+
+__all__ = ["Scalar", "split", "join", "element_name"]
+
+
+def _number(x: Any) -> bool:
+    return isinstance(x, numbers.Real) and not isinstance(x, (bool, np.bool_))
+
+
+class Scalar:
+    """One traced scalar of a scalar-level trace (wraps a 0-d :class:`~jacc.trace.Tracer`).
+
+    It has no ``__array_ufunc__``: NumPy treats it as a plain Python object, so object arrays
+    of ``Scalar`` run NumPy code element by element."""
+
+    __slots__ = ("t", "negated")
+
+    def __init__(self, t: Tracer):
+        self.t = t
+        self.negated: Scalar | None = None  # x when this is −x
+
+    def __repr__(self) -> str:
+        return f"Scalar({self.t.name})"
+
+    @property
+    def value(self) -> float:
+        return float(self.t.value)
+
+    # binary operators: fold exact constants, record the rest on the tape
+    def _op(self, op: str, other: Any, reverse: bool = False):
+        if isinstance(other, Scalar):
+            other = other.t
+        elif not _number(other):
+            return NotImplemented  # an ndarray applies the operator element by element
+        else:
+            folded = _FOLD[op](self, float(other), reverse)
+            if folded is not _KEEP:
+                return folded
+        a, b = (other, self.t) if reverse else (self.t, other)
+        return Scalar(self.t.tape.record(op, [a, b]))
+
+    __add__ = lambda s, o: s._op("add", o)  # noqa: E731
+    __radd__ = lambda s, o: s._op("add", o, True)  # noqa: E731
+    __sub__ = lambda s, o: s._op("sub", o)  # noqa: E731
+    __rsub__ = lambda s, o: s._op("sub", o, True)  # noqa: E731
+    __mul__ = lambda s, o: s._op("mul", o)  # noqa: E731
+    __rmul__ = lambda s, o: s._op("mul", o, True)  # noqa: E731
+    __truediv__ = lambda s, o: s._op("div", o)  # noqa: E731
+    __rtruediv__ = lambda s, o: s._op("div", o, True)  # noqa: E731
+    __pow__ = lambda s, o: s._op("pow", o)  # noqa: E731
+    __rpow__ = lambda s, o: s._op("pow", o, True)  # noqa: E731
+
+    def __neg__(self):
+        if self.negated is not None:  # −(−x) = x
+            return self.negated
+        out = Scalar(self.t.tape.record("neg", [self.t]))
+        out.negated = self
+        return out
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return Scalar(self.t.tape.record("abs", [self.t]))
+
+    # comparisons read the value (a value-dependent trace, as for traced arrays)
+    def _compare(self, other: Any, op: str) -> bool:
+        self.t.tape.note_value_dependence(f"comparison '{op}' of a traced scalar")
+        other = other.value if isinstance(other, Scalar) else other
+        return bool(_COMPARE[op](self.value, other))
+
+    __lt__ = lambda s, o: s._compare(o, "<")  # noqa: E731
+    __le__ = lambda s, o: s._compare(o, "<=")  # noqa: E731
+    __gt__ = lambda s, o: s._compare(o, ">")  # noqa: E731
+    __ge__ = lambda s, o: s._compare(o, ">=")  # noqa: E731
+    __eq__ = lambda s, o: s._compare(o, "==")  # noqa: E731
+    __ne__ = lambda s, o: s._compare(o, "!=")  # noqa: E731
+    __hash__ = None
+
+    def __bool__(self) -> bool:
+        self.t.tape.note_value_dependence("bool() of a traced scalar")
+        return self.value != 0.0
+
+    def __float__(self) -> float:
+        raise UnsupportedOperationError(
+            "float() of a traced scalar: the graph cannot follow a value that leaves the trace")
+
+    __mod__ = lambda s, o: s._ufunc(np.remainder, o)  # noqa: E731
+    __rmod__ = lambda s, o: s._ufunc(np.remainder, o, True)  # noqa: E731
+    __floordiv__ = lambda s, o: s._ufunc(np.floor_divide, o)  # noqa: E731
+    __rfloordiv__ = lambda s, o: s._ufunc(np.floor_divide, o, True)  # noqa: E731
+    __divmod__ = lambda s, o: (s // o, s % o)  # noqa: E731
+    __rdivmod__ = lambda s, o: (o // s, o % s)  # noqa: E731
+
+    def _ufunc(self, ufunc: np.ufunc, other: Any, reverse: bool = False):
+        if not isinstance(other, Scalar) and not _number(other):
+            return NotImplemented
+        return ufunc(other, self) if reverse else ufunc(self, other)
+
+    # NumPy calls a ufunc's method on each element of an object array (np.exp(a) -> x.exp()) and
+    # a function's method on a lone object (np.round(x, 1) -> x.round(1)): run the traced-array
+    # rule on the 0-d tracer inside
+    def __getattr__(self, name: str):
+        fn = getattr(np, name, None) if not name.startswith("_") else None
+        if not callable(fn):
+            raise AttributeError(f"'Scalar' object has no attribute {name!r}")
+
+        def method(*args, **kwargs):
+            return _wrap(fn(self.t, *map(_unwrap, args), **{k: _unwrap(v) for k, v in kwargs.items()}))
+        return method
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs, **kwargs):
+        if method != "__call__" or kwargs:
+            return NotImplemented
+        if any(isinstance(x, np.ndarray) for x in inputs):  # element by element, folding as above
+            loop = np.frompyfunc(_ELEMENTWISE.get(ufunc, ufunc), ufunc.nin, ufunc.nout)
+            return loop(*[np.asarray(x, dtype=object) if isinstance(x, Scalar) else x for x in inputs])
+        if ufunc in _ELEMENTWISE:
+            return _ELEMENTWISE[ufunc](*inputs)
+        return _wrap(ufunc(*map(_unwrap, inputs)))
+
+
+def _unwrap(x: Any) -> Any:
+    return x.t if isinstance(x, Scalar) else x
+
+
+def _wrap(x: Any) -> Any:
+    if isinstance(x, Tracer):
+        return Scalar(x)
+    if isinstance(x, tuple):
+        return tuple(map(_wrap, x))
+    return x
+
+
+# ufuncs that are Python operators: applied through the operators, so constants fold
+_ELEMENTWISE = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,
+                np.true_divide: operator.truediv, np.power: operator.pow, np.negative: operator.neg,
+                np.positive: operator.pos, np.absolute: abs}
+
+
+_KEEP = object()
+_COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__,
+            "==": float.__eq__, "!=": float.__ne__}
+
+
+def _fold_add(x: Scalar, c: float, reverse: bool):
+    return x if c == 0.0 else _KEEP
+
+
+def _fold_sub(x: Scalar, c: float, reverse: bool):
+    if c == 0.0:
+        return -x if reverse else x
+    return _KEEP
+
+
+def _fold_mul(x: Scalar, c: float, reverse: bool):
+    return 0.0 if c == 0.0 else x if c == 1.0 else -x if c == -1.0 else _KEEP
+
+
+def _fold_div(x: Scalar, c: float, reverse: bool):
+    if reverse:
+        return 0.0 if c == 0.0 else _KEEP
+    return x if c == 1.0 else -x if c == -1.0 else _KEEP
+
+
+def _fold_pow(x: Scalar, c: float, reverse: bool):
+    if reverse:
+        return _KEEP
+    if c == 2.0:
+        return Scalar(x.t.tape.record("square", [x.t]))
+    return x if c == 1.0 else 1.0 if c == 0.0 else _KEEP
+
+
+_FOLD = {"add": _fold_add, "sub": _fold_sub, "mul": _fold_mul, "div": _fold_div, "pow": _fold_pow}
+
+
+def split(tape: Tape, name: str, value: np.ndarray) -> Any:
+    """The argument ``name`` as traced scalar inputs ``name[i][j]`` (an object array; a 0-d
+    argument is one :class:`Scalar` named ``name``)."""
+    if value.ndim == 0:
+        return Scalar(tape.input(name, value))
+    out = np.empty(value.shape, dtype=object)
+    for idx in np.ndindex(value.shape):
+        out[idx] = Scalar(tape.input(element_name(name, idx), value[idx]))
+    return out
+
+
+def element_name(name: str, index: tuple[int, ...]) -> str:
+    """The input vertex of one element of a scalarized argument: ``A[1][2]`` (``name`` if 0-d).
+
+    >>> element_name("A", (1, 2))
+    'A[1][2]'
+    """
+    return name + "".join(f"[{i}]" for i in index)
+
+
+def join(result: Any) -> list:
+    """The scalars of one returned value, in C order: :class:`Tracer` s for traced ones, floats
+    for constants."""
+    if isinstance(result, Scalar):
+        return [result.t]
+    if isinstance(result, Tracer):
+        raise UnsupportedOperationError(
+            "scalarize=True: the function returned an array-level traced value; build outputs "
+            "from the scalar arguments (e.g. np.stack of scalars or an object array)")
+    arr = np.asarray(result, dtype=object) if isinstance(result, (list, tuple, np.ndarray)) else None
+    if arr is None:
+        if not _number(result):
+            raise TypeError(f"a scalarized function returned {type(result).__name__}, not numbers")
+        return [float(result)]
+    return [x.t if isinstance(x, Scalar) else x for x in arr.reshape(-1)]

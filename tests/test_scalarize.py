@@ -1,0 +1,160 @@
+"""Scalar-level tracing (``trace(..., scalarize=True)``) and the free ±1 partials."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jacc
+from jacc import structure as S
+from jacc import suite
+from jacc.eliminate import Problem
+from jacc.trace import UnsupportedOperationError
+
+
+def _dense(g, blocks, names, shapes, out_size):
+    """The scalar blocks of a scalarized graph as one (outputs × inputs) matrix per argument."""
+    cols = []
+    for n, shape in zip(names, shapes):
+        parts = [n + "".join(f"[{i}]" for i in idx) for idx in np.ndindex(shape)] if shape else [n]
+        cols.append(np.array([[float(blocks[o, p]) for p in parts] for o in g.outputs]).reshape(out_size, -1))
+    return np.hstack(cols)
+
+
+def _ops(g):
+    """The ops of the vertices the outputs depend on (dead code is pruned when planning)."""
+    import networkx as nx
+
+    live = set(g.outputs).union(*(nx.ancestors(g.nx, y) for y in g.outputs))
+    return sorted(g.op(v) for v in live if v not in g.inputs)
+
+
+def test_matrices_split_into_scalars_and_match_finite_differences():
+    rng = np.random.default_rng(0)
+    A, x = rng.standard_normal((3, 2)), rng.standard_normal(2)
+
+    def f(A, x):
+        return np.tanh(A @ x) * A[:, 0] + np.sum(A, axis=1) / (1.0 + x[0] ** 2)
+
+    g = jacc.trace(f, A, x, scalarize=True)
+    assert g.inputs == ["A[0][0]", "A[0][1]", "A[1][0]", "A[1][1]", "A[2][0]", "A[2][1]", "x[0]", "x[1]"]
+    assert len(g.outputs) == 3 and all(g.shape(v) == () for v in g.nx)
+    for strategy in ("forward", "reverse", "markowitz"):
+        blocks = jacc.plan(g, strategy).execute(*A.reshape(-1), *x)
+        J = _dense(g, blocks, ["A", "x"], [(3, 2), (2,)], 3)
+        want = np.hstack([fd_jacobian(f, [A, x], 0).reshape(3, 6), fd_jacobian(f, [A, x], 1)])
+        np.testing.assert_allclose(J, want, rtol=1e-6, atol=1e-8)
+
+
+def test_constants_fold_as_in_the_literature():
+    x = np.array([0.3, -1.2])
+    cases = [  # (function, the ops left in its graph); an output that is an input gets an identity
+        (lambda x: x[0] * 0.0 + x[1], ["identity"]),  # x·0 = 0, 0 + y = y
+        (lambda x: x[0] * 1.0 - 0.0 * x[1], ["identity"]),  # x·1 = x, x − 0 = x
+        (lambda x: 0.0 - x[0] * -1.0, ["identity"]),  # x·(−1) = −x, 0 − (−x) = x
+        (lambda x: -x[0] / -1.0 - x[1], ["sub"]),  # (−x)/(−1) = −(−x) = x
+        (lambda x: x[0] / 1.0 + x[1] ** 1, ["add"]),
+        (lambda x: x[0] ** 2.0 + x[1] ** 0.0, ["add", "square"]),  # x**0 = 1
+        (lambda x: np.array([[1.0, 0.0], [0.0, 1.0]]) @ x, ["identity", "identity"]),
+        (lambda x: np.array([[2.0, 0.0], [0.0, -1.0]]) @ x, ["mul", "neg"]),
+    ]
+    for f, ops in cases:
+        assert _ops(jacc.trace(f, x, scalarize=True)) == ops
+
+
+def test_constant_and_repeated_outputs():
+    g = jacc.trace(lambda x: np.stack([x[0] * 0.0, x[1], x[1]]), np.array([1.0, 2.0]), scalarize=True)
+    blocks = jacc.plan(g, "forward").execute(1.0, 2.0)
+    J = np.array([[float(blocks[o, i]) for i in g.inputs] for o in g.outputs])
+    np.testing.assert_array_equal(J, [[0, 0], [0, 1], [0, 1]])
+
+
+def test_negations_and_subtractions_cost_nothing():
+    x = np.array([0.4, 1.3, -0.7])
+    g = jacc.trace(lambda x: np.sin(x[0]) - x[1] * x[2] - (-x[2]), x, scalarize=True)
+    prob = Problem.from_graph(g)
+    for strategy in ("forward", "reverse"):
+        p = jacc.plan(g, strategy)
+        # every path carries at most one stored partial: sin' and the two factors of x1·x2
+        assert p.mults == 0
+        blocks = p.execute(*x)
+        J = [float(blocks[g.outputs[0], i]) for i in g.inputs]
+        np.testing.assert_allclose(J, [np.cos(x[0]), -x[2], -x[1] + 1.0])
+    assert {Problem.from_graph(g).eliminator().algebra.of(j) for j in prob.symbolic_edges().values()} >= {0, 1, 2}
+
+
+def test_robot_arm_at_the_literature_level():
+    p = suite.get("robotarm", "small")
+    q = p.make_inputs(0)["q"]
+    g = jacc.trace(lambda q: p.fn(q=q, xp=np), q, scalarize=True)
+    # the Denavit–Hartenberg matrices' constant zeros and ones fold away (CasADi: 251 mults)
+    best = min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz"))
+    assert best <= 300
+    plan = jacc.plan(g, "forward")
+    J = _dense(g, plan.execute(*q), ["q"], [(6,)], 12)
+    np.testing.assert_allclose(J, fd_jacobian(lambda v: p.fn(q=v, xp=np), [q], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_value_dependent_scalar_code_is_marked():
+    g = jacc.trace(lambda x: x[0] if x[0] > x[1] else x[1] * 2.0, np.array([1.0, 3.0]), scalarize=True)
+    assert "comparison '>'" in g.meta["value_dependent"][0]
+
+
+def test_functions_without_scalar_rules_are_refused_clearly():
+    with pytest.raises((TypeError, UnsupportedOperationError)) as e:
+        jacc.trace(lambda A: np.linalg.inv(A), np.eye(2) * 2.0, scalarize=True)
+    assert "scalar" in str(e.value) or "dtype('O')" in str(e.value)
+    with pytest.raises(UnsupportedOperationError, match="float"):
+        jacc.trace(lambda x: float(x[0]) * x[1], np.ones(2), scalarize=True)
+
+
+def test_ufuncs_without_object_loops_run_per_scalar():
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.2, -0.5])
+    g = jacc.trace(lambda x: sp.expit(x[0]) * np.exp2(x[1]) + np.arctan2(x[0], x[1]), x, scalarize=True)
+    blocks = jacc.plan(g, "reverse").execute(*x)
+    J = [float(blocks[g.outputs[0], i]) for i in g.inputs]
+    np.testing.assert_allclose(J, fd_jacobian(lambda v: sp.expit(v[0]) * np.exp2(v[1]) + np.arctan2(v[0], v[1]),
+                                              [x], 0).reshape(-1), rtol=1e-6)
+
+
+# -- the structured algebra's exact −1 --------------------------------------------------------------
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 4), st.booleans(), st.booleans())
+def test_products_with_minus_one_cost_what_plus_one_costs(n, m, left, pricing):
+    rng = np.random.default_rng(n * 10 + m)
+    neg = S.Jac((n,), (n,), (0,), neg=True)
+    d = S.dense((n,), (m,), rng.standard_normal((n, m))) if left else S.dense((m,), (n,), rng.standard_normal((m, n)))
+    a, b = (neg, d) if left else (d, neg)
+    plus = (S.identity((n,)), d) if left else (d, S.identity((n,)))
+    c, mults = S.product(a, b)
+    assert mults == S.product(*plus)[1] == 0
+    np.testing.assert_array_equal(c.to_dense(), -d.to_dense())
+    if pricing:
+        with S.pricing():
+            cs, ms = S.product(a.strip(), b.strip())
+        assert ms == mults and cs.vlabels == c.vlabels
+    # −1 · −1 is the identity again, a sum with it a stored value
+    twice, k = S.product(neg, neg)
+    assert k == 0 and S.is_identity(twice)
+    total = S.add(neg, S.identity((n,)))
+    np.testing.assert_array_equal(total.to_dense(), np.zeros((n, n)))
+    assert neg.describe() == f"−identity {n}" and neg.plain().describe() == f"scaled identity {n}"
+
+
+def test_counted_multiplications_equal_predicted_with_negations():
+    x = np.array([0.3, 0.8, -1.1])
+
+    def f(x):
+        return np.stack([x[0] * x[1] - np.sin(x[2]), -(x[0] * x[2]) - x[1] ** 2])
+
+    g = jacc.trace(f, x)
+    for strategy in ("forward", "reverse", "markowitz"):
+        p = jacc.plan(g, strategy)
+        values = g.evaluate({"x": x})
+        acc = jacc.eliminate.accumulate(p.problem, values, p.order)
+        assert acc.mults == p.mults
+        np.testing.assert_allclose(acc.blocks[g.outputs[0], "x"], fd_jacobian(f, [x], 0), rtol=1e-6)
