@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from .compile import FALLBACK
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
 from .graph import Graph
@@ -35,15 +36,27 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
 BACKENDS = ("auto", "numpy", "jax", "scalar", "interpret")
 
 
+def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable[[dict], Any]:
+    """A function making jacobian's result from the blocks ``{(output, input): block}``: per
+    output, one block or a tuple per input; a tuple of those for a tuple of outputs. ``convert``
+    is applied to each block (``None``: they are the caller's already). Built once per traced
+    structure for ``retrace=False``, whose whole call costs a few microseconds."""
+    conv = convert or (lambda b: b)
+    rows = [[(y, x) for x in graph.inputs] for y in graph.outputs]
+    if single:
+        keys = [row[0] for row in rows]
+        if not graph.meta.get("output_tuple"):
+            k = keys[0]
+            return lambda found: conv(found[k])
+        return lambda found: tuple([conv(found[k]) for k in keys])
+    if not graph.meta.get("output_tuple"):
+        ks = rows[0]
+        return lambda found: tuple([conv(found[k]) for k in ks])
+    return lambda found: tuple([tuple([conv(found[k]) for k in row]) for row in rows])
+
+
 def _assemble(graph: Graph, found: dict, single: bool, convert: Callable | None) -> Any:
-    """jacobian's result from the blocks ``{(output, input): block}``: per output, one block or a
-    tuple per input; a tuple of those for a tuple of outputs. ``convert`` is applied to each
-    block (``None``: they are the caller's already)."""
-    per_out = []
-    for y in graph.outputs:
-        blocks = tuple(found[y, x] if convert is None else convert(found[y, x]) for x in graph.inputs)
-        per_out.append(blocks[0] if single else blocks)
-    return tuple(per_out) if graph.meta.get("output_tuple") else per_out[0]
+    return _assembler(graph, single, convert)(found)
 
 
 def _shape(a: Any) -> tuple:
@@ -69,18 +82,24 @@ class _Once:
     included), valid while the other arguments equal the traced ones."""
 
     def __init__(self, entry: Entry, nums: tuple, others: dict, kw: dict, run: Callable, kind: str, program,
-                 convert: Callable | None):
+                 convert: Callable | None, single: bool):
         self.entry, self.nums, self.others, self.kw = entry, nums, others, kw
-        self.run, self.kind, self.program, self.convert = run, kind, program, convert
+        self.run, self.kind, self.program = run, kind, program
         dt = entry.runner.dtype
         self.cast = float if kind == "scalar" else (lambda a: np.asarray(a, dtype=dt))
+        self.assemble = _assembler(entry.graph, single, convert)
 
     @classmethod
-    def make(cls, entry: Entry, args, kwargs, nums) -> "_Once | None":
+    def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
         r, g = entry.runner, entry.graph
-        if r.fast is not None:
-            fast = r.fast
-            run = lambda xs: fast(*xs)  # noqa: E731  scalar code evaluates the primal itself
+        if r.fast is not None:  # scalar code evaluates the primal itself
+            raw, fast = r.fast.raw, r.fast
+
+            def run(xs):
+                try:
+                    return raw(*xs)
+                except FALLBACK:  # a math domain error: NumPy's semantics via the wrapper
+                    return fast(*xs)
             kind, program, convert = "scalar", None, np.asarray  # floats to fresh 0-d arrays
         elif r.program and r.program.primal:  # lowered with the primal (Runner(primal=True))
             program = r.program
@@ -92,13 +111,20 @@ class _Once:
         else:
             return None
         others = {i: _snapshot(a) for i, a in enumerate(args) if i not in nums}
-        return cls(entry, nums, others, {k: _snapshot(v) for k, v in kwargs.items()}, run, kind, program, convert)
+        return cls(entry, nums, others, {k: _snapshot(v) for k, v in kwargs.items()}, run, kind, program, convert,
+                   single)
 
     def fits(self, args, kwargs) -> bool:
         if not (self.others or self.kw):
             return True
         return (all(_same(args[i], b) for i, b in self.others.items())
                 and all(_same(kwargs[k], b) for k, b in self.kw.items()))
+
+    def finite(self, xs: list) -> bool:
+        """True when every argument is finite (cheap for the scalar kind: floats)."""
+        if self.kind == "scalar":
+            return all(map(math.isfinite, xs))
+        return all(np.isfinite(x).all() for x in xs)
 
 
 def _scalar_compiled(plan):
@@ -288,7 +314,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
-        return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
+        try:
+            return len(args), tuple([_shape(args[i]) for i in nums])
+        except IndexError:  # an argnum out of range: tracing says so
+            return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
 
     def prepare(args, kwargs) -> tuple[Entry, Tape]:
         key = shape_key(args)
@@ -320,19 +349,20 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def jf(*args, **kwargs):
         if not retrace:
-            key = shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
-            hit = once.get(key)
+            hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
-                xs = [hit.cast(args[i]) for i in hit.nums]
+                cast = hit.cast
+                xs = [cast(args[i]) for i in hit.nums]
                 if nonfinite == "propagate":
                     with np.errstate(all="ignore"):
                         found = hit.run(xs)
                 else:
-                    for name, x in zip(hit.entry.graph.inputs, xs):
-                        _check_finite(name, x, nonfinite)
+                    if not hit.finite(xs):
+                        for name, x in zip(hit.entry.graph.inputs, xs):
+                            _check_finite(name, x, nonfinite)
                     found = hit.run(xs)
                 jf.plan, jf.last, jf.ran, jf.program = hit.entry.plan, None, hit.kind, hit.program
-                return _assemble(hit.entry.graph, found, single, hit.convert)
+                return hit.assemble(found)
         entry, tape = prepare(args, kwargs)
         graph, plan = entry.graph, entry.plan
         for name in graph.inputs:
@@ -354,7 +384,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             jf.last = acc
             found = acc.blocks
         if not retrace and not graph.meta.get("value_dependent"):
-            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)))
+            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single)
+            key = shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
             if made is not None:
                 if len(once) >= store.limit and key not in once:  # bounded like the plan cache
                     once.pop(next(iter(once)))

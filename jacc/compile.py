@@ -252,6 +252,7 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
 
     jacobian.source = src
     jacobian.mults = count
+    jacobian.raw = fast  # floats in, no fallback: for callers that convert and catch FALLBACK
     return jacobian
 
 

@@ -258,6 +258,23 @@ def test_traced_once_runs_f_once_and_retraces_for_other_arguments():
         jf(np.array([np.nan, 0, 0, 0]), 3.0, power=3.0)
 
 
+def test_traced_once_scalar_code_matches_every_call_and_falls_back_on_math_errors():
+    f = lambda a, b: np.log(a) * b - np.sqrt(b) + a  # noqa: E731
+    once = jacc.jacobian(f, argnums=(0, 1), retrace=False, nonfinite="propagate")
+    every = jacc.jacobian(f, argnums=(0, 1), nonfinite="propagate")
+    for a, b in ((2.0, 5.0), (0.5, 3.0), (-1.0, 4.0), (3.0, -1.0)):  # math.log/sqrt raise below 0
+        got, want = once(a, b), every(a, b)
+        assert once.ran == "scalar" and all(isinstance(g, np.ndarray) and g.shape == () for g in got)
+        np.testing.assert_array_equal(got, want)
+    strict = jacc.jacobian(f, argnums=(0, 1), retrace=False)
+    strict(2.0, 5.0)
+    with pytest.raises(ValueError, match="argument 'b' has a non-finite value"):
+        strict(1.0, float("nan"))  # the traced-once path checks too
+    single = jacc.jacobian(f, argnums=1, retrace=False)
+    single(2.0, 5.0)
+    assert float(single(2.0, 4.0)) == pytest.approx(np.log(2.0) - 0.25)
+
+
 def test_traced_once_fixes_closures_like_jit_and_retraces_value_dependent_code():
     c = [2.0]
     f = lambda x: np.sin(x) * c[0]  # noqa: E731
