@@ -797,9 +797,16 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
         row["improvement_pct"] = 100.0 * (base - best.mults) / base if base else 0.0
         row["optimal"] = (True if any(pl.optimal is True for pl in plans.values())
                           else False if "optimal" in plans else None)
+        # the best proven lower bound: an optimum's cost, or what a stopped exact search proved
+        bounds = [pl.mults for pl in plans.values() if pl.optimal] + [
+            pl.info["lower bound"] for pl in plans.values() if isinstance(pl.info.get("lower bound"), int)]
+        row["lower_bound"] = max(bounds) if bounds else None
+        if row["lower_bound"] == best.mults:  # the best order meets a proven bound: it is optimal
+            row["optimal"] = True
     else:
         best_s = best = None
         row["best_strategy"] = row["best_mults"] = row["improvement_pct"] = row["optimal"] = None
+        row["lower_bound"] = None
     row["alphagrad_pct"] = ALPHAGRAD.get(pname)
 
     # correctness
@@ -927,7 +934,7 @@ class BenchResult:
         strats = self.strategies
         scalar = self.meta.get("level") == "scalar"
         headers = (["problem"] + (["level"] if scalar else []) + ["n→m", "elim"] + [_SHORT.get(s, s) for s in strats]
-                   + ["best", "impr %", "AlphaGrad %", "optimal?", "plan s", "check"])
+                   + ["best", "impr %", "AlphaGrad %", "optimal?", "bound", "plan s", "check"])
         body = []
         for r in self.rows:
             cells = [r["problem"], f"{r['n_in']}→{r['n_out']}", str(r.get("eliminable", "—"))]
@@ -944,6 +951,9 @@ class BenchResult:
             cells.append("" if ag is None else f"{ag:g}")
             opt = r.get("optimal")
             cells.append("yes" if opt else "no" if opt is False else "n/a")
+            lb = r.get("lower_bound")
+            cells.append("—" if lb is None else f"{lb:,}" if opt else
+                         f"{lb:,} (gap {100 * (best - lb) / best:.0f} %)" if best else f"{lb:,}")
             cells.append(f"{r.get('search_seconds', 0.0):.2f}")
             cells.append(_check_cell(r))
             body.append(cells)

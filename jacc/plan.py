@@ -81,6 +81,20 @@ class Plan:
         return (best.largest_edge, best.largest_bytes) if best else (None, 0)
 
     @property
+    def lower_bound(self) -> int | None:
+        """A proven lower bound on every vertex order's cost: this plan's own when it is proven
+        optimal, else what a stopped exact search proved (``info["lower bound"]``), else None.
+
+        >>> from jacc import examples
+        >>> plan(examples.lion(), "optimal").lower_bound
+        12
+        """
+        if self.optimal:
+            return self.mults
+        lb = self.info.get("lower bound")
+        return lb if isinstance(lb, int) else None
+
+    @property
     def score(self) -> float:
         return self.cost_model.score(self.mults, self.peak_bytes)
 
@@ -128,14 +142,7 @@ class Plan:
         return run
 
     def _inputs(self, args, named) -> dict:
-        if len(args) > len(self.graph.inputs):
-            raise TypeError(f"plan takes {len(self.graph.inputs)} inputs {self.graph.inputs}, got {len(args)}")
-        inputs = dict(zip(self.graph.inputs, args))
-        for k, v in named.items():
-            if k in inputs:
-                raise TypeError(f"input {k!r} given twice")
-            inputs[k] = v
-        return inputs
+        return input_values(self.graph, args, named)
 
     @property
     def problem(self) -> Problem:
@@ -242,6 +249,18 @@ class Plan:
         return p
 
 
+def input_values(graph: Graph, args: Sequence, named: Mapping) -> dict:
+    """``{input: value}`` from positional values (in ``graph.inputs`` order) and named ones."""
+    if len(args) > len(graph.inputs):
+        raise TypeError(f"plan takes {len(graph.inputs)} inputs {graph.inputs}, got {len(args)}")
+    inputs = dict(zip(graph.inputs, args))
+    for k, v in named.items():
+        if k in inputs:
+            raise TypeError(f"input {k!r} given twice")
+        inputs[k] = v
+    return inputs
+
+
 def _jsonable(x):
     if isinstance(x, dict):
         return {str(k): _jsonable(v) for k, v in x.items()}
@@ -281,18 +300,23 @@ def build(problem: Problem, order: Sequence[str], strategy: str, cost_model: Cos
 
 def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = None,
          of: Sequence[str] | None = None, cost_model: CostModel | None = None, objective: Any = None,
-         memory_limit: int | None = None, **options) -> Plan:
+         memory_limit: int | None = None, elimination: str = "vertex", **options) -> Plan:
     """Choose an elimination order for ``graph`` with ``strategy`` and price it.
 
     ``strategy``: a registered name (see ``jacc.STRATEGIES``), an explicit order (list of vertex
     names) or a :class:`Plan` (re-priced on this graph). ``options`` go to the strategy
-    (e.g. ``time_limit=``, ``seed=``).
+    (e.g. ``time_limit=``, ``seed=``). ``elimination="edge"`` or ``"face"`` plans edge or face
+    eliminations instead and returns a :class:`jacc.edgeplan.EdgePlan` (see that module).
     """
     from . import budget
     from .strategies import run_strategy
 
     t0 = time.perf_counter()  # set-up and the final pricing count as planning time too
     cm = CostModel.coerce(cost_model, objective, memory_limit)
+    if elimination != "vertex":
+        from .edgeplan import plan_edges
+
+        return plan_edges(graph, strategy, elimination, wrt, of, cm, options)
     limit = options.get("time_limit")
     # the strategy checks its own time_limit; opening it here too makes the set-up count against it
     with budget.within(limit if isinstance(limit, (int, float)) and not isinstance(limit, bool)

@@ -51,12 +51,14 @@ def test_best_never_worse_than_forward_reverse_markowitz(result):
         assert r["best_mults"] == min(r["mults"].values())
 
 
-def test_optimal_is_skipped_with_a_reason_above_its_size_limit(result):
+def test_the_exact_search_reports_a_proven_lower_bound(result):
+    for r in result.rows:
+        lb, best = r["lower_bound"], r["best_mults"]
+        assert lb is not None and lb <= best  # every problem: at least the search's root bound
+        assert r["optimal"] == (lb == best)
     r = _row(result, "roeflux")
-    assert r["eliminable"] > 30
-    assert "optimal" in r["skipped"] and "max_vertices" in r["skipped"]["optimal"]
-    assert r["optimal"] is None or r["optimal"] is False or r["optimal"] is True
-    assert "optimal skipped" in result.format("table")
+    assert r["eliminable"] > 30 and not r["skipped"]
+    assert "| bound " in result.format("table") or " bound " in result.format("table")
 
 
 def test_alphagrad_reference_shown_next_to_ours(result):

@@ -137,9 +137,9 @@ def test_anneal_is_seeded_and_never_worse_than_its_start():
 def test_optimal_time_limit_and_size_guard():
     g = examples.random_graph(3, 120, 3, seed=2)
     with pytest.raises(jacc.SearchSizeError, match="max_vertices=30"):
-        jacc.plan(g, "optimal")
+        jacc.plan(g, "optimal", max_vertices=30)
     g = examples.random_graph(3, 40, 3, seed=2)
-    p = jacc.plan(g, "optimal", time_limit=0.05, max_vertices=40)
+    p = jacc.plan(g, "optimal", time_limit=0.05)
     assert p.optimal in (True, False)
     if not p.optimal:
         assert "stopped early" in p.info

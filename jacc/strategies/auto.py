@@ -12,7 +12,10 @@
 
 The reverse and forward orders run first (the one likely cheaper first, by output against input
 sizes; it may use half of the time left, the other a third), then the main search, then Markowitz;
-whatever does not finish by the deadline is dropped. ``auto``
+whatever does not finish by the deadline is dropped. On graphs of scalars searched by ``anneal``, what
+is left of the time (at most ``BOUND_SHARE`` of ``time_limit``) goes to the exact search's lower
+bound (:func:`~jacc.strategies.optimal.lower_bound`), reported as ``info["lower bound"]``; the plan
+is proven optimal when its cost meets it (the heart dipole at scalar level does, at once). ``auto``
 returns the best of those that finished (:meth:`CostModel.pick`: fewest mults, ties and
 near-ties broken by peak memory, and never an order whose peak exceeds the memory available
 when another fits), so it is never worse than any of them but to save memory. The whole call,
@@ -33,6 +36,7 @@ EXACT_MAX = 20
 ANNEAL_MAX = 2000
 BASELINE_SHARES = (0.5, 0.33)  # of the time left: the likely cheaper mode, then the other
 ANNEAL_SHARE = 0.6  # of time_limit: the baselines run first and usually take far less
+BOUND_SHARE = 0.25  # of time_limit, at most: a proven lower bound for anneal's result
 
 
 def is_chain(problem: Problem) -> bool:
@@ -71,10 +75,31 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     stopped: list = []
     with budget.within(time_limit):
         best = best_of(problem, cost_model, candidates, log=log, unpriced=unpriced, timed_out=stopped)
+        bound = _bound(problem, cost_model, best, main, time_limit)
     if best is None:
         if stopped:
             return _fallback(problem, "auto", {"tried": "; ".join(log)}, unpriced)
         raise MemoryLimitError(f"auto: no strategy found an order within the memory limit of "
                                f"{cost_model.memory_limit:,} bytes; raise memory_limit")
     _, order, name, info, optimal, _ = best
-    return Result(order, {"chose": name, **info, "tried": "; ".join(log)}, optimal, name=f"auto→{name}")
+    info = {"chose": name, **info, "tried": "; ".join(log)}
+    if bound is not None:
+        info["lower bound"] = bound
+        optimal = optimal or bound >= best[0]  # the mults objective: the score is the mults
+    return Result(order, info, optimal, name=f"auto→{name}")
+
+
+def _bound(problem: Problem, cost_model: CostModel, best, main: str, time_limit: float) -> int | None:
+    """A proven lower bound on the mults for anneal's problems of scalars (None elsewhere, or when
+    no time is left or the objective is not mults)."""
+    from .optimal import lower_bound
+
+    if best is None or main != "anneal" or not problem.scalar or cost_model.weights != (1.0, 0.0):
+        return None
+    share = min(budget.left(), BOUND_SHARE * time_limit)
+    if share < 0.01:
+        return None
+    try:
+        return lower_bound(problem, cost_model, time_limit=share)[0]
+    except budget.TimeUp:
+        return None

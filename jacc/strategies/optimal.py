@@ -1,41 +1,49 @@
-"""``optimal``: the exact minimum over vertex-elimination orders.
+"""``optimal``: the exact minimum over vertex-elimination orders, or a proven bound on it.
 
 The graph after eliminating a *set* S does not depend on the order inside S: edge (i, k) exists
 iff a path i → k runs through S only, and it carries the sum over those paths. So a search over
 sets is exact. The edge Jacobians of G_S are memoised by (i, k, S ∩ between(i, k)), and the cost
 of eliminating v from G_S by (v, S ∩ (ancestors ∪ descendants of v)), so states share work.
 
-* objective ``mults``: Dijkstra over sets (costs are non-negative), pruned by the best heuristic
-  order (forward, reverse, Markowitz, min-fill, relative Markowitz): a popped set costing at
-  least that bound proves the heuristic optimal;
+* objective ``mults``: A* over sets (:func:`astar`), f = g + h with the admissible lower bounds
+  of :mod:`jacc.strategies.bounds` on graphs of scalars (h = 0, i.e. Dijkstra, on array
+  graphs), pruned by the best heuristic order (forward, reverse, Markowitz, min-fill, relative
+  Markowitz): a popped set whose f reaches that order's cost proves the order optimal. Anytime:
+  stopped by ``time_limit`` or ``max_states``, it returns the best order known (a heuristic, or
+  a greedy completion of the deepest set reached) and ``info["lower bound"]`` = the smallest f
+  still open, a proven bound on every order, with ``info["gap"]`` saying how far apart they are;
 * objective ``memory`` or a weighted combination: a level-by-level search keeping the Pareto
   front of (mults, peak bytes) per set, pruned by the same bound;
 * a memory limit removes every set whose live Jacobians exceed it (live bytes depend on the
   set only, so this stays exact).
 
-``time_limit`` (seconds) stops the search early with the best order known and says so;
-``max_vertices`` refuses problems whose 2^n sets are out of reach.
+:func:`lower_bound` runs the search only for its bound, for reports next to any order.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import time
+from dataclasses import dataclass
 
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
+from .bounds import UnitComponents, cuts_of, is_scalar
+
+MAX_STATES = 1_000_000  # sets stored before the search stops (about 0.5 GB measured on robotarm, 110 vertices)
 
 
 class SearchSizeError(ValueError):
-    """The problem is too large for the exact search."""
+    """The problem is larger than an explicit ``max_vertices``."""
 
 
 class _Sets:
     """Memoised edge Jacobians and step costs of G_S for sets S of eliminated vertices."""
 
-    def __init__(self, edges: dict, verts: list, algebra):
+    def __init__(self, edges: dict, verts: list, algebra, bounds: bool = True):
         self.alg = algebra
         self.orig = dict(edges)
         self.verts = list(verts)
@@ -69,6 +77,13 @@ class _Sets:
         self.cost_memo: dict = {v: {} for v in self.verts}
         self.rel = {v: self.anc[v] | self.desc[v] for v in self.verts}
         self.prod_memo: dict = {}
+        # lower bounds (bounds.py); ``bounds=False`` (window polishing) skips their set-up cost
+        self.scalar = bounds and is_scalar(algebra)
+        self.cuts = cuts_of(self.orig, self.verts, algebra) if self.scalar else {v: (0, 0) for v in self.verts}
+        self.floor = {v: a * b for v, (a, b) in self.cuts.items()}
+        self.units = UnitComponents(self.orig, self.verts, algebra) if self.scalar else None
+        self.comp_of = {v: n for n, (vs, _) in enumerate(self.units.comps) for v in vs} if self.units else {}
+        self.step_memo: dict = {v: {} for v in self.verts}
 
     def edge(self, i, k, S: int):
         rel = S & self.desc[i] & self.anc[k]
@@ -115,6 +130,47 @@ class _Sets:
             memo[key] = c
         return c
 
+    def step(self, v, S: int) -> tuple[int, int]:
+        """(cost of eliminating v from G_S, a lower bound on its cost from any later set).
+
+        The bound strengthens :func:`bounds.floors_of` with G_S: a value edge from an input
+        (or to a sink) never goes away, since inputs and sinks are never eliminated and a value
+        stays a value, so v keeps at least that many value predecessors (successors)."""
+        memo = self.step_memo[v]
+        key = S & self.rel[v]
+        hit = memo.get(key)
+        if hit is None:
+            c = self.cost_memo[v].get(key)
+            preds, succs = self.neighbours(v, S)
+            if c is None:
+                c = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
+                self.cost_memo[v][key] = c
+            lb = self.floor[v]
+            if self.scalar:
+                bit = self.bit
+                k_in = sum(1 for i, a in preds if a & 1 and i not in bit)
+                k_out = sum(1 for k, b in succs if b & 1 and k not in bit)
+                cut_in, cut_out = self.cuts[v]
+                lb = max(cut_in, k_in) * max(cut_out, k_out)
+            hit = memo[key] = (c, lb)
+        return hit
+
+    def h(self, S: int, steps) -> float:
+        """The admissible bound on the cost still to pay from G_S, given ``steps`` = (v, bit,
+        (cost, floor)) for every v outside S: the floors, except that each unit-edge component
+        (:class:`bounds.UnitComponents`) counts at least its orientation bound."""
+        if not self.comp_of:
+            return float(sum(lb for _, _, (_, lb) in steps))
+        free, per = 0, {}
+        for v, _, (_, lb) in steps:
+            n = self.comp_of.get(v)
+            if n is None:
+                free += lb
+            else:
+                per[n] = per.get(n, 0) + lb
+        done = _Done(self.bit, S)
+        return float(free + sum(max(t, self.units.component(n, done)) for n, t in per.items()))
+
     @classmethod
     def of(cls, problem: Problem) -> "_Sets":
         e = problem.eliminator()
@@ -132,6 +188,18 @@ class _Sets:
                 old, new = self.edge(i, k, S), self.edge(i, k, S2)
                 d += (nb(new) if new is not None else 0) - (nb(old) if old is not None else 0)
         return d
+
+
+class _Done:
+    """``v in done``: v is in the set S (a bit mask)."""
+
+    __slots__ = ("bit", "S")
+
+    def __init__(self, bit: dict, S: int):
+        self.bit, self.S = bit, S
+
+    def __contains__(self, v) -> bool:
+        return bool(self.S & self.bit.get(v, 0))
 
 
 def _topo(keys, pred, succ) -> list:
@@ -176,22 +244,54 @@ def _fallback(problem: Problem, who: str, info: dict, unpriced: list | None = No
 
 @register("optimal")
 def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
-            max_vertices: int = 30) -> Result:
-    """Exact search over sets of eliminated vertices (see the module docstring)."""
+            max_states: int = MAX_STATES, max_vertices: int | None = None) -> Result:
+    """Exact A* search over sets of eliminated vertices (see the module docstring)."""
     positive("time_limit", time_limit)
-    if isinstance(max_vertices, bool) or not isinstance(max_vertices, int) or max_vertices < 0:
-        raise ValueError(f"max_vertices must be a non-negative int, not {max_vertices!r}")
-    n = len(problem.eliminable)
-    if n > max_vertices:
-        raise SearchSizeError(
-            f"optimal: the problem has {n} eliminable vertices, above the size limit max_vertices="
-            f"{max_vertices} (the exact search visits up to 2^n sets); use 'anneal' or 'auto', or pass "
-            "a larger max_vertices")
+    _count("max_states", max_states)
+    if max_vertices is not None:
+        _count("max_vertices", max_vertices)
+        n = len(problem.eliminable)
+        if n > max_vertices:
+            raise SearchSizeError(
+                f"optimal: the problem has {n} eliminable vertices, above the size limit max_vertices="
+                f"{max_vertices} (the exact search visits up to 2^n sets); use 'anneal' or 'auto', or pass "
+                "a larger max_vertices")
     with budget.within(time_limit):
-        return _optimal(problem, cost_model, time_limit)
+        return _optimal(problem, cost_model, time_limit, max_states)
 
 
-def _optimal(problem: Problem, cost_model: CostModel, time_limit: float) -> Result:
+def _count(name: str, value) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"{name} must be a non-negative int, not {value!r}")
+
+
+def lower_bound(problem: Problem, cost_model: CostModel | None = None, time_limit: float = 10.0,
+                max_states: int = MAX_STATES) -> tuple[int, list[str] | None]:
+    """(proven lower bound on the multiplications of every order, an order proven optimal or
+    ``None``) from the A* search of :func:`optimal` run for ``time_limit`` seconds. A memory
+    objective is replaced by ``mults`` (the memory limit, if any, stays: the bound is then on the
+    orders that fit it).
+
+    >>> from jacc import examples
+    >>> lower_bound(Problem.from_graph(examples.lion()))[0]
+    12
+    """
+    cm = cost_model or CostModel()
+    if cm.weights[1] != 0:  # the bound is on multiplications: search for them, same memory limit
+        cm = CostModel(memory_limit=cm.memory_limit)
+    r = run_optimal(problem, cm, time_limit, max_states)
+    return r.info["lower bound"], (r.order if r.optimal else None)
+
+
+def run_optimal(problem: Problem, cost_model: CostModel, time_limit: float = 10.0,
+                max_states: int = MAX_STATES) -> Result:
+    """:func:`optimal` without the option checks (for :func:`lower_bound` and other strategies)."""
+    positive("time_limit", time_limit)
+    with budget.within(time_limit):
+        return _optimal(problem, cost_model, time_limit, max_states)
+
+
+def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int) -> Result:
     try:
         bound = _heuristic_bound(problem, cost_model)
     except budget.TimeUp:
@@ -202,22 +302,67 @@ def _optimal(problem: Problem, cost_model: CostModel, time_limit: float) -> Resu
         raise MemoryLimitError(f"the graph's own partial Jacobians take {live0:,} bytes, over the "
                                f"memory limit {cost_model.memory_limit:,}")
     a, b = cost_model.weights
-    search = _dijkstra if b == 0 else _pareto
-    found, explored, stopped = search(sets, cost_model, bound, live0, budget.deadline())
+    if b == 0:
+        return _mults_search(problem, sets, cost_model, bound, live0, time_limit, max_states)
+    found, explored, stopped = _pareto(sets, cost_model, bound, live0, budget.deadline())
     info = {"sets explored": explored}
     if found is not None:
         return Result(found, info, True)
+    return _no_proof(problem, cost_model, bound, info, f"time limit {time_limit:g} s" if stopped else None)
+
+
+def _no_proof(problem, cost_model, bound, info, stopped: str | None) -> Result:
+    """The known order when the search found none cheaper: proven unless it ``stopped`` early
+    (``stopped`` names the limit that stopped it)."""
     if bound is None and (stopped or budget.expired()):
         return _fallback(problem, "optimal", info)
     if bound is None:
         raise MemoryLimitError(f"no elimination order fits the memory limit of {cost_model.memory_limit:,} bytes"
                                + (" (search stopped at the time limit)" if stopped else ""))
     if stopped:
-        info["stopped early"] = (f"time limit {time_limit:g} s reached; best known order is "
-                                 f"{bound[2]}'s (not proven optimal)")
+        info["stopped early"] = f"{stopped} reached; best known order is {bound[2]}'s (not proven optimal)"
         return Result(bound[1], info, False)
     info["bound"] = f"{bound[2]} is optimal (no cheaper set of eliminations exists)"
     return Result(bound[1], info, True)
+
+
+def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states) -> Result:
+    """A* for the mults objective: the answer plus its proven lower bound and gap in ``info``."""
+    a = cm.weights[0]
+    bound_m = (bound[0] / a, *bound[1:]) if bound else None  # the search counts multiplications
+    r = astar(sets, cm, bound_m, live0, budget.deadline(), max_states=max_states)
+    info: dict = {"sets explored": r.explored}
+    stopped = {None: None, "time": f"time limit {time_limit:g} s", "states": f"max_states={max_states}"}[r.stopped]
+    if r.found is not None:
+        res = Result(r.found, info, True)
+        cost = r.lower
+    elif r.best is not None:
+        info["stopped early"] = f"{stopped} reached; best known order: a greedy completion of the search's deepest set"
+        res, cost = Result(r.best[1], info, False), r.best[0]
+    else:
+        res = _no_proof(problem, cm, bound_m, info, stopped)
+        cost = bound_m[0] if bound_m else None
+    lower = int(math.ceil(r.lower - 1e-9)) if r.lower != float("inf") else None
+    if not res.optimal and cost is not None and lower is not None and cost <= lower:
+        res.optimal = True  # stopped, but the order already meets the proven bound
+        info["bound"] = f"{info.pop('stopped early').split(';')[0]}, but the order meets the proven lower bound"
+    if res.optimal:
+        lower = cost = int(cost)
+    info["lower bound"], info["root bound"] = lower, int(r.root)
+    info["gap"] = _gap(cost, lower, int(r.root))
+    return res
+
+
+def _gap(cost, lower, root) -> str:
+    """A readable account of how far the answer can be from the optimum."""
+    if cost is None or lower is None:
+        return f"unknown (no order priced); root bound {root:,}"
+    cost = int(cost)
+    if cost <= lower:
+        return f"0 (proven optimal: {cost:,} mults; root bound {root:,})"
+    pct = 100 * (cost - lower) / cost
+    return (f"{cost - lower:,} mults ({pct:.1f} %): order costs {cost:,}, proven lower bound {lower:,}; "
+            f"root bound {root:,}")
 
 
 def _path(parent: dict, S: int) -> list[str]:
@@ -228,40 +373,102 @@ def _path(parent: dict, S: int) -> list[str]:
     return order[::-1]
 
 
+@dataclass
+class Search:
+    """What the A* search over sets found (see :func:`astar`).
+
+    ``found``: an order proven optimal, or ``None`` (then the bound's order, or ``best``, is the
+    best known); ``lower``: a proven lower bound on the mults of every order (that fits the
+    memory limit); ``root``: the bound h(∅) alone; ``stopped``: why it ended early (``"time"``,
+    ``"states"``) or ``None``; ``best``: (mults, order) of a greedy completion that beat the
+    upper bound it started with, else ``None``."""
+
+    found: list | None
+    explored: int
+    stopped: str | None
+    lower: float
+    root: float
+    best: tuple | None = None
+
+
 def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline, peaks: bool = True):
-    """Cheapest order by (mults, peak bytes), lexicographically: among orders of equal cost the
-    one with the smaller peak wins (labels ``(g, peak)`` extend monotonically, so Dijkstra stays
-    exact). ``bound`` = (score, order, name, peak) of a known order prunes every label that is not
-    lexicographically below it; ``peaks=False`` skips the memory bookkeeping."""
+    """(order or None, sets explored, stopped?) of :func:`astar` without the lower bound."""
+    r = astar(sets, cm, bound, live0, deadline, peaks=peaks, complete=False)
+    return r.found, r.explored, r.stopped is not None
+
+
+def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = True,
+          max_states: float = float("inf"), complete: bool = True) -> Search:
+    """Cheapest order by (mults, peak bytes), lexicographically, by A* over sets.
+
+    f(S) = g(S) + h(S) with h(S) = Σ_{v ∉ S} (lower bound on v's cost from G_S) (see
+    :meth:`_Sets.step`); a child first gets its parent's floors (admissible too) and its own h
+    when it is popped (it is pushed back if that raises f), and f never drops below the
+    parent's (pathmax: a child's orders are some of its parent's). h is admissible but need not
+    be consistent, so a set reached again more cheaply is reopened. Among orders of equal cost the
+    one with the smaller peak wins (labels ``(g, peak)`` extend monotonically). ``bound`` =
+    (score, order, name, peak) of a known order prunes every label not lexicographically below
+    it; ``peaks=False`` skips the memory bookkeeping. Stops at ``deadline`` or past ``max_states``
+    stored sets; the smallest f still open (at most the upper bound) is then a proven lower
+    bound. ``complete`` runs greedy (Markowitz on G_S) completions of the deepest set reached
+    now and then, which can lower the upper bound."""
     full = (1 << len(sets.verts)) - 1
     inf = float("inf")
     ub = (bound[0], bound[3] if peaks else -inf) if bound else (inf, inf)
     track = peaks or cm.memory_limit is not None
+    root = sets.h(0, [(v, sets.bit[v], sets.step(v, 0)) for v in sets.verts])
     best = {0: (0, live0 if peaks else 0)}
+    hval = {0: root}
     live = {0: live0}
     parent: dict = {}
-    heap = [(0, best[0][1], 0)]
-    explored = 0
-    pairs = [(v, sets.bit[v], sets.cost_memo[v], sets.rel[v]) for v in sets.verts]
+    heap = [(root, best[0][1], 0, 0)]  # (f, peak, -g: deeper first on ties, S)
+    out = Search(None, 0, None, min(root, ub[0]), root)
+    pairs = [(v, sets.bit[v], sets.step_memo[v], sets.rel[v]) for v in sets.verts]
     push, pop, get = heapq.heappush, heapq.heappop, best.get
     none = (inf, inf)
+    deep = (-1, 0.0, 0)  # (depth, -f, S) of the deepest set expanded
+    comp_of = sets.comp_of
+    next_greedy = 4096 if complete else inf
     while heap:
-        g, p, S = pop(heap)
+        f, p, ng, S = pop(heap)
+        g = -ng
         if (g, p) > best[S]:
             continue
-        if (g, p) >= ub:
-            return None, explored, False  # the heuristic bound is optimal
+        out.lower = max(out.lower, min(f, ub[0]))
+        if (f, p) >= ub:
+            out.lower = ub[0]
+            return out  # the known order is optimal
         if S == full:
-            return _path(parent, S), explored, False
-        explored += 1
-        if explored % 512 == 0 and time.perf_counter() > deadline:
-            return None, explored, True
-        for v, bit, memo, rel in pairs:
-            if S & bit:
+            out.found, out.lower = _path(parent, S), g
+            return out
+        out.explored += 1
+        if time.perf_counter() > deadline:  # an expansion prices every vertex: check each time
+            out.stopped = "time"
+            break
+        if len(best) > max_states:
+            out.stopped = "states"
+            break
+        steps = [(v, bit, hit if (hit := memo.get(S & rel)) is not None else sets.step(v, S))
+                 for v, bit, memo, rel in pairs if not S & bit]
+        h = hval.get(S)
+        if h is None:
+            h = hval[S] = sets.h(S, steps)
+            if g + h > f:  # its own floors say more than its parent's: wait its turn
+                push(heap, (g + h, p, ng, S))
                 continue
-            c = memo.get(S & rel)
-            g2 = g + (c if c is not None else sets.cost(v, S))
-            if g2 > ub[0]:
+        f = max(f, g + h)
+        depth = len(sets.verts) - len(steps)
+        if (depth, -f) > deep[:2]:
+            deep = (depth, -f, S)
+        if out.explored >= next_greedy:
+            next_greedy *= 2
+            ub = _complete(sets, parent, deep[2], ub, out, deadline)
+        for v, bit, (c, lb) in steps:
+            g2 = g + c
+            # a child keeps its parent's bound less v's part (all of c where v's component
+            # bound may have counted more than v's floor); its own h comes when it is popped
+            f2 = max(f, g2 + h - (c if v in comp_of else lb))
+            if f2 > ub[0]:
                 continue
             S2 = S | bit
             if track:
@@ -269,13 +476,59 @@ def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline, peaks: bool = 
                     live[S2] = live[S] + sets.live_delta(v, S)
                 if not cm.fits(live[S2]):
                     continue
-            lab = (g2, max(p, live[S2]) if peaks else 0)
-            if lab >= ub or lab >= get(S2, none):
+            pk = max(p, live[S2]) if peaks else 0
+            lab = (g2, pk)
+            if (f2, pk) >= ub or lab >= get(S2, none):
                 continue
             best[S2] = lab
             parent[S2] = (S, v)
-            push(heap, (lab[0], lab[1], S2))
-    return None, explored, False
+            push(heap, (f2, pk, -g2, S2))
+    else:
+        out.lower = ub[0]  # every set was pruned by the known order: it is optimal
+        return out
+    if heap:
+        out.lower = max(out.lower, min(heap[0][0], ub[0]))
+    if complete and deep[0] >= 0:
+        _complete(sets, parent, deep[2], ub, out, inf if out.stopped == "states" else deadline + _GRACE)
+    return out
+
+
+_GRACE = 0.05  # seconds a last greedy completion may run past the search deadline
+
+
+def _complete(sets: _Sets, parent: dict, S: int, ub: tuple, out: Search, deadline: float) -> tuple:
+    """Complete set S greedily (cheapest elimination next); when that beats ``ub``, record it in
+    ``out.best`` and return the lowered bound (its peak unknown: ties no longer prune)."""
+    order = _path(parent, S)
+    g = sum(sets.cost(v, T) for v, T in _prefix_sets(sets, order))
+    rest = [v for v in sets.verts if not S & sets.bit[v]]
+    clock = time.perf_counter
+    while rest:
+        best = None
+        for n, v in enumerate(rest):  # one step prices every vertex left: watch the clock inside
+            if n % 16 == 0 and clock() > deadline:
+                return ub
+            c = sets.cost(v, S)
+            if best is None or c < best[0]:
+                best = (c, v)
+        c, v = best
+        g += c
+        if g >= ub[0]:
+            return ub
+        S |= sets.bit[v]
+        order.append(v)
+        rest.remove(v)
+    if g >= ub[0]:
+        return ub
+    out.best = (g, order)
+    return (g, float("inf"))
+
+
+def _prefix_sets(sets: _Sets, order: list):
+    S = 0
+    for v in order:
+        yield v, S
+        S |= sets.bit[v]
 
 
 def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
@@ -341,7 +594,7 @@ def _window_sets(e, win: list[str]) -> _Sets:
     for v in win:
         near |= set(e.pred.get(v, ())) | set(e.succ.get(v, ()))
     edges = {(u, v): j for u in near for v, j in e.succ.get(u, {}).items() if v in near}
-    return _Sets(edges, win, e.algebra)
+    return _Sets(edges, win, e.algebra, bounds=False)
 
 
 def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window: int = 12,
