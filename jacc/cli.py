@@ -23,7 +23,7 @@ from .costmodel import CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
 from .fileio import json_default, write_atomic
 from .graph import GraphError, load, read_numbers
-from .plan import Plan, plan
+from .plan import plan
 from .strategies import STRATEGIES, UnknownStrategyError
 
 DEFAULT_COMPARE = ("forward", "reverse", "chain", "optimal", "markowitz")
@@ -278,23 +278,42 @@ def _cost_model(args) -> CostModel:
     return CostModel(obj, getattr(args, "memory_limit", None))
 
 
-def _accepts(strategy: str, option: str) -> bool:
+def _registry(elimination: str) -> dict:
+    """The strategies of one kind of elimination (vertex strategies serve edges and faces too)."""
+    if elimination == "vertex":
+        return STRATEGIES
+    from .edgeplan import _KINDS
+
+    return {**STRATEGIES, **_KINDS[elimination].strategies}
+
+
+def _accepts(strategy: str, option: str, elimination: str = "vertex") -> bool:
     import inspect
 
-    return option in inspect.signature(STRATEGIES[strategy]).parameters
+    fn = _registry(elimination).get(strategy)
+    return fn is not None and option in inspect.signature(fn).parameters
 
 
-def _plan_for(g, strategy: str, args) -> Plan:
-    opts = {k: v for k, v in _plan_options(args).items() if _accepts(strategy, k)}
+def _plan_for(g, strategy: str, args):
+    elimination = getattr(args, "elimination", "vertex")
+    opts = {k: v for k, v in _plan_options(args).items() if _accepts(strategy, k, elimination)}
     return plan(g, strategy, wrt=args.wrt.split(",") if args.wrt else None,
-                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args), **opts)
+                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args),
+                elimination=elimination, **opts)
 
 
 def cmd_plan(args) -> int:
     g = load(args.graph)
     if args.strategy.lower() != "all":
         p = _plan_for(g, args.strategy.lower(), args)
-        if args.format == "json":
+        if args.elimination != "vertex" and args.format != "table":
+            rows = [{"step": n, "move": p.describe_step(s), "mults": s.mults, "fill_in": len(s.fill_in),
+                     "added_to": len(s.absorbed)} for n, s in enumerate(p.steps, 1)]
+            text = (json.dumps({"strategy": p.strategy, "elimination": p.elimination, "mults": p.mults,
+                                "optimal": p.optimal, "lower_bound": p.lower_bound, "steps": rows})
+                    if args.format == "json" else table(rows, list(rows[0]) if rows else ["step"], "csv"))
+            _emit(text, args.out)
+        elif args.format == "json":
             _emit(p.to_json(), args.out)
         elif args.format == "csv":
             _emit(table([{"step": n, "vertex": s.vertex, "mults": s.mults, "fill_in": len(s.fill_in),
@@ -305,13 +324,14 @@ def cmd_plan(args) -> int:
             _emit(str(p), args.out)
         return 0
     rows = []
-    for s in sorted(STRATEGIES):
+    for s in sorted(_registry(args.elimination)):
         try:
             p = _plan_for(g, s, args)
         except (ValueError, CostModelError) as e:  # e.g. too large for 'optimal': say so, keep going
             rows.append({"strategy": s, "note": str(e).split(";")[0]})
             continue
-        rows.append({"strategy": p.strategy, "mults": p.mults, "flops": p.flops, "peak_bytes": p.peak_bytes,
+        rows.append({"strategy": p.strategy, "mults": p.mults, "flops": p.flops,
+                     "peak_bytes": getattr(p, "peak_bytes", None),
                      "plan_seconds": p.planning_seconds, "optimal": p.optimal, "note": ""})
     best = min((r["mults"] for r in rows if "mults" in r), default=None)
     for r in rows:
@@ -556,6 +576,9 @@ def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None
     p.add_argument("--seed", type=int, help="seed for randomised strategies")
     p.add_argument("--max-iters", type=int, help="moves for anneal (default 400; the same seed gives the same "
                    "order on any machine unless --time-limit cuts the run short)")
+    p.add_argument("--elimination", choices=["vertex", "edge", "face"], default="vertex",
+                   help="eliminate vertices (default), single edges or faces (Naumann); edge and face plans "
+                   "take forward, reverse, greedy, optimal, auto, or any vertex strategy's order")
 
 
 def _fmt(p: argparse.ArgumentParser) -> None:

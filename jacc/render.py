@@ -141,15 +141,17 @@ def _add_vertex(d: pydot.Dot, g: Graph, v: str, *, step: int | None = None, mult
     d.add_node(pydot.Node(_q(v), **attrs))
 
 
-def _legend(title: str, plan: "Plan | None", done: int | None = None) -> str:
+def _legend(title: str, plan: "Plan | None", done: int | None = None, steps: Sequence[str] | None = None) -> str:
     """An HTML graph label: the title and, with a plan, the elimination order as coloured cells
-    (``done`` given: steps after it are left white)."""
+    (``done`` given: steps after it are left white); ``steps`` names the steps instead of the
+    plan's order."""
     text = '<BR ALIGN="LEFT"/>'.join(_h(line) for line in title.splitlines())
     rows = [f'<TR><TD ALIGN="LEFT" COLSPAN="13"><B>{text}</B></TD></TR>']
-    if plan is not None and plan.order:
-        n = len(plan.order)
+    names = steps if steps is not None else plan.order if plan is not None else []
+    if names:
+        n = len(names)
         cells = []
-        for k, v in enumerate(plan.order, 1):
+        for k, v in enumerate(names, 1):
             fill = step_colour(k, n)
             if done is not None and k > done:
                 cells.append(f'<TD BORDER="1" COLOR="#cccccc">{k}: {_h(v)}</TD>')
@@ -201,6 +203,8 @@ def to_dot(graph: Graph | None, plan: "Plan | None" = None, *, title: str | None
     True
     """
     graph = _graph_of(graph, plan)
+    if plan is not None and getattr(plan, "elimination", "vertex") != "vertex":
+        return _edge_plan_dot(graph, plan, title)
     n = len(plan.order) if plan else 0
     step_of = {v: k for k, v in enumerate(plan.order, 1)} if plan else {}
     heading = title or (_plan_title(graph, plan) if plan else graph.name)
@@ -223,6 +227,45 @@ def to_dot(graph: Graph | None, plan: "Plan | None" = None, *, title: str | None
                                           tooltip=_q(f"∂{b}/∂{a}: {state[i, j].describe()}, fill-in of step {k}"),
                                           style="dashed", color=_q(FILL_IN + "99"), fontcolor=_q(FILL_IN),
                                           constraint="false"))
+    return d
+
+
+def _edge_plan_dot(graph: Graph, plan, title: str | None) -> pydot.Dot:
+    """An edge- or face-elimination plan: every edge a step eliminated carries that step (in its
+    colour), every edge a step created is dashed magenta with its step, and one a step added a
+    product to says ``+= step k``; the legend lists the moves in order."""
+    n = len(plan.steps)
+    names = [f"{plan.describe_step(s)} ({_mults(s.mults)})" for s in plan.steps]
+    heading = title or (f"{graph.name}: {plan.strategy} {plan.elimination} elimination, {_mults(plan.mults)} "
+                        f"(vertex forward {plan.forward_mults:,}, reverse {plan.reverse_mults:,})")
+    d = _new_dot(_legend(heading, None, steps=names))
+    keep = set(plan.problem.edges)
+    on_path = {x for e in keep for x in e}
+    for v in graph.topological_order():
+        _add_vertex(d, graph, v, off=v not in on_path)
+    gone = {s.edge: k for k, s in enumerate(plan.steps, 1) if s.kind in ("front", "back")}
+    added: dict = {}
+    for k, s in enumerate(plan.steps, 1):
+        for e in s.absorbed:
+            added.setdefault(e, []).append(k)
+    for u, v in graph.nx.edges:
+        label = graph.partial(u, v).describe()
+        attrs: dict = {} if (u, v) in keep else {"color": _q(OFF_PATH), "fontcolor": _q(OFF_PATH)}
+        if (u, v) in gone:
+            k = gone[u, v]
+            label += f"\n{plan.steps[k - 1].kind} step {k}"
+            attrs.update(color=_q(step_colour(k, n)), penwidth="3")
+        if (u, v) in added:
+            label += "\n+= step " + ", ".join(map(str, added[u, v]))
+        d.add_edge(pydot.Edge(_q(u), _q(v), label=_q(label), **attrs))
+    for k, s in enumerate(plan.steps, 1):
+        for i, j in s.fill_in:
+            a, b = _vertex(graph, i), _vertex(graph, j)
+            if a != b:
+                more = gone.get((i, j))
+                label = f"step {k}" + (f", {plan.steps[more - 1].kind} step {more}" if more else "")
+                d.add_edge(pydot.Edge(_q(a), _q(b), label=_q(label), style="dashed", color=_q(FILL_IN + "99"),
+                                      fontcolor=_q(FILL_IN), constraint="false"))
     return d
 
 
@@ -465,6 +508,9 @@ def render(graph: Graph | None, plan: "Plan | None" = None, path: str | os.PathL
         raise ValueError("render needs a path (e.g. 'graph.svg') or steps_dir")
     if steps_dir is not None and plan is None:
         raise ValueError("steps_dir needs a plan: its steps are what gets drawn")
+    if steps_dir is not None and getattr(plan, "elimination", "vertex") != "vertex":
+        raise ValueError("steps_dir draws vertex plans step by step; for an edge or face plan draw one "
+                         "picture (path=...), whose edges carry their steps")
     p = os.fspath(path) if path is not None else None
     f = _format(p, fmt)
     convert = _converter(f)  # fails before anything is written when Graphviz is missing

@@ -1,0 +1,214 @@
+"""Plans made of edge or face eliminations: ``jacc.plan(graph, strategy, elimination="edge")``.
+
+Vertex elimination (:class:`jacc.plan.Plan`) removes a vertex with all its edges at once; edge and
+face elimination (:mod:`jacc.edges`, :mod:`jacc.faces`, after Naumann) remove one edge or one
+pair of consecutive edges at a time and can need fewer multiplications. An :class:`EdgePlan`
+holds such a sequence of *moves* with its priced steps, prints a report like a vertex plan,
+executes at new input values and draws itself (:func:`jacc.render`).
+
+Strategies: each kind has its own registry (``jacc.edges.EDGE_STRATEGIES``,
+``jacc.faces.FACE_STRATEGIES``: ``forward``, ``reverse``, ``greedy``, ``optimal``); ``auto``
+runs ``optimal`` where the exact search is within its size limit and ``greedy`` otherwise. Any
+vertex strategy (``markowitz``, ``anneal``, …) or an explicit vertex order is accepted too: its
+order is written as edge (or face) moves, at exactly the vertex plan's cost. Only the ``mults``
+objective applies.
+
+>>> from jacc import examples
+>>> from jacc.plan import plan
+>>> lion = examples.lion()
+>>> plan(lion, "optimal").mults, plan(lion, "optimal", elimination="edge").mults
+(12, 11)
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from . import budget
+from .costmodel import CostModel
+from .edges import (
+    EDGE_STRATEGIES,
+    EdgeSearchSizeError,
+    EdgeStep,
+    Move,
+    accumulate_edges,
+    price_edges,
+    run_edge_strategy,
+    vertex_moves,
+)
+from .eliminate import Problem
+from .faces import FACE_STRATEGIES, accumulate_faces, edge_moves_as_faces, price_faces, run_face_strategy
+from .graph import Graph
+
+ELIMINATIONS = ("vertex", "edge", "face")
+
+
+@dataclass(frozen=True)
+class _Kind:
+    """What differs between edge and face elimination."""
+
+    strategies: Mapping[str, Callable]
+    run: Callable
+    price: Callable
+    accumulate: Callable
+    from_vertex_order: Callable[[Problem, Sequence[str]], list]
+
+
+_KINDS = {
+    "edge": _Kind(EDGE_STRATEGIES, run_edge_strategy, price_edges, accumulate_edges, vertex_moves),
+    "face": _Kind(FACE_STRATEGIES, run_face_strategy, price_faces, accumulate_faces,
+                  lambda p, order: edge_moves_as_faces(p, vertex_moves(p, order))),
+}
+
+
+@dataclass
+class EdgePlan:
+    """An edge- or face-elimination plan: plain data plus :meth:`execute` and a report."""
+
+    elimination: str
+    strategy: str
+    moves: list[Move]
+    steps: list[EdgeStep]
+    mults: int
+    graph: Graph
+    wrt: list[str]
+    of: list[str]
+    cost_model: CostModel = field(default_factory=CostModel)
+    planning_seconds: float = 0.0
+    optimal: bool | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def problem(self) -> Problem:
+        if "_problem" not in self.__dict__:
+            self.__dict__["_problem"] = Problem.from_graph(self.graph, self.wrt, self.of)
+        return self.__dict__["_problem"]
+
+    @property
+    def forward_mults(self) -> int:
+        from .plan import naive_costs
+
+        return naive_costs(self.problem)[0]
+
+    @property
+    def reverse_mults(self) -> int:
+        from .plan import naive_costs
+
+        return naive_costs(self.problem)[1]
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.mults
+
+    @property
+    def speedup(self) -> float:
+        """Best of forward/reverse vertex elimination divided by this plan's multiplications."""
+        base = min(self.forward_mults, self.reverse_mults)
+        return base / self.mults if self.mults else float("inf") if base else 1.0
+
+    @property
+    def lower_bound(self) -> int | None:
+        """A proven lower bound on every sequence of this kind (this plan's cost when optimal)."""
+        if self.optimal:
+            return self.mults
+        lb = self.info.get("lower bound")
+        return lb if isinstance(lb, int) else None
+
+    def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
+        """The Jacobian blocks ``{(output, input): array}`` at new input values (positional in
+        ``graph.inputs`` order, or by name), as :meth:`jacc.Plan.execute`."""
+        from .plan import input_values
+
+        values = self.graph.evaluate(input_values(self.graph, args, named))
+        return _KINDS[self.elimination].accumulate(self.problem, values, self.moves).blocks
+
+    def compile(self, backend: str = "auto"):
+        raise NotImplementedError(
+            f"compile: {self.elimination}-elimination plans run on the executor (plan.execute); "
+            "vertex plans (elimination='vertex') compile to programs")
+
+    def describe_step(self, s: EdgeStep) -> str:
+        arrow = "→".join(map(str, s.edge))
+        return f"{s.kind} {arrow}"
+
+    def __str__(self) -> str:
+        g = self.graph
+        lines = [
+            f"  Graph: {g.name} ({len(self.wrt)} input(s) → {len(self.of)} output(s), "
+            f"{len(self.problem.eliminable)} eliminable vertices)",
+            f"  Strategy: {self.strategy}   elimination: {self.elimination}   objective: mults",
+            "  Cost convention: mults = scalar multiplications (FMAs); FLOPs = 2·mults",
+            f"  Naive forward cost:  {self.forward_mults:>17,} mults (vertex elimination)",
+            f"  Naive reverse cost:  {self.reverse_mults:>17,} mults (vertex elimination)",
+            f"  This plan's cost:    {self.mults:>17,} mults ({self.flops:,} FLOPs)",
+            f"  Speedup over best of forward/reverse: {self.speedup:.3g}×",
+            f"  Planning time: {self.planning_seconds:.3g} s"
+            + ("" if self.optimal is None else f"; proven optimal: {'yes' if self.optimal else 'no'}"),
+        ]
+        lines += [f"  {k}: {v}" for k, v in self.info.items() if k != "mults"]
+        rule = "-" * 78
+        lines += [rule, f"{'step':>5}  {'move':<34} {'mults':>10} {'fill-in':>8} {'added to':>9}", rule]
+        for n, s in enumerate(self.steps, 1):
+            lines.append(f"{n:>5}  {self.describe_step(s):<34} {s.mults:>10,} {len(s.fill_in):>8} "
+                         f"{len(s.absorbed):>9}")
+        return "\n".join(lines)
+
+
+def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str] | None,
+               of: Sequence[str] | None, cost_model: CostModel, options: dict) -> EdgePlan:
+    """The :class:`EdgePlan` that ``jacc.plan(..., elimination=...)`` returns (see the module)."""
+    if elimination not in _KINDS:
+        raise ValueError(f"elimination must be one of {ELIMINATIONS}, not {elimination!r}")
+    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None:
+        raise ValueError(f"elimination={elimination!r} supports the 'mults' objective without a memory "
+                         "limit only; use elimination='vertex' for memory objectives and limits")
+    kind = _KINDS[elimination]
+    t0 = time.perf_counter()
+    limit = options.get("time_limit")
+    with budget.within(limit if isinstance(limit, (int, float)) and not isinstance(limit, bool)
+                       and limit > 0 else budget.INF):
+        problem = Problem.from_graph(graph, wrt, of)
+        moves, name, info, optimal = _choose(problem, strategy, elimination, kind, cost_model, options)
+    with budget.lifted():
+        steps, mults = kind.price(problem, moves)
+    p = EdgePlan(elimination, name, list(moves), steps, mults, graph, problem.wrt, problem.of, cost_model,
+                 time.perf_counter() - t0, optimal, info)
+    p.__dict__["_problem"] = problem
+    return p
+
+
+def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: CostModel,
+            options: dict) -> tuple[list, str, dict, bool | None]:
+    from .plan import Plan
+    from .strategies import run_strategy
+
+    if isinstance(strategy, EdgePlan):
+        if strategy.elimination != elimination:
+            raise ValueError(f"a {strategy.elimination}-elimination plan cannot be used with "
+                             f"elimination={elimination!r}")
+        return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal
+    if isinstance(strategy, str) and strategy.lower() == "auto":
+        try:
+            r = kind.run("optimal", problem, cm, **options)
+            name = "auto→optimal"
+        except EdgeSearchSizeError:
+            r = kind.run("greedy", problem, cm, **{k: v for k, v in options.items() if k != "time_limit"})
+            name = "auto→greedy"
+        return list(r.order), name, dict(r.info), r.optimal
+    if isinstance(strategy, str) and strategy.lower() in kind.strategies:
+        r = kind.run(strategy, problem, cm, **options)
+        return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal
+    if isinstance(strategy, (list, tuple)) and strategy and all(isinstance(m, (list, tuple)) and len(m) == 2
+                                                                and isinstance(m[1], (list, tuple))
+                                                                for m in strategy):
+        return [(k, tuple(e)) for k, e in strategy], "explicit", {}, None
+    # a vertex strategy, vertex order or vertex Plan: its order as moves, at the same cost
+    if isinstance(strategy, Plan):
+        order, name = strategy.order, strategy.strategy
+    else:
+        order, name, _, _ = run_strategy(strategy, problem, cm, **options)
+    return kind.from_vertex_order(problem, order), f"{name} (vertex order as {elimination} moves)", {}, None

@@ -1,0 +1,498 @@
+"""Edge elimination (Naumann): front and back elimination of single edges.
+
+Vertex elimination removes an intermediate vertex with all its edges at once; Naumann showed
+that eliminating *edges* one at a time can need fewer multiplications (U. Naumann, "Optimal
+accumulation of Jacobian matrices by elimination methods on the dual computational graph",
+Math. Program. Ser. A 99 (2004) 399–421; also "Elimination techniques for cheap Jacobians",
+in Automatic Differentiation of Algorithms, Springer 2002). The rules, with c_vu the partial
+Jacobian on edge (u, v):
+
+* **front** elimination of (i, j), j intermediate: for every successor k of j,
+  c_ki += c_kj · c_ji (a fill-in edge when (i, k) did not exist); delete (i, j); if j has no
+  predecessor left, delete j and its out-edges (no path runs through it any more);
+* **back** elimination of (j, k), j intermediate: for every predecessor i of j,
+  c_ki += c_kj · c_ji; delete (j, k); if j has no successor left, delete j and its in-edges.
+
+Eliminating vertex j is front-eliminating all its in-edges (or back-eliminating all its
+out-edges) with the same count, so every vertex order is an edge sequence. Elimination is done
+when no intermediate vertex is left: the graph is bipartite, inputs → outputs (sinks), and the
+edge (x, y) holds the block ∂y/∂x. Every step shortens each input–output path through the edge by
+one, so every sequence ends.
+
+A product costs what the problem's algebra says (``algebra.product``): on scalar graphs the
+class algebra of :mod:`jacc.eliminate` (odd = a value, even = an exact ±1, free), on array graphs
+the structured Jacobians of :mod:`jacc.structure`; sums are free. The same :class:`EdgeState`
+runs symbolically (to price) and on numbers (to accumulate), so counted = priced.
+
+>>> from jacc import examples
+>>> from jacc.eliminate import Problem
+>>> prob = Problem.from_graph(examples.lion())
+>>> s = EdgeState.of(prob)
+>>> [s.front(*e).mults for e in [("t1", "t2"), ("x1", "t1"), ("x2", "t1")]]
+[4, 4, 4]
+>>> s.done(), s.mults
+(True, 12)
+>>> optimal(prob, None).info["mults"]
+11
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from . import budget
+from .eliminate import SCALAR, STRUCTURED, Problem
+from .strategies import Result, positive
+
+Key = Hashable
+Edge = tuple[Key, Key]
+#: One elimination to perform: ("front", (i, j)), ("back", (j, k)) — or ("face", (u, v)) on the
+#: dual graph, see :mod:`jacc.faces`.
+Move = tuple[str, tuple]
+
+KINDS = ("front", "back")
+
+
+class EdgeEliminationError(ValueError):
+    """A move that cannot be made on the current graph (no such edge, or not eliminable)."""
+
+
+class EdgeSearchSizeError(ValueError):
+    """The problem is too large for the exact edge-elimination search."""
+
+
+@dataclass
+class EdgeStep:
+    """One edge (or face) elimination: what it cost and which edges it created or added to.
+
+    ``edge`` is (i, j) for a front or back step and (i, j, k) for a face (whose dual vertices
+    are ``ids``); ``removed`` names the vertex the step left without predecessors or successors
+    (deleted with its edges)."""
+
+    kind: str
+    edge: tuple
+    mults: int
+    fill_in: list[tuple] = field(default_factory=list)
+    absorbed: list[tuple] = field(default_factory=list)
+    removed: Key | None = None
+    ids: tuple[int, int] | None = None  # a face's dual vertices (see jacc.faces)
+
+    @property
+    def move(self) -> Move:
+        """The move that replays this step: ``(kind, edge)``, or ``("face", ids)``."""
+        return self.kind, (self.ids if self.kind == "face" else self.edge)
+
+
+class EdgeState:
+    """Mutable edge-elimination state over a dict of edge Jacobians (symbolic or numeric).
+
+    ``inner`` is the set of intermediate vertices still present; only edges touching one of them
+    can be eliminated (front: its target is intermediate; back: its source is)."""
+
+    def __init__(self, edges: Mapping[Edge, Any], algebra, inner: Iterable[Key]):
+        self.algebra = algebra
+        self.pred: dict[Key, dict[Key, Any]] = {}
+        self.succ: dict[Key, dict[Key, Any]] = {}
+        for (u, v), c in edges.items():
+            self.succ.setdefault(u, {})[v] = c
+            self.pred.setdefault(v, {})[u] = c
+            self.succ.setdefault(v, {})
+            self.pred.setdefault(u, {})
+        self.inner: set[Key] = {v for v in inner if v in self.succ}
+        self.mults = 0
+
+    @classmethod
+    def of(cls, problem: Problem) -> "EdgeState":
+        """The symbolic state of ``problem`` (the scalar class algebra on all-scalar graphs)."""
+        e = problem.eliminator()
+        edges = {(u, v): c for u, out in e.succ.items() for v, c in out.items()}
+        return cls(edges, e.algebra, problem.eliminable)
+
+    @classmethod
+    def numeric(cls, problem: Problem, values: Mapping[str, np.ndarray], dtype=np.float64) -> "EdgeState":
+        """The state holding the partial Jacobians at ``values`` (``graph.evaluate(inputs)``)."""
+        return cls(problem.numeric_edges(values, dtype), STRUCTURED, problem.eliminable)
+
+    def fork(self) -> "EdgeState":
+        """An independent copy (edge values are shared: they are never mutated)."""
+        s = EdgeState.__new__(EdgeState)
+        s.algebra, s.mults, s.inner = self.algebra, self.mults, set(self.inner)
+        s.pred = {k: dict(v) for k, v in self.pred.items()}
+        s.succ = {k: dict(v) for k, v in self.succ.items()}
+        return s
+
+    # -- queries ----------------------------------------------------------------------------------
+    def done(self) -> bool:
+        """True when no intermediate vertex is left (the graph is bipartite)."""
+        return not self.inner
+
+    def edge(self, u: Key, v: Key) -> Any:
+        return self.succ.get(u, {}).get(v)
+
+    def edges(self) -> dict[Edge, Any]:
+        return {(u, v): c for u, out in self.succ.items() for v, c in out.items()}
+
+    def options(self) -> list[Move]:
+        """Every move possible now, in a deterministic order (edge order, front before back)."""
+        moves = []
+        for u, out in self.succ.items():
+            for v in out:
+                if v in self.inner:
+                    moves.append(("front", (u, v)))
+                if u in self.inner:
+                    moves.append(("back", (u, v)))
+        return moves
+
+    def cost(self, kind: str, edge: Edge) -> int:
+        """Multiplications that ``kind``-eliminating ``edge`` now would take (no mutation)."""
+        self._check(kind, edge)
+        alg = self.algebra
+        u, v = edge
+        c = self.succ[u][v]
+        if kind == "front":
+            return sum(alg.product(a, c)[1] for a in self.succ[v].values())
+        return sum(alg.product(c, b)[1] for b in self.pred[u].values())
+
+    def fill(self, kind: str, edge: Edge) -> int:
+        """Number of new edges that the move would create (no mutation)."""
+        u, v = edge
+        if kind == "front":
+            return sum(k not in self.succ[u] for k in self.succ[v])
+        return sum(v not in self.succ[i] for i in self.pred[u])
+
+    def key(self) -> frozenset:
+        """A hashable description of the state that fixes every future cost: each edge with its
+        value class (scalar algebra) or its structure (structured algebra, values ignored)."""
+        return frozenset((u, v, _shape_key(c)) for u, out in self.succ.items() for v, c in out.items())
+
+    # -- moves ------------------------------------------------------------------------------------
+    def apply(self, kind: str, edge: Sequence[Key]) -> EdgeStep:
+        """Make one move; ``kind`` is ``"front"`` or ``"back"``."""
+        fn = _MOVES.get(kind)
+        if fn is None:
+            raise EdgeEliminationError(f"kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        return fn(self, *edge)
+
+    def front(self, i: Key, j: Key) -> EdgeStep:
+        """Front-eliminate (i, j): fold it into i's edges to every successor of j."""
+        self._check("front", (i, j))
+        b = self.succ[i][j]
+        step = EdgeStep("front", (i, j), 0)
+        for k, a in list(self.succ[j].items()):
+            self._add(i, k, a, b, step)
+        self._drop(i, j)
+        if not self.pred[j]:
+            step.removed = self._remove(j)
+        self.mults += step.mults
+        return step
+
+    def back(self, j: Key, k: Key) -> EdgeStep:
+        """Back-eliminate (j, k): fold it into the edges from every predecessor of j to k."""
+        self._check("back", (j, k))
+        a = self.succ[j][k]
+        step = EdgeStep("back", (j, k), 0)
+        for i, b in list(self.pred[j].items()):
+            self._add(i, k, a, b, step)
+        self._drop(j, k)
+        if not self.succ[j]:
+            step.removed = self._remove(j)
+        self.mults += step.mults
+        return step
+
+    def vertex(self, j: Key, side: str = "front") -> list[EdgeStep]:
+        """Eliminate vertex ``j`` as edge steps: all in-edges front, or all out-edges back."""
+        if j not in self.inner:
+            raise EdgeEliminationError(f"vertex {j!r} is not an intermediate vertex still in the graph")
+        if side == "front":
+            return [self.front(i, j) for i in list(self.pred[j])]
+        return [self.back(j, k) for k in list(self.succ[j])]
+
+    # -- internals --------------------------------------------------------------------------------
+    def _check(self, kind: str, edge: Edge) -> None:
+        u, v = edge
+        if v not in self.succ.get(u, {}):
+            raise EdgeEliminationError(f"{kind} elimination: there is no edge {u!r} → {v!r} now")
+        end = v if kind == "front" else u
+        if end not in self.inner:
+            side = "target" if kind == "front" else "source"
+            raise EdgeEliminationError(
+                f"{kind} elimination of {u!r} → {v!r}: its {side} {end!r} is not an intermediate vertex "
+                f"(front-eliminate edges into intermediates, back-eliminate edges out of them)")
+
+    def _add(self, i: Key, k: Key, a: Any, b: Any, step: EdgeStep) -> None:
+        """c_ki += a · b (a = c_kj, b = c_ji), counting the product."""
+        alg = self.algebra
+        c, n = alg.product(a, b)
+        step.mults += n
+        old = self.succ[i].get(k)
+        if old is None:
+            step.fill_in.append((i, k))
+        else:
+            step.absorbed.append((i, k))
+            c = alg.add(old, c)
+        self.succ[i][k] = c
+        self.pred[k][i] = c
+
+    def _drop(self, u: Key, v: Key) -> None:
+        del self.succ[u][v]
+        del self.pred[v][u]
+
+    def _remove(self, j: Key) -> Key:
+        for i in self.pred.pop(j):
+            del self.succ[i][j]
+        for k in self.succ.pop(j):
+            del self.pred[k][j]
+        self.inner.discard(j)
+        return j
+
+
+_MOVES: dict[str, Callable[..., EdgeStep]] = {"front": EdgeState.front, "back": EdgeState.back}
+
+
+def _shape_key(j) -> Hashable:
+    """What prices products with ``j``: its class (scalar algebra) or its structure, not its numbers."""
+    if isinstance(j, int):
+        return j
+    return (j.out_shape, j.in_shape, j.pair, j.vlabels, j.reshape, repr(j.select), repr(j.embed),
+            j.factors, j.neg)
+
+
+# -- pricing and executing -------------------------------------------------------------------------
+
+
+def price_edges(problem: Problem, moves: Iterable[Move]) -> tuple[list[EdgeStep], int]:
+    """Symbolic steps and total multiplications of a move sequence; it must finish the job.
+
+    >>> from jacc import examples
+    >>> prob = Problem.from_graph(examples.lion())
+    >>> price_edges(prob, vertex_moves(prob, ["t1", "t2"]))[1]
+    12
+    """
+    s = EdgeState.of(problem)
+    tick = budget.Ticker(64)
+    steps = []
+    for kind, edge in moves:
+        tick()
+        steps.append(s.apply(kind, edge))
+    _check_done(s)
+    return steps, s.mults
+
+
+def _check_done(s: EdgeState) -> None:
+    if not s.done():
+        raise EdgeEliminationError(
+            f"the sequence leaves intermediate vertices {sorted(map(str, s.inner))}: "
+            "add steps that eliminate their remaining edges")
+
+
+@dataclass
+class EdgeAccumulation:
+    """The result of running a move sequence on numbers."""
+
+    blocks: dict[tuple[str, str], np.ndarray]  # (output, input) -> dense Jacobian
+    steps: list[EdgeStep]
+    mults: int
+
+
+def accumulate_edges(problem: Problem, values: Mapping[str, np.ndarray], moves: Iterable[Move],
+                     dtype=np.float64) -> EdgeAccumulation:
+    """Run ``moves`` on the graph linearised at ``values`` and assemble the dense blocks, as
+    :func:`jacc.eliminate.accumulate` does for vertex orders."""
+    s = EdgeState.numeric(problem, values, dtype)
+    steps = [s.apply(kind, edge) for kind, edge in moves]
+    _check_done(s)
+    return EdgeAccumulation(assemble(problem, s.edge, dtype), steps, s.mults)
+
+
+def assemble(problem: Problem, edge: Callable[[Key, Key], Any], dtype=np.float64) -> dict:
+    """Dense ``{(output, input): block}`` from the final bipartite edges (``edge(x, sink)``)."""
+    g = problem.graph
+    blocks = {}
+    for y in problem.of:
+        for x in problem.wrt:
+            j = edge(x, problem.out_key[y])
+            shape = g.shape(y) + g.shape(x)
+            blocks[y, x] = (np.zeros(shape, dtype) if j is None
+                            else j.to_dense().astype(dtype, copy=False).reshape(shape))
+    return blocks
+
+
+# -- strategies ------------------------------------------------------------------------------------
+
+
+def vertex_moves(problem: Problem, order: Sequence[str], side: str = "front") -> list[Move]:
+    """A vertex order written as edge moves (same cost as vertex elimination): each vertex's
+    in-edges front-eliminated (``side="front"``) or its out-edges back-eliminated."""
+    order = problem.check_order(order)
+    s = EdgeState.of(problem)
+    moves: list[Move] = []
+    for v in order:
+        moves += [st.move for st in s.vertex(v, side)]
+    return moves
+
+
+EDGE_STRATEGIES: dict[str, Callable[..., Result]] = {}
+
+
+def register(name: str):
+    def deco(fn):
+        EDGE_STRATEGIES[name] = fn
+        return fn
+    return deco
+
+
+def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
+    with budget.lifted():
+        mults = price_edges(problem, moves)[1]
+    return Result(moves, {"mults": mults, **info}, optimal, name)
+
+
+def _no_options(name: str, options: dict) -> None:
+    if options:
+        raise TypeError(f"edge strategy {name!r} takes no options, got {sorted(options)}")
+
+
+@register("forward")
+def forward(problem: Problem, cost_model=None, **options) -> Result:
+    """Forward vertex order, every vertex's in-edges front-eliminated."""
+    _no_options("forward", options)
+    return _result(problem, "forward", vertex_moves(problem, problem.eliminable, "front"))
+
+
+@register("reverse")
+def reverse(problem: Problem, cost_model=None, **options) -> Result:
+    """Reverse vertex order, every vertex's out-edges back-eliminated."""
+    _no_options("reverse", options)
+    return _result(problem, "reverse", vertex_moves(problem, problem.eliminable[::-1], "back"))
+
+
+def _greedy_key(s: EdgeState, n: int, move: Move) -> tuple:
+    """Cheapest step first; then fewest new edges; then the earlier option (deterministic)."""
+    return s.cost(*move), s.fill(*move), n
+
+
+def greedy_moves(s: EdgeState) -> list[Move]:
+    """Repeatedly make the cheapest move on ``s`` (mutated) until it is done."""
+    moves: list[Move] = []
+    tick = budget.Ticker(16)
+    while not s.done():
+        tick()
+        opts = s.options()
+        move = min(((n, m) for n, m in enumerate(opts)), key=lambda nm: _greedy_key(s, *nm))[1]
+        s.apply(*move)
+        moves.append(move)
+    return moves
+
+
+@register("greedy")
+def greedy(problem: Problem, cost_model=None, **options) -> Result:
+    """Cheapest next edge step (ties: fewest fill-in edges, then the first option)."""
+    _no_options("greedy", options)
+    return _result(problem, "greedy", greedy_moves(EdgeState.of(problem)))
+
+
+#: Largest number of edges (touching an intermediate vertex) the exact search accepts.
+MAX_SEARCH_EDGES = 40
+
+
+@register("optimal")
+def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
+            max_edges: int = MAX_SEARCH_EDGES, **options) -> Result:
+    """Exact minimum over edge-elimination sequences: Dijkstra over states (remaining edges with
+    their value classes or structures), pruned by the best of forward, reverse and greedy.
+
+    States are memoised by :meth:`EdgeState.key`; the first finished state popped is optimal.
+    Past ``time_limit`` it returns the best sequence known with ``optimal=False`` and the proven
+    lower bound (the cost of the cheapest unfinished state) in ``info``."""
+    _no_options("optimal", options)
+    n = sum(1 for u, out in EdgeState.of(problem).succ.items() for v in out
+            if u in problem.eliminable or v in problem.eliminable)
+    if n > max_edges:
+        raise EdgeSearchSizeError(
+            f"optimal edge elimination: {n} eliminable edges is above max_edges={max_edges}; "
+            "use 'greedy' or raise max_edges (the search grows exponentially)")
+    positive("time_limit", time_limit)
+    with budget.within(time_limit):
+        return _search(problem)
+
+
+def lower_bound(s: EdgeState) -> int:
+    """An admissible bound on the multiplications still needed from ``s`` (scalar algebra).
+
+    At an intermediate j, every pair of a value in-edge and a value out-edge costs one product
+    when the first of the two is eliminated: neither can leave otherwise (j goes only once one
+    side is empty), a value never turns back into ±1 (sums are values) and every product has one
+    middle vertex. So Σ_j (value in-edges)·(value out-edges) is a lower bound. Structured graphs
+    get 0 (no such monotonicity is proven for structures)."""
+    if s.algebra is not SCALAR:
+        return 0
+    return sum(sum(c & 1 for c in s.pred[j].values()) * sum(c & 1 for c in s.succ[j].values()) for j in s.inner)
+
+
+def incumbent(problem: Problem) -> tuple[int, list[Move]]:
+    """The cheapest of the edge heuristics and the vertex heuristics' orders as edge moves."""
+    from .strategies import HEURISTICS, run_strategy
+
+    cands = [fn(problem).order for fn in (forward, reverse, greedy)]
+    cands += [vertex_moves(problem, run_strategy(n, problem)[0]) for n in HEURISTICS]
+    priced = [(price_edges(problem, m)[1], n, m) for n, m in enumerate(cands)]
+    mults, _, moves = min(priced)
+    return mults, moves
+
+
+def _search(problem: Problem) -> Result:
+    bound, moves = incumbent(problem)
+    start = EdgeState.of(problem)
+    h = lower_bound
+    seen = {start.key(): 0}
+    tie = itertools.count()
+    # A* on f = g + h (deeper states first among equal f): the first finished state popped is optimal
+    heap = [(h(start), 0, next(tie), start, ())]
+    tick = budget.Ticker(8)  # per child: one expansion can fork hundreds of states
+    lower, states = 0, 0
+    try:
+        while heap:
+            f, ng, _, s, path = heapq.heappop(heap)
+            if -ng > seen.get(s.key(), -ng):
+                continue  # a cheaper way to this state was found later
+            lower, states = max(lower, f), states + 1
+            if f >= bound:
+                break  # nothing left can beat the incumbent: it is optimal
+            if s.done():
+                bound, moves = -ng, _unroll(path)
+                break
+            for move in s.options():
+                tick()
+                if s.mults + s.cost(*move) >= bound:
+                    continue  # cannot beat the incumbent, whatever follows
+                t = s.fork()
+                t.apply(*move)
+                k = t.key()
+                if t.mults < seen.get(k, bound) and (ft := t.mults + h(t)) < bound:
+                    seen[k] = t.mults
+                    heapq.heappush(heap, (ft, -t.mults, next(tie), t, (path, move)))
+    except budget.TimeUp:
+        return _result(problem, "optimal", moves, False, **{"lower bound": lower}, states=states,
+                       stopped="time limit")
+    return _result(problem, "optimal", list(moves), True, **{"lower bound": bound}, states=states)
+
+
+def _unroll(path: tuple) -> list[Move]:
+    out: list[Move] = []
+    while path:
+        path, move = path
+        out.append(move)
+    return out[::-1]
+
+
+def run_edge_strategy(name: str, problem: Problem, cost_model=None, **options) -> Result:
+    """Look up ``name`` in :data:`EDGE_STRATEGIES` and run it."""
+    fn = EDGE_STRATEGIES.get(name.lower())
+    if fn is None:
+        raise ValueError(f"unknown edge strategy {name!r}; valid: {', '.join(sorted(EDGE_STRATEGIES))}")
+    return fn(problem, cost_model, **options)

@@ -1,0 +1,127 @@
+"""``jacc.plan(..., elimination="edge"|"face")``: EdgePlan reports, execution, pictures and the CLI."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc import examples
+from jacc.cli import main
+from jacc.edgeplan import EdgePlan
+from jacc.render import to_dot
+
+GRAPHS = os.path.join(os.path.dirname(__file__), "..", "graphs")
+
+
+def _lion_fd(x1, x2):
+    def f(x):
+        t1 = x[0] / x[1]
+        t2 = np.cos(t1)
+        return np.array([np.exp(t2), 3.14 * t2, np.sin(t2), t2 * t1])
+    return fd_jacobian(f, [np.array([x1, x2])], 0)
+
+
+@pytest.mark.parametrize("elimination", ["edge", pytest.param("face", marks=pytest.mark.slow)])
+def test_lion_edge_and_face_optima_beat_vertex_elimination(elimination):
+    g = examples.lion()
+    p = jacc.plan(g, "optimal", elimination=elimination, time_limit=120)  # face: ~7 s, 34,470 states
+    assert isinstance(p, EdgePlan) and p.elimination == elimination
+    assert p.mults == 11 and p.optimal is True and p.lower_bound == 11
+    assert jacc.plan(g, "optimal").mults == 12  # vertex elimination's optimum
+    assert p.mults == sum(s.mults for s in p.steps)
+    blocks = p.execute(1.5, 0.7)
+    want = _lion_fd(1.5, 0.7)
+    got = np.array([[float(blocks[y, x]) for x in g.inputs] for y in g.outputs])
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    text = str(p)
+    assert "elimination: " + elimination in text and "11 mults" in text and "proven optimal: yes" in text
+
+
+@pytest.mark.parametrize("strategy", ["forward", "reverse", "markowitz", "min-fill", "chain", ["t2", "t1"]])
+def test_vertex_strategies_give_the_same_cost_as_edge_moves(strategy):
+    g = examples.lion()
+    vertex = jacc.plan(g, strategy)
+    for elimination in ("edge", "face"):
+        p = jacc.plan(g, strategy, elimination=elimination)
+        assert p.mults == vertex.mults
+        a, b = p.execute(0.4, 1.9), vertex.execute(0.4, 1.9)
+        for k in b:
+            np.testing.assert_allclose(a[k], b[k], rtol=1e-12)
+
+
+def test_array_graphs_plan_by_edges_too():
+    rng = np.random.default_rng(0)
+    W, x = rng.standard_normal((3, 4)), rng.standard_normal(4)
+    g = jacc.trace(lambda W, x: np.tanh(W @ np.sin(x)) * x.sum(), W, x)
+    want = jacc.plan(g, "reverse").execute(W, x)
+    for s in ("forward", "reverse", "greedy", "auto", "markowitz"):
+        p = jacc.plan(g, s, elimination="edge")
+        assert p.mults == sum(st.mults for st in p.steps)
+        got = p.execute(W, x)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-10, atol=1e-12)
+    assert jacc.plan(g, "markowitz", elimination="edge").mults == jacc.plan(g, "markowitz").mults
+
+
+def test_face_plans_execute_and_report():
+    g = examples.lion()
+    p = jacc.plan(g, "greedy", elimination="face")
+    assert p.mults >= 11 and p.mults == sum(s.mults for s in p.steps)
+    blocks = p.execute(1.5, 0.7)
+    got = np.array([[float(blocks[y, x]) for x in g.inputs] for y in g.outputs])
+    np.testing.assert_allclose(got, _lion_fd(1.5, 0.7), rtol=1e-6)
+    assert all(s.kind == "face" and len(s.edge) == 3 for s in p.steps)
+    assert "face t" in str(p) or "face x" in str(p)
+    stopped = jacc.plan(g, "optimal", elimination="face", time_limit=0.05)
+    assert stopped.optimal is False and stopped.lower_bound <= 11 <= stopped.mults
+
+
+def test_explicit_moves_and_plans_are_reused():
+    g = examples.lion()
+    p = jacc.plan(g, "optimal", elimination="edge")
+    again = jacc.plan(g, p.moves, elimination="edge")
+    assert again.strategy == "explicit" and again.mults == 11
+    assert jacc.plan(g, p, elimination="edge").mults == 11
+    with pytest.raises(ValueError, match="edge-elimination plan cannot be used with elimination='face'"):
+        jacc.plan(g, p, elimination="face")
+
+
+def test_bad_elimination_arguments_say_what_to_do():
+    g = examples.lion()
+    with pytest.raises(ValueError, match="elimination must be one of"):
+        jacc.plan(g, "forward", elimination="faces")
+    with pytest.raises(ValueError, match="'mults' objective without a memory limit only"):
+        jacc.plan(g, "forward", elimination="edge", memory_limit=10**6)
+    with pytest.raises(NotImplementedError, match="run on the executor"):
+        jacc.plan(g, "forward", elimination="edge").compile()
+
+
+def test_edge_plan_picture_marks_each_step():
+    g = examples.lion()
+    p = jacc.plan(g, "optimal", elimination="edge")
+    text = to_dot(g, p).to_string()
+    assert "edge elimination, 11 mults" in text
+    for k, s in enumerate(p.steps, 1):
+        assert f"{k}: {s.kind} " in text  # the legend lists every move
+    assert "back step 1" in text and "style=dashed" in text
+    with pytest.raises(ValueError, match="steps_dir draws vertex plans"):
+        jacc.render(g, p, steps_dir="unused")
+
+
+def test_cli_plans_and_draws_edge_eliminations(capsys, tmp_path):
+    lion = os.path.join(GRAPHS, "lion.json")
+    assert main(["plan", lion, "--elimination", "edge", "--strategy", "optimal"]) == 0
+    out = capsys.readouterr().out
+    assert "This plan's cost:                   11 mults" in out
+    assert main(["plan", lion, "--elimination", "edge", "--strategy", "optimal", "--format", "json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["mults"] == 11 and d["optimal"] is True and len(d["steps"]) == 5
+    assert main(["plan", lion, "--elimination", "edge", "--strategy", "all"]) == 0
+    out = capsys.readouterr().out
+    assert "auto→optimal" in out and "markowitz (vertex order as edge moves)" in out
+    pic = tmp_path / "lion.dot"
+    assert main(["render", lion, "--elimination", "edge", "--strategy", "optimal", "-o", str(pic)]) == 0
+    assert "front step" in pic.read_text()
