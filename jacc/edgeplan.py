@@ -43,6 +43,7 @@ from .edges import (
 from .eliminate import Problem
 from .faces import FACE_STRATEGIES, accumulate_faces, edge_moves_as_faces, price_faces, run_face_strategy
 from .graph import Graph
+from .plan import Costs
 
 ELIMINATIONS = ("vertex", "edge", "face")
 
@@ -66,7 +67,7 @@ _KINDS = {
 
 
 @dataclass
-class EdgePlan:
+class EdgePlan(Costs):
     """An edge- or face-elimination plan: plain data plus :meth:`execute` and a report."""
 
     elimination: str
@@ -81,42 +82,6 @@ class EdgePlan:
     planning_seconds: float = 0.0
     optimal: bool | None = None
     info: dict = field(default_factory=dict)
-
-    @property
-    def problem(self) -> Problem:
-        if "_problem" not in self.__dict__:
-            self.__dict__["_problem"] = Problem.from_graph(self.graph, self.wrt, self.of)
-        return self.__dict__["_problem"]
-
-    @property
-    def forward_mults(self) -> int:
-        from .plan import naive_costs
-
-        return naive_costs(self.problem)[0]
-
-    @property
-    def reverse_mults(self) -> int:
-        from .plan import naive_costs
-
-        return naive_costs(self.problem)[1]
-
-    @property
-    def flops(self) -> int:
-        return 2 * self.mults
-
-    @property
-    def speedup(self) -> float:
-        """Best of forward/reverse vertex elimination divided by this plan's multiplications."""
-        base = min(self.forward_mults, self.reverse_mults)
-        return base / self.mults if self.mults else float("inf") if base else 1.0
-
-    @property
-    def lower_bound(self) -> int | None:
-        """A proven lower bound on every sequence of this kind (this plan's cost when optimal)."""
-        if self.optimal:
-            return self.mults
-        lb = self.info.get("lower bound")
-        return lb if isinstance(lb, int) else None
 
     def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         """The Jacobian blocks ``{(output, input): array}`` at new input values (positional in

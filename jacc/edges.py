@@ -274,13 +274,20 @@ def price_edges(problem: Problem, moves: Iterable[Move]) -> tuple[list[EdgeStep]
     12
     """
     s = EdgeState.of(problem)
+    steps = replay(s, moves, _check_done)
+    return steps, s.mults
+
+
+def replay(s, moves: Iterable[Move], check_done: Callable) -> list[EdgeStep]:
+    """Apply ``moves`` to the state ``s`` (edge or face), checking the deadline; the steps.
+    ``check_done(s)`` raises when the sequence leaves work undone."""
     tick = budget.Ticker(64)
     steps = []
-    for kind, edge in moves:
+    for kind, what in moves:
         tick()
-        steps.append(s.apply(kind, edge))
-    _check_done(s)
-    return steps, s.mults
+        steps.append(s.apply(kind, what))
+    check_done(s)
+    return steps
 
 
 def _check_done(s: EdgeState) -> None:
@@ -304,8 +311,7 @@ def accumulate_edges(problem: Problem, values: Mapping[str, np.ndarray], moves: 
     """Run ``moves`` on the graph linearised at ``values`` and assemble the dense blocks, as
     :func:`jacc.eliminate.accumulate` does for vertex orders."""
     s = EdgeState.numeric(problem, values, dtype)
-    steps = [s.apply(kind, edge) for kind, edge in moves]
-    _check_done(s)
+    steps = replay(s, moves, _check_done)
     return EdgeAccumulation(assemble(problem, s.edge, dtype), steps, s.mults)
 
 
@@ -339,22 +345,38 @@ def vertex_moves(problem: Problem, order: Sequence[str], side: str = "front") ->
 EDGE_STRATEGIES: dict[str, Callable[..., Result]] = {}
 
 
-def register(name: str):
-    def deco(fn):
-        EDGE_STRATEGIES[name] = fn
-        return fn
-    return deco
+def registrar(table: dict) -> Callable[[str], Callable]:
+    """A decorator factory registering strategies in ``table`` (edges and faces have one each)."""
+    def register(name: str):
+        def deco(fn):
+            table[name] = fn
+            return fn
+        return deco
+    return register
 
 
-def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
+register = registrar(EDGE_STRATEGIES)
+
+
+def result(price: Callable, problem: Problem, name: str, moves: list[Move], optimal: bool | None = None,
+           **info) -> Result:
+    """A strategy's :class:`Result`: the moves with their priced multiplications in ``info``."""
     with budget.lifted():
-        mults = price_edges(problem, moves)[1]
+        mults = price(problem, moves)[1]
     return Result(moves, {"mults": mults, **info}, optimal, name)
 
 
-def _no_options(name: str, options: dict) -> None:
+def no_options(kind: str, name: str, options: dict) -> None:
     if options:
-        raise TypeError(f"edge strategy {name!r} takes no options, got {sorted(options)}")
+        raise TypeError(f"{kind} strategy {name!r} takes no options, got {sorted(options)}")
+
+
+def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
+    return result(price_edges, problem, name, moves, optimal, **info)
+
+
+def _no_options(name: str, options: dict) -> None:
+    no_options("edge", name, options)
 
 
 @register("forward")
@@ -447,18 +469,25 @@ def incumbent(problem: Problem) -> tuple[int, list[Move]]:
 
 def _search(problem: Problem) -> Result:
     bound, moves = incumbent(problem)
-    start = EdgeState.of(problem)
-    h = lower_bound
+    return search(EdgeState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move),
+                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info))
+
+
+def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callable, finish: Callable) -> Result:
+    """A* over elimination states (edge or face) from ``start``: f = mults + ``h`` (admissible),
+    deeper states first among equal f, states memoised by ``key()``, pruned by the incumbent
+    ``moves`` of cost ``bound``; the first finished state popped is optimal. ``finish(moves,
+    optimal, **info)`` makes the Result; stopped by the deadline, it is the incumbent with the
+    proven lower bound (the least f popped)."""
     seen = {start.key(): 0}
     tie = itertools.count()
-    # A* on f = g + h (deeper states first among equal f): the first finished state popped is optimal
-    heap = [(h(start), 0, next(tie), start, ())]
+    heap = [(h(start), 0, next(tie), start, start.key(), ())]
     tick = budget.Ticker(8)  # per child: one expansion can fork hundreds of states
     lower, states = 0, 0
     try:
         while heap:
-            f, ng, _, s, path = heapq.heappop(heap)
-            if -ng > seen.get(s.key(), -ng):
+            f, ng, _, s, key, path = heapq.heappop(heap)
+            if -ng > seen.get(key, -ng):
                 continue  # a cheaper way to this state was found later
             lower, states = max(lower, f), states + 1
             if f >= bound:
@@ -468,18 +497,17 @@ def _search(problem: Problem) -> Result:
                 break
             for move in s.options():
                 tick()
-                if s.mults + s.cost(*move) >= bound:
+                if s.mults + step_cost(s, move) >= bound:
                     continue  # cannot beat the incumbent, whatever follows
                 t = s.fork()
                 t.apply(*move)
                 k = t.key()
                 if t.mults < seen.get(k, bound) and (ft := t.mults + h(t)) < bound:
                     seen[k] = t.mults
-                    heapq.heappush(heap, (ft, -t.mults, next(tie), t, (path, move)))
+                    heapq.heappush(heap, (ft, -t.mults, next(tie), t, k, (path, move)))
     except budget.TimeUp:
-        return _result(problem, "optimal", moves, False, **{"lower bound": lower}, states=states,
-                       stopped="time limit")
-    return _result(problem, "optimal", list(moves), True, **{"lower bound": bound}, states=states)
+        return finish(moves, False, **{"lower bound": lower}, states=states, stopped="time limit")
+    return finish(list(moves), True, **{"lower bound": bound}, states=states)
 
 
 def _unroll(path: tuple) -> list[Move]:

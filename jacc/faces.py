@@ -30,7 +30,6 @@ face elimination can be cheaper still, because one edge's contributions can stay
 
 from __future__ import annotations
 
-import heapq
 import itertools
 from typing import Any, Callable, Hashable, Iterable, Mapping
 
@@ -46,7 +45,12 @@ from .edges import (
     Move,
     _shape_key,
     assemble,
+    no_options,
+    registrar,
+    replay,
+    result,
     run_edge_strategy,
+    search,
     vertex_moves,
 )
 from .edges import optimal as edge_optimal
@@ -267,12 +271,7 @@ def edge_moves_as_faces(problem: Problem, moves: Iterable[Move]) -> list[Move]:
 def price_faces(problem: Problem, moves: Iterable[Move]) -> tuple[list[EdgeStep], int]:
     """Symbolic steps and total multiplications of a face sequence; it must finish the job."""
     s = FaceState.of(problem)
-    tick = budget.Ticker(64)
-    steps = []
-    for kind, ids in moves:
-        tick()
-        steps.append(s.apply(kind, ids))
-    _check_done(s)
+    steps = replay(s, moves, _check_done)
     return steps, s.mults
 
 
@@ -287,32 +286,22 @@ def accumulate_faces(problem: Problem, values: Mapping[str, np.ndarray], moves: 
     """Run a face sequence on the graph linearised at ``values``; dense blocks as
     :func:`jacc.eliminate.accumulate` gives them."""
     s = FaceState.numeric(problem, values, dtype)
-    steps = [s.apply(kind, ids) for kind, ids in moves]
-    _check_done(s)
+    steps = replay(s, moves, _check_done)
     return EdgeAccumulation(assemble(problem, s.edge, dtype), steps, s.mults)
 
 
 # -- strategies ------------------------------------------------------------------------------------
 
 FACE_STRATEGIES: dict[str, Callable[..., Result]] = {}
-
-
-def _register(name: str):
-    def deco(fn):
-        FACE_STRATEGIES[name] = fn
-        return fn
-    return deco
+_register = registrar(FACE_STRATEGIES)
 
 
 def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
-    with budget.lifted():
-        mults = price_faces(problem, moves)[1]
-    return Result(moves, {"mults": mults, **info}, optimal, name)
+    return result(price_faces, problem, name, moves, optimal, **info)
 
 
 def _no_options(name: str, options: dict) -> None:
-    if options:
-        raise TypeError(f"face strategy {name!r} takes no options, got {sorted(options)}")
+    no_options("face", name, options)
 
 
 @_register("forward")
@@ -391,45 +380,8 @@ def lower_bound(s: FaceState) -> int:
 
 def _search(problem: Problem) -> Result:
     bound, moves = _incumbent(problem)
-    start = FaceState.of(problem)
-    seen = {start.key(): 0}
-    tie = itertools.count()
-    h = lower_bound
-    heap = [(h(start), 0, next(tie), start, start.key(), ())]
-    tick = budget.Ticker(8)  # per child: one expansion can fork hundreds of states
-    lower, states = 0, 0
-    try:
-        while heap:
-            f, ng, _, s, key, path = heapq.heappop(heap)
-            if -ng > seen.get(key, -ng):
-                continue
-            lower, states = max(lower, f), states + 1
-            if f >= bound:
-                break
-            if s.done():
-                bound, moves = -ng, _unroll(path)
-                break
-            for move in s.options():
-                tick()
-                if s.mults + s.cost(*move[1]) >= bound:
-                    continue  # cannot beat the incumbent, whatever follows
-                t = s.fork()
-                t.apply(*move)
-                k = t.key()
-                if t.mults < seen.get(k, bound) and (ft := t.mults + h(t)) < bound:
-                    seen[k] = t.mults
-                    heapq.heappush(heap, (ft, -t.mults, next(tie), t, k, (path, move)))
-    except budget.TimeUp:
-        return _result(problem, "optimal", moves, False, **{"lower bound": lower}, states=states, stopped="time limit")
-    return _result(problem, "optimal", list(moves), True, **{"lower bound": bound}, states=states)
-
-
-def _unroll(path: tuple) -> list[Move]:
-    out: list[Move] = []
-    while path:
-        path, move = path
-        out.append(move)
-    return out[::-1]
+    return search(FaceState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move[1]),
+                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info))
 
 
 def run_face_strategy(name: str, problem: Problem, cost_model=None, **options) -> Result:

@@ -32,22 +32,14 @@ def _human_bytes(n: int) -> str:
     return f"{n} B"
 
 
-@dataclass
-class Plan:
-    """A vertex-elimination plan: plain data plus :meth:`execute` and a printable report."""
+class Costs:
+    """What every plan reports beside its own cost (vertex plans and :mod:`jacc.edgeplan`'s):
+    the naive forward/reverse vertex-elimination costs, FLOPs, the speedup and the problem."""
 
-    strategy: str
-    order: list[str]
-    steps: list[Step]
     mults: int
-    peak_bytes: int
     graph: Graph
     wrt: list[str]
     of: list[str]
-    cost_model: CostModel = field(default_factory=CostModel)
-    planning_seconds: float = 0.0
-    optimal: bool | None = None
-    info: dict = field(default_factory=dict)
 
     # The naive forward/reverse costs are for the report, not for choosing: priced on first use
     # (from the problem's cache when planning already priced them), so they never count against
@@ -75,15 +67,15 @@ class Plan:
         return self.baseline_mults / self.mults if self.mults else float("inf") if self.baseline_mults else 1.0
 
     @property
-    def largest(self) -> tuple[Any, int]:
-        """The largest Jacobian any step produced: (edge, bytes)."""
-        best = max(self.steps, key=lambda s: s.largest_bytes, default=None)
-        return (best.largest_edge, best.largest_bytes) if best else (None, 0)
+    def problem(self) -> Problem:
+        if "_problem" not in self.__dict__:
+            self.__dict__["_problem"] = Problem.from_graph(self.graph, self.wrt, self.of)
+        return self.__dict__["_problem"]
 
     @property
     def lower_bound(self) -> int | None:
-        """A proven lower bound on every vertex order's cost: this plan's own when it is proven
-        optimal, else what a stopped exact search proved (``info["lower bound"]``), else None.
+        """A proven lower bound on the cost of every plan of this kind: this plan's own when it is
+        proven optimal, else what a stopped exact search proved (``info["lower bound"]``), else None.
 
         >>> from jacc import examples
         >>> plan(examples.lion(), "optimal").lower_bound
@@ -93,6 +85,30 @@ class Plan:
             return self.mults
         lb = self.info.get("lower bound")
         return lb if isinstance(lb, int) else None
+
+
+@dataclass
+class Plan(Costs):
+    """A vertex-elimination plan: plain data plus :meth:`execute` and a printable report."""
+
+    strategy: str
+    order: list[str]
+    steps: list[Step]
+    mults: int
+    peak_bytes: int
+    graph: Graph
+    wrt: list[str]
+    of: list[str]
+    cost_model: CostModel = field(default_factory=CostModel)
+    planning_seconds: float = 0.0
+    optimal: bool | None = None
+    info: dict = field(default_factory=dict)
+
+    @property
+    def largest(self) -> tuple[Any, int]:
+        """The largest Jacobian any step produced: (edge, bytes)."""
+        best = max(self.steps, key=lambda s: s.largest_bytes, default=None)
+        return (best.largest_edge, best.largest_bytes) if best else (None, 0)
 
     @property
     def score(self) -> float:
@@ -143,12 +159,6 @@ class Plan:
 
     def _inputs(self, args, named) -> dict:
         return input_values(self.graph, args, named)
-
-    @property
-    def problem(self) -> Problem:
-        if "_problem" not in self.__dict__:
-            self.__dict__["_problem"] = Problem.from_graph(self.graph, self.wrt, self.of)
-        return self.__dict__["_problem"]
 
     # -- report ---------------------------------------------------------------------------------
     def __str__(self) -> str:

@@ -78,23 +78,23 @@ def exhaustive(s) -> int:
 SEARCHED = [18, 19, 24, 36, 41, 46, 48]
 
 
-def brute_force_edges(s: EdgeState) -> int:
-    """Minimum over *every* edge-elimination sequence (plain recursion, no memo)."""
+def brute_force(s) -> int:
+    """Minimum over *every* edge (or face) elimination sequence from the state ``s`` (plain
+    recursion, no memo)."""
     if s.done():
         return s.mults
     best = None
     for move in s.options():
         t = s.fork()
         t.apply(*move)
-        c = brute_force_edges(t)
+        c = brute_force(t)
         best = c if best is None else min(best, c)
     return best
 
 
-def random_moves(prob: Problem, seed: int) -> list:
-    """A random complete edge-elimination sequence."""
+def random_sequence(s, seed: int) -> list:
+    """A random complete elimination sequence from the state ``s`` (mutated)."""
     rng = np.random.default_rng(seed)
-    s = EdgeState.of(prob)
     moves = []
     while not s.done():
         opts = s.options()
@@ -102,6 +102,14 @@ def random_moves(prob: Problem, seed: int) -> list:
         s.apply(*m)
         moves.append(m)
     return moves
+
+
+def brute_force_edges(s: EdgeState) -> int:
+    return brute_force(s)
+
+
+def random_moves(prob: Problem, seed: int) -> list:
+    return random_sequence(EdgeState.of(prob), seed)
 
 
 def inputs(g, seed=0):
@@ -323,27 +331,11 @@ def test_unknown_edge_strategy():
 
 
 def brute_force_faces(s: FaceState) -> int:
-    if s.done():
-        return s.mults
-    best = None
-    for move in s.options():
-        t = s.fork()
-        t.apply(*move)
-        c = brute_force_faces(t)
-        best = c if best is None else min(best, c)
-    return best
+    return brute_force(s)
 
 
 def random_faces(prob: Problem, seed: int) -> list:
-    rng = np.random.default_rng(seed)
-    s = FaceState.of(prob)
-    moves = []
-    while not s.done():
-        opts = s.options()
-        m = opts[int(rng.integers(0, len(opts)))]
-        s.apply(*m)
-        moves.append(m)
-    return moves
+    return random_sequence(FaceState.of(prob), seed)
 
 
 @pytest.mark.slow
