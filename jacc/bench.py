@@ -99,6 +99,7 @@ def trace_problem(problem: suite.Problem, inputs: dict[str, np.ndarray]):
 
 
 LEVELS = ("array", "scalar")
+SCALAR_MAX_VERTICES = 2000  # larger scalar-level graphs (networks) are benchmarked at array level
 
 
 class Traced:
@@ -108,8 +109,9 @@ class Traced:
     (the AD literature's graphs: :func:`jacc.trace` with ``scalarize=True``) every input element
     is a scalar input ``x[i]``, ``A[i][j]``, … and every output element a scalar output;
     :meth:`jacobian` reassembles ``{input: array of shape out_shape + in_shape}`` either way.
-    Where the scalar level is refused (e.g. linalg, which has no scalar rules), the array level is
-    used and :attr:`note` says why.
+    Where the scalar level is refused (e.g. linalg, which has no scalar rules) or its graph has
+    more than ``SCALAR_MAX_VERTICES`` vertices (the networks: the literature's scalar graphs have
+    tens to hundreds), the array level is used and :attr:`note` says why.
     """
 
     def __init__(self, problem: suite.Problem, inputs: dict[str, np.ndarray], level: str = "array"):
@@ -123,6 +125,10 @@ class Traced:
                 self.level = "scalar"
             except (ValueError, TypeError, NotImplementedError) as e:
                 self.note = f"no scalar-level trace ({e}); traced at array level"
+            if g is not None and len(g.nx) > SCALAR_MAX_VERTICES:
+                self.note = (f"the scalar-level graph has {len(g.nx):,} vertices (> {SCALAR_MAX_VERTICES:,}); "
+                             "traced at array level")
+                g, self.level = None, "array"
         if g is None:
             g = trace_problem(problem, inputs)
         self.graph = g

@@ -34,7 +34,7 @@ import numpy as np
 
 from .trace import Tape, Tracer, UnsupportedOperationError
 
-__all__ = ["Scalar", "split", "join", "element_name"]
+__all__ = ["Scalar", "ScalarArray", "split", "join", "element_name"]
 
 
 def _number(x: Any) -> bool:
@@ -136,7 +136,7 @@ class Scalar:
     # rule on the 0-d tracer inside
     def __getattr__(self, name: str):
         fn = getattr(np, name, None) if not name.startswith("_") else None
-        if not callable(fn):
+        if not (isinstance(fn, np.ufunc) or name in _WRAPPED):  # e.g. hasattr(x, "dtype") stays False
             raise AttributeError(f"'Scalar' object has no attribute {name!r}")
 
         def method(*args, **kwargs):
@@ -147,11 +147,63 @@ class Scalar:
         if method != "__call__" or kwargs:
             return NotImplemented
         if any(isinstance(x, np.ndarray) for x in inputs):  # element by element, folding as above
-            loop = np.frompyfunc(_ELEMENTWISE.get(ufunc, ufunc), ufunc.nin, ufunc.nout)
-            return loop(*[np.asarray(x, dtype=object) if isinstance(x, Scalar) else x for x in inputs])
+            return _elementwise(ufunc, inputs)
         if ufunc in _ELEMENTWISE:
             return _ELEMENTWISE[ufunc](*inputs)
         return _wrap(ufunc(*map(_unwrap, inputs)))
+
+
+class ScalarArray(np.ndarray):
+    """An object array of traced scalars and constants (what ``split`` hands to ``f``): ufuncs
+    run element by element through :class:`Scalar`'s rules or on plain numbers, so constants
+    mixed in (a zero row of a matrix product, say) work where NumPy's object loops would look
+    for a ``.exp()`` method on a float. Results stay ``ScalarArray``."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs, **kwargs):
+        plain = [x.view(np.ndarray) if isinstance(x, ScalarArray) else x for x in inputs]
+        if method == "__call__" and not kwargs and ufunc.signature is None:
+            return _elementwise(ufunc, plain)
+        return _as_scalar_array(getattr(ufunc, method)(*plain, **kwargs))  # matmul, reductions
+
+    def __array_function__(self, func, types, args, kwargs):  # np.concatenate, np.stack, …
+        return _as_scalar_array(func(*_plain(args), **_plain(kwargs)))
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with every :class:`ScalarArray` inside (lists, tuples, dicts) a plain ndarray view."""
+    if isinstance(x, ScalarArray):
+        return x.view(np.ndarray)
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(y) for y in x)
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+def _elementwise(ufunc: np.ufunc, inputs) -> Any:
+    loop = np.frompyfunc(_ELEMENTWISE.get(ufunc, lambda *xs: _scalar_ufunc(ufunc, xs)), ufunc.nin, ufunc.nout)
+    args = [np.asarray(x, dtype=object) if isinstance(x, Scalar) else _plain(x) for x in inputs]
+    return _as_scalar_array(loop(*args))
+
+
+def _scalar_ufunc(ufunc: np.ufunc, xs: tuple) -> Any:
+    """``ufunc`` on one element of each operand: traced when a :class:`Scalar` is among them."""
+    if any(isinstance(x, Scalar) for x in xs):
+        return ufunc(*xs)  # Scalar.__array_ufunc__
+    out = ufunc(*xs)
+    return tuple(map(float, out)) if isinstance(out, tuple) else float(out)
+
+
+def _as_scalar_array(x: Any) -> Any:
+    if isinstance(x, tuple):
+        return tuple(map(_as_scalar_array, x))
+    if isinstance(x, np.ndarray) and x.dtype == object and not isinstance(x, ScalarArray):
+        return x.view(ScalarArray)
+    return x
+
+
+# functions NumPy calls as a method of a lone object (np.round(x) -> x.round(), np.sum(x) -> x.sum())
+_WRAPPED = frozenset({"round", "around", "clip", "sum", "prod", "mean", "max", "min", "conjugate"})
 
 
 def _unwrap(x: Any) -> Any:
@@ -216,7 +268,7 @@ def split(tape: Tape, name: str, value: np.ndarray) -> Any:
     out = np.empty(value.shape, dtype=object)
     for idx in np.ndindex(value.shape):
         out[idx] = Scalar(tape.input(element_name(name, idx), value[idx]))
-    return out
+    return out.view(ScalarArray)
 
 
 def element_name(name: str, index: tuple[int, ...]) -> str:

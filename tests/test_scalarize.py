@@ -109,6 +109,18 @@ def test_functions_without_scalar_rules_are_refused_clearly():
         jacc.trace(lambda x: float(x[0]) * x[1], np.ones(2), scalarize=True)
 
 
+def test_constants_inside_scalar_arrays_go_through_ufuncs():
+    A = np.array([[0.0, 0.0], [1.0, 2.0]])  # a zero row: its product entry is the constant 0.0
+
+    def f(x):
+        return np.exp(A @ x) + np.sin(np.concatenate([x, np.ones(1)])).sum() + np.mean(x * x)
+
+    x = np.array([0.3, 0.4])
+    g = jacc.trace(f, x, scalarize=True)
+    J = _dense(g, jacc.plan(g, "reverse").execute(*x), ["x"], [(2,)], 2)
+    np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6)
+
+
 def test_ufuncs_without_object_loops_run_per_scalar():
     sp = pytest.importorskip("scipy.special")
     x = np.array([0.2, -0.5])
