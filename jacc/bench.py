@@ -957,9 +957,9 @@ class BenchResult:
             cells.append("" if ag is None else f"{ag:g}")
             opt = r.get("optimal")
             cells.append("yes" if opt else "no" if opt is False else "n/a")
-            lb = r.get("lower_bound")
-            cells.append("—" if lb is None else f"{lb:,}" if opt else
-                         f"{lb:,} (gap {100 * (best - lb) / best:.0f} %)" if best else f"{lb:,}")
+            lb = r.get("lower_bound")  # a bound of 0 below a positive cost says nothing: not shown
+            cells.append("—" if lb is None or (lb == 0 and best) else f"{lb:,}" if opt else
+                         f"{lb:,} (gap {100 * (best - lb) / best:.0f} %)")
             cells.append(f"{r.get('search_seconds', 0.0):.2f}")
             cells.append(_check_cell(r))
             body.append(cells)
