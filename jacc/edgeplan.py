@@ -8,7 +8,8 @@ executes at new input values and draws itself (:func:`jacc.render`).
 
 Strategies: each kind has its own registry (``jacc.edges.EDGE_STRATEGIES``,
 ``jacc.faces.FACE_STRATEGIES``: ``forward``, ``reverse``, ``greedy``, ``optimal``); ``auto``
-runs ``optimal`` where the exact search is within its size limit and ``greedy`` otherwise. Any
+runs ``optimal`` where the exact search is within its size limit, else the cheaper of ``greedy``
+and vertex ``auto``'s order written as moves. Any
 vertex strategy (``markowitz``, ``anneal``, …) or an explicit vertex order is accepted too: its
 order is written as edge (or face) moves, at exactly the vertex plan's cost. Only the ``mults``
 objective applies.
@@ -157,13 +158,19 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
                              f"elimination={elimination!r}")
         return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal
     if isinstance(strategy, str) and strategy.lower() == "auto":
-        try:
+        try:  # the exact search starts from the vertex heuristics' orders: never worse than them
             r = kind.run("optimal", problem, cm, **options)
-            name = "auto→optimal"
+            return list(r.order), "auto→optimal", dict(r.info), r.optimal
         except EdgeSearchSizeError:
-            r = kind.run("greedy", problem, cm, **{k: v for k, v in options.items() if k != "time_limit"})
-            name = "auto→greedy"
-        return list(r.order), name, dict(r.info), r.optimal
+            pass
+        # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
+        r = kind.run("greedy", problem, cm)
+        order = run_strategy("auto", problem, cm, **options)[0]
+        moves = kind.from_vertex_order(problem, order)
+        with budget.lifted():
+            if kind.price(problem, moves)[1] < r.info["mults"]:
+                return moves, "auto→vertex auto (as moves)", {}, None
+        return list(r.order), "auto→greedy", dict(r.info), r.optimal
     if isinstance(strategy, str) and strategy.lower() in kind.strategies:
         r = kind.run(strategy, problem, cm, **options)
         return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal

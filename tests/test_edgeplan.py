@@ -79,6 +79,16 @@ def test_face_plans_execute_and_report():
     assert stopped.optimal is False and stopped.lower_bound <= 11 <= stopped.mults
 
 
+def test_auto_on_graphs_too_large_to_search_is_never_worse_than_vertex_auto():
+    from jacc import suite
+
+    p = suite.get("robotarm", "small")
+    g = jacc.trace(lambda q: p.fn(q=q), p.make_inputs(0)["q"], scalarize=True)
+    e = jacc.plan(g, "auto", elimination="edge", time_limit=1)
+    assert e.strategy in ("auto→greedy", "auto→vertex auto (as moves)")
+    assert e.mults <= min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz"))  # vertex auto's floor
+
+
 def test_explicit_moves_and_plans_are_reused():
     g = examples.lion()
     p = jacc.plan(g, "optimal", elimination="edge")
