@@ -347,8 +347,19 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     once: dict[Any, _Once] = {}
 
+    # the last traced-once structure called with Python floats only (the lecture's jf(2.0, 5.0)):
+    # found by the argument types alone, a few hundred nanoseconds sooner than by shape key
+    floats: list = [None, None]
+
     def jf(*args, **kwargs):
         if not retrace:
+            hit = floats[1]
+            if hit is not None and not kwargs and tuple(map(type, args)) == floats[0]:
+                xs = [args[i] for i in hit.nums]
+                if nonfinite != "propagate" and all(map(math.isfinite, xs)):
+                    found = hit.run(xs)
+                    jf.plan, jf.last, jf.ran, jf.program = hit.entry.plan, None, hit.kind, hit.program
+                    return hit.assemble(found)
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
                 cast = hit.cast
@@ -390,6 +401,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 if len(once) >= store.limit and key not in once:  # bounded like the plan cache
                     once.pop(next(iter(once)))
                 once[key] = made
+                if made.kind == "scalar" and not (kwargs or made.others) and all(type(a) is float for a in args):
+                    floats[:] = [tuple(map(type, args)), made]
         return _assemble(graph, found, single, None if sparse else owned)
 
     jf.plan = jf.last = jf.program = jf.ran = None

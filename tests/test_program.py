@@ -273,6 +273,11 @@ def test_traced_once_scalar_code_matches_every_call_and_falls_back_on_math_error
     single = jacc.jacobian(f, argnums=1, retrace=False)
     single(2.0, 5.0)
     assert float(single(2.0, 4.0)) == pytest.approx(np.log(2.0) - 0.25)
+    swapped = jacc.jacobian(f, argnums=(1, 0), retrace=False)  # the all-float fast path keeps the order
+    swapped(2.0, 5.0)
+    for a, b in ((3.0, 4.0), (3, 4.0), (np.float64(3.0), 4.0)):  # ints and NumPy floats take the keyed path
+        db, da = swapped(a, b)
+        assert float(da) == pytest.approx(b / a + 1.0) and float(db) == pytest.approx(np.log(a) - 0.5 / np.sqrt(b))
 
 
 def test_traced_once_fixes_closures_like_jit_and_retraces_value_dependent_code():
