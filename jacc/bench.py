@@ -567,6 +567,23 @@ def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
             "max_diff_vs_execute": max(float(np.max(np.abs(J[k] - ref[k]), initial=0.0)) for k in J)}
 
 
+def _time_scalar_call(p: suite.Problem, inputs: dict, names: list[str], plan: Plan, repeats: int) -> dict:
+    """A whole ``jacobian(f, retrace=False)(x1, x2, …)`` call with Python floats against the plan's
+    compiled scalar function alone (issue: a whole call within 3× of the compiled function)."""
+    try:
+        compiled = plan.compile("scalar")
+    except CompileError as e:
+        return {"skipped": f"{type(e).__name__}: {str(e).split(' (')[0]}"}
+    from .api import jacobian
+
+    xs = [float(inputs[n]) for n in names]
+    jf = jacobian(p.fn, argnums=tuple(range(len(xs))), strategy=plan.order, retrace=False)
+    jf(*xs)
+    med, n, _, _ = _median_time(lambda: jf(*xs), repeats)
+    cmed, _, _, _ = _median_time(lambda: compiled(*xs), repeats)
+    return {"seconds": med, "repeats": n, "compiled_seconds": cmed, "ratio": med / cmed}
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -858,6 +875,8 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
                               strategy=best_s)
             ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
             ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
+            if tr.level == "array" and all(np.ndim(inputs[n]) == 0 for n in tr.names):
+                ex["scalar_call"] = _time_scalar_call(p, inputs, tr.names, best, repeats)
             if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
                 hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
                 ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
@@ -1036,6 +1055,11 @@ class BenchResult:
                         out.append(f"{p}: {', '.join(w.replace('_', ' ') for w in who)} "
                                    f"{'skipped' if kind == 'skipped' else 'FAILED'} — {v[kind]}")
             ex = r.get("execution") or {}
+            call = ex.get("scalar_call") or {}
+            if "ratio" in call:
+                out.append(f"{p}: a whole jacobian(f, retrace=False)(x1, …) call with Python floats takes "
+                           f"{call['seconds'] * 1e6:.3g} µs, the compiled plan alone "
+                           f"{call['compiled_seconds'] * 1e6:.3g} µs ({call['ratio']:.2g}×)")
             hand = ex.get("hand_numpy")
             if hand:
                 out.append(f"{p}: hand-written optimal NumPy takes {hand['seconds']:.3g} s; jacobian takes "

@@ -195,3 +195,11 @@ def test_compiled_plan_is_timed_on_scalar_graphs(no_baselines):
     comp = res.rows[0]["execution"]["jacc_compiled"]
     assert comp["seconds"] > 0 and comp["max_diff_vs_execute"] < 1e-12
     assert "compiled s" in res.format("table")
+
+
+def test_a_whole_traced_once_call_is_timed_against_the_compiled_plan(no_baselines):
+    res = bench.run(["lecture_f"], ["reverse"], baselines=True, repeats=1, progress=False)
+    call = res.rows[0]["execution"]["scalar_call"]
+    assert call["seconds"] > 0 and call["compiled_seconds"] > 0
+    assert call["ratio"] == pytest.approx(call["seconds"] / call["compiled_seconds"])
+    assert "retrace=False)(x1, …) call with Python floats" in res.format("table")
