@@ -128,6 +128,38 @@ class Problem:
                 self._start = Eliminator(edges, PRICING)
         return self._start.fork()
 
+    def components(self) -> list[list[str]]:
+        """The eliminable vertices split into independent groups: connected through eliminable
+        vertices only. Eliminating a vertex changes edges among its neighbours alone, so the cost
+        of eliminating one group never depends on another's: the optimum is the sum of the groups'
+        optima, and any interleaving of the groups' orders costs the same (a batch of independent
+        Black–Scholes options at scalar level is one group per option)."""
+        inner = set(self.eliminable)
+        adj: dict = {v: set() for v in self.eliminable}
+        for u, v in self.edges:
+            if u in inner and v in inner:
+                adj[u].add(v)
+                adj[v].add(u)
+        seen: set = set()
+        groups = []
+        for v in self.eliminable:  # topological order, kept inside each group
+            if v not in seen:
+                group = _reach(lambda x: adj[x], [v])
+                seen |= group
+                groups.append([w for w in self.eliminable if w in group])
+        return groups
+
+    def restrict(self, group: Sequence[str]) -> "Problem":
+        """The problem of eliminating ``group`` only (one of :meth:`components`): its vertices'
+        edges, the rest of the graph as fixed end points."""
+        sub = Problem.__new__(Problem)
+        keep = set(group)
+        sub.graph, sub.wrt, sub.of, sub.out_key = self.graph, self.wrt, self.of, self.out_key
+        sub.edges = [(u, v) for u, v in self.edges if u in keep or v in keep]
+        sub.extra = [(y, s) for y, s in self.extra if y in keep]
+        sub.eliminable = [v for v in self.eliminable if v in keep]
+        return sub
+
     def numeric_edges(self, values: Mapping[str, np.ndarray], dtype=np.float64) -> dict:
         e = self.graph.linearise(values, self.edges, dtype)
         for y, s in self.extra:

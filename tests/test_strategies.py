@@ -292,3 +292,50 @@ def test_window_polish_never_worse_and_reports_exact_savings(seed):
     sp = Problem.from_graph(small)
     new, _ = polish(sp, sp.eliminable, jacc.CostModel(), window=len(sp.eliminable))
     assert price(sp, new)[1] == brute_force_orders(sp)
+
+
+# -- independent groups of vertices ---------------------------------------------------------------
+
+
+def _two_groups():
+    """Two computations sharing only their inputs: y0 from x0, x1 and y1 from x1, x2."""
+    def f(x):
+        a = np.sin(x[0] * x[1]) * np.exp(x[0])
+        b = np.tanh(x[1] + x[2]) * np.cos(x[2] * x[1])
+        return np.stack([a * a + x[1], b / (1.0 + b * b)])
+    return jacc.trace(f, np.array([0.3, 0.7, -0.4]), scalarize=True)
+
+
+def test_components_split_the_eliminable_vertices_into_independent_groups():
+    prob = Problem.from_graph(_two_groups())
+    groups = prob.components()
+    assert len(groups) == 2 and sorted(v for g in groups for v in g) == sorted(prob.eliminable)
+    # each group's cost never depends on the other: any interleaving costs the same
+    from jacc.strategies import run_strategy
+
+    orders = [run_strategy("markowitz", prob.restrict(g))[0] for g in groups]
+    parts = [price(prob.restrict(g), o)[1] for g, o in zip(groups, orders)]
+    assert price(prob, orders[0] + orders[1])[1] == price(prob, orders[1] + orders[0])[1] == sum(parts)
+
+
+def test_decomposed_searches_are_exact_and_report_the_groups():
+    g = _two_groups()
+    prob = Problem.from_graph(g)
+    from jacc.strategies.optimal import optimal
+
+    p = jacc.plan(g, "optimal")
+    assert p.optimal is True and "2 (sizes" in p.info["independent groups"]
+    whole = optimal(prob, jacc.CostModel())  # the registered function itself: one search over both
+    assert whole.optimal is True and p.mults == p.lower_bound == price(prob, whole.order)[1]
+    assert p.info["gap"].startswith("0 (proven")
+    a = jacc.plan(g, "anneal", seed=3, max_iters=400)
+    assert a.mults == jacc.plan(g, "anneal", seed=3, max_iters=400).mults >= p.mults
+
+
+def test_batched_black_scholes_is_searched_option_by_option():
+    from jacc import suite
+    from jacc.bench import Traced
+
+    bs = suite.get("blackscholes", "small")
+    prob = Problem.from_graph(Traced(bs, bs.make_inputs(0), "scalar").graph)
+    assert [len(g) for g in prob.components()] == [44] * 8

@@ -276,11 +276,15 @@ def lower_bound(problem: Problem, cost_model: CostModel | None = None, time_limi
     >>> lower_bound(Problem.from_graph(examples.lion()))[0]
     12
     """
+    from . import run_strategy
+
     cm = cost_model or CostModel()
     if cm.weights[1] != 0:  # the bound is on multiplications: search for them, same memory limit
         cm = CostModel(memory_limit=cm.memory_limit)
-    r = run_optimal(problem, cm, time_limit, max_states)
-    return r.info["lower bound"], (r.order if r.optimal else None)
+    positive("time_limit", time_limit)
+    # through run_strategy, so independent groups of vertices are searched one by one
+    order, _, info, optimal = run_strategy("optimal", problem, cm, time_limit=time_limit, max_states=max_states)
+    return info["lower bound"], (order if optimal else None)
 
 
 def run_optimal(problem: Problem, cost_model: CostModel, time_limit: float = 10.0,
