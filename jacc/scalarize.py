@@ -97,18 +97,13 @@ class Scalar:
     def __abs__(self):
         return Scalar(self.t.tape.record("abs", [self.t]))
 
-    # comparisons read the value (a value-dependent trace, as for traced arrays)
-    def _compare(self, other: Any, op: str) -> bool:
-        self.t.tape.note_value_dependence(f"comparison '{op}' of a traced scalar")
-        other = other.value if isinstance(other, Scalar) else other
-        return bool(_COMPARE[op](self.value, other))
-
-    __lt__ = lambda s, o: s._compare(o, "<")  # noqa: E731
-    __le__ = lambda s, o: s._compare(o, "<=")  # noqa: E731
-    __gt__ = lambda s, o: s._compare(o, ">")  # noqa: E731
-    __ge__ = lambda s, o: s._compare(o, ">=")  # noqa: E731
-    __eq__ = lambda s, o: s._compare(o, "==")  # noqa: E731
-    __ne__ = lambda s, o: s._compare(o, "!=")  # noqa: E731
+    # comparisons read the value: the traced array's own comparison marks the trace value-dependent
+    __lt__ = lambda s, o: bool(s.t < _unwrap(o))  # noqa: E731
+    __le__ = lambda s, o: bool(s.t <= _unwrap(o))  # noqa: E731
+    __gt__ = lambda s, o: bool(s.t > _unwrap(o))  # noqa: E731
+    __ge__ = lambda s, o: bool(s.t >= _unwrap(o))  # noqa: E731
+    __eq__ = lambda s, o: bool(s.t == _unwrap(o))  # noqa: E731
+    __ne__ = lambda s, o: bool(s.t != _unwrap(o))  # noqa: E731
     __hash__ = None
 
     def __bool__(self) -> bool:
@@ -225,8 +220,6 @@ _ELEMENTWISE = {np.add: operator.add, np.subtract: operator.sub, np.multiply: op
 
 
 _KEEP = object()
-_COMPARE = {"<": float.__lt__, "<=": float.__le__, ">": float.__gt__, ">=": float.__ge__,
-            "==": float.__eq__, "!=": float.__ne__}
 
 
 def _fold_add(x: Scalar, c: float, reverse: bool):

@@ -99,6 +99,10 @@ def test_robot_arm_at_the_literature_level():
 def test_value_dependent_scalar_code_is_marked():
     g = jacc.trace(lambda x: x[0] if x[0] > x[1] else x[1] * 2.0, np.array([1.0, 3.0]), scalarize=True)
     assert "comparison '>'" in g.meta["value_dependent"][0]
+    # comparisons with NumPy scalars and 0-d arrays read the value too (and take the right branch)
+    for c in (np.float32(3.0), np.array(3.0), 3):
+        g = jacc.trace(lambda x: x[0] * 2.0 if x[0] > c else x[1] - x[0], np.array([1.0, 2.0]), scalarize=True)
+        assert _ops(g) == ["sub"] and g.meta["value_dependent"]
 
 
 def test_functions_without_scalar_rules_are_refused_clearly():
