@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import operator
 import os
 import sys
@@ -22,7 +23,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .graph import Graph, GraphError
-from .ops import OPS, ShapeError
+from .ops import OPS, ShapeError, index_to_numpy
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__))
@@ -63,6 +64,94 @@ class Recording:
     def same_structure(self, other: "Recording") -> bool:
         return (self.sigs == other.sigs and self.outputs == other.outputs
                 and self.output_tuple == other.output_tuple)
+
+    @functools.cached_property
+    def replay(self) -> list:
+        """Per step, what :meth:`Tape.record` checks a replayed step against without building its
+        signature: ``(op, params, name, args, expected, evaluate, scalar, arity)`` (``None`` for
+        inputs), where ``expected`` holds each argument's vertex name or an :class:`_Expected`
+        constant and ``scalar`` is the exact Python-float form of the op (or ``None``)."""
+        table: list = []
+        for name, sig, args in zip(self.names, self.sigs, self.args):
+            op = sig[0]
+            if op == "input":
+                table.append(None)
+                continue
+            expected = tuple(a if isinstance(a, str) else _Expected(a) for a in args)
+            table.append((op, sig[2], name, args, expected, _replay_evaluate(op, sig[2]),
+                          _SCALAR_OPS.get(op), len(expected)))
+        return table
+
+
+def _replay_evaluate(op: str, params: dict) -> Callable:
+    """``OPS[op].evaluate``, or for indexing with ints, slices and new axes only (no arrays) the
+    same computation with the NumPy index made once."""
+    if op == "getitem" and all(item[0] in ("int", "slice", "new") for item in params["index"]):
+        index = index_to_numpy(params["index"])
+        return lambda vals, params: np.array(vals[0][index])  # as OPS["getitem"] on an ndarray
+    return OPS[op].evaluate
+
+
+class _Expected:
+    """A recorded constant argument, with what a replay compares a new argument with: its bytes
+    (small constants) and, for a 0-d float64 constant that is neither zero nor NaN, its value as
+    a Python float (a float equal to it has the same bits)."""
+
+    __slots__ = ("array", "shape", "dtype", "kept", "bytes", "number")
+
+    def __init__(self, array: np.ndarray):
+        self.array, self.shape, self.dtype = array, array.shape, array.dtype
+        # a replay tape (float64) keeps an argument of these types as it is; others: the slow path
+        self.kept = array.dtype == np.float64 or array.dtype == bool
+        self.bytes = array.tobytes() if array.size <= 256 else None
+        number = None
+        if array.shape == () and array.dtype == np.float64:
+            number = float(array)
+            if number == 0.0 or number != number:  # ±0.0 compare equal, NaN unequal: check bits
+                number = None
+        self.number = number
+
+    def matches(self, a: Any) -> bool:
+        """Whether ``a`` would be recorded as this constant (its own type, shape and bits)."""
+        tp = type(a)
+        if tp is np.ndarray:
+            if self.kept and a.dtype == self.dtype and a.shape == self.shape:
+                return a.tobytes() == self.bytes if self.bytes is not None else same_bits(a, self.array)
+            return False
+        if tp is float or tp is _F64_SCALAR:
+            return self.number is not None and a == self.number
+        if tp is int:
+            return self.number is not None and -_EXACT_INT <= a <= _EXACT_INT and a == self.number
+        return False
+
+
+_F8 = np.dtype(np.float64)
+_F64_SCALAR = np.float64
+_EXACT_INT = 2 ** 53  # every int up to this size is a float64 exactly
+
+
+def _div(x: float, y: float) -> float | None:
+    return None if y == 0.0 else x / y  # x / 0: NumPy's inf or NaN, not Python's error
+
+
+# ops whose Python-float arithmetic gives NumPy's float64 result bit for bit (IEEE rounding)
+_SCALAR_OPS: dict[str, Callable] = {"add": operator.add, "sub": operator.sub, "mul": operator.mul,
+                                    "div": _div, "neg": operator.neg, "square": lambda x: x * x}
+
+
+def _evaluate(evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
+    """``evaluate(vals, params)``; with ``scalar`` (see :data:`_SCALAR_OPS`) and only 0-d float64
+    arguments, the same value computed on Python floats (a NaN result, whose payload NumPy
+    decides, is computed by NumPy)."""
+    if scalar is not None:
+        for v in vals:
+            if type(v) is not np.ndarray or v.dtype is not _F8 or v.shape:
+                break
+        else:
+            r = scalar(*map(float, vals))
+            if r is not None and r == r:
+                return np.array(r)
+    return evaluate(vals, params)
 
 
 def _sig(op: str, gargs: list, params: dict) -> tuple:
@@ -106,6 +195,10 @@ class Tape:
         self.outputs: list[str] | None = None
         self.output_tuple = False
         self.same_constants = True
+        self.replayable = np.dtype(dtype) == _F8  # the fast paths assume float64 values
+        # what record's fast path checks steps against: expect's, while replaying it
+        self._table = expect.replay if expect is not None and self.replayable else None
+        self.input_names: set[str] = set()
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -121,7 +214,7 @@ class Tape:
                     self.graph.add_input(name, params["shape"])
                 else:
                     self.graph.add_node(name, op, args, params)
-            self.expect = None
+            self.expect = self._table = None
             if self.outputs is not None:
                 self._seal()
         return self.graph
@@ -142,11 +235,80 @@ class Tape:
         if self.graph is not None:
             self.graph.add_input(name, value.shape)
         self.steps.append((name, "input", [], params))
+        self.input_names.add(name)
         self.values[name] = value
         return Tracer(self, name, value)
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         params = params or {}
+        table = self._table
+        if table is not None:
+            # the replay's fast path: a step whose op, params, argument names and constants (bit
+            # for bit) are the recorded ones reuses the recorded arguments; anything else takes
+            # the general path below, which compares signatures and builds the graph
+            try:
+                step = table[len(self.steps)]
+            except IndexError:
+                step = None
+            if step is not None and step[0] == op and step[1] == params and len(args) == step[7]:
+                value = vals = None
+                if step[7] == 2:  # most ops: unrolled
+                    a, b = args
+                    x, y = step[4]
+                    if type(a) is Tracer and a.name == x and a.tape is self:
+                        va = a.value
+                    elif type(x) is _Expected and ((type(a) is float and a == x.number) or x.matches(a)):
+                        va = x.array
+                    else:
+                        va = None
+                    if type(b) is Tracer and b.name == y and b.tape is self:
+                        vb = b.value
+                    elif type(y) is _Expected and ((type(b) is float and b == y.number) or y.matches(b)):
+                        vb = y.array
+                    else:
+                        vb = None
+                    if va is not None and vb is not None:
+                        scalar = step[6]
+                        if (scalar is not None and not va.ndim and not vb.ndim and va.dtype is _F8
+                                and vb.dtype is _F8):
+                            r = scalar(float(va), float(vb))
+                            if r is not None and r == r:  # (see _evaluate)
+                                value = np.array(r)
+                        vals = [va, vb]
+                elif step[7] == 1:
+                    a, = args
+                    x, = step[4]
+                    if type(a) is Tracer and a.name == x and a.tape is self:
+                        va = a.value
+                        scalar = step[6]
+                        if scalar is not None and not va.ndim and va.dtype is _F8:
+                            r = scalar(float(va))
+                            if r is not None and r == r:  # (see _evaluate)
+                                value = np.array(r)
+                        vals = [va]
+                    elif type(x) is _Expected and x.matches(a):
+                        vals = [x.array]
+                else:
+                    vals = []
+                    for a, x in zip(args, step[4]):
+                        if type(a) is Tracer and a.name == x and a.tape is self:
+                            vals.append(a.value)
+                        elif type(x) is _Expected and x.matches(a):
+                            vals.append(x.array)
+                        else:
+                            vals = None
+                            break
+                if vals is not None:
+                    name = step[2]
+                    self.steps.append((name, op, step[3], params))
+                    if value is None:  # (the unrolled cases above tried Python floats)
+                        value = (step[5](vals, params) if step[7] <= 2
+                                 else _evaluate(step[5], step[6], vals, params))
+                        if type(value) is not np.ndarray or value.dtype is not _F8:
+                            # (a ufunc's result on 0-d arrays: see _own)
+                            value = value.__array__() if type(value) is _F64_SCALAR else self._own(value)
+                    self.values[name] = value
+                    return Tracer(self, name, value)
         gargs = []
         for a in args:
             if isinstance(a, Tracer):
@@ -179,11 +341,39 @@ class Tape:
                 msg = str(e).split(": ", 1)[-1]
                 raise TraceError(f"{op} at {call_site()}: {msg}") from None
         self.steps.append((name, op, gargs, params))
-        value = OPS[op].evaluate(vals, params)  # record_call silences floating-point warnings
-        if not isinstance(value, np.ndarray) or value.dtype != self.dtype:
-            value = np.asarray(value, dtype=self.dtype)
+        # record_call silences floating-point warnings
+        value = _evaluate(OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None, vals, params)
+        if type(value) is not np.ndarray or value.dtype is not _F8:
+            value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    def _own(self, value: Any) -> np.ndarray:
+        """An op's result as an ndarray of the trace's dtype."""
+        if type(value) is _F64_SCALAR and self.replayable:  # a ufunc's result on 0-d arrays
+            return value.__array__()
+        if not isinstance(value, np.ndarray) or value.dtype != self.dtype:
+            return np.asarray(value, dtype=self.dtype)
+        return value
+
+    def declare(self, outs: list, output_tuple: bool) -> None:
+        """Make the returned values ``outs`` (traced or constant) the outputs and :meth:`finish`:
+        a constant becomes a ``constant`` vertex, an input or a repeated output an ``identity``
+        one (every output is a vertex of its own)."""
+        seen: set[str] = set()
+        names = []
+        for k, r in enumerate(outs):
+            if not isinstance(r, Tracer):
+                try:
+                    val = np.asarray(r, dtype=float)
+                except (TypeError, ValueError):
+                    raise TypeError(f"output {k} of {self.name} is {type(r).__name__}, not an array") from None
+                r = self.record("constant", [], {"value": val.tolist()})
+            elif r.name in self.input_names or r.name in seen:
+                r = self.record("identity", [r])
+            seen.add(r.name)
+            names.append(r.name)
+        self.finish(names, output_tuple)
 
     def finish(self, outputs: list[str], output_tuple: bool) -> None:
         """Declare the outputs; a replay that ends differently from ``expect`` builds its graph."""
@@ -339,6 +529,7 @@ class Tracer:
     Traced arrays are unhashable, as ndarrays are: ``==`` compares values."""
 
     __array_priority__ = 1000
+    __slots__ = ("tape", "name", "value")
 
     def __init__(self, tape: Tape, name: str, value: np.ndarray):
         self.tape, self.name, self.value = tape, name, value
@@ -414,16 +605,16 @@ class Tracer:
         args = [other, self] if reverse else [self, other]
         return self.tape.record(op, args)
 
-    __add__ = lambda s, o: s._bin("add", o)  # noqa: E731
-    __radd__ = lambda s, o: s._bin("add", o, True)  # noqa: E731
-    __sub__ = lambda s, o: s._bin("sub", o)  # noqa: E731
-    __rsub__ = lambda s, o: s._bin("sub", o, True)  # noqa: E731
-    __mul__ = lambda s, o: s._bin("mul", o)  # noqa: E731
-    __rmul__ = lambda s, o: s._bin("mul", o, True)  # noqa: E731
-    __truediv__ = lambda s, o: s._bin("div", o)  # noqa: E731
-    __rtruediv__ = lambda s, o: s._bin("div", o, True)  # noqa: E731
-    __matmul__ = lambda s, o: s._bin("matmul", o)  # noqa: E731
-    __rmatmul__ = lambda s, o: s._bin("matmul", o, True)  # noqa: E731
+    __add__ = lambda s, o: s.tape.record("add", [s, o])  # noqa: E731
+    __radd__ = lambda s, o: s.tape.record("add", [o, s])  # noqa: E731
+    __sub__ = lambda s, o: s.tape.record("sub", [s, o])  # noqa: E731
+    __rsub__ = lambda s, o: s.tape.record("sub", [o, s])  # noqa: E731
+    __mul__ = lambda s, o: s.tape.record("mul", [s, o])  # noqa: E731
+    __rmul__ = lambda s, o: s.tape.record("mul", [o, s])  # noqa: E731
+    __truediv__ = lambda s, o: s.tape.record("div", [s, o])  # noqa: E731
+    __rtruediv__ = lambda s, o: s.tape.record("div", [o, s])  # noqa: E731
+    __matmul__ = lambda s, o: s.tape.record("matmul", [s, o])  # noqa: E731
+    __rmatmul__ = lambda s, o: s.tape.record("matmul", [o, s])  # noqa: E731
 
     def __pow__(self, other):
         if not isinstance(other, Tracer) and np.ndim(other) == 0 and float(other) == 2.0:
@@ -443,6 +634,8 @@ class Tracer:
         return self.tape.record("abs", [self])
 
     def __getitem__(self, index):
+        if type(index) is int:  # x[i]: what _index_params makes of a plain int
+            return self.tape.record("getitem", [self], {"index": [["int", index]]})
         return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
@@ -472,6 +665,10 @@ class Tracer:
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "__call__" and not kwargs:
+            handler = _UFUNCS.get(ufunc.__name__)
+            if handler is not None:
+                return handler(self.tape, *inputs)
         name = ufunc.__name__
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
@@ -505,9 +702,30 @@ def _signature(handler: Callable) -> inspect.Signature:
     return inspect.signature(handler)
 
 
+@functools.lru_cache(maxsize=None)
+def _positional_counts(handler: Callable) -> tuple[float, float]:
+    """``(lo, hi)``: ``handler`` takes any ``lo`` to ``hi`` positional arguments without keywords
+    (``(inf, -1)``, never, where a keyword-only parameter is required)."""
+    lo, hi = 0, 0
+    for p in _signature(handler).parameters.values():
+        if p.kind == p.VAR_POSITIONAL:
+            hi = math.inf
+        elif p.kind == p.KEYWORD_ONLY and p.default is p.empty:
+            return math.inf, -1
+        elif p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
+            hi += 1
+            if p.default is p.empty:
+                lo += 1
+    return lo, hi
+
+
 def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
     """``handler(*args, **kwargs)``, refusing arguments it does not take with a message that
     names the call site (instead of a bare TypeError from inside jacc)."""
+    if not kwargs:
+        lo, hi = _positional_counts(handler)
+        if lo <= len(args) <= hi:  # binds: a check by signature would pass
+            return handler(*args)
     try:
         _signature(handler).bind(*args, **kwargs)
     except TypeError as e:
@@ -873,6 +1091,13 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
 
 def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
     """``argnums`` as a tuple of distinct ints (made non-negative when the count ``n`` is known)."""
+    if type(argnums) is tuple and argnums and n is not None:  # the usual case, checked cheaply
+        for i in argnums:
+            if type(i) is not int or not 0 <= i < n:
+                break
+        else:
+            if len(argnums) == 1 or len(set(argnums)) == len(argnums):
+                return argnums
     nums = (argnums,) if isinstance(argnums, (int, np.integer)) else argnums
     if (isinstance(argnums, (bool, np.bool_)) or not isinstance(nums, (tuple, list))
             or not all(isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)) for i in nums)):
@@ -897,7 +1122,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names)."""
-    from .scalarize import join, split
+    if scalarize:
+        from .scalarize import join, split
 
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
@@ -917,21 +1143,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     outs = result if isinstance(result, (tuple, list)) else (result,)
     if scalarize:
         outs = [y for r in outs for y in join(r)]
-    inputs = {n for n, op, _, _ in tape.steps if op == "input"}
-    seen: set[str] = set()
-    out_names = []
-    for k, r in enumerate(outs):
-        if not isinstance(r, Tracer):
-            try:
-                val = np.asarray(r, dtype=float)
-            except (TypeError, ValueError):
-                raise TypeError(f"output {k} of {tape.name} is {type(r).__name__}, not an array") from None
-            r = tape.record("constant", [], {"value": val.tolist()})
-        elif r.name in inputs or r.name in seen:
-            r = tape.record("identity", [r])
-        seen.add(r.name)
-        out_names.append(r.name)
-    tape.finish(out_names, isinstance(result, (tuple, list)))
+    tape.declare(outs, isinstance(result, (tuple, list)))
     return tape
 
 
