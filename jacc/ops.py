@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import lazy
+from . import factorise, lazy
 from . import structure as S
 from .structure import Jac, Shape
 
@@ -273,7 +273,11 @@ def _unary_op(name: str, primal: str, deriv: str, spec: str) -> Op:
     def partial(i: int, ctx: Ctx) -> Jac | None:
         return None if d is None else _ew(ctx, i, spec, lambda: d(ctx.args[0], ctx.out))
 
-    return Op(name, lambda a, p: fn(lazy.asarray(a[0])), lambda s, p: tuple(s[0]), partial, 1,
+    def evaluate(a: list, p: dict) -> Any:
+        x = a[0]
+        return fn(x if type(x) is np.ndarray else lazy.asarray(x))  # (asarray keeps an ndarray)
+
+    return Op(name, evaluate, lambda s, p: tuple(s[0]), partial, 1,
               f"elementwise {name}: {primal}" + ("; derivative zero" if spec == "zero" else ""),
               frozenset({0}) if spec == "zero" else frozenset())
 
@@ -288,7 +292,12 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
             return None
         return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
 
-    return Op(name, lambda a, p: fn(lazy.asarray(a[0]), lazy.asarray(a[1])), _broadcast_shape, partial, 2,
+    def evaluate(a: list, p: dict) -> Any:
+        x, y = a
+        return fn(x if type(x) is np.ndarray else lazy.asarray(x),  # (asarray keeps an ndarray)
+                  y if type(y) is np.ndarray else lazy.asarray(y))
+
+    return Op(name, evaluate, _broadcast_shape, partial, 2,
               f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else ""),
               frozenset(i for i, r in enumerate(rules) if r is None))
 
@@ -772,7 +781,7 @@ def _solve_partial(i, ctx):
     m = len(out)
 
     def ainv():
-        return np.linalg.inv(ctx.args[0])
+        return factorise.inv(ctx.args[0])  # the primal's factorisation, where one is kept
 
     if i == 1:  # dx/db = A⁻¹ on the row axis, identity on columns
         pair = [-1] + ([1] if m == 2 else [])
@@ -787,7 +796,7 @@ def _solve_partial(i, ctx):
     return Jac(out, ctx.shapes[0], None, vl, factors=factors, fvalues=ctx.vals(*parts))
 
 
-register(Op("solve", lambda a, p: np.linalg.solve(a[0], a[1]), _solve_shape, _solve_partial, 2,
+register(Op("solve", lambda a, p: factorise.solve(a[0], a[1]), _solve_shape, _solve_partial, 2,
             "linalg.solve(A, b) for one square A"))
 
 

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 import string
-import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 import numpy as np
 
-from . import lazy
+from . import factorise, lazy
 from . import structure as S
 from .eliminate import Eliminator
 from .graph import Graph
@@ -87,14 +86,28 @@ class Program:
     structures: list | None = None  # set for sparse results (see ``record``)
     primal: bool = False  # computes the vertex values itself: ``vertices`` are the graph's inputs
 
+    device_consts: Any = field(default=None, repr=False, compare=False)  # (graph, constants on JAX's device)
+
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
         nodes = graph.nx.nodes
-        return [values[v] for v in self.vertices] + [nodes[v]["args"][i].value for v, i in self.consts]
+        vals = [values[v] for v in self.vertices]
+        if self.backend == "jax" and self.consts:
+            # NumPy arguments cross to JAX's device at every call (microseconds each); a graph's
+            # constants cross once (a new graph, e.g. other constants, crosses again)
+            kept = self.device_consts
+            if kept is None or kept[0] is not graph:
+                import jax
+
+                kept = self.device_consts = (graph, [jax.device_put(nodes[v]["args"][i].value)
+                                                     for v, i in self.consts])
+            return vals + kept[1]
+        return vals + [nodes[v]["args"][i].value for v, i in self.consts]
 
     def run(self, values: Mapping[str, Any], graph: Graph) -> dict[tuple[str, str], Any]:
         """``{(output, input): block}`` at the vertex ``values`` (the blocks are the caller's)."""
-        out = self.fn(self.inputs(values, graph))
+        with factorise.sharing():
+            out = self.fn(self.inputs(values, graph))
         if self.structures is None:
             return {k: owned(b) for k, b in zip(self.outputs, out)}
         from .sparse import to_sparse
@@ -397,27 +410,100 @@ def _shape_of(x: Any, shapes: dict[int, tuple]) -> tuple:
 
 def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple], given=None) -> str:
     """np.einsum with its contraction fixed now: the plan's own order for a product of factors
-    (``given``), else plain c-einsum for elementwise and small work and a BLAS-backed path where
-    indices are summed over large operands."""
-    if isinstance(given, list) and len(ops) > 2:
-        fn = w.const(np.einsum, "einsum")
-        return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)}, optimize={w.const(given, 'path')})"
+    (``given``), else plain c-einsum for elementwise and small work, and BLAS where indices are
+    summed over large operands — one ``matmul`` per pair (``_matmul_pair``), which skips the
+    path bookkeeping ``np.einsum(..., optimize=path)`` repeats on every call."""
     lhs, arrow, rhs = subs.partition("->")
     terms = lhs.split(",")
-    sizes: dict[str, int] = {}
-    for t, x in zip(terms, ops):
-        for c, n in zip(t, _shape_of(x, shapes)):
-            sizes[c] = max(sizes.get(c, 1), n)
+    op_shapes = [_shape_of(x, shapes) for x in ops]
     joined = "".join(terms)
-    out = rhs if arrow else "".join(c for c in set(joined) if joined.count(c) == 1)  # NumPy's implicit output
-    summed = set(joined) - set(out)
-    work = math.prod(sizes.values()) if sizes else 1
+    out = rhs if arrow else "".join(sorted(c for c in set(joined) if joined.count(c) == 1))  # NumPy's implicit output
+    texts = [w.text(o) for o in ops]
+    if isinstance(given, list) and len(ops) > 2:
+        if "..." not in subs and all(len(p) == 2 for p in given[1:]):
+            return _along_path(w, terms, texts, op_shapes, out, given[1:])
+        return f"{w.const(np.einsum, 'einsum')}({w.text(subs)}, {', '.join(texts)}, optimize={w.const(given, 'path')})"
+    return _contraction(w, terms, texts, op_shapes, out if arrow else None, subs)
+
+
+def _sizes(terms: list[str], op_shapes: list[tuple]) -> dict[str, int]:
+    sizes: dict[str, int] = {}
+    for t, sh in zip(terms, op_shapes):
+        for c, n in zip(t, sh):
+            sizes[c] = max(sizes.get(c, 1), n)
+    return sizes
+
+
+def _contraction(w: _Writer, terms: list[str], texts: list[str], op_shapes: list[tuple], out: str | None,
+                 subs: str | None = None) -> str:
+    """Source for one einsum over ``terms`` → ``out`` (None: NumPy's implicit output)."""
+    subs = subs or ",".join(terms) + ("" if out is None else "->" + out)
     fn = w.const(np.einsum, "einsum")
-    if len(ops) < 2 or not summed or work < 1 << 14:
-        return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
-    dummies = [np.empty(_shape_of(x, shapes)) for x in ops]
+    sizes = _sizes(terms, op_shapes)
+    joined = "".join(terms)
+    result = out if out is not None else "".join(sorted(c for c in set(joined) if joined.count(c) == 1))
+    summed = set(joined) - set(result)
+    work = math.prod(sizes.values()) if sizes else 1
+    if len(terms) < 2 or not summed or work < 1 << 14 or "..." in subs:
+        return f"{fn}({w.text(subs)}, {', '.join(texts)})"
+    if len(terms) == 2:
+        pair = _matmul_pair(terms[0], terms[1], result, sizes)
+        if pair is not None:
+            return f"{w.const(pair, 'mm')}({texts[0]}, {texts[1]})"
+    dummies = [np.empty(sh) for sh in op_shapes]
     path = np.einsum_path(subs, *dummies, optimize="greedy")[0]
-    return f"{fn}({w.text(subs)}, {', '.join(w.text(o) for o in ops)}, optimize={w.const(path, 'path')})"
+    return f"{fn}({w.text(subs)}, {', '.join(texts)}, optimize={w.const(path, 'path')})"
+
+
+def _along_path(w: _Writer, terms: list[str], texts: list[str], op_shapes: list[tuple], out: str,
+                path: list[tuple]) -> str:
+    """Nested pairwise contractions in the order of ``path`` (NumPy's convention: each step takes
+    two operands out of the list and appends their result)."""
+    terms, texts, op_shapes = list(terms), list(texts), list(op_shapes)
+    sizes = _sizes(terms, op_shapes)
+    for k, pair in enumerate(path):
+        i, j = sorted(pair, reverse=True)
+        ti, tj = terms.pop(i), terms.pop(j)
+        xi, xj = texts.pop(i), texts.pop(j)
+        si, sj = op_shapes.pop(i), op_shapes.pop(j)
+        keep = "".join(terms) + out
+        res = out if k == len(path) - 1 else "".join(dict.fromkeys(c for c in tj + ti if c in keep))
+        texts.append(_contraction(w, [tj, ti], [xj, xi], [sj, si], res))
+        terms.append(res)
+        op_shapes.append(tuple(sizes[c] for c in res))
+    return texts[0]
+
+
+def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable | None:
+    """``einsum(f"{ta},{tb}->{out}", a, b)`` as transposes, reshapes and one ``np.matmul``, or None
+    where that does not apply (a label repeated in one operand, or summed over one operand alone)."""
+    if len(set(ta)) < len(ta) or len(set(tb)) < len(tb) or len(set(out)) < len(out):
+        return None
+    if any(c not in out and c not in tb for c in ta) or any(c not in out and c not in ta for c in tb):
+        return None
+    if any(c not in ta and c not in tb for c in out):
+        return None
+    batch = [c for c in out if c in ta and c in tb]
+    left = [c for c in out if c in ta and c not in tb]
+    right = [c for c in out if c in tb and c not in ta]
+    summed = [c for c in ta if c in tb and c not in out]
+    pa = tuple(ta.index(c) for c in batch + left + summed)
+    pb = tuple(tb.index(c) for c in batch + summed + right)
+    mid = batch + left + right
+    po = tuple(mid.index(c) for c in out)
+    n = {k: math.prod(sizes[c] for c in g) for k, g in (("b", batch), ("l", left), ("k", summed), ("r", right))}
+    ra = ((n["b"],) if batch else ()) + (n["l"], n["k"])
+    rb = ((n["b"],) if batch else ()) + (n["k"], n["r"])
+    shape = tuple(sizes[c] for c in mid)
+    same_a, same_b, same_o = pa == tuple(range(len(ta))), pb == tuple(range(len(tb))), po == tuple(range(len(out)))
+    matmul = np.matmul
+
+    def contract(a, b):
+        a = (a if same_a else a.transpose(pa)).reshape(ra)
+        b = (b if same_b else b.transpose(pb)).reshape(rb)
+        c = matmul(a, b).reshape(shape)
+        return c if same_o else c.transpose(po)
+    return contract
 
 
 def emit(r: Recorded, backend: str = "numpy") -> Program:
@@ -442,16 +528,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     for ref, i in last.items():
         if ref not in kept:
             dying.setdefault(i, []).append(ref)
-    shared = _shared_factorisations(live, shapes) if xp is None else {}
-    factored: set[int] = set()
     for i, s in enumerate(live):
-        if s.id in shared:  # solve/inv/slogdet/det of one matrix: one LU factorisation for all
-            a = s.args[0].id
-            if a not in factored:
-                factored.add(a)
-                lines.append(f"    lu{a} = {w.const(_lu_factor, 'f')}({w.text(s.args[0])})")
-            rhs = f"{w.const(shared[s.id], 'f')}(lu{a}{''.join(', ' + w.text(x) for x in s.args[1:])})"
-        elif s.id in position:
+        if s.id in position:
             # a 0-d input becomes a NumPy scalar: arithmetic on those is ~10× cheaper than on 0-d arrays
             rhs = f"V[{position[s.id]}]" + ("[()]" if xp is None and shapes.get(s.id) == () else "")
         elif xp is None and s.fn in _OPERATORS and _all_scalar(s.args, shapes):
@@ -468,8 +546,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
                 rhs = _numpy_einsum(w, subs, ops, shapes, s.kwargs.get("optimize"))
             else:
                 rhs = f"{w.const(xp.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
-        else:
-            fn = s.fn if xp is None else _jax_function(s.fn, xp)
+        else:  # solve/inv/slogdet/det: one LU per matrix and call, shared with the trace (jacc.factorise)
+            fn = factorise.REPLACES.get(s.fn, s.fn) if xp is None else _jax_function(s.fn, xp)
             rhs = w.call(w.const(fn, "f"), s.args, s.kwargs)
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
@@ -497,80 +575,6 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             return tuple(np.asarray(b) for b in _j(V))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal)
-
-
-# -- one LU factorisation shared by solve, inv, slogdet and det of the same matrix ----------------
-# (NumPy factorises again in each call; the primal's solve and the partials' inverse then cost one
-# getrf instead of two or three. Same LAPACK routines, so the same numbers.)
-
-
-class _LU:
-    __slots__ = ("lu", "piv", "singular")
-
-    def __init__(self, a):
-        import scipy.linalg
-
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # singular: reported the way NumPy does, below
-            self.lu, self.piv = scipy.linalg.lu_factor(a, check_finite=False)
-        self.singular = not np.all(np.diagonal(self.lu))
-
-
-def _lu_factor(a) -> _LU:
-    return _LU(a)
-
-
-def _lu_solve(f: _LU, b):
-    import scipy.linalg
-
-    if f.singular:
-        raise np.linalg.LinAlgError("Singular matrix")
-    return scipy.linalg.lu_solve((f.lu, f.piv), b, check_finite=False)
-
-
-def _lu_inv(f: _LU):
-    return _lu_solve(f, np.eye(f.lu.shape[0], dtype=f.lu.dtype))
-
-
-def _lu_parity(f: _LU) -> float:
-    """The sign of the row permutation: −1 for an odd number of row swaps."""
-    return -1.0 if np.count_nonzero(f.piv != np.arange(f.piv.size)) % 2 else 1.0
-
-
-_SLOGDET = type(np.linalg.slogdet(np.eye(1)))  # NumPy's (sign, logabsdet) named tuple
-
-
-def _lu_slogdet(f: _LU):
-    if f.singular:
-        return np.linalg.slogdet(np.zeros((1, 1), dtype=f.lu.dtype))  # NumPy's (0, -inf)
-    d = np.diagonal(f.lu)
-    sign = np.prod(np.sign(d)) * _lu_parity(f)
-    return _SLOGDET(sign.astype(d.dtype), np.sum(np.log(np.abs(d))))
-
-
-def _lu_det(f: _LU):
-    return np.prod(np.diagonal(f.lu)) * _lu_parity(f)
-
-
-_LU_CALLS = {np.linalg.solve: _lu_solve, np.linalg.inv: _lu_inv, np.linalg.slogdet: _lu_slogdet,
-             np.linalg.det: _lu_det}
-
-
-def _shared_factorisations(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, Callable]:
-    """statement id → its LU-based replacement, for matrices that two or more of solve, inv,
-    slogdet and det take (square 2-D matrices; SciPy needed, else nothing is shared)."""
-    try:
-        import scipy.linalg  # noqa: F401
-    except ImportError:  # pragma: no cover - SciPy is optional
-        return {}
-    groups: dict[int, list[Statement]] = {}
-    for s in live:
-        if s.fn in _LU_CALLS and not s.kwargs and s.args and isinstance(s.args[0], Ref):
-            shape = shapes.get(s.args[0].id, ())
-            b = s.args[1:] if s.fn is np.linalg.solve else ()
-            if len(shape) == 2 and shape[0] == shape[1] and all(len(_shape_of(x, shapes)) in (1, 2) for x in b):
-                groups.setdefault(s.args[0].id, []).append(s)
-    return {s.id: _LU_CALLS[s.fn] for g in groups.values() if len(g) > 1 for s in g}
 
 
 # -- the JAX backend ----------------------------------------------------------------------------

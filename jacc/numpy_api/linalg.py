@@ -19,7 +19,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from .. import lazy
+from .. import factorise, lazy
 from .. import ops as O
 from ..graph import PARAMS, _leaf
 from ..ops import Op, ShapeError, register
@@ -136,12 +136,12 @@ def _scalar_shape(what):
     return shape
 
 
-_reg("det", lambda a, p: lazy.asarray(np.linalg.det(a[0])), _scalar_shape("det"), _det_partial,
+_reg("det", lambda a, p: lazy.asarray(factorise.det(a[0])), _scalar_shape("det"), _det_partial,
      "linalg.det of a matrix or stack (partial: the adjugate, also at singular matrices)")
-_reg("logabsdet", lambda a, p: lazy.asarray(np.linalg.slogdet(a[0])[1]), _scalar_shape("slogdet"),
-     lambda i, c: _batched(c, lambda: _mT(np.linalg.inv(c.args[0]))),
+_reg("logabsdet", lambda a, p: lazy.asarray(factorise.slogdet(a[0])[1]), _scalar_shape("slogdet"),
+     lambda i, c: _batched(c, lambda: _mT(factorise.inv(c.args[0]))),
      "log|det A| (second result of linalg.slogdet), matrices or stacks")
-register(Op("slogdet_sign", lambda a, p: lazy.asarray(np.linalg.slogdet(a[0])[0]), _scalar_shape("slogdet"),
+register(Op("slogdet_sign", lambda a, p: lazy.asarray(factorise.slogdet(a[0])[0]), _scalar_shape("slogdet"),
             lambda i, c: None, 1, "sign of det A (first result of linalg.slogdet); derivative zero",
             frozenset({0})))
 def _inv_partial(i: int, ctx: O.Ctx) -> Jac:
@@ -155,7 +155,7 @@ def _inv_partial(i: int, ctx: O.Ctx) -> Jac:
     return Jac(out, s, pair, vl, factors=factors, fvalues=fvals)
 
 
-_reg("inv", lambda a, p: np.linalg.inv(a[0]), _same_shape("inv"), _inv_partial,
+_reg("inv", lambda a, p: factorise.inv(a[0]), _same_shape("inv"), _inv_partial,
      "linalg.inv of a matrix or stack")
 
 

@@ -1,0 +1,136 @@
+"""One LU factorisation per matrix and call, shared by ``solve``, ``inv``, ``slogdet`` and ``det``.
+
+NumPy factorises its argument again in each of these. A Jacobian call of
+``y @ solve(K, y) + slogdet(K)[1]`` evaluates ``solve`` and ``slogdet`` in the primal (the trace)
+and ``K⁻¹`` in the partials (the program): three ``getrf`` calls on one ``K``, where one serves
+all. Inside :func:`sharing` the factorisation of a matrix is kept, keyed by the array object, until
+the outermost ``sharing`` block ends; jacc's traced ops and generated programs call the functions
+below, so the trace and the program share it. Outside such a block nothing is kept.
+
+Only square 2-D float arrays are factorised here (SciPy's LAPACK wrappers); stacks, other dtypes,
+or a missing SciPy go to NumPy unchanged. Results are those of the same LAPACK routines NumPy uses
+(``getrf``, ``getrs``), and singular matrices behave as in NumPy: ``solve``/``inv`` raise
+``LinAlgError("Singular matrix")``, ``slogdet`` is ``(0, -inf)``, ``det`` is 0.
+
+>>> import numpy as np
+>>> K = np.array([[4.0, 1.0], [1.0, 3.0]])
+>>> before = factorisations()
+>>> with sharing():
+...     x = solve(K, np.ones(2))
+...     s, logdet = slogdet(K)
+>>> factorisations() - before, bool(np.isclose(logdet, np.log(11.0))), np.round(x, 4)
+(1, True, array([0.1818, 0.2727]))
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import numpy as np
+
+_local = threading.local()
+_made = [0]  # factorisations computed since import (for tests and the docstring above)
+
+try:
+    from scipy.linalg import lapack as _lapack
+except ImportError:  # pragma: no cover - SciPy is a dependency, but keep NumPy's path working
+    _lapack = None
+
+# per dtype char: (getrf, getrs), SciPy's raw LAPACK wrappers (no argument checks: we did them)
+_ROUTINES = {} if _lapack is None else {
+    "d": (_lapack.dgetrf, _lapack.dgetrs), "f": (_lapack.sgetrf, _lapack.sgetrs)}
+
+_SLOGDET = type(np.linalg.slogdet(np.eye(1)))  # NumPy's (sign, logabsdet) named tuple
+
+
+class _LU:
+    __slots__ = ("a", "lu", "piv", "singular", "getrs")
+
+    def __init__(self, a: np.ndarray):
+        getrf, self.getrs = _ROUTINES[a.dtype.char]
+        self.a = a  # kept alive, so the id it is filed under cannot be reused while filed
+        self.lu, self.piv, info = getrf(a)
+        self.singular = info > 0  # an exact zero pivot, where NumPy says "Singular matrix"
+        _made[0] += 1
+
+    def solve(self, b: np.ndarray) -> np.ndarray:
+        if self.singular:
+            raise np.linalg.LinAlgError("Singular matrix")
+        x, info = self.getrs(self.lu, self.piv, b)
+        return x
+
+    def parity(self) -> float:
+        """The sign of the row permutation: −1 for an odd number of row swaps."""
+        return -1.0 if np.count_nonzero(self.piv != np.arange(self.piv.size)) % 2 else 1.0
+
+
+class sharing:
+    """Keep factorisations until the outermost ``with sharing():`` ends (nesting is free)."""
+
+    __slots__ = ("outer",)
+
+    def __enter__(self) -> "sharing":
+        self.outer = getattr(_local, "memo", None) is not None
+        if not self.outer:
+            _local.memo = {}
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if not self.outer:
+            _local.memo = None
+
+
+def factorisations() -> int:
+    """How many LU factorisations this process has computed (a counter for tests)."""
+    return _made[0]
+
+
+def _factor(a: Any) -> _LU | None:
+    """The LU factorisation of ``a`` (shared inside :class:`sharing`), or None where NumPy should
+    answer: not a square 2-D float32/float64 ndarray, or no SciPy."""
+    if type(a) is not np.ndarray or a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.char not in _ROUTINES \
+            or a.shape[0] == 0:
+        return None
+    memo = getattr(_local, "memo", None)
+    if memo is None:
+        return _LU(a)
+    found = memo.get(id(a))
+    if found is None or found.a is not a:
+        found = memo[id(a)] = _LU(a)
+    return found
+
+
+def solve(a: Any, b: Any) -> Any:
+    """``np.linalg.solve(a, b)`` (b a vector or a matrix of right-hand sides)."""
+    ok = type(a) is np.ndarray and type(b) is np.ndarray and b.ndim in (1, 2) and b.dtype == a.dtype
+    f = _factor(a) if ok else None
+    return np.linalg.solve(a, b) if f is None else f.solve(b)
+
+
+def inv(a: Any) -> Any:
+    """``np.linalg.inv(a)``."""
+    f = _factor(a)
+    return np.linalg.inv(a) if f is None else f.solve(np.eye(a.shape[0], dtype=a.dtype))
+
+
+def slogdet(a: Any) -> Any:
+    """``np.linalg.slogdet(a)``: ``(sign, log|det a|)``."""
+    f = _factor(a)
+    if f is None:
+        return np.linalg.slogdet(a)
+    if f.singular:
+        return np.linalg.slogdet(np.zeros((1, 1), dtype=a.dtype))  # NumPy's (0, -inf)
+    d = np.diagonal(f.lu)
+    sign = np.prod(np.sign(d)) * f.parity()
+    return _SLOGDET(sign.astype(d.dtype), np.sum(np.log(np.abs(d))))
+
+
+def det(a: Any) -> Any:
+    """``np.linalg.det(a)``."""
+    f = _factor(a)
+    return np.linalg.det(a) if f is None else np.prod(np.diagonal(f.lu)) * f.parity()
+
+
+#: NumPy's functions and their sharing replacements (the program generator swaps them in)
+REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det}
