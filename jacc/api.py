@@ -16,12 +16,14 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import factorise
 from .compile import FALLBACK
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .program import owned
 from .trace import Recording, Tape, _param_names, check_argnums, record_call, same_bits
+from .unroll import candidate as unroll_candidate
 
 
 def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
@@ -85,14 +87,20 @@ class _Once:
                  convert: Callable | None, single: bool):
         self.entry, self.nums, self.others, self.kw = entry, nums, others, kw
         self.run, self.kind, self.program = run, kind, program
+        self.plan = entry.runner.unrolled.plan if entry.runner.unrolled is not None else entry.plan
         dt = entry.runner.dtype
-        self.cast = float if kind == "scalar" else (lambda a: np.asarray(a, dtype=dt))
+        # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
+        self.unrolled = entry.runner.unrolled is not None
+        self.floats = kind == "scalar" and not self.unrolled
+        self.cast = float if self.floats else _float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
         self.assemble = _assembler(entry.graph, single, convert)
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
         r, g = entry.runner, entry.graph
-        if r.fast is not None:  # scalar code evaluates the primal itself
+        if r.unrolled is not None:  # scalar-level code of the array arguments (jacc.unroll)
+            run, kind, program, convert = r.unrolled.run_lists, "scalar", None, None
+        elif r.fast is not None:  # scalar code evaluates the primal itself
             raw, fast = r.fast.raw, r.fast
 
             def run(xs):
@@ -122,9 +130,15 @@ class _Once:
 
     def finite(self, xs: list) -> bool:
         """True when every argument is finite (cheap for the scalar kind: floats)."""
-        if self.kind == "scalar":
+        if self.floats:
             return all(map(math.isfinite, xs))
+        if self.unrolled:
+            return all(all(map(math.isfinite, x)) for x in xs)
         return all(np.isfinite(x).all() for x in xs)
+
+
+def _float_list(a: Any) -> list:
+    return [a] if type(a) is float else np.ravel(a).tolist()
 
 
 def _scalar_compiled(plan):
@@ -140,10 +154,16 @@ class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
 
-    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False):
+    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False, unroll: bool = True):
         # primal: the program also evaluates the graph, so retrace=False can run it on arguments alone
         self.backend, self.dtype, self.sparse, self.primal = backend, dtype, sparse, primal
         self.fast: Callable | None = None  # scalar straight-line function
+        # unroll: may try that route (not for structures rebuilt with other constants: it would
+        # plan again whenever they change)
+        self.unroll = unroll and backend == "auto" and dtype == np.float64 and not sparse
+        self.unroll_options: dict = {}  # the strategy's options for the scalar-level plan
+        self.unroll_time: float | None = None  # and its planning time, at most
+        self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
 
@@ -168,9 +188,31 @@ class Runner:
             except (LowerError, BackendError) as e:
                 self.program, self.why = False, str(e)
 
+    def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
+        """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
+        here (best of three calls each; a route estimated slower is not even planned)."""
+        from .unroll import best_time, unroll
+
+        self.unroll = False
+        if self.fast is not None:
+            return
+        graph = entry.graph
+        with np.errstate(all="ignore"):
+            # (no program: the executor runs, slower than either)
+            beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
+            u = unroll(graph, values, strategy, cost_model, beat=beat, time_cap=self.unroll_time,
+                       **self.unroll_options)
+            if u is None:
+                return
+            if beat is not None:
+                xs = [values[x] for x in graph.inputs]
+                if best_time(lambda: u(xs)) >= beat:
+                    return
+        self.unrolled = u
+
     @property
     def kind(self) -> str:
-        if self.fast is not None:
+        if self.fast is not None or self.unrolled is not None:
             return "scalar"
         return self.program.backend if self.program else "interpret"
 
@@ -292,12 +334,22 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         graph = tape.graph
         problem = Problem.from_graph(graph)
         t0 = time.perf_counter()
+        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
+        options = dict(strategy_options)
+        limit = options.get("time_limit")
+        if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
+            options["time_limit"] = limit / 2
         if isinstance(strategy, Plan):
             order, name, info, optimal = strategy.order, strategy.strategy, strategy.info, strategy.optimal
         else:
-            order, name, info, optimal = run_strategy(strategy, problem, cm, **strategy_options)
+            order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        return Entry(rec, graph, plan, Runner(backend, dt, sparse, with_primal(graph)))
+        if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
+            # within what is left of the time limit
+            spent = time.perf_counter() - t0
+            runner.unroll_options = strategy_options
+            runner.unroll_time = max(spent, 0.05) if limit is None else min(max(spent, 0.05), limit - spent)
+        return Entry(rec, graph, plan, runner)
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
@@ -307,10 +359,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         r = old.runner
         if r.program and r.program.baked:  # its constants are compiled in: lower again, or
             # under "auto" let the executor run: the constants (e.g. a sort order) change per call
-            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph))
+            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
             return Entry(rec, graph, plan, new)
-        shared = r.fast is None and r.program is not None
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph)))
+        shared = r.fast is None and r.unrolled is None and r.program is not None
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False))
 
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
@@ -358,7 +410,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 xs = [args[i] for i in hit.nums]
                 if nonfinite != "propagate" and all(map(math.isfinite, xs)):
                     found = hit.run(xs)
-                    jf.plan, jf.last, jf.ran, jf.program = hit.entry.plan, None, hit.kind, hit.program
+                    jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                     return hit.assemble(found)
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
@@ -370,30 +422,36 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 else:
                     if not hit.finite(xs):
                         for name, x in zip(hit.entry.graph.inputs, xs):
-                            _check_finite(name, x, nonfinite)
+                            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
                     found = hit.run(xs)
-                jf.plan, jf.last, jf.ran, jf.program = hit.entry.plan, None, hit.kind, hit.program
+                jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                 return hit.assemble(found)
-        entry, tape = prepare(args, kwargs)
-        graph, plan = entry.graph, entry.plan
-        for name in graph.inputs:
-            _check_finite(name, tape.values[name], nonfinite)
-        run = entry.runner
-        if run.program is None:
-            with np.errstate(all="ignore"):
-                run.prepare(plan, tape.values)
-        jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
-        if run.fast is not None:  # all-scalar graph: the compiled straight-line plan
-            found = run.fast(*[tape.values[x] for x in graph.inputs])
-            found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
-        elif run.program:
-            with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                found = run.program.run(tape.values, graph)
-        else:
-            with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                acc = accumulate(plan.problem, tape.values, plan.order, dt, sparse=sparse)
-            jf.last = acc
-            found = acc.blocks
+        with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
+            entry, tape = prepare(args, kwargs)
+            graph, plan = entry.graph, entry.plan
+            for name in graph.inputs:
+                _check_finite(name, tape.values[name], nonfinite)
+            run = entry.runner
+            if run.program is None:
+                with np.errstate(all="ignore"):
+                    run.prepare(plan, tape.values)
+            if run.unroll:
+                run.try_unroll(entry, tape.values, strategy, cm)
+            jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
+            if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
+                found = run.unrolled([tape.values[x] for x in graph.inputs])
+                jf.plan, jf.program = run.unrolled.plan, None
+            elif run.fast is not None:  # all-scalar graph: the compiled straight-line plan
+                found = run.fast(*[tape.values[x] for x in graph.inputs])
+                found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
+            elif run.program:
+                with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
+                    found = run.program.run(tape.values, graph)
+            else:
+                with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
+                    acc = accumulate(plan.problem, tape.values, plan.order, dt, sparse=sparse)
+                jf.last = acc
+                found = acc.blocks
         if not retrace and not graph.meta.get("value_dependent"):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single)
             key = shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)

@@ -18,6 +18,7 @@ NaN/inf semantics.
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Callable
 
 from .ops import BINARY, UNARY, _ftie, _tie, formula
@@ -190,8 +191,11 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
         return names.setdefault(v, f"v{len(names)}")
 
     def const(c) -> str:
+        value = float(c.value)
+        if math.isfinite(value):  # repr round-trips a float exactly; a literal beats a global lookup
+            return f"({value!r})"
         key = f"c{len(env)}"
-        env[key] = float(c.value)
+        env[key] = value
         return key
 
     def arg_text(a) -> str:
@@ -203,8 +207,11 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
         if d["op"] == "input" or v not in needed:
             continue
         args = arg_texts[v] = [arg_text(a) for a in d["args"]]
-        env[f"F_{var(v)}"] = _primal(d["op"], d["params"])
-        lines.append(f"{var(v)} = F_{var(v)}({', '.join(args)})")
+        text = _inline_primal(d["op"], args)
+        if text is None:
+            env[f"F_{var(v)}"] = _primal(d["op"], d["params"])
+            text = f"F_{var(v)}({', '.join(args)})"
+        lines.append(f"{var(v)} = {text}")
     # local partials: a name per edge, or None for a structural 1
     edge: dict = {}
     for u, v in problem.edges:
@@ -233,16 +240,15 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
                 new = prod if old == "missing" else _sum([old, prod], lines, f"s{k}_{len(lines)}")
                 succ[i][o] = new
                 pred.setdefault(o, {})[i] = new
-    result = []
+    keys, exprs = [], []
     for y in problem.of:
         for x in problem.wrt:
             e = succ.get(x, {}).get(problem.out_key[y], "missing")
-            result.append(f"({y!r}, {x!r}): {'0.0' if e == 'missing' else '1.0' if e is None else e}")
+            keys.append((y, x))
+            exprs.append("0.0" if e == "missing" else "1.0" if e is None else e)
     params = ", ".join(var(x) for x in g.inputs)
-    src = f"def jacobian({params}):\n    " + "\n    ".join(lines + ["return {" + ", ".join(result) + "}"])
-    code = {"__builtins__": {"float": float}, **env}
-    exec(compile(src, f"<jacc plan {plan.strategy}>", "exec"), code)  # noqa: S102 - our own generated code
-    fast = code["jacobian"]
+    result = "{" + ", ".join(f"{k!r}: {e}" for k, e in zip(keys, exprs)) + "}"
+    fast = _define("jacobian", params, lines, result, env, plan.strategy)
 
     def jacobian(*args: float) -> dict:
         try:
@@ -250,10 +256,63 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
         except FALLBACK:
             return {k: float(v) for k, v in plan.execute(*args).items()}
 
-    jacobian.source = src
+    jacobian.source = fast.source
     jacobian.mults = count
     jacobian.raw = fast  # floats in, no fallback: for callers that convert and catch FALLBACK
+    # the same code returning a tuple, row-major over (of, wrt), compiled on first use (flat())
+    jacobian.flat_parts = (params, lines, "(" + "".join(e + ", " for e in exprs) + ")", env, plan.strategy)
     return jacobian
+
+
+def _define(name: str, params: str, lines: list[str], result: str, env: dict, label: str) -> Callable:
+    src = f"def {name}({params}):\n    " + "\n    ".join(lines + [f"return {result}"])
+    code = {"__builtins__": {"float": float}, **env}
+    exec(compile(src, f"<jacc plan {label}>", "exec"), code)  # noqa: S102 - our own generated code
+    fn = code[name]
+    fn.source = src
+    return fn
+
+
+def flat(jacobian: Callable) -> Callable:
+    """``jacobian.raw`` returning a tuple of floats instead of a dict: every ``(output, input)``
+    entry, outputs major, in the order of the plan's ``of`` and ``wrt`` (no fallback: the caller
+    catches :data:`FALLBACK`).
+
+    >>> from jacc import examples, plan
+    >>> f = compile_plan(plan(examples.lecture_f(), "reverse"))
+    >>> [round(v, 3) for v in flat(f)(2.0, 5.0)]
+    [5.5, 1.716]
+    """
+    fn = getattr(jacobian, "flat_fn", None)
+    if fn is None:
+        fn = jacobian.flat_fn = _define("jacobian_flat", *jacobian.flat_parts)
+    return fn
+
+
+_TOKEN = re.compile(r"[A-Za-z_]\w*|\d+\.?\d*(?:e[+-]?\d+)?|\S")
+
+
+def _inline(expr: str, params: str, args: list[str]) -> str | None:
+    """``expr`` with its parameters replaced by ``args`` when it is plain arithmetic (the same
+    float operations as calling its formula, without the call), else None."""
+    names = dict(zip(params.split(", "), args))
+    out = []
+    for t in _TOKEN.findall(expr):
+        if t[0].isalpha() or t[0] == "_":
+            if t not in names:  # a function or a keyword: keep the formula's own function
+                return None
+            out.append(names[t])
+        else:
+            out.append(t)
+    return out[0] if len(out) == 1 else "(" + "".join(out) + ")"
+
+
+def _inline_primal(op: str, args: list[str]) -> str | None:
+    if op in UNARY:
+        return _inline(UNARY[op][0], "x", args)
+    if op in BINARY:
+        return _inline(BINARY[op][0], "a, b", args)
+    return None
 
 
 def _primal(op: str, params: dict) -> Callable:
@@ -276,6 +335,9 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         _, deriv, spec = UNARY[op]
         if spec in _UNITS:
             return _UNITS[spec]
+        text = _inline(deriv, "x, y", [args[0], out])
+        if text is not None:
+            return text
         key = f"D_{op}"
         env.setdefault(key, formula(deriv, "x, y", MATH_NAMES))
         return f"{key}({args[0]}, {out})"
@@ -283,6 +345,9 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         spec, deriv = BINARY[op][1][pos]
         if spec in _UNITS:
             return _UNITS[spec]
+        text = _inline(deriv, "a, b, y", [args[0], args[1], out])
+        if text is not None:
+            return text
         key = f"D_{op}_{pos}"
         env.setdefault(key, formula(deriv, "a, b, y", MATH_NAMES))
         return f"{key}({args[0]}, {args[1]}, {out})"

@@ -1,0 +1,163 @@
+"""Small array functions run as straight-line float code: ``jacobian``'s scalar route.
+
+A function of a few short vectors (the heart dipole, propane, the robot arm of the suite)
+traces to an array graph whose NumPy program spends its time on call overhead, about a
+microsecond per statement for a few flops each. The same graph evaluated op by op on object
+arrays of traced scalars (:func:`scalar_graph`, the machinery of ``trace(...,
+scalarize=True)``, without calling ``f`` again), planned at that level and compiled by
+:mod:`jacc.compile` is one Python function over floats, tens of nanoseconds per operation, and
+its plan is usually cheaper too (constants fold, ±1 partials are free). At the first call of a
+traced structure with at most :data:`MAX_ELEMENTS` scalars, :func:`~jacc.api.jacobian` builds
+this route, times it against the array program at that point, and keeps the faster.
+
+The route is only taken where it is exact: the trace must not depend on values (a branch or a
+mask taken from a comparison holds at this point only), and the compiled code bakes the graph's
+constants in, so under ``retrace=True`` it serves only calls whose trace replays the first one
+exactly (same ops, same constants).
+
+>>> import numpy as np
+>>> from jacc.trace import trace
+>>> x = np.array([1.0, 2.0, 0.0])
+>>> graph = trace(lambda x: np.stack([x[0] * x[1], np.sin(x[2])]), x)
+>>> u = unroll(graph, {"x": x}, "auto")
+>>> u.plan.graph.inputs
+['x[0]', 'x[1]', 'x[2]']
+>>> u([x])[graph.outputs[0], "x"]
+array([[2., 1., 0.],
+       [0., 0., 1.]])
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .compile import FALLBACK, CompileError, compile_plan, flat
+from .costmodel import CostModel
+from .graph import Const, Graph
+from .ops import OPS
+
+#: the largest array graph (total scalars over its vertices) that jacobian tries to unroll
+MAX_ELEMENTS = 2000
+#: seconds per vertex and per edge of the scalar graph that its compiled code takes, at least (one
+#: line of float arithmetic each): a route estimated slower than the array program is not planned
+SECONDS_PER_LINE = 25e-9
+
+
+class Unrolled:
+    """A scalar-level plan compiled to float code, called with the array arguments: returns
+    ``{(array output, array input): block}`` like a :class:`~jacc.program.Program`."""
+
+    def __init__(self, plan, compiled: Callable, blocks: list, n_in: int):
+        self.plan, self.compiled = plan, compiled
+        self.fn = flat(compiled)
+        self.keys = [(y, x) for y in plan.problem.of for x in plan.problem.wrt]
+        self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
+        self.mults = compiled.mults
+
+    def __call__(self, xs: Sequence[Any]) -> dict:
+        """The blocks at the arguments ``xs`` (arrays or floats, in the graph's input order)."""
+        return self.run_lists([[x] if type(x) is float else np.ravel(x).tolist() for x in xs])
+
+    def run_lists(self, lists: Sequence[list]) -> dict:
+        """The blocks at the arguments given as lists of floats (each in C order)."""
+        floats = lists[0] if len(lists) == 1 else [v for x in lists for v in x]
+        try:
+            vals = self.fn(*floats)
+        except FALLBACK:  # a math domain error: NumPy's NaN/inf semantics via the executor
+            d = self.compiled(*floats)
+            vals = [d[k] for k in self.keys]
+        M = np.array(vals, dtype=np.float64).reshape(-1, self.n_in)
+        if len(self.blocks) == 1:
+            key, _, _, shape = self.blocks[0]
+            return {key: M.reshape(shape)}
+        return {key: M[r, c].reshape(shape) for key, r, c, shape in self.blocks}
+
+
+def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
+    """``graph`` at the scalar level, at the input ``values``: its ops evaluated in order on
+    object arrays of traced scalars (:mod:`jacc.scalarize`), so every array op comes out as the
+    scalar operations NumPy performs for it, with constants folded. ``f`` is not called again.
+    Raises where an op's NumPy evaluation does not run element by element."""
+    from .scalarize import join, split
+    from .trace import Tape, _private
+
+    tape = Tape(graph.name, np.float64)
+    env: dict[str, Any] = {x: split(tape, x, _private(values[x], np.float64)) for x in graph.inputs}
+    for v in graph.topological_order():
+        if v in env:
+            continue
+        d = graph.nx.nodes[v]
+        args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
+        env[v] = OPS[d["op"]].evaluate(args, d["params"])
+    tape.declare([s for y in graph.outputs for s in join(env[y])], False)
+    return tape.graph
+
+
+def candidate(graph: Graph, strategy: Any) -> bool:
+    """Whether :func:`unroll` may apply: a named strategy, a trace that does not depend on
+    values, and at most :data:`MAX_ELEMENTS` scalars over the graph's vertices."""
+    return (isinstance(strategy, str) and not graph.meta.get("value_dependent")
+            and sum(math.prod(graph.shape(v)) for v in graph.nx) <= MAX_ELEMENTS)
+
+
+def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *, beat: float | None = None,
+           time_cap: float | None = None, **options) -> Unrolled | None:
+    """The scalar route for the array ``graph`` at the vertex ``values``, or None where it does
+    not apply: a big graph, a strategy that is not a name, a trace that depends on values, an op
+    that does not run on object arrays, or one without scalar formulas — or where its code would
+    take at least ``beat`` seconds by :data:`SECONDS_PER_LINE` (then it is not planned at all).
+    A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
+    from .eliminate import Problem
+    from .plan import MemoryLimitError, build
+    from .strategies import lookup, run_strategy
+
+    if not candidate(graph, strategy):
+        return None
+    try:
+        with np.errstate(all="ignore"):
+            g = scalar_graph(graph, values)
+    except Exception:  # noqa: BLE001 - an op NumPy cannot run on objects, in any way: the array route stands
+        return None
+    if g.meta.get("value_dependent"):  # e.g. max over objects compares: its ties and branches are values
+        return None
+    if beat is not None and SECONDS_PER_LINE * (len(g.nx) + g.nx.number_of_edges()) >= beat:
+        return None
+    rows = [math.prod(graph.shape(y)) for y in graph.outputs]
+    cols = [math.prod(graph.shape(x)) for x in graph.inputs]
+    if sum(rows) != len(g.outputs) or sum(cols) != len(g.inputs):
+        return None
+    problem = Problem.from_graph(g)
+    cm = CostModel.coerce(cost_model)
+    if time_cap is not None and "time_limit" in inspect.signature(lookup(strategy)).parameters:
+        options = {**options, "time_limit": min(options.get("time_limit", math.inf), max(time_cap, 0.01))}
+    t0 = time.perf_counter()
+    try:
+        order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+        plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+        compiled = compile_plan(plan)
+    except (CompileError, MemoryLimitError):
+        return None
+    blocks = []
+    r0 = 0
+    for y, nr in zip(graph.outputs, rows):
+        c0 = 0
+        for x, nc in zip(graph.inputs, cols):
+            blocks.append(((y, x), slice(r0, r0 + nr), slice(c0, c0 + nc), graph.shape(y) + graph.shape(x)))
+            c0 += nc
+        r0 += nr
+    return Unrolled(plan, compiled, blocks, sum(cols))
+
+
+def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
+    """The shortest of ``repeats`` timed calls of ``fn``, in seconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return min(times)

@@ -1,0 +1,167 @@
+"""The scalar route of small array graphs (jacc.unroll) and the shared LU factorisations
+(jacc.factorise): same Jacobians as the array program, taken only where exact."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc import factorise, suite
+from jacc.bench import fd_jacobian
+from jacc.trace import trace
+from jacc.unroll import MAX_ELEMENTS, scalar_graph, unroll
+
+
+def _blocks(J):
+    return J if isinstance(J, tuple) else (J,)
+
+
+@pytest.mark.parametrize("name", ["lion", "propane", "heart", "robotarm", "roeflux", "blackscholes"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_small_suite_problems_run_unrolled_and_match_the_array_program(name, retrace):
+    p = suite.get(name, "small")
+    inp = p.make_inputs(0)
+    nums = tuple(range(len(inp)))
+    strategy = "auto" if name == "lion" else "markowitz"  # (auto plans for up to a second)
+    jf = jacc.jacobian(p.fn, argnums=nums, strategy=strategy, retrace=retrace)
+    ref = jacc.jacobian(p.fn, argnums=nums, strategy=strategy, backend="numpy")
+    fd = fd_jacobian(p, inp)
+    for seed in (0, 1, 2):  # the first call builds the route; the others reuse it
+        inp = p.make_inputs(seed)
+        got, want = _blocks(jf(*inp.values())), _blocks(ref(*inp.values()))
+        assert jf.ran == "scalar" and all(x.startswith(tuple(inp)) for x in jf.plan.graph.inputs)
+        for a, b in zip(got, want):
+            assert a.shape == b.shape
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12 * np.abs(b).max())
+    inp = p.make_inputs(0)
+    for J, a in zip(fd.values(), _blocks(jf(*inp.values()))):
+        np.testing.assert_allclose(a, J, rtol=1e-5, atol=1e-7 * max(1.0, np.abs(J).max()))
+
+
+def test_the_route_counts_what_its_plan_prices_and_keeps_the_array_shapes():
+    A = np.array([[1.0, 2.0], [0.0, 3.0]])
+    f = lambda A, x: (A @ x, np.sin(x).sum())  # noqa: E731  two outputs, two inputs
+    x = np.array([0.5, -1.0])
+    g = trace(f, A, x)
+    u = unroll(g, {"A": A, "x": x}, "markowitz")
+    assert u.mults == u.plan.mults
+    blocks = u([A, x])
+    assert blocks[g.outputs[0], "A"].shape == (2, 2, 2) and blocks[g.outputs[1], "x"].shape == (2,)
+    jf = jacc.jacobian(f, argnums=(0, 1))
+    got, want = jf(A, x), jacc.jacobian(f, argnums=(0, 1), backend="numpy")(A, x)
+    assert jf.ran == "scalar"
+    for row_g, row_w in zip(got, want):
+        for a, b in zip(row_g, row_w):
+            np.testing.assert_allclose(a, b, rtol=1e-14)
+
+
+def test_counted_multiplications_of_the_scalar_plan_equal_the_priced_ones():
+    p = suite.get("heart", "small")
+    x = p.make_inputs(0)["x"]
+    u = unroll(trace(p.fn, x), {"x": x}, "markowitz")
+    values = u.plan.graph.evaluate(dict(zip(u.plan.graph.inputs, x)))
+    acc = jacc.eliminate.accumulate(u.plan.problem, values, u.plan.order)
+    assert acc.mults == u.plan.mults == u.mults
+
+
+def test_value_dependent_scalar_graphs_are_not_unrolled():
+    x = np.array([1.0, 3.0, 3.0, 3.0])
+    for f in (lambda x: np.max(x) * 2.0,  # ties: the array rule splits the derivative
+              lambda x: np.maximum(x, 2.0),
+              lambda x: np.sort(x)[::-1] * 1.5):
+        g = trace(f, x)
+        assert unroll(g, {"x": x}, "auto") is None
+        jf = jacc.jacobian(f)
+        np.testing.assert_allclose(jf(x), jacc.jacobian(f, backend="numpy")(x))
+        assert jf.ran == "numpy"
+    g = trace(lambda x: np.where(x > 2, x, 0.0), x)  # the array trace itself depends on values
+    assert g.meta.get("value_dependent") and unroll(g, {"x": x}, "auto") is None
+
+
+def test_changed_constants_never_reach_the_compiled_route():
+    c = np.array([2.0, 3.0])
+    box = {"s": 1.0}
+    f = lambda x: np.sin(x) * c * box["s"]  # noqa: E731
+    jf = jacc.jacobian(f)
+    x = np.array([0.1, 0.2])
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * c))
+    assert jf.ran == "scalar"
+    c[1] = -1.0  # in place
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * c))
+    box["s"] = 4.0  # a closure value
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * c * 4.0))
+    assert jf.ran != "scalar"  # a structure rebuilt with other constants runs the array program
+
+
+def test_no_route_without_the_cache_for_big_graphs_or_explicit_orders():
+    f = lambda x: np.tanh(x) * 2.0  # noqa: E731
+    x = np.linspace(0, 1, 5)
+    jf = jacc.jacobian(f, cache=False)
+    jf(x)
+    assert jf.ran == "numpy"  # nothing to amortise the second plan over
+    big = np.linspace(0, 1, MAX_ELEMENTS)
+    jf = jacc.jacobian(f)
+    jf(big)
+    assert jf.ran == "numpy"
+    order = jacc.plan(trace(f, x), "reverse").order
+    jf = jacc.jacobian(f, strategy=order)
+    jf(x)
+    assert jf.ran == "numpy" and list(jf.plan.order) == list(order)
+
+
+def test_math_domain_errors_fall_back_with_numpy_semantics():
+    f = lambda x: np.log(x) * x[::-1]  # noqa: E731
+    jf = jacc.jacobian(f, nonfinite="propagate")
+    ref = jacc.jacobian(f, nonfinite="propagate", backend="numpy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        jf(np.array([1.0, 2.0, 3.0]))
+        assert jf.ran == "scalar"
+        for x in (np.array([-1.0, 2.0, 3.0]), np.array([0.0, 2.0, 1.0])):
+            np.testing.assert_array_equal(np.isnan(jf(x)), np.isnan(ref(x)))
+            np.testing.assert_allclose(jf(x), ref(x), rtol=1e-14)
+
+
+def test_scalar_graph_of_an_array_graph_is_the_scalarized_trace():
+    p = suite.get("robotarm", "small")
+    q = p.make_inputs(0)["q"]
+    a = scalar_graph(trace(p.fn, q), {"q": q})
+    b = trace(p.fn, q, scalarize=True)
+    assert a.inputs == b.inputs and len(a.nx) == len(b.nx) and len(a.outputs) == len(b.outputs)
+    assert sorted(a.op(v) for v in a.intermediates) == sorted(b.op(v) for v in b.intermediates)
+
+
+# -- jacc.factorise ---------------------------------------------------------------------------
+
+
+def test_factorise_matches_numpy_and_leaves_other_inputs_to_it():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((5, 5))
+    b, B = rng.standard_normal(5), rng.standard_normal((5, 2))
+    stack = rng.standard_normal((2, 3, 3))
+    for got, want in [(factorise.solve(A, b), np.linalg.solve(A, b)), (factorise.solve(A, B), np.linalg.solve(A, B)),
+                      (factorise.inv(A), np.linalg.inv(A)), (factorise.det(A), np.linalg.det(A)),
+                      (factorise.slogdet(A)[1], np.linalg.slogdet(A)[1]),
+                      (factorise.inv(stack), np.linalg.inv(stack)), (factorise.det(stack), np.linalg.det(stack)),
+                      (factorise.inv(A.astype(complex)), np.linalg.inv(A.astype(complex)))]:
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    assert factorise.slogdet(A)[0] == np.linalg.slogdet(A)[0]
+    Z = np.zeros((3, 3))
+    assert factorise.det(Z) == 0.0 and tuple(factorise.slogdet(Z)) == (0.0, -np.inf)
+    for fn in (lambda: factorise.solve(Z, np.ones(3)), lambda: factorise.inv(Z)):
+        with pytest.raises(np.linalg.LinAlgError, match="Singular"):
+            fn()
+
+
+def test_factorisations_are_kept_only_inside_sharing():
+    A = np.eye(4) * 2.0
+    before = factorise.factorisations()
+    factorise.inv(A), factorise.det(A)
+    assert factorise.factorisations() - before == 2
+    with factorise.sharing():
+        with factorise.sharing():  # nesting shares the outer block's
+            factorise.inv(A)
+        factorise.det(A), factorise.solve(A, np.ones(4))
+        factorise.inv(A.copy())  # another array object: its own factorisation
+    assert factorise.factorisations() - before == 4
