@@ -658,9 +658,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="trace problems as array code (default) or at the scalar level of the AD literature "
                    "(vector inputs split into scalars; scalar plans also run compiled)")
     c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
-    c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: numpy, jax, "
-                   "interpret, numpy-once, jax-once (-once: retrace=False; default: numpy and numpy-once, and the "
-                   "jax pair when JAX is installed)")
+    c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: auto (jacobian's "
+                   "defaults), numpy, jax, interpret (the best plan's order), auto-once, numpy-once, jax-once "
+                   "(-once: retrace=False; default: auto and auto-once, and the jax pair when JAX is installed)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
                    "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "
