@@ -274,7 +274,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     constants or the branch taken by value-dependent code differ.
 
     ``backend`` says how a plan runs: ``"auto"`` (straight-line float code when every vertex is a
-    scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`), ``"numpy"``,
+    scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`; a small array
+    graph is also planned at the scalar level and runs as float code where that is faster, see
+    :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``; needs ``pip install 'jacc[jax]'`` and turns on
     JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each

@@ -251,62 +251,27 @@ class Tape:
             except IndexError:
                 step = None
             if step is not None and step[0] == op and step[1] == params and len(args) == step[7]:
-                value = vals = None
-                if step[7] == 2:  # most ops: unrolled
-                    a, b = args
-                    x, y = step[4]
-                    if type(a) is Tracer and a.name == x and a.tape is self:
-                        va = a.value
-                    elif type(x) is _Expected and ((type(a) is float and a == x.number) or x.matches(a)):
-                        va = x.array
-                    else:
-                        va = None
-                    if type(b) is Tracer and b.name == y and b.tape is self:
-                        vb = b.value
-                    elif type(y) is _Expected and ((type(b) is float and b == y.number) or y.matches(b)):
-                        vb = y.array
-                    else:
-                        vb = None
-                    if va is not None and vb is not None:
-                        scalar = step[6]
-                        if (scalar is not None and not va.ndim and not vb.ndim and va.dtype is _F8
-                                and vb.dtype is _F8):
-                            r = scalar(float(va), float(vb))
-                            if r is not None and r == r:  # (see _evaluate)
-                                value = np.array(r)
-                        vals = [va, vb]
-                elif step[7] == 1:
-                    a, = args
-                    x, = step[4]
-                    if type(a) is Tracer and a.name == x and a.tape is self:
-                        va = a.value
-                        scalar = step[6]
-                        if scalar is not None and not va.ndim and va.dtype is _F8:
-                            r = scalar(float(va))
-                            if r is not None and r == r:  # (see _evaluate)
-                                value = np.array(r)
-                        vals = [va]
-                    elif type(x) is _Expected and x.matches(a):
-                        vals = [x.array]
+                value = None
+                if step[7] == 2:  # most ops; written out, this is the hot path of small functions
+                    va, vb = self._replayed(args[0], step[4][0]), self._replayed(args[1], step[4][1])
+                    vals = None if va is None or vb is None else [va, vb]
+                    scalar = step[6]
+                    if (vals is not None and scalar is not None and not va.ndim and not vb.ndim
+                            and va.dtype is _F8 and vb.dtype is _F8):
+                        r = scalar(float(va), float(vb))
+                        if r is not None and r == r:  # (see _evaluate)
+                            value = np.array(r)
                 else:
-                    vals = []
-                    for a, x in zip(args, step[4]):
-                        if type(a) is Tracer and a.name == x and a.tape is self:
-                            vals.append(a.value)
-                        elif type(x) is _Expected and x.matches(a):
-                            vals.append(x.array)
-                        else:
-                            vals = None
-                            break
+                    vals = [self._replayed(a, x) for a, x in zip(args, step[4])]
+                    if any(v is None for v in vals):
+                        vals = None
                 if vals is not None:
                     name = step[2]
                     self.steps.append((name, op, step[3], params))
-                    if value is None:  # (the unrolled cases above tried Python floats)
-                        value = (step[5](vals, params) if step[7] <= 2
-                                 else _evaluate(step[5], step[6], vals, params))
+                    if value is None:
+                        value = _evaluate(step[5], step[6], vals, params)
                         if type(value) is not np.ndarray or value.dtype is not _F8:
-                            # (a ufunc's result on 0-d arrays: see _own)
-                            value = value.__array__() if type(value) is _F64_SCALAR else self._own(value)
+                            value = self._own(value)
                     self.values[name] = value
                     return Tracer(self, name, value)
         gargs = []
@@ -347,6 +312,15 @@ class Tape:
             value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    def _replayed(self, a: Any, x: Any) -> np.ndarray | None:
+        """The value of argument ``a`` when it is the recorded argument ``x`` (the same vertex of
+        this tape, or a constant equal to the recorded one bit for bit), else None."""
+        if type(a) is Tracer:
+            return a.value if a.name == x and a.tape is self else None
+        if type(x) is _Expected and ((type(a) is float and a == x.number) or x.matches(a)):
+            return x.array
+        return None
 
     def _own(self, value: Any) -> np.ndarray:
         """An op's result as an ndarray of the trace's dtype."""
