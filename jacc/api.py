@@ -99,7 +99,7 @@ class _Once:
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
         r, g = entry.runner, entry.graph
         if r.unrolled is not None:  # scalar-level code of the array arguments (jacc.unroll)
-            run, kind, program, convert = r.unrolled.run_lists, "scalar", None, None
+            run, kind, program, convert = r.unrolled.run_lists, r.kind, None, None
         elif r.fast is not None:  # scalar code evaluates the primal itself
             raw, fast = r.fast.raw, r.fast
 
@@ -160,7 +160,7 @@ class Runner:
         self.fast: Callable | None = None  # scalar straight-line function
         # unroll: may try that route (not for structures rebuilt with other constants: it would
         # plan again whenever they change)
-        self.unroll = unroll and backend == "auto" and dtype == np.float64 and not sparse
+        self.unroll = unroll and backend in ("auto", "jax") and dtype == np.float64 and not sparse
         self.unroll_options: dict = {}  # the strategy's options for the scalar-level plan
         self.unroll_time: float | None = None  # and its planning time, at most
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
@@ -204,6 +204,11 @@ class Runner:
                        **self.unroll_options)
             if u is None:
                 return
+            if self.backend == "jax":  # the same code under jax.jit
+                try:
+                    u.use_jax()
+                except Exception:  # noqa: BLE001 - a formula JAX lacks, in any form: the program stands
+                    return
             if beat is not None:
                 xs = [values[x] for x in graph.inputs]
                 if best_time(lambda: u(xs)) >= beat:
@@ -212,6 +217,8 @@ class Runner:
 
     @property
     def kind(self) -> str:
+        if self.unrolled is not None and self.backend == "jax":
+            return "jax"
         if self.fast is not None or self.unrolled is not None:
             return "scalar"
         return self.program.backend if self.program else "interpret"

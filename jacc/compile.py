@@ -315,11 +315,28 @@ def _inline_primal(op: str, args: list[str]) -> str | None:
     return None
 
 
+def _formula(expr: str, params: str) -> Callable:
+    """``formula`` over :data:`MATH_NAMES`, remembering its text (``.spec``) so that the same
+    code can be built over another namespace (:func:`retarget`)."""
+    fn = formula(expr, params, MATH_NAMES)
+    fn.spec = (expr, params)
+    return fn
+
+
+def retarget(jacobian: Callable, names: dict) -> Callable:
+    """The tuple-returning code of ``jacobian`` (see :func:`flat`) with every formula built over
+    ``names`` instead of :mod:`math` (e.g. ``jax.numpy``'s functions, to run under ``jax.jit``).
+    Raises ``NameError`` at the first call where a formula needs a function ``names`` lacks."""
+    params, lines, result, env, label = jacobian.flat_parts
+    env = {k: formula(*v.spec, names) if hasattr(v, "spec") else v for k, v in env.items()}
+    return _define("jacobian_flat", params, lines, result, env, label)
+
+
 def _primal(op: str, params: dict) -> Callable:
     if op in UNARY:
-        return formula(UNARY[op][0], "x", MATH_NAMES)
+        return _formula(UNARY[op][0], "x")
     if op in BINARY:
-        return formula(BINARY[op][0], "a, b", MATH_NAMES)
+        return _formula(BINARY[op][0], "a, b")
     if op == "where":
         return lambda m, a, b: a if m else b
     if op == "constant":
@@ -339,7 +356,7 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         if text is not None:
             return text
         key = f"D_{op}"
-        env.setdefault(key, formula(deriv, "x, y", MATH_NAMES))
+        env.setdefault(key, _formula(deriv, "x, y"))
         return f"{key}({args[0]}, {out})"
     if op in BINARY:
         spec, deriv = BINARY[op][1][pos]
@@ -349,7 +366,7 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         if text is not None:
             return text
         key = f"D_{op}_{pos}"
-        env.setdefault(key, formula(deriv, "a, b, y", MATH_NAMES))
+        env.setdefault(key, _formula(deriv, "a, b, y"))
         return f"{key}({args[0]}, {args[1]}, {out})"
     if op == "where":
         return f"(1.0 if {args[0]} else 0.0)" if pos == 1 else f"(0.0 if {args[0]} else 1.0)"

@@ -58,6 +58,25 @@ class Unrolled:
         self.keys = [(y, x) for y in plan.problem.of for x in plan.problem.wrt]
         self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
         self.mults = compiled.mults
+        self.jitted: Callable | None = None  # set by use_jax()
+
+    def use_jax(self) -> None:
+        """Run under ``jax.jit``: the same code over ``jax.numpy`` (one fused XLA computation for
+        the whole Jacobian, primal included). Raises where a formula has no JAX equivalent."""
+        import jax
+
+        from .compile import retarget
+        from .program import _jax_namespace
+
+        jnp = _jax_namespace()
+        fn, n = retarget(self.compiled, _jax_names()), self.n_in
+
+        def jacobian(x):
+            return jnp.stack([jnp.asarray(v, dtype=jnp.float64) for v in fn(*[x[i] for i in range(n)])])
+
+        jitted = jax.jit(jacobian)
+        jitted(np.zeros(n))  # traced and compiled now: a formula without a JAX twin fails here
+        self.jitted = jitted
 
     def __call__(self, xs: Sequence[Any]) -> dict:
         """The blocks at the arguments ``xs`` (arrays or floats, in the graph's input order)."""
@@ -66,12 +85,17 @@ class Unrolled:
     def run_lists(self, lists: Sequence[list]) -> dict:
         """The blocks at the arguments given as lists of floats (each in C order)."""
         floats = lists[0] if len(lists) == 1 else [v for x in lists for v in x]
+        if self.jitted is not None:
+            return self._blocks(np.asarray(self.jitted(np.array(floats))))
         try:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: NumPy's NaN/inf semantics via the executor
             d = self.compiled(*floats)
             vals = [d[k] for k in self.keys]
-        M = np.array(vals, dtype=np.float64).reshape(-1, self.n_in)
+        return self._blocks(np.array(vals, dtype=np.float64))
+
+    def _blocks(self, M: np.ndarray) -> dict:
+        M = M.reshape(-1, self.n_in)
         if len(self.blocks) == 1:
             key, _, _, shape = self.blocks[0]
             return {key: M.reshape(shape)}
@@ -161,3 +185,14 @@ def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:
         fn()
         times.append(time.perf_counter() - t0)
     return min(times)
+
+
+def _jax_names() -> dict:
+    """The functions of :data:`jacc.compile.MATH_NAMES` in ``jax.numpy`` / ``jax.scipy.special``
+    by name (the ones with NumPy's semantics at NaN and ±inf); jacc's own helpers have none."""
+    import jax.numpy as jnp
+    import jax.scipy.special as jss
+
+    from .compile import MATH_NAMES
+
+    return {k: getattr(space, k) for k in MATH_NAMES for space in (jss, jnp) if hasattr(space, k)}

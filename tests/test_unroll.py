@@ -165,3 +165,19 @@ def test_factorisations_are_kept_only_inside_sharing():
         factorise.det(A), factorise.solve(A, np.ones(4))
         factorise.inv(A.copy())  # another array object: its own factorisation
     assert factorise.factorisations() - before == 4
+
+
+def test_the_route_runs_under_jax_jit_for_the_jax_backend(monkeypatch):
+    pytest.importorskip("jax")
+    p = suite.get("heart", "small")
+    times = iter([1.0, 0.0])  # the program's time, then the route's: take the route
+    monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
+    jf = jacc.jacobian(p.fn, strategy="markowitz", backend="jax", retrace=False)
+    ref = jacc.jacobian(p.fn, strategy="markowitz", backend="numpy")
+    for seed in (0, 1):
+        x = p.make_inputs(seed)["x"] * (1.0 + seed)
+        np.testing.assert_allclose(jf(x), ref(x), rtol=1e-12, atol=1e-12)
+        assert jf.ran == "jax" and jf.program is None and jf.plan.graph.inputs[0] == "x[0]"
+    u = unroll(trace(lambda x: np.sin(x) * 2.0, np.ones(2)), {"x": np.ones(2)}, "forward")
+    u.use_jax()
+    np.testing.assert_allclose(u([np.array([0.0, np.pi])])[u.blocks[0][0]], np.diag([2.0, -2.0]), atol=1e-15)
