@@ -393,11 +393,12 @@ def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
             pass
         elif same and (s.method == "reshape" or s.fn is np.broadcast_to or s.fn in _ALIASES):
             pass
-        elif s.fn is np.einsum and isinstance(s.args[0], str) and len(s.args) == 2:
-            lhs, _, rhs = s.args[0].partition("->")
-            if lhs != rhs or not isinstance(s.args[1], Ref):
+        elif s.fn is np.einsum:  # either calling convention: one operand, its labels unchanged
+            subs, ops = _einsum_parts(s.args)
+            lhs, _, rhs = subs.partition("->")
+            if len(ops) != 1 or lhs != rhs or not isinstance(ops[0], Ref):
                 continue
-            src = s.args[1]
+            src = ops[0]
         else:
             continue
         out[s.id] = out.get(src.id, src.id)
