@@ -47,7 +47,7 @@ import numpy as np
 
 from . import budget
 from .eliminate import SCALAR, STRUCTURED, Problem
-from .strategies import Result, positive
+from .strategies import Result, no_options, positive
 
 Key = Hashable
 Edge = tuple[Key, Key]
@@ -366,17 +366,12 @@ def result(price: Callable, problem: Problem, name: str, moves: list[Move], opti
     return Result(moves, {"mults": mults, **info}, optimal, name)
 
 
-def no_options(kind: str, name: str, options: dict) -> None:
-    if options:
-        raise TypeError(f"{kind} strategy {name!r} takes no options, got {sorted(options)}")
-
-
 def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
     return result(price_edges, problem, name, moves, optimal, **info)
 
 
 def _no_options(name: str, options: dict) -> None:
-    no_options("edge", name, options)
+    no_options(name, options, "edge")
 
 
 @register("forward")

@@ -45,7 +45,6 @@ from .edges import (
     Move,
     _shape_key,
     assemble,
-    no_options,
     registrar,
     replay,
     result,
@@ -55,7 +54,7 @@ from .edges import (
 )
 from .edges import optimal as edge_optimal
 from .eliminate import SCALAR, STRUCTURED, Problem
-from .strategies import Result, positive
+from .strategies import Result, no_options, positive
 
 Key = Hashable
 
@@ -301,7 +300,7 @@ def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None
 
 
 def _no_options(name: str, options: dict) -> None:
-    no_options("face", name, options)
+    no_options(name, options, "face")
 
 
 @_register("forward")

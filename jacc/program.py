@@ -417,14 +417,19 @@ def _numpy_einsum(w: _Writer, subs: str, ops: list, shapes: dict[int, tuple], gi
     lhs, arrow, rhs = subs.partition("->")
     terms = lhs.split(",")
     op_shapes = [_shape_of(x, shapes) for x in ops]
-    joined = "".join(terms)
-    out = rhs if arrow else "".join(sorted(c for c in set(joined) if joined.count(c) == 1))  # NumPy's implicit output
+    out = rhs if arrow else _implicit_output(terms)
     texts = [w.text(o) for o in ops]
     if isinstance(given, list) and len(ops) > 2:
         if "..." not in subs and all(len(p) == 2 for p in given[1:]):
             return _along_path(w, terms, texts, op_shapes, out, given[1:])
         return f"{w.const(np.einsum, 'einsum')}({w.text(subs)}, {', '.join(texts)}, optimize={w.const(given, 'path')})"
     return _contraction(w, terms, texts, op_shapes, out if arrow else None, subs)
+
+
+def _implicit_output(terms: list[str]) -> str:
+    """NumPy's output labels for subscripts without ``->``: those that occur once, sorted."""
+    joined = "".join(terms)
+    return "".join(sorted(c for c in set(joined) if joined.count(c) == 1))
 
 
 def _sizes(terms: list[str], op_shapes: list[tuple]) -> dict[str, int]:
@@ -442,7 +447,7 @@ def _contraction(w: _Writer, terms: list[str], texts: list[str], op_shapes: list
     fn = w.const(np.einsum, "einsum")
     sizes = _sizes(terms, op_shapes)
     joined = "".join(terms)
-    result = out if out is not None else "".join(sorted(c for c in set(joined) if joined.count(c) == 1))
+    result = out if out is not None else _implicit_output(terms)
     summed = set(joined) - set(result)
     work = math.prod(sizes.values()) if sizes else 1
     if len(terms) < 2 or not summed or work < 1 << 14 or "..." in subs:

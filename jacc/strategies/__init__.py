@@ -45,10 +45,11 @@ def register(name: str, fn: Callable[..., Any] | None = None):
     return deco(fn) if fn is not None else deco
 
 
-def no_options(name: str, options: dict) -> None:
-    """Reject options given to a strategy that takes none."""
+def no_options(name: str, options: dict, kind: str = "") -> None:
+    """Reject options given to a strategy that takes none (``kind``: e.g. "edge" for the edge
+    and face strategies' messages)."""
     if options:
-        raise TypeError(f"strategy {name!r} takes no options, got {sorted(options)}")
+        raise TypeError(f"{kind + ' ' if kind else ''}strategy {name!r} takes no options, got {sorted(options)}")
 
 
 def positive(name: str, value: Any) -> None:
