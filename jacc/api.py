@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import factorise
+from . import allocator, factorise
 from .compile import FALLBACK
 from .costmodel import CostModel
 from .eliminate import Problem, accumulate
@@ -318,6 +318,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
+    allocator.tune()  # same pages every call: no page faults for large temporaries (jacc.allocator)
     store = _Cache()
     cm = CostModel.coerce(cost_model, objective, memory_limit)
     if strategy == "auto":  # planning happens on the first call: keep its latency modest

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import suite
+from . import allocator, suite
 from .compile import CompileError
 from .eliminate import Problem
 from .fileio import json_default
@@ -728,6 +728,7 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     if bad:
         raise ValueError(f"unknown backend(s) {bad}; choose from {', '.join(TIMED_BACKENDS)}")
 
+    allocator.tune()  # before anything is timed, so the baselines run under the same malloc settings
     with _Threads(threads, baselines) as th:
         return _run(names, strats, size, baselines, budget, repeats, out, progress, level, th.applied,
                     backends)
@@ -739,7 +740,8 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
-        "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends)})
+        "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends),
+        "malloc": "jacc.allocator thresholds" if allocator.tuned() else "system defaults"})
     per_problem = len(strats) + 2 + (1 if baselines else 0)  # trace, strategies, check, timing
     bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * per_problem)
     t_run = time.perf_counter()
@@ -1085,7 +1087,7 @@ class BenchResult:
         m = self.meta
         v = m.get("versions", {})
         head = (f"jacc bench — size {self.size}, level {m.get('level', 'array')}, {m.get('date', '')}, "
-                f"{m.get('cpu', '')} ({m.get('cores', '?')} cores); "
+                f"{m.get('cpu', '')} ({m.get('cores', '?')} cores, malloc {m.get('malloc', '?')}); "
                 + ", ".join(f"{k} {x}" for k, x in v.items()))
         parts = [head, "", "Plan quality (scalar multiplications; impr % = best vs min(forward, reverse, "
                  "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]

@@ -7,8 +7,15 @@ all. Inside :func:`sharing` the factorisation of a matrix is kept, keyed by the 
 the outermost ``sharing`` block ends; jacc's traced ops and generated programs call the functions
 below, so the trace and the program share it. Outside such a block nothing is kept.
 
-Only square 2-D float arrays are factorised here (SciPy's LAPACK wrappers); stacks, other dtypes,
-or a missing SciPy go to NumPy unchanged. Results are those of the same LAPACK routines NumPy uses
+Only square 2-D float arrays are factorised here (SciPy's LAPACK wrappers), and only inside
+:func:`sharing`; stacks, other dtypes, calls outside a block, or a missing SciPy go to NumPy unchanged.
+
+SciPy's wheels carry their own OpenBLAS beside NumPy's. Two thread pools alternating on the same
+cores make each wait for the other's spinning workers: a 120×120 ``X @ Xᵀ`` followed by ``getrf``
+and ``getrs`` took 7.8 ms instead of 0.3 ms on a 2-core machine. So while a block factorises, SciPy's
+pool runs on one thread (``threadpoolctl``) where it is a different library from NumPy's; its
+setting is restored when the last block in the process ends. Without ``threadpoolctl`` that cannot
+be checked, and NumPy answers everything. Results are those of the same LAPACK routines NumPy uses
 (``getrf``, ``getrs``), and singular matrices behave as in NumPy: ``solve``/``inv`` raise
 ``LinAlgError("Singular matrix")``, ``slogdet`` is ``(0, -inf)``, ``det`` is 0.
 
@@ -44,6 +51,49 @@ _ROUTINES = {} if _lapack is None else {
 _SLOGDET = type(np.linalg.slogdet(np.eye(1)))  # NumPy's (sign, logabsdet) named tuple
 
 
+class _Pool:
+    """SciPy's BLAS thread pools that are not NumPy's, held at one thread while any block factorises.
+
+    Found once per process (threadpoolctl scans the loaded libraries: a few ms). ``usable`` is
+    False where the pools cannot be inspected; then SciPy's LAPACK is not used at all.
+    """
+
+    def __init__(self) -> None:
+        self.lock, self.users, self.saved = threading.Lock(), 0, []
+        try:
+            from threadpoolctl import ThreadpoolController
+        except ImportError:
+            self.usable, self.foreign = False, []
+            return
+        import os
+        numpy_dir = os.path.dirname(os.path.abspath(np.__file__))
+        blas = ThreadpoolController().select(user_api="blas").lib_controllers
+        self.usable = True
+        self.foreign = [c for c in blas if not os.path.abspath(c.filepath).startswith(numpy_dir)]
+        if len(blas) < 2:  # one BLAS in the process: NumPy and SciPy share its pool
+            self.foreign = []
+
+    def acquire(self) -> None:
+        with self.lock:
+            self.users += 1
+            if self.users == 1:
+                self.saved = [(c, c.get_num_threads()) for c in self.foreign]
+                for c, n in self.saved:
+                    if n > 1:
+                        c.set_num_threads(1)
+
+    def release(self) -> None:
+        with self.lock:
+            self.users -= 1
+            if self.users == 0:
+                for c, n in self.saved:
+                    c.set_num_threads(n)
+                self.saved = []
+
+
+_pool: _Pool | None = None
+
+
 class _LU:
     __slots__ = ("a", "lu", "piv", "singular", "getrs")
 
@@ -73,12 +123,15 @@ class sharing:
     def __enter__(self) -> "sharing":
         self.outer = getattr(_local, "memo", None) is not None
         if not self.outer:
-            _local.memo = {}
+            _local.memo, _local.pinned = {}, False
         return self
 
     def __exit__(self, *exc) -> None:
         if not self.outer:
             _local.memo = None
+            if _local.pinned:
+                _local.pinned = False
+                _pool.release()
 
 
 def factorisations() -> int:
@@ -87,14 +140,22 @@ def factorisations() -> int:
 
 
 def _factor(a: Any) -> _LU | None:
-    """The LU factorisation of ``a`` (shared inside :class:`sharing`), or None where NumPy should
-    answer: not a square 2-D float32/float64 ndarray, or no SciPy."""
+    """The LU factorisation of ``a``, shared inside :class:`sharing`; None where NumPy should answer:
+    outside a block, not a square 2-D float32/float64 ndarray, no SciPy or no threadpoolctl."""
     if type(a) is not np.ndarray or a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.char not in _ROUTINES \
             or a.shape[0] == 0:
         return None
     memo = getattr(_local, "memo", None)
     if memo is None:
-        return _LU(a)
+        return None  # nothing would be shared: NumPy's own routine, on NumPy's thread pool
+    if not _local.pinned:
+        global _pool
+        if _pool is None:
+            _pool = _Pool()
+        if not _pool.usable:
+            return None
+        _pool.acquire()
+        _local.pinned = True
     found = memo.get(id(a))
     if found is None or found.a is not a:
         found = memo[id(a)] = _LU(a)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jacc
-from jacc import examples, factorise, suite, unroll
+from jacc import allocator, examples, factorise, suite, unroll
 from jacc.eliminate import accumulate
 from jacc.lazy import LowerError, Recorder
 from jacc.numpy_api import CASES
@@ -321,3 +321,33 @@ def test_one_lu_factorisation_serves_solve_slogdet_and_the_inverse():
     for A in (rng.standard_normal((6, 6)), -rng.standard_normal((6, 6))):  # pivoting; either sign of det
         _close(once(A), jacc.jacobian(g, backend="interpret")(A))
     assert "factorise" in once.program.fn.__globals__["f0"].__module__
+
+
+_FAULTS = """
+import resource, numpy as np, jacc
+from jacc import allocator, suite
+p = suite.get("regression", "full")
+X = p.make_inputs(0)["X"]
+jf = jacc.jacobian(p.fn)
+for _ in range(3):
+    jf(X)
+r0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for _ in range(20):
+    jf(X)
+print(allocator.tuned(), (resource.getrusage(resource.RUSAGE_SELF).ru_minflt - r0) / 20)
+"""
+
+
+@pytest.mark.skipif(not allocator._glibc(), reason="the malloc thresholds are glibc's")
+def test_repeated_calls_reuse_heap_pages_and_jacc_malloc_system_opts_out():
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if k != "JACC_MALLOC"}
+    runs = {}
+    for setting in ("", "system"):
+        out = subprocess.run([sys.executable, "-c", _FAULTS], env={**env, "JACC_MALLOC": setting},
+                             capture_output=True, text=True, check=True).stdout.split()
+        runs[setting] = (out[0] == "True", float(out[1]))
+    assert runs[""][0] and not runs["system"][0]
+    assert runs[""][1] < 5  # page faults per call, tuned (about 190 with glibc's own thresholds)

@@ -158,13 +158,59 @@ def test_factorisations_are_kept_only_inside_sharing():
     A = np.eye(4) * 2.0
     before = factorise.factorisations()
     factorise.inv(A), factorise.det(A)
-    assert factorise.factorisations() - before == 2
+    assert factorise.factorisations() - before == 0  # outside a block: NumPy's own routines
+    before -= 2
     with factorise.sharing():
         with factorise.sharing():  # nesting shares the outer block's
             factorise.inv(A)
         factorise.det(A), factorise.solve(A, np.ones(4))
         factorise.inv(A.copy())  # another array object: its own factorisation
     assert factorise.factorisations() - before == 4
+
+
+class _FakePool:
+    def __init__(self, n):
+        self.n, self.calls = n, []
+
+    def get_num_threads(self):
+        return self.n
+
+    def set_num_threads(self, n):
+        self.calls.append(n)
+        self.n = n
+
+
+def test_scipys_separate_blas_pool_runs_on_one_thread_while_a_block_factorises(monkeypatch):
+    pytest.importorskip("threadpoolctl")
+    pool = factorise._Pool()
+    fake = _FakePool(4)
+    pool.foreign = [fake]
+    monkeypatch.setattr(factorise, "_pool", pool)
+    A = np.eye(3) * 2.0
+    with factorise.sharing():
+        factorise.inv(A)
+        assert fake.n == 1  # pinned at the first factorisation
+        with factorise.sharing():
+            factorise.det(A)
+        assert fake.n == 1  # an inner block's end keeps it
+    assert fake.n == 4 and fake.calls == [1, 4]
+    with factorise.sharing():  # a block that factorises nothing leaves the pool alone
+        np.linalg.inv(A)
+    assert fake.calls == [1, 4]
+
+
+def test_the_real_foreign_pools_are_restored_after_a_jacobian_call():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    p = suite.get("gp_kernel", "small")
+    jacc.jacobian(p.fn)(p.make_inputs(0)["X"])
+    if not factorise._pool.foreign:
+        pytest.skip("NumPy and SciPy share one BLAS here")
+    before = [c.get_num_threads() for c in factorise._pool.foreign]
+    with factorise.sharing():
+        factorise.inv(np.eye(3))
+        assert [c.get_num_threads() for c in factorise._pool.foreign] == [1] * len(before)
+    assert [c.get_num_threads() for c in factorise._pool.foreign] == before
+    assert threadpoolctl.threadpool_info()  # the controllers still answer
 
 
 def test_the_route_runs_under_jax_jit_for_the_jax_backend(monkeypatch):
