@@ -16,7 +16,7 @@ and ``getrs`` took 7.8 ms instead of 0.3 ms on a 2-core machine. So while a bloc
 pool runs on one thread (``threadpoolctl``) where it is a different library from NumPy's; its
 setting is restored when the last block in the process ends. Without ``threadpoolctl`` that cannot
 be checked, and NumPy answers everything. Results are those of the same LAPACK routines NumPy uses
-(``getrf``, ``getrs``), and singular matrices behave as in NumPy: ``solve``/``inv`` raise
+(``getrf``, ``getrs``; ``inv`` by ``getri`` from the factors), and singular matrices behave as in NumPy: ``solve``/``inv`` raise
 ``LinAlgError("Singular matrix")``, ``slogdet`` is ``(0, -inf)``, ``det`` is 0.
 
 >>> import numpy as np
@@ -44,9 +44,11 @@ try:
 except ImportError:  # pragma: no cover - SciPy is a dependency, but keep NumPy's path working
     _lapack = None
 
-# per dtype char: (getrf, getrs), SciPy's raw LAPACK wrappers (no argument checks: we did them)
+# per dtype char: (getrf, getrs, getri, getri's workspace query), SciPy's raw LAPACK wrappers
 _ROUTINES = {} if _lapack is None else {
-    "d": (_lapack.dgetrf, _lapack.dgetrs), "f": (_lapack.sgetrf, _lapack.sgetrs)}
+    "d": (_lapack.dgetrf, _lapack.dgetrs, _lapack.dgetri, _lapack.dgetri_lwork),
+    "f": (_lapack.sgetrf, _lapack.sgetrs, _lapack.sgetri, _lapack.sgetri_lwork)}
+_LWORK: dict[tuple[str, int], int] = {}  # getri's optimal workspace per (dtype char, n)
 
 _SLOGDET = type(np.linalg.slogdet(np.eye(1)))  # NumPy's (sign, logabsdet) named tuple
 
@@ -95,10 +97,11 @@ _pool: _Pool | None = None
 
 
 class _LU:
-    __slots__ = ("a", "lu", "piv", "singular", "getrs")
+    __slots__ = ("a", "lu", "piv", "singular", "routines")
 
     def __init__(self, a: np.ndarray):
-        getrf, self.getrs = _ROUTINES[a.dtype.char]
+        self.routines = _ROUTINES[a.dtype.char]
+        getrf = self.routines[0]
         self.a = a  # kept alive, so the id it is filed under cannot be reused while filed
         self.lu, self.piv, info = getrf(a)
         self.singular = info > 0  # an exact zero pivot, where NumPy says "Singular matrix"
@@ -107,7 +110,20 @@ class _LU:
     def solve(self, b: np.ndarray) -> np.ndarray:
         if self.singular:
             raise np.linalg.LinAlgError("Singular matrix")
-        x, info = self.getrs(self.lu, self.piv, b)
+        x, info = self.routines[1](self.lu, self.piv, b)
+        return x
+
+    def inverse(self) -> np.ndarray:
+        """``a⁻¹`` by ``getri`` from the factors: 4n³/3 flops where solving against I takes 2n³
+        (n = 120, one thread: 129 µs against 214 µs)."""
+        if self.singular:
+            raise np.linalg.LinAlgError("Singular matrix")
+        _, _, getri, query = self.routines
+        key = (self.a.dtype.char, self.a.shape[0])
+        lwork = _LWORK.get(key)
+        if lwork is None:
+            lwork = _LWORK[key] = max(1, int(query(self.a.shape[0])[0]))
+        x, info = getri(self.lu, self.piv, lwork=lwork)
         return x
 
     def parity(self) -> float:
@@ -172,7 +188,7 @@ def solve(a: Any, b: Any) -> Any:
 def inv(a: Any) -> Any:
     """``np.linalg.inv(a)``."""
     f = _factor(a)
-    return np.linalg.inv(a) if f is None else f.solve(np.eye(a.shape[0], dtype=a.dtype))
+    return np.linalg.inv(a) if f is None else f.inverse()
 
 
 def slogdet(a: Any) -> Any:
