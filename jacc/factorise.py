@@ -16,8 +16,9 @@ and ``getrs`` took 7.8 ms instead of 0.3 ms on a 2-core machine. So while a bloc
 pool runs on one thread (``threadpoolctl``) where it is a different library from NumPy's; its
 setting is restored when the last block in the process ends. Without ``threadpoolctl`` that cannot
 be checked, and NumPy answers everything. Results are those of the same LAPACK routines NumPy uses
-(``getrf``, ``getrs``; ``inv`` by ``getri`` from the factors), and singular matrices behave as in NumPy: ``solve``/``inv`` raise
-``LinAlgError("Singular matrix")``, ``slogdet`` is ``(0, -inf)``, ``det`` is 0.
+(``getrf``, ``getrs``; ``inv`` by ``getri`` from the factors), and singular matrices behave as in
+NumPy: ``solve``/``inv`` raise ``LinAlgError("Singular matrix")``, ``slogdet`` is ``(0, -inf)``,
+``det`` is 0.
 
 >>> import numpy as np
 >>> K = np.array([[4.0, 1.0], [1.0, 3.0]])
