@@ -184,9 +184,27 @@ class Runner:
         for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
             try:
                 self.program = lower(plan, values, self.dtype, backend, self.sparse, primal)
-                return
+                break
             except (LowerError, BackendError) as e:
                 self.program, self.why = False, str(e)
+        if self.backend == "jax" and self.dtype == np.float64 and not self.sparse:
+            self._jax_or_floats(plan, values)
+
+    def _jax_or_floats(self, plan, values) -> None:
+        """Under ``backend="jax"``, an all-scalar plan runs as float code where that beats the
+        jitted program's call (a jitted call's dispatch alone costs several µs; best of three)."""
+        from .unroll import best_time
+
+        fast = _scalar_compiled(plan)
+        if fast is None:
+            return
+        self.unroll = False  # the scalar route would be this float code again
+        if self.program:
+            xs = [values[x] for x in plan.graph.inputs]
+            with np.errstate(all="ignore"):
+                if best_time(lambda: fast(*xs)) >= best_time(lambda: self.program.run(values, plan.graph)):
+                    return
+        self.fast, self.program = fast, False
 
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
@@ -204,20 +222,22 @@ class Runner:
                        **self.unroll_options)
             if u is None:
                 return
-            if self.backend == "jax":  # the same code under jax.jit
+            xs = [values[x] for x in graph.inputs]
+            if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
+                floats = best_time(lambda: u(xs))
                 try:
                     u.use_jax()
-                except Exception:  # noqa: BLE001 - a formula JAX lacks, in any form: the program stands
-                    return
-            if beat is not None:
-                xs = [values[x] for x in graph.inputs]
-                if best_time(lambda: u(xs)) >= beat:
-                    return
+                except Exception:  # noqa: BLE001 - a formula JAX lacks, in any form: floats or the program
+                    pass
+                if u.jitted is not None and best_time(lambda: u(xs)) >= floats:
+                    u.jitted = None
+            if beat is not None and best_time(lambda: u(xs)) >= beat:
+                return
         self.unrolled = u
 
     @property
     def kind(self) -> str:
-        if self.unrolled is not None and self.backend == "jax":
+        if self.unrolled is not None and self.unrolled.jitted is not None:
             return "jax"
         if self.fast is not None or self.unrolled is not None:
             return "scalar"
@@ -284,8 +304,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`; a small array
     graph is also planned at the scalar level and runs as float code where that is faster, see
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
-    ``"jax"`` (the same program under ``jax.jit``; needs ``pip install 'jacc[jax]'`` and turns on
-    JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
+    ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
+    or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
+    turns on JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
     block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
     Jacobian's structure, with no dense intermediate. The returned arrays belong

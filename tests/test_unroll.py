@@ -213,17 +213,32 @@ def test_the_real_foreign_pools_are_restored_after_a_jacobian_call():
     assert threadpoolctl.threadpool_info()  # the controllers still answer
 
 
-def test_the_route_runs_under_jax_jit_for_the_jax_backend(monkeypatch):
+@pytest.mark.parametrize("jitted_time, ran", [(0.1, "jax"), (0.7, "scalar")])
+def test_the_route_runs_under_jax_jit_for_the_jax_backend_where_faster(monkeypatch, jitted_time, ran):
     pytest.importorskip("jax")
     p = suite.get("heart", "small")
-    times = iter([1.0, 0.0])  # the program's time, then the route's: take the route
+    # timed in turn: the jitted array program, the route as floats, under jax.jit, the one kept
+    times = iter([1.0, 0.5, jitted_time, min(0.5, jitted_time)])
     monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
     jf = jacc.jacobian(p.fn, strategy="markowitz", backend="jax", retrace=False)
     ref = jacc.jacobian(p.fn, strategy="markowitz", backend="numpy")
     for seed in (0, 1):
         x = p.make_inputs(seed)["x"] * (1.0 + seed)
         np.testing.assert_allclose(jf(x), ref(x), rtol=1e-12, atol=1e-12)
-        assert jf.ran == "jax" and jf.program is None and jf.plan.graph.inputs[0] == "x[0]"
+        assert jf.ran == ran and jf.program is None and jf.plan.graph.inputs[0] == "x[0]"
+
+
+@pytest.mark.parametrize("program_time, ran", [(0.1, "jax"), (2.0, "scalar")])
+def test_an_all_scalar_plan_under_the_jax_backend_runs_the_faster_code(monkeypatch, program_time, ran):
+    pytest.importorskip("jax")
+    times = iter([1.0, program_time])  # the float code's time, then the jitted program's
+    monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
+    f = suite.lecture_f
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="jax")
+    for x1, x2 in [(2.0, 5.0), (0.5, -1.0)]:
+        got = jf(x1, x2)
+        assert jf.ran == ran
+        np.testing.assert_allclose(got, [1 / x1 + x2, x1 - np.cos(x2)], rtol=1e-14)
     u = unroll(trace(lambda x: np.sin(x) * 2.0, np.ones(2)), {"x": np.ones(2)}, "forward")
     u.use_jax()
     np.testing.assert_allclose(u([np.array([0.0, np.pi])])[u.blocks[0][0]], np.diag([2.0, -2.0]), atol=1e-15)
