@@ -352,3 +352,24 @@ def test_repeated_calls_reuse_heap_pages_and_jacc_malloc_system_opts_out():
         runs[setting] = (out[0] == "True", float(out[1]))
     assert runs[""][0] and not runs["system"][0]
     assert runs[""][1] < 5  # page faults per call, tuned (about 190 with glibc's own thresholds)
+
+
+def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
+    from jacc import program, structure
+    f = lambda th: np.sum(np.tanh(th[:3]) * 2) + np.sum(th[3:7] ** 2) + np.sum(np.sin(th[7:]))  # noqa: E731
+    x = np.linspace(0.1, 1.0, 10)
+    jf = jacc.jacobian(f, backend="numpy", strategy="reverse")
+    got = jf(x)
+    np.testing.assert_allclose(got, np.concatenate([2.0 / np.cosh(x[:3]) ** 2, 2.0 * x[3:7], np.cos(x[7:])]),
+                               rtol=1e-14)
+    env, src = jf.program.fn.__globals__, jf.program.source
+    calls = {k: src.count(f" {k}(") for k in env}
+    named = {fn: sum(n for k, n in calls.items() if env[k] is fn)
+             for fn in (program.add_rows, structure.put_rows.__wrapped__, np.add)}
+    # one zero-filled array for the first block, the other two added into it in place
+    assert named == {program.add_rows: 2, structure.put_rows.__wrapped__: 1, np.add: 0}
+    added = {(v.start, v.stop) for v in env.values() if isinstance(v, slice)}  # contiguous rows: slices
+    assert len(added) == 2 and added < {(0, 3), (3, 7), (7, 10)}
+    x2 = x[::-1].copy()
+    np.testing.assert_allclose(jf(x2), jacc.jacobian(f, backend="interpret")(x2), rtol=1e-14)
+    assert not np.shares_memory(jf(x), got)  # a fresh accumulator per call
