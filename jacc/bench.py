@@ -526,15 +526,17 @@ class _Threads:
 
 #: ``jacc.jacobian`` backends the execution table can time; ``-once`` is ``retrace=False``. ``auto``
 #: is jacobian's defaults (backend and strategy ``"auto"``: what a user gets, the scalar route of
-#: small graphs included); the others run the best plan's order on that backend.
+#: small graphs included) and ``jax`` the same with ``backend="jax"``; ``numpy`` and ``interpret``
+#: run the best plan's order.
 TIMED_BACKENDS = ("auto", "numpy", "jax", "interpret", "auto-once", "numpy-once", "jax-once")
 
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
-    """Median wall time of a whole ``jacc.jacobian(..., backend=…)`` call with the best plan's
-    order (trace, compiled plan, result), after a first call that plans and lowers; ``auto``:
-    with jacobian's default backend and strategy instead. A ``-once`` backend is the same with
-    ``retrace=False`` (the compiled program alone, primal included)."""
+    """Median wall time of a whole ``jacc.jacobian(..., backend=…)`` call (trace, compiled plan,
+    result), after a first call that plans and lowers: with strategy ``"auto"`` for ``auto`` and
+    ``jax`` (what a user calling ``jacobian`` gets), with the best plan's order for ``numpy`` and
+    ``interpret``. A ``-once`` backend is the same with ``retrace=False`` (the compiled program
+    alone, primal included)."""
     from .api import jacobian
     from .program import BackendError
 
@@ -543,7 +545,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     nums = tuple(range(len(args)))
     name, _, once = backend.partition("-")
     try:
-        strategy = "auto" if name == "auto" else list(best.order)
+        strategy = "auto" if name in ("auto", "jax") else list(best.order)
         jf = jacobian(f, argnums=nums, strategy=strategy, backend=name, retrace=not once)
         t = time.perf_counter()
         jf(*args)
@@ -554,7 +556,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     except Exception as e:  # report, do not hide
         return {"error": f"{type(e).__name__}: {e}"}
     return {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": jf.ran,
-            "strategy": jf.plan.strategy + (" scalar" if jf.ran == "scalar" and name == "auto" else ""),
+            "strategy": jf.plan.strategy + (" scalar" if jf.ran == "scalar" and name != "numpy" else ""),
             "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out))}
 
 
