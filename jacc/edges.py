@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
@@ -415,18 +416,25 @@ def greedy(problem: Problem, cost_model=None, **options) -> Result:
 
 #: Largest number of edges (touching an intermediate vertex) the exact search accepts.
 MAX_SEARCH_EDGES = 40
+#: Growth of the process's peak memory at which the exact edge and face searches stop (each stored
+#: state copies the remaining edges: about 20 KB per state on 75 edges).
+MAX_SEARCH_BYTES = 1 << 30
 
 
 @register("optimal")
 def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
-            max_edges: int = MAX_SEARCH_EDGES, **options) -> Result:
+            max_edges: int = MAX_SEARCH_EDGES, max_states: int | None = None,
+            max_search_bytes: int = MAX_SEARCH_BYTES, **options) -> Result:
     """Exact minimum over edge-elimination sequences: Dijkstra over states (remaining edges with
     their value classes or structures), pruned by the best of forward, reverse and greedy.
 
     States are memoised by :meth:`EdgeState.key`; the first finished state popped is optimal.
-    Past ``time_limit`` it returns the best sequence known with ``optimal=False`` and the proven
-    lower bound (the cost of the cheapest unfinished state) in ``info``."""
+    Past ``time_limit``, once ``max_states`` states are stored, or once the process's peak memory
+    has grown by ``max_search_bytes`` (1 GiB; each state copies the graph's remaining edges), it
+    returns the best sequence known with ``optimal=False`` and the proven lower bound (the cost of
+    the cheapest unfinished state) in ``info``."""
     _no_options("optimal", options)
+    check_states(max_states, max_search_bytes)
     n = sum(1 for u, out in EdgeState.of(problem).succ.items() for v in out
             if u in problem.eliminable or v in problem.eliminable)
     if n > max_edges:
@@ -435,7 +443,16 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             "use 'greedy' or raise max_edges (the search grows exponentially)")
     positive("time_limit", time_limit)
     with budget.within(time_limit):
-        return _search(problem)
+        return _search(problem, max_states, max_search_bytes)
+
+
+def check_states(max_states: Any, max_search_bytes: Any) -> None:
+    """Check the exact searches' ``max_states`` (None: no count) and ``max_search_bytes``."""
+    for name, value in (("max_states", max_states), ("max_search_bytes", max_search_bytes)):
+        if value is None and name == "max_states":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, not {value!r}")
 
 
 def lower_bound(s: EdgeState) -> int:
@@ -462,18 +479,32 @@ def incumbent(problem: Problem) -> tuple[int, list[Move]]:
     return mults, moves
 
 
-def _search(problem: Problem) -> Result:
+def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
     bound, moves = incumbent(problem)
     return search(EdgeState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move),
-                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info))
+                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info),
+                  max_states, max_search_bytes)
 
 
-def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callable, finish: Callable) -> Result:
+def _peak_bytes() -> int | None:
+    """The process's peak resident memory so far (None where ``resource`` is missing)."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows: the count and the time limit remain
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
+
+
+def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callable, finish: Callable,
+           max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
     """A* over elimination states (edge or face) from ``start``: f = mults + ``h`` (admissible),
     deeper states first among equal f, states memoised by ``key()``, pruned by the incumbent
     ``moves`` of cost ``bound``; the first finished state popped is optimal. ``finish(moves,
-    optimal, **info)`` makes the Result; stopped by the deadline, it is the incumbent with the
-    proven lower bound (the least f popped)."""
+    optimal, **info)`` makes the Result; stopped by the deadline, ``max_states`` stored states or
+    ``max_search_bytes`` of peak-memory growth, it is the incumbent with the proven lower bound
+    (the least f popped)."""
+    base = _peak_bytes()
+    next_check = 1024
     seen = {start.key(): 0}
     tie = itertools.count()
     heap = [(h(start), 0, next(tie), start, start.key(), ())]
@@ -500,6 +531,14 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
                 if t.mults < seen.get(k, bound) and (ft := t.mults + h(t)) < bound:
                     seen[k] = t.mults
                     heapq.heappush(heap, (ft, -t.mults, next(tie), t, k, (path, move)))
+            if max_states is not None and len(seen) > max_states:
+                return finish(moves, False, **{"lower bound": lower}, states=states,
+                              stopped=f"max_states={max_states} (stored states)")
+            if base is not None and len(seen) >= next_check:
+                next_check = len(seen) + 1024
+                if _peak_bytes() - base > max_search_bytes:
+                    return finish(moves, False, **{"lower bound": lower}, states=states,
+                                  stopped=f"memory: peak grew by more than max_search_bytes={max_search_bytes:,}")
     except budget.TimeUp:
         return finish(moves, False, **{"lower bound": lower}, states=states, stopped="time limit")
     return finish(list(moves), True, **{"lower bound": bound}, states=states)

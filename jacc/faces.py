@@ -37,6 +37,7 @@ import numpy as np
 
 from . import budget
 from .edges import (
+    MAX_SEARCH_BYTES,
     EdgeAccumulation,
     EdgeEliminationError,
     EdgeSearchSizeError,
@@ -45,6 +46,7 @@ from .edges import (
     Move,
     _shape_key,
     assemble,
+    check_states,
     registrar,
     replay,
     result,
@@ -339,10 +341,14 @@ MAX_SEARCH_FACES = 24
 
 @_register("optimal")
 def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
-            max_faces: int = MAX_SEARCH_FACES, **options) -> Result:
+            max_faces: int = MAX_SEARCH_FACES, max_states: int | None = None,
+            max_search_bytes: int = MAX_SEARCH_BYTES, **options) -> Result:
     """Exact minimum over face-elimination sequences (Dijkstra over canonical dual graphs),
-    pruned by the best of the face heuristics and the optimal (or greedy) edge sequence."""
+    pruned by the best of the face heuristics and the optimal (or greedy) edge sequence; stopped
+    by ``time_limit``, ``max_states`` stored states or ``max_search_bytes`` of peak-memory growth
+    (as for edges), the best sequence with its proven bound."""
     _no_options("optimal", options)
+    check_states(max_states, max_search_bytes)
     n = len(FaceState.of(problem).options())
     if n > max_faces:
         raise EdgeSearchSizeError(
@@ -350,7 +356,7 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             "use 'greedy' or raise max_faces (the search grows exponentially)")
     positive("time_limit", time_limit)
     with budget.within(time_limit):
-        return _search(problem)
+        return _search(problem, max_states, max_search_bytes)
 
 
 def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
@@ -377,10 +383,11 @@ def lower_bound(s: FaceState) -> int:
     return len({lab[u][1] for u in val if val[u] & 1 for v in s.succ[u] if v in val and val[v] & 1})
 
 
-def _search(problem: Problem) -> Result:
+def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
     bound, moves = _incumbent(problem)
     return search(FaceState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move[1]),
-                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info))
+                  lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info),
+                  max_states, max_search_bytes)
 
 
 def run_face_strategy(name: str, problem: Problem, cost_model=None, **options) -> Result:
