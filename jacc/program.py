@@ -393,6 +393,8 @@ def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
             pass
         elif same and (s.method == "reshape" or s.fn is np.broadcast_to or s.fn in _ALIASES):
             pass
+        elif same and s.fn is np.moveaxis and _moves_nothing(s.args, s.kwargs, len(shapes[src.id])):
+            pass
         elif s.fn is np.einsum:  # either calling convention: one operand, its labels unchanged
             subs, ops = _einsum_parts(s.args)
             lhs, _, rhs = subs.partition("->")
@@ -403,6 +405,17 @@ def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
             continue
         out[s.id] = out.get(src.id, src.id)
     return out
+
+
+def _moves_nothing(args: tuple, kwargs: dict, ndim: int) -> bool:
+    """Whether ``np.moveaxis(x, source, destination)`` (positional) leaves every axis in place."""
+    if kwargs or len(args) != 3 or ndim == 0:
+        return False
+    try:
+        src, dst = (tuple(int(a) % ndim for a in np.atleast_1d(x)) for x in args[1:])
+    except (TypeError, ValueError):
+        return False
+    return src == dst
 
 
 def add_rows(acc: np.ndarray, v: np.ndarray, rows) -> np.ndarray:
@@ -440,9 +453,9 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
         pair = [alias.get(x.id, x.id) for x in s.args] if s.fn is np.add and not s.kwargs \
             and len(s.args) == 2 and all(isinstance(x, Ref) for x in s.args) else []
         for acc, rows in (pair, pair[::-1]) if pair else ():
-            if acc != rows and acc in fresh and rows in plain and rows not in dropped and acc not in dropped \
-                    and uses.get(acc) == 1 and uses.get(rows) == 1 and not {acc, rows} & kept \
-                    and shapes.get(acc) == shapes.get(rows) == shapes.get(s.id):
+            # (used once each: so they are two values, and neither was rewritten away before)
+            if acc in fresh and rows in plain and uses.get(acc) == 1 and uses.get(rows) == 1 \
+                    and not {acc, rows} & kept and shapes.get(acc) == shapes.get(rows) == shapes.get(s.id):
                 v, _, idx = by_id[rows].args
                 out.append(Statement(s.id, add_rows, (Ref(acc), v, _as_range(idx)), {}))
                 dropped.add(rows)
@@ -501,14 +514,14 @@ def _contraction(w: _Writer, terms: list[str], texts: list[str], op_shapes: list
     if len(terms) == 2 and all(t in ("", result) for t in terms) and "..." not in subs:
         # elementwise, or a scalar times an array: NumPy's multiply loop is about twice einsum's speed
         return f"{w.const(np.multiply, 'mul')}({texts[0]}, {texts[1]})"
-    if len(terms) < 2 or not summed or work < 1 << 14 or "..." in subs:
-        return f"{fn}({w.text(subs)}, {', '.join(texts)})"
-    if len(terms) == 2:
+    plain = len(terms) < 2 or not summed or work < 1 << 14 or "..." in subs
+    if not plain and len(terms) == 2:
         pair = _matmul_pair(terms[0], terms[1], result, sizes)
         if pair is not None:
             return f"{w.const(pair, 'mm')}({texts[0]}, {texts[1]})"
-        if all(sizes[c] == 1 for c in summed):  # an outer product in disguise: one c-einsum pass
-            return f"{fn}({w.text(subs)}, {', '.join(texts)})"
+        plain = all(sizes[c] == 1 for c in summed)  # an outer product in disguise: one c-einsum pass
+    if plain:
+        return f"{fn}({w.text(subs)}, {', '.join(texts)})"
     dummies = [np.empty(sh) for sh in op_shapes]
     path = np.einsum_path(subs, *dummies, optimize="greedy")[0]
     return f"{fn}({w.text(subs)}, {', '.join(texts)}, optimize={w.const(path, 'path')})"
@@ -556,19 +569,17 @@ def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable 
     shape = tuple(sizes[c] for c in mid)
     same_a, same_b, same_o = pa == tuple(range(len(ta))), pb == tuple(range(len(tb))), po == tuple(range(len(out)))
     matmul = np.matmul
-    if not batch and left and right and list(out) == right + left:
-        # (AB)ᵀ = BᵀAᵀ: BLAS reads the transposed views, the result comes out in place (no copy)
-        flipped = tuple(sizes[c] for c in out)
-
-        def contract_flipped(a, b):
-            a = (a if same_a else a.transpose(pa)).reshape(ra)
-            b = (b if same_b else b.transpose(pb)).reshape(rb)
-            return matmul(b.T, a.T).reshape(flipped)
-        return contract_flipped
+    # (AB)ᵀ = BᵀAᵀ: where the result is wanted transposed, BLAS reads transposed views instead and
+    # the result comes out in place (no copy)
+    flip = not batch and left and right and list(out) == right + left
+    if flip:
+        shape = tuple(sizes[c] for c in out)
 
     def contract(a, b):
         a = (a if same_a else a.transpose(pa)).reshape(ra)
         b = (b if same_b else b.transpose(pb)).reshape(rb)
+        if flip:
+            return matmul(b.T, a.T).reshape(shape)
         c = matmul(a, b).reshape(shape)
         return c if same_o else c.transpose(po)
     return contract

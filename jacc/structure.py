@@ -899,11 +899,8 @@ def _scatter(a: Jac, s: Jac) -> Jac:
             continue
         if kind == "slice" and vals is not None:
             ax = len(vl)
-            rows = np.array(pos, dtype=int)
-            if ax == 0:  # (no moveaxis statements in generated programs for the common case)
-                vals = put_rows(vals, s.in_shape[k], rows)
-            else:
-                vals = np.moveaxis(put_rows(np.moveaxis(vals, ax, 0), s.in_shape[k], rows), 0, ax)
+            full = put_rows(np.moveaxis(vals, ax, 0), s.in_shape[k], np.array(pos, dtype=int))
+            vals = np.moveaxis(full, 0, ax)
         vl.append(m + k)
     for kind, k, _, pos in items:
         if kind == "int":
