@@ -48,7 +48,7 @@ import numpy as np
 
 from . import budget
 from .eliminate import SCALAR, STRUCTURED, Problem
-from .strategies import Result, no_options, positive
+from .strategies import Result, no_options, positive, positive_int
 
 Key = Hashable
 Edge = tuple[Key, Key]
@@ -448,11 +448,9 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
 
 def check_states(max_states: Any, max_search_bytes: Any) -> None:
     """Check the exact searches' ``max_states`` (None: no count) and ``max_search_bytes``."""
-    for name, value in (("max_states", max_states), ("max_search_bytes", max_search_bytes)):
-        if value is None and name == "max_states":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer, not {value!r}")
+    if max_states is not None:
+        positive_int("max_states", max_states)
+    positive_int("max_search_bytes", max_search_bytes)
 
 
 def lower_bound(s: EdgeState) -> int:
@@ -505,6 +503,7 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
     (the least f popped)."""
     base = _peak_bytes()
     next_check = 1024
+    stopped = None
     seen = {start.key(): 0}
     tie = itertools.count()
     heap = [(h(start), 0, next(tie), start, start.key(), ())]
@@ -532,15 +531,17 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
                     seen[k] = t.mults
                     heapq.heappush(heap, (ft, -t.mults, next(tie), t, k, (path, move)))
             if max_states is not None and len(seen) > max_states:
-                return finish(moves, False, **{"lower bound": lower}, states=states,
-                              stopped=f"max_states={max_states} (stored states)")
+                stopped = f"max_states={max_states} (stored states)"
+                break
             if base is not None and len(seen) >= next_check:
                 next_check = len(seen) + 1024
                 if _peak_bytes() - base > max_search_bytes:
-                    return finish(moves, False, **{"lower bound": lower}, states=states,
-                                  stopped=f"memory: peak grew by more than max_search_bytes={max_search_bytes:,}")
+                    stopped = f"memory: peak grew by more than max_search_bytes={max_search_bytes:,}"
+                    break
     except budget.TimeUp:
-        return finish(moves, False, **{"lower bound": lower}, states=states, stopped="time limit")
+        stopped = "time limit"
+    if stopped:
+        return finish(moves, False, **{"lower bound": lower}, states=states, stopped=stopped)
     return finish(list(moves), True, **{"lower bound": bound}, states=states)
 
 

@@ -58,6 +58,12 @@ def positive(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be a positive number of seconds, not {value!r}")
 
 
+def positive_int(name: str, value: Any) -> None:
+    """Check a positive integer option (e.g. ``max_states``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, not {value!r}")
+
+
 def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float = 1.0,
             log: list | None = None, unpriced: list | None = None,
             timed_out: list | None = None) -> tuple | None:
