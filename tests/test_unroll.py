@@ -17,6 +17,15 @@ def _blocks(J):
     return J if isinstance(J, tuple) else (J,)
 
 
+@pytest.fixture(autouse=True)
+def later_timings_are_faster(monkeypatch):
+    """The first call compares the array program with the route by wall time (program first,
+    then the route). Real timings flip under load; here each timing is shorter than the one
+    before, so the route wins wherever it is tried. Tests that script timings patch over this."""
+    clock = iter(range(10 ** 9, 0, -1))  # seconds: no route is ruled out by its estimate either
+    monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), float(next(clock)))[1])
+
+
 @pytest.mark.parametrize("name", ["lion", "propane", "heart", "robotarm", "roeflux", "blackscholes"])
 @pytest.mark.parametrize("retrace", [True, False])
 def test_small_suite_problems_run_unrolled_and_match_the_array_program(name, retrace):
@@ -217,8 +226,8 @@ def test_the_real_foreign_pools_are_restored_after_a_jacobian_call():
 def test_the_route_runs_under_jax_jit_for_the_jax_backend_where_faster(monkeypatch, jitted_time, ran):
     pytest.importorskip("jax")
     p = suite.get("heart", "small")
-    # timed in turn: the jitted array program, the route as floats, under jax.jit, the one kept
-    times = iter([1.0, 0.5, jitted_time, min(0.5, jitted_time)])
+    # timed in turn: the jitted array program, the route as floats, the route under jax.jit
+    times = iter([1.0, 0.5, jitted_time])
     monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
     jf = jacc.jacobian(p.fn, strategy="markowitz", backend="jax", retrace=False)
     ref = jacc.jacobian(p.fn, strategy="markowitz", backend="numpy")
