@@ -24,6 +24,7 @@ from .graph import Graph
 from .program import owned
 from .trace import Recording, Tape, _param_names, check_argnums, record_call, same_bits
 from .unroll import candidate as unroll_candidate
+from .unroll import float_list
 
 
 def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
@@ -92,7 +93,7 @@ class _Once:
         # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
         self.unrolled = entry.runner.unrolled is not None
         self.floats = kind == "scalar" and not self.unrolled
-        self.cast = float if self.floats else _float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
+        self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
         self.assemble = _assembler(entry.graph, single, convert)
 
     @classmethod
@@ -135,10 +136,6 @@ class _Once:
         if self.unrolled:
             return all(all(map(math.isfinite, x)) for x in xs)
         return all(np.isfinite(x).all() for x in xs)
-
-
-def _float_list(a: Any) -> list:
-    return [a] if type(a) is float else np.ravel(a).tolist()
 
 
 def _scalar_compiled(plan):

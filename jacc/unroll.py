@@ -48,6 +48,11 @@ MAX_ELEMENTS = 2000
 SECONDS_PER_LINE = 25e-9
 
 
+def float_list(a: Any) -> list:
+    """An argument as the list of floats :meth:`Unrolled.run_lists` takes (C order)."""
+    return [a] if type(a) is float else np.ravel(a).tolist()
+
+
 class Unrolled:
     """A scalar-level plan compiled to float code, called with the array arguments: returns
     ``{(array output, array input): block}`` like a :class:`~jacc.program.Program`."""
@@ -80,7 +85,7 @@ class Unrolled:
 
     def __call__(self, xs: Sequence[Any]) -> dict:
         """The blocks at the arguments ``xs`` (arrays or floats, in the graph's input order)."""
-        return self.run_lists([[x] if type(x) is float else np.ravel(x).tolist() for x in xs])
+        return self.run_lists([float_list(x) for x in xs])
 
     def run_lists(self, lists: Sequence[list]) -> dict:
         """The blocks at the arguments given as lists of floats (each in C order)."""
