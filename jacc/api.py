@@ -466,9 +466,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             run = entry.runner
             if run.program is None:
                 with np.errstate(all="ignore"):
-                    run.prepare(plan, tape.values)
+                    run.prepare(plan, tape.arrays())
             if run.unroll:
-                run.try_unroll(entry, tape.values, strategy, cm)
+                run.try_unroll(entry, tape.arrays(), strategy, cm)
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
             if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
                 found = run.unrolled([tape.values[x] for x in graph.inputs])
@@ -478,10 +478,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
             elif run.program:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                    found = run.program.run(tape.values, graph)
+                    found = run.program.run(tape.arrays(), graph)
             else:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                    acc = accumulate(plan.problem, tape.values, plan.order, dt, sparse=sparse)
+                    acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
                 jf.last = acc
                 found = acc.blocks
         if not retrace and not graph.meta.get("value_dependent"):

@@ -65,7 +65,7 @@ def test_scalar_arithmetic_matches_numpy_bit_for_bit():
                 first = record_call(op, (np.asarray(a), np.asarray(b)), {}, (0, 1))
                 again = record_call(op, (np.asarray(a), np.asarray(b)), {}, (0, 1), expect=first.recording())
                 for t in (first, again):
-                    got = t.values[t.outputs[0]]
+                    got = t.arrays()[t.outputs[0]]
                     assert type(got) is np.ndarray and got.dtype == np.float64
                     if np.isnan(want):
                         assert np.isnan(got)
@@ -83,11 +83,11 @@ def test_replayed_values_are_the_traced_ones():
     assert again.graph is None and again.same_constants
     assert first.values.keys() == again.values.keys()
     for k in first.values:
-        assert _bits(first.values[k]) == _bits(again.values[k])
+        assert _bits(first.values[k]) == _bits(again.arrays()[k])
     other = record_call(f, (x + 1, y), {}, (0, 1), expect=first.recording())
     fresh = record_call(f, (x + 1, y), {}, (0, 1))
     for k in fresh.values:
-        assert _bits(fresh.values[k]) == _bits(other.values[k])
+        assert _bits(fresh.values[k]) == _bits(other.arrays()[k])
 
 
 def test_a_diverging_replay_builds_the_same_graph_as_a_fresh_trace():
@@ -132,3 +132,42 @@ def test_methods_still_refuse_arguments_they_do_not_take():
         record_call(lambda x: x.sum(0, None, None, False, 0, True, 7), (np.ones(2),), {}, (0,))
     t = record_call(lambda x: x.squeeze(0), (np.ones((1, 2)),), {}, (0,))
     assert t.graph.shape(t.outputs[0]) == (2,)
+
+
+def test_replayed_float_ops_match_numpy_bit_for_bit():
+    """A replay keeps 0-d values as Python floats and applies each op's ufunc to them
+    (jacc.trace._Num): every ufunc op gives the bits a fresh trace gives on 0-d arrays."""
+    from jacc.trace import _FLOAT_UFUNCS
+
+    unary = {op: fn for op, fn in _FLOAT_UFUNCS.items() if fn.nin == 1}
+    binary = {op: fn for op, fn in _FLOAT_UFUNCS.items() if fn.nin == 2}
+    assert {"sin", "exp", "log", "tanh", "sqrt"} <= set(unary) and {"pow", "maximum", "arctan2"} <= set(binary)
+    vals = [0.0, -0.0, 0.5, -1.5, 3.0, 1e300, -1e-310, np.inf, -np.inf, np.nan]
+    for op, fn in unary.items():
+        f = lambda x, fn=fn: fn(x[0] * 1.0)  # noqa: E731  x[0] * 1.0 is replayed as a float
+        for v in vals:
+            x = np.array([v])
+            first = record_call(f, (x,), {}, (0,))
+            again = record_call(f, (x,), {}, (0,), expect=first.recording())
+            assert again.graph is None
+            out = first.outputs[0]
+            with np.errstate(all="ignore"):
+                want = np.asarray(fn(np.asarray(v * 1.0)))
+            held = again.values[out]
+            assert type(held) is float or np.isnan(want), (op, v)  # the float route ran (NaN: NumPy's)
+            assert _bits(again.arrays()[out]) == _bits(want) or (np.isnan(want) and np.isnan(again.arrays()[out])), (op, v)
+    for op, fn in binary.items():
+        f = lambda x, fn=fn: fn(x[0] * 1.0, x[1] * 1.0)  # noqa: E731
+        for a in vals[:8]:
+            for b in (0.0, -2.0, 0.5, 3.0, np.inf):
+                x = np.array([a, b])
+                first = record_call(f, (x,), {}, (0,))
+                again = record_call(f, (x,), {}, (0,), expect=first.recording())
+                with np.errstate(all="ignore"):
+                    want = np.asarray(fn(np.asarray(a), np.asarray(b)))
+                got = again.arrays()[first.outputs[0]]
+                assert _bits(got) == _bits(want) or (np.isnan(want) and np.isnan(got)), (op, a, b)
+    # the float route did run: a replayed scalar is held as a float
+    t = record_call(lambda x: np.sin(x[0]) * 2.0, (np.array([0.5]),), {}, (0,))
+    again = record_call(lambda x: np.sin(x[0]) * 2.0, (np.array([0.5]),), {}, (0,), expect=t.recording())
+    assert type(again.values[again.outputs[0]]) is float
