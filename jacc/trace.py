@@ -68,9 +68,11 @@ class Recording:
     @functools.cached_property
     def replay(self) -> list:
         """Per step, what :meth:`Tape.record` checks a replayed step against without building its
-        signature: ``(op, params, name, args, expected, evaluate, scalar, arity)`` (``None`` for
-        inputs), where ``expected`` holds each argument's vertex name or an :class:`_Expected`
-        constant and ``scalar`` is the exact Python-float form of the op (or ``None``)."""
+        signature: ``(op, params, name, args, expected, evaluate, scalar, arity, float form,
+        step, float form without params)`` (``None`` for inputs), where ``expected`` holds each
+        argument's vertex name or an :class:`_Expected` constant, ``scalar`` is the exact
+        Python-float form of the op (or ``None``), the float form is :func:`_float_form`'s and
+        ``step`` is what :attr:`Tape.steps` records for it."""
         table: list = []
         for name, sig, args in zip(self.names, self.sigs, self.args):
             op = sig[0]
@@ -78,8 +80,10 @@ class Recording:
                 table.append(None)
                 continue
             expected = tuple(a if isinstance(a, str) else _Expected(a) for a in args)
+            fl = _float_form(op, sig[2], sig[1])
             table.append((op, sig[2], name, args, expected, _replay_evaluate(op, sig[2]),
-                          _SCALAR_OPS.get(op), len(expected), _float_form(op, sig[2], sig[1])))
+                          _SCALAR_OPS.get(op), len(expected), fl, (name, op, args, sig[2]),
+                          None if sig[2] else fl))
         return table
 
 
@@ -97,8 +101,6 @@ def _float_form(op: str, params: dict, arg_sigs: tuple) -> Callable | None:
     not, or may fail: NumPy then computes it), for replays of 0-d values: exact IEEE arithmetic
     (:data:`_SCALAR_OPS`), or the op's own ufunc applied to floats (NumPy's float64 loop, as on
     0-d arrays). ``getitem`` with ints only on a float64 array: that element as a float."""
-    if op in _SCALAR_OPS:
-        return _SCALAR_OPS[op]
     if op == "getitem":
         index = params["index"]
         if all(item[0] == "int" for item in index):
@@ -107,6 +109,8 @@ def _float_form(op: str, params: dict, arg_sigs: tuple) -> Callable | None:
         return None
     if any(not isinstance(a, str) and a[0] != () for a in arg_sigs):
         return None  # an array constant: the result is no scalar
+    if op in _SCALAR_OPS:
+        return _SCALAR_OPS[op]
     fn = _FLOAT_UFUNCS.get(op)
     if fn is None:
         return None
@@ -365,10 +369,12 @@ class Tape:
         replayed step: a float op on two floats (see :class:`_Num`)."""
         table = self._table
         if table is not None:
-            k = len(self.steps)
+            steps = self.steps
+            k = len(steps)
             if k < len(table):
                 step = table[k]
-                if step[0] == op and step[7] == 2 and not step[1] and step[8] is not None:
+                fl = step[10]
+                if fl is not None and step[0] == op and step[7] == 2:
                     ea, eb = step[4]
                     ta, tb = type(a), type(b)
                     xa = (a.num if ta is _Num and a.name == ea and a.tape is self
@@ -380,29 +386,34 @@ class Tape:
                         if xs is not None:
                             xa, xb = xs
                     if xa is not None and xb is not None:
-                        r = step[8](xa, xb)
+                        r = fl(xa, xb)
                         if r is not None and r == r:
-                            name = step[2]
-                            self.steps.append((name, op, step[3], step[1]))
-                            self.values[name] = r
-                            return _Num(self, name, r)
+                            done = step[9]
+                            steps.append(done)
+                            self.values[done[0]] = r
+                            t = _new(_Num)  # (no __init__ frame: this is the hottest line of a replay)
+                            t.tape, t.name, t.num = self, done[0], r
+                            return t
         return self.record(op, [a, b])
 
     def unary(self, op: str, x: Any) -> "Tracer":
         """``record(op, [x])`` for an op without params, with :meth:`binary`'s shortcut."""
         table = self._table
         if table is not None and type(x) is _Num:
-            k = len(self.steps)
+            steps = self.steps
+            k = len(steps)
             if k < len(table):
                 step = table[k]
-                if step[0] == op and step[7] == 1 and not step[1] and step[8] is not None \
-                        and x.name == step[4][0] and x.tape is self:
-                    r = step[8](x.num)
+                fl = step[10]
+                if fl is not None and step[0] == op and step[7] == 1 and x.name == step[4][0] and x.tape is self:
+                    r = fl(x.num)
                     if r is not None and r == r:
-                        name = step[2]
-                        self.steps.append((name, op, step[3], step[1]))
-                        self.values[name] = r
-                        return _Num(self, name, r)
+                        done = step[9]
+                        steps.append(done)
+                        self.values[done[0]] = r
+                        t = _new(_Num)
+                        t.tape, t.name, t.num = self, done[0], r
+                        return t
         return self.record(op, [x])
 
     def _floats(self, args: list, expected: tuple) -> list | None:
@@ -817,6 +828,8 @@ class _Num(Tracer):
     __rtruediv__ = lambda s, o: s.tape.binary("div", o, s)  # noqa: E731
     __neg__ = lambda s: s.tape.unary("neg", s)  # noqa: E731
 
+
+_new = object.__new__
 
 _CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
 
