@@ -58,10 +58,6 @@ def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable
     return lambda found: tuple([tuple([conv(found[k]) for k in row]) for row in rows])
 
 
-def _assemble(graph: Graph, found: dict, single: bool, convert: Callable | None) -> Any:
-    return _assembler(graph, single, convert)(found)
-
-
 def _shape(a: Any) -> tuple:
     return a.shape if isinstance(a, np.ndarray) else () if type(a) is float else np.shape(a)
 
@@ -253,6 +249,7 @@ class Entry:
     graph: Graph
     plan: Any
     runner: Runner
+    assemble: Callable[[dict], Any]  # the blocks as jacobian's result (see _assembler)
 
 
 class _Cache:
@@ -362,6 +359,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         trace depends on values (those calls trace every time)."""
         return not retrace and not graph.meta.get("value_dependent")
 
+    def result_of(graph: Graph) -> Callable[[dict], Any]:
+        return _assembler(graph, single, None if sparse else owned)
+
     def new_plan(tape: Tape, rec: Recording) -> Entry:
         graph = tape.graph
         problem = Problem.from_graph(graph)
@@ -381,7 +381,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             spent = time.perf_counter() - t0
             runner.unroll_options = strategy_options
             runner.unroll_time = max(spent, 0.05) if limit is None else min(max(spent, 0.05), limit - spent)
-        return Entry(rec, graph, plan, runner)
+        return Entry(rec, graph, plan, runner, result_of(graph))
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
@@ -392,9 +392,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if r.program and r.program.baked:  # its constants are compiled in: lower again, or
             # under "auto" let the executor run: the constants (e.g. a sort order) change per call
             new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
-            return Entry(rec, graph, plan, new)
+            return Entry(rec, graph, plan, new, result_of(graph))
         shared = r.fast is None and r.unrolled is None and r.program is not None
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False))
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False),
+                     result_of(graph))
 
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
@@ -493,7 +494,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 once[key] = made
                 if made.kind == "scalar" and not (kwargs or made.others) and all(type(a) is float for a in args):
                     floats[:] = [tuple(map(type, args)), made]
-        return _assemble(graph, found, single, None if sparse else owned)
+        return entry.assemble(found)
 
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store

@@ -270,6 +270,14 @@ class Tape:
                 return name
 
     def input(self, name: str, value: Any) -> "Tracer":
+        if self._table is not None and type(value) is np.ndarray and value.dtype is _F8 and not value.shape:
+            self._check(("input", name, ()))
+            if self._table is not None:  # a 0-d input of a replay: a float from the start (_Num)
+                num = float(value)
+                self.steps.append((name, "input", [], {"shape": ()}))
+                self.input_names.add(name)
+                self.values[name] = num
+                return _Num(self, name, num)
         value = _private(value, self.dtype)
         params = {"shape": value.shape}
         self._check(("input", name, value.shape))

@@ -171,3 +171,18 @@ def test_replayed_float_ops_match_numpy_bit_for_bit():
     t = record_call(lambda x: np.sin(x[0]) * 2.0, (np.array([0.5]),), {}, (0,))
     again = record_call(lambda x: np.sin(x[0]) * 2.0, (np.array([0.5]),), {}, (0,), expect=t.recording())
     assert type(again.values[again.outputs[0]]) is float
+
+
+def test_replayed_zero_d_inputs_are_floats_and_diverge_like_fresh_traces():
+    def f(a, b):
+        y = np.log(a) + a * b - np.sin(b)
+        return y * 2.0 if a > 1.0 else y - b  # a value-dependent branch on a replayed input
+    first = record_call(f, (np.asarray(2.0), np.asarray(5.0)), {}, (0, 1))
+    again = record_call(f, (np.asarray(3.0), np.asarray(4.0)), {}, (0, 1), expect=first.recording())
+    assert again.graph is None and type(again.values["a"]) is float
+    assert again.value_dependent  # the comparison was seen on the float input too
+    fresh = record_call(f, (np.asarray(3.0), np.asarray(4.0)), {}, (0, 1))
+    for k in fresh.values:
+        assert _bits(fresh.values[k]) == _bits(again.arrays()[k])
+    other = record_call(f, (np.asarray(0.5), np.asarray(4.0)), {}, (0, 1), expect=first.recording())
+    assert other.graph.to_dict() == record_call(f, (np.asarray(0.5), np.asarray(4.0)), {}, (0, 1)).graph.to_dict()
