@@ -826,15 +826,42 @@ class _Num(Tracer):
     def value(self) -> np.ndarray:
         return np.array(self.num)
 
-    __add__ = lambda s, o: s.tape.binary("add", s, o)  # noqa: E731
-    __radd__ = lambda s, o: s.tape.binary("add", o, s)  # noqa: E731
-    __sub__ = lambda s, o: s.tape.binary("sub", s, o)  # noqa: E731
-    __rsub__ = lambda s, o: s.tape.binary("sub", o, s)  # noqa: E731
-    __mul__ = lambda s, o: s.tape.binary("mul", s, o)  # noqa: E731
-    __rmul__ = lambda s, o: s.tape.binary("mul", o, s)  # noqa: E731
-    __truediv__ = lambda s, o: s.tape.binary("div", s, o)  # noqa: E731
-    __rtruediv__ = lambda s, o: s.tape.binary("div", o, s)  # noqa: E731
     __neg__ = lambda s: s.tape.unary("neg", s)  # noqa: E731
+
+
+def _num_operator(op: str, reverse: bool) -> Callable:
+    """``_Num``'s operator for ``op``: :meth:`Tape.binary` with its commonest case — both
+    operands replayed floats — written out, since every arithmetic step of a scalar replay
+    comes here."""
+    def method(s, o):
+        tape = s.tape
+        table = tape._table
+        if table is not None and type(o) is _Num and o.tape is tape:
+            steps = tape.steps
+            k = len(steps)
+            if k < len(table):
+                step = table[k]
+                fl = step[10]
+                if fl is not None and step[0] == op and step[7] == 2:
+                    a, b = (o, s) if reverse else (s, o)
+                    ea, eb = step[4]
+                    if a.name == ea and b.name == eb:
+                        r = fl(a.num, b.num)
+                        if r is not None and r == r:
+                            done = step[9]
+                            steps.append(done)
+                            tape.values[done[0]] = r
+                            t = _new(_Num)
+                            t.tape, t.name, t.num = tape, done[0], r
+                            return t
+        return tape.binary(op, o, s) if reverse else tape.binary(op, s, o)
+    return method
+
+
+for _op, _names in {"add": ("__add__", "__radd__"), "sub": ("__sub__", "__rsub__"),
+                    "mul": ("__mul__", "__rmul__"), "div": ("__truediv__", "__rtruediv__")}.items():
+    setattr(_Num, _names[0], _num_operator(_op, False))
+    setattr(_Num, _names[1], _num_operator(_op, True))
 
 
 _new = object.__new__
