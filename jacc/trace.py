@@ -306,10 +306,7 @@ class Tape:
                     if xs is not None:
                         r = fl(*xs)
                         if r is not None and r == r:  # (a NaN: NumPy decides its payload, below)
-                            name = step[2]
-                            self.steps.append((name, op, step[3], params))
-                            self.values[name] = r
-                            return _Num(self, name, r)
+                            return self._kept(step, r)
                 value = None
                 if step[7] == 2:  # most ops; written out, this is the hot path of small functions
                     va, vb = self._replayed(args[0], step[4][0]), self._replayed(args[1], step[4][1])
@@ -372,56 +369,56 @@ class Tape:
         self.values[name] = value
         return Tracer(self, name, value)
 
+    def _kept(self, step: tuple, r: float) -> "_Num":
+        """Replayed ``step``'s value ``r`` as a Python float (see :class:`_Num`)."""
+        done = step[9]
+        self.steps.append(done)
+        self.values[done[0]] = r
+        t = _new(_Num)  # (no __init__ frame: this runs once per replayed arithmetic step)
+        t.tape, t.name, t.num = self, done[0], r
+        return t
+
+    def _float_step(self, op: str, arity: int) -> tuple | None:
+        """The next recorded step when this replay may take it on floats: the same op, with no
+        params and ``arity`` arguments, and a float form (see :func:`_float_form`)."""
+        table = self._table
+        if table is not None:
+            k = len(self.steps)
+            if k < len(table):
+                step = table[k]
+                if step[10] is not None and step[0] == op and step[7] == arity:
+                    return step
+        return None
+
     def binary(self, op: str, a: Any, b: Any) -> "Tracer":
         """``record(op, [a, b])`` for an op without params, with a shortcut for the commonest
         replayed step: a float op on two floats (see :class:`_Num`)."""
-        table = self._table
-        if table is not None:
-            steps = self.steps
-            k = len(steps)
-            if k < len(table):
-                step = table[k]
-                fl = step[10]
-                if fl is not None and step[0] == op and step[7] == 2:
-                    ea, eb = step[4]
-                    ta, tb = type(a), type(b)
-                    xa = (a.num if ta is _Num and a.name == ea and a.tape is self
-                          else a if ta is float and type(ea) is _Expected and ea.number == a else None)
-                    xb = (b.num if tb is _Num and b.name == eb and b.tape is self
-                          else b if tb is float and type(eb) is _Expected and eb.number == b else None)
-                    if xa is None or xb is None:  # a constant, or a 0-d array: the general check
-                        xs = self._floats([a, b], step[4])
-                        if xs is not None:
-                            xa, xb = xs
-                    if xa is not None and xb is not None:
-                        r = fl(xa, xb)
-                        if r is not None and r == r:
-                            done = step[9]
-                            steps.append(done)
-                            self.values[done[0]] = r
-                            t = _new(_Num)  # (no __init__ frame: this is the hottest line of a replay)
-                            t.tape, t.name, t.num = self, done[0], r
-                            return t
+        step = self._float_step(op, 2)
+        if step is not None:
+            ea, eb = step[4]
+            ta, tb = type(a), type(b)
+            xa = (a.num if ta is _Num and a.name == ea and a.tape is self
+                  else a if ta is float and type(ea) is _Expected and ea.number == a else None)
+            xb = (b.num if tb is _Num and b.name == eb and b.tape is self
+                  else b if tb is float and type(eb) is _Expected and eb.number == b else None)
+            if xa is None or xb is None:  # a constant, or a 0-d array: the general check
+                xs = self._floats([a, b], step[4])
+                if xs is not None:
+                    xa, xb = xs
+            if xa is not None and xb is not None:
+                r = step[10](xa, xb)
+                if r is not None and r == r:
+                    return self._kept(step, r)
         return self.record(op, [a, b])
 
     def unary(self, op: str, x: Any) -> "Tracer":
         """``record(op, [x])`` for an op without params, with :meth:`binary`'s shortcut."""
-        table = self._table
-        if table is not None and type(x) is _Num:
-            steps = self.steps
-            k = len(steps)
-            if k < len(table):
-                step = table[k]
-                fl = step[10]
-                if fl is not None and step[0] == op and step[7] == 1 and x.name == step[4][0] and x.tape is self:
-                    r = fl(x.num)
-                    if r is not None and r == r:
-                        done = step[9]
-                        steps.append(done)
-                        self.values[done[0]] = r
-                        t = _new(_Num)
-                        t.tape, t.name, t.num = self, done[0], r
-                        return t
+        if type(x) is _Num and x.tape is self:
+            step = self._float_step(op, 1)
+            if step is not None and x.name == step[4][0]:
+                r = step[10](x.num)
+                if r is not None and r == r:
+                    return self._kept(step, r)
         return self.record(op, [x])
 
     def _floats(self, args: list, expected: tuple) -> list | None:
@@ -835,25 +832,15 @@ def _num_operator(op: str, reverse: bool) -> Callable:
     comes here."""
     def method(s, o):
         tape = s.tape
-        table = tape._table
-        if table is not None and type(o) is _Num and o.tape is tape:
-            steps = tape.steps
-            k = len(steps)
-            if k < len(table):
-                step = table[k]
-                fl = step[10]
-                if fl is not None and step[0] == op and step[7] == 2:
-                    a, b = (o, s) if reverse else (s, o)
-                    ea, eb = step[4]
-                    if a.name == ea and b.name == eb:
-                        r = fl(a.num, b.num)
-                        if r is not None and r == r:
-                            done = step[9]
-                            steps.append(done)
-                            tape.values[done[0]] = r
-                            t = _new(_Num)
-                            t.tape, t.name, t.num = tape, done[0], r
-                            return t
+        if type(o) is _Num and o.tape is tape:
+            step = tape._float_step(op, 2)
+            if step is not None:
+                a, b = (o, s) if reverse else (s, o)
+                ea, eb = step[4]
+                if a.name == ea and b.name == eb:
+                    r = step[10](a.num, b.num)
+                    if r is not None and r == r:
+                        return tape._kept(step, r)
         return tape.binary(op, o, s) if reverse else tape.binary(op, s, o)
     return method
 
