@@ -322,14 +322,16 @@ class Tape:
                     if any(v is None for v in vals):
                         vals = None
                 if vals is not None:
-                    name = step[2]
-                    self.steps.append((name, op, step[3], params))
+                    done = step[9]
+                    self.steps.append(done)
                     if value is None:
                         value = _evaluate(step[5], step[6], vals, params)
                         if type(value) is not np.ndarray or value.dtype is not _F8:
                             value = self._own(value)
-                    self.values[name] = value
-                    return Tracer(self, name, value)
+                    self.values[done[0]] = value
+                    t = _new(Tracer)
+                    t.tape, t.name, t.value = self, done[0], value
+                    return t
         gargs = []
         for a in args:
             if isinstance(a, Tracer):
