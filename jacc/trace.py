@@ -224,7 +224,8 @@ class Tape:
     against it and builds no graph; at the first step that differs it builds the graph of the
     steps so far and goes on recording normally. ``same_constants`` stays true while every
     constant replayed so far equals the recorded one bit for bit. Generated vertex names never
-    collide with input names."""
+    collide with input names. ``values`` holds each vertex's value: an ndarray, or while
+    replaying, a Python float for a 0-d float64 value (:meth:`arrays` makes them arrays)."""
 
     def __init__(self, name: str, dtype=np.float64, expect: Recording | None = None):
         self.name, self.dtype, self.expect = name, dtype, expect
