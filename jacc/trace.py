@@ -109,6 +109,8 @@ def _float_form(op: str, params: dict, arg_sigs: tuple) -> Callable | None:
         return None
     if any(not isinstance(a, str) and a[0] != () for a in arg_sigs):
         return None  # an array constant: the result is no scalar
+    if op == "stack" and params.get("axis") in (0, -1):  # of 0-d values: the vector of them
+        return lambda *xs: np.array(xs)
     if op in _SCALAR_OPS:
         return _SCALAR_OPS[op]
     fn = _FLOAT_UFUNCS.get(op)
@@ -306,6 +308,8 @@ class Tape:
                     xs = self._floats(args, step[4]) if op != "getitem" else self._array_arg(args[0], step[4][0])
                     if xs is not None:
                         r = fl(*xs)
+                        if type(r) is np.ndarray:  # (stack: an array of the floats, bits kept)
+                            return self._traced(step, r)
                         if r is not None and r == r:  # (a NaN: NumPy decides its payload, below)
                             return self._kept(step, r)
                 value = None
@@ -323,16 +327,11 @@ class Tape:
                     if any(v is None for v in vals):
                         vals = None
                 if vals is not None:
-                    done = step[9]
-                    self.steps.append(done)
                     if value is None:
                         value = _evaluate(step[5], step[6], vals, params)
                         if type(value) is not np.ndarray or value.dtype is not _F8:
                             value = self._own(value)
-                    self.values[done[0]] = value
-                    t = _new(Tracer)
-                    t.tape, t.name, t.value = self, done[0], value
-                    return t
+                    return self._traced(step, value)
         gargs = []
         for a in args:
             if isinstance(a, Tracer):
@@ -371,6 +370,15 @@ class Tape:
             value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    def _traced(self, step: tuple, value: np.ndarray) -> "Tracer":
+        """Replayed ``step``'s value ``value`` (a float64 ndarray)."""
+        done = step[9]
+        self.steps.append(done)
+        self.values[done[0]] = value
+        t = _new(Tracer)  # (no __init__ frame)
+        t.tape, t.name, t.value = self, done[0], value
+        return t
 
     def _kept(self, step: tuple, r: float) -> "_Num":
         """Replayed ``step``'s value ``r`` as a Python float (see :class:`_Num`)."""
