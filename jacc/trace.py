@@ -180,6 +180,7 @@ def _unary_ufunc_ops() -> dict[str, Callable]:
 
 
 _FLOAT_UFUNCS = _unary_ufunc_ops()
+_ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
 def _evaluate(evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
@@ -312,6 +313,14 @@ class Tape:
                             return self._traced(step, r)
                         if r is not None and r == r:  # (a NaN: NumPy decides its payload, below)
                             return self._kept(step, r)
+                arith = _ARITH.get(op)
+                if arith is not None and len(args) == 2:  # + − × ÷ with an array: the ufunc itself
+                    va, vb = self._operand(args[0], step[4][0]), self._operand(args[1], step[4][1])
+                    if va is not None and vb is not None:
+                        value = arith(va, vb)
+                        if type(value) is not np.ndarray or value.dtype is not _F8:
+                            value = self._own(value)
+                        return self._traced(step, value)
                 value = None
                 if step[7] == 2:  # most ops; written out, this is the hot path of small functions
                     va, vb = self._replayed(args[0], step[4][0]), self._replayed(args[1], step[4][1])
@@ -460,6 +469,13 @@ class Tape:
         if type(a) is Tracer and a.name == x and a.tape is self and a.value.dtype is _F8:
             return [a.value]
         return None
+
+    def _operand(self, a: Any, x: Any) -> Any:
+        """As :meth:`_replayed`, with a float replay's 0-d value as its float (a ufunc gives the
+        same bits for a float as for a 0-d array)."""
+        if type(a) is _Num:
+            return a.num if a.name == x and a.tape is self else None
+        return self._replayed(a, x)
 
     def _replayed(self, a: Any, x: Any) -> np.ndarray | None:
         """The value of argument ``a`` when it is the recorded argument ``x`` (the same vertex of
@@ -852,6 +868,8 @@ def _num_operator(op: str, reverse: bool) -> Callable:
                     r = step[10](a.num, b.num)
                     if r is not None and r == r:
                         return tape._kept(step, r)
+        if type(o) is np.ndarray:  # no float form with an array constant: straight to record
+            return tape.record(op, [o, s] if reverse else [s, o])
         return tape.binary(op, o, s) if reverse else tape.binary(op, s, o)
     return method
 

@@ -186,3 +186,22 @@ def test_replayed_zero_d_inputs_are_floats_and_diverge_like_fresh_traces():
         assert _bits(fresh.values[k]) == _bits(again.arrays()[k])
     other = record_call(f, (np.asarray(0.5), np.asarray(4.0)), {}, (0, 1), expect=first.recording())
     assert other.graph.to_dict() == record_call(f, (np.asarray(0.5), np.asarray(4.0)), {}, (0, 1)).graph.to_dict()
+
+
+def test_replayed_arithmetic_with_arrays_matches_a_fresh_trace_bit_for_bit():
+    rng = np.random.default_rng(3)
+    C, S, K = rng.standard_normal((3, 4, 4))
+    Z = np.array([[0.0, 1.0], [-0.0, np.nan]])
+
+    def f(x):
+        A = np.cos(x[0]) * C + np.sin(x[1]) * S - K  # floats with arrays, arrays with arrays
+        B = (x[2] / Z) * x[:2] + 1.0 / x[3]          # ÷ 0, ÷ −0 and NaN entries
+        return A @ A, B
+    x0 = np.array([0.3, -1.2, 2.0, 0.5])
+    first = record_call(f, (x0,), {}, (0,))
+    for x in (x0, np.array([1.1, 0.4, -3.0, 0.0]), np.array([np.nan, 0.0, 0.0, -0.0])):
+        again = record_call(f, (x,), {}, (0,), expect=first.recording())
+        fresh = record_call(f, (x,), {}, (0,))
+        assert again.graph is None
+        for k in fresh.values:
+            assert _bits(fresh.values[k]) == _bits(again.arrays()[k]), k
