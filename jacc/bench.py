@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, suite
+from . import allocator, machine, suite
 from .compile import CompileError
 from .eliminate import Problem
 from .fileio import json_default
@@ -667,18 +667,6 @@ def _versions(baselines: bool) -> dict:
     return v
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`)."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None = None, *,
         size: str = "small", baselines: bool = False, budget: float = 60.0, repeats: int = 5,
         out: str | os.PathLike | None = None, progress: bool | None = None,
@@ -740,7 +728,8 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
          backends=("auto",)) -> "BenchResult":
     result = BenchResult([], size=size, strategies=strats, baselines=baselines, meta={
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-        "cpu": cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+        "cpu": machine.cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
+        "blas": machine.blas_summary(), "blas_advice": machine.blas_advice(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
         "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends),
         "malloc": "jacc.allocator thresholds" if allocator.tuned() else "system defaults"})
@@ -1044,6 +1033,8 @@ class BenchResult:
 
     def notes(self) -> list[str]:
         out = []
+        if self.meta.get("blas_advice"):
+            out.append(f"machine: {self.meta['blas_advice']}")
         for r in self.rows:
             p = r["problem"]
             for s, why in r["skipped"].items():
@@ -1089,7 +1080,8 @@ class BenchResult:
         m = self.meta
         v = m.get("versions", {})
         head = (f"jacc bench — size {self.size}, level {m.get('level', 'array')}, {m.get('date', '')}, "
-                f"{m.get('cpu', '')} ({m.get('cores', '?')} cores, malloc {m.get('malloc', '?')}); "
+                f"{m.get('cpu', '')} ({m.get('cores', '?')} cores, malloc {m.get('malloc', '?')}, "
+                f"BLAS {m.get('blas', '?')}); "
                 + ", ".join(f"{k} {x}" for k, x in v.items()))
         parts = [head, "", "Plan quality (scalar multiplications; impr % = best vs min(forward, reverse, "
                  "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]

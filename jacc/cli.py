@@ -519,8 +519,11 @@ def cmd_bench(args) -> int:
 
         perf.run(quick=args.size == "small")
         return 0
-    from . import bench
+    from . import bench, machine
 
+    advice = machine.blas_advice()
+    if advice:
+        print(f"note: {advice}", file=sys.stderr)
     res = bench.run(problems=args.problems.split(",") if args.problems else None,
                     strategies=_strategies(args.strategies, sorted(STRATEGIES)) if args.strategies else None,
                     size=args.size, baselines=args.baselines, budget=args.budget, level=args.level,
