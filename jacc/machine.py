@@ -1,13 +1,14 @@
 """What the machine gives NumPy: the CPU, its vector extensions and the BLAS kernels in use.
 
 Large Jacobians are matrix products, so the BLAS kernels decide their speed. OpenBLAS (NumPy's
-and SciPy's wheels) picks its kernels once, when it loads, from the CPU's vendor, family and
-model. A CPU it does not know — a newer one, or a virtual machine that hides its model — gets a
-generic choice: on one such machine (AMD family 26, "AMD EPYC", AVX-512) it chose its Haswell
-kernels, and NumPy's matrix products ran at 61 GFLOP/s where XLA's ran at 95; with
-``OPENBLAS_CORETYPE=SkylakeX`` set before Python started they ran at 93 (docs/execution.md,
-"Machine settings"). OpenBLAS reads that variable only when it loads, so jacc cannot change it
-for a running process; :func:`blas_advice` says when it would help.
+and SciPy's wheels) picks its kernels once, when it loads: from the CPU's vendor, family and model,
+or from the environment variable ``OPENBLAS_CORETYPE``. A CPU it does not recognise gets a
+generic choice, and a variable set for reproducibility or by habit can hold a new CPU to old
+kernels: the machine of the 1 Dec 2026 benchmarks (AVX-512) had ``OPENBLAS_CORETYPE=Haswell`` in
+its environment, and NumPy's matrix products ran at 61 GFLOP/s where XLA's ran at 95; with
+``SkylakeX`` kernels they ran at 93 (docs/execution.md, "Machine settings"). OpenBLAS reads the
+variable only when it loads, so jacc cannot change it for a running process; :func:`blas_advice`
+says when another setting would help.
 
 >>> isinstance(cpu_model(), str)
 True
@@ -77,20 +78,23 @@ def better_coretype(kernels: str, flags: frozenset[str]) -> str | None:
 
 
 def blas_advice() -> str | None:
-    """One line on how to get faster matrix products, when numpy's OpenBLAS runs kernels narrower
-    than the CPU supports and ``OPENBLAS_CORETYPE`` is not set; else None."""
-    if os.environ.get("OPENBLAS_CORETYPE"):
-        return None
-    flags = cpu_flags()
+    """One line on how to get faster matrix products when OpenBLAS runs kernels narrower than the
+    CPU supports (because it does not recognise the CPU, or ``OPENBLAS_CORETYPE`` says so); else None."""
+    flags, env = cpu_flags(), os.environ.get("OPENBLAS_CORETYPE")
     for b in blas_kernels():
         if b["library"] != "openblas" or not b["kernels"]:
             continue
         better = better_coretype(b["kernels"], flags)
-        if better:
-            return (f"numpy's OpenBLAS runs its {b['kernels']} kernels on a CPU that supports {better}'s "
-                    f"(it does not recognise the CPU model {cpu_model()!r}): start Python with "
-                    f"OPENBLAS_CORETYPE={better} for faster matrix products (docs/execution.md, "
-                    "'Machine settings')")
+        if better is None:
+            continue
+        if env:
+            why = f"OPENBLAS_CORETYPE={env} in the environment holds it there"
+            fix = f"unset OPENBLAS_CORETYPE, or set it to {better}, before Python starts"
+        else:
+            why = f"it does not recognise the CPU model {cpu_model()!r}"
+            fix = f"start Python with OPENBLAS_CORETYPE={better}"
+        return (f"OpenBLAS runs its {b['kernels']} kernels on a CPU that supports {better}'s ({why}): {fix} "
+                "for faster matrix products (docs/execution.md, 'Machine settings')")
     return None
 
 

@@ -36,18 +36,25 @@ def _fake(monkeypatch, kernels, flags, library="openblas"):
 def test_advice_names_the_variable_and_the_kernels(monkeypatch):
     _fake(monkeypatch, "Haswell", AVX512)
     advice = machine.blas_advice()
-    assert "OPENBLAS_CORETYPE=SkylakeX" in advice and "Haswell" in advice
+    assert "start Python with OPENBLAS_CORETYPE=SkylakeX" in advice and "Haswell kernels" in advice
 
 
-def test_no_advice_when_the_kernels_fit_or_the_variable_is_set(monkeypatch):
+def test_advice_when_the_environment_holds_openblas_to_narrower_kernels(monkeypatch):
+    _fake(monkeypatch, "Haswell", AVX512)
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # as on the machine of the 1 Dec 2026 benchmarks
+    advice = machine.blas_advice()
+    assert "OPENBLAS_CORETYPE=Haswell in the environment" in advice
+    assert "unset OPENBLAS_CORETYPE, or set it to SkylakeX" in advice
+
+
+def test_no_advice_when_the_kernels_fit(monkeypatch):
     _fake(monkeypatch, "SkylakeX", AVX512)
+    assert machine.blas_advice() is None
+    monkeypatch.setenv("OPENBLAS_CORETYPE", "SkylakeX")
     assert machine.blas_advice() is None
     _fake(monkeypatch, "Haswell", AVX2)
     assert machine.blas_advice() is None
     _fake(monkeypatch, "Haswell", AVX512, library="mkl")  # MKL dispatches on features itself
-    assert machine.blas_advice() is None
-    _fake(monkeypatch, "Haswell", AVX512)
-    monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")  # the user chose: say nothing
     assert machine.blas_advice() is None
 
 
@@ -55,7 +62,9 @@ def test_summary_and_flags_on_this_machine(monkeypatch):
     pytest.importorskip("threadpoolctl")
     np.ones(2) @ np.ones(2)  # numpy's BLAS is loaded
     libs = machine.blas_kernels()
-    assert libs and all(set(b) == {"library", "version", "kernels", "path"} for b in libs)
+    if not libs:
+        pytest.skip("threadpoolctl sees no BLAS library in this NumPy build")
+    assert all(set(b) == {"library", "version", "kernels", "path"} for b in libs)
     assert libs[0]["library"] in machine.blas_summary()
     monkeypatch.setenv("OPENBLAS_CORETYPE", "Haswell")
     assert machine.blas_summary().endswith("(OPENBLAS_CORETYPE=Haswell)")
@@ -76,4 +85,4 @@ def test_cli_bench_prints_the_advice_first(monkeypatch, capsys):
     _fake(monkeypatch, "Haswell", AVX512)
     assert cli.main(["bench", "--problems", "lecture_f", "--strategies", "forward", "--budget", "1"]) == 0
     err = capsys.readouterr().err
-    assert err.startswith("note: numpy's OpenBLAS runs its Haswell kernels") and "OPENBLAS_CORETYPE=SkylakeX" in err
+    assert err.startswith("note: OpenBLAS runs its Haswell kernels") and "OPENBLAS_CORETYPE=SkylakeX" in err
