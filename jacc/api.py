@@ -36,7 +36,7 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
-BACKENDS = ("auto", "numpy", "jax", "scalar", "interpret")
+BACKENDS = ("auto", "numpy", "jax", "torch", "scalar", "interpret")
 
 
 def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable[[dict], Any]:
@@ -304,12 +304,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
     or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
-    turns on JAX's float64 mode), ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
+    turns on JAX's float64 mode), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`),
+    ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
     block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
     Jacobian's structure, with no dense intermediate. The returned arrays belong
     to the caller. The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`),
-    ``.ran`` (``"scalar"``, ``"numpy"``, ``"jax"`` or ``"interpret"``), ``.program`` (the
+    ``.ran`` (``"scalar"``, ``"numpy"``, ``"jax"``, ``"torch"`` or ``"interpret"``), ``.program`` (the
     :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
     :class:`~jacc.Accumulation` when it ran, else ``None``) and ``.cache`` (``hits``,
     ``misses``, ``rebuilds``).
@@ -348,10 +349,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         backend = "interpret"
     if sparse:
         from . import sparse as _  # noqa: F401  a missing SciPy is one clear line now
-    if backend == "jax":
-        from .program import _jax_namespace
+    if backend in ("jax", "torch"):
+        from .program import _namespace
 
-        _jax_namespace()  # a missing JAX is one clear line now, not at the first call
+        _namespace(backend)  # a missing JAX or PyTorch is one clear line now, not at the first call
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
     def with_primal(graph: Graph) -> bool:

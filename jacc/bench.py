@@ -528,7 +528,7 @@ class _Threads:
 #: is jacobian's defaults (backend and strategy ``"auto"``: what a user gets, the scalar route of
 #: small graphs included) and ``jax`` the same with ``backend="jax"``; ``numpy`` and ``interpret``
 #: run the best plan's order.
-TIMED_BACKENDS = ("auto", "numpy", "jax", "interpret", "auto-once", "numpy-once", "jax-once")
+TIMED_BACKENDS = ("auto", "numpy", "jax", "torch", "interpret", "auto-once", "numpy-once", "jax-once", "torch-once")
 
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
@@ -686,8 +686,9 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     thread keeps timings comparable and stable on a shared machine. ``level``: ``"array"`` traces
     the functions as written; ``"scalar"`` traces the AD literature's scalar graphs (vector inputs
     split into scalars, stacked scalar outputs split; see :class:`Traced`) where possible.
-    ``backends``: the :func:`jacc.jacobian` backends timed with ``baselines`` (default: numpy,
-    and jax when installed); each is the whole user-facing call (trace, compiled plan, result)
+    ``backends``: the :func:`jacc.jacobian` backends timed with ``baselines`` (default: ``auto``
+    and ``auto-once``, and the jax and torch pairs when installed; see :data:`TIMED_BACKENDS`);
+    each is the whole user-facing call (trace, compiled plan, result)
     with the best plan's order, at level ``"array"``.
     """
     names = list(suite.names()) if problems is None else [p.lower() for p in problems]
@@ -711,8 +712,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     if backends is None:
-        backends = ["auto", "auto-once"] + (["jax", "jax-once"] if baselines and _load_jax()[0] is not None
-                                              else [])
+        backends = (["auto", "auto-once"] + (["jax", "jax-once"] if baselines and _load_jax()[0] is not None else [])
+                    + (["torch", "torch-once"] if baselines and _load_torch()[0] is not None else []))
     backends = [b.lower() for b in backends]
     bad = [b for b in backends if b not in TIMED_BACKENDS]
     if bad:
@@ -988,7 +989,8 @@ class BenchResult:
 
         extra = [(k, label) for k, label in (("jacc_auto-once", "traced once"), ("jacc_numpy", "numpy, best order"),
                                              ("jacc_numpy-once", "numpy once, best order"), ("jacc_jax", "jax backend"),
-                                             ("jacc_jax-once", "jax, traced once"), ("jacc_interpret", "executor"),
+                                             ("jacc_jax-once", "jax, traced once"), ("jacc_torch", "torch backend"),
+                                             ("jacc_torch-once", "torch, traced once"), ("jacc_interpret", "executor"),
                                              ("jacc_compiled", "scalar compiled")) if timed(k)]
         headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
                    "vs best", "max |ΔJ|"]
@@ -1020,7 +1022,10 @@ class BenchResult:
                          ("jacc_numpy", "jacobian, backend numpy, best plan's order"),
                          ("jacc_numpy-once", "jacobian, backend numpy, best plan's order, retrace=False"),
                          ("jacc_jax", "jacobian, backend jax"),
-                         ("jacc_jax-once", "jacobian, backend jax, retrace=False"), ("jacc_interpret", "executor")):
+                         ("jacc_jax-once", "jacobian, backend jax, retrace=False"),
+                         ("jacc_torch", "jacobian, backend torch, best plan's order"),
+                         ("jacc_torch-once", "jacobian, backend torch, best plan's order, retrace=False"),
+                         ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}
             sp = {p: v for p, v in sp.items() if v}

@@ -126,7 +126,7 @@ class Plan(Costs):
         ``graph.inputs`` order) returning ``{(output, input): block}`` like :meth:`execute`.
 
         ``backend``: ``"scalar"`` (straight-line float code, all-scalar graphs only; see
-        :mod:`jacc.compile`), ``"numpy"`` or ``"jax"`` (the plan lowered to one array program, see
+        :mod:`jacc.compile`), ``"numpy"``, ``"jax"`` or ``"torch"`` (the plan lowered to one array program, see
         :mod:`jacc.program`; the primal runs on the graph), ``"auto"`` (scalar where it applies,
         else numpy). The function's ``.program`` is the :class:`~jacc.program.Program`, whose
         ``source`` prints the generated code.

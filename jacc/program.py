@@ -41,7 +41,7 @@ from .ops import OPS
 if TYPE_CHECKING:
     from .plan import Plan
 
-BACKENDS = ("numpy", "jax")
+BACKENDS = ("numpy", "jax", "torch")
 
 
 class BackendError(RuntimeError):
@@ -255,8 +255,7 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     With ``primal``, the program also evaluates the graph: ``run`` needs the inputs only."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "jax":
-        _jax_namespace()
+    _namespace(backend)  # a missing library is one clear line before any work
     try:
         r = record(plan, values, dtype, sparse=sparse, primal=primal)
     except LowerError:
@@ -264,7 +263,12 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)
-    check(prog, r, values, plan.graph)
+    try:
+        check(prog, r, values, plan.graph)
+    except (LowerError, BackendError):
+        raise
+    except Exception as e:  # a call the backend maps but cannot run on these arguments
+        raise BackendError(f"the {backend} program fails at the lowering point: {type(e).__name__}: {e}") from None
     return prog
 
 
@@ -589,7 +593,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     """Print the recorded statements as source for ``backend`` and compile them."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    xp = _jax_namespace() if backend == "jax" else None
+    xp = _namespace(backend)
+    tb = _torch_backend() if backend == "torch" else None
     w = _Writer()
     shapes = r.shapes
     lines = ["def program(V):"]
@@ -617,8 +622,12 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             rhs = _OPERATORS[s.fn].format(*[w.text(x) for x in s.args])
         elif s.item is not None:
             rhs = f"{w.text(s.args[0])}[{s.item}]"
+        elif s.method == "__getitem__" and tb is not None:
+            rhs = f"{w.const(tb.getitem, 'getitem')}({w.text(s.args[0])}, {w.text(s.args[1])})"
         elif s.method == "__getitem__":
             rhs = f"{w.text(s.args[0])}[{w.text(s.args[1])}]"
+        elif s.method is not None and tb is not None:
+            rhs = w.call(w.const(tb.method(s.method), "m"), s.args, s.kwargs)
         elif s.method is not None:
             rhs = w.call(f"{w.text(s.args[0])}.{s.method}", s.args[1:], s.kwargs)
         elif s.fn is np.einsum:
@@ -626,16 +635,18 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             if xp is None:
                 rhs = _numpy_einsum(w, subs, ops, shapes, s.kwargs.get("optimize"))
             else:
-                rhs = f"{w.const(xp.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
+                einsum = tb.einsum if tb is not None else xp.einsum
+                rhs = f"{w.const(einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:  # solve/inv/slogdet/det: one LU per matrix and call, shared with the trace (jacc.factorise)
-            fn = factorise.REPLACES.get(s.fn, s.fn) if xp is None else _jax_function(s.fn, xp)
+            fn = (factorise.REPLACES.get(s.fn, s.fn) if xp is None else tb.function(s.fn) if tb is not None
+                  else _jax_function(s.fn, xp))
             rhs = w.call(w.const(fn, "f"), s.args, s.kwargs)
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
             lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
     outs = []
     seen: set = set()
-    copy = w.const(np.array if xp is None else xp.array, "copy")
+    copy = w.const(np.array if xp is None else _clone if tb is not None else xp.array, "copy")
     for x in results:
         if isinstance(x, Ref) and x.id not in seen and x.id not in position:
             seen.add(x.id)
@@ -644,10 +655,13 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             outs.append(f"{copy}({w.text(x)})")
     lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
     source = "\n".join(lines) + "\n"
-    ns = dict(w.env)
+    dev = tb.device() if tb is not None else None
+    ns = tb.constants(w.env, dev) if tb is not None else dict(w.env)
     exec(compile(source, f"<jacc program {backend}>", "exec"), ns)
     fn = ns["program"]
-    if xp is not None:
+    if tb is not None:
+        fn = tb.run_on_tensors(fn, dev)
+    elif xp is not None:
         import jax
 
         jitted = jax.jit(fn)
@@ -656,6 +670,25 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             return tuple(np.asarray(b) for b in _j(V))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal)
+
+
+def _namespace(backend: str):
+    """The array namespace a backend's program calls (``None``: NumPy, called directly)."""
+    if backend == "jax":
+        return _jax_namespace()
+    if backend == "torch":
+        return _torch_backend().namespace()
+    return None
+
+
+def _torch_backend():
+    from . import torch_backend
+
+    return torch_backend
+
+
+def _clone(x):
+    return x.clone()
 
 
 # -- the JAX backend ----------------------------------------------------------------------------

@@ -1,0 +1,232 @@
+"""The ``torch`` backend: a lowered program's NumPy calls mapped onto PyTorch, run eagerly.
+
+:func:`jacc.program.emit` prints a program's statements against a namespace; for ``torch`` every
+NumPy function becomes its PyTorch equivalent through the tables below — same name, a renamed one
+(``power`` → ``pow``), or a small adapter where the signatures differ (``axis`` → ``dim``,
+``transpose`` → ``permute``, the three writes of the structured algebra as out-of-place index
+puts). Constants become tensors once, when the program is built; NumPy inputs cross as tensors
+without a copy on the CPU, and results come back as NumPy arrays. The program runs on CUDA when
+``torch.cuda.is_available()``, else on the CPU, in float64 like the rest of jacc. A call with no
+equivalent here raises :class:`~jacc.program.BackendError`, and ``jacobian`` then runs that plan
+on the executor; a mapping that gives other values than NumPy at the lowering point is caught by
+the same check as the JAX backend's.
+
+PyTorch is optional: ``pip install torch`` (the ``[bench]`` extra pins the CPU build used in the
+benchmarks).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable
+
+import numpy as np
+
+
+def namespace():
+    """``torch``, or one clear error naming what to install."""
+    from .program import BackendError
+
+    try:
+        import torch
+    except ImportError:
+        raise BackendError("backend 'torch' needs PyTorch: pip install torch") from None
+    # traced values are read-only arrays; the program never writes into its inputs, so sharing
+    # them with tensors is safe and PyTorch's warning about it says nothing to the user
+    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+    return torch
+
+
+def device() -> str:
+    torch = namespace()
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+#: NumPy names whose PyTorch function has another name but the same meaning
+_RENAMED = {"equal": "eq", "power": "pow", "float_power": "float_power", "rint": "round",
+            "invert": "bitwise_not", "concatenate": "cat", "absolute": "abs", "fabs": "abs",
+            "arctan2": "atan2", "logical_not": "logical_not", "moveaxis": "movedim", "conjugate": "conj",
+            "amax": "amax", "amin": "amin"}
+#: scipy.special names whose ``torch.special`` function has another name
+_SPECIAL_RENAMED = {"psi": "digamma"}
+#: NumPy reductions and scans whose ``axis``/``keepdims`` are PyTorch's ``dim``/``keepdim``
+_AXIS_KWARGS = {"axis": "dim", "keepdims": "keepdim"}
+
+
+def _torch_dtype(dt: Any):
+    torch = namespace()
+    return {np.dtype(np.float64): torch.float64, np.dtype(np.float32): torch.float32,
+            np.dtype(np.int64): torch.int64, np.dtype(np.bool_): torch.bool}[np.dtype(dt)]
+
+
+def _transpose(x, axes=None):
+    return x.permute(*(reversed(range(x.ndim)) if axes is None else axes))
+
+
+def _expand_dims(x, axis):
+    axes = sorted(a % (x.ndim + len(axis)) for a in axis) if isinstance(axis, (tuple, list)) else [axis]
+    for a in axes:
+        x = x.unsqueeze(a)
+    return x
+
+
+def _take(x, indices, axis=None):
+    torch = namespace()
+    idx = indices if isinstance(indices, torch.Tensor) else torch.as_tensor(np.asarray(indices), device=x.device)
+    if axis is None:
+        return x.reshape(-1)[idx]
+    return x[(slice(None),) * (axis % x.ndim) + (idx,)]
+
+
+def _cumulative(name: str) -> Callable:
+    def scan(x, axis=None, dtype=None):
+        fn = getattr(namespace(), name)
+        return fn(x.reshape(-1), dim=0) if axis is None else fn(x, dim=axis)
+    return scan
+
+
+def _put_rows(v, n, rows, add=False):
+    torch = namespace()
+    full = torch.zeros((n,) + tuple(v.shape[1:]), dtype=v.dtype, device=v.device)
+    return full.index_put((rows,), v, accumulate=bool(add))
+
+
+def _put_last(v, n, pos):
+    full = namespace().zeros(tuple(v.shape) + (n,), dtype=v.dtype, device=v.device)
+    full[..., pos] = v  # a fresh array: writing into it changes nothing the caller holds
+    return full
+
+
+def _put_diagonal(src, shape, dtype, p, q):
+    torch = namespace()
+    src = src if isinstance(src, torch.Tensor) else torch.as_tensor(np.asarray(src))
+    mask_shape = [1] * len(shape)
+    mask_shape[p], mask_shape[q] = shape[p], shape[q]
+    mask = torch.eye(shape[p], dtype=torch.bool, device=src.device).reshape(mask_shape)
+    # a select, not a product with the identity: 0·NaN off the diagonal would be NaN
+    picked = torch.where(mask, src.unsqueeze(q), torch.zeros((), dtype=src.dtype, device=src.device))
+    return torch.broadcast_to(picked, tuple(shape)).to(_torch_dtype(dtype)).clone()
+
+
+#: NumPy functions (by name) and jacc's own helpers that need more than a new name
+_ADAPTED: dict[str, Callable] = {
+    "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,
+    "ascontiguousarray": lambda x: x.contiguous(),
+    "reshape": lambda x, shape: x.reshape(tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)),
+    "broadcast_to": lambda x, shape: namespace().broadcast_to(x, tuple(shape) if isinstance(shape, (list, tuple))
+                                                              else (shape,)),
+    "cumsum": _cumulative("cumsum"), "cumprod": _cumulative("cumprod"),
+    "put_rows": _put_rows, "put_last": _put_last, "put_diagonal": _put_diagonal,
+}
+
+def einsum(subscripts: str, *operands):
+    """``torch.einsum`` that also takes the program's numeric constants (NumPy scalars become
+    Python numbers when the program is built)."""
+    torch = namespace()
+    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else torch.as_tensor(o, dtype=torch.float64)
+                                      for o in operands])
+
+
+#: Tensor methods for the NumPy methods a program calls
+METHODS: dict[str, Callable] = {
+    "reshape": lambda x, *shape: x.reshape(*(tuple(s) if isinstance(s, list) else s for s in shape)),
+    "copy": lambda x: x.clone(),
+    "astype": lambda x, dt, **_: x.to(_torch_dtype(dt)),
+}
+
+
+def _with_numpy_arguments(fn: Callable) -> Callable:
+    """``fn`` taking NumPy's ``axis=``/``keepdims=`` keywords and Python floats where PyTorch
+    wants tensors (``hypot(x, 1.0)``, ``copysign(1.0, x)``: NumPy's ufuncs take either)."""
+    torch = namespace()
+    Tensor = torch.Tensor
+
+    def call(*args, **kwargs):
+        if any(type(a) is float for a in args):
+            dev = next((a.device for a in args if isinstance(a, Tensor)), None)
+            args = tuple(torch.tensor(a, dtype=torch.float64, device=dev) if type(a) is float else a for a in args)
+        return fn(*args, **{_AXIS_KWARGS.get(k, k): v for k, v in kwargs.items()})
+    return call
+
+
+def getitem(x, index):
+    """``x[index]``; a slice with a negative step (PyTorch has none) becomes the same positions
+    picked with ``index_select``, where only slices stand between it and its end of the index
+    (so its axis number is known)."""
+    torch = namespace()
+    entries = index if isinstance(index, tuple) else (index,)
+    picks = []
+    for k, e in enumerate(entries):
+        if isinstance(e, slice) and e.step is not None and e.step < 0:
+            if all(isinstance(b, slice) for b in entries[:k]):
+                axis = k
+            elif all(isinstance(b, slice) for b in entries[k + 1:]):
+                axis = x.ndim - (len(entries) - k)
+            else:
+                from .program import BackendError
+
+                raise BackendError("backend 'torch' has no negative-step slice between integer or array indices")
+            picks.append((axis, torch.as_tensor(np.arange(x.shape[axis])[e].copy(), device=x.device)))
+            entries = entries[:k] + (slice(None),) + entries[k + 1:]
+    for k, positions in picks:
+        x = x.index_select(k, positions)
+    return x[entries if isinstance(index, tuple) else entries[0]]
+
+
+def function(fn: Callable) -> Callable:
+    """The PyTorch callable for a NumPy (or SciPy, or jacc helper) function in a program."""
+    from .program import BackendError
+
+    torch = namespace()
+    name = getattr(fn, "__name__", None) or ""
+    mod = getattr(fn, "__module__", "") or ""
+    found = _ADAPTED.get(name)
+    if found is None and "linalg" in mod:
+        found = getattr(torch.linalg, name, None)
+    elif found is None and "scipy" in mod:
+        found = getattr(torch.special, _SPECIAL_RENAMED.get(name, name), None)
+    elif found is None:
+        found = getattr(torch, _RENAMED.get(name, name), None)
+        if found is None:
+            found = getattr(torch.special, _SPECIAL_RENAMED.get(name, name), None)
+        if found is not None:
+            found = _with_numpy_arguments(found)
+    if found is None:
+        raise BackendError(f"backend 'torch' has no equivalent of {mod}.{name}")
+    return found
+
+
+def method(name: str) -> Callable:
+    from .program import BackendError
+
+    if name not in METHODS:
+        raise BackendError(f"backend 'torch' has no equivalent of the array method .{name}()")
+    return METHODS[name]
+
+
+def constants(env: dict, dev: str) -> dict:
+    """The program's namespace with its NumPy constants as tensors on ``dev``."""
+    torch = namespace()
+    out = {}
+    for k, v in env.items():
+        if isinstance(v, np.ndarray):
+            v = torch.as_tensor(v if v.flags.c_contiguous else v.copy(), device=dev)  # (no negative strides)
+        elif isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def run_on_tensors(program: Callable, dev: str) -> Callable:
+    """``program`` taking and returning NumPy values, run on tensors on ``dev``."""
+    torch = namespace()
+    Tensor, as_tensor, asarray = torch.Tensor, torch.as_tensor, np.asarray
+
+    def tensor(v):
+        a = asarray(v)
+        return as_tensor(a if a.flags.c_contiguous else np.ascontiguousarray(a), device=dev)  # (no negative strides)
+
+    def fn(V):
+        out = program([tensor(v) for v in V])
+        return tuple(b.detach().cpu().numpy() if isinstance(b, Tensor) else asarray(b) for b in out)
+    return fn
