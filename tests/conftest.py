@@ -94,3 +94,17 @@ def random_selection(rng):
     u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 4))))
     index = random_index(rng, u)
     return u, index, np.empty(u)[index_to_numpy(index)].shape
+
+
+def hide_module(monkeypatch, top: str) -> None:
+    """Make ``import top`` (and its submodules) fail for the rest of the test, as if not installed."""
+    import builtins
+
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name == top or name.startswith(top + "."):
+            raise ImportError(f"no {top} here")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)

@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 import pytest
+from conftest import hide_module
 
 import jacc
 from jacc import allocator, examples, factorise, suite, unroll
@@ -151,16 +152,7 @@ def test_bad_backend_names_are_refused():
 
 
 def test_missing_jax_is_one_clear_line(monkeypatch):
-    import builtins
-
-    real = builtins.__import__
-
-    def no_jax(name, *a, **k):
-        if name == "jax" or name.startswith("jax."):
-            raise ImportError("no jax here")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_jax)
+    hide_module(monkeypatch, "jax")
     with pytest.raises(BackendError, match=r"pip install 'jacc\[jax\]'"):
         jacc.jacobian(np.sin, backend="jax")
 

@@ -1,10 +1,10 @@
 """The torch backend: the lowered program on PyTorch equals the NumPy program and the executor."""
 
-import builtins
 import functools
 
 import numpy as np
 import pytest
+from conftest import hide_module
 
 import jacc
 from jacc import suite, torch_backend
@@ -102,14 +102,7 @@ def test_unmapped_calls_say_so():
 
 
 def test_missing_torch_is_one_clear_line(monkeypatch):
-    real = builtins.__import__
-
-    def no_torch(name, *a, **k):
-        if name == "torch" or name.startswith("torch."):
-            raise ImportError("no torch here")
-        return real(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", no_torch)
+    hide_module(monkeypatch, "torch")
     with pytest.raises(BackendError, match=r"backend 'torch' needs PyTorch: pip install torch"):
         jacc.jacobian(np.sin, backend="torch")
 
