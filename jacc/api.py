@@ -153,7 +153,7 @@ class Runner:
         self.fast: Callable | None = None  # scalar straight-line function
         # unroll: may try that route (not for structures rebuilt with other constants: it would
         # plan again whenever they change)
-        self.unroll = unroll and backend in ("auto", "jax") and dtype == np.float64 and not sparse
+        self.unroll = unroll and backend in ("auto", "jax", "torch") and dtype == np.float64 and not sparse
         self.unroll_options: dict = {}  # the strategy's options for the scalar-level plan
         self.unroll_time: float | None = None  # and its planning time, at most
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
@@ -180,12 +180,13 @@ class Runner:
                 break
             except (LowerError, BackendError) as e:
                 self.program, self.why = False, str(e)
-        if self.backend == "jax" and self.dtype == np.float64 and not self.sparse:
-            self._jax_or_floats(plan, values)
+        if self.backend in ("jax", "torch") and self.dtype == np.float64 and not self.sparse:
+            self._program_or_floats(plan, values)
 
-    def _jax_or_floats(self, plan, values) -> None:
-        """Under ``backend="jax"``, an all-scalar plan runs as float code where that beats the
-        jitted program's call (a jitted call's dispatch alone costs several µs; best of three)."""
+    def _program_or_floats(self, plan, values) -> None:
+        """Under ``backend="jax"`` or ``"torch"``, an all-scalar plan runs as float code where that
+        beats the program's call (a jitted call's dispatch alone costs several µs, a PyTorch op a
+        few; best of three)."""
         from .unroll import best_time
 
         fast = _scalar_compiled(plan)
@@ -304,7 +305,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
     or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
-    turns on JAX's float64 mode), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`),
+    turns on JAX's float64 mode), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
+    for small graphs scalar code as floats where the first call measures that faster),
     ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
     block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
