@@ -43,10 +43,8 @@ def device() -> str:
 
 
 #: NumPy names whose PyTorch function has another name but the same meaning
-_RENAMED = {"equal": "eq", "power": "pow", "float_power": "float_power", "rint": "round",
-            "invert": "bitwise_not", "concatenate": "cat", "absolute": "abs", "fabs": "abs",
-            "arctan2": "atan2", "logical_not": "logical_not", "moveaxis": "movedim", "conjugate": "conj",
-            "amax": "amax", "amin": "amin"}
+_RENAMED = {"equal": "eq", "power": "pow", "rint": "round", "invert": "bitwise_not", "concatenate": "cat",
+            "absolute": "abs", "fabs": "abs", "arctan2": "atan2", "moveaxis": "movedim", "conjugate": "conj"}
 #: scipy.special names whose ``torch.special`` function has another name
 _SPECIAL_RENAMED = {"psi": "digamma"}
 #: NumPy reductions and scans whose ``axis``/``keepdims`` are PyTorch's ``dim``/``keepdim``
