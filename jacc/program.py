@@ -267,7 +267,9 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
         check(prog, r, values, plan.graph)
     except (LowerError, BackendError):
         raise
-    except Exception as e:  # a call the backend maps but cannot run on these arguments
+    except Exception as e:  # jax/torch: a call the backend maps but cannot run on these arguments
+        if backend == "numpy":
+            raise  # the NumPy program runs the executor's own calls: a failure here is a bug to see
         raise BackendError(f"the {backend} program fails at the lowering point: {type(e).__name__}: {e}") from None
     return prog
 
