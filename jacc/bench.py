@@ -372,24 +372,6 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, int, float
     return statistics.median(times), n, warm, out
 
 
-def _second_pass(ex: dict, repeats: int) -> None:
-    """Time every call of ``ex`` (each entry that kept its ``"_fn"``) a second time, in the same
-    order as the first pass, and keep the lower of the two medians: a slow spell of a shared
-    machine during one method's turn then does not decide its ratio (the first and second medians
-    are kept too)."""
-    for r in ex.values():
-        fn = r.pop("_fn", None) if isinstance(r, dict) else None
-        if fn is None:
-            continue
-        try:
-            again, n, _, _ = _median_time(fn, repeats)
-        except Exception:  # noqa: BLE001 - it ran once already; keep the first pass's figure
-            continue
-        r["medians"] = [r["seconds"], again]
-        r["seconds"] = min(r["seconds"], again)
-        r["repeats"] = r.get("repeats", 0) + n
-
-
 def _max_diff(J: dict[str, np.ndarray], names, jac: Sequence[Any]) -> float:
     return max(float(np.max(np.abs(J[n] - np.asarray(j, dtype=np.float64)), initial=0.0))
                for n, j in zip(names, jac))
@@ -410,7 +392,7 @@ def _memory_skip(kind: str, n_dir: int, largest: int) -> str | None:
             f"~{need / 1e9:.1f} GB (> {BASELINE_MEMORY / 1e9:.0f} GB limit)")
 
 
-def _run_baselines(problem, inputs, names, J, graph, repeats) -> dict:
+def _run_baselines(problem, inputs, names, J, graph, repeats, jacc_s) -> dict:
     res: dict[str, dict] = {}
     largest, _ = _graph_sizes(graph)
     n_in, n_out = problem.n_in, problem.n_out
@@ -437,8 +419,7 @@ def _run_baselines(problem, inputs, names, J, graph, repeats) -> dict:
                 res[key] = {"error": f"{type(e).__name__}: {e}"}
                 continue
             res[key] = {"seconds": med, "repeats": n, "first_call_seconds": warm,
-                        "max_diff": _max_diff(J, names, out),
-                        "_fn": lambda jf=jf: jax.block_until_ready(jf(*args))}
+                        "max_diff": _max_diff(J, names, out)}
 
     torch, why = _load_torch()
     if torch is None:
@@ -465,14 +446,12 @@ def _run_baselines(problem, inputs, names, J, graph, repeats) -> dict:
                 res[key] = {"error": f"{type(e).__name__}: {e}"}
                 continue
             res[key] = {"seconds": med, "repeats": n, "first_call_seconds": warm,
-                        "max_diff": _max_diff(J, names, [o.detach().numpy() for o in out]),
-                        "_fn": functools.partial(_no_grad, torch, jf, targs)}
+                        "max_diff": _max_diff(J, names, [o.detach().numpy() for o in out])}
+
+    for r in res.values():
+        if "seconds" in r:
+            r["ratio"] = r["seconds"] / jacc_s if jacc_s > 0 else float("inf")
     return res
-
-
-def _no_grad(torch, jf, args):
-    with torch.no_grad():
-        return jf(*args)
 
 
 def _quietest_cpus(cpus: list[int], n: int, wait: float = 0.2) -> list[int]:
@@ -578,7 +557,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
         return {"error": f"{type(e).__name__}: {e}"}
     return {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": jf.ran,
             "strategy": jf.plan.strategy + (" scalar" if jf.ran == "scalar" and name != "numpy" else ""),
-            "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out)), "_fn": lambda: jf(*args)}
+            "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out))}
 
 
 def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
@@ -592,8 +571,7 @@ def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
     J = tr.jacobian({k: np.asarray(v) for k, v in out.items()})
     ref = tr.jacobian(plan.execute(**tr.feed))
     return {"seconds": med, "repeats": n, "first_call_seconds": warm,
-            "max_diff_vs_execute": max(float(np.max(np.abs(J[k] - ref[k]), initial=0.0)) for k in J),
-            "_fn": lambda: f(*args)}
+            "max_diff_vs_execute": max(float(np.max(np.abs(J[k] - ref[k]), initial=0.0)) for k in J)}
 
 
 def _time_scalar_call(p: suite.Problem, inputs: dict, names: list[str], plan: Plan, repeats: int) -> dict:
@@ -887,29 +865,21 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
             ex["jacc"] = {"error": "no executable plan"}
         else:
             med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
-            ex["jacc_interpret"] = {"seconds": med, "repeats": n, "first_call_seconds": warm,
-                                    "_fn": lambda: best.execute(**feed)}
+            ex["jacc_interpret"] = {"seconds": med, "repeats": n, "first_call_seconds": warm}
             J_ref = tr.jacobian(blocks)
             for b in backends:
                 ex[f"jacc_{b}"] = (_time_backend(p, inputs, tr.names, best, b, repeats, J_ref) if tr.level == "array"
                                    else {"skipped": "jacobian backends are timed at level array"})
-            ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats))
+            main = next((ex[k] for k in ("jacc_auto", "jacc_numpy") if "seconds" in ex.get(k, {})), None)
+            ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
+            ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
             ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
             if tr.level == "array" and all(np.ndim(inputs[n]) == 0 for n in tr.names):
                 ex["scalar_call"] = _time_scalar_call(p, inputs, tr.names, best, repeats)
             if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
                 hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
                 ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
-                                    [hJ[n] for n in tr.names]), "_fn": lambda: p.hand(**inputs)}
-            _second_pass(ex, repeats)
-            main = next((ex[k] for k in ("jacc_auto", "jacc_numpy") if "seconds" in ex.get(k, {})), None)
-            ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
-            jacc_s = ex["jacc"]["seconds"]
-            for k in BASELINES:
-                if "seconds" in ex.get(k, {}):
-                    ex[k]["ratio"] = ex[k]["seconds"] / jacc_s if jacc_s > 0 else float("inf")
-            if "seconds" in ex.get("hand_numpy", {}):
-                ex["hand_numpy"]["jacobian_over_hand"] = jacc_s / ex["hand_numpy"]["seconds"]
+                                    [hJ[n] for n in tr.names]), "jacobian_over_hand": ex["jacc"]["seconds"] / hmed}
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
             if timed:
                 fastest = min(timed, key=timed.get)
