@@ -733,7 +733,7 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
         "blas": machine.blas_summary(), "blas_advice": machine.blas_advice(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
         "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends),
-        "malloc": "jacc.allocator thresholds" if allocator.tuned() else "system defaults"})
+        "malloc": "jacc.allocator: heap only, trim 512 MiB" if allocator.tuned() else "system defaults"})
     per_problem = len(strats) + 2 + (1 if baselines else 0)  # trace, strategies, check, timing
     bar = _Progress(sys.stderr.isatty() if progress is None else bool(progress), len(names) * per_problem)
     t_run = time.perf_counter()
