@@ -533,9 +533,9 @@ TIMED_BACKENDS = ("auto", "numpy", "jax", "torch", "interpret", "auto-once", "nu
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
     """Median wall time of a whole ``jacc.jacobian(..., backend=…)`` call (trace, compiled plan,
-    result), after a first call that plans and lowers: with strategy ``"auto"`` for ``auto`` and
-    ``jax`` (what a user calling ``jacobian`` gets), with the best plan's order for ``numpy`` and
-    ``interpret``. A ``-once`` backend is the same with ``retrace=False`` (the compiled program
+    result), after a first call that plans and lowers: with strategy ``"auto"`` for ``auto``, ``jax``
+    and ``torch`` (what a user calling ``jacobian`` gets), with the best plan's order for ``numpy``
+    and ``interpret``. A ``-once`` backend is the same with ``retrace=False`` (the compiled program
     alone, primal included)."""
     from .api import jacobian
     from .program import BackendError
@@ -545,7 +545,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     nums = tuple(range(len(args)))
     name, _, once = backend.partition("-")
     try:
-        strategy = "auto" if name in ("auto", "jax") else list(best.order)
+        strategy = "auto" if name in ("auto", "jax", "torch") else list(best.order)
         jf = jacobian(f, argnums=nums, strategy=strategy, backend=name, retrace=not once)
         t = time.perf_counter()
         jf(*args)
@@ -1023,8 +1023,8 @@ class BenchResult:
                          ("jacc_numpy-once", "jacobian, backend numpy, best plan's order, retrace=False"),
                          ("jacc_jax", "jacobian, backend jax"),
                          ("jacc_jax-once", "jacobian, backend jax, retrace=False"),
-                         ("jacc_torch", "jacobian, backend torch, best plan's order"),
-                         ("jacc_torch-once", "jacobian, backend torch, best plan's order, retrace=False"),
+                         ("jacc_torch", "jacobian, backend torch"),
+                         ("jacc_torch-once", "jacobian, backend torch, retrace=False"),
                          ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}

@@ -662,8 +662,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(vector inputs split into scalars; scalar plans also run compiled)")
     c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
     c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: auto (jacobian's "
-                   "defaults), jax (the defaults with backend='jax'), numpy, torch, interpret (the best plan's order), "
-                   "auto-once, numpy-once, jax-once, torch-once "
+                   "defaults), jax and torch (the defaults with that backend), numpy, interpret (the best plan's "
+                   "order), auto-once, numpy-once, jax-once, torch-once "
                    "(-once: retrace=False; default: auto and auto-once, and the jax and torch pairs when installed)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
