@@ -352,9 +352,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     if sparse:
         from . import sparse as _  # noqa: F401  a missing SciPy is one clear line now
     if backend in ("jax", "torch"):
-        from .program import _namespace
+        from .program import _backend
 
-        _namespace(backend)  # a missing JAX or PyTorch is one clear line now, not at the first call
+        _backend(backend)  # a missing JAX or PyTorch is one clear line now, not at the first call
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
     def with_primal(graph: Graph) -> bool:

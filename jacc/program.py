@@ -25,6 +25,7 @@ True
 from __future__ import annotations
 
 import math
+import operator
 import string
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -255,7 +256,7 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     With ``primal``, the program also evaluates the graph: ``run`` needs the inputs only."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    _namespace(backend)  # a missing library is one clear line before any work
+    _backend(backend)  # a missing library is one clear line before any work
     try:
         r = record(plan, values, dtype, sparse=sparse, primal=primal)
     except LowerError:
@@ -595,8 +596,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     """Print the recorded statements as source for ``backend`` and compile them."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    xp = _namespace(backend)
-    tb = _torch_backend() if backend == "torch" else None
+    be = _backend(backend)  # None: NumPy, called directly
     w = _Writer()
     shapes = r.shapes
     lines = ["def program(V):"]
@@ -606,7 +606,7 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     live = [s for s in live if s.id not in alias]
     results = [Ref(alias.get(x.id, x.id)) if isinstance(x, Ref) else x for x in r.results]
     kept = {x.id for x in results if isinstance(x, Ref)}
-    if xp is None:
+    if be is None:
         live = _rows_added_in_place(live, alias, kept, shapes)
     last: dict[int, int] = {}  # value id -> the statement that reads it last
     for i, s in enumerate(live):
@@ -619,36 +619,32 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     for i, s in enumerate(live):
         if s.id in position:
             # a 0-d input becomes a NumPy scalar: arithmetic on those is ~10× cheaper than on 0-d arrays
-            rhs = f"V[{position[s.id]}]" + ("[()]" if xp is None and shapes.get(s.id) == () else "")
-        elif xp is None and s.fn in _OPERATORS and _all_scalar(s.args, shapes):
+            rhs = f"V[{position[s.id]}]" + ("[()]" if be is None and shapes.get(s.id) == () else "")
+        elif be is None and s.fn in _OPERATORS and _all_scalar(s.args, shapes):
             rhs = _OPERATORS[s.fn].format(*[w.text(x) for x in s.args])
         elif s.item is not None:
             rhs = f"{w.text(s.args[0])}[{s.item}]"
-        elif s.method == "__getitem__" and tb is not None:
-            rhs = f"{w.const(tb.getitem, 'getitem')}({w.text(s.args[0])}, {w.text(s.args[1])})"
         elif s.method == "__getitem__":
-            rhs = f"{w.text(s.args[0])}[{w.text(s.args[1])}]"
-        elif s.method is not None and tb is not None:
-            rhs = w.call(w.const(tb.method(s.method), "m"), s.args, s.kwargs)
+            rhs = (f"{w.text(s.args[0])}[{w.text(s.args[1])}]" if be is None
+                   else f"{w.const(be.getitem, 'getitem')}({w.text(s.args[0])}, {w.text(s.args[1])})")
         elif s.method is not None:
-            rhs = w.call(f"{w.text(s.args[0])}.{s.method}", s.args[1:], s.kwargs)
+            rhs = (w.call(f"{w.text(s.args[0])}.{s.method}", s.args[1:], s.kwargs) if be is None
+                   else w.call(w.const(be.method(s.method), "m"), s.args, s.kwargs))
         elif s.fn is np.einsum:
             subs, ops = _einsum_parts(s.args)
-            if xp is None:
+            if be is None:
                 rhs = _numpy_einsum(w, subs, ops, shapes, s.kwargs.get("optimize"))
             else:
-                einsum = tb.einsum if tb is not None else xp.einsum
-                rhs = f"{w.const(einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
+                rhs = f"{w.const(be.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:  # solve/inv/slogdet/det: one LU per matrix and call, shared with the trace (jacc.factorise)
-            fn = (factorise.REPLACES.get(s.fn, s.fn) if xp is None else tb.function(s.fn) if tb is not None
-                  else _jax_function(s.fn, xp))
+            fn = factorise.REPLACES.get(s.fn, s.fn) if be is None else be.function(s.fn)
             rhs = w.call(w.const(fn, "f"), s.args, s.kwargs)
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
             lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
     outs = []
     seen: set = set()
-    copy = w.const(np.array if xp is None else _clone if tb is not None else xp.array, "copy")
+    copy = w.const(np.array if be is None else be.copy, "copy")
     for x in results:
         if isinstance(x, Ref) and x.id not in seen and x.id not in position:
             seen.add(x.id)
@@ -657,43 +653,59 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
             outs.append(f"{copy}({w.text(x)})")
     lines.append(f"    return ({''.join(o + ', ' for o in outs)})")
     source = "\n".join(lines) + "\n"
-    dev = tb.device() if tb is not None else None
-    ns = tb.constants(w.env, dev) if tb is not None else dict(w.env)
+    ns = dict(w.env) if be is None else be.constants(w.env)
     exec(compile(source, f"<jacc program {backend}>", "exec"), ns)
-    fn = ns["program"]
-    if tb is not None:
-        fn = tb.run_on_tensors(fn, dev)
-    elif xp is not None:
-        import jax
-
-        jitted = jax.jit(fn)
-
-        def fn(V, _j=jitted):
-            return tuple(np.asarray(b) for b in _j(V))
+    fn = ns["program"] if be is None else be.wrap(ns["program"])
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal)
 
 
-def _namespace(backend: str):
-    """The array namespace a backend's program calls (``None``: NumPy, called directly)."""
+def _backend(backend: str) -> Any:
+    """What a backend's program calls instead of NumPy: ``None`` for NumPy itself, else an object
+    with ``einsum``, ``function(fn)``, ``method(name)``, ``getitem``, ``copy``, ``constants(env)``
+    and ``wrap(program)`` (:class:`_Jax`, :mod:`jacc.torch_backend`). A missing library is one
+    clear :class:`BackendError`."""
     if backend == "jax":
-        return _jax_namespace()
+        return _Jax()
     if backend == "torch":
-        return _torch_backend().namespace()
+        from . import torch_backend
+
+        torch_backend.namespace()
+        return torch_backend
     return None
 
 
-def _torch_backend():
-    from . import torch_backend
-
-    return torch_backend
-
-
-def _clone(x):
-    return x.clone()
-
-
 # -- the JAX backend ----------------------------------------------------------------------------
+
+
+class _Jax:
+    """The JAX backend's side of :func:`_backend`: ``jax.numpy`` calls under ``jax.jit`` (methods
+    and indexing as calls too: traced once, they cost nothing per call)."""
+
+    def __init__(self):
+        self.jnp = _jax_namespace()
+        self.einsum, self.copy = self.jnp.einsum, self.jnp.array
+
+    def function(self, fn: Callable) -> Callable:
+        return _jax_function(fn, self.jnp)
+
+    getitem = staticmethod(operator.getitem)
+
+    @staticmethod
+    def method(name: str) -> Callable:
+        return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
+
+    @staticmethod
+    def constants(env: dict) -> dict:
+        return dict(env)
+
+    @staticmethod
+    def wrap(program: Callable) -> Callable:
+        import jax
+
+        jitted = jax.jit(program)
+        return lambda V: tuple(np.asarray(b) for b in jitted(V))
+
 
 
 def _jax_namespace():

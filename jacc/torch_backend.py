@@ -22,18 +22,22 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .program import BackendError
+
+_quiet: list[bool] = [False]  # the warning filter below is installed
+
 
 def namespace():
     """``torch``, or one clear error naming what to install."""
-    from .program import BackendError
-
     try:
         import torch
     except ImportError:
         raise BackendError("backend 'torch' needs PyTorch: pip install torch") from None
-    # traced values are read-only arrays; the program never writes into its inputs, so sharing
-    # them with tensors is safe and PyTorch's warning about it says nothing to the user
-    warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+    if not _quiet[0]:  # once: the program's helpers call this on every run
+        # traced values are read-only arrays; the program never writes into its inputs, so sharing
+        # them with tensors is safe and PyTorch's warning about it says nothing to the user
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
+        _quiet[0] = True
     return torch
 
 
@@ -59,6 +63,11 @@ def _torch_dtype(dt: Any):
 
 def _transpose(x, axes=None):
     return x.permute(*(reversed(range(x.ndim)) if axes is None else axes))
+
+
+def _shape(shape) -> tuple:
+    """A NumPy shape argument (an int, list or tuple) as PyTorch's tuple."""
+    return tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)
 
 
 def _expand_dims(x, axis):
@@ -110,9 +119,8 @@ def _put_diagonal(src, shape, dtype, p, q):
 _ADAPTED: dict[str, Callable] = {
     "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,
     "ascontiguousarray": lambda x: x.contiguous(),
-    "reshape": lambda x, shape: x.reshape(tuple(shape) if isinstance(shape, (list, tuple)) else (shape,)),
-    "broadcast_to": lambda x, shape: namespace().broadcast_to(x, tuple(shape) if isinstance(shape, (list, tuple))
-                                                              else (shape,)),
+    "reshape": lambda x, shape: x.reshape(_shape(shape)),
+    "broadcast_to": lambda x, shape: namespace().broadcast_to(x, _shape(shape)),
     "cumsum": _cumulative("cumsum"), "cumprod": _cumulative("cumprod"),
     "put_rows": _put_rows, "put_last": _put_last, "put_diagonal": _put_diagonal,
 }
@@ -161,8 +169,6 @@ def getitem(x, index):
             elif all(isinstance(b, slice) for b in entries[k + 1:]):
                 axis = x.ndim - (len(entries) - k)
             else:
-                from .program import BackendError
-
                 raise BackendError("backend 'torch' has no negative-step slice between integer or array indices")
             picks.append((axis, torch.as_tensor(np.arange(x.shape[axis])[e].copy(), device=x.device)))
             entries = entries[:k] + (slice(None),) + entries[k + 1:]
@@ -173,8 +179,6 @@ def getitem(x, index):
 
 def function(fn: Callable) -> Callable:
     """The PyTorch callable for a NumPy (or SciPy, or jacc helper) function in a program."""
-    from .program import BackendError
-
     torch = namespace()
     name = getattr(fn, "__name__", None) or ""
     mod = getattr(fn, "__module__", "") or ""
@@ -195,36 +199,34 @@ def function(fn: Callable) -> Callable:
 
 
 def method(name: str) -> Callable:
-    from .program import BackendError
-
+    """The PyTorch form of the array method ``name``, called as ``method(name)(x, *args)``."""
     if name not in METHODS:
         raise BackendError(f"backend 'torch' has no equivalent of the array method .{name}()")
     return METHODS[name]
 
 
-def constants(env: dict, dev: str) -> dict:
-    """The program's namespace with its NumPy constants as tensors on ``dev``."""
-    torch = namespace()
-    out = {}
-    for k, v in env.items():
-        if isinstance(v, np.ndarray):
-            v = torch.as_tensor(v if v.flags.c_contiguous else v.copy(), device=dev)  # (no negative strides)
-        elif isinstance(v, np.generic):
-            v = v.item()
-        out[k] = v
-    return out
+def copy(x):
+    """A fresh tensor: the caller owns every block a program returns."""
+    return x.clone()
 
 
-def run_on_tensors(program: Callable, dev: str) -> Callable:
-    """``program`` taking and returning NumPy values, run on tensors on ``dev``."""
-    torch = namespace()
-    Tensor, as_tensor, asarray = torch.Tensor, torch.as_tensor, np.asarray
+def _tensor(a: np.ndarray, dev: str):
+    """``a`` as a tensor on ``dev``, without a copy where PyTorch allows (none has negative strides)."""
+    return namespace().as_tensor(a if a.flags.c_contiguous else np.ascontiguousarray(a), device=dev)
 
-    def tensor(v):
-        a = asarray(v)
-        return as_tensor(a if a.flags.c_contiguous else np.ascontiguousarray(a), device=dev)  # (no negative strides)
+
+def constants(env: dict) -> dict:
+    """The program's namespace with its NumPy constants as tensors on :func:`device`."""
+    dev = device()
+    return {k: _tensor(v, dev) if isinstance(v, np.ndarray) else v.item() if isinstance(v, np.generic) else v
+            for k, v in env.items()}
+
+
+def wrap(program: Callable) -> Callable:
+    """``program`` taking and returning NumPy values, run on tensors on :func:`device`."""
+    Tensor, asarray, dev = namespace().Tensor, np.asarray, device()
 
     def fn(V):
-        out = program([tensor(v) for v in V])
+        out = program([_tensor(asarray(v), dev) for v in V])
         return tuple(b.detach().cpu().numpy() if isinstance(b, Tensor) else asarray(b) for b in out)
     return fn
