@@ -166,7 +166,7 @@ _SCALAR_OPS: dict[str, Callable] = {"add": operator.add, "sub": operator.sub, "m
                                     "div": _div, "neg": operator.neg, "square": lambda x: x * x}
 
 
-def _unary_ufunc_ops() -> dict[str, Callable]:
+def _single_ufunc_ops() -> dict[str, Callable]:
     """Ops whose whole primal is one NumPy ufunc of their arguments (``sin(x)``, ``power(a, b)``)."""
     from .ops import BINARY, NUMPY_NAMES, UNARY
 
@@ -179,7 +179,7 @@ def _unary_ufunc_ops() -> dict[str, Callable]:
     return out
 
 
-_FLOAT_UFUNCS = _unary_ufunc_ops()
+_FLOAT_UFUNCS = _single_ufunc_ops()
 _ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
