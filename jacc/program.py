@@ -7,8 +7,8 @@ every structured product as an einsum, gathers and scatters with their index arr
 the assembly of the result blocks. Identical calls are recorded once. :func:`emit` prints that
 list as Python source for a backend — ``numpy`` (plain NumPy calls; einsum contraction paths
 fixed at lowering time), ``jax`` (the same calls on ``jax.numpy`` under ``jax.jit``) or ``torch``
-(the same calls on PyTorch, :mod:`jacc.torch_backend`) — and compiles it. The program performs exactly the plan's multiplications: lowering runs the
-elimination whose count the plan reports.
+(the same calls on PyTorch, :mod:`jacc.torch_backend`) — and compiles it. The program performs
+exactly the plan's multiplications: lowering runs the elimination whose count the plan reports.
 
 >>> import numpy as np
 >>> from jacc import plan, trace

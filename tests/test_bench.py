@@ -167,6 +167,24 @@ def test_plot_writes_svg(result, tmp_path):
     assert path.read_text().lstrip().startswith(("<?xml", "<svg"))
 
 
+def test_repeats_are_set_by_a_call_after_the_warm_up(monkeypatch):
+    # a slow first call (a compile) must not cut the repeats of a fast function: every column,
+    # jacc's and the baselines', is timed over as many calls as its steady state allows
+    monkeypatch.setattr(bench, "MIN_TOTAL", 0.05)
+    calls = []
+
+    def fn():
+        calls.append(None)
+        if len(calls) == 1:
+            import time
+            time.sleep(0.2)
+        return len(calls)
+
+    med, n, warm, out = bench._median_time(fn, 5)
+    assert warm >= 0.2 and med < 0.01
+    assert n > 5 and len(calls) == n + 2 and out == n + 2
+
+
 def test_fd_jacobian_matches_closed_form():
     p = suite.get("lecture_f")
     fd = bench.fd_jacobian(p, p.make_inputs(0))
