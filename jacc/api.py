@@ -50,6 +50,8 @@ def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable
         keys = [row[0] for row in rows]
         if not graph.meta.get("output_tuple"):
             k = keys[0]
+            if convert is None:  # the commonest result, one block: no call per block
+                return lambda found: found[k]
             return lambda found: conv(found[k])
         return lambda found: tuple([conv(found[k]) for k in keys])
     if not graph.meta.get("output_tuple"):
@@ -129,8 +131,11 @@ class _Once:
         """True when every argument is finite (cheap for the scalar kind: floats)."""
         if self.floats:
             return all(map(math.isfinite, xs))
-        if self.unrolled:
-            return all(all(map(math.isfinite, x)) for x in xs)
+        if self.unrolled:  # a finite sum means finite terms; an overflowing one checks each
+            for x in xs:
+                if not (math.isfinite(sum(x)) or all(map(math.isfinite, x))):
+                    return False
+            return True
         return all(np.isfinite(x).all() for x in xs)
 
 
@@ -403,6 +408,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
         try:
+            if len(nums) == 1:  # (no comprehension: this runs on every traced-once call)
+                return len(args), (_shape(args[nums[0]]),)
             return len(args), tuple([_shape(args[i]) for i in nums])
         except IndexError:  # an argnum out of range: tracing says so
             return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
@@ -451,7 +458,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
                 cast = hit.cast
-                xs = [cast(args[i]) for i in hit.nums]
+                xs = [cast(args[hit.nums[0]])] if len(hit.nums) == 1 else [cast(args[i]) for i in hit.nums]
                 if nonfinite == "propagate":
                     with np.errstate(all="ignore"):
                         found = hit.run(xs)

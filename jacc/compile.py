@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from .ops import BINARY, UNARY, _ftie, _tie, formula
 
@@ -247,6 +247,7 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
             keys.append((y, x))
             exprs.append("0.0" if e == "missing" else "1.0" if e is None else e)
     params = ", ".join(var(x) for x in g.inputs)
+    lines = _live(lines, exprs)
     result = "{" + ", ".join(f"{k!r}: {e}" for k, e in zip(keys, exprs)) + "}"
     fast = _define("jacobian", params, lines, result, env, plan.strategy)
 
@@ -261,7 +262,24 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
     jacobian.raw = fast  # floats in, no fallback: for callers that convert and catch FALLBACK
     # the same code returning a tuple, row-major over (of, wrt), compiled on first use (flat())
     jacobian.flat_parts = (params, lines, "(" + "".join(e + ", " for e in exprs) + ")", env, plan.strategy)
+    jacobian.flat_exprs = exprs
     return jacobian
+
+
+_NAME = re.compile(r"[A-Za-z_]\w*")
+
+
+def _live(lines: list[str], exprs: list[str]) -> list[str]:
+    """The statements the result ``exprs`` read, directly or not (each statement assigns a new
+    name once; the primal's outputs, for one, are computed by none of the Jacobian's terms)."""
+    live = {n for e in exprs for n in _NAME.findall(e)}
+    kept = []
+    for line in reversed(lines):
+        target, expr = line.split(" = ", 1)
+        if target in live:
+            kept.append(line)
+            live.update(_NAME.findall(expr))
+    return kept[::-1]
 
 
 def _define(name: str, params: str, lines: list[str], result: str, env: dict, label: str) -> Callable:
@@ -287,6 +305,49 @@ def flat(jacobian: Callable) -> Callable:
     if fn is None:
         fn = jacobian.flat_fn = _define("jacobian_flat", *jacobian.flat_parts)
     return fn
+
+
+def flat_constants(jacobian: Callable) -> list[float | None]:
+    """Per entry of :func:`flat`'s tuple: its value where the code makes it a constant (a
+    structural 0 or ±1, a constant partial), else None.
+
+    >>> from jacc import examples, plan
+    >>> flat_constants(compile_plan(plan(examples.lecture_f(), "reverse")))
+    [None, None]
+    """
+    _, lines, _, _, _ = jacobian.flat_parts
+    literal = {}
+    for line in lines:
+        target, expr = line.split(" = ", 1)
+        value = _literal(expr)
+        if value is not None:
+            literal[target] = value
+    out: list[float | None] = []
+    for e in jacobian.flat_exprs:
+        sign, name = (-1.0, e[1:]) if e[0] == "-" and e[1:].isidentifier() else (1.0, e)
+        value = literal.get(name) if name.isidentifier() else _literal(name)
+        out.append(None if value is None else sign * value)
+    return out
+
+
+def _literal(expr: str) -> float | None:
+    """The value of a float literal such as ``(2.0)`` or ``-1.0``, else None."""
+    text = expr.strip()
+    if text.startswith("(") and text.endswith(")"):
+        text = text[1:-1].strip()
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def flat_subset(jacobian: Callable, keep: Sequence[int]) -> Callable:
+    """:func:`flat`'s code returning only the entries ``keep`` (and computing only what they
+    need)."""
+    params, lines, _, env, label = jacobian.flat_parts
+    exprs = [jacobian.flat_exprs[i] for i in keep]
+    return _define("jacobian_flat", params, _live(lines, exprs), "(" + "".join(e + ", " for e in exprs) + ")",
+                   env, label)
 
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+\.?\d*(?:e[+-]?\d+)?|\S")
@@ -378,28 +439,51 @@ _UNITS = {"unit": None, "-unit": MINUS}
 
 
 def _sum(terms: list, lines: list[str], name: str) -> str | None:
-    """Emit the sum of edge terms (``None`` = 1, ``MINUS`` = −1) and return its name (a lone
-    structural ±1 stays one)."""
+    """Emit the sum of edge terms (``None`` = 1, ``MINUS`` = −1, ``"-x"`` = −x) and return its
+    name (a lone structural ±1 or name stays itself). A negated term is subtracted: ``a - x`` is
+    bit for bit ``a + (-x)``, one operation fewer."""
     if len(terms) == 1:
         t = terms[0]
-        if t is None or t == MINUS or t.isidentifier():
+        if t is None or t == MINUS or _is_term(t):
             return t
         lines.append(f"{name} = {t}")
         return name
-    lines.append(f"{name} = " + " + ".join("1.0" if t is None else f"({t})" for t in terms))
+    if len(terms) == 2 and _negated(terms[0]) and not _negated(terms[1]):
+        terms = terms[::-1]  # b - x, not -x + b: the same bits (addition commutes), no negation
+    text = ""
+    for t in terms:
+        neg = _negated(t)
+        body = "1.0" if t is None or t == MINUS else t[1:] if neg else f"({t})"
+        text += ("-" if neg else "") + body if not text else (" - " if neg else " + ") + body
+    lines.append(f"{name} = {text}")
     return name
 
 
+def _is_term(t: str) -> bool:
+    """A name, or a negated name (``"-x"``: the sign is carried, not computed)."""
+    return t.isidentifier() or (t[0] == "-" and t[1:].isidentifier())
+
+
+def _negated(t: str | None) -> bool:
+    return t == MINUS or (t is not None and t[0] == "-" and _is_term(t))
+
+
+def _neg(t: str | None) -> str | None:
+    """−t for a unit or a (negated) name, without emitting a statement."""
+    if t is None or t == MINUS:
+        return MINUS if t is None else None
+    return t[1:] if t[0] == "-" else "-" + t
+
+
 def _times(a: str | None, b: str | None, lines: list[str], name: str) -> tuple[str | None, int]:
-    """The product of two edge terms and its multiplication count (±1 factors are free)."""
+    """The product of two edge terms and its multiplication count (±1 factors are free; signs
+    are carried to where the term is used: ``(-x) * y`` is bit for bit ``-(x * y)``)."""
     unit = (None, MINUS)
     if a in unit and b in unit:
         return (None if a == b else MINUS), 0
     if a in unit or b in unit:
         x = b if a in unit else a
-        if MINUS not in (a, b):
-            return x, 0
-        lines.append(f"{name} = -{x}")
-        return name, 0
-    lines.append(f"{name} = {a} * {b}")
-    return name, 1
+        return (x if MINUS not in (a, b) else _neg(x)), 0
+    neg = (a[0] == "-") != (b[0] == "-")
+    lines.append(f"{name} = {a.lstrip('-')} * {b.lstrip('-')}")
+    return ("-" + name if neg else name), 1

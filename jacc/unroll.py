@@ -36,7 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .compile import FALLBACK, CompileError, compile_plan, flat
+from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
 from .ops import OPS
@@ -50,7 +50,12 @@ SECONDS_PER_LINE = 25e-9
 
 def float_list(a: Any) -> list:
     """An argument as the list of floats :meth:`Unrolled.run_lists` takes (C order)."""
-    return [a] if type(a) is float else np.ravel(a).tolist()
+    tp = type(a)
+    if tp is float:
+        return [a]
+    if tp is np.ndarray:  # (the method: a third of np.ravel's call time on small arrays)
+        return (a if a.ndim == 1 else a.ravel()).tolist()
+    return np.ravel(a).tolist()
 
 
 class Unrolled:
@@ -59,9 +64,20 @@ class Unrolled:
 
     def __init__(self, plan, compiled: Callable, blocks: list, n_in: int):
         self.plan, self.compiled = plan, compiled
-        self.fn = flat(compiled)
         self.keys = [(y, x) for y in plan.problem.of for x in plan.problem.wrt]
+        consts = flat_constants(compiled)
+        varying = [i for i, c in enumerate(consts) if c is None]
+        # Mostly constant entries (structural zeros and ones): the code returns only the others,
+        # written into a copy of the constants (a list of n floats to an array costs ~9 ns each)
+        self.template = self.index = None
+        if 2 * len(varying) <= len(consts):
+            self.fn = flat_subset(compiled, varying)
+            self.template = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
+            self.index = np.array(varying, dtype=np.intp)
+        else:
+            self.fn = flat(compiled)
         self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
+        self.single = (blocks[0][0], blocks[0][3]) if len(blocks) == 1 else None  # (key, shape)
         self.mults = compiled.mults
         self.jitted: Callable | None = None  # set by use_jax()
 
@@ -96,14 +112,18 @@ class Unrolled:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: NumPy's NaN/inf semantics via the executor
             d = self.compiled(*floats)
-            vals = [d[k] for k in self.keys]
-        return self._blocks(np.array(vals, dtype=np.float64))
+            return self._blocks(np.array([d[k] for k in self.keys], dtype=np.float64))
+        if self.template is None:
+            M = np.array(vals, dtype=np.float64)
+        else:
+            M = self.template.copy()
+            M[self.index] = vals
+        return self._blocks(M)
 
     def _blocks(self, M: np.ndarray) -> dict:
+        if self.single is not None:  # one reshape of the flat array
+            return {self.single[0]: M.reshape(self.single[1])}
         M = M.reshape(-1, self.n_in)
-        if len(self.blocks) == 1:
-            key, _, _, shape = self.blocks[0]
-            return {key: M.reshape(shape)}
         return {key: M[r, c].reshape(shape) for key, r, c, shape in self.blocks}
 
 

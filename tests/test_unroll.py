@@ -251,3 +251,39 @@ def test_an_all_scalar_plan_under_the_jax_backend_runs_the_faster_code(monkeypat
     u = unroll(trace(lambda x: np.sin(x) * 2.0, np.ones(2)), {"x": np.ones(2)}, "forward")
     u.use_jax()
     np.testing.assert_allclose(u([np.array([0.0, np.pi])])[u.blocks[0][0]], np.diag([2.0, -2.0]), atol=1e-15)
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_mostly_constant_jacobians_come_from_a_fresh_copy_of_their_constants(retrace):
+    # 2·sin(x)'s Jacobian is diagonal: its 30 structural zeros are a template the code's six
+    # entries are written into, a new array on every call
+    f = lambda x: 2.0 * np.sin(x)  # noqa: E731
+    x0 = np.ones(6)
+    u = unroll(trace(f, x0), {"x": x0}, "forward")
+    assert u.template is not None and u.index.tolist() == [0, 7, 14, 21, 28, 35]
+    heart = suite.get("heart", "small")
+    x8 = heart.make_inputs(0)["x"]
+    assert unroll(trace(heart.fn, x8), {"x": x8}, "forward").template is None  # 52 of 64 vary
+    jf = jacc.jacobian(f, retrace=retrace)
+    xs = [np.linspace(0.1, 0.6, 6) * k for k in (1.0, 2.0, 3.0)]
+    got = [jf(x) for x in xs]
+    assert jf.ran == "scalar"
+    for x, J in zip(xs, got):
+        np.testing.assert_array_equal(J, np.diag(2.0 * np.cos(x)))
+    got[0][:] = 7.0  # the caller owns each result
+    np.testing.assert_array_equal(jf(xs[1]), got[1])
+    with warnings.catch_warnings():  # a domain error: the executor's NaN, the zeros kept
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = jacc.jacobian(lambda x: np.sqrt(x) * 2.0, nonfinite="propagate", retrace=retrace)
+        g(np.ones(6))
+        J = g(np.array([-1.0, 1, 1, 1, 1, 4]))
+    assert np.isnan(J[0, 0]) and J[5, 5] == 0.5 and np.count_nonzero(J[~np.eye(6, dtype=bool)]) == 0
+
+
+def test_traced_once_calls_check_finiteness_exactly_where_a_sum_overflows():
+    jf = jacc.jacobian(lambda x: np.sin(x) * 3.0, retrace=False)
+    jf(np.ones(3))
+    big = np.array([1e308, 1e308, 1.0])  # finite, though their sum is not
+    np.testing.assert_array_equal(jf(big), np.diag(3.0 * np.cos(big)))
+    with pytest.raises(ValueError, match="non-finite"):
+        jf(np.array([1.0, np.inf, -np.inf]))
