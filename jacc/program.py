@@ -608,6 +608,10 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     kept = {x.id for x in results if isinstance(x, Ref)}
     if be is None:
         live = _rows_added_in_place(live, alias, kept, shapes)
+    tail = _host_tail(live, alias, kept) if getattr(be, "host_assembly", False) and r.structures is None else {}
+    if tail:
+        live = [s for s in live if s.id not in tail]
+        kept |= {alias.get(ref, ref) for s in tail.values() for ref in _refs_in((s.args, s.kwargs))}
     last: dict[int, int] = {}  # value id -> the statement that reads it last
     for i, s in enumerate(live):
         for ref in _refs_in((s.args, s.kwargs)):
@@ -642,10 +646,28 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
             lines.append(f"    del {', '.join(f'a{ref}' for ref in sorted(dying[i]))}")
-    outs = []
+    outs: list[str] = []
     seen: set = set()
     copy = w.const(np.array if be is None else be.copy, "copy")
+    finish: list = []  # per result: its place in ``outs``, or how the host assembles it
+
+    def slot(a: Any) -> Any:
+        if isinstance(a, Ref):
+            outs.append(w.text(a))
+            return _Slot(len(outs) - 1)
+        return a
+
     for x in results:
+        if isinstance(x, Ref) and x.id in tail:
+            if x.id in seen:  # a repeated block: the caller owns a fresh copy
+                finish.append(("copy", next(i for i, y in enumerate(results) if y == x)))
+                continue
+            seen.add(x.id)
+            t = tail[x.id]
+            finish.append((t.fn, tuple(map(slot, t.args)), {k: slot(v) for k, v in t.kwargs.items()}))
+            lines.append(f"    # then, on the host: a{t.id} = {t.fn.__name__}(...)")
+            continue
+        finish.append(len(outs))
         if isinstance(x, Ref) and x.id not in seen and x.id not in position:
             seen.add(x.id)
             outs.append(w.text(x))
@@ -656,8 +678,57 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     ns = dict(w.env) if be is None else be.constants(w.env)
     exec(compile(source, f"<jacc program {backend}>", "exec"), ns)
     fn = ns["program"] if be is None else be.wrap(ns["program"])
+    if tail:
+        fn = _assembled_on_host(fn, finish)
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal)
+
+
+# The algebra's array writes: dense zeros with a block written in. Under JAX the program returns
+# the block and NumPy writes it (np.asarray of a jitted result is read-only, so a dense result made
+# by XLA would be copied once more for the caller: RoeFlux's two 72 MB blocks, 6.6 ms per call).
+_ASSEMBLY = ("put_diagonal", "put_rows", "put_last")
+
+
+@dataclass(frozen=True)
+class _Slot:
+    """Position ``k`` in a jitted program's returned tuple (see :func:`_assembled_on_host`)."""
+
+    k: int
+
+
+def _host_tail(live: list[Statement], alias: dict, kept: set) -> dict[int, Statement]:
+    """The statements that write a result block into dense zeros (:data:`_ASSEMBLY`) and whose
+    value nothing else reads, by id: they can run after the jitted call, in NumPy."""
+    read = {alias.get(ref, ref) for s in live for ref in _refs_in((s.args, s.kwargs))}
+    tail = {}
+    for s in live:
+        if (s.id in kept and s.id not in read and s.method is None and s.item is None
+                and getattr(s.fn, "__module__", "") == S.__name__ and getattr(s.fn, "__name__", "") in _ASSEMBLY):
+            top = {a.id for a in (*s.args, *s.kwargs.values()) if isinstance(a, Ref)}
+            if set(_refs_in((s.args, s.kwargs))) == top:  # every value a plain argument
+                tail[s.id] = s
+    return tail
+
+
+def _assembled_on_host(fn: Callable, finish: list) -> Callable:
+    """``fn`` (a wrapped jitted program returning NumPy arrays) followed by the host's part of
+    ``finish``: per result, an index into ``fn``'s tuple, ``(helper, args, kwargs)`` with
+    :class:`_Slot` arguments, or ``("copy", j)`` for a copy of result ``j``."""
+    def run(V):
+        got = fn(V)
+        out: list = []
+        for f in finish:
+            if type(f) is int:
+                out.append(got[f])
+            elif f[0] == "copy":
+                out.append(np.array(out[f[1]]))
+            else:
+                helper, args, kwargs = f
+                out.append(helper(*[got[a.k] if type(a) is _Slot else a for a in args],
+                                  **{k: got[v.k] if type(v) is _Slot else v for k, v in kwargs.items()}))
+        return tuple(out)
+    return run
 
 
 def _backend(backend: str) -> Any:
@@ -685,6 +756,8 @@ class _Jax:
     def __init__(self):
         self.jnp = _jax_namespace()
         self.einsum, self.copy = self.jnp.einsum, self.jnp.array
+
+    host_assembly = True  # dense result blocks are written by NumPy after the jitted call
 
     def function(self, fn: Callable) -> Callable:
         return _jax_function(fn, self.jnp)

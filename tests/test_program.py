@@ -180,6 +180,44 @@ def test_jacobian_with_the_jax_backend(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: np.sin(x) * x,  # a diagonal block: put_diagonal
+    lambda x: (np.sin(x), np.sin(x)),  # the same block twice: two arrays
+])
+def test_the_jax_programs_dense_blocks_are_written_on_the_host(monkeypatch, f):
+    # the jitted program returns the block's values; NumPy writes them into zeros, so the caller
+    # gets writeable arrays without a copy of XLA's dense result
+    pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    x = np.linspace(0.2, 1.4, 5)
+    jf = jacc.jacobian(f, backend="jax", retrace=False)
+    got = jf(x)
+    assert jf.ran == "jax" and "on the host" in jf.program.source
+    got = got if isinstance(got, tuple) else (got,)
+    want = jacc.jacobian(f, backend="interpret")(x)
+    want = want if isinstance(want, tuple) else (want,)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+        assert a.flags.writeable and a.flags.owndata
+    if len(got) == 2:
+        assert got[0] is not got[1]
+    got[0][...] = 9.0  # the caller owns it: the next call is unaffected
+    np.testing.assert_allclose((jf(x),)[0][0] if len(got) == 2 else jf(x), want[0], rtol=1e-12)
+
+
+def test_host_assembly_fills_slots_and_copies_repeated_blocks():
+    from jacc.program import _assembled_on_host, _Slot
+    from jacc.structure import put_rows
+
+    run = _assembled_on_host(lambda V: (V[0] * 2.0, V[1]), [
+        1, (put_rows, (_Slot(0), 3), {"rows": np.array([2, 0])}), ("copy", 1)])
+    a, b, c = run([np.array([[1.0, 2.0], [3.0, 4.0]]), np.ones(2)])
+    np.testing.assert_array_equal(a, np.ones(2))
+    np.testing.assert_array_equal(b, [[6.0, 8.0], [0.0, 0.0], [2.0, 4.0]])
+    np.testing.assert_array_equal(c, b)
+    assert c is not b
+
+
 def test_a_program_that_compiles_constants_in_serves_only_its_graph():
     f = lambda x: np.percentile(np.sin(x), 30.0)  # noqa: E731  the sort order is a constant per call
     jf, ref = jacc.jacobian(f, backend="numpy"), jacc.jacobian(f, backend="interpret")
