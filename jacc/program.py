@@ -553,28 +553,47 @@ def _along_path(w: _Writer, terms: list[str], texts: list[str], op_shapes: list[
     return texts[0]
 
 
+class _PairLayout:
+    """``einsum(f"{ta},{tb}->{out}", a, b)`` as one matrix product: the operands transposed
+    (``pa``, ``pb``) and reshaped to ``(batch,) l × k`` and ``(batch,) k × r`` (``ra``, ``rb``),
+    the product reshaped to ``shape`` and transposed by ``po``."""
+
+    def __init__(self, ta: str, tb: str, out: str, sizes: dict[str, int], batch, left, right, summed):
+        self.pa = tuple(ta.index(c) for c in batch + left + summed)
+        self.pb = tuple(tb.index(c) for c in batch + summed + right)
+        mid = batch + left + right
+        self.po = tuple(mid.index(c) for c in out)
+        n = {k: math.prod(sizes[c] for c in g) for k, g in (("b", batch), ("l", left), ("k", summed), ("r", right))}
+        self.ra = ((n["b"],) if batch else ()) + (n["l"], n["k"])
+        self.rb = ((n["b"],) if batch else ()) + (n["k"], n["r"])
+        self.shape = tuple(sizes[c] for c in mid)
+        self.same_a, self.same_b = self.pa == tuple(range(len(ta))), self.pb == tuple(range(len(tb)))
+        self.same_o = self.po == tuple(range(len(out)))
+
+    @staticmethod
+    def labels(ta: str, tb: str, out: str) -> tuple | None:
+        """(batch, left, right, summed) labels, or None where one product cannot do it (a label
+        repeated in one operand, or summed over one operand alone)."""
+        if len(set(ta)) < len(ta) or len(set(tb)) < len(tb) or len(set(out)) < len(out):
+            return None
+        if any(c not in out and c not in tb for c in ta) or any(c not in out and c not in ta for c in tb):
+            return None
+        if any(c not in ta and c not in tb for c in out):
+            return None
+        return ([c for c in out if c in ta and c in tb], [c for c in out if c in ta and c not in tb],
+                [c for c in out if c in tb and c not in ta], [c for c in ta if c in tb and c not in out])
+
+
 def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable | None:
     """``einsum(f"{ta},{tb}->{out}", a, b)`` as transposes, reshapes and one ``np.matmul``, or None
-    where that does not apply (a label repeated in one operand, or summed over one operand alone)."""
-    if len(set(ta)) < len(ta) or len(set(tb)) < len(tb) or len(set(out)) < len(out):
+    where that does not apply (see :meth:`_PairLayout.labels`)."""
+    found = _PairLayout.labels(ta, tb, out)
+    if found is None:
         return None
-    if any(c not in out and c not in tb for c in ta) or any(c not in out and c not in ta for c in tb):
-        return None
-    if any(c not in ta and c not in tb for c in out):
-        return None
-    batch = [c for c in out if c in ta and c in tb]
-    left = [c for c in out if c in ta and c not in tb]
-    right = [c for c in out if c in tb and c not in ta]
-    summed = [c for c in ta if c in tb and c not in out]
-    pa = tuple(ta.index(c) for c in batch + left + summed)
-    pb = tuple(tb.index(c) for c in batch + summed + right)
-    mid = batch + left + right
-    po = tuple(mid.index(c) for c in out)
-    n = {k: math.prod(sizes[c] for c in g) for k, g in (("b", batch), ("l", left), ("k", summed), ("r", right))}
-    ra = ((n["b"],) if batch else ()) + (n["l"], n["k"])
-    rb = ((n["b"],) if batch else ()) + (n["k"], n["r"])
-    shape = tuple(sizes[c] for c in mid)
-    same_a, same_b, same_o = pa == tuple(range(len(ta))), pb == tuple(range(len(tb))), po == tuple(range(len(out)))
+    batch, left, right, _ = found
+    L = _PairLayout(ta, tb, out, sizes, *found)
+    pa, pb, po, ra, rb, shape = L.pa, L.pb, L.po, L.ra, L.rb, L.shape
+    same_a, same_b, same_o = L.same_a, L.same_b, L.same_o
     matmul = np.matmul
     # (AB)ᵀ = BᵀAᵀ: where the result is wanted transposed, BLAS reads transposed views instead and
     # the result comes out in place (no copy)
@@ -590,6 +609,49 @@ def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable 
         c = matmul(a, b).reshape(shape)
         return c if same_o else c.transpose(po)
     return contract
+
+
+def _xla_pair(ta: str, tb: str, out: str, sizes: dict[str, int], jnp, barrier: Callable) -> Callable | None:
+    """``_matmul_pair`` for XLA on the CPU, whose fast GEMM (YNNPACK) takes a row-major ``l × k``
+    left operand: a transposed operand is materialised behind an optimisation barrier (else XLA
+    folds the transpose back into the product's dimensions and may run its slower general dot),
+    and where the result is wanted as ``r × l`` the operands swap instead. On the
+    least-squares gradient AᵀR (240×120 by 240×120) this takes 144 µs against 199 µs for
+    ``jnp.einsum`` and 159 µs for ``jax.jacrev`` itself."""
+    found = _PairLayout.labels(ta, tb, out)
+    if found is None:
+        return None
+    batch, left, right, summed = found
+    swap = bool(not batch and left and right and list(out) == right + left)
+    if swap:
+        ta, tb, left, right = tb, ta, right, left
+    L = _PairLayout(ta, tb, out, sizes, batch, left, right, summed)
+    pa, pb, po, ra, rb, shape = L.pa, L.pb, L.po, L.ra, L.rb, L.shape
+    same_a, same_b, same_o = L.same_a, L.same_b, L.same_o
+    matmul = jnp.matmul
+
+    def contract(a, b):
+        if swap:
+            a, b = b, a
+        a = (a if same_a else barrier(a.transpose(pa))).reshape(ra)
+        b = (b if same_b else barrier(b.transpose(pb))).reshape(rb)
+        c = matmul(a, b).reshape(shape)
+        return c if same_o else c.transpose(po)
+    return contract
+
+
+def _backend_pair(be: Any, subs: str, ops: list, shapes: dict[int, tuple]) -> Callable | None:
+    """A two-operand einsum summing over large operands as the backend's own matrix product
+    (``be.pair``, e.g. :func:`_xla_pair`), where it has one; None: the backend's einsum."""
+    pair = getattr(be, "pair", None)
+    lhs, arrow, out = subs.partition("->")
+    terms = lhs.split(",")
+    if pair is None or not arrow or len(terms) != 2 or "..." in subs:
+        return None
+    sizes = _sizes(terms, [_shape_of(x, shapes) for x in ops])
+    if not set("".join(terms)) - set(out) or math.prod(sizes.values()) < 1 << 14:
+        return None
+    return pair(terms[0], terms[1], out, sizes)
 
 
 def emit(r: Recorded, backend: str = "numpy") -> Program:
@@ -636,8 +698,11 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
                    else w.call(w.const(be.method(s.method), "m"), s.args, s.kwargs))
         elif s.fn is np.einsum:
             subs, ops = _einsum_parts(s.args)
+            pair = None if be is None else _backend_pair(be, subs, ops, shapes)
             if be is None:
                 rhs = _numpy_einsum(w, subs, ops, shapes, s.kwargs.get("optimize"))
+            elif pair is not None:
+                rhs = f"{w.const(pair, 'mm')}({w.text(ops[0])}, {w.text(ops[1])})"
             else:
                 rhs = f"{w.const(be.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:  # solve/inv/slogdet/det: one LU per matrix and call, shared with the trace (jacc.factorise)
@@ -758,6 +823,11 @@ class _Jax:
         self.einsum, self.copy = self.jnp.einsum, self.jnp.array
 
     host_assembly = True  # dense result blocks are written by NumPy after the jitted call
+
+    def pair(self, ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable | None:
+        import jax
+
+        return _xla_pair(ta, tb, out, sizes, self.jnp, jax.lax.optimization_barrier)
 
     def function(self, fn: Callable) -> Callable:
         return _jax_function(fn, self.jnp)

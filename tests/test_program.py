@@ -205,6 +205,23 @@ def test_the_jax_programs_dense_blocks_are_written_on_the_host(monkeypatch, f):
     np.testing.assert_allclose((jf(x),)[0][0] if len(got) == 2 else jf(x), want[0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("subs", ["ab,bc->ac", "ba,bc->ac", "cb,ca->ab", "ab,cb->ca", "xab,xbc->xac",
+                                  "axb,xbc->xca", "abc,cd->abd", "ab,b->a", "b,ba->a", "dcb,ca->bda"])
+def test_the_xla_matrix_product_equals_einsum(subs):
+    jax = pytest.importorskip("jax")
+    from jacc.program import _jax_namespace, _sizes, _xla_pair
+
+    _jax_namespace()  # (float64)
+
+    rng = np.random.default_rng(3)
+    size = dict(zip("abcdx", (3, 4, 5, 2, 6)))
+    terms, out = subs.split("->")[0].split(","), subs.split("->")[1]
+    a, b = (rng.standard_normal([size[c] for c in t]) for t in terms)
+    pair = _xla_pair(terms[0], terms[1], out, _sizes(terms, [a.shape, b.shape]), jax.numpy,
+                     jax.lax.optimization_barrier)
+    np.testing.assert_allclose(np.asarray(jax.jit(pair)(a, b)), np.einsum(subs, a, b), rtol=1e-12)
+
+
 def test_host_assembly_fills_slots_and_copies_repeated_blocks():
     from jacc.program import _assembled_on_host, _Slot
     from jacc.structure import put_rows
