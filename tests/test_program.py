@@ -222,6 +222,24 @@ def test_the_xla_matrix_product_equals_einsum(subs):
     np.testing.assert_allclose(np.asarray(jax.jit(pair)(a, b)), np.einsum(subs, a, b), rtol=1e-12)
 
 
+@pytest.mark.parametrize("rows", [[2, 3, 4], [0, 1, 2, 3, 4, 5], [3, 1], [1, 1, 4], [-2, -1]])
+@pytest.mark.parametrize("add", [False, True])
+def test_the_jax_put_rows_equals_numpys(rows, add):
+    # consecutive rows are zeros padded around the values; others a scatter
+    jax = pytest.importorskip("jax")
+    from jacc import structure as S
+    from jacc.program import _jax_namespace, _jax_put_rows
+
+    put = _jax_put_rows(_jax_namespace())
+    v = np.arange(1.0, 1.0 + 2 * len(rows)).reshape(len(rows), 2)
+    rows = np.array(rows)
+    want = S.put_rows(v, 6, rows, add)
+    got = np.asarray(jax.jit(lambda v: put(v, 6, rows, add))(v))
+    once = [r for r in range(6) if add or (rows % 6 == r).sum() < 2]  # a repeated write: either one
+    np.testing.assert_array_equal(got[once], want[once])
+    assert len(once) >= 5
+
+
 def test_host_assembly_fills_slots_and_copies_repeated_blocks():
     from jacc.program import _assembled_on_host, _Slot
     from jacc.structure import put_rows
