@@ -881,11 +881,11 @@ def _jax_function(fn: Callable, jnp) -> Callable:
 def _jax_put_rows(jnp):
     def put_rows(v, n, rows, add=False):
         r = np.asarray(rows) if isinstance(rows, (np.ndarray, list)) else None
-        if r is not None and r.ndim == 1 and r.size and r.dtype.kind in "iu" and (np.diff(r) == 1).all():
+        r = r % n if r is not None and r.dtype.kind in "iu" else None
+        if r is not None and r.ndim == 1 and r.size and (np.diff(r) == 1).all():
             # consecutive rows (a parameter vector's slices): zeros padded around v, which XLA fuses
             # with the sums that follow, where a scatter would run its own loop
-            lo = int(r[0]) % n
-            return jnp.pad(v, [(lo, n - lo - r.size)] + [(0, 0)] * (v.ndim - 1))
+            return jnp.pad(v, [(int(r[0]), n - int(r[0]) - r.size)] + [(0, 0)] * (v.ndim - 1))
         full = jnp.zeros((n,) + v.shape[1:], dtype=v.dtype)
         return full.at[rows].add(v) if add else full.at[rows].set(v)
     return put_rows

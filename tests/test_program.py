@@ -222,7 +222,7 @@ def test_the_xla_matrix_product_equals_einsum(subs):
     np.testing.assert_allclose(np.asarray(jax.jit(pair)(a, b)), np.einsum(subs, a, b), rtol=1e-12)
 
 
-@pytest.mark.parametrize("rows", [[2, 3, 4], [0, 1, 2, 3, 4, 5], [3, 1], [1, 1, 4], [-2, -1]])
+@pytest.mark.parametrize("rows", [[2, 3, 4], [0, 1, 2, 3, 4, 5], [3, 1], [1, 1, 4], [-2, -1], [-1, 0]])
 @pytest.mark.parametrize("add", [False, True])
 def test_the_jax_put_rows_equals_numpys(rows, add):
     # consecutive rows are zeros padded around the values; others a scatter
