@@ -348,6 +348,13 @@ def test_traced_once_scalar_code_matches_every_call_and_falls_back_on_math_error
     for a, b in ((3.0, 4.0), (3, 4.0), (np.float64(3.0), 4.0)):  # ints and NumPy floats take the keyed path
         db, da = swapped(a, b)
         assert float(da) == pytest.approx(b / a + 1.0) and float(db) == pytest.approx(np.log(a) - 0.5 / np.sqrt(b))
+    pair = jacc.jacobian(lambda a, b: (a * b, np.sin(a) - b), argnums=(0, 1), retrace=False)  # a tuple of outputs
+    pair(2.0, 5.0)
+    (d1a, d1b), (d2a, d2b) = pair(3.0, 4.0)
+    assert [float(d) for d in (d1a, d1b, d2a, d2b)] == [4.0, 3.0, np.cos(3.0), -1.0]
+    got = once(2.0, 5.0)
+    got[0][...] = 7.0  # fresh arrays, the caller's
+    assert float(once(2.0, 5.0)[0]) == pytest.approx(5.0 / 2.0 + 1.0)
 
 
 def test_traced_once_fixes_closures_like_jit_and_retraces_value_dependent_code():
