@@ -827,7 +827,8 @@ class _Jax:
     def pair(self, ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable | None:
         import jax
 
-        return _xla_pair(ta, tb, out, sizes, self.jnp, jax.lax.optimization_barrier)
+        barrier = getattr(jax.lax, "optimization_barrier", None)  # (JAX ≥ 0.4.1; else the einsum)
+        return None if barrier is None else _xla_pair(ta, tb, out, sizes, self.jnp, barrier)
 
     def function(self, fn: Callable) -> Callable:
         return _jax_function(fn, self.jnp)
