@@ -143,9 +143,8 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
     example that is a third of the whole call); else the dict-returning code and None."""
     from .compile import flat
 
-    fast, problem, graph = entry.runner.fast, entry.plan.problem, entry.graph
-    raw = fast.raw
-    keys = [(y, x) for y in problem.of for x in problem.wrt]
+    fast, graph = entry.runner.fast, entry.graph
+    raw, keys = fast.raw, fast.flat_keys
     wanted = [(y, x) for y in graph.outputs for x in graph.inputs]
     if graph.meta.get("output_tuple") or len(graph.outputs) != 1 or keys != wanted or (single and len(keys) != 1):
         def run(xs):

@@ -261,8 +261,8 @@ def compile_plan(plan: "Plan") -> Callable[..., dict]:
     jacobian.mults = count
     jacobian.raw = fast  # floats in, no fallback: for callers that convert and catch FALLBACK
     # the same code returning a tuple, row-major over (of, wrt), compiled on first use (flat())
-    jacobian.flat_parts = (params, lines, "(" + "".join(e + ", " for e in exprs) + ")", env, plan.strategy)
-    jacobian.flat_exprs = exprs
+    jacobian.flat_parts = (params, lines, _tuple_text(exprs), env, plan.strategy)
+    jacobian.flat_exprs, jacobian.flat_keys = exprs, keys  # per entry: its expression, its (output, input)
     return jacobian
 
 
@@ -346,8 +346,11 @@ def flat_subset(jacobian: Callable, keep: Sequence[int]) -> Callable:
     need)."""
     params, lines, _, env, label = jacobian.flat_parts
     exprs = [jacobian.flat_exprs[i] for i in keep]
-    return _define("jacobian_flat", params, _live(lines, exprs), "(" + "".join(e + ", " for e in exprs) + ")",
-                   env, label)
+    return _define("jacobian_flat", params, _live(lines, exprs), _tuple_text(exprs), env, label)
+
+
+def _tuple_text(exprs: list[str]) -> str:
+    return "(" + "".join(e + ", " for e in exprs) + ")"
 
 
 _TOKEN = re.compile(r"[A-Za-z_]\w*|\d+\.?\d*(?:e[+-]?\d+)?|\S")

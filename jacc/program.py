@@ -851,7 +851,6 @@ class _Jax:
         return lambda V: tuple(np.asarray(b) for b in jitted(V))
 
 
-
 def _jax_namespace():
     try:
         import jax

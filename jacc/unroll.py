@@ -64,7 +64,7 @@ class Unrolled:
 
     def __init__(self, plan, compiled: Callable, blocks: list, n_in: int):
         self.plan, self.compiled = plan, compiled
-        self.keys = [(y, x) for y in plan.problem.of for x in plan.problem.wrt]
+        self.keys = compiled.flat_keys
         consts = flat_constants(compiled)
         varying = [i for i, c in enumerate(consts) if c is None]
         # Mostly constant entries (structural zeros and ones): the code returns only the others,
