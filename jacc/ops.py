@@ -535,6 +535,19 @@ def _matmul_partial(i, ctx):
 register(Op("matmul", lambda a, p: np.matmul(a[0], a[1]), _matmul_shape, _matmul_partial, 2,
             "a @ b: vectors, matrices and broadcast batches"))
 
+# A Gram product M = A·Aᵀ has dM = dA·Aᵀ + (dA·Aᵀ)ᵀ, so its adjoint is (M̄ + M̄ᵀ)·A: one product
+# where a plain matmul with A on both sides needs two. The tracer records A @ A.T as
+# Q = A @ Aᵀ with the transposed operand held (no edge from it), and M = gram_join(Q, Qᵀ), whose
+# value is Q and whose derivative is dQ + dQᵀ; elimination then adds M̄ + M̄ᵀ (no products)
+# before the one product with A. Aᵀ·A holds the first operand instead.
+for _held in (0, 1):
+    register(Op(f"matmul_hold_{'ab'[_held]}", lambda a, p: np.matmul(a[0], a[1]), _matmul_shape,
+                _matmul_partial, 2, f"a @ b with {'ab'[_held]} held constant (one side of a Gram product)",
+                nondiff=frozenset({_held})))
+register(Op("gram_join", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: S.identity(ctx.out_shape), 2,
+            "a Gram product from its two halves: the value of the first (= the second), "
+            "the derivative of both"))
+
 
 def _parse_einsum(spec: str, nargs: int) -> tuple[list[str], str]:
     if "..." in spec:

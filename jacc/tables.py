@@ -102,11 +102,14 @@ PARTIAL: dict[str, list[tuple[str, str]]] = {
     "mul": [("+", "{t} × {1}"), ("+", "{t} × {0}")],
     "div": [("+", "{t} / {1}"), ("−", "{t} × {0} / {1}²")],
     "pow": [("+", "{t} × {1} × {0}^({1} − 1)"), ("+", "{t} × ln {0} × {y}")],
+    "gram_join": [("+", "{t}"), ("+", "{t}")],
 }
 
 #: Tangent terms of (multi)linear non-elementwise ops; the reverse trace uses the generic form.
 FORWARD_ONLY: dict[str, list[tuple[str, str]]] = {
     "matmul": [("+", "{t} @ {1}"), ("+", "{0} @ {t}")],
+    "matmul_hold_a": [("+", "{t} @ {1}"), ("+", "{0} @ {t}")],  # (only the unheld position is read)
+    "matmul_hold_b": [("+", "{t} @ {1}"), ("+", "{0} @ {t}")],
     "sum": [("+", "Σ {t}")],
     "mean": [("+", "mean {t}")],
     "transpose": [("+", "{t}ᵀ")],

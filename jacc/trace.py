@@ -293,6 +293,13 @@ class Tape:
         return Tracer(self, name, value)
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
+        if op == "matmul":
+            held = self._gram_side(args)
+            if held is not None:  # A @ Aᵀ or Aᵀ @ A: see gram_join in jacc.ops
+                q = self.record(f"matmul_hold_{'ab'[held]}", args)
+                n = q.ndim
+                qt = self.record("transpose", [q], {"axes": None if n == 2 else list(range(n - 2)) + [n - 1, n - 2]})
+                return self.record("gram_join", [q, qt])
         params = params or {}
         table = self._table
         if table is not None:
@@ -379,6 +386,23 @@ class Tape:
             value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    def _gram_side(self, args: list) -> int | None:
+        """Which operand of ``a @ b`` is the other's transpose (last two axes swapped by a step
+        among the last few), as the index of the one to hold; None for other products."""
+        if len(args) != 2 or not all(type(x) is Tracer and x.tape is self for x in args):
+            return None
+        a, b = args
+        n = a.value.ndim
+        if n < 2 or b.value.ndim != n or a.name == b.name:
+            return None
+        swap = list(range(n - 2)) + [n - 1, n - 2]
+        for name, op, gargs, params in self.steps[-1:-9:-1]:
+            if op == "transpose" and name in (a.name, b.name) and gargs[0] == (b.name if name == a.name else a.name):
+                axes = params.get("axes")
+                if (list(range(n))[::-1] if axes is None else [k % n for k in axes]) == swap:
+                    return 1 if name == b.name else 0
+        return None
 
     def _traced(self, step: tuple, value: np.ndarray) -> "Tracer":
         """Replayed ``step``'s value ``value`` (a float64 ndarray)."""
