@@ -126,3 +126,19 @@ def test_graph_file_round_trip(tmp_path):
     h = jacc.graph.load(tmp_path / "gram.json")
     assert _ops(h) == _ops(g)
     assert jacc.plan(h, "reverse").mults == jacc.plan(g, "reverse").mults
+
+
+def test_replays_reuse_the_recording(monkeypatch):
+    import sys
+
+    tape = sys.modules["jacc.trace"].Tape
+    jf = jacc.jacobian(_logdet_gram)
+    X = R.normal(size=(5, 3))
+    jf(X)
+    first = jf.plan
+    builds = []
+    real = tape.build
+    monkeypatch.setattr(tape, "build", lambda self: builds.append(1) or real(self))
+    for k in range(3):
+        jf(X * (k + 2))
+    assert jf.plan is first and not builds  # the three steps replay like any others
