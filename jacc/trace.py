@@ -398,7 +398,8 @@ class Tape:
             return None
         swap = list(range(n - 2)) + [n - 1, n - 2]
         for name, op, gargs, params in self.steps[-1:-9:-1]:
-            if op == "transpose" and name in (a.name, b.name) and gargs[0] == (b.name if name == a.name else a.name):
+            if (op == "transpose" and name in (a.name, b.name) and type(gargs[0]) is str
+                    and gargs[0] == (b.name if name == a.name else a.name)):
                 axes = params.get("axes")
                 if (list(range(n))[::-1] if axes is None else [k % n for k in axes]) == swap:
                     return 1 if name == b.name else 0
