@@ -8,7 +8,7 @@ functions registered by name.
 >>> OPS["tanh"].evaluate([np.zeros(2)], {})
 array([0., 0.])
 >>> sorted(OPS)[:5]
-['abs', 'abstract', 'add', 'amax', 'amin']
+['abs', 'abstract', 'add', 'alias', 'amax']
 """
 
 from __future__ import annotations
@@ -134,6 +134,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "reciprocal": ("1.0 / x", "-y * y", "out"),
     "abs": ("abs(x)", "sign(x)", "out"),
     "identity": ("x + 0.0", "1.0", "unit"),
+    # the same value under a second vertex name: the tracer gives a repeated argument of a
+    # non-elementwise op one (X @ X, np.outer(x, x)), so each use keeps its own structured edge
+    "alias": ("x", "1.0", "unit"),
     "exp2": ("exp2(x)", "0.6931471805599453 * y", "out"),
     "log2": ("log2(x)", "1.4426950408889634 / x", "out"),
     "log10": ("log10(x)", "0.4342944819032518 / x", "out"),
@@ -876,3 +879,24 @@ def infer_shape(op: str, shapes: list[Shape], params: dict) -> Shape:
         raise ShapeError(f"unknown parameter(s) {unknown} for {op}; it takes "
                          + (", ".join(o.params) if o.params else "no parameters"))
     return tuple(int(n) for n in o.shape([tuple(s) for s in shapes], params))
+
+
+def partials_add_compactly(op: str, shapes: list[Shape], params: dict, positions: Sequence[int]) -> bool:
+    """Whether one argument's partials at ``positions`` of ``op`` add up to a partial that stores
+    no more values than they do apart (true for elementwise ops: diagonals add to a diagonal;
+    false for ∂(X@X)/∂X, whose two Kronecker-structured terms add to a dense N⁴ array).
+
+    >>> partials_add_compactly("mul", [(3,), (3,)], {}, [0, 1])
+    True
+    >>> partials_add_compactly("matmul", [(3, 3), (3, 3)], {}, [0, 1])
+    False
+    """
+    ctx = Ctx(list(shapes), infer_shape(op, list(shapes), params), params, [None] * len(shapes))
+    parts = [j for j in (OPS[op].partial(p, ctx) for p in positions) if j is not None]
+    if len(parts) < 2:
+        return True
+    with S.pricing():
+        total = parts[0]
+        for j in parts[1:]:
+            total = S.add(total, j)
+    return total.value_size <= sum(j.value_size for j in parts)

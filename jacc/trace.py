@@ -220,6 +220,28 @@ def _private(a: Any, dtype=None) -> np.ndarray:
     return c
 
 
+#: Ops whose repeated traced arguments may get an alias (see :meth:`Tape._separate`).
+_SEPARATE_USES = frozenset({"matmul", "einsum", "concatenate", "stack", "solve"})
+_COMPACT: dict[tuple, bool] = {}
+
+
+def _adds_compactly(op: str, shapes: list, params: dict, positions: list[int]) -> bool:
+    """:func:`jacc.ops.partials_add_compactly`, remembered (replays ask again on every call)."""
+    key = (op, tuple(map(tuple, shapes)), repr(params), tuple(positions))
+    hit = _COMPACT.get(key)
+    if hit is None:
+        from .ops import ShapeError, partials_add_compactly
+
+        try:
+            hit = partials_add_compactly(op, shapes, params, positions)
+        except (ShapeError, ValueError, TypeError):
+            hit = True  # bad arguments: left to the op's own check and its error message
+        if len(_COMPACT) > 4096:
+            _COMPACT.clear()
+        _COMPACT[key] = hit
+    return hit
+
+
 class Tape:
     """Records ops while evaluating them.
 
@@ -293,6 +315,8 @@ class Tape:
         return Tracer(self, name, value)
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
+        if op in _SEPARATE_USES and len(args) > 1:
+            args = self._separate(op, args, params)
         if op == "matmul":
             held = self._gram_side(args)
             if held is not None:  # A @ Aᵀ or Aᵀ @ A: see gram_join in jacc.ops
@@ -386,6 +410,25 @@ class Tape:
             value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    def _separate(self, op: str, args: list, params: dict | None) -> list:
+        """``args`` with each repeat of a traced argument replaced by an ``alias`` of it where
+        the partials of its uses would not add compactly (:func:`jacc.ops.partials_add_compactly`):
+        one edge holds their sum, and ∂(X@X)/∂X summed is a dense N⁴ array, where two edges keep
+        both terms structured and the adjoints add at the alias (2N³ multiplications, not N⁴)."""
+        uses: dict[str, list[int]] = {}
+        for k, x in enumerate(args):
+            if isinstance(x, Tracer) and x.tape is self:
+                uses.setdefault(x.name, []).append(k)
+        if len(uses) == sum(map(len, uses.values())):
+            return args
+        out = list(args)
+        shapes = [np.shape(x.value if isinstance(x, Tracer) else x) for x in args]
+        for positions in uses.values():
+            if len(positions) > 1 and not _adds_compactly(op, shapes, params or {}, positions):
+                for k in positions[1:]:
+                    out[k] = self.unary("alias", args[k])
+        return out
 
     def _gram_side(self, args: list) -> int | None:
         """Which operand of ``a @ b`` is the other's transpose (last two axes swapped by a step

@@ -203,7 +203,7 @@ def _scipy(name):
     return lambda *xs: getattr(pytest.importorskip("scipy.special"), name)(*xs)
 
 
-_UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x,
+_UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x, "alias": lambda x: x,
              **{n: _scipy(n) for n in ("expit", "logit", "erf", "erfc", "ndtr", "log_ndtr", "gammaln")}}
 _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
               "maximum": np.maximum, "minimum": np.minimum,

@@ -22,7 +22,7 @@ from . import case
 ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow"}
 
 # table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
-_NOT_UFUNCS = {"neg", "identity", "abs", "sub", "mul", "div", "pow", "sinc"}
+_NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc"}
 
 
 def _record(op: str):
