@@ -1,0 +1,372 @@
+"""Numerical helpers written in terms of recorded ops: differences (``diff``, ``ediff1d``,
+``gradient``), integration (``trapezoid``), polynomials (``polyval``), grids (``linspace``,
+``meshgrid``), covariance (``cov``, ``corrcoef``), 1-d convolution (``convolve``, ``correlate``) and
+the ``*_like`` constructors.
+
+Each follows NumPy's own formula step by step (same operations, same order), so values match
+NumPy's bit for bit, except ``convolve`` and ``correlate``, whose sums run in BLAS order (equal
+to rounding); the partials come from the ops they are made of, which keeps them structured: a
+difference is two selections and a subtraction (no multiplication at all), a convolution a gather
+of sliding windows and one product with the kernel.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..trace import _NOT, TraceError, Tracer, _axes_of, _check_dtype, _int, _refuse, call_site, implements
+from . import FREE, case
+
+
+def _along(ndim: int, k: int, index) -> tuple:
+    """``index`` on axis ``k`` of an ``ndim``-d array, everything on the other axes."""
+    return (slice(None),) * k + (index,) + (slice(None),) * (ndim - k - 1)
+
+
+def _one_axis(axis, ndim: int, what: str) -> int:
+    [k] = _axes_of(_int(axis, "axis"), ndim, what)
+    return k
+
+
+# -- constructors -------------------------------------------------------------------------------
+
+
+def _like(what: str, fill):
+    def like(a, *args, dtype=None, order="K", subok=True, shape=None, **kw):
+        if fill is None:  # full_like(a, fill_value, ...)
+            if not args and "fill_value" not in kw:
+                raise TypeError(f"{what}() missing required argument 'fill_value'")
+            value = kw.pop("fill_value") if "fill_value" in kw else args[0]
+            args = args[1:]
+        else:
+            value = fill
+        if args or kw:
+            raise TypeError(f"{what}() got unexpected arguments {args or ''} {kw or ''}".rstrip())
+        if isinstance(value, Tracer):
+            raise TraceError(f"{what} at {call_site()}: the fill value is traced; "
+                             "write np.zeros_like(a) + value instead")
+        _check_dtype(what, a, dtype)
+        # a constant: its value does not depend on a's values, only on a's shape
+        return np.full(np.shape(a) if shape is None else shape, value, dtype=float)
+    like.__name__ = what.rsplit(".", 1)[-1]
+    return like
+
+
+for _fn, _fill in ((np.zeros_like, 0.0), (np.ones_like, 1.0), (np.empty_like, 0.0), (np.full_like, None)):
+    implements(_fn)(_like(f"numpy.{_fn.__name__}", _fill))
+
+
+# -- differences --------------------------------------------------------------------------------
+
+
+def _edge(value, a, k: int):
+    """A prepend/append value as a slab of ``a`` along axis ``k`` (a scalar is broadcast)."""
+    if np.ndim(value) == 0:
+        shape = list(np.shape(a))
+        shape[k] = 1
+        return np.broadcast_to(value, shape)
+    return value
+
+
+@implements(np.diff)
+def _diff(a, n=1, axis=-1, prepend=_NOT, append=_NOT):
+    n = _int(n, "n")
+    if n < 0:
+        raise ValueError(f"order must be non-negative but got {n}")
+    if n == 0:
+        return a
+    nd = np.ndim(a)
+    if nd == 0:
+        raise ValueError("diff requires input that is at least one dimensional")
+    k = _one_axis(axis, nd, "numpy.diff")
+    parts = [a]
+    if prepend is not _NOT:
+        parts.insert(0, _edge(prepend, a, k))
+    if append is not _NOT:
+        parts.append(_edge(append, a, k))
+    if len(parts) > 1:
+        a = np.concatenate(parts, axis=k)
+    for _ in range(n):
+        a = a[_along(nd, k, slice(1, None))] - a[_along(nd, k, slice(None, -1))]
+    return a
+
+
+@implements(np.ediff1d)
+def _ediff1d(ary, to_end=None, to_begin=None):
+    d = np.diff(np.reshape(ary, -1))
+    if to_begin is None and to_end is None:
+        return d
+    parts = [np.reshape(p, -1) for p in (to_begin, to_end) if p is not None]
+    return np.concatenate(parts[:1] + [d] + parts[1:] if to_begin is not None else [d] + parts)
+
+
+@implements(np.gradient)
+def _gradient(f, *varargs, axis=None, edge_order=1):
+    """NumPy's second-order central differences inside and one-sided ones of order
+    ``edge_order`` at the ends, for scalar spacings or constant coordinate arrays."""
+    nd = np.ndim(f)
+    axes = _axes_of(axis, nd, "numpy.gradient") if axis is None else [
+        _one_axis(k, nd, "numpy.gradient") for k in np.atleast_1d(axis).tolist()]
+    if len(varargs) == 0:
+        spacing = [1.0] * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        spacing = list(varargs) * len(axes)
+    elif len(varargs) == len(axes):
+        spacing = list(varargs)
+    else:
+        raise TypeError("invalid number of arguments")
+    edge_order = _int(edge_order, "edge_order")
+    if edge_order not in (1, 2):
+        raise ValueError("'edge_order' greater than 2 not supported")
+    if not axes:
+        raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                         "at least (edge_order + 1) elements are required.")
+    out = [_gradient_along(f, k, h, edge_order) for k, h in zip(axes, spacing)]
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def _gradient_along(f, k: int, h, order: int):
+    nd, n = np.ndim(f), np.shape(f)[k]
+    if n < order + 1:
+        raise ValueError("Shape of array too small to calculate a numerical gradient, "
+                         "at least (edge_order + 1) elements are required.")
+    if isinstance(h, Tracer):
+        raise TraceError(f"numpy.gradient at {call_site()}: the spacing is traced; pass it as a constant")
+    at = lambda i: f[_along(nd, k, i)]  # noqa: E731
+    shape = [1] * nd
+    shape[k] = -1
+    if np.ndim(h) == 0:  # uniform spacing h
+        h = float(h)
+        inner = (at(slice(2, None)) - at(slice(None, -2))) / (2.0 * h)
+        if order == 1:
+            first, last = (at(slice(1, 2)) - at(slice(0, 1))) / h, (at(slice(-1, None)) - at(slice(-2, -1))) / h
+        else:
+            first = -1.5 / h * at(slice(0, 1)) + 2.0 / h * at(slice(1, 2)) - 0.5 / h * at(slice(2, 3))
+            last = 0.5 / h * at(slice(-3, -2)) - 2.0 / h * at(slice(-2, -1)) + 1.5 / h * at(slice(-1, None))
+        return np.concatenate([first, inner, last], axis=k)
+    x = np.asarray(h, dtype=float)
+    if x.ndim != 1 or len(x) != n:
+        raise ValueError("distances must be either scalars or match the length of the corresponding dimension")
+    dx = np.diff(x)
+    if np.all(dx == dx[0]):  # evenly spaced coordinates: NumPy uses the uniform formulas
+        return _gradient_along(f, k, float(dx[0]), order)
+    d1, d2 = dx[:-1], dx[1:]
+    a = (-d2 / (d1 * (d1 + d2))).reshape(shape)
+    b = ((d2 - d1) / (d1 * d2)).reshape(shape)
+    c = (d1 / (d2 * (d1 + d2))).reshape(shape)
+    inner = a * at(slice(None, -2)) + b * at(slice(1, -1)) + c * at(slice(2, None))
+    if order == 1:
+        first = (at(slice(1, 2)) - at(slice(0, 1))) / dx[0]
+        last = (at(slice(-1, None)) - at(slice(-2, -1))) / dx[-1]
+    else:
+        e1, e2 = dx[0], dx[1]
+        first = (-(2.0 * e1 + e2) / (e1 * (e1 + e2)) * at(slice(0, 1)) + (e1 + e2) / (e1 * e2) * at(slice(1, 2))
+                 - e1 / (e2 * (e1 + e2)) * at(slice(2, 3)))
+        e1, e2 = dx[-2], dx[-1]
+        last = (e2 / (e1 * (e1 + e2)) * at(slice(-3, -2)) - (e2 + e1) / (e1 * e2) * at(slice(-2, -1))
+                + (2.0 * e2 + e1) / (e2 * (e1 + e2)) * at(slice(-1, None)))
+    return np.concatenate([first, inner, last], axis=k)
+
+
+# -- integration, polynomials, grids --------------------------------------------------------------
+
+
+def _trapezoid(y, x=None, dx=1.0, axis=-1):
+    nd = np.ndim(y)
+    k = _one_axis(axis, nd, "numpy.trapezoid")
+    if x is None:
+        d = dx
+    else:
+        d = np.diff(x)
+        if np.ndim(x) == 1:
+            shape = [1] * nd
+            shape[k] = -1
+            d = np.reshape(d, shape)
+        else:
+            d = np.diff(x, axis=k)
+    return np.sum(d * (y[_along(nd, k, slice(1, None))] + y[_along(nd, k, slice(None, -1))]) / 2.0, axis=k)
+
+
+if hasattr(np, "trapezoid"):
+    implements(np.trapezoid)(_trapezoid)
+if hasattr(np, "trapz"):
+    implements(np.trapz)(_trapezoid)
+
+
+@implements(np.polyval)
+def _polyval(p, x):
+    if np.ndim(p) != 1:
+        raise TraceError(f"numpy.polyval at {call_site()}: the coefficients must be a 1-d array")
+    y = np.zeros(np.shape(x))  # NumPy's Horner loop, from zeros (so 0·inf gives nan, as there)
+    for i in range(np.shape(p)[0]):
+        y = y * x + p[i]
+    return y
+
+
+@implements(np.linspace)
+def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
+    _refuse("numpy.linspace", device=device)
+    num = _int(num, "num")
+    if num < 0:
+        raise ValueError(f"Number of samples, {num}, must be non-negative.")
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise TraceError(f"numpy.linspace at {call_site()}: dtype={dtype!r} (traced values stay float64)")
+    div = (num - 1) if endpoint else num
+    delta = stop - start
+    t = np.arange(0, num, dtype=float).reshape((-1,) + (1,) * np.ndim(delta))
+    if div > 0:
+        step = delta / div
+        y = t * step + start
+    else:
+        step = np.nan * delta
+        y = t * delta + start
+    if endpoint and num > 1:  # NumPy sets the last sample to stop exactly
+        y = np.concatenate([y[:-1], np.reshape(np.broadcast_to(stop, np.shape(delta)), (1,) + np.shape(delta))])
+    if axis != 0:
+        y = np.moveaxis(y, 0, _int(axis, "axis"))
+    return (y, step) if retstep else y
+
+
+@implements(np.meshgrid)
+def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
+    if indexing not in ("xy", "ij"):
+        raise ValueError("Valid values for `indexing` are 'xy' and 'ij'.")
+    nd = len(xi)
+    out = []
+    for i, x in enumerate(xi):
+        shape = [1] * nd
+        shape[i] = -1
+        out.append(np.reshape(x, shape))
+    if indexing == "xy" and nd > 1:
+        out = [np.swapaxes(o, 0, 1) for o in out]
+    if not sparse:
+        full = np.broadcast_shapes(*[np.shape(o) for o in out])
+        out = [np.broadcast_to(o, full) for o in out]
+    return tuple(out)
+
+
+# -- covariance ------------------------------------------------------------------------------------
+
+
+@implements(np.cov)
+def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
+    _refuse("numpy.cov", fweights=fweights, aweights=aweights)
+    if np.ndim(m) > 2:
+        raise ValueError("m has more than 2 dimensions")
+    X = np.reshape(m, (1, -1)) if np.ndim(m) < 2 else m
+    if not rowvar and np.shape(X)[0] != 1:
+        X = X.T
+    if y is not None:
+        Y = np.reshape(y, (1, -1)) if np.ndim(y) < 2 else y
+        if not rowvar and np.shape(Y)[0] != 1:
+            Y = Y.T
+        X = np.concatenate([X, Y], axis=0)
+    _check_dtype("numpy.cov", X, dtype)
+    ddof = (0 if bias else 1) if ddof is None else _int(ddof, "ddof")
+    fact = np.shape(X)[1] - ddof
+    X = X - np.mean(X, axis=1)[:, None]
+    c = (X @ X.T) * (1.0 / fact)  # a Gram product: its adjoint is one matrix product
+    return np.squeeze(c)
+
+
+@implements(np.corrcoef)
+def _corrcoef(x, y=None, rowvar=True, *, dtype=None):
+    c = np.cov(x, y, rowvar, dtype=dtype)
+    if np.ndim(c) == 0:
+        return c / c
+    d = np.sqrt(np.diagonal(c))
+    c = c / d[:, None]
+    c = c / d[None, :]
+    return np.clip(c, -1.0, 1.0)
+
+
+# -- 1-d convolution ----------------------------------------------------------------------------------
+
+
+def _windows(what: str, a, v, mode: str, convolve: bool):
+    """NumPy's ``convolve(a, v, mode)`` or ``correlate(a, v, mode)``: a gather of the sliding
+    windows of the zero-padded longer array, then one product with the shorter one."""
+    if np.ndim(a) != 1 or np.ndim(v) != 1:
+        raise TraceError(f"{what} at {call_site()} takes two 1-d arrays, got shapes {np.shape(a)} and {np.shape(v)}")
+    if np.shape(a)[0] == 0:
+        raise ValueError("a cannot be empty")
+    if np.shape(v)[0] == 0:
+        raise ValueError("v cannot be empty")
+    if np.shape(v)[0] > np.shape(a)[0]:  # NumPy swaps; a correlation then comes out reversed
+        if not convolve:
+            return _windows(what, v, a, mode, False)[::-1]
+        a, v = v, a
+    n, m = np.shape(a)[0], np.shape(v)[0]
+    if mode == "full":
+        start, count = 0, n + m - 1
+    elif mode == "same":
+        start, count = (m - 1) // 2, n
+    elif mode == "valid":
+        start, count = m - 1, n - m + 1
+    else:
+        raise ValueError(f"mode must be one of 'full', 'same' or 'valid', got {mode!r}")
+    zeros = np.zeros(m - 1)
+    padded = np.concatenate([zeros, a, zeros]) if m > 1 else a
+    index = np.arange(start, start + count)[:, None] + np.arange(m)[None, :]
+    return padded[index] @ (v[::-1] if convolve else v)
+
+
+@implements(np.convolve)
+def _convolve(a, v, mode="full"):
+    return _windows("numpy.convolve", a, v, mode, True)
+
+
+@implements(np.correlate)
+def _correlate(a, v, mode="valid"):
+    return _windows("numpy.correlate", a, v, mode, False)
+
+
+# -- examples -------------------------------------------------------------------------------------
+
+
+def _x(r, shape=(3, 4)):
+    return r.normal(size=shape)
+
+
+_DIFFERENCE = FREE | {"−identity"}  # selections and a subtraction: no multiplication
+
+
+case("numpy.diff", lambda xp: lambda x: xp.diff(x), lambda r: (_x(r),), structures=_DIFFERENCE)
+case("numpy.diff", lambda xp: lambda x: xp.diff(x, n=2, axis=0), lambda r: (_x(r, (4, 3)),), structures=_DIFFERENCE,
+     variant="n=2, axis 0")
+case("numpy.diff", lambda xp: lambda x: xp.diff(x, prepend=0.5, append=x[:, :1]), lambda r: (_x(r),),
+     variant="prepend, append")
+case("numpy.ediff1d", lambda xp: lambda x: xp.ediff1d(x, to_begin=x[0], to_end=[1.0, 2.0]),
+     lambda r: (_x(r, (5,)),))
+case("numpy.gradient", lambda xp: lambda x: xp.gradient(x, 0.5), lambda r: (_x(r, (6,)),))
+case("numpy.gradient", lambda xp: lambda x: xp.stack(xp.gradient(x, 0.5, 2.0, edge_order=2)),
+     lambda r: (_x(r, (4, 5)),), variant="2-d, edge order 2")
+case("numpy.gradient", lambda xp: lambda x: xp.gradient(x, np.array([0.0, 0.3, 1.0, 1.2, 2.0, 3.5])),
+     lambda r: (_x(r, (6,)),), variant="coordinates")
+case("numpy.gradient", lambda xp: lambda x: xp.gradient(x, np.array([0.0, 0.3, 1.0, 1.2, 2.0]), axis=1, edge_order=2),
+     lambda r: (_x(r, (3, 5)),), variant="coordinates, edge order 2")
+case("numpy.trapezoid", lambda xp: lambda y: xp.trapezoid(y, dx=0.5), lambda r: (_x(r),))
+case("numpy.trapezoid", lambda xp: lambda y, x: xp.trapezoid(y, x, axis=0),
+     lambda r: (_x(r, (5, 2)), np.cumsum(r.uniform(0.1, 1.0, 5))), argnums=(0, 1), variant="coordinates")
+case("numpy.polyval", lambda xp: lambda p, x: xp.polyval(p, x), lambda r: (_x(r, (4,)), _x(r, (3,))), argnums=(0, 1))
+case("numpy.linspace", lambda xp: lambda a, b: xp.linspace(a, b, 5), lambda r: (_x(r, (2,)), _x(r, (2,))),
+     argnums=(0, 1))
+case("numpy.linspace", lambda xp: lambda a: xp.linspace(a[0], a[1], 4, endpoint=False), lambda r: (_x(r, (2,)),),
+     variant="endpoint=False")
+case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y)), lambda r: (_x(r, (3,)), _x(r, (2,))),
+     argnums=(0, 1), structures=FREE)
+case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexing="ij")),
+     lambda r: (_x(r, (3,)), _x(r, (2,))), argnums=(0, 1), structures=FREE, variant="ij")
+case("numpy.cov", lambda xp: lambda x: xp.cov(x), lambda r: (_x(r, (3, 6)),))
+case("numpy.cov", lambda xp: lambda x, y: xp.cov(x, y, rowvar=False, bias=True),
+     lambda r: (_x(r, (6, 2)), _x(r, (6,))), argnums=(0, 1), variant="y, rowvar=False, bias")
+case("numpy.corrcoef", lambda xp: lambda x: xp.corrcoef(x), lambda r: (_x(r, (3, 6)),))
+case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v), lambda r: (_x(r, (6,)), _x(r, (3,))), argnums=(0, 1))
+case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v, "same"), lambda r: (_x(r, (4,)), _x(r, (6,))),
+     argnums=(0, 1), variant="same, longer kernel")
+case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v), lambda r: (_x(r, (7,)), _x(r, (4,))),
+     argnums=(0, 1))
+case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v, "full"), lambda r: (_x(r, (3,)), _x(r, (5,))),
+     argnums=(0, 1), variant="full, longer kernel")
+case("numpy.zeros_like", lambda xp: lambda x: x + xp.zeros_like(x) + xp.full_like(x, 2.0) * xp.ones_like(x),
+     lambda r: (_x(r),))

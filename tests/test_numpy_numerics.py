@@ -1,0 +1,102 @@
+"""jacc.numpy_api.numerics: values equal NumPy's (bit for bit where the module says so), every
+mode and length order of convolve/correlate, NumPy's errors, and structured partials at scale."""
+
+import itertools
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.trace import TraceError, UnsupportedOperationError, trace
+
+R = np.random.default_rng(2)
+
+
+def _value(f, *args):
+    g = trace(f, *args, argnums=tuple(range(len(args))))
+    return g.evaluate(dict(zip(g.inputs, args)))[g.outputs[0]]
+
+
+X = R.normal(size=(4, 5))
+BITWISE = [
+    ("diff", lambda x: np.diff(x), (X,)),
+    ("diff n=2 axis 0", lambda x: np.diff(x, 2, axis=0), (X,)),
+    ("diff prepend/append", lambda x: np.diff(x, prepend=0.5, append=x[:, :1]), (X,)),
+    ("ediff1d", lambda x: np.ediff1d(x, to_begin=x[0, 0], to_end=[1.0, 2.0]), (X,)),
+    ("ediff1d to_end", lambda x: np.ediff1d(x, to_end=[1.0, 2.0]), (X,)),
+    ("gradient", lambda x: np.stack(np.gradient(x)), (X,)),
+    ("gradient spacings, order 2", lambda x: np.stack(np.gradient(x, 0.5, 2.0, edge_order=2)), (X,)),
+    ("gradient coordinates", lambda x: np.gradient(x, np.array([0, .3, 1, 1.2, 2.0]), axis=1), (X,)),
+    ("gradient coordinates, order 2",
+     lambda x: np.gradient(x, np.array([0, .3, 1, 1.2, 2.0]), axis=1, edge_order=2), (X,)),
+    ("gradient even coordinates", lambda x: np.gradient(x, np.array([0, .5, 1, 1.5, 2.0]), axis=1), (X,)),
+    ("trapezoid", lambda y: np.trapezoid(y, dx=0.5), (X,)),
+    ("trapezoid x", lambda y, t: np.trapezoid(y, t, axis=0), (X, np.cumsum(R.uniform(0.1, 1, 4)))),
+    ("polyval", lambda p, t: np.polyval(p, t), (R.normal(size=4), R.normal(size=3))),
+    ("linspace", lambda a, b: np.linspace(a, b, 5), (R.normal(size=2), R.normal(size=2))),
+    ("linspace endpoint=False", lambda a: np.linspace(a[0], a[1], 4, endpoint=False), (R.normal(size=2),)),
+    ("linspace axis", lambda a, b: np.linspace(a, b, 3, axis=-1), (R.normal(size=2), R.normal(size=2))),
+    ("linspace one sample", lambda a, b: np.linspace(a, b, 1), (R.normal(size=2), R.normal(size=2))),
+    ("meshgrid", lambda a, b: np.stack(np.meshgrid(a, b)), (R.normal(size=3), R.normal(size=2))),
+    ("meshgrid sparse ij", lambda a, b: np.meshgrid(a, b, sparse=True, indexing="ij")[1], (R.normal(size=3), R.normal(size=2))),
+    ("cov", lambda a: np.cov(a), (X,)),
+    ("cov of a vector", lambda a: np.cov(a), (R.normal(size=5),)),
+    ("cov y rowvar bias", lambda a, b: np.cov(a, b, rowvar=False, bias=True), (R.normal(size=(6, 2)), R.normal(size=6))),
+    ("corrcoef", lambda a: np.corrcoef(a), (X,)),
+    ("like", lambda a: a + np.zeros_like(a) + np.full_like(a, 2.0) * np.ones_like(a) + np.empty_like(a) * 0, (X,)),
+]
+
+
+@pytest.mark.parametrize("name, f, args", BITWISE, ids=[b[0] for b in BITWISE])
+def test_values_are_numpys_bit_for_bit(name, f, args):
+    got, want = _value(f, *args), f(*args)
+    assert np.shape(got) == np.shape(want)
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("fn", [np.convolve, np.correlate])
+def test_convolve_and_correlate_in_every_mode_and_length_order(fn):
+    for n, m, mode in itertools.product([1, 2, 3, 4, 6], [1, 2, 3, 5], ["full", "same", "valid"]):
+        a, v = R.normal(size=n), R.normal(size=m)
+        got = _value(lambda a, v: fn(a, v, mode), a, v)
+        np.testing.assert_allclose(got, fn(a, v, mode), rtol=1e-13, atol=1e-14, err_msg=f"{n} {m} {mode}")
+        J = jacc.jacobian(lambda a, v: fn(a, v, mode), argnums=(0, 1))(a, v)
+        eps = 1e-6
+        for k in range(n):  # the map is linear in each argument: differences are exact up to rounding
+            d = np.zeros(n)
+            d[k] = eps
+            np.testing.assert_allclose(J[0][..., k], (fn(a + d, v, mode) - fn(a - d, v, mode)) / (2 * eps), atol=1e-8)
+
+
+def test_numpys_errors():
+    x = np.ones(4)
+    with pytest.raises(ValueError, match="order must be non-negative"):
+        jacc.jacobian(lambda x: np.diff(x, n=-1))(x)
+    with pytest.raises(ValueError, match="at least one dimensional"):
+        jacc.jacobian(lambda x: np.diff(x[0]))(x)
+    with pytest.raises(ValueError, match="too small to calculate a numerical gradient"):
+        jacc.jacobian(lambda x: np.gradient(x[:2], edge_order=2))(x)
+    with pytest.raises(ValueError, match="v cannot be empty"):
+        jacc.jacobian(lambda x: np.convolve(x, x[:0]))(x)
+    with pytest.raises(ValueError, match="mode must be one of"):
+        jacc.jacobian(lambda x: np.convolve(x, x, "wide"))(x)
+    with pytest.raises(TraceError, match="numpy.convolve at .*takes two 1-d arrays"):
+        jacc.jacobian(lambda x: np.convolve(x.reshape(2, 2), x))(x)
+    with pytest.raises(TraceError, match="numpy.full_like at .*fill value is traced"):
+        jacc.jacobian(lambda x: np.full_like(x, x[0]))(x)
+    with pytest.raises(TraceError, match="numpy.gradient at .*spacing is traced"):
+        jacc.jacobian(lambda x: np.gradient(x, x[0]))(x)
+    with pytest.raises(UnsupportedOperationError, match="numpy.cov with fweights="):
+        jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2, 1, 1]))(x)
+
+
+def test_partials_stay_structured_at_scale():
+    n = 20_000
+    x = R.normal(size=n)
+    for f, most in [(lambda x: np.sum(np.sin(np.diff(x, 2))), 0),
+                    (lambda x: np.sum(np.sin(np.gradient(x, 0.1))), 4 * n),
+                    (lambda x: np.sum(np.sin(np.convolve(x, [1.0, 2.0, 0.5], "same"))), 3 * n),
+                    (lambda x: np.trapezoid(np.sin(x), dx=0.1), 4 * n)]:
+        jf = jacc.jacobian(f)
+        jf(x)
+        assert jf.plan.mults <= most and jf.plan.peak_bytes < 100 * 8 * n
