@@ -96,7 +96,35 @@ def test_partials_stay_structured_at_scale():
     for f, most in [(lambda x: np.sum(np.sin(np.diff(x, 2))), 0),
                     (lambda x: np.sum(np.sin(np.gradient(x, 0.1))), 4 * n),
                     (lambda x: np.sum(np.sin(np.convolve(x, [1.0, 2.0, 0.5], "same"))), 3 * n),
-                    (lambda x: np.trapezoid(np.sin(x), dx=0.1), 4 * n)]:
+                    (lambda x: np.trapezoid(np.sin(x), dx=0.1), 4 * n),
+                    (lambda x: np.sum(np.sin(np.cumsum(x))), n),  # a prefix network: no products
+                    (lambda x: np.sum(np.sin(np.nancumsum(x.reshape(100, -1), axis=1))), n)]:
         jf = jacc.jacobian(f)
         jf(x)
         assert jf.plan.mults <= most and jf.plan.peak_bytes < 100 * 8 * n
+
+
+@pytest.mark.parametrize("shape, axis", [((200,), None), ((3, 65), 1), ((130, 2), 0), ((2, 64), -1)])
+def test_long_cumsum_keeps_numpys_value_and_the_triangle_as_its_derivative(shape, axis):
+    x = R.normal(size=shape)
+    f = lambda x: np.cumsum(x, axis=axis)  # noqa: E731
+    np.testing.assert_array_equal(_value(f, x), f(x))
+    J = jacc.jacobian(f)(x)
+    n = x.size if axis is None else x.shape[axis]
+    tri = np.tril(np.ones((n, n)))
+    # the triangle along the scanned axis, the identity along the others
+    want = tri if axis is None else _embed_batched(tri, x.shape, axis % x.ndim)
+    np.testing.assert_array_equal(J.reshape(want.shape), want)
+    ops = {trace(f, x).op(v) for v in trace(f, x).nx}
+    assert ("value_from" in ops) == (n > 64)
+
+
+def _embed_batched(tri, shape, k):
+    """The Jacobian of a cumsum along axis k of an array of ``shape``: out index ⊗ in index."""
+    n = shape[k]
+    J = np.zeros(shape + shape)
+    for idx in np.ndindex(*shape):
+        for j in range(n):
+            src = idx[:k] + (j,) + idx[k + 1:]
+            J[idx + src] = tri[idx[k], j]
+    return J

@@ -3,7 +3,9 @@
 ``cumsum`` and ``cumprod`` are primitives whose partial along the scanned axis is one n×n
 triangle per position of the other axes, which stay ``I ⊗`` pairs (cumsum: the same constant
 triangle of ones everywhere; cumprod: the exact products of the other entries, so zeros need no
-division). The NaN-ignoring reductions fix the NaN mask at each call's trace (a comparison, so
+division). A cumsum longer than ``DENSE_SCAN_MAX`` keeps NumPy's value but records its derivative
+as a prefix network of selections and adds (no multiplications, O(n log n) storage), since its
+triangle would be n² values. The NaN-ignoring reductions fix the NaN mask at each call's trace (a comparison, so
 the trace is value-dependent); ``average``, ``ptp`` and ``logsumexp`` are compositions.
 """
 
@@ -30,7 +32,7 @@ from ..trace import (
     call_site,
     implements,
 )
-from . import case
+from . import FREE, case
 
 # -- cumsum / cumprod primitives --------------------------------------------------------------------
 
@@ -86,6 +88,34 @@ for _name, _fn, _partial in (("cumsum", np.cumsum, _cumsum_partial), ("cumprod",
     G.AXIS_PARAMS[_name] = ("axis", 0)
 
 
+register(Op("cumsum_value", lambda a, p: np.cumsum(a[0], axis=p["axis"]), _scan_shape, lambda i, ctx: None, 1,
+            "cumsum's value alone (no edge): the long-scan form pairs it with a prefix network",
+            frozenset({0}), params=("axis",)))
+G.PARAMS["cumsum_value"] = {"axis": (G.AXIS, True)}
+G.AXIS_PARAMS["cumsum_value"] = ("axis", 0)
+
+#: Scans longer than this record cumsum's derivative as a prefix network (see _long_cumsum).
+DENSE_SCAN_MAX = 64
+
+
+def _long_cumsum(a, k: int):
+    """cumsum along axis ``k`` of length n > DENSE_SCAN_MAX: its n×n triangle of ones would be a
+    dense partial (n² values, n² multiplications per adjoint row), so the derivative is recorded
+    as a Hillis–Steele prefix network instead: ⌈log₂ n⌉ levels s ← s + (s shifted by 2ʲ), each
+    a selection, an embedding and an add, which cost no multiplications. The value stays NumPy's
+    (``cumsum_value``); ``value_from`` joins the two."""
+    tape = _tape_of(a)
+    n, nd = a.shape[k], a.ndim
+    value = tape.record("cumsum_value", [a], {"axis": k})
+    s, shift = a, 1
+    while shift < n:
+        head = [slice(None)] * nd
+        head[k] = slice(0, n - shift)
+        s = s + np.pad(s[tuple(head)], [(shift, 0) if t == k else (0, 0) for t in range(nd)])
+        shift *= 2
+    return tape.record("value_from", [value, s])
+
+
 def _scan(op: str):
     what = f"numpy.{op}"
 
@@ -95,6 +125,8 @@ def _scan(op: str):
         if axis is None:  # NumPy scans the flattened array
             a, axis = np.reshape(a, -1), 0
         [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
+        if op == "cumsum" and a.shape[k] > DENSE_SCAN_MAX:
+            return _long_cumsum(a, k)
         return _tape_of(a).record(op, [a], {"axis": k})
     scan.__name__ = op
     return scan
@@ -348,6 +380,8 @@ for _n in ["cumsum", "cumprod"]:
          variant="method, middle axis")
 case("numpy.cumsum", lambda xp: lambda x: xp.cumsum(x, axis=-1), lambda r: (_x(r, (5, 6)),),
      structures={"I ⊗ dense"}, variant="batched triangle")
+case("numpy.cumsum", lambda xp: lambda x: xp.cumsum(x, axis=-1), lambda r: (_x(r, (2, DENSE_SCAN_MAX + 6)),),
+     structures=FREE, variant="long scan: prefix network")
 case("numpy.cumprod", lambda xp: lambda x: xp.cumprod(x, axis=-1), lambda r: (_with_zeros(r),), variant="zeros")
 if hasattr(np, "cumulative_sum"):
     for _n in ["cumulative_sum", "cumulative_prod"]:
