@@ -529,7 +529,7 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return b, 0
     if is_identity(b):
         return a, 0
-    if a.values is None and b.values is None and _plain_dense(a) and _plain_dense(b):
+    if _plain_dense(a) and _plain_dense(b) and a.values is None and b.values is None:  # (never multiply out)
         # symbolic dense·dense, the bulk of pricing long chains: the general rule below gives
         # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
         return dense(a.out_shape, b.in_shape), math.prod(a.out_shape) * math.prod(a.in_shape) * math.prod(b.in_shape)
@@ -561,7 +561,8 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return _reshape_side(b, a.out_shape, "out"), 0
     if b.reshape:
         return _reshape_side(a, b.in_shape, "in"), 0
-    if a.unit or b.unit:  # a structural partner: relabel one value array (factors multiplied out)
+    keep_factors = (a.unit and b.factors is not None) or (b.unit and a.factors is not None)
+    if (a.unit or b.unit) and not keep_factors:  # a structural partner: relabel one value array
         a, b = a.solid(), b.solid()
     m, nv = a.m, len(a.in_shape)
     v_to_cin = {j: k for k, j in enumerate(b.pair) if j >= 0}
@@ -599,6 +600,9 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
             return Jac(a.out_shape, b.in_shape, pair), 0
         vals = np.asarray(float(factor))
         return Jac(a.out_shape, b.in_shape, pair, (), vals), 0
+    if keep_factors:  # relabel and sum the factors themselves: never their n⁴ product
+        f, keys = (b, bkeys) if a.unit else (a, akeys)
+        return _relabelled_factors(f, keys, out_labels, sizes, factor, symbolic, (a.out_shape, b.in_shape, pair))
     mults = 0
     path = None
     if not (a.unit or b.unit):
@@ -627,6 +631,71 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         if factor != 1:
             vals = vals * factor
     return Jac(a.out_shape, b.in_shape, pair, out_labels, vals), mults
+
+
+def _relabelled_factors(f: Jac, keys: list, out: list, sizes: dict, scale: int, symbolic: bool,
+                        frame: tuple) -> tuple[Jac, int]:
+    """The product of a structural map (no values: a sum, a broadcast, paired axes) with the
+    factored ``f``, whose labels the product renames to ``keys``: it stays factored. A summed
+    label held by one factor is summed inside it; factors that share a summed label are
+    contracted together in the cheapest order (:func:`contraction_path`). Combining a Jacobian's
+    own factors is multiplying it out, which the cost model does not count (the multiplied-out
+    route, summing the full array, would count 0 too); ``scale`` (a summed axis neither side
+    varies along) multiplies the smallest factor and is counted. ∑ᵢⱼ −A⁻¹[i, k]·A⁻¹[l, j] thus
+    takes two row sums and never builds the N⁴ array."""
+    wanted = set(out)
+    terms = [(list(k), v) for k, v in _terms(f, keys)]
+    groups: list[list] = []
+    for t in terms:  # union of the terms that share a summed key
+        joined = [g for g in groups if any(k not in wanted and k in ks for ks, _ in g for k in t[0])]
+        groups = [g for g in groups if g not in joined] + [sum(joined, []) + [t]]
+    mults = 0
+    factors: list[tuple] = []
+    fvals: list = []
+    for g in groups:
+        kept = [k for k in out if any(k in ks for ks, _ in g)]
+        count = {}
+        for ks, _ in g:
+            for k in ks:
+                count[k] = count.get(k, 0) + 1
+        # a summed key in one term only is summed inside it first: no multiplication
+        reduced = [([k for k in ks if k in wanted or count[k] > 1], ks, v) for ks, v in g]
+        path = None
+        if len(reduced) > 1:
+            path = contraction_path([frozenset(r) for r, _, _ in reduced], frozenset(kept), sizes)[1]
+        value = None
+        if not symbolic:
+            t = _compact(list(sizes))
+            parts = [np.einsum(v, [t[k] for k in ks], [t[k] for k in r]) if r != ks else v for r, ks, v in reduced]
+            ops: list = []
+            for (r, _, _), v in zip(reduced, parts):
+                ops += [v, [t[k] for k in r]]
+            value = (parts[0] if len(parts) == 1 and [k for k, _, _ in reduced][0] == kept
+                     else np.einsum(*ops, [t[k] for k in kept], **({"optimize": ["einsum_path", *path]} if path else {})))
+        factors.append(tuple(kept))
+        fvals.append(value)
+    if scale != 1:  # on the smallest factor
+        i = min(range(len(factors)), key=lambda i: math.prod(sizes[k] for k in factors[i]))
+        mults += math.prod(sizes[k] for k in factors[i])
+        fvals[i] = None if symbolic else fvals[i] * float(scale)
+    scalars = [i for i, fk in enumerate(factors) if not fk]
+    if scalars and len(scalars) < len(factors):  # a factor summed to a number joins another one
+        i = next(i for i, fk in enumerate(factors) if fk)
+        for s_ in scalars:
+            fvals[i] = None if symbolic else fvals[i] * fvals[s_]
+        factors = [fk for k, fk in enumerate(factors) if k not in scalars]
+        fvals = [v for k, v in enumerate(fvals) if k not in scalars]
+    out_shape, in_shape, pair = frame
+    if len(factors) == 1 or not factors or all(not fk for fk in factors):
+        value = None
+        if not symbolic:
+            value = fvals[0]
+            for v in fvals[1:]:
+                value = value * v
+            t = _compact(list(sizes))
+            value = np.einsum(value, [t[k] for k in factors[0]], [t[k] for k in out]) if factors else value
+        return Jac(out_shape, in_shape, pair, out, None if symbolic else asarray(value)), mults
+    return Jac(out_shape, in_shape, pair, out, factors=factors, fvalues=None if symbolic else fvals), mults
 
 
 def _signed_product(a: Jac, b: Jac) -> tuple[Jac, int]:
@@ -930,6 +999,9 @@ def transpose(j: Jac) -> Jac:
         return lab - m
 
     vl = None if j.vlabels is None else [label(lab) for lab in j.vlabels]
+    if j.factors is not None:  # the factors relabelled, not multiplied out
+        return Jac(j.in_shape, j.out_shape, pair, vl, factors=[[label(lab) for lab in f] for f in j.factors],
+                   fvalues=j._fvals)
     return Jac(j.in_shape, j.out_shape, pair, vl, j.values, neg=j.neg)
 
 

@@ -217,3 +217,36 @@ def test_transpose_and_embedding_match_dense(seed):
     cs, _ = S.product(a.strip() if not a.unit else a, e)
     assert (cs.pair, cs.vlabels) == (c.pair, c.vlabels)
     np.testing.assert_allclose(S.add(e, e).to_dense(), 2 * de)
+
+
+def test_a_structural_map_times_factors_stays_factored():
+    rng = np.random.default_rng(3)
+    n = 5
+    A, B = rng.standard_normal((n, n)), rng.standard_normal((n, n))
+    # ∂A⁻¹/∂A-like: values A[i, k]·B[l, j] over (out i, j; in k, l), as two factors
+    f = S.Jac((n, n), (n, n), None, [0, 1, 2, 3], factors=[(0, 2), (3, 1)], fvalues=[A, B])
+    total = S.Jac((), (n, n), None)  # the sum over both axes: a structure without values
+    c, mults = S.product(total, f)
+    assert f._values is None  # never multiplied out
+    assert c.factors is not None and c.value_size == 2 * n and mults == 0
+    np.testing.assert_allclose(c.to_dense(), np.einsum("ijkl->kl", np.einsum("ik,lj->ijkl", A, B)))
+    t = S.transpose(f)
+    assert t.factors is not None and f._values is None
+    np.testing.assert_allclose(t.to_dense(), np.moveaxis(f.to_dense(), [0, 1], [2, 3]))
+
+
+def test_sum_of_an_inverse_never_builds_the_n4_partial():
+    import tracemalloc
+
+    import jacc
+
+    n = 120
+    A = np.random.default_rng(4).standard_normal((n, n)) / np.sqrt(n) + 3 * np.eye(n)
+    jf = jacc.jacobian(lambda A: np.sum(np.linalg.inv(A)))
+    tracemalloc.start()
+    J = jf(A)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    Ai = np.linalg.inv(A)
+    np.testing.assert_allclose(J, -Ai.T @ np.ones((n, n)) @ Ai.T, rtol=1e-10, atol=1e-12)
+    assert peak < 50e6  # the n⁴ partial alone would be 1.6 GB
