@@ -670,8 +670,9 @@ def _relabelled_factors(f: Jac, keys: list, out: list, sizes: dict, scale: int, 
             ops: list = []
             for (r, _, _), v in zip(reduced, parts):
                 ops += [v, [t[k] for k in r]]
-            value = (parts[0] if len(parts) == 1 and [k for k, _, _ in reduced][0] == kept
-                     else np.einsum(*ops, [t[k] for k in kept], **({"optimize": ["einsum_path", *path]} if path else {})))
+            opt = {"optimize": ["einsum_path", *path]} if path else {}
+            value = (parts[0] if len(parts) == 1 and reduced[0][0] == kept
+                     else np.einsum(*ops, [t[k] for k in kept], **opt))
         factors.append(tuple(kept))
         fvals.append(value)
     if scale != 1:  # on the smallest factor
