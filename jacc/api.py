@@ -16,9 +16,9 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, factorise
+from . import allocator, factorise, machine
 from .compile import FALLBACK
-from .costmodel import CostModel
+from .costmodel import CostModel, MemoryLimitError
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .program import owned
@@ -163,6 +163,21 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
             return tuple([d[k] for k in keys])
     asarray = np.asarray
     return run_flat, ((lambda v: asarray(v[0])) if single else (lambda v: tuple(map(asarray, v))))
+
+
+def _check_fits(plan, graph: Graph) -> None:
+    """Refuse a plan whose predicted peak exceeds the memory the machine has available, with what
+    needs it, before any of it is allocated (an explicit ``memory_limit`` is the caller's call)."""
+    free = machine.available_bytes()
+    if free is None or plan.peak_bytes <= free:
+        return
+    u, v = max(graph.nx.edges, key=lambda e: graph.partial(*e).nbytes)
+    j = graph.partial(u, v)
+    raise MemoryLimitError(
+        f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than the "
+        f"{free / 1e9:,.1f} GB this machine has available, so it was not run; the largest local partial is "
+        f"∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, {j.nbytes / 1e9:,.1f} GB). Pass memory_limit= (bytes) "
+        "to search for an order within a budget, or differentiate smaller inputs or outputs")
 
 
 def _scalar_compiled(plan):
@@ -320,7 +335,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
     ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given);
-    ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises. Arrays are float64
+    ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises; without a
+    ``memory_limit``, a plan whose predicted peak exceeds the memory the machine has available
+    raises :class:`~jacc.MemoryLimitError`, naming its largest partial, before anything is
+    allocated. Arrays are float64
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
@@ -410,6 +428,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+        if cm.memory_limit is None:
+            _check_fits(plan, graph)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit
             spent = time.perf_counter() - t0
