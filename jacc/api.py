@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, factorise, machine
+from . import allocator, costmodel, factorise
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError
 from .eliminate import Problem, accumulate
@@ -168,7 +168,7 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
 def _check_fits(plan, graph: Graph) -> None:
     """Refuse a plan whose predicted peak exceeds the memory the machine has available, with what
     needs it, before any of it is allocated (an explicit ``memory_limit`` is the caller's call)."""
-    free = machine.available_bytes()
+    free = costmodel.available_memory()
     if free is None or plan.peak_bytes <= free:
         return
     u, v = max(graph.nx.edges, key=lambda e: graph.partial(*e).nbytes)

@@ -111,20 +111,3 @@ def blas_summary() -> str:
     env = os.environ.get("OPENBLAS_CORETYPE")
     return "; ".join(seen) + (f" (OPENBLAS_CORETYPE={env})" if env else "")
 
-
-def available_bytes() -> int | None:
-    """Memory the machine can still give this process without swapping (Linux's ``MemAvailable``),
-    or None where that is not known.
-
-    >>> n = available_bytes()
-    >>> n is None or n > 0
-    True
-    """
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None

@@ -323,17 +323,17 @@ def test_heuristics_stopped_by_their_share_are_a_time_out_not_a_memory_limit(big
 
 
 def test_jacobian_refuses_a_plan_larger_than_the_memory_available(monkeypatch):
-    from jacc import machine
+    from jacc import costmodel
 
     X = np.random.default_rng(0).normal(size=(6, 6))
     f = lambda X: np.sum(np.linalg.cholesky(X @ X.T + np.eye(6)))  # noqa: E731  (a dense 36×36 partial)
-    monkeypatch.setattr(machine, "available_bytes", lambda: 5_000)
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 5_000)
     with pytest.raises(jacc.MemoryLimitError, match=r"more than the 0\.0 GB this machine has available.*"
                                                     r"∂v6/∂v5 \(cholesky: dense 36×36"):
         jacc.jacobian(f)(X)
-    monkeypatch.setattr(machine, "available_bytes", lambda: None)  # unknown: no check
+    monkeypatch.setattr(costmodel, "available_memory", lambda: None)  # unknown: no check
     assert jacc.jacobian(f)(X).shape == (6, 6)
-    monkeypatch.setattr(machine, "available_bytes", lambda: 5_000)
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 5_000)
     with pytest.raises(jacc.MemoryLimitError):  # an explicit limit is searched within, as before
         jacc.jacobian(f, memory_limit=5_000)(X)
     assert jacc.jacobian(f, memory_limit=10**9)(X).shape == (6, 6)  # the caller's budget, not the machine's
