@@ -44,6 +44,8 @@ BITWISE = [
     ("cov y rowvar bias", lambda a, b: np.cov(a, b, rowvar=False, bias=True), (R.normal(size=(6, 2)), R.normal(size=6))),
     ("corrcoef", lambda a: np.corrcoef(a), (X,)),
     ("like", lambda a: a + np.zeros_like(a) + np.full_like(a, 2.0) * np.ones_like(a) + np.empty_like(a) * 0, (X,)),
+    ("like with NumPy's positional dtype and shape=",
+     lambda a: a * np.zeros_like(a, np.float64) + np.full_like(a, 2.0, shape=(4, 5)) * a, (X,)),
 ]
 
 
@@ -86,6 +88,8 @@ def test_numpys_errors():
         jacc.jacobian(lambda x: np.full_like(x, x[0]))(x)
     with pytest.raises(TraceError, match="numpy.gradient at .*spacing is traced"):
         jacc.jacobian(lambda x: np.gradient(x, x[0]))(x)
+    with pytest.raises(UnsupportedOperationError, match="numpy.zeros_like with dtype="):
+        jacc.jacobian(lambda x: np.zeros_like(x, np.float32) + x)(x)
     with pytest.raises(UnsupportedOperationError, match="numpy.cov with fweights="):
         jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2, 1, 1]))(x)
 

@@ -31,29 +31,31 @@ def _one_axis(axis, ndim: int, what: str) -> int:
 # -- constructors -------------------------------------------------------------------------------
 
 
-def _like(what: str, fill):
-    def like(a, *args, dtype=None, order="K", subok=True, shape=None, **kw):
-        if fill is None:  # full_like(a, fill_value, ...)
-            if not args and "fill_value" not in kw:
-                raise TypeError(f"{what}() missing required argument 'fill_value'")
-            value = kw.pop("fill_value") if "fill_value" in kw else args[0]
-            args = args[1:]
-        else:
-            value = fill
-        if args or kw:
-            raise TypeError(f"{what}() got unexpected arguments {args or ''} {kw or ''}".rstrip())
-        if isinstance(value, Tracer):
-            raise TraceError(f"{what} at {call_site()}: the fill value is traced; "
-                             "write np.zeros_like(a) + value instead")
-        _check_dtype(what, a, dtype)
-        # a constant: its value does not depend on a's values, only on a's shape
-        return np.full(np.shape(a) if shape is None else shape, value, dtype=float)
+def _constant_like(what: str, a, value, dtype, shape):
+    if isinstance(value, Tracer):
+        raise TraceError(f"{what} at {call_site()}: the fill value is traced; "
+                         "write np.zeros_like(a) + value instead")
+    _check_dtype(what, a, dtype)
+    # a constant: its value depends on a's shape only, not on a's values
+    return np.full(np.shape(a) if shape is None else shape, value, dtype=float)
+
+
+def _like(what: str, fill: float):
+    def like(a, dtype=None, order="K", subok=True, shape=None, *, device=None):
+        _refuse(what, device=device)
+        return _constant_like(what, a, fill, dtype, shape)
     like.__name__ = what.rsplit(".", 1)[-1]
     return like
 
 
-for _fn, _fill in ((np.zeros_like, 0.0), (np.ones_like, 1.0), (np.empty_like, 0.0), (np.full_like, None)):
+for _fn, _fill in ((np.zeros_like, 0.0), (np.ones_like, 1.0), (np.empty_like, 0.0)):
     implements(_fn)(_like(f"numpy.{_fn.__name__}", _fill))
+
+
+@implements(np.full_like)
+def _full_like(a, fill_value, dtype=None, order="K", subok=True, shape=None, *, device=None):
+    _refuse("numpy.full_like", device=device)
+    return _constant_like("numpy.full_like", a, fill_value, dtype, shape)
 
 
 # -- differences --------------------------------------------------------------------------------
