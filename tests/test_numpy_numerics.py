@@ -102,7 +102,8 @@ def test_partials_stay_structured_at_scale():
                     (lambda x: np.sum(np.sin(np.convolve(x, [1.0, 2.0, 0.5], "same"))), 3 * n),
                     (lambda x: np.trapezoid(np.sin(x), dx=0.1), 4 * n),
                     (lambda x: np.sum(np.sin(np.cumsum(x))), n),  # a prefix network: no products
-                    (lambda x: np.sum(np.sin(np.nancumsum(x.reshape(100, -1), axis=1))), n)]:
+                    (lambda x: np.sum(np.sin(np.nancumsum(x.reshape(100, -1), axis=1))), n),
+                    (lambda x: np.sum(np.cumprod(1 + x / n)), 2 * n * 15)]:  # 2n per level of the network
         jf = jacc.jacobian(f)
         jf(x)
         assert jf.plan.mults <= most and jf.plan.peak_bytes < 100 * 8 * n
@@ -132,3 +133,14 @@ def _embed_batched(tri, shape, k):
             src = idx[:k] + (j,) + idx[k + 1:]
             J[idx + src] = tri[idx[k], j]
     return J
+
+
+def test_long_cumprod_with_zeros_matches_finite_differences():
+    from conftest import fd_jacobian
+
+    x = 1 + R.normal(size=(3, 70)) / 20
+    x[1, 5] = 0.0  # a zero: the derivative needs no division
+    f = lambda x: np.cumprod(x, axis=1)  # noqa: E731
+    np.testing.assert_array_equal(_value(f, x), f(x))
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    assert "value_from" in {trace(f, x).op(v) for v in trace(f, x).nx}

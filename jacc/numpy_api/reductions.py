@@ -3,10 +3,11 @@
 ``cumsum`` and ``cumprod`` are primitives whose partial along the scanned axis is one n×n
 triangle per position of the other axes, which stay ``I ⊗`` pairs (cumsum: the same constant
 triangle of ones everywhere; cumprod: the exact products of the other entries, so zeros need no
-division). A cumsum longer than ``DENSE_SCAN_MAX`` keeps NumPy's value but records its derivative
-as a prefix network of selections and adds (no multiplications, O(n log n) storage), since its
-triangle would be n² values. The NaN-ignoring reductions fix the NaN mask at each call's trace (a comparison, so
-the trace is value-dependent); ``average``, ``ptp`` and ``logsumexp`` are compositions.
+division). A scan longer than ``DENSE_SCAN_MAX`` keeps NumPy's value but records its derivative
+as a prefix network of selections and adds (cumsum: no multiplications) or multiplies (cumprod:
+2n per level), O(n log n) in all, since its triangle would be n² values. The NaN-ignoring
+reductions fix the NaN mask at each call's trace (a comparison, so the trace is value-dependent);
+``average``, ``ptp`` and ``logsumexp`` are compositions.
 """
 
 from __future__ import annotations
@@ -88,30 +89,33 @@ for _name, _fn, _partial in (("cumsum", np.cumsum, _cumsum_partial), ("cumprod",
     G.AXIS_PARAMS[_name] = ("axis", 0)
 
 
-register(Op("cumsum_value", lambda a, p: np.cumsum(a[0], axis=p["axis"]), _scan_shape, lambda i, ctx: None, 1,
-            "cumsum's value alone (no edge): the long-scan form pairs it with a prefix network",
-            frozenset({0}), params=("axis",)))
-G.PARAMS["cumsum_value"] = {"axis": (G.AXIS, True)}
-G.AXIS_PARAMS["cumsum_value"] = ("axis", 0)
+for _name, _fn in (("cumsum", np.cumsum), ("cumprod", np.cumprod)):
+    register(Op(f"{_name}_value", lambda a, p, fn=_fn: fn(a[0], axis=p["axis"]), _scan_shape, lambda i, ctx: None, 1,
+                f"{_name}'s value alone (no edge): the long-scan form pairs it with a prefix network",
+                frozenset({0}), params=("axis",)))
+    G.PARAMS[f"{_name}_value"] = {"axis": (G.AXIS, True)}
+    G.AXIS_PARAMS[f"{_name}_value"] = ("axis", 0)
 
-#: Scans longer than this record cumsum's derivative as a prefix network (see _long_cumsum).
+#: Scans longer than this record their derivative as a prefix network (see _long_scan).
 DENSE_SCAN_MAX = 64
 
 
-def _long_cumsum(a, k: int):
-    """cumsum along axis ``k`` of length n > DENSE_SCAN_MAX: its n×n triangle of ones would be a
-    dense partial (n² values, n² multiplications per adjoint row), so the derivative is recorded
-    as a Hillis–Steele prefix network instead: ⌈log₂ n⌉ levels s ← s + (s shifted by 2ʲ), each
-    a selection, an embedding and an add, which cost no multiplications. The value stays NumPy's
-    (``cumsum_value``); ``value_from`` joins the two."""
+def _long_scan(a, k: int, op: str):
+    """cumsum or cumprod along axis ``k`` of length n > DENSE_SCAN_MAX. Its partial would be a
+    dense n×n triangle (n² values, n² multiplications per adjoint row), so the derivative is
+    recorded as a Hillis–Steele prefix network instead: ⌈log₂ n⌉ levels s ← s ∘ (s shifted by
+    2ʲ, padded with 0 or 1), each a selection, an embedding and an add (no multiplications) or a
+    multiply (2n). The value stays NumPy's (``cumsum_value``/``cumprod_value``, rounding included);
+    ``value_from`` joins the two."""
     tape = _tape_of(a)
     n, nd = a.shape[k], a.ndim
-    value = tape.record("cumsum_value", [a], {"axis": k})
-    s, shift = a, 1
+    value = tape.record(f"{op}_value", [a], {"axis": k})
+    s, shift, fill = a, 1, 0.0 if op == "cumsum" else 1.0
     while shift < n:
         head = [slice(None)] * nd
         head[k] = slice(0, n - shift)
-        s = s + np.pad(s[tuple(head)], [(shift, 0) if t == k else (0, 0) for t in range(nd)])
+        moved = np.pad(s[tuple(head)], [(shift, 0) if t == k else (0, 0) for t in range(nd)], constant_values=fill)
+        s = s + moved if op == "cumsum" else s * moved
         shift *= 2
     return tape.record("value_from", [value, s])
 
@@ -125,8 +129,8 @@ def _scan(op: str):
         if axis is None:  # NumPy scans the flattened array
             a, axis = np.reshape(a, -1), 0
         [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
-        if op == "cumsum" and a.shape[k] > DENSE_SCAN_MAX:
-            return _long_cumsum(a, k)
+        if a.shape[k] > DENSE_SCAN_MAX:
+            return _long_scan(a, k, op)
         return _tape_of(a).record(op, [a], {"axis": k})
     scan.__name__ = op
     return scan
@@ -382,6 +386,8 @@ case("numpy.cumsum", lambda xp: lambda x: xp.cumsum(x, axis=-1), lambda r: (_x(r
      structures={"I ⊗ dense"}, variant="batched triangle")
 case("numpy.cumsum", lambda xp: lambda x: xp.cumsum(x, axis=-1), lambda r: (_x(r, (2, DENSE_SCAN_MAX + 6)),),
      structures=FREE, variant="long scan: prefix network")
+case("numpy.cumprod", lambda xp: lambda x: xp.cumprod(x, axis=0), lambda r: (1 + _x(r, (DENSE_SCAN_MAX + 6, 2)) / 10,),
+     variant="long scan: prefix network")
 case("numpy.cumprod", lambda xp: lambda x: xp.cumprod(x, axis=-1), lambda r: (_with_zeros(r),), variant="zeros")
 if hasattr(np, "cumulative_sum"):
     for _n in ["cumulative_sum", "cumulative_prod"]:
