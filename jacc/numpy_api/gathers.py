@@ -109,7 +109,7 @@ def _mode(what: str, mode) -> None:
 
 
 def _one_axis(a, axis, what: str) -> int:
-    [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
+    [k] = _axes_of(_int(axis, "axis"), np.ndim(a), what)
     return k
 
 

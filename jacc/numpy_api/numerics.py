@@ -16,17 +16,7 @@ import numpy as np
 
 from ..trace import _NOT, TraceError, Tracer, _axes_of, _check_dtype, _int, _refuse, call_site, implements
 from . import FREE, case
-
-
-def _along(ndim: int, k: int, index) -> tuple:
-    """``index`` on axis ``k`` of an ``ndim``-d array, everything on the other axes."""
-    return (slice(None),) * k + (index,) + (slice(None),) * (ndim - k - 1)
-
-
-def _one_axis(axis, ndim: int, what: str) -> int:
-    [k] = _axes_of(_int(axis, "axis"), ndim, what)
-    return k
-
+from .gathers import _along, _one_axis
 
 # -- constructors -------------------------------------------------------------------------------
 
@@ -80,7 +70,7 @@ def _diff(a, n=1, axis=-1, prepend=_NOT, append=_NOT):
     nd = np.ndim(a)
     if nd == 0:
         raise ValueError("diff requires input that is at least one dimensional")
-    k = _one_axis(axis, nd, "numpy.diff")
+    k = _one_axis(a, axis, "numpy.diff")
     parts = [a]
     if prepend is not _NOT:
         parts.insert(0, _edge(prepend, a, k))
@@ -89,7 +79,7 @@ def _diff(a, n=1, axis=-1, prepend=_NOT, append=_NOT):
     if len(parts) > 1:
         a = np.concatenate(parts, axis=k)
     for _ in range(n):
-        a = a[_along(nd, k, slice(1, None))] - a[_along(nd, k, slice(None, -1))]
+        a = a[_along(k, nd, slice(1, None))] - a[_along(k, nd, slice(None, -1))]
     return a
 
 
@@ -108,7 +98,7 @@ def _gradient(f, *varargs, axis=None, edge_order=1):
     ``edge_order`` at the ends, for scalar spacings or constant coordinate arrays."""
     nd = np.ndim(f)
     axes = _axes_of(axis, nd, "numpy.gradient") if axis is None else [
-        _one_axis(k, nd, "numpy.gradient") for k in np.atleast_1d(axis).tolist()]
+        _one_axis(f, k, "numpy.gradient") for k in np.atleast_1d(axis).tolist()]
     if len(varargs) == 0:
         spacing = [1.0] * len(axes)
     elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
@@ -134,7 +124,7 @@ def _gradient_along(f, k: int, h, order: int):
                          "at least (edge_order + 1) elements are required.")
     if isinstance(h, Tracer):
         raise TraceError(f"numpy.gradient at {call_site()}: the spacing is traced; pass it as a constant")
-    at = lambda i: f[_along(nd, k, i)]  # noqa: E731
+    at = lambda i: f[_along(k, nd, i)]  # noqa: E731
     shape = [1] * nd
     shape[k] = -1
     if np.ndim(h) == 0:  # uniform spacing h
@@ -175,7 +165,7 @@ def _gradient_along(f, k: int, h, order: int):
 
 def _trapezoid(y, x=None, dx=1.0, axis=-1):
     nd = np.ndim(y)
-    k = _one_axis(axis, nd, "numpy.trapezoid")
+    k = _one_axis(y, axis, "numpy.trapezoid")
     if x is None:
         d = dx
     else:
@@ -186,7 +176,7 @@ def _trapezoid(y, x=None, dx=1.0, axis=-1):
             d = np.reshape(d, shape)
         else:
             d = np.diff(x, axis=k)
-    return np.sum(d * (y[_along(nd, k, slice(1, None))] + y[_along(nd, k, slice(None, -1))]) / 2.0, axis=k)
+    return np.sum(d * (y[_along(k, nd, slice(1, None))] + y[_along(k, nd, slice(None, -1))]) / 2.0, axis=k)
 
 
 if hasattr(np, "trapezoid"):
