@@ -110,4 +110,3 @@ def blas_summary() -> str:
             seen.append(s)
     env = os.environ.get("OPENBLAS_CORETYPE")
     return "; ".join(seen) + (f" (OPENBLAS_CORETYPE={env})" if env else "")
-

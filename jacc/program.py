@@ -583,6 +583,11 @@ class _PairLayout:
         return ([c for c in out if c in ta and c in tb], [c for c in out if c in ta and c not in tb],
                 [c for c in out if c in tb and c not in ta], [c for c in ta if c in tb and c not in out])
 
+    @staticmethod
+    def transposed(out: str, batch, left, right) -> bool:
+        """Whether the product is wanted as ``r × l``: (AB)ᵀ, computable as BᵀAᵀ."""
+        return bool(not batch and left and right and list(out) == right + left)
+
 
 def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable | None:
     """``einsum(f"{ta},{tb}->{out}", a, b)`` as transposes, reshapes and one ``np.matmul``, or None
@@ -597,7 +602,7 @@ def _matmul_pair(ta: str, tb: str, out: str, sizes: dict[str, int]) -> Callable 
     matmul = np.matmul
     # (AB)ᵀ = BᵀAᵀ: where the result is wanted transposed, BLAS reads transposed views instead and
     # the result comes out in place (no copy)
-    flip = not batch and left and right and list(out) == right + left
+    flip = _PairLayout.transposed(out, batch, left, right)
     if flip:
         shape = tuple(sizes[c] for c in out)
 
@@ -622,7 +627,7 @@ def _xla_pair(ta: str, tb: str, out: str, sizes: dict[str, int], jnp, barrier: C
     if found is None:
         return None
     batch, left, right, summed = found
-    swap = bool(not batch and left and right and list(out) == right + left)
+    swap = _PairLayout.transposed(out, batch, left, right)
     if swap:
         ta, tb, left, right = tb, ta, right, left
     L = _PairLayout(ta, tb, out, sizes, batch, left, right, summed)
