@@ -687,14 +687,14 @@ def _relabelled_factors(f: Jac, keys: list, out: list, sizes: dict, scale: int, 
         factors = [fk for k, fk in enumerate(factors) if k not in scalars]
         fvals = [v for k, v in enumerate(fvals) if k not in scalars]
     out_shape, in_shape, pair = frame
-    if len(factors) == 1 or not factors or all(not fk for fk in factors):
+    if len(factors) == 1 or not any(factors):  # one array (every factor a number: their product)
         value = None
         if not symbolic:
             value = fvals[0]
             for v in fvals[1:]:
                 value = value * v
             t = _compact(list(sizes))
-            value = np.einsum(value, [t[k] for k in factors[0]], [t[k] for k in out]) if factors else value
+            value = np.einsum(value, [t[k] for k in factors[0]], [t[k] for k in out])
         return Jac(out_shape, in_shape, pair, out, None if symbolic else asarray(value)), mults
     return Jac(out_shape, in_shape, pair, out, factors=factors, fvalues=None if symbolic else fvals), mults
 
