@@ -7,7 +7,8 @@ from conftest import fd_jacobian
 
 import jacc
 from jacc.eliminate import accumulate
-from jacc.numpy_api.linalg import spd
+from jacc.numpy_api import linalg
+from jacc.numpy_api.linalg import DENSE_CHOLESKY_MAX, spd
 
 HERE = "test_numpy_linalg.py:"
 
@@ -76,6 +77,37 @@ def test_cholesky_upper_is_the_transpose_read_from_the_upper_triangle():
     J = jacc.jacobian(lambda a: np.linalg.cholesky(a, upper=True))(a)
     want = np.transpose(jacc.jacobian(np.linalg.cholesky)(a.T), (1, 0, 3, 2))
     np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-14)
+
+
+CHOL_N = DENSE_CHOLESKY_MAX + 2  # above the threshold: the derivative is a network of products
+
+
+@pytest.mark.parametrize("fn, a", [
+    (np.linalg.cholesky, spd(_rng(6), CHOL_N)),
+    (lambda a: np.linalg.cholesky(a, upper=True), spd(_rng(7), CHOL_N)),
+    (np.linalg.cholesky, spd(_rng(8), CHOL_N, (2,))),
+], ids=["lower", "upper", "stack"])
+def test_large_cholesky_network_equals_the_dense_partial(fn, a, monkeypatch):
+    g = jacc.trace(fn, a)
+    assert {"cholesky_value", "value_from"} <= {g.op(v) for v in g.nx} and "cholesky" not in {g.op(v) for v in g.nx}
+    J = jacc.jacobian(fn)(a)
+    np.testing.assert_allclose(jacc.jacobian(fn, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(g.evaluate({"a": a})[g.outputs[0]], fn(a), rtol=1e-15, atol=1e-15)  # not L/2
+    monkeypatch.setattr(linalg, "DENSE_CHOLESKY_MAX", 10**6)
+    assert "cholesky" in {jacc.trace(fn, a).op(v) for v in jacc.trace(fn, a).nx}
+    np.testing.assert_allclose(J, jacc.jacobian(fn)(a), rtol=1e-10, atol=1e-12)
+
+
+def test_large_cholesky_reads_the_lower_triangle_and_costs_n_cubed_per_adjoint():
+    a, n = spd(_rng(9), CHOL_N), CHOL_N
+    f = lambda a: np.sum(np.sin(np.linalg.cholesky(a)))  # noqa: E731
+    J = jacc.jacobian(f)(a)
+    assert np.all(J[np.triu_indices(n, 1)] == 0.0)
+    np.testing.assert_allclose(J, _sym_fd(f, a), rtol=1e-6, atol=1e-7)
+    g = jacc.trace(f, a)
+    p = jacc.plan(g, "reverse")
+    assert p.mults == 3 * n**3 + 3 * n**2  # Lᵀ·L̄, then L⁻ᵀ·B̄·L⁻¹: no n⁴ partial
+    assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
 
 
 def test_det_at_a_singular_matrix_is_the_adjugate():

@@ -1,8 +1,9 @@
 """Linear algebra: solve, inverse, determinants, norms and factorisations.
 
 Factorisations are primitives with closed-form partials (dense within one matrix; the batch axes
-of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``). Norms,
-``pinv`` and ``lstsq`` are compositions of them. Assumptions, as for every AD system:
+of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``); a
+Cholesky factor larger than ``DENSE_CHOLESKY_MAX`` records its derivative as a network of products
+instead (:func:`_factored_cholesky`). Norms, ``pinv`` and ``lstsq`` are compositions of them. Assumptions, as for every AD system:
 
 * ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
   eigenvalues (the eigenvector partials divide by λⱼ − λᵢ); ``cholesky`` reads the lower triangle
@@ -210,12 +211,39 @@ def _swap(x):
     return x.transpose(list(range(n - 2)) + [n - 1, n - 2])
 
 
+register(Op("cholesky_value", lambda a, p: np.linalg.cholesky(a[0]), _same_shape("cholesky"), lambda i, ctx: None,
+            1, "cholesky's value alone (no edge): a large factor pairs it with its derivative network",
+            frozenset({0})))
+
+#: Cholesky factors of matrices larger than this record their derivative as a network of
+#: products (see _factored_cholesky) instead of one dense n²×n² partial.
+DENSE_CHOLESKY_MAX = 6
+
+
+def _factored_cholesky(a):
+    """The lower Cholesky factor of ``a`` (n > DENSE_CHOLESKY_MAX). Its partial
+    dL = L·Φ(L⁻¹ dS L⁻ᵀ) (S: the symmetric matrix the lower triangle stands for; Φ: the strict
+    lower triangle plus half the diagonal) is a dense n⁴ array, n⁴ multiplications per adjoint
+    row. Recorded instead as that formula with L and L⁻¹ held (values of a vertex with no edge,
+    so constants to the derivative): three products with Kronecker partials, 3n³ per adjoint
+    row. The value stays NumPy's (``cholesky_value``); ``value_from`` takes the derivative from
+    the network, whose own value (L/2) is never used."""
+    tape = _tape_of(a)
+    n = a.shape[-1]
+    L = tape.record("cholesky_value", [a])
+    Li = np.linalg.inv(L)
+    S = np.tril(a) + _swap(np.tril(a, -1))
+    phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
+    return tape.record("value_from", [L, L @ ((Li @ S @ _swap(Li)) * phi)])
+
+
 @implements(np.linalg.cholesky)
 def _cholesky(a, /, *, upper=False):
-    tape = _tape_of(a)
     if upper:  # Uᵀ is the lower factor of Aᵀ, whose lower triangle is A's upper one
-        return _swap(tape.record("cholesky", [_swap(a)]))
-    return tape.record("cholesky", [a])
+        return _swap(_cholesky(_swap(a)))
+    if np.shape(a)[-1] > DENSE_CHOLESKY_MAX:
+        return _factored_cholesky(a)
+    return _tape_of(a).record("cholesky", [a])
 
 
 # -- symmetric eigenproblems ---------------------------------------------------------------------
@@ -673,6 +701,8 @@ case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(_sym(xp, a
      variant="symmetric stack")
 case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(a, upper=True), lambda r: (spd(r, 3),),
      jax=False, variant="upper")
+case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(_sym(xp, a)),
+     lambda r: (spd(r, DENSE_CHOLESKY_MAX + 2),), variant="large: a network of products")
 
 _EIG = "distinct eigenvalues assumed; " + _TRI
 case("numpy.linalg.eigvalsh", lambda xp: xp.linalg.eigvalsh, lambda r: (r.normal(size=(4, 4)),), jax=False,
