@@ -335,7 +335,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
     ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given);
-    ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises; without a
+    ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises (by default
+    ``"time"``: multiplications plus one per value held at the peak, see
+    :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone); without a
     ``memory_limit``, a plan whose predicted peak exceeds the memory the machine has available
     raises :class:`~jacc.MemoryLimitError`, naming its largest partial, before anything is
     allocated. Arrays are float64
@@ -391,7 +393,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         raise ValueError(f"dtype must be a float type, not {dt}")
     allocator.tune()  # same pages every call: no page faults for large temporaries (jacc.allocator)
     store = _Cache()
-    cm = CostModel.coerce(cost_model, objective, memory_limit)
+    cm = CostModel.coerce(cost_model, objective, memory_limit, default="time")
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
     if backend not in BACKENDS:

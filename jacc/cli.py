@@ -19,7 +19,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from . import examples
-from .costmodel import CostModel, CostModelError
+from .costmodel import NAMED, CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
 from .fileio import json_default, write_atomic
 from .graph import GraphError, load, read_numbers
@@ -270,11 +270,11 @@ def _plan_options(args) -> dict:
 
 def _cost_model(args) -> CostModel:
     obj: Any = getattr(args, "objective", None) or "mults"
-    if obj not in ("mults", "memory"):
+    if obj not in NAMED:
         try:
             obj = {k: float(v) for k, v in (part.split("=") for part in obj.split(","))}
         except ValueError:
-            raise UsageError(f"--objective must be mults, memory or e.g. mults=1,memory=0.01, not {obj!r}") from None
+            raise UsageError(f"--objective must be mults, memory, time or e.g. mults=1,memory=0.01, not {obj!r}") from None
     return CostModel(obj, getattr(args, "memory_limit", None))
 
 
@@ -573,7 +573,8 @@ def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None
                    + ", ".join(sorted(STRATEGIES)))
     p.add_argument("--wrt", help="comma-separated inputs to differentiate with respect to (default: all)")
     p.add_argument("--of", help="comma-separated outputs to differentiate (default: all)")
-    p.add_argument("--objective", help="mults (default), memory, or weights like mults=1,memory=0.01")
+    p.add_argument("--objective", help="mults (default), memory, time (mults + one per value held at the peak), "
+                   "or weights like mults=1,memory=0.01")
     p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold")
     p.add_argument("--time-limit", type=float, help="seconds for optimal/anneal/auto searches")
     p.add_argument("--seed", type=int, help="seed for randomised strategies")

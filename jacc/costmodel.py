@@ -8,6 +8,8 @@ float64 value; pure 0/1 structures such as identities store nothing), measured a
 1000.0
 >>> CostModel({"mults": 1.0, "memory": 0.5}).score(1000, 64)
 1032.0
+>>> CostModel("time").score(1000, 64)  # what jacobian minimises: 8 stored float64 values count 8
+1008.0
 """
 
 from __future__ import annotations
@@ -27,6 +29,10 @@ class MemoryLimitError(CostModelError):
 
 
 OBJECTIVES = ("mults", "memory")
+#: Named objectives and their weights on (mults, peak bytes). ``time`` counts each value held at
+#: the peak (8 bytes of float64) like one multiplication: storing a value costs at least the write,
+#: so a plan that holds n⁴ values to save n³ multiplications is not the faster one.
+NAMED = {"mults": (1.0, 0.0), "memory": (0.0, 1.0), "time": (1.0, 1.0 / 8)}
 
 #: Scores within this fraction of the best count as a near-tie ...
 NEAR_TIE = 0.01
@@ -52,7 +58,8 @@ def available_memory() -> int | None:
 
 @dataclass(frozen=True)
 class CostModel:
-    """``objective``: ``"mults"`` (default), ``"memory"`` (peak live bytes), or a weighted
+    """``objective``: ``"mults"`` (default), ``"memory"`` (peak live bytes), ``"time"`` (mults
+    plus one per float64 value held at the peak: :func:`jacc.jacobian`'s default), or a weighted
     combination ``{"mults": a, "memory": b}`` scoring ``a·mults + b·peak_bytes``.
     ``memory_limit``: the most bytes of live Jacobians a plan may hold (``None``: no limit)."""
 
@@ -71,10 +78,8 @@ class CostModel:
     def weights(self) -> tuple[float, float]:
         """(weight of mults, weight of peak bytes)."""
         o = self.objective
-        if o == "mults":
-            return 1.0, 0.0
-        if o == "memory":
-            return 0.0, 1.0
+        if isinstance(o, str) and o in NAMED:
+            return NAMED[o]
         if isinstance(o, Mapping):
             bad = set(o) - set(OBJECTIVES)
             if bad:
@@ -83,7 +88,7 @@ class CostModel:
             if a < 0 or b < 0 or not (a or b) or not (math.isfinite(a) and math.isfinite(b)):
                 raise CostModelError(f"objective weights must be finite, non-negative and not all zero: {dict(o)}")
             return a, b
-        raise CostModelError(f"unknown objective {o!r}; use 'mults', 'memory' or {{'mults': a, 'memory': b}}")
+        raise CostModelError(f"unknown objective {o!r}; use 'mults', 'memory', 'time' or {{'mults': a, 'memory': b}}")
 
     @property
     def name(self) -> str:
@@ -123,11 +128,11 @@ class CostModel:
 
     @classmethod
     def coerce(cls, cost_model: "CostModel | None" = None, objective: Any = None,
-               memory_limit: int | None = None) -> "CostModel":
+               memory_limit: int | None = None, default: str = "mults") -> "CostModel":
         if cost_model is not None:
             if objective is not None or memory_limit is not None:
                 raise CostModelError("give either cost_model= or objective=/memory_limit=, not both")
             if not isinstance(cost_model, CostModel):
                 raise CostModelError(f"cost_model must be a jacc.CostModel, not {type(cost_model).__name__}")
             return cost_model
-        return cls("mults" if objective is None else objective, memory_limit)
+        return cls(default if objective is None else objective, memory_limit)

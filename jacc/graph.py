@@ -645,8 +645,8 @@ def plan_schema(fmt: str) -> Spec:
     fields (the summary figures, the steps) are recomputed from these, so they are not read."""
     weights = _object({"mults": (NUMBER, False), "memory": (NUMBER, False)},
                       'weights such as {"mults": 1, "memory": 0.01}')
-    objective = _either('"mults", "memory" or weights such as {"mults": 1, "memory": 0.01}',
-                        _leaf('"mults" or "memory"', "str", lambda v: v in ("mults", "memory")), weights)
+    objective = _either('"mults", "memory", "time" or weights such as {"mults": 1, "memory": 0.01}',
+                        _leaf('"mults", "memory" or "time"', "str", lambda v: v in ("mults", "memory", "time")), weights)
     limit = optional(_leaf("a positive number of bytes", "int float", lambda v: _float_ok(v) and v > 0))
     names = _list(NAME, "a list of vertex names")
     return _object({

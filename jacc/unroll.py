@@ -182,6 +182,8 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         return None
     problem = Problem.from_graph(g)
     cm = CostModel.coerce(cost_model)
+    if cm.objective == "time":  # scalar code keeps its values in locals, not arrays: count the work
+        cm = CostModel("mults", cm.memory_limit)
     if time_cap is not None and "time_limit" in inspect.signature(lookup(strategy)).parameters:
         options = {**options, "time_limit": min(options.get("time_limit", math.inf), max(time_cap, 0.01))}
     t0 = time.perf_counter()

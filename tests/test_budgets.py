@@ -337,3 +337,20 @@ def test_jacobian_refuses_a_plan_larger_than_the_memory_available(monkeypatch):
     with pytest.raises(jacc.MemoryLimitError):  # an explicit limit is searched within, as before
         jacc.jacobian(f, memory_limit=5_000)(X)
     assert jacc.jacobian(f, memory_limit=10**9)(X).shape == (6, 6)  # the caller's budget, not the machine's
+
+
+def test_jacobian_does_not_trade_a_huge_stored_jacobian_for_fewer_multiplications():
+    """Counting multiplications alone, trace(XᵀX)'s forward order is free (selections and adds)
+    and holds the n⁴ Jacobian of XᵀX; jacobian's "time" objective counts each stored value."""
+    n = 30
+    X = np.random.default_rng(1).normal(size=(n, n))
+    f = lambda X: np.trace(X.T @ X)  # noqa: E731
+    g = jacc.trace(f, X)
+    by_mults = jacc.plan(g, "auto")
+    assert by_mults.mults == 0 and by_mults.peak_bytes >= 8 * n**4
+    jf = jacc.jacobian(f)
+    np.testing.assert_allclose(jf(X), 2 * X, rtol=1e-13, atol=1e-13)
+    assert jf.plan.cost_model.objective == "time" and jf.plan.peak_bytes < 8 * n**3
+    assert jf.plan.mults + jf.plan.peak_bytes / 8 < by_mults.peak_bytes / 8
+    assert jacc.jacobian(f, objective="mults")(X).shape == (n, n)  # the literature's count, when asked
+    assert jacc.CostModel("time").weights == (1.0, 0.125)

@@ -467,7 +467,7 @@ def _plan_dict():
     (lambda d: d.update(cost_model=[]),
      "plan: cost_model: expected a cost model {\"objective\": \"mults\", \"memory_limit\": null}, got an empty list"),
     (lambda d: d.update(cost_model={"objective": "speed"}),
-     "plan: cost_model.objective: expected \"mults\" or \"memory\", got 'speed'"),
+     "plan: cost_model.objective: expected \"mults\", \"memory\" or \"time\", got 'speed'"),
     (lambda d: d.update(cost_model={"objective": {"mults": "a"}}),
      "plan: cost_model.objective.mults: expected a finite number, or \"inf\", \"-inf\" or \"nan\" (JSON has no NaN or "
      "infinity), got 'a'"),
