@@ -274,7 +274,8 @@ def _cost_model(args) -> CostModel:
         try:
             obj = {k: float(v) for k, v in (part.split("=") for part in obj.split(","))}
         except ValueError:
-            raise UsageError(f"--objective must be mults, memory, time or e.g. mults=1,memory=0.01, not {obj!r}") from None
+            raise UsageError(f"--objective must be mults, memory, time or e.g. mults=1,memory=0.01, "
+                             f"not {obj!r}") from None
     return CostModel(obj, getattr(args, "memory_limit", None))
 
 

@@ -210,5 +210,36 @@ def det(a: Any) -> Any:
     return np.linalg.det(a) if f is None else np.prod(np.diagonal(f.lu)) * f.parity()
 
 
+#: An LU pivot smaller than this fraction of the largest sends :func:`det_gradient` to the SVD
+#: form: det(a)·a⁻ᵀ loses about (largest/smallest pivot)·ε of its relative accuracy.
+PIVOT_RATIO = 1e-8
+
+
+def adjugate_by_svd(a: Any, xp: Any = np) -> Any:
+    """adj(a)ᵀ = det(U)·det(Vh)·U·diag(∏_{j≠i} sⱼ)·Vh for a matrix or a stack, exact at singular
+    matrices too; ``xp`` is the array namespace (NumPy, ``jax.numpy`` or ``torch``)."""
+    u, s, vh = xp.linalg.svd(a)
+    one = xp.ones_like(s[..., :1])
+    left = xp.cumprod(xp.concatenate([one, s[..., :-1]], -1), -1)
+    right = xp.flip(xp.cumprod(xp.concatenate([one, xp.flip(s, (-1,))[..., :-1]], -1), -1), (-1,))
+    sign = xp.linalg.det(u) * xp.linalg.det(vh)
+    return sign[..., None, None] * ((u * (left * right)[..., None, :]) @ vh)
+
+
+def det_gradient(a: Any) -> Any:
+    """∂det(a)/∂a = adj(a)ᵀ. From the shared LU, det(a)·a⁻ᵀ, when its pivots are well away from
+    zero (one getri on the factors ``det`` made); otherwise, and for stacks, by the SVD
+    (:func:`adjugate_by_svd`), which is exact at singular matrices but costs several times more."""
+    f = _factor(a)
+    if f is not None and not f.singular:
+        d = np.diagonal(f.lu)
+        m = np.abs(d)
+        if m.min() > PIVOT_RATIO * m.max():
+            return (np.prod(d) * f.parity()) * f.inverse().T
+    return adjugate_by_svd(a)
+
+
+det_gradient.portable = adjugate_by_svd  # what the jax and torch backends run (no value branches there)
+
 #: NumPy's functions and their sharing replacements (the program generator swaps them in)
 REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det}

@@ -28,6 +28,7 @@ import networkx as nx
 import numpy as np
 
 from . import structure as S
+from .costmodel import NAMED
 from .fileio import write_atomic
 from .ops import ABSTRACT_STRUCTURES, OPS, Ctx, ShapeError, infer_shape
 from .structure import Jac, Shape
@@ -646,7 +647,7 @@ def plan_schema(fmt: str) -> Spec:
     weights = _object({"mults": (NUMBER, False), "memory": (NUMBER, False)},
                       'weights such as {"mults": 1, "memory": 0.01}')
     objective = _either('"mults", "memory", "time" or weights such as {"mults": 1, "memory": 0.01}',
-                        _leaf('"mults", "memory" or "time"', "str", lambda v: v in ("mults", "memory", "time")), weights)
+                        _leaf('"mults", "memory" or "time"', "str", lambda v: v in NAMED), weights)
     limit = optional(_leaf("a positive number of bytes", "int float", lambda v: _float_ok(v) and v > 0))
     names = _list(NAME, "a list of vertex names")
     return _object({

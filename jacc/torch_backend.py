@@ -17,6 +17,7 @@ benchmarks).
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, Callable
 
@@ -180,6 +181,9 @@ def getitem(x, index):
 def function(fn: Callable) -> Callable:
     """The PyTorch callable for a NumPy (or SciPy, or jacc helper) function in a program."""
     torch = namespace()
+    portable = getattr(fn, "portable", None)  # a helper written for any array namespace
+    if portable is not None:
+        return functools.partial(portable, xp=torch)
     name = getattr(fn, "__name__", None) or ""
     mod = getattr(fn, "__module__", "") or ""
     found = _ADAPTED.get(name)

@@ -2,6 +2,7 @@
 multiplication count, programs shared across constants, safe fallbacks, and the JAX backend."""
 
 import functools
+import importlib.util
 
 import numpy as np
 import pytest
@@ -394,6 +395,33 @@ def test_one_lu_factorisation_serves_solve_slogdet_and_the_inverse():
     for A in (rng.standard_normal((6, 6)), -rng.standard_normal((6, 6))):  # pivoting; either sign of det
         _close(once(A), jacc.jacobian(g, backend="interpret")(A))
     assert "factorise" in once.program.fn.__globals__["f0"].__module__
+
+
+def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
+    pytest.importorskip("scipy")
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((7, 7))
+    singular = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])
+    near = singular + 1e-13 * np.eye(3)  # pivots below PIVOT_RATIO of the largest
+    for a in (A, singular, near, rng.standard_normal((2, 4, 4))):
+        want = factorise.adjugate_by_svd(a)
+        with factorise.sharing():
+            got = factorise.det_gradient(a)
+        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12 * np.abs(want).max())
+    np.testing.assert_allclose(factorise.adjugate_by_svd(A), np.linalg.det(A) * np.linalg.inv(A).T, rtol=1e-10)
+    f = lambda a: np.linalg.det(a)  # noqa: E731
+    jf = jacc.jacobian(f)
+    jf(A)
+    want = jacc.jacobian(f, backend="interpret")(A + 0.1)
+    before = factorise.factorisations()
+    _close(jf(A + 0.1), want)
+    assert factorise.factorisations() - before == 1  # det and its gradient: one getrf
+    for backend in ("jax", "torch"):  # the SVD form, in the backend's namespace
+        if importlib.util.find_spec(backend) is None:
+            continue
+        jb = jacc.jacobian(f, backend=backend, retrace=False)
+        _close(jb(singular), factorise.adjugate_by_svd(singular))
+        assert jb.ran == backend
 
 
 _FAULTS = """

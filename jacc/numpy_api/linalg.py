@@ -3,7 +3,8 @@
 Factorisations are primitives with closed-form partials (dense within one matrix; the batch axes
 of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``); a
 Cholesky factor larger than ``DENSE_CHOLESKY_MAX`` records its derivative as a network of products
-instead (:func:`_factored_cholesky`). Norms, ``pinv`` and ``lstsq`` are compositions of them. Assumptions, as for every AD system:
+instead (:func:`_factored_cholesky`). Norms, ``pinv`` and ``lstsq`` are compositions of them.
+Assumptions, as for every AD system:
 
 * ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
   eigenvalues (the eigenvector partials divide by λⱼ − λᵢ); ``cholesky`` reads the lower triangle
@@ -113,21 +114,9 @@ def _same_shape(what, square=True):
 # -- determinants and the inverse (batched) ------------------------------------------------------
 
 
-def _others_product(s: np.ndarray) -> np.ndarray:
-    """∏_{j≠i} sⱼ along the last axis, without dividing (s may hold zeros)."""
-    one = np.ones(s.shape[:-1] + (1,))
-    left = np.cumprod(np.concatenate([one, s[..., :-1]], -1), -1)
-    right = np.cumprod(np.concatenate([one, s[..., :0:-1]], -1), -1)[..., ::-1]
-    return left * right
-
-
 def _det_partial(i, ctx):
-    # ∂det/∂A = adj(A)ᵀ = det(U)·det(Vh)·U·adj(S)·Vh: exact for singular matrices too
-    def values():
-        u, s, vh = np.linalg.svd(ctx.args[0])
-        sign = np.linalg.det(u) * np.linalg.det(vh)
-        return sign[..., None, None] * (u * _others_product(s)[..., None, :]) @ vh
-    return _batched(ctx, values)
+    # ∂det/∂A = adj(A)ᵀ, exact at singular matrices too (factorise.det_gradient)
+    return _batched(ctx, lambda: lazy.apply(factorise.det_gradient, ctx.args[0]))
 
 
 def _scalar_shape(what):
