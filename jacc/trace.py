@@ -430,6 +430,17 @@ class Tape:
                     out[k] = self.unary("alias", args[k])
         return out
 
+    def recent(self, name: str, depth: int = 8) -> tuple | None:
+        """The step ``(name, op, args, params)`` that made ``name``, if among the last ``depth``."""
+        for step in self.steps[-1:-depth - 1:-1]:
+            if step[0] == name:
+                return step
+        return None
+
+    def operand(self, arg: Any) -> Any:
+        """A recorded argument back as a :class:`Tracer` (a vertex name) or the constant."""
+        return Tracer(self, arg, self.values[arg]) if isinstance(arg, str) else arg
+
     def _gram_side(self, args: list) -> int | None:
         """Which operand of ``a @ b`` is the other's transpose (last two axes swapped by a step
         among the last few), as the index of the one to hold; None for other products."""

@@ -529,10 +529,30 @@ def _diagonal(a, offset=0, axis1=0, axis2=1):
     return _slice_along(flat, flat.ndim - 1, start, start + (n - 1) * (c + 1) + 1 if n else 0, c + 1)
 
 
+_PRODUCTS = ("matmul", "matmul_hold_a", "matmul_hold_b")
+
+
+def _factors(a) -> list | None:
+    """[P, Q] when the matrix ``a`` was just made as P @ Q (a Gram product included), else None."""
+    if not _traced(a) or a.ndim != 2:
+        return None
+    step = a.tape.recent(a.name)
+    if step is not None and step[1] == "gram_join":  # its value is the held product's
+        step = a.tape.recent(step[2][0])
+    if step is None or step[1] not in _PRODUCTS:
+        return None
+    return [a.tape.operand(x) for x in step[2]]
+
+
 @implements(np.trace, method="trace")
 def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     _refuse("numpy.trace", out=out)
     _check_dtype("numpy.trace", a, dtype)
+    pq = _factors(a) if _int(offset, "offset") == 0 else None
+    if pq is not None:
+        # tr(P·Q) = Σ Pᵢⱼ Qⱼᵢ, whose partials are Qᵀ and Pᵀ. Summed from P·Q's diagonal, the
+        # adjoint is an identity matrix multiplied through P·Q's partial: n³, not n².
+        return np.einsum("ij,ji->", *pq)
     d = _diagonal(a, offset, axis1, axis2)
     return _record("sum", [d], {"axis": d.ndim - 1, "keepdims": False})
 
