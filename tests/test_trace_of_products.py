@@ -35,6 +35,18 @@ def test_trace_of_a_product_is_a_sum_of_elementwise_products(name, f, grad, mult
     assert float(g.evaluate({"X": X})[g.outputs[0]]) == pytest.approx(float(f(X)), rel=1e-13)
 
 
+@pytest.mark.parametrize("f, want", [
+    (lambda X: np.diagonal(X.T @ X), lambda X: np.sum(X * X, 0)),
+    (lambda X: np.diag(A @ X), lambda X: np.sum(A * X.T, 1)),
+], ids=["diagonal(XᵀX)", "diag(AX)"])
+def test_diagonal_of_a_product_is_an_einsum(f, want):
+    g = jacc.trace(f, X)
+    assert "einsum" in {g.op(v) for v in g.nx}
+    np.testing.assert_allclose(g.evaluate({"X": X})[g.outputs[0]], want(X), rtol=1e-13)
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-7)
+    assert jacc.plan(g, "reverse").mults <= 2 * N**2
+
+
 def test_other_traces_sum_the_diagonal():
     for f in (lambda X: np.trace(np.sin(X)), lambda X: np.trace(A @ X, offset=1),
               lambda X: np.trace(np.stack([X @ A, X]), axis1=1, axis2=2).sum()):

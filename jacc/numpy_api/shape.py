@@ -513,22 +513,6 @@ def _broadcast_arrays(*args, subok=False):
 # -- diagonals ----------------------------------------------------------------------------------
 
 
-@implements(np.diagonal, method="diagonal")
-def _diagonal(a, offset=0, axis1=0, axis2=1):
-    _need_ndim(a, 2, "numpy.diagonal")
-    i, j = _axis_list([axis1, axis2], a.ndim, "numpy.diagonal", "axis1/axis2")
-    off = _int(offset, "offset")
-    rest = [k for k in range(a.ndim) if k not in (i, j)]
-    x = a.transpose(rest + [i, j]) if rest + [i, j] != list(range(a.ndim)) else a
-    r, c = a.shape[i], a.shape[j]
-    r0, c0 = max(-off, 0), max(off, 0)
-    n = max(min(r - r0, c - c0), 0)
-    # the diagonal of the trailing (r, c) block is the stepped slice start::c+1 of its flattening
-    flat = _reshape(x, list(x.shape[:-2]) + [r * c])
-    start = r0 * c + c0 if n else 0
-    return _slice_along(flat, flat.ndim - 1, start, start + (n - 1) * (c + 1) + 1 if n else 0, c + 1)
-
-
 _PRODUCTS = ("matmul", "matmul_hold_a", "matmul_hold_b")
 
 
@@ -542,6 +526,25 @@ def _factors(a) -> list | None:
     if step is None or step[1] not in _PRODUCTS:
         return None
     return [a.tape.operand(x) for x in step[2]]
+
+
+@implements(np.diagonal, method="diagonal")
+def _diagonal(a, offset=0, axis1=0, axis2=1):
+    _need_ndim(a, 2, "numpy.diagonal")
+    i, j = _axis_list([axis1, axis2], a.ndim, "numpy.diagonal", "axis1/axis2")
+    off = _int(offset, "offset")
+    pq = _factors(a) if off == 0 else None
+    if pq is not None:  # diag(P·Q)ᵢ = Σⱼ Pᵢⱼ Qⱼᵢ: n² products, where P·Q's partial takes n³ (see _trace)
+        return np.einsum("ij,ji->i", *pq)
+    rest = [k for k in range(a.ndim) if k not in (i, j)]
+    x = a.transpose(rest + [i, j]) if rest + [i, j] != list(range(a.ndim)) else a
+    r, c = a.shape[i], a.shape[j]
+    r0, c0 = max(-off, 0), max(off, 0)
+    n = max(min(r - r0, c - c0), 0)
+    # the diagonal of the trailing (r, c) block is the stepped slice start::c+1 of its flattening
+    flat = _reshape(x, list(x.shape[:-2]) + [r * c])
+    start = r0 * c + c0 if n else 0
+    return _slice_along(flat, flat.ndim - 1, start, start + (n - 1) * (c + 1) + 1 if n else 0, c + 1)
 
 
 @implements(np.trace, method="trace")
