@@ -763,6 +763,15 @@ def _logdet_llt(n, rng):
     return logdet_llt, rng.standard_normal((n, n)) / np.sqrt(n), (), {}
 
 
+def _trace_quadratic(n, rng):
+    A = rng.standard_normal((n, n)) / n
+
+    def trace_quadratic(X: Array, xp: Any = np) -> Array:
+        return xp.trace(X.T @ A @ X)
+
+    return trace_quadratic, rng.standard_normal((n, n)) / np.sqrt(n), (), {"A": A}
+
+
 def _sandwich(n, rng):
     A, B = rng.standard_normal((n, n)) / n, rng.standard_normal((n, n)) / n
 
@@ -788,6 +797,11 @@ def _make_regression(size: str) -> Problem:
 
 def _make_logdet_llt(size: str) -> Problem:
     return _matrix_problem("logdet_llt", size, _logdet_llt, "log det(X·Xᵀ + I) with respect to the {n}×{n} factor X")
+
+
+def _make_trace_quadratic(size: str) -> Problem:
+    return _matrix_problem("trace_quadratic", size, _trace_quadratic,
+                           "tr(Xᵀ·A·X) with respect to the {n}×{n} matrix X")
 
 
 def _make_sandwich(size: str) -> Problem:
@@ -816,6 +830,7 @@ PROBLEMS: dict[str, Callable[[str], Problem]] = {
     "inv_apply": _make_inv_apply,
     "regression": _make_regression,
     "logdet_llt": _make_logdet_llt,
+    "trace_quadratic": _make_trace_quadratic,
     "sandwich": _make_sandwich,
 }
 

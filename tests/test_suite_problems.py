@@ -30,12 +30,12 @@ suite = _load_suite()
 NAMES = suite.names()
 EXPECTED = {"lion", "propane", "heart", "roeflux", "robotarm", "blackscholes",
             "mlp", "attention", "bottleneck", "gp_nll", "lecture_f",
-            "gp_kernel", "inv_apply", "regression", "logdet_llt", "sandwich"}
+            "gp_kernel", "inv_apply", "regression", "logdet_llt", "trace_quadratic", "sandwich"}
 
 # The traceable vocabulary promised by the suite (xp-level functions).
 _ALLOWED = ["exp", "log", "log1p", "expm1", "sin", "cos", "tan", "tanh", "sqrt",
             "square", "abs", "maximum", "minimum", "where", "matmul", "dot",
-            "sum", "mean", "max", "transpose", "concatenate", "stack"]
+            "sum", "mean", "max", "transpose", "concatenate", "stack", "trace"]
 RESTRICTED_XP = SimpleNamespace(
     **{n: getattr(np, n) for n in _ALLOWED},
     linalg=SimpleNamespace(solve=np.linalg.solve, inv=np.linalg.inv,
@@ -301,6 +301,13 @@ def test_attention_direct():
     S = (X @ c["Wq"]) @ (X @ c["Wk"]).T / math.sqrt(X.shape[1])
     A = np.exp(S) / np.exp(S).sum(axis=1, keepdims=True)
     np.testing.assert_allclose(p.fn(X=X), np.tanh(X + A @ X @ c["Wv"]), rtol=1e-12)
+
+
+def test_trace_quadratic_gradient_is_the_cookbook_formula():
+    p = suite.get("trace_quadratic")
+    A, X = p.constants["A"], p.make_inputs(seed=1)["X"]
+    assert float(p.fn(X=X)) == pytest.approx(float(np.sum(X * (A @ X))), rel=1e-12)
+    np.testing.assert_allclose(fd_jacobian(p, {"X": X}).reshape(X.shape), (A + A.T) @ X, rtol=1e-6, atol=1e-8)
 
 
 def test_bottleneck_direct_and_low_rank():
