@@ -319,6 +319,9 @@ class TorchNamespace:
         x = self._as(x)
         return x.permute(*(reversed(range(x.ndim)) if axes is None else axes))
 
+    def trace(self, x):
+        return self._t.trace(self._as(x))
+
 
 def rebind_constants(fn: Callable, convert: Callable[[np.ndarray], Any]) -> Callable:
     """A copy of ``fn`` whose closed-over NumPy arrays (also inside lists, tuples, dicts and

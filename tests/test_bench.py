@@ -192,13 +192,15 @@ def test_fd_jacobian_matches_closed_form():
     assert fd["x2"] == pytest.approx(2 - np.cos(5.0), rel=1e-8)
 
 
-def test_torch_namespace_and_constant_rebinding():
+@pytest.mark.parametrize("name", suite.names())
+def test_torch_namespace_and_constant_rebinding(name):
+    """Every suite function runs on the torch baseline's namespace (its baselines cannot fail)."""
     torch = pytest.importorskip("torch")
-    p = suite.get("robotarm")
-    q = p.make_inputs(0)["q"]
+    p = suite.get(name)
+    inputs = p.make_inputs(0)
     fn = bench.rebind_constants(p.fn, lambda a: torch.as_tensor(a, dtype=torch.float64))
-    got = fn(torch.as_tensor(q), xp=bench.TorchNamespace(torch)).numpy()
-    assert np.allclose(got, p.fn(q, xp=np))
+    got = fn(**{k: torch.as_tensor(v, dtype=torch.float64) for k, v in inputs.items()}, xp=bench.TorchNamespace(torch))
+    np.testing.assert_allclose(np.asarray(got), p.fn(**inputs, xp=np), rtol=1e-10, atol=1e-12)
 
 
 def test_out_checkpoint_is_json(tmp_path):
