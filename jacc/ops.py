@@ -547,6 +547,8 @@ for _held in (0, 1):
     register(Op(f"matmul_hold_{'ab'[_held]}", lambda a, p: np.matmul(a[0], a[1]), _matmul_shape,
                 _matmul_partial, 2, f"a @ b with {'ab'[_held]} held constant (one side of a Gram product)",
                 nondiff=frozenset({_held})))
+register(Op("hold", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: None, 1,
+            "the value of x, held: no edge, so the derivative treats it as a constant", nondiff=frozenset({0})))
 register(Op("value_from", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: S.identity(ctx.out_shape), 2,
             "the value of the first argument with the derivative of the second (same shape and the "
             "same function of the inputs, computed another way)", nondiff=frozenset({0})))

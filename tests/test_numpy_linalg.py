@@ -8,7 +8,7 @@ from conftest import fd_jacobian
 import jacc
 from jacc.eliminate import accumulate
 from jacc.numpy_api import linalg
-from jacc.numpy_api.linalg import DENSE_CHOLESKY_MAX, spd
+from jacc.numpy_api.linalg import DENSE_PARTIAL_MAX, spd
 
 HERE = "test_numpy_linalg.py:"
 
@@ -79,7 +79,7 @@ def test_cholesky_upper_is_the_transpose_read_from_the_upper_triangle():
     np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-14)
 
 
-CHOL_N = DENSE_CHOLESKY_MAX + 2  # above the threshold: the derivative is a network of products
+CHOL_N = DENSE_PARTIAL_MAX + 2  # above the threshold: the derivative is a network of products
 
 
 @pytest.mark.parametrize("fn, a", [
@@ -93,7 +93,7 @@ def test_large_cholesky_network_equals_the_dense_partial(fn, a, monkeypatch):
     J = jacc.jacobian(fn)(a)
     np.testing.assert_allclose(jacc.jacobian(fn, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g.evaluate({"a": a})[g.outputs[0]], fn(a), rtol=1e-15, atol=1e-15)  # not L/2
-    monkeypatch.setattr(linalg, "DENSE_CHOLESKY_MAX", 10**6)
+    monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
     assert "cholesky" in {jacc.trace(fn, a).op(v) for v in jacc.trace(fn, a).nx}
     np.testing.assert_allclose(J, jacc.jacobian(fn)(a), rtol=1e-10, atol=1e-12)
 
@@ -107,6 +107,30 @@ def test_large_cholesky_reads_the_lower_triangle_and_costs_n_cubed_per_adjoint()
     g = jacc.trace(f, a)
     p = jacc.plan(g, "reverse")
     assert p.mults == 3 * n**3 + 3 * n**2  # Lᵀ·L̄, then L⁻ᵀ·B̄·L⁻¹: no n⁴ partial
+    assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
+
+
+@pytest.mark.parametrize("uplo, batch", [("L", ()), ("U", ()), ("L", (2,))], ids=["lower", "upper", "stack"])
+def test_large_eigenvectors_network_equals_the_dense_partial(uplo, batch, monkeypatch):
+    r = _rng(10)
+    a = spd(r, CHOL_N, batch) + 0.3 * r.normal(size=batch + (CHOL_N, CHOL_N))  # not symmetric: one triangle read
+    f = lambda a: np.linalg.eigh(a, UPLO=uplo)[1] ** 2  # noqa: E731  (sign-free)
+    g = jacc.trace(f, a)
+    assert {"hold", "value_from"} <= {g.op(v) for v in g.nx}
+    J = jacc.jacobian(f)(a)
+    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's vectors, not the network's
+    monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
+    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
+
+
+def test_large_eigenvectors_cost_n_cubed_per_adjoint():
+    a, n = spd(_rng(12), CHOL_N), CHOL_N
+    f = lambda a: np.sum(np.linalg.eigh(a)[1][:, 0] ** 3)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(a), _sym_fd(f, a), rtol=1e-6, atol=1e-7)
+    g = jacc.trace(f, a)
+    p = jacc.plan(g, "reverse")
+    assert p.mults == 3 * n**3 + 3 * n**2  # Vᵀ·V̄, then V·(F ∘ ·)·Vᵀ: no n⁴ partial
     assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
 
 

@@ -2,7 +2,7 @@
 
 Factorisations are primitives with closed-form partials (dense within one matrix; the batch axes
 of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``); a
-Cholesky factor larger than ``DENSE_CHOLESKY_MAX`` records its derivative as a network of products
+Cholesky factor larger than ``DENSE_PARTIAL_MAX`` records its derivative as a network of products
 instead (:func:`_factored_cholesky`). Norms, ``pinv`` and ``lstsq`` are compositions of them.
 Assumptions, as for every AD system:
 
@@ -204,13 +204,20 @@ register(Op("cholesky_value", lambda a, p: np.linalg.cholesky(a[0]), _same_shape
             1, "cholesky's value alone (no edge): a large factor pairs it with its derivative network",
             frozenset({0})))
 
-#: Cholesky factors of matrices larger than this record their derivative as a network of
-#: products (see _factored_cholesky) instead of one dense n²×n² partial.
-DENSE_CHOLESKY_MAX = 6
+#: Cholesky factors and eigenvectors of matrices larger than this record their derivative as a
+#: network of products (see _factored_cholesky, _factored_eigh) instead of one dense n²×n² partial.
+DENSE_PARTIAL_MAX = 6
+
+
+def _symmetric_read(a, lower: bool = True):
+    """The symmetric matrix that ``a``'s lower (or upper) triangle stands for, as traced maps."""
+    if lower:
+        return np.tril(a) + _swap(np.tril(a, -1))
+    return np.triu(a) + _swap(np.triu(a, 1))
 
 
 def _factored_cholesky(a):
-    """The lower Cholesky factor of ``a`` (n > DENSE_CHOLESKY_MAX). Its partial
+    """The lower Cholesky factor of ``a`` (n > DENSE_PARTIAL_MAX). Its partial
     dL = L·Φ(L⁻¹ dS L⁻ᵀ) (S: the symmetric matrix the lower triangle stands for; Φ: the strict
     lower triangle plus half the diagonal) is a dense n⁴ array, n⁴ multiplications per adjoint
     row. Recorded instead as that formula with L and L⁻¹ held (values of a vertex with no edge,
@@ -221,7 +228,7 @@ def _factored_cholesky(a):
     n = a.shape[-1]
     L = tape.record("cholesky_value", [a])
     Li = np.linalg.inv(L)
-    S = np.tril(a) + _swap(np.tril(a, -1))
+    S = _symmetric_read(a)
     phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
     return tape.record("value_from", [L, L @ ((Li @ S @ _swap(Li)) * phi)])
 
@@ -230,7 +237,7 @@ def _factored_cholesky(a):
 def _cholesky(a, /, *, upper=False):
     if upper:  # Uᵀ is the lower factor of Aᵀ, whose lower triangle is A's upper one
         return _swap(_cholesky(_swap(a)))
-    if np.shape(a)[-1] > DENSE_CHOLESKY_MAX:
+    if np.shape(a)[-1] > DENSE_PARTIAL_MAX:
         return _factored_cholesky(a)
     return _tape_of(a).record("cholesky", [a])
 
@@ -286,9 +293,26 @@ def _check_uplo(what: str, UPLO) -> dict:
     return {} if UPLO == "L" else {"uplo": "U"}
 
 
+def _factored_eigh(a, params: dict) -> EighResult:
+    """eigh of ``a`` (n > DENSE_PARTIAL_MAX). The eigenvectors' partial dV = V·(F ∘ Vᵀ dS V)
+    (Fₚ_q = 1/(λ_q − λₚ) off the diagonal, 0 on it) is a dense n⁴ array; recorded instead as that
+    formula with V and F held (``hold``: values the derivative treats as constants), it costs 3n³
+    per adjoint row. The eigenvalues keep their n³ partial; the vectors' values stay NumPy's
+    (``value_from``: the network's own value is never used)."""
+    tape = _tape_of(a)
+    w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
+    wh, vh = tape.unary("hold", w), tape.unary("hold", v)
+    eye = np.eye(a.shape[-1], dtype=bool)
+    F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, wh[..., None, :] - wh[..., :, None]))
+    G = _swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh
+    return EighResult(w, tape.record("value_from", [v, vh @ (F * G)]))
+
+
 @implements(np.linalg.eigh)
 def _eigh_fn(a, UPLO="L"):
     params = _check_uplo("numpy.linalg.eigh", UPLO)
+    if np.shape(a)[-1] > DENSE_PARTIAL_MAX:
+        return _factored_eigh(a, params)
     tape = _tape_of(a)
     return EighResult(tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params))
 
@@ -691,7 +715,7 @@ case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(_sym(xp, a
 case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(a, upper=True), lambda r: (spd(r, 3),),
      jax=False, variant="upper")
 case("numpy.linalg.cholesky", lambda xp: lambda a: xp.linalg.cholesky(_sym(xp, a)),
-     lambda r: (spd(r, DENSE_CHOLESKY_MAX + 2),), variant="large: a network of products")
+     lambda r: (spd(r, DENSE_PARTIAL_MAX + 2),), variant="large: a network of products")
 
 _EIG = "distinct eigenvalues assumed; " + _TRI
 case("numpy.linalg.eigvalsh", lambda xp: xp.linalg.eigvalsh, lambda r: (r.normal(size=(4, 4)),), jax=False,
@@ -704,6 +728,8 @@ case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a, UPLO="U")[1], l
      jax=False, variant="UPLO='U' vectors")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(_sym(xp, a))[1] ** 2,
      lambda r: (r.normal(size=(2, 3, 3)),), variant="squared vectors, symmetric stack")
+case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(_sym(xp, a))[1] ** 2,
+     lambda r: (r.normal(size=(DENSE_PARTIAL_MAX + 2,) * 2),), variant="large, squared vectors: a network of products")
 
 _SVD = "distinct non-zero singular values assumed; vector signs are NumPy's"
 case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, compute_uv=False), lambda r: (r.normal(size=(4, 3)),))
