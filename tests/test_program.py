@@ -424,6 +424,18 @@ def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
         assert jb.ran == backend
 
 
+def test_inv_lower_is_trtri_inside_a_sharing_block_and_numpy_outside():
+    pytest.importorskip("scipy")
+    L = np.linalg.cholesky(np.eye(5) * 5 + np.ones((5, 5)))
+    want = np.linalg.inv(L)
+    with factorise.sharing():
+        got = factorise.inv_lower(L)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-15)
+    assert np.all(np.triu(got, 1) == 0.0)
+    np.testing.assert_array_equal(factorise.inv_lower(L), want)  # outside a block: NumPy's inv
+    np.testing.assert_allclose(factorise.inv_lower(np.stack([L, 2 * L])), np.linalg.inv(np.stack([L, 2 * L])))
+
+
 _FAULTS = """
 import functools, resource, sys, numpy as np, jacc
 from jacc import allocator, suite

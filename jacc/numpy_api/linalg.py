@@ -204,6 +204,10 @@ register(Op("cholesky_value", lambda a, p: np.linalg.cholesky(a[0]), _same_shape
             1, "cholesky's value alone (no edge): a large factor pairs it with its derivative network",
             frozenset({0})))
 
+register(Op("inv_lower_value", lambda a, p: lazy.apply(factorise.inv_lower, a[0]), _same_shape("inv_lower_value"),
+            lambda i, ctx: None, 1, "the inverse of a lower-triangular matrix, held (no edge): L⁻¹ in a "
+            "Cholesky factor's derivative network", frozenset({0})))
+
 #: Cholesky factors and eigenvectors of matrices larger than this record their derivative as a
 #: network of products (see _factored_cholesky, _factored_eigh) instead of one dense n²×n² partial.
 DENSE_PARTIAL_MAX = 6
@@ -227,7 +231,7 @@ def _factored_cholesky(a):
     tape = _tape_of(a)
     n = a.shape[-1]
     L = tape.record("cholesky_value", [a])
-    Li = np.linalg.inv(L)
+    Li = tape.record("inv_lower_value", [L])
     S = _symmetric_read(a)
     phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
     return tape.record("value_from", [L, L @ ((Li @ S @ _swap(Li)) * phi)])
