@@ -294,6 +294,25 @@ def test_window_polish_never_worse_and_reports_exact_savings(seed):
     assert price(sp, new)[1] == brute_force_orders(sp)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_window_polish_under_a_memory_weighted_objective_never_scores_worse(seed):
+    from jacc import budget
+    from jacc.eliminate import totals
+    from jacc.strategies import run_strategy
+    from jacc.strategies.optimal import polish
+
+    prob = Problem.from_graph(examples.random_graph(4, 60, 3, seed=seed, width=2))
+    cm = jacc.CostModel("time")
+    for s in ("forward", "reverse"):
+        order = run_strategy(s, prob)[0]
+        new, saved = polish(prob, order, cm, window=8)
+        assert sorted(new) == sorted(order)
+        assert cm.score(*totals(prob, new)) <= cm.score(*totals(prob, order))
+        assert (new == list(order)) == (saved == 0)
+        with budget.within(0.0):  # no time at all: the order comes back unchanged, no TimeUp
+            assert polish(prob, order, cm, window=8) == (list(order), 0)
+
+
 # -- independent groups of vertices ---------------------------------------------------------------
 
 

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
-from ..eliminate import Problem
+from ..eliminate import Problem, totals
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
 
@@ -608,9 +608,18 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
     Eliminating the same *set* leaves the same graph, so an exact search inside a window (from
     the graph left by the prefix) changes only the window's own cost: the result is never
     worse, and repeated half-overlapping passes run until nothing improves or ``deadline``.
-    Applies to the ``mults`` objective without a memory limit; returns (order, mults saved).
+    Without a memory limit; returns (order, mults saved). A peak is not a sum over windows, so
+    under an objective that weighs memory the polished order is kept only if it scores better.
     """
-    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None or len(order) < 2:
+    if cost_model.memory_limit is not None or len(order) < 2:
+        return list(order), 0
+    if cost_model.weights != (1.0, 0.0):
+        new, saved = polish(problem, order, CostModel(), window=window, deadline=deadline)
+        try:
+            if saved and cost_model.score(*totals(problem, new)) < cost_model.score(*totals(problem, order)):
+                return new, saved
+        except budget.TimeUp:  # no time left to compare: keep the order we had
+            pass
         return list(order), 0
     order = list(order)
     deadline = min(budget.deadline(), float("inf") if deadline is None else deadline)
