@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import jacc
-from jacc import examples
+from jacc import examples, suite
 from jacc.chain import brute_force_chain, multi_dot_cost
 from jacc.eliminate import Problem, accumulate, price
 
@@ -205,7 +205,8 @@ def test_memory_objective_and_limit(seed):
     ({"strategy": "markowitz", "objective": "speed"}, jacc.CostModelError, "unknown objective 'speed'"),
     ({"strategy": "markowitz", "objective": {"mults": -1}}, jacc.CostModelError, "non-negative"),
     ({"strategy": "markowitz", "memory_limit": -3}, jacc.CostModelError, "positive number of bytes"),
-    ({"strategy": "markowitz", "bogus": 1}, TypeError, "takes no options"),
+    ({"strategy": "min-fill", "bogus": 1}, TypeError, "takes no options"),
+    ({"strategy": "markowitz", "bogus": 1}, TypeError, "unexpected keyword argument 'bogus'"),
     ({"strategy": "forward", "memory_limit": 16}, jacc.MemoryLimitError, "over the memory limit"),
 ])
 def test_bad_options_give_clear_errors(kwargs, err, match):
@@ -311,6 +312,22 @@ def test_window_polish_under_a_memory_weighted_objective_never_scores_worse(seed
         assert (new == list(order)) == (saved == 0)
         with budget.within(0.0):  # no time at all: the order comes back unchanged, no TimeUp
             assert polish(prob, order, cm, window=8) == (list(order), 0)
+
+
+def test_markowitz_scored_by_time_and_auto_prices_it_on_array_graphs():
+    from jacc.strategies.greedy import _markowitz_score, greedy_order
+
+    p = suite.get("heart", "full")
+    x = p.make_inputs(0)["x"]
+    g = jacc.trace(lambda x: p.fn(x=x), x)
+    prob = Problem.from_graph(g)
+    order = greedy_order(prob, jacc.CostModel("time"), _markowitz_score(jacc.CostModel("time")))
+    by_time = jacc.plan(g, order)
+    assert jacc.plan(g, "markowitz").mults > 10 * by_time.mults  # 1,088 against 54
+    from jacc.strategies import run_strategy
+    assert run_strategy("markowitz", prob, jacc.CostModel(), objective="time")[0] == order
+    auto = jacc.plan(g, "auto", time_limit=1.0)
+    assert auto.mults <= by_time.mults and "markowitz: " in auto.info["tried"]
 
 
 # -- independent groups of vertices ---------------------------------------------------------------

@@ -30,6 +30,7 @@ from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
 from . import Result, best_of, naive_first, positive, register
 from .chain import segments
+from .greedy import extra_starts
 from .optimal import _fallback
 
 EXACT_MAX = 20
@@ -70,6 +71,7 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     # linear time, and the plan would price the fallback order anyway.
     candidates = ([(main, opts, 1.0, True)] + baselines if main == "chain" else baselines + [(main, opts, 1.0)])
     candidates.append(("markowitz", {}, 1.0))
+    candidates += [(name, kw, 1.0) for name, kw in extra_starts(problem, cost_model)]
     log: list[str] = []
     unpriced: list = []
     stopped: list = []

@@ -110,10 +110,25 @@ def _markowitz_score(cost_model: CostModel) -> Score:
 
 
 @register("markowitz")
-def markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
-    """Next eliminate the vertex whose elimination is cheapest now (structured cost)."""
-    no_options("markowitz", options)
+def markowitz(problem: Problem, cost_model: CostModel, *, objective=None) -> list[str]:
+    """Next eliminate the vertex whose elimination is cheapest now (structured cost).
+
+    ``objective`` scores the steps by another objective than the plan's (the memory limit stays
+    the plan's). ``"time"`` adds one per value held after the step: on graphs of arrays many steps
+    cost no multiplications (selections, sums, transposes) but differ in what they leave to store,
+    and the traced heart dipole's order drops from 1,088 to 54 multiplications."""
+    if objective is not None:
+        cost_model = CostModel(objective, cost_model.memory_limit)
     return greedy_order(problem, cost_model, _markowitz_score(cost_model))
+
+
+def extra_starts(problem: Problem, cost_model: CostModel) -> list[tuple[str, dict]]:
+    """Heuristic orders ``auto`` also prices: on graphs of arrays, Markowitz scored by ``"time"``
+    unless the plan's objective is that. (As a start for ``anneal`` it helps some problems and
+    hurts others, so the searches keep their own starts.)"""
+    if problem.scalar or cost_model.objective == "time":
+        return []
+    return [("markowitz", {"objective": "time"})]
 
 
 @register("min-fill")
