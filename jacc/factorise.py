@@ -1,4 +1,5 @@
-"""One LU factorisation per matrix and call, shared by ``solve``, ``inv``, ``slogdet`` and ``det``.
+"""One LU factorisation per matrix and call, shared by ``solve``, ``inv``, ``slogdet`` and ``det``
+(and one ``eigh`` per symmetric matrix, shared by its values, vectors and partials).
 
 NumPy factorises its argument again in each of these. A Jacobian call of
 ``y @ solve(K, y) + slogdet(K)[1]`` evaluates ``solve`` and ``slogdet`` in the primal (the trace)
@@ -38,7 +39,7 @@ from typing import Any
 import numpy as np
 
 _local = threading.local()
-_made = [0]  # factorisations computed since import (for tests and the docstring above)
+_made = [0]  # LU factorisations and shared eigh calls since import (for tests and the docstring above)
 
 try:
     from scipy.linalg import lapack as _lapack
@@ -152,7 +153,8 @@ class sharing:
 
 
 def factorisations() -> int:
-    """How many LU factorisations this process has computed (a counter for tests)."""
+    """How many LU factorisations (and shared ``eigh`` decompositions) this process has computed
+    (a counter for tests)."""
     return _made[0]
 
 
@@ -264,4 +266,20 @@ def det_gradient(a: Any) -> Any:
 det_gradient.portable = adjugate_by_svd  # what the jax and torch backends run (no value branches there)
 
 #: NumPy's functions and their sharing replacements (the program generator swaps them in)
-REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det}
+def eigh(a: Any, UPLO: str = "L") -> Any:
+    """``np.linalg.eigh(a, UPLO)``, kept inside :class:`sharing` like an LU: the eigenvalue and
+    eigenvector ops and the eigenvalues' partial each ask for it, so a call decomposed one
+    matrix three times."""
+    memo = getattr(_local, "memo", None)
+    if memo is None or type(a) is not np.ndarray:
+        return np.linalg.eigh(a, UPLO=UPLO)
+    key = ("eigh", id(a), UPLO)
+    found = memo.get(key)
+    if found is None or found[0] is not a:
+        found = memo[key] = (a, np.linalg.eigh(a, UPLO=UPLO))  # a kept alive: its id stays its own
+        _made[0] += 1
+    return found[1]
+
+
+REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det,
+            np.linalg.eigh: eigh}

@@ -424,6 +424,19 @@ def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
         assert jb.ran == backend
 
 
+@pytest.mark.parametrize("n", [4, 9], ids=["dense partials", "network"])
+def test_one_eigh_per_call_serves_values_vectors_and_partials(n):
+    X = np.random.default_rng(4).normal(size=(n, n))
+    f = lambda X: np.sum(np.linalg.eigh(X @ X.T + np.eye(n))[1][:, -1] ** 2 * np.arange(n))  # noqa: E731
+    for retrace in (True, False):
+        jf = jacc.jacobian(f, retrace=retrace)
+        jf(X)
+        want = jacc.jacobian(f, backend="interpret")(X + 0.01)
+        before = factorise.factorisations()
+        _close(jf(X + 0.01), want)
+        assert factorise.factorisations() - before == 1  # values, vectors, partials: one eigh
+
+
 def test_inv_lower_is_trtri_inside_a_sharing_block_and_numpy_outside():
     pytest.importorskip("scipy")
     L = np.linalg.cholesky(np.eye(5) * 5 + np.ones((5, 5)))
