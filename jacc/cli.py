@@ -268,8 +268,8 @@ def _plan_options(args) -> dict:
     return opts
 
 
-def _cost_model(args) -> CostModel:
-    obj: Any = getattr(args, "objective", None) or "mults"
+def _cost_model(args, default: str = "mults") -> CostModel:
+    obj: Any = getattr(args, "objective", None) or default
     if obj not in NAMED:
         try:
             obj = {k: float(v) for k, v in (part.split("=") for part in obj.split(","))}
@@ -295,11 +295,11 @@ def _accepts(strategy: str, option: str, elimination: str = "vertex") -> bool:
     return fn is not None and option in inspect.signature(fn).parameters
 
 
-def _plan_for(g, strategy: str, args):
+def _plan_for(g, strategy: str, args, objective: str = "mults"):
     elimination = getattr(args, "elimination", "vertex")
     opts = {k: v for k, v in _plan_options(args).items() if _accepts(strategy, k, elimination)}
     return plan(g, strategy, wrt=args.wrt.split(",") if args.wrt else None,
-                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args),
+                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args, objective),
                 elimination=elimination, **opts)
 
 
@@ -481,7 +481,7 @@ def cmd_trace(args) -> int:
 def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
-    p = _plan_for(g, args.strategy.lower(), args)
+    p = _plan_for(g, args.strategy.lower(), args, "time")  # it runs the plan, as jacobian does
     blocks = (p.execute(**at) if args.backend == "interpret"
               else {k: np.asarray(J) for k, J in p.compile(args.backend)(*[at[x] for x in g.inputs]).items()})
     values = g.evaluate(at)

@@ -168,6 +168,23 @@ def test_run_prints_and_saves(capsys, workdir):
     assert code == 0
 
 
+def test_run_plans_for_time_and_plan_counts_mults(capsys, workdir):
+    """`jacc run` executes its plan, so like jacobian it does not hold the n⁴ Jacobian of XᵀX to
+    save multiplications; `jacc plan` keeps the literature's count."""
+    n = 12
+    X = np.random.default_rng(0).normal(size=(n, n))
+    jacc.trace(lambda X: np.einsum("ii->", X.T @ X), X).save("g.json")
+    np.save("X.npy", X)
+    code, out, _ = run(capsys, "run", "g.json", "--at", "X=@X.npy", "--format", "json")
+    got = json.loads(out)
+    assert code == 0 and got["mults"] == n**3
+    np.testing.assert_allclose(np.array(next(iter(got["jacobian"].values()))), 2 * X, rtol=1e-12)
+    code, out, _ = run(capsys, "plan", "g.json", "--format", "json")
+    assert json.loads(out)["mults"] == 0
+    code, out, _ = run(capsys, "run", "g.json", "--at", "X=@X.npy", "--format", "json", "--objective", "mults")
+    assert json.loads(out)["mults"] == 0
+
+
 def test_render_outputs(capsys, workdir):
     code, _, err = run(capsys, "render", "graphs/lecture_f.json", "-o", "f.dot", "--strategy", "reverse")
     assert code == 0 and "step 1" in open("f.dot").read()
