@@ -343,7 +343,7 @@ class _Writer:
             return "[" + ", ".join(self.text(v) for v in x) + "]"
         if x is None or isinstance(x, (bool, int, str)) and not isinstance(x, np.generic):
             return repr(x)
-        if isinstance(x, float) and math.isfinite(x):
+        if type(x) is float and math.isfinite(x):  # (np.float64 is a float too: its repr names np)
             return repr(x)
         if x is Ellipsis:
             return "..."
