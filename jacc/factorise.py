@@ -1,5 +1,5 @@
 """One LU factorisation per matrix and call, shared by ``solve``, ``inv``, ``slogdet`` and ``det``
-(and one ``eigh`` per symmetric matrix, shared by its values, vectors and partials).
+(and one ``eigh`` or ``svd`` per matrix, shared by its values, vectors and partials).
 
 NumPy factorises its argument again in each of these. A Jacobian call of
 ``y @ solve(K, y) + slogdet(K)[1]`` evaluates ``solve`` and ``slogdet`` in the primal (the trace)
@@ -266,20 +266,33 @@ def det_gradient(a: Any) -> Any:
 det_gradient.portable = adjugate_by_svd  # what the jax and torch backends run (no value branches there)
 
 #: NumPy's functions and their sharing replacements (the program generator swaps them in)
-def eigh(a: Any, UPLO: str = "L") -> Any:
-    """``np.linalg.eigh(a, UPLO)``, kept inside :class:`sharing` like an LU: the eigenvalue and
-    eigenvector ops and the eigenvalues' partial each ask for it, so a call decomposed one
-    matrix three times."""
+def _kept(fn: Any, a: Any, **kw) -> Any:
+    """``fn(a, **kw)``, kept inside :class:`sharing` like an LU (keyed by the array object)."""
     memo = getattr(_local, "memo", None)
     if memo is None or type(a) is not np.ndarray:
-        return np.linalg.eigh(a, UPLO=UPLO)
-    key = ("eigh", id(a), UPLO)
+        return fn(a, **kw)
+    key = (fn.__name__, id(a), tuple(sorted(kw.items())))
     found = memo.get(key)
     if found is None or found[0] is not a:
-        found = memo[key] = (a, np.linalg.eigh(a, UPLO=UPLO))  # a kept alive: its id stays its own
+        found = memo[key] = (a, fn(a, **kw))  # a kept alive: its id stays its own
         _made[0] += 1
     return found[1]
 
 
+def eigh(a: Any, UPLO: str = "L") -> Any:
+    """``np.linalg.eigh(a, UPLO)``, shared: the eigenvalue and eigenvector ops and the
+    eigenvalues' partial each ask for it, so a call decomposed one matrix three times."""
+    return _kept(np.linalg.eigh, a, UPLO=UPLO)
+
+
+def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
+    """``np.linalg.svd``, shared when it computes vectors: U's and Vh's ops and the singular
+    values' partial each ask for the same reduced decomposition. (The values alone,
+    ``compute_uv=False``, are NumPy's own cheaper call, not kept.)"""
+    if not compute_uv:
+        return np.linalg.svd(a, full_matrices=full_matrices, compute_uv=False, hermitian=hermitian)
+    return _kept(np.linalg.svd, a, full_matrices=full_matrices, hermitian=hermitian)
+
+
 REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det,
-            np.linalg.eigh: eigh}
+            np.linalg.eigh: eigh, np.linalg.svd: svd}

@@ -134,6 +134,22 @@ def test_large_eigenvectors_cost_n_cubed_per_adjoint():
     assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
 
 
+@pytest.mark.parametrize("shape", [(CHOL_N + 1, CHOL_N - 1), (CHOL_N - 1, CHOL_N + 1), (2, CHOL_N, CHOL_N), (12, 3)],
+                         ids=["tall", "wide", "stack", "tall, k = 3"])
+def test_large_singular_vectors_network_equals_the_dense_partial(shape, monkeypatch):
+    a = _rng(13).normal(size=shape)
+    f = lambda a: np.linalg.svd(a, full_matrices=False)[0] ** 2 + np.sum(np.linalg.svd(a, full_matrices=False)[2] ** 3)  # noqa: E731,E501
+    g = jacc.trace(f, a)
+    assert {"hold", "value_from"} <= {g.op(v) for v in g.nx}
+    J = jacc.jacobian(f)(a)
+    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's vectors
+    if len(shape) == 2:
+        np.testing.assert_allclose(J, fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-7)
+    monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
+    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
+
+
 def test_det_at_a_singular_matrix_is_the_adjugate():
     a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
     J = jacc.jacobian(np.linalg.det)(a)

@@ -425,16 +425,29 @@ def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
 
 
 @pytest.mark.parametrize("n", [4, 9], ids=["dense partials", "network"])
-def test_one_eigh_per_call_serves_values_vectors_and_partials(n):
+@pytest.mark.parametrize("kind", ["eigh", "svd"])
+def test_one_decomposition_per_call_serves_values_vectors_and_partials(n, kind):
     X = np.random.default_rng(4).normal(size=(n, n))
-    f = lambda X: np.sum(np.linalg.eigh(X @ X.T + np.eye(n))[1][:, -1] ** 2 * np.arange(n))  # noqa: E731
+    if kind == "eigh":
+        f = lambda X: np.sum(np.linalg.eigh(X @ X.T + np.eye(n))[1][:, -1] ** 2 * np.arange(n))  # noqa: E731
+    else:  # (the singular values alone, by compute_uv=False, are a second, separate call)
+        f = lambda X: np.sum(np.linalg.svd(X)[0][:, 0] ** 2 * np.arange(n)) + np.sum(np.linalg.svd(X)[2] ** 2)  # noqa: E731
     for retrace in (True, False):
         jf = jacc.jacobian(f, retrace=retrace)
         jf(X)
         want = jacc.jacobian(f, backend="interpret")(X + 0.01)
         before = factorise.factorisations()
         _close(jf(X + 0.01), want)
-        assert factorise.factorisations() - before == 1  # values, vectors, partials: one eigh
+        assert factorise.factorisations() - before == 1  # values, vectors, partials: one decomposition
+
+
+def test_numpy_scalars_in_statements_are_constants_not_their_repr():
+    from jacc.program import _Writer
+
+    w = _Writer()
+    name = w.text(np.float64(2.0))  # a float subclass whose repr, np.float64(2.0), names np
+    assert "np" not in name and w.env[name] == 2.0 and type(w.env[name]) is np.float64
+    assert w.text(2.0) == "2.0"
 
 
 def test_inv_lower_is_trtri_inside_a_sharing_block_and_numpy_outside():

@@ -332,7 +332,8 @@ def _eigvalsh(a, UPLO="L"):
 
 
 def _svd(a):
-    return np.linalg.svd(a, full_matrices=False)
+    # shared within a call, as _eigh
+    return (factorise.svd if type(a) is np.ndarray else np.linalg.svd)(a, full_matrices=False)
 
 
 def _svd_values_partial(i, ctx):
@@ -396,6 +397,28 @@ _reg("svd_vh", lambda a, p: _svd(a[0])[2], _svd_shape("Vh"), _svd_vh_partial,
      "right singular vectors (rows) of the reduced SVD (NumPy's signs; distinct singular values assumed)")
 
 
+def _factored_svd(a) -> "SVDResult":
+    """The reduced SVD of ``a`` (a side longer than DENSE_PARTIAL_MAX). The singular vectors'
+    partials (dense, m·k·m·n and k·n·m·n values) are recorded instead as their formulas with U,
+    s and V held: with P = Uᵀ dA V and Fₚ_q = 1/(s_q² − sₚ²) off the diagonal,
+    dU = U (F ∘ [P S + S Pᵀ]) + (I − UUᵀ) dA V S⁻¹ and dV = V (F ∘ [S P + Pᵀ S]) + (I − VVᵀ) dAᵀ U S⁻¹,
+    each a few products of held matrices with dA. The values stay NumPy's (``value_from``)."""
+    tape = _tape_of(a)
+    u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a]), tape.record("svd_vh", [a])
+    uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
+    v = _swap(vhh)
+    m, n = a.shape[-2:]
+    eye = np.eye(sh.shape[-1], dtype=bool)
+    s2 = sh * sh
+    F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, s2[..., None, :] - s2[..., :, None]))
+    row, col = sh[..., None, :], sh[..., :, None]  # P·S scales P's columns, S·P its rows
+    P = _swap(uh) @ a @ v
+    Pt = _swap(P)
+    du = uh @ (F * (P * row + col * Pt)) + (np.eye(m) - uh @ _swap(uh)) @ a @ (v / row)
+    dv = v @ (F * (col * P + Pt * row)) + (np.eye(n) - v @ vhh) @ _swap(a) @ (uh / row)
+    return SVDResult(tape.record("value_from", [u, du]), s, tape.record("value_from", [vh, _swap(dv)]))
+
+
 @implements(np.linalg.svd)
 def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
     tape = _tape_of(a)
@@ -410,6 +433,8 @@ def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
         raise UnsupportedOperationError(
             f"numpy.linalg.svd with full_matrices=True of a {m}×{n} matrix at {call_site()}: the extra "
             "singular vectors are not unique, so they have no derivative; pass full_matrices=False")
+    if max(m, n) > DENSE_PARTIAL_MAX:
+        return _factored_svd(a)
     return SVDResult(tape.record("svd_u", [a]), tape.record("svd_values", [a]), tape.record("svd_vh", [a]))
 
 
@@ -745,6 +770,9 @@ case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, full_matrices=Fal
      lambda r: (r.normal(size=(3, 5)),), variant="Vh, wide")
 case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a)[0] * xp.linalg.svd(a)[2],
      lambda r: (r.normal(size=(2, 3, 3)),), variant="U*Vh, square stack")
+case("numpy.linalg.svd", lambda xp: lambda a: xp.linalg.svd(a, full_matrices=False)[0] ** 2,
+     lambda r: (r.normal(size=(DENSE_PARTIAL_MAX + 3, DENSE_PARTIAL_MAX + 1)),), note=_SVD,
+     variant="large, squared U: a network of products")
 case("numpy.linalg.svdvals", lambda xp: xp.linalg.svdvals, lambda r: (r.normal(size=(2, 3, 4)),),
      structures=_BLOCKS)
 
