@@ -104,10 +104,9 @@ class _LU:
     def __init__(self, a: np.ndarray):
         self.routines = _ROUTINES[a.dtype.char]
         getrf = self.routines[0]
-        self.a = a  # kept alive, so the id it is filed under cannot be reused while filed
+        self.a = a
         self.lu, self.piv, info = getrf(a)
         self.singular = info > 0  # an exact zero pivot, where NumPy says "Singular matrix"
-        _made[0] += 1
 
     def solve(self, b: np.ndarray) -> np.ndarray:
         if self.singular:
@@ -175,19 +174,27 @@ def _pinned() -> bool:
     return True
 
 
+def _kept(fn: Any, a: Any, **kw) -> Any:
+    """``fn(a, **kw)``, kept inside :class:`sharing` until its outermost block ends, keyed by the
+    array object (LU factorisations, eigh and svd); computed afresh outside a block."""
+    memo = getattr(_local, "memo", None)
+    if memo is None or type(a) is not np.ndarray:
+        return fn(a, **kw)
+    key = (fn.__name__, id(a), tuple(sorted(kw.items())))
+    found = memo.get(key)
+    if found is None or found[0] is not a:
+        found = memo[key] = (a, fn(a, **kw))  # a kept alive: its id stays its own
+        _made[0] += 1
+    return found[1]
+
+
 def _factor(a: Any) -> _LU | None:
     """The LU factorisation of ``a``, shared inside :class:`sharing`; None where NumPy should answer:
     outside a block, not a square 2-D float32/float64 ndarray, no SciPy or no threadpoolctl."""
     if type(a) is not np.ndarray or a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.char not in _ROUTINES \
             or a.shape[0] == 0:
         return None
-    if not _pinned():
-        return None
-    memo = _local.memo
-    found = memo.get(id(a))
-    if found is None or found.a is not a:
-        found = memo[id(a)] = _LU(a)
-    return found
+    return _kept(_LU, a) if _pinned() else None
 
 
 def solve(a: Any, b: Any) -> Any:
@@ -266,19 +273,6 @@ def det_gradient(a: Any) -> Any:
 det_gradient.portable = adjugate_by_svd  # what the jax and torch backends run (no value branches there)
 
 #: NumPy's functions and their sharing replacements (the program generator swaps them in)
-def _kept(fn: Any, a: Any, **kw) -> Any:
-    """``fn(a, **kw)``, kept inside :class:`sharing` like an LU (keyed by the array object)."""
-    memo = getattr(_local, "memo", None)
-    if memo is None or type(a) is not np.ndarray:
-        return fn(a, **kw)
-    key = (fn.__name__, id(a), tuple(sorted(kw.items())))
-    found = memo.get(key)
-    if found is None or found[0] is not a:
-        found = memo[key] = (a, fn(a, **kw))  # a kept alive: its id stays its own
-        _made[0] += 1
-    return found[1]
-
-
 def eigh(a: Any, UPLO: str = "L") -> Any:
     """``np.linalg.eigh(a, UPLO)``, shared: the eigenvalue and eigenvector ops and the
     eigenvalues' partial each ask for it, so a call decomposed one matrix three times."""
