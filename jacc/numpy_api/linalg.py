@@ -254,9 +254,17 @@ def _uplo(p) -> str:
 
 
 def _eigh(a, p):
-    # an ndarray: the trace's or the executor's (shared by factorise.eigh inside a call); a Lazy
-    # stand-in: recorded as np.linalg.eigh, which the generated program swaps for the same
-    return (factorise.eigh if type(a) is np.ndarray else np.linalg.eigh)(a, UPLO=_uplo(p))
+    # shared within a call (a Lazy stand-in passes through as np.linalg.eigh, which the generated
+    # program swaps for the same)
+    return factorise.eigh(a, UPLO=_uplo(p))
+
+
+def _inverse_gaps(x):
+    """Fₚ_q = 1/(x_q − xₚ) off the diagonal of the last axis pair, 0 on it (arrays, lazy
+    stand-ins or traced values; equal entries give inf, as the derivative does)."""
+    eye = np.eye(x.shape[-1], dtype=bool)
+    with np.errstate(divide="ignore"):
+        return np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, x[..., None, :] - x[..., :, None]))
 
 
 def _eigvals_partial(i, ctx):
@@ -271,11 +279,7 @@ def _eigvecs_partial(i, ctx):
     # dV = V (F ∘ Vᵀ dS V), Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed)
     def values():
         w, v = _eigh(ctx.args[0], ctx.params)
-        gap = w[..., None, :] - w[..., :, None]
-        n = w.shape[-1]
-        with np.errstate(divide="ignore"):
-            F = np.where(np.eye(n, dtype=bool), 0.0, 1.0 / np.where(np.eye(n, dtype=bool), 1.0, gap))
-        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, F, v, v, optimize=True)
+        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w), v, v, optimize=True)
         return _read(K, _uplo(ctx.params))
     return _batched(ctx, values)
 
@@ -308,10 +312,8 @@ def _factored_eigh(a, params: dict) -> EighResult:
     tape = _tape_of(a)
     w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
     wh, vh = tape.unary("hold", w), tape.unary("hold", v)
-    eye = np.eye(a.shape[-1], dtype=bool)
-    F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, wh[..., None, :] - wh[..., :, None]))
     G = _swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh
-    return EighResult(w, tape.record("value_from", [v, vh @ (F * G)]))
+    return EighResult(w, tape.record("value_from", [v, vh @ (_inverse_gaps(wh) * G)]))
 
 
 @implements(np.linalg.eigh)
@@ -332,8 +334,7 @@ def _eigvalsh(a, UPLO="L"):
 
 
 def _svd(a):
-    # shared within a call, as _eigh
-    return (factorise.svd if type(a) is np.ndarray else np.linalg.svd)(a, full_matrices=False)
+    return factorise.svd(a, full_matrices=False)  # shared within a call, as _eigh
 
 
 def _svd_values_partial(i, ctx):
@@ -348,11 +349,7 @@ def _svd_pieces(a):
     """U, s, V, F (Fₚ_q = 1/(s_q² − sₚ²) off the diagonal) and the projectors I − UUᵀ, I − VVᵀ."""
     u, s, vh = _svd(a)
     v = _mT(vh)
-    k = s.shape[-1]
-    off = ~np.eye(k, dtype=bool)
-    gap = s[..., None, :] ** 2 - s[..., :, None] ** 2
-    with np.errstate(divide="ignore"):
-        F = np.where(off, 1.0 / np.where(off, gap, 1.0), 0.0)
+    F = _inverse_gaps(s ** 2)
     pu = np.eye(u.shape[-2]) - u @ _mT(u)
     pv = np.eye(v.shape[-2]) - v @ _mT(v)
     return u, s, v, F, pu, pv
@@ -408,9 +405,7 @@ def _factored_svd(a) -> "SVDResult":
     uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
     v = _swap(vhh)
     m, n = a.shape[-2:]
-    eye = np.eye(sh.shape[-1], dtype=bool)
-    s2 = sh * sh
-    F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, s2[..., None, :] - s2[..., :, None]))
+    F = _inverse_gaps(sh * sh)
     row, col = sh[..., None, :], sh[..., :, None]  # P·S scales P's columns, S·P its rows
     P = _swap(uh) @ a @ v
     Pt = _swap(P)
