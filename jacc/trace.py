@@ -451,12 +451,12 @@ class Tape:
         if n < 2 or b.value.ndim != n or a.name == b.name:
             return None
         swap = list(range(n - 2)) + [n - 1, n - 2]
-        for name, op, gargs, params in self.steps[-1:-9:-1]:
-            if (op == "transpose" and name in (a.name, b.name) and type(gargs[0]) is str
-                    and gargs[0] == (b.name if name == a.name else a.name)):
-                axes = params.get("axes")
+        for held, (t, x) in ((1, (b, a)), (0, (a, b))):  # t made as the transpose of x
+            step = self.recent(t.name)
+            if step is not None and step[1] == "transpose" and type(step[2][0]) is str and step[2][0] == x.name:
+                axes = step[3].get("axes")
                 if (list(range(n))[::-1] if axes is None else [k % n for k in axes]) == swap:
-                    return 1 if name == b.name else 0
+                    return held
         return None
 
     def _traced(self, step: tuple, value: np.ndarray) -> "Tracer":
