@@ -171,8 +171,9 @@ def _check_fits(plan, graph: Graph) -> None:
     free = costmodel.available_memory()
     if free is None or plan.peak_bytes <= free:
         return
-    u, v = max(graph.nx.edges, key=lambda e: graph.partial(*e).nbytes)
-    j = graph.partial(u, v)
+    edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
+    u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
+    j = edges[u, v]
     raise MemoryLimitError(
         f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than the "
         f"{free / 1e9:,.1f} GB this machine has available, so it was not run; the largest local partial is "

@@ -355,3 +355,19 @@ def test_jacobian_does_not_trade_a_huge_stored_jacobian_for_fewer_multiplication
     assert jf.plan.mults + jf.plan.peak_bytes / 8 < by_mults.peak_bytes / 8
     assert jacc.jacobian(f, objective="mults")(X).shape == (n, n)  # the literature's count, when asked
     assert jacc.CostModel("time").weights == (1.0, 0.125)
+
+
+def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
+    """A large eigh records its vectors' dense partial on an edge no plan uses (the network
+    carries the derivative): the refusal must not blame it."""
+    from jacc import costmodel
+
+    X = np.random.default_rng(1).normal(size=(10, 10))
+    f = lambda X: np.sum(np.linalg.eigh(X @ X.T + np.eye(10))[1] ** 2) + np.sum(np.linalg.qr(X[:5, :5])[0])  # noqa: E731
+    g = jacc.trace(f, X)
+    dead = [(u, v) for u, v in g.nx.edges if g.op(v) == "eigh_vectors"]
+    assert dead and g.partial(*dead[0]).nbytes == 8 * 10**4  # the largest partial in the graph
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 1)
+    with pytest.raises(jacc.MemoryLimitError, match="largest local partial") as e:
+        jacc.jacobian(f)(X)
+    assert "eigh_vectors" not in str(e.value) and "qr_q" in str(e.value)
