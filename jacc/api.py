@@ -167,18 +167,31 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
 
 def _check_fits(plan, graph: Graph) -> None:
     """Refuse a plan whose predicted peak exceeds the memory the machine has available, with what
-    needs it, before any of it is allocated (an explicit ``memory_limit`` is the caller's call)."""
+    needs it, before any of it is allocated (an explicit ``memory_limit`` is the caller's call):
+    the Jacobian itself where it alone does not fit, else the plan's largest local partial."""
     free = costmodel.available_memory()
     if free is None or plan.peak_bytes <= free:
         return
+    head = (f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than the "
+            f"{free / 1e9:,.1f} GB this machine has available, so it was not run; ")
+    size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
+    blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
+    whole = sum(b for b, _, _ in blocks)
+    if whole > free:
+        nbytes, y, x = max(blocks)
+        out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
+        raise MemoryLimitError(
+            head + f"the Jacobian itself takes {whole / 1e9:,.1f} GB (the block of {out}, shape "
+            f"{graph.shape(y)}, w.r.t. {x}, shape {graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, "
+            f"{nbytes / 1e9:,.1f} GB). Differentiate smaller inputs or outputs, a scalar function of them, "
+            "or pass sparse=True if the Jacobian is sparse")
     edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
     j = edges[u, v]
     raise MemoryLimitError(
-        f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than the "
-        f"{free / 1e9:,.1f} GB this machine has available, so it was not run; the largest local partial is "
-        f"∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, {j.nbytes / 1e9:,.1f} GB). Pass memory_limit= (bytes) "
-        "to search for an order within a budget, or differentiate smaller inputs or outputs")
+        head + f"the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, {j.nbytes / 1e9:,.1f} "
+        "GB). Pass memory_limit= (bytes) to search for an order within a budget, or differentiate smaller "
+        "inputs or outputs")
 
 
 def _scalar_compiled(plan):

@@ -1,5 +1,5 @@
 """One LU factorisation per matrix and call, shared by ``solve``, ``inv``, ``slogdet`` and ``det``
-(and one ``eigh`` or ``svd`` per matrix, shared by its values, vectors and partials).
+(and one ``eigh``, ``svd`` or ``qr`` per matrix, shared by its values, vectors and partials).
 
 NumPy factorises its argument again in each of these. A Jacobian call of
 ``y @ solve(K, y) + slogdet(K)[1]`` evaluates ``solve`` and ``slogdet`` in the primal (the trace)
@@ -176,7 +176,7 @@ def _pinned() -> bool:
 
 def _kept(fn: Any, a: Any, **kw) -> Any:
     """``fn(a, **kw)``, kept inside :class:`sharing` until its outermost block ends, keyed by the
-    array object (LU factorisations, eigh and svd); computed afresh outside a block."""
+    array object (LU factorisations, eigh, svd and qr); computed afresh outside a block."""
     memo = getattr(_local, "memo", None)
     if memo is None or type(a) is not np.ndarray:
         return fn(a, **kw)
@@ -288,5 +288,11 @@ def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: 
     return _kept(np.linalg.svd, a, full_matrices=full_matrices, hermitian=hermitian)
 
 
+def qr(a: Any, mode: str = "reduced") -> Any:
+    """``np.linalg.qr(a, mode)``, shared as :func:`eigh`: Q's op, R's op and the partials of both
+    ask for the same factorisation."""
+    return _kept(np.linalg.qr, a, mode=mode)
+
+
 REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det,
-            np.linalg.eigh: eigh, np.linalg.svd: svd}
+            np.linalg.eigh: eigh, np.linalg.svd: svd, np.linalg.qr: qr}

@@ -357,6 +357,19 @@ def test_jacobian_does_not_trade_a_huge_stored_jacobian_for_fewer_multiplication
     assert jacc.CostModel("time").weights == (1.0, 0.125)
 
 
+def test_the_memory_refusal_names_the_jacobian_when_it_alone_does_not_fit(monkeypatch):
+    from jacc import costmodel
+
+    X = np.random.default_rng(1).normal(size=(10, 10))
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * 100 * 100 - 1)  # one byte short of ∂Q/∂X
+    with pytest.raises(jacc.MemoryLimitError, match=r"the Jacobian itself takes 0\.0 GB \(the block of output 0, "
+                       r"shape \(10, 10\), w\.r\.t\. X, shape \(10, 10\): 100 × 100 entries"):
+        jacc.jacobian(lambda X: np.linalg.qr(X)[0])(X)
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * 100 * 100)  # the result fits, the plan not
+    with pytest.raises(jacc.MemoryLimitError, match="largest local partial"):
+        jacc.jacobian(lambda X: np.linalg.qr(X)[0])(X)
+
+
 def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
     """A large eigh records its vectors' dense partial on an edge no plan uses (the network
     carries the derivative): the refusal must not blame it."""
@@ -367,7 +380,7 @@ def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
     g = jacc.trace(f, X)
     dead = [(u, v) for u, v in g.nx.edges if g.op(v) == "eigh_vectors"]
     assert dead and g.partial(*dead[0]).nbytes == 8 * 10**4  # the largest partial in the graph
-    monkeypatch.setattr(costmodel, "available_memory", lambda: 1)
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * 100)  # the gradient fits, the plan not
     with pytest.raises(jacc.MemoryLimitError, match="largest local partial") as e:
         jacc.jacobian(f)(X)
     assert "eigh_vectors" not in str(e.value) and "qr_q" in str(e.value)

@@ -150,6 +150,39 @@ def test_large_singular_vectors_network_equals_the_dense_partial(shape, monkeypa
     np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("shape", [(CHOL_N + 1, CHOL_N - 1), (CHOL_N, CHOL_N), (CHOL_N - 1, CHOL_N + 1),
+                                   (2, CHOL_N, CHOL_N - 1), (12, 3)],
+                         ids=["tall", "square", "wide", "stack", "tall, n = 3"])
+def test_large_qr_network_equals_the_dense_partial(shape, monkeypatch):
+    a = _rng(14).normal(size=shape)
+    f = lambda a: np.linalg.qr(a)[0] ** 2 + np.sum(np.sin(np.linalg.qr(a)[1]))  # noqa: E731
+    g = jacc.trace(f, a)
+    assert {"hold", "inv_lower_value", "value_from"} <= {g.op(v) for v in g.nx}
+    J = jacc.jacobian(f)(a)
+    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    if shape[-2] >= shape[-1]:  # (a wide matrix's R is assembled from its square block's)
+        np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's factors
+    if len(shape) == 2:
+        np.testing.assert_allclose(J, fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-7)
+    r = jacc.jacobian(lambda a: np.linalg.qr(a, mode="r"))(a)
+    monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
+    assert "hold" not in {jacc.trace(f, a).op(v) for v in jacc.trace(f, a).nx}
+    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r, jacc.jacobian(lambda a: np.linalg.qr(a, mode="r"))(a), rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("part", ["Q", "R"])
+def test_large_qr_costs_m_n_squared_per_adjoint(part):
+    m, n = CHOL_N + 1, CHOL_N - 1
+    a = _rng(15).normal(size=(m, n))
+    f = lambda a: np.sum(np.sin(np.linalg.qr(a)["QR".index(part)]))  # noqa: E731
+    g = jacc.trace(f, a)
+    p = jacc.plan(g, "reverse")
+    # R̄·Rᵀ (n³) or Qᵀ·Q̄ (mn²), the two triangle masks (2n²), Q·X̄ and B̄·R⁻ᵀ (2mn²): no m²n² partial
+    assert p.mults == (n**3 if part == "R" else m * n * n) + 2 * n * n + 2 * m * n * n
+    assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
+
+
 def test_det_at_a_singular_matrix_is_the_adjugate():
     a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
     J = jacc.jacobian(np.linalg.det)(a)

@@ -425,11 +425,13 @@ def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
 
 
 @pytest.mark.parametrize("n", [4, 9], ids=["dense partials", "network"])
-@pytest.mark.parametrize("kind", ["eigh", "svd"])
+@pytest.mark.parametrize("kind", ["eigh", "svd", "qr"])
 def test_one_decomposition_per_call_serves_values_vectors_and_partials(n, kind):
     X = np.random.default_rng(4).normal(size=(n, n))
     if kind == "eigh":
         f = lambda X: np.sum(np.linalg.eigh(X @ X.T + np.eye(n))[1][:, -1] ** 2 * np.arange(n))  # noqa: E731
+    elif kind == "qr":
+        f = lambda X: np.sum(np.linalg.qr(X)[0][:, 0] ** 2 * np.arange(n)) + np.sum(np.linalg.qr(X)[1] ** 3)  # noqa: E731
     else:  # (the singular values alone, by compute_uv=False, are a second, separate call)
         f = lambda X: np.sum(np.linalg.svd(X)[0][:, 0] ** 2 * np.arange(n)) + np.sum(np.linalg.svd(X)[2] ** 2)  # noqa: E731
     for retrace in (True, False):

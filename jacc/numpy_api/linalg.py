@@ -2,8 +2,9 @@
 
 Factorisations are primitives with closed-form partials (dense within one matrix; the batch axes
 of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``); a
-Cholesky factor larger than ``DENSE_PARTIAL_MAX`` records its derivative as a network of products
-instead (:func:`_factored_cholesky`). Norms, ``pinv`` and ``lstsq`` are compositions of them.
+Cholesky factor, eigendecomposition, SVD or QR larger than ``DENSE_PARTIAL_MAX`` records its
+derivative as a network of products instead (:func:`_factored_cholesky`, :func:`_factored_eigh`,
+:func:`_factored_svd`, :func:`_factored_qr`). Norms, ``pinv`` and ``lstsq`` are compositions of them.
 Assumptions, as for every AD system:
 
 * ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
@@ -208,8 +209,9 @@ register(Op("inv_lower_value", lambda a, p: lazy.apply(factorise.inv_lower, a[0]
             lambda i, ctx: None, 1, "the inverse of a lower-triangular matrix, held (no edge): L⁻¹ in a "
             "Cholesky factor's derivative network", frozenset({0})))
 
-#: Cholesky factors and eigenvectors of matrices larger than this record their derivative as a
-#: network of products (see _factored_cholesky, _factored_eigh) instead of one dense n²×n² partial.
+#: Cholesky factors, eigenvectors, singular vectors and QR factors of matrices larger than this
+#: record their derivative as a network of products (see _factored_cholesky and its siblings)
+#: instead of one dense partial of n⁴ values.
 DENSE_PARTIAL_MAX = 6
 
 
@@ -442,10 +444,14 @@ if hasattr(np.linalg, "svdvals"):
 # -- QR (reduced) -----------------------------------------------------------------------------------
 
 
+def _qr_of(a):
+    return factorise.qr(a)  # shared within a call, as _eigh
+
+
 def _qr_pieces(a):
-    q, r = np.linalg.qr(a)
+    q, r = _qr_of(a)
     n = r.shape[-1]
-    ri = np.linalg.inv(r)
+    ri = _swap(lazy.apply(factorise.inv_lower, _swap(r)))  # R⁻¹ = ((Rᵀ)⁻¹)ᵀ: a triangular inverse
     return q, r, ri, np.triu(np.ones((n, n))), np.triu(np.ones((n, n)), 1)
 
 
@@ -481,15 +487,38 @@ def _qr_shape(part):
     return shape
 
 
-_reg("qr_q", lambda a, p: np.linalg.qr(a[0])[0], _qr_shape("Q"), _qr_q_partial,
+_reg("qr_q", lambda a, p: _qr_of(a[0])[0], _qr_shape("Q"), _qr_q_partial,
      "Q of the reduced QR of a tall matrix (NumPy's signs)")
-_reg("qr_r", lambda a, p: np.linalg.qr(a[0])[1], _qr_shape("R"), _qr_r_partial,
+_reg("qr_r", lambda a, p: _qr_of(a[0])[1], _qr_shape("R"), _qr_r_partial,
      "R of the reduced QR of a tall matrix (NumPy's signs)")
+
+
+def _factored_qr(a) -> QRResult:
+    """The reduced QR of a tall or square ``a`` (a side longer than DENSE_PARTIAL_MAX). Q's and R's
+    partials (dense, m·n·m·n and n²·m·n values) are recorded instead as their formulas with Q, R
+    and R⁻¹ held: with B = dA R⁻¹, X = Qᵀ B and Y = triu(X) + tril(X, −1)ᵀ, dR = Y R and
+    dQ = B − Q Y, about 3mn² + n³ multiplications per adjoint row. The values stay NumPy's
+    (``value_from``)."""
+    tape = _tape_of(a)
+    q, r = tape.record("qr_q", [a]), tape.record("qr_r", [a])
+    qh, rh = tape.unary("hold", q), tape.unary("hold", r)
+    ri = _swap(tape.record("inv_lower_value", [_swap(rh)]))  # R⁻¹ = (Rᵀ)⁻ᵀ: a triangular inverse
+    B = a @ ri
+    X = _swap(qh) @ B
+    Y = np.triu(X) + _swap(np.tril(X, -1))
+    return QRResult(tape.record("value_from", [q, B - qh @ Y]), tape.record("value_from", [r, Y @ rh]))
+
+
+def _qr_parts(a) -> QRResult:
+    """Q and R of a tall or square traced matrix: a network above DENSE_PARTIAL_MAX columns or rows."""
+    if max(a.shape[-2:]) > DENSE_PARTIAL_MAX:
+        return _factored_qr(a)
+    tape = _tape_of(a)
+    return QRResult(tape.record("qr_q", [a]), tape.record("qr_r", [a]))
 
 
 @implements(np.linalg.qr)
 def _qr(a, mode="reduced"):
-    tape = _tape_of(a)
     m, n = _core(a, "numpy.linalg.qr")
     if mode not in ("reduced", "complete", "r"):
         raise UnsupportedOperationError(
@@ -500,13 +529,12 @@ def _qr(a, mode="reduced"):
             f"numpy.linalg.qr with mode='complete' of a {m}×{n} matrix at {call_site()}: the extra "
             "columns of Q are not unique, so they have no derivative; use mode='reduced'")
     if m < n:  # Householder QR of [X Y] is the QR of the square block X, and R = [R_X, Qᵀ Y]
-        x, y = a[..., :, :m], a[..., :, m:]
-        q, r = tape.record("qr_q", [x]), tape.record("qr_r", [x])
-        r = np.concatenate([r, _swap(q) @ y], axis=-1)
-    elif mode == "r":  # R alone: no Q vertex
-        return tape.record("qr_r", [a])
+        q, r = _qr_parts(a[..., :, :m])
+        r = np.concatenate([r, _swap(q) @ a[..., :, m:]], axis=-1)
+    elif mode == "r" and max(m, n) <= DENSE_PARTIAL_MAX:  # R alone: no Q vertex
+        return _tape_of(a).record("qr_r", [a])
     else:
-        q, r = tape.record("qr_q", [a]), tape.record("qr_r", [a])
+        q, r = _qr_parts(a)
     return r if mode == "r" else QRResult(q, r)
 
 
@@ -781,6 +809,9 @@ case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a, mode="r"), lambda r
      variant="mode='r', tall", jax=False)
 case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a, mode="complete")[0], lambda r: (r.normal(size=(3, 4)),),
      variant="mode='complete' Q, wide", jax=False)
+case("numpy.linalg.qr", lambda xp: lambda a: xp.linalg.qr(a)[0] * xp.linalg.qr(a)[1][0],
+     lambda r: (r.normal(size=(DENSE_PARTIAL_MAX + 3, DENSE_PARTIAL_MAX + 1)),),
+     variant="large, Q times R's first row: a network of products")
 
 case("numpy.linalg.cond", lambda xp: xp.linalg.cond, lambda r: (r.normal(size=(3, 3)),))
 case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, -2), lambda r: (r.normal(size=(2, 4, 3)),),
