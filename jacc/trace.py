@@ -12,6 +12,7 @@ itself. Closed-over arrays become constants.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -220,6 +221,12 @@ def _private(a: Any, dtype=None) -> np.ndarray:
     return c
 
 
+#: Ops a derivative network may apply to its values (:meth:`Tape.derivative_network`): linear in
+#: all of them ("sum"), in one of them ("product"), or in the first, a numerator ("quotient").
+_NETWORK_OPS = {**dict.fromkeys(("add", "sub", "neg", "alias", "transpose", "reshape", "getitem", "where", "sum",
+                                 "concatenate", "stack", "broadcast_to"), "sum"),
+                **dict.fromkeys(("mul", "matmul", "einsum"), "product"), "div": "quotient"}
+
 #: Ops whose repeated traced arguments may get an alias (see :meth:`Tape._separate`).
 _SEPARATE_USES = frozenset({"matmul", "einsum", "concatenate", "stack", "solve"})
 _COMPACT: dict[tuple, bool] = {}
@@ -266,6 +273,7 @@ class Tape:
         # what record's fast path checks steps against: expect's, while replaying it
         self._table = expect.replay if expect is not None and self.replayable else None
         self.input_names: set[str] = set()
+        self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -326,7 +334,8 @@ class Tape:
                 return self.record("gram_join", [q, qt])
         params = params or {}
         table = self._table
-        if table is not None:
+        blank = self._net is not None and self._feeds_network(op, args)
+        if table is not None and not blank:
             # the replay's fast path: a step whose op, params, argument names and constants (bit
             # for bit) are the recorded ones reuses the recorded arguments; anything else takes
             # the general path below, which compares signatures and builds the graph
@@ -404,12 +413,39 @@ class Tape:
                 msg = str(e).split(": ", 1)[-1]
                 raise TraceError(f"{op} at {call_site()}: {msg}") from None
         self.steps.append((name, op, gargs, params))
-        # record_call silences floating-point warnings
-        value = _evaluate(OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None, vals, params)
+        if blank:  # a value no partial reads (see derivative_network): its shape, not its work
+            self._net.add(name)
+            value = np.broadcast_to(np.array(np.nan, dtype=self.dtype), OPS[op].shape([v.shape for v in vals], params))
+        else:  # (record_call silences floating-point warnings)
+            value = _evaluate(OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None, vals, params)
         if type(value) is not np.ndarray or value.dtype is not _F8:
             value = self._own(value)
         self.values[name] = value
         return Tracer(self, name, value)
+
+    @contextlib.contextmanager
+    def derivative_network(self, *sources: "Tracer"):
+        """Inside, ops fed by ``sources`` (or by such ops) record their step but not their value:
+        for a derivative recorded as a network of products (see ``value_from``), linear in its
+        sources, whose partials read only the held values beside them. A placeholder of NaNs
+        stands in, so a partial that read one would show. A non-linear use raises."""
+        outer, self._net = self._net, {x.name for x in sources}
+        try:
+            yield
+        finally:
+            self._net = outer
+
+    def _feeds_network(self, op: str, args: list) -> bool:
+        """Whether ``op(args)`` is inside the current derivative network (checking that it is
+        linear in the network's values, as every partial's skipping of them assumes)."""
+        fed = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.tape is self and a.name in self._net]
+        if not fed:
+            return False
+        kind = _NETWORK_OPS.get(op)
+        if kind is None or (kind == "product" and len(fed) > 1) or (kind == "quotient" and fed != [0]):
+            raise TraceError(f"{op} at {call_site()}: a derivative network must be linear in its values "
+                             "(a sum, a selection or a product with one of them)")
+        return True
 
     def _separate(self, op: str, args: list, params: dict | None) -> list:
         """``args`` with each repeat of a traced argument replaced by an ``alias`` of it where

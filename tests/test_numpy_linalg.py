@@ -183,6 +183,51 @@ def test_large_qr_costs_m_n_squared_per_adjoint(part):
     assert accumulate(p.problem, g.evaluate({"a": a}), p.order).mults == p.mults
 
 
+_NETWORKS = {
+    "cholesky": lambda a: np.sum(np.sin(np.linalg.cholesky(a @ a.T + np.eye(len(a))))),
+    "eigh": lambda a: np.sum(np.linalg.eigh(a @ a.T)[1][:, -1] ** 2 * np.arange(len(a))),
+    "svd": lambda a: np.sum(np.linalg.svd(a)[0][:, 0] ** 2 * np.arange(len(a))) + np.sum(np.linalg.svd(a)[2][0] ** 3),
+    "qr": lambda a: np.sum(np.linalg.qr(a)[0][:, 0] ** 3) + np.sum(np.sin(np.linalg.qr(a)[1])),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_NETWORKS))
+def test_a_trace_skips_the_values_of_a_derivative_network(kind, monkeypatch):
+    from jacc.trace import record_call
+
+    f, a = _NETWORKS[kind], _rng(16).normal(size=(CHOL_N, CHOL_N))
+    tape = record_call(f, (a,), {}, 0)
+    g = tape.graph
+    skipped = [v for v in g.nx if not any(tape.values[v].strides) and np.isnan(tape.values[v]).all()]
+    assert len(skipped) >= 3 and all(g.op(v) not in ("hold", "value_from") for v in skipped)
+    np.testing.assert_array_equal(tape.values[g.outputs[0]], f(a))  # the value is NumPy's all the same
+    jf = jacc.jacobian(f)
+    jf(a)
+    b = a + 0.01 * _rng(17).normal(size=a.shape)
+    J = jf(b)  # a replayed trace skips them too
+    assert np.all(np.isfinite(J))
+    np.testing.assert_allclose(J, jacc.jacobian(f, retrace=False)(b), rtol=1e-12, atol=1e-14)
+    monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
+    np.testing.assert_allclose(J, jacc.jacobian(f)(b), rtol=1e-9, atol=1e-11)
+
+
+def test_a_derivative_network_must_be_linear_in_its_values():
+    from jacc.trace import Tape, TraceError
+
+    tape = Tape("t")
+    x = tape.input("x", np.ones((3, 3)))
+    with tape.derivative_network(x):
+        y = 2.0 * (x @ np.eye(3)) + x.T  # sums and products with one network value: skipped
+        assert np.isnan(y.value).all()
+        with pytest.raises(TraceError, match="linear"):
+            x * y
+        with pytest.raises(TraceError, match="linear"):
+            np.sin(y)
+        with pytest.raises(TraceError, match="linear"):
+            np.eye(3) / x
+    assert np.all(np.sin(x).value == np.sin(1.0))  # outside: values as ever
+
+
 def test_det_at_a_singular_matrix_is_the_adjugate():
     a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
     J = jacc.jacobian(np.linalg.det)(a)

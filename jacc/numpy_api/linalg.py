@@ -234,9 +234,10 @@ def _factored_cholesky(a):
     n = a.shape[-1]
     L = tape.record("cholesky_value", [a])
     Li = tape.record("inv_lower_value", [L])
-    S = _symmetric_read(a)
     phi = np.tril(np.ones((n, n)), -1) + 0.5 * np.eye(n)
-    return tape.record("value_from", [L, L @ ((Li @ S @ _swap(Li)) * phi)])
+    with tape.derivative_network(a):
+        dL = L @ ((Li @ _symmetric_read(a) @ _swap(Li)) * phi)
+    return tape.record("value_from", [L, dL])
 
 
 @implements(np.linalg.cholesky)
@@ -314,8 +315,10 @@ def _factored_eigh(a, params: dict) -> EighResult:
     tape = _tape_of(a)
     w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
     wh, vh = tape.unary("hold", w), tape.unary("hold", v)
-    G = _swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh
-    return EighResult(w, tape.record("value_from", [v, vh @ (_inverse_gaps(wh) * G)]))
+    F = _inverse_gaps(wh)
+    with tape.derivative_network(a):
+        dV = vh @ (F * (_swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh))
+    return EighResult(w, tape.record("value_from", [v, dV]))
 
 
 @implements(np.linalg.eigh)
@@ -409,11 +412,13 @@ def _factored_svd(a) -> "SVDResult":
     m, n = a.shape[-2:]
     F = _inverse_gaps(sh * sh)
     row, col = sh[..., None, :], sh[..., :, None]  # P·S scales P's columns, S·P its rows
-    P = _swap(uh) @ a @ v
-    Pt = _swap(P)
-    du = uh @ (F * (P * row + col * Pt)) + (np.eye(m) - uh @ _swap(uh)) @ a @ (v / row)
-    dv = v @ (F * (col * P + Pt * row)) + (np.eye(n) - v @ vhh) @ _swap(a) @ (uh / row)
-    return SVDResult(tape.record("value_from", [u, du]), s, tape.record("value_from", [vh, _swap(dv)]))
+    pu, pv, vs, us = np.eye(m) - uh @ _swap(uh), np.eye(n) - v @ vhh, v / row, uh / row
+    with tape.derivative_network(a):
+        P = _swap(uh) @ a @ v
+        Pt = _swap(P)
+        du = uh @ (F * (P * row + col * Pt)) + pu @ a @ vs
+        dv = _swap(v @ (F * (col * P + Pt * row)) + pv @ _swap(a) @ us)
+    return SVDResult(tape.record("value_from", [u, du]), s, tape.record("value_from", [vh, dv]))
 
 
 @implements(np.linalg.svd)
@@ -503,10 +508,13 @@ def _factored_qr(a) -> QRResult:
     q, r = tape.record("qr_q", [a]), tape.record("qr_r", [a])
     qh, rh = tape.unary("hold", q), tape.unary("hold", r)
     ri = _swap(tape.record("inv_lower_value", [_swap(rh)]))  # R⁻¹ = (Rᵀ)⁻ᵀ: a triangular inverse
-    B = a @ ri
-    X = _swap(qh) @ B
-    Y = np.triu(X) + _swap(np.tril(X, -1))
-    return QRResult(tape.record("value_from", [q, B - qh @ Y]), tape.record("value_from", [r, Y @ rh]))
+    qt = _swap(qh)
+    with tape.derivative_network(a):
+        B = a @ ri
+        X = qt @ B
+        Y = np.triu(X) + _swap(np.tril(X, -1))
+        dQ, dR = B - qh @ Y, Y @ rh
+    return QRResult(tape.record("value_from", [q, dQ]), tape.record("value_from", [r, dR]))
 
 
 def _qr_parts(a) -> QRResult:
