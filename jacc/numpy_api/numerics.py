@@ -1,5 +1,6 @@
 """Numerical helpers written in terms of recorded ops: differences (``diff``, ``ediff1d``,
-``gradient``), integration (``trapezoid``), polynomials (``polyval``), grids (``linspace``,
+``gradient``), integration (``trapezoid``), polynomials (``polyval``, ``vander``, ``polyfit``),
+interpolation (``interp``), phase unwrapping (``unwrap``), ``nan_to_num``, grids (``linspace``,
 ``meshgrid``), covariance (``cov``, ``corrcoef``), 1-d convolution (``convolve``, ``correlate``) and
 the ``*_like`` constructors.
 
@@ -14,9 +15,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..trace import _NOT, TraceError, Tracer, _axes_of, _check_dtype, _int, _refuse, call_site, implements
+from ..trace import (
+    _NOT,
+    TraceError,
+    Tracer,
+    UnsupportedOperationError,
+    _axes_of,
+    _check_dtype,
+    _int,
+    _refuse,
+    _tape_of,
+    call_site,
+    implements,
+)
 from . import FREE, case
-from .gathers import _along, _one_axis
+from .gathers import _along, _one_axis, _value
 
 # -- constructors -------------------------------------------------------------------------------
 
@@ -195,6 +208,96 @@ def _polyval(p, x):
     return y
 
 
+@implements(np.vander)
+def _vander(x, N=None, increasing=False):
+    if np.ndim(x) != 1:
+        raise ValueError("x must be a one-dimensional array or sequence.")
+    n = np.shape(x)[0] if N is None else _int(N, "N")
+    cols = [np.ones(np.shape(x))] if n else []
+    for _ in range(1, n):  # NumPy's running product: x⁰, x¹ = 1·x, x² = x¹·x, … (bit for bit)
+        cols.append(cols[-1] * x)
+    if not n:
+        return np.zeros((np.shape(x)[0], 0))
+    return np.stack(cols if increasing else cols[::-1], axis=1)
+
+
+@implements(np.polyfit)
+def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
+    """The least-squares fit as NumPy computes it: the Vandermonde matrix, its columns scaled to
+    unit norm, ``lstsq`` (a full-rank fit assumed, as ``lstsq``), the scale divided back out."""
+    _refuse("numpy.polyfit", **({"full": True} if full else {}), **({"cov": cov} if cov else {}))
+    deg = _int(deg, "deg")
+    if deg < 0:
+        raise ValueError("expected deg >= 0")
+    if np.ndim(x) != 1 or np.ndim(y) not in (1, 2) or np.shape(x)[0] != np.shape(y)[0]:
+        raise TypeError("expected 1-d x and 1-d or 2-d y with as many rows as x")
+    lhs, rhs = np.vander(x, deg + 1), y
+    if w is not None:
+        if np.ndim(w) != 1 or np.shape(w)[0] != np.shape(x)[0]:
+            raise TypeError("expected a 1-d w as long as x")
+        lhs = lhs * w[:, None]
+        rhs = rhs * (w if np.ndim(y) == 1 else w[:, None])
+    if rcond is None:
+        rcond = np.shape(x)[0] * np.finfo(float).eps
+    scale = np.sqrt(np.sum(lhs * lhs, axis=0))
+    c = np.linalg.lstsq(lhs / scale, rhs, rcond=rcond)[0]
+    return c / scale if np.ndim(y) == 1 else c / scale[:, None]
+
+
+@implements(np.interp)
+def _interp(x, xp, fp, left=None, right=None, period=None):
+    """Piecewise-linear interpolation, NumPy's formula slope·(x − xpⱼ) + fpⱼ on the segment j that
+    holds x (read at the traced point: the trace is value-dependent where x or xp is traced). At
+    a knot the slope is the segment to its right's (the last knot: the last segment's), as JAX's."""
+    if period is not None:
+        raise UnsupportedOperationError(
+            f"numpy.interp with period= at {call_site()}: reduce x into one period first (x % period) "
+            "and extend xp, fp by a period on either side")
+    xv, kv = np.asarray(_value(x, "numpy.interp (its segments)"), float), _value(xp, "numpy.interp (its segments)")
+    if np.ndim(xp) != 1 or np.ndim(fp) != 1 or np.shape(xp)[0] != np.shape(fp)[0]:
+        raise ValueError("fp and xp are not of the same length" if np.ndim(xp) == np.ndim(fp) == 1
+                         else "xp and fp must be 1-d sequences")
+    n = np.shape(xp)[0]
+    if n == 0:
+        raise ValueError("array of sample points is empty")
+    lo = fp[0] if left is None else left
+    hi = fp[-1] if right is None else right
+    if n == 1:
+        inner = np.broadcast_to(fp[0], np.shape(x)) + 0.0 * x
+    else:
+        j = np.clip(np.searchsorted(kv, xv, side="right") - 1, 0, n - 2)
+        x0, f0 = xp[j], fp[j]
+        inner = (fp[j + 1] - f0) / (xp[j + 1] - x0) * (x - x0) + f0
+    return np.where(xv < kv[0], lo, np.where(xv > kv[-1], hi, inner))
+
+
+@implements(np.unwrap)
+def _unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
+    """NumPy's value (a constant correction read at the traced point, so the trace is
+    value-dependent) with the derivative of p itself: the corrections are whole periods."""
+    k = _one_axis(p, axis, "numpy.unwrap")
+    value = np.unwrap(_value(p, "numpy.unwrap (its corrections)"), discont=discont, axis=k, period=period)
+    if not isinstance(p, Tracer):
+        return value
+    return _tape_of(p).record("value_from", [np.asarray(value, float), p])
+
+
+@implements(np.nan_to_num)
+def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """x where finite (derivative 1), the replacements elsewhere (derivative 0); where is read at
+    the traced point (the trace is value-dependent)."""
+    for name, v in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
+        if isinstance(v, Tracer):
+            raise TraceError(f"numpy.nan_to_num at {call_site()}: {name}= is traced; pass a constant")
+    v = np.asarray(_value(x, "numpy.nan_to_num (where x is finite)"))
+    if np.all(np.isfinite(v)):
+        return x
+    big = np.finfo(float).max
+    fill = np.where(np.isnan(v), nan, np.where(v > 0, big if posinf is None else posinf,
+                                                -big if neginf is None else neginf))
+    return np.where(np.isfinite(v), x, fill)
+
+
 @implements(np.linspace)
 def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
     _refuse("numpy.linspace", device=device)
@@ -342,6 +445,32 @@ case("numpy.trapezoid", lambda xp: lambda y: xp.trapezoid(y, dx=0.5), lambda r: 
 case("numpy.trapezoid", lambda xp: lambda y, x: xp.trapezoid(y, x, axis=0),
      lambda r: (_x(r, (5, 2)), np.cumsum(r.uniform(0.1, 1.0, 5))), argnums=(0, 1), variant="coordinates")
 case("numpy.polyval", lambda xp: lambda p, x: xp.polyval(p, x), lambda r: (_x(r, (4,)), _x(r, (3,))), argnums=(0, 1))
+case("numpy.vander", lambda xp: lambda x: xp.vander(x), lambda r: (_x(r, (4,)),))
+case("numpy.vander", lambda xp: lambda x: xp.vander(x, 3, increasing=True), lambda r: (_x(r, (5,)),),
+     variant="N, increasing")
+case("numpy.polyfit", lambda xp: lambda x, y: xp.polyfit(x, y, 2),
+     lambda r: (np.linspace(0.0, 2.0, 6) + 0.1 * _x(r, (6,)), _x(r, (6,))), argnums=(0, 1),
+     note="full rank assumed, as lstsq (normal equations: NumPy's values to about cond²·ε, 10⁻¹² at degree 12 "
+          "on 50 points); full= and cov= are not supported")
+case("numpy.polyfit", lambda xp: lambda y, w: xp.polyfit(np.arange(5.0), y, 1, w=w),
+     lambda r: (_x(r, (5, 2)), r.uniform(0.5, 1.5, 5)), argnums=(0, 1), variant="2-d y, weights")
+_KNOTS = np.array([-1.5, -0.2, 0.3, 1.0, 2.2])
+case("numpy.interp", lambda xp: lambda x, fp: xp.interp(x, _KNOTS, fp),
+     lambda r: (np.array([-2.0, -0.9, 0.05, 0.6, 1.7, 2.5]), _x(r, (5,))), argnums=(0, 1),
+     note="the segment of each x is read at the traced point; at a knot, the slope to its right (JAX's)")
+case("numpy.interp", lambda xp: lambda x, xk: xp.interp(x, xk, np.array([0.5, -1.0, 2.0, 0.0]), left=3.0, right=-3.0),
+     lambda r: (np.array([[-2.0, -0.4], [0.45, 1.3], [1.9, 2.5]]), np.array([-1.0, -0.1, 0.8, 1.6])),
+     argnums=(0, 1), variant="traced knots, left/right, 2-d x")
+case("numpy.unwrap", lambda xp: xp.unwrap, lambda r: (np.cumsum(r.uniform(1.0, 2.5, 7)) % (2 * np.pi) - np.pi,),
+     note="the whole-period corrections are read at the traced point")
+case("numpy.unwrap", lambda xp: lambda p: xp.unwrap(p, axis=0, period=4.0),
+     lambda r: (np.cumsum(r.uniform(0.5, 1.8, (6, 2)), 0) % 4.0,),
+     variant="axis 0, period")
+case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(2.0 * x + np.array([0.0, np.inf, -np.inf, np.nan, 0.0]),
+                                                             posinf=7.0),
+     lambda r: (r.uniform(0.5, 1.5, 5),), note="where x is finite is read at the traced point")
+case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(x), lambda r: (r.uniform(0.5, 1.5, 4),),
+     variant="all finite")
 case("numpy.linspace", lambda xp: lambda a, b: xp.linspace(a, b, 5), lambda r: (_x(r, (2,)), _x(r, (2,))),
      argnums=(0, 1))
 case("numpy.linspace", lambda xp: lambda a: xp.linspace(a[0], a[1], 4, endpoint=False), lambda r: (_x(r, (2,)),),

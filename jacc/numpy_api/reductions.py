@@ -263,6 +263,33 @@ def _nan_extreme(name: str, fill: float, reduce):
     return handler
 
 
+def _nan_moment(name: str, root: bool):
+    def handler(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT_GIVEN,
+                mean=_NOT_GIVEN, correction=_NOT_GIVEN):
+        """NumPy's nanvar/nanstd: the mean of the non-NaN entries, their squared deviations summed
+        and divided by count − ddof (NaN where that is not positive, as NumPy)."""
+        _refuse(f"numpy.{name}", out=out, **_given({"where": where, "mean": mean}))
+        _check_dtype(f"numpy.{name}", a, dtype)
+        if correction is not _NOT_GIVEN:
+            ddof = correction
+        filled, mask = _nan_filled(a, 0.0)
+        ax = _tuple(axis)
+        count = np.sum(~mask, axis=ax, keepdims=True).astype(float)
+        dev = filled - np.sum(filled, axis=ax, keepdims=True) / count
+        if mask.any():
+            dev = np.where(mask, 0.0, dev)
+        dof = np.sum(~mask, axis=ax, keepdims=keepdims) - ddof
+        with np.errstate(divide="ignore", invalid="ignore"):
+            var = np.sum(dev * dev, axis=ax, keepdims=keepdims) / np.asarray(np.maximum(dof, 0), float)
+        if np.any(dof <= 0):
+            var = np.where(dof <= 0, np.nan, var)
+        return np.sqrt(var) if root else var
+    handler.__name__ = name
+    return handler
+
+
+implements(np.nanvar)(_nan_moment("nanvar", False))
+implements(np.nanstd)(_nan_moment("nanstd", True))
 implements(np.nansum)(_nansum)
 implements(np.nanprod)(_nanprod)
 implements(np.nanmean)(_nanmean)
@@ -367,6 +394,13 @@ for _n in ["sum", "mean"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-2, keepdims=True,
                                                                    where=np.arange(12).reshape(3, 4) % 5 != 0),
          lambda r: (_x(r, _X3),), variant="where=, keepdims")
+for _n in ["nanvar", "nanstd"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x + np.array([0.0, np.nan, 0.0, 0.0]), axis=-1),
+         lambda r: (_x(r),))
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x + np.array([[0.0], [np.nan], [0.0]]), ddof=1),
+         lambda r: (_x(r),), variant="all axes, ddof=1")
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=0, keepdims=True), lambda r: (_x(r),),
+         variant="no NaN, keepdims")
 for _n in ["var", "std"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=0, ddof=1), lambda r: (_x(r),),
          variant="ddof=1")

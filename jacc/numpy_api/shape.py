@@ -560,6 +560,23 @@ def _trace(a, offset=0, axis1=0, axis2=1, dtype=None, out=None):
     return _record("sum", [d], {"axis": d.ndim - 1, "keepdims": False})
 
 
+if hasattr(np.linalg, "diagonal"):  # the Array API's forms: the last two axes
+    @implements(np.linalg.diagonal)
+    def _linalg_diagonal(x, /, *, offset=0):
+        _need_ndim(x, 2, "numpy.linalg.diagonal")
+        return _diagonal(x, offset, -2, -1)
+
+    @implements(np.linalg.trace)
+    def _linalg_trace(x, /, *, offset=0, dtype=None):
+        _need_ndim(x, 2, "numpy.linalg.trace")
+        return _trace(x, offset, -2, -1, dtype)
+
+    @implements(np.linalg.matrix_transpose)
+    def _linalg_matrix_transpose(x, /):
+        _need_ndim(x, 2, "numpy.linalg.matrix_transpose")
+        return _swapaxes(x, -1, -2)
+
+
 def _diag_matrix(v, k: int):
     """The matrix with ``v`` on diagonal ``k``, by free maps: each entry of ``v`` followed by a row
     of zeros, flattened, shifted by a constant block and cut to m·m entries lands every v[i] on
@@ -764,6 +781,12 @@ _free("ndarray.diagonal", lambda xp: lambda x: x.diagonal(1), lambda r: (_x(r, (
 _free("numpy.trace", lambda xp: xp.trace, lambda r: (_x(r, (3, 3)),))
 _free("numpy.trace", lambda xp: lambda x: xp.trace(x, -1, 2, 0), lambda r: (_x(r),), variant="offset, axes")
 _free("ndarray.trace", lambda xp: lambda x: x.trace(offset=1), lambda r: (_x(r, (3, 4)),))
+if hasattr(np.linalg, "diagonal"):
+    _free("numpy.linalg.diagonal", lambda xp: lambda x: xp.linalg.diagonal(x, offset=1), lambda r: (_x(r),))
+    _free("numpy.linalg.trace", lambda xp: xp.linalg.trace, lambda r: (_x(r, (2, 3, 3)),))
+    _free("numpy.linalg.trace", lambda xp: lambda x: xp.linalg.trace(x, offset=-1), lambda r: (_x(r, (4, 3)),),
+          variant="offset")
+    _free("numpy.linalg.matrix_transpose", lambda xp: xp.linalg.matrix_transpose, lambda r: (_x(r),))
 for _n in ("tril", "triu"):
     case(f"numpy.{_n}", lambda xp, n=_n: getattr(xp, n), lambda r: (_x(r, (4, 3)),), structures={"diag"})
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, k=-1), lambda r: (_x(r),),
