@@ -937,6 +937,11 @@ class Tracer:
             if handler is not None:
                 return handler(self.tape, *inputs)
         name = ufunc.__name__
+        handler = _UFUNC_METHODS.get((name, method))
+        if handler is None and method == "outer" and ufunc.nin == 2 and name in _UFUNCS:
+            handler = functools.partial(_outer, ufunc)
+        if handler is not None:
+            return _call(handler, f"{_ufunc_name(ufunc)}.{method}", inputs, kwargs)
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:
@@ -1352,6 +1357,24 @@ def implements(*funcs: Callable, method: str | None = None) -> Callable:
     return deco
 
 
+#: ``(ufunc name, method)`` → ``handler(*inputs, **kwargs)`` for ufunc methods other than a call
+#: (``np.add.reduce``: a sum); ``outer`` of every binary ufunc is :func:`_outer`.
+_UFUNC_METHODS: dict[tuple[str, str], Callable] = {}
+
+
+def _outer(ufunc: np.ufunc, a, b):
+    """``ufunc.outer(a, b)``: ``a`` given ``b``'s dimensions as trailing ones, then broadcast."""
+    return ufunc(np.reshape(a, np.shape(a) + (1,) * np.ndim(b)), b)
+
+
+def implements_ufunc_method(name: str, method: str) -> Callable:
+    """Register ``handler(*inputs, **kwargs)`` for ``ufunc.method`` (e.g. ``"add", "reduce"``)."""
+    def deco(handler: Callable) -> Callable:
+        _UFUNC_METHODS[name, method] = handler
+        return handler
+    return deco
+
+
 def implements_ufunc(*names: str) -> Callable:
     """Register ``handler(tape, *inputs)`` for the ufuncs ``names`` (``ufunc.__name__``)."""
     def deco(handler: Callable) -> Callable:
@@ -1364,7 +1387,8 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
-    return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)})
+    return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
+                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS})
 
 
 def _is_array_like(x: Any) -> bool:

@@ -411,6 +411,11 @@ case("numpy.einsum", lambda xp: lambda a, b: xp.einsum(a, [0, 1], b, [1, 2], [0,
      argnums=AB, variant="sublist form")
 case("numpy.outer", lambda xp: xp.outer, _ab((3,), (4,)), argnums=AB)
 case("numpy.outer", lambda xp: xp.outer, _ab((2, 2), (3,)), argnums=AB, variant="flattens")
+case("numpy.multiply.outer", lambda xp: xp.multiply.outer, _ab((2, 2), (3,)), argnums=AB,
+     note="any binary ufunc's outer: a broadcast of the ufunc")
+case("numpy.subtract.outer", lambda xp: xp.subtract.outer, _ab((3,), (2, 2)), argnums=AB)
+case("numpy.maximum.outer", lambda xp: xp.maximum.outer, lambda r: (np.array([0.1, 0.9, 2.0]), np.array([0.5, 1.5])),
+     argnums=AB)
 case("numpy.inner", lambda xp: xp.inner, _ab((2, 4), (3, 4)), argnums=AB)
 case("numpy.inner", lambda xp: xp.inner, _ab((4,), (4,)), argnums=AB, variant="vectors")
 case("numpy.vdot", lambda xp: xp.vdot, _ab((2, 3), (6,)), argnums=AB)

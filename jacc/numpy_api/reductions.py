@@ -32,6 +32,7 @@ from ..trace import (
     _unsupported,
     call_site,
     implements,
+    implements_ufunc_method,
 )
 from . import FREE, case
 
@@ -288,6 +289,32 @@ def _nan_moment(name: str, root: bool):
     return handler
 
 
+def _ufunc_reduce(name: str, reduction):
+    def reduce(array, axis=0, dtype=None, out=None, keepdims=False, initial=_NOT_GIVEN, where=_NOT_GIVEN):
+        """``numpy.<ufunc>.reduce``: the matching reduction (its default axis is 0, not None)."""
+        _refuse(f"numpy.{name}.reduce", out=out)
+        given = _given({"initial": initial, "where": where})
+        if dtype is not None:  # (max and min take none)
+            given["dtype"] = dtype
+        return reduction(array, axis=axis, keepdims=keepdims, **given)
+    reduce.__name__ = f"{name}.reduce"
+    return reduce
+
+
+def _ufunc_accumulate(name: str, scan):
+    def accumulate(array, axis=0, dtype=None, out=None):
+        """``numpy.<ufunc>.accumulate``: the matching scan."""
+        _refuse(f"numpy.{name}.accumulate", out=out)
+        return scan(array, axis=axis, dtype=dtype)
+    accumulate.__name__ = f"{name}.accumulate"
+    return accumulate
+
+
+for _u, _r in (("add", np.sum), ("multiply", np.prod), ("maximum", np.max), ("minimum", np.min)):
+    implements_ufunc_method(_u, "reduce")(_ufunc_reduce(_u, _r))
+for _u, _r in (("add", np.cumsum), ("multiply", np.cumprod)):
+    implements_ufunc_method(_u, "accumulate")(_ufunc_accumulate(_u, _r))
+
 implements(np.nanvar)(_nan_moment("nanvar", False))
 implements(np.nanstd)(_nan_moment("nanstd", True))
 implements(np.nansum)(_nansum)
@@ -394,6 +421,14 @@ for _n in ["sum", "mean"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-2, keepdims=True,
                                                                    where=np.arange(12).reshape(3, 4) % 5 != 0),
          lambda r: (_x(r, _X3),), variant="where=, keepdims")
+case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x), lambda r: (_x(r),), note="axis 0 by default, as NumPy")
+case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keepdims=True), lambda r: (_x(r),),
+     variant="axis tuple, keepdims")
+case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1), lambda r: (_x(r),))
+case("numpy.maximum.reduce", lambda xp: lambda x: xp.maximum.reduce(x, axis=None), lambda r: (_distinct(r),))
+case("numpy.minimum.reduce", lambda xp: lambda x: xp.minimum.reduce(x), lambda r: (_distinct(r),))
+case("numpy.add.accumulate", lambda xp: lambda x: xp.add.accumulate(x, axis=1), lambda r: (_x(r),))
+case("numpy.multiply.accumulate", lambda xp: lambda x: xp.multiply.accumulate(x), lambda r: (_x(r),))
 for _n in ["nanvar", "nanstd"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x + np.array([0.0, np.nan, 0.0, 0.0]), axis=-1),
          lambda r: (_x(r),))
