@@ -942,6 +942,11 @@ class Tracer:
             handler = functools.partial(_outer, ufunc)
         if handler is not None:
             return _call(handler, f"{_ufunc_name(ufunc)}.{method}", inputs, kwargs)
+        if method == "at":
+            raise UnsupportedOperationError(
+                f"{_ufunc_name(ufunc)}.at at {call_site()} writes into its first argument in place, which a "
+                "trace cannot follow; build the result instead (for np.add.at(a, i, b) on a 1-d a: "
+                "a + np.bincount(i, weights=b, minlength=len(a)))")
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:

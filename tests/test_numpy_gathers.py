@@ -187,6 +187,29 @@ def test_gather_graph_files_round_trip(tmp_path):
     np.testing.assert_array_equal(next(iter(ja.values())), next(iter(jb.values())))
 
 
+def test_bincount_is_a_scatter_add_that_round_trips_through_a_file(tmp_path):
+    bins = np.array([4, 0, 4, 1, 4])
+    f = lambda w: np.sin(np.bincount(bins, weights=w * w, minlength=6))  # noqa: E731
+    w = np.random.default_rng(6).normal(size=5)
+    g = jacc.trace(f, w)
+    assert "scatter_add" in {g.op(v) for v in g.intermediates}
+    J = jacc.jacobian(f)(w)
+    np.testing.assert_allclose(J, fd_jacobian(f, [w], 0), rtol=1e-6, atol=1e-8)
+    want = np.zeros((6, 5))
+    want[bins, np.arange(5)] = np.cos(np.bincount(bins, weights=w * w, minlength=6))[bins] * 2 * w
+    np.testing.assert_allclose(J, want, rtol=1e-14)
+    g.save(tmp_path / "g.json")
+    h = jacc.load(tmp_path / "g.json")
+    np.testing.assert_array_equal(h.evaluate({"w": w})[h.outputs[0]], f(w))
+    p = jacc.plan(h, "reverse")
+    assert accumulate(p.problem, h.evaluate({"w": w}), p.order).mults == p.mults
+    with pytest.raises(Exception, match=r"scatter_add positions must be integers in \[0, 6\)"):
+        bad = Graph("bad")
+        bad.add_input("w", (2,))
+        bad.add_node("y", "scatter_add", ["w", np.array([0.0, 6.0])], {"size": 6})
+        bad.evaluate({"w": np.ones(2)})
+
+
 def test_gather_with_bad_positions_is_refused():
     g = Graph("bad")
     g.add_input("x", (3,))

@@ -488,3 +488,24 @@ def test_materialised_diagonals_keep_structural_zeros_next_to_nan(vlabels, vshap
 def test_elementwise_jacobian_at_nan_is_diagonal():
     J = both(np.sin, np.array([math.nan, 1.0, math.inf]))
     assert np.all(J[~np.eye(3, dtype=bool)] == 0.0) and np.isnan(J[0, 0]) and J[1, 1] == math.cos(1.0)
+
+
+def test_ufunc_at_is_refused_with_the_bincount_alternative():
+    idx = np.array([0, 2, 2])
+
+    def f(x):
+        y = np.zeros(3)
+        np.add.at(y, idx, x)
+        return y
+
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"numpy\.add\.at .* in place.*np\.bincount"):
+        jacc.jacobian(f)(np.ones(3))
+    J = jacc.jacobian(lambda x: np.zeros(3) + np.bincount(idx, weights=x, minlength=3))(np.ones(3))
+    np.testing.assert_array_equal(J, [[1, 0, 0], [0, 0, 0], [0, 1, 1]])
+
+
+def test_bincount_refuses_traced_bins_and_keeps_constant_counts():
+    with pytest.raises(jacc.TraceError, match="bins are traced"):
+        jacc.jacobian(lambda x: np.bincount(x))(np.ones(3))
+    J = jacc.jacobian(lambda x: x * np.bincount(np.array([0, 0, 2]), minlength=3))(np.ones(3))
+    np.testing.assert_array_equal(J, np.diag([2.0, 0.0, 1.0]))

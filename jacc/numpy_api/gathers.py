@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import graph as G
 from .. import lazy
 from .. import structure as S
 from ..ops import Op, ShapeError, register
@@ -35,11 +36,12 @@ from . import FREE, case
 # cached plan is reused with the new graph. Its partial is a free lazy selection.
 
 
-def _positions(idx, size: int) -> np.ndarray:
+def _positions(idx, size: int, what: str = "gather") -> np.ndarray:
     pos = np.asarray(idx)
     ints = pos.astype(np.intp)
     if not np.array_equal(ints, pos) or (ints.size and (ints.min() < 0 or ints.max() >= size)):
-        raise ShapeError(f"gather positions must be integers in [0, {size}) (flat positions into the operand)")
+        where = "flat positions into the operand" if what == "gather" else "positions in the result"
+        raise ShapeError(f"{what} positions must be integers in [0, {size}) ({where})")
     return ints
 
 
@@ -54,6 +56,51 @@ def _gather_partial(i: int, ctx) -> S.Jac | None:
 register(Op("gather", lambda a, p: lazy.asarray(a[0]).reshape(-1)[_positions(a[1], np.size(a[0]))],
             lambda s, p: tuple(s[1]), _gather_partial, 2,
             "x.ravel()[positions] for constant integer positions (a free lazy selection)", frozenset({1})))
+
+
+def _scatter_value(w, positions, size: int):
+    """The length-``size`` vector whose entry k sums the ``w`` at ``positions`` k (NumPy's
+    ``bincount``; object arrays, as the scalar route evaluates, by ``np.add.at``)."""
+    pos = _positions(positions, size, "scatter_add")
+    w = np.asarray(w)
+    if w.dtype == object:
+        out = np.zeros(size, dtype=object) + 0.0
+        np.add.at(out, pos.reshape(-1), w.reshape(-1))
+        return out
+    return np.bincount(pos.reshape(-1), weights=w.reshape(-1), minlength=size)
+
+
+def _scatter_portable(w, positions, size: int, xp):
+    """:func:`_scatter_value` on JAX (``.at[].add``) or PyTorch (``index_add``)."""
+    flat = xp.reshape(w, (-1,))
+    pos = np.asarray(positions).reshape(-1).astype(np.int64)
+    if hasattr(xp, "index_add"):  # torch
+        return xp.zeros(size, dtype=flat.dtype, device=flat.device).index_add(0, xp.as_tensor(pos, device=flat.device),
+                                                                              flat)
+    return xp.zeros(size, dtype=flat.dtype).at[pos].add(flat)
+
+
+_scatter_value.portable = _scatter_portable
+
+
+def _scatter_partial(i: int, ctx) -> S.Jac | None:
+    if i == 1:
+        return None
+    s, size = ctx.shapes[0], ctx.params["size"]
+    flat = _positions(ctx.args[1], size, "scatter_add") if ctx.numeric else None
+    return S.transpose(S.take_selection(s, (size,), [-1], flat))  # the gather's adjoint
+
+
+def _scatter_shape(s, p):
+    if tuple(s[0]) != tuple(s[1]):
+        raise ShapeError(f"scatter_add needs positions shaped like the values, got {tuple(s[1])} for {tuple(s[0])}")
+    return (p["size"],)
+
+
+register(Op("scatter_add", lambda a, p: lazy.apply(_scatter_value, a[0], a[1], p["size"]), _scatter_shape,
+            _scatter_partial, 2, "y[k] = Σ w[i] over positions[i] = k, y of length size (bincount with weights; "
+            "the gather's adjoint: a free lazy embedding)", frozenset({1}), ("size",)))
+G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True)}
 
 
 def _gather(x, positions: np.ndarray):
@@ -389,6 +436,24 @@ def _searchsorted(a, v, side="left", sorter=None):
                            sorter=None if sorter is None else _indices(sorter, "numpy.searchsorted"))
 
 
+@implements(np.bincount)
+def _bincount(x, /, weights=None, minlength=0):
+    """Counts (constants) or, with traced ``weights``, their sums per bin: a scatter-add, the
+    gather's adjoint (no multiplications). The bins ``x`` must be constant integers."""
+    if _traced(x):
+        raise TraceError(f"numpy.bincount at {call_site()}: the bins are traced values; pass constant "
+                         "non-negative integers (the weights may be traced)")
+    idx = np.asarray(x)
+    if idx.ndim != 1 or (idx.size and idx.dtype.kind not in "iu") or (idx.size and idx.min() < 0):
+        return np.bincount(idx, minlength=minlength)  # NumPy's own error for bad bins
+    size = max(int(idx.max()) + 1 if idx.size else 0, _int(minlength, "minlength"))
+    if not _traced(weights):
+        return np.bincount(idx, weights=weights, minlength=minlength)
+    if np.shape(weights) != idx.shape:
+        raise ValueError("The weights and list don't have the same length.")
+    return _tape_of(weights).record("scatter_add", [weights, idx.astype(float)], {"size": size})
+
+
 @implements(np.digitize)
 def _digitize(x, bins, right=False):
     return np.digitize(_value(x, "numpy.digitize"), _value(bins, "numpy.digitize"), right=right)
@@ -401,6 +466,11 @@ def _x(r, shape=(3, 4)):
     return r.normal(size=shape)
 
 
+case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([0, 3, 1, 3, 3, 0]), weights=w, minlength=6),
+     lambda r: (_x(r, (6,)),), structures=FREE,
+     note="constant bins, traced weights: a scatter-add (no multiplications)")
+case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),
+     lambda r: (_x(r, (3,)),), variant="squared weights")
 _SORTED = "traced once per call: the permutation read at each call's value is the gather's constant index"
 _SAME = FREE | {"diag"}
 _IDX = np.array([[2, 0, 1, 1], [0, 0, 2, 1]])
