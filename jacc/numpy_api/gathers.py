@@ -292,6 +292,40 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _gather(a, _flat_along(a.shape, k, perm))
 
 
+@implements(np.partition, method="partition")
+def _partition(a, kth, axis=-1, kind="introselect", order=None):
+    """The elements rearranged so that each kth one sits where a sort puts it: a gather by
+    ``argpartition``'s permutation, read at the traced point (NumPy leaves the order on either
+    side of a kth element unspecified; this is argpartition's)."""
+    _refuse("numpy.partition", order=order)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    k = _one_axis(a, axis, "numpy.partition")
+    perm = np.argpartition(_value(a, "numpy.partition (its permutation)"), kth, axis=k, kind=kind)
+    return _gather(a, _flat_along(a.shape, k, perm))
+
+
+@implements(np.argpartition, method="argpartition")
+def _argpartition(a, kth, axis=-1, kind="introselect", order=None):
+    return np.argpartition(_value(a, "numpy.argpartition"), kth, axis=axis, kind=kind, order=order)
+
+
+@implements(np.insert)
+def _insert(arr, obj, values, axis=None):
+    """NumPy's insert run on position codes (arr's flat positions, and −1, −2, … for the
+    values as NumPy broadcasts them), then one gather from arr and values side by side: every
+    entry of the result is a copy, so its partial is a free selection."""
+    if _traced(obj):
+        raise TraceError(f"numpy.insert at {call_site()}: the insertion positions are traced; pass constants")
+    codes = np.arange(np.size(arr), dtype=float).reshape(np.shape(arr))
+    value_codes = -1.0 - np.arange(np.size(values), dtype=float).reshape(np.shape(values))
+    out = np.insert(codes, obj, value_codes, axis=axis)
+    positions = np.where(out >= 0, out, np.size(arr) - 1.0 - out)
+    both = np.concatenate([np.reshape(arr, (-1,)), np.reshape(np.asarray(values, float) if not _traced(values)
+                                                              else values, (-1,))])
+    return _gather(both, positions)
+
+
 @implements(np.argsort, method="argsort")
 def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     return np.argsort(_value(a, "numpy.argsort"), axis=axis, kind=kind, order=order, stable=stable)
@@ -466,6 +500,16 @@ def _x(r, shape=(3, 4)):
     return r.normal(size=shape)
 
 
+case("numpy.partition", lambda xp: lambda x: xp.partition(x, 2, axis=-1), lambda r: (_x(r),), structures=FREE,
+     note="argpartition's permutation, read at the traced point", jax=False)
+case("numpy.partition", lambda xp: lambda x: xp.partition(x, (0, 3), axis=None), lambda r: (_x(r),), structures=FREE,
+     variant="several kth, flattened", jax=False)
+case("numpy.insert", lambda xp: lambda x, v: xp.insert(x, 1, v), lambda r: (_x(r, (4,)), _x(r, ())), argnums=(0, 1),
+     structures=FREE)
+case("numpy.insert", lambda xp: lambda x, v: xp.insert(x, np.array([0, 2, 2]), v, axis=1), lambda r: (_x(r), _x(r, (3, 1))),
+     argnums=(0, 1), structures=FREE, variant="several positions, broadcast values, axis")
+case("numpy.insert", lambda xp: lambda x: xp.insert(x, slice(0, 2), 7.0, axis=0), lambda r: (_x(r),),
+     structures=FREE, variant="a slice, a constant value")
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([0, 3, 1, 3, 3, 0]), weights=w, minlength=6),
      lambda r: (_x(r, (6,)),), structures=FREE,
      note="constant bins, traced weights: a scatter-add (no multiplications)")

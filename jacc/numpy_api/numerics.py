@@ -29,7 +29,7 @@ from ..trace import (
     implements,
 )
 from . import FREE, case
-from .gathers import _along, _one_axis, _value
+from .gathers import _along, _mask, _one_axis, _value
 
 # -- constructors -------------------------------------------------------------------------------
 
@@ -298,6 +298,56 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     return np.where(np.isfinite(v), x, fill)
 
 
+@implements(np.piecewise)
+def _piecewise(x, condlist, funclist, *args, **kw):
+    """NumPy's piecewise: each function (or constant) evaluated on the elements its condition
+    selects, placed back by a scatter (so a function is never evaluated outside its piece, where
+    a log or a root could make NaNs); later conditions win; an extra function covers the rest.
+    Conditions on traced values are read at the traced point."""
+    shape = np.shape(x)
+    if isinstance(condlist, np.ndarray) and condlist.ndim == len(shape) or not isinstance(condlist, (list, tuple)):
+        condlist = [condlist]
+    masks = [np.broadcast_to(_mask(c, "numpy.piecewise"), shape) for c in condlist]
+    if len(funclist) == len(masks) + 1:
+        masks.append(~np.any(masks, axis=0) if masks else np.ones(shape, bool))
+    elif len(funclist) != len(masks):
+        raise ValueError(f"with {len(masks)} condition(s), either {len(masks)} or {len(masks) + 1} functions are "
+                         f"expected, got {len(funclist)}")
+    out = np.zeros(shape)
+    flat = np.reshape(x, (-1,))
+    for mask, fn in zip(masks, funclist):
+        where = np.flatnonzero(mask)
+        if not where.size:
+            continue
+        piece = fn(flat[where], *args, **kw) if callable(fn) else np.broadcast_to(np.asarray(fn, float), where.shape)
+        piece = np.broadcast_to(piece, where.shape) if np.ndim(piece) == 0 else piece
+        if isinstance(piece, Tracer):
+            placed = np.reshape(np.bincount(where, weights=piece, minlength=int(np.prod(shape))), shape)
+        else:
+            placed = np.zeros(int(np.prod(shape)))
+            placed[where] = piece
+            placed = placed.reshape(shape)
+        out = np.where(mask, placed, out)
+    return out
+
+
+@implements(np.apply_along_axis)
+def _apply_along_axis(func1d, axis, arr, *args, **kwargs):
+    """``func1d`` called on every 1-d slice along ``axis`` (traced slices) and the results stacked
+    where the axis was, as NumPy does."""
+    k = _one_axis(arr, axis, "numpy.apply_along_axis")
+    moved = np.moveaxis(arr, k, -1)
+    outer = np.shape(moved)[:-1]
+    if not outer:
+        return func1d(moved, *args, **kwargs)
+    results = [func1d(moved[i], *args, **kwargs) for i in np.ndindex(*outer)]
+    stacked = np.reshape(np.stack([r if isinstance(r, Tracer) else np.asarray(r, float) for r in results]),
+                         outer + np.shape(results[0]))
+    inner = np.ndim(results[0])
+    # the result's own axes go where the sliced axis was
+    return np.moveaxis(stacked, list(range(len(outer), len(outer) + inner)), list(range(k, k + inner)))
+
+
 @implements(np.linspace)
 def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0, *, device=None):
     _refuse("numpy.linspace", device=device)
@@ -471,6 +521,15 @@ case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(2.0 * x + np.array([
      lambda r: (r.uniform(0.5, 1.5, 5),), note="where x is finite is read at the traced point")
 case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(x), lambda r: (r.uniform(0.5, 1.5, 4),),
      variant="all finite")
+case("numpy.piecewise", lambda xp: lambda x: xp.piecewise(x, [x < 0, x >= 0], [lambda t: -t, lambda t: t ** 2]),
+     lambda r: (_x(r),), note="each function sees only its piece; conditions on traced values are read at the "
+     "traced point")
+case("numpy.piecewise", lambda xp: lambda x: xp.piecewise(x, [x < 0.2, x > 1.0], [0.5, xp.log, lambda t: t]),
+     lambda r: (np.array([[-0.4, 0.1, 0.6], [1.5, 0.9, 2.0]]),), variant="a constant, an otherwise function")
+case("numpy.apply_along_axis", lambda xp: lambda x: xp.apply_along_axis(lambda v: xp.sum(v ** 2), 1, x),
+     lambda r: (_x(r),))
+case("numpy.apply_along_axis", lambda xp: lambda x: xp.apply_along_axis(lambda v: xp.stack([v[0] * v[1], v[2]]), 0, x),
+     lambda r: (_x(r, (3, 2, 2)),), variant="a vector per slice, axis 0")
 case("numpy.linspace", lambda xp: lambda a, b: xp.linspace(a, b, 5), lambda r: (_x(r, (2,)), _x(r, (2,))),
      argnums=(0, 1))
 case("numpy.linspace", lambda xp: lambda a: xp.linspace(a[0], a[1], 4, endpoint=False), lambda r: (_x(r, (2,)),),
