@@ -506,7 +506,8 @@ case("numpy.partition", lambda xp: lambda x: xp.partition(x, (0, 3), axis=None),
      variant="several kth, flattened", jax=False)
 case("numpy.insert", lambda xp: lambda x, v: xp.insert(x, 1, v), lambda r: (_x(r, (4,)), _x(r, ())), argnums=(0, 1),
      structures=FREE)
-case("numpy.insert", lambda xp: lambda x, v: xp.insert(x, np.array([0, 2, 2]), v, axis=1), lambda r: (_x(r), _x(r, (3, 1))),
+case("numpy.insert", lambda xp: lambda x, v: xp.insert(x, np.array([0, 2, 2]), v, axis=1),
+     lambda r: (_x(r), _x(r, (3, 1))),
      argnums=(0, 1), structures=FREE, variant="several positions, broadcast values, axis")
 case("numpy.insert", lambda xp: lambda x: xp.insert(x, slice(0, 2), 7.0, axis=0), lambda r: (_x(r),),
      structures=FREE, variant="a slice, a constant value")
