@@ -228,6 +228,26 @@ def test_a_derivative_network_must_be_linear_in_its_values():
     assert np.all(np.sin(x).value == np.sin(1.0))  # outside: values as ever
 
 
+def test_singular_values_with_vectors_come_from_the_same_decomposition(monkeypatch):
+    """svd(X)[1] is NumPy's value bit for bit, and a function of U, s and Vh decomposes X once per
+    call (the values-only call, compute_uv=False, is a second LAPACK run otherwise)."""
+    X = _rng(18).normal(size=(CHOL_N, CHOL_N))
+    g = jacc.trace(lambda X: np.linalg.svd(X)[1], X)
+    np.testing.assert_array_equal(g.evaluate({"X": X})[g.outputs[0]], np.linalg.svd(X)[1])
+    f = lambda X: np.sum(np.linalg.svd(X)[0][:, 0] ** 2 * np.linalg.svd(X)[1])  # noqa: E731
+    calls = []
+    svd = np.linalg.svd
+    for retrace in (True, False):
+        jf = jacc.jacobian(f, retrace=retrace)
+        J = jf(X)  # (lowered with NumPy's svd, which the program swaps for the shared one)
+        monkeypatch.setattr(np.linalg, "svd", lambda a, **k: (type(a) is np.ndarray and calls.append(  # (f's own
+            k.get("compute_uv", True))) or svd(a, **k))  # traced calls pass through here too: not counted)
+        calls.clear()
+        np.testing.assert_array_equal(jf(X), J)
+        assert calls == [True], (retrace, calls)
+        monkeypatch.undo()
+
+
 def test_det_at_a_singular_matrix_is_the_adjugate():
     a = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [1.0, 0.0, 1.0]])  # rank 2
     J = jacc.jacobian(np.linalg.det)(a)

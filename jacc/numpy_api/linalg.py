@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import factorise, lazy
 from .. import ops as O
-from ..graph import PARAMS, _leaf
+from ..graph import BOOL, PARAMS, _leaf
 from ..ops import Op, ShapeError, register
 from ..structure import Jac
 from ..trace import (
@@ -391,12 +391,23 @@ def _svd_shape(part):
     return shape
 
 
-_reg("svd_values", lambda a, p: np.linalg.svd(a[0], compute_uv=False), _svd_shape("S"), _svd_values_partial,
-     "singular values (descending) of a matrix or stack")
+def _svd_values(a, p):
+    # with_vectors: the values of the decomposition the vectors come from (shared, and NumPy's
+    # svd(a)[1] bit for bit); else NumPy's cheaper values-only call
+    return _svd(a[0])[1] if p.get("with_vectors") else np.linalg.svd(a[0], compute_uv=False)
+
+
+_reg("svd_values", _svd_values, _svd_shape("S"), _svd_values_partial,
+     "singular values (descending) of a matrix or stack; with_vectors: those of the full decomposition",
+     ["with_vectors"])
+PARAMS["svd_values"] = {"with_vectors": (BOOL, False)}
 _reg("svd_u", lambda a, p: _svd(a[0])[0], _svd_shape("U"), _svd_u_partial,
      "left singular vectors of the reduced SVD (NumPy's signs; distinct singular values assumed)")
 _reg("svd_vh", lambda a, p: _svd(a[0])[2], _svd_shape("Vh"), _svd_vh_partial,
      "right singular vectors (rows) of the reduced SVD (NumPy's signs; distinct singular values assumed)")
+
+
+_WITH_VECTORS = {"with_vectors": True}
 
 
 def _factored_svd(a) -> "SVDResult":
@@ -406,7 +417,7 @@ def _factored_svd(a) -> "SVDResult":
     dU = U (F ∘ [P S + S Pᵀ]) + (I − UUᵀ) dA V S⁻¹ and dV = V (F ∘ [S P + Pᵀ S]) + (I − VVᵀ) dAᵀ U S⁻¹,
     each a few products of held matrices with dA. The values stay NumPy's (``value_from``)."""
     tape = _tape_of(a)
-    u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a]), tape.record("svd_vh", [a])
+    u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS), tape.record("svd_vh", [a])
     uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
     v = _swap(vhh)
     m, n = a.shape[-2:]
@@ -437,7 +448,8 @@ def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
             "singular vectors are not unique, so they have no derivative; pass full_matrices=False")
     if max(m, n) > DENSE_PARTIAL_MAX:
         return _factored_svd(a)
-    return SVDResult(tape.record("svd_u", [a]), tape.record("svd_values", [a]), tape.record("svd_vh", [a]))
+    return SVDResult(tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS),
+                     tape.record("svd_vh", [a]))
 
 
 if hasattr(np.linalg, "svdvals"):
