@@ -58,29 +58,13 @@ register(Op("gather", lambda a, p: lazy.asarray(a[0]).reshape(-1)[_positions(a[1
             "x.ravel()[positions] for constant integer positions (a free lazy selection)", frozenset({1})))
 
 
-def _scatter_value(w, positions, size: int):
-    """The length-``size`` vector whose entry k sums the ``w`` at ``positions`` k (NumPy's
-    ``bincount``; object arrays, as the scalar route evaluates, by ``np.add.at``)."""
-    pos = _positions(positions, size, "scatter_add")
-    w = np.asarray(w)
-    if w.dtype == object:
-        out = np.zeros(size, dtype=object) + 0.0
-        np.add.at(out, pos.reshape(-1), w.reshape(-1))
-        return out
-    return np.bincount(pos.reshape(-1), weights=w.reshape(-1), minlength=size)
-
-
-def _scatter_portable(w, positions, size: int, xp):
-    """:func:`_scatter_value` on JAX (``.at[].add``) or PyTorch (``index_add``)."""
-    flat = xp.reshape(w, (-1,))
-    pos = np.asarray(positions).reshape(-1).astype(np.int64)
-    if hasattr(xp, "index_add"):  # torch
-        return xp.zeros(size, dtype=flat.dtype, device=flat.device).index_add(0, xp.as_tensor(pos, device=flat.device),
-                                                                              flat)
-    return xp.zeros(size, dtype=flat.dtype).at[pos].add(flat)
-
-
-_scatter_value.portable = _scatter_portable
+def _scatter_value(a: list, p: dict):
+    """The length-``size`` vector whose entry k sums the values at positions k (NumPy's
+    ``bincount`` with weights, bit for bit): ``put_rows``, which the jax and torch backends run
+    as their own scatter-add."""
+    size = p["size"]
+    flat = _positions(a[1], size, "scatter_add").reshape(-1)
+    return S.put_rows(lazy.asarray(a[0]).reshape(-1), size, flat, add=True)
 
 
 def _scatter_partial(i: int, ctx) -> S.Jac | None:
@@ -97,7 +81,7 @@ def _scatter_shape(s, p):
     return (p["size"],)
 
 
-register(Op("scatter_add", lambda a, p: lazy.apply(_scatter_value, a[0], a[1], p["size"]), _scatter_shape,
+register(Op("scatter_add", _scatter_value, _scatter_shape,
             _scatter_partial, 2, "y[k] = Σ w[i] over positions[i] = k, y of length size (bincount with weights; "
             "the gather's adjoint: a free lazy embedding)", frozenset({1}), ("size",)))
 G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True)}
