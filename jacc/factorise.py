@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 _local = threading.local()
-_made = [0]  # LU factorisations and shared eigh calls since import (for tests and the docstring above)
+_made = [0]  # shared factorisations (LU, eigh, svd, qr) since import (for tests and the docstring above)
 
 try:
     from scipy.linalg import lapack as _lapack
@@ -152,8 +152,8 @@ class sharing:
 
 
 def factorisations() -> int:
-    """How many LU factorisations (and shared ``eigh`` decompositions) this process has computed
-    (a counter for tests)."""
+    """How many shared factorisations (LU, and kept ``eigh``, ``svd`` and ``qr`` decompositions)
+    this process has computed (a counter for tests)."""
     return _made[0]
 
 
@@ -272,7 +272,6 @@ def det_gradient(a: Any) -> Any:
 
 det_gradient.portable = adjugate_by_svd  # what the jax and torch backends run (no value branches there)
 
-#: NumPy's functions and their sharing replacements (the program generator swaps them in)
 def eigh(a: Any, UPLO: str = "L") -> Any:
     """``np.linalg.eigh(a, UPLO)``, shared: the eigenvalue and eigenvector ops and the
     eigenvalues' partial each ask for it, so a call decomposed one matrix three times."""
@@ -294,5 +293,6 @@ def qr(a: Any, mode: str = "reduced") -> Any:
     return _kept(np.linalg.qr, a, mode=mode)
 
 
+#: NumPy's functions and their sharing replacements (the program generator swaps them in)
 REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det,
             np.linalg.eigh: eigh, np.linalg.svd: svd, np.linalg.qr: qr}

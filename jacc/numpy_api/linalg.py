@@ -562,9 +562,9 @@ def _qr(a, mode="reduced"):
 # -- pseudo-inverse and least squares (full rank) ------------------------------------------------
 
 
-def _full_rank(what: str, a, cutoff) -> int:
-    """The rank of ``a``'s value; a rank-deficient matrix is refused (its pinv jumps there)."""
-    s = np.linalg.svd(a.value, compute_uv=False)
+def _full_rank(what: str, s: np.ndarray, cutoff) -> int:
+    """The rank of a matrix with singular values ``s`` (its traced value's); a rank-deficient
+    matrix is refused (its pinv jumps there)."""
     k = s.shape[-1]
     small = s <= np.asarray(cutoff)[..., None] * s[..., :1]
     if np.any(small):
@@ -597,7 +597,7 @@ def _pinv(a, rcond=None, hermitian=False, *, rtol=None):
             f"numpy.linalg.pinv with hermitian=True at {call_site()}: call it without hermitian=")
     m, n = _core(a, "numpy.linalg.pinv")
     cutoff = rcond if rcond is not None else rtol if rtol is not None else max(m, n) * np.finfo(float).eps
-    _full_rank("numpy.linalg.pinv", a, cutoff)
+    _full_rank("numpy.linalg.pinv", np.linalg.svd(a.value, compute_uv=False), cutoff)
     return _solve_by_qr(a)
 
 
@@ -609,8 +609,9 @@ def _lstsq(a, b, rcond=None):
     m, n = np.shape(a)
     cutoff = np.finfo(float).eps * max(m, n) if rcond is None else rcond
     if isinstance(a, Tracer):
-        rank = _full_rank("numpy.linalg.lstsq", a, cutoff)
-        x, s = _solve_by_qr(a, b), a.tape.record("svd_values", [a])
+        s = a.tape.record("svd_values", [a])  # (its value is the rank check's: one SVD, not two)
+        rank = _full_rank("numpy.linalg.lstsq", s.value, cutoff)
+        x = _solve_by_qr(a, b)
     else:
         s = np.linalg.svd(a, compute_uv=False)
         rank = int(np.sum(s > cutoff * s[0]))

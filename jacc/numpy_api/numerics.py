@@ -305,7 +305,7 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     a log or a root could make NaNs); later conditions win; an extra function covers the rest.
     Conditions on traced values are read at the traced point."""
     shape = np.shape(x)
-    if isinstance(condlist, np.ndarray) and condlist.ndim == len(shape) or not isinstance(condlist, (list, tuple)):
+    if (isinstance(condlist, np.ndarray) and condlist.ndim == len(shape)) or not isinstance(condlist, (list, tuple)):
         condlist = [condlist]
     masks = [np.broadcast_to(_mask(c, "numpy.piecewise"), shape) for c in condlist]
     if len(funclist) == len(masks) + 1:
