@@ -329,3 +329,34 @@ def test_searchsorted_and_digitize_return_constant_positions():
     g = jacc.trace(f, x)
     assert int(seen["pos"]) == 2 and int(seen["bin"]) == 2
     assert sum("numpy.searchsorted" in w or "numpy.digitize" in w for w in g.meta["value_dependent"]) == 2
+
+
+def test_unique_returns_numpy_values_and_constant_extras():
+    x = np.array([0.5, -1.0, 0.5, 2.0, -1.0, 3.5])
+    seen = []
+
+    def f(x):
+        u, idx, inv, cnt = np.unique(x, return_index=True, return_inverse=True, return_counts=True)
+        seen.append((idx, inv, cnt))
+        return u
+
+    g = jacc.trace(f, x)
+    u, idx, inv, cnt = np.unique(x, return_index=True, return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], u)
+    for a, b in zip(seen[0], (idx, inv, cnt)):
+        np.testing.assert_array_equal(a, b)
+    J = jacc.jacobian(f)(x)
+    np.testing.assert_array_equal(J, np.eye(6)[idx])  # each distinct value reads its first occurrence
+    assert any("numpy.unique" in w for w in g.meta["value_dependent"])
+
+
+def test_unique_rows_and_lexsort():
+    x = np.array([[1.0, 2.0], [0.0, 5.0], [1.0, 2.0], [0.0, 4.0]])
+    J = jacc.jacobian(lambda x: np.unique(x, axis=0))(x)
+    rows = np.unique(x, axis=0, return_index=True)[1]
+    np.testing.assert_array_equal(J.reshape(6, 8), np.kron(np.eye(4)[rows], np.eye(2)))
+    keys = np.array([3.0, 1.0, 3.0, 2.0])
+    order = np.lexsort((-keys, keys))
+    seen = []
+    jacc.trace(lambda k: seen.append(np.lexsort((-k, k))) or k * 1.0, keys)
+    np.testing.assert_array_equal(seen[0], order)

@@ -144,3 +144,62 @@ def test_long_cumprod_with_zeros_matches_finite_differences():
     np.testing.assert_array_equal(_value(f, x), f(x))
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
     assert "value_from" in {trace(f, x).op(v) for v in trace(f, x).nx}
+
+
+# -- logspace and histogram ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: np.logspace(a[0], a[1], 6),
+    lambda a: np.logspace(a, 3.0, 4, base=2.0, endpoint=False, axis=-1),
+    lambda a: np.logspace(0.5, a, 3, base=np.array([2.0, 5.0, 10.0])),
+])
+def test_logspace_values_equal_numpy(f):
+    a = np.array([0.3, -1.2, 2.0])
+    np.testing.assert_array_equal(_value(f, a), f(a))
+
+
+def test_logspace_jacobian_is_the_log_of_the_base_times_the_value():
+    a = np.array([0.5, 2.0])
+    J = jacc.jacobian(lambda a: np.logspace(a[0], a[1], 3, base=3.0))(a)
+    y, t = np.logspace(0.5, 2.0, 3, base=3.0), np.linspace(0.0, 1.0, 3)
+    np.testing.assert_allclose(J, np.log(3.0) * y[:, None] * np.stack([1 - t, t], axis=1), rtol=1e-14)
+
+
+A = np.random.default_rng(7).normal(size=40)
+W = np.random.default_rng(8).normal(size=40)
+
+
+@pytest.mark.parametrize("bins, rng", [(6, None), (5, (-1.0, 1.5)), (np.array([-3.0, -0.5, 0.0, 0.2, 3.0]), None),
+                                       ("auto", None), (1, None)])
+def test_histogram_values_and_edges_equal_numpy(bins, rng):
+    counts, edges = np.histogram(A, bins, rng)
+    got = []
+    jacc.trace(lambda a: got.append(np.histogram(a, bins, rng)) or a * 1.0, A)
+    np.testing.assert_array_equal(got[0][0], counts)
+    np.testing.assert_array_equal(getattr(got[0][1], "value", got[0][1]), edges)
+    weighted = _value(lambda w: np.histogram(A, bins, rng, weights=w)[0], W) if not isinstance(bins, str) else None
+    if weighted is not None:
+        np.testing.assert_allclose(weighted, np.histogram(A, bins, rng, weights=W)[0], rtol=0, atol=1e-14)
+
+
+def test_histogram_weights_jacobian_is_the_bin_membership():
+    edges = np.array([-3.0, -0.5, 0.0, 0.2, 3.0])
+    J = jacc.jacobian(lambda w: np.histogram(A, edges, weights=w)[0])(W)
+    member = (np.searchsorted(edges, A, side="right") - 1)[None, :] == np.arange(4)[:, None]
+    np.testing.assert_array_equal(J, member * 1.0)
+    assert trace(lambda w: np.histogram(A, edges, weights=w)[0], W).meta.get("value_dependent") is None
+
+
+def test_histogram_edges_from_the_data_follow_its_extremes():
+    """Data-range edges are linspace(min, max): ∂edge_k/∂a is (1 − k/n) at the minimum, k/n at the
+    maximum; a constant sample widens the range by ½ each side, as NumPy does."""
+    J = jacc.jacobian(lambda a: np.histogram(a, 4)[1])(A)
+    t = np.linspace(0.0, 1.0, 5)
+    want = np.zeros((5, A.size))
+    want[:, A.argmin()], want[:, A.argmax()] = 1 - t, t
+    np.testing.assert_allclose(J, want, atol=1e-15)
+    same = np.full(3, 2.0)
+    np.testing.assert_array_equal(_value(lambda a: np.histogram(a, 2)[1], same), np.histogram(same, 2)[1])
+    with pytest.raises(TraceError, match="numpy.histogram.*bins is traced"):
+        jacc.trace(lambda a: np.histogram(A, bins=a), np.array([0.0, 1.0]))

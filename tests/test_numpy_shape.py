@@ -69,6 +69,11 @@ SAME_AS_NUMPY = [
     (lambda x: np.pad(x, [(1, 1), (2, 1)], constant_values=[[1, 2], [3, 4]]), M),  # corners: last axis wins
     (lambda x: np.pad(x, [[3]], mode="constant", constant_values=np.inf), V),
     (lambda x: np.pad(x, 0), M),
+    (lambda x: np.pad(x, ((1, 2), (0, 1), (3, 0)), "edge"), X),
+    (lambda x: np.pad(x, 7, "reflect"), V),
+    (lambda x: np.pad(x, ((2, 5), (1, 1)), "symmetric"), M),
+    (lambda x: np.pad(x, [(4, 9)], mode="wrap"), V),
+    (lambda x: np.pad(x, 2, "reflect", reflect_type="even"), M),
     (lambda x: np.atleast_1d(x), np.float64(2.0)),
     (lambda x: np.atleast_2d(x), V),
     (lambda x: np.atleast_3d(x), M),
@@ -195,12 +200,28 @@ def test_row_stack_is_vstack():
 # -- refusals: the function, the argument and the call site -------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["reflect", "edge", "wrap", "symmetric", "mean", "empty", np.mean])
-def test_pad_modes_other_than_constant_are_refused(mode):
+@pytest.mark.parametrize("mode", ["mean", "maximum", "linear_ramp", "empty", np.mean])
+def test_pad_modes_that_compute_values_are_refused(mode):
     with pytest.raises(UnsupportedOperationError) as e:
         jacc.trace(lambda x: np.pad(x, 1, mode=mode), M)
     msg = str(e.value)
-    assert f"numpy.pad with mode={mode!r}" in msg and HERE in msg and "mode='constant'" in msg
+    assert f"numpy.pad with mode={mode!r}" in msg and HERE in msg and "'constant'" in msg and "'wrap'" in msg
+
+
+def test_pad_odd_reflection_and_foreign_keywords_are_refused():
+    with pytest.raises(UnsupportedOperationError, match="reflect_type='odd'.*only reflect_type='even'"):
+        jacc.trace(lambda x: np.pad(x, 1, "reflect", reflect_type="odd"), M)
+    with pytest.raises(UnsupportedOperationError, match="constant_values= .*mode='edge' does not take it"):
+        jacc.trace(lambda x: np.pad(x, 1, "edge", constant_values=2.0), M)
+
+
+def test_pad_by_copies_sums_repeated_entries_in_reverse():
+    """Each padded entry copies one of the array's: the gradient of the sum counts the copies."""
+    x = np.arange(4.0)
+    g = jacc.jacobian(lambda x: np.sum(np.pad(x, 3, "wrap")))(x)
+    np.testing.assert_array_equal(g, [2.0, 3.0, 3.0, 2.0])  # wrap(3) of 0..3 is 1 2 3 0 1 2 3 0 1 2
+    J = jacc.jacobian(lambda x: np.pad(x, (0, 6), "symmetric"))(x)
+    np.testing.assert_array_equal(J, np.pad(np.eye(4), ((0, 6), (0, 0)), "symmetric"))
 
 
 @pytest.mark.parametrize("call, words", [

@@ -327,3 +327,56 @@ def test_special_ops_name_scipy_when_it_is_missing(monkeypatch):
     # erf and erfc fall back to math.erf / math.erfc elementwise
     np.testing.assert_allclose(OPS["erf"].evaluate([np.array([0.5, -1.0])], {}), [math.erf(0.5), math.erf(-1.0)],
                                rtol=1e-15)
+
+
+# -- powers of two: ldexp, frexp, modf --------------------------------------------------------
+
+
+def _traced_value(f, x):
+    g = trace(f, x)
+    return g.evaluate({g.inputs[0]: x})[g.outputs[0]]
+
+
+EXPONENTS = np.array([3, -1100, 1100, 5, 1070, -2000, 0])
+VALUES = np.array([3.0, 7e300, 1e-310, -2.5, 1e-300, 7e300, -0.0])
+
+
+def test_ldexp_equals_numpy_bit_for_bit_also_beyond_the_normal_range():
+    f = lambda x: np.ldexp(x, EXPONENTS)  # noqa: E731
+    got = _traced_value(f, VALUES)
+    assert got.tobytes() == f(VALUES).tobytes()
+    with np.errstate(over="ignore"):  # 2^1100 is not a float: that slope is inf
+        np.testing.assert_array_equal(np.diag(jacc.jacobian(f)(VALUES)), np.ldexp(1.0, EXPONENTS))
+
+
+def test_ldexp_refuses_traced_or_float_exponents():
+    with pytest.raises(jacc.TraceError, match="numpy.ldexp.*exponents are traced"):
+        trace(lambda x: np.ldexp(2.0, x), np.ones(2))
+    with pytest.raises(TypeError):
+        trace(lambda x: np.ldexp(x, np.ones(2)), np.ones(2))  # NumPy's own error: float exponents
+
+
+def test_frexp_mantissa_and_exponents_equal_numpy_subnormals_included():
+    x = np.array([5e-324, -3e-310, 0.75, -12.0, 6e307, 0.0])
+    seen = []
+    got = _traced_value(lambda x: seen.append(np.frexp(x)[1]) or np.frexp(x)[0], x)
+    m, e = np.frexp(x)
+    assert got.tobytes() == m.tobytes()
+    np.testing.assert_array_equal(seen[0], e)
+    with np.errstate(over="ignore"):  # a subnormal's mantissa has slope 2^1073: inf
+        np.testing.assert_array_equal(np.diag(jacc.jacobian(lambda x: np.frexp(x)[0])(x)), np.ldexp(1.0, -e))
+    assert trace(lambda x: np.frexp(x)[0], x).meta["value_dependent"]
+
+
+def test_modf_parts_and_slopes():
+    x = np.array([2.75, -1.25, 0.5, -3.0, 4.0])
+    frac, whole = np.modf(x)
+    np.testing.assert_array_equal(_traced_value(lambda x: np.modf(x)[0], x), frac)
+    np.testing.assert_array_equal(_traced_value(lambda x: np.modf(x)[1], x), whole)
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: np.modf(x)[0])(x), np.eye(5))  # 1 at integers too
+    assert not jacc.jacobian(lambda x: np.modf(x)[1])(x).any()
+
+
+def test_fabs_is_abs():
+    x = np.array([-2.0, 0.5, -0.25])
+    np.testing.assert_array_equal(jacc.jacobian(np.fabs)(x), np.diag(np.sign(x)))

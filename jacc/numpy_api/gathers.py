@@ -315,6 +315,31 @@ def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
     return np.argsort(_value(a, "numpy.argsort"), axis=axis, kind=kind, order=order, stable=stable)
 
 
+@implements(np.lexsort)
+def _lexsort(keys, axis=-1):
+    if isinstance(keys, (tuple, list)):
+        keys = [_value(k, "numpy.lexsort") for k in keys]
+    return np.lexsort(_value(keys, "numpy.lexsort"), axis=axis)
+
+
+@implements(np.unique)
+def _unique(ar, return_index=False, return_inverse=False, return_counts=False, axis=None, *, equal_nan=True,
+            sorted=True):
+    """The distinct values (rows along ``axis``) as a gather of their first occurrences, which
+    NumPy's ``return_index`` gives at the traced point (value-dependent); the indices, inverse
+    and counts it returns are constants."""
+    kw = {} if sorted is True else {"sorted": sorted}  # (NumPy ≥ 2.3 only)
+    found = np.unique(_value(ar, "numpy.unique"), True, return_inverse, return_counts, axis, equal_nan=equal_nan, **kw)
+    first = found[1]
+    if axis is None:
+        values = _gather(ar, first)
+    else:
+        values = np.take(ar, first, axis=axis)
+    extra = [first] if return_index else []
+    extra += list(found[2:])
+    return tuple([values] + extra) if extra else values
+
+
 @implements(np.argmax, method="argmax")
 def _argmax(a, axis=None, out=None, *, keepdims=_NOT):
     _refuse("numpy.argmax", out=out)
@@ -498,6 +523,12 @@ case("numpy.insert", lambda xp: lambda x: xp.insert(x, slice(0, 2), 7.0, axis=0)
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([0, 3, 1, 3, 3, 0]), weights=w, minlength=6),
      lambda r: (_x(r, (6,)),), structures=FREE,
      note="constant bins, traced weights: a scatter-add (no multiplications)")
+case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:2]])), lambda r: (_x(r, (5,)),),
+     structures=FREE, note="a gather of the first occurrences, read at the traced point", jax=False)
+case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:1]]), axis=0, return_counts=True)[0],
+     lambda r: (_x(r, (4, 2)),), variant="rows, return_counts", structures=FREE, jax=False)
+case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),
+     structures=FREE, note="the order read at the traced point", jax=False)
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),
      lambda r: (_x(r, (3,)),), variant="squared weights")
 _SORTED = "traced once per call: the permutation read at each call's value is the gather's constant index"

@@ -372,6 +372,51 @@ def _linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axi
     return (y, step) if retstep else y
 
 
+@implements(np.logspace)
+def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0):
+    """``base ** linspace(start, stop)``, as NumPy computes it."""
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise TraceError(f"numpy.logspace at {call_site()}: dtype={dtype!r} (traced values stay float64)")
+    nd = max(np.ndim(start), np.ndim(stop), np.ndim(base))
+    y = np.linspace(start, stop, num=num, endpoint=endpoint, axis=axis)
+    b = base if np.ndim(base) == nd else np.reshape(base, (1,) * (nd - np.ndim(base)) + np.shape(base))
+    return np.power(np.expand_dims(b, _int(axis, "axis")), y)
+
+
+# -- histogram ----------------------------------------------------------------------------------
+
+
+@implements(np.histogram)
+def _histogram(a, bins=10, range=None, density=None, weights=None):
+    """NumPy's bins and counts at the traced point (value-dependent). Counts are constants; with
+    traced ``weights`` they are sums per bin (a scatter-add). Equal-width edges found from the
+    data (``range`` not given) are ``linspace(min a, max a)`` and carry its derivative, which
+    ``density=True`` passes on through the bin widths. (Weighted counts are summed per bin;
+    with explicit edges NumPy differences cumulative sums instead, which may differ in the last bit.)"""
+    for name, v in (("bins", bins), ("range", range)):
+        if isinstance(v, Tracer) or (isinstance(v, (tuple, list)) and any(isinstance(x, Tracer) for x in v)):
+            raise TraceError(f"numpy.histogram at {call_site()}: {name} is traced; pass constants")
+    av = _value(a, "numpy.histogram (its bins)")
+    traced_w = isinstance(weights, Tracer)
+    wv = weights.value if traced_w else weights
+    counts, edges = np.histogram(av, bins, range, weights=wv)  # NumPy's checks, edges and counts
+    n = edges.size - 1
+    if isinstance(a, Tracer) and range is None and np.ndim(bins) == 0:  # edges from the data's extremes
+        lo, hi = np.min(a), np.max(a)
+        if edges[0] != av.min():  # all values equal: NumPy widens the range by ½ each side
+            lo, hi = lo - 0.5, hi + 0.5
+        edges = np.linspace(lo, hi, n + 1)
+    if traced_w:
+        flat, w = av.reshape(-1), np.reshape(weights, (-1,))
+        e = np.asarray(edges.value if isinstance(edges, Tracer) else edges)
+        keep = np.flatnonzero((flat >= e[0]) & (flat <= e[-1]))
+        idx = np.minimum(np.searchsorted(e, flat[keep], side="right") - 1, n - 1)
+        counts = np.bincount(idx, weights=w[keep], minlength=n)
+    if density:
+        counts = counts / np.diff(edges) / np.sum(counts)
+    return counts, edges
+
+
 @implements(np.meshgrid)
 def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if indexing not in ("xy", "ij"):
@@ -533,6 +578,20 @@ case("numpy.linspace", lambda xp: lambda a, b: xp.linspace(a, b, 5), lambda r: (
      argnums=(0, 1))
 case("numpy.linspace", lambda xp: lambda a: xp.linspace(a[0], a[1], 4, endpoint=False), lambda r: (_x(r, (2,)),),
      variant="endpoint=False")
+case("numpy.logspace", lambda xp: lambda a: xp.logspace(a[0], a[1], 5), lambda r: (_x(r, (2,)),))
+case("numpy.logspace", lambda xp: lambda a, b: xp.logspace(a, 2.0, 4, base=b, axis=1, endpoint=False),
+     lambda r: (_x(r, (2,)), 1.5 + np.abs(_x(r, (2,)))), argnums=(0, 1), variant="traced base, axis", jax=False,
+     note="jax.numpy.logspace cannot broadcast a base array along axis=1")
+case("numpy.histogram", lambda xp: lambda x, w: xp.histogram(x, bins=4, weights=w)[0],
+     lambda r: (_x(r, (9,)), _x(r, (9,))), argnums=(1,), structures=FREE,
+     note="bins read at the traced point; weighted counts are a scatter-add")
+case("numpy.histogram", lambda xp: lambda x: xp.histogram(x, bins=3)[1], lambda r: (_x(r, (7,)),),
+     variant="edges from the data's range")
+case("numpy.histogram", lambda xp: lambda x: xp.histogram(x, bins=3, density=True)[0], lambda r: (_x(r, (7,)),),
+     variant="density")
+case("numpy.histogram", lambda xp: lambda w: xp.histogram(np.array([0.1, 0.5, 0.5, 2.0, 0.9, -1.0]),
+                                                            bins=np.array([0.0, 0.5, 1.0]), weights=w, density=True)[0],
+     lambda r: (np.abs(_x(r, (6,))) + 0.1,), variant="constant edges, weights, density")
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y)), lambda r: (_x(r, (3,)), _x(r, (2,))),
      argnums=(0, 1), structures=FREE)
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexing="ij")),

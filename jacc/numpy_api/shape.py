@@ -27,6 +27,7 @@ from ..trace import (
     implements,
 )
 from . import FREE, case
+from .gathers import _gather
 
 # -- helpers ------------------------------------------------------------------------------------
 
@@ -279,12 +280,36 @@ def _pairs(v, ndim: int, what: str, name: str, cast) -> np.ndarray:
                          "axes (use a scalar, a (before, after) pair or one pair per axis)") from None
 
 
+_COPYING_PADS = ("edge", "reflect", "symmetric", "wrap")  # every padded entry copies one of the array's
+
+
+def _pad_by_copies(array, pad_width, mode: str, kwargs: dict):
+    """``edge``/``reflect``/``symmetric``/``wrap``: NumPy pads the array's flat positions, and the
+    result gathers by them (a free selection; a repeated entry's adjoint adds up)."""
+    allowed = {"reflect_type"} if mode in ("reflect", "symmetric") else set()
+    unknown = sorted(set(kwargs) - allowed)
+    if unknown:
+        raise UnsupportedOperationError(
+            f"numpy.pad with {unknown[0]}= at {call_site()}: mode={mode!r} does not take it")
+    if kwargs.get("reflect_type", "even") != "even":
+        raise UnsupportedOperationError(
+            f"numpy.pad with reflect_type={kwargs['reflect_type']!r} at {call_site()} is not supported by jacc's "
+            "tracer; only reflect_type='even' (the default) is")
+    if not _traced(array):
+        return np.pad(array, pad_width, mode, **kwargs)
+    positions = np.pad(np.arange(array.size, dtype=float).reshape(array.shape),
+                       _const_ints(pad_width, "numpy.pad", "pad_width"), mode)
+    return _gather(array, positions)
+
+
 @implements(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
+    if isinstance(mode, str) and mode in _COPYING_PADS:
+        return _pad_by_copies(array, pad_width, mode, kwargs)
     if not (isinstance(mode, str) and mode == "constant"):
         raise UnsupportedOperationError(
             f"numpy.pad with mode={mode!r} at {call_site()} is not supported by jacc's tracer; "
-            "only mode='constant' (with constant_values=) is")
+            f"the modes 'constant' (with constant_values=), {', '.join(map(repr, _COPYING_PADS))} are")
     unknown = sorted(set(kwargs) - {"constant_values"})
     if unknown:
         raise UnsupportedOperationError(
@@ -706,6 +731,14 @@ _free("numpy.pad", lambda xp: lambda x: xp.pad(x, ((1, 0), (0, 2), (2, 1)), cons
       lambda r: (_x(r),), variant="per axis")
 _free("numpy.pad", lambda xp: lambda x: xp.pad(x, (1, 2), "constant", constant_values=((1, 2), (3, 4))),
       lambda r: (_x(r, (3, 4)),), variant="per-axis values")
+_free("numpy.pad", lambda xp: lambda x: xp.pad(x, ((2, 1), (0, 3)), "edge"), lambda r: (_x(r, (3, 4)),),
+      variant="edge", note="edge, reflect, symmetric, wrap: a gather by NumPy's own padding of the positions")
+_free("numpy.pad", lambda xp: lambda x: xp.pad(x, 5, "reflect"), lambda r: (_x(r, (3,)),),
+      variant="reflect, wider than the array")
+_free("numpy.pad", lambda xp: lambda x: xp.pad(x, (1, 2), mode="symmetric"), lambda r: (_x(r, (2, 3)),),
+      variant="symmetric")
+_free("numpy.pad", lambda xp: lambda x: xp.pad(x, ((0, 0), (3, 2)), "wrap"), lambda r: (_x(r, (2, 3)),),
+      variant="wrap")
 
 _free("numpy.vstack", lambda xp: lambda a, b: xp.vstack([a, b]), lambda r: (_x(r, (4,)), _x(r, (2, 4))),
       argnums=(0, 1))

@@ -15,11 +15,11 @@ import importlib.util
 import numpy as np
 
 from ..ops import BINARY, UNARY
-from ..trace import _UFUNCS, Tracer, _int, _refuse, _tape_of, implements, implements_ufunc
+from ..trace import _UFUNCS, TraceError, Tracer, _int, _refuse, _tape_of, call_site, implements, implements_ufunc
 from . import case
 
 # ufunc name → op, where they differ (np.mod is np.remainder: its ufunc is named "remainder")
-ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow"}
+ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow", "fabs": "abs"}
 
 # table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
 _NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc"}
@@ -39,6 +39,44 @@ for _name, _op in ALIASES.items():
 def _divmod(tape, a, b):
     """divmod(a, b) = (floor_divide, remainder): two ops, the first without edges."""
     return tape.record("floor_divide", [a, b]), tape.record("remainder", [a, b])
+
+
+def _times_pow2(tape, x, e: np.ndarray):
+    """``x·2^e`` for constant integers ``e``: a product with the power of two, which is exact
+    (as ``ldexp``) wherever ``2^e`` is a normal float; beyond that range two such factors, exact
+    unless the first product leaves the normal range."""
+    e = np.asarray(e, dtype=np.int64)
+    first = np.clip(e, -1022, 1023)
+    y = tape.record("mul", [x, np.ldexp(1.0, first)])
+    rest = np.clip(e - first, -1022, 1023)
+    return tape.record("mul", [y, np.ldexp(1.0, rest)]) if rest.any() else y
+
+
+@implements_ufunc("ldexp")
+def _ldexp(tape, x, e):
+    """``x·2^e`` (the exponents ``e`` constant integers): a product with a constant."""
+    if isinstance(e, Tracer):
+        raise TraceError(f"numpy.ldexp at {call_site()}: the exponents are traced; they must be constant integers")
+    if np.asarray(e).dtype.kind not in "iu":
+        return np.ldexp(np.zeros(np.shape(x)), e)  # NumPy's own error for float exponents
+    return _times_pow2(tape, x, e)
+
+
+@implements_ufunc("frexp")
+def _frexp(tape, x):
+    """``(m, e)`` with ``x = m·2^e``: the exponents are read from the traced value (the trace is
+    value-dependent) and returned as constants; the mantissa is ``x·2^−e``, of slope ``2^−e``."""
+    x.tape.note_value_dependence("numpy.frexp (its exponents)")
+    e = np.frexp(x.value)[1]
+    return _times_pow2(tape, x, -e), e
+
+
+@implements_ufunc("modf")
+def _modf(tape, x):
+    """``(x − trunc(x), trunc(x))``: the fractional part has slope 1, the integral part none.
+    (NumPy's fractional part is −0.0 at negative integers and 0.0 at ±inf; this one 0.0 and NaN.)"""
+    whole = tape.record("trunc", [x])
+    return tape.record("sub", [x, whole]), whole
 
 
 @implements(np.sinc)
@@ -171,6 +209,13 @@ case("numpy.remainder", lambda xp: lambda a, b: a % b, lambda r: (_sym(r) * 3, _
      variant="a % b")
 case("numpy.floor_divide", lambda xp: lambda a, b: (a // b) * a + 2.0 // b, lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r)),
      argnums=(0, 1), variant="a // b")
+case("numpy.ldexp", lambda xp: lambda x: xp.ldexp(x, np.array([3, -2, 0, 1])), lambda r: (_sym(r),),
+     structures=DIAG, note="a product with the constant 2^e (the exponents must be constant integers)")
+case("numpy.frexp", lambda xp: lambda x: xp.frexp(x)[0] * 3.0, lambda r: (_sym(r) * 40,), structures=DIAG,
+     note="the exponents are read at the traced point (value-dependent); the mantissa's slope is 2^−e")
+case("numpy.modf", lambda xp: lambda x: xp.modf(x)[0] + 2.0 * xp.modf(x)[1], lambda r: (_offgrid(r),),
+     structures=EW, note="fractional part x − trunc(x): slope 1; integral part: no edge")
+case("numpy.fabs", lambda xp: xp.fabs, lambda r: (_sym(r),), structures=DIAG)
 case("numpy.divmod", lambda xp: lambda a, b: xp.divmod(a, b)[1] + xp.divmod(a, b)[0] * b,
      lambda r: (_sym(r) * 3, _b(0.7, 1.3)(r, (4,))), argnums=(0, 1))
 
