@@ -204,8 +204,8 @@ def test_constant_and_unreached_outputs_give_zeros():
 
 
 def test_unsupported_numpy_function_is_named():
-    with pytest.raises(jacc.UnsupportedOperationError, match=r"numpy.*unique.*test_jacobians.py.*Supported"):
-        jacc.jacobian(lambda x: np.unique(x))(np.ones(3))
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"numpy.*rfft.*test_jacobians.py.*Supported"):
+        jacc.jacobian(lambda x: np.fft.rfft(x))(np.ones(3))
     with pytest.raises(jacc.UnsupportedOperationError, match="np.stack"):
         jacc.jacobian(lambda x: np.array([x[0], x[1]]))(np.ones(3))
 
