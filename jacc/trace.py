@@ -806,6 +806,8 @@ class Tracer:
     ndim = property(lambda self: self.value.ndim)
     size = property(lambda self: self.value.size)
     dtype = property(lambda self: self.value.dtype)
+    itemsize = property(lambda self: self.value.itemsize)
+    nbytes = property(lambda self: self.value.nbytes)
     T = property(lambda self: self.transpose())
     real = property(lambda self: self)  # traced values are real
 

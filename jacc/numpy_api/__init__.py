@@ -1,8 +1,8 @@
 """NumPy coverage: which NumPy (and SciPy) functions the tracer records, and how.
 
-Each area module (``ufuncs``, ``shape``, ``reductions``, ``products``, ``linalg``, ``gathers``)
-registers its handlers with :func:`jacc.trace.implements` (and new primitives with
-:func:`jacc.ops.register`) and lists :class:`Case` examples. The cases are the single source of
+Each area module (``ufuncs``, ``shape``, ``reductions``, ``products``, ``linalg``, ``gathers``,
+``numerics``, ``predicates``) registers its handlers with :func:`jacc.trace.implements` (and new
+primitives with :func:`jacc.ops.register`) and lists :class:`Case` examples. The cases are the single source of
 truth for three things: the test that checks every supported function's Jacobian against central
 finite differences (and JAX, when installed), the check that structured partials stay
 structured, and ``docs/numpy-coverage.md``, written by ``python -m jacc.numpy_api``.
@@ -130,4 +130,4 @@ def coverage_markdown() -> str:
     return "\n".join(lines)
 
 
-from . import gathers, linalg, numerics, products, reductions, shape, ufuncs  # noqa: E402,F401  (register)
+from . import gathers, linalg, numerics, predicates, products, reductions, shape, ufuncs  # noqa: E402,F401  (register)

@@ -13,6 +13,8 @@ of sliding windows and one product with the kernel.
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..trace import (
@@ -221,6 +223,52 @@ def _vander(x, N=None, increasing=False):
     return np.stack(cols if increasing else cols[::-1], axis=1)
 
 
+def _order(m, what: str) -> int:
+    m = _int(m, "m")
+    if m < 0:
+        raise ValueError(f"Order of {what} must be positive (see {'polyint' if what == 'derivative' else 'polyder'})")
+    return m
+
+
+@implements(np.polyder)
+def _polyder(p, m=1):
+    """Coefficients times their powers, ``m`` times (NumPy's products, bit for bit)."""
+    for _ in range(_order(m, "derivative")):
+        n = np.shape(p)[0] - 1
+        p = p[:-1] * np.arange(n, 0, -1, dtype=float)
+    return p
+
+
+@implements(np.polyint)
+def _polyint(p, m=1, k=None):
+    """Coefficients divided by their new powers, each integration constant appended, ``m`` times."""
+    m = _order(m, "integral")
+    k = np.zeros(m) if k is None else np.atleast_1d(k)
+    if np.shape(k)[0] == 1 and m > 1:
+        k = k[0] * np.ones(m)
+    if np.shape(k)[0] < m:
+        raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
+    for i in range(m):
+        p = np.concatenate([p / np.arange(np.shape(p)[0], 0, -1, dtype=float), np.reshape(k[i], (1,))])
+    return p
+
+
+def _aligned(a1, a2):
+    """Both coefficient vectors padded with leading zeros to a common length, as NumPy's polyadd."""
+    a1, a2 = np.atleast_1d(a1), np.atleast_1d(a2)
+    diff = np.shape(a2)[0] - np.shape(a1)[0]
+    if diff > 0:
+        a1 = np.concatenate([np.zeros(diff), a1])
+    elif diff < 0:
+        a2 = np.concatenate([np.zeros(-diff), a2])
+    return a1, a2
+
+
+implements(np.polyadd)(lambda a1, a2: operator.add(*_aligned(a1, a2)))
+implements(np.polysub)(lambda a1, a2: operator.sub(*_aligned(a1, a2)))
+implements(np.polymul)(lambda a1, a2: np.convolve(a1, a2))
+
+
 @implements(np.polyfit)
 def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
     """The least-squares fit as NumPy computes it: the Vandermonde matrix, its columns scaled to
@@ -417,6 +465,11 @@ def _histogram(a, bins=10, range=None, density=None, weights=None):
     return counts, edges
 
 
+@implements(np.histogram_bin_edges)
+def _histogram_bin_edges(a, bins=10, range=None, weights=None):
+    return _histogram(a, bins, range, weights=weights)[1]
+
+
 @implements(np.meshgrid)
 def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
     if indexing not in ("xy", "ij"):
@@ -578,6 +631,12 @@ case("numpy.linspace", lambda xp: lambda a, b: xp.linspace(a, b, 5), lambda r: (
      argnums=(0, 1))
 case("numpy.linspace", lambda xp: lambda a: xp.linspace(a[0], a[1], 4, endpoint=False), lambda r: (_x(r, (2,)),),
      variant="endpoint=False")
+case("numpy.polyder", lambda xp: lambda p: xp.polyder(p, 2), lambda r: (_x(r, (5,)),))
+case("numpy.polyint", lambda xp: lambda p, k: xp.polyint(p, 2, k), lambda r: (_x(r, (4,)), _x(r, (2,))),
+     argnums=(0, 1))
+case("numpy.polyadd", lambda xp: lambda a, b: xp.polyadd(a, b) * xp.polysub(b, a), lambda r: (_x(r, (2,)), _x(r, (4,))),
+     argnums=(0, 1))
+case("numpy.polymul", lambda xp: lambda a, b: xp.polymul(a, b), lambda r: (_x(r, (3,)), _x(r, (2,))), argnums=(0, 1))
 case("numpy.logspace", lambda xp: lambda a: xp.logspace(a[0], a[1], 5), lambda r: (_x(r, (2,)),))
 case("numpy.logspace", lambda xp: lambda a, b: xp.logspace(a, 2.0, 4, base=b, axis=1, endpoint=False),
      lambda r: (_x(r, (2,)), 1.5 + np.abs(_x(r, (2,)))), argnums=(0, 1), variant="traced base, axis", jax=False,

@@ -1,0 +1,138 @@
+"""Constant results: predicates read from traced values (``all``, ``any``, ``isclose``,
+``allclose``, ``array_equal``, ``isin``, ``signbit``, the logical ufuncs, ``nanargmax`` …), index
+helpers computed from shapes (``triu_indices_from`` …) and the complex-number queries of real
+arrays (``imag``, ``angle``, ``iscomplexobj`` …).
+
+A result read from values marks the trace value-dependent, as a comparison does (every call
+traces again, so a later call never reuses a stale mask); one computed from shapes or dtypes
+alone does not. None of these carries a derivative: their results are integers, booleans or
+constants. Functions that write into an argument in place (``fill_diagonal``, ``put``,
+``copyto`` …) are refused with the expression that builds the result instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..trace import (
+    Tracer,
+    UnsupportedOperationError,
+    _comparison,
+    call_site,
+    implements,
+    implements_ufunc,
+)
+from . import FREE, case
+from .gathers import _value
+
+
+def _read(x: Any, what: str) -> Any:
+    """A traced argument's value (noting the dependence); anything else as it is."""
+    return _value(x, what) if isinstance(x, Tracer) else x
+
+
+def _reading(func: Callable, method: str | None = None) -> Callable:
+    """Register ``func`` run on the values of its traced arguments (the trace becomes value-dependent)."""
+    what = f"numpy.{func.__name__}"
+
+    def handler(*args, **kwargs):
+        return func(*[_read(a, what) for a in args], **{k: _read(v, what) for k, v in kwargs.items()})
+    handler.__name__ = func.__name__
+    return implements(func, method=method)(handler)
+
+
+for _f in (np.isclose, np.allclose, np.array_equal, np.array_equiv, np.isin, np.isposinf, np.isneginf,
+           np.nanargmax, np.nanargmin):
+    _reading(_f)
+_reading(np.all, "all")
+_reading(np.any, "any")
+
+# ufuncs that look at values (no derivative): their result is a constant, as for a comparison
+for _u in (np.signbit, np.logical_not, np.logical_and, np.logical_or, np.logical_xor, np.spacing):
+    implements_ufunc(_u.__name__)(_comparison(_u, _u.__name__))
+
+
+# -- from shapes and dtypes alone ----------------------------------------------------------------
+
+
+def _shape_only(func: Callable) -> Callable:
+    """``func`` run on an uninitialised array of the traced argument's shape (it reads no values)."""
+    def handler(arr, *args, **kwargs):
+        return func(np.empty(np.shape(arr), dtype=bool), *args, **kwargs)
+    handler.__name__ = func.__name__
+    return implements(func)(handler)
+
+
+for _f in (np.triu_indices_from, np.tril_indices_from, np.diag_indices_from):
+    _shape_only(_f)
+
+
+@implements(np.result_type)
+def _result_type(*arrays_and_dtypes):
+    return np.result_type(*[a.dtype if isinstance(a, Tracer) else a for a in arrays_and_dtypes])
+
+
+# traced arrays are real: their imaginary part is zero and their angle 0 or π
+implements(np.iscomplexobj)(lambda x: False)
+implements(np.isrealobj)(lambda x: True)
+implements(np.iscomplex)(lambda x: np.zeros(np.shape(x), dtype=bool))
+implements(np.isreal)(lambda x: np.ones(np.shape(x), dtype=bool))
+implements(np.imag)(lambda val: np.zeros(np.shape(val)))
+implements(np.real_if_close)(lambda a, tol=100: a)
+
+
+@implements(np.angle)
+def _angle(z, deg=False):
+    """0 or π by the sign (NaN for NaN), read from the value: a constant."""
+    return np.angle(_read(z, "numpy.angle"), deg=deg)
+
+
+# -- in-place writers: refused, with the way to build the result ---------------------------------
+
+_IN_PLACE = {
+    np.fill_diagonal: "np.where(np.eye(*a.shape, dtype=bool), val, a)",
+    np.put: "np.where(mask, values, a) with mask = np.zeros(a.shape, bool) set at the indices",
+    np.place: "np.where(mask, values, arr) (with values in the masked positions' order)",
+    np.putmask: "np.where(mask, values, a)",
+    np.copyto: "the source itself, or np.where(where, src, dst)",
+    np.put_along_axis: "np.where(mask, values, arr) with mask from np.put_along_axis on a boolean array",
+}
+
+
+def _in_place(func: Callable, instead: str) -> None:
+    def refuse(*args, **kwargs):
+        raise UnsupportedOperationError(
+            f"numpy.{func.__name__} at {call_site()} writes into an array in place, which a trace cannot "
+            f"follow; build the result instead: {instead}")
+    refuse.refusal = True  # not listed as supported
+    implements(func)(refuse)
+
+
+for _f, _instead in _IN_PLACE.items():
+    _in_place(_f, _instead)
+
+
+# -- examples -----------------------------------------------------------------------------------
+
+
+def _x(r, shape=(3, 4)):
+    return r.normal(size=shape)
+
+
+_READ = "read at the traced point: a constant, and the trace is value-dependent"
+case("numpy.isclose", lambda xp: lambda x: xp.where(xp.isclose(x, x[0]), 2.0 * x, x), lambda r: (_x(r),), note=_READ)
+case("numpy.allclose", lambda xp: lambda x: x * 2.0 if xp.allclose(x, 0.0) else x ** 2, lambda r: (_x(r),), note=_READ)
+case("numpy.all", lambda xp: lambda x: x * xp.all(x > -10.0, axis=0) + x * xp.any(x > 0.5), lambda r: (_x(r),),
+     note=_READ)
+case("ndarray.all", lambda xp: lambda x: x * x.all() + x * x.any(axis=1, keepdims=True), lambda r: (_x(r),))
+case("numpy.signbit", lambda xp: lambda x: xp.where(xp.signbit(x), -x, x), lambda r: (_x(r),), note=_READ)
+case("numpy.logical_and", lambda xp: lambda x: x * xp.logical_and(x > -0.5, xp.logical_not(x > 0.5)),
+     lambda r: (_x(r),), note=_READ)
+case("numpy.nanargmax", lambda xp: lambda x: x[xp.nanargmax(x)] * x, lambda r: (_x(r, (5,)),), note=_READ)
+case("numpy.isin", lambda xp: lambda x: x * xp.isin(x, x[:2]), lambda r: (_x(r, (5,)),), note=_READ, jax=False)
+case("numpy.triu_indices_from", lambda xp: lambda x: x[xp.triu_indices_from(x, 1)], lambda r: (_x(r, (4, 4)),),
+     structures=FREE, note="from the shape alone (not value-dependent)")
+case("numpy.angle", lambda xp: lambda x: x * xp.angle(x) + xp.imag(x), lambda r: (_x(r),),
+     note="real arrays: the angle is 0 or π (a constant), the imaginary part zero")

@@ -1,0 +1,67 @@
+"""Constant results (jacc.numpy_api.predicates): predicates read from values make the trace
+value-dependent, so a later call never reuses a stale mask; shape-only helpers do not; in-place
+writers are refused with the way around."""
+
+import os
+
+import numpy as np
+import pytest
+
+import jacc
+from jacc.trace import UnsupportedOperationError, trace
+
+HERE = os.path.basename(__file__)
+X = np.array([[0.5, -0.3, 0.8], [0.1, 0.2, -0.9], [0.3, 0.4, -0.6]])
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x * np.isclose(x, 0.5),
+    lambda x: x * 2.0 if np.allclose(x, np.abs(x)) else x ** 2,
+    lambda x: x * np.all(x > 0, axis=1, keepdims=True),
+    lambda x: x * x.any(axis=0),
+    lambda x: np.where(np.signbit(x), -x, x ** 2),
+    lambda x: x * np.logical_xor(x > 0, x > 0.4),
+    lambda x: x.ravel()[np.nanargmax(x)] * x,
+    lambda x: x * np.isin(x, x[0]),
+    lambda x: x * np.array_equal(x, np.abs(x)),
+    lambda x: x * np.angle(x),
+])
+def test_a_predicate_of_values_is_retraced_when_the_values_change(f):
+    """Traced once (retrace=False) at X, then called at −X: the mask must be −X's."""
+    jf = jacc.jacobian(f, retrace=False)
+    jf(X)
+    np.testing.assert_array_equal(jf(-X), jacc.jacobian(f, compile=False)(-X))
+    assert trace(f, X).meta["value_dependent"]
+
+
+def test_shape_and_dtype_helpers_read_no_values():
+    f = lambda x: x[np.triu_indices_from(x, 1)] + np.imag(x)[0, 0] + x[np.diag_indices_from(x)].sum()  # noqa: E731
+    g = trace(f, X)
+    assert not g.meta.get("value_dependent")
+    J = jacc.jacobian(f)(X)
+    want = np.zeros((3, 3, 3))
+    for k, (i, j) in enumerate(zip(*np.triu_indices(3, 1))):
+        want[k, i, j] = 1.0
+    want[:, np.arange(3), np.arange(3)] += 1.0
+    np.testing.assert_array_equal(J, want)
+    seen = []
+    trace(lambda x: seen.extend([np.result_type(x, np.float32), np.iscomplexobj(x), np.isrealobj(x),
+                                 np.isreal(x).all(), x.nbytes, x.itemsize]) or x * 1.0, X)
+    assert seen == [np.dtype(np.float64), False, True, True, 72, 8]
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: np.real_if_close(x) * 2.0)(X[0]), 2.0 * np.eye(3))
+
+
+@pytest.mark.parametrize("call, fix", [
+    (lambda x: np.fill_diagonal(x, 0.0), "np.where(np.eye"),
+    (lambda x: np.put(x, [0], 1.0), "np.where(mask"),
+    (lambda x: np.putmask(x, x > 0, 1.0), "np.where(mask, values, a)"),
+    (lambda x: np.copyto(x, 1.0), "np.where(where, src, dst)"),
+    (lambda x: np.place(x, x > 0, [1.0]), "np.where(mask"),
+    (lambda x: np.put_along_axis(x, np.zeros((3, 1), int), 1.0, 1), "np.put_along_axis on a boolean"),
+])
+def test_in_place_writers_are_refused_with_the_way_around(call, fix):
+    with pytest.raises(UnsupportedOperationError) as e:
+        trace(call, X)
+    msg = str(e.value)
+    assert "in place" in msg and HERE in msg and fix in msg
+    assert call.__code__.co_names[-1] not in jacc.supported_functions()
