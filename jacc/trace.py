@@ -676,6 +676,10 @@ def _unsupported(what: str) -> UnsupportedOperationError:
         f"{', '.join('.' + m for m in sorted(set(_METHODS) | _OWN_METHODS))}.")
 
 
+class _ArrayConversion(UnsupportedOperationError):
+    """A traced array asked for as a plain one (``np.asarray(x)``; see :mod:`jacc.constructors`)."""
+
+
 class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
     """An ndarray attribute the tracer does not record (also an AttributeError, so ``hasattr``
     and duck-typing probes see a missing attribute rather than a crash)."""
@@ -821,7 +825,7 @@ class Tracer:
         return f"Tracer({self.name}, shape={self.shape})"
 
     def __array__(self, dtype=None, copy=None):
-        raise UnsupportedOperationError(
+        raise _ArrayConversion(
             f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
 
@@ -1481,7 +1485,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
             targs[i] = split(tape, names[i], _private(a, dtype))
         else:
             targs[i] = tape.input(names[i], a)
-    with np.errstate(all="ignore"):  # NaN/inf are values here; jacobian's nonfinite= decides
+    with np.errstate(all="ignore"), constructors():  # NaN/inf are values here; jacobian's nonfinite= decides
         result = f(*targs, **kwargs)
     outs = result if isinstance(result, (tuple, list)) else (result,)
     if scalarize:
@@ -1504,6 +1508,8 @@ def _param_names(f: Callable, n: int) -> list[str]:
     names += [f"x{i}" for i in range(len(names), n)]
     return names[:n]
 
+
+from .constructors import constructors  # noqa: E402  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]

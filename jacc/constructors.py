@@ -1,0 +1,99 @@
+"""``np.array``, ``np.asarray`` and friends of traced values, during a trace.
+
+NumPy's array constructors are not dispatched to ``__array_function__``: ``np.array([x[0] * 2,
+x[1]])`` or a defensive ``x = np.asarray(x)`` would make the traced values a plain array, and
+:class:`~jacc.trace.Tracer` refuses that conversion. Ordinary NumPy code is written that way,
+so while ``f`` runs on traced arguments (:func:`constructors`) the ``numpy`` module's
+constructors are replaced by versions that give a traced result where one is needed: the tracer
+itself, or a nested list holding traced values as ``np.stack`` of its rows. Anything else goes
+to NumPy's own function; a call whose argument holds no traced value costs one Python call more.
+
+Only calls through the module (``np.asarray(x)``) are seen; a name imported before the trace
+(``from numpy import asarray``) keeps NumPy's function and its refusal. The replacement is
+process-wide while any thread traces (it passes other threads' arguments straight to NumPy).
+
+>>> import numpy as np, jacc
+>>> jacc.jacobian(lambda x: np.array([x[0] * x[1], 2.0]))(np.array([3.0, 4.0]))
+array([[4., 3.],
+       [0., 0.]])
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Any, Callable
+
+import numpy as np
+
+from .trace import Tracer, _ArrayConversion, _concretisation, call_site
+
+_NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray")
+_ORIGINAL = {name: getattr(np, name) for name in _NAMES}
+_NUMPY = vars(np)
+_lock = threading.Lock()
+_users = [0]
+
+
+def _holds_tracer(obj: Any) -> bool:
+    if isinstance(obj, Tracer):
+        return True
+    return isinstance(obj, (list, tuple)) and any(_holds_tracer(o) for o in obj)
+
+
+def _nested(obj: Any) -> Any:
+    """A tracer, a constant array, or the stack of a list's entries (rows first, as NumPy)."""
+    if isinstance(obj, Tracer):
+        return obj
+    if isinstance(obj, (list, tuple)) and _holds_tracer(obj):
+        parts = [_nested(o) for o in obj]
+        shapes = {np.shape(p) for p in parts}
+        if len(shapes) > 1:
+            raise ValueError(f"setting an array element with a sequence at {call_site()}: the entries have "
+                             f"shapes {sorted(shapes)} (an inhomogeneous list)")
+        return np.stack(parts)
+    return _ORIGINAL["asarray"](obj, dtype=float)
+
+
+def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0) -> Any:
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        raise _concretisation(f"numpy.{name}(..., dtype={np.dtype(dtype)})")
+    x = _nested(obj)
+    if ndmin > np.ndim(x):
+        x = np.reshape(x, (1,) * (ndmin - np.ndim(x)) + np.shape(x))
+    return x
+
+
+def _constructor(name: str) -> Callable:
+    original = _ORIGINAL[name]
+
+    @functools.wraps(original)
+    def make(obj, *args, **kwargs):
+        try:
+            return original(obj, *args, **kwargs)
+        except _ArrayConversion:  # a traced value inside: NumPy asked it for a plain array
+            dtype = args[0] if args else kwargs.get("dtype")
+            return _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0)
+    return make
+
+
+_REPLACEMENT = {name: _constructor(name) for name in _NAMES}
+
+
+class constructors:
+    """While inside (nestable, any thread), ``numpy``'s array constructors accept traced values."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> "constructors":
+        with _lock:
+            _users[0] += 1
+            if _users[0] == 1:
+                _NUMPY.update(_REPLACEMENT)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with _lock:
+            _users[0] -= 1
+            if _users[0] == 0:
+                _NUMPY.update(_ORIGINAL)

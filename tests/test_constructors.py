@@ -1,0 +1,81 @@
+"""np.array / np.asarray of traced values during a trace (jacc.constructors): the result is
+traced, NumPy's functions are back after every trace (also one that raised), and threads that
+do not trace see NumPy's own behaviour."""
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc import constructors
+from jacc.trace import UnsupportedOperationError, trace
+
+X = np.array([0.5, -0.3, 0.8])
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.array([x[0] * x[1], np.sin(x[2]), 2.0]),
+    lambda x: np.array([[x[0], x[1]], [x[2] ** 2, 1.0]]),
+    lambda x: np.array([x, x ** 2, np.ones(3)]),
+    lambda x: np.array((x[0], x[1]), dtype=float, ndmin=2),
+    lambda x: np.asarray(x) * 2.0,
+    lambda x: np.asanyarray([x[2], x[0]]) + np.ascontiguousarray(x[:2]),
+    lambda x: np.array(x, copy=True) @ np.array([1.0, 2.0, 3.0]),
+])
+def test_constructors_of_traced_values_are_traced(f):
+    J = jacc.jacobian(f)(X)
+    np.testing.assert_allclose(J, fd_jacobian(f, [X], 0), atol=1e-9)
+    g = trace(f, X)
+    np.testing.assert_array_equal(g.evaluate({"x": X})[g.outputs[0]], f(X))  # NumPy's value, outside the trace
+    jo = jacc.jacobian(f, retrace=False)
+    jo(X)
+    np.testing.assert_allclose(jo(X + 0.1), fd_jacobian(f, [X + 0.1], 0), atol=1e-9)
+
+
+def test_scipy_functions_that_call_np_asarray_now_trace():
+    sp = pytest.importorskip("scipy.special")
+    for f in (lambda x: sp.softmax(x), lambda x: sp.logsumexp(x * 3.0)):
+        np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)
+
+
+def test_refusals_and_shape_errors_name_the_call():
+    with pytest.raises(UnsupportedOperationError, match="dtype=int64"):
+        trace(lambda x: np.array([x[0], x[1]], dtype=np.int64), X)
+    with pytest.raises(ValueError, match="inhomogeneous"):
+        trace(lambda x: np.array([x[0], x[1:]]), X)
+
+
+def test_numpy_is_restored_after_each_trace_and_after_an_error():
+    originals = dict(constructors._ORIGINAL)
+    trace(lambda x: np.array([x[0]]), X)
+    def fails(x):
+        np.asarray(x)
+        raise ZeroDivisionError
+
+    with pytest.raises(ZeroDivisionError):
+        trace(fails, X)
+    assert all(getattr(np, k) is v for k, v in originals.items())
+
+
+def test_other_threads_keep_numpys_behaviour_while_one_traces():
+    started, done, seen = threading.Event(), threading.Event(), []
+
+    def slow(x):
+        started.set()
+        done.wait(5)
+        return np.array([x[0], x[1]])
+
+    t = threading.Thread(target=lambda: seen.append(jacc.jacobian(slow)(X)))
+    t.start()
+    started.wait(5)
+    try:
+        assert np.asarray is not constructors._ORIGINAL["asarray"]  # replaced while the trace runs
+        a = np.asarray([1, 2])  # another thread's plain call: NumPy's result, dtype kept
+        assert a.dtype.kind == "i" and a.tolist() == [1, 2]
+    finally:
+        done.set()
+        t.join(10)
+    np.testing.assert_array_equal(seen[0], np.eye(2, 3))
+    assert np.asarray is constructors._ORIGINAL["asarray"]
