@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .ops import BINARY, UNARY, _ftie, _tie, formula
 
@@ -142,6 +142,36 @@ def _digamma(x: float) -> float:
     return float(digamma(x))
 
 
+def _scipy(name: str, *first: Any) -> Callable:
+    """scipy.special.<name> of floats, imported on first use (only graphs traced from SciPy's
+    functions reach it)."""
+    def fn(*xs: float) -> float:
+        import scipy.special as sp
+
+        return float(getattr(sp, name)(*first, *xs))
+    return fn
+
+
+def _log_expit(x: float) -> float:
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def _entr(x: float) -> float:
+    return -x * math.log(x) if x > 0 else 0.0 if x == 0 else x if x != x else -math.inf
+
+
+def _rel_entr(a: float, b: float) -> float:
+    if a != a or b != b:
+        return math.nan
+    if a > 0 and b > 0:
+        return a * math.log(a / b)
+    return 0.0 if a == 0 and b >= 0 else math.inf
+
+
+def _i1grad(x: float, y: float) -> float:
+    return 0.5 if x == 0 else _scipy("i0")(x) - y / x
+
+
 # (math.exp2 and math.cbrt are Python 3.11; the fallbacks serve 3.10)
 MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": math.log1p, "sin": math.sin,
               "cos": math.cos, "tan": math.tan, "tanh": math.tanh, "sinh": math.sinh, "cosh": math.cosh,
@@ -157,7 +187,10 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "fmod": math.fmod, "remainder": _remainder, "floor_divide": _floor_divide,
               "copysign": math.copysign, "heaviside": _heaviside, "xlogy": _xlogy,
               "xlog1py": lambda a, b: _xlogy(a, b, math.log1p), "erf": math.erf, "erfc": math.erfc,
-              "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma}
+              "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma,
+              "zeta": _scipy("zeta"), "log_expit": _log_expit, "erfinv": _scipy("erfinv"),
+              "ndtri": _scipy("ndtri"), "gamma": _scipy("gamma"), "entr": _entr, "rel_entr": _rel_entr,
+              "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

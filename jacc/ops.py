@@ -155,6 +155,14 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "ndtr": ("ndtr(x)", "0.3989422804014327 * exp(-0.5 * x * x)", "out"),  # 1/√(2π)
     "log_ndtr": ("log_ndtr(x)", "0.3989422804014327 * exp(-0.5 * x * x - y)", "out"),  # φ/Φ in logs
     "gammaln": ("gammaln(x)", "digamma(x)", "out"),
+    "log_expit": ("log_expit(x)", "1.0 / (1.0 + exp(x))", "out"),  # 1 − expit(x) without cancellation
+    "erfinv": ("erfinv(x)", "0.886226925452758 * exp(y * y)", "out"),  # √π/2·e^(y²)
+    "ndtri": ("ndtri(x)", "2.5066282746310002 * exp(0.5 * y * y)", "out"),  # √(2π)·e^(y²/2)
+    "gamma": ("gamma(x)", "y * digamma(x)", "out"),
+    "psi": ("digamma(x)", "zeta(2.0, x)", "out"),  # scipy.special.digamma is the ufunc named psi; ψ′ = ζ(2, x)
+    "entr": ("entr(x)", "-(log(x) + 1.0)", "out"),
+    "i0": ("i0(x)", "i1(x)", "out"),
+    "i1": ("i1(x)", "i1grad(x, y)", "out"),
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -189,6 +197,8 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "floor_divide": ("floor_divide(a, b)", (None, None)),
     "xlogy": ("xlogy(a, b)", (("out", "log(b)"), ("out", "a / b"))),
     "xlog1py": ("xlog1py(a, b)", (("out", "log1p(b)"), ("out", "a / (1.0 + b)"))),
+    "rel_entr": ("rel_entr(a, b)", (("out", "log(a / b) + 1.0"), ("out", "-a / b"))),
+    "betaln": ("betaln(a, b)", (("out", "digamma(a) - digamma(a + b)"), ("out", "digamma(b) - digamma(a + b)"))),
 }
 
 
@@ -246,6 +256,11 @@ def _special(name: str, fallback: Callable | None = None) -> Callable:
     return fn
 
 
+def _i1grad(x, y):
+    """I₁′(x) = I₀(x) − I₁(x)/x, and ½ at x = 0."""
+    return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
+
+
 NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sin": np.sin,
                "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
                "arctan": np.arctan, "arcsin": np.arcsin, "arccos": np.arccos, "sqrt": np.sqrt,
@@ -261,7 +276,10 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "xlog1py": lambda a, b: _xlogy(a, b, np.log1p), "erf": _special("erf", math.erf),
                "erfc": _special("erfc", math.erfc), "ndtr": _special("ndtr"),
                "log_ndtr": _special("log_ndtr"), "gammaln": _special("gammaln"),
-               "digamma": _special("digamma")}
+               "digamma": _special("digamma"), "zeta": _special("zeta"), "log_expit": _special("log_expit"),
+               "erfinv": _special("erfinv"), "ndtri": _special("ndtri"), "gamma": _special("gamma", math.gamma),
+               "entr": _special("entr"), "rel_entr": _special("rel_entr"), "betaln": _special("betaln"),
+               "i0": np.i0, "i1": _special("i1"), "i1grad": _i1grad}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:

@@ -867,6 +867,9 @@ def _jax_namespace():
     return jnp
 
 
+_JAX_RENAMED = {"psi": "digamma", "_zeta": "zeta"}  # SciPy names whose jax.scipy.special function has another
+
+
 def _jax_function(fn: Callable, jnp) -> Callable:
     portable = getattr(fn, "portable", None)  # a helper written for any array namespace
     if portable is not None:
@@ -875,6 +878,7 @@ def _jax_function(fn: Callable, jnp) -> Callable:
     if impl is not None and getattr(fn, "__module__", "") == S.__name__:
         return impl(jnp)
     name = getattr(fn, "__name__", None)
+    name = _JAX_RENAMED.get(name, name)
     mod = getattr(fn, "__module__", "") or ""
     found = None
     if name:

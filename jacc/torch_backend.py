@@ -51,7 +51,7 @@ def device() -> str:
 _RENAMED = {"equal": "eq", "power": "pow", "rint": "round", "invert": "bitwise_not", "concatenate": "cat",
             "absolute": "abs", "fabs": "abs", "arctan2": "atan2", "moveaxis": "movedim", "conjugate": "conj"}
 #: scipy.special names whose ``torch.special`` function has another name
-_SPECIAL_RENAMED = {"psi": "digamma"}
+_SPECIAL_RENAMED = {"psi": "digamma", "_zeta": "zeta"}
 #: NumPy reductions and scans whose ``axis``/``keepdims`` are PyTorch's ``dim``/``keepdim``
 _AXIS_KWARGS = {"axis": "dim", "keepdims": "keepdim"}
 

@@ -84,6 +84,11 @@ def _sinc(x):
     return _tape_of(x).record("sinc", [x])
 
 
+@implements(np.i0)
+def _i0(x):
+    return _tape_of(x).record("i0", [x])  # NumPy's own values; the slope I₁ needs SciPy
+
+
 @implements(np.fix)
 def _fix(x, out=None):
     _refuse("numpy.fix", out=out)
@@ -248,3 +253,16 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("xlogy", lambda r: (np.array([0.0, 1.5, 0.0]), _pos(r, (2, 1)) + 0.5), argnums=(0, 1), variant="x = 0")
     _sp("xlog1py", lambda r: (_sym(r, (2, 1, 3)), _pos(r, (4, 1))), argnums=(0, 1), variant="broadcast")
     _sp("xlog1py", lambda r: (_sym(r), _pos(r) - 0.1), argnums=(0, 1))
+    _sp("log_expit", _sym, structures=DIAG, jax=False, note="jax.scipy.special has no log_expit")
+    _sp("log_expit", lambda r: np.array([-40.0, -3.0, 0.0, 3.0, 40.0]), variant="tails", jax=False)
+    _sp("erfinv", lambda r: _sym(r) / 2.2, structures=DIAG)
+    _sp("ndtri", structures=DIAG)
+    _sp("gamma", lambda r: _sym(r) * 2.0, structures=DIAG)
+    _sp("digamma", lambda r: _pos(r) * 4.0, structures=DIAG)
+    _sp("entr", structures=DIAG)
+    _sp("rel_entr", lambda r: (_pos(r), _pos(r) + 0.3), argnums=(0, 1))
+    _sp("betaln", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) + 1.0), argnums=(0, 1), variant="broadcast")
+    _sp("i0", _sym, structures=DIAG)
+    _sp("i1", lambda r: np.concatenate([_sym(r, (5,)) * 3.0, [0.0]]), structures=DIAG, note="I₁′(0) = ½")
+case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
+     note="NumPy's values; its slope I₁ is SciPy's (needs SciPy)")
