@@ -835,6 +835,10 @@ class Tracer:
             raise AttributeError(f"'Tracer' object has no attribute {name!r}")
         if name in _CONCRETE_METHODS:
             raise _UnsupportedAttribute(str(_concretisation(f".{name}()")))
+        if name in _IN_PLACE_METHODS:
+            raise _UnsupportedAttribute(
+                f"x.{name}() at {call_site()} changes the array in place, which a trace cannot follow; "
+                f"use the result of {_IN_PLACE_METHODS[name]} instead")
         raise _UnsupportedAttribute(str(_unsupported(f"the ndarray attribute .{name}")))
 
     def __setitem__(self, index, value):
@@ -1014,6 +1018,11 @@ for _op, _names in {"add": ("__add__", "__radd__"), "sub": ("__sub__", "__rsub__
 _new = object.__new__
 
 _CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
+#: ndarray methods that change the array in place (and return None), with what builds the result
+_IN_PLACE_METHODS = {"sort": "np.sort(x, axis)", "partition": "np.partition(x, kth)",
+                     "fill": "np.full_like(x, value)", "put": "np.where(mask, values, x)",
+                     "resize": "np.resize(x, shape)", "itemset": "np.where(mask, v, x)", "setfield": "np.where",
+                     "byteswap": "x itself (traced values are native float64)"}
 
 
 def _ufunc_name(ufunc: np.ufunc) -> str:

@@ -360,3 +360,14 @@ def test_unique_rows_and_lexsort():
     seen = []
     jacc.trace(lambda k: seen.append(np.lexsort((-k, k))) or k * 1.0, keys)
     np.testing.assert_array_equal(seen[0], order)
+
+
+@pytest.mark.parametrize("call, instead", [(lambda x: x.partition(1), "np.partition(x, kth)"),
+                                           (lambda x: x.sort(), "np.sort(x, axis)"),
+                                           (lambda x: x.fill(0.0), "np.full_like(x, value)")])
+def test_in_place_methods_are_refused_not_run_as_copies(call, instead):
+    """ndarray.partition/sort/fill change the array and return None: a copy in their place
+    would leave the traced array as it was, a silent difference from NumPy."""
+    with pytest.raises(UnsupportedOperationError) as e:
+        jacc.trace(lambda x: call(x) or x * 1.0, np.array([0.3, 0.1, 0.2]))
+    assert "in place" in str(e.value) and instead in str(e.value)

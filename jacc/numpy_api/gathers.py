@@ -276,7 +276,7 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _gather(a, _flat_along(a.shape, k, perm))
 
 
-@implements(np.partition, method="partition")
+@implements(np.partition)  # (not the method: ndarray.partition works in place, see trace._IN_PLACE_METHODS)
 def _partition(a, kth, axis=-1, kind="introselect", order=None):
     """The elements rearranged so that each kth one sits where a sort puts it: a gather by
     ``argpartition``'s permutation, read at the traced point (NumPy leaves the order on either
