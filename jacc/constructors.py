@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .trace import Tracer, _ArrayConversion, _concretisation, call_site
+from .trace import Tracer, _ArrayConversion, _concretisation, _copy, call_site
 
 _NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray")
 _ORIGINAL = {name: getattr(np, name) for name in _NAMES}
@@ -55,13 +55,14 @@ def _nested(obj: Any) -> Any:
     return _ORIGINAL["asarray"](obj, dtype=float)
 
 
-def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0) -> Any:
+def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = None) -> Any:
     if dtype is not None and np.dtype(dtype).kind != "f":
         raise _concretisation(f"numpy.{name}(..., dtype={np.dtype(dtype)})")
     x = _nested(obj)
     if ndmin > np.ndim(x):
         x = np.reshape(x, (1,) * (ndmin - np.ndim(x)) + np.shape(x))
-    return x
+    copies = copy is True or getattr(copy, "name", None) == "ALWAYS"  # (NumPy's _CopyMode has no truth value)
+    return _copy(x) if x is obj and copies else x  # np.array copies (an in-place change stays its own)
 
 
 def _constructor(name: str) -> Callable:
@@ -73,7 +74,8 @@ def _constructor(name: str) -> Callable:
             return original(obj, *args, **kwargs)
         except _ArrayConversion:  # a traced value inside: NumPy asked it for a plain array
             dtype = args[0] if args else kwargs.get("dtype")
-            return _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0)
+            copy = kwargs.get("copy", name == "array")  # np.array copies unless told not to, the rest on copy=True
+            return _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)
     return make
 
 

@@ -274,6 +274,7 @@ class Tape:
         self._table = expect.replay if expect is not None and self.replayable else None
         self.input_names: set[str] = set()
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
+        self.fresh: set[str] = set()  # made by a view op inside a NumPy function that returns a new array
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -465,6 +466,16 @@ class Tape:
                 for k in positions[1:]:
                     out[k] = self.unary("alias", args[k])
         return out
+
+    def is_view(self, name: str) -> str | None:
+        """The op by which vertex ``name`` is, in NumPy's terms, a view of another array (a slice,
+        a reshape, a transpose, a broadcast), or None where it owns its values."""
+        if name in self.fresh:
+            return None
+        for step in reversed(self.steps):
+            if step[0] == name:
+                return step[1] if _views(step[1], step[3], np.ndim(self.values[name])) else None
+        return None
 
     def recent(self, name: str, depth: int = 8) -> tuple | None:
         """The step ``(name, op, args, params)`` that made ``name``, if among the last ``depth``."""
@@ -794,6 +805,57 @@ def _index_params(index: Any, ndim: int) -> list:
     return out
 
 
+def _views(op: str, params: dict, ndim: int) -> bool:
+    """Whether NumPy gives a view for this op: reshapes, transposes, broadcasts, and basic
+    indexing (no index arrays) unless it picks out one element."""
+    if op in ("reshape", "transpose", "broadcast_to"):
+        return True
+    if op != "getitem":
+        return False
+    items = params["index"]
+    return not any(i[0] == "array" for i in items) and not (ndim == 0 and all(i[0] == "int" for i in items))
+
+
+def _in_place(dunder: str, sym: str) -> Callable:
+    """``x op= y`` as NumPy runs it: the array object itself takes the new value, so every other
+    name for it sees the change (the new vertex is recorded as usual). On a view of another
+    traced array NumPy would change that array too, which a trace cannot follow: refused."""
+    def method(self, other):
+        tape = self.tape
+        view = tape.is_view(self.name)
+        if view is not None:
+            raise UnsupportedOperationError(
+                f"'{sym}=' at {call_site()} changes a view ({view}) of another traced array, which NumPy would "
+                f"change too and a trace cannot follow; write y = y {sym} ... (a new array), or build the "
+                "changed array with np.where or np.concatenate")
+        r = getattr(self, f"__{dunder}__")(other)
+        if r is NotImplemented:
+            return r
+        if np.shape(r) != np.shape(self):
+            raise ValueError(f"non-broadcastable output operand with shape {np.shape(self)} doesn't match the "
+                             f"broadcast shape {np.shape(r)} (at {call_site()})")
+        self.name = r.name
+        if type(self) is _Num:
+            self.num = r.num if type(r) is _Num else float(r.value)
+        else:
+            self.value = r.value
+        return self
+    method.__name__ = f"__i{dunder}__"
+    return method
+
+
+def _copy(x: Any) -> Any:
+    """A new array object with ``x``'s value (NumPy's copies): changing one in place leaves the
+    other. A copy of a view owns its values: a vertex of its own (an identity op, free)."""
+    if type(x) is _Num:
+        return _Num(x.tape, x.name, x.num)
+    if isinstance(x, Tracer):
+        if x.tape.is_view(x.name):
+            return x.tape.record("identity", [x])
+        return Tracer(x.tape, x.name, x.value)
+    return x
+
+
 class Tracer:
     """A traced array: holds its current value and its vertex name in the tape's graph.
 
@@ -905,7 +967,7 @@ class Tracer:
         return self.tape.record("neg", [self])
 
     def __pos__(self):
-        return self
+        return _copy(self)
 
     def __abs__(self):
         return self.tape.record("abs", [self])
@@ -933,12 +995,14 @@ class Tracer:
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if np.dtype(dtype).kind != "f":
             raise _concretisation(f".astype({np.dtype(dtype)})")
-        return self  # values stay in the trace's float type
+        return _copy(self) if copy else self  # values stay in the trace's float type
 
     def ravel(self, order="C"):
         return self.reshape(-1, order=order)
 
-    flatten = ravel
+    def flatten(self, order="C"):
+        out = self.reshape(-1, order=order)
+        return _fresh(out) if out is not self else _copy(self)  # a new array, never a view
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -969,7 +1033,8 @@ class Tracer:
         mod = getattr(func, "__module__", "numpy") or "numpy"
         if handler is None:
             raise _unsupported(f"{mod}.{func.__name__}")
-        return _call(handler, f"{mod}.{func.__name__}", args, kwargs)
+        out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
+        return out if func in _VIEW_FUNCTIONS else _fresh(out)
 
 
 class _Num(Tracer):
@@ -1016,6 +1081,10 @@ for _op, _names in {"add": ("__add__", "__radd__"), "sub": ("__sub__", "__rsub__
 
 
 _new = object.__new__
+
+for _dunder, _sym in [("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/"), ("pow", "**"), ("matmul", "@"),
+                      ("floordiv", "//"), ("mod", "%")]:
+    setattr(Tracer, f"__i{_dunder}__", _in_place(_dunder, _sym))
 
 _CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
 #: ndarray methods that change the array in place (and return None), with what builds the result
@@ -1225,8 +1294,8 @@ _UFUNCS: dict[str, Callable] = {
     **{name: _unary(name) for name in
        ["exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan",
         "arcsin", "arccos", "sqrt", "square", "reciprocal"]},
-    "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: x,
-    "conjugate": lambda tape, x: x,
+    "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: _copy(x),
+    "conjugate": lambda tape, x: _copy(x),
     "add": _binary("add"), "subtract": _binary("sub"), "multiply": _binary("mul"),
     "divide": _binary("div"), "true_divide": _binary("div"), "power": _binary("pow"),
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "matmul": _binary("matmul"),
@@ -1306,8 +1375,8 @@ def _size(a, axis=None):
 
 
 def _same(a):
-    """conj/conjugate of a traced (real) value: the value itself."""
-    return a
+    """conj/conjugate of a traced (real) value: its value, in a new array object (as NumPy's)."""
+    return _copy(a)
 
 
 _FUNCTIONS: dict[Callable, Callable] = {
@@ -1330,7 +1399,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.stack: _stack,
     np.broadcast_to: _broadcast_to,
     np.clip: _clip,
-    np.copy: lambda a, order="K", subok=False: a,
+    np.copy: lambda a, order="K", subok=False: _copy(a),
     np.real: lambda val: val,
     # numpy.where, numpy.matmul, numpy.linalg and the rest: jacc/numpy_api/
 }
@@ -1343,15 +1412,37 @@ for _alias in ("amax", "amin"):
 _METHODS: dict[str, Callable] = {
     "sum": _sum, "mean": _mean, "max": _FUNCTIONS[np.max], "min": _FUNCTIONS[np.min], "var": _var,
     "std": _std, "prod": _prod, "squeeze": _squeeze, "clip": _clip,
-    "copy": lambda a, order="C": a, "conj": _same, "conjugate": _same,
+    "copy": lambda a, order="C": _copy(a), "conj": _same, "conjugate": _same,
 }
 
 
 def _method(name: str, handler: Callable) -> Callable:
     def method(self, *args, **kwargs):
-        return _call(handler, f"ndarray.{name}", (self, *args), kwargs)
+        out = _call(handler, f"ndarray.{name}", (self, *args), kwargs)
+        return out if name in _VIEW_METHODS else _fresh(out)
     method.__name__ = name
     return method
+
+
+#: NumPy functions and ndarray methods that return views: the rest return new arrays, so their
+#: results are marked fresh where jacc's own last op is a reshape or slice (see Tape.is_view)
+_VIEW_FUNCTIONS = {getattr(np, n) for n in (
+    "reshape", "transpose", "moveaxis", "swapaxes", "squeeze", "expand_dims", "ravel", "broadcast_to",
+    "broadcast_arrays", "flip", "fliplr", "flipud", "rot90", "real", "atleast_1d", "atleast_2d", "atleast_3d",
+    "diagonal", "split", "array_split", "hsplit", "vsplit", "dsplit", "unstack", "matrix_transpose",
+    "permute_dims", "asarray", "asanyarray", "ascontiguousarray", "real_if_close") if hasattr(np, n)}
+_VIEW_METHODS = {"reshape", "transpose", "ravel", "squeeze", "swapaxes", "diagonal", "view"}
+
+
+def _fresh(out: Any) -> Any:
+    """``out`` (a result or a tuple of them), its traced arrays marked as owning their values."""
+    if isinstance(out, Tracer):
+        out.tape.fresh.add(out.name)
+    elif isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, Tracer):
+                o.tape.fresh.add(o.name)
+    return out
 
 
 for _name, _handler in _METHODS.items():

@@ -1,0 +1,104 @@
+"""In-place operators on traced arrays follow NumPy: the array object takes the new value, so
+another name for it sees the change; copies do not; a view of another traced array is refused
+(NumPy would change that array too). Each case is checked against NumPy's own run."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.trace import UnsupportedOperationError, trace
+
+X = np.array([0.7, -1.3, 2.1, 0.4])
+
+
+def _alias(x):
+    z = x * 2.0
+    w = z
+    z += 1.0
+    return w * x
+
+
+def _in_list(x):
+    z = x * 2.0
+    parts = [z, x]
+    z *= x
+    return parts[0] + parts[1]
+
+
+def _accumulate(x):
+    acc = np.zeros_like(x) * x
+    for k in range(1, 4):
+        acc += x ** k / k
+    return acc
+
+
+def _copies(x):
+    z = x * 1.5
+    a, b, c, d, e = z.copy(), np.copy(z), np.array(z), z.astype(float), +z
+    a += 1.0
+    b -= x
+    c *= x
+    d /= 2.0
+    e **= 2
+    return z + a + b + c + d + e
+
+
+def _copy_of_a_slice(x):
+    y = np.copy(x[1:])
+    y *= 3.0
+    return y
+
+
+def _new_arrays_from_functions(x):
+    k = np.kron(x[:2], x[2:])
+    k += 1.0
+    t = np.tile(x, 2)
+    t *= 2.0
+    f = x.flatten()
+    f -= 0.5
+    return np.concatenate([k, t, f])
+
+
+def _scalars(x):
+    s = x[0]
+    s += x[1]
+    s *= x[2]
+    return np.stack([s, x[3]])
+
+
+def _input_itself(x):
+    x += 1.0
+    return x * x
+
+
+@pytest.mark.parametrize("f", [_alias, _in_list, _accumulate, _copies, _copy_of_a_slice, _new_arrays_from_functions,
+                               _scalars, _input_itself])
+def test_in_place_operators_follow_numpy(f):
+    want = f(X.copy())
+    g = trace(f, X)
+    np.testing.assert_allclose(g.evaluate({"x": X})[g.outputs[0]], want, rtol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(lambda x: f(x.copy()), [X], 0), atol=1e-8)
+    jo = jacc.jacobian(f, retrace=False)
+    jo(X)
+    np.testing.assert_allclose(jo(X + 0.25), fd_jacobian(lambda x: f(x.copy()), [X + 0.25], 0), atol=1e-8)
+
+
+@pytest.mark.parametrize("view, op", [(lambda z: z[1:], "getitem"), (lambda z: z.reshape(2, 2), "reshape"),
+                                      (lambda z: z.reshape(2, 2).T, "transpose"), (lambda z: np.ravel(z), "reshape"),
+                                      (lambda z: z[::-1], "getitem"), (lambda z: z[None], "getitem")])
+def test_in_place_on_a_view_is_refused(view, op):
+    def f(x):
+        z = x * 2.0
+        v = view(z)
+        v += 1.0  # NumPy changes z too
+        return z
+
+    with pytest.raises(UnsupportedOperationError) as e:
+        trace(f, X)
+    assert f"a view ({op})" in str(e.value) and "y = y + ..." in str(e.value)
+
+
+def test_in_place_keeps_the_shape_as_numpy_does():
+    with pytest.raises(ValueError, match="non-broadcastable output operand with shape \\(4,\\)"):
+        trace(lambda x: x.__iadd__(np.ones((2, 4))), X)
