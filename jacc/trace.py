@@ -805,13 +805,16 @@ def _index_params(index: Any, ndim: int) -> list:
     return out
 
 
+_VIEW_OPS = ("reshape", "transpose", "broadcast_to", "getitem")  # ops NumPy may run as views
+
+
 def _views(op: str, params: dict, ndim: int) -> bool:
     """Whether NumPy gives a view for this op: reshapes, transposes, broadcasts, and basic
     indexing (no index arrays) unless it picks out one element."""
-    if op in ("reshape", "transpose", "broadcast_to"):
-        return True
-    if op != "getitem":
+    if op not in _VIEW_OPS:
         return False
+    if op != "getitem":
+        return True
     items = params["index"]
     return not any(i[0] == "array" for i in items) and not (ndim == 0 and all(i[0] == "int" for i in items))
 
@@ -1001,8 +1004,9 @@ class Tracer:
         return self.reshape(-1, order=order)
 
     def flatten(self, order="C"):
+        before = len(self.tape.steps)
         out = self.reshape(-1, order=order)
-        return _fresh(out) if out is not self else _copy(self)  # a new array, never a view
+        return _fresh(out, self.tape, before) if out is not self else _copy(self)  # a new array, never a view
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
@@ -1033,8 +1037,9 @@ class Tracer:
         mod = getattr(func, "__module__", "numpy") or "numpy"
         if handler is None:
             raise _unsupported(f"{mod}.{func.__name__}")
+        before = len(self.tape.steps)
         out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
-        return out if func in _VIEW_FUNCTIONS else _fresh(out)
+        return out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
 
 
 class _Num(Tracer):
@@ -1418,8 +1423,9 @@ _METHODS: dict[str, Callable] = {
 
 def _method(name: str, handler: Callable) -> Callable:
     def method(self, *args, **kwargs):
+        before = len(self.tape.steps)
         out = _call(handler, f"ndarray.{name}", (self, *args), kwargs)
-        return out if name in _VIEW_METHODS else _fresh(out)
+        return out if name in _VIEW_METHODS else _fresh(out, self.tape, before)
     method.__name__ = name
     return method
 
@@ -1434,14 +1440,14 @@ _VIEW_FUNCTIONS = {getattr(np, n) for n in (
 _VIEW_METHODS = {"reshape", "transpose", "ravel", "squeeze", "swapaxes", "diagonal", "view"}
 
 
-def _fresh(out: Any) -> Any:
-    """``out`` (a result or a tuple of them), its traced arrays marked as owning their values."""
-    if isinstance(out, Tracer):
-        out.tape.fresh.add(out.name)
-    elif isinstance(out, (tuple, list)):
-        for o in out:
-            if isinstance(o, Tracer):
-                o.tape.fresh.add(o.name)
+def _fresh(out: Any, tape: Tape, before: int) -> Any:
+    """``out`` (a result or a tuple of them), its traced arrays made by a view op since step
+    ``before`` marked as owning their values (an argument handed back as it was keeps its kind)."""
+    made = {step[0] for step in tape.steps[before:] if step[1] in _VIEW_OPS}
+    if made:
+        for o in (out if isinstance(out, (tuple, list)) else (out,)):
+            if isinstance(o, Tracer) and o.name in made:
+                tape.fresh.add(o.name)
     return out
 
 

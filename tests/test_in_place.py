@@ -102,3 +102,16 @@ def test_in_place_on_a_view_is_refused(view, op):
 def test_in_place_keeps_the_shape_as_numpy_does():
     with pytest.raises(ValueError, match="non-broadcastable output operand with shape \\(4,\\)"):
         trace(lambda x: x.__iadd__(np.ones((2, 4))), X)
+
+
+def test_a_function_handing_back_a_view_does_not_make_it_own_its_values():
+    """np.concatenate of one array may return its argument as it is: the view stays a view."""
+    def f(x):
+        z = x * 2.0
+        v = z[1:]
+        np.concatenate([v])
+        v += 1.0
+        return z
+
+    with pytest.raises(UnsupportedOperationError, match="a view"):
+        trace(f, X)
