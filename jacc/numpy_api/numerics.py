@@ -449,7 +449,7 @@ def _histogram(a, bins=10, range=None, density=None, weights=None):
     wv = weights.value if traced_w else weights
     counts, edges = np.histogram(av, bins, range, weights=wv)  # NumPy's checks, edges and counts
     n = edges.size - 1
-    if isinstance(a, Tracer) and range is None and np.ndim(bins) == 0:  # edges from the data's extremes
+    if isinstance(a, Tracer) and range is None and np.ndim(bins) == 0 and av.size:  # edges from the data's extremes
         lo, hi = np.min(a), np.max(a)
         if edges[0] != av.min():  # all values equal: NumPy widens the range by ½ each side
             lo, hi = lo - 0.5, hi + 0.5
