@@ -155,6 +155,12 @@ class ScalarArray(np.ndarray):
     for a ``.exp()`` method on a float. Results stay ``ScalarArray``."""
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs, **kwargs):
+        out = kwargs.pop("out", None)
+        if out is not None:  # x += y: x + y by the rules below, written into x's elements (as NumPy)
+            result = self.__array_ufunc__(ufunc, method, *inputs, **kwargs)
+            for target, r in zip(out, result if isinstance(result, tuple) else (result,)):
+                target.view(np.ndarray)[...] = r
+            return out[0] if len(out) == 1 else out
         plain = [x.view(np.ndarray) if isinstance(x, ScalarArray) else x for x in inputs]
         if method == "__call__" and not kwargs and ufunc.signature is None:
             return _elementwise(ufunc, plain)
