@@ -19,6 +19,7 @@ import math
 import operator
 import os
 import sys
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -275,6 +276,8 @@ class Tape:
         self.input_names: set[str] = set()
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
         self.fresh: set[str] = set()  # made by a view op inside a NumPy function that returns a new array
+        self._views: dict[str, list] = {}  # array vertex -> weak references to the views taken of it
+        self._root: dict[str, str] = {}  # a view's vertex -> the vertex it is ultimately a view of
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -422,7 +425,10 @@ class Tape:
         if type(value) is not np.ndarray or value.dtype is not _F8:
             value = self._own(value)
         self.values[name] = value
-        return Tracer(self, name, value)
+        t = Tracer(self, name, value)
+        if op in _VIEW_OPS and isinstance(gargs[0], str):
+            self._watch(gargs[0], op, params, t)
+        return t
 
     @contextlib.contextmanager
     def derivative_network(self, *sources: "Tracer"):
@@ -513,7 +519,24 @@ class Tape:
         self.values[done[0]] = value
         t = _new(Tracer)  # (no __init__ frame)
         t.tape, t.name, t.value = self, done[0], value
+        if done[1] in _VIEW_OPS and type(done[2][0]) is str:
+            self._watch(done[2][0], done[1], done[3], t)
         return t
+
+    def _watch(self, base: str, op: str, params: dict, view: "Tracer") -> None:
+        """Remember ``view`` (made from vertex ``base`` by ``op``) while it lives, where NumPy's
+        result would be a view: an in-place change of the array it views would change it too."""
+        if _views(op, params, np.ndim(view.value)):
+            root = self._root.get(base, base)
+            self._root[view.name] = root
+            self._views.setdefault(root, []).append(weakref.ref(view))
+
+    def viewed(self, name: str) -> bool:
+        """Whether a view of vertex ``name`` (or of a view of it) is still in use."""
+        refs = self._views.get(name)
+        if refs:
+            refs[:] = [r for r in refs if r() is not None]
+        return bool(refs)
 
     def _kept(self, step: tuple, r: float) -> "_Num":
         """Replayed ``step``'s value ``r`` as a Python float (see :class:`_Num`)."""
@@ -831,6 +854,11 @@ def _in_place(dunder: str, sym: str) -> Callable:
                 f"'{sym}=' at {call_site()} changes a view ({view}) of another traced array, which NumPy would "
                 f"change too and a trace cannot follow; write y = y {sym} ... (a new array), or build the "
                 "changed array with np.where or np.concatenate")
+        if tape.viewed(self.name):
+            raise UnsupportedOperationError(
+                f"'{sym}=' at {call_site()} changes an array that has views still in use (a slice, reshape or "
+                "transpose of it), which NumPy would change too and a trace cannot follow; write "
+                f"x = x {sym} ... (a new array)")
         r = getattr(self, f"__{dunder}__")(other)
         if r is NotImplemented:
             return r
@@ -848,14 +876,12 @@ def _in_place(dunder: str, sym: str) -> Callable:
 
 
 def _copy(x: Any) -> Any:
-    """A new array object with ``x``'s value (NumPy's copies): changing one in place leaves the
-    other. A copy of a view owns its values: a vertex of its own (an identity op, free)."""
-    if type(x) is _Num:
+    """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
+    so changing one in place, or taking views of one, leaves the other alone."""
+    if type(x) is _Num:  # (0-d: no views to tell apart)
         return _Num(x.tape, x.name, x.num)
     if isinstance(x, Tracer):
-        if x.tape.is_view(x.name):
-            return x.tape.record("identity", [x])
-        return Tracer(x.tape, x.name, x.value)
+        return x.tape.record("identity", [x])
     return x
 
 
@@ -865,7 +891,7 @@ class Tracer:
     Traced arrays are unhashable, as ndarrays are: ``==`` compares values."""
 
     __array_priority__ = 1000
-    __slots__ = ("tape", "name", "value")
+    __slots__ = ("tape", "name", "value", "__weakref__")
 
     def __init__(self, tape: Tape, name: str, value: np.ndarray):
         self.tape, self.name, self.value = tape, name, value

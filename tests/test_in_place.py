@@ -115,3 +115,32 @@ def test_a_function_handing_back_a_view_does_not_make_it_own_its_values():
 
     with pytest.raises(UnsupportedOperationError, match="a view"):
         trace(f, X)
+
+
+def test_in_place_on_an_array_with_views_in_use_is_refused_until_they_are_gone():
+    def kept(x):
+        z = x * 2.0
+        first = z[:2]  # NumPy: first changes with z
+        z += 1.0
+        return first + 0.0
+
+    with pytest.raises(UnsupportedOperationError, match="has views still in use"):
+        trace(kept, X)
+
+    def gone(x):
+        z = x * 2.0
+        s = z[:2].sum()  # the view is a temporary, gone before the update
+        z += s
+        return z
+
+    np.testing.assert_allclose(jacc.jacobian(gone)(X), fd_jacobian(lambda x: gone(x.copy()), [X], 0), atol=1e-8)
+
+    def of_a_copy(x):
+        z = x * 2.0
+        c = z.copy()
+        v = c[1:]  # a view of the copy, not of z
+        z += 1.0
+        return np.concatenate([z, v])
+
+    np.testing.assert_allclose(jacc.jacobian(of_a_copy)(X), fd_jacobian(lambda x: of_a_copy(x.copy()), [X], 0),
+                               atol=1e-8)
