@@ -1029,6 +1029,16 @@ class Tracer:
     def ravel(self, order="C"):
         return self.reshape(-1, order=order)
 
+    def view(self, dtype=None, type=None):
+        """The same array (a view of all of it, as NumPy's ``x.view()``); another dtype is refused."""
+        if type is not None or (dtype is not None and np.dtype(dtype) != self.dtype):
+            raise _concretisation(f".view({dtype or type})")
+        return self
+
+    @property
+    def flat(self) -> "_Flat":
+        return _Flat(self)
+
     def flatten(self, order="C"):
         before = len(self.tape.steps)
         out = self.reshape(-1, order=order)
@@ -1066,6 +1076,29 @@ class Tracer:
         before = len(self.tape.steps)
         out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
         return out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
+
+
+class _Flat:
+    """``x.flat``: reads as ``x.ravel()`` (indexing, iteration, ``len``); writing is refused."""
+
+    __slots__ = ("x",)
+
+    def __init__(self, x: Tracer):
+        self.x = x
+
+    def __getitem__(self, index):
+        return self.x.reshape(-1)[index]
+
+    def __iter__(self):
+        return iter(self.x.reshape(-1))
+
+    def __len__(self) -> int:
+        return self.x.size
+
+    def __setitem__(self, index, value):
+        raise UnsupportedOperationError(
+            f"assignment into x.flat at {call_site()} changes the array in place, which a trace cannot follow; "
+            "build the result with np.where or np.concatenate")
 
 
 class _Num(Tracer):
@@ -1479,7 +1512,7 @@ def _fresh(out: Any, tape: Tape, before: int) -> Any:
 
 for _name, _handler in _METHODS.items():
     setattr(Tracer, _name, _method(_name, _handler))
-_OWN_METHODS = {"T", "reshape", "transpose", "astype", "ravel", "flatten", "real"}
+_OWN_METHODS = {"T", "reshape", "transpose", "astype", "ravel", "flatten", "real", "view", "flat"}
 
 
 def implements(*funcs: Callable, method: str | None = None) -> Callable:

@@ -144,3 +144,22 @@ def test_in_place_on_an_array_with_views_in_use_is_refused_until_they_are_gone()
 
     np.testing.assert_allclose(jacc.jacobian(of_a_copy)(X), fd_jacobian(lambda x: of_a_copy(x.copy()), [X], 0),
                                atol=1e-8)
+
+
+def test_view_and_flat_read_as_numpy_and_refuse_writes():
+    M = X.reshape(2, 2)
+
+    def through_view(x):
+        z = x * 2.0
+        v = z.view()  # NumPy: the same data, so z changes with v
+        v += 1.0
+        return z
+
+    g = trace(through_view, M)
+    np.testing.assert_array_equal(g.evaluate({"x": M})[g.outputs[0]], through_view(M.copy()))
+    for f in (lambda x: x.flat[1] * x, lambda x: np.stack(list(x.flat)) ** 2, lambda x: x.flat[::2] * len(x.flat)):
+        np.testing.assert_allclose(jacc.jacobian(f)(M), fd_jacobian(f, [M], 0), atol=1e-8)
+    with pytest.raises(UnsupportedOperationError, match="x.flat .*in place"):
+        trace(lambda x: x.flat.__setitem__(0, 1.0), M)
+    with pytest.raises(UnsupportedOperationError, match="view"):
+        trace(lambda x: x.view(np.int64), M)
