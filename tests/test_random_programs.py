@@ -104,7 +104,7 @@ def _check(f, args, argnums):
         np.testing.assert_allclose(got[k], fd_jacobian(f, list(args), i), rtol=1e-5, atol=1e-6)
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # the same programs every run
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_array_programs_match_finite_differences(seed):
     rng = np.random.default_rng(seed)
@@ -135,7 +135,7 @@ SCALAR_BINARY = {"add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": la
                  "hypot": np.hypot, "cmul": lambda a, b: 2.5 * a, "rsub": lambda a, b: 1.5 - a}
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=25, deadline=None, derandomize=True)  # the same programs every run
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_scalar_programs_match_finite_differences(seed):
     rng = np.random.default_rng(seed)
@@ -161,7 +161,7 @@ def test_random_scalar_programs_match_finite_differences(seed):
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_many_random_array_programs(seed):
     test_random_array_programs_match_finite_differences.hypothesis.inner_test(seed)

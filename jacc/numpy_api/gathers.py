@@ -340,6 +340,29 @@ def _unique(ar, return_index=False, return_inverse=False, return_counts=False, a
     return tuple([values] + extra) if extra else values
 
 
+@implements(np.union1d)
+def _union1d(ar1, ar2):
+    """The distinct values of both, sorted (NumPy's own definition): a value in both reads ``ar1``'s."""
+    return np.unique(np.concatenate([np.reshape(ar1, (-1,)), np.reshape(ar2, (-1,))]))
+
+
+@implements(np.setdiff1d)
+def _setdiff1d(ar1, ar2, assume_unique=False):
+    """The distinct values of ``ar1`` not in ``ar2``, sorted: a gather from ``ar1`` (value-dependent)."""
+    a = np.reshape(ar1, (-1,)) if assume_unique else np.unique(ar1)
+    return a[~np.isin(_value(a, "numpy.setdiff1d"), _value(ar2, "numpy.setdiff1d"))]
+
+
+@implements(np.intersect1d)
+def _intersect1d(ar1, ar2, assume_unique=False, return_indices=False):
+    """The sorted values in both, read from ``ar1`` (where they are equal, either would do; JAX's
+    choice may differ); with ``return_indices``, NumPy's indices (constants)."""
+    v1, v2 = _value(ar1, "numpy.intersect1d"), _value(ar2, "numpy.intersect1d")
+    common, i1, i2 = np.intersect1d(v1, v2, assume_unique=assume_unique, return_indices=True)
+    values = _gather(ar1, i1) if isinstance(ar1, Tracer) else common
+    return (values, i1, i2) if return_indices else values
+
+
 @implements(np.argmax, method="argmax")
 def _argmax(a, axis=None, out=None, *, keepdims=_NOT):
     _refuse("numpy.argmax", out=out)
@@ -527,6 +550,13 @@ case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:2]])),
      structures=FREE, note="a gather of the first occurrences, read at the traced point", jax=False)
 case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:1]]), axis=0, return_counts=True)[0],
      lambda r: (_x(r, (4, 2)),), variant="rows, return_counts", structures=FREE, jax=False)
+case("numpy.union1d", lambda xp: lambda a, b: xp.union1d(a, b), lambda r: (_x(r, (4,)), _x(r, (3,))), argnums=(0, 1),
+     structures=FREE, note="NumPy's unique of both: a value in both reads the first argument's", jax=False)
+case("numpy.setdiff1d", lambda xp: lambda a: xp.setdiff1d(a, a[:2]), lambda r: (_x(r, (5,)),), structures=FREE,
+     note="a gather from the first argument, read at the traced point", jax=False)
+case("numpy.intersect1d", lambda xp: lambda a, b: xp.intersect1d(a, xp.concatenate([b, a[1:3]])),
+     lambda r: (_x(r, (5,)), _x(r, (2,))), argnums=(0, 1), structures=FREE,
+     note="the common values read from the first argument", jax=False)
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),
      structures=FREE, note="the order read at the traced point", jax=False)
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),
