@@ -275,9 +275,8 @@ class Tape:
         self._table = expect.replay if expect is not None and self.replayable else None
         self.input_names: set[str] = set()
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
-        self.fresh: set[str] = set()  # made by a view op inside a NumPy function that returns a new array
         self._views: dict[str, list] = {}  # array vertex -> weak references to the views taken of it
-        self._root: dict[str, str] = {}  # a view's vertex -> the vertex it is ultimately a view of
+        self._root: dict[str, tuple[str, str]] = {}  # a view's vertex -> (the vertex it views at last, op)
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -476,12 +475,12 @@ class Tape:
     def is_view(self, name: str) -> str | None:
         """The op by which vertex ``name`` is, in NumPy's terms, a view of another array (a slice,
         a reshape, a transpose, a broadcast), or None where it owns its values."""
-        if name in self.fresh:
-            return None
-        for step in reversed(self.steps):
-            if step[0] == name:
-                return step[1] if _views(step[1], step[3], np.ndim(self.values[name])) else None
-        return None
+        entry = self._root.get(name)
+        return entry[1] if entry else None
+
+    def own(self, name: str) -> None:
+        """Vertex ``name`` owns its values (a NumPy function's new array made by a view op)."""
+        self._root.pop(name, None)
 
     def recent(self, name: str, depth: int = 8) -> tuple | None:
         """The step ``(name, op, args, params)`` that made ``name``, if among the last ``depth``."""
@@ -527,15 +526,15 @@ class Tape:
         """Remember ``view`` (made from vertex ``base`` by ``op``) while it lives, where NumPy's
         result would be a view: an in-place change of the array it views would change it too."""
         if _views(op, params, np.ndim(view.value)):
-            root = self._root.get(base, base)
-            self._root[view.name] = root
+            root = self._root.get(base, (base,))[0]
+            self._root[view.name] = (root, op)
             self._views.setdefault(root, []).append(weakref.ref(view))
 
     def viewed(self, name: str) -> bool:
         """Whether a view of vertex ``name`` (or of a view of it) is still in use."""
         refs = self._views.get(name)
         if refs:
-            refs[:] = [r for r in refs if r() is not None]
+            refs[:] = [r for r in refs if r() is not None and r().name in self._root]
         return bool(refs)
 
     def _kept(self, step: tuple, r: float) -> "_Num":
@@ -545,6 +544,8 @@ class Tape:
         self.values[done[0]] = r
         t = _new(_Num)  # (no __init__ frame: this runs once per replayed arithmetic step)
         t.tape, t.name, t.num = self, done[0], r
+        if done[1] in _VIEW_OPS and type(done[2][0]) is str:  # (a 0-d view: a reshape, say)
+            self._watch(done[2][0], done[1], done[3], t)
         return t
 
     def _float_step(self, op: str, arity: int) -> tuple | None:
@@ -1490,7 +1491,7 @@ def _method(name: str, handler: Callable) -> Callable:
 
 
 #: NumPy functions and ndarray methods that return views: the rest return new arrays, so their
-#: results are marked fresh where jacc's own last op is a reshape or slice (see Tape.is_view)
+#: results own their values where jacc's own last op is a reshape or slice (see Tape.own)
 _VIEW_FUNCTIONS = {getattr(np, n) for n in (
     "reshape", "transpose", "moveaxis", "swapaxes", "squeeze", "expand_dims", "ravel", "broadcast_to",
     "broadcast_arrays", "flip", "fliplr", "flipud", "rot90", "real", "atleast_1d", "atleast_2d", "atleast_3d",
@@ -1501,12 +1502,12 @@ _VIEW_METHODS = {"reshape", "transpose", "ravel", "squeeze", "swapaxes", "diagon
 
 def _fresh(out: Any, tape: Tape, before: int) -> Any:
     """``out`` (a result or a tuple of them), its traced arrays made by a view op since step
-    ``before`` marked as owning their values (an argument handed back as it was keeps its kind)."""
+    ``before`` owning their values (an argument handed back as it was keeps its kind)."""
     made = {step[0] for step in tape.steps[before:] if step[1] in _VIEW_OPS}
     if made:
         for o in (out if isinstance(out, (tuple, list)) else (out,)):
             if isinstance(o, Tracer) and o.name in made:
-                tape.fresh.add(o.name)
+                tape.own(o.name)
     return out
 
 

@@ -44,6 +44,13 @@ def _copies(x):
     return z + a + b + c + d + e
 
 
+def _copy_by_a_function(x):
+    z = x * 2.0
+    y = z.flatten()  # a new array in NumPy, though jacc records a reshape
+    z += 1.0
+    return y + z
+
+
 def _copy_of_a_slice(x):
     y = np.copy(x[1:])
     y *= 3.0
@@ -72,8 +79,8 @@ def _input_itself(x):
     return x * x
 
 
-@pytest.mark.parametrize("f", [_alias, _in_list, _accumulate, _copies, _copy_of_a_slice, _new_arrays_from_functions,
-                               _scalars, _input_itself])
+@pytest.mark.parametrize("f", [_alias, _in_list, _accumulate, _copies, _copy_by_a_function, _copy_of_a_slice,
+                               _new_arrays_from_functions, _scalars, _input_itself])
 def test_in_place_operators_follow_numpy(f):
     want = f(X.copy())
     g = trace(f, X)
