@@ -544,9 +544,7 @@ class Tape:
         self.values[done[0]] = r
         t = _new(_Num)  # (no __init__ frame: this runs once per replayed arithmetic step)
         t.tape, t.name, t.num = self, done[0], r
-        if done[1] in _VIEW_OPS and type(done[2][0]) is str:  # (a 0-d view: a reshape, say)
-            self._watch(done[2][0], done[1], done[3], t)
-        return t
+        return t  # (never a view: only all-int getitem, stack and arithmetic have float forms)
 
     def _float_step(self, op: str, arity: int) -> tuple | None:
         """The next recorded step when this replay may take it on floats: the same op, with no
