@@ -74,6 +74,13 @@ SAME_AS_NUMPY = [
     (lambda x: np.pad(x, ((2, 5), (1, 1)), "symmetric"), M),
     (lambda x: np.pad(x, [(4, 9)], mode="wrap"), V),
     (lambda x: np.pad(x, 2, "reflect", reflect_type="even"), M),
+    (lambda x: np.pad(x, ((1, 2), (0, 1), (3, 0)), "mean"), X),
+    (lambda x: np.pad(x, ((2, 1), (1, 3)), "maximum", stat_length=((1, 2), (3, 9))), M),
+    (lambda x: np.pad(x, (3, 1), "minimum", stat_length=2), V),
+    (lambda x: np.pad(x, 2, "median"), M),
+    (lambda x: np.pad(x, ((1, 0), (2, 2), (0, 3)), "median", stat_length=(2, 1)), X),
+    (lambda x: np.pad(x, ((2, 3), (1, 2)), "linear_ramp"), M),
+    (lambda x: np.pad(x, ((1, 2), (0, 1), (3, 2)), "linear_ramp", end_values=((1.0, -2.0), (0.5, 0.0), (3.0, 4.0))), X),
     (lambda x: np.atleast_1d(x), np.float64(2.0)),
     (lambda x: np.atleast_2d(x), V),
     (lambda x: np.atleast_3d(x), M),
@@ -200,12 +207,12 @@ def test_row_stack_is_vstack():
 # -- refusals: the function, the argument and the call site -------------------------------------
 
 
-@pytest.mark.parametrize("mode", ["mean", "maximum", "linear_ramp", "empty", np.mean])
-def test_pad_modes_that_compute_values_are_refused(mode):
+@pytest.mark.parametrize("mode", ["empty", np.mean])
+def test_pad_modes_without_a_formula_are_refused(mode):
     with pytest.raises(UnsupportedOperationError) as e:
         jacc.trace(lambda x: np.pad(x, 1, mode=mode), M)
     msg = str(e.value)
-    assert f"numpy.pad with mode={mode!r}" in msg and HERE in msg and "'constant'" in msg and "'wrap'" in msg
+    assert f"numpy.pad with mode={mode!r}" in msg and HERE in msg and "'constant'" in msg and "'linear_ramp'" in msg
 
 
 def test_pad_odd_reflection_and_foreign_keywords_are_refused():
@@ -224,8 +231,22 @@ def test_pad_by_copies_sums_repeated_entries_in_reverse():
     np.testing.assert_array_equal(J, np.pad(np.eye(4), ((0, 6), (0, 0)), "symmetric"))
 
 
+@pytest.mark.parametrize("mode, options", [
+    ("mean", {}), ("mean", {"stat_length": ((1, 3), (2, 2))}), ("maximum", {"stat_length": 2}), ("minimum", {}),
+    ("median", {"stat_length": (3, 2)}), ("linear_ramp", {"end_values": ((0.5, -1.0), (2.0, 0.0))}),
+])
+def test_pad_by_formula_jacobians(mode, options):
+    """Each padded entry is a statistic or a ramp of the array padded so far: corners included,
+    the Jacobian equals finite differences (at a point without ties)."""
+    x = np.random.default_rng(5).normal(size=(4, 5))
+    f = lambda x: np.pad(np.sin(x), ((2, 1), (1, 3)), mode, **options)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda x: np.pad(x, 1, stat_length=2), ["numpy.pad", "stat_length="]),
+    (lambda x: np.pad(x, 1, "mean", end_values=2), ["numpy.pad", "mode='mean' takes only stat_length="]),
+    (lambda x: np.pad(x, 1, "linear_ramp", end_values=x[0, 0]), ["numpy.pad", "traced end_values"]),
     (lambda x: np.pad(x, 1, constant_values=x[0, 0]), ["numpy.pad", "traced constant_values"]),
     (lambda x: np.repeat(x, x[0, :3]), ["numpy.repeat", "traced repeats"]),
     (lambda x: np.roll(x, x[0, 0]), ["numpy.roll", "traced shift"]),
@@ -261,6 +282,7 @@ def test_unsupported_arguments_are_refused(call, words):
     (lambda x: np.repeat(x, -1), ["numpy.repeat", "negative"]),
     (lambda x: np.tile(x, (2, -1)), ["numpy.tile", "negative"]),
     (lambda x: np.pad(x, -1), ["numpy.pad", "negative"]),
+    (lambda x: np.pad(x, 1, "maximum", stat_length=0), ["numpy.pad", "stat_length 0", "maximum"]),
     (lambda x: np.pad(x, ((1, 2, 3),)), ["numpy.pad", "pad_width of shape (1, 3)"]),
     (lambda x: np.diag(x[None]), ["numpy.diag", "1-d or 2-d", "(1, 3, 4)"]),
     (lambda x: np.diagonal(x[0]), ["numpy.diagonal", "at least 2 dimension"]),

@@ -27,6 +27,7 @@ from ..trace import (
     _tape_of,
     call_site,
     implements,
+    implements_ufunc_method,
 )
 from . import FREE, case
 
@@ -274,6 +275,34 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     k = _one_axis(a, axis, "numpy.sort")
     perm = _order(_value(a, "numpy.sort (its permutation)"), k)
     return _gather(a, _flat_along(a.shape, k, perm))
+
+
+def _running_extreme(name: str, beats):
+    def accumulate(array, axis=0, dtype=None, out=None):
+        """``numpy.<maximum|minimum>.accumulate``: the running extreme, a gather of the element that
+        set the current record (the first of equal ones; a NaN stays, as NumPy's does), read at the
+        traced point."""
+        what = f"numpy.{name}.accumulate"
+        _refuse(what, out=out)
+        if dtype is not None and np.dtype(dtype).kind != "f":
+            raise UnsupportedOperationError(f"{what} with dtype={dtype!r}: only float results are differentiable")
+        k = _one_axis(array, axis, what)
+        x = np.asarray(_value(array, f"{what} (where each record is set)"), dtype=float)
+        if x.ndim == 0:
+            raise TraceError(f"{what} needs an array of at least one dimension (at {call_site()})")
+        running = getattr(np, name).accumulate(x, axis=k)
+        before = np.roll(running, 1, axis=k)
+        record = beats(x, before) | (np.isnan(x) & ~np.isnan(before))
+        record[_along(k, x.ndim, 0)] = True
+        steps = np.arange(x.shape[k]).reshape([-1 if t == k else 1 for t in range(x.ndim)])
+        idx = np.maximum.accumulate(np.where(record, steps, 0), axis=k)
+        return _gather(array, _flat_along(x.shape, k, idx))
+    accumulate.__name__ = f"{name}.accumulate"
+    return accumulate
+
+
+implements_ufunc_method("maximum", "accumulate")(_running_extreme("maximum", np.greater))
+implements_ufunc_method("minimum", "accumulate")(_running_extreme("minimum", np.less))
 
 
 @implements(np.partition)  # (not the method: ndarray.partition works in place, see trace._IN_PLACE_METHODS)
@@ -618,6 +647,10 @@ case("numpy.sort", lambda xp: xp.sort, lambda r: (_x(r),), structures=FREE, note
 case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), structures=FREE, variant="axis=0")
 case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=FREE,
      variant="axis=None")
+case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, axis=1), lambda r: (_x(r, (3, 6)),),
+     structures=FREE, note="a gather of each running record, read at the traced point")
+case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
+     structures=FREE)
 case("numpy.argsort", lambda xp: lambda x: x[xp.argsort(x)[::-1]], lambda r: (_x(r, (6,)),), structures=FREE,
      note="a constant integer array (the trace is value-dependent); indexing with it is a gather")
 case("numpy.argsort", lambda xp: lambda x: xp.take_along_axis(x, xp.argsort(x, axis=0), axis=0),

@@ -302,14 +302,80 @@ def _pad_by_copies(array, pad_width, mode: str, kwargs: dict):
     return _gather(array, positions)
 
 
+def _pad_widths(pad_width, nd: int) -> np.ndarray:
+    """``pad_width`` as NumPy reads it: one non-negative (before, after) pair per axis."""
+    widths = _pairs(_const_ints(pad_width, "numpy.pad", "pad_width"), nd, "numpy.pad", "pad_width",
+                    lambda w: w.astype(int))
+    if np.any(widths < 0):
+        raise TraceError(f"numpy.pad at {call_site()}: pad_width {pad_width!r} has a negative entry")
+    return widths
+
+
+_STAT_PADS = {"maximum": np.max, "minimum": np.min, "mean": np.mean, "median": np.median}
+
+
+def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
+    """``maximum``/``minimum``/``mean``/``median`` (over ``stat_length`` entries at each end) and
+    ``linear_ramp`` (from ``end_values`` to the edge): axis by axis, as NumPy pads, each block a
+    traced reduction or ramp of the array padded so far (so corners come out as NumPy's)."""
+    name = "stat_length" if mode in _STAT_PADS else "end_values"
+    unknown = sorted(set(kwargs) - {name})
+    if unknown:
+        raise UnsupportedOperationError(
+            f"numpy.pad with {unknown[0]}= at {call_site()}: mode={mode!r} takes only {name}=")
+    given = kwargs.get(name)
+    if _traced(given):
+        raise UnsupportedOperationError(f"numpy.pad with a traced {name} at {call_site()}: {name} must be constant")
+    if not _traced(array):
+        return np.pad(array, pad_width, mode, **kwargs)
+    nd = array.ndim
+    widths = _pad_widths(pad_width, nd)
+    if mode in _STAT_PADS:
+        lengths = None if given is None else _pairs(_const_ints(given, "numpy.pad", name), nd, "numpy.pad", name,
+                                                     lambda v: v.astype(int))
+        if lengths is not None and np.any(lengths < 1 if mode in ("maximum", "minimum") else lengths < 0):
+            raise TraceError(f"numpy.pad at {call_site()}: stat_length {given!r} leaves no entry to take the "
+                             f"{mode} of")
+    else:
+        ends = _pairs(np.asarray(0.0 if given is None else given, dtype=float), nd, "numpy.pad", name,
+                      lambda v: v.astype(float))
+    x = array
+    for k in range(nd):
+        (b, e), n = widths[k].tolist(), x.shape[k]
+        if b == e == 0:
+            continue
+        if n == 0:
+            raise TraceError(f"numpy.pad at {call_site()}: mode={mode!r} cannot pad the empty axis {k}")
+
+        def part(lo: int, hi: int):
+            return x[(slice(None),) * k + (slice(lo, hi),)]
+
+        def block(width: int, side: int):
+            shape = x.shape[:k] + (width,) + x.shape[k + 1:]
+            if mode in _STAT_PADS:
+                m = n if lengths is None else min(int(lengths[k][side]), n)
+                ends_at = part(0, m) if side == 0 else part(n - m, n)
+                return np.broadcast_to(_STAT_PADS[mode](ends_at, axis=k, keepdims=True), shape)
+            edge, end = (part(0, 1) if side == 0 else part(n - 1, n)), float(ends[k][side])
+            steps = np.arange(float(width))  # as NumPy's linspace(end, edge, width, endpoint=False)
+            t = (steps if side == 0 else steps[::-1]).reshape([width if a == k else 1 for a in range(nd)])
+            return (edge - end) / width * t + end
+
+        x = _concat(([block(b, 0)] if b else []) + [x] + ([block(e, 1)] if e else []), k)
+    return x
+
+
 @implements(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
     if isinstance(mode, str) and mode in _COPYING_PADS:
         return _pad_by_copies(array, pad_width, mode, kwargs)
+    if isinstance(mode, str) and (mode in _STAT_PADS or mode == "linear_ramp"):
+        return _pad_by_formula(array, pad_width, mode, kwargs)
     if not (isinstance(mode, str) and mode == "constant"):
         raise UnsupportedOperationError(
-            f"numpy.pad with mode={mode!r} at {call_site()} is not supported by jacc's tracer; "
-            f"the modes 'constant' (with constant_values=), {', '.join(map(repr, _COPYING_PADS))} are")
+            f"numpy.pad with mode={mode!r} at {call_site()} is not supported by jacc's tracer; the modes "
+            f"'constant' (with constant_values=), {', '.join(map(repr, _COPYING_PADS + tuple(_STAT_PADS)))} "
+            "and 'linear_ramp' are")
     unknown = sorted(set(kwargs) - {"constant_values"})
     if unknown:
         raise UnsupportedOperationError(
@@ -321,10 +387,7 @@ def _pad(array, pad_width, mode="constant", **kwargs):
     if not _traced(array):
         return np.pad(array, pad_width, mode, **kwargs)
     nd = array.ndim
-    widths = _pairs(_const_ints(pad_width, "numpy.pad", "pad_width"), nd, "numpy.pad", "pad_width",
-                    lambda w: w.astype(int))
-    if np.any(widths < 0):
-        raise TraceError(f"numpy.pad at {call_site()}: pad_width {pad_width!r} has a negative entry")
+    widths = _pad_widths(pad_width, nd)
     fill = _pairs(np.asarray(values, dtype=float), nd, "numpy.pad", "constant_values", lambda v: v.astype(float))
     x = array
     # axis by axis, as NumPy: later axes' constants fill the corners
@@ -733,6 +796,11 @@ _free("numpy.pad", lambda xp: lambda x: xp.pad(x, (1, 2), "constant", constant_v
       lambda r: (_x(r, (3, 4)),), variant="per-axis values")
 _free("numpy.pad", lambda xp: lambda x: xp.pad(x, ((2, 1), (0, 3)), "edge"), lambda r: (_x(r, (3, 4)),),
       variant="edge", note="edge, reflect, symmetric, wrap: a gather by NumPy's own padding of the positions")
+case("numpy.pad", lambda xp: lambda x: xp.pad(x, ((2, 1), (1, 3)), "mean", stat_length=2), lambda r: (_x(r, (3, 4)),),
+     variant="mean", note="maximum, minimum, mean, median, linear_ramp: axis by axis, each block a traced "
+     "reduction or ramp of the array padded so far")
+case("numpy.pad", lambda xp: lambda x: xp.pad(x, (2, 3), "linear_ramp", end_values=(1.0, -2.0)),
+     lambda r: (_x(r, (4,)),), variant="linear_ramp")
 _free("numpy.pad", lambda xp: lambda x: xp.pad(x, 5, "reflect"), lambda r: (_x(r, (3,)),),
       variant="reflect, wider than the array")
 _free("numpy.pad", lambda xp: lambda x: xp.pad(x, (1, 2), mode="symmetric"), lambda r: (_x(r, (2, 3)),),
