@@ -350,6 +350,38 @@ def test_unique_returns_numpy_values_and_constant_extras():
     assert any("numpy.unique" in w for w in g.meta["value_dependent"])
 
 
+def test_array_api_unique_functions_and_setxor1d_match_numpy():
+    x = np.array([0.5, -1.0, 0.5, 2.0, -1.0, 3.5])
+    b = np.array([2.0, 7.0])
+
+    def f(x):
+        counts, everything, inverse = np.unique_counts(x), np.unique_all(x), np.unique_inverse(x)
+        for got, want in [(counts, np.unique_counts(x.value)), (everything, np.unique_all(x.value)),
+                          (inverse, np.unique_inverse(x.value))]:
+            assert type(got) is type(want) and all(np.array_equal(getattr(g, "value", g), w) for g, w in zip(got, want))
+        return np.concatenate([np.unique_values(x), counts.values, np.setxor1d(x, b)])
+
+    g = jacc.trace(f, x)
+    want = np.concatenate([np.unique_values(x), np.unique_values(x), np.setxor1d(x, b)])
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], want)
+    J = jacc.jacobian(f)(x)
+    first = np.unique(x, return_index=True)[1]
+    np.testing.assert_array_equal(J[:8], np.eye(6)[np.concatenate([first, first])])
+    # setxor1d: -1.0, 0.5 and 3.5 from x (2.0 is in both), 7.0 from the constant b
+    np.testing.assert_array_equal(J[8:], np.concatenate([np.eye(6)[[1, 0, 5]], np.zeros((1, 6))]))
+
+
+@pytest.mark.parametrize("trim", ["fb", "f", "b", "BF"])
+@pytest.mark.parametrize("axis", [None, 0, -1, (0,)])
+def test_trim_zeros_slices_as_numpy(trim, axis):
+    x = np.array([[0.0, 0, 0, 0], [0, 1.5, 0, 0], [0, 2, 3, 0], [0, 0, 0, 0]])
+    want = np.trim_zeros(x, trim, axis=axis)
+    g = jacc.trace(lambda x: np.trim_zeros(x, trim, axis=axis), x)
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], want)
+    assert g.meta["value_dependent"]
+    assert jacc.jacobian(lambda x: np.trim_zeros(x, trim, axis=axis))(x).shape == want.shape + x.shape
+
+
 def test_unique_rows_and_lexsort():
     x = np.array([[1.0, 2.0], [0.0, 5.0], [1.0, 2.0], [0.0, 4.0]])
     J = jacc.jacobian(lambda x: np.unique(x, axis=0))(x)

@@ -25,6 +25,7 @@ X = np.array([[0.5, -0.3, 0.8], [0.1, 0.2, -0.9], [0.3, 0.4, -0.6]])
     lambda x: x * np.isin(x, x[0]),
     lambda x: x * np.array_equal(x, np.abs(x)),
     lambda x: x * np.angle(x),
+    lambda x: np.nextafter(x, 0.0) * 2.0,
 ])
 def test_a_predicate_of_values_is_retraced_when_the_values_change(f):
     """Traced once (retrace=False) at X, then called at −X: the mask must be −X's."""
@@ -65,3 +66,21 @@ def test_in_place_writers_are_refused_with_the_way_around(call, fix):
     msg = str(e.value)
     assert "in place" in msg and HERE in msg and fix in msg
     assert call.__code__.co_names[-1] not in jacc.supported_functions()
+
+
+def test_nextafter_is_numpys_float_with_slope_one_in_its_first_argument():
+    x = np.array([0.3, -1.0, 0.0, 1e-310, 2.0])
+    y = np.array([1.0, -2.0, -1.0, 0.0, 2.0])
+    g = trace(lambda x, y: np.nextafter(x, y), x, y, argnums=(0, 1))
+    np.testing.assert_array_equal(g.evaluate({"x": x, "y": y})[g.outputs[0]], np.nextafter(x, y))
+    Jx, Jy = jacc.jacobian(lambda x, y: np.nextafter(x, y), argnums=(0, 1))(x, y)
+    np.testing.assert_array_equal(Jx, np.eye(5))
+    np.testing.assert_array_equal(Jy, np.zeros((5, 5)))
+
+
+def test_einsum_path_and_astype_read_no_values():
+    f = lambda x: np.astype(np.einsum("ij,jk,kl", x, x, x, optimize=np.einsum_path("ij,jk,kl", x, x, x)[0]),  # noqa: E731
+                            np.float64)
+    g = trace(f, X)
+    assert not g.meta.get("value_dependent")
+    np.testing.assert_allclose(g.evaluate({"x": X})[g.outputs[0]], X @ X @ X, rtol=1e-14)

@@ -392,6 +392,62 @@ def _intersect1d(ar1, ar2, assume_unique=False, return_indices=False):
     return (values, i1, i2) if return_indices else values
 
 
+@implements(np.setxor1d)
+def _setxor1d(ar1, ar2, assume_unique=False):
+    """The sorted values in exactly one of the two, as NumPy finds them: a gather from both."""
+    if not assume_unique:
+        ar1, ar2 = np.unique(ar1), np.unique(ar2)
+    both = np.sort(np.concatenate([np.reshape(ar1, (-1,)), np.reshape(ar2, (-1,))]))
+    v = _value(both, "numpy.setxor1d")
+    flag = np.concatenate([[True], v[1:] != v[:-1], [True]])
+    return both[flag[1:] & flag[:-1]]
+
+
+_RESULTS = {name: type(getattr(np, name)(np.zeros(1))) for name in ("unique_all", "unique_counts", "unique_inverse")}
+
+
+@implements(np.unique_values)
+def _unique_values(x):
+    """NumPy's distinct values in NumPy's order, each gathered from its first occurrence."""
+    v = _value(x, "numpy.unique_values")
+    want = np.unique_values(v)
+    found, first = np.unique(v, return_index=True, equal_nan=False)
+    if not np.array_equal(want, found, equal_nan=True):  # (an unsorted order: find each value)
+        first = first[np.searchsorted(found, want)]
+    return _gather(x, first)
+
+
+def _unique_result(name: str, flags: dict):
+    def handler(x):
+        return _RESULTS[name](*np.unique(x, **flags, equal_nan=False))
+    handler.__name__ = name
+    return implements(getattr(np, name))(handler)
+
+
+_unique_result("unique_counts", {"return_counts": True})
+_unique_result("unique_inverse", {"return_inverse": True})
+_unique_result("unique_all", {"return_index": True, "return_inverse": True, "return_counts": True})
+
+
+@implements(np.trim_zeros)
+def _trim_zeros(filt, trim="fb", axis=None):
+    """A slice without the leading and/or trailing zeros, found at the traced point, as NumPy's."""
+    if not isinstance(trim, str) or trim.lower() not in ("fb", "bf", "f", "b"):
+        raise ValueError(f"unexpected character(s) in `trim`: {trim!r}")
+    trim = trim.lower()
+    nd = np.ndim(filt)
+    axes = range(nd) if axis is None else _axes_of(axis, nd, "numpy.trim_zeros")
+    if not axes:
+        return filt
+    nonzero = np.argwhere(_value(filt, "numpy.trim_zeros"))
+    if nonzero.size == 0:
+        start = stop = [0] * nd
+    else:
+        start = nonzero.min(axis=0) if "f" in trim else [None] * nd
+        stop = nonzero.max(axis=0) + 1 if "b" in trim else [None] * nd
+    return filt[tuple(slice(start[k], stop[k]) if k in axes else slice(None) for k in range(nd))]
+
+
 @implements(np.argmax, method="argmax")
 def _argmax(a, axis=None, out=None, *, keepdims=_NOT):
     _refuse("numpy.argmax", out=out)
@@ -586,6 +642,17 @@ case("numpy.setdiff1d", lambda xp: lambda a: xp.setdiff1d(a, a[:2]), lambda r: (
 case("numpy.intersect1d", lambda xp: lambda a, b: xp.intersect1d(a, xp.concatenate([b, a[1:3]])),
      lambda r: (_x(r, (5,)), _x(r, (2,))), argnums=(0, 1), structures=FREE,
      note="the common values read from the first argument", jax=False)
+case("numpy.setxor1d", lambda xp: lambda a, b: xp.setxor1d(a, xp.concatenate([b, a[:2]])),
+     lambda r: (_x(r, (5,)), _x(r, (3,))), argnums=(0, 1), structures=FREE)
+case("numpy.unique_values", lambda xp: lambda x: xp.unique_values(xp.concatenate([x, x[:2]])), lambda r: (_x(r, (5,)),),
+     structures=FREE)
+case("numpy.unique_counts", lambda xp: lambda x: xp.unique_counts(xp.concatenate([x, x[:2]])).values,
+     lambda r: (_x(r, (5,)),), structures=FREE, note="values a gather; counts, indices and inverse constants")
+case("numpy.unique_all", lambda xp: lambda x: xp.unique_all(x[::-1]).values * 2.0, lambda r: (_x(r, (2, 3)),))
+case("numpy.unique_inverse", lambda xp: lambda x: xp.unique_inverse(x).values, lambda r: (_x(r, (4,)),),
+     structures=FREE)
+case("numpy.trim_zeros", lambda xp: lambda x: xp.trim_zeros(xp.concatenate([xp.zeros(2), x, xp.zeros(1)]), "b"),
+     lambda r: (_x(r, (4,)),), structures=FREE, jax=False, note="a slice found at the traced point")
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),
      structures=FREE, note="the order read at the traced point", jax=False)
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),

@@ -269,6 +269,67 @@ implements(np.polysub)(lambda a1, a2: operator.sub(*_aligned(a1, a2)))
 implements(np.polymul)(lambda a1, a2: np.convolve(a1, a2))
 
 
+@implements(np.poly)
+def _poly(seq_of_zeros):
+    """The monic polynomial with the given roots: NumPy's convolution with ``[1, −z]`` per root,
+    written as the shifted sum it is (bit for bit NumPy's). (A square matrix's characteristic
+    polynomial goes through its complex eigenvalues in NumPy: refused.)"""
+    if np.ndim(seq_of_zeros) != 1:
+        raise UnsupportedOperationError(
+            f"numpy.poly of a {np.ndim(seq_of_zeros)}-d array at {call_site()}: only a vector of roots is supported "
+            "(a square matrix's characteristic polynomial needs its eigenvalues, which may be complex)")
+    n = np.shape(seq_of_zeros)[0]
+    if n == 0:
+        return 1.0
+    a = np.ones(1)
+    for k in range(n):
+        a = np.concatenate([a, np.zeros(1)]) + np.concatenate([np.zeros(1), a]) * -seq_of_zeros[k]
+    return a
+
+
+@implements(np.polydiv)
+def _polydiv(u, v):
+    """Quotient and remainder by NumPy's long division, coefficient by coefficient; the
+    remainder's leading near-zeros are dropped as NumPy drops them (read at the traced point)."""
+    u, v = np.atleast_1d(u), np.atleast_1d(v)
+    if np.ndim(u) != 1 or np.ndim(v) != 1:
+        raise ValueError("Polynomial must be 1d only.")
+    m, n = np.shape(u)[0] - 1, np.shape(v)[0] - 1
+    scale = 1.0 / v[0]
+    r = [u[i] for i in range(m + 1)]
+    q = []
+    for k in range(m - n + 1):
+        d = scale * r[k]
+        q.append(d)
+        for j in range(n + 1):
+            r[k + j] = r[k + j] - d * v[j]
+    while len(r) > 1 and np.allclose(_value(r[0], "numpy.polydiv (its remainder's degree)"), 0, rtol=1e-14):
+        r = r[1:]
+    return (np.stack(q) if q else np.zeros(1)), np.stack(r)
+
+
+@implements(np.geomspace)
+def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
+    """``logspace`` between the logarithms, its ends set to ``start`` and ``stop`` exactly, as NumPy
+    computes it (the sign of ``start`` is factored out and back in)."""
+    if dtype is not None and np.dtype(dtype) != np.float64:
+        raise TraceError(f"numpy.geomspace at {call_site()}: dtype={dtype!r} (traced values stay float64)")
+    if np.any(_value(start, "numpy.geomspace") == 0) or np.any(_value(stop, "numpy.geomspace") == 0):
+        raise ValueError("Geometric sequence cannot include zero")
+    num = _int(num, "num")
+    sign = np.sign(start)
+    start, stop = start / sign, stop / sign
+    y = np.logspace(np.log10(start), np.log10(stop), num=num, endpoint=endpoint, base=10.0)
+    if num > 0:
+        shape = (1,) + np.shape(y)[1:]
+        ends = [np.broadcast_to(start, shape), y[1:]]
+        if num > 1 and endpoint:
+            ends = [ends[0], y[1:-1], np.broadcast_to(stop, shape)]
+        y = np.concatenate(ends)
+    y = y * sign
+    return y if axis == 0 else np.moveaxis(y, 0, _int(axis, "axis"))
+
+
 @implements(np.polyfit)
 def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
     """The least-squares fit as NumPy computes it: the Vandermonde matrix, its columns scaled to
@@ -637,6 +698,15 @@ case("numpy.polyint", lambda xp: lambda p, k: xp.polyint(p, 2, k), lambda r: (_x
 case("numpy.polyadd", lambda xp: lambda a, b: xp.polyadd(a, b) * xp.polysub(b, a), lambda r: (_x(r, (2,)), _x(r, (4,))),
      argnums=(0, 1))
 case("numpy.polymul", lambda xp: lambda a, b: xp.polymul(a, b), lambda r: (_x(r, (3,)), _x(r, (2,))), argnums=(0, 1))
+case("numpy.poly", lambda xp: lambda z: xp.poly(z), lambda r: (_x(r, (4,)),))
+case("numpy.polydiv", lambda xp: lambda u, v: xp.polydiv(u, v)[0], lambda r: (_x(r, (5,)), 2.0 + _x(r, (3,))),
+     argnums=(0, 1), note="NumPy's long division; the remainder's leading near-zeros are dropped at the traced point")
+case("numpy.polydiv", lambda xp: lambda u, v: xp.polydiv(u, v)[1], lambda r: (_x(r, (5,)), 2.0 + _x(r, (3,))),
+     argnums=(0, 1), variant="remainder", jax=False, note="jax.numpy.polydiv keeps the remainder's leading zeros")
+case("numpy.geomspace", lambda xp: lambda a, b: xp.geomspace(a, b, 5),
+     lambda r: (1.0 + _x(r, (2,)) ** 2, 3.0 + _x(r, (2,)) ** 2), argnums=(0, 1))
+case("numpy.geomspace", lambda xp: lambda a: xp.geomspace(-a, -2.0 * a, 4, endpoint=False, axis=1),
+     lambda r: (1.0 + _x(r, (3,)) ** 2,), variant="negative, endpoint=False, axis=1")
 case("numpy.logspace", lambda xp: lambda a: xp.logspace(a[0], a[1], 5), lambda r: (_x(r, (2,)),))
 case("numpy.logspace", lambda xp: lambda a, b: xp.logspace(a, 2.0, 4, base=b, axis=1, endpoint=False),
      lambda r: (_x(r, (2,)), 1.5 + np.abs(_x(r, (2,)))), argnums=(0, 1), variant="traced base, axis", jax=False,

@@ -54,6 +54,17 @@ for _u in (np.signbit, np.logical_not, np.logical_and, np.logical_or, np.logical
     implements_ufunc(_u.__name__)(_comparison(_u, _u.__name__))
 
 
+@implements_ufunc("nextafter")
+def _nextafter(tape, x1, x2):
+    """The float after ``x1`` towards ``x2``: ``x1`` plus that one-ulp step, read at the traced point
+    (the trace is value-dependent), so the slope is 1 in ``x1`` and 0 in ``x2``; the sum is exact."""
+    values = [_read(x, "numpy.nextafter (its step)") for x in (x1, x2)]
+    after = np.nextafter(*values)
+    if not isinstance(x1, Tracer):
+        return after
+    return tape.record("add", [x1, after - values[0]])
+
+
 # -- from shapes and dtypes alone ----------------------------------------------------------------
 
 
@@ -72,6 +83,20 @@ for _f in (np.triu_indices_from, np.tril_indices_from, np.diag_indices_from):
 @implements(np.result_type)
 def _result_type(*arrays_and_dtypes):
     return np.result_type(*[a.dtype if isinstance(a, Tracer) else a for a in arrays_and_dtypes])
+
+
+@implements(np.einsum_path)
+def _einsum_path(*operands, **kwargs):
+    """NumPy's contraction path: it depends on the operands' shapes alone."""
+    return np.einsum_path(*[np.empty(o.shape) if isinstance(o, Tracer) else o for o in operands], **kwargs)
+
+
+@implements(np.astype)
+def _astype(x, dtype, /, *, copy=True, device=None):
+    if device not in (None, "cpu"):
+        raise UnsupportedOperationError(
+            f"numpy.astype with device={device!r} at {call_site()}: traced arrays are on the CPU")
+    return x.astype(dtype, copy=copy)
 
 
 # traced arrays are real: their imaginary part is zero and their angle 0 or π
@@ -134,5 +159,12 @@ case("numpy.nanargmax", lambda xp: lambda x: x[xp.nanargmax(x)] * x, lambda r: (
 case("numpy.isin", lambda xp: lambda x: x * xp.isin(x, x[:2]), lambda r: (_x(r, (5,)),), note=_READ, jax=False)
 case("numpy.triu_indices_from", lambda xp: lambda x: x[xp.triu_indices_from(x, 1)], lambda r: (_x(r, (4, 4)),),
      structures=FREE, note="from the shape alone (not value-dependent)")
+case("numpy.nextafter", lambda xp: lambda x, y: xp.nextafter(x, y) * 3.0, lambda r: (_x(r), _x(r, (4,))),
+     argnums=(0, 1), note="x1 plus a one-ulp step read at the traced point: slope 1 in x1, 0 in x2")
+case("numpy.einsum_path", lambda xp: lambda x: np.einsum("ij,jk,kl->il", x, x, x,
+     optimize=np.einsum_path("ij,jk,kl->il", x, x, x)[0]), lambda r: (_x(r, (3, 3)),), jax=False,
+     note="NumPy's path, found from the shapes alone")
+case("numpy.astype", lambda xp: lambda x: xp.astype(x, np.float64) * 2.0, lambda r: (_x(r),),
+     note="a float dtype: a copy (copy=False: the array itself); another dtype is refused")
 case("numpy.angle", lambda xp: lambda x: x * xp.angle(x) + xp.imag(x), lambda r: (_x(r),),
      note="real arrays: the angle is 0 or π (a constant), the imaginary part zero")

@@ -315,6 +315,21 @@ for _u, _r in (("add", np.sum), ("multiply", np.prod), ("maximum", np.max), ("mi
 for _u, _r in (("add", np.cumsum), ("multiply", np.cumprod)):
     implements_ufunc_method(_u, "accumulate")(_ufunc_accumulate(_u, _r))
 
+@implements(np.apply_over_axes)
+def _apply_over_axes(func, a, axes):
+    """``func(a, axis)`` for each axis in turn, a dropped axis put back, as NumPy applies it."""
+    val, n = a, np.ndim(a)
+    for axis in np.atleast_1d(np.asarray(axes)).tolist():
+        axis = _int(axis, "axes")
+        res = func(val, axis + n if axis < 0 else axis)
+        if np.ndim(res) != np.ndim(val):
+            res = np.expand_dims(res, axis + n if axis < 0 else axis)
+            if np.ndim(res) != np.ndim(val):
+                raise ValueError("function is not returning an array of the correct shape")
+        val = res
+    return val
+
+
 implements(np.nanvar)(_nan_moment("nanvar", False))
 implements(np.nanstd)(_nan_moment("nanstd", True))
 implements(np.nansum)(_nansum)
@@ -427,6 +442,8 @@ case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keep
 case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1), lambda r: (_x(r),))
 case("numpy.maximum.reduce", lambda xp: lambda x: xp.maximum.reduce(x, axis=None), lambda r: (_distinct(r),))
 case("numpy.minimum.reduce", lambda xp: lambda x: xp.minimum.reduce(x), lambda r: (_distinct(r),))
+case("numpy.apply_over_axes", lambda xp: lambda x: xp.apply_over_axes(xp.sum, xp.sin(x), [0, -1]),
+     lambda r: (_x(r, (2, 3, 4)),))
 case("numpy.add.accumulate", lambda xp: lambda x: xp.add.accumulate(x, axis=1), lambda r: (_x(r),))
 case("numpy.multiply.accumulate", lambda xp: lambda x: xp.multiply.accumulate(x), lambda r: (_x(r),))
 for _n in ["nanvar", "nanstd"]:
