@@ -10,6 +10,7 @@ it is a proven optimum). A strategy argument may also be an explicit order.
 
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -160,6 +161,20 @@ def reverse(problem: Problem, cost_model: CostModel, **options) -> list[str]:
     return reverse_order(problem)
 
 
+def _check_options(name: str, fn: Callable[..., Any], options: dict) -> None:
+    """One message for an option ``fn`` does not take, naming those it does."""
+    if not options:
+        return
+    params = inspect.signature(fn).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return  # (it checks them itself)
+    takes = sorted(p.name for p in params if p.kind is p.KEYWORD_ONLY)
+    unknown = sorted(set(options) - set(takes))
+    if unknown:
+        raise TypeError(f"strategy {name!r} takes no option {', '.join(map(repr, unknown))}; "
+                        + (f"its options: {', '.join(takes)}" if takes else "it takes none"))
+
+
 def lookup(name: str) -> Callable[..., Any]:
     fn = STRATEGIES.get(name.lower())
     if fn is None:
@@ -177,7 +192,9 @@ def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None =
         split = _by_components(strategy.lower(), problem, cm, options)
         if split is not None:
             return problem.check_order(split.order), split.name, split.info, split.optimal
-        out = lookup(strategy)(problem, cm, **options)
+        fn = lookup(strategy)
+        _check_options(strategy.lower(), fn, options)
+        out = fn(problem, cm, **options)
         if isinstance(out, Result):
             return problem.check_order(out.order), out.name or strategy.lower(), out.info, out.optimal
         return problem.check_order(out), strategy.lower(), {}, None
@@ -203,7 +220,6 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     groups = problem.components()
     if len(groups) < 2:
         return None
-    import inspect
 
     from .. import budget
 
