@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, costmodel, factorise
+from . import allocator, costmodel, factorise, pytrees
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError
 from .eliminate import Problem, accumulate
@@ -45,6 +45,9 @@ def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable
     is applied to each block (``None``: they are the caller's already). Built once per traced
     structure for ``retrace=False``, whose whole call costs a few microseconds."""
     conv = convert or (lambda b: b)
+    nesting = graph.meta.get("output_tuple")
+    if graph.meta.get("input_groups") or isinstance(nesting, pytrees.TreeSpec):
+        return _nested_assembler(graph, single, conv)
     rows = [[(y, x) for x in graph.inputs] for y in graph.outputs]
     if single:
         keys = [row[0] for row in rows]
@@ -60,8 +63,32 @@ def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable
     return lambda found: tuple([tuple([conv(found[k]) for k in row]) for row in rows])
 
 
-def _shape(a: Any) -> tuple:
-    return a.shape if isinstance(a, np.ndarray) else () if type(a) is float else np.shape(a)
+def _nested_assembler(graph: Graph, single: bool, conv: Callable) -> Callable[[dict], Any]:
+    """:func:`_assembler` where an argument or the result is nested (:mod:`jacc.pytrees`): per
+    output leaf, each argument's blocks in its nesting; the outputs in theirs."""
+    groups = graph.meta.get("input_groups") or [(None, [x]) for x in graph.inputs]
+    nesting = graph.meta.get("output_tuple")
+
+    def per_output(found, y):
+        parts = [conv(found[y, names[0]]) if spec is None
+                 else pytrees.unflatten(spec, [conv(found[y, x]) for x in names]) for spec, names in groups]
+        return parts[0] if single else tuple(parts)
+
+    def assemble(found):
+        outs = [per_output(found, y) for y in graph.outputs]
+        if isinstance(nesting, pytrees.TreeSpec):
+            return pytrees.unflatten(nesting, outs)
+        return tuple(outs) if nesting else outs[0]
+    return assemble
+
+
+def _shape(a: Any) -> Any:
+    """An argument's shape, or for a nested one its nesting and leaf shapes (a cache key)."""
+    if isinstance(a, np.ndarray):
+        return a.shape
+    if type(a) is float:
+        return ()
+    return pytrees.signature(a) if isinstance(a, (dict, tuple, list)) else np.shape(a)
 
 
 def _snapshot(x: Any) -> Any:
@@ -93,6 +120,14 @@ class _Once:
         self.floats = kind == "scalar" and not self.unrolled
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
+        self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
+
+    def leaves(self, args) -> list:
+        """The differentiated arguments' values in the graph's input order."""
+        cast = self.cast
+        if self.nested:
+            return [cast(v) for i in self.nums for v in pytrees.flatten(args[i])[0]]
+        return [cast(args[self.nums[0]])] if len(self.nums) == 1 else [cast(args[i]) for i in self.nums]
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
@@ -345,7 +380,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
 
     The Jacobian of an output of shape ``S`` w.r.t. an input of shape ``T`` has shape ``S + T``.
-    Several ``argnums`` give a tuple per output; a tuple of outputs gives a tuple of those.
+    Several ``argnums`` give a tuple per output; a tuple of outputs gives a tuple of those. An
+    argument that is a dict or tuple of arrays (a model's parameters) gives its blocks in the same
+    nesting, and so does a result that is a dict or nested tuple (:mod:`jacc.pytrees`).
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
     ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given);
@@ -519,8 +556,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     return hit.assemble(found)
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
-                cast = hit.cast
-                xs = [cast(args[hit.nums[0]])] if len(hit.nums) == 1 else [cast(args[i]) for i in hit.nums]
+                xs = hit.leaves(args)
                 if nonfinite == "propagate":
                     with np.errstate(all="ignore"):
                         found = hit.run(xs)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import pytrees
 from .graph import Graph, GraphError
 from .ops import OPS, ShapeError, index_to_numpy
 
@@ -268,7 +269,8 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.outputs: list[str] | None = None
-        self.output_tuple = False
+        self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
+        self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
         self.same_constants = True
         self.replayable = np.dtype(dtype) == _F8  # the fast paths assume float64 values
         # what record's fast path checks steps against: expect's, while replaying it
@@ -656,7 +658,7 @@ class Tape:
             return np.asarray(value, dtype=self.dtype)
         return value
 
-    def declare(self, outs: list, output_tuple: bool) -> None:
+    def declare(self, outs: list, output_tuple: bool | pytrees.TreeSpec) -> None:
         """Make the returned values ``outs`` (traced or constant) the outputs and :meth:`finish`:
         a constant becomes a ``constant`` vertex, an input or a repeated output an ``identity``
         one (every output is a vertex of its own)."""
@@ -675,7 +677,7 @@ class Tape:
             names.append(r.name)
         self.finish(names, output_tuple)
 
-    def finish(self, outputs: list[str], output_tuple: bool) -> None:
+    def finish(self, outputs: list[str], output_tuple: bool | pytrees.TreeSpec) -> None:
         """Declare the outputs; a replay that ends differently from ``expect`` builds its graph."""
         e = self.expect
         self.outputs, self.output_tuple = outputs, output_tuple
@@ -688,6 +690,8 @@ class Tape:
     def _seal(self) -> None:
         self.graph.set_outputs(self.outputs)
         self.graph.meta["output_tuple"] = self.output_tuple
+        if self.input_groups is not None:
+            self.graph.meta["input_groups"] = self.input_groups
         if self.value_dependent:
             self.graph.meta["value_dependent"] = self.value_dependent
 
@@ -1571,6 +1575,9 @@ def _is_array_like(x: Any) -> bool:
         return False
     if isinstance(x, (float, np.floating)):
         return True
+    if pytrees.is_node(x):  # a dict or tuple of float arrays
+        leaves = pytrees.flatten(x)[0]
+        return bool(leaves) and all(map(_is_array_like, leaves))
     return isinstance(x, np.ndarray) and x.dtype.kind == "f"
 
 
@@ -1641,20 +1648,35 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                 None if scalarize else expect)
     targs = list(args)
+    groups = []
     for i in argnums:
-        a = np.asarray(args[i])
-        if a.dtype.kind not in "fiu":
-            raise TypeError(f"argument {names[i]!r} must be a real float array, got dtype {a.dtype}")
-        if scalarize:
-            targs[i] = split(tape, names[i], _private(a, dtype))
-        else:
-            targs[i] = tape.input(names[i], a)
+        arg = args[i]
+        spec = None
+        if isinstance(arg, (dict, tuple, list)):  # a dict or tuple of arrays: one input per leaf
+            leaves, spec = pytrees.flatten(arg)
+        paths = [names[i]] if spec is None else spec.paths(names[i])
+        traced = []
+        for path, leaf in zip(paths, [arg] if spec is None else leaves):
+            a = np.asarray(leaf)
+            if a.dtype.kind not in "fiu":
+                what = f"argument {names[i]!r}" if spec is None else f"{path} (in argument {names[i]!r})"
+                raise TypeError(f"{what} must be a real float array, got dtype {a.dtype}")
+            traced.append(split(tape, path, _private(a, dtype)) if scalarize else tape.input(path, a))
+        targs[i] = traced[0] if spec is None else pytrees.unflatten(spec, traced)
+        groups.append((spec, paths))
+    if any(spec is not None for spec, _ in groups):
+        tape.input_groups = groups
     with np.errstate(all="ignore"), constructors():  # NaN/inf are values here; jacobian's nonfinite= decides
         result = f(*targs, **kwargs)
-    outs = result if isinstance(result, (tuple, list)) else (result,)
-    if scalarize:
-        outs = [y for r in outs for y in join(r)]
-    tape.declare(outs, isinstance(result, (tuple, list)))
+    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
+    if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
+        outs, kind = pytrees.flatten(result)
+    else:
+        outs = result if isinstance(result, (tuple, list)) else (result,)
+        kind = isinstance(result, (tuple, list))
+    if scalarize:  # (scalar outputs: a flat tuple of them)
+        outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
+    tape.declare(outs, kind)
     return tape
 
 

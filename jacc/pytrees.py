@@ -1,0 +1,119 @@
+"""Nested arguments and results: dicts, tuples and lists of arrays (JAX calls them pytrees).
+
+A model's parameters are often a dict (``{"W": W, "b": b}``) or a tuple of arrays, and a function
+may return several arrays in a dict or nested tuple. :func:`jacc.jacobian` and :func:`jacc.trace`
+take such arguments apart into their leaves, each an input of the graph named after its path
+(``params.W``, ``layers[0]``), and give the Jacobian back in the same nesting.
+
+What counts as nesting: a dict always; a tuple or list when it holds an array, a dict or another
+nested container. A list or tuple of plain numbers (``[1.0, 2.0]``, ``[[1, 2], [3, 4]]``) stays
+one array argument, as NumPy reads it.
+
+>>> tree = {"W": np.ones((2, 2)), "b": (np.zeros(2), 3.0)}
+>>> leaves, spec = flatten(tree)
+>>> len(leaves), spec.paths("p")
+(3, ['p.W', 'p.b[0]', 'p.b[1]'])
+>>> unflatten(spec, ["w", "b0", "b1"])
+{'W': 'w', 'b': ('b0', 'b1')}
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_SEQUENCES = (tuple, list)
+
+
+def _holds_arrays(x: Any) -> bool:
+    """Whether ``x`` is an array or a container: something NumPy would not read as part of a
+    surrounding array of numbers."""
+    from .trace import Tracer  # (trace imports this module)
+
+    return isinstance(x, (np.ndarray, Tracer, dict)) or (isinstance(x, _SEQUENCES) and is_node(x))
+
+
+def is_node(x: Any) -> bool:
+    """A container to take apart: a dict, or a tuple/list holding an array or a container."""
+    if isinstance(x, dict):
+        return True
+    return isinstance(x, _SEQUENCES) and any(_holds_arrays(c) for c in x)
+
+
+@dataclass(frozen=True)
+class TreeSpec:
+    """The nesting of a container: its kind, keys (dict) and each child's spec (``None``: a leaf)."""
+
+    kind: type
+    keys: tuple
+    children: tuple
+
+    @property
+    def size(self) -> int:
+        """The number of leaves."""
+        return sum(1 if c is None else c.size for c in self.children)
+
+    def paths(self, name: str) -> list[str]:
+        """Each leaf's name: ``name`` followed by ``.key`` (a string dict key) or ``[i]``."""
+        out: list[str] = []
+        for key, child in zip(self.keys, self.children):
+            if not issubclass(self.kind, dict):
+                here = f"{name}[{key}]"
+            else:
+                here = f"{name}.{key}" if isinstance(key, str) and key.isidentifier() else f"{name}[{key!r}]"
+            out += [here] if child is None else child.paths(here)
+        return out
+
+
+def flatten(x: Any, node=is_node) -> tuple[list, TreeSpec | None]:
+    """``(leaves, spec)`` in depth-first order, dict entries in their insertion order; a leaf
+    itself gives ``([x], None)``. ``node`` says which objects to take apart (default
+    :func:`is_node`)."""
+    if not node(x):
+        return [x], None
+    leaves: list = []
+    items = list(x.items()) if isinstance(x, dict) else list(enumerate(x))
+    specs = []
+    for _, c in items:
+        sub, spec = flatten(c, node)
+        leaves += sub
+        specs.append(spec)
+    kind = type(x)
+    return leaves, TreeSpec(kind, tuple(k for k, _ in items), tuple(specs))
+
+
+def unflatten(spec: TreeSpec | None, leaves: list) -> Any:
+    """The inverse of :func:`flatten`: ``leaves`` put back in ``spec``'s nesting."""
+    if spec is None:
+        return leaves[0]
+    it = iter(leaves)
+    return _build(spec, it)
+
+
+def _build(spec: TreeSpec, it) -> Any:
+    parts = [next(it) if c is None else _build(c, it) for c in spec.children]
+    if issubclass(spec.kind, dict):
+        return spec.kind(zip(spec.keys, parts)) if spec.kind is dict else _rebuild_mapping(spec.kind, spec.keys, parts)
+    if spec.kind in (tuple, list):
+        return spec.kind(parts)
+    if hasattr(spec.kind, "_fields"):  # a namedtuple
+        return spec.kind(*parts)
+    return spec.kind(parts)
+
+
+def _rebuild_mapping(kind: type, keys: tuple, parts: list) -> Any:
+    try:
+        return kind(zip(keys, parts))
+    except TypeError:  # a mapping type that cannot be built from pairs: a plain dict
+        return dict(zip(keys, parts))
+
+
+def signature(x: Any) -> Any:
+    """A hashable key for a call's argument: its spec and leaf shapes when it is nested, else its
+    shape (so a cache keyed on shapes tells nestings apart)."""
+    if not is_node(x):
+        return np.shape(x)
+    leaves, spec = flatten(x)
+    return spec, tuple(np.shape(leaf) for leaf in leaves)

@@ -1,0 +1,109 @@
+"""Nested arguments and results (jacc.pytrees): dicts and tuples of arrays in, the Jacobian back
+in the same nesting, equal to the flat function's blocks and to finite differences."""
+
+from collections import namedtuple
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc import pytrees
+
+R = np.random.default_rng(7)
+W, B, X = R.normal(size=(3, 2)), R.normal(size=3), R.normal(size=2)
+
+
+def loss(p, x):
+    return np.sum(np.tanh(p["W"] @ x + p["b"]) ** 2)
+
+
+def flat_loss(W, b, x):
+    return loss({"W": W, "b": b}, x)
+
+
+@pytest.mark.parametrize("options", [{}, {"retrace": False}, {"compile": False}, {"strategy": "forward"},
+                                     {"sparse": True}])
+def test_dict_of_parameters_gives_a_dict_of_blocks_equal_to_the_flat_functions(options):
+    jf = jacc.jacobian(loss, **options)
+    want = jacc.jacobian(flat_loss, argnums=(0, 1))(W, B, X)
+    for scale in (1.0, -0.5):  # a second call: traced again, or (retrace=False) run on the new leaves
+        got = jf({"W": scale * W, "b": B}, X)
+        want = jacc.jacobian(flat_loss, argnums=(0, 1))(scale * W, B, X)
+        assert list(got) == ["W", "b"]
+        for g, w in zip(got.values(), want):
+            g = g.toarray().reshape(w.shape) if hasattr(g, "toarray") else g
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-15)
+    if not options.get("sparse"):
+        np.testing.assert_allclose(got["W"], fd_jacobian(lambda W: loss({"W": W, "b": B}, X), [scale * W], 0),
+                                   atol=1e-8)
+
+
+def test_nested_results_keep_their_nesting():
+    f = lambda x: {"double": 2 * x, "parts": (np.sum(x), x[::-1]), "const": np.ones(2)}  # noqa: E731
+    J = jacc.jacobian(f)(X)
+    assert list(J) == ["double", "parts", "const"] and isinstance(J["parts"], tuple)
+    np.testing.assert_array_equal(J["double"], 2 * np.eye(2))
+    np.testing.assert_array_equal(J["parts"][0], np.ones(2))
+    np.testing.assert_array_equal(J["parts"][1], np.eye(2)[::-1])
+    np.testing.assert_array_equal(J["const"], np.zeros((2, 2)))
+    # the plain forms are unchanged: one array, or a flat tuple of them
+    assert isinstance(jacc.jacobian(lambda x: [x, 2 * x])(X), tuple)
+    assert isinstance(jacc.jacobian(lambda x: 2 * x)(X), np.ndarray)
+
+
+def test_tuple_and_namedtuple_arguments_with_several_argnums():
+    Pair = namedtuple("Pair", "a b")
+    f = lambda p, q, s: p.a * q[0] + p.b[:2] * q[1] * s  # noqa: E731
+    p, q = Pair(X, B), (X[::-1].copy(), 2.0)
+    Jp, Jq = jacc.jacobian(f, argnums=(0, 1))(p, q, 3.0)
+    assert type(Jp) is Pair and type(Jq) is tuple
+    np.testing.assert_allclose(Jp.a, np.diag(q[0]))
+    np.testing.assert_allclose(Jp.b, np.eye(2, 3) * q[1] * 3.0)
+    np.testing.assert_allclose(Jq[0], np.diag(X))
+    np.testing.assert_allclose(Jq[1], B[:2] * 3.0)
+
+
+def test_trace_names_each_leaf_by_its_path():
+    g = jacc.trace(lambda p, x: p["layers"][1]["w"] * x + p["layers"][0]["w"] + p[2],
+                   {"layers": [{"w": X}, {"w": X}], 2: 1.0}, X)
+    assert g.inputs == ["p.layers[0].w", "p.layers[1].w", "p[2]", "x"]
+    inputs = {"p.layers[0].w": X, "p.layers[1].w": 2 * X, "p[2]": np.float64(1.0), "x": X}
+    np.testing.assert_allclose(g.evaluate(inputs)[g.outputs[0]], 2 * X * X + X + 1.0)
+    blocks = jacc.plan(g, "reverse").execute(**inputs)
+    y = g.outputs[0]
+    np.testing.assert_allclose(blocks[y, "p.layers[1].w"], np.diag(X))
+    np.testing.assert_allclose(blocks[y, "x"], np.diag(2 * X))
+
+
+def test_lists_of_numbers_stay_one_array_and_lists_of_arrays_are_nested():
+    J = jacc.jacobian(lambda x: np.sin(x))([0.3, 0.5])
+    assert J.shape == (2, 2)
+    J = jacc.jacobian(lambda xs: xs[0] * xs[1])([X, 2 * X])
+    assert isinstance(J, list) and [j.shape for j in J] == [(2, 2), (2, 2)]
+    np.testing.assert_allclose(J[0], np.diag(2 * X))
+
+
+def test_a_new_nesting_traces_again_under_retrace_false():
+    jf = jacc.jacobian(lambda p: sum(np.sum(v ** 2) for v in p.values()), retrace=False)
+    a = jf({"u": X})
+    b = jf({"u": X, "v": B})
+    np.testing.assert_allclose(a["u"], 2 * X)
+    assert list(b) == ["u", "v"]
+    np.testing.assert_allclose(b["v"], 2 * B)
+    np.testing.assert_allclose(jf({"u": 3 * X})["u"], 6 * X)  # the first nesting's program, new values
+
+
+def test_a_leaf_that_is_not_a_float_array_is_named_by_its_path():
+    with pytest.raises(TypeError, match=r"p\.name \(in argument 'p'\) must be a real float array"):
+        jacc.jacobian(lambda p: p["w"] * 2)({"w": X, "name": np.array(["a"])})
+
+
+def test_flatten_and_unflatten_round_trip():
+    tree = {"a": (X, [B, 1.0]), "b": {"c": X}}
+    leaves, spec = pytrees.flatten(tree)
+    assert len(leaves) == spec.size == 4
+    back = pytrees.unflatten(spec, leaves)
+    assert back["a"][1][1] == 1.0 and back["b"]["c"] is X and isinstance(back["a"][1], list)
+    assert pytrees.signature(tree) != pytrees.signature({"a": (X, [B, 1.0]), "b": {"c": B}})
+    assert pytrees.flatten(X) == ([X], None)
