@@ -19,6 +19,7 @@ one array argument, as NumPy reads it.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,15 +57,34 @@ class TreeSpec:
         return sum(1 if c is None else c.size for c in self.children)
 
     def paths(self, name: str) -> list[str]:
-        """Each leaf's name: ``name`` followed by ``.key`` (a string dict key) or ``[i]``."""
+        """Each leaf's vertex name: ``name`` followed by ``.key`` (a dict key) or ``[i]`` (a
+        position or other key); characters a vertex name cannot hold become ``_``, and a name
+        that repeats an earlier one gets ``-2``, ``-3``, …"""
+        out: list[str] = []
+        for path in self._paths(name):
+            unique, k = path, 1
+            while unique in out:
+                k += 1
+                unique = f"{path}-{k}"
+            out.append(unique)
+        return out
+
+    def _paths(self, name: str) -> list[str]:
         out: list[str] = []
         for key, child in zip(self.keys, self.children):
-            if not issubclass(self.kind, dict):
-                here = f"{name}[{key}]"
+            if issubclass(self.kind, dict) and isinstance(key, str):
+                here = f"{name}.{_clean(key)}"
             else:
-                here = f"{name}.{key}" if isinstance(key, str) and key.isidentifier() else f"{name}[{key!r}]"
-            out += [here] if child is None else child.paths(here)
+                here = f"{name}[{key if isinstance(key, int) else _clean(str(key))}]"
+            out += [here] if child is None else child._paths(here)
         return out
+
+
+def _clean(key: str) -> str:
+    from .graph import NAME_PUNCT
+
+    key = unicodedata.normalize("NFC", key)
+    return "".join(c if c in NAME_PUNCT or unicodedata.category(c)[0] in "LMN" else "_" for c in key) or "_"
 
 
 def flatten(x: Any, node=is_node) -> tuple[list, TreeSpec | None]:

@@ -107,3 +107,11 @@ def test_flatten_and_unflatten_round_trip():
     assert back["a"][1][1] == 1.0 and back["b"]["c"] is X and isinstance(back["a"][1], list)
     assert pytrees.signature(tree) != pytrees.signature({"a": (X, [B, 1.0]), "b": {"c": B}})
     assert pytrees.flatten(X) == ([X], None)
+
+
+def test_leaf_names_are_valid_vertex_names_and_distinct():
+    tree = {"a b": X, "a_b": X, 3: X, (1, 2): X, "θ": X}
+    leaves, spec = pytrees.flatten(tree)
+    assert spec.paths("p") == ["p.a_b", "p.a_b-2", "p[3]", "p[_1__2_]", "p.θ"]
+    g = jacc.trace(lambda p: sum(p.values()), tree)
+    assert g.inputs == spec.paths("p")
