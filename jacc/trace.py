@@ -40,15 +40,21 @@ class TraceError(ValueError):
     """A recorded op got arguments it cannot take (e.g. shapes that do not fit)."""
 
 
-def call_site() -> str:
-    """``file:line`` of the innermost frame outside jacc and NumPy."""
-    f = sys._getframe(1)
+def _user_frame():
+    """The innermost frame outside jacc and NumPy (None if there is none)."""
+    f = sys._getframe(2)
     while f is not None:
         fn = os.path.abspath(f.f_code.co_filename)
         if not fn.startswith(_HERE) and not fn.startswith(_NUMPY):
-            return f"{f.f_code.co_filename}:{f.f_lineno}"
+            return f
         f = f.f_back
-    return "<unknown>"
+    return None
+
+
+def call_site() -> str:
+    """``file:line`` of the innermost frame outside jacc and NumPy."""
+    f = _user_frame()
+    return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
 
 
 class Recording:
@@ -845,37 +851,123 @@ def _views(op: str, params: dict, ndim: int) -> bool:
     return not any(i[0] == "array" for i in items) and not (ndim == 0 and all(i[0] == "int" for i in items))
 
 
+def _writable(x: "Tracer", what: str, of_view: str, of_viewed: str) -> None:
+    """Refuse to change ``x`` in place where NumPy would change another array with it: ``x`` is a
+    view of another traced array (``of_view`` says what to write instead), or has views still in
+    use (``of_viewed``)."""
+    view = x.tape.is_view(x.name)
+    if view is not None:
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()} changes a view ({view}) of another traced array, which NumPy would "
+            f"change too and a trace cannot follow; {of_view}")
+    if x.tape.viewed(x.name):
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()} changes an array that has views still in use (a slice, reshape or "
+            f"transpose of it), which NumPy would change too and a trace cannot follow; {of_viewed}")
+
+
+def _take(x: "Tracer", r: "Tracer") -> "Tracer":
+    """The array object ``x`` takes the vertex ``r`` (an in-place change: every name sees it)."""
+    x.name = r.name
+    if type(x) is _Num:
+        x.num = r.num if type(r) is _Num else float(r.value)
+    else:
+        x.value = r.value
+    return x
+
+
+_STORES: dict = {}  # code object -> {instruction offset: the next store is into a subscript}
+_OPNAMES: dict = {}  # code object -> {instruction offset: its opname}
+
+
+def _instruction(frame) -> str:
+    """The name of the instruction ``frame`` is running."""
+    import dis
+
+    table = _OPNAMES.get(frame.f_code)
+    if table is None:
+        table = _OPNAMES[frame.f_code] = {i.offset: i.opname for i in dis.get_instructions(frame.f_code)}
+    return table.get(frame.f_lasti, "")
+
+
+def _stored_into_subscript(frame) -> bool:
+    """Whether the in-place operator running in ``frame`` is half of ``x[i] op= y``: the next store
+    instruction after it puts the result back with ``x[i] = ...``."""
+    import dis
+
+    code = frame.f_code
+    table = _STORES.get(code)
+    if table is None:
+        table = {}
+        pending: list[int] = []
+        for ins in dis.get_instructions(code):
+            if ins.opname.startswith("STORE_") or ins.opname.startswith("DELETE_"):
+                for off in pending:
+                    table[off] = ins.opname in ("STORE_SUBSCR", "STORE_SLICE")
+                pending = []
+            pending.append(ins.offset)
+        _STORES[code] = table
+    return table.get(frame.f_lasti, False)
+
+
 def _in_place(dunder: str, sym: str) -> Callable:
     """``x op= y`` as NumPy runs it: the array object itself takes the new value, so every other
     name for it sees the change (the new vertex is recorded as usual). On a view of another
-    traced array NumPy would change that array too, which a trace cannot follow: refused."""
+    traced array NumPy would change that array too, which a trace cannot follow: refused — except
+    as half of ``a[i] op= y``, whose other half (``a[i] = ...``) writes the result back."""
     def method(self, other):
-        tape = self.tape
-        view = tape.is_view(self.name)
-        if view is not None:
-            raise UnsupportedOperationError(
-                f"'{sym}=' at {call_site()} changes a view ({view}) of another traced array, which NumPy would "
-                f"change too and a trace cannot follow; write y = y {sym} ... (a new array), or build the "
-                "changed array with np.where or np.concatenate")
-        if tape.viewed(self.name):
-            raise UnsupportedOperationError(
-                f"'{sym}=' at {call_site()} changes an array that has views still in use (a slice, reshape or "
-                "transpose of it), which NumPy would change too and a trace cannot follow; write "
-                f"x = x {sym} ... (a new array)")
+        if self.tape.is_view(self.name) is not None and _stored_into_subscript(sys._getframe(1)):
+            return getattr(self, f"__{dunder}__")(other)
+        _writable(self, f"'{sym}='", f"write y = y {sym} ... (a new array), or build the changed array with "
+                  "np.where or np.concatenate", f"write x = x {sym} ... (a new array)")
         r = getattr(self, f"__{dunder}__")(other)
         if r is NotImplemented:
             return r
         if np.shape(r) != np.shape(self):
             raise ValueError(f"non-broadcastable output operand with shape {np.shape(self)} doesn't match the "
                              f"broadcast shape {np.shape(r)} (at {call_site()})")
-        self.name = r.name
-        if type(self) is _Num:
-            self.num = r.num if type(r) is _Num else float(r.value)
-        else:
-            self.value = r.value
-        return self
+        return _take(self, r)
     method.__name__ = f"__i{dunder}__"
     return method
+
+
+def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
+    """``x[index] = value`` as NumPy assigns it (the last of repeated positions wins), recorded as
+    ``where(mask, placed, x)``: ``placed`` holds the values at their flat positions (a free
+    scatter of a traced value), the mask is constant."""
+    tape = x.tape
+    shape = np.shape(x)
+    positions = np.arange(int(np.prod(shape)), dtype=np.intp).reshape(shape)[index]
+    region = positions.shape
+    if isinstance(value, (list, tuple)):
+        value = np.asarray(value)  # (during a trace: a list of traced values stacks)
+    vshape = np.shape(value)
+    while len(vshape) > len(region) and vshape[0] == 1:  # NumPy drops leading ones of the value
+        value, vshape = value[0], vshape[1:]
+    try:
+        if np.broadcast_shapes(vshape, region) != region:
+            raise ValueError
+    except ValueError:
+        raise ValueError(f"could not broadcast input array from shape {vshape} into shape {region} "
+                         f"(at {call_site()})") from None
+    flat = positions.reshape(-1)
+    if flat.size == 0:
+        return x
+    where, last = np.unique(flat[::-1], return_index=True)  # each position once, its last value
+    keep = flat.size - 1 - last
+    mask = np.zeros(int(np.prod(shape)), dtype=bool)
+    mask[where] = True
+    if isinstance(value, Tracer):
+        spread = np.broadcast_to(value, region) if vshape != region else value
+        picked = spread.reshape(-1)
+        if not np.array_equal(keep, np.arange(flat.size)):  # repeated or unsorted positions
+            picked = picked[keep]
+        placed = tape.record("scatter_add", [picked, where.astype(float)], {"size": mask.size}).reshape(shape)
+    else:
+        placed = np.zeros(mask.size)
+        placed[where] = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)[keep]
+        placed = placed.reshape(shape)
+    return np.where(mask.reshape(shape), placed, x)
 
 
 def _copy(x: Any) -> Any:
@@ -919,6 +1011,12 @@ class Tracer:
         return f"Tracer({self.name}, shape={self.shape})"
 
     def __array__(self, dtype=None, copy=None):
+        frame = _user_frame()
+        if frame is not None and _instruction(frame) in ("STORE_SUBSCR", "STORE_SLICE"):
+            raise _ArrayConversion(
+                f"a traced value was assigned into a plain NumPy array (a[...] = ...) at {call_site()}, which "
+                "cannot hold it; assign into a traced array instead (y = x.copy() or y = x * 0.0, then "
+                "y[...] = ...), or build the array with np.stack, np.concatenate or np.where")
         raise _ArrayConversion(
             f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
@@ -936,9 +1034,12 @@ class Tracer:
         raise _UnsupportedAttribute(str(_unsupported(f"the ndarray attribute .{name}")))
 
     def __setitem__(self, index, value):
-        raise UnsupportedOperationError(
-            f"assignment into a traced array (x[...] = ...) at {call_site()}: traced arrays are "
-            "immutable; build the result instead, e.g. np.where(mask, new, x), np.concatenate or np.stack")
+        """``x[index] = value`` as in NumPy: the array takes the new values (see :func:`_set_items`);
+        refused where NumPy would change another traced array too (``x`` a view, or viewed)."""
+        _writable(self, "x[...] = ...", "assign into the array it views (a[1:3] = ... rather than v = a[1:3]; "
+                  "v[...] = ...), or into a copy (v = v.copy())", "assign into a copy (y = x.copy(); y[...] = ...), "
+                  "or build the changed array with np.where(mask, new, x)")
+        _take(self, _set_items(self, index, value))
 
     # value-dependent conversions: allowed, but the trace is then only valid at this point
     def _concrete(self, what: str):

@@ -1,6 +1,7 @@
-"""In-place operators on traced arrays follow NumPy: the array object takes the new value, so
-another name for it sees the change; copies do not; a view of another traced array is refused
-(NumPy would change that array too). Each case is checked against NumPy's own run."""
+"""In-place operators and item assignment on traced arrays follow NumPy: the array object takes
+the new value, so another name for it sees the change; copies do not; a view of another traced
+array is refused (NumPy would change that array too), except as half of ``a[i] op= y``. Each case
+is checked against NumPy's own run."""
 
 import numpy as np
 import pytest
@@ -170,3 +171,111 @@ def test_view_and_flat_read_as_numpy_and_refuse_writes():
         trace(lambda x: x.flat.__setitem__(0, 1.0), M)
     with pytest.raises(UnsupportedOperationError, match="view"):
         trace(lambda x: x.view(np.int64), M)
+
+
+# -- item assignment: x[index] = value -----------------------------------------------------------
+
+
+def _set_slice(x):
+    y = x.copy()
+    y[1:3] = np.sin(x[:2])
+    return y
+
+
+def _set_mask(x):
+    y = x * 2.0
+    y[y < 0] = 0.0  # (the mask is read at the traced point)
+    return y * x
+
+
+def _set_repeated(x):
+    y = x.copy()
+    y[np.array([0, 2, 0])] = x[1:]  # NumPy: the last write to position 0 wins
+    return y
+
+
+def _set_matrix(x):
+    m = np.stack([x, x[::-1]]) * 1.0
+    m[:, 1] = x[:2] * 2.0
+    m[1] = np.cos(x)
+    m[0, ::-1] = x * x
+    m[..., 2] += x[:2]
+    return m
+
+
+def _set_constants_and_lists(x):
+    y = x + 0.0
+    y[[1, 2]] = [5.0, x[0] * x[1]]
+    y[-1] = 7
+    return y
+
+
+def _augmented(x):
+    y = x * 1.0
+    y[1:3] += x[:2] ** 2  # a view, changed in place: a[i] op= y writes the result back
+    y[0] *= x[3]
+    y[np.array([0, 0, 1])] -= x[1:]  # a copy (fancy index), then written back (last wins)
+    return y
+
+
+def _set_through_an_alias(x):
+    y = x.copy()
+    z = y
+    y[0] = x[1] * 3.0
+    return z
+
+
+def _set_0d(x):
+    s = np.array(np.sum(x * x))
+    s[()] = s * 2.0 + x[0]
+    s[...] += x[1]
+    return s
+
+
+@pytest.mark.parametrize("f", [_set_slice, _set_mask, _set_repeated, _set_matrix, _set_constants_and_lists,
+                               _augmented, _set_through_an_alias, _set_0d, _input_itself])
+def test_item_assignment_follows_numpy(f):
+    want = f(X.copy())
+    g = trace(f, X)
+    np.testing.assert_array_equal(g.evaluate({"x": X})[g.outputs[0]], want)
+    for options in ({}, {"retrace": False}, {"compile": False}):
+        jf = jacc.jacobian(f, **options)
+        for x in (X, X * 1.1 - 0.05):  # the second call replays (or runs the traced-once program)
+            np.testing.assert_allclose(jf(x.copy()), fd_jacobian(lambda x: f(x.copy()), [x], 0), atol=1e-8)
+
+
+def test_item_assignment_where_numpy_would_change_another_array_is_refused():
+    def into_a_viewed_array(x):
+        y = x.copy()
+        v = y[:2]  # NumPy: v changes with y
+        y[0] = 1.0
+        return v
+
+    def into_a_view(x):
+        y = x.copy()
+        v = y[:2]
+        v[0] = 1.0  # NumPy: y changes too
+        return y
+
+    with pytest.raises(UnsupportedOperationError, match="has views still in use.*y = x.copy"):
+        trace(into_a_viewed_array, X)
+    with pytest.raises(UnsupportedOperationError, match=r"a view \(getitem\)"):
+        trace(into_a_view, X)
+
+
+def test_item_assignment_errors_are_numpys():
+    with pytest.raises(ValueError, match=r"could not broadcast input array from shape \(3,\) into shape \(2,\)"):
+        trace(lambda x: x.__setitem__(slice(0, 2), x[:3] * 2.0), X)
+    with pytest.raises(IndexError):
+        trace(lambda x: x.__setitem__(7, 1.0), X)
+
+
+def test_assigning_a_traced_value_into_a_plain_array_says_what_to_do():
+    def f(x):
+        out = np.zeros(4)
+        out[1:3] = x[:2] * 2.0  # out is NumPy's own array: it cannot hold traced values
+        return out
+
+    with pytest.raises(UnsupportedOperationError, match=r"assigned into a plain NumPy array .*test_in_place.py.*"
+                                                        r"y = x.copy\(\)"):
+        trace(f, X)
