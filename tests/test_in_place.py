@@ -232,8 +232,17 @@ def _set_0d(x):
     return s
 
 
+def _fill_zeros_like(x):
+    out = np.zeros_like(x)  # a traced array of zeros: it can take traced values
+    for i in range(1, len(x)):
+        out[i] = out[i - 1] * 0.5 + x[i] * x[i - 1]
+    full = np.full_like(x, x[0])  # a traced fill value
+    full[::2] += np.ones_like(x)[::2]
+    return out + full
+
+
 @pytest.mark.parametrize("f", [_set_slice, _set_mask, _set_repeated, _set_matrix, _set_constants_and_lists,
-                               _augmented, _set_through_an_alias, _set_0d, _input_itself])
+                               _augmented, _set_through_an_alias, _set_0d, _input_itself, _fill_zeros_like])
 def test_item_assignment_follows_numpy(f):
     want = f(X.copy())
     g = trace(f, X)

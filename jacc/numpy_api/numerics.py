@@ -37,12 +37,22 @@ from .gathers import _along, _mask, _one_axis, _value
 
 
 def _constant_like(what: str, a, value, dtype, shape):
-    if isinstance(value, Tracer):
-        raise TraceError(f"{what} at {call_site()}: the fill value is traced; "
-                         "write np.zeros_like(a) + value instead")
+    """``value`` in ``a``'s shape (or ``shape``). Its values do not depend on ``a``'s; where ``a`` is
+    traced, and not 0-d, the result is a traced array too (a ``broadcast_to`` of the value, no
+    edge from ``a``), so code that fills it in (``out = np.zeros_like(x); out[0] = ...``) traces."""
     _check_dtype(what, a, dtype)
-    # a constant: its value depends on a's shape only, not on a's values
-    return np.full(np.shape(a) if shape is None else shape, value, dtype=float)
+    shape = np.shape(a) if shape is None else tuple(np.atleast_1d(np.asarray(shape, dtype=np.intp)).tolist())
+    traced = isinstance(value, Tracer)
+    if not traced:
+        value = np.float64(value) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
+    if isinstance(a, Tracer) and shape != () or traced:
+        try:
+            np.broadcast_shapes(np.shape(value), shape)
+        except ValueError:
+            raise ValueError(f"{what} at {call_site()}: the fill value of shape {np.shape(value)} does not broadcast "
+                             f"to {shape}") from None
+        return _tape_of(a if isinstance(a, Tracer) else value).record("broadcast_to", [value], {"shape": list(shape)})
+    return np.full(shape, value, dtype=float)
 
 
 def _like(what: str, fill: float):
