@@ -21,6 +21,8 @@ array([[4., 3.],
 from __future__ import annotations
 
 import functools
+import operator
+import sys
 import threading
 from typing import Any, Callable
 
@@ -81,9 +83,64 @@ def _constructor(name: str) -> Callable:
 
 _REPLACEMENT = {name: _constructor(name) for name in _NAMES}
 
+#: Other modules' functions replaced the same way while a trace runs, where the module is imported:
+#: module name -> {name: make(original) -> replacement} (see :func:`swap_during_traces`).
+_SWAPS: dict[str, dict[str, Callable[[Callable], Callable]]] = {}
+
+
+def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Callable]]) -> None:
+    """While ``f`` runs on traced arguments, ``module.name`` (if ``module`` is imported) is
+    ``makers[name](original)``: a function that gives traced results for traced arguments and
+    calls ``original`` otherwise. Only calls through the module are seen, as for NumPy's
+    constructors."""
+    _SWAPS.setdefault(module, {}).update(makers)
+
+
+class _Swap:
+    """One module's replacements, made once from its originals (made again if they change)."""
+
+    def __init__(self, space: dict, makers: dict[str, Callable[[Callable], Callable]]):
+        self.space, self.makers = space, makers
+        self.names = tuple(n for n in makers if n in space)
+        self.get = operator.itemgetter(*self.names) if len(self.names) > 1 else (lambda d: (d[self.names[0]],))
+        self.originals: tuple = ()
+        self.saved: dict = {}
+        self.made: dict = {}
+
+    def swap_in(self) -> None:
+        current = self.get(self.space)
+        if current != self.originals:  # (the first time, or someone replaced one meanwhile)
+            self.originals = current
+            self.saved = dict(zip(self.names, current))
+            self.made = {n: self.makers[n](f) for n, f in self.saved.items()}
+        self.space.update(self.made)
+
+
+_ACTIVE: dict[str, _Swap] = {}  # module name -> its swap, once the module is imported
+_LIVE: list[_Swap] = []  # the same, as a list
+
+
+def _swap_in() -> None:
+    _NUMPY.update(_REPLACEMENT)
+    if len(_ACTIVE) < len(_SWAPS):  # a module not imported yet, or not seen yet
+        for module, makers in _SWAPS.items():
+            mod = sys.modules.get(module)
+            if module not in _ACTIVE and mod is not None and any(n in vars(mod) for n in makers):
+                _ACTIVE[module] = _Swap(vars(mod), makers)
+                _LIVE.append(_ACTIVE[module])
+    for swap in _LIVE:
+        swap.swap_in()
+
+
+def _swap_out() -> None:
+    _NUMPY.update(_ORIGINAL)
+    for swap in _LIVE:
+        swap.space.update(swap.saved)
+
 
 class constructors:
-    """While inside (nestable, any thread), ``numpy``'s array constructors accept traced values."""
+    """While inside (nestable, any thread), ``numpy``'s array constructors (and the functions of
+    :func:`swap_during_traces`) accept traced values."""
 
     __slots__ = ()
 
@@ -91,11 +148,11 @@ class constructors:
         with _lock:
             _users[0] += 1
             if _users[0] == 1:
-                _NUMPY.update(_REPLACEMENT)
+                _swap_in()
         return self
 
     def __exit__(self, *exc) -> None:
         with _lock:
             _users[0] -= 1
             if _users[0] == 0:
-                _NUMPY.update(_ORIGINAL)
+                _swap_out()

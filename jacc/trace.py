@@ -1667,8 +1667,10 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
+    from .numpy_api.scipy_linalg import supported
+
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
-                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS})
+                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(supported()))
 
 
 def _is_array_like(x: Any) -> bool:
@@ -1742,30 +1744,28 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names)."""
     if scalarize:
-        from .scalarize import join, split
+        from .scalarize import join
 
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
     tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                 None if scalarize else expect)
     targs = list(args)
-    groups = []
+    groups = []  # per argument: (None, [name]) or, nested, (spec, leaf names)
+    nested = False
     for i in argnums:
-        arg = args[i]
-        spec = None
-        if isinstance(arg, (dict, tuple, list)):  # a dict or tuple of arrays: one input per leaf
+        arg, name = args[i], names[i]
+        if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):  # one input per leaf
             leaves, spec = pytrees.flatten(arg)
-        paths = [names[i]] if spec is None else spec.paths(names[i])
-        traced = []
-        for path, leaf in zip(paths, [arg] if spec is None else leaves):
-            a = np.asarray(leaf)
-            if a.dtype.kind not in "fiu":
-                what = f"argument {names[i]!r}" if spec is None else f"{path} (in argument {names[i]!r})"
-                raise TypeError(f"{what} must be a real float array, got dtype {a.dtype}")
-            traced.append(split(tape, path, _private(a, dtype)) if scalarize else tape.input(path, a))
-        targs[i] = traced[0] if spec is None else pytrees.unflatten(spec, traced)
-        groups.append((spec, paths))
-    if any(spec is not None for spec, _ in groups):
+            paths = spec.paths(name)
+            targs[i] = pytrees.unflatten(spec, [_traced_input(tape, p, leaf, dtype, scalarize, name)
+                                                for p, leaf in zip(paths, leaves)])
+            groups.append((spec, paths))
+            nested = True
+        else:
+            targs[i] = _traced_input(tape, name, arg, dtype, scalarize)
+            groups.append((None, [name]))
+    if nested:
         tape.input_groups = groups
     with np.errstate(all="ignore"), constructors():  # NaN/inf are values here; jacobian's nonfinite= decides
         result = f(*targs, **kwargs)
@@ -1779,6 +1779,19 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
     tape.declare(outs, kind)
     return tape
+
+
+def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:
+    """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested)."""
+    a = np.asarray(value)
+    if a.dtype.kind not in "fiu":
+        what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
+        raise TypeError(f"{what} must be a real float array, got dtype {a.dtype}")
+    if scalarize:
+        from .scalarize import split
+
+        return split(tape, name, _private(a, dtype))
+    return tape.input(name, a)
 
 
 def _param_names(f: Callable, n: int) -> list[str]:

@@ -1,0 +1,103 @@
+"""scipy.linalg of traced arrays (jacc.numpy_api.scipy_linalg): values equal SciPy's, Jacobians
+equal central differences of SciPy itself (so SciPy's conventions — which triangle is read, the
+upper Cholesky factor, QR's modes — are kept), the module is restored after every trace, and
+what is not recorded is refused by name."""
+
+import threading
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+
+sl = pytest.importorskip("scipy.linalg")
+
+R = np.random.default_rng(11)
+_M = R.normal(size=(4, 4))
+A = _M @ _M.T / 4 + np.eye(4) + 0.3 * np.triu(R.normal(size=(4, 4)), 1)  # not symmetric: a triangle matters
+S = A + A.T
+B = R.normal(size=4)
+T = R.normal(size=(5, 3))
+
+CASES = [
+    ("solve", lambda a: sl.solve(a, B), A),
+    ("solve, several right-hand sides", lambda a: sl.solve(a, np.stack([B, 2 * B], axis=1)), A),
+    ("solve transposed", lambda a: sl.solve(a, B, transposed=True), A),
+    ("solve pos (upper triangle)", lambda a: sl.solve(a, B, assume_a="pos"), A),
+    ("solve sym, lower", lambda a: sl.solve(a, B, assume_a="sym", lower=True), A),
+    ("solve diagonal", lambda a: sl.solve(a, B, assume_a="diagonal"), A),
+    ("cholesky (upper)", lambda a: sl.cholesky(a), A),
+    ("cholesky lower", lambda a: sl.cholesky(a, lower=True), A),
+    ("cho_factor + cho_solve", lambda a: sl.cho_solve(sl.cho_factor(a), B), A),
+    ("cho_factor lower + cho_solve", lambda a: sl.cho_solve(sl.cho_factor(a, lower=True), B), A),
+    ("solve_triangular", lambda a: sl.solve_triangular(a, B, lower=True), A),
+    ("solve_triangular trans unit", lambda a: sl.solve_triangular(a, B, trans="T", unit_diagonal=True), A),
+    ("inv", lambda a: sl.inv(a), A),
+    ("inv pos", lambda a: sl.inv(a, assume_a="pos"), A),
+    ("det", lambda a: sl.det(a), A),
+    ("eigh values", lambda a: sl.eigh(a, eigvals_only=True), S),
+    ("eigh, upper, subset", lambda a: sl.eigh(a, lower=False, subset_by_index=(1, 2))[0], A),
+    ("eigvalsh", lambda a: sl.eigvalsh(a), S),
+    ("qr full (Q of a square matrix)", lambda a: sl.qr(a)[0], A),
+    ("qr full (R of a wide matrix)", lambda a: sl.qr(a)[1], T.T.copy()),
+    ("qr economic (Q)", lambda a: sl.qr(a, mode="economic")[0], T),
+    ("qr r", lambda a: sl.qr(a, mode="r")[0], T),
+    ("svd values", lambda a: sl.svd(a, compute_uv=False), T),
+    ("svdvals", lambda a: sl.svdvals(a), T),
+    ("norm", lambda a: sl.norm(a, 2), T),
+    ("lstsq", lambda a: sl.lstsq(a, np.ones(5))[0], T),
+    ("pinv", lambda a: sl.pinv(a), T),
+]
+
+
+@pytest.mark.parametrize("name, f, a", CASES, ids=[c[0] for c in CASES])
+def test_values_and_jacobians_are_scipys(name, f, a):
+    g = jacc.trace(f, a)
+    np.testing.assert_allclose(g.evaluate({"a": a})[g.outputs[0]], f(a), rtol=1e-12, atol=1e-13)
+    np.testing.assert_allclose(jacc.jacobian(f)(a), fd_jacobian(f, [a], 0), atol=2e-8)
+
+
+def test_the_module_is_restored_and_constant_calls_go_to_scipy():
+    original = sl.solve
+
+    def f(a):
+        c = sl.solve(S, B)  # constants only: SciPy's own function, inside the trace
+        assert isinstance(c, np.ndarray)
+        return sl.solve(a, c)
+
+    J = jacc.jacobian(f)(A)
+    assert sl.solve is original
+    np.testing.assert_allclose(J, fd_jacobian(f, [A], 0), atol=1e-8)
+
+
+def test_other_threads_get_scipys_results_while_a_trace_runs():
+    seen = []
+
+    def f(a):
+        t = threading.Thread(target=lambda: seen.append(sl.solve(S, B)))
+        t.start()
+        t.join()
+        return sl.solve(a, B)
+
+    jacc.jacobian(f)(A)
+    np.testing.assert_array_equal(seen[0], sl.solve(S, B))
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda a: sl.expm(a), "scipy.linalg.expm"),
+    (lambda a: sl.lu_solve(sl.lu_factor(a), B), "scipy.linalg.lu_factor"),
+    (lambda a: sl.eigh(a, np.eye(4))[0], "generalized eigenproblem"),
+    (lambda a: sl.qr(a, pivoting=True)[0], "pivoting=True"),
+    (lambda a: sl.qr(np.concatenate([a, a]))[1], "mode='full' .*8×4 matrix.*mode='economic'"),
+    (lambda a: sl.solve(a, B, assume_a="banded"), "assume_a='banded'"),
+])
+def test_what_is_not_recorded_is_refused_by_name(f, words):
+    with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:
+        jacc.trace(f, A)
+    assert "test_scipy_linalg.py" in str(e.value)
+
+
+def test_supported_functions_lists_them():
+    names = jacc.supported_functions()
+    assert {"scipy.linalg.solve", "scipy.linalg.cho_solve", "scipy.linalg.cholesky"} <= set(names)
