@@ -1,7 +1,8 @@
 """Random NumPy programs, as a user writes them, differentiated by jacc and by finite differences:
 compositions of elementwise, reduction, shape, broadcasting and matrix ops on a matrix and a
 vector, with in-place updates and aliases among them; and scalar programs in the style of the
-MINPACK problems (``x[i]`` arithmetic). Each is checked by default (a trace per call) and traced
+MINPACK problems (``x[i]`` arithmetic). In-place updates include item assignment
+(``a[..., ::2] = b``, masks, repeated indices, ``a[0] += b``). Each is checked by default (a trace per call) and traced
 once then called at a second point, and its value against NumPy's own run."""
 
 import numpy as np
@@ -39,6 +40,30 @@ BINARY = {"add": np.add, "mul": np.multiply, "sub": np.subtract, "div": lambda a
 IN_PLACE = {"+=": lambda a, b: a.__iadd__(b), "*=": lambda a, b: a.__imul__(b), "-=": lambda a, b: a.__isub__(b)}
 
 
+def _set_strided(a, b):
+    a[..., ::2] = b[..., ::2]
+    return a
+
+
+def _set_masked(a, b):
+    a[a > 0.3] = 0.0
+    return a
+
+
+def _add_repeated(a, b):
+    a[..., np.array([0, 0, 1])] += b[..., np.array([1, 0, 1])]  # position 0 twice: NumPy adds once
+    return a
+
+
+def _add_row(a, b):
+    a[0] += b[-1]  # a view changed in place, written back by the store
+    return a
+
+
+# item assignments into an earlier value (it changes, as for IN_PLACE); None: NumPy refuses the shapes
+ASSIGN = {"[::2]=": _set_strided, "[mask]=": _set_masked, "[idx]+=": _add_repeated, "[0]+=": _add_row}
+
+
 def make_program(rng: np.random.Generator) -> list:
     prog, kinds = [], ["M", "v"]
     for _ in range(int(rng.integers(3, 8))):
@@ -64,7 +89,8 @@ def make_program(rng: np.random.Generator) -> list:
                 continue
             a = int(rng.choice(owners))
             b = int(rng.choice([i for i, k in enumerate(kinds) if k == "v" or kinds[a] == "M"]))
-            prog.append(("i", str(rng.choice(list(IN_PLACE))), a, b))
+            ops = list(IN_PLACE) + list(ASSIGN)
+            prog.append(("i", str(rng.choice(ops)), a, b))
             kinds.append(kinds[a])
     return prog or [("e", "sin", 0)]
 
@@ -93,6 +119,8 @@ def run_program(prog: list, X, v):
             target, other = vals[step[2]], vals[step[3]]
             if np.broadcast_shapes(np.shape(target), np.shape(other)) != np.shape(target):
                 vals.append(target)  # NumPy would refuse to grow the target
+            elif op in ASSIGN:
+                vals.append(ASSIGN[op](target, 0.5 * other))  # written into the target: its aliases see it
             else:
                 vals.append(IN_PLACE[op](target, 0.5 * other))  # the target changes in place: its aliases too
     return vals[-1] + 0.1 * vals[2]  # the first op's value as it stands at the end (changed in place or not)
