@@ -402,6 +402,10 @@ class Tape:
                 gargs.append(a.name)
             else:
                 a = np.asarray(a)
+                if a.dtype.kind == "c":  # (a cast to float would drop the imaginary part without a word)
+                    raise UnsupportedOperationError(
+                        f"{op} of a traced array and a complex value at {call_site()}: jacc traces real arrays; "
+                        "write the real and imaginary parts as real arrays of their own")
                 gargs.append(a if a.dtype == bool or a.dtype == self.dtype else a.astype(self.dtype))
         self._check(_sig(op, gargs, params))
         # Constants are snapshots (the caller may change an array later, even inside f); when
@@ -1104,6 +1108,15 @@ class Tracer:
 
     def __abs__(self):
         return self.tape.record("abs", [self])
+
+    def __round__(self, ndigits=None):
+        """``round(x[i], n)`` as for NumPy's float scalars: ``np.round`` (an int without ``n``,
+        which reads the value like ``int()``); arrays, as ndarrays, have no ``round``."""
+        if self.ndim:
+            raise TypeError("type numpy.ndarray doesn't define __round__ method")
+        if ndigits is None:
+            return round(float(self))
+        return np.round(self, ndigits)
 
     def __getitem__(self, index):
         if type(index) is int:  # x[i]: what _index_params makes of a plain int

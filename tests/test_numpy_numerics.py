@@ -45,6 +45,7 @@ BITWISE = [
     ("poly", lambda z: np.poly(z), (R.normal(size=5),)),
     ("polydiv quotient", lambda u, v: np.polydiv(u, v)[0], (R.normal(size=6), 1.0 + R.uniform(size=3))),
     ("polydiv remainder", lambda u, v: np.polydiv(u, v)[1], (R.normal(size=6), 1.0 + R.uniform(size=3))),
+    ("interp with lists", lambda a: np.interp(a, [-1.0, 0.0, 0.5, 2.0], [0.0, 1.0, -1.0, 4.0]), (X,)),
     ("cov", lambda a: np.cov(a), (X,)),
     ("cov of a vector", lambda a: np.cov(a), (R.normal(size=5),)),
     ("cov y rowvar bias", lambda a, b: np.cov(a, b, rowvar=False, bias=True), (R.normal(size=(6, 2)), R.normal(size=6))),

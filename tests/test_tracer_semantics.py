@@ -511,3 +511,24 @@ def test_bincount_refuses_traced_bins_and_keeps_constant_counts():
         jacc.jacobian(lambda x: np.bincount(x))(np.ones(3))
     J = jacc.jacobian(lambda x: x * np.bincount(np.array([0, 0, 2]), minlength=3))(np.ones(3))
     np.testing.assert_array_equal(J, np.diag([2.0, 0.0, 1.0]))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.abs(x + 1j * x),  # was: 1j cast to 0.0 with only NumPy's ComplexWarning, a wrong Jacobian
+    lambda x: np.exp(x * (1 + 2j)).real,
+    lambda x: np.where(x > 0, x, 1j),
+    lambda x: np.add(x, np.complex128(2)),
+    lambda x: x @ (np.ones((len(x), 2)) * 1j),
+])
+def test_complex_values_are_refused_not_cast_to_real(f):
+    with pytest.raises(UnsupportedOperationError, match=f"complex value at .*{HERE}.*real arrays"):
+        jacc.jacobian(f)(V)
+
+
+def test_round_of_a_traced_scalar_is_numpys_round():
+    J = jacc.jacobian(lambda x: round(x[0] * 10, 1) * x)(V)
+    np.testing.assert_array_equal(J, np.diag(np.full(len(V), np.round(V[0] * 10, 1))))
+    with pytest.raises(UnsupportedOperationError, match="float\\(\\) of a traced value"):
+        jacc.jacobian(lambda x: round(x[0]) * x)(V)  # an int, read from the value
+    with pytest.raises(TypeError, match="doesn't define __round__"):
+        jacc.trace(lambda x: round(x), V)  # as for ndarrays

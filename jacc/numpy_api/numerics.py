@@ -372,6 +372,7 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
         raise UnsupportedOperationError(
             f"numpy.interp with period= at {call_site()}: reduce x into one period first (x % period) "
             "and extend xp, fp by a period on either side")
+    xp, fp = (a if isinstance(a, Tracer) else np.asarray(a, dtype=float) for a in (xp, fp))  # (lists too)
     xv, kv = np.asarray(_value(x, "numpy.interp (its segments)"), float), _value(xp, "numpy.interp (its segments)")
     if np.ndim(xp) != 1 or np.ndim(fp) != 1 or np.shape(xp)[0] != np.shape(fp)[0]:
         raise ValueError("fp and xp are not of the same length" if np.ndim(xp) == np.ndim(fp) == 1
