@@ -10,7 +10,8 @@ to NumPy's own function; a call whose argument holds no traced value costs one P
 
 Only calls through the module (``np.asarray(x)``) are seen; a name imported before the trace
 (``from numpy import asarray``) keeps NumPy's function and its refusal. The replacement is
-process-wide while any thread traces (it passes other threads' arguments straight to NumPy).
+process-wide while any thread traces (it passes other threads' arguments straight to NumPy), and
+made only for the functions whose trace needs it (:func:`jacc.trace.record_call` learns which).
 
 >>> import numpy as np, jacc
 >>> jacc.jacobian(lambda x: np.array([x[0] * x[1], 2.0]))(np.array([3.0, 4.0]))
@@ -116,6 +117,18 @@ class _Swap:
         self.space.update(self.made)
 
 
+#: Class attributes replaced while a trace runs: (class, attribute, replacement); see
+#: :func:`swap_method_during_traces`. Their originals, while swapped.
+_METHODS: list[tuple[type, str, Callable]] = []
+_SAVED_METHODS: list[tuple[type, str, Any]] = []
+
+
+def swap_method_during_traces(cls: type, name: str, make: Callable[[Callable], Callable]) -> None:
+    """While ``f`` runs on traced arguments, ``cls.name`` is ``make(original)`` (for objects made
+    before the trace too, such as a module-level ``np.vectorize(...)``)."""
+    _METHODS.append((cls, name, make(vars(cls)[name])))
+
+
 _ACTIVE: dict[str, _Swap] = {}  # module name -> its swap, once the module is imported
 _LIVE: list[_Swap] = []  # the same, as a list
 
@@ -130,12 +143,18 @@ def _swap_in() -> None:
                 _LIVE.append(_ACTIVE[module])
     for swap in _LIVE:
         swap.swap_in()
+    for cls, name, made in _METHODS:
+        _SAVED_METHODS.append((cls, name, vars(cls)[name]))
+        setattr(cls, name, made)
 
 
 def _swap_out() -> None:
     _NUMPY.update(_ORIGINAL)
     for swap in _LIVE:
         swap.space.update(swap.saved)
+    while _SAVED_METHODS:
+        cls, name, original = _SAVED_METHODS.pop()
+        setattr(cls, name, original)
 
 
 class constructors:

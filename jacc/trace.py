@@ -1750,19 +1750,57 @@ def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
     return nums
 
 
+#: Functions (their code objects, or their types) whose trace needed NumPy's constructors and the
+#: other replaced functions of jacc.constructors: later traces of them run with the replacements.
+_NEEDS_SWAPS: set = set()
+_NO_SWAPS = contextlib.nullcontext()
+
+
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
                 scalarize: bool = False, expect: Recording | None = None,
                 names: list[str] | None = None) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
-    the inputs' names if already known (default: ``f``'s parameter names)."""
+    the inputs' names if already known (default: ``f``'s parameter names).
+
+    NumPy's array constructors (and ``scipy.linalg``, ``np.vectorize``; :mod:`jacc.constructors`)
+    are replaced only for functions that need them, which costs no one else anything: a first
+    trace that meets a conversion of a traced array runs ``f`` again with them (once per
+    function; its side effects happen twice that time)."""
     if scalarize:
         from .scalarize import join
 
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
-    tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
-                None if scalarize else expect)
+    key = getattr(f, "__code__", None) or type(f)
+    swaps = key in _NEEDS_SWAPS
+    while True:
+        tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
+                    None if scalarize else expect)
+        targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
+        try:
+            with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS:  # (NaN and inf are
+                result = f(*targs, **kwargs)  # values here; jacobian's nonfinite= decides)
+            break
+        except (_ArrayConversion, _UnsupportedAttribute):
+            if swaps:
+                raise
+            _NEEDS_SWAPS.add(key)
+            swaps = True
+    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
+    if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
+        outs, kind = pytrees.flatten(result)
+    else:
+        outs = result if isinstance(result, (tuple, list)) else (result,)
+        kind = isinstance(result, (tuple, list))
+    if scalarize:  # (scalar outputs: a flat tuple of them)
+        outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
+    tape.declare(outs, kind)
+    return tape
+
+
+def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtype, scalarize: bool) -> list:
+    """``args`` with the differentiated ones traced (a nested one leaf by leaf, see jacc.pytrees)."""
     targs = list(args)
     groups = []  # per argument: (None, [name]) or, nested, (spec, leaf names)
     nested = False
@@ -1780,18 +1818,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
             groups.append((None, [name]))
     if nested:
         tape.input_groups = groups
-    with np.errstate(all="ignore"), constructors():  # NaN/inf are values here; jacobian's nonfinite= decides
-        result = f(*targs, **kwargs)
-    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
-    if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
-        outs, kind = pytrees.flatten(result)
-    else:
-        outs = result if isinstance(result, (tuple, list)) else (result,)
-        kind = isinstance(result, (tuple, list))
-    if scalarize:  # (scalar outputs: a flat tuple of them)
-        outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
-    tape.declare(outs, kind)
-    return tape
+    return targs
 
 
 def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:

@@ -1,6 +1,6 @@
-"""np.array / np.asarray of traced values during a trace (jacc.constructors): the result is
-traced, NumPy's functions are back after every trace (also one that raised), and threads that
-do not trace see NumPy's own behaviour."""
+"""np.array / np.asarray (and np.vectorize) of traced values during a trace (jacc.constructors):
+the result is traced, NumPy's functions are back after every trace (also one that raised), and
+threads that do not trace see NumPy's own behaviour."""
 
 import threading
 
@@ -63,9 +63,10 @@ def test_other_threads_keep_numpys_behaviour_while_one_traces():
     started, done, seen = threading.Event(), threading.Event(), []
 
     def slow(x):
+        y = np.array([x[0], x[1]])  # (a first trace without the replacements stops here; see below)
         started.set()
         done.wait(5)
-        return np.array([x[0], x[1]])
+        return y
 
     t = threading.Thread(target=lambda: seen.append(jacc.jacobian(slow)(X)))
     t.start()
@@ -79,3 +80,48 @@ def test_other_threads_keep_numpys_behaviour_while_one_traces():
         t.join(10)
     np.testing.assert_array_equal(seen[0], np.eye(2, 3))
     assert np.asarray is constructors._ORIGINAL["asarray"]
+
+
+_PIECEWISE = np.vectorize(lambda t: t * t if t > 0 else -2.0 * t)  # made before any trace, as at module level
+
+
+def test_vectorize_runs_the_function_per_traced_element():
+    x = np.array([0.5, -0.3, 0.8, -1.2])
+    want = np.diag(np.where(x > 0, 2 * x, -2.0))
+    np.testing.assert_array_equal(jacc.jacobian(_PIECEWISE)(x), want)
+    once = jacc.jacobian(_PIECEWISE, retrace=False)
+    once(x)
+    np.testing.assert_array_equal(once(-x), np.diag(np.where(-x > 0, -2 * x, -2.0)))  # its branches: traced again
+    pair = np.vectorize(lambda a, b, c: (a * b + c, a - b), excluded={"c"})
+    f = lambda x: pair(x[:2, None], x[2:], c=1.5)[0].ravel() + pair(x[:2], 2.0, c=0.0)[1].sum()  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    assert vars(np.vectorize)["__call__"] is _PIECEWISE.__class__.__dict__["__call__"]
+    assert not hasattr(vars(np.vectorize)["__call__"], "__wrapped__")  # NumPy's own again after the traces
+    np.testing.assert_array_equal(_PIECEWISE(x), np.where(x > 0, x * x, -2.0 * x))
+
+
+def test_vectorize_with_a_signature_is_refused():
+    with pytest.raises(UnsupportedOperationError, match="numpy.vectorize with signature='\\(\\)->\\(\\)'"):
+        trace(np.vectorize(lambda t: t, signature="()->()"), X)
+
+
+def test_the_replacements_are_made_only_for_functions_that_need_them():
+    from jacc.trace import _NEEDS_SWAPS
+
+    calls = []
+
+    def plain(x):
+        calls.append("plain")
+        assert np.asarray is constructors._ORIGINAL["asarray"]  # nothing replaced for it
+        return x * 2.0
+
+    def builds(x):
+        calls.append("builds")
+        return np.array([x[0] * x[1], 2.0])
+
+    jf, jb = jacc.jacobian(plain), jacc.jacobian(builds)
+    for _ in range(3):
+        jf(X)
+        np.testing.assert_array_equal(jb(X), [[X[1], X[0], 0.0], [0.0, 0.0, 0.0]])
+    assert calls == ["plain", "builds", "builds"] + ["plain", "builds"] * 2  # its first trace ran twice
+    assert builds.__code__ in _NEEDS_SWAPS and plain.__code__ not in _NEEDS_SWAPS
