@@ -278,6 +278,11 @@ def eigh(a: Any, UPLO: str = "L") -> Any:
     return _kept(np.linalg.eigh, a, UPLO=UPLO)
 
 
+def eig(a: Any) -> Any:
+    """``np.linalg.eig(a)``, shared as :func:`eigh` (values, vectors and both partials)."""
+    return _kept(np.linalg.eig, a)
+
+
 def svd(a: Any, full_matrices: bool = True, compute_uv: bool = True, hermitian: bool = False) -> Any:
     """``np.linalg.svd``, shared when it computes vectors: U's and Vh's ops and the singular
     values' partial each ask for the same reduced decomposition. (The values alone,
@@ -295,4 +300,4 @@ def qr(a: Any, mode: str = "reduced") -> Any:
 
 #: NumPy's functions and their sharing replacements (the program generator swaps them in)
 REPLACES = {np.linalg.solve: solve, np.linalg.inv: inv, np.linalg.slogdet: slogdet, np.linalg.det: det,
-            np.linalg.eigh: eigh, np.linalg.svd: svd, np.linalg.qr: qr}
+            np.linalg.eigh: eigh, np.linalg.eig: eig, np.linalg.svd: svd, np.linalg.qr: qr}

@@ -356,8 +356,8 @@ def test_pinv_of_a_constant_solves_a_traced_right_hand_side():
     (np.linalg.pinv, np.ones((3, 2)), r"numpy\.linalg\.pinv at .*rank-deficient"),
     (lambda a: np.linalg.pinv(a, hermitian=True), np.eye(2), r"pinv with hermitian=True at "),
     (lambda a: np.linalg.lstsq(a, np.ones(3)), np.ones((3, 2)), r"lstsq at .*rank-deficient"),
-    (np.linalg.eig, np.eye(2), r"numpy\.linalg\.eig at .*complex.*use numpy\.linalg\.eigh"),
-    (np.linalg.eigvals, np.eye(2), r"numpy\.linalg\.eigvals at .*eigvalsh"),
+    (np.linalg.eig, np.array([[0.0, 1.0], [-1.0, 0.0]]), r"numpy\.linalg\.eig at .*complex eigenvalues at the traced point"),
+    (np.linalg.eigvals, np.array([[1.0, -2.0], [3.0, 1.0]]), r"numpy\.linalg\.eigvals at .*complex.*eigh"),
 ])
 def test_refusals_name_function_and_call_site(fn, arg, message):
     with pytest.raises(jacc.UnsupportedOperationError, match=message) as e:
@@ -383,7 +383,7 @@ def test_bad_arguments_name_function_and_call_site(fn, arg, message):
 
 def test_matrix_rank_is_not_listed_as_supported():
     names = jacc.supported_functions()
-    assert not {"matrix_rank", "eig", "eigvals"} & set(names)
+    assert not {"matrix_rank"} & set(names)
     assert {"cholesky", "eigh", "eigvalsh", "qr", "svd", "det", "pinv", "lstsq", "norm"} <= set(names)
 
 
@@ -407,3 +407,17 @@ def test_spectral_norm_reads_the_largest_singular_value_through_a_free_selection
     u, _, vh = np.linalg.svd(x)
     np.testing.assert_allclose(jacc.jacobian(lambda x: np.linalg.norm(x, 2))(x), np.outer(u[:, 0], vh[0]),
                                rtol=1e-12, atol=1e-14)
+
+
+def test_eig_of_a_matrix_with_a_real_spectrum_matches_jax_and_finite_differences():
+    """NumPy returns real eigenvalues and vectors where the spectrum is real: they trace, with
+    dλₖ = (V⁻¹ dA V)ₖₖ and unit vectors; a trace is only valid at its point (value-dependent)."""
+    r = np.random.default_rng(4)
+    s = r.normal(size=(4, 4)) + 2 * np.eye(4)
+    a = s @ np.diag([1.0, 2.5, 4.0, 7.0]) @ np.linalg.inv(s)  # not symmetric
+    J = jacc.jacobian(np.linalg.eigvals)(a)
+    w, v = np.linalg.eig(a)
+    np.testing.assert_allclose(J, np.einsum("ki,jk->kij", np.linalg.inv(v), v), rtol=1e-12, atol=1e-13)
+    f = lambda a: np.linalg.eig(a)[1]  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(a), fd_jacobian(f, [a], 0), atol=1e-7)
+    assert jacc.trace(f, a).meta["value_dependent"]

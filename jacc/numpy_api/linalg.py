@@ -11,6 +11,9 @@ Assumptions, as for every AD system:
   eigenvalues (the eigenvector partials divide by λⱼ − λᵢ); ``cholesky`` reads the lower triangle
   (``upper=True``: the upper one). Perturbing an entry of the read triangle off the diagonal
   perturbs the symmetric matrix in both places; the other triangle has derivative 0.
+* ``eig``/``eigvals`` trace where the eigenvalues are real at the traced point (NumPy then returns
+  real arrays; a complex one is refused, and the trace is value-dependent): dλₖ = (V⁻¹ dA V)ₖₖ,
+  unit eigenvectors with NumPy's signs, distinct eigenvalues assumed.
 * ``svd`` assumes distinct non-zero singular values; ``qr`` a full-rank matrix; ``pinv``/``lstsq``
   a full-rank matrix (a rank-deficient one is refused at the traced point), and go through QR,
   so their error grows with the condition number as NumPy's does, not with its square.
@@ -660,10 +663,65 @@ def _refusal(func, why: str):
     implements(func)(refuse)
 
 
-_refusal(np.linalg.eig, "a general matrix has complex eigenvalues and eigenvectors, and jacc traces real "
-         "arrays; for a symmetric matrix use numpy.linalg.eigh")
-_refusal(np.linalg.eigvals, "a general matrix has complex eigenvalues, and jacc traces real arrays; for a "
-         "symmetric matrix use numpy.linalg.eigvalsh")
+# -- eigenvalues of a general matrix, where they are real ---------------------------------------
+# With V the eigenvectors (unit columns, NumPy's) and W = V⁻¹: dλₖ = (W dA V)ₖₖ, and the vectors'
+# dV = V (F ∘ W dA V) less each column's component along itself (they keep unit length), with
+# Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed, as for eigh).
+
+
+def _eig(a):
+    w, v = factorise.eig(a)
+    return np.real(w), np.real(v)  # (NumPy's are real already where the spectrum is; JAX's complex)
+
+
+def _eig_values_partial(i, ctx):
+    def values():
+        v = _eig(ctx.args[0])[1]
+        return np.einsum("...ki,...jk->...kij", np.linalg.inv(v), v)
+    return _batched(ctx, values)
+
+
+def _eig_vectors_partial(i, ctx):
+    def values():
+        w, v = _eig(ctx.args[0])
+        raw = np.einsum("...ap,...pb,...pi,...jb->...abij", v, _inverse_gaps(w), np.linalg.inv(v), v, optimize=True)
+        along = np.einsum("...cb,...cbij->...bij", v, raw)
+        return raw - v[..., :, :, None, None] * along[..., None, :, :, :]
+    return _batched(ctx, values)
+
+
+_reg("eig_values", lambda a, p: _eig(a[0])[0], _eigvals_shape, _eig_values_partial,
+     "eigenvalues of a general matrix whose spectrum is real (NumPy's order)")
+_reg("eig_vectors", lambda a, p: _eig(a[0])[1], _same_shape("eig"), _eig_vectors_partial,
+     "unit eigenvectors (columns, NumPy's signs) of a general matrix whose spectrum is real")
+EigResult = type(np.linalg.eig(np.eye(1)))
+
+
+def _real_spectrum(a, what: str) -> None:
+    """Refuse a matrix with a complex eigenvalue at the traced point; mark the trace
+    value-dependent (another point may have one)."""
+    value = a.value if isinstance(a, Tracer) else np.asarray(a)
+    if np.iscomplexobj(np.linalg.eigvals(value)):
+        raise UnsupportedOperationError(
+            f"numpy.linalg.{what} at {call_site()}: the matrix has complex eigenvalues at the traced point, and jacc "
+            "traces real arrays (a matrix whose eigenvalues are all real is supported; a symmetric one: use eigh)")
+    if isinstance(a, Tracer):
+        a.tape.note_value_dependence(f"numpy.linalg.{what} (its eigenvalues are real at the traced point)")
+
+
+@implements(np.linalg.eig)
+def _eig_handler(a):
+    _core(a, "numpy.linalg.eig")
+    _real_spectrum(a, "eig")
+    tape = _tape_of(a)
+    return EigResult(tape.record("eig_values", [a]), tape.record("eig_vectors", [a]))
+
+
+@implements(np.linalg.eigvals)
+def _eigvals_handler(a):
+    _core(a, "numpy.linalg.eigvals")
+    _real_spectrum(a, "eigvals")
+    return _tape_of(a).record("eig_values", [a])
 
 
 @implements(np.linalg.matrix_rank)
@@ -803,6 +861,17 @@ case("numpy.linalg.eigvalsh", lambda xp: xp.linalg.eigvalsh, lambda r: (r.normal
      note=_EIG)
 case("numpy.linalg.eigvalsh", lambda xp: lambda a: xp.linalg.eigvalsh(_sym(xp, a), UPLO="U"),
      lambda r: (r.normal(size=(2, 3, 3)),), variant="UPLO='U' symmetric stack")
+def _real_spectrum_matrix(r, n=4):
+    """A non-symmetric matrix with distinct real eigenvalues: S D S⁻¹."""
+    s = r.normal(size=(n, n)) + 2 * np.eye(n)
+    return s @ np.diag(np.arange(1.0, n + 1) + r.uniform(0, 0.3, n)) @ np.linalg.inv(s)
+
+
+case("numpy.linalg.eigvals", lambda xp: lambda a: xp.linalg.eigvals(a) if xp is np else xp.real(xp.linalg.eigvals(a)),
+     lambda r: (_real_spectrum_matrix(r),), jax=False,
+     note="a matrix whose eigenvalues are real at the traced point (value-dependent; complex ones are refused)")
+case("numpy.linalg.eig", lambda xp: lambda a: xp.linalg.eig(a)[1] ** 2, lambda r: (_real_spectrum_matrix(r, 3),),
+     jax=False, note="unit eigenvectors (NumPy's); distinct real eigenvalues assumed")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a)[1], lambda r: (r.normal(size=(4, 4)),),
      jax=False, note=_EIG + "; eigenvector signs are NumPy's (JAX is compared on sign-free functions)")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a, UPLO="U")[1], lambda r: (r.normal(size=(3, 3)),),
