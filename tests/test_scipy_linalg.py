@@ -101,3 +101,18 @@ def test_what_is_not_recorded_is_refused_by_name(f, words):
 def test_supported_functions_lists_them():
     names = jacc.supported_functions()
     assert {"scipy.linalg.solve", "scipy.linalg.cho_solve", "scipy.linalg.cholesky"} <= set(names)
+
+
+def test_triangular_solves_use_the_triangle_not_an_lu(tmp_path):
+    """solve_triangular and cho_solve: trtrs for the value and a network with T⁻¹ held for the
+    derivative, not np.linalg.solve's LU; the graph round-trips through a file."""
+    f = lambda a: sl.cho_solve((sl.cholesky(a, lower=True), True), B)  # noqa: E731
+    g = jacc.trace(f, S)
+    ops = [g.op(v) for v in g.nx.nodes]
+    assert ops.count("solve_triangular_value") == 2 and "solve" not in ops
+    np.testing.assert_allclose(g.evaluate({"a": S})[g.outputs[0]], sl.solve(S, B), rtol=1e-12)
+    g.save(tmp_path / "cho.json")
+    back = jacc.load(tmp_path / "cho.json")
+    np.testing.assert_allclose(back.evaluate({"a": S})[back.outputs[0]], sl.solve(S, B), rtol=1e-12)
+    p = jacc.plan(back, "reverse")
+    np.testing.assert_allclose(p.execute(a=S)[back.outputs[0], "a"], jacc.jacobian(f)(S), rtol=1e-10, atol=1e-12)

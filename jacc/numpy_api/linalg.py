@@ -213,6 +213,39 @@ register(Op("inv_lower_value", lambda a, p: lazy.apply(factorise.inv_lower, a[0]
             lambda i, ctx: None, 1, "the inverse of a lower-triangular matrix, held (no edge): L⁻¹ in a "
             "Cholesky factor's derivative network", frozenset({0})))
 
+def _triangular_solve_shape(s, p):
+    n = _matrix(s[0], "solve_triangular_value", True)[0]
+    if len(s[0]) != 2 or len(s[1]) not in (1, 2) or s[1][0] != n:
+        raise ShapeError(f"solve_triangular_value needs an n×n matrix and an (n,) or (n, k) right-hand side, "
+                         f"got {tuple(s[0])} and {tuple(s[1])}")
+    return tuple(s[1])
+
+
+register(Op("solve_triangular_value",
+            lambda a, p: lazy.apply(factorise.solve_triangular, a[0], a[1], lower=p.get("lower", True)),
+            _triangular_solve_shape, lambda i, ctx: None, 2, "T⁻¹b for the lower (lower=false: upper) triangle T "
+            "of a matrix, held (no edge): its derivative is a network (see triangular_solve)", frozenset({0, 1}),
+            params=("lower",)))
+PARAMS["solve_triangular_value"] = {"lower": (BOOL, False)}
+
+
+def triangular_solve(t, b, lower: bool):
+    """T⁻¹b for a triangular ``t`` (its other triangle zero, as a traced ``tril``/``triu`` makes it):
+    the value by LAPACK's trtrs (n² per right-hand side), the derivative dx = T⁻¹(db − dT·x) as a
+    network of products with T⁻¹ held (trtri, n³/3 once per call). ``np.linalg.solve`` of the same
+    matrix would factorise it (2n³/3) and invert the factors for the partials."""
+    tape = _tape_of(t, b)
+    x = tape.record("solve_triangular_value", [t, b], {"lower": bool(lower)})
+    if not isinstance(t, Tracer):
+        t = np.asarray(t, dtype=float)
+        ti = np.linalg.inv(t)
+    else:
+        ti = tape.record("inv_lower_value", [t]) if lower else _swap(tape.record("inv_lower_value", [_swap(t)]))
+    with tape.derivative_network(*[a for a in (t, b) if isinstance(a, Tracer)]):
+        dx = ti @ (b - t @ x)
+    return tape.record("value_from", [x, dx])
+
+
 #: Cholesky factors, eigenvectors, singular vectors and QR factors of matrices larger than this
 #: record their derivative as a network of products (see _factored_cholesky and its siblings)
 #: instead of one dense partial of n⁴ values.

@@ -21,6 +21,7 @@ import numpy as np
 from ..constructors import swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
+from .linalg import triangular_solve
 
 
 def _holds_tracer(x: Any) -> bool:
@@ -88,19 +89,27 @@ def _cho_factor(a, lower, **_):
     return np.linalg.cholesky(a, upper=not lower), lower
 
 
+def _by_triangle(t, b, lower: bool):
+    """T⁻¹b for a triangular ``t``: trtrs and a derivative network (see ``triangular_solve``) for
+    a matrix and a vector or matrix of right-hand sides; NumPy's solve for stacks."""
+    if np.ndim(t) == 2 and np.ndim(b) in (1, 2):
+        return triangular_solve(t, b, lower)
+    return np.linalg.solve(t, b)
+
+
 def _cho_solve(c_and_lower, b, **_):
     c, lower = c_and_lower
     low = _triangle(c, True) if lower else np.swapaxes(_triangle(c, False), -1, -2)
-    return np.linalg.solve(np.swapaxes(low, -1, -2), np.linalg.solve(low, b))
+    return _by_triangle(np.swapaxes(low, -1, -2), _by_triangle(low, b, True), False)
 
 
 def _solve_triangular(a, b, trans, lower, unit_diagonal, **_):
     t = _triangle(a, lower, unit_diagonal)
     if trans in (1, 2, "T", "C"):
-        t = np.swapaxes(t, -1, -2)
+        t, lower = np.swapaxes(t, -1, -2), not lower
     elif trans not in (0, "N"):
         raise ValueError(f"trans must be 0, 1, 2, 'N', 'T' or 'C', not {trans!r}")
-    return np.linalg.solve(t, b)
+    return _by_triangle(t, b, lower)
 
 
 def _inv(a, assume_a=None, lower=False, **_):
