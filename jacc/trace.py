@@ -285,6 +285,8 @@ class Tape:
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
         self._views: dict[str, list] = {}  # array vertex -> weak references to the views taken of it
         self._root: dict[str, tuple[str, str]] = {}  # a view's vertex -> (the vertex it views at last, op)
+        # ``a[i] op= y`` on a view of ``a``: (the result, a's vertex, where) until ``a[i] = ...`` takes it
+        self._pending: tuple | None = None
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -333,7 +335,19 @@ class Tape:
         self.values[name] = value
         return Tracer(self, name, value)
 
+    def unwritten(self) -> None:
+        """Refuse to go on when an in-place change of a view was not written back into the array it
+        views (``v = views[0]; views[0] += y`` stores it in a list): NumPy changed that array."""
+        result, base, where = self._pending
+        self._pending = None
+        raise UnsupportedOperationError(
+            f"an in-place operator at {where} changed a view of another traced array and its result was stored "
+            "elsewhere than into that array (a list or dict entry), while NumPy changes the array too, which a "
+            "trace cannot follow; write the view's new value into the array itself (a[i] += y) or use y = v + ...")
+
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
+        if self._pending is not None:
+            self.unwritten()
         if op in _SEPARATE_USES and len(args) > 1:
             args = self._separate(op, args, params)
         if op == "matmul":
@@ -920,8 +934,12 @@ def _in_place(dunder: str, sym: str) -> Callable:
     traced array NumPy would change that array too, which a trace cannot follow: refused — except
     as half of ``a[i] op= y``, whose other half (``a[i] = ...``) writes the result back."""
     def method(self, other):
-        if self.tape.is_view(self.name) is not None and _stored_into_subscript(sys._getframe(1)):
-            return getattr(self, f"__{dunder}__")(other)
+        tape = self.tape
+        if tape.is_view(self.name) is not None and _stored_into_subscript(sys._getframe(1)):
+            r = getattr(self, f"__{dunder}__")(other)  # a new array, which a[i] = ... writes back next
+            if r is not NotImplemented:
+                tape._pending = (r, tape._root[self.name][0], call_site())
+            return r
         _writable(self, f"'{sym}='", f"write y = y {sym} ... (a new array), or build the changed array with "
                   "np.where or np.concatenate", f"write x = x {sym} ... (a new array)")
         r = getattr(self, f"__{dunder}__")(other)
@@ -1043,6 +1061,11 @@ class Tracer:
         _writable(self, "x[...] = ...", "assign into the array it views (a[1:3] = ... rather than v = a[1:3]; "
                   "v[...] = ...), or into a copy (v = v.copy())", "assign into a copy (y = x.copy(); y[...] = ...), "
                   "or build the changed array with np.where(mask, new, x)")
+        pending = self.tape._pending
+        if pending is not None:
+            if value is not pending[0] or self.name != pending[1]:
+                self.tape.unwritten()
+            self.tape._pending = None  # the write-back of a[i] op= y
         _take(self, _set_items(self, index, value))
 
     # value-dependent conversions: allowed, but the trace is then only valid at this point
@@ -1789,6 +1812,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 raise
             _NEEDS_SWAPS.add(key)
             swaps = True
+    if tape._pending is not None:
+        tape.unwritten()
     nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
     if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
         outs, kind = pytrees.flatten(result)

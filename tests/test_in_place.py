@@ -288,3 +288,31 @@ def test_assigning_a_traced_value_into_a_plain_array_says_what_to_do():
     with pytest.raises(UnsupportedOperationError, match=r"assigned into a plain NumPy array .*test_in_place.py.*"
                                                         r"y = x.copy\(\)"):
         trace(f, X)
+
+
+def test_an_in_place_change_of_a_view_stored_elsewhere_is_refused():
+    """views[0] += y stores the view's new value in the list; NumPy changes the viewed array too."""
+    def in_a_list(x):
+        z = x * 2.0
+        views = [z[:2]]
+        views[0] += 1.0
+        return z
+
+    def in_a_dict(x):
+        z = x * 2.0
+        d = {"head": z[:2]}
+        d["head"] *= 3.0
+        return d["head"] + z[:2]
+
+    for f in (in_a_list, in_a_dict):
+        with pytest.raises(UnsupportedOperationError, match="stored elsewhere than into that array"):
+            trace(f, X)
+
+    def nested(x):  # the view's own view: refused as a change of a view
+        z = x * 2.0
+        y = z[1:]
+        y[0:2] += 1.0
+        return z
+
+    with pytest.raises(UnsupportedOperationError, match=r"changes a view \(getitem\)"):
+        trace(nested, X)
