@@ -5,8 +5,8 @@ may return several arrays in a dict or nested tuple. :func:`jacc.jacobian` and :
 take such arguments apart into their leaves, each an input of the graph named after its path
 (``params.W``, ``layers[0]``), and give the Jacobian back in the same nesting.
 
-What counts as nesting: a dict always; a tuple or list when it holds an array, a dict or another
-nested container. A list or tuple of plain numbers (``[1.0, 2.0]``, ``[[1, 2], [3, 4]]``) stays
+What counts as nesting: a dict and a namedtuple always; a tuple or list when it holds an array, a
+dict or another nested container. A list or tuple of plain numbers (``[1.0, 2.0]``, ``[[1, 2], [3, 4]]``) stays
 one array argument, as NumPy reads it.
 
 >>> tree = {"W": np.ones((2, 2)), "b": (np.zeros(2), 3.0)}
@@ -37,8 +37,9 @@ def _holds_arrays(x: Any) -> bool:
 
 
 def is_node(x: Any) -> bool:
-    """A container to take apart: a dict, or a tuple/list holding an array or a container."""
-    if isinstance(x, dict):
+    """A container to take apart: a dict, a namedtuple, or a tuple/list holding an array or a
+    container."""
+    if isinstance(x, dict) or (isinstance(x, tuple) and hasattr(type(x), "_fields")):
         return True
     return isinstance(x, _SEQUENCES) and any(_holds_arrays(c) for c in x)
 

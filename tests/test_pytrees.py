@@ -115,3 +115,10 @@ def test_leaf_names_are_valid_vertex_names_and_distinct():
     assert spec.paths("p") == ["p.a_b", "p.a_b-2", "p[3]", "p[_1__2_]", "p.θ"]
     g = jacc.trace(lambda p: sum(p.values()), tree)
     assert g.inputs == spec.paths("p")
+
+
+def test_a_namedtuple_of_numbers_is_nested_not_one_array():
+    Point = namedtuple("Point", "x y")
+    J = jacc.jacobian(lambda p: p.x * p.y ** 2)(Point(2.0, 3.0))
+    assert type(J) is Point
+    assert float(J.x) == 9.0 and float(J.y) == 12.0
