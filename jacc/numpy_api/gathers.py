@@ -369,10 +369,15 @@ def _unique(ar, return_index=False, return_inverse=False, return_counts=False, a
     return tuple([values] + extra) if extra else values
 
 
+def _both(ar1, ar2):
+    """Both arrays' values in one vector, ``ar1``'s first (as NumPy's set functions join them)."""
+    return np.concatenate([np.reshape(ar1, (-1,)), np.reshape(ar2, (-1,))])
+
+
 @implements(np.union1d)
 def _union1d(ar1, ar2):
     """The distinct values of both, sorted (NumPy's own definition): a value in both reads ``ar1``'s."""
-    return np.unique(np.concatenate([np.reshape(ar1, (-1,)), np.reshape(ar2, (-1,))]))
+    return np.unique(_both(ar1, ar2))
 
 
 @implements(np.setdiff1d)
@@ -397,7 +402,7 @@ def _setxor1d(ar1, ar2, assume_unique=False):
     """The sorted values in exactly one of the two, as NumPy finds them: a gather from both."""
     if not assume_unique:
         ar1, ar2 = np.unique(ar1), np.unique(ar2)
-    both = np.sort(np.concatenate([np.reshape(ar1, (-1,)), np.reshape(ar2, (-1,))]))
+    both = np.sort(_both(ar1, ar2))
     v = _value(both, "numpy.setxor1d")
     flag = np.concatenate([[True], v[1:] != v[:-1], [True]])
     return both[flag[1:] & flag[:-1]]

@@ -14,18 +14,14 @@ QR, ``lu_factor``/``lu_solve``, ``expm`` and the other matrix functions."""
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-from ..constructors import swap_during_traces
-from ..trace import Tracer, UnsupportedOperationError, call_site
+from ..constructors import _holds_tracer, swap_during_traces
+from ..trace import UnsupportedOperationError, call_site
 from . import case
-from .linalg import triangular_solve
-
-
-def _holds_tracer(x: Any) -> bool:
-    return isinstance(x, Tracer) or (isinstance(x, (tuple, list)) and any(map(_holds_tracer, x)))
+from .linalg import _symmetric_read, triangular_solve
 
 
 def _swapped(impl: Callable) -> Callable[[Callable], Callable]:
@@ -55,12 +51,6 @@ def _triangle(a, lower: bool, unit: bool = False):
     return t + np.eye(np.shape(a)[-1]) if unit else t
 
 
-def _symmetric(a, lower: bool):
-    """The symmetric matrix SciPy's symmetric solvers see: one triangle, mirrored."""
-    t = _triangle(a, lower)
-    return t + np.swapaxes(t, -1, -2) - np.diagonal(a, axis1=-2, axis2=-1)[..., None] * np.eye(np.shape(a)[-1])
-
-
 _GENERAL = (None, "gen", "general")
 _SYMMETRIC = ("sym", "symmetric", "her", "hermitian", "pos", "positive definite")
 
@@ -69,7 +59,7 @@ def _solve(a, b, lower, assume_a, transposed, **_):
     if assume_a in _GENERAL:
         m = a
     elif assume_a in _SYMMETRIC:
-        m = _symmetric(a, lower)
+        m = _symmetric_read(a, lower)
     elif assume_a == "diagonal":
         d = np.diagonal(a, axis1=-2, axis2=-1)
         return b / (d if np.ndim(b) == 1 else d[:, None])
@@ -116,7 +106,7 @@ def _inv(a, assume_a=None, lower=False, **_):
     if assume_a in _GENERAL:
         return np.linalg.inv(a)
     if assume_a in _SYMMETRIC:
-        return np.linalg.inv(_symmetric(a, lower))
+        return np.linalg.inv(_symmetric_read(a, lower))
     _refuse("inv", f"assume_a={assume_a!r} is not supported for traced arrays; 'gen', 'sym' and 'pos' are")
 
 
