@@ -699,7 +699,8 @@ def _refusal(func, why: str):
 # -- eigenvalues of a general matrix, where they are real ---------------------------------------
 # With V the eigenvectors (unit columns, NumPy's) and W = V⁻¹: dλₖ = (W dA V)ₖₖ, and the vectors'
 # dV = V (F ∘ W dA V) less each column's component along itself (they keep unit length), with
-# Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed, as for eigh).
+# Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed, as for eigh). V⁻¹ comes from
+# V's shared LU (jacc.factorise), so the two partials factorise V once.
 
 
 def _eig(a):
@@ -710,14 +711,14 @@ def _eig(a):
 def _eig_values_partial(i, ctx):
     def values():
         v = _eig(ctx.args[0])[1]
-        return np.einsum("...ki,...jk->...kij", np.linalg.inv(v), v)
+        return np.einsum("...ki,...jk->...kij", factorise.inv(v), v)
     return _batched(ctx, values)
 
 
 def _eig_vectors_partial(i, ctx):
     def values():
         w, v = _eig(ctx.args[0])
-        raw = np.einsum("...ap,...pb,...pi,...jb->...abij", v, _inverse_gaps(w), np.linalg.inv(v), v, optimize=True)
+        raw = np.einsum("...ap,...pb,...pi,...jb->...abij", v, _inverse_gaps(w), factorise.inv(v), v, optimize=True)
         along = np.einsum("...cb,...cbij->...bij", v, raw)
         return raw - v[..., :, :, None, None] * along[..., None, :, :, :]
     return _batched(ctx, values)
