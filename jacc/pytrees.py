@@ -116,9 +116,7 @@ def unflatten(spec: TreeSpec | None, leaves: list) -> Any:
 def _build(spec: TreeSpec, it) -> Any:
     parts = [next(it) if c is None else _build(c, it) for c in spec.children]
     if issubclass(spec.kind, dict):
-        return spec.kind(zip(spec.keys, parts)) if spec.kind is dict else _rebuild_mapping(spec.kind, spec.keys, parts)
-    if spec.kind in (tuple, list):
-        return spec.kind(parts)
+        return _rebuild_mapping(spec.kind, spec.keys, parts)
     if hasattr(spec.kind, "_fields"):  # a namedtuple
         return spec.kind(*parts)
     return spec.kind(parts)

@@ -337,8 +337,8 @@ class Tape:
 
     def unwritten(self) -> None:
         """Refuse to go on when an in-place change of a view was not written back into the array it
-        views (``v = views[0]; views[0] += y`` stores it in a list): NumPy changed that array."""
-        result, base, where = self._pending
+        views (``views[0] += y`` stores it in a list): NumPy changed that array."""
+        where = self._pending[2]
         self._pending = None
         raise UnsupportedOperationError(
             f"an in-place operator at {where} changed a view of another traced array and its result was stored "
@@ -894,38 +894,36 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
     return x
 
 
-_STORES: dict = {}  # code object -> {instruction offset: the next store is into a subscript}
-_OPNAMES: dict = {}  # code object -> {instruction offset: its opname}
+_INSTRUCTIONS: dict = {}  # code object -> ({offset: opname}, {offset: the next store's opname})
+_SUBSCRIPT_STORES = ("STORE_SUBSCR", "STORE_SLICE")  # a[i] = ..., a[i:j] = ...
+
+
+def _instructions(code) -> tuple[dict, dict]:
+    """``code``'s instructions by offset, and for each the store (or delete) that comes next."""
+    table = _INSTRUCTIONS.get(code)
+    if table is None:
+        import dis
+
+        names, stores, pending = {}, {}, []
+        for ins in dis.get_instructions(code):
+            names[ins.offset] = ins.opname
+            if ins.opname.startswith(("STORE_", "DELETE_")):
+                stores.update(dict.fromkeys(pending, ins.opname))
+                pending = []
+            pending.append(ins.offset)
+        table = _INSTRUCTIONS[code] = (names, stores)
+    return table
 
 
 def _instruction(frame) -> str:
     """The name of the instruction ``frame`` is running."""
-    import dis
-
-    table = _OPNAMES.get(frame.f_code)
-    if table is None:
-        table = _OPNAMES[frame.f_code] = {i.offset: i.opname for i in dis.get_instructions(frame.f_code)}
-    return table.get(frame.f_lasti, "")
+    return _instructions(frame.f_code)[0].get(frame.f_lasti, "")
 
 
 def _stored_into_subscript(frame) -> bool:
     """Whether the in-place operator running in ``frame`` is half of ``x[i] op= y``: the next store
     instruction after it puts the result back with ``x[i] = ...``."""
-    import dis
-
-    code = frame.f_code
-    table = _STORES.get(code)
-    if table is None:
-        table = {}
-        pending: list[int] = []
-        for ins in dis.get_instructions(code):
-            if ins.opname.startswith("STORE_") or ins.opname.startswith("DELETE_"):
-                for off in pending:
-                    table[off] = ins.opname in ("STORE_SUBSCR", "STORE_SLICE")
-                pending = []
-            pending.append(ins.offset)
-        _STORES[code] = table
-    return table.get(frame.f_lasti, False)
+    return _instructions(frame.f_code)[1].get(frame.f_lasti) in _SUBSCRIPT_STORES
 
 
 def _in_place(dunder: str, sym: str) -> Callable:
@@ -959,7 +957,8 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     scatter of a traced value), the mask is constant."""
     tape = x.tape
     shape = np.shape(x)
-    positions = np.arange(int(np.prod(shape)), dtype=np.intp).reshape(shape)[index]
+    size = int(np.prod(shape))
+    positions = np.arange(size, dtype=np.intp).reshape(shape)[index]
     region = positions.shape
     if isinstance(value, (list, tuple)):
         value = np.asarray(value)  # (during a trace: a list of traced values stacks)
@@ -967,26 +966,27 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     while len(vshape) > len(region) and vshape[0] == 1:  # NumPy drops leading ones of the value
         value, vshape = value[0], vshape[1:]
     try:
-        if np.broadcast_shapes(vshape, region) != region:
-            raise ValueError
+        fits = np.broadcast_shapes(vshape, region) == region
     except ValueError:
+        fits = False
+    if not fits:
         raise ValueError(f"could not broadcast input array from shape {vshape} into shape {region} "
-                         f"(at {call_site()})") from None
+                         f"(at {call_site()})")
     flat = positions.reshape(-1)
     if flat.size == 0:
         return x
     where, last = np.unique(flat[::-1], return_index=True)  # each position once, its last value
     keep = flat.size - 1 - last
-    mask = np.zeros(int(np.prod(shape)), dtype=bool)
+    mask = np.zeros(size, dtype=bool)
     mask[where] = True
     if isinstance(value, Tracer):
         spread = np.broadcast_to(value, region) if vshape != region else value
         picked = spread.reshape(-1)
         if not np.array_equal(keep, np.arange(flat.size)):  # repeated or unsorted positions
             picked = picked[keep]
-        placed = tape.record("scatter_add", [picked, where.astype(float)], {"size": mask.size}).reshape(shape)
+        placed = tape.record("scatter_add", [picked, where.astype(float)], {"size": size}).reshape(shape)
     else:
-        placed = np.zeros(mask.size)
+        placed = np.zeros(size)
         placed[where] = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)[keep]
         placed = placed.reshape(shape)
     return np.where(mask.reshape(shape), placed, x)
@@ -1034,7 +1034,7 @@ class Tracer:
 
     def __array__(self, dtype=None, copy=None):
         frame = _user_frame()
-        if frame is not None and _instruction(frame) in ("STORE_SUBSCR", "STORE_SLICE"):
+        if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
             raise _ArrayConversion(
                 f"a traced value was assigned into a plain NumPy array (a[...] = ...) at {call_site()}, which "
                 "cannot hold it; assign into a traced array instead (y = x.copy() or y = x * 0.0, then "

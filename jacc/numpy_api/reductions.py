@@ -321,9 +321,10 @@ def _apply_over_axes(func, a, axes):
     val, n = a, np.ndim(a)
     for axis in np.atleast_1d(np.asarray(axes)).tolist():
         axis = _int(axis, "axes")
-        res = func(val, axis + n if axis < 0 else axis)
+        axis = axis + n if axis < 0 else axis
+        res = func(val, axis)
         if np.ndim(res) != np.ndim(val):
-            res = np.expand_dims(res, axis + n if axis < 0 else axis)
+            res = np.expand_dims(res, axis)
             if np.ndim(res) != np.ndim(val):
                 raise ValueError("function is not returning an array of the correct shape")
         val = res
