@@ -1043,6 +1043,11 @@ class Tracer:
             f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
 
+    def __array_namespace__(self, *, api_version=None):
+        """NumPy: traced arrays follow NumPy's functions, so array-API-aware code (SciPy's) treats
+        them as NumPy arrays, writable ones included."""
+        return np
+
     def __getattr__(self, name: str):
         # only reached for attributes Tracer lacks: an ndarray attribute gets a clear refusal
         if name.startswith("__") or not hasattr(np.ndarray, name):
@@ -1199,8 +1204,8 @@ class Tracer:
         if method == "at":
             raise UnsupportedOperationError(
                 f"{_ufunc_name(ufunc)}.at at {call_site()} writes into its first argument in place, which a "
-                "trace cannot follow; build the result instead (for np.add.at(a, i, b) on a 1-d a: "
-                "a + np.bincount(i, weights=b, minlength=len(a)))")
+                "trace follows for np.add.at and np.subtract.at only; build the result instead (a * "
+                "np.bincount(i, weights=b, minlength=len(a)) and the like, for a 1-d a)")
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:
@@ -1292,9 +1297,7 @@ for _dunder, _sym in [("add", "+"), ("sub", "-"), ("mul", "*"), ("truediv", "/")
 
 _CONCRETE_METHODS = {"item", "tolist", "tobytes", "tofile", "__index__"}
 #: ndarray methods that change the array in place (and return None), with what builds the result
-_IN_PLACE_METHODS = {"sort": "np.sort(x, axis)", "partition": "np.partition(x, kth)",
-                     "fill": "np.full_like(x, value)", "put": "np.where(mask, values, x)",
-                     "resize": "np.resize(x, shape)", "itemset": "np.where(mask, v, x)", "setfield": "np.where",
+_IN_PLACE_METHODS = {"resize": "np.resize(x, shape)", "itemset": "np.where(mask, v, x)", "setfield": "np.where",
                      "byteswap": "x itself (traced values are native float64)"}
 
 
@@ -1400,7 +1403,10 @@ def _extreme(op: str, combine: str):
         what = f"numpy.{'max' if op == 'amax' else 'min'}"
         _refuse(what, out=out)
         if where is not _NOT:
-            raise _unsupported(f"{what} with where=")
+            if initial is _NOT:  # NumPy's own rule
+                raise ValueError(f"reduction operation '{combine}' does not have an identity, so to use a "
+                                 f"where mask one has to specify 'initial' (at {call_site()})")
+            a = _masked(what, a, where, -np.inf if combine == "maximum" else np.inf)
         if initial is not _NOT and np.size(a) == 0:  # NumPy's answer: initial, a constant
             return getattr(np, op)(np.zeros(np.shape(a)), axis=_tuple_axis(axis), keepdims=keepdims,
                                    initial=initial)
@@ -1430,12 +1436,17 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_N
     """Variance by composition: mean((a - mean(a))²)·n / (n − ddof), as NumPy computes it."""
     _refuse("numpy.var", out=out)
     _check_dtype("numpy.var", a, dtype)
-    if where is not _NOT:
-        raise _unsupported("numpy.var/std with where=")
     if correction is not _NOT:
         ddof = correction
-    m = _reduce("mean", a, axis, True) if mean is _NOT else mean
-    return _reduce("sum", np.square(a - m), axis, keepdims) / float(_reduced_count(a, axis) - ddof)
+    if isinstance(where, Tracer):
+        raise _unsupported("numpy.var with a traced where= mask")
+    m = _mean(a, axis, keepdims=True, where=where) if mean is _NOT else mean
+    squares = _masked("numpy.var", np.square(a - m), where, 0.0)
+    if where is _NOT:
+        return _reduce("sum", squares, axis, keepdims) / float(_reduced_count(a, axis) - ddof)
+    count = np.sum(np.broadcast_to(np.asarray(where, bool), np.shape(a)), axis=_tuple_axis(axis),
+                   keepdims=bool(keepdims))
+    return _reduce("sum", squares, axis, keepdims) / (np.asarray(count, dtype=float) - ddof)
 
 
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,

@@ -316,3 +316,79 @@ def test_an_in_place_change_of_a_view_stored_elsewhere_is_refused():
 
     with pytest.raises(UnsupportedOperationError, match=r"changes a view \(getitem\)"):
         trace(nested, X)
+
+
+# -- NumPy's in-place writers (jacc.numpy_api.writes) --------------------------------------------
+
+
+def _writers(x):
+    m = np.outer(x, x[:3])  # (4, 3)
+    alias = m
+    np.fill_diagonal(m, x[1:])  # the diagonal's three values
+    np.put(m, [0, 11, 0], x[:3] * 2.0)  # a repeated index: the last value wins
+    np.place(m, m > 0.5, x[:2])  # the values reused cyclically over the masked positions
+    np.putmask(m, np.arange(12).reshape(4, 3) % 5 == 0, -x)  # repeated cyclically over m's positions
+    np.copyto(m, np.sin(x[:3]), where=np.array([True, False, True]))  # broadcast over rows
+    np.put_along_axis(m, np.array([[2], [0], [1], [2]]), x[:, None] ** 2, axis=1)
+    return alias  # every name sees the writes, as in NumPy
+
+
+def _accumulators(x):
+    y = np.zeros_like(x)
+    np.add.at(y, [0, 2, 0, 0], x)  # repeated positions accumulate
+    m = np.outer(x, x)
+    np.add.at(m, (np.array([1, 1]), np.array([0, 0])), x[:2] * 3.0)
+    np.subtract.at(m, np.array([3, 3]), x)  # whole rows
+    np.add.at(y, 1, 2.0)  # a constant
+    return m + y[:, None]
+
+
+def _methods(x):
+    m = np.outer(x, x)
+    alias = m
+    m.sort(axis=0)  # read at the traced point: the order is a constant
+    v = x * 1.0
+    v.partition(1)
+    w = x.copy()
+    w.fill(x[2])
+    w.put([1, 3], x[:2])
+    return alias + v[:, None] + w[None, :]
+
+
+@pytest.mark.parametrize("f", [_writers, _accumulators, _methods])
+def test_numpy_in_place_writers_follow_numpy(f):
+    want = f(X.copy())
+    g = trace(f, X)
+    np.testing.assert_array_equal(g.evaluate({"x": X})[g.outputs[0]], want)
+    for options in ({}, {"retrace": False}, {"compile": False}):
+        jf = jacc.jacobian(f, **options)
+        for x in (X, X * 1.1 - 0.05):
+            np.testing.assert_allclose(jf(x.copy()), fd_jacobian(lambda x: f(x.copy()), [x], 0), atol=1e-7)
+
+
+def test_numpy_in_place_writers_refuse_what_numpy_would_change_elsewhere():
+    def into_plain(x):
+        out = np.zeros(3)
+        np.add.at(out, [0, 1, 0], x[:3])
+        return out
+
+    def into_a_view(x):
+        y = x.copy()
+        np.fill_diagonal(y.reshape(2, 2), x[:2])  # NumPy: y changes too
+        return y
+
+    def sort_viewed(x):
+        y = x.copy()
+        head = y[:2]
+        y.sort()  # NumPy: head changes too
+        return head
+
+    with pytest.raises(UnsupportedOperationError, match=r"numpy.add.at at .*test_in_place.py.* plain NumPy array.*"
+                                                        r"np.bincount"):
+        trace(into_plain, X)
+    with pytest.raises(UnsupportedOperationError, match=r"numpy.fill_diagonal at .* a view"):
+        trace(into_a_view, X)
+    with pytest.raises(UnsupportedOperationError, match=r"x.sort\(\) at .* views still in use"):
+        trace(sort_viewed, X)
+    with pytest.raises(UnsupportedOperationError, match=r"numpy.multiply.at .*add.at and np.subtract.at only"):
+        trace(lambda x: np.multiply.at(x.copy(), [0], 2.0), X)

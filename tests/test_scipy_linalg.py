@@ -87,6 +87,9 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
 @pytest.mark.parametrize("f, words", [
     (lambda a: sl.expm(a), "scipy.linalg.expm"),
     (lambda a: sl.lu_solve(sl.lu_factor(a), B), "scipy.linalg.lu_factor"),
+    (lambda a: sl.sqrtm(a @ a.T), "scipy.linalg.sqrtm.*eigh"),
+    (lambda a: sl.eig(a)[0].real, "scipy.linalg.eig.*np.linalg.eig"),
+    (lambda a: sl.lu(a)[1], "scipy.linalg.lu"),
     (lambda a: sl.eigh(a, np.eye(4))[0], "generalized eigenproblem"),
     (lambda a: sl.qr(a, pivoting=True)[0], "pivoting=True"),
     (lambda a: sl.qr(np.concatenate([a, a]))[1], "mode='full' .*8×4 matrix.*mode='economic'"),

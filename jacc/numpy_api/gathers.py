@@ -305,7 +305,7 @@ implements_ufunc_method("maximum", "accumulate")(_running_extreme("maximum", np.
 implements_ufunc_method("minimum", "accumulate")(_running_extreme("minimum", np.less))
 
 
-@implements(np.partition)  # (not the method: ndarray.partition works in place, see trace._IN_PLACE_METHODS)
+@implements(np.partition)  # (not the method: ndarray.partition works in place, see numpy_api.writes)
 def _partition(a, kth, axis=-1, kind="introselect", order=None):
     """The elements rearranged so that each kth one sits where a sort puts it: a gather by
     ``argpartition``'s permutation, read at the traced point (NumPy leaves the order on either

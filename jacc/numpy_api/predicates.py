@@ -6,8 +6,7 @@ arrays (``imag``, ``angle``, ``iscomplexobj`` …).
 A result read from values marks the trace value-dependent, as a comparison does (every call
 traces again, so a later call never reuses a stale mask); one computed from shapes or dtypes
 alone does not. None of these carries a derivative: their results are integers, booleans or
-constants. Functions that write into an argument in place (``fill_diagonal``, ``put``,
-``copyto`` …) are refused with the expression that builds the result instead.
+constants.
 """
 
 from __future__ import annotations
@@ -112,31 +111,6 @@ implements(np.real_if_close)(lambda a, tol=100: a)
 def _angle(z, deg=False):
     """0 or π by the sign (NaN for NaN), read from the value: a constant."""
     return np.angle(_read(z, "numpy.angle"), deg=deg)
-
-
-# -- in-place writers: refused, with the way to build the result ---------------------------------
-
-_IN_PLACE = {
-    np.fill_diagonal: "np.where(np.eye(*a.shape, dtype=bool), val, a)",
-    np.put: "np.where(mask, values, a) with mask = np.zeros(a.shape, bool) set at the indices",
-    np.place: "np.where(mask, values, arr) (with values in the masked positions' order)",
-    np.putmask: "np.where(mask, values, a)",
-    np.copyto: "the source itself, or np.where(where, src, dst)",
-    np.put_along_axis: "np.where(mask, values, arr) with mask from np.put_along_axis on a boolean array",
-}
-
-
-def _in_place(func: Callable, instead: str) -> None:
-    def refuse(*args, **kwargs):
-        raise UnsupportedOperationError(
-            f"numpy.{func.__name__} at {call_site()} writes into an array in place, which a trace cannot "
-            f"follow; build the result instead: {instead}")
-    refuse.refusal = True  # not listed as supported
-    implements(func)(refuse)
-
-
-for _f, _instead in _IN_PLACE.items():
-    _in_place(_f, _instead)
 
 
 # -- examples -----------------------------------------------------------------------------------

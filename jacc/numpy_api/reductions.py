@@ -437,6 +437,14 @@ for _n in ["sum", "mean"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-2, keepdims=True,
                                                                    where=np.arange(12).reshape(3, 4) % 5 != 0),
          lambda r: (_x(r, _X3),), variant="where=, keepdims")
+for _n in ["max", "min"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=1, where=np.array([[True], [False], [True]]),
+                                                                   initial=0.5),
+         lambda r: (_distinct(r, _X3),), variant="where=, initial")
+for _n in ["var", "std"]:
+    case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1, ddof=1,
+                                                                   where=np.arange(12).reshape(3, 4) % 5 != 0),
+         lambda r: (_x(r, _X3),), variant="where=, ddof")
 case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x), lambda r: (_x(r),), note="axis 0 by default, as NumPy")
 case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keepdims=True), lambda r: (_x(r),),
      variant="axis tuple, keepdims")

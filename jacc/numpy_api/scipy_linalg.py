@@ -9,7 +9,7 @@ factor unless ``lower=True`` and read only that triangle, ``solve`` with ``assum
 ``'sym'`` reads the triangle ``lower`` names, ``qr``'s default mode is ``'full'``. ``cho_factor``
 returns the clean triangular factor (SciPy leaves other values in the unused triangle, which no
 SciPy function reads). Refused with a message: generalized eigenproblems (``eigh(a, b)``), pivoted
-QR, ``lu_factor``/``lu_solve``, ``expm`` and the other matrix functions."""
+QR, ``lu``/``lu_factor``, ``expm``, ``sqrtm``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
 
 from __future__ import annotations
 
@@ -182,9 +182,19 @@ _IMPLEMENTED = {
     "norm": lambda a, ord, axis, keepdims, **_: np.linalg.norm(a, ord, axis, keepdims),
     "lstsq": _lstsq, "pinv": _pinv,
 }
-_REFUSED = {  # (the likeliest only: every name swapped costs each trace a little)
+_REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
     "lu_factor": "pivoted LU factors are not recorded; use scipy.linalg.solve",
+    "lu": "pivoted LU factors are not recorded; use scipy.linalg.solve",
     "expm": "the matrix exponential is not recorded for traced arrays",
+    "sqrtm": "the matrix square root is not recorded for traced arrays (for a symmetric positive definite "
+             "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.sqrt(w)) @ v.T)",
+    "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
+            "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.log(w)) @ v.T)",
+    "schur": "the Schur decomposition is not recorded for traced arrays",
+    "eig": "SciPy's eig returns complex arrays, which a trace does not hold; np.linalg.eig returns real "
+           "ones where the eigenvalues are real, and is recorded",
+    "eigvals": "SciPy's eigvals returns complex arrays, which a trace does not hold; np.linalg.eigvals "
+               "returns real ones where the eigenvalues are real, and is recorded",
 }
 
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
