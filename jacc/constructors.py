@@ -123,10 +123,27 @@ _METHODS: list[tuple[type, str, Callable]] = []
 _SAVED_METHODS: list[tuple[type, str, Any]] = []
 
 
-def swap_method_during_traces(cls: type, name: str, make: Callable[[Callable], Callable]) -> None:
+_PENDING: list[tuple[str, str, Callable]] = []  # ("module:Class", attribute, make) until the module is imported
+
+
+def swap_method_during_traces(cls: type | str, name: str, make: Callable[[Callable], Callable]) -> None:
     """While ``f`` runs on traced arguments, ``cls.name`` is ``make(original)`` (for objects made
-    before the trace too, such as a module-level ``np.vectorize(...)``)."""
-    _METHODS.append((cls, name, make(vars(cls)[name])))
+    before the trace too, such as a module-level ``np.vectorize(...)``). ``cls`` may be named
+    ``"module:Class"``: it is looked up at the first trace after that module is imported, so
+    jacc never imports it (SciPy's)."""
+    if isinstance(cls, str):
+        _PENDING.append((cls, name, make))
+    else:
+        _METHODS.append((cls, name, make(vars(cls)[name])))
+
+
+def _resolve_pending() -> None:
+    for entry in list(_PENDING):
+        module, _, qualname = entry[0].partition(":")
+        if module in sys.modules:
+            _PENDING.remove(entry)
+            swap_method_during_traces(functools.reduce(getattr, qualname.split("."), sys.modules[module]),
+                                      *entry[1:])
 
 
 _ACTIVE: dict[str, _Swap] = {}  # module name -> its swap, once the module is imported
@@ -143,6 +160,8 @@ def _swap_in() -> None:
                 _LIVE.append(_ACTIVE[module])
     for swap in _LIVE:
         swap.swap_in()
+    if _PENDING:
+        _resolve_pending()
     for cls, name, made in _METHODS:
         _SAVED_METHODS.append((cls, name, vars(cls)[name]))
         setattr(cls, name, made)

@@ -1714,12 +1714,11 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
-    from .constructors import _METHODS
-    from .numpy_api.scipy_linalg import supported
+    from .numpy_api import scipy_linalg, scipy_stats
 
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
-                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(supported())
-                  | {cls.__name__ for cls, _, _ in _METHODS})  # np.vectorize
+                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(scipy_linalg.supported())
+                  | set(scipy_stats.supported()) | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:

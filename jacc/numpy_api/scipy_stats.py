@@ -1,0 +1,175 @@
+"""``scipy.stats`` continuous distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``,
+``logcdf``, ``sf`` and ``logsf`` of ``norm``, ``t``, ``gamma``, ``beta``, ``expon`` … and of
+frozen distributions (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``,
+``scale`` and the shape parameters all differentiable.
+
+SciPy's public methods write their results into a plain output array (``np.place``), which a trace
+cannot follow. While ``f`` runs on traced arguments they are replaced (see
+:func:`jacc.constructors.swap_method_during_traces`; jacc never imports SciPy itself) by versions
+that do what SciPy does with traced values: standardise ``z = (x − loc)/scale``, check the
+parameters and the support at the traced point (so the trace is value-dependent, as a comparison
+makes it), evaluate the distribution's own formula (its ``_logpdf``, ``_cdf`` …, NumPy and
+``scipy.special`` code) on the points inside, and give SciPy's constants elsewhere: the density 0
+(log −inf) outside the support, the distribution function 0 or 1 beyond its ends, NaN for
+invalid parameters. A distribution whose formula is not such code (one that integrates its
+density numerically) is refused by the tracer where it leaves NumPy.
+
+>>> import numpy as np, jacc, scipy.stats
+>>> jf = jacc.jacobian(lambda mu: scipy.stats.norm.logpdf(2.0, loc=mu, scale=2.0))
+>>> float(jf(np.array(1.0)))  # (x − μ)/σ²
+0.25
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, swap_during_traces, swap_method_during_traces
+from ..trace import Tracer, UnsupportedOperationError, _tape_of, call_site
+from . import case
+from .gathers import _value
+
+_INF = np.inf
+
+# method -> (the distribution's formula, scaled: divide by scale / subtract log scale, value
+# below the support, value above it, whether the support's ends count as inside)
+_METHODS = {
+    "pdf": ("_pdf", lambda v, s: v / s, 0.0, 0.0, True),
+    "logpdf": ("_logpdf", lambda v, s: v - np.log(s), -_INF, -_INF, True),
+    "cdf": ("_cdf", None, 0.0, 1.0, False),
+    "logcdf": ("_logcdf", None, -_INF, 0.0, False),
+    "sf": ("_sf", None, 1.0, 0.0, False),
+    "logsf": ("_logsf", None, 0.0, -_INF, False),
+}
+
+
+def _concrete(x: Any, what: str) -> np.ndarray:
+    return _value(x, what) if isinstance(x, Tracer) else np.asarray(x, dtype=float)
+
+
+def _merge(mask: np.ndarray, inside: Any, outside: Any) -> Any:
+    """An array shaped like ``mask``: ``inside`` (a value per true entry, in order; where all are
+    true, a value that broadcasts to ``mask``'s shape) where ``mask`` holds, ``outside`` elsewhere."""
+    shape = mask.shape
+    if mask.all():
+        return np.broadcast_to(inside, shape) if np.shape(inside) != shape else inside
+    if isinstance(inside, Tracer):
+        positions = np.flatnonzero(mask).astype(float)
+        spread = np.broadcast_to(inside, positions.shape) if np.shape(inside) != positions.shape else inside
+        placed = _tape_of(inside).record("scatter_add", [spread, positions], {"size": mask.size}).reshape(shape)
+    else:
+        placed = np.zeros(shape)
+        placed[mask] = inside
+    return np.where(mask, placed, outside)
+
+
+def _apply_where(original: Callable) -> Callable:
+    """SciPy's ``apply_where(cond, args, f1, f2, fill_value=)``, which its distributions' formulas
+    use: ``f1`` on the entries where ``cond`` holds, ``f2`` (or ``fill_value``) elsewhere, each
+    seeing only its own entries; ``cond`` read at the traced point."""
+    def apply_where(cond, args, f1, f2=None, /, *, fill_value=None, xp=None):
+        many = isinstance(args, tuple)
+        if not (_holds_tracer(list(args) if many else args) or isinstance(cond, Tracer)
+                or isinstance(fill_value, Tracer)):
+            return original(cond, args, f1, f2, fill_value=fill_value, xp=xp)
+        args = args if many else (args,)
+        mask = _concrete(cond, "scipy's apply_where") != 0
+        shape = np.broadcast_shapes(mask.shape, *[np.shape(a) for a in args])
+        mask = np.broadcast_to(mask, shape)
+        parts = [np.broadcast_to(a, shape) for a in args]
+
+        def on(where: np.ndarray, f: Callable) -> Any:  # f sees the entries of ``where`` only
+            return f(*(parts if where.all() else [p[where] for p in parts]))
+
+        first = on(mask, f1) if mask.any() else np.zeros(0)
+        if f2 is None:
+            second = fill_value
+        else:
+            other = ~mask
+            second = _merge(other, on(other, f2), 0.0) if other.any() else 0.0
+        return _merge(mask, first, second)
+    return apply_where
+
+
+def _traced_method(name: str) -> Callable[[Callable], Callable]:
+    formula, scaled, below, above, closed = _METHODS[name]
+
+    def make(original: Callable) -> Callable:
+        def method(self, x, *args, **kwds):
+            if not (_holds_tracer(x) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
+                return original(self, x, *args, **kwds)
+            shapes, loc, scale = self._parse_args(*args, **kwds)
+            what = f"scipy.stats.{self.name}.{name}"
+            x = x if isinstance(x, Tracer) else np.asarray(x, dtype=float)
+            z = (x - loc) / scale
+            zv, sv = _concrete(z, what), _concrete(scale, what)
+            params = [_concrete(a, what) for a in shapes]
+            lo, hi = self._get_support(*params)
+            valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
+            inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
+            shape = inside.shape
+            const = np.broadcast_to(np.where(valid, np.where(zv >= hi, above, below), np.nan), shape)
+            if not inside.any():
+                return const.copy()
+            # SciPy's formula sees the points inside only (outside it may not be defined)
+            parts = [z, *shapes, scale] if inside.all() else [np.broadcast_to(p, shape)[inside]
+                                                             for p in (z, *shapes, scale)]
+            try:
+                found = getattr(self, formula)(*parts[:-1])
+            except TypeError as e:
+                if "Tracer" not in str(e):
+                    raise
+                raise UnsupportedOperationError(  # (compiled code typed for NumPy arrays)
+                    f"{what} at {call_site()}: the distribution's formula is compiled code that takes plain "
+                    "NumPy arrays, which a trace cannot follow") from None
+            return _merge(inside, found if scaled is None else scaled(found, parts[-1]), const)
+        method.__name__ = name
+        return method
+    return make
+
+
+swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
+for _name in _METHODS:
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_method(_name))
+
+
+def supported() -> list[str]:
+    """The ``scipy.stats`` methods a trace records (of every continuous distribution whose formula
+    is NumPy code)."""
+    return [f"scipy.stats.rv_continuous.{n}" for n in _METHODS]
+
+
+# -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
+
+
+def _stats(xp):
+    if xp is np:
+        import scipy.stats as stats
+    else:
+        import jax.scipy.stats as stats
+    return stats
+
+
+def _pos(r, shape=(3, 4)):
+    return r.uniform(0.5, 2.0, size=shape)
+
+
+case("scipy.stats.norm.logpdf", lambda xp: lambda x, mu, sigma: _stats(xp).norm.logpdf(x, mu, sigma),
+     lambda r: (r.normal(size=(3, 4)), r.normal(size=4), _pos(r, (3, 1))), argnums=(0, 1, 2))
+case("scipy.stats.norm.cdf", lambda xp: lambda x: _stats(xp).norm.cdf(x, loc=0.5, scale=2.0),
+     lambda r: (r.normal(size=(3, 4)),))
+case("scipy.stats.norm.logcdf", lambda xp: lambda x: _stats(xp).norm.logcdf(x), lambda r: (r.normal(size=5),))
+case("scipy.stats.norm.sf", lambda xp: lambda x: _stats(xp).norm.sf(x), lambda r: (r.normal(size=5),))
+case("scipy.stats.t.logpdf", lambda xp: lambda x, loc: _stats(xp).t.logpdf(x, 3.0, loc, 1.5),
+     lambda r: (r.normal(size=(3, 4)), r.normal(size=4)), argnums=(0, 1))
+case("scipy.stats.gamma.logpdf", lambda xp: lambda x, a, scale: _stats(xp).gamma.logpdf(x, a, scale=scale),
+     lambda r: (_pos(r), _pos(r, (4,)) + 1.0, _pos(r, (3, 1))), argnums=(0, 1, 2))
+case("scipy.stats.expon.pdf", lambda xp: lambda x: _stats(xp).expon.pdf(x, loc=0.0, scale=2.0),
+     lambda r: (np.array([-1.0, 0.5, 2.0]),), note="0 below the support, with a zero derivative, as SciPy")
+case("scipy.stats.laplace.logpdf", lambda xp: lambda x, b: _stats(xp).laplace.logpdf(x, scale=b),
+     lambda r: (r.normal(size=5) + 0.1, _pos(r, (5,))), argnums=(0, 1))
+case("scipy.stats.logistic.cdf", lambda xp: lambda x: _stats(xp).logistic.cdf(x), lambda r: (r.normal(size=5),))
+case("scipy.stats.cauchy.logpdf", lambda xp: lambda x, s: _stats(xp).cauchy.logpdf(x, 0.3, s),
+     lambda r: (r.normal(size=5), _pos(r, (5,))), argnums=(0, 1))

@@ -1,0 +1,88 @@
+"""scipy.stats distributions of traced arrays (jacc.numpy_api.scipy_stats): values equal SciPy's,
+Jacobians equal central differences of SciPy itself, outside the support included."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+
+st = pytest.importorskip("scipy.stats")
+
+X = np.array([0.3, 0.9, 1.7, 2.6])
+METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
+# (distribution, shape parameters): every method's formula is NumPy and scipy.special code jacc records
+WHOLE = [("norm", ()), ("expon", ()), ("laplace", ()), ("logistic", ()), ("cauchy", ()), ("lognorm", (0.5,)),
+         ("weibull_min", (1.5,)), ("halfnorm", ()), ("gumbel_r", ()), ("lomax", (2.0,)), ("genextreme", (0.2,)),
+         ("rayleigh", ()), ("gompertz", (1.2,))]
+
+
+def _check(f, x, argnum=0):
+    args = [x] if argnum == 0 else x
+    got = jacc.jacobian(f, argnums=argnum, strategy="reverse")(*args)  # (the value is the point here)
+    np.testing.assert_allclose(got, fd_jacobian(f, list(args), argnum), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, shapes", WHOLE)
+@pytest.mark.parametrize("method", METHODS)
+def test_methods_match_scipy_in_the_points_loc_scale_and_shape(name, shapes, method):
+    d = getattr(st, name)
+
+    def m(*args, **kwargs):  # looked up at each call: a method bound before the trace stays SciPy's
+        return getattr(d, method)(*args, **kwargs)
+
+    g = jacc.trace(lambda x: m(x, *shapes, loc=0.1, scale=1.3), X)
+    np.testing.assert_allclose(g.evaluate({"x": X})[g.outputs[0]], m(X, *shapes, loc=0.1, scale=1.3), rtol=1e-13)
+    _check(lambda x: m(x, *shapes, loc=0.1, scale=1.3), X)
+    _check(lambda v: m(0.8, *shapes, loc=v[0] * 0.1, scale=1.0 + v), X)  # loc and scale, broadcast
+    if shapes:
+        _check(lambda v: m(X, *[s * (1.0 + 0.1 * v) for s in shapes]), X)
+    _check(lambda v: getattr(d(*shapes, loc=v[1] * 0.1, scale=2.0), method)(v), X)  # a frozen distribution
+
+
+def test_outside_the_support_scipys_constants_with_zero_derivatives():
+    x = np.array([-1.0, 0.5, 2.0, np.nan])
+    for f, want, outside in [(lambda v: st.expon.logpdf(v), [-np.inf, -0.5, -2.0, np.nan], [0, 3]),
+                             (lambda v: st.uniform.cdf(v), [0.0, 0.5, 1.0, np.nan], [0, 2, 3]),
+                             (lambda v: st.uniform.sf(v), [1.0, 0.5, 0.0, np.nan], [0, 2, 3]),
+                             (lambda v: st.norm.pdf(v, scale=-1.0), [np.nan] * 4, [0, 1, 2, 3])]:  # (as SciPy)
+        np.testing.assert_array_equal(f(x), want)
+        g = jacc.trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({"v": x})[g.outputs[0]], want)
+        J = jacc.jacobian(f, nonfinite="propagate")(x)
+        assert np.all(J[outside] == 0)
+        assert np.all(J[:, outside] == 0)
+    J = jacc.jacobian(lambda v: st.expon.logpdf(v))(np.array([-1.0, 0.5, 2.0]))
+    np.testing.assert_array_equal(J, np.diag([0.0, -1.0, -1.0]))  # −inf has a zero derivative
+
+
+def test_formulas_with_branches_see_only_their_own_points():
+    """SciPy's apply_where runs each branch on its entries (t's ν = ∞ is the normal's density)."""
+    df = np.array([3.0, np.inf, 5.0, np.inf])
+    f = lambda x: st.t.logpdf(x, df)  # noqa: E731
+    finite = np.where(df < np.inf, df, 1.0)
+    np.testing.assert_allclose(jacc.jacobian(f)(X), np.diag(np.where(df < np.inf, -(finite + 1) * X / (finite + X * X),
+                                                                     -X)), rtol=1e-12)
+
+
+def test_every_call_reads_the_support_again():
+    jf = jacc.jacobian(lambda v: st.expon.pdf(v), retrace=False)
+    np.testing.assert_allclose(jf(np.array([1.0, 2.0])), np.diag(-np.exp([-1.0, -2.0])), rtol=1e-12)
+    np.testing.assert_array_equal(jf(np.array([-1.0, 2.0])), np.diag([0.0, -np.exp(-2.0)]))
+
+
+def test_what_is_not_numpy_code_is_refused_by_name():
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"_beta_pdf .*test_scipy_stats.py|beta"):
+        jacc.trace(lambda v: st.beta.pdf(v * 0.2, 2.0, 3.0), X)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.stats.vonmises.cdf at .*test_scipy_stats.py.*"
+                                                             r"compiled code"):
+        jacc.trace(lambda v: st.vonmises.cdf(v, 2.0), X)
+
+
+def test_jacc_does_not_import_scipy_stats():
+    code = "import sys, jacc; jacc.jacobian(lambda x: x * 2.0)(1.0); print('scipy.stats' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
