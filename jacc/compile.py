@@ -172,6 +172,10 @@ def _i1grad(x: float, y: float) -> float:
     return 0.5 if x == 0 else _scipy("i0")(x) - y / x
 
 
+def _i1egrad(x: float, y: float) -> float:
+    return 0.5 if x == 0 else _scipy("i0e")(x) - y / x - math.copysign(y, x)
+
+
 # (math.exp2 and math.cbrt are Python 3.11; the fallbacks serve 3.10)
 MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": math.log1p, "sin": math.sin,
               "cos": math.cos, "tan": math.tan, "tanh": math.tanh, "sinh": math.sinh, "cosh": math.cosh,
@@ -190,7 +194,9 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma,
               "zeta": _scipy("zeta"), "log_expit": _log_expit, "erfinv": _scipy("erfinv"),
               "ndtri": _scipy("ndtri"), "gamma": _scipy("gamma"), "entr": _entr, "rel_entr": _rel_entr,
-              "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad}
+              "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad,
+              "i0e": _scipy("i0e"), "i1e": _scipy("i1e"), "i1egrad": _i1egrad, "cosm1": _scipy("cosm1"),
+              "poch": _scipy("poch")}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

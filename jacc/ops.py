@@ -163,6 +163,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "entr": ("entr(x)", "-(log(x) + 1.0)", "out"),
     "i0": ("i0(x)", "i1(x)", "out"),
     "i1": ("i1(x)", "i1grad(x, y)", "out"),
+    "i0e": ("i0e(x)", "i1e(x) - sign(x) * y", "out"),  # e^(−|x|)·I₀(x)
+    "i1e": ("i1e(x)", "i1egrad(x, y)", "out"),  # e^(−|x|)·I₁(x)
+    "cosm1": ("cosm1(x)", "-sin(x)", "out"),  # cos(x) − 1 without cancellation near 0
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -199,6 +202,8 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "xlog1py": ("xlog1py(a, b)", (("out", "log1p(b)"), ("out", "a / (1.0 + b)"))),
     "rel_entr": ("rel_entr(a, b)", (("out", "log(a / b) + 1.0"), ("out", "-a / b"))),
     "betaln": ("betaln(a, b)", (("out", "digamma(a) - digamma(a + b)"), ("out", "digamma(b) - digamma(a + b)"))),
+    # the rising factorial Γ(a + b)/Γ(a)
+    "poch": ("poch(a, b)", (("out", "y * (digamma(a + b) - digamma(a))"), ("out", "y * digamma(a + b)"))),
 }
 
 
@@ -261,6 +266,11 @@ def _i1grad(x, y):
     return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
 
 
+def _i1egrad(x, y):
+    """(e^(−|x|)·I₁)′ = i0e(x) − i1e(x)/x − sign(x)·i1e(x), and ½ at x = 0."""
+    return np.where(x == 0, 0.5, _special("i0e")(x) - y / _nonzero(x) - np.sign(x) * y)
+
+
 NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sin": np.sin,
                "cos": np.cos, "tan": np.tan, "tanh": np.tanh, "sinh": np.sinh, "cosh": np.cosh,
                "arctan": np.arctan, "arcsin": np.arcsin, "arccos": np.arccos, "sqrt": np.sqrt,
@@ -279,7 +289,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "digamma": _special("digamma"), "zeta": _special("zeta"), "log_expit": _special("log_expit"),
                "erfinv": _special("erfinv"), "ndtri": _special("ndtri"), "gamma": _special("gamma", math.gamma),
                "entr": _special("entr"), "rel_entr": _special("rel_entr"), "betaln": _special("betaln"),
-               "i0": np.i0, "i1": _special("i1"), "i1grad": _i1grad}
+               "i0": np.i0, "i1": _special("i1"), "i1grad": _i1grad, "i0e": _special("i0e"),
+               "i1e": _special("i1e"), "i1egrad": _i1egrad, "cosm1": _special("cosm1"), "poch": _special("poch")}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:

@@ -128,3 +128,10 @@ def test_tensordot_and_multi_dot_errors():
         jacc.jacobian(lambda a: np.tensordot(a, a, axes=([0, 1], [0])))(np.ones((2, 2)))
     with pytest.raises(TraceError, match="multi_dot at .*needs at least two arrays"):
         jacc.jacobian(lambda a: np.linalg.multi_dot([a]))(np.ones((2, 2)))
+
+
+def test_multi_dot_takes_vectors_at_the_ends_only_as_numpy():
+    with pytest.raises(np.linalg.LinAlgError, match="1-dimensional array given.*operand 1"):
+        jacc.trace(lambda v: np.linalg.multi_dot([np.eye(4), v, np.eye(4)]), np.ones(4))
+    J = jacc.jacobian(lambda v: np.linalg.multi_dot([v, np.eye(4) * 2.0, v]))(np.arange(4.0))
+    np.testing.assert_allclose(J, 4.0 * np.arange(4.0))

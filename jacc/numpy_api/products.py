@@ -309,6 +309,11 @@ def _multi_dot(arrays, *, out=None):
     if len(arrays) < 2:
         raise _fail("numpy.linalg.multi_dot", "needs at least two arrays")
     n = len(arrays)
+    for k, a in enumerate(arrays):  # NumPy's rule: 2-d, or 1-d at either end
+        d = len(_shape(a))
+        if d != 2 and not (d == 1 and k in (0, n - 1)):
+            raise np.linalg.LinAlgError(f"{d}-dimensional array given. Array must be two-dimensional "
+                                        f"(numpy.linalg.multi_dot operand {k}, at {call_site()})")
     labels = [[_LETTERS[t], _LETTERS[t + 1]] for t in range(n)]
     if len(_shape(arrays[0])) == 1:
         labels[0] = labels[0][1:]

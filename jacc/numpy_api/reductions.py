@@ -315,6 +315,14 @@ for _u, _r in (("add", np.sum), ("multiply", np.prod), ("maximum", np.max), ("mi
 for _u, _r in (("add", np.cumsum), ("multiply", np.cumprod)):
     implements_ufunc_method(_u, "accumulate")(_ufunc_accumulate(_u, _r))
 
+
+@implements_ufunc_method("logaddexp", "reduce")
+def _logaddexp_reduce(array, axis=0, dtype=None, out=None, keepdims=False):
+    """``numpy.logaddexp.reduce``: log Σ exp, as :func:`_logsumexp` computes it (no dtype but the trace's)."""
+    _refuse("numpy.logaddexp.reduce", out=out)
+    _check_dtype("numpy.logaddexp.reduce", array, dtype)
+    return _logsumexp(array, axis=axis, keepdims=keepdims)
+
 @implements(np.apply_over_axes)
 def _apply_over_axes(func, a, axes):
     """``func(a, axis)`` for each axis in turn, a dropped axis put back, as NumPy applies it."""
@@ -448,6 +456,8 @@ for _n in ["var", "std"]:
 case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x), lambda r: (_x(r),), note="axis 0 by default, as NumPy")
 case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keepdims=True), lambda r: (_x(r),),
      variant="axis tuple, keepdims")
+case("numpy.logaddexp.reduce", lambda xp: lambda x: xp.logaddexp.reduce(x, axis=1) if xp is np else
+     __import__("jax").scipy.special.logsumexp(x, axis=1), lambda r: (_x(r),))
 case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1), lambda r: (_x(r),))
 case("numpy.maximum.reduce", lambda xp: lambda x: xp.maximum.reduce(x, axis=None), lambda r: (_distinct(r),))
 case("numpy.minimum.reduce", lambda xp: lambda x: xp.minimum.reduce(x), lambda r: (_distinct(r),))

@@ -264,5 +264,10 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("betaln", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) + 1.0), argnums=(0, 1), variant="broadcast")
     _sp("i0", _sym, structures=DIAG)
     _sp("i1", lambda r: np.concatenate([_sym(r, (5,)) * 3.0, [0.0]]), structures=DIAG, note="I₁′(0) = ½")
+    _sp("i0e", lambda r: np.concatenate([_sym(r, (5,)) * 3.0, [0.0]]), structures=DIAG)
+    _sp("i1e", lambda r: np.concatenate([_sym(r, (5,)) * 3.0, [0.0]]), structures=DIAG, note="½ at 0")
+    _sp("cosm1", lambda r: np.concatenate([_sym(r, (5,)), [1e-9]]), structures=DIAG, jax=False,
+        note="jax.scipy.special has no cosm1")
+    _sp("poch", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) - 0.7), argnums=(0, 1), variant="broadcast")
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
      note="NumPy's values; its slope I₁ is SciPy's (needs SciPy)")
