@@ -2,7 +2,8 @@
 compositions of elementwise, reduction, shape, broadcasting and matrix ops on a matrix and a
 vector, with in-place updates and aliases among them; and scalar programs in the style of the
 MINPACK problems (``x[i]`` arithmetic). In-place updates include item assignment
-(``a[..., ::2] = b``, masks, repeated indices, ``a[0] += b``). Each is checked by default (a trace per call) and traced
+(``a[..., ::2] = b``, masks, repeated indices, ``a[0] += b``) and NumPy's writers (``np.fill_diagonal``,
+``np.put``, ``np.add.at``, ``np.copyto``, ``a.sort()``). Each is checked by default (a trace per call) and traced
 once then called at a second point, and its value against NumPy's own run."""
 
 import numpy as np
@@ -60,8 +61,33 @@ def _add_row(a, b):
     return a
 
 
+def _fill_diagonal(a, b):
+    if a.ndim == 2:
+        np.fill_diagonal(a, np.ravel(b)[: min(a.shape)])
+    else:
+        np.put(a, [0, -1, 0], np.ravel(b)[:3])  # a repeated index: the last value wins
+    return a
+
+
+def _add_at(a, b):
+    idx = np.array([0, 0, 1]) % a.shape[-1]  # repeated positions accumulate
+    np.add.at(a, (..., idx), np.broadcast_to(b, a.shape)[..., idx[::-1]])
+    return a
+
+
+def _copy_where(a, b):
+    np.copyto(a, b, where=np.arange(a.shape[-1]) % 3 == 1)
+    return a
+
+
+def _sort(a, b):
+    a.sort(axis=0)
+    return a
+
+
 # item assignments into an earlier value (it changes, as for IN_PLACE); None: NumPy refuses the shapes
-ASSIGN = {"[::2]=": _set_strided, "[mask]=": _set_masked, "[idx]+=": _add_repeated, "[0]+=": _add_row}
+ASSIGN = {"[::2]=": _set_strided, "[mask]=": _set_masked, "[idx]+=": _add_repeated, "[0]+=": _add_row,
+          "fill_diagonal": _fill_diagonal, "add.at": _add_at, "copyto": _copy_where, ".sort()": _sort}
 
 
 def make_program(rng: np.random.Generator) -> list:
@@ -142,7 +168,7 @@ def test_random_array_programs_match_finite_differences(seed):
     f = lambda X, v: run_program(prog, X.copy(), v.copy())  # noqa: E731  (in-place steps must not touch the caller's)
     try:
         f(X, v)
-    except (np.linalg.LinAlgError, ValueError):  # a program NumPy itself cannot run
+    except (np.linalg.LinAlgError, ValueError, IndexError):  # a program NumPy itself cannot run
         assume(False)
     g = jacc.trace(f, X, v, argnums=(0, 1))
     np.testing.assert_allclose(g.evaluate({"X": X, "v": v})[g.outputs[0]], f(X, v), rtol=1e-12, atol=1e-12)
