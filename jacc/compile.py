@@ -172,6 +172,19 @@ def _i1grad(x: float, y: float) -> float:
     return 0.5 if x == 0 else _scipy("i0")(x) - y / x
 
 
+def _gammadensity(a: float, x: float) -> float:
+    if x < 0:
+        return math.nan
+    if x == 0:
+        return 1.0 if a == 1 else (0.0 if a > 1 else math.inf)
+    return math.exp((a - 1.0) * math.log(x) - x - math.lgamma(a))
+
+
+def _tdensity(df: float, t: float) -> float:
+    return math.exp(math.lgamma(0.5 * (df + 1.0)) - math.lgamma(0.5 * df) - 0.5 * math.log(df * math.pi)
+                    - 0.5 * (df + 1.0) * math.log1p(t * t / df))
+
+
 def _i1egrad(x: float, y: float) -> float:
     return 0.5 if x == 0 else _scipy("i0e")(x) - y / x - math.copysign(y, x)
 
@@ -196,7 +209,9 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "ndtri": _scipy("ndtri"), "gamma": _scipy("gamma"), "entr": _entr, "rel_entr": _rel_entr,
               "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad,
               "i0e": _scipy("i0e"), "i1e": _scipy("i1e"), "i1egrad": _i1egrad, "cosm1": _scipy("cosm1"),
-              "poch": _scipy("poch")}
+              "poch": _scipy("poch"), "gammainc": _scipy("gammainc"), "gammaincc": _scipy("gammaincc"),
+              "chdtr": _scipy("chdtr"), "chdtrc": _scipy("chdtrc"), "stdtr": _scipy("stdtr"),
+              "gammadensity": _gammadensity, "tdensity": _tdensity}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

@@ -122,6 +122,10 @@ class Graph:
                 cargs.append(a)
             else:
                 cargs.append(a if isinstance(a, Const) else Const(np.asarray(a)))
+        for k in OPS[op].constant:
+            if k < len(cargs) and isinstance(cargs[k], str):
+                raise GraphError(f"node {name!r} ({op}): argument {k} ({cargs[k]!r}) must be a constant, not a "
+                                 "vertex: the derivative with respect to it is not implemented")
         shapes = [self._arg_shape(a) for a in cargs]
         try:
             _check_arguments(op, shapes, params)

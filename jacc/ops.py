@@ -67,6 +67,7 @@ class Op:
     doc: str = ""
     nondiff: frozenset = field(default_factory=frozenset)
     params: tuple[str, ...] = ()  # the parameter names the op accepts
+    constant: frozenset = field(default_factory=frozenset)  # arguments that must be constants (no derivative)
 
 
 OPS: dict[str, Op] = {}
@@ -176,7 +177,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
 
 # name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
 # ("-unit" exactly −1; the formula is then only for the scalar compiler),
-# a rule None that the argument has no edge (a zero derivative)
+# a rule None that the argument has no edge (a zero derivative), a rule CONSTANT that the
+# derivative is not implemented, so the argument must be a constant (a shape parameter)
+CONSTANT = ("constant", None)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
     "sub": ("a - b", (("unit", None), ("-unit", "-1.0"))),
@@ -204,6 +207,14 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "betaln": ("betaln(a, b)", (("out", "digamma(a) - digamma(a + b)"), ("out", "digamma(b) - digamma(a + b)"))),
     # the rising factorial Γ(a + b)/Γ(a)
     "poch": ("poch(a, b)", (("out", "y * (digamma(a + b) - digamma(a))"), ("out", "y * digamma(a + b)"))),
+    # distribution functions in their point b, with the shape parameter a constant: the regularized
+    # incomplete gamma functions P(a, b), Q(a, b), the χ² (a degrees of freedom: P(a/2, b/2)) and
+    # Student-t (a degrees of freedom) distribution functions; each derivative is a density
+    "gammainc": ("gammainc(a, b)", (CONSTANT, ("out", "gammadensity(a, b)"))),
+    "gammaincc": ("gammaincc(a, b)", (CONSTANT, ("out", "-gammadensity(a, b)"))),
+    "chdtr": ("chdtr(a, b)", (CONSTANT, ("out", "0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
+    "chdtrc": ("chdtrc(a, b)", (CONSTANT, ("out", "-0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
+    "stdtr": ("stdtr(a, b)", (CONSTANT, ("out", "tdensity(a, b)"))),
 }
 
 
@@ -266,6 +277,28 @@ def _i1grad(x, y):
     return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
 
 
+def _gammadensity(a, x):
+    """∂P(a, x)/∂x = x^(a−1)·e^(−x)/Γ(a) (NaN for x < 0, as P itself)."""
+    sp = _scipy_special()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.exp(sp.xlogy(a - 1.0, x) - x - sp.gammaln(a))
+
+
+def _tdensity(df, t):
+    """∂stdtr(ν, t)/∂t: Student's t density with ν degrees of freedom."""
+    sp = _scipy_special()
+    return np.exp(sp.gammaln(0.5 * (df + 1.0)) - sp.gammaln(0.5 * df) - 0.5 * np.log(df * np.pi)
+                  - 0.5 * (df + 1.0) * np.log1p(t * t / df))
+
+
+def _scipy_special():
+    try:
+        import scipy.special as sp
+    except ImportError:
+        raise ImportError("the incomplete gamma and Student-t ops need SciPy (pip install scipy)") from None
+    return sp
+
+
 def _i1egrad(x, y):
     """(e^(−|x|)·I₁)′ = i0e(x) − i1e(x)/x − sign(x)·i1e(x), and ½ at x = 0."""
     return np.where(x == 0, 0.5, _special("i0e")(x) - y / _nonzero(x) - np.sign(x) * y)
@@ -290,7 +323,10 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "erfinv": _special("erfinv"), "ndtri": _special("ndtri"), "gamma": _special("gamma", math.gamma),
                "entr": _special("entr"), "rel_entr": _special("rel_entr"), "betaln": _special("betaln"),
                "i0": np.i0, "i1": _special("i1"), "i1grad": _i1grad, "i0e": _special("i0e"),
-               "i1e": _special("i1e"), "i1egrad": _i1egrad, "cosm1": _special("cosm1"), "poch": _special("poch")}
+               "i1e": _special("i1e"), "i1egrad": _i1egrad, "cosm1": _special("cosm1"), "poch": _special("poch"),
+               "gammainc": _special("gammainc"), "gammaincc": _special("gammaincc"), "chdtr": _special("chdtr"),
+               "chdtrc": _special("chdtrc"), "stdtr": _special("stdtr"), "gammadensity": _gammadensity,
+               "tdensity": _tdensity}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:
@@ -322,6 +358,9 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
         d = ds[i]
         if rules[i] is None:
             return None
+        if rules[i] is CONSTANT:
+            raise NotImplementedError(f"{name}: the derivative with respect to argument {i} is not "
+                                      "implemented; it must be a constant")
         return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
 
     def evaluate(a: list, p: dict) -> Any:
@@ -329,9 +368,11 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
         return fn(x if type(x) is np.ndarray else lazy.asarray(x),  # (asarray keeps an ndarray)
                   y if type(y) is np.ndarray else lazy.asarray(y))
 
+    constant = frozenset(i for i, r in enumerate(rules) if r is CONSTANT)
     return Op(name, evaluate, _broadcast_shape, partial, 2,
-              f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else ""),
-              frozenset(i for i, r in enumerate(rules) if r is None))
+              f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else "")
+              + "".join(f"; argument {i} a constant" for i in sorted(constant)),
+              frozenset(i for i, r in enumerate(rules) if r is None), constant=constant)
 
 
 for _n, (_f, _d, _s) in UNARY.items():

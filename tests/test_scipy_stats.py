@@ -86,3 +86,12 @@ def test_jacc_does_not_import_scipy_stats():
     code = "import sys, jacc; jacc.jacobian(lambda x: x * 2.0)(1.0); print('scipy.stats' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+@pytest.mark.parametrize("name, shapes", [("gamma", (2.5,)), ("chi2", (3.0,)), ("t", (4.0,)), ("invgamma", (2.0,))])
+def test_distribution_functions_in_the_point_with_constant_shape_parameters(name, shapes):
+    """Their incomplete gamma and Student-t functions have the density as the derivative in the point."""
+    for method in METHODS:
+        _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=1.3), X)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.special.\w+ at .*shape parameter"):
+        jacc.trace(lambda v: getattr(st, name).cdf(1.5, *[s * (1.0 + v) for s in shapes]), X[:1])

@@ -14,8 +14,19 @@ import importlib.util
 
 import numpy as np
 
-from ..ops import BINARY, UNARY
-from ..trace import _UFUNCS, TraceError, Tracer, _int, _refuse, _tape_of, call_site, implements, implements_ufunc
+from ..ops import BINARY, OPS, UNARY
+from ..trace import (
+    _UFUNCS,
+    TraceError,
+    Tracer,
+    UnsupportedOperationError,
+    _int,
+    _refuse,
+    _tape_of,
+    call_site,
+    implements,
+    implements_ufunc,
+)
 from . import case
 
 # ufunc name → op, where they differ (np.mod is np.remainder: its ufunc is named "remainder")
@@ -26,7 +37,18 @@ _NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "s
 
 
 def _record(op: str):
-    return lambda tape, *xs: tape.record(op, list(xs))
+    constant = sorted(OPS[op].constant)
+    if not constant:
+        return lambda tape, *xs: tape.record(op, list(xs))
+
+    def record(tape, *xs):
+        for k in constant:
+            if isinstance(xs[k], Tracer):
+                raise UnsupportedOperationError(
+                    f"scipy.special.{op} at {call_site()}: its derivative with respect to argument {k + 1} (a "
+                    "shape parameter) is not recorded; pass a constant there (the point may be traced)")
+        return tape.record(op, list(xs))
+    return record
 
 
 for _name in [n for n in {**UNARY, **BINARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
@@ -269,5 +291,15 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("cosm1", lambda r: np.concatenate([_sym(r, (5,)), [1e-9]]), structures=DIAG, jax=False,
         note="jax.scipy.special has no cosm1")
     _sp("poch", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) - 0.7), argnums=(0, 1), variant="broadcast")
+    def _in_point(name, make, note, jax=True):
+        """A case of scipy.special.<name>(shape, x) differentiated in x alone."""
+        case(f"scipy.special.{name}", lambda xp, n=name: lambda a, x: getattr(_special(xp), n)(a, x), make,
+             argnums=(1,), structures=DIAG | {"diag ⊗ dense"}, note=note, jax=jax)
+
+    for _n in ("gammainc", "gammaincc", "chdtr", "chdtrc"):
+        _in_point(_n, lambda r: (np.array([[0.7], [2.5], [4.0]]), _pos(r, (6,)) * 3.0),
+                  "in the point; the shape parameter must be a constant", jax=_n.startswith("gamma"))
+    _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
+              "in the point; the degrees of freedom must be a constant", jax=False)
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
      note="NumPy's values; its slope I₁ is SciPy's (needs SciPy)")
