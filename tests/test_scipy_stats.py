@@ -95,3 +95,18 @@ def test_distribution_functions_in_the_point_with_constant_shape_parameters(name
         _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=1.3), X)
     with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.special.\w+ at .*shape parameter"):
         jacc.trace(lambda v: getattr(st, name).cdf(1.5, *[s * (1.0 + v) for s in shapes]), X[:1])
+
+
+@pytest.mark.parametrize("f", [lambda m: st.poisson.logpmf(K, m), lambda m: st.poisson.pmf(K, m),
+                               lambda p: st.binom.logpmf(K, 6, p / 5), lambda p: st.nbinom.pmf(K, 3, p / 5),
+                               lambda m: st.poisson(m, loc=1).logpmf(K + 1), lambda p: st.geom.logpmf(K, p / 5)])
+def test_discrete_mass_functions_in_their_parameters(f):
+    """A point outside the support, or not an integer, has SciPy's constant and a zero derivative."""
+    J = jacc.jacobian(f)(MU)
+    inside = np.isfinite(f(MU)) & (f(MU) != 0)
+    np.testing.assert_allclose(J[inside], fd_jacobian(f, [MU], 0)[inside], rtol=1e-6, atol=1e-8)
+    assert np.all(J[~inside] == 0) and (~inside).sum() >= 2
+
+
+K = np.array([0.0, 1.0, 3.0, 5.0, 2.5, -1.0])
+MU = np.array([0.5, 1.2, 2.0, 4.0, 1.0, 1.0])

@@ -1,7 +1,9 @@
-"""``scipy.stats`` continuous distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``,
-``logcdf``, ``sf`` and ``logsf`` of ``norm``, ``t``, ``gamma``, ``beta``, ``expon`` … and of
-frozen distributions (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``,
-``scale`` and the shape parameters all differentiable.
+"""``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``,
+``sf`` and ``logsf`` of the continuous ones (``norm``, ``t``, ``gamma``, ``expon`` …) and ``pmf``
+and ``logpmf`` of the discrete ones (``poisson``, ``binom`` …), frozen ones included
+(``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape
+parameters all differentiable (a discrete distribution's points are constants in effect: its
+mass is piecewise constant in them).
 
 SciPy's public methods write their results into a plain output array (``np.place``), which a trace
 cannot follow. While ``f`` runs on traced arguments they are replaced (see
@@ -43,6 +45,8 @@ _METHODS = {
     "sf": ("_sf", None, 1.0, 0.0, False),
     "logsf": ("_logsf", None, 0.0, -_INF, False),
 }
+# the discrete distributions' mass functions (no scale; the points inside are the integers of the support)
+_DISCRETE = {"pmf": ("_pmf", None, 0.0, 0.0, True), "logpmf": ("_logpmf", None, -_INF, -_INF, True)}
 
 
 def _concrete(x: Any, what: str) -> np.ndarray:
@@ -94,7 +98,8 @@ def _apply_where(original: Callable) -> Callable:
 
 
 def _traced_method(name: str) -> Callable[[Callable], Callable]:
-    formula, scaled, below, above, closed = _METHODS[name]
+    discrete = name in _DISCRETE
+    formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
 
     def make(original: Callable) -> Callable:
         def method(self, x, *args, **kwds):
@@ -103,12 +108,14 @@ def _traced_method(name: str) -> Callable[[Callable], Callable]:
             shapes, loc, scale = self._parse_args(*args, **kwds)
             what = f"scipy.stats.{self.name}.{name}"
             x = x if isinstance(x, Tracer) else np.asarray(x, dtype=float)
-            z = (x - loc) / scale
+            z = x - loc if discrete else (x - loc) / scale
             zv, sv = _concrete(z, what), _concrete(scale, what)
             params = [_concrete(a, what) for a in shapes]
             lo, hi = self._get_support(*params)
             valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
             inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
+            if discrete:
+                inside = inside & (np.floor(zv) == zv)
             shape = inside.shape
             const = np.broadcast_to(np.where(valid, np.where(zv >= hi, above, below), np.nan), shape)
             if not inside.any():
@@ -133,12 +140,14 @@ def _traced_method(name: str) -> Callable[[Callable], Callable]:
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
 for _name in _METHODS:
     swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_method(_name))
+for _name in _DISCRETE:
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _traced_method(_name))
 
 
 def supported() -> list[str]:
-    """The ``scipy.stats`` methods a trace records (of every continuous distribution whose formula
-    is NumPy code)."""
-    return [f"scipy.stats.rv_continuous.{n}" for n in _METHODS]
+    """The ``scipy.stats`` methods a trace records (of every distribution whose formula is NumPy
+    code)."""
+    return [f"scipy.stats.rv_continuous.{n}" for n in _METHODS] + [f"scipy.stats.rv_discrete.{n}" for n in _DISCRETE]
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
