@@ -98,7 +98,7 @@ def test_distribution_functions_in_the_point_with_constant_shape_parameters(name
 
 
 @pytest.mark.parametrize("f", [lambda m: st.poisson.logpmf(K, m), lambda m: st.poisson.pmf(K, m),
-                               lambda p: st.binom.logpmf(K, 6, p / 5), lambda p: st.nbinom.pmf(K, 3, p / 5),
+                               lambda p: st.binom.logpmf(K, 6, p / 5), lambda p: st.nbinom.logpmf(K, 3, p / 5),
                                lambda m: st.poisson(m, loc=1).logpmf(K + 1), lambda p: st.geom.logpmf(K, p / 5)])
 def test_discrete_mass_functions_in_their_parameters(f):
     """A point outside the support, or not an integer, has SciPy's constant and a zero derivative."""
