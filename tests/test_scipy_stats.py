@@ -104,7 +104,9 @@ def test_discrete_mass_functions_in_their_parameters(f):
     """A point outside the support, or not an integer, has SciPy's constant and a zero derivative."""
     J = jacc.jacobian(f)(MU)
     inside = np.isfinite(f(MU)) & (f(MU) != 0)
-    np.testing.assert_allclose(J[inside], fd_jacobian(f, [MU], 0)[inside], rtol=1e-6, atol=1e-8)
+    with np.errstate(invalid="ignore"):  # (central differences of −inf)
+        want = fd_jacobian(f, [MU], 0)
+    np.testing.assert_allclose(J[inside], want[inside], rtol=1e-6, atol=1e-8)
     assert np.all(J[~inside] == 0) and (~inside).sum() >= 2
 
 
