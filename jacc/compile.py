@@ -21,7 +21,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .ops import BINARY, UNARY, _ftie, _tie, formula
+from .ops import BINARY, UNARY, _ftie, _gammadensity, _i1egrad, _tdensity, _tie, formula
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -172,21 +172,8 @@ def _i1grad(x: float, y: float) -> float:
     return 0.5 if x == 0 else _scipy("i0")(x) - y / x
 
 
-def _gammadensity(a: float, x: float) -> float:
-    if x < 0:
-        return math.nan
-    if x == 0:
-        return 1.0 if a == 1 else (0.0 if a > 1 else math.inf)
-    return math.exp((a - 1.0) * math.log(x) - x - math.lgamma(a))
-
-
-def _tdensity(df: float, t: float) -> float:
-    return math.exp(math.lgamma(0.5 * (df + 1.0)) - math.lgamma(0.5 * df) - 0.5 * math.log(df * math.pi)
-                    - 0.5 * (df + 1.0) * math.log1p(t * t / df))
-
-
-def _i1egrad(x: float, y: float) -> float:
-    return 0.5 if x == 0 else _scipy("i0e")(x) - y / x - math.copysign(y, x)
+def _as_float(fn: Callable) -> Callable:
+    return lambda *xs: float(fn(*xs))
 
 
 # (math.exp2 and math.cbrt are Python 3.11; the fallbacks serve 3.10)
@@ -208,10 +195,11 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "zeta": _scipy("zeta"), "log_expit": _log_expit, "erfinv": _scipy("erfinv"),
               "ndtri": _scipy("ndtri"), "gamma": _scipy("gamma"), "entr": _entr, "rel_entr": _rel_entr,
               "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad,
-              "i0e": _scipy("i0e"), "i1e": _scipy("i1e"), "i1egrad": _i1egrad, "cosm1": _scipy("cosm1"),
+              "i0e": _scipy("i0e"), "i1e": _scipy("i1e"), "i1egrad": _as_float(_i1egrad), "cosm1": _scipy("cosm1"),
               "poch": _scipy("poch"), "gammainc": _scipy("gammainc"), "gammaincc": _scipy("gammaincc"),
               "chdtr": _scipy("chdtr"), "chdtrc": _scipy("chdtrc"), "stdtr": _scipy("stdtr"),
-              "gammadensity": _gammadensity, "tdensity": _tdensity}
+              # (rare ops: their array formulas on floats, so both paths agree at NaN and ±inf)
+              "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity)}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

@@ -280,8 +280,8 @@ def _i1grad(x, y):
 def _gammadensity(a, x):
     """∂P(a, x)/∂x = x^(a−1)·e^(−x)/Γ(a) (NaN for x < 0, as P itself)."""
     sp = _scipy_special()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.exp(sp.xlogy(a - 1.0, x) - x - sp.gammaln(a))
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(x < 0, np.nan, np.exp(sp.xlogy(a - 1.0, x) - x - sp.gammaln(a)))
 
 
 def _tdensity(df, t):
