@@ -647,15 +647,18 @@ case("numpy.setdiff1d", lambda xp: lambda a: xp.setdiff1d(a, a[:2]), lambda r: (
 case("numpy.intersect1d", lambda xp: lambda a, b: xp.intersect1d(a, xp.concatenate([b, a[1:3]])),
      lambda r: (_x(r, (5,)), _x(r, (2,))), argnums=(0, 1), structures=FREE,
      note="the common values read from the first argument", jax=False)
+_JAX_UNIQUE = "JAX's unique functions give a zero derivative; the values here are a gather of the input"
 case("numpy.setxor1d", lambda xp: lambda a, b: xp.setxor1d(a, xp.concatenate([b, a[:2]])),
-     lambda r: (_x(r, (5,)), _x(r, (3,))), argnums=(0, 1), structures=FREE)
+     lambda r: (_x(r, (5,)), _x(r, (3,))), argnums=(0, 1), structures=FREE, jax=False, note=_JAX_UNIQUE)
 case("numpy.unique_values", lambda xp: lambda x: xp.unique_values(xp.concatenate([x, x[:2]])), lambda r: (_x(r, (5,)),),
-     structures=FREE)
+     structures=FREE, jax=False, note=_JAX_UNIQUE)
 case("numpy.unique_counts", lambda xp: lambda x: xp.unique_counts(xp.concatenate([x, x[:2]])).values,
-     lambda r: (_x(r, (5,)),), structures=FREE, note="values a gather; counts, indices and inverse constants")
-case("numpy.unique_all", lambda xp: lambda x: xp.unique_all(x[::-1]).values * 2.0, lambda r: (_x(r, (2, 3)),))
+     lambda r: (_x(r, (5,)),), structures=FREE, jax=False,
+     note="values a gather; counts, indices and inverse constants; " + _JAX_UNIQUE)
+case("numpy.unique_all", lambda xp: lambda x: xp.unique_all(x[::-1]).values * 2.0, lambda r: (_x(r, (2, 3)),),
+     jax=False, note=_JAX_UNIQUE)
 case("numpy.unique_inverse", lambda xp: lambda x: xp.unique_inverse(x).values, lambda r: (_x(r, (4,)),),
-     structures=FREE)
+     structures=FREE, jax=False, note=_JAX_UNIQUE)
 case("numpy.trim_zeros", lambda xp: lambda x: xp.trim_zeros(xp.concatenate([xp.zeros(2), x, xp.zeros(1)]), "b"),
      lambda r: (_x(r, (4,)),), structures=FREE, jax=False, note="a slice found at the traced point")
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),

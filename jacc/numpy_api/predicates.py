@@ -134,7 +134,8 @@ case("numpy.isin", lambda xp: lambda x: x * xp.isin(x, x[:2]), lambda r: (_x(r, 
 case("numpy.triu_indices_from", lambda xp: lambda x: x[xp.triu_indices_from(x, 1)], lambda r: (_x(r, (4, 4)),),
      structures=FREE, note="from the shape alone (not value-dependent)")
 case("numpy.nextafter", lambda xp: lambda x, y: xp.nextafter(x, y) * 3.0, lambda r: (_x(r), _x(r, (4,))),
-     argnums=(0, 1), note="x1 plus a one-ulp step read at the traced point: slope 1 in x1, 0 in x2")
+     argnums=(0, 1), jax=False,
+     note="x1 plus a one-ulp step read at the traced point: slope 1 in x1, 0 in x2 (JAX has no derivative rule)")
 case("numpy.einsum_path", lambda xp: lambda x: np.einsum("ij,jk,kl->il", x, x, x,
      optimize=np.einsum_path("ij,jk,kl->il", x, x, x)[0]), lambda r: (_x(r, (3, 3)),), jax=False,
      note="NumPy's path, found from the shapes alone")
