@@ -112,3 +112,25 @@ def test_discrete_mass_functions_in_their_parameters(f):
 
 K = np.array([0.0, 1.0, 3.0, 5.0, 2.5, -1.0])
 MU = np.array([0.5, 1.2, 2.0, 4.0, 1.0, 1.0])
+
+
+Q = np.array([0.1, 0.5, 0.9, 0.0, 1.0, 1.5])  # inside, at both ends, outside (NaN)
+
+
+@pytest.mark.parametrize("f", [lambda m: st.norm.ppf(Q, loc=m, scale=2.0),
+                               lambda m: st.norm.ppf(Q, loc=0.3, scale=1 + m ** 2),
+                               lambda m: st.expon.ppf(Q, loc=m, scale=2 + m),
+                               lambda u: st.norm.isf(np.clip(u, 0.05, 0.95)),
+                               lambda m: st.uniform.ppf(Q, loc=m, scale=2.0 + m),  # finite ends: loc, loc + scale
+                               lambda m: st.uniform.isf(Q, loc=m, scale=2.0 + m),
+                               lambda m: st.logistic(m, 1.5).ppf(Q)])
+def test_quantiles_in_the_probability_and_the_parameters(f):
+    """Inverse-CDF sampling (norm.ppf(u, mu, sigma)) differentiated in its parameters."""
+    m = np.array([0.3, -0.2, 1.0, 0.5, 0.1, 0.2])
+    g = jacc.trace(f, m)
+    np.testing.assert_array_equal(g.evaluate({g.inputs[0]: m})[g.outputs[0]], f(m))
+    J = jacc.jacobian(f, nonfinite="propagate")(m)
+    with np.errstate(invalid="ignore"):
+        want = fd_jacobian(f, [m], 0)
+    ok = np.isfinite(want)
+    np.testing.assert_allclose(J[ok], want[ok], rtol=1e-6, atol=1e-7)

@@ -1,6 +1,6 @@
 """``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``,
-``sf`` and ``logsf`` of the continuous ones (``norm``, ``t``, ``gamma``, ``expon`` …) and ``pmf``
-and ``logpmf`` of the discrete ones (``poisson``, ``binom`` …), frozen ones included
+``sf``, ``logsf`` and the quantiles ``ppf``/``isf`` of the continuous ones (``norm``, ``t``,
+``gamma``, ``expon`` …) and ``pmf`` and ``logpmf`` of the discrete ones (``poisson``, ``binom`` …), frozen ones included
 (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape
 parameters all differentiable (a discrete distribution's points are constants in effect: its
 mass is piecewise constant in them).
@@ -137,7 +137,47 @@ def _traced_method(name: str) -> Callable[[Callable], Callable]:
     return make
 
 
+def _traced_quantile(name: str) -> Callable[[Callable], Callable]:
+    """``ppf``/``isf``: the distribution's ``_ppf``/``_isf`` times scale plus loc for 0 < q < 1,
+    the support's ends at q = 0 and 1 (ppf: 0 the lower; isf: 0 the upper), NaN elsewhere."""
+    formula = f"_{name}"
+
+    def make(original: Callable) -> Callable:
+        def method(self, q, *args, **kwds):
+            if not (_holds_tracer(q) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
+                return original(self, q, *args, **kwds)
+            shapes, loc, scale = self._parse_args(*args, **kwds)
+            what = f"scipy.stats.{self.name}.{name}"
+            q = q if isinstance(q, Tracer) else np.asarray(q, dtype=float)
+            qv, sv, lv = _concrete(q, what), _concrete(scale, what), _concrete(loc, what)
+            params = [_concrete(a, what) for a in shapes]
+            lo, hi = self._get_support(*params)
+            valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & (lv == lv)
+            inside = valid & (0 < qv) & (qv < 1)
+            shape = np.broadcast_shapes(inside.shape, np.shape(lo), np.shape(hi))
+            inside = np.broadcast_to(inside, shape)
+            first, last = (lo, hi) if name == "ppf" else (hi, lo)
+            end = np.broadcast_to(np.where(qv == 0, first, last), shape)
+            at_end = np.broadcast_to(valid & ((qv == 0) | (qv == 1)), shape)
+            finite = at_end & np.isfinite(end)  # a ±inf end has no derivative to carry
+            const = np.where(at_end & ~finite, end, np.nan)
+            if finite.any():
+                s_, l_ = (np.broadcast_to(p, shape)[finite] for p in (scale, loc))
+                const = _merge(finite, end[finite] * s_ + l_, const)
+            if not inside.any():
+                return const if isinstance(const, Tracer) else np.array(const)
+            parts = [q, *shapes, scale, loc] if inside.all() else [np.broadcast_to(p, shape)[inside]
+                                                                  for p in (q, *shapes, scale, loc)]
+            found = getattr(self, formula)(*parts[:-2]) * parts[-2] + parts[-1]
+            return _merge(inside, found, const)
+        method.__name__ = name
+        return method
+    return make
+
+
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
+for _name in ("ppf", "isf"):
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_quantile(_name))
 for _name in _METHODS:
     swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_method(_name))
 for _name in _DISCRETE:
@@ -147,7 +187,8 @@ for _name in _DISCRETE:
 def supported() -> list[str]:
     """The ``scipy.stats`` methods a trace records (of every distribution whose formula is NumPy
     code)."""
-    return [f"scipy.stats.rv_continuous.{n}" for n in _METHODS] + [f"scipy.stats.rv_discrete.{n}" for n in _DISCRETE]
+    return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf")]
+            + [f"scipy.stats.rv_discrete.{n}" for n in _DISCRETE])
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
@@ -182,3 +223,6 @@ case("scipy.stats.laplace.logpdf", lambda xp: lambda x, b: _stats(xp).laplace.lo
 case("scipy.stats.logistic.cdf", lambda xp: lambda x: _stats(xp).logistic.cdf(x), lambda r: (r.normal(size=5),))
 case("scipy.stats.cauchy.logpdf", lambda xp: lambda x, s: _stats(xp).cauchy.logpdf(x, 0.3, s),
      lambda r: (r.normal(size=5), _pos(r, (5,))), argnums=(0, 1))
+case("scipy.stats.norm.ppf", lambda xp: lambda q, mu, sigma: _stats(xp).norm.ppf(q, mu, sigma),
+     lambda r: (r.uniform(0.05, 0.95, size=(3, 4)), r.normal(size=4), _pos(r, (3, 1))), argnums=(0, 1, 2),
+     note="inverse-CDF sampling, differentiated in the parameters")
