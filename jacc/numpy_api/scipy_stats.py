@@ -1,9 +1,9 @@
 """``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``,
 ``sf``, ``logsf`` and the quantiles ``ppf``/``isf`` of the continuous ones (``norm``, ``t``,
-``gamma``, ``expon`` …) and ``pmf`` and ``logpmf`` of the discrete ones (``poisson``, ``binom`` …), frozen ones included
-(``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape
-parameters all differentiable (a discrete distribution's points are constants in effect: its
-mass is piecewise constant in them).
+``gamma``, ``expon`` …) and ``pmf`` and ``logpmf`` of the discrete ones (``poisson``, ``binom``
+…), frozen ones included (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``,
+``scale`` and the shape parameters all differentiable (a discrete distribution's points are
+constants in effect: its mass is piecewise constant in them).
 
 SciPy's public methods write their results into a plain output array (``np.place``), which a trace
 cannot follow. While ``f`` runs on traced arguments they are replaced (see
