@@ -1302,12 +1302,15 @@ _IN_PLACE_METHODS = {"resize": "np.resize(x, shape)", "itemset": "np.where(mask,
 
 
 def _ufunc_name(ufunc: np.ufunc) -> str:
-    """``numpy.exp``, ``scipy.special.expit`` (SciPy's ufuncs say no module of their own)."""
+    """``numpy.exp``, ``scipy.special.expit`` (SciPy's ufuncs say no module of their own); a
+    ufunc of neither public namespace (SciPy's private ones, e.g. ``scipy.stats``' compiled
+    densities) is named as a ufunc."""
     name = ufunc.__name__
-    special = sys.modules.get("scipy.special")
-    if getattr(np, name, None) is not ufunc and getattr(special, name, None) is ufunc:
+    if getattr(np, name, None) is ufunc:
+        return f"numpy.{name}"
+    if getattr(sys.modules.get("scipy.special"), name, None) is ufunc:
         return f"scipy.special.{name}"
-    return f"numpy.{name}"
+    return f"the compiled ufunc {name}"
 
 
 @functools.lru_cache(maxsize=None)
