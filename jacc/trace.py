@@ -51,10 +51,28 @@ def _user_frame():
     return None
 
 
+_LIBRARIES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+
+
+def _in_library(f) -> bool:
+    fn = os.path.abspath(f.f_code.co_filename)
+    return fn.startswith(_HERE) or any(p in fn for p in _LIBRARIES)
+
+
 def call_site() -> str:
-    """``file:line`` of the innermost frame outside jacc and NumPy."""
+    """``file:line`` of the innermost frame outside jacc and NumPy; where that is inside an
+    installed library (SciPy calling NumPy), the line of the code that called the library too."""
     f = _user_frame()
-    return "<unknown>" if f is None else f"{f.f_code.co_filename}:{f.f_lineno}"
+    if f is None:
+        return "<unknown>"
+    site = f"{f.f_code.co_filename}:{f.f_lineno}"
+    if _in_library(f):
+        g = f.f_back
+        while g is not None and _in_library(g):
+            g = g.f_back
+        if g is not None:
+            site += f" (from {g.f_code.co_filename}:{g.f_lineno})"
+    return site
 
 
 class Recording:
