@@ -21,7 +21,7 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .ops import BINARY, UNARY, _ftie, _gammadensity, _i1egrad, _tdensity, _tie, formula
+from .ops import BINARY, UNARY, _ftie, _gammadensity, _huberdelta, _i1egrad, _j1grad, _tdensity, _tie, formula
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -199,7 +199,10 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "poch": _scipy("poch"), "gammainc": _scipy("gammainc"), "gammaincc": _scipy("gammaincc"),
               "chdtr": _scipy("chdtr"), "chdtrc": _scipy("chdtrc"), "stdtr": _scipy("stdtr"),
               # (rare ops: their array formulas on floats, so both paths agree at NaN and ±inf)
-              "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity)}
+              "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity),
+              "j1grad": _as_float(_j1grad), "huberdelta": _as_float(_huberdelta),
+              **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
+                                        "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta")}}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

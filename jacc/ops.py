@@ -167,6 +167,19 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "i0e": ("i0e(x)", "i1e(x) - sign(x) * y", "out"),  # e^(−|x|)·I₀(x)
     "i1e": ("i1e(x)", "i1egrad(x, y)", "out"),  # e^(−|x|)·I₁(x)
     "cosm1": ("cosm1(x)", "-sin(x)", "out"),  # cos(x) − 1 without cancellation near 0
+    "erfcx": ("erfcx(x)", "2.0 * x * y - 1.1283791670955126", "out"),  # e^(x²)·erfc(x); 2/√π
+    "dawsn": ("dawsn(x)", "1.0 - 2.0 * x * y", "out"),
+    "exp1": ("exp1(x)", "-exp(-x) / x", "out"),
+    "expi": ("expi(x)", "exp(x) / x", "out"),
+    "rgamma": ("rgamma(x)", "-y * digamma(x)", "out"),  # 1/Γ(x)
+    "loggamma": ("loggamma(x)", "digamma(x)", "out"),  # (real arguments: log Γ, NaN below 0 as SciPy)
+    "j0": ("j0(x)", "-j1(x)", "out"),
+    "j1": ("j1(x)", "j1grad(x, y)", "out"),
+    "y0": ("y0(x)", "-y1(x)", "out"),
+    "y1": ("y1(x)", "y0(x) - y / x", "out"),
+    "k0": ("k0(x)", "-k1(x)", "out"),
+    "k1": ("k1(x)", "-k0(x) - y / x", "out"),
+    "gammasgn": ("gammasgn(x)", None, "zero"),
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -205,6 +218,13 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "xlog1py": ("xlog1py(a, b)", (("out", "log1p(b)"), ("out", "a / (1.0 + b)"))),
     "rel_entr": ("rel_entr(a, b)", (("out", "log(a / b) + 1.0"), ("out", "-a / b"))),
     "betaln": ("betaln(a, b)", (("out", "digamma(a) - digamma(a + b)"), ("out", "digamma(b) - digamma(a + b)"))),
+    "kl_div": ("kl_div(a, b)", (("out", "log(a / b)"), ("out", "1.0 - a / b"))),  # a·log(a/b) − a + b
+    # Huber's loss of b with threshold a: b²/2 inside |b| ≤ a, a·(|b| − a/2) outside
+    "huber": ("huber(a, b)", (("out", "huberdelta(a, b)"), ("out", "minimum(maximum(b, -a), a)"))),
+    "pseudo_huber": ("pseudo_huber(a, b)", (("out", "2.0 * a * (y / (a * a)) - b * b / (a * (1.0 + y / (a * a)))"),
+                                            ("out", "b / (1.0 + y / (a * a))"))),
+    "beta": ("beta(a, b)", (("out", "y * (digamma(a) - digamma(a + b))"),
+                            ("out", "y * (digamma(b) - digamma(a + b))"))),
     # the rising factorial Γ(a + b)/Γ(a)
     "poch": ("poch(a, b)", (("out", "y * (digamma(a + b) - digamma(a))"), ("out", "y * digamma(a + b)"))),
     # distribution functions in their point b, with the shape parameter a constant: the regularized
@@ -277,6 +297,16 @@ def _i1grad(x, y):
     return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
 
 
+def _j1grad(x, y):
+    """J₁′(x) = J₀(x) − J₁(x)/x, and ½ at x = 0."""
+    return np.where(x == 0, 0.5, _special("j0")(x) - y / _nonzero(x))
+
+
+def _huberdelta(a, b):
+    """∂huber(δ, r)/∂δ: 0 inside |r| ≤ δ, |r| − δ outside (NaN for δ < 0, where huber is inf)."""
+    return np.where(a < 0, np.nan, np.where(np.abs(b) <= a, 0.0, np.abs(b) - a))
+
+
 def _gammadensity(a, x):
     """∂P(a, x)/∂x = x^(a−1)·e^(−x)/Γ(a) (NaN for x < 0, as P itself)."""
     sp = _scipy_special()
@@ -326,7 +356,10 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "i1e": _special("i1e"), "i1egrad": _i1egrad, "cosm1": _special("cosm1"), "poch": _special("poch"),
                "gammainc": _special("gammainc"), "gammaincc": _special("gammaincc"), "chdtr": _special("chdtr"),
                "chdtrc": _special("chdtrc"), "stdtr": _special("stdtr"), "gammadensity": _gammadensity,
-               "tdensity": _tdensity}
+               "tdensity": _tdensity, "j1grad": _j1grad, "huberdelta": _huberdelta,
+               **{n: _special(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1",
+                                           "y0", "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber",
+                                           "beta")}}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:

@@ -291,6 +291,18 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("cosm1", lambda r: np.concatenate([_sym(r, (5,)), [1e-9]]), structures=DIAG, jax=False,
         note="jax.scipy.special has no cosm1")
     _sp("poch", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) - 0.7), argnums=(0, 1), variant="broadcast")
+    for _n, _mk in (("erfcx", _sym), ("dawsn", _sym), ("exp1", _pos), ("expi", _sym), ("rgamma", _sym),
+                    ("loggamma", _pos), ("j0", _sym), ("j1", lambda r: np.concatenate([_sym(r, (5,)) * 3.0, [0.0]])),
+                    ("y0", _pos), ("y1", _pos), ("k0", _pos), ("k1", _pos), ("gammasgn", _sym)):
+        _sp(_n, _mk, structures=DIAG | {"zero"} if _n == "gammasgn" else DIAG,
+            jax=_n not in ("rgamma", "j0", "j1", "y0", "y1", "k0", "k1"),
+            note="jax.scipy.special lacks it" if _n in ("rgamma", "j0", "j1", "y0", "y1", "k0", "k1") else "")
+    _sp("kl_div", lambda r: (_pos(r), _pos(r) + 0.3), argnums=(0, 1))
+    _sp("huber", lambda r: (_pos(r, (3, 1)), _sym(r) * 2.0), argnums=(0, 1), jax=False,
+        note="b²/2 inside |b| ≤ a, a·(|b| − a/2) outside")
+    _sp("pseudo_huber", lambda r: (_pos(r, (3, 1)), _sym(r) * 2.0), argnums=(0, 1), jax=False)
+    _sp("beta", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) + 1.0), argnums=(0, 1), variant="broadcast")
+
     def _in_point(name, make, note, jax=True):
         """A case of scipy.special.<name>(shape, x) differentiated in x alone."""
         case(f"scipy.special.{name}", lambda xp, n=name: lambda a, x: getattr(_special(xp), n)(a, x), make,
