@@ -201,6 +201,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               # (rare ops: their array formulas on floats, so both paths agree at NaN and ±inf)
               "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity),
               "j1grad": _as_float(_j1grad), "huberdelta": _as_float(_huberdelta),
+              "polygamma": _as_float(_scipy("polygamma")),  # (SciPy's returns a 0-d array)
               **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta")}}
 

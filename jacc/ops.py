@@ -235,6 +235,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "chdtr": ("chdtr(a, b)", (CONSTANT, ("out", "0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "chdtrc": ("chdtrc(a, b)", (CONSTANT, ("out", "-0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "stdtr": ("stdtr(a, b)", (CONSTANT, ("out", "tdensity(a, b)"))),
+    "polygamma": ("polygamma(a, b)", (CONSTANT, ("out", "polygamma(a + 1.0, b)"))),  # ψ⁽ᵃ⁾(b), order a constant
 }
 
 
@@ -359,7 +360,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "tdensity": _tdensity, "j1grad": _j1grad, "huberdelta": _huberdelta,
                **{n: _special(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1",
                                            "y0", "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber",
-                                           "beta")}}
+                                           "beta", "polygamma")}}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:

@@ -214,7 +214,7 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
                                              "remainder", "copysign", "heaviside", "floor_divide")},
               "xlogy": _scipy("xlogy"), "xlog1py": _scipy("xlog1py"), "rel_entr": _scipy("rel_entr"),
               **{n: _scipy(n) for n in ("betaln", "poch", "gammainc", "gammaincc", "chdtr", "chdtrc", "stdtr",
-                                        "kl_div", "huber", "pseudo_huber", "beta")}}
+                                        "kl_div", "huber", "pseudo_huber", "beta", "polygamma")}}
 _POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]
 
 

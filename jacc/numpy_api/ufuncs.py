@@ -14,6 +14,7 @@ import importlib.util
 
 import numpy as np
 
+from ..constructors import swap_during_traces
 from ..ops import BINARY, OPS, UNARY
 from ..trace import (
     _UFUNCS,
@@ -46,7 +47,7 @@ def _record(op: str):
             if isinstance(xs[k], Tracer):
                 raise UnsupportedOperationError(
                     f"scipy.special.{op} at {call_site()}: its derivative with respect to argument {k + 1} (a "
-                    "shape parameter) is not recorded; pass a constant there (the point may be traced)")
+                    "shape parameter or order) is not recorded; pass a constant there (the point may be traced)")
         return tape.record(op, list(xs))
     return record
 
@@ -55,6 +56,19 @@ for _name in [n for n in {**UNARY, **BINARY} if n not in _NOT_UFUNCS and n not i
     implements_ufunc(_name)(_record(_name))
 for _name, _op in ALIASES.items():
     implements_ufunc(_name)(_record(_op))
+
+
+def _polygamma(original):
+    """``scipy.special.polygamma(n, x)`` is Python code that converts its arguments to plain
+    arrays: for a traced ``x`` (the order ``n`` a constant) it is recorded as its op."""
+    def polygamma(n, x):
+        if not isinstance(x, Tracer) and not isinstance(n, Tracer):
+            return original(n, x)
+        return _record("polygamma")(_tape_of(n, x), np.asarray(n, dtype=float) if not isinstance(n, Tracer) else n, x)
+    return polygamma
+
+
+swap_during_traces("scipy.special", {"polygamma": _polygamma})
 
 
 @implements_ufunc("divmod")
@@ -311,6 +325,8 @@ if importlib.util.find_spec("scipy") is not None:
     for _n in ("gammainc", "gammaincc", "chdtr", "chdtrc"):
         _in_point(_n, lambda r: (np.array([[0.7], [2.5], [4.0]]), _pos(r, (6,)) * 3.0),
                   "in the point; the shape parameter must be a constant", jax=_n.startswith("gamma"))
+    _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
+              "in the point; the order n must be a constant")
     _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
               "in the point; the degrees of freedom must be a constant", jax=False)
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
