@@ -21,7 +21,19 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from .ops import BINARY, UNARY, _ftie, _gammadensity, _huberdelta, _i1egrad, _j1grad, _tdensity, _tie, formula
+from .ops import (
+    BINARY,
+    UNARY,
+    _ftie,
+    _gammadensity,
+    _huberdelta,
+    _i1egrad,
+    _j1grad,
+    _polygamma,
+    _tdensity,
+    _tie,
+    formula,
+)
 
 if TYPE_CHECKING:
     from .plan import Plan
@@ -201,7 +213,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               # (rare ops: their array formulas on floats, so both paths agree at NaN and ±inf)
               "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity),
               "j1grad": _as_float(_j1grad), "huberdelta": _as_float(_huberdelta),
-              "polygamma": _as_float(_scipy("polygamma")),  # (SciPy's returns a 0-d array)
+              "polygamma": _as_float(_polygamma),
               **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta")}}
 

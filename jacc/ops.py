@@ -298,6 +298,15 @@ def _i1grad(x, y):
     return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
 
 
+def _polygamma(n, x):
+    """ψ⁽ⁿ⁾(x) = (−1)ⁿ⁺¹·n!·ζ(n + 1, x) for n ≥ 1, ψ(x) for n = 0: SciPy's polygamma from its ufuncs
+    alone (its own function converts its arguments to plain arrays, which a program cannot lower)."""
+    sp = _scipy_special()
+    n = lazy.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(n == 0, sp.psi(x), (-1.0) ** (n + 1.0) * sp.gamma(n + 1.0) * sp.zeta(n + 1.0, x))
+
+
 def _j1grad(x, y):
     """J₁′(x) = J₀(x) − J₁(x)/x, and ½ at x = 0."""
     return np.where(x == 0, 0.5, _special("j0")(x) - y / _nonzero(x))
@@ -360,7 +369,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "tdensity": _tdensity, "j1grad": _j1grad, "huberdelta": _huberdelta,
                **{n: _special(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1",
                                            "y0", "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber",
-                                           "beta", "polygamma")}}
+                                           "beta")}, "polygamma": _polygamma}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:
