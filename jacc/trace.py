@@ -969,11 +969,16 @@ def _in_place(dunder: str, sym: str) -> Callable:
     return method
 
 
+def _scatter(values: "Tracer", positions: Any, size: int) -> "Tracer":
+    """The length-``size`` vector whose entry k sums the ``values`` at ``positions`` k (constant
+    integers shaped like ``values``): NumPy's bincount with weights, a free scatter of a traced value."""
+    return values.tape.record("scatter_add", [values, np.asarray(positions).astype(float)], {"size": int(size)})
+
+
 def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     """``x[index] = value`` as NumPy assigns it (the last of repeated positions wins), recorded as
     ``where(mask, placed, x)``: ``placed`` holds the values at their flat positions (a free
     scatter of a traced value), the mask is constant."""
-    tape = x.tape
     shape = np.shape(x)
     size = int(np.prod(shape))
     positions = np.arange(size, dtype=np.intp).reshape(shape)[index]
@@ -1002,7 +1007,7 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
         picked = spread.reshape(-1)
         if not np.array_equal(keep, np.arange(flat.size)):  # repeated or unsorted positions
             picked = picked[keep]
-        placed = tape.record("scatter_add", [picked, where.astype(float)], {"size": size}).reshape(shape)
+        placed = _scatter(picked, where, size).reshape(shape)
     else:
         placed = np.zeros(size)
         placed[where] = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)[keep]
@@ -1222,8 +1227,8 @@ class Tracer:
         if method == "at":
             raise UnsupportedOperationError(
                 f"{_ufunc_name(ufunc)}.at at {call_site()} writes into its first argument in place, which a "
-                "trace follows for np.add.at and np.subtract.at only; build the result instead (a * "
-                "np.bincount(i, weights=b, minlength=len(a)) and the like, for a 1-d a)")
+                "trace follows for np.add.at and np.subtract.at only; build the result instead (the "
+                "changed entries with np.where, or a product over repeated indices with np.prod)")
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:
@@ -1407,10 +1412,14 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOT):
     _check_dtype("numpy.mean", a, dtype)
     if where is _NOT:
         return _reduce("mean", a, axis, keepdims)
-    total = _reduce("sum", _masked("numpy.mean", a, where, 0.0), axis, keepdims)
+    return _reduce("sum", _masked("numpy.mean", a, where, 0.0), axis, keepdims) / _counted(a, where, axis, keepdims)
+
+
+def _counted(a, where, axis, keepdims) -> np.ndarray:
+    """How many entries of ``a`` the constant mask ``where`` keeps in each reduced slice."""
     count = np.sum(np.broadcast_to(np.asarray(where, bool), np.shape(a)), axis=_tuple_axis(axis),
                    keepdims=bool(keepdims))
-    return total / np.asarray(count, dtype=float)
+    return np.asarray(count, dtype=float)
 
 
 def _tuple_axis(axis):
@@ -1465,9 +1474,7 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_N
     squares = _masked("numpy.var", np.square(a - m), where, 0.0)
     if where is _NOT:
         return _reduce("sum", squares, axis, keepdims) / float(_reduced_count(a, axis) - ddof)
-    count = np.sum(np.broadcast_to(np.asarray(where, bool), np.shape(a)), axis=_tuple_axis(axis),
-                   keepdims=bool(keepdims))
-    return _reduce("sum", squares, axis, keepdims) / (np.asarray(count, dtype=float) - ddof)
+    return _reduce("sum", squares, axis, keepdims) / (_counted(a, where, axis, keepdims) - ddof)
 
 
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,

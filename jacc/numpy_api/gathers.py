@@ -24,6 +24,7 @@ from ..trace import (
     _axes_of,
     _int,
     _refuse,
+    _scatter,
     _tape_of,
     call_site,
     implements,
@@ -607,7 +608,7 @@ def _bincount(x, /, weights=None, minlength=0):
         return np.bincount(idx, weights=weights, minlength=minlength)
     if np.shape(weights) != idx.shape:
         raise ValueError("The weights and list don't have the same length.")
-    return _tape_of(weights).record("scatter_add", [weights, idx.astype(float)], {"size": size})
+    return _scatter(weights, idx, size)
 
 
 @implements(np.digitize)

@@ -29,7 +29,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, swap_during_traces, swap_method_during_traces
-from ..trace import Tracer, UnsupportedOperationError, _tape_of, call_site
+from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
 from .gathers import _value
 
@@ -59,14 +59,19 @@ def _merge(mask: np.ndarray, inside: Any, outside: Any) -> Any:
     shape = mask.shape
     if mask.all():
         return np.broadcast_to(inside, shape) if np.shape(inside) != shape else inside
-    if isinstance(inside, Tracer):
-        positions = np.flatnonzero(mask).astype(float)
-        spread = np.broadcast_to(inside, positions.shape) if np.shape(inside) != positions.shape else inside
-        placed = _tape_of(inside).record("scatter_add", [spread, positions], {"size": mask.size}).reshape(shape)
-    else:
-        placed = np.zeros(shape)
-        placed[mask] = inside
+    positions = np.flatnonzero(mask)
+    spread = np.broadcast_to(inside, positions.shape) if np.shape(inside) != positions.shape else inside
+    # (np.bincount of traced weights is recorded as a free scatter: jacc.numpy_api.gathers)
+    placed = np.bincount(positions, weights=spread, minlength=mask.size).reshape(shape)
     return np.where(mask, placed, outside)
+
+
+def _on(mask: np.ndarray, values: Any) -> list:
+    """``values`` broadcast to ``mask``'s shape and restricted to its true entries (all of them,
+    unchanged, where ``mask`` is all true): what SciPy's formulas see."""
+    if mask.all():
+        return list(values)
+    return [np.broadcast_to(v, mask.shape)[mask] for v in values]
 
 
 def _apply_where(original: Callable) -> Callable:
@@ -80,27 +85,21 @@ def _apply_where(original: Callable) -> Callable:
             return original(cond, args, f1, f2, fill_value=fill_value, xp=xp)
         args = args if many else (args,)
         mask = _concrete(cond, "scipy's apply_where") != 0
-        shape = np.broadcast_shapes(mask.shape, *[np.shape(a) for a in args])
-        mask = np.broadcast_to(mask, shape)
-        parts = [np.broadcast_to(a, shape) for a in args]
-
-        def on(where: np.ndarray, f: Callable) -> Any:  # f sees the entries of ``where`` only
-            return f(*(parts if where.all() else [p[where] for p in parts]))
-
-        first = on(mask, f1) if mask.any() else np.zeros(0)
+        mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, *[np.shape(a) for a in args]))
+        first = f1(*_on(mask, args)) if mask.any() else np.zeros(0)
         if f2 is None:
             second = fill_value
         else:
             other = ~mask
-            second = _merge(other, on(other, f2), 0.0) if other.any() else 0.0
+            second = _merge(other, f2(*_on(other, args)), 0.0) if other.any() else 0.0
         return _merge(mask, first, second)
     return apply_where
 
 
-def _traced_method(name: str) -> Callable[[Callable], Callable]:
-    discrete = name in _DISCRETE
-    formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
-
+def _distribution_method(name: str, body: Callable) -> Callable[[Callable], Callable]:
+    """The replacement of a distribution's method ``name``: SciPy's own unless an argument is
+    traced, else ``body(self, what, x, shapes, loc, scale, params)`` with SciPy's parameters
+    parsed (``params``: the shape parameters' values)."""
     def make(original: Callable) -> Callable:
         def method(self, x, *args, **kwds):
             if not (_holds_tracer(x) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
@@ -108,80 +107,75 @@ def _traced_method(name: str) -> Callable[[Callable], Callable]:
             shapes, loc, scale = self._parse_args(*args, **kwds)
             what = f"scipy.stats.{self.name}.{name}"
             x = x if isinstance(x, Tracer) else np.asarray(x, dtype=float)
-            z = x - loc if discrete else (x - loc) / scale
-            zv, sv = _concrete(z, what), _concrete(scale, what)
-            params = [_concrete(a, what) for a in shapes]
-            lo, hi = self._get_support(*params)
-            valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
-            inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
-            if discrete:
-                inside = inside & (np.floor(zv) == zv)
-            shape = inside.shape
-            const = np.broadcast_to(np.where(valid, np.where(zv >= hi, above, below), np.nan), shape)
-            if not inside.any():
-                return const.copy()
-            # SciPy's formula sees the points inside only (outside it may not be defined)
-            parts = [z, *shapes, scale] if inside.all() else [np.broadcast_to(p, shape)[inside]
-                                                             for p in (z, *shapes, scale)]
             try:
-                found = getattr(self, formula)(*parts[:-1])
+                return body(self, what, x, shapes, loc, scale, [_concrete(a, what) for a in shapes])
             except TypeError as e:
                 if "Tracer" not in str(e):
                     raise
                 raise UnsupportedOperationError(  # (compiled code typed for NumPy arrays)
                     f"{what} at {call_site()}: the distribution's formula is compiled code that takes plain "
                     "NumPy arrays, which a trace cannot follow") from None
-            return _merge(inside, found if scaled is None else scaled(found, parts[-1]), const)
         method.__name__ = name
         return method
     return make
 
 
-def _traced_quantile(name: str) -> Callable[[Callable], Callable]:
+def _density(name: str) -> Callable:
+    """``pdf``, ``cdf`` … (:data:`_METHODS`) and ``pmf``/``logpmf`` (:data:`_DISCRETE`)."""
+    discrete = name in _DISCRETE
+    formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
+
+    def body(self, what, x, shapes, loc, scale, params):
+        z = x - loc if discrete else (x - loc) / scale
+        zv, sv = _concrete(z, what), _concrete(scale, what)
+        lo, hi = self._get_support(*params)
+        valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
+        inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
+        if discrete:
+            inside = inside & (np.floor(zv) == zv)
+        const = np.broadcast_to(np.where(valid, np.where(zv >= hi, above, below), np.nan), inside.shape)
+        if not inside.any():
+            return const.copy()
+        # SciPy's formula sees the points inside only (outside it may not be defined)
+        *parts, s = _on(inside, (z, *shapes, scale))
+        found = getattr(self, formula)(*parts)
+        return _merge(inside, found if scaled is None else scaled(found, s), const)
+    return _distribution_method(name, body)
+
+
+def _quantile(name: str) -> Callable:
     """``ppf``/``isf``: the distribution's ``_ppf``/``_isf`` times scale plus loc for 0 < q < 1,
     the support's ends at q = 0 and 1 (ppf: 0 the lower; isf: 0 the upper), NaN elsewhere."""
     formula = f"_{name}"
 
-    def make(original: Callable) -> Callable:
-        def method(self, q, *args, **kwds):
-            if not (_holds_tracer(q) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
-                return original(self, q, *args, **kwds)
-            shapes, loc, scale = self._parse_args(*args, **kwds)
-            what = f"scipy.stats.{self.name}.{name}"
-            q = q if isinstance(q, Tracer) else np.asarray(q, dtype=float)
-            qv, sv, lv = _concrete(q, what), _concrete(scale, what), _concrete(loc, what)
-            params = [_concrete(a, what) for a in shapes]
-            lo, hi = self._get_support(*params)
-            valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & (lv == lv)
-            inside = valid & (0 < qv) & (qv < 1)
-            shape = np.broadcast_shapes(inside.shape, np.shape(lo), np.shape(hi))
-            inside = np.broadcast_to(inside, shape)
-            first, last = (lo, hi) if name == "ppf" else (hi, lo)
-            end = np.broadcast_to(np.where(qv == 0, first, last), shape)
-            at_end = np.broadcast_to(valid & ((qv == 0) | (qv == 1)), shape)
-            finite = at_end & np.isfinite(end)  # a ±inf end has no derivative to carry
-            const = np.where(at_end & ~finite, end, np.nan)
-            if finite.any():
-                s_, l_ = (np.broadcast_to(p, shape)[finite] for p in (scale, loc))
-                const = _merge(finite, end[finite] * s_ + l_, const)
-            if not inside.any():
-                return const if isinstance(const, Tracer) else np.array(const)
-            parts = [q, *shapes, scale, loc] if inside.all() else [np.broadcast_to(p, shape)[inside]
-                                                                  for p in (q, *shapes, scale, loc)]
-            found = getattr(self, formula)(*parts[:-2]) * parts[-2] + parts[-1]
-            return _merge(inside, found, const)
-        method.__name__ = name
-        return method
-    return make
+    def body(self, what, q, shapes, loc, scale, params):
+        qv, sv, lv = _concrete(q, what), _concrete(scale, what), _concrete(loc, what)
+        lo, hi = self._get_support(*params)
+        valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & (lv == lv)
+        shape = np.broadcast_shapes(np.shape(valid), np.shape(qv), np.shape(lo), np.shape(hi))
+        inside = np.broadcast_to(valid & (0 < qv) & (qv < 1), shape)
+        first, last = (lo, hi) if name == "ppf" else (hi, lo)
+        end = np.broadcast_to(np.where(qv == 0, first, last), shape)
+        at_end = np.broadcast_to(valid & ((qv == 0) | (qv == 1)), shape)
+        finite = at_end & np.isfinite(end)  # a ±inf end has no derivative to carry
+        const = np.where(at_end & ~finite, end, np.nan)
+        if finite.any():
+            e, s_, l_ = _on(finite, (end, scale, loc))
+            const = _merge(finite, e * s_ + l_, const)
+        if not inside.any():
+            return const if isinstance(const, Tracer) else np.array(const)
+        *parts, s_, l_ = _on(inside, (q, *shapes, scale, loc))
+        return _merge(inside, getattr(self, formula)(*parts) * s_ + l_, const)
+    return _distribution_method(name, body)
 
 
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
 for _name in ("ppf", "isf"):
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_quantile(_name))
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _quantile(_name))
 for _name in _METHODS:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _traced_method(_name))
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _density(_name))
 for _name in _DISCRETE:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _traced_method(_name))
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _density(_name))
 
 
 def supported() -> list[str]:

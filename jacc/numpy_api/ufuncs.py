@@ -61,10 +61,12 @@ for _name, _op in ALIASES.items():
 def _polygamma(original):
     """``scipy.special.polygamma(n, x)`` is Python code that converts its arguments to plain
     arrays: for a traced ``x`` (the order ``n`` a constant) it is recorded as its op."""
+    record = _record("polygamma")  # (refuses a traced order)
+
     def polygamma(n, x):
         if not isinstance(x, Tracer) and not isinstance(n, Tracer):
             return original(n, x)
-        return _record("polygamma")(_tape_of(n, x), np.asarray(n, dtype=float) if not isinstance(n, Tracer) else n, x)
+        return record(_tape_of(n, x), n if isinstance(n, Tracer) else np.asarray(n, dtype=float), x)
     return polygamma
 
 

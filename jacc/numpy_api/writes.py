@@ -146,13 +146,9 @@ def _scattered(ufunc: np.ufunc, combine: Callable) -> Callable:
                              "np.bincount(indices, weights=b, minlength=len(a))")
         shape, size = np.shape(a), int(np.size(a))
         positions = np.arange(size, dtype=np.intp).reshape(shape)[_const(indices, f"{what}'s indices")]
-        if isinstance(b, Tracer):
-            spread = np.broadcast_to(b, positions.shape) if np.shape(b) != positions.shape else b
-            sums = a.tape.record("scatter_add", [np.reshape(spread, -1), positions.reshape(-1).astype(float)],
-                                 {"size": size})
-        else:
-            sums = np.bincount(positions.reshape(-1), minlength=size,
-                               weights=np.broadcast_to(np.asarray(b, dtype=float), positions.shape).reshape(-1))
+        spread = np.broadcast_to(b, positions.shape) if np.shape(b) != positions.shape else b
+        # (np.bincount of traced weights is recorded as a scatter: jacc.numpy_api.gathers)
+        sums = np.bincount(positions.reshape(-1), weights=np.reshape(spread, -1), minlength=size)
         _take(a, combine(a, np.reshape(sums, shape)))
     return at
 
