@@ -600,7 +600,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 if len(once) >= store.limit and key not in once:  # bounded like the plan cache
                     once.pop(next(iter(once)))
                 once[key] = made
-                if made.kind == "scalar" and not (kwargs or made.others) and all(type(a) is float for a in args):
+                if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
                     floats[:] = [tuple(map(type, args)), made]
         return entry.assemble(found)
 

@@ -305,6 +305,7 @@ class Tape:
         self._root: dict[str, tuple[str, str]] = {}  # a view's vertex -> (the vertex it views at last, op)
         # ``a[i] op= y`` on a view of ``a``: (the result, a's vertex, where) until ``a[i] = ...`` takes it
         self._pending: tuple | None = None
+        self.refused_float: str | None = None  # where float() of a traced value was last refused
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -759,6 +760,18 @@ class _ArrayConversion(UnsupportedOperationError):
     """A traced array asked for as a plain one (``np.asarray(x)``; see :mod:`jacc.constructors`)."""
 
 
+class _PlainWrite(_ArrayConversion):
+    """A traced value written into a plain NumPy array (``a[i] = x``, ``a += x``, ``np.copyto``):
+    the array may be one ``f`` makes, which a trace with buffers holds (see :mod:`jacc.buffers`)."""
+
+
+#: The assignment a plain NumPy array cannot take, and what to do instead (see :class:`_PlainWrite`).
+PLAIN_WRITE_FIX = (
+    "a plain NumPy array cannot hold a traced value; write into an array f makes with np.zeros, np.ones, "
+    "np.empty, np.full, np.eye, np.identity or np.array([...]) (jacc gives f arrays that can take traced "
+    "values), or into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or np.where")
+
+
 class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
     """An ndarray attribute the tracer does not record (also an AttributeError, so ``hasattr``
     and duck-typing probes see a missing attribute rather than a crash)."""
@@ -903,7 +916,12 @@ def _writable(x: "Tracer", what: str, of_view: str, of_viewed: str) -> None:
 
 
 def _take(x: "Tracer", r: "Tracer") -> "Tracer":
-    """The array object ``x`` takes the vertex ``r`` (an in-place change: every name sees it)."""
+    """The array object ``x`` takes the vertex ``r`` (an in-place change: every name sees it); a
+    :class:`jacc.buffers.Buffer` becomes a traced array doing so."""
+    if not isinstance(x, Tracer):
+        x.release()  # (refuses while plain views of it are in use)
+        x.__class__ = Tracer
+        x.tape = r.tape
     x.name = r.name
     if type(x) is _Num:
         x.num = r.num if type(r) is _Num else float(r.value)
@@ -1015,6 +1033,28 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     return np.where(mask.reshape(shape), placed, x)
 
 
+def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
+    """``ufunc(..., out=a)`` (``a += x`` on a plain ``a`` comes here) with a traced input: a traced
+    array or a :class:`jacc.buffers.Buffer` takes the result in place; a plain array cannot."""
+    kwargs = dict(kwargs)
+    out = kwargs.pop("out")
+    outs = out if isinstance(out, tuple) else (out,)
+    what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
+    if method != "at" and len(outs) == 1 and isinstance(outs[0], _Held):
+        a = outs[0]
+        if isinstance(a, Tracer):
+            _writable(a, f"{what}(..., out=a)", "write a = ... (a new array)", "write a = ... (a new array)")
+        r = getattr(ufunc, method)(*inputs, **kwargs)
+        if np.shape(r) != np.shape(a):
+            raise ValueError(f"non-broadcastable output operand with shape {np.shape(a)} doesn't match the "
+                             f"broadcast shape {np.shape(r)} (at {call_site()})")
+        return _take(a, r)
+    if any(isinstance(o, np.ndarray) for o in outs):
+        raise _PlainWrite(f"{what} at {call_site()} writes a traced value into a plain NumPy array in place "
+                          f"(a += x, or out=a): {PLAIN_WRITE_FIX}")
+    raise _unsupported(f"{what} with keyword(s) ['out']")
+
+
 def _copy(x: Any) -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
     so changing one in place, or taking views of one, leaves the other alone."""
@@ -1025,13 +1065,20 @@ def _copy(x: Any) -> Any:
     return x
 
 
-class Tracer:
+class _Held:
+    """The slots of a traced array, shared with :class:`jacc.buffers.Buffer` so that a buffer can
+    become a traced array in place (every name for it then sees the traced value)."""
+
+    __slots__ = ("tape", "name", "value", "__weakref__")
+
+
+class Tracer(_Held):
     """A traced array: holds its current value and its vertex name in the tape's graph.
 
     Traced arrays are unhashable, as ndarrays are: ``==`` compares values."""
 
     __array_priority__ = 1000
-    __slots__ = ("tape", "name", "value", "__weakref__")
+    __slots__ = ()
 
     def __init__(self, tape: Tape, name: str, value: np.ndarray):
         self.tape, self.name, self.value = tape, name, value
@@ -1058,10 +1105,8 @@ class Tracer:
     def __array__(self, dtype=None, copy=None):
         frame = _user_frame()
         if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
-            raise _ArrayConversion(
-                f"a traced value was assigned into a plain NumPy array (a[...] = ...) at {call_site()}, which "
-                "cannot hold it; assign into a traced array instead (y = x.copy() or y = x * 0.0, then "
-                "y[...] = ...), or build the array with np.stack, np.concatenate or np.where")
+            raise _PlainWrite(f"a traced value was assigned into a plain NumPy array (a[...] = ...) at "
+                              f"{call_site()}: {PLAIN_WRITE_FIX}")
         raise _ArrayConversion(
             f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
@@ -1105,6 +1150,9 @@ class Tracer:
         return bool(self._concrete("bool() of a traced value"))
 
     def __float__(self) -> float:
+        # NumPy turns this refusal into "setting an array element with a sequence" where it meets it
+        # writing into a plain array (a[i] = x, a.fill(x)): record_call reads where it happened
+        self.tape.refused_float = call_site()
         raise _concretisation("float()")
 
     def __int__(self) -> int:
@@ -1176,10 +1224,13 @@ class Tracer:
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
     def reshape(self, *shape, order="C"):
-        if order != "C":
-            raise _unsupported(f"reshape with order={order!r}")
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
+        if order == "F":  # Fortran order: C order of the array with its axes reversed
+            return self.transpose().reshape(_ints(shape)[::-1]).transpose()
+        if order != "C":
+            raise _unsupported(f"reshape with order={order!r} (the order of the array in memory, which a trace "
+                               "does not follow; order='C' and 'F' work)")
         return self.tape.record("reshape", [self], {"shape": _ints(shape)})
 
     def transpose(self, *axes):
@@ -1218,6 +1269,8 @@ class Tracer:
             handler = _UFUNCS.get(ufunc.__name__)
             if handler is not None:
                 return handler(self.tape, *inputs)
+        if "out" in kwargs:
+            return _into(ufunc, method, inputs, kwargs)
         name = ufunc.__name__
         handler = _UFUNC_METHODS.get((name, method))
         if handler is None and method == "outer" and ufunc.nin == 2 and name in _UFUNCS:
@@ -1742,11 +1795,11 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
-    from .numpy_api import scipy_linalg, scipy_stats
+    from .numpy_api import scipy_linalg, scipy_spatial, scipy_stats, ufuncs
 
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(scipy_linalg.supported())
-                  | set(scipy_stats.supported()) | {"vectorize"})
+                  | set(scipy_spatial.supported()) | set(scipy_stats.supported()) | set(ufuncs.SWAPPED) | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:
@@ -1817,6 +1870,15 @@ def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
 #: other replaced functions of jacc.constructors: later traces of them run with the replacements.
 _NEEDS_SWAPS: set = set()
 _NO_SWAPS = contextlib.nullcontext()
+#: Those whose trace wrote a traced value into a plain array: their later traces make the arrays
+#: they create with np.zeros & co. buffers that can take traced values (jacc.buffers).
+_NEEDS_BUFFERS: set = set()
+
+
+def _buffers():
+    from .buffers import held
+
+    return held()
 
 
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
@@ -1842,14 +1904,27 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     None if scalarize else expect)
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         try:
-            with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS:  # (NaN and inf are
-                result = f(*targs, **kwargs)  # values here; jacobian's nonfinite= decides)
+            with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
+                    _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
+                result = f(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
             break
-        except (_ArrayConversion, _UnsupportedAttribute):
-            if swaps:
-                raise
+        except (_ArrayConversion, _UnsupportedAttribute, ValueError) as err:
+            e = err
+            if not isinstance(e, UnsupportedOperationError):  # a ValueError: NumPy's, from a refused float()?
+                if tape.refused_float is None:
+                    raise
+                e = _PlainWrite(f"NumPy asked for a traced value as a float at {tape.refused_float} (and reported "
+                                f"{str(err)!r}), as it does writing one into a plain array (a[i] = x, a.fill(x)): "
+                                f"{PLAIN_WRITE_FIX}")
+            more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
+            if swaps and not more:
+                if e is err:
+                    raise
+                raise e from None
             _NEEDS_SWAPS.add(key)
             swaps = True
+            if more:
+                _NEEDS_BUFFERS.add(key)
     if tape._pending is not None:
         tape.unwritten()
     nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))

@@ -285,15 +285,25 @@ def test_item_assignment_errors_are_numpys():
         trace(lambda x: x.__setitem__(7, 1.0), X)
 
 
+_PLAIN = np.zeros(4)  # an array made outside f: NumPy's own, which cannot hold traced values
+
+
 def test_assigning_a_traced_value_into_a_plain_array_says_what_to_do():
     def f(x):
-        out = np.zeros(4)
-        out[1:3] = x[:2] * 2.0  # out is NumPy's own array: it cannot hold traced values
-        return out
+        _PLAIN[1:3] = x[:2] * 2.0
+        return _PLAIN
+
+    def element(x):
+        _PLAIN[1] = x[0] * 2.0  # (NumPy reports this one as "setting an array element with a sequence")
+        return _PLAIN
 
     with pytest.raises(UnsupportedOperationError, match=r"assigned into a plain NumPy array .*test_in_place.py.*"
-                                                        r"y = x.copy\(\)"):
+                                                        r"np.zeros.*y = x.copy\(\)"):
         trace(f, X)
+    with pytest.raises(UnsupportedOperationError, match=r"traced value as a float at .*test_in_place.py.*"
+                                                        r"a\[i\] = x.*np.zeros"):
+        trace(element, X)
+    assert not _PLAIN.any()
 
 
 def test_an_in_place_change_of_a_view_stored_elsewhere_is_refused():
@@ -368,9 +378,8 @@ def test_numpy_in_place_writers_follow_numpy(f):
 
 def test_numpy_in_place_writers_refuse_what_numpy_would_change_elsewhere():
     def into_plain(x):
-        out = np.zeros(3)
-        np.add.at(out, [0, 1, 0], x[:3])
-        return out
+        np.add.at(_PLAIN, [0, 1, 0], x[:3])
+        return _PLAIN
 
     def into_a_view(x):
         y = x.copy()

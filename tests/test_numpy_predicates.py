@@ -6,6 +6,7 @@ import os
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 from jacc.trace import UnsupportedOperationError, trace
@@ -52,21 +53,29 @@ def test_shape_and_dtype_helpers_read_no_values():
     np.testing.assert_array_equal(jacc.jacobian(lambda x: np.real_if_close(x) * 2.0)(X[0]), 2.0 * np.eye(3))
 
 
-@pytest.mark.parametrize("name, call, fix", [
-    ("putmask", lambda x: np.putmask(np.zeros(3), [True, False, True], x), "np.where(mask, values, a)"),
-    ("copyto", lambda x: np.copyto(np.zeros((3, 3)), x), "np.where(where, src, dst)"),
-    ("place", lambda x: np.place(np.zeros(3), [True, False, True], x), "np.where(mask, values, arr)"),
-    ("put_along_axis", lambda x: np.put_along_axis(np.zeros((3, 3)), np.zeros((3, 1), int), x[:, :1], 1),
+@pytest.mark.parametrize("name, write, shape, fix", [
+    ("putmask", lambda a, x: np.putmask(a, [True, False, True], x), (3,), "np.where(mask, values, a)"),
+    ("copyto", lambda a, x: np.copyto(a, x), (3, 3), "np.where(where, src, dst)"),
+    ("place", lambda a, x: np.place(a, [True, False, True], x), (3,), "np.where(mask, values, arr)"),
+    ("put_along_axis", lambda a, x: np.put_along_axis(a, np.zeros((3, 1), int), x[:, :1], 1), (3, 3),
      "np.where(mask"),
 ])
-def test_in_place_writers_into_plain_arrays_are_refused_with_the_way_around(name, call, fix):
-    """The writers follow NumPy on traced arrays (tests/test_in_place.py); NumPy's own arrays
-    cannot hold traced values."""
+def test_in_place_writers_into_plain_arrays_are_refused_with_the_way_around(name, write, shape, fix):
+    """The writers follow NumPy on traced arrays (tests/test_in_place.py) and on arrays f makes
+    (tests/test_buffers.py); an array made outside f is NumPy's own, which cannot hold traced values."""
+    outside = np.zeros(shape)
     with pytest.raises(UnsupportedOperationError) as e:
-        trace(call, X)
+        trace(lambda x: write(outside, x) or outside, X)
     msg = str(e.value)
-    assert "plain NumPy array" in msg and HERE in msg and fix in msg
+    assert "plain NumPy array" in msg and HERE in msg and fix in msg and not outside.any()
     assert name in jacc.supported_functions()
+
+    def made_in_f(x):
+        a = np.zeros(shape)
+        write(a, x)
+        return a
+
+    np.testing.assert_allclose(jacc.jacobian(made_in_f)(X), fd_jacobian(made_in_f, [X], 0), atol=1e-8)
 
 
 def test_nextafter_is_numpys_float_with_slope_one_in_its_first_argument():

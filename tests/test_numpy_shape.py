@@ -358,3 +358,17 @@ def test_composed_basic_indices_equal_numpy_indexing_twice():
             assert 0 in y[i2].shape
             continue
         np.testing.assert_array_equal(x[index_to_numpy(both)], y[i2], err_msg=f"{i1} then {i2}")
+
+
+def test_fortran_order_reshapes_follow_numpy():
+    x = np.arange(24.0).reshape(2, 3, 4) * 0.1 + 0.3
+    fns = [lambda a: np.reshape(a, (4, 6), order="F") * a.reshape(4, 6),
+           lambda a: a.ravel(order="F") ** 2,
+           lambda a: a.flatten("F")[:5] * a.reshape(-1)[:5],
+           lambda a: a.reshape((3, 8), order="F").T @ np.ones(3)]
+    for f in fns:
+        g = jacc.trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({"a": x})[g.outputs[0]], f(x))
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    with pytest.raises(UnsupportedOperationError, match=r"order='A'.*'C' and 'F' work"):
+        jacc.trace(lambda a: a.reshape(-1, order="A"), x)

@@ -88,6 +88,18 @@ def test_value_dependent_scalar_graphs_are_not_unrolled():
     assert g.meta.get("value_dependent") and unroll(g, {"x": x}, "auto") is None
 
 
+def test_an_array_of_a_python_float_traced_once_runs_unrolled_on_later_floats():
+    """The all-float shortcut of retrace=False calls is for all-scalar graphs; a float argument with
+    an array result runs the unrolled route, which takes lists (once a TypeError)."""
+    def rotation(t):
+        return np.array([[np.cos(t), -np.sin(t)], [np.sin(t), np.cos(t)]])
+
+    jf = jacc.jacobian(rotation, retrace=False)
+    for t in (0.3, 0.4, 0.5):
+        np.testing.assert_allclose(jf(t), [[-np.sin(t), -np.cos(t)], [np.cos(t), -np.sin(t)]], rtol=1e-15)
+    assert jf.ran == "scalar"
+
+
 def test_changed_constants_never_reach_the_compiled_route():
     c = np.array([2.0, 3.0])
     box = {"s": 1.0}

@@ -310,8 +310,32 @@ def _ufunc_accumulate(name: str, scan):
     return accumulate
 
 
+def _ufunc_reduceat(name: str, reduction):
+    def reduceat(array, indices, axis=0, dtype=None, out=None):
+        """``numpy.<ufunc>.reduceat``: the reduction of each slice ``indices[i]:indices[i + 1]``
+        (just ``array[indices[i]]`` where that slice is empty), joined along ``axis``."""
+        _refuse(f"numpy.{name}.reduceat", out=out)
+        _check_dtype(f"numpy.{name}.reduceat", array, dtype)
+        ax = _int(axis, "axis")
+        n = np.shape(array)[ax]
+        idx = np.asarray(indices)
+        if idx.ndim != 1 or idx.dtype.kind not in "iu" or np.any((idx < 0) | (idx >= n)):
+            raise IndexError(f"numpy.{name}.reduceat at {call_site()}: indices must be constant integers in "
+                             f"[0, {n}), got {indices!r}")
+        ends = list(idx[1:]) + [n]
+        parts = []
+        for i, j in zip(idx.tolist(), ends):
+            j = int(j)
+            sl = (slice(None),) * (ax % np.ndim(array)) + (slice(i, j if j > i else i + 1),)
+            parts.append(reduction(array[sl], axis=ax, keepdims=True))
+        return np.concatenate(parts, axis=ax)
+    reduceat.__name__ = f"{name}.reduceat"
+    return reduceat
+
+
 for _u, _r in (("add", np.sum), ("multiply", np.prod), ("maximum", np.max), ("minimum", np.min)):
     implements_ufunc_method(_u, "reduce")(_ufunc_reduce(_u, _r))
+    implements_ufunc_method(_u, "reduceat")(_ufunc_reduceat(_u, _r))
 for _u, _r in (("add", np.cumsum), ("multiply", np.cumprod)):
     implements_ufunc_method(_u, "accumulate")(_ufunc_accumulate(_u, _r))
 
@@ -459,6 +483,9 @@ case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keep
 case("numpy.logaddexp.reduce", lambda xp: lambda x: xp.logaddexp.reduce(x, axis=1) if xp is np else
      __import__("jax").scipy.special.logsumexp(x, axis=1), lambda r: (_x(r),))
 case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1), lambda r: (_x(r),))
+for _u in ("add", "maximum"):
+    case(f"numpy.{_u}.reduceat", lambda xp, u=_u: lambda x: getattr(xp, u).reduceat(x, np.array([0, 2, 1, 3]), axis=1),
+         lambda r: (_x(r),), note="each slice's reduction; an empty slice is its first index's entry")
 case("numpy.maximum.reduce", lambda xp: lambda x: xp.maximum.reduce(x, axis=None), lambda r: (_distinct(r),))
 case("numpy.minimum.reduce", lambda xp: lambda x: xp.minimum.reduce(x), lambda r: (_distinct(r),))
 case("numpy.apply_over_axes", lambda xp: lambda x: xp.apply_over_axes(xp.sum, xp.sin(x), [0, -1]),

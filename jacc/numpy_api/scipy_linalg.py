@@ -1,5 +1,6 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, triangular solves, inverse, determinant,
-eigh, QR, SVD, norm, lstsq and pinv, recorded as the NumPy functions that compute the same thing.
+eigh, QR, SVD, norm, lstsq, pinv, the matrix exponential and the special matrices (toeplitz, hankel,
+circulant, block_diag), recorded as the NumPy functions that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -9,11 +10,12 @@ factor unless ``lower=True`` and read only that triangle, ``solve`` with ``assum
 ``'sym'`` reads the triangle ``lower`` names, ``qr``'s default mode is ``'full'``. ``cho_factor``
 returns the clean triangular factor (SciPy leaves other values in the unused triangle, which no
 SciPy function reads). Refused with a message: generalized eigenproblems (``eigh(a, b)``), pivoted
-QR, ``lu``/``lu_factor``, ``expm``, ``sqrtm``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
+QR, ``lu``/``lu_factor``, ``sqrtm``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
 
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Callable
 
 import numpy as np
@@ -21,6 +23,7 @@ import numpy as np
 from ..constructors import _holds_tracer, swap_during_traces
 from ..trace import UnsupportedOperationError, call_site
 from . import case
+from .gathers import _value
 from .linalg import _symmetric_read, triangular_solve
 
 
@@ -168,6 +171,86 @@ def _pinv(a, atol, rtol, return_rank, **_):
     return (p, min(np.shape(a)[-2:])) if return_rank else p
 
 
+# Scaling and squaring with Padé approximants, after Higham (2005), "The scaling and squaring method
+# for the matrix exponential revisited", SIAM J. Matrix Anal. Appl. 26(4): the largest 1-norm each
+# degree m serves to double precision (his Table 2.3); above θ13 the matrix is halved s times and
+# the approximant squared s times. Recorded op by op, so the derivative is that of the
+# approximant, which Al-Mohy and Higham (2009) show is as accurate as the exponential itself.
+_THETA = {3: 1.495585217958292e-2, 5: 2.539398330063230e-1, 7: 9.504178996162932e-1,
+          9: 2.097847961257068e0, 13: 5.371920351148152e0}
+
+
+def _pade(m: int) -> list[float]:
+    """The degree-m Padé numerator's coefficients b_j = (2m − j)! / (j! (m − j)!)."""
+    return [float(math.factorial(2 * m - j) // (math.factorial(j) * math.factorial(m - j))) for j in range(m + 1)]
+
+
+def _expm(A, **_):
+    a = np.asarray(A) if not _holds_tracer(A) else A
+    n = np.shape(a)[-1]
+    if np.ndim(a) < 2 or np.shape(a)[-2] != n:
+        raise ValueError(f"expected a square matrix (or a stack of them), got shape {np.shape(a)} (scipy.linalg.expm "
+                         f"at {call_site()})")
+    norm = float(np.abs(_value(a, "scipy.linalg.expm's choice of degree and scaling")).sum(axis=-2).max(initial=0.0))
+    m = next((d for d in (3, 5, 7, 9) if norm <= _THETA[d]), 13)
+    s = max(0, math.ceil(math.log2(norm / _THETA[13]))) if m == 13 else 0
+    if s:
+        a = a * 2.0 ** -s
+    b = _pade(m)
+    eye = np.eye(n)
+    powers = [eye, a @ a]  # I, A², A⁴, A⁶ as needed
+    top = 6 if m == 13 else m - 1
+    while 2 * (len(powers) - 1) < top:
+        powers.append(powers[-1] @ powers[1])
+    if m == 13:
+        A2, A4, A6 = powers[1], powers[2], powers[3]
+        u = a @ (A6 @ (b[13] * A6 + b[11] * A4 + b[9] * A2) + b[7] * A6 + b[5] * A4 + b[3] * A2 + b[1] * eye)
+        v = A6 @ (b[12] * A6 + b[10] * A4 + b[8] * A2) + b[6] * A6 + b[4] * A4 + b[2] * A2 + b[0] * eye
+    else:
+        u = a @ sum(b[2 * k + 1] * p for k, p in enumerate(powers))
+        v = sum(b[2 * k] * p for k, p in enumerate(powers))
+    r = np.linalg.solve(v - u, v + u)
+    for _ in range(s):
+        r = r @ r
+    return r
+
+
+def _toeplitz(c, r, **_):
+    c = np.ravel(c)
+    r = c.conjugate() if r is None else np.ravel(r)
+    values = np.concatenate([r[:0:-1], c])  # r reversed (its first entry left out), then c
+    rows, cols = np.ogrid[:np.shape(c)[0], :np.shape(r)[0]]
+    return values[np.shape(r)[0] - 1 + rows - cols]
+
+
+def _hankel(c, r, **_):
+    c = np.ravel(c)
+    r = np.zeros_like(c) if r is None else np.ravel(r)
+    values = np.concatenate([c, r[1:]])
+    rows, cols = np.ogrid[:np.shape(c)[0], :np.shape(r)[0]]
+    return values[rows + cols]
+
+
+def _circulant(c, **_):
+    c = np.ravel(c)
+    n = np.shape(c)[0]
+    rows, cols = np.ogrid[:n, :n]
+    return c[(rows - cols) % n]
+
+
+def _block_diag(arrs, **_):
+    blocks = [np.atleast_2d(a if _holds_tracer(a) else np.asarray(a, dtype=float)) for a in arrs]
+    if not blocks:
+        return np.empty((1, 0))
+    width = sum(np.shape(b)[1] for b in blocks)
+    rows, left = [], 0
+    for b in blocks:
+        h, w = np.shape(b)
+        rows.append(np.concatenate([np.zeros((h, left)), b, np.zeros((h, width - left - w))], axis=1))
+        left += w
+    return np.concatenate(rows, axis=0)
+
+
 def _refusal(name: str, why: str) -> Callable:
     def refuse(**_):
         _refuse(name, why)
@@ -180,12 +263,12 @@ _IMPLEMENTED = {
     "eigh": _eigh, "eigvalsh": _eigvalsh, "qr": _qr, "svd": _svd,
     "svdvals": lambda a, **_: np.linalg.svd(a, compute_uv=False),
     "norm": lambda a, ord, axis, keepdims, **_: np.linalg.norm(a, ord, axis, keepdims),
-    "lstsq": _lstsq, "pinv": _pinv,
+    "lstsq": _lstsq, "pinv": _pinv, "expm": _expm, "toeplitz": _toeplitz, "hankel": _hankel,
+    "circulant": _circulant, "block_diag": _block_diag,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
     "lu_factor": "pivoted LU factors are not recorded; use scipy.linalg.solve",
     "lu": "pivoted LU factors are not recorded; use scipy.linalg.solve",
-    "expm": "the matrix exponential is not recorded for traced arrays",
     "sqrtm": "the matrix square root is not recorded for traced arrays (for a symmetric positive definite "
              "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.sqrt(w)) @ v.T)",
     "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
@@ -243,3 +326,14 @@ case("scipy.linalg.eigh", lambda xp: lambda a: _sl(xp).eigh(a, eigvals_only=True
 case("scipy.linalg.qr", lambda xp: lambda a: _sl(xp).qr(a, mode="economic")[1], lambda r: (_x(r, (5, 3)),),
      note="mode='full' (SciPy's default), 'economic' or 'r'")
 case("scipy.linalg.svd", lambda xp: lambda a: _sl(xp).svd(a, compute_uv=False), lambda r: (_x(r, (4, 3)),))
+case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (_x(r, (4, 4)),),
+     note="Higham's scaling and squaring, recorded op by op (its degree and scaling read at the traced point)")
+case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (8.0 * _x(r, (3, 3)),), variant="scaled",
+     note="a norm above θ13: halved s times, then squared s times")
+case("scipy.linalg.toeplitz", lambda xp: lambda c, r: _sl(xp).toeplitz(c, r), lambda r: (_x(r, (3,)), _x(r)),
+     argnums=(0, 1))
+case("scipy.linalg.hankel", lambda xp: lambda c, r: _sl(xp).hankel(c, r), lambda r: (_x(r, (3,)), _x(r)),
+     argnums=(0, 1))
+case("scipy.linalg.circulant", lambda xp: lambda c: _sl(xp).circulant(c), lambda r: (_x(r),))
+case("scipy.linalg.block_diag", lambda xp: lambda a, b: _sl(xp).block_diag(a, b, xp.ones((1, 2))),
+     lambda r: (_x(r, (2, 3)), _x(r, (2, 2))), argnums=(0, 1))

@@ -70,7 +70,32 @@ def _polygamma(original):
     return polygamma
 
 
-swap_during_traces("scipy.special", {"polygamma": _polygamma})
+def _multigammaln(original):
+    """``scipy.special.multigammaln(a, d)``, Python code converting its argument: for a traced
+    ``a`` (``d`` a constant) it is d(d − 1)/4·log π + Σ_j gammaln(a − j/2), as SciPy computes it."""
+    def multigammaln(a, d):
+        if not isinstance(a, Tracer):
+            return original(a, d)
+        if isinstance(d, Tracer) or np.ndim(d) or int(d) != d or d < 1:
+            raise UnsupportedOperationError(f"scipy.special.multigammaln at {call_site()}: the dimension d must "
+                                            f"be a constant positive integer, not {d!r}")
+        d = int(d)
+        if np.any(a.value <= 0.5 * (d - 1)):  # SciPy's domain check (it reads values too)
+            raise ValueError(f"condition a > 0.5 * (d-1) ({0.5 * (d - 1)}) not met (scipy.special.multigammaln at "
+                             f"{call_site()})")
+        return d * (d - 1) / 4.0 * np.log(np.pi) + sum(_gammaln(a - j / 2.0) for j in range(d))
+    return multigammaln
+
+
+def _gammaln(x):
+    import scipy.special
+
+    return scipy.special.gammaln(x)
+
+
+#: scipy.special's Python functions recorded while a trace runs (see supported_functions)
+SWAPPED = ("multigammaln",)
+swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _multigammaln})
 
 
 @implements_ufunc("divmod")
@@ -331,5 +356,7 @@ if importlib.util.find_spec("scipy") is not None:
               "in the point; the order n must be a constant")
     _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
               "in the point; the degrees of freedom must be a constant", jax=False)
+    case("scipy.special.multigammaln", lambda xp: lambda a: _special(xp).multigammaln(a, 3),
+         lambda r: (_pos(r, (4,)) + 1.5,), note="d(d − 1)/4·log π + Σ gammaln(a − j/2); d a constant")
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
      note="NumPy's values; its slope I₁ is SciPy's (needs SciPy)")

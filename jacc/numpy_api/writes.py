@@ -26,9 +26,12 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..buffers import Buffer
 from ..trace import (
+    PLAIN_WRITE_FIX,
     Tracer,
     UnsupportedOperationError,
+    _PlainWrite,
     _set_items,
     _take,
     _writable,
@@ -40,16 +43,15 @@ from . import FREE, case
 from .gathers import _value
 
 
-def _plain_target(what: str, instead: str) -> UnsupportedOperationError:
-    return UnsupportedOperationError(
-        f"{what} at {call_site()} writes traced values into a plain NumPy array, which cannot hold them; "
-        f"write into a traced array instead (y = np.zeros_like(x) is one), or build the result: {instead}")
-
-
 def _target(dst: Any, what: str, instead: str) -> Tracer:
-    """``dst`` if it is a traced array NumPy's write would change alone, else a clear refusal."""
+    """``dst`` if it is a traced array NumPy's write would change alone, or a buffer (which
+    becomes one as the write takes it, see jacc.buffers), else a clear refusal."""
+    if isinstance(dst, Buffer):
+        dst.release()
+        return dst
     if not isinstance(dst, Tracer):
-        raise _plain_target(what, instead)
+        raise _PlainWrite(f"{what} at {call_site()} writes traced values into a plain NumPy array: {PLAIN_WRITE_FIX}; "
+                          f"the result can also be built as {instead}")
     _writable(dst, what, "write into the array it views, or into a copy (v = v.copy())",
               f"write into a copy (y = x.copy()), or build the result: {instead}")
     return dst

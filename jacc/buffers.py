@@ -1,0 +1,325 @@
+"""Arrays that ``f`` makes and then fills with traced values: ``out = np.zeros(n); out[i] = ...``.
+
+Preallocating an array and writing results into it is how much NumPy code is written (a rotation
+matrix from ``np.eye(3)``, a residual vector from ``np.zeros(n)``). A plain NumPy array cannot hold
+a traced value, so a trace that writes one into it stops (:class:`jacc.trace._PlainWrite`) and
+runs ``f`` again — once per function, as for :mod:`jacc.constructors` — with NumPy's creation
+functions (``zeros``, ``ones``, ``empty``, ``full``, ``eye``, ``identity``, the ``*_like`` of plain
+arrays, and ``np.array`` of a list of numbers) giving the code of ``f`` a :class:`Buffer` instead.
+
+A buffer acts as its plain array (operators, ufuncs, NumPy functions, methods and attributes go to
+the array) until a traced value is written into it — by item assignment, an in-place operator,
+``out=``, or a writer such as ``np.copyto``, ``np.fill_diagonal`` or ``np.add.at`` — when it
+becomes a traced array in place (a constant array with the traced entries written in, see
+``Tracer.__setitem__``), so every name for it sees the change, as in NumPy. Plain views handed
+out before that (``row = out[0]``, ``out.T``, ``np.asarray(out)``) could not see it: while one is
+still in use, the write is refused.
+
+Only calls made by the code of ``f`` are served buffers (calls from NumPy, SciPy or jacc get NumPy's
+arrays), and only for float arrays. A buffer is not an ``np.ndarray`` instance (``isinstance`` says
+so), and compiled code that insists on an ndarray (a Cython signature) refuses it.
+
+>>> import numpy as np, jacc
+>>> def rotation(t):
+...     r = np.eye(2)
+...     r[0, 0] = r[1, 1] = np.cos(t)
+...     r[0, 1], r[1, 0] = -np.sin(t), np.sin(t)
+...     return r
+>>> np.round(jacc.jacobian(rotation)(np.pi / 2), 12) + 0.0  # [[−sin, −cos], [cos, −sin]]
+array([[-1.,  0.],
+       [ 0., -1.]])
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import operator
+import sys
+import threading
+import weakref
+from typing import Any, Callable
+
+import numpy as np
+
+from . import trace
+from .constructors import swap_during_traces
+from .trace import Tracer, UnsupportedOperationError, _Held, _in_library, _set_items, _take, call_site
+
+_state = threading.local()  # .on: this thread's trace serves buffers
+
+
+@contextlib.contextmanager
+def held():
+    """While inside, this thread's calls of the creation functions from user code give buffers."""
+    before = getattr(_state, "on", False)
+    _state.on = True
+    try:
+        yield
+    finally:
+        _state.on = before
+
+
+def _holds_tracer(obj: Any) -> bool:
+    if isinstance(obj, Tracer):
+        return True
+    if isinstance(obj, (list, tuple)):
+        return any(_holds_tracer(o) for o in obj)
+    if isinstance(obj, dict):
+        return any(_holds_tracer(o) for o in obj.values())
+    return False
+
+
+def _plain(obj: Any) -> Any:
+    """``obj`` with every buffer in it replaced by its array (lists, tuples and dicts followed)."""
+    if type(obj) is Buffer:
+        return obj.value
+    if type(obj) in (list, tuple):
+        return type(obj)(_plain(o) for o in obj)
+    if type(obj) is dict:
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+class Buffer(_Held):
+    """A float array ``f`` made (``np.zeros(3)``), acting as that array until a traced value is
+    written into it; it then becomes a :class:`~jacc.trace.Tracer` in place. ``value`` is the
+    array; ``tape`` holds weak references to the plain views of it handed out."""
+
+    __slots__ = ()
+    __array_priority__ = 999  # (a traced operand's protocols run first)
+    __hash__ = None
+
+    def __init__(self, value: np.ndarray):
+        self.value, self.name, self.tape = value, None, []
+
+    # -- views handed out, and the change into a traced array ------------------------------------
+    def _lend(self, r: Any) -> Any:
+        """``r``, remembered if it is a plain array sharing memory with the buffer's."""
+        if isinstance(r, np.ndarray) and np.may_share_memory(r, self.value):
+            if r is self.value:
+                r = r.view()
+            lent = self.tape
+            if len(lent) >= 64:  # (a loop over slices: keep the live ones only)
+                lent[:] = [ref for ref in lent if ref() is not None]
+            lent.append(weakref.ref(r))
+        elif type(r) in (tuple, list):
+            for o in r:
+                self._lend(o)
+        return r
+
+    def release(self) -> None:
+        """Called as a traced value is written in: refuse while a plain view is still in use."""
+        if any(ref() is not None for ref in self.tape):
+            raise UnsupportedOperationError(
+                f"a traced value is written at {call_site()} into an array that has plain views still in use "
+                "(a slice, a row of a loop over it, a transpose, or np.asarray of it, taken before), which NumPy "
+                "would change too and a trace cannot follow; write the traced values first and take views after "
+                "(or del a view no longer needed), or build the array with np.stack, np.concatenate or np.where")
+
+    def _become(self, r: Any) -> "Buffer":
+        if np.shape(r) != self.value.shape:
+            raise ValueError(f"non-broadcastable output operand with shape {self.value.shape} doesn't match the "
+                             f"broadcast shape {np.shape(r)} (at {call_site()})")
+        return _take(self, r)
+
+    # -- writes -------------------------------------------------------------------------------------
+    def __setitem__(self, index, value) -> None:
+        index = _plain(index)
+        if _holds_tracer(value):
+            self.release()  # (before the write takes views of its own)
+            _take(self, _set_items(self.value, index, value))
+        else:
+            self.value[index] = _plain(value)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "at" and inputs and inputs[0] is self and _holds_tracer(inputs[1:]):
+            handler = trace._UFUNC_METHODS.get((ufunc.__name__, "at"))
+            if handler is not None:
+                return handler(*inputs, **kwargs)
+        out = kwargs.get("out")
+        if out is not None and _holds_tracer(inputs):  # np.add(a, x, out=buffer)
+            outs = out if isinstance(out, tuple) else (out,)
+            if method == "__call__" and len(outs) == 1 and outs[0] is self:
+                rest = {k: v for k, v in kwargs.items() if k != "out"}
+                return self._become(ufunc(*_plain(inputs), **_plain(rest)))
+        return self._lend(getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs)))
+
+    def __array_function__(self, func, types, args, kwargs):
+        if args and args[0] is self and func in _WRITERS and _holds_tracer((args[1:], kwargs)):
+            return trace._call(trace._FUNCTIONS[func], f"numpy.{func.__name__}", args, kwargs)
+        return self._lend(func(*_plain(args), **_plain(kwargs)))
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self.value, dtype=dtype, copy=True)
+        return self._lend(self.value.view() if dtype is None else self.value.astype(dtype, copy=False))
+
+    # -- reads: the array's, with views remembered -------------------------------------------------
+    def __getitem__(self, index):
+        return self._lend(self.value[_plain(index)])
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self.value)))
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        attr = getattr(self.value, name)
+        if not callable(attr):
+            return self._lend(attr)
+        handler = trace._METHODS.get(name)
+
+        @functools.wraps(attr)
+        def method(*args, **kwargs):
+            if name in _WRITER_METHODS and handler is not None and _holds_tracer((args, kwargs)):
+                return handler(self, *args, **kwargs)
+            if name == "copy":
+                return Buffer(attr(*args, **kwargs))
+            return self._lend(attr(*_plain(args), **_plain(kwargs)))
+        return method
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __index__(self) -> int:
+        return operator.index(self.value)
+
+    def __contains__(self, item) -> bool:
+        return _plain(item) in self.value
+
+    def __copy__(self) -> "Buffer":
+        return Buffer(self.value.copy())
+
+    def __deepcopy__(self, memo) -> "Buffer":
+        return Buffer(self.value.copy())
+
+
+def _binary(dunder: str) -> Callable:
+    def op(self, other):
+        return getattr(self.value, dunder)(_plain(other))
+    op.__name__ = dunder
+    return op
+
+
+def _unary(dunder: str) -> Callable:
+    def op(self):
+        return getattr(self.value, dunder)()
+    op.__name__ = dunder
+    return op
+
+
+def _in_place(dunder: str) -> Callable:
+    """``a op= x``: a traced ``x`` makes the buffer a traced array holding ``a op x``."""
+    def op(self, other):
+        if _holds_tracer(other):
+            self.release()
+            return self._become(getattr(self.value, f"__{dunder}__")(other))
+        getattr(self.value, f"__i{dunder}__")(_plain(other))
+        return self
+    op.__name__ = f"__i{dunder}__"
+    return op
+
+
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
+            "lshift", "rshift", "divmod"):
+    setattr(Buffer, f"__{_op}__", _binary(f"__{_op}__"))
+    setattr(Buffer, f"__r{_op}__", _binary(f"__r{_op}__"))
+    if _op != "divmod":
+        setattr(Buffer, f"__i{_op}__", _in_place(_op))
+for _op in ("lt", "le", "gt", "ge", "eq", "ne"):
+    setattr(Buffer, f"__{_op}__", _binary(f"__{_op}__"))
+for _op in ("neg", "pos", "abs", "invert"):
+    setattr(Buffer, f"__{_op}__", _unary(f"__{_op}__"))
+
+#: NumPy functions and ndarray methods that write into their first argument, whose traced
+#: handlers (jacc.numpy_api.writes) take a buffer as that argument.
+_WRITERS = frozenset(getattr(np, n) for n in ("copyto", "fill_diagonal", "put", "place", "putmask",
+                                              "put_along_axis"))
+_WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
+
+
+# -- the creation functions ---------------------------------------------------------------------
+
+
+def _serving(dtype: Any) -> bool:
+    """Whether this call (from the creation function's caller) gets a buffer."""
+    if not getattr(_state, "on", False):
+        return False
+    if dtype is not None and np.dtype(dtype).kind != "f":
+        return False
+    return not _in_library(sys._getframe(2))
+
+
+def _maker(position: int, like: bool = False, fill: bool = False) -> Callable[[Callable], Callable]:
+    """A creation function that gives a buffer; ``position``: where its dtype may come positionally;
+    ``like``: the first argument is a prototype (a traced one goes to its handler); ``fill``: the
+    second is the fill value (a traced one is written into the new array, which becomes traced)."""
+    def make(original: Callable) -> Callable:
+        @functools.wraps(original)
+        def create(*args, **kwargs):
+            if like and args and (_holds_tracer(args[0]) or type(args[0]) is Buffer):
+                proto = args[0]
+                if _holds_tracer(proto):
+                    return original(*args, **kwargs)
+                args = (proto.value, *args[1:])
+            dtype = kwargs.get("dtype", args[position] if len(args) > position else None)
+            if fill and _holds_tracer(args[1:2] or kwargs.get("fill_value")) and (
+                    dtype is None or np.dtype(dtype).kind == "f"):
+                value = args[1] if len(args) > 1 else kwargs["fill_value"]
+                rest = {k: v for k, v in kwargs.items() if k != "fill_value"}
+                new = Buffer(original(*_plain(args[:1]), 0.0, *_plain(args[2:]), **_plain(rest)))
+                new[...] = value
+                return new
+            if _holds_tracer(args) or _holds_tracer(kwargs) or not _serving(dtype):
+                return original(*_plain(args), **_plain(kwargs))
+            r = original(*args, **kwargs)
+            return Buffer(r) if isinstance(r, np.ndarray) and type(r) is np.ndarray and r.dtype.kind == "f" else r
+        return create
+    return make
+
+
+def _fill_diagonal(original: Callable) -> Callable:
+    """NumPy dispatches ``np.fill_diagonal`` on its array alone: a traced value goes to the traced
+    writer here (which takes a buffer, and names the fix for a plain array)."""
+    @functools.wraps(original)
+    def fill_diagonal(a, val, wrap=False):
+        if _holds_tracer(val) and not isinstance(a, Tracer):
+            return trace._call(trace._FUNCTIONS[original], "numpy.fill_diagonal", (a, val), {"wrap": wrap})
+        return original(_plain(a), val, wrap=wrap)
+    return fill_diagonal
+
+
+swap_during_traces("numpy", {
+    "zeros": _maker(1), "ones": _maker(1), "empty": _maker(1), "full": _maker(2, fill=True),
+    "eye": _maker(3), "identity": _maker(1),
+    "zeros_like": _maker(1, like=True), "ones_like": _maker(1, like=True), "empty_like": _maker(1, like=True),
+    "full_like": _maker(2, like=True, fill=True), "fill_diagonal": _fill_diagonal,
+})
+
+
+def from_list(obj: Any, made: np.ndarray, caller) -> Any:
+    """``np.array(obj)``'s result ``made``, as a buffer where ``obj`` is a list of numbers and the
+    ``caller`` frame is in the code of ``f``, during a trace with buffers (see jacc.constructors)."""
+    if (type(obj) in (list, tuple) and type(made) is np.ndarray and made.dtype.kind == "f"
+            and getattr(_state, "on", False) and not _in_library(caller)):
+        return Buffer(made)
+    return made

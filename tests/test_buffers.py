@@ -1,0 +1,201 @@
+"""Arrays that f makes and then fills with traced values (jacc.buffers): values equal NumPy's,
+Jacobians central differences', under every way a Jacobian runs; what NumPy would make visible
+elsewhere is refused."""
+
+import numpy as np
+import pytest
+import scipy.special
+from conftest import fd_jacobian
+
+import jacc
+from jacc.buffers import Buffer
+from jacc.trace import UnsupportedOperationError, trace
+
+X = np.array([0.7, -1.3, 2.1, 0.4, 1.1, -0.6])
+
+
+def rotation(t):
+    r = np.eye(2)
+    r[0, 0] = r[1, 1] = np.cos(t)
+    r[0, 1], r[1, 0] = -np.sin(t), np.sin(t)
+    return r
+
+
+def halves(x):
+    out = np.zeros(6)
+    out[:3] = x[:3] ** 2
+    out[3:] = np.sin(x[3:])
+    return out
+
+
+def element_by_element(x):
+    out = np.empty((2, 3))
+    for i in range(2):
+        for j in range(3):
+            out[i, j] = x[i * 3 + j] * (i + j + 1)
+    return out
+
+
+def recurrence(x):
+    y = np.zeros(6)
+    y[0] = x[0]
+    for i in range(1, 6):
+        y[i] = y[i - 1] * 0.5 + x[i] ** 2
+    return y
+
+
+def accumulated(x):
+    acc = np.zeros(3)
+    acc += 1.0  # plain, then traced
+    acc += x[:3]
+    acc *= x[3:]
+    acc -= 0.5
+    return acc
+
+
+def written_out(x):
+    out = np.zeros_like(np.ones(3))
+    out[1] = x[1]
+    np.add(out, x[:3], out=out)
+    return out
+
+
+def kernel_matrix(x):
+    n = 4
+    K = np.zeros((n, n))
+    for i in range(n):
+        for j in range(n):
+            K[i, j] = np.exp(-((x[i] - x[j]) ** 2))
+    return np.linalg.slogdet(K + np.eye(n))[1]
+
+
+def from_a_list(x):
+    out = np.array([0.0, 1.0, 2.0])
+    out[1] = x[0] * x[1]
+    return out * x[2:5]
+
+
+def filled(x):
+    a = np.full(3, 2.0)
+    a[0] = x.sum()
+    a[2] = a[0] * a[1]
+    b = np.full(3, x[1])  # a traced fill value
+    c = np.ones(3)
+    c.fill(x[2])
+    return a + b * c
+
+
+def writers(x):
+    d = np.zeros((3, 3))
+    np.fill_diagonal(d, x[:3])
+    s = np.zeros(3)
+    np.add.at(s, [0, 1, 1, 2, 0, 2], x)
+    c = np.zeros(6)
+    np.copyto(c, x * 2.0)
+    return d @ s + c[:3]
+
+
+def masked(x):
+    out = np.zeros(6)
+    out[x > 0] = x[x > 0] ** 2
+    out[[0, 2]] += 1.0
+    return out
+
+
+@pytest.mark.parametrize("f", [halves, element_by_element, recurrence, accumulated, written_out, kernel_matrix,
+                               from_a_list, filled, writers, masked])
+def test_filled_arrays_follow_numpy(f):
+    np.testing.assert_allclose(trace(f, X).evaluate({"x": X})[trace(f, X).outputs[0]], f(X), rtol=1e-15)
+    for options in ({}, {"retrace": False}, {"compile": False}):
+        jf = jacc.jacobian(f, **options)
+        for x in (X, X * 1.1 - 0.05):  # the second call replays (or runs the traced-once program)
+            np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-7)
+
+
+def test_a_rotation_matrix_from_np_eye():
+    for options in ({}, {"retrace": False}):
+        jf = jacc.jacobian(rotation, **options)
+        for t in (0.3, 0.4):  # a Python float: the traced-once call takes the float fast path
+            np.testing.assert_allclose(jf(t), [[-np.sin(t), -np.cos(t)], [np.cos(t), -np.sin(t)]], rtol=1e-14)
+
+
+def test_a_buffer_is_a_constant_until_a_traced_value_is_written_in():
+    def f(x):
+        c = np.ones(6)
+        y = x * c  # c's values now: a constant of y's
+        c[0] = x[0]  # from here c is traced
+        copy = c.copy()  # a copy of its own (a traced array, as NumPy's copy of it)
+        copy[1] = x[1]
+        kept = np.zeros(2)
+        return y + c + copy, kept
+
+    J, K = jacc.jacobian(f)(X)
+    want = np.eye(6)
+    want[0, 0] += 2.0
+    want[1, 1] += 1.0
+    np.testing.assert_array_equal(J, want)
+    np.testing.assert_array_equal(K, np.zeros((2, 6)))
+    np.testing.assert_array_equal(trace(f, X).evaluate({"x": X})[trace(f, X).outputs[0]], f(X)[0])
+
+
+def test_what_f_makes_is_a_buffer_only_where_a_traced_value_is_written_into_plain_arrays():
+    seen = []
+
+    def reads(x):
+        seen.append(type(np.zeros(2)))
+        return x * 2.0
+
+    def writes(x):
+        out = np.zeros(2)
+        seen.append(type(out))
+        seen.append(type(np.zeros(2, dtype=int)))
+        seen.append(type(scipy.special.softmax(np.zeros(2))))  # SciPy's own arrays stay NumPy's
+        out[0] = x[0]
+        return out
+
+    jacc.jacobian(reads)(X)
+    assert seen == [np.ndarray]
+    seen.clear()
+    calls = jacc.jacobian(writes)
+    calls(X)
+    assert seen[0] is np.ndarray and seen[-3:] == [Buffer, np.ndarray, np.ndarray]
+    seen.clear()
+    calls(X)
+    assert seen == [Buffer, np.ndarray, np.ndarray]  # later traces run f once
+
+
+def test_writes_numpy_would_show_in_plain_views_are_refused():
+    def kept_view(x):
+        out = np.zeros(4)
+        plain = np.asarray(out)  # NumPy: the same array, so plain sees the write
+        out[0] = x[0]
+        return out + plain
+
+    def loop_row(x):
+        m = np.zeros((2, 3))
+        for row in m:  # the loop variable keeps the last row
+            row.sum()
+        m[0, 0] = x[0]
+        return m
+
+    def view_gone(x):
+        out = np.zeros(4)
+        head = out[:2]
+        del head
+        out[0] = x[0]
+        return out
+
+    for f in (kept_view, loop_row):
+        with pytest.raises(UnsupportedOperationError, match=r"test_buffers.py.*plain views still in use.*del"):
+            trace(f, X)
+    np.testing.assert_array_equal(jacc.jacobian(view_gone)(X)[0], [1, 0, 0, 0, 0, 0])
+
+
+def test_non_float_arrays_refuse_traced_values():
+    def ints(x):
+        a = np.zeros(3, dtype=int)
+        a[0] = x[0]
+        return a
+
+    with pytest.raises(UnsupportedOperationError, match=r"int\(\) of a traced value"):
+        trace(ints, X)
