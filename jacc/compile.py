@@ -24,12 +24,17 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .ops import (
     BINARY,
     UNARY,
+    _boxcoxgrad,
+    _ellipegrad,
+    _ellipkgrad,
     _ftie,
     _gammadensity,
     _huberdelta,
     _i1egrad,
+    _invboxcoxgrad,
     _j1grad,
     _polygamma,
+    _spencegrad,
     _tdensity,
     _tie,
     formula,
@@ -213,9 +218,14 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               # (rare ops: their array formulas on floats, so both paths agree at NaN and ±inf)
               "gammadensity": _as_float(_gammadensity), "tdensity": _as_float(_tdensity),
               "j1grad": _as_float(_j1grad), "huberdelta": _as_float(_huberdelta),
-              "polygamma": _as_float(_polygamma),
+              "polygamma": _as_float(_polygamma), "spencegrad": _as_float(_spencegrad),
+              "ellipkgrad": _as_float(_ellipkgrad), "ellipegrad": _as_float(_ellipegrad),
+              "boxcoxgrad": _as_float(_boxcoxgrad), "invboxcoxgrad": _as_float(_invboxcoxgrad),
               **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
-                                        "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta")}}
+                                        "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta",
+                                        "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv", "chdtri",
+                                        "stdtrit", "binom", "powm1", "boxcox", "boxcox1p", "inv_boxcox",
+                                        "inv_boxcox1p")}}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

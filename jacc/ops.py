@@ -180,6 +180,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "k0": ("k0(x)", "-k1(x)", "out"),
     "k1": ("k1(x)", "-k0(x) - y / x", "out"),
     "gammasgn": ("gammasgn(x)", None, "zero"),
+    "spence": ("spence(x)", "spencegrad(x)", "out"),  # dilogarithm ∫₁ˣ log t/(1 − t) dt
+    "ellipk": ("ellipk(x)", "ellipkgrad(x, y)", "out"),  # complete elliptic integrals of parameter m = x
+    "ellipe": ("ellipe(x)", "ellipegrad(x, y)", "out"),
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -236,6 +239,22 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "chdtrc": ("chdtrc(a, b)", (CONSTANT, ("out", "-0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "stdtr": ("stdtr(a, b)", (CONSTANT, ("out", "tdensity(a, b)"))),
     "polygamma": ("polygamma(a, b)", (CONSTANT, ("out", "polygamma(a + 1.0, b)"))),  # ψ⁽ᵃ⁾(b), order a constant
+    # quantiles, with the shape parameter a constant: the inverse's derivative is 1/density at it
+    "gammaincinv": ("gammaincinv(a, b)", (CONSTANT, ("out", "1.0 / gammadensity(a, y)"))),
+    "gammainccinv": ("gammainccinv(a, b)", (CONSTANT, ("out", "-1.0 / gammadensity(a, y)"))),
+    "chdtri": ("chdtri(a, b)", (CONSTANT, ("out", "-2.0 / gammadensity(0.5 * a, 0.5 * y)"))),  # of chdtrc
+    "stdtrit": ("stdtrit(a, b)", (CONSTANT, ("out", "1.0 / tdensity(a, y)"))),
+    # binomial coefficient Γ(a + 1)/(Γ(b + 1)·Γ(a − b + 1)) of real a, b
+    "binom": ("binom(a, b)", (("out", "y * (digamma(a + 1.0) - digamma(a - b + 1.0))"),
+                              ("out", "y * (digamma(a - b + 1.0) - digamma(b + 1.0))"))),
+    "powm1": ("powm1(a, b)", (("out", "powgrad(a, b)"), ("out", "log(nonzero(a)) * (y + 1.0)"))),  # aᵇ − 1
+    # Box–Cox transforms (aᵇ − 1)/b and ((1 + a)ᵇ − 1)/b (log a, log1p a at b = 0)
+    "boxcox": ("boxcox(a, b)", (("out", "power(a, b - 1.0)"), ("out", "boxcoxgrad(log(a), b, y)"))),
+    "boxcox1p": ("boxcox1p(a, b)", (("out", "power(1.0 + a, b - 1.0)"), ("out", "boxcoxgrad(log1p(a), b, y)"))),
+    # their inverses (1 + b·a)^(1/b) and that − 1 (e^a, e^a − 1 at b = 0)
+    "inv_boxcox": ("inv_boxcox(a, b)", (("out", "y / (1.0 + b * a)"), ("out", "y * invboxcoxgrad(a, b)"))),
+    "inv_boxcox1p": ("inv_boxcox1p(a, b)", (("out", "(y + 1.0) / (1.0 + b * a)"),
+                                            ("out", "(y + 1.0) * invboxcoxgrad(a, b)"))),
 }
 
 
@@ -331,6 +350,62 @@ def _tdensity(df, t):
                   - 0.5 * (df + 1.0) * np.log1p(t * t / df))
 
 
+def _spencegrad(x):
+    """spence′(x) = log(x)/(1 − x), and −1 at x = 1 (NaN below 0, as spence)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(x == 1.0, -1.0, np.log(x) / (1.0 - np.where(x == 1.0, 0.0, x)))
+
+
+# K(m) = π/2·Σ cₙmⁿ and E(m) = −π/2·Σ cₙmⁿ/(2n − 1) with cₙ = ((2n)!/(4ⁿ n!²))²: their slopes near
+# m = 0 from the series, where the closed forms below cancel
+_K_SLOPE = (0.25, 2 * 9 / 64, 3 * 25 / 256, 4 * 1225 / 16384, 5 * 3969 / 65536)
+_E_SLOPE = (-0.25, -2 * 3 / 64, -3 * 5 / 256, -4 * 175 / 16384, -5 * 441 / 65536)
+
+
+def _series(coefficients, m):
+    return 0.5 * np.pi * sum(c * m ** k for k, c in enumerate(coefficients))
+
+
+def _ellipkgrad(m, y):
+    """K′(m) = (E(m) − (1 − m)·K(m)) / (2m(1 − m)); the series where |m| < 10⁻³."""
+    sp = _scipy_special()
+    small = np.abs(m) < 1e-3
+    safe = np.where(small, 0.5, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = (sp.ellipe(safe) - (1.0 - safe) * y) / (2.0 * safe * (1.0 - safe))
+    return np.where(small, _series(_K_SLOPE, m), far)
+
+
+def _ellipegrad(m, y):
+    """E′(m) = (E(m) − K(m)) / (2m); the series where |m| < 10⁻³."""
+    sp = _scipy_special()
+    small = np.abs(m) < 1e-3
+    safe = np.where(small, 0.5, m)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = (y - sp.ellipk(safe)) / (2.0 * safe)
+    return np.where(small, _series(_E_SLOPE, m), far)
+
+
+def _boxcoxgrad(log, lam, y):
+    """∂/∂λ of (e^(λ·L) − 1)/λ with L = log(x): (e^(λL)·L − y)/λ, and L²/2 + λL³/3 + λ²L⁴/8 where
+    |λL| < 10⁻⁴ (the difference cancels there)."""
+    small = np.abs(lam * log) < 1e-4
+    safe = np.where(small, 1.0, lam)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        far = (np.exp(safe * log) * log - y) / safe
+    return np.where(small, log * log * (0.5 + lam * log / 3.0 + lam * lam * log * log / 8.0), far)
+
+
+def _invboxcoxgrad(y, lam):
+    """∂ log((1 + λy)^(1/λ))/∂λ = (y/(1 + λy) − log1p(λy)/λ)/λ, and its series
+    −y²/2 + 2λy³/3 − 3λ²y⁴/4 where |λy| < 10⁻⁴ (the difference cancels there)."""
+    small = np.abs(lam * y) < 1e-4
+    safe = np.where(small, 1.0, lam)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        far = (y / (1.0 + safe * y) - np.log1p(safe * y) / safe) / safe
+    return np.where(small, y * y * (-0.5 + lam * y * (2.0 / 3.0 - 0.75 * lam * y)), far)
+
+
 def _scipy_special():
     try:
         import scipy.special as sp
@@ -369,7 +444,11 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "tdensity": _tdensity, "j1grad": _j1grad, "huberdelta": _huberdelta,
                **{n: _special(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1",
                                            "y0", "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber",
-                                           "beta")}, "polygamma": _polygamma}
+                                           "beta", "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv",
+                                           "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
+                                           "inv_boxcox", "inv_boxcox1p")},
+               "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
+               "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}
 
 
 def formula(expr: str, params: str, names: dict) -> Callable:

@@ -124,7 +124,14 @@ Q = np.array([0.1, 0.5, 0.9, 0.0, 1.0, 1.5])  # inside, at both ends, outside (N
                                lambda u: st.norm.isf(np.clip(u, 0.05, 0.95)),
                                lambda m: st.uniform.ppf(Q, loc=m, scale=2.0 + m),  # finite ends: loc, loc + scale
                                lambda m: st.uniform.isf(Q, loc=m, scale=2.0 + m),
-                               lambda m: st.logistic(m, 1.5).ppf(Q)])
+                               lambda m: st.logistic(m, 1.5).ppf(Q),
+                               # (gammaincinv, chdtri, stdtrit, inv_boxcox: 1/density at the quantile)
+                               lambda u: st.gamma.ppf(np.clip(u, 0.05, 0.95), 2.5, scale=1.5),
+                               lambda m: st.gamma.ppf(Q, 2.5, loc=m, scale=1 + m ** 2),
+                               lambda u: st.chi2.isf(np.clip(u, 0.05, 0.95), 3.0),
+                               lambda u: st.invgamma.ppf(np.clip(u, 0.05, 0.95), 2.0),
+                               lambda m: st.genpareto.cdf(np.abs(m) + 0.1, 0.3 + m),
+                               lambda m: st.genpareto.ppf(Q, 0.3 + m, scale=2.0)])
 def test_quantiles_in_the_probability_and_the_parameters(f):
     """Inverse-CDF sampling (norm.ppf(u, mu, sigma)) differentiated in its parameters."""
     m = np.array([0.3, -0.2, 1.0, 0.5, 0.1, 0.2])
@@ -135,3 +142,11 @@ def test_quantiles_in_the_probability_and_the_parameters(f):
         want = fd_jacobian(f, [m], 0)
     ok = np.isfinite(want)
     np.testing.assert_allclose(J[ok], want[ok], rtol=1e-6, atol=1e-7)
+
+
+def test_students_t_quantile_slope_is_one_over_the_density_there():
+    """SciPy's stdtrit is a root search (central differences of it are off by ~1e-4)."""
+    q = np.array([0.05, 0.3, 0.5, 0.8, 0.99])
+    J = jacc.jacobian(lambda u: st.t.ppf(u, 4.0, loc=2.0 * u))(q)
+    np.testing.assert_allclose(np.diag(J), 1.0 / st.t.pdf(st.t.ppf(q, 4.0), 4.0) + 2.0, rtol=1e-12)
+    assert not J[~np.eye(5, dtype=bool)].any()

@@ -356,6 +356,22 @@ if importlib.util.find_spec("scipy") is not None:
               "in the point; the order n must be a constant")
     _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
               "in the point; the degrees of freedom must be a constant", jax=False)
+    for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
+        _in_point(_n, lambda r, a=_a: (np.array([[a], [1.7]]), _pos(r, (5,))),
+                  "a quantile: 1/density there; the shape parameter must be a constant", jax=False)
+    _sp("spence", lambda r: np.concatenate([_pos(r, (5,)) * 3.0, [1.0]]), structures=DIAG, note="−1 at 1")
+    _sp("ellipk", lambda r: np.concatenate([_sym(r, (5,)) * 0.45, [0.0, 1e-5]]), structures=DIAG, jax=False,
+        note="(E − (1 − m)K)/(2m(1 − m)); its series near m = 0")
+    _sp("ellipe", lambda r: np.concatenate([_sym(r, (5,)) * 0.45, [0.0, 1e-5]]), structures=DIAG, jax=False,
+        note="(E − K)/(2m); its series near m = 0")
+    _sp("binom", lambda r: (_pos(r) * 8.0 + 3.0, _pos(r, (4,)) * 2.0), argnums=(0, 1), jax=False,
+        variant="broadcast")
+    _sp("powm1", lambda r: (_pos(r) * 2.0, _sym(r, (4,))), argnums=(0, 1), jax=False, variant="broadcast")
+    for _n in ("boxcox", "boxcox1p"):
+        _sp(_n, lambda r: (_pos(r) * 2.0, np.array([-0.4, 0.0, 1e-7, 0.8])), argnums=(0, 1), variant="broadcast",
+            note="∂/∂λ by its series where |λ·log x| < 10⁻⁴, log(x)²/2 at λ = 0")
+        _sp(f"inv_{_n}", lambda r: (_pos(r) * 2.0, np.array([-0.4, 0.0, 1e-7, 0.8])), argnums=(0, 1),
+            variant="broadcast", jax=False, note="∂/∂λ by its series where |λy| < 10⁻⁴")
     case("scipy.special.multigammaln", lambda xp: lambda a: _special(xp).multigammaln(a, 3),
          lambda r: (_pos(r, (4,)) + 1.5,), note="d(d − 1)/4·log π + Σ gammaln(a − j/2); d a constant")
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
