@@ -269,10 +269,12 @@ def _serving(dtype: Any) -> bool:
     return not _in_library(sys._getframe(2))
 
 
-def _maker(position: int, like: bool = False, fill: bool = False) -> Callable[[Callable], Callable]:
+def _maker(position: int, like: bool = False, fill: bool = False,
+           empty: bool = False) -> Callable[[Callable], Callable]:
     """A creation function that gives a buffer; ``position``: where its dtype may come positionally;
     ``like``: the first argument is a prototype (a traced one goes to its handler); ``fill``: the
-    second is the fill value (a traced one is written into the new array, which becomes traced)."""
+    second is the fill value (a traced one is written into the new array, which becomes traced);
+    ``empty``: NumPy leaves the values unset (the buffer's are zeros)."""
     def make(original: Callable) -> Callable:
         @functools.wraps(original)
         def create(*args, **kwargs):
@@ -292,7 +294,11 @@ def _maker(position: int, like: bool = False, fill: bool = False) -> Callable[[C
             if _holds_tracer(args) or _holds_tracer(kwargs) or not _serving(dtype):
                 return original(*_plain(args), **_plain(kwargs))
             r = original(*args, **kwargs)
-            return Buffer(r) if isinstance(r, np.ndarray) and type(r) is np.ndarray and r.dtype.kind == "f" else r
+            if type(r) is not np.ndarray or r.dtype.kind != "f":
+                return r
+            if empty:  # zeros, as NumPy's empty may hold: memory's leftovers would be constants of the trace
+                r.fill(0.0)  # that differ on every call, so no call could reuse an earlier one's plan
+            return Buffer(r)
         return create
     return make
 
@@ -309,9 +315,10 @@ def _fill_diagonal(original: Callable) -> Callable:
 
 
 swap_during_traces("numpy", {
-    "zeros": _maker(1), "ones": _maker(1), "empty": _maker(1), "full": _maker(2, fill=True),
+    "zeros": _maker(1), "ones": _maker(1), "empty": _maker(1, empty=True), "full": _maker(2, fill=True),
     "eye": _maker(3), "identity": _maker(1),
-    "zeros_like": _maker(1, like=True), "ones_like": _maker(1, like=True), "empty_like": _maker(1, like=True),
+    "zeros_like": _maker(1, like=True), "ones_like": _maker(1, like=True),
+    "empty_like": _maker(1, like=True, empty=True),
     "full_like": _maker(2, like=True, fill=True), "fill_diagonal": _fill_diagonal,
 })
 

@@ -769,7 +769,8 @@ class _PlainWrite(_ArrayConversion):
 PLAIN_WRITE_FIX = (
     "a plain NumPy array cannot hold a traced value; write into an array f makes with np.zeros, np.ones, "
     "np.empty, np.full, np.eye, np.identity or np.array([...]) (jacc gives f arrays that can take traced "
-    "values), or into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or np.where")
+    "values; write into the array itself, a[0:2] += x rather than v = a[0:2]; v += x), or into a traced array "
+    "(y = x.copy()), or build the array with np.stack, np.concatenate or np.where")
 
 
 class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
@@ -1049,6 +1050,10 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
             raise ValueError(f"non-broadcastable output operand with shape {np.shape(a)} doesn't match the "
                              f"broadcast shape {np.shape(r)} (at {call_site()})")
         return _take(a, r)
+    if method == "__call__" and len(outs) == 1 and type(outs[0]) is np.ndarray:
+        frame = _user_frame()
+        if frame is not None and _stored_into_subscript(frame):  # a[i] += x, a[i] NumPy's copy or view of
+            return ufunc(*inputs, **kwargs)  # a buffer: the new array, which a[i] = ... writes into a next
     if any(isinstance(o, np.ndarray) for o in outs):
         raise _PlainWrite(f"{what} at {call_site()} writes a traced value into a plain NumPy array in place "
                           f"(a += x, or out=a): {PLAIN_WRITE_FIX}")
