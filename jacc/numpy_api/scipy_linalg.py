@@ -1,6 +1,7 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, triangular solves, inverse, determinant,
-eigh, QR, SVD, norm, lstsq, pinv, the matrix exponential and the special matrices (toeplitz, hankel,
-circulant, block_diag), recorded as the NumPy functions that compute the same thing.
+eigh, QR, SVD, norm, lstsq, pinv, the matrix exponential and square root, Sylvester and Lyapunov
+equations and the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy
+functions that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -10,7 +11,7 @@ factor unless ``lower=True`` and read only that triangle, ``solve`` with ``assum
 ``'sym'`` reads the triangle ``lower`` names, ``qr``'s default mode is ``'full'``. ``cho_factor``
 returns the clean triangular factor (SciPy leaves other values in the unused triangle, which no
 SciPy function reads). Refused with a message: generalized eigenproblems (``eigh(a, b)``), pivoted
-QR, ``lu``/``lu_factor``, ``sqrtm``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
+QR, ``lu``/``lu_factor``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
 
 from __future__ import annotations
 
@@ -215,6 +216,55 @@ def _expm(A, **_):
     return r
 
 
+# Sylvester and Lyapunov equations as one linear system of order n·m in the unknown's entries, in
+# C order: vec(A·X) = (A ⊗ I)·vec(X), vec(X·B) = (I ⊗ Bᵀ)·vec(X). That costs O((nm)³) where SciPy's
+# Bartels–Stewart costs O(n³ + m³), so it suits the small systems of control and filtering code.
+def _kron_solve(M, q, shape):
+    return np.reshape(np.linalg.solve(M, np.reshape(q, (-1,))), shape)
+
+
+def _square(a, what: str, name: str) -> tuple:
+    shape = np.shape(a)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {shape} (scipy.linalg.{what} at {call_site()})")
+    return shape
+
+
+def _solve_sylvester(a, b, q, **_):
+    (n, _), (m, _) = _square(a, "solve_sylvester", "a"), _square(b, "solve_sylvester", "b")
+    if np.shape(q) != (n, m):
+        raise ValueError(f"q must have shape {(n, m)}, got {np.shape(q)} (scipy.linalg.solve_sylvester at "
+                         f"{call_site()})")
+    return _kron_solve(np.kron(a, np.eye(m)) + np.kron(np.eye(n), np.transpose(b)), q, (n, m))
+
+
+def _solve_continuous_lyapunov(a, q, **_):
+    return _solve_sylvester(a, np.transpose(a), q)  # A·X + X·Aᵀ = Q
+
+
+def _solve_discrete_lyapunov(a, q, method=None, **_):
+    n = _square(a, "solve_discrete_lyapunov", "a")[0]  # A·X·Aᵀ − X + Q = 0
+    return _kron_solve(np.eye(n * n) - np.kron(a, a), q, (n, n))
+
+
+def _sqrtm(A, **_):
+    """The principal square root: SciPy's at the traced point, X₀, then one Newton step
+    X₀ + S(X₀ X + X X₀ = A − X₀²) recorded with X₀ constant, so the derivative is the Sylvester
+    solve X dX + dX X = dA that differentiating X² = A gives. X₀ is read from the traced values:
+    the trace is value-dependent."""
+    import scipy.linalg
+
+    a = A if _holds_tracer(A) else np.asarray(A)
+    _square(a, "sqrtm", "A")
+    x0 = scipy.linalg.sqrtm(_value(a, "scipy.linalg.sqrtm's root at the traced point"))
+    if np.iscomplexobj(x0):
+        if np.abs(x0.imag).max(initial=0.0) > 1e-12 * max(np.abs(x0).max(initial=0.0), 1.0):
+            _refuse("sqrtm", "the matrix has a negative real eigenvalue, so its square root is complex, which a "
+                    "trace does not hold")
+        x0 = x0.real
+    return x0 + _solve_sylvester(x0, x0, a - x0 @ x0)
+
+
 def _toeplitz(c, r, **_):
     c = np.ravel(c)
     r = c.conjugate() if r is None else np.ravel(r)
@@ -264,13 +314,13 @@ _IMPLEMENTED = {
     "svdvals": lambda a, **_: np.linalg.svd(a, compute_uv=False),
     "norm": lambda a, ord, axis, keepdims, **_: np.linalg.norm(a, ord, axis, keepdims),
     "lstsq": _lstsq, "pinv": _pinv, "expm": _expm, "toeplitz": _toeplitz, "hankel": _hankel,
-    "circulant": _circulant, "block_diag": _block_diag,
+    "circulant": _circulant, "block_diag": _block_diag, "solve_sylvester": _solve_sylvester,
+    "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
+    "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
     "lu_factor": "pivoted LU factors are not recorded; use scipy.linalg.solve",
     "lu": "pivoted LU factors are not recorded; use scipy.linalg.solve",
-    "sqrtm": "the matrix square root is not recorded for traced arrays (for a symmetric positive definite "
-             "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.sqrt(w)) @ v.T)",
     "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
             "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.log(w)) @ v.T)",
     "schur": "the Schur decomposition is not recorded for traced arrays",
@@ -337,3 +387,11 @@ case("scipy.linalg.hankel", lambda xp: lambda c, r: _sl(xp).hankel(c, r), lambda
 case("scipy.linalg.circulant", lambda xp: lambda c: _sl(xp).circulant(c), lambda r: (_x(r),))
 case("scipy.linalg.block_diag", lambda xp: lambda a, b: _sl(xp).block_diag(a, b, xp.ones((1, 2))),
      lambda r: (_x(r, (2, 3)), _x(r, (2, 2))), argnums=(0, 1))
+case("scipy.linalg.solve_sylvester", lambda xp: lambda a, q: _sl(xp).solve_sylvester(a, a.T, q),
+     lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), note="one linear system of order n·m (Kronecker form)")
+case("scipy.linalg.solve_continuous_lyapunov", lambda xp: lambda a, q: _sl(xp).solve_continuous_lyapunov(-a, q),
+     lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), jax=False)
+case("scipy.linalg.solve_discrete_lyapunov", lambda xp: lambda a, q: _sl(xp).solve_discrete_lyapunov(0.3 * a, q),
+     lambda r: (_x(r, (3, 3)), _x(r, (3, 3))), argnums=(0, 1), jax=False)
+case("scipy.linalg.sqrtm", lambda xp: lambda a: _sl(xp).sqrtm(a), lambda r: (_spd(r, 3) + 0.3 * _x(r, (3, 3)),),
+     jax=False, note="SciPy's root, then a Newton step recorded (derivative: the Sylvester solve); JAX has none")
