@@ -15,9 +15,11 @@ becomes a traced array in place (a constant array with the traced entries writte
 out before that (``row = out[0]``, ``out.T``, ``np.asarray(out)``) could not see it: while one is
 still in use, the write is refused.
 
-Only calls made by the code of ``f`` are served buffers (calls from NumPy, SciPy or jacc get NumPy's
-arrays), and only for float arrays. A buffer is not an ``np.ndarray`` instance (``isinstance`` says
-so), and compiled code that insists on an ndarray (a Cython signature) refuses it.
+Only calls made by the code of ``f`` are served buffers, and those of the libraries in
+:data:`SERVED_LIBRARIES` (``scipy.integrate``, so ``solve_ivp``'s Runge–Kutta methods trace); other
+calls from NumPy, SciPy or jacc get NumPy's arrays. Only float arrays are served. A buffer is not an
+``np.ndarray`` instance (``isinstance`` says so), and compiled code that insists on an ndarray (a
+Cython signature) refuses it.
 
 >>> import numpy as np, jacc
 >>> def rotation(t):
@@ -260,13 +262,28 @@ _WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
 # -- the creation functions ---------------------------------------------------------------------
 
 
+#: Libraries whose Python code gets buffers too: they are NumPy code that fills arrays it makes
+#: (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays) and hands them to
+#: no compiled code of its own. Other library code gets NumPy's arrays (a Cython signature refuses
+#: a buffer).
+SERVED_LIBRARIES = ["scipy.integrate"]
+
+
 def _serving(dtype: Any) -> bool:
     """Whether this call (from the creation function's caller) gets a buffer."""
     if not getattr(_state, "on", False):
         return False
     if dtype is not None and np.dtype(dtype).kind != "f":
         return False
-    return not _in_library(sys._getframe(2))
+    return _served(sys._getframe(2))
+
+
+def _served(caller) -> bool:
+    """Whether the code of ``caller`` (a frame) gets buffers: f's own, or a served library's."""
+    if not _in_library(caller):
+        return True
+    module = caller.f_globals.get("__name__", "")
+    return any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES)
 
 
 def _maker(position: int, like: bool = False, fill: bool = False,
@@ -327,6 +344,6 @@ def from_list(obj: Any, made: np.ndarray, caller) -> Any:
     """``np.array(obj)``'s result ``made``, as a buffer where ``obj`` is a list of numbers and the
     ``caller`` frame is in the code of ``f``, during a trace with buffers (see jacc.constructors)."""
     if (type(obj) in (list, tuple) and type(made) is np.ndarray and made.dtype.kind == "f"
-            and getattr(_state, "on", False) and not _in_library(caller)):
+            and getattr(_state, "on", False) and _served(caller)):
         return Buffer(made)
     return made

@@ -218,3 +218,25 @@ def test_np_empty_gives_zeros_so_later_calls_reuse_the_plan():
     for _ in range(3):
         jf(X)
     assert jf.cache.misses == 1 and jf.cache.rebuilds == 0 and jf.ran != "interpret"
+
+
+def test_scipy_solve_ivp_runge_kutta_traces_through_its_steps():
+    """scipy.integrate is a served library: its Runge–Kutta solvers fill np.empty arrays with the
+    stages. The derivative is the discrete solution's, step-size control included (as central
+    differences of SciPy see it); the solver's comparisons make the trace value-dependent."""
+    si = pytest.importorskip("scipy.integrate")
+
+    def oscillator(p):
+        def rhs(t, y):
+            return np.array([y[1], -p[0] * y[0] - p[1] * y[1]])
+        return si.solve_ivp(rhs, (0.0, 2.0), np.array([1.0, p[2]]), t_eval=[0.5, 2.0], rtol=1e-8, atol=1e-10).y
+
+    def decay(p):
+        return si.solve_ivp(lambda t, y: -p[0] * y + np.sin(t), (0.0, 1.0), np.array([1.0, 2.0]), method="RK23").y[:, -1]
+
+    p = np.array([2.0, 0.3, 0.1])
+    for f in (oscillator, decay):
+        np.testing.assert_allclose(jacc.jacobian(f, strategy="reverse")(p), fd_jacobian(f, [p], 0), atol=1e-8)
+    assert trace(decay, p).meta.get("value_dependent")
+    with pytest.raises(UnsupportedOperationError, match="plain NumPy array"):  # DOP853 writes through a view
+        trace(lambda p: si.solve_ivp(lambda t, y: -p[0] * y, (0.0, 1.0), np.ones(2), method="DOP853").y, p)
