@@ -17,9 +17,11 @@ still in use, the write is refused.
 
 Only calls made by the code of ``f`` are served buffers, and those of the libraries in
 :data:`SERVED_LIBRARIES` (``scipy.integrate``, so ``solve_ivp``'s Runge–Kutta methods trace); other
-calls from NumPy, SciPy or jacc get NumPy's arrays. Only float arrays are served. A buffer is not an
-``np.ndarray`` instance (``isinstance`` says so), and compiled code that insists on an ndarray (a
-Cython signature) refuses it.
+calls from NumPy, SciPy or jacc get NumPy's arrays, and so does compiled code that calls them
+(NumPy's random generators do): a call is served only where the calling line's own call is the
+creation function, which Python 3.11's instruction positions tell (on Python 3.10 nothing is
+served, and the write is refused as before). Only float arrays are served. A buffer is not an
+``np.ndarray`` instance (``isinstance`` says so).
 
 >>> import numpy as np, jacc
 >>> def rotation(t):
@@ -35,6 +37,7 @@ array([[-1.,  0.],
 from __future__ import annotations
 
 import contextlib
+import dis
 import functools
 import operator
 import sys
@@ -269,21 +272,58 @@ _WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
 SERVED_LIBRARIES = ["scipy.integrate"]
 
 
-def _serving(dtype: Any) -> bool:
-    """Whether this call (from the creation function's caller) gets a buffer."""
+def _serving(name: str, dtype: Any) -> bool:
+    """Whether this call of the creation function ``name`` gets a buffer."""
     if not getattr(_state, "on", False):
         return False
     if dtype is not None and np.dtype(dtype).kind != "f":
         return False
-    return _served(sys._getframe(2))
+    return _served(sys._getframe(2), name)
 
 
-def _served(caller) -> bool:
-    """Whether the code of ``caller`` (a frame) gets buffers: f's own, or a served library's."""
-    if not _in_library(caller):
-        return True
-    module = caller.f_globals.get("__name__", "")
-    return any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES)
+def _served(caller, name: str) -> bool:
+    """Whether the code of ``caller`` (a frame: f's own, or a served library's) is calling the
+    creation function ``name`` itself. Compiled code (NumPy's random generators, Cython) calling
+    it runs no frame of its own, so ``caller`` is then the Python code that called the compiled
+    function; a buffer there would reach code that writes into an ndarray's memory directly."""
+    if _in_library(caller):
+        module = caller.f_globals.get("__name__", "")
+        if not any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES):
+            return False
+    return _callee(caller.f_code, caller.f_lasti) == name
+
+
+_CALLEES: dict[tuple, str | None] = {}
+_LOADS = frozenset(("LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"))
+
+
+def _callee(code, lasti: int) -> str | None:
+    """The name the call instruction at ``lasti`` calls (``np.zeros(3)``: "zeros"), read from the
+    instruction that loads the callable: it starts where the call expression starts and ends
+    last before the call's own end. None where that cannot be told (Python 3.10: no positions)."""
+    key = (code, lasti)
+    if key not in _CALLEES:
+        found = None
+        if hasattr(code, "co_positions"):
+            ins = list(dis.get_instructions(code))
+            call = None  # (lasti may point into the call instruction's inline caches)
+            for i in ins:
+                if i.offset > lasti:
+                    break
+                call = i
+            if call is not None and call.positions is not None and call.positions.lineno is not None:
+                start = (call.positions.lineno, call.positions.col_offset)
+                end = (call.positions.end_lineno, call.positions.end_col_offset)
+                best = None
+                for i in ins:
+                    p = i.positions
+                    if (i.offset < call.offset and i.opname in _LOADS and p is not None and p.lineno is not None
+                            and (p.lineno, p.col_offset) == start and (p.end_lineno, p.end_col_offset) < end
+                            and (best is None or (p.end_lineno, p.end_col_offset) > best[0])):
+                        best = ((p.end_lineno, p.end_col_offset), i.argval)
+                found = best[1] if best else None
+        _CALLEES[key] = found
+    return _CALLEES[key]
 
 
 def _maker(position: int, like: bool = False, fill: bool = False,
@@ -308,7 +348,7 @@ def _maker(position: int, like: bool = False, fill: bool = False,
                 new = Buffer(original(*_plain(args[:1]), 0.0, *_plain(args[2:]), **_plain(rest)))
                 new[...] = value
                 return new
-            if _holds_tracer(args) or _holds_tracer(kwargs) or not _serving(dtype):
+            if _holds_tracer(args) or _holds_tracer(kwargs) or not _serving(original.__name__, dtype):
                 return original(*_plain(args), **_plain(kwargs))
             r = original(*args, **kwargs)
             if type(r) is not np.ndarray or r.dtype.kind != "f":
@@ -344,6 +384,6 @@ def from_list(obj: Any, made: np.ndarray, caller) -> Any:
     """``np.array(obj)``'s result ``made``, as a buffer where ``obj`` is a list of numbers and the
     ``caller`` frame is in the code of ``f``, during a trace with buffers (see jacc.constructors)."""
     if (type(obj) in (list, tuple) and type(made) is np.ndarray and made.dtype.kind == "f"
-            and getattr(_state, "on", False) and _served(caller)):
+            and getattr(_state, "on", False) and _served(caller, "array")):
         return Buffer(made)
     return made

@@ -240,3 +240,20 @@ def test_scipy_solve_ivp_runge_kutta_traces_through_its_steps():
     assert trace(decay, p).meta.get("value_dependent")
     with pytest.raises(UnsupportedOperationError, match="plain NumPy array"):  # DOP853 writes through a view
         trace(lambda p: si.solve_ivp(lambda t, y: -p[0] * y, (0.0, 1.0), np.ones(2), method="DOP853").y, p)
+
+
+def test_compiled_code_calling_the_creation_functions_gets_numpys_arrays():
+    """NumPy's random generators are compiled code that calls np.empty through the module and
+    writes into its memory: it must never get a buffer (it once crashed the process)."""
+    def f(x):
+        out = np.zeros(3)  # (a buffer: f writes traced values into it)
+        out[0] = x[0]
+        r = np.random.default_rng(5)
+        noise = r.random(3) + r.standard_normal(3) + np.random.RandomState(1).rand(3)
+        w = np.zeros(3, bool) | (r.random(3) < 0.5)
+        return out + noise * w
+
+    want = f(X)
+    got = trace(f, X)
+    np.testing.assert_array_equal(got.evaluate({"x": X})[got.outputs[0]], want)
+    np.testing.assert_array_equal(jacc.jacobian(f)(X)[:, 0], [1.0, 0.0, 0.0])
