@@ -49,7 +49,7 @@ import numpy as np
 
 from . import trace
 from .constructors import swap_during_traces
-from .trace import Tracer, UnsupportedOperationError, _Held, _in_library, _set_items, _take, call_site
+from .trace import Tracer, UnsupportedOperationError, _Held, _in_library, _Num, _set_items, _take, call_site
 
 _state = threading.local()  # .on: this thread's trace serves buffers
 
@@ -86,17 +86,90 @@ def _plain(obj: Any) -> Any:
     return obj
 
 
+class _Early:
+    """A buffer's own state before it becomes traced: weak references to the plain views of it
+    handed out, and the traced elements written in and not yet placed ({flat position: value})."""
+
+    __slots__ = ("lent", "held")
+
+    def __init__(self):
+        self.lent: list = []
+        self.held: dict[int, Tracer] = {}
+
+
+def _element(index: Any, shape: tuple) -> int | None:
+    """The flat position ``index`` names if it is one element (ints, one per axis), else None."""
+    if type(index) is not tuple:
+        index = (index,)
+    if len(index) != len(shape):
+        return None
+    pos = 0
+    for i, n in zip(index, shape):
+        if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)) or not -n <= i < n:
+            return None  # (out of range: NumPy's own error, from the general path)
+        pos = pos * n + int(i) % n
+    return pos
+
+
+def _snapshot(t: Tracer) -> Tracer:
+    """Another object for ``t``'s vertex: an in-place change of one (x += 1) leaves the other."""
+    return _Num(t.tape, t.name, t.num) if type(t) is _Num else Tracer(t.tape, t.name, t.value)
+
+
+def _settling(method: Callable) -> Callable:
+    """``method`` of a buffer, run on the traced array the buffer becomes once its held elements
+    are placed (anything but reading or writing one element places them, see Buffer.settle)."""
+    name = {"_get": "__getitem__", "_set": "__setitem__"}.get(method.__name__, method.__name__)
+
+    @functools.wraps(method)
+    def run(self, *args, **kwargs):
+        settle_all((args, kwargs))
+        if type(self) is Buffer and self.tape.held:
+            self.settle()
+        if type(self) is not Buffer:  # a traced array now: its own method
+            return getattr(self, name)(*args, **kwargs)
+        return method(self, *args, **kwargs)
+    return run
+
+
+def settle_all(obj: Any) -> None:
+    """Place the held elements of every buffer in ``obj`` (lists, tuples and dicts followed)."""
+    if not trace._HOLDING[0]:
+        return
+    if type(obj) is Buffer:
+        if obj.tape.held:
+            obj.settle()
+    elif type(obj) in (list, tuple):
+        for o in obj:
+            settle_all(o)
+    elif type(obj) is dict:
+        for o in obj.values():
+            settle_all(o)
+
+
 class Buffer(_Held):
     """A float array ``f`` made (``np.zeros(3)``), acting as that array until a traced value is
     written into it; it then becomes a :class:`~jacc.trace.Tracer` in place. ``value`` is the
-    array; ``tape`` holds weak references to the plain views of it handed out."""
+    array; ``tape`` its :class:`_Early` state.
+
+    Single traced elements written in (``x[i + 1] = x[i] * 0.5``, the loop that fills an array
+    one entry at a time) are held and read back as they are, and placed all at once, by one
+    scatter, when the array is used otherwise: filling n entries costs O(n), not O(n²)."""
 
     __slots__ = ()
     __array_priority__ = 999  # (a traced operand's protocols run first)
     __hash__ = None
 
     def __init__(self, value: np.ndarray):
-        self.value, self.name, self.tape = value, None, []
+        self.value, self.name, self.tape = value, None, _Early()
+
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    size = property(lambda self: self.value.size)
+    dtype = property(lambda self: self.value.dtype)
+
+    def __len__(self) -> int:
+        return len(self.value)
 
     # -- views handed out, and the change into a traced array ------------------------------------
     def _lend(self, r: Any) -> Any:
@@ -104,7 +177,7 @@ class Buffer(_Held):
         if isinstance(r, np.ndarray) and np.may_share_memory(r, self.value):
             if r is self.value:
                 r = r.view()
-            lent = self.tape
+            lent = self.tape.lent
             if len(lent) >= 64:  # (a loop over slices: keep the live ones only)
                 lent[:] = [ref for ref in lent if ref() is not None]
             lent.append(weakref.ref(r))
@@ -115,12 +188,23 @@ class Buffer(_Held):
 
     def release(self) -> None:
         """Called as a traced value is written in: refuse while a plain view is still in use."""
-        if any(ref() is not None for ref in self.tape):
+        if any(ref() is not None for ref in self.tape.lent):
             raise UnsupportedOperationError(
                 f"a traced value is written at {call_site()} into an array that has plain views still in use "
                 "(a slice, a row of a loop over it, a transpose, or np.asarray of it, taken before), which NumPy "
                 "would change too and a trace cannot follow; write the traced values first and take views after "
                 "(or del a view no longer needed), or build the array with np.stack, np.concatenate or np.where")
+
+    def settle(self) -> None:
+        """Place the held elements (one stack and one scatter): the buffer becomes traced."""
+        held = self.tape.held
+        positions = sorted(held)
+        values = np.stack([held[p] for p in positions])
+        held.clear()
+        trace._HOLDING[0] -= 1
+        shape = self.value.shape
+        index = np.unravel_index(np.array(positions), shape) if shape else ()
+        _take(self, _set_items(self.value, index, values if shape else values[0]))
 
     def _become(self, r: Any) -> "Buffer":
         if np.shape(r) != self.value.shape:
@@ -128,15 +212,45 @@ class Buffer(_Held):
                              f"broadcast shape {np.shape(r)} (at {call_site()})")
         return _take(self, r)
 
-    # -- writes -------------------------------------------------------------------------------------
+    # -- one element: held or read back without placing anything ---------------------------------
+    def __getitem__(self, index):
+        pos = _element(index, self.value.shape)
+        if pos is not None:
+            held = self.tape.held.get(pos)
+            return self.value[index] if held is None else _snapshot(held)
+        return self._get(index)
+
     def __setitem__(self, index, value) -> None:
+        pos = _element(index, self.value.shape)
+        if pos is not None and isinstance(value, Tracer) and not value.shape:
+            self.release()  # (a plain view would see the write)
+            held = self.tape.held
+            if not held:
+                trace._HOLDING[0] += 1
+            held[pos] = _snapshot(value)
+        elif pos is not None and not _holds_tracer(value) and type(value) is not Buffer:
+            self.tape.held.pop(pos, None)
+            self.value[index] = value
+        else:
+            self._set(index, value)
+
+    # -- anything else: the held elements placed first -------------------------------------------
+    @_settling
+    def _get(self, index):
+        return self._lend(self.value[_plain(index)])
+
+    @_settling
+    def _set(self, index, value) -> None:
         index = _plain(index)
         if _holds_tracer(value):
             self.release()  # (before the write takes views of its own)
-            _take(self, _set_items(self.value, index, value))
+            r = _set_items(self.value, index, value)
+            if isinstance(r, Tracer):  # (an empty selection writes nothing)
+                _take(self, r)
         else:
             self.value[index] = _plain(value)
 
+    @_settling
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "at" and inputs and inputs[0] is self and _holds_tracer(inputs[1:]):
             handler = trace._UFUNC_METHODS.get((ufunc.__name__, "at"))
@@ -150,29 +264,27 @@ class Buffer(_Held):
                 return self._become(ufunc(*_plain(inputs), **_plain(rest)))
         return self._lend(getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs)))
 
+    @_settling
     def __array_function__(self, func, types, args, kwargs):
         if args and args[0] is self and func in _WRITERS and _holds_tracer((args[1:], kwargs)):
             return trace._call(trace._FUNCTIONS[func], f"numpy.{func.__name__}", args, kwargs)
         return self._lend(func(*_plain(args), **_plain(kwargs)))
 
+    @_settling
     def __array__(self, dtype=None, copy=None):
         if copy:
             return np.array(self.value, dtype=dtype, copy=True)
         return self._lend(self.value.view() if dtype is None else self.value.astype(dtype, copy=False))
 
-    # -- reads: the array's, with views remembered -------------------------------------------------
-    def __getitem__(self, index):
-        return self._lend(self.value[_plain(index)])
-
     def __iter__(self):
         return (self[i] for i in range(len(self.value)))
-
-    def __len__(self) -> int:
-        return len(self.value)
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
+        if self.tape.held:
+            self.settle()
+            return getattr(self, name)  # the traced array's
         attr = getattr(self.value, name)
         if not callable(attr):
             return self._lend(attr)
@@ -180,6 +292,9 @@ class Buffer(_Held):
 
         @functools.wraps(attr)
         def method(*args, **kwargs):
+            settle_all((args, kwargs))
+            if type(self) is not Buffer:  # (it became traced meanwhile)
+                return getattr(self, name)(*args, **kwargs)
             if name in _WRITER_METHODS and handler is not None and _holds_tracer((args, kwargs)):
                 return handler(self, *args, **kwargs)
             if name == "copy":
@@ -187,33 +302,43 @@ class Buffer(_Held):
             return self._lend(attr(*_plain(args), **_plain(kwargs)))
         return method
 
+    @_settling
     def __repr__(self) -> str:
         return repr(self.value)
 
+    @_settling
     def __str__(self) -> str:
         return str(self.value)
 
+    @_settling
     def __format__(self, spec: str) -> str:
         return format(self.value, spec)
 
+    @_settling
     def __bool__(self) -> bool:
         return bool(self.value)
 
+    @_settling
     def __float__(self) -> float:
         return float(self.value)
 
+    @_settling
     def __int__(self) -> int:
         return int(self.value)
 
+    @_settling
     def __index__(self) -> int:
         return operator.index(self.value)
 
+    @_settling
     def __contains__(self, item) -> bool:
         return _plain(item) in self.value
 
+    @_settling
     def __copy__(self) -> "Buffer":
         return Buffer(self.value.copy())
 
+    @_settling
     def __deepcopy__(self, memo) -> "Buffer":
         return Buffer(self.value.copy())
 
@@ -222,14 +347,14 @@ def _binary(dunder: str) -> Callable:
     def op(self, other):
         return getattr(self.value, dunder)(_plain(other))
     op.__name__ = dunder
-    return op
+    return _settling(op)
 
 
 def _unary(dunder: str) -> Callable:
     def op(self):
         return getattr(self.value, dunder)()
     op.__name__ = dunder
-    return op
+    return _settling(op)
 
 
 def _in_place(dunder: str) -> Callable:
@@ -241,7 +366,7 @@ def _in_place(dunder: str) -> Callable:
         getattr(self.value, f"__i{dunder}__")(_plain(other))
         return self
     op.__name__ = f"__i{dunder}__"
-    return op
+    return _settling(op)
 
 
 for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",

@@ -427,6 +427,8 @@ class Tape:
                     return self._traced(step, value)
         gargs = []
         for a in args:
+            if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
+                _settle(a)  # a jacc.buffers.Buffer: traced once its held elements are placed
             if isinstance(a, Tracer):
                 if a.tape is not self:
                     raise UnsupportedOperationError(
@@ -1077,6 +1079,17 @@ class _Held:
     __slots__ = ("tape", "name", "value", "__weakref__")
 
 
+#: How many jacc.buffers.Buffer objects hold traced elements not yet placed: while any do, the
+#: tracer's protocols place those of the buffers among their arguments first (jacc.buffers.settle_all).
+_HOLDING = [0]
+
+
+def _settle(args: Any) -> None:
+    from .buffers import settle_all
+
+    settle_all(args)
+
+
 class Tracer(_Held):
     """A traced array: holds its current value and its vertex name in the tape's graph.
 
@@ -1270,6 +1283,8 @@ class Tracer(_Held):
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _HOLDING[0]:
+            _settle((inputs, kwargs))
         if method == "__call__" and not kwargs:
             handler = _UFUNCS.get(ufunc.__name__)
             if handler is not None:
@@ -1295,6 +1310,8 @@ class Tracer(_Held):
         return _UFUNCS[name](self.tape, *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if _HOLDING[0]:
+            _settle((args, kwargs))
         handler = _FUNCTIONS.get(func)
         mod = getattr(func, "__module__", "numpy") or "numpy"
         if handler is None:
@@ -1932,6 +1949,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 _NEEDS_BUFFERS.add(key)
     if tape._pending is not None:
         tape.unwritten()
+    if _HOLDING[0]:
+        _settle(result)
     nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
     if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
         outs, kind = pytrees.flatten(result)

@@ -388,7 +388,8 @@ case("scipy.linalg.circulant", lambda xp: lambda c: _sl(xp).circulant(c), lambda
 case("scipy.linalg.block_diag", lambda xp: lambda a, b: _sl(xp).block_diag(a, b, xp.ones((1, 2))),
      lambda r: (_x(r, (2, 3)), _x(r, (2, 2))), argnums=(0, 1))
 case("scipy.linalg.solve_sylvester", lambda xp: lambda a, q: _sl(xp).solve_sylvester(a, a.T, q),
-     lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), note="one linear system of order n·m (Kronecker form)")
+     lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), jax=False,
+     note="one linear system of order n·m (Kronecker form); JAX's has no derivative (its Schur form)")
 case("scipy.linalg.solve_continuous_lyapunov", lambda xp: lambda a, q: _sl(xp).solve_continuous_lyapunov(-a, q),
      lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), jax=False)
 case("scipy.linalg.solve_discrete_lyapunov", lambda xp: lambda a, q: _sl(xp).solve_discrete_lyapunov(0.3 * a, q),

@@ -359,7 +359,9 @@ if importlib.util.find_spec("scipy") is not None:
     for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
         _in_point(_n, lambda r, a=_a: (np.array([[a], [1.7]]), _pos(r, (5,))),
                   "a quantile: 1/density there; the shape parameter must be a constant", jax=False)
-    _sp("spence", lambda r: np.concatenate([_pos(r, (5,)) * 3.0, [1.0]]), structures=DIAG, note="−1 at 1")
+    _sp("spence", lambda r: np.concatenate([_pos(r, (3,)), _pos(r, (3,)) + 2.2]), structures=DIAG)
+    _sp("spence", lambda r: np.array([0.5, 1.0, 1.5, 2.0]), structures=DIAG, variant="1 to 2", jax=False,
+        note="log(x)/(1 − x), −1 at 1 (JAX's slope is NaN on (1, 2])")
     _sp("ellipk", lambda r: np.concatenate([_sym(r, (5,)) * 0.45, [0.0, 1e-5]]), structures=DIAG, jax=False,
         note="(E − (1 − m)K)/(2m(1 − m)); its series near m = 0")
     _sp("ellipe", lambda r: np.concatenate([_sym(r, (5,)) * 0.45, [0.0, 1e-5]]), structures=DIAG, jax=False,
@@ -368,8 +370,10 @@ if importlib.util.find_spec("scipy") is not None:
         variant="broadcast")
     _sp("powm1", lambda r: (_pos(r) * 2.0, _sym(r, (4,))), argnums=(0, 1), jax=False, variant="broadcast")
     for _n in ("boxcox", "boxcox1p"):
-        _sp(_n, lambda r: (_pos(r) * 2.0, np.array([-0.4, 0.0, 1e-7, 0.8])), argnums=(0, 1), variant="broadcast",
-            note="∂/∂λ by its series where |λ·log x| < 10⁻⁴, log(x)²/2 at λ = 0")
+        _sp(_n, lambda r: (_pos(r, (4, 3)) * 2.0, np.array([-0.4, 1e-3, 0.8])), argnums=(0, 1), variant="broadcast")
+        _sp(_n, lambda r: (_pos(r, (3, 1)) * 2.0, np.array([0.0, 1e-7, 0.5])), argnums=(0, 1), variant="λ near 0",
+            jax=False, note="∂/∂λ by its series where |λ·log x| < 10⁻⁴, log(x)²/2 at λ = 0, as central "
+            "differences (JAX's is 0 at λ = 0 and loses digits near it)")
         _sp(f"inv_{_n}", lambda r: (_pos(r) * 2.0, np.array([-0.4, 0.0, 1e-7, 0.8])), argnums=(0, 1),
             variant="broadcast", jax=False, note="∂/∂λ by its series where |λy| < 10⁻⁴")
     case("scipy.special.multigammaln", lambda xp: lambda a: _special(xp).multigammaln(a, 3),
