@@ -772,7 +772,11 @@ PLAIN_WRITE_FIX = (
     "a plain NumPy array cannot hold a traced value; write into an array f makes with np.zeros, np.ones, "
     "np.empty, np.full, np.eye, np.identity or np.array([...]) (jacc gives f arrays that can take traced "
     "values; write into the array itself, a[0:2] += x rather than v = a[0:2]; v += x), or into a traced array "
-    "(y = x.copy()), or build the array with np.stack, np.concatenate or np.where")
+    "(y = x.copy()), or build the array with np.stack, np.concatenate or np.where"
+    if sys.version_info >= (3, 11) else  # (jacc.buffers reads instruction positions, new in 3.11)
+    "a plain NumPy array cannot hold a traced value (on Python 3.11 or later, one that f makes with np.zeros & "
+    "co. can); write into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or "
+    "np.where")
 
 
 class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
