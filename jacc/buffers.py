@@ -334,13 +334,14 @@ class Buffer(_Held):
     def __contains__(self, item) -> bool:
         return _plain(item) in self.value
 
-    @_settling
-    def __copy__(self) -> "Buffer":
+    def __copy__(self) -> Any:
+        if self.tape.held:
+            self.settle()
+            return trace._copy(self)  # (a traced array now: its copy, as np.copy makes)
         return Buffer(self.value.copy())
 
-    @_settling
-    def __deepcopy__(self, memo) -> "Buffer":
-        return Buffer(self.value.copy())
+    def __deepcopy__(self, memo) -> Any:
+        return self.__copy__()
 
 
 def _binary(dunder: str) -> Callable:

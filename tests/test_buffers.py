@@ -275,3 +275,18 @@ def test_single_elements_are_held_and_placed_by_one_scatter():
     assert [g.op(v) for v in g.intermediates].count("where") == 1
     np.testing.assert_allclose(g.evaluate({"x": X})[g.outputs[0]], euler(X), rtol=1e-15)
     np.testing.assert_allclose(jacc.jacobian(euler)(X), fd_jacobian(euler, [X], 0), atol=1e-8)
+
+
+def test_copy_module_copies_are_copies():
+    import copy
+
+    def f(x):
+        a = np.zeros(3)
+        a[0] = x[0]  # held
+        b = copy.copy(a)  # the held entry placed, then copied
+        c = copy.deepcopy(np.ones(2))  # a buffer's copy: a buffer
+        b[1] = x[1]
+        c[0] = x[2]
+        return a + b + c.sum()
+
+    np.testing.assert_array_equal(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0).round(6))
