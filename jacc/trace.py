@@ -1937,7 +1937,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         except (_ArrayConversion, _UnsupportedAttribute, ValueError) as err:
             e = err
             if not isinstance(e, UnsupportedOperationError):  # a ValueError: NumPy's, from a refused float()?
-                if tape.refused_float is None:
+                if tape.refused_float is None or not str(err).startswith("setting an array element with a sequence"):
                     raise
                 e = _PlainWrite(f"NumPy asked for a traced value as a float at {tape.refused_float} (and reported "
                                 f"{str(err)!r}), as it does writing one into a plain array (a[i] = x, a.fill(x)): "
