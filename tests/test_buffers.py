@@ -290,3 +290,32 @@ def test_copy_module_copies_are_copies():
         return a + b + c.sum()
 
     np.testing.assert_array_equal(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0).round(6))
+
+
+def _filled(x):
+    b = np.zeros(3)
+    for i in range(3):
+        b[i] = x[i] * (i + 1)  # held entries, placed by whatever uses b next
+    return b
+
+
+_A = np.arange(9.0).reshape(3, 3) / 10 + np.eye(3)
+
+
+@pytest.mark.parametrize("use", [
+    lambda b, x: np.dot(_A, b), lambda b, x: _A @ b, lambda b, x: b @ _A, lambda b, x: x + b,
+    lambda b, x: -b * 3.0, lambda b, x: sum(b) * x, lambda b, x: max(b) * x,
+    lambda b, x: np.stack([v * i for i, v in enumerate(b)]), lambda b, x: np.linalg.norm(b) * x,
+    lambda b, x: np.array(b) * 2, lambda b, x: np.asarray(b) + 1, lambda b, x: np.concatenate([x, b]),
+    lambda b, x: np.where(x > 0, b, -b), lambda b, x: b[1:], lambda b, x: b.reshape(3, 1) * x,
+    lambda b, x: np.copy(b) * 2, lambda b, x: b.copy() + x, lambda b, x: np.sort(b * np.array([1, -1, 1])),
+])
+def test_held_entries_are_placed_by_every_use(use):
+    x = X[:3]
+
+    def f(x):
+        return use(_filled(x), x)
+
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-14)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
