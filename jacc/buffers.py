@@ -39,7 +39,6 @@ from __future__ import annotations
 import contextlib
 import dis
 import functools
-import operator
 import sys
 import threading
 import weakref
@@ -48,7 +47,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import trace
-from .constructors import swap_during_traces
+from .constructors import _MADE, _holds_tracer, swap_during_traces
 from .trace import Tracer, UnsupportedOperationError, _Held, _in_library, _Num, _set_items, _take, call_site
 
 _state = threading.local()  # .on: this thread's trace serves buffers
@@ -63,16 +62,6 @@ def held():
         yield
     finally:
         _state.on = before
-
-
-def _holds_tracer(obj: Any) -> bool:
-    if isinstance(obj, Tracer):
-        return True
-    if isinstance(obj, (list, tuple)):
-        return any(_holds_tracer(o) for o in obj)
-    if isinstance(obj, dict):
-        return any(_holds_tracer(o) for o in obj.values())
-    return False
 
 
 def _plain(obj: Any) -> Any:
@@ -302,38 +291,6 @@ class Buffer(_Held):
             return self._lend(attr(*_plain(args), **_plain(kwargs)))
         return method
 
-    @_settling
-    def __repr__(self) -> str:
-        return repr(self.value)
-
-    @_settling
-    def __str__(self) -> str:
-        return str(self.value)
-
-    @_settling
-    def __format__(self, spec: str) -> str:
-        return format(self.value, spec)
-
-    @_settling
-    def __bool__(self) -> bool:
-        return bool(self.value)
-
-    @_settling
-    def __float__(self) -> float:
-        return float(self.value)
-
-    @_settling
-    def __int__(self) -> int:
-        return int(self.value)
-
-    @_settling
-    def __index__(self) -> int:
-        return operator.index(self.value)
-
-    @_settling
-    def __contains__(self, item) -> bool:
-        return _plain(item) in self.value
-
     def __copy__(self) -> Any:
         if self.tape.held:
             self.settle()
@@ -376,9 +333,9 @@ for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", 
     setattr(Buffer, f"__r{_op}__", _binary(f"__r{_op}__"))
     if _op != "divmod":
         setattr(Buffer, f"__i{_op}__", _in_place(_op))
-for _op in ("lt", "le", "gt", "ge", "eq", "ne"):
+for _op in ("lt", "le", "gt", "ge", "eq", "ne", "format", "contains"):
     setattr(Buffer, f"__{_op}__", _binary(f"__{_op}__"))
-for _op in ("neg", "pos", "abs", "invert"):
+for _op in ("neg", "pos", "abs", "invert", "repr", "str", "bool", "float", "int", "index"):
     setattr(Buffer, f"__{_op}__", _unary(f"__{_op}__"))
 
 #: NumPy functions and ndarray methods that write into their first argument, whose traced
@@ -398,13 +355,9 @@ _WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
 SERVED_LIBRARIES = ["scipy.integrate"]
 
 
-def _serving(name: str, dtype: Any) -> bool:
-    """Whether this call of the creation function ``name`` gets a buffer."""
-    if not getattr(_state, "on", False):
-        return False
-    if dtype is not None and np.dtype(dtype).kind != "f":
-        return False
-    return _served(sys._getframe(2), name)
+def _serving(name: str) -> bool:
+    """Whether this call of the creation function ``name`` gets a buffer (if it makes a float array)."""
+    return getattr(_state, "on", False) and _served(sys._getframe(2), name)
 
 
 def _served(caller, name: str) -> bool:
@@ -452,20 +405,16 @@ def _callee(code, lasti: int) -> str | None:
     return _CALLEES[key]
 
 
-def _maker(position: int, like: bool = False, fill: bool = False,
-           empty: bool = False) -> Callable[[Callable], Callable]:
+def _maker(position: int, fill: bool = False, empty: bool = False) -> Callable[[Callable], Callable]:
     """A creation function that gives a buffer; ``position``: where its dtype may come positionally;
-    ``like``: the first argument is a prototype (a traced one goes to its handler); ``fill``: the
-    second is the fill value (a traced one is written into the new array, which becomes traced);
-    ``empty``: NumPy leaves the values unset (the buffer's are zeros)."""
+    ``fill``: the second argument is the fill value (a traced one is written into the new array,
+    which becomes traced); ``empty``: NumPy leaves the values unset (the buffer's are zeros). A
+    traced prototype (``np.zeros_like(x)``) goes to its handler; a buffer one stands for its array."""
     def make(original: Callable) -> Callable:
         @functools.wraps(original)
         def create(*args, **kwargs):
-            if like and args and (_holds_tracer(args[0]) or type(args[0]) is Buffer):
-                proto = args[0]
-                if _holds_tracer(proto):
-                    return original(*args, **kwargs)
-                args = (proto.value, *args[1:])
+            if args and _holds_tracer(args[0]):
+                return original(*args, **kwargs)
             dtype = kwargs.get("dtype", args[position] if len(args) > position else None)
             if fill and _holds_tracer(args[1:2] or kwargs.get("fill_value")) and (
                     dtype is None or np.dtype(dtype).kind == "f"):
@@ -474,10 +423,9 @@ def _maker(position: int, like: bool = False, fill: bool = False,
                 new = Buffer(original(*_plain(args[:1]), 0.0, *_plain(args[2:]), **_plain(rest)))
                 new[...] = value
                 return new
-            if _holds_tracer(args) or _holds_tracer(kwargs) or not _serving(original.__name__, dtype):
-                return original(*_plain(args), **_plain(kwargs))
-            r = original(*args, **kwargs)
-            if type(r) is not np.ndarray or r.dtype.kind != "f":
+            r = original(*_plain(args), **_plain(kwargs))
+            if (type(r) is not np.ndarray or r.dtype.kind != "f" or _holds_tracer(args) or _holds_tracer(kwargs)
+                    or not _serving(original.__name__)):
                 return r
             if empty:  # zeros, as NumPy's empty may hold: memory's leftovers would be constants of the trace
                 r.fill(0.0)  # that differ on every call, so no call could reuse an earlier one's plan
@@ -500,16 +448,19 @@ def _fill_diagonal(original: Callable) -> Callable:
 swap_during_traces("numpy", {
     "zeros": _maker(1), "ones": _maker(1), "empty": _maker(1, empty=True), "full": _maker(2, fill=True),
     "eye": _maker(3), "identity": _maker(1),
-    "zeros_like": _maker(1, like=True), "ones_like": _maker(1, like=True),
-    "empty_like": _maker(1, like=True, empty=True),
-    "full_like": _maker(2, like=True, fill=True), "fill_diagonal": _fill_diagonal,
+    "zeros_like": _maker(1), "ones_like": _maker(1), "empty_like": _maker(1, empty=True),
+    "full_like": _maker(2, fill=True), "fill_diagonal": _fill_diagonal,
 })
 
 
-def from_list(obj: Any, made: np.ndarray, caller) -> Any:
-    """``np.array(obj)``'s result ``made``, as a buffer where ``obj`` is a list of numbers and the
-    ``caller`` frame is in the code of ``f``, during a trace with buffers (see jacc.constructors)."""
+def _from_list(obj: Any, made: np.ndarray) -> Any:
+    """``np.array(obj)``'s result ``made`` (called by jacc.constructors' np.array), as a buffer
+    where ``obj`` is a list of numbers and the code of ``f`` calls np.array, during a trace with
+    buffers."""
     if (type(obj) in (list, tuple) and type(made) is np.ndarray and made.dtype.kind == "f"
-            and getattr(_state, "on", False) and _served(caller, "array")):
+            and getattr(_state, "on", False) and _served(sys._getframe(2), "array")):
         return Buffer(made)
     return made
+
+
+_MADE["array"] = _from_list

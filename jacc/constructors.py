@@ -39,9 +39,14 @@ _users = [0]
 
 
 def _holds_tracer(obj: Any) -> bool:
+    """Whether ``obj`` is a traced array or a list, tuple or dict holding one."""
     if isinstance(obj, Tracer):
         return True
-    return isinstance(obj, (list, tuple)) and any(_holds_tracer(o) for o in obj)
+    if isinstance(obj, dict):
+        obj = obj.values()
+    elif not isinstance(obj, (list, tuple)):
+        return False
+    return any(_holds_tracer(o) for o in obj)
 
 
 def _nested(obj: Any) -> Any:
@@ -71,12 +76,11 @@ def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = 
 def _constructor(name: str) -> Callable:
     original = _ORIGINAL[name]
 
-    after = _MADE.get(name)
-
     @functools.wraps(original)
     def make(obj, *args, **kwargs):
         try:
             made = original(obj, *args, **kwargs)
+            after = _MADE.get(name)
             return made if after is None else after(obj, made)
         except _ArrayConversion:  # a traced value inside: NumPy asked it for a plain array
             dtype = args[0] if args else kwargs.get("dtype")
@@ -85,18 +89,10 @@ def _constructor(name: str) -> Callable:
     return make
 
 
-#: What a constructor's plain result becomes during a trace: ``after(obj, made)`` (jacc.buffers
-#: makes ``np.array([0.0, 1.0])`` in ``f`` an array that can take traced values).
+#: What a constructor's plain result becomes during a trace: ``after(obj, made)``, called by the
+#: constructor (jacc.buffers makes ``np.array([0.0, 1.0])`` in ``f`` an array that can take
+#: traced values).
 _MADE: dict[str, Callable[[Any, np.ndarray], Any]] = {}
-
-
-def _after_array(obj: Any, made: Any) -> Any:
-    from .buffers import from_list
-
-    return from_list(obj, made, sys._getframe(2))
-
-
-_MADE["array"] = _after_array
 _REPLACEMENT = {name: _constructor(name) for name in _NAMES}
 
 #: Other modules' functions replaced the same way while a trace runs, where the module is imported:
