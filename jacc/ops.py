@@ -366,44 +366,39 @@ def _series(coefficients, m):
     return 0.5 * np.pi * sum(c * m ** k for k, c in enumerate(coefficients))
 
 
+def _cancelling(small, near, closed: Callable[[Any], Any], value, stand_in: float):
+    """``near`` where ``small``, else ``closed(value)``: a closed form that cancels (or divides by
+    zero) near a point, and a series there; ``closed`` sees ``stand_in`` in place of the small values."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        far = closed(np.where(small, stand_in, value))
+    return np.where(small, near, far)
+
+
 def _ellipkgrad(m, y):
     """K′(m) = (E(m) − (1 − m)·K(m)) / (2m(1 − m)); the series where |m| < 10⁻³."""
     sp = _scipy_special()
-    small = np.abs(m) < 1e-3
-    safe = np.where(small, 0.5, m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        far = (sp.ellipe(safe) - (1.0 - safe) * y) / (2.0 * safe * (1.0 - safe))
-    return np.where(small, _series(_K_SLOPE, m), far)
+    return _cancelling(np.abs(m) < 1e-3, _series(_K_SLOPE, m),
+                       lambda s: (sp.ellipe(s) - (1.0 - s) * y) / (2.0 * s * (1.0 - s)), m, 0.5)
 
 
 def _ellipegrad(m, y):
     """E′(m) = (E(m) − K(m)) / (2m); the series where |m| < 10⁻³."""
     sp = _scipy_special()
-    small = np.abs(m) < 1e-3
-    safe = np.where(small, 0.5, m)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        far = (y - sp.ellipk(safe)) / (2.0 * safe)
-    return np.where(small, _series(_E_SLOPE, m), far)
+    return _cancelling(np.abs(m) < 1e-3, _series(_E_SLOPE, m), lambda s: (y - sp.ellipk(s)) / (2.0 * s), m, 0.5)
 
 
 def _boxcoxgrad(log, lam, y):
     """∂/∂λ of (e^(λ·L) − 1)/λ with L = log(x): (e^(λL)·L − y)/λ, and L²/2 + λL³/3 + λ²L⁴/8 where
     |λL| < 10⁻⁴ (the difference cancels there)."""
-    small = np.abs(lam * log) < 1e-4
-    safe = np.where(small, 1.0, lam)
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        far = (np.exp(safe * log) * log - y) / safe
-    return np.where(small, log * log * (0.5 + lam * log / 3.0 + lam * lam * log * log / 8.0), far)
+    return _cancelling(np.abs(lam * log) < 1e-4, log * log * (0.5 + lam * log / 3.0 + lam * lam * log * log / 8.0),
+                       lambda s: (np.exp(s * log) * log - y) / s, lam, 1.0)
 
 
 def _invboxcoxgrad(y, lam):
     """∂ log((1 + λy)^(1/λ))/∂λ = (y/(1 + λy) − log1p(λy)/λ)/λ, and its series
     −y²/2 + 2λy³/3 − 3λ²y⁴/4 where |λy| < 10⁻⁴ (the difference cancels there)."""
-    small = np.abs(lam * y) < 1e-4
-    safe = np.where(small, 1.0, lam)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        far = (y / (1.0 + safe * y) - np.log1p(safe * y) / safe) / safe
-    return np.where(small, y * y * (-0.5 + lam * y * (2.0 / 3.0 - 0.75 * lam * y)), far)
+    return _cancelling(np.abs(lam * y) < 1e-4, y * y * (-0.5 + lam * y * (2.0 / 3.0 - 0.75 * lam * y)),
+                       lambda s: (y / (1.0 + s * y) - np.log1p(s * y) / s) / s, lam, 1.0)
 
 
 def _scipy_special():
