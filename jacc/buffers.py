@@ -48,7 +48,17 @@ import numpy as np
 
 from . import trace
 from .constructors import _MADE, _holds_tracer, swap_during_traces
-from .trace import Tracer, UnsupportedOperationError, _Held, _in_library, _Num, _set_items, _take, call_site
+from .trace import (
+    Tracer,
+    UnsupportedOperationError,
+    _Held,
+    _in_library,
+    _Num,
+    _set_items,
+    _take,
+    _take_whole,
+    call_site,
+)
 
 _state = threading.local()  # .on: this thread's trace serves buffers
 
@@ -195,12 +205,6 @@ class Buffer(_Held):
         index = np.unravel_index(np.array(positions), shape) if shape else ()
         _take(self, _set_items(self.value, index, values if shape else values[0]))
 
-    def _become(self, r: Any) -> "Buffer":
-        if np.shape(r) != self.value.shape:
-            raise ValueError(f"non-broadcastable output operand with shape {self.value.shape} doesn't match the "
-                             f"broadcast shape {np.shape(r)} (at {call_site()})")
-        return _take(self, r)
-
     # -- one element: held or read back without placing anything ---------------------------------
     def __getitem__(self, index):
         pos = _element(index, self.value.shape)
@@ -250,7 +254,7 @@ class Buffer(_Held):
             outs = out if isinstance(out, tuple) else (out,)
             if method == "__call__" and len(outs) == 1 and outs[0] is self:
                 rest = {k: v for k, v in kwargs.items() if k != "out"}
-                return self._become(ufunc(*_plain(inputs), **_plain(rest)))
+                return _take_whole(self, ufunc(*_plain(inputs), **_plain(rest)))
         return self._lend(getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs)))
 
     @_settling
@@ -320,7 +324,7 @@ def _in_place(dunder: str) -> Callable:
     def op(self, other):
         if _holds_tracer(other):
             self.release()
-            return self._become(getattr(self.value, f"__{dunder}__")(other))
+            return _take_whole(self, getattr(self.value, f"__{dunder}__")(other))
         getattr(self.value, f"__i{dunder}__")(_plain(other))
         return self
     op.__name__ = f"__i{dunder}__"

@@ -937,6 +937,14 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
     return x
 
 
+def _take_whole(x: Any, r: "Tracer") -> "Tracer":
+    """:func:`_take` for an in-place result (``x += y``, ``out=x``), which must keep ``x``'s shape."""
+    if np.shape(r) != np.shape(x):
+        raise ValueError(f"non-broadcastable output operand with shape {np.shape(x)} doesn't match the "
+                         f"broadcast shape {np.shape(r)} (at {call_site()})")
+    return _take(x, r)
+
+
 _INSTRUCTIONS: dict = {}  # code object -> ({offset: opname}, {offset: the next store's opname})
 _SUBSCRIPT_STORES = ("STORE_SUBSCR", "STORE_SLICE")  # a[i] = ..., a[i:j] = ...
 
@@ -986,10 +994,7 @@ def _in_place(dunder: str, sym: str) -> Callable:
         r = getattr(self, f"__{dunder}__")(other)
         if r is NotImplemented:
             return r
-        if np.shape(r) != np.shape(self):
-            raise ValueError(f"non-broadcastable output operand with shape {np.shape(self)} doesn't match the "
-                             f"broadcast shape {np.shape(r)} (at {call_site()})")
-        return _take(self, r)
+        return _take_whole(self, r)
     method.__name__ = f"__i{dunder}__"
     return method
 
@@ -1051,11 +1056,7 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
         a = outs[0]
         if isinstance(a, Tracer):
             _writable(a, f"{what}(..., out=a)", "write a = ... (a new array)", "write a = ... (a new array)")
-        r = getattr(ufunc, method)(*inputs, **kwargs)
-        if np.shape(r) != np.shape(a):
-            raise ValueError(f"non-broadcastable output operand with shape {np.shape(a)} doesn't match the "
-                             f"broadcast shape {np.shape(r)} (at {call_site()})")
-        return _take(a, r)
+        return _take_whole(a, getattr(ufunc, method)(*inputs, **kwargs))
     if method == "__call__" and len(outs) == 1 and type(outs[0]) is np.ndarray:
         frame = _user_frame()
         if frame is not None and _stored_into_subscript(frame):  # a[i] += x, a[i] NumPy's copy or view of
