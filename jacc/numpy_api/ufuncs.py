@@ -73,6 +73,8 @@ def _polygamma(original):
 def _multigammaln(original):
     """``scipy.special.multigammaln(a, d)``, Python code converting its argument: for a traced
     ``a`` (``d`` a constant) it is d(d − 1)/4·log π + Σ_j gammaln(a − j/2), as SciPy computes it."""
+    gammaln = _record("gammaln")
+
     def multigammaln(a, d):
         if not isinstance(a, Tracer):
             return original(a, d)
@@ -83,14 +85,8 @@ def _multigammaln(original):
         if np.any(a.value <= 0.5 * (d - 1)):  # SciPy's domain check (it reads values too)
             raise ValueError(f"condition a > 0.5 * (d-1) ({0.5 * (d - 1)}) not met (scipy.special.multigammaln at "
                              f"{call_site()})")
-        return d * (d - 1) / 4.0 * np.log(np.pi) + sum(_gammaln(a - j / 2.0) for j in range(d))
+        return d * (d - 1) / 4.0 * np.log(np.pi) + sum(gammaln(a.tape, a - j / 2.0) for j in range(d))
     return multigammaln
-
-
-def _gammaln(x):
-    import scipy.special
-
-    return scipy.special.gammaln(x)
 
 
 #: scipy.special's Python functions recorded while a trace runs (see supported_functions)
