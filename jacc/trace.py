@@ -306,6 +306,8 @@ class Tape:
         # ``a[i] op= y`` on a view of ``a``: (the result, a's vertex, where) until ``a[i] = ...`` takes it
         self._pending: tuple | None = None
         self.refused_float: str | None = None  # where float() of a traced value was last refused
+        # a packed LU factor's vertex -> (the matrix it factors, its pivots): lu_solve's shortcut
+        self.factored: dict[str, tuple] = {}
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)

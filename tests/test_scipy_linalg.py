@@ -19,6 +19,7 @@ A = _M @ _M.T / 4 + np.eye(4) + 0.3 * np.triu(R.normal(size=(4, 4)), 1)  # not s
 S = A + A.T
 B = R.normal(size=4)
 T = R.normal(size=(5, 3))
+G = np.array([[0.5, 2.0, -1.0, 0.3], [3.0, -0.2, 0.7, 1.0], [-1.0, 0.4, 0.2, 2.5], [0.1, 1.5, 2.0, -0.6]])  # pivots
 
 CASES = [
     ("solve", lambda a: sl.solve(a, B), A),
@@ -56,6 +57,16 @@ CASES = [
     ("solve_continuous_lyapunov", lambda a: sl.solve_continuous_lyapunov(-a, S), A),
     ("solve_discrete_lyapunov", lambda a: sl.solve_discrete_lyapunov(0.2 * a, a + a.T), A),
     ("sqrtm", lambda a: sl.sqrtm(a), A),
+    ("lu_factor (the packed factors)", lambda a: sl.lu_factor(a)[0], G),
+    ("lu_factor + lu_solve", lambda a: sl.lu_solve(sl.lu_factor(a), B), G),
+    ("lu_factor + lu_solve transposed", lambda a: sl.lu_solve(sl.lu_factor(a), np.stack([B, B**2], 1), trans=1), G),
+    ("lu_solve of changed factors", lambda a: sl.lu_solve((sl.lu_factor(a)[0] * 2.0, sl.lu_factor(a)[1]), B), G),
+    ("lu_solve of changed factors, trans", lambda a: sl.lu_solve((sl.lu_factor(a)[0] + 0.0, sl.lu_factor(a)[1]), B,
+                                                                 trans=2), G),
+    ("lu_solve, traced right-hand side", lambda a: sl.lu_solve(sl.lu_factor(G), a), G),
+    ("lu: p, l, u", lambda a: np.stack(sl.lu(a)), G),
+    ("lu: permute_l", lambda a: sl.lu(a, permute_l=True)[0], G),
+    ("lu: p_indices", lambda a: sl.lu(a, p_indices=True)[1][sl.lu(a, p_indices=True)[0]], G),
 ]
 
 
@@ -94,11 +105,12 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
 
 
 @pytest.mark.parametrize("f, words", [
-    (lambda a: sl.lu_solve(sl.lu_factor(a), B), "scipy.linalg.lu_factor"),
+    (lambda a: sl.lu_factor(np.concatenate([a, a])), "lu_factor.*square matrices.*\\(8, 4\\)"),
+    (lambda a: sl.lu_factor(a - a), "lu_factor.*singular"),
+    (lambda a: sl.lu_solve((a, np.arange(4) + 0 * a[0]), B), "lu_solve.*pivots"),
     (lambda a: sl.sqrtm(-a @ a.T), "scipy.linalg.sqrtm.*complex"),
     (lambda a: sl.logm(a @ a.T), "scipy.linalg.logm.*eigh"),
     (lambda a: sl.eig(a)[0].real, "scipy.linalg.eig.*np.linalg.eig"),
-    (lambda a: sl.lu(a)[1], "scipy.linalg.lu"),
     (lambda a: sl.eigh(a, np.eye(4))[0], "generalized eigenproblem"),
     (lambda a: sl.qr(a, pivoting=True)[0], "pivoting=True"),
     (lambda a: sl.qr(np.concatenate([a, a]))[1], "mode='full' .*8×4 matrix.*mode='economic'"),
@@ -142,3 +154,26 @@ def test_sqrtm_reads_its_root_at_each_point_and_is_differentiable_where_jax_is_n
         np.testing.assert_allclose(np.einsum("ij,jkab->ikab", root, J) + np.einsum("ijab,jk->ikab", J, root),
                                    np.einsum("ia,jb->ijab", np.eye(4), np.eye(4)), atol=1e-12)
     assert jacc.trace(lambda a: sl.sqrtm(a), A).meta.get("value_dependent")
+
+
+def test_lu_factors_read_their_pivots_at_each_point_and_lu_solve_is_one_solve():
+    """The packed factor is SciPy's at the traced point plus a recorded Newton step that is zero
+    there: the derivative satisfies dL·U + L·dU = dA[p]; the pivots make the trace
+    value-dependent, so traced-once calls at a point that pivots otherwise trace again.
+    lu_solve of lu_factor's own result records one solve with the matrix."""
+    jf = jacc.jacobian(lambda a: sl.lu_factor(a)[0], retrace=False)
+    swapped = G[[1, 0, 2, 3]] * [[0.01], [1], [1], [1]]  # another pivot order
+    for a in (G, swapped):
+        lu, piv = sl.lu_factor(a)
+        p = np.arange(4)
+        for i, j in enumerate(piv):
+            p[i], p[j] = p[j], p[i]
+        J = jf(a)
+        np.testing.assert_allclose(J, fd_jacobian(lambda m: sl.lu_factor(m)[0], [a], 0), atol=1e-7)
+        low, up = np.tril(lu, -1) + np.eye(4), np.triu(lu)
+        dlow, dup = np.tril(J.transpose(2, 3, 0, 1), -1), np.triu(J.transpose(2, 3, 0, 1))
+        np.testing.assert_allclose(dlow @ up + low @ dup, np.eye(16).reshape(4, 4, 4, 4)[:, :, p], atol=1e-12)
+    assert jacc.trace(lambda a: sl.lu_factor(a)[0], G).meta.get("value_dependent")
+    g = jacc.trace(lambda a: sl.lu_solve(sl.lu_factor(a), B), G)
+    ops = [g.op(v) for v in g.nx.nodes]
+    assert ops.count("solve") == 1 and not [o for o in ops if "triangular" in str(o) or "inv" in str(o)], ops

@@ -1,4 +1,4 @@
-"""``scipy.linalg`` of traced arrays: solve, Cholesky, triangular solves, inverse, determinant,
+"""``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
 eigh, QR, SVD, norm, lstsq, pinv, the matrix exponential and square root, Sylvester and Lyapunov
 equations and the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy
 functions that compute the same thing.
@@ -11,12 +11,13 @@ factor unless ``lower=True`` and read only that triangle, ``solve`` with ``assum
 ``'sym'`` reads the triangle ``lower`` names, ``qr``'s default mode is ``'full'``. ``cho_factor``
 returns the clean triangular factor (SciPy leaves other values in the unused triangle, which no
 SciPy function reads). Refused with a message: generalized eigenproblems (``eigh(a, b)``), pivoted
-QR, ``lu``/``lu_factor``, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
+QR, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
 
 from __future__ import annotations
 
 import inspect
 import math
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -265,6 +266,77 @@ def _sqrtm(A, **_):
     return x0 + _solve_sylvester(x0, x0, a - x0 @ x0)
 
 
+def _permutation(piv) -> np.ndarray:
+    """LAPACK's row interchanges (row i swapped with row piv[i], in turn) as the row order p with
+    A[p] = L·U."""
+    p = np.arange(len(piv))
+    for i, j in enumerate(piv):
+        p[i], p[j] = p[j], p[i]
+    return p
+
+
+def _lu_packed(a, what: str):
+    """The packed factor ``L − I + U`` of ``A[p] = L·U`` and the pivots: SciPy's factors at the
+    traced point, LU₀, then one Newton step recorded with them constant,
+    LU₀ + L₀·stril(F) + triu(F)·U₀ with F = L₀⁻¹ (A − A₀)[p] U₀⁻¹. Its value is LU₀ (the step is
+    exactly zero there) and its derivative the LU factors' (differentiating A[p] = L·U), whose
+    pivots, read from the traced values, make the trace value-dependent."""
+    import scipy.linalg
+
+    a0 = _value(a, f"scipy.linalg.{what}'s pivoting at the traced point")
+    if a0.ndim != 2 or a0.shape[0] != a0.shape[1]:
+        _refuse(what, f"only square matrices are recorded, got shape {a0.shape}")
+    with warnings.catch_warnings():  # a singular matrix is refused below, in jacc's words
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        lu0, piv = scipy.linalg.lu_factor(a0)
+    p = _permutation(piv)
+    n = len(p)
+    l0, u0 = np.tril(lu0, -1) + np.eye(n), np.triu(lu0)
+    if not np.all(np.diagonal(u0)):
+        _refuse(what, "the matrix is singular at the traced point, so its factors have no derivative")
+    f = np.linalg.inv(l0) @ (a[p] - a0[p]) @ np.linalg.inv(u0)
+    return lu0 + l0 @ np.tril(f, -1) + np.triu(f) @ u0, piv, p
+
+
+def _lu_factor(a, **_):
+    a = a if _holds_tracer(a) else np.asarray(a, dtype=float)
+    lu, piv, _ = _lu_packed(a, "lu_factor")
+    lu.tape.factored[lu.name] = (a, piv)
+    return lu, piv
+
+
+def _lu_solve(lu_and_piv, b, trans, **_):
+    lu, piv = lu_and_piv
+    if _holds_tracer(piv):
+        _refuse("lu_solve", "the pivots must be the integers lu_factor returned, not traced values")
+    if trans not in (0, 1, 2):  # (SciPy's getrs takes these only)
+        raise ValueError(f"trans must be 0, 1 or 2, not {trans!r} (scipy.linalg.lu_solve at {call_site()})")
+    t = trans != 0
+    source = lu.tape.factored.get(lu.name) if _holds_tracer(lu) else None
+    if source is not None and np.array_equal(source[1], piv):  # lu_factor's own: one solve with its matrix
+        a = source[0]
+        return np.linalg.solve(np.swapaxes(a, -1, -2) if t else a, b)
+    lu = lu if _holds_tracer(lu) else np.asarray(lu, dtype=float)
+    p = _permutation(np.asarray(piv))
+    low, up = _triangle(lu, True, unit=True), _triangle(lu, False)
+    if not t:  # A = Pᵀ·L·U: x = U⁻¹ L⁻¹ b[p]
+        return _by_triangle(up, _by_triangle(low, b[p], True), False)
+    w = _by_triangle(np.swapaxes(low, -1, -2), _by_triangle(np.swapaxes(up, -1, -2), b, True), False)
+    return w[np.argsort(p)]  # Aᵀ = Uᵀ·Lᵀ·P: x[p] = L⁻ᵀ U⁻ᵀ b
+
+
+def _lu(a, permute_l, p_indices, **_):
+    a = a if _holds_tracer(a) else np.asarray(a, dtype=float)
+    lu, _, p = _lu_packed(a, "lu")
+    low, up = _triangle(lu, True, unit=True), _triangle(lu, False)
+    back = np.argsort(p).astype(np.int32)  # A = L[back]·U, SciPy's row indices
+    if permute_l:
+        return low[back], up
+    if p_indices:
+        return back, low, up
+    return np.eye(len(p))[back], low, up
+
+
 def _toeplitz(c, r, **_):
     c = np.ravel(c)
     r = c.conjugate() if r is None else np.ravel(r)
@@ -317,10 +389,9 @@ _IMPLEMENTED = {
     "circulant": _circulant, "block_diag": _block_diag, "solve_sylvester": _solve_sylvester,
     "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
     "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
+    "lu_factor": _lu_factor, "lu_solve": _lu_solve, "lu": _lu,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
-    "lu_factor": "pivoted LU factors are not recorded; use scipy.linalg.solve",
-    "lu": "pivoted LU factors are not recorded; use scipy.linalg.solve",
     "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
             "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.log(w)) @ v.T)",
     "schur": "the Schur decomposition is not recorded for traced arrays",
@@ -380,6 +451,17 @@ case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (_x(r,
      note="Higham's scaling and squaring, recorded op by op (its degree and scaling read at the traced point)")
 case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (8.0 * _x(r, (3, 3)),), variant="scaled",
      note="a norm above θ13: halved s times, then squared s times")
+case("scipy.linalg.lu_factor", lambda xp: lambda a, b: _sl(xp).lu_solve(_sl(xp).lu_factor(a), b),
+     lambda r: (_x(r, (4, 4)), _x(r)), argnums=(0, 1), variant="with lu_solve",
+     note="lu_solve of lu_factor's own result is one solve with the matrix")
+case("scipy.linalg.lu_factor", lambda xp: lambda a: _sl(xp).lu_factor(a)[0], lambda r: (_x(r, (4, 4)),),
+     note="SciPy's factors at the traced point and a Newton step recorded (exact derivative; the pivots "
+          "make the trace value-dependent); square matrices")
+_PIV = np.array([3, 1, 2, 3], dtype=np.int32)
+case("scipy.linalg.lu_solve", lambda xp: lambda lu, b: _sl(xp).lu_solve((lu, _PIV), b, trans=1),
+     lambda r: (_x(r, (4, 4)) + 4 * np.eye(4), _x(r)), argnums=(0, 1), note="of any factors: triangular solves")
+case("scipy.linalg.lu", lambda xp: lambda a: _sl(xp).lu(a)[1] + _sl(xp).lu(a)[2], lambda r: (_x(r, (4, 4)),),
+     note="p, l, u; permute_l= and p_indices= as SciPy")
 case("scipy.linalg.toeplitz", lambda xp: lambda c, r: _sl(xp).toeplitz(c, r), lambda r: (_x(r, (3,)), _x(r)),
      argnums=(0, 1))
 case("scipy.linalg.hankel", lambda xp: lambda c, r: _sl(xp).hankel(c, r), lambda r: (_x(r, (3,)), _x(r)),
