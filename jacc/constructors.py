@@ -100,12 +100,36 @@ _REPLACEMENT = {name: _constructor(name) for name in _NAMES}
 _SWAPS: dict[str, dict[str, Callable[[Callable], Callable]]] = {}
 
 
-def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Callable]]) -> None:
+#: Names whose use in ``f``'s own code turns the replacements on from its first trace: functions
+#: whose refused conversions happen in compiled code that prints them (MINPACK) or garbles them.
+_EAGER: set[str] = set()
+_WANTS: dict[Any, bool] = {}  # code object -> whether its names include one of _EAGER
+
+
+def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Callable]],
+                       eager: bool = False) -> None:
     """While ``f`` runs on traced arguments, ``module.name`` (if ``module`` is imported) is
     ``makers[name](original)``: a function that gives traced results for traced arguments and
     calls ``original`` otherwise. Only calls through the module are seen, as for NumPy's
-    constructors."""
+    constructors. ``eager``: a function whose code names one of these (``so.fsolve(...)``) is
+    traced with the replacements from the first time."""
     _SWAPS.setdefault(module, {}).update(makers)
+    if eager:
+        _EAGER.update(makers)
+        _WANTS.clear()
+
+
+def wants_swaps(code: Any) -> bool:
+    """Whether ``code`` (or a function defined in it) names an eager replacement."""
+    found = _WANTS.get(code)
+    if found is None:
+        found = _WANTS[code] = bool(_EAGER) and hasattr(code, "co_names") and _names_any(code)
+    return found
+
+
+def _names_any(code: Any) -> bool:
+    return not _EAGER.isdisjoint(code.co_names) or any(
+        _names_any(c) for c in code.co_consts if hasattr(c, "co_names"))
 
 
 class _Swap:
@@ -176,6 +200,14 @@ def _swap_in() -> None:
     for cls, name, made in _METHODS:
         _SAVED_METHODS.append((cls, name, vars(cls)[name]))
         setattr(cls, name, made)
+
+
+def unseen_imports() -> bool:
+    """Whether a module with replacements was imported since they were last put in (by ``f``
+    itself, during its trace: a retry puts them in)."""
+    return len(_ACTIVE) < len(_SWAPS) and any(
+        module not in _ACTIVE and module in sys.modules and any(n in vars(sys.modules[module]) for n in makers)
+        for module, makers in _SWAPS.items())
 
 
 def _swap_out() -> None:

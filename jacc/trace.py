@@ -19,6 +19,7 @@ import math
 import operator
 import os
 import sys
+import threading
 import weakref
 from typing import Any, Callable
 
@@ -306,8 +307,10 @@ class Tape:
         # ``a[i] op= y`` on a view of ``a``: (the result, a's vertex, where) until ``a[i] = ...`` takes it
         self._pending: tuple | None = None
         self.refused_float: str | None = None  # where float() of a traced value was last refused
+        self.refused: str | None = None  # the last conversion of a traced value refused (its message)
         # a packed LU factor's vertex -> (the matrix it factors, its pivots): lu_solve's shortcut
         self.factored: dict[str, tuple] = {}
+        self.paused = False  # inside values_only(): ops compute values and record nothing
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -367,6 +370,8 @@ class Tape:
             "trace cannot follow; write the view's new value into the array itself (a[i] += y) or use y = v + ...")
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
+        if self.paused:
+            return _plain_step(op, args, params or {})
         if self._pending is not None:
             self.unwritten()
         if op in _SEPARATE_USES and len(args) > 1:
@@ -431,6 +436,8 @@ class Tape:
         for a in args:
             if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
                 _settle(a)  # a jacc.buffers.Buffer: traced once its held elements are placed
+            if isinstance(a, Tracer) and a.tape.paused:
+                a = a.value  # an outer trace's value, inside its values_only() (a constant here)
             if isinstance(a, Tracer):
                 if a.tape is not self:
                     raise UnsupportedOperationError(
@@ -751,6 +758,63 @@ class Tape:
         self.value_dependent.append(f"{what} at {call_site()}")
 
 
+class _Running(threading.local):
+    """The traces whose ``f`` runs now in this thread (record_call), innermost last."""
+
+    def __init__(self):
+        self.tapes: list[Tape] = []
+
+
+_RUNNING = _Running()
+
+
+@contextlib.contextmanager
+def values_only():
+    """Inside, the traces running now compute values and record nothing: their ops give plain
+    arrays, and ``float()``, ``bool()`` and ``np.asarray`` of their traced arrays read values; a
+    trace started inside (``jacc.jacobian`` of a closure over traced values) records as usual and
+    sees the outer traced values as constants. For a solver's iterations, of which the caller keeps
+    only the result's value and records its derivative itself (:mod:`jacc.numpy_api.scipy_optimize`).
+
+    >>> import numpy as np, jacc
+    >>> def f(x):
+    ...     with values_only():
+    ...         seen = float(np.sin(x).sum())  # a plain float: nothing recorded
+    ...     return x * seen
+    >>> len(jacc.trace(f, np.zeros(2)).nx)  # x, and x * 0.0
+    2
+    """
+    tapes = [t for t in _RUNNING.tapes if not t.paused]
+    saved = [t._table for t in tapes]
+    for t in tapes:
+        t.paused, t._table = True, None  # (no replay fast paths: every op reaches record)
+    try:
+        yield
+    finally:
+        for t, table in zip(tapes, saved):
+            t.paused, t._table = False, table
+
+
+def _plain_step(op: str, args: list, params: dict) -> Any:
+    """``op`` on values, for a paused tape's :meth:`Tape.record`; an argument of a trace that is
+    still recording (one started inside values_only) takes the op to that trace."""
+    vals, live = [], None
+    for a in args:
+        if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
+            _settle(a)
+        if isinstance(a, Tracer):
+            if not a.tape.paused:
+                live = a.tape
+                vals.append(a)
+                continue
+            a = a.value
+        a = np.asarray(a)
+        vals.append(a if a.dtype == bool or a.dtype.kind == "f" else a.astype(np.float64))
+    if live is not None:
+        return live.record(op, vals, params)
+    return OPS[op].evaluate(vals, params)
+
+
 def _unsupported(what: str) -> UnsupportedOperationError:
     names = sorted(set(_UFUNCS) | {f.__name__ for f in _FUNCTIONS})
     return UnsupportedOperationError(
@@ -779,6 +843,12 @@ PLAIN_WRITE_FIX = (
     "a plain NumPy array cannot hold a traced value (on Python 3.11 or later, one that f makes with np.zeros & "
     "co. can); write into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or "
     "np.where")
+
+
+class _FloatConversion(_ArrayConversion):
+    """``float()`` of a traced value. SciPy's root finders ask for one from ``f``'s result; a first
+    trace that meets it runs ``f`` again with jacc's replacements (see :mod:`jacc.constructors`),
+    which record them."""
 
 
 class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
@@ -1128,13 +1198,15 @@ class Tracer(_Held):
         return f"Tracer({self.name}, shape={self.shape})"
 
     def __array__(self, dtype=None, copy=None):
+        if self.tape.paused:
+            return self.value if dtype is None else self.value.astype(dtype)
         frame = _user_frame()
         if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
             raise _PlainWrite(f"a traced value was assigned into a plain NumPy array (a[...] = ...) at "
                               f"{call_site()}: {PLAIN_WRITE_FIX}")
-        raise _ArrayConversion(
-            f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
-            "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
+        self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
+                             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
+        raise _ArrayConversion(self.tape.refused)
 
     def __array_namespace__(self, *, api_version=None):
         """NumPy: traced arrays follow NumPy's functions, so array-API-aware code (SciPy's) treats
@@ -1156,6 +1228,10 @@ class Tracer(_Held):
     def __setitem__(self, index, value):
         """``x[index] = value`` as in NumPy: the array takes the new values (see :func:`_set_items`);
         refused where NumPy would change another traced array too (``x`` a view, or viewed)."""
+        if self.tape.paused:
+            raise UnsupportedOperationError(
+                f"x[...] = ... at {call_site()} writes into a traced array while only values are computed (a "
+                "solver's iterations); write into a copy (y = x.copy(); y[...] = ...)")
         _writable(self, "x[...] = ...", "assign into the array it views (a[1:3] = ... rather than v = a[1:3]; "
                   "v[...] = ...), or into a copy (v = v.copy())", "assign into a copy (y = x.copy(); y[...] = ...), "
                   "or build the changed array with np.where(mask, new, x)")
@@ -1175,15 +1251,22 @@ class Tracer(_Held):
         return bool(self._concrete("bool() of a traced value"))
 
     def __float__(self) -> float:
+        if self.tape.paused:
+            return float(self.value)
         # NumPy turns this refusal into "setting an array element with a sequence" where it meets it
         # writing into a plain array (a[i] = x, a.fill(x)): record_call reads where it happened
         self.tape.refused_float = call_site()
-        raise _concretisation("float()")
+        self.tape.refused = str(_concretisation("float()"))
+        raise _FloatConversion(self.tape.refused)
 
     def __int__(self) -> int:
+        if self.tape.paused:
+            return int(self.value)
         raise _concretisation("int()")
 
     def __index__(self) -> int:
+        if self.tape.paused:
+            return operator.index(self.value)
         raise _concretisation("use as an index or size")
 
     def _compare(self, other, fn, what):
@@ -1824,11 +1907,12 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
-    from .numpy_api import scipy_linalg, scipy_spatial, scipy_stats, ufuncs
+    from .numpy_api import scipy_integrate, scipy_linalg, scipy_optimize, scipy_spatial, scipy_stats, ufuncs
 
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(scipy_linalg.supported())
-                  | set(scipy_spatial.supported()) | set(scipy_stats.supported()) | set(ufuncs.SWAPPED) | {"vectorize"})
+                  | set(scipy_optimize.supported()) | set(scipy_spatial.supported()) | set(scipy_stats.supported())
+                  | set(scipy_integrate.supported()) | set(ufuncs.SWAPPED) | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:
@@ -1927,33 +2011,35 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
     key = getattr(f, "__code__", None) or type(f)
-    swaps = key in _NEEDS_SWAPS
+    swaps = key in _NEEDS_SWAPS or wants_swaps(key)
     while True:
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
+        _RUNNING.tapes.append(tape)
         try:
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
                 result = f(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
             break
-        except (_ArrayConversion, _UnsupportedAttribute, ValueError) as err:
-            e = err
-            if not isinstance(e, UnsupportedOperationError):  # a ValueError: NumPy's, from a refused float()?
-                if tape.refused_float is None or not str(err).startswith("setting an array element with a sequence"):
-                    raise
-                e = _PlainWrite(f"NumPy asked for a traced value as a float at {tape.refused_float} (and reported "
-                                f"{str(err)!r}), as it does writing one into a plain array (a[i] = x, a.fill(x)): "
-                                f"{PLAIN_WRITE_FIX}")
+        except Exception as err:
+            e = _refusal_behind(err, tape)
+            if e is None:
+                raise
             more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
-            if swaps and not more:
+            if swaps and not more and not unseen_imports():  # final: the public error, not the retry's marker
+                if type(e) in (_ArrayConversion, _PlainWrite, _FloatConversion):
+                    cause = None if e is err or isinstance(err, ValueError) else err
+                    raise UnsupportedOperationError(str(e)) from cause
                 if e is err:
                     raise
-                raise e from None
+                raise e from None if isinstance(err, ValueError) else err
             _NEEDS_SWAPS.add(key)
             swaps = True
             if more:
                 _NEEDS_BUFFERS.add(key)
+        finally:
+            _RUNNING.tapes.pop()
     if tape._pending is not None:
         tape.unwritten()
     if _HOLDING[0]:
@@ -1968,6 +2054,37 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
     tape.declare(outs, kind)
     return tape
+
+
+def _from_swapped_library(err: Exception) -> bool:
+    """Whether ``err`` passed through a package other than NumPy that jacc replaces functions of
+    (SciPy): its compiled code, meeting a refused conversion, reports an error of its own, or
+    leaves ours set for the next Python call to find (a SystemError anywhere below it)."""
+    from .constructors import _SWAPS
+
+    roots = {m.split(".", 1)[0] for m in _SWAPS} - {"numpy"}
+    tb = err.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").split(".", 1)[0] in roots:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _refusal_behind(err: Exception, tape: Tape) -> UnsupportedOperationError | None:
+    """The refused conversion that made ``f`` fail, which jacc's replacements may avoid (see
+    record_call): ours as raised, NumPy's "setting an array element with a sequence" after a
+    refused float(), or any error compiled code reported after meeting one; else None."""
+    if isinstance(err, (_ArrayConversion, _UnsupportedAttribute)):
+        return err
+    if isinstance(err, ValueError) and tape.refused_float is not None and str(err).startswith(
+            "setting an array element with a sequence"):
+        return _PlainWrite(f"NumPy asked for a traced value as a float at {tape.refused_float} (and reported "
+                           f"{str(err)!r}), as it does writing one into a plain array (a[i] = x, a.fill(x)): "
+                           f"{PLAIN_WRITE_FIX}")
+    if isinstance(err, UnsupportedOperationError) or tape.refused is None or not _from_swapped_library(err):
+        return None
+    return _ArrayConversion(f"{tape.refused} (compiled code met it and reported {type(err).__name__}: {err})")
 
 
 def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtype, scalarize: bool) -> list:
@@ -2020,7 +2137,7 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import constructors  # noqa: E402  (it needs Tracer, above)
+from .constructors import constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]

@@ -1,0 +1,193 @@
+"""``scipy.optimize``'s root finders on equations that read traced values: the root as a function
+of those values, by implicit differentiation.
+
+``brentq(lambda z: z**3 - x, 0, 10)`` runs compiled code that asks for ``float()`` of each value
+of the equation, which a trace cannot follow; differentiating the solver's iterations would not
+give the root's derivative anyway (only their limit does). While ``f`` runs on traced arguments
+these functions are replaced on the ``scipy.optimize`` module (see
+:func:`jacc.constructors.swap_during_traces`). The replacement runs SciPy's solver on values
+(:func:`jacc.trace.values_only`: nothing is recorded), then records one Newton step from its root
+z*, with z* constant:
+
+    z* − J⁻¹ · (g(z*) − g(z*)₀),  J = ∂g/∂z at z*,
+
+where g is the equation and g(z*)₀ the value of g(z*) at the traced point. The step is exactly
+zero there, so the value is SciPy's root, and its derivative w.r.t. whatever g reads is
+−J⁻¹ ∂g/∂θ: the implicit function theorem's. J is computed by jacc itself (a Jacobian of g in z
+alone, the traced values held as constants). The root is read at the traced point, so the trace is
+value-dependent (traced-once calls trace again). A root where J is singular has no derivative and
+is refused. Replaced: ``brentq``, ``brenth``, ``ridder``, ``bisect``, ``toms748``, ``newton``,
+``root_scalar``, ``fsolve`` and ``root`` (``jac=`` and ``fprime=`` as SciPy; their values are only
+handed to the solver). As for ``scipy.linalg``, only calls through the module are seen
+(``scipy.optimize.brentq(...)``, ``optimize.brentq(...)``), not a name imported before. A
+function whose own code names one of them is traced with the replacements from its first call;
+one that calls them through a helper meets the solver's refused ``float()`` at its first trace and
+runs again with them (MINPACK prints that refusal once).
+
+>>> import numpy as np, scipy.optimize, jacc
+>>> cube_root = lambda x: scipy.optimize.brentq(lambda z: z**3 - x, 0.0, 10.0)
+>>> J = jacc.jacobian(cube_root)(8.0)  # d(x^(1/3))/dx at 8 = 1/12
+>>> round(float(J), 12)
+0.083333333333
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, swap_during_traces
+from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
+from . import case
+
+
+def _plain(x: Any) -> Any:
+    """A value as SciPy takes it: traced arrays (inside :func:`values_only`) read as values."""
+    if isinstance(x, (tuple, list)):
+        return type(x)(_plain(v) for v in x)
+    return np.asarray(x) if _holds_tracer(x) else x
+
+
+def _on_values(fn: Any) -> Any:
+    """A callable as the solver calls it: its results read as values."""
+    if not callable(fn):
+        return fn
+
+    def plain(*z):
+        return _plain(fn(*z))
+    return plain
+
+
+def _jacobian_at(g: Callable, root: np.ndarray) -> np.ndarray:
+    """∂g/∂z at the root, the traced values g reads held at their values (a trace of its own)."""
+    from ..api import jacobian
+
+    with values_only():
+        return np.asarray(jacobian(g, strategy="forward", compile=False, cache=False)(root), dtype=float)
+
+
+def _implicit(g: Callable, root: Any, what: str) -> Any:
+    """SciPy's ``root`` of ``g`` as a function of the traced values ``g`` reads (see the module's
+    docstring); unchanged where ``g`` reads none."""
+    z = np.asarray(root, dtype=float)
+    r = g(z.copy())
+    if not isinstance(r, Tracer):
+        return root
+    r.tape.note_value_dependence(f"scipy.optimize.{what}'s root at the traced point")
+    if np.shape(r) != z.shape and np.size(r) != z.size:
+        raise ValueError(f"the equation's value has shape {np.shape(r)} where its unknown has shape {z.shape}: "
+                         f"a root needs as many equations as unknowns (scipy.optimize.{what} at {call_site()})")
+    J = _jacobian_at(g, z).reshape(z.size, z.size)
+    try:
+        inv = np.linalg.inv(J)
+    except np.linalg.LinAlgError:
+        inv = None
+    if inv is None or not np.all(np.isfinite(inv)):
+        raise UnsupportedOperationError(
+            f"scipy.optimize.{what} at {call_site()}: the equation's derivative in the unknown is singular at the "
+            "root, so the root has no derivative in what the equation reads (a multiple root?)")
+    step = np.reshape(r - r.value, (z.size,))  # zero at the traced point: the value stays SciPy's root
+    return z - np.reshape(inv @ step, z.shape)
+
+
+def _equation(fn: Callable, extra: Any, first: bool = False) -> Callable:
+    """The equation g(z) = fn(z, *extra) (its first value where ``fn`` also returns a derivative)."""
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    if first:
+        return lambda z: fn(z, *extra)[0]
+    return lambda z: fn(z, *extra)
+
+
+def _solve(original: Callable, what: str, bound: inspect.BoundArguments, fn: str,
+           derivative: str | None) -> tuple[Any, Callable]:
+    """SciPy's ``original`` run on values with the ``bound`` arguments; its result and the equation."""
+    p = bound.arguments
+    g = _equation(p[fn], p.get("args", ()), derivative is not None and p.get(derivative) is True)
+    with values_only():
+        for k, v in p.items():
+            p[k] = _on_values(v) if k in (fn, "fprime", "fprime2", "jac") else _plain(v)
+        return original(*bound.args, **bound.kwargs), g
+
+
+def _scalar(what: str) -> Callable:
+    """brentq, brenth, ridder, bisect, toms748 and newton: the root (and SciPy's results object
+    with ``full_output=True``)."""
+    def run(original, bound):
+        out, g = _solve(original, what, bound, "f" if "f" in bound.arguments else "func", None)
+        if bound.arguments.get("full_output"):
+            root, *rest = out
+            return (_implicit(g, root, what), *rest)
+        return _implicit(g, out, what)
+    return run
+
+
+def _result(what: str, fn: str, field: str, derivative: str) -> Callable:
+    """root_scalar and root: SciPy's results object with the root differentiable."""
+    def run(original, bound):
+        out, g = _solve(original, what, bound, fn, derivative)
+        setattr(out, field, _implicit(g, getattr(out, field), what))
+        return out
+    return run
+
+
+def _fsolve(original, bound):
+    out, g = _solve(original, "fsolve", bound, "func", None)
+    if bound.arguments.get("full_output"):
+        x, *rest = out
+        return (_implicit(g, x, "fsolve"), *rest)
+    return _implicit(g, out, "fsolve")
+
+
+def _replacing(run: Callable) -> Callable[[Callable], Callable]:
+    """A maker for :func:`swap_during_traces`: every call during a trace goes to ``run`` with
+    SciPy's arguments bound by name (the equation may read traced values through its closure,
+    which no argument shows)."""
+    def make(original: Callable) -> Callable:
+        sig = inspect.signature(original)
+
+        def call(*args, **kwargs):
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return run(original, bound)
+        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+        return call
+    return make
+
+
+_REPLACED = {
+    **{n: _scalar(n) for n in ("brentq", "brenth", "ridder", "bisect", "toms748", "newton")},
+    "root_scalar": _result("root_scalar", "f", "root", "fprime"),
+    "root": _result("root", "fun", "x", "jac"),
+    "fsolve": _fsolve,
+}
+
+swap_during_traces("scipy.optimize", {n: _replacing(run) for n, run in _REPLACED.items()}, eager=True)
+
+
+def supported() -> list[str]:
+    """The ``scipy.optimize`` functions a trace records."""
+    return [f"scipy.optimize.{n}" for n in _REPLACED]
+
+
+# -- examples (the coverage page and its tests; central differences of SciPy are the reference) --
+
+def _so():
+    import scipy.optimize as so
+    return so
+
+
+case("scipy.optimize.brentq", lambda xp: lambda x: _so().brentq(lambda z: z**3 + z - x, -10.0, 10.0),
+     lambda r: (np.array(r.uniform(1, 3)),), jax=False, note="implicit differentiation at SciPy's root")
+case("scipy.optimize.newton",
+     lambda xp: lambda x: _so().newton(lambda z, c: np.cos(z) - c * z, np.ones(3), args=(x,)),
+     lambda r: (r.uniform(0.5, 2.0, size=3),), jax=False, note="array x0: elementwise roots")
+case("scipy.optimize.root_scalar",
+     lambda xp: lambda x: _so().root_scalar(lambda z: np.exp(z) - x, bracket=(-5, 5)).root,
+     lambda r: (np.array(r.uniform(1, 3)),), jax=False)
+case("scipy.optimize.fsolve",
+     lambda xp: lambda a, b: _so().fsolve(lambda z: a @ z + 0.1 * z**3 - b, np.zeros(3)),
+     lambda r: (r.normal(size=(3, 3)) + 3 * np.eye(3), r.normal(size=3)), argnums=(0, 1), jax=False)
+case("scipy.optimize.root", lambda xp: lambda x: _so().root(lambda z: np.tanh(z) + z - x, np.zeros(2)).x,
+     lambda r: (r.normal(size=2),), jax=False, note="any method; jac=True or a callable jac only guides the solver")

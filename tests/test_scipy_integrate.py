@@ -1,0 +1,70 @@
+"""scipy.integrate.quad (and dblquad, which calls it) of integrands that read traced values
+(jacc.numpy_api.scipy_integrate): the value is SciPy's, bit for bit; the Jacobian is Leibniz's
+rule, checked against closed forms, also where QUADPACK's own partition would not resolve the
+derivative (an endpoint singularity, a jump); what is not recorded is refused by name."""
+
+import math
+
+import numpy as np
+import pytest
+
+import jacc
+
+si = pytest.importorskip("scipy.integrate")
+
+C = np.array([1.3, 0.7])
+
+# (f of c, its exact Jacobian at C)
+CASES = {
+    "a closure, vectorizable": (
+        lambda c: si.quad(lambda t: c[0] * t**2 + np.sin(c[1] * t), 0, 2)[0],
+        [8 / 3, (2 * C[1] * math.sin(2 * C[1]) - 1 + math.cos(2 * C[1])) / C[1] ** 2]),
+    "args=, written for floats (math, a branch)": (
+        lambda c: si.quad(lambda t, a: math.exp(-t) * (a[0] if t > 1 else a[1]), 0, 3, args=(c,))[0],
+        [math.exp(-1) - math.exp(-3), 1 - math.exp(-1)]),
+    "traced limits": (lambda c: si.quad(lambda t: t**2, c[0], c[1] + 1)[0], [-C[0] ** 2, (C[1] + 1) ** 2]),
+    "the whole line": (lambda c: si.quad(lambda t: np.exp(-c[0] * t * t), -np.inf, np.inf)[0],
+                       [-0.5 * math.sqrt(math.pi) * C[0] ** -1.5, 0.0]),
+    "a half line, traced finite limit": (lambda c: si.quad(lambda t: np.exp(c[0] * t), -np.inf, c[1])[0],
+                                         [math.exp(C[0] * C[1]) * (C[1] / C[0] - 1 / C[0] ** 2),
+                                          math.exp(C[0] * C[1])]),
+    "an endpoint singularity": (lambda c: si.quad(lambda t: t ** (c[0] - 1.5), 0, 1)[0], [-1 / (C[0] - 0.5) ** 2, 0]),
+    "full_output": (lambda c: si.quad(lambda t: c[0] * np.cos(t), 0, 1, full_output=1)[0], [math.sin(1), 0.0]),
+    "points=": (lambda c: si.quad(lambda t: np.abs(t - 0.7) * c[0], 0, 2, points=[0.7])[0], [0.7**2 / 2 + 1.3**2 / 2, 0]),
+    "dblquad, a traced inner limit": (
+        lambda c: si.dblquad(lambda y, x: c[0] * x * y, 0, 1, 0, lambda x: c[1] * x)[0],
+        [C[1] ** 2 / 8, C[0] * C[1] / 4]),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_the_value_is_scipys_and_the_jacobian_leibnizs(name):
+    f, want = CASES[name]
+    g = jacc.trace(f, C)
+    assert np.array_equal(g.evaluate({"c": C})[g.outputs[0]], np.asarray(f(C)))
+    np.testing.assert_allclose(jacc.jacobian(f)(C), want, rtol=1e-8, atol=1e-10)
+    assert g.meta.get("value_dependent")
+
+
+def test_traced_once_calls_integrate_again():
+    f = lambda c: si.quad(lambda t: np.exp(-c[0] * t), 0, np.inf)[0]  # noqa: E731  1/c0
+    jf = jacc.jacobian(f, retrace=False)
+    for c in (C, C + 1.0):
+        np.testing.assert_allclose(jf(c), [-1 / c[0] ** 2, 0.0], rtol=1e-9)
+
+
+def test_an_integrand_that_reads_nothing_traced_is_a_constant():
+    f = lambda c: c * si.quad(lambda t: t, 0, 1)[0]  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(C), 0.5 * np.eye(2), rtol=1e-14)
+
+
+@pytest.mark.parametrize("call, words", [
+    (lambda c: si.quad(lambda t: c[0] * t, 0, 1, weight="cos", wvar=2.0), "weight='cos'.*multiply the integrand"),
+    (lambda c: si.quad(lambda t: c[0] * t, 0, 1, complex_func=True), "complex_func=True"),
+    (lambda c: si.quad(lambda t: c[0] * t, 0, np.inf * c[1]), "infinite limit cannot be traced"),
+    # QUADPACK's extrapolation gets 100·c0; no partition a plain rule can use does
+    (lambda c: si.quad(lambda t: c[0] * t**-0.99, 0, 1)[0], "do not resolve the integrand.*points="),
+])
+def test_what_is_not_recorded_is_refused_by_name(call, words):
+    with pytest.raises((jacc.UnsupportedOperationError, ValueError), match=words):
+        jacc.jacobian(call)(C)
