@@ -1907,12 +1907,20 @@ def implements_ufunc(*names: str) -> Callable:
 def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
-    from .numpy_api import scipy_integrate, scipy_linalg, scipy_optimize, scipy_spatial, scipy_stats, ufuncs
+    from .numpy_api import (
+        scipy_integrate,
+        scipy_interpolate,
+        scipy_linalg,
+        scipy_optimize,
+        scipy_spatial,
+        scipy_stats,
+        ufuncs,
+    )
 
+    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_optimize, scipy_spatial, scipy_stats)
+             for n in m.supported()}
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
-                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | set(scipy_linalg.supported())
-                  | set(scipy_optimize.supported()) | set(scipy_spatial.supported()) | set(scipy_stats.supported())
-                  | set(scipy_integrate.supported()) | set(ufuncs.SWAPPED) | {"vectorize"})
+                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:

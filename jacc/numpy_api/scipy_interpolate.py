@@ -1,0 +1,280 @@
+"""``scipy.interpolate``'s interpolants of traced data: splines, piecewise polynomials and grid
+interpolators are affine in the values they interpolate, so their derivative in the data is a
+constant matrix that SciPy itself computes.
+
+While ``f`` runs on traced arguments ``CubicSpline``, ``make_interp_spline``, ``BSpline``,
+``interp1d``, ``RegularGridInterpolator`` and ``interpn`` are replaced on the
+``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`). Given traced data
+y, the replacement builds SciPy's interpolant of the data's values y₀ and, once per evaluation,
+SciPy's interpolant of the identity matrix (one column per data point) minus that of zeros: the
+matrix M with S(xq; y) = S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y (boundary
+conditions and fill values are its constant part). An evaluation at traced points xq adds the
+interpolant's slope there, S′(xq₀)·(xq − xq₀) (splines and piecewise polynomials; their
+``derivative``, ``antiderivative`` and ``integrate`` work the same way, traced limits included).
+The recorded changes are zero at the traced point, so values are SciPy's, bit for bit. Which
+piece holds xq₀ is read at the traced point, so such a trace is value-dependent.
+
+Knots (``x``, ``t``, grid points) must be constants. Interpolants that are not affine in y
+(``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) are refused by name, as are
+attributes of a traced interpolant other than those above (its coefficients ``.c``).
+
+>>> import numpy as np, scipy.interpolate, jacc
+>>> knots = np.linspace(0.0, 1.0, 6)
+>>> def at_half(y):  # a natural cubic spline through (knots, y), evaluated at 0.5
+...     return scipy.interpolate.CubicSpline(knots, y, bc_type="natural")(0.5)
+>>> J = jacc.jacobian(at_half)(np.sin(knots))
+>>> basis = scipy.interpolate.CubicSpline(knots, np.eye(6), bc_type="natural")(0.5)
+>>> bool(np.allclose(J, basis, rtol=1e-14, atol=1e-15))
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, swap_during_traces
+from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
+from . import case
+from .scipy_optimize import _plain
+
+
+def _refuse(what: str, why: str) -> None:
+    raise UnsupportedOperationError(f"scipy.interpolate.{what} at {call_site()}: {why}")
+
+
+def _constant(what: str, **named: Any) -> None:
+    for name, value in named.items():
+        if _holds_tracer(value):
+            _refuse(what, f"{name} must be constant (only the interpolated values may be traced: the interpolant is "
+                    f"affine in them, not in {name})")
+
+
+class _Traced:
+    """SciPy's interpolant of traced data ``y`` (``make(values, axis)`` builds it; ``axis`` of
+    ``y`` is the one interpolated along, ``points`` the number of its leading axes that index
+    the data points: 1, or a grid's dimension)."""
+
+    def __init__(self, what: str, make: Callable, y: Any, axis: int = 0, points: int = 1,
+                 linear: Callable | None = None):
+        self._what, self._make, self._points = what, make, points
+        self._axis = axis % np.ndim(y) if points == 1 else 0
+        self._change = None
+        if not isinstance(y, Tracer):  # constant data: SciPy's interpolant, for traced points
+            self._plain = make(np.asarray(y, dtype=float), self._axis)
+            return
+        moved = np.moveaxis(y, self._axis, 0) if points == 1 else y
+        n = int(np.prod(np.shape(moved)[:points]))
+        flat = np.reshape(moved, (n,) + np.shape(moved)[points:])
+        self._change = flat - flat.value  # zero at the traced point
+        self._plain = make(np.array(y.value), self._axis)  # (writable: SciPy's RGI takes another path otherwise)
+        unit = np.eye(n).reshape(np.shape(moved)[:points] + (n,))
+        linear = linear or make  # the same interpolant with homogeneous boundary values (its linear part)
+        self._basis, self._zero = linear(unit, 0), linear(np.zeros_like(unit), 0)
+
+    def _spread(self, m: np.ndarray, lead: int) -> Any:
+        """M·(y − y₀) for M of shape Q + (n,) (Q: ``lead`` axes of evaluation points), in SciPy's
+        layout of the result (the points' axes where the data's interpolated axis was)."""
+        out = np.tensordot(m, self._change, axes=([m.ndim - 1], [0]))
+        if self._points == 1 and self._axis:
+            out = np.moveaxis(out, list(range(lead)), list(range(self._axis, self._axis + lead)))
+        return out
+
+    def _slope(self, slope: np.ndarray, xq: Any, xq0: np.ndarray) -> Any:
+        """S′(xq₀)·(xq − xq₀), the change in the evaluation points, broadcast over the data's axes."""
+        shape = (1,) * self._axis + xq0.shape + (1,) * (slope.ndim - self._axis - xq0.ndim)
+        return slope * np.reshape(xq - xq0, shape)
+
+    def __call__(self, x, nu: int = 0, extrapolate: Any = None) -> Any:
+        kwargs = {} if extrapolate is None else {"extrapolate": extrapolate}  # (interp1d takes neither)
+        if nu:
+            kwargs["nu"] = nu
+        with values_only():
+            x0 = np.asarray(_plain(x), dtype=float)
+            value = self._plain(x0, **kwargs)
+            m = None if self._change is None else self._basis(x0, **kwargs) - self._zero(x0, **kwargs)
+        out = value if m is None else value + self._spread(m, x0.ndim)
+        if _holds_tracer(x):
+            if not hasattr(self._plain, "derivative"):
+                _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has "
+                        "not; use CubicSpline or make_interp_spline (or np.interp for linear interpolation)")
+            x = np.asarray(x)
+            x.tape.note_value_dependence(f"scipy.interpolate.{self._what}'s piece at the traced point")
+            slope = self._plain.derivative(nu + 1)(x0)
+            out = out + self._slope(slope, x, x0)
+        return out
+
+    def _derived(self, how: str, nu: int) -> _Traced:
+        made = self._make
+        new = object.__new__(_Traced)
+        new.__dict__.update(self.__dict__)
+        new._make = lambda v, axis: getattr(made(v, axis), how)(nu)
+        new._plain = getattr(self._plain, how)(nu)
+        if self._change is not None:
+            new._basis, new._zero = getattr(self._basis, how)(nu), getattr(self._zero, how)(nu)
+        return new
+
+    def derivative(self, nu: int = 1) -> _Traced:
+        return self._derived("derivative", nu)
+
+    def antiderivative(self, nu: int = 1) -> _Traced:
+        return self._derived("antiderivative", nu)
+
+    def integrate(self, a, b, extrapolate: Any = None) -> Any:
+        with values_only():
+            a0, b0 = float(_plain(a)), float(_plain(b))
+            value = self._plain.integrate(a0, b0, extrapolate=extrapolate)
+            if self._change is not None:
+                ends = (a0, b0)
+                m = self._basis.integrate(*ends, extrapolate=extrapolate) - self._zero.integrate(*ends,
+                                                                                                 extrapolate=extrapolate)
+        out = value if self._change is None else value + self._spread(m, 0)
+        for limit, at, sign in ((b, b0, 1.0), (a, a0, -1.0)):
+            if _holds_tracer(limit):
+                out = out + sign * self._plain(at) * (limit - at)
+        return out
+
+    @property
+    def x(self) -> Any:
+        return self._plain.x
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if self._change is None:  # constant data: SciPy's own attributes
+            return getattr(self._plain, name)
+        _refuse(self._what, f"the attribute .{name} of an interpolant of traced values is not recorded; "
+                "evaluate it (call, derivative, antiderivative, integrate) instead")
+
+
+def _maker(what: str, build: Callable[[Callable, dict], Any], always: bool = False) -> Callable:
+    """A maker for :func:`swap_during_traces`: a call with traced data goes to ``build(original,
+    bound arguments)``, and with ``always`` every call during a trace (its result may be evaluated
+    at traced points), the rest to SciPy."""
+    def make(original: Callable) -> Callable:
+        sig = inspect.signature(original)
+
+        def call(*args, **kwargs):
+            if not (always or any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
+                return original(*args, **kwargs)
+            bound = sig.bind(*args, **kwargs)
+            bound.apply_defaults()
+            return build(original, dict(bound.arguments))
+        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+        return call
+    return make
+
+
+def _homogeneous(bc: Any, shape: tuple) -> Any:
+    """Boundary conditions with their values zero, of the data's trailing ``shape``: (order, value)
+    pairs, as CubicSpline's and make_interp_spline's bc_type hold them."""
+    if isinstance(bc, tuple) and len(bc) == 2 and isinstance(bc[0], (int, np.integer)) and not isinstance(bc[1], str):
+        return (bc[0], np.zeros(shape))
+    if isinstance(bc, (tuple, list)):
+        return type(bc)(_homogeneous(b, shape) for b in bc)
+    return bc
+
+
+def _curve(what: str, data: str, default_axis: int) -> Callable:
+    """CubicSpline, make_interp_spline, BSpline and interp1d: data ``data`` along ``axis``."""
+    def build(original, p):
+        _constant(what, **{k: v for k, v in p.items() if k != data})
+        y = p.pop(data)
+        y = np.asarray(y) if _holds_tracer(y) else y  # (a list of traced values: stacked, by jacc's np.asarray)
+        axis = p.pop("axis", default_axis)
+        bc = p.pop("bc_type", None)
+        extra = {"bc_type": bc} if "bc_type" in inspect.signature(original).parameters else {}
+        linear = None
+        if bc is not None:  # its values (clamped slopes) are the interpolant's constant part
+            def linear(v, ax):
+                trailing = np.shape(v)[:ax] + np.shape(v)[ax + 1:]
+                return original(**{data: v, "axis": ax, "bc_type": _homogeneous(bc, trailing)}, **p)
+        return _Traced(what, lambda v, ax: original(**{data: v, "axis": ax}, **extra, **p), y, axis, linear=linear)
+    return build
+
+
+_EXACT_METHODS = ("linear", "nearest", "slinear")
+
+
+def _exact(what: str, method: str) -> None:
+    if method not in _EXACT_METHODS:
+        _refuse(what, f"method={method!r} solves for its spline iteratively, to a tolerance, so its derivative "
+                "in the values is not recorded; use method='linear', 'nearest' or 'slinear', or make_interp_spline "
+                "along each axis")
+
+
+def _grid(original, p):
+    _constant("RegularGridInterpolator", points=p["points"])
+    _exact("RegularGridInterpolator", p["method"])
+    values = np.asarray(p.pop("values"))
+    dims = len(p["points"])
+    return _Traced("RegularGridInterpolator", lambda v, _: original(values=v, **p), values, points=dims)
+
+
+def _interpn(original, p):
+    points, values, xi = p.pop("points"), p.pop("values"), p.pop("xi")
+    _constant("interpn", points=points, xi=xi)
+    _exact("interpn", p["method"])
+    import scipy.interpolate
+
+    grid = _Traced("interpn", lambda v, _: scipy.interpolate.RegularGridInterpolator(
+        points, v, method=p["method"], bounds_error=p["bounds_error"], fill_value=p["fill_value"]),
+        values, points=len(points))
+    return grid(xi)
+
+
+def _not_affine(what: str) -> Callable:
+    def build(original, p):
+        _refuse(what, "its slopes depend on the values nonlinearly (they are limited or weighted by them), so it is "
+                "not recorded; CubicSpline and make_interp_spline are, exactly")
+    return build
+
+
+_BUILDERS = {
+    "CubicSpline": _curve("CubicSpline", "y", 0),
+    "make_interp_spline": _curve("make_interp_spline", "y", 0),
+    "BSpline": _curve("BSpline", "c", 0),
+    "interp1d": _curve("interp1d", "y", -1),
+    "RegularGridInterpolator": _grid,
+    "interpn": _interpn,
+    "PchipInterpolator": _not_affine("PchipInterpolator"),
+    "Akima1DInterpolator": _not_affine("Akima1DInterpolator"),
+    "UnivariateSpline": _not_affine("UnivariateSpline"),
+}
+
+_SLOPED = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d")  # may be evaluated at traced points
+swap_during_traces("scipy.interpolate", {n: _maker(n, b, n in _SLOPED) for n, b in _BUILDERS.items()}, eager=True)
+
+
+_AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn")
+
+
+def supported() -> list[str]:
+    """The ``scipy.interpolate`` functions a trace records."""
+    return [f"scipy.interpolate.{n}" for n in _AFFINE]
+
+
+# -- examples (the coverage page and its tests; central differences of SciPy are the reference) --
+
+def _sint():
+    import scipy.interpolate as sint
+    return sint
+
+
+_K = np.linspace(0.0, 2.0, 6)
+case("scipy.interpolate.CubicSpline", lambda xp: lambda y, q: _sint().CubicSpline(_K, y)(q),
+     lambda r: (r.normal(size=6), r.uniform(0.1, 1.9, size=3)), argnums=(0, 1), jax=False,
+     note="SciPy's spline of the values plus M·(y − y₀), M from SciPy's spline of the identity; traced points "
+          "add the slope")
+case("scipy.interpolate.CubicSpline",
+     lambda xp: lambda y: _sint().CubicSpline(_K, y, bc_type="clamped").integrate(0.3, 1.7),
+     lambda r: (r.normal(size=(6, 2)),), jax=False, variant="integrate, clamped, 2 columns")
+case("scipy.interpolate.make_interp_spline", lambda xp: lambda y: _sint().make_interp_spline(_K, y, k=3).derivative()(
+     np.array([0.5, 1.5])), lambda r: (r.normal(size=6),), jax=False)
+case("scipy.interpolate.interp1d", lambda xp: lambda y: _sint().interp1d(_K, y, kind="quadratic")(np.array([0.5, 1.1])),
+     lambda r: (r.normal(size=(2, 6)),), jax=False, note="axis=-1 (its default); evaluation points constant")
+case("scipy.interpolate.RegularGridInterpolator",
+     lambda xp: lambda v: _sint().RegularGridInterpolator((_K, _K[:4]), v)(np.array([[0.5, 0.3], [1.5, 1.1]])),
+     lambda r: (r.normal(size=(6, 4)),), jax=False, note="traced grid values; constant query points")

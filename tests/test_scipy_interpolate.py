@@ -1,0 +1,79 @@
+"""scipy.interpolate of traced values (jacc.numpy_api.scipy_interpolate): values are SciPy's, bit
+for bit; the Jacobian in the data is SciPy's own interpolant of the identity (the interpolants are
+affine in the data), in traced evaluation points the interpolant's slope; checked against central
+differences of SciPy, and against closed forms where there is one."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+
+sint = pytest.importorskip("scipy.interpolate")
+
+R = np.random.default_rng(5)
+K = np.linspace(0.0, 2.0, 6)
+Y, Y2, Q = R.normal(size=6), R.normal(size=(6, 3)), np.array([0.3, 1.1, 1.7])
+GRID = (K, K[:3])
+PTS = np.array([[0.5, 0.3], [1.5, 0.7]])
+
+CASES = [
+    ("CubicSpline", lambda y: sint.CubicSpline(K, y)(Q), Y),
+    ("CubicSpline, natural", lambda y: sint.CubicSpline(K, y, bc_type="natural")(Q), Y),
+    ("CubicSpline, clamped to given slopes", lambda y: sint.CubicSpline(K, y, bc_type=((1, 2.0), (2, -1.0)))(Q), Y),
+    ("CubicSpline, columns", lambda y: sint.CubicSpline(K, y)(Q), Y2),
+    ("CubicSpline, axis=1", lambda y: sint.CubicSpline(K, y.T, axis=1)(Q), Y2),
+    ("CubicSpline at traced points", lambda q: sint.CubicSpline(K, Y)(q), Q),
+    ("CubicSpline at traced points, axis=1", lambda q: sint.CubicSpline(K, Y2.T, axis=1)(q), Q),
+    ("CubicSpline, both traced", lambda y: sint.CubicSpline(K, y)(y[:3] ** 2), Y),
+    ("CubicSpline, nu=1", lambda y: sint.CubicSpline(K, y)(Q, 1), Y),
+    ("CubicSpline.derivative", lambda y: sint.CubicSpline(K, y).derivative()(Q), Y),
+    ("CubicSpline.antiderivative", lambda y: sint.CubicSpline(K, y).antiderivative(2)(Q), Y),
+    ("CubicSpline.integrate", lambda y: sint.CubicSpline(K, y).integrate(0.2, 1.3), Y2),
+    ("CubicSpline.integrate, traced limits", lambda q: sint.CubicSpline(K, Y).integrate(q[0], q[2]), Q),
+    ("CubicSpline, extrapolated", lambda y: sint.CubicSpline(K, y)(np.array([2.5, -0.5])), Y),
+    ("make_interp_spline, k=1", lambda y: sint.make_interp_spline(K, y, k=1)(Q), Y),
+    ("make_interp_spline, clamped", lambda y: sint.make_interp_spline(K, y, bc_type=([(1, 0.5)], [(1, -2.0)]))(Q), Y),
+    ("make_interp_spline at traced points", lambda q: sint.make_interp_spline(K, Y)(q), Q),
+    ("BSpline coefficients", lambda c: sint.BSpline(np.r_[[0.0] * 3, K, [2.0] * 3], c, 3)(Q), R.normal(size=8)),
+    ("interp1d", lambda y: sint.interp1d(K, y)(Q), Y),
+    ("interp1d cubic, axis=-1", lambda y: sint.interp1d(K, y.T, kind="cubic")(Q), Y2),
+    ("interp1d with a fill value", lambda y: sint.interp1d(K, y, bounds_error=False, fill_value=3.0)(
+        np.array([0.5, 5.0])), Y),
+    ("RegularGridInterpolator", lambda v: sint.RegularGridInterpolator(GRID, v)(PTS), Y2),
+    ("RegularGridInterpolator slinear", lambda v: sint.RegularGridInterpolator(GRID, v, method="slinear")(PTS), Y2),
+    ("interpn", lambda v: sint.interpn(GRID, v, PTS), Y2),
+]
+
+
+@pytest.mark.parametrize("name, f, x", CASES, ids=[c[0] for c in CASES])
+def test_values_are_scipys_and_jacobians_its_differences(name, f, x):
+    g = jacc.trace(f, x)
+    assert np.array_equal(g.evaluate({g.inputs[0]: x})[g.outputs[0]], np.asarray(f(x)))
+    want = fd_jacobian(f, [x], 0)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), want, atol=1e-8 * max(1.0, np.abs(want).max()))
+
+
+def test_the_jacobian_in_the_data_is_the_spline_of_the_identity_exactly():
+    J = jacc.jacobian(lambda y: sint.CubicSpline(K, y, bc_type="natural")(Q))(Y)
+    np.testing.assert_allclose(J, sint.CubicSpline(K, np.eye(6), bc_type="natural")(Q), rtol=1e-14, atol=1e-15)
+
+
+def test_traced_points_read_their_piece_so_traced_once_calls_trace_again():
+    f = lambda q: sint.CubicSpline(K, Y)(q)  # noqa: E731
+    assert jacc.trace(f, Q).meta.get("value_dependent")
+    jf = jacc.jacobian(f, retrace=False)
+    for q in (Q, Q + 0.2):
+        np.testing.assert_allclose(jf(q), np.diag(sint.CubicSpline(K, Y).derivative()(q)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda y: sint.CubicSpline(K * y[0], y)(Q), "CubicSpline.*x must be constant"),
+    (lambda y: sint.PchipInterpolator(K, y)(Q), "PchipInterpolator.*nonlinearly"),
+    (lambda y: sint.RegularGridInterpolator(GRID, y[:, None] * np.ones(3), method="cubic")(PTS), "iteratively"),
+    (lambda y: sint.interp1d(K, Y)(np.abs(y[:2])), "interp1d.*traced points.*CubicSpline"),
+    (lambda y: sint.CubicSpline(K, y).c, "attribute .c"),
+])
+def test_what_is_not_recorded_is_refused_by_name(f, words):
+    with pytest.raises(jacc.UnsupportedOperationError, match=words):
+        jacc.jacobian(f)(Y)
