@@ -11,9 +11,12 @@ A buffer acts as its plain array (operators, ufuncs, NumPy functions, methods an
 the array) until a traced value is written into it — by item assignment, an in-place operator,
 ``out=``, or a writer such as ``np.copyto``, ``np.fill_diagonal`` or ``np.add.at`` — when it
 becomes a traced array in place (a constant array with the traced entries written in, see
-``Tracer.__setitem__``), so every name for it sees the change, as in NumPy. Plain views handed
-out before that (``row = out[0]``, ``out.T``, ``np.asarray(out)``) could not see it: while one is
-still in use, the write is refused.
+``Tracer.__setitem__``), so every name for it sees the change, as in NumPy. Its views taken by
+indexing or as attributes (``out[i]``, ``for row in out``, ``out.T``) are :class:`_View` objects:
+writes through them go to the buffer (``out[i][j] = x``), and reads through them see its current
+entries, also after it became traced (read afresh at each use). A plain array sharing its memory
+(``np.asarray(out)``) could not see a traced write: while one is still in use, the write is
+refused.
 
 Only calls made by the code of ``f`` are served buffers, and those of the libraries in
 :data:`SERVED_LIBRARIES` (``scipy.integrate``, so ``solve_ivp``'s Runge–Kutta methods trace); other
@@ -47,7 +50,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import trace
-from .constructors import _MADE, _holds_tracer, swap_during_traces
+from .constructors import _MADE, VIEWS, _holds_tracer, swap_during_traces
 from .trace import (
     Tracer,
     UnsupportedOperationError,
@@ -78,6 +81,8 @@ def _plain(obj: Any) -> Any:
     """``obj`` with every buffer in it replaced by its array (lists, tuples and dicts followed)."""
     if type(obj) is Buffer:
         return obj.value
+    if type(obj) is _View:
+        return obj.current()
     if type(obj) in (list, tuple):
         return type(obj)(_plain(o) for o in obj)
     if type(obj) is dict:
@@ -110,6 +115,15 @@ def _element(index: Any, shape: tuple) -> int | None:
     return pos
 
 
+def _basic(index: Any) -> bool:
+    """Whether ``index`` is basic indexing (ints, slices, ``...``, ``None``): NumPy gives a view."""
+    for i in (index if type(index) is tuple else (index,)):
+        if not (i is None or i is Ellipsis or isinstance(i, slice)
+                or (isinstance(i, (int, np.integer)) and not isinstance(i, (bool, np.bool_)))):
+            return False
+    return True
+
+
 def _snapshot(t: Tracer) -> Tracer:
     """Another object for ``t``'s vertex: an in-place change of one (x += 1) leaves the other."""
     return _Num(t.tape, t.name, t.num) if type(t) is _Num else Tracer(t.tape, t.name, t.value)
@@ -123,6 +137,11 @@ def _settling(method: Callable) -> Callable:
     @functools.wraps(method)
     def run(self, *args, **kwargs):
         settle_all((args, kwargs))
+        if type(self) is _View:
+            target = self.resolved() if name != "__array_function__" else self  # (that one resolves itself)
+            if target is not self:  # the buffer's entries it views, once traced
+                return getattr(target, name)(*args, **kwargs)
+            return method(self, *args, **kwargs)
         if type(self) is Buffer and self.tape.held:
             self.settle()
         if type(self) is not Buffer:  # a traced array now: its own method
@@ -211,6 +230,10 @@ class Buffer(_Held):
         if pos is not None:
             held = self.tape.held.get(pos)
             return self.value[index] if held is None else _snapshot(held)
+        if self.tape.held and _basic(index):  # a view (out[i] of out[i][j] = x): nothing placed yet
+            made = self._view(self.value[index])
+            if type(made) is _View:
+                return made
         return self._get(index)
 
     def __setitem__(self, index, value) -> None:
@@ -230,7 +253,21 @@ class Buffer(_Held):
     # -- anything else: the held elements placed first -------------------------------------------
     @_settling
     def _get(self, index):
-        return self._lend(self.value[_plain(index)])
+        return self._view(self.value[_plain(index)])
+
+    def _view(self, r: Any) -> Any:
+        """``r``, a result computed from the buffer's array: a :class:`_View` where it is a view
+        of that array (writes through it reach the buffer), else as :meth:`_lend` keeps it."""
+        base = self.value if type(self) is Buffer else self.base
+        root = self if type(self) is Buffer else self.root
+        if (type(r) is np.ndarray and r.ndim and r.base is not None and base.flags.c_contiguous
+                and np.may_share_memory(r, base) and all(st % base.itemsize == 0 for st in r.strides)):
+            return _View(root, base, r)
+        return self._lend(r)
+
+    def current(self) -> Any:
+        """What the buffer stands for now: its array (a traced buffer is a Tracer)."""
+        return self.value
 
     @_settling
     def _set(self, index, value) -> None:
@@ -254,11 +291,23 @@ class Buffer(_Held):
             outs = out if isinstance(out, tuple) else (out,)
             if method == "__call__" and len(outs) == 1 and outs[0] is self:
                 rest = {k: v for k, v in kwargs.items() if k != "out"}
-                return _take_whole(self, ufunc(*_plain(inputs), **_plain(rest)))
+                result = ufunc(*_plain(inputs), **_plain(rest))
+                if type(self) is _View:
+                    self[...] = result
+                    return self
+                return _take_whole(self, result)
         return self._lend(getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs)))
 
     @_settling
     def __array_function__(self, func, types, args, kwargs):
+        if type(self) is _View and (_holds_tracer((args, kwargs)) or not self.live()):
+            if args and args[0] is self and func in _WRITERS:
+                if func is np.copyto and len(args) == 2 and not kwargs:
+                    self[...] = args[1]
+                    return None
+                _refuse_view_writer(f"np.{func.__name__}")
+            if not self.live():
+                return self.resolved().__array_function__(func, types, args, kwargs)
         if args and args[0] is self and func in _WRITERS and _holds_tracer((args[1:], kwargs)):
             return trace._call(trace._FUNCTIONS[func], f"numpy.{func.__name__}", args, kwargs)
         return self._lend(func(*_plain(args), **_plain(kwargs)))
@@ -280,19 +329,22 @@ class Buffer(_Held):
             return getattr(self, name)  # the traced array's
         attr = getattr(self.value, name)
         if not callable(attr):
-            return self._lend(attr)
+            return self._view(attr)
         handler = trace._METHODS.get(name)
 
         @functools.wraps(attr)
         def method(*args, **kwargs):
             settle_all((args, kwargs))
-            if type(self) is not Buffer:  # (it became traced meanwhile)
+            if type(self) is _View:
+                if not self.live():  # (its buffer became traced meanwhile)
+                    return getattr(self.resolved(), name)(*args, **kwargs)
+            elif type(self) is not Buffer:  # (it became traced meanwhile)
                 return getattr(self, name)(*args, **kwargs)
             if name in _WRITER_METHODS and handler is not None and _holds_tracer((args, kwargs)):
                 return handler(self, *args, **kwargs)
             if name == "copy":
                 return Buffer(attr(*args, **kwargs))
-            return self._lend(attr(*_plain(args), **_plain(kwargs)))
+            return self._view(attr(*_plain(args), **_plain(kwargs)))
         return method
 
     def __copy__(self) -> Any:
@@ -341,6 +393,113 @@ for _op in ("lt", "le", "gt", "ge", "eq", "ne", "format", "contains"):
     setattr(Buffer, f"__{_op}__", _binary(f"__{_op}__"))
 for _op in ("neg", "pos", "abs", "invert", "repr", "str", "bool", "float", "int", "index"):
     setattr(Buffer, f"__{_op}__", _unary(f"__{_op}__"))
+
+class _View(Buffer):
+    """A view of a buffer's array (``row = out[i]``, ``out[i][j] = x``, ``for row in out``,
+    ``out.T``): the plain view while the buffer holds no traced value; after that, the buffer's
+    entries it views, read afresh at each use, as NumPy's views see their base change. Writes go
+    to the buffer, at the entries the view's memory is (``base``: the buffer's array when the view
+    was taken, C-contiguous)."""
+
+    __slots__ = ("root", "base")
+
+    def __init__(self, root: Buffer, base: np.ndarray, value: np.ndarray):
+        self.value, self.name, self.tape = value, None, root.tape
+        self.root, self.base = root, base
+
+    def live(self) -> bool:
+        """Whether the plain view still shows the buffer (it holds no traced value)."""
+        root = self.root
+        return type(root) is Buffer and not root.tape.held and root.value is self.base
+
+    def positions(self) -> np.ndarray:
+        """The flat positions in the buffer of the view's entries."""
+        size = self.base.itemsize
+        at = np.full(self.value.shape, (self.value.__array_interface__["data"][0]
+                                        - self.base.__array_interface__["data"][0]) // size, dtype=np.intp)
+        for axis, (n, stride) in enumerate(zip(self.value.shape, self.value.strides)):
+            at += (np.arange(n) * (stride // size)).reshape((n,) + (1,) * (self.value.ndim - axis - 1))
+        return at
+
+    def _at(self, index: Any = Ellipsis) -> tuple:
+        return np.unravel_index(self.positions()[_plain(index)], self.base.shape)
+
+    def resolved(self) -> Any:
+        """The view itself while live, else the buffer's entries it views (traced)."""
+        return self if self.live() else self.root[self._at()]
+
+    def current(self) -> Any:
+        return self.value if self.live() else self.root[self._at()]
+
+    def __getitem__(self, index):
+        index = _plain(index)
+        if self.live():
+            return self._view(self.value[index])
+        if _basic(index):  # a view of the view (writable, as NumPy's), or one entry
+            sub = self.value[index]
+            if type(sub) is np.ndarray and sub.ndim:
+                return _View(self.root, self.base, sub)
+            return self.root[self._at(index)]  # (held entries are read back, nothing placed)
+        return self.resolved()[index]
+
+    def __setitem__(self, index, value) -> None:
+        if self.live() and not _holds_tracer(value) and type(value) is not _View:
+            self.value[_plain(index)] = _plain(value)  # shared memory: the buffer sees it
+            return
+        if type(value) is _View:
+            value = value.current()
+        root = self.root
+        if isinstance(root, Tracer) and root.tape._pending is not None and value is root.tape._pending[0]:
+            root.tape._pending = None  # v[i] op= y: its write-back, to the buffer's entries here
+        root[self._at(index)] = value
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        if name in _WRITER_METHODS:
+            return functools.partial(_view_writer, self, name)
+        if not self.live():
+            return getattr(self.resolved(), name)
+        return Buffer.__getattr__(self, name)  # (live: no held entries to place)
+
+    def __copy__(self) -> Any:
+        return Buffer(self.value.copy()) if self.live() else trace._copy(self.resolved())
+
+
+def _view_writer(view: _View, name: str, *args, **kwargs) -> Any:
+    """``v.fill(x)``, ``v.sort()``, …: on the buffer's entries (fill), or on the plain view while
+    nothing traced is involved."""
+    if name == "fill" and len(args) == 1 and not kwargs:
+        view[...] = args[0]
+        return None
+    if view.live() and not _holds_tracer((args, kwargs)):
+        return getattr(view.value, name)(*_plain(args), **_plain(kwargs))
+    _refuse_view_writer(f".{name}")
+
+
+def _refuse_view_writer(what: str) -> None:
+    raise UnsupportedOperationError(
+        f"{what} at {call_site()} writes traced values through a view of an array f made, which is followed for "
+        "v[...] = x, v op= x, np.copyto(v, x) and v.fill(x) only; write into the array itself (a[i, :] = ...)")
+
+
+def _view_in_place(dunder: str) -> Callable:
+    """``v op= x`` on a view: the buffer's entries take ``v op x``."""
+    def op(self, other):
+        if self.live() and not _holds_tracer(other) and type(other) is not _View:
+            getattr(self.value, f"__i{dunder}__")(_plain(other))
+        else:
+            self[...] = getattr(self.current(), f"__{dunder}__")(_plain(other))
+        return self
+    op.__name__ = f"__i{dunder}__"
+    return op
+
+
+for _op in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "and", "or", "xor",
+            "lshift", "rshift"):
+    setattr(_View, f"__i{_op}__", _view_in_place(_op))
+VIEWS.add(_View)
+
 
 #: NumPy functions and ndarray methods that write into their first argument, whose traced
 #: handlers (jacc.numpy_api.writes) take a buffer as that argument.

@@ -38,10 +38,16 @@ _lock = threading.Lock()
 _users = [0]
 
 
+#: Types that stand for traced values once their ``live()`` is false (jacc.buffers' views).
+VIEWS: set[type] = set()
+
+
 def _holds_tracer(obj: Any) -> bool:
     """Whether ``obj`` is a traced array or a list, tuple or dict holding one."""
     if isinstance(obj, Tracer):
         return True
+    if type(obj) in VIEWS:
+        return not obj.live()
     if isinstance(obj, dict):
         obj = obj.values()
     elif not isinstance(obj, (list, tuple)):

@@ -436,6 +436,8 @@ class Tape:
         for a in args:
             if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
                 _settle(a)  # a jacc.buffers.Buffer: traced once its held elements are placed
+                if not isinstance(a, Tracer):
+                    a = a.current()  # its array, or a view's entries
             if isinstance(a, Tracer) and a.tape.paused:
                 a = a.value  # an outer trace's value, inside its values_only() (a constant here)
             if isinstance(a, Tracer):
@@ -719,6 +721,8 @@ class Tape:
         seen: set[str] = set()
         names = []
         for k, r in enumerate(outs):
+            if type(r) in VIEWS:  # a view of an array f made: the entries it shows
+                r = r.current()
             if not isinstance(r, Tracer):
                 try:
                     val = np.asarray(r, dtype=float)
@@ -802,6 +806,8 @@ def _plain_step(op: str, args: list, params: dict) -> Any:
     for a in args:
         if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
             _settle(a)
+            if not isinstance(a, Tracer):
+                a = a.current()
         if isinstance(a, Tracer):
             if not a.tape.paused:
                 live = a.tape
@@ -1126,6 +1132,9 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
     if method != "at" and len(outs) == 1 and isinstance(outs[0], _Held):
         a = outs[0]
+        if type(a) in VIEWS:  # a view of a buffer: the buffer's entries take the result
+            a[...] = getattr(ufunc, method)(*inputs, **kwargs)
+            return a
         if isinstance(a, Tracer):
             _writable(a, f"{what}(..., out=a)", "write a = ... (a new array)", "write a = ... (a new array)")
         return _take_whole(a, getattr(ufunc, method)(*inputs, **kwargs))
@@ -1232,9 +1241,12 @@ class Tracer(_Held):
             raise UnsupportedOperationError(
                 f"x[...] = ... at {call_site()} writes into a traced array while only values are computed (a "
                 "solver's iterations); write into a copy (y = x.copy(); y[...] = ...)")
-        _writable(self, "x[...] = ...", "assign into the array it views (a[1:3] = ... rather than v = a[1:3]; "
+        _writable(self, "x[...] = ...", "assign into the array it views (a[i, j] = ... rather than a[i][j] = ..., "
+                  "a[1:3] = ... rather than v = a[1:3]; "
                   "v[...] = ...), or into a copy (v = v.copy())", "assign into a copy (y = x.copy(); y[...] = ...), "
                   "or build the changed array with np.where(mask, new, x)")
+        if type(value) in VIEWS:  # a view of an array f made: the entries it shows
+            value = value.current()
         pending = self.tape._pending
         if pending is not None:
             if value is not pending[0] or self.name != pending[1]:
@@ -2145,7 +2157,7 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
+from .constructors import VIEWS, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]
