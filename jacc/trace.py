@@ -1923,14 +1923,15 @@ def supported_functions() -> list[str]:
         scipy_integrate,
         scipy_interpolate,
         scipy_linalg,
+        scipy_ndimage,
         scipy_optimize,
         scipy_spatial,
         scipy_stats,
         ufuncs,
     )
 
-    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_optimize, scipy_spatial, scipy_stats)
-             for n in m.supported()}
+    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize,
+                         scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | {"vectorize"})
 
