@@ -36,10 +36,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
-from .scipy_optimize import _equation, _on_values, _plain, _replacing
+from .scipy_optimize import _equation, _on_values, _plain
 
 _NODES, _WEIGHTS = np.polynomial.legendre.leggauss(21)
 
@@ -173,7 +173,7 @@ def _change(h: _Integrand, a: Any, b: Any, info: dict, value: float, tol: float)
     return sum(terms[1:], terms[0])
 
 
-_QUAD = {"quad": _replacing(_quad)}
+_QUAD = {"quad": replacement(_quad, always=True)}  # (the integrand may read traced values)
 # SciPy's nquad (so dblquad and tplquad) calls quad by its module's own name
 swap_during_traces("scipy.integrate", _QUAD, eager=True)
 swap_during_traces("scipy.integrate._quadpack_py", _QUAD)

@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
 from .scipy_optimize import _plain
@@ -149,24 +149,6 @@ class _Traced:
                 "evaluate it (call, derivative, antiderivative, integrate) instead")
 
 
-def _maker(what: str, build: Callable[[Callable, dict], Any], always: bool = False) -> Callable:
-    """A maker for :func:`swap_during_traces`: a call with traced data goes to ``build(original,
-    bound arguments)``, and with ``always`` every call during a trace (its result may be evaluated
-    at traced points), the rest to SciPy."""
-    def make(original: Callable) -> Callable:
-        sig = inspect.signature(original)
-
-        def call(*args, **kwargs):
-            if not (always or any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
-                return original(*args, **kwargs)
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return build(original, dict(bound.arguments))
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
-
-
 def _homogeneous(bc: Any, shape: tuple) -> Any:
     """Boundary conditions with their values zero, of the data's trailing ``shape``: (order, value)
     pairs, as CubicSpline's and make_interp_spline's bc_type hold them."""
@@ -245,7 +227,8 @@ _BUILDERS = {
 }
 
 _SLOPED = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d")  # may be evaluated at traced points
-swap_during_traces("scipy.interpolate", {n: _maker(n, b, n in _SLOPED) for n, b in _BUILDERS.items()}, eager=True)
+swap_during_traces("scipy.interpolate", {n: replacement(lambda o, bound, b=b: b(o, dict(bound.arguments)), n in _SLOPED)
+                                         for n, b in _BUILDERS.items()}, eager=True)
 
 
 _AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn")

@@ -15,14 +15,13 @@ QR, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
 
 from __future__ import annotations
 
-import inspect
 import math
 import warnings
 from typing import Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import UnsupportedOperationError, call_site
 from . import case
 from .gathers import _value
@@ -30,20 +29,8 @@ from .linalg import _symmetric_read, triangular_solve
 
 
 def _swapped(impl: Callable) -> Callable[[Callable], Callable]:
-    """A maker for :func:`swap_during_traces`: calls with a traced argument go to ``impl`` with
-    SciPy's own arguments bound by name (defaults filled in), the rest to SciPy."""
-    def make(original: Callable) -> Callable:
-        sig = inspect.signature(original)
-
-        def call(*args, **kwargs):
-            if not (any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
-                return original(*args, **kwargs)
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return impl(**bound.arguments)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
+    """Calls with a traced argument go to ``impl`` with SciPy's arguments by name (defaults filled in)."""
+    return replacement(lambda original, bound: impl(**bound.arguments))
 
 
 def _refuse(what: str, why: str) -> None:

@@ -23,12 +23,11 @@ True
 
 from __future__ import annotations
 
-import inspect
 from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import UnsupportedOperationError, call_site
 from . import case
 
@@ -212,27 +211,16 @@ def _laplace(original, p):
     return out
 
 
-def _replacing(what: str, run: Callable) -> Callable[[Callable], Callable]:
-    """A maker for :func:`swap_during_traces`: a call with a traced argument goes to ``run`` with
-    SciPy's arguments bound by name, the rest to SciPy."""
-    def make(original: Callable) -> Callable:
-        sig = inspect.signature(original)
-
-        def call(*args, **kwargs):
-            if not (any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
-                return original(*args, **kwargs)
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            p = dict(bound.arguments)
-            _check(what, p)
-            for name in ("sigma", "size", "origin", "truncate", "radius", "order", "cval"):
-                if _holds_tracer(p.get(name)):
-                    _refuse(what, f"{name} must be a constant (only the input, and correlate's weights, may be "
-                            "traced)")
-            return run(original, p)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
+def _checked(what: str, run: Callable) -> Callable:
+    """``run`` with SciPy's arguments by name, after refusing what is not recorded."""
+    def checked(original, bound):
+        p = dict(bound.arguments)
+        _check(what, p)
+        for name in ("sigma", "size", "origin", "truncate", "radius", "order", "cval"):
+            if _holds_tracer(p.get(name)):
+                _refuse(what, f"{name} must be a constant (only the input, and correlate's weights, may be traced)")
+        return run(original, p)
+    return checked
 
 
 _FILTERS = {
@@ -241,7 +229,7 @@ _FILTERS = {
     "uniform_filter1d": _uniform_filter1d, "uniform_filter": _uniform_filter,
     "sobel": _edges([1.0, 2.0, 1.0]), "prewitt": _edges([1.0, 1.0, 1.0]), "laplace": _laplace,
 }
-swap_during_traces("scipy.ndimage", {n: _replacing(n, run) for n, run in _FILTERS.items()}, eager=True)
+swap_during_traces("scipy.ndimage", {n: replacement(_checked(n, run)) for n, run in _FILTERS.items()}, eager=True)
 
 
 def supported() -> list[str]:

@@ -38,7 +38,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
 
@@ -140,22 +140,6 @@ def _fsolve(original, bound):
     return _implicit(g, out, "fsolve")
 
 
-def _replacing(run: Callable) -> Callable[[Callable], Callable]:
-    """A maker for :func:`swap_during_traces`: every call during a trace goes to ``run`` with
-    SciPy's arguments bound by name (the equation may read traced values through its closure,
-    which no argument shows)."""
-    def make(original: Callable) -> Callable:
-        sig = inspect.signature(original)
-
-        def call(*args, **kwargs):
-            bound = sig.bind(*args, **kwargs)
-            bound.apply_defaults()
-            return run(original, bound)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
-
-
 _REPLACED = {
     **{n: _scalar(n) for n in ("brentq", "brenth", "ridder", "bisect", "toms748", "newton")},
     "root_scalar": _result("root_scalar", "f", "root", "fprime"),
@@ -163,7 +147,8 @@ _REPLACED = {
     "fsolve": _fsolve,
 }
 
-swap_during_traces("scipy.optimize", {n: _replacing(run) for n, run in _REPLACED.items()}, eager=True)
+# (every call: the equation's closure may hold traced values that no argument shows)
+swap_during_traces("scipy.optimize", {n: replacement(run, always=True) for n, run in _REPLACED.items()}, eager=True)
 
 
 def supported() -> list[str]:
