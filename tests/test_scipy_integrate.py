@@ -68,3 +68,17 @@ def test_an_integrand_that_reads_nothing_traced_is_a_constant():
 def test_what_is_not_recorded_is_refused_by_name(call, words):
     with pytest.raises((jacc.UnsupportedOperationError, ValueError), match=words):
         jacc.jacobian(call)(C)
+
+
+def test_a_derivative_rougher_than_the_integrand_is_resolved_too():
+    """∫ S(t)² of a cubic spline through traced values: the derivative's integrand 2·S·Bᵢ has the
+    basis functions' kinks, which a partition fitted to S² alone resolves only to about the value's
+    tolerance; jacc refines to a thousandth of it. Exact: 2·G·y with G = ∫ Bᵢ Bⱼ."""
+    sint = pytest.importorskip("scipy.interpolate")
+    knots = np.linspace(0.0, 3.0, 7)
+    y = np.sin(knots) + 1.0
+    J = jacc.jacobian(lambda y: si.quad(lambda t: sint.CubicSpline(knots, y)(t) ** 2, 0, 3)[0])(y)
+    basis = sint.CubicSpline(knots, np.eye(7))
+    G = np.array([[si.quad(lambda t: basis(t)[i] * basis(t)[j], 0, 3, points=knots[1:-1], epsabs=1e-14,
+                           epsrel=1e-14)[0] for j in range(7)] for i in range(7)])
+    np.testing.assert_allclose(J, 2 * G @ y, rtol=0, atol=2e-8 * np.abs(J).max())

@@ -11,10 +11,12 @@ Gauss–Legendre rule of the integrand's change from the traced point,
 
 with I₀ SciPy's value. The recorded terms are exactly zero at the traced point, so the value is
 SciPy's, bit for bit; the derivative is ∫ ∂g/∂θ (Leibniz's rule, with the limits' terms) by a rule
-of degree 41. Its subintervals are QUADPACK's, bisected (on values) until the rule gives SciPy's
-value to the requested tolerance: QUADPACK's extrapolation can make a coarse partition accurate
-(an endpoint singularity, a jump), which a plain rule on it is not. So the derivative is about as
-accurate as the value; where 400 subintervals do not get there, the call is refused. Infinite
+of degree 41. Its subintervals are QUADPACK's, bisected (on values) until the rule agrees with
+itself on their halves to a thousandth of the requested tolerance: QUADPACK's extrapolation can
+make a coarse partition accurate (an endpoint singularity, a jump), which a plain rule on it is
+not, and the derivative's integrand may be rougher than the integrand. So the derivative is about
+as accurate as the value, usually more; where 400 subintervals do not get the rule to the
+requested tolerance, the call is refused. Infinite
 limits use QUADPACK's substitution x = a + (1 − s)/s on s ∈ (0, 1]. The integrand is sampled with
 one call on the array of nodes where that gives what calling it node by node gives (checked on
 values), else node by node (a larger graph). The partition is read at the traced point, so the
@@ -103,8 +105,9 @@ class _Integrand:
 
 def _partition(h: _Integrand, info: dict, value: float, tol: float, limit: int = 400) -> np.ndarray:
     """Subintervals on which the Gauss–Legendre rule agrees with itself on their halves to
-    ``tol``/100 (the derivative's integrand is usually rougher than the integrand: t^c at 0 has
-    t^c·log t): QUADPACK's, bisected where needed. QUADPACK may end with a partition that its
+    ``tol``/1000 (the derivative's integrand may be rougher than the integrand: t^c at 0 has
+    t^c·log t, a spline's square has its basis functions' kinks): QUADPACK's, bisected where
+    needed. QUADPACK may end with a partition that its
     extrapolation, not its rule, makes accurate (an endpoint singularity, a jump)."""
     last = int(info["last"])
     ends = np.stack([np.asarray(info["alist"][:last], float), np.asarray(info["blist"][:last], float)], 1)
@@ -114,9 +117,9 @@ def _partition(h: _Integrand, info: dict, value: float, tol: float, limit: int =
         halves = h.rule(np.concatenate([ends[:, 0], mid]), np.concatenate([mid, ends[:, 1]]))
         halves = halves[:len(ends)] + halves[len(ends):]
         errors = np.abs(whole - halves)
-        if errors.sum() <= tol / 100 or len(ends) >= limit:
+        if errors.sum() <= tol * 1e-3 or len(ends) >= limit:
             break
-        split = errors > max(tol / 100 / len(ends), errors.max() / 8)
+        split = errors > max(tol * 1e-3 / len(ends), errors.max() / 8)
         ends = np.concatenate([ends[~split], np.stack([ends[split, 0], mid[split]], 1),
                                np.stack([mid[split], ends[split, 1]], 1)])
     if errors.sum() > tol or abs(halves.sum() - value) > 10 * tol + errors.sum():
