@@ -225,7 +225,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta",
                                         "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv", "chdtri",
                                         "stdtrit", "binom", "powm1", "boxcox", "boxcox1p", "inv_boxcox",
-                                        "inv_boxcox1p")}}
+                                        "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve")}}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

@@ -244,6 +244,17 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "gammainccinv": ("gammainccinv(a, b)", (CONSTANT, ("out", "-1.0 / gammadensity(a, y)"))),
     "chdtri": ("chdtri(a, b)", (CONSTANT, ("out", "-2.0 / gammadensity(0.5 * a, 0.5 * y)"))),  # of chdtrc
     "stdtrit": ("stdtrit(a, b)", (CONSTANT, ("out", "1.0 / tdensity(a, y)"))),
+    # Bessel functions of a constant real order a at b, and their exponentially scaled forms
+    # (jve, yve equal jv, yv at real b; ive = iv·e^(−|b|), kve = kv·e^b): the recurrences
+    # J′ = (J_{a−1} − J_{a+1})/2, Y likewise, I′ = (I_{a−1} + I_{a+1})/2, K′ = −(K_{a−1} + K_{a+1})/2
+    "jv": ("jv(a, b)", (CONSTANT, ("out", "0.5 * (jv(a - 1.0, b) - jv(a + 1.0, b))"))),
+    "yv": ("yv(a, b)", (CONSTANT, ("out", "0.5 * (yv(a - 1.0, b) - yv(a + 1.0, b))"))),
+    "iv": ("iv(a, b)", (CONSTANT, ("out", "0.5 * (iv(a - 1.0, b) + iv(a + 1.0, b))"))),
+    "kv": ("kv(a, b)", (CONSTANT, ("out", "-0.5 * (kv(a - 1.0, b) + kv(a + 1.0, b))"))),
+    "jve": ("jve(a, b)", (CONSTANT, ("out", "0.5 * (jve(a - 1.0, b) - jve(a + 1.0, b))"))),
+    "yve": ("yve(a, b)", (CONSTANT, ("out", "0.5 * (yve(a - 1.0, b) - yve(a + 1.0, b))"))),
+    "ive": ("ive(a, b)", (CONSTANT, ("out", "0.5 * (ive(a - 1.0, b) + ive(a + 1.0, b)) - sign(b) * y"))),
+    "kve": ("kve(a, b)", (CONSTANT, ("out", "y - 0.5 * (kve(a - 1.0, b) + kve(a + 1.0, b))"))),
     # binomial coefficient Γ(a + 1)/(Γ(b + 1)·Γ(a − b + 1)) of real a, b
     "binom": ("binom(a, b)", (("out", "y * (digamma(a + 1.0) - digamma(a - b + 1.0))"),
                               ("out", "y * (digamma(a - b + 1.0) - digamma(b + 1.0))"))),
@@ -441,7 +452,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "y0", "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber",
                                            "beta", "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv",
                                            "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
-                                           "inv_boxcox", "inv_boxcox1p")},
+                                           "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve",
+                                           "ive", "kve")},
                "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
                "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}
 

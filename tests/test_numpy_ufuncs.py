@@ -401,3 +401,17 @@ def test_distribution_functions_take_a_traced_point_and_a_constant_shape_paramet
          "nodes": [{"name": "y", "op": "gammainc", "args": ["a", "x"]}], "outputs": ["y"]}  # a graph file
     with pytest.raises(jacc.GraphError, match="node 'y' \\(gammainc\\): argument 0 \\('a'\\) must be a constant"):
         jacc.Graph.from_dict(g)
+
+
+def test_bessel_functions_of_a_constant_order_have_the_closed_form_slopes():
+    """J₀′ = −J₁, Y₀′ = −Y₁, I₀′ = I₁, K₀′ = −K₁; the scaled forms: (I₀e^(−|x|))′ = (I₁ − sign(x) I₀)e^(−|x|),
+    (K₀eˣ)′ = (K₀ − K₁)eˣ. The order itself is refused as a traced argument."""
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.4, 1.3, 3.7, 8.2])
+    for f, slope in [(lambda x: sp.jv(0.0, x), -sp.j1(x)), (lambda x: sp.yv(0.0, x), -sp.y1(x)),
+                     (lambda x: sp.iv(0.0, x), sp.i1(x)), (lambda x: sp.kv(0.0, x), -sp.k1(x)),
+                     (lambda x: sp.ive(0.0, x), sp.i1e(x) - sp.i0e(x)),
+                     (lambda x: sp.kve(0.0, x), sp.k0e(x) - sp.k1e(x))]:
+        np.testing.assert_allclose(np.diag(jacc.jacobian(f)(x)), slope, rtol=1e-13, atol=1e-15)
+    with pytest.raises(jacc.UnsupportedOperationError, match="jv.*order"):
+        jacc.jacobian(lambda v: sp.jv(v, 1.0))(np.array([1.0]))

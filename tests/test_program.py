@@ -523,7 +523,7 @@ def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
 
 @pytest.mark.slow  # ~1 min: every example lowered and jitted
 def test_every_numpy_example_lowers_to_jax_but_eigh_and_gammaln():
-    """docs/execution.md quotes 702 of 713; a mapping lost shows here."""
+    """docs/execution.md quotes 702 of 721; a mapping lost shows here."""
     pytest.importorskip("jax")
     refused = []
     for c in CASES:

@@ -350,6 +350,9 @@ if importlib.util.find_spec("scipy") is not None:
                   "in the point; the shape parameter must be a constant", jax=_n.startswith("gamma"))
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
               "in the point; the order n must be a constant")
+    for _n in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve"):
+        _in_point(_n, lambda r: (np.array([[0.0], [1.0], [2.5]]), _pos(r, (5,)) * 4.0 + 0.2),
+                  "in the point, by the order recurrence; the order must be a constant", jax=False)
     _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
               "in the point; the degrees of freedom must be a constant", jax=False)
     for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
