@@ -218,7 +218,8 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
               **{n: _scipy(n) for n in ("betaln", "poch", "gammainc", "gammaincc", "chdtr", "chdtrc", "stdtr",
                                         "kl_div", "huber", "pseudo_huber", "beta", "polygamma", "gammaincinv",
                                         "gammainccinv", "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
-                                        "inv_boxcox", "inv_boxcox1p")}}
+                                        "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive",
+                                        "kve")}}
 _POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]
 
 
