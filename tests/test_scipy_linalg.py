@@ -66,6 +66,8 @@ CASES = [
     ("lu_solve, traced right-hand side", lambda a: sl.lu_solve(sl.lu_factor(G), a), G),
     ("lu: p, l, u", lambda a: np.stack(sl.lu(a)), G),
     ("lu: permute_l", lambda a: sl.lu(a, permute_l=True)[0], G),
+    ("polar (U, then P)", lambda a: np.concatenate(sl.polar(a)), T),
+    ("polar, side='left'", lambda a: sl.polar(a, side="left")[1], T.T.copy()),
     ("lu: p_indices", lambda a: sl.lu(a, p_indices=True)[1][sl.lu(a, p_indices=True)[0]], G),
 ]
 

@@ -1,7 +1,7 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
-eigh, QR, SVD, norm, lstsq, pinv, the matrix exponential and square root, Sylvester and Lyapunov
-equations and the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy
-functions that compute the same thing.
+eigh, QR, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential and square root,
+Sylvester and Lyapunov equations and the special matrices (toeplitz, hankel, circulant,
+block_diag), recorded as the NumPy functions that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -324,6 +324,19 @@ def _lu(a, permute_l, p_indices, **_):
     return np.eye(len(p))[back], low, up
 
 
+def _polar(a, side, **_):
+    """A = U·P (side 'right') or P·U ('left') from the SVD A = W·Σ·Vᵀ: U = W·Vᵀ, P = V·Σ·Vᵀ or
+    W·Σ·Wᵀ, as SciPy computes them; differentiable where the singular values are distinct."""
+    if side not in ("right", "left"):
+        raise ValueError(f"side must be 'right' or 'left', not {side!r} (scipy.linalg.polar at {call_site()})")
+    if np.ndim(a) != 2:
+        raise ValueError(f"expected a matrix, got shape {np.shape(a)} (scipy.linalg.polar at {call_site()})")
+    w, s, vh = np.linalg.svd(a, full_matrices=False)
+    if side == "right":
+        return w @ vh, (np.transpose(vh) * s) @ vh
+    return w @ vh, (w * s) @ np.transpose(w)
+
+
 def _toeplitz(c, r, **_):
     c = np.ravel(c)
     r = c.conjugate() if r is None else np.ravel(r)
@@ -376,7 +389,7 @@ _IMPLEMENTED = {
     "circulant": _circulant, "block_diag": _block_diag, "solve_sylvester": _solve_sylvester,
     "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
     "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
-    "lu_factor": _lu_factor, "lu_solve": _lu_solve, "lu": _lu,
+    "lu_factor": _lu_factor, "lu_solve": _lu_solve, "lu": _lu, "polar": _polar,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
     "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
@@ -449,6 +462,11 @@ case("scipy.linalg.lu_solve", lambda xp: lambda lu, b: _sl(xp).lu_solve((lu, _PI
      lambda r: (_x(r, (4, 4)) + 4 * np.eye(4), _x(r)), argnums=(0, 1), note="of any factors: triangular solves")
 case("scipy.linalg.lu", lambda xp: lambda a: _sl(xp).lu(a)[1] + _sl(xp).lu(a)[2], lambda r: (_x(r, (4, 4)),),
      note="p, l, u; permute_l= and p_indices= as SciPy")
+case("scipy.linalg.polar", lambda xp: lambda a: xp.concatenate(_sl(xp).polar(a)), lambda r: (_x(r, (4, 3)),),
+     jax=False, note="U and P from the SVD, as SciPy; distinct singular values (JAX's QDWH iteration has no "
+                     "reverse-mode derivative)")
+case("scipy.linalg.polar", lambda xp: lambda a: _sl(xp).polar(a, side="left")[1], lambda r: (_x(r, (3, 4)),),
+     variant="side='left'", jax=False)
 case("scipy.linalg.toeplitz", lambda xp: lambda c, r: _sl(xp).toeplitz(c, r), lambda r: (_x(r, (3,)), _x(r)),
      argnums=(0, 1))
 case("scipy.linalg.hankel", lambda xp: lambda c, r: _sl(xp).hankel(c, r), lambda r: (_x(r, (3,)), _x(r)),
