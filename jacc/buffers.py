@@ -424,12 +424,13 @@ class _View(Buffer):
     def _at(self, index: Any = Ellipsis) -> tuple:
         return np.unravel_index(self.positions()[_plain(index)], self.base.shape)
 
-    def resolved(self) -> Any:
-        """The view itself while live, else the buffer's entries it views (traced)."""
-        return self if self.live() else self.root[self._at()]
-
     def current(self) -> Any:
+        """The plain view while live, else the buffer's entries it views (traced)."""
         return self.value if self.live() else self.root[self._at()]
+
+    def resolved(self) -> Any:
+        """The view itself while live, else :meth:`current`."""
+        return self if self.live() else self.current()
 
     def __getitem__(self, index):
         index = _plain(index)

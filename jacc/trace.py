@@ -435,9 +435,7 @@ class Tape:
         gargs = []
         for a in args:
             if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
-                _settle(a)  # a jacc.buffers.Buffer: traced once its held elements are placed
-                if not isinstance(a, Tracer):
-                    a = a.current()  # its array, or a view's entries
+                a = _unheld(a)
             if isinstance(a, Tracer) and a.tape.paused:
                 a = a.value  # an outer trace's value, inside its values_only() (a constant here)
             if isinstance(a, Tracer):
@@ -805,9 +803,7 @@ def _plain_step(op: str, args: list, params: dict) -> Any:
     vals, live = [], None
     for a in args:
         if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
-            _settle(a)
-            if not isinstance(a, Tracer):
-                a = a.current()
+            a = _unheld(a)
         if isinstance(a, Tracer):
             if not a.tape.paused:
                 live = a.tape
@@ -1174,6 +1170,13 @@ def _settle(args: Any) -> None:
     from .buffers import settle_all
 
     settle_all(args)
+
+
+def _unheld(a: Any) -> Any:
+    """What a jacc.buffers.Buffer argument stands for: the traced array it became once its held
+    elements are placed, else its array (a view: the entries it shows)."""
+    _settle(a)
+    return a if isinstance(a, Tracer) else a.current()
 
 
 class Tracer(_Held):
@@ -2049,12 +2052,10 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 raise
             more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
             if swaps and not more and not unseen_imports():  # final: the public error, not the retry's marker
-                if type(e) in (_ArrayConversion, _PlainWrite, _FloatConversion):
-                    cause = None if e is err or isinstance(err, ValueError) else err
-                    raise UnsupportedOperationError(str(e)) from cause
-                if e is err:
+                if isinstance(e, _UnsupportedAttribute):  # (raised as it is: also an AttributeError)
                     raise
-                raise e from None if isinstance(err, ValueError) else err
+                cause = None if e is err or isinstance(err, ValueError) else err
+                raise UnsupportedOperationError(str(e)) from cause
             _NEEDS_SWAPS.add(key)
             swaps = True
             if more:
@@ -2081,8 +2082,6 @@ def _from_swapped_library(err: Exception) -> bool:
     """Whether ``err`` passed through a package other than NumPy that jacc replaces functions of
     (SciPy): its compiled code, meeting a refused conversion, reports an error of its own, or
     leaves ours set for the next Python call to find (a SystemError anywhere below it)."""
-    from .constructors import _SWAPS
-
     roots = {m.split(".", 1)[0] for m in _SWAPS} - {"numpy"}
     tb = err.__traceback__
     while tb is not None:
@@ -2158,7 +2157,7 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import VIEWS, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
+from .constructors import _SWAPS, VIEWS, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]
