@@ -69,6 +69,18 @@ CASES = [
     ("polar (U, then P)", lambda a: np.concatenate(sl.polar(a)), T),
     ("polar, side='left'", lambda a: sl.polar(a, side="left")[1], T.T.copy()),
     ("lu: p_indices", lambda a: sl.lu(a, p_indices=True)[1][sl.lu(a, p_indices=True)[0]], G),
+    ("cosm", lambda a: sl.cosm(a), A),
+    ("sinm", lambda a: sl.sinm(a), 2.0 * A),
+    ("tanm", lambda a: sl.tanm(0.5 * a), A),
+    ("coshm", lambda a: sl.coshm(a), A),
+    ("sinhm", lambda a: sl.sinhm(a), A),
+    ("tanhm", lambda a: sl.tanhm(a), A),
+    ("expm_frechet, w.r.t. A", lambda a: np.stack(sl.expm_frechet(a, S)), A),
+    ("expm_frechet, w.r.t. E", lambda a: sl.expm_frechet(A, a, compute_expm=False), G),
+    ("logm", lambda a: sl.logm(a), A),
+    ("logm, not diagonalizable by a real basis", lambda a: sl.logm(a), np.array([[1.0, 2.0], [-2.0, 1.0]])),
+    ("fractional_matrix_power", lambda a: sl.fractional_matrix_power(a, 0.37), A),
+    ("fractional_matrix_power, integer", lambda a: sl.fractional_matrix_power(a, -2), A),
 ]
 
 
@@ -111,7 +123,9 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
     (lambda a: sl.lu_factor(a - a), "lu_factor.*singular"),
     (lambda a: sl.lu_solve((a, np.arange(4) + 0 * a[0]), B), "lu_solve.*pivots"),
     (lambda a: sl.sqrtm(-a @ a.T), "scipy.linalg.sqrtm.*complex"),
-    (lambda a: sl.logm(a @ a.T), "scipy.linalg.logm.*eigh"),
+    (lambda a: sl.logm(-a @ a.T), "scipy.linalg.logm.*negative real eigenvalue.*complex"),
+    (lambda a: sl.fractional_matrix_power(-a @ a.T, 0.5), "fractional_matrix_power.*complex"),
+    (lambda a: sl.fractional_matrix_power(a, a[0, 0]), "fractional_matrix_power.*power t must be a constant"),
     (lambda a: sl.eig(a)[0].real, "scipy.linalg.eig.*np.linalg.eig"),
     (lambda a: sl.eigh(a, np.eye(4))[0], "generalized eigenproblem"),
     (lambda a: sl.qr(a, pivoting=True)[0], "pivoting=True"),
@@ -122,6 +136,15 @@ def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:
         jacc.trace(f, A)
     assert "test_scipy_linalg.py" in str(e.value)
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda a: sl.expm_frechet(a, a[:2]), "E must have A's shape \\(4, 4\\), got \\(2, 4\\).*expm_frechet"),
+    (lambda a: sl.cosm(a[:2]), "A must be a square matrix.*cosm"),
+])
+def test_bad_shapes_are_named(f, words):
+    with pytest.raises(ValueError, match=words):
+        jacc.trace(f, A)
 
 
 def test_supported_functions_lists_them():

@@ -1,7 +1,8 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
-eigh, QR, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential and square root,
-Sylvester and Lyapunov equations and the special matrices (toeplitz, hankel, circulant,
-block_diag), recorded as the NumPy functions that compute the same thing.
+eigh, QR, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
+derivative, logarithm, square root and fractional powers, the trigonometric and hyperbolic matrix
+functions (from real exponentials), Sylvester and Lyapunov equations and the special matrices
+(toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -11,7 +12,8 @@ factor unless ``lower=True`` and read only that triangle, ``solve`` with ``assum
 ``'sym'`` reads the triangle ``lower`` names, ``qr``'s default mode is ``'full'``. ``cho_factor``
 returns the clean triangular factor (SciPy leaves other values in the unused triangle, which no
 SciPy function reads). Refused with a message: generalized eigenproblems (``eigh(a, b)``), pivoted
-QR, ``logm``, ``schur`` and SciPy's complex ``eig``/``eigvals``."""
+QR, ``schur``, SciPy's complex ``eig``/``eigvals``, and a ``logm``, ``sqrtm`` or
+``fractional_matrix_power`` that is complex."""
 
 from __future__ import annotations
 
@@ -23,7 +25,7 @@ import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..trace import UnsupportedOperationError, call_site
-from . import case
+from . import case, implicit
 from .gathers import _value
 from .linalg import _symmetric_read, triangular_solve
 
@@ -245,12 +247,119 @@ def _sqrtm(A, **_):
     a = A if _holds_tracer(A) else np.asarray(A)
     _square(a, "sqrtm", "A")
     x0 = scipy.linalg.sqrtm(_value(a, "scipy.linalg.sqrtm's root at the traced point"))
+    x0 = _real_result(x0, "sqrtm", "the matrix has a negative real eigenvalue")
+    return x0 + _solve_sylvester(x0, x0, a - x0 @ x0)
+
+
+def _matrix(A, what: str):
+    a = A if _holds_tracer(A) else np.asarray(A, dtype=float)
+    _square(a, what, "A")
+    return a
+
+
+def _blocks(a, b, c, d):
+    return np.concatenate([np.concatenate([a, b], axis=1), np.concatenate([c, d], axis=1)], axis=0)
+
+
+def _cos_sin(a):
+    """cos A and sin A from one real exponential: exp([[0, A], [−A, 0]]) = [[cos A, sin A], [−sin A, cos A]]
+    (the block matrix is J ⊗ A with J² = −I)."""
+    n = np.shape(a)[0]
+    zero = np.zeros((n, n))
+    e = _expm(_blocks(zero, a, -a, zero))
+    return e[:n, :n], e[:n, n:]
+
+
+def _cosm(A, **_):
+    return _cos_sin(_matrix(A, "cosm"))[0]
+
+
+def _sinm(A, **_):
+    return _cos_sin(_matrix(A, "sinm"))[1]
+
+
+def _tanm(A, **_):
+    c, s = _cos_sin(_matrix(A, "tanm"))
+    return np.linalg.solve(c, s)  # SciPy's order: cos(A)⁻¹ sin(A)
+
+
+def _cosh_sinh(a):
+    plus, minus = _expm(a), _expm(-a)
+    return 0.5 * (plus + minus), 0.5 * (plus - minus)
+
+
+def _coshm(A, **_):
+    return _cosh_sinh(_matrix(A, "coshm"))[0]
+
+
+def _sinhm(A, **_):
+    return _cosh_sinh(_matrix(A, "sinhm"))[1]
+
+
+def _tanhm(A, **_):
+    c, s = _cosh_sinh(_matrix(A, "tanhm"))
+    return np.linalg.solve(c, s)
+
+
+def _expm_frechet(A, E, method=None, compute_expm=True, **_):
+    """exp(A) and its Fréchet derivative L(A, E) from exp([[A, E], [0, A]]) = [[exp A, L], [0, exp A]]
+    (Higham, *Functions of Matrices*, 2008, Thm 3.6)."""
+    a, e = _matrix(A, "expm_frechet"), E if _holds_tracer(E) else np.asarray(E, dtype=float)
+    if np.shape(e) != np.shape(a):
+        raise ValueError(f"E must have A's shape {np.shape(a)}, got {np.shape(e)} (scipy.linalg.expm_frechet at "
+                         f"{call_site()})")
+    n = np.shape(a)[0]
+    big = _expm(_blocks(a, e, np.zeros((n, n)), a))
+    return (big[:n, :n], big[:n, n:]) if compute_expm else big[:n, n:]
+
+
+def _real_result(x0, what: str, why: str):
+    """SciPy's result as a real array, refused where it is complex."""
     if np.iscomplexobj(x0):
         if np.abs(x0.imag).max(initial=0.0) > 1e-12 * max(np.abs(x0).max(initial=0.0), 1.0):
-            _refuse("sqrtm", "the matrix has a negative real eigenvalue, so its square root is complex, which a "
-                    "trace does not hold")
+            _refuse(what, f"{why}, so the result is complex, which a trace does not hold")
         x0 = x0.real
-    return x0 + _solve_sylvester(x0, x0, a - x0 @ x0)
+    return np.asarray(x0, dtype=float)
+
+
+def _log(a, what: str):
+    """SciPy's logarithm at the traced point, L₀, as the root of exp(L) = A (jacc.numpy_api.implicit):
+    the derivative solves dA = L_exp(L₀, dL), the exponential's Fréchet derivative inverted."""
+    import scipy.linalg
+
+    a0 = _value(a, f"scipy.linalg.{what}'s logarithm at the traced point")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        l0 = scipy.linalg.logm(a0)
+    l0 = _real_result(l0, what, "the matrix has a negative real eigenvalue")
+    n = l0.shape[0]
+    return implicit.root(lambda z: _expm(np.reshape(z, (n, n))) - a, l0, f"scipy.linalg.{what}",
+                         "eigenvalues whose logarithms differ by a multiple of 2πi?")
+
+
+def _logm(A, disp=True, **_):
+    a = _matrix(A, "logm")
+    out = _log(a, "logm")
+    if disp:
+        return out
+    import scipy.linalg
+
+    return out, scipy.linalg.logm(_value(a, "scipy.linalg.logm's error estimate"), disp=False)[1]
+
+
+def _fractional_matrix_power(A, t, **_):
+    """A^t: SciPy's value, with the derivative of exp(t · log A) (of A^t by products for an integer t)."""
+    import scipy.linalg
+
+    if _holds_tracer(t):
+        _refuse("fractional_matrix_power", "the power t must be a constant (only A may be traced)")
+    a = _matrix(A, "fractional_matrix_power")
+    t = float(t)
+    if t == int(t):
+        return np.linalg.matrix_power(a, int(t))
+    x0 = scipy.linalg.fractional_matrix_power(_value(a, "scipy.linalg.fractional_matrix_power"), t)
+    x0 = _real_result(x0, "fractional_matrix_power", "the matrix has a negative real eigenvalue")
+    return implicit.anchored(x0, _expm(t * _log(a, "fractional_matrix_power")))
 
 
 def _permutation(piv) -> np.ndarray:
@@ -390,10 +499,10 @@ _IMPLEMENTED = {
     "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
     "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
     "lu_factor": _lu_factor, "lu_solve": _lu_solve, "lu": _lu, "polar": _polar,
+    "cosm": _cosm, "sinm": _sinm, "tanm": _tanm, "coshm": _coshm, "sinhm": _sinhm, "tanhm": _tanhm,
+    "expm_frechet": _expm_frechet, "logm": _logm, "fractional_matrix_power": _fractional_matrix_power,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
-    "logm": "the matrix logarithm is not recorded for traced arrays (for a symmetric positive definite "
-            "matrix: w, v = scipy.linalg.eigh(a); v @ np.diag(np.log(w)) @ v.T)",
     "schur": "the Schur decomposition is not recorded for traced arrays",
     "eig": "SciPy's eig returns complex arrays, which a trace does not hold; np.linalg.eig returns real "
            "ones where the eigenvalues are real, and is recorded",
@@ -483,3 +592,22 @@ case("scipy.linalg.solve_discrete_lyapunov", lambda xp: lambda a, q: _sl(xp).sol
      lambda r: (_x(r, (3, 3)), _x(r, (3, 3))), argnums=(0, 1), jax=False)
 case("scipy.linalg.sqrtm", lambda xp: lambda a: _sl(xp).sqrtm(a), lambda r: (_spd(r, 3) + 0.3 * _x(r, (3, 3)),),
      jax=False, note="SciPy's root, then a Newton step recorded (derivative: the Sylvester solve); JAX has none")
+case("scipy.linalg.cosm", lambda xp: lambda a: _sl(xp).cosm(a), lambda r: (_x(r, (3, 3)),), jax=False,
+     note="cos A and sin A from one real exponential exp([[0, A], [−A, 0]]); JAX has none")
+case("scipy.linalg.sinm", lambda xp: lambda a: _sl(xp).sinm(a), lambda r: (_x(r, (3, 3)),), jax=False)
+case("scipy.linalg.tanm", lambda xp: lambda a: _sl(xp).tanm(a), lambda r: (0.5 * _x(r, (3, 3)),), jax=False,
+     note="cos(A)⁻¹ sin(A), as SciPy")
+case("scipy.linalg.coshm", lambda xp: lambda a: _sl(xp).coshm(a), lambda r: (_x(r, (3, 3)),), jax=False,
+     note="(exp A ± exp −A) / 2")
+case("scipy.linalg.sinhm", lambda xp: lambda a: _sl(xp).sinhm(a), lambda r: (_x(r, (3, 3)),), jax=False)
+case("scipy.linalg.tanhm", lambda xp: lambda a: _sl(xp).tanhm(a), lambda r: (_x(r, (3, 3)),), jax=False)
+case("scipy.linalg.expm_frechet", lambda xp: lambda a, e: _sl(xp).expm_frechet(a, e, compute_expm=False),
+     lambda r: (_x(r, (3, 3)), _x(r, (3, 3))), argnums=(0, 1),
+     note="from exp([[A, E], [0, A]]) = [[exp A, L(A, E)], [0, exp A]]")
+case("scipy.linalg.logm", lambda xp: lambda a: _sl(xp).logm(a), lambda r: (_spd(r, 3) + 0.3 * _x(r, (3, 3)),),
+     jax=False, note="SciPy's logarithm as the root of exp(L) = A (implicit differentiation; O(n⁶) for the "
+                     "exponential's n²×n² Jacobian, so small matrices); a complex logarithm is refused")
+case("scipy.linalg.fractional_matrix_power", lambda xp: lambda a: _sl(xp).fractional_matrix_power(a, 0.37),
+     lambda r: (_spd(r, 3),), jax=False,
+     note="SciPy's value with the derivative of exp(t · log A); an integer t: matrix_power")
+

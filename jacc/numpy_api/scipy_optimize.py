@@ -39,8 +39,9 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces
-from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
+from ..trace import values_only
 from . import case
+from .implicit import root as _root
 
 
 def _plain(x: Any) -> Any:
@@ -60,36 +61,8 @@ def _on_values(fn: Any) -> Any:
     return plain
 
 
-def _jacobian_at(g: Callable, root: np.ndarray) -> np.ndarray:
-    """∂g/∂z at the root, the traced values g reads held at their values (a trace of its own)."""
-    from ..api import jacobian
-
-    with values_only():
-        return np.asarray(jacobian(g, strategy="forward", compile=False, cache=False)(root), dtype=float)
-
-
 def _implicit(g: Callable, root: Any, what: str) -> Any:
-    """SciPy's ``root`` of ``g`` as a function of the traced values ``g`` reads (see the module's
-    docstring); unchanged where ``g`` reads none."""
-    z = np.asarray(root, dtype=float)
-    r = g(z.copy())
-    if not isinstance(r, Tracer):
-        return root
-    r.tape.note_value_dependence(f"scipy.optimize.{what}'s root at the traced point")
-    if np.shape(r) != z.shape and np.size(r) != z.size:
-        raise ValueError(f"the equation's value has shape {np.shape(r)} where its unknown has shape {z.shape}: "
-                         f"a root needs as many equations as unknowns (scipy.optimize.{what} at {call_site()})")
-    J = _jacobian_at(g, z).reshape(z.size, z.size)
-    try:
-        inv = np.linalg.inv(J)
-    except np.linalg.LinAlgError:
-        inv = None
-    if inv is None or not np.all(np.isfinite(inv)):
-        raise UnsupportedOperationError(
-            f"scipy.optimize.{what} at {call_site()}: the equation's derivative in the unknown is singular at the "
-            "root, so the root has no derivative in what the equation reads (a multiple root?)")
-    step = np.reshape(r - r.value, (z.size,))  # zero at the traced point: the value stays SciPy's root
-    return z - np.reshape(inv @ step, z.shape)
+    return _root(g, root, f"scipy.optimize.{what}")
 
 
 def _equation(fn: Callable, extra: Any, first: bool = False) -> Callable:

@@ -1,0 +1,65 @@
+"""Derivatives of values that a library computes on plain numbers: a root by the implicit
+function theorem, and a library's value given the derivative of a traced formula.
+
+Both record something whose value at the traced point is exactly the library's, so the trace's
+values stay SciPy's bit for bit while its partials are exact:
+
+- :func:`root` records one Newton step from a root z* of g, with z* constant,
+  z* − J⁻¹ · (g(z*) − g(z*)₀): zero at the traced point, with derivative −J⁻¹ ∂g/∂θ.
+- :func:`anchored` records v₀ + (h − h₀): the library's value v₀ and the derivative of a traced
+  formula h that computes the same thing (h₀ is h's value at the traced point).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
+
+
+def _jacobian_at(g: Callable, z: np.ndarray) -> np.ndarray:
+    """∂g/∂z at ``z``, the traced values g reads held at their values (a trace of its own)."""
+    from ..api import jacobian
+
+    with values_only():
+        return np.asarray(jacobian(g, strategy="forward", compile=False, cache=False)(z), dtype=float)
+
+
+def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?") -> Any:
+    """``z0``, a root of ``g``, as a function of the traced values ``g`` reads (``z0`` itself where
+    it reads none). ``name`` is the library function, for messages; the trace becomes
+    value-dependent, since the root is read at the traced point.
+
+    >>> import jacc, numpy as np
+    >>> jacc.jacobian(lambda x: root(lambda z: z**2 - x, np.sqrt(x), "sqrt"))(4.0).item()
+    0.25
+    """
+    z = np.asarray(z0, dtype=float)
+    r = g(z.copy())
+    if not isinstance(r, Tracer):
+        return z0
+    r.tape.note_value_dependence(f"{name}'s root at the traced point")
+    if np.shape(r) != z.shape and np.size(r) != z.size:
+        raise ValueError(f"the equation's value has shape {np.shape(r)} where its unknown has shape {z.shape}: "
+                         f"a root needs as many equations as unknowns ({name} at {call_site()})")
+    J = _jacobian_at(g, z).reshape(z.size, z.size)
+    try:
+        inv = np.linalg.inv(J)
+    except np.linalg.LinAlgError:
+        inv = None
+    if inv is None or not np.all(np.isfinite(inv)):
+        raise UnsupportedOperationError(
+            f"{name} at {call_site()}: the equation's derivative in the unknown is singular at the root, so the "
+            f"root has no derivative in what the equation reads ({why_singular})")
+    step = np.reshape(r - r.value, (z.size,))  # zero at the traced point: the value stays the library's
+    return z - np.reshape(inv @ step, z.shape)
+
+
+def anchored(value: Any, traced: Any) -> Any:
+    """``value`` (a library's result at the traced point) with the derivative of ``traced``, a
+    formula computing the same thing from the traced arguments; ``value`` where nothing is traced."""
+    if not isinstance(traced, Tracer):
+        return value
+    return np.asarray(value, dtype=float) + (traced - traced.value)
