@@ -89,7 +89,8 @@ def _constructor(name: str) -> Callable:
             made = original(obj, *args, **kwargs)
             after = _MADE.get(name)
             return made if after is None else after(obj, made)
-        except _ArrayConversion:  # a traced value inside: NumPy asked it for a plain array
+        except _ArrayConversion as e:  # a traced value inside: NumPy asked it for a plain array
+            e.undo()
             dtype = args[0] if args else kwargs.get("dtype")
             copy = kwargs.get("copy", name == "array")  # np.array copies unless told not to, the rest on copy=True
             return _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)

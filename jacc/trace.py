@@ -827,7 +827,17 @@ def _unsupported(what: str) -> UnsupportedOperationError:
 
 
 class _ArrayConversion(UnsupportedOperationError):
-    """A traced array asked for as a plain one (``np.asarray(x)``; see :mod:`jacc.constructors`)."""
+    """A traced array asked for as a plain one (``np.asarray(x)``; see :mod:`jacc.constructors`).
+    ``undo()``: the conversion was served after all, so the tape forgets it (a later error in a
+    swapped library is then not blamed on it)."""
+
+    def __init__(self, message: str, tape: Any = None, before: str | None = None):
+        super().__init__(message)
+        self.tape, self.before = tape, before
+
+    def undo(self) -> None:
+        if self.tape is not None:
+            self.tape.refused = self.before
 
 
 class _PlainWrite(_ArrayConversion):
@@ -1216,9 +1226,10 @@ class Tracer(_Held):
         if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
             raise _PlainWrite(f"a traced value was assigned into a plain NumPy array (a[...] = ...) at "
                               f"{call_site()}: {PLAIN_WRITE_FIX}")
+        before = self.tape.refused
         self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
                              "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
-        raise _ArrayConversion(self.tape.refused)
+        raise _ArrayConversion(self.tape.refused, self.tape, before)
 
     def __array_namespace__(self, *, api_version=None):
         """NumPy: traced arrays follow NumPy's functions, so array-API-aware code (SciPy's) treats
@@ -1928,13 +1939,14 @@ def supported_functions() -> list[str]:
         scipy_linalg,
         scipy_ndimage,
         scipy_optimize,
+        scipy_signal,
         scipy_spatial,
         scipy_stats,
         ufuncs,
     )
 
     scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize,
-                         scipy_spatial, scipy_stats) for n in m.supported()}
+                         scipy_signal, scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | {"vectorize"})
 

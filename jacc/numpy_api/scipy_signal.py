@@ -1,0 +1,250 @@
+"""``scipy.signal`` of traced arrays: filters, smoothing, detrending and resampling as linear maps,
+and convolutions as gathered windows times a kernel.
+
+While ``f`` runs on traced arguments these functions are replaced on the ``scipy.signal`` module
+(see :func:`jacc.constructors.swap_during_traces`):
+
+- **Linear in the signal** (``lfilter``, ``filtfilt``, ``sosfilt``, ``sosfiltfilt``,
+  ``savgol_filter``, ``detrend``, ``decimate``, ``resample``, ``resample_poly``): with its other
+  arguments constant, each is an affine map of the signal along ``axis``, y = y₀ + (x − x₀)·M.
+  y₀ is SciPy's result at the traced point and the matrix M is SciPy's own: its function applied
+  to the rows of an identity matrix, less its value at zero. So every option (``padtype``,
+  ``method='gust'``, ``mode``, ``window``, ``zi`` …) means what it means to SciPy, values are
+  SciPy's bit for bit, and the map holds at every point (the trace does not depend on values).
+  ``zi=`` gives ``zf`` with the same map; a traced ``zi`` or filter coefficients are refused by
+  name. The map costs n² per signal of length n, so it suits signals up to some thousands.
+- **Convolutions** (``convolve``, ``correlate``, ``fftconvolve``, ``oaconvolve``, ``convolve2d``,
+  ``correlate2d``): either or both inputs traced, any number of dimensions, modes ``'full'``,
+  ``'same'`` and ``'valid'``. Recorded as one gather of the larger input's windows and a product
+  with the smaller one (SciPy's value, this derivative: :func:`jacc.numpy_api.implicit.anchored`).
+  ``axes=`` of the FFT convolutions and ``boundary`` other than zero fill are refused by name.
+
+>>> import numpy as np, scipy.signal, jacc
+>>> b, a = scipy.signal.butter(2, 0.3)
+>>> J = jacc.jacobian(lambda x: scipy.signal.lfilter(b, a, x))(np.zeros(6))
+>>> bool(np.allclose(J[:, 0], scipy.signal.lfilter(b, a, np.eye(6)[0])))  # the impulse response
+True
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, replacement, swap_during_traces
+from ..trace import Tracer, UnsupportedOperationError, call_site
+from . import case, implicit
+
+
+def _refuse(what: str, why: str) -> None:
+    raise UnsupportedOperationError(f"scipy.signal.{what} at {call_site()}: {why}")
+
+
+def _constants(what: str, p: dict, traced: tuple[str, ...]) -> None:
+    for k, v in p.items():
+        if k not in traced and _holds_tracer(v):
+            _refuse(what, f"{k} must be a constant (only {' and '.join(traced)} may be traced)")
+
+
+def _array(x: Any) -> Any:
+    return np.asarray(x) if _holds_tracer(x) else np.asarray(x, dtype=float)
+
+
+def _plain(x: Any) -> np.ndarray:
+    return np.asarray(x.value if isinstance(x, Tracer) else x, dtype=float)
+
+
+# -- linear in the signal ------------------------------------------------------------------------
+
+def _linear(what: str, signal: str, state: int | None = None, refused: Callable[[dict], str | None] = None):
+    """The replacement of a function affine in ``p[signal]`` along ``p['axis']``; ``state``: its
+    ``zi`` carries that many leading axes before the signal's (0 for lfilter, 1 for sosfilt's
+    sections), and ``zf`` is returned beside the result when ``zi`` is given."""
+    def run(original, bound):
+        p = dict(bound.arguments)
+        _constants(what, p, (signal,))
+        why = refused and refused(p)
+        if why:
+            _refuse(what, why)
+        x = _array(p[signal])
+        x0 = _plain(x)
+        if x0.ndim == 0:
+            raise ValueError(f"{signal} must have at least one axis (scipy.signal.{what} at {call_site()})")
+        ax = p["axis"] % x0.ndim
+        n = x0.shape[ax]
+        out0 = original(**{**p, signal: x0})
+        with_state = state is not None and p.get("zi") is not None
+        basis = {**p, "axis": -1}
+        if with_state:  # the identity's zi: zeros with n for the signal's other axes
+            zi = np.shape(p["zi"])
+            basis["zi"] = np.zeros(zi[:state] + (n, zi[state + ax]))
+        step = np.moveaxis(x - x0, ax, -1)
+        y0 = out0[0] if isinstance(out0, tuple) else out0
+        rows = original(**{**basis, signal: np.eye(n)})
+        zero = original(**{**basis, signal: np.zeros((1, n)),
+                           **({"zi": basis["zi"][..., :1, :]} if with_state else {})})
+        M = np.asarray(rows[0] if isinstance(rows, tuple) else rows) - np.asarray(
+            zero[0] if isinstance(zero, tuple) else zero)
+        y = y0 + np.moveaxis(step @ M, -1, ax)
+        if not isinstance(out0, tuple):
+            return y
+        if not with_state:  # resample's new sample points: constants
+            return (y, *out0[1:])
+        Z = np.asarray(rows[1]) - np.asarray(zero[1])  # lead + (n, K): each sample's effect on zf
+        dz = np.tensordot(step, Z, axes=([-1], [state]))  # batch + lead + (K,)
+        batch = step.ndim - 1
+        dz = np.moveaxis(dz, list(range(batch, batch + state)), list(range(state)))
+        return y, out0[1] + np.moveaxis(dz, -1, state + ax)
+    return run
+
+
+def _resample_poly_padding(p: dict) -> str | None:
+    if p["padtype"] in ("median", "maximum", "minimum"):
+        return f"padtype={p['padtype']!r} is not linear in x; 'constant', 'mean', 'line' and np.pad's modes are"
+    return None
+
+
+# -- convolutions --------------------------------------------------------------------------------
+
+def _windows(shape: tuple[int, ...], kernel: tuple[int, ...]) -> np.ndarray:
+    """Flat indices into the zero-padded input (padded by kernel − 1 on each side): entry
+    [i, j] is the window position j of full output i, so full = padded.ravel()[index] @ flip(k).ravel()."""
+    padded = [s + 2 * (k - 1) for s, k in zip(shape, kernel)]
+    strides = np.cumprod([1] + padded[::-1][:-1])[::-1]
+    out = [s + k - 1 for s, k in zip(shape, kernel)]
+    d = len(shape)
+    index = np.zeros([1] * (2 * d), dtype=np.intp)
+    for axis, (o, k, stride) in enumerate(zip(out, kernel, strides)):
+        pos = np.arange(o)[:, None] + np.arange(k)[None, :]
+        view = [1] * (2 * d)
+        view[axis], view[d + axis] = o, k
+        index = index + stride * pos.reshape(view)
+    return index.reshape(int(np.prod(out)), int(np.prod(kernel)))
+
+
+def _full(a: Any, b: Any) -> Any:
+    """The full convolution of ``a`` and ``b`` (same number of dimensions): the larger one's windows
+    gathered, times the smaller one reversed."""
+    if np.size(b) > np.size(a):
+        a, b = b, a
+    sa, sb = np.shape(a), np.shape(b)
+    padded = np.pad(a, [(k - 1, k - 1) for k in sb])
+    flipped = np.flip(b) if np.ndim(b) else b
+    out = np.reshape(padded, (-1,))[_windows(sa, sb)] @ np.reshape(flipped, (-1,))
+    return np.reshape(out, tuple(s + k - 1 for s, k in zip(sa, sb)))
+
+
+def _cropped(full: Any, s1: tuple, s2: tuple, mode: str, what: str, late: bool = False) -> Any:
+    """SciPy's ``mode`` of the ``full`` result: centred, rounding the start up where ``late``
+    (correlate2d's 'same' does, the others round down)."""
+    if mode == "full":
+        return full
+    if mode == "same":
+        shape = s1
+    elif mode == "valid":
+        if not (all(a >= b for a, b in zip(s1, s2)) or all(b >= a for a, b in zip(s1, s2))):
+            raise ValueError(f"for 'valid' mode, one input must be at least as large as the other in every "
+                             f"dimension, got {s1} and {s2} (scipy.signal.{what} at {call_site()})")
+        shape = tuple(abs(a - b) + 1 for a, b in zip(s1, s2))
+    else:
+        raise ValueError(f"mode must be 'full', 'same' or 'valid', not {mode!r} (scipy.signal.{what} at "
+                         f"{call_site()})")
+    start = [(f - s + late) // 2 for f, s in zip(np.shape(full), shape)]
+    return full[tuple(slice(b, b + s) for b, s in zip(start, shape))]
+
+
+def _convolution(what: str, correlate: bool, two_d: bool = False):
+    def run(original, bound):
+        p = dict(bound.arguments)
+        if p.get("axes") is not None:
+            _refuse(what, "axes= is not recorded for traced arrays; convolve over all axes, or use convolve along "
+                          "each slice")
+        if two_d and (p["boundary"] not in ("fill", "fil", "pad") or p["fillvalue"] != 0):
+            _refuse(what, f"only boundary='fill' with fillvalue=0 is recorded, not boundary={p['boundary']!r}, "
+                          f"fillvalue={p['fillvalue']!r}")
+        a, b = _array(p["in1"]), _array(p["in2"])
+        if np.ndim(a) != np.ndim(b) or (two_d and np.ndim(a) != 2):
+            raise ValueError(f"in1 and in2 should have the same dimensionality{' (2)' if two_d else ''}, got shapes "
+                             f"{np.shape(a)} and {np.shape(b)} (scipy.signal.{what} at {call_site()})")
+        if 0 in np.shape(a) or 0 in np.shape(b):
+            return original(**{**p, "in1": _plain(a), "in2": _plain(b)})
+        kernel = (np.flip(b) if np.ndim(b) else b) if correlate else b
+        traced = _cropped(_full(a, kernel), np.shape(a), np.shape(b), p["mode"], what, late=correlate and two_d)
+        return implicit.anchored(original(**{**p, "in1": _plain(a), "in2": _plain(b)}), traced)
+    return run
+
+
+_LINEAR = {
+    "lfilter": _linear("lfilter", "x", state=0),
+    "filtfilt": _linear("filtfilt", "x"),
+    "sosfilt": _linear("sosfilt", "x", state=1),
+    "sosfiltfilt": _linear("sosfiltfilt", "x"),
+    "savgol_filter": _linear("savgol_filter", "x"),
+    "detrend": _linear("detrend", "data",
+                       refused=lambda p: "overwrite_data=True is not recorded" if p["overwrite_data"] else None),
+    "decimate": _linear("decimate", "x"),
+    "resample": _linear("resample", "x"),
+    "resample_poly": _linear("resample_poly", "x", refused=_resample_poly_padding),
+}
+_CONVOLUTIONS = {
+    "convolve": _convolution("convolve", False), "correlate": _convolution("correlate", True),
+    "fftconvolve": _convolution("fftconvolve", False), "oaconvolve": _convolution("oaconvolve", False),
+    "convolve2d": _convolution("convolve2d", False, two_d=True),
+    "correlate2d": _convolution("correlate2d", True, two_d=True),
+}
+swap_during_traces("scipy.signal", {n: replacement(run) for n, run in {**_LINEAR, **_CONVOLUTIONS}.items()},
+                   eager=True)
+
+
+def supported() -> list[str]:
+    """The ``scipy.signal`` functions a trace records."""
+    return [f"scipy.signal.{n}" for n in (*_LINEAR, *_CONVOLUTIONS)]
+
+
+# -- examples (the coverage page and its tests; central differences of SciPy, and JAX's
+# convolutions and detrend, are the references) --------------------------------------------------
+
+def _ss(xp):
+    if xp is np:
+        import scipy.signal as ss
+    else:
+        import jax.scipy.signal as ss
+    return ss
+
+
+_BA = ([0.2, 0.3, 0.1], [1.0, -0.5, 0.2])
+_SOS = np.array([[0.2, 0.4, 0.2, 1.0, -0.3, 0.1], [1.0, -1.0, 0.0, 1.0, -0.2, 0.0]])
+_MAPS = frozenset({"I ⊗ dense", "dense", "identity", "select", "embed", "reshape", "I"})
+
+case("scipy.signal.lfilter", lambda xp: lambda x: _ss(xp).lfilter(*_BA, x), lambda r: (r.normal(size=8),),
+     jax=False, structures=_MAPS,
+     note="any filter with constant coefficients: y₀ + (x − x₀)·M, M SciPy's filter of an identity matrix")
+case("scipy.signal.lfilter", lambda xp: lambda x: xp.concatenate(_ss(xp).lfilter(*_BA, x, zi=[0.5, -1.0])),
+     lambda r: (r.normal(size=6),), jax=False, variant="zi", note="zi= gives zf, with the same map")
+case("scipy.signal.filtfilt", lambda xp: lambda x: _ss(xp).filtfilt(*_BA, x, axis=0),
+     lambda r: (r.normal(size=(12, 2)),), jax=False, note="along axis=; padtype=, method='gust' as SciPy")
+case("scipy.signal.sosfilt", lambda xp: lambda x: _ss(xp).sosfilt(_SOS, x), lambda r: (r.normal(size=(2, 7)),),
+     jax=False)
+case("scipy.signal.sosfiltfilt", lambda xp: lambda x: _ss(xp).sosfiltfilt(_SOS, x), lambda r: (r.normal(size=15),),
+     jax=False)
+case("scipy.signal.savgol_filter", lambda xp: lambda x: _ss(xp).savgol_filter(x, 5, 2), lambda r: (r.normal(size=9),),
+     jax=False)
+case("scipy.signal.detrend", lambda xp: lambda x: _ss(xp).detrend(x), lambda r: (r.normal(size=7),))
+case("scipy.signal.decimate", lambda xp: lambda x: _ss(xp).decimate(x, 2), lambda r: (r.normal(size=40),), jax=False)
+case("scipy.signal.resample", lambda xp: lambda x: _ss(xp).resample(x, 5), lambda r: (r.normal(size=8),), jax=False)
+case("scipy.signal.resample_poly", lambda xp: lambda x: _ss(xp).resample_poly(x, 3, 2), lambda r: (r.normal(size=8),),
+     jax=False)
+case("scipy.signal.convolve", lambda xp: lambda a, b: _ss(xp).convolve(a, b, mode="same"),
+     lambda r: (r.normal(size=(4, 5)), r.normal(size=(2, 3))), argnums=(0, 1),
+     note="the larger input's windows gathered, times the smaller one reversed; 'full', 'same', 'valid'")
+case("scipy.signal.correlate", lambda xp: lambda a, b: _ss(xp).correlate(a, b, mode="valid"),
+     lambda r: (r.normal(size=7), r.normal(size=3)), argnums=(0, 1))
+case("scipy.signal.fftconvolve", lambda xp: lambda a, b: _ss(xp).fftconvolve(a, b),
+     lambda r: (r.normal(size=6), r.normal(size=4)), argnums=(0, 1), note="axes= refused")
+case("scipy.signal.oaconvolve", lambda xp: lambda a: _ss(np).oaconvolve(a, np.array([0.5, 1.0, -0.5])),
+     lambda r: (r.normal(size=6),), jax=False)
+case("scipy.signal.convolve2d", lambda xp: lambda a, b: _ss(xp).convolve2d(a, b, mode="valid"),
+     lambda r: (r.normal(size=(5, 4)), r.normal(size=(2, 2))), argnums=(0, 1), note="boundary='fill', fillvalue=0")
+case("scipy.signal.correlate2d", lambda xp: lambda a, b: _ss(xp).correlate2d(a, b),
+     lambda r: (r.normal(size=(3, 4)), r.normal(size=(2, 3))), argnums=(0, 1))

@@ -1,0 +1,144 @@
+"""scipy.signal of traced arrays (jacc.numpy_api.scipy_signal): values are SciPy's, Jacobians equal
+central differences of SciPy itself over its options, the linear maps hold away from the traced
+point (traced once), convolutions match SciPy in every mode and shape, and what is not recorded is
+refused by name."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+
+ss = pytest.importorskip("scipy.signal")
+
+R = np.random.default_rng(5)
+X = R.normal(size=40)
+X2 = R.normal(size=(3, 20))
+B, A = ss.butter(3, 0.25)
+SOS = ss.butter(4, [0.1, 0.4], btype="band", output="sos")
+
+LINEAR = [
+    ("lfilter", lambda x: ss.lfilter(B, A, x), X),
+    ("lfilter FIR along axis 0", lambda x: ss.lfilter([0.5, 0.5], [1.0], x, axis=0), X2.T.copy()),
+    ("lfilter with zi: y and zf", lambda x: np.concatenate(ss.lfilter(B, A, x, zi=np.arange(3.0))), X),
+    ("lfilter with zi, batched: zf", lambda x: ss.lfilter(B, A, x, zi=np.ones((3, 3)))[1], X2),
+    ("lfilter with zi along axis 0: zf", lambda x: ss.lfilter(B, A, x, axis=0, zi=np.ones((3, 3)))[1], X2.T.copy()),
+    ("filtfilt", lambda x: ss.filtfilt(B, A, x), X),
+    ("filtfilt gust", lambda x: ss.filtfilt(B, A, x, method="gust"), X),
+    ("filtfilt even padding, batched", lambda x: ss.filtfilt(B, A, x, padtype="even"), X2),
+    ("sosfilt", lambda x: ss.sosfilt(SOS, x), X2),
+    ("sosfilt with zi: zf", lambda x: ss.sosfilt(SOS, x, zi=np.ones((4, 3, 2)))[1], X2),
+    ("sosfilt with zi along axis 0: y", lambda x: ss.sosfilt(SOS, x, axis=0, zi=np.ones((4, 2, 3)))[0], X2.T.copy()),
+    ("sosfiltfilt", lambda x: ss.sosfiltfilt(SOS, x), X),
+    ("savgol_filter interp", lambda x: ss.savgol_filter(x, 7, 3), X),
+    ("savgol_filter derivative, constant mode", lambda x: ss.savgol_filter(x, 5, 2, deriv=1, mode="constant",
+                                                                        cval=2.0), X2),
+    ("detrend linear with breakpoints", lambda x: ss.detrend(x, bp=[8, 15]), X),
+    ("detrend constant along axis 0", lambda x: ss.detrend(x, axis=0, type="constant"), X2),
+    ("decimate iir", lambda x: ss.decimate(x, 3), X),
+    ("decimate fir, not zero phase", lambda x: ss.decimate(x, 2, ftype="fir", zero_phase=False), X),
+    ("resample", lambda x: ss.resample(x, 17), X),
+    ("resample with t: y", lambda x: ss.resample(x, 9, t=np.arange(40.0))[0], X),
+    ("resample_poly, line padding", lambda x: ss.resample_poly(x, 2, 3, padtype="line"), X),
+    ("resample_poly, constant cval", lambda x: ss.resample_poly(x, 3, 1, axis=1, cval=1.5), X2),
+]
+
+
+@pytest.mark.parametrize("name, f, x", LINEAR, ids=[c[0] for c in LINEAR])
+def test_linear_maps_have_scipys_values_and_jacobians(name, f, x):
+    g = jacc.trace(f, x)
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+    assert not g.meta.get("value_dependent")
+    want = fd_jacobian(f, [x], 0)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), want, atol=1e-8 * max(1.0, np.abs(want).max()))
+
+
+@pytest.mark.parametrize("name, f, x", LINEAR[:4] + LINEAR[13:15], ids=[c[0] for c in LINEAR[:4] + LINEAR[13:15]])
+def test_a_map_traced_once_holds_at_other_points(name, f, x):
+    jf = jacc.jacobian(f, retrace=False)
+    jf(x)
+    other = x + R.normal(size=x.shape)
+    np.testing.assert_allclose(jf(other), fd_jacobian(f, [other], 0), atol=1e-8)
+    assert jf.cache.misses == 1
+
+
+def test_the_primal_traced_once_follows_the_signal():
+    f = lambda x: ss.filtfilt(B, A, x) ** 2  # noqa: E731
+    jf = jacc.jacobian(f, retrace=False)
+    jf(X)
+    other = 2.0 * X + 1.0
+    np.testing.assert_allclose(jf(other), fd_jacobian(f, [other], 0), atol=1e-7)
+
+
+def _shapes():
+    for s1, s2 in [((7,), (3,)), ((3,), (7,)), ((6,), (4,)), ((5,), (5,)), ((4, 5), (2, 3)), ((2, 3), (4, 5)),
+                   ((4, 6), (3, 2)), ((3, 2, 4), (2, 2, 3))]:
+        for mode in ("full", "same", "valid"):
+            yield s1, s2, mode
+
+
+@pytest.mark.parametrize("fn", ["convolve", "correlate", "fftconvolve", "oaconvolve"])
+@pytest.mark.parametrize("s1, s2, mode", list(_shapes()))
+def test_convolutions_match_scipy_in_every_mode(fn, s1, s2, mode):
+    big = all(a >= b for a, b in zip(s1, s2)) or all(b >= a for a, b in zip(s1, s2))
+    if mode == "valid" and not big:
+        pytest.skip("SciPy refuses 'valid' for these shapes too")  # (see test_valid_needs_one_larger_input)
+    a, b = R.normal(size=s1), R.normal(size=s2)
+    f = lambda a, b: getattr(ss, fn)(a, b, mode=mode)  # noqa: E731
+    Ja, Jb = jacc.jacobian(f, argnums=(0, 1))(a, b)
+    np.testing.assert_allclose(Ja, fd_jacobian(f, [a, b], 0), atol=1e-8)
+    np.testing.assert_allclose(Jb, fd_jacobian(f, [a, b], 1), atol=1e-8)
+    g = jacc.trace(f, a, b, argnums=(0, 1))
+    np.testing.assert_array_equal(g.evaluate({"a": a, "b": b})[g.outputs[0]], f(a, b))
+
+
+@pytest.mark.parametrize("fn", ["convolve2d", "correlate2d"])
+@pytest.mark.parametrize("mode", ["full", "same", "valid"])
+def test_2d_convolutions_with_one_constant_input(fn, mode):
+    image, kernel = R.normal(size=(6, 5)), np.array([[1.0, -2.0], [0.5, 3.0], [0.0, 1.0]])  # one even side
+    f = lambda x: getattr(ss, fn)(x, kernel, mode=mode)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(image), fd_jacobian(f, [image], 0), atol=1e-8)
+
+
+def test_a_convolution_with_a_constant_kernel_is_a_gather_and_a_product():
+    kernel = np.ones((3, 3)) / 9
+    g = jacc.trace(lambda x: ss.convolve(x, kernel, mode="same"), np.zeros((32, 32)))
+    # pad, gather, product, crop and SciPy's value: not one op per kernel entry
+    assert [g.op(v) for v in g.topological_order()].count("matmul") == 1 and len(g.nx.nodes) <= 10
+
+
+def test_scipys_own_errors_pass_through():
+    # (the replacement's np.asarray of the traced signal is served, so SciPy's error is not blamed on it)
+    with pytest.raises(ValueError, match="must be greater than padlen"):
+        jacc.trace(lambda x: ss.sosfiltfilt(SOS, x), np.zeros(20))
+
+
+def test_valid_needs_one_larger_input():
+    with pytest.raises(ValueError, match="'valid' mode.*\\(2, 5\\) and \\(3, 3\\)"):
+        jacc.trace(lambda a: ss.convolve(a, np.ones((3, 3)), mode="valid"), np.zeros((2, 5)))
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda x: ss.lfilter(x[:3], A, X), "lfilter.*b must be a constant \\(only x may be traced\\)"),
+    (lambda x: ss.lfilter(B, A, X, zi=x[:3]), "lfilter.*zi must be a constant"),
+    (lambda x: ss.resample_poly(x, 2, 1, padtype="median"), "padtype='median' is not linear"),
+    (lambda x: ss.detrend(x, overwrite_data=True), "overwrite_data=True"),
+    (lambda x: ss.fftconvolve(x, X, axes=0), "fftconvolve.*axes="),
+    (lambda x: ss.convolve2d(x.reshape(5, 8), np.ones((2, 2)), boundary="wrap"), "boundary='fill' with fillvalue=0"),
+])
+def test_what_is_not_recorded_is_refused_by_name(f, words):
+    with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:
+        jacc.trace(f, X)
+    assert "test_scipy_signal.py" in str(e.value)
+
+
+def test_the_module_is_restored_and_constant_calls_go_to_scipy():
+    original = ss.lfilter
+    seen = []
+
+    def f(x):
+        seen.append(type(ss.lfilter(B, A, X)))
+        return ss.lfilter(B, A, x)
+
+    jacc.jacobian(f)(X)
+    assert ss.lfilter is original and seen == [np.ndarray]
