@@ -4,10 +4,10 @@ On graphs of scalars the executor's per-edge bookkeeping costs far more than the
 Since the structure of every edge is known before any value is (see ``ScalarAlgebra``), the
 whole computation — primal values, local partials and the plan's eliminations — unrolls into
 straight-line code over Python floats: one line per multiplication the plan counts. The
-formulas are the op table's own (:data:`jacc.ops.UNARY`, :data:`jacc.ops.BINARY`) evaluated
-with :mod:`math`. Where ``math`` refuses a value (``log(-1)``, division by zero, overflow) the
-compiled function falls back to the plan's ordinary executor, so results keep NumPy's
-NaN/inf semantics.
+formulas are the op table's own (:data:`jacc.ops.UNARY`, :data:`jacc.ops.BINARY`,
+:data:`jacc.ops.TERNARY`) evaluated with :mod:`math`. Where ``math`` refuses a value
+(``log(-1)``, division by zero, overflow) the compiled function falls back to the plan's ordinary
+executor, so results keep NumPy's NaN/inf semantics.
 
 >>> from jacc import examples, plan
 >>> f = compile_plan(plan(examples.lecture_f(), "reverse"))
@@ -22,11 +22,15 @@ import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .ops import (
-    BINARY,
+    ELEMENTWISE,
+    NUMPY_NAMES,
     UNARY,
+    _betadensity,
+    _binomslope,
     _boxcoxgrad,
     _ellipegrad,
     _ellipkgrad,
+    _fdensity,
     _ftie,
     _gammadensity,
     _huberdelta,
@@ -225,7 +229,13 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta",
                                         "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv", "chdtri",
                                         "stdtrit", "binom", "powm1", "boxcox", "boxcox1p", "inv_boxcox",
-                                        "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve")}}
+                                        "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve",
+                                        "betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc",
+                                        "fdtri")},
+              # (counts as integers, as the array path passes them)
+              **{n: _as_float(NUMPY_NAMES[n]) for n in ("bdtr", "bdtrc", "nbdtr", "nbdtrc")},
+              "betadensity": _as_float(_betadensity), "fdensity": _as_float(_fdensity),
+              "binomslope": _as_float(_binomslope), "pdtr": _scipy("pdtr"), "pdtrc": _scipy("pdtrc")}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 
@@ -442,8 +452,8 @@ def _inline(expr: str, params: str, args: list[str]) -> str | None:
 def _inline_primal(op: str, args: list[str]) -> str | None:
     if op in UNARY:
         return _inline(UNARY[op][0], "x", args)
-    if op in BINARY:
-        return _inline(BINARY[op][0], "a, b", args)
+    if op in ELEMENTWISE:
+        return _inline(ELEMENTWISE[op][0], ELEMENTWISE[op][2], args)
     return None
 
 
@@ -467,8 +477,8 @@ def retarget(jacobian: Callable, names: dict) -> Callable:
 def _primal(op: str, params: dict) -> Callable:
     if op in UNARY:
         return _formula(UNARY[op][0], "x")
-    if op in BINARY:
-        return _formula(BINARY[op][0], "a, b")
+    if op in ELEMENTWISE:
+        return _formula(ELEMENTWISE[op][0], ELEMENTWISE[op][2])
     if op == "where":
         return lambda m, a, b: a if m else b
     if op == "constant":
@@ -490,16 +500,17 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         key = f"D_{op}"
         env.setdefault(key, _formula(deriv, "x, y"))
         return f"{key}({args[0]}, {out})"
-    if op in BINARY:
-        spec, deriv = BINARY[op][1][pos]
+    if op in ELEMENTWISE:
+        _, rules, names = ELEMENTWISE[op]
+        spec, deriv = rules[pos]
         if spec in _UNITS:
             return _UNITS[spec]
-        text = _inline(deriv, "a, b, y", [args[0], args[1], out])
+        text = _inline(deriv, names + ", y", [*args, out])
         if text is not None:
             return text
         key = f"D_{op}_{pos}"
-        env.setdefault(key, _formula(deriv, "a, b, y"))
-        return f"{key}({args[0]}, {args[1]}, {out})"
+        env.setdefault(key, _formula(deriv, names + ", y"))
+        return f"{key}({', '.join(args)}, {out})"
     if op == "where":
         return f"(1.0 if {args[0]} else 0.0)" if pos == 1 else f"(0.0 if {args[0]} else 1.0)"
     raise CompileError(f"compile: op {op!r} has no scalar formula; use plan.execute")

@@ -238,6 +238,9 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "chdtr": ("chdtr(a, b)", (CONSTANT, ("out", "0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "chdtrc": ("chdtrc(a, b)", (CONSTANT, ("out", "-0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "stdtr": ("stdtr(a, b)", (CONSTANT, ("out", "tdensity(a, b)"))),
+    # the Poisson distribution function of floor(a) in its mean b: Q(floor(a) + 1, b), and its complement
+    "pdtr": ("pdtr(a, b)", (CONSTANT, ("out", "-gammadensity(floor(a) + 1.0, b)"))),
+    "pdtrc": ("pdtrc(a, b)", (CONSTANT, ("out", "gammadensity(floor(a) + 1.0, b)"))),
     "polygamma": ("polygamma(a, b)", (CONSTANT, ("out", "polygamma(a + 1.0, b)"))),  # ψ⁽ᵃ⁾(b), order a constant
     # quantiles, with the shape parameter a constant: the inverse's derivative is 1/density at it
     "gammaincinv": ("gammaincinv(a, b)", (CONSTANT, ("out", "1.0 / gammadensity(a, y)"))),
@@ -267,6 +270,30 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "inv_boxcox1p": ("inv_boxcox1p(a, b)", (("out", "(y + 1.0) / (1.0 + b * a)"),
                                             ("out", "(y + 1.0) * invboxcoxgrad(a, b)"))),
 }
+
+# Elementwise ops of three arguments, as BINARY: the beta family's distribution functions in their
+# point c, the shape parameters a, b constant: the regularized incomplete beta function I_c(a, b),
+# its complement, their inverses, and the F distribution (a, b degrees of freedom) with its quantile
+TERNARY: dict[str, tuple[str, tuple]] = {
+    "betainc": ("betainc(a, b, c)", (CONSTANT, CONSTANT, ("out", "betadensity(a, b, c)"))),
+    "betaincc": ("betaincc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-betadensity(a, b, c)"))),
+    "betaincinv": ("betaincinv(a, b, c)", (CONSTANT, CONSTANT, ("out", "1.0 / betadensity(a, b, y)"))),
+    "betainccinv": ("betainccinv(a, b, c)", (CONSTANT, CONSTANT, ("out", "-1.0 / betadensity(a, b, y)"))),
+    "fdtr": ("fdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "fdensity(a, b, c)"))),
+    "fdtrc": ("fdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-fdensity(a, b, c)"))),
+    "fdtri": ("fdtri(a, b, c)", (CONSTANT, CONSTANT, ("out", "1.0 / fdensity(a, b, y)"))),  # of fdtr
+    # the binomial (b trials) and negative binomial (b successes) distribution functions of floor(a)
+    # in the probability c: I_(1−c)(b − k, k + 1) and I_c(b, k + 1), and their complements (SciPy
+    # truncates a and b to integers)
+    "bdtr": ("bdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "-binomslope(a, floor(b), c)"))),
+    "bdtrc": ("bdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "binomslope(a, floor(b), c)"))),
+    "nbdtr": ("nbdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "betadensity(floor(b), floor(a) + 1.0, c)"))),
+    "nbdtrc": ("nbdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-betadensity(floor(b), floor(a) + 1.0, c)"))),
+}
+
+#: every elementwise op of several arguments: name → (primal, rules, the formulas' argument names)
+ELEMENTWISE = {**{n: (f, r, "a, b") for n, (f, r) in BINARY.items()},
+               **{n: (f, r, "a, b, c") for n, (f, r) in TERNARY.items()}}
 
 
 def _tie(a, b):
@@ -361,6 +388,45 @@ def _tdensity(df, t):
                   - 0.5 * (df + 1.0) * np.log1p(t * t / df))
 
 
+def _betadensity(a, b, x):
+    """∂I_x(a, b)/∂x = x^(a−1)·(1 − x)^(b−1)/B(a, b): the beta density (NaN outside [0, 1])."""
+    sp = _scipy_special()
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inside = (x >= 0) & (x <= 1)
+        return np.where(inside, np.exp(sp.xlogy(a - 1.0, x) + sp.xlog1py(b - 1.0, -x) - sp.betaln(a, b)), np.nan)
+
+
+def _counts(name: str, *which: int) -> Callable:
+    """scipy.special.<name> with the arguments ``which`` (counts, recorded as floats) passed as
+    integers where they all are, so SciPy takes its integer loop rather than the deprecated one."""
+    fn = _special(name)
+
+    def counted(*xs):
+        xs = list(xs)
+        for i in which:
+            x = np.asarray(xs[i])
+            if x.dtype.kind == "f" and np.all(np.isfinite(x)) and np.all(x == np.trunc(x)):
+                xs[i] = x.astype(np.int64)
+        return fn(*xs)
+    counted.__name__ = name
+    return counted
+
+
+def _binomslope(k, n, p):
+    """−∂bdtr(k, n, p)/∂p = n·C(n − 1, k)·p^k·(1 − p)^(n−1−k) for 0 ≤ k < n (k = floor(k)), else 0."""
+    k = np.floor(k)
+    with np.errstate(invalid="ignore"):
+        inside = (k >= 0) & (k < n)
+        return np.where(inside, _betadensity(np.where(inside, n - k, 1.0), k + 1.0, 1.0 - p), 0.0)
+
+
+def _fdensity(m, n, x):
+    """∂fdtr(m, n, x)/∂x: the F density, the beta density at w = m·x/(m·x + n) times dw/dx."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d = m * x + n
+        return np.where(x < 0, np.nan, _betadensity(0.5 * m, 0.5 * n, m * x / d) * m * n / (d * d))
+
+
 def _spencegrad(x):
     """spence′(x) = log(x)/(1 − x), and −1 at x = 1 (NaN below 0, as spence)."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -453,7 +519,12 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "beta", "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv",
                                            "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
                                            "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve",
-                                           "ive", "kve")},
+                                           "ive", "kve", "betainc", "betaincc", "betaincinv", "betainccinv",
+                                           "fdtr", "fdtrc", "fdtri")},
+               "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
+               "nbdtrc": _counts("nbdtrc", 0, 1),
+               "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,
+               **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
                "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}
 
@@ -479,9 +550,9 @@ def _unary_op(name: str, primal: str, deriv: str, spec: str) -> Op:
               frozenset({0}) if spec == "zero" else frozenset())
 
 
-def _binary_op(name: str, primal: str, rules: tuple) -> Op:
-    fn = formula(primal, "a, b", NUMPY_NAMES)
-    ds = [spec_d and spec_d[1] and formula(spec_d[1], "a, b, y", NUMPY_NAMES) for spec_d in rules]
+def _elementwise_op(name: str, primal: str, rules: tuple, args: str) -> Op:
+    fn = formula(primal, args, NUMPY_NAMES)
+    ds = [spec_d and spec_d[1] and formula(spec_d[1], args + ", y", NUMPY_NAMES) for spec_d in rules]
 
     def partial(i: int, ctx: Ctx) -> Jac | None:
         d = ds[i]
@@ -490,15 +561,13 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
         if rules[i] is CONSTANT:
             raise NotImplementedError(f"{name}: the derivative with respect to argument {i} is not "
                                       "implemented; it must be a constant")
-        return _ew(ctx, i, rules[i][0], d and (lambda: d(ctx.args[0], ctx.args[1], ctx.out)))
+        return _ew(ctx, i, rules[i][0], d and (lambda: d(*ctx.args, ctx.out)))
 
     def evaluate(a: list, p: dict) -> Any:
-        x, y = a
-        return fn(x if type(x) is np.ndarray else lazy.asarray(x),  # (asarray keeps an ndarray)
-                  y if type(y) is np.ndarray else lazy.asarray(y))
+        return fn(*[x if type(x) is np.ndarray else lazy.asarray(x) for x in a])  # (asarray keeps an ndarray)
 
     constant = frozenset(i for i, r in enumerate(rules) if r is CONSTANT)
-    return Op(name, evaluate, _broadcast_shape, partial, 2,
+    return Op(name, evaluate, _broadcast_shape, partial, len(rules),
               f"elementwise {primal} with broadcasting" + ("; derivative zero" if rules == (None, None) else "")
               + "".join(f"; argument {i} a constant" for i in sorted(constant)),
               frozenset(i for i, r in enumerate(rules) if r is None), constant=constant)
@@ -506,8 +575,8 @@ def _binary_op(name: str, primal: str, rules: tuple) -> Op:
 
 for _n, (_f, _d, _s) in UNARY.items():
     register(_unary_op(_n, _f, _d, _s))
-for _n, (_f, _r) in BINARY.items():
-    register(_binary_op(_n, _f, _r))
+for _n, (_f, _r, _a) in ELEMENTWISE.items():
+    register(_elementwise_op(_n, _f, _r, _a))
 
 
 def _where_partial(i: int, ctx: Ctx) -> Jac:

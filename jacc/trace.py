@@ -196,10 +196,10 @@ _SCALAR_OPS: dict[str, Callable] = {"add": operator.add, "sub": operator.sub, "m
 
 def _single_ufunc_ops() -> dict[str, Callable]:
     """Ops whose whole primal is one NumPy ufunc of their arguments (``sin(x)``, ``power(a, b)``)."""
-    from .ops import BINARY, NUMPY_NAMES, UNARY
+    from .ops import BINARY, NUMPY_NAMES, TERNARY, UNARY
 
     out = {}
-    for table, args in ((UNARY, "(x)"), (BINARY, "(a, b)")):
+    for table, args in ((UNARY, "(x)"), (BINARY, "(a, b)"), (TERNARY, "(a, b, c)")):
         for op, row in table.items():
             fn, _, call = row[0].partition("(")
             if "(" + call == args and isinstance(NUMPY_NAMES.get(fn), np.ufunc):
@@ -817,8 +817,13 @@ def _plain_step(op: str, args: list, params: dict) -> Any:
     return OPS[op].evaluate(vals, params)
 
 
+def _public_ufuncs() -> set[str]:
+    """The ufuncs recorded, less SciPy's private ones (they serve its public functions)."""
+    return {n for n in _UFUNCS if not n.startswith("_")}
+
+
 def _unsupported(what: str) -> UnsupportedOperationError:
-    names = sorted(set(_UFUNCS) | {f.__name__ for f in _FUNCTIONS})
+    names = sorted(_public_ufuncs() | {f.__name__ for f in _FUNCTIONS})
     return UnsupportedOperationError(
         f"{what} is not supported by jacc's tracer (called at {call_site()}). "
         f"Supported NumPy functions: {', '.join(names)}; operators + - * / ** @, unary -, abs, "
@@ -1947,7 +1952,7 @@ def supported_functions() -> list[str]:
 
     scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize,
                          scipy_signal, scipy_spatial, scipy_stats) for n in m.supported()}
-    return sorted(set(_UFUNCS) | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
+    return sorted(_public_ufuncs() | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | {"vectorize"})
 
 

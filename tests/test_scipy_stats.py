@@ -75,12 +75,20 @@ def test_every_call_reads_the_support_again():
 
 
 def test_what_is_not_numpy_code_is_refused_by_name():
-    with pytest.raises(jacc.UnsupportedOperationError, match=r"^the compiled ufunc _beta_pdf is not supported .*"
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"^the compiled ufunc _skewnorm_cdf is not supported .*"
                                                              r"_continuous_distns.py:\d+ \(from .*test_scipy_stats.py"):
-        jacc.trace(lambda v: st.beta.pdf(v * 0.2, 2.0, 3.0), X)
+        jacc.trace(lambda v: st.skewnorm.cdf(v * 0.2, 2.0), X)
     with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.stats.vonmises.cdf at .*test_scipy_stats.py.*"
                                                              r"compiled code"):
         jacc.trace(lambda v: st.vonmises.cdf(v, 2.0), X)
+
+
+def test_the_beta_density_in_its_point_and_shape_parameters():
+    v = np.array([0.3, 2.0, 3.5])
+    f = lambda v: st.beta.pdf(v[0] * np.array([0.5, 1.0, 2.0]), v[1], v[2])  # noqa: E731
+    g = jacc.trace(f, v)
+    np.testing.assert_allclose(g.evaluate({"v": v})[g.outputs[0]], f(v), rtol=1e-14)
+    np.testing.assert_allclose(jacc.jacobian(f)(v), fd_jacobian(f, [v], 0), rtol=1e-7)
 
 
 def test_jacc_does_not_import_scipy_stats():
@@ -89,13 +97,17 @@ def test_jacc_does_not_import_scipy_stats():
     assert out.strip() == "False"
 
 
-@pytest.mark.parametrize("name, shapes", [("gamma", (2.5,)), ("chi2", (3.0,)), ("t", (4.0,)), ("invgamma", (2.0,))])
+@pytest.mark.parametrize("name, shapes", [("gamma", (2.5,)), ("chi2", (3.0,)), ("t", (4.0,)), ("invgamma", (2.0,)),
+                                          ("beta", (2.0, 3.0)), ("f", (3.0, 5.0))])
 def test_distribution_functions_in_the_point_with_constant_shape_parameters(name, shapes):
     """Their incomplete gamma and Student-t functions have the density as the derivative in the point."""
+    scale = 3.0 if name == "beta" else 1.3  # (beta's support: [loc, loc + scale])
     for method in METHODS:
-        _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=1.3), X)
+        _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=scale), X)
+    for method in ("ppf", "isf") if name != "t" else ():  # (t: see the test below)
+        _check(lambda u: getattr(getattr(st, name), method)(u, *shapes, loc=0.1, scale=scale), Q[:3])
     with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.special.\w+ at .*shape parameter"):
-        jacc.trace(lambda v: getattr(st, name).cdf(1.5, *[s * (1.0 + v) for s in shapes]), X[:1])
+        jacc.trace(lambda v: getattr(st, name).cdf(0.5, *[s * (1.0 + v) for s in shapes]), X[:1])
 
 
 @pytest.mark.parametrize("f", [lambda m: st.poisson.logpmf(K, m), lambda m: st.poisson.pmf(K, m),
@@ -109,6 +121,30 @@ def test_discrete_mass_functions_in_their_parameters(f):
         want = fd_jacobian(f, [MU], 0)
     np.testing.assert_allclose(J[inside], want[inside], rtol=1e-6, atol=1e-8)
     assert np.all(J[~inside] == 0) and (~inside).sum() >= 2
+
+
+@pytest.mark.parametrize("f", [lambda p: st.binom.cdf(K, 6, p / 5), lambda p: st.binom.sf(K, 6, p / 5),
+                               lambda m: st.poisson.cdf(K, m), lambda m: st.poisson(m, loc=1).sf(K),
+                               lambda p: st.nbinom.cdf(K, 3.5, p / 5), lambda p: st.nbinom.sf(K, 3, p / 5),
+                               lambda p: st.bernoulli.cdf(K, p / 5), lambda p: st.geom.sf(K, p / 5),
+                               lambda p: st.binom.cdf(K + 7.0, 6, p / 5)])  # (beyond n: 1)
+def test_discrete_distribution_functions_in_their_parameters(f):
+    """Values SciPy's (non-integer points read floor(k)); derivatives central differences'."""
+    g = jacc.trace(f, MU)
+    np.testing.assert_allclose(g.evaluate({g.inputs[0]: MU})[g.outputs[0]], f(MU), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(MU), fd_jacobian(f, [MU], 0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("f, slope", [(lambda p: st.binom.ppf(Q, 6, p / 5), 0.0),
+                                      (lambda m: st.poisson.isf(Q, m, loc=m), 1.0)])
+def test_discrete_quantiles_are_steps(f, slope):
+    """Integers, so piecewise constant in the probability and the parameters; loc moves them."""
+    with np.errstate(invalid="ignore"):
+        want = f(MU)
+    g = jacc.trace(f, MU)
+    np.testing.assert_array_equal(g.evaluate({g.inputs[0]: MU})[g.outputs[0]], want)
+    J = jacc.jacobian(f, nonfinite="propagate")(MU)
+    np.testing.assert_array_equal(J, np.diag(slope * np.isfinite(want)))
 
 
 K = np.array([0.0, 1.0, 3.0, 5.0, 2.5, -1.0])

@@ -11,7 +11,7 @@ import pytest
 
 import jacc
 from jacc.compile import MATH_NAMES
-from jacc.ops import BINARY, OPS, UNARY
+from jacc.ops import BINARY, OPS, TERNARY, UNARY
 from jacc.trace import TraceError, UnsupportedOperationError
 
 _PLAIN3 = np.zeros(3)  # made outside f: NumPy's own array, which cannot hold traced values
@@ -219,7 +219,9 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
                                         "kl_div", "huber", "pseudo_huber", "beta", "polygamma", "gammaincinv",
                                         "gammainccinv", "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
                                         "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive",
-                                        "kve")}}
+                                        "kve", "pdtr", "pdtrc")}}
+_TERNARY_FN = {n: _scipy(n) for n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri",
+                                      "bdtr", "bdtrc", "nbdtr", "nbdtrc")}
 _POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]
 
 
@@ -264,6 +266,18 @@ def test_binary_paths_agree_at_nonfinite_points(op):
         assert jc.last is None
         for u, v in zip(a, b):
             _agree(u, v)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # (SciPy's, for bdtr's n = 0.5)
+@pytest.mark.parametrize("op", sorted(TERNARY))
+def test_ternary_paths_agree_at_nonfinite_points(op):
+    assert set(TERNARY) == set(_TERNARY_FN)  # a new op needs a row here
+    fn = _TERNARY_FN[op]
+    for a, b, x in itertools.product([2.0, 0.5, 7.0, math.nan], [3.0, 1.0, math.inf], _POINTS + [0.25, 0.75, 3.0]):
+        jc, u, v = _paths(lambda x, c: fn(a, b, x) * c, (x, 1.5), (0, 1))  # (shape parameters constant)
+        assert jc.last is None
+        for p, q in zip(u, v):
+            _agree(p, q)
 
 
 def test_scalar_helpers_propagate_nan_like_numpy():

@@ -1,9 +1,12 @@
-"""``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``,
-``sf``, ``logsf`` and the quantiles ``ppf``/``isf`` of the continuous ones (``norm``, ``t``,
-``gamma``, ``expon`` …) and ``pmf`` and ``logpmf`` of the discrete ones (``poisson``, ``binom``
-…), frozen ones included (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``,
-``scale`` and the shape parameters all differentiable (a discrete distribution's points are
-constants in effect: its mass is piecewise constant in them).
+"""``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``, ``sf``,
+``logsf`` and the quantiles ``ppf``/``isf`` of the continuous ones (``norm``, ``t``, ``gamma``,
+``beta``, ``f``, ``expon`` …) and ``pmf``, ``logpmf``, ``cdf``, ``sf``, ``ppf`` and ``isf`` of the
+discrete ones (``poisson``, ``binom``, ``nbinom`` …), frozen ones included (``scipy.stats.norm(mu,
+sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape parameters differentiable (a
+discrete distribution's points are constants in effect: its mass is piecewise constant in them). The
+exception: where a formula calls an incomplete gamma or beta function (the distribution functions of
+``gamma``, ``chi2``, ``t``, ``beta``, ``f``, the discrete ones' counts), that function is differentiated
+in its point and probability alone, and a traced shape parameter there is refused by name.
 
 SciPy's public methods write their results into a plain output array (``np.place``), which a trace
 cannot follow. While ``f`` runs on traced arguments they are replaced (see
@@ -12,9 +15,9 @@ that do what SciPy does with traced values: standardise ``z = (x − loc)/scale`
 parameters and the support at the traced point (so the trace is value-dependent, as a comparison
 makes it), evaluate the distribution's own formula (its ``_logpdf``, ``_cdf`` …, NumPy and
 ``scipy.special`` code) on the points inside, and give SciPy's constants elsewhere: the density 0
-(log −inf) outside the support, the distribution function 0 or 1 beyond its ends, NaN for
-invalid parameters. A distribution whose formula is not such code (one that integrates its
-density numerically) is refused by the tracer where it leaves NumPy.
+(log −inf) outside the support, the distribution function 0 or 1 beyond its ends, NaN for invalid
+parameters. A distribution whose formula is not such code (one that integrates its density
+numerically) is refused by the tracer where it leaves NumPy.
 
 >>> import numpy as np, jacc, scipy.stats
 >>> jf = jacc.jacobian(lambda mu: scipy.stats.norm.logpdf(2.0, loc=mu, scale=2.0))
@@ -45,8 +48,10 @@ _METHODS = {
     "sf": ("_sf", None, 1.0, 0.0, False),
     "logsf": ("_logsf", None, 0.0, -_INF, False),
 }
-# the discrete distributions' mass functions (no scale; the points inside are the integers of the support)
-_DISCRETE = {"pmf": ("_pmf", None, 0.0, 0.0, True), "logpmf": ("_logpmf", None, -_INF, -_INF, True)}
+# the discrete distributions' mass functions (no scale; the points inside are the integers of the
+# support) and distribution functions (of floor(x − loc); "left": the support's lower end inside)
+_DISCRETE = {"pmf": ("_pmf", None, 0.0, 0.0, True), "logpmf": ("_logpmf", None, -_INF, -_INF, True),
+             "cdf": ("_cdf", None, 0.0, 1.0, "left"), "sf": ("_sf", None, 1.0, 0.0, "left")}
 
 
 def _concrete(x: Any, what: str) -> np.ndarray:
@@ -120,18 +125,22 @@ def _distribution_method(name: str, body: Callable) -> Callable[[Callable], Call
     return make
 
 
-def _density(name: str) -> Callable:
-    """``pdf``, ``cdf`` … (:data:`_METHODS`) and ``pmf``/``logpmf`` (:data:`_DISCRETE`)."""
-    discrete = name in _DISCRETE
+def _density(name: str, discrete: bool) -> Callable:
+    """``pdf``, ``cdf`` … (:data:`_METHODS`) and the discrete ``pmf``, ``cdf`` … (:data:`_DISCRETE`)."""
     formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
 
     def body(self, what, x, shapes, loc, scale, params):
         z = x - loc if discrete else (x - loc) / scale
+        if closed == "left":
+            z = np.floor(z)
         zv, sv = _concrete(z, what), _concrete(scale, what)
         lo, hi = self._get_support(*params)
         valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
-        inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
-        if discrete:
+        if closed == "left":
+            inside = valid & (lo <= zv) & (zv < hi)
+        else:
+            inside = valid & ((lo <= zv) & (zv <= hi) if closed else (lo < zv) & (zv < hi))
+        if discrete and closed is True:
             inside = inside & (np.floor(zv) == zv)
         const = np.broadcast_to(np.where(valid, np.where(zv >= hi, above, below), np.nan), inside.shape)
         if not inside.any():
@@ -169,20 +178,41 @@ def _quantile(name: str) -> Callable:
     return _distribution_method(name, body)
 
 
+def _discrete_quantile(name: str) -> Callable[[Callable], Callable]:
+    """A discrete distribution's ``ppf``/``isf``: integers, piecewise constant in q and the shape
+    parameters (derivative zero), read at the traced point, plus ``loc``."""
+    def make(original: Callable) -> Callable:
+        def method(self, q, *args, **kwds):
+            if not (_holds_tracer(q) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
+                return original(self, q, *args, **kwds)
+            what = f"scipy.stats.{self.name}.{name}"
+            shapes, loc, _ = self._parse_args(*args, **kwds)
+            plain = [_concrete(a, what) for a in (q, *shapes)]
+            found = original(self, *plain, loc=0.0)
+            if not isinstance(loc, Tracer):
+                return found + _concrete(loc, what)
+            return found + np.where(np.isfinite(found), loc, 0.0)  # (±inf and NaN stay: no derivative)
+        method.__name__ = name
+        return method
+    return make
+
+
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
+for _name in ("ppf", "isf"):
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _discrete_quantile(_name))
 for _name in ("ppf", "isf"):
     swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _quantile(_name))
 for _name in _METHODS:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _density(_name))
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _density(_name, False))
 for _name in _DISCRETE:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _density(_name))
+    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _density(_name, True))
 
 
 def supported() -> list[str]:
     """The ``scipy.stats`` methods a trace records (of every distribution whose formula is NumPy
     code)."""
     return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf")]
-            + [f"scipy.stats.rv_discrete.{n}" for n in _DISCRETE])
+            + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf")])
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------

@@ -15,7 +15,7 @@ import importlib.util
 import numpy as np
 
 from ..constructors import swap_during_traces
-from ..ops import BINARY, OPS, UNARY
+from ..ops import BINARY, OPS, TERNARY, UNARY
 from ..trace import (
     _UFUNCS,
     TraceError,
@@ -52,10 +52,57 @@ def _record(op: str):
     return record
 
 
-for _name in [n for n in {**UNARY, **BINARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
+for _name in [n for n in {**UNARY, **BINARY, **TERNARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
     implements_ufunc(_name)(_record(_name))
 for _name, _op in ALIASES.items():
     implements_ufunc(_name)(_record(_op))
+
+
+# scipy.stats' private quantile ufuncs, as the public functions they equal
+@implements_ufunc("_beta_ppf")
+def _beta_ppf(tape, q, a, b):
+    return _record("betaincinv")(tape, a, b, q)
+
+
+# the (negative) binomial distribution functions of k = floor(x) for real n (k and n constants), as
+# incomplete beta functions: binomial I_(1−p)(n − k, k + 1) = 1 − I_p(k + 1, n − k), negative I_p(n, k + 1)
+@implements_ufunc("_binom_cdf")
+def _binom_cdf(tape, k, n, p):
+    return _record("betaincc")(tape, np.floor(k) + 1.0, n - np.floor(k), p)
+
+
+@implements_ufunc("_binom_sf")
+def _binom_sf(tape, k, n, p):
+    return _record("betainc")(tape, np.floor(k) + 1.0, n - np.floor(k), p)
+
+
+@implements_ufunc("_nbinom_cdf")
+def _nbinom_cdf(tape, k, n, p):
+    return _record("betainc")(tape, n, np.floor(k) + 1.0, p)
+
+
+@implements_ufunc("_nbinom_sf")
+def _nbinom_sf(tape, k, n, p):
+    return _record("betaincc")(tape, n, np.floor(k) + 1.0, p)
+
+
+
+@implements_ufunc("_beta_pdf")
+def _beta_pdf(tape, x, a, b):
+    """x^(a−1)·(1 − x)^(b−1)/B(a, b), differentiable in x, a and b."""
+    import scipy.special as sp
+
+    return np.exp(sp.xlogy(a - 1.0, x) + sp.xlog1py(b - 1.0, -x) - sp.betaln(a, b))
+
+
+@implements_ufunc("_cauchy_ppf")
+def _cauchy_ppf(tape, q, loc, scale):
+    return loc + scale * np.tan(np.pi * (q - 0.5))
+
+
+@implements_ufunc("_cauchy_isf")
+def _cauchy_isf(tape, q, loc, scale):
+    return loc + scale * np.tan(np.pi * (0.5 - q))
 
 
 def _polygamma(original):
@@ -358,6 +405,23 @@ if importlib.util.find_spec("scipy") is not None:
     for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
         _in_point(_n, lambda r, a=_a: (np.array([[a], [1.7]]), _pos(r, (5,))),
                   "a quantile: 1/density there; the shape parameter must be a constant", jax=False)
+    _in_point("pdtr", lambda r: (np.array([[0.0], [2.0], [5.0]]), _pos(r, (4,)) * 3.0),
+              "the Poisson distribution function of floor(k) in its mean; k must be a constant", jax=False)
+    _in_point("pdtrc", lambda r: (np.array([[0.0], [2.0], [5.0]]), _pos(r, (4,)) * 3.0), "", jax=False)
+    for _n, _ab, _scale, _note in (
+            ("betainc", (2.0, 3.5), 0.45, "the regularized incomplete beta function in x: the beta density; "
+                                          "a and b must be constants"),
+            ("betaincc", (0.7, 2.0), 0.45, ""),
+            ("betaincinv", (2.0, 3.5), 0.45, "a quantile: 1/density there"),
+            ("betainccinv", (0.7, 2.0), 0.45, ""),
+            ("fdtr", (3.0, 5.0), 2.0, "the F distribution function in x; the degrees of freedom must be constants"),
+            ("fdtrc", (3.0, 5.0), 2.0, ""), ("fdtri", (3.0, 5.0), 0.45, "a quantile: 1/density there"),
+            ("bdtr", (3, 10), 0.45, "binomial: in p, the counts k and n must be constants (SciPy truncates them)"),
+            ("bdtrc", (3, 10), 0.45, ""), ("nbdtr", (3, 4), 0.45, "negative binomial: in p"),
+            ("nbdtrc", (3, 4), 0.45, "")):
+        case(f"scipy.special.{_n}", lambda xp, n=_n, ab=_ab: lambda x: getattr(_special(xp), n)(*ab, x),
+             lambda r, s=_scale: (_pos(r, (5,)) * s,), structures=DIAG, note=_note,
+             jax=_n == "betainc")
     _sp("spence", lambda r: np.concatenate([_pos(r, (3,)), _pos(r, (3,)) + 2.2]), structures=DIAG)
     _sp("spence", lambda r: np.array([0.5, 1.0, 1.5, 2.0]), structures=DIAG, variant="1 to 2", jax=False,
         note="log(x)/(1 − x), −1 at 1 (JAX's slope is NaN on (1, 2])")
