@@ -5,6 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 from jacc.trace import TraceError, UnsupportedOperationError, trace
@@ -210,3 +211,51 @@ def test_histogram_edges_from_the_data_follow_its_extremes():
     np.testing.assert_array_equal(_value(lambda a: np.histogram(a, 2)[1], same), np.histogram(same, 2)[1])
     with pytest.raises(TraceError, match="numpy.histogram.*bins is traced"):
         jacc.trace(lambda a: np.histogram(A, bins=a), np.array([0.0, 1.0]))
+
+
+B = np.random.default_rng(9).normal(size=40)
+
+
+@pytest.mark.parametrize("bins, rng, density", [(4, None, False), ((3, 5), None, True), (3, [(-1.0, 1.0), None], True),
+                                                (np.array([-2.0, -0.3, 0.0, 0.4, 2.5]), None, False),
+                                                ([np.array([-1.0, 0.0, 1.0]), 3], None, True)])
+def test_histogram2d_values_and_jacobians(bins, rng, density):
+    """Counts and edges are NumPy's; weights and data-range edges have central differences' derivatives."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = np.histogram2d(A, B, bins, rng, density, W ** 2)
+        got = _value(lambda w: np.histogram2d(A, B, bins, rng, density, w)[0], W ** 2)
+    np.testing.assert_allclose(got, want[0], rtol=1e-12, atol=1e-15)
+    for k, f, x in [(0, lambda w: np.histogram2d(A, B, bins, rng, density, w)[0], W ** 2),
+                    (1, lambda a: np.histogram2d(a, B, bins, rng, density)[1], A),
+                    (2, lambda b: np.histogram2d(A, b, bins, rng, True)[0], B)]:
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-7, err_msg=str(k))
+
+
+def test_histogramdd_weights_jacobian_is_the_cell_membership():
+    sample = np.stack([A, B, W], axis=1)
+    J = jacc.jacobian(lambda w: np.histogramdd(sample, bins=(2, 3, 2), weights=w)[0])(W)
+    _, edges = np.histogramdd(sample, bins=(2, 3, 2))
+    cells = [np.minimum(np.searchsorted(e, c, side="right") - 1, e.size - 2) for e, c in zip(edges, sample.T)]
+    want = np.zeros((2, 3, 2, 40))
+    want[cells[0], cells[1], cells[2], np.arange(40)] = 1.0
+    np.testing.assert_array_equal(J, want)
+
+
+@pytest.mark.parametrize("p", [np.array([1.0, -0.5, -2.25, 1.125]), np.array([2.0, -3.0, 0.0]),
+                               np.array([0.0, 1.0, -2.0, -3.0]), np.array([3.0, 1.0])])
+def test_real_roots_have_numpys_values_and_implicit_derivatives(p):
+    """dr/dp_k = −r^(n−k)/p′(r), the closed form of implicit differentiation."""
+    r = np.roots(p)
+    np.testing.assert_array_equal(_value(np.roots, p), r)
+    n = p.size - 1
+    slope = np.polyval(np.polyder(p), r)
+    want = -(r[:, None] ** (n - np.arange(n + 1))[None, :]) / slope[:, None]
+    np.testing.assert_allclose(jacc.jacobian(np.roots)(p), want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("p, words", [(np.array([1.0, 0.0, 1.0]), "complex roots"),
+                                      (np.array([1.0, -2.0, 1.0]), "singular.*multiple root")])
+def test_complex_and_multiple_roots_are_refused(p, words):
+    with pytest.raises(UnsupportedOperationError, match="numpy.roots at .*test_numpy_numerics.py.*" + words):
+        jacc.trace(np.roots, p)
+

@@ -13,6 +13,7 @@ of sliding windows and one product with the kernel.
 
 from __future__ import annotations
 
+import builtins
 import operator
 
 import numpy as np
@@ -297,6 +298,25 @@ def _poly(seq_of_zeros):
     return a
 
 
+@implements(np.roots)
+def _roots(p):
+    """NumPy's roots at the traced point, as roots of the traced polynomial (implicit
+    differentiation, jacc.numpy_api.implicit: dr = −(Σ dp_k r^(n−k)) / p′(r)). Real roots only: a
+    complex root, or a multiple one (no derivative), is refused."""
+    from .implicit import root
+
+    if np.ndim(p) != 1:
+        raise ValueError(f"Input must be a rank-1 array, got shape {np.shape(p)} (numpy.roots at {call_site()})")
+    found = np.roots(_value(p, "numpy.roots (its roots)"))
+    if np.iscomplexobj(found):
+        if np.any(found.imag != 0):
+            raise UnsupportedOperationError(
+                f"numpy.roots at {call_site()}: the polynomial has complex roots ({found[found.imag != 0][0]:.6g} …), "
+                "which a trace does not hold; its real roots can be found with a real solver (scipy.optimize.brentq)")
+        found = found.real
+    return root(lambda z: np.polyval(p, z), found, "numpy.roots", "a multiple root")
+
+
 @implements(np.polydiv)
 def _polydiv(u, v):
     """Quotient and remainder by NumPy's long division, coefficient by coefficient; the
@@ -506,6 +526,30 @@ def _logspace(start, stop, num=50, endpoint=True, base=10.0, dtype=None, axis=0)
 # -- histogram ----------------------------------------------------------------------------------
 
 
+def _constant_bins(what: str, bins, range) -> None:
+    for name, v in (("bins", bins), ("range", range)):
+        if isinstance(v, Tracer) or (isinstance(v, (tuple, list)) and any(isinstance(x, Tracer) for x in v)):
+            raise TraceError(f"{what} at {call_site()}: {name} is traced; pass constants")
+
+
+def _data_edges(a, av: np.ndarray, edges: np.ndarray, from_data: bool):
+    """NumPy's edges, or where it found equal-width ones from the data (``from_data``: a bin count
+    and no range) ``linspace(min a, max a)``, which carries their derivative."""
+    if not (from_data and isinstance(a, Tracer) and av.size):
+        return edges
+    lo, hi = np.min(a), np.max(a)
+    if edges[0] != av.min():  # all values equal: NumPy widens the range by ½ each side
+        lo, hi = lo - 0.5, hi + 0.5
+    return np.linspace(lo, hi, edges.size)
+
+
+def _bin_of(values: np.ndarray, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each value's bin (the last edge inside the last bin) and whether it falls in one."""
+    n = edges.size - 1
+    keep = (values >= edges[0]) & (values <= edges[-1])
+    return np.minimum(np.searchsorted(edges, values, side="right") - 1, n - 1), keep
+
+
 @implements(np.histogram)
 def _histogram(a, bins=10, range=None, density=None, weights=None):
     """NumPy's bins and counts at the traced point (value-dependent). Counts are constants; with
@@ -513,28 +557,65 @@ def _histogram(a, bins=10, range=None, density=None, weights=None):
     data (``range`` not given) are ``linspace(min a, max a)`` and carry its derivative, which
     ``density=True`` passes on through the bin widths. (Weighted counts are summed per bin;
     with explicit edges NumPy differences cumulative sums instead, which may differ in the last bit.)"""
-    for name, v in (("bins", bins), ("range", range)):
-        if isinstance(v, Tracer) or (isinstance(v, (tuple, list)) and any(isinstance(x, Tracer) for x in v)):
-            raise TraceError(f"numpy.histogram at {call_site()}: {name} is traced; pass constants")
+    _constant_bins("numpy.histogram", bins, range)
     av = _value(a, "numpy.histogram (its bins)")
     traced_w = isinstance(weights, Tracer)
     wv = weights.value if traced_w else weights
     counts, edges = np.histogram(av, bins, range, weights=wv)  # NumPy's checks, edges and counts
     n = edges.size - 1
-    if isinstance(a, Tracer) and range is None and np.ndim(bins) == 0 and av.size:  # edges from the data's extremes
-        lo, hi = np.min(a), np.max(a)
-        if edges[0] != av.min():  # all values equal: NumPy widens the range by ½ each side
-            lo, hi = lo - 0.5, hi + 0.5
-        edges = np.linspace(lo, hi, n + 1)
+    edges = _data_edges(a, av, edges, range is None and np.ndim(bins) == 0)
     if traced_w:
         flat, w = av.reshape(-1), np.reshape(weights, (-1,))
-        e = np.asarray(edges.value if isinstance(edges, Tracer) else edges)
-        keep = np.flatnonzero((flat >= e[0]) & (flat <= e[-1]))
-        idx = np.minimum(np.searchsorted(e, flat[keep], side="right") - 1, n - 1)
-        counts = np.bincount(idx, weights=w[keep], minlength=n)
+        idx, keep = _bin_of(flat, np.asarray(edges.value if isinstance(edges, Tracer) else edges))
+        counts = np.bincount(idx[keep], weights=w[keep], minlength=n)
     if density:
         counts = counts / np.diff(edges) / np.sum(counts)
     return counts, edges
+
+
+@implements(np.histogramdd)
+def _histogramdd(sample, bins=10, range=None, density=None, weights=None):
+    """:func:`_histogram` in D dimensions: per dimension NumPy's edges (from the data where it
+    finds them so), the counts constants or, for traced ``weights``, sums per cell."""
+    _constant_bins("numpy.histogramdd", bins, range)
+    if isinstance(sample, (list, tuple)):
+        columns = list(sample)
+    else:
+        if np.ndim(sample) != 2:
+            raise ValueError(f"sample must be an (N, D) array or a sequence of D arrays, got shape "
+                             f"{np.shape(sample)} (numpy.histogramdd at {call_site()})")
+        columns = [sample[:, d] for d in builtins.range(np.shape(sample)[1])]
+    values = [np.asarray(_value(c, "numpy.histogramdd (its bins)"), dtype=float).reshape(-1) for c in columns]
+    traced_w = isinstance(weights, Tracer)
+    counts, edges = np.histogramdd(np.stack(values, axis=1) if values else np.zeros((0, 0)), bins, range,
+                                   weights=weights.value if traced_w else weights)
+    d = len(values)
+    per_bins = list(bins) if hasattr(bins, "__len__") and not isinstance(bins, str) else [bins] * d  # (as NumPy)
+    per_range = list(range) if range is not None else [None] * d
+    edges = [_data_edges(c, v, e, r is None and np.ndim(b) == 0)
+             for c, v, e, r, b in zip(columns, values, edges, per_range, per_bins)]
+    if traced_w:
+        shape = counts.shape
+        found = [_bin_of(v, np.asarray(e.value if isinstance(e, Tracer) else e)) for v, e in zip(values, edges)]
+        keep = np.logical_and.reduce([k for _, k in found])
+        cell = np.ravel_multi_index(tuple(np.where(keep, i, 0) for i, _ in found), shape)
+        counts = np.reshape(np.bincount(cell[keep], weights=np.reshape(weights, (-1,))[keep],
+                                        minlength=int(np.prod(shape))), shape)
+    if density:
+        volume = None
+        for k, e in enumerate(edges):
+            width = np.reshape(np.diff(e), [-1 if j == k else 1 for j in builtins.range(d)])
+            volume = width if volume is None else volume * width
+        counts = counts / volume / np.sum(counts)
+    return counts, edges
+
+
+@implements(np.histogram2d)
+def _histogram2d(x, y, bins=10, range=None, density=None, weights=None):
+    if hasattr(bins, "__len__") and len(bins) not in (1, 2):
+        bins = [np.asarray(bins), np.asarray(bins)]  # one array of edges for both (NumPy's reading)
+    counts, (xedges, yedges) = _histogramdd([x, y], bins, range, density, weights)
+    return counts, xedges, yedges
 
 
 @implements(np.histogram_bin_edges)
@@ -710,6 +791,10 @@ case("numpy.polyadd", lambda xp: lambda a, b: xp.polyadd(a, b) * xp.polysub(b, a
      argnums=(0, 1))
 case("numpy.polymul", lambda xp: lambda a, b: xp.polymul(a, b), lambda r: (_x(r, (3,)), _x(r, (2,))), argnums=(0, 1))
 case("numpy.poly", lambda xp: lambda z: xp.poly(z), lambda r: (_x(r, (4,)),))
+case("numpy.roots", lambda xp: lambda p: xp.roots(p),
+     lambda r: (np.array([1.0, -0.5, -2.25, 1.125]) + 0.01 * _x(r, (4,)),), jax=False,
+     note="real roots, as roots of the traced polynomial (implicit differentiation); complex or multiple roots "
+          "refused (JAX's are complex)")
 case("numpy.polydiv", lambda xp: lambda u, v: xp.polydiv(u, v)[0], lambda r: (_x(r, (5,)), 2.0 + _x(r, (3,))),
      argnums=(0, 1), note="NumPy's long division; the remainder's leading near-zeros are dropped at the traced point")
 case("numpy.polydiv", lambda xp: lambda u, v: xp.polydiv(u, v)[1], lambda r: (_x(r, (5,)), 2.0 + _x(r, (3,))),
@@ -732,6 +817,11 @@ case("numpy.histogram", lambda xp: lambda x: xp.histogram(x, bins=3, density=Tru
 case("numpy.histogram", lambda xp: lambda w: xp.histogram(np.array([0.1, 0.5, 0.5, 2.0, 0.9, -1.0]),
                                                             bins=np.array([0.0, 0.5, 1.0]), weights=w, density=True)[0],
      lambda r: (np.abs(_x(r, (6,))) + 0.1,), variant="constant edges, weights, density")
+case("numpy.histogram2d", lambda xp: lambda x, w: xp.histogram2d(x, x ** 2, bins=3, weights=w, density=True)[0],
+     lambda r: (_x(r, (12,)), np.abs(_x(r, (12,))) + 0.1), argnums=(0, 1),
+     note="cells read at the traced point; weighted counts a scatter-add; edges from the data carry their derivative")
+case("numpy.histogramdd", lambda xp: lambda s, w: xp.histogramdd(s, bins=(2, 3), weights=w)[0],
+     lambda r: (_x(r, (10, 2)), _x(r, (10,))), argnums=(1,), structures=FREE)
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y)), lambda r: (_x(r, (3,)), _x(r, (2,))),
      argnums=(0, 1), structures=FREE)
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexing="ij")),
