@@ -81,6 +81,14 @@ CASES = [
     ("logm, not diagonalizable by a real basis", lambda a: sl.logm(a), np.array([[1.0, 2.0], [-2.0, 1.0]])),
     ("fractional_matrix_power", lambda a: sl.fractional_matrix_power(a, 0.37), A),
     ("fractional_matrix_power, integer", lambda a: sl.fractional_matrix_power(a, -2), A),
+    ("solve_banded", lambda a: sl.solve_banded((1, 2), a + 4.0 * (np.arange(4) == 2)[:, None], B), A),
+    ("solve_banded, matrix right-hand side", lambda a: sl.solve_banded((2, 0), a[:3] + 5.0 * (np.arange(3) == 0)[:, None],
+                                                                       a[:, 1:]), A),
+    ("solveh_banded (upper form)", lambda a: sl.solveh_banded(np.stack([a[0], 4.0 + a[1] ** 2]), B), A),
+    ("solveh_banded lower", lambda a: sl.solveh_banded(np.stack([4.0 + a[1] ** 2, a[0], a[2]]), B, lower=True), A),
+    ("solve_toeplitz", lambda a: sl.solve_toeplitz((a[0] + 4.0 * (np.arange(4) == 0), a[1]), a[2]), A),
+    ("solve_toeplitz, symmetric", lambda a: sl.solve_toeplitz(a[0] + 4.0 * (np.arange(4) == 0), B), A),
+    ("matmul_toeplitz", lambda a: sl.matmul_toeplitz((a[0], a[1]), a[2:].T), A),
 ]
 
 

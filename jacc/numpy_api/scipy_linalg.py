@@ -1,8 +1,9 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
 eigh, QR, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
 derivative, logarithm, square root and fractional powers, the trigonometric and hyperbolic matrix
-functions (from real exponentials), Sylvester and Lyapunov equations and the special matrices
-(toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions that compute the same thing.
+functions (from real exponentials), Sylvester and Lyapunov equations, banded and Toeplitz solves and
+the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions
+that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -482,6 +483,74 @@ def _block_diag(arrs, **_):
     return np.concatenate(rows, axis=0)
 
 
+def _from_bands(ab, rows: np.ndarray, cols: np.ndarray, n: int):
+    """The n × n matrix whose entry (i, j) is ``ab[rows[i, j], cols[i, j]]`` where ``rows`` is in
+    range, 0 elsewhere: one gather of ``ab`` with a zero appended (an index map, no products)."""
+    k = np.shape(ab)[0]
+    inside = (rows >= 0) & (rows < k)
+    flat = np.where(inside, np.clip(rows, 0, k - 1) * n + cols, k * n)
+    return np.concatenate([np.reshape(ab, (-1,)), np.zeros(1)])[flat]
+
+
+def _banded(ab, what: str):
+    ab = ab if _holds_tracer(ab) else np.asarray(ab, dtype=float)
+    if np.ndim(ab) != 2:
+        raise ValueError(f"ab must be a 2-d array of bands, got shape {np.shape(ab)} (scipy.linalg.{what} at "
+                         f"{call_site()})")
+    return ab
+
+
+def _with_scipys_value(original: Callable, bound, traced):
+    """``traced`` with the value of SciPy's own call on the arguments' values."""
+    def plain(v):
+        return tuple(map(plain, v)) if isinstance(v, tuple) else (v.value if _holds_tracer(v) else v)
+    # (positionally, in order: SciPy's array-API wrapper takes its arrays so)
+    return implicit.anchored(original(*[plain(v) for v in bound.arguments.values()]), traced)
+
+
+def _solve_banded(original, bound):
+    """The band matrix a[i, j] = ab[u + i − j, j] gathered into a dense one and solved (O(n³):
+    systems up to some thousands), with SciPy's value."""
+    p = bound.arguments
+    (l, u), ab = p["l_and_u"], _banded(p["ab"], "solve_banded")
+    if _holds_tracer(l) or _holds_tracer(u):
+        _refuse("solve_banded", "the band widths (l, u) must be constant integers")
+    if np.shape(ab)[0] != l + u + 1:
+        raise ValueError(f"invalid values for the number of lower and upper diagonals: l+u+1 ({l + u + 1}) does not "
+                         f"equal ab.shape[0] ({np.shape(ab)[0]}) (scipy.linalg.solve_banded at {call_site()})")
+    n = np.shape(ab)[1]
+    i, j = np.indices((n, n))
+    return _with_scipys_value(original, bound, np.linalg.solve(_from_bands(ab, u + i - j, j, n), p["b"]))
+
+
+def _solveh_banded(original, bound):
+    """The symmetric band matrix (upper form a[i, j] = ab[u + i − j, j] for i ≤ j, lower form
+    a[i, j] = ab[i − j, j] for i ≥ j, mirrored) gathered and solved, with SciPy's value."""
+    p = bound.arguments
+    ab = _banded(p["ab"], "solveh_banded")
+    k, n = np.shape(ab)
+    i, j = np.indices((n, n))
+    lo, hi = np.minimum(i, j), np.maximum(i, j)  # read the stored triangle for both halves
+    rows, cols = (hi - lo, lo) if p["lower"] else (k - 1 + lo - hi, hi)
+    return _with_scipys_value(original, bound, np.linalg.solve(_from_bands(ab, rows, cols, n), p["b"]))
+
+
+def _solve_toeplitz(original, bound):
+    """The Toeplitz matrix of (c, r) built (a gather) and solved densely, with SciPy's value
+    (SciPy's Levinson recursion costs O(n²), this O(n³))."""
+    p = bound.arguments
+    c_or_cr, b = p["c_or_cr"], p["b"]
+    c, r = c_or_cr if isinstance(c_or_cr, tuple) else (c_or_cr, None)
+    return _with_scipys_value(original, bound, np.linalg.solve(_toeplitz(c, r), b))
+
+
+def _matmul_toeplitz(original, bound):
+    p = bound.arguments
+    c_or_cr = p["c_or_cr"]
+    c, r = c_or_cr if isinstance(c_or_cr, tuple) else (c_or_cr, None)
+    return _with_scipys_value(original, bound, _toeplitz(c, r) @ p["x"])
+
+
 def _refusal(name: str, why: str) -> Callable:
     def refuse(**_):
         _refuse(name, why)
@@ -510,13 +579,17 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
                "returns real ones where the eigenvalues are real, and is recorded",
 }
 
+_WITH_VALUES = {"solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
+                "matmul_toeplitz": _matmul_toeplitz}
+
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
+                                    **{n: replacement(run) for n, run in _WITH_VALUES.items()},
                                     **{n: _swapped(_refusal(n, why)) for n, why in _REFUSED.items()}})
 
 
 def supported() -> list[str]:
     """The ``scipy.linalg`` functions a trace records."""
-    return [f"scipy.linalg.{n}" for n in _IMPLEMENTED]
+    return [f"scipy.linalg.{n}" for n in (*_IMPLEMENTED, *_WITH_VALUES)]
 
 
 # -- examples (the coverage page and its tests; JAX's own scipy.linalg is the reference) ---------
@@ -610,4 +683,14 @@ case("scipy.linalg.logm", lambda xp: lambda a: _sl(xp).logm(a), lambda r: (_spd(
 case("scipy.linalg.fractional_matrix_power", lambda xp: lambda a: _sl(xp).fractional_matrix_power(a, 0.37),
      lambda r: (_spd(r, 3),), jax=False,
      note="SciPy's value with the derivative of exp(t · log A); an integer t: matrix_power")
+case("scipy.linalg.solve_banded", lambda xp: lambda ab, b: _sl(xp).solve_banded((1, 1), ab, b),
+     lambda r: (_x(r, (3, 5)) + 4.0 * (np.arange(3) == 1)[:, None], _x(r, (5,))), argnums=(0, 1), jax=False,
+     note="the band gathered into a dense matrix and solved (O(n³)), with SciPy's value")
+case("scipy.linalg.solveh_banded", lambda xp: lambda ab, b: _sl(xp).solveh_banded(ab, b, lower=True),
+     lambda r: (np.stack([4.0 + _x(r, (5,)) ** 2, _x(r, (5,))]), _x(r, (5,))), argnums=(0, 1), jax=False)
+case("scipy.linalg.solve_toeplitz", lambda xp: lambda c, b: _sl(xp).solve_toeplitz(c, b),
+     lambda r: (_x(r, (4,)) + 4.0 * (np.arange(4) == 0), _x(r, (4,))), argnums=(0, 1), jax=False,
+     note="the Toeplitz matrix gathered and solved (O(n³) where SciPy's Levinson recursion is O(n²))")
+case("scipy.linalg.matmul_toeplitz", lambda xp: lambda c, r, x: _sl(xp).matmul_toeplitz((c, r), x),
+     lambda r: (_x(r, (4,)), _x(r, (3,)), _x(r, (3, 2))), argnums=(0, 1, 2), jax=False)
 
