@@ -445,8 +445,15 @@ class Tape:
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
             else:
-                a = np.asarray(a)
+                try:
+                    a = np.asarray(a)
+                except UnsupportedOperationError as e:  # a traced complex value (jacc.numpy_api.complexes)
+                    if getattr(e, "complex_operand", False):
+                        return COMPLEX_OPS[0](op, args, params)
+                    raise
                 if a.dtype.kind == "c":  # (a cast to float would drop the imaginary part without a word)
+                    if COMPLEX_OPS[0] is not None:
+                        return COMPLEX_OPS[0](op, args, params)
                     raise UnsupportedOperationError(
                         f"{op} of a traced array and a complex value at {call_site()}: jacc traces real arrays; "
                         "write the real and imaginary parts as real arrays of their own")
@@ -724,8 +731,12 @@ class Tape:
             if not isinstance(r, Tracer):
                 try:
                     val = np.asarray(r, dtype=float)
-                except (TypeError, ValueError):
-                    raise TypeError(f"output {k} of {self.name} is {type(r).__name__}, not an array") from None
+                except (TypeError, ValueError) as e:
+                    if not getattr(e, "complex_operand", False):
+                        raise TypeError(f"output {k} of {self.name} is {type(r).__name__}, not an array") from None
+                    raise UnsupportedOperationError(
+                        f"output {k} of {self.name} is complex; jacc differentiates real results: return np.real(z), "
+                        "np.imag(z) or np.abs(z) (or both parts, as a tuple)") from None
                 r = self.record("constant", [], {"value": val.tolist()})
             elif r.name in self.input_names or r.name in seen:
                 r = self.record("identity", [r])
@@ -829,6 +840,10 @@ def _unsupported(what: str) -> UnsupportedOperationError:
         f"Supported NumPy functions: {', '.join(names)}; operators + - * / ** @, unary -, abs, "
         "comparisons, indexing with constant indices, and the methods "
         f"{', '.join('.' + m for m in sorted(set(_METHODS) | _OWN_METHODS))}.")
+
+
+#: jacc.numpy_api.complexes.combine: a binary op with a complex operand, as real ops on its parts
+COMPLEX_OPS: list = [None]
 
 
 class _ArrayConversion(UnsupportedOperationError):

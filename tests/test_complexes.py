@@ -1,0 +1,85 @@
+"""Complex intermediates (jacc.numpy_api.complexes): values are NumPy's, Jacobians equal central
+differences of NumPy itself for every FFT and its options, complex arithmetic is exact, a
+traced-once plan holds at other points, and what is not supported is refused by name."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+
+R = np.random.default_rng(3)
+X = R.normal(size=8)
+M = R.normal(size=(3, 6))
+H = np.array([1.0, 0.5 - 0.2j, 0.25j, -0.3, 0.1 + 0.1j])
+
+FUNCTIONS = [
+    ("power spectrum", lambda x: np.abs(np.fft.rfft(x)) ** 2, X),
+    ("filter in frequency", lambda x: np.fft.irfft(np.fft.rfft(x) * H, 8), X),
+    ("rfft padded, ortho", lambda x: np.fft.rfft(x, n=11, norm="ortho").imag, X),
+    ("rfft cropped, forward norm", lambda x: np.fft.rfft(x, n=5, norm="forward").real, X),
+    ("irfft odd length", lambda x: np.fft.irfft(x[:5] + 1j * x[3:], n=9), X),
+    ("fft along axis 0", lambda x: np.abs(np.fft.fft(x, axis=0)), M),
+    ("ifft of a complex input", lambda x: np.fft.ifft(x[0] + 1j * x[1]).imag, M),
+    ("hfft and ihfft", lambda x: np.fft.hfft(np.fft.ihfft(x) * 2.0, 8), X),
+    ("fft2", lambda x: np.angle(np.fft.fft2(x)[1:, 1:]), M),
+    ("ifftn with s", lambda x: np.fft.ifftn(x, s=(4, 4), axes=(0, 1)).real, M),
+    ("rfftn on two axes", lambda x: np.abs(np.fft.rfftn(x.reshape(3, 2, 3), axes=(0, 2))), M),
+    ("irfftn", lambda x: np.fft.irfftn(np.fft.rfftn(x) * 0.5j, s=M.shape, axes=(0, 1)), M),
+    ("fftshift and ifftshift", lambda x: np.fft.ifftshift(np.fft.fftshift(np.fft.fft(x)).imag), X),
+    ("fftshift of a real array", lambda x: np.fft.fftshift(x, axes=1), M),
+    ("phase: exp(i t)", lambda x: np.real(np.exp(1j * x) * np.exp(-2j * x[::-1])), X),
+    ("complex division", lambda x: np.imag((x + 2j) / (x[::-1] - 1j * x)), X),
+    ("division by a complex constant", lambda x: ((x + 1j) / (1.0 - 2.0j)).real, X),
+    ("conjugate product", lambda x: (np.fft.fft(x) * np.conj(np.fft.fft(x[::-1]))).real, X),
+    ("integer power", lambda x: ((x + 0.5j) ** 3).imag, X),
+    ("matmul with complex", lambda x: np.abs(np.fft.fft(x, axis=1) @ (M.T + 1j)), M),
+    ("sum, mean, indexing, reshape", lambda x: np.abs(np.fft.fft(x).sum()) + np.fft.fft(x).reshape(2, 4)[1].mean().imag
+     + np.fft.fft(x)[2].real, X),
+    ("angle in degrees", lambda x: np.angle(x + 1j * x[::-1], deg=True), X),
+]
+
+
+@pytest.mark.parametrize("name, f, x", FUNCTIONS, ids=[c[0] for c in FUNCTIONS])
+def test_values_are_numpys_and_jacobians_central_differences(name, f, x):
+    g = jacc.trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-13, atol=1e-13)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-7)
+
+
+def test_ffts_are_linear_maps_with_numpys_values_bit_for_bit():
+    f = lambda x: np.fft.rfft(x, 8).imag @ np.fft.irfft(np.fft.fft(x), 5)  # noqa: E731
+    g = jacc.trace(f, X)
+    np.testing.assert_array_equal(g.evaluate({"x": X})[g.outputs[0]], f(X))
+    assert not g.meta.get("value_dependent")
+
+
+def test_the_power_spectrum_slope_in_closed_form():
+    """∂|F_k|²/∂x_j = 2 Re(conj(F_k) e^(−2πi jk/n))."""
+    F = np.fft.rfft(X)
+    E = np.exp(-2j * np.pi * np.outer(np.arange(5), np.arange(8)) / 8)
+    want = 2 * np.real(np.conj(F)[:, None] * E)
+    np.testing.assert_allclose(jacc.jacobian(lambda x: np.abs(np.fft.rfft(x)) ** 2)(X), want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_plan_traced_once_holds_at_other_points():
+    f = lambda x: np.fft.irfft(np.fft.rfft(x) * H, 8) ** 2  # noqa: E731
+    jf = jacc.jacobian(f, retrace=False)
+    jf(X)
+    other = R.normal(size=8)
+    np.testing.assert_allclose(jf(other), fd_jacobian(f, [other], 0), atol=1e-7)
+    assert jf.cache.misses == 1
+
+
+@pytest.mark.parametrize("f, words", [
+    (lambda x: np.fft.fft(x), "output 0 of lambda is complex.*np.real"),
+    (lambda x: np.sqrt(np.fft.fft(x)).real, "numpy.sqrt of a traced complex array.*not supported"),
+    (lambda x: np.asarray(np.fft.fft(x)).real, "complex array was converted to a plain NumPy array"),
+    (lambda x: np.maximum(x, 1j), "maximum of a traced array and a complex value"),
+    (lambda x: np.linalg.norm(np.fft.fft(x)), "numpy.linalg.norm of a traced complex array.*not supported"),
+    (lambda x: (np.fft.fft(x) ** 0.5).real, "only constant integer powers"),
+    (lambda x: np.fft.fft(x, out=np.zeros(8, complex)).real, "out="),
+])
+def test_what_is_not_supported_is_refused_by_name(f, words):
+    with pytest.raises(jacc.UnsupportedOperationError, match=words):
+        jacc.trace(f, X)
