@@ -83,6 +83,23 @@ def test_what_is_not_numpy_code_is_refused_by_name():
         jacc.trace(lambda v: st.vonmises.cdf(v, 2.0), X)
 
 
+@pytest.mark.parametrize("f", [lambda v: st.triang.pdf(v, 0.4), lambda v: st.triang.cdf(v, 0.4, scale=1.5),
+                               lambda v: st.triang.logsf(np.abs(v) / 3, 0.3 + 0.1 * v),
+                               lambda v: st.triang.ppf(np.clip(np.abs(v) / 3, 0.05, 0.95), 0.3),
+                               lambda v: st.kappa4.pdf(v, 0.3, 0.2), lambda v: st.kappa4.cdf(v, -0.2, 0.5 + 0.1 * v)])
+def test_formulas_that_select_lazily_see_only_their_own_points(f):
+    """triang and kappa4 pick their formula per entry with SciPy's _lazyselect."""
+    v = np.array([0.1, 0.3, 0.5, 0.9, 1.2, -0.1])
+    g = jacc.trace(f, v)
+    with np.errstate(all="ignore"):
+        want = f(v)
+        np.testing.assert_allclose(g.evaluate({"v": v})[g.outputs[0]], want, rtol=1e-13)
+        fd = fd_jacobian(f, [v], 0)
+    J = jacc.jacobian(f, nonfinite="propagate")(v)
+    ok = np.isfinite(fd)
+    np.testing.assert_allclose(J[ok], fd[ok], rtol=1e-6, atol=1e-7)
+
+
 def test_the_beta_density_in_its_point_and_shape_parameters():
     v = np.array([0.3, 2.0, 3.5])
     f = lambda v: st.beta.pdf(v[0] * np.array([0.5, 1.0, 2.0]), v[1], v[2])  # noqa: E731

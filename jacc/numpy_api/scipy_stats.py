@@ -101,6 +101,25 @@ def _apply_where(original: Callable) -> Callable:
     return apply_where
 
 
+def _lazyselect(original: Callable) -> Callable:
+    """SciPy's ``_lazyselect(condlist, choicelist, arrays, default)``, which some distributions'
+    formulas use (``triang``'s, ``kappa4``'s): each function on the entries its condition picks,
+    a later condition's over an earlier one's, ``default`` elsewhere; conditions read at the
+    traced point."""
+    def lazyselect(condlist, choicelist, arrays, default=0):
+        if not (_holds_tracer(list(arrays)) or _holds_tracer(list(condlist))):
+            return original(condlist, choicelist, arrays, default)
+        arrays = np.broadcast_arrays(*arrays)
+        shape = np.shape(arrays[0])
+        out: Any = np.full(shape, float(default))
+        for func, cond in zip(choicelist, condlist):
+            mask = np.broadcast_to(_concrete(cond, "scipy's _lazyselect") != 0, shape)
+            if mask.any():
+                out = _merge(mask, func(*_on(mask, arrays)), out)
+        return out
+    return lazyselect
+
+
 def _distribution_method(name: str, body: Callable) -> Callable[[Callable], Callable]:
     """The replacement of a distribution's method ``name``: SciPy's own unless an argument is
     traced, else ``body(self, what, x, shapes, loc, scale, params)`` with SciPy's parameters
@@ -198,6 +217,7 @@ def _discrete_quantile(name: str) -> Callable[[Callable], Callable]:
 
 
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
+swap_during_traces("scipy.stats._continuous_distns", {"_lazyselect": _lazyselect})
 for _name in ("ppf", "isf"):
     swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _discrete_quantile(_name))
 for _name in ("ppf", "isf"):
