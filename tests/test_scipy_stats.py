@@ -83,6 +83,20 @@ def test_what_is_not_numpy_code_is_refused_by_name():
         jacc.trace(lambda v: st.vonmises.cdf(v, 2.0), X)
 
 
+def test_the_incomplete_gamma_functions_slope_in_a_is_the_integrals():
+    """∂P(a, x)/∂a = ∫₀ˣ ln t · t^(a−1) e^(−t) dt / Γ(a) − ψ(a)·P(a, x), by quadrature, on both sides
+    of x = a + 1 (series and continued fraction), and at integer a (where the fraction ends)."""
+    special, integrate = pytest.importorskip("scipy.special"), pytest.importorskip("scipy.integrate")
+    a = np.array([0.3, 1.0, 2.0, 4.5, 12.0, 12.0])
+    x = np.array([0.8, 3.0, 0.7, 9.0, 6.0, 20.0])
+    got = np.diag(jacc.jacobian(lambda a: special.gammainc(a, x))(a))
+    for ai, xi, g in zip(a, x, got):
+        dens = lambda t, ai=ai: np.log(t) * np.exp(special.xlogy(ai - 1.0, t) - t - special.gammaln(ai))  # noqa: E731
+        want = integrate.quad(dens, 0.0, xi, epsabs=0.0, epsrel=1e-13, limit=400)[0] - special.digamma(ai) * \
+            special.gammainc(ai, xi)
+        assert abs(g - want) <= 1e-10 * abs(want), (ai, xi, g, want)
+
+
 @pytest.mark.parametrize("f", [lambda v: st.triang.pdf(v, 0.4), lambda v: st.triang.cdf(v, 0.4, scale=1.5),
                                lambda v: st.triang.logsf(np.abs(v) / 3, 0.3 + 0.1 * v),
                                lambda v: st.triang.ppf(np.clip(np.abs(v) / 3, 0.05, 0.95), 0.3),
@@ -123,8 +137,13 @@ def test_distribution_functions_in_the_point_with_constant_shape_parameters(name
         _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=scale), X)
     for method in ("ppf", "isf") if name != "t" else ():  # (t: see the test below)
         _check(lambda u: getattr(getattr(st, name), method)(u, *shapes, loc=0.1, scale=scale), Q[:3])
+    in_shape = lambda v: getattr(st, name).cdf(0.5, *[s * (1.0 + v) for s in shapes])  # noqa: E731
+    if name in ("gamma", "chi2", "invgamma"):  # the incomplete gamma function in its shape parameter too
+        _check(in_shape, X[:1])
+        _check(lambda v: getattr(st, name).ppf(0.3, *[s * (1.0 + v) for s in shapes]), X[:1])
+        return
     with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.special.\w+ at .*shape parameter"):
-        jacc.trace(lambda v: getattr(st, name).cdf(0.5, *[s * (1.0 + v) for s in shapes]), X[:1])
+        jacc.trace(in_shape, X[:1])
 
 
 @pytest.mark.parametrize("f", [lambda m: st.poisson.logpmf(K, m), lambda m: st.poisson.pmf(K, m),

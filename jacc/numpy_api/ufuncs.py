@@ -394,7 +394,11 @@ if importlib.util.find_spec("scipy") is not None:
 
     for _n in ("gammainc", "gammaincc", "chdtr", "chdtrc"):
         _in_point(_n, lambda r: (np.array([[0.7], [2.5], [4.0]]), _pos(r, (6,)) * 3.0),
-                  "in the point; the shape parameter must be a constant", jax=_n.startswith("gamma"))
+                  "in the point: the density", jax=_n.startswith("gamma"))
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, x: getattr(_special(xp), n)(a, x),
+             lambda r: (_pos(r, (3, 1)) * 5.0, _pos(r, (4,)) * 6.0), argnums=(0, 1), variant="in the shape too",
+             jax=_n == "gammainc", note="in the shape parameter: the series or continued fraction differentiated "
+                                        "term by term (about 1e-14 relative)")
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
               "in the point; the order n must be a constant")
     for _n in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve"):
@@ -404,7 +408,12 @@ if importlib.util.find_spec("scipy") is not None:
               "in the point; the degrees of freedom must be a constant", jax=False)
     for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
         _in_point(_n, lambda r, a=_a: (np.array([[a], [1.7]]), _pos(r, (5,))),
-                  "a quantile: 1/density there; the shape parameter must be a constant", jax=False)
+                  "a quantile: 1/density there" + ("; the degrees of freedom must be a constant" if _n == "stdtrit"
+                                                   else ""), jax=False)
+    for _n in ("gammaincinv", "gammainccinv", "chdtri"):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, q: getattr(_special(xp), n)(a, q),
+             lambda r: (_pos(r, (3, 1)) * 5.0, _pos(r, (4,))), argnums=(0, 1), variant="in the shape too", jax=False,
+             note="in the shape parameter: −(∂P/∂a)/(∂P/∂x) at the quantile")
     _in_point("pdtr", lambda r: (np.array([[0.0], [2.0], [5.0]]), _pos(r, (4,)) * 3.0),
               "the Poisson distribution function of floor(k) in its mean; k must be a constant", jax=False)
     _in_point("pdtrc", lambda r: (np.array([[0.0], [2.0], [5.0]]), _pos(r, (4,)) * 3.0), "", jax=False)
