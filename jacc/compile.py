@@ -236,8 +236,9 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               # (counts as integers, as the array path passes them)
               **{n: _as_float(NUMPY_NAMES[n]) for n in ("bdtr", "bdtrc", "nbdtr", "nbdtrc")},
               "betadensity": _as_float(_betadensity), "fdensity": _as_float(_fdensity),
-              "binomslope": _as_float(_binomslope), "gammaincda": _as_float(_gammaincda), "pdtr": _scipy("pdtr"),
-              "pdtrc": _scipy("pdtrc")}
+              "binomslope": _as_float(_binomslope), "gammaincda": _as_float(_gammaincda),
+              **{n: _as_float(NUMPY_NAMES[n]) for n in ("betaincda", "betaincdb", "fdtrd", "stdtrdf")},
+              "pdtr": _scipy("pdtr"), "pdtrc": _scipy("pdtrc")}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

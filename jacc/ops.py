@@ -239,7 +239,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
                               ("out", "0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
     "chdtrc": ("chdtrc(a, b)", (("out", "-0.5 * gammaincda(0.5 * a, 0.5 * b)"),
                                 ("out", "-0.5 * gammadensity(0.5 * a, 0.5 * b)"))),
-    "stdtr": ("stdtr(a, b)", (CONSTANT, ("out", "tdensity(a, b)"))),
+    "stdtr": ("stdtr(a, b)", (("out", "stdtrdf(a, b)"), ("out", "tdensity(a, b)"))),
     # the Poisson distribution function of floor(a) in its mean b: Q(floor(a) + 1, b), and its complement
     "pdtr": ("pdtr(a, b)", (CONSTANT, ("out", "-gammadensity(floor(a) + 1.0, b)"))),
     "pdtrc": ("pdtrc(a, b)", (CONSTANT, ("out", "gammadensity(floor(a) + 1.0, b)"))),
@@ -252,7 +252,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
                                             ("out", "-1.0 / gammadensity(a, y)"))),
     "chdtri": ("chdtri(a, b)", (("out", "-gammaincda(0.5 * a, 0.5 * y) / gammadensity(0.5 * a, 0.5 * y)"),
                                 ("out", "-2.0 / gammadensity(0.5 * a, 0.5 * y)"))),  # of chdtrc
-    "stdtrit": ("stdtrit(a, b)", (CONSTANT, ("out", "1.0 / tdensity(a, y)"))),
+    "stdtrit": ("stdtrit(a, b)", (("out", "-stdtrdf(a, y) / tdensity(a, y)"), ("out", "1.0 / tdensity(a, y)"))),
     # Bessel functions of a constant real order a at b, and their exponentially scaled forms
     # (jve, yve equal jv, yv at real b; ive = iv·e^(−|b|), kve = kv·e^b): the recurrences
     # J′ = (J_{a−1} − J_{a+1})/2, Y likewise, I′ = (I_{a−1} + I_{a+1})/2, K′ = −(K_{a−1} + K_{a+1})/2
@@ -281,13 +281,24 @@ BINARY: dict[str, tuple[str, tuple]] = {
 # point c, the shape parameters a, b constant: the regularized incomplete beta function I_c(a, b),
 # its complement, their inverses, and the F distribution (a, b degrees of freedom) with its quantile
 TERNARY: dict[str, tuple[str, tuple]] = {
-    "betainc": ("betainc(a, b, c)", (CONSTANT, CONSTANT, ("out", "betadensity(a, b, c)"))),
-    "betaincc": ("betaincc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-betadensity(a, b, c)"))),
-    "betaincinv": ("betaincinv(a, b, c)", (CONSTANT, CONSTANT, ("out", "1.0 / betadensity(a, b, y)"))),
-    "betainccinv": ("betainccinv(a, b, c)", (CONSTANT, CONSTANT, ("out", "-1.0 / betadensity(a, b, y)"))),
-    "fdtr": ("fdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "fdensity(a, b, c)"))),
-    "fdtrc": ("fdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-fdensity(a, b, c)"))),
-    "fdtri": ("fdtri(a, b, c)", (CONSTANT, CONSTANT, ("out", "1.0 / fdensity(a, b, y)"))),  # of fdtr
+    "betainc": ("betainc(a, b, c)", (("out", "betaincda(a, b, c)"), ("out", "betaincdb(a, b, c)"),
+                                     ("out", "betadensity(a, b, c)"))),
+    "betaincc": ("betaincc(a, b, c)", (("out", "-betaincda(a, b, c)"), ("out", "-betaincdb(a, b, c)"),
+                                       ("out", "-betadensity(a, b, c)"))),
+    # (in a shape parameter: −(∂I/∂a)/(∂I/∂x) at the quantile, for I and its complement alike)
+    "betaincinv": ("betaincinv(a, b, c)", (("out", "-betaincda(a, b, y) / betadensity(a, b, y)"),
+                                           ("out", "-betaincdb(a, b, y) / betadensity(a, b, y)"),
+                                           ("out", "1.0 / betadensity(a, b, y)"))),
+    "betainccinv": ("betainccinv(a, b, c)", (("out", "-betaincda(a, b, y) / betadensity(a, b, y)"),
+                                             ("out", "-betaincdb(a, b, y) / betadensity(a, b, y)"),
+                                             ("out", "-1.0 / betadensity(a, b, y)"))),
+    "fdtr": ("fdtr(a, b, c)", (("out", "fdtrd(a, b, c, 0)"), ("out", "fdtrd(a, b, c, 1)"),
+                               ("out", "fdensity(a, b, c)"))),
+    "fdtrc": ("fdtrc(a, b, c)", (("out", "-fdtrd(a, b, c, 0)"), ("out", "-fdtrd(a, b, c, 1)"),
+                                 ("out", "-fdensity(a, b, c)"))),
+    "fdtri": ("fdtri(a, b, c)", (("out", "-fdtrd(a, b, y, 0) / fdensity(a, b, y)"),
+                                 ("out", "-fdtrd(a, b, y, 1) / fdensity(a, b, y)"),
+                                 ("out", "1.0 / fdensity(a, b, y)"))),  # of fdtr
     # the binomial (b trials) and negative binomial (b successes) distribution functions of floor(a)
     # in the probability c: I_(1−c)(b − k, k + 1) and I_c(b, k + 1), and their complements (SciPy
     # truncates a and b to integers)
@@ -442,6 +453,99 @@ def _gammaincda(a, x):
     return out
 
 
+def _betafraction(a, b, x):
+    """The continued fraction of I_x(a, b) (Numerical Recipes' betacf, modified Lentz) with its
+    derivatives in a and b carried along: (h, ∂h/∂a, ∂h/∂b)."""
+    tiny, eps = 1e-300, 1e-17
+
+    def guard(v):
+        return np.where(np.abs(v) < tiny, tiny, v)
+
+    d = guard(1.0 - (a + b) * x / (a + 1.0))
+    d_a, d_b = -x * (1.0 - b) / (a + 1.0) ** 2, -x / (a + 1.0)
+    d, d_a, d_b = 1.0 / d, -d_a / (d * d), -d_b / (d * d)
+    c, c_a, c_b = np.ones_like(d), np.zeros_like(d), np.zeros_like(d)
+    h, h_a, h_b = d.copy(), d_a.copy(), d_b.copy()
+    live = np.ones(d.shape, bool)
+    for m in range(1, 100000):
+        for even in (True, False):
+            if even:  # m(b − m)x / ((a − 1 + 2m)(a + 2m))
+                p, q = a - 1.0 + 2 * m, a + 2.0 * m
+                aa = m * (b - m) * x / (p * q)
+                aa_a, aa_b = -aa * (1.0 / p + 1.0 / q), m * x / (p * q)
+            else:  # −(a + m)(a + b + m)x / ((a + 2m)(a + 1 + 2m))
+                p, q = a + 2.0 * m, a + 1.0 + 2 * m
+                aa = -(a + m) * (a + b + m) * x / (p * q)
+                aa_a = aa * (1.0 / (a + m) + 1.0 / (a + b + m) - 1.0 / p - 1.0 / q)
+                aa_b = aa / (a + b + m)
+            den = guard(1.0 + aa * d)  # d ← 1/(1 + aa·d)
+            den_a, den_b = aa_a * d + aa * d_a, aa_b * d + aa * d_b
+            d, d_a, d_b = 1.0 / den, -den_a / (den * den), -den_b / (den * den)
+            cn = guard(1.0 + aa / c)  # c ← 1 + aa/c
+            c_a, c_b = aa_a / c - aa * c_a / (c * c), aa_b / c - aa * c_b / (c * c)
+            c = cn
+            step = d * c
+            step_a, step_b = d_a * c + d * c_a, d_b * c + d * c_b
+            h, h_a, h_b = (np.where(live, h * step, h), np.where(live, h_a * step + h * step_a, h_a),
+                           np.where(live, h_b * step + h * step_b, h_b))
+        live = live & ((np.abs(step - 1.0) > eps) | (np.abs(h * step_a) > eps * np.abs(h_a))
+                       | (np.abs(h * step_b) > eps * np.abs(h_b)))
+        if not live.any():
+            break
+    return h, h_a, h_b
+
+
+def _betaincd(a, b, x):
+    """(∂I_x(a, b)/∂a, ∂I_x(a, b)/∂b) of the regularized incomplete beta function: its continued
+    fraction differentiated term by term (on 1 − I_(1−x)(b, a) where x > (a + 1)/(a + b + 2),
+    where it converges faster)."""
+    sp = _scipy_special()
+    a, b, x = np.broadcast_arrays(*[np.asarray(v, dtype=float) for v in (a, b, x)])
+    da, db = np.full(a.shape, np.nan), np.full(a.shape, np.nan)
+    ok = (a > 0) & (b > 0) & np.isfinite(a) & np.isfinite(b) & (x >= 0) & (x <= 1)
+    ends = ok & ((x == 0) | (x == 1))
+    da[ends], db[ends] = 0.0, 0.0
+    inner = ok & (x > 0) & (x < 1)
+    flip = x > (a + 1.0) / (a + b + 2.0)
+    for swapped in (False, True):
+        pick = inner & (flip == swapped)
+        if not pick.any():
+            continue
+        # I_x(p, q) with (p, q, y) = (a, b, x), or 1 − I_(1−x)(b, a)
+        p, q, y = (b[pick], a[pick], 1.0 - x[pick]) if swapped else (a[pick], b[pick], x[pick])
+        h, h_p, h_q = _betafraction(p, q, y)
+        front = np.exp(sp.xlogy(p, y) + sp.xlog1py(q, -y) - sp.betaln(p, q)) / p
+        psi = sp.digamma(p + q)
+        lp = np.log(y) - sp.digamma(p) + psi - 1.0 / p  # ∂ log front / ∂p
+        lq = np.log1p(-y) - sp.digamma(q) + psi
+        dp, dq = front * (h * lp + h_p), front * (h * lq + h_q)
+        if swapped:
+            da[pick], db[pick] = -dq, -dp
+        else:
+            da[pick], db[pick] = dp, dq
+    return da, db
+
+
+def _fdtrd(m, n, x, which: int):
+    """∂fdtr(m, n, x)/∂m (``which`` 0) or ∂/∂n (1): fdtr = I_w(m/2, n/2) with w = m·x/(m·x + n)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        d = m * x + n
+        w = m * x / d
+        da, db = _betaincd(0.5 * m, 0.5 * n, w)
+        slope = _betadensity(0.5 * m, 0.5 * n, w)
+        return 0.5 * da + slope * x * n / (d * d) if which == 0 else 0.5 * db - slope * m * x / (d * d)
+
+
+def _stdtrdf(df, t):
+    """∂stdtr(ν, t)/∂ν: stdtr = 1 − I_z(ν/2, ½)/2 for t > 0 (I_z(ν/2, ½)/2 below), z = ν/(ν + t²)."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        s = df + t * t
+        z = df / s
+        da, _ = _betaincd(0.5 * df, 0.5, z)
+        inner = 0.5 * da + _betadensity(0.5 * df, 0.5, z) * t * t / (s * s)
+        return np.where(t == 0, 0.0, -0.5 * np.sign(t) * inner)
+
+
 def _tdensity(df, t):
     """∂stdtr(ν, t)/∂t: Student's t density with ν degrees of freedom."""
     sp = _scipy_special()
@@ -585,7 +689,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
                "nbdtrc": _counts("nbdtrc", 0, 1),
                "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,
-               "gammaincda": _gammaincda,
+               "gammaincda": _gammaincda, "betaincda": lambda a, b, x: _betaincd(a, b, x)[0],
+               "betaincdb": lambda a, b, x: _betaincd(a, b, x)[1], "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
                "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}

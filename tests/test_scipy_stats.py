@@ -130,20 +130,18 @@ def test_jacc_does_not_import_scipy_stats():
 
 @pytest.mark.parametrize("name, shapes", [("gamma", (2.5,)), ("chi2", (3.0,)), ("t", (4.0,)), ("invgamma", (2.0,)),
                                           ("beta", (2.0, 3.0)), ("f", (3.0, 5.0))])
-def test_distribution_functions_in_the_point_with_constant_shape_parameters(name, shapes):
-    """Their incomplete gamma and Student-t functions have the density as the derivative in the point."""
+def test_distribution_functions_in_the_point_and_the_shape_parameters(name, shapes):
+    """Their incomplete gamma and beta functions have the density as the derivative in the point."""
     scale = 3.0 if name == "beta" else 1.3  # (beta's support: [loc, loc + scale])
     for method in METHODS:
         _check(lambda v: getattr(getattr(st, name), method)(v, *shapes, loc=0.1, scale=scale), X)
     for method in ("ppf", "isf") if name != "t" else ():  # (t: see the test below)
         _check(lambda u: getattr(getattr(st, name), method)(u, *shapes, loc=0.1, scale=scale), Q[:3])
-    in_shape = lambda v: getattr(st, name).cdf(0.5, *[s * (1.0 + v) for s in shapes])  # noqa: E731
-    if name in ("gamma", "chi2", "invgamma"):  # the incomplete gamma function in its shape parameter too
-        _check(in_shape, X[:1])
+    # in the shape parameters too (the incomplete gamma and beta functions' derivatives in them)
+    _check(lambda v: getattr(st, name).cdf(0.5, *[s * (1.0 + v) for s in shapes]), X[:1])
+    _check(lambda v: getattr(st, name).sf(0.5, *[s * (1.0 + v) for s in shapes]), X[:1])
+    if name != "t":  # (t.ppf's stdtrit is a root search: central differences of it are off)
         _check(lambda v: getattr(st, name).ppf(0.3, *[s * (1.0 + v) for s in shapes]), X[:1])
-        return
-    with pytest.raises(jacc.UnsupportedOperationError, match=r"scipy.special.\w+ at .*shape parameter"):
-        jacc.trace(in_shape, X[:1])
 
 
 @pytest.mark.parametrize("f", [lambda m: st.poisson.logpmf(K, m), lambda m: st.poisson.pmf(K, m),
@@ -214,6 +212,19 @@ def test_quantiles_in_the_probability_and_the_parameters(f):
         want = fd_jacobian(f, [m], 0)
     ok = np.isfinite(want)
     np.testing.assert_allclose(J[ok], want[ok], rtol=1e-6, atol=1e-7)
+
+
+def test_the_incomplete_beta_functions_slopes_in_a_and_b_are_mpmaths():
+    mp = pytest.importorskip("mpmath")
+    special = pytest.importorskip("scipy.special")
+    mp.mp.dps = 30
+    a, b, x = np.array([0.4, 2.0, 3.5, 30.0]), np.array([1.0, 0.5, 4.0, 12.0]), np.array([0.3, 0.9, 0.5, 0.75])
+    Ja, Jb = jacc.jacobian(lambda a, b: special.betainc(a, b, x), argnums=(0, 1))(a, b)
+    for k in range(4):
+        f = lambda s, t, k=k: mp.betainc(s, t, 0, x[k], regularized=True)  # noqa: E731
+        want_a = float(mp.diff(lambda s: f(s, b[k]), a[k]))
+        want_b = float(mp.diff(lambda t: f(a[k], t), b[k]))
+        assert abs(Ja[k, k] - want_a) <= 1e-12 * abs(want_a) and abs(Jb[k, k] - want_b) <= 1e-12 * abs(want_b)
 
 
 def test_students_t_quantile_slope_is_one_over_the_density_there():

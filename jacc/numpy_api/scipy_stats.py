@@ -4,9 +4,8 @@
 discrete ones (``poisson``, ``binom``, ``nbinom`` …), frozen ones included (``scipy.stats.norm(mu,
 sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape parameters differentiable (a
 discrete distribution's points are constants in effect: its mass is piecewise constant in them). The
-exception: where a formula calls an incomplete gamma or beta function (the distribution functions of
-``gamma``, ``chi2``, ``t``, ``beta``, ``f``, the discrete ones' counts), that function is differentiated
-in its point and probability alone, and a traced shape parameter there is refused by name.
+incomplete gamma and beta functions behind the distribution functions of ``gamma``, ``chi2``, ``t``,
+``beta``, ``f`` and ``nbinom`` are differentiated in their shape parameters too (see :mod:`jacc.ops`).
 
 SciPy's public methods write their results into a plain output array (``np.place``), which a trace
 cannot follow. While ``f`` runs on traced arguments they are replaced (see

@@ -404,12 +404,16 @@ if importlib.util.find_spec("scipy") is not None:
     for _n in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve"):
         _in_point(_n, lambda r: (np.array([[0.0], [1.0], [2.5]]), _pos(r, (5,)) * 4.0 + 0.2),
                   "in the point, by the order recurrence; the order must be a constant", jax=False)
-    _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0),
-              "in the point; the degrees of freedom must be a constant", jax=False)
+    _in_point("stdtr", lambda r: (np.array([[1.5], [4.0]]), _sym(r, (5,)) * 2.0), "in the point: the density",
+              jax=False)
+    for _n, _mk in (("stdtr", lambda r: (_pos(r, (3, 1)) * 6.0, _sym(r, (4,)) * 2.0)),
+                    ("stdtrit", lambda r: (_pos(r, (3, 1)) * 6.0, _pos(r, (4,))))):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, x: getattr(_special(xp), n)(a, x), _mk,
+             argnums=(0, 1), variant="in the degrees of freedom too", jax=False,
+             note="in ν: through the incomplete beta function's derivative in its shape parameter")
     for _n, _a in (("gammaincinv", 2.5), ("gammainccinv", 0.7), ("chdtri", 3.0), ("stdtrit", 4.0)):
         _in_point(_n, lambda r, a=_a: (np.array([[a], [1.7]]), _pos(r, (5,))),
-                  "a quantile: 1/density there" + ("; the degrees of freedom must be a constant" if _n == "stdtrit"
-                                                   else ""), jax=False)
+                  "a quantile: 1/density there", jax=False)
     for _n in ("gammaincinv", "gammainccinv", "chdtri"):
         case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, q: getattr(_special(xp), n)(a, q),
              lambda r: (_pos(r, (3, 1)) * 5.0, _pos(r, (4,))), argnums=(0, 1), variant="in the shape too", jax=False,
@@ -418,12 +422,11 @@ if importlib.util.find_spec("scipy") is not None:
               "the Poisson distribution function of floor(k) in its mean; k must be a constant", jax=False)
     _in_point("pdtrc", lambda r: (np.array([[0.0], [2.0], [5.0]]), _pos(r, (4,)) * 3.0), "", jax=False)
     for _n, _ab, _scale, _note in (
-            ("betainc", (2.0, 3.5), 0.45, "the regularized incomplete beta function in x: the beta density; "
-                                          "a and b must be constants"),
+            ("betainc", (2.0, 3.5), 0.45, "the regularized incomplete beta function: in x the beta density"),
             ("betaincc", (0.7, 2.0), 0.45, ""),
             ("betaincinv", (2.0, 3.5), 0.45, "a quantile: 1/density there"),
             ("betainccinv", (0.7, 2.0), 0.45, ""),
-            ("fdtr", (3.0, 5.0), 2.0, "the F distribution function in x; the degrees of freedom must be constants"),
+            ("fdtr", (3.0, 5.0), 2.0, "the F distribution function: in x the F density"),
             ("fdtrc", (3.0, 5.0), 2.0, ""), ("fdtri", (3.0, 5.0), 0.45, "a quantile: 1/density there"),
             ("bdtr", (3, 10), 0.45, "binomial: in p, the counts k and n must be constants (SciPy truncates them)"),
             ("bdtrc", (3, 10), 0.45, ""), ("nbdtr", (3, 4), 0.45, "negative binomial: in p"),
@@ -431,6 +434,11 @@ if importlib.util.find_spec("scipy") is not None:
         case(f"scipy.special.{_n}", lambda xp, n=_n, ab=_ab: lambda x: getattr(_special(xp), n)(*ab, x),
              lambda r, s=_scale: (_pos(r, (5,)) * s,), structures=DIAG, note=_note,
              jax=_n == "betainc")
+    for _n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri"):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, b, x: getattr(_special(xp), n)(a, b, x),
+             lambda r: (_pos(r, (3, 1)) * 4.0, _pos(r, (4,)) * 3.0, _pos(r)), argnums=(0, 1, 2),
+             variant="in the shape parameters too", jax=False,
+             note="in a and b: the continued fraction differentiated term by term (about 1e-14 relative)")
     _sp("spence", lambda r: np.concatenate([_pos(r, (3,)), _pos(r, (3,)) + 2.2]), structures=DIAG)
     _sp("spence", lambda r: np.array([0.5, 1.0, 1.5, 2.0]), structures=DIAG, variant="1 to 2", jax=False,
         note="log(x)/(1 − x), −1 at 1 (JAX's slope is NaN on (1, 2])")
