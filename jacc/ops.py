@@ -398,6 +398,7 @@ def _gammadensity(a, x):
         return np.where(x < 0, np.nan, np.exp(sp.xlogy(a - 1.0, x) - x - sp.gammaln(a)))
 
 
+@lazy.recordable  # (a loop to convergence: one statement of a program, run on its arrays)
 def _gammaincda(a, x):
     """∂P(a, x)/∂a of the regularized lower incomplete gamma function, by differentiating its
     series (x < a + 1) or Legendre's continued fraction for Q = 1 − P (Lentz's method) term by
@@ -526,6 +527,19 @@ def _betaincd(a, b, x):
     return da, db
 
 
+@lazy.recordable
+def _betaincda(a, b, x):
+    """∂I_x(a, b)/∂a."""
+    return _betaincd(a, b, x)[0]
+
+
+@lazy.recordable
+def _betaincdb(a, b, x):
+    """∂I_x(a, b)/∂b."""
+    return _betaincd(a, b, x)[1]
+
+
+@lazy.recordable
 def _fdtrd(m, n, x, which: int):
     """∂fdtr(m, n, x)/∂m (``which`` 0) or ∂/∂n (1): fdtr = I_w(m/2, n/2) with w = m·x/(m·x + n)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -536,6 +550,7 @@ def _fdtrd(m, n, x, which: int):
         return 0.5 * da + slope * x * n / (d * d) if which == 0 else 0.5 * db - slope * m * x / (d * d)
 
 
+@lazy.recordable
 def _stdtrdf(df, t):
     """∂stdtr(ν, t)/∂ν: stdtr = 1 − I_z(ν/2, ½)/2 for t > 0 (I_z(ν/2, ½)/2 below), z = ν/(ν + t²)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -689,8 +704,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
                "nbdtrc": _counts("nbdtrc", 0, 1),
                "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,
-               "gammaincda": _gammaincda, "betaincda": lambda a, b, x: _betaincd(a, b, x)[0],
-               "betaincdb": lambda a, b, x: _betaincd(a, b, x)[1], "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
+               "gammaincda": _gammaincda, "betaincda": _betaincda, "betaincdb": _betaincdb,
+               "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
                "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}
