@@ -231,3 +231,10 @@ def test_value_dependent_trace_is_marked():
     assert "comparison" in g.meta["value_dependent"][0]
     g = jacc.trace(lambda x: x * 2.0, np.ones(2))
     assert "value_dependent" not in g.meta
+
+
+def test_a_jacobian_of_a_jacobian_is_refused_by_name():
+    f = lambda x: (x ** 3).sum()  # noqa: E731
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"argument 'x' is traced by an enclosing jacc trace at "
+                                                             r".*test_jacobians.py.*Hessian.*not supported"):
+        jacc.jacobian(jacc.jacobian(f))(np.arange(3.0))

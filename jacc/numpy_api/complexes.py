@@ -289,9 +289,16 @@ _UFUNCS: dict[str, Callable] = {
 
 # -- FFTs: real-linear maps of the parts ---------------------------------------------------------
 
-@functools.lru_cache(maxsize=32)
 def _basis_map(fn: Callable, size: int, scale: complex, n: int | None, norm: str | None) -> np.ndarray:
-    """``fn`` of ``scale`` times the identity's rows: the map's matrix (kept: traces repeat)."""
+    """``fn`` of ``scale`` times the identity's rows: the map's matrix (the small ones kept: traces
+    repeat; a large one, megabytes, is made again rather than held)."""
+    if size * (n or size) <= 1 << 16:
+        return _kept_map(fn, size, scale, n, norm)
+    return np.asarray(fn(scale * np.eye(size), n=n, axis=-1, norm=norm))
+
+
+@functools.lru_cache(maxsize=64)
+def _kept_map(fn: Callable, size: int, scale: complex, n: int | None, norm: str | None) -> np.ndarray:
     m = np.asarray(fn(scale * np.eye(size), n=n, axis=-1, norm=norm))
     m.setflags(write=False)
     return m
