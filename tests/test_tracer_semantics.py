@@ -274,7 +274,7 @@ def test_ternary_paths_agree_at_nonfinite_points(op):
     assert set(TERNARY) == set(_TERNARY_FN)  # a new op needs a row here
     fn = _TERNARY_FN[op]
     argnums = tuple(k for k in (0, 1, 2, 3) if k not in OPS[op].constant)  # (bdtr's counts stay constant)
-    for a, b, x in itertools.product([2.0, 0.5, 7.0, math.nan], [3.0, 1.0, math.inf], _POINTS + [0.25, 0.75, 3.0]):
+    for a, b, x in itertools.product([2.0, 0.5, math.nan], [3.0, math.inf], _POINTS + [0.25, 3.0]):
         jc, u, v = _paths(lambda a, b, x, c: fn(a, b, x) * c, (a, b, x, 1.5), argnums)
         assert jc.last is None
         for p, q in zip(u, v):
