@@ -380,3 +380,15 @@ def test_batched_black_scholes_is_searched_option_by_option():
     bs = suite.get("blackscholes", "small")
     prob = Problem.from_graph(Traced(bs, bs.make_inputs(0), "scalar").graph)
     assert [len(g) for g in prob.components()] == [44] * 8
+
+
+def test_greedy_reports_its_picks_as_it_makes_them():
+    """chain keeps Markowitz's picks made before a deadline (its fallback orders only the rest)."""
+    from jacc.strategies.chain import _markowitz_score
+    from jacc.strategies.greedy import run_greedy
+
+    problem = Problem.from_graph(examples.random_graph(6, 60, 4, seed=1))
+    picked: list = []
+    cm = jacc.CostModel()
+    got = run_greedy(problem.eliminator(), problem.eliminable, cm, _markowitz_score(cm), order=picked)
+    assert picked == got and sorted(got) == sorted(problem.eliminable)

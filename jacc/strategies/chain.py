@@ -198,11 +198,14 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
         e = problem.eliminator()
         for v in order:
             e.eliminate(v)
+        picked: list[str] = []
         try:
-            order += run_greedy(e, rest, cost_model, _markowitz_score(cost_model))
-        except budget.TimeUp:  # keep the segments' orders; the rest in reverse order
-            order += rest[::-1]
-            info["stopped early"] = f"time limit reached: {len(rest)} vertices left in reverse order"
+            order += run_greedy(e, rest, cost_model, _markowitz_score(cost_model), order=picked)
+        except budget.TimeUp:  # keep the segments' orders and Markowitz's picks; the rest in reverse order
+            chosen = set(picked)
+            left = [v for v in rest if v not in chosen]
+            order += picked + left[::-1]
+            info["stopped early"] = f"time limit reached: {len(left)} vertices left in reverse order"
     if not whole and segs:
         info["chain segments"] = (f"{len(segs)} segment(s) by DP, {len(rest)} other vertices by Markowitz"
                                   + (f" ({linear} segment(s) over the DP budget ordered in linear time)"

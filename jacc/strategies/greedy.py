@@ -45,10 +45,11 @@ class _CostOnly:
 
 
 def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score: Score,
-               needs_fill: bool = False) -> list[str]:
+               needs_fill: bool = False, order: list[str] | None = None) -> list[str]:
     """Greedy elimination of ``vertices``. Scores see a full preview only when they need one
     (``needs_fill``, a memory term or a memory limit); otherwise just the cost, which is O(degree)
-    on scalar graphs. Honours the planning deadline (raises ``budget.TimeUp`` past it)."""
+    on scalar graphs. Honours the planning deadline (raises ``budget.TimeUp`` past it); ``order``,
+    when given, receives the picks as they are made (what was chosen before a deadline)."""
     if not cost_model.fits(e.live_bytes):
         raise MemoryLimitError(f"the graph's partial Jacobians already take {e.live_bytes:,} bytes, over the "
                                f"memory limit of {cost_model.memory_limit:,} bytes; raise memory_limit")
@@ -69,7 +70,7 @@ def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score:
     for v in vertices:
         tick()
         push(v)
-    order: list[str] = []
+    order = [] if order is None else order
     deferred: list[str] = []
     done: set[str] = set()
     while heap:
