@@ -25,15 +25,11 @@ from .ops import (
     ELEMENTWISE,
     NUMPY_NAMES,
     UNARY,
-    _betadensity,
-    _binomslope,
     _boxcoxgrad,
     _ellipegrad,
     _ellipkgrad,
-    _fdensity,
     _ftie,
     _gammadensity,
-    _gammaincda,
     _huberdelta,
     _i1egrad,
     _invboxcoxgrad,
@@ -233,12 +229,11 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
                                         "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve",
                                         "betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc",
                                         "fdtri")},
-              # (counts as integers, as the array path passes them)
-              **{n: _as_float(NUMPY_NAMES[n]) for n in ("bdtr", "bdtrc", "nbdtr", "nbdtrc")},
-              "betadensity": _as_float(_betadensity), "fdensity": _as_float(_fdensity),
-              "binomslope": _as_float(_binomslope), "gammaincda": _as_float(_gammaincda),
-              **{n: _as_float(NUMPY_NAMES[n]) for n in ("betaincda", "betaincdb", "fdtrd", "stdtrdf")},
-              "pdtr": _scipy("pdtr"), "pdtrc": _scipy("pdtrc")}
+              "pdtr": _scipy("pdtr"), "pdtrc": _scipy("pdtrc"),
+              # the array helpers on floats (bdtr's counts as integers, as the array path passes them)
+              **{n: _as_float(NUMPY_NAMES[n]) for n in ("bdtr", "bdtrc", "nbdtr", "nbdtrc", "betadensity", "fdensity",
+                                                         "binomslope", "gammaincda", "betaincda", "betaincdb",
+                                                         "fdtrd", "stdtrdf")}}
 
 FALLBACK = (ValueError, ZeroDivisionError, OverflowError)
 

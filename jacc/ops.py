@@ -277,9 +277,10 @@ BINARY: dict[str, tuple[str, tuple]] = {
                                             ("out", "(y + 1.0) * invboxcoxgrad(a, b)"))),
 }
 
-# Elementwise ops of three arguments, as BINARY: the beta family's distribution functions in their
-# point c, the shape parameters a, b constant: the regularized incomplete beta function I_c(a, b),
-# its complement, their inverses, and the F distribution (a, b degrees of freedom) with its quantile
+# Elementwise ops of three arguments, as BINARY: the beta family's distribution functions of the
+# point c: the regularized incomplete beta function I_c(a, b), its complement, their inverses and
+# the F distribution (a, b degrees of freedom) with its quantile, in all three arguments (in a
+# and b by the continued fraction's derivatives, _betaincd)
 TERNARY: dict[str, tuple[str, tuple]] = {
     "betainc": ("betainc(a, b, c)", (("out", "betaincda(a, b, c)"), ("out", "betaincdb(a, b, c)"),
                                      ("out", "betadensity(a, b, c)"))),

@@ -43,10 +43,6 @@ def _is_zero(x: Any) -> bool:
     return x is None or (not isinstance(x, Tracer) and not np.any(x))
 
 
-def _value(x: Any) -> Any:
-    return x.value if isinstance(x, Tracer) else x
-
-
 class Complex:
     """A complex array during a trace: ``re + i·im``, each part a traced array, a real constant
     or ``None`` (exactly zero); ``shape`` is the whole array's."""
@@ -164,7 +160,7 @@ def _part(part: Any, shape: tuple) -> Any:
 
 
 def _part_value(part: Any) -> Any:
-    return 0.0 if part is None else _value(part)
+    return 0.0 if part is None else part.value if isinstance(part, Tracer) else part
 
 
 def _real_if_zero(z: Complex) -> Any:
@@ -271,10 +267,6 @@ def _exp(z: Any) -> Any:
     re, im, shape = _lift(z)
     scale = np.exp(_part(re, shape))
     return _make(scale * np.cos(im), scale * np.sin(im), shape) if im is not None else scale
-
-
-def _unary_part(fn: Callable) -> Callable:
-    return lambda z: fn(_lift(z))
 
 
 _UFUNCS: dict[str, Callable] = {

@@ -271,35 +271,23 @@ def _cos_sin(a):
     return e[:n, :n], e[:n, n:]
 
 
-def _cosm(A, **_):
-    return _cos_sin(_matrix(A, "cosm"))[0]
-
-
-def _sinm(A, **_):
-    return _cos_sin(_matrix(A, "sinm"))[1]
-
-
-def _tanm(A, **_):
-    c, s = _cos_sin(_matrix(A, "tanm"))
-    return np.linalg.solve(c, s)  # SciPy's order: cos(A)⁻¹ sin(A)
-
-
 def _cosh_sinh(a):
     plus, minus = _expm(a), _expm(-a)
     return 0.5 * (plus + minus), 0.5 * (plus - minus)
 
 
-def _coshm(A, **_):
-    return _cosh_sinh(_matrix(A, "coshm"))[0]
+def _trigonometric(name: str, pair: Callable, part: str) -> Callable:
+    """SciPy's ``name`` from ``pair`` (cos and sin, or cosh and sinh): its first, its second, or
+    the tangent, first⁻¹·second (SciPy's order)."""
+    def fn(A, **_):
+        c, s = pair(_matrix(A, name))
+        return c if part == "first" else s if part == "second" else np.linalg.solve(c, s)
+    return fn
 
 
-def _sinhm(A, **_):
-    return _cosh_sinh(_matrix(A, "sinhm"))[1]
-
-
-def _tanhm(A, **_):
-    c, s = _cosh_sinh(_matrix(A, "tanhm"))
-    return np.linalg.solve(c, s)
+_TRIGONOMETRIC = {f"{stem}{suffix}m": _trigonometric(f"{stem}{suffix}m", pair, part)
+                  for suffix, pair in (("", _cos_sin), ("h", _cosh_sinh))
+                  for stem, part in (("cos", "first"), ("sin", "second"), ("tan", "tangent"))}
 
 
 def _expm_frechet(A, E, method=None, compute_expm=True, **_):
@@ -568,8 +556,7 @@ _IMPLEMENTED = {
     "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
     "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
     "lu_factor": _lu_factor, "lu_solve": _lu_solve, "lu": _lu, "polar": _polar,
-    "cosm": _cosm, "sinm": _sinm, "tanm": _tanm, "coshm": _coshm, "sinhm": _sinhm, "tanhm": _tanhm,
-    "expm_frechet": _expm_frechet, "logm": _logm, "fractional_matrix_power": _fractional_matrix_power,
+    **_TRIGONOMETRIC, "expm_frechet": _expm_frechet, "logm": _logm, "fractional_matrix_power": _fractional_matrix_power,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
     "schur": "the Schur decomposition is not recorded for traced arrays",
