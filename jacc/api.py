@@ -385,7 +385,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     nesting, and so does a result that is a dict or nested tuple (:mod:`jacc.pytrees`).
     ``strategy`` is a strategy name (``"auto"``, ``"forward"``, ``"reverse"``, ``"markowitz"``,
     … see ``jacc.STRATEGIES``), an explicit list of vertex names, or a :class:`~jacc.Plan`;
-    ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` unless given);
+    ``strategy_options`` go to the strategy (``auto`` gets ``time_limit=1.0`` and
+    ``payoff_calls=100_000`` unless given: it searches a cheap plan only as long as running it
+    100,000 times would take, see :func:`~jacc.strategies.auto.search_time`);
     ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises (by default
     ``"time"``: multiplications plus one per value held at the peak, see
     :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone); without a
@@ -447,6 +449,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     cm = CostModel.coerce(cost_model, objective, memory_limit, default="time")
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
+        strategy_options.setdefault("payoff_calls", 100_000)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {', '.join(map(repr, BACKENDS))}, not {backend!r}")
     if not compile:

@@ -72,6 +72,29 @@ def test_time_limit_is_still_a_cap_for_optimal():
     assert q.optimal is False and "time limit" in q.info["stopped early"]
 
 
+def _polydiv_graph():
+    from jacc.trace import trace
+    return trace(lambda a, b: np.polydiv(a, b)[0], np.array([1.0, -3.0, 0.5, 2.0, 1.5]), np.array([2.0, 1.0, -1.0]),
+                 argnums=(0, 1))
+
+
+def test_auto_searches_a_cheap_plan_only_as_long_as_it_can_pay_off():
+    from jacc.strategies.auto import SEARCH_MIN, search_time
+    g = _polydiv_graph()  # 17 eliminable vertices: the exact search cannot finish in seconds
+    assert len(Problem.from_graph(g).eliminable) > 15
+    p = jacc.plan(g, "auto", time_limit=5.0, objective="time", payoff_calls=100_000)
+    assert search_time(p.score, 100_000) == SEARCH_MIN  # the baselines score at least as high
+    assert f"time limit {SEARCH_MIN:g} s reached" in p.info["stopped early"], p.info
+    q = jacc.plan(g, "auto", time_limit=0.3, objective="time")  # jacc.plan: no pay-off cap
+    assert "time limit 0.3 s reached" in q.info["stopped early"]
+    assert q.score <= p.score
+    jf = jacc.jacobian(lambda a, b: np.polydiv(a, b)[0], argnums=(0, 1), backend="numpy")
+    jf(np.array([1.0, -3.0, 0.5, 2.0, 1.5]), np.array([2.0, 1.0, -1.0]))
+    assert f"time limit {SEARCH_MIN:g} s reached" in jf.plan.info["stopped early"]  # jacobian's default
+    with pytest.raises(ValueError, match="payoff_calls"):
+        jacc.plan(g, "auto", payoff_calls=0)
+
+
 def test_budget_nests_and_the_earliest_deadline_wins():
     with budget.within(10) as outer:
         with budget.within(0.0) as inner:

@@ -233,13 +233,17 @@ def _agree(a, b):
     np.testing.assert_allclose(a[ok], b[ok], rtol=1e-13)
 
 
-def _paths(f, args, argnums):
+def _paths(f, points, argnums):
+    """(compiled, executed) Jacobians of ``f`` at each argument tuple of ``points``; one jacobian
+    per path serves every point (a repeated trace reuses its plan, as users' calls do)."""
+    jc = jacc.jacobian(f, argnums, nonfinite="propagate")
+    ji = jacc.jacobian(f, argnums, nonfinite="propagate", compile=False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        jc = jacc.jacobian(f, argnums, nonfinite="propagate")
-        a = jc(*args)
-        b = jacc.jacobian(f, argnums, nonfinite="propagate", compile=False)(*args)
-    return jc, a, b
+        for args in points:
+            a = jc(*args)
+            assert jc.last is None  # the compiled path really ran
+            yield a, ji(*args)
 
 
 # the factor c makes the primal value part of the Jacobian (∂/∂c = op(...)), so values are compared too
@@ -249,9 +253,7 @@ def _paths(f, args, argnums):
 def test_unary_paths_agree_at_nonfinite_points(op):
     assert set(UNARY) <= set(_UNARY_FN) | {n for n in UNARY if hasattr(np, n)}
     fn = _UNARY_FN.get(op) or getattr(np, op)
-    for x in _POINTS:
-        jc, a, b = _paths(lambda x, c: fn(x) * c, (x, 1.5), (0, 1))
-        assert jc.last is None  # the compiled path really ran
+    for a, b in _paths(lambda x, c: fn(x) * c, [(x, 1.5) for x in _POINTS], (0, 1)):
         for u, v in zip(a, b):
             _agree(u, v)
 
@@ -261,9 +263,8 @@ def test_binary_paths_agree_at_nonfinite_points(op):
     assert set(BINARY) == set(_BINARY_FN)  # a new op needs a row here
     fn = _BINARY_FN[op]
     argnums = tuple(k for k in (0, 1, 2) if k not in OPS[op].constant)  # (a shape parameter stays constant)
-    for x, y in itertools.product(_POINTS, _POINTS):
-        jc, a, b = _paths(lambda x, y, c: fn(x, y) * c, (x, y, 1.5), argnums)
-        assert jc.last is None
+    points = [(x, y, 1.5) for x, y in itertools.product(_POINTS, _POINTS)]
+    for a, b in _paths(lambda x, y, c: fn(x, y) * c, points, argnums):
         for u, v in zip(a, b):
             _agree(u, v)
 
@@ -274,9 +275,9 @@ def test_ternary_paths_agree_at_nonfinite_points(op):
     assert set(TERNARY) == set(_TERNARY_FN)  # a new op needs a row here
     fn = _TERNARY_FN[op]
     argnums = tuple(k for k in (0, 1, 2, 3) if k not in OPS[op].constant)  # (bdtr's counts stay constant)
-    for a, b, x in itertools.product([2.0, 0.5, math.nan], [3.0, math.inf], _POINTS + [0.25, 3.0]):
-        jc, u, v = _paths(lambda a, b, x, c: fn(a, b, x) * c, (a, b, x, 1.5), argnums)
-        assert jc.last is None
+    points = [(a, b, x, 1.5) for a, b, x in itertools.product([2.0, 0.5, math.nan], [3.0, math.inf],
+                                                               _POINTS + [0.25, 3.0])]
+    for u, v in _paths(lambda a, b, x, c: fn(a, b, x) * c, points, argnums):
         for p, q in zip(u, v):
             _agree(p, q)
 

@@ -75,8 +75,10 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     is dropped, and each candidate may use at most ``share`` of the time left when it starts
     (a candidate ``(name, options, share)`` sets its own), so one slow baseline cannot starve the
     rest. A candidate ``(name, options, share, True)`` that finds an order before any other is
-    priced is priced in full even past the deadline. Option-less heuristics are run once per
-    problem and cost model (``auto`` and the searches it calls share them). ``log`` collects
+    priced is priced in full even past the deadline. A callable candidate is called when its turn comes,
+    with the best score priced so far (``None`` if none), and returns such a tuple. Option-less
+    heuristics are run once per problem and cost model (``auto`` and the searches it calls share
+    them). ``log`` collects
     one line per candidate; ``unpriced`` the ``(name, order)`` of candidates that found an
     order but ran out of time pricing it; ``timed_out`` the names of all candidates their time
     share stopped (so ``None`` with an empty ``timed_out`` means none fits the memory limit)."""
@@ -88,7 +90,11 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
 
     found: list = []
     log = [] if log is None else log
-    for name, kw, *own in candidates:
+    for entry in candidates:
+        if callable(entry):  # decided when reached, from the best score priced so far
+            k = cost_model.pick([f[0] for f in found]) if found else None
+            entry = entry(None if k is None else cost_model.score(*found[k][0]))
+        name, kw, *own = entry
         order = None
         try:
             with budget.within(budget.left() * (own[0] if own else share)):
