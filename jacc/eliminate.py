@@ -289,6 +289,7 @@ class Eliminator:
             self.live_bytes += algebra.nbytes(j)
         self.peak_bytes = self.live_bytes
         self.mults = 0
+        self.log: list[Step] | None = None  # a list here receives every step eliminated
 
     def fork(self) -> "Eliminator":
         """An independent copy of this state (edge values are shared: they are never mutated)."""
@@ -297,6 +298,7 @@ class Eliminator:
         e.pred = {k: dict(v) for k, v in self.pred.items()}
         e.succ = {k: dict(v) for k, v in self.succ.items()}
         e.live_bytes, e.peak_bytes, e.mults = self.live_bytes, self.peak_bytes, self.mults
+        e.log = None
         return e
 
     def preview(self, j: Key) -> Preview:
@@ -358,6 +360,8 @@ class Eliminator:
         self.mults += step.mults
         self.peak_bytes = max(self.peak_bytes, self.live_bytes)
         step.live_bytes = self.live_bytes
+        if self.log is not None:
+            self.log.append(step)
         return step
 
     def edge(self, u: Key, v: Key) -> Jac | None:
@@ -424,9 +428,16 @@ def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]
     for v in order:
         tick()
         steps.append(e.eliminate(v))
+    remember(problem, key, steps, e)
+    return list(steps), e.mults, e.peak_bytes
+
+
+def remember(problem: Problem, order: Sequence[str], steps: list[Step], e: Eliminator) -> None:
+    """Keep ``steps`` (the whole ``order`` eliminated by ``e``) as the problem's last priced order,
+    so the plan built from it (:func:`price`) and :func:`totals` do not price it again."""
+    key = tuple(order)
     problem.totals_cache()[key] = (e.mults, e.peak_bytes)
     problem._priced = (key, steps, e.mults, e.peak_bytes)
-    return list(steps), e.mults, e.peak_bytes
 
 
 def totals(problem: Problem, order: Sequence[str]) -> tuple[int, int]:

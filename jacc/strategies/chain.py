@@ -24,9 +24,11 @@ from .. import budget
 from .. import structure as S
 from ..chain import bracket_to_str, chain_order_costfn, linear_chain_order, matrix_chain_order
 from ..costmodel import CostModel, available_memory
-from ..eliminate import Problem
-from . import Result, positive, register
+from ..eliminate import Problem, remember
+from . import Result, naive_first, positive, register
 from .greedy import _markowitz_score, run_greedy
+
+TAIL_SHARE = 0.3  # of the time left for Markowitz: pricing what it has not ordered by its deadline
 
 
 def segments(problem: Problem) -> list[list]:
@@ -196,16 +198,26 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
     rest = [v for v in problem.eliminable if v not in done]
     if rest:
         e = problem.eliminator()
+        e.log = steps = []  # the order is priced as it is made: the plan need not price it again
         for v in order:
             e.eliminate(v)
         picked: list[str] = []
-        try:
-            order += run_greedy(e, rest, cost_model, _markowitz_score(cost_model), order=picked)
-        except budget.TimeUp:  # keep the segments' orders and Markowitz's picks; the rest in reverse order
+        try:  # what the greedy leaves at its deadline is priced after it: keep a share of the time for it
+            with budget.within(budget.left() * (1 - TAIL_SHARE)):
+                order += run_greedy(e, rest, cost_model, _markowitz_score(cost_model), order=picked)
+        except budget.TimeUp:  # keep the segments' orders and Markowitz's picks; the rest in the likely
+            # cheaper naive mode (on a random graph of 30 inputs and 600 outputs, forward instead of
+            # reverse prices in 0.7 s instead of 1.3 s and saves half of the multiplications)
             chosen = set(picked)
-            left = [v for v in rest if v not in chosen]
-            order += picked + left[::-1]
-            info["stopped early"] = f"time limit reached: {len(left)} vertices left in reverse order"
+            mode = naive_first(problem)[0]
+            left = [v for v in rest if v not in chosen]  # (topological, as problem.eliminable)
+            left = left[::-1] if mode == "reverse" else left
+            order += picked + left
+            info["stopped early"] = f"time limit reached: {len(left)} vertices left in {mode} order"
+            with budget.lifted():  # only the rest is left to price, as the plan would anyway
+                for v in left:
+                    e.eliminate(v)
+        remember(problem, order, steps, e)
     if not whole and segs:
         info["chain segments"] = (f"{len(segs)} segment(s) by DP, {len(rest)} other vertices by Markowitz"
                                   + (f" ({linear} segment(s) over the DP budget ordered in linear time)"
