@@ -81,7 +81,7 @@ class _Sets:
         self.scalar = bounds and is_scalar(algebra)
         self.cuts = cuts_of(self.orig, self.verts, algebra) if self.scalar else {v: (0, 0) for v in self.verts}
         self.floor = {v: a * b for v, (a, b) in self.cuts.items()}
-        self.units = UnitComponents(self.orig, self.verts, algebra) if self.scalar else None
+        self.units = UnitComponents(self.orig, self.verts, algebra, cuts=self.cuts) if self.scalar else None
         self.comp_of = {v: n for n, (vs, _) in enumerate(self.units.comps) for v in vs} if self.units else {}
         self.step_memo: dict = {v: {} for v in self.verts}
 
