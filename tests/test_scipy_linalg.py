@@ -44,6 +44,13 @@ CASES = [
     ("qr full (R of a wide matrix)", lambda a: sl.qr(a)[1], T.T.copy()),
     ("qr economic (Q)", lambda a: sl.qr(a, mode="economic")[0], T),
     ("qr r", lambda a: sl.qr(a, mode="r")[0], T),
+    ("rq full, square (R, then Q)", lambda a: np.concatenate(sl.rq(a)), A),
+    ("rq full, tall (Q)", lambda a: sl.rq(a)[1], T),
+    ("rq full, tall (R)", lambda a: sl.rq(a)[0], T),
+    ("rq economic, wide (R)", lambda a: sl.rq(a, mode="economic")[0], T.T.copy()),
+    ("rq economic, wide (Q)", lambda a: sl.rq(a, mode="economic")[1], T.T.copy()),
+    ("rq r, wide (zeros left of the triangle)", lambda a: sl.rq(a, mode="r"), T.T.copy()),
+    ("rq r, tall", lambda a: sl.rq(a, mode="r"), T),
     ("svd values", lambda a: sl.svd(a, compute_uv=False), T),
     ("svdvals", lambda a: sl.svdvals(a), T),
     ("norm", lambda a: sl.norm(a, 2), T),
@@ -139,6 +146,7 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
     (lambda a: sl.qr(a, pivoting=True)[0], "pivoting=True"),
     (lambda a: sl.qr(np.concatenate([a, a]))[1], "mode='full' .*8×4 matrix.*mode='economic'"),
     (lambda a: sl.solve(a, B, assume_a="banded"), "assume_a='banded'"),
+    (lambda a: sl.rq(a[:2])[1], "rq.*mode='full' .*2×4 matrix.*extra rows of Q.*mode='economic'"),
 ])
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:
@@ -149,6 +157,8 @@ def test_what_is_not_recorded_is_refused_by_name(f, words):
 @pytest.mark.parametrize("f, words", [
     (lambda a: sl.expm_frechet(a, a[:2]), "E must have A's shape \\(4, 4\\), got \\(2, 4\\).*expm_frechet"),
     (lambda a: sl.cosm(a[:2]), "A must be a square matrix.*cosm"),
+    (lambda a: sl.rq(a, mode="reduced")[0], "mode argument must be one of.*'reduced'.*scipy.linalg.rq"),
+    (lambda a: sl.rq(a[0]), "expected a 2-d matrix, got shape \\(4,\\).*scipy.linalg.rq"),
 ])
 def test_bad_shapes_are_named(f, words):
     with pytest.raises(ValueError, match=words):

@@ -1,5 +1,5 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
-eigh, QR, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
+eigh, QR, RQ, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
 derivative, logarithm, square root and fractional powers, the trigonometric and hyperbolic matrix
 functions (from real exponentials), Sylvester and Lyapunov equations, banded and Toeplitz solves and
 the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions
@@ -539,6 +539,38 @@ def _matmul_toeplitz(original, bound):
     return _with_scipys_value(original, bound, _toeplitz(c, r) @ p["x"])
 
 
+def _rq(original, bound):
+    """A = R·Q from the QR decomposition of B = (P·A)ᵀ, P the row reversal: B = Q₁R₁ gives
+    A = (P·R₁ᵀ·P)(P·Q₁ᵀ). LAPACK's own RQ picks other signs for some of R's diagonal, so those
+    are taken from SciPy's result at the traced point (constants while the diagonal is nonzero),
+    and so is the value; the derivative is QR's."""
+    p = bound.arguments
+    a, mode = p["a"], p["mode"]
+    if np.ndim(a) != 2:
+        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.rq at {call_site()})")
+    m, n = np.shape(a)
+    if mode not in ("full", "r", "economic"):
+        raise ValueError(f"mode argument must be one of ['full', 'r', 'economic'], not {mode!r} "
+                         f"(scipy.linalg.rq at {call_site()})")
+    if mode == "full" and m < n:
+        _refuse("rq", f"mode='full' (SciPy's default) of a {m}×{n} matrix: the extra rows of Q are not unique, so "
+                "they have no derivative; use mode='economic', or mode='r' for R alone")
+    q1, r1 = np.linalg.qr(a[::-1].T, mode="reduced")
+    r, q = r1.T[::-1, ::-1], q1.T[::-1]  # m×k and k×n, k = min(m, n)
+    k = min(m, n)
+    value = _value(a, "scipy.linalg.rq")
+    theirs = original(value, mode="r")  # m×n: the triangle in the last k rows and columns
+    ours = np.linalg.qr(value[::-1].T, mode="r").T[::-1, ::-1]
+    rows, cols = np.arange(m - k, m), np.arange(k)
+    d = np.sign(theirs[rows, n - k + cols]) * np.sign(ours[rows, cols])
+    r, q = r * d, d[:, None] * q
+    if mode == "r":
+        r = np.concatenate([np.zeros((m, n - m)), r], axis=1) if m < n else r
+        return implicit.anchored(theirs, r)
+    want = original(value, mode=mode)
+    return implicit.anchored(want[0], r), implicit.anchored(want[1], q)
+
+
 def _refusal(name: str, why: str) -> Callable:
     def refuse(**_):
         _refuse(name, why)
@@ -567,7 +599,7 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
 }
 
 _WITH_VALUES = {"solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
-                "matmul_toeplitz": _matmul_toeplitz}
+                "matmul_toeplitz": _matmul_toeplitz, "rq": _rq}
 
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
                                     **{n: replacement(run) for n, run in _WITH_VALUES.items()},
@@ -615,6 +647,14 @@ case("scipy.linalg.eigh", lambda xp: lambda a: _sl(xp).eigh(a, eigvals_only=True
      note="distinct eigenvalues; the lower triangle read (lower=False: the upper), as numpy.linalg.eigh")
 case("scipy.linalg.qr", lambda xp: lambda a: _sl(xp).qr(a, mode="economic")[1], lambda r: (_x(r, (5, 3)),),
      note="mode='full' (SciPy's default), 'economic' or 'r'")
+case("scipy.linalg.rq", lambda xp: lambda a: xp.concatenate(_sl(xp).rq(a)), lambda r: (_x(r, (4, 4)),), jax=False,
+     note="from the QR decomposition of the flipped transpose, with SciPy's signs and value; mode='full' "
+          "(SciPy's default; refused for a wide matrix, whose extra rows of Q are not unique), 'economic' "
+          "or 'r' (JAX has no rq)")
+case("scipy.linalg.rq", lambda xp: lambda a: _sl(xp).rq(a, mode="economic")[1], lambda r: (_x(r, (3, 5)),),
+     jax=False, variant="economic, wide")
+case("scipy.linalg.rq", lambda xp: lambda a: _sl(xp).rq(a, mode="r"), lambda r: (_x(r, (5, 3)),), jax=False,
+     variant="r, tall")
 case("scipy.linalg.svd", lambda xp: lambda a: _sl(xp).svd(a, compute_uv=False), lambda r: (_x(r, (4, 3)),))
 case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (_x(r, (4, 4)),),
      note="Higham's scaling and squaring, recorded op by op (its degree and scaling read at the traced point)")
