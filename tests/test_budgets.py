@@ -113,6 +113,15 @@ def test_lower_bound_stops_at_its_time_limit_inside_one_bound_evaluation():
     assert 0 <= bound <= jacc.plan(g, "reverse").mults
 
 
+def test_optimal_with_a_memory_objective_stops_at_its_time_limit():
+    g = examples.random_graph(4, 200, 3, seed=200)  # its Pareto search took 2.6 s under time_limit=0.3
+    t = time.perf_counter()
+    p = jacc.plan(g, "optimal", time_limit=0.3, objective="time")
+    wall = time.perf_counter() - t
+    assert within_promise(wall, 0.3), f"optimal (objective='time') took {wall:.2f} s with time_limit=0.3"
+    assert p.optimal is False and "time limit 0.3 s reached" in p.info["stopped early"]
+
+
 def test_budget_nests_and_the_earliest_deadline_wins():
     with budget.within(10) as outer:
         with budget.within(0.0) as inner:

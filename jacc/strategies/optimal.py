@@ -543,16 +543,18 @@ def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
     history = []
     live = {0: live0}
     explored = 0
+    looked = 0
     for _ in range(len(sets.verts)):
         nxt: dict = {}
         for S, labels in level.items():
             explored += 1
-            if explored % 256 == 0 and time.perf_counter() > deadline:
-                return None, explored, True
             for v in sets.verts:
                 bit = sets.bit[v]
                 if S & bit:
                     continue
+                looked += 1  # a step costs up to milliseconds on large graphs: look at the clock often
+                if looked % 16 == 0 and time.perf_counter() > deadline:
+                    return None, explored, True
                 c = sets.cost(v, S)
                 S2 = S | bit
                 if S2 not in live:
