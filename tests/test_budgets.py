@@ -122,6 +122,31 @@ def test_optimal_with_a_memory_objective_stops_at_its_time_limit():
     assert p.optimal is False and "time limit 0.3 s reached" in p.info["stopped early"]
 
 
+def _sweep_graphs():
+    from jacc import suite
+    out = {f"random {n}": examples.random_graph(4, n, 3, seed=n) for n in (25, 60, 200)}
+    for name in ("roeflux", "robotarm", "blackscholes"):
+        prob = suite.get(name)
+        ins = prob.make_inputs(0)
+        out[f"{name}, scalar level"] = jacc.trace(lambda *a, prob=prob, ins=ins: prob.fn(**dict(zip(ins, a))),
+                                                  *ins.values(), argnums=tuple(range(len(ins))), scalarize=True)
+    return out
+
+
+@pytest.mark.slow  # ~20 s of timed planning: five strategies, two objectives, six graphs with long search steps
+def test_every_time_limited_strategy_keeps_its_limit_on_graphs_with_long_steps():
+    over = []
+    for gname, g in _sweep_graphs().items():
+        for strategy in ("optimal", "anneal", "window", "auto", "chain"):
+            for objective in ("mults", "time"):
+                t = time.perf_counter()
+                jacc.plan(g, strategy, time_limit=0.3, objective=objective)
+                wall = time.perf_counter() - t
+                if not within_promise(wall, 0.3):
+                    over.append(f"{gname}, {strategy}, objective={objective}: {wall:.2f} s")
+    assert not over, "time_limit=0.3 not kept: " + "; ".join(over)
+
+
 def test_budget_nests_and_the_earliest_deadline_wins():
     with budget.within(10) as outer:
         with budget.within(0.0) as inner:
