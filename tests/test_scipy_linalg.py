@@ -51,6 +51,9 @@ CASES = [
     ("rq economic, wide (Q)", lambda a: sl.rq(a, mode="economic")[1], T.T.copy()),
     ("rq r, wide (zeros left of the triangle)", lambda a: sl.rq(a, mode="r"), T.T.copy()),
     ("rq r, tall", lambda a: sl.rq(a, mode="r"), T),
+    ("orth, tall", lambda a: sl.orth(a), T),
+    ("orth, wide", lambda a: sl.orth(a), T.T.copy()),
+    ("orth, square", lambda a: sl.orth(a), A),
     ("svd values", lambda a: sl.svd(a, compute_uv=False), T),
     ("svdvals", lambda a: sl.svdvals(a), T),
     ("norm", lambda a: sl.norm(a, 2), T),
@@ -147,6 +150,8 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
     (lambda a: sl.qr(np.concatenate([a, a]))[1], "mode='full' .*8×4 matrix.*mode='economic'"),
     (lambda a: sl.solve(a, B, assume_a="banded"), "assume_a='banded'"),
     (lambda a: sl.rq(a[:2])[1], "rq.*mode='full' .*2×4 matrix.*extra rows of Q.*mode='economic'"),
+    (lambda a: sl.orth(a[:, :2] @ a[:2]), "orth.*rank 2 < 4.*no derivative"),
+    (lambda a: sl.orth(a * 0 + np.eye(4)), "orth.*repeated singular values.*not unique"),
 ])
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:

@@ -1,5 +1,5 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
-eigh, QR, RQ, SVD, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
+eigh, QR, RQ, SVD, orth, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
 derivative, logarithm, square root and fractional powers, the trigonometric and hyperbolic matrix
 functions (from real exponentials), Sylvester and Lyapunov equations, banded and Toeplitz solves and
 the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions
@@ -571,6 +571,29 @@ def _rq(original, bound):
     return implicit.anchored(want[0], r), implicit.anchored(want[1], q)
 
 
+def _orth(original, bound):
+    """The left singular vectors of a full-rank matrix from the traced SVD, each column's sign and
+    the value SciPy's. The basis is unique, so differentiable, while the singular values are
+    distinct; a rank-deficient matrix is refused (its result changes shape nearby)."""
+    p = bound.arguments
+    a = p["A"]
+    if np.ndim(a) != 2:
+        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.orth at {call_site()})")
+    value = _value(a, "scipy.linalg.orth")
+    theirs = original(value, p["rcond"])
+    num = np.shape(theirs)[1]
+    s = np.linalg.svd(value, compute_uv=False)
+    if num < min(np.shape(a)):
+        _refuse("orth", f"the matrix has rank {num} < {min(np.shape(a))} (singular values {s}): almost every "
+                "nearby matrix has full rank, so orth's result changes shape and has no derivative")
+    if num > 1 and np.min(np.diff(s[:num]) / -s[0]) < 1e-8:
+        _refuse("orth", f"the matrix has repeated singular values {s[:num]}: its orthonormal basis is not unique, so "
+                "it has no derivative")
+    u = np.linalg.svd(a, full_matrices=False)[0][:, :num]
+    signs = np.sign(np.sum(theirs * np.linalg.svd(value, full_matrices=False)[0][:, :num], axis=0))
+    return implicit.anchored(theirs, u * signs)
+
+
 def _refusal(name: str, why: str) -> Callable:
     def refuse(**_):
         _refuse(name, why)
@@ -599,7 +622,7 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
 }
 
 _WITH_VALUES = {"solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
-                "matmul_toeplitz": _matmul_toeplitz, "rq": _rq}
+                "matmul_toeplitz": _matmul_toeplitz, "rq": _rq, "orth": _orth}
 
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
                                     **{n: replacement(run) for n, run in _WITH_VALUES.items()},
@@ -655,6 +678,9 @@ case("scipy.linalg.rq", lambda xp: lambda a: _sl(xp).rq(a, mode="economic")[1], 
      jax=False, variant="economic, wide")
 case("scipy.linalg.rq", lambda xp: lambda a: _sl(xp).rq(a, mode="r"), lambda r: (_x(r, (5, 3)),), jax=False,
      variant="r, tall")
+case("scipy.linalg.orth", lambda xp: lambda a: _sl(xp).orth(a), lambda r: (_x(r, (5, 3)),), jax=False,
+     note="left singular vectors of a full-rank matrix from the SVD, with SciPy's signs and value; a rank-deficient "
+          "matrix or repeated singular values are refused (JAX has no orth)")
 case("scipy.linalg.svd", lambda xp: lambda a: _sl(xp).svd(a, compute_uv=False), lambda r: (_x(r, (4, 3)),))
 case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (_x(r, (4, 4)),),
      note="Higham's scaling and squaring, recorded op by op (its degree and scaling read at the traced point)")
