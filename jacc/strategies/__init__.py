@@ -75,13 +75,13 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     is dropped, and each candidate may use at most ``share`` of the time left when it starts
     (a candidate ``(name, options, share)`` sets its own), so one slow baseline cannot starve the
     rest. A candidate ``(name, options, share, True)`` that finds an order before any other is
-    priced is priced in full even past the deadline. A callable candidate is called when its turn comes,
-    with the best score priced so far (``None`` if none), and returns such a tuple. Option-less
-    heuristics are run once per problem and cost model (``auto`` and the searches it calls share
-    them). ``log`` collects
-    one line per candidate; ``unpriced`` the ``(name, order)`` of candidates that found an
-    order but ran out of time pricing it; ``timed_out`` the names of all candidates their time
-    share stopped (so ``None`` with an empty ``timed_out`` means none fits the memory limit)."""
+    priced is priced in full even past the deadline. A callable candidate is called when its
+    turn comes, with the best score priced so far (``None`` if none), and returns such a tuple.
+    Option-less heuristics are run once per problem and cost model (``auto`` and the searches it
+    calls share them). ``log`` collects one line per candidate; ``unpriced`` the ``(name,
+    order)`` of candidates that found an order but ran out of time pricing it; ``timed_out`` the
+    names of all candidates their time share stopped (so ``None`` with an empty ``timed_out``
+    means none fits the memory limit)."""
     from contextlib import nullcontext
 
     from .. import budget
