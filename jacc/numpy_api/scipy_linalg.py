@@ -558,16 +558,13 @@ def _rq(original, bound):
     q1, r1 = np.linalg.qr(a[::-1].T, mode="reduced")
     r, q = r1.T[::-1, ::-1], q1.T[::-1]  # m×k and k×n, k = min(m, n)
     k = min(m, n)
-    value = _value(a, "scipy.linalg.rq")
-    theirs = original(value, mode="r")  # m×n: the triangle in the last k rows and columns
-    ours = np.linalg.qr(value[::-1].T, mode="r").T[::-1, ::-1]
+    want = original(_value(a, "scipy.linalg.rq"), mode=mode)
+    theirs = want if mode == "r" else want[0]  # R: its triangle in the last k rows and columns
     rows, cols = np.arange(m - k, m), np.arange(k)
-    d = np.sign(theirs[rows, n - k + cols]) * np.sign(ours[rows, cols])
+    d = np.sign(theirs[rows, np.shape(theirs)[1] - k + cols]) * np.sign(r.value[rows, cols])
     r, q = r * d, d[:, None] * q
     if mode == "r":
-        r = np.concatenate([np.zeros((m, n - m)), r], axis=1) if m < n else r
-        return implicit.anchored(theirs, r)
-    want = original(value, mode=mode)
+        return implicit.anchored(want, np.concatenate([np.zeros((m, n - m)), r], axis=1) if m < n else r)
     return implicit.anchored(want[0], r), implicit.anchored(want[1], q)
 
 
@@ -582,7 +579,7 @@ def _orth(original, bound):
     value = _value(a, "scipy.linalg.orth")
     theirs = original(value, p["rcond"])
     num = np.shape(theirs)[1]
-    s = np.linalg.svd(value, compute_uv=False)
+    u0, s, _ = np.linalg.svd(value, full_matrices=False)
     if num < min(np.shape(a)):
         _refuse("orth", f"the matrix has rank {num} < {min(np.shape(a))} (singular values {s}): almost every "
                 "nearby matrix has full rank, so orth's result changes shape and has no derivative")
@@ -590,7 +587,7 @@ def _orth(original, bound):
         _refuse("orth", f"the matrix has repeated singular values {s[:num]}: its orthonormal basis is not unique, so "
                 "it has no derivative")
     u = np.linalg.svd(a, full_matrices=False)[0][:, :num]
-    signs = np.sign(np.sum(theirs * np.linalg.svd(value, full_matrices=False)[0][:, :num], axis=0))
+    signs = np.sign(np.sum(theirs * u0[:, :num], axis=0))
     return implicit.anchored(theirs, u * signs)
 
 
