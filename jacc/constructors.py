@@ -8,10 +8,12 @@ constructors are replaced by versions that give a traced result where one is nee
 itself, or a nested list holding traced values as ``np.stack`` of its rows. Anything else goes
 to NumPy's own function; a call whose argument holds no traced value costs one Python call more.
 
-Only calls through the module (``np.asarray(x)``) are seen; a name imported before the trace
-(``from numpy import asarray``) keeps NumPy's function and its refusal. The replacement is
-process-wide while any thread traces (it passes other threads' arguments straight to NumPy), and
-made only for the functions whose trace needs it (:func:`jacc.trace.record_call` learns which).
+Calls through the module (``np.asarray(x)``) are seen, and so are names bound to a replaced
+function elsewhere (``from numpy import asarray`` or ``from scipy.linalg import expm`` in ``f``'s
+module, in a module whose functions ``f`` calls, or in a closure): :class:`aliases` finds them from
+the names ``f``'s code uses and swaps them too. The replacement is process-wide while any thread
+traces (it passes other threads' arguments straight to NumPy), and made only for the functions
+whose trace needs it (:func:`jacc.trace.record_call` learns which).
 
 >>> import numpy as np, jacc
 >>> jacc.jacobian(lambda x: np.array([x[0] * x[1], 2.0]))(np.array([3.0, 4.0]))
@@ -24,8 +26,10 @@ from __future__ import annotations
 import functools
 import inspect
 import operator
+import os
 import sys
 import threading
+import types
 from typing import Any, Callable
 
 import numpy as np
@@ -118,9 +122,9 @@ def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Calla
                        eager: bool = False) -> None:
     """While ``f`` runs on traced arguments, ``module.name`` (if ``module`` is imported) is
     ``makers[name](original)``: a function that gives traced results for traced arguments and
-    calls ``original`` otherwise. Only calls through the module are seen, as for NumPy's
-    constructors. ``eager``: a function whose code names one of these (``so.fsolve(...)``) is
-    traced with the replacements from the first time."""
+    calls ``original`` otherwise. Calls through the module are seen, and names bound to
+    ``original`` elsewhere that :class:`aliases` finds. ``eager``: a function whose code names one
+    of these (``so.fsolve(...)``) is traced with the replacements from the first time."""
     _SWAPS.setdefault(module, {}).update(makers)
     if eager:
         _EAGER.update(makers)
@@ -244,6 +248,155 @@ def _swap_out() -> None:
     while _SAVED_METHODS:
         cls, name, original = _SAVED_METHODS.pop()
         setattr(cls, name, original)
+
+
+_LIBRARIES = ("numpy", "scipy", "jacc")  # packages whose code is not searched for aliases
+
+
+def _library_code(code: Any) -> bool:
+    """Whether ``code`` is NumPy's, SciPy's or jacc's own (its file lies in one of those packages)."""
+    found = _IN_LIBRARY.get(code.co_filename)
+    if found is None:
+        dirs = [os.path.dirname(m.__file__) + os.sep for m in map(sys.modules.get, _LIBRARIES)
+                if m is not None and getattr(m, "__file__", None)]
+        found = _IN_LIBRARY[code.co_filename] = code.co_filename.startswith(tuple(dirs))
+    return found
+
+
+_IN_LIBRARY: dict[str, bool] = {}
+_DEPTH = 4  # how many calls deep (f, its helpers, theirs) aliases are looked for
+
+
+_REPLACED: list = [None, {}]  # the swaps' originals when last asked, and _replaced()'s answer
+
+
+def _replaced() -> dict[int, tuple[Callable, Callable]]:
+    """id(original) -> (original, replacement) for every function swapped in now."""
+    now = tuple(swap.originals for swap in _LIVE)
+    if now != _REPLACED[0]:
+        found = {id(f): (f, _REPLACEMENT[n]) for n, f in _ORIGINAL.items()}
+        for swap in _LIVE:
+            for n, f in swap.saved.items():
+                found[id(f)] = (f, swap.made[n])
+        _REPLACED[:] = [now, found]
+    return _REPLACED[1]
+
+
+def _names(code: Any) -> set[str]:
+    """The global and attribute names ``code`` and the functions defined in it use."""
+    out = set(code.co_names)
+    for c in code.co_consts:
+        if hasattr(c, "co_names"):
+            out |= _names(c)
+    return out
+
+
+def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, int]]:
+    """Where a replaced function is bound outside its module, for ``f`` and the functions it
+    calls by name: (module dict, name, id) or (closure cell, None, id)."""
+    found: list = []
+    seen: set[int] = set()
+
+    def visit(fn: Any, depth: int) -> None:
+        fn = getattr(fn, "__func__", fn)  # (a bound method)
+        if not isinstance(fn, types.FunctionType):
+            call = next((vars(c)["__call__"] for c in type(fn).__mro__ if "__call__" in vars(c)), None)
+            if isinstance(call, types.FunctionType) and depth == 0:
+                visit(call, depth)
+            return
+        if depth > _DEPTH or id(fn.__code__) in seen or _library_code(fn.__code__):
+            return
+        seen.add(id(fn.__code__))
+        space, names = fn.__globals__, _names(fn.__code__)
+        for name in names:
+            v = space.get(name)
+            if id(v) in replaced:
+                found.append((space, name, id(v)))
+            elif isinstance(v, types.ModuleType):
+                if v.__name__.split(".")[0] not in _LIBRARIES:  # mymodule.helper(x)
+                    for n in names:
+                        visit(getattr(v, n, None), depth + 1)
+            else:
+                visit(v, depth + 1)
+        for cell in fn.__closure__ or ():
+            try:
+                v = cell.cell_contents
+            except ValueError:  # (an empty cell)
+                continue
+            if id(v) in replaced:
+                found.append((cell, None, id(v)))
+            else:
+                visit(v, depth + 1)
+
+    visit(f, 0)
+    return found
+
+
+_FOUND: dict[Any, tuple[dict, list]] = {}  # f's code -> (the _replaced() it was found for, its holders)
+_HELD: dict[tuple[int, str | None], list] = {}  # (id(holder), name) -> [users, original]
+
+
+class aliases:
+    """Inside :class:`constructors`, for ``f``: names bound to replaced functions outside their
+    modules (``from scipy.linalg import expm``) are swapped too, and ``as`` gives the function to
+    call (the replacement, when ``f`` is itself a replaced function such as ``scipy.linalg.expm``).
+
+    >>> import numpy as np, jacc
+    >>> from scipy.linalg import expm
+    >>> J = jacc.jacobian(lambda a: expm(a)[0, 1])(np.zeros((2, 2)))
+    >>> J.tolist()
+    [[0.0, 1.0], [0.0, 0.0]]
+    """
+
+    __slots__ = ("f", "taken")
+
+    def __init__(self, f: Callable):
+        self.f, self.taken = f, []
+
+    def __enter__(self) -> Callable:
+        with _lock:
+            replaced = _replaced()
+            key = getattr(self.f, "__code__", None) or type(self.f)
+            known = _FOUND.get(key)
+            if known is None or known[0] is not replaced:
+                known = _FOUND[key] = (replaced, _holders(self.f, replaced))
+            for holder, name, ident in known[1]:
+                original, made = replaced[ident]
+                held = _HELD.get((id(holder), name))
+                if held is not None:
+                    held[0] += 1
+                elif (holder.get(name) if name is not None else _contents(holder)) is original:
+                    _HELD[id(holder), name] = [1, original]
+                    _put(holder, name, made)
+                else:  # rebound since: leave it
+                    continue
+                self.taken.append((holder, name))
+            found = replaced.get(id(self.f))
+        return found[1] if found is not None and found[0] is self.f else self.f
+
+    def __exit__(self, *exc) -> None:
+        with _lock:
+            for holder, name in self.taken:
+                held = _HELD[id(holder), name]
+                held[0] -= 1
+                if held[0] == 0:
+                    del _HELD[id(holder), name]
+                    _put(holder, name, held[1])
+            self.taken.clear()
+
+
+def _contents(cell: Any) -> Any:
+    try:
+        return cell.cell_contents
+    except ValueError:
+        return None
+
+
+def _put(holder: Any, name: str | None, value: Any) -> None:
+    if name is None:
+        holder.cell_contents = value
+    else:
+        holder[name] = value
 
 
 class constructors:

@@ -2075,8 +2075,9 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         _RUNNING.tapes.append(tape)
         try:
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
+                    aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
-                result = f(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
+                result = (call or f)(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
             break
         except Exception as err:
             e = _refusal_behind(err, tape)
@@ -2195,7 +2196,7 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import _SWAPS, VIEWS, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
+from .constructors import _SWAPS, VIEWS, aliases, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]

@@ -3,10 +3,14 @@ the result is traced, NumPy's functions are back after every trace (also one tha
 threads that do not trace see NumPy's own behaviour."""
 
 import threading
+import types
 
 import numpy as np
 import pytest
+import scipy.linalg as sl
 from conftest import fd_jacobian
+from numpy import array, asarray
+from scipy.linalg import cho_factor, cho_solve, expm
 
 import jacc
 from jacc import constructors
@@ -127,3 +131,44 @@ def test_the_replacements_are_made_only_for_functions_that_need_them():
         np.testing.assert_array_equal(jb(X), [[X[1], X[0], 0.0], [0.0, 0.0, 0.0]])
     assert calls == ["plain", "builds", "builds"] + ["plain", "builds"] * 2  # its first trace ran twice
     assert builds.__code__ in _NEEDS_SWAPS and plain.__code__ not in _NEEDS_SWAPS
+
+
+# names bound to replaced functions outside their modules (jacc.constructors.aliases)
+_HELPERS = types.ModuleType("jacc_test_helpers")  # a user's module of helpers, imported by name
+exec("from scipy.linalg import inv\ndef shifted_inverse(a):\n    return inv(a + 3.0 * __import__('numpy').eye(3))",
+     vars(_HELPERS))
+A = np.array([[0.3, -0.2, 0.1], [0.4, 0.2, -0.5], [0.1, 0.6, 0.3]])
+
+
+def _closing_over_an_import():
+    from scipy.linalg import det as determinant
+
+    return lambda a: determinant(a + np.eye(3)) * a[0]
+
+
+class _Model:
+    def __call__(self, a):
+        return self.scale * cho_solve(cho_factor(a @ a.T + np.eye(3)), np.ones(3))
+
+    scale = 2.0
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: expm(a).sum(0),  # imported by name at this module's top
+    lambda a: cho_solve(cho_factor(a @ a.T + np.eye(3)), np.ones(3)),
+    lambda a: array([asarray(a)[0, 0] * a[1, 1], a[2, 2]]),  # NumPy's constructors imported by name
+    lambda a: _HELPERS.shifted_inverse(a),  # in another module's helper
+    _closing_over_an_import(),  # in a closure
+    _Model(),  # in a callable object's method
+    sl.expm, sl.det, sl.inv,  # the library function itself, passed to jacobian
+])
+def test_functions_imported_by_name_trace(f):
+    J = jacc.jacobian(f)(A)
+    np.testing.assert_allclose(J, fd_jacobian(f, [A], 0), atol=1e-7)
+    jo = jacc.jacobian(f, retrace=False)
+    jo(A)
+    np.testing.assert_allclose(jo(A * 0.5), fd_jacobian(f, [A * 0.5], 0), atol=1e-7)
+    # every binding is the library's own again
+    assert expm is sl.expm and not hasattr(expm, "__wrapped__") and not hasattr(array, "__wrapped__")
+    assert _HELPERS.inv is sl.inv and not hasattr(sl.inv, "__wrapped__")
+    np.testing.assert_array_equal(expm(np.zeros((2, 2))), np.eye(2))

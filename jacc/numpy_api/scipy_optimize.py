@@ -18,8 +18,9 @@ alone, the traced values held as constants). The root is read at the traced poin
 value-dependent (traced-once calls trace again). A root where J is singular has no derivative and
 is refused. Replaced: ``brentq``, ``brenth``, ``ridder``, ``bisect``, ``toms748``, ``newton``,
 ``root_scalar``, ``fsolve`` and ``root`` (``jac=`` and ``fprime=`` as SciPy; their values are only
-handed to the solver). As for ``scipy.linalg``, only calls through the module are seen
-(``scipy.optimize.brentq(...)``, ``optimize.brentq(...)``), not a name imported before. A
+handed to the solver). As for ``scipy.linalg``, calls through the module are seen
+(``scipy.optimize.brentq(...)``, ``optimize.brentq(...)``), and names imported before
+(``from scipy.optimize import brentq``; :class:`jacc.constructors.aliases`). A
 function whose own code names one of them is traced with the replacements from its first call;
 one that calls them through a helper meets the solver's refused ``float()`` at its first trace and
 runs again with them (MINPACK prints that refusal once).

@@ -95,8 +95,12 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     main, opts = main_search(problem, time_limit, seed)
     baselines = [(mode, {}, share) for mode, share in zip(naive_first(problem), BASELINE_SHARES)]
 
+    limits: list[str] = []  # the pay-off cap on the search, where it binds
+
     def capped(score):
         cap = search_time(score, payoff_calls)
+        if cap < opts["time_limit"]:
+            limits.append(f"{cap:g} s (what {payoff_calls:,} runs of the best order so far take, see payoff_calls)")
         return main, {**opts, "time_limit": min(opts["time_limit"], cap)}, 1.0
 
     # On a chain the chain strategy is linear-time when its DP does not fit, so it goes first,
@@ -118,6 +122,8 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
                                f"{cost_model.memory_limit:,} bytes; raise memory_limit")
     _, order, name, info, optimal, _ = best
     info = {"chose": name, **info, "tried": "; ".join(log)}
+    if limits:
+        info["search limit"] = limits[0]
     if bound is not None:
         info["lower bound"] = bound
         optimal = optimal or bound >= best[0]  # the mults objective: the score is the mults
