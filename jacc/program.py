@@ -817,6 +817,14 @@ def _backend(backend: str) -> Any:
     return None
 
 
+#: Decompositions whose factors' signs are the LAPACK build's choice: another build (PyTorch's,
+#: cuSOLVER) may pick other signs at some points only, and a program that mixes the trace's factors
+#: with its own then returns a wrong Jacobian at those points, even of a function that does not
+#: depend on the signs (pinv, the polar factor, Q·R). Every backend computes these with NumPy on
+#: the host, as the trace did.
+ON_HOST = frozenset({np.linalg.svd, np.linalg.qr, np.linalg.eigh})
+
+
 # -- the JAX backend ----------------------------------------------------------------------------
 
 
@@ -837,7 +845,7 @@ class _Jax:
         return None if barrier is None else _xla_pair(ta, tb, out, sizes, self.jnp, barrier)
 
     def function(self, fn: Callable) -> Callable:
-        return _jax_function(fn, self.jnp)
+        return _jax_on_host(fn, self.jnp) if fn in ON_HOST else _jax_function(fn, self.jnp)
 
     getitem = staticmethod(operator.getitem)
 
@@ -865,6 +873,27 @@ def _jax_namespace():
         raise BackendError("backend 'jax' needs JAX: pip install 'jacc[jax]'") from None
     jax.config.update("jax_enable_x64", True)  # jacc computes in float64 unless asked otherwise
     return jnp
+
+
+def _jax_on_host(fn: Callable, jnp) -> Callable:
+    """``fn`` (one of :data:`ON_HOST`) run by NumPy through ``jax.pure_callback``; its result's
+    shapes are those of JAX's own function."""
+    import jax
+
+    same = getattr(jnp.linalg, fn.__name__)
+
+    def call(a, **kwargs):
+        like = jax.eval_shape(functools.partial(same, **kwargs), a)
+        many = isinstance(like, tuple)
+        like = tuple(like) if many else like
+
+        def host(x):
+            out = fn(np.asarray(x), **kwargs)
+            if many:
+                return tuple(np.asarray(o, dtype=s.dtype) for o, s in zip(out, like))
+            return np.asarray(out, dtype=like.dtype)
+        return jax.pure_callback(host, like, a)
+    return call
 
 
 _JAX_RENAMED = {"psi": "digamma", "_zeta": "zeta"}  # SciPy names whose jax.scipy.special function has another

@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .program import BackendError
+from .program import ON_HOST, BackendError
 
 _quiet: list[bool] = [False]  # the warning filter below is installed
 
@@ -116,12 +116,6 @@ def _put_diagonal(src, shape, dtype, p, q):
     return torch.broadcast_to(picked, tuple(shape)).to(_torch_dtype(dtype)).clone()
 
 
-#: Decompositions whose vectors' signs are the LAPACK build's choice: PyTorch's may differ from
-#: NumPy's at some points and not others, and a program mixing the trace's vectors with its own
-#: then returns a wrong Jacobian (eigh of a 2×3×3 stack on PyTorch did at 18 of 25 random points).
-#: Householder QR's signs follow one rule in every build, so ``qr`` lowers.
-_REFUSED = {"eigh": "eigenvectors", "svd": "singular vectors"}
-
 #: NumPy functions (by name) and jacc's own helpers that need more than a new name
 _ADAPTED: dict[str, Callable] = {
     "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,
@@ -185,6 +179,17 @@ def getitem(x, index):
     return x[entries if isinstance(index, tuple) else entries[0]]
 
 
+def _on_host(fn: Callable) -> Callable:
+    torch = namespace()
+
+    def call(a, **kwargs):
+        out = fn(a.detach().cpu().numpy(), **kwargs)
+        if isinstance(out, tuple):
+            return tuple(torch.as_tensor(o, device=a.device) for o in out)
+        return torch.as_tensor(out, device=a.device)
+    return call
+
+
 def function(fn: Callable) -> Callable:
     """The PyTorch callable for a NumPy (or SciPy, or jacc helper) function in a program."""
     torch = namespace()
@@ -193,9 +198,8 @@ def function(fn: Callable) -> Callable:
         return functools.partial(portable, xp=torch)
     name = getattr(fn, "__name__", None) or ""
     mod = getattr(fn, "__module__", "") or ""
-    if name in _REFUSED and "linalg" in mod:
-        raise BackendError(f"backend 'torch' does not lower {mod}.{name}: the signs of its {_REFUSED[name]} "
-                           "may differ from NumPy's, which the trace's values use")
+    if fn in ON_HOST:  # NumPy's own factors, as the trace's (see jacc.program.ON_HOST)
+        return _on_host(fn)
     found = _ADAPTED.get(name)
     if found is None and "linalg" in mod:
         found = getattr(torch.linalg, name, None)
