@@ -1,4 +1,5 @@
-"""``np.array``, ``np.asarray`` and friends of traced values, during a trace.
+"""``np.array``, ``np.asarray`` and friends (``asanyarray``, ``ascontiguousarray``,
+``asfortranarray``, ``asarray_chkfinite``, ``require``) of traced values, during a trace.
 
 NumPy's array constructors are not dispatched to ``__array_function__``: ``np.array([x[0] * 2,
 x[1]])`` or a defensive ``x = np.asarray(x)`` would make the traced values a plain array, and
@@ -36,7 +37,7 @@ import numpy as np
 
 from .trace import Tracer, _ArrayConversion, _concretisation, _copy, call_site
 
-_NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray")
+_NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray", "asarray_chkfinite", "require")
 _ORIGINAL = {name: getattr(np, name) for name in _NAMES}
 _NUMPY = vars(np)
 _lock = threading.Lock()
@@ -97,7 +98,14 @@ def _constructor(name: str) -> Callable:
             e.undo()
             dtype = args[0] if args else kwargs.get("dtype")
             copy = kwargs.get("copy", name == "array")  # np.array copies unless told not to, the rest on copy=True
-            return _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)
+            if name == "require":  # (memory layout is NumPy's business; owning its data is a copy)
+                asked = (args[1:] or [kwargs.get("requirements")])[0] or ()
+                copy = any(r in ("O", "OWNDATA") for r in ([asked] if isinstance(asked, str) else asked))
+            made = _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)
+            if name == "asarray_chkfinite" and not np.isfinite(made.value).all():
+                where = call_site()
+                raise ValueError(f"array must not contain infs or NaNs (numpy.asarray_chkfinite at {where})") from None
+            return made
     return make
 
 

@@ -27,6 +27,8 @@ X = np.array([0.5, -0.3, 0.8])
     lambda x: np.asarray(x) * 2.0,
     lambda x: np.asanyarray([x[2], x[0]]) + np.ascontiguousarray(x[:2]),
     lambda x: np.array(x, copy=True) @ np.array([1.0, 2.0, 3.0]),
+    lambda x: np.asarray_chkfinite([x[0], x[2]]) * np.asfortranarray(x[:2]),
+    lambda x: np.require(np.outer(x, x), np.float64, ["F", "A"]).sum(0) + np.require(x, requirements="O"),
 ])
 def test_constructors_of_traced_values_are_traced(f):
     J = jacc.jacobian(f)(X)
@@ -44,6 +46,11 @@ def test_scipy_functions_that_call_np_asarray_now_trace():
     # sees a writable array (Tracer.__array_namespace__)
     for f in (lambda x: sp.softmax(x), lambda x: sp.logsumexp(x * 3.0), lambda x: sp.log_softmax(np.stack([x, x * 2.0]), 1)):
         np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)
+
+
+def test_asarray_chkfinite_checks_the_traced_values():
+    with pytest.raises(ValueError, match="must not contain infs or NaNs.*asarray_chkfinite at .*test_constructors"):
+        jacc.jacobian(lambda x: np.asarray_chkfinite(np.log(x)), nonfinite="propagate")(X)
 
 
 def test_refusals_and_shape_errors_name_the_call():

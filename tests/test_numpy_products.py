@@ -62,6 +62,23 @@ def test_three_operands_contract_pairwise_along_the_given_path():
     np.testing.assert_allclose(J[1], np.einsum("ij,kl->iljk", a, c), atol=1e-12)
 
 
+@pytest.mark.parametrize("spec", ["i,j,k->ijk", "i,j,k->kji", "i,j,k,l->ijkl", "ij,k,l->lijk", "i,j,k,ij->k"])
+def test_outer_products_of_three_or_more_operands_go_pairwise(spec):
+    """NumPy's path contracts an outer product of k operands in one step of k; jacc records k − 1
+    pairwise einsums (it raised "too many values to unpack" before)."""
+    x = R.normal(size=3)
+    ops = [np.outer(x, x) if term == "ij" else x for term in spec.split("->")[0].split(",")]
+    f = lambda x: np.einsum(spec, *[np.outer(x, x) if o.ndim == 2 else x * (t + 1.0)  # noqa: E731
+                                    for t, o in enumerate(ops)])
+    g, recorded = _recorded(f, x)
+    outers = sum(o.ndim == 2 for o in ops)  # np.outer is an einsum of its own
+    assert [spec.count(",") for op, spec in recorded if op == "einsum"] == [1] * (len(ops) - 1 + outers)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-14)
+    J, n = jacc.jacobian(f)(x), 1e-6
+    fd = np.stack([(f(x + n * e) - f(x - n * e)) / (2 * n) for e in np.eye(3)], axis=-1)
+    np.testing.assert_allclose(J, fd, atol=1e-8)
+
+
 def test_constant_operands_fold():
     m = R.normal(size=(3, 3))
     _, ops = _recorded(lambda x: np.einsum("ij,jk,k->i", m, m, x), R.normal(size=3))

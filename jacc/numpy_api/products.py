@@ -156,14 +156,19 @@ def einsum(spec: str, *operands, optimize=False, what: str = "numpy.einsum"):
         ops = [x for t, x in enumerate(ops) if t not in consts] + [folded]
         labels = rest + [keep]
     if len(ops) > 2:
-        for pair in _path(labels, out, [_shape(x) for x in ops], optimize):
-            i, j = sorted(pair)
-            rest = [ls for t, ls in enumerate(labels) if t not in (i, j)]
-            wanted = set(out).union(*rest)
-            keep = [c for c in dict.fromkeys(labels[i] + labels[j]) if c in wanted]
-            r = _record([ops[i], ops[j]], [labels[i], labels[j]], out if not rest else keep)
-            ops = [x for t, x in enumerate(ops) if t not in (i, j)] + [r]
-            labels = rest + [out if not rest else keep]
+        for step in _path(labels, out, [_shape(x) for x in ops], optimize):
+            # a step of k > 2 operands (an outer product: "i,j,k->ijk") goes pairwise, left to right
+            group = sorted(step)
+            ops = [x for t, x in enumerate(ops) if t not in group] + [ops[t] for t in group]
+            labels = [ls for t, ls in enumerate(labels) if t not in group] + [labels[t] for t in group]
+            for _ in range(len(group) - 1):
+                i = len(ops) - len(group)
+                rest = labels[:i] + labels[i + 2:]
+                wanted = set(out).union(*rest)
+                keep = [c for c in dict.fromkeys(labels[i] + labels[i + 1]) if c in wanted]
+                r = _record([ops[i], ops[i + 1]], [labels[i], labels[i + 1]], out if not rest else keep)
+                ops, labels = ops[:i] + [r] + ops[i + 2:], labels[:i] + [out if not rest else keep] + labels[i + 2:]
+                group = group[1:]
     return _record(ops, labels, out)
 
 
