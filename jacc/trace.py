@@ -1342,7 +1342,8 @@ class Tracer(_Held):
     __rmul__ = lambda s, o: s.tape.record("mul", [o, s])  # noqa: E731
     __truediv__ = lambda s, o: s.tape.record("div", [s, o])  # noqa: E731
     __rtruediv__ = lambda s, o: s.tape.record("div", [o, s])  # noqa: E731
-    __matmul__ = lambda s, o: s.tape.record("matmul", [s, o])  # noqa: E731
+    # a scipy.sparse matrix multiplies itself (jacc.numpy_api.scipy_sparse)
+    __matmul__ = lambda s, o: NotImplemented if _sparse(o) else s.tape.record("matmul", [s, o])  # noqa: E731
     __rmatmul__ = lambda s, o: s.tape.record("matmul", [o, s])  # noqa: E731
 
     def __pow__(self, other):
@@ -2048,6 +2049,11 @@ def _buffers():
     from .buffers import held
 
     return held()
+
+
+def _sparse(obj: Any) -> bool:
+    """Whether ``obj`` is a ``scipy.sparse`` matrix or array (without importing SciPy)."""
+    return type(obj).__module__.startswith("scipy.sparse")
 
 
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,

@@ -1,0 +1,44 @@
+"""A constant scipy.sparse matrix times a traced array (jacc.numpy_api.scipy_sparse): every way to
+write the product, against finite differences; the size limit and the errors name the call."""
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.numpy_api import scipy_sparse
+
+sparse = pytest.importorskip("scipy.sparse")
+S = sparse.csr_array(np.array([[2.0, 0.0, 1.0, 0.0], [0.0, -3.0, 0.0, 0.5], [1.0, 0.0, 0.0, 4.0]]))
+x = np.array([0.3, -0.7, 1.1, 0.4])
+X = np.arange(8.0).reshape(4, 2) / 7.0 - 0.5
+
+
+@pytest.mark.parametrize("f, arg", [
+    (lambda x: S @ np.sin(x), x),
+    (lambda x: S.dot(x ** 2), x),
+    (lambda X: S @ X ** 2, X),  # (4, 2): one column per right-hand side
+    (lambda y: np.tanh(y) @ S, np.array([0.2, -0.4, 0.9])),  # x @ S: SciPy's __rmatmul__
+    (lambda X: X.T @ S.T, X),
+    (lambda x: sparse.csr_matrix(S) * x, x),  # spmatrix: * is the matrix product
+    (lambda x: S.tocoo() @ x + sparse.csc_array(S) @ x, x),
+    (lambda x: np.exp(x) @ (S.T @ (S @ x)), x),
+])
+def test_products_with_a_constant_sparse_matrix_trace(f, arg):
+    J = jacc.jacobian(f)(arg)
+    np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), atol=1e-8)
+    jo = jacc.jacobian(f, retrace=False)
+    jo(arg)
+    np.testing.assert_allclose(jo(arg * 0.5), fd_jacobian(f, [arg * 0.5], 0), atol=1e-8)
+    for name in ("_matmul_dispatch", "_rmatmul_dispatch"):  # SciPy's own again after the trace
+        assert vars(sparse._base._spbase)[name].__module__ == "scipy.sparse._base"
+    np.testing.assert_array_equal(S @ np.ones(4), [3.0, -2.5, 5.0])
+
+
+def test_a_matrix_too_large_to_make_dense_and_a_wrong_shape_are_refused_by_name(monkeypatch):
+    with pytest.raises(ValueError, match="dimension mismatch at .*sparse 3×4 matrix times an array of shape \\(3,\\)"):
+        jacc.jacobian(lambda y: S @ y)(np.ones(3))
+    monkeypatch.setattr(scipy_sparse, "MAX_DENSE", 11)
+    with pytest.raises(jacc.UnsupportedOperationError, match="sparse 3×4 matrix times a traced array at .*test_scipy_"
+                                                             "sparse.py.*at most 11 entries"):
+        jacc.jacobian(lambda y: S @ y)(x)
