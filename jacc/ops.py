@@ -183,6 +183,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "spence": ("spence(x)", "spencegrad(x)", "out"),  # dilogarithm ∫₁ˣ log t/(1 − t) dt
     "ellipk": ("ellipk(x)", "ellipkgrad(x, y)", "out"),  # complete elliptic integrals of parameter m = x
     "ellipe": ("ellipe(x)", "ellipegrad(x, y)", "out"),
+    "erfi": ("erfi(x)", "1.1283791670955126 * exp(x * x)", "out"),  # −i·erf(ix); 2/√π
+    "erfcinv": ("erfcinv(x)", "-0.886226925452758 * exp(y * y)", "out"),  # −√π/2·e^(y²)
+    "exprel": ("exprel(x)", "exprelgrad(x, y)", "out"),  # (eˣ − 1)/x
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -222,6 +225,12 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "rel_entr": ("rel_entr(a, b)", (("out", "log(a / b) + 1.0"), ("out", "-a / b"))),
     "betaln": ("betaln(a, b)", (("out", "digamma(a) - digamma(a + b)"), ("out", "digamma(b) - digamma(a + b)"))),
     "kl_div": ("kl_div(a, b)", (("out", "log(a / b)"), ("out", "1.0 - a / b"))),  # a·log(a/b) − a + b
+    # Owen's T(h, a): ∂h = −φ(h)·erf(ah/√2)/2, ∂a = e^(−h²(1+a²)/2) / (2π(1 + a²))
+    "owens_t": ("owens_t(a, b)", (("out", "-0.19947114020071635 * exp(-0.5 * a * a) * erf(0.7071067811865476 * a * b)"),
+                                  ("out", "exp(-0.5 * a * a * (1.0 + b * b)) / (6.283185307179586 * (1.0 + b * b))"))),
+    # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
+    "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
+    "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     # Huber's loss of b with threshold a: b²/2 inside |b| ≤ a, a·(|b| − a/2) outside
     "huber": ("huber(a, b)", (("out", "huberdelta(a, b)"), ("out", "minimum(maximum(b, -a), a)"))),
     "pseudo_huber": ("pseudo_huber(a, b)", (("out", "2.0 * a * (y / (a * a)) - b * b / (a * (1.0 + y / (a * a)))"),
@@ -667,6 +676,15 @@ def _scipy_special():
     return sp
 
 
+def _exprelgrad(x, y):
+    """exprel′(x) = (eˣ − exprel(x))/x, and its Taylor series ½ + x/3 + x²/8 + x³/30 + x⁴/144 + x⁵/840
+    where |x| < 0.01 (the difference cancels there; the series' next term is below 2e-16)."""
+    small = np.abs(x) < 0.01
+    xs = np.where(small, 1.0, x)
+    series = 0.5 + x * (1.0 / 3.0 + x * (0.125 + x * (1.0 / 30.0 + x * (1.0 / 144.0 + x / 840.0))))
+    return np.where(small, series, (np.exp(xs) - y) / xs)
+
+
 def _i1egrad(x, y):
     """(e^(−|x|)·I₁)′ = i0e(x) − i1e(x)/x − sign(x)·i1e(x), and ½ at x = 0."""
     return np.where(x == 0, 0.5, _special("i0e")(x) - y / _nonzero(x) - np.sign(x) * y)
@@ -701,7 +719,9 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
                                            "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve",
                                            "ive", "kve", "betainc", "betaincc", "betaincinv", "betainccinv",
-                                           "fdtr", "fdtrc", "fdtri")},
+                                           "fdtr", "fdtrc", "fdtri", "erfi", "erfcinv", "exprel", "owens_t",
+                                           "ellipkinc", "ellipeinc")},
+               "exprelgrad": _exprelgrad,
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
                "nbdtrc": _counts("nbdtrc", 0, 1),
                "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,

@@ -48,8 +48,9 @@ def test_shape_and_dtype_helpers_read_no_values():
     np.testing.assert_array_equal(J, want)
     seen = []
     trace(lambda x: seen.extend([np.result_type(x, np.float32), np.iscomplexobj(x), np.isrealobj(x),
-                                 np.isreal(x).all(), x.nbytes, x.itemsize]) or x * 1.0, X)
-    assert seen == [np.dtype(np.float64), False, True, True, 72, 8]
+                                 np.isreal(x).all(), x.nbytes, x.itemsize, np.common_type(x, np.ones(2, np.float32))])
+          or x * 1.0, X)
+    assert seen == [np.dtype(np.float64), False, True, True, 72, 8, np.float64]
     np.testing.assert_array_equal(jacc.jacobian(lambda x: np.real_if_close(x) * 2.0)(X[0]), 2.0 * np.eye(3))
 
 

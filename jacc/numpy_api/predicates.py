@@ -84,6 +84,12 @@ def _result_type(*arrays_and_dtypes):
     return np.result_type(*[a.dtype if isinstance(a, Tracer) else a for a in arrays_and_dtypes])
 
 
+@implements(np.common_type)
+def _common_type(*arrays):
+    """NumPy's scalar type for the arrays' dtypes (numpy.polynomial's classes ask for it)."""
+    return np.common_type(*[np.empty(0, dtype=a.dtype) if isinstance(a, Tracer) else a for a in arrays])
+
+
 @implements(np.einsum_path)
 def _einsum_path(*operands, **kwargs):
     """NumPy's contraction path: it depends on the operands' shapes alone."""

@@ -382,6 +382,15 @@ if importlib.util.find_spec("scipy") is not None:
             jax=_n not in ("rgamma", "j0", "j1", "y0", "y1", "k0", "k1"),
             note="jax.scipy.special lacks it" if _n in ("rgamma", "j0", "j1", "y0", "y1", "k0", "k1") else "")
     _sp("kl_div", lambda r: (_pos(r), _pos(r) + 0.3), argnums=(0, 1))
+    _sp("erfi", _sym, structures=DIAG, jax=False, note="jax.scipy.special lacks it")
+    _sp("erfcinv", lambda r: _pos(r) * 1.6 + 0.05, structures=DIAG, jax=False, note="jax.scipy.special lacks it")
+    _sp("exprel", lambda r: np.array([-2.0, -0.003, 0.0, 1e-5, 0.004, 1.5]), structures=DIAG, jax=False,
+        note="½ at 0 (a series near 0); jax.scipy.special lacks it")
+    _sp("owens_t", lambda r: (_sym(r, (3, 1)) * 2.0, _sym(r) * 3.0), argnums=(0, 1))
+    for _n in ("ellipkinc", "ellipeinc"):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda phi, m: getattr(_special(xp), n)(phi, m),
+             lambda r: (_sym(r) * 1.5, np.array([0.3, -0.5, 0.9, 0.0])), argnums=(0,), structures=DIAG,
+             jax=False, note="in the amplitude φ (the parameter m constant); jax.scipy.special lacks it")
     _sp("huber", lambda r: (_pos(r, (3, 1)), _sym(r) * 2.0), argnums=(0, 1), jax=False,
         note="b²/2 inside |b| ≤ a, a·(|b| − a/2) outside")
     _sp("pseudo_huber", lambda r: (_pos(r, (3, 1)), _sym(r) * 2.0), argnums=(0, 1), jax=False)
