@@ -54,6 +54,10 @@ CASES = [
     ("orth, tall", lambda a: sl.orth(a), T),
     ("orth, wide", lambda a: sl.orth(a), T.T.copy()),
     ("orth, square", lambda a: sl.orth(a), A),
+    ("null_space, one vector", lambda a: sl.null_space(a[:4, :3].T), T),
+    ("null_space, none (tall)", lambda a: sl.null_space(a).sum() + a[0, 0], T),
+    ("pinvh", lambda a: sl.pinvh(a @ a.T + np.eye(4)), A),
+    ("pinvh, upper triangle and rank", lambda a: sl.pinvh(a + 5.0 * np.eye(4), lower=False, return_rank=True)[0], A),
     ("svd values", lambda a: sl.svd(a, compute_uv=False), T),
     ("svdvals", lambda a: sl.svdvals(a), T),
     ("norm", lambda a: sl.norm(a, 2), T),
@@ -152,6 +156,8 @@ def test_other_threads_get_scipys_results_while_a_trace_runs():
     (lambda a: sl.rq(a[:2])[1], "rq.*mode='full' .*2×4 matrix.*extra rows of Q.*mode='economic'"),
     (lambda a: sl.orth(a[:, :2] @ a[:2]), "orth.*rank 2 < 4.*no derivative"),
     (lambda a: sl.orth(a * 0 + np.eye(4)), "orth.*repeated singular values.*not unique"),
+    (lambda a: sl.null_space(a[:2]), "null_space.*2 dimensions.*basis is not unique.*I − pinv\\(A\\) @ A"),
+    (lambda a: sl.null_space(a[:, :2] @ a[:2]), "null_space.*4×4 matrix has rank 2 < 4.*changes dimension"),
 ])
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:

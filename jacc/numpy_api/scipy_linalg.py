@@ -1,9 +1,9 @@
 """``scipy.linalg`` of traced arrays: solve, Cholesky, LU, triangular solves, inverse, determinant,
-eigh, QR, RQ, SVD, orth, norm, lstsq, pinv, the polar decomposition, the matrix exponential, its Fréchet
-derivative, logarithm, square root and fractional powers, the trigonometric and hyperbolic matrix
-functions (from real exponentials), Sylvester and Lyapunov equations, banded and Toeplitz solves and
-the special matrices (toeplitz, hankel, circulant, block_diag), recorded as the NumPy functions
-that compute the same thing.
+eigh, QR, RQ, SVD, orth, null_space, norm, lstsq, pinv, pinvh, the polar decomposition, the matrix
+exponential, its Fréchet derivative, logarithm, square root and fractional powers, the
+trigonometric and hyperbolic matrix functions (from real exponentials), Sylvester and Lyapunov
+equations, banded and Toeplitz solves and the special matrices (toeplitz, hankel, circulant,
+block_diag), recorded as the NumPy functions that compute the same thing.
 
 SciPy's functions are not dispatched to ``__array_function__``; while ``f`` runs on traced
 arguments they are replaced on the ``scipy.linalg`` module (see
@@ -591,6 +591,33 @@ def _orth(original, bound):
     return implicit.anchored(theirs, u * signs)
 
 
+def _null_space(original, bound):
+    """SciPy's null space of a full-rank matrix, anchored to V − A⁺(A·V): its value SciPy's, its
+    derivative −A⁺·dA·V, exact where the null space is one vector (unique up to SciPy's sign). A
+    null space of two or more vectors has no unique basis, so no derivative: refused, naming the
+    projector onto it, which has one."""
+    p = bound.arguments
+    a = p["A"]
+    if np.ndim(a) != 2:
+        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.null_space at {call_site()})")
+    m, n = np.shape(a)
+    theirs = original(_value(a, "scipy.linalg.null_space"), p["rcond"])
+    if theirs.shape[1] != n - min(m, n):
+        _refuse("null_space", f"the {m}×{n} matrix has rank {n - theirs.shape[1]} < {min(m, n)}: almost every nearby "
+                "matrix has full rank, so the null space changes dimension and has no derivative")
+    if theirs.shape[1] > 1:
+        _refuse("null_space", f"the null space has {theirs.shape[1]} dimensions, and its basis is not unique (any "
+                "rotation of it is one), so it has no derivative; the projector onto it, I − pinv(A) @ A, has one")
+    if theirs.shape[1] == 0:
+        return theirs
+    return implicit.anchored(theirs, theirs - a.T @ np.linalg.solve(a @ a.T, a @ theirs))
+
+
+def _pinvh(a, atol, rtol, lower, return_rank, **_):
+    """The pseudo-inverse of the symmetric matrix ``a``'s triangle stands for (full rank, as pinv)."""
+    return _pinv(_symmetric_read(a, lower), atol, rtol, return_rank)
+
+
 def _refusal(name: str, why: str) -> Callable:
     def refuse(**_):
         _refuse(name, why)
@@ -603,7 +630,7 @@ _IMPLEMENTED = {
     "eigh": _eigh, "eigvalsh": _eigvalsh, "qr": _qr, "svd": _svd,
     "svdvals": lambda a, **_: np.linalg.svd(a, compute_uv=False),
     "norm": lambda a, ord, axis, keepdims, **_: np.linalg.norm(a, ord, axis, keepdims),
-    "lstsq": _lstsq, "pinv": _pinv, "expm": _expm, "toeplitz": _toeplitz, "hankel": _hankel,
+    "lstsq": _lstsq, "pinv": _pinv, "pinvh": _pinvh, "expm": _expm, "toeplitz": _toeplitz, "hankel": _hankel,
     "circulant": _circulant, "block_diag": _block_diag, "solve_sylvester": _solve_sylvester,
     "solve_continuous_lyapunov": _solve_continuous_lyapunov, "solve_lyapunov": _solve_continuous_lyapunov,
     "solve_discrete_lyapunov": _solve_discrete_lyapunov, "sqrtm": _sqrtm,
@@ -619,7 +646,7 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
 }
 
 _WITH_VALUES = {"solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
-                "matmul_toeplitz": _matmul_toeplitz, "rq": _rq, "orth": _orth}
+                "matmul_toeplitz": _matmul_toeplitz, "rq": _rq, "orth": _orth, "null_space": _null_space}
 
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
                                     **{n: replacement(run) for n, run in _WITH_VALUES.items()},
@@ -678,6 +705,12 @@ case("scipy.linalg.rq", lambda xp: lambda a: _sl(xp).rq(a, mode="r"), lambda r: 
 case("scipy.linalg.orth", lambda xp: lambda a: _sl(xp).orth(a), lambda r: (_x(r, (5, 3)),), jax=False,
      note="left singular vectors of a full-rank matrix from the SVD, with SciPy's signs and value; a rank-deficient "
           "matrix or repeated singular values are refused (JAX has no orth)")
+case("scipy.linalg.null_space", lambda xp: lambda a: _sl(xp).null_space(a) * a[0, 0], lambda r: (_x(r, (3, 4)),),
+     jax=False, note="SciPy's null space (value and sign), differentiated as −pinv(A)·dA·V; a rank-deficient matrix "
+     "or a null space of two or more dimensions (no unique basis) is refused (JAX has no null_space)")
+case("scipy.linalg.pinvh", lambda xp: lambda a: _sl(xp).pinvh(a) if xp is np else xp.linalg.pinv(
+     xp.tril(a) + xp.tril(a, -1).T), lambda r: (_x(r, (4, 4)),),
+     note="the pseudo-inverse of the symmetric matrix the lower triangle stands for; full rank, as pinv")
 case("scipy.linalg.svd", lambda xp: lambda a: _sl(xp).svd(a, compute_uv=False), lambda r: (_x(r, (4, 3)),))
 case("scipy.linalg.expm", lambda xp: lambda a: _sl(xp).expm(a), lambda r: (_x(r, (4, 4)),),
      note="Higham's scaling and squaring, recorded op by op (its degree and scaling read at the traced point)")
