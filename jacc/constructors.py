@@ -193,7 +193,7 @@ class _Swap:
 
 #: Class attributes replaced while a trace runs: (class, attribute, replacement); see
 #: :func:`swap_method_during_traces`. Their originals, while swapped.
-_METHODS: list[tuple[type, str, Callable]] = []
+_METHODS: list[tuple[type, str, Callable, Callable]] = []  # (class, attribute, replacement, original)
 _SAVED_METHODS: list[tuple[type, str, Any]] = []
 
 
@@ -208,7 +208,8 @@ def swap_method_during_traces(cls: type | str, name: str, make: Callable[[Callab
     if isinstance(cls, str):
         _PENDING.append((cls, name, make))
     else:
-        _METHODS.append((cls, name, make(vars(cls)[name])))
+        original = vars(cls)[name]
+        _METHODS.append((cls, name, make(original), original))
 
 
 def _resolve_pending() -> None:
@@ -236,7 +237,7 @@ def _swap_in() -> None:
         swap.swap_in()
     if _PENDING:
         _resolve_pending()
-    for cls, name, made in _METHODS:
+    for cls, name, made, _ in _METHODS:
         _SAVED_METHODS.append((cls, name, vars(cls)[name]))
         setattr(cls, name, made)
 
@@ -279,15 +280,30 @@ _REPLACED: list = [None, {}]  # the swaps' originals when last asked, and _repla
 
 
 def _replaced() -> dict[int, tuple[Callable, Callable]]:
-    """id(original) -> (original, replacement) for every function swapped in now."""
-    now = tuple(swap.originals for swap in _LIVE)
+    """id(original) -> (original, replacement) for every function (and method) swapped in now."""
+    now = (tuple(swap.originals for swap in _LIVE), len(_METHODS))
     if now != _REPLACED[0]:
         found = {id(f): (f, _REPLACEMENT[n]) for n, f in _ORIGINAL.items()}
         for swap in _LIVE:
             for n, f in swap.saved.items():
                 found[id(f)] = (f, swap.made[n])
+        for _, _, made, original in _METHODS:
+            found[id(original)] = (original, made)
         _REPLACED[:] = [now, found]
     return _REPLACED[1]
+
+
+def _swapped_for(v: Any, replaced: dict) -> Any:
+    """What ``v`` becomes during the trace: a replaced function's replacement, a method bound to an
+    object (``lp = scipy.stats.norm.logpdf``) bound to the replacement; None if neither."""
+    found = replaced.get(id(v))
+    if found is not None and found[0] is v:
+        return found[1]
+    if isinstance(v, types.MethodType):
+        found = replaced.get(id(v.__func__))
+        if found is not None and found[0] is v.__func__:
+            return types.MethodType(found[1], v.__self__)
+    return None
 
 
 def _names(code: Any) -> set[str]:
@@ -299,9 +315,9 @@ def _names(code: Any) -> set[str]:
     return out
 
 
-def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, int]]:
+def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
     """Where a replaced function is bound outside its module, for ``f`` and the functions it
-    calls by name: (module dict, name, id) or (closure cell, None, id)."""
+    calls by name: (module dict, name, original, replacement) or (closure cell, None, …)."""
     found: list = []
     seen: set[int] = set()
 
@@ -318,8 +334,9 @@ def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, int]]:
         space, names = fn.__globals__, _names(fn.__code__)
         for name in names:
             v = space.get(name)
-            if id(v) in replaced:
-                found.append((space, name, id(v)))
+            made = _swapped_for(v, replaced)
+            if made is not None:
+                found.append((space, name, v, made))
             elif isinstance(v, types.ModuleType):
                 if v.__name__.split(".")[0] not in _LIBRARIES:  # mymodule.helper(x)
                     for n in names:
@@ -331,8 +348,9 @@ def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, int]]:
                 v = cell.cell_contents
             except ValueError:  # (an empty cell)
                 continue
-            if id(v) in replaced:
-                found.append((cell, None, id(v)))
+            made = _swapped_for(v, replaced)
+            if made is not None:
+                found.append((cell, None, v, made))
             else:
                 visit(v, depth + 1)
 
@@ -368,8 +386,7 @@ class aliases:
             known = _FOUND.get(key)
             if known is None or known[0] is not replaced:
                 known = _FOUND[key] = (replaced, _holders(self.f, replaced))
-            for holder, name, ident in known[1]:
-                original, made = replaced[ident]
+            for holder, name, original, made in known[1]:
                 held = _HELD.get((id(holder), name))
                 if held is not None:
                     held[0] += 1
@@ -379,8 +396,8 @@ class aliases:
                 else:  # rebound since: leave it
                     continue
                 self.taken.append((holder, name))
-            found = replaced.get(id(self.f))
-        return found[1] if found is not None and found[0] is self.f else self.f
+            made = _swapped_for(self.f, replaced)
+        return self.f if made is None else made
 
     def __exit__(self, *exc) -> None:
         with _lock:

@@ -43,6 +43,17 @@ def test_methods_match_scipy_in_the_points_loc_scale_and_shape(name, shapes, met
     _check(lambda v: getattr(d(*shapes, loc=v[1] * 0.1, scale=2.0), method)(v), X)  # a frozen distribution
 
 
+_LOGPDF = st.norm.logpdf  # a method bound before any trace, at module level
+
+
+def test_methods_bound_before_the_trace_are_swapped_too():
+    """A bound method kept in a global, a closure or passed as f (jacc.constructors.aliases)."""
+    cdf = st.gamma(2.5).cdf
+    for f in (lambda x: _LOGPDF(x, loc=0.2), lambda x: cdf(x ** 2), st.t(3.0).logpdf, st.norm.logcdf):
+        np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-7)
+    assert _LOGPDF.__func__ is vars(type(st.norm).__mro__[1])["logpdf"]  # SciPy's own again
+
+
 def test_outside_the_support_scipys_constants_with_zero_derivatives():
     x = np.array([-1.0, 0.5, 2.0, np.nan])
     for f, want, outside in [(lambda v: st.expon.logpdf(v), [-np.inf, -0.5, -2.0, np.nan], [0, 3]),
