@@ -1070,6 +1070,18 @@ def _instructions(code) -> tuple[dict, dict]:
     return table
 
 
+def _dot_hint(frame) -> str:
+    """A hint where the user's line calls ``.dot(``: a plain array's ``A.dot(x)`` converts ``x`` in
+    compiled code, which no replacement reaches."""
+    if frame is None:
+        return ""
+    import linecache
+
+    if ".dot(" not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
+        return ""
+    return "; A.dot(x) of a plain array A converts x: write A @ x or np.dot(A, x)"
+
+
 def _instruction(frame) -> str:
     """The name of the instruction ``frame`` is running."""
     return _instructions(frame.f_code)[0].get(frame.f_lasti, "")
@@ -1248,7 +1260,8 @@ class Tracer(_Held):
                               f"{call_site()}: {PLAIN_WRITE_FIX}")
         before = self.tape.refused
         self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
-                             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate")
+                             "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate"
+                             + _dot_hint(frame))
         raise _ArrayConversion(self.tape.refused, self.tape, before)
 
     def __array_namespace__(self, *, api_version=None):

@@ -54,6 +54,10 @@ def test_asarray_chkfinite_checks_the_traced_values():
 
 
 def test_refusals_and_shape_errors_name_the_call():
+    m = np.arange(9.0).reshape(3, 3)
+    with pytest.raises(UnsupportedOperationError, match="test_constructors.py.*plain array A converts x: write A @ x"):
+        trace(lambda x: m.dot(x), X)  # NumPy's compiled method converts x: no replacement reaches it
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: np.dot(m, x) + m @ x)(X), 2 * m)
     with pytest.raises(UnsupportedOperationError, match="dtype=int64"):
         trace(lambda x: np.array([x[0], x[1]], dtype=np.int64), X)
     with pytest.raises(ValueError, match="inhomogeneous"):
