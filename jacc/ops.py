@@ -8,7 +8,7 @@ functions registered by name.
 >>> OPS["tanh"].evaluate([np.zeros(2)], {})
 array([0., 0.])
 >>> sorted(OPS)[:5]
-['abs', 'abstract', 'add', 'alias', 'amax']
+['abs', 'abstract', 'add', 'airy_ai', 'airy_aip']
 """
 
 from __future__ import annotations
@@ -186,6 +186,15 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "erfi": ("erfi(x)", "1.1283791670955126 * exp(x * x)", "out"),  # −i·erf(ix); 2/√π
     "erfcinv": ("erfcinv(x)", "-0.886226925452758 * exp(y * y)", "out"),  # −√π/2·e^(y²)
     "exprel": ("exprel(x)", "exprelgrad(x, y)", "out"),  # (eˣ − 1)/x
+    # the outputs of SciPy's tuple-valued ufuncs, one op each (fresnel, sici, airy)
+    "fresnel_s": ("fresnel_s(x)", "sin(1.5707963267948966 * x * x)", "out"),  # S′ = sin(πx²/2)
+    "fresnel_c": ("fresnel_c(x)", "cos(1.5707963267948966 * x * x)", "out"),
+    "sici_si": ("sici_si(x)", "sinc(0.3183098861837907 * x)", "out"),  # Si′ = sin(x)/x, 1 at 0
+    "sici_ci": ("sici_ci(x)", "cos(x) / x", "out"),  # (SciPy's Ci(|x|) for x < 0: the same slope)
+    "airy_ai": ("airy_ai(x)", "airy_aip(x)", "out"),
+    "airy_aip": ("airy_aip(x)", "x * airy_ai(x)", "out"),  # Airy's equation: y″ = x·y
+    "airy_bi": ("airy_bi(x)", "airy_bip(x)", "out"),
+    "airy_bip": ("airy_bip(x)", "x * airy_bi(x)", "out"),
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -231,6 +240,9 @@ BINARY: dict[str, tuple[str, tuple]] = {
     # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
+    # spherical Bessel functions of integer order n (a constant) in z, their slopes SciPy's own
+    **{f"spherical_{k}": (f"spherical_{k}(a, b)", (CONSTANT, ("out", f"spherical_{k}d(a, b)")))
+       for k in ("jn", "yn", "in")},
     # Huber's loss of b with threshold a: b²/2 inside |b| ≤ a, a·(|b| − a/2) outside
     "huber": ("huber(a, b)", (("out", "huberdelta(a, b)"), ("out", "minimum(maximum(b, -a), a)"))),
     "pseudo_huber": ("pseudo_huber(a, b)", (("out", "2.0 * a * (y / (a * a)) - b * b / (a * (1.0 + y / (a * a)))"),
@@ -685,6 +697,31 @@ def _exprelgrad(x, y):
     return np.where(small, series, (np.exp(xs) - y) / xs)
 
 
+def _component(name: str, k: int) -> Callable:
+    """Output ``k`` of SciPy's tuple-valued ufunc ``name`` (fresnel, sici, airy)."""
+    def fn(x):
+        return _special(name)(x)[k]
+    fn.__name__ = f"{name}_{k}"
+    return fn
+
+
+def _spherical(kind: str, derivative: bool = False) -> Callable:
+    """scipy.special.spherical_<kind>(n, z), the orders ``n`` recorded as floats (SciPy casts them
+    to integers itself); one statement of a program (it converts its arguments)."""
+    def fn(n, z):
+        import scipy.special as sp
+
+        with np.errstate(invalid="ignore"):  # (a NaN order: NaN, as SciPy, without its cast warning)
+            return getattr(sp, f"spherical_{kind}")(n, z, derivative=derivative)
+    fn.__name__ = f"spherical_{kind}{'d' if derivative else ''}"
+    return lazy.recordable(fn)
+
+
+_COMPONENTS = {"fresnel_s": ("fresnel", 0), "fresnel_c": ("fresnel", 1), "sici_si": ("sici", 0),
+               "sici_ci": ("sici", 1), "airy_ai": ("airy", 0), "airy_aip": ("airy", 1), "airy_bi": ("airy", 2),
+               "airy_bip": ("airy", 3)}
+
+
 def _i1egrad(x, y):
     """(e^(−|x|)·I₁)′ = i0e(x) − i1e(x)/x − sign(x)·i1e(x), and ½ at x = 0."""
     return np.where(x == 0, 0.5, _special("i0e")(x) - y / _nonzero(x) - np.sign(x) * y)
@@ -722,6 +759,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "fdtr", "fdtrc", "fdtri", "erfi", "erfcinv", "exprel", "owens_t",
                                            "ellipkinc", "ellipeinc")},
                "exprelgrad": _exprelgrad,
+               **{n: _component(*c) for n, c in _COMPONENTS.items()},
+               **{f"spherical_{k}{'d' * d}": _spherical(k, bool(d)) for k in ("jn", "yn", "in") for d in (0, 1)},
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
                "nbdtrc": _counts("nbdtrc", 0, 1),
                "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,

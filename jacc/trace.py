@@ -1982,7 +1982,8 @@ def supported_functions() -> list[str]:
     scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize,
                          scipy_signal, scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(_public_ufuncs() | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
-                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | {"vectorize"})
+                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | set(ufuncs.WRAPPED)
+                  | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:

@@ -210,7 +210,10 @@ _UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x, "alias"
                                        "erfinv", "ndtri", "gamma", "psi", "entr", "i1", "i0e", "i1e", "cosm1",
                                        "erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                        "y1", "k0", "k1", "gammasgn", "spence", "ellipk", "ellipe", "erfi",
-                                       "erfcinv", "exprel")}}
+                                       "erfcinv", "exprel")},
+             **{f"{n}_{part}": (lambda n, k: lambda x: _scipy(n)(x)[k])(n, k)
+                for n, parts in (("fresnel", ("s", "c")), ("sici", ("si", "ci")), ("airy", ("ai", "aip", "bi", "bip")))
+                for k, part in enumerate(parts)}}
 _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide, "pow": np.power,
               "maximum": np.maximum, "minimum": np.minimum,
               **{n: getattr(np, n) for n in ("fmax", "fmin", "arctan2", "hypot", "logaddexp", "logaddexp2", "fmod",
@@ -220,7 +223,9 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
                                         "kl_div", "huber", "pseudo_huber", "beta", "polygamma", "gammaincinv",
                                         "gammainccinv", "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
                                         "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive",
-                                        "kve", "pdtr", "pdtrc", "owens_t", "ellipkinc", "ellipeinc")}}
+                                        "kve", "pdtr", "pdtrc", "owens_t", "ellipkinc", "ellipeinc")},
+              **{f"spherical_{k}": (lambda k: lambda n, x: _scipy(f"spherical_{k}")(np.asarray(n).astype(int), x))(k)
+                 for k in ("jn", "yn", "in")}}
 _TERNARY_FN = {n: _scipy(n) for n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri",
                                       "bdtr", "bdtrc", "nbdtr", "nbdtrc")}
 _POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]

@@ -34,7 +34,9 @@ from . import case
 ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow", "fabs": "abs"}
 
 # table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
-_NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc"}
+_NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc", "fresnel_s", "fresnel_c",
+               "sici_si", "sici_ci", "airy_ai", "airy_aip", "airy_bi", "airy_bip", "spherical_jn", "spherical_yn",
+               "spherical_in"}
 
 
 def _record(op: str):
@@ -139,6 +141,46 @@ def _multigammaln(original):
 #: scipy.special's Python functions recorded while a trace runs (see supported_functions)
 SWAPPED = ("multigammaln",)
 swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _multigammaln})
+
+
+# SciPy's tuple-valued ufuncs: one op per output
+@implements_ufunc("fresnel")
+def _fresnel(tape, x):
+    return tape.record("fresnel_s", [x]), tape.record("fresnel_c", [x])
+
+
+@implements_ufunc("sici")
+def _sici(tape, x):
+    return tape.record("sici_si", [x]), tape.record("sici_ci", [x])
+
+
+@implements_ufunc("airy")
+def _airy(tape, x):
+    return tuple(tape.record(op, [x]) for op in ("airy_ai", "airy_aip", "airy_bi", "airy_bip"))
+
+
+def _spherical_bessel(kind: str) -> None:
+    """``scipy.special.spherical_<kind>(n, z)`` calls the private ufunc ``_spherical_<kind>`` (or,
+    with ``derivative=True``, ``_spherical_<kind>_d``): for a traced ``z`` (the order ``n`` a
+    constant) the first is recorded as its op; the second is refused. (Not ``spherical_kn``: for
+    negative z SciPy's wrapper recomputes it in complex numbers, which a trace does not hold.)"""
+    record = _record(f"spherical_{kind}")
+
+    @implements_ufunc(f"_spherical_{kind}")
+    def spherical(tape, n, z):
+        return record(tape, n if isinstance(n, Tracer) else np.asarray(n, dtype=float), z)
+
+    @implements_ufunc(f"_spherical_{kind}_d")
+    def refused(tape, n, z):
+        raise UnsupportedOperationError(
+            f"scipy.special.spherical_{kind} with derivative=True at {call_site()}: the derivative of a traced z "
+            "is not recorded; differentiate the function itself (derivative=False)")
+
+
+for _k in ("jn", "yn", "in"):
+    _spherical_bessel(_k)
+#: SciPy's Python functions recorded through the private ufuncs they call (for supported_functions)
+WRAPPED = tuple(f"spherical_{k}" for k in ("jn", "yn", "in"))
 
 
 @implements_ufunc("divmod")
@@ -387,6 +429,19 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("exprel", lambda r: np.array([-2.0, -0.003, 0.0, 1e-5, 0.004, 1.5]), structures=DIAG, jax=False,
         note="½ at 0 (a series near 0); jax.scipy.special lacks it")
     _sp("owens_t", lambda r: (_sym(r, (3, 1)) * 2.0, _sym(r) * 3.0), argnums=(0, 1))
+    for _n, _mk, _note in (
+            ("fresnel", _sym, "S and C, each its own op: S′ = sin(πx²/2), C′ = cos(πx²/2)"),
+            ("sici", _sym, "Si and Ci, each its own op: Si′ = sin(x)/x (1 at 0), Ci′ = cos(x)/x (SciPy's Ci(|x|) "
+             "below 0)"),
+            ("airy", _sym, "Ai, Ai′, Bi and Bi′, each its own op, their slopes from Airy's equation y″ = x·y")):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda x: xp.stack(getattr(_special(xp), n)(x)),
+             lambda r, m=_mk: (m(r),), structures=DIAG | {"embed"}, jax=False,
+             note=_note + "; jax.scipy.special lacks it")
+    for _k, _mk in (("jn", _sym), ("yn", _pos), ("in", _sym)):
+        case(f"scipy.special.spherical_{_k}", lambda xp, k=_k: lambda x: getattr(_special(xp), f"spherical_{k}")(
+            np.array([0, 1, 2, 3]), x), lambda r, m=_mk: (m(r),), jax=False,
+             note="in z, the integer order a constant (negative z by SciPy's reflection); derivative=True refused "
+                  "(JAX lacks it)")
     for _n in ("ellipkinc", "ellipeinc"):
         case(f"scipy.special.{_n}", lambda xp, n=_n: lambda phi, m: getattr(_special(xp), n)(phi, m),
              lambda r: (_sym(r) * 1.5, np.array([0.3, -0.5, 0.9, 0.0])), argnums=(0,), structures=DIAG,
