@@ -42,3 +42,21 @@ def test_a_matrix_too_large_to_make_dense_and_a_wrong_shape_are_refused_by_name(
     with pytest.raises(jacc.UnsupportedOperationError, match="sparse 3×4 matrix times a traced array at .*test_scipy_"
                                                              "sparse.py.*at most 11 entries"):
         jacc.jacobian(lambda y: S @ y)(x)
+
+
+def test_sparse_solves_and_matrix_exponential_products():
+    """spsolve with a constant sparse matrix, expm_multiply with a constant sparse or a traced dense
+    matrix (imported by name too); their values are SciPy's to rounding (expm_multiply's own
+    truncation: about 1e-12)."""
+    sla = pytest.importorskip("scipy.sparse.linalg")
+    from scipy.sparse.linalg import expm_multiply, spsolve
+
+    a = (S.T @ S + 2.0 * sparse.eye(4)).tocsc()
+    m = np.outer(x, x[::-1]) * 0.3
+    for f, arg in [(lambda b: sla.spsolve(a, np.sin(b)), x), (lambda b: spsolve(a, b ** 2), X),
+                   (lambda b: expm_multiply(a * 0.2, b), X), (lambda m: sla.expm_multiply(m, np.ones(4)), m)]:
+        np.testing.assert_allclose(jacc.trace(f, arg).evaluate({"b" if arg is not m else "m": arg})[
+            jacc.trace(f, arg).outputs[0]], f(arg), rtol=1e-10)  # (expm_multiply's own truncation: ~1e-12)
+        np.testing.assert_allclose(jacc.jacobian(f)(arg), fd_jacobian(f, [arg], 0), atol=1e-8)
+    with pytest.raises(jacc.UnsupportedOperationError, match="expm_multiply with start=.*test_scipy_sparse.py"):
+        jacc.jacobian(lambda b: expm_multiply(a, b, start=0.0, stop=1.0, num=3))(x)
