@@ -23,13 +23,13 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from .ops import (
     _COMPONENTS,
+    _SPHERICAL_HELPERS,
     ELEMENTWISE,
     NUMPY_NAMES,
     UNARY,
     _boxcoxgrad,
     _ellipegrad,
     _ellipkgrad,
-    _exprelgrad,
     _ftie,
     _gammadensity,
     _huberdelta,
@@ -224,10 +224,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "polygamma": _as_float(_polygamma), "spencegrad": _as_float(_spencegrad),
               "ellipkgrad": _as_float(_ellipkgrad), "ellipegrad": _as_float(_ellipegrad),
               "boxcoxgrad": _as_float(_boxcoxgrad), "invboxcoxgrad": _as_float(_invboxcoxgrad),
-              "exprelgrad": _as_float(_exprelgrad),
-              **{n: _as_float(NUMPY_NAMES[n]) for n in _COMPONENTS},
-              **{f"spherical_{k}{'d' * d}": _as_float(NUMPY_NAMES[f"spherical_{k}{'d' * d}"])
-                 for k in ("jn", "yn", "in") for d in (0, 1)},
+              **{n: _as_float(NUMPY_NAMES[n]) for n in ("exprelgrad", *_COMPONENTS, *_SPHERICAL_HELPERS)},
               **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta",
                                         "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv", "chdtri",

@@ -344,10 +344,7 @@ def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
             else:
                 visit(v, depth + 1)
         for cell in fn.__closure__ or ():
-            try:
-                v = cell.cell_contents
-            except ValueError:  # (an empty cell)
-                continue
+            v = _contents(cell)
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((cell, None, v, made))
@@ -411,6 +408,7 @@ class aliases:
 
 
 def _contents(cell: Any) -> Any:
+    """A closure cell's value (None while it is empty)."""
     try:
         return cell.cell_contents
     except ValueError:

@@ -208,6 +208,7 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
 # a rule None that the argument has no edge (a zero derivative), a rule CONSTANT that the
 # derivative is not implemented, so the argument must be a constant (a shape parameter)
 CONSTANT = ("constant", None)
+SPHERICAL = ("jn", "yn", "in")  # the spherical Bessel functions recorded (not kn: see jacc.numpy_api.ufuncs)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
     "sub": ("a - b", (("unit", None), ("-unit", "-1.0"))),
@@ -241,8 +242,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     # spherical Bessel functions of integer order n (a constant) in z, their slopes SciPy's own
-    **{f"spherical_{k}": (f"spherical_{k}(a, b)", (CONSTANT, ("out", f"spherical_{k}d(a, b)")))
-       for k in ("jn", "yn", "in")},
+    **{f"spherical_{k}": (f"spherical_{k}(a, b)", (CONSTANT, ("out", f"spherical_{k}d(a, b)"))) for k in SPHERICAL},
     # Huber's loss of b with threshold a: b²/2 inside |b| ≤ a, a·(|b| − a/2) outside
     "huber": ("huber(a, b)", (("out", "huberdelta(a, b)"), ("out", "minimum(maximum(b, -a), a)"))),
     "pseudo_huber": ("pseudo_huber(a, b)", (("out", "2.0 * a * (y / (a * a)) - b * b / (a * (1.0 + y / (a * a)))"),
@@ -717,6 +717,8 @@ def _spherical(kind: str, derivative: bool = False) -> Callable:
     return lazy.recordable(fn)
 
 
+_SPHERICAL_HELPERS = {f"spherical_{k}{'d' * d}": _spherical(k, bool(d)) for k in SPHERICAL for d in (0, 1)}
+#: op -> (SciPy's tuple-valued ufunc, the output it is)
 _COMPONENTS = {"fresnel_s": ("fresnel", 0), "fresnel_c": ("fresnel", 1), "sici_si": ("sici", 0),
                "sici_ci": ("sici", 1), "airy_ai": ("airy", 0), "airy_aip": ("airy", 1), "airy_bi": ("airy", 2),
                "airy_bip": ("airy", 3)}
@@ -760,7 +762,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "ellipkinc", "ellipeinc")},
                "exprelgrad": _exprelgrad,
                **{n: _component(*c) for n, c in _COMPONENTS.items()},
-               **{f"spherical_{k}{'d' * d}": _spherical(k, bool(d)) for k in ("jn", "yn", "in") for d in (0, 1)},
+               **_SPHERICAL_HELPERS,
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),
                "nbdtrc": _counts("nbdtrc", 0, 1),
                "betadensity": _betadensity, "fdensity": _fdensity, "binomslope": _binomslope,

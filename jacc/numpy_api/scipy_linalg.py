@@ -539,6 +539,13 @@ def _matmul_toeplitz(original, bound):
     return _with_scipys_value(original, bound, _toeplitz(c, r) @ p["x"])
 
 
+def _matrix_shape(a, what: str) -> tuple[int, int]:
+    """``a``'s shape, which must be a matrix's (SciPy's error otherwise, naming the call)."""
+    if np.ndim(a) != 2:
+        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.{what} at {call_site()})")
+    return np.shape(a)
+
+
 def _rq(original, bound):
     """A = R·Q from the QR decomposition of B = (P·A)ᵀ, P the row reversal: B = Q₁R₁ gives
     A = (P·R₁ᵀ·P)(P·Q₁ᵀ). LAPACK's own RQ picks other signs for some of R's diagonal, so those
@@ -546,9 +553,7 @@ def _rq(original, bound):
     and so is the value; the derivative is QR's."""
     p = bound.arguments
     a, mode = p["a"], p["mode"]
-    if np.ndim(a) != 2:
-        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.rq at {call_site()})")
-    m, n = np.shape(a)
+    m, n = _matrix_shape(a, "rq")
     if mode not in ("full", "r", "economic"):
         raise ValueError(f"mode argument must be one of ['full', 'r', 'economic'], not {mode!r} "
                          f"(scipy.linalg.rq at {call_site()})")
@@ -574,8 +579,7 @@ def _orth(original, bound):
     distinct; a rank-deficient matrix is refused (its result changes shape nearby)."""
     p = bound.arguments
     a = p["A"]
-    if np.ndim(a) != 2:
-        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.orth at {call_site()})")
+    _matrix_shape(a, "orth")
     value = _value(a, "scipy.linalg.orth")
     theirs = original(value, p["rcond"])
     num = np.shape(theirs)[1]
@@ -598,9 +602,7 @@ def _null_space(original, bound):
     projector onto it, which has one."""
     p = bound.arguments
     a = p["A"]
-    if np.ndim(a) != 2:
-        raise ValueError(f"expected a 2-d matrix, got shape {np.shape(a)} (scipy.linalg.null_space at {call_site()})")
-    m, n = np.shape(a)
+    m, n = _matrix_shape(a, "null_space")
     theirs = original(_value(a, "scipy.linalg.null_space"), p["rcond"])
     if theirs.shape[1] != n - min(m, n):
         _refuse("null_space", f"the {m}×{n} matrix has rank {n - theirs.shape[1]} < {min(m, n)}: almost every nearby "

@@ -6,8 +6,8 @@ arguments the sparse base class's product dispatch is replaced (see
 :func:`jacc.constructors.swap_method_during_traces`), and a product with a traced operand is
 recorded as the product with the matrix made dense. jacc's partials have no sparse structure yet:
 a gather of the entries' columns, the entries and a sum into rows compose to a dense block anyway
-(for a 2,000-point Laplacian that route took 4·10⁶ multiplications and a 6,000 × 6,000
-intermediate; the dense constant takes none). So the matrix's m·n values must fit: above
+(for a 2,000-point Laplacian that route took a 1.8 s first call and a 6,000 × 6,000
+intermediate, the dense constant 0.34 s). So the matrix's m·n values must fit: above
 :data:`MAX_DENSE` entries the product is refused with its size. The result is a dense array, as
 SciPy's. ``scipy.sparse.linalg.spsolve`` with a constant sparse matrix is the dense solve, and
 ``expm_multiply(A, B)`` is ``expm(A) @ B``. A sparse matrix built from traced values
@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces, swap_method_during_traces
-from ..trace import Tracer, UnsupportedOperationError, _sparse, call_site
+from ..trace import UnsupportedOperationError, _sparse, call_site
 from . import case
 
 _BASE = "scipy.sparse._base:_spbase"
@@ -37,18 +37,26 @@ _BASE = "scipy.sparse._base:_spbase"
 MAX_DENSE = 25_000_000
 
 
+def _dense(a: Any, what: str) -> Any:
+    """A constant sparse matrix as a dense array, within :data:`MAX_DENSE` entries (anything else
+    as it is); ``what`` names the call in the refusal."""
+    if not _sparse(a):
+        return a
+    m, n = a.shape
+    if m * n > MAX_DENSE:
+        raise UnsupportedOperationError(
+            f"{what.format(f'a sparse {m:,}×{n:,} matrix')} at {call_site()}: jacc records it with the matrix "
+            f"dense ({m * n * 8 / 1e9:.1f} GB; at most {MAX_DENSE:,} entries), having no sparse partials yet")
+    return a.toarray().astype(float, copy=False)
+
+
 def sparse_times(s: Any, x: Any) -> Any:
     """``s @ x`` for a constant sparse matrix ``s`` (m × n) and a traced ``x`` of shape (n,) or (n, k)."""
     m, n = s.shape
     if np.ndim(x) not in (1, 2) or np.shape(x)[0] != n:
         raise ValueError(f"dimension mismatch at {call_site()}: a sparse {m}×{n} matrix times an array of "
                          f"shape {np.shape(x)}")
-    if m * n > MAX_DENSE:
-        raise UnsupportedOperationError(
-            f"a sparse {m:,}×{n:,} matrix times a traced array at {call_site()}: jacc records the product with "
-            f"the matrix dense ({m * n * 8 / 1e9:.1f} GB; at most {MAX_DENSE:,} entries), having no sparse "
-            "partials yet")
-    return s.toarray().astype(float, copy=False) @ x
+    return _dense(s, "{} times a traced array") @ x
 
 
 def _matmul(original: Callable) -> Callable:
@@ -73,24 +81,10 @@ swap_method_during_traces(_BASE, "_matmul_dispatch", _matmul)
 swap_method_during_traces(_BASE, "_rmatmul_dispatch", _rmatmul)
 
 
-def _dense(a: Any, what: str) -> Any:
-    """A constant matrix (sparse or not) as a dense array, within :data:`MAX_DENSE` entries."""
-    if _holds_tracer(a) and not isinstance(a, Tracer):
-        raise UnsupportedOperationError(f"{what} at {call_site()}: a sparse matrix of traced values is not supported")
-    if isinstance(a, Tracer) or not _sparse(a):
-        return a
-    m, n = a.shape
-    if m * n > MAX_DENSE:
-        raise UnsupportedOperationError(
-            f"{what} of a sparse {m:,}×{n:,} matrix and a traced array at {call_site()}: jacc records it with the "
-            f"matrix dense ({m * n * 8 / 1e9:.1f} GB; at most {MAX_DENSE:,} entries), having no sparse partials yet")
-    return a.toarray().astype(float, copy=False)
-
-
 def _spsolve(original, bound):
     """``spsolve(A, b)``: the dense solve (SciPy's sparse LU's value to rounding)."""
     p = bound.arguments
-    return np.linalg.solve(_dense(p["A"], "scipy.sparse.linalg.spsolve"), p["b"])
+    return np.linalg.solve(_dense(p["A"], "scipy.sparse.linalg.spsolve of {} and a traced array"), p["b"])
 
 
 def _expm_multiply(original, bound):
@@ -101,7 +95,7 @@ def _expm_multiply(original, bound):
         raise UnsupportedOperationError(
             f"scipy.sparse.linalg.expm_multiply with start=/stop=/num= at {call_site()}: only the plain product "
             "expm(A) @ B is recorded; call it once per time point t with t * A")
-    a = _dense(p["A"], "scipy.sparse.linalg.expm_multiply")
+    a = _dense(p["A"], "scipy.sparse.linalg.expm_multiply of {} and a traced array")
     import scipy.linalg
 
     return scipy.linalg.expm(a) @ p["B"]  # (scipy.linalg's replacement while a trace runs)

@@ -15,7 +15,7 @@ import importlib.util
 import numpy as np
 
 from ..constructors import swap_during_traces
-from ..ops import BINARY, OPS, TERNARY, UNARY
+from ..ops import _COMPONENTS, BINARY, OPS, SPHERICAL, TERNARY, UNARY
 from ..trace import (
     _UFUNCS,
     TraceError,
@@ -34,9 +34,9 @@ from . import case
 ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow", "fabs": "abs"}
 
 # table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
-_NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc", "fresnel_s", "fresnel_c",
-               "sici_si", "sici_ci", "airy_ai", "airy_aip", "airy_bi", "airy_bip", "spherical_jn", "spherical_yn",
-               "spherical_in"}
+# (and the outputs of SciPy's tuple-valued ufuncs and its spherical Bessel functions, recorded below)
+_NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc", *_COMPONENTS,
+               *(f"spherical_{k}" for k in SPHERICAL)}
 
 
 def _record(op: str):
@@ -143,20 +143,16 @@ SWAPPED = ("multigammaln",)
 swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _multigammaln})
 
 
-# SciPy's tuple-valued ufuncs: one op per output
-@implements_ufunc("fresnel")
-def _fresnel(tape, x):
-    return tape.record("fresnel_s", [x]), tape.record("fresnel_c", [x])
+def _outputs(ufunc: str, ops: list[str]) -> None:
+    """SciPy's tuple-valued ``ufunc`` (fresnel, sici, airy): one op per output."""
+    implements_ufunc(ufunc)(lambda tape, x: tuple(tape.record(op, [x]) for op in ops))
 
 
-@implements_ufunc("sici")
-def _sici(tape, x):
-    return tape.record("sici_si", [x]), tape.record("sici_ci", [x])
-
-
-@implements_ufunc("airy")
-def _airy(tape, x):
-    return tuple(tape.record(op, [x]) for op in ("airy_ai", "airy_aip", "airy_bi", "airy_bip"))
+_BY_UFUNC: dict[str, list[str]] = {}
+for _op, (_ufunc, _) in _COMPONENTS.items():  # (listed in output order)
+    _BY_UFUNC.setdefault(_ufunc, []).append(_op)
+for _ufunc, _ops in _BY_UFUNC.items():
+    _outputs(_ufunc, _ops)
 
 
 def _spherical_bessel(kind: str) -> None:
@@ -177,10 +173,10 @@ def _spherical_bessel(kind: str) -> None:
             "is not recorded; differentiate the function itself (derivative=False)")
 
 
-for _k in ("jn", "yn", "in"):
+for _k in SPHERICAL:
     _spherical_bessel(_k)
 #: SciPy's Python functions recorded through the private ufuncs they call (for supported_functions)
-WRAPPED = tuple(f"spherical_{k}" for k in ("jn", "yn", "in"))
+WRAPPED = tuple(f"spherical_{k}" for k in SPHERICAL)
 
 
 @implements_ufunc("divmod")
@@ -437,7 +433,7 @@ if importlib.util.find_spec("scipy") is not None:
         case(f"scipy.special.{_n}", lambda xp, n=_n: lambda x: xp.stack(getattr(_special(xp), n)(x)),
              lambda r, m=_mk: (m(r),), structures=DIAG | {"embed"}, jax=False,
              note=_note + "; jax.scipy.special lacks it")
-    for _k, _mk in (("jn", _sym), ("yn", _pos), ("in", _sym)):
+    for _k, _mk in zip(SPHERICAL, (_sym, _pos, _sym)):
         case(f"scipy.special.spherical_{_k}", lambda xp, k=_k: lambda x: getattr(_special(xp), f"spherical_{k}")(
             np.array([0, 1, 2, 3]), x), lambda r, m=_mk: (m(r),), jax=False,
              note="in z, the integer order a constant (negative z by SciPy's reflection); derivative=True refused "
