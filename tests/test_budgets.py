@@ -87,9 +87,13 @@ def test_auto_searches_a_cheap_plan_only_as_long_as_it_can_pay_off():
     assert len(Problem.from_graph(g).eliminable) > 15
     p = jacc.plan(g, "auto", time_limit=5.0, objective="time", payoff_calls=100_000)
     assert search_time(p.score, 100_000) == SEARCH_MIN  # the baselines score at least as high
-    assert f"time limit {SEARCH_MIN:g} s reached" in p.info["stopped early"], p.info
+    assert p.info["search limit"].startswith(f"{SEARCH_MIN:g} s (what 100,000 runs"), p.info
+    if p.info["chose"] == "optimal":  # (under load a baseline can win: its info has no search note)
+        assert f"time limit {SEARCH_MIN:g} s reached" in p.info["stopped early"], p.info
     q = jacc.plan(g, "auto", time_limit=0.3, objective="time")  # jacc.plan: no pay-off cap
-    assert "time limit 0.3 s reached" in q.info["stopped early"]
+    assert "search limit" not in q.info
+    if q.info["chose"] == "optimal":
+        assert "time limit 0.3 s reached" in q.info["stopped early"]
     assert q.score <= p.score
     jf = jacc.jacobian(lambda a, b: np.polydiv(a, b)[0], argnums=(0, 1), backend="numpy")
     jf(np.array([1.0, -3.0, 0.5, 2.0, 1.5]), np.array([2.0, 1.0, -1.0]))
