@@ -13,6 +13,7 @@ array([0., 0.])
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
@@ -1198,7 +1199,21 @@ def _getitem_partial(i, ctx):
         return S.selection(out, s, full)
     # an advanced index: a lazy gather (whole-axis slices stay diagonal), never a one-hot product
     pair = _advanced_pairs(full, s, len(out))
-    return S.take_selection(out, s, pair, _gather_positions(full, s, out, pair) if ctx.numeric else None)
+    return S.take_selection(out, s, pair, _gather_positions(full, s, out, pair) if ctx.numeric else None,
+                            _index_key(full, s))
+
+
+def _index_key(index: list, s: Shape) -> str:
+    """A digest of an index and the operand's shape: equal for equal gathers, in pricing too."""
+    h = hashlib.blake2b(repr(tuple(s)).encode(), digest_size=16)
+    for item in index:
+        if item[0] == "array":
+            a = np.ascontiguousarray(item[1])
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        else:
+            h.update(repr(item).encode())
+    return h.hexdigest()
 
 
 def _is_mask(item: list) -> bool:

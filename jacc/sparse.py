@@ -53,23 +53,31 @@ def to_sparse(j: Jac | None, out_shape: Sequence[int], in_shape: Sequence[int],
     if j.out_shape != out_shape or j.in_shape != in_shape:
         raise S.StructureError(f"Jacobian {j.out_shape}←{j.in_shape} does not have shape "
                                f"{out_shape}←{in_shape}")
+    data = None
+    if S._valued(j):  # a 0/1 map carrying one value per row (gather) or column (embedding)
+        if j.symbolic:
+            raise S.StructureError("cannot convert a symbolic Jacobian to a sparse matrix")
+        data = np.asarray(S._full(S._split(j)[0]), dtype=dtype).reshape(-1)
+        j = S._bare(j)
     if j.reshape or j.select is not None:
-        return _lazy_select(j, rows, cols, dtype)
+        return _lazy_select(j, rows, cols, dtype, data)
     if j.embed is not None:  # the transpose of a selection: build that one column-wise
         s = S._as_selection(j)
-        t = _lazy_select(s, cols, rows, dtype)
+        t = _lazy_select(s, cols, rows, dtype, data)
         return sp.csc_array((t.data, t.indices, t.indptr), shape=(rows, cols)).tocsr()
     if j.symbolic:
         raise S.StructureError("cannot convert a symbolic Jacobian to a sparse matrix")
     return _labelled(j, rows, cols, dtype)
 
 
-def _lazy_select(j: Jac, rows: int, cols: int, dtype) -> sp.csr_array:
-    """A selection or reshape: row ``r`` holds a single 1 at the input position it reads."""
+def _lazy_select(j: Jac, rows: int, cols: int, dtype, data=None) -> sp.csr_array:
+    """A selection or reshape: row ``r`` holds a single 1 (or ``data[r]``) at the input
+    position it reads."""
     idx = _index_dtype(cols, rows)
     indices = np.arange(rows, dtype=idx) if j.reshape else _read_positions(j, idx).reshape(-1)
     indptr = np.arange(rows + 1, dtype=idx)
-    return _csr(np.ones(rows, dtype=dtype), indices, indptr, rows, cols)
+    data = np.ones(rows, dtype=dtype) if data is None else np.array(data, dtype=dtype)
+    return _csr(data, indices, indptr, rows, cols)
 
 
 def _read_positions(j: Jac, idx) -> np.ndarray:

@@ -13,10 +13,14 @@ only what the structure does not imply:
   multiplication, as the literature counts (the sign moves onto the result).
 
 Identity, scaled identity, diagonal, dense, ``I ⊗ xᵀ``, ``I_B ⊗ W``, broadcast and sum maps are all
-instances. A product is an einsum over the two value arrays in which diagonal pairs identify
-indices; it costs the product of the sizes of the distinct labels that carry values. Every
-function here works on *symbolic* Jacobians (value shapes known, ``values is None``) and on
-numeric ones through the same code, so planned and executed costs agree by construction.
+instances. A lazy gather (a selection or reshape: each output element reads one input element) may
+carry values on its output side, ``diag(w) · S``, and an embedding the same on its input side,
+``Sᵀ · diag(w)``: that is what a gather of a diagonal partial is (``w * x[idx]``), kept at one value per
+element instead of a dense one-hot block. A product is an einsum over the two value arrays in which
+diagonal pairs identify indices; it costs the product of the sizes of the distinct labels that
+carry values. Every function here works on *symbolic* Jacobians (value shapes known, ``values is
+None``) and on numeric ones through the same code, so planned and executed costs agree by
+construction.
 
 >>> import numpy as np
 >>> d = diagonal((3,), np.array([1., 2., 3.]))
@@ -119,6 +123,11 @@ class Jac:
                 raise StructureError(
                     f"diagonal pair of sizes {self.out_shape[p]} and {self.in_shape[k]}"
                 )
+        if self.vlabels is not None and (reshape or select is not None or embed is not None):
+            side = set(range(m)) if embed is None else {self.in_label(k) for k in range(len(self.in_shape))}
+            if embed is not None and select is not None or not set(self.vlabels) <= side:
+                raise StructureError(f"a lazy map's values {self.vlabels} must lie on its "
+                                     f"{'input' if embed is not None else 'output'} side")
         if values is not None:
             if self.vlabels is None:
                 raise StructureError("values given without value labels")
@@ -224,6 +233,9 @@ class Jac:
         if self.factors is not None:
             shapes = ", ".join(_fmt(tuple(self.size_of(lab) for lab in f)) for f in self.factors)
             return f"{Jac(self.out_shape, self.in_shape, self.pair, self.vlabels).describe()} as factors {shapes}"
+        if _valued(self):
+            bare = _bare(self).describe()
+            return f"{bare} scaled" if not self.vlabels else f"{bare} with values {_fmt(self.value_shape)}"
         if self.reshape:
             return f"reshape {_fmt(self.in_shape)}→{_fmt(self.out_shape)}"
         if self.select is not None:
@@ -273,6 +285,8 @@ class Jac:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
         if self.neg:
             return self.plain().to_dense()
+        if _valued(self):
+            return as_labelled(self).to_dense()
         if self.reshape:
             n = math.prod(self.in_shape)
             return np.eye(n).reshape(self.out_shape + self.in_shape)
@@ -529,6 +543,11 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return b, 0
     if is_identity(b):
         return a, 0
+    if a.reshape or b.reshape or a.select is not None or b.select is not None or a.embed is not None \
+            or b.embed is not None:
+        c = _through_lazy(a, b)
+        if c is not None:
+            return c
     if _plain_dense(a) and _plain_dense(b) and a.values is None and b.values is None:  # (never multiply out)
         # symbolic dense·dense, the bulk of pricing long chains: the general rule below gives
         # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
@@ -727,7 +746,7 @@ def negate(j: Jac) -> Jac:
         fv = None if j._fvals is None else (np.negative(j._fvals[0]),) + j._fvals[1:]
         return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, factors=j.factors, fvalues=fv)
     vals = None if j.values is None else np.negative(j.values)
-    return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals)
+    return Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, vals, j.reshape, j.select, j.embed)
 
 
 def _terms(j: Jac, keys: list) -> list[tuple[list, np.ndarray | None]]:
@@ -790,6 +809,9 @@ def add(a: Jac, b: Jac) -> Jac:
     if a.out_shape != b.out_shape or a.in_shape != b.in_shape:
         raise StructureError("cannot add Jacobians of different shapes")
     a, b = a.plain(), b.plain()
+    if _same_map(a, b):  # d·S + e·S = (d + e)·S
+        (da, bare), (db, _) = _split(a), _split(b)
+        return _place(bare, add(da, db))
     a, b = as_labelled(a), as_labelled(b)
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
@@ -803,6 +825,8 @@ def add(a: Jac, b: Jac) -> Jac:
 
 def as_labelled(j: Jac) -> Jac:
     """Turn a lazy reshape, selection or embedding into the equivalent labelled Jacobian."""
+    if _valued(j):
+        return _valued_labelled(j)
     if j.select is not None:
         return _selection_labelled(j)
     if j.embed is not None:
@@ -984,6 +1008,10 @@ def _scatter(a: Jac, s: Jac) -> Jac:
 
 def transpose(j: Jac) -> Jac:
     """The adjoint map (axes ``in_shape + out_shape``); lazy maps stay lazy where they can."""
+    if _valued(j):  # (d·S)ᵀ = Sᵀ·d: the same values on the other side
+        d, bare = _split(j)
+        c = transpose(bare)  # d sits on its middle, except for a reshape: there it is carried over
+        return product(c, d)[0] if bare.reshape else _place(c, d)
     if j.select is not None:
         return Jac(j.in_shape, j.out_shape, _swap_pairs(j), embed=j.select)
     if j.embed is not None:
@@ -1035,12 +1063,16 @@ class Take:
     in C order) read input axes ``in_axes`` at flat position ``flat[i]``. ``flat`` (int array,
     shape = the sizes of ``out_axes``) is ``None`` where only the structure is needed."""
 
-    __slots__ = ("out_axes", "in_axes", "flat", "_unique")
+    __slots__ = ("out_axes", "in_axes", "flat", "_unique", "key")
 
-    def __init__(self, out_axes: Sequence[int], in_axes: Sequence[int], flat: np.ndarray | None = None):
+    def __init__(self, out_axes: Sequence[int], in_axes: Sequence[int], flat: np.ndarray | None = None,
+                 key: object = None):
         self.out_axes, self.in_axes = tuple(out_axes), tuple(in_axes)
         self.flat = None if flat is None else np.asarray(flat, dtype=np.intp)
         self._unique: bool | None = None
+        # Equal keys promise equal positions, in pricing (no ``flat``) as in execution, so two
+        # gathers by the same index can be summed as one (see ``add``); None: only itself.
+        self.key = key
 
     @property
     def unique(self) -> bool:
@@ -1052,12 +1084,13 @@ class Take:
 
 
 def take_selection(out_shape: Sequence[int], in_shape: Sequence[int], pair: Sequence[int],
-                   flat: np.ndarray | None) -> Jac:
+                   flat: np.ndarray | None, key: object = None) -> Jac:
     """∂x[index]/∂x for an advanced index: input axis ``k`` with ``pair[k] = j`` passes through to
-    output axis ``j``; the rest is the gather ``flat`` (see :class:`Take`)."""
+    output axis ``j``; the rest is the gather ``flat`` (see :class:`Take`, also for ``key``)."""
     out_shape, in_shape = tuple(out_shape), tuple(in_shape)
     used = {p for p in pair if p >= 0}
-    t = Take([j for j in range(len(out_shape)) if j not in used], [k for k, p in enumerate(pair) if p < 0], flat)
+    t = Take([j for j in range(len(out_shape)) if j not in used], [k for k, p in enumerate(pair) if p < 0], flat,
+             key)
     if t.flat is not None and t.flat.shape != tuple(out_shape[j] for j in t.out_axes):
         raise StructureError(f"gather positions of shape {t.flat.shape} do not fit output {out_shape}")
     return Jac(out_shape, in_shape, pair, select=t)
@@ -1169,8 +1202,10 @@ def _compose_takes(a: Jac, b: Jac) -> Jac | None:
         return None
     pair = [a.pair[p] if p >= 0 else -1 for p in b.pair]
     takes = [j.select for j in (a, b) if isinstance(j.select, Take)]
+    key = _map_key(a), _map_key(b)
+    key = None if None in key else key
     if _PRICING.get() or any(t.flat is None for t in takes):
-        return take_selection(a.out_shape, b.in_shape, pair, None)
+        return take_selection(a.out_shape, b.in_shape, pair, None, key)
     gathered = [k for k, p in enumerate(pair) if p < 0]
     fixed = tuple(0 if j in pair else slice(None) for j in range(a.m))
     coords = []
@@ -1180,4 +1215,175 @@ def _compose_takes(a: Jac, b: Jac) -> Jac | None:
         coords.append(_apply_lazy(a, _apply_lazy(b, c))[fixed])
     flat = (np.ravel_multi_index(coords, [b.in_shape[k] for k in gathered]) if gathered
             else np.zeros([a.out_shape[j] for j in range(a.m) if j not in pair], dtype=np.intp))
-    return take_selection(a.out_shape, b.in_shape, pair, flat)
+    return take_selection(a.out_shape, b.in_shape, pair, flat, key)
+
+
+# -- values on lazy maps: a gather of a diagonal stays one value per element --------------------
+# d·S (S a selection or reshape, d diagonal on S's output) is stored as S carrying d's values, and
+# Sᵀ·d (an embedding with d on its input) likewise: the form ∂(w * x[idx])/∂x and its transpose
+# take. A diagonal commutes through such a map (S·d = d'·S with d' = d read through S), so products
+# with diagonals stay in this form and cost no multiplications; any other partner meets the bare
+# map and the diagonal one after the other, by associativity. The one product of two such maps
+# whose middle would re-form them, an embedding times a gather, is built directly as the sum of
+# its nonzeros (a sparse matrix made dense), never through a one-hot block.
+
+
+def _gathers(j: Jac) -> bool:
+    """A lazy map in which every output element reads one input element (selection, reshape)."""
+    return (j.select is not None or j.reshape) and j.embed is None
+
+
+def _lazy(j: Jac) -> bool:
+    return j.reshape or j.select is not None or j.embed is not None
+
+
+def _valued(j: Jac) -> bool:
+    """A lazy map that carries values (see the section comment)."""
+    return j.vlabels is not None and _lazy(j)
+
+
+def _diag_like(j: Jac) -> bool:
+    """A square map with every axis paired with itself and values (diagonal, scaled identity)."""
+    return (j.vlabels is not None and not _lazy(j) and j.factors is None and not j.neg
+            and j.out_shape == j.in_shape and j.pair == tuple(range(j.m)))
+
+
+def _bare(j: Jac) -> Jac:
+    """The lazy map without its values."""
+    return Jac(j.out_shape, j.in_shape, j.pair, reshape=j.reshape, select=j.select, embed=j.embed)
+
+
+def _middle(j: Jac) -> Shape:
+    """The side of a lazy map where each element meets one element of the other side."""
+    return j.in_shape if j.embed is not None else j.out_shape
+
+
+def _split(j: Jac) -> tuple[Jac, Jac]:
+    """(d, bare map) with ``j = d·bare`` for a gather, ``j = bare·d`` for an embedding (d = 1
+    for a map without values)."""
+    shape = _middle(j)
+    if j.vlabels is None:
+        return Jac(shape, shape, tuple(range(len(shape))), (), np.asarray(1.0)), j
+    if j.embed is None:
+        labels = list(j.vlabels)
+    else:
+        axis = {j.in_label(k): k for k in range(len(j.in_shape))}
+        labels = [axis[lab] for lab in j.vlabels]
+    return Jac(shape, shape, tuple(range(len(shape))), labels, j._values), _bare(j)
+
+
+def _place(lazy: Jac, d: Jac) -> Jac:
+    """The bare lazy map carrying the diagonal ``d`` on its middle side (see :func:`_split`)."""
+    labels = list(d.vlabels) if lazy.embed is None else [lazy.in_label(k) for k in d.vlabels]
+    return Jac(lazy.out_shape, lazy.in_shape, lazy.pair, labels, d.values, lazy.reshape, lazy.select, lazy.embed)
+
+
+def _full(d: Jac):
+    """A diagonal's values over every element of its shape."""
+    n = len(d.out_shape)
+    return np.broadcast_to(_align(d, range(n)), d.out_shape)
+
+
+def _carry(g: Jac, d: Jac) -> Jac:
+    """``d'`` with ``g·d = d'·g`` for a bare gather ``g`` and a diagonal ``d`` on its input:
+    each output reads its input's value (no multiplications)."""
+    shape = g.out_shape
+    if not d.vlabels:  # a scalar passes through unchanged
+        return Jac(shape, shape, tuple(range(len(shape))), (), d.values)
+    vals = None if _valueless(d) else asarray(_apply_lazy(g, _full(d)))
+    return diagonal(shape, vals)
+
+
+def _valued_labelled(j: Jac) -> Jac:
+    """A valued lazy map as a labelled Jacobian: its values written where the bare map has its
+    ones, zeros elsewhere (a write, not a multiplication: a NaN stays where it is)."""
+    base = as_labelled(_bare(j))
+    if base.pair != j.pair:
+        raise StructureError(f"labelled form of {j.describe()} changed its pairing")
+    labels = sorted(set(base.vlabels or ()) | set(j.vlabels))
+    if _valueless(base) or j.symbolic:
+        return Jac(j.out_shape, j.in_shape, j.pair, labels)
+    ones = _align(base, labels) != 0
+    vals = np.where(ones, _align(j, labels), 0.0)
+    vals = np.broadcast_to(vals, [j.size_of(lab) for lab in labels]).copy()
+    return Jac(j.out_shape, j.in_shape, j.pair, labels, vals)
+
+
+def _scatter_gather(e: Jac, g: Jac) -> tuple[Jac, int] | None:
+    """``e·g`` for an embedding ``e`` and a gather ``g`` without diagonal pairs: every middle
+    element m contributes w[m] at (where e puts m, what g reads for m), summed where two meet.
+    Costs one multiplication per middle element when both carry values. ``None`` where pairs
+    would be lost (the result would be larger than the structured one)."""
+    if any(p >= 0 for p in e.pair + g.pair):
+        return None
+    weights = [j for j in (e, g) if _valued(j)]
+    mults = math.prod(g.out_shape) if len(weights) == 2 else 0
+    n_out, n_in = math.prod(e.out_shape), math.prod(g.in_shape)
+    if _valueless(g) or _valueless(e) or any(j.symbolic for j in weights):
+        return dense(e.out_shape, g.in_shape), mults
+    rows = _apply_lazy(_as_selection(_bare(e)), np.arange(n_out).reshape(e.out_shape))
+    cols = _apply_lazy(_bare(g), np.arange(n_in).reshape(g.in_shape))
+    w = np.ones(g.out_shape)
+    for k, j in enumerate(weights):
+        w = _full(_split(j)[0]) if k == 0 else w * _full(_split(j)[0])
+    flat = (np.asarray(rows, dtype=np.intp) * n_in + cols).reshape(-1)
+    vals = np.reshape(put_rows(np.reshape(w, (-1,)), n_out * n_in, flat, add=True), e.out_shape + g.in_shape)
+    return Jac(e.out_shape, g.in_shape, None, range(len(e.out_shape) + len(g.in_shape)), vals), mults
+
+
+def _map_key(j: Jac) -> object:
+    """A hashable that equals another map's exactly when both are the same 0/1 map (values
+    aside), or None where that is not known (a gather without a key)."""
+    frame = (j.out_shape, j.in_shape, j.pair)
+    if j.embed is not None:
+        inner = _map_key(_as_selection(_bare(j)))
+        return None if inner is None else ("embed", inner)
+    if j.reshape:
+        return ("reshape",) + frame
+    if j.select is None:
+        return ("move",) + frame if _moves_axes(j) else None
+    t = j.select
+    if isinstance(t, Take):
+        return None if t.key is None else ("take", t.out_axes, t.in_axes, t.key) + frame
+    return ("select", t) + frame
+
+
+def _same_map(a: Jac, b: Jac) -> bool:
+    if not (_lazy(a) and _lazy(b)):
+        return False
+    if a.select is b.select and a.embed is b.embed and a.reshape == b.reshape and a.pair == b.pair:
+        return True
+    key = _map_key(a)
+    return key is not None and key == _map_key(b)
+
+
+def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
+    """``a·b`` where a lazy map meets a diagonal or carries values; ``None`` otherwise."""
+    if a.embed is not None and _gathers(b):
+        c = _scatter_gather(a, b)
+        if c is None and (_valued(a) or _valued(b)):  # the embedding as a block, then as below
+            return product(as_labelled(a), b)
+        return c
+    if _valued(a):
+        d, bare = _split(a)
+        if _gathers(bare):  # a·b = d·(S·b)
+            c, m1 = product(bare, b)
+            c, m2 = product(d, c)
+        else:  # a·b = Sᵀ·(d·b)
+            c, m1 = product(d, b)
+            c, m2 = product(bare, c)
+        return c, m1 + m2
+    if _valued(b):
+        d, bare = _split(b)
+        c, m1 = product(a, d if _gathers(bare) else bare)
+        c, m2 = product(c, bare if _gathers(bare) else d)
+        return c, m1 + m2
+    if _diag_like(a) and _gathers(b):  # d·S: S carries d
+        return _place(b, a), 0
+    if a.embed is not None and _diag_like(b):  # Sᵀ·d: the embedding carries d
+        return _place(a, b), 0
+    if _gathers(a) and _diag_like(b):  # S·d = d'·S
+        return _place(a, _carry(a, b)), 0
+    if _diag_like(a) and b.embed is not None:  # d·Sᵀ = Sᵀ·d', d' = d read through S
+        return _place(b, _carry(_as_selection(b), a)), 0
+    return None

@@ -36,10 +36,11 @@ def big_dag():
 
 @pytest.mark.parametrize("strategy", ["auto", "anneal", "window", "chain"])
 def test_time_limit_bounds_the_whole_plan_call(big_dag, strategy):
+    limit = 0.25 if strategy == "chain" else 0.5  # Markowitz alone takes ~0.65 s here: it must not finish
     t = time.perf_counter()
-    p = jacc.plan(big_dag, strategy, time_limit=0.5)
+    p = jacc.plan(big_dag, strategy, time_limit=limit)
     wall = time.perf_counter() - t
-    assert within_promise(wall, 0.5), f"{strategy} took {wall:.2f} s with time_limit=0.5"
+    assert within_promise(wall, limit), f"{strategy} took {wall:.2f} s with time_limit={limit}"
     assert p.planning_seconds <= wall
     assert sorted(p.order) == sorted(Problem.from_graph(big_dag).eliminable)  # a valid, priced order
     steps, mults, peak = price(Problem.from_graph(big_dag), p.order)

@@ -407,3 +407,59 @@ def test_in_place_methods_change_the_array_not_a_copy(call):
     g = jacc.trace(f, x)
     np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
     assert not np.array_equal(f(x), x)
+
+
+# -- gathers that carry values: assembly and sparse products by indexing ------------------------
+_ROWS, _COLS = np.array([0, 2, 2, 1, 0, 3]), np.array([1, 1, 3, 0, 1, 2])
+_DATA = np.array([0.5, -1.0, 2.0, 1.5, 3.0, -0.25])
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.bincount(_ROWS, weights=_DATA * x[_COLS], minlength=4),
+    lambda x: np.bincount(_ROWS, weights=_DATA * np.sin(x[_COLS]) * x[_COLS], minlength=4),
+    lambda x: np.bincount(_ROWS, weights=np.sin(x)[_COLS] * x[_COLS] * 2.0, minlength=4) + 3.0 * x[::-1],
+    lambda x: (_DATA * np.exp(x[_COLS])).reshape(3, 2).sum(axis=1),
+    lambda x: np.tanh(x)[_COLS][::2] * x[_COLS][::2],
+], ids=["linear", "same-index-twice", "two-sources", "reshape-sum", "gather-of-gather"])
+def test_scaled_gathers_price_as_executed_and_match_finite_differences(f):
+    x = np.random.default_rng(3).normal(size=4)
+    g = jacc.trace(f, x)
+    prob = Problem.from_graph(g)
+    vals = g.evaluate({"x": x})
+    for order in (prob.eliminable, prob.eliminable[::-1]):
+        steps, mults, peak = price(prob, order)
+        acc = accumulate(prob, vals, order)
+        assert acc.mults == mults and acc.peak_bytes == peak
+        [(_, J)] = acc.blocks.items()
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_a_scatter_add_of_a_scaled_gather_allocates_about_its_result():
+    """bincount(rows, w * x[cols]), the form of a sparse product or an assembly: the scaled gather
+    stays one value per nonzero. It once became a dense 9,000² block on the way to a 72 MB result
+    (0.86 GB allocated against 0.22 GB predicted; at 20,000 points a MemoryError)."""
+    import tracemalloc
+
+    from scipy.sparse import coo_matrix
+
+    n = 3000
+    rng = np.random.default_rng(0)
+    rows, cols, data = rng.integers(0, n, 3 * n), rng.integers(0, n, 3 * n), rng.standard_normal(3 * n)
+
+    def f(x):
+        return np.bincount(rows, weights=data * np.sin(x[cols]) * x[cols], minlength=n)
+
+    x = rng.standard_normal(n)
+    g = jacc.trace(f, x)
+    p = jacc.plan(g, "auto")
+    result = 8 * n * n
+    assert p.peak_bytes <= result + 16 * 3 * n  # the result and the per-nonzero values
+    tracemalloc.start()
+    J = jacc.jacobian(f)(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 2.5 * result  # the first call also checks the compiled program against the plan
+    xc = x[cols]
+    expect = coo_matrix((data * (np.cos(xc) * xc + np.sin(xc)), (rows, cols)), shape=(n, n)).toarray()
+    np.testing.assert_allclose(J, expect, rtol=1e-12, atol=1e-14)

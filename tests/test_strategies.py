@@ -328,7 +328,7 @@ def test_markowitz_scored_by_time_and_auto_prices_it_on_array_graphs():
     prob = Problem.from_graph(g)
     order = greedy_order(prob, jacc.CostModel("time"), _markowitz_score(jacc.CostModel("time")))
     by_time = jacc.plan(g, order)
-    assert jacc.plan(g, "markowitz").mults > 10 * by_time.mults  # 1,088 against 54
+    assert jacc.plan(g, "markowitz").mults > 3 * by_time.mults  # 278 against 80 (1,088 against 54 before gathers carried values)
     from jacc.strategies import run_strategy
     assert run_strategy("markowitz", prob, jacc.CostModel(), objective="time")[0] == order
     auto = jacc.plan(g, "auto", time_limit=1.0)

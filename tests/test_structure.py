@@ -250,3 +250,140 @@ def test_sum_of_an_inverse_never_builds_the_n4_partial():
     Ai = np.linalg.inv(A)
     np.testing.assert_allclose(J, -Ai.T @ np.ones((n, n)) @ Ai.T, rtol=1e-10, atol=1e-12)
     assert peak < 50e6  # the n⁴ partial alone would be 1.6 GB
+
+
+# -- lazy maps carrying values: a gather of a diagonal stays one value per element ---------------
+
+
+def random_lazy(rng):
+    """A bare lazy map: a basic selection, an advanced gather, a reshape, or an embedding of one."""
+    kind = rng.integers(4)
+    if kind == 0:
+        u, index, v = random_selection(rng)
+        lz = S.selection(v, u, index)
+    elif kind == 1:
+        u = tuple(int(x) for x in rng.choice([1, 2, 3, 4], size=int(rng.integers(1, 3))))
+        through = [k for k in range(len(u)) if rng.random() < 0.4]
+        gout = tuple(int(x) for x in rng.choice([2, 3, 5], size=int(rng.integers(1, 3))))
+        out = tuple(u[k] for k in through) + gout
+        pair = [through.index(k) if k in through else -1 for k in range(len(u))]
+        n = math.prod(u[k] for k in range(len(u)) if k not in through)
+        lz = S.take_selection(out, u, pair, rng.integers(0, n, size=gout), key=str(rng.integers(3)))
+    else:
+        u = random_shape(rng, 3)
+        v = tuple(rng.permutation(list(u) + [1] * int(rng.integers(2))))  # a size-1 axis makes a true reshape
+        lz = S.reshape_map(v, u) if math.prod(v) else S.identity(u)
+    if rng.random() < 0.4 and S._lazy(lz):
+        lz = S.transpose(lz)
+    return lz
+
+
+def random_diag(rng, shape, nan=False):
+    """A diagonal over ``shape`` varying along a random subset of its axes (a scalar: none)."""
+    labels = [k for k in range(len(shape)) if rng.random() < 0.7]
+    vals = rng.standard_normal([shape[k] for k in labels])
+    if nan and vals.size:
+        vals.flat[0] = np.nan
+    return S.Jac(shape, shape, tuple(range(len(shape))), labels, vals)
+
+
+def dense_product(a, b):
+    axes = len(a.in_shape)
+    return np.tensordot(a.to_dense(), b.to_dense(), axes=axes) if axes else np.multiply.outer(a.to_dense(), b.to_dense())
+
+
+def check_product(a, b):
+    """a·b equals the dense product; pricing the stripped pair gives the same count and structure."""
+    c, mults = S.product(a, b)
+    np.testing.assert_allclose(c.to_dense(), dense_product(a, b), atol=1e-12)
+    cs, ms = S.product(a.strip() if not a.unit else a, b.strip() if not b.unit else b)
+    assert ms == mults
+    assert (cs.pair, cs.vlabels, cs.describe()) == (c.pair, c.vlabels, c.describe())
+    return c, mults
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**9))
+def test_a_lazy_map_carries_a_diagonal_on_either_side(seed):
+    rng = np.random.default_rng(seed)
+    lz = random_lazy(rng)
+    if not S._lazy(lz) or 0 in lz.out_shape + lz.in_shape:
+        return
+    middle = lz.in_shape if lz.embed is not None else lz.out_shape
+    d_in, d_out = random_diag(rng, lz.in_shape), random_diag(rng, lz.out_shape)
+    for a, b in ((d_out, lz), (lz, d_in)):
+        c, mults = check_product(a, b)
+        assert mults == 0 and S._valued(c)
+        assert c.value_size <= math.prod(middle)  # one value per element, never a one-hot block
+        np.testing.assert_allclose(S.transpose(c).to_dense(), S.transpose(S.as_labelled(c)).to_dense())
+        np.testing.assert_allclose(S.negate(c).to_dense(), -c.to_dense())
+        np.testing.assert_allclose(S.add(c, c).to_dense(), 2 * c.to_dense())  # same map: values summed
+        assert S._valued(S.add(c, c))
+        # and the valued map against any neighbour, on either side
+        w, t = random_shape(rng), random_shape(rng)
+        check_product(c, random_jac(rng, c.in_shape, t))
+        check_product(random_jac(rng, w, c.out_shape), c)
+        check_product(c, random_diag(rng, c.in_shape))
+        check_product(random_diag(rng, c.out_shape), c)
+        check_product(c, S.transpose(c))
+        check_product(S.transpose(c), c)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_gathers_and_embeddings_with_values_compose(seed):
+    """Chains of lazy maps and diagonals in every grouping agree with dense arithmetic."""
+    rng = np.random.default_rng(seed)
+    lz = random_lazy(rng)
+    if not S._lazy(lz) or 0 in lz.out_shape + lz.in_shape:
+        return
+    lt = S.transpose(lz)
+    chain = [random_diag(rng, lz.out_shape), lz, random_diag(rng, lz.in_shape), lt, random_diag(rng, lz.out_shape), lz]
+    left = chain[0]
+    for j in chain[1:]:
+        left, _ = check_product(left, j)
+    right = chain[-1]
+    for j in reversed(chain[:-1]):
+        right, _ = check_product(j, right)
+    np.testing.assert_allclose(left.to_dense(), right.to_dense(), atol=1e-12)
+
+
+def test_a_nan_in_a_gathered_value_stays_in_its_own_entry():
+    s = S.take_selection((3,), (4,), [-1], np.array([2, 0, 2]))
+    d = S.diagonal((3,), np.array([np.nan, 2.0, 3.0]))
+    c, _ = S.product(d, s)
+    expect = np.zeros((3, 4))
+    expect[[0, 1, 2], [2, 0, 2]] = [np.nan, 2.0, 3.0]
+    np.testing.assert_array_equal(c.to_dense(), expect)  # not a row of NaN: written, not multiplied
+    assert c.describe() == "select 4→3 with values 3"
+
+
+def test_an_embedding_times_a_gather_sums_its_nonzeros():
+    """∂ bincount(rows, w * x[cols]) / ∂x: a sparse matrix made dense, with no one-hot block."""
+    rows, cols, w = np.array([0, 2, 2, 0]), np.array([1, 1, 3, 1]), np.array([1.0, 2.0, 3.0, 4.0])
+    g = S.product(S.diagonal((4,), w), S.take_selection((4,), (5,), [-1], cols))[0]
+    e = S.transpose(S.take_selection((4,), (3,), [-1], rows))
+    c, mults = check_product(e, g)
+    expect = np.zeros((3, 5))
+    np.add.at(expect, (rows, cols), w)
+    np.testing.assert_array_equal(c.to_dense(), expect)
+    assert mults == 0 and c.describe() == "dense 3×5"
+    c, mults = check_product(S.product(e, S.diagonal((4,), w))[0], g)  # values on both sides
+    np.add.at(expect, (rows, cols), w * w - w)
+    np.testing.assert_allclose(c.to_dense(), expect)
+    assert mults == 4
+
+
+def test_two_gathers_by_the_same_index_sum_as_one():
+    """Equal keys (the tracer's digest of an index) let two gathers' values add; different or
+    missing keys fall back to a labelled sum, correct either way."""
+    flat = np.array([1, 0, 1])
+    one = S.product(S.diagonal((3,), np.arange(3.0)), S.take_selection((3,), (2,), [-1], flat, key="k"))[0]
+    two = S.product(S.diagonal((3,), np.ones(3)), S.take_selection((3,), (2,), [-1], flat, key="k"))[0]
+    other = S.product(S.diagonal((3,), np.ones(3)), S.take_selection((3,), (2,), [-1], flat))[0]
+    s = S.add(one, two)
+    assert S._valued(s) and s.value_size == 3
+    np.testing.assert_array_equal(s.to_dense(), one.to_dense() + two.to_dense())
+    s = S.add(one, other)
+    assert not S._valued(s)
+    np.testing.assert_array_equal(s.to_dense(), one.to_dense() + other.to_dense())
