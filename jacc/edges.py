@@ -260,7 +260,7 @@ def _shape_key(j) -> Hashable:
     if isinstance(j, int):
         return j
     return (j.out_shape, j.in_shape, j.pair, j.vlabels, j.reshape, repr(j.select), repr(j.embed),
-            j.factors, j.neg)
+            j.factors, j.neg, None if j.terms is None else tuple(map(_shape_key, j.terms)))
 
 
 # -- pricing and executing -------------------------------------------------------------------------

@@ -116,7 +116,10 @@ class Program:
 
         blocks = {}
         for k, v, (j, so, si) in zip(self.outputs, out, self.structures):
-            if j is not None and j.vlabels is not None:
+            if j is not None and j.terms is not None:  # one array: the terms' values, concatenated
+                sizes = [math.prod(S._middle(t)) for t in j.terms]
+                j = S.with_term_values(j, np.split(np.asarray(v), np.cumsum(sizes)[:-1]))
+            elif j is not None and j.vlabels is not None:
                 j = S.Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, v, j.reshape, j.select, j.embed)
             blocks[k] = to_sparse(j, so, si, v.dtype)
         return blocks
@@ -231,7 +234,10 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
             for x in problem.wrt:
                 j = e.edge(x, problem.out_key[y])
                 shape = g.shape(y) + g.shape(x)
-                if sparse:  # the values alone: the structure is the same on every call
+                if sparse and j is not None and j.terms is not None:
+                    block = np.concatenate([np.reshape(v, (-1,)) for v in S.term_values(j)])
+                    structures.append((j.strip(), g.shape(y), g.shape(x)))
+                elif sparse:  # the values alone: the structure is the same on every call
                     block = np.zeros(()) if j is None or j.values is None else j.values
                     structures.append((None if j is None else j.strip(), g.shape(y), g.shape(x)))
                 else:

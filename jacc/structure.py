@@ -76,7 +76,7 @@ class Jac:
     """
 
     __slots__ = ("out_shape", "in_shape", "pair", "vlabels", "_values", "reshape", "select", "embed", "_size",
-                 "factors", "_fvals", "neg")
+                 "factors", "_fvals", "neg", "terms")
 
     def __init__(
         self,
@@ -92,6 +92,7 @@ class Jac:
         factors: Sequence[Sequence[int]] | None = None,
         fvalues: Sequence[np.ndarray] | None = None,
         neg: bool = False,
+        terms: Sequence["Jac"] | None = None,
     ):
         self.out_shape: Shape = tuple(int(s) for s in out_shape)
         self.in_shape: Shape = tuple(int(s) for s in in_shape)
@@ -110,6 +111,12 @@ class Jac:
         self.embed = embed  # the transpose of a selection: x placed at y[index] (see ``embedding``)
         self._size: int | None = None  # value_size, computed once: pricing asks for it per step
         self.neg = bool(neg)
+        # A sum of lazy maps (a stencil: d₁·S₁ + d₂·S₂ + …), kept as its terms (see ``add``).
+        self.terms: tuple[Jac, ...] | None = None if terms is None else tuple(terms)
+        if self.terms is not None and (vlabels is not None or pair is not None or _lazy(self) or neg
+                                       or any(t.out_shape != self.out_shape or t.in_shape != self.in_shape
+                                              or not _lazy(t) for t in self.terms)):
+            raise StructureError("terms are lazy maps of the sum's shape, and the sum has no other form")
         if self.neg and (self.vlabels is not None or reshape or select is not None or embed is not None):
             raise StructureError("neg marks a 0/1 map without values or lazy form (an exact −1 structure)")
         if len(self.pair) != len(self.in_shape):
@@ -182,7 +189,9 @@ class Jac:
     def value_size(self) -> int:
         """Number of stored values (0 for a pure structure)."""
         if self._size is None:
-            if self.factors is not None:  # what is stored: the factors
+            if self.terms is not None:
+                self._size = sum(t.value_size for t in self.terms)
+            elif self.factors is not None:  # what is stored: the factors
                 self._size = sum(math.prod(self.size_of(lab) for lab in f) for f in self.factors)
             else:
                 self._size = 0 if self.vlabels is None else math.prod(self.value_shape)
@@ -194,11 +203,13 @@ class Jac:
 
     @property
     def symbolic(self) -> bool:
+        if self.terms is not None:
+            return any(t.symbolic for t in self.terms)
         return self.vlabels is not None and self._values is None and self._fvals is None
 
     @property
     def unit(self) -> bool:
-        return self.vlabels is None
+        return self.vlabels is None and self.terms is None
 
     @property
     def dense_size(self) -> int:
@@ -206,6 +217,8 @@ class Jac:
 
     def strip(self) -> "Jac":
         """The same structure without values."""
+        if self.terms is not None:
+            return Jac(self.out_shape, self.in_shape, terms=[t.strip() if not t.unit else t for t in self.terms])
         return Jac(self.out_shape, self.in_shape, self.pair, self.vlabels, None, self.reshape, self.select,
                    self.embed, factors=self.factors, neg=self.neg)
 
@@ -230,6 +243,8 @@ class Jac:
         """A short human label, e.g. ``identity 5``, ``diag 100``, ``dense 3×4``, ``−identity 5``."""
         if self.neg:
             return "−" + Jac(self.out_shape, self.in_shape, self.pair).describe()
+        if self.terms is not None:
+            return " + ".join(t.describe() for t in self.terms)
         if self.factors is not None:
             shapes = ", ".join(_fmt(tuple(self.size_of(lab) for lab in f)) for f in self.factors)
             return f"{Jac(self.out_shape, self.in_shape, self.pair, self.vlabels).describe()} as factors {shapes}"
@@ -285,7 +300,7 @@ class Jac:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
         if self.neg:
             return self.plain().to_dense()
-        if _valued(self):
+        if _valued(self) or self.terms is not None:
             return as_labelled(self).to_dense()
         if self.reshape:
             n = math.prod(self.in_shape)
@@ -410,6 +425,9 @@ def unpair(j: Jac, ks: Iterable[int]) -> tuple[Jac, int]:
     """Materialise the diagonal pairs of input axes ``ks`` (values gain an identity factor)."""
     j = j.plain()
     ks = [k for k in ks if j.pair[k] >= 0]
+    if j.terms is not None:
+        j = as_labelled(j)
+        ks = [k for k in ks if j.pair[k] >= 0]
     if not ks:
         return j, 0
     if j.reshape or j.select is not None or j.embed is not None:
@@ -543,6 +561,13 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return b, 0
     if is_identity(b):
         return a, 0
+    if a.terms is not None or b.terms is not None:  # distributes over the terms
+        total, mults = None, 0
+        for ta in _terms_of(a):
+            for tb in _terms_of(b):
+                c, k = product(ta, tb)
+                total, mults = (c if total is None else add(total, c)), mults + k
+        return total, mults
     if a.reshape or b.reshape or a.select is not None or b.select is not None or a.embed is not None \
             or b.embed is not None:
         c = _through_lazy(a, b)
@@ -738,6 +763,8 @@ def _unsigned(j: Jac) -> Jac:
 
 def negate(j: Jac) -> Jac:
     """``−j`` without multiplications (values negated; a 0/1 map becomes an exact −1 one)."""
+    if j.terms is not None:
+        return Jac(j.out_shape, j.in_shape, terms=[_negated_term(t) for t in j.terms])
     if j.unit:
         if j.reshape or j.select is not None or j.embed is not None:
             raise StructureError("cannot negate a lazy 0/1 map; use plain() values")
@@ -801,7 +828,7 @@ def _plain_dense(j: Jac) -> bool:
 def is_identity(j: Jac) -> bool:
     """True for the plain identity map (unit values, every axis paired with itself)."""
     return (j.vlabels is None and not j.neg and not j.reshape and j.select is None and j.embed is None
-            and j.out_shape == j.in_shape and j.pair == tuple(range(len(j.in_shape))))
+            and j.terms is None and j.out_shape == j.in_shape and j.pair == tuple(range(len(j.in_shape))))
 
 
 def add(a: Jac, b: Jac) -> Jac:
@@ -812,6 +839,10 @@ def add(a: Jac, b: Jac) -> Jac:
     if _same_map(a, b):  # d·S + e·S = (d + e)·S
         (da, bare), (db, _) = _split(a), _split(b)
         return _place(bare, add(da, db))
+    if (_lazy(a) or a.terms is not None) and (_lazy(b) or b.terms is not None):
+        c = _sum_of(_terms_of(a) + _terms_of(b))
+        if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
+            return c
     a, b = as_labelled(a), as_labelled(b)
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
@@ -825,6 +856,11 @@ def add(a: Jac, b: Jac) -> Jac:
 
 def as_labelled(j: Jac) -> Jac:
     """Turn a lazy reshape, selection or embedding into the equivalent labelled Jacobian."""
+    if j.terms is not None:
+        total = as_labelled(j.terms[0])
+        for t in j.terms[1:]:
+            total = add(total, as_labelled(t))
+        return total
     if _valued(j):
         return _valued_labelled(j)
     if j.select is not None:
@@ -1008,6 +1044,8 @@ def _scatter(a: Jac, s: Jac) -> Jac:
 
 def transpose(j: Jac) -> Jac:
     """The adjoint map (axes ``in_shape + out_shape``); lazy maps stay lazy where they can."""
+    if j.terms is not None:
+        return Jac(j.in_shape, j.out_shape, terms=[transpose(t) for t in j.terms])
     if _valued(j):  # (d·S)ᵀ = Sᵀ·d: the same values on the other side
         d, bare = _split(j)
         c = transpose(bare)  # d sits on its middle, except for a reshape: there it is carried over
@@ -1165,7 +1203,7 @@ def _take_labelled(s: Jac) -> Jac:
 
 def _moves_axes(j: Jac) -> bool:
     """A 0/1 map that only permutes axes and adds or drops size-1 ones (transpose, squeeze)."""
-    if j.vlabels is not None or j.reshape or j.select is not None or j.embed is not None:
+    if j.vlabels is not None or j.reshape or j.select is not None or j.embed is not None or j.terms is not None:
         return False
     return (all(p >= 0 or n == 1 for p, n in zip(j.pair, j.in_shape))
             and all(n == 1 for t, n in enumerate(j.out_shape) if t not in j.pair))
@@ -1387,3 +1425,66 @@ def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
     if _diag_like(a) and b.embed is not None:  # d·Sᵀ = Sᵀ·d', d' = d read through S
         return _place(b, _carry(_as_selection(b), a)), 0
     return None
+
+
+
+# -- sums of lazy maps: stencils ----------------------------------------------------------------
+# u[2:] − 2·u[1:-1] + u[:-2] has the partial S₁ − 2·S₂ + S₃: a sum of (valued) lazy maps, one
+# nonzero per row each. Kept as its terms, it stores a few numbers per row instead of a dense
+# n × n block; a product distributes over the terms, and terms that turn out to be the same map
+# (shifts composed into the same window) merge by adding their values. A sum that would store no
+# fewer values than its labelled block (short axes, pairs) is stored as that block instead.
+
+MAX_TERMS = 16  # more and the sum is stored as one labelled block
+
+
+def _labelled_size(j: Jac) -> int:
+    """How many values ``j`` would store as one labelled block (found without building it)."""
+    token = _PRICING.set(True)
+    try:
+        return as_labelled(j).value_size
+    finally:
+        _PRICING.reset(token)
+
+
+def _terms_of(j: Jac) -> list[Jac]:
+    return list(j.terms) if j.terms is not None else [j]
+
+
+def _sum_of(terms: list[Jac]) -> Jac | None:
+    """The sum of lazy maps, equal maps merged; ``None`` past ``MAX_TERMS`` terms."""
+    merged: list[Jac] = []
+    for t in terms:
+        for i, m in enumerate(merged):
+            if _same_map(m, t):
+                merged[i] = add(m, t)
+                break
+        else:
+            merged.append(t)
+    if len(merged) > MAX_TERMS:
+        return None
+    if len(merged) == 1:
+        return merged[0]
+    return Jac(merged[0].out_shape, merged[0].in_shape, terms=merged)
+
+
+def _negated_term(t: Jac) -> Jac:
+    if _valued(t):
+        return negate(t)
+    d, bare = _split(t)
+    return _place(bare, Jac(d.out_shape, d.in_shape, d.pair, (), np.asarray(-1.0)))
+
+
+def term_values(j: Jac) -> list:
+    """Per term of a sum of lazy maps, its values over its middle side (1 for a bare map)."""
+    return [_full(_split(t)[0]) for t in _terms_of(j)]
+
+
+def with_term_values(j: Jac, values: Sequence) -> Jac:
+    """The stripped sum ``j`` carrying ``values`` (as :func:`term_values` gives them)."""
+    out = []
+    for t, v in zip(_terms_of(j), values):
+        bare = _bare(t)
+        shape = _middle(bare)
+        out.append(_place(bare, diagonal(shape, np.reshape(v, shape))))
+    return out[0] if j.terms is None else Jac(j.out_shape, j.in_shape, terms=out)

@@ -287,3 +287,39 @@ def test_accumulate_sparse_lazy_and_missing_blocks():
     _both(trace(lambda x: np.pad(x, 2), x), [x])  # the final edge is an embedding
     s = _both(trace(lambda x, y: (np.sin(x), 2.0 * y), x, y), [x, y])  # no path: zero blocks
     assert sum(a.nnz == 0 for a in s.blocks.values()) == 2
+
+
+# -- stencils and gathers: the nonzeros, not a dense block ---------------------------------------
+
+
+def _stencil(u):
+    return u[2:] - 2.0 * u[1:-1] + u[:-2] + np.sin(u[1:-1]) ** 2
+
+
+@pytest.mark.parametrize("backend", ["numpy", "interpret", "jax"])
+def test_a_stencils_sparse_jacobian_stores_three_entries_per_row(backend):
+    import tracemalloc
+
+    import jacc
+
+    if backend == "jax":
+        pytest.importorskip("jax")
+    u = np.random.default_rng(0).standard_normal(8)
+    jf = jacc.jacobian(_stencil, sparse=True, backend=backend)
+    J = jf(u)
+    dense = jacc.jacobian(_stencil)(u)
+    expect = np.zeros((6, 8))
+    for i in range(6):
+        expect[i, i:i + 3] = [1.0, -2.0 + np.sin(2 * u[i + 1]), 1.0]
+    np.testing.assert_allclose(dense, expect, rtol=1e-12)
+    np.testing.assert_allclose(J.toarray(), expect, rtol=1e-12)
+    assert J.nnz == 18
+    np.testing.assert_allclose(jf(u + 1.0).toarray(), jacc.jacobian(_stencil)(u + 1.0), rtol=1e-12)
+    n = 2000
+    big = np.random.default_rng(1).standard_normal(n)
+    tracemalloc.start()
+    J = jacc.jacobian(_stencil, sparse=True, backend=backend)(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert J.nnz == 3 * (n - 2)
+    assert peak < 20e6  # a dense (n − 2) × n block alone is 32 MB (165 MB were allocated before)

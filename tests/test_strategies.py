@@ -322,13 +322,13 @@ def test_window_polish_under_a_memory_weighted_objective_never_scores_worse(seed
 def test_markowitz_scored_by_time_and_auto_prices_it_on_array_graphs():
     from jacc.strategies.greedy import _markowitz_score, greedy_order
 
-    p = suite.get("heart", "full")
-    x = p.make_inputs(0)["x"]
-    g = jacc.trace(lambda x: p.fn(x=x), x)
+    p = suite.get("robotarm", "full")
+    x = p.make_inputs(0)["q"]
+    g = jacc.trace(lambda q: p.fn(q=q), x)
     prob = Problem.from_graph(g)
     order = greedy_order(prob, jacc.CostModel("time"), _markowitz_score(jacc.CostModel("time")))
     by_time = jacc.plan(g, order)
-    assert jacc.plan(g, "markowitz").mults > 3 * by_time.mults  # 278 against 80 (1,088 against 54 before gathers carried values)
+    assert jacc.plan(g, "markowitz").mults > 1.5 * by_time.mults  # 8,768 against 5,184
     from jacc.strategies import run_strategy
     assert run_strategy("markowitz", prob, jacc.CostModel(), objective="time")[0] == order
     auto = jacc.plan(g, "auto", time_limit=1.0)

@@ -268,7 +268,8 @@ def random_lazy(rng):
         out = tuple(u[k] for k in through) + gout
         pair = [through.index(k) if k in through else -1 for k in range(len(u))]
         n = math.prod(u[k] for k in range(len(u)) if k not in through)
-        lz = S.take_selection(out, u, pair, rng.integers(0, n, size=gout), key=str(rng.integers(3)))
+        flat = rng.integers(0, n, size=gout)
+        lz = S.take_selection(out, u, pair, flat, key=repr((out, u, pair, flat.tolist())))  # equal positions, equal key
     else:
         u = random_shape(rng, 3)
         v = tuple(rng.permutation(list(u) + [1] * int(rng.integers(2))))  # a size-1 axis makes a true reshape
@@ -387,3 +388,68 @@ def test_two_gathers_by_the_same_index_sum_as_one():
     s = S.add(one, other)
     assert not S._valued(s)
     np.testing.assert_array_equal(s.to_dense(), one.to_dense() + other.to_dense())
+
+
+def random_stencil(rng):
+    """A sum of 2–4 scaled windows and gathers of one array: the partial of a stencil."""
+    n, m = int(rng.integers(3, 7)), int(rng.integers(1, 3))
+    width = int(rng.integers(1, n))
+    u, v = (n, m), (width, m)
+    terms = []
+    for _ in range(int(rng.integers(2, 5))):
+        if rng.random() < 0.6:  # a window along axis 0, the other axis passed through
+            k = int(rng.integers(0, n - width + 1))
+            lz = S.selection(v, u, [["slice", k, k + width, 1], ["slice", None, None, None]])
+        else:
+            flat = rng.integers(0, 2, size=width)  # few choices: equal gathers meet and merge
+            lz = S.take_selection(v, u, [-1, 1], flat, key=repr(flat.tolist()))
+        if rng.random() < 0.8:
+            lz = S.product(random_diag(rng, v), lz)[0]
+        terms.append(lz)
+    total = terms[0]
+    for t in terms[1:]:
+        total = S.add(total, t)
+    return terms, total
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_a_sum_of_lazy_maps_stays_a_sum_of_terms(seed):
+    """u[2:] − 2·u[1:-1] + u[:-2]: the sum keeps each term's one value per row, and products
+    with it distribute over the terms, priced as executed."""
+    from jacc.sparse import to_sparse
+
+    rng = np.random.default_rng(seed)
+    terms, total = random_stencil(rng)
+    expect = sum(t.to_dense() for t in terms)
+    np.testing.assert_allclose(total.to_dense(), expect, atol=1e-12)
+    assert total.value_size <= sum(math.prod(t.out_shape) for t in terms)  # never a dense block
+    shape = (math.prod(total.out_shape), math.prod(total.in_shape))
+    np.testing.assert_allclose(to_sparse(total, total.out_shape, total.in_shape).toarray(), expect.reshape(shape))
+    np.testing.assert_allclose(S.negate(total).to_dense(), -expect)
+    tt = S.transpose(total)
+    np.testing.assert_allclose(tt.to_dense(), np.moveaxis(expect, [0, 1], [2, 3]))
+    for a, b in ((total, random_jac(rng, total.in_shape, random_shape(rng))),
+                 (random_jac(rng, random_shape(rng), total.out_shape), total),
+                 (total, random_diag(rng, total.in_shape)), (random_diag(rng, total.out_shape), total),
+                 (total, tt), (tt, total), (terms[0], tt)):
+        check_product(a, b)
+    np.testing.assert_allclose(S.add(total, S.dense(total.out_shape, total.in_shape, expect)).to_dense(), 2 * expect)
+
+
+def test_a_three_point_stencil_keeps_three_values_per_row():
+    from jacc.sparse import to_sparse
+
+    n = 6
+    S1, S2, S3 = (S.selection((n - 2,), (n,), [["slice", k, k + n - 2, 1]]) for k in (2, 1, 0))
+    lap = S.add(S.add(S1, S.product(S.scaled_identity((n - 2,), -2.0), S2)[0]), S3)
+    assert lap.terms is not None and len(lap.terms) == 3 and lap.value_size == 1
+    expect = np.zeros((n - 2, n))
+    for i in range(n - 2):
+        expect[i, i:i + 3] = [1.0, -2.0, 1.0]
+    np.testing.assert_array_equal(lap.to_dense(), expect)
+    assert to_sparse(lap, (n - 2,), (n,)).nnz == 3 * (n - 2)
+    twice, mults = S.product(S.selection((n - 4,), (n - 2,), [["slice", 1, n - 3, 1]]), lap)
+    assert mults == 0 and twice.terms is not None  # a window of the stencil: still three terms
+    lap2, mults = S.product(S.transpose(lap), lap)  # shifts that meet merge: five distinct maps
+    np.testing.assert_allclose(lap2.to_dense(), expect.T @ expect)

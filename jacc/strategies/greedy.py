@@ -117,7 +117,7 @@ def markowitz(problem: Problem, cost_model: CostModel, *, objective=None) -> lis
     ``objective`` scores the steps by another objective than the plan's (the memory limit stays
     the plan's). ``"time"`` adds one per value held after the step: on graphs of arrays many steps
     cost no multiplications (selections, sums, transposes) but differ in what they leave to store,
-    and the traced heart dipole's order drops from 278 to 80 multiplications."""
+    and the traced robot arm's order drops from 8,768 to 5,184 multiplications."""
     if objective is not None:
         cost_model = CostModel(objective, cost_model.memory_limit)
     return greedy_order(problem, cost_model, _markowitz_score(cost_model))
