@@ -156,6 +156,18 @@ class Jac:
         elif fvalues is not None:
             raise StructureError("fvalues given without factors")
 
+    @classmethod
+    def _raw(cls, out_shape: Shape, in_shape: Shape, pair: tuple, vlabels: tuple | None, values, reshape: bool,
+             select, embed) -> "Jac":
+        """A Jacobian from parts already checked (tuples of ints, shapes that fit): the lazy-map
+        rules below rebuild maps per product, and pricing runs them by the ten thousand."""
+        j = object.__new__(cls)
+        j.out_shape, j.in_shape, j.pair, j.vlabels, j._values = out_shape, in_shape, pair, vlabels, values
+        j.reshape, j.select, j.embed = reshape, select, embed
+        j.factors = j._fvals = j.terms = j._size = None
+        j.neg = False
+        return j
+
     # -- labels ---------------------------------------------------------------------------------
     @property
     def m(self) -> int:
@@ -1266,6 +1278,9 @@ def _compose_takes(a: Jac, b: Jac) -> Jac | None:
 # its nonzeros (a sparse matrix made dense), never through a one-hot block.
 
 
+_ONE = np.asarray(1.0)  # the value of a bare map's unit diagonal (never written to)
+
+
 def _gathers(j: Jac) -> bool:
     """A lazy map in which every output element reads one input element (selection, reshape)."""
     return (j.select is not None or j.reshape) and j.embed is None
@@ -1288,7 +1303,7 @@ def _diag_like(j: Jac) -> bool:
 
 def _bare(j: Jac) -> Jac:
     """The lazy map without its values."""
-    return Jac(j.out_shape, j.in_shape, j.pair, reshape=j.reshape, select=j.select, embed=j.embed)
+    return Jac._raw(j.out_shape, j.in_shape, j.pair, None, None, j.reshape, j.select, j.embed)
 
 
 def _middle(j: Jac) -> Shape:
@@ -1301,19 +1316,20 @@ def _split(j: Jac) -> tuple[Jac, Jac]:
     for a map without values)."""
     shape = _middle(j)
     if j.vlabels is None:
-        return Jac(shape, shape, tuple(range(len(shape))), (), np.asarray(1.0)), j
+        return Jac._raw(shape, shape, tuple(range(len(shape))), (), _ONE, False, None, None), j
     if j.embed is None:
-        labels = list(j.vlabels)
+        labels = j.vlabels
     else:
         axis = {j.in_label(k): k for k in range(len(j.in_shape))}
-        labels = [axis[lab] for lab in j.vlabels]
-    return Jac(shape, shape, tuple(range(len(shape))), labels, j._values), _bare(j)
+        labels = tuple(axis[lab] for lab in j.vlabels)
+    return Jac._raw(shape, shape, tuple(range(len(shape))), labels, j._values, False, None, None), _bare(j)
 
 
 def _place(lazy: Jac, d: Jac) -> Jac:
     """The bare lazy map carrying the diagonal ``d`` on its middle side (see :func:`_split`)."""
-    labels = list(d.vlabels) if lazy.embed is None else [lazy.in_label(k) for k in d.vlabels]
-    return Jac(lazy.out_shape, lazy.in_shape, lazy.pair, labels, d.values, lazy.reshape, lazy.select, lazy.embed)
+    labels = d.vlabels if lazy.embed is None else tuple(lazy.in_label(k) for k in d.vlabels)
+    return Jac._raw(lazy.out_shape, lazy.in_shape, lazy.pair, labels, d.values, lazy.reshape, lazy.select,
+                    lazy.embed)
 
 
 def _full(d: Jac):
@@ -1373,21 +1389,19 @@ def _map_key(j: Jac) -> object:
     """A hashable that equals another map's exactly when both are the same 0/1 map (values
     aside), or None where that is not known (a gather without a key)."""
     frame = (j.out_shape, j.in_shape, j.pair)
-    if j.embed is not None:
-        inner = _map_key(_as_selection(_bare(j)))
-        return None if inner is None else ("embed", inner)
     if j.reshape:
         return ("reshape",) + frame
-    if j.select is None:
+    index, kind = (j.select, "select") if j.select is not None else (j.embed, "embed")
+    if index is None:
         return ("move",) + frame if _moves_axes(j) else None
-    t = j.select
-    if isinstance(t, Take):
-        return None if t.key is None else ("take", t.out_axes, t.in_axes, t.key) + frame
-    return ("select", t) + frame
+    if isinstance(index, Take):
+        return None if index.key is None else (kind, index.out_axes, index.in_axes, index.key) + frame
+    return (kind, index) + frame
 
 
 def _same_map(a: Jac, b: Jac) -> bool:
-    if not (_lazy(a) and _lazy(b)):
+    if not (_lazy(a) and _lazy(b)) or a.pair != b.pair or a.reshape != b.reshape \
+            or (a.select is None) != (b.select is None):
         return False
     if a.select is b.select and a.embed is b.embed and a.reshape == b.reshape and a.pair == b.pair:
         return True
@@ -1438,13 +1452,23 @@ def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
 MAX_TERMS = 16  # more and the sum is stored as one labelled block
 
 
+_LABELLED_SIZES: dict = {}
+
+
 def _labelled_size(j: Jac) -> int:
-    """How many values ``j`` would store as one labelled block (found without building it)."""
+    """How many values ``j`` would store as one labelled block (found without building it;
+    remembered per structure, as pricing asks again and again)."""
+    keys = tuple((_map_key(t), t.vlabels) for t in j.terms)
+    if keys in _LABELLED_SIZES:
+        return _LABELLED_SIZES[keys]
     token = _PRICING.set(True)
     try:
-        return as_labelled(j).value_size
+        size = as_labelled(j).value_size
     finally:
         _PRICING.reset(token)
+    if all(k is not None for k, _ in keys) and len(_LABELLED_SIZES) < 100_000:
+        _LABELLED_SIZES[keys] = size
+    return size
 
 
 def _terms_of(j: Jac) -> list[Jac]:
