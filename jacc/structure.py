@@ -580,6 +580,7 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
                 c, k = product(ta, tb)
                 total, mults = (c if total is None else add(total, c)), mults + k
         return total, mults
+    # _lazy(a) or _lazy(b), written out: this runs on every product, pricing included
     if a.reshape or b.reshape or a.select is not None or b.select is not None or a.embed is not None \
             or b.embed is not None:
         c = _through_lazy(a, b)
@@ -1373,13 +1374,12 @@ def _scatter_gather(e: Jac, g: Jac) -> tuple[Jac, int] | None:
     weights = [j for j in (e, g) if _valued(j)]
     mults = math.prod(g.out_shape) if len(weights) == 2 else 0
     n_out, n_in = math.prod(e.out_shape), math.prod(g.in_shape)
-    if _valueless(g) or _valueless(e) or any(j.symbolic for j in weights):
+    if _valueless(g) or _valueless(e):
         return dense(e.out_shape, g.in_shape), mults
     rows = _apply_lazy(_as_selection(_bare(e)), np.arange(n_out).reshape(e.out_shape))
     cols = _apply_lazy(_bare(g), np.arange(n_in).reshape(g.in_shape))
-    w = np.ones(g.out_shape)
-    for k, j in enumerate(weights):
-        w = _full(_split(j)[0]) if k == 0 else w * _full(_split(j)[0])
+    parts = [_full(_split(j)[0]) for j in weights]
+    w = parts[0] * parts[1] if len(parts) == 2 else parts[0] if parts else np.ones(g.out_shape)
     flat = (np.asarray(rows, dtype=np.intp) * n_in + cols).reshape(-1)
     vals = np.reshape(put_rows(np.reshape(w, (-1,)), n_out * n_in, flat, add=True), e.out_shape + g.in_shape)
     return Jac(e.out_shape, g.in_shape, None, range(len(e.out_shape) + len(g.in_shape)), vals), mults
@@ -1427,8 +1427,12 @@ def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
         return c, m1 + m2
     if _valued(b):
         d, bare = _split(b)
-        c, m1 = product(a, d if _gathers(bare) else bare)
-        c, m2 = product(c, bare if _gathers(bare) else d)
+        if _gathers(bare):  # a·b = (a·d)·S
+            c, m1 = product(a, d)
+            c, m2 = product(c, bare)
+        else:  # a·b = (a·Sᵀ)·d
+            c, m1 = product(a, bare)
+            c, m2 = product(c, d)
         return c, m1 + m2
     if _diag_like(a) and _gathers(b):  # d·S: S carries d
         return _place(b, a), 0
