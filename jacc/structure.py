@@ -115,8 +115,9 @@ class Jac:
         self.terms: tuple[Jac, ...] | None = None if terms is None else tuple(terms)
         if self.terms is not None and (vlabels is not None or pair is not None or _lazy(self) or neg
                                        or any(t.out_shape != self.out_shape or t.in_shape != self.in_shape
-                                              or not _lazy(t) for t in self.terms)):
-            raise StructureError("terms are lazy maps of the sum's shape, and the sum has no other form")
+                                              or not _term(t) for t in self.terms)):
+            raise StructureError("terms are lazy maps or diagonals of the sum's shape, and the sum has no "
+                                 "other form")
         if self.neg and (self.vlabels is not None or reshape or select is not None or embed is not None):
             raise StructureError("neg marks a 0/1 map without values or lazy form (an exact −1 structure)")
         if len(self.pair) != len(self.in_shape):
@@ -852,7 +853,7 @@ def add(a: Jac, b: Jac) -> Jac:
     if _same_map(a, b):  # d·S + e·S = (d + e)·S
         (da, bare), (db, _) = _split(a), _split(b)
         return _place(bare, add(da, db))
-    if (_lazy(a) or a.terms is not None) and (_lazy(b) or b.terms is not None):
+    if (_lazy(a) or a.terms is not None or _lazy(b) or b.terms is not None) and _summand(a) and _summand(b):
         c = _sum_of(_terms_of(a) + _terms_of(b))
         if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
             return c
@@ -1389,6 +1390,8 @@ def _map_key(j: Jac) -> object:
     """A hashable that equals another map's exactly when both are the same 0/1 map (values
     aside), or None where that is not known (a gather without a key)."""
     frame = (j.out_shape, j.in_shape, j.pair)
+    if not _lazy(j):  # a diagonal term
+        return ("diagonal",) + frame
     if j.reshape:
         return ("reshape",) + frame
     index, kind = (j.select, "select") if j.select is not None else (j.embed, "embed")
@@ -1451,7 +1454,8 @@ def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
 # nonzero per row each. Kept as its terms, it stores a few numbers per row instead of a dense
 # n × n block; a product distributes over the terms, and terms that turn out to be the same map
 # (shifts composed into the same window) merge by adding their values. A sum that would store no
-# fewer values than its labelled block (short axes, pairs) is stored as that block instead.
+# fewer values than its labelled block (short axes, pairs) is stored as that block instead. A
+# diagonal joins such a sum as the identity map carrying its values (np.roll(u, 1) − 2·u: S − 2·I).
 
 MAX_TERMS = 16  # more and the sum is stored as one labelled block
 
@@ -1484,7 +1488,7 @@ def _sum_of(terms: list[Jac]) -> Jac | None:
     merged: list[Jac] = []
     for t in terms:
         for i, m in enumerate(merged):
-            if _same_map(m, t):
+            if _same_map(m, t) or not (_lazy(m) or _lazy(t)):  # (two diagonals add as blocks)
                 merged[i] = add(m, t)
                 break
         else:
@@ -1496,8 +1500,18 @@ def _sum_of(terms: list[Jac]) -> Jac | None:
     return Jac(merged[0].out_shape, merged[0].in_shape, terms=merged)
 
 
+def _term(j: Jac) -> bool:
+    """A Jacobian a sum of lazy maps may hold as a term: a lazy map, or a diagonal (the identity
+    map carrying values: ``sin(x) + 3·x[::-1]`` has the partial diag(cos x) + 3·S)."""
+    return _lazy(j) or _diag_like(j) or is_identity(j)
+
+
+def _summand(j: Jac) -> bool:
+    return j.terms is not None or _term(j)
+
+
 def _negated_term(t: Jac) -> Jac:
-    if _valued(t):
+    if t.vlabels is not None:
         return negate(t)
     d, bare = _split(t)
     return _place(bare, Jac(d.out_shape, d.in_shape, d.pair, (), np.asarray(-1.0)))

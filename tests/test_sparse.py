@@ -5,8 +5,8 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import fd_jacobian, random_selection, random_shape
 from conftest import random_jac as _random_jac
-from conftest import random_selection, random_shape
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -323,3 +323,34 @@ def test_a_stencils_sparse_jacobian_stores_three_entries_per_row(backend):
     tracemalloc.stop()
     assert J.nnz == 3 * (n - 2)
     assert peak < 20e6  # a dense (n − 2) × n block alone is 32 MB (165 MB were allocated before)
+
+
+PERIODIC = {  # (function, nonzeros of its n × n Jacobian)
+    "roll Laplacian": (lambda u: np.roll(u, 1) - 2.0 * u + np.roll(u, -1) + u ** 3, lambda n: 3 * n),
+    "reversal plus diagonal": (lambda u: 3.0 * u[::-1] + np.sin(u), lambda n: 2 * n),
+    "roll along both axes": (lambda u: (np.roll(u.reshape(10, -1), 1, 0) * np.roll(u.reshape(10, -1), (2, 1), (0, 1))
+                                        ).ravel(), lambda n: 2 * n),
+}
+
+
+@pytest.mark.parametrize("name", PERIODIC)
+def test_a_diagonal_and_rolls_keep_a_sparse_jacobian_sparse(name):
+    """np.roll is one gather and a diagonal joins a sum of gathers: a periodic stencil's sparse
+    Jacobian stores its nonzeros only (it stored all n² entries before)."""
+    import tracemalloc
+
+    import jacc
+
+    f, nnz = PERIODIC[name]
+    u = np.random.default_rng(2).standard_normal(40)
+    J = jacc.jacobian(f, sparse=True)(u)
+    np.testing.assert_allclose(J.toarray(), jacc.jacobian(f, strategy="forward", compile=False)(u), rtol=1e-12)
+    np.testing.assert_allclose(J.toarray(), fd_jacobian(f, [u], 0), atol=1e-6)
+    assert J.nnz == nnz(40)
+    n = 4000
+    big = np.random.default_rng(3).standard_normal(n)
+    tracemalloc.start()
+    J = jacc.jacobian(f, sparse=True)(big)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert J.nnz == nnz(n) and peak < 20e6  # one dense n × n block is 128 MB

@@ -384,12 +384,16 @@ def test_two_gathers_by_the_same_index_sum_as_one():
 
 
 def random_stencil(rng):
-    """A sum of 2–4 scaled windows and gathers of one array: the partial of a stencil."""
+    """A sum of 2–4 scaled windows, gathers and (where the window is the whole array) diagonals
+    of one array: the partial of a stencil."""
     n, m = int(rng.integers(3, 7)), int(rng.integers(1, 3))
-    width = int(rng.integers(1, n))
+    width = int(rng.integers(1, n + 1))
     u, v = (n, m), (width, m)
     terms = []
     for _ in range(int(rng.integers(2, 5))):
+        if width == n and rng.random() < 0.4:  # sin(u) + u[::-1]: a diagonal joins the sum
+            terms.append(random_diag(rng, u) if rng.random() < 0.7 else S.identity(u))
+            continue
         if rng.random() < 0.6:  # a window along axis 0, the other axis passed through
             k = int(rng.integers(0, n - width + 1))
             lz = S.selection(v, u, [["slice", k, k + width, 1], ["slice", None, None, None]])
@@ -446,3 +450,23 @@ def test_a_three_point_stencil_keeps_three_values_per_row():
     assert mults == 0 and twice.terms is not None  # a window of the stencil: still three terms
     lap2, mults = S.product(S.transpose(lap), lap)  # shifts that meet merge: five distinct maps
     np.testing.assert_allclose(lap2.to_dense(), expect.T @ expect)
+
+
+def test_a_diagonal_joins_a_sum_of_gathers():
+    """∂(sin u + 3·u[::-1] − u)/∂u = diag(cos u) + 3·R − I: two terms (the diagonals merge), 2n
+    values, never an n × n block; negation keeps the diagonal's values."""
+    from jacc.sparse import to_sparse
+
+    n = 7
+    u = np.linspace(0.1, 1.0, n)
+    rev = S.product(S.scaled_identity((n,), 3.0), S.selection((n,), (n,), [["slice", None, None, -1]]))[0]
+    total = S.add(S.add(S.diagonal((n,), np.cos(u)), rev), S.negate(S.identity((n,))))
+    expect = np.diag(np.cos(u) - 1.0) + 3.0 * np.eye(n)[::-1]
+    assert total.terms is not None and len(total.terms) == 2 and total.value_size == n + 1
+    np.testing.assert_allclose(total.to_dense(), expect)
+    np.testing.assert_allclose(S.negate(total).to_dense(), -expect)
+    np.testing.assert_allclose(S.transpose(total).to_dense(), expect.T)
+    assert to_sparse(total, (n,), (n,)).nnz == 2 * n - 1  # the middle element: both terms, one entry
+    np.testing.assert_allclose(to_sparse(total, (n,), (n,)).toarray(), expect)
+    c, mults = check_product(total, total)
+    np.testing.assert_allclose(c.to_dense(), expect @ expect)

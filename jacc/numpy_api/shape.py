@@ -210,8 +210,8 @@ def _roll(a, shift, axis=None):
     for k, s in total.items():
         n = a.shape[k]
         s = s % n if n else 0
-        if s:  # the last s entries move to the front: two slices joined (select + embed)
-            x = _concat([_slice_along(x, k, n - s, None), _slice_along(x, k, None, n - s)], k)
+        if s:  # a permutation along axis k: one gather (two joined slices would cost a dense partial)
+            x = x[(slice(None),) * k + ((np.arange(n) - s) % n,)]
     return x
 
 
