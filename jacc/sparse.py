@@ -82,12 +82,17 @@ def _lazy_select(j: Jac, rows: int, cols: int, dtype, data=None) -> sp.csr_array
     indices = np.arange(rows, dtype=idx) if j.reshape else _read_positions(j, idx).reshape(-1)
     indptr = np.arange(rows + 1, dtype=idx)
     data = np.ones(rows, dtype=dtype) if data is None else np.array(data, dtype=dtype)
+    if isinstance(j.select, S.Take) and j.select.holes:  # a row that reads nothing is empty
+        read = indices >= 0
+        indices, data = indices[read], data[read]
+        indptr[1:] = np.cumsum(read)
     return _csr(data, indices, indptr, rows, cols)
 
 
 def _read_positions(j: Jac, idx) -> np.ndarray:
     """For each output element of the selection ``j``, the flat input position it reads (shape
-    ``j.out_shape``), summed from per-axis contributions by broadcasting: memory ∝ outputs."""
+    ``j.out_shape``; −1 for a hole), summed from per-axis contributions by broadcasting: memory
+    ∝ outputs."""
     strides = [math.prod(j.in_shape[k + 1:]) for k in range(len(j.in_shape))]
     pos = np.zeros(j.out_shape, dtype=idx)
 
@@ -104,7 +109,7 @@ def _read_positions(j: Jac, idx) -> np.ndarray:
             if p >= 0 and j.in_shape[k] > 1:
                 pos += along(p, np.arange(j.in_shape[k], dtype=idx) * idx(strides[k]))
         if t.in_axes:
-            coords = np.unravel_index(t.flat, [j.in_shape[k] for k in t.in_axes])
+            coords = np.unravel_index(np.maximum(t.flat, 0), [j.in_shape[k] for k in t.in_axes])
             read = sum(c.astype(idx, copy=False) * idx(strides[k]) for c, k in zip(coords, t.in_axes))
         else:
             read = np.zeros(t.flat.shape, dtype=idx)
@@ -112,6 +117,8 @@ def _read_positions(j: Jac, idx) -> np.ndarray:
         read = np.transpose(read, order)
         placed = [j.out_shape[a] if a in t.out_axes else 1 for a in range(len(j.out_shape))]
         pos += read.reshape(placed)
+        if t.holes:
+            pos[np.broadcast_to(np.transpose(t.flat, order).reshape(placed) < 0, pos.shape)] = -1
         return pos
     for kind, k, axis, where in S._walk(t, j.in_shape):
         if kind == "int":

@@ -592,6 +592,8 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
         return dense(a.out_shape, b.in_shape), math.prod(a.out_shape) * math.prod(a.in_shape) * math.prod(b.in_shape)
     c = _compose_basic(a, b)
+    if c is None:
+        c = _compose_maps(a, b)
     if c is not None:
         return c, 0
     if a.embed is not None and (b.reshape or b.select is not None or b.embed is not None):
@@ -602,9 +604,6 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         return transpose(_scatter(transpose(b), _as_selection(a))), 0
     if b.embed is not None:
         return transpose(_gather(_as_selection(b), transpose(a))), 0
-    c = _compose_takes(a, b)
-    if c is not None:
-        return c, 0
     if a.select is not None and (b.reshape or b.select is not None):
         a = as_labelled(a)
     if b.select is not None and a.reshape:
@@ -1108,20 +1107,24 @@ def embedding(out_shape: Sequence[int], in_shape: Sequence[int], index: Sequence
 # x[idx] with index arrays is a gather: output axes ``out_axes`` read input axes ``in_axes`` at
 # flat positions; the other axes pass through as diagonal pairs. Products gather rows (forward)
 # or scatter-add columns (reverse: a repeated index sums its cotangents), never multiplying.
+# Position −1 is a hole: that output reads nothing (a zero row). Holes come from composing a
+# gather with a placement — a slice of a padded array, slices joined — which stays one gather.
 
 
 class Take:
     """The gathered part of an advanced selection: output axes ``out_axes`` (their element ``i``
     in C order) read input axes ``in_axes`` at flat position ``flat[i]``. ``flat`` (int array,
-    shape = the sizes of ``out_axes``) is ``None`` where only the structure is needed."""
+    shape = the sizes of ``out_axes``; −1: a hole, see above) is ``None`` where only the structure
+    is needed."""
 
-    __slots__ = ("out_axes", "in_axes", "flat", "_unique", "key")
+    __slots__ = ("out_axes", "in_axes", "flat", "_unique", "_holes", "key")
 
     def __init__(self, out_axes: Sequence[int], in_axes: Sequence[int], flat: np.ndarray | None = None,
                  key: object = None):
         self.out_axes, self.in_axes = tuple(out_axes), tuple(in_axes)
         self.flat = None if flat is None else np.asarray(flat, dtype=np.intp)
         self._unique: bool | None = None
+        self._holes: bool | None = None
         # Equal keys promise equal positions, in pricing (no ``flat``) as in execution, so two
         # gathers by the same index can be summed as one (see ``add``); None: only itself.
         self.key = key
@@ -1131,8 +1134,23 @@ class Take:
         """No input position is read twice (a plain assignment scatters then)."""
         if self._unique is None:
             f = self.flat.ravel()
+            f = f[f >= 0]
             self._unique = bool(np.unique(f).size == f.size)
         return self._unique
+
+    @property
+    def holes(self) -> bool:
+        if self._holes is None:
+            self._holes = bool(self.flat.size) and int(self.flat.min()) < 0
+        return self._holes
+
+
+def _take_last(v, t: Take):
+    """``v``'s last axis read at ``t``'s positions (flattened); a hole reads 0."""
+    flat = t.flat.ravel()
+    if not t.holes:
+        return np.take(v, flat, axis=-1)
+    return np.where(flat >= 0, np.take(v, np.maximum(flat, 0), axis=-1), 0)
 
 
 def take_selection(out_shape: Sequence[int], in_shape: Sequence[int], pair: Sequence[int],
@@ -1173,7 +1191,7 @@ def _take_gather(s: Jac, b: Jac) -> Jac:
     vals = None
     if b.values is not None:
         v, _ = _to_end(b.values, vl, list(t.in_axes), gin)
-        vals = np.take(v, t.flat.ravel(), axis=-1).reshape(v.shape[:-1] + tuple(gout))
+        vals = _take_last(v, t).reshape(v.shape[:-1] + tuple(gout))
     new_vl = [through[lab] if lab < mb else mc + lab - mb for lab in rest] + list(t.out_axes)
     pair = [through[p] if p >= 0 else -1 for p in b.pair]
     return Jac(s.out_shape, b.in_shape, pair, new_vl, vals)
@@ -1194,8 +1212,11 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
     vals = None
     if a.values is not None:
         v, _ = _to_end(a.values, vl, moving, gout)
-        v = np.moveaxis(v, -1, 0)
-        full = put_rows(v, math.prod(gin), t.flat.ravel(), add=not t.unique)
+        v, flat = np.moveaxis(v, -1, 0), t.flat.ravel()
+        if t.holes:  # a hole's column goes nowhere
+            kept = np.flatnonzero(flat >= 0)
+            v, flat = v[kept], flat[kept]
+        full = put_rows(v, math.prod(gin), flat, add=not t.unique)
         vals = np.moveaxis(full, 0, -1).reshape(v.shape[1:] + tuple(gin))
     new_vl = [lab if lab < m else m + back[lab - m] for lab in rest] + [m + k for k in t.in_axes]
     pair = [a.pair[j] if j >= 0 else -1 for j in s.pair]
@@ -1211,7 +1232,8 @@ def _take_labelled(s: Jac) -> Jac:
         return Jac(s.out_shape, s.in_shape, s.pair, vl)
     gout, gin = _take_sizes(s, t)
     v = np.zeros((math.prod(gout), math.prod(gin)))
-    v[np.arange(v.shape[0]), t.flat.ravel()] = 1.0
+    flat = t.flat.ravel()
+    v[np.flatnonzero(flat >= 0), flat[flat >= 0]] = 1.0
     return Jac(s.out_shape, s.in_shape, s.pair, vl, v.reshape(tuple(gout) + tuple(gin)))
 
 
@@ -1239,35 +1261,80 @@ def _apply_lazy(j: Jac, x: np.ndarray) -> np.ndarray:
     through = sorted((k for k, p in enumerate(j.pair) if p >= 0), key=lambda k: j.pair[k])
     y = np.transpose(x, through + list(t.in_axes))
     y = y.reshape(y.shape[:len(through)] + (-1,))
-    y = np.take(y, t.flat.ravel(), axis=-1).reshape(y.shape[:len(through)] + t.flat.shape)
+    y = _take_last(y, t).reshape(y.shape[:len(through)] + t.flat.shape)
     return np.transpose(y, np.argsort([j.pair[k] for k in through] + list(t.out_axes)))
 
 
-def _compose_takes(a: Jac, b: Jac) -> Jac | None:
-    """``a · b`` as one gather when both are lazy selections/reshapes and one of them is an
-    advanced selection (``x.reshape(-1)[idx]``, ``x[idx][:, 1:]``); ``None`` otherwise. Axes
-    passed through by both stay pairs; the rest is found by sending the gathered input axes'
-    coordinates through both maps."""
-    if not (isinstance(a.select, Take) or isinstance(b.select, Take)):
+def _basic_embedding(j: Jac) -> bool:
+    return j.embed is not None and not isinstance(j.embed, Take)
+
+
+def _map_through(j: Jac, x: np.ndarray) -> np.ndarray:
+    """The bare lazy map ``j`` applied to ``x``: a gather reads, a basic embedding places (zeros
+    elsewhere)."""
+    if j.embed is None:
+        return _apply_lazy(j, x)
+    from .ops import index_to_numpy
+
+    y = np.zeros(j.out_shape, dtype=x.dtype)
+    y[index_to_numpy(list(j.embed))] = x
+    return y
+
+
+def _compose_maps(a: Jac, b: Jac) -> Jac | None:
+    """``a · b`` as one gather when both are bare maps in which each element meets at most one
+    other — selections, reshapes, axis moves, basic embeddings — and one of them is an advanced
+    selection or an embedding (``x.reshape(-1)[idx]``, ``pad(x)[1:]``, slices joined), not both
+    embeddings; ``None`` otherwise. Where the result reads nothing it has a hole. Axes passed
+    through by both stay pairs; the rest is found by sending the gathered input axes'
+    coordinates through both maps (and ones, for the holes)."""
+    if not any(isinstance(j.select, Take) or _basic_embedding(j) for j in (a, b)) or a.embed is not None \
+            and b.embed is not None or _valued(a) or _valued(b):
         return None
-    if not all(j.reshape or (j.select is not None and j.embed is None) or _moves_axes(j) for j in (a, b)):
+    if not all(_gathers(j) or _moves_axes(j) or _basic_embedding(j) for j in (a, b)):
         return None
+    if (a.embed is not None or b.embed is not None) and 0 in a.out_shape + a.in_shape + b.in_shape:
+        return None  # (an empty map: nothing to gather, and NumPy cannot index an empty axis)
     pair = [a.pair[p] if p >= 0 else -1 for p in b.pair]
-    takes = [j.select for j in (a, b) if isinstance(j.select, Take)]
     key = _map_key(a), _map_key(b)
     key = None if None in key else key
-    if _PRICING.get() or any(t.flat is None for t in takes):
+    if _PRICING.get() or any(isinstance(j.select, Take) and j.select.flat is None for j in (a, b)):
         return take_selection(a.out_shape, b.in_shape, pair, None, key)
     gathered = [k for k, p in enumerate(pair) if p < 0]
     fixed = tuple(0 if j in pair else slice(None) for j in range(a.m))
+
+    def through(x: np.ndarray) -> np.ndarray:
+        return _map_through(a, _map_through(b, np.broadcast_to(x, b.in_shape)))[fixed]
+
     coords = []
     for k in gathered:
         n = b.in_shape[k]
-        c = np.broadcast_to(np.arange(n).reshape([n if t == k else 1 for t in range(len(b.in_shape))]), b.in_shape)
-        coords.append(_apply_lazy(a, _apply_lazy(b, c))[fixed])
+        coords.append(through(np.arange(n).reshape([n if t == k else 1 for t in range(len(b.in_shape))])))
     flat = (np.ravel_multi_index(coords, [b.in_shape[k] for k in gathered]) if gathered
             else np.zeros([a.out_shape[j] for j in range(a.m) if j not in pair], dtype=np.intp))
+    if a.embed is not None or b.embed is not None or any(isinstance(j.select, Take) and j.select.holes
+                                                         for j in (a, b)):
+        flat = np.array(flat, dtype=np.intp)  # (a 0-d gather: a NumPy scalar until here)
+        flat[through(np.ones((), dtype=np.int8)) == 0] = -1
     return take_selection(a.out_shape, b.in_shape, pair, flat, key)
+
+
+def _embed_gather(e: Jac, g: Jac) -> Jac | None:
+    """``e · g`` for a bare basic embedding ``e`` and a gather ``g``: one gather with holes,
+    carrying g's values placed where e puts them (no multiplications); ``None`` where
+    :func:`_compose_maps` declines."""
+    d, bare = _split(g)
+    m = _compose_maps(e, bare)
+    if m is None:
+        return None
+    if not _valued(g) or not d.vlabels:
+        return _place(m, d) if _valued(g) else m
+    vals = None
+    if not _valueless(d):
+        n = math.prod(e.out_shape)
+        where = _apply_lazy(_as_selection(e), np.arange(n).reshape(e.out_shape))
+        vals = np.reshape(put_rows(np.reshape(_full(d), (-1,)), n, np.reshape(where, (-1,))), e.out_shape)
+    return _place(m, diagonal(m.out_shape, vals))
 
 
 # -- values on lazy maps: a gather of a diagonal stays one value per element --------------------
@@ -1377,12 +1444,19 @@ def _scatter_gather(e: Jac, g: Jac) -> tuple[Jac, int] | None:
     n_out, n_in = math.prod(e.out_shape), math.prod(g.in_shape)
     if _valueless(g) or _valueless(e):
         return dense(e.out_shape, g.in_shape), mults
-    rows = _apply_lazy(_as_selection(_bare(e)), np.arange(n_out).reshape(e.out_shape))
-    cols = _apply_lazy(_bare(g), np.arange(n_in).reshape(g.in_shape))
+    sel, bare = _as_selection(_bare(e)), _bare(g)
+    rows = _apply_lazy(sel, np.arange(n_out).reshape(e.out_shape))
+    cols = _apply_lazy(bare, np.arange(n_in).reshape(g.in_shape))
     parts = [_full(_split(j)[0]) for j in weights]
     w = parts[0] * parts[1] if len(parts) == 2 else parts[0] if parts else np.ones(g.out_shape)
     flat = (np.asarray(rows, dtype=np.intp) * n_in + cols).reshape(-1)
-    vals = np.reshape(put_rows(np.reshape(w, (-1,)), n_out * n_in, flat, add=True), e.out_shape + g.in_shape)
+    w = np.reshape(w, (-1,))
+    one = np.ones((), dtype=np.int8)
+    met = (_apply_lazy(sel, np.broadcast_to(one, e.out_shape)) * _apply_lazy(bare, np.broadcast_to(one, g.in_shape)))
+    if not np.all(met):  # a hole of either map: that middle element contributes nothing
+        kept = np.flatnonzero(np.reshape(met, (-1,)))
+        w, flat = w[kept], flat[kept]
+    vals = np.reshape(put_rows(w, n_out * n_in, flat, add=True), e.out_shape + g.in_shape)
     return Jac(e.out_shape, g.in_shape, None, range(len(e.out_shape) + len(g.in_shape)), vals), mults
 
 
@@ -1414,7 +1488,10 @@ def _same_map(a: Jac, b: Jac) -> bool:
 
 def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
     """``a·b`` where a lazy map meets a diagonal or carries values; ``None`` otherwise."""
-    if a.embed is not None and _gathers(b):
+    if a.embed is not None and _gathers(b) and not (_basic_embedding(a) and _valued(a)):
+        c = _embed_gather(a, b) if _basic_embedding(a) else None  # (a valued a: its values go onto b first)
+        if c is not None:
+            return c, 0
         c = _scatter_gather(a, b)
         if c is None and (_valued(a) or _valued(b)):  # the embedding as a block, then as below
             return product(as_labelled(a), b)

@@ -1,5 +1,6 @@
 """jacc.sparse.to_sparse against Jac.to_dense, and accumulate(..., sparse=True)."""
 
+import importlib.util
 import math
 
 import numpy as np
@@ -325,28 +326,34 @@ def test_a_stencils_sparse_jacobian_stores_three_entries_per_row(backend):
     assert peak < 20e6  # a dense (n − 2) × n block alone is 32 MB (165 MB were allocated before)
 
 
-PERIODIC = {  # (function, nonzeros of its n × n Jacobian)
+STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "roll Laplacian": (lambda u: np.roll(u, 1) - 2.0 * u + np.roll(u, -1) + u ** 3, lambda n: 3 * n),
     "reversal plus diagonal": (lambda u: 3.0 * u[::-1] + np.sin(u), lambda n: 2 * n),
     "roll along both axes": (lambda u: (np.roll(u.reshape(10, -1), 1, 0) * np.roll(u.reshape(10, -1), (2, 1), (0, 1))
                                         ).ravel(), lambda n: 2 * n),
+    "zero-padded Laplacian": (lambda u: np.diff(np.pad(u, 1), 2) * np.cos(u), lambda n: 3 * n - 2),
+    "periodic ends joined": (lambda u: np.diff(np.concatenate([u[-1:], u, u[:1]]), 2), lambda n: 3 * n),
+    "np.gradient": (lambda u: np.gradient(u) ** 2, lambda n: 2 * n),
 }
 
 
-@pytest.mark.parametrize("name", PERIODIC)
-def test_a_diagonal_and_rolls_keep_a_sparse_jacobian_sparse(name):
-    """np.roll is one gather and a diagonal joins a sum of gathers: a periodic stencil's sparse
-    Jacobian stores its nonzeros only (it stored all n² entries before)."""
+@pytest.mark.parametrize("name", STENCILS)
+def test_a_stencils_sparse_jacobian_stores_its_nonzeros_only(name):
+    """np.roll is one gather, a diagonal joins a sum of gathers, and a slice of a padded or
+    joined array is one gather with holes: these stencils' sparse Jacobians store their
+    nonzeros only (each stored all n² entries before), on NumPy and on JAX."""
     import tracemalloc
 
     import jacc
 
-    f, nnz = PERIODIC[name]
+    f, nnz = STENCILS[name]
     u = np.random.default_rng(2).standard_normal(40)
     J = jacc.jacobian(f, sparse=True)(u)
     np.testing.assert_allclose(J.toarray(), jacc.jacobian(f, strategy="forward", compile=False)(u), rtol=1e-12)
     np.testing.assert_allclose(J.toarray(), fd_jacobian(f, [u], 0), atol=1e-6)
     assert J.nnz == nnz(40)
+    if importlib.util.find_spec("jax") is not None:
+        np.testing.assert_allclose(jacc.jacobian(f, sparse=True, backend="jax")(u).toarray(), J.toarray(), rtol=1e-12)
     n = 4000
     big = np.random.default_rng(3).standard_normal(n)
     tracemalloc.start()

@@ -342,6 +342,72 @@ def test_gathers_and_embeddings_with_values_compose(seed):
     np.testing.assert_allclose(left.to_dense(), right.to_dense(), atol=1e-12)
 
 
+def _random_gather(rng, out_shape):
+    """A gather onto ``out_shape`` from a random array: a basic selection or an advanced one."""
+    if rng.random() < 0.5:
+        u = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+        flat = rng.integers(0, math.prod(u), size=out_shape)
+        return S.take_selection(out_shape, u, [-1] * len(u), flat, key=None)
+    u, index, v = random_selection(rng)
+    return S.selection(v, u, index) if v == out_shape else None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(0, 10**9))
+def test_a_gather_meeting_a_placement_is_one_gather_with_holes(seed):
+    """pad(x)[1:] (a selection after an embedding) and slices joined (an embedding after a
+    gather) are one gather whose rows that read nothing are holes: never a one-hot block. It
+    carries values, transposes, prices as it runs, and its sparse form stores the reads only."""
+    from jacc.sparse import to_sparse
+
+    rng = np.random.default_rng(seed)
+    u, index, v = random_selection(rng)
+    if 0 in u + v:
+        return
+    e = S.embedding(u, v, index)  # v placed into u
+    w, g_index = None, random_index(rng, u)
+    from jacc.ops import index_to_numpy
+
+    w = np.empty(u)[index_to_numpy(g_index)].shape
+    if 0 in w:
+        return
+    maps = [S.product(S.selection(w, u, g_index), e)[0]]  # read after the placement
+    g = _random_gather(rng, v)
+    if g is not None and S._lazy(g):
+        maps.append(S.product(e, g)[0])  # place what a gather read
+    for m in maps:
+        if not S._lazy(m):  # (a placement and a read that compose to a plain map)
+            continue
+        expect = m.to_dense()
+        shape = (math.prod(m.out_shape), math.prod(m.in_shape))
+        sp = to_sparse(m, m.out_shape, m.in_shape)
+        np.testing.assert_array_equal(sp.toarray(), expect.reshape(shape))
+        assert sp.nnz == np.count_nonzero(expect)
+        assert m.value_size == 0
+        valued, _ = check_product(random_diag(rng, m.out_shape), m)
+        np.testing.assert_array_equal(to_sparse(valued, m.out_shape, m.in_shape).toarray() != 0,
+                                      expect.reshape(shape) != 0)
+        for a, b in ((m, S.transpose(m)), (S.transpose(m), m), (valued, S.transpose(valued)),
+                     (m, random_diag(rng, m.in_shape)), (S.transpose(valued), valued),
+                     (random_jac(rng, random_shape(rng), m.out_shape), m), (m, random_jac(rng, m.in_shape, random_shape(rng)))):
+            check_product(a, b)
+        np.testing.assert_allclose(S.add(valued, valued).to_dense(), 2 * valued.to_dense())
+
+
+def test_a_slice_of_a_padded_array_is_a_gather_with_holes():
+    """∂(pad(x, 1)[:-1])/∂x: row 0 reads nothing, row i reads x[i − 1]."""
+    n = 5
+    pad = S.embedding((n + 2,), (n,), [["slice", 1, n + 1, 1]])
+    m, mults = S.product(S.selection((n + 1,), (n + 2,), [["slice", None, n + 1, 1]]), pad)
+    assert mults == 0 and isinstance(m.select, S.Take) and m.select.flat.tolist() == [-1, 0, 1, 2, 3, 4]
+    np.testing.assert_array_equal(m.to_dense(), np.eye(n + 1, n, k=-1))
+    with S.pricing():
+        priced, _ = S.product(S.selection((n + 1,), (n + 2,), [["slice", None, n + 1, 1]]), pad)
+    assert priced.describe() == m.describe()
+    x = np.arange(1.0, n + 1)
+    np.testing.assert_array_equal(S._apply_lazy(m, x), [0.0, 1, 2, 3, 4, 5])
+
+
 def test_a_nan_in_a_gathered_value_stays_in_its_own_entry():
     s = S.take_selection((3,), (4,), [-1], np.array([2, 0, 2]))
     d = S.diagonal((3,), np.array([np.nan, 2.0, 3.0]))
