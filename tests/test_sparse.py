@@ -334,6 +334,7 @@ STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "zero-padded Laplacian": (lambda u: np.diff(np.pad(u, 1), 2) * np.cos(u), lambda n: 3 * n - 2),
     "periodic ends joined": (lambda u: np.diff(np.concatenate([u[-1:], u, u[:1]]), 2), lambda n: 3 * n),
     "np.gradient": (lambda u: np.gradient(u) ** 2, lambda n: 2 * n),
+    "np.convolve, 3 taps": (lambda u: np.convolve(u, [1.0, -2.0, 0.5], mode="same"), lambda n: 3 * n - 2),
 }
 
 

@@ -5,10 +5,11 @@ interpolation (``interp``), phase unwrapping (``unwrap``), ``nan_to_num``, grids
 the ``*_like`` constructors.
 
 Each follows NumPy's own formula step by step (same operations, same order), so values match
-NumPy's bit for bit, except ``convolve`` and ``correlate``, whose sums run in BLAS order (equal
-to rounding); the partials come from the ops they are made of, which keeps them structured: a
-difference is two selections and a subtraction (no multiplication at all), a convolution a gather
-of sliding windows and one product with the kernel.
+NumPy's bit for bit, except ``convolve`` and ``correlate``, whose sums run in another order
+(equal to rounding); the partials come from the ops they are made of, which keeps them
+structured: a difference is two selections and a subtraction (no multiplication at all), a short
+convolution a sum of scaled shifts (a few values per row), a long one a gather of sliding windows
+and one product with the kernel.
 """
 
 from __future__ import annotations
@@ -680,8 +681,9 @@ def _corrcoef(x, y=None, rowvar=True, *, dtype=None):
 
 
 def _windows(what: str, a, v, mode: str, convolve: bool):
-    """NumPy's ``convolve(a, v, mode)`` or ``correlate(a, v, mode)``: a gather of the sliding
-    windows of the zero-padded longer array, then one product with the shorter one."""
+    """NumPy's ``convolve(a, v, mode)`` or ``correlate(a, v, mode)``: the sum of the zero-padded
+    longer array's shifts, each scaled by one entry of the shorter one (up to ``FEW_TAPS``
+    entries), else a gather of its sliding windows and one product with the shorter array."""
     if np.ndim(a) != 1 or np.ndim(v) != 1:
         raise TraceError(f"{what} at {call_site()} takes two 1-d arrays, got shapes {np.shape(a)} and {np.shape(v)}")
     if np.shape(a)[0] == 0:
@@ -703,8 +705,17 @@ def _windows(what: str, a, v, mode: str, convolve: bool):
         raise ValueError(f"mode must be one of 'full', 'same' or 'valid', got {mode!r}")
     zeros = np.zeros(m - 1)
     padded = np.concatenate([zeros, a, zeros]) if m > 1 else a
+    w = v[::-1] if convolve else v
+    if m <= FEW_TAPS:  # a short filter: one scaled shifted slice per tap, whose partial stays a stencil
+        total = padded[start:start + count] * w[0]
+        for k in range(1, m):
+            total = total + padded[start + k:start + k + count] * w[k]
+        return total
     index = np.arange(start, start + count)[:, None] + np.arange(m)[None, :]
-    return padded[index] @ (v[::-1] if convolve else v)
+    return padded[index] @ w
+
+
+FEW_TAPS = 8  # up to this many taps a convolution is a sum of shifts (its partial: a few values per row)
 
 
 @implements(np.convolve)
@@ -835,6 +846,8 @@ case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v, "same"), lambda
      argnums=(0, 1), variant="same, longer kernel")
 case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v), lambda r: (_x(r, (7,)), _x(r, (4,))),
      argnums=(0, 1))
+case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v, "same"), lambda r: (_x(r, (14,)), _x(r, (10,))),
+     argnums=(0, 1), variant="same, more taps than FEW_TAPS")
 case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v, "full"), lambda r: (_x(r, (3,)), _x(r, (5,))),
      argnums=(0, 1), variant="full, longer kernel")
 case("numpy.zeros_like", lambda xp: lambda x: x + xp.zeros_like(x) + xp.full_like(x, 2.0) * xp.ones_like(x),
