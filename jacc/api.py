@@ -200,33 +200,37 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
     return run_flat, ((lambda v: asarray(v[0])) if single else (lambda v: tuple(map(asarray, v))))
 
 
-def _check_fits(plan, graph: Graph) -> None:
-    """Refuse a plan whose predicted peak exceeds the memory the machine has available, with what
-    needs it, before any of it is allocated (an explicit ``memory_limit`` is the caller's call):
-    the Jacobian itself where it alone does not fit, else the plan's largest local partial."""
-    free = costmodel.available_memory()
-    if free is None or plan.peak_bytes <= free:
+def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
+    """Refuse a plan before any of it is allocated when it does not fit: the dense Jacobian it
+    returns (unless ``sparse``) against ``limit`` (the caller's ``memory_limit``, which already
+    bounds the plan's own peak) or else the memory the machine has available, then the plan's
+    predicted peak against the latter, naming its largest local partial."""
+    free = costmodel.available_memory() if limit is None else limit
+    if free is None:
         return
-    head = (f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than the "
-            f"{free / 1e9:,.1f} GB this machine has available, so it was not run; ")
+    where = (f"the memory_limit of {free / 1e9:,.1f} GB" if limit is not None
+             else f"the {free / 1e9:,.1f} GB this machine has available")
     size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
     blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
     whole = sum(b for b, _, _ in blocks)
-    if whole > free:
+    if not sparse and whole > free:
         nbytes, y, x = max(blocks)
         out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
         raise MemoryLimitError(
-            head + f"the Jacobian itself takes {whole / 1e9:,.1f} GB (the block of {out}, shape "
-            f"{graph.shape(y)}, w.r.t. {x}, shape {graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, "
-            f"{nbytes / 1e9:,.1f} GB). Differentiate smaller inputs or outputs, a scalar function of them, "
-            "or pass sparse=True if the Jacobian is sparse")
+            f"jacobian: the Jacobian itself takes {whole / 1e9:,.1f} GB as dense arrays, more than {where}, so "
+            f"it was not computed (the block of {out}, shape {graph.shape(y)}, w.r.t. {x}, shape "
+            f"{graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, {nbytes / 1e9:,.1f} GB). Pass sparse=True if "
+            "the Jacobian is sparse, or differentiate smaller inputs or outputs, or a scalar function of them")
+    if limit is not None or plan.peak_bytes <= free:
+        return
     edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
     j = edges[u, v]
     raise MemoryLimitError(
-        head + f"the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, {j.nbytes / 1e9:,.1f} "
-        "GB). Pass memory_limit= (bytes) to search for an order within a budget, or differentiate smaller "
-        "inputs or outputs")
+        f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than {where}, "
+        f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
+        f"{j.nbytes / 1e9:,.1f} GB). Pass memory_limit= (bytes) to search for an order within a budget, or "
+        "differentiate smaller inputs or outputs")
 
 
 def _scalar_compiled(plan):
@@ -393,7 +397,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone); without a
     ``memory_limit``, a plan whose predicted peak exceeds the memory the machine has available
     raises :class:`~jacc.MemoryLimitError`, naming its largest partial, before anything is
-    allocated. Arrays are float64
+    allocated, and so does a dense result larger than ``memory_limit`` (or than the memory
+    available): ``sparse=True`` then returns only the entries the structure holds. Arrays are float64
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
@@ -484,8 +489,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         else:
             order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        if cm.memory_limit is None:
-            _check_fits(plan, graph)
+        _check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit
             spent = time.perf_counter() - t0

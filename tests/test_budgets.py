@@ -442,12 +442,37 @@ def test_the_memory_refusal_names_the_jacobian_when_it_alone_does_not_fit(monkey
 
     X = np.random.default_rng(1).normal(size=(10, 10))
     monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * 100 * 100 - 1)  # one byte short of ∂Q/∂X
-    with pytest.raises(jacc.MemoryLimitError, match=r"the Jacobian itself takes 0\.0 GB \(the block of output 0, "
-                       r"shape \(10, 10\), w\.r\.t\. X, shape \(10, 10\): 100 × 100 entries"):
+    with pytest.raises(jacc.MemoryLimitError, match=r"the Jacobian itself takes 0\.0 GB as dense arrays, more than "
+                       r"the 0\.0 GB this machine has available, so it was not computed \(the block of output 0, "
+                       r"shape \(10, 10\), w\.r\.t\. X, shape \(10, 10\): 100 × 100 entries.*sparse=True"):
         jacc.jacobian(lambda X: np.linalg.qr(X)[0])(X)
     monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * 100 * 100)  # the result fits, the plan not
     with pytest.raises(jacc.MemoryLimitError, match="largest local partial"):
         jacc.jacobian(lambda X: np.linalg.qr(X)[0])(X)
+
+
+def test_a_dense_result_larger_than_the_budget_is_refused_before_it_is_allocated(monkeypatch):
+    """A diagonal Jacobian's plan holds n values, its dense result n²: memory_limit bounds what the
+    call allocates, so the result counts too; sparse=True returns the n entries within it."""
+    import tracemalloc
+
+    from jacc import costmodel
+
+    n = 3000
+    x = np.linspace(0.0, 1.0, n)
+    with pytest.raises(jacc.MemoryLimitError, match=r"0\.1 GB as dense arrays, more than the memory_limit of "
+                       r"0\.0 GB.*3,000 × 3,000 entries.*Pass sparse=True"):
+        jacc.jacobian(np.sin, memory_limit=10_000_000)(x)
+    tracemalloc.start()
+    J = jacc.jacobian(np.sin, memory_limit=10_000_000, sparse=True)(x)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert J.nnz == n and peak < 10_000_000
+    np.testing.assert_allclose(J.diagonal(), np.cos(x))
+    assert jacc.jacobian(np.sin, memory_limit=8 * n * n + 10**6)(x).shape == (n, n)  # it fits: it runs
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * n * n - 1)  # no limit: what the machine has
+    with pytest.raises(jacc.MemoryLimitError, match="this machine has available"):
+        jacc.jacobian(np.sin)(x)
 
 
 def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
