@@ -313,6 +313,8 @@ class Jac:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
         if self.neg:
             return self.plain().to_dense()
+        if self.terms is not None and all(_gathers(t) or not _lazy(t) for t in self.terms):
+            return _dense_sum(self)
         if _valued(self) or self.terms is not None:
             return as_labelled(self).to_dense()
         if self.reshape:
@@ -1585,6 +1587,27 @@ def _term(j: Jac) -> bool:
 
 def _summand(j: Jac) -> bool:
     return j.terms is not None or _term(j)
+
+
+def _dense_sum(j: Jac) -> np.ndarray:
+    """A sum of gathers and diagonals as its dense array, each term's values written at the entries
+    it reads (added where terms meet): the result and a few numbers per row, no block per term."""
+    out, n_in = j.out_shape, math.prod(j.in_shape)
+    rows = np.arange(math.prod(out)).reshape(out) * n_in
+    where, values = [], []
+    for t in j.terms:
+        d, bare = _split(t)
+        v = np.broadcast_to(_full(d), out)
+        if not _lazy(bare):  # a diagonal: entry (r, r)
+            where.append(np.reshape(rows + rows // n_in, (-1,)))
+            values.append(np.reshape(v, (-1,)))
+            continue
+        cols = _apply_lazy(bare, np.arange(n_in).reshape(j.in_shape))
+        read = np.flatnonzero(np.reshape(_apply_lazy(bare, np.ones(j.in_shape, dtype=np.int8)), (-1,)))
+        where.append(np.reshape(rows + cols, (-1,))[read])  # (a hole reads nothing)
+        values.append(np.reshape(v, (-1,))[read])
+    flat = put_rows(np.concatenate(values), math.prod(out) * n_in, np.concatenate(where), add=True)
+    return np.reshape(flat, out + j.in_shape)
 
 
 def _negated_term(t: Jac) -> Jac:
