@@ -1147,6 +1147,15 @@ class Take:
         return self._holes
 
 
+def _reading(j: "Jac") -> np.ndarray | None:
+    """The flat positions of the outputs of the bare gather ``j`` that read something, or ``None``
+    when all do (no holes: nothing to filter)."""
+    t = j.select
+    if not (isinstance(t, Take) and t.flat is not None and t.holes):
+        return None
+    return np.flatnonzero(np.reshape(_apply_lazy(j, np.ones(j.in_shape, dtype=np.int8)), (-1,)))
+
+
 def _take_last(v, t: Take):
     """``v``'s last axis read at ``t``'s positions (flattened); a hole reads 0."""
     flat = t.flat.ravel()
@@ -1235,7 +1244,8 @@ def _take_labelled(s: Jac) -> Jac:
     gout, gin = _take_sizes(s, t)
     v = np.zeros((math.prod(gout), math.prod(gin)))
     flat = t.flat.ravel()
-    v[np.flatnonzero(flat >= 0), flat[flat >= 0]] = 1.0
+    read = np.flatnonzero(flat >= 0)
+    v[read, flat[read]] = 1.0
     return Jac(s.out_shape, s.in_shape, s.pair, vl, v.reshape(tuple(gout) + tuple(gin)))
 
 
@@ -1453,10 +1463,9 @@ def _scatter_gather(e: Jac, g: Jac) -> tuple[Jac, int] | None:
     w = parts[0] * parts[1] if len(parts) == 2 else parts[0] if parts else np.ones(g.out_shape)
     flat = (np.asarray(rows, dtype=np.intp) * n_in + cols).reshape(-1)
     w = np.reshape(w, (-1,))
-    one = np.ones((), dtype=np.int8)
-    met = (_apply_lazy(sel, np.broadcast_to(one, e.out_shape)) * _apply_lazy(bare, np.broadcast_to(one, g.in_shape)))
-    if not np.all(met):  # a hole of either map: that middle element contributes nothing
-        kept = np.flatnonzero(np.reshape(met, (-1,)))
+    reads = [r for r in (_reading(sel), _reading(bare)) if r is not None]
+    if reads:  # a hole of either map: that middle element contributes nothing
+        kept = reads[0] if len(reads) == 1 else np.intersect1d(*reads)
         w, flat = w[kept], flat[kept]
     vals = np.reshape(put_rows(w, n_out * n_in, flat, add=True), e.out_shape + g.in_shape)
     return Jac(e.out_shape, g.in_shape, None, range(len(e.out_shape) + len(g.in_shape)), vals), mults
@@ -1593,19 +1602,17 @@ def _dense_sum(j: Jac) -> np.ndarray:
     """A sum of gathers and diagonals as its dense array, each term's values written at the entries
     it reads (added where terms meet): the result and a few numbers per row, no block per term."""
     out, n_in = j.out_shape, math.prod(j.in_shape)
-    rows = np.arange(math.prod(out)).reshape(out) * n_in
+    r = np.arange(math.prod(out)).reshape(out)
     where, values = [], []
     for t in j.terms:
         d, bare = _split(t)
-        v = np.broadcast_to(_full(d), out)
-        if not _lazy(bare):  # a diagonal: entry (r, r)
-            where.append(np.reshape(rows + rows // n_in, (-1,)))
-            values.append(np.reshape(v, (-1,)))
-            continue
-        cols = _apply_lazy(bare, np.arange(n_in).reshape(j.in_shape))
-        read = np.flatnonzero(np.reshape(_apply_lazy(bare, np.ones(j.in_shape, dtype=np.int8)), (-1,)))
-        where.append(np.reshape(rows + cols, (-1,))[read])  # (a hole reads nothing)
-        values.append(np.reshape(v, (-1,))[read])
+        cols = _apply_lazy(bare, np.arange(n_in).reshape(j.in_shape)) if _lazy(bare) else r  # (a diagonal: r, r)
+        at, v = np.reshape(r * n_in + cols, (-1,)), np.reshape(np.broadcast_to(_full(d), out), (-1,))
+        read = _reading(bare)
+        if read is not None:  # a hole reads nothing
+            at, v = at[read], v[read]
+        where.append(at)
+        values.append(v)
     flat = put_rows(np.concatenate(values), math.prod(out) * n_in, np.concatenate(where), add=True)
     return np.reshape(flat, out + j.in_shape)
 
