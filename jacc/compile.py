@@ -423,9 +423,16 @@ def _literal(expr: str) -> float | None:
 def flat_subset(jacobian: Callable, keep: Sequence[int]) -> Callable:
     """:func:`flat`'s code returning only the entries ``keep`` (and computing only what they
     need)."""
-    params, lines, _, env, label = jacobian.flat_parts
-    exprs = [jacobian.flat_exprs[i] for i in keep]
-    return _define("jacobian_flat", params, _live(lines, exprs), _tuple_text(exprs), env, label)
+    return _define("jacobian_flat", *_parts(jacobian, keep))
+
+
+def _parts(jacobian: Callable, keep: Sequence[int] | None) -> tuple:
+    """``jacobian.flat_parts`` cut down to the entries ``keep`` (all where None)."""
+    params, lines, result, env, label = jacobian.flat_parts
+    if keep is not None:
+        exprs = [jacobian.flat_exprs[i] for i in keep]
+        lines, result = _live(lines, exprs), _tuple_text(exprs)
+    return params, lines, result, env, label
 
 
 def _tuple_text(exprs: list[str]) -> str:
@@ -466,11 +473,12 @@ def _formula(expr: str, params: str) -> Callable:
     return fn
 
 
-def retarget(jacobian: Callable, names: dict) -> Callable:
-    """The tuple-returning code of ``jacobian`` (see :func:`flat`) with every formula built over
-    ``names`` instead of :mod:`math` (e.g. ``jax.numpy``'s functions, to run under ``jax.jit``).
-    Raises ``NameError`` at the first call where a formula needs a function ``names`` lacks."""
-    params, lines, result, env, label = jacobian.flat_parts
+def retarget(jacobian: Callable, names: dict, keep: Sequence[int] | None = None) -> Callable:
+    """The tuple-returning code of ``jacobian`` (see :func:`flat`; only the entries ``keep``
+    where given, as :func:`flat_subset`) with every formula built over ``names`` instead of
+    :mod:`math` (e.g. ``jax.numpy``'s functions, to run under ``jax.jit``). Raises ``NameError``
+    at the first call where a formula needs a function ``names`` lacks."""
+    params, lines, result, env, label = _parts(jacobian, keep)
     env = {k: formula(*v.spec, names) if hasattr(v, "spec") else v for k, v in env.items()}
     return _define("jacobian_flat", params, lines, result, env, label)
 

@@ -46,6 +46,9 @@ MAX_ELEMENTS = 2000
 #: seconds per vertex and per edge of the scalar graph that its compiled code takes, at least (one
 #: line of float arithmetic each): a route estimated slower than the array program is not planned
 SECONDS_PER_LINE = 25e-9
+#: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
+#: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
+JAX_MAX_LINES = 1000
 
 
 def float_list(a: Any) -> list:
@@ -66,31 +69,43 @@ class Unrolled:
         self.plan, self.compiled = plan, compiled
         self.keys = compiled.flat_keys
         consts = flat_constants(compiled)
-        varying = [i for i, c in enumerate(consts) if c is None]
+        self.varying = [i for i, c in enumerate(consts) if c is None]
+        self.constants = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
         # Mostly constant entries (structural zeros and ones): the code returns only the others,
         # written into a copy of the constants (a list of n floats to an array costs ~9 ns each)
         self.template = self.index = None
-        if 2 * len(varying) <= len(consts):
-            self.fn = flat_subset(compiled, varying)
-            self.template = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
-            self.index = np.array(varying, dtype=np.intp)
+        if 2 * len(self.varying) <= len(consts):
+            self.fn = flat_subset(compiled, self.varying)
+            self.template, self.index = self.constants, np.array(self.varying, dtype=np.intp)
         else:
             self.fn = flat(compiled)
         self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
         self.single = (blocks[0][0], blocks[0][3]) if len(blocks) == 1 else None  # (key, shape)
         self.mults = compiled.mults
         self.jitted: Callable | None = None  # set by use_jax()
+        self.jax_index: np.ndarray | None = None  # the entries the jitted code returns, if not all
 
     def use_jax(self) -> None:
         """Run under ``jax.jit``: the same code over ``jax.numpy`` (one fused XLA computation for
-        the whole Jacobian, primal included). Raises where a formula has no JAX equivalent."""
+        the whole Jacobian, primal included). Raises where a formula has no JAX equivalent, or
+        where the code is too long for XLA to compile in reasonable time (:data:`JAX_MAX_LINES`).
+
+        Only the entries that are not constants are computed under jit (XLA's compile time grows
+        faster than linearly with the number of scalars stacked into the result: 20,000 entries,
+        most of them structural zeros, took 18 s); the constants are filled in on the host."""
         import jax
 
         from .compile import retarget
         from .program import _jax_namespace
 
+        if not self.varying:
+            raise ValueError("every entry is a constant: there is nothing to compile")
+        keep = None if len(self.varying) == len(self.constants) else self.varying
+        fn, n = retarget(self.compiled, _jax_names(), keep), self.n_in
+        lines = fn.source.count("\n") + len(self.varying)
+        if lines > JAX_MAX_LINES:
+            raise ValueError(f"{lines} lines of scalar code: more than jax.jit compiles quickly ({JAX_MAX_LINES})")
         jnp = _jax_namespace()
-        fn, n = retarget(self.compiled, _jax_names()), self.n_in
 
         def jacobian(x):
             return jnp.stack([jnp.asarray(v, dtype=jnp.float64) for v in fn(*[x[i] for i in range(n)])])
@@ -98,6 +113,7 @@ class Unrolled:
         jitted = jax.jit(jacobian)
         jitted(np.zeros(n))  # traced and compiled now: a formula without a JAX twin fails here
         self.jitted = jitted
+        self.jax_index = None if keep is None else np.array(keep, dtype=np.intp)
 
     def __call__(self, xs: Sequence[Any]) -> dict:
         """The blocks at the arguments ``xs`` (arrays or floats, in the graph's input order)."""
@@ -107,7 +123,12 @@ class Unrolled:
         """The blocks at the arguments given as lists of floats (each in C order)."""
         floats = lists[0] if len(lists) == 1 else [v for x in lists for v in x]
         if self.jitted is not None:
-            return self._blocks(np.asarray(self.jitted(np.array(floats))))
+            vals = np.asarray(self.jitted(np.array(floats)))
+            if self.jax_index is None:
+                return self._blocks(vals)
+            M = self.constants.copy()
+            M[self.jax_index] = vals
+            return self._blocks(M)
         try:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: NumPy's NaN/inf semantics via the executor

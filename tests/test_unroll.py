@@ -265,6 +265,32 @@ def test_an_all_scalar_plan_under_the_jax_backend_runs_the_faster_code(monkeypat
     np.testing.assert_allclose(u([np.array([0.0, np.pi])])[u.blocks[0][0]], np.diag([2.0, -2.0]), atol=1e-15)
 
 
+def test_under_jax_jit_only_the_entries_that_vary_are_compiled(monkeypatch):
+    pytest.importorskip("jax")
+    # x[::-1]·sin(x): two entries per row vary, the other n - 2 are structural zeros that the
+    # host fills in (XLA compiles straight-line scalar code in time superlinear in its length)
+    n = 12
+    f = lambda x: x[::-1] * np.sin(x)  # noqa: E731
+    x = np.linspace(0.1, 1.2, n)
+    u = unroll(trace(f, x), {"x": x}, "forward")
+    u.use_jax()
+    assert u.jax_index.tolist() == u.varying and len(u.varying) == 2 * n
+    for k in (1.0, -2.0):
+        xk = x * k
+        want = np.diag(xk[::-1] * np.cos(xk)) + np.fliplr(np.diag(np.sin(xk)))
+        got = u([xk])[u.blocks[0][0]]
+        np.testing.assert_allclose(got, want, rtol=1e-14, atol=1e-15)
+        got[:] = 5.0  # each call's result is a fresh array
+    # code longer than jax.jit compiles quickly stays float code (3,560 lines took 14 s)
+    monkeypatch.setattr(jacc.unroll, "JAX_MAX_LINES", 30)
+    v = unroll(trace(f, x), {"x": x}, "forward")
+    with pytest.raises(ValueError, match="lines of scalar code"):
+        v.use_jax()
+    assert v.jitted is None
+    with pytest.raises(ValueError, match="every entry is a constant"):
+        unroll(trace(lambda x: 3.0 * x, x), {"x": x}, "forward").use_jax()
+
+
 @pytest.mark.parametrize("retrace", [True, False])
 def test_mostly_constant_jacobians_come_from_a_fresh_copy_of_their_constants(retrace):
     # 2·sin(x)'s Jacobian is diagonal: its 30 structural zeros are a template the code's six
