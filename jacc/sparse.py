@@ -151,8 +151,8 @@ def _labelled(j: Jac, rows: int, cols: int, dtype) -> sp.csr_array:
             indices += (np.arange(n, dtype=idx) * idx(stride)).reshape(shape)
         stride *= n
     labels = list(range(m)) + [m + k for k in free]
-    if j.vlabels is None:
-        data = np.ones(nnz, dtype=dtype)
+    if j.vlabels is None:  # a 0/1 map, or an exact −1 one
+        data = np.full(nnz, -1.0 if j.neg else 1.0, dtype=dtype)
     else:
         vals = np.asarray(S._align(j, labels)).astype(dtype, copy=False)
         data = np.broadcast_to(vals, grid).reshape(-1)  # a copy unless vals is complete

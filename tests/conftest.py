@@ -45,7 +45,7 @@ def random_shape(rng, max_ndim=2):
 
 def random_jac(rng, out_shape, in_shape, unit_ok=True, pair_p=0.5, zeros=0.0):
     """A labelled Jac: random diagonal pairs (each with probability ``pair_p``), random value
-    labels, unit (no values) one time in five when ``unit_ok``; a ``zeros`` fraction of the values
+    labels, unit (no values, 0/1 or −1) one time in five when ``unit_ok``; a ``zeros`` fraction of the values
     set to exactly 0 (stored entries all the same)."""
     from jacc import structure as S
 
@@ -59,8 +59,8 @@ def random_jac(rng, out_shape, in_shape, unit_ok=True, pair_p=0.5, zeros=0.0):
             pair[k] = cands[0]
             free_out.remove(cands[0])
     j = S.Jac(out_shape, in_shape, pair)
-    if unit_ok and rng.random() < 0.2:
-        return j
+    if unit_ok and rng.random() < 0.2:  # a 0/1 map, or an exact −1 one (the partial of −x)
+        return S.Jac(out_shape, in_shape, pair, neg=True) if rng.random() < 0.5 else j
     vl = [lab for lab in j.labels if rng.random() < 0.7]
     rng.shuffle(vl)
     vals = rng.standard_normal([j.size_of(lab) for lab in vl])

@@ -22,6 +22,12 @@ ELEMENTWISE = {
     "roll": lambda a: np.roll(a, 1, axis=-1), "mean": lambda a: np.mean(a, axis=-1, keepdims=True),
     "softmax": lambda a: np.exp(a) / np.sum(np.exp(a), axis=-1, keepdims=True), "slice": lambda a: a[..., ::-1],
     "array": lambda a: np.array([a, 2.0 * a])[1], "where": lambda a: np.where(np.abs(a) < 5.0, a, 0.0),
+    # stencils: gathers with holes, shifts summed with diagonals, repeated reads
+    "pad": lambda a: np.pad(a, [(0, 0)] * (a.ndim - 1) + [(1, 1)])[..., :-2],
+    "diff": lambda a: np.diff(a, axis=-1, prepend=0.5), "gradient": lambda a: np.gradient(a, axis=-1),
+    "laplace": lambda a: np.roll(a, 1, -1) - 2.0 * a + np.roll(a, -1, -1),
+    "clamp": lambda a: a[..., np.minimum(np.arange(a.shape[-1]) + 1, a.shape[-1] - 1)],
+    "convolve": lambda a: np.convolve(np.ravel(a), [0.5, 1.0, -0.25], "same").reshape(a.shape),
 }
 def _spd(a):
     """a·aᵀ + n·I: symmetric positive definite, for a of shape (n, k)."""
@@ -154,8 +160,10 @@ def run_program(prog: list, X, v):
 
 def _check(f, args, argnums):
     got = jacc.jacobian(f, argnums=argnums)(*args)
+    sparse = jacc.jacobian(f, argnums=argnums, sparse=True)(*args)
     for k, i in enumerate(argnums):
         np.testing.assert_allclose(got[k], fd_jacobian(f, list(args), i), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(sparse[k].toarray(), got[k].reshape(sparse[k].shape), rtol=1e-12, atol=1e-14)
 
 
 @settings(max_examples=25, deadline=None, derandomize=True)  # the same programs every run
