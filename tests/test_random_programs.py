@@ -127,7 +127,8 @@ def make_program(rng: np.random.Generator) -> list:
     return prog or [("e", "sin", 0)]
 
 
-_VIEWS = {("e", "slice"), ("e", "flip"), ("e", "array")}  # NumPy gives views of other arrays for these
+# NumPy gives views of other arrays for these
+_VIEWS = {("e", "slice"), ("e", "flip"), ("e", "array"), ("e", "pad"), ("e", "convolve")}
 
 
 def _same(prog: list, i: int) -> int:
