@@ -516,7 +516,7 @@ _WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
 #: (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays) and hands them to
 #: no compiled code of its own. Other library code gets NumPy's arrays (a Cython signature refuses
 #: a buffer).
-SERVED_LIBRARIES = ["scipy.integrate"]
+SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial"]
 
 
 def _serving(name: str) -> bool:

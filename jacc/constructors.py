@@ -158,11 +158,14 @@ def replacement(run: Callable, always: bool = False) -> Callable[[Callable], Cal
     return make
 
 
-def wants_swaps(code: Any) -> bool:
-    """Whether ``code`` (or a function defined in it) names an eager replacement."""
-    found = _WANTS.get(code)
+def wants_swaps(f: Any) -> bool:
+    """Whether ``f``, or a function of user code it calls (see :func:`_reachable`), names an eager
+    replacement (found once per code object)."""
+    key = getattr(f, "__code__", None) or type(f)
+    found = _WANTS.get(key)
     if found is None:
-        found = _WANTS[code] = bool(_EAGER) and hasattr(code, "co_names") and _names_any(code)
+        found = _WANTS[key] = bool(_EAGER) and ((hasattr(key, "co_names") and _names_any(key))
+                                                or any(_names_any(fn.__code__) for fn in _reachable(f)))
     return found
 
 
@@ -315,43 +318,53 @@ def _names(code: Any) -> set[str]:
     return out
 
 
-def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
-    """Where a replaced function is bound outside its module, for ``f`` and the functions it
-    calls by name: (module dict, name, original, replacement) or (closure cell, None, …)."""
-    found: list = []
+def _reachable(f: Any):
+    """``f`` and the functions of user code it calls by name, to :data:`_DEPTH` calls deep (through
+    its globals, modules of user code and closures; NumPy's, SciPy's and jacc's code is not entered)."""
     seen: set[int] = set()
 
-    def visit(fn: Any, depth: int) -> None:
+    def visit(fn: Any, depth: int):
         fn = getattr(fn, "__func__", fn)  # (a bound method)
         if not isinstance(fn, types.FunctionType):
             call = next((vars(c)["__call__"] for c in type(fn).__mro__ if "__call__" in vars(c)), None)
             if isinstance(call, types.FunctionType) and depth == 0:
-                visit(call, depth)
+                yield from visit(call, depth)
             return
         if depth > _DEPTH or id(fn.__code__) in seen or _library_code(fn.__code__):
             return
         seen.add(id(fn.__code__))
+        yield fn
         space, names = fn.__globals__, _names(fn.__code__)
         for name in names:
+            v = space.get(name)
+            if isinstance(v, types.ModuleType):
+                if v.__name__.split(".")[0] not in _LIBRARIES:  # mymodule.helper(x)
+                    for n in names:
+                        yield from visit(getattr(v, n, None), depth + 1)
+            else:
+                yield from visit(v, depth + 1)
+        for cell in fn.__closure__ or ():
+            yield from visit(_contents(cell), depth + 1)
+
+    yield from visit(f, 0)
+
+
+def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
+    """Where a replaced function is bound outside its module, for ``f`` and the functions it
+    calls by name: (module dict, name, original, replacement) or (closure cell, None, …)."""
+    found: list = []
+    for fn in _reachable(f):
+        space = fn.__globals__
+        for name in _names(fn.__code__):
             v = space.get(name)
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((space, name, v, made))
-            elif isinstance(v, types.ModuleType):
-                if v.__name__.split(".")[0] not in _LIBRARIES:  # mymodule.helper(x)
-                    for n in names:
-                        visit(getattr(v, n, None), depth + 1)
-            else:
-                visit(v, depth + 1)
         for cell in fn.__closure__ or ():
             v = _contents(cell)
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((cell, None, v, made))
-            else:
-                visit(v, depth + 1)
-
-    visit(f, 0)
     return found
 
 

@@ -1406,7 +1406,13 @@ class Tracer(_Held):
             axes = tuple(axes[0])
         if len(axes) == 1 and axes[0] is None:
             axes = ()
-        return self.tape.record("transpose", [self], {"axes": _axis(list(axes), "axes") if axes else None})
+        axes = _axis(list(axes), "axes") if axes else None
+        n = self.value.ndim
+        if (n <= 1 and axes is None) or (axes is not None and [k % n if n else k for k in axes] == list(range(n))):
+            # NumPy's view would have every element where it is: as an in-place target it is the
+            # array itself (numpy.polynomial's polyder moves axis 0 to 0, then scales in place)
+            return self
+        return self.tape.record("transpose", [self], {"axes": axes})
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if np.dtype(dtype).kind != "f":
@@ -2088,7 +2094,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args))
     key = getattr(f, "__code__", None) or type(f)
-    swaps = key in _NEEDS_SWAPS or wants_swaps(key)
+    swaps = key in _NEEDS_SWAPS or wants_swaps(f)
     while True:
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)

@@ -401,3 +401,20 @@ def test_numpy_in_place_writers_refuse_what_numpy_would_change_elsewhere():
         trace(sort_viewed, X)
     with pytest.raises(UnsupportedOperationError, match=r"numpy.multiply.at .*add.at and np.subtract.at only"):
         trace(lambda x: np.multiply.at(x.copy(), [0], 2.0), X)
+
+
+def test_a_transpose_that_moves_nothing_is_the_array_itself():
+    # NumPy's x.T of a vector is a view with every element in place: an in-place change through
+    # it changes x, so it is x (and moveaxis(c, 0, 0), as numpy.polynomial's polyder does)
+    def f(x):
+        y = x.T
+        y *= 2.0
+        z = np.moveaxis(x, 0, 0)
+        z += 1.0
+        return x + y + z
+
+    x = np.array([0.5, -1.0, 2.0])
+    np.testing.assert_allclose(f(x.copy()), 3.0 * (2.0 * x + 1.0))  # NumPy's own semantics
+    np.testing.assert_allclose(jacc.jacobian(f)(x), 6.0 * np.eye(3))
+    g = trace(lambda a: a.transpose(0, 1) + a.T, np.ones((2, 2)))
+    assert [d["op"] for _, d in g.nx.nodes(data=True) if "op" in d].count("transpose") == 1

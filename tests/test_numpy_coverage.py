@@ -66,4 +66,5 @@ def test_every_case_name_is_recorded_by_the_tracer():
     for c in CASES:
         short = c.name.rsplit(".", 1)[-1]
         assert (short in names or c.name.removeprefix("numpy.") in names  # ufunc methods: "add.reduce"
-                or c.name.startswith("ndarray.") or c.name.startswith("scipy.")), c.name
+                or c.name.startswith(("ndarray.", "scipy.", "numpy.polynomial."))), c.name
+    # (numpy.polynomial's Python code runs on traced arrays: its functions are not recorded by name)

@@ -259,3 +259,54 @@ def test_complex_and_multiple_roots_are_refused(p, words):
     with pytest.raises(UnsupportedOperationError, match="numpy.roots at .*test_numpy_numerics.py.*" + words):
         jacc.trace(np.roots, p)
 
+
+
+# -- numpy.polynomial -------------------------------------------------------------------------------
+
+_C = np.array([[0.5, -1.0], [2.0, 0.25], [-0.75, 1.5]])  # two series of three coefficients
+
+
+def _two_deep(x):
+    return _one_deep(x) + 1.0
+
+
+def _one_deep(x):
+    return np.polynomial.polynomial.polyval(x, _C)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.polynomial.polynomial.polyval(x, _C),  # every column at every point: (2, 2)
+    lambda x: np.polynomial.hermite.hermval(x, _C),
+    lambda x: _two_deep(x) * 2.0,  # the call two helpers down gets the replacement too
+    lambda x: np.polynomial.polynomial.polyval(x, _C, tensor=False),  # column k at point k
+    lambda x: np.polynomial.legendre.legval([x[0], 2.0, x[1]], _C),
+])
+def test_series_at_traced_points_have_numpys_shape_and_derivatives(f):
+    # NumPy's evaluation pairs a 2-d c with an ndarray x as a tensor product, and only for an
+    # ndarray: a traced x used to get (2,) where NumPy gives (2, 2) -- wrong, and silently
+    x = np.array([0.3, -0.6])
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
+    J = jacc.jacobian(f)(x)
+    assert J.shape == np.shape(f(x)) + (2,)
+    np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("f", [
+    lambda c: np.polynomial.polynomial.polyder(c, 2, scl=0.5),
+    lambda c: np.polynomial.Polynomial(c).deriv().coef,
+    lambda c: np.polynomial.chebyshev.chebint(c, 2, k=[1.0, 2.0], lbnd=0.5),
+    lambda c: np.polynomial.Laguerre(c).integ().coef,
+    lambda c: np.polynomial.polynomial.polyval2d(c[:2], c[1:3], np.outer(c, c[:2])),
+    lambda c: np.polynomial.polynomial.polygrid2d(c[:2], c[1:], np.outer(c, c[:2])),
+])
+def test_polynomial_calculus_traces_numpys_own_code(f):
+    c = np.array([0.5, -1.0, 2.0, 0.75])
+    J = jacc.jacobian(f)(c)
+    np.testing.assert_allclose(J, fd_jacobian(f, [c], 0), rtol=1e-7, atol=1e-9)
+
+
+def test_polynomial_calculus_along_another_axis_is_refused_clearly():
+    # NumPy moves the axis to the front (a view of its copy) and scales that view in place
+    with pytest.raises(UnsupportedOperationError, match="changes a view"):
+        jacc.jacobian(lambda c: np.polynomial.polynomial.polyder(np.outer(c, c), axis=1))(np.ones(3))

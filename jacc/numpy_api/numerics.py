@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import builtins
 import operator
+from typing import Callable
 
 import numpy as np
 
+from ..constructors import replacement, swap_during_traces
 from ..trace import (
     _NOT,
     TraceError,
@@ -359,6 +361,42 @@ def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
         y = np.concatenate(ends)
     y = y * sign
     return y if axis == 0 else np.moveaxis(y, 0, _int(axis, "axis"))
+
+
+def _series(original: Callable, x, c, tensor: bool = True):
+    """polyval, chebval, … (``original``) at ``x``. NumPy gives every column of a 2-d ``c`` its value
+    at every ``x`` (``tensor=True``) only when ``isinstance(x, np.ndarray)``, which a traced array
+    is not, so the reshape it would make is made here (without it, a (3, 2) ``c`` at two points
+    would silently pair columns with points)."""
+    if isinstance(x, (list, tuple)):
+        x = np.asarray(x)
+    if tensor and isinstance(x, Tracer):
+        c = np.reshape(c, (np.shape(c) or (1,)) + (1,) * x.ndim)
+    return original(x, c, tensor=False)
+
+
+_VALUES = {}  # module -> its series evaluation (the original, not a replacement)
+for _module, _name in (("polynomial", "polyval"), ("chebyshev", "chebval"), ("legendre", "legval"),
+                       ("hermite", "hermval"), ("hermite_e", "hermeval"), ("laguerre", "lagval")):
+    _VALUES[_module] = getattr(getattr(np.polynomial, _module), _name)
+    # eager: code that names the function is traced with the replacement from the first call (a
+    # call that needs no other replacement would otherwise reach NumPy's code)
+    swap_during_traces(f"numpy.polynomial.{_module}",
+                       {_name: replacement(lambda o, b: _series(o, b.arguments["x"], b.arguments["c"],
+                                                                b.arguments["tensor"]))}, eager=True)
+
+
+@implements(np.polynomial.polynomial.polyval2d)
+def _polyval2d(x, y, c):
+    """Σ c_ij xⁱ yʲ at the points (x, y) (NumPy's shapes: x and y broadcast together)."""
+    x, y = np.broadcast_arrays(x, y)
+    return _series(_VALUES["polynomial"], y, _series(_VALUES["polynomial"], x, c), tensor=False)
+
+
+@implements(np.polynomial.polynomial.polygrid2d)
+def _polygrid2d(x, y, c):
+    """Σ c_ij xⁱ yʲ on the grid x × y."""
+    return _series(_VALUES["polynomial"], y, _series(_VALUES["polynomial"], x, c))
 
 
 @implements(np.polyfit)
@@ -765,6 +803,22 @@ case("numpy.polyfit", lambda xp: lambda x, y: xp.polyfit(x, y, 2),
      note="full rank assumed, as lstsq; full= and cov= are not supported")
 case("numpy.polyfit", lambda xp: lambda y, w: xp.polyfit(np.arange(5.0), y, 1, w=w),
      lambda r: (_x(r, (5, 2)), r.uniform(0.5, 1.5, 5)), argnums=(0, 1), variant="2-d y, weights")
+_NP_POLY = "numpy.polynomial has no JAX twin"
+case("numpy.polynomial.polynomial.polyder", lambda xp: lambda c: np.polynomial.polynomial.polyder(c, 2, scl=0.5),
+     lambda r: (_x(r, (5,)),), jax=False, note=_NP_POLY)
+case("numpy.polynomial.polynomial.polyint", lambda xp: lambda c: np.polynomial.polynomial.polyint(c, k=1.5, lbnd=0.2),
+     lambda r: (_x(r, (4,)),), jax=False, note=_NP_POLY)
+case("numpy.polynomial.Chebyshev.deriv", lambda xp: lambda c: np.polynomial.Chebyshev(c).deriv().coef,
+     lambda r: (_x(r, (5,)),), jax=False, note=_NP_POLY + "; the other bases' classes and functions trace the same way")
+case("numpy.polynomial.polynomial.polyval", lambda xp: lambda x, c: np.polynomial.polynomial.polyval(x, c),
+     lambda r: (_x(r, (2,)), _x(r, (3, 2))), argnums=(0, 1), jax=False, variant="2-d c at traced x (tensor=True)",
+     note=_NP_POLY + "; every column at every point, as NumPy gives for an ndarray x")
+case("numpy.polynomial.chebyshev.chebval", lambda xp: lambda x, c: np.polynomial.chebyshev.chebval(x, c),
+     lambda r: (_x(r, (3,)), _x(r, (4,))), argnums=(0, 1), jax=False, note=_NP_POLY)
+case("numpy.polynomial.polynomial.polyval2d", lambda xp: lambda x, c: np.polynomial.polynomial.polyval2d(x, 2.0 * x, c),
+     lambda r: (_x(r, (3,)), _x(r, (3, 2))), argnums=(0, 1), jax=False, note=_NP_POLY)
+case("numpy.polynomial.polynomial.polygrid2d", lambda xp: lambda x, c: np.polynomial.polynomial.polygrid2d(x, x[:2], c),
+     lambda r: (_x(r, (3,)), _x(r, (2, 2))), argnums=(0, 1), jax=False, note=_NP_POLY)
 _KNOTS = np.array([-1.5, -0.2, 0.3, 1.0, 2.2])
 case("numpy.interp", lambda xp: lambda x, fp: xp.interp(x, _KNOTS, fp),
      lambda r: (np.array([-2.0, -0.9, 0.05, 0.6, 1.7, 2.5]), _x(r, (5,))), argnums=(0, 1),
