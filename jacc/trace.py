@@ -1239,6 +1239,7 @@ class Tracer(_Held):
     dtype = property(lambda self: self.value.dtype)
     itemsize = property(lambda self: self.value.itemsize)
     nbytes = property(lambda self: self.value.nbytes)
+    device = property(lambda self: "cpu")  # NumPy's: SciPy's array-API helpers ask for it
     T = property(lambda self: self.transpose())
     real = property(lambda self: self)  # traced values are real
 
@@ -1798,10 +1799,8 @@ def _stack(arrays, axis=0, out=None, *, dtype=None, casting="same_kind"):
     return _tape_of(arrays).record("stack", list(arrays), {"axis": _int(axis, "axis")})
 
 
-def _bound_param(b: Any, what: str) -> Any:
+def _bound_param(b: Any) -> Any:
     """A constant clip bound as JSON-friendly params: None, a float or nested lists."""
-    if isinstance(b, Tracer):
-        raise _unsupported(f"numpy.clip with a traced {what} (use np.maximum / np.minimum)")
     if b is None or b is _NOT:
         return None
     b = np.asarray(b, dtype=float)
@@ -1810,8 +1809,13 @@ def _bound_param(b: Any, what: str) -> Any:
 
 def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
     _refuse("numpy.clip", out=out, **kwargs)
-    lo = _bound_param(min if a_min is _NOT else a_min, "lower bound")
-    hi = _bound_param(max if a_max is _NOT else a_max, "upper bound")
+    lo, hi = (min if a_min is _NOT else a_min), (max if a_max is _NOT else a_max)
+    if isinstance(lo, Tracer) or isinstance(hi, Tracer):  # NumPy's own definition, bounds differentiated
+        for bound, keep in ((lo, np.maximum), (hi, np.minimum)):
+            if bound is not None and bound is not _NOT:
+                a = keep(a, bound)
+        return a
+    lo, hi = _bound_param(lo), _bound_param(hi)
     full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None])
     if full != np.shape(a):  # bounds that broadcast the argument: NumPy's result has their shape
         a = _broadcast_to(a, full)

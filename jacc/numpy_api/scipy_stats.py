@@ -269,3 +269,10 @@ case("scipy.stats.cauchy.logpdf", lambda xp: lambda x, s: _stats(xp).cauchy.logp
 case("scipy.stats.norm.ppf", lambda xp: lambda q, mu, sigma: _stats(xp).norm.ppf(q, mu, sigma),
      lambda r: (r.uniform(0.05, 0.95, size=(3, 4)), r.normal(size=4), _pos(r, (3, 1))), argnums=(0, 1, 2),
      note="inverse-CDF sampling, differentiated in the parameters")
+_OWN = "SciPy's own array-API code runs on traced arrays (JAX has no twin)"
+case("scipy.stats.zscore", lambda xp: lambda x: _stats(xp).zscore(x, axis=1), lambda r: (r.normal(size=(3, 4)),),
+     jax=False, note=_OWN)
+case("scipy.stats.entropy", lambda xp: lambda p, q: _stats(xp).entropy(p, q, axis=0),
+     lambda r: (_pos(r), _pos(r)), argnums=(0, 1), jax=False, note=_OWN)
+case("scipy.stats.skew", lambda xp: lambda x: _stats(xp).skew(x, axis=0), lambda r: (r.normal(size=(5, 3)),),
+     jax=False, note=_OWN)
