@@ -1213,8 +1213,10 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
     positions (a position read twice receives the sum, as reverse mode needs)."""
     t: Take = s.select
     m = a.m
-    a = unpair(a, [j for j in t.out_axes if a.pair[j] >= 0])[0]
-    moving = [m + j for j in t.out_axes]
+    # a's output axes paired with gathered axes (im2col: x[windows] @ w, batched over the windows)
+    # become value labels of the result; unpairing them first would store a count² block
+    rows = [a.pair[j] for j in t.out_axes if a.pair[j] >= 0]
+    moving = [a.pair[j] if a.pair[j] >= 0 else m + j for j in t.out_axes]
     a = with_labels(a, moving)
     gout, gin = _take_sizes(s, t)
     back = {j: k for k, j in enumerate(s.pair) if j >= 0}  # s's output axis -> s's input axis
@@ -1224,12 +1226,19 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
     if a.values is not None:
         v, _ = _to_end(a.values, vl, moving, gout)
         v, flat = np.moveaxis(v, -1, 0), t.flat.ravel()
+        n_in, unique = math.prod(gin), t.unique and not rows
+        if rows:  # each gathered position adds to (its row, the column it reads)
+            at = [k for k, j in enumerate(t.out_axes) if a.pair[j] >= 0]
+            coords = np.unravel_index(np.arange(flat.size), gout)
+            row = np.ravel_multi_index([coords[k] for k in at], [gout[k] for k in at]) if at else 0
+            flat = np.where(flat >= 0, row * n_in + flat, -1)
+            n_in *= math.prod(a.out_shape[o] for o in rows)
         if t.holes:  # a hole's column goes nowhere
             kept = np.flatnonzero(flat >= 0)
             v, flat = v[kept], flat[kept]
-        full = put_rows(v, math.prod(gin), flat, add=not t.unique)
-        vals = np.moveaxis(full, 0, -1).reshape(v.shape[1:] + tuple(gin))
-    new_vl = [lab if lab < m else m + back[lab - m] for lab in rest] + [m + k for k in t.in_axes]
+        full = put_rows(v, n_in, flat, add=not unique)
+        vals = np.moveaxis(full, 0, -1).reshape(v.shape[1:] + tuple(a.out_shape[o] for o in rows) + tuple(gin))
+    new_vl = [lab if lab < m else m + back[lab - m] for lab in rest] + rows + [m + k for k in t.in_axes]
     pair = [a.pair[j] if j >= 0 else -1 for j in s.pair]
     return Jac(a.out_shape, s.in_shape, pair, new_vl, vals)
 

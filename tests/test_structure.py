@@ -536,3 +536,35 @@ def test_a_diagonal_joins_a_sum_of_gathers():
     np.testing.assert_allclose(to_sparse(total, (n,), (n,)).toarray(), expect)
     c, mults = check_product(total, total)
     np.testing.assert_allclose(c.to_dense(), expect @ expect)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_a_map_batched_over_gathered_axes_scatters_row_by_row(seed):
+    """x[windows] @ w (im2col): the product's partial is batched over the window axis, which the
+    gather reads along. a·S places each row's values at the columns that row's windows read
+    (repeats add, holes read nothing): as dense as the result, never a count² block."""
+    rng = np.random.default_rng(seed)
+    gout = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+    u = tuple(int(x) for x in rng.integers(1, 6, size=int(rng.integers(1, 3))))
+    flat = rng.integers(-1 if rng.random() < 0.4 else 0, math.prod(u), size=gout)
+    s = S.take_selection(gout, u, [-1] * len(u), flat, key=None)
+    extra = tuple(int(x) for x in rng.integers(1, 4, size=int(rng.integers(0, 2))))
+    # a: (gout[paired] + extra) ← gout, its leading output axes paired with some gathered axes
+    paired = [k for k in range(len(gout)) if rng.random() < 0.7] or [0]
+    out = tuple(gout[k] for k in paired) + extra
+    pair = [-1] * len(gout)
+    for o, k in enumerate(paired):
+        pair[k] = o
+    labels = list(range(len(out))) + [len(out) + k for k in range(len(gout)) if pair[k] < 0]
+    vl = [lab for lab in labels if rng.random() < 0.7]  # none: a 0/1 map
+    sizes = [out[lab] if lab < len(out) else gout[lab - len(out)] for lab in vl]
+    a = S.Jac(out, gout, pair, vl, rng.standard_normal(sizes)) if vl else S.Jac(out, gout, pair)
+    c, mults = S.product(a, s)
+    assert mults == 0
+    want = np.einsum(a.to_dense().reshape(math.prod(out), -1), [0, 1], s.to_dense().reshape(math.prod(gout), -1), [1, 2])
+    np.testing.assert_allclose(c.to_dense().reshape(want.shape), want, rtol=1e-12, atol=1e-12)
+    assert c.value_size <= math.prod(out) * math.prod(u)
+    if vl:
+        symbolic, _ = S.product(S.Jac(out, gout, pair, vl), s)  # priced as it runs
+        assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
