@@ -1193,7 +1193,9 @@ def _take_gather(s: Jac, b: Jac) -> Jac:
     """``s · b`` for an advanced selection ``s``: b's values read at the gathered positions."""
     t: Take = s.select
     mb, mc = b.m, s.m
-    b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in t.in_axes])[0]
+    # b's input axes paired with gathered axes (rows of X @ W picked by an index) become value
+    # labels of the result, one entry per gathered row; unpairing them first would store an n² block
+    cols = [kk for k in t.in_axes for kk, p in enumerate(b.pair) if p == k]
     b = with_labels(b, t.in_axes)
     gout, gin = _take_sizes(s, t)
     through = {k: j for k, j in enumerate(s.pair) if j >= 0}  # b's output axis -> s's output axis
@@ -1202,9 +1204,19 @@ def _take_gather(s: Jac, b: Jac) -> Jac:
     vals = None
     if b.values is not None:
         v, _ = _to_end(b.values, vl, list(t.in_axes), gin)
-        vals = _take_last(v, t).reshape(v.shape[:-1] + tuple(gout))
-    new_vl = [through[lab] if lab < mb else mc + lab - mb for lab in rest] + list(t.out_axes)
-    pair = [through[p] if p >= 0 else -1 for p in b.pair]
+        vals = _take_last(v, t)
+        if cols:  # each gathered row's values at the column of the position it reads
+            at = [i for i, k in enumerate(t.in_axes) if b.pair.count(k)]
+            flat = t.flat.ravel()
+            coords = np.unravel_index(np.maximum(flat, 0), gin)  # (a hole's values are zeros)
+            col = np.ravel_multi_index([coords[i] for i in at], [gin[i] for i in at])
+            n_cols = math.prod(gin[i] for i in at)
+            full = put_rows(np.moveaxis(vals, -1, 0), flat.size * n_cols, np.arange(flat.size) * n_cols + col)
+            vals = np.moveaxis(full.reshape((flat.size, n_cols) + full.shape[1:]), (0, 1), (-2, -1))
+        vals = vals.reshape(v.shape[:-1] + tuple(gout) + tuple(b.in_shape[kk] for kk in cols))
+    new_vl = ([through[lab] if lab < mb else mc + lab - mb for lab in rest] + list(t.out_axes)
+              + [mc + kk for kk in cols])
+    pair = [through[p] if p >= 0 and p not in t.in_axes else -1 for p in b.pair]
     return Jac(s.out_shape, b.in_shape, pair, new_vl, vals)
 
 

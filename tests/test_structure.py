@@ -568,3 +568,33 @@ def test_a_map_batched_over_gathered_axes_scatters_row_by_row(seed):
     if vl:
         symbolic, _ = S.product(S.Jac(out, gout, pair, vl), s)  # priced as it runs
         assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**9))
+def test_a_gather_of_a_batched_maps_rows_keeps_one_entry_per_gathered_row(seed):
+    """(X @ W)[rows]: S·b where b is batched over the axes S gathers along. Each gathered row
+    keeps b's values at the column of the position it reads (holes read zeros): as dense as the
+    result, never an n² block."""
+    rng = np.random.default_rng(seed)
+    u = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+    gout = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+    flat = rng.integers(-1 if rng.random() < 0.4 else 0, math.prod(u), size=gout)
+    s = S.take_selection(gout, u, [-1] * len(u), flat, key=None)
+    extra = tuple(int(x) for x in rng.integers(1, 4, size=int(rng.integers(0, 2))))
+    paired = [k for k in range(len(u)) if rng.random() < 0.7] or [0]
+    inn = tuple(u[k] for k in paired) + extra
+    pair = list(paired) + [-1] * len(extra)
+    m = len(u)
+    labels = list(range(m)) + [m + len(paired) + e for e in range(len(extra))]
+    vl = [lab for lab in labels if rng.random() < 0.7]
+    sizes = [u[lab] if lab < m else inn[lab - m] for lab in vl]
+    b = S.Jac(u, inn, pair, vl, rng.standard_normal(sizes)) if vl else S.Jac(u, inn, pair)
+    c, mults = S.product(s, b)
+    assert mults == 0
+    want = s.to_dense().reshape(math.prod(gout), -1) @ b.to_dense().reshape(math.prod(u), -1)
+    np.testing.assert_allclose(c.to_dense().reshape(want.shape), want, rtol=1e-12, atol=1e-12)
+    assert c.value_size <= math.prod(gout) * math.prod(inn)
+    if vl:
+        symbolic, _ = S.product(s, S.Jac(u, inn, pair, vl))  # priced as it runs
+        assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
