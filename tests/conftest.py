@@ -108,3 +108,15 @@ def hide_module(monkeypatch, top: str) -> None:
         return real(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", fake)
+
+
+def peak_memory(fn):
+    """``fn()`` and the peak of the memory Python and NumPy allocated while it ran (tracemalloc)."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        out = fn()
+        return out, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()

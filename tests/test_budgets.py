@@ -7,7 +7,7 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from conftest import dense_chain
+from conftest import dense_chain, peak_memory
 
 import jacc
 from jacc import budget, examples
@@ -275,15 +275,6 @@ def test_hundred_thousand_link_chain_plans_in_seconds():
 
 # -- item 18: pricing never materialises ----------------------------------------------------------
 
-def _peak(fn):
-    tracemalloc.start()
-    try:
-        out = fn()
-        return out, tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 def _big_reshape_graph(feeds_on: bool):
     g = jacc.Graph("r")
     g.add_input("x", (5000, 5000))
@@ -299,7 +290,7 @@ def _big_reshape_graph(feeds_on: bool):
 @pytest.mark.parametrize("strategy", ["forward", "reverse", "markowitz", "auto"])
 def test_planning_a_large_reshape_stays_symbolic(feeds_on, strategy):
     g = _big_reshape_graph(feeds_on)
-    p, peak = _peak(lambda: jacc.plan(g, strategy))
+    p, peak = peak_memory(lambda: jacc.plan(g, strategy))
     assert peak < 2_000_000, f"{strategy} allocated {peak:,} bytes to plan"  # x alone is 200 MB
     assert p.mults > 0
 
@@ -317,7 +308,7 @@ def test_pricing_builds_no_identity_or_one_hot(make):
     def run():
         with S.pricing():
             return make()
-    out, peak = _peak(run)
+    out, peak = peak_memory(run)
     j = out[0] if isinstance(out, tuple) else out
     assert j.values is None and peak < 100_000, peak
 
@@ -351,7 +342,7 @@ def test_outer_product_sum_takes_the_least_memory_among_ties(n, strategy):
     assert (plan.mults, plan.peak_bytes) == (best, least)
 
 
-def test_reshape_graph_tie_goes_to_the_smaller_peak():
+def test_reshape_graph_tie_goes_to_the_smallerpeak_memory():
     g = _big_reshape_graph(False)
     _, orders = _all_orders(g)
     best = min(m for (m, _), _ in orders)
@@ -454,8 +445,6 @@ def test_the_memory_refusal_names_the_jacobian_when_it_alone_does_not_fit(monkey
 def test_a_dense_result_larger_than_the_budget_is_refused_before_it_is_allocated(monkeypatch):
     """A diagonal Jacobian's plan holds n values, its dense result n²: memory_limit bounds what the
     call allocates, so the result counts too; sparse=True returns the n entries within it."""
-    import tracemalloc
-
     from jacc import costmodel
 
     n = 3000
@@ -463,10 +452,7 @@ def test_a_dense_result_larger_than_the_budget_is_refused_before_it_is_allocated
     with pytest.raises(jacc.MemoryLimitError, match=r"0\.1 GB as dense arrays, more than the memory_limit of "
                        r"0\.0 GB.*3,000 × 3,000 entries.*Pass sparse=True"):
         jacc.jacobian(np.sin, memory_limit=10_000_000)(x)
-    tracemalloc.start()
-    J = jacc.jacobian(np.sin, memory_limit=10_000_000, sparse=True)(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    J, peak = peak_memory(lambda: jacc.jacobian(np.sin, memory_limit=10_000_000, sparse=True)(x))
     assert J.nnz == n and peak < 10_000_000
     np.testing.assert_allclose(J.diagonal(), np.cos(x))
     assert jacc.jacobian(np.sin, memory_limit=8 * n * n + 10**6)(x).shape == (n, n)  # it fits: it runs

@@ -5,7 +5,7 @@ import warnings
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import fd_jacobian, peak_memory
 
 import jacc
 from jacc import structure as S
@@ -436,8 +436,6 @@ def test_a_scatter_add_of_a_scaled_gather_allocates_about_its_result():
     """bincount(rows, w * x[cols]), the form of a sparse product or an assembly: the scaled gather
     stays one value per nonzero. It once became a dense 9,000² block on the way to a 72 MB result
     (0.86 GB allocated against 0.22 GB predicted; at 20,000 points a MemoryError)."""
-    import tracemalloc
-
     from scipy.sparse import coo_matrix
 
     n = 3000
@@ -452,10 +450,7 @@ def test_a_scatter_add_of_a_scaled_gather_allocates_about_its_result():
     p = jacc.plan(g, "auto")
     result = 8 * n * n
     assert p.peak_bytes <= result + 16 * 3 * n  # the result and the per-nonzero values
-    tracemalloc.start()
-    J = jacc.jacobian(f)(x)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    J, peak = peak_memory(lambda: jacc.jacobian(f)(x))
     assert peak < 2.5 * result  # the first call also checks the compiled program against the plan
     xc = x[cols]
     expect = coo_matrix((data * (np.cos(xc) * xc + np.sin(xc)), (rows, cols)), shape=(n, n)).toarray()
@@ -465,9 +460,7 @@ def test_a_scatter_add_of_a_scaled_gather_allocates_about_its_result():
 def test_rows_picked_from_a_batched_product_keep_their_jacobian_compact():
     # tanh(X @ W)[rows]: the gather reads along the axis the product is batched over; unpairing
     # that axis first stored an n² block (404 ms and 1.2 GB per call at n = 1,000, 300 rows;
-    # now 2.6 ms and the 154 MB of the result)
-    import tracemalloc
-
+    # now 2.5 ms and the 154 MB of the result)
     rng = np.random.default_rng(0)
     W, rows = rng.standard_normal((4, 3)), rng.integers(0, 400, 100)
     f = lambda X: np.tanh(X @ W)[rows]  # noqa: E731
@@ -479,8 +472,5 @@ def test_rows_picked_from_a_batched_product_keep_their_jacobian_compact():
     for r, i in enumerate(rows):
         want[r, :, i, :] = (d[i][:, None] * W.T)
     np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-15)
-    tracemalloc.start()
-    jf(X + 0.5)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    _, peak = peak_memory(lambda: jf(X + 0.5))
     assert peak < 3 * J.nbytes  # the n² block alone was 4 × J.nbytes here

@@ -5,7 +5,7 @@ import itertools
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import fd_jacobian, peak_memory
 
 import jacc
 from jacc.trace import TraceError, UnsupportedOperationError, trace
@@ -316,8 +316,6 @@ def test_a_long_filters_jacobian_is_its_band_built_row_by_row():
     # more taps than FEW_TAPS: a gather of sliding windows and one product with the kernel, whose
     # partial is batched over the windows; it used to be unpaired into a windows² block (1.3 s and
     # 2 GB per call at n = 2,000 with 31 taps, now 6 ms and 96 MB)
-    import tracemalloc
-
     n, w = 1500, np.exp(-np.linspace(-2.0, 2.0, 31) ** 2)
     a = np.random.default_rng(0).standard_normal(n)
     jf = jacc.jacobian(lambda a: np.convolve(a, w, "same"), retrace=False)
@@ -328,8 +326,5 @@ def test_a_long_filters_jacobian_is_its_band_built_row_by_row():
             if 0 <= i + 15 - k < n:
                 band[i, i + 15 - k] = w[k]
     np.testing.assert_allclose(J, band, rtol=1e-14, atol=1e-16)
-    tracemalloc.start()
-    jf(a + 1.0)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    _, peak = peak_memory(lambda: jf(a + 1.0))
     assert peak < 5 * J.nbytes  # the windows² block alone was 18 × J.nbytes here

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from conftest import fd_jacobian, random_selection, random_shape
+from conftest import fd_jacobian, peak_memory, random_selection, random_shape
 from conftest import random_jac as _random_jac
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -299,8 +299,6 @@ def _stencil(u):
 
 @pytest.mark.parametrize("backend", ["numpy", "interpret", "jax"])
 def test_a_stencils_sparse_jacobian_stores_three_entries_per_row(backend):
-    import tracemalloc
-
     import jacc
 
     if backend == "jax":
@@ -318,10 +316,7 @@ def test_a_stencils_sparse_jacobian_stores_three_entries_per_row(backend):
     np.testing.assert_allclose(jf(u + 1.0).toarray(), jacc.jacobian(_stencil)(u + 1.0), rtol=1e-12)
     n = 2000
     big = np.random.default_rng(1).standard_normal(n)
-    tracemalloc.start()
-    J = jacc.jacobian(_stencil, sparse=True, backend=backend)(big)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    J, peak = peak_memory(lambda: jacc.jacobian(_stencil, sparse=True, backend=backend)(big))
     assert J.nnz == 3 * (n - 2)
     assert peak < 20e6  # a dense (n − 2) × n block alone is 32 MB (165 MB were allocated before)
 
@@ -343,8 +338,6 @@ def test_a_stencils_sparse_jacobian_stores_its_nonzeros_only(name):
     """np.roll is one gather, a diagonal joins a sum of gathers, and a slice of a padded or
     joined array is one gather with holes: these stencils' sparse Jacobians store their
     nonzeros only (each stored all n² entries before), on NumPy and on JAX."""
-    import tracemalloc
-
     import jacc
 
     f, nnz = STENCILS[name]
@@ -357,10 +350,7 @@ def test_a_stencils_sparse_jacobian_stores_its_nonzeros_only(name):
         np.testing.assert_allclose(jacc.jacobian(f, sparse=True, backend="jax")(u).toarray(), J.toarray(), rtol=1e-12)
     n = 4000
     big = np.random.default_rng(3).standard_normal(n)
-    tracemalloc.start()
-    J = jacc.jacobian(f, sparse=True)(big)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    J, peak = peak_memory(lambda: jacc.jacobian(f, sparse=True)(big))
     assert J.nnz == nnz(n) and peak < 20e6  # one dense n × n block is 128 MB
 
 
@@ -369,8 +359,6 @@ def test_a_stencils_dense_jacobian_is_written_once(name):
     """The dense Jacobian of a sum of gathers and diagonals is each term's values written into one
     output array: its peak is the result, not a block per term (the roll Laplacian peaked at twice
     its result before)."""
-    import tracemalloc
-
     import jacc
 
     f, _ = STENCILS[name]
@@ -379,9 +367,6 @@ def test_a_stencils_dense_jacobian_is_written_once(name):
     jf = jacc.jacobian(f)
     expect = jacc.jacobian(f, strategy="forward", compile=False)(u)
     np.testing.assert_allclose(jf(u), expect, rtol=1e-12, atol=1e-15)
-    tracemalloc.start()
-    J = jf(u + 0.5)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    J, peak = peak_memory(lambda: jf(u + 0.5))
     np.testing.assert_allclose(J, jacc.jacobian(f, strategy="forward", compile=False)(u + 0.5), rtol=1e-12, atol=1e-15)
     assert peak < 1.25 * J.nbytes

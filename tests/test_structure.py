@@ -538,6 +538,37 @@ def test_a_diagonal_joins_a_sum_of_gathers():
     np.testing.assert_allclose(c.to_dense(), expect @ expect)
 
 
+def _random_take(rng):
+    """(gathered shape, input shape, an advanced selection between them, with holes 2 times in 5)."""
+    gout = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
+    u = tuple(int(x) for x in rng.integers(1, 6, size=int(rng.integers(1, 3))))
+    flat = rng.integers(-1 if rng.random() < 0.4 else 0, math.prod(u), size=gout)
+    return gout, u, S.take_selection(gout, u, [-1] * len(u), flat, key=None)
+
+
+def _random_batched(rng, out, inn, pair):
+    """A Jac with these pairs whose values vary along a random subset of its labels (none: a 0/1
+    map), and the same structure without values (None for a 0/1 map)."""
+    vl = [lab for lab in S.Jac(out, inn, pair).labels if rng.random() < 0.7]
+    if not vl:
+        return S.Jac(out, inn, pair), None
+    sizes = [out[lab] if lab < len(out) else inn[lab - len(out)] for lab in vl]
+    return S.Jac(out, inn, pair, vl, rng.standard_normal(sizes)), S.Jac(out, inn, pair, vl)
+
+
+def _check_lazy_product(a, b, bound, priced=None):
+    """a·b costs nothing, equals the dense product and stores at most ``bound`` values; the
+    ``priced`` pair (values dropped) gives the same structure."""
+    c, mults = S.product(a, b)
+    assert mults == 0
+    want = a.to_dense().reshape(math.prod(a.out_shape), -1) @ b.to_dense().reshape(math.prod(b.out_shape), -1)
+    np.testing.assert_allclose(c.to_dense().reshape(want.shape), want, rtol=1e-12, atol=1e-12)
+    assert c.value_size <= bound
+    if priced is not None:
+        symbolic, _ = S.product(*priced)
+        assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.integers(0, 10**9))
 def test_a_map_batched_over_gathered_axes_scatters_row_by_row(seed):
@@ -545,10 +576,7 @@ def test_a_map_batched_over_gathered_axes_scatters_row_by_row(seed):
     gather reads along. a·S places each row's values at the columns that row's windows read
     (repeats add, holes read nothing): as dense as the result, never a count² block."""
     rng = np.random.default_rng(seed)
-    gout = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
-    u = tuple(int(x) for x in rng.integers(1, 6, size=int(rng.integers(1, 3))))
-    flat = rng.integers(-1 if rng.random() < 0.4 else 0, math.prod(u), size=gout)
-    s = S.take_selection(gout, u, [-1] * len(u), flat, key=None)
+    gout, u, s = _random_take(rng)
     extra = tuple(int(x) for x in rng.integers(1, 4, size=int(rng.integers(0, 2))))
     # a: (gout[paired] + extra) ← gout, its leading output axes paired with some gathered axes
     paired = [k for k in range(len(gout)) if rng.random() < 0.7] or [0]
@@ -556,18 +584,8 @@ def test_a_map_batched_over_gathered_axes_scatters_row_by_row(seed):
     pair = [-1] * len(gout)
     for o, k in enumerate(paired):
         pair[k] = o
-    labels = list(range(len(out))) + [len(out) + k for k in range(len(gout)) if pair[k] < 0]
-    vl = [lab for lab in labels if rng.random() < 0.7]  # none: a 0/1 map
-    sizes = [out[lab] if lab < len(out) else gout[lab - len(out)] for lab in vl]
-    a = S.Jac(out, gout, pair, vl, rng.standard_normal(sizes)) if vl else S.Jac(out, gout, pair)
-    c, mults = S.product(a, s)
-    assert mults == 0
-    want = np.einsum(a.to_dense().reshape(math.prod(out), -1), [0, 1], s.to_dense().reshape(math.prod(gout), -1), [1, 2])
-    np.testing.assert_allclose(c.to_dense().reshape(want.shape), want, rtol=1e-12, atol=1e-12)
-    assert c.value_size <= math.prod(out) * math.prod(u)
-    if vl:
-        symbolic, _ = S.product(S.Jac(out, gout, pair, vl), s)  # priced as it runs
-        assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
+    a, symbolic = _random_batched(rng, out, gout, pair)
+    _check_lazy_product(a, s, math.prod(out) * math.prod(u), None if symbolic is None else (symbolic, s))
 
 
 @settings(max_examples=200, deadline=None)
@@ -577,24 +595,9 @@ def test_a_gather_of_a_batched_maps_rows_keeps_one_entry_per_gathered_row(seed):
     keeps b's values at the column of the position it reads (holes read zeros): as dense as the
     result, never an n² block."""
     rng = np.random.default_rng(seed)
-    u = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
-    gout = tuple(int(x) for x in rng.integers(1, 5, size=int(rng.integers(1, 3))))
-    flat = rng.integers(-1 if rng.random() < 0.4 else 0, math.prod(u), size=gout)
-    s = S.take_selection(gout, u, [-1] * len(u), flat, key=None)
+    gout, u, s = _random_take(rng)
     extra = tuple(int(x) for x in rng.integers(1, 4, size=int(rng.integers(0, 2))))
     paired = [k for k in range(len(u)) if rng.random() < 0.7] or [0]
     inn = tuple(u[k] for k in paired) + extra
-    pair = list(paired) + [-1] * len(extra)
-    m = len(u)
-    labels = list(range(m)) + [m + len(paired) + e for e in range(len(extra))]
-    vl = [lab for lab in labels if rng.random() < 0.7]
-    sizes = [u[lab] if lab < m else inn[lab - m] for lab in vl]
-    b = S.Jac(u, inn, pair, vl, rng.standard_normal(sizes)) if vl else S.Jac(u, inn, pair)
-    c, mults = S.product(s, b)
-    assert mults == 0
-    want = s.to_dense().reshape(math.prod(gout), -1) @ b.to_dense().reshape(math.prod(u), -1)
-    np.testing.assert_allclose(c.to_dense().reshape(want.shape), want, rtol=1e-12, atol=1e-12)
-    assert c.value_size <= math.prod(gout) * math.prod(inn)
-    if vl:
-        symbolic, _ = S.product(s, S.Jac(u, inn, pair, vl))  # priced as it runs
-        assert symbolic.vlabels == c.vlabels and symbolic.pair == c.pair
+    b, symbolic = _random_batched(rng, u, inn, list(paired) + [-1] * len(extra))
+    _check_lazy_product(s, b, math.prod(gout) * math.prod(inn), None if symbolic is None else (s, symbolic))
