@@ -1189,6 +1189,14 @@ def _to_end(vals: np.ndarray, vl: list, moving: list, sizes: list[int]) -> tuple
     return v.reshape(v.shape[:len(rest)] + (math.prod(sizes),)), rest
 
 
+def _sub_index(flat: np.ndarray, sizes: Sequence[int], at: Sequence[int]) -> tuple[np.ndarray, int]:
+    """For positions ``flat`` in an array of shape ``sizes``: their flat index over the axes
+    ``at`` alone, and how many such indices there are."""
+    coords = np.unravel_index(flat, sizes)
+    kept = [sizes[i] for i in at]
+    return np.ravel_multi_index([coords[i] for i in at], kept), math.prod(kept)
+
+
 def _take_gather(s: Jac, b: Jac) -> Jac:
     """``s · b`` for an advanced selection ``s``: b's values read at the gathered positions."""
     t: Take = s.select
@@ -1206,11 +1214,9 @@ def _take_gather(s: Jac, b: Jac) -> Jac:
         v, _ = _to_end(b.values, vl, list(t.in_axes), gin)
         vals = _take_last(v, t)
         if cols:  # each gathered row's values at the column of the position it reads
-            at = [i for i, k in enumerate(t.in_axes) if b.pair.count(k)]
+            at = [i for i, k in enumerate(t.in_axes) if k in b.pair]
             flat = t.flat.ravel()
-            coords = np.unravel_index(np.maximum(flat, 0), gin)  # (a hole's values are zeros)
-            col = np.ravel_multi_index([coords[i] for i in at], [gin[i] for i in at])
-            n_cols = math.prod(gin[i] for i in at)
+            col, n_cols = _sub_index(np.maximum(flat, 0), gin, at)  # (a hole's values are zeros)
             full = put_rows(np.moveaxis(vals, -1, 0), flat.size * n_cols, np.arange(flat.size) * n_cols + col)
             vals = np.moveaxis(full.reshape((flat.size, n_cols) + full.shape[1:]), (0, 1), (-2, -1))
         vals = vals.reshape(v.shape[:-1] + tuple(gout) + tuple(b.in_shape[kk] for kk in cols))
@@ -1241,10 +1247,9 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
         n_in, unique = math.prod(gin), t.unique and not rows
         if rows:  # each gathered position adds to (its row, the column it reads)
             at = [k for k, j in enumerate(t.out_axes) if a.pair[j] >= 0]
-            coords = np.unravel_index(np.arange(flat.size), gout)
-            row = np.ravel_multi_index([coords[k] for k in at], [gout[k] for k in at]) if at else 0
+            row, n_rows = _sub_index(np.arange(flat.size), gout, at)
             flat = np.where(flat >= 0, row * n_in + flat, -1)
-            n_in *= math.prod(a.out_shape[o] for o in rows)
+            n_in *= n_rows
         if t.holes:  # a hole's column goes nowhere
             kept = np.flatnonzero(flat >= 0)
             v, flat = v[kept], flat[kept]

@@ -73,10 +73,10 @@ class Unrolled:
         self.constants = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
         # Mostly constant entries (structural zeros and ones): the code returns only the others,
         # written into a copy of the constants (a list of n floats to an array costs ~9 ns each)
-        self.template = self.index = None
+        self.index: np.ndarray | None = None  # the entries the float code returns, if not all
         if 2 * len(self.varying) <= len(consts):
             self.fn = flat_subset(compiled, self.varying)
-            self.template, self.index = self.constants, np.array(self.varying, dtype=np.intp)
+            self.index = np.array(self.varying, dtype=np.intp)
         else:
             self.fn = flat(compiled)
         self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
@@ -123,23 +123,27 @@ class Unrolled:
         """The blocks at the arguments given as lists of floats (each in C order)."""
         floats = lists[0] if len(lists) == 1 else [v for x in lists for v in x]
         if self.jitted is not None:
-            vals = np.asarray(self.jitted(np.array(floats)))
-            if self.jax_index is None:
-                return self._blocks(vals)
-            M = self.constants.copy()
-            M[self.jax_index] = vals
-            return self._blocks(M)
+            return self._blocks(self._filled(np.asarray(self.jitted(np.array(floats))), self.jax_index))
         try:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: NumPy's NaN/inf semantics via the executor
             d = self.compiled(*floats)
             return self._blocks(np.array([d[k] for k in self.keys], dtype=np.float64))
-        if self.template is None:
-            M = np.array(vals, dtype=np.float64)
-        else:
-            M = self.template.copy()
-            M[self.index] = vals
-        return self._blocks(M)
+        return self._blocks(self._filled(vals, self.index))
+
+    @property
+    def template(self) -> np.ndarray | None:
+        """The constants the float code's entries are written into, where it returns only some."""
+        return None if self.index is None else self.constants
+
+    def _filled(self, vals, index: np.ndarray | None) -> np.ndarray:
+        """The flat Jacobian from returned entries: all of them, or those at ``index`` written into
+        a copy of the constants."""
+        if index is None:
+            return np.asarray(vals, dtype=np.float64)
+        M = self.constants.copy()
+        M[index] = vals
+        return M
 
     def _blocks(self, M: np.ndarray) -> dict:
         if self.single is not None:  # one reshape of the flat array

@@ -375,10 +375,9 @@ def _series(original: Callable, x, c, tensor: bool = True):
     return original(x, c, tensor=False)
 
 
-_VALUES = {}  # module -> its series evaluation (the original, not a replacement)
+_POLYVAL = np.polynomial.polynomial.polyval  # NumPy's own, for the two-dimensional evaluations below
 for _module, _name in (("polynomial", "polyval"), ("chebyshev", "chebval"), ("legendre", "legval"),
                        ("hermite", "hermval"), ("hermite_e", "hermeval"), ("laguerre", "lagval")):
-    _VALUES[_module] = getattr(getattr(np.polynomial, _module), _name)
     # eager: code that names the function is traced with the replacement from the first call (a
     # call that needs no other replacement would otherwise reach NumPy's code)
     swap_during_traces(f"numpy.polynomial.{_module}",
@@ -390,13 +389,13 @@ for _module, _name in (("polynomial", "polyval"), ("chebyshev", "chebval"), ("le
 def _polyval2d(x, y, c):
     """Σ c_ij xⁱ yʲ at the points (x, y) (NumPy's shapes: x and y broadcast together)."""
     x, y = np.broadcast_arrays(x, y)
-    return _series(_VALUES["polynomial"], y, _series(_VALUES["polynomial"], x, c), tensor=False)
+    return _series(_POLYVAL, y, _series(_POLYVAL, x, c), tensor=False)
 
 
 @implements(np.polynomial.polynomial.polygrid2d)
 def _polygrid2d(x, y, c):
     """Σ c_ij xⁱ yʲ on the grid x × y."""
-    return _series(_VALUES["polynomial"], y, _series(_VALUES["polynomial"], x, c))
+    return _series(_POLYVAL, y, _series(_POLYVAL, x, c))
 
 
 @implements(np.polyfit)
