@@ -39,6 +39,40 @@ CASES = [(f"{name}, {mode}", f, X1) for mode in MODES for name, f in [
     ("laplace", lambda x: nd.laplace(x), X2),
 ]
 
+FP = np.array([[1, 0, 1], [0, 1, 1]], bool)
+RANKS = [
+    ("maximum_filter", lambda x: nd.maximum_filter(x, 3)),
+    ("maximum_filter, modes and origins per axis",
+     lambda x: nd.maximum_filter(x, (3, 2), mode=("nearest", "wrap"), origin=(1, 0))),
+    ("minimum_filter, cval", lambda x: nd.minimum_filter(x, 3, mode="constant", cval=0.3)),
+    ("median_filter", lambda x: nd.median_filter(x, 3)),
+    ("median_filter, footprint", lambda x: nd.median_filter(x, footprint=FP, mode="mirror")),
+    ("median_filter, even size (SciPy takes the upper middle)", lambda x: nd.median_filter(x, (2, 2))),
+    ("percentile_filter", lambda x: nd.percentile_filter(x, 30, size=(3, 3), origin=-1)),
+    ("percentile_filter, negative", lambda x: nd.percentile_filter(x, -20, size=(2, 3))),
+    ("rank_filter, negative rank", lambda x: nd.rank_filter(x, -2, size=(3, 3), mode="grid-wrap")),
+    ("rank_filter, axes", lambda x: nd.rank_filter(x, 1, size=3, axes=(1,))),
+    ("maximum_filter1d", lambda x: nd.maximum_filter1d(x, 4, axis=0, origin=1)),
+    ("minimum_filter1d", lambda x: nd.minimum_filter1d(x, 3, mode="mirror")),
+]
+INTERPOLATIONS = [
+    ("shift, cubic", lambda x: nd.shift(x, (0.5, -1.3))),
+    ("shift, linear, cval", lambda x: nd.shift(x, (0.5, 1.3), order=1, cval=2.0)),
+    ("shift, nearest neighbour, wrap", lambda x: nd.shift(x, 1.4, order=0, mode="wrap")),
+    ("shift, order 5, reflect", lambda x: nd.shift(x, (2.2, 0.3), order=5, mode="reflect")),
+    ("shift, no prefilter", lambda x: nd.shift(x, (2.2, 0.3), order=2, mode="nearest", prefilter=False)),
+    ("zoom", lambda x: nd.zoom(x, 1.5)),
+    ("zoom, grid_mode, cval", lambda x: nd.zoom(x, (0.7, 2.0), order=1, mode="grid-constant", grid_mode=True,
+                                                cval=1.0)),
+    ("affine_transform, scales", lambda x: nd.affine_transform(x, [0.9, 1.2], offset=(0.3, -0.5),
+                                                               output_shape=(5, 8))),
+    ("affine_transform, diagonal matrix", lambda x: nd.affine_transform(x, np.diag([0.9, 1.2]), order=1,
+                                                                        mode="mirror")),
+    ("spline_filter", lambda x: nd.spline_filter(x)),
+    ("spline_filter1d", lambda x: nd.spline_filter1d(x, 4, axis=0, mode="wrap")),
+]
+CASES += [(name, f, R.normal(size=(7, 6))) for name, f in RANKS + INTERPOLATIONS]
+
 
 @pytest.mark.parametrize("name, f, x", CASES, ids=[c[0] for c in CASES])
 def test_values_and_jacobians_are_scipys(name, f, x):
@@ -57,7 +91,33 @@ def test_a_filter_records_index_maps_and_scaled_identities_not_a_dense_matrix():
         assert kinds and kinds <= _INDEX_MAPS, kinds
 
 
+@pytest.mark.parametrize("name, f", [RANKS[0], RANKS[4], INTERPOLATIONS[1], INTERPOLATIONS[4]],
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_rank_filters_and_interpolations_give_sparse_jacobians_equal_to_the_dense_ones(name, f):
+    x = R.normal(size=(9, 8))
+    J = jacc.jacobian(f, sparse=True)(x)
+    dense = jacc.jacobian(f)(x)
+    np.testing.assert_array_equal(J.toarray(), dense.reshape(72, 72))
+    assert J.nnz <= 72 * 9  # a few entries per row: no dense n × n block
+
+
+def test_a_linear_shift_records_index_maps_and_diagonals_and_a_median_only_selections():
+    from jacc.numpy_api import Case, traced_structures
+
+    for f, allowed in ((lambda x: nd.shift(x, (0.5, 1.3), order=1), {"select", "diag", "embed", "identity"}),
+                       (lambda x: nd.median_filter(x, 3), {"select", "embed", "identity"})):
+        ops, kinds = traced_structures(Case("f", lambda xp, f=f: f, lambda r: (r.normal(size=(40, 30)),)))
+        assert kinds and kinds <= allowed, kinds
+
+
 @pytest.mark.parametrize("f, words", [
+    (lambda x: nd.rotate(x, 30.0), "rotate .*mix the axes"),
+    (lambda x: nd.map_coordinates(x, [[0.5, 1.5], [1.0, 2.0]]), "map_coordinates .*mix the axes"),
+    (lambda x: nd.affine_transform(x, [[1.0, 0.2], [0.0, 1.0]]), "only a diagonal matrix"),
+    (lambda x: nd.shift(x, x[0, 0]), "shift must be a constant"),
+    (lambda x: nd.median_filter(x, 3, output=np.empty_like(X2)), "output="),
+    (lambda x: nd.zoom(x, 2.0, output=np.float32), "output="),
+
     (lambda x: nd.gaussian_filter(x, 1.0, output=np.empty_like(X2)), "output="),
     (lambda x: nd.gaussian_filter(x, 1.0, mode="bogus"), "mode='bogus'"),
     (lambda x: nd.gaussian_filter(X2, x[0, 0]), "sigma must be a constant"),

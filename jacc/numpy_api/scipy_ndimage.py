@@ -1,17 +1,37 @@
-"""``scipy.ndimage``'s linear filters of traced arrays: correlations with constant (or traced)
-weights, recorded as NumPy's ``pad`` and a weighted sum of shifted slices, so their partials stay
-index maps and diagonals (no dense n × n matrix).
+"""``scipy.ndimage`` on traced arrays: linear filters, rank filters and interpolation along axes,
+each recorded as NumPy ops whose partials stay index maps, diagonals and small per-axis blocks
+(no dense n × n matrix).
 
-While ``f`` runs on traced arguments ``correlate1d``, ``convolve1d``, ``correlate``, ``convolve``,
-``gaussian_filter1d``, ``gaussian_filter``, ``uniform_filter1d``, ``uniform_filter``, ``sobel``,
-``prewitt`` and ``laplace`` are replaced on the ``scipy.ndimage`` module (see
-:func:`jacc.constructors.swap_during_traces`). Each is a sequence of one-dimensional
-correlations, or one n-dimensional one, of the input padded as SciPy's ``mode`` extends it
-(``reflect``, ``mirror``, ``nearest``, ``wrap``, ``constant`` with ``cval``, and their ``grid-``
-names). The weights of a Gaussian or uniform filter are SciPy's own: its filter applied to a unit
-impulse, so ``sigma``, ``order``, ``truncate``, ``radius``, ``size`` and ``origin`` mean what they
-mean to SciPy. A filter costs one product per weight and entry. ``output=`` (an array to write
-into) is refused by name; call the filter for its result.
+While ``f`` runs on traced arguments these functions are replaced on the ``scipy.ndimage`` module
+(see :func:`jacc.constructors.swap_during_traces`):
+
+* **Linear filters** — ``correlate1d``, ``convolve1d``, ``correlate``, ``convolve``,
+  ``gaussian_filter1d``, ``gaussian_filter``, ``uniform_filter1d``, ``uniform_filter``, ``sobel``,
+  ``prewitt``, ``laplace``: one-dimensional correlations, or one n-dimensional one, of the input
+  padded as SciPy's ``mode`` extends it (``reflect``, ``mirror``, ``nearest``, ``wrap``, ``constant``
+  with ``cval``, and their ``grid-`` names), as a weighted sum of shifted slices. The weights of a
+  Gaussian or uniform filter are SciPy's own: its filter applied to a unit impulse, so ``sigma``,
+  ``order``, ``truncate``, ``radius``, ``size`` and ``origin`` mean what they mean to SciPy. One
+  product per weight and entry.
+* **Rank filters** — ``maximum_filter``, ``minimum_filter``, ``median_filter``, ``rank_filter``,
+  ``percentile_filter``, ``maximum_filter1d``, ``minimum_filter1d``: the windows of the padded input
+  stacked along a new axis (one slice per footprint position), then ``min``, ``max`` or the
+  ``rank``-th entry of ``sort`` along it, with SciPy's rank rules (a median of an even window is its
+  upper middle entry; a percentile's rank is ⌊count·q/100⌋). The partial picks one input entry
+  per output entry.
+* **Interpolation along each axis** — ``shift``, ``zoom``, ``affine_transform`` with a diagonal
+  matrix (a scale per axis), ``spline_filter``, ``spline_filter1d``: linear in the input and
+  separable, so along axis k the output is A_k times the input along k. A_k is SciPy's own 1-D
+  function applied to each unit impulse (every ``order``, ``mode``, ``prefilter`` and ``grid_mode``
+  as SciPy means it; ``cval`` adds SciPy's constant). A banded A_k (at most 8 entries per row: no
+  spline prefilter) is recorded as gathers times weights, a prefiltered one as one product along
+  the axis. ``rotate``, ``map_coordinates``, ``geometric_transform`` and a rotating or shearing
+  ``affine_transform`` mix the axes and are refused by name.
+
+SciPy first sees every call's arguments (on an all-zero input), so bad arguments raise SciPy's own
+errors. ``output=`` (an array to write into, or a dtype other than float64) is refused by name; call
+the function for its result. Parameters other than the input (and correlate's weights) must be
+constants.
 
 >>> import numpy as np, scipy.ndimage, jacc
 >>> J = jacc.jacobian(lambda x: scipy.ndimage.gaussian_filter1d(x, 1.0))(np.zeros(12))
@@ -40,8 +60,10 @@ def _refuse(what: str, why: str) -> None:
 
 
 def _check(what: str, p: dict) -> None:
-    if p.get("output") is not None:
-        _refuse(what, "output= (an array written in place) is not recorded; use the filter's result")
+    out = p.get("output")
+    if out is not None and not (isinstance(out, (type, np.dtype, str)) and np.dtype(out) == np.float64):
+        _refuse(what, "output= (an array written in place, or a dtype other than float64) is not recorded; "
+                      "use the filter's result")
     modes = p.get("mode", "reflect")
     for mode in (modes if isinstance(modes, (list, tuple)) else [modes]):
         if mode not in _PAD:
@@ -104,10 +126,7 @@ def _gaussian_filter1d(original, p):
 
 
 def _gaussian_filter(original, p):
-    import scipy.ndimage
-
-    one_d = scipy.ndimage.gaussian_filter1d
-    one_d = getattr(one_d, "__wrapped__", one_d)  # (SciPy's, under jacc's replacement)
+    one_d = _scipy("gaussian_filter1d")
     x = p["input"]
     axes = _axes(x, p.get("axes"))
     sigmas, orders = _per_axis(p["sigma"], len(axes)), _per_axis(p["order"], len(axes))
@@ -216,11 +235,220 @@ def _checked(what: str, run: Callable) -> Callable:
     def checked(original, bound):
         p = dict(bound.arguments)
         _check(what, p)
-        for name in ("sigma", "size", "origin", "truncate", "radius", "order", "cval"):
+        for name in ("sigma", "size", "origin", "truncate", "radius", "order", "cval", "footprint", "rank",
+                     "percentile", "shift", "zoom", "matrix", "offset", "output_shape"):
             if _holds_tracer(p.get(name)):
                 _refuse(what, f"{name} must be a constant (only the input, and correlate's weights, may be traced)")
         return run(original, p)
     return checked
+
+
+# -- rank filters: the rank-th smallest entry of each window ----------------------------------------
+
+def _pad_axes(x: Any, pads: list[tuple[int, int]], modes: list[str], cval: float) -> Any:
+    """``x`` extended by ``pads[k]`` entries along each axis ``k`` as ``modes[k]`` extends it."""
+    for axis, (pad, mode) in enumerate(zip(pads, modes)):
+        if pad != (0, 0):
+            width = [(0, 0)] * np.ndim(x)
+            width[axis] = pad
+            extra = {"constant_values": cval} if _PAD[mode] == "constant" else {}
+            x = np.pad(x, width, mode=_PAD[mode], **extra)
+    return x
+
+
+def _footprint(x: Any, p: dict) -> np.ndarray:
+    """The filter's footprint over every axis of ``x`` (size-1 along axes that ``axes`` leaves out)."""
+    nd = np.ndim(x)
+    axes = _axes(x, p.get("axes"))
+    if p.get("footprint") is not None:
+        fp = np.asarray(p["footprint"], dtype=bool)
+    else:
+        fp = np.ones([int(s) for s in _per_axis(p["size"], len(axes))], dtype=bool)
+    full = [1] * nd
+    for a, k in zip(axes, fp.shape):
+        full[a] = k
+    return fp.reshape(full)
+
+
+def _windows(x: Any, fp: np.ndarray, modes: list[str], cval: float, origins: list[int]) -> Any:
+    """The entries of each window as axis 0: one shifted slice of the padded input per footprint
+    position (C order, as SciPy counts them)."""
+    x = np.asarray(x)
+    lefts = [k // 2 + o for k, o in zip(fp.shape, origins)]
+    padded = _pad_axes(x, [(a, k - 1 - a) for a, k in zip(lefts, fp.shape)], modes, cval)
+    return np.stack([padded[tuple(slice(j, j + n) for j, n in zip(at, np.shape(x)))]
+                     for at in zip(*np.nonzero(fp))])
+
+
+def _scipys(original: Callable, p: dict) -> np.ndarray:
+    """SciPy's result for an all-zero input with these arguments: SciPy checks them (and raises as
+    it would), and it gives the output's shape and the constant an extension by ``cval`` adds."""
+    return original(np.zeros(np.shape(p["input"])), **{k: v for k, v in p.items() if k != "input"})
+
+
+def _rank_filter(pick: Callable[[int, dict], int], checked: bool = False) -> Callable:
+    """A filter taking the ``pick(count, p)``-th smallest entry of each window (of ``count``
+    entries); ``checked``: SciPy has already seen the arguments."""
+    def run(original, p):
+        if not checked:
+            _scipys(original, p)
+        x = p["input"]
+        fp = _footprint(x, p)
+        count = int(fp.sum())
+        axes = _axes(x, p.get("axes"))
+        modes, origins = ["reflect"] * np.ndim(x), [0] * np.ndim(x)
+        for a, m, o in zip(axes, _per_axis(p["mode"], len(axes)), _per_axis(p["origin"], len(axes))):
+            modes[a], origins[a] = m, int(o)
+        stack = _windows(x, fp, modes, p["cval"], origins)
+        r = pick(count, p)
+        if r == 0:
+            return np.min(stack, axis=0)
+        if r == count - 1:
+            return np.max(stack, axis=0)
+        return np.sort(stack, axis=0)[r]
+    return run
+
+
+def _rank_of(count: int, p: dict) -> int:
+    r = int(p["rank"])
+    return r + count if r < 0 else r
+
+
+def _percentile_rank(count: int, p: dict) -> int:  # SciPy's rule: the floor of count·percentile/100
+    q = float(p["percentile"])
+    q = q + 100.0 if q < 0 else q
+    return min(int(count * q / 100.0), count - 1)
+
+
+def _filter1d(pick: Callable[[int], int]) -> Callable:
+    """maximum_filter1d and minimum_filter1d: the n-dimensional filter with a footprint along ``axis``."""
+    def run(original, p):
+        _scipys(original, p)
+        axis = p["axis"] % np.ndim(p["input"])
+        return _rank_filter(pick, checked=True)(original, dict(p, footprint=None, axes=(axis,)))
+    return run
+
+
+# -- interpolation along each axis: shift, zoom, a diagonal affine_transform, the spline filters -----
+# Each is linear in the input and separable: along axis k the output is A_k @ (the input along k),
+# and with cval ≠ 0 plus a constant. A_k comes from SciPy itself, as its 1-D function's response to
+# each unit impulse, so every order, mode and prefilter setting means what it means to SciPy.
+
+_MATRICES: dict = {}
+_TAPS = 8  # at most this many entries per row: gathers and weights, else one dense product
+
+
+def _axis_matrix(one_d: Callable, n: int, key: tuple) -> np.ndarray:
+    """The matrix of the linear 1-D map ``one_d`` on length-``n`` vectors (remembered per ``key``)."""
+    if key not in _MATRICES:
+        cols = []
+        for j in range(n):
+            impulse = np.zeros(n)
+            impulse[j] = 1.0
+            cols.append(np.asarray(one_d(impulse), dtype=float))
+        if len(_MATRICES) > 256:
+            _MATRICES.clear()
+        _MATRICES[key] = np.stack(cols, axis=1) if cols else np.zeros((0, 0))
+    return _MATRICES[key]
+
+
+def _along(x: Any, axis: int, a: np.ndarray) -> Any:
+    """``a`` applied along ``axis`` of ``x``: a few gathers times weights where ``a`` has few
+    entries per row (partials: index maps and diagonals), else a product with ``a``."""
+    if a.shape[0] == a.shape[1] and np.array_equal(a, np.eye(a.shape[0])):
+        return x
+    per_row = np.count_nonzero(a, axis=1)
+    if a.size and per_row.max() <= _TAPS:
+        order = np.argsort(a == 0, axis=1, kind="stable")[:, :per_row.max()]  # each row's nonzeros first
+        weights = np.take_along_axis(a, order, axis=1)
+        shape = [1] * np.ndim(x)
+        shape[axis] = a.shape[0]
+        out = None
+        for t in range(order.shape[1]):
+            term = np.take(x, order[:, t], axis=axis) * weights[:, t].reshape(shape)
+            out = term if out is None else out + term
+        return out
+    return np.moveaxis(np.tensordot(a, x, axes=(1, axis)), 0, axis)
+
+
+def _separable(one_d: Callable[[dict, int], Callable], name: str) -> Callable:
+    """A linear separable interpolation: ``one_d(p, k)`` is SciPy's 1-D map along axis ``k``."""
+    def run(original, p):
+        x = p["input"]
+        x = np.asarray(x) if _holds_tracer(x) else np.asarray(x, dtype=float)
+        kept = {k: v for k, v in p.items() if k != "input"}
+        expected = _scipys(original, p)
+        out = x
+        for k, n in enumerate(np.shape(x)):
+            fn = one_d(p, k)
+            key = (name, n, k, repr(sorted((a, repr(v)) for a, v in kept.items())))
+            out = _along(out, k, _axis_matrix(fn, n, key))
+        if np.shape(out) != np.shape(expected):  # (a guard: the 1-D maps must give SciPy's shape)
+            _refuse(name, f"the output shape {np.shape(out)} differs from SciPy's {np.shape(expected)}")
+        if p.get("cval", 0.0) != 0.0 and np.any(expected):  # the constant the extension adds
+            out = out + expected
+        return out
+    return run
+
+
+def _scipy(name: str) -> Callable:
+    """SciPy's own ``scipy.ndimage.name`` (not jacc's replacement while a trace runs)."""
+    import scipy.ndimage
+
+    f = getattr(scipy.ndimage, name)
+    return getattr(f, "__wrapped__", f)
+
+
+def _shift_1d(p: dict, k: int) -> Callable:
+    s = _per_axis(p["shift"], np.ndim(p["input"]))[k]
+    return lambda e: _scipy("shift")(e, s, order=p["order"], mode=p["mode"], cval=0.0, prefilter=p["prefilter"])
+
+
+def _zoom_1d(p: dict, k: int) -> Callable:
+    z = _per_axis(p["zoom"], np.ndim(p["input"]))[k]
+    return lambda e: _scipy("zoom")(e, z, order=p["order"], mode=p["mode"], cval=0.0, prefilter=p["prefilter"],
+                                         grid_mode=p["grid_mode"])
+
+
+def _affine_1d(p: dict, k: int) -> Callable:
+    nd_ = np.ndim(p["input"])
+    m = np.asarray(p["matrix"], dtype=float)
+    scale = m[k] if m.ndim == 1 else m[k, k]
+    offset = _per_axis(p["offset"], nd_)[k]
+    size = (np.shape(p["input"]) if p["output_shape"] is None else tuple(p["output_shape"]))[k]
+    return lambda e: _scipy("affine_transform")(e, [scale], offset, output_shape=(size,), order=p["order"],
+                                                     mode=p["mode"], cval=0.0, prefilter=p["prefilter"])
+
+
+def _spline_1d(p: dict, k: int) -> Callable:
+    axes = range(np.ndim(p["input"])) if "axis" not in p else [p["axis"] % np.ndim(p["input"])]
+    if k not in axes or p["order"] in (0, 1):
+        return lambda e: e
+    return lambda e: _scipy("spline_filter1d")(e, p["order"], mode=p["mode"])
+
+
+def _affine(original, p):
+    m = np.asarray(p["matrix"])
+    if _holds_tracer(p["matrix"]) or _holds_tracer(p["offset"]):
+        _refuse("affine_transform", "matrix and offset must be constants (only the input may be traced)")
+    if not (m.ndim == 1 or (m.ndim == 2 and m.shape[0] == m.shape[1] == np.ndim(p["input"])
+                            and np.count_nonzero(m - np.diag(np.diagonal(m))) == 0)):
+        _refuse("affine_transform", "only a diagonal matrix (a scale per axis) is recorded; a rotation or shear "
+                                    "mixes the axes")
+    return _separable(_affine_1d, "affine_transform")(original, p)
+
+
+def _spline(original, p):
+    if p.get("output") not in (None, np.float64, float, "float64"):
+        _refuse("spline_filter", "output= other than float64 is not recorded")
+    return _separable(_spline_1d, "spline_filter")(original, dict(p, output=None))
+
+
+def _not_recorded(what: str) -> Callable:
+    def run(original, p):
+        _refuse(what, "its coordinates mix the axes, which is not recorded; shift, zoom and affine_transform "
+                      "with a diagonal matrix are")
+    return run
 
 
 _FILTERS = {
@@ -228,8 +456,16 @@ _FILTERS = {
     "convolve": _convolve, "gaussian_filter1d": _gaussian_filter1d, "gaussian_filter": _gaussian_filter,
     "uniform_filter1d": _uniform_filter1d, "uniform_filter": _uniform_filter,
     "sobel": _edges([1.0, 2.0, 1.0]), "prewitt": _edges([1.0, 1.0, 1.0]), "laplace": _laplace,
+    "maximum_filter": _rank_filter(lambda n, p: n - 1), "minimum_filter": _rank_filter(lambda n, p: 0),
+    "median_filter": _rank_filter(lambda n, p: n // 2), "rank_filter": _rank_filter(_rank_of),
+    "percentile_filter": _rank_filter(_percentile_rank),
+    "maximum_filter1d": _filter1d(lambda n, p: n - 1), "minimum_filter1d": _filter1d(lambda n, p: 0),
+    "shift": _separable(_shift_1d, "shift"), "zoom": _separable(_zoom_1d, "zoom"), "affine_transform": _affine,
+    "spline_filter": _spline, "spline_filter1d": _spline,
 }
-swap_during_traces("scipy.ndimage", {n: replacement(_checked(n, run)) for n, run in _FILTERS.items()}, eager=True)
+_REFUSED = {n: _not_recorded(n) for n in ("map_coordinates", "rotate", "geometric_transform")}  # (by name)
+swap_during_traces("scipy.ndimage", {n: replacement(_checked(n, run)) for n, run in (_FILTERS | _REFUSED).items()},
+                   eager=True)
 
 
 def supported() -> list[str]:
@@ -256,5 +492,16 @@ case("scipy.ndimage.uniform_filter1d", lambda xp: lambda x: _nd().uniform_filter
 case("scipy.ndimage.correlate", lambda xp: lambda x, w: _nd().correlate(x, w, mode="wrap"),
      lambda r: (r.normal(size=(5, 4)), r.normal(size=(3, 2))), argnums=(0, 1), jax=False,
      note="traced weights too (a product of the two)")
+case("scipy.ndimage.median_filter", lambda xp: lambda x: _nd().median_filter(x, 3, mode="nearest"),
+     lambda r: (r.normal(size=(6, 5)),), jax=False,
+     note="the windows of the padded input stacked along a new axis, then the middle entry of sort along it")
+case("scipy.ndimage.maximum_filter", lambda xp: lambda x: _nd().maximum_filter(x, (3, 2)),
+     lambda r: (r.normal(size=(6, 5)),), jax=False)
+case("scipy.ndimage.shift", lambda xp: lambda x: _nd().shift(x, (0.5, -1.25), order=1),
+     lambda r: (r.normal(size=(6, 5)),), jax=False,
+     note="separable: along each axis, SciPy's 1-D map as a matrix (its response to unit impulses), "
+          "recorded as gathers times weights, or one product where a spline prefilter makes it dense")
+case("scipy.ndimage.zoom", lambda xp: lambda x: _nd().zoom(x, 1.5),
+     lambda r: (r.normal(size=(4, 5)),), jax=False)
 case("scipy.ndimage.sobel", lambda xp: lambda x: _nd().sobel(x, axis=0, mode="mirror"),
      lambda r: (r.normal(size=(5, 6)),), jax=False)
