@@ -577,11 +577,19 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
     if is_identity(b):
         return a, 0
     if a.terms is not None or b.terms is not None:  # distributes over the terms
-        total, mults = None, 0
+        parts, mults = [], 0
         for ta in _terms_of(a):
             for tb in _terms_of(b):
                 c, k = product(ta, tb)
-                total, mults = (c if total is None else add(total, c)), mults + k
+                parts.append(c)
+                mults += k
+        if len(parts) > 1 and all(map(_summand, parts)):  # merged once, not pair by pair
+            c = _sum_of([t for c in parts for t in _terms_of(c)])
+            if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
+                return c, mults
+        total = parts[0]
+        for c in parts[1:]:
+            total = add(total, c)
         return total, mults
     # _lazy(a) or _lazy(b), written out: this runs on every product, pricing included
     if a.reshape or b.reshape or a.select is not None or b.select is not None or a.embed is not None \
@@ -1600,12 +1608,15 @@ def _terms_of(j: Jac) -> list[Jac]:
 def _sum_of(terms: list[Jac]) -> Jac | None:
     """The sum of lazy maps, equal maps merged; ``None`` past ``MAX_TERMS`` terms."""
     merged: list[Jac] = []
+    slot: dict = {}  # a map's key (see _map_key; diagonals share one) -> its place in merged
     for t in terms:
-        for i, m in enumerate(merged):
-            if _same_map(m, t) or not (_lazy(m) or _lazy(t)):  # (two diagonals add as blocks)
-                merged[i] = add(m, t)
-                break
+        key = _map_key(t) if _lazy(t) else "diagonals"  # (two diagonals add as blocks)
+        i = slot.get(key) if key is not None else next((n for n, m in enumerate(merged) if _same_map(m, t)), None)
+        if i is not None:
+            merged[i] = add(merged[i], t)
         else:
+            if key is not None:
+                slot[key] = len(merged)
             merged.append(t)
     if len(merged) > MAX_TERMS:
         return None

@@ -173,6 +173,47 @@ def test_greedy_and_pricing_stop_at_the_deadline(big_dag):
         assert time.perf_counter() - t < 0.05 + CI_MARGIN
 
 
+def test_a_ticker_looks_at_the_clock_at_every_call_once_calls_are_slow():
+    calls = 0
+    with budget.within(0.02), pytest.raises(budget.TimeUp):
+        tick = budget.Ticker(1000)
+        while True:
+            tick()
+            calls += 1
+            time.sleep(0.005)  # a step that prices a product
+    assert calls < 50  # (a look every 1,000 calls would run 1,000 slow steps past the deadline)
+
+
+def test_greedy_checks_the_deadline_before_every_preview(monkeypatch):
+    """Each preview prices a product, and a greedy step re-scores every neighbour of what it
+    eliminated: those pushes too must stop at the deadline (a 0.3 s limit ran 0.9 s on a 2-D
+    Gaussian filter's graph). Here every preview takes 10 ms and the hub ``sum(x)`` touches all."""
+    from jacc.eliminate import Eliminator
+    from jacc.strategies import run_strategy
+
+    g = jacc.trace(lambda x: np.stack([np.tanh(x[i] * np.sum(x)) for i in range(12)]), np.zeros(12))
+    real, real_eliminate, late, started = Eliminator.preview, Eliminator.eliminate, [], []
+
+    def slow(self, v):  # slow once eliminations have begun: the deadline passes among the pushes
+        late.append(budget.expired())
+        if started:
+            time.sleep(0.01)
+        return real(self, v)
+
+    def eliminate(self, v):
+        started.append(v)
+        return real_eliminate(self, v)
+
+    monkeypatch.setattr(Eliminator, "preview", slow)
+    monkeypatch.setattr(Eliminator, "eliminate", eliminate)
+    for limit in (0.05, 0.12, 0.2):
+        late.clear()
+        started.clear()
+        with budget.within(limit), pytest.raises(budget.TimeUp):
+            run_strategy("markowitz", Problem.from_graph(g), CostModel(), objective="time")
+        assert sum(late) <= 1, f"{sum(late)} previews started past a {limit} s deadline"
+
+
 # -- anneal: iteration-based, seeded --------------------------------------------------------------
 
 def test_anneal_schedule_counts_moves_not_seconds():
