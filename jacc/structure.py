@@ -866,6 +866,9 @@ def add(a: Jac, b: Jac) -> Jac:
         c = _sum_of(_terms_of(a) + _terms_of(b))
         if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
             return c
+    for x, y in ((a, b), (b, a)):  # a complete block plus gathers: their values written into a copy
+        if _complete(x) and _scattered(y) and not _PRICING.get():
+            return _block(a, _dense_sum(y, start=_align(x, list(range(len(x.vlabels))))))
     a, b = as_labelled(a), as_labelled(b)
     diff = [k for k in range(len(a.pair)) if a.pair[k] != b.pair[k]]
     a, b = unpair(a, diff)[0], unpair(b, diff)[0]
@@ -880,6 +883,11 @@ def add(a: Jac, b: Jac) -> Jac:
 def as_labelled(j: Jac) -> Jac:
     """Turn a lazy reshape, selection or embedding into the equivalent labelled Jacobian."""
     if j.terms is not None:
+        if not _PRICING.get() and _scattered(j):  # one pass where the block is complete anyway
+            with pricing():
+                shape = as_labelled(j)
+            if all(p < 0 for p in shape.pair) and len(shape.vlabels) == shape.m + len(j.in_shape):
+                return _block(j, _dense_sum(j))
         total = as_labelled(j.terms[0])
         for t in j.terms[1:]:
             total = add(total, as_labelled(t))
@@ -1635,13 +1643,14 @@ def _summand(j: Jac) -> bool:
     return j.terms is not None or _term(j)
 
 
-def _dense_sum(j: Jac) -> np.ndarray:
+def _dense_sum(j: Jac, start: np.ndarray | None = None) -> np.ndarray:
     """A sum of gathers and diagonals as its dense array, each term's values written at the entries
-    it reads (added where terms meet): the result and a few numbers per row, no block per term."""
+    it reads (added where terms meet): the result and a few numbers per row, no block per term.
+    ``start``: a dense array (axes ``out_shape + in_shape``) the terms are added to."""
     out, n_in = j.out_shape, math.prod(j.in_shape)
     r = np.arange(math.prod(out)).reshape(out)
     where, values = [], []
-    for t in j.terms:
+    for t in _terms_of(j):
         d, bare = _split(t)
         cols = _apply_lazy(bare, np.arange(n_in).reshape(j.in_shape)) if _lazy(bare) else r  # (a diagonal: r, r)
         at, v = np.reshape(r * n_in + cols, (-1,)), np.reshape(np.broadcast_to(_full(d), out), (-1,))
@@ -1651,7 +1660,25 @@ def _dense_sum(j: Jac) -> np.ndarray:
         where.append(at)
         values.append(v)
     flat = put_rows(np.concatenate(values), math.prod(out) * n_in, np.concatenate(where), add=True)
+    if start is not None:
+        flat = flat + np.reshape(start, (-1,))
     return np.reshape(flat, out + j.in_shape)
+
+
+def _scattered(j: Jac) -> bool:
+    """A sum (or term) that :func:`_dense_sum` writes: gathers and diagonals with values."""
+    return _summand(j) and not j.symbolic and all(_gathers(t) or not _lazy(t) for t in _terms_of(j))
+
+
+def _block(j: Jac, values) -> Jac:
+    """The complete labelled block of ``j``'s shape holding ``values`` (axes out + in; recordable)."""
+    return Jac(j.out_shape, j.in_shape, None, tuple(range(j.m + len(j.in_shape))), values)
+
+
+def _complete(j: Jac) -> bool:
+    """A labelled block that stores every entry: no pairs, a value per label."""
+    return (not _lazy(j) and j.terms is None and j.values is not None and all(p < 0 for p in j.pair)
+            and len(j.vlabels) == j.m + len(j.in_shape))
 
 
 def _negated_term(t: Jac) -> Jac:
