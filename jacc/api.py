@@ -91,17 +91,52 @@ def _shape(a: Any) -> Any:
     return pytrees.signature(a) if isinstance(a, (dict, tuple, list)) else np.shape(a)
 
 
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+class _Sparse:
+    """A copy of a SciPy sparse matrix, for comparing the argument by value on later calls."""
+
+    __slots__ = ("kind", "copy")
+
+    def __init__(self, m: Any):
+        self.kind, self.copy = type(m), m.copy()
+
+
+def _is_sparse(x: Any) -> bool:
+    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "tocoo")
+
+
 def _snapshot(x: Any) -> Any:
-    return np.array(x, copy=True) if isinstance(x, (np.ndarray, np.generic)) else x
+    """What ``retrace=False`` keeps of an argument it does not differentiate: a copy of its value
+    for arrays, numbers, strings, lists, tuples and dicts of them (recursively) and SciPy sparse
+    matrices, so a container changed in place is seen; the object itself otherwise."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.array(x, copy=True)
+    if type(x) in (list, tuple):
+        return type(x)(_snapshot(v) for v in x)
+    if type(x) is dict:
+        return {k: _snapshot(v) for k, v in x.items()}
+    if _is_sparse(x):
+        return _Sparse(x)
+    return x
 
 
 def _same(a: Any, b: Any) -> bool:
-    """Is the argument ``a`` the value ``b`` the trace saw (arrays bit for bit, other objects
-    by identity unless they are plain numbers or strings)?"""
+    """Is the argument ``a`` the value ``b`` the trace saw (see :func:`_snapshot`: arrays bit for
+    bit, containers item by item, other objects by identity)?"""
     if isinstance(b, np.ndarray):
         return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
-    if isinstance(b, (bool, int, float, complex, str, bytes, type(None))):
+    if isinstance(b, _PLAIN):
         return type(a) is type(b) and (a == b or (a != a and b != b))
+    if type(b) in (list, tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    if type(b) is dict:
+        return type(a) is dict and a.keys() == b.keys() and all(_same(a[k], v) for k, v in b.items())
+    if isinstance(b, _Sparse):
+        c = b.copy
+        return (type(a) is b.kind and a.shape == c.shape and a.dtype == c.dtype
+                and (a != c).nnz == 0)  # (a NaN entry never equals: such calls trace again)
     return a is b
 
 
@@ -429,9 +464,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``retrace=False`` trades that guarantee for speed, with ``jax.jit``'s semantics: ``f`` is
     traced once per argument shapes and later calls run the compiled program — primal included —
     on the new arguments without running ``f``. Arguments that are not differentiated are
-    compared with the traced ones (another value traces again); what ``f`` reads from closures,
-    globals or objects is fixed at the trace. A trace whose ops depend on values (``x > 0``) is
-    never reused this way: such calls trace every time.
+    compared with the traced ones by value — arrays, numbers, strings, lists, tuples and dicts of
+    them, SciPy sparse matrices, also when changed in place — and other objects by identity (another
+    value traces again); what ``f`` reads from closures, globals or objects is fixed at the trace.
+    A trace whose ops depend on values (``x > 0``) is never reused this way: such calls trace every
+    time.
 
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)

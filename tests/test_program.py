@@ -330,6 +330,38 @@ def test_traced_once_runs_f_once_and_retraces_for_other_arguments():
         jf(np.array([np.nan, 0, 0, 0]), 3.0, power=3.0)
 
 
+def test_traced_once_sees_containers_and_sparse_matrices_changed_in_place():
+    """Lists, dicts, tuples holding arrays and SciPy sparse matrices are compared by value (a copy
+    is kept at the trace): changed in place, the call traces again instead of reusing the old
+    program; equal copies reuse it."""
+    sparse = pytest.importorskip("scipy.sparse")
+    calls = []
+
+    def f(x, idx, c, t, A):
+        calls.append(1)
+        return (A @ x[idx]) * c["a"] * t[0] * t[1]
+
+    jf = jacc.jacobian(f, retrace=False)
+    x = np.array([1.0, 2.0, 3.0])
+    idx, c, t, A = [1, 1], {"a": 1.0}, (np.ones(2), 2.0), sparse.eye(2, format="csr")
+
+    def want():
+        J = np.zeros((2, 3))
+        J[np.arange(2), idx] = A.diagonal() * c["a"] * t[0] * t[1]
+        return J
+
+    jf(x, idx, c, t, A)
+    traced = len(calls)
+    _close(jf(x, list(idx), dict(c), (t[0].copy(), 2.0), A.copy()), want())  # equal values: reused
+    assert len(calls) == traced
+    for change in (lambda: idx.__setitem__(0, 2), lambda: c.__setitem__("a", 5.0),
+                   lambda: t[0].__setitem__(1, 4.0), lambda: A.data.__setitem__(slice(None), 3.0)):
+        change()
+        _close(jf(x, idx, c, t, A), want())
+        assert len(calls) > traced
+        traced = len(calls)
+
+
 def test_traced_once_scalar_code_matches_every_call_and_falls_back_on_math_errors():
     f = lambda a, b: np.log(a) * b - np.sqrt(b) + a  # noqa: E731
     once = jacc.jacobian(f, argnums=(0, 1), retrace=False, nonfinite="propagate")
