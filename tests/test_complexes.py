@@ -62,6 +62,12 @@ def test_the_power_spectrum_slope_in_closed_form():
     np.testing.assert_allclose(jacc.jacobian(lambda x: np.abs(np.fft.rfft(x)) ** 2)(X), want, rtol=1e-12, atol=1e-12)
 
 
+def test_complex_arithmetic_with_a_zero_imaginary_part_keeps_numpys_values():
+    f = lambda x: np.real(x * 1j * 1j) + np.abs(x + 0j) + np.real(np.exp(x - 0j)) + np.real((x + 0j)[::-1])  # noqa: E731
+    J = jacc.jacobian(f)(X)
+    np.testing.assert_allclose(J, fd_jacobian(f, [X], 0), atol=1e-7)
+
+
 def test_a_plan_traced_once_holds_at_other_points():
     f = lambda x: np.fft.irfft(np.fft.rfft(x) * H, 8) ** 2  # noqa: E731
     jf = jacc.jacobian(f, retrace=False)
@@ -79,6 +85,12 @@ def test_a_plan_traced_once_holds_at_other_points():
     (lambda x: np.linalg.norm(np.fft.fft(x)), "numpy.linalg.norm of a traced complex array.*not supported"),
     (lambda x: (np.fft.fft(x) ** 0.5).real, "only constant integer powers"),
     (lambda x: np.fft.fft(x, out=np.zeros(8, complex)).real, "out="),
+    # a zero imaginary part is complex still (np.sqrt(x + 0j) of a negative x is imaginary, not NaN)
+    (lambda x: np.imag(np.sqrt(x + 0j)), "numpy.sqrt of a traced complex array"),
+    (lambda x: np.real((x * (1 + 0j)) ** 0.5), "only constant integer powers"),
+    (lambda x: np.imag(np.arccos(x - 0j)), "numpy.arccos of a traced complex array"),
+    (lambda x: np.sqrt((x + 0j)[1:]).real, "numpy.sqrt of a traced complex array"),
+    (lambda x: x + 0j, "output 0 of lambda is complex"),
 ])
 def test_what_is_not_supported_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):

@@ -11,9 +11,11 @@ are NumPy's own transform of the identity (and of i times it), so ``n``, ``norm`
 mean what they mean to NumPy and the values are NumPy's, bit for bit
 (:func:`jacc.numpy_api.implicit.anchored`); the map costs n² per transformed line of length n.
 
-A function's result must be real: a complex one is refused, naming ``np.real``, ``np.imag``
-and ``np.abs``. What is not listed here (``np.sqrt`` of a complex value, comparisons, ``np.linalg``
-of complex matrices) is refused by name.
+A complex value stays complex when its imaginary part is (structurally) zero, as its NumPy dtype
+does: ``x + 0j`` is complex, so ``np.sqrt(x + 0j)`` of a negative x is refused by name rather than
+traced as a real square root (NaN). A function's result must be real: a complex one is refused,
+naming ``np.real``, ``np.imag`` and ``np.abs``. What is not listed here (``np.sqrt`` of a complex
+value, comparisons, ``np.linalg`` of complex matrices) is refused by name.
 
 >>> import numpy as np, jacc
 >>> power = lambda x: np.abs(np.fft.rfft(x)) ** 2
@@ -114,7 +116,7 @@ class Complex:
                        None if self.im is None else fn(_full(self.im, self.shape)), np.shape(template))
 
     def __getitem__(self, index):
-        return _real_if_zero(self._each(lambda p: p[index]))
+        return self._each(lambda p: p[index])
 
     def reshape(self, *shape, order="C"):
         return self._each(lambda p: np.reshape(p, shape[0] if len(shape) == 1 else shape, order=order))
@@ -163,10 +165,6 @@ def _part_value(part: Any) -> Any:
     return 0.0 if part is None else part.value if isinstance(part, Tracer) else part
 
 
-def _real_if_zero(z: Complex) -> Any:
-    return z.real if z.im is None else z
-
-
 def _lift(x: Any) -> tuple[Any, Any, tuple]:
     """(re, im, shape) of a complex, traced or constant operand (``None``: a part that is zero)."""
     if isinstance(x, Complex):
@@ -200,10 +198,9 @@ def _matmul(a, b):
     return None if _is_zero(a) or _is_zero(b) else a @ b
 
 
-def _make(re: Any, im: Any, shape: tuple) -> Any:
-    """A complex result, or a real one where its imaginary part is structurally zero."""
-    if im is None:
-        return _part(re, shape)
+def _make(re: Any, im: Any, shape: tuple) -> Complex:
+    """A complex result. It stays complex where its imaginary part is structurally zero, as NumPy's
+    dtype does: ``np.sqrt(x + 0j)`` of a negative x is imaginary, not NaN (and is refused by name)."""
     return Complex(re, im, shape)
 
 
@@ -266,7 +263,7 @@ def _angle(z: Any, deg: bool = False) -> Any:
 def _exp(z: Any) -> Any:
     re, im, shape = _lift(z)
     scale = np.exp(_part(re, shape))
-    return _make(scale * np.cos(im), scale * np.sin(im), shape) if im is not None else scale
+    return _make(scale * np.cos(im), scale * np.sin(im), shape) if im is not None else _make(scale, None, shape)
 
 
 _UFUNCS: dict[str, Callable] = {
@@ -324,8 +321,12 @@ def _linear(fn: Callable, z: Any, axis: int, **kw) -> Any:
 
 def _anchored(found: np.ndarray, traced: Any) -> Any:
     """``traced`` (real or :class:`Complex`) with NumPy's values ``found``."""
+    if isinstance(traced, Complex) and not np.iscomplexobj(found):  # a real transform (irfft, hfft)
+        return implicit.anchored(found, _part(traced.re, traced.shape))
     if not isinstance(traced, Complex):
-        return implicit.anchored(np.real(found) if np.iscomplexobj(found) else found, traced)
+        if np.iscomplexobj(found):  # a complex result whose imaginary part is zero: complex still
+            return Complex(implicit.anchored(found.real, traced), None, np.shape(found))
+        return implicit.anchored(found, traced)
     re = None if traced.re is None else implicit.anchored(found.real, traced.re)
     im = None if traced.im is None else implicit.anchored(found.imag, traced.im)
     return Complex(re, im, traced.shape)
