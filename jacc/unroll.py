@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import re
 import time
 from typing import Any, Callable, Mapping, Sequence
 
@@ -39,7 +40,7 @@ import numpy as np
 from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
-from .ops import OPS
+from .ops import OPS, UNARY
 
 #: the largest array graph (total scalars over its vertices) that jacobian tries to unroll
 MAX_ELEMENTS = 2000
@@ -167,9 +168,36 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
             continue
         d = graph.nx.nodes[v]
         args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
-        env[v] = OPS[d["op"]].evaluate(args, d["params"])
+        if d["op"] in WHOLE:
+            env[v] = _whole(d["op"], args[0], d["params"])
+        else:
+            env[v] = OPS[d["op"]].evaluate(args, d["params"])
     tape.declare([s for y in graph.outputs for s in join(env[y])], False)
     return tape.graph
+
+
+def _composite(formula: str) -> bool:
+    """A primal formula that calls a function and is more than one call of it (``1/(1 + exp(-x))``)."""
+    return "(" in formula.replace("(-x)", "") and not re.fullmatch(r"\w+\(x\)", formula.replace(" ", ""))
+
+
+#: Unary ops kept as one scalar op each, not evaluated through their formula (expit as
+#: 1/(1 + exp(−x)) would differentiate exp(1000)·0 = NaN where expit's own rule gives 0).
+WHOLE = frozenset(name for name, (primal, _, _) in UNARY.items() if _composite(primal))
+
+
+def _whole(op: str, x: Any, params: dict) -> Any:
+    """The unary ``op`` on each traced scalar of ``x`` as one recorded op (constants evaluated)."""
+    from .scalarize import Scalar, ScalarArray
+
+    def one(e):
+        if isinstance(e, Scalar):
+            return Scalar(e.t.tape.record(op, [e.t], dict(params) or None))
+        return float(OPS[op].evaluate([np.asarray(e, dtype=float)], params))
+    if not isinstance(x, np.ndarray):
+        return one(x)
+    x = x.view(np.ndarray)  # (an object array: ScalarArray would route the loop through its ufunc rules)
+    return np.frompyfunc(one, 1, 1)(x).view(ScalarArray) if x.ndim else one(x[()])
 
 
 def candidate(graph: Graph, strategy: Any) -> bool:
