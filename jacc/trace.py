@@ -1416,6 +1416,8 @@ class Tracer(_Held):
         return self.tape.record("transpose", [self], {"axes": axes})
 
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
+        if np.dtype(dtype).kind == "c" and COMPLEX_OPS[0] is not None:  # complex, imaginary part zero
+            return COMPLEX_OPS[0]("add", [self, np.zeros((), dtype)], None)
         if np.dtype(dtype).kind != "f":
             raise _concretisation(f".astype({np.dtype(dtype)})")
         return _copy(self) if copy else self  # values stay in the trace's float type

@@ -63,7 +63,8 @@ def test_the_power_spectrum_slope_in_closed_form():
 
 
 def test_complex_arithmetic_with_a_zero_imaginary_part_keeps_numpys_values():
-    f = lambda x: np.real(x * 1j * 1j) + np.abs(x + 0j) + np.real(np.exp(x - 0j)) + np.real((x + 0j)[::-1])  # noqa: E731
+    f = lambda x: (np.real(x * 1j * 1j) + np.abs(x + 0j) + np.real(np.exp(x - 0j)) + np.real((x + 0j)[::-1])  # noqa: E731
+                   + np.imag(x.astype(complex) * (1 + 2j)))
     J = jacc.jacobian(f)(X)
     np.testing.assert_allclose(J, fd_jacobian(f, [X], 0), atol=1e-7)
 
@@ -91,6 +92,7 @@ def test_a_plan_traced_once_holds_at_other_points():
     (lambda x: np.imag(np.arccos(x - 0j)), "numpy.arccos of a traced complex array"),
     (lambda x: np.sqrt((x + 0j)[1:]).real, "numpy.sqrt of a traced complex array"),
     (lambda x: x + 0j, "output 0 of lambda is complex"),
+    (lambda x: np.sqrt(x.astype(np.complex128)).imag, "numpy.sqrt of a traced complex array"),
 ])
 def test_what_is_not_supported_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):
