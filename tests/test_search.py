@@ -189,6 +189,23 @@ def test_astar_equals_brute_force_over_orders(seed, width):
     assert p.info["lower bound"] == p.mults and p.info["gap"].startswith("0 (proven optimal")
 
 
+def test_a_search_answer_that_eliminating_prices_higher_claims_no_proof(monkeypatch):
+    """On this array graph the set model prices two orders at 18; eliminating in the one A* picks
+    costs 20 (a fill edge's structure depends on the order of earlier steps). The plan must not
+    claim a proof for 20: pricing every order proves 18, and without that nothing is claimed."""
+    from jacc.strategies import optimal as O
+
+    g = examples.random_graph(2, 6, 2, seed=734, width=2, fan_in=4)
+    prob = Problem.from_graph(g)
+    best = _brute(prob)
+    p = jacc.plan(g, "optimal")
+    assert p.optimal and p.mults == best == 18 and "every order priced" in p.info["exact search"]
+    monkeypatch.setattr(O, "EXHAUSTIVE_MAX", 0)
+    q = jacc.plan(g, "optimal")
+    assert not q.optimal and q.mults >= best and q.info["lower bound"] is None
+    assert "costs 20" in q.info["exact search"] and q.info["gap"].startswith("unknown")
+
+
 @settings(max_examples=30, deadline=None)
 @given(class_graphs())
 def test_astar_without_a_known_order_equals_brute_force(graph):
