@@ -147,10 +147,12 @@ def naive_first(problem: Problem) -> tuple[str, str]:
     """("reverse", "forward") or the other way round: the mode likely cheaper first. Forward
     costs grow with the input sizes, reverse with the output sizes; trying the likely winner
     first matters when a deadline may stop the second."""
-    g = problem.graph
-    n_in = sum(math.prod(g.shape(x)) for x in problem.wrt)
-    n_out = sum(math.prod(g.shape(y)) for y in problem.of)
-    return ("reverse", "forward") if n_out <= n_in else ("forward", "reverse")
+    if "_naive" not in problem.__dict__:  # (restrictions to groups share it: same inputs and outputs)
+        g = problem.graph
+        n_in = sum(math.prod(g.shape(x)) for x in problem.wrt)
+        n_out = sum(math.prod(g.shape(y)) for y in problem.of)
+        problem._naive = ("reverse", "forward") if n_out <= n_in else ("forward", "reverse")
+    return problem._naive
 
 
 @register("forward")
@@ -234,12 +236,23 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     limit = options.get("time_limit", inspect.signature(fn).parameters["time_limit"].default)
     order: list[str] = []
     proven, bounds, notes, explored, roots = True, [], [], 0, []
-    with budget.within(limit):
-        for group in groups:
-            share = dict(options, time_limit=max(limit * len(group) / total, 0.01))
+    naive_first(problem)  # (computed once, for every group)
+    skipped = 0
+    with budget.within(limit) as deadline:
+        for n, sub in enumerate(problem.restrict_all(groups)):
+            left = deadline - budget.now()
+            if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
+                rest = [v for group in groups[n:] for v in group]
+                order += rest[::-1] if naive_first(problem)[0] == "reverse" else rest
+                skipped = len(groups) - n
+                proven = False
+                bounds.append(None)
+                break
+            size = len(sub.eliminable)
+            share = dict(options, time_limit=max(left * size / total, 1e-3))
+            total -= size
             if options.get("max_iters"):
-                share["max_iters"] = max(1, options["max_iters"] * len(group) // total)
-            sub = problem.restrict(group)
+                share["max_iters"] = max(1, options["max_iters"] * size // len(problem.eliminable))
             r = fn(sub, cm, **share)
             r = r if isinstance(r, Result) else Result(r)
             order += sub.check_order(r.order)
@@ -263,6 +276,10 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                 info["gap"] = _gap(price(problem, order)[1], info["lower bound"], info["root bound"])
     if notes:
         info["stopped early"] = f"in {len(notes)} of {len(groups)} groups: {notes[0]}"
+    if skipped:
+        info["stopped early"] = (f"time limit reached after {len(groups) - skipped} of {len(groups)} groups; the other "
+                                 f"{skipped} are in {naive_first(problem)[0]} order, unsearched"
+                                 + (f" (and {info['stopped early']})" if notes else ""))
     return Result(order, info, proven if name == "optimal" else None, name)
 
 

@@ -159,7 +159,10 @@ def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:
     for u, v in problem.edges:
         succ.setdefault(u, []).append(v)
         pred.setdefault(v, []).append(u)
-    order = [v for v in g.topological_order() if v in pred or v in succ]
+    rank = g._order  # insertion order, topological as traced graphs are built: no whole-graph pass per group
+    order = sorted(set(pred) | set(succ), key=rank.__getitem__)
+    if not all(rank[u] < rank[v] for u, v in problem.edges):
+        order = [v for v in g.topological_order() if v in pred or v in succ]
     inbits = {x: 1 << n for n, x in enumerate(problem.wrt)}
     insize = [g.nx.nodes[x]["shape"] for x in problem.wrt]
     outs = [y for y in problem.of]
