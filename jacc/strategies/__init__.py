@@ -246,7 +246,8 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                 order += rest[::-1] if naive_first(problem)[0] == "reverse" else rest
                 skipped = len(groups) - n
                 proven = False
-                bounds.append(None)
+                bounds.append(0 if name == "optimal" else None)  # (an unsearched group: ≥ 0 is all that is proven)
+                roots.append(0)
                 break
             size = len(sub.eliminable)
             share = dict(options, time_limit=max(left * size / total, 1e-3))
