@@ -158,18 +158,25 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
                              f"elimination={elimination!r}")
         return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal
     if isinstance(strategy, str) and strategy.lower() == "auto":
+        exact = {k: v for k, v in options.items() if k != "seed"}  # (seed: for vertex auto's anneal)
         try:  # the exact search starts from the vertex heuristics' orders: never worse than them
-            r = kind.run("optimal", problem, cm, **options)
+            r = kind.run("optimal", problem, cm, **exact)
             return list(r.order), "auto→optimal", dict(r.info), r.optimal
         except EdgeSearchSizeError:
             pass
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
-        r = kind.run("greedy", problem, cm)
+        # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes)
+        try:
+            r = kind.run("greedy", problem, cm)
+        except budget.TimeUp:
+            r = None
         order = run_strategy("auto", problem, cm, **options)[0]
         moves = kind.from_vertex_order(problem, order)
         with budget.lifted():
-            if kind.price(problem, moves)[1] < r.info["mults"]:
-                return moves, "auto→vertex auto (as moves)", {}, None
+            if r is None or kind.price(problem, moves)[1] < r.info["mults"]:
+                info = {} if r is not None else {"stopped early": "time limit reached before the greedy moves "
+                                                                  "finished; vertex auto's order as moves"}
+                return moves, "auto→vertex auto (as moves)", info, None
         return list(r.order), "auto→greedy", dict(r.info), r.optimal
     if isinstance(strategy, str) and strategy.lower() in kind.strategies:
         r = kind.run(strategy, problem, cm, **options)

@@ -2,6 +2,7 @@
 
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -135,3 +136,15 @@ def test_cli_plans_and_draws_edge_eliminations(capsys, tmp_path):
     pic = tmp_path / "lion.dot"
     assert main(["render", lion, "--elimination", "edge", "--strategy", "optimal", "-o", str(pic)]) == 0
     assert "front step" in pic.read_text()
+
+
+def test_edge_auto_returns_a_plan_when_the_deadline_passes_and_takes_a_seed():
+    """The greedy moves ran past the deadline and TimeUp reached the user (a crash, in the CLI
+    too); a seed (for vertex auto's anneal) was passed to the exact edge search, which takes none."""
+    g = examples.random_graph(4, 300, 3, seed=5, width=4, fan_in=6)
+    t = time.perf_counter()
+    p = jacc.plan(g, "auto", elimination="edge", time_limit=0.3, seed=0)
+    wall = time.perf_counter() - t
+    assert wall < 0.3 * 1.1 + 0.2 + 1.0, wall
+    assert p.strategy.startswith("auto→") and p.mults > 0
+    assert jacc.plan(examples.lion(), "auto", elimination="edge", seed=1).mults == 11
