@@ -313,7 +313,7 @@ class Jac:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
         if self.neg:
             return self.plain().to_dense()
-        if self.terms is not None and all(_gathers(t) or not _lazy(t) for t in self.terms):
+        if self.terms is not None and _scattered(self):
             return _dense_sum(self)
         if _valued(self) or self.terms is not None:
             return as_labelled(self).to_dense()
@@ -886,7 +886,7 @@ def as_labelled(j: Jac) -> Jac:
         if not _PRICING.get() and _scattered(j):  # one pass where the block is complete anyway
             with pricing():
                 shape = as_labelled(j)
-            if all(p < 0 for p in shape.pair) and len(shape.vlabels) == shape.m + len(j.in_shape):
+            if _every_label(shape):
                 return _block(j, _dense_sum(j))
         total = as_labelled(j.terms[0])
         for t in j.terms[1:]:
@@ -1675,10 +1675,14 @@ def _block(j: Jac, values) -> Jac:
     return Jac(j.out_shape, j.in_shape, None, tuple(range(j.m + len(j.in_shape))), values)
 
 
+def _every_label(j: Jac) -> bool:
+    """No pairs, and a value per label: the structure of a block that stores every entry."""
+    return all(p < 0 for p in j.pair) and j.vlabels is not None and len(j.vlabels) == j.m + len(j.in_shape)
+
+
 def _complete(j: Jac) -> bool:
-    """A labelled block that stores every entry: no pairs, a value per label."""
-    return (not _lazy(j) and j.terms is None and j.values is not None and all(p < 0 for p in j.pair)
-            and len(j.vlabels) == j.m + len(j.in_shape))
+    """A labelled block with values that stores every entry."""
+    return not _lazy(j) and j.terms is None and j.values is not None and _every_label(j)
 
 
 def _negated_term(t: Jac) -> Jac:

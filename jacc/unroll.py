@@ -178,7 +178,7 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
 
 def _composite(formula: str) -> bool:
     """A primal formula that calls a function and is more than one call of it (``1/(1 + exp(-x))``)."""
-    return "(" in formula.replace("(-x)", "") and not re.fullmatch(r"\w+\(x\)", formula.replace(" ", ""))
+    return "(" in formula and not re.fullmatch(r"\w+\(x\)", formula.replace(" ", ""))
 
 
 #: Unary ops kept as one scalar op each, not evaluated through their formula (expit as

@@ -74,6 +74,29 @@ def _per_axis(value: Any, n: int) -> list:
     return list(value) if isinstance(value, (list, tuple, np.ndarray)) and np.ndim(value) else [value] * n
 
 
+def _pad_axes(x: Any, pads: list[tuple[int, int]], modes: list[str], cval: float) -> Any:
+    """``x`` extended by ``pads[k]`` entries along each axis ``k`` as ``modes[k]`` extends it."""
+    for axis, (pad, mode) in enumerate(zip(pads, modes)):
+        if pad != (0, 0):
+            width = [(0, 0)] * np.ndim(x)
+            width[axis] = pad
+            extra = {"constant_values": cval} if _PAD[mode] == "constant" else {}
+            x = np.pad(x, width, mode=_PAD[mode], **extra)
+    return x
+
+
+def _padded(x: Any, sizes: tuple, modes: list[str], cval: float, origins: list[int]) -> Any:
+    """``x`` padded for a window of ``sizes`` centred at size//2 + origin along each axis."""
+    lefts = [k // 2 + o for k, o in zip(sizes, origins)]
+    return _pad_axes(x, [(a, k - 1 - a) for a, k in zip(lefts, sizes)], modes, cval)
+
+
+def _shifted(padded: Any, at: tuple, shape: tuple) -> Any:
+    """The slice of ``padded`` of ``shape`` starting at offset ``at``: the window entry ``at`` of
+    every output."""
+    return padded[tuple(slice(j, j + n) for j, n in zip(at, shape))]
+
+
 def _correlate1d(x: Any, weights: Any, axis: int, mode: str, cval: float, origin: int = 0) -> Any:
     """SciPy's correlate1d: out[i] = Σⱼ w[j]·x[i + j − len(w)//2 − origin], x extended by ``mode``."""
     x = np.asarray(x) if _holds_tracer(x) else np.asarray(x, dtype=float)
@@ -84,10 +107,9 @@ def _correlate1d(x: Any, weights: Any, axis: int, mode: str, cval: float, origin
     if size == 0 or not -(size // 2) <= origin <= (size - 1) // 2:
         raise ValueError(f"invalid origin {origin} for {size} weights (scipy.ndimage at {call_site()})")
     left = size // 2 + origin
-    pad = [(0, 0)] * np.ndim(x)
-    pad[axis] = (left, size - 1 - left)
-    extra = {"constant_values": cval} if _PAD[mode] == "constant" else {}
-    padded = np.pad(x, pad, mode=_PAD[mode], **extra)
+    pads = [(0, 0)] * np.ndim(x)
+    pads[axis] = (left, size - 1 - left)
+    padded = _pad_axes(x, pads, [mode] * np.ndim(x), cval)
     out = None
     plain = np.asarray(w) if not _holds_tracer(w) else None
     for j in range(size):
@@ -177,15 +199,13 @@ def _correlate_nd(x: Any, w: Any, mode: str, cval: float, origins: list[int]) ->
     if len(shape) != np.ndim(x):
         raise ValueError(f"the weights have {len(shape)} dimensions where the input has {np.ndim(x)} "
                          f"(scipy.ndimage at {call_site()})")
-    lefts = [k // 2 + o for k, o in zip(shape, origins)]
-    extra = {"constant_values": cval} if _PAD[mode] == "constant" else {}
-    padded = np.pad(x, [(a, k - 1 - a) for a, k in zip(lefts, shape)], mode=_PAD[mode], **extra)
+    padded = _padded(x, shape, [mode] * len(shape), cval, origins)
     plain = None if _holds_tracer(w) else np.asarray(w, dtype=float)
     out = None
     for at in np.ndindex(*shape):
         if plain is not None and plain[at] == 0.0:
             continue
-        term = padded[tuple(slice(j, j + n) for j, n in zip(at, np.shape(x)))] * w[at]
+        term = _shifted(padded, at, np.shape(x)) * w[at]
         out = term if out is None else out + term
     return x * 0.0 if out is None else out
 
@@ -245,17 +265,6 @@ def _checked(what: str, run: Callable) -> Callable:
 
 # -- rank filters: the rank-th smallest entry of each window ----------------------------------------
 
-def _pad_axes(x: Any, pads: list[tuple[int, int]], modes: list[str], cval: float) -> Any:
-    """``x`` extended by ``pads[k]`` entries along each axis ``k`` as ``modes[k]`` extends it."""
-    for axis, (pad, mode) in enumerate(zip(pads, modes)):
-        if pad != (0, 0):
-            width = [(0, 0)] * np.ndim(x)
-            width[axis] = pad
-            extra = {"constant_values": cval} if _PAD[mode] == "constant" else {}
-            x = np.pad(x, width, mode=_PAD[mode], **extra)
-    return x
-
-
 def _footprint(x: Any, p: dict) -> np.ndarray:
     """The filter's footprint over every axis of ``x`` (size-1 along axes that ``axes`` leaves out)."""
     nd = np.ndim(x)
@@ -274,10 +283,8 @@ def _windows(x: Any, fp: np.ndarray, modes: list[str], cval: float, origins: lis
     """The entries of each window as axis 0: one shifted slice of the padded input per footprint
     position (C order, as SciPy counts them)."""
     x = np.asarray(x)
-    lefts = [k // 2 + o for k, o in zip(fp.shape, origins)]
-    padded = _pad_axes(x, [(a, k - 1 - a) for a, k in zip(lefts, fp.shape)], modes, cval)
-    return np.stack([padded[tuple(slice(j, j + n) for j, n in zip(at, np.shape(x)))]
-                     for at in zip(*np.nonzero(fp))])
+    padded = _padded(x, fp.shape, modes, cval, origins)
+    return np.stack([_shifted(padded, at, np.shape(x)) for at in zip(*np.nonzero(fp))])
 
 
 def _scipys(original: Callable, p: dict) -> np.ndarray:
@@ -438,9 +445,7 @@ def _affine(original, p):
     return _separable(_affine_1d, "affine_transform")(original, p)
 
 
-def _spline(original, p):
-    if p.get("output") not in (None, np.float64, float, "float64"):
-        _refuse("spline_filter", "output= other than float64 is not recorded")
+def _spline(original, p):  # (an output dtype other than float64 is refused by _check)
     return _separable(_spline_1d, "spline_filter")(original, dict(p, output=None))
 
 
