@@ -365,8 +365,10 @@ def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
         with budget.within(budget.left() / 2):
             cands.append(edge_moves_as_faces(problem, edge_optimal(problem).order))
     except (budget.TimeUp, EdgeSearchSizeError):
-        cands.append(edge_moves_as_faces(problem, run_edge_strategy("greedy", problem).order))
-    return min((price_faces(problem, m)[1], n, m) for n, m in enumerate(cands))[::2]
+        with budget.lifted():  # the search needs an incumbent whatever the deadline: it then stops at once
+            cands.append(edge_moves_as_faces(problem, run_edge_strategy("greedy", problem).order))
+    with budget.lifted():
+        return min((price_faces(problem, m)[1], n, m) for n, m in enumerate(cands))[::2]
 
 
 def lower_bound(s: FaceState) -> int:

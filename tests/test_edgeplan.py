@@ -148,3 +148,11 @@ def test_edge_auto_returns_a_plan_when_the_deadline_passes_and_takes_a_seed():
     assert wall < 0.3 * 1.1 + 0.2 + 1.0, wall
     assert p.strategy.startswith("auto→") and p.mults > 0
     assert jacc.plan(examples.lion(), "auto", elimination="edge", seed=1).mults == 11
+
+
+def test_face_optimal_returns_its_incumbent_when_the_deadline_passes_at_once():
+    """The incumbent (greedy moves as faces, priced) ran under a deadline already passed and
+    budget.TimeUp reached the user; the search needs an incumbent, then stops unproven."""
+    for _ in range(5):
+        p = jacc.plan(examples.lion(), "optimal", elimination="face", time_limit=0.002)
+        assert p.mults >= 11 and p.optimal in (True, False)
