@@ -4,12 +4,13 @@ Starts from the best heuristic order (forward, reverse, Markowitz, min-fill, rel
 Markowitz) polished by exact windows, then repeatedly moves one vertex to another position of the order (every
 permutation is a valid vertex-elimination order), accepting a worse order with probability
 exp(−Δ/(T·score)) under a geometric cooling schedule driven by the move count (``max_iters``,
-default ``DEFAULT_ITERS``), so one seed gives one order on every machine; ``time_limit`` (the
-heuristic start included) is only a cap, and the info says when it cut the run short. The best
-order seen is then polished by exact searches over windows of consecutive eliminations
-(``optimal.polish``, at most ``polish_time`` seconds, default a quarter of ``time_limit``, half
-before and half after), so the result is never worse than the start. A progress bar is drawn on
-stderr when it is a terminal.
+default ``DEFAULT_ITERS``). The best order seen is then polished by exact searches over windows
+of consecutive eliminations (``optimal.polish``, run until nothing improves), so the result is
+never worse than the start. One seed gives one order on every machine: ``time_limit`` (the
+heuristic start included) and ``polish_time`` (the two polishes together, default no cap but
+the time limit) are only caps, and the info's ``stopped early`` says which one cut the run, in
+which case the order depends on the machine's speed. A progress bar is drawn on stderr when it
+is a terminal.
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
            polish_time: float | None = None) -> Result:
     """Simulated annealing over orders (see the module docstring)."""
     positive("time_limit", time_limit)
-    polish_time = time_limit / 4 if polish_time is None else polish_time
-    if isinstance(polish_time, bool) or not isinstance(polish_time, (int, float)) or polish_time < 0:
+    if polish_time is not None and (isinstance(polish_time, bool) or not isinstance(polish_time, (int, float))
+                                    or polish_time < 0):
         raise ValueError(f"polish_time must be a non-negative number of seconds, not {polish_time!r}")
     if max_iters is not None and (isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 0):
         raise ValueError(f"max_iters must be a non-negative int or None, not {max_iters!r}")
@@ -89,10 +90,23 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
 
 
 def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: int, temps, progress,
-            polish_time: float) -> Result:
+            polish_time: float | None) -> Result:
     score0, order, start_name, _ = bound
     t_start, t_end = temps
-    order, saved0 = polish(problem, order, cost_model, deadline=time.perf_counter() + polish_time / 2)
+    cuts: list[str] = []
+
+    def polished(order: list[str], share: float) -> tuple[list[str], int]:
+        # a polish may use ``share`` of the time left (of polish_time when that is given)
+        stats: dict = {}
+        left = max(0.0, budget.left())
+        cap = left * share if polish_time is None else min(left, polish_time / 2)
+        new, saved = polish(problem, order, cost_model, deadline=time.perf_counter() + cap, stats=stats)
+        if not stats["converged"]:
+            cuts.append(f"window polish cut after {stats['windows']} windows by "
+                        + ("the time limit" if polish_time is None or cap < polish_time / 2 else "polish_time"))
+        return new, saved
+
+    order, saved0 = polished(order, 0.5)
     if saved0:
         start_name += f" + window polish (−{saved0:,})"
     n = len(order)
@@ -109,12 +123,11 @@ def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: in
     best, best_order = cur, list(order)
     bar = _Bar(sys.stderr.isatty() if progress is None else progress, iters)
     # Keep time for the final polish inside the deadline.
-    stop = budget.deadline() - min(polish_time / 2, max(0.0, budget.left()) / 4)
+    stop = budget.deadline() - max(0.0, budget.left()) / 4
     it = accepted = 0
-    capped = False
     while it < iters:
         if time.perf_counter() > stop:
-            capped = True
+            cuts.append(f"time limit reached after {it} of {iters} moves")
             break
         frac = it / iters  # the schedule depends on the move count only: same seed, same result
         temp = t_start * (t_end / t_start) ** frac
@@ -127,7 +140,7 @@ def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: in
         try:
             s, _, cand_snaps = _evaluate(problem, cand, cost_model, min(a, b), snaps, every)
         except budget.TimeUp:
-            capped = True
+            cuts.append(f"time limit reached after {it} of {iters} moves")
             break
         if s is None:
             continue
@@ -138,10 +151,10 @@ def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: in
                 best, best_order = s, list(cand)
         bar.update(frac, best)
     bar.update(1.0, best)
-    best_order, saved = polish(problem, best_order, cost_model, deadline=time.perf_counter() + polish_time / 2)
+    best_order, saved = polished(best_order, 1.0)
     best -= saved
-    if capped:  # then the result depends on the machine's speed: say so
-        info["stopped early"] = f"time limit reached after {it} of {iters} moves"
+    if cuts:  # then the result depends on the machine's speed: say so
+        info["stopped early"] = "; ".join(cuts)
     info |= {"iterations": it, "accepted": accepted, "window polish saved": saved,
              "improvement over start": f"{100 * (1 - best / score0):.1f}%" if score0 else "0%"}
     return Result(best_order, info)
