@@ -470,9 +470,15 @@ def incumbent(problem: Problem) -> tuple[int, list[Move]]:
     """The cheapest of the edge heuristics and the vertex heuristics' orders as edge moves."""
     from .strategies import HEURISTICS, run_strategy
 
-    cands = [fn(problem).order for fn in (forward, reverse, greedy)]
-    cands += [vertex_moves(problem, run_strategy(n, problem)[0]) for n in HEURISTICS]
-    priced = [(price_edges(problem, m)[1], n, m) for n, m in enumerate(cands)]
+    with budget.lifted():  # the search needs one whatever the deadline (it then stops at once)
+        cands = [fn(problem).order for fn in (forward, reverse)]
+    try:
+        cands.append(greedy(problem).order)
+        cands += [vertex_moves(problem, run_strategy(n, problem)[0]) for n in HEURISTICS]
+    except budget.TimeUp:  # the deadline passed: the candidates found so far
+        pass
+    with budget.lifted():
+        priced = [(price_edges(problem, m)[1], n, m) for n, m in enumerate(cands)]
     mults, _, moves = min(priced)
     return mults, moves
 

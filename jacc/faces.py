@@ -360,12 +360,14 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
 
 
 def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
-    cands = [fn(problem).order for fn in (forward, reverse, greedy)]
+    with budget.lifted():  # the search needs one whatever the deadline (it then stops at once)
+        cands = [fn(problem).order for fn in (forward, reverse)]
     try:
+        cands.append(greedy(problem).order)
         with budget.within(budget.left() / 2):
             cands.append(edge_moves_as_faces(problem, edge_optimal(problem).order))
     except (budget.TimeUp, EdgeSearchSizeError):
-        with budget.lifted():  # the search needs an incumbent whatever the deadline: it then stops at once
+        with budget.lifted():  # (at most max_faces faces: cheap)
             cands.append(edge_moves_as_faces(problem, run_edge_strategy("greedy", problem).order))
     with budget.lifted():
         return min((price_faces(problem, m)[1], n, m) for n, m in enumerate(cands))[::2]

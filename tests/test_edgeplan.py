@@ -9,7 +9,7 @@ import pytest
 from conftest import fd_jacobian
 
 import jacc
-from jacc import examples
+from jacc import examples, suite
 from jacc.cli import main
 from jacc.edgeplan import EdgePlan
 from jacc.render import to_dot
@@ -156,3 +156,23 @@ def test_face_optimal_returns_its_incumbent_when_the_deadline_passes_at_once():
     for _ in range(5):
         p = jacc.plan(examples.lion(), "optimal", elimination="face", time_limit=0.002)
         assert p.mults >= 11 and p.optimal in (True, False)
+
+
+@pytest.mark.parametrize("strategy", ["optimal", "auto"])
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+@pytest.mark.parametrize("name", ["lion", "mlp"])
+def test_exact_edge_and_face_search_return_a_plan_whatever_the_deadline(name, elimination, strategy):
+    """The incumbent's greedy moves looked at the clock and raised budget.TimeUp to the user on
+    the suite's lion and MLP (array graphs) with time_limit=0.002 (found by a sweep of every
+    strategy × elimination × limit); forward and reverse moves now always make an incumbent."""
+    prob = suite.get(name, "small")
+    args = list(prob.make_inputs().values())
+    g = jacc.trace(prob.fn, *args)
+    want = jacc.plan(g, "reverse").execute(*args)
+    for limit in (1e-6, 0.002):
+        p = jacc.plan(g, strategy, elimination=elimination, time_limit=limit)
+        assert p.optimal is not True and p.mults > 0
+        got = p.execute(*args)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-12)

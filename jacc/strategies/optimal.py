@@ -58,23 +58,32 @@ class _Sets:
         self.anc: dict = {}
         self.desc: dict = {}
         topo = _topo(keys, pred, succ)
+        # ancestors and descendants take O(vertices²) on deep graphs (27,000 scalars of an MLP:
+        # 20 s): watch the clock (raises budget.TimeUp)
+        tick = budget.Ticker(1)
         anc_all: dict = {}
         for v in topo:
+            tick()
             a = set()
             for u in pred.get(v, ()):
                 a |= anc_all[u] | {u}
             anc_all[v] = a
         desc_all: dict = {}
         for v in reversed(topo):
+            tick()
             d = set()
             for w in succ.get(v, ()):
                 d |= desc_all[w] | {w}
             desc_all[v] = d
         pos = {v: n for n, v in enumerate(topo)}  # (topo.index is a scan: quadratic on 5,000 vertices)
-        self.anc_list = {v: sorted(anc_all[v], key=pos.__getitem__) for v in keys}
-        self.desc_list = {v: sorted(desc_all[v], key=pos.__getitem__) for v in keys}
-        self.anc = {v: sum(self.bit.get(u, 0) for u in anc_all[v]) for v in keys}
-        self.desc = {v: sum(self.bit.get(u, 0) for u in desc_all[v]) for v in keys}
+        bit = self.bit.get
+        self.anc_list, self.desc_list, self.anc, self.desc = {}, {}, {}, {}
+        for v in keys:
+            tick()
+            self.anc_list[v] = sorted(anc_all[v], key=pos.__getitem__)
+            self.desc_list[v] = sorted(desc_all[v], key=pos.__getitem__)
+            self.anc[v] = sum(bit(u, 0) for u in anc_all[v])
+            self.desc[v] = sum(bit(u, 0) for u in desc_all[v])
         self.memo: dict = {}
         self.cost_memo: dict = {v: {} for v in self.verts}
         self.rel = {v: self.anc[v] | self.desc[v] for v in self.verts}
@@ -302,7 +311,11 @@ def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_sta
         bound = _heuristic_bound(problem, cost_model)
     except budget.TimeUp:
         bound = None
-    sets = _Sets.of(problem)
+    try:
+        sets = _Sets.of(problem)
+    except budget.TimeUp:  # the search's set-up alone outlasted the limit: the known order
+        return _no_proof(problem, cost_model, bound, {"sets explored": 0},
+                         f"time limit {time_limit:g} s (while setting up the search)")
     live0 = sum(sets.alg.nbytes(j) for j in sets.orig.values())
     if not cost_model.fits(live0):
         raise MemoryLimitError(f"the graph's own partial Jacobians take {live0:,} bytes, over the "
@@ -735,7 +748,10 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
 def _search_window(e, win: list[str], deadline: float) -> tuple | None:
     """(best order, its cost, the current cost) of ``win`` from the graph of ``e``; None when
     the deadline cut the search."""
-    sets = _window_sets(e, win)
+    try:
+        sets = _window_sets(e, win)
+    except budget.TimeUp:
+        return None
     current = sum(sets.cost(v, S) for v, S in _prefix_sets(sets, win))
     if not current:
         return win, 0, 0
