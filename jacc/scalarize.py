@@ -167,7 +167,18 @@ class ScalarArray(np.ndarray):
         return _as_scalar_array(getattr(ufunc, method)(*plain, **kwargs))  # matmul, reductions
 
     def __array_function__(self, func, types, args, kwargs):  # np.concatenate, np.stack, …
-        return _as_scalar_array(func(*_plain(args), **_plain(kwargs)))
+        from .scalar_linalg import FUNCTIONS
+
+        try:
+            return _as_scalar_array(FUNCTIONS.get(func, func)(*_plain(args), **_plain(kwargs)))
+        except (TypeError, UnsupportedOperationError) as e:  # compiled routines refuse object arrays
+            if not ("dtype('O')" in str(e) or "object" in str(e) or str(e).startswith("float()")):
+                raise
+            have = ", ".join(sorted("np.linalg." + f.__name__ for f in FUNCTIONS))
+            raise UnsupportedOperationError(
+                f"scalarize=True: {func.__module__}.{func.__name__} does not run on scalar-level arrays "
+                f"(its compiled routine needs floats; scalar forms exist for {have}); "
+                "trace without scalarize=True, or write it with elementwise operations") from e
 
 
 def _plain(x: Any) -> Any:
@@ -196,8 +207,9 @@ def _scalar_ufunc(ufunc: np.ufunc, xs: tuple) -> Any:
 
 
 def _as_scalar_array(x: Any) -> Any:
-    if isinstance(x, tuple):
-        return tuple(map(_as_scalar_array, x))
+    if isinstance(x, tuple):  # (a named tuple, e.g. slogdet's, keeps its names)
+        items = map(_as_scalar_array, x)
+        return type(x)(*items) if hasattr(x, "_fields") else tuple(items)
     if isinstance(x, np.ndarray) and x.dtype == object and not isinstance(x, ScalarArray):
         return x.view(ScalarArray)
     return x
