@@ -18,7 +18,7 @@ import numpy as np
 
 from . import allocator, costmodel, factorise, pytrees
 from .compile import FALLBACK
-from .costmodel import CostModel, MemoryLimitError
+from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .program import owned
@@ -243,8 +243,8 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
     free = costmodel.available_memory() if limit is None else limit
     if free is None:
         return
-    where = (f"the memory_limit of {free / 1e9:,.1f} GB" if limit is not None
-             else f"the {free / 1e9:,.1f} GB this machine has available")
+    where = (f"the memory_limit of {human_bytes(free)}" if limit is not None
+             else f"the {human_bytes(free)} this machine has available")
     size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
     blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
     whole = sum(b for b, _, _ in blocks)
@@ -252,9 +252,9 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
         nbytes, y, x = max(blocks)
         out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
         raise MemoryLimitError(
-            f"jacobian: the Jacobian itself takes {whole / 1e9:,.1f} GB as dense arrays, more than {where}, so "
+            f"jacobian: the Jacobian itself takes {human_bytes(whole)} as dense arrays, more than {where}, so "
             f"it was not computed (the block of {out}, shape {graph.shape(y)}, w.r.t. {x}, shape "
-            f"{graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, {nbytes / 1e9:,.1f} GB). Pass sparse=True if "
+            f"{graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, {human_bytes(nbytes)}). Pass sparse=True if "
             "the Jacobian is sparse, or differentiate smaller inputs or outputs, or a scalar function of them")
     if limit is not None or plan.peak_bytes <= free:
         return
@@ -262,9 +262,9 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
     j = edges[u, v]
     raise MemoryLimitError(
-        f"jacobian: this plan's Jacobians need {plan.peak_bytes / 1e9:,.1f} GB at their peak, more than {where}, "
+        f"jacobian: this plan's Jacobians need {human_bytes(plan.peak_bytes)} at their peak, more than {where}, "
         f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
-        f"{j.nbytes / 1e9:,.1f} GB). Pass memory_limit= (bytes) to search for an order within a budget, or "
+        f"{human_bytes(j.nbytes)}). Pass memory_limit= (bytes) to search for an order within a budget, or "
         "differentiate smaller inputs or outputs")
 
 

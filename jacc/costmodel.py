@@ -136,3 +136,16 @@ class CostModel:
                 raise CostModelError(f"cost_model must be a jacc.CostModel, not {type(cost_model).__name__}")
             return cost_model
         return cls(default if objective is None else objective, memory_limit)
+
+
+def human_bytes(n: float) -> str:
+    """``n`` bytes in B, KB, MB or GB (powers of 1,000).
+
+    >>> human_bytes(10_000_000), human_bytes(512), human_bytes(3.2e12)
+    ('10.0 MB', '512 B', '3,200.0 GB')
+    """
+    for unit in ("B", "KB", "MB"):
+        if n < 1000:
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1000
+    return f"{n:,.1f} GB"

@@ -17,19 +17,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .costmodel import CostModel, MemoryLimitError
+from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, Step, accumulate, price, totals
 from .graph import Graph
 
 PLAN_FORMAT = "jacc-plan"
-
-
-def _human_bytes(n: int) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if n < 1000 or unit == "GB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1000
-    return f"{n} B"
 
 
 class Costs:
@@ -175,9 +167,9 @@ class Plan(Costs):
             f"  Naive reverse cost:  {self.reverse_mults:>17,} mults",
             f"  This plan's cost:    {self.mults:>17,} mults ({self.flops:,} FLOPs)",
             f"  Speedup over best of forward/reverse: {self.speedup:.3g}×",
-            f"  Peak live Jacobians: {_human_bytes(self.peak_bytes)} ({self.peak_bytes:,} bytes)",
+            f"  Peak live Jacobians: {human_bytes(self.peak_bytes)} ({self.peak_bytes:,} bytes)",
             "  Largest intermediate Jacobian: "
-            + (f"∂{edge[1]}/∂{edge[0]} ({_human_bytes(nbytes)})" if edge else "none"),
+            + (f"∂{edge[1]}/∂{edge[0]} ({human_bytes(nbytes)})" if edge else "none"),
             f"  Planning time: {self.planning_seconds:.3g} s"
             + ("" if self.optimal is None else f"; proven optimal: {'yes' if self.optimal else 'no'}"),
         ]
@@ -194,7 +186,7 @@ class Plan(Costs):
                   rule]
         for n, s in enumerate(self.steps, 1):
             lines.append(f"{n:>5}  {s.vertex:<16} {s.mults:>14,} {len(s.fill_in):>8} "
-                         f"{_human_bytes(s.produced_bytes):>11} {_human_bytes(s.live_bytes):>11}")
+                         f"{human_bytes(s.produced_bytes):>11} {human_bytes(s.live_bytes):>11}")
         return "\n".join(lines)
 
     @property

@@ -554,6 +554,65 @@ def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
     assert not np.shares_memory(jf(x), got)  # a fresh accumulator per call
 
 
+def _calls_of(jf, fn) -> int:
+    env, src = jf.program.fn.__globals__, jf.program.source
+    return sum(src.count(f" {k}(") for k in env if env[k] is fn)
+
+
+def test_large_sums_reuse_a_temporary_read_nowhere_else():
+    """The dense Jacobian of the suite's attention (1,024 × 1,024, 8 MiB) was three 8 MiB
+    arrays at each sum of two terms: 24.6 MiB at the peak of a call, 16.7 MiB now."""
+    import tracemalloc
+
+    from jacc import program
+
+    p = suite.get("attention", "full")
+    X = p.make_inputs()["X"]
+    jf = jacc.jacobian(p.fn, backend="numpy", memory_limit=10_000_000)
+    want = jf(X)
+    assert _calls_of(jf, program.add_into) >= 3
+    keep = X.copy()
+    tracemalloc.start()
+    try:
+        got = jf(X)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 2.3 * want.nbytes, f"{peak / 2**20:.1f} MiB at the peak for an {want.nbytes / 2**20:.0f} MiB result"
+    np.testing.assert_array_equal(got, want)  # the same every call: nothing cached was written into
+    np.testing.assert_array_equal(X, keep)
+    np.testing.assert_allclose(got, jacc.jacobian(p.fn, backend="interpret")(X), rtol=1e-12, atol=1e-14)
+
+
+def test_a_sum_never_writes_into_an_input_a_result_or_a_value_read_again():
+    from jacc import program
+
+    n = 80  # blocks of 6,400 entries: above program.ADD_INTO_MIN
+
+    def f(x, y):
+        s = np.outer(x, y) + np.outer(y, x)  # two fresh products, each read once
+        return s, s + np.outer(x, x), np.sin(x) + y * 0 + x  # an input as an addend
+    x, y = np.linspace(0.1, 1.0, n), np.linspace(-1.0, 0.5, n)
+    xs, ys = x.copy(), y.copy()
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="numpy", strategy="reverse")
+    got = jf(x, y)
+    assert _calls_of(jf, program.add_into) >= 1
+    np.testing.assert_array_equal(x, xs)
+    np.testing.assert_array_equal(y, ys)
+    want = jacc.jacobian(f, argnums=(0, 1), backend="interpret", strategy="reverse")(x, y)
+    for g, w in zip(_leaves(got), _leaves(want)):
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
+    for g, w in zip(_leaves(jf(x, y)), _leaves(want)):  # and again: nothing kept was changed
+        np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
+    acc = np.ones(5000)
+    assert program.add_into(acc, np.ones(5000)) is acc and acc[0] == 2.0
+    assert program.add_into(np.ones(5000), np.ones(5000) * 1j).dtype == complex  # a wider sum: a new array
+
+
+def _leaves(x):
+    return [np.asarray(v) for v in (x if isinstance(x, tuple) else (x,)) for v in (v if isinstance(v, tuple) else (v,))]
+
+
 @pytest.mark.slow  # ~1 min: every example lowered and jitted
 def test_every_numpy_example_lowers_to_jax_but_a_few_special_functions():
     """docs/execution.md quotes 779 of 815; a mapping lost shows here."""
