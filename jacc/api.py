@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, costmodel, factorise, pytrees
+from . import allocator, budget, costmodel, factorise, pytrees
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
@@ -248,7 +248,18 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
     size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
     blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
     whole = sum(b for b, _, _ in blocks)
-    if not sparse and whole > free:
+    rows = sum(size[y] + 1 for y in plan.problem.of) * len(plan.problem.wrt)
+    if sparse and whole * 3 // 2 + 4 * rows > free:  # (else even a full CSR result fits)
+        need, (nbytes, y, x, stored) = _sparse_bytes(plan)
+        if need > free:
+            out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
+            dense = (f"pass sparse=False (its dense arrays take {human_bytes(whole)})" if whole <= free
+                     else "differentiate smaller inputs or outputs, or a scalar function of them")
+            raise MemoryLimitError(
+                f"jacobian: even as sparse matrices the Jacobian takes at least {human_bytes(need)} (CSR: 12 bytes "
+                f"per stored entry), more than {where}, so it was not computed (the block of {out} w.r.t. {x}: "
+                f"{stored:,} stored entries of {size[y] * size[x]:,}, {human_bytes(nbytes)}); {dense}")
+    elif whole > free:
         nbytes, y, x = max(blocks)
         out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
         raise MemoryLimitError(
@@ -266,6 +277,25 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
         f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
         f"{human_bytes(j.nbytes)}). Pass memory_limit= (bytes) to search for an order within a budget, or "
         "differentiate smaller inputs or outputs")
+
+
+def _sparse_bytes(plan) -> tuple[int, tuple]:
+    """A lower bound on the bytes of ``plan``'s result as CSR matrices (8-byte values and 4-byte
+    column indices per stored entry, 4 bytes per row pointer), from its final edges as pricing
+    sees them, and the largest block as (bytes, output, input, stored entries)."""
+    problem = plan.problem
+    e = problem.eliminator()
+    with budget.lifted():  # the plan's own pricing, once more
+        for v in plan.order:
+            e.eliminate(v)
+    blocks = []
+    for y in problem.of:
+        rows = math.prod(plan.graph.shape(y))
+        for x in problem.wrt:
+            j = e.edge(x, problem.out_key[y])
+            stored = 0 if j is None else e.algebra.nbytes(j) // 8
+            blocks.append((12 * stored + 4 * (rows + 1), y, x, stored))
+    return sum(b[0] for b in blocks), max(blocks, key=lambda b: b[0])
 
 
 def _scalar_compiled(plan):

@@ -10,7 +10,7 @@ import pytest
 from conftest import dense_chain, peak_memory
 
 import jacc
-from jacc import budget, examples
+from jacc import budget, examples, suite
 from jacc import structure as S
 from jacc.chain import brute_force_chain, linear_chain_order, matrix_chain_order
 from jacc.costmodel import CostModel
@@ -580,6 +580,29 @@ def test_a_dense_result_larger_than_the_budget_is_refused_before_it_is_allocated
     monkeypatch.setattr(costmodel, "available_memory", lambda: 8 * n * n - 1)  # no limit: what the machine has
     with pytest.raises(jacc.MemoryLimitError, match="this machine has available"):
         jacc.jacobian(np.sin)(x)
+
+
+def test_a_sparse_result_larger_than_the_budget_is_refused_before_it_is_allocated(monkeypatch):
+    """sparse=True skipped the check: the attention's Jacobian is dense, and its CSR form (12 MB)
+    came back under a 10 MB memory_limit that its dense array (8.4 MB) would have kept."""
+    from jacc import costmodel
+
+    p = suite.get("attention", "full")
+    X = p.make_inputs()["X"]
+    with pytest.raises(jacc.MemoryLimitError, match=r"even as sparse matrices the Jacobian takes at least 12\.6 MB "
+                       r".*more than the memory_limit of 10\.0 MB.*1,048,576 stored entries of 1,048,576.*"
+                       r"pass sparse=False \(its dense arrays take 8\.4 MB\)"):
+        jacc.jacobian(p.fn, memory_limit=10_000_000, sparse=True)(X)
+    assert jacc.jacobian(p.fn, memory_limit=10_000_000)(X).shape == (16, 64, 16, 64)
+    J = jacc.jacobian(p.fn, memory_limit=13_000_000, sparse=True)(X)
+    assert J.nnz == 1024 ** 2 and J.data.nbytes + J.indices.nbytes + J.indptr.nbytes <= 12_587_012  # the estimate
+    n = 3000  # a diagonal: the estimate follows the stored entries, not the dense size
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 30_000)
+    with pytest.raises(jacc.MemoryLimitError, match=r"at least 48\.0 KB.*the 30\.0 KB this machine has available.*"
+                       r"3,000 stored entries of 9,000,000.*differentiate smaller"):
+        jacc.jacobian(np.sin, sparse=True)(np.ones(n))
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 60_000)
+    assert jacc.jacobian(np.sin, sparse=True)(np.ones(n)).nnz == n
 
 
 def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
