@@ -445,6 +445,8 @@ class Tape:
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
             else:
+                if type(a).__module__.startswith("scipy.sparse"):
+                    a = _sparse_operand(op, a)
                 try:
                     a = np.asarray(a)
                 except UnsupportedOperationError as e:  # a traced complex value (jacc.numpy_api.complexes)
@@ -888,10 +890,28 @@ class _UnsupportedAttribute(UnsupportedOperationError, AttributeError):
     and duck-typing probes see a missing attribute rather than a crash)."""
 
 
+def _sparse_operand(op: str, a: Any) -> np.ndarray:
+    """A SciPy sparse constant beside a traced array in ``op``: dense for a sum or difference
+    (SciPy's answer is dense too); refused for the rest, whose meaning differs between
+    ``spmatrix`` (``*`` is a matrix product) and ``sparray`` (``*`` is elementwise, the result sparse)."""
+    if op in ("add", "sub"):
+        return a.toarray()
+    raise UnsupportedOperationError(
+        f"{op} of a traced array and a SciPy sparse {type(a).__name__} at {call_site()}: write the product as "
+        "A @ x or x @ A (recorded as sparse matrix products), or an elementwise one as A.toarray() * x")
+
+
 def _concretisation(what: str) -> UnsupportedOperationError:
+    site = call_site()
+    hint = ("keep it an array (e.g. x.sum() instead of float(x.sum()))"
+            if f"scipy{os.sep}sparse{os.sep}" not in site else
+            "a SciPy sparse matrix cannot hold traced values, so its own arithmetic with one (e.g. "
+            "A.multiply(x), A + x) cannot be traced; the products A @ x, A.T @ x, A.dot(x) and A * x with a "
+            "traced vector or matrix x are recorded, and an elementwise product can be written A.toarray() * x "
+            "(or x * A.toarray() for rows)")
     return UnsupportedOperationError(
-        f"{what} of a traced value at {call_site()} would turn it into a constant, so its derivative "
-        "would be lost; keep it an array (e.g. x.sum() instead of float(x.sum()))")
+        f"{what} of a traced value at {site} would turn it into a constant, so its derivative "
+        f"would be lost; {hint}")
 
 
 class _NotGiven:
@@ -2115,7 +2135,9 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         except Exception as err:
             e = _refusal_behind(err, tape)
             if e is None:
-                raise
+                if not unseen_imports():
+                    raise
+                e = err  # f imported a module with replacements while it ran (its originals failed): again
             more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
             if swaps and not more and not unseen_imports():  # final: the public error, not the retry's marker
                 if isinstance(e, _UnsupportedAttribute):  # (raised as it is: also an AttributeError)

@@ -145,3 +145,28 @@ def test_the_module_is_restored_and_constant_calls_go_to_scipy():
 
     jacc.jacobian(f)(X)
     assert ss.lfilter is original and seen == [np.ndarray]
+
+
+def test_a_function_that_imports_scipy_signal_itself_is_traced_again_with_the_replacements():
+    """The first trace met SciPy's own sosfilt (compiled: 'a bytes-like object is required, not
+    Tracer') because scipy.signal was not imported when the trace began, and that error was not
+    taken as a reason to trace again with the replacements in (the coverage test of sosfiltfilt
+    failed when run alone)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np, jacc\n"
+        "assert 'scipy.signal' not in sys.modules\n"
+        "def f(x):\n"
+        "    import scipy.signal as ss\n"
+        "    return ss.sosfiltfilt(np.array([[0.2, 0.4, 0.2, 1.0, -0.3, 0.1]]), x)\n"
+        "x = np.linspace(0.0, 1.0, 15)\n"
+        "J = jacc.jacobian(f)(x)\n"
+        "eye = np.eye(15)\n"
+        "import scipy.signal as ss\n"
+        "want = ss.sosfiltfilt(np.array([[0.2, 0.4, 0.2, 1.0, -0.3, 0.1]]), eye, axis=0)\n"
+        "assert np.allclose(J, want, rtol=1e-12, atol=1e-14), abs(J - want).max()\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]

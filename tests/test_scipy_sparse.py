@@ -60,3 +60,21 @@ def test_sparse_solves_and_matrix_exponential_products():
         np.testing.assert_allclose(jacc.jacobian(f)(arg), fd_jacobian(f, [arg], 0), atol=1e-8)
     with pytest.raises(jacc.UnsupportedOperationError, match="expm_multiply with start=.*test_scipy_sparse.py"):
         jacc.jacobian(lambda b: expm_multiply(a, b, start=0.0, stop=1.0, num=3))(x)
+
+
+@pytest.mark.parametrize("fmt", ["csr_matrix", "csr_array"])
+def test_sums_with_a_sparse_constant_trace_and_other_operators_are_refused_clearly(fmt):
+    """A + x fell into NumPy's 'setting an array element with a sequence' (an object array of the
+    matrix); x * A on a csr_matrix (a vector-matrix product in SciPy) must not become elementwise."""
+    import scipy.sparse as sp
+
+    A = getattr(sp, fmt)(sp.random(5, 5, density=0.5, random_state=0))
+    u = np.linspace(1.0, 2.0, 5)
+    for f in (lambda u: A + u, lambda u: u - A, lambda u: np.sin(u) + A):
+        got, g = jacc.jacobian(f)(u), jacc.trace(f, u)
+        np.testing.assert_allclose(g.evaluate({"u": u})[g.outputs[0]], np.asarray(f(u)), rtol=1e-15)
+        np.testing.assert_allclose(got, fd_jacobian(lambda u: np.asarray(f(u)), [u], 0), rtol=1e-7, atol=1e-9)
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"mul of a traced array and a SciPy sparse {fmt}.*A @ x"):
+        jacc.jacobian(lambda u: u * A)(u)
+    with pytest.raises(jacc.UnsupportedOperationError, match="a SciPy sparse matrix cannot hold traced values.*A.toarray"):
+        jacc.jacobian(lambda u: A.multiply(u).sum())(u)
