@@ -80,20 +80,37 @@ def test_a_plan_traced_once_holds_at_other_points():
 
 @pytest.mark.parametrize("f, words", [
     (lambda x: np.fft.fft(x), "output 0 of lambda is complex.*np.real"),
-    (lambda x: np.sqrt(np.fft.fft(x)).real, "numpy.sqrt of a traced complex array.*not supported"),
     (lambda x: np.asarray(np.fft.fft(x)).real, "complex array was converted to a plain NumPy array"),
     (lambda x: np.maximum(x, 1j), "maximum of a traced array and a complex value"),
     (lambda x: np.linalg.norm(np.fft.fft(x)), "numpy.linalg.norm of a traced complex array.*not supported"),
     (lambda x: (np.fft.fft(x) ** 0.5).real, "only constant integer powers"),
     (lambda x: np.fft.fft(x, out=np.zeros(8, complex)).real, "out="),
-    # a zero imaginary part is complex still (np.sqrt(x + 0j) of a negative x is imaginary, not NaN)
-    (lambda x: np.imag(np.sqrt(x + 0j)), "numpy.sqrt of a traced complex array"),
     (lambda x: np.real((x * (1 + 0j)) ** 0.5), "only constant integer powers"),
+    # a zero imaginary part is complex still (np.arccos(x - 0j) outside [-1, 1] is complex, not NaN)
     (lambda x: np.imag(np.arccos(x - 0j)), "numpy.arccos of a traced complex array"),
-    (lambda x: np.sqrt((x + 0j)[1:]).real, "numpy.sqrt of a traced complex array"),
     (lambda x: x + 0j, "output 0 of lambda is complex"),
-    (lambda x: np.sqrt(x.astype(np.complex128)).imag, "numpy.sqrt of a traced complex array"),
 ])
 def test_what_is_not_supported_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):
         jacc.trace(f, X)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.imag(np.sqrt(x + 0j)),  # a zero imaginary part is complex still: imaginary, not NaN
+    lambda x: np.real(np.sqrt(x.astype(np.complex128))),
+    lambda x: np.sqrt((x + 0j)[1:]).imag * x[:-1],
+    lambda x: np.abs(np.sqrt(np.fft.fft(x))),  # im exactly ±0 at DC and Nyquist: NumPy's sign of zero
+    lambda x: np.sqrt(np.fft.fft(x)).imag,
+    lambda x: np.sqrt(x + 1j * x ** 2).imag + np.sqrt(x - 1j * x ** 2).real,
+    lambda x: np.real(np.sqrt(np.fft.rfft(x)) ** 2),  # = the transform's real part
+], ids=["imag(x+0j)", "astype", "slice", "abs-fft", "imag-fft", "both-halves", "square"])
+def test_complex_square_roots_take_numpys_principal_branch(f):
+    """np.sqrt of a complex value was refused; at x + 0j of a negative x the textbook formula
+    √((|z| + re)/2) has an infinite derivative (its real part is √0)."""
+    x = np.array([-4.0, -0.5, 0.3, 2.0, -1.0, 3.0, -2.5, 0.7])
+    g = jacc.trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-14, atol=1e-15)
+    J = jacc.jacobian(f)(x)
+    assert np.isfinite(J).all()
+    np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    assert g.meta["value_dependent"]  # the branch was read from the values

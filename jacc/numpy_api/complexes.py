@@ -1,5 +1,5 @@
 """Complex values inside a trace, as pairs of real ones: ``np.fft``, ``1j * x``, ``np.exp(1j * t)``,
-``np.abs``, ``np.angle``, ``.real``/``.imag`` and complex arithmetic, for functions whose result is real.
+``np.sqrt``, ``np.abs``, ``np.angle``, ``.real``/``.imag`` and complex arithmetic, for functions whose result is real.
 
 jacc's graphs hold real arrays. A complex intermediate is a :class:`Complex`: its real and
 imaginary parts, each a traced array, a constant, or structurally zero (``None``), so
@@ -12,10 +12,11 @@ mean what they mean to NumPy and the values are NumPy's, bit for bit
 (:func:`jacc.numpy_api.implicit.anchored`); the map costs n² per transformed line of length n.
 
 A complex value stays complex when its imaginary part is (structurally) zero, as its NumPy dtype
-does: ``x + 0j`` is complex, so ``np.sqrt(x + 0j)`` of a negative x is refused by name rather than
-traced as a real square root (NaN). A function's result must be real: a complex one is refused,
-naming ``np.real``, ``np.imag`` and ``np.abs``. What is not listed here (``np.sqrt`` of a complex
-value, comparisons, ``np.linalg`` of complex matrices) is refused by name.
+does: ``x + 0j`` is complex, so ``np.sqrt(x + 0j)`` of a negative x is imaginary, NumPy's principal
+branch (:func:`_sqrt`), not a real square root's NaN. A function's result must be real: a complex
+one is refused, naming ``np.real``, ``np.imag`` and ``np.abs``. What is not listed here
+(``np.arccos`` and other functions of a complex value, comparisons, ``np.linalg`` of complex
+matrices) is refused by name.
 
 >>> import numpy as np, jacc
 >>> power = lambda x: np.abs(np.fft.rfft(x)) ** 2
@@ -200,7 +201,7 @@ def _matmul(a, b):
 
 def _make(re: Any, im: Any, shape: tuple) -> Complex:
     """A complex result. It stays complex where its imaginary part is structurally zero, as NumPy's
-    dtype does: ``np.sqrt(x + 0j)`` of a negative x is imaginary, not NaN (and is refused by name)."""
+    dtype does: ``np.sqrt(x + 0j)`` of a negative x is imaginary, not NaN."""
     return Complex(re, im, shape)
 
 
@@ -216,7 +217,7 @@ def combine(op: str, args: list, params: dict | None = None) -> Any:
     if op not in ("add", "sub", "mul", "div", "matmul", "pow"):
         raise UnsupportedOperationError(
             f"{op} of a traced array and a complex value at {call_site()} is not supported; complex values take "
-            "+ - * / @, integer powers, np.exp, np.abs, np.angle, np.real, np.imag and np.fft")
+            "+ - * / @, integer powers, np.exp, np.sqrt, np.abs, np.angle, np.real, np.imag and np.fft")
     (a, b, s1), (c, d, s2) = _lift(args[0]), _lift(args[1])
     if op == "pow":
         k = args[1]
@@ -266,13 +267,33 @@ def _exp(z: Any) -> Any:
     return _make(scale * np.cos(im), scale * np.sin(im), shape) if im is not None else _make(scale, None, shape)
 
 
+def _sqrt(z: Any) -> Any:
+    """The principal square root, NumPy's branch: with t = √((|z| + |re|)/2), re ≥ 0 gives
+    t + i·im/(2t) and re < 0 gives |im|/(2t) ± i·t (the sign of im's, −0 included), so neither
+    branch divides by a vanishing value away from z = 0 (the textbook √((|z| ± re)/2) has an
+    infinite derivative on the real axis). A structurally zero imaginary part (``x + 0j``) counts
+    as +0: √|x| lies on the real or the imaginary axis by the sign of x. Which branch a value
+    takes is read from it, as a comparison is."""
+    re, im, shape = _lift(z)
+    a = _part(re, shape)
+    if im is None:
+        root = np.sqrt(np.abs(a))
+        return _make(np.where(a >= 0, root, 0.0), np.where(a < 0, root, 0.0), shape)
+    b = _part(im, shape)
+    t = np.sqrt((np.hypot(a, b) + np.abs(a)) / 2)
+    right = a >= 0
+    negative = np.signbit(b.value if isinstance(b, Tracer) else b)
+    return _make(np.where(right, t, np.abs(b) / (2 * t)),
+                 np.where(right, b / (2 * t), np.where(negative, -t, t)), shape)
+
+
 _UFUNCS: dict[str, Callable] = {
     "add": lambda x, y: combine("add", [x, y]), "subtract": lambda x, y: combine("sub", [x, y]),
     "multiply": lambda x, y: combine("mul", [x, y]), "true_divide": lambda x, y: combine("div", [x, y]),
     "divide": lambda x, y: combine("div", [x, y]), "matmul": lambda x, y: combine("matmul", [x, y]),
     "power": lambda x, y: combine("pow", [x, y]), "negative": lambda z: -z, "positive": lambda z: z,
     "conjugate": lambda z: z.conj() if isinstance(z, Complex) else z, "absolute": _abs, "exp": _exp,
-    "square": lambda z: combine("mul", [z, z]),
+    "square": lambda z: combine("mul", [z, z]), "sqrt": _sqrt,
 }
 
 
@@ -450,4 +471,6 @@ case("numpy.fft.rfftn", lambda xp: lambda x: xp.abs(xp.fft.rfftn(x, axes=(0, 2))
      lambda r: (_x(r, (3, 2, 4)),))
 case("numpy.fft.irfft2", lambda xp: lambda x: xp.fft.irfft2(xp.fft.rfft2(x) / (1.0 + 1j)), lambda r: (_x(r, (4, 4)),))
 case("numpy.fft.hfft", lambda xp: lambda x: xp.fft.hfft(x * (2.0 - 1j), 6), lambda r: (_x(r, (4,)),), jax=False)
+case("numpy.fft.fft", lambda xp: lambda x: xp.abs(xp.sqrt(xp.fft.fft(x) * (1.0 - 0.5j))), lambda r: (_x(r, (6,)),),
+     variant="sqrt", note="np.sqrt of a complex value: NumPy's principal branch, finite derivative on the real axis")
 case("numpy.fft.fftshift", lambda xp: lambda x: xp.fft.fftshift(xp.fft.fft(x)).real, lambda r: (_x(r, (5,)),))
