@@ -76,10 +76,12 @@ def test_lion_at_scalar_level_reports_12_for_optimal():
     assert "| lion " in res.format("table") and "scalar" in res.format("table")
 
 
-def test_scalar_level_falls_back_with_a_note_for_linalg():
-    res = bench.run(["inv_apply"], ["forward", "reverse", "markowitz"], level="scalar", progress=False)
-    r = res.rows[0]
-    assert r["level"] == "array" and r["notes"] and r["correct"] is True
+def test_scalar_level_traces_linalg_and_falls_back_with_a_note_for_large_graphs():
+    res = bench.run(["inv_apply", "gp_nll"], ["forward", "reverse", "markowitz"], level="scalar", progress=False)
+    inv, gp = res.rows
+    # np.linalg.inv as Gaussian elimination (jacc.scalar_linalg): its pivots were read from values
+    assert inv["level"] == "scalar" and inv["correct"] is True and "pivot choice" in inv["notes"][0]
+    assert gp["level"] == "array" and "(> 2,000); traced at array level" in gp["notes"][0] and gp["correct"] is True
 
 
 def test_lion_reports_12_for_optimal(result):
