@@ -280,9 +280,10 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
 
 
 def _sparse_bytes(plan) -> tuple[int, tuple]:
-    """A lower bound on the bytes of ``plan``'s result as CSR matrices (8-byte values and 4-byte
-    column indices per stored entry, 4 bytes per row pointer), from its final edges as pricing
-    sees them, and the largest block as (bytes, output, input, stored entries)."""
+    """The bytes of ``plan``'s result as CSR matrices (8-byte values and 4-byte column indices per
+    stored entry, 4 bytes per row pointer), from its final edges as pricing sees them — a lower
+    bound, except where terms of a sum store the same entry twice — and the largest block as
+    (bytes, output, input, stored entries)."""
     problem = plan.problem
     e = problem.eliminator()
     with budget.lifted():  # the plan's own pricing, once more

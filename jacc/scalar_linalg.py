@@ -139,9 +139,19 @@ def inv(a: Any) -> np.ndarray:
     return _batched(lambda m: _solve2(m, eye), a)
 
 
-def _triangular(m: np.ndarray) -> tuple[list, int]:
+def _triangular(m: np.ndarray, what: str) -> tuple[list, int]:
+    """The pivots of ``m`` and the row exchanges' sign. A matrix singular at the traced values is
+    refused: det is 0 there, but its derivative (the adjugate) need not be, and elimination cannot
+    give it."""
     rows = _rows(m)
-    sign = _eliminate(rows, [[] for _ in rows])
+    try:
+        sign = _eliminate(rows, [[] for _ in rows])
+    except np.linalg.LinAlgError:
+        from .trace import UnsupportedOperationError
+
+        raise UnsupportedOperationError(
+            f"np.linalg.{what} at scalar level: the matrix is singular at the traced values, where elimination "
+            "cannot give the derivative (the adjugate); trace without scalarize=True") from None
     return [rows[i][i] for i in range(len(rows))], sign
 
 
@@ -151,10 +161,7 @@ def det(a: Any) -> Any:
     _note(a, "pivot choice of np.linalg.det at scalar level")
 
     def one(m):
-        try:
-            diag, sign = _triangular(m)
-        except np.linalg.LinAlgError:
-            return 0.0  # singular at these values: det is 0 (NumPy's answer too)
+        diag, sign = _triangular(m, "det")
         out = float(sign)
         for d in diag:
             out = out * d
@@ -168,10 +175,7 @@ def slogdet(a: Any):
     _note(a, "pivot choice of np.linalg.slogdet at scalar level")
 
     def one(m):
-        try:
-            diag, sign = _triangular(m)
-        except np.linalg.LinAlgError:
-            return 0.0, -math.inf
+        diag, sign = _triangular(m, "slogdet")
         total = 0.0
         for d in diag:
             sign *= 1 if _value(d) > 0 else -1
