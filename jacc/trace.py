@@ -905,10 +905,9 @@ def _concretisation(what: str) -> UnsupportedOperationError:
     site = call_site()
     hint = ("keep it an array (e.g. x.sum() instead of float(x.sum()))"
             if f"scipy{os.sep}sparse{os.sep}" not in site else
-            "a SciPy sparse matrix cannot hold traced values, so its own arithmetic with one (e.g. "
-            "A.multiply(x), A + x) cannot be traced; the products A @ x, A.T @ x, A.dot(x) and A * x with a "
-            "traced vector or matrix x are recorded, and an elementwise product can be written A.toarray() * x "
-            "(or x * A.toarray() for rows)")
+            "a SciPy sparse matrix cannot hold traced values, so its own elementwise arithmetic with one "
+            "(e.g. A.multiply(x)) cannot be traced; the products A @ x, A.T @ x and A.dot(x) with a traced "
+            "vector or matrix x are recorded, and an elementwise product can be written A.toarray() * x")
     return UnsupportedOperationError(
         f"{what} of a traced value at {site} would turn it into a constant, so its derivative "
         f"would be lost; {hint}")
