@@ -22,7 +22,7 @@ from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .program import owned
-from .trace import Recording, Tape, _param_names, check_argnums, record_call, same_bits
+from .trace import Recording, Tape, _param_names, _sparse, check_argnums, record_call, same_bits
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
 
@@ -104,7 +104,7 @@ class _Sparse:
 
 
 def _is_sparse(x: Any) -> bool:
-    return type(x).__module__.startswith("scipy.sparse") and hasattr(x, "tocoo")
+    return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
 
 def _snapshot(x: Any) -> Any:
@@ -248,8 +248,8 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
     size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
     blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
     whole = sum(b for b, _, _ in blocks)
-    rows = sum(size[y] + 1 for y in plan.problem.of) * len(plan.problem.wrt)
-    if sparse and whole * 3 // 2 + 4 * rows > free:  # (else even a full CSR result fits)
+    full = sum(_csr_bytes(size[y] * size[x], size[y]) for y in plan.problem.of for x in plan.problem.wrt)
+    if sparse and full > free:  # (else even a CSR result holding every entry fits)
         need, (nbytes, y, x, stored) = _sparse_bytes(plan)
         if need > free:
             out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
@@ -279,11 +279,15 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
         "differentiate smaller inputs or outputs")
 
 
+def _csr_bytes(entries: int, rows: int) -> int:
+    """A CSR matrix's bytes: an 8-byte value and a 4-byte column index per entry, 4 bytes per row pointer."""
+    return 12 * entries + 4 * (rows + 1)
+
+
 def _sparse_bytes(plan) -> tuple[int, tuple]:
-    """The bytes of ``plan``'s result as CSR matrices (8-byte values and 4-byte column indices per
-    stored entry, 4 bytes per row pointer), from its final edges as pricing sees them — a lower
-    bound, except where terms of a sum store the same entry twice — and the largest block as
-    (bytes, output, input, stored entries)."""
+    """The bytes of ``plan``'s result as CSR matrices (:func:`_csr_bytes`), from its final edges as
+    pricing sees them — a lower bound, except where terms of a sum store the same entry twice —
+    and the largest block as (bytes, output, input, stored entries)."""
     problem = plan.problem
     e = problem.eliminator()
     with budget.lifted():  # the plan's own pricing, once more
@@ -295,7 +299,7 @@ def _sparse_bytes(plan) -> tuple[int, tuple]:
         for x in problem.wrt:
             j = e.edge(x, problem.out_key[y])
             stored = 0 if j is None else e.algebra.nbytes(j) // 8
-            blocks.append((12 * stored + 4 * (rows + 1), y, x, stored))
+            blocks.append((_csr_bytes(stored, rows), y, x, stored))
     return sum(b[0] for b in blocks), max(blocks, key=lambda b: b[0])
 
 

@@ -446,6 +446,16 @@ def _as_range(rows: Any) -> Any:
     return rows
 
 
+def _uses(live: list[Statement], alias: dict[int, int]) -> dict[int, int]:
+    """How many times each value (aliases counted as what they rename) is read."""
+    uses: dict[int, int] = {}
+    for s in live:
+        for ref in _refs_in((s.args, s.kwargs)):
+            ref = alias.get(ref, ref)
+            uses[ref] = uses.get(ref, 0) + 1
+    return uses
+
+
 def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set[int],
                          shapes: dict[int, tuple]) -> list[Statement]:
     """Rewrite ``acc + put_rows(v, n, rows)``, where both operands are used once and ``acc`` is a
@@ -453,11 +463,7 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
     addition per block. A gradient assembled from parameter slices (the MLP's 17,793 entries from
     six blocks) was six zero arrays and six additions of that size."""
     put = S.put_rows.__wrapped__
-    uses: dict[int, int] = {}
-    for s in live:
-        for ref in _refs_in((s.args, s.kwargs)):
-            ref = alias.get(ref, ref)
-            uses[ref] = uses.get(ref, 0) + 1
+    uses = _uses(live, alias)
     by_id = {s.id: s for s in live}
     plain = {s.id for s in live if s.fn is put and not s.kwargs.get("add") and len(s.args) == 3}
     fresh = set(plain)  # values the program allocated itself and may overwrite
@@ -696,11 +702,7 @@ def _added_in_place(live: list[Statement], alias: dict[int, int], kept: set[int]
     :func:`_fresh`) read only here, as :func:`add_into`: the sum reuses its memory. The dense
     Jacobian of the suite's attention (1,024 × 1,024) was three 8 MiB arrays at each sum of two
     terms."""
-    uses: dict[int, int] = {}
-    for s in live:
-        for ref in _refs_in((s.args, s.kwargs)):
-            ref = alias.get(ref, ref)
-            uses[ref] = uses.get(ref, 0) + 1
+    uses = _uses(live, alias)
     fresh = {s.id for s in live if _fresh(s)} - inputs - kept
     out = []
     for s in live:

@@ -166,7 +166,7 @@ def det(a: Any) -> Any:
         for d in diag:
             out = out * d
         return out
-    return _batched(one, a) if a.ndim > 2 else one(a)
+    return _batched(one, a)
 
 
 def slogdet(a: Any):

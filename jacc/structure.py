@@ -584,8 +584,8 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
                 parts.append(c)
                 mults += k
         if len(parts) > 1 and all(map(_summand, parts)):  # merged once, not pair by pair
-            c = _sum_of([t for c in parts for t in _terms_of(c)])
-            if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
+            c = _kept_sum([t for c in parts for t in _terms_of(c)])
+            if c is not None:
                 return c, mults
         total = parts[0]
         for c in parts[1:]:
@@ -863,8 +863,8 @@ def add(a: Jac, b: Jac) -> Jac:
         (da, bare), (db, _) = _split(a), _split(b)
         return _place(bare, add(da, db))
     if (_lazy(a) or a.terms is not None or _lazy(b) or b.terms is not None) and _summand(a) and _summand(b):
-        c = _sum_of(_terms_of(a) + _terms_of(b))
-        if c is not None and (c.terms is None or c.value_size < _labelled_size(c)):
+        c = _kept_sum(_terms_of(a) + _terms_of(b))
+        if c is not None:
             return c
     for x, y in ((a, b), (b, a)):  # a complete block plus gathers: their values written into a copy
         if _complete(x) and _scattered(y) and not _PRICING.get():
@@ -1663,6 +1663,13 @@ def _dense_sum(j: Jac, start: np.ndarray | None = None) -> np.ndarray:
     if start is not None:
         flat = flat + np.reshape(start, (-1,))
     return np.reshape(flat, out + j.in_shape)
+
+
+def _kept_sum(terms: list[Jac]) -> Jac | None:
+    """The sum of ``terms`` (lazy maps and diagonals) when it stays smaller than its labelled
+    block, else ``None`` (the caller adds them as blocks)."""
+    c = _sum_of(terms)
+    return c if c is not None and (c.terms is None or c.value_size < _labelled_size(c)) else None
 
 
 def _scattered(j: Jac) -> bool:

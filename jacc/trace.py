@@ -445,7 +445,7 @@ class Tape:
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
             else:
-                if type(a).__module__.startswith("scipy.sparse"):
+                if _sparse(a):
                     a = _sparse_operand(op, a)
                 try:
                     a = np.asarray(a)
@@ -894,7 +894,7 @@ def _sparse_operand(op: str, a: Any) -> np.ndarray:
     """A SciPy sparse constant beside a traced array in ``op``: dense for a sum or difference
     (SciPy's answer is dense too); refused for the rest, whose meaning differs between
     ``spmatrix`` (``*`` is a matrix product) and ``sparray`` (``*`` is elementwise, the result sparse)."""
-    if op in ("add", "sub"):
+    if op in ("add", "sub") and hasattr(a, "toarray"):  # (not a scipy.sparse.linalg operator)
         return a.toarray()
     raise UnsupportedOperationError(
         f"{op} of a traced array and a SciPy sparse {type(a).__name__} at {call_site()}: write the product as "
