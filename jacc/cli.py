@@ -318,9 +318,10 @@ def cmd_plan(args) -> int:
             _emit(p.to_json(), args.out)
         elif args.format == "csv":
             _emit(table([{"step": n, "vertex": s.vertex, "mults": s.mults, "fill_in": len(s.fill_in),
-                          "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes}
+                          "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes, "peak_bytes": s.peak_bytes}
                          for n, s in enumerate(p.steps, 1)],
-                        ["step", "vertex", "mults", "fill_in", "produced_bytes", "live_bytes"], "csv"), args.out)
+                        ["step", "vertex", "mults", "fill_in", "produced_bytes", "live_bytes", "peak_bytes"], "csv"),
+                  args.out)
         else:
             _emit(str(p), args.out)
         return 0

@@ -181,12 +181,13 @@ class Plan(Costs):
             shown = ", ".join(f"∂{v}/∂{u} ({d})" for (u, v), d in list(factored.items())[:4])
             more = f" and {len(factored) - 4} more" if len(factored) > 4 else ""
             lines.append(f"  Partials kept as factors (products contract them factor by factor): {shown}{more}")
-        rule = "-" * 78
-        lines += [rule, f"{'step':>5}  {'vertex':<16} {'mults':>14} {'fill-in':>8} {'produced':>11} {'live':>11}",
-                  rule]
+        rule = "-" * 90
+        lines += [rule, f"{'step':>5}  {'vertex':<16} {'mults':>14} {'fill-in':>8} {'produced':>11} {'live':>11} "
+                        f"{'peak':>11}", rule]
         for n, s in enumerate(self.steps, 1):
             lines.append(f"{n:>5}  {s.vertex:<16} {s.mults:>14,} {len(s.fill_in):>8} "
-                         f"{human_bytes(s.produced_bytes):>11} {human_bytes(s.live_bytes):>11}")
+                         f"{human_bytes(s.produced_bytes):>11} {human_bytes(s.live_bytes):>11} "
+                         f"{human_bytes(s.peak_bytes):>11}")
         return "\n".join(lines)
 
     @property
@@ -217,7 +218,8 @@ class Plan(Costs):
                 "wrt": self.wrt, "of": self.of,
                 "cost_model": {"objective": cm.objective, "memory_limit": cm.memory_limit},
                 "steps": [{"vertex": s.vertex, "mults": s.mults, "fill_in": [list(e) for e in s.fill_in],
-                           "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes}
+                           "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes,
+                           "peak_bytes": s.peak_bytes}
                           for s in self.steps],
                 "info": _jsonable(self.info), "graph": self.graph.to_dict()}
 

@@ -583,18 +583,19 @@ def test_a_dense_result_larger_than_the_budget_is_refused_before_it_is_allocated
 
 
 def test_a_sparse_result_larger_than_the_budget_is_refused_before_it_is_allocated(monkeypatch):
-    """sparse=True skipped the check: the attention's Jacobian is dense, and its CSR form (12 MB)
-    came back under a 10 MB memory_limit that its dense array (8.4 MB) would have kept."""
+    """sparse=True skipped the check: a dense Jacobian's CSR form (12 bytes per entry) came back
+    under a memory_limit that its dense array (8 bytes per entry) would have kept."""
     from jacc import costmodel
 
-    p = suite.get("attention", "full")
-    X = p.make_inputs()["X"]
+    A = np.random.default_rng(0).normal(size=(1024, 1024))
+    X = np.ones(1024)
+    f = lambda x: A @ x  # noqa: E731  (the Jacobian is A: no step, the plan holds 8.4 MB)
     with pytest.raises(jacc.MemoryLimitError, match=r"even as sparse matrices the Jacobian takes at least 12\.6 MB "
                        r".*more than the memory_limit of 10\.0 MB.*1,048,576 stored entries of 1,048,576.*"
                        r"pass sparse=False \(its dense arrays take 8\.4 MB\)"):
-        jacc.jacobian(p.fn, memory_limit=10_000_000, sparse=True)(X)
-    assert jacc.jacobian(p.fn, memory_limit=10_000_000)(X).shape == (16, 64, 16, 64)
-    J = jacc.jacobian(p.fn, memory_limit=13_000_000, sparse=True)(X)
+        jacc.jacobian(f, memory_limit=10_000_000, sparse=True)(X)
+    assert jacc.jacobian(f, memory_limit=10_000_000)(X).shape == (1024, 1024)
+    J = jacc.jacobian(f, memory_limit=13_000_000, sparse=True)(X)
     assert J.nnz == 1024 ** 2 and J.data.nbytes + J.indices.nbytes + J.indptr.nbytes <= 12_587_012  # the estimate
     n = 3000  # a diagonal: the estimate follows the stored entries, not the dense size
     monkeypatch.setattr(costmodel, "available_memory", lambda: 30_000)
@@ -619,3 +620,26 @@ def test_the_memory_refusal_names_a_partial_the_plan_uses(monkeypatch):
     with pytest.raises(jacc.MemoryLimitError, match="largest local partial") as e:
         jacc.jacobian(f)(X)
     assert "eigh_vectors" not in str(e.value) and "qr_q" in str(e.value)
+
+
+def test_a_call_holds_no_more_jacobian_memory_than_its_plan_predicts():
+    """The memory model counted live Jacobians between steps only: the attention's plan said
+    8.9 MB and a call held 17.4 MB (a step's product beside the edge it is added to), so a 10 MB
+    memory_limit let it through. Steps now count their products and sums while they run."""
+    import tracemalloc
+
+    p = suite.get("attention", "full")
+    X = p.make_inputs()["X"]
+    jf = jacc.jacobian(p.fn, retrace=False, backend="numpy")
+    jf(X)
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        jf(X)
+        held = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    assert jf.plan.peak_bytes > 16_000_000  # two 8 MiB Jacobians at once in the last steps
+    assert held <= jf.plan.peak_bytes + 100_000  # (Python objects)
+    with pytest.raises(jacc.MemoryLimitError, match="memory limit"):
+        jacc.jacobian(p.fn, memory_limit=10_000_000)(X)

@@ -38,8 +38,7 @@ def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, sna
         tick()
         if pos and pos % every == 0 and pos // every == len(new_snaps):
             new_snaps.append(e.fork())
-        e.eliminate(order[pos])
-        if not cm.fits(e.live_bytes):
+        if not cm.fits(e.eliminate(order[pos]).peak_bytes):
             return None, e, new_snaps
     return cm.score(e.mults, e.peak_bytes), e, new_snaps
 

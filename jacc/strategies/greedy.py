@@ -38,7 +38,7 @@ class _CostOnly:
     """A preview that only knows the multiplication count (cheap for scalar graphs)."""
 
     __slots__ = ("mults",)
-    fill = live_after = 0
+    fill = live_after = peak = 0
 
     def __init__(self, mults: int):
         self.mults = mults
@@ -86,7 +86,7 @@ def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score:
             current[v] = s2
             heapq.heappush(heap, (s2, rank[v], v))
             continue
-        if not cost_model.fits(pv.live_after):
+        if not cost_model.fits(pv.peak):
             deferred.append(v)
             current.pop(v)
             continue
@@ -101,7 +101,7 @@ def run_greedy(e: Eliminator, vertices: list[str], cost_model: CostModel, score:
             if w in rank and w not in done:
                 push(w)
     if deferred:
-        need = min(e.preview(v).live_after for v in deferred)
+        need = min(e.preview(v).peak for v in deferred)
         raise MemoryLimitError(
             f"no vertex can be eliminated next within the memory limit of {cost_model.memory_limit:,} bytes "
             f"after {len(order)} steps (the cheapest next step needs {need:,} bytes); raise memory_limit")

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
-from ..eliminate import Problem, totals
+from ..eliminate import Problem, step_memory, totals
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
 
@@ -95,6 +95,7 @@ class _Sets:
         self.units = UnitComponents(self.orig, self.verts, algebra, cuts=self.cuts) if self.scalar else None
         self.comp_of = {v: n for n, (vs, _) in enumerate(self.units.comps) for v in vs} if self.units else {}
         self.step_memo: dict = {v: {} for v in self.verts}
+        self.mem_memo: dict = {v: {} for v in self.verts}
 
     def edge(self, i, k, S: int):
         rel = S & self.desc[i] & self.anc[k]
@@ -188,17 +189,39 @@ class _Sets:
         return cls({(u, v): j for u, row in e.succ.items() for v, j in row.items()}, problem.eliminable,
                    e.algebra)
 
-    def live_delta(self, v, S: int) -> int:
-        """Change of live bytes when v is eliminated from G_S."""
+    def memory(self, v, S: int) -> tuple[int, int]:
+        """(change of live bytes, most bytes held on top of G_S's during the step) when v is
+        eliminated from G_S (:func:`jacc.eliminate.step_memory`)."""
         nb = self.alg.nbytes
-        preds, succs = self.neighbours(v, S)
+        key = S & self.rel[v]
+        hit = self.mem_memo[v].get(key)
+        if hit is None:  # v's own edges and products depend on its ancestors and descendants only
+            preds, succs = self.neighbours(v, S)
+            if key not in self.cost_memo[v]:  # (the same neighbours price the step)
+                self.cost_memo[v][key] = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
+            own = sum(nb(j) for _, j in preds) + sum(nb(j) for _, j in succs)
+            hit = self.mem_memo[v][key] = (own, [(i, k, self.desc[i] & self.anc[k], self._product_bytes(a, b))
+                                                 for i, b in preds for k, a in succs])
+        own, pairs = hit
         S2 = S | self.bit[v]
-        d = -sum(nb(j) for _, j in preds) - sum(nb(j) for _, j in succs)
-        for i, _ in preds:
-            for k, _ in succs:
-                old, new = self.edge(i, k, S), self.edge(i, k, S2)
-                d += (nb(new) if new is not None else 0) - (nb(old) if old is not None else 0)
-        return d
+        memo, edge, pieces = self.memo, self.edge, []
+        for i, k, between, made in pairs:  # (edge(i, k, S) inlined: this runs per step of a search)
+            old = memo.get((i, k, S & between), memo)
+            if old is memo:
+                old = edge(i, k, S)
+            if old is None:
+                pieces.append((made, None, 0))
+            else:
+                new = memo.get((i, k, S2 & between), memo)
+                pieces.append((made, nb(old), nb(edge(i, k, S2) if new is memo else new)))
+        return step_memory(pieces, own)
+
+    def _product_bytes(self, a, b) -> int:
+        key = (id(a), id(b), "bytes")
+        c = self.prod_memo.get(key)
+        if c is None:
+            c = self.prod_memo[key] = self.alg.nbytes(self.alg.product(a, b)[0])
+        return c
 
 
 class _Done:
@@ -349,7 +372,8 @@ def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states) -> Re
     """A* for the mults objective: the answer plus its proven lower bound and gap in ``info``."""
     a = cm.weights[0]
     bound_m = (bound[0] / a, *bound[1:]) if bound else None  # the search counts multiplications
-    r = astar(sets, cm, bound_m, live0, budget.deadline(), max_states=max_states)
+    # on graphs of scalars, ties by peak memory (a few bytes) would only cost search time
+    r = astar(sets, cm, bound_m, live0, budget.deadline(), max_states=max_states, peaks=not is_scalar(sets.alg))
     info: dict = {"sets explored": r.explored}
     stopped = {None: None, "time": f"time limit {time_limit:g} s", "states": f"max_states={max_states}"}[r.stopped]
     if r.found is not None:
@@ -495,6 +519,10 @@ def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = T
             return Search(None, 0, "time", 0.0, 0.0)
         firsts.append((v, sets.bit[v], sets.step(v, 0)))
     root = sets.h(0, firsts)
+    if peaks and bound and root >= ub[0] and sets.verts:  # as cheap as the known order: is its
+        # peak as low as any order's can be (the fullest first step, at least)?
+        if live0 + min(sets.memory(v, 0)[1] for v in sets.verts) >= ub[1]:
+            return Search(None, 0, None, ub[0], root)
     best = {0: (0, live0 if peaks else 0)}
     hval = {0: root}
     live = {0: live0}
@@ -549,12 +577,14 @@ def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = T
             if f2 > ub[0]:
                 continue
             S2 = S | bit
+            if g2 > get(S2, none)[0]:  # a cheaper label is there already, whatever the peaks
+                continue
             if track:
-                if S2 not in live:
-                    live[S2] = live[S] + sets.live_delta(v, S)
-                if not cm.fits(live[S2]):
+                delta, top = sets.memory(v, S)
+                live.setdefault(S2, live[S] + delta)
+                if not cm.fits(live[S] + top):
                     continue
-            pk = max(p, live[S2]) if peaks else 0
+            pk = max(p, live[S] + top) if peaks else 0
             lab = (g2, pk)
             if (f2, pk) >= ub or lab >= get(S2, none):
                 continue
@@ -629,11 +659,11 @@ def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
                 looked += 1  # a step costs up to milliseconds on large graphs: look at the clock often
                 if looked % 16 == 0 and time.perf_counter() > deadline:
                     return None, explored, True
-                c = sets.cost(v, S)
                 S2 = S | bit
-                if S2 not in live:
-                    live[S2] = live[S] + sets.live_delta(v, S)
-                l2 = live[S2]
+                delta, top = sets.memory(v, S)
+                c = sets.cost(v, S)
+                live.setdefault(S2, live[S] + delta)
+                l2 = live[S] + top
                 if not cm.fits(l2):
                     continue
                 for idx, (m, p, _, _) in enumerate(labels):
