@@ -568,7 +568,7 @@ def test_large_sums_reuse_a_temporary_read_nowhere_else():
 
     p = suite.get("attention", "full")
     X = p.make_inputs()["X"]
-    jf = jacc.jacobian(p.fn, backend="numpy", memory_limit=20_000_000)
+    jf = jacc.jacobian(p.fn, strategy="optimal", time_limit=60, backend="numpy", memory_limit=20_000_000)
     want = jf(X)
     assert _calls_of(jf, program.add_into) >= 3
     keep = X.copy()
