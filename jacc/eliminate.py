@@ -393,13 +393,14 @@ class Eliminator:
                 old = out_i.get(k)
                 if old is None:
                     step.fill_in.append((i, k))
+                    nb = made
                     pieces.append((made, None, 0))
                 else:
                     c = alg.add(old, c)
-                    pieces.append((made, alg.nbytes(old), alg.nbytes(c)))
+                    nb = alg.nbytes(c)
+                    pieces.append((made, alg.nbytes(old), nb))
                 out_i[k] = c
                 self.pred[k][i] = c
-                nb = alg.nbytes(c)
                 step.produced_bytes += nb
                 if nb > step.largest_bytes or step.largest_edge is None:
                     step.largest_edge, step.largest_bytes = (i, k), nb

@@ -133,13 +133,16 @@ class _Sets:
         return preds, succs
 
     def cost(self, v, S: int) -> int:
-        memo = self.cost_memo[v]
         key = S & self.rel[v]
+        c = self.cost_memo[v].get(key)
+        return c if c is not None else self._cost_of(v, key, *self.neighbours(v, S))
+
+    def _cost_of(self, v, key: int, preds, succs) -> int:
+        """The cost of eliminating v, from its neighbours in G_S (``key`` = S ∩ rel[v]), memoised."""
+        memo = self.cost_memo[v]
         c = memo.get(key)
         if c is None:
-            preds, succs = self.neighbours(v, S)
-            c = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
-            memo[key] = c
+            c = memo[key] = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
         return c
 
     def step(self, v, S: int) -> tuple[int, int]:
@@ -152,11 +155,8 @@ class _Sets:
         key = S & self.rel[v]
         hit = memo.get(key)
         if hit is None:
-            c = self.cost_memo[v].get(key)
             preds, succs = self.neighbours(v, S)
-            if c is None:
-                c = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
-                self.cost_memo[v][key] = c
+            c = self._cost_of(v, key, preds, succs)
             lb = self.floor[v]
             if self.scalar:
                 bit = self.bit
@@ -197,8 +197,7 @@ class _Sets:
         hit = self.mem_memo[v].get(key)
         if hit is None:  # v's own edges and products depend on its ancestors and descendants only
             preds, succs = self.neighbours(v, S)
-            if key not in self.cost_memo[v]:  # (the same neighbours price the step)
-                self.cost_memo[v][key] = sum(self._prod_cost(a, b) for _, a in succs for _, b in preds)
+            self._cost_of(v, key, preds, succs)  # (the same neighbours price the step)
             own = sum(nb(j) for _, j in preds) + sum(nb(j) for _, j in succs)
             hit = self.mem_memo[v][key] = (own, [(i, k, self.desc[i] & self.anc[k], self._product_bytes(a, b))
                                                  for i, b in preds for k, a in succs])
