@@ -597,6 +597,9 @@ def product(a: Jac, b: Jac) -> tuple[Jac, int]:
         c = _through_lazy(a, b)
         if c is not None:
             return c
+        c = _through_broadcast(a, b)
+        if c is not None:
+            return c
     if _plain_dense(a) and _plain_dense(b) and a.values is None and b.values is None:  # (never multiply out)
         # symbolic dense·dense, the bulk of pricing long chains: the general rule below gives
         # exactly this structure and count (tests/test_budgets.py checks), ~10× slower
@@ -769,13 +772,13 @@ def _relabelled_factors(f: Jac, keys: list, out: list, sizes: dict, scale: int, 
 def _signed_product(a: Jac, b: Jac) -> tuple[Jac, int]:
     """A product with an exact −1 structure costs what the unsigned product costs: the sign moves
     onto the result (negating values is no multiplication). A lazy 0/1 result cannot carry a
-    sign, so there the −1 is multiplied in as a value."""
+    sign: it carries −1 as its value instead."""
     c, mults = product(_unsigned(a), _unsigned(b))
     if a.neg == b.neg:
         return c, mults
     if c.unit:
         if c.reshape or c.select is not None or c.embed is not None:
-            return product(a.plain(), b.plain())
+            return _negated_term(c), mults  # the map carrying −1 (x − x[0]: −S, S reading x[0])
         return Jac(c.out_shape, c.in_shape, c.pair, neg=not c.neg), mults
     return negate(c), mults
 
@@ -1291,22 +1294,31 @@ def _take_labelled(s: Jac) -> Jac:
     return Jac(s.out_shape, s.in_shape, s.pair, vl, v.reshape(tuple(gout) + tuple(gin)))
 
 
+def _broadcasts(j: Jac) -> bool:
+    """A 0/1 map in which every output element reads one input element without a lazy index: its
+    input axes pass through or have size 1 (a broadcast, transpose or squeeze)."""
+    if j.vlabels is not None or j.reshape or j.select is not None or j.embed is not None or j.terms is not None \
+            or j.neg or j.factors is not None:
+        return False
+    return all(p >= 0 or n == 1 for p, n in zip(j.pair, j.in_shape))
+
+
 def _moves_axes(j: Jac) -> bool:
     """A 0/1 map that only permutes axes and adds or drops size-1 ones (transpose, squeeze)."""
-    if j.vlabels is not None or j.reshape or j.select is not None or j.embed is not None or j.terms is not None:
-        return False
-    return (all(p >= 0 or n == 1 for p, n in zip(j.pair, j.in_shape))
-            and all(n == 1 for t, n in enumerate(j.out_shape) if t not in j.pair))
+    return _broadcasts(j) and all(n == 1 for t, n in enumerate(j.out_shape) if t not in j.pair)
 
 
 def _apply_lazy(j: Jac, x: np.ndarray) -> np.ndarray:
     """The lazy selection, reshape or axis move ``j`` applied to an array ``x`` of its input shape."""
     if j.reshape:
         return x.reshape(j.out_shape)
-    if j.select is None:  # moves axes: the paired ones in output order, then the size-1 rest
+    if j.select is None:  # moves axes: the paired ones in output order, the size-1 rest dropped,
+        # then broadcast along the output axes no input axis passes to
         moved = sorted((k for k, p in enumerate(j.pair) if p >= 0), key=lambda k: j.pair[k])
         rest = [k for k in range(x.ndim) if j.pair[k] < 0]
-        return np.transpose(x, moved + rest).reshape(j.out_shape)
+        kept = tuple(n if t in j.pair else 1 for t, n in enumerate(j.out_shape))
+        y = np.transpose(x, moved + rest).reshape(kept)
+        return y if kept == j.out_shape else np.broadcast_to(y, j.out_shape)
     if not isinstance(j.select, Take):
         from .ops import index_to_numpy  # a basic index covering every axis
 
@@ -1342,10 +1354,12 @@ def _compose_maps(a: Jac, b: Jac) -> Jac | None:
     embeddings; ``None`` otherwise. Where the result reads nothing it has a hole. Axes passed
     through by both stay pairs; the rest is found by sending the gathered input axes'
     coordinates through both maps (and ones, for the holes)."""
-    if not any(isinstance(j.select, Take) or _basic_embedding(j) for j in (a, b)) or a.embed is not None \
-            and b.embed is not None or _valued(a) or _valued(b):
+    if a.embed is not None and b.embed is not None or _valued(a) or _valued(b):
         return None
-    if not all(_gathers(j) or _moves_axes(j) or _basic_embedding(j) for j in (a, b)):
+    if not any(isinstance(j.select, Take) or _basic_embedding(j) for j in (a, b)) \
+            and not any(_broadcasts(x) and not _moves_axes(x) and _lazy(y) for x, y in ((a, b), (b, a))):
+        return None  # (a broadcast read through a lazy index is a gather: x - x[0] reads x[0] n times)
+    if not all(_gathers(j) or _broadcasts(j) or _basic_embedding(j) for j in (a, b)):
         return None
     if (a.embed is not None or b.embed is not None) and 0 in a.out_shape + a.in_shape + b.in_shape:
         return None  # (an empty map: nothing to gather, and NumPy cannot index an empty axis)
@@ -1513,6 +1527,35 @@ def _scatter_gather(e: Jac, g: Jac) -> tuple[Jac, int] | None:
     return Jac(e.out_shape, g.in_shape, None, range(len(e.out_shape) + len(g.in_shape)), vals), mults
 
 
+def _output_scaled(j: Jac) -> tuple[Jac, Jac] | None:
+    """``(d, B)`` with ``j = d·B`` for a broadcast ``B`` (see :func:`_broadcasts`) carrying values
+    that vary along output axes only (∂(a / b)/∂b for a scalar b: a column), else None."""
+    if j.vlabels is None or _lazy(j) or j.terms is not None or j.neg or j.factors is not None \
+            or any(lab >= j.m for lab in j.vlabels):
+        return None
+    bare = Jac(j.out_shape, j.in_shape, j.pair)
+    if not _broadcasts(bare):
+        return None
+    n = len(j.out_shape)
+    return Jac(j.out_shape, j.out_shape, tuple(range(n)), j.vlabels, j.values), bare
+
+
+def _through_broadcast(a: Jac, b: Jac) -> tuple[Jac, int] | None:
+    """``a·b`` for a broadcast with output values ``a = d·B`` and a bare lazy map ``b``: ``d·(B·b)``,
+    a gather carrying d (``sin(x) / x[0]``: the column −sin(x)/x[0]² read at x[0], no one-hot
+    block); None otherwise."""
+    if _valued(b) or not _lazy(b):
+        return None
+    found = _output_scaled(a)
+    if found is None:
+        return None
+    d, bare = found
+    c = _compose_maps(bare, b)
+    if c is None:
+        return None
+    return product(d, c)
+
+
 def _map_key(j: Jac) -> object:
     """A hashable that equals another map's exactly when both are the same 0/1 map (values
     aside), or None where that is not known (a gather without a key)."""
@@ -1523,7 +1566,7 @@ def _map_key(j: Jac) -> object:
         return ("reshape",) + frame
     index, kind = (j.select, "select") if j.select is not None else (j.embed, "embed")
     if index is None:
-        return ("move",) + frame if _moves_axes(j) else None
+        return ("move",) + frame if _broadcasts(j) else None
     if isinstance(index, Take):
         return None if index.key is None else (kind, index.out_axes, index.in_axes, index.key) + frame
     return (kind, index) + frame

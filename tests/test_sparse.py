@@ -330,14 +330,21 @@ STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "periodic ends joined": (lambda u: np.diff(np.concatenate([u[-1:], u, u[:1]]), 2), lambda n: 3 * n),
     "np.gradient": (lambda u: np.gradient(u) ** 2, lambda n: 2 * n),
     "np.convolve, 3 taps": (lambda u: np.convolve(u, [1.0, -2.0, 0.5], mode="same"), lambda n: 3 * n - 2),
+    # one element broadcast: a gather reading it n times, not a one-hot row times a broadcast
+    "minus the first element": (lambda u: u - u[0], lambda n: 2 * n - 2),  # (1 − 1 at [0, 0])
+    "divided by the first element": (lambda u: np.sin(u) / u[0], lambda n: 2 * n - 1),
+    "scaled by the last element squared": (lambda u: u * u[-1] ** 2, lambda n: 2 * n - 1),
+    "rows minus their first column": (lambda u: (u.reshape(-1, 4) - u.reshape(-1, 4)[:, :1]).ravel(),
+                                      lambda n: 2 * n - 2 * (n // 4)),
 }
 
 
 @pytest.mark.parametrize("name", STENCILS)
 def test_a_stencils_sparse_jacobian_stores_its_nonzeros_only(name):
-    """np.roll is one gather, a diagonal joins a sum of gathers, and a slice of a padded or
-    joined array is one gather with holes: these stencils' sparse Jacobians store their
-    nonzeros only (each stored all n² entries before), on NumPy and on JAX."""
+    """np.roll is one gather, a diagonal joins a sum of gathers, a slice of a padded or joined
+    array is one gather with holes, and an element broadcast (u − u[0]) is one gather reading it
+    n times: these sparse Jacobians store their nonzeros only (each stored all n² entries
+    before), on NumPy and on JAX."""
     import jacc
 
     f, nnz = STENCILS[name]

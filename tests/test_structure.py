@@ -408,6 +408,32 @@ def test_a_slice_of_a_padded_array_is_a_gather_with_holes():
     np.testing.assert_array_equal(S._apply_lazy(m, x), [0.0, 1, 2, 3, 4, 5])
 
 
+def test_a_broadcast_read_through_a_selection_is_one_gather():
+    """∂(x − x[0])/∂x's second term: broadcasting x[0] reads it n times, a gather (no one-hot row
+    times a broadcast); a broadcast with values on its output side (∂(sin(x) / s)/∂s, a column)
+    carries them on that gather; a column of a matrix broadcast along its rows likewise."""
+    n = 5
+    first = S.selection((), (n,), [["int", 0]])
+    c, mults = check_product(S.Jac((n,), (), ()), first)
+    assert mults == 0 and isinstance(c.select, S.Take) and c.select.flat.tolist() == [0] * n
+    expect = np.zeros((n, n))
+    expect[:, 0] = 1.0
+    np.testing.assert_array_equal(c.to_dense(), expect)
+    c, mults = check_product(S.dense((n,), (), np.arange(1.0, n + 1)), first)
+    expect[:, 0] = np.arange(1.0, n + 1)
+    assert mults == 0 and c.describe() == "select 5→5 with values 5"
+    np.testing.assert_array_equal(c.to_dense(), expect)
+    signed, mults = check_product(S.negate(S.Jac((n,), (), ())), first)  # ∂(x − x[0])/∂x[0] · ∂x[0]/∂x
+    assert mults == 0 and S._lazy(signed) and signed.value_size == 1
+    column = S.selection((4, 1), (4, 3), [["slice", None, None, 1], ["slice", 0, 1, 1]])
+    c, mults = check_product(S.Jac((4, 3), (4, 1), (0, -1)), column)  # X[:, :1] broadcast to (4, 3)
+    assert mults == 0 and S._lazy(c) and c.value_size == 0
+    expect = np.zeros((4, 3, 4, 3))
+    for i in range(4):
+        expect[i, :, i, 0] = 1.0
+    np.testing.assert_array_equal(c.to_dense(), expect)
+
+
 def test_a_nan_in_a_gathered_value_stays_in_its_own_entry():
     s = S.take_selection((3,), (4,), [-1], np.array([2, 0, 2]))
     d = S.diagonal((3,), np.array([np.nan, 2.0, 3.0]))
