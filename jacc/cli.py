@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import examples
+from . import examples, progress
 from .costmodel import NAMED, CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
 from .fileio import json_default, write_atomic
@@ -684,7 +684,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     try:
         args = build_parser().parse_args(argv)
-        return args.func(args)
+        with progress.shown(sys.stderr.isatty()):  # long searches report on a terminal
+            return args.func(args)
     except SystemExit as e:  # --help / --version
         return int(e.code or 0)
     except BrokenPipeError:  # e.g. `jacc plan … | head`: the reader left, nothing to report

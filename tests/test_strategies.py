@@ -213,7 +213,7 @@ def test_memory_objective_and_limit(seed):
     ({"strategy": "min-fill", "bogus": 1}, TypeError, "takes no options"),
     ({"strategy": "markowitz", "bogus": 1}, TypeError, "'markowitz' takes no option 'bogus'; its options: objective"),
     ({"strategy": "markowitz", "time_limit": 1}, TypeError, "takes no option 'time_limit'"),
-    ({"strategy": "optimal", "seed": 1}, TypeError, "its options: max_states, max_vertices, time_limit"),
+    ({"strategy": "optimal", "seed": 1}, TypeError, "its options: max_states, max_vertices, progress, time_limit"),
     ({"strategy": "forward", "memory_limit": 16}, jacc.MemoryLimitError, "over the memory limit"),
 ])
 def test_bad_options_give_clear_errors(kwargs, err, match):

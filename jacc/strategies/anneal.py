@@ -9,20 +9,22 @@ of consecutive eliminations (``optimal.polish``, run until nothing improves), so
 never worse than the start. One seed gives one order on every machine: ``time_limit`` (the
 heuristic start included) and ``polish_time`` (the two polishes together, default no cap but
 the time limit) are only caps, and the info's ``stopped early`` says which one cut the run, in
-which case the order depends on the machine's speed. A progress bar is drawn on stderr when it
-is a terminal.
+which case the order depends on the machine's speed. ``progress=True`` draws a progress bar on
+stderr (``None``, the default, draws it where :func:`jacc.progress.shown` asks: the command line
+does when stderr is a terminal).
 """
 
 from __future__ import annotations
 
 import math
 import random
-import sys
 import time
 
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
+from ..progress import Line
+from ..progress import enabled as progress_enabled
 from . import Result, positive, register
 from .optimal import _fallback, _heuristic_bound, polish
 
@@ -44,18 +46,16 @@ def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, sna
 
 
 class _Bar:
+    """anneal's progress: the share of its moves made and the best score so far."""
+
     def __init__(self, enabled: bool, total: float):
-        self.enabled, self.total, self.last = enabled, total, 0.0
+        self.line, self.total = Line(enabled), total
 
     def update(self, frac: float, best: float) -> None:
-        if not self.enabled or frac - self.last < 0.02 and frac < 1:
-            return
-        self.last = frac
         n = int(30 * min(frac, 1.0))
-        sys.stderr.write(f"\ranneal [{'#' * n}{'.' * (30 - n)}] {100 * min(frac, 1):3.0f}%  best {best:,.0f}")
+        self.line.show(f"anneal [{'#' * n}{'.' * (30 - n)}] {100 * min(frac, 1):3.0f}%  best {best:,.0f}", frac >= 1)
         if frac >= 1:
-            sys.stderr.write("\n")
-        sys.stderr.flush()
+            self.line.close()
 
 
 #: Default number of moves: enough to improve mid-size graphs, few enough to finish in about a
@@ -120,7 +120,7 @@ def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: in
     except budget.TimeUp:
         return Result(order, info | {"iterations": 0, "stopped early": "time limit reached while scoring the start"})
     best, best_order = cur, list(order)
-    bar = _Bar(sys.stderr.isatty() if progress is None else progress, iters)
+    bar = _Bar(progress_enabled(progress), iters)
     # Keep time for the final polish inside the deadline.
     stop = budget.deadline() - max(0.0, budget.left()) / 4
     it = accepted = 0

@@ -27,10 +27,13 @@ import math
 import random
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem, step_memory, totals
+from ..progress import Line
+from ..progress import enabled as progress_enabled
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
 
@@ -277,8 +280,10 @@ def _fallback(problem: Problem, who: str, info: dict, unpriced: list | None = No
 
 @register("optimal")
 def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
-            max_states: int = MAX_STATES, max_vertices: int | None = None) -> Result:
-    """Exact A* search over sets of eliminated vertices (see the module docstring)."""
+            max_states: int = MAX_STATES, max_vertices: int | None = None, progress: bool | None = None) -> Result:
+    """Exact A* search over sets of eliminated vertices (see the module docstring). ``progress``:
+    a status line on stderr while it runs (time, sets explored, best order's cost, proven lower
+    bound); ``None`` follows :func:`jacc.progress.shown`."""
     positive("time_limit", time_limit)
     _count("max_states", max_states)
     if max_vertices is not None:
@@ -290,7 +295,7 @@ def optimal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0
                 f"{max_vertices} (the exact search visits up to 2^n sets); use 'anneal' or 'auto', or pass "
                 "a larger max_vertices")
     with budget.within(time_limit):
-        return _optimal(problem, cost_model, time_limit, max_states)
+        return _optimal(problem, cost_model, time_limit, max_states, progress)
 
 
 def _count(name: str, value) -> None:
@@ -328,7 +333,29 @@ def run_optimal(problem: Problem, cost_model: CostModel, time_limit: float = 10.
         return _optimal(problem, cost_model, time_limit, max_states)
 
 
-def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int) -> Result:
+class _Report:
+    """The exact search's progress line (see :mod:`jacc.progress`)."""
+
+    def __init__(self, on: bool, time_limit: float):
+        self.line, self.limit, self.t0 = Line(on), time_limit, time.perf_counter()
+
+    def __call__(self, explored: int, best: float, lower: float | None) -> None:
+        cost = "—" if best == float("inf") else f"{best:,.0f}"
+        self.line.show(f"optimal  {time.perf_counter() - self.t0:.1f} s of {self.limit:g} s  ·  {explored:,} sets"
+                       f"  ·  best {cost}" + ("" if lower is None else f"  ·  lower bound {lower:,.0f}"))
+
+
+def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
+             progress: bool | None = None) -> Result:
+    report = _Report(progress_enabled(progress), time_limit)
+    try:
+        return _optimal_search(problem, cost_model, time_limit, max_states, report if report.line.on else None)
+    finally:
+        report.line.close()
+
+
+def _optimal_search(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
+                    report: Callable | None) -> Result:
     try:
         bound = _heuristic_bound(problem, cost_model)
     except budget.TimeUp:
@@ -344,8 +371,8 @@ def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_sta
                                f"memory limit {cost_model.memory_limit:,}")
     a, b = cost_model.weights
     if b == 0:
-        return _mults_search(problem, sets, cost_model, bound, live0, time_limit, max_states)
-    found, explored, stopped = _pareto(sets, cost_model, bound, live0, budget.deadline())
+        return _mults_search(problem, sets, cost_model, bound, live0, time_limit, max_states, report)
+    found, explored, stopped = _pareto(sets, cost_model, bound, live0, budget.deadline(), report)
     info = {"sets explored": explored}
     if found is not None:
         return Result(found, info, True)
@@ -367,7 +394,7 @@ def _no_proof(problem, cost_model, bound, info, stopped: str | None) -> Result:
     return Result(bound[1], info, True)
 
 
-def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states) -> Result:
+def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states, report=None) -> Result:
     """A* for the mults objective: the answer plus its proven lower bound and gap in ``info``."""
     a = cm.weights[0]
     bound_m = (bound[0] / a, *bound[1:]) if bound else None  # the search counts multiplications
@@ -376,7 +403,7 @@ def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states) -> Re
     # orders of that optimum for a smaller peak (on graphs of scalars peaks differ by a few bytes:
     # not searched).
     deadline, t0 = budget.deadline(), time.perf_counter()
-    r = astar(sets, cm, bound_m, live0, deadline, max_states=max_states, peaks=False)
+    r = astar(sets, cm, bound_m, live0, deadline, max_states=max_states, peaks=False, report=report)
     info: dict = {"sets explored": r.explored}
     stopped = {None: None, "time": f"time limit {time_limit:g} s", "states": f"max_states={max_states}"}[r.stopped]
     if r.stopped is None and not is_scalar(sets.alg) and (r.found is not None or bound_m is not None):
@@ -522,7 +549,7 @@ def _dijkstra(sets: _Sets, cm: CostModel, bound, live0, deadline, peaks: bool = 
 
 
 def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = True,
-          max_states: float = float("inf"), complete: bool = True) -> Search:
+          max_states: float = float("inf"), complete: bool = True, report: Callable | None = None) -> Search:
     """Cheapest order by (mults, peak bytes), lexicographically, by A* over sets.
 
     f(S) = g(S) + h(S) with h(S) = Σ_{v ∉ S} (lower bound on v's cost from G_S) (see
@@ -535,7 +562,8 @@ def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = T
     it; ``peaks=False`` skips the memory bookkeeping. Stops at ``deadline`` or past ``max_states``
     stored sets; the smallest f still open (at most the upper bound) is then a proven lower
     bound. ``complete`` runs greedy (Markowitz on G_S) completions of the deepest set reached
-    now and then, which can lower the upper bound."""
+    now and then, which can lower the upper bound. ``report(explored, best, lower)`` is called
+    every 256 sets expanded."""
     full = (1 << len(sets.verts)) - 1
     inf = float("inf")
     ub = (bound[0], bound[3] if peaks else -inf) if bound else (inf, inf)
@@ -575,6 +603,8 @@ def astar(sets: _Sets, cm: CostModel, bound, live0, deadline, *, peaks: bool = T
             out.found, out.lower = _path(parent, S), g
             return out
         out.explored += 1
+        if report is not None and not out.explored & 255:
+            report(out.explored, ub[0], out.lower)
         if time.perf_counter() > deadline:  # an expansion prices every vertex: check each time
             out.stopped = "time"
             break
@@ -666,7 +696,7 @@ def _prefix_sets(sets: _Sets, order: list):
         S |= sets.bit[v]
 
 
-def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
+def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline, report: Callable | None = None):
     a, b = cm.weights
     full = (1 << len(sets.verts)) - 1
     ub = bound[0] if bound else float("inf")
@@ -679,6 +709,8 @@ def _pareto(sets: _Sets, cm: CostModel, bound, live0, deadline):
         nxt: dict = {}
         for S, labels in level.items():
             explored += 1
+            if report is not None and not explored & 255:
+                report(explored, ub, None)
             for v in sets.verts:
                 bit = sets.bit[v]
                 if S & bit:

@@ -1,0 +1,49 @@
+"""Progress lines of long searches: drawn when asked for, silent otherwise."""
+
+import re
+
+import jacc
+from jacc import progress
+
+BS = "graphs/alphagrad_blackscholes_jacobian.json"  # 84 eliminable vertices: optimal runs out of time
+
+
+def test_the_exact_search_reports_sets_best_and_bound_while_it_runs(capsys):
+    g = jacc.load(BS)
+    with progress.shown():
+        p = jacc.plan(g, "optimal", time_limit=1.5)
+    err = capsys.readouterr().err
+    lines = err.split("\r")[1:]
+    assert lines and err.endswith("\n")
+    last = lines[-1]
+    assert last.startswith("optimal ") and " sets" in last
+    numbers = dict(re.findall(r"(best|lower bound) ([\d,]+)", last))
+    # the order found can only get cheaper after the last report, the bound only higher
+    assert int(numbers["best"].replace(",", "")) >= p.mults
+    assert int(numbers["lower bound"].replace(",", "")) <= p.info["lower bound"] < p.mults
+
+
+def test_library_calls_stay_silent_and_progress_true_draws(capsys):
+    g = jacc.load(BS)
+    jacc.plan(g, "optimal", time_limit=0.5)
+    jacc.plan(g, "anneal", max_iters=300)
+    assert capsys.readouterr().err == ""
+    jacc.plan(g, "anneal", max_iters=300, progress=True)
+    err = capsys.readouterr().err
+    assert err.startswith("\ranneal [") and "100%" in err and err.endswith("\n")
+    with progress.shown():
+        jacc.plan(g, "anneal", max_iters=300, progress=False)  # the option wins over the context
+    assert capsys.readouterr().err == ""
+
+
+def test_the_command_line_reports_only_on_a_terminal(capsys, monkeypatch):
+    from jacc.cli import main
+
+    assert main(["plan", BS, "--strategy", "optimal", "--time-limit", "0.5"]) == 0
+    out = capsys.readouterr()
+    assert out.err == "" and "lower bound" in out.out  # stderr is not a terminal here
+    import sys
+
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    assert main(["plan", BS, "--strategy", "optimal", "--time-limit", "0.5"]) == 0
+    assert capsys.readouterr().err.startswith("\roptimal ")
