@@ -48,6 +48,8 @@ import numpy as np
 
 from . import budget
 from .eliminate import SCALAR, STRUCTURED, Problem
+from .progress import SearchLine
+from .progress import enabled as progress_enabled
 from .strategies import Result, no_options, positive, positive_int
 
 Key = Hashable
@@ -424,7 +426,7 @@ MAX_SEARCH_BYTES = 1 << 30
 @register("optimal")
 def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             max_edges: int = MAX_SEARCH_EDGES, max_states: int | None = None,
-            max_search_bytes: int = MAX_SEARCH_BYTES, **options) -> Result:
+            max_search_bytes: int = MAX_SEARCH_BYTES, progress: bool | None = None, **options) -> Result:
     """Exact minimum over edge-elimination sequences: Dijkstra over states (remaining edges with
     their value classes or structures), pruned by the best of forward, reverse and greedy.
 
@@ -442,8 +444,12 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             f"optimal edge elimination: {n} eliminable edges is above max_edges={max_edges}; "
             "use 'greedy' or raise max_edges (the search grows exponentially)")
     positive("time_limit", time_limit)
-    with budget.within(time_limit):
-        return _search(problem, max_states, max_search_bytes)
+    report = SearchLine("optimal (edge elimination)", progress_enabled(progress), time_limit)
+    try:
+        with budget.within(time_limit):
+            return _search(problem, max_states, max_search_bytes, report if report.on else None)
+    finally:
+        report.close()
 
 
 def check_states(max_states: Any, max_search_bytes: Any) -> None:
@@ -483,11 +489,12 @@ def incumbent(problem: Problem) -> tuple[int, list[Move]]:
     return mults, moves
 
 
-def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
+def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES,
+            report: Callable | None = None) -> Result:
     bound, moves = incumbent(problem)
     return search(EdgeState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move),
                   lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info),
-                  max_states, max_search_bytes)
+                  max_states, max_search_bytes, report)
 
 
 def _peak_bytes() -> int | None:
@@ -500,13 +507,14 @@ def _peak_bytes() -> int | None:
 
 
 def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callable, finish: Callable,
-           max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
+           max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES,
+           report: Callable | None = None) -> Result:
     """A* over elimination states (edge or face) from ``start``: f = mults + ``h`` (admissible),
     deeper states first among equal f, states memoised by ``key()``, pruned by the incumbent
     ``moves`` of cost ``bound``; the first finished state popped is optimal. ``finish(moves,
     optimal, **info)`` makes the Result; stopped by the deadline, ``max_states`` stored states or
     ``max_search_bytes`` of peak-memory growth, it is the incumbent with the proven lower bound
-    (the least f popped)."""
+    (the least f popped). ``report(states, best, lower)`` is called every 256 states expanded."""
     base = _peak_bytes()
     next_check = 1024
     stopped = None
@@ -521,6 +529,8 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
             if -ng > seen.get(key, -ng):
                 continue  # a cheaper way to this state was found later
             lower, states = max(lower, f), states + 1
+            if report is not None and not states & 255:
+                report(states, bound, lower)
             if f >= bound:
                 break  # nothing left can beat the incumbent: it is optimal
             if s.done():

@@ -56,6 +56,8 @@ from .edges import (
 )
 from .edges import optimal as edge_optimal
 from .eliminate import SCALAR, STRUCTURED, Problem
+from .progress import SearchLine
+from .progress import enabled as progress_enabled
 from .strategies import Result, no_options, positive
 
 Key = Hashable
@@ -342,7 +344,7 @@ MAX_SEARCH_FACES = 24
 @_register("optimal")
 def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             max_faces: int = MAX_SEARCH_FACES, max_states: int | None = None,
-            max_search_bytes: int = MAX_SEARCH_BYTES, **options) -> Result:
+            max_search_bytes: int = MAX_SEARCH_BYTES, progress: bool | None = None, **options) -> Result:
     """Exact minimum over face-elimination sequences (Dijkstra over canonical dual graphs),
     pruned by the best of the face heuristics and the optimal (or greedy) edge sequence; stopped
     by ``time_limit``, ``max_states`` stored states or ``max_search_bytes`` of peak-memory growth
@@ -355,8 +357,12 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
             f"optimal face elimination: {n} faces is above max_faces={max_faces}; "
             "use 'greedy' or raise max_faces (the search grows exponentially)")
     positive("time_limit", time_limit)
-    with budget.within(time_limit):
-        return _search(problem, max_states, max_search_bytes)
+    report = SearchLine("optimal (face elimination)", progress_enabled(progress), time_limit)
+    try:
+        with budget.within(time_limit):
+            return _search(problem, max_states, max_search_bytes, report if report.on else None)
+    finally:
+        report.close()
 
 
 def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
@@ -365,7 +371,7 @@ def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
     try:
         cands.append(greedy(problem).order)
         with budget.within(budget.left() / 2):
-            cands.append(edge_moves_as_faces(problem, edge_optimal(problem).order))
+            cands.append(edge_moves_as_faces(problem, edge_optimal(problem, progress=False).order))
     except (budget.TimeUp, EdgeSearchSizeError):
         with budget.lifted():  # (at most max_faces faces: cheap)
             cands.append(edge_moves_as_faces(problem, run_edge_strategy("greedy", problem).order))
@@ -387,11 +393,12 @@ def lower_bound(s: FaceState) -> int:
     return len({lab[u][1] for u in val if val[u] & 1 for v in s.succ[u] if v in val and val[v] & 1})
 
 
-def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES) -> Result:
+def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES,
+            report: Callable | None = None) -> Result:
     bound, moves = _incumbent(problem)
     return search(FaceState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move[1]),
                   lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info),
-                  max_states, max_search_bytes)
+                  max_states, max_search_bytes, report)
 
 
 def run_face_strategy(name: str, problem: Problem, cost_model=None, **options) -> Result:

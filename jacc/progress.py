@@ -63,3 +63,25 @@ class Line:
         if self.drawn:
             (self.stream or sys.stderr).write("\n")
             self.drawn = False
+
+
+class SearchLine:
+    """An exact search's status line: ``name``, time spent of ``time_limit``, states (``unit``)
+    expanded, the best cost known and the proven lower bound; call it with those figures,
+    :meth:`close` at the end."""
+
+    def __init__(self, name: str, on: bool, time_limit: float, unit: str = "states"):
+        self.name, self.line, self.limit, self.unit = name, Line(on), time_limit, unit
+        self.t0 = time.perf_counter()
+
+    @property
+    def on(self) -> bool:
+        return self.line.on
+
+    def __call__(self, explored: int, best: float, lower: float | None) -> None:
+        cost = "—" if best == float("inf") else f"{best:,.0f}"
+        self.line.show(f"{self.name}  {time.perf_counter() - self.t0:.1f} s of {self.limit:g} s  ·  {explored:,} "
+                       f"{self.unit}  ·  best {cost}" + ("" if lower is None else f"  ·  lower bound {lower:,.0f}"))
+
+    def close(self) -> None:
+        self.line.close()

@@ -47,3 +47,15 @@ def test_the_command_line_reports_only_on_a_terminal(capsys, monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert main(["plan", BS, "--strategy", "optimal", "--time-limit", "0.5"]) == 0
     assert capsys.readouterr().err.startswith("\roptimal ")
+
+
+def test_edge_and_face_searches_report_too(capsys):
+    """The searches over edge and face elimination states share one loop and its report."""
+    g = jacc.load("graphs/lion.json")
+    with progress.shown():
+        p = jacc.plan(g, "optimal", elimination="face", time_limit=1.0)
+    err = capsys.readouterr().err
+    assert err.startswith("\roptimal (face elimination) ") and " states" in err and err.endswith("\n")
+    assert p.mults == 11  # the incumbent (optimal edge elimination), proven or not
+    jacc.plan(g, "optimal", elimination="face", time_limit=0.3)
+    assert capsys.readouterr().err == ""

@@ -32,7 +32,7 @@ from typing import Callable
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem, step_memory, totals
-from ..progress import Line
+from ..progress import SearchLine
 from ..progress import enabled as progress_enabled
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
@@ -333,25 +333,13 @@ def run_optimal(problem: Problem, cost_model: CostModel, time_limit: float = 10.
         return _optimal(problem, cost_model, time_limit, max_states)
 
 
-class _Report:
-    """The exact search's progress line (see :mod:`jacc.progress`)."""
-
-    def __init__(self, on: bool, time_limit: float):
-        self.line, self.limit, self.t0 = Line(on), time_limit, time.perf_counter()
-
-    def __call__(self, explored: int, best: float, lower: float | None) -> None:
-        cost = "—" if best == float("inf") else f"{best:,.0f}"
-        self.line.show(f"optimal  {time.perf_counter() - self.t0:.1f} s of {self.limit:g} s  ·  {explored:,} sets"
-                       f"  ·  best {cost}" + ("" if lower is None else f"  ·  lower bound {lower:,.0f}"))
-
-
 def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
              progress: bool | None = None) -> Result:
-    report = _Report(progress_enabled(progress), time_limit)
+    report = SearchLine("optimal", progress_enabled(progress), time_limit, "sets")
     try:
-        return _optimal_search(problem, cost_model, time_limit, max_states, report if report.line.on else None)
+        return _optimal_search(problem, cost_model, time_limit, max_states, report if report.on else None)
     finally:
-        report.line.close()
+        report.close()
 
 
 def _optimal_search(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
