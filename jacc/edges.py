@@ -443,13 +443,19 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
         raise EdgeSearchSizeError(
             f"optimal edge elimination: {n} eliminable edges is above max_edges={max_edges}; "
             "use 'greedy' or raise max_edges (the search grows exponentially)")
+    return reported("edge", progress, time_limit, lambda report: _search(problem, max_states, max_search_bytes, report))
+
+
+def reported(kind: str, progress: bool | None, time_limit: float, run: Callable[[Callable | None], Result]) -> Result:
+    """``run(report)`` within ``time_limit`` (checked), with the ``kind`` search's progress line as
+    ``report`` when it is on (see :mod:`jacc.progress`), else None."""
     positive("time_limit", time_limit)
-    report = SearchLine("optimal (edge elimination)", progress_enabled(progress), time_limit)
+    line = SearchLine(f"optimal ({kind} elimination)", progress_enabled(progress), time_limit)
     try:
         with budget.within(time_limit):
-            return _search(problem, max_states, max_search_bytes, report if report.on else None)
+            return run(line if line.on else None)
     finally:
-        report.close()
+        line.close()
 
 
 def check_states(max_states: Any, max_search_bytes: Any) -> None:

@@ -49,6 +49,7 @@ from .edges import (
     check_states,
     registrar,
     replay,
+    reported,
     result,
     run_edge_strategy,
     search,
@@ -56,9 +57,7 @@ from .edges import (
 )
 from .edges import optimal as edge_optimal
 from .eliminate import SCALAR, STRUCTURED, Problem
-from .progress import SearchLine
-from .progress import enabled as progress_enabled
-from .strategies import Result, no_options, positive
+from .strategies import Result, no_options
 
 Key = Hashable
 
@@ -356,13 +355,7 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
         raise EdgeSearchSizeError(
             f"optimal face elimination: {n} faces is above max_faces={max_faces}; "
             "use 'greedy' or raise max_faces (the search grows exponentially)")
-    positive("time_limit", time_limit)
-    report = SearchLine("optimal (face elimination)", progress_enabled(progress), time_limit)
-    try:
-        with budget.within(time_limit):
-            return _search(problem, max_states, max_search_bytes, report if report.on else None)
-    finally:
-        report.close()
+    return reported("face", progress, time_limit, lambda report: _search(problem, max_states, max_search_bytes, report))
 
 
 def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
