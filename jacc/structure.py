@@ -1543,17 +1543,23 @@ def _output_scaled(j: Jac) -> tuple[Jac, Jac] | None:
 def _through_broadcast(a: Jac, b: Jac) -> tuple[Jac, int] | None:
     """``a·b`` for a broadcast with output values ``a = d·B`` and a bare lazy map ``b``: ``d·(B·b)``,
     a gather carrying d (``sin(x) / x[0]``: the column −sin(x)/x[0]² read at x[0], no one-hot
-    block); None otherwise."""
-    if _valued(b) or not _lazy(b):
-        return None
-    found = _output_scaled(a)
-    if found is None:
-        return None
-    d, bare = found
-    c = _compose_maps(bare, b)
-    if c is None:
-        return None
-    return product(d, c)
+    block); for a bare gather ``a`` and ``b = d·B``: ``d'·(a·B)`` with d read through a (the
+    partial of ``np.outer(x, c).ravel()``, I ⊗ c reshaped); None otherwise."""
+    if _lazy(b) and not _valued(b):
+        found = _output_scaled(a)
+        if found is not None:
+            d, bare = found
+            c = _compose_maps(bare, b)
+            if c is not None:
+                return product(d, c)
+    if _gathers(a) and not _valued(a):
+        found = _output_scaled(b)
+        if found is not None:
+            d, bare = found
+            c = _compose_maps(a, bare)
+            if c is not None:
+                return _place(c, _carry(a, d)), 0
+    return None
 
 
 def _map_key(j: Jac) -> object:

@@ -334,6 +334,7 @@ STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "minus the first element": (lambda u: u - u[0], lambda n: 2 * n - 2),  # (1 − 1 at [0, 0])
     "divided by the first element": (lambda u: np.sin(u) / u[0], lambda n: 2 * n - 1),
     "scaled by the last element squared": (lambda u: u * u[-1] ** 2, lambda n: 2 * n - 1),
+    "outer product, raveled": (lambda u: np.outer(u, [1.0, 2.0, -1.0]).ravel(), lambda n: 3 * n),  # (I ⊗ c) reshaped
     "rows minus their first column": (lambda u: (u.reshape(-1, 4) - u.reshape(-1, 4)[:, :1]).ravel(),
                                       lambda n: 2 * n - 2 * (n // 4)),
 }

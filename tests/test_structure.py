@@ -432,6 +432,10 @@ def test_a_broadcast_read_through_a_selection_is_one_gather():
     for i in range(4):
         expect[i, :, i, 0] = 1.0
     np.testing.assert_array_equal(c.to_dense(), expect)
+    outer = S.Jac((4, 3), (4,), (0,), (1,), np.array([1.0, 2.0, -1.0]))  # ∂ outer(x, c)/∂x = I ⊗ c
+    c, mults = check_product(S.reshape_map((12,), (4, 3)), outer)  # … raveled: a gather with values
+    assert mults == 0 and S._valued(c) and c.value_size == 12
+    np.testing.assert_array_equal(c.to_dense(), np.kron(np.eye(4), [[1.0], [2.0], [-1.0]]))
 
 
 def test_a_nan_in_a_gathered_value_stays_in_its_own_entry():
