@@ -1545,21 +1545,17 @@ def _through_broadcast(a: Jac, b: Jac) -> tuple[Jac, int] | None:
     a gather carrying d (``sin(x) / x[0]``: the column −sin(x)/x[0]² read at x[0], no one-hot
     block); for a bare gather ``a`` and ``b = d·B``: ``d'·(a·B)`` with d read through a (the
     partial of ``np.outer(x, c).ravel()``, I ⊗ c reshaped); None otherwise."""
-    if _lazy(b) and not _valued(b):
-        found = _output_scaled(a)
-        if found is not None:
-            d, bare = found
-            c = _compose_maps(bare, b)
-            if c is not None:
-                return product(d, c)
-    if _gathers(a) and not _valued(a):
-        found = _output_scaled(b)
-        if found is not None:
-            d, bare = found
-            c = _compose_maps(a, bare)
-            if c is not None:
-                return _place(c, _carry(a, d)), 0
-    return None
+    if _lazy(b) and not _valued(b) and (found := _output_scaled(a)) is not None:
+        d, bare = found
+        c = _compose_maps(bare, b)  # d lies on c's output already
+    elif _gathers(a) and not _valued(a) and (found := _output_scaled(b)) is not None:
+        d, bare = found
+        c = _compose_maps(a, bare)
+        if c is not None:
+            d = _carry(a, d)  # d read through a, onto c's output
+    else:
+        return None
+    return None if c is None else (_place(c, d), 0)
 
 
 def _map_key(j: Jac) -> object:
