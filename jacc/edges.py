@@ -49,7 +49,6 @@ import numpy as np
 from . import budget
 from .eliminate import SCALAR, STRUCTURED, Problem
 from .progress import SearchLine
-from .progress import enabled as progress_enabled
 from .strategies import Result, no_options, positive, positive_int
 
 Key = Hashable
@@ -450,12 +449,8 @@ def reported(kind: str, progress: bool | None, time_limit: float, run: Callable[
     """``run(report)`` within ``time_limit`` (checked), with the ``kind`` search's progress line as
     ``report`` when it is on (see :mod:`jacc.progress`), else None."""
     positive("time_limit", time_limit)
-    line = SearchLine(f"optimal ({kind} elimination)", progress_enabled(progress), time_limit)
-    try:
-        with budget.within(time_limit):
-            return run(line if line.on else None)
-    finally:
-        line.close()
+    with SearchLine(f"optimal ({kind} elimination)", progress, time_limit) as report, budget.within(time_limit):
+        return run(report)
 
 
 def check_states(max_states: Any, max_search_bytes: Any) -> None:

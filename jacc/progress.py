@@ -67,21 +67,21 @@ class Line:
 
 class SearchLine:
     """An exact search's status line: ``name``, time spent of ``time_limit``, states (``unit``)
-    expanded, the best cost known and the proven lower bound; call it with those figures,
-    :meth:`close` at the end."""
+    expanded, the best cost known and the proven lower bound. ``progress`` is the strategy's
+    option (see :func:`enabled`). As a context manager it gives the reporter to call with those
+    figures, or None when the line is off, and ends the line on leaving."""
 
-    def __init__(self, name: str, on: bool, time_limit: float, unit: str = "states"):
-        self.name, self.line, self.limit, self.unit = name, Line(on), time_limit, unit
+    def __init__(self, name: str, progress: bool | None, time_limit: float, unit: str = "states"):
+        self.name, self.line, self.limit, self.unit = name, Line(enabled(progress)), time_limit, unit
         self.t0 = time.perf_counter()
 
-    @property
-    def on(self) -> bool:
-        return self.line.on
+    def __enter__(self) -> "SearchLine | None":
+        return self if self.line.on else None
+
+    def __exit__(self, *exc) -> None:
+        self.line.close()
 
     def __call__(self, explored: int, best: float, lower: float | None) -> None:
         cost = "—" if best == float("inf") else f"{best:,.0f}"
         self.line.show(f"{self.name}  {time.perf_counter() - self.t0:.1f} s of {self.limit:g} s  ·  {explored:,} "
                        f"{self.unit}  ·  best {cost}" + ("" if lower is None else f"  ·  lower bound {lower:,.0f}"))
-
-    def close(self) -> None:
-        self.line.close()

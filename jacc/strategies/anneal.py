@@ -48,8 +48,8 @@ def _evaluate(problem: Problem, order: list[str], cm: CostModel, start: int, sna
 class _Bar:
     """anneal's progress: the share of its moves made and the best score so far."""
 
-    def __init__(self, enabled: bool, total: float):
-        self.line, self.total = Line(enabled), total
+    def __init__(self, enabled: bool):
+        self.line = Line(enabled)
 
     def update(self, frac: float, best: float) -> None:
         n = int(30 * min(frac, 1.0))
@@ -120,7 +120,7 @@ def _anneal(problem: Problem, cost_model: CostModel, bound, iters: int, seed: in
     except budget.TimeUp:
         return Result(order, info | {"iterations": 0, "stopped early": "time limit reached while scoring the start"})
     best, best_order = cur, list(order)
-    bar = _Bar(progress_enabled(progress), iters)
+    bar = _Bar(progress_enabled(progress))
     # Keep time for the final polish inside the deadline.
     stop = budget.deadline() - max(0.0, budget.left()) / 4
     it = accepted = 0

@@ -33,7 +33,6 @@ from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem, step_memory, totals
 from ..progress import SearchLine
-from ..progress import enabled as progress_enabled
 from . import HEURISTICS, Result, best_of, naive_first, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
 
@@ -335,11 +334,8 @@ def run_optimal(problem: Problem, cost_model: CostModel, time_limit: float = 10.
 
 def _optimal(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
              progress: bool | None = None) -> Result:
-    report = SearchLine("optimal", progress_enabled(progress), time_limit, "sets")
-    try:
-        return _optimal_search(problem, cost_model, time_limit, max_states, report if report.on else None)
-    finally:
-        report.close()
+    with SearchLine("optimal", progress, time_limit, "sets") as report:
+        return _optimal_search(problem, cost_model, time_limit, max_states, report)
 
 
 def _optimal_search(problem: Problem, cost_model: CostModel, time_limit: float, max_states: int,
@@ -762,7 +758,7 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
     the graph left by the prefix) changes only the window's own cost: the result is never
     worse, and repeated half-overlapping passes run until nothing improves or ``deadline``. (On
     graphs of arrays, where a product's structure can depend on its bracketing, the polished
-    order is priced and kept only if it is cheaper: see :func:`_priced_polish`.)
+    order is priced and kept only if it is cheaper.)
     A window already searched with the same vertices after the same set is not searched again,
     so passes after the first cost only around the changes. Without a memory limit; returns
     (order, mults saved); ``stats``, when given, receives ``windows`` (searches run) and
@@ -776,11 +772,8 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
         return list(order), 0
     if cost_model.weights != (1.0, 0.0):
         new, saved = polish(problem, order, CostModel(), window=window, deadline=deadline, stats=stats)
-        try:
-            if saved and cost_model.score(*totals(problem, new)) < cost_model.score(*totals(problem, order)):
-                return new, saved
-        except budget.TimeUp:  # no time left to compare: keep the order we had
-            stats["converged"] = False
+        if saved and _scores_less(problem, new, order, cost_model.score, stats):
+            return new, saved
         return list(order), 0
     given, order = list(order), list(order)
     deadline = min(budget.deadline(), float("inf") if deadline is None else deadline)
@@ -822,22 +815,25 @@ def polish(problem: Problem, order: list[str], cost_model: CostModel, *, window:
         if not stats["converged"]:
             break
     if saved and not problem.scalar:
-        return _priced_polish(problem, given, order, stats)
+        # On graphs of arrays a set's graph can depend on the order after all: a product's
+        # structure can depend on its bracketing (``(B·S)·T`` a gather where ``B·(S·T)`` is a
+        # block), so the windows' set-based costs are estimates there (the robot arm's forward
+        # order: 512 saved by the windows' count, 128 lost when priced). Keep the polished order
+        # only if pricing says it is cheaper, with the true saving.
+        if not _scores_less(problem, order, given, lambda mults, peak: mults, stats):
+            return given, 0
+        saved = totals(problem, given)[0] - totals(problem, order)[0]
     return order, saved
 
 
-def _priced_polish(problem: Problem, given: list[str], order: list[str], stats: dict) -> tuple[list[str], int]:
-    """The polished ``order`` if pricing it costs less than ``given``, with the true saving; else
-    ``given``. On graphs of arrays a set's graph can depend on the order after all: a product's
-    structure can depend on its bracketing (``(B·S)·T`` a gather where ``B·(S·T)`` is a block),
-    so the windows' set-based costs are estimates there (the robot arm's forward order: 512
-    saved by the windows' count, 128 lost when priced)."""
+def _scores_less(problem: Problem, new: list[str], old: list[str], score: Callable, stats: dict) -> bool:
+    """Whether ``new`` priced scores less than ``old`` (``score(mults, peak)``); False when the
+    time runs out first (``stats["converged"]`` then says the polish was cut)."""
     try:
-        before, after = totals(problem, given)[0], totals(problem, order)[0]
-    except budget.TimeUp:  # no time left to check: keep the order we had
+        return score(*totals(problem, new)) < score(*totals(problem, old))
+    except budget.TimeUp:  # no time left to compare: keep the order we had
         stats["converged"] = False
-        return given, 0
-    return (order, before - after) if after < before else (given, 0)
+        return False
 
 
 def _search_window(e, win: list[str], deadline: float) -> tuple | None:
