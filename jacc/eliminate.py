@@ -98,7 +98,7 @@ class Problem:
     def symbolic_edges(self) -> dict[tuple[Key, Key], Jac]:
         """The partial Jacobians' structures (built once per problem; treat as read-only)."""
         if not hasattr(self, "_symbolic"):
-            e = {(u, v): self.graph.partial(u, v) for u, v in self.edges}
+            e = self.graph.partials(self.edges)
             for y, s in self.extra:
                 e[y, s] = S.identity(self.graph.shape(y))
             self._symbolic = e
@@ -108,8 +108,8 @@ class Problem:
     def scalar(self) -> bool:
         """True when every vertex on the problem is a scalar (the fast algebra applies)."""
         if not hasattr(self, "_scalar"):
-            g = self.graph
-            self._scalar = all(g.shape(u) == () and g.shape(v) == () for u, v in self.edges)
+            scalars = {v for v, shape in self.graph.nx.nodes(data="shape") if shape == ()}
+            self._scalar = all(u in scalars and v in scalars for u, v in self.edges)
         return self._scalar
 
     def totals_cache(self) -> dict:
@@ -281,6 +281,7 @@ class PricingAlgebra(StructuredAlgebra):
 STRUCTURED = StructuredAlgebra()
 PRICING = PricingAlgebra()
 SCALAR = ScalarAlgebra()
+_ODD = (1).__and__  # a scalar edge's value bit (see ScalarAlgebra)
 
 
 @dataclass
@@ -375,6 +376,8 @@ class Eliminator:
         return self.preview(j).mults
 
     def eliminate(self, j: Key) -> Step:
+        if self.algebra is SCALAR:
+            return self._eliminate_scalar(j)
         alg = self.algebra
         preds, succs = self.pred.pop(j, {}), self.succ.pop(j, {})
         step = Step(str(j), 0)
@@ -408,6 +411,56 @@ class Eliminator:
         step.peak_bytes = self.live_bytes + top
         self.live_bytes += delta
         self.mults += step.mults
+        self.peak_bytes = max(self.peak_bytes, step.peak_bytes)
+        step.live_bytes = self.live_bytes
+        if self.log is not None:
+            self.log.append(step)
+        return step
+
+    def _eliminate_scalar(self, j: Key) -> Step:
+        """:meth:`eliminate` with :class:`ScalarAlgebra`'s rules and :func:`step_memory` written
+        out: pricing a scalar graph of 10⁵ vertices spends its time here."""
+        preds, succs = self.pred.pop(j, {}), self.succ.pop(j, {})
+        step = Step(str(j), 0)
+        own = 8 * (sum(map(_ODD, preds.values())) + sum(map(_ODD, succs.values())))
+        for i in preds:
+            del self.succ[i][j]
+        pred = self.pred
+        for k in succs:
+            del pred[k][j]
+        fill = step.fill_in
+        cur = top = mults = produced = largest = 0
+        largest_edge = None
+        for i, b in preds.items():
+            out_i = self.succ[i]
+            for k, a in succs.items():
+                if a & 1 or b & 1:  # ScalarAlgebra.product
+                    c = 1
+                    mults += a & b & 1
+                else:
+                    c = a ^ b
+                made = 8 * (c & 1)
+                old = out_i.get(k)
+                if old is None:
+                    fill.append((i, k))
+                    nb = made
+                    cur += made
+                    if cur > top:
+                        top = cur
+                else:  # any sum is a value, written into its product when that is a value too
+                    c, nb = 1, 8
+                    if cur + 8 > top:  # the product (0 or 8 bytes) and the sum (8) held at once
+                        top = cur + 8
+                    cur += 8 - 8 * (old & 1)
+                out_i[k] = c
+                pred[k][i] = c
+                produced += nb
+                if nb > largest or largest_edge is None:
+                    largest_edge, largest = (i, k), nb
+        step.mults, step.produced_bytes, step.largest_edge, step.largest_bytes = mults, produced, largest_edge, largest
+        step.peak_bytes = self.live_bytes + top
+        self.live_bytes += cur - own
+        self.mults += mults
         self.peak_bytes = max(self.peak_bytes, step.peak_bytes)
         step.live_bytes = self.live_bytes
         if self.log is not None:

@@ -268,3 +268,23 @@ def test_gp_likelihood_traces_at_scalar_level():
     blocks = jacc.plan(g, "auto", time_limit=1).execute(*theta)
     J = _dense(g, blocks, ["theta"], [theta.shape], 1)
     np.testing.assert_allclose(J.ravel(), fd_jacobian(p.fn, [theta], 0).ravel(), rtol=1e-6)
+
+
+def _structure(j):
+    return (j.out_shape, j.in_shape, j.pair, j.vlabels, j.neg, j.unit, j.describe())
+
+
+@pytest.mark.parametrize("name", ["roeflux", "robotarm", "blackscholes", "heart"])
+def test_shared_scalar_partials_are_those_built_edge_by_edge(name):
+    """Graph.partials builds one partial per kind of scalar edge (op, position, constants) and
+    shares it: each must be the partial built for that edge alone."""
+    p = suite.PROBLEMS[name]("small")
+    inp = p.make_inputs(0)
+    g = jacc.trace(p.fn, *inp.values(), argnums=tuple(range(len(inp))), scalarize=True)
+    edges = Problem.from_graph(g).edges
+    shared = g.partials(edges)
+    assert len({id(j) for j in shared.values()}) < len(edges) / 3  # shared, not one per edge
+    fresh = jacc.trace(p.fn, *inp.values(), argnums=tuple(range(len(inp))), scalarize=True)
+    for u, v in edges:
+        assert _structure(shared[u, v]) == _structure(fresh.partial(u, v)), (u, v)
+

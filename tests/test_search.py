@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import jacc
 from jacc import budget, examples
 from jacc.costmodel import CostModel
-from jacc.eliminate import SCALAR, Problem, price
+from jacc.eliminate import SCALAR, Eliminator, Problem, ScalarAlgebra, price
 from jacc.strategies.bounds import cuts_of, vertex_floors
 from jacc.strategies.optimal import _Sets, astar, lower_bound
 
@@ -74,6 +74,26 @@ def _remaining_optimum(sets, S):
 
 def _all_sets(sets):
     return range(1 << len(sets.verts))
+
+
+# -- 0. the scalar elimination's fast path is the general rule, written out ------------------------
+
+
+class _Generic(ScalarAlgebra):
+    """The same algebra under another name: Eliminator takes its general path for it."""
+
+
+@settings(max_examples=80, deadline=None)
+@given(class_graphs(max_verts=8, classes=(0, 0, 1, 2, 2)), st.randoms(use_true_random=False))
+def test_scalar_fast_elimination_equals_the_general_rule(graph, rnd):
+    edges, verts = graph
+    order = list(verts)
+    rnd.shuffle(order)
+    fast, slow = Eliminator(edges, SCALAR), Eliminator(edges, _Generic())
+    for v in order:  # every step: mults, fill-in, produced/largest/peak/live bytes
+        assert fast.eliminate(v) == slow.eliminate(v)
+    assert (fast.mults, fast.peak_bytes, fast.live_bytes, fast.succ) == (slow.mults, slow.peak_bytes,
+                                                                          slow.live_bytes, slow.succ)
 
 
 # -- 1. the floors are proven lower bounds --------------------------------------------------------

@@ -96,6 +96,11 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
             entry = entry(None if k is None else cost_model.score(*found[k][0]))
         name, kw, *own = entry
         order = None
+        if budget.expired() and not (own[1:] == [True] and not found):  # (not even a fork of the set-up)
+            log.append(f"{name}: not run, the time limit had passed")
+            if timed_out is not None:
+                timed_out.append(name)
+            continue
         try:
             with budget.within(budget.left() * (own[0] if own else share)):
                 order, _, info, optimal = _run_cached(name, problem, cost_model, kw)

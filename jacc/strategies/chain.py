@@ -82,13 +82,19 @@ def dp_budget(n: int, structured: bool, dp_memory: int | None = None) -> str | N
     else why not (for the plan info)."""
     secs = (STRUCTURED_SECONDS_PER_CUBE if structured else DP_SECONDS_PER_CUBE) * n ** 3
     need = DP_BYTES_PER_SQUARE * n * n
-    avail = available_memory()
-    cap = dp_memory if dp_memory is not None else min(DP_MEMORY, avail // 4 if avail else DP_MEMORY)
+    cap = dp_memory if dp_memory is not None else default_dp_memory()
     if secs > budget.left():
         return f"the DP over {n:,} links would take ~{secs:,.3g} s, more than the {budget.left():.3g} s left"
     if need > cap:
         return f"the DP over {n:,} links would need ~{need / 2**30:,.3g} GiB, over its {cap / 2**30:.3g} GiB budget"
     return None
+
+
+def default_dp_memory() -> int:
+    """The DP's memory budget when none is given: ``DP_MEMORY``, at most a quarter of what the
+    machine has available now."""
+    avail = available_memory()
+    return min(DP_MEMORY, avail // 4 if avail else DP_MEMORY)
 
 
 def order_segment(problem: Problem, path: list, structured_limit: int = 80, edges: dict | None = None,
@@ -180,9 +186,14 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
     whole = (len(segs) == 1 and len(segs[0]) - 2 == len(problem.eliminable)
              and segs[0][0] in problem.wrt and len(problem.wrt) == 1 and len(problem.of) == 1)
     edges = problem.symbolic_edges() if segs else {}
+    if dp_memory is None and segs:  # read once: a scalar graph can have 10⁴ segments
+        dp_memory = default_dp_memory()
     exact = whole
     linear = 0
-    for path in segs:
+    for done_segs, path in enumerate(segs):
+        if budget.expired() and not whole:  # the rest go to the greedy below, which orders what its time allows
+            info["segments left"] = f"time limit reached after {done_segs:,} of {len(segs):,} chain segments"
+            break
         try:
             part, notes = order_segment(problem, path, structured_limit, edges, dp_memory)
         except budget.TimeUp:  # the estimate was too hopeful: order this segment in linear time
