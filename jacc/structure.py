@@ -1138,17 +1138,21 @@ class Take:
     shape = the sizes of ``out_axes``; −1: a hole, see above) is ``None`` where only the structure
     is needed."""
 
-    __slots__ = ("out_axes", "in_axes", "flat", "_unique", "_holes", "key")
+    __slots__ = ("out_axes", "in_axes", "flat", "_unique", "_holes", "key", "distinct")
 
     def __init__(self, out_axes: Sequence[int], in_axes: Sequence[int], flat: np.ndarray | None = None,
-                 key: object = None):
+                 key: object = None, distinct: bool = False):
         self.out_axes, self.in_axes = tuple(out_axes), tuple(in_axes)
         self.flat = None if flat is None else np.asarray(flat, dtype=np.intp)
-        self._unique: bool | None = None
+        self._unique: bool | None = True if distinct else None
         self._holes: bool | None = None
         # Equal keys promise equal positions, in pricing (no ``flat``) as in execution, so two
         # gathers by the same index can be summed as one (see ``add``); None: only itself.
         self.key = key
+        # Promised by whoever built it, in pricing as in execution: no position is read twice and
+        # none is a hole, so its transpose places each element once (``x[1:-1] = v``'s scatter)
+        # and composes with gathers into one gather (see :func:`_placement`).
+        self.distinct = distinct
 
     @property
     def unique(self) -> bool:
@@ -1184,13 +1188,14 @@ def _take_last(v, t: Take):
 
 
 def take_selection(out_shape: Sequence[int], in_shape: Sequence[int], pair: Sequence[int],
-                   flat: np.ndarray | None, key: object = None) -> Jac:
+                   flat: np.ndarray | None, key: object = None, distinct: bool = False) -> Jac:
     """∂x[index]/∂x for an advanced index: input axis ``k`` with ``pair[k] = j`` passes through to
-    output axis ``j``; the rest is the gather ``flat`` (see :class:`Take`, also for ``key``)."""
+    output axis ``j``; the rest is the gather ``flat`` (see :class:`Take`, also for ``key`` and
+    ``distinct``)."""
     out_shape, in_shape = tuple(out_shape), tuple(in_shape)
     used = {p for p in pair if p >= 0}
     t = Take([j for j in range(len(out_shape)) if j not in used], [k for k, p in enumerate(pair) if p < 0], flat,
-             key)
+             key, distinct)
     if t.flat is not None and t.flat.shape != tuple(out_shape[j] for j in t.out_axes):
         raise StructureError(f"gather positions of shape {t.flat.shape} do not fit output {out_shape}")
     return Jac(out_shape, in_shape, pair, select=t)
@@ -1335,31 +1340,47 @@ def _basic_embedding(j: Jac) -> bool:
     return j.embed is not None and not isinstance(j.embed, Take)
 
 
+def _placement(j: Jac) -> bool:
+    """An embedding by a gather's positions that are distinct by construction (see ``Take``):
+    each input element lands on its own output element, as in a basic embedding."""
+    return isinstance(j.embed, Take) and j.embed.distinct
+
+
+def _places(j: Jac) -> bool:
+    """An embedding that puts each input element at one output element of its own."""
+    return _basic_embedding(j) or _placement(j)
+
+
 def _map_through(j: Jac, x: np.ndarray) -> np.ndarray:
-    """The bare lazy map ``j`` applied to ``x``: a gather reads, a basic embedding places (zeros
-    elsewhere)."""
+    """The bare lazy map ``j`` applied to ``x``: a gather reads, an embedding that places (see
+    :func:`_places`) writes ``x`` at its positions, zeros elsewhere."""
     if j.embed is None:
         return _apply_lazy(j, x)
+    y = np.zeros(j.out_shape, dtype=x.dtype)
+    if isinstance(j.embed, Take):  # where each input element goes: its transpose's read positions
+        n = math.prod(j.out_shape)
+        where = _apply_lazy(_as_selection(j), np.arange(n).reshape(j.out_shape))
+        np.reshape(y, (-1,))[np.reshape(where, (-1,))] = np.reshape(np.broadcast_to(x, j.in_shape), (-1,))
+        return y
     from .ops import index_to_numpy
 
-    y = np.zeros(j.out_shape, dtype=x.dtype)
     y[index_to_numpy(list(j.embed))] = x
     return y
 
 
 def _compose_maps(a: Jac, b: Jac) -> Jac | None:
     """``a · b`` as one gather when both are bare maps in which each element meets at most one
-    other — selections, reshapes, axis moves, basic embeddings — and one of them is an advanced
+    other — selections, reshapes, axis moves, embeddings that place (:func:`_places`) — and one of them is an advanced
     selection or an embedding (``x.reshape(-1)[idx]``, ``pad(x)[1:]``, slices joined), not both
     embeddings; ``None`` otherwise. Where the result reads nothing it has a hole. Axes passed
     through by both stay pairs; the rest is found by sending the gathered input axes'
     coordinates through both maps (and ones, for the holes)."""
     if a.embed is not None and b.embed is not None or _valued(a) or _valued(b):
         return None
-    if not any(isinstance(j.select, Take) or _basic_embedding(j) for j in (a, b)) \
+    if not any(isinstance(j.select, Take) or _places(j) for j in (a, b)) \
             and not any(_broadcasts(x) and not _moves_axes(x) and _lazy(y) for x, y in ((a, b), (b, a))):
         return None  # (a broadcast read through a lazy index is a gather: x - x[0] reads x[0] n times)
-    if not all(_gathers(j) or _broadcasts(j) or _basic_embedding(j) for j in (a, b)):
+    if not all(_gathers(j) or _broadcasts(j) or _places(j) for j in (a, b)):
         return None
     if (a.embed is not None or b.embed is not None) and 0 in a.out_shape + a.in_shape + b.in_shape:
         return None  # (an empty map: nothing to gather, and NumPy cannot index an empty axis)
@@ -1388,7 +1409,7 @@ def _compose_maps(a: Jac, b: Jac) -> Jac | None:
 
 
 def _embed_gather(e: Jac, g: Jac) -> Jac | None:
-    """``e · g`` for a bare basic embedding ``e`` and a gather ``g``: one gather with holes,
+    """``e · g`` for a bare embedding ``e`` that places (:func:`_places`) and a gather ``g``: one gather with holes,
     carrying g's values placed where e puts them (no multiplications); ``None`` where
     :func:`_compose_maps` declines."""
     d, bare = _split(g)
@@ -1586,8 +1607,8 @@ def _same_map(a: Jac, b: Jac) -> bool:
 
 def _through_lazy(a: Jac, b: Jac) -> tuple[Jac, int] | None:
     """``a·b`` where a lazy map meets a diagonal or carries values; ``None`` otherwise."""
-    if a.embed is not None and _gathers(b) and not (_basic_embedding(a) and _valued(a)):
-        c = _embed_gather(a, b) if _basic_embedding(a) else None  # (a valued a: its values go onto b first)
+    if a.embed is not None and _gathers(b) and not (_places(a) and _valued(a)):
+        c = _embed_gather(a, b) if _places(a) else None  # (a valued a: its values go onto b first)
         if c is not None:
             return c, 0
         c = _scatter_gather(a, b)

@@ -1134,10 +1134,13 @@ def _in_place(dunder: str, sym: str) -> Callable:
     return method
 
 
-def _scatter(values: "Tracer", positions: Any, size: int) -> "Tracer":
+def _scatter(values: "Tracer", positions: Any, size: int, distinct: bool = False) -> "Tracer":
     """The length-``size`` vector whose entry k sums the ``values`` at ``positions`` k (constant
-    integers shaped like ``values``): NumPy's bincount with weights, a free scatter of a traced value."""
-    return values.tape.record("scatter_add", [values, np.asarray(positions).astype(float)], {"size": int(size)})
+    integers shaped like ``values``): NumPy's bincount with weights, a free scatter of a traced
+    value. ``distinct``: no position repeats (an assignment's), which keeps it a placement that
+    composes with gathers (``lap[1:-1] = u[:-2] − 2·u[1:-1] + u[2:]`` stays a stencil)."""
+    params = {"size": int(size), "distinct": True} if distinct else {"size": int(size)}
+    return values.tape.record("scatter_add", [values, np.asarray(positions).astype(float)], params)
 
 
 def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
@@ -1172,7 +1175,7 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
         picked = spread.reshape(-1)
         if not np.array_equal(keep, np.arange(flat.size)):  # repeated or unsorted positions
             picked = picked[keep]
-        placed = _scatter(picked, where, size).reshape(shape)
+        placed = _scatter(picked, where, size, distinct=True).reshape(shape)
     else:
         placed = np.zeros(size)
         placed[where] = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)[keep]

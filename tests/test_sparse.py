@@ -337,7 +337,31 @@ STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "outer product, raveled": (lambda u: np.outer(u, [1.0, 2.0, -1.0]).ravel(), lambda n: 3 * n),  # (I ⊗ c) reshaped
     "rows minus their first column": (lambda u: (u.reshape(-1, 4) - u.reshape(-1, 4)[:, :1]).ravel(),
                                       lambda n: 2 * n - 2 * (n // 4)),
+    # written into a zeros buffer (x[i] = v records a scatter at distinct positions): a placement that
+    # composes with gathers, not a block (the first refused n = 10⁵ as a 120 GB sparse matrix)
+    "Laplacian written into a buffer": (lambda u: _into_buffer(u) + u ** 3, lambda n: 3 * n - 4),
+    "every other entry written": (lambda u: _every_other(u) * u, lambda n: 3 * n // 2),
+    "shifted into a longer buffer": (lambda u: np.diff(_padded(u)), lambda n: 2 * n),
 }
+
+
+def _into_buffer(u):
+    lap = np.zeros_like(u)
+    lap[1:-1] = u[:-2] - 2.0 * u[1:-1] + u[2:]
+    return lap
+
+
+def _every_other(u):
+    v = np.full_like(u, 0.5)
+    v[::2] = np.sin(u[::2])
+    v[1::2] = u[1::2] * u[:-1:2]
+    return v
+
+
+def _padded(u):
+    y = np.zeros(u.size + 2)
+    y[1:-1] = u
+    return y
 
 
 @pytest.mark.parametrize("name", STENCILS)

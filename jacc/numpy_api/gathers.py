@@ -38,12 +38,14 @@ from . import FREE, case
 # cached plan is reused with the new graph. Its partial is a free lazy selection.
 
 
-def _positions(idx, size: int, what: str = "gather") -> np.ndarray:
+def _positions(idx, size: int, what: str = "gather", distinct: bool = False) -> np.ndarray:
     pos = np.asarray(idx)
     ints = pos.astype(np.intp)
     if not np.array_equal(ints, pos) or (ints.size and (ints.min() < 0 or ints.max() >= size)):
         where = "flat positions into the operand" if what == "gather" else "positions in the result"
         raise ShapeError(f"{what} positions must be integers in [0, {size}) ({where})")
+    if distinct and np.unique(ints).size != ints.size:
+        raise ShapeError(f"{what} with distinct=true has a repeated position; drop distinct to sum repeats")
     return ints
 
 
@@ -65,16 +67,17 @@ def _scatter_value(a: list, p: dict):
     ``bincount`` with weights, bit for bit): ``put_rows``, which the jax and torch backends run
     as their own scatter-add."""
     size = p["size"]
-    flat = _positions(a[1], size, "scatter_add").reshape(-1)
+    flat = _positions(a[1], size, "scatter_add", p.get("distinct", False)).reshape(-1)
     return S.put_rows(lazy.asarray(a[0]).reshape(-1), size, flat, add=True)
 
 
 def _scatter_partial(i: int, ctx) -> S.Jac | None:
     if i == 1:
         return None
-    s, size = ctx.shapes[0], ctx.params["size"]
-    flat = _positions(ctx.args[1], size, "scatter_add") if ctx.numeric else None
-    return S.transpose(S.take_selection(s, (size,), [-1], flat))  # the gather's adjoint
+    s, size, distinct = ctx.shapes[0], ctx.params["size"], ctx.params.get("distinct", False)
+    flat = _positions(ctx.args[1], size, "scatter_add", distinct) if ctx.numeric else None
+    # the gather's adjoint; distinct positions place each value once (x[1:-1] = v, see S.Take)
+    return S.transpose(S.take_selection(s, (size,), [-1], flat, distinct=distinct))
 
 
 def _scatter_shape(s, p):
@@ -85,8 +88,10 @@ def _scatter_shape(s, p):
 
 register(Op("scatter_add", _scatter_value, _scatter_shape,
             _scatter_partial, 2, "y[k] = Σ w[i] over positions[i] = k, y of length size (bincount with weights; "
-            "the gather's adjoint: a free lazy embedding)", frozenset({1}), ("size",)))
-G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True)}
+            "the gather's adjoint: a free lazy embedding; distinct=true promises no repeated position, as "
+            "x[i] = v records it)", frozenset({1}), ("size", "distinct")))
+G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True),
+                           "distinct": (G.BOOL, False)}
 
 
 def _gather(x, positions: np.ndarray):
