@@ -215,36 +215,33 @@ def test_bincount_is_a_scatter_add_that_round_trips_through_a_file(tmp_path):
         bad.evaluate({"w": np.ones(2)})
 
 
-def test_an_assignment_records_a_distinct_scatter_that_round_trips_and_is_checked(tmp_path):
-    """x[i] = v records its scatter with distinct=true: the partial places each value once, so a
-    stencil written into a buffer composes into gathers (3 entries per row, not a block); a file
-    may say distinct only for positions that do not repeat."""
+def test_an_assignment_records_a_put_that_round_trips_and_is_checked(tmp_path):
+    """x[i] = v records put(x, v, positions): v's partial places each value once, so a stencil
+    written into a buffer composes into gathers (3 entries per row and no multiplications, not a
+    block and a mask); a graph file's put must not repeat a position."""
     def f(u):
         lap = np.zeros_like(u)
         lap[1:-1] = u[:-2] - 2.0 * u[1:-1] + u[2:]
         return lap
     u = np.random.default_rng(7).normal(size=7)
     g = jacc.trace(f, u)
-    (v,) = [v for v in g.intermediates if g.op(v) == "scatter_add"]
-    assert g.nx.nodes[v]["params"] == {"size": 7, "distinct": True}
+    ops = [g.op(v) for v in g.topological_order()]
+    assert "put" in ops and "where" not in ops and "scatter_add" not in ops
     g.save(tmp_path / "g.json")
     h = jacc.load(tmp_path / "g.json")
-    assert h.nx.nodes[v]["params"] == {"size": 7, "distinct": True}
-    p = jacc.plan(h, "forward")
-    acc = accumulate(p.problem, h.evaluate({"u": u}), p.order, sparse=True)
-    J = acc.blocks[h.outputs[0], "u"]
-    np.testing.assert_allclose(J.toarray(), fd_jacobian(f, [u], 0), atol=1e-8)
-    assert J.nnz == 3 * 5 and acc.mults == p.mults
+    np.testing.assert_array_equal(h.evaluate({"u": u})[h.outputs[0]], f(u))
+    for order in ("forward", "reverse"):
+        p = jacc.plan(h, order)
+        acc = accumulate(p.problem, h.evaluate({"u": u}), p.order, sparse=True)
+        J = acc.blocks[h.outputs[0], "u"]
+        np.testing.assert_allclose(J.toarray(), fd_jacobian(f, [u], 0), atol=1e-8)
+        assert J.nnz == 3 * 5 and acc.mults == p.mults
+    assert jacc.plan(h, "forward").mults == 0  # (the mask as a diagonal of values cost one per written entry)
     bad = Graph("bad")
     bad.add_input("w", (2,))
-    bad.add_node("y", "scatter_add", ["w", np.array([3.0, 3.0])], {"size": 6, "distinct": True})
-    with pytest.raises(Exception, match="scatter_add with distinct=true has a repeated position"):
+    bad.add_node("y", "put", [np.zeros(6), "w", np.array([3.0, 3.0])], {})
+    with pytest.raises(Exception, match="put positions must be distinct"):
         bad.evaluate({"w": np.ones(2)})
-    text = (tmp_path / "g.json").read_text()
-    assert '"distinct": true' in text
-    (tmp_path / "bad.json").write_text(text.replace('"distinct": true', '"distinct": 1'))
-    with pytest.raises(Exception, match="distinct.*true or false"):
-        jacc.load(tmp_path / "bad.json")
 
 
 def test_gather_with_bad_positions_is_refused():

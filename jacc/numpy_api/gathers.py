@@ -15,7 +15,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
-from ..ops import Op, ShapeError, register
+from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     _NOT,
     TraceError,
@@ -38,14 +38,21 @@ from . import FREE, case
 # cached plan is reused with the new graph. Its partial is a free lazy selection.
 
 
+def _increasing(ints: np.ndarray) -> bool:
+    """Strictly increasing in C order: distinct without np.unique (30 ms at 10⁵ positions)."""
+    f = ints.reshape(-1)
+    return bool((f[1:] > f[:-1]).all())
+
+
 def _positions(idx, size: int, what: str = "gather", distinct: bool = False) -> np.ndarray:
     pos = np.asarray(idx)
     ints = pos.astype(np.intp)
     if not np.array_equal(ints, pos) or (ints.size and (ints.min() < 0 or ints.max() >= size)):
         where = "flat positions into the operand" if what == "gather" else "positions in the result"
         raise ShapeError(f"{what} positions must be integers in [0, {size}) ({where})")
-    if distinct and np.unique(ints).size != ints.size:
-        raise ShapeError(f"{what} with distinct=true has a repeated position; drop distinct to sum repeats")
+    if distinct and not _increasing(ints) and np.unique(ints).size != ints.size:
+        raise ShapeError(f"{what} positions must be distinct (each element written once); scatter_add sums "
+                         "repeated positions")
     return ints
 
 
@@ -67,17 +74,16 @@ def _scatter_value(a: list, p: dict):
     ``bincount`` with weights, bit for bit): ``put_rows``, which the jax and torch backends run
     as their own scatter-add."""
     size = p["size"]
-    flat = _positions(a[1], size, "scatter_add", p.get("distinct", False)).reshape(-1)
+    flat = _positions(a[1], size, "scatter_add").reshape(-1)
     return S.put_rows(lazy.asarray(a[0]).reshape(-1), size, flat, add=True)
 
 
 def _scatter_partial(i: int, ctx) -> S.Jac | None:
     if i == 1:
         return None
-    s, size, distinct = ctx.shapes[0], ctx.params["size"], ctx.params.get("distinct", False)
-    flat = _positions(ctx.args[1], size, "scatter_add", distinct) if ctx.numeric else None
-    # the gather's adjoint; distinct positions place each value once (x[1:-1] = v, see S.Take)
-    return S.transpose(S.take_selection(s, (size,), [-1], flat, distinct=distinct))
+    s, size = ctx.shapes[0], ctx.params["size"]
+    flat = _positions(ctx.args[1], size, "scatter_add") if ctx.numeric else None
+    return S.transpose(S.take_selection(s, (size,), [-1], flat))  # the gather's adjoint
 
 
 def _scatter_shape(s, p):
@@ -88,10 +94,59 @@ def _scatter_shape(s, p):
 
 register(Op("scatter_add", _scatter_value, _scatter_shape,
             _scatter_partial, 2, "y[k] = Σ w[i] over positions[i] = k, y of length size (bincount with weights; "
-            "the gather's adjoint: a free lazy embedding; distinct=true promises no repeated position, as "
-            "x[i] = v records it)", frozenset({1}), ("size", "distinct")))
-G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True),
-                           "distinct": (G.BOOL, False)}
+            "the gather's adjoint: a free lazy embedding)", frozenset({1}), ("size",)))
+G.PARAMS["scatter_add"] = {"size": (G._int(0, G.MAX_ELEMENTS, "the length of the result"), True)}
+
+
+# -- put: an assignment x[index] = v as one op ---------------------------------------------------
+# put(x, v, positions) is x with its flat positions (constant, distinct) taking v's values: what
+# NumPy's x[index] = v does. v's partial is a placement (each value lands on an element of its
+# own), free and composable with selections, and x's is the mask of what stays; recorded as a
+# scatter into zeros and a where, the written entries' partial was the mask as a diagonal of
+# values, costing a multiplication per entry in every product.
+
+
+def _put_flat(pos, shape, vshape) -> np.ndarray:
+    size = int(np.prod(shape))
+    flat = _positions(pos, size, "put", distinct=True)
+    if flat.shape != tuple(vshape):
+        raise ShapeError(f"put needs positions shaped like the values, got {flat.shape} for {tuple(vshape)}")
+    return flat
+
+
+def _kept(flat: np.ndarray, shape) -> np.ndarray:
+    """True where ``put`` leaves x's element."""
+    keep = np.ones(int(np.prod(shape)), dtype=bool)
+    keep[flat.reshape(-1)] = False
+    return keep.reshape(shape)
+
+
+def _put_value(a: list, p: dict):
+    x, v = lazy.asarray(a[0]), lazy.asarray(a[1])
+    flat = _put_flat(a[2], x.shape, v.shape)
+    placed = S.put_rows(v.reshape(-1), int(np.prod(x.shape)), flat.reshape(-1)).reshape(x.shape)
+    return np.where(_kept(flat, x.shape), x, placed)  # (writes, no arithmetic: NumPy's bits)
+
+
+def _put_partial(i: int, ctx) -> S.Jac | None:
+    if i == 2:
+        return None
+    shape, vshape = ctx.out_shape, ctx.shapes[1]
+    flat = _put_flat(ctx.args[2], shape, vshape) if ctx.numeric else None
+    if i == 0:  # what stays of x: its mask as a diagonal (x is a constant buffer, mostly: no edge)
+        return _ew(ctx, 0, "out", lambda: _kept(flat, shape))
+    return S.transpose(S.take_selection(vshape, shape, [-1] * len(shape), flat, distinct=True))
+
+
+def _put_shape(s, p):
+    if tuple(s[1]) != tuple(s[2]):
+        raise ShapeError(f"put needs positions shaped like the values, got {tuple(s[2])} for {tuple(s[1])}")
+    return tuple(s[0])
+
+
+register(Op("put", _put_value, _put_shape, _put_partial, 3,
+            "x with its flat positions (distinct) taking v's values: x[index] = v (v's partial: a free "
+            "placement)", frozenset({2})))
 
 
 def _gather(x, positions: np.ndarray):
