@@ -172,7 +172,7 @@ class Buffer(_Held):
 
     Single traced elements written in (``x[i + 1] = x[i] * 0.5``, the loop that fills an array
     one entry at a time) are held and read back as they are, and placed all at once, by one
-    scatter, when the array is used otherwise: filling n entries costs O(n), not O(n²)."""
+    ``put``, when the array is used otherwise: filling n entries costs O(n), not O(n²)."""
 
     __slots__ = ()
     __array_priority__ = 999  # (a traced operand's protocols run first)
@@ -214,7 +214,7 @@ class Buffer(_Held):
                 "(or del a view no longer needed), or build the array with np.stack, np.concatenate or np.where")
 
     def settle(self) -> None:
-        """Place the held elements (one stack and one scatter): the buffer becomes traced."""
+        """Place the held elements (one stack and one ``put``): the buffer becomes traced."""
         held = self.tape.held
         positions = sorted(held)
         values = np.stack([held[p] for p in positions])
