@@ -249,10 +249,11 @@ class Graph:
                     except TypeError:  # a parameter that cannot be a key: built on its own
                         kind = None
                 if j is None:
-                    j = self._edge_partial(u, v, self._ctx(v, None))
+                    j = self.partial(u, v)  # (built and kept in ``known``)
                     if kind is not None:
                         kinds[kind] = j
-                known[u, v] = j
+                else:
+                    known[u, v] = j
             out[u, v] = j
         return out
 

@@ -1351,16 +1351,20 @@ def _places(j: Jac) -> bool:
     return _basic_embedding(j) or _placement(j)
 
 
+def _destinations(e: Jac) -> np.ndarray:
+    """For an embedding that places, the flat output position of each input element (an array
+    of the input's shape): what its transpose, a selection, reads there."""
+    return _apply_lazy(_as_selection(e), np.arange(math.prod(e.out_shape)).reshape(e.out_shape))
+
+
 def _map_through(j: Jac, x: np.ndarray) -> np.ndarray:
     """The bare lazy map ``j`` applied to ``x``: a gather reads, an embedding that places (see
     :func:`_places`) writes ``x`` at its positions, zeros elsewhere."""
     if j.embed is None:
         return _apply_lazy(j, x)
     y = np.zeros(j.out_shape, dtype=x.dtype)
-    if isinstance(j.embed, Take):  # where each input element goes: its transpose's read positions
-        n = math.prod(j.out_shape)
-        where = _apply_lazy(_as_selection(j), np.arange(n).reshape(j.out_shape))
-        np.reshape(y, (-1,))[np.reshape(where, (-1,))] = np.reshape(np.broadcast_to(x, j.in_shape), (-1,))
+    if isinstance(j.embed, Take):
+        np.reshape(y, (-1,))[np.reshape(_destinations(j), (-1,))] = np.reshape(np.broadcast_to(x, j.in_shape), (-1,))
         return y
     from .ops import index_to_numpy
 
@@ -1421,8 +1425,7 @@ def _embed_gather(e: Jac, g: Jac) -> Jac | None:
     vals = None
     if not _valueless(d):
         n = math.prod(e.out_shape)
-        where = _apply_lazy(_as_selection(e), np.arange(n).reshape(e.out_shape))
-        vals = np.reshape(put_rows(np.reshape(_full(d), (-1,)), n, np.reshape(where, (-1,))), e.out_shape)
+        vals = np.reshape(put_rows(np.reshape(_full(d), (-1,)), n, np.reshape(_destinations(e), (-1,))), e.out_shape)
     return _place(m, diagonal(m.out_shape, vals))
 
 

@@ -1163,25 +1163,28 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     flat = positions.reshape(-1)
     if flat.size == 0:
         return x
-    if (flat[1:] > flat[:-1]).all():  # a slice's positions: increasing, so each once (np.unique: ~30 ms at 10⁵)
+    if increasing(flat):  # a slice's positions: each once already
         where, keep = flat, None
     else:
         where, last = np.unique(flat[::-1], return_index=True)  # each position once, its last value
         keep = flat.size - 1 - last
-    mask = np.zeros(size, dtype=bool)
-    mask[where] = True
     if isinstance(value, Tracer):
         spread = np.broadcast_to(value, region) if vshape != region else value
         picked = spread.reshape(-1)
         if keep is not None and not np.array_equal(keep, np.arange(flat.size)):  # repeated or unsorted positions
             picked = picked[keep]
         return picked.tape.record("put", [x, picked, where.astype(float)])
-    else:
-        placed = np.zeros(size)
-        vals = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)
-        placed[where] = vals if keep is None else vals[keep]
-        placed = placed.reshape(shape)
-    return np.where(mask.reshape(shape), placed, x)
+    placed, mask = np.zeros(size), np.zeros(size, dtype=bool)
+    vals = np.broadcast_to(np.asarray(value, dtype=float), region).reshape(-1)
+    placed[where], mask[where] = vals if keep is None else vals[keep], True
+    return np.where(mask.reshape(shape), placed.reshape(shape), x)
+
+
+def increasing(flat: np.ndarray) -> bool:
+    """Positions strictly increasing in C order, so distinct: found in O(n), where np.unique takes
+    ~30 ms at 10⁵ (a slice's positions are)."""
+    f = flat.reshape(-1)
+    return bool((f[1:] > f[:-1]).all())
 
 
 def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:

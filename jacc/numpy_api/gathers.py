@@ -29,6 +29,7 @@ from ..trace import (
     call_site,
     implements,
     implements_ufunc_method,
+    increasing,
 )
 from . import FREE, case
 
@@ -38,19 +39,13 @@ from . import FREE, case
 # cached plan is reused with the new graph. Its partial is a free lazy selection.
 
 
-def _increasing(ints: np.ndarray) -> bool:
-    """Strictly increasing in C order: distinct without np.unique (30 ms at 10⁵ positions)."""
-    f = ints.reshape(-1)
-    return bool((f[1:] > f[:-1]).all())
-
-
 def _positions(idx, size: int, what: str = "gather", distinct: bool = False) -> np.ndarray:
     pos = np.asarray(idx)
     ints = pos.astype(np.intp)
     if not np.array_equal(ints, pos) or (ints.size and (ints.min() < 0 or ints.max() >= size)):
         where = "flat positions into the operand" if what == "gather" else "positions in the result"
         raise ShapeError(f"{what} positions must be integers in [0, {size}) ({where})")
-    if distinct and not _increasing(ints) and np.unique(ints).size != ints.size:
+    if distinct and not increasing(ints) and np.unique(ints).size != ints.size:
         raise ShapeError(f"{what} positions must be distinct (each element written once); scatter_add sums "
                          "repeated positions")
     return ints

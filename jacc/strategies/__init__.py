@@ -96,7 +96,8 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
             entry = entry(None if k is None else cost_model.score(*found[k][0]))
         name, kw, *own = entry
         order = None
-        if budget.expired() and not (own[1:] == [True] and not found):  # (not even a fork of the set-up)
+        must_price = own[1:] == [True] and not found  # (see the docstring)
+        if budget.expired() and not must_price:  # (not even a fork of the set-up)
             log.append(f"{name}: not run, the time limit had passed")
             if timed_out is not None:
                 timed_out.append(name)
@@ -106,7 +107,7 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
                 order, _, info, optimal = _run_cached(name, problem, cost_model, kw)
                 # a "must price" candidate, when nothing is priced yet, is priced in full even
                 # past the deadline: the plan will price that order anyway (see ``auto``)
-                with budget.lifted() if own[1:] == [True] and not found else nullcontext():
+                with budget.lifted() if must_price else nullcontext():
                     steps, mults, peak = price(problem, order)
         except MemoryLimitError:
             log.append(f"{name}: over the memory limit")
