@@ -36,7 +36,7 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
-BACKENDS = ("auto", "numpy", "jax", "torch", "scalar", "interpret")
+BACKENDS = ("auto", "numpy", "jax", "torch", "c", "scalar", "interpret")
 
 
 def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable[[dict], Any]:
@@ -322,7 +322,7 @@ class Runner:
         self.fast: Callable | None = None  # scalar straight-line function
         # unroll: may try that route (not for structures rebuilt with other constants: it would
         # plan again whenever they change)
-        self.unroll = unroll and backend in ("auto", "jax", "torch") and dtype == np.float64 and not sparse
+        self.unroll = unroll and backend in ("auto", "jax", "torch", "c") and dtype == np.float64 and not sparse
         self.unroll_options: dict = {}  # the strategy's options for the scalar-level plan
         self.unroll_time: float | None = None  # and its planning time, at most
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
@@ -342,7 +342,7 @@ class Runner:
         if self.backend == "interpret":
             self.program, self.why = False, "backend='interpret'"
             return
-        backend = "numpy" if self.backend in ("auto", "scalar") else self.backend
+        backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
         for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
             try:
                 self.program = lower(plan, values, self.dtype, backend, self.sparse, primal)
@@ -372,6 +372,7 @@ class Runner:
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
         here (best of three calls each; a route estimated slower is not even planned)."""
+        from .compile import CompileError
         from .unroll import best_time, unroll
 
         self.unroll = False
@@ -381,10 +382,18 @@ class Runner:
         with np.errstate(all="ignore"):
             # (no program: the executor runs, slower than either)
             beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
-            u = unroll(graph, values, strategy, cost_model, beat=beat, time_cap=self.unroll_time,
-                       **self.unroll_options)
+            native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
+            u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
+                       time_cap=self.unroll_time, **self.unroll_options)
             if u is None:
                 return
+            if native:
+                try:
+                    u.use_c()
+                    self.unrolled = u
+                    return
+                except CompileError:  # a formula without a C twin, or too long: floats or the program
+                    pass
             xs = [values[x] for x in graph.inputs]
             took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" else None
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
@@ -404,6 +413,8 @@ class Runner:
 
     @property
     def kind(self) -> str:
+        if self.unrolled is not None and self.unrolled.native is not None:
+            return "c"
         if self.unrolled is not None and self.unrolled.jitted is not None:
             return "jax"
         if self.fast is not None or self.unrolled is not None:
@@ -486,12 +497,16 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
     turns on JAX's float64 mode), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
     for small graphs scalar code as floats where the first call measures that faster),
+    ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
+    of scalars and short vectors whose float64 code has at most
+    :data:`~jacc.unroll.C_MAX_LINES` statements and formulas with C twins; else as ``"auto"``
+    without the float code; built libraries are cached per machine),
     ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
     block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
     Jacobian's structure, with no dense intermediate. The returned arrays belong
     to the caller. The returned function has ``.plan`` (the last call's :class:`~jacc.Plan`),
-    ``.ran`` (``"scalar"``, ``"numpy"``, ``"jax"``, ``"torch"`` or ``"interpret"``), ``.program`` (the
+    ``.ran`` (``"scalar"``, ``"c"``, ``"numpy"``, ``"jax"``, ``"torch"`` or ``"interpret"``), ``.program`` (the
     :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
     :class:`~jacc.Accumulation` when it ran, else ``None``) and ``.cache`` (``hits``,
     ``misses``, ``rebuilds``).
@@ -537,6 +552,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         from .program import _backend
 
         _backend(backend)  # a missing JAX or PyTorch is one clear line now, not at the first call
+    if backend == "c":
+        from .ccode import require
+
+        require()  # likewise a missing C compiler
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
     def with_primal(graph: Graph) -> bool:

@@ -43,7 +43,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, machine, suite
+from . import allocator, ccode, machine, suite
 from .compile import CompileError
 from .eliminate import Problem
 from .fileio import json_default
@@ -541,8 +541,10 @@ class _Threads:
 #: ``jacc.jacobian`` backends the execution table can time; ``-once`` is ``retrace=False``. ``auto``
 #: is jacobian's defaults (backend and strategy ``"auto"``: what a user gets, the scalar route of
 #: small graphs included) and ``jax`` the same with ``backend="jax"``; ``numpy`` and ``interpret``
-#: run the best plan's order.
-TIMED_BACKENDS = ("auto", "numpy", "jax", "torch", "interpret", "auto-once", "numpy-once", "jax-once", "torch-once")
+#: run the best plan's order; ``c`` is the defaults with ``backend="c"`` (scalar code built by the C
+#: compiler where the scalar route applies, else the NumPy program).
+TIMED_BACKENDS = ("auto", "numpy", "jax", "torch", "c", "interpret", "auto-once", "numpy-once", "jax-once",
+                  "torch-once", "c-once")
 
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
@@ -559,7 +561,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     nums = tuple(range(len(args)))
     name, _, once = backend.partition("-")
     try:
-        strategy = "auto" if name in ("auto", "jax", "torch") else list(best.order)
+        strategy = "auto" if name in ("auto", "jax", "torch", "c") else list(best.order)
         jf = jacobian(f, argnums=nums, strategy=strategy, backend=name, retrace=not once)
         t = time.perf_counter()
         jf(*args)
@@ -570,7 +572,7 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     except Exception as e:  # report, do not hide
         return {"error": f"{type(e).__name__}: {e}"}
     return {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": jf.ran,
-            "strategy": jf.plan.strategy + (" scalar" if jf.ran == "scalar" and name != "numpy" else ""),
+            "strategy": jf.plan.strategy + (" scalar" if jf.ran in ("scalar", "c") and name != "numpy" else ""),
             "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out))}
 
 
@@ -702,7 +704,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     the functions as written; ``"scalar"`` traces the AD literature's scalar graphs (vector inputs
     split into scalars, stacked scalar outputs split; see :class:`Traced`) where possible.
     ``backends``: the :func:`jacc.jacobian` backends timed with ``baselines`` (default: ``auto``
-    and ``auto-once``, and the jax and torch pairs when installed; see :data:`TIMED_BACKENDS`);
+    and ``auto-once``, the jax and torch pairs when installed and ``c-once`` where there is a C
+    compiler; see :data:`TIMED_BACKENDS`);
     each is the whole user-facing call (trace, compiled plan, result)
     with the best plan's order, at level ``"array"``.
     """
@@ -728,7 +731,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     if backends is None:
         backends = (["auto", "auto-once"] + (["jax", "jax-once"] if baselines and _load_jax()[0] is not None else [])
-                    + (["torch", "torch-once"] if baselines and _load_torch()[0] is not None else []))
+                    + (["torch", "torch-once"] if baselines and _load_torch()[0] is not None else [])
+                    + (["c-once"] if baselines and ccode.compiler() is not None else []))
     backends = [b.lower() for b in backends]
     bad = [b for b in backends if b not in TIMED_BACKENDS]
     if bad:
@@ -1005,7 +1009,8 @@ class BenchResult:
         extra = [(k, label) for k, label in (("jacc_auto-once", "traced once"), ("jacc_numpy", "numpy, best order"),
                                              ("jacc_numpy-once", "numpy once, best order"), ("jacc_jax", "jax backend"),
                                              ("jacc_jax-once", "jax, traced once"), ("jacc_torch", "torch backend"),
-                                             ("jacc_torch-once", "torch, traced once"), ("jacc_interpret", "executor"),
+                                             ("jacc_torch-once", "torch, traced once"), ("jacc_c", "c backend"),
+                                             ("jacc_c-once", "c, traced once"), ("jacc_interpret", "executor"),
                                              ("jacc_compiled", "scalar compiled")) if timed(k)]
         headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
                    "vs best", "max |ΔJ|"]
@@ -1040,6 +1045,7 @@ class BenchResult:
                          ("jacc_jax-once", "jacobian, backend jax, retrace=False"),
                          ("jacc_torch", "jacobian, backend torch"),
                          ("jacc_torch-once", "jacobian, backend torch, retrace=False"),
+                         ("jacc_c", "jacobian, backend c"), ("jacc_c-once", "jacobian, backend c, retrace=False"),
                          ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}

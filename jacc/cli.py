@@ -649,9 +649,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--at", required=True, help="input values, e.g. x1=2,x2=5 or x=[1,2],A=@A.npy")
     c.add_argument("-o", "--output", help="save the Jacobian: .npy (one block) or .npz (all blocks)")
     c.add_argument("--format", choices=["table", "json"], default="table")
-    c.add_argument("--backend", choices=["interpret", "numpy", "jax", "torch", "scalar"], default="interpret",
+    c.add_argument("--backend", choices=["interpret", "numpy", "jax", "torch", "scalar", "c"], default="interpret",
                    help="run the plan on the executor (default), or compiled: one NumPy, jax.jit or PyTorch "
-                   "program, or straight-line float code (all-scalar graphs)")
+                   "program, or straight-line float code (scalar; all-scalar graphs), or that code built by the C "
+                   "compiler (c)")
     _plan_args(c)
 
     c = add("bench", "benchmark plan quality and speed on the literature suite", cmd_bench)
@@ -665,9 +666,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "(vector inputs split into scalars; scalar plans also run compiled)")
     c.add_argument("--repeats", type=int, default=5, help="timing repeats for --baselines (default 5)")
     c.add_argument("--backends", help="jacobian backends timed with --baselines, comma-separated: auto (jacobian's "
-                   "defaults), jax and torch (the defaults with that backend), numpy, interpret (the best plan's "
-                   "order), auto-once, numpy-once, jax-once, torch-once "
-                   "(-once: retrace=False; default: auto and auto-once, and the jax and torch pairs when installed)")
+                   "defaults), jax, torch and c (the defaults with that backend), numpy, interpret (the best plan's "
+                   "order), auto-once, numpy-once, jax-once, torch-once, c-once (-once: retrace=False; default: "
+                   "auto and auto-once, the jax and torch pairs when installed, c-once with a C compiler)")
     c.add_argument("--plot", help="save a bar chart (SVG/PNG; needs matplotlib)")
     c.add_argument("--planning", action="store_true", help="benchmark the planners instead: chain DP vs "
                    "numpy, markowitz on random graphs, optimal (--size full: 10⁴/10⁵ vertices and 15/20 "

@@ -118,7 +118,8 @@ class Plan(Costs):
         ``graph.inputs`` order) returning ``{(output, input): block}`` like :meth:`execute`.
 
         ``backend``: ``"scalar"`` (straight-line float code, all-scalar graphs only; see
-        :mod:`jacc.compile`), ``"numpy"``, ``"jax"`` or ``"torch"`` (the plan lowered to one array program, see
+        :mod:`jacc.compile`), ``"c"`` (the same code built by the system C compiler, see
+        :mod:`jacc.ccode`), ``"numpy"``, ``"jax"`` or ``"torch"`` (the plan lowered to one array program, see
         :mod:`jacc.program`; the primal runs on the graph), ``"auto"`` (scalar where it applies,
         else numpy). The function's ``.program`` is the :class:`~jacc.program.Program`, whose
         ``source`` prints the generated code.
@@ -130,6 +131,10 @@ class Plan(Costs):
         """
         from .compile import CompileError, compile_plan
 
+        if backend == "c":
+            from .ccode import compile_native
+
+            return compile_native(self)
         if backend in ("auto", "scalar"):
             try:
                 return compile_plan(self)

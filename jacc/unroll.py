@@ -50,6 +50,9 @@ SECONDS_PER_LINE = 25e-9
 #: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
 #: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
 JAX_MAX_LINES = 1000
+#: the longest scalar code that ``backend="c"`` builds (gcc takes about a second per 10,000
+#: statements; beyond, the array program runs)
+C_MAX_LINES = 20_000
 
 
 def float_list(a: Any) -> list:
@@ -85,6 +88,19 @@ class Unrolled:
         self.mults = compiled.mults
         self.jitted: Callable | None = None  # set by use_jax()
         self.jax_index: np.ndarray | None = None  # the entries the jitted code returns, if not all
+        self.native: Callable | None = None  # set by use_c()
+
+    def use_c(self) -> None:
+        """Run as built C code (:mod:`jacc.ccode`): the same statements, about a nanosecond each.
+        Raises :class:`~jacc.compile.CompileError` where a formula has no C twin or the code is
+        longer than :data:`C_MAX_LINES`, and ``BackendError`` where there is no C compiler."""
+        from .ccode import Native
+
+        lines = len(self.compiled.flat_parts[1])
+        if lines > C_MAX_LINES:
+            raise CompileError(f"{lines} lines of scalar code: more than the C compiler builds quickly "
+                               f"({C_MAX_LINES})")
+        self.native = Native(self.compiled, self.n_in)
 
     def use_jax(self) -> None:
         """Run under ``jax.jit``: the same code over ``jax.numpy`` (one fused XLA computation for
@@ -123,6 +139,8 @@ class Unrolled:
     def run_lists(self, lists: Sequence[list]) -> dict:
         """The blocks at the arguments given as lists of floats (each in C order)."""
         floats = lists[0] if len(lists) == 1 else [v for x in lists for v in x]
+        if self.native is not None:
+            return self._blocks(self.native(floats))
         if self.jitted is not None:
             return self._blocks(self._filled(np.asarray(self.jitted(np.array(floats))), self.jax_index))
         try:

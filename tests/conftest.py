@@ -1,4 +1,14 @@
 import numpy as np
+import pytest
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _c_libraries_in_a_temporary_folder(tmp_path_factory):
+    """backend="c" builds into this run's own folder, not the user's ~/.cache/jacc."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JACC_CACHE", str(tmp_path_factory.mktemp("jacc-cache")))
+    yield
+    mp.undo()
 
 
 def fd_jacobian(f, args, argnum, eps=1e-6):

@@ -1,0 +1,343 @@
+"""Scalar plans as machine code: :mod:`jacc.compile`'s float code built by the system C compiler.
+
+The float code of a scalar plan (primal values, local partials and the plan's eliminations, one
+statement each) is straight-line arithmetic, which Python runs at tens of nanoseconds an
+operation. The same statements written as one C function and built with ``cc`` run at about a
+nanosecond each, as CasADi's generated code does. This is ``backend="c"`` of
+:func:`~jacc.jacobian` and :meth:`Plan.compile <jacc.Plan.compile>`: it needs a C compiler (``cc``,
+or the one named by the ``CC`` environment variable) and nothing else; built libraries are kept
+in ``$JACC_CACHE`` (default ``~/.cache/jacc``) under the hash of their source, so a plan is built
+once per machine.
+
+The translation is exact, not approximate: every formula is parsed (:mod:`ast`) and written with
+the same IEEE operations in the same order — no ``-ffast-math``, no contraction into fused
+multiply-adds — so results equal the float code's bit for bit wherever the C library's functions
+equal Python's :mod:`math` (``exp``, ``log``, ``sin`` … are the same libm calls). Where Python
+raises (``log(-1)``, division by zero), C returns NumPy's NaN or ±inf directly. A formula with
+a function that has no C twin here (SciPy's special functions) makes the whole plan refuse with
+:class:`~jacc.compile.CompileError`, and the caller keeps the float code.
+
+>>> from jacc import examples, plan
+>>> f = plan(examples.lecture_f(), "reverse").compile("c")  # doctest: +SKIP
+>>> {k: round(v, 3) for k, v in f(2.0, 5.0).items()}  # doctest: +SKIP
+{('v5', 'x1'): 5.5, ('v5', 'x2'): 1.716}
+>>> print(f.source.split("void jacobian")[1])  # doctest: +SKIP
+(const double *restrict in, double *restrict out, double *restrict w)
+{
+    const double _v0 = in[0];
+    const double _v1 = in[1];
+    ...
+"""
+
+from __future__ import annotations
+
+import ast
+import ctypes
+import hashlib
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .compile import _NAME, CompileError, _live, flat_constants
+
+#: MATH_NAMES entries whose C twin is a libm function of the same semantics
+LIBM = {"exp": "exp", "expm1": "expm1", "log": "log", "log1p": "log1p", "sin": "sin", "cos": "cos",
+        "tan": "tan", "tanh": "tanh", "sinh": "sinh", "cosh": "cosh", "arctan": "atan", "arcsin": "asin",
+        "arccos": "acos", "sqrt": "sqrt", "abs": "fabs", "power": "pow", "exp2": "exp2", "log2": "log2",
+        "log10": "log10", "cbrt": "cbrt", "hypot": "hypot", "arcsinh": "asinh", "arccosh": "acosh",
+        "arctanh": "atanh", "arctan2": "atan2", "fmod": "fmod", "copysign": "copysign", "erf": "erf",
+        "erfc": "erfc", "floor": "floor", "ceil": "ceil", "trunc": "trunc", "rint": "rint"}
+
+#: jacc.compile's own float helpers, written out in C step for step (see that module's twins)
+HELPERS = {
+    "sign": "double h_sign(double x) { return x != x ? x : (double)((x > 0) - (x < 0)); }",
+    "maximum": "double h_maximum(double a, double b) { return (a != a || b != b) ? a + b : (a >= b ? a : b); }",
+    "minimum": "double h_minimum(double a, double b) { return (a != a || b != b) ? a + b : (a <= b ? a : b); }",
+    "fmax": "double h_fmax(double a, double b) { return a != a ? b : b != b ? a : (a >= b ? a : b); }",
+    "fmin": "double h_fmin(double a, double b) { return a != a ? b : b != b ? a : (a <= b ? a : b); }",
+    "tie": "double h_tie(double a, double b) { return (double)(a > b) + 0.5 * (double)(a == b); }",
+    "ftie": "double h_ftie(double a, double b) "
+            "{ return (double)(a > b) + 0.5 * (double)(a == b) + (double)(b != b) * (double)(a == a); }",
+    "powgrad": "double h_powgrad(double a, double b) { return b == 0 ? 0.0 : b * pow(a, b - 1.0); }",
+    "nonzero": "double h_nonzero(double a) { return a == 0 ? 1.0 : a; }",
+    "sinc": "double h_sinc(double x) { return x == 0 ? 1.0 : sin(JACC_PI * x) / (JACC_PI * x); }",
+    "sincgrad": "double h_sincgrad(double x, double y) { double t = JACC_PI * x; if (fabs(t) < 0.1) "
+                "{ double t2 = t * t; return JACC_PI * t * (-1.0 / 3.0 + t2 * (1.0 / 30.0 + t2 * "
+                "(-1.0 / 840.0 + t2 / 45360.0))); } return (cos(t) - y) / x; }",
+    "logaddexp": "double h_logaddexp(double a, double b) { if (a == b) return a + 0.6931471805599453; "
+                 "double d = a - b; return d > 0 ? a + log1p(exp(-d)) : d <= 0 ? b + log1p(exp(d)) : d; }",
+    "logaddexp2": "double h_logaddexp2(double a, double b) { if (a == b) return a + 1.0; double d = a - b; "
+                  "return d > 0 ? a + 1.4426950408889634 * log1p(pow(2.0, -d)) "
+                  ": d <= 0 ? b + 1.4426950408889634 * log1p(pow(2.0, d)) : d; }",
+    "heaviside": "double h_heaviside(double a, double b) { return a != a ? a : a < 0 ? 0.0 : a > 0 ? 1.0 : b; }",
+    "xlogy": "double h_xlogy(double a, double b) { return (a == 0 && b == b) ? 0.0 : a * log(b); }",
+    "xlog1py": "double h_xlog1py(double a, double b) { return (a == 0 && b == b) ? 0.0 : a * log1p(b); }",
+    "ndtr": "double h_ndtr(double x) { double t = x * 0.7071067811865476; if (fabs(t) < 0.7071067811865476) "
+            "return 0.5 + 0.5 * erf(t); double y = 0.5 * erfc(fabs(t)); return t > 0 ? 1.0 - y : y; }",
+}
+
+PRELUDE = ("#include <math.h>\n#define JACC_PI 3.141592653589793\n"
+           + "".join(f"static inline {h}\n" for h in HELPERS.values()))
+
+_COMPARE = {ast.Lt: "<", ast.Gt: ">", ast.LtE: "<=", ast.GtE: ">=", ast.Eq: "==", ast.NotEq: "!="}
+_ARITH = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+
+def c_name(name: str) -> str:
+    """A Python name of the float code as a C identifier that cannot meet libm's (``y0``, ``j1``)."""
+    return "_" + name
+
+
+def literal(value: float) -> str:
+    """A double literal with the exact value (``repr`` round-trips; C reads it the same)."""
+    value = float(value)
+    if math.isnan(value):
+        return "NAN"
+    if math.isinf(value):
+        return "INFINITY" if value > 0 else "(-INFINITY)"
+    text = repr(value)
+    return text if any(c in text for c in ".e") else text + ".0"
+
+
+def expression(text: str, functions: dict[str, str]) -> str:
+    """The Python float expression ``text`` in C; ``functions`` maps the names it may call to C
+    functions. Raises :class:`CompileError` on anything else (``%``, ``and``, attributes …).
+
+    >>> expression("x * (1.0 - y * y)", {})
+    '(_x * (1.0 - (_y * _y)))'
+    >>> expression("a ** 2 if a > 0 else 0", {})
+    '((((double)(_a > 0.0))) != 0 ? pow(_a, 2.0) : 0.0)'
+    """
+    return _c(ast.parse(text.strip(), mode="eval").body, functions)
+
+
+def _c(node: ast.AST, functions: dict[str, str]) -> str:
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):  # bools too
+        return literal(node.value)
+    if isinstance(node, ast.Name):
+        return c_name(node.id)
+    if isinstance(node, ast.BinOp):
+        a, b = _c(node.left, functions), _c(node.right, functions)
+        if type(node.op) in _ARITH:
+            return f"({a} {_ARITH[type(node.op)]} {b})"
+        if isinstance(node.op, ast.Pow):
+            return f"pow({a}, {b})"
+    elif isinstance(node, ast.UnaryOp):
+        a = _c(node.operand, functions)
+        if isinstance(node.op, ast.USub):
+            return f"(-{a})"
+        if isinstance(node.op, ast.UAdd):
+            return a
+        if isinstance(node.op, ast.Not):
+            return f"((double)!({a}))"
+    elif isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in _COMPARE:
+        a, b = _c(node.left, functions), _c(node.comparators[0], functions)
+        return f"((double)({a} {_COMPARE[type(node.ops[0])]} {b}))"
+    elif isinstance(node, ast.IfExp):  # a double is true where it is not 0 (NaN is true), as in Python
+        return (f"(({_c(node.test, functions)}) != 0 ? {_c(node.body, functions)} "
+                f": {_c(node.orelse, functions)})")
+    elif (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords
+          and node.func.id in functions):
+        return f"{functions[node.func.id]}({', '.join(_c(a, functions) for a in node.args)})"
+    elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+        raise CompileError(f"C: no C twin of {node.func.id!r}; the float code runs instead")
+    raise CompileError(f"C: cannot write {ast.unparse(node)!r}; the float code runs instead")
+
+
+def source(jacobian: Callable, keep: Sequence[int], name: str = "jacobian") -> tuple[str, int]:
+    """C source of ``void name(const double *in, double *out, double *w)`` and the number of
+    doubles its workspace ``w`` needs: ``jacobian`` is :func:`~jacc.compile.compile_plan`'s
+    function; the code writes ``out[i]`` for each flat entry ``i`` in ``keep``
+    (:func:`~jacc.compile.flat`'s order) and computes only what they need.
+
+    Long code is cut into functions of :data:`CHUNK` statements that pass the values they share
+    through ``w``: a compiler allocates registers over a whole function, and on 10⁵ statements
+    with long-lived values that alone took gcc minutes."""
+    params, lines, _, env, _ = jacobian.flat_parts
+    exprs = [jacobian.flat_exprs[i] for i in keep]
+    lines = _live(lines, exprs)
+    functions = {**LIBM, **{k: f"h_{k}" for k in HELPERS}}
+    out = [PRELUDE]
+    for key, value in env.items():  # formulas as static functions, non-finite constants as globals
+        if hasattr(value, "spec"):
+            expr, names = value.spec
+            args = ", ".join(f"double {c_name(a.strip())}" for a in names.split(",") if a.strip())
+            out.append(f"static inline double {c_name(key)}({args}) "
+                       f"{{ return {expression(expr, functions)}; }}")
+        elif isinstance(value, float):
+            out.append(f"static const double {c_name(key)} = {literal(value)};")
+    functions.update({k: c_name(k) for k, v in env.items() if hasattr(v, "spec")})
+    inputs = {p.strip(): i for i, p in enumerate(params.split(",")) if p.strip()}
+    # (target or None for an output entry, C expression, variables read)
+    stmts: list[tuple[Any, str, list[str]]] = []
+    defined: dict[str, int] = {}  # name -> statement index
+    for line in lines:
+        target, expr = line.split(" = ", 1)
+        if target in defined:
+            raise CompileError(f"C: {target} is assigned twice; the float code runs instead")
+        stmts.append((target, expression(expr, functions), _reads(expr, defined, inputs)))
+        defined[target] = len(stmts) - 1
+    stmts += [(i, expression(e, functions), _reads(e, defined, inputs)) for i, e in zip(keep, exprs)]
+    chunks = [stmts[k:k + CHUNK] for k in range(0, len(stmts), CHUNK)] or [[]]
+    home = {n: defined[n] // CHUNK for n in defined}
+    slots: dict[str, int] = {}  # values read by a later chunk than their own: their place in w
+    for c, chunk in enumerate(chunks):
+        for _, _, reads in chunk:
+            for n in reads:
+                if n in home and home[n] != c and n not in slots:
+                    slots[n] = len(slots)
+    parts = []
+    for c, chunk in enumerate(chunks):
+        body, loaded = [], set()
+        for target, cexpr, reads in chunk:
+            for n in reads:
+                if n not in loaded and (n in inputs or home[n] != c):
+                    source_ = f"in[{inputs[n]}]" if n in inputs else f"w[{slots[n]}]"
+                    body.append(f"    const double {c_name(n)} = {source_};")
+                    loaded.add(n)
+            if isinstance(target, str):
+                body.append(f"    const double {c_name(target)} = {cexpr};")
+                loaded.add(target)
+                if target in slots:
+                    body.append(f"    w[{slots[target]}] = {c_name(target)};")
+            else:
+                body.append(f"    out[{target}] = {cexpr};")
+        fname = name if len(chunks) == 1 else f"{name}_{c}"
+        attr = "" if len(chunks) == 1 else "static __attribute__((noinline)) "
+        parts.append(f"{attr}void {fname}(const double *restrict in, double *restrict out, double *restrict w)"
+                     "\n{\n" + "\n".join(body) + "\n}\n")
+    if len(chunks) > 1:
+        calls = "".join(f"    {name}_{c}(in, out, w);\n" for c in range(len(chunks)))
+        parts.append(f"void {name}(const double *restrict in, double *restrict out, double *restrict w)"
+                     f"\n{{\n{calls}}}\n")
+    return "\n".join(out + parts), len(slots)
+
+
+def _reads(expr: str, defined: dict, inputs: dict) -> list[str]:
+    """The variables a Python expression reads (function names are neither)."""
+    return list(dict.fromkeys(n for n in _NAME.findall(expr) if n in defined or n in inputs))
+
+
+# -- building -----------------------------------------------------------------------------------
+
+#: statements per C function (see :func:`source`)
+CHUNK = 2000
+#: the longest C source (statements) built at ``-O2``; longer straight-line code builds at ``-O1``,
+#: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops
+O2_LINES = 20_000
+_lock = threading.Lock()
+_loaded: dict[str, Any] = {}  # source hash -> library, within this process
+
+
+def compiler() -> str | None:
+    """The C compiler ``backend="c"`` uses (``$CC``, else ``cc``), or None where there is none."""
+    return shutil.which(os.environ.get("CC") or "cc")
+
+
+def require() -> str:
+    """The C compiler, or one clear :class:`~jacc.program.BackendError` naming the fix."""
+    from .program import BackendError
+
+    cc = compiler()
+    if cc is None:
+        raise BackendError("backend 'c' needs a C compiler: install gcc or clang, or name one in $CC")
+    return cc
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("JACC_CACHE") or Path.home() / ".cache" / "jacc") / "c"
+
+
+def build(src: str, name: str = "jacobian") -> Callable:
+    """The function ``name`` of the C source ``src``, built once per machine (a library per source
+    hash in :func:`cache_dir`, or a temporary one where that is not writable)."""
+    cc = require()
+    digest = hashlib.sha256((cc + "\0" + src).encode()).hexdigest()[:32]
+    with _lock:
+        lib = _loaded.get(digest)
+        if lib is None:
+            lib = _loaded[digest] = ctypes.CDLL(str(_library(cc, src, digest)))
+    fn = getattr(lib, name)
+    fn.restype, fn.argtypes = None, [ctypes.c_void_p] * 3
+    return fn
+
+
+def _library(cc: str, src: str, digest: str) -> Path:
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"jacc-c-{os.getuid()}"):
+        path = folder / f"{digest}.so"
+        if path.exists():
+            return path
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            return _compile(cc, src, path)
+        except OSError:
+            continue
+    raise CompileError("C: no writable folder for the built library (set $JACC_CACHE)")
+
+
+def _compile(cc: str, src: str, path: Path) -> Path:
+    level = "-O2" if src.count("\n") <= O2_LINES else "-O1"
+    fd, tmp = tempfile.mkstemp(suffix=".c", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(src)
+    part = Path(tmp).with_suffix(".so")
+    try:
+        done = subprocess.run([cc, level, "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off",
+                               "-o", str(part), tmp, "-lm"], capture_output=True, text=True)
+        if done.returncode != 0:
+            first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:300])
+            raise CompileError(f"C: {Path(cc).name} failed: {first}")
+        os.replace(part, path)  # atomic: another process building the same source is harmless
+    finally:
+        for p in (Path(tmp), part):
+            p.unlink(missing_ok=True)
+    return path
+
+
+class Native:
+    """A scalar plan's Jacobian as built C code: ``native(floats)`` is the flat Jacobian
+    (:func:`~jacc.compile.flat`'s order) at the graph's inputs ``floats``, a fresh array.
+
+    Entries the code makes constants (structural zeros and ±1) are written once into the output
+    buffer; the C function writes only the others. The buffers are the object's own, so a call
+    holds a lock (two threads may share a ``jacobian``)."""
+
+    def __init__(self, jacobian: Callable, n_in: int):
+        consts = flat_constants(jacobian)
+        varying = [i for i, c in enumerate(consts) if c is None]
+        src, slots = source(jacobian, varying)
+        self.fn, self.source = build(src), src
+        self.x, self.w = np.zeros(max(n_in, 1)), np.zeros(max(slots, 1))
+        self.y = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
+        self.n_in, self.x_at, self.y_at, self.w_at = n_in, self.x.ctypes.data, self.y.ctypes.data, self.w.ctypes.data
+        self.lock = threading.Lock()
+
+    def __call__(self, floats: Sequence[float]) -> np.ndarray:
+        with self.lock:
+            self.x[:self.n_in] = floats
+            self.fn(self.x_at, self.y_at, self.w_at)
+            return self.y.copy()
+
+
+def compile_native(plan) -> Callable[..., dict]:
+    """:meth:`Plan.compile("c") <jacc.Plan.compile>`: the scalar plan's function as built C code,
+    ``{(output, input): float}`` like :func:`~jacc.compile.compile_plan`'s (``.source`` is the C
+    source, ``.mults`` the multiplications it performs)."""
+    from .compile import compile_plan
+
+    jac = compile_plan(plan)
+    native = Native(jac, len(plan.graph.inputs))
+    keys = jac.flat_keys
+
+    def jacobian(*args: float) -> dict:
+        return dict(zip(keys, native([float(a) for a in args]).tolist()))
+
+    jacobian.source, jacobian.mults, jacobian.native = native.source, jac.mults, native
+    return jacobian

@@ -1,0 +1,174 @@
+"""backend="c": the scalar route's float code built by the C compiler (jacc.ccode)."""
+
+import ctypes
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import jacc
+from jacc import ccode, examples, suite
+from jacc.compile import MATH_NAMES, CompileError
+from jacc.ops import ELEMENTWISE, NUMPY_NAMES, UNARY, formula
+from jacc.program import BackendError
+
+pytestmark = pytest.mark.skipif(ccode.compiler() is None, reason="no C compiler (cc) on this machine")
+
+FUNCTIONS = {**ccode.LIBM, **{k: f"h_{k}" for k in ccode.HELPERS}}
+POINTS = [0.0, -0.0, 0.3, -0.7, 1.0, -1.0, 2.5, -3.25, 1e-9, 40.0, -800.0, 1e300, math.inf, -math.inf, math.nan]
+
+
+def _formulas():
+    """(label, text, parameters) of every op formula the translation writes in C."""
+    out = []
+    for name, (primal, deriv, _) in UNARY.items():
+        out += [(f"{name}", primal, "x")] + ([(f"d{name}", deriv, "x, y")] if deriv else [])
+    for name, (primal, rules, params) in ELEMENTWISE.items():
+        out.append((name, primal, params))
+        out += [(f"d{name}/{i}", r[1], params + ", y") for i, r in enumerate(rules) if r and r[1]]
+    kept = []
+    for label, text, params in out:
+        try:
+            ccode.expression(text, FUNCTIONS)
+        except CompileError:
+            continue
+        kept.append((label, text, params))
+    return kept
+
+
+def test_every_translated_formula_gives_numpys_values_at_awkward_points():
+    # Each op formula with a C twin, evaluated by C at zeros of both signs, ±1, large, tiny,
+    # ±inf and NaN, against the array formula NumPy runs (the executor's): equal, NaN where NumPy
+    # says NaN. Where Python's math agrees with NumPy the float code and C agree bit for bit.
+    kept = _formulas()
+    assert len(kept) >= 100  # the elementary functions: exp … hypot, logaddexp, xlogy, their rules
+    args = ["x", "y", "z"]
+    body = []
+    for k, (_, text, params) in enumerate(kept):
+        names = [p.strip() for p in params.split(",")]
+        sub = ", ".join(f"const double {ccode.c_name(n)} = in[{i}];" for i, n in enumerate(names))
+        body.append(f"    {{ {sub.replace(', const', '; const')} out[{k}] = {ccode.expression(text, FUNCTIONS)}; }}")
+    src = ccode.PRELUDE + "void table(const double *in, double *out, double *w)\n{\n" + "\n".join(body) + "\n}\n"
+    fn = ccode.build(src, "table")
+    out, inp = np.zeros(len(kept)), np.zeros(3)
+    exact = 0
+    for a in POINTS:
+        for b in POINTS[::3]:
+            inp[:] = [a, b, 0.7]
+            fn(inp.ctypes.data, out.ctypes.data, inp.ctypes.data)
+            for k, (label, text, params) in enumerate(kept):
+                xs = [inp[i] for i in range(len(params.split(",")))]
+                with np.errstate(all="ignore"):
+                    ref = float(formula(text, params, NUMPY_NAMES)(*map(np.float64, xs)))
+                got = out[k]
+                assert (math.isnan(ref) and math.isnan(got)) or got == pytest.approx(ref, rel=1e-13, abs=1e-300), \
+                    (label, text, xs, got, ref)
+                try:
+                    py = float(formula(text, params, MATH_NAMES)(*map(float, xs)))
+                except (ValueError, ZeroDivisionError, OverflowError):  # the float code's fallback
+                    continue
+                if not (math.isnan(py) and math.isnan(got)):
+                    assert np.float64(py).tobytes() == np.float64(got).tobytes(), (label, xs, got, py)
+                exact += 1
+    assert exact > 1000
+    del args
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(seed=st.integers(0, 10 ** 6), n_in=st.integers(1, 3), n_inner=st.integers(1, 14), n_out=st.integers(1, 3))
+def test_random_graphs_give_the_float_codes_bits(seed, n_in, n_inner, n_out):
+    g = examples.random_graph(n_in, n_inner, n_out, seed=seed)
+    p = jacc.plan(g, "markowitz")
+    fast, native = p.compile("scalar"), p.compile("c")
+    assert native.mults == p.mults
+    xs = np.random.default_rng(seed + 1).uniform(-1.5, 1.5, n_in).tolist()
+    try:
+        ref = fast.raw(*xs)
+    except (ValueError, ZeroDivisionError, OverflowError):
+        ref = {k: float(v) for k, v in p.execute(*xs).items()}
+    got = native(*xs)
+    assert got.keys() == ref.keys()
+    for k in ref:
+        assert np.float64(got[k]).tobytes() == np.float64(ref[k]).tobytes() or (
+            math.isnan(got[k]) and math.isnan(ref[k])), k
+
+
+def test_long_code_is_cut_into_functions_that_share_values_through_the_workspace(monkeypatch):
+    g = examples.random_graph(3, 40, 3, seed=7)
+    p = jacc.plan(g, "reverse")
+    xs = [0.3, -0.4, 1.1]
+    whole = p.compile("c")
+    monkeypatch.setattr(ccode, "CHUNK", 5)
+    cut = p.compile("c")
+    assert cut.source.count("__attribute__((noinline))") > 5 and "w[" in cut.source
+    assert "w[" not in whole.source
+    assert cut(*xs) == whole(*xs) == {k: float(v) for k, v in p.compile("scalar").raw(*xs).items()}
+
+
+@pytest.mark.parametrize("name", ["lecture_f", "lion", "propane", "heart", "roeflux", "robotarm", "blackscholes"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_jacobian_with_backend_c_runs_c_and_equals_the_float_code(name, retrace):
+    p = suite.get(name, "small")
+    inp = p.make_inputs(0)
+    args = list(inp.values())
+    nums = tuple(range(len(args)))
+
+    def f(*a):
+        return p.fn(*a, xp=np)
+
+    jc = jacc.jacobian(f, argnums=nums, backend="c", retrace=retrace)
+    js = jacc.jacobian(f, argnums=nums, retrace=retrace)
+    jn = jacc.jacobian(f, argnums=nums, backend="numpy")
+    for seed in (0, 1):
+        xs = list(p.make_inputs(seed).values())
+        got, ref, arr = jc(*xs), js(*xs), jn(*xs)
+        assert jc.ran == "c"
+        for a, b, c in zip(got, ref, arr):
+            assert a.shape == c.shape and a.dtype == np.float64
+            np.testing.assert_allclose(a, c, rtol=1e-12, atol=1e-14)
+            if js.ran == "scalar" and js.plan.order == jc.plan.order:  # the same statements: the same bits
+                assert np.array_equal(a, b)
+
+
+def test_what_c_cannot_write_runs_as_before():
+    # gammaln has no C twin here: the float code or the program runs, with the right numbers
+    from scipy.special import gammaln
+
+    jf = jacc.jacobian(lambda x: gammaln(x) * np.sin(x), backend="c", retrace=False)
+    x = np.array([1.5, 2.5, 3.5])
+    J = jf(x)
+    assert jf.ran in ("scalar", "numpy")
+    h = 1e-6
+    fd = [(gammaln(x[i] + h) * np.sin(x[i] + h) - gammaln(x[i] - h) * np.sin(x[i] - h)) / (2 * h) for i in range(3)]
+    np.testing.assert_allclose(np.diag(J), fd, rtol=1e-7)
+    # a graph of arrays too large for the scalar route runs the NumPy program
+    big = jacc.jacobian(lambda x: np.tanh(x).sum(), backend="c", retrace=False)
+    big(np.ones(5000))
+    assert big.ran == "numpy"
+
+
+def test_a_missing_compiler_is_one_clear_line(monkeypatch):
+    monkeypatch.setenv("CC", "/nonexistent/cc")
+    with pytest.raises(BackendError, match="needs a C compiler.*CC"):
+        jacc.jacobian(np.sin, backend="c")
+    with pytest.raises(CompileError, match="scalars"):
+        jacc.plan(examples.single_layer(), "reverse").compile("c")
+
+
+def test_a_built_library_is_reused_from_the_cache_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    monkeypatch.setattr(ccode, "_loaded", {})
+    p = jacc.plan(examples.lecture_f(), "reverse")
+    first = p.compile("c")
+    assert len(list((tmp_path / "c").glob("*.so"))) == 1
+    monkeypatch.setattr(ccode, "_loaded", {})
+
+    def refuse(*a, **k):
+        raise AssertionError("built again")
+
+    monkeypatch.setattr(ccode.subprocess, "run", refuse)
+    again = p.compile("c")
+    assert again(2.0, 5.0) == first(2.0, 5.0) == pytest.approx({("v5", "x1"): 5.5, ("v5", "x2"): 1.716}, abs=1e-3)
+    assert isinstance(again.native.fn, ctypes._CFuncPtr)
