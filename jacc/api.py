@@ -372,8 +372,10 @@ class Runner:
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
         here (best of three calls each; a route estimated slower is not even planned)."""
+        from .ccode import auto_c
         from .compile import CompileError
-        from .unroll import best_time, unroll
+        from .program import BackendError
+        from .unroll import C_AUTO_LINES, C_SECONDS_PER_LINE, C_WORTH, best_time, unroll
 
         self.unroll = False
         if self.fast is not None:
@@ -383,8 +385,10 @@ class Runner:
             # (no program: the executor runs, slower than either)
             beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
             native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
+            may_c = self.backend == "auto" and self.primal and auto_c()  # (traced once: calls repeat)
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
-                       time_cap=self.unroll_time, **self.unroll_options)
+                       time_cap=self.unroll_time, per_line=C_SECONDS_PER_LINE if may_c else None,
+                       **self.unroll_options)
             if u is None:
                 return
             if native:
@@ -395,7 +399,18 @@ class Runner:
                 except CompileError:  # a formula without a C twin, or too long: floats or the program
                     pass
             xs = [values[x] for x in graph.inputs]
-            took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" else None
+            took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" or may_c else None
+            if may_c and took >= C_WORTH:  # C's call costs ~1 µs more than a few float lines
+                try:
+                    u.use_c(C_AUTO_LINES)
+                except (CompileError, BackendError):
+                    pass
+                if u.native is not None:
+                    built = best_time(lambda: u(xs))
+                    if built < 0.8 * took:  # clearly faster: a tie is noise, and floats need no build
+                        took = built
+                    else:
+                        u.native = None
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
                 try:
                     u.use_jax()

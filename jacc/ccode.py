@@ -241,6 +241,12 @@ def compiler() -> str | None:
     return shutil.which(os.environ.get("CC") or "cc")
 
 
+def auto_c() -> bool:
+    """Whether ``backend="auto"`` may build C (see :data:`jacc.unroll.C_WORTH`): a compiler is
+    found and ``$JACC_NO_C`` is not set."""
+    return not os.environ.get("JACC_NO_C") and compiler() is not None
+
+
 def require() -> str:
     """The C compiler, or one clear :class:`~jacc.program.BackendError` naming the fix."""
     from .program import BackendError

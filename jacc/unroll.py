@@ -50,9 +50,15 @@ SECONDS_PER_LINE = 25e-9
 #: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
 #: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
 JAX_MAX_LINES = 1000
+#: the same for the code built as C (:mod:`jacc.ccode`), at least
+C_SECONDS_PER_LINE = 1e-9
+#: under ``backend="auto"`` with ``retrace=False``, float code measured this slow (seconds per
+#: call) is also built as C, which is kept where it measures faster
+C_WORTH = 5e-6
 #: the longest scalar code that ``backend="c"`` builds (gcc takes about a second per 10,000
-#: statements; beyond, the array program runs)
+#: statements; beyond, the array program runs), and that ``"auto"`` builds on its own
 C_MAX_LINES = 20_000
+C_AUTO_LINES = 5_000
 
 
 def float_list(a: Any) -> list:
@@ -90,16 +96,16 @@ class Unrolled:
         self.jax_index: np.ndarray | None = None  # the entries the jitted code returns, if not all
         self.native: Callable | None = None  # set by use_c()
 
-    def use_c(self) -> None:
+    def use_c(self, max_lines: int | None = None) -> None:
         """Run as built C code (:mod:`jacc.ccode`): the same statements, about a nanosecond each.
         Raises :class:`~jacc.compile.CompileError` where a formula has no C twin or the code is
-        longer than :data:`C_MAX_LINES`, and ``BackendError`` where there is no C compiler."""
+        longer than ``max_lines`` (:data:`C_MAX_LINES`), and ``BackendError`` where there is no
+        C compiler."""
         from .ccode import Native
 
-        lines = len(self.compiled.flat_parts[1])
-        if lines > C_MAX_LINES:
-            raise CompileError(f"{lines} lines of scalar code: more than the C compiler builds quickly "
-                               f"({C_MAX_LINES})")
+        lines, most = len(self.compiled.flat_parts[1]), max_lines or C_MAX_LINES
+        if lines > most:
+            raise CompileError(f"{lines} lines of scalar code: more than the C compiler builds quickly ({most})")
         self.native = Native(self.compiled, self.n_in)
 
     def use_jax(self) -> None:
@@ -226,11 +232,12 @@ def candidate(graph: Graph, strategy: Any) -> bool:
 
 
 def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *, beat: float | None = None,
-           time_cap: float | None = None, **options) -> Unrolled | None:
+           time_cap: float | None = None, per_line: float | None = None, **options) -> Unrolled | None:
     """The scalar route for the array ``graph`` at the vertex ``values``, or None where it does
     not apply: a big graph, a strategy that is not a name, a trace that depends on values, an op
     that does not run on object arrays, or one without scalar formulas — or where its code would
-    take at least ``beat`` seconds by :data:`SECONDS_PER_LINE` (then it is not planned at all).
+    take at least ``beat`` seconds by :data:`SECONDS_PER_LINE` (or ``per_line`` seconds a line, for
+    code that may be built as C; then it is not planned at all).
     A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
     from .eliminate import Problem
     from .plan import MemoryLimitError, build
@@ -245,7 +252,7 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         return None
     if g.meta.get("value_dependent"):  # e.g. max over objects compares: its ties and branches are values
         return None
-    if beat is not None and SECONDS_PER_LINE * (len(g.nx) + g.nx.number_of_edges()) >= beat:
+    if beat is not None and (per_line or SECONDS_PER_LINE) * (len(g.nx) + g.nx.number_of_edges()) >= beat:
         return None
     rows = [math.prod(graph.shape(y)) for y in graph.outputs]
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]
