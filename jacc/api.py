@@ -312,6 +312,24 @@ def _scalar_compiled(plan):
         return None
 
 
+def _kept_if_faster(u, xs: list, took: float, use: Callable, attr: str, errors, margin: float = 1.0) -> float:
+    """Give the scalar route ``u`` its other form (``use()`` sets ``u.<attr>``) and keep it where
+    it measures faster than ``margin × took`` (best of three calls); the time that runs now."""
+    from .unroll import best_time
+
+    try:
+        use()
+    except errors:
+        return took
+    if getattr(u, attr) is None:
+        return took
+    t = best_time(lambda: u(xs))
+    if t < margin * took:
+        return t
+    setattr(u, attr, None)
+    return took
+
+
 class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
@@ -371,7 +389,9 @@ class Runner:
 
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
-        here (best of three calls each; a route estimated slower is not even planned)."""
+        here (best of three calls each; a route estimated slower is not even planned): as floats,
+        as C (``backend="c"``, or ``"auto"`` traced once where C measures faster) or under
+        ``jax.jit`` (``backend="jax"``, where faster)."""
         from .ccode import auto_c
         from .compile import CompileError
         from .program import BackendError
@@ -396,32 +416,17 @@ class Runner:
                     u.use_c()
                     self.unrolled = u
                     return
-                except CompileError:  # a formula without a C twin, or too long: floats or the program
+                except (CompileError, BackendError):  # a formula without a C twin, too long: as "auto"
                     pass
             xs = [values[x] for x in graph.inputs]
             took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" or may_c else None
-            if may_c and took >= C_WORTH:  # C's call costs ~1 µs more than a few float lines
-                try:
-                    u.use_c(C_AUTO_LINES)
-                except (CompileError, BackendError):
-                    pass
-                if u.native is not None:
-                    built = best_time(lambda: u(xs))
-                    if built < 0.8 * took:  # clearly faster: a tie is noise, and floats need no build
-                        took = built
-                    else:
-                        u.native = None
+            if may_c and took >= C_WORTH:  # C's call costs ~1 µs more than a few float lines; a
+                # tie is noise, and floats need no build: C is kept where clearly faster
+                took = _kept_if_faster(u, xs, took, lambda: u.use_c(C_AUTO_LINES), "native",
+                                       (CompileError, BackendError), 0.8)
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
-                try:
-                    u.use_jax()
-                except Exception:  # noqa: BLE001 - a formula JAX lacks, in any form: floats or the program
-                    pass
-                if u.jitted is not None:
-                    jitted = best_time(lambda: u(xs))
-                    if jitted < took:
-                        took = jitted
-                    else:
-                        u.jitted = None
+                # (a formula JAX lacks fails in any form: floats or the program then)
+                took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
             if beat is not None and took >= beat:
                 return
         self.unrolled = u
@@ -514,8 +519,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     for small graphs scalar code as floats where the first call measures that faster),
     ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
     of scalars and short vectors whose float64 code has at most
-    :data:`~jacc.unroll.C_MAX_LINES` statements and formulas with C twins; else as ``"auto"``
-    without the float code; built libraries are cached per machine),
+    :data:`~jacc.unroll.C_MAX_LINES` statements and formulas with C twins; else as ``"auto"``;
+    built libraries are cached per machine),
     ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each
     block as a ``scipy.sparse.csr_array`` of shape ``(output size, input size)`` built from the
