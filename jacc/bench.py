@@ -576,11 +576,12 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
             "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out))}
 
 
-def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict) -> dict:
-    """Time :meth:`Plan.compile` (straight-line code for all-scalar graphs) where it applies."""
+def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict, backend: str = "scalar") -> dict:
+    """Time :meth:`Plan.compile` (straight-line code for all-scalar graphs, as Python floats or,
+    with ``backend="c"``, built as C) where it applies."""
     try:
-        f = plan.compile("scalar")
-    except CompileError as e:  # array vertices or an op without a scalar formula
+        f = plan.compile(backend)
+    except CompileError as e:  # array vertices or an op without a scalar formula (or a C twin)
         return {"skipped": f"{type(e).__name__}: {str(e).split(' (')[0]}"}
     args = [float(tr.feed[n]) for n in tr.graph.inputs]
     med, n, warm, out = _median_time(lambda: f(*args), repeats)
@@ -893,6 +894,8 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
             ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
             ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
             ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
+            ex["jacc_c_compiled"] = (_time_compiled(best, tr, repeats, ex, "c")
+                                     if tr.level == "scalar" and ccode.compiler() is not None else {})
             if tr.level == "array" and all(np.ndim(inputs[n]) == 0 for n in tr.names):
                 ex["scalar_call"] = _time_scalar_call(p, inputs, tr.names, best, repeats)
             if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
@@ -904,7 +907,7 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
                 fastest = min(timed, key=timed.get)
                 ex["best_baseline"] = fastest
                 ex["speedup_vs_best_baseline"] = timed[fastest] / ex["jacc"]["seconds"]
-                for k in ("jacc_compiled", "jacc_interpret", *(f"jacc_{b}" for b in backends)):
+                for k in ("jacc_compiled", "jacc_c_compiled", "jacc_interpret", *(f"jacc_{b}" for b in backends)):
                     if "seconds" in ex.get(k, {}):
                         ex[k]["speedup_vs_best_baseline"] = timed[fastest] / ex[k]["seconds"]
             diffs = [v["max_diff"] for k, v in ex.items() if k in BASELINES and "max_diff" in v]
@@ -1011,7 +1014,8 @@ class BenchResult:
                                              ("jacc_jax-once", "jax, traced once"), ("jacc_torch", "torch backend"),
                                              ("jacc_torch-once", "torch, traced once"), ("jacc_c", "c backend"),
                                              ("jacc_c-once", "c, traced once"), ("jacc_interpret", "executor"),
-                                             ("jacc_compiled", "scalar compiled")) if timed(k)]
+                                             ("jacc_compiled", "scalar compiled"), ("jacc_c_compiled", "C compiled"))
+                 if timed(k)]
         headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
                    "vs best", "max |ΔJ|"]
         for _, label in extra:
@@ -1119,7 +1123,9 @@ class BenchResult:
                       "faster; traced once: jacobian(retrace=False), f traced at the first call only "
                       "(jax.jit semantics); "
                       "jax backend: jacobian(backend='jax'); executor: the interpreted Plan.execute(); "
-                      "scalar compiled: Plan.compile('scalar') at level scalar):", "", self.execution_table(), ""]
+                      "c: jacobian(backend='c'); scalar compiled and C compiled: Plan.compile('scalar') and "
+                      "Plan.compile('c') at level scalar, the generated function alone):", "",
+                      self.execution_table(), ""]
             parts += [f"- {line}" for line in self.speedup_summary()]
         notes = self.notes()
         if notes:

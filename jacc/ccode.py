@@ -321,13 +321,14 @@ class Native:
         src, slots = source(jacobian, varying)
         self.fn, self.source = build(src), src
         self.x, self.w = np.zeros(max(n_in, 1)), np.zeros(max(slots, 1))
+        self.xs = (ctypes.c_double * len(self.x)).from_buffer(self.x)  # (assigning a list: 25 % faster)
         self.y = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
         self.n_in, self.x_at, self.y_at, self.w_at = n_in, self.x.ctypes.data, self.y.ctypes.data, self.w.ctypes.data
         self.lock = threading.Lock()
 
     def __call__(self, floats: Sequence[float]) -> np.ndarray:
         with self.lock:
-            self.x[:self.n_in] = floats
+            self.xs[:self.n_in] = floats
             self.fn(self.x_at, self.y_at, self.w_at)
             return self.y.copy()
 
