@@ -24,9 +24,17 @@ a function that has no C twin here (SciPy's special functions) makes the whole p
 >>> print(f.source.split("void jacobian")[1])  # doctest: +SKIP
 (const double *restrict in, double *restrict out, double *restrict w)
 {
+    const double _v2 = in[1];
+    const double _v4 = _F_v4(_v2);
     const double _v0 = in[0];
-    const double _v1 = in[1];
     ...
+    out[0] = _s3_8;
+    out[1] = _s2_7;
+}
+
+(The examples are not run as doctests: a machine without a C compiler would fail them;
+``tests/test_ccode.py`` runs them where there is one. Windows is not supported: there
+:func:`compiler` finds none.)
 """
 
 from __future__ import annotations
@@ -236,12 +244,17 @@ CHUNK = 2000
 #: the longest C source (statements) built at ``-O2``; longer straight-line code builds at ``-O1``,
 #: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops
 O2_LINES = 20_000
+#: seconds a build may take before the float code runs instead
+BUILD_TIMEOUT = 300
 _lock = threading.Lock()
 _loaded: dict[str, Any] = {}  # source hash -> library, within this process
 
 
 def compiler() -> str | None:
-    """The C compiler ``backend="c"`` uses (``$CC``, else ``cc``), or None where there is none."""
+    """The C compiler ``backend="c"`` uses (``$CC``, else ``cc``), or None where there is none
+    (and on Windows, whose compilers build libraries differently)."""
+    if os.name == "nt":
+        return None
     return shutil.which(os.environ.get("CC") or "cc")
 
 
@@ -280,7 +293,7 @@ def build(src: str, name: str = "jacobian") -> Callable:
 
 
 def _library(cc: str, src: str, digest: str) -> Path:
-    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"jacc-c-{os.getuid()}"):
+    for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"jacc-c-{os.getuid()}"):  # (not Windows)
         path = folder / f"{digest}.so"
         if path.exists():
             return path
@@ -299,8 +312,12 @@ def _compile(cc: str, src: str, path: Path) -> Path:
         fh.write(src)
     part = Path(tmp).with_suffix(".so")
     try:
-        done = subprocess.run([cc, level, "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off",
-                               "-o", str(part), tmp, "-lm"], capture_output=True, text=True)
+        try:
+            done = subprocess.run([cc, level, "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off",
+                                   "-o", str(part), tmp, "-lm"], capture_output=True, text=True,
+                                  timeout=BUILD_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise CompileError(f"C: {Path(cc).name} took more than {BUILD_TIMEOUT} s") from None
         if done.returncode != 0:
             first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:300])
             raise CompileError(f"C: {Path(cc).name} failed: {first}")
