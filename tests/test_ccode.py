@@ -172,3 +172,27 @@ def test_a_built_library_is_reused_from_the_cache_folder(monkeypatch, tmp_path):
     again = p.compile("c")
     assert again(2.0, 5.0) == first(2.0, 5.0) == pytest.approx({("v5", "x1"): 5.5, ("v5", "x2"): 1.716}, abs=1e-3)
     assert isinstance(again.native.fn, ctypes._CFuncPtr)
+
+
+def test_auto_traced_once_builds_long_float_code_as_c_unless_told_not_to(monkeypatch):
+    # the robot arm's float code takes ~15 µs a call, its C ~3 µs: auto keeps C (a 5× margin,
+    # against the 1.25× it asks for); JACC_NO_C keeps the compiler out, and retrace=True never
+    # calls it (the trace costs far more than the code)
+    p = suite.get("robotarm", "small")
+    x = list(p.make_inputs(0).values())
+
+    def f(*a):
+        return p.fn(*a, xp=np)
+
+    nums = tuple(range(len(x)))
+    once = jacc.jacobian(f, argnums=nums, retrace=False)
+    ref = once(*x)
+    assert once.ran == "c"
+    every = jacc.jacobian(f, argnums=nums)
+    every(*x)
+    assert every.ran == "scalar"
+    monkeypatch.setenv("JACC_NO_C", "1")
+    floats = jacc.jacobian(f, argnums=nums, retrace=False)
+    for a, b in zip(floats(*x), ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    assert floats.ran == "scalar"
