@@ -152,7 +152,7 @@ class _Once:
         dt = entry.runner.dtype
         # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
         self.unrolled = entry.runner.unrolled is not None
-        self.floats = kind == "scalar" and not self.unrolled
+        self.floats = entry.runner.fast is not None  # (as floats or as C)
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
@@ -172,7 +172,7 @@ class _Once:
             run, kind, program, convert = r.unrolled.run_lists, r.kind, None, None
         elif r.fast is not None:  # scalar code evaluates the primal itself
             run, assemble = _scalar_run(entry, single)
-            kind, program, convert = "scalar", None, np.asarray  # floats to fresh 0-d arrays
+            kind, program, convert = r.kind, None, np.asarray  # floats to fresh 0-d arrays
         elif r.program and r.program.primal:  # lowered with the primal (Runner(primal=True))
             program = r.program
             inputs = g.inputs
@@ -338,6 +338,7 @@ class Runner:
         # primal: the program also evaluates the graph, so retrace=False can run it on arguments alone
         self.backend, self.dtype, self.sparse, self.primal = backend, dtype, sparse, primal
         self.fast: Callable | None = None  # scalar straight-line function
+        self.fast_kind = "scalar"  # or "c": that code built by the C compiler (jacc.ccode)
         # unroll: may try that route (not for structures rebuilt with other constants: it would
         # plan again whenever they change)
         self.unroll = unroll and backend in ("auto", "jax", "torch", "c") and dtype == np.float64 and not sparse
@@ -348,11 +349,17 @@ class Runner:
         self.why = ""  # why the executor runs, when it does
 
     def prepare(self, plan, values) -> None:
+        from .ccode import auto_c
         from .lazy import LowerError
         from .program import BackendError, lower
 
-        if self.backend in ("auto", "scalar") and self.dtype == np.float64 and not self.sparse:
+        if self.backend in ("auto", "scalar", "c") and self.dtype == np.float64 and not self.sparse:
             self.fast = _scalar_compiled(plan)
+            # C for a structure planned here (not one rebuilt for other constants: it would build
+            # again whenever they change), under "auto" only for code traced once (calls repeat)
+            if self.fast is not None and self.unroll and (
+                    self.backend == "c" or (self.backend == "auto" and self.primal and auto_c())):
+                self._floats_or_c(plan, values)
             if self.fast is not None or self.backend == "scalar":
                 self.program = False
                 self.why = "" if self.fast is not None else "not an all-scalar graph"
@@ -369,6 +376,31 @@ class Runner:
                 self.program, self.why = False, str(e)
         if self.backend in ("jax", "torch") and self.dtype == np.float64 and not self.sparse:
             self._program_or_floats(plan, values)
+
+    def _floats_or_c(self, plan, values) -> None:
+        """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``
+        where the float code takes at least :data:`~jacc.unroll.C_WORTH` and C measures clearly
+        faster (by a fifth: a tie is noise, and floats need no build)."""
+        from .ccode import compile_native
+        from .compile import CompileError
+        from .program import BackendError
+        from .unroll import C_WORTH, best_time
+
+        xs = [float(values[x]) for x in plan.graph.inputs]
+        took = None
+        if self.backend == "auto":
+            try:
+                took = best_time(lambda: self.fast.raw(*xs))
+            except FALLBACK:
+                return
+            if took < C_WORTH:
+                return
+        try:
+            native = compile_native(plan)
+        except (CompileError, BackendError):  # a formula without a C twin: the float code
+            return
+        if took is None or best_time(lambda: native(*xs)) < 0.8 * took:
+            self.fast, self.fast_kind = native, "c"
 
     def _program_or_floats(self, plan, values) -> None:
         """Under ``backend="jax"`` or ``"torch"``, an all-scalar plan runs as float code where that
@@ -437,7 +469,9 @@ class Runner:
             return "c"
         if self.unrolled is not None and self.unrolled.jitted is not None:
             return "jax"
-        if self.fast is not None or self.unrolled is not None:
+        if self.fast is not None:
+            return self.fast_kind
+        if self.unrolled is not None:
             return "scalar"
         return self.program.backend if self.program else "interpret"
 

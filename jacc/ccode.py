@@ -368,4 +368,7 @@ def compile_native(plan) -> Callable[..., dict]:
         return dict(zip(keys, native([float(a) for a in args]).tolist()))
 
     jacobian.source, jacobian.mults, jacobian.native = native.source, jac.mults, native
+    # compile_plan's interface (jacc.api runs either): the same without fallback, and the flat
+    # entries (jacc.compile.flat) — here the array itself
+    jacobian.raw, jacobian.flat_keys, jacobian.flat_fn = jacobian, keys, lambda *xs: native(xs)
     return jacobian

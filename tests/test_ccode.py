@@ -196,3 +196,29 @@ def test_auto_traced_once_builds_long_float_code_as_c_unless_told_not_to(monkeyp
     for a, b in zip(floats(*x), ref):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
     assert floats.ran == "scalar"
+
+
+def _long_scalar(a, b, c):
+    s = 0.0
+    for k in range(60):
+        s = s + np.sin(a * k + b) * np.exp(-c * k / 60.0) + a * b / (1.0 + c * c + k)
+    return s
+
+
+def test_all_scalar_functions_run_as_c_and_a_changing_constant_builds_nothing_new(monkeypatch, tmp_path):
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    xs = (0.3, 0.5, 0.7)
+    ref = jacc.jacobian(_long_scalar, argnums=(0, 1, 2), compile=False)(*xs)
+    for backend, retrace in [("c", True), ("c", False), ("auto", False)]:
+        jf = jacc.jacobian(_long_scalar, argnums=(0, 1, 2), backend=backend, retrace=retrace)
+        for _ in range(2):
+            got = jf(*xs)
+            assert jf.ran == "c", (backend, retrace)
+            np.testing.assert_allclose(got, ref, rtol=1e-12)
+    builds = len(list((tmp_path / "c").glob("*.so")))
+    scale = [1.0]
+    jf = jacc.jacobian(lambda x: np.sin(x) * scale[0] + x ** 3, backend="c")
+    for k in range(4):  # the closure's constant differs at every call: the float code, no build
+        scale[0] = 1.0 + k
+        assert float(jf(0.4)) == pytest.approx(np.cos(0.4) * scale[0] + 3 * 0.4 ** 2, rel=1e-13)
+    assert len(list((tmp_path / "c").glob("*.so"))) <= builds + 1
