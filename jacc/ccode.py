@@ -187,8 +187,8 @@ def source(jacobian: Callable, keep: Sequence[int], name: str = "jacobian") -> t
             out.append(f"static const double {c_name(key)} = {literal(value)};")
     functions.update({k: c_name(k) for k, v in env.items() if hasattr(v, "spec")})
     inputs = {p.strip(): i for i, p in enumerate(params.split(",")) if p.strip()}
-    # (target or None for an output entry, C expression, variables read)
-    stmts: list[tuple[Any, str, list[str]]] = []
+    # (the name assigned, or the output entry's index; C expression; variables read)
+    stmts: list[tuple[str | int, str, list[str]]] = []
     defined: dict[str, int] = {}  # name -> statement index
     for line in lines:
         target, expr = line.split(" = ", 1)
