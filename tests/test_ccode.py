@@ -222,3 +222,19 @@ def test_all_scalar_functions_run_as_c_and_a_changing_constant_builds_nothing_ne
         scale[0] = 1.0 + k
         assert float(jf(0.4)) == pytest.approx(np.cos(0.4) * scale[0] + 3 * 0.4 ** 2, rel=1e-13)
     assert len(list((tmp_path / "c").glob("*.so"))) <= builds + 1
+
+
+def test_threads_sharing_a_c_jacobian_get_their_own_answers():
+    # Native's argument and result buffers are shared: its lock keeps calls apart
+    from concurrent.futures import ThreadPoolExecutor
+
+    jf = jacc.jacobian(_long_scalar, argnums=(0, 1, 2), backend="c", retrace=False)
+    points = [(0.1 * k, 0.5, 0.2 + 0.01 * k) for k in range(8)]
+    want = [np.array(jf(*x)) for x in points]
+    assert jf.ran == "c"
+
+    def work(k):
+        return all(np.array_equal(np.array(jf(*points[(k + i) % 8])), want[(k + i) % 8]) for i in range(300))
+
+    with ThreadPoolExecutor(4) as pool:
+        assert all(pool.map(work, range(8)))
