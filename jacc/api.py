@@ -379,12 +379,12 @@ class Runner:
 
     def _floats_or_c(self, plan, values) -> None:
         """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``
-        where the float code takes at least :data:`~jacc.unroll.C_WORTH` and C measures clearly
-        faster (by a fifth: a tie is noise, and floats need no build)."""
-        from .ccode import compile_native
+        where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
+        :data:`~jacc.ccode.AUTO_LINES` long and C measures clearly faster (:data:`~jacc.ccode.MARGIN`)."""
+        from .ccode import AUTO_LINES, MARGIN, MAX_LINES, WORTH, compile_native
         from .compile import CompileError
         from .program import BackendError
-        from .unroll import C_WORTH, best_time
+        from .unroll import best_time
 
         xs = [float(values[x]) for x in plan.graph.inputs]
         took = None
@@ -393,13 +393,13 @@ class Runner:
                 took = best_time(lambda: self.fast.raw(*xs))
             except FALLBACK:
                 return
-            if took < C_WORTH:
+            if took < WORTH:
                 return
         try:
-            native = compile_native(plan)
-        except (CompileError, BackendError):  # a formula without a C twin: the float code
+            native = compile_native(plan, MAX_LINES if took is None else AUTO_LINES)
+        except (CompileError, BackendError):  # a formula without a C twin, too long: the float code
             return
-        if took is None or best_time(lambda: native(*xs)) < 0.8 * took:
+        if took is None or best_time(lambda: native(*xs)) < MARGIN * took:
             self.fast, self.fast_kind = native, "c"
 
     def _program_or_floats(self, plan, values) -> None:
@@ -424,10 +424,10 @@ class Runner:
         here (best of three calls each; a route estimated slower is not even planned): as floats,
         as C (``backend="c"``, or ``"auto"`` traced once where C measures faster) or under
         ``jax.jit`` (``backend="jax"``, where faster)."""
-        from .ccode import auto_c
+        from . import ccode
         from .compile import CompileError
         from .program import BackendError
-        from .unroll import C_AUTO_LINES, C_SECONDS_PER_LINE, C_WORTH, best_time, unroll
+        from .unroll import best_time, unroll
 
         self.unroll = False
         if self.fast is not None:
@@ -437,9 +437,9 @@ class Runner:
             # (no program: the executor runs, slower than either)
             beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
             native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
-            may_c = self.backend == "auto" and self.primal and auto_c()  # (traced once: calls repeat)
+            may_c = self.backend == "auto" and self.primal and ccode.auto_c()  # (traced once: calls repeat)
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
-                       time_cap=self.unroll_time, per_line=C_SECONDS_PER_LINE if may_c else None,
+                       time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
                        **self.unroll_options)
             if u is None:
                 return
@@ -452,10 +452,9 @@ class Runner:
                     pass
             xs = [values[x] for x in graph.inputs]
             took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" or may_c else None
-            if may_c and took >= C_WORTH:  # C's call costs ~1 µs more than a few float lines; a
-                # tie is noise, and floats need no build: C is kept where clearly faster
-                took = _kept_if_faster(u, xs, took, lambda: u.use_c(C_AUTO_LINES), "native",
-                                       (CompileError, BackendError), 0.8)
+            if may_c and took >= ccode.WORTH:  # C is kept where clearly faster (ccode.MARGIN)
+                took = _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.AUTO_LINES), "native",
+                                       (CompileError, BackendError), ccode.MARGIN)
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
                 # (a formula JAX lacks fails in any form: floats or the program then)
                 took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
@@ -553,7 +552,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     for small graphs scalar code as floats where the first call measures that faster),
     ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
     of scalars and short vectors whose float64 code has at most
-    :data:`~jacc.unroll.C_MAX_LINES` statements and formulas with C twins; else as ``"auto"``;
+    :data:`~jacc.ccode.MAX_LINES` statements and formulas with C twins; else as ``"auto"``;
     built libraries are cached per machine),
     ``"scalar"`` or ``"interpret"`` (the executor; ``compile=False`` means
     the same). A plan that cannot be compiled runs on the executor. ``sparse=True`` returns each

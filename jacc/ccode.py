@@ -241,6 +241,19 @@ def _reads(expr: str, defined: dict, inputs: dict) -> list[str]:
 
 #: statements per C function (see :func:`source`)
 CHUNK = 2000
+#: the longest scalar code that ``backend="c"`` builds (gcc takes about a second per 10,000
+#: statements; beyond, the float code or the array program runs), and that ``"auto"`` builds on
+#: its own
+MAX_LINES = 20_000
+AUTO_LINES = 5_000
+#: under ``backend="auto"`` with ``retrace=False``, float code measured this slow (seconds per
+#: call) is also built as C, which is kept where it takes under ``MARGIN`` times as long (C's call
+#: costs ~1 µs more than a few float lines, a tie is noise, and floats need no build)
+WORTH = 5e-6
+MARGIN = 0.8
+#: seconds a line of built code takes, at least (the scalar route's early estimate, see
+#: :func:`jacc.unroll.unroll`)
+SECONDS_PER_LINE = 1e-9
 #: the longest C source (statements) built at ``-O2``; longer straight-line code builds at ``-O1``,
 #: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops
 O2_LINES = 20_000
@@ -259,7 +272,7 @@ def compiler() -> str | None:
 
 
 def auto_c() -> bool:
-    """Whether ``backend="auto"`` may build C (see :data:`jacc.unroll.C_WORTH`): a compiler is
+    """Whether ``backend="auto"`` may build C (see :data:`WORTH`): a compiler is
     found and ``$JACC_NO_C`` is not set."""
     return not os.environ.get("JACC_NO_C") and compiler() is not None
 
@@ -334,9 +347,14 @@ class Native:
 
     Entries the code makes constants (structural zeros and ±1) are written once into the output
     buffer; the C function writes only the others. The buffers are the object's own, so a call
-    holds a lock (two threads may share a ``jacobian``)."""
+    holds a lock (two threads may share a ``jacobian``). Code longer than ``max_lines``
+    statements is refused with :class:`~jacc.compile.CompileError` before anything is built."""
 
-    def __init__(self, jacobian: Callable, n_in: int):
+    def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES):
+        lines = len(jacobian.flat_parts[1])
+        if lines > max_lines:
+            raise CompileError(f"C: {lines} lines of scalar code, more than the C compiler builds quickly "
+                               f"({max_lines}); the float code runs instead")
         consts = flat_constants(jacobian)
         varying = [i for i, c in enumerate(consts) if c is None]
         src, slots = source(jacobian, varying)
@@ -354,14 +372,14 @@ class Native:
             return self.y.copy()
 
 
-def compile_native(plan) -> Callable[..., dict]:
+def compile_native(plan, max_lines: int = MAX_LINES) -> Callable[..., dict]:
     """:meth:`Plan.compile("c") <jacc.Plan.compile>`: the scalar plan's function as built C code,
     ``{(output, input): float}`` like :func:`~jacc.compile.compile_plan`'s (``.source`` is the C
     source, ``.mults`` the multiplications it performs)."""
     from .compile import compile_plan
 
     jac = compile_plan(plan)
-    native = Native(jac, len(plan.graph.inputs))
+    native = Native(jac, len(plan.graph.inputs), max_lines)
     keys = jac.flat_keys
 
     def jacobian(*args: float) -> dict:

@@ -50,15 +50,6 @@ SECONDS_PER_LINE = 25e-9
 #: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
 #: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
 JAX_MAX_LINES = 1000
-#: the same for the code built as C (:mod:`jacc.ccode`), at least
-C_SECONDS_PER_LINE = 1e-9
-#: under ``backend="auto"`` with ``retrace=False``, float code measured this slow (seconds per
-#: call) is also built as C, which is kept where it measures faster
-C_WORTH = 5e-6
-#: the longest scalar code that ``backend="c"`` builds (gcc takes about a second per 10,000
-#: statements; beyond, the array program runs), and that ``"auto"`` builds on its own
-C_MAX_LINES = 20_000
-C_AUTO_LINES = 5_000
 
 
 def float_list(a: Any) -> list:
@@ -99,14 +90,11 @@ class Unrolled:
     def use_c(self, max_lines: int | None = None) -> None:
         """Run as built C code (:mod:`jacc.ccode`): the same statements, about a nanosecond each.
         Raises :class:`~jacc.compile.CompileError` where a formula has no C twin or the code is
-        longer than ``max_lines`` (:data:`C_MAX_LINES`), and ``BackendError`` where there is no
-        C compiler."""
-        from .ccode import Native
+        longer than ``max_lines`` (:data:`jacc.ccode.MAX_LINES`), and ``BackendError`` where
+        there is no C compiler."""
+        from .ccode import MAX_LINES, Native
 
-        lines, most = len(self.compiled.flat_parts[1]), max_lines or C_MAX_LINES
-        if lines > most:
-            raise CompileError(f"{lines} lines of scalar code: more than the C compiler builds quickly ({most})")
-        self.native = Native(self.compiled, self.n_in)
+        self.native = Native(self.compiled, self.n_in, max_lines or MAX_LINES)
 
     def use_jax(self) -> None:
         """Run under ``jax.jit``: the same code over ``jax.numpy`` (one fused XLA computation for

@@ -238,3 +238,10 @@ def test_threads_sharing_a_c_jacobian_get_their_own_answers():
 
     with ThreadPoolExecutor(4) as pool:
         assert all(pool.map(work, range(8)))
+
+
+def test_code_longer_than_the_bound_is_refused_before_building(monkeypatch):
+    p = jacc.plan(examples.random_graph(3, 40, 3, seed=7), "reverse")
+    monkeypatch.setattr(ccode.subprocess, "run", lambda *a, **k: pytest.fail("built"))
+    with pytest.raises(CompileError, match="lines of scalar code"):
+        ccode.compile_native(p, max_lines=3)
