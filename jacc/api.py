@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import sys
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -140,6 +141,38 @@ def _same(a: Any, b: Any) -> bool:
     return a is b
 
 
+def _jax_arrays(args, nums) -> bool:
+    """Whether every differentiated argument is a ``jax.Array`` (or a nesting of them): the
+    ``"jax"`` backend then keeps the computation and the result on JAX's device."""
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return False
+    kind = jax.Array
+    for i in nums:
+        if not -len(args) <= i < len(args):
+            return False
+        a = args[i]
+        if not isinstance(a, kind):
+            leaves = pytrees.flatten(a)[0] if isinstance(a, (dict, tuple, list)) else ()
+            if not leaves or not all(isinstance(v, kind) for v in leaves):
+                return False
+    return True
+
+
+_to_device: list = []  # a jitted identity, made at first use
+
+
+def _on_device(result: Any) -> Any:
+    """A result computed on the host, as ``jax.Array`` values (the same nesting). A jitted identity
+    moves all blocks in one call: ``jax.device_put`` costs 5–10× more (µs per block)."""
+    import jax
+
+    if not _to_device:
+        _to_device.append(jax.jit(lambda xs: xs))
+    leaves, tree = jax.tree_util.tree_flatten(result)
+    return jax.tree_util.tree_unflatten(tree, _to_device[0](tuple(leaves)))
+
+
 class _Once:
     """``retrace=False``: a compiled function of the differentiated arguments alone (the primal
     included), valid while the other arguments equal the traced ones."""
@@ -156,10 +189,24 @@ class _Once:
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
+        # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
+        self.device: Callable | None = None
+        if program is not None and program.device is not None:
+            inputs, g = entry.graph.inputs, entry.graph
 
-    def leaves(self, args) -> list:
-        """The differentiated arguments' values in the graph's input order."""
+            def device(xs, check):
+                return program.run_on_device(dict(zip(inputs, xs)), g, check)
+            self.device = device
+
+    def leaves(self, args, device: bool = False) -> list:
+        """The differentiated arguments' values in the graph's input order (``device``: the
+        ``jax.Array`` values as they are, in the program's dtype)."""
         cast = self.cast
+        if device:
+            dt = self.entry.runner.dtype
+
+            def cast(a):
+                return a if a.dtype == dt else a.astype(dt)
         if self.nested:
             return [cast(v) for i in self.nums for v in pytrees.flatten(args[i])[0]]
         return [cast(args[self.nums[0]])] if len(self.nums) == 1 else [cast(args[i]) for i in self.nums]
@@ -548,7 +595,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
     or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
-    turns on JAX's float64 mode), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
+    turns on JAX's float64 mode; ``jax.Array`` arguments give ``jax.Array`` blocks, which with
+    ``retrace=False`` never leave JAX's device), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
     for small graphs scalar code as floats where the first call measures that faster),
     ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
     of scalars and short vectors whose float64 code has at most
@@ -707,6 +755,14 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     return hit.assemble(found)
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
+                if hit.device is not None and _jax_arrays(args, hit.nums):  # JAX arrays stay on device
+                    xs = hit.leaves(args, device=True)
+                    found, finite = hit.device(xs, nonfinite != "propagate")
+                    if not finite:
+                        for name, x in zip(hit.entry.graph.inputs, xs):
+                            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
+                    jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
+                    return hit.assemble(found)
                 xs = hit.leaves(args)
                 if nonfinite == "propagate":
                     with np.errstate(all="ignore"):
@@ -717,7 +773,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                             _check_finite(name, np.asarray(x, dtype=float), nonfinite)
                     found = hit.run(xs)
                 jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
+                if backend == "jax" and _jax_arrays(args, hit.nums):
+                    return _on_device(hit.assemble(found))
                 return hit.assemble(found)
+        device = backend == "jax" and _jax_arrays(args, nums)  # results as jax.Arrays
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs)
             graph, plan = entry.graph, entry.plan
@@ -738,7 +797,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
             elif run.program:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                    found = run.program.run(tape.arrays(), graph)
+                    found = run.program.run(tape.arrays(), graph, device=device)
+                device = device and run.program.device is None  # (else they are there already)
             else:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
@@ -753,7 +813,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 once[key] = made
                 if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
                     floats[:] = [tuple(map(type, args)), made]
-        return entry.assemble(found)
+        return _on_device(entry.assemble(found)) if device else entry.assemble(found)
 
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store

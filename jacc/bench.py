@@ -542,9 +542,11 @@ class _Threads:
 #: is jacobian's defaults (backend and strategy ``"auto"``: what a user gets, the scalar route of
 #: small graphs included) and ``jax`` the same with ``backend="jax"``; ``numpy`` and ``interpret``
 #: run the best plan's order; ``c`` is the defaults with ``backend="c"`` (scalar code built by the C
-#: compiler where the scalar route applies, else the NumPy program).
+#: compiler where the scalar route applies, else the NumPy program). ``jax-arrays-once`` is
+#: ``jax-once`` called as the JAX baselines are, with ``jax.Array`` arguments (the Jacobian then
+#: stays on JAX's device: timed until it is ready).
 TIMED_BACKENDS = ("auto", "numpy", "jax", "torch", "c", "interpret", "auto-once", "numpy-once", "jax-once",
-                  "torch-once", "c-once")
+                  "torch-once", "c-once", "jax-arrays-once")
 
 
 def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int, J_ref: dict) -> dict:
@@ -560,13 +562,19 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
     args = [inputs[n] for n in names]
     nums = tuple(range(len(args)))
     name, _, once = backend.partition("-")
+    ready = None
+    if "arrays" in once:  # jax.Array arguments, as the JAX baselines get them
+        jax, jnp, why = _load_jax()
+        if jax is None:
+            return {"skipped": why}
+        args, ready = [jnp.asarray(a) for a in args], jax.block_until_ready
     try:
         strategy = "auto" if name in ("auto", "jax", "torch", "c") else list(best.order)
         jf = jacobian(f, argnums=nums, strategy=strategy, backend=name, retrace=not once)
         t = time.perf_counter()
         jf(*args)
         first = time.perf_counter() - t
-        med, n, _, out = _median_time(lambda: jf(*args), repeats)
+        med, n, _, out = _median_time((lambda: ready(jf(*args))) if ready else (lambda: jf(*args)), repeats)
     except BackendError as e:
         return {"skipped": str(e)}
     except Exception as e:  # report, do not hide
@@ -705,8 +713,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     the functions as written; ``"scalar"`` traces the AD literature's scalar graphs (vector inputs
     split into scalars, stacked scalar outputs split; see :class:`Traced`) where possible.
     ``backends``: the :func:`jacc.jacobian` backends timed with ``baselines`` (default: ``auto``
-    and ``auto-once``, the jax and torch pairs when installed and ``c-once`` where there is a C
-    compiler; see :data:`TIMED_BACKENDS`);
+    and ``auto-once``, the jax and torch pairs and ``jax-arrays-once`` when installed and ``c-once``
+    where there is a C compiler; see :data:`TIMED_BACKENDS`);
     each is the whole user-facing call (trace, compiled plan, result)
     with the best plan's order, at level ``"array"``.
     """
@@ -731,7 +739,8 @@ def run(problems: Sequence[str] | None = None, strategies: Sequence[str] | None 
     if level not in LEVELS:
         raise ValueError(f"level must be one of {LEVELS}, not {level!r}")
     if backends is None:
-        backends = (["auto", "auto-once"] + (["jax", "jax-once"] if baselines and _load_jax()[0] is not None else [])
+        backends = (["auto", "auto-once"]
+                    + (["jax", "jax-once", "jax-arrays-once"] if baselines and _load_jax()[0] is not None else [])
                     + (["torch", "torch-once"] if baselines and _load_torch()[0] is not None else [])
                     + (["c-once"] if baselines and ccode.compiler() is not None else []))
     backends = [b.lower() for b in backends]
@@ -1013,7 +1022,9 @@ class BenchResult:
                                              ("jacc_numpy-once", "numpy once, best order"), ("jacc_jax", "jax backend"),
                                              ("jacc_jax-once", "jax, traced once"), ("jacc_torch", "torch backend"),
                                              ("jacc_torch-once", "torch, traced once"), ("jacc_c", "c backend"),
-                                             ("jacc_c-once", "c, traced once"), ("jacc_interpret", "executor"),
+                                             ("jacc_c-once", "c, traced once"),
+                                             ("jacc_jax-arrays-once", "jax, jax.Array args, once"),
+                                             ("jacc_interpret", "executor"),
                                              ("jacc_compiled", "scalar compiled"), ("jacc_c_compiled", "C compiled"))
                  if timed(k)]
         headers = ["problem", "jacc plan", "jacobian s", "jax fwd", "jax rev", "torch fwd", "torch rev",
@@ -1050,6 +1061,7 @@ class BenchResult:
                          ("jacc_torch", "jacobian, backend torch"),
                          ("jacc_torch-once", "jacobian, backend torch, retrace=False"),
                          ("jacc_c", "jacobian, backend c"), ("jacc_c-once", "jacobian, backend c, retrace=False"),
+                         ("jacc_jax-arrays-once", "jacobian, backend jax, retrace=False, jax.Array arguments"),
                          ("jacc_interpret", "executor")):
             sp = {r["problem"]: ((r.get("execution") or {}).get(k) or {}).get("speedup_vs_best_baseline")
                   for r in self.rows}

@@ -89,6 +89,10 @@ class Program:
     primal: bool = False  # computes the vertex values itself: ``vertices`` are the graph's inputs
 
     device_consts: Any = field(default=None, repr=False, compare=False)  # (graph, constants on JAX's device)
+    #: JAX: the jitted program returning its blocks as ``jax.Array`` values where they were computed (the
+    #: result assembled by XLA, no host copies): what :meth:`run` calls with ``device=True``
+    device: Callable | None = field(default=None, repr=False, compare=False)
+    device_checked: Callable | None = field(default=None, repr=False, compare=False)  # see run_on_device
 
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
@@ -106,8 +110,12 @@ class Program:
             return vals + kept[1]
         return vals + [nodes[v]["args"][i].value for v, i in self.consts]
 
-    def run(self, values: Mapping[str, Any], graph: Graph) -> dict[tuple[str, str], Any]:
-        """``{(output, input): block}`` at the vertex ``values`` (the blocks are the caller's)."""
+    def run(self, values: Mapping[str, Any], graph: Graph, device: bool = False) -> dict[tuple[str, str], Any]:
+        """``{(output, input): block}`` at the vertex ``values`` (the blocks are the caller's).
+        ``device=True`` (JAX programs with dense results): the blocks stay ``jax.Array`` values on
+        JAX's device, and ``values`` may be ``jax.Array`` values there too: no copy to or from the host."""
+        if device and self.device is not None:
+            return self.run_on_device(values, graph)[0]
         with factorise.sharing():
             out = self.fn(self.inputs(values, graph))
         if self.structures is None:
@@ -123,6 +131,21 @@ class Program:
                 j = S.Jac(j.out_shape, j.in_shape, j.pair, j.vlabels, v, j.reshape, j.select, j.embed)
             blocks[k] = to_sparse(j, so, si, v.dtype)
         return blocks
+
+    def run_on_device(self, values: Mapping[str, Any], graph: Graph, check: bool = False) -> tuple[dict, bool]:
+        """:meth:`run` with ``device=True`` (needs :attr:`device`), and whether every vertex
+        value passed in is finite when ``check`` (computed in the same jitted call, where XLA
+        fuses it: a separate call would cost more than the copy it saves)."""
+        V = self.inputs(values, graph)
+        if not check:
+            return dict(zip(self.outputs, self.device(V))), True
+        if self.device_checked is None:
+            import jax
+
+            jnp, run, n = _jax_namespace(), self.device, len(self.vertices)
+            self.device_checked = jax.jit(lambda V: (run(V), _all_finite(jnp, V[:n])))
+        out, ok = self.device_checked(V)
+        return dict(zip(self.outputs, out)), bool(ok)
 
     def __str__(self) -> str:
         return self.source
@@ -271,6 +294,8 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)
+    if backend == "jax" and prog.device is None and r.structures is None:  # its host assembles blocks
+        prog.device = emit(r, backend, host_tail=False).device
     try:
         check(prog, r, values, plan.graph)
     except (LowerError, BackendError):
@@ -720,8 +745,9 @@ def _added_in_place(live: list[Statement], alias: dict[int, int], kept: set[int]
     return out
 
 
-def emit(r: Recorded, backend: str = "numpy") -> Program:
-    """Print the recorded statements as source for ``backend`` and compile them."""
+def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program:
+    """Print the recorded statements as source for ``backend`` and compile them (with
+    ``host_tail=False``, a JAX program assembles its dense blocks itself: see :func:`_host_tail`)."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     be = _backend(backend)  # None: NumPy, called directly
@@ -737,7 +763,8 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     if be is None:
         live = _rows_added_in_place(live, alias, kept, shapes)
         live = _added_in_place(live, alias, kept, {alias.get(i, i) for i in r.inputs}, shapes)
-    tail = _host_tail(live, alias, kept) if getattr(be, "host_assembly", False) and r.structures is None else {}
+    tail = (_host_tail(live, alias, kept) if host_tail and getattr(be, "host_assembly", False)
+            and r.structures is None else {})
     if tail:
         live = [s for s in live if s.id not in tail]
         kept |= {alias.get(ref, ref) for s in tail.values() for ref in _refs_in((s.args, s.kwargs))}
@@ -812,8 +839,9 @@ def emit(r: Recorded, backend: str = "numpy") -> Program:
     fn = ns["program"] if be is None else be.wrap(ns["program"])
     if tail:
         fn = _assembled_on_host(fn, finish)
+    device = getattr(fn, "device", None) if r.structures is None else None
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
-                   r.structures, r.primal)
+                   r.structures, r.primal, device=device)
 
 
 # The algebra's array writes: dense zeros with a block written in. Under JAX the program returns
@@ -923,7 +951,15 @@ class _Jax:
         import jax
 
         jitted = jax.jit(program)
-        return lambda V: tuple(np.asarray(b) for b in jitted(V))
+
+        def host(V):
+            return tuple(np.asarray(b) for b in jitted(V))
+        host.device = jitted  # (Program.device: the blocks left where XLA computed them)
+        return host
+
+
+def _all_finite(jnp, xs: list) -> Any:
+    return jnp.all(jnp.stack([jnp.isfinite(x).all() for x in xs])) if xs else jnp.bool_(True)
 
 
 def _jax_namespace():

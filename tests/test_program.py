@@ -207,6 +207,70 @@ def test_the_jax_programs_dense_blocks_are_written_on_the_host(monkeypatch, f):
     np.testing.assert_allclose((jf(x),)[0][0] if len(got) == 2 else jf(x), want[0], rtol=1e-12)
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: np.sin(x) * x,  # a diagonal block, written by NumPy on the host path
+    lambda x: (np.sin(x), np.sin(x)),  # the same block twice
+    lambda x: np.outer(x, x).sum(axis=0) ** 2,
+])
+@pytest.mark.parametrize("retrace", [False, True])
+def test_jax_arrays_in_give_jax_arrays_out_without_the_host(monkeypatch, f, retrace):
+    # backend="jax" called with jax.Arrays: the jitted program reads them where they are and
+    # leaves its blocks there (XLA assembles them), so nothing crosses to NumPy and back
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the array program, not the scalar route
+    x = np.linspace(0.2, 1.4, 5)
+    want = jacc.jacobian(f, backend="interpret")(x)
+    want = want if isinstance(want, tuple) else (want,)
+    jf = jacc.jacobian(f, backend="jax", retrace=retrace)
+    jf(x)  # planned and lowered with NumPy arguments
+    prog = jf.program
+    assert prog.device is not None
+    host = prog.fn
+    monkeypatch.setattr(prog, "fn", lambda V: pytest.fail("the host program ran"))
+    for _ in range(2):
+        got = jf(jax.numpy.asarray(x))
+        got = got if isinstance(got, tuple) else (got,)
+        assert jf.ran == "jax" and len(got) == len(want)
+        for a, b in zip(got, want):
+            assert isinstance(a, jax.Array)
+            np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12)
+    monkeypatch.setattr(prog, "fn", host)
+    for a, b in zip((jf(x),) if len(want) == 1 else jf(x), want):  # NumPy in: NumPy out, as before
+        assert isinstance(a, np.ndarray) and a.flags.writeable
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch):
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    f = lambda x, y: np.sin(x) * y  # noqa: E731
+    x, y = np.linspace(0.2, 1.4, 5), np.linspace(1.0, 2.0, 5)
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="jax", retrace=False)
+    jf(x, y)
+    bad = y.copy()
+    bad[3] = np.nan
+    with pytest.raises(ValueError, match="'y'"):
+        jf(jax.numpy.asarray(x), jax.numpy.asarray(bad))
+    got = jacc.jacobian(f, argnums=(0, 1), backend="jax", retrace=False, nonfinite="propagate")
+    got(x, y)
+    dx, dy = got(jax.numpy.asarray(x), jax.numpy.asarray(bad))
+    assert isinstance(dx, jax.Array) and np.isnan(np.asarray(dx)[3, 3]) and not np.isnan(np.asarray(dx)[2, 2])
+    np.testing.assert_allclose(np.asarray(dy), np.diag(np.sin(x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("retrace", [False, True])
+def test_jax_arrays_into_a_scalar_route_come_back_as_jax_arrays(retrace):
+    # small graphs run as float code even under backend="jax": the result still follows the arguments
+    jax = pytest.importorskip("jax")
+    p = suite.get("lecture_f", "small")
+    jf = jacc.jacobian(p.fn, argnums=(0, 1), backend="jax", retrace=retrace)
+    want = jf(2.0, 5.0)
+    for _ in range(2):
+        got = jf(jax.numpy.asarray(2.0), jax.numpy.asarray(5.0))
+        assert all(isinstance(a, jax.Array) for a in got)
+        np.testing.assert_allclose([float(a) for a in got], [float(a) for a in want], rtol=1e-15)
+
+
 @pytest.mark.parametrize("subs", ["ab,bc->ac", "ba,bc->ac", "cb,ca->ab", "ab,cb->ca", "xab,xbc->xac",
                                   "axb,xbc->xca", "abc,cd->abd", "ab,b->a", "b,ba->a", "dcb,ca->bda"])
 def test_the_xla_matrix_product_equals_einsum(subs):
