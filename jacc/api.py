@@ -595,8 +595,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
     or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
-    turns on JAX's float64 mode; ``jax.Array`` arguments give ``jax.Array`` blocks, which with
-    ``retrace=False`` never leave JAX's device), ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
+    turns on JAX's float64 mode; ``jax.Array`` arguments give dense ``jax.Array`` blocks, which
+    with ``retrace=False`` never leave JAX's device),
+    ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
     for small graphs scalar code as floats where the first call measures that faster),
     ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
     of scalars and short vectors whose float64 code has at most
@@ -773,10 +774,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                             _check_finite(name, np.asarray(x, dtype=float), nonfinite)
                     found = hit.run(xs)
                 jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                if backend == "jax" and _jax_arrays(args, hit.nums):
+                if backend == "jax" and not sparse and _jax_arrays(args, hit.nums):
                     return _on_device(hit.assemble(found))
                 return hit.assemble(found)
-        device = backend == "jax" and _jax_arrays(args, nums)  # results as jax.Arrays
+        device = backend == "jax" and not sparse and _jax_arrays(args, nums)  # results as jax.Arrays
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs)
             graph, plan = entry.graph, entry.plan

@@ -259,6 +259,19 @@ def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch):
 
 
 @pytest.mark.parametrize("retrace", [False, True])
+def test_jax_arrays_with_sparse_results_give_scipy_blocks(retrace):
+    jax = pytest.importorskip("jax")
+    f = lambda x: np.sin(x) * x  # noqa: E731
+    x = np.linspace(0.2, 1.4, 5)
+    jf = jacc.jacobian(f, backend="jax", sparse=True, retrace=retrace)
+    want = jf(x)
+    for _ in range(2):
+        got = jf(jax.numpy.asarray(x))
+        assert type(got) is type(want) and hasattr(got, "tocsr")
+        np.testing.assert_allclose(got.toarray(), np.diag(np.sin(x) + x * np.cos(x)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("retrace", [False, True])
 def test_jax_arrays_into_a_scalar_route_come_back_as_jax_arrays(retrace):
     # small graphs run as float code even under backend="jax": the result still follows the arguments
     jax = pytest.importorskip("jax")
