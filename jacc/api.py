@@ -152,6 +152,8 @@ def _jax_arrays(args, nums) -> bool:
         if not -len(args) <= i < len(args):
             return False
         a = args[i]
+        if type(a) in _HOST:  # (the common case, answered before jax.Array's slower isinstance)
+            return False
         if not isinstance(a, kind):
             leaves = pytrees.flatten(a)[0] if isinstance(a, (dict, tuple, list)) else ()
             if not leaves or not all(isinstance(v, kind) for v in leaves):
@@ -159,6 +161,7 @@ def _jax_arrays(args, nums) -> bool:
     return True
 
 
+_HOST = (np.ndarray, float, int, np.float64)
 _to_device: list = []  # a jitted identity, made at first use
 
 
@@ -426,7 +429,7 @@ class Runner:
 
     def _floats_or_c(self, plan, values) -> None:
         """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``
-        where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
+        and ``"jax"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
         :data:`~jacc.ccode.AUTO_LINES` long and C measures clearly faster (:data:`~jacc.ccode.MARGIN`)."""
         from .ccode import AUTO_LINES, MARGIN, MAX_LINES, WORTH, compile_native
         from .compile import CompileError
@@ -435,7 +438,7 @@ class Runner:
 
         xs = [float(values[x]) for x in plan.graph.inputs]
         took = None
-        if self.backend == "auto":
+        if self.backend != "c":
             try:
                 took = best_time(lambda: self.fast.raw(*xs))
             except FALLBACK:
@@ -452,12 +455,14 @@ class Runner:
     def _program_or_floats(self, plan, values) -> None:
         """Under ``backend="jax"`` or ``"torch"``, an all-scalar plan runs as float code where that
         beats the program's call (a jitted call's dispatch alone costs several µs, a PyTorch op a
-        few; best of three)."""
+        few; best of three), and traced once that code as C where faster still (as under ``"auto"``)."""
+        from .ccode import auto_c
         from .unroll import best_time
 
         fast = _scalar_compiled(plan)
         if fast is None:
             return
+        here = self.unroll  # (planned here, not rebuilt for other constants: C may be built)
         self.unroll = False  # the scalar route would be this float code again
         if self.program:
             xs = [values[x] for x in plan.graph.inputs]
@@ -465,6 +470,8 @@ class Runner:
                 if best_time(lambda: fast(*xs)) >= best_time(lambda: self.program.run(values, plan.graph)):
                     return
         self.fast, self.program = fast, False
+        if here and self.primal and auto_c():  # traced once: calls repeat, C may pay for its build
+            self._floats_or_c(plan, values)
 
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
@@ -484,7 +491,8 @@ class Runner:
             # (no program: the executor runs, slower than either)
             beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
             native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
-            may_c = self.backend == "auto" and self.primal and ccode.auto_c()  # (traced once: calls repeat)
+            # C where faster, traced once (calls repeat): the scalar route is host code on every backend
+            may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
                        **self.unroll_options)
@@ -594,11 +602,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     graph is also planned at the scalar level and runs as float code where that is faster, see
     :mod:`jacc.unroll` — ``.plan`` is then the scalar-level plan), ``"numpy"``,
     ``"jax"`` (the same program under ``jax.jit``, or for small graphs scalar code under ``jax.jit``
-    or as floats, whichever the first call measures fastest; needs ``pip install 'jacc[jax]'`` and
+    or as floats — traced once also as C where a compiler is found — whichever the first call
+    measures fastest; needs ``pip install 'jacc[jax]'`` and
     turns on JAX's float64 mode; ``jax.Array`` arguments give dense ``jax.Array`` blocks, which
     with ``retrace=False`` never leave JAX's device),
     ``"torch"`` (the program on PyTorch, see :mod:`jacc.torch_backend`;
-    for small graphs scalar code as floats where the first call measures that faster),
+    for small graphs scalar code as floats, or traced once as C, where the first call measures
+    that faster),
     ``"c"`` (the scalar route's code built by the system C compiler, :mod:`jacc.ccode`: graphs
     of scalars and short vectors whose float64 code has at most
     :data:`~jacc.ccode.MAX_LINES` statements and formulas with C twins; else as ``"auto"``;

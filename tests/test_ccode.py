@@ -198,6 +198,37 @@ def test_auto_traced_once_builds_long_float_code_as_c_unless_told_not_to(monkeyp
     assert floats.ran == "scalar"
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_jax_and_torch_traced_once_run_small_graphs_as_c_where_faster(monkeypatch, backend):
+    # a small graph's scalar route is host code under every backend: traced once, its C is kept
+    # where it measures faster, as under "auto" (the robot arm: an array graph's scalar route;
+    # _long_scalar: an all-scalar graph); JACC_NO_C keeps the float code
+    pytest.importorskip(backend)
+    p = suite.get("robotarm", "small")
+    x = list(p.make_inputs(0).values())
+    nums = tuple(range(len(x)))
+
+    def f(*a):
+        return p.fn(*a, xp=np)
+
+    ref = jacc.jacobian(f, argnums=nums, compile=False)(*x)
+    xs = (0.3, 0.5, 0.7)
+    ref_s = jacc.jacobian(_long_scalar, argnums=(0, 1, 2), compile=False)(*xs)
+    for no_c in (False, True):
+        if no_c:
+            monkeypatch.setenv("JACC_NO_C", "1")
+        arm = jacc.jacobian(f, argnums=nums, retrace=False, backend=backend)
+        sums = jacc.jacobian(_long_scalar, argnums=(0, 1, 2), retrace=False, backend=backend)
+        for _ in range(2):
+            for a, b in zip(arm(*x), ref):
+                np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+            np.testing.assert_allclose(sums(*xs), ref_s, rtol=1e-12)
+        if no_c:  # (the floats, or under jax the same code jitted where that measured faster)
+            assert arm.ran in ("scalar", backend) and sums.ran in ("scalar", backend)
+        else:
+            assert (arm.ran, sums.ran) == ("c", "c")
+
+
 def _long_scalar(a, b, c):
     s = 0.0
     for k in range(60):

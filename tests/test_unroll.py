@@ -264,6 +264,7 @@ def test_the_real_foreign_pools_are_restored_after_a_jacobian_call():
 @pytest.mark.parametrize("jitted_time, ran", [(0.1, "jax"), (0.7, "scalar")])
 def test_the_route_runs_under_jax_jit_for_the_jax_backend_where_faster(monkeypatch, jitted_time, ran):
     pytest.importorskip("jax")
+    monkeypatch.setenv("JACC_NO_C", "1")  # (floats against jax.jit here; C's turn is in test_ccode)
     p = suite.get("heart", "small")
     # timed in turn: the jitted array program, the route as floats, the route under jax.jit
     times = iter([1.0, 0.5, jitted_time])
