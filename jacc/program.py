@@ -28,6 +28,7 @@ import functools
 import math
 import operator
 import string
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
@@ -93,6 +94,7 @@ class Program:
     #: result assembled by XLA, no host copies): what :meth:`run` calls with ``device=True``
     device: Callable | None = field(default=None, repr=False, compare=False)
     device_checked: Callable | None = field(default=None, repr=False, compare=False)  # see run_on_device
+    device_verified: bool = field(default=False, repr=False, compare=False)
 
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
@@ -136,16 +138,41 @@ class Program:
         """:meth:`run` with ``device=True`` (needs :attr:`device`), and whether every vertex
         value passed in is finite when ``check`` (computed in the same jitted call, where XLA
         fuses it: a separate call would cost more than the copy it saves)."""
+        import jax
+
         V = self.inputs(values, graph)
+        jnp, n = _jax_namespace(), len(self.vertices)
+        if not self.device_verified:  # its first call: against the host program, checked at lowering
+            return self._verified_on_device(V, check)
         if not check:
             return dict(zip(self.outputs, self.device(V))), True
         if self.device_checked is None:
-            import jax
-
-            jnp, run, n = _jax_namespace(), self.device, len(self.vertices)
+            run = self.device
             self.device_checked = jax.jit(lambda V: (run(V), _all_finite(jnp, V[:n])))
         out, ok = self.device_checked(V)
         return dict(zip(self.outputs, out)), bool(ok)
+
+    def _verified_on_device(self, V: list, check: bool) -> tuple[dict, bool]:
+        """The device variant's first call, compared block by block with the host program (which
+        :func:`check` compared with the executor at lowering): the two differ in who assembles
+        dense blocks. A disagreement is a bug: the host program's blocks are returned (as
+        ``jax.Array`` values) from then on, with a warning."""
+        jnp = _jax_namespace()
+        ok = bool(_all_finite(jnp, V[:len(self.vertices)])) if check else True
+        with np.errstate(all="ignore"):
+            host = self.fn(V)
+        out = self.device(V)
+        bad = next((k for k, a, b in zip(self.outputs, out, host) if _disagreement(np.asarray(a), b)), None)
+        if bad is not None:
+            warnings.warn(f"jacc: the JAX program's device variant disagrees with its host program on "
+                          f"block {bad}; the host program runs instead (please report this)", RuntimeWarning,
+                          stacklevel=4)
+            n, fn = len(self.vertices), self.fn
+            self.device = lambda V: tuple(jnp.asarray(b) for b in fn(V))
+            self.device_checked = lambda V: (self.device(V), _all_finite(jnp, V[:n]))  # (not jitted)
+            out = self.device(V)
+        self.device_verified = True
+        return dict(zip(self.outputs, out)), ok
 
     def __str__(self) -> str:
         return self.source
@@ -316,16 +343,23 @@ def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
     with np.errstate(all="ignore"):
         got = prog.fn(prog.inputs(values, graph))
     for key, a, b in zip(prog.outputs, got, r.expected):
-        a = np.asarray(a)
-        if a.shape != b.shape:
-            raise LowerError(f"the {prog.backend} program gives block {key} the shape {a.shape}, not {b.shape}")
-        if b.size > _CHECKED:  # big blocks: a fixed sample of entries (a wrong statement shows widely)
-            pick = np.random.default_rng(0).integers(0, b.size, _CHECKED)
-            a, b = a.reshape(-1)[pick], b.reshape(-1)[pick]
-        finite = np.abs(b[np.isfinite(b)])
-        atol = 1e-12 * max(1.0, float(finite.max(initial=0.0)))  # sums may be ordered differently
-        if not np.allclose(a, b, rtol=1e-9, atol=atol, equal_nan=True):
-            raise LowerError(f"the {prog.backend} program disagrees with the executor on block {key}")
+        why = _disagreement(np.asarray(a), b)
+        if why:
+            raise LowerError(f"the {prog.backend} program {why} (against the executor) on block {key}")
+
+
+def _disagreement(a: np.ndarray, b: np.ndarray) -> str | None:
+    """How block ``a`` differs from the reference ``b`` (None when it agrees)."""
+    if a.shape != b.shape:
+        return f"gives the shape {a.shape}, not {b.shape}"
+    if b.size > _CHECKED:  # big blocks: a fixed sample of entries (a wrong statement shows widely)
+        pick = np.random.default_rng(0).integers(0, b.size, _CHECKED)
+        a, b = a.reshape(-1)[pick], b.reshape(-1)[pick]
+    finite = np.abs(b[np.isfinite(b)])
+    atol = 1e-12 * max(1.0, float(finite.max(initial=0.0)))  # sums may be ordered differently
+    if not np.allclose(a, b, rtol=1e-9, atol=atol, equal_nan=True):
+        return "disagrees"
+    return None
 
 
 # -- emission -----------------------------------------------------------------------------------

@@ -225,6 +225,7 @@ def test_jax_arrays_in_give_jax_arrays_out_without_the_host(monkeypatch, f, retr
     jf(x)  # planned and lowered with NumPy arguments
     prog = jf.program
     assert prog.device is not None
+    jf(jax.numpy.asarray(x))  # the device variant's first call: compared with the host program
     host = prog.fn
     monkeypatch.setattr(prog, "fn", lambda V: pytest.fail("the host program ran"))
     for _ in range(2):
@@ -238,6 +239,31 @@ def test_jax_arrays_in_give_jax_arrays_out_without_the_host(monkeypatch, f, retr
     for a, b in zip((jf(x),) if len(want) == 1 else jf(x), want):  # NumPy in: NumPy out, as before
         assert isinstance(a, np.ndarray) and a.flags.writeable
         np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_device_variant_that_disagrees_at_its_first_call_gives_way_to_the_host_program(monkeypatch):
+    # the device variant assembles dense blocks in XLA where the host program (checked against the
+    # executor at lowering) lets NumPy do it: its first call is compared with the host program
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    f = lambda x: np.sin(x) * x  # noqa: E731
+    x = np.linspace(0.2, 1.4, 5)
+    want = np.diag(np.sin(x) + x * np.cos(x))
+    jf = jacc.jacobian(f, backend="jax", retrace=False)
+    jf(x)
+    prog = jf.program
+    good = prog.device
+    prog.device = lambda V: tuple(b * 2.0 for b in good(V))  # a wrong assembly
+    with pytest.warns(RuntimeWarning, match="device variant disagrees"):
+        got = jf(jax.numpy.asarray(x))
+    for _ in range(2):
+        assert isinstance(got, jax.Array)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+        got = jf(jax.numpy.asarray(x))
+    bad = x.copy()
+    bad[1] = np.inf
+    with pytest.raises(ValueError, match="'x'"):  # the finite check survives the fallback
+        jf(jax.numpy.asarray(bad))
 
 
 def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch):
