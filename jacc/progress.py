@@ -76,7 +76,10 @@ class SearchLine:
         self.t0 = time.perf_counter()
 
     def __enter__(self) -> "SearchLine | None":
-        return self if self.line.on else None
+        if not self.line.on:
+            return None
+        self(0, float("inf"), None)  # drawn at once: the first report may be a while coming
+        return self
 
     def __exit__(self, *exc) -> None:
         self.line.close()
