@@ -9,6 +9,7 @@ array([5.5  , 1.716])
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import sys
 import threading
@@ -141,6 +142,9 @@ def _same(a: Any, b: Any) -> bool:
     return a is b
 
 
+_HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
+
+
 def _jax_arrays(args, nums) -> bool:
     """Whether every differentiated argument is a ``jax.Array`` (or a nesting of them): the
     ``"jax"`` backend then keeps the computation and the result on JAX's device."""
@@ -152,7 +156,7 @@ def _jax_arrays(args, nums) -> bool:
         if not -len(args) <= i < len(args):
             return False
         a = args[i]
-        if type(a) in _HOST:  # (the common case, answered before jax.Array's slower isinstance)
+        if type(a) in _HOST:  # (the common case)
             return False
         if not isinstance(a, kind):
             leaves = pytrees.flatten(a)[0] if isinstance(a, (dict, tuple, list)) else ()
@@ -161,8 +165,11 @@ def _jax_arrays(args, nums) -> bool:
     return True
 
 
-_HOST = (np.ndarray, float, int, np.float64)
-_to_device: list = []  # a jitted identity, made at first use
+@functools.cache
+def _jax_identity() -> Callable:
+    import jax
+
+    return jax.jit(lambda xs: xs)
 
 
 def _on_device(result: Any) -> Any:
@@ -170,10 +177,8 @@ def _on_device(result: Any) -> Any:
     moves all blocks in one call: ``jax.device_put`` costs 5–10× more (µs per block)."""
     import jax
 
-    if not _to_device:
-        _to_device.append(jax.jit(lambda xs: xs))
     leaves, tree = jax.tree_util.tree_flatten(result)
-    return jax.tree_util.tree_unflatten(tree, _to_device[0](tuple(leaves)))
+    return jax.tree_util.tree_unflatten(tree, _jax_identity()(tuple(leaves)))
 
 
 class _Once:
@@ -243,6 +248,11 @@ class _Once:
             return True
         return (all(_same(args[i], b) for i, b in self.others.items())
                 and all(_same(kwargs[k], b) for k, b in self.kw.items()))
+
+    def refuse_nonfinite(self, xs: list, nonfinite: str) -> None:
+        """Raise (or warn, per ``nonfinite``) naming the first argument in ``xs`` that is not finite."""
+        for name, x in zip(self.entry.graph.inputs, xs):
+            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
 
     def finite(self, xs: list) -> bool:
         """True when every argument is finite (cheap for the scalar kind: floats)."""
@@ -428,8 +438,8 @@ class Runner:
             self._program_or_floats(plan, values)
 
     def _floats_or_c(self, plan, values) -> None:
-        """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``
-        and ``"jax"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
+        """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``,
+        ``"jax"`` and ``"torch"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
         :data:`~jacc.ccode.AUTO_LINES` long and C measures clearly faster (:data:`~jacc.ccode.MARGIN`)."""
         from .ccode import AUTO_LINES, MARGIN, MAX_LINES, WORTH, compile_native
         from .compile import CompileError
@@ -476,7 +486,8 @@ class Runner:
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
         here (best of three calls each; a route estimated slower is not even planned): as floats,
-        as C (``backend="c"``, or ``"auto"`` traced once where C measures faster) or under
+        as C (``backend="c"``, or ``"auto"``, ``"jax"`` and ``"torch"`` traced once where C
+        measures faster) or under
         ``jax.jit`` (``backend="jax"``, where faster)."""
         from . import ccode
         from .compile import CompileError
@@ -750,6 +761,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         return entry, tape
 
     once: dict[Any, _Once] = {}
+    jax_results = backend == "jax" and not sparse  # jax.Array arguments give jax.Array results
 
     # the last traced-once structure called with Python floats only (the lecture's jf(2.0, 5.0)):
     # found by the argument types alone, a few hundred nanoseconds sooner than by shape key
@@ -766,12 +778,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     return hit.assemble(found)
             hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
             if hit is not None and hit.fits(args, kwargs):
-                if hit.device is not None and _jax_arrays(args, hit.nums):  # JAX arrays stay on device
+                to_jax = jax_results and _jax_arrays(args, hit.nums)
+                if to_jax and hit.device is not None:  # JAX arrays stay on device
                     xs = hit.leaves(args, device=True)
                     found, finite = hit.device(xs, nonfinite != "propagate")
                     if not finite:
-                        for name, x in zip(hit.entry.graph.inputs, xs):
-                            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
+                        hit.refuse_nonfinite(xs, nonfinite)
                     jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                     return hit.assemble(found)
                 xs = hit.leaves(args)
@@ -780,14 +792,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                         found = hit.run(xs)
                 else:
                     if not hit.finite(xs):
-                        for name, x in zip(hit.entry.graph.inputs, xs):
-                            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
+                        hit.refuse_nonfinite(xs, nonfinite)
                     found = hit.run(xs)
                 jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                if backend == "jax" and not sparse and _jax_arrays(args, hit.nums):
-                    return _on_device(hit.assemble(found))
-                return hit.assemble(found)
-        device = backend == "jax" and not sparse and _jax_arrays(args, nums)  # results as jax.Arrays
+                return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
+        device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs)
             graph, plan = entry.graph, entry.plan

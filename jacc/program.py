@@ -138,16 +138,15 @@ class Program:
         """:meth:`run` with ``device=True`` (needs :attr:`device`), and whether every vertex
         value passed in is finite when ``check`` (computed in the same jitted call, where XLA
         fuses it: a separate call would cost more than the copy it saves)."""
-        import jax
-
         V = self.inputs(values, graph)
-        jnp, n = _jax_namespace(), len(self.vertices)
         if not self.device_verified:  # its first call: against the host program, checked at lowering
             return self._verified_on_device(V, check)
         if not check:
             return dict(zip(self.outputs, self.device(V))), True
         if self.device_checked is None:
-            run = self.device
+            import jax
+
+            jnp, run, n = _jax_namespace(), self.device, len(self.vertices)
             self.device_checked = jax.jit(lambda V: (run(V), _all_finite(jnp, V[:n])))
         out, ok = self.device_checked(V)
         return dict(zip(self.outputs, out)), bool(ok)
