@@ -649,8 +649,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
-    from .plan import Plan, build
-    from .strategies import run_strategy
+    from .plan import build, choose
 
     if nonfinite not in ("raise", "propagate"):
         raise ValueError(f"nonfinite must be 'raise' or 'propagate', not {nonfinite!r}")
@@ -698,10 +697,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         limit = options.get("time_limit")
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
             options["time_limit"] = limit / 2
-        if isinstance(strategy, Plan):
-            order, name, info, optimal = strategy.order, strategy.strategy, strategy.info, strategy.optimal
-        else:
-            order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+        order, name, info, optimal = choose(problem, strategy, cm, options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
         _check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),

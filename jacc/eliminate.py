@@ -15,6 +15,7 @@ on numeric ones it accumulates the Jacobian and counts the multiplications it pe
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Hashable, Iterable, Mapping, Sequence
 
@@ -117,6 +118,12 @@ class Problem:
         if not hasattr(self, "_totals"):
             self._totals: dict = {}
         return self._totals
+
+    def priced(self, order: Sequence[str]) -> bool:
+        """Whether ``order`` is the order priced last (:func:`price` and :func:`remember` keep its
+        steps): a plan built from it, or a strategy falling back on it, prices nothing again."""
+        kept = self.__dict__.get("_priced")
+        return kept is not None and kept[0] == tuple(order)
 
     def eliminator(self) -> "Eliminator":
         """A fresh symbolic elimination state (the scalar algebra when it applies): a fork of
@@ -533,6 +540,33 @@ def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]
         steps.append(e.eliminate(v))
     remember(problem, key, steps, e)
     return list(steps), e.mults, e.peak_bytes
+
+
+def pricing_seconds(problem: Problem, within: float) -> float:
+    """About how long pricing one whole order of ``problem`` takes: the likely cheaper of forward
+    and reverse order is priced for at most ``within`` seconds — measured, and remembered like
+    :func:`price`'s, when it finishes; else extrapolated from the share it finished."""
+    from .strategies import naive_first
+
+    order = forward_order(problem) if naive_first(problem)[0] == "forward" else reverse_order(problem)
+    if not order:
+        return 0.0
+    e = problem.eliminator()  # (the set-up shared by every pricing: not part of the rate)
+    steps: list[Step] = []
+    t0 = time.perf_counter()
+    with budget.within(within):
+        tick = budget.Ticker(32)
+        try:
+            for v in order:
+                tick()
+                steps.append(e.eliminate(v))
+        except budget.TimeUp:
+            pass
+    took = time.perf_counter() - t0
+    if len(steps) == len(order):
+        remember(problem, order, steps, e)
+        return took
+    return took * len(order) / max(len(steps), 1)
 
 
 def remember(problem: Problem, order: Sequence[str], steps: list[Step], e: Eliminator) -> None:

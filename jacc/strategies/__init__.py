@@ -97,13 +97,15 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
         name, kw, *own = entry
         order = None
         must_price = own[1:] == [True] and not found  # (see the docstring)
+        free = _priced_already(name, kw, problem)  # (forward or reverse, priced while measuring)
+        must_price = must_price or free
         if budget.expired() and not must_price:  # (not even a fork of the set-up)
             log.append(f"{name}: not run, the time limit had passed")
             if timed_out is not None:
                 timed_out.append(name)
             continue
         try:
-            with budget.within(budget.left() * (own[0] if own else share)):
+            with budget.lifted() if free else budget.within(budget.left() * (own[0] if own else share)):
                 order, _, info, optimal = _run_cached(name, problem, cost_model, kw)
                 # a "must price" candidate, when nothing is priced yet, is priced in full even
                 # past the deadline: the plan will price that order anyway (see ``auto``)
@@ -134,6 +136,14 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     if steps is not None:  # the plan built from this choice re-uses its priced steps
         problem._priced = (tuple(order), steps, mults, peak)
     return cost_model.score(mults, peak), order, name, info, optimal, peak
+
+
+def _priced_already(name: str, kw: dict, problem: Problem) -> bool:
+    """Whether ``name`` is forward or reverse order and that order is the one the problem priced
+    last (:func:`~jacc.eliminate.pricing_seconds` prices one when it can): taking it costs nothing."""
+    if kw or name not in ("forward", "reverse") or "_priced" not in problem.__dict__:
+        return False
+    return problem.priced((forward_order if name == "forward" else reverse_order)(problem))
 
 
 def _run_cached(name: str, problem: Problem, cost_model: CostModel, kw: dict):
@@ -231,11 +241,14 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     limit, which couple the groups through the live bytes)."""
     if name not in DECOMPOSED or cm.weights != (1.0, 0.0) or cm.memory_limit is not None:
         return None
+
+    from .. import budget
+
+    if budget.expired():  # (not even the groups: on 10⁵ vertices finding them takes a few tenths of a second)
+        return _unsearched(name, problem)
     groups = problem.components()
     if len(groups) < 2:
         return None
-
-    from .. import budget
 
     fn = lookup(name)
     total = len(problem.eliminable)
@@ -247,6 +260,8 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     with budget.within(limit) as deadline:
         for n, sub in enumerate(problem.restrict_all(groups)):
             left = deadline - budget.now()
+            if left <= 0 and n == 0:
+                return _unsearched(name, problem)
             if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
                 rest = [v for group in groups[n:] for v in group]
                 order += rest[::-1] if naive_first(problem)[0] == "reverse" else rest
@@ -288,6 +303,17 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                                  f"{skipped} are in {naive_first(problem)[0]} order, unsearched"
                                  + (f" (and {info['stopped early']})" if notes else ""))
     return Result(order, info, proven if name == "optimal" else None, name)
+
+
+def _unsearched(name: str, problem: Problem) -> Result:
+    """A search's answer when its deadline passed before it began: the likely cheaper naive order,
+    which :func:`jacc.plan.choose` has priced already where it could."""
+    mode = naive_first(problem)[0]
+    order = forward_order(problem) if mode == "forward" else reverse_order(problem)
+    info = {"stopped early": f"time limit reached before the search began; {mode} order, unsearched"}
+    if name == "optimal":
+        info["lower bound"] = 0
+    return Result(order, info, False if name == "optimal" else None, name)
 
 
 # register the rest (import order = registration order)

@@ -225,10 +225,14 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
             left = left[::-1] if mode == "reverse" else left
             order += picked + left
             info["stopped early"] = f"time limit reached: {len(left)} vertices left in {mode} order"
-            with budget.lifted():  # only the rest is left to price, as the plan would anyway
-                for v in left:
-                    e.eliminate(v)
-        remember(problem, order, steps, e)
+            if problem.priced(order):  # nothing ordered in time: the naive order, priced already
+                e = None
+            else:
+                with budget.lifted():  # only the rest is left to price, as the plan would anyway
+                    for v in left:
+                        e.eliminate(v)
+        if e is not None:
+            remember(problem, order, steps, e)
     if not whole and segs:
         info["chain segments"] = (f"{len(segs)} segment(s) by DP, {len(rest)} other vertices by Markowitz"
                                   + (f" ({linear} segment(s) over the DP budget ordered in linear time)"
