@@ -130,7 +130,8 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(b, np.ndarray):
         return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
     if isinstance(b, _PLAIN):
-        return type(a) is type(b) and (a == b or (a != a and b != b))
+        return type(a) is type(b) and (_same_number(a, b) if type(b) in (float, complex)
+                                       else (a == b or (a != a and b != b)))
     if type(b) in (list, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
     if type(b) is dict:
@@ -140,6 +141,16 @@ def _same(a: Any, b: Any) -> bool:
         return (type(a) is type(c) and a.shape == c.shape and a.dtype == c.dtype
                 and (a != c).nnz == 0)  # (a NaN entry never equals: such calls trace again)
     return a is b
+
+
+def _same_number(a: float | complex, b: float | complex) -> bool:
+    """Equal bit for bit in effect: NaN matches NaN, but -0.0 differs from 0.0 (``f`` can tell
+    them apart: ``np.copysign``, ``1 / c``, ``np.arctan2``)."""
+    if type(b) is complex:
+        return _same_number(a.real, b.real) and _same_number(a.imag, b.imag)
+    if a != a:
+        return b != b
+    return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
 
 
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance

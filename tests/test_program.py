@@ -465,6 +465,28 @@ def test_traced_once_sees_containers_and_sparse_matrices_changed_in_place():
         traced = len(calls)
 
 
+@pytest.mark.parametrize("backend", ["auto", "scalar", "jax"])
+def test_traced_once_tells_signed_zero_arguments_apart(backend):
+    """A number not differentiated was compared with ==, so -0.0 reused the program traced at 0.0
+    and np.copysign's sign was stale (found by a cross-backend fuzz); NaN still matches NaN."""
+    if backend == "jax":
+        pytest.importorskip("jax")
+    f = lambda x, c: x * np.copysign(1.0, c)  # noqa: E731
+    for x in (np.ones(2), 1.5):
+        jf = jacc.jacobian(f, retrace=False, backend=backend)
+        for c in (0.0, -0.0, 0.0, np.nan, np.nan):
+            want = jacc.jacobian(f, backend="interpret")(x, c)
+            np.testing.assert_array_equal(np.asarray(jf(x, c)), want)
+
+
+def test_same_number_compares_signed_zeros_and_nans():
+    from jacc.api import _same_number
+
+    assert _same_number(0.0, 0.0) and _same_number(-0.0, -0.0) and _same_number(np.nan, float("nan"))
+    assert not _same_number(-0.0, 0.0) and not _same_number(0.0, -0.0) and not _same_number(np.nan, 1.0)
+    assert _same_number(complex(1, -0.0), complex(1, -0.0)) and not _same_number(complex(1, -0.0), complex(1, 0.0))
+
+
 def test_traced_once_scalar_code_matches_every_call_and_falls_back_on_math_errors():
     f = lambda a, b: np.log(a) * b - np.sqrt(b) + a  # noqa: E731
     once = jacc.jacobian(f, argnums=(0, 1), retrace=False, nonfinite="propagate")
