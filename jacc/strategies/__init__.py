@@ -171,17 +171,25 @@ def naive_first(problem: Problem) -> tuple[str, str]:
     return problem._naive
 
 
+def naive_rest(problem: Problem, done: list[str]) -> tuple[list[str], str]:
+    """The vertices not in ``done`` in the likely cheaper naive mode (:func:`naive_first`), and
+    that mode: what a heuristic cut short by its deadline leaves, ordered without search."""
+    mode = naive_first(problem)[0]
+    chosen = set(done)
+    left = [v for v in problem.eliminable if v not in chosen]  # (topological)
+    return (left[::-1] if mode == "reverse" else left), mode
+
+
 @register("forward")
-def forward(problem: Problem, cost_model: CostModel, **options) -> list[str]:
-    """Topological order: forward (tangent) accumulation."""
-    no_options("forward", options)
+def forward(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str]:
+    """Topological order: forward (tangent) accumulation. (``time_limit`` is accepted, as by every
+    strategy; listing the order takes microseconds per vertex.)"""
     return forward_order(problem)
 
 
 @register("reverse")
-def reverse(problem: Problem, cost_model: CostModel, **options) -> list[str]:
-    """Reverse topological order: reverse (adjoint) accumulation."""
-    no_options("reverse", options)
+def reverse(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str]:
+    """Reverse topological order: reverse (adjoint) accumulation. (``time_limit``: as ``forward``.)"""
     return reverse_order(problem)
 
 
@@ -263,8 +271,7 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
             if left <= 0 and n == 0:
                 return _unsearched(name, problem)
             if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
-                rest = [v for group in groups[n:] for v in group]
-                order += rest[::-1] if naive_first(problem)[0] == "reverse" else rest
+                order += naive_rest(problem, order)[0]
                 skipped = len(groups) - n
                 proven = False
                 bounds.append(0 if name == "optimal" else None)  # (an unsearched group: ≥ 0 is all that is proven)
@@ -308,8 +315,7 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
 def _unsearched(name: str, problem: Problem) -> Result:
     """A search's answer when its deadline passed before it began: the likely cheaper naive order,
     which :func:`jacc.plan.choose` has priced already where it could."""
-    mode = naive_first(problem)[0]
-    order = forward_order(problem) if mode == "forward" else reverse_order(problem)
+    order, mode = naive_rest(problem, [])
     info = {"stopped early": f"time limit reached before the search began; {mode} order, unsearched"}
     if name == "optimal":
         info["lower bound"] = 0

@@ -25,7 +25,7 @@ from .. import structure as S
 from ..chain import bracket_to_str, chain_order_costfn, linear_chain_order, matrix_chain_order
 from ..costmodel import CostModel, available_memory
 from ..eliminate import Problem, remember
-from . import Result, naive_first, positive, register
+from . import Result, naive_rest, positive, register
 from .greedy import _markowitz_score, run_greedy
 
 TAIL_SHARE = 0.3  # of the time left for Markowitz: pricing what it has not ordered by its deadline
@@ -219,10 +219,7 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
         except budget.TimeUp:  # keep the segments' orders and Markowitz's picks; the rest in the likely
             # cheaper naive mode (on a random graph of 30 inputs and 600 outputs, forward instead of
             # reverse prices in 0.7 s instead of 1.3 s and saves half of the multiplications)
-            chosen = set(picked)
-            mode = naive_first(problem)[0]
-            left = [v for v in rest if v not in chosen]  # (topological, as problem.eliminable)
-            left = left[::-1] if mode == "reverse" else left
+            left, mode = naive_rest(problem, order + picked)
             order += picked + left
             info["stopped early"] = f"time limit reached: {len(left)} vertices left in {mode} order"
             if problem.priced(order):  # nothing ordered in time: the naive order, priced already

@@ -24,14 +24,34 @@ from typing import Callable
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Eliminator, Preview, Problem
-from . import no_options, register
+from . import Result, naive_rest, positive, register
 
 Score = Callable[[str, Preview], tuple]
 
 
-def greedy_order(problem: Problem, cost_model: CostModel, score: Score, needs_fill: bool = False) -> list[str]:
-    """Eliminate by lowest ``score`` until nothing is left; honours the memory limit."""
-    return run_greedy(problem.eliminator(), problem.eliminable, cost_model, score, needs_fill)
+def greedy_order(problem: Problem, cost_model: CostModel, score: Score | None, needs_fill: bool = False,
+                 time_limit: float | None = None, make_score: Callable[[], Score] | None = None
+                 ) -> list[str] | Result:
+    """Eliminate by lowest ``score`` (or the one ``make_score()`` sets up) until nothing is left;
+    honours the memory limit. With a ``time_limit`` (seconds) the picks made when it passes are
+    kept and the other vertices follow in the likely cheaper naive mode, unsearched
+    (``info["stopped early"]`` says how many)."""
+    def run(picked: list[str] | None = None) -> list[str]:
+        return run_greedy(problem.eliminator(), problem.eliminable, cost_model, score or make_score(), needs_fill,
+                          picked)
+
+    if time_limit is None:
+        return run()
+    positive("time_limit", time_limit)
+    picked: list[str] = []
+    try:
+        with budget.within(time_limit):
+            return run(picked)
+    except budget.TimeUp:
+        left, mode = naive_rest(problem, picked)
+        return Result(picked + left, {"stopped early": f"time limit reached after {len(picked):,} of "
+                                                       f"{len(problem.eliminable):,} steps; the other {len(left):,} "
+                                                       f"vertices in {mode} order, unsearched"})
 
 
 class _CostOnly:
@@ -113,16 +133,18 @@ def _markowitz_score(cost_model: CostModel) -> Score:
 
 
 @register("markowitz")
-def markowitz(problem: Problem, cost_model: CostModel, *, objective=None) -> list[str]:
+def markowitz(problem: Problem, cost_model: CostModel, *, objective=None,
+              time_limit: float | None = None) -> list[str] | Result:
     """Next eliminate the vertex whose elimination is cheapest now (structured cost).
 
     ``objective`` scores the steps by another objective than the plan's (the memory limit stays
     the plan's). ``"time"`` adds one per value held after the step: on graphs of arrays many steps
     cost no multiplications (selections, sums, transposes) but differ in what they leave to store,
-    and the traced robot arm's order drops from 8,768 to 5,184 multiplications."""
+    and the traced robot arm's order drops from 8,768 to 5,184 multiplications. ``time_limit``:
+    see :func:`greedy_order` (as for ``min-fill`` and ``relative-markowitz``)."""
     if objective is not None:
         cost_model = CostModel(objective, cost_model.memory_limit)
-    return greedy_order(problem, cost_model, _markowitz_score(cost_model))
+    return greedy_order(problem, cost_model, _markowitz_score(cost_model), time_limit=time_limit)
 
 
 def extra_starts(problem: Problem, cost_model: CostModel) -> list[tuple[str, dict]]:
@@ -135,20 +157,20 @@ def extra_starts(problem: Problem, cost_model: CostModel) -> list[tuple[str, dic
 
 
 @register("min-fill")
-def min_fill(problem: Problem, cost_model: CostModel, **options) -> list[str]:
+def min_fill(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str] | Result:
     """Next eliminate the vertex that creates the fewest new edges (then the cheapest)."""
-    no_options("min-fill", options)
     return greedy_order(problem, cost_model, lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)),
-                        needs_fill=True)
+                        needs_fill=True, time_limit=time_limit)
 
 
 @register("relative-markowitz")
-def relative_markowitz(problem: Problem, cost_model: CostModel, **options) -> list[str]:
+def relative_markowitz(problem: Problem, cost_model: CostModel, *,
+                       time_limit: float | None = None) -> list[str] | Result:
     """Markowitz cost relative to the (inputs reaching × outputs reached) of the vertex."""
-    no_options("relative-markowitz", options)
-    indep, dep = reach_sizes(problem)
-    return greedy_order(problem, cost_model,
-                        lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],))
+    def make_score() -> Score:  # (the reach sizes take a pass over the graph: inside the time limit)
+        indep, dep = reach_sizes(problem)
+        return lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],)
+    return greedy_order(problem, cost_model, None, time_limit=time_limit, make_score=make_score)
 
 
 def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:

@@ -33,7 +33,7 @@ from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem, step_memory, totals
 from ..progress import SearchLine
-from . import HEURISTICS, Result, best_of, naive_first, positive, register
+from . import HEURISTICS, Result, best_of, naive_first, naive_rest, positive, register
 from .bounds import UnitComponents, cuts_of, is_scalar
 
 MAX_STATES = 1_000_000  # sets stored before the search stops (about 0.5 GB measured on robotarm, 110 vertices)
@@ -269,9 +269,7 @@ def _fallback(problem: Problem, who: str, info: dict, unpriced: list | None = No
     """What a search returns when its time limit passed before any order was priced: the first
     order found but not priced in time, else forward or reverse, whichever is likely cheaper
     (:func:`naive_first`)."""
-    mode = naive_first(problem)[0]
-    name, order = unpriced[0] if unpriced else (mode, problem.eliminable[::-1] if mode == "reverse"
-                                                else list(problem.eliminable))
+    name, order = unpriced[0] if unpriced else naive_rest(problem, [])[::-1]
     info["stopped early"] = (f"{who}: time limit reached before any order could be priced; returning "
                              f"{name}'s order unchecked (raise time_limit to compare it with others)")
     return Result(list(order), info, False)
