@@ -319,12 +319,35 @@ def _seconds(limit: Any) -> bool:
     return isinstance(limit, (int, float)) and not isinstance(limit, bool) and limit > 0
 
 
+def time_limit_of(strategy: Any, options: Mapping[str, Any]) -> float | None:
+    """The seconds ``strategy`` may plan for: the ``time_limit`` given, else its default (``auto``
+    5 s, the searches 5–10 s); ``None`` when it has none (an explicit order, a greedy heuristic
+    without one) or the value is not a positive number (the strategy refuses that itself).
+
+    >>> time_limit_of("auto", {}), time_limit_of("auto", {"time_limit": 1}), time_limit_of("markowitz", {})
+    (5.0, 1, None)
+    """
+    if "time_limit" in options:
+        limit = options["time_limit"]
+    elif isinstance(strategy, str):
+        import inspect
+
+        from .strategies import lookup
+
+        param = inspect.signature(lookup(strategy)).parameters.get("time_limit")
+        limit = None if param is None else param.default
+    else:
+        return None
+    return limit if _seconds(limit) else None
+
+
 def choose(problem: Problem, strategy: Any, cost_model: CostModel, options: dict
            ) -> tuple[list[str], str, dict, bool | None]:
     """``(order, strategy name, info, proven optimal?)`` of ``strategy`` (a name, an explicit order
-    or a :class:`Plan`) on ``problem``. Under a ``time_limit`` the strategy's deadline keeps back
-    what pricing its order in full may take (measured by :func:`~jacc.eliminate.pricing_seconds`,
-    times :data:`RESERVE_MARGIN`): a strategy cut short returns an order not yet priced, and the
+    or a :class:`Plan`) on ``problem``. Under a time limit (:func:`time_limit_of`: the one given,
+    else the strategy's default) the strategy's deadline keeps back what pricing its order in full
+    may take (measured by :func:`~jacc.eliminate.pricing_seconds`, times
+    :data:`RESERVE_MARGIN`): a strategy cut short returns an order not yet priced, and the
     plan built from it must price it, within the limit too (on the 53,000-vertex scalar graph of
     the full-size Black–Scholes batch one pricing takes 0.3–0.6 s).
 
@@ -339,8 +362,8 @@ def choose(problem: Problem, strategy: Any, cost_model: CostModel, options: dict
 
     if isinstance(strategy, Plan):
         return list(strategy.order), strategy.strategy, dict(strategy.info), strategy.optimal
-    limit = options.get("time_limit")
-    if not (isinstance(strategy, str) and _seconds(limit)):
+    limit = time_limit_of(strategy, options)
+    if not isinstance(strategy, str) or limit is None:
         return run_strategy(strategy, problem, cost_model, **options)
     with budget.within(limit):
         reserve = RESERVE_MARGIN * pricing_seconds(problem, SAMPLE_SHARE * budget.left())
@@ -366,9 +389,9 @@ def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = No
         from .edgeplan import plan_edges
 
         return plan_edges(graph, strategy, elimination, wrt, of, cm, options)
-    limit = options.get("time_limit")
+    limit = time_limit_of(strategy, options)
     # the strategy checks its own time_limit; opening it here too makes the set-up count against it
-    with budget.within(limit if _seconds(limit) else budget.INF):
+    with budget.within(budget.INF if limit is None else limit):
         problem = Problem.from_graph(graph, wrt, of)
         order, name, info, optimal = choose(problem, strategy, cm, options)
     p = build(problem, order, name, cm, info, 0.0, optimal)
