@@ -214,6 +214,7 @@ def test_memory_objective_and_limit(seed):
     ({"strategy": "markowitz", "bogus": 1}, TypeError,
      "'markowitz' takes no option 'bogus'; its options: objective, time_limit"),
     ({"strategy": "markowitz", "time_limit": 0}, ValueError, "time_limit must be a positive"),
+    ({"strategy": "forward", "time_limit": -1}, ValueError, "time_limit must be a positive"),
     ({"strategy": "reverse", "seed": 1}, TypeError, "'reverse' takes no option 'seed'; its options: time_limit"),
     ({"strategy": "optimal", "seed": 1}, TypeError, "its options: max_states, max_vertices, progress, time_limit"),
     ({"strategy": "forward", "memory_limit": 16}, jacc.MemoryLimitError, "over the memory limit"),

@@ -184,12 +184,16 @@ def naive_rest(problem: Problem, done: list[str]) -> tuple[list[str], str]:
 def forward(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str]:
     """Topological order: forward (tangent) accumulation. (``time_limit`` is accepted, as by every
     strategy; listing the order takes microseconds per vertex.)"""
+    if time_limit is not None:
+        positive("time_limit", time_limit)
     return forward_order(problem)
 
 
 @register("reverse")
 def reverse(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str]:
     """Reverse topological order: reverse (adjoint) accumulation. (``time_limit``: as ``forward``.)"""
+    if time_limit is not None:
+        positive("time_limit", time_limit)
     return reverse_order(problem)
 
 
