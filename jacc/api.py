@@ -130,8 +130,7 @@ def _same(a: Any, b: Any) -> bool:
     if isinstance(b, np.ndarray):
         return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
     if isinstance(b, _PLAIN):
-        return type(a) is type(b) and (_same_number(a, b) if type(b) in (float, complex)
-                                       else (a == b or (a != a and b != b)))
+        return type(a) is type(b) and (_same_number(a, b) if isinstance(b, (float, complex)) else a == b)
     if type(b) in (list, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
     if type(b) is dict:
@@ -146,7 +145,7 @@ def _same(a: Any, b: Any) -> bool:
 def _same_number(a: float | complex, b: float | complex) -> bool:
     """Equal bit for bit in effect: NaN matches NaN, but -0.0 differs from 0.0 (``f`` can tell
     them apart: ``np.copysign``, ``1 / c``, ``np.arctan2``)."""
-    if type(b) is complex:
+    if isinstance(b, complex):
         return _same_number(a.real, b.real) and _same_number(a.imag, b.imag)
     if a != a:
         return b != b

@@ -532,14 +532,21 @@ def price(problem: Problem, order: Sequence[str]) -> tuple[list[Step], int, int]
     kept = problem.__dict__.get("_priced")
     if kept is not None and kept[0] == key:
         return list(kept[1]), kept[2], kept[3]
+    steps: list[Step] = []
+    e = _priced_into(problem, order, steps)
+    remember(problem, key, steps, e)
+    return list(steps), e.mults, e.peak_bytes
+
+
+def _priced_into(problem: Problem, order: Sequence[str], steps: list[Step]) -> Eliminator:
+    """Eliminate ``order`` on a fresh symbolic state, appending each step to ``steps`` (so a
+    caller cut short by the deadline, ``TimeUp``, knows how far it got); the final state."""
     e = problem.eliminator()
     tick = budget.Ticker(32)
-    steps = []
     for v in order:
         tick()
         steps.append(e.eliminate(v))
-    remember(problem, key, steps, e)
-    return list(steps), e.mults, e.peak_bytes
+    return e
 
 
 def pricing_seconds(problem: Problem, within: float) -> float:
@@ -551,22 +558,17 @@ def pricing_seconds(problem: Problem, within: float) -> float:
     order = forward_order(problem) if naive_first(problem)[0] == "forward" else reverse_order(problem)
     if not order:
         return 0.0
-    e = problem.eliminator()  # (the set-up shared by every pricing: not part of the rate)
+    problem.eliminator()  # (the set-up shared by every pricing, built once: not part of the rate)
     steps: list[Step] = []
     t0 = time.perf_counter()
-    with budget.within(within):
-        tick = budget.Ticker(32)
-        try:
-            for v in order:
-                tick()
-                steps.append(e.eliminate(v))
-        except budget.TimeUp:
-            pass
+    try:
+        with budget.within(within):
+            e = _priced_into(problem, order, steps)
+    except budget.TimeUp:
+        return (time.perf_counter() - t0) * len(order) / max(len(steps), 1)
     took = time.perf_counter() - t0
-    if len(steps) == len(order):
-        remember(problem, order, steps, e)
-        return took
-    return took * len(order) / max(len(steps), 1)
+    remember(problem, order, steps, e)
+    return took
 
 
 def remember(problem: Problem, order: Sequence[str], steps: list[Step], e: Eliminator) -> None:

@@ -357,7 +357,7 @@ def test_markowitz_scored_by_time_and_auto_prices_it_on_array_graphs():
     p = suite.get("mlp", "small")
     g = trace_problem(p, p.make_inputs(0))
     prob = Problem.from_graph(g)
-    order = greedy_order(prob, jacc.CostModel("time"), _markowitz_score(jacc.CostModel("time")))
+    order = greedy_order(prob, jacc.CostModel("time"), lambda: _markowitz_score(jacc.CostModel("time")))
     by_time = jacc.plan(g, order)
     assert jacc.plan(g, "markowitz").mults > 1.5 * by_time.mults  # 199,856 against 26,656
     from jacc.strategies import run_strategy

@@ -141,7 +141,7 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
 def _priced_already(name: str, kw: dict, problem: Problem) -> bool:
     """Whether ``name`` is forward or reverse order and that order is the one the problem priced
     last (:func:`~jacc.eliminate.pricing_seconds` prices one when it can): taking it costs nothing."""
-    if kw or name not in ("forward", "reverse") or "_priced" not in problem.__dict__:
+    if kw or name not in ("forward", "reverse"):
         return False
     return problem.priced((forward_order if name == "forward" else reverse_order)(problem))
 
@@ -272,8 +272,6 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     with budget.within(limit) as deadline:
         for n, sub in enumerate(problem.restrict_all(groups)):
             left = deadline - budget.now()
-            if left <= 0 and n == 0:
-                return _unsearched(name, problem)
             if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
                 order += naive_rest(problem, order)[0]
                 skipped = len(groups) - n

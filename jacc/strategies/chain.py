@@ -222,13 +222,12 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
             left, mode = naive_rest(problem, order + picked)
             order += picked + left
             info["stopped early"] = f"time limit reached: {len(left)} vertices left in {mode} order"
-            if problem.priced(order):  # nothing ordered in time: the naive order, priced already
-                e = None
-            else:
+            if not problem.priced(order):  # (else nothing was ordered in time: the naive order, priced)
                 with budget.lifted():  # only the rest is left to price, as the plan would anyway
                     for v in left:
                         e.eliminate(v)
-        if e is not None:
+                remember(problem, order, steps, e)
+        else:
             remember(problem, order, steps, e)
     if not whole and segs:
         info["chain segments"] = (f"{len(segs)} segment(s) by DP, {len(rest)} other vertices by Markowitz"

@@ -29,16 +29,14 @@ from . import Result, naive_rest, positive, register
 Score = Callable[[str, Preview], tuple]
 
 
-def greedy_order(problem: Problem, cost_model: CostModel, score: Score | None, needs_fill: bool = False,
-                 time_limit: float | None = None, make_score: Callable[[], Score] | None = None
-                 ) -> list[str] | Result:
-    """Eliminate by lowest ``score`` (or the one ``make_score()`` sets up) until nothing is left;
-    honours the memory limit. With a ``time_limit`` (seconds) the picks made when it passes are
-    kept and the other vertices follow in the likely cheaper naive mode, unsearched
+def greedy_order(problem: Problem, cost_model: CostModel, make_score: Callable[[], Score], needs_fill: bool = False,
+                 time_limit: float | None = None) -> list[str] | Result:
+    """Eliminate by lowest score (``make_score()`` sets it up, inside the time limit) until nothing
+    is left; honours the memory limit. With a ``time_limit`` (seconds) the picks made when it
+    passes are kept and the other vertices follow in the likely cheaper naive mode, unsearched
     (``info["stopped early"]`` says how many)."""
     def run(picked: list[str] | None = None) -> list[str]:
-        return run_greedy(problem.eliminator(), problem.eliminable, cost_model, score or make_score(), needs_fill,
-                          picked)
+        return run_greedy(problem.eliminator(), problem.eliminable, cost_model, make_score(), needs_fill, picked)
 
     if time_limit is None:
         return run()
@@ -144,7 +142,7 @@ def markowitz(problem: Problem, cost_model: CostModel, *, objective=None,
     see :func:`greedy_order` (as for ``min-fill`` and ``relative-markowitz``)."""
     if objective is not None:
         cost_model = CostModel(objective, cost_model.memory_limit)
-    return greedy_order(problem, cost_model, _markowitz_score(cost_model), time_limit=time_limit)
+    return greedy_order(problem, cost_model, lambda: _markowitz_score(cost_model), time_limit=time_limit)
 
 
 def extra_starts(problem: Problem, cost_model: CostModel) -> list[tuple[str, dict]]:
@@ -159,7 +157,7 @@ def extra_starts(problem: Problem, cost_model: CostModel) -> list[tuple[str, dic
 @register("min-fill")
 def min_fill(problem: Problem, cost_model: CostModel, *, time_limit: float | None = None) -> list[str] | Result:
     """Next eliminate the vertex that creates the fewest new edges (then the cheapest)."""
-    return greedy_order(problem, cost_model, lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)),
+    return greedy_order(problem, cost_model, lambda: lambda v, p: (p.fill, cost_model.score(p.mults, p.live_after)),
                         needs_fill=True, time_limit=time_limit)
 
 
@@ -170,7 +168,7 @@ def relative_markowitz(problem: Problem, cost_model: CostModel, *,
     def make_score() -> Score:  # (the reach sizes take a pass over the graph: inside the time limit)
         indep, dep = reach_sizes(problem)
         return lambda v, p: (cost_model.score(p.mults, p.live_after) - indep[v] * dep[v],)
-    return greedy_order(problem, cost_model, None, time_limit=time_limit, make_score=make_score)
+    return greedy_order(problem, cost_model, make_score, time_limit=time_limit)
 
 
 def reach_sizes(problem: Problem) -> tuple[dict[str, int], dict[str, int]]:

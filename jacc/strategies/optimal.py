@@ -269,7 +269,10 @@ def _fallback(problem: Problem, who: str, info: dict, unpriced: list | None = No
     """What a search returns when its time limit passed before any order was priced: the first
     order found but not priced in time, else forward or reverse, whichever is likely cheaper
     (:func:`naive_first`)."""
-    name, order = unpriced[0] if unpriced else naive_rest(problem, [])[::-1]
+    if unpriced:
+        name, order = unpriced[0]
+    else:
+        order, name = naive_rest(problem, [])
     info["stopped early"] = (f"{who}: time limit reached before any order could be priced; returning "
                              f"{name}'s order unchecked (raise time_limit to compare it with others)")
     return Result(list(order), info, False)
