@@ -55,7 +55,9 @@ def test_auto_reports_what_ran_and_what_the_limit_stopped(big_dag):
     tried = p.info["tried"]
     # 30 inputs, 600 outputs: forward is the likely cheaper mode, so it is tried first
     assert tried.startswith("forward: ") and "; reverse: " in tried and "; window: " in tried
-    assert "stopped by the time limit" in tried  # min-fill etc. cannot all finish in 0.5 s here
+    # min-fill etc. cannot all finish in 0.5 s here: stopped, or (on a loaded machine, where pricing the
+    # naive order kept back most of the limit) not started
+    assert "stopped by the time limit" in tried or "not run, the time limit had passed" in tried
 
 
 def test_candidates_after_the_deadline_are_not_started(big_dag):

@@ -413,6 +413,64 @@ def test_batched_black_scholes_is_searched_option_by_option():
     assert [len(g) for g in prob.components()] == [44] * 8
 
 
+def _small_batch():
+    from jacc.bench import Traced
+
+    bs = suite.get("blackscholes", "small")
+    return Traced(bs, bs.make_inputs(0), "scalar").graph
+
+
+def test_copies_of_one_group_are_searched_once_and_the_order_carried_over():
+    from jacc.strategies import alike, lookup
+
+    g = _small_batch()
+    prob = Problem.from_graph(g)
+    groups = prob.components()
+    subs = prob.restrict_all(groups)
+    assert alike(prob, subs) == [list(range(8))]  # eight copies of one option
+    p = jacc.plan(g, "anneal", seed=0, max_iters=300, time_limit=60)
+    assert "1 distinct up to relabelling" in p.info["independent groups"]
+    one = lookup("anneal")(subs[0], jacc.CostModel(), seed=0, max_iters=300, time_limit=60)
+    assert p.mults == 8 * price(subs[0], one.order)[1]
+    # each copy's part of the order costs what the searched group's does
+    for sub in subs:
+        mine = set(sub.eliminable)
+        assert price(sub, [v for v in p.order if v in mine])[1] == p.mults // 8
+    # the time and the moves of all eight went to the one search: better than a share each
+    shared = jacc.plan(g, "anneal", seed=0, max_iters=300 // 8, time_limit=60)
+    assert p.mults <= shared.mults
+
+
+def _mixed_groups():
+    """Four groups that look alike by size: 0 and 3 are copies; 1 differs in its partials' kinds
+    (a sum's 1s where 0 has values), 2 in its wiring (one input read twice)."""
+    def f(x):
+        a = np.sin(x[0]) * x[1]
+        b = np.sin(x[2]) + x[3]
+        c = np.sin(x[4]) * x[4]
+        d = np.sin(x[5]) * x[6]
+        return np.stack([a * a, b * b, c * c, d * d])
+    return jacc.trace(f, np.linspace(0.2, 0.9, 7), scalarize=True)
+
+
+def test_groups_are_copies_only_when_edges_and_their_kinds_match():
+    from jacc.strategies import alike
+    from jacc.strategies.optimal import optimal
+
+    g = _mixed_groups()
+    prob = Problem.from_graph(g)
+    groups = prob.components()
+    classes = alike(prob, prob.restrict_all(groups))
+    assert sorted(map(len, classes)) == [1, 1, 2] and len(groups) == 4
+    first = lambda n: groups[n][0]  # noqa: E731
+    pair = next(c for c in classes if len(c) == 2)
+    assert {first(n) for n in pair} == {first(0), first(3)}
+    p = jacc.plan(g, "optimal")
+    whole = optimal(prob, jacc.CostModel())  # the registered function: one search over all groups
+    assert p.optimal is True and p.mults == p.lower_bound == price(prob, whole.order)[1]
+    assert "3 distinct" in p.info["independent groups"]
+
+
 def test_greedy_reports_its_picks_as_it_makes_them():
     """chain keeps Markowitz's picks made before a deadline (its fallback orders only the rest)."""
     from jacc.strategies.chain import _markowitz_score

@@ -10,13 +10,14 @@ it is a proven optimum). A strategy argument may also be an explicit order.
 
 from __future__ import annotations
 
+import collections
 import inspect
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from ..costmodel import CostModel
-from ..eliminate import Problem, forward_order, reverse_order
+from ..eliminate import SCALAR, Problem, forward_order, reverse_order
 
 
 @dataclass
@@ -241,7 +242,9 @@ def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None =
     raise TypeError(f"strategy must be a name, a list of vertex names or a Plan, not {type(strategy).__name__}")
 
 
-#: searches that run once per independent group of vertices (:meth:`Problem.components`)
+#: searches that run once per independent group of vertices (:meth:`Problem.components`). (Not
+#: the greedy heuristics: group by group their orders cost the same multiplications but hold other
+#: partials at once, and a heuristic's order must fit a memory limit set to its own peak.)
 DECOMPOSED = ("optimal", "anneal", "window")
 
 
@@ -249,51 +252,66 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     """Run the search ``name`` on each independent group of vertices, with a share of the time
     (and of ``max_iters``) by group size, and join the orders: the optimum is the sum of the
     groups' optima, so searching them apart is exact and far smaller than searching the product
-    of their state spaces. ``None`` when it does not apply (one group; a memory objective or
+    of their state spaces. Groups that are copies of one another (a batch of the same option at
+    scalar level, :func:`alike`) are searched once, with the time of them all, and the order is
+    carried over to the copies. ``None`` when it does not apply (one group; a memory objective or
     limit, which couple the groups through the live bytes)."""
     if name not in DECOMPOSED or cm.weights != (1.0, 0.0) or cm.memory_limit is not None:
         return None
 
     from .. import budget
 
+    fn = lookup(name)
+    limit = options.get("time_limit", inspect.signature(fn).parameters["time_limit"].default)
+    positive("time_limit", limit)  # (as the search itself would, before the groups are searched)
     if budget.expired():  # (not even the groups: on 10⁵ vertices finding them takes a few tenths of a second)
         return _unsearched(name, problem)
     groups = problem.components()
     if len(groups) < 2:
         return None
 
-    fn = lookup(name)
     total = len(problem.eliminable)
-    limit = options.get("time_limit", inspect.signature(fn).parameters["time_limit"].default)
-    order: list[str] = []
+    orders: dict[int, list[str]] = {}  # group index → its order
     proven, bounds, notes, explored, roots = True, [], [], 0, []
     naive_first(problem)  # (computed once, for every group)
     skipped = 0
     with budget.within(limit) as deadline:
-        for n, sub in enumerate(problem.restrict_all(groups)):
+        subs = problem.restrict_all(groups)
+        classes = alike(problem, subs)
+        for n, members in enumerate(classes):
+            sub, copies = subs[members[0]], len(members)
             left = deadline - budget.now()
             if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
-                order += naive_rest(problem, order)[0]
-                skipped = len(groups) - n
+                skipped = len(classes) - n
                 proven = False
                 bounds.append(0 if name == "optimal" else None)  # (an unsearched group: ≥ 0 is all that is proven)
                 roots.append(0)
                 break
-            size = len(sub.eliminable)
+            size = len(sub.eliminable) * copies
             share = dict(options, time_limit=max(left * size / total, 1e-3))
             total -= size
             if options.get("max_iters"):
                 share["max_iters"] = max(1, options["max_iters"] * size // len(problem.eliminable))
             r = fn(sub, cm, **share)
             r = r if isinstance(r, Result) else Result(r)
-            order += sub.check_order(r.order)
+            where = {v: i for i, v in enumerate(sub.eliminable)}
+            steps = [where[v] for v in sub.check_order(r.order)]
+            for m in members:
+                orders[m] = [subs[m].eliminable[i] for i in steps]
             proven = proven and bool(r.optimal)
-            bounds.append(r.info.get("lower bound"))
+            for key, acc in (("lower bound", bounds), ("root bound", roots)):
+                b = r.info.get(key)
+                acc.append(b * copies if isinstance(b, int) else b)
             notes += [f"{v}" for k, v in r.info.items() if k == "stopped early"]
             explored += r.info.get("sets explored", 0)
-            roots.append(r.info.get("root bound"))
-    info: dict = {"independent groups": f"{len(groups)} (sizes {', '.join(str(len(g)) for g in groups)}), "
-                                        "searched one by one"}
+    order = [v for m in range(len(groups)) if m in orders for v in orders[m]]
+    if skipped:
+        order += naive_rest(problem, order)[0]
+    sizes = collections.Counter(len(g) for g in groups)
+    info: dict = {"independent groups": f"{len(groups)} (sizes "
+                  + ", ".join(f"{s} ×{c:,}" if c > 1 else f"{s}" for s, c in sorted(sizes.items())) + "), "
+                  + (f"{len(classes)} distinct up to relabelling, each searched once and its order carried "
+                     "over to its copies" if len(classes) < len(groups) else "searched one by one")}
     if all(isinstance(b, int) for b in bounds):
         info["lower bound"] = sum(bounds)
     if name == "optimal":
@@ -306,12 +324,40 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
             with budget.lifted():
                 info["gap"] = _gap(price(problem, order)[1], info["lower bound"], info["root bound"])
     if notes:
-        info["stopped early"] = f"in {len(notes)} of {len(groups)} groups: {notes[0]}"
+        info["stopped early"] = f"in {len(notes)} of {len(classes)} searches: {notes[0]}"
     if skipped:
-        info["stopped early"] = (f"time limit reached after {len(groups) - skipped} of {len(groups)} groups; the other "
-                                 f"{skipped} are in {naive_first(problem)[0]} order, unsearched"
+        unsearched = sum(len(c) for c in classes[len(classes) - skipped:])
+        info["stopped early"] = (f"time limit reached after {len(groups) - unsearched} of {len(groups)} groups; the "
+                                 f"other {unsearched} are in {naive_first(problem)[0]} order, unsearched"
                                  + (f" (and {info['stopped early']})" if notes else ""))
     return Result(order, info, proven if name == "optimal" else None, name)
+
+
+def alike(problem: Problem, subs: Sequence[Problem]) -> list[list[int]]:
+    """The groups of :meth:`Problem.components` (as ``subs``, their restrictions) sorted into
+    classes of copies: the same edges between the same positions, the same kind of partial on
+    each (exactly 1, exactly −1, a value), so one group's order, carried over position by
+    position, costs the same in each (a batch of 1,000 Black–Scholes options at scalar level is
+    one class). Positions: a group's own vertices in topological order, its end points in the
+    order its edges meet them. Only graphs of scalars are compared (an array partial's cost
+    depends on more than its kind); elsewhere each group is its own class. Classes come in the
+    order of their first members."""
+    if not problem.scalar:
+        return [[n] for n in range(len(subs))]
+    edges = problem.symbolic_edges()
+    classes: dict = {}
+    for n, sub in enumerate(subs):
+        where = {v: i for i, v in enumerate(sub.eliminable)}
+        ends: dict = {}
+
+        def at(v):  # (an end point: numbered after the group's own vertices, as met)
+            i = where.get(v)
+            return i if i is not None else ~ends.setdefault(v, len(ends))
+
+        key = (len(where), tuple((at(u), at(v), SCALAR.of(edges[u, v])) for u, v in sub.edges),
+               tuple(at(y) for y, _ in sub.extra))
+        classes.setdefault(key, []).append(n)
+    return list(classes.values())
 
 
 def _unsearched(name: str, problem: Problem) -> Result:
