@@ -287,18 +287,23 @@ def test_forward_and_reverse_take_a_time_limit_too():
     assert jacc.plan(g, "reverse", time_limit=1).order == jacc.plan(g, "reverse").order
 
 
-def test_auto_prices_markowitz_before_a_window_search():
-    """On graphs over 2,000 vertices auto's search is `window`, which starts from the best heuristic
-    anyway; run group by group over many independent groups in shares too small for their own
-    heuristics, it returned reverse order (1,000 Black–Scholes options at scalar level: 125,000
-    multiplications where Markowitz takes 88,000), and Markowitz came after it, past the limit."""
+def test_auto_sizes_its_search_by_one_group_of_each_class_of_copies():
+    """On graphs over 2,000 vertices auto's search was `window`, run group by group over the
+    independent groups in shares too small for their own heuristics: it returned reverse order (1,000
+    Black–Scholes options at scalar level: 125,000 multiplications where Markowitz takes 88,000). A
+    batch of copies is searched once per class (jacc.strategies.copies), so auto sizes its search by
+    the vertices of one group of each class: here 3, so the exact search proves the optimum."""
+    from jacc.strategies import searched_size
+
     g = jacc.trace(lambda x: np.sin(x) * np.cos(x) + np.exp(x) * x ** 2, np.ones(600), scalarize=True)
     prob = Problem.from_graph(g)
     assert len(prob.eliminable) > 2000 and len(prob.components()) == 1200
+    assert searched_size(prob, CostModel()) == 3 and searched_size(prob, CostModel("time")) == 3600
     p = jacc.plan(g, "auto", time_limit=2)
-    tried = p.info["tried"]
-    assert tried.index("markowitz: ") < tried.index("window: ")
-    assert p.mults <= jacc.plan(g, "markowitz").mults
+    tried = p.info["tried"].split("; ")
+    assert tried[1].startswith("optimal: ")  # the search right after the first baseline
+    assert p.optimal is True and p.mults == p.lower_bound <= jacc.plan(g, "markowitz").mults
+    assert "1 distinct up to relabelling" in p.info["independent groups"]
 
 
 def test_optimal_keeps_its_limit_on_a_graph_of_thousands_of_vertices():

@@ -266,20 +266,17 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     positive("time_limit", limit)  # (as the search itself would, before the groups are searched)
     if budget.expired():  # (not even the groups: on 10⁵ vertices finding them takes a few tenths of a second)
         return _unsearched(name, problem)
-    groups = problem.components()
-    if len(groups) < 2:
-        return None
-
-    total = len(problem.eliminable)
-    orders: dict[int, list[str]] = {}  # group index → its order
-    proven, bounds, notes, explored, roots = True, [], [], 0, []
-    naive_first(problem)  # (computed once, for every group)
-    skipped = 0
     with budget.within(limit) as deadline:
-        subs = problem.restrict_all(groups)
-        classes = alike(problem, subs)
+        groups, subs, classes = copies(problem)
+        if len(groups) < 2:
+            return None
+        total = len(problem.eliminable)
+        orders: dict[int, list[str]] = {}  # group index → its order
+        proven, bounds, notes, explored, roots = True, [], [], 0, []
+        naive_first(problem)  # (computed once, for every group)
+        skipped = 0
         for n, members in enumerate(classes):
-            sub, copies = subs[members[0]], len(members)
+            sub, count = subs[members[0]], len(members)
             left = deadline - budget.now()
             if left <= 0:  # the deadline passed: the rest go in the likely cheaper naive mode, unsearched
                 skipped = len(classes) - n
@@ -287,7 +284,7 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                 bounds.append(0 if name == "optimal" else None)  # (an unsearched group: ≥ 0 is all that is proven)
                 roots.append(0)
                 break
-            size = len(sub.eliminable) * copies
+            size = len(sub.eliminable) * count
             share = dict(options, time_limit=max(left * size / total, 1e-3))
             total -= size
             if options.get("max_iters"):
@@ -301,7 +298,7 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
             proven = proven and bool(r.optimal)
             for key, acc in (("lower bound", bounds), ("root bound", roots)):
                 b = r.info.get(key)
-                acc.append(b * copies if isinstance(b, int) else b)
+                acc.append(b * count if isinstance(b, int) else b)
             notes += [f"{v}" for k, v in r.info.items() if k == "stopped early"]
             explored += r.info.get("sets explored", 0)
     order = [v for m in range(len(groups)) if m in orders for v in orders[m]]
@@ -331,6 +328,28 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                                  f"other {unsearched} are in {naive_first(problem)[0]} order, unsearched"
                                  + (f" (and {info['stopped early']})" if notes else ""))
     return Result(order, info, proven if name == "optimal" else None, name)
+
+
+def copies(problem: Problem) -> tuple[list[list[str]], list[Problem], list[list[int]]]:
+    """``(groups, their restrictions, classes of copies)`` of ``problem``: :meth:`Problem.components`,
+    :meth:`Problem.restrict_all` and :func:`alike`, computed once per problem (``auto`` sizes its
+    search by them, and the decomposed search it runs uses them again)."""
+    if "_copies" not in problem.__dict__:
+        groups = problem.components()
+        subs = problem.restrict_all(groups) if len(groups) > 1 else [problem]
+        problem._copies = groups, subs, alike(problem, subs) if len(groups) > 1 else [[0]]
+    return problem._copies
+
+
+def searched_size(problem: Problem, cost_model: CostModel) -> int:
+    """How many vertices a decomposed search (:data:`DECOMPOSED`) searches on ``problem``: one
+    group of each class of copies (:func:`copies`), where the cost model lets the groups be
+    searched apart; else all the eliminable vertices. (1,000 Black–Scholes options at scalar level:
+    44 of 44,000.)"""
+    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None:
+        return len(problem.eliminable)
+    groups, subs, classes = copies(problem)
+    return sum(len(subs[c[0]].eliminable) for c in classes)
 
 
 def alike(problem: Problem, subs: Sequence[Problem]) -> list[list[int]]:

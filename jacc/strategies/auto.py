@@ -10,9 +10,17 @@
 | n > 2,000                  | ``window``: best heuristic polished by exact windows of 12       |
 |                            | eliminations for at most ``time_limit`` / 2                      |
 
+On a graph of scalars over 2,000 vertices made of copies of a few independent groups (a batch at
+scalar level; the ``mults`` objective, which lets groups be searched apart), n counts one group of
+each class of copies, which is what the decomposed searches search
+(:func:`~jacc.strategies.searched_size`): 1,000 Black–Scholes options are searched as the 44
+vertices of one option.
+
 The reverse and forward orders run first (the one likely cheaper first, by output against input
 sizes; it may use half of the time left, the other a third), then the main search, then Markowitz;
-whatever does not finish by the deadline is dropped. With ``payoff_calls`` (``jacc.jacobian``
+on a batch of copies the search comes straight after the first of them, since it takes less time
+than pricing one more order of the whole graph. Whatever does not finish by the deadline is
+dropped. With ``payoff_calls`` (``jacc.jacobian``
 passes 100,000), the main search and the bound below also stop when the plan is cheap
 (:func:`search_time`): they may take what the best order known costs to run that many times at
 about a nanosecond per multiplication, at least 0.05 s. The 17-vertex graph of ``np.polydiv``
@@ -33,7 +41,7 @@ from __future__ import annotations
 from .. import budget
 from ..costmodel import CostModel, MemoryLimitError
 from ..eliminate import Problem
-from . import Result, best_of, naive_first, positive, positive_int, register
+from . import Result, best_of, naive_first, positive, positive_int, register, searched_size
 from .chain import segments
 from .greedy import extra_starts
 from .optimal import _fallback
@@ -55,9 +63,14 @@ def is_chain(problem: Problem) -> bool:
     return len(segs) == 1 and len(segs[0]) - 2 == len(problem.eliminable)
 
 
-def main_search(problem: Problem, time_limit: float, seed: int) -> tuple[str, dict]:
-    """The size table of the module docstring: (strategy, options)."""
+def main_search(problem: Problem, time_limit: float, seed: int, cost_model: CostModel | None = None
+                ) -> tuple[str, dict]:
+    """The size table of the module docstring: (strategy, options). On a large graph of copies of a
+    few groups (a batch at scalar level) n counts what the search would search: one group of each
+    class of copies (:func:`~jacc.strategies.searched_size`)."""
     n = len(problem.eliminable)
+    if n > ANNEAL_MAX and cost_model is not None:
+        n = searched_size(problem, cost_model)
     if is_chain(problem):
         return "chain", {"time_limit": time_limit}
     if n <= EXACT_MAX:
@@ -92,7 +105,7 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     positive("time_limit", time_limit)
     if payoff_calls is not None:
         positive_int("payoff_calls", payoff_calls)
-    main, opts = main_search(problem, time_limit, seed)
+    main, opts = main_search(problem, time_limit, seed, cost_model)
     baselines = [(mode, {}, share) for mode, share in zip(naive_first(problem), BASELINE_SHARES)]
 
     limits: list[str] = []  # the pay-off cap on the search, where it binds
@@ -107,8 +120,13 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     # and its order is priced even past the deadline: every order of a chain prices in the same
     # linear time, and the plan would price the fallback order anyway.
     markowitz = ("markowitz", {}, 1.0)
+    n = len(problem.eliminable)
     if main == "chain":
         candidates = [(main, opts, 1.0, True)] + baselines + [markowitz]
+    elif n > ANNEAL_MAX and searched_size(problem, cost_model) < n:
+        # a batch of copies: the search covers one group of each class (copies), in less time than
+        # pricing another order of the whole graph takes, so it comes straight after the first baseline
+        candidates = baselines[:1] + [capped] + baselines[1:] + [markowitz]
     elif main == "window":  # the window search starts from the best heuristic anyway, so Markowitz
         # first costs it nothing; and a graph of many independent groups, searched one by one in time
         # shares too small for their own heuristics (1,000 Black–Scholes options at scalar level),
