@@ -659,6 +659,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
+    from .collector import paused
     from .plan import build, choose
 
     if nonfinite not in ("raise", "propagate"):
@@ -707,8 +708,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         limit = options.get("time_limit")
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
             options["time_limit"] = limit / 2
-        order, name, info, optimal = choose(problem, strategy, cm, options)
-        plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+        with paused():
+            order, name, info, optimal = choose(problem, strategy, cm, options)
+            plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
         _check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit

@@ -382,6 +382,7 @@ def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = No
     eliminations instead and returns a :class:`jacc.edgeplan.EdgePlan` (see that module).
     """
     from . import budget
+    from .collector import paused
 
     t0 = time.perf_counter()  # set-up and the final pricing count as planning time too
     cm = CostModel.coerce(cost_model, objective, memory_limit)
@@ -391,9 +392,10 @@ def plan(graph: Graph, strategy: Any = "auto", *, wrt: Sequence[str] | None = No
         return plan_edges(graph, strategy, elimination, wrt, of, cm, options)
     limit = time_limit_of(strategy, options)
     # the strategy checks its own time_limit; opening it here too makes the set-up count against it
-    with budget.within(budget.INF if limit is None else limit):
-        problem = Problem.from_graph(graph, wrt, of)
-        order, name, info, optimal = choose(problem, strategy, cm, options)
-    p = build(problem, order, name, cm, info, 0.0, optimal)
+    with paused():
+        with budget.within(budget.INF if limit is None else limit):
+            problem = Problem.from_graph(graph, wrt, of)
+            order, name, info, optimal = choose(problem, strategy, cm, options)
+        p = build(problem, order, name, cm, info, 0.0, optimal)  # (priced in full: past any deadline)
     p.planning_seconds = time.perf_counter() - t0
     return p
