@@ -439,6 +439,14 @@ def test_copies_of_one_group_are_searched_once_and_the_order_carried_over():
     # the time and the moves of all eight went to the one search: better than a share each
     shared = jacc.plan(g, "anneal", seed=0, max_iters=300 // 8, time_limit=60)
     assert p.mults <= shared.mults
+    # by default the class gets its members' default moves (at most COPIES_MOVES searches' worth)
+    from jacc.strategies import COPIES_MOVES
+    from jacc.strategies.anneal import DEFAULT_ITERS
+
+    default = jacc.plan(g, "anneal", seed=0, time_limit=60)
+    alone = lookup("anneal")(subs[0], jacc.CostModel(), seed=0, max_iters=DEFAULT_ITERS * min(8, COPIES_MOVES),
+                             time_limit=60)
+    assert default.mults == 8 * price(subs[0], alone.order)[1] == 664  # (83 per option, as 100,000 moves find)
 
 
 def _mixed_groups():

@@ -246,6 +246,8 @@ def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None =
 #: the greedy heuristics: group by group their orders cost the same multiplications but hold other
 #: partials at once, and a heuristic's order must fit a memory limit set to its own peak.)
 DECOMPOSED = ("optimal", "anneal", "window")
+#: a class of copies gets the default moves of its members, at most this many times one search's
+COPIES_MOVES = 8
 
 
 def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) -> Result | None:
@@ -267,7 +269,10 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     if budget.expired():  # (not even the groups: on 10⁵ vertices finding them takes a few tenths of a second)
         return _unsearched(name, problem)
     with budget.within(limit) as deadline:
-        groups, subs, classes = copies(problem)
+        try:
+            groups, subs, classes = copies(problem)
+        except budget.TimeUp:
+            return _unsearched(name, problem)
         if len(groups) < 2:
             return None
         total = len(problem.eliminable)
@@ -289,6 +294,12 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
             total -= size
             if options.get("max_iters"):
                 share["max_iters"] = max(1, options["max_iters"] * size // len(problem.eliminable))
+            elif name == "anneal" and "max_iters" not in options and count > 1:  # the moves its copies
+                # would have made, up to COPIES_MOVES times one search's (beyond that the time limit would
+                # cut them, and the order would depend on the machine's speed)
+                from .anneal import DEFAULT_ITERS
+
+                share["max_iters"] = DEFAULT_ITERS * min(count, COPIES_MOVES)
             r = fn(sub, cm, **share)
             r = r if isinstance(r, Result) else Result(r)
             where = {v: i for i, v in enumerate(sub.eliminable)}
@@ -334,9 +345,13 @@ def copies(problem: Problem) -> tuple[list[list[str]], list[Problem], list[list[
     """``(groups, their restrictions, classes of copies)`` of ``problem``: :meth:`Problem.components`,
     :meth:`Problem.restrict_all` and :func:`alike`, computed once per problem (``auto`` sizes its
     search by them, and the decomposed search it runs uses them again)."""
-    if "_copies" not in problem.__dict__:
+    if "_copies" not in problem.__dict__:  # (each step honours the planning deadline: TimeUp past it)
+        from .. import budget
+
         groups = problem.components()
+        budget.check()
         subs = problem.restrict_all(groups) if len(groups) > 1 else [problem]
+        budget.check()
         problem._copies = groups, subs, alike(problem, subs) if len(groups) > 1 else [[0]]
     return problem._copies
 
@@ -363,9 +378,13 @@ def alike(problem: Problem, subs: Sequence[Problem]) -> list[list[int]]:
     order of their first members."""
     if not problem.scalar:
         return [[n] for n in range(len(subs))]
+    from .. import budget
+
     edges = problem.symbolic_edges()
     classes: dict = {}
+    tick = budget.Ticker(16)
     for n, sub in enumerate(subs):
+        tick()
         where = {v: i for i, v in enumerate(sub.eliminable)}
         ends: dict = {}
 

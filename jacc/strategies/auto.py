@@ -63,14 +63,10 @@ def is_chain(problem: Problem) -> bool:
     return len(segs) == 1 and len(segs[0]) - 2 == len(problem.eliminable)
 
 
-def main_search(problem: Problem, time_limit: float, seed: int, cost_model: CostModel | None = None
-                ) -> tuple[str, dict]:
-    """The size table of the module docstring: (strategy, options). On a large graph of copies of a
-    few groups (a batch at scalar level) n counts what the search would search: one group of each
-    class of copies (:func:`~jacc.strategies.searched_size`)."""
-    n = len(problem.eliminable)
-    if n > ANNEAL_MAX and cost_model is not None:
-        n = searched_size(problem, cost_model)
+def main_search(problem: Problem, time_limit: float, seed: int, n: int | None = None) -> tuple[str, dict]:
+    """The size table of the module docstring: (strategy, options); ``n``: the vertices the search
+    would search (default: every eliminable one; on a batch of copies fewer, see :func:`searched`)."""
+    n = len(problem.eliminable) if n is None else n
     if is_chain(problem):
         return "chain", {"time_limit": time_limit}
     if n <= EXACT_MAX:
@@ -78,6 +74,20 @@ def main_search(problem: Problem, time_limit: float, seed: int, cost_model: Cost
     if n <= ANNEAL_MAX:
         return "anneal", {"time_limit": time_limit * ANNEAL_SHARE, "seed": seed}
     return "window", {"time_limit": time_limit / 2}
+
+
+def searched(problem: Problem, cost_model: CostModel) -> int:
+    """How many vertices a decomposed search would search on a graph over ``ANNEAL_MAX`` vertices
+    (:func:`~jacc.strategies.searched_size`: one group of each class of copies), or all the
+    eliminable ones when finding that out does not fit the planning deadline (on 10⁵ vertices it
+    takes about a second) or the graph is smaller."""
+    n = len(problem.eliminable)
+    if n <= ANNEAL_MAX or budget.expired():
+        return n
+    try:
+        return searched_size(problem, cost_model)
+    except budget.TimeUp:
+        return n
 
 
 def search_time(score: float | None, payoff_calls: int | None) -> float:
@@ -105,7 +115,8 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     positive("time_limit", time_limit)
     if payoff_calls is not None:
         positive_int("payoff_calls", payoff_calls)
-    main, opts = main_search(problem, time_limit, seed, cost_model)
+    n, size = len(problem.eliminable), searched(problem, cost_model)
+    main, opts = main_search(problem, time_limit, seed, size)
     baselines = [(mode, {}, share) for mode, share in zip(naive_first(problem), BASELINE_SHARES)]
 
     limits: list[str] = []  # the pay-off cap on the search, where it binds
@@ -120,10 +131,9 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
     # and its order is priced even past the deadline: every order of a chain prices in the same
     # linear time, and the plan would price the fallback order anyway.
     markowitz = ("markowitz", {}, 1.0)
-    n = len(problem.eliminable)
     if main == "chain":
         candidates = [(main, opts, 1.0, True)] + baselines + [markowitz]
-    elif n > ANNEAL_MAX and searched_size(problem, cost_model) < n:
+    elif size < n:
         # a batch of copies: the search covers one group of each class (copies), in less time than
         # pricing another order of the whole graph takes, so it comes straight after the first baseline
         candidates = baselines[:1] + [capped] + baselines[1:] + [markowitz]
