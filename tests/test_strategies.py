@@ -479,6 +479,40 @@ def test_groups_are_copies_only_when_edges_and_their_kinds_match():
     assert "3 distinct" in p.info["independent groups"]
 
 
+_UNARY = (np.sin, np.exp, np.tanh, np.negative)
+_BINARY = (np.multiply, np.add, np.subtract)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 99), st.integers(0, 99)), min_size=2, max_size=6),
+       st.integers(2, 3))
+def test_batches_of_random_programs_search_one_copy_and_stay_exact(program, k):
+    """A random scalar program run elementwise over k columns: at scalar level every column is a copy,
+    so every class holds a multiple of k groups, the carried orders are valid orders, and `optimal`
+    group by group still equals one exact search over the whole graph."""
+    from jacc.strategies import alike
+    from jacc.strategies.optimal import optimal
+
+    def f(x):
+        vals = [x[0], x[1]]
+        for op, i, j in program:
+            a, b = vals[i % len(vals)], vals[j % len(vals)]
+            vals.append(_UNARY[op](a) if op < len(_UNARY) else _BINARY[op - len(_UNARY)](a, b))
+        return np.stack([vals[-1], vals[-2] * vals[-1]])
+
+    g = jacc.trace(f, np.linspace(0.3, 0.9, 2 * k).reshape(2, k), scalarize=True)
+    prob = Problem.from_graph(g)
+    groups = prob.components()
+    classes = alike(prob, prob.restrict_all(groups))
+    assert sorted(n for c in classes for n in c) == list(range(len(groups)))
+    assert all(len(c) % k == 0 for c in classes)
+    p = jacc.plan(g, "optimal")
+    assert prob.check_order(p.order) and p.optimal is True
+    if len(prob.eliminable) <= 16:
+        whole = optimal(prob, jacc.CostModel())  # the registered function: one search over all groups
+        assert whole.optimal and p.mults == price(prob, whole.order)[1]
+
+
 def test_greedy_reports_its_picks_as_it_makes_them():
     """chain keeps Markowitz's picks made before a deadline (its fallback orders only the rest)."""
     from jacc.strategies.chain import _markowitz_score
