@@ -258,7 +258,7 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     scalar level, :func:`alike`) are searched once, with the time of them all, and the order is
     carried over to the copies. ``None`` when it does not apply (one group; a memory objective or
     limit, which couple the groups through the live bytes)."""
-    if name not in DECOMPOSED or cm.weights != (1.0, 0.0) or cm.memory_limit is not None:
+    if name not in DECOMPOSED or not _apart(cm):
         return None
 
     from .. import budget
@@ -341,6 +341,12 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
     return Result(order, info, proven if name == "optimal" else None, name)
 
 
+def _apart(cm: CostModel) -> bool:
+    """Whether independent groups may be searched apart: multiplications alone, no memory limit (live
+    bytes couple the groups)."""
+    return cm.weights == (1.0, 0.0) and cm.memory_limit is None
+
+
 def copies(problem: Problem) -> tuple[list[list[str]], list[Problem], list[list[int]]]:
     """``(groups, their restrictions, classes of copies)`` of ``problem``: :meth:`Problem.components`,
     :meth:`Problem.restrict_all` and :func:`alike`, computed once per problem (``auto`` sizes its
@@ -361,7 +367,7 @@ def searched_size(problem: Problem, cost_model: CostModel) -> int:
     group of each class of copies (:func:`copies`), where the cost model lets the groups be
     searched apart; else all the eliminable vertices. (1,000 Black–Scholes options at scalar level:
     44 of 44,000.)"""
-    if cost_model.weights != (1.0, 0.0) or cost_model.memory_limit is not None:
+    if not _apart(cost_model):
         return len(problem.eliminable)
     groups, subs, classes = copies(problem)
     return sum(len(subs[c[0]].eliminable) for c in classes)
