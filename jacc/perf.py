@@ -5,7 +5,9 @@
 * ``markowitz``: planning time on random scalar graphs of 10⁴ and 10⁵ vertices and the growth
   factor (linear growth would be ×10);
 * ``optimal``: the exact search on random graphs with 15 and 20 eliminable vertices (scalar and
-  3-vectors): time, sets explored, and the gain over min(forward, reverse, markowitz).
+  3-vectors): time, sets explored, and the gain over min(forward, reverse, markowitz);
+* ``batch``: the Black–Scholes batch at scalar level (1,000 copies of one option's group): tracing
+  time, and Markowitz, ``window`` and ``anneal`` (searched once per class of copies).
 """
 
 from __future__ import annotations
@@ -106,13 +108,43 @@ def bench_optimal(out=print, sizes=(15, 20), time_limit: float = 120.0) -> dict:
     return fig
 
 
+def bench_batch(out=print, size: str = "full", strategies=("markowitz", "window", "anneal")) -> dict:
+    """The suite's Black–Scholes batch traced at scalar level (1,000 options at ``size="full"``, 8 at
+    ``"small"``): every option is a copy of one independent group, which the decomposed searches
+    search once (:func:`jacc.strategies.copies`). Tracing time, then each strategy's mults and time."""
+    from .strategies import copies
+    from .suite import get
+    from .trace import trace
+
+    bs = get("blackscholes", size)
+    inputs = bs.make_inputs(0)
+    t0 = time.perf_counter()
+    g = trace(bs.fn, *inputs.values(), xp=np, scalarize=True)
+    t_trace = time.perf_counter() - t0
+    groups, _, classes = copies(Problem.from_graph(g))
+    n = sum(map(len, groups))
+    out(f"Black–Scholes batch at scalar level: {len(g):,} vertices ({n:,} eliminable) traced in {t_trace:.2f} s; "
+        f"{len(groups):,} independent groups, {len(classes):,} up to relabelling")
+    fig: dict = {"vertices": len(g), "eliminable": n, "groups": len(groups), "classes": len(classes),
+                 "trace_s": t_trace}
+    for name in strategies:
+        t0 = time.perf_counter()
+        p = plan(g, name)
+        t = time.perf_counter() - t0
+        fig[name] = {"mults": p.mults, "seconds": t}
+        out(f"  {name}: {p.mults:,} mults in {t:.2f} s")
+    return fig
+
+
 def run(out=print, quick: bool = False) -> dict:
     """All planning benchmarks (``quick``: small sizes, for tests)."""
     if quick:
         return {"chain": bench_chain(out, n=60, repeats=1),
                 "markowitz": bench_markowitz(out, sizes=(500, 5000)),
-                "optimal": bench_optimal(out, sizes=(8,), time_limit=10)}
-    return {"chain": bench_chain(out), "markowitz": bench_markowitz(out), "optimal": bench_optimal(out)}
+                "optimal": bench_optimal(out, sizes=(8,), time_limit=10),
+                "batch": bench_batch(out, "small")}
+    return {"chain": bench_chain(out), "markowitz": bench_markowitz(out), "optimal": bench_optimal(out),
+            "batch": bench_batch(out)}
 
 
 if __name__ == "__main__":

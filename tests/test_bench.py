@@ -225,3 +225,13 @@ def test_a_whole_traced_once_call_is_timed_against_the_compiled_plan(no_baseline
     assert call["seconds"] > 0 and call["compiled_seconds"] > 0
     assert call["ratio"] == pytest.approx(call["seconds"] / call["compiled_seconds"])
     assert "retrace=False)(x1, …) call with Python floats" in res.format("table")
+
+
+def test_planning_bench_reports_the_batch_searched_once_per_class_of_copies():
+    from jacc import perf
+
+    lines: list[str] = []
+    fig = perf.bench_batch(lines.append, "small")
+    assert (fig["groups"], fig["classes"], fig["eliminable"]) == (8, 1, 352)
+    assert fig["markowitz"]["mults"] == 704 and fig["anneal"]["mults"] == 664 <= fig["window"]["mults"] <= 704
+    assert "8 independent groups, 1 up to relabelling" in lines[0] and lines[-1].startswith("  anneal: 664 mults")
