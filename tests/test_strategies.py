@@ -3,6 +3,7 @@
 import itertools
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -490,7 +491,7 @@ def test_batches_of_random_programs_search_one_copy_and_stay_exact(program, k):
     """A random scalar program run elementwise over k columns: at scalar level every column is a copy,
     so every class holds a multiple of k groups, the carried orders are valid orders, and `optimal`
     group by group still equals one exact search over the whole graph."""
-    from jacc.strategies import alike
+    from jacc.strategies import alike, by_parts, run_strategy
     from jacc.strategies.optimal import optimal
 
     def f(x):
@@ -508,9 +509,49 @@ def test_batches_of_random_programs_search_one_copy_and_stay_exact(program, k):
     assert all(len(c) % k == 0 for c in classes)
     p = jacc.plan(g, "optimal")
     assert prob.check_order(p.order) and p.optimal is True
+    order = run_strategy("optimal", prob, jacc.CostModel())[0]  # its totals, summed over the classes,
+    mults, peak = by_parts(prob, order)  # are the whole order's, and its peak bounds the whole's
+    assert mults == p.mults == price(prob, order)[1] and peak >= price(prob, order)[2]
     if len(prob.eliminable) <= 16:
         whole = optimal(prob, jacc.CostModel())  # the registered function: one search over all groups
         assert whole.optimal and p.mults == price(prob, whole.order)[1]
+
+
+def test_classes_left_unsearched_at_the_deadline_carry_one_naive_order_and_keep_exact_sums(monkeypatch):
+    """Past the deadline the classes not yet searched take their first group's naive order, carried
+    over to the copies, so the joined order's multiplications are still the sum over the classes
+    (jacc.strategies.by_parts) and need no pricing of the whole graph (0.7–1 s on 10⁵ vertices)."""
+    from jacc import budget
+    from jacc.strategies import by_parts, lookup, run_strategy
+
+    def f(x, y):
+        return np.concatenate([np.sin(x) * np.cos(x), np.exp(y) * y ** 2 + y])
+
+    g = jacc.trace(f, np.linspace(0.1, 0.9, 40), np.linspace(0.2, 0.8, 30), scalarize=True)
+    prob = Problem.from_graph(g)
+    real, calls = lookup("anneal"), []
+
+    def slow(problem, cost_model, *, time_limit=5.0, **kw):  # the first class's search overruns the deadline
+        calls.append(len(problem.eliminable))
+        while not budget.expired():
+            time.sleep(0.01)
+        return real(problem, cost_model, max_iters=50, time_limit=10)
+
+    monkeypatch.setitem(jacc.STRATEGIES, "anneal", slow)
+    order, _, info, _ = run_strategy("anneal", prob, jacc.CostModel(), time_limit=0.2)
+    assert len(calls) == 1 and "other 30 are in reverse order, unsearched" in info["stopped early"]
+    assert prob.check_order(order) and by_parts(prob, order)[0] == price(prob, order)[1]
+    assert price(prob, order)[1] <= price(prob, jacc.plan(g, "reverse").order)[1]
+
+
+def test_auto_takes_a_decomposed_search_at_its_summed_cost():
+    """auto compares a batch's search by its sums (jacc.strategies.by_parts): RoeFlux over 1,000
+    interfaces at scalar level, time_limit=5, returned reverse order (213,000 mults) because pricing
+    the search's order (178,000) did not fit the time left; ties with a bounded peak are priced."""
+    g = jacc.trace(lambda x: np.sin(x) * np.cos(x) + np.exp(x) * x ** 2, np.ones(600), scalarize=True)
+    p = jacc.plan(g, "auto", time_limit=5)
+    tried = p.info["tried"].split("; ")
+    assert "(summed over its groups)" in tried[1] and p.mults == price(Problem.from_graph(g), p.order)[1]
 
 
 def test_greedy_reports_its_picks_as_it_makes_them():

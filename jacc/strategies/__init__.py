@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..costmodel import CostModel
-from ..eliminate import SCALAR, Problem, forward_order, reverse_order
+from ..eliminate import PRICING, SCALAR, Problem, forward_order, reverse_order
 
 
 @dataclass
@@ -90,6 +90,7 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     from ..eliminate import price
 
     found: list = []
+    bounded: list[int] = []  # the candidates whose peak is an upper bound (summed over groups, by_parts)
     log = [] if log is None else log
     for entry in candidates:
         if callable(entry):  # decided when reached, from the best score priced so far
@@ -105,13 +106,17 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
             if timed_out is not None:
                 timed_out.append(name)
             continue
+        parts = None
         try:
             with budget.lifted() if free else budget.within(budget.left() * (own[0] if own else share)):
                 order, _, info, optimal = _run_cached(name, problem, cost_model, kw)
-                # a "must price" candidate, when nothing is priced yet, is priced in full even
-                # past the deadline: the plan will price that order anyway (see ``auto``)
-                with budget.lifted() if must_price else nullcontext():
-                    steps, mults, peak = price(problem, order)
+                parts = by_parts(problem, order)  # (a decomposed search's order: its sums serve, unpriced)
+                if parts is not None:
+                    steps, (mults, peak) = None, parts
+                else:  # a "must price" candidate, when nothing is priced yet, is priced in full even
+                    # past the deadline: the plan will price that order anyway (see ``auto``)
+                    with budget.lifted() if must_price else nullcontext():
+                        steps, mults, peak = price(problem, order)
         except MemoryLimitError:
             log.append(f"{name}: over the memory limit")
             continue
@@ -122,7 +127,11 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
             if timed_out is not None:
                 timed_out.append(name)
             continue
-        log.append(f"{name}: {mults:,} mults, peak {peak:,} B" + (f" ({info['method']})" if "method" in info else ""))
+        log.append(f"{name}: {mults:,} mults, peak {'≤ ' if parts else ''}{peak:,} B"
+                   + (" (summed over its groups)" if parts else "")
+                   + (f" ({info['method']})" if "method" in info else ""))
+        if parts:
+            bounded.append(len(found))
         found.append(((mults, peak), order, name, info, optimal, steps))
         k = cost_model.pick([f[0] for f in found])
         for n, f in enumerate(found):  # keep only the current choice's steps (memory stays O(n))
@@ -131,6 +140,15 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
     k = cost_model.pick([f[0] for f in found])
     if k is None:
         return None
+    for n in bounded:  # a peak only bounded decides nothing: price the ties in full, where time allows
+        f = found[n]
+        if n != k and cost_model.score(*f[0]) == cost_model.score(*found[k][0]):
+            try:
+                steps, mults, peak = price(problem, f[1])
+            except budget.TimeUp:
+                continue
+            found[n] = ((mults, peak),) + f[1:5] + (None,)
+            k = cost_model.pick([f[0] for f in found])
     # an equally good candidate that carries a proof of optimality is the more useful answer
     k = next((n for n, f in enumerate(found) if f[0] == found[k][0] and f[4]), k)
     (mults, peak), order, name, info, optimal, steps = found[k]
@@ -248,6 +266,9 @@ def run_strategy(strategy: Any, problem: Problem, cost_model: CostModel | None =
 DECOMPOSED = ("optimal", "anneal", "window")
 #: a class of copies gets the default moves of its members, at most this many times one search's
 COPIES_MOVES = 8
+#: the groups a decomposed search summed its order's totals over are priced even past the deadline
+#: when they hold at most this many vertices together (one search move prices as many)
+PARTS_PAST_DEADLINE = 5_000
 
 
 def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) -> Result | None:
@@ -302,19 +323,17 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                 share["max_iters"] = DEFAULT_ITERS * min(count, COPIES_MOVES)
             r = fn(sub, cm, **share)
             r = r if isinstance(r, Result) else Result(r)
-            where = {v: i for i, v in enumerate(sub.eliminable)}
-            steps = [where[v] for v in sub.check_order(r.order)]
-            for m in members:
-                orders[m] = [subs[m].eliminable[i] for i in steps]
+            _carry(subs, members, sub.check_order(r.order), orders)
             proven = proven and bool(r.optimal)
             for key, acc in (("lower bound", bounds), ("root bound", roots)):
                 b = r.info.get(key)
                 acc.append(b * count if isinstance(b, int) else b)
             notes += [f"{v}" for k, v in r.info.items() if k == "stopped early"]
             explored += r.info.get("sets explored", 0)
-    order = [v for m in range(len(groups)) if m in orders for v in orders[m]]
-    if skipped:
-        order += naive_rest(problem, order)[0]
+    for members in classes[len(classes) - skipped:]:  # each unsearched class: its first group's naive
+        _carry(subs, members, naive_rest(subs[members[0]], [])[0], orders)  # order, carried over too
+    order = [v for m in range(len(groups)) for v in orders[m]]
+    _sum_parts(problem, order, [(subs[c[0]], orders[c[0]], len(c)) for c in classes])
     sizes = collections.Counter(len(g) for g in groups)
     info: dict = {"independent groups": f"{len(groups)} (sizes "
                   + ", ".join(f"{s} ×{c:,}" if c > 1 else f"{s}" for s, c in sorted(sizes.items())) + "), "
@@ -329,8 +348,10 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
         info["sets explored"] = explored
         if "lower bound" in info and all(isinstance(b, int) for b in roots):
             info["root bound"] = sum(roots)
+            known = by_parts(problem, order)
             with budget.lifted():
-                info["gap"] = _gap(price(problem, order)[1], info["lower bound"], info["root bound"])
+                cost = known[0] if known else price(problem, order)[1]
+            info["gap"] = _gap(cost, info["lower bound"], info["root bound"])
     if notes:
         info["stopped early"] = f"in {len(notes)} of {len(classes)} searches: {notes[0]}"
     if skipped:
@@ -339,6 +360,56 @@ def _by_components(name: str, problem: Problem, cm: CostModel, options: dict) ->
                                  f"other {unsearched} are in {naive_first(problem)[0]} order, unsearched"
                                  + (f" (and {info['stopped early']})" if notes else ""))
     return Result(order, info, proven if name == "optimal" else None, name)
+
+
+def _carry(subs: list[Problem], members: list[int], order: list[str], orders: dict[int, list[str]]) -> None:
+    """``order`` of the group ``members[0]``, carried over position by position to every group of
+    its class of copies (:func:`alike`) into ``orders``."""
+    where = {v: i for i, v in enumerate(subs[members[0]].eliminable)}
+    steps = [where[v] for v in order]
+    for m in members:
+        orders[m] = [subs[m].eliminable[i] for i in steps]
+
+
+def _sum_parts(problem: Problem, order: list[str], parts: list[tuple[Problem, list[str], int]]) -> None:
+    """Keep the totals of ``order``, joined from independent groups, as the sum over ``parts``
+    (``(group, its order, how many copies)``): its multiplications exactly (each copy costs what its
+    class's searched group costs) and an upper bound on its peak bytes (each group's peak, as if all
+    were live at once). :func:`best_of` takes them instead of pricing the whole order, which on a
+    10⁵-vertex batch takes longer than the search. Past the planning deadline only where the
+    groups priced have at most :data:`PARTS_PAST_DEADLINE` vertices (milliseconds)."""
+    from contextlib import nullcontext
+
+    from .. import budget
+    from ..eliminate import totals
+
+    small = sum(len(sub.eliminable) for sub, _, _ in parts) <= PARTS_PAST_DEADLINE
+    try:
+        with budget.lifted() if small else nullcontext():
+            mults, peak = 0, _loose_bytes(problem)
+            for sub, sub_order, count in parts:
+                m, p = totals(sub, sub_order)
+                mults, peak = mults + m * count, peak + p * count
+    except budget.TimeUp:
+        return
+    problem.__dict__.setdefault("_by_parts", {})[tuple(order)] = (mults, peak)
+
+
+def _loose_bytes(problem: Problem) -> int:
+    """The bytes of the partials that join no eliminable vertex (input to output): in no group,
+    live from start to end. (One pass over the edges, kept on the problem.)"""
+    if "_loose" not in problem.__dict__:
+        elim = set(problem.eliminable)
+        alg, of = (SCALAR, SCALAR.of) if problem.scalar else (PRICING, lambda j: j)
+        problem._loose = sum(alg.nbytes(of(j)) for (u, v), j in problem.symbolic_edges().items()
+                             if u not in elim and v not in elim)
+    return problem._loose
+
+
+def by_parts(problem: Problem, order: Sequence[str]) -> tuple[int, int] | None:
+    """``(mults, peak bytes at most)`` of ``order`` where a decomposed search summed them over its
+    groups (:func:`_sum_parts`); else None."""
+    return problem.__dict__.get("_by_parts", {}).get(tuple(order))
 
 
 def _apart(cm: CostModel) -> bool:
