@@ -144,7 +144,7 @@ def best_of(problem: Problem, cost_model: CostModel, candidates, *, share: float
         f = found[n]
         if n != k and cost_model.score(*f[0]) == cost_model.score(*found[k][0]):
             try:
-                steps, mults, peak = price(problem, f[1])
+                _, mults, peak = price(problem, f[1])  # (its steps stay remembered by price)
             except budget.TimeUp:
                 continue
             found[n] = ((mults, peak),) + f[1:5] + (None,)
@@ -375,9 +375,10 @@ def _sum_parts(problem: Problem, order: list[str], parts: list[tuple[Problem, li
     """Keep the totals of ``order``, joined from independent groups, as the sum over ``parts``
     (``(group, its order, how many copies)``): its multiplications exactly (each copy costs what its
     class's searched group costs) and an upper bound on its peak bytes (each group's peak, as if all
-    were live at once). :func:`best_of` takes them instead of pricing the whole order, which on a
-    10⁵-vertex batch takes longer than the search. Past the planning deadline only where the
-    groups priced have at most :data:`PARTS_PAST_DEADLINE` vertices (milliseconds)."""
+    were live at once, plus the partials in no group, :func:`_loose_bytes`). :func:`best_of` takes
+    them instead of pricing the whole order, which on a 10⁵-vertex batch takes longer than the
+    search. Past the planning deadline only where the groups priced have at most
+    :data:`PARTS_PAST_DEADLINE` vertices (milliseconds)."""
     from contextlib import nullcontext
 
     from .. import budget
