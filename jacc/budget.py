@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from contextlib import contextmanager
 from contextvars import ContextVar
+from typing import Iterator, Sequence
 
 INF = float("inf")
 _DEADLINE: ContextVar[float] = ContextVar("jacc_deadline", default=INF)
@@ -72,6 +73,18 @@ def lifted():
         yield
     finally:
         _DEADLINE.reset(token)
+
+
+def chunks(items: Sequence, size: int = 4096) -> Iterator[Sequence]:
+    """``items`` in slices of ``size``, the deadline checked before each (:class:`TimeUp` past
+    it): a loop of microsecond steps over 10⁵ edges honours the deadline at no per-step cost.
+
+    >>> [list(c) for c in chunks(range(5), 2)]
+    [[0, 1], [2, 3], [4]]
+    """
+    for start in range(0, len(items), size):
+        check()
+        yield items[start:start + size]
 
 
 #: About how often (seconds) a :class:`Ticker` looks at the clock.

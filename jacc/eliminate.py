@@ -65,12 +65,10 @@ class Problem:
 
     def __init__(self, graph: Graph, wrt: Sequence[str], of: Sequence[str]):
         self.graph, self.wrt, self.of = graph, list(wrt), list(of)
-        g = graph.nx
-        down = _reach(g.successors, self.wrt)
-        up = _reach(g.predecessors, self.of)
-        keep = down & up
+        succ, pred = graph.nx._succ, graph.nx._pred  # (NetworkX's own dicts: its views cost µs per vertex)
+        keep = _reach(succ.__getitem__, self.wrt) & _reach(pred.__getitem__, self.of)
         order = [v for v in graph.topological_order() if v in keep]
-        self.edges = [(u, v) for u in order for v in g.successors(u) if v in keep]
+        self.edges = [(u, v) for u in order for v in succ[u] if v in keep]
         self.out_key: dict[str, Key] = {}
         self.extra: list[tuple[Key, Key]] = []
         has_succ = {u for u, _ in self.edges}
@@ -88,8 +86,9 @@ class Problem:
                    of: Sequence[str] | None = None) -> "Problem":
         wrt = list(graph.inputs if wrt is None else wrt)
         of = list(graph.outputs if of is None else of)
+        inputs = set(graph.inputs)
         for x in wrt:
-            if x not in graph.inputs:
+            if x not in inputs:
                 raise GraphError(f"wrt: {x!r} is not an input of graph {graph.name!r}; inputs are {graph.inputs}")
         for y in of:
             if y not in graph.nx:
@@ -144,18 +143,20 @@ class Problem:
         Black–Scholes options at scalar level is one group per option)."""
         inner = set(self.eliminable)
         adj: dict = {v: set() for v in self.eliminable}
-        for u, v in self.edges:
-            if u in inner and v in inner:
-                adj[u].add(v)
-                adj[v].add(u)
+        for chunk in budget.chunks(self.edges):  # (the planning deadline holds: TimeUp past it)
+            for u, v in chunk:
+                if u in inner and v in inner:
+                    adj[u].add(v)
+                    adj[v].add(u)
         index: dict = {}
         groups: list = []
-        for v in self.eliminable:  # topological order, kept inside each group
-            if v not in index:
-                for w in _reach(lambda x: adj[x], [v]):
-                    index[w] = len(groups)
-                groups.append([])
-            groups[index[v]].append(v)
+        for chunk in budget.chunks(self.eliminable):
+            for v in chunk:  # topological order, kept inside each group
+                if v not in index:
+                    for w in _reach(adj.__getitem__, [v]):
+                        index[w] = len(groups)
+                    groups.append([])
+                groups[index[v]].append(v)
         return groups
 
     def restrict(self, group: Sequence[str]) -> "Problem":
@@ -168,19 +169,22 @@ class Problem:
         independent options at scalar level: not a thousand passes over the whole graph)."""
         where = {v: n for n, group in enumerate(groups) for v in group}
         subs = []
-        for group in groups:
-            sub = Problem.__new__(Problem)
-            sub.graph, sub.wrt, sub.of, sub.out_key = self.graph, self.wrt, self.of, self.out_key
-            sub.edges, sub.extra, sub.eliminable = [], [], list(group)
-            if "_naive" in self.__dict__:
-                sub._naive = self._naive
-            subs.append(sub)
-        for u, v in self.edges:
-            a, b = where.get(u), where.get(v)
-            if a is not None:
-                subs[a].edges.append((u, v))
-            if b is not None and b != a:
-                subs[b].edges.append((u, v))
+        naive = self.__dict__.get("_naive")
+        for chunk in budget.chunks(groups, 1024):  # (the planning deadline holds: TimeUp past it)
+            for group in chunk:
+                sub = Problem.__new__(Problem)
+                sub.graph, sub.wrt, sub.of, sub.out_key = self.graph, self.wrt, self.of, self.out_key
+                sub.edges, sub.extra, sub.eliminable = [], [], list(group)
+                if naive is not None:
+                    sub._naive = naive
+                subs.append(sub)
+        for chunk in budget.chunks(self.edges):
+            for u, v in chunk:
+                a, b = where.get(u), where.get(v)
+                if a is not None:
+                    subs[a].edges.append((u, v))
+                if b is not None and b != a:
+                    subs[b].edges.append((u, v))
         for y, s in self.extra:
             if y in where:
                 subs[where[y]].extra.append((y, s))

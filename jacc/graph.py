@@ -227,27 +227,53 @@ class Graph:
             self._partials[key] = self._edge_partial(u, v, self._ctx(v, None))
         return self._partials[key]
 
+    @staticmethod
+    def _kind_of(v: str, d: dict, scalar: set) -> tuple | None:
+        """:meth:`partials`' key parts of scalar vertex ``v`` (attributes ``d``): its op, its
+        arguments (a vertex name, or a constant's bytes, which never equal a name) and its params;
+        None where an argument is no scalar or a parameter cannot be a key."""
+        if v not in scalar:
+            return None
+        args = []
+        for a in d["args"]:
+            if type(a) is str:
+                if a not in scalar:
+                    return None
+                args.append(a)
+            elif a.value.shape == ():
+                args.append(a.value.tobytes())
+            else:
+                return None
+        params = tuple(d["params"].items())
+        try:
+            hash(params)
+        except TypeError:  # a parameter that cannot be a key: built on its own
+            return None
+        return d["op"], tuple(args), params
+
     def partials(self, edges: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Jac]:
         """:meth:`partial` of many edges. A scalar graph of 10⁵ vertices has a few dozen kinds
         of edge (op, position, constants): each kind's partial is built once and shared (they
         are read-only), which makes setting up its pricing several times faster."""
         known, kinds, out = self._partials, {}, {}
-        nodes = dict(self.nx.nodes(data=True))  # (a NodeView lookup per edge costs more than this)
+        nodes = self.nx._node  # (NetworkX's own dicts: a NodeView or AtlasView lookup per edge costs more)
+        adj = self.nx._succ
         scalar = {v for v, d in nodes.items() if d["shape"] == ()}
-        adj = self.nx.adj
+        # per head vertex of scalars only: (op, its arguments — a vertex name, or a constant's bytes —,
+        # params), what an edge's kind shares with the other edges into it; None: no kind
+        heads: dict = {}
         for u, v in edges:
             j = known.get((u, v))
             if j is None:
-                d = nodes[v]
+                head = heads.get(v, heads)
+                if head is heads:
+                    head = heads[v] = self._kind_of(v, nodes[v], scalar)
                 kind = None
-                if v in scalar and all(a in scalar if type(a) is str else a.value.shape == () for a in d["args"]):
-                    try:
-                        kind = (d["op"], tuple(adj[u][v]["positions"]),
-                                tuple(a == u if type(a) is str else a.value.tobytes() for a in d["args"]),
-                                tuple(d["params"].items()))
-                        j = kinds.get(kind)
-                    except TypeError:  # a parameter that cannot be a key: built on its own
-                        kind = None
+                if head is not None:
+                    op, args, params = head
+                    at = tuple(a == u if type(a) is str else a for a in args)
+                    kind = (op, tuple(adj[u][v]["positions"]), at, params)
+                    j = kinds.get(kind)
                 if j is None:
                     j = self.partial(u, v)  # (built and kept in ``known``)
                     if kind is not None:

@@ -194,6 +194,25 @@ def test_a_search_over_thousands_of_independent_groups_keeps_its_limit(strategy)
     assert sorted(order) == sorted(prob.eliminable)
 
 
+def test_finding_the_groups_honours_the_deadline():
+    """Sorting 10⁵ scalar vertices into independent groups takes a few tenths of a second: past the
+    deadline it stops (TimeUp, which the strategy turns into its unsearched answer) instead of
+    running to the end first; without a deadline it finds them all."""
+    g = jacc.trace(lambda x: np.sin(x) * np.cos(x), np.ones(50), scalarize=True)
+    prob = Problem.from_graph(g)
+    with budget.within(until=budget.now() - 1.0):
+        with pytest.raises(budget.TimeUp):
+            prob.components()
+    groups = prob.components()
+    assert len(groups) == 100 and sorted(v for grp in groups for v in grp) == sorted(prob.eliminable)
+    with budget.within(until=budget.now() - 1.0):
+        with pytest.raises(budget.TimeUp):
+            prob.restrict_all(groups)
+    subs = prob.restrict_all(groups)
+    assert [s.eliminable for s in subs] == groups
+    assert sum(len(s.edges) for s in subs) == sum(1 for u, v in prob.edges if u in prob.eliminable or v in prob.eliminable)
+
+
 # -- the final pricing counts: a strategy's deadline keeps back what pricing its order takes -------
 
 def test_the_strategy_deadline_keeps_back_the_final_pricing(monkeypatch):
