@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -108,7 +108,7 @@ class Problem:
     def scalar(self) -> bool:
         """True when every vertex on the problem is a scalar (the fast algebra applies)."""
         if not hasattr(self, "_scalar"):
-            scalars = {v for v, shape in self.graph.nx.nodes(data="shape") if shape == ()}
+            scalars = {v for v, d in self.graph.nx._node.items() if d["shape"] == ()}
             self._scalar = all(u in scalars and v in scalars for u, v in self.edges)
         return self._scalar
 
@@ -128,12 +128,15 @@ class Problem:
         """A fresh symbolic elimination state (the scalar algebra when it applies): a fork of
         one built per problem, so pricing many orders does not rebuild it."""
         if not hasattr(self, "_start"):
+            algebra, of = self.pricing_algebra()
             edges = self.symbolic_edges()
-            if self.scalar:
-                self._start = Eliminator({k: SCALAR.of(j) for k, j in edges.items()}, SCALAR)
-            else:
-                self._start = Eliminator(edges, PRICING)
+            self._start = Eliminator({k: of(j) for k, j in edges.items()} if algebra is SCALAR else edges, algebra)
         return self._start.fork()
+
+    def pricing_algebra(self) -> tuple["StructuredAlgebra | ScalarAlgebra", Callable]:
+        """``(algebra, of)``: how this problem's orders are priced — ``SCALAR`` on graphs of
+        scalars, else ``PRICING`` — and what makes a symbolic partial that algebra's edge."""
+        return (SCALAR, SCALAR.of) if self.scalar else (PRICING, _same)
 
     def components(self) -> list[list[str]]:
         """The eliminable vertices split into independent groups: connected through eliminable
@@ -215,6 +218,10 @@ class Problem:
             raise OrderError("elimination order must list every eliminable vertex once: "
                              + "; ".join(parts) + f". Eliminable: {self.eliminable}")
         return order
+
+
+def _same(j: Jac) -> Jac:
+    return j
 
 
 def _reach(step, sources) -> set:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from ..costmodel import CostModel
-from ..eliminate import PRICING, SCALAR, Problem, forward_order, reverse_order
+from ..eliminate import SCALAR, Problem, forward_order, reverse_order
 
 
 @dataclass
@@ -401,7 +401,7 @@ def _loose_bytes(problem: Problem) -> int:
     live from start to end. (One pass over the edges, kept on the problem.)"""
     if "_loose" not in problem.__dict__:
         elim = set(problem.eliminable)
-        alg, of = (SCALAR, SCALAR.of) if problem.scalar else (PRICING, lambda j: j)
+        alg, of = problem.pricing_algebra()
         problem._loose = sum(alg.nbytes(of(j)) for (u, v), j in problem.symbolic_edges().items()
                              if u not in elim and v not in elim)
     return problem._loose
