@@ -108,7 +108,7 @@ class Problem:
     def scalar(self) -> bool:
         """True when every vertex on the problem is a scalar (the fast algebra applies)."""
         if not hasattr(self, "_scalar"):
-            scalars = {v for v, d in self.graph.nx._node.items() if d["shape"] == ()}
+            scalars = self.graph.scalar_vertices()
             self._scalar = all(u in scalars and v in scalars for u, v in self.edges)
         return self._scalar
 

@@ -227,6 +227,10 @@ class Graph:
             self._partials[key] = self._edge_partial(u, v, self._ctx(v, None))
         return self._partials[key]
 
+    def scalar_vertices(self) -> set[str]:
+        """The vertices of shape ``()`` (one pass over NetworkX's node dict)."""
+        return {v for v, d in self.nx._node.items() if d["shape"] == ()}
+
     @staticmethod
     def _kind_of(v: str, d: dict, scalar: set) -> tuple | None:
         """:meth:`partials`' key parts of scalar vertex ``v`` (attributes ``d``): its op, its
@@ -258,7 +262,7 @@ class Graph:
         known, kinds, out = self._partials, {}, {}
         nodes = self.nx._node  # (NetworkX's own dicts: a NodeView or AtlasView lookup per edge costs more)
         adj = self.nx._succ
-        scalar = {v for v, d in nodes.items() if d["shape"] == ()}
+        scalar = self.scalar_vertices()
         # per head vertex of scalars only: (op, its arguments — a vertex name, or a constant's bytes —,
         # params), what an edge's kind shares with the other edges into it; None: no kind
         heads: dict = {}
