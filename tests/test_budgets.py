@@ -190,7 +190,9 @@ def test_a_search_over_thousands_of_independent_groups_keeps_its_limit(strategy)
     order, _, info, optimal = run_strategy(strategy, prob, CostModel(), time_limit=0.05)
     wall = time.perf_counter() - t
     assert within_promise(wall, 0.05), f"{strategy} took {wall:.2f} s"
-    assert "unsearched" in info["stopped early"] and optimal is not True
+    # (past the deadline before the one search of the 2,400 alike groups: "unsearched"; during it: the
+    # search's own note — either way it says so and claims nothing)
+    assert "time limit reached" in info["stopped early"] and optimal is not True
     assert sorted(order) == sorted(prob.eliminable)
 
 
