@@ -8,6 +8,7 @@ array([5.5  , 1.716])
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import math
@@ -23,8 +24,9 @@ from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
 from .graph import Graph
+from .guards import Guards, guards_for, same, snapshot, watch
 from .program import owned
-from .trace import Recording, Tape, _param_names, _sparse, check_argnums, record_call, same_bits
+from .trace import _NEEDS_BUFFERS, _NEEDS_SWAPS, Recording, Tape, _param_names, check_argnums, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
 
@@ -93,65 +95,6 @@ def _shape(a: Any) -> Any:
     return pytrees.signature(a) if isinstance(a, (dict, tuple, list)) else np.shape(a)
 
 
-_PLAIN = (bool, int, float, complex, str, bytes, type(None))
-
-
-class _Sparse:
-    """A copy of a SciPy sparse matrix, for comparing the argument by value on later calls."""
-
-    __slots__ = ("copy",)
-
-    def __init__(self, m: Any):
-        self.copy = m.copy()
-
-
-def _is_sparse(x: Any) -> bool:
-    return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
-
-
-def _snapshot(x: Any) -> Any:
-    """What ``retrace=False`` keeps of an argument it does not differentiate: a copy of its value
-    for arrays, numbers, strings, lists, tuples and dicts of them (recursively) and SciPy sparse
-    matrices, so a container changed in place is seen; the object itself otherwise."""
-    if isinstance(x, (np.ndarray, np.generic)):
-        return np.array(x, copy=True)
-    if type(x) in (list, tuple):
-        return type(x)(_snapshot(v) for v in x)
-    if type(x) is dict:
-        return {k: _snapshot(v) for k, v in x.items()}
-    if _is_sparse(x):
-        return _Sparse(x)
-    return x
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Is the argument ``a`` the value ``b`` the trace saw (see :func:`_snapshot`: arrays bit for
-    bit, containers item by item, other objects by identity)?"""
-    if isinstance(b, np.ndarray):
-        return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
-    if isinstance(b, _PLAIN):
-        return type(a) is type(b) and (_same_number(a, b) if isinstance(b, (float, complex)) else a == b)
-    if type(b) in (list, tuple):
-        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
-    if type(b) is dict:
-        return type(a) is dict and a.keys() == b.keys() and all(_same(a[k], v) for k, v in b.items())
-    if isinstance(b, _Sparse):
-        c = b.copy
-        return (type(a) is type(c) and a.shape == c.shape and a.dtype == c.dtype
-                and (a != c).nnz == 0)  # (a NaN entry never equals: such calls trace again)
-    return a is b
-
-
-def _same_number(a: float | complex, b: float | complex) -> bool:
-    """Equal bit for bit in effect: NaN matches NaN, but -0.0 differs from 0.0 (``f`` can tell
-    them apart: ``np.copysign``, ``1 / c``, ``np.arctan2``)."""
-    if isinstance(b, complex):
-        return _same_number(a.real, b.real) and _same_number(a.imag, b.imag)
-    if a != a:
-        return b != b
-    return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
-
-
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
 
 
@@ -191,6 +134,11 @@ def _on_device(result: Any) -> Any:
     return jax.tree_util.tree_unflatten(tree, _jax_identity()(tuple(leaves)))
 
 
+#: times a structure's reads are watched before its calls stop trying to skip ``f`` (its globals
+#: change between calls, as in a loop that updates a closed-over array)
+WATCHES = 3
+
+
 class _Once:
     """``retrace=False``: a compiled function of the differentiated arguments alone (the primal
     included), valid while the other arguments equal the traced ones."""
@@ -209,6 +157,7 @@ class _Once:
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
+        self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
         if program is not None and program.device is not None:
             inputs, g = entry.graph.inputs, entry.graph
 
@@ -247,8 +196,8 @@ class _Once:
             kind, convert = program.backend, None  # Program.run returns the caller's blocks
         else:
             return None
-        others = {i: _snapshot(a) for i, a in enumerate(args) if i not in nums}
-        made = cls(entry, nums, others, {k: _snapshot(v) for k, v in kwargs.items()}, run, kind, program, convert,
+        others = {i: snapshot(a) for i, a in enumerate(args) if i not in nums}
+        made = cls(entry, nums, others, {k: snapshot(v) for k, v in kwargs.items()}, run, kind, program, convert,
                    single, assemble)
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
@@ -256,8 +205,8 @@ class _Once:
     def fits(self, args, kwargs) -> bool:
         if not (self.others or self.kw):
             return True
-        return (all(_same(args[i], b) for i, b in self.others.items())
-                and all(_same(kwargs[k], b) for k, b in self.kw.items()))
+        return (all(same(args[i], b) for i, b in self.others.items())
+                and all(same(kwargs[k], b) for k, b in self.kw.items()))
 
     def refuse_nonfinite(self, xs: list, nonfinite: str) -> None:
         """Raise (or warn, per ``nonfinite``) naming the first argument in ``xs`` that is not finite."""
@@ -572,6 +521,8 @@ class _Cache:
         self.entries: dict[Any, list[Entry]] = {}
         self.limit, self.per_key = limit, per_key
         self.hits = self.misses = self.rebuilds = 0
+        self.skipped = 0  # calls that ran the traced-once program without running f (jacc.guards)
+        self.why_traced: str | None = None  # why the last structure watched runs f on every call
         self._lock = threading.Lock()
 
     def candidates(self, key) -> list[Entry]:
@@ -588,7 +539,7 @@ class _Cache:
 
 def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
              dtype=None, nonfinite: str = "raise", cache: bool = True, compile: bool = True,
-             backend: str = "auto", sparse: bool = False, retrace: bool = True,
+             backend: str = "auto", sparse: bool = False, retrace: bool | str = True,
              cost_model: CostModel | None = None,
              objective: Any = None, memory_limit: int | None = None, **strategy_options) -> Callable:
     """A function computing the Jacobian of ``f`` w.r.t. the arguments ``argnums``.
@@ -612,11 +563,20 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     unless ``dtype=np.float32`` is asked for. Non-finite arguments raise ``ValueError`` unless
     ``nonfinite="propagate"``.
 
-    Every call runs ``f`` on traced arguments (that is the primal evaluation), so the result
-    always reflects the values of this call — arguments, closed-over variables, object
-    attributes. Plans are cached per traced structure: a call whose trace repeats an earlier one
-    op for op (same ops, shapes and parameters) reuses its plan without planning again, also when
-    constants or the branch taken by value-dependent code differ.
+    The result always reflects the values of this call — arguments, closed-over variables, object
+    attributes: calls run ``f`` on traced arguments (that is the primal evaluation), except where
+    running it provably cannot be observed (:mod:`jacc.guards`): ``f`` is a function (or a
+    ``functools.partial`` of one) whose code stores nothing outside itself and calls nothing with
+    effects (``print``, ``np.random``, files, clocks), its trace does not depend on values, and
+    what it reads from globals and closures is plain data (arrays, numbers, strings and containers
+    of them) or modules and functions. Then, once a second traced call has replayed the first
+    exactly and left everything ``f`` reads unchanged, later calls run the compiled program, primal
+    included, on the arguments alone while those globals and cells hold the same values (arrays
+    compared bit for bit; a change traces again). ``.cache.skipped`` counts such calls and
+    ``.cache.why_traced`` says why a structure's calls run ``f`` every time; ``retrace="always"``
+    runs it on every call regardless. Plans are cached per traced structure: a call whose trace
+    repeats an earlier one op for op (same ops, shapes and parameters) reuses its plan without
+    planning again, also when constants or the branch taken by value-dependent code differ.
 
     ``backend`` says how a plan runs: ``"auto"`` (straight-line float code when every vertex is a
     scalar, else the plan compiled to one NumPy function, see :mod:`jacc.program`; a small array
@@ -642,7 +602,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``.ran`` (``"scalar"``, ``"c"``, ``"numpy"``, ``"jax"``, ``"torch"`` or ``"interpret"``), ``.program`` (the
     :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
     :class:`~jacc.Accumulation` when it ran, else ``None``) and ``.cache`` (``hits``,
-    ``misses``, ``rebuilds``).
+    ``misses``, ``rebuilds``, ``skipped``, ``why_traced``).
 
     ``retrace=False`` trades that guarantee for speed, with ``jax.jit``'s semantics: ``f`` is
     traced once per argument shapes and later calls run the compiled program — primal included —
@@ -664,6 +624,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     if nonfinite not in ("raise", "propagate"):
         raise ValueError(f"nonfinite must be 'raise' or 'propagate', not {nonfinite!r}")
+    if retrace not in (True, False, "always"):
+        raise ValueError(f"retrace must be True, False or 'always', not {retrace!r}")
     single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, (bool, np.bool_))
     nums = check_argnums(argnums)
     dt = np.dtype(np.float64 if dtype is None else dtype)
@@ -691,10 +653,17 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         require()  # likewise a missing C compiler
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
 
+    # by default, calls may skip running f once two traced calls showed that running it is not
+    # observable (jacc.guards): per structure, the guards awaiting confirmation or why not
+    skipping = retrace is True and cache and backend != "interpret"
+    pure: dict[Any, Guards | str | None] = {}
+    watched: dict[Any, int] = {}  # structure → times watched (f's globals may change every call)
+    verdict: list = [None]  # this call's: the guards of what f read while watched, or why not
+
     def with_primal(graph: Graph) -> bool:
-        """Whether this graph's program should include the primal: under retrace=False, unless the
-        trace depends on values (those calls trace every time)."""
-        return not retrace and not graph.meta.get("value_dependent")
+        """Whether this graph's program should include the primal: under retrace=False, or where
+        calls may come to skip f, unless the trace depends on values (those calls trace every time)."""
+        return (not retrace or isinstance(verdict[0], Guards)) and not graph.meta.get("value_dependent")
 
     def result_of(graph: Graph) -> Callable[[dict], Any]:
         return _assembler(graph, single, None if sparse else owned)
@@ -742,13 +711,15 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         except IndexError:  # an argnum out of range: tracing says so
             return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
 
-    def prepare(args, kwargs) -> tuple[Entry, Tape]:
+    def prepare(args, kwargs, seen=None) -> tuple[Entry, Tape]:
         key = shape_key(args)
         found = store.candidates(key) if cache else []
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
-        tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                           names=arg_names[len(args)])
+        with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
+            tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
+                               names=arg_names[len(args)])
+        verdict[0] = None if seen is None else judge(seen, args, kwargs)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
             return found[0], tape
@@ -770,10 +741,77 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     once: dict[Any, _Once] = {}
     jax_results = backend == "jax" and not sparse  # jax.Array arguments give jax.Array results
-
     # the last traced-once structure called with Python floats only (the lecture's jf(2.0, 5.0)):
     # found by the argument types alone, a few hundred nanoseconds sooner than by shape key
     floats: list = [None, None]
+
+    def once_key(args, kwargs) -> tuple:
+        return shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
+
+    def run_once(hit: _Once, args, kwargs):
+        """The compiled program on the arguments alone, ``f`` not run."""
+        to_jax = jax_results and _jax_arrays(args, hit.nums)
+        if to_jax and hit.device is not None:  # JAX arrays stay on device
+            xs = hit.leaves(args, device=True)
+            found, finite = hit.device(xs, nonfinite != "propagate")
+            if not finite:
+                hit.refuse_nonfinite(xs, nonfinite)
+            jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
+            return hit.assemble(found)
+        xs = hit.leaves(args)
+        if nonfinite == "propagate":
+            with np.errstate(all="ignore"):
+                found = hit.run(xs)
+        else:
+            if not hit.finite(xs):
+                hit.refuse_nonfinite(xs, nonfinite)
+            found = hit.run(xs)
+        jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
+        return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
+
+    def make_once(entry: Entry, tape: Tape, args, kwargs) -> _Once | None:
+        """The structure as a function of the differentiated arguments alone; an array program
+        lowered without the primal (a default call's) is lowered again with it."""
+        nums_here = check_argnums(argnums, len(args))
+        made = _Once.make(entry, args, kwargs, nums_here, single)
+        if made is None and entry.runner.program:
+            r = Runner(entry.runner.backend, dt, sparse, True, False)
+            with np.errstate(all="ignore"):
+                r.prepare(entry.plan, tape.arrays())
+            if r.program and r.program.primal:
+                made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single)
+        return made
+
+    def settle(key, entry: Entry, tape: Tape, state, held: bool, seen, args, kwargs) -> None:
+        """After a traced call: note the guards of what ``f`` read (``seen``), or, where guards
+        held before it ran (``held``), confirm them — the trace replayed the last exactly and
+        running ``f`` changed nothing it reads — and skip ``f`` from the next call on."""
+        if entry.graph.meta.get("value_dependent"):
+            pure[key] = "its trace depends on values"
+        elif held:
+            if tape.graph is None and tape.same_constants and state.hold():
+                made = make_once(entry, tape, args, kwargs)
+                if made is None:
+                    pure[key] = "its plan does not run without f"
+                else:
+                    made.guards = state
+                    once[key] = made
+                    if len(once) > store.limit:
+                        once.pop(next(iter(once)))
+            else:
+                pure[key] = None if state.hold() else "running f changes what it reads"
+        else:
+            watched[key] = watched.get(key, 0) + 1
+            pure[key] = "what it reads changed at every call" if watched[key] > WATCHES else verdict[0]
+        store.why_traced = pure.get(key) if isinstance(pure.get(key), str) else None
+
+    def judge(seen, args, kwargs) -> Guards | str:
+        """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
+        if (getattr(f, "__code__", None) or type(f)) in _NEEDS_SWAPS | _NEEDS_BUFFERS:
+            return "NumPy's constructors or arrays are replaced while it runs"
+        differentiated = set(check_argnums(argnums, len(args)))
+        passed = tuple(a for i, a in enumerate(args) if i not in differentiated) + tuple(kwargs.values())
+        return guards_for(f, seen, passed)
 
     def jf(*args, **kwargs):
         if not retrace:
@@ -784,29 +822,27 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     found = hit.run(xs)
                     jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                     return hit.assemble(found)
-            hit = once.get(shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),))
+        if not retrace or skipping:
+            key = once_key(args, kwargs)
+            hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
-                to_jax = jax_results and _jax_arrays(args, hit.nums)
-                if to_jax and hit.device is not None:  # JAX arrays stay on device
-                    xs = hit.leaves(args, device=True)
-                    found, finite = hit.device(xs, nonfinite != "propagate")
-                    if not finite:
-                        hit.refuse_nonfinite(xs, nonfinite)
-                    jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                    return hit.assemble(found)
-                xs = hit.leaves(args)
-                if nonfinite == "propagate":
-                    with np.errstate(all="ignore"):
-                        found = hit.run(xs)
-                else:
-                    if not hit.finite(xs):
-                        hit.refuse_nonfinite(xs, nonfinite)
-                    found = hit.run(xs)
-                jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
+                if hit.guards is None:
+                    return run_once(hit, args, kwargs)
+                if hit.guards.hold():
+                    store.skipped += 1
+                    return run_once(hit, args, kwargs)
+                del once[key]  # what f reads changed: trace, and watch what it reads again
+                pure[key] = None
+        held, seen, state = False, None, None
+        if skipping:
+            state = pure.get(key)
+            if isinstance(state, Guards):
+                held = state.hold()
+            if not held and not isinstance(state, str):
+                seen = watch(f)
         device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
-            entry, tape = prepare(args, kwargs)
+            entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
             for name in graph.inputs:
                 _check_finite(name, tape.values[name], nonfinite)
@@ -832,9 +868,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
                 jf.last = acc
                 found = acc.blocks
+        if skipping and (held or seen is not None):
+            settle(key, entry, tape, state, held, seen, args, kwargs)
         if not retrace and not graph.meta.get("value_dependent"):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single)
-            key = shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
             if made is not None:
                 if len(once) >= store.limit and key not in once:  # bounded like the plan cache
                     once.pop(next(iter(once)))

@@ -1,0 +1,475 @@
+"""Guards: what a call must find unchanged to skip running ``f`` — values by value, and the globals
+and closure cells that ``f`` reads.
+
+``jacobian(retrace=False)`` compares the arguments it does not differentiate with the traced ones
+(:func:`snapshot`, :func:`same`). By default ``jacobian`` runs ``f`` on every call, so that a call
+sees the values of that call; :func:`watch` and :func:`guards_for` find when that run cannot be
+observed, so the traced-once program may stand in for it:
+
+- while ``f`` ran, every Python function it (or the helpers it called) executed was user code
+  checked by its bytecode — no stores to globals, attributes or outer cells — or NumPy's and
+  jacc's own, and every C function called from user code was a pure one (``len``, ufuncs, NumPy,
+  ``math``, methods of arrays and plain containers: not ``print``, ``time``, ``np.random``, files);
+- every global and closure cell the user code reads holds plain data (arrays, numbers, strings and
+  containers of them, compared by value on each call) or a module, function or class that is
+  compared by identity (functions' own cells and defaults guarded in turn).
+
+:class:`Guards` are then checked on each call (``hold()``); the caller confirms on the next traced
+call that running ``f`` again changes nothing it reads and gives the same trace, before it stops
+running ``f``.
+
+>>> import numpy as np
+>>> scale = np.ones(2)
+>>> f = lambda x: np.sin(x) * scale
+>>> with watch(f) as w:
+...     _ = f(np.zeros(2))
+>>> g = guards_for(f, w)
+>>> g.hold(), sorted(g.names)
+(True, ['np', 'scale'])
+>>> scale[0] = 3.0
+>>> g.hold()
+False
+>>> with watch() as w:
+...     print("side effect")
+side effect
+>>> guards_for(lambda: None, w)
+'it calls print'
+"""
+
+from __future__ import annotations
+
+import builtins
+import dis
+import functools
+import importlib.util
+import math
+import os
+import sys
+import sysconfig
+import types
+from typing import Any, Callable
+
+import numpy as np
+
+from .trace import _sparse, same_bits
+
+_PLAIN = (bool, int, float, complex, str, bytes, type(None))
+
+
+class _Sparse:
+    """A copy of a SciPy sparse matrix, for comparing the argument by value on later calls."""
+
+    __slots__ = ("copy",)
+
+    def __init__(self, m: Any):
+        self.copy = m.copy()
+
+
+def _is_sparse(x: Any) -> bool:
+    return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
+
+
+def snapshot(x: Any) -> Any:
+    """What a guard keeps of a value: a copy for arrays, numbers, strings, lists, tuples and dicts
+    of them (recursively) and SciPy sparse matrices, so a container changed in place is seen; the
+    object itself otherwise."""
+    if isinstance(x, (np.ndarray, np.generic)):
+        return np.array(x, copy=True)
+    if type(x) in (list, tuple):
+        return type(x)(snapshot(v) for v in x)
+    if type(x) is dict:
+        return {k: snapshot(v) for k, v in x.items()}
+    if _is_sparse(x):
+        return _Sparse(x)
+    return x
+
+
+def same(a: Any, b: Any) -> bool:
+    """Is ``a`` the value ``b`` a guard kept (see :func:`snapshot`: arrays bit for bit, containers
+    item by item, other objects by identity)?"""
+    if isinstance(b, np.ndarray):
+        return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
+    if isinstance(b, _PLAIN):
+        return type(a) is type(b) and (same_number(a, b) if isinstance(b, (float, complex)) else a == b)
+    if type(b) in (list, tuple):
+        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
+    if type(b) is dict:
+        return type(a) is dict and a.keys() == b.keys() and all(same(a[k], v) for k, v in b.items())
+    if isinstance(b, _Sparse):
+        c = b.copy
+        return (type(a) is type(c) and a.shape == c.shape and a.dtype == c.dtype
+                and (a != c).nnz == 0)  # (a NaN entry never equals: such calls trace again)
+    return a is b
+
+
+def same_number(a: float | complex, b: float | complex) -> bool:
+    """Equal bit for bit in effect: NaN matches NaN, but -0.0 differs from 0.0 (``f`` can tell
+    them apart: ``np.copysign``, ``1 / c``, ``np.arctan2``)."""
+    if isinstance(b, complex):
+        return same_number(a.real, b.real) and same_number(a.imag, b.imag)
+    if a != a:
+        return b != b
+    return a == b and (a != 0.0 or math.copysign(1.0, a) == math.copysign(1.0, b))
+
+
+# --- which code ran: jacc's and NumPy's own (trusted), the standard library's (transparent: its C
+# calls count as its caller's), the user's (checked)
+
+TRUSTED, STDLIB, USER = 0, 1, 2
+_JACC = os.path.dirname(os.path.abspath(__file__)) + os.sep
+_NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
+_NUMPY_RANDOM = _NUMPY + "random" + os.sep
+
+
+def _package_dir(name: str) -> str | None:
+    spec = importlib.util.find_spec(name)
+    return os.path.dirname(os.path.abspath(spec.origin)) + os.sep if spec and spec.origin else None
+
+
+#: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, and the
+#: code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'> compilation``)
+_TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum")) if d) + (
+    "<jacc ", "<class 'networkx.")
+_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
+
+#: NumPy functions that read or write files or change NumPy's global state
+_NUMPY_EFFECTS = frozenset({
+    "save", "savez", "savez_compressed", "savetxt", "load", "loadtxt", "genfromtxt", "fromfile", "fromregex",
+    "tofile", "dump", "memmap", "seterr", "seterrcall", "set_printoptions", "setbufsize", "set_string_function",
+    "open_memmap"})
+
+#: builtins without side effects whose results depend on their arguments alone
+_PURE_BUILTINS = frozenset(id(getattr(builtins, n)) for n in (
+    "abs", "all", "any", "ascii", "bin", "callable", "chr", "divmod", "format", "getattr", "hasattr", "hash",
+    "hex", "isinstance", "issubclass", "iter", "len", "max", "min", "next", "oct", "ord", "pow", "repr",
+    "round", "sorted", "sum"))
+
+#: modules whose functions and classes are pure (their C functions are checked by name against
+#: _NUMPY_EFFECTS; ``numpy.random`` is not among them)
+_PURE_MODULES = frozenset({"numpy", "math", "cmath", "operator", "_operator", "itertools", "functools",
+                           "_functools", "_abc", "scipy", "jacc"})
+
+_DATA = (list, tuple, dict, set, frozenset, str, bytes, int, float, complex, bool, np.ndarray, np.generic)
+
+
+def _pure_module(name: Any) -> bool:
+    return (isinstance(name, str) and name.split(".", 1)[0] in _PURE_MODULES
+            and not name.startswith("numpy.random"))
+
+
+def _pure_c(fn: Any) -> bool:
+    """Whether calling the C function ``fn`` from user code is unobservable and repeatable."""
+    if id(fn) in _PURE_BUILTINS or isinstance(fn, np.ufunc):
+        return True
+    name = getattr(fn, "__name__", "")
+    if name in _NUMPY_EFFECTS:
+        return False
+    owner = getattr(fn, "__self__", None)
+    if owner is None or isinstance(owner, types.ModuleType):  # a function (or a method descriptor)
+        cls = getattr(fn, "__objclass__", None)
+        if cls is not None:
+            return issubclass(cls, _DATA)
+        return _pure_module(owner.__name__ if owner is not None else getattr(fn, "__module__", None))
+    if isinstance(owner, _DATA):  # a method of an array or a plain container (what it changes in
+        return True  # place is compared before and after the confirming call)
+    if isinstance(owner, type):  # a class method (np.float64.fromhex, dict.fromkeys)
+        return _pure_module(owner.__module__) or issubclass(owner, _DATA)
+    return _pure_module(type(owner).__module__) and not _pure_module_random(owner)
+
+
+def _pure_module_random(owner: Any) -> bool:
+    return type(owner).__module__.startswith("numpy.random")
+
+
+def _file_kind(code: types.CodeType) -> int:
+    path = code.co_filename
+    if path.startswith(_TRUSTED) and not path.startswith(_NUMPY_RANDOM):
+        return TRUSTED
+    if path.startswith("<frozen") or (path.startswith(_STDLIB) and "-packages" not in path):
+        return STDLIB
+    return USER
+
+
+def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
+    """The code objects of ``fn`` and of the functions it may reach through its globals, cells and
+    defaults (a callback such code hands to NumPy is the user's code too, wherever it is called from)."""
+    stack = [fn.__code__]
+    while stack:
+        code = stack.pop()
+        if code in into:
+            continue
+        into.add(code)
+        stack.extend(c for c in code.co_consts if isinstance(c, types.CodeType))
+        if depth < 8:
+            held = [fn.__globals__.get(n) for n in code.co_names]
+            held += [c.cell_contents for c in fn.__closure__ or () if _filled(c)] + list(fn.__defaults__ or ())
+            for v in held:
+                for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
+                    if isinstance(x, functools.partial):
+                        x = x.func
+                    if isinstance(x, types.FunctionType) and x.__code__ not in into:
+                        _codes_of(x, into, depth + 1)
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        return cell.cell_contents is not _MISSING
+    except ValueError:
+        return False
+
+
+class Watch:
+    """What ran while it was active (:func:`watch`): the user code objects with the globals they
+    ran with, and the first thing seen that makes running ``f`` observable (``problem``). User code
+    is ``f``'s and what it may reach, and whatever user code calls; what jacc and NumPy call on
+    their own behalf (NetworkX, generated dataclass methods, import hooks) is theirs."""
+
+    def __init__(self, f: Callable | None = None):
+        self.codes: dict[types.CodeType, dict] = {}
+        self.problem: str | None = None
+        self._kinds: dict[types.CodeType, int] = {}
+        self._roots: set = set()
+        fn = f.func if isinstance(f, functools.partial) else f
+        if isinstance(fn, types.FunctionType):
+            _codes_of(fn, self._roots)
+        self._mine = False
+
+    def __enter__(self) -> "Watch":
+        if sys.getprofile() is not None:  # the user's profiler (or another watch) keeps its hook
+            self.problem = "a profiler is active"
+            return self
+        kinds, codes, roots = self._kinds, self.codes, self._roots
+        frames: dict = {}  # live frames of other code → whose they are (TRUSTED or USER)
+        effects = _NUMPY_EFFECTS
+
+        def kind(code):
+            k = kinds.get(code)
+            if k is None:
+                k = kinds[code] = _file_kind(code)
+                if k == TRUSTED and code.co_name in effects and code.co_filename.startswith(_NUMPY):
+                    self.problem = self.problem or f"it calls numpy's {code.co_name}"
+            return k
+
+        def whose(frame):
+            """TRUSTED or USER: the nearest frame that is not the standard library's decides."""
+            while frame is not None:
+                k = kind(frame.f_code)
+                if k == TRUSTED:
+                    return TRUSTED
+                if k == USER:
+                    return frames.get(frame, USER)
+                frame = frame.f_back
+            return USER
+
+        def hook(frame, event, arg):
+            if event == "call":
+                code = frame.f_code
+                if kind(code) == USER:
+                    who = frames[frame] = USER if code in roots else whose(frame.f_back)
+                    if who == USER and code not in codes:
+                        codes[code] = frame.f_globals
+            elif event == "return":
+                frames.pop(frame, None)
+            elif event == "c_call":
+                if not _pure_c(arg) and self.problem is None and whose(frame) == USER:
+                    self.problem = f"it calls {getattr(arg, '__qualname__', None) or getattr(arg, '__name__', arg)}"
+
+        self._mine = True
+        sys.setprofile(hook)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._mine:
+            sys.setprofile(None)
+            self._mine = False
+
+
+def watch(f: Callable | None = None) -> Watch:
+    """A context that records what runs inside it (``f``: the function whose run it watches), for
+    :func:`guards_for`."""
+    return Watch(f)
+
+
+# --- the bytecode of user code: what it reads and whether it writes outside itself
+
+_WRITES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL", "STORE_ATTR", "DELETE_ATTR", "IMPORT_STAR", "STORE_NAME",
+                     "DELETE_NAME", "LOAD_NAME", "LOAD_CLASSDEREF"})
+_CELL_WRITES = frozenset({"STORE_DEREF", "DELETE_DEREF"})
+
+
+def _tree(code: types.CodeType, outer: frozenset, into: dict) -> None:
+    """Map each code object nested in ``code`` (itself included) to the free variables it may
+    write: those that are cells of ``code``'s own tree (``outer``: such names of its parents)."""
+    local = frozenset(n for n in code.co_freevars if n in outer) | frozenset(code.co_cellvars)
+    into[code] = local
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            _tree(c, local, into)
+
+
+def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str | None]]:
+    """The global names ``code`` reads, and a function of the outer variables it may write that
+    says what it writes outside itself (None: nothing)."""
+    names, cells, found = [], [], None
+    for ins in dis.get_instructions(code):
+        op = ins.opname
+        if op == "LOAD_GLOBAL":
+            names.append(ins.argval)
+        elif op in _WRITES and found is None:
+            found = f"{code.co_name} (line {ins.positions.lineno}) has {op}"
+        elif op in _CELL_WRITES and ins.argval in code.co_freevars:
+            cells.append(ins.argval)
+
+    def writes(writable: frozenset) -> str | None:
+        outer = next((n for n in cells if n not in writable), None)
+        return found or (outer and f"{code.co_name} writes the outer variable {outer!r}")
+    return names, writes
+
+
+# --- guarded values
+
+_MISSING = object()
+
+
+def _identity(v: Any) -> bool:
+    """Values a guard compares by identity: modules, functions and classes that are pure."""
+    if isinstance(v, types.ModuleType):
+        return _pure_module(v.__name__)
+    if isinstance(v, types.BuiltinFunctionType):
+        return _pure_c(v)
+    if isinstance(v, (np.ufunc, types.FunctionType, np.dtype)):
+        return True
+    if isinstance(v, type):
+        return v.__module__ == "builtins" or _pure_module(v.__module__)
+    return False
+
+
+def _plain(v: Any, budget: list) -> bool:
+    """Plain data (compared by value) made of at most ``budget[0]`` items, or identity-guarded."""
+    budget[0] -= 1
+    if budget[0] < 0:
+        return False
+    if isinstance(v, _PLAIN) or _identity(v):
+        return True
+    if isinstance(v, (np.ndarray, np.generic)):
+        return v.dtype.kind in "biufc"
+    if type(v) in (list, tuple):
+        return all(_plain(x, budget) for x in v)
+    if type(v) is dict:
+        return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
+    return False
+
+
+class Guards:
+    """The globals and cells ``f`` read, with the values they held: ``hold()`` says whether all
+    still hold them (arrays bit for bit, functions and modules the same objects)."""
+
+    def __init__(self):
+        self.globals: list[tuple[dict, str, Any]] = []
+        self.cells: list[tuple[Any, Any]] = []
+        self.values: list[tuple[Any, Any]] = []  # objects compared with a copy (a partial's arguments)
+        self.names: list[str] = []
+
+    def hold(self) -> bool:
+        for space, name, kept in self.globals:
+            v = space.get(name, _MISSING)
+            if v is _MISSING:
+                v = builtins.__dict__.get(name, _MISSING)
+            if v is not kept and not same(v, kept):
+                return False
+        for cell, kept in self.cells:
+            try:
+                v = cell.cell_contents
+            except ValueError:
+                return False
+            if v is not kept and not same(v, kept):
+                return False
+        return all(same(v, kept) for v, kept in self.values)
+
+
+def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
+    """The :class:`Guards` under which running ``f`` again is unobservable, given what ran while
+    ``f`` did (``w``) and the arguments ``passed`` that the caller compares itself (by
+    :func:`same`: they must be plain data, functions among them have their cells guarded here);
+    else a short reason why not."""
+    if w.problem:
+        return w.problem
+    g = Guards()
+    bound: tuple = ()
+    if type(f) is functools.partial:  # its function, and the arguments it binds (compared by value)
+        f, bound = f.func, (f.args, f.keywords)
+    if type(f) is not types.FunctionType:
+        return "f is not a plain function"
+    writable: dict[types.CodeType, frozenset] = {}
+    seen: set[int] = set()
+    pending: list[Any] = [f]
+
+    def value(v: Any, what: str) -> str | None:
+        if not _plain(v, [10_000]):
+            return f"{what} holds a {type(v).__name__}"
+        if isinstance(v, types.FunctionType) and id(v) not in seen:
+            pending.append(v)
+        elif type(v) in (list, tuple, dict):
+            for x in (v.values() if type(v) is dict else v):
+                if isinstance(x, types.FunctionType):
+                    pending.append(x)
+        return None
+
+    def function(fn: types.FunctionType) -> str | None:
+        """Guard what a function carries: its cells and defaults; its code tree may then run."""
+        seen.add(id(fn))
+        _tree(fn.__code__, frozenset(), writable)
+        for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+            try:
+                v = cell.cell_contents
+            except ValueError:
+                return f"the variable {name!r} of {fn.__qualname__} is unset"
+            why = value(v, f"the variable {name!r} of {fn.__qualname__}")
+            if why:
+                return why
+            g.cells.append((cell, snapshot(v)))
+            g.names.append(name)
+        for d in (fn.__defaults__ or ()), tuple((fn.__kwdefaults__ or {}).values()):
+            for v in d:
+                why = value(v, f"a default of {fn.__qualname__}")
+                if why:
+                    return why
+        return None
+
+    for v in passed + bound:
+        why = value(v, "an argument")
+        if why:
+            return why
+    g.values = [(v, snapshot(v)) for v in bound]
+    scanned = {code: _reads(code) for code in w.codes}
+    read: set[tuple[int, str]] = set()
+    while pending:  # the functions met so far, then the globals their code read (more functions)
+        fn = pending.pop()
+        if id(fn) not in seen:
+            why = function(fn)
+            if why:
+                return why
+        if pending:
+            continue
+        for code, space in w.codes.items():
+            for name in scanned[code][0]:
+                if (id(space), name) in read:
+                    continue
+                read.add((id(space), name))
+                v = space.get(name, _MISSING)
+                if v is _MISSING:
+                    v = builtins.__dict__.get(name, _MISSING)
+                    if v is _MISSING:
+                        continue  # (a NameError where it ran: never read)
+                why = value(v, f"the global {name!r}")
+                if why:
+                    return why
+                g.globals.append((space, name, snapshot(v)))
+                g.names.append(name)
+    for code, (_, writes) in scanned.items():
+        if code not in writable and code.co_freevars:  # a closure that no guarded function carries
+            return f"{code.co_name} reads variables of a function it cannot see"
+        why = writes(writable.get(code, frozenset()))
+        if why:
+            return why
+    return g
