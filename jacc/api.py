@@ -798,12 +798,17 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     once[key] = made
                     if len(once) > store.limit:
                         once.pop(next(iter(once)))
+                    remember_floats(made, args, kwargs)
             else:
                 pure[key] = None if state.hold() else "running f changes what it reads"
         else:
             watched[key] = watched.get(key, 0) + 1
             pure[key] = "what it reads changed at every call" if watched[key] > WATCHES else verdict[0]
         store.why_traced = pure.get(key) if isinstance(pure.get(key), str) else None
+
+    def remember_floats(made: _Once, args, kwargs) -> None:
+        if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
+            floats[:] = [tuple(map(type, args)), made]
 
     def judge(seen, args, kwargs) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
@@ -814,11 +819,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         return guards_for(f, seen, passed)
 
     def jf(*args, **kwargs):
-        if not retrace:
+        if not retrace or skipping:
             hit = floats[1]
             if hit is not None and not kwargs and tuple(map(type, args)) == floats[0]:
                 xs = args if hit.direct else [args[i] for i in hit.nums]
-                if nonfinite != "propagate" and all(map(math.isfinite, xs)):
+                if nonfinite != "propagate" and all(map(math.isfinite, xs)) and (
+                        hit.guards is None or hit.guards.hold()):
+                    store.skipped += hit.guards is not None
                     found = hit.run(xs)
                     jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                     return hit.assemble(found)
@@ -876,8 +883,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 if len(once) >= store.limit and key not in once:  # bounded like the plan cache
                     once.pop(next(iter(once)))
                 once[key] = made
-                if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
-                    floats[:] = [tuple(map(type, args)), made]
+                remember_floats(made, args, kwargs)
         return _on_device(entry.assemble(found)) if device else entry.assemble(found)
 
     jf.plan = jf.last = jf.program = jf.ran = None
