@@ -846,7 +846,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             if isinstance(state, Guards):
                 held = state.hold()
             if not held and not isinstance(state, str):
-                seen = watch(f)
+                seen = watch(f, args + tuple(kwargs.values()))
         device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)

@@ -224,14 +224,16 @@ class Watch:
     is ``f``'s and what it may reach, and whatever user code calls; what jacc and NumPy call on
     their own behalf (NetworkX, generated dataclass methods, import hooks) is theirs."""
 
-    def __init__(self, f: Callable | None = None):
+    def __init__(self, f: Callable | None = None, passed: tuple = ()):
         self.codes: dict[types.CodeType, dict] = {}
         self.problem: str | None = None
         self._kinds: dict[types.CodeType, int] = {}
         self._roots: set = set()
-        fn = f.func if isinstance(f, functools.partial) else f
-        if isinstance(fn, types.FunctionType):
-            _codes_of(fn, self._roots)
+        for v in (f, *passed):  # (a function passed as an argument may be NumPy's callback)
+            for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
+                x = x.func if isinstance(x, functools.partial) else x
+                if isinstance(x, types.FunctionType):
+                    _codes_of(x, self._roots)
         self._mine = False
 
     def __enter__(self) -> "Watch":
@@ -284,10 +286,10 @@ class Watch:
             self._mine = False
 
 
-def watch(f: Callable | None = None) -> Watch:
-    """A context that records what runs inside it (``f``: the function whose run it watches), for
-    :func:`guards_for`."""
-    return Watch(f)
+def watch(f: Callable | None = None, passed: tuple = ()) -> Watch:
+    """A context that records what runs inside it (``f``: the function whose run it watches,
+    ``passed``: the arguments it is given), for :func:`guards_for`."""
+    return Watch(f, passed)
 
 
 # --- the bytecode of user code: what it reads and whether it writes outside itself

@@ -141,6 +141,19 @@ def test_functions_with_effects_run_on_every_call(fn, why, capsys):
         np.testing.assert_allclose(J, np.diag(np.cos(x) * len(LOG)), rtol=1e-14)
 
 
+def test_a_callback_passed_as_an_argument_is_checked_where_numpy_calls_it(capsys):
+    def shout(row):
+        print("row")
+        return row * 2.0
+
+    jf = jacc.jacobian(lambda x, cb: np.sin(x) * np.apply_along_axis(cb, 0, np.ones(2)), argnums=0)
+    x = np.array([0.1, 0.2])
+    for _ in range(3):
+        np.testing.assert_allclose(jf(x, shout), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    assert jf.cache.skipped == 0 and jf.cache.why_traced == "it calls print"
+    assert capsys.readouterr().out.count("row") == 3
+
+
 def test_an_object_argument_and_value_dependent_code_are_not_skipped():
     box = Box()
     jf = jacc.jacobian(reads_attribute, argnums=0)
