@@ -174,11 +174,7 @@ def _pure_c(fn: Any) -> bool:
         return True  # place is compared before and after the confirming call)
     if isinstance(owner, type):  # a class method (np.float64.fromhex, dict.fromkeys)
         return _pure_module(owner.__module__) or issubclass(owner, _DATA)
-    return _pure_module(type(owner).__module__) and not _pure_module_random(owner)
-
-
-def _pure_module_random(owner: Any) -> bool:
-    return type(owner).__module__.startswith("numpy.random")
+    return _pure_module(type(owner).__module__)  # (a Generator's methods are numpy.random's: not pure)
 
 
 def _file_kind(code: types.CodeType) -> int:
@@ -273,7 +269,7 @@ class Watch:
             elif event == "return":
                 frames.pop(frame, None)
             elif event == "c_call":
-                if not _pure_c(arg) and self.problem is None and whose(frame) == USER:
+                if self.problem is None and whose(frame) == USER and not _pure_c(arg):
                     self.problem = f"it calls {getattr(arg, '__qualname__', None) or getattr(arg, '__name__', arg)}"
 
         self._mine = True
