@@ -353,13 +353,10 @@ class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
 
-    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False, unroll: bool = True,
-                 native: bool | None = None):
-        # primal: the program also evaluates the graph, so retrace=False can run it on arguments alone
+    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False, unroll: bool = True):
+        # primal: the program also evaluates the graph, so retrace=False (or a call that skips f)
+        # can run it on arguments alone; such calls repeat, so the float code may be built as C
         self.backend, self.dtype, self.sparse, self.primal = backend, dtype, sparse, primal
-        # native: may build the float code as C where faster (retrace=False: calls repeat; not where
-        # calls only may come to skip f — the build would lengthen every first call)
-        self.native = primal if native is None else native
         self.fast: Callable | None = None  # scalar straight-line function
         self.fast_kind = "scalar"  # or "c": that code built by the C compiler (jacc.ccode)
         # unroll: may try that route (not for structures rebuilt with other constants: it would
@@ -381,7 +378,7 @@ class Runner:
             # C for a structure planned here (not one rebuilt for other constants: it would build
             # again whenever they change), under "auto" only for code traced once (calls repeat)
             if self.fast is not None and self.unroll and (
-                    self.backend == "c" or (self.backend == "auto" and self.native and auto_c())):
+                    self.backend == "c" or (self.backend == "auto" and self.primal and auto_c())):
                 self._floats_or_c(plan, values)
             if self.fast is not None or self.backend == "scalar":
                 self.program = False
@@ -443,7 +440,7 @@ class Runner:
                 if best_time(lambda: fast(*xs)) >= best_time(lambda: self.program.run(values, plan.graph)):
                     return
         self.fast, self.program = fast, False
-        if here and self.native and auto_c():  # traced once: calls repeat, C may pay for its build
+        if here and self.primal and auto_c():  # traced once: calls repeat, C may pay for its build
             self._floats_or_c(plan, values)
 
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
@@ -466,7 +463,7 @@ class Runner:
             beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
             native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
             # C where faster, traced once (calls repeat): the scalar route is host code on every backend
-            may_c = self.backend in ("auto", "jax", "torch") and self.native and ccode.auto_c()
+            may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
                        **self.unroll_options)
@@ -676,8 +673,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         graph = tape.graph
         problem = Problem.from_graph(graph)
         t0 = time.perf_counter()
-        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy),
-                        native=not retrace)
+        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
         options = dict(strategy_options)
         limit = options.get("time_limit")
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
@@ -701,12 +697,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         r = old.runner
         if r.program and r.program.baked:  # its constants are compiled in: lower again, or
             # under "auto" let the executor run: the constants (e.g. a sort order) change per call
-            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False,
-                         native=not retrace)
+            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
             return Entry(rec, graph, plan, new, result_of(graph))
         shared = r.fast is None and r.unrolled is None and r.program is not None
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False,
-                                                               native=not retrace),
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False),
                      result_of(graph))
 
     def shape_key(args) -> tuple:
@@ -782,7 +776,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         nums_here = check_argnums(argnums, len(args))
         made = _Once.make(entry, args, kwargs, nums_here, single)
         if made is None and entry.runner.program:
-            r = Runner(entry.runner.backend, dt, sparse, True, False, native=False)
+            r = Runner(entry.runner.backend, dt, sparse, True, False)
             with np.errstate(all="ignore"):
                 r.prepare(entry.plan, tape.arrays())
             if r.program and r.program.primal:
