@@ -134,8 +134,8 @@ def _on_device(result: Any) -> Any:
     return jax.tree_util.tree_unflatten(tree, _jax_identity()(tuple(leaves)))
 
 
-#: times a structure's reads are watched before its calls stop trying to skip ``f`` (its globals
-#: change between calls, as in a loop that updates a closed-over array)
+#: times in a row a structure's reads are watched without being confirmed before its calls stop
+#: trying to skip ``f`` (its globals change at every call, as in a loop that updates a closed-over array)
 WATCHES = 3
 
 
@@ -797,6 +797,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 else:
                     made.guards = state
                     once[key] = made
+                    watched.pop(key, None)  # (the cap counts watches in a row without a confirmation)
                     if len(once) > store.limit:
                         once.pop(next(iter(once)))
                     remember_floats(made, args, kwargs)

@@ -43,6 +43,7 @@ import dis
 import functools
 import importlib.util
 import math
+import operator
 import os
 import sys
 import sysconfig
@@ -358,14 +359,58 @@ def _plain(v: Any, budget: list) -> bool:
     return False
 
 
+class Kept:
+    """A value a guard holds: a copy to compare by value (:func:`same`), and a quicker test that
+    passes only when the same containers still hold the same items and each array the same bytes
+    (on the robot arm's 18 closed-over 4 × 4 arrays 2–3 µs where :func:`same` takes 12 µs); where
+    it does not pass, the copy decides."""
+
+    __slots__ = ("live", "copy", "lists", "dicts", "arrays")
+
+    def __init__(self, v: Any):
+        self.live, self.copy = v, snapshot(v)
+        self.lists: list = []  # (list, its items)
+        self.dicts: list = []  # (dict, its items)
+        self.arrays: list = []  # (array, shape, dtype, bytes or a copy)
+        stack = [v]
+        while stack:
+            x = stack.pop()
+            t = type(x)
+            if t is list or t is tuple:
+                if t is list:
+                    self.lists.append((x, list(x)))
+                stack.extend(x)
+            elif t is dict:
+                self.dicts.append((x, list(x.items())))
+                stack.extend(x.values())
+            elif t is np.ndarray:
+                self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else np.array(x, copy=True)))
+            elif not (isinstance(x, _PLAIN + (np.generic,)) or _identity(x)):  # (a sparse matrix): by copy
+                self.lists = self.dicts = self.arrays = None
+                return
+
+    def holds(self, v: Any) -> bool:
+        if v is self.live and self.arrays is not None:
+            if all(len(c) == len(items) and all(map(operator.is_, c, items)) for c, items in self.lists) and all(
+                    len(d) == len(items) and all(d.get(k, _MISSING) is x for k, x in items) for d, items in self.dicts):
+                for a, shape, dtype, kept in self.arrays:
+                    if a.shape != shape or a.dtype != dtype:
+                        break
+                    if not (a.tobytes() == kept if type(kept) is bytes else same_bits(a, kept)):
+                        return False  # (the same array, other bits: changed)
+                else:
+                    return True
+        return same(v, self.copy)
+
+
 class Guards:
     """The globals and cells ``f`` read, with the values they held: ``hold()`` says whether all
     still hold them (arrays bit for bit, functions and modules the same objects)."""
 
     def __init__(self):
-        self.globals: list[tuple[dict, str, Any]] = []
-        self.cells: list[tuple[Any, Any]] = []
-        self.values: list[tuple[Any, Any]] = []  # objects compared with a copy (a partial's arguments)
+        self.globals: list[tuple[dict, str, Kept]] = []
+        self.cells: list[tuple[Any, Kept]] = []
+        self.values: list[Kept] = []  # objects compared with a copy (a partial's arguments)
         self.names: list[str] = []
 
     def hold(self) -> bool:
@@ -373,16 +418,16 @@ class Guards:
             v = space.get(name, _MISSING)
             if v is _MISSING:
                 v = builtins.__dict__.get(name, _MISSING)
-            if v is not kept and not same(v, kept):
+            if v is not kept.copy and not kept.holds(v):
                 return False
         for cell, kept in self.cells:
             try:
                 v = cell.cell_contents
             except ValueError:
                 return False
-            if v is not kept and not same(v, kept):
+            if v is not kept.copy and not kept.holds(v):
                 return False
-        return all(same(v, kept) for v, kept in self.values)
+        return all(kept.holds(kept.live) for kept in self.values)
 
 
 def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
@@ -425,7 +470,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
             why = value(v, f"the variable {name!r} of {fn.__qualname__}")
             if why:
                 return why
-            g.cells.append((cell, snapshot(v)))
+            g.cells.append((cell, Kept(v)))
             g.names.append(name)
         for d in (fn.__defaults__ or ()), tuple((fn.__kwdefaults__ or {}).values()):
             for v in d:
@@ -438,7 +483,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
         why = value(v, "an argument")
         if why:
             return why
-    g.values = [(v, snapshot(v)) for v in bound]
+    g.values = [Kept(v) for v in bound]
     scanned = {code: _reads(code) for code in w.codes}
     read: set[tuple[int, str]] = set()
     while pending:  # the functions met so far, then the globals their code read (more functions)
@@ -462,7 +507,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 why = value(v, f"the global {name!r}")
                 if why:
                     return why
-                g.globals.append((space, name, snapshot(v)))
+                g.globals.append((space, name, Kept(v)))
                 g.names.append(name)
     for code, (_, writes) in scanned.items():
         if code not in writable and code.co_freevars:  # a closure that no guarded function carries

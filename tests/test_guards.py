@@ -272,3 +272,45 @@ def test_guards_by_hand():
     assert w.problem == "it calls time"
     assert same(snapshot([np.zeros(2), 1.0]), [np.zeros(2), 1.0])
     assert not same(snapshot([np.zeros(2), 1.0]), [np.zeros(2), -1.0])
+
+
+def test_containers_of_arrays_changed_in_place_or_replaced_are_seen():
+    parts = [(np.array([1.0, 2.0]), 3.0), {"k": np.array([0.5, 0.5])}]
+
+    def f(x):
+        return np.sin(x) * parts[0][0] * parts[0][1] + x * parts[1]["k"]
+
+    def want():
+        return np.diag(np.cos(x) * parts[0][0] * parts[0][1] + parts[1]["k"])
+
+    jf = jacc.jacobian(f)
+    x = np.array([0.3, 0.4])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x), want(), rtol=1e-14)
+    assert jf.cache.skipped == 2
+    for change in (lambda: parts[0][0].__setitem__(1, -2.0),  # an array inside a tuple inside a list
+                   lambda: parts[1].__setitem__("k", np.array([7.0, 8.0])),  # a dict entry replaced
+                   lambda: parts.__setitem__(0, (np.array([4.0, 5.0]), -1.0)),  # a list item replaced
+                   lambda: parts[1]["k"].__setitem__(0, 9.0)):
+        change()
+        np.testing.assert_allclose(jf(x), want(), rtol=1e-14)
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x), want(), rtol=1e-14)
+    skipped = jf.cache.skipped
+    parts[0] = (parts[0][0].copy(), parts[0][1])  # an equal copy: the guard still holds by value
+    np.testing.assert_allclose(jf(x), want(), rtol=1e-14)
+    assert jf.cache.skipped == skipped + 1
+
+
+def test_kept_values_decide_by_value_when_the_quick_test_fails():
+    from jacc.guards import Kept
+
+    a = np.arange(6.0)
+    k = Kept([a, (1.0, a[:2])])
+    assert k.holds(k.live)
+    a.shape = (2, 3)  # same bytes, another shape: changed
+    assert not k.holds(k.live)
+    a.shape = (6,)
+    assert k.holds(k.live) and k.holds([np.arange(6.0), (1.0, np.arange(2.0))])
+    a[5] = np.nan
+    assert not k.holds(k.live)
