@@ -466,6 +466,7 @@ class Runner:
             may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
+                       c_lines=ccode.AUTO_LINES,
                        **self.unroll_options)
             if u is None:
                 return

@@ -220,12 +220,14 @@ def candidate(graph: Graph, strategy: Any) -> bool:
 
 
 def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *, beat: float | None = None,
-           time_cap: float | None = None, per_line: float | None = None, **options) -> Unrolled | None:
+           time_cap: float | None = None, per_line: float | None = None, c_lines: int | None = None,
+           **options) -> Unrolled | None:
     """The scalar route for the array ``graph`` at the vertex ``values``, or None where it does
     not apply: a big graph, a strategy that is not a name, a trace that depends on values, an op
     that does not run on object arrays, or one without scalar formulas — or where its code would
     take at least ``beat`` seconds by :data:`SECONDS_PER_LINE` (or ``per_line`` seconds a line, for
-    code that may be built as C; then it is not planned at all).
+    code that may be built as C — where the scalar graph has at most ``c_lines`` vertices and edges,
+    the longest code C is built for; then it is not planned at all).
     A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
     from .eliminate import Problem
     from .plan import MemoryLimitError, build
@@ -240,7 +242,10 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         return None
     if g.meta.get("value_dependent"):  # e.g. max over objects compares: its ties and branches are values
         return None
-    if beat is not None and (per_line or SECONDS_PER_LINE) * (len(g.nx) + g.nx.number_of_edges()) >= beat:
+    lines = len(g.nx) + g.nx.number_of_edges()
+    if per_line is not None and c_lines is not None and lines > c_lines:  # too long to be built as C:
+        per_line = None  # float code (planning and compiling it took 10 s on the bottleneck network)
+    if beat is not None and (per_line or SECONDS_PER_LINE) * lines >= beat:
         return None
     rows = [math.prod(graph.shape(y)) for y in graph.outputs]
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]

@@ -1,6 +1,7 @@
 """The scalar route of small array graphs (jacc.unroll) and the shared LU factorisations
 (jacc.factorise): same Jacobians as the array program, taken only where exact."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -353,3 +354,16 @@ def test_traced_once_calls_check_finiteness_exactly_where_a_sum_overflows():
     np.testing.assert_array_equal(jf(big), np.diag(3.0 * np.cos(big)))
     with pytest.raises(ValueError, match="non-finite"):
         jf(np.array([1.0, np.inf, -np.inf]))
+
+
+def test_code_too_long_for_c_is_estimated_as_float_code():
+    """The bottleneck network at size small unrolls to ~11,000 scalar vertices: too long to be built as
+    C, so the C estimate must not admit it — planning and compiling its float code took 10 s of a
+    traced-once first call, and the array program ran anyway."""
+    from jacc import ccode
+
+    p = suite.get("bottleneck", "small")
+    inputs = p.make_inputs(0)
+    g = trace(functools.partial(p.fn, xp=np), *inputs.values())
+    values = dict(zip(g.inputs, inputs.values()))
+    assert unroll(g, values, "markowitz", beat=1e-4, per_line=ccode.SECONDS_PER_LINE, c_lines=ccode.AUTO_LINES) is None
