@@ -784,8 +784,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single)
         return made
 
-    def settle(key, entry: Entry, tape: Tape, state, held: bool, seen, args, kwargs) -> None:
-        """After a traced call: note the guards of what ``f`` read (``seen``), or, where guards
+    def settle(key, entry: Entry, tape: Tape, state, held: bool, args, kwargs) -> None:
+        """After a traced call: note the guards of what ``f`` read while watched, or, where guards
         held before it ran (``held``), confirm them — the trace replayed the last exactly and
         running ``f`` changed nothing it reads — and skip ``f`` from the next call on."""
         if entry.graph.meta.get("value_dependent"):
@@ -797,11 +797,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     pure[key] = "its plan does not run without f"
                 else:
                     made.guards = state
-                    once[key] = made
+                    keep_once(key, made, args, kwargs)
                     watched.pop(key, None)  # (the cap counts watches in a row without a confirmation)
-                    if len(once) > store.limit:
-                        once.pop(next(iter(once)))
-                    remember_floats(made, args, kwargs)
             else:
                 pure[key] = None if state.hold() else "running f changes what it reads"
         else:
@@ -809,7 +806,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             pure[key] = "what it reads changed at every call" if watched[key] > WATCHES else verdict[0]
         store.why_traced = pure.get(key) if isinstance(pure.get(key), str) else None
 
-    def remember_floats(made: _Once, args, kwargs) -> None:
+    def keep_once(key, made: _Once, args, kwargs) -> None:
+        """Keep ``made`` for calls with this key (bounded like the plan cache), and as the
+        Python-floats path's structure where its arguments are floats."""
+        if len(once) >= store.limit and key not in once:
+            once.pop(next(iter(once)))
+        once[key] = made
         if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
             floats[:] = [tuple(map(type, args)), made]
 
@@ -832,7 +834,6 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     found = hit.run(xs)
                     jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                     return hit.assemble(found)
-        if not retrace or skipping:
             key = once_key(args, kwargs)
             hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
@@ -879,14 +880,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 jf.last = acc
                 found = acc.blocks
         if skipping and (held or seen is not None):
-            settle(key, entry, tape, state, held, seen, args, kwargs)
+            settle(key, entry, tape, state, held, args, kwargs)
         if not retrace and not graph.meta.get("value_dependent"):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single)
             if made is not None:
-                if len(once) >= store.limit and key not in once:  # bounded like the plan cache
-                    once.pop(next(iter(once)))
-                once[key] = made
-                remember_floats(made, args, kwargs)
+                keep_once(key, made, args, kwargs)
         return _on_device(entry.assemble(found)) if device else entry.assemble(found)
 
     jf.plan = jf.last = jf.program = jf.ran = None
