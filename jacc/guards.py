@@ -330,6 +330,12 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
 _MISSING = object()
 
 
+def _lookup(space: dict, name: str) -> Any:
+    """What the global ``name`` resolves to in ``space`` (its builtin if unset there), or _MISSING."""
+    v = space.get(name, _MISSING)
+    return builtins.__dict__.get(name, _MISSING) if v is _MISSING else v
+
+
 def _identity(v: Any) -> bool:
     """Values a guard compares by identity: modules, functions and classes that are pure."""
     if isinstance(v, types.ModuleType):
@@ -410,14 +416,12 @@ class Guards:
     def __init__(self):
         self.globals: list[tuple[dict, str, Kept]] = []
         self.cells: list[tuple[Any, Kept]] = []
-        self.values: list[Kept] = []  # objects compared with a copy (a partial's arguments)
+        self.values: list[Kept] = []  # objects compared with a copy (a partial's arguments, defaults)
         self.names: list[str] = []
 
     def hold(self) -> bool:
         for space, name, kept in self.globals:
-            v = space.get(name, _MISSING)
-            if v is _MISSING:
-                v = builtins.__dict__.get(name, _MISSING)
+            v = _lookup(space, name)
             if v is not kept.copy and not kept.holds(v):
                 return False
         for cell, kept in self.cells:
@@ -477,13 +481,14 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 why = value(v, f"a default of {fn.__qualname__}")
                 if why:
                     return why
+                g.values.append(Kept(v))  # (an array default changed in place is seen)
         return None
 
     for v in passed + bound:
         why = value(v, "an argument")
         if why:
             return why
-    g.values = [Kept(v) for v in bound]
+    g.values.extend(Kept(v) for v in bound)
     scanned = {code: _reads(code) for code in w.codes}
     read: set[tuple[int, str]] = set()
     while pending:  # the functions met so far, then the globals their code read (more functions)
@@ -499,11 +504,9 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 if (id(space), name) in read:
                     continue
                 read.add((id(space), name))
-                v = space.get(name, _MISSING)
+                v = _lookup(space, name)
                 if v is _MISSING:
-                    v = builtins.__dict__.get(name, _MISSING)
-                    if v is _MISSING:
-                        continue  # (a NameError where it ran: never read)
+                    continue  # (a NameError where it ran: never read)
                 why = value(v, f"the global {name!r}")
                 if why:
                     return why

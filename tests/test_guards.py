@@ -314,3 +314,17 @@ def test_kept_values_decide_by_value_when_the_quick_test_fails():
     assert k.holds(k.live) and k.holds([np.arange(6.0), (1.0, np.arange(2.0))])
     a[5] = np.nan
     assert not k.holds(k.live)
+
+
+def test_a_default_array_changed_in_place_is_seen():
+    w = np.array([1.0, 2.0])
+
+    def f(x, scale=w):
+        return np.sin(x) * scale
+
+    jf = jacc.jacobian(f)
+    x = np.array([0.1, 0.2])
+    calls(jf, x)
+    assert jf.cache.skipped == 2
+    w[1] = -3.0
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * w), rtol=1e-14)
