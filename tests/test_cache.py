@@ -249,7 +249,7 @@ class Model:
         self.W, self.b = W, b
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(["input", "const", "closure", "attr", "attr_inplace", "shape"]),
                           st.floats(-3, 3, allow_nan=False)), min_size=1, max_size=6),
        st.booleans())

@@ -26,13 +26,13 @@ def test_the_exact_search_reports_sets_best_and_bound_while_it_runs(capsys):
 def test_library_calls_stay_silent_and_progress_true_draws(capsys):
     g = jacc.load(BS)
     jacc.plan(g, "optimal", time_limit=0.5)
-    jacc.plan(g, "anneal", max_iters=300)
+    jacc.plan(g, "anneal", max_iters=60)
     assert capsys.readouterr().err == ""
-    jacc.plan(g, "anneal", max_iters=300, progress=True)
+    jacc.plan(g, "anneal", max_iters=60, progress=True)
     err = capsys.readouterr().err
     assert err.startswith("\ranneal [") and "100%" in err and err.endswith("\n")
     with progress.shown():
-        jacc.plan(g, "anneal", max_iters=300, progress=False)  # the option wins over the context
+        jacc.plan(g, "anneal", max_iters=60, progress=False)  # the option wins over the context
     assert capsys.readouterr().err == ""
 
 
