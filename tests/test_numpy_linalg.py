@@ -1,6 +1,8 @@
 """numpy.linalg beyond the coverage cases: which triangle is read, batched structure, singular
 points, refusals (each naming the function, the argument and the call site) and graph files."""
 
+import functools
+
 import numpy as np
 import pytest
 from conftest import fd_jacobian
@@ -11,6 +13,8 @@ from jacc.numpy_api import linalg
 from jacc.numpy_api.linalg import DENSE_PARTIAL_MAX, spd
 
 HERE = "test_numpy_linalg.py:"
+# the large networks' tests plan with auto in a tenth of its second: their products, not the search, are tested
+_quick = functools.partial(jacc.jacobian, time_limit=0.1)
 
 
 def _rng(seed=0):
@@ -90,18 +94,18 @@ CHOL_N = DENSE_PARTIAL_MAX + 2  # above the threshold: the derivative is a netwo
 def test_large_cholesky_network_equals_the_dense_partial(fn, a, monkeypatch):
     g = jacc.trace(fn, a)
     assert {"cholesky_value", "value_from"} <= {g.op(v) for v in g.nx} and "cholesky" not in {g.op(v) for v in g.nx}
-    J = jacc.jacobian(fn)(a)
-    np.testing.assert_allclose(jacc.jacobian(fn, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    J = _quick(fn)(a)
+    np.testing.assert_allclose(_quick(fn, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(g.evaluate({"a": a})[g.outputs[0]], fn(a), rtol=1e-15, atol=1e-15)  # not L/2
     monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
     assert "cholesky" in {jacc.trace(fn, a).op(v) for v in jacc.trace(fn, a).nx}
-    np.testing.assert_allclose(J, jacc.jacobian(fn)(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(J, _quick(fn)(a), rtol=1e-10, atol=1e-12)
 
 
 def test_large_cholesky_reads_the_lower_triangle_and_costs_n_cubed_per_adjoint():
     a, n = spd(_rng(9), CHOL_N), CHOL_N
     f = lambda a: np.sum(np.sin(np.linalg.cholesky(a)))  # noqa: E731
-    J = jacc.jacobian(f)(a)
+    J = _quick(f)(a)
     assert np.all(J[np.triu_indices(n, 1)] == 0.0)
     np.testing.assert_allclose(J, _sym_fd(f, a), rtol=1e-6, atol=1e-7)
     g = jacc.trace(f, a)
@@ -117,17 +121,17 @@ def test_large_eigenvectors_network_equals_the_dense_partial(uplo, batch, monkey
     f = lambda a: np.linalg.eigh(a, UPLO=uplo)[1] ** 2  # noqa: E731  (sign-free)
     g = jacc.trace(f, a)
     assert {"hold", "value_from"} <= {g.op(v) for v in g.nx}
-    J = jacc.jacobian(f)(a)
-    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    J = _quick(f)(a)
+    np.testing.assert_allclose(_quick(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's vectors, not the network's
     monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
-    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(J, _quick(f)(a), rtol=1e-10, atol=1e-12)
 
 
 def test_large_eigenvectors_cost_n_cubed_per_adjoint():
     a, n = spd(_rng(12), CHOL_N), CHOL_N
     f = lambda a: np.sum(np.linalg.eigh(a)[1][:, 0] ** 3)  # noqa: E731
-    np.testing.assert_allclose(jacc.jacobian(f)(a), _sym_fd(f, a), rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(_quick(f)(a), _sym_fd(f, a), rtol=1e-6, atol=1e-7)
     g = jacc.trace(f, a)
     p = jacc.plan(g, "reverse")
     assert p.mults == 3 * n**3 + 3 * n**2  # Vᵀ·V̄, then V·(F ∘ ·)·Vᵀ: no n⁴ partial
@@ -141,13 +145,13 @@ def test_large_singular_vectors_network_equals_the_dense_partial(shape, monkeypa
     f = lambda a: np.linalg.svd(a, full_matrices=False)[0] ** 2 + np.sum(np.linalg.svd(a, full_matrices=False)[2] ** 3)  # noqa: E731,E501
     g = jacc.trace(f, a)
     assert {"hold", "value_from"} <= {g.op(v) for v in g.nx}
-    J = jacc.jacobian(f)(a)
-    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    J = _quick(f)(a)
+    np.testing.assert_allclose(_quick(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
     np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's vectors
     if len(shape) == 2:
         np.testing.assert_allclose(J, fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-7)
     monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
-    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(J, _quick(f)(a), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("shape", [(CHOL_N + 1, CHOL_N - 1), (CHOL_N, CHOL_N), (CHOL_N - 1, CHOL_N + 1),
@@ -158,17 +162,17 @@ def test_large_qr_network_equals_the_dense_partial(shape, monkeypatch):
     f = lambda a: np.linalg.qr(a)[0] ** 2 + np.sum(np.sin(np.linalg.qr(a)[1]))  # noqa: E731
     g = jacc.trace(f, a)
     assert {"hold", "inv_lower_value", "value_from"} <= {g.op(v) for v in g.nx}
-    J = jacc.jacobian(f)(a)
-    np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
+    J = _quick(f)(a)
+    np.testing.assert_allclose(_quick(f, retrace=False)(a), J, rtol=1e-12, atol=1e-14)
     if shape[-2] >= shape[-1]:  # (a wide matrix's R is assembled from its square block's)
         np.testing.assert_array_equal(g.evaluate({"a": a})[g.outputs[0]], f(a))  # NumPy's factors
     if len(shape) == 2:
         np.testing.assert_allclose(J, fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-7)
-    r = jacc.jacobian(lambda a: np.linalg.qr(a, mode="r"))(a)
+    r = _quick(lambda a: np.linalg.qr(a, mode="r"))(a)
     monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
     assert "hold" not in {jacc.trace(f, a).op(v) for v in jacc.trace(f, a).nx}
-    np.testing.assert_allclose(J, jacc.jacobian(f)(a), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(r, jacc.jacobian(lambda a: np.linalg.qr(a, mode="r"))(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(J, _quick(f)(a), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(r, _quick(lambda a: np.linalg.qr(a, mode="r"))(a), rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("part", ["Q", "R"])
@@ -201,14 +205,14 @@ def test_a_trace_skips_the_values_of_a_derivative_network(kind, monkeypatch):
     skipped = [v for v in g.nx if not any(tape.values[v].strides) and np.isnan(tape.values[v]).all()]
     assert len(skipped) >= 3 and all(g.op(v) not in ("hold", "value_from") for v in skipped)
     np.testing.assert_array_equal(tape.values[g.outputs[0]], f(a))  # the value is NumPy's all the same
-    jf = jacc.jacobian(f)
+    jf = _quick(f)
     jf(a)
     b = a + 0.01 * _rng(17).normal(size=a.shape)
     J = jf(b)  # a replayed trace skips them too
     assert np.all(np.isfinite(J))
-    np.testing.assert_allclose(J, jacc.jacobian(f, retrace=False)(b), rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(J, _quick(f, retrace=False)(b), rtol=1e-12, atol=1e-14)
     monkeypatch.setattr(linalg, "DENSE_PARTIAL_MAX", 10**6)
-    np.testing.assert_allclose(J, jacc.jacobian(f)(b), rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(J, _quick(f)(b), rtol=1e-9, atol=1e-11)
 
 
 def test_a_derivative_network_must_be_linear_in_its_values():
