@@ -368,7 +368,10 @@ def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
     return found
 
 
-_FOUND: dict[Any, tuple[dict, list]] = {}  # f's code -> (the _replaced() it was found for, its holders)
+#: f's code and closure cells -> (the _replaced() it was found for, its holders); the cells too, since
+#: functions made by one ``lambda`` share its code but not what their cells hold
+_FOUND: dict[Any, tuple[dict, list]] = {}
+_FOUND_MAX = 4096
 _HELD: dict[tuple[int, str | None], list] = {}  # (id(holder), name) -> [users, original]
 
 
@@ -392,9 +395,12 @@ class aliases:
     def __enter__(self) -> Callable:
         with _lock:
             replaced = _replaced()
-            key = getattr(self.f, "__code__", None) or type(self.f)
+            code = getattr(self.f, "__code__", None)
+            key = (code, tuple(map(id, self.f.__closure__ or ()))) if code is not None else type(self.f)
             known = _FOUND.get(key)
             if known is None or known[0] is not replaced:
+                if len(_FOUND) >= _FOUND_MAX:  # (many functions made by one lambda: keep it bounded)
+                    _FOUND.clear()
                 known = _FOUND[key] = (replaced, _holders(self.f, replaced))
             for holder, name, original, made in known[1]:
                 held = _HELD.get((id(holder), name))

@@ -1,0 +1,126 @@
+"""The standard library's ``math`` functions on traced scalars.
+
+Code written for floats calls ``math.sqrt(x[0])`` or ``math.exp(-t * k)``; those functions ask for
+``float()`` of their argument, which a trace refuses (the derivative would be lost). While ``f``
+runs on traced arguments they are replaced on the ``math`` module (see
+:func:`jacc.constructors.swap_during_traces`): a call with a traced argument goes to the NumPy
+ufunc of the same function and gives a traced 0-d value; every other call is ``math``'s own and
+gives its float. Names imported before (``from math import sqrt``) are replaced too where
+:class:`jacc.constructors.aliases` finds them. A function whose first trace meets the refused
+``float()`` runs again with the replacements (once per function).
+
+Outside a function's domain the call raises as ``math`` does (``ValueError``, or
+``OverflowError`` for a result too large), naming the call site. ``erf``, ``erfc``, ``gamma``
+and ``lgamma`` need SciPy (its ``special`` ufuncs); without it they stay refused. Predicates and
+roundings (``isfinite``, ``floor``, …) are piecewise constant and stay refused: compute them
+outside the traced function, or with NumPy on the array. A function that needs the replacements
+runs ``f`` on every call (it is not skipped: :mod:`jacc.guards`).
+
+>>> import math, numpy as np, jacc
+>>> f = lambda x: math.sqrt(x[0]) * math.exp(-x[1])
+>>> J = jacc.jacobian(f)(np.array([4.0, 0.0]))
+>>> [round(float(v), 12) for v in J]
+[0.25, -2.0]
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import operator
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, swap_during_traces
+from ..trace import Tracer, call_site
+
+
+def _log(x: Any, base: Any = None) -> Any:
+    return np.log(x) if base is None else np.log(x) / np.log(base)
+
+
+def _hypot(*xs: Any) -> Any:
+    return np.hypot(*xs) if len(xs) == 2 else np.sqrt(sum(x * x for x in xs))
+
+
+def _prod(values: Any, *, start: Any = 1) -> Any:
+    return functools.reduce(operator.mul, values, start)  # left to right, as math.prod
+
+
+def _special(name: str) -> Callable | None:
+    """SciPy's ufunc for ``name`` (``erf``, ``gammaln``, …), or None without SciPy."""
+    if importlib.util.find_spec("scipy") is None:
+        return None
+    import scipy.special
+
+    return getattr(scipy.special, name)
+
+
+#: math's name -> the NumPy function computing it on traced values (or a maker of it, for SciPy's)
+_SAME: dict[str, Any] = {
+    "sqrt": np.sqrt, "exp": np.exp, "expm1": np.expm1, "log": _log, "log10": np.log10, "log2": np.log2,
+    "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
+    "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
+    "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "fabs": np.abs, "pow": np.power,
+    "hypot": _hypot, "degrees": np.degrees, "radians": np.radians, "copysign": np.copysign, "prod": _prod,
+    "cbrt": np.cbrt, "exp2": np.exp2,
+}
+_SCIPY = {"erf": "erf", "erfc": "erfc", "gamma": "gamma", "lgamma": "gammaln"}
+
+
+_POLES = {"log", "log10", "log2", "log1p", "atanh", "lgamma", "gamma"}  # (an infinite value: math's ValueError)
+
+
+def _refuse_outside_domain(name: str, out: Any, args: tuple) -> None:
+    """Raise as ``math`` would where NumPy gave a non-finite value for finite arguments: a NaN or a
+    pole is ``ValueError``, an overflow ``OverflowError`` (NumPy's NaN or inf would pass silently)."""
+    value = getattr(out, "value", out)
+    if not isinstance(value, (np.ndarray, np.generic, float)) or np.isfinite(value).all():
+        return
+    if not all(np.isfinite(getattr(a, "value", a)).all() for a in args if isinstance(a, (Tracer, float, int))):
+        return
+    if np.isnan(value).any() or name in _POLES:
+        raise ValueError(f"math domain error: math.{name} at {call_site()}")
+    raise OverflowError(f"math range error: math.{name} at {call_site()}")
+
+
+def _maker(name: str) -> Callable[[Callable], Callable]:
+    def make(original: Callable) -> Callable:
+        def call(*args, **kwargs):
+            # (prod takes any iterable, a generator too: it is a product whatever it holds)
+            if name != "prod" and not (any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
+                return original(*args, **kwargs)
+            fn = _SAME.get(name) or _special(_SCIPY[name])
+            if fn is None:  # (no SciPy: math's own refusal of float())
+                return original(*args, **kwargs)
+            out = fn(*args, **kwargs)
+            _refuse_outside_domain(name, out, args)
+            return out
+        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+        return call
+    return make
+
+
+swap_during_traces("math", {n: _maker(n) for n in [*_SAME, *_SCIPY]})
+
+
+def _example(name: str, body: Callable[[Any, Any], Any], note: str = "") -> None:
+    """A coverage example: ``body(m, x)`` with ``m`` the ``math`` module (NumPy's run) or the array
+    module standing in for it (JAX's cross-check, whose tracers ``math`` cannot take)."""
+    import math
+
+    from . import case
+
+    case(f"math.{name}", lambda xp: (lambda x: body(math if xp is np else xp, x)),
+         lambda r: (r.uniform(0.5, 2.0, size=3),), note=note)
+
+
+_example("sqrt", lambda m, x: m.sqrt(x[0]) * x[1] + m.sqrt(x[2]),
+         "a traced scalar goes to np.sqrt, a float stays math's: so for every math function here")
+_example("exp", lambda m, x: m.exp(-x[0] * x[1]) + m.exp(x[2]))
+_example("log", lambda m, x: m.log(x[0]) * m.log(x[1] + x[2]))
+_example("sin", lambda m, x: m.sin(x[0]) * m.cos(x[1]) + m.tanh(x[2]))
+_example("atan2", lambda m, x: m.atan2(x[0], x[1]) + m.atan2(x[2], 1.5))
+_example("hypot", lambda m, x: m.hypot(x[0], x[1]) * x[2])
+_example("pow", lambda m, x: m.pow(x[0], x[1]) + m.pow(x[2], 2.0))

@@ -1,0 +1,76 @@
+"""``math`` functions on traced scalars (jacc.numpy_api.stdlib_math): code written for floats."""
+
+import math
+from math import hypot as length  # a name bound before the trace: replaced through aliases
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.trace import UnsupportedOperationError
+
+X = np.array([0.7, 0.3, 1.9])
+
+# name -> f(x) of a vector written with math on its entries
+CASES = {
+    "sqrt, exp, log": lambda x: math.sqrt(x[0]) * math.exp(-x[1]) + math.log(x[2]),
+    "log with a base, log10, log2, log1p": lambda x: math.log(x[2], 3.0) + math.log10(x[0]) * math.log2(x[2]) + math.log1p(x[1]),
+    "log with a traced base": lambda x: math.log(x[2], x[0] + 1.0),
+    "trigonometric": lambda x: math.sin(x[0]) * math.cos(x[1]) + math.tan(x[2] / 4),
+    "inverse trigonometric": lambda x: math.asin(x[0]) + math.acos(x[1]) * math.atan(x[2]) + math.atan2(x[1], x[2]),
+    "hyperbolic": lambda x: math.sinh(x[0]) + math.cosh(x[1]) * math.tanh(x[2]) + math.asinh(x[2])
+    + math.acosh(x[2]) + math.atanh(x[1]),
+    "pow, fabs, copysign, expm1": lambda x: math.pow(x[2], x[0]) + math.fabs(x[1] - 1.0) + math.copysign(x[0], -1.0)
+    + math.expm1(x[1]),
+    "hypot of two and of three, degrees, radians": lambda x: math.hypot(x[0], x[1]) + math.hypot(*x)
+    + math.radians(math.degrees(x[2])),
+    "an alias bound before": lambda x: length(x[0], x[2]),
+    "prod of a list and of a generator": lambda x: math.prod([x[0], x[1], 2.0]) + math.prod(v * v for v in x),
+    "a vector of results": lambda x: np.stack([math.exp(x[0]), math.sin(x[1] * x[2]), x[0] * 2.0]),
+    "floats and arrays mixed": lambda x: np.sum(np.sin(x)) * math.sqrt(x[0] * x[0] + 1.0) + math.pi,
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_math_on_traced_scalars_has_maths_value_and_derivative(name):
+    f = CASES[name]
+    jf = jacc.jacobian(f)
+    for x in (X, X * 0.9 + 0.01, X):  # (later calls may skip f: jacc.guards)
+        np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-8, err_msg=name)
+    g = jacc.trace(f, X)
+    np.testing.assert_allclose(g.evaluate({g.inputs[0]: X})[g.outputs[0]], f(X), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["erf", "erfc", "gamma", "lgamma"])
+def test_special_functions_go_to_scipy(name):
+    pytest.importorskip("scipy")
+    fn = getattr(math, name)
+    f = lambda x: fn(x[2]) * x[0]  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-7, atol=1e-9)
+
+
+def test_plain_calls_stay_maths_and_math_is_restored():
+    sqrt, seen = math.sqrt, []
+
+    def f(x):
+        c = math.sqrt(2.0)  # a constant: math's own float
+        seen.append(type(c))
+        return math.sqrt(x[0]) * c
+
+    J = jacc.jacobian(f, retrace="always")(X)
+    np.testing.assert_allclose(J, [math.sqrt(2.0) / (2 * math.sqrt(X[0])), 0, 0], rtol=1e-13)
+    assert float in seen and math.sqrt is sqrt and length is math.hypot
+
+
+def test_outside_the_domain_raises_as_math_does():
+    for f, err in [(lambda x: math.sqrt(x[0] - 1.0), ValueError), (lambda x: math.log(x[0] - 0.7), ValueError),
+                   (lambda x: math.exp(x[2] * 1000.0), OverflowError)]:
+        with pytest.raises(err, match=r"math (domain|range) error: math\.\w+ at .*test_stdlib_math.py"):
+            jacc.jacobian(f)(X)
+
+
+def test_piecewise_constant_functions_stay_refused():
+    f = lambda x: math.floor(x[2]) * x[0]  # noqa: E731
+    with pytest.raises(UnsupportedOperationError, match="float"):
+        jacc.jacobian(f)(X)
