@@ -70,7 +70,18 @@ def test_outside_the_domain_raises_as_math_does():
             jacc.jacobian(f)(X)
 
 
-def test_piecewise_constant_functions_stay_refused():
-    f = lambda x: math.floor(x[2]) * x[0]  # noqa: E731
+def test_predicates_and_roundings_are_maths_at_the_value_and_mark_the_trace():
+    def f(x):
+        k = math.floor(x[2])  # 1: an index read at the traced value
+        if math.isfinite(x[0]) and not math.isnan(x[1]) and not math.isclose(x[0], x[1]):
+            return x[k] * math.ceil(x[0]) + x[0] ** 2
+        return x
+
+    J = jacc.jacobian(f)
+    for x in (X, X + 0.05):
+        np.testing.assert_allclose(J(x), fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
+    meta = jacc.trace(f, X).meta["value_dependent"]
+    assert any(m.startswith("math.floor() of a traced value at ") and "test_stdlib_math.py" in m for m in meta)
+    assert any(m.startswith("math.isclose()") for m in meta)
     with pytest.raises(UnsupportedOperationError, match="float"):
-        jacc.jacobian(f)(X)
+        jacc.jacobian(lambda x: float(x[2]) * x[0])(X)  # (float() itself stays refused)

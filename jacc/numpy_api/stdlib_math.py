@@ -12,9 +12,10 @@ gives its float. Names imported before (``from math import sqrt``) are replaced 
 Outside a function's domain the call raises as ``math`` does (``ValueError``, or
 ``OverflowError`` for a result too large), naming the call site. ``erf``, ``erfc``, ``gamma``
 and ``lgamma`` need SciPy (its ``special`` ufuncs); without it they stay refused. Predicates and
-roundings (``isfinite``, ``floor``, …) are piecewise constant and stay refused: compute them
-outside the traced function, or with NumPy on the array. A function that needs the replacements
-runs ``f`` on every call (it is not skipped: :mod:`jacc.guards`).
+roundings (``isfinite``, ``isnan``, ``isinf``, ``isclose``, ``floor``, ``ceil``, ``trunc``) are
+piecewise constant: they give ``math``'s own result at the traced value, and the trace is marked
+value-dependent as by a comparison (``jacobian`` traces again where a value may change it). A
+function that needs the replacements runs ``f`` on every call (it is not skipped: :mod:`jacc.guards`).
 
 >>> import math, numpy as np, jacc
 >>> f = lambda x: math.sqrt(x[0]) * math.exp(-x[1])
@@ -67,6 +68,20 @@ _SAME: dict[str, Any] = {
     "cbrt": np.cbrt, "exp2": np.exp2,
 }
 _SCIPY = {"erf": "erf", "erfc": "erfc", "gamma": "gamma", "lgamma": "gammaln"}
+#: piecewise constant in their arguments: math's own result at the traced values, whose derivative
+#: (zero) loses nothing; the trace is marked value-dependent, as by a comparison
+_CONSTANT = ("isfinite", "isnan", "isinf", "isclose", "floor", "ceil", "trunc")
+
+
+def _constant_maker(name: str) -> Callable[[Callable], Callable]:
+    def make(original: Callable) -> Callable:
+        def call(*args, **kwargs):
+            what = f"math.{name}() of a traced value"
+            plain = [a._concrete(what) if isinstance(a, Tracer) else a for a in args]
+            return original(*[float(v) if isinstance(v, (np.ndarray, np.generic)) else v for v in plain], **kwargs)
+        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+        return call
+    return make
 
 
 _POLES = {"log", "log10", "log2", "log1p", "atanh", "lgamma", "gamma"}  # (an infinite value: math's ValueError)
@@ -102,7 +117,7 @@ def _maker(name: str) -> Callable[[Callable], Callable]:
     return make
 
 
-swap_during_traces("math", {n: _maker(n) for n in [*_SAME, *_SCIPY]})
+swap_during_traces("math", {**{n: _maker(n) for n in [*_SAME, *_SCIPY]}, **{n: _constant_maker(n) for n in _CONSTANT}})
 
 
 def _example(name: str, body: Callable[[Any, Any], Any], note: str = "") -> None:
