@@ -18,6 +18,7 @@ import inspect
 import math
 import operator
 import os
+import re
 import sys
 import threading
 import weakref
@@ -1089,16 +1090,24 @@ def _instructions(code) -> tuple[dict, dict]:
     return table
 
 
-def _dot_hint(frame) -> str:
-    """A hint where the user's line calls ``.dot(``: a plain array's ``A.dot(x)`` converts ``x`` in
-    compiled code, which no replacement reaches."""
+#: (pattern in the user's line, hint): conversions that happen in compiled code no replacement
+#: reaches, named with their fix
+_LINE_HINTS = [
+    (re.compile(r"\.dot\("), "A.dot(x) of a plain array A converts x: write A @ x or np.dot(A, x)"),
+    (re.compile(r"\b(?:np|numpy)\.(?:float(?:16|32|64)|double|single|longdouble|complex(?:64|128))\("),
+     "a NumPy scalar type such as np.float64(x) converts x: leave x as it is (a traced value is an "
+     "array already) or write x.astype(np.float64)"),
+]
+
+
+def _line_hint(frame) -> str:
+    """The hints of :data:`_LINE_HINTS` whose pattern the user's line matches, as "; hint"."""
     if frame is None:
         return ""
     import linecache
 
-    if ".dot(" not in linecache.getline(frame.f_code.co_filename, frame.f_lineno):
-        return ""
-    return "; A.dot(x) of a plain array A converts x: write A @ x or np.dot(A, x)"
+    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    return "".join(f"; {hint}" for pattern, hint in _LINE_HINTS if pattern.search(line))
 
 
 def _instruction(frame) -> str:
@@ -1288,7 +1297,7 @@ class Tracer(_Held):
         before = self.tape.refused
         self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
                              "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate"
-                             + _dot_hint(frame))
+                             + _line_hint(frame))
         raise _ArrayConversion(self.tape.refused, self.tape, before)
 
     def __array_namespace__(self, *, api_version=None):

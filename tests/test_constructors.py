@@ -55,9 +55,12 @@ def test_asarray_chkfinite_checks_the_traced_values():
 
 def test_refusals_and_shape_errors_name_the_call():
     m = np.arange(9.0).reshape(3, 3)
-    with pytest.raises(UnsupportedOperationError, match="test_constructors.py.*plain array A converts x: write A @ x"):
+    with pytest.raises(UnsupportedOperationError, match="test_constructors.py.*plain array A converts x: write A @ x") as e:
         trace(lambda x: m.dot(x), X)  # NumPy's compiled method converts x: no replacement reaches it
+    assert "np.float64" not in str(e.value)  # (only the hint whose pattern the line matches)
     np.testing.assert_array_equal(jacc.jacobian(lambda x: np.dot(m, x) + m @ x)(X), 2 * m)
+    with pytest.raises(UnsupportedOperationError, match=r"test_constructors.py.*np.float64\(x\) converts x: leave x"):
+        trace(lambda x: np.float64(x[0]) * x, X)  # a scalar type's constructor is compiled too
     with pytest.raises(UnsupportedOperationError, match="dtype=int64"):
         trace(lambda x: np.array([x[0], x[1]], dtype=np.int64), X)
     with pytest.raises(ValueError, match="inhomogeneous"):
