@@ -496,6 +496,55 @@ def add_rows(acc: np.ndarray, v: np.ndarray, rows) -> np.ndarray:
     return acc
 
 
+def put_summed_rows(v: np.ndarray, n: int, rows: Any, tiles: int, repeats: int) -> np.ndarray:
+    """``put_rows(v, n, rows_all, add=True)`` where ``rows_all`` is ``rows`` tiled ``tiles`` times
+    or each of them repeated ``repeats`` times: ``v``'s copies summed first, then written once
+    (a bias's gradient, a broadcast transposed: a reduction, not a scatter-add per element)."""
+    lead, rest = v.shape[0], v.shape[1:]
+    if tiles > 1:
+        v = v.reshape((tiles, lead // tiles) + rest).sum(axis=0)
+    if repeats > 1:
+        v = v.reshape((lead // repeats, repeats) + rest).sum(axis=1)
+    full = np.zeros((n,) + rest, dtype=v.dtype)
+    full[rows] = v
+    return full
+
+
+def _fold_of(rows: np.ndarray, n: int) -> tuple[int, int, np.ndarray] | None:
+    """``(tiles, repeats, base)`` with ``rows`` (mod ``n``) equal to ``base`` tiled or repeated and
+    ``base`` free of repeats; None for any other pattern."""
+    rows = rows % n
+    k = np.unique(rows).size
+    if rows.size % k:
+        return None
+    m = rows.size // k
+    tiled, repeated = rows.reshape(m, k), rows.reshape(k, m)
+    if (tiled == tiled[0]).all():
+        return m, 1, tiled[0]
+    if (repeated == repeated[:, :1]).all():
+        return 1, m, repeated[:, 0]
+    return None
+
+
+def _scatter_adds_summed(live: list[Statement]) -> list[Statement]:
+    """``put_rows(v, n, rows, add=True)`` with constant ``rows`` that repeat nothing, or repeat a
+    base by tiling or repetition: a plain write, or :func:`put_summed_rows` (``np.add.at`` takes
+    40 µs for the 32,768 entries of the MLP's bias gradient; the sum and write take 10)."""
+    put = S.put_rows.__wrapped__
+    out = []
+    for s in live:
+        rows = s.args[2] if s.fn is put and len(s.args) == 3 and s.kwargs == {"add": True} else None
+        if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.size and rows.dtype.kind in "iu" \
+                and isinstance(s.args[1], (int, np.integer)):
+            fold = _fold_of(rows, int(s.args[1]))
+            if fold is not None and fold[:2] == (1, 1):
+                s = Statement(s.id, put, (s.args[0], s.args[1], _as_range(fold[2])), {})
+            elif fold is not None:
+                s = Statement(s.id, put_summed_rows, (s.args[0], s.args[1], _as_range(fold[2]), *fold[:2]), {})
+        out.append(s)
+    return out
+
+
 def _as_range(rows: Any) -> Any:
     """A constant index array that counts up by one as the slice it selects (no gather)."""
     if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.size and rows.dtype.kind in "iu" \
@@ -794,6 +843,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     results = [Ref(alias.get(x.id, x.id)) if isinstance(x, Ref) else x for x in r.results]
     kept = {x.id for x in results if isinstance(x, Ref)}
     if be is None:
+        live = _scatter_adds_summed(live)
         live = _rows_added_in_place(live, alias, kept, shapes)
         live = _added_in_place(live, alias, kept, {alias.get(i, i) for i in r.inputs}, shapes)
     tail = (_host_tail(live, alias, kept) if host_tail and getattr(be, "host_assembly", False)

@@ -813,3 +813,37 @@ def test_decompositions_are_right_on_a_backend_that_signs_factors_otherwise(back
             np.testing.assert_allclose(jf(a), jacc.jacobian(f, backend="interpret")(a), rtol=1e-9, atol=1e-11,
                                        err_msg=f"retrace={retrace}")
             assert jf.ran == backend
+
+
+@pytest.mark.parametrize("rows, n, fold", [
+    (np.tile([4, 1, 7], 5), 9, (5, 1, [4, 1, 7])),  # a broadcast over leading axes, transposed
+    (np.repeat([2, 0], 3), 4, (1, 3, [2, 0])),  # over trailing axes
+    (np.array([3, 9, 15, 0]), 18, (1, 1, [3, 9, 15, 0])),  # nothing repeats: a plain write
+    (np.array([-1, 3, 3]), 4, (3, 1, [3])),  # -1 is row 3 too
+    (np.array([0, 1, 1, 2]), 3, None),  # any other pattern stays a scatter-add
+])
+def test_scatter_adds_of_tiled_or_repeated_rows_are_sums_then_one_write(rows, n, fold):
+    from jacc.program import _fold_of, put_summed_rows
+    from jacc.structure import put_rows
+
+    found = _fold_of(rows, n)
+    assert (found is None) if fold is None else (found[:2] == fold[:2] and found[2].tolist() == fold[2])
+    if found is not None:
+        v = np.random.default_rng(3).normal(size=(rows.size, 2))
+        np.testing.assert_allclose(put_summed_rows(v, n, found[2], *found[:2]), put_rows(v, n, rows, add=True),
+                                   rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("strategy", ["forward", "markowitz"])
+def test_a_broadcast_parameters_gradient_runs_without_a_scatter_add(strategy):
+    def f(theta):  # theta[:3] broadcast over rows, theta[3:] over columns
+        rows = np.broadcast_to(theta[:3], (5, 3)) * np.arange(15.0).reshape(5, 3)
+        cols = np.broadcast_to(theta[3:, None], (3, 5)) * np.arange(15.0).reshape(3, 5)
+        return np.sum(rows, axis=0) + np.sum(cols, axis=1) ** 2
+
+    x = np.linspace(0.1, 0.9, 6)
+    jf = jacc.jacobian(f, strategy=strategy, backend="numpy")
+    got = jf(x)
+    assert "add=True" not in jf.program.source and jf.program.mults == jf.plan.mults
+    assert "put_summed_rows" in {getattr(v, "__name__", "") for v in jf.program.fn.__globals__.values()}
+    np.testing.assert_allclose(got, jacc.jacobian(f, strategy=strategy, backend="interpret")(x), rtol=1e-13)
