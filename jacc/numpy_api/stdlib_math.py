@@ -58,7 +58,7 @@ def _special(name: str) -> Callable | None:
     return getattr(scipy.special, name)
 
 
-#: math's name -> the NumPy function computing it on traced values (or a maker of it, for SciPy's)
+#: math's name -> the NumPy function computing it on traced values (SciPy's special ones: _SCIPY)
 _SAME: dict[str, Any] = {
     "sqrt": np.sqrt, "exp": np.exp, "expm1": np.expm1, "log": _log, "log10": np.log10, "log2": np.log2,
     "log1p": np.log1p, "sin": np.sin, "cos": np.cos, "tan": np.tan, "asin": np.arcsin, "acos": np.arccos,
@@ -110,7 +110,8 @@ def _maker(name: str) -> Callable[[Callable], Callable]:
             if fn is None:  # (no SciPy: math's own refusal of float())
                 return original(*args, **kwargs)
             out = fn(*args, **kwargs)
-            _refuse_outside_domain(name, out, args)
+            if name != "prod":  # (math.prod never raises: an overflowing product is inf)
+                _refuse_outside_domain(name, out, args)
             return out
         call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
         return call
