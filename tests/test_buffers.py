@@ -231,6 +231,12 @@ def test_scipy_solve_ivp_runge_kutta_traces_through_its_steps():
         np.testing.assert_allclose(jacc.jacobian(f, strategy="reverse")(p), fd_jacobian(f, [p], 0), atol=1e-8)
     assert trace(decay, p).meta.get("value_dependent")
 
+
+@pytest.mark.slow  # (3 s: DOP853's twelve stages per step)
+def test_scipy_solve_ivp_dop853_writes_its_stages_through_views():
+    si = pytest.importorskip("scipy.integrate")
+    p = np.array([2.0, 0.3, 0.1])
+
     def eighth_order(p):  # DOP853 writes its stages through views of its arrays (see _View)
         def rhs(t, y):
             return np.array([y[1], -p[0] * y[0] - p[1] * y[1]])

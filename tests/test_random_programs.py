@@ -190,7 +190,8 @@ def test_random_array_programs_match_finite_differences(seed):
         np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch", "c"])
+# (jax jit-compiles each program: 4 s of the suite; test_program runs six suite problems on jax)
+@pytest.mark.parametrize("backend", [pytest.param("jax", marks=pytest.mark.slow), "torch", "c"])
 @settings(max_examples=8, deadline=None, derandomize=True)
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_array_programs_agree_on_every_backend(backend, seed):
