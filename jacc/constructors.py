@@ -139,22 +139,31 @@ def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Calla
         _WANTS.clear()
 
 
-def replacement(run: Callable, always: bool = False) -> Callable[[Callable], Callable]:
+def routed(impl: Callable, always: bool = False) -> Callable[[Callable], Callable]:
     """A maker for :func:`swap_during_traces`: a call with a traced argument (with ``always``, every
-    call while a trace runs: an equation's closure may hold traced values no argument shows) goes to
-    ``run(original, bound)``, the original's arguments bound by name with its defaults filled in;
-    the rest to the original."""
+    call while a trace runs) goes to ``impl(original, *args, **kwargs)``, the rest to the original."""
     def make(original: Callable) -> Callable:
-        sig = inspect.signature(original)
-
         def call(*args, **kwargs):
             if not (always or any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
                 return original(*args, **kwargs)
+            return impl(original, *args, **kwargs)
+        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+        return call
+    return make
+
+
+def replacement(run: Callable, always: bool = False) -> Callable[[Callable], Callable]:
+    """:func:`routed` with the original's arguments bound by name and its defaults filled in:
+    ``run(original, bound)`` (``always``: an equation's closure may hold traced values no argument
+    shows)."""
+    def make(original: Callable) -> Callable:
+        sig = inspect.signature(original)
+
+        def bound_run(original: Callable, *args, **kwargs):
             bound = sig.bind(*args, **kwargs)
             bound.apply_defaults()
             return run(original, bound)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
+        return routed(bound_run, always)(original)
     return make
 
 

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import routed, swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
 
@@ -171,19 +171,9 @@ def _squareform(X, force="no", checks=True):
     return X[np.triu_indices(m, 1)]
 
 
-def _swapped(impl: Callable) -> Callable[[Callable], Callable]:
-    def make(original: Callable) -> Callable:
-        def call(*args, **kwargs):
-            if not (any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
-                return original(*args, **kwargs)
-            return impl(*args, **kwargs)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
-
-
 _IMPLEMENTED = {"cdist": _cdist, "pdist": _pdist, "squareform": _squareform}
-swap_during_traces("scipy.spatial.distance", {n: _swapped(f) for n, f in _IMPLEMENTED.items()})
+swap_during_traces("scipy.spatial.distance", {n: routed(lambda _original, *args, f=f, **kwargs: f(*args, **kwargs))
+                                              for n, f in _IMPLEMENTED.items()})
 
 
 def supported() -> list[str]:

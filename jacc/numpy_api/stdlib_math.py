@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces
+from ..constructors import routed, swap_during_traces
 from ..trace import Tracer, call_site
 
 
@@ -49,6 +49,7 @@ def _prod(values: Any, *, start: Any = 1) -> Any:
     return functools.reduce(operator.mul, values, start)  # left to right, as math.prod
 
 
+@functools.cache
 def _special(name: str) -> Callable | None:
     """SciPy's ufunc for ``name`` (``erf``, ``gammaln``, …), or None without SciPy."""
     if importlib.util.find_spec("scipy") is None:
@@ -74,14 +75,11 @@ _CONSTANT = ("isfinite", "isnan", "isinf", "isclose", "floor", "ceil", "trunc")
 
 
 def _constant_maker(name: str) -> Callable[[Callable], Callable]:
-    def make(original: Callable) -> Callable:
-        def call(*args, **kwargs):
-            what = f"math.{name}() of a traced value"
-            plain = [a._concrete(what) if isinstance(a, Tracer) else a for a in args]
-            return original(*[float(v) if isinstance(v, (np.ndarray, np.generic)) else v for v in plain], **kwargs)
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
+    def impl(original: Callable, *args, **kwargs):
+        what = f"math.{name}() of a traced value"
+        plain = [a._concrete(what) if isinstance(a, Tracer) else a for a in args]
+        return original(*[float(v) if isinstance(v, (np.ndarray, np.generic)) else v for v in plain], **kwargs)
+    return routed(impl)
 
 
 _POLES = {"log", "log10", "log2", "log1p", "atanh", "lgamma", "gamma"}  # (an infinite value: math's ValueError)
@@ -101,21 +99,16 @@ def _refuse_outside_domain(name: str, out: Any, args: tuple) -> None:
 
 
 def _maker(name: str) -> Callable[[Callable], Callable]:
-    def make(original: Callable) -> Callable:
-        def call(*args, **kwargs):
-            # (prod takes any iterable, a generator too: it is a product whatever it holds)
-            if name != "prod" and not (any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
-                return original(*args, **kwargs)
-            fn = _SAME.get(name) or _special(_SCIPY[name])
-            if fn is None:  # (no SciPy: math's own refusal of float())
-                return original(*args, **kwargs)
-            out = fn(*args, **kwargs)
-            if name != "prod":  # (math.prod never raises: an overflowing product is inf)
-                _refuse_outside_domain(name, out, args)
-            return out
-        call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
-        return call
-    return make
+    def impl(original: Callable, *args, **kwargs):
+        fn = _SAME.get(name) or _special(_SCIPY[name])
+        if fn is None:  # (no SciPy: math's own refusal of float())
+            return original(*args, **kwargs)
+        out = fn(*args, **kwargs)
+        if name != "prod":  # (math.prod never raises: an overflowing product is inf)
+            _refuse_outside_domain(name, out, args)
+        return out
+    # (prod takes any iterable, a generator too: it is a product whatever it holds)
+    return routed(impl, always=name == "prod")
 
 
 swap_during_traces("math", {**{n: _maker(n) for n in [*_SAME, *_SCIPY]}, **{n: _constant_maker(n) for n in _CONSTANT}})
