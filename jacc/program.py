@@ -534,8 +534,7 @@ def _scatter_adds_summed(live: list[Statement]) -> list[Statement]:
     out = []
     for s in live:
         rows = s.args[2] if s.fn is put and len(s.args) == 3 and s.kwargs == {"add": True} else None
-        if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.size and rows.dtype.kind in "iu" \
-                and isinstance(s.args[1], (int, np.integer)):
+        if _index_vector(rows) and isinstance(s.args[1], (int, np.integer)):
             fold = _fold_of(rows, int(s.args[1]))
             if fold is not None and fold[:2] == (1, 1):
                 s = Statement(s.id, put, (s.args[0], s.args[1], _as_range(fold[2])), {})
@@ -545,10 +544,14 @@ def _scatter_adds_summed(live: list[Statement]) -> list[Statement]:
     return out
 
 
+def _index_vector(rows: Any) -> bool:
+    """Whether ``rows`` is a constant, non-empty 1-d array of integer indices."""
+    return isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.size > 0 and rows.dtype.kind in "iu"
+
+
 def _as_range(rows: Any) -> Any:
     """A constant index array that counts up by one as the slice it selects (no gather)."""
-    if isinstance(rows, np.ndarray) and rows.ndim == 1 and rows.size and rows.dtype.kind in "iu" \
-            and rows[0] >= 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + rows.size)):
+    if _index_vector(rows) and rows[0] >= 0 and np.array_equal(rows, np.arange(rows[0], rows[0] + rows.size)):
         return slice(int(rows[0]), int(rows[0]) + rows.size)
     return rows
 
