@@ -319,9 +319,9 @@ def step_memory(pieces: Iterable[tuple[int, int | None, int]], eliminated: int) 
     ``pieces``: per product, its bytes, the bytes of the edge it is added to (``None``: it becomes
     a new edge) and the bytes of that sum; ``eliminated``: the bytes of the eliminated vertex's own
     edges. The step holds its own edges until it ends and makes its products one at a time; a sum
-    is written into its product when that is as large (the compiled program's ``add_into``), else
-    it is a third array beside the two terms. Both figures depend only on the graph before the
-    step, so the exact searches can use them on sets.
+    is written into its product when that is as large (the compiled program's
+    :func:`jacc.program.into`), else it is a third array beside the two terms. Both figures
+    depend only on the graph before the step, so the exact searches can use them on sets.
 
     >>> step_memory([(800, None, 800), (800, 800, 800)], 96)
     (704, 1600)

@@ -782,52 +782,92 @@ def _backend_pair(be: Any, subs: str, ops: list, shapes: dict[int, tuple]) -> Ca
     return pair(terms[0], terms[1], out, sizes)
 
 
-def add_into(acc: np.ndarray, y: Any) -> np.ndarray:
-    """``acc + y``, written into ``acc`` (a program's own temporary, used nowhere else) when the
-    sum has its shape and dtype."""
-    if acc.shape == np.shape(y) and acc.dtype == np.result_type(acc, y):
-        return np.add(acc, y, out=acc)
-    return acc + y
+def _writes_floats(ufunc: np.ufunc) -> bool:
+    """An elementwise ufunc (not a generalised one such as ``matmul``) with one result and a loop
+    from float64 operands to a float64 result (comparisons, predicates and integer ufuncs have
+    none)."""
+    return ufunc.signature is None and ufunc.nout == 1 and "d" * ufunc.nin + "->d" in ufunc.types
 
 
-ADD_INTO_MIN = 1 << 12  # elements: below this a new array is cheaper than the check
+@functools.lru_cache(maxsize=None)
+def into(ufunc: np.ufunc, k: int) -> Callable:
+    """``ufunc(*args)`` written into ``args[k]`` — a program's own temporary, read nowhere else —
+    when no operand or result needs a cast (``casting="no"``: the result has that array's dtype);
+    otherwise a new array, as ``ufunc`` alone would give. Shapes are the lowering's business: it
+    rewrites only calls whose result has that operand's shape.
+
+    >>> acc = np.ones(3)
+    >>> into(np.multiply, 1)(2.0, acc) is acc, acc
+    (True, array([2., 2., 2.]))
+    >>> into(np.add, 0)(np.ones(2), np.ones(2) * 1j)  # a wider result: a new array
+    array([1.+1.j, 1.+1.j])
+    """
+    def call(*args):
+        try:
+            return ufunc(*args, out=args[k], casting="no")
+        except TypeError:  # (numpy's UFuncTypeError: a cast was needed)
+            return ufunc(*args)
+    call.__name__ = f"{ufunc.__name__}_into"
+    call.ufunc = ufunc  # (tests and readers of a program find what it computes)
+    return call
+
+
+IN_PLACE_MIN = 1 << 12  # elements: below this a new array is cheaper than the check
 
 
 def _fresh(s: Statement) -> bool:
     """Whether ``s`` makes a new array that nothing else shares (so that the program may write
     into it once it is used nowhere else): a ufunc's result, a product of two or more operands,
-    a scatter, or an in-place sum of those."""
+    a scatter, or a ufunc already written into one of those."""
     if s.method is not None or s.item is not None:
         return False
     if isinstance(s.fn, np.ufunc):
         return "out" not in s.kwargs
     if s.fn is np.einsum:
         return len(_einsum_parts(s.args)[1]) >= 2
-    return s.fn in (S.put_rows.__wrapped__, add_rows, add_into)
+    return s.fn in (S.put_rows.__wrapped__, add_rows) or hasattr(s.fn, "ufunc")
 
 
-def _added_in_place(live: list[Statement], alias: dict[int, int], kept: set[int], inputs: set[int],
-                    shapes: dict[int, tuple]) -> list[Statement]:
-    """Rewrite ``x + y`` of large arrays, where ``x`` (or ``y``) is a fresh temporary (see
-    :func:`_fresh`) read only here, as :func:`add_into`: the sum reuses its memory. The dense
-    Jacobian of the suite's attention (1,024 × 1,024) was three 8 MiB arrays at each sum of two
-    terms."""
+def _ufuncs_in_place(live: list[Statement], alias: dict[int, int], kept: set[int], inputs: set[int],
+                     shapes: dict[int, tuple]) -> list[Statement]:
+    """Rewrite an elementwise call on large arrays, ``x * y``, ``np.tanh(x)``, ``x + y``, where
+    an operand is a fresh temporary (see :func:`_fresh`) of the result's shape read only there,
+    as :func:`into`: the result reuses its memory. The dense Jacobian of the suite's attention
+    (1,024 × 1,024) was three 8 MiB arrays at each sum of two terms; an MLP's layer made a new
+    array at every bias, activation and derivative."""
     uses = _uses(live, alias)
     fresh = {s.id for s in live if _fresh(s)} - inputs - kept
     out = []
     for s in live:
         shape = shapes.get(s.id)
-        if s.fn is np.add and s.method is None and not s.kwargs and len(s.args) == 2 \
-                and all(isinstance(x, Ref) for x in s.args) and shape is not None \
-                and math.prod(shape) >= ADD_INTO_MIN:
-            x, y = (alias.get(a.id, a.id) for a in s.args)
-            for acc, other in ((x, y), (y, x)):
-                if acc in fresh and uses.get(acc) == 1 and acc != other and shapes.get(acc) == shape:
-                    s = Statement(s.id, add_into, (Ref(acc), Ref(other)), {})
+        call = _ufunc_call(s) if shape is not None and math.prod(shape) >= IN_PLACE_MIN else None
+        if call is not None and _writes_floats(call[0]):
+            fn, args = call
+            refs = [alias.get(a.id, a.id) if isinstance(a, Ref) else None for a in args]
+            for k, acc in enumerate(refs):
+                if acc in fresh and uses.get(acc) == 1 and shapes.get(acc) == shape:
+                    args = tuple(Ref(acc) if n == k else a for n, a in enumerate(args))
+                    s = Statement(s.id, into(fn, k), args, {})
                     fresh.add(s.id)
                     break
         out.append(s)
     return out
+
+
+def _ufunc_call(s: Statement) -> tuple[np.ufunc, tuple] | None:
+    """``(ufunc, operands)`` where ``s`` is one plain ufunc call — an elementwise product written
+    as an einsum counts as ``np.multiply``, which is how :func:`_contraction` prints it — else None."""
+    if s.method is not None or s.item is not None:
+        return None
+    if isinstance(s.fn, np.ufunc):
+        return None if s.kwargs else (s.fn, s.args)
+    if s.fn is np.einsum:
+        subs, ops = _einsum_parts(s.args)
+        lhs, arrow, rhs = subs.partition("->")
+        terms = lhs.split(",")
+        if arrow and len(ops) == 2 and "..." not in subs and all(t in ("", rhs) for t in terms):
+            return np.multiply, tuple(ops)
+    return None
 
 
 def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program:
@@ -848,7 +888,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     if be is None:
         live = _scatter_adds_summed(live)
         live = _rows_added_in_place(live, alias, kept, shapes)
-        live = _added_in_place(live, alias, kept, {alias.get(i, i) for i in r.inputs}, shapes)
+        live = _ufuncs_in_place(live, alias, kept, {alias.get(i, i) for i in r.inputs}, shapes)
     tail = (_host_tail(live, alias, kept) if host_tail and getattr(be, "host_assembly", False)
             and r.structures is None else {})
     if tail:

@@ -688,18 +688,23 @@ def _calls_of(jf, fn) -> int:
     return sum(src.count(f" {k}(") for k in env if env[k] is fn)
 
 
+def _in_place(jf, ufunc) -> int:
+    """Calls in the program of ``jf`` that write ``ufunc``'s result into an operand (program.into)."""
+    env, src = jf.program.fn.__globals__, jf.program.source
+    return sum(src.count(f" {k}(") for k in env if getattr(env[k], "ufunc", None) is ufunc)
+
+
 def test_large_sums_reuse_a_temporary_read_nowhere_else():
     """The dense Jacobian of the suite's attention (1,024 × 1,024, 8 MiB) was three 8 MiB
     arrays at each sum of two terms: 24.6 MiB at the peak of a call, 16.7 MiB now."""
     import tracemalloc
 
-    from jacc import program
 
     p = suite.get("attention", "full")
     X = p.make_inputs()["X"]
     jf = jacc.jacobian(p.fn, strategy="optimal", time_limit=60, backend="numpy", memory_limit=20_000_000)
     want = jf(X)
-    assert _calls_of(jf, program.add_into) >= 3
+    assert _in_place(jf, np.add) >= 3
     keep = X.copy()
     tracemalloc.start()
     try:
@@ -716,7 +721,7 @@ def test_large_sums_reuse_a_temporary_read_nowhere_else():
 def test_a_sum_never_writes_into_an_input_a_result_or_a_value_read_again():
     from jacc import program
 
-    n = 80  # blocks of 6,400 entries: above program.ADD_INTO_MIN
+    n = 80  # blocks of 6,400 entries: above program.IN_PLACE_MIN
 
     def f(x, y):
         s = np.outer(x, y) + np.outer(y, x)  # two fresh products, each read once
@@ -725,7 +730,7 @@ def test_a_sum_never_writes_into_an_input_a_result_or_a_value_read_again():
     xs, ys = x.copy(), y.copy()
     jf = jacc.jacobian(f, argnums=(0, 1), backend="numpy", strategy="reverse")
     got = jf(x, y)
-    assert _calls_of(jf, program.add_into) >= 1
+    assert _in_place(jf, np.add) >= 1
     np.testing.assert_array_equal(x, xs)
     np.testing.assert_array_equal(y, ys)
     want = jacc.jacobian(f, argnums=(0, 1), backend="interpret", strategy="reverse")(x, y)
@@ -734,12 +739,47 @@ def test_a_sum_never_writes_into_an_input_a_result_or_a_value_read_again():
     for g, w in zip(_leaves(jf(x, y)), _leaves(want)):  # and again: nothing kept was changed
         np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
     acc = np.ones(5000)
-    assert program.add_into(acc, np.ones(5000)) is acc and acc[0] == 2.0
-    assert program.add_into(np.ones(5000), np.ones(5000) * 1j).dtype == complex  # a wider sum: a new array
+    assert program.into(np.add, 0)(acc, np.ones(5000)) is acc and acc[0] == 2.0
+    assert program.into(np.add, 0)(np.ones(5000), np.ones(5000) * 1j).dtype == complex  # a wider sum: a new array
 
 
 def _leaves(x):
     return [np.asarray(v) for v in (x if isinstance(x, tuple) else (x,)) for v in (v if isinstance(v, tuple) else (v,))]
+
+
+def test_elementwise_calls_write_into_a_temporary_read_nowhere_else():
+    """A layer's bias, activation and derivative (``tanh``, ``1 - t²``, ``δ * (1 - t²)``) reuse
+    the memory of temporaries read only there; never an input, a result, a constant or a value
+    read again (``t`` below is read three times)."""
+    from jacc import program
+
+    rng = np.random.default_rng(0)
+    W, b = rng.standard_normal((64, 80)) / 8, rng.standard_normal(80)
+
+    def layer(x, w):
+        t = np.tanh(x @ w + b)  # the product is fresh and read once: the bias and tanh go into it
+        return np.sum((1.0 - t * t) * t), t * 2.0  # t: read again, and a result's operand
+    x = rng.standard_normal((100, 64))
+    xs, ws, bs = x.copy(), W.copy(), b.copy()
+    jf = jacc.jacobian(layer, argnums=(0, 1), backend="numpy", strategy="reverse")
+    got = jf(x, W)
+    for ufunc in (np.add, np.tanh, np.subtract):
+        assert _in_place(jf, ufunc) >= 1, (ufunc, jf.program.source)
+    want = jacc.jacobian(layer, argnums=(0, 1), backend="interpret", strategy="reverse")(x, W)
+    for _ in range(2):  # and again: nothing kept was written into
+        for g, w in zip(_leaves(got), _leaves(want)):
+            np.testing.assert_allclose(g, w, rtol=1e-13, atol=1e-14)
+        got = jf(x, W)
+    for a, keep in ((x, xs), (W, ws), (b, bs)):
+        np.testing.assert_array_equal(a, keep)
+    # float32: a constant or operand of another dtype needs a cast, so the result is a new array
+    jf32 = jacc.jacobian(layer, argnums=(0, 1), backend="numpy", strategy="reverse", dtype=np.float32)
+    for g, w in zip(_leaves(jf32(x.astype(np.float32), W.astype(np.float32))), _leaves(want)):
+        assert g.dtype == np.float32
+        np.testing.assert_allclose(g, w, rtol=2e-4, atol=2e-5)
+    assert not any(map(program._writes_floats, (np.greater, np.divmod, np.matmul, np.isfinite)))
+    acc = np.ones(3, np.float32)
+    assert program.into(np.multiply, 0)(acc, np.full(3, 2.0)).dtype == np.float64 and acc[0] == 1.0
 
 
 @pytest.mark.slow  # ~1 min: every example lowered and jitted
