@@ -268,17 +268,25 @@ def test_a_device_variant_that_disagrees_at_its_first_call_gives_way_to_the_host
         jf(jax.numpy.asarray(bad))
 
 
-def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch):
+@pytest.mark.parametrize("host", [True, False])
+def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch, host):
+    # host: CPU arrays, checked by NumPy in place; else (a GPU's, say) inside the jitted call
     jax = pytest.importorskip("jax")
+    from jacc import program
+
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(program, "_on_host", lambda x: host)
     f = lambda x, y: np.sin(x) * y  # noqa: E731
     x, y = np.linspace(0.2, 1.4, 5), np.linspace(1.0, 2.0, 5)
     jf = jacc.jacobian(f, argnums=(0, 1), backend="jax", retrace=False)
     jf(x, y)
     bad = y.copy()
     bad[3] = np.nan
+    jf(jax.numpy.asarray(x), jax.numpy.asarray(y))  # (the device variant's first call)
     with pytest.raises(ValueError, match="'y'"):
         jf(jax.numpy.asarray(x), jax.numpy.asarray(bad))
+    assert (jf.program.device_checked is None) == host
+    np.testing.assert_allclose(np.asarray(jf(jax.numpy.asarray(x), jax.numpy.asarray(y))[1]), np.diag(np.sin(x)))
     got = jacc.jacobian(f, argnums=(0, 1), backend="jax", retrace=False, nonfinite="propagate")
     got(x, y)
     dx, dy = got(jax.numpy.asarray(x), jax.numpy.asarray(bad))
