@@ -731,6 +731,9 @@ class Tape:
         for k, r in enumerate(outs):
             if type(r) in VIEWS:  # a view of an array f made: the entries it shows
                 r = r.current()
+            if r is None:  # (np.asarray would make it NaN, a constant whose Jacobian is zeros)
+                hint = f"; does {self.name} end with a return statement?" if len(outs) == 1 else ""
+                raise TypeError(f"output {k} of {self.name} is None, not an array{hint}")
             if not isinstance(r, Tracer):
                 try:
                     val = np.asarray(r, dtype=float)

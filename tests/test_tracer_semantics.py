@@ -587,3 +587,18 @@ def test_round_of_a_traced_scalar_is_numpys_round():
         jacc.jacobian(lambda x: round(x[0]) * x)(V)  # an int, read from the value
     with pytest.raises(TypeError, match="doesn't define __round__"):
         jacc.trace(lambda x: round(x), V)  # as for ndarrays
+
+
+def test_an_output_that_is_none_is_refused_not_a_zero_jacobian():
+    # np.asarray(None, dtype=float) is NaN: a function that forgot its return statement gave a
+    # constant output, whose Jacobian is all zeros, without a word
+    def loss(x):
+        np.sum(x ** 2)
+
+    with pytest.raises(TypeError, match="output 0 of loss is None, not an array; does loss end with a return"):
+        jacc.jacobian(loss)(V)
+    with pytest.raises(TypeError, match="output 1 of lambda is None, not an array$"):
+        jacc.jacobian(lambda x: (x * 2.0, None))(V)
+    with pytest.raises(TypeError, match="is None, not an array"):
+        jacc.trace(lambda x: {"a": x, "b": None}, V)
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: np.argmax(x))(V), np.zeros(len(V)))  # ints stay constants
