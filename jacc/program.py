@@ -1090,11 +1090,11 @@ class _Jax:
 
 
 def _on_host(x: Any) -> bool:
-    """Whether ``x`` (a ``jax.Array``) lives in host memory, where ``np.asarray`` views it without
-    a copy: checking its values there costs a few µs, where a check inside the jitted call costs
-    a reduction plus a device-to-host transfer of its answer (22 µs per call on a 120×120
-    argument)."""
-    return all(d.platform == "cpu" for d in x.devices())
+    """Whether ``x`` (a ``jax.Array``, or NumPy's) lives in host memory, where ``np.asarray``
+    views it without a copy: checking its values there costs a few µs, where a check inside the
+    jitted call costs a reduction plus a device-to-host transfer of its answer (22 µs per call on
+    a 120×120 argument)."""
+    return isinstance(x, np.ndarray) or all(d.platform == "cpu" for d in x.devices())
 
 
 def _all_finite(jnp, xs: list) -> Any:
