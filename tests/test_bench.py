@@ -235,3 +235,21 @@ def test_planning_bench_reports_the_batch_searched_once_per_class_of_copies():
     assert (fig["groups"], fig["classes"], fig["eliminable"]) == (8, 1, 352)
     assert fig["markowitz"]["mults"] == 704 and fig["anneal"]["mults"] == 664 <= fig["window"]["mults"] <= 704
     assert "8 independent groups, 1 up to relabelling" in lines[0] and lines[-1].startswith("  anneal: 664 mults")
+
+
+def test_first_calls_are_set_beside_jitted_jaxs_faster_first_call():
+    def row(name, mine, **base):
+        ex = {"jacc_auto": {"seconds": 1e-5, "first_call_seconds": mine}}
+        ex.update({k: {"seconds": 1e-5, "first_call_seconds": v} for k, v in base.items()})
+        return {"problem": name, "execution": ex}
+    res = bench.BenchResult([row("lion", 0.04, jax_fwd=0.09, jax_rev=0.06),
+                             row("mlp", 1.0, jax_rev=0.22, torch_rev=0.01),  # (torch compiles nothing)
+                             row("heart", 0.2, jax_fwd=0.3),
+                             {"problem": "gp", "execution": {"jacc_auto": {"skipped": "level scalar"}}}],
+                            baselines=True)
+    res.rows[2]["execution"]["jax_rev"] = {"skipped": "no jax"}  # a skipped baseline has no first call
+    (line,) = res.first_calls()
+    assert "faster on 2 of 3 problems" in line
+    assert "lion 0.04 s (0.06 s, jax rev)" in line and "mlp 1 s (0.22 s, jax rev)" in line
+    assert "gp" not in line
+    assert bench.BenchResult([], baselines=True).first_calls() == []
