@@ -377,10 +377,10 @@ def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
     return found
 
 
-#: f's code and closure cells -> (the _replaced() it was found for, its holders); the cells too, since
-#: functions made by one ``lambda`` share its code but not what their cells hold
-_FOUND: dict[Any, tuple[dict, list]] = {}
-_FOUND_MAX = 4096
+#: f's code -> (the _replaced() it was found for, f's closure cells, its holders): functions made by
+#: one ``lambda`` share its code but not what their cells hold, so a hit needs the very same cells
+#: (kept here, so that their ids cannot be reused by another function's; one set per code)
+_FOUND: dict[Any, tuple[dict, tuple, list]] = {}
 _HELD: dict[tuple[int, str | None], list] = {}  # (id(holder), name) -> [users, original]
 
 
@@ -404,14 +404,13 @@ class aliases:
     def __enter__(self) -> Callable:
         with _lock:
             replaced = _replaced()
-            code = getattr(self.f, "__code__", None)
-            key = (code, tuple(map(id, self.f.__closure__ or ()))) if code is not None else type(self.f)
+            key = getattr(self.f, "__code__", None) or type(self.f)
+            cells = getattr(self.f, "__closure__", None) or ()
             known = _FOUND.get(key)
-            if known is None or known[0] is not replaced:
-                if len(_FOUND) >= _FOUND_MAX:  # (many functions made by one lambda: keep it bounded)
-                    _FOUND.clear()
-                known = _FOUND[key] = (replaced, _holders(self.f, replaced))
-            for holder, name, original, made in known[1]:
+            if known is None or known[0] is not replaced or not (
+                    len(known[1]) == len(cells) and all(map(operator.is_, known[1], cells))):
+                known = _FOUND[key] = (replaced, cells, _holders(self.f, replaced))
+            for holder, name, original, made in known[2]:
                 held = _HELD.get((id(holder), name))
                 if held is not None:
                     held[0] += 1

@@ -92,3 +92,22 @@ def test_prod_overflows_to_inf_as_maths_does():
     g = jacc.trace(f, X)  # (no OverflowError: math.prod gives inf too)
     with np.errstate(over="ignore"):
         assert g.evaluate({g.inputs[0]: X})[g.outputs[0]] == f(X) == math.inf
+
+
+def test_functions_made_by_one_lambda_each_get_their_own_aliases():
+    # functions made by one lambda share its code; a closure whose cell holds math.sqrt needs it
+    # swapped even where the cells of one freed before (holding np.sin) had the same addresses:
+    # keyed by the cells' ids, most of the math.sqrt ones were refused
+    import gc
+
+    def make(fn):
+        return lambda x: fn(x[0]) * x
+
+    for i in range(40):
+        fn = np.sin if i % 2 else math.sqrt
+        g = make(fn)
+        J = jacc.jacobian(g)(np.array([4.0, 1.0]))
+        d = np.cos(4.0) if i % 2 else 0.25
+        np.testing.assert_allclose(J[:, 0], [fn(4.0) + 4.0 * d, d], rtol=1e-13)
+        del g
+        gc.collect()  # (g's cells freed: the next function's may take their addresses)
