@@ -794,12 +794,13 @@ def _writes_floats(ufunc: np.ufunc) -> bool:
     return ufunc.signature is None and ufunc.nout == 1 and "d" * ufunc.nin + "->d" in ufunc.types
 
 
-@functools.lru_cache(maxsize=None)
 def into(ufunc: np.ufunc, k: int) -> Callable:
     """``ufunc(*args)`` written into ``args[k]`` — a program's own temporary, read nowhere else —
     when no operand or result needs a cast (``casting="no"``: the result has that array's dtype);
-    otherwise a new array, as ``ufunc`` alone would give. Shapes are the lowering's business: it
-    rewrites only calls whose result has that operand's shape.
+    otherwise a new array, as ``ufunc`` alone would give, and from then on without trying (one
+    function per statement: its operands' dtypes stay those of its program, and a refused try costs
+    2 µs). Shapes are the lowering's business: it rewrites only calls whose result has that
+    operand's shape.
 
     >>> acc = np.ones(3)
     >>> into(np.multiply, 1)(2.0, acc) is acc, acc
@@ -807,11 +808,15 @@ def into(ufunc: np.ufunc, k: int) -> Callable:
     >>> into(np.add, 0)(np.ones(2), np.ones(2) * 1j)  # a wider result: a new array
     array([1.+1.j, 1.+1.j])
     """
+    fits = [True]
+
     def call(*args):
-        try:
-            return ufunc(*args, out=args[k], casting="no")
-        except TypeError:  # (numpy's UFuncTypeError: a cast was needed)
-            return ufunc(*args)
+        if fits[0]:
+            try:
+                return ufunc(*args, out=args[k], casting="no")
+            except TypeError:  # (numpy's UFuncTypeError: a cast was needed)
+                fits[0] = False
+        return ufunc(*args)
     call.__name__ = f"{ufunc.__name__}_into"
     call.ufunc = ufunc  # (tests and readers of a program find what it computes)
     return call
