@@ -636,6 +636,12 @@ def _sizes(terms: list[str], op_shapes: list[tuple]) -> dict[str, int]:
     return sizes
 
 
+def _elementwise(terms: list[str], result: str, subs: str) -> bool:
+    """Whether ``einsum(subs)`` of two operands is an elementwise product, or a scalar times an
+    array: ``np.multiply`` computes it."""
+    return len(terms) == 2 and all(t in ("", result) for t in terms) and "..." not in subs
+
+
 def _contraction(w: _Writer, terms: list[str], texts: list[str], op_shapes: list[tuple], out: str | None,
                  subs: str | None = None) -> str:
     """Source for one einsum over ``terms`` → ``out`` (None: NumPy's implicit output)."""
@@ -646,8 +652,7 @@ def _contraction(w: _Writer, terms: list[str], texts: list[str], op_shapes: list
     result = out if out is not None else _implicit_output(terms)
     summed = set(joined) - set(result)
     work = math.prod(sizes.values()) if sizes else 1
-    if len(terms) == 2 and all(t in ("", result) for t in terms) and "..." not in subs:
-        # elementwise, or a scalar times an array: NumPy's multiply loop is about twice einsum's speed
+    if _elementwise(terms, result, subs):  # NumPy's multiply loop is about twice einsum's speed
         return f"{w.const(np.multiply, 'mul')}({texts[0]}, {texts[1]})"
     plain = len(terms) < 2 or not summed or work < 1 << 14 or "..." in subs
     if not plain and len(terms) == 2:
@@ -874,8 +879,7 @@ def _ufunc_call(s: Statement) -> tuple[np.ufunc, tuple] | None:
     if s.fn is np.einsum:
         subs, ops = _einsum_parts(s.args)
         lhs, arrow, rhs = subs.partition("->")
-        terms = lhs.split(",")
-        if arrow and len(ops) == 2 and "..." not in subs and all(t in ("", rhs) for t in terms):
+        if arrow and _elementwise(lhs.split(","), rhs, subs):
             return np.multiply, tuple(ops)
     return None
 
