@@ -327,13 +327,21 @@ def _names(code: Any) -> set[str]:
     return out
 
 
+def _called(f: Any) -> Any:
+    """The function a call of ``f`` runs: a bound method's, and the innermost one of nested
+    ``functools.partial`` objects (their holders are that function's); ``f`` itself otherwise."""
+    while isinstance(f, functools.partial):
+        f = f.func
+    return getattr(f, "__func__", f)
+
+
 def _reachable(f: Any):
     """``f`` and the functions of user code it calls by name, to :data:`_DEPTH` calls deep (through
     its globals, modules of user code and closures; NumPy's, SciPy's and jacc's code is not entered)."""
     seen: set[int] = set()
 
     def visit(fn: Any, depth: int):
-        fn = getattr(fn, "__func__", fn)  # (a bound method)
+        fn = _called(fn)
         if not isinstance(fn, types.FunctionType):
             call = next((vars(c)["__call__"] for c in type(fn).__mro__ if "__call__" in vars(c)), None)
             if isinstance(call, types.FunctionType) and depth == 0:
@@ -404,8 +412,9 @@ class aliases:
     def __enter__(self) -> Callable:
         with _lock:
             replaced = _replaced()
-            key = getattr(self.f, "__code__", None) or type(self.f)
-            cells = getattr(self.f, "__closure__", None) or ()
+            called = _called(self.f)
+            key = getattr(called, "__code__", None) or type(called)
+            cells = getattr(called, "__closure__", None) or ()
             known = _FOUND.get(key)
             if known is None or known[0] is not replaced or not (
                     len(known[1]) == len(cells) and all(map(operator.is_, known[1], cells))):

@@ -111,3 +111,19 @@ def test_functions_made_by_one_lambda_each_get_their_own_aliases():
         np.testing.assert_allclose(J[:, 0], [fn(4.0) + 4.0 * d, d], rtol=1e-13)
         del g
         gc.collect()  # (g's cells freed: the next function's may take their addresses)
+
+
+def _scaled_length(x, scale):
+    return scale * length(x[0], x[2])
+
+
+def test_aliases_are_found_through_functools_partial():
+    # a partial calls its .func: the alias bound before (length, math.hypot) is in that function's
+    # globals; two partials of different functions must not share what was found for the first
+    import functools
+
+    sq = functools.partial(lambda x, c: math.sqrt(c * x[0]) + x[1], c=2.0)
+    np.testing.assert_allclose(jacc.jacobian(sq)(np.array([2.0, 1.0])), [0.5, 1.0], rtol=1e-14)
+    both = functools.partial(functools.partial(_scaled_length, scale=3.0))
+    J = jacc.jacobian(both)(X)
+    np.testing.assert_allclose(J, fd_jacobian(lambda x: 3.0 * math.hypot(x[0], x[2]), (X,), 0), rtol=1e-7)
