@@ -45,6 +45,29 @@ BACKENDS = ("auto", "numpy", "jax", "torch", "c", "scalar", "interpret")
 # route runs where it measures faster, as it does on the suite's small graphs, and an array program
 # of a few dozen small ops costs its NumPy calls, not its multiplications
 ARRAY_PLAN_BESIDE_UNROLL = 0.1
+#: An array program's call takes at least as long as this many NumPy calls on tiny arrays (its
+#: inputs, its result blocks: about 13 measured), and one more per elimination step that
+#: multiplies. Where the scalar route runs faster than that, the array program is not lowered
+#: at all (for the heart dipole, 110 ms of its 220 ms first call).
+PROGRAM_FLOOR_CALLS = 4
+
+
+@functools.cache
+def _numpy_call_seconds() -> float:
+    """One NumPy ufunc call on a tiny array here, best of five runs of 20 (the unit of
+    :func:`_program_floor`)."""
+    a, runs = np.ones(2), []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        for _ in range(20):
+            np.multiply(a, a)
+        runs.append((time.perf_counter() - t0) / 20)
+    return min(runs)
+
+
+def _program_floor(plan) -> float:
+    """A lower bound of the seconds ``plan``'s array program takes per call."""
+    return _numpy_call_seconds() * (PROGRAM_FLOOR_CALLS + sum(s.mults > 0 for s in plan.steps))
 
 
 def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable[[dict], Any]:
@@ -372,10 +395,10 @@ class Runner:
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
 
-    def prepare(self, plan, values) -> None:
+    def prepare(self, plan, values, lower: bool = True) -> None:
+        """The scalar function of an all-scalar plan, else (with ``lower``) the array program;
+        a small array graph's is lowered in :meth:`try_unroll`, only if the scalar route needs it."""
         from .ccode import auto_c
-        from .lazy import LowerError
-        from .program import BackendError, lower
 
         if self.backend in ("auto", "scalar", "c") and self.dtype == np.float64 and not self.sparse:
             self.fast = _scalar_compiled(plan)
@@ -391,6 +414,15 @@ class Runner:
         if self.backend == "interpret":
             self.program, self.why = False, "backend='interpret'"
             return
+        g = plan.graph  # (under "jax" and "torch" an all-scalar plan's float code is weighed against
+        if lower or (self.backend in ("jax", "torch") and not any(g.shape(v) for v in g.nx)):  # the program
+            self.lower(plan, values)
+
+    def lower(self, plan, values) -> None:
+        """The array program (or False, with :attr:`why`)."""
+        from .lazy import LowerError
+        from .program import BackendError, lower
+
         backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
         for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
             try:
@@ -461,14 +493,23 @@ class Runner:
         self.unroll = False
         if self.fast is not None:
             return
-        graph = entry.graph
+        graph, timed = entry.graph, []
+
+        def beat() -> float | None:
+            """The array program's time (lowered now if need be); None where it did not lower (the
+            executor runs, slower than either)."""
+            if not timed:
+                if self.program is None:
+                    self.lower(entry.plan, values)
+                timed.append(best_time(lambda: self.program.run(values, graph)) if self.program else None)
+            return timed[0]
+
         with np.errstate(all="ignore"):
-            # (no program: the executor runs, slower than either)
-            beat = best_time(lambda: self.program.run(values, graph)) if self.program else None
             native = self.backend == "c"  # (no estimate: C runs the code ~30× faster than floats)
             # C where faster, traced once (calls repeat): the scalar route is host code on every backend
             may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
-            u = unroll(graph, values, strategy, cost_model, beat=None if native else beat,
+            floor = _program_floor(entry.plan)
+            u = unroll(graph, values, strategy, cost_model, beat=None if native else beat, floor=floor,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
                        c_lines=ccode.AUTO_LINES,
                        **self.unroll_options)
@@ -482,14 +523,14 @@ class Runner:
                 except (CompileError, BackendError):  # a formula without a C twin, too long: as "auto"
                     pass
             xs = [values[x] for x in graph.inputs]
-            took = best_time(lambda: u(xs)) if beat is not None or self.backend == "jax" or may_c else None
+            took = best_time(lambda: u(xs))
             if may_c and took >= ccode.WORTH:  # C is kept where clearly faster (ccode.MARGIN)
                 took = _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.AUTO_LINES), "native",
                                        (CompileError, BackendError), ccode.MARGIN)
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
                 # (a formula JAX lacks fails in any form: floats or the program then)
                 took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
-            if beat is not None and took >= beat:
+            if took >= floor and beat() is not None and took >= beat():
                 return
         self.unrolled = u
 
@@ -864,9 +905,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             run = entry.runner
             if run.program is None:
                 with np.errstate(all="ignore"):
-                    run.prepare(plan, tape.arrays())
+                    run.prepare(plan, tape.arrays(), lower=not run.unroll)
             if run.unroll:
                 run.try_unroll(entry, tape.arrays(), strategy, cm)
+            if run.program is None and run.fast is None and run.unrolled is None:
+                with np.errstate(all="ignore"):
+                    run.lower(plan, tape.arrays())
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
             if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
                 found = run.unrolled([tape.values[x] for x in graph.inputs])

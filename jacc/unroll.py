@@ -219,7 +219,8 @@ def candidate(graph: Graph, strategy: Any) -> bool:
             and sum(math.prod(graph.shape(v)) for v in graph.nx) <= MAX_ELEMENTS)
 
 
-def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *, beat: float | None = None,
+def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *,
+           beat: float | Callable[[], float | None] | None = None, floor: float = 0.0,
            time_cap: float | None = None, per_line: float | None = None, c_lines: int | None = None,
            **options) -> Unrolled | None:
     """The scalar route for the array ``graph`` at the vertex ``values``, or None where it does
@@ -227,7 +228,9 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     that does not run on object arrays, or one without scalar formulas — or where its code would
     take at least ``beat`` seconds by :data:`SECONDS_PER_LINE` (or ``per_line`` seconds a line, for
     code that may be built as C — where the scalar graph has at most ``c_lines`` vertices and edges,
-    the longest code C is built for; then it is not planned at all).
+    the longest code C is built for; then it is not planned at all). ``beat`` may be a function
+    giving that time (or None), asked only where the estimate reaches ``floor`` seconds, a lower
+    bound of it.
     A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
     from .eliminate import Problem
     from .plan import MemoryLimitError, build
@@ -245,8 +248,11 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     lines = len(g.nx) + g.nx.number_of_edges()
     if per_line is not None and c_lines is not None and lines > c_lines:  # too long to be built as C:
         per_line = None  # float code (planning and compiling it took 10 s on the bottleneck network)
-    if beat is not None and (per_line or SECONDS_PER_LINE) * lines >= beat:
-        return None
+    estimate = (per_line or SECONDS_PER_LINE) * lines
+    if beat is not None and estimate >= floor:
+        beat = beat() if callable(beat) else beat
+        if beat is not None and estimate >= beat:
+            return None
     rows = [math.prod(graph.shape(y)) for y in graph.outputs]
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]
     if sum(rows) != len(g.outputs) or sum(cols) != len(g.inputs):

@@ -20,11 +20,17 @@ def _blocks(J):
 
 @pytest.fixture(autouse=True)
 def later_timings_are_faster(monkeypatch):
-    """The first call compares the array program with the route by wall time (program first,
-    then the route). Real timings flip under load; here each timing is shorter than the one
-    before, so the route wins wherever it is tried. Tests that script timings patch over this."""
+    """The first call compares the array program with the route by wall time. Real timings flip
+    under load; here an array program's call (a Runner's) takes 2·10⁹ s and every other timing is
+    shorter than the one before, so the route wins wherever it is tried, and so do its C and
+    jitted forms (timed after it). Tests that script timings patch over this."""
     clock = iter(range(10 ** 9, 0, -1))  # seconds: no route is ruled out by its estimate either
-    monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), float(next(clock)))[1])
+
+    def timed(fn, repeats=3):
+        fn()
+        runner = any(isinstance(c.cell_contents, jacc.api.Runner) for c in fn.__closure__ or ())
+        return 2e9 if runner else float(next(clock))
+    monkeypatch.setattr(jacc.unroll, "best_time", timed)
 
 
 @pytest.mark.parametrize("name", ["lion", "propane", "heart", "robotarm", "roeflux", "blackscholes"])
@@ -267,8 +273,8 @@ def test_the_route_runs_under_jax_jit_for_the_jax_backend_where_faster(monkeypat
     pytest.importorskip("jax")
     monkeypatch.setenv("JACC_NO_C", "1")  # (floats against jax.jit here; C's turn is in test_ccode)
     p = suite.get("heart", "small")
-    # timed in turn: the jitted array program, the route as floats, the route under jax.jit
-    times = iter([1.0, 0.5, jitted_time])
+    # timed in turn: the route as floats, the route under jax.jit, the jitted array program
+    times = iter([0.5, jitted_time, 1.0])
     monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
     jf = jacc.jacobian(p.fn, strategy="markowitz", backend="jax", retrace=False)
     ref = jacc.jacobian(p.fn, strategy="markowitz", backend="numpy")
@@ -367,3 +373,26 @@ def test_code_too_long_for_c_is_estimated_as_float_code():
     g = trace(functools.partial(p.fn, xp=np), *inputs.values())
     values = dict(zip(g.inputs, inputs.values()))
     assert unroll(g, values, "markowitz", beat=1e-4, per_line=ccode.SECONDS_PER_LINE, c_lines=ccode.AUTO_LINES) is None
+
+
+@pytest.mark.parametrize("unit, program_time, lowered, ran", [
+    (1.0, None, False, "scalar"),  # the route beats the program's floor: the program is never lowered
+    (1e-12, 1.0, True, "scalar"),  # it does not: the program is lowered and timed, and loses
+    (1e-12, 0.1, True, "numpy"),  # ... and wins
+])
+def test_the_array_program_is_lowered_only_where_its_floor_does_not_settle_the_route(
+        monkeypatch, unit, program_time, lowered, ran):
+    monkeypatch.setenv("JACC_NO_C", "1")
+    monkeypatch.setattr(jacc.api, "_numpy_call_seconds", lambda: unit)  # the floor: (4 + products) × unit s
+    # the route's time, asked first where the route's estimate is under the floor, else the program's
+    times = iter([program_time, 0.5] if lowered else [0.5])
+    monkeypatch.setattr(jacc.unroll, "best_time", lambda fn, repeats=3: (fn(), next(times))[1])
+    made = []
+    real = jacc.api.Runner.lower
+    monkeypatch.setattr(jacc.api.Runner, "lower", lambda self, *a: (made.append(1), real(self, *a))[1])
+    p = suite.get("heart", "small")
+    jf = jacc.jacobian(p.fn, strategy="markowitz")
+    x = p.make_inputs(0)["x"]
+    got = jf(x)
+    assert jf.ran == ran and bool(made) == lowered and next(times, None) is None
+    np.testing.assert_allclose(got, jacc.jacobian(p.fn, backend="numpy")(x), rtol=1e-12, atol=1e-12)
