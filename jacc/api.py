@@ -43,8 +43,9 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
 BACKENDS = ("auto", "numpy", "jax", "torch", "c", "scalar", "interpret")
 # seconds for the array-level plan of a graph small enough for the scalar route (jacc.unroll): that
 # route runs where it measures faster, as it does on the suite's small graphs, and an array program
-# of a few dozen small ops costs its NumPy calls, not its multiplications
-ARRAY_PLAN_BESIDE_UNROLL = 0.1
+# of a few dozen small ops costs its NumPy calls, not its multiplications (30 ms: the suite's plans
+# and routes as with 100 ms, and with 10 ms attention's array plan is 36 % dearer)
+ARRAY_PLAN_BESIDE_UNROLL = 0.03
 #: An array program's call takes at least as long as this many NumPy calls on tiny arrays (its
 #: inputs, its result blocks: about 13 measured), and one more per elimination step that
 #: multiplies. Where the scalar route runs faster than that, the array program is not lowered
