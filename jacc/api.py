@@ -396,7 +396,7 @@ class Runner:
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
 
-    def prepare(self, plan, values, lower: bool = True) -> None:
+    def prepare(self, plan, values, lower: bool = True, keep: bool = False) -> None:
         """The scalar function of an all-scalar plan, else (with ``lower``) the array program;
         a small array graph's is lowered in :meth:`try_unroll`, only if the scalar route needs it."""
         from .ccode import auto_c
@@ -417,17 +417,17 @@ class Runner:
             return
         g = plan.graph  # (under "jax" and "torch" an all-scalar plan's float code is weighed against
         if lower or (self.backend in ("jax", "torch") and not any(g.shape(v) for v in g.nx)):  # the program
-            self.lower(plan, values)
+            self.lower(plan, values, keep)
 
-    def lower(self, plan, values) -> None:
-        """The array program (or False, with :attr:`why`)."""
+    def lower(self, plan, values, keep: bool = False) -> None:
+        """The array program (or False, with :attr:`why`); ``keep``: see :func:`jacc.program.lower`."""
         from .lazy import LowerError
         from .program import BackendError, lower
 
         backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
         for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
             try:
-                self.program = lower(plan, values, self.dtype, backend, self.sparse, primal)
+                self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
                 break
             except (LowerError, BackendError) as e:
                 self.program, self.why = False, str(e)
@@ -904,14 +904,15 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             for name in graph.inputs:
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner
-            if run.program is None:
+            first = run.program is None  # (a program lowered in this call: its check's blocks serve)
+            if first:
                 with np.errstate(all="ignore"):
-                    run.prepare(plan, tape.arrays(), lower=not run.unroll)
+                    run.prepare(plan, tape.arrays(), lower=not run.unroll, keep=True)
             if run.unroll:
                 run.try_unroll(entry, tape.arrays(), strategy, cm)
             if run.program is None and run.fast is None and run.unrolled is None:
                 with np.errstate(all="ignore"):
-                    run.lower(plan, tape.arrays())
+                    run.lower(plan, tape.arrays(), keep=True)
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
             if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
                 found = run.unrolled([tape.values[x] for x in graph.inputs])
@@ -921,7 +922,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
             elif run.program:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                    found = run.program.run(tape.arrays(), graph, device=device)
+                    found = run.program.run(tape.arrays(), graph, device=device, first=first)
                 device = device and run.program.device is None  # (else they are there already)
             else:
                 with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):

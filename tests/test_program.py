@@ -895,3 +895,39 @@ def test_a_broadcast_parameters_gradient_runs_without_a_scatter_add(strategy):
     assert "add=True" not in jf.program.source and jf.program.mults == jf.plan.mults
     assert "put_summed_rows" in {getattr(v, "__name__", "") for v in jf.program.fn.__globals__.values()}
     np.testing.assert_allclose(got, jacc.jacobian(f, strategy=strategy, backend="interpret")(x), rtol=1e-13)
+
+
+def test_the_first_run_takes_the_lowering_checks_blocks_only_on_the_same_arguments(monkeypatch):
+    g, values = _traced("roeflux")
+    p = jacc.plan(g, "reverse")
+    ran = []
+    prog = lower(p, values, keep=True)
+    real = prog.fn
+    prog.fn = lambda V: (ran.append(1), real(V))[1]
+    other = dict(values)
+    other[g.inputs[0]] = values[g.inputs[0]].copy()  # equal values, another object: runs
+    for k, b in prog.run(other, g, first=True).items():
+        _close(b, accumulate(p.problem, values, p.order).blocks[k])
+    assert len(ran) == 1 and prog.checked is None  # (and any run drops what was kept)
+    prog = lower(p, values, keep=True)
+    prog.fn = lambda V: (ran.append(1), real(V))[1]
+    first = prog.run(values, g, first=True)  # the same objects, right after lowering: no run
+    assert len(ran) == 1
+    again = prog.run(values, g)
+    assert len(ran) == 2 and all(np.array_equal(first[k], again[k]) and first[k] is not again[k] for k in first)
+    assert lower(p, values).checked is None  # not kept unless asked
+
+
+def test_a_jacobians_first_call_runs_its_program_once_and_later_calls_see_new_values(monkeypatch):
+    f = lambda x: np.tanh(x[:-1] * x[1:]) @ np.cos(x)[1:]  # noqa: E731
+    x = np.linspace(0.1, 1.0, 5000)
+    calls = []
+    real = jacc.program.Program.run
+    monkeypatch.setattr(jacc.program.Program, "run",
+                        lambda self, *a, **k: (calls.append(self.checked is not None), real(self, *a, **k))[1])
+    jf = jacc.jacobian(f, strategy="reverse")
+    _close(jf(x), jacc.jacobian(f, strategy="reverse", compile=False)(x))
+    assert calls == [True]  # the check's blocks served the first call
+    x[:] = np.linspace(-1.0, 0.5, 5000)  # in place: the same object, other values
+    _close(jf(x), jacc.jacobian(f, strategy="reverse", compile=False)(x))
+    assert calls[1:] == [False]
