@@ -837,7 +837,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if entry.graph.meta.get("value_dependent"):
             pure[key] = "its trace depends on values"
         elif held:
-            if tape.graph is None and tape.same_constants and state.hold():
+            if not state.same_passed(passed_of(args, kwargs)):  # f changed an argument it was given
+                pure[key] = "running f changes its arguments"
+            elif tape.graph is None and tape.same_constants and state.hold():
                 made = make_once(entry, tape, args, kwargs)
                 if made is None:
                     pure[key] = "its plan does not run without f"
@@ -861,13 +863,16 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
             floats[:] = [tuple(map(type, args)), made]
 
+    def passed_of(args, kwargs) -> tuple:
+        """The arguments not differentiated, keyword arguments' values included."""
+        differentiated = set(check_argnums(argnums, len(args)))
+        return tuple(a for i, a in enumerate(args) if i not in differentiated) + tuple(kwargs.values())
+
     def judge(seen, args, kwargs) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
         if (getattr(f, "__code__", None) or type(f)) in _NEEDS_SWAPS | _NEEDS_BUFFERS:
             return "NumPy's constructors or arrays are replaced while it runs"
-        differentiated = set(check_argnums(argnums, len(args)))
-        passed = tuple(a for i, a in enumerate(args) if i not in differentiated) + tuple(kwargs.values())
-        return guards_for(f, seen, passed)
+        return guards_for(f, seen, passed_of(args, kwargs))
 
     def jf(*args, **kwargs):
         if not retrace or skipping:
@@ -893,8 +898,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         held, seen, state = False, None, None
         if skipping:
             state = pure.get(key)
-            if isinstance(state, Guards):
-                held = state.hold()
+            if isinstance(state, Guards):  # (other arguments than the watched call's: watched again)
+                held = state.hold() and state.same_passed(passed_of(args, kwargs))
             if not held and not isinstance(state, str):
                 seen = watch(f, args + tuple(kwargs.values()))
         device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays

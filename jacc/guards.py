@@ -200,8 +200,14 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
         if depth < 8:
             held = [fn.__globals__.get(n) for n in code.co_names]
             held += [c.cell_contents for c in fn.__closure__ or () if _filled(c)] + list(fn.__defaults__ or ())
-            for v in held:
-                for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
+            budget = 10_000  # (containers however deeply nested: a registry of callbacks)
+            while held and budget:
+                x, budget = held.pop(), budget - 1
+                if type(x) is dict:
+                    held.extend(x.values())
+                elif type(x) in (list, tuple):
+                    held.extend(x)
+                else:
                     if isinstance(x, functools.partial):
                         x = x.func
                     if isinstance(x, types.FunctionType) and x.__code__ not in into:
@@ -316,6 +322,12 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
             names.append(ins.argval)
         elif op in _WRITES and found is None:
             found = f"{code.co_name} (line {ins.positions.lineno}) has {op}"
+        elif op == "IMPORT_NAME" and not _pure_module(ins.argval) and found is None:
+            # (a module's attributes are not guarded: a global holding one is refused the same way)
+            found = f"{code.co_name} (line {ins.positions.lineno}) imports {ins.argval}"
+        elif op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval == "random" and found is None:
+            # np.random.normal handed to C (max(..., key=…), map) runs with no event the hook sees
+            found = f"{code.co_name} (line {ins.positions.lineno}) uses numpy.random"
         elif op in _CELL_WRITES and ins.argval in code.co_freevars:
             cells.append(ins.argval)
 
@@ -415,14 +427,24 @@ class Guards:
 
     def __init__(self):
         self.globals: list[tuple[dict, str, Kept]] = []
+        self.absent: list[tuple[dict, str]] = []  # globals read while unset (a NameError caught)
         self.cells: list[tuple[Any, Kept]] = []
         self.values: list[Kept] = []  # objects compared with a copy (a partial's arguments, defaults)
+        # functions with what they were: code, defaults, keyword defaults (rebound, not changed in place)
+        self.functions: list[tuple[types.FunctionType, types.CodeType, Any, Any]] = []
         self.names: list[str] = []
+        self.passed: list[Kept] = []  # the arguments not differentiated, as the watched call left them
 
     def hold(self) -> bool:
+        for fn, code, defaults, kwdefaults in self.functions:
+            if fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not kwdefaults:
+                return False
         for space, name, kept in self.globals:
             v = _lookup(space, name)
             if v is not kept.copy and not kept.holds(v):
+                return False
+        for space, name in self.absent:
+            if _lookup(space, name) is not _MISSING:
                 return False
         for cell, kept in self.cells:
             try:
@@ -432,6 +454,11 @@ class Guards:
             if v is not kept.copy and not kept.holds(v):
                 return False
         return all(kept.holds(kept.live) for kept in self.values)
+
+    def same_passed(self, passed: tuple) -> bool:
+        """Whether the arguments not differentiated are those the guards were found with: other
+        values may take other paths through ``f`` (a helper that call never ran)."""
+        return len(passed) == len(self.passed) and all(k.holds(v) for k, v in zip(self.passed, passed))
 
 
 def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
@@ -454,12 +481,14 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
     def value(v: Any, what: str) -> str | None:
         if not _plain(v, [10_000]):
             return f"{what} holds a {type(v).__name__}"
-        if isinstance(v, types.FunctionType) and id(v) not in seen:
-            pending.append(v)
-        elif type(v) in (list, tuple, dict):
-            for x in (v.values() if type(v) is dict else v):
-                if isinstance(x, types.FunctionType):
+        stack = [v]  # the functions in it, however deeply its containers nest (their cells are guarded)
+        while stack:
+            x = stack.pop()
+            if isinstance(x, types.FunctionType):
+                if id(x) not in seen:
                     pending.append(x)
+            elif type(x) in (list, tuple, dict):
+                stack.extend(x.values() if type(x) is dict else x)
         return None
 
     def function(fn: types.FunctionType) -> str | None:
@@ -482,6 +511,13 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 if why:
                     return why
                 g.values.append(Kept(v))  # (an array default changed in place is seen)
+        g.functions.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
+        for held in fn.__kwdefaults__, fn.__dict__:  # (a keyword default or an attribute set in place)
+            if held:
+                why = value(held, f"an attribute of {fn.__qualname__}")
+                if why:
+                    return why
+                g.values.append(Kept(held))
         return None
 
     for v in passed + bound:
@@ -505,8 +541,9 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                     continue
                 read.add((id(space), name))
                 v = _lookup(space, name)
-                if v is _MISSING:
-                    continue  # (a NameError where it ran: never read)
+                if v is _MISSING:  # (a NameError where it ran, caught: it must stay unset)
+                    g.absent.append((space, name))
+                    continue
                 why = value(v, f"the global {name!r}")
                 if why:
                     return why
@@ -518,4 +555,5 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
         why = writes(writable.get(code, frozenset()))
         if why:
             return why
+    g.passed = [Kept(v) for v in passed]
     return g

@@ -328,3 +328,143 @@ def test_a_default_array_changed_in_place_is_seen():
     assert jf.cache.skipped == 2
     w[1] = -3.0
     np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * w), rtol=1e-14)
+
+
+def _scaled_by_attribute(x):
+    return x * _scaled_by_attribute.k
+
+
+def _scaled_unless_unset(x):
+    try:
+        s = UNSET_SCALE  # noqa: F821  (defined by the test, after the trace)
+    except NameError:
+        s = 2.0
+    return x * s
+
+
+NESTED = {"fns": [lambda v: v * SCALE[0]]}  # a callback two containers deep, run by NumPy
+
+
+def _apply_nested(x):
+    return np.apply_along_axis(NESTED["fns"][0], 0, x)
+
+
+def _make_scaling(s):
+    return lambda h: h * s
+
+
+OUTER_SCALING = _make_scaling(np.array([1.0]))  # guarded directly; the same code as the one below
+INNER = np.array([2.0])
+LAYERS = [(1.0, _make_scaling(INNER))]  # a closure in a tuple in a list
+
+
+def _layered(x):
+    for w, act in LAYERS:
+        x = act(w * x)
+    return OUTER_SCALING(x)
+
+
+def _with_keyword(x, *, c=2.0):
+    return x * c
+
+
+def _set(name, value):
+    globals()[name] = value
+
+
+@pytest.mark.parametrize("fn, change, scale", [
+    (_scaled_by_attribute, lambda: setattr(_scaled_by_attribute, "k", 5.0), 5.0),  # an attribute of a function
+    (_with_keyword, lambda: _with_keyword.__kwdefaults__.update(c=7.0), 7.0),  # a keyword default in place
+    (_with_keyword, lambda: setattr(_with_keyword, "__code__", (lambda x, *, c=2.0: x * 3.0).__code__), 3.0),
+    (_scaled_unless_unset, lambda: _set("UNSET_SCALE", 9.0), 9.0),  # a global unset at the trace
+    (_apply_nested, lambda: SCALE.__setitem__(0, 8.0), 8.0),  # read by a callback deep in containers
+    (_layered, lambda: INNER.__setitem__(0, 3.0), 3.0),  # a closure's cell deep in containers
+])
+def test_what_f_reads_through_functions_and_containers_is_guarded(fn, change, scale):
+    code, kw, keep, inner, d = fn.__code__, dict(fn.__kwdefaults__ or {}), SCALE.copy(), INNER.copy(), dict(fn.__dict__)
+    try:
+        fn.__dict__.setdefault("k", 2.0) if fn is _scaled_by_attribute else None
+        SCALE[0], INNER[0] = 2.0, 2.0
+        jf, x = jacc.jacobian(fn), np.array([0.5, 1.5])
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x), np.eye(2) * 2.0, rtol=1e-14)
+        assert jf.cache.skipped == 1  # (skipping f before the change: the test tests the guard)
+        change()
+        np.testing.assert_allclose(jf(x), np.eye(2) * scale, rtol=1e-14)
+    finally:
+        fn.__code__ = code
+        if kw:
+            fn.__kwdefaults__.update(kw)
+        fn.__dict__.clear()
+        fn.__dict__.update(d)
+        SCALE[:], INNER[:] = keep, inner
+        globals().pop("UNSET_SCALE", None)
+
+
+def _picks(x, flag):
+    return _scaled_by_global(x) if flag else x * 2.0  # one trace for both while FACTOR is 2
+
+
+FACTOR = 2.0
+
+
+def _scaled_by_global(x):
+    return x * FACTOR
+
+
+def _appends(x, log):
+    log.append(1.0)
+    return x * len(log)
+
+
+def test_a_call_with_other_arguments_is_watched_and_one_changing_them_runs_f():
+    global FACTOR
+    jf, x = jacc.jacobian(_picks), np.array([0.5, 1.5])
+    try:
+        for flag in (False, False, False, True, True, True):  # the helper runs only when flag is set
+            np.testing.assert_allclose(jf(x, flag), np.eye(2) * 2.0, rtol=1e-14)
+        FACTOR = 5.0
+        np.testing.assert_allclose(jf(x, True), np.eye(2) * 5.0, rtol=1e-14)
+    finally:
+        FACTOR = 2.0
+    jf, log = jacc.jacobian(_appends), []
+    for k in range(1, 6):  # f's effect on its own argument: every call runs it
+        np.testing.assert_allclose(jf(x, log), np.eye(2) * k, rtol=1e-14)
+    assert len(log) == 5 and jf.cache.skipped == 0 and jf.cache.why_traced == "running f changes its arguments"
+
+
+def _imports_inside(x):
+    import jacc_test_config
+
+    return x * jacc_test_config.SCALE
+
+
+def _draws_through_c(x):
+    c = max([0.0, 1.0], key=np.random.normal)  # np.random.normal called by max, out of the hook's sight
+    return x * (1.0 + c)
+
+
+@pytest.mark.parametrize("fn, why", [(_imports_inside, "imports jacc_test_config"),
+                                     (_draws_through_c, "uses numpy.random")])
+def test_imports_and_random_draws_out_of_sight_keep_f_running(fn, why, monkeypatch):
+    import types
+
+    config = types.ModuleType("jacc_test_config")
+    config.SCALE = 2.0
+    monkeypatch.setitem(sys.modules, "jacc_test_config", config)
+    jf = jacc.jacobian(fn)
+    for _ in range(4):
+        jf(np.array([0.5, 1.5]))
+    assert jf.cache.skipped == 0 and why in jf.cache.why_traced
+
+
+def test_a_closed_over_complex_array_is_compared_bit_for_bit():
+    # 300 complex128 entries: compared as real and imaginary parts (there is no 16-byte integer
+    # to view them as; that raised TypeError from the second call on)
+    c = np.exp(1j * np.linspace(0.0, 1.0, 300))
+    jf, x = jacc.jacobian(lambda x: np.real(x * c), sparse=True), np.linspace(0.0, 1.0, 300)
+    for _ in range(3):
+        np.testing.assert_allclose(jf(x).diagonal(), c.real, rtol=1e-14)
+    c.imag[7] = -c.imag[7]  # (the real parts unchanged: the trace's constant changed all the same)
+    c[5] = 2.0
+    np.testing.assert_allclose(jf(x).diagonal(), c.real, rtol=1e-14)
