@@ -1234,7 +1234,7 @@ def _take_gather(s: Jac, b: Jac) -> Jac:
     vl = list(b.vlabels)
     rest = [lab for lab in vl if lab not in t.in_axes]
     vals = None
-    if b.values is not None:
+    if b.values is not None and t.flat is not None:  # (no positions: pricing, a constant's value aside)
         v, _ = _to_end(b.values, vl, list(t.in_axes), gin)
         vals = _take_last(v, t)
         if cols:  # each gathered row's values at the column of the position it reads
@@ -1265,7 +1265,7 @@ def _take_scatter(a: Jac, s: Jac) -> Jac:
     vl = list(a.vlabels)
     rest = [lab for lab in vl if lab not in moving]
     vals = None
-    if a.values is not None:
+    if a.values is not None and t.flat is not None:  # (as in _take_gather)
         v, _ = _to_end(a.values, vl, moving, gout)
         v, flat = np.moveaxis(v, -1, 0), t.flat.ravel()
         n_in, unique = math.prod(gin), t.unique and not rows

@@ -62,7 +62,8 @@ def test_advanced_index_partial_is_lazy_and_keeps_passthrough_axes_diagonal():
     lambda x: np.sort(np.sin(x), axis=0)[1:],
     lambda x: np.median(np.cos(x), axis=1),
     lambda x: x[np.array([[True, False, True, True]] * 3)].sum(),
-], ids=["after-tanh", "rows-sum", "ravel-gather", "two-gathers", "sort", "median", "mask"])
+    lambda x: np.sort((x * x.mean()).ravel()),  # a gather of a broadcast: priced without positions
+], ids=["after-tanh", "rows-sum", "ravel-gather", "two-gathers", "sort", "median", "mask", "sort-of-scaled"])
 def test_gathers_cost_no_multiplication_and_priced_equals_executed(f):
     priced_as_executed_in_both_orders(f, np.random.default_rng(2).normal(size=(3, 4)))
 
