@@ -1371,6 +1371,20 @@ class Tracer(_Held):
             return operator.index(self.value)
         raise _concretisation("use as an index or size")
 
+    def __trunc__(self) -> int:
+        if self.tape.paused:
+            return math.trunc(self.value)
+        raise _concretisation("math.trunc()")
+
+    def __complex__(self) -> complex:
+        if self.tape.paused:
+            return complex(self.value)
+        raise _concretisation("complex()")
+
+    def __format__(self, spec: str) -> str:
+        """``f"{loss:.3f}"`` shows the value (as NumPy formats it; the trace does not use the text)."""
+        return format(self.value, spec) if spec else str(self)
+
     def _compare(self, other, fn, what):
         other = other.value if isinstance(other, Tracer) else other
         return fn(self._concrete(f"comparison '{what}'"), other)
@@ -1425,7 +1439,9 @@ class Tracer(_Held):
         if self.ndim:
             raise TypeError("type numpy.ndarray doesn't define __round__ method")
         if ndigits is None:
-            return round(float(self))
+            if self.tape.paused:
+                return round(float(self.value))
+            raise _concretisation("round() to an int")
         return np.round(self, ndigits)
 
     def __getitem__(self, index):

@@ -583,8 +583,13 @@ def test_complex_results_and_unsupported_complex_ops_are_refused(f, words):
 def test_round_of_a_traced_scalar_is_numpys_round():
     J = jacc.jacobian(lambda x: round(x[0] * 10, 1) * x)(V)
     np.testing.assert_array_equal(J, np.diag(np.full(len(V), np.round(V[0] * 10, 1))))
-    with pytest.raises(UnsupportedOperationError, match="float\\(\\) of a traced value"):
+    with pytest.raises(UnsupportedOperationError, match="round\\(\\) to an int of a traced value"):
         jacc.jacobian(lambda x: round(x[0]) * x)(V)  # an int, read from the value
+    with pytest.raises(UnsupportedOperationError, match="complex\\(\\) of a traced value"):
+        jacc.jacobian(lambda x: complex(x[0]).real * x)(V)
+    shown = []
+    J = jacc.jacobian(lambda x: shown.append(f"{x[0]:.2f}") or x * 2.0)(V)  # shown, not used
+    assert shown == [f"{V[0]:.2f}"] and np.array_equal(J, 2.0 * np.eye(len(V)))
     with pytest.raises(TypeError, match="doesn't define __round__"):
         jacc.trace(lambda x: round(x), V)  # as for ndarrays
 
