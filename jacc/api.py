@@ -203,8 +203,16 @@ class _Once:
             def cast(a):
                 return a if a.dtype == dt else a.astype(dt)
         if self.nested:
-            return [cast(v) for i in self.nums for v in pytrees.flatten(args[i])[0]]
-        return [cast(args[self.nums[0]])] if len(self.nums) == 1 else [cast(args[i]) for i in self.nums]
+            raw = [v for i in self.nums for v in pytrees.flatten(args[i])[0]]
+        else:
+            raw = [args[self.nums[0]]] if len(self.nums) == 1 else [args[i] for i in self.nums]
+        for name, v in zip(self.entry.graph.inputs, raw):  # as a traced call would (a cast drops an
+            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):  # imaginary part)
+                kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
+                kind = np.asarray(v).dtype if kind is None else np.dtype(kind)
+                if kind.kind not in "fiu":
+                    raise TypeError(f"argument {name!r} must be a real float array, got dtype {kind}")
+        return [cast(v) for v in raw]
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
@@ -864,9 +872,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             floats[:] = [tuple(map(type, args)), made]
 
     def passed_of(args, kwargs) -> tuple:
-        """The arguments not differentiated, keyword arguments' values included."""
+        """The arguments not differentiated, keyword arguments' values included (by name: the
+        order a call gives them in does not matter)."""
         differentiated = set(check_argnums(argnums, len(args)))
-        return tuple(a for i, a in enumerate(args) if i not in differentiated) + tuple(kwargs.values())
+        return (tuple(a for i, a in enumerate(args) if i not in differentiated)
+                + tuple(kwargs[k] for k in sorted(kwargs)))
 
     def judge(seen, args, kwargs) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""

@@ -214,6 +214,9 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
                         _codes_of(x, into, depth + 1)
 
 
+_IMPORT = importlib.import_module("importlib._bootstrap")._gcd_import.__code__  # what import_module runs
+
+
 def _filled(cell: Any) -> bool:
     try:
         return cell.cell_contents is not _MISSING
@@ -273,6 +276,8 @@ class Watch:
                     who = frames[frame] = USER if code in roots else whose(frame.f_back)
                     if who == USER and code not in codes:
                         codes[code] = frame.f_globals
+                elif code is _IMPORT and self.problem is None and whose(frame.f_back) == USER:
+                    self.problem = "it imports a module"  # (importlib.import_module: its attributes are unguarded)
             elif event == "return":
                 frames.pop(frame, None)
             elif event == "c_call":
@@ -300,6 +305,10 @@ def watch(f: Callable | None = None, passed: tuple = ()) -> Watch:
 _WRITES = frozenset({"STORE_GLOBAL", "DELETE_GLOBAL", "STORE_ATTR", "DELETE_ATTR", "IMPORT_STAR", "STORE_NAME",
                      "DELETE_NAME", "LOAD_NAME", "LOAD_CLASSDEREF"})
 _CELL_WRITES = frozenset({"STORE_DEREF", "DELETE_DEREF"})
+#: attributes that reach a namespace no guard covers (``helper.__globals__["K"]``), named as
+#: attributes or as strings (``getattr(helper, "__globals__")``)
+_INTROSPECTION = frozenset({"__globals__", "__dict__", "__closure__", "cell_contents", "__builtins__", "f_globals",
+                            "f_locals", "f_back", "gi_frame", "__code__", "__defaults__", "__kwdefaults__"})
 
 
 def _tree(code: types.CodeType, outer: frozenset, into: dict) -> None:
@@ -316,8 +325,17 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
     """The global names ``code`` reads, and a function of the outer variables it may write that
     says what it writes outside itself (None: nothing)."""
     names, cells, found = [], [], None
+    handlers = 0  # exception handlers less those of with-statements
+    error_state, raising = 0, False  # np.errstate(divide="raise") or (call=…): a path taken by value
     for ins in dis.get_instructions(code):
         op = ins.opname
+        if op in ("PUSH_EXC_INFO", "SETUP_FINALLY"):  # (3.11 on, 3.10)
+            handlers += 1
+        elif op == "WITH_EXCEPT_START":
+            handlers -= 1
+        elif (ins.argval in _INTROSPECTION and op in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_CONST")
+              and found is None):
+            found = f"{code.co_name} (line {ins.positions.lineno}) reads {ins.argval}"
         if op == "LOAD_GLOBAL":
             names.append(ins.argval)
         elif op in _WRITES and found is None:
@@ -325,11 +343,21 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
         elif op == "IMPORT_NAME" and not _pure_module(ins.argval) and found is None:
             # (a module's attributes are not guarded: a global holding one is refused the same way)
             found = f"{code.co_name} (line {ins.positions.lineno}) imports {ins.argval}"
-        elif op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval == "random" and found is None:
+        elif op in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_CONST") and ins.argval == "random" and found is None:
             # np.random.normal handed to C (max(..., key=…), map) runs with no event the hook sees
             found = f"{code.co_name} (line {ins.positions.lineno}) uses numpy.random"
+        elif op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in ("errstate", "seterr"):
+            error_state = error_state or ins.positions.lineno
+        elif op == "LOAD_CONST" and ins.argval in ("raise", "call"):
+            raising = True
         elif op in _CELL_WRITES and ins.argval in code.co_freevars:
             cells.append(ins.argval)
+
+    if handlers > 0 and found is None:  # an error raised at some values only (np.errstate(divide="raise"),
+        # LinAlgError) takes another path there, which the program run without f would not take
+        found = f"{code.co_name} catches exceptions"
+    if error_state and raising and found is None:
+        found = f"{code.co_name} (line {error_state}) makes floating-point errors raise or call back"
 
     def writes(writable: frozenset) -> str | None:
         outer = next((n for n in cells if n not in writable), None)
@@ -352,8 +380,9 @@ def _identity(v: Any) -> bool:
     """Values a guard compares by identity: modules, functions and classes that are pure."""
     if isinstance(v, types.ModuleType):
         return _pure_module(v.__name__)
-    if isinstance(v, types.BuiltinFunctionType):
-        return _pure_c(v)
+    if isinstance(v, types.BuiltinFunctionType):  # (not a method bound to data: PARAMS.get, W.sum)
+        return _pure_c(v) and isinstance(getattr(v, "__self__", None), (types.NoneType, types.ModuleType, type,
+                                                                         np.ufunc))
     if isinstance(v, (np.ufunc, types.FunctionType, np.dtype)):
         return True
     if isinstance(v, type):
@@ -368,7 +397,7 @@ def _plain(v: Any, budget: list) -> bool:
         return False
     if isinstance(v, _PLAIN) or _identity(v):
         return True
-    if isinstance(v, (np.ndarray, np.generic)):
+    if type(v) is np.ndarray or isinstance(v, np.generic):  # (a subclass's state, a mask, is not copied)
         return v.dtype.kind in "biufc"
     if type(v) in (list, tuple):
         return all(_plain(x, budget) for x in v)

@@ -334,12 +334,8 @@ def _scaled_by_attribute(x):
     return x * _scaled_by_attribute.k
 
 
-def _scaled_unless_unset(x):
-    try:
-        s = UNSET_SCALE  # noqa: F821  (defined by the test, after the trace)
-    except NameError:
-        s = 2.0
-    return x * s
+def _scaled_unless_unset(x, flag=False):
+    return x * (UNSET_SCALE if flag else 2.0)  # noqa: F821  (set by the test after the trace: traced again)
 
 
 NESTED = {"fns": [lambda v: v * SCALE[0]]}  # a callback two containers deep, run by NumPy
@@ -376,7 +372,7 @@ def _set(name, value):
     (_scaled_by_attribute, lambda: setattr(_scaled_by_attribute, "k", 5.0), 5.0),  # an attribute of a function
     (_with_keyword, lambda: _with_keyword.__kwdefaults__.update(c=7.0), 7.0),  # a keyword default in place
     (_with_keyword, lambda: setattr(_with_keyword, "__code__", (lambda x, *, c=2.0: x * 3.0).__code__), 3.0),
-    (_scaled_unless_unset, lambda: _set("UNSET_SCALE", 9.0), 9.0),  # a global unset at the trace
+    (_scaled_unless_unset, lambda: _set("UNSET_SCALE", 9.0), 2.0),  # a global unset at the trace, set
     (_apply_nested, lambda: SCALE.__setitem__(0, 8.0), 8.0),  # read by a callback deep in containers
     (_layered, lambda: INNER.__setitem__(0, 3.0), 3.0),  # a closure's cell deep in containers
 ])
@@ -390,7 +386,9 @@ def test_what_f_reads_through_functions_and_containers_is_guarded(fn, change, sc
             np.testing.assert_allclose(jf(x), np.eye(2) * 2.0, rtol=1e-14)
         assert jf.cache.skipped == 1  # (skipping f before the change: the test tests the guard)
         change()
+        skipped = jf.cache.skipped
         np.testing.assert_allclose(jf(x), np.eye(2) * scale, rtol=1e-14)
+        assert jf.cache.skipped == skipped  # (f ran: the guard saw the change)
     finally:
         fn.__code__ = code
         if kw:
@@ -401,8 +399,8 @@ def test_what_f_reads_through_functions_and_containers_is_guarded(fn, change, sc
         globals().pop("UNSET_SCALE", None)
 
 
-def _picks(x, flag):
-    return _scaled_by_global(x) if flag else x * 2.0  # one trace for both while FACTOR is 2
+def _picks(x, flag, a=False, b=False):
+    return _scaled_by_global(x) if flag or a else x * 2.0  # one trace for both while FACTOR is 2
 
 
 FACTOR = 2.0
@@ -425,6 +423,14 @@ def test_a_call_with_other_arguments_is_watched_and_one_changing_them_runs_f():
             np.testing.assert_allclose(jf(x, flag), np.eye(2) * 2.0, rtol=1e-14)
         FACTOR = 5.0
         np.testing.assert_allclose(jf(x, True), np.eye(2) * 5.0, rtol=1e-14)
+        FACTOR = 2.0
+        jf = jacc.jacobian(_picks)
+        for _ in range(3):  # keyword arguments are compared by name, not in the order given
+            np.testing.assert_allclose(jf(x, False, a=False, b=True), np.eye(2) * 2.0, rtol=1e-14)
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x, False, b=False, a=True), np.eye(2) * 2.0, rtol=1e-14)
+        FACTOR = 5.0
+        np.testing.assert_allclose(jf(x, False, b=False, a=True), np.eye(2) * 5.0, rtol=1e-14)
     finally:
         FACTOR = 2.0
     jf, log = jacc.jacobian(_appends), []
@@ -444,8 +450,13 @@ def _draws_through_c(x):
     return x * (1.0 + c)
 
 
+def _draws_through_getattr(x):
+    return x * (1.0 + max([0.0, 1.0], key=getattr(np, "random").normal))  # noqa: B009  (the point)
+
+
 @pytest.mark.parametrize("fn, why", [(_imports_inside, "imports jacc_test_config"),
-                                     (_draws_through_c, "uses numpy.random")])
+                                     (_draws_through_c, "uses numpy.random"),
+                                     (_draws_through_getattr, "uses numpy.random")])
 def test_imports_and_random_draws_out_of_sight_keep_f_running(fn, why, monkeypatch):
     import types
 
@@ -468,3 +479,75 @@ def test_a_closed_over_complex_array_is_compared_bit_for_bit():
     c.imag[7] = -c.imag[7]  # (the real parts unchanged: the trace's constant changed all the same)
     c[5] = 2.0
     np.testing.assert_allclose(jf(x).diagonal(), c.real, rtol=1e-14)
+
+
+def _log_or_linear(x):
+    with np.errstate(divide="raise"):
+        try:
+            return np.log(x) * 2.0
+        except FloatingPointError:  # taken at some values only
+            return x * 3.0
+
+
+MASKED = np.ma.array([2.0, 2.0], mask=[False, False])
+PARAMS = {"s": 2.0}
+param = PARAMS.get  # a method bound to data: guarding it by identity misses PARAMS changing
+
+
+def _log_or_linear_by_callback(x):
+    hit = []
+    with np.errstate(divide="call", call=lambda kind, flag: hit.append(kind)):
+        y = np.log(x)
+    return x * 3.0 if hit else y * 2.0  # (no exception: a flag set at some values only)
+
+
+def _reads_masked(x):
+    return x * MASKED.filled(0.0)
+
+
+def _reads_bound_method(x):
+    return x * param("s")
+
+
+def _reads_globals_of(x):
+    return x * _scaled_by_global.__globals__["FACTOR"]
+
+
+def _imports_by_function(x):
+    import importlib
+
+    return x * importlib.import_module("jacc_test_config").SCALE
+
+
+@pytest.mark.parametrize("fn, why", [
+    (_log_or_linear, "catches exceptions"), (_log_or_linear_by_callback, "raise or call back"),
+    (_reads_masked, "holds a MaskedArray"),
+    (_reads_bound_method, "holds a builtin_function_or_method"), (_reads_globals_of, "reads __globals__"),
+    (_imports_by_function, "imports"),
+])
+def test_paths_taken_by_value_and_state_out_of_the_guards_sight_keep_f_running(fn, why, monkeypatch):
+    import types
+
+    config = types.ModuleType("jacc_test_config")
+    config.SCALE = 2.0
+    monkeypatch.setitem(sys.modules, "jacc_test_config", config)
+    jf = jacc.jacobian(fn)
+    x = np.array([1.0, 2.0])
+    for _ in range(4):
+        logs = fn in (_log_or_linear, _log_or_linear_by_callback)
+        np.testing.assert_allclose(jf(x), np.eye(2) * 2.0 / (x if logs else 1.0), rtol=1e-14)
+    assert jf.cache.skipped == 0 and why in jf.cache.why_traced, jf.cache.why_traced
+    if logs:
+        np.testing.assert_allclose(jf(np.array([0.0, 2.0])), np.eye(2) * 3.0, rtol=1e-14)
+
+
+@pytest.mark.parametrize("x", [np.linspace(0.1, 1.0, 3000), np.array([0.1, 0.2])], ids=["array program", "small"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_calls_that_skip_f_refuse_arguments_a_trace_refuses(x, retrace):
+    jf = jacc.jacobian(lambda x: np.sin(x) * 2.0, retrace=retrace)
+    for _ in range(3):
+        jf(x)
+    for bad in (x + 1j, x > 0.15):  # (cast to floats, the imaginary part or the booleans' meaning is lost)
+        with pytest.raises(TypeError, match="argument 'x' must be a real float array"):
+            jf(bad)
+    np.testing.assert_allclose(np.diag(jf(x)) if x.size < 100 else jf(x).diagonal(), 2.0 * np.cos(x), rtol=1e-14)
