@@ -436,6 +436,12 @@ class Kept:
                 self.lists = self.dicts = self.arrays = None
                 return
 
+    @property
+    def mutable(self) -> bool:
+        """Whether the value itself may change in place (it holds a list, dict or array, or is
+        compared by copy); a number, string or module guarded as itself cannot."""
+        return self.arrays is None or bool(self.lists or self.dicts or self.arrays)
+
     def holds(self, v: Any) -> bool:
         if v is self.live and self.arrays is not None:
             if all(len(c) == len(items) and all(map(operator.is_, c, items)) for c, items in self.lists) and all(
@@ -482,7 +488,10 @@ class Guards:
                 return False
             if v is not kept.copy and not kept.holds(v):
                 return False
-        return all(kept.holds(kept.live) for kept in self.values)
+        for kept in self.values:  # (a loop, not all() of a generator: hold() runs on every skipping call)
+            if not kept.holds(kept.live):
+                return False
+        return True
 
     def same_passed(self, passed: tuple) -> bool:
         """Whether the arguments not differentiated are those the guards were found with: other
@@ -539,7 +548,9 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 why = value(v, f"a default of {fn.__qualname__}")
                 if why:
                     return why
-                g.values.append(Kept(v))  # (an array default changed in place is seen)
+                kept = Kept(v)
+                if kept.mutable:  # (an array default changed in place is seen; a rebound one by identity)
+                    g.values.append(kept)
         g.functions.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
         for held in fn.__kwdefaults__, fn.__dict__:  # (a keyword default or an attribute set in place)
             if held:
