@@ -204,15 +204,25 @@ class _Once:
                 return a if a.dtype == dt else a.astype(dt)
         if self.nested:
             raw = [v for i in self.nums for v in pytrees.flatten(args[i])[0]]
+        elif len(self.nums) == 1:  # (the common case, kept short: this runs on every skipping call)
+            v = args[self.nums[0]]
+            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
+                self.refuse_unreal([v])
+            return [cast(v)]
         else:
-            raw = [args[self.nums[0]]] if len(self.nums) == 1 else [args[i] for i in self.nums]
-        for name, v in zip(self.entry.graph.inputs, raw):  # as a traced call would (a cast drops an
-            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):  # imaginary part)
+            raw = [args[i] for i in self.nums]
+        self.refuse_unreal(raw)
+        return [cast(v) for v in raw]
+
+    def refuse_unreal(self, raw: list) -> None:
+        """Refuse, as a traced call would, an argument that is no real number or array (a cast
+        would drop an imaginary part, or read booleans as numbers)."""
+        for name, v in zip(self.entry.graph.inputs, raw):
+            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
                 kind = np.asarray(v).dtype if kind is None else np.dtype(kind)
                 if kind.kind not in "fiu":
                     raise TypeError(f"argument {name!r} must be a real float array, got dtype {kind}")
-        return [cast(v) for v in raw]
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
