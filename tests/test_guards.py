@@ -8,6 +8,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jacc
 from jacc.guards import guards_for, same, snapshot, watch
@@ -551,3 +553,66 @@ def test_calls_that_skip_f_refuse_arguments_a_trace_refuses(x, retrace):
         with pytest.raises(TypeError, match="argument 'x' must be a real float array"):
             jf(bad)
     np.testing.assert_allclose(np.diag(jf(x)) if x.size < 100 else jf(x).diagonal(), 2.0 * np.cos(x), rtol=1e-14)
+
+
+# -- the property: a call that may skip f equals a fresh jacobian after any change between calls --
+CONFIG = {"scale": 1.5, "weights": [np.array([1.0, -2.0])]}
+
+
+def _prop_helper(x):
+    return np.tanh(x) * _prop_helper.k
+
+
+_prop_helper.k = 0.5
+
+
+def _make_prop_f(w):
+    def f(x, flag, *, k=1.0):
+        y = np.sin(x) * w * CONFIG["scale"] + CONFIG["weights"][0] * x
+        return (y + _prop_helper(x) if flag else y * x) * k
+    return f
+
+
+_PROP_EDITS = ["call", "call", "call", "x", "w", "scale", "weights", "attribute", "flag", "k"]
+
+
+@settings(max_examples=30, deadline=None, derandomize=True)
+@given(st.lists(st.tuples(st.sampled_from(_PROP_EDITS), st.floats(-2, 2, allow_nan=False)), min_size=4,
+                max_size=14))
+def test_calls_that_may_skip_f_equal_fresh_jacobians_after_any_change(edits):
+    keep = dict(CONFIG), CONFIG["weights"][0].copy(), _prop_helper.k
+    try:
+        w, state = np.array([0.5, 1.0]), {"x": np.array([0.3, -0.7]), "flag": False, "k": 1.0}
+        f = _make_prop_f(w)
+        jf = jacc.jacobian(f)
+        for what, v in edits:
+            if what == "x":
+                state["x"] = state["x"] + v
+            elif what == "w":
+                w[0] = v  # a closed-over array, in place
+            elif what == "scale":
+                CONFIG["scale"] = v  # a global dict, in place
+            elif what == "weights":
+                CONFIG["weights"][0][1] = v  # an array in a list in a global dict
+            elif what == "attribute":
+                _prop_helper.k = v  # a helper's attribute
+            elif what == "flag":
+                state["flag"] = not state["flag"]  # another path through f
+            elif what == "k":
+                state["k"] = v  # a keyword argument
+            got = jf(state["x"], state["flag"], k=state["k"])
+            want = jacc.jacobian(f, retrace="always", cache=False)(state["x"], state["flag"], k=state["k"])
+            np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-13)
+    finally:
+        CONFIG.clear()
+        CONFIG.update(keep[0])
+        CONFIG["weights"][0][:] = keep[1]
+        _prop_helper.k = keep[2]
+
+
+def test_the_property_reaches_calls_that_skip_f():
+    f = _make_prop_f(np.array([0.5, 1.0]))
+    jf = jacc.jacobian(f)
+    for _ in range(4):
+        jf(np.array([0.3, -0.7]), True, k=2.0)
+    assert jf.cache.skipped == 2, jf.cache.why_traced  # (else the property above tests traced calls only)
