@@ -26,7 +26,7 @@ from .eliminate import Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import owned
-from .trace import _NEEDS_BUFFERS, _NEEDS_SWAPS, Recording, Tape, _param_names, check_argnums, record_call
+from .trace import _NEEDS_BUFFERS, _NEEDS_SWAPS, Recording, Tape, _param_names, check_argnums, check_real, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
 
@@ -220,9 +220,7 @@ class _Once:
         for name, v in zip(self.entry.graph.inputs, raw):
             if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
-                kind = np.asarray(v).dtype if kind is None else np.dtype(kind)
-                if kind.kind not in "fiu":
-                    raise TypeError(f"argument {name!r} must be a real float array, got dtype {kind}")
+                check_real(np.asarray(v).dtype if kind is None else np.dtype(kind), f"argument {name!r}")
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":

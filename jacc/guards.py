@@ -200,18 +200,27 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
         if depth < 8:
             held = [fn.__globals__.get(n) for n in code.co_names]
             held += [c.cell_contents for c in fn.__closure__ or () if _filled(c)] + list(fn.__defaults__ or ())
-            budget = 10_000  # (containers however deeply nested: a registry of callbacks)
-            while held and budget:
-                x, budget = held.pop(), budget - 1
-                if type(x) is dict:
-                    held.extend(x.values())
-                elif type(x) in (list, tuple):
-                    held.extend(x)
-                else:
-                    if isinstance(x, functools.partial):
-                        x = x.func
-                    if isinstance(x, types.FunctionType) and x.__code__ not in into:
-                        _codes_of(x, into, depth + 1)
+            for x in _functions_in(held):
+                if x.__code__ not in into:
+                    _codes_of(x, into, depth + 1)
+
+
+def _functions_in(values: list, budget: int = 10_000):
+    """The functions among ``values`` and inside their lists, tuples and dicts, however deeply
+    nested (a registry of callbacks), a ``functools.partial`` as the function it calls; at most
+    ``budget`` items are looked at."""
+    stack = list(values)
+    while stack and budget:
+        x, budget = stack.pop(), budget - 1
+        if type(x) is dict:
+            stack.extend(x.values())
+        elif type(x) in (list, tuple):
+            stack.extend(x)
+        else:
+            if isinstance(x, functools.partial):
+                x = x.func
+            if isinstance(x, types.FunctionType):
+                yield x
 
 
 _IMPORT = importlib.import_module("importlib._bootstrap")._gcd_import.__code__  # what import_module runs
@@ -517,16 +526,9 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
     pending: list[Any] = [f]
 
     def value(v: Any, what: str) -> str | None:
-        if not _plain(v, [10_000]):
+        if not _plain(v, [10_000]):  # (plain: no partial in it, at most 10,000 items)
             return f"{what} holds a {type(v).__name__}"
-        stack = [v]  # the functions in it, however deeply its containers nest (their cells are guarded)
-        while stack:
-            x = stack.pop()
-            if isinstance(x, types.FunctionType):
-                if id(x) not in seen:
-                    pending.append(x)
-            elif type(x) in (list, tuple, dict):
-                stack.extend(x.values() if type(x) is dict else x)
+        pending.extend(x for x in _functions_in([v]) if id(x) not in seen)  # (their cells are guarded)
         return None
 
     def function(fn: types.FunctionType) -> str | None:

@@ -341,24 +341,25 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
     if backend == "jax" and prog.device is None and r.structures is None:  # its host assembles blocks
         prog.device = emit(r, backend, host_tail=False).device
     try:
-        check(prog, r, values, plan.graph)
+        checked = check(prog, r, values, plan.graph)
     except (LowerError, BackendError):
         raise
     except Exception as e:  # jax/torch: a call the backend maps but cannot run on these arguments
         if backend == "numpy":
             raise  # the NumPy program runs the executor's own calls: a failure here is a bug to see
         raise BackendError(f"the {backend} program fails at the lowering point: {type(e).__name__}: {e}") from None
-    if not keep:
-        prog.checked = None
+    if keep:
+        prog.checked = checked
     return prog
 
 
 _CHECKED = 1 << 16  # entries per block compared by ``check``
 
 
-def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
+def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> tuple[list, Any]:
     """Run the emitted program at the lowering point and compare with the recorded blocks (the
-    same NumPy calls made by the executor's algebra); raise :class:`LowerError` on disagreement."""
+    same NumPy calls made by the executor's algebra); raise :class:`LowerError` on disagreement.
+    Returns the program's arguments and blocks there."""
     V = prog.inputs(values, graph)
     with np.errstate(all="ignore"):
         got = prog.fn(V)
@@ -366,7 +367,7 @@ def check(prog: Program, r: Recorded, values: Mapping, graph: Graph) -> None:
         why = _disagreement(np.asarray(a), b)
         if why:
             raise LowerError(f"the {prog.backend} program {why} (against the executor) on block {key}")
-    prog.checked = (V, got)
+    return V, got
 
 
 def _disagreement(a: np.ndarray, b: np.ndarray) -> str | None:

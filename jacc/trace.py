@@ -921,6 +921,23 @@ def _concretisation(what: str) -> UnsupportedOperationError:
         f"would be lost; {hint}")
 
 
+def _conversion(convert: Callable, what: str) -> Callable:
+    """A Tracer's ``__int__``-like method: ``convert`` of the value while the tape is paused
+    (jacc's own code), else the refusal naming ``what``."""
+    def method(self):
+        if self.tape.paused:
+            return convert(self.value)
+        raise _concretisation(what)
+    return method
+
+
+def check_real(dtype: np.dtype, what: str) -> None:
+    """Refuse a differentiated argument whose ``dtype`` is no real number (complex, boolean,
+    object): a cast would drop an imaginary part or read booleans as numbers."""
+    if dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be a real float array, got dtype {dtype}")
+
+
 class _NotGiven:
     """The default of a NumPy keyword the caller did not pass (NumPy's own ``<no value>``)."""
 
@@ -1361,25 +1378,10 @@ class Tracer(_Held):
         self.tape.refused = str(_concretisation("float()"))
         raise _FloatConversion(self.tape.refused)
 
-    def __int__(self) -> int:
-        if self.tape.paused:
-            return int(self.value)
-        raise _concretisation("int()")
-
-    def __index__(self) -> int:
-        if self.tape.paused:
-            return operator.index(self.value)
-        raise _concretisation("use as an index or size")
-
-    def __trunc__(self) -> int:
-        if self.tape.paused:
-            return math.trunc(self.value)
-        raise _concretisation("math.trunc()")
-
-    def __complex__(self) -> complex:
-        if self.tape.paused:
-            return complex(self.value)
-        raise _concretisation("complex()")
+    __int__ = _conversion(int, "int()")
+    __index__ = _conversion(operator.index, "use as an index or size")
+    __trunc__ = _conversion(int, "math.trunc()")  # (int() truncates toward zero, and reads a 0-d array)
+    __complex__ = _conversion(complex, "complex()")
 
     def __format__(self, spec: str) -> str:
         """``f"{loss:.3f}"`` shows the value (as NumPy formats it; the trace does not use the text)."""
@@ -2267,9 +2269,7 @@ def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, own
             "(a Hessian, jacobian(jacobian(f))) is not supported; differentiate a gradient written out in NumPy "
             "instead")
     a = np.asarray(value)
-    if a.dtype.kind not in "fiu":
-        what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
-        raise TypeError(f"{what} must be a real float array, got dtype {a.dtype}")
+    check_real(a.dtype, f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})")
     if scalarize:
         from .scalarize import split
 
