@@ -944,11 +944,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 found = run.fast(*[tape.values[x] for x in graph.inputs])
                 found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
             elif run.program:
-                with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
-                    found = run.program.run(tape.arrays(), graph, device=device, first=first)
+                found = run.program.run(tape.arrays(), graph, device=device, first=first)
                 device = device and run.program.device is None  # (else they are there already)
             else:
-                with np.errstate(all="ignore" if nonfinite == "propagate" else "warn"):
+                with np.errstate(all="ignore"):
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
                 jf.last = acc
                 found = acc.blocks

@@ -130,7 +130,8 @@ class Program:
         if first and kept is not None and len(kept[0]) == len(V) and all(map(operator.is_, kept[0], V)):
             out = kept[1]
         else:
-            with factorise.sharing():
+            # silent as every other route (C, floats, JAX): an overflow shows in the blocks only
+            with factorise.sharing(), np.errstate(all="ignore"):
                 out = self.fn(V)
         if self.structures is None:
             return {k: owned(b) for k, b in zip(self.outputs, out)}

@@ -1,5 +1,7 @@
 """Jacobians through jacc's graph against finite differences and closed forms."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import fd_jacobian
@@ -228,6 +230,38 @@ def test_non_finite_inputs():
     J = jacc.jacobian(lambda x: np.sin(x), nonfinite="propagate")(np.array([1.0, np.nan]))
     assert np.isnan(J[1, 1]) and J[0, 0] == pytest.approx(np.cos(1.0))
 
+
+
+OVERFLOWS = [  # finite arguments, an overflow in the primal and in the partials
+    (lambda x: np.exp(x) * x, 800.0, np.inf),
+    (lambda x: np.sum(np.exp(x) * x), np.array([800.0, 1.0]), np.array([np.inf, 2.0 * np.e])),
+    (lambda x: np.tanh(x) @ np.exp(x[::-1]) / x, np.array([0.5, 0.0, 710.0]), None),
+]
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy", "c", "scalar", "interpret", "jax", "torch"])
+@pytest.mark.parametrize("case", range(len(OVERFLOWS)))
+def test_an_overflow_is_returned_silently_by_every_route_and_call(backend, case):
+    # the array program warned from its second call (it recomputes the primal), the other routes
+    # and the first call did not: a warning that depends on the route says nothing about the result
+    from jacc import ccode
+
+    if backend == "c" and ccode.compiler() is None:
+        pytest.skip("no C compiler")
+    if backend in ("jax", "torch"):
+        pytest.importorskip(backend)
+    fn, x, want = OVERFLOWS[case]
+    with np.errstate(all="ignore"):
+        reference = jacc.jacobian(fn, backend="interpret", retrace="always", nonfinite="propagate")(x)
+    assert not np.isfinite(reference).all()
+    if want is not None:
+        np.testing.assert_allclose(reference, want)
+    for retrace in ("always", True, False):
+        jf = jacc.jacobian(fn, backend=backend, retrace=retrace)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            for _ in range(4):  # traced, watched, then f skipped or the program alone
+                np.testing.assert_allclose(jf(x), reference, rtol=1e-13)
 
 def test_value_dependent_trace_is_marked():
     g = jacc.trace(lambda x: x * 2.0 if x.sum() > 0 else -x, np.ones(2))
