@@ -330,14 +330,46 @@ def _tree(code: types.CodeType, outer: frozenset, into: dict) -> None:
             _tree(c, local, into)
 
 
+_NAMED_AT_RUN_TIME = frozenset({"attrgetter", "methodcaller"})  # (operator's: names given as data)
+_PASSIVE = frozenset({"PRECALL", "KW_NAMES", "CACHE", "EXTENDED_ARG", "PUSH_NULL"})
+
+
+def _literal_getattr(ins: list, i: int) -> bool:
+    """Whether the ``getattr`` loaded by ``ins[i]`` is called at once as ``getattr(obj, "name")``
+    (or with a default), ``obj`` a name or a chain of attributes: the attribute is then a string
+    in the code, which :func:`_reads` looks at; any other use may reach ``numpy.random`` or a
+    function's globals by a name built at run time (``getattr(np, "ran" + "dom")``)."""
+    rest = [x for x in ins[i + 1:] if x.opname not in _PASSIVE]
+    k = 0
+    if k < len(rest) and rest[k].opname in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"):
+        k += 1
+        while k < len(rest) and rest[k].opname == "LOAD_ATTR":
+            k += 1
+    else:
+        return False
+    if not (k < len(rest) and rest[k].opname == "LOAD_CONST" and isinstance(rest[k].argval, str)):
+        return False
+    argc = 2
+    if k + 1 < len(rest) and rest[k + 1].opname == "LOAD_CONST":  # a default
+        argc, k = 3, k + 1
+    call = rest[k + 1] if k + 1 < len(rest) else None
+    return call is not None and call.opname in ("CALL", "CALL_FUNCTION") and call.arg == argc
+
+
 def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str | None]]:
     """The global names ``code`` reads, and a function of the outer variables it may write that
     says what it writes outside itself (None: nothing)."""
     names, cells, found = [], [], None
     handlers = 0  # exception handlers less those of with-statements
     error_state, raising = 0, False  # np.errstate(divide="raise") or (call=…): a path taken by value
-    for ins in dis.get_instructions(code):
+    ins_list = list(dis.get_instructions(code))
+    for at, ins in enumerate(ins_list):
         op = ins.opname
+        if found is None and ((op in ("LOAD_GLOBAL", "LOAD_NAME") and ins.argval == "getattr"
+                               and not _literal_getattr(ins_list, at))
+                              or (ins.argval in _NAMED_AT_RUN_TIME
+                                  and op in ("LOAD_GLOBAL", "LOAD_ATTR", "LOAD_METHOD", "IMPORT_FROM"))):
+            found = f"{code.co_name} (line {ins.positions.lineno}) looks up an attribute by a name built at run time"
         if op in ("PUSH_EXC_INFO", "SETUP_FINALLY"):  # (3.11 on, 3.10)
             handlers += 1
         elif op == "WITH_EXCEPT_START":

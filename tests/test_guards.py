@@ -456,9 +456,22 @@ def _draws_through_getattr(x):
     return x * (1.0 + max([0.0, 1.0], key=getattr(np, "random").normal))  # noqa: B009  (the point)
 
 
+def _draws_through_a_built_name(x):
+    # the attribute name is made at run time: no string in the code says "random"
+    return x * (1.0 + max([0.0, 1.0], key=getattr(np, "ran" + "dom").normal))
+
+
+def _draws_through_attrgetter(x):
+    import operator
+
+    return x * (1.0 + max([0.0, 1.0], key=operator.attrgetter("ran" + "dom.normal")(np)))
+
+
 @pytest.mark.parametrize("fn, why", [(_imports_inside, "imports jacc_test_config"),
                                      (_draws_through_c, "uses numpy.random"),
-                                     (_draws_through_getattr, "uses numpy.random")])
+                                     (_draws_through_getattr, "uses numpy.random"),
+                                     (_draws_through_a_built_name, "by a name built at run time"),
+                                     (_draws_through_attrgetter, "by a name built at run time")])
 def test_imports_and_random_draws_out_of_sight_keep_f_running(fn, why, monkeypatch):
     import types
 
@@ -469,6 +482,18 @@ def test_imports_and_random_draws_out_of_sight_keep_f_running(fn, why, monkeypat
     for _ in range(4):
         jf(np.array([0.5, 1.5]))
     assert jf.cache.skipped == 0 and why in jf.cache.why_traced
+
+
+def _literal_lookups(x, scale=2.0):
+    return getattr(np, "sin")(x) * getattr(np.linalg, "norm", None)(x) * scale  # noqa: B009
+
+
+def test_getattr_with_a_name_in_the_code_still_lets_f_be_skipped():
+    jf, x = jacc.jacobian(_literal_lookups), np.array([0.5, 1.5])
+    want = jacc.jacobian(_literal_lookups, retrace="always")(x)
+    for _ in range(5):
+        np.testing.assert_allclose(jf(x), want, rtol=1e-14)
+    assert jf.cache.skipped >= 2, jf.cache.why_traced
 
 
 def test_a_closed_over_complex_array_is_compared_bit_for_bit():
