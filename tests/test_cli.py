@@ -485,3 +485,15 @@ def test_commands_write_through_links_and_keep_modes(capsys, workdir):
     os.chmod("graphs/lecture_f.json", 0o600)
     g.save("graphs/lecture_f.json")
     assert (os.stat("graphs/lecture_f.json").st_mode & 0o777) == 0o600
+
+
+def test_bench_sparse_reports_time_memory_and_a_checked_jacobian(capsys, monkeypatch):
+    from jacc import scale
+
+    monkeypatch.setitem(scale.SIZES, "small", 2_000)  # (the real small size takes a second more)
+    code, out, err = run(capsys, "bench", "--sparse")
+    assert code == 0, err
+    assert "RoeFlux over 2,000 interfaces" in out and "36,000 stored entries" in out
+    assert "checked against central differences: yes" in out
+    peak = float(re.search(r"peak resident memory ([\d.]+) GiB", out).group(1))
+    assert 0.0 < peak < 2.0 and "within the 2 GiB target" in out
