@@ -53,3 +53,24 @@ def test_other_traces_sum_the_diagonal():
         g = jacc.trace(f, X)
         assert "einsum" not in {g.op(v) for v in g.nx}
         np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-7)
+
+
+W, T = R.normal(size=(3, N)), R.normal(size=(N, 4))  # a wide and a tall constant factor
+
+
+@pytest.mark.parametrize("f", [
+    lambda Y: np.diag(W @ Y),                # 3×4 product of a wide factor and a 6×4 argument
+    lambda Y: np.diagonal(Y.T @ T),          # 4×4 from tall factors: square, each factor not
+    lambda Y: np.trace(W @ Y),
+    lambda Y: np.trace(Y @ Y.T[:, :3]),      # 6×3, both factors traced
+    lambda Y: (Y.T @ W.T).diagonal(),        # 4×3
+    lambda Y: np.linalg.trace(W @ Y),
+], ids=["diag(WY)", "diagonal(YᵀT)", "tr(WY)", "tr(Y·Yᵀ[:, :3])", "(YᵀWᵀ).diagonal()", "linalg.trace(WY)"])
+def test_the_diagonal_of_a_product_that_is_not_square(f):
+    # its diagonal has min(rows, columns) entries: the einsum over both factors whole raised
+    # "label 'i' has sizes 3 and 4" (found by fuzzing)
+    Y = R.normal(size=(N, 4))
+    J = jacc.jacobian(f)(Y)
+    np.testing.assert_allclose(J, fd_jacobian(f, [Y], 0), rtol=1e-6, atol=1e-7)
+    g = jacc.trace(f, Y)
+    np.testing.assert_allclose(g.evaluate({"Y": Y})[g.outputs[0]], f(Y), rtol=1e-13)

@@ -605,7 +605,8 @@ _PRODUCTS = ("matmul", "matmul_hold_a", "matmul_hold_b")
 
 
 def _factors(a) -> list | None:
-    """[P, Q] when the matrix ``a`` was just made as P @ Q (a Gram product included), else None."""
+    """[P, Q] when the matrix ``a`` was just made as P @ Q (a Gram product included), else None;
+    of a product that is not square, the rows of P and columns of Q its diagonal reads."""
     if not _traced(a) or a.ndim != 2:
         return None
     step = a.tape.recent(a.name)
@@ -613,7 +614,9 @@ def _factors(a) -> list | None:
         step = a.tape.recent(step[2][0])
     if step is None or step[1] not in _PRODUCTS:
         return None
-    return [a.tape.operand(x) for x in step[2]]
+    p, q = (a.tape.operand(x) for x in step[2])
+    d = min(p.shape[0], q.shape[1])  # a wide or tall product's diagonal: its first d rows and columns
+    return [p if p.shape[0] == d else p[:d], q if q.shape[1] == d else q[:, :d]]
 
 
 @implements(np.diagonal, method="diagonal")
