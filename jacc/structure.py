@@ -1331,7 +1331,7 @@ def _apply_lazy(j: Jac, x: np.ndarray) -> np.ndarray:
     t: Take = j.select
     through = sorted((k for k, p in enumerate(j.pair) if p >= 0), key=lambda k: j.pair[k])
     y = np.transpose(x, through + list(t.in_axes))
-    y = y.reshape(y.shape[:len(through)] + (-1,))
+    y = y.reshape(y.shape[:len(through)] + (math.prod(y.shape[len(through):]),))  # (no -1: a size may be 0)
     y = _take_last(y, t).reshape(y.shape[:len(through)] + t.flat.shape)
     return np.transpose(y, np.argsort([j.pair[k] for k in through] + list(t.out_axes)))
 

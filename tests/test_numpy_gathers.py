@@ -504,3 +504,16 @@ def test_rows_picked_from_a_batched_product_keep_their_jacobian_compact():
     np.testing.assert_allclose(J, want, rtol=1e-13, atol=1e-15)
     _, peak = peak_memory(lambda: jf(X + 0.5))
     assert peak < 3 * J.nbytes  # the n² block alone was 4 × J.nbytes here
+
+
+@pytest.mark.parametrize("kw", [{}, {"strategy": "forward"}, {"sparse": True}, {"backend": "interpret"}])
+def test_a_gather_from_an_empty_slice(kw):
+    # x[:, 1:-1] of a 2×2 matrix has no entries; gathering its rows crashed in a reshape with -1
+    # ("cannot reshape array of size 0", found by fuzzing)
+    x = np.arange(1.0, 5.0).reshape(2, 2)
+    f = lambda x: x[:, 1:-1][np.array([0, 1, 0])].sum() + (x * x).sum()  # noqa: E731
+    J = jacc.jacobian(f, **kw)(x)
+    J = J.toarray().reshape(x.shape) if hasattr(J, "toarray") else J
+    np.testing.assert_allclose(J, 2 * x, rtol=1e-14)
+    empty = jacc.jacobian(lambda x: x[:, 1:-1][np.array([0, 1, 0])], **kw)(x)
+    assert empty.shape in ((3, 0, 2, 2), (0, 4))
