@@ -338,7 +338,7 @@ def _literal_getattr(ins: list, i: int) -> bool:
     """Whether the ``getattr`` loaded by ``ins[i]`` is called at once as ``getattr(obj, "name")``
     (or with a default), ``obj`` a name or a chain of attributes: the attribute is then a string
     in the code, which :func:`_reads` looks at; any other use may reach ``numpy.random`` or a
-    function's globals by a name built at run time (``getattr(np, "ran" + "dom")``)."""
+    function's globals by a name built at run time (``getattr(np, name)``)."""
     rest = [x for x in ins[i + 1:] if x.opname not in _PASSIVE]
     k = 0
     if k < len(rest) and rest[k].opname in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"):

@@ -457,14 +457,16 @@ def _draws_through_getattr(x):
 
 
 def _draws_through_a_built_name(x):
-    # the attribute name is made at run time: no string in the code says "random"
-    return x * (1.0 + max([0.0, 1.0], key=getattr(np, "ran" + "dom").normal))
+    # the attribute name is made at run time: no string in the code says "random" ("ran" + "dom"
+    # would be folded into one by the compiler)
+    name = "".join(["ran", "dom"])
+    return x * (1.0 + max([0.0, 1.0], key=getattr(np, name).normal))
 
 
 def _draws_through_attrgetter(x):
     import operator
 
-    return x * (1.0 + max([0.0, 1.0], key=operator.attrgetter("ran" + "dom.normal")(np)))
+    return x * (1.0 + max([0.0, 1.0], key=operator.attrgetter("".join(["ran", "dom.normal"]))(np)))
 
 
 @pytest.mark.parametrize("fn, why", [(_imports_inside, "imports jacc_test_config"),
