@@ -51,6 +51,21 @@ def test_program_is_lowered_once_and_evaluated_anywhere():
         _close(prog.run(other, g)[k], b)
 
 
+def test_compile_of_a_graph_that_fails_at_its_lowering_point_lowers_at_the_first_call():
+    # Plan.compile lowered at 0.5 everywhere, where inv of an input matrix is singular: LinAlgError
+    # from inside jacc, though execute and jacobian(backend="numpy") worked (found by fuzzing)
+    X = np.array([[2.0, 1.0], [0.5, 3.0]])
+    g = trace(lambda X: np.linalg.inv(X) @ np.array([1.0, -2.0]), X)
+    p = jacc.plan(g, "reverse")
+    run = p.compile("numpy")
+    with pytest.raises(RuntimeError, match="lowered at its first call.*LinAlgError"):
+        _ = run.program
+    for Y in (X, X + np.eye(2), X.T):
+        _close(run(Y)[g.outputs[0], "X"], p.execute(Y)[g.outputs[0], "X"])
+    assert "def program" in run.program.source
+    assert "def program" in jacc.plan(trace(np.sin, X), "reverse").compile("numpy").program.source  # at once
+
+
 def test_lowering_with_the_primal_keeps_no_second_copy_of_it():
     # a chain of 30 vertex values with free partials: recording the program's primal held all 30
     # again beside the traced ones (RoeFlux over 10⁶ interfaces: 0.8 GB more at its first call)
