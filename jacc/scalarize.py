@@ -291,6 +291,16 @@ def element_name(name: str, index: tuple[int, ...]) -> str:
     return name + "".join(f"[{i}]" for i in index)
 
 
+def refusal(err: BaseException) -> UnsupportedOperationError:
+    """The error for NumPy code that fails on arrays of traced scalars (``err``: how it failed),
+    where the same code traces at array level: a function that does not run element by element
+    on object arrays, or an index a lone scalar does not take."""
+    return UnsupportedOperationError(
+        f"scalarize=True: running f on scalar-level arrays (NumPy object arrays of traced scalars) "
+        f"failed with {type(err).__name__}: {str(err)[:300]}; this NumPy code does not run element by "
+        "element there. Trace without scalarize=True, or write it with elementwise operations")
+
+
 def join(result: Any) -> list:
     """The scalars of one returned value, in C order: :class:`Tracer` s for traced ones, floats
     for constants."""
@@ -305,4 +315,10 @@ def join(result: Any) -> list:
         if not _number(result):
             raise TypeError(f"a scalarized function returned {type(result).__name__}, not numbers")
         return [float(result)]
-    return [x.t if isinstance(x, Scalar) else x for x in arr.reshape(-1)]
+    out = [x.t if isinstance(x, Scalar) else x for x in arr.reshape(-1)]
+    odd = next((x for x in out if not isinstance(x, Tracer) and not _number(x)), None)
+    if odd is not None:  # (np.pad of a lone scalar nests an array in an object array)
+        raise UnsupportedOperationError(
+            f"scalarize=True: the function's result holds {type(odd).__name__} among its scalars; return "
+            "traced scalars and numbers (an object array, a list or np.stack of them)")
+    return out

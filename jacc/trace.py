@@ -2178,6 +2178,11 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         except Exception as err:
             e = _refusal_behind(err, tape)
             if e is None:
+                if scalarize and isinstance(err, (TypeError, AttributeError, RecursionError)) \
+                        and not isinstance(err, UnsupportedOperationError):  # (LinAlgError &c. stand)
+                    from .scalarize import refusal
+
+                    raise refusal(err) from err
                 if not unseen_imports():
                     raise
                 e = err  # f imported a module with replacements while it ran (its originals failed): again

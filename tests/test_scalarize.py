@@ -288,3 +288,18 @@ def test_shared_scalar_partials_are_those_built_edge_by_edge(name):
     for u, v in edges:
         assert _structure(shared[u, v]) == _structure(fresh.partial(u, v)), (u, v)
 
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x.sum()[None],                                # a lone scalar indexed
+    lambda x: np.pad(x.sum(), 1, mode="reflect"),           # an array nested in the result
+    lambda x: np.fft.rfft(x).real,                          # a compiled routine on objects
+    lambda x: np.kron(np.pad(x, (1, 2)), np.pad(x, (1, 2))),  # recursed without end
+], ids=["sum()[None]", "pad(sum)", "rfft", "kron(pad, pad)"])
+def test_code_that_does_not_run_on_scalar_level_arrays_is_refused_by_name(f):
+    # each traces at array level; at scalar level they raised TypeError, AttributeError or
+    # RecursionError from inside NumPy or jacc (found by fuzzing)
+    x = np.array([0.3, -0.8, 0.5])
+    jacc.trace(f, x)
+    with pytest.raises(UnsupportedOperationError, match="scalarize=True"):
+        jacc.trace(f, x, scalarize=True)
