@@ -351,11 +351,11 @@ class Native:
     statements is refused with :class:`~jacc.compile.CompileError` before anything is built."""
 
     def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES):
-        lines = len(jacobian.flat_parts[1])
+        consts = flat_constants(jacobian)
+        lines = len(jacobian.flat_parts[1]) + sum(c is None for c in consts)  # (and one per entry returned)
         if lines > max_lines:
             raise CompileError(f"C: {lines} lines of scalar code, more than the C compiler builds quickly "
                                f"({max_lines}); the float code runs instead")
-        consts = flat_constants(jacobian)
         varying = [i for i, c in enumerate(consts) if c is None]
         src, slots = source(jacobian, varying)
         self.fn, self.source = build(src), src

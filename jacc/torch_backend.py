@@ -230,7 +230,12 @@ def copy(x):
 
 def _tensor(a: np.ndarray, dev: str):
     """``a`` as a tensor on ``dev``, without a copy where PyTorch allows (none has negative strides)."""
-    return namespace().as_tensor(a if a.flags.c_contiguous else np.ascontiguousarray(a), device=dev)
+    a = a if a.flags.c_contiguous else np.ascontiguousarray(a)
+    if a.flags.writeable:
+        return namespace().as_tensor(a, device=dev)
+    with warnings.catch_warnings():  # a read-only array (a traced value): programs never write their
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)  # inputs
+        return namespace().as_tensor(a, device=dev)
 
 
 def constants(env: dict) -> dict:

@@ -47,6 +47,10 @@ MAX_ELEMENTS = 2000
 #: seconds per vertex and per edge of the scalar graph that its compiled code takes, at least (one
 #: line of float arithmetic each): a route estimated slower than the array program is not planned
 SECONDS_PER_LINE = 25e-9
+#: the longest float code (vertices, edges and Jacobian entries of the scalar graph) the scalar
+#: route compiles: Python compiles about 10 µs a line, and code this long runs slower than the
+#: array program anyway (``tanh(x) * x.sum()`` of 400 numbers: 160,000 entries, 3.4 s to build)
+MAX_LINES = 20_000
 #: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
 #: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
 JAX_MAX_LINES = 1000
@@ -188,6 +192,23 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
     return tape.graph
 
 
+def entries(g: Graph) -> int:
+    """How many (output, input) pairs of the graph ``g`` a path joins: the Jacobian entries its
+    code computes, at most (a dense one where every output reads a sum of all the inputs).
+
+    >>> from jacc import examples
+    >>> entries(examples.lecture_f())
+    2
+    """
+    reach: dict[str, int] = {x: 1 << k for k, x in enumerate(g.inputs)}
+    for v in g.topological_order():
+        if v not in reach:
+            reach[v] = 0
+            for u in g.nx.predecessors(v):
+                reach[v] |= reach.get(u, 0)
+    return sum(bin(reach.get(y, 0)).count("1") for y in g.outputs)
+
+
 def _composite(formula: str) -> bool:
     """A primal formula that calls a function and is more than one call of it (``1/(1 + exp(-x))``)."""
     return "(" in formula and not re.fullmatch(r"\w+\(x\)", formula.replace(" ", ""))
@@ -245,7 +266,9 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         return None
     if g.meta.get("value_dependent"):  # e.g. max over objects compares: its ties and branches are values
         return None
-    lines = len(g.nx) + g.nx.number_of_edges()
+    lines = len(g.nx) + g.nx.number_of_edges() + entries(g)  # (one line returns each entry)
+    if lines > MAX_LINES:
+        return None
     if per_line is not None and c_lines is not None and lines > c_lines:  # too long to be built as C:
         per_line = None  # float code (planning and compiling it took 10 s on the bottleneck network)
     estimate = (per_line or SECONDS_PER_LINE) * lines

@@ -277,3 +277,17 @@ def test_code_longer_than_the_bound_is_refused_before_building(monkeypatch):
     monkeypatch.setattr(ccode.subprocess, "run", lambda *a, **k: pytest.fail("built"))
     with pytest.raises(CompileError, match="lines of scalar code"):
         ccode.compile_native(p, max_lines=3)
+
+
+def test_the_line_limit_counts_the_entries_returned():
+    # tanh(x) * x.sum(): few statements, but every entry of a dense Jacobian is a line of C (400
+    # numbers: 160,000 lines, which gcc took a minute to build under backend="auto")
+    from jacc.unroll import unroll
+
+    x = np.linspace(-2.0, 2.0, 40)
+    g = jacc.trace(lambda x: np.tanh(x) * x.sum(), x)
+    u = unroll(g, g.evaluate({"x": x}), "reverse")
+    statements = len(u.compiled.flat_parts[1])
+    assert statements < 1000 < 40 * 40
+    with pytest.raises(CompileError, match="lines of scalar code"):
+        u.use_c(1000)

@@ -172,3 +172,20 @@ def test_cli_run_with_the_torch_backend(capsys):
 
     a, b = (json.loads(o)["jacobian"]["dv3/dx"] for o in outs)
     np.testing.assert_allclose(np.array(b), np.array(a), rtol=1e-12)
+
+
+def test_no_warning_about_read_only_arrays():
+    # PyTorch warns (once per process) when a tensor shares a read-only array's memory; the
+    # programs never write their inputs, and the traced values jacc hands them are read-only
+    import subprocess
+    import sys
+
+    code = ("import warnings, numpy as np, jacc\n"
+            "warnings.simplefilter('error')\n"
+            "x = np.linspace(-2.0, 2.0, 400); x.flags.writeable = False\n"
+            "jf = jacc.jacobian(lambda x: np.tanh(x) * x.sum(), backend='torch')\n"
+            "for _ in range(3): jf(x)\n"
+            "print(jf.ran)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-1500:]
+    assert out.stdout.strip() == "torch"

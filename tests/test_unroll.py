@@ -396,3 +396,28 @@ def test_the_array_program_is_lowered_only_where_its_floor_does_not_settle_the_r
     got = jf(x)
     assert jf.ran == ran and bool(made) == lowered and next(times, None) is None
     np.testing.assert_allclose(got, jacc.jacobian(p.fn, backend="numpy")(x), rtol=1e-12, atol=1e-12)
+
+
+def test_code_with_a_dense_jacobian_is_not_built(monkeypatch):
+    # tanh(x) * x.sum() over 400 numbers: a scalar graph of ~1,600 lines whose Jacobian has
+    # 160,000 entries, each a line of the code; its first call compiled 160,000 lines as floats
+    # (3.4 s) and, where those measured slow, as C (64 s)
+    from jacc import unroll as U
+
+    x = np.linspace(-2.0, 2.0, 400)
+    g = trace(lambda x: np.tanh(x) * x.sum(), x)
+    values = g.evaluate({"x": x})
+    assert U.entries(U.scalar_graph(g, values)) == 400 * 400
+
+    def built(*args, **kwargs):
+        raise AssertionError("the code was compiled")
+    monkeypatch.setattr(U, "compile_plan", built)
+    assert U.unroll(g, values, "auto") is None
+    monkeypatch.undo()
+    jf = jacc.jacobian(lambda x: np.tanh(x) * x.sum())
+    J = jf(x)
+    assert jf.ran == "numpy"
+    np.testing.assert_allclose(J, np.diag(x.sum() / np.cosh(x) ** 2) + np.tanh(x)[:, None], rtol=1e-13)
+    small = np.linspace(-2.0, 2.0, 5)  # a small one is still unrolled
+    gs = trace(lambda x: np.tanh(x) * x.sum(), small)
+    assert U.unroll(gs, gs.evaluate({"x": small}), "auto") is not None
