@@ -47,6 +47,10 @@ MAX_ELEMENTS = 2000
 #: seconds per vertex and per edge of the scalar graph that its compiled code takes, at least (one
 #: line of float arithmetic each): a route estimated slower than the array program is not planned
 SECONDS_PER_LINE = 25e-9
+#: the most scalar operations (:func:`scalar_ops`) of an array graph the scalar route records:
+#: recording takes about 60 µs an operation, and such graphs are products over long sums, which
+#: the array program runs as BLAS calls
+MAX_SCALAR_OPS = 5_000
 #: the longest float code (vertices, edges and Jacobian entries of the scalar graph) the scalar
 #: route compiles: Python compiles about 10 µs a line, and code this long runs slower than the
 #: array program anyway (``tanh(x) * x.sum()`` of 400 numbers: 160,000 entries, 3.4 s to build)
@@ -235,9 +239,41 @@ def _whole(op: str, x: Any, params: dict) -> Any:
 
 def candidate(graph: Graph, strategy: Any) -> bool:
     """Whether :func:`unroll` may apply: a named strategy, a trace that does not depend on
-    values, and at most :data:`MAX_ELEMENTS` scalars over the graph's vertices."""
+    values, at most :data:`MAX_ELEMENTS` scalars over the graph's vertices and about
+    :data:`MAX_SCALAR_OPS` scalar operations (:func:`scalar_ops`)."""
     return (isinstance(strategy, str) and not graph.meta.get("value_dependent")
-            and sum(math.prod(graph.shape(v)) for v in graph.nx) <= MAX_ELEMENTS)
+            and sum(math.prod(graph.shape(v)) for v in graph.nx) <= MAX_ELEMENTS
+            and scalar_ops(graph) <= MAX_SCALAR_OPS)
+
+
+#: linear-algebra ops (by their graph names) whose scalar form takes about n operations per entry
+_CUBIC = frozenset({"inv", "solve", "det", "logabsdet", "slogdet_sign", "cholesky", "eig_values", "eig_vectors",
+                    "eigh_values", "eigh_vectors", "qr_q", "qr_r", "svd_u", "svd_values", "svd_vh"})
+
+
+def scalar_ops(graph: Graph) -> int:
+    """About how many scalar operations ``graph`` comes to at the scalar level: each vertex's
+    size, times the length of the sums in a product (``x @ A @ x`` over 300 numbers: 600 scalars
+    but 90,600 operations, which took 12 s to record one by one).
+
+    >>> from jacc.trace import trace
+    >>> scalar_ops(trace(lambda x: np.ones((30, 30)) @ x, np.ones(30)))  # the input, 900 products
+    930
+    """
+    nodes, total = graph.nx.nodes, 0
+    for v in graph.nx:
+        d, out = nodes[v], math.prod(graph.shape(v))
+        shapes = [graph.shape(a) if isinstance(a, str) else np.shape(a.value) for a in d["args"]]
+        summed = 1
+        if (d["op"].startswith("matmul") or d["op"] in _CUBIC) and shapes and shapes[0]:
+            summed = shapes[0][-1]  # (a factorisation of an n × n matrix: n operations an entry, at least)
+        elif d["op"] == "einsum" and "..." not in d["params"].get("spec", "..."):
+            sizes: dict[str, int] = {}
+            for labels, shape in zip(d["params"]["spec"].split("->")[0].split(","), shapes):
+                sizes.update(zip(labels, shape))
+            summed = max(1, math.prod(sizes.values()) // max(out, 1))
+        total += out * summed
+    return total
 
 
 def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *,

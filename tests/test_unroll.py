@@ -421,3 +421,22 @@ def test_code_with_a_dense_jacobian_is_not_built(monkeypatch):
     small = np.linspace(-2.0, 2.0, 5)  # a small one is still unrolled
     gs = trace(lambda x: np.tanh(x) * x.sum(), small)
     assert U.unroll(gs, gs.evaluate({"x": small}), "auto") is not None
+
+
+def test_products_over_long_sums_are_not_recorded_one_scalar_at_a_time(monkeypatch):
+    # x @ A @ x over 300 numbers: 601 scalars over the graph's vertices, but 90,600 scalar
+    # operations, which the scalar route recorded one by one for 12 s at the first call
+    from jacc import unroll as U
+
+    A = np.random.default_rng(2).normal(size=(300, 300)) / 30
+    x = np.linspace(-1.0, 1.0, 300)
+    g = trace(lambda x: x @ A @ x, x)
+    assert U.scalar_ops(g) > U.MAX_SCALAR_OPS and not U.candidate(g, "auto")
+
+    def recorded(*args, **kwargs):
+        raise AssertionError("the scalar graph was recorded")
+    monkeypatch.setattr(U, "scalar_graph", recorded)
+    jf = jacc.jacobian(lambda x: x @ A @ x)
+    np.testing.assert_allclose(jf(x), (A + A.T) @ x, rtol=1e-12)
+    X = np.eye(20) + 0.1
+    assert U.scalar_ops(trace(np.linalg.inv, X)) == 400 + 20 * 400  # a factorisation: n per entry
