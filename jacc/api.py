@@ -279,7 +279,8 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
     fast, graph = entry.runner.fast, entry.graph
     raw, keys = fast.raw, fast.flat_keys
     wanted = [(y, x) for y in graph.outputs for x in graph.inputs]
-    if graph.meta.get("output_tuple") or len(graph.outputs) != 1 or keys != wanted or (single and len(keys) != 1):
+    if graph.meta.get("output_tuple") or graph.meta.get("input_groups") or len(graph.outputs) != 1 \
+            or keys != wanted or (single and len(keys) != 1):  # (nested: the general assembler)
         def run(xs):
             try:
                 return raw(*xs)

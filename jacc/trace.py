@@ -2202,9 +2202,13 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape.unwritten()
     if _HOLDING[0]:
         _settle(result)
-    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(pytrees.is_node, result)))
+    # Outputs nest by their containers alone: a tuple of numbers inside a dict is a tuple of outputs
+    # whether or not its numbers were traced (they are not when they do not depend on the argument
+    # differentiated: the result's nesting then changed with argnums)
+    node = pytrees.is_node if scalarize else _output_node
+    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(node, result)))
     if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
-        outs, kind = pytrees.flatten(result)
+        outs, kind = pytrees.flatten(result, node)
     else:
         outs = result if isinstance(result, (tuple, list)) else (result,)
         kind = isinstance(result, (tuple, list))
@@ -2212,6 +2216,11 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
     tape.declare(outs, kind)
     return tape
+
+
+def _output_node(x: Any) -> bool:
+    """A container of ``f``'s result to take apart: a dict, tuple or list, whatever it holds."""
+    return isinstance(x, (dict, tuple, list))
 
 
 def _from_swapped_library(err: Exception) -> bool:
