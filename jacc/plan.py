@@ -146,45 +146,6 @@ class Plan(Costs):
     def _inputs(self, args, named) -> dict:
         return input_values(self.graph, args, named)
 
-
-class _Compiled:
-    """:meth:`Plan.compile`'s array program: lowered at once where the graph evaluates at 0.5
-    everywhere (only shapes and structure matter to lowering), else at its first call's arguments
-    (an inverse or solve of an input matrix: the all-0.5 matrix is singular)."""
-
-    def __init__(self, plan: Plan, backend: str):
-        from .program import BackendError, LowerError
-
-        self.plan, self.backend, self._program, self._why = plan, backend, None, ""
-        g = plan.graph
-        try:
-            self._lower(g.evaluate({x: np.full(g.shape(x), 0.5) for x in g.inputs}))
-        except (BackendError, LowerError):
-            raise
-        except Exception as e:  # a value the graph cannot take (LinAlgError, a domain error): wait
-            self._why = f"{type(e).__name__}: {e}"
-
-    def _lower(self, values: dict) -> None:
-        from .program import lower
-
-        with np.errstate(all="ignore"):
-            self._program = lower(self.plan, values, backend=self.backend)
-
-    @property
-    def program(self):
-        """The :class:`~jacc.program.Program` (its ``source`` prints the generated code)."""
-        if self._program is None:
-            raise RuntimeError(f"this plan's program is lowered at its first call: at 0.5 everywhere the "
-                               f"graph fails ({self._why}); call the compiled function once first")
-        return self._program
-
-    def __call__(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
-        g = self.plan.graph
-        values = g.evaluate(self.plan._inputs(args, named))
-        if self._program is None:
-            self._lower(values)
-        return self._program.run(values, g)
-
     # -- report ---------------------------------------------------------------------------------
     def __str__(self) -> str:
         edge, nbytes = self.largest
@@ -284,6 +245,45 @@ class _Compiled:
         if p.mults != d["mults"]:
             raise ValueError(f"plan file says {d['mults']} mults but its order costs {p.mults} here")
         return p
+
+
+class _Compiled:
+    """:meth:`Plan.compile`'s array program: lowered at once where the graph evaluates at 0.5
+    everywhere (only shapes and structure matter to lowering), else at its first call's arguments
+    (an inverse or solve of an input matrix: the all-0.5 matrix is singular)."""
+
+    def __init__(self, plan: Plan, backend: str):
+        from .program import BackendError, LowerError
+
+        self.plan, self.backend, self._program, self._why = plan, backend, None, ""
+        g = plan.graph
+        try:
+            self._lower(g.evaluate({x: np.full(g.shape(x), 0.5) for x in g.inputs}))
+        except (BackendError, LowerError):
+            raise
+        except Exception as e:  # a value the graph cannot take (LinAlgError, a domain error): wait
+            self._why = f"{type(e).__name__}: {e}"
+
+    def _lower(self, values: dict) -> None:
+        from .program import lower
+
+        with np.errstate(all="ignore"):
+            self._program = lower(self.plan, values, backend=self.backend)
+
+    @property
+    def program(self):
+        """The :class:`~jacc.program.Program` (its ``source`` prints the generated code)."""
+        if self._program is None:
+            raise RuntimeError(f"this plan's program is lowered at its first call: at 0.5 everywhere the "
+                               f"graph fails ({self._why}); call the compiled function once first")
+        return self._program
+
+    def __call__(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
+        g = self.plan.graph
+        values = g.evaluate(self.plan._inputs(args, named))
+        if self._program is None:
+            self._lower(values)
+        return self._program.run(values, g)
 
 
 def input_values(graph: Graph, args: Sequence, named: Mapping) -> dict:
