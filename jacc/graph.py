@@ -427,7 +427,10 @@ def _arg_json(a: Arg):
     if isinstance(a, str):
         return a
     v = a.value
-    return {"const": _encode(v.tolist()), "dtype": "bool" if v.dtype == bool else "float"}
+    d = {"const": _encode(v.tolist()), "dtype": "bool" if v.dtype == bool else "float"}
+    if v.size == 0:  # nested lists lose the axes after an empty one: [[], []] for (2, 0, 3)
+        d["shape"] = list(v.shape)
+    return d
 
 
 # -- the file schema ----------------------------------------------------------------------------
@@ -641,7 +644,7 @@ PARAMS: dict[str, dict[str, tuple[Spec, bool]]] = {
     "getitem": {"index": (INDEX, True)},
     "concatenate": {"axis": (AXIS, False)},
     "stack": {"axis": (AXIS, False)},
-    "constant": {"value": (NUMBERS, True)},
+    "constant": {"value": (NUMBERS, True), "shape": (SHAPE, False)},
     "abstract": {"partials": (PARTIALS, True), "shape": (SHAPE, False)},
 }
 
@@ -674,9 +677,19 @@ NO_PARAMS = _object({}, "an empty object (this op takes no parameters)")
 def _const(v, path):
     bool_ = isinstance(v, dict) and v.get("dtype") == "bool"
     fields = {"const": (BOOLS if bool_ else NUMBERS, True),
-              "dtype": (_leaf('"float" or "bool"', "str", lambda d: d in ("float", "bool")), False)}
+              "dtype": (_leaf('"float" or "bool"', "str", lambda d: d in ("float", "bool")), False),
+              "shape": (SHAPE, False)}
     d = _object(fields, '{"const": ..., "dtype": "float"}').read(v, path)
-    return Const(np.array(d["const"], dtype=bool if bool_ else float))
+    return Const(_shaped(np.array(d["const"], dtype=bool if bool_ else float), d.get("shape"), path))
+
+
+def _shaped(a: np.ndarray, shape: Any, path: str) -> np.ndarray:
+    """``a`` in the written ``shape`` (an empty constant's: its nested lists do not say it)."""
+    if shape is None:
+        return a
+    if a.size != 0 or math.prod(shape) != 0:
+        raise _Bad(path, f'"shape" {list(shape)} is given for an empty constant only; this one holds {a.size} value(s)')
+    return a.reshape(shape)
 
 
 NAME = _leaf("a vertex name (a string)", "str", lambda v: True)

@@ -1353,8 +1353,14 @@ register(Op("solve", lambda a, p: factorise.solve(a[0], a[1]), _solve_shape, _so
 
 # -- constants and abstract ops -----------------------------------------------------------------
 
-register(Op("constant", lambda a, p: np.asarray(p["value"], float), lambda s, p: np.shape(p["value"]),
-            lambda i, c: None, 0, "a constant output (derivative zero)", params=("value",)))
+def _constant_value(p: dict) -> np.ndarray:
+    """A ``constant`` vertex's value; ``shape`` is given for an empty one, whose lists lose axes."""
+    v = np.asarray(p["value"], float)
+    return v.reshape(p["shape"]) if "shape" in p else v
+
+
+register(Op("constant", lambda a, p: _constant_value(p), lambda s, p: _constant_value(p).shape,
+            lambda i, c: None, 0, "a constant output (derivative zero)", params=("value", "shape")))
 
 ABSTRACT_STRUCTURES = ("dense", "elementwise", "identity", "sum", "broadcast", "kronecker")
 

@@ -316,7 +316,7 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
                     block = np.concatenate([np.reshape(v, (-1,)) for v in S.term_values(j)])
                     structures.append((j.strip(), g.shape(y), g.shape(x)))
                 elif sparse:  # the values alone: the structure is the same on every call
-                    block = np.zeros(()) if j is None or j.values is None else j.values
+                    block = np.zeros((), dtype) if j is None or j.values is None else j.values
                     structures.append((None if j is None else j.strip(), g.shape(y), g.shape(x)))
                 else:
                     block = (np.zeros(shape, dtype) if j is None

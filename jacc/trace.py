@@ -747,7 +747,8 @@ class Tape:
                     raise UnsupportedOperationError(
                         f"output {k} of {self.name} is complex; jacc differentiates real results: return np.real(z), "
                         "np.imag(z) or np.abs(z) (or both parts, as a tuple)") from None
-                r = self.record("constant", [], {"value": val.tolist()})
+                r = self.record("constant", [], {"value": val.tolist(), **({"shape": list(val.shape)} if val.size == 0
+                                                                          else {})})
             elif r.name in self.input_names or r.name in seen:
                 r = self.record("identity", [r])
             seen.add(r.name)

@@ -505,3 +505,22 @@ def test_plan_text_that_is_not_a_plan(text, message):
     with pytest.raises(ValueError) as e:
         jacc.Plan.from_json(text)
     assert str(e.value) == message
+
+
+def test_an_empty_constant_keeps_its_shape_through_a_file(tmp_path):
+    # save wrote a (2, 0, 3) constant as [[], []]: load refused jacc's own file ("shapes (2, 1, 3),
+    # (2, 0) differ outside axis 1"); found by fuzzing
+    x = np.ones((2, 1, 3))
+    g = jacc.trace(lambda x: np.concatenate([x, np.zeros((2, 0, 3))], axis=1) * 2.0, x)
+    path = tmp_path / "g.json"
+    g.save(path)
+    h = jacc.load(path)
+    y = g.outputs[0]
+    np.testing.assert_array_equal(jacc.plan(h, "reverse").execute(x)[y, "x"],
+                                  jacc.plan(g, "reverse").execute(x)[y, "x"])
+    h.save(tmp_path / "again.json")
+    assert (tmp_path / "again.json").read_text() == path.read_text()
+    with pytest.raises(jacc.GraphError, match="empty constant only"):
+        jacc.Graph.from_dict({**g.to_dict(), "nodes": [
+            {**n, "args": [n["args"][0], {"const": [1.0, 2.0], "shape": [2, 0]}]} if n["op"] == "concatenate" else n
+            for n in g.to_dict()["nodes"]]})

@@ -275,3 +275,20 @@ def test_a_jacobian_of_a_jacobian_is_refused_by_name():
     with pytest.raises(jacc.UnsupportedOperationError, match=r"argument 'x' is traced by an enclosing jacc trace at "
                                                              r".*test_jacobians.py.*Hessian.*not supported"):
         jacc.jacobian(jacc.jacobian(f))(np.arange(3.0))
+
+
+@pytest.mark.parametrize("f, shape", [
+    (lambda x, c: c[:0, None] * 2.0, (0, 1, 2)),
+    (lambda x, c: c[None, :0] * 2.0, (1, 0, 2)),
+    (lambda x, c: c[:, 1:-1, None] * 2.0, (2, 0, 1)),
+])
+def test_an_empty_output_that_does_not_depend_on_the_argument(f, shape):
+    # recorded as a constant from .tolist(), which loses every axis after an empty one:
+    # (0, 1, 2) gave a Jacobian of shape (0, 2) (found by fuzzing)
+    x, c = np.array([0.3, 0.5]), np.ones((2, 2))
+    for kw in ({}, {"retrace": False}, {"backend": "interpret"}):
+        jf = jacc.jacobian(f, 0, **kw)
+        for _ in range(3):
+            assert jf(x, c).shape == shape + (2,)
+    g = jacc.trace(f, x, c, argnums=0)
+    assert g.evaluate({"x": x})[g.outputs[0]].shape == shape

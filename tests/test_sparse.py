@@ -11,6 +11,7 @@ from conftest import random_jac as _random_jac
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import jacc
 from jacc import eliminate as E
 from jacc import structure as S
 from jacc import suite
@@ -402,3 +403,17 @@ def test_a_stencils_dense_jacobian_is_written_once(name):
     J, peak = peak_memory(lambda: jf(u + 0.5))
     np.testing.assert_allclose(J, jacc.jacobian(f, strategy="forward", compile=False)(u + 0.5), rtol=1e-12, atol=1e-15)
     assert peak < 1.25 * J.nbytes
+
+
+def test_a_zero_block_under_float32_is_float32():
+    # an output that does not depend on the argument: its all-zero block came back float64 while
+    # every other block was float32 (found by fuzzing)
+    x, y = np.float32(0.3), np.linspace(0.1, 1.0, 4).astype(np.float32)
+    f = lambda x, y: (np.sin(x) * y, np.cos(y))  # noqa: E731
+    for backend in ("numpy", "interpret"):
+        for retrace in (True, False):
+            jf = jacc.jacobian(f, (0, 1), dtype=np.float32, sparse=True, backend=backend, retrace=retrace)
+            for _ in range(3):
+                blocks = [b for out in jf(x, y) for b in out]
+                assert [b.dtype for b in blocks] == [np.float32] * 4
+            assert blocks[2].nnz == 0 and blocks[2].shape == (4, 1)
