@@ -1679,9 +1679,18 @@ def _tape_of(*xs) -> Tape:
     raise TypeError("no traced argument")
 
 
+def lone_axis(x, axis) -> bool:
+    """Whether ``axis`` is the integer 0 or −1 on a 0-d ``x``: NumPy's ufunc reductions (sum, prod,
+    max, min), scans and ``repeat`` accept it there, as the lone axis of a one-element array."""
+    return (np.ndim(x) == 0 and isinstance(axis, (int, np.integer)) and not isinstance(axis, bool)
+            and int(axis) in (0, -1))
+
+
 def _reduce(op, x, axis=None, keepdims=False):
     if not isinstance(x, Tracer):
         return getattr(np, op)(x, axis=_tuple_axis(axis), keepdims=keepdims)
+    if op != "mean" and lone_axis(x, axis):  # (NumPy's mean refuses it)
+        axis = None
     return x.tape.record(op, [x], {"axis": _axis(axis), "keepdims": bool(keepdims)})
 
 
@@ -1783,7 +1792,7 @@ def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, wher
     _check_dtype("numpy.prod", a, dtype)
     x = _masked("numpy.prod", a, where, 1.0)
     shape = x.shape
-    axes = _axes_of(axis, x.ndim, "numpy.prod")
+    axes = [] if lone_axis(x, axis) else _axes_of(axis, x.ndim, "numpy.prod")
     for k in reversed(axes):
         if x.shape[k] == 0:
             x = np.ones(x.shape[:k] + x.shape[k + 1:])

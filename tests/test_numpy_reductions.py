@@ -173,3 +173,27 @@ def test_logsumexp():
         jacc.jacobian(lambda x: special.logsumexp(x, return_sign=True))(x)
     # untraced calls reach SciPy's own function
     assert special.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)[1] == -1.0
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum(x * x, axis=0), lambda x: np.max(np.sin(x), axis=-1), lambda x: np.min(x, axis=0),
+    lambda x: np.prod(x * x, axis=0), lambda x: x.sum(axis=0, keepdims=True) * 2.0,
+    lambda x: np.cumsum(x * x, axis=0), lambda x: np.cumprod(np.exp(x), axis=-1),
+    lambda x: np.repeat(x * x, 3, axis=0),
+], ids=["sum", "max", "min", "prod", "sum method", "cumsum", "cumprod", "repeat"])
+def test_axis_0_of_a_0d_array_as_numpy_takes_it(f):
+    # NumPy's ufunc reductions, scans and repeat accept the integer axis 0 or -1 on a 0-d array
+    # (as the lone axis of a one-element array); jacc refused them (about 900 refusals in a fuzz run)
+    x = np.array(0.7)
+    J = jacc.jacobian(f)(x)
+    assert np.shape(J) == np.shape(f(x))
+    np.testing.assert_allclose(J, (f(x + 1e-6) - f(x - 1e-6)) / 2e-6, rtol=1e-6)
+
+
+def test_what_numpy_refuses_on_a_0d_array_stays_refused():
+    x = np.array(0.7)
+    for f in (lambda x: np.mean(x, axis=0), lambda x: np.sum(x, axis=(0,)), lambda x: np.sum(x, axis=1)):
+        with pytest.raises(np.exceptions.AxisError):
+            f(x)
+        with pytest.raises(jacc.TraceError, match="axis"):
+            jacc.jacobian(f)(x)

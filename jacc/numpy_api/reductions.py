@@ -33,6 +33,7 @@ from ..trace import (
     call_site,
     implements,
     implements_ufunc_method,
+    lone_axis,
 )
 from . import FREE, case
 
@@ -127,7 +128,7 @@ def _scan(op: str):
     def scan(a, axis=None, dtype=None, out=None):
         _refuse(what, out=out)
         _check_dtype(what, a, dtype)
-        if axis is None:  # NumPy scans the flattened array
+        if axis is None or lone_axis(a, axis):  # NumPy scans the flattened array (a 0-d one as one element)
             a, axis = np.reshape(a, -1), 0
         [k] = _axes_of(_int(axis, "axis"), a.ndim, what)
         if a.shape[k] > DENSE_SCAN_MAX:

@@ -25,6 +25,7 @@ from ..trace import (
     _tape_of,
     call_site,
     implements,
+    lone_axis,
 )
 from . import FREE, case
 from .gathers import _gather
@@ -245,8 +246,8 @@ def _repeat_each(x, axis: int, count: int):
 
 @implements(np.repeat, method="repeat")
 def _repeat(a, repeats, axis=None):
-    if axis is None:
-        a, axis = a.reshape(-1), 0
+    if axis is None or lone_axis(a, axis):  # (a 0-d array repeats as one element, as NumPy does)
+        a, axis = np.reshape(a, -1), 0
     [ax] = _axis_list(axis, a.ndim, "numpy.repeat")
     n = a.shape[ax]
     counts = _const_ints(repeats, "numpy.repeat", "repeats")
