@@ -159,6 +159,21 @@ def run_program(prog: list, X, v):
     return vals[-1] + 0.1 * vals[2]  # the first op's value as it stands at the end (changed in place or not)
 
 
+def _runnable(seed: int):
+    """``(f, X, v)``: the random program of ``seed`` as a function of a matrix and a vector, and a
+    point where NumPy runs it (hypothesis drops a seed whose program NumPy itself cannot run)."""
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 5))
+    prog = make_program(rng)
+    X, v = rng.normal(size=(n, n)) * 0.6, rng.normal(size=n) * 0.6
+    f = lambda X, v: run_program(prog, X.copy(), v.copy())  # noqa: E731  (in-place steps must not touch the caller's)
+    try:
+        f(X, v)
+    except (np.linalg.LinAlgError, ValueError, IndexError):
+        assume(False)
+    return f, X, v
+
+
 def _check(f, args, argnums):
     got = jacc.jacobian(f, argnums=argnums)(*args)
     sparse = jacc.jacobian(f, argnums=argnums, sparse=True)(*args)
@@ -170,15 +185,7 @@ def _check(f, args, argnums):
 @settings(max_examples=15, deadline=None, derandomize=True)  # the same programs every run
 @given(seed=st.integers(0, 2**31 - 1))
 def test_random_array_programs_match_finite_differences(seed):
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 5))
-    prog = make_program(rng)
-    X, v = rng.normal(size=(n, n)) * 0.6, rng.normal(size=n) * 0.6
-    f = lambda X, v: run_program(prog, X.copy(), v.copy())  # noqa: E731  (in-place steps must not touch the caller's)
-    try:
-        f(X, v)
-    except (np.linalg.LinAlgError, ValueError, IndexError):  # a program NumPy itself cannot run
-        assume(False)
+    f, X, v = _runnable(seed)
     g = jacc.trace(f, X, v, argnums=(0, 1))
     np.testing.assert_allclose(g.evaluate({"X": X, "v": v})[g.outputs[0]], f(X, v), rtol=1e-12, atol=1e-12)
     _check(f, (X, v), (0, 1))
@@ -205,15 +212,7 @@ def test_random_array_programs_agree_on_every_backend(backend, seed):
             pytest.skip("no C compiler (cc) on this machine")
     else:
         pytest.importorskip(backend)
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 5))
-    prog = make_program(rng)
-    X, v = rng.normal(size=(n, n)) * 0.6, rng.normal(size=n) * 0.6
-    f = lambda X, v: run_program(prog, X.copy(), v.copy())  # noqa: E731
-    try:
-        f(X, v)
-    except (np.linalg.LinAlgError, ValueError, IndexError):
-        assume(False)
+    f, X, v = _runnable(seed)
     ref = jacc.jacobian(f, argnums=(0, 1), backend="interpret")
     points = [(X, v), (X * 0.9 + 0.05, v * 1.1 - 0.05), (X, v)]
     for retrace in (True, False):
@@ -245,15 +244,7 @@ def test_many_random_array_programs_under_every_strategy(strategy, seed):
 
 
 def _check_strategy(strategy: str, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    n = int(rng.integers(2, 5))
-    prog = make_program(rng)
-    X, v = rng.normal(size=(n, n)) * 0.6, rng.normal(size=n) * 0.6
-    f = lambda X, v: run_program(prog, X.copy(), v.copy())  # noqa: E731
-    try:
-        f(X, v)
-    except (np.linalg.LinAlgError, ValueError, IndexError):
-        assume(False)
+    f, X, v = _runnable(seed)
     want = jacc.jacobian(f, argnums=(0, 1), backend="interpret", strategy="reverse")
     kw = {"seed": 0, "max_iters": 200} if strategy == "anneal" else {"time_limit": 0.5} if strategy == "optimal" else {}
     for backend in ("numpy", "interpret"):
