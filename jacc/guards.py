@@ -42,6 +42,7 @@ import builtins
 import dis
 import functools
 import importlib.util
+import itertools
 import math
 import operator
 import os
@@ -339,21 +340,19 @@ def _literal_getattr(ins: list, i: int) -> bool:
     (or with a default), ``obj`` a name or a chain of attributes: the attribute is then a string
     in the code, which :func:`_reads` looks at; any other use may reach ``numpy.random`` or a
     function's globals by a name built at run time (``getattr(np, name)``)."""
-    rest = [x for x in ins[i + 1:] if x.opname not in _PASSIVE]
-    k = 0
-    if k < len(rest) and rest[k].opname in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"):
-        k += 1
-        while k < len(rest) and rest[k].opname == "LOAD_ATTR":
-            k += 1
-    else:
+    rest = (x for x in itertools.islice(ins, i + 1, None) if x.opname not in _PASSIVE)  # (up to the call)
+    x = next(rest, None)
+    if x is None or x.opname not in ("LOAD_GLOBAL", "LOAD_FAST", "LOAD_DEREF", "LOAD_NAME"):
         return False
-    if not (k < len(rest) and rest[k].opname == "LOAD_CONST" and isinstance(rest[k].argval, str)):
+    x = next(rest, None)
+    while x is not None and x.opname == "LOAD_ATTR":
+        x = next(rest, None)
+    if x is None or x.opname != "LOAD_CONST" or not isinstance(x.argval, str):
         return False
-    argc = 2
-    if k + 1 < len(rest) and rest[k + 1].opname == "LOAD_CONST":  # a default
-        argc, k = 3, k + 1
-    call = rest[k + 1] if k + 1 < len(rest) else None
-    return call is not None and call.opname in ("CALL", "CALL_FUNCTION") and call.arg == argc
+    argc, x = 2, next(rest, None)
+    if x is not None and x.opname == "LOAD_CONST":  # a default
+        argc, x = 3, next(rest, None)
+    return x is not None and x.opname in ("CALL", "CALL_FUNCTION") and x.arg == argc
 
 
 def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str | None]]:
