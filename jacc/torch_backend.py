@@ -25,7 +25,7 @@ import numpy as np
 
 from .program import ON_HOST, BackendError
 
-_quiet: list[bool] = [False]  # the warning filter below is installed
+_shared_once: list[bool] = [False]  # a read-only array went to PyTorch (see _as_tensor)
 
 
 def namespace():
@@ -34,12 +34,23 @@ def namespace():
         import torch
     except ImportError:
         raise BackendError("backend 'torch' needs PyTorch: pip install torch") from None
-    if not _quiet[0]:  # once: the program's helpers call this on every run
-        # traced values are read-only arrays; the program never writes into its inputs, so sharing
-        # them with tensors is safe and PyTorch's warning about it says nothing to the user
-        warnings.filterwarnings("ignore", message="The given NumPy array is not writable", category=UserWarning)
-        _quiet[0] = True
     return torch
+
+
+def _as_tensor(a, **kwargs):
+    """``torch.as_tensor(a)``, sharing a NumPy array's memory. Traced values and graph constants
+    are read-only arrays, which PyTorch warns about once per process (writing to the tensor would
+    be undefined); the programs never write their inputs, so that first time is silenced, by a
+    filter local to the call: the user's own warning filters stay as they are, and later calls pay
+    nothing (PyTorch does not warn again)."""
+    torch = namespace()
+    if _shared_once[0] or not isinstance(a, np.ndarray) or a.flags.writeable:
+        return torch.as_tensor(a, **kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        t = torch.as_tensor(a, **kwargs)
+    _shared_once[0] = True
+    return t
 
 
 def device() -> str:
@@ -80,7 +91,7 @@ def _expand_dims(x, axis):
 
 def _take(x, indices, axis=None):
     torch = namespace()
-    idx = indices if isinstance(indices, torch.Tensor) else torch.as_tensor(np.asarray(indices), device=x.device)
+    idx = indices if isinstance(indices, torch.Tensor) else _as_tensor(np.asarray(indices), device=x.device)
     if axis is None:
         return x.reshape(-1)[idx]
     return x[(slice(None),) * (axis % x.ndim) + (idx,)]
@@ -107,7 +118,7 @@ def _put_last(v, n, pos):
 
 def _put_diagonal(src, shape, dtype, p, q):
     torch = namespace()
-    src = src if isinstance(src, torch.Tensor) else torch.as_tensor(np.asarray(src))
+    src = src if isinstance(src, torch.Tensor) else _as_tensor(np.asarray(src))
     mask_shape = [1] * len(shape)
     mask_shape[p], mask_shape[q] = shape[p], shape[q]
     mask = torch.eye(shape[p], dtype=torch.bool, device=src.device).reshape(mask_shape)
@@ -130,7 +141,7 @@ def einsum(subscripts: str, *operands):
     """``torch.einsum`` that also takes the program's numeric constants (NumPy scalars become
     Python numbers when the program is built)."""
     torch = namespace()
-    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else torch.as_tensor(o, dtype=torch.float64)
+    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else _as_tensor(o, dtype=torch.float64)
                                       for o in operands])
 
 
@@ -230,12 +241,7 @@ def copy(x):
 
 def _tensor(a: np.ndarray, dev: str):
     """``a`` as a tensor on ``dev``, without a copy where PyTorch allows (none has negative strides)."""
-    a = a if a.flags.c_contiguous else np.ascontiguousarray(a)
-    if a.flags.writeable:
-        return namespace().as_tensor(a, device=dev)
-    with warnings.catch_warnings():  # a read-only array (a traced value): programs never write their
-        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)  # inputs
-        return namespace().as_tensor(a, device=dev)
+    return _as_tensor(a if a.flags.c_contiguous else np.ascontiguousarray(a), device=dev)
 
 
 def constants(env: dict) -> dict:
