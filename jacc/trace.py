@@ -747,8 +747,10 @@ class Tape:
                     raise UnsupportedOperationError(
                         f"output {k} of {self.name} is complex; jacc differentiates real results: return np.real(z), "
                         "np.imag(z) or np.abs(z) (or both parts, as a tuple)") from None
-                r = self.record("constant", [], {"value": val.tolist(), **({"shape": list(val.shape)} if val.size == 0
-                                                                          else {})})
+                params = {"value": val.tolist()}
+                if val.size == 0:  # (nested lists lose the axes after an empty one)
+                    params["shape"] = list(val.shape)
+                r = self.record("constant", [], params)
             elif r.name in self.input_names or r.name in seen:
                 r = self.record("identity", [r])
             seen.add(r.name)
