@@ -51,6 +51,21 @@ ARRAY_PLAN_BESIDE_UNROLL = 0.03
 #: multiplies. Where the scalar route runs faster than that, the array program is not lowered
 #: at all (for the heart dipole, 110 ms of its 220 ms first call).
 PROGRAM_FLOOR_CALLS = 4
+#: ``auto``'s array program, where it has more than this many statements per elimination step
+#: (its products became many gathers and sums: the suite's programs have 2–5, the plans that
+#: misled on long ``np.cumsum`` scans 12–72) ...
+PLAIN_STATEMENTS = 8
+#: ... and one call takes at least this many seconds, is timed on the first call against the
+#: plain reverse and forward orders' programs (Runner.plain_if_faster) ...
+MEASURE_FROM = 1e-4
+#: ... (timed once, not best of three, from this many seconds) ...
+MEASURE_ONCE_FROM = 0.05
+#: ... which replace it where they run in at most this fraction of its time (a margin noise does
+#: not cross: the plan chosen stays the same from run to run) ...
+PLAIN_MARGIN = 0.5
+#: ... and which are not lowered where they are priced at this many times the planned score or
+#: hold this many times its peak (at least 1 MiB): the cost model misleads on moves, not on products.
+PLAIN_SCORE = PLAIN_MEMORY = 4
 
 
 @functools.cache
@@ -394,6 +409,13 @@ def _kept_if_faster(u, xs: list, took: float, use: Callable, attr: str, errors, 
     return took
 
 
+def _call_seconds(program, values: dict, graph: Graph, repeats: int = 1) -> float:
+    """The best of ``repeats`` timed runs of ``program`` (what :meth:`Runner.plain_if_faster` weighs)."""
+    from .unroll import best_time
+
+    return best_time(lambda: program.run(values, graph), repeats)
+
+
 class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
@@ -496,6 +518,62 @@ class Runner:
         self.fast, self.program = fast, False
         if here and self.primal and auto_c():  # traced once: calls repeat, C may pay for its build
             self._floats_or_c(plan, values)
+
+    def plain_if_faster(self, plan, values: dict, cost_model: CostModel):
+        """Time the array program of ``plan`` (``auto``'s choice) against those of the plain reverse
+        and forward orders and run the fastest where it takes at most :data:`PLAIN_MARGIN` of the
+        planned program's time (best of three calls each). Only programs that are long for their
+        plan (:data:`PLAIN_STATEMENTS`) and not fast already (:data:`MEASURE_FROM`) are weighed.
+        Returns the plan that now runs, or ``None`` where ``plan``'s program stays.
+
+        The cost model counts multiplications and the values held at the peak, not the gathers and
+        sums that move values without multiplying: an order that pushes ``2x`` through the prefix
+        network of ``np.cumsum(x ** 2)`` over 1,000 numbers prices at 0 multiplications against
+        reverse's 10⁶, yet runs 100× slower."""
+        from .lazy import LowerError
+        from .plan import build, choose
+        from .program import BackendError, lower
+
+        if not self.program or self.sparse or self.backend not in ("auto", "numpy") \
+                or self.program.statements <= PLAIN_STATEMENTS * max(len(plan.steps), 1):
+            return None
+        t0 = time.perf_counter()
+        graph = plan.graph
+        took = _call_seconds(self.program, values, graph)
+        if took < MEASURE_FROM:
+            return None
+        if took < MEASURE_ONCE_FROM:
+            took = min(took, _call_seconds(self.program, values, graph, 2))
+        timed = {plan.strategy: took}
+        best = None
+        for name in ("reverse", "forward"):
+            order, name, info, optimal = choose(plan.problem, name, cost_model, {})
+            if list(order) == list(plan.order):
+                continue
+            alt = build(plan.problem, order, name, cost_model, info, 0.0, optimal)
+            # (never a plan priced far dearer, nor one that holds much more: forward on a wide graph)
+            if alt.score > PLAIN_SCORE * plan.score or not cost_model.fits(alt.peak_bytes) \
+                    or alt.peak_bytes > PLAIN_MEMORY * max(plan.peak_bytes, 1 << 20):
+                continue
+            try:
+                program = lower(alt, values, self.dtype, "numpy", False, self.program.primal)
+            except (LowerError, BackendError):
+                continue
+            t = _call_seconds(program, values, graph)
+            if t < took:
+                t = min(t, _call_seconds(program, values, graph, 2))
+            timed[name] = t
+            if t <= PLAIN_MARGIN * took and (best is None or t < best[0]):
+                best = (t, alt, program)
+        if best is None:
+            return None
+        t, alt, self.program = best
+        per_call = ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in timed.items())
+        note = f"{alt.strategy} ran fastest of the programs timed on the first call ({per_call} per call)"
+        info = {**alt.info, "planned": f"{plan.strategy}: {plan.mults:,} mults, peak {human_bytes(plan.peak_bytes)}",
+                "measured": note}
+        return dataclasses.replace(alt, strategy=f"{plan.strategy.split('→')[0]}→{alt.strategy}", info=info,
+                                   planning_seconds=plan.planning_seconds + time.perf_counter() - t0)
 
     def try_unroll(self, entry: "Entry", values: dict, strategy: Any, cost_model: CostModel) -> None:
         """Keep the scalar route (:mod:`jacc.unroll`) if it runs faster than the array program
@@ -620,7 +698,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     100,000 times would take, see :func:`~jacc.strategies.auto.search_time`);
     ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises (by default
     ``"time"``: multiplications plus one per value held at the peak, see
-    :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone); without a
+    :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone; under ``"auto"`` and
+    ``"time"``, an array program much longer than its plan is timed on the first call against the
+    plain forward and reverse orders', which run where twice as fast, see
+    :meth:`Runner.plain_if_faster`); without a
     ``memory_limit``, a plan whose predicted peak exceeds the memory the machine has available
     raises :class:`~jacc.MemoryLimitError`, naming its largest partial, before anything is
     allocated, and so does a dense result larger than ``memory_limit`` (or than the memory
@@ -937,6 +1018,14 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             if run.program is None and run.fast is None and run.unrolled is None:
                 with np.errstate(all="ignore"):
                     run.lower(plan, tape.arrays(), keep=True)
+            if first and strategy == "auto" and cm.objective == "time" and run.fast is None and run.unrolled is None:
+                with np.errstate(all="ignore"):
+                    faster = run.plain_if_faster(plan, tape.arrays(), cm)
+                if faster is not None:
+                    entry = dataclasses.replace(entry, plan=faster)
+                    plan = faster
+                    if cache:
+                        store.put(shape_key(args), entry)
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
             if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
                 found = run.unrolled([tape.values[x] for x in graph.inputs])

@@ -611,7 +611,7 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
     uses = _uses(live, alias)
     by_id = {s.id: s for s in live}
     plain = {s.id for s in live if s.fn is put and not s.kwargs.get("add") and len(s.args) == 3}
-    fresh = set(plain)  # values the program allocated itself and may overwrite
+    fresh = set(plain) | _owned(live, alias, uses, kept)  # values the program may overwrite
     dropped: set[int] = set()
     out = []
     for s in live:
@@ -629,6 +629,23 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
         else:
             out.append(s)
     return [s for s in out if s.id not in dropped]
+
+
+def _owned(live: list[Statement], alias: dict[int, int], uses: dict[int, int], kept: set[int]) -> set[int]:
+    """Values the program made itself (see :func:`_fresh`) that no result keeps, and reshapes of
+    such a value read only by that reshape: the program may write into them where they are read
+    once. A long scan's Jacobian gathers its terms into a dense accumulator level after level
+    (``np.cumsum`` over 1,000: 80 terms); as the reshaped result of the previous sum, that
+    accumulator was not taken as the program's own, and every term became a zero-filled 10⁶-entry
+    array and a full-size sum (0.1 s per call, against 1 ms)."""
+    owned = {s.id for s in live if _fresh(s)} - kept
+    for s in live:
+        src = s.args[0] if s.args and isinstance(s.args[0], Ref) else None
+        if src is not None and (s.fn is np.reshape or s.method == "reshape") and s.id not in kept:
+            src = alias.get(src.id, src.id)
+            if src in owned and uses.get(src) == 1:
+                owned.add(s.id)
+    return owned
 
 
 def _shape_of(x: Any, shapes: dict[int, tuple]) -> tuple:

@@ -735,6 +735,63 @@ def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
     assert not np.shares_memory(jf(x), got)  # a fresh accumulator per call
 
 
+def test_a_long_scan_adds_its_terms_into_the_previous_sum_in_place():
+    """The order that pushes 2x through np.cumsum's prefix network sums each level's terms into
+    the Jacobian so far: a reshaped sum (not a zero-filled array of its own) is an accumulator too.
+    Before, every term was a fresh 40,000-entry array of zeros and a full-size sum (240 of them)."""
+    from jacc import program, structure
+    x = np.linspace(0.1, 1.0, 200)
+    plan = jacc.plan(trace(lambda x: np.cumsum(x ** 2), x), "min-fill", objective="time")
+    compiled = plan.compile("numpy")
+    [got] = compiled(x).values()
+    np.testing.assert_array_equal(got, np.tril(np.ones((200, 200))) * (2 * x))
+    env, src = compiled.program.fn.__globals__, compiled.program.source
+    count = lambda fn: sum(src.count(f" {k}(") for k in env if env[k] is fn)  # noqa: E731
+    assert count(program.add_rows) > 3 * count(structure.put_rows.__wrapped__)
+    np.testing.assert_array_equal(compiled(x[::-1].copy())[next(iter(compiled(x)))],
+                                  np.tril(np.ones((200, 200))) * (2 * x[::-1]))
+
+
+@pytest.mark.parametrize("faster", [True, False])
+def test_auto_runs_a_plain_order_where_the_planned_program_measures_far_slower(monkeypatch, faster):
+    """np.sin(np.cumsum(x)) over 300: auto's plan prices at 0 multiplications against forward's
+    90,000 but its program moves values through every level of the scan (50 ms against forward's
+    0.8 ms at 1,000). The first call times both plain orders' programs (here a clock that charges
+    per statement, or the same for every program) and runs one where it takes at most half the time."""
+    from jacc import api
+    clock = (lambda program, *_: 1e-5 * program.statements) if faster else (lambda *_: 1e-3)
+    monkeypatch.setattr(api, "_call_seconds", clock)
+    x = np.linspace(0.1, 1.0, 300)
+    jf = jacc.jacobian(lambda x: np.sin(np.cumsum(x)))
+    expected = lambda x: np.cos(np.cumsum(x))[:, None] * np.tril(np.ones((300, 300)))  # noqa: E731
+    np.testing.assert_allclose(jf(x), expected(x), rtol=1e-12, atol=1e-15)
+    plan = jf.plan
+    if faster:
+        assert plan.strategy == "auto→forward" and jf.program.mults == plan.mults == 90_000
+        assert plan.info["measured"].startswith("forward ran fastest") and "0 mults" in plan.info["planned"]
+    else:
+        assert plan.strategy.startswith("auto→") and "measured" not in plan.info and plan.mults == 0
+    for _ in range(3):  # later calls (f skipped once watched) run the same plan
+        x = x[::-1] + 0.01
+        np.testing.assert_allclose(jf(x), expected(x), rtol=1e-12, atol=1e-15)
+        assert jf.plan.order == plan.order
+
+
+def test_auto_keeps_its_plan_unmeasured_where_the_program_is_short_for_it(monkeypatch):
+    """The suite's programs have a few statements per elimination step: their first calls time
+    nothing (the clock here would fail the test if called)."""
+    from jacc import api
+
+    def clock(*_):
+        raise AssertionError("timed")
+    monkeypatch.setattr(api, "_call_seconds", clock)
+    problem = suite.get("gp_nll", "small")
+    inputs = problem.make_inputs(0)
+    jf = jacc.jacobian(lambda th: problem.fn(**{**inputs, "theta": th}))
+    jf(inputs["theta"])
+    assert jf.ran == "numpy" and "measured" not in jf.plan.info
+
+
 def _calls_of(jf, fn) -> int:
     env, src = jf.program.fn.__globals__, jf.program.source
     return sum(src.count(f" {k}(") for k in env if env[k] is fn)
