@@ -330,7 +330,7 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     try:
         order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-        compiled = compile_plan(plan)
+        compiled = compile_plan(plan, entries_only=True)
     except (CompileError, MemoryLimitError):
         return None
     blocks = []

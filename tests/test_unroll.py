@@ -447,3 +447,30 @@ def test_products_over_long_sums_are_not_recorded_one_scalar_at_a_time(monkeypat
     assert not U.candidate(trace(np.linalg.det, M), "auto")
     jf = jacc.jacobian(np.linalg.det)
     np.testing.assert_allclose(jf(M), np.linalg.det(M) * np.linalg.inv(M).T, rtol=1e-10)
+
+
+def test_the_scalar_route_compiles_only_the_entries_it_returns(monkeypatch):
+    """np.hypot(x, x[::-1]) over 200 numbers: 400 of the 40,000 Jacobian entries vary. The scalar
+    route's code returns those 400; the code returning every entry as a dict (40,000 items, 0.3 s
+    of Python's compiler) was compiled too at the first call, and never ran."""
+    from jacc import compile as C
+    from jacc import unroll as U
+
+    defined = []
+    define = C._define
+    monkeypatch.setattr(C, "_define", lambda name, *rest: defined.append(name) or define(name, *rest))
+    x = np.linspace(0.5, 1.5, 200)
+    f = lambda x: np.hypot(x, x[::-1])  # noqa: E731
+    u = U.unroll(trace(f, x), {"x": x}, "reverse")
+    assert defined == ["jacobian_flat"] and u.index.size == 400
+    want = np.diag(x / np.hypot(x, x[::-1])) + np.fliplr(np.diag((x / np.hypot(x, x[::-1]))[::-1]))
+    np.testing.assert_allclose(next(iter(u.run_lists([x.tolist()]).values())), want, rtol=1e-14)
+    with warnings.catch_warnings():  # a domain error: the whole dict code runs the executor's fallback
+        warnings.simplefilter("ignore", RuntimeWarning)
+        y = np.sqrt(np.linspace(1.0, 2.0, 200))
+        g = lambda x: np.sqrt(x) * np.hypot(x, x[::-1])  # noqa: E731
+        v = U.unroll(trace(g, y), {"x": y}, "reverse")
+        bad = y.copy()
+        bad[0] = -1.0
+        J = next(iter(v.run_lists([bad.tolist()]).values()))
+    assert "jacobian" in defined and np.isnan(J[0, 0]) and np.isfinite(J[1:, 1:]).all()
