@@ -22,8 +22,20 @@ class IndexShapeError(ValueError):
     """An index that does not fit the shape (NumPy would raise IndexError or ValueError)."""
 
 
-def _index_array(raw) -> np.ndarray:
+def as_index_array(raw) -> np.ndarray:
+    """A stored index array (a nested list in a graph's params) as NumPy's: an empty list is an
+    empty integer index, as NumPy takes ``x[[]]`` (the list has lost the dtype of an empty
+    ``np.nonzero(x > 5)[0]``).
+
+    >>> as_index_array([]).dtype == np.intp, as_index_array([[True, False]]).dtype
+    (True, dtype('bool'))
+    """
     arr = np.asarray(raw)
+    return arr.astype(np.intp) if arr.size == 0 and arr.dtype.kind == "f" else arr
+
+
+def _index_array(raw) -> np.ndarray:
+    arr = as_index_array(raw)
     if arr.dtype.kind not in "biu" or (arr.dtype.kind == "b" and arr.ndim == 0):
         what = "an empty list" if arr.size == 0 else f"values of type {arr.dtype}"
         raise IndexShapeError(f"an index array must hold integers or booleans (a non-empty list), got {what}")

@@ -22,6 +22,7 @@ import numpy as np
 
 from . import factorise, lazy
 from . import structure as S
+from .indexing import as_index_array
 from .structure import Jac, Shape
 
 
@@ -1159,7 +1160,7 @@ def index_to_numpy(index: list) -> tuple:
         elif kind == "new":
             out.append(None)
         elif kind == "array":
-            out.append(np.asarray(item[1]))
+            out.append(as_index_array(item[1]))
         else:
             raise ShapeError(f"unknown index item {item!r}")
     return tuple(out)
@@ -1208,7 +1209,7 @@ def _index_key(index: list, s: Shape) -> str:
     h = hashlib.blake2b(repr(tuple(s)).encode(), digest_size=16)
     for item in index:
         if item[0] == "array":
-            a = np.ascontiguousarray(item[1])
+            a = np.ascontiguousarray(as_index_array(item[1]))
             h.update(f"{a.dtype.str}{a.shape}".encode())
             h.update(a.tobytes())
         else:
@@ -1217,7 +1218,7 @@ def _index_key(index: list, s: Shape) -> str:
 
 
 def _is_mask(item: list) -> bool:
-    return item[0] == "array" and np.asarray(item[1]).dtype == bool
+    return item[0] == "array" and as_index_array(item[1]).dtype == bool
 
 
 def _advanced_pairs(index: list, s: Shape, nout: int) -> list[int]:

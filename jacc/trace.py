@@ -28,6 +28,7 @@ import numpy as np
 
 from . import pytrees
 from .graph import Graph, GraphError
+from .indexing import as_index_array
 from .ops import OPS, ShapeError, index_to_numpy
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
@@ -1005,7 +1006,7 @@ def _index_item(item: Any) -> Any:
         raise _unsupported(f"indexing with the boolean scalar {item!r}")
     if isinstance(item, (int, np.integer)):
         return int(item)
-    arr = np.asarray(item)  # lists and arrays
+    arr = as_index_array(item)  # lists and arrays
     if arr.dtype.kind not in "biu" or (arr.dtype.kind == "b" and arr.ndim == 0):
         raise UnsupportedOperationError(f"index {item!r} at {call_site()} is not an int, slice or "
                                         "integer/boolean array")

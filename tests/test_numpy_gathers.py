@@ -517,3 +517,30 @@ def test_a_gather_from_an_empty_slice(kw):
     np.testing.assert_allclose(J, 2 * x, rtol=1e-14)
     empty = jacc.jacobian(lambda x: x[:, 1:-1][np.array([0, 1, 0])], **kw)(x)
     assert empty.shape in ((3, 0, 2, 2), (0, 4))
+
+
+_EMPTY_SELECTIONS = {
+    "nonzero": lambda x: x[np.nonzero(x > 5)[0]].sum() + np.sin(x),
+    "where": lambda x: (x[np.where(x > 5)] ** 2).sum() * x,
+    "list": lambda x: np.concatenate([x[[]], np.tanh(x)]),
+    "take": lambda x: np.take(x, []).sum() + x ** 2,
+    "rows": lambda x: np.outer(x, x)[np.nonzero(x > 5)[0]].sum(0) + x,
+    "columns": lambda x: np.outer(x, np.cos(x))[:, np.flatnonzero(x > 5)].sum(1) + x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_EMPTY_SELECTIONS))
+@pytest.mark.parametrize("backend", ["auto", "numpy", "interpret"])
+def test_selections_that_pick_nothing(name, backend, tmp_path):
+    """x[np.nonzero(x > 5)[0]] where nothing exceeds 5: the graph keeps an index array as a list,
+    and the empty list had lost its integer dtype (a TraceError; ``x[[]]`` and ``np.take(x, [])``,
+    which NumPy takes, were refused)."""
+    f = _EMPTY_SELECTIONS[name]
+    x = np.linspace(0.1, 1.0, 5)
+    J = jacc.jacobian(f, backend=backend)(x)
+    np.testing.assert_allclose(J, fd_jacobian(f, (x,), 0), rtol=1e-7, atol=1e-9)
+    g = jacc.trace(f, x)
+    g.save(tmp_path / "g.json")
+    loaded = jacc.load(tmp_path / "g.json")
+    [block] = jacc.plan(loaded, "reverse").execute(x).values()
+    np.testing.assert_array_equal(block, J)

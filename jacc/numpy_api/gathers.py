@@ -15,6 +15,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
+from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     _NOT,
@@ -183,7 +184,7 @@ def _indices(indices, what: str) -> np.ndarray:
         raise UnsupportedOperationError(
             f"{what} with traced indices at {call_site()}: indices must be constant integers "
             "(np.argsort / np.argmax of a traced value give such constants)")
-    idx = np.asarray(indices)
+    idx = as_index_array(indices)
     if idx.dtype.kind not in "iu":
         raise UnsupportedOperationError(f"{what} at {call_site()}: indices must be integers, got dtype {idx.dtype}")
     return idx
