@@ -70,6 +70,9 @@ class Op:
     nondiff: frozenset = field(default_factory=frozenset)
     params: tuple[str, ...] = ()  # the parameter names the op accepts
     constant: frozenset = field(default_factory=frozenset)  # arguments that must be constants (no derivative)
+    #: a factorisation of its first argument, an n × n matrix or a stack of them: about n scalar
+    #: operations per entry of that matrix at the scalar level, whatever the result's size
+    factorises: bool = False
 
 
 OPS: dict[str, Op] = {}
@@ -1346,7 +1349,7 @@ def _solve_partial(i, ctx):
 
 
 register(Op("solve", lambda a, p: factorise.solve(a[0], a[1]), _solve_shape, _solve_partial, 2,
-            "linalg.solve(A, b) for one square A"))
+            "linalg.solve(A, b) for one square A", factorises=True))
 
 
 # linalg.inv, slogdet and the factorisations: jacc/numpy_api/linalg.py (batched)

@@ -246,11 +246,6 @@ def candidate(graph: Graph, strategy: Any) -> bool:
             and scalar_ops(graph) <= MAX_SCALAR_OPS)
 
 
-#: linear-algebra ops (by their graph names) whose scalar form takes about n operations per entry
-_CUBIC = frozenset({"inv", "solve", "det", "logabsdet", "slogdet_sign", "cholesky", "eig_values", "eig_vectors",
-                    "eigh_values", "eigh_vectors", "qr_q", "qr_r", "svd_u", "svd_values", "svd_vh"})
-
-
 def scalar_ops(graph: Graph) -> int:
     """About how many scalar operations ``graph`` comes to at the scalar level: each vertex's
     size, times the length of the sums in a product (``x @ A @ x`` over 300 numbers: 600 scalars
@@ -265,7 +260,8 @@ def scalar_ops(graph: Graph) -> int:
         d, out = nodes[v], math.prod(graph.shape(v))
         shapes = [graph.shape(a) if isinstance(a, str) else np.shape(a.value) for a in d["args"]]
         summed = 1
-        if d["op"] in _CUBIC and shapes and shapes[0]:
+        op = OPS.get(d["op"])
+        if op is not None and op.factorises and shapes and shapes[0]:
             # a factorisation of an n × n matrix: about n operations per entry of the matrix,
             # whatever its result (a 40 × 40 determinant: 1 output, 21,000 operations, 2.7 s to record)
             out, summed = max(out, math.prod(shapes[0])), shapes[0][-1]

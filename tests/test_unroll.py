@@ -443,6 +443,9 @@ def test_products_over_long_sums_are_not_recorded_one_scalar_at_a_time(monkeypat
     # ... of the matrix it factorises, whatever its result: a determinant of 40 × 40 came to 40
     # operations and took 2.7 s to record at the first call
     assert U.scalar_ops(trace(np.linalg.det, X)) == 400 + 20 * 400
+    from jacc.ops import OPS
+    assert {"inv", "solve", "det", "logabsdet", "cholesky", "eigh_values", "svd_u", "qr_r", "eig_vectors"} <= {
+        name for name, op in OPS.items() if op.factorises} and not OPS["matmul"].factorises
     M = np.eye(40) + np.linspace(0.0, 0.1, 1600).reshape(40, 40)
     assert not U.candidate(trace(np.linalg.det, M), "auto")
     jf = jacc.jacobian(np.linalg.det)

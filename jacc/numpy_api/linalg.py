@@ -106,7 +106,8 @@ def _read(K: np.ndarray, uplo: str) -> np.ndarray:
 
 
 def _reg(name, evaluate, shape, partial, doc, params=()):
-    register(Op(name, evaluate, shape, partial, 1, doc, params=tuple(params)))
+    """A factorisation of one matrix (or stack) as an op."""
+    register(Op(name, evaluate, shape, partial, 1, doc, params=tuple(params), factorises=True))
 
 
 def _same_shape(what, square=True):
@@ -138,7 +139,7 @@ _reg("logabsdet", lambda a, p: lazy.asarray(factorise.slogdet(a[0])[1]), _scalar
      "log|det A| (second result of linalg.slogdet), matrices or stacks")
 register(Op("slogdet_sign", lambda a, p: lazy.asarray(factorise.slogdet(a[0])[0]), _scalar_shape("slogdet"),
             lambda i, c: None, 1, "sign of det A (first result of linalg.slogdet); derivative zero",
-            frozenset({0})))
+            frozenset({0}), factorises=True))
 def _inv_partial(i: int, ctx: O.Ctx) -> Jac:
     """∂(A⁻¹)_ij/∂A_kl = −(A⁻¹)_ik (A⁻¹)_lj per matrix of the stack: two factors, so a product
     with it costs O(n³) instead of the O(n⁴) of the multiplied-out tensor."""
@@ -207,11 +208,11 @@ def _swap(x):
 
 register(Op("cholesky_value", lambda a, p: np.linalg.cholesky(a[0]), _same_shape("cholesky"), lambda i, ctx: None,
             1, "cholesky's value alone (no edge): a large factor pairs it with its derivative network",
-            frozenset({0})))
+            frozenset({0}), factorises=True))
 
 register(Op("inv_lower_value", lambda a, p: lazy.apply(factorise.inv_lower, a[0]), _same_shape("inv_lower_value"),
             lambda i, ctx: None, 1, "the inverse of a lower-triangular matrix, held (no edge): L⁻¹ in a "
-            "Cholesky factor's derivative network", frozenset({0})))
+            "Cholesky factor's derivative network", frozenset({0}), factorises=True))
 
 def _triangular_solve_shape(s, p):
     n = _matrix(s[0], "solve_triangular_value", True)[0]
@@ -225,7 +226,7 @@ register(Op("solve_triangular_value",
             lambda a, p: lazy.apply(factorise.solve_triangular, a[0], a[1], lower=p.get("lower", True)),
             _triangular_solve_shape, lambda i, ctx: None, 2, "T⁻¹b for the lower (lower=false: upper) triangle T "
             "of a matrix, held (no edge): its derivative is a network (see triangular_solve)", frozenset({0, 1}),
-            params=("lower",)))
+            params=("lower",), factorises=True))
 PARAMS["solve_triangular_value"] = {"lower": (BOOL, False)}
 
 
