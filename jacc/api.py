@@ -58,7 +58,7 @@ PLAIN_STATEMENTS = 8
 #: ... and one call takes at least this many seconds, is timed on the first call against the
 #: plain reverse and forward orders' programs (Runner.plain_if_faster) ...
 MEASURE_FROM = 1e-4
-#: ... (timed once, not best of three, from this many seconds) ...
+#: ... (a program timed once, not best of three, from this many seconds) ...
 MEASURE_ONCE_FROM = 0.05
 #: ... which replace it where they run in at most this fraction of its time (a margin noise does
 #: not cross: the plan chosen stays the same from run to run) ...
@@ -560,7 +560,7 @@ class Runner:
             except (LowerError, BackendError):
                 continue
             t = _call_seconds(program, values, graph)
-            if t < took:
+            if t < min(took, MEASURE_ONCE_FROM):
                 t = min(t, _call_seconds(program, values, graph, 2))
             timed[name] = t
             if t <= PLAIN_MARGIN * took and (best is None or t < best[0]):

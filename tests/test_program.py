@@ -738,18 +738,18 @@ def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
 def test_a_long_scan_adds_its_terms_into_the_previous_sum_in_place():
     """The order that pushes 2x through np.cumsum's prefix network sums each level's terms into
     the Jacobian so far: a reshaped sum (not a zero-filled array of its own) is an accumulator too.
-    Before, every term was a fresh 40,000-entry array of zeros and a full-size sum (240 of them)."""
+    Before, every term was a fresh 90,000-entry array of zeros and a full-size sum."""
     from jacc import program, structure
-    x = np.linspace(0.1, 1.0, 200)
+    x = np.linspace(0.1, 1.0, 300)
     plan = jacc.plan(trace(lambda x: np.cumsum(x ** 2), x), "min-fill", objective="time")
     compiled = plan.compile("numpy")
     [got] = compiled(x).values()
-    np.testing.assert_array_equal(got, np.tril(np.ones((200, 200))) * (2 * x))
+    np.testing.assert_array_equal(got, np.tril(np.ones((300, 300))) * (2 * x))
     env, src = compiled.program.fn.__globals__, compiled.program.source
     count = lambda fn: sum(src.count(f" {k}(") for k in env if env[k] is fn)  # noqa: E731
     assert count(program.add_rows) > 3 * count(structure.put_rows.__wrapped__)
     np.testing.assert_array_equal(compiled(x[::-1].copy())[next(iter(compiled(x)))],
-                                  np.tril(np.ones((200, 200))) * (2 * x[::-1]))
+                                  np.tril(np.ones((300, 300))) * (2 * x[::-1]))
 
 
 @pytest.mark.parametrize("faster", [True, False])
