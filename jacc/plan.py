@@ -109,9 +109,12 @@ class Plan(Costs):
     # -- execution ------------------------------------------------------------------------------
     def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         """Accumulate the Jacobian at new input values (positional in ``graph.inputs`` order, or
-        by name). Returns ``{(output, input): array of shape output.shape + input.shape}``."""
-        values = self.graph.evaluate(self._inputs(args, named))
-        return accumulate(self.problem, values, self.order).blocks
+        by name). Returns ``{(output, input): array of shape output.shape + input.shape}``.
+        Silent on overflow and domain errors, as every compiled route is: the blocks hold the
+        inf/NaN (docs/conventions.md)."""
+        with np.errstate(all="ignore"):
+            values = self.graph.evaluate(self._inputs(args, named))
+            return accumulate(self.problem, values, self.order).blocks
 
     def compile(self, backend: str = "auto"):
         """This plan as one generated function of the graph's inputs (positional, in

@@ -130,3 +130,17 @@ def test_compiled_random_graphs_equal_the_executor_bit_for_bit(seed, n_in, n_inn
     for k in ref:
         assert np.float64(got[k]).tobytes() == np.float64(ref[k]).tobytes() or got[k] == pytest.approx(
             float(ref[k]), rel=1e-12, abs=1e-14 * scale), k
+
+
+def test_plans_run_silently_at_infinities_on_every_route():
+    """The lecture's graph at x1 = inf, x2 = -inf: cos(-inf) is NaN. The array program was silent,
+    the executor (Plan.execute) and the scalar code (whose math.cos raises, so it falls back on the
+    executor) warned; `jacc run --at x1=inf,...` printed NumPy's RuntimeWarning."""
+    import warnings
+
+    p = jacc.plan(examples.lecture_f(), "forward")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        runs = [p.execute(np.inf, -np.inf)] + [p.compile(b)(np.inf, -np.inf) for b in ("scalar", "numpy")]
+    for got in runs:  # ∂f/∂x1 = 1/x1 + x2 = -inf, ∂f/∂x2 = x1 - cos(x2) = inf - NaN
+        np.testing.assert_array_equal([got[k] for k in sorted(got)], [-np.inf, np.nan])
