@@ -55,6 +55,11 @@ MAX_SCALAR_OPS = 5_000
 #: route compiles: Python compiles about 10 µs a line, and code this long runs slower than the
 #: array program anyway (``tanh(x) * x.sum()`` of 400 numbers: 160,000 entries, 3.4 s to build)
 MAX_LINES = 20_000
+#: the most entries of the dense Jacobian (outputs × inputs, over the differentiated arguments) the
+#: scalar route builds: its code keeps an expression per entry, structural zeros included, about
+#: 3 µs each to write and sort (``x * np.linspace(0, 1, 1000)``: 10⁶ entries, 1,000 of them
+#: non-zero, 2.7 s at the first call)
+MAX_DENSE_ENTRIES = 100_000
 #: the longest scalar code (statements plus returned entries) that ``backend="jax"`` compiles with
 #: ``jax.jit``: XLA's compile time of straight-line scalar code grows faster than linearly
 JAX_MAX_LINES = 1000
@@ -240,9 +245,11 @@ def _whole(op: str, x: Any, params: dict) -> Any:
 def candidate(graph: Graph, strategy: Any) -> bool:
     """Whether :func:`unroll` may apply: a named strategy, a trace that does not depend on
     values, at most :data:`MAX_ELEMENTS` scalars over the graph's vertices and about
-    :data:`MAX_SCALAR_OPS` scalar operations (:func:`scalar_ops`)."""
+    :data:`MAX_SCALAR_OPS` scalar operations (:func:`scalar_ops`), and a dense Jacobian of at
+    most :data:`MAX_DENSE_ENTRIES` entries."""
+    sizes = lambda names: sum(math.prod(graph.shape(v)) for v in names)  # noqa: E731
     return (isinstance(strategy, str) and not graph.meta.get("value_dependent")
-            and sum(math.prod(graph.shape(v)) for v in graph.nx) <= MAX_ELEMENTS
+            and sizes(graph.nx) <= MAX_ELEMENTS and sizes(graph.outputs) * sizes(graph.inputs) <= MAX_DENSE_ENTRIES
             and scalar_ops(graph) <= MAX_SCALAR_OPS)
 
 

@@ -477,3 +477,22 @@ def test_the_scalar_route_compiles_only_the_entries_it_returns(monkeypatch):
         bad[0] = -1.0
         J = next(iter(v.run_lists([bad.tolist()]).values()))
     assert "jacobian" in defined and np.isnan(J[0, 0]) and np.isfinite(J[1:, 1:]).all()
+
+
+def test_a_large_dense_jacobian_is_not_unrolled(monkeypatch):
+    """x * np.linspace(0, 1, 1000): 2,000 scalars and 1,000 operations, within the scalar route's
+    limits, but a dense Jacobian of 10⁶ entries, each an expression of its code (2.7 s at the first
+    call, for 1,000 non-zeros); the array program runs it."""
+    from jacc import unroll as U
+
+    x = np.linspace(0.5, 1.5, 1000)
+    f = lambda x: x * np.linspace(0.0, 1.0, 1000)  # noqa: E731
+    g = trace(f, x)
+    assert U.scalar_ops(g) <= U.MAX_SCALAR_OPS and not U.candidate(g, "auto")
+    assert U.candidate(trace(lambda x: x * np.linspace(0.0, 1.0, 300), x[:300]), "auto")  # 90,000 entries: tried
+
+    def recorded(*args, **kwargs):
+        raise AssertionError("the scalar graph was recorded")
+    monkeypatch.setattr(U, "scalar_graph", recorded)
+    jf = jacc.jacobian(f)
+    np.testing.assert_array_equal(jf(x), np.diag(np.linspace(0.0, 1.0, 1000)))
