@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import jacc
-from jacc.trace import TraceError, UnsupportedOperationError
+from jacc.trace import TraceError, UnsupportedOperationError, trace
 
 HERE = "test_numpy_reductions.py:"
 
@@ -197,3 +197,18 @@ def test_what_numpy_refuses_on_a_0d_array_stays_refused():
             f(x)
         with pytest.raises(jacc.TraceError, match="axis"):
             jacc.jacobian(f)(x)
+
+
+def test_block_reductions_by_reduceat_are_one_reduction():
+    """np.add.reduceat(x, range(0, n, k)) over 1,000 numbers in blocks of 10: a selection and a sum
+    per block (201 vertices) planned for 0.8 s and ran 58× slower than reverse mode; blocks of
+    one length are one reduction of the reshaped axis. Uneven slices stay a selection per slice."""
+    x = np.linspace(0.5, 1.5, 1000)
+    f = lambda x: np.add.reduceat(x ** 2, np.arange(0, 1000, 10))  # noqa: E731
+    g = trace(f, x)
+    assert len(g.nx) <= 5 and "concatenate" not in {g.op(v) for v in g.nx}
+    np.testing.assert_allclose(jacc.jacobian(f)(x), np.kron(np.eye(100), np.ones(10)) * (2 * x), rtol=1e-15)
+    h = lambda x: np.maximum.reduceat(x, [0, 3, 6], axis=1)  # noqa: E731
+    X = np.arange(16.0).reshape(2, 8) % 7
+    assert "concatenate" in {trace(h, X).op(v) for v in trace(h, X).nx}
+    np.testing.assert_array_equal(trace(h, X).evaluate({"x": X})[trace(h, X).outputs[0]], h(X))

@@ -317,7 +317,10 @@ def _ufunc_accumulate(name: str, scan):
 def _ufunc_reduceat(name: str, reduction):
     def reduceat(array, indices, axis=0, dtype=None, out=None):
         """``numpy.<ufunc>.reduceat``: the reduction of each slice ``indices[i]:indices[i + 1]``
-        (just ``array[indices[i]]`` where that slice is empty), joined along ``axis``."""
+        (just ``array[indices[i]]`` where that slice is empty), joined along ``axis``; slices of one
+        length k that cover the axis (``indices = range(0, n, k)``) as one reduction of the axis
+        reshaped to (n / k, k). (A graph of a selection and a sum per slice, 100 of them for block
+        sums over 1,000 numbers, planned for 0.8 s and its plan ran 58× slower than reverse mode.)"""
         _refuse(f"numpy.{name}.reduceat", out=out)
         _check_dtype(f"numpy.{name}.reduceat", array, dtype)
         ax = _int(axis, "axis")
@@ -326,6 +329,11 @@ def _ufunc_reduceat(name: str, reduction):
         if idx.ndim != 1 or idx.dtype.kind not in "iu" or np.any((idx < 0) | (idx >= n)):
             raise IndexError(f"numpy.{name}.reduceat at {call_site()}: indices must be constant integers in "
                              f"[0, {n}), got {indices!r}")
+        k = int(idx[1] - idx[0]) if idx.size > 1 else n
+        if k > 0 and n % k == 0 and np.array_equal(idx, np.arange(0, n, k)):
+            a = np.moveaxis(array, ax, -1)
+            blocks = np.reshape(a, np.shape(a)[:-1] + (n // k, k))
+            return np.moveaxis(reduction(blocks, axis=-1), -1, ax)
         ends = list(idx[1:]) + [n]
         parts = []
         for i, j in zip(idx.tolist(), ends):
@@ -490,6 +498,9 @@ case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1
 for _u in ("add", "maximum"):
     case(f"numpy.{_u}.reduceat", lambda xp, u=_u: lambda x: getattr(xp, u).reduceat(x, np.array([0, 2, 1, 3]), axis=1),
          lambda r: (_x(r),), note="each slice's reduction; an empty slice is its first index's entry")
+    case(f"numpy.{_u}.reduceat", lambda xp, u=_u: lambda x: getattr(xp, u).reduceat(x, np.arange(0, 6, 2), axis=1),
+         lambda r: (_x(r, (3, 6)),), variant="equal slices", note="slices of one length covering the axis: "
+         "one reduction of the axis reshaped")
 case("numpy.maximum.reduce", lambda xp: lambda x: xp.maximum.reduce(x, axis=None), lambda r: (_distinct(r),))
 case("numpy.minimum.reduce", lambda xp: lambda x: xp.minimum.reduce(x), lambda r: (_distinct(r),))
 case("numpy.apply_over_axes", lambda xp: lambda x: xp.apply_over_axes(xp.sum, xp.sin(x), [0, -1]),
