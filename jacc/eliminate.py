@@ -66,7 +66,14 @@ class Problem:
     def __init__(self, graph: Graph, wrt: Sequence[str], of: Sequence[str]):
         self.graph, self.wrt, self.of = graph, list(wrt), list(of)
         succ, pred = graph.nx._succ, graph.nx._pred  # (NetworkX's own dicts: its views cost µs per vertex)
-        keep = _reach(succ.__getitem__, self.wrt) & _reach(pred.__getitem__, self.of)
+        # a path through a vertex of size 0 (a selection that picks nothing) carries nothing: its
+        # entries are structural zeros, not a product with an empty Jacobian (0·∞ = NaN on some routes)
+        empty = {v for v, d in graph.nx._node.items() if 0 in d["shape"]} - set(self.wrt) - set(self.of)
+        if empty:
+            keep = _reach(lambda v: [w for w in succ[v] if w not in empty], self.wrt) \
+                & _reach(lambda v: [w for w in pred[v] if w not in empty], self.of)
+        else:
+            keep = _reach(succ.__getitem__, self.wrt) & _reach(pred.__getitem__, self.of)
         order = [v for v in graph.topological_order() if v in keep]
         self.edges = [(u, v) for u in order for v in succ[u] if v in keep]
         self.out_key: dict[str, Key] = {}

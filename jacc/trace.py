@@ -1041,8 +1041,20 @@ def _index_params(index: Any, ndim: int) -> list:
         elif isinstance(item, int):
             out.append(["int", item])
         else:
-            out.append(["array", item.tolist()])
+            out += _array_items(item)
     return out
+
+
+def _array_items(item: np.ndarray) -> list:
+    """An index array as the graph keeps it, a nested list. An empty one keeps neither its dtype
+    nor its shape there (an empty list reads as an empty integer index), so an empty boolean mask
+    over d axes becomes d empty integer indices, which select the same nothing (one result axis
+    of size 0, in the mask's place); an empty integer index of two or more axes is refused."""
+    if item.size or item.ndim == 1:
+        return [["array", item.tolist()]]
+    if item.dtype == bool:
+        return [["array", []]] * item.ndim
+    raise _unsupported(f"an empty integer index array of shape {item.shape}")
 
 
 _VIEW_OPS = ("reshape", "transpose", "broadcast_to", "getitem")  # ops NumPy may run as views

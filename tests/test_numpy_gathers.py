@@ -544,3 +544,48 @@ def test_selections_that_pick_nothing(name, backend, tmp_path):
     loaded = jacc.load(tmp_path / "g.json")
     [block] = jacc.plan(loaded, "reverse").execute(x).values()
     np.testing.assert_array_equal(block, J)
+
+
+def _set_big_squared(X):
+    Y = X * 1.0
+    Y[Y > 5] = Y[Y > 5] ** 2
+    return Y
+
+
+@pytest.mark.parametrize("f, x, shape", [
+    (lambda X: X[X > 0], np.zeros((0, 3)), (0, 0, 3)),  # an empty mask over two axes
+    (lambda X: X[X > 5], np.ones((2, 0, 2)), (0, 2, 0, 2)),
+    (lambda X: np.concatenate([X[X > 0], np.ones(1)]), np.zeros((0, 3)), (1, 0, 3)),
+    (_set_big_squared, np.zeros((0, 3)), (0, 3, 0, 3)),
+    (lambda Z: Z[Z[:, :, 0] > 0, 1:], np.ones((2, 0, 3)), (0, 2, 2, 0, 3)),
+    (lambda x: x.T[[1]], np.zeros((0, 2)), (1, 0, 0, 2)),  # zero-size arguments and steps
+    (lambda x: np.sin(np.stack([x[:, ::-1], x], -1)), np.zeros((0, 3)), (0, 3, 2, 0, 3)),
+    (lambda x: x[[0, 0], 1:][[0, 0], 1:], np.ones((1, 1)), (2, 0, 1, 1)),
+    (lambda x: x[:, :0][[0, 0]][[0]], np.ones((1, 3)), (1, 0, 1, 3)),
+])
+@pytest.mark.parametrize("kw", [{}, {"strategy": "forward"}, {"strategy": "reverse"}, {"backend": "interpret"}])
+def test_zero_size_values_give_empty_jacobians_of_numpys_shapes(f, x, shape, kw):
+    """Found by fuzzing: an empty boolean mask over two axes was kept as an empty list, read back
+    as an empty integer index over one axis (shape (0, 3, 0, 3) for X[X > 0] of a (0, 3) X, and a
+    crash where the result met other arrays); products of maps through a zero-size step raised
+    IndexError or ValueError on some routes."""
+    assert np.shape(f(x)) == shape[:len(shape) - x.ndim]
+    J = jacc.jacobian(f, **kw)(x)
+    assert J.shape == shape and J.size == 0
+
+
+@pytest.mark.parametrize("f, x", [
+    (lambda x: np.sqrt(np.sum(x[x > 1])), np.array([0.5, 0.3])),
+    (lambda x: np.log(np.sum(x[x > 1])) * 0 + np.linalg.norm(x.reshape(1, 2)[:0]), np.array([0.5, 1.0])),
+    (lambda x: np.linalg.norm((x.T @ x)[:0]), np.array([[0.5, 0.3, -0.8]])),
+])
+@pytest.mark.parametrize("kw", [{}, {"strategy": "forward"}, {"strategy": "reverse"}, {"backend": "interpret"}])
+def test_a_path_through_a_selection_of_nothing_is_a_structural_zero(f, x, kw):
+    """sqrt(sum(x[x > 1])) where nothing exceeds 1 is sqrt(0): the partial of sqrt there is inf, and
+    the empty selection's product with it was 0·inf = NaN on some routes (forward, or the
+    executor) and 0 on others. A vertex of size 0 now carries no path: exactly 0 on every route."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # (NumPy's own sqrt/log of 0 in f)
+        J = jacc.jacobian(f, **kw)(x)
+        want = np.zeros(np.shape(f(x)) + x.shape)
+    np.testing.assert_array_equal(J, want)
