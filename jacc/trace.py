@@ -1494,6 +1494,10 @@ class Tracer(_Held):
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if np.dtype(dtype).kind == "c" and COMPLEX_OPS[0] is not None:  # complex, imaginary part zero
             return COMPLEX_OPS[0]("add", [self, np.zeros((), dtype)], None)
+        if np.dtype(dtype).kind in "iub":  # integers (an index, a bin) or truth values, whose
+            # derivative is zero almost everywhere, as a comparison's or np.floor's: a constant,
+            # read at the traced point (the trace depends on values), as JAX differentiates it too
+            return self._concrete(f".astype({np.dtype(dtype)})").astype(dtype, order=order, casting=casting)
         if np.dtype(dtype).kind != "f":
             raise _concretisation(f".astype({np.dtype(dtype)})")
         return _copy(self) if copy else self  # values stay in the trace's float type

@@ -430,7 +430,7 @@ def test_clip_bounds_that_broadcast_the_argument():
 
 @pytest.mark.parametrize("f, what", [
     (lambda x: x.resize(2), ".resize"), (lambda x: x.imag, ".imag"), (lambda x: x[:2].sort(), ".sort"),
-    (lambda x: x.tolist(), ".tolist()"), (lambda x: x.item(), ".item()"), (lambda x: x.astype(int), ".astype"),
+    (lambda x: x.tolist(), ".tolist()"), (lambda x: x.item(), ".item()"), (lambda x: x.view(np.int64), ".view"),
     (lambda x: range(x[0]), "index or size"), (lambda x: x[True], "boolean scalar"), (lambda x: np.fmin.reduce(x), "numpy.fmin.reduce"),
 ])
 def test_unsupported_usage_names_the_call_site(f, what):
@@ -607,3 +607,22 @@ def test_an_output_that_is_none_is_refused_not_a_zero_jacobian():
     with pytest.raises(TypeError, match="is None, not an array"):
         jacc.trace(lambda x: {"a": x, "b": None}, V)
     np.testing.assert_array_equal(jacc.jacobian(lambda x: np.argmax(x))(V), np.zeros(len(V)))  # ints stay constants
+
+
+def test_integer_casts_are_constants_read_at_the_traced_point():
+    """A table lookup with linear interpolation: the integer cast of a traced value was refused
+    (".astype(int64) ... would turn it into a constant"), yet its derivative is zero almost
+    everywhere, as a comparison's; JAX takes the code. The trace depends on values, so every call
+    traces and the indices are this call's."""
+    tab = np.array([0.0, 1.0, 4.0, 9.0, 16.0])
+
+    def lookup(x):
+        i = np.floor(x).astype(int)
+        w = x - i
+        return tab[i] * (1 - w) + tab[i + 1] * w
+    jf = jacc.jacobian(lookup)
+    for x in (np.array([0.7, 1.3, 2.2]), np.array([3.5, 0.2, 1.9])):
+        np.testing.assert_allclose(jf(x), np.diag(tab[np.floor(x).astype(int) + 1] - tab[np.floor(x).astype(int)]))
+    assert jf.cache.why_traced == "its trace depends on values"
+    x = np.array([0.7, 1.3])
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: x * x.astype(bool) + x.astype(np.int8))(x), np.eye(2))

@@ -146,6 +146,9 @@ case("numpy.einsum_path", lambda xp: lambda x: np.einsum("ij,jk,kl->il", x, x, x
      optimize=np.einsum_path("ij,jk,kl->il", x, x, x)[0]), lambda r: (_x(r, (3, 3)),), jax=False,
      note="NumPy's path, found from the shapes alone")
 case("numpy.astype", lambda xp: lambda x: xp.astype(x, np.float64) * 2.0, lambda r: (_x(r),),
-     note="a float dtype: a copy (copy=False: the array itself); another dtype is refused")
+     note="a float dtype: a copy (copy=False: the array itself); an integer or bool dtype: a constant "
+     "read at the traced point (derivative zero, the trace depends on values); a complex one: see complexes")
+case("numpy.astype", lambda xp: lambda x: x * xp.astype(xp.floor(4 * x), np.int64), lambda r: (_x(r),),
+     variant="integers")
 case("numpy.angle", lambda xp: lambda x: x * xp.angle(x) + xp.imag(x), lambda r: (_x(r),),
      note="real arrays: the angle is 0 or π (a constant), the imaginary part zero")
