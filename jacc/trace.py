@@ -1316,6 +1316,7 @@ class Tracer(_Held):
     nbytes = property(lambda self: self.value.nbytes)
     device = property(lambda self: "cpu")  # NumPy's: SciPy's array-API helpers ask for it
     T = property(lambda self: self.transpose())
+    mT = property(lambda self: np.matrix_transpose(self))  # NumPy 2's matrix transpose (≥ 2-d)
     real = property(lambda self: self)  # traced values are real
 
     def __len__(self) -> int:

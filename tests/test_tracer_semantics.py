@@ -626,3 +626,14 @@ def test_integer_casts_are_constants_read_at_the_traced_point():
     assert jf.cache.why_traced == "its trace depends on values"
     x = np.array([0.7, 1.3])
     np.testing.assert_array_equal(jacc.jacobian(lambda x: x * x.astype(bool) + x.astype(np.int8))(x), np.eye(2))
+
+
+def test_matrix_transpose_attribute():
+    """x.mT, NumPy 2's transpose of the last two axes (was refused as an unknown attribute)."""
+    X = np.arange(1.0, 7.0).reshape(2, 3)
+    J = jacc.jacobian(lambda X: X.mT @ X)(X)
+    np.testing.assert_allclose(J, fd(lambda X: X.T @ X, X), atol=1e-8)
+    S = np.arange(24.0).reshape(2, 3, 4)
+    np.testing.assert_array_equal(jacc.jacobian(lambda S: S.mT)(S), jacc.jacobian(lambda S: np.swapaxes(S, -1, -2))(S))
+    with pytest.raises(TraceError, match="at least 2 dimension"):
+        jacc.jacobian(lambda x: x.mT)(np.ones(3))
