@@ -253,3 +253,19 @@ def test_first_calls_are_set_beside_jitted_jaxs_faster_first_call():
     assert "lion 0.04 s (0.06 s, jax rev)" in line and "mlp 1 s (0.22 s, jax rev)" in line
     assert "gp" not in line
     assert bench.BenchResult([], baselines=True).first_calls() == []
+
+
+def test_jax_baselines_over_the_memory_limit_are_skipped_by_xlas_own_count(monkeypatch):
+    """jax.jacfwd of the suite's matrix functions at N = 120 compiled to 5.0 GB of buffers where the
+    graph's largest vertex estimated 1.7 GB, and `jacc bench --baselines` peaked at 16.7 GB; the
+    compiled program's own memory analysis now decides, before it runs."""
+    jax = pytest.importorskip("jax")
+    from jacc import bench
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    f = jax.jit(jax.jacfwd(lambda X: jnp.sum(jnp.tanh(X @ X))))
+    X = jnp.ones((40, 40))
+    assert bench._xla_memory_skip("fwd", f, [X]) is None  # about 61 MB of buffers: under 2 GB
+    monkeypatch.setattr(bench, "BASELINE_MEMORY", 1e7)
+    assert bench._xla_memory_skip("fwd", f, [X]) == "skipped: XLA's buffers for jax.jacfwd need 0.1 GB (> 0 GB limit)"
