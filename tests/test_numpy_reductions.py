@@ -212,3 +212,15 @@ def test_block_reductions_by_reduceat_are_one_reduction():
     X = np.arange(16.0).reshape(2, 8) % 7
     assert "concatenate" in {trace(h, X).op(v) for v in trace(h, X).nx}
     np.testing.assert_array_equal(trace(h, X).evaluate({"x": X})[trace(h, X).outputs[0]], h(X))
+    # sums over uneven slices at increasing indices: one scatter-add; other indices, the composition
+    cuts = np.array([0, 3, 4, 9, 100, 517])
+    s = lambda x: np.add.reduceat(x ** 2, cuts)  # noqa: E731
+    assert "scatter_add" in {trace(s, x).op(v) for v in trace(s, x).nx} and len(trace(s, x).nx) <= 6
+    ends = list(cuts[1:]) + [1000]
+    want = np.zeros((6, 1000))
+    for k, (a, b) in enumerate(zip(cuts, ends)):
+        want[k, a:b] = 2 * x[a:b]
+    np.testing.assert_allclose(jacc.jacobian(s)(x), want, rtol=1e-15)
+    np.testing.assert_allclose(trace(s, x).evaluate({"x": x})[trace(s, x).outputs[0]], s(x), rtol=1e-13)
+    u = lambda x: np.add.reduceat(x, [2, 0, 5])  # noqa: E731
+    assert "scatter_add" not in {trace(u, x).op(v) for v in trace(u, x).nx}
