@@ -412,6 +412,9 @@ def flat_constants(jacobian: Callable) -> list[float | None]:
     >>> flat_constants(compile_plan(plan(examples.lecture_f(), "reverse")))
     [None, None]
     """
+    kept = getattr(jacobian, "flat_consts", None)  # (the scalar route and its C build both ask)
+    if kept is not None:
+        return kept
     _, lines, _, _, _ = jacobian.flat_parts
     literal = {}
     for line in lines:
@@ -424,6 +427,7 @@ def flat_constants(jacobian: Callable) -> list[float | None]:
         sign, name = (-1.0, e[1:]) if e[0] == "-" and e[1:].isidentifier() else (1.0, e)
         value = literal.get(name) if name.isidentifier() else _literal(name)
         out.append(None if value is None else sign * value)
+    jacobian.flat_consts = out
     return out
 
 

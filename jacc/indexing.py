@@ -37,8 +37,7 @@ def as_index_array(raw) -> np.ndarray:
 def _index_array(raw) -> np.ndarray:
     arr = as_index_array(raw)
     if arr.dtype.kind not in "biu" or (arr.dtype.kind == "b" and arr.ndim == 0):
-        what = "an empty list" if arr.size == 0 else f"values of type {arr.dtype}"
-        raise IndexShapeError(f"an index array must hold integers or booleans (a non-empty list), got {what}")
+        raise IndexShapeError(f"an index array must hold integers or booleans, got values of type {arr.dtype}")
     return arr
 
 
