@@ -601,12 +601,71 @@ def _uses(live: list[Statement], alias: dict[int, int]) -> dict[int, int]:
     return uses
 
 
+def add_placed(acc: np.ndarray, v: np.ndarray, at: tuple, src: np.ndarray | None) -> np.ndarray:
+    """``acc`` plus ``v``'s elements (``src``: which, in flat order; ``None``: all) at the
+    positions ``at`` (an index of ``acc``'s axes, each position once), written into ``acc``."""
+    flat = np.reshape(v, (-1,))
+    acc[at] += flat if src is None else flat[src]
+    return acc
+
+
+#: Calls that place a value into fresh zeros, and moves that only rearrange it: a chain of them
+#: puts each element of its source somewhere in its result (see :func:`_placement`).
+_PLACING = frozenset({S.put_rows.__wrapped__, S.put_last.__wrapped__})
+_MOVES = frozenset({np.transpose, np.reshape, np.moveaxis, np.swapaxes})
+
+
+def _placing_step(s: Statement) -> bool:
+    """A placing call or a move whose only computed argument is the value it places or moves."""
+    if s.item is not None or not s.args or not isinstance(s.args[0], Ref) or _refs_in((s.args[1:], s.kwargs)):
+        return False
+    if s.method is not None:
+        return s.method in ("reshape", "transpose")
+    return s.fn in _MOVES or s.fn in _PLACING and not s.kwargs.get("add")
+
+
+def _chain_to(sid: int, by_id: dict, alias: dict, uses: dict, kept: set) -> list[Statement]:
+    """The placing steps (:func:`_placing_step`) that end in value ``sid``, first to last, each
+    read once and kept by no result (empty where ``sid`` is no such step)."""
+    chain: list[Statement] = []
+    while sid in by_id and uses.get(sid) == 1 and sid not in kept and _placing_step(by_id[sid]):
+        chain.append(by_id[sid])
+        sid = alias.get(chain[-1].args[0].id, chain[-1].args[0].id)
+    return chain[::-1]
+
+
+def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray | None]:
+    """``(at, src)`` for :func:`add_placed`: where the chain puts each element of a source of
+    ``shape``, found by running it on the elements' numbers (1, 2, …; 0 is where nothing lands)."""
+    x = np.arange(1, math.prod(shape) + 1).reshape(shape)
+    for s in chain:
+        x = getattr(x, s.method)(*s.args[1:], **s.kwargs) if s.method else s.fn(x, *s.args[1:], **s.kwargs)
+    flat = np.reshape(x, (-1,))
+    pos = np.flatnonzero(flat)
+    src = flat[pos] - 1
+    at = [np.asarray(i) for i in np.unravel_index(pos, x.shape)]
+    varying = [k for k, i in enumerate(at) if i.size and (i != i[0]).any()]
+    index: list = [int(i[0]) if k not in varying else i for k, i in enumerate(at)]
+    if len(varying) <= 1:  # one axis varies (or none): a slice where it counts up by one
+        k = varying[0] if varying else len(index) - 1
+        index[k] = _as_range(at[k]) if varying else slice(index[k], index[k] + 1)
+    return tuple(index), None if np.array_equal(src, np.arange(src.size)) else src
+
+
+#: a chain's source must be this many times smaller than the block it is placed in: a scattered
+#: write costs several times a contiguous one
+PLACED_SPARSITY = 8
+
+
 def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set[int],
                          shapes: dict[int, tuple]) -> list[Statement]:
-    """Rewrite ``acc + put_rows(v, n, rows)``, where both operands are used once and ``acc`` is a
-    zero-filled array the program made itself, as :func:`add_rows`: no zeros and no full-size
-    addition per block. A gradient assembled from parameter slices (the MLP's 17,793 entries from
-    six blocks) was six zero arrays and six additions of that size."""
+    """Rewrite ``acc + placed``, where both operands are used once and ``acc`` is an array the
+    program made itself (zero-filled or a sum so far), and ``placed`` is a value ``v`` placed into
+    zeros — one ``put_rows`` (:func:`add_rows`), or a chain of placing calls and moves
+    (:func:`add_placed`) from a ``v`` at least :data:`PLACED_SPARSITY` times smaller: no zeros and
+    no full-size addition per block. A gradient assembled from parameter slices (the MLP's 17,793
+    entries from six blocks) was six zero arrays and six additions of that size; the Jacobian of
+    ``np.stack`` over 100 slice sums of 1,000 numbers was a 100 × 1,000 block per row."""
     put = S.put_rows.__wrapped__
     uses = _uses(live, alias)
     by_id = {s.id: s for s in live}
@@ -619,21 +678,33 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
             and len(s.args) == 2 and all(isinstance(x, Ref) for x in s.args) else []
         for acc, rows in (pair, pair[::-1]) if pair else ():
             # (used once each: so they are two values, and neither was rewritten away before)
-            if acc in fresh and rows in plain and uses.get(acc) == 1 and uses.get(rows) == 1 \
-                    and not {acc, rows} & kept and shapes.get(acc) == shapes.get(rows) == shapes.get(s.id):
+            if acc not in fresh or uses.get(acc) != 1 or acc in kept or rows in dropped \
+                    or not shapes.get(acc) == shapes.get(rows) == shapes.get(s.id):
+                continue
+            chain = _chain_to(rows, by_id, alias, uses, kept)
+            if rows in plain and len(chain) == 1:
                 v, _, idx = by_id[rows].args
                 out.append(Statement(s.id, add_rows, (Ref(acc), v, _as_range(idx)), {}))
-                dropped.add(rows)
-                fresh.add(s.id)
-                break
+            elif chain and any(c.fn in _PLACING for c in chain):
+                v = chain[0].args[0]
+                shape = shapes.get(alias.get(v.id, v.id))
+                if shape is None or math.prod(shape) * PLACED_SPARSITY > math.prod(shapes[s.id]):
+                    continue
+                at, src = _placement(chain, shape)
+                out.append(Statement(s.id, add_placed, (Ref(acc), v, at, src), {}))
+            else:
+                continue
+            dropped.update(c.id for c in chain)
+            fresh.add(s.id)
+            break
         else:
             out.append(s)
     return [s for s in out if s.id not in dropped]
 
 
 def _owned(live: list[Statement], alias: dict[int, int], uses: dict[int, int], kept: set[int]) -> set[int]:
-    """Values the program made itself (see :func:`_fresh`) that no result keeps, and reshapes of
-    such a value read only by that reshape: the program may write into them where they are read
+    """Values the program made itself (see :func:`_fresh`) that no result keeps, and reshapes or
+    transposes of such a value read only there: the program may write into them where they are read
     once. A long scan's Jacobian gathers its terms into a dense accumulator level after level
     (``np.cumsum`` over 1,000: 80 terms); as the reshaped result of the previous sum, that
     accumulator was not taken as the program's own, and every term became a zero-filled 10⁶-entry
@@ -641,7 +712,8 @@ def _owned(live: list[Statement], alias: dict[int, int], uses: dict[int, int], k
     owned = {s.id for s in live if _fresh(s)} - kept
     for s in live:
         src = s.args[0] if s.args and isinstance(s.args[0], Ref) else None
-        if src is not None and (s.fn is np.reshape or s.method == "reshape") and s.id not in kept:
+        if src is not None and (s.fn in (np.reshape, np.transpose) or s.method in ("reshape", "transpose")) \
+                and s.id not in kept:
             src = alias.get(src.id, src.id)
             if src in owned and uses.get(src) == 1:
                 owned.add(s.id)
@@ -887,7 +959,7 @@ def _fresh(s: Statement) -> bool:
         return "out" not in s.kwargs
     if s.fn is np.einsum:
         return len(_einsum_parts(s.args)[1]) >= 2
-    return s.fn in (S.put_rows.__wrapped__, add_rows) or hasattr(s.fn, "ufunc")
+    return s.fn in (S.put_rows.__wrapped__, S.put_last.__wrapped__, add_rows, add_placed) or hasattr(s.fn, "ufunc")
 
 
 def _ufuncs_in_place(live: list[Statement], alias: dict[int, int], kept: set[int], inputs: set[int],
