@@ -26,7 +26,7 @@ from .eliminate import Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import owned
-from .trace import _NEEDS_BUFFERS, _NEEDS_SWAPS, Recording, Tape, _param_names, check_argnums, check_real, record_call
+from .trace import Recording, Tape, _param_names, check_argnums, check_real, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
 
@@ -970,8 +970,6 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def judge(seen, args, kwargs) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
-        if (getattr(f, "__code__", None) or type(f)) in _NEEDS_SWAPS | _NEEDS_BUFFERS:
-            return "NumPy's constructors or arrays are replaced while it runs"
         return guards_for(f, seen, passed_of(args, kwargs))
 
     def jf(*args, **kwargs):

@@ -188,6 +188,28 @@ def test_in_place_changes_of_what_f_reads_stop_skipping():
     assert jf.cache.skipped == 0
 
 
+def test_a_function_that_fills_an_array_it_makes_is_skipped_and_sees_changes():
+    """Writing traced values into np.zeros(...) swaps NumPy's constructors while f is traced; such
+    an f was traced at every call (a loop of 100 slice dot products: 3.7 ms per call, of which the
+    program takes 0.6). What it reads is guarded as for any other f."""
+    w = np.arange(1.0, 6.0)
+
+    def f(x):
+        out = np.zeros(5)
+        for i in range(5):
+            out[i] = w[i] * x[i] ** 2
+        return out
+
+    jf = jacc.jacobian(f)
+    x = np.linspace(0.1, 0.5, 5)
+    for J in calls(jf, x):
+        np.testing.assert_allclose(J, np.diag(2 * w * x), rtol=1e-14)
+    assert jf.cache.skipped == 2 and jf.cache.why_traced is None
+    w[2] = -1.0  # changed in place: seen
+    np.testing.assert_allclose(jf(x), np.diag(2 * w * x), rtol=1e-14)
+    np.testing.assert_allclose(jf(x * 2), np.diag(4 * w * x), rtol=1e-14)
+
+
 def test_a_global_changed_at_every_call_is_watched_a_few_times_then_no_more():
     from jacc.api import WATCHES
 
