@@ -55,6 +55,13 @@ PROGRAM_FLOOR_CALLS = 4
 #: (its products became many gathers and sums: the suite's programs have 2–5, the plans that
 #: misled on long ``np.cumsum`` scans 12–72) ...
 PLAIN_STATEMENTS = 8
+#: ... or, where the values its statements write (``Program.written``) exceed this many times the
+#: plan's multiplications plus its result's entries (a product per term of a sum of gathers, each
+#: writing a full-size block: ``np.sin(np.cumsum(x))`` over 1,000 numbers, 30 of them per call) ...
+PLAIN_WRITES = 8
+#: ... (and at least this many: a small graph's program writes a value or a few per statement,
+#: which says nothing about its plan) ...
+PLAIN_WRITES_FROM = 1 << 16
 #: ... and one call takes at least this many seconds, is timed on the first call against the
 #: plain reverse and forward orders' programs (Runner.plain_if_faster) ...
 MEASURE_FROM = 1e-4
@@ -523,8 +530,9 @@ class Runner:
         """Time the array program of ``plan`` (``auto``'s choice) against those of the plain reverse
         and forward orders and run the fastest where it takes at most :data:`PLAIN_MARGIN` of the
         planned program's time (best of three calls each). Only programs that are long for their
-        plan (:data:`PLAIN_STATEMENTS`) and not fast already (:data:`MEASURE_FROM`) are weighed.
-        Returns the plan that now runs, or ``None`` where ``plan``'s program stays.
+        plan (:data:`PLAIN_STATEMENTS`) or write many values for it (:data:`PLAIN_WRITES`), and
+        not fast already (:data:`MEASURE_FROM`), are weighed. Returns the plan that now runs, or
+        ``None`` where ``plan``'s program stays.
 
         The cost model counts multiplications and the values held at the peak, not the gathers and
         sums that move values without multiplying: an order that pushes ``2x`` through the prefix
@@ -534,8 +542,12 @@ class Runner:
         from .plan import build, choose
         from .program import BackendError, lower
 
-        if not self.program or self.sparse or self.backend not in ("auto", "numpy") \
-                or self.program.statements <= PLAIN_STATEMENTS * max(len(plan.steps), 1):
+        if not self.program or self.sparse or self.backend not in ("auto", "numpy"):
+            return None
+        result = sum(math.prod(plan.graph.shape(y)) * math.prod(plan.graph.shape(x))
+                     for y in plan.graph.outputs for x in plan.graph.inputs)
+        if self.program.statements <= PLAIN_STATEMENTS * max(len(plan.steps), 1) \
+                and self.program.written <= max(PLAIN_WRITES * (plan.mults + result), PLAIN_WRITES_FROM):
             return None
         t0 = time.perf_counter()
         graph = plan.graph

@@ -88,6 +88,7 @@ class Program:
     baked: bool
     structures: list | None = None  # set for sparse results (see ``record``)
     primal: bool = False  # computes the vertex values itself: ``vertices`` are the graph's inputs
+    written: int = 0  # entries its statements write per call (views such as reshapes not counted)
 
     device_consts: Any = field(default=None, repr=False, compare=False)  # (graph, constants on JAX's device)
     #: JAX: the jitted program returning its blocks as ``jax.Array`` values where they were computed (the
@@ -1099,8 +1100,17 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     if tail:
         fn = _assembled_on_host(fn, finish)
     device = getattr(fn, "device", None) if r.structures is None else None
+    written = sum(math.prod(shapes.get(s.id, ())) for s in live if not _views(s))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
-                   r.structures, r.primal, device=device)
+                   r.structures, r.primal, written, device=device)
+
+
+_VIEWS = (np.reshape, np.transpose, np.moveaxis, np.swapaxes, np.broadcast_to)
+
+
+def _views(s: Statement) -> bool:
+    """Whether ``s`` only gives another view of a value (it writes no entries)."""
+    return s.method in ("reshape", "transpose") or s.method is None and s.item is None and s.fn in _VIEWS
 
 
 # The algebra's array writes: dense zeros with a block written in. Under JAX the program returns
