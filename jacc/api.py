@@ -848,12 +848,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
-        unless it compiled the old constants in, the old program."""
+        unless it compiled in old constants that changed (see ``Program.serves``), the old program."""
         graph = tape.build()
         plan = dataclasses.replace(old.plan, graph=graph)  # pricing depends on structure only
         r = old.runner
-        if r.program and r.program.baked:  # its constants are compiled in: lower again, or
-            # under "auto" let the executor run: the constants (e.g. a sort order) change per call
+        if r.program and not r.program.serves(graph):  # constants it compiled in changed: lower
+            # again, or under "auto" let the executor run: such constants (a sort order) change per call
             new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
             return Entry(rec, graph, plan, new, result_of(graph))
         shared = r.fast is None and r.unrolled is None and r.program is not None

@@ -24,6 +24,7 @@ True
 from __future__ import annotations
 
 import functools
+import operator
 import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -130,6 +131,47 @@ class Lazy(NDArrayOperatorsMixin):
         raise LowerError("a recorded value was converted to a plain array (np.asarray/np.array)")
 
 
+class Pinnable(Lazy):
+    """A graph constant's stand-in whose value a rule may read — positions a scatter writes at,
+    a count: reading it *pins* the constant (``pin()``), compiling its value in, so the program
+    then serves a graph only while that constant holds this value. Its other uses are recorded
+    as an input's, so a change of any other constant still needs no new program."""
+
+    __slots__ = ("pin",)
+
+    def _read(self):
+        self.pin()
+        return self.value
+
+    def __array__(self, dtype=None, copy=None):
+        a = np.asarray(self._read())
+        return a if dtype is None else a.astype(dtype, copy=False)
+
+    def __bool__(self):
+        return bool(self._read())
+
+    def __float__(self):
+        return float(self._read())
+
+    def __int__(self):
+        return int(self._read())
+
+    def __index__(self):
+        return operator.index(self._read())
+
+    def __complex__(self):
+        return complex(self._read())
+
+    def __iter__(self):
+        return iter(self._read())
+
+    def item(self, *args):
+        return np.asarray(self._read()).item(*args)
+
+    def tolist(self):
+        return np.asarray(self._read()).tolist()
+
+
 def _map_lazy(x: Any, fn: Callable[["Lazy"], Any]) -> Any:
     """``x`` with ``fn`` applied to every :class:`Lazy` inside it (through tuples, lists, dicts)."""
     if isinstance(x, Lazy):
@@ -195,14 +237,17 @@ class Recorder:
         self._keep: dict = {}
         self._strong: dict = {}  # linalg and tuple results (inv, slogdet, eigh, …): kept
 
-    def _new(self, value: Any) -> Lazy:
-        x = Lazy(self, len(self.statements), value)
+    def _new(self, value: Any, kind: type = Lazy) -> Lazy:
+        x = kind(self, len(self.statements), value)
         self.shapes[x.id] = np.shape(value) if not isinstance(value, tuple) else ()
         return x
 
-    def leaf(self, value: Any) -> Lazy:
-        """A new program input with this (concrete) value."""
-        x = self._new(value)
+    def leaf(self, value: Any, pin: Callable[[], None] | None = None) -> Lazy:
+        """A new program input with this (concrete) value; with ``pin``, a :class:`Pinnable` one
+        that calls ``pin()`` when a rule reads its value."""
+        x = self._new(value, Lazy if pin is None else Pinnable)
+        if pin is not None:
+            x.pin = pin
         self.statements.append(Statement(x.id, None, (), {}))
         return x
 

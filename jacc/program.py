@@ -67,6 +67,7 @@ class Recorded:
     expected: list = field(repr=False, default_factory=list)  # the blocks at the lowering point
     structures: list | None = None  # sparse results: (final edge structure, out shape, in shape)
     primal: bool = False
+    pinned: dict = field(repr=False, default_factory=dict)  # (vertex, position) -> a constant read as a value
 
 
 @dataclass
@@ -89,6 +90,9 @@ class Program:
     structures: list | None = None  # set for sparse results (see ``record``)
     primal: bool = False  # computes the vertex values itself: ``vertices`` are the graph's inputs
     written: int = 0  # entries its statements write per call (views such as reshapes not counted)
+    #: (vertex, argument position) -> value of each graph constant a rule read as a value (positions
+    #: a scatter writes at): compiled in, so the program serves a graph only where they are the same
+    pinned: dict = field(default_factory=dict, repr=False)
 
     device_consts: Any = field(default=None, repr=False, compare=False)  # (graph, constants on JAX's device)
     #: JAX: the jitted program returning its blocks as ``jax.Array`` values where they were computed (the
@@ -99,6 +103,22 @@ class Program:
     #: (arguments, blocks) of :func:`check`'s run, kept by ``lower(keep=True)`` for the first
     #: :meth:`run` (``first=True``) on the very same argument objects; any run drops it
     checked: Any = field(default=None, repr=False, compare=False)
+
+    def serves(self, graph: Graph) -> bool:
+        """Whether this program computes ``graph``'s Jacobian: not baked, and every pinned
+        constant bit for bit the same in ``graph`` (a graph of the same structure, as a rebuilt
+        cache entry's)."""
+        from .trace import same_bits
+
+        if self.baked:
+            return False
+        nodes = graph.nx.nodes
+        for (v, i), value in self.pinned.items():
+            now = nodes[v]["args"][i].value if v in nodes and i < len(nodes[v]["args"]) else None
+            if not (isinstance(now, np.ndarray) and isinstance(value, np.ndarray) and same_bits(now, value)
+                    or not isinstance(now, np.ndarray) and type(now) is type(value) and now == value):
+                return False
+        return True
 
     def inputs(self, values: Mapping[str, Any], graph: Graph) -> list:
         """The program's arguments: vertex values, then the graph's constants it reads."""
@@ -293,9 +313,11 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
     rec = Recorder()
     const_leaves: dict[tuple[str, int], Lazy] = {}
 
+    pinned: dict[tuple[str, int], Any] = {}
+
     def consts(v: str, i: int, value):
         if (v, i) not in const_leaves:
-            const_leaves[v, i] = rec.leaf(value)
+            const_leaves[v, i] = rec.leaf(value, pin=lambda: pinned.setdefault((v, i), value))
         return const_leaves[v, i]
 
     leaves: Any = (_Primal(rec, g, values, dtype, None if bake else consts) if primal
@@ -330,7 +352,7 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
     const_ids = [leaf.id for leaf in const_leaves.values()]
     return Recorded(rec.statements, vertex_ids + const_ids, vertices, list(const_leaves),
                     outputs, results, e.mults, rec.shapes, bake, expected,
-                    structures if sparse else None, primal)
+                    structures if sparse else None, primal, pinned)
 
 
 def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy",
@@ -1102,7 +1124,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     device = getattr(fn, "device", None) if r.structures is None else None
     written = sum(math.prod(shapes.get(s.id, ())) for s in live if not _views(s))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
-                   r.structures, r.primal, written, device=device)
+                   r.structures, r.primal, written, r.pinned, device=device)
 
 
 _VIEWS = (np.reshape, np.transpose, np.moveaxis, np.swapaxes, np.broadcast_to)
