@@ -314,11 +314,8 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         return None
     if per_line is not None and c_lines is not None and lines > c_lines:  # too long to be built as C:
         per_line = None  # float code (planning and compiling it took 10 s on the bottleneck network)
-    estimate = (per_line or SECONDS_PER_LINE) * lines
-    if beat is not None and estimate >= floor:
-        beat = beat() if callable(beat) else beat
-        if beat is not None and estimate >= beat:
-            return None
+    if _slower(beat, floor, (per_line or SECONDS_PER_LINE) * lines):
+        return None
     rows = [math.prod(graph.shape(y)) for y in graph.outputs]
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]
     if sum(rows) != len(g.outputs) or sum(cols) != len(g.inputs):
@@ -333,6 +330,14 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     try:
         order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+        # the code has a line or more per product its plan multiplies: where that makes it too long
+        # for C (np.linalg.matrix_power of 6×6 to the 5th: 2,700 lines by the graph, 35,508 by the
+        # plan), it runs as floats, and is not compiled where those would lose
+        code = lines + plan.mults
+        if per_line is not None and c_lines is not None and code > c_lines:
+            per_line = None
+        if _slower(beat, floor, (per_line or SECONDS_PER_LINE) * code):
+            return None
         compiled = compile_plan(plan, entries_only=True)
     except (CompileError, MemoryLimitError):
         return None
@@ -345,6 +350,15 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
             c0 += nc
         r0 += nr
     return Unrolled(plan, compiled, blocks, sum(cols))
+
+
+def _slower(beat: float | Callable[[], float | None] | None, floor: float, estimate: float) -> bool:
+    """Whether code estimated to take ``estimate`` seconds cannot beat ``beat`` (see :func:`unroll`;
+    asked only from ``floor`` seconds on)."""
+    if beat is None or estimate < floor:
+        return False
+    beat = beat() if callable(beat) else beat
+    return beat is not None and estimate >= beat
 
 
 def best_time(fn: Callable[[], Any], repeats: int = 3) -> float:

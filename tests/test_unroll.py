@@ -398,6 +398,30 @@ def test_the_array_program_is_lowered_only_where_its_floor_does_not_settle_the_r
     np.testing.assert_allclose(got, jacc.jacobian(p.fn, backend="numpy")(x), rtol=1e-12, atol=1e-12)
 
 
+def test_code_too_long_for_c_by_its_plan_is_not_compiled_where_floats_would_lose(monkeypatch):
+    """np.linalg.matrix_power of a 6×6 matrix to the 5th: its scalar graph is short enough for C,
+    so the route was planned and its float code compiled (0.5 s of a 0.6 s first call), but the
+    plan's code has 35,508 lines, too long for C, and the floats took 1.7 ms against the array
+    program's 60 µs. The plan's multiplications now count in the estimate before compiling."""
+    from jacc import ccode
+    from jacc import unroll as U
+
+    def built(*args, **kwargs):
+        raise AssertionError("the code was compiled")
+    monkeypatch.setattr(U, "compile_plan", built)
+    x = np.linspace(-0.5, 0.5, 36)
+    f = lambda x: np.linalg.matrix_power(x.reshape(6, 6), 5).ravel()  # noqa: E731
+    g = trace(f, x)
+    values = g.evaluate({"x": x})
+    assert U.unroll(g, values, "auto", beat=60e-6, per_line=ccode.SECONDS_PER_LINE,
+                    c_lines=ccode.AUTO_LINES) is None
+    monkeypatch.undo()
+    jf = jacc.jacobian(f)
+    h = 1e-6
+    fd = np.stack([(f(x + h * e) - f(x - h * e)) / (2 * h) for e in np.eye(36)], axis=1)
+    np.testing.assert_allclose(jf(x), fd, rtol=1e-6, atol=1e-8)
+
+
 def test_code_with_a_dense_jacobian_is_not_built(monkeypatch):
     # tanh(x) * x.sum() over 400 numbers: a scalar graph of ~1,600 lines whose Jacobian has
     # 160,000 entries, each a line of the code; its first call compiled 160,000 lines as floats
