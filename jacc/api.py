@@ -711,8 +711,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``cost_model`` (or ``objective=``/``memory_limit=``) is what the plan minimises (by default
     ``"time"``: multiplications plus one per value held at the peak, see
     :class:`~jacc.CostModel`; ``jacc.plan`` counts multiplications alone; under ``"auto"`` and
-    ``"time"``, an array program much longer than its plan is timed on the first call against the
-    plain forward and reverse orders', which run where twice as fast, see
+    ``"time"``, an array program much longer than its plan, or writing far more values than its plan
+    multiplies, is timed on the first call against the plain forward and reverse orders', which run
+    where twice as fast, see
     :meth:`Runner.plain_if_faster`); without a
     ``memory_limit``, a plan whose predicted peak exceeds the memory the machine has available
     raises :class:`~jacc.MemoryLimitError`, naming its largest partial, before anything is

@@ -651,19 +651,22 @@ def add_placed(acc: np.ndarray, v: np.ndarray, at: tuple, src: np.ndarray | None
     return acc
 
 
-#: Calls that place a value into fresh zeros, and moves that only rearrange it: a chain of them
-#: puts each element of its source somewhere in its result (see :func:`_placement`).
+#: Calls that place a value into fresh zeros, and moves that only rearrange it (:func:`_moves`): a
+#: chain of them puts each element of its source somewhere in its result (see :func:`_placement`).
 _PLACING = frozenset({S.put_rows.__wrapped__, S.put_last.__wrapped__})
 _MOVES = frozenset({np.transpose, np.reshape, np.moveaxis, np.swapaxes})
+
+
+def _moves(s: Statement) -> bool:
+    """Whether ``s`` rearranges a value's axes or shape (a view: it writes no entries)."""
+    return s.method in ("reshape", "transpose") or s.method is None and s.item is None and s.fn in _MOVES
 
 
 def _placing_step(s: Statement) -> bool:
     """A placing call or a move whose only computed argument is the value it places or moves."""
     if s.item is not None or not s.args or not isinstance(s.args[0], Ref) or _refs_in((s.args[1:], s.kwargs)):
         return False
-    if s.method is not None:
-        return s.method in ("reshape", "transpose")
-    return s.fn in _MOVES or s.fn in _PLACING and not s.kwargs.get("add")
+    return _moves(s) or s.method is None and s.fn in _PLACING and not s.kwargs.get("add")
 
 
 def _chain_to(sid: int, by_id: dict, alias: dict, uses: dict, kept: set) -> list[Statement]:
@@ -1142,17 +1145,9 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     if tail:
         fn = _assembled_on_host(fn, finish)
     device = getattr(fn, "device", None) if r.structures is None else None
-    written = sum(math.prod(shapes.get(s.id, ())) for s in live if not _views(s))
+    written = sum(math.prod(shapes.get(s.id, ())) for s in live if not (_moves(s) or s.fn is np.broadcast_to))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
                    r.structures, r.primal, written, r.pinned, device=device)
-
-
-_VIEWS = (np.reshape, np.transpose, np.moveaxis, np.swapaxes, np.broadcast_to)
-
-
-def _views(s: Statement) -> bool:
-    """Whether ``s`` only gives another view of a value (it writes no entries)."""
-    return s.method in ("reshape", "transpose") or s.method is None and s.item is None and s.fn in _VIEWS
 
 
 # The algebra's array writes: dense zeros with a block written in. Under JAX the program returns

@@ -312,9 +312,14 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     lines = len(g.nx) + g.nx.number_of_edges() + entries(g)  # (one line returns each entry)
     if lines > MAX_LINES:
         return None
-    if per_line is not None and c_lines is not None and lines > c_lines:  # too long to be built as C:
-        per_line = None  # float code (planning and compiling it took 10 s on the bottleneck network)
-    if _slower(beat, floor, (per_line or SECONDS_PER_LINE) * lines):
+
+    def seconds(n: int) -> float:
+        """What ``n`` lines of code take: as C, unless too long to be built as C (then float code:
+        planning and compiling C took 10 s on the bottleneck network)."""
+        c = per_line is not None and (c_lines is None or n <= c_lines)
+        return (per_line if c else SECONDS_PER_LINE) * n
+
+    if _slower(beat, floor, seconds(lines)):
         return None
     rows = [math.prod(graph.shape(y)) for y in graph.outputs]
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]
@@ -333,10 +338,7 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         # the code has a line or more per product its plan multiplies: where that makes it too long
         # for C (np.linalg.matrix_power of 6×6 to the 5th: 2,700 lines by the graph, 35,508 by the
         # plan), it runs as floats, and is not compiled where those would lose
-        code = lines + plan.mults
-        if per_line is not None and c_lines is not None and code > c_lines:
-            per_line = None
-        if _slower(beat, floor, (per_line or SECONDS_PER_LINE) * code):
+        if _slower(beat, floor, seconds(lines + plan.mults)):
             return None
         compiled = compile_plan(plan, entries_only=True)
     except (CompileError, MemoryLimitError):
