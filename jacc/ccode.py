@@ -85,6 +85,7 @@ HELPERS = {
                   "return d > 0 ? a + 1.4426950408889634 * log1p(pow(2.0, -d)) "
                   ": d <= 0 ? b + 1.4426950408889634 * log1p(pow(2.0, d)) : d; }",
     "heaviside": "double h_heaviside(double a, double b) { return a != a ? a : a < 0 ? 0.0 : a > 0 ? 1.0 : b; }",
+    "where": "double h_where(double m, double a, double b) { return m != 0 ? a : b; }",
     "xlogy": "double h_xlogy(double a, double b) { return (a == 0 && b == b) ? 0.0 : a * log(b); }",
     "xlog1py": "double h_xlog1py(double a, double b) { return (a == 0 && b == b) ? 0.0 : a * log1p(b); }",
     "log_expit": "double h_log_expit(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }",

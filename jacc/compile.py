@@ -129,6 +129,10 @@ def _heaviside(a: float, b: float) -> float:
     return a if a != a else 0.0 if a < 0 else 1.0 if a > 0 else b
 
 
+def _where(m: float, a: float, b: float) -> float:
+    return a if m else b
+
+
 def _xlogy(a: float, b: float, log: Callable = math.log) -> float:
     return 0.0 if a == 0 and b == b else a * log(b)
 
@@ -209,7 +213,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "trunc": _rounder(math.trunc), "rint": _rounder(round), "fmax": _fmax, "fmin": _fmin,
               "ftie": _ftie, "arctan2": math.atan2, "logaddexp": _logaddexp, "logaddexp2": _logaddexp2,
               "fmod": math.fmod, "remainder": _remainder, "floor_divide": _floor_divide,
-              "copysign": math.copysign, "heaviside": _heaviside, "xlogy": _xlogy,
+              "copysign": math.copysign, "heaviside": _heaviside, "xlogy": _xlogy, "where": _where,
               "xlog1py": lambda a, b: _xlogy(a, b, math.log1p), "erf": math.erf, "erfc": math.erfc,
               "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma,
               "zeta": _scipy("zeta"), "log_expit": _log_expit, "erfinv": _scipy("erfinv"),
@@ -511,7 +515,7 @@ def _primal(op: str, params: dict) -> Callable:
     if op in ELEMENTWISE:
         return _formula(ELEMENTWISE[op][0], ELEMENTWISE[op][2])
     if op == "where":
-        return lambda m, a, b: a if m else b
+        return _formula("where(m, a, b)", "m, a, b")
     if op == "constant":
         value = float(params["value"])
         return lambda: value
@@ -542,8 +546,8 @@ def _partial(op: str, pos: int, args: list[str], out: str, env: dict) -> str | N
         key = f"D_{op}_{pos}"
         env.setdefault(key, _formula(deriv, names + ", y"))
         return f"{key}({', '.join(args)}, {out})"
-    if op == "where":
-        return f"(1.0 if {args[0]} else 0.0)" if pos == 1 else f"(0.0 if {args[0]} else 1.0)"
+    if op == "where":  # (a mask is a constant, or a recorded one: 1.0 or 0.0)
+        return f"(({args[0]}) != 0) * 1.0" if pos == 1 else f"(({args[0]}) == 0) * 1.0"
     raise CompileError(f"compile: op {op!r} has no scalar formula; use plan.execute")
 
 

@@ -206,6 +206,8 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "ceil": ("ceil(x)", None, "zero"),
     "trunc": ("trunc(x)", None, "zero"),
     "rint": ("rint(x)", None, "zero"),
+    # a recorded mask's negation (jacc.masks): masks are vertices of 0.0 and 1.0
+    "logical_not": ("(x == 0) * 1.0", None, "zero"),
 }
 
 # name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
@@ -235,6 +237,17 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "copysign": ("copysign(a, b)", (("out", "sign(a) * copysign(1.0, b)"), None)),
     "heaviside": ("heaviside(a, b)", (None, ("out", "(a == 0) * 1.0"))),
     "floor_divide": ("floor_divide(a, b)", (None, None)),
+    # comparisons and logic, recorded where a mask selects values (jacc.masks): 1.0 where true,
+    # 0.0 where false, so the graph stays float and every backend reads the same formula
+    "less": ("(a < b) * 1.0", (None, None)),
+    "less_equal": ("(a <= b) * 1.0", (None, None)),
+    "greater": ("(a > b) * 1.0", (None, None)),
+    "greater_equal": ("(a >= b) * 1.0", (None, None)),
+    "equal": ("(a == b) * 1.0", (None, None)),
+    "not_equal": ("(a != b) * 1.0", (None, None)),
+    "logical_and": ("(a != 0) * (b != 0) * 1.0", (None, None)),
+    "logical_or": ("((a != 0) + (b != 0) != 0) * 1.0", (None, None)),
+    "logical_xor": ("((a != 0) != (b != 0)) * 1.0", (None, None)),
     "xlogy": ("xlogy(a, b)", (("out", "log(b)"), ("out", "a / b"))),
     "xlog1py": ("xlog1py(a, b)", (("out", "log1p(b)"), ("out", "a / (1.0 + b)"))),
     "rel_entr": ("rel_entr(a, b)", (("out", "log(a / b) + 1.0"), ("out", "-a / b"))),
@@ -334,6 +347,10 @@ TERNARY: dict[str, tuple[str, tuple]] = {
     "nbdtr": ("nbdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "betadensity(floor(b), floor(a) + 1.0, c)"))),
     "nbdtrc": ("nbdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-betadensity(floor(b), floor(a) + 1.0, c)"))),
 }
+
+#: the ops of recorded masks (jacc.masks): comparisons and logic, 1.0 for true and 0.0 for false
+MASK_OPS = frozenset(["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_and",
+                      "logical_or", "logical_xor", "logical_not"])
 
 #: every elementwise op of several arguments: name → (primal, rules, the formulas' argument names)
 ELEMENTWISE = {**{n: (f, r, "a, b") for n, (f, r) in BINARY.items()},
@@ -833,8 +850,8 @@ def _where_partial(i: int, ctx: Ctx) -> Jac:
     return _ew(ctx, i, "out", lambda: mask if i == 1 else ~lazy.asarray(mask, bool))
 
 
-register(Op("where", lambda a, p: np.where(np.asarray(a[0], bool), a[1], a[2]), _broadcast_shape,
-            _where_partial, 3, "where(mask, x, y) with a constant mask", frozenset({0})))
+register(Op("where", lambda a, p: np.where(lazy.asarray(a[0], bool), a[1], a[2]), _broadcast_shape,
+            _where_partial, 3, "where(mask, x, y): a constant mask, or a recorded one (jacc.masks)", frozenset({0})))
 
 
 def _bound(params: dict, key: str) -> np.ndarray | None:

@@ -380,6 +380,8 @@ class Tape:
             return _plain_step(op, args, params or {})
         if self._pending is not None:
             self.unwritten()
+        if Mask in map(type, args):  # a comparison used as numbers: its recorded 0.0/1.0
+            args = [a.vertex() if type(a) is Mask else a for a in args]
         if op in _SEPARATE_USES and len(args) > 1:
             args = self._separate(op, args, params)
         if op == "matmul":
@@ -1371,6 +1373,11 @@ class Tracer(_Held):
                   "or build the changed array with np.where(mask, new, x)")
         if type(value) in VIEWS:  # a view of an array f made: the entries it shows
             value = value.current()
+        if type(index) is Mask and index.shape == self.shape and np.ndim(value) == 0 and type(value) is not Mask:
+            _take(self, self.tape.record("where", [index.vertex(), value, self]))  # x[x < 0] = 0.0
+            return
+        if type(index) is Mask or (type(index) is tuple and Mask in map(type, index)):
+            index = _plain(index)
         pending = self.tape._pending
         if pending is not None:
             if value is not pending[0] or self.name != pending[1]:
@@ -1405,10 +1412,12 @@ class Tracer(_Held):
         return format(self.value, spec) if spec else str(self)
 
     def _compare(self, other, fn, what):
-        other = other.value if isinstance(other, Tracer) else other
-        return fn(self._concrete(f"comparison '{what}'"), other)
+        if self.tape.paused:
+            other = other.value if isinstance(other, Tracer) else other
+            return fn(self._concrete(f"comparison '{what}'"), other)
+        return compare(self, other, fn)
 
-    # comparisons look at values: the result is a constant mask and the trace is value-dependent
+    # comparisons give a jacc.masks.Mask: the values' booleans, recorded where they select values
     # (the operator module, not ufuncs: `x == None` or `x == "a"` behave as for an ndarray)
     __lt__ = lambda s, o: s._compare(o, operator.lt, "<")  # noqa: E731
     __le__ = lambda s, o: s._compare(o, operator.le, "<=")  # noqa: E731
@@ -1466,6 +1475,8 @@ class Tracer(_Held):
     def __getitem__(self, index):
         if type(index) is int:  # x[i]: what _index_params makes of a plain int
             return self.tape.record("getitem", [self], {"index": [["int", index]]})
+        if type(index) is Mask or (type(index) is tuple and Mask in map(type, index)):
+            index = _plain(index)  # x[x > 0]: a size that is a value
         return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
@@ -2340,3 +2351,6 @@ from .constructors import _SWAPS, VIEWS, aliases, constructors, unseen_imports, 
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]
+
+
+from .masks import Mask, _plain, compare  # noqa: E402  (it builds on the tracer above)

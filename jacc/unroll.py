@@ -40,7 +40,7 @@ import numpy as np
 from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
-from .ops import OPS, UNARY
+from .ops import MASK_OPS, OPS, UNARY
 
 #: the largest array graph (total scalars over its vertices) that jacobian tries to unroll
 MAX_ELEMENTS = 2000
@@ -195,6 +195,8 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
         args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
         if d["op"] in WHOLE:
             env[v] = _whole(d["op"], args[0], d["params"])
+        elif d["op"] in SELECTING:
+            env[v] = _selecting(tape, d["op"], args, d["params"])
         else:
             env[v] = OPS[d["op"]].evaluate(args, d["params"])
     tape.declare([s for y in graph.outputs for s in join(env[y])], False)
@@ -225,7 +227,29 @@ def _composite(formula: str) -> bool:
 
 #: Unary ops kept as one scalar op each, not evaluated through their formula (expit as
 #: 1/(1 + exp(−x)) would differentiate exp(1000)·0 = NaN where expit's own rule gives 0).
-WHOLE = frozenset(name for name, (primal, _, _) in UNARY.items() if _composite(primal))
+#: Piecewise constant ones (sign, floor, …) likewise: on scalar handles they would compare values.
+WHOLE = frozenset(name for name, (primal, _, spec) in UNARY.items() if _composite(primal) or spec == "zero")
+
+
+#: Ops on recorded masks (jacc.masks): element by element, each a recorded scalar op where a traced
+#: scalar takes part (evaluating their formulas on scalar handles would read the comparisons' values)
+SELECTING = MASK_OPS | {"where"}
+
+
+def _selecting(tape, op: str, args: list, params: dict) -> Any:
+    """``op`` over ``args`` (object arrays of traced scalars, or constants), broadcast as NumPy
+    does; ``where`` with a constant condition picks its argument as NumPy's would."""
+    from .scalarize import Scalar, ScalarArray
+
+    def one(*es):
+        if op == "where" and not isinstance(es[0], Scalar):
+            return es[1] if es[0] else es[2]
+        if any(isinstance(e, Scalar) for e in es):
+            return Scalar(tape.record(op, [e.t if isinstance(e, Scalar) else float(e) for e in es]))
+        return float(OPS[op].evaluate([np.asarray(e, dtype=float) for e in es], params))
+    out = np.frompyfunc(one, len(args), 1)(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in args])
+    return out.view(ScalarArray) if isinstance(out, np.ndarray) and out.ndim else (
+        out[()] if isinstance(out, np.ndarray) else out)
 
 
 def _whole(op: str, x: Any, params: dict) -> Any:

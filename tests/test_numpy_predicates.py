@@ -21,7 +21,6 @@ X = np.array([[0.5, -0.3, 0.8], [0.1, 0.2, -0.9], [0.3, 0.4, -0.6]])
     lambda x: x * np.all(x > 0, axis=1, keepdims=True),
     lambda x: x * x.any(axis=0),
     lambda x: np.where(np.signbit(x), -x, x ** 2),
-    lambda x: x * np.logical_xor(x > 0, x > 0.4),
     lambda x: x.ravel()[np.nanargmax(x)] * x,
     lambda x: x * np.isin(x, x[0]),
     lambda x: x * np.array_equal(x, np.abs(x)),
@@ -34,6 +33,21 @@ def test_a_predicate_of_values_is_retraced_when_the_values_change(f):
     jf(X)
     np.testing.assert_array_equal(jf(-X), jacc.jacobian(f, compile=False)(-X))
     assert trace(f, X).meta["value_dependent"]
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x * np.logical_xor(x > 0, x > 0.4),
+    lambda x: x * np.logical_and(x > -0.45, np.logical_not(x > 0.55)),
+    lambda x: np.where((x > 0) | (x < -0.45), x ** 2, -x),
+    lambda x: x * ~(x >= 0.2),
+])
+def test_logical_ufuncs_of_comparisons_are_recorded(f):
+    """Masks (jacc.masks): traced once at X, the plan computes −X's mask itself."""
+    jf = jacc.jacobian(f, retrace=False)
+    jf(X)
+    np.testing.assert_array_equal(jf(-X), jacc.jacobian(f, compile=False)(-X))
+    np.testing.assert_allclose(jf(-X), fd_jacobian(f, [-X], 0), atol=1e-8)
+    assert not trace(f, X).meta.get("value_dependent")
 
 
 def test_shape_and_dtype_helpers_read_no_values():

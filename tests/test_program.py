@@ -115,7 +115,8 @@ def test_one_program_serves_every_constant():
 
     def f(x):
         h = W @ x
-        return np.tanh(np.where(h > 0, h, 0.1 * h)) * 2.0  # the mask is a constant of each call
+        # the mask is a constant of each call (np.asarray reads it: a recorded mask would run as C)
+        return np.tanh(np.where(np.asarray(h > 0), h, 0.1 * h)) * 2.0
 
     jf = jacc.jacobian(f)
     ref = jacc.jacobian(f, backend="interpret")

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian as fd
 
 import jacc
 from jacc import factorise, suite
@@ -91,8 +92,33 @@ def test_value_dependent_scalar_graphs_are_not_unrolled():
         jf = jacc.jacobian(f)
         np.testing.assert_allclose(jf(x), jacc.jacobian(f, backend="numpy")(x))
         assert jf.ran == "numpy"
-    g = trace(lambda x: np.where(x > 2, x, 0.0), x)  # the array trace itself depends on values
+    g = trace(lambda x: np.where(np.asarray(x > 2), x, 0.0), x)  # the array trace itself depends on values
     assert g.meta.get("value_dependent") and unroll(g, {"x": x}, "auto") is None
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.where(x > 2, x ** 2, np.sin(x)),
+    lambda x: np.where((x > 0.5) & ~(x >= 2.5), x, -x) * (x != 3.0),
+    lambda x: np.select([x < 1, x < 3], [x, 2 * x], default=x ** 3),
+    lambda x: np.where(x[0] > x[1:], x[1:], 1.0),  # a constant branch: where of recorded scalars
+    lambda x: np.sign(x - 1.5) * x ** 2 + np.floor(x + 0.5) * x,  # piecewise constants: one scalar op each
+])
+def test_recorded_masks_unroll_to_branch_free_scalar_code(f):
+    """A recorded comparison (jacc.masks) is a scalar op of the code: its mask is computed at each
+    call, so one traced point serves points where the comparisons come out otherwise."""
+    x = np.array([1.1, 3.2, 0.2, 2.7])  # (no point on a comparison's threshold: FD jumps there)
+    g = trace(f, x)
+    assert not g.meta.get("value_dependent")
+    u = unroll(g, {"x": x}, "auto")
+    assert u is not None
+    jf = jacc.jacobian(f, retrace=False)
+    jf(x)
+    for z in (x, np.array([2.9, -1.0, 3.4, 0.6]), np.array([0.1, 0.4, 2.2, 5.0])):
+        want = jacc.jacobian(f, compile=False)(z)
+        np.testing.assert_allclose(want, fd(f, [z], 0), atol=1e-6)
+        np.testing.assert_array_equal(u([z])[g.outputs[0], "x"], want)
+        np.testing.assert_array_equal(jf(z), want)
+        assert jf.ran in ("c", "scalar")
 
 
 def test_an_array_of_a_python_float_traced_once_runs_unrolled_on_later_floats():

@@ -282,7 +282,7 @@ def _sqrt(z: Any) -> Any:
     b = _part(im, shape)
     t = np.sqrt((np.hypot(a, b) + np.abs(a)) / 2)
     right = a >= 0
-    negative = np.signbit(b.value if isinstance(b, Tracer) else b)
+    negative = np.signbit(b)  # (of a traced b: read from its value, -0.0 included; the trace depends on it)
     return _make(np.where(right, t, np.abs(b) / (2 * t)),
                  np.where(right, b / (2 * t), np.where(negative, -t, t)), shape)
 

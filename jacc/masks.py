@@ -1,0 +1,249 @@
+"""Comparisons of traced values, kept as masks that the trace can record.
+
+``x > 0`` on a traced ``x`` gives a :class:`Mask`: NumPy's boolean array at the traced point that
+also remembers how it was made. Where a mask selects values — ``np.where(x > 0, x, 0.0)``,
+``np.select``, ``x * (x > 0)``, ``y[y < 0] = 0.0``, ``(x > a) & (x < b)`` — the comparison is
+recorded as a vertex without edges (its derivative is zero wherever it is defined), so the trace
+holds at every point: a compiled Jacobian recomputes the mask at each call, and ``jacobian`` need
+not run ``f`` again. Anything that reads the mask's entries as Python values — ``if m:``,
+``x[m]`` (whose size is a value), ``m.sum()``, ``np.nonzero(m)`` — reads them at the traced point
+and marks the trace value-dependent, as a comparison always did before.
+
+The recorded vertex holds 1.0 where the mask is true and 0.0 elsewhere, so graphs stay float and
+every backend (NumPy, JAX, the scalar code and its C) reads the comparison from the same formula
+in :data:`jacc.ops.BINARY`. A mask records nothing until it is used that way: a comparison that
+only steers Python (``while err > tol``) leaves the graph as it was.
+
+>>> import numpy as np, jacc
+>>> g = jacc.trace(lambda x: np.where(x > 0, x ** 2, np.sin(x)), np.array([-1.0, 2.0]))
+>>> [g.op(v) for v in g.topological_order()]
+['input', 'square', 'sin', 'greater', 'where']
+>>> g.meta.get("value_dependent") is None
+True
+"""
+
+from __future__ import annotations
+
+import numbers
+import operator
+from typing import Any
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from .trace import Tracer, _Num, _private, implements_ufunc
+
+__all__ = ["Mask", "compare"]
+
+#: comparison → (recorded op, symbol); the operator module's functions are Tracer's operators
+COMPARISONS = {
+    np.less: ("less", "<"), np.less_equal: ("less_equal", "<="), np.greater: ("greater", ">"),
+    np.greater_equal: ("greater_equal", ">="), np.equal: ("equal", "=="), np.not_equal: ("not_equal", "!="),
+    operator.lt: ("less", "<"), operator.le: ("less_equal", "<="), operator.gt: ("greater", ">"),
+    operator.ge: ("greater_equal", ">="), operator.eq: ("equal", "=="), operator.ne: ("not_equal", "!="),
+}
+#: logical ufuncs → recorded op (on booleans, ``&``, ``|``, ``^`` and ``~`` are these)
+LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or": "logical_or",
+         "bitwise_or": "logical_or", "logical_xor": "logical_xor", "bitwise_xor": "logical_xor",
+         "logical_not": "logical_not", "invert": "logical_not"}
+_SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
+
+
+class Mask(NDArrayOperatorsMixin):
+    """A boolean array computed from traced values (see the module's docstring).
+
+    >>> import numpy as np, jacc
+    >>> J = jacc.jacobian(lambda x: x * (x > 1.0))
+    >>> J(np.array([0.5, 2.0])).diagonal().tolist(), J(np.array([3.0, 0.0])).diagonal().tolist()
+    ([0.0, 1.0], [1.0, 0.0])
+    """
+
+    __slots__ = ("tape", "op", "args", "value", "_vertex")
+    __array_priority__ = 1001
+    __hash__ = None  # as an ndarray's
+
+    def __init__(self, tape, op: str, args: list, value: np.ndarray):
+        self.tape, self.op, self.args, self.value, self._vertex = tape, op, args, value, None
+
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    size = property(lambda self: self.value.size)
+    dtype = property(lambda self: self.value.dtype)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+    def __repr__(self) -> str:
+        return f"Mask({self.op}, {self.value!r})"
+
+    def vertex(self) -> Tracer:
+        """The recorded mask (1.0 where true, 0.0 elsewhere), recorded on first use; each call
+        gives an array object of its own, so a caller changing it in place changes no other."""
+        if self._vertex is None:
+            args = [a.vertex() if type(a) is Mask else a for a in self.args]
+            self._vertex = self.tape.record(self.op, args)
+        t = self._vertex
+        return Tracer(t.tape, t.name, t.value)
+
+    def concrete(self) -> np.ndarray:
+        """The entries at the traced point, as a new array; the trace becomes value-dependent."""
+        self.tape.note_value_dependence(f"comparison '{_SYMBOL.get(self.op, self.op)}'")
+        return self.value.copy()
+
+    # -- reading the entries: NumPy's behaviour on the values -------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        v = self.concrete()
+        return v if dtype is None else v.astype(dtype)
+
+    def __bool__(self) -> bool:
+        return bool(self.concrete())
+
+    def __int__(self) -> int:
+        return int(self.concrete())
+
+    def __float__(self) -> float:
+        return float(self.concrete())
+
+    def __iter__(self):
+        return iter(self.concrete())
+
+    def __getitem__(self, index):
+        return self.concrete()[_plain(index)]
+
+    def __getattr__(self, name: str):
+        # the ndarray's methods and attributes (m.any(), m.sum(), m.T) on the values
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.concrete(), name)
+
+    def astype(self, dtype, *args, **kwargs):
+        """As float64, the recorded mask itself (no entries read); otherwise NumPy's ``astype``."""
+        if not args and not kwargs and np.dtype(dtype) == np.float64:
+            return self.vertex()
+        return self.concrete().astype(dtype, *args, **kwargs)
+
+    # -- NumPy's protocols ----------------------------------------------------------------------
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "__call__" and not kwargs:
+            op = LOGIC.get(ufunc.__name__) or COMPARISONS.get(ufunc, (None,))[0]
+            if op is not None and all(_operand(a, self.tape) for a in inputs):
+                return combine(op, list(inputs))
+        if any(isinstance(a, Tracer) for a in inputs) and "out" not in kwargs:
+            return NotImplemented  # the traced array's ufunc, which reads a mask as its 0.0/1.0 vertex
+        return getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs))
+
+    def __array_function__(self, func, types, args, kwargs):
+        handler = _FUNCTIONS.get(func)
+        if handler is not None:
+            out = handler(*args, **kwargs)
+            if out is not NotImplemented:
+                return out
+        if any(issubclass(t, Tracer) for t in types):
+            return NotImplemented  # the traced array's handler
+        return func(*_plain(args), **_plain(kwargs))
+
+
+def _plain(x: Any) -> Any:
+    """``x`` with every mask in it (in lists, tuples and dicts too) read as its entries."""
+    if type(x) is Mask:
+        return x.concrete()
+    if isinstance(x, (list, tuple)):
+        return type(x)(_plain(y) for y in x) if any(_holds_mask(y) for y in x) else x
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
+
+
+def _holds_mask(x: Any) -> bool:
+    return type(x) is Mask or (isinstance(x, (list, tuple)) and any(_holds_mask(y) for y in x))
+
+
+def _operand(x: Any, tape) -> bool:
+    """Whether a comparison may record ``x``: a traced array or mask of ``tape``, or a real number
+    or array of them (not text, None or objects, which NumPy compares otherwise)."""
+    if isinstance(x, (Tracer, Mask)):
+        return x.tape is tape and not tape.paused
+    if isinstance(x, np.ndarray | np.generic):
+        return x.dtype.kind in "biuf"
+    return isinstance(x, numbers.Real)
+
+
+def _value(x: Any) -> Any:
+    return x.value if isinstance(x, (Tracer, Mask)) else x
+
+
+def _snapshot(x: Any) -> Any:
+    """``x`` as it is now: a traced array may change in place (``x[0] = …``) before the mask is
+    recorded, and a constant may be changed by the caller."""
+    if type(x) is _Num:
+        return _Num(x.tape, x.name, x.num)
+    if isinstance(x, Tracer):
+        return Tracer(x.tape, x.name, x.value)
+    return x if type(x) is Mask or isinstance(x, numbers.Real) else _private(x)
+
+
+def combine(op: str, args: list) -> Mask:
+    """The mask ``op(*args)`` (a comparison or a logical op) over traced arrays, masks and constants."""
+    from .ops import OPS
+
+    tape = next(a.tape for a in args if isinstance(a, (Tracer, Mask)))
+    value = np.asarray(OPS[op].evaluate([np.asarray(_value(a)) for a in args], {})) != 0
+    return Mask(tape, op, [_snapshot(a) for a in args], value)
+
+
+def compare(a: Any, b: Any, fn) -> Any:
+    """``fn(a, b)`` for a comparison ``fn`` with a traced operand: a :class:`Mask` where both are
+    numbers or traced, else NumPy's result on the values (the trace then depends on them)."""
+    tape = (a if isinstance(a, (Tracer, Mask)) else b).tape
+    if _operand(a, tape) and _operand(b, tape):
+        op, _ = COMPARISONS[fn]
+        value = np.asarray(fn(_value(a), _value(b)))
+        return Mask(tape, op, [_snapshot(a), _snapshot(b)], value)
+    tape.note_value_dependence(f"comparison '{COMPARISONS[fn][1]}'")
+    return fn(_value(a), _value(b))
+
+
+def _ufunc(name: str):
+    op = LOGIC.get(name)
+
+    def handler(tape, *xs):
+        if op is None:
+            return compare(*xs, getattr(np, name))
+        if all(_operand(x, tape) for x in xs):
+            return combine(op, list(xs))
+        tape.note_value_dependence(f"numpy.{name}")
+        return getattr(np, name)(*[_value(x) for x in xs])
+    return handler
+
+
+for _name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
+              "logical_and", "logical_or", "logical_xor", "logical_not"):
+    implements_ufunc(_name)(_ufunc(_name))
+
+
+# -- functions that select with a mask ------------------------------------------------------------
+
+
+def _where(condition, x=None, y=None, /):
+    if type(condition) is not Mask or x is None or y is None or _holds_mask([x, y]):
+        return NotImplemented
+    if not (isinstance(x, Tracer) or isinstance(y, Tracer)):
+        return NotImplemented  # constants alone: NumPy's dtype (np.where(m, 1, 0) is an int array)
+    return condition.tape.record("where", [condition.vertex(), x, y])
+
+
+def _select(condlist, choicelist, default=0):
+    if not any(type(c) is Mask for c in condlist) or len(condlist) != len(choicelist) or not condlist:
+        return NotImplemented
+    out = default
+    for cond, choice in reversed(list(zip(condlist, choicelist))):  # the first true condition wins
+        out = np.where(cond, choice, out)
+    shape = np.broadcast_shapes(*[np.shape(c) for c in list(condlist) + list(choicelist)], np.shape(default))
+    return out if np.shape(out) == shape else np.broadcast_to(out, shape)
+
+
+_FUNCTIONS = {np.where: _where, np.select: _select,
+              # questions of shape read no entries
+              np.shape: lambda a: np.shape(_value(a)), np.ndim: lambda a: np.ndim(_value(a)),
+              np.size: lambda a, axis=None: np.size(_value(a), axis)}
+

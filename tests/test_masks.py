@@ -1,0 +1,148 @@
+"""Recorded masks (jacc.masks): comparisons that select values are part of the trace, so one trace
+serves every point; comparisons whose entries are read keep the trace value-dependent."""
+
+import warnings
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.masks import Mask
+from jacc.trace import trace
+
+X = np.array([0.7, -1.3, 2.2, -0.4, 1.6])
+POINTS = [X, -X, np.array([-0.9, 1.1, -2.3, 0.45, 0.2])]  # (no point on a threshold: FD jumps there)
+
+
+def _leaky(x):
+    y = x * 1.0
+    y[y < 0] = 0.0  # a scalar written through a mask: where(mask, 0, y)
+    return y + 0.1 * x
+
+
+RECORDED = {
+    "where": lambda x: np.where(x > 0, x ** 2, np.sin(x)),
+    "relu product": lambda x: x * (x > 0),
+    "product first": lambda x: (x >= 0.5) * np.exp(x),
+    "astype": lambda x: (x < 1.0).astype(float) * x + (x < 1.0).astype(np.float64),
+    "and/or/not": lambda x: np.where((x > -1) & ~(x > 1) | (x > 2), x, -2 * x),
+    "logical": lambda x: np.where(np.logical_or(x < -1, np.logical_not(x < 1.5)), x ** 3, x),
+    "select": lambda x: np.select([x < -1, x < 1], [-x, x ** 2], default=np.cos(x)),
+    "setitem": _leaky,
+    "broadcast": lambda x: np.where(x[:, None] > x[None, :], x[:, None] * x[None, :], 0.0).sum(axis=1),
+    "against a constant array": lambda x: np.where(x > np.linspace(-1, 1, 5), x, 0.5 * x),
+    "scalar": lambda x: np.where(x[0] > x[1], x[0] * x, x[1] * x),
+    "chained": lambda x: np.clip(x, -1, 1) * np.where(np.abs(x) < 1, 1.0, np.tanh(x)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECORDED))
+def test_a_recorded_mask_serves_every_point(name):
+    f = RECORDED[name]
+    g = trace(f, X)
+    assert not g.meta.get("value_dependent"), g.meta.get("value_dependent")
+    for a, b in [(g.evaluate({"x": p})[g.outputs[0]], f(p)) for p in POINTS]:
+        np.testing.assert_array_equal(a, b)
+    jf = jacc.jacobian(f, retrace=False)
+    ji = jacc.jacobian(f, compile=False)
+    jf(X)
+    for p in POINTS:
+        J = jf(p)
+        np.testing.assert_allclose(J, fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(J, ji(p), rtol=1e-13, atol=1e-15)
+
+
+@pytest.mark.parametrize("name", ["where", "and/or/not", "select", "setitem"])
+def test_later_calls_skip_f(name):
+    f = RECORDED[name]
+    jf = jacc.jacobian(f)
+    for p in POINTS * 2:
+        np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+    assert jf.cache.skipped >= 3 and jf.cache.rebuilds == 0
+
+
+@pytest.mark.parametrize("f, why", [
+    (lambda x: x * 2.0 if (x > 0).all() else x, "all"),
+    (lambda x: x[x > 0].sum() * x, "a selection's size"),
+    (lambda x: x * np.sum(x > 0), "a count"),
+    (lambda x: x * np.where(x > 0, 1, 0), "np.where of integers (an integer array, as NumPy's)"),
+    (lambda x: x * np.asarray(x > 0), "np.asarray"),
+    (lambda x: x * np.nonzero(x > 0)[0].size, "nonzero"),
+    (lambda x: x * (x > 0)[1], "an entry"),
+    (lambda x: x * 2.0 if x[0] > 0 else x, "bool()"),
+])
+def test_reading_a_masks_entries_makes_the_trace_value_dependent(f, why):
+    g = trace(f, X)
+    assert g.meta.get("value_dependent"), why
+    jf = jacc.jacobian(f)
+    for p in POINTS:
+        np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_a_mask_is_numpys_boolean_array():
+    seen = {}
+
+    def f(x):
+        m = x > 0.5
+        seen.update(type=type(m), dtype=m.dtype, shape=m.shape, ndim=m.ndim, size=m.size, len=len(m),
+                    shape_fn=np.shape(m), values=np.asarray(m).tolist(), repr="Mask" in repr(m))
+        return x * m
+    trace(f, X)
+    assert seen == dict(type=Mask, dtype=np.dtype(bool), shape=(5,), ndim=1, size=5, len=5, shape_fn=(5,),
+                        values=(X > 0.5).tolist(), repr=True)
+    with pytest.raises(TypeError, match="unhashable"):
+        trace(lambda x: {x > 0: 1} and x, X)
+    with pytest.raises(ValueError, match="ambiguous"):
+        trace(lambda x: x if x > 0 else -x, X)
+
+
+def test_a_mask_is_the_comparison_where_it_was_made():
+    def f(x):
+        y = x * 1.0
+        m = y > 0
+        y[0] = -10.0  # after the comparison: the mask keeps y's entries of before
+        return np.where(m, y, 0.0)
+    g = trace(f, X)
+    assert not g.meta.get("value_dependent")
+    for p in POINTS:
+        np.testing.assert_array_equal(g.evaluate({"x": p})[g.outputs[0]], f(p))
+
+
+def test_comparisons_with_text_or_none_are_numpys():
+    assert trace(lambda x: x * (x == None).sum(), X).meta.get("value_dependent")  # noqa: E711
+    got = {}
+    trace(lambda x: got.setdefault("r", x == "a") is not None and x, X)
+    assert got["r"] is False or not np.any(got["r"])
+
+
+def test_closed_over_thresholds_are_followed_when_they_change():
+    c = np.array([0.0])
+    f = lambda x: np.where(x > c, x ** 2, -x)  # noqa: E731
+    jf = jacc.jacobian(f)
+    for p in POINTS:
+        jf(p)
+    c[0] = 1.0  # in place: the guards see it and trace again
+    np.testing.assert_allclose(jf(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_recorded_masks_on_other_backends():
+    pytest.importorskip("jax")
+    f = RECORDED["and/or/not"]
+    x = np.random.default_rng(0).normal(size=300)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jf = jacc.jacobian(f, backend="jax", retrace=False)
+        jf(x)
+        np.testing.assert_allclose(jf(-x), jacc.jacobian(f, compile=False)(-x), rtol=1e-13)
+
+
+def test_masks_of_a_values_only_block_are_plain():
+    from jacc.trace import values_only
+
+    def f(x):
+        with values_only():
+            m = x > 0
+        assert type(m) is np.ndarray
+        return x * m
+    assert trace(f, X).meta.get("value_dependent")
