@@ -200,9 +200,13 @@ class _Once:
         self.plan = entry.runner.unrolled.plan if entry.runner.unrolled is not None else entry.plan
         dt = entry.runner.dtype
         # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
-        self.unrolled = entry.runner.unrolled is not None
+        # (float64 for unrolled C code that takes them: Unrolled.takes_arrays)
+        self.unrolled = entry.runner.unrolled is not None and run != entry.runner.unrolled.run_arrays
         self.floats = entry.runner.fast is not None  # (as floats or as C)
-        self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
+        if self.unrolled or self.floats or entry.runner.unrolled is None:
+            self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
+        else:
+            self.cast = lambda a: np.asarray(a, dtype=np.float64)
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
@@ -249,7 +253,8 @@ class _Once:
         r, g = entry.runner, entry.graph
         assemble = None
         if r.unrolled is not None:  # scalar-level code of the array arguments (jacc.unroll)
-            run, kind, program, convert = r.unrolled.run_lists, r.kind, None, None
+            run = r.unrolled.run_arrays if r.unrolled.takes_arrays() else r.unrolled.run_lists
+            kind, program, convert = r.kind, None, None
         elif r.fast is not None:  # scalar code evaluates the primal itself
             run, assemble = _scalar_run(entry, single)
             kind, program, convert = r.kind, None, np.asarray  # floats to fresh 0-d arrays
@@ -288,7 +293,8 @@ class _Once:
                 if not (math.isfinite(sum(x)) or all(map(math.isfinite, x))):
                     return False
             return True
-        return all(np.isfinite(x).all() for x in xs)
+        # a finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each
+        return all(math.isfinite(np.add.reduce(x, None)) or np.isfinite(x).all() for x in xs)
 
 
 def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:

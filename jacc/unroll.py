@@ -65,6 +65,11 @@ MAX_DENSE_ENTRIES = 100_000
 JAX_MAX_LINES = 1000
 
 
+#: From this many inputs on, C code takes its arguments as arrays (copied into its buffer) rather
+#: than as lists of floats: with 20 inputs the list costs 0.7 µs to make and assign, the array 0.3 µs
+ARRAY_INPUTS = 16
+
+
 def float_list(a: Any) -> list:
     """An argument as the list of floats :meth:`Unrolled.run_lists` takes (C order)."""
     tp = type(a)
@@ -142,6 +147,15 @@ class Unrolled:
     def __call__(self, xs: Sequence[Any]) -> dict:
         """The blocks at the arguments ``xs`` (arrays or floats, in the graph's input order)."""
         return self.run_lists([float_list(x) for x in xs])
+
+    def takes_arrays(self) -> bool:
+        """Whether calls should pass :meth:`run_arrays` float64 arrays rather than lists: built C
+        code of at least :data:`ARRAY_INPUTS` inputs."""
+        return self.native is not None and self.n_in >= ARRAY_INPUTS
+
+    def run_arrays(self, arrays: Sequence[np.ndarray]) -> dict:
+        """The blocks at the arguments given as float64 arrays (C code only: see :meth:`takes_arrays`)."""
+        return self._blocks(self.native.from_arrays(arrays))
 
     def run_lists(self, lists: Sequence[list]) -> dict:
         """The blocks at the arguments given as lists of floats (each in C order)."""

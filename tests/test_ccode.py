@@ -291,3 +291,30 @@ def test_the_line_limit_counts_the_entries_returned():
     assert statements < 1000 < 40 * 40
     with pytest.raises(CompileError, match="lines of scalar code"):
         u.use_c(1000)
+
+
+def test_long_arguments_reach_c_as_arrays(monkeypatch):
+    # 20 + 20 inputs: copied into C's buffer as arrays (jacc.unroll.ARRAY_INPUTS), no lists made
+    from jacc.unroll import ARRAY_INPUTS, Unrolled
+
+    def f(x, y):
+        return np.where(x > y, x * y, np.sin(x - y)) + np.floor(x) * y
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=20), rng.normal(size=20)
+    assert x.size >= ARRAY_INPUTS
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="c", retrace=False)
+    jf(x, y)
+    monkeypatch.setattr(Unrolled, "run_lists", None)  # (a call that made lists would fail)
+    ref = jacc.jacobian(f, argnums=(0, 1), backend="interpret")
+    for _ in range(3):
+        x, y = rng.normal(size=20), rng.normal(size=20) * 2
+        for got, want in zip(jf(x, y), ref(x, y)):
+            np.testing.assert_array_equal(got, want)
+        assert jf.ran == "c"
+    x[7] = np.nan  # the finiteness check of arrays: the argument named
+    with pytest.raises(ValueError, match="'x'"):
+        jf(x, y)
+    x[7] = x[8] = 1.5e308  # a sum that overflows is no non-finite entry
+    assert np.isinf(x.sum())
+    for got, want in zip(jf(x, y), ref(x, y)):
+        np.testing.assert_array_equal(got, want)
