@@ -130,6 +130,9 @@ class Mask(NDArrayOperatorsMixin):
                 return combine(op, list(inputs))
         if any(isinstance(a, Tracer) for a in inputs) and "out" not in kwargs:
             return NotImplemented  # the traced array's ufunc, which reads a mask as its 0.0/1.0 vertex
+        if method == "__call__" and not kwargs and all(type(a) is Mask or _float(a) for a in inputs):
+            # with floats alone (2.0 * (x > 0) - 1.0): NumPy's result is float, the recorded mask's
+            return ufunc(*[a.vertex() if type(a) is Mask else a for a in inputs])
         return getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs))
 
     def __array_function__(self, func, types, args, kwargs):
@@ -166,6 +169,11 @@ def _operand(x: Any, tape) -> bool:
     if isinstance(x, np.ndarray | np.generic):
         return x.dtype.kind in "biuf"
     return isinstance(x, numbers.Real)
+
+
+def _float(x: Any) -> bool:
+    """A Python float or a float64 array or scalar: with a mask in an op, NumPy's result is float64."""
+    return type(x) is float or (isinstance(x, np.ndarray | np.float64) and x.dtype == np.float64)
 
 
 def _value(x: Any) -> Any:
@@ -227,8 +235,8 @@ for _name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_eq
 def _where(condition, x=None, y=None, /):
     if type(condition) is not Mask or x is None or y is None or _holds_mask([x, y]):
         return NotImplemented
-    if not (isinstance(x, Tracer) or isinstance(y, Tracer)):
-        return NotImplemented  # constants alone: NumPy's dtype (np.where(m, 1, 0) is an int array)
+    if not (isinstance(x, Tracer) or isinstance(y, Tracer) or (_float(x) and _float(y))):
+        return NotImplemented  # other constants: NumPy's dtype (np.where(m, 1, 0) is an int array)
     return condition.tape.record("where", [condition.vertex(), x, y])
 
 

@@ -34,6 +34,8 @@ RECORDED = {
     "against a constant array": lambda x: np.where(x > np.linspace(-1, 1, 5), x, 0.5 * x),
     "scalar": lambda x: np.where(x[0] > x[1], x[0] * x, x[1] * x),
     "chained": lambda x: np.clip(x, -1, 1) * np.where(np.abs(x) < 1, 1.0, np.tanh(x)),
+    "float constants": lambda x: np.where(x > 0, 1.0, -0.5) * x + (2.0 * (x > 1) - 1.0) * x ** 2,
+    "float arrays": lambda x: np.where(x < 0.5, np.full(5, 2.0), np.arange(5.0)) * x + (x > 0) / 4.0,
 }
 
 
@@ -67,6 +69,7 @@ def test_later_calls_skip_f(name):
     (lambda x: x[x > 0].sum() * x, "a selection's size"),
     (lambda x: x * np.sum(x > 0), "a count"),
     (lambda x: x * np.where(x > 0, 1, 0), "np.where of integers (an integer array, as NumPy's)"),
+    (lambda x: x * ((x > 0) * 2 - 1), "integer arithmetic"),
     (lambda x: x * np.asarray(x > 0), "np.asarray"),
     (lambda x: x * np.nonzero(x > 0)[0].size, "nonzero"),
     (lambda x: x * (x > 0)[1], "an entry"),

@@ -175,6 +175,19 @@ def test_logsumexp():
     assert special.logsumexp([1.0, 2.0], b=[1.0, -1.0], return_sign=True)[1] == -1.0
 
 
+def test_logsumexp_shifts_by_each_calls_max():
+    # the shift was a constant of the trace: traced at 0, a plan then overflowed at 1000 (NaN)
+    special = pytest.importorskip("scipy.special")
+    f = lambda x: special.logsumexp(x.reshape(2, 3), axis=1)  # noqa: E731
+    jf = jacc.jacobian(f, retrace=False, nonfinite="propagate")
+    jf(np.zeros(6))
+    for x in (np.arange(6.0) * 300, np.array([-np.inf, 0.0, 1.0, -np.inf, -np.inf, -np.inf])):
+        with np.errstate(all="ignore"):
+            want = jacc.jacobian(f, compile=False, nonfinite="propagate")(x)
+        np.testing.assert_allclose(jf(x), want, rtol=1e-13)
+    assert np.isfinite(jf(np.arange(6.0) * 300)).all()
+
+
 @pytest.mark.parametrize("f", [
     lambda x: np.sum(x * x, axis=0), lambda x: np.max(np.sin(x), axis=-1), lambda x: np.min(x, axis=0),
     lambda x: np.prod(x * x, axis=0), lambda x: x.sum(axis=0, keepdims=True) * 2.0,

@@ -421,15 +421,20 @@ def _ptp(a, axis=None, out=None, keepdims=False):
 
 def _logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """log Σ b·exp(a) = m + log Σ b·exp(a − m), with the shift m = max(a) taken as a constant
-    (any constant gives the same function; this one avoids overflow), as JAX does."""
+    (any constant gives the same function; this one avoids overflow), as JAX does. The shift is
+    recorded as a held value, so a compiled plan shifts by the max of each call's ``a``."""
     if return_sign:
         raise _unsupported("scipy.special.logsumexp with return_sign=True")
     shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
     if np.shape(a) != shape:
         a = np.broadcast_to(a, shape)
     axes = _axis_tuple(axis, len(shape), "scipy.special.logsumexp")
-    m = np.max(_value(a), axis=axes, keepdims=True) if _value(a).size else np.zeros([1] * len(shape))
-    m = np.where(np.isfinite(m), m, 0.0)
+    if _traced(a) and a.size:  # the shift recorded (held: no derivative), so it is a's at every call
+        top = a.tape.record("hold", [np.max(a, axis=axes, keepdims=True)])
+        m = np.where(np.abs(top) < np.inf, top, 0.0)  # (a recorded mask: 0 where the max is not finite)
+    else:
+        m = np.max(_value(a), axis=axes, keepdims=True) if _value(a).size else np.zeros([1] * len(shape))
+        m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(a - m)
     s = np.sum(e if b is None else np.multiply(b, e), axis=axes, keepdims=True)
     r = np.log(s) + m
