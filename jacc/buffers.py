@@ -533,11 +533,16 @@ def _served(caller, name: str) -> bool:
         module = caller.f_globals.get("__name__", "")
         if not any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES):
             return False
-    return _callee(caller.f_code, caller.f_lasti) == name
+    callee = _callee(caller.f_code, caller.f_lasti)
+    if callee == name or callee is None:
+        return callee == name
+    # a name of its own (from numpy import zeros as Z): what it is bound to must be that function
+    bound = caller.f_locals.get(callee, caller.f_globals.get(callee))
+    return getattr(bound, "__name__", None) == name and getattr(bound, "__module__", "").startswith("numpy")
 
 
 _CALLEES: dict[tuple, str | None] = {}
-_LOADS = frozenset(("LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME"))
+_LOADS = frozenset(("LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "LOAD_NAME", "LOAD_DEREF", "LOAD_FAST"))
 
 
 def _callee(code, lasti: int) -> str | None:

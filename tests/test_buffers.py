@@ -204,6 +204,21 @@ def test_non_float_arrays_refuse_traced_values():
         trace(ints, X)
 
 
+def test_creation_functions_under_names_of_their_own():
+    from numpy import eye as identity_matrix
+    from numpy import zeros as Z
+
+    def f(x):
+        out = Z(3)
+        for i in range(3):
+            out[i] = x[i] ** 2
+        m = identity_matrix(3)
+        m[0, 1] = x[2]
+        return m @ out
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
+
+
 def test_np_empty_gives_zeros_so_later_calls_reuse_the_plan():
     """NumPy's empty may hold anything; leftovers of memory would be constants that differ per call."""
     jf = jacc.jacobian(element_by_element)
