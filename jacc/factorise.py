@@ -157,12 +157,21 @@ def factorisations() -> int:
     return _made[0]
 
 
-def _pinned() -> bool:
+#: Matrices of at most this order are factorised without holding SciPy's pool at one thread:
+#: OpenBLAS runs getrf/getrs below 10,000 entries, and its level-3 routines below 262,144
+#: multiply-adds, on one thread anyway, and holding the pool costs about 5 µs per call (the thread
+#: counts read and set twice: np.linalg.solve of a 5×5 matrix in a compiled plan, 23 µs a call)
+UNPINNED_ORDER = 32
+
+
+def _pinned(n: int = UNPINNED_ORDER + 1) -> bool:
     """Inside a :class:`sharing` block, with SciPy's pool held at one thread (held here on first
-    use); False outside one (nothing would be shared: NumPy's own routine, on NumPy's pool) or
-    where the pools cannot be inspected."""
+    use) for a matrix of order ``n`` above :data:`UNPINNED_ORDER`; False outside one (nothing would
+    be shared: NumPy's own routine, on NumPy's pool) or where the pools cannot be inspected."""
     if getattr(_local, "memo", None) is None:
         return False
+    if n <= UNPINNED_ORDER:
+        return True
     if not _local.pinned:
         global _pool
         if _pool is None:
@@ -194,7 +203,7 @@ def _factor(a: Any) -> _LU | None:
     if type(a) is not np.ndarray or a.ndim != 2 or a.shape[0] != a.shape[1] or a.dtype.char not in _ROUTINES \
             or a.shape[0] == 0:
         return None
-    return _kept(_LU, a) if _pinned() else None
+    return _kept(_LU, a) if _pinned(a.shape[0]) else None
 
 
 def solve(a: Any, b: Any) -> Any:
@@ -232,7 +241,7 @@ def inv_lower(a: Any) -> Any:
     """``np.linalg.inv`` of a lower-triangular matrix: LAPACK's trtri (n³/3 flops) inside a
     :class:`sharing` block, where the LU route takes 2n³; NumPy's ``inv`` elsewhere and for stacks."""
     if (type(a) is np.ndarray and a.ndim == 2 and a.dtype.char in _ROUTINES and a.shape[0]
-            and _pinned()):
+            and _pinned(a.shape[0])):
         x, info = (_lapack.dtrtri if a.dtype.char == "d" else _lapack.strtri)(a, lower=1)
         if info == 0:
             return np.tril(x)
@@ -246,7 +255,7 @@ def solve_triangular(t: Any, b: Any, lower: bool = True) -> Any:
     """T⁻¹b for the lower (or upper) triangle T of ``t``: LAPACK's trtrs (n² per right-hand side)
     inside a :class:`sharing` block, where the LU route takes 2n³/3; NumPy's solve elsewhere."""
     if (type(t) is np.ndarray and t.ndim == 2 and t.dtype.char in _ROUTINES and t.shape[0]
-            and type(b) is np.ndarray and b.ndim in (1, 2) and b.dtype == t.dtype and _pinned()):
+            and type(b) is np.ndarray and b.ndim in (1, 2) and b.dtype == t.dtype and _pinned(t.shape[0])):
         x, info = (_lapack.dtrtrs if t.dtype.char == "d" else _lapack.strtrs)(t, b, lower=int(lower))
         if info == 0:
             return x

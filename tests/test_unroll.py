@@ -267,7 +267,13 @@ def test_scipys_separate_blas_pool_runs_on_one_thread_while_a_block_factorises(m
     fake = _FakePool(4)
     pool.foreign = [fake]
     monkeypatch.setattr(factorise, "_pool", pool)
-    A = np.eye(3) * 2.0
+    small = np.eye(3) * 2.0  # (OpenBLAS factorises a small matrix on one thread: no pinning)
+    with factorise.sharing():
+        before = factorise.factorisations()
+        factorise.inv(small)
+        factorise.det(small)
+        assert factorise.factorisations() - before == 1 and fake.calls == []
+    A = np.eye(factorise.UNPINNED_ORDER + 1) * 2.0
     with factorise.sharing():
         factorise.inv(A)
         assert fake.n == 1  # pinned at the first factorisation
@@ -282,13 +288,13 @@ def test_scipys_separate_blas_pool_runs_on_one_thread_while_a_block_factorises(m
 
 def test_the_real_foreign_pools_are_restored_after_a_jacobian_call():
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    p = suite.get("gp_kernel", "small")
-    jacc.jacobian(p.fn)(p.make_inputs(0)["X"])
+    n = factorise.UNPINNED_ORDER + 1  # (a smaller matrix does not hold the pool at all)
+    jacc.jacobian(lambda a: np.linalg.slogdet(a)[1])(np.eye(n) * 2.0 + 0.01)
     if not factorise._pool.foreign:
         pytest.skip("NumPy and SciPy share one BLAS here")
     before = [c.get_num_threads() for c in factorise._pool.foreign]
     with factorise.sharing():
-        factorise.inv(np.eye(3))
+        factorise.inv(np.eye(factorise.UNPINNED_ORDER + 1))
         assert [c.get_num_threads() for c in factorise._pool.foreign] == [1] * len(before)
     assert [c.get_num_threads() for c in factorise._pool.foreign] == before
     assert threadpoolctl.threadpool_info()  # the controllers still answer
