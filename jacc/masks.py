@@ -45,7 +45,9 @@ COMPARISONS = {
 #: logical ufuncs → recorded op (on booleans, ``&``, ``|``, ``^`` and ``~`` are these)
 LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or": "logical_or",
          "bitwise_or": "logical_or", "logical_xor": "logical_xor", "bitwise_xor": "logical_xor",
-         "logical_not": "logical_not", "invert": "logical_not"}
+         "logical_not": "logical_not", "invert": "logical_not",
+         # predicates of values (np.where(np.isnan(x), 0.0, x))
+         "isnan": "isnan", "isfinite": "isfinite", "isinf": "isinf"}
 _SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
 
 
@@ -225,7 +227,7 @@ def _ufunc(name: str):
 
 
 for _name in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
-              "logical_and", "logical_or", "logical_xor", "logical_not"):
+              "logical_and", "logical_or", "logical_xor", "logical_not", "isnan", "isfinite", "isinf"):
     implements_ufunc(_name)(_ufunc(_name))
 
 

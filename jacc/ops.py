@@ -206,8 +206,12 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "ceil": ("ceil(x)", None, "zero"),
     "trunc": ("trunc(x)", None, "zero"),
     "rint": ("rint(x)", None, "zero"),
-    # a recorded mask's negation (jacc.masks): masks are vertices of 0.0 and 1.0
+    # a recorded mask's negation and the predicates of values (jacc.masks): masks are vertices of
+    # 0.0 and 1.0 (written without inf, which C and the scalar code would need a name for)
     "logical_not": ("(x == 0) * 1.0", None, "zero"),
+    "isnan": ("(x != x) * 1.0", None, "zero"),
+    "isfinite": ("(abs(x) <= 1.7976931348623157e308) * 1.0", None, "zero"),
+    "isinf": ("(abs(x) > 1.7976931348623157e308) * 1.0", None, "zero"),
 }
 
 # name: (result, ((spec, ∂/∂a), (spec, ∂/∂b))); spec "unit" means the derivative is exactly 1
@@ -350,7 +354,7 @@ TERNARY: dict[str, tuple[str, tuple]] = {
 
 #: the ops of recorded masks (jacc.masks): comparisons and logic, 1.0 for true and 0.0 for false
 MASK_OPS = frozenset(["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_and",
-                      "logical_or", "logical_xor", "logical_not"])
+                      "logical_or", "logical_xor", "logical_not", "isnan", "isfinite", "isinf"])
 
 #: every elementwise op of several arguments: name → (primal, rules, the formulas' argument names)
 ELEMENTWISE = {**{n: (f, r, "a, b") for n, (f, r) in BINARY.items()},

@@ -35,6 +35,7 @@ RECORDED = {
     "scalar": lambda x: np.where(x[0] > x[1], x[0] * x, x[1] * x),
     "chained": lambda x: np.clip(x, -1, 1) * np.where(np.abs(x) < 1, 1.0, np.tanh(x)),
     "float constants": lambda x: np.where(x > 0, 1.0, -0.5) * x + (2.0 * (x > 1) - 1.0) * x ** 2,
+    "nan-safe": lambda x: np.where(np.isnan(x) | np.isinf(x), 0.0, x ** 2) * np.isfinite(x),
     "float arrays": lambda x: np.where(x < 0.5, np.full(5, 2.0), np.arange(5.0)) * x + (x > 0) / 4.0,
 }
 
