@@ -1731,6 +1731,11 @@ def _masked(what: str, x, where, fill: float):
         return x
     if isinstance(where, Tracer):
         raise _unsupported(f"{what} with a traced where= mask")
+    if type(where) is Mask:  # a comparison (np.sum(x, where=x > 0)): recorded, computed at each call
+        if np.broadcast_shapes(where.shape, np.shape(x)) != np.shape(x):
+            raise ValueError(f"{what}: the where= mask of shape {where.shape} does not broadcast to the array's "
+                             f"shape {np.shape(x)} (at {call_site()})")
+        return np.where(where, x, fill)
     mask = np.asarray(where, dtype=bool)
     return _tape_of(x).record("where", [np.broadcast_to(mask, np.shape(x)), x, fill])
 
@@ -1751,10 +1756,11 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, *, where=_NOT):
 
 
 def _counted(a, where, axis, keepdims) -> np.ndarray:
-    """How many entries of ``a`` the constant mask ``where`` keeps in each reduced slice."""
-    count = np.sum(np.broadcast_to(np.asarray(where, bool), np.shape(a)), axis=_tuple_axis(axis),
-                   keepdims=bool(keepdims))
-    return np.asarray(count, dtype=float)
+    """How many entries of ``a`` the mask ``where`` keeps in each reduced slice (a recorded mask's
+    count is recorded too)."""
+    kept = where.astype(float) if type(where) is Mask else np.asarray(where, bool)
+    count = np.sum(np.broadcast_to(kept, np.shape(a)), axis=_tuple_axis(axis), keepdims=bool(keepdims))
+    return count if type(where) is Mask else np.asarray(count, dtype=float)
 
 
 def _tuple_axis(axis):
