@@ -89,7 +89,8 @@ class Mask(NDArrayOperatorsMixin):
 
     def concrete(self) -> np.ndarray:
         """The entries at the traced point, as a new array; the trace becomes value-dependent."""
-        self.tape.note_value_dependence(f"comparison '{_SYMBOL.get(self.op, self.op)}'")
+        sym = _SYMBOL.get(self.op)
+        self.tape.note_value_dependence(f"comparison '{sym}'" if sym else f"a mask's entries ({self.op})")
         return self.value.copy()
 
     # -- reading the entries: NumPy's behaviour on the values -------------------------------------
@@ -110,7 +111,33 @@ class Mask(NDArrayOperatorsMixin):
         return iter(self.concrete())
 
     def __getitem__(self, index):
-        return self.concrete()[_plain(index)]
+        if _holds_mask(index):
+            return self.concrete()[_plain(index)]
+        return self._moved(lambda a: a[index])
+
+    # -- rearranging a mask (m.T, m[:, None], m.reshape(…), np.stack([m1, m2])): a mask still --
+    def _moved(self, fn) -> "Mask":
+        """``fn`` (which only moves entries) applied to the recorded mask and to its entries alike."""
+        return _derived(fn(self.vertex()), fn(self.value))
+
+    T = property(lambda self: self._moved(lambda a: a.T))
+
+    def reshape(self, *shape, **kw):
+        return self._moved(lambda a: a.reshape(*shape, **kw))
+
+    def transpose(self, *axes):
+        return self._moved(lambda a: a.transpose(*axes))
+
+    def ravel(self, *args):
+        return self._moved(lambda a: a.ravel(*args))
+
+    def squeeze(self, *args, **kw):
+        return self._moved(lambda a: a.squeeze(*args, **kw))
+
+    def copy(self, *args):
+        return self._moved(lambda a: a.copy(*args))
+
+    flatten = ravel
 
     def __getattr__(self, name: str):
         # the ndarray's methods and attributes (m.any(), m.sum(), m.T) on the values
@@ -146,6 +173,13 @@ class Mask(NDArrayOperatorsMixin):
         if any(issubclass(t, Tracer) for t in types):
             return NotImplemented  # the traced array's handler
         return func(*_plain(args), **_plain(kwargs))
+
+
+def _derived(t: Tracer, value: np.ndarray) -> Mask:
+    """A mask whose recorded 0.0/1.0 vertex is ``t`` (already recorded) and entries ``value``."""
+    m = Mask(t.tape, "rearranged", [], np.asarray(value))
+    m._vertex = t
+    return m
 
 
 def _plain(x: Any) -> Any:
@@ -252,7 +286,32 @@ def _select(condlist, choicelist, default=0):
     return out if np.shape(out) == shape else np.broadcast_to(out, shape)
 
 
+def _moving(func):
+    """A NumPy function that only moves entries (np.stack, np.reshape, …), applied to masks: on
+    their recorded vertices and on their entries alike, where every array argument is a mask."""
+    def handler(*args, **kwargs):
+        arrays = [a for a in _leaves(args) if isinstance(a, (np.ndarray, Tracer, Mask))]
+        if not arrays or any(type(a) is not Mask for a in arrays):
+            return NotImplemented
+        made = func(*_swap(args, lambda m: m.vertex()), **kwargs)
+        return _derived(made, func(*_swap(args, lambda m: m.value), **kwargs))
+    return handler
+
+
+def _leaves(x: Any) -> list:
+    return [y for v in x for y in _leaves(v)] if isinstance(x, (list, tuple)) else [x]
+
+
+def _swap(x: Any, fn) -> Any:
+    if type(x) is Mask:
+        return fn(x)
+    return type(x)(_swap(v, fn) for v in x) if isinstance(x, (list, tuple)) else x
+
+
 _FUNCTIONS = {np.where: _where, np.select: _select,
+              **{f: _moving(f) for f in (np.reshape, np.transpose, np.ravel, np.squeeze, np.expand_dims,
+                                         np.broadcast_to, np.stack, np.concatenate, np.copy, np.moveaxis,
+                                         np.swapaxes, np.atleast_1d, np.atleast_2d)},
               # questions of shape read no entries
               np.shape: lambda a: np.shape(_value(a)), np.ndim: lambda a: np.ndim(_value(a)),
               np.size: lambda a, axis=None: np.size(_value(a), axis)}

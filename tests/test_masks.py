@@ -37,6 +37,9 @@ RECORDED = {
     "float constants": lambda x: np.where(x > 0, 1.0, -0.5) * x + (2.0 * (x > 1) - 1.0) * x ** 2,
     "reductions where=": lambda x: (np.sum(x ** 2, where=x > 0) + np.mean(x, where=x < 0.5)
                                     + np.var(x, where=np.abs(x) < 1.5) + np.max(x, where=x < 1, initial=-5.0)) * x,
+    "rearranged": lambda x: (np.where((x > 0)[::-1].reshape(5, 1)[:, 0], x, 2 * x)
+                             + np.where(np.concatenate([x[:2] > 0, x[2:] < 1]), x ** 2, 0.0)
+                             + np.where(np.stack([x > 0, x < 1]).T[:, 1], x, 0.5 * x)),
     "nan-safe": lambda x: np.where(np.isnan(x) | np.isinf(x), 0.0, x ** 2) * np.isfinite(x),
     "float arrays": lambda x: np.where(x < 0.5, np.full(5, 2.0), np.arange(5.0)) * x + (x > 0) / 4.0,
 }
@@ -75,7 +78,8 @@ def test_later_calls_skip_f(name):
     (lambda x: x * ((x > 0) * 2 - 1), "integer arithmetic"),
     (lambda x: x * np.asarray(x > 0), "np.asarray"),
     (lambda x: x * np.nonzero(x > 0)[0].size, "nonzero"),
-    (lambda x: x * (x > 0)[1], "an entry"),
+    (lambda x: x * float((x > 0)[1]), "an entry"),
+    (lambda x: x * np.stack([x > 0, x < 1]).T.sum(), "a count of a rearranged mask"),
     (lambda x: x * 2.0 if x[0] > 0 else x, "bool()"),
 ])
 def test_reading_a_masks_entries_makes_the_trace_value_dependent(f, why):
