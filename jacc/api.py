@@ -200,13 +200,13 @@ class _Once:
         self.plan = entry.runner.unrolled.plan if entry.runner.unrolled is not None else entry.plan
         dt = entry.runner.dtype
         # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
-        # (float64 for unrolled C code that takes them: Unrolled.takes_arrays)
-        self.unrolled = entry.runner.unrolled is not None and run != entry.runner.unrolled.run_arrays
+        # (float64 ones for unrolled C code that takes them: Unrolled.takes_arrays)
+        u = entry.runner.unrolled
+        arrays = u is not None and run == u.run_arrays
+        self.unrolled = u is not None and not arrays
         self.floats = entry.runner.fast is not None  # (as floats or as C)
-        if self.unrolled or self.floats or entry.runner.unrolled is None:
-            self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt))
-        else:
-            self.cast = lambda a: np.asarray(a, dtype=np.float64)
+        dt_in = np.float64 if arrays else dt
+        self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt_in))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)

@@ -1376,7 +1376,7 @@ class Tracer(_Held):
         if type(index) is Mask and index.shape == self.shape and np.ndim(value) == 0 and type(value) is not Mask:
             _take(self, self.tape.record("where", [index.vertex(), value, self]))  # x[x < 0] = 0.0
             return
-        if type(index) is Mask or (type(index) is tuple and Mask in map(type, index)):
+        if _holds_mask(index):
             index = _plain(index)
         pending = self.tape._pending
         if pending is not None:
@@ -1475,7 +1475,7 @@ class Tracer(_Held):
     def __getitem__(self, index):
         if type(index) is int:  # x[i]: what _index_params makes of a plain int
             return self.tape.record("getitem", [self], {"index": [["int", index]]})
-        if type(index) is Mask or (type(index) is tuple and Mask in map(type, index)):
+        if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
         return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})
 
@@ -2359,4 +2359,4 @@ __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeE
            "supported_functions"]
 
 
-from .masks import Mask, _plain, compare  # noqa: E402  (it builds on the tracer above)
+from .masks import Mask, _holds_mask, _plain, compare  # noqa: E402  (it builds on the tracer above)
