@@ -221,6 +221,13 @@ def _key(x: Any) -> Any:
     return (type(x).__name__, x)
 
 
+#: Results of at most this many bytes are kept for reuse by identical later calls while lowering,
+#: up to SMALL_HELD bytes in all (larger ones are held weakly: lowering a big plan must not hold
+#: every intermediate at once)
+SMALL_VALUE = 8192
+SMALL_HELD = 16 << 20
+
+
 class Recorder:
     """The statements recorded so far; leaves are the program's inputs.
 
@@ -235,7 +242,8 @@ class Recorder:
         # part of the key, stay alive with the entry.
         self._seen: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
         self._keep: dict = {}
-        self._strong: dict = {}  # linalg and tuple results (inv, slogdet, eigh, …): kept
+        self._strong: dict = {}  # linalg and tuple results (inv, slogdet, eigh, …), small values: kept
+        self._held_bytes = 0  # of the small values kept
 
     def _new(self, value: Any, kind: type = Lazy) -> Lazy:
         x = kind(self, len(self.statements), value)
@@ -270,12 +278,21 @@ class Recorder:
             out = self._record(fn, rargs, rkwargs, method, value)
         else:
             raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
-        if isinstance(out, Lazy) and not _costly(fn):
+        if isinstance(out, Lazy) and not _costly(fn) and not self._small(value):
             self._seen[key] = out
-        else:  # factorisations are worth keeping for a later identical call: held strongly
+        else:  # factorisations, and small values, are worth keeping for a later identical call: held strongly
             self._strong[key] = out
         self._keep[key] = collect((args, kwargs), (np.ndarray, np.generic))
         return out
+
+    def _small(self, value: Any) -> bool:
+        """Whether ``value`` is small enough to hold strongly for reuse (``np.sign(x)`` needed by
+        three partial rules is then computed once), within :data:`SMALL_HELD` bytes in all."""
+        n = getattr(value, "nbytes", 0)
+        if n > SMALL_VALUE or self._held_bytes + n > SMALL_HELD:
+            return False
+        self._held_bytes += n
+        return True
 
     def _record(self, fn, rargs, rkwargs, method, value) -> Lazy:
         x = self._new(value)

@@ -1181,3 +1181,14 @@ def test_a_jacobians_first_call_runs_its_program_once_and_later_calls_see_new_va
     x[:] = np.linspace(-1.0, 0.5, 5000)  # in place: the same object, other values
     _close(jf(x), jacc.jacobian(f, strategy="reverse", compile=False)(x))
     assert calls[1:] == [False]
+
+
+def test_a_small_value_two_rules_need_is_computed_once():
+    # np.sign(x) for three norms' partials: held weakly, it was dropped and recomputed (jacc.lazy.SMALL_VALUE)
+    def norms(x):
+        return np.stack([np.linalg.norm(x, 1), np.linalg.norm(x, np.inf), np.linalg.norm(x, 3)])
+    x = np.random.default_rng(2).normal(size=50)
+    jf = jacc.jacobian(norms, backend="numpy")
+    _close(jf(x), jacc.jacobian(norms, backend="interpret")(x))
+    calls = [line.split(" = ", 1)[1] for line in jf.program.source.splitlines() if " = f" in line]
+    assert calls and len(calls) == len(set(calls))
