@@ -181,13 +181,7 @@ class Buffer(_Held):
     def __init__(self, value: np.ndarray):
         self.value, self.name, self.tape = value, None, _Early()
 
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    size = property(lambda self: self.value.size)
-    dtype = property(lambda self: self.value.dtype)
-
-    def __len__(self) -> int:
-        return len(self.value)
+    # (shape, ndim, size, dtype and len(): jacc.trace._ValueShaped)
 
     # -- views handed out, and the change into a traced array ------------------------------------
     def _lend(self, r: Any) -> Any:

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
-from .trace import Tracer, _Num, _private, implements_ufunc
+from .trace import Tracer, _Num, _private, _ValueShaped, implements_ufunc
 
 __all__ = ["Mask", "compare"]
 
@@ -51,7 +51,7 @@ LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or
 _SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
 
 
-class Mask(NDArrayOperatorsMixin):
+class Mask(_ValueShaped, NDArrayOperatorsMixin):
     """A boolean array computed from traced values (see the module's docstring).
 
     >>> import numpy as np, jacc
@@ -66,14 +66,6 @@ class Mask(NDArrayOperatorsMixin):
 
     def __init__(self, tape, op: str, args: list, value: np.ndarray):
         self.tape, self.op, self.args, self.value, self._vertex = tape, op, args, value, None
-
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    size = property(lambda self: self.value.size)
-    dtype = property(lambda self: self.value.dtype)
-
-    def __len__(self) -> int:
-        return len(self.value)
 
     def __repr__(self) -> str:
         return f"Mask({self.op}, {self.value!r})"

@@ -1273,7 +1273,21 @@ def _copy(x: Any) -> Any:
     return x
 
 
-class _Held:
+class _ValueShaped:
+    """Shape queries of an array stand-in, answered from its ``value`` (traced arrays, buffers and
+    masks: :mod:`jacc.buffers`, :mod:`jacc.masks`); nothing is recorded or read."""
+
+    __slots__ = ()
+    shape = property(lambda self: self.value.shape)
+    ndim = property(lambda self: self.value.ndim)
+    size = property(lambda self: self.value.size)
+    dtype = property(lambda self: self.value.dtype)
+
+    def __len__(self) -> int:
+        return len(self.value)
+
+
+class _Held(_ValueShaped):
     """The slots of a traced array, shared with :class:`jacc.buffers.Buffer` so that a buffer can
     become a traced array in place (every name for it then sees the traced value)."""
 
@@ -1309,20 +1323,13 @@ class Tracer(_Held):
     def __init__(self, tape: Tape, name: str, value: np.ndarray):
         self.tape, self.name, self.value = tape, name, value
 
-    # -- array attributes -----------------------------------------------------------------------
-    shape = property(lambda self: self.value.shape)
-    ndim = property(lambda self: self.value.ndim)
-    size = property(lambda self: self.value.size)
-    dtype = property(lambda self: self.value.dtype)
+    # -- array attributes (shape, ndim, size, dtype and len(): _ValueShaped) ----------------------
     itemsize = property(lambda self: self.value.itemsize)
     nbytes = property(lambda self: self.value.nbytes)
     device = property(lambda self: "cpu")  # NumPy's: SciPy's array-API helpers ask for it
     T = property(lambda self: self.transpose())
     mT = property(lambda self: np.matrix_transpose(self))  # NumPy 2's matrix transpose (≥ 2-d)
     real = property(lambda self: self)  # traced values are real
-
-    def __len__(self) -> int:
-        return len(self.value)
 
     def __iter__(self):
         return (self[i] for i in range(len(self)))
@@ -1866,8 +1873,8 @@ def _binary(op):
 
 
 def _comparison(fn, what):
-    """A comparison ufunc met with a traced operand on either side (``mask < x``): it looks at
-    values, so the result is a constant and the trace is value-dependent."""
+    """A ufunc that looks at values (``np.signbit``), met with a traced operand: the result is a
+    constant and the trace is value-dependent."""
     def compare(tape, *xs):
         tape.note_value_dependence(f"comparison '{what}'")
         return fn(*[x.value if isinstance(x, Tracer) else x for x in xs])
@@ -1883,10 +1890,7 @@ _UFUNCS: dict[str, Callable] = {
     "add": _binary("add"), "subtract": _binary("sub"), "multiply": _binary("mul"),
     "divide": _binary("div"), "true_divide": _binary("div"), "power": _binary("pow"),
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "matmul": _binary("matmul"),
-    **{fn.__name__: _comparison(fn, sym) for fn, sym in
-       [(np.less, "<"), (np.less_equal, "<="), (np.greater, ">"), (np.greater_equal, ">="),
-        (np.equal, "=="), (np.not_equal, "!="), (np.isnan, "isnan"), (np.isfinite, "isfinite"),
-        (np.isinf, "isinf")]},
+    # (comparisons, np.isnan & co. and the logical ufuncs: registered by jacc.masks, below)
 }
 
 

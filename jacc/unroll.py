@@ -207,10 +207,8 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
             continue
         d = graph.nx.nodes[v]
         args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
-        if d["op"] in WHOLE:
-            env[v] = _whole(d["op"], args[0], d["params"])
-        elif d["op"] in SELECTING:
-            env[v] = _selecting(tape, d["op"], args, d["params"])
+        if d["op"] in _PER_ELEMENT:
+            env[v] = _per_element(tape, d["op"], args, d["params"])
         else:
             env[v] = OPS[d["op"]].evaluate(args, d["params"])
     tape.declare([s for y in graph.outputs for s in join(env[y])], False)
@@ -248,36 +246,25 @@ WHOLE = frozenset(name for name, (primal, _, spec) in UNARY.items() if _composit
 #: Ops on recorded masks (jacc.masks): element by element, each a recorded scalar op where a traced
 #: scalar takes part (evaluating their formulas on scalar handles would read the comparisons' values)
 SELECTING = MASK_OPS | {"where"}
+_PER_ELEMENT = WHOLE | SELECTING
 
 
-def _selecting(tape, op: str, args: list, params: dict) -> Any:
-    """``op`` over ``args`` (object arrays of traced scalars, or constants), broadcast as NumPy
-    does; ``where`` with a constant condition picks its argument as NumPy's would."""
+def _per_element(tape, op: str, args: list, params: dict) -> Any:
+    """``op`` over ``args`` (object arrays of traced scalars, or constants) broadcast as NumPy
+    does: one recorded scalar op per element where a traced scalar takes part, constants
+    evaluated; ``where`` with a constant condition picks its argument as NumPy's would."""
     from .scalarize import Scalar, ScalarArray
 
     def one(*es):
         if op == "where" and not isinstance(es[0], Scalar):
             return es[1] if es[0] else es[2]
         if any(isinstance(e, Scalar) for e in es):
-            return Scalar(tape.record(op, [e.t if isinstance(e, Scalar) else float(e) for e in es]))
+            return Scalar(tape.record(op, [e.t if isinstance(e, Scalar) else float(e) for e in es],
+                                      dict(params) or None))
         return float(OPS[op].evaluate([np.asarray(e, dtype=float) for e in es], params))
     out = np.frompyfunc(one, len(args), 1)(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in args])
     return out.view(ScalarArray) if isinstance(out, np.ndarray) and out.ndim else (
         out[()] if isinstance(out, np.ndarray) else out)
-
-
-def _whole(op: str, x: Any, params: dict) -> Any:
-    """The unary ``op`` on each traced scalar of ``x`` as one recorded op (constants evaluated)."""
-    from .scalarize import Scalar, ScalarArray
-
-    def one(e):
-        if isinstance(e, Scalar):
-            return Scalar(e.t.tape.record(op, [e.t], dict(params) or None))
-        return float(OPS[op].evaluate([np.asarray(e, dtype=float)], params))
-    if not isinstance(x, np.ndarray):
-        return one(x)
-    x = x.view(np.ndarray)  # (an object array: ScalarArray would route the loop through its ufunc rules)
-    return np.frompyfunc(one, 1, 1)(x).view(ScalarArray) if x.ndim else one(x[()])
 
 
 def candidate(graph: Graph, strategy: Any) -> bool:
