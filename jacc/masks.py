@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from .ops import OPS
 from .trace import Tracer, _Num, _private, _ValueShaped, implements_ufunc
 
 __all__ = ["Mask", "compare"]
@@ -220,8 +221,6 @@ def _snapshot(x: Any) -> Any:
 
 def combine(op: str, args: list) -> Mask:
     """The mask ``op(*args)`` (a comparison or a logical op) over traced arrays, masks and constants."""
-    from .ops import OPS
-
     tape = next(a.tape for a in args if isinstance(a, (Tracer, Mask)))
     value = np.asarray(OPS[op].evaluate([np.asarray(_value(a)) for a in args], {})) != 0
     return Mask(tape, op, [_snapshot(a) for a in args], value)
