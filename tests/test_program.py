@@ -414,7 +414,7 @@ def test_host_assembly_fills_slots_and_copies_repeated_blocks():
 
 
 def test_a_program_that_compiles_constants_in_serves_only_its_graph():
-    f = lambda x: np.percentile(np.sin(x), 30.0)  # noqa: E731  the sort order is a constant per call
+    f = lambda x: np.partition(np.sin(x), 2)[2] * x  # noqa: E731  the order is a constant per call
     jf, ref = jacc.jacobian(f, backend="numpy"), jacc.jacobian(f, backend="interpret")
     rng = np.random.default_rng(5)
     seen = []

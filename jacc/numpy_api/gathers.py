@@ -1,12 +1,14 @@
-"""Indexing, masks and value-dependent selections: fancy indexing, take, where, select, sort,
-quantiles and friends. All are gathers, recorded as ``getitem`` with constant index arrays or as
+"""Indexing, masks and value-dependent selections: fancy indexing, take, where, select, argsort
+and friends. All are gathers, recorded as ``getitem`` with constant index arrays or as
 the ``gather`` primitive with constant flat positions; either partial is a free lazy selection
 (forward: the neighbour's rows are read at the index; reverse: its columns are added back, so a
 repeated index sums), never a one-hot product.
 
-A value-dependent one (``sort``, ``argmax``, ``median``, ``where`` with a traced condition) reads
-the traced value, fixes its permutation or mask as a constant of the recorded op, and marks the
-trace value-dependent: every call traces again, and a new permutation builds a new graph."""
+A value-dependent one (``argmax``, ``argsort``, ``partition``, ``where`` with a traced condition)
+reads the traced value, fixes its permutation or mask as a constant of the recorded op, and marks
+the trace value-dependent: every call traces again, and a new permutation builds a new graph.
+Sorting and quantiles are recorded ops instead, their permutations found at each call
+(:mod:`jacc.numpy_api.orders`)."""
 
 from __future__ import annotations
 
@@ -323,15 +325,10 @@ def _order(x: np.ndarray, axis: int) -> np.ndarray:
     return np.argsort(x, axis=axis, kind="stable")
 
 
-@implements(np.sort)
-def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
-    # kind/stable only choose NumPy's algorithm: sorted values are the same (ties: stable order)
-    _refuse("numpy.sort", order=order)
-    if axis is None:
-        a, axis = a.reshape(-1), 0
-    k = _one_axis(a, axis, "numpy.sort")
-    perm = _order(_value(a, "numpy.sort (its permutation)"), k)
-    return _gather(a, _flat_along(a.shape, k, perm))
+def _sorted_here(a, k: int, what: str):
+    """``a`` sorted along axis ``k`` as a free gather by the traced point's permutation (the trace
+    becomes value-dependent): where the order is read anyway, or a sort too long to record."""
+    return _gather(a, _flat_along(a.shape, k, _order(_value(a, what), k)))
 
 
 def _running_extreme(name: str, beats):
@@ -459,7 +456,8 @@ def _setxor1d(ar1, ar2, assume_unique=False):
     """The sorted values in exactly one of the two, as NumPy finds them: a gather from both."""
     if not assume_unique:
         ar1, ar2 = np.unique(ar1), np.unique(ar2)
-    both = np.sort(_both(ar1, ar2))
+    both = _both(ar1, ar2)
+    both = _sorted_here(both, 0, "numpy.setxor1d") if _traced(both) else np.sort(both)
     v = _value(both, "numpy.setxor1d")
     flag = np.concatenate([[True], v[1:] != v[:-1], [True]])
     return both[flag[1:] & flag[:-1]]
@@ -530,116 +528,6 @@ implements(np.argwhere)(lambda a: np.argwhere(_value(a, "numpy.argwhere")))
 implements(np.count_nonzero)(
     lambda a, axis=None, *, keepdims=False: np.count_nonzero(_value(a, "numpy.count_nonzero"), axis=axis,
                                                               keepdims=keepdims))
-
-
-def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
-    """Linear interpolation between the order statistics at q·(n − 1), as NumPy's default
-    ``method='linear'``: two gathers of the sorted values and one lerp with constant weights.
-    ``skip_nan`` (the nan* functions): n counts the non-NaN values of each row (NaNs sort last);
-    a row of NaNs gives NaN."""
-    if _traced(q):
-        raise UnsupportedOperationError(f"{what} with traced quantiles q at {call_site()}: q must be constant")
-    q = np.asarray(q, dtype=float)
-    if q.size and not (np.all(q >= 0) and np.all(q <= 1)):
-        raise ValueError(f"{what}: quantiles must be in the range [0, 1]" if "quantile" in what
-                         else f"{what}: percentiles must be in the range [0, 100]")
-    axes = _axes_of(axis, a.ndim, what)
-    rest = [k for k in range(a.ndim) if k not in axes]
-    x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])
-    n = x.shape[-1]
-    if n == 0:
-        raise TraceError(f"{what} at {call_site()}: the reduced axes are empty")
-    xv = _value(x, f"{what} (its order statistics)")
-    perm = _order(xv, -1)
-    count = np.sum(~np.isnan(xv), axis=-1, keepdims=True) if skip_nan else np.full(xv.shape[:-1] + (1,), n)
-    pos = q.ravel() * np.maximum(count - 1, 0)  # per row and quantile
-    lo = np.floor(pos).astype(int)
-    t = pos - lo
-    hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
-    lo_v = _gather(x, _flat_along(x.shape, x.ndim - 1, np.take_along_axis(perm, lo, axis=-1)))
-    if t.any():
-        hi_v = _gather(x, _flat_along(x.shape, x.ndim - 1, np.take_along_axis(perm, hi, axis=-1)))
-        r = lo_v + (hi_v - lo_v) * t
-    else:
-        r = lo_v
-    if skip_nan and not count.all():  # NumPy's answer for a row of NaNs (it also warns)
-        r = np.where(np.broadcast_to(count == 0, r.shape), np.nan, r)
-    kept = [a.shape[k] for k in rest] if not keepdims else [1 if k in axes else a.shape[k] for k in range(a.ndim)]
-    r = _reshaped(r, [a.shape[k] for k in rest] + list(q.shape))
-    r = _transposed(r, list(range(len(rest), r.ndim)) + list(range(len(rest))))
-    return _reshaped(r, list(q.shape) + kept)
-
-
-def _transposed(x, axes: list[int]):
-    return x if axes == sorted(axes) else x.transpose(axes)
-
-
-def _reshaped(x, shape: list[int]):
-    """``x.reshape(shape)``, recording nothing when the shape does not change."""
-    n = int(np.prod([d for d in shape if d != -1]))
-    full = tuple(x.size // max(n, 1) if d == -1 else d for d in shape)
-    return x if full == x.shape else x.reshape(full)
-
-
-def _linear_only(what: str, out, overwrite_input, method, weights) -> None:
-    # overwrite_input only lets NumPy reuse the buffer: traced values are never modified
-    _refuse(what, out=out, weights=weights)
-    if method != "linear":
-        raise UnsupportedOperationError(
-            f"{what} with method={method!r} at {call_site()} is not supported by jacc's tracer; "
-            "only method='linear' (the default)")
-
-
-@implements(np.quantile)
-def _np_quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-                 weights=None):
-    _linear_only("numpy.quantile", out, overwrite_input, method, weights)
-    return _quantile(a, q, axis, keepdims, "numpy.quantile")
-
-
-@implements(np.percentile)
-def _np_percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
-                   weights=None):
-    _linear_only("numpy.percentile", out, overwrite_input, method, weights)
-    return _quantile(a, _fraction(q, "numpy.percentile"), axis, keepdims, "numpy.percentile")
-
-
-def _fraction(q, what: str) -> np.ndarray:
-    """A constant percentage as the fraction quantile() takes."""
-    if _traced(q):
-        raise UnsupportedOperationError(f"{what} with traced q at {call_site()}: q must be constant")
-    return np.asarray(q, dtype=float) / 100.0
-
-
-@implements(np.median)
-def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
-    _refuse("numpy.median", out=out)
-    return _quantile(a, 0.5, axis, keepdims, "numpy.median")
-
-
-def _flag(keepdims) -> bool:
-    return keepdims is not _NOT and bool(keepdims)
-
-
-@implements(np.nanquantile)
-def _nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
-                 weights=None):
-    _linear_only("numpy.nanquantile", out, overwrite_input, method, weights)
-    return _quantile(a, q, axis, _flag(keepdims), "numpy.nanquantile", skip_nan=True)
-
-
-@implements(np.nanpercentile)
-def _nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
-                   weights=None):
-    _linear_only("numpy.nanpercentile", out, overwrite_input, method, weights)
-    return _quantile(a, _fraction(q, "numpy.nanpercentile"), axis, _flag(keepdims), "numpy.nanpercentile",
-                     skip_nan=True)
-
-
-@implements(np.nanmedian)
-def _nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=_NOT):
-    _refuse("numpy.nanmedian", out=out)
-    return _quantile(a, 0.5, axis, _flag(keepdims), "numpy.nanmedian", skip_nan=True)
 
 
 @implements(np.searchsorted)
@@ -775,10 +663,6 @@ case("numpy.clip", lambda xp: lambda x: xp.clip(x, -0.5, 0.5), lambda r: (_x(r),
 case("numpy.clip", lambda xp: lambda x: xp.clip(x, np.array([-1.0, -0.5, 0.0, 0.5]), None), lambda r: (_x(r),),
      variant="array bound", note="at a bound the derivative is 1 (docs/conventions.md)")
 
-case("numpy.sort", lambda xp: xp.sort, lambda r: (_x(r),), structures=FREE, note=_SORTED)
-case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), structures=FREE, variant="axis=0")
-case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=FREE,
-     variant="axis=None")
 case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, axis=1), lambda r: (_x(r, (3, 6)),),
      structures=FREE, note="a gather of each running record, read at the traced point")
 case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
@@ -794,24 +678,7 @@ case("numpy.argmin", lambda xp: lambda x: xp.take(x, xp.argmin(x, axis=0), axis=
      structures=FREE)
 case("numpy.nonzero", lambda xp: lambda x: x[xp.nonzero(x > 0)], lambda r: (_x(r),), structures=FREE,
      jax=False, note="JAX needs a static size= for nonzero")
-case("numpy.median", lambda xp: xp.median, lambda r: (_x(r, (5,)),), structures=FREE,
-     note="linear interpolation between order statistics, via sort")
-case("numpy.median", lambda xp: lambda x: xp.median(x, axis=-1), lambda r: (_x(r),), variant="even count")
-case("numpy.median", lambda xp: lambda x: xp.median(x, axis=(0, 2), keepdims=True), lambda r: (_x(r, (2, 3, 3)),),
-     variant="two axes, keepdims")
-case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.3), lambda r: (_x(r),),
-     note="method='linear' (the default) only")
-case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.1, 0.5, 1.0]), axis=0, keepdims=True),
-     lambda r: (_x(r),), variant="array q, keepdims")
-case("numpy.nanmedian", lambda xp: lambda x: xp.nanmedian(xp.where(_MASK, x, xp.nan), axis=1), lambda r: (_x(r),),
-     note="n counts each row's non-NaN values")
-case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.2, 0.7]), axis=0,
-                                                             keepdims=True), lambda r: (_x(r),))
-case("numpy.nanpercentile", lambda xp: lambda x: xp.nanpercentile(xp.where(_MASK, xp.nan, x), 40.0),
-     lambda r: (_x(r),))
 case("numpy.searchsorted", lambda xp: lambda x: x[xp.searchsorted(xp.sort(x), np.array([-0.5, 0.5]))],
      lambda r: (_x(r, (6,)),), note="integer positions read from the values (value-dependent)")
 case("numpy.digitize", lambda xp: lambda x: xp.take(x, xp.digitize(np.array([-0.5, 0.5]), xp.sort(x))),
      lambda r: (_x(r, (6,)),))
-case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([25.0, 90.0]), axis=1),
-     lambda r: (_x(r),))

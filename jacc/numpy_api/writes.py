@@ -209,7 +209,7 @@ case("numpy.subtract.at", lambda xp: (lambda x, v: x.at[np.array([1, 1])].add(-v
      argnums=(0, 1), structures=_WRITE)
 case("ndarray.fill", lambda xp: _copy_then(lambda y, v: y.fill(v), np), lambda r: (_x(r), r.normal()),
      argnums=(0, 1), structures=_WRITE, jax=False)
-case("ndarray.sort", lambda xp: _copy_then(lambda y: y.sort(axis=0), np), lambda r: (_x(r),), structures=_WRITE,
-     note="read at the traced point: the order is a constant", jax=False)
+case("ndarray.sort", lambda xp: _copy_then(lambda y: y.sort(axis=0), np), lambda r: (_x(r),),
+     structures=_WRITE | {"diag ⊗ dense"}, note="numpy.sort's op, its permutation found at each call", jax=False)
 case("ndarray.partition", lambda xp: _copy_then(lambda y: y.partition(1), np), lambda r: (_x(r),),
      structures=_WRITE, jax=False)

@@ -1,0 +1,291 @@
+"""Sorting and order statistics as recorded ops: ``np.sort``, ``np.median``, ``np.percentile``,
+``np.quantile`` and their ``nan*`` forms.
+
+Which element lands where depends on the values, so these used to read the traced point: the
+permutation became a constant of a free gather and the trace was marked value-dependent, so every
+call ran ``f`` again. Here they are ops whose partials the plan's program computes at each call
+from an argsort, like a mask's (:mod:`jacc.masks`): the trace holds at every point and calls skip
+``f``. The partial is a dense block along the sorted axis (the other axes stay diagonal):
+
+* ``sort`` along an axis of n elements: n × n per row, a one-hot row per output (which input it
+  reads). Up to :data:`SORT_BLOCK_MAX` entries in all; a longer sort is read at the traced point as
+  before, where its free gather costs less than products with such a block.
+* ``quantile`` (NumPy's default ``method='linear'``): m × n per row for m quantiles, at most two
+  non-zero weights in each row (1 − t and t at the two order statistics that the quantile
+  interpolates), so a median costs what a max does.
+
+Ties give the derivative to the element a stable sort puts first (NumPy's choice of order).
+
+>>> import numpy as np, jacc
+>>> x = np.array([3.0, 1.0, 2.0, 5.0])
+>>> g = jacc.trace(np.median, x)
+>>> g.meta.get("value_dependent") is None
+True
+>>> jacc.jacobian(np.median)(np.array([0.0, 4.0, 1.0, 9.0]))  # (1 + 4) / 2: half to each
+array([0. , 0.5, 0.5, 0. ])
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import graph as G
+from .. import lazy
+from ..ops import Op, ShapeError, register
+from ..structure import Jac
+from ..trace import _NOT, TraceError, UnsupportedOperationError, _axes_of, _refuse, _tape_of, call_site, implements
+from . import FREE, case
+from .gathers import _one_axis, _sorted_here, _traced, _x
+
+#: The most entries (rows × n × n) a sort's dense partial may hold; a longer sort is a free gather
+#: read at the traced point (the trace is then value-dependent). A product with the block costs n
+#: per entry, the gather nothing: past this size tracing ``f`` again at each call costs less.
+SORT_BLOCK_MAX = 65_536
+
+
+# -- the ranks, on any array namespace (NumPy, jax.numpy, torch) ---------------------------------
+
+
+def _argsort(x, axis: int, xp):
+    """A stable argsort (NaNs last) in ``xp``'s spelling."""
+    if xp is np:
+        return np.argsort(x, axis=axis, kind="stable")
+    if getattr(xp, "__name__", "") == "torch":
+        return xp.argsort(x, dim=axis, stable=True)
+    return xp.argsort(x, axis=axis, stable=True)
+
+
+def _sort_block(x, axis: int, xp=np):
+    """∂sort(x)/∂x as x.shape + (n,): entry [..., i (on axis), ..., j] is 1 where the i-th sorted
+    element is x's j-th along ``axis``."""
+    perm = _argsort(x, axis, xp)[..., None]
+    return xp.where(perm == xp.arange(x.shape[axis]), 1.0, 0.0)
+
+
+def _quantile_block(x, q, skip_nan: bool, xp=np):
+    """∂quantile(x, q)/∂x along x's last axis as x.shape[:-1] + (m, n): the linear method's
+    weights, 1 − t and t at the order statistics around position q·(count − 1), as the hat
+    function max(0, 1 − |rank − position|) of each element's rank."""
+    ranks = _argsort(_argsort(x, -1, xp), -1, xp)
+    if skip_nan:
+        count = xp.sum(xp.where(xp.isnan(x), 0.0, 1.0), -1)[..., None]
+        pos = xp.asarray(q) * xp.where(count > 1.0, count - 1.0, 0.0)
+    else:
+        pos = xp.asarray(np.asarray(q, dtype=float) * max(x.shape[-1] - 1, 0))
+    hat = 1.0 - xp.abs(ranks[..., None, :] - pos[..., None])
+    return xp.where(hat > 0.0, hat, 0.0)
+
+
+def _portable(fn):
+    """``fn`` recorded as one statement (argsort, the hat weights) on lazy arrays, and run by the
+    jax and torch backends in their own namespace."""
+    wrapped = lazy.recordable(fn)
+    fn.portable = fn
+    return wrapped
+
+
+sort_block = _portable(_sort_block)
+quantile_block = _portable(_quantile_block)
+
+
+# -- the ops -------------------------------------------------------------------------------------
+
+
+def _sort_shape(shapes, params):
+    s = tuple(shapes[0])
+    if not s:
+        raise ShapeError("sort needs an array of at least one dimension")
+    if not -len(s) <= params["axis"] < len(s):
+        raise ShapeError(f"sort's axis {params['axis']} is out of range for shape {s}")
+    return s
+
+
+def _sort_partial(i: int, ctx) -> Jac:
+    s = ctx.shapes[0]
+    k, m = ctx.params["axis"] % len(s), len(s)
+    pair = [-1 if t == k else t for t in range(m)]
+    return Jac(s, s, pair, list(range(m)) + [m + k],
+               ctx.val(lambda: sort_block(lazy.asarray(ctx.args[0], float), k), tuple(s) + (s[k],)))
+
+
+register(Op("sort", lambda a, p: np.sort(a[0], axis=p["axis"]), _sort_shape, _sort_partial, 1,
+            "x sorted along one axis (NaNs last); its partial is the permutation, found at each call",
+            params=("axis",)))
+G.PARAMS["sort"] = {"axis": (G.AXIS, True)}
+
+
+def _q(params) -> np.ndarray:
+    return np.asarray(params["q"], dtype=float).reshape(-1)
+
+
+def _quantile_shape(shapes, params):
+    s, q = tuple(shapes[0]), _q(params)
+    if not s or s[-1] == 0:
+        raise ShapeError(f"quantile needs a last axis with at least one element, got shape {s}")
+    if not np.all((q >= 0) & (q <= 1)):
+        raise ShapeError(f"quantile's q must lie in [0, 1], got {q.tolist()}")
+    return s[:-1] + (q.size,)
+
+
+def _quantile_value(a: list, p: dict):
+    fn = np.nanquantile if p.get("skip_nan") else np.quantile
+    return np.moveaxis(fn(a[0], _q(p), axis=-1), 0, -1)
+
+
+def _quantile_partial(i: int, ctx) -> Jac:
+    s, q = ctx.shapes[0], _q(ctx.params)
+    b = len(s) - 1
+    vshape = tuple(s[:-1]) + (q.size, s[-1])
+    return Jac(ctx.out_shape, s, list(range(b)) + [-1], list(range(b + 1)) + [2 * b + 1],
+               ctx.val(lambda: quantile_block(lazy.asarray(ctx.args[0], float), q, bool(ctx.params.get("skip_nan"))),
+                       vshape))
+
+
+register(Op("quantile", _quantile_value, _quantile_shape, _quantile_partial, 1,
+            "the q-quantiles along the last axis (NumPy's method='linear'; skip_nan: nanquantile's), "
+            "a new last axis of len(q); its partial weights two order statistics per quantile, found at each call",
+            params=("q", "skip_nan")))
+G.PARAMS["quantile"] = {"q": (G.NUMBERS, True), "skip_nan": (G.BOOL, False)}
+
+
+# -- NumPy's functions ---------------------------------------------------------------------------
+
+
+@implements(np.sort)
+def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
+    # kind/stable only choose NumPy's algorithm: sorted values are the same (ties: stable order)
+    _refuse("numpy.sort", order=order)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    k = _one_axis(a, axis, "numpy.sort")
+    if a.size * a.shape[k] <= SORT_BLOCK_MAX:
+        return _tape_of(a).record("sort", [a], {"axis": k})
+    return _sorted_here(a, k, "numpy.sort (its permutation, for a sort too long to record)")
+
+
+def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
+    """Linear interpolation between the order statistics at q·(n − 1), as NumPy's default
+    ``method='linear'``, over the reduced axes moved last and flattened. ``skip_nan`` (the nan*
+    functions): n counts the non-NaN values of each row (NaNs sort last); a row of NaNs gives NaN."""
+    if _traced(q):
+        raise UnsupportedOperationError(f"{what} with traced quantiles q at {call_site()}: q must be constant")
+    q = np.asarray(q, dtype=float)
+    if q.size and not (np.all(q >= 0) and np.all(q <= 1)):
+        raise ValueError(f"{what}: quantiles must be in the range [0, 1]" if "quantile" in what
+                         else f"{what}: percentiles must be in the range [0, 100]")
+    axes = _axes_of(axis, a.ndim, what)
+    rest = [k for k in range(a.ndim) if k not in axes]
+    x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])
+    if x.shape[-1] == 0:
+        raise TraceError(f"{what} at {call_site()}: the reduced axes are empty")
+    r = _tape_of(x).record("quantile", [x], {"q": tuple(q.reshape(-1).tolist()), "skip_nan": skip_nan})
+    kept = [a.shape[k] for k in rest] if not keepdims else [1 if k in axes else a.shape[k] for k in range(a.ndim)]
+    r = _reshaped(r, [a.shape[k] for k in rest] + list(q.shape))
+    r = _transposed(r, list(range(len(rest), r.ndim)) + list(range(len(rest))))
+    return _reshaped(r, list(q.shape) + kept)
+
+
+def _transposed(x, axes: list[int]):
+    return x if axes == sorted(axes) else x.transpose(axes)
+
+
+def _reshaped(x, shape: list[int]):
+    """``x.reshape(shape)``, recording nothing when the shape does not change."""
+    n = math.prod(d for d in shape if d != -1)
+    full = tuple(x.size // max(n, 1) if d == -1 else d for d in shape)
+    return x if full == x.shape else x.reshape(full)
+
+
+def _linear_only(what: str, out, overwrite_input, method, weights) -> None:
+    # overwrite_input only lets NumPy reuse the buffer: traced values are never modified
+    _refuse(what, out=out, weights=weights)
+    if method != "linear":
+        raise UnsupportedOperationError(
+            f"{what} with method={method!r} at {call_site()} is not supported by jacc's tracer; "
+            "only method='linear' (the default)")
+
+
+@implements(np.quantile)
+def _np_quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+                 weights=None):
+    _linear_only("numpy.quantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, keepdims, "numpy.quantile")
+
+
+@implements(np.percentile)
+def _np_percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
+                   weights=None):
+    _linear_only("numpy.percentile", out, overwrite_input, method, weights)
+    return _quantile(a, _fraction(q, "numpy.percentile"), axis, keepdims, "numpy.percentile")
+
+
+def _fraction(q, what: str) -> np.ndarray:
+    """A constant percentage as the fraction quantile() takes."""
+    if _traced(q):
+        raise UnsupportedOperationError(f"{what} with traced q at {call_site()}: q must be constant")
+    return np.asarray(q, dtype=float) / 100.0
+
+
+@implements(np.median)
+def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
+    _refuse("numpy.median", out=out)
+    return _quantile(a, 0.5, axis, keepdims, "numpy.median")
+
+
+def _flag(keepdims) -> bool:
+    return keepdims is not _NOT and bool(keepdims)
+
+
+@implements(np.nanquantile)
+def _nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
+                 weights=None):
+    _linear_only("numpy.nanquantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, _flag(keepdims), "numpy.nanquantile", skip_nan=True)
+
+
+@implements(np.nanpercentile)
+def _nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
+                   weights=None):
+    _linear_only("numpy.nanpercentile", out, overwrite_input, method, weights)
+    return _quantile(a, _fraction(q, "numpy.nanpercentile"), axis, _flag(keepdims), "numpy.nanpercentile",
+                     skip_nan=True)
+
+
+@implements(np.nanmedian)
+def _nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=_NOT):
+    _refuse("numpy.nanmedian", out=out)
+    return _quantile(a, 0.5, axis, _flag(keepdims), "numpy.nanmedian", skip_nan=True)
+
+
+# -- examples -----------------------------------------------------------------------------------
+
+_ORDERED = "the permutation found at each call (an argsort in the program): the trace holds at every point"
+_DENSE = FREE | {"dense", "diag ⊗ dense"}
+_MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
+
+case("numpy.sort", lambda xp: xp.sort, lambda r: (_x(r),), structures=_DENSE, note=_ORDERED)
+case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), structures=_DENSE, variant="axis=0")
+case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=_DENSE,
+     variant="axis=None")
+case("numpy.sort", lambda xp: lambda x: xp.sort(x)[::-1][:40] @ np.linspace(1.0, 2.0, 40), lambda r: (_x(r, (300,)),),
+     structures=FREE | {"dense"}, variant="longer than SORT_BLOCK_MAX",
+     note="a sort too long for a dense block is read at the traced point (value-dependent)")
+case("numpy.median", lambda xp: xp.median, lambda r: (_x(r, (5,)),), structures=_DENSE,
+     note="linear interpolation between order statistics: two weights per quantile, found at each call")
+case("numpy.median", lambda xp: lambda x: xp.median(x, axis=-1), lambda r: (_x(r),), variant="even count")
+case("numpy.median", lambda xp: lambda x: xp.median(x, axis=(0, 2), keepdims=True), lambda r: (_x(r, (2, 3, 3)),),
+     variant="two axes, keepdims")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.3), lambda r: (_x(r),),
+     note="method='linear' (the default) only")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.1, 0.5, 1.0]), axis=0, keepdims=True),
+     lambda r: (_x(r),), variant="array q, keepdims")
+case("numpy.nanmedian", lambda xp: lambda x: xp.nanmedian(xp.where(_MASK, x, xp.nan), axis=1), lambda r: (_x(r),),
+     note="n counts each row's non-NaN values")
+case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.2, 0.7]), axis=0,
+                                                             keepdims=True), lambda r: (_x(r),))
+case("numpy.nanpercentile", lambda xp: lambda x: xp.nanpercentile(xp.where(_MASK, xp.nan, x), 40.0),
+     lambda r: (_x(r),))
+case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([25.0, 90.0]), axis=1),
+     lambda r: (_x(r),))

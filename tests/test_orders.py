@@ -1,0 +1,111 @@
+"""Sorting and quantiles as recorded ops (jacc.numpy_api.orders): one trace serves every point,
+since the program finds each call's permutation itself."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+from conftest import fd_jacobian
+
+import jacc
+from jacc.numpy_api import orders
+from jacc.trace import trace
+
+X = np.array([0.7, -1.3, 2.2, -0.4, 1.6, 0.1])
+# other orders of the entries (no ties: the derivative jumps there)
+POINTS = [X, -X, X[::-1].copy(), np.array([-0.9, 1.1, -2.3, 0.45, 0.2, 3.0])]
+
+ORDERED = {
+    "median": np.median,
+    "percentiles": lambda x: np.percentile(x, [10.0, 50.0, 95.0]),
+    "quantile of a product": lambda x: np.quantile(np.sin(x) * x, 0.3),
+    "sorted weights": lambda x: np.sort(x) @ np.linspace(1.0, 2.0, 6) * np.exp(x),
+    "sort of a matrix": lambda x: np.sort(np.outer(x, x[:2]), axis=0).ravel(),
+    "median over an axis": lambda x: np.median(x.reshape(2, 3) ** 2, axis=0),
+    "trimmed mean": lambda x: np.sort(x)[1:-1].mean() * x,
+    "nanmedian": lambda x: np.nanmedian(np.where(np.arange(6) == 2, np.nan, x)) * x,
+}
+
+
+@pytest.mark.parametrize("name", sorted(ORDERED))
+def test_one_trace_serves_every_order(name):
+    f = ORDERED[name]
+    g = trace(f, X)
+    assert not g.meta.get("value_dependent"), g.meta.get("value_dependent")
+    for p in POINTS:
+        np.testing.assert_allclose(g.evaluate({g.inputs[0]: p})[g.outputs[0]], f(p), rtol=1e-15, atol=0)
+    jf = jacc.jacobian(f, retrace=False)  # the first point's trace, at every point
+    ji = jacc.jacobian(f, compile=False)
+    jf(X)
+    for p in POINTS:
+        J = jf(p)
+        np.testing.assert_allclose(J, fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(J, ji(p), rtol=1e-13, atol=1e-15)
+
+
+def test_later_calls_skip_f():
+    def f(x):
+        return np.median(x) * x + np.sort(x)
+
+    jf = jacc.jacobian(f)
+    for p in POINTS * 2:
+        np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+    assert jf.cache.skipped >= 4 and jf.cache.rebuilds == 0
+
+
+def test_closed_forms():
+    x = np.array([0.0, 4.0, 1.0, 9.0])
+    np.testing.assert_array_equal(jacc.jacobian(np.median)(x), [0.0, 0.5, 0.5, 0.0])
+    # the 30th percentile of 4 values sits at position 0.9: 0.1 of the smallest, 0.9 of the next
+    np.testing.assert_allclose(jacc.jacobian(lambda x: np.percentile(x, 30.0))(x), [0.1, 0.0, 0.9, 0.0], rtol=1e-14)
+    np.testing.assert_array_equal(jacc.jacobian(np.sort)(x), np.eye(4)[[0, 2, 1, 3]])
+
+
+def test_nan_rows_give_numpys_nan():
+    """The trace used to gather the order statistics of the non-NaN entries: median([1, nan, 2])
+    was 2.0 where NumPy says nan."""
+    x = np.array([1.0, np.nan, 2.0])
+    for f in (np.median, lambda x: np.percentile(x, 30.0), lambda x: np.quantile(x, [0.0, 1.0])):
+        g = trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({g.inputs[0]: x})[g.outputs[0]], f(x))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # NumPy's own "All-NaN slice"
+        f = lambda x: np.nanmedian(x, axis=1)  # noqa: E731
+        xs = np.array([[1.0, np.nan, 3.0], [np.nan, np.nan, np.nan]])
+        g = trace(f, xs)
+        np.testing.assert_array_equal(g.evaluate({"x": xs})[g.outputs[0]], f(xs))
+
+
+def test_a_sort_too_long_for_a_block_is_read_at_the_point():
+    n = int(np.sqrt(orders.SORT_BLOCK_MAX)) + 1
+    x = np.random.default_rng(0).normal(size=n)
+    f = lambda x: np.sort(x)[::7] * 2.0  # noqa: E731
+    assert "numpy.sort" in trace(f, x).meta["value_dependent"][0]
+    assert not trace(f, x[:n - 1]).meta.get("value_dependent")
+    jf = jacc.jacobian(f)
+    for p in (x, -x):
+        np.testing.assert_array_equal(jf(p), 2.0 * np.eye(n)[np.argsort(p, kind="stable")[::7]])
+
+
+def test_graph_files_keep_the_ops(tmp_path):
+    f = lambda x: np.quantile(np.sort(x.reshape(2, 3), axis=0), [0.25, 0.5], axis=1)  # noqa: E731
+    g = trace(f, X)
+    path = tmp_path / "orders.json"
+    g.save(path)
+    ops = {n["op"] for n in json.loads(path.read_text())["nodes"]}
+    assert {"sort", "quantile"} <= ops
+    h = jacc.load(path)
+    for p in POINTS:
+        np.testing.assert_array_equal(h.evaluate({"x": p})[h.outputs[0]], f(p))
+
+
+def test_other_backends():
+    pytest.importorskip("jax")
+    f = ORDERED["sorted weights"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        jf = jacc.jacobian(f, backend="jax", retrace=False)
+        jf(X)
+        for p in POINTS[1:]:
+            np.testing.assert_allclose(jf(p), jacc.jacobian(f, compile=False)(p), rtol=1e-13)
