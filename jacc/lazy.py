@@ -321,6 +321,13 @@ def recordable(fn: Callable) -> Callable:
     return wrapper
 
 
+def portable(fn: Callable) -> Callable:
+    """``fn(..., xp=np)``, written for any array namespace ``xp``, recorded as one statement on
+    :class:`Lazy` arguments; the jax and torch backends run it in their own namespace."""
+    fn.portable = fn
+    return recordable(fn)
+
+
 def apply(fn: Callable, *args, **kwargs):
     """``fn(*args, **kwargs)``, recorded when an argument is :class:`Lazy` (for NumPy functions
     that do not dispatch on their argument, e.g. ``np.ascontiguousarray``)."""

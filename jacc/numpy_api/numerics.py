@@ -20,7 +20,11 @@ from typing import Callable
 
 import numpy as np
 
+from .. import graph as G
+from .. import lazy
+from .. import structure as S
 from ..constructors import replacement, swap_during_traces
+from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     _NOT,
     TraceError,
@@ -36,6 +40,7 @@ from ..trace import (
 )
 from . import FREE, case
 from .gathers import _along, _mask, _one_axis, _value
+from .orders import BLOCK_MAX
 
 # -- constructors -------------------------------------------------------------------------------
 
@@ -421,20 +426,94 @@ def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
     return c / scale if np.ndim(y) == 1 else c / scale[:, None]
 
 
+# -- interp: a recorded op where the knots are constants ---------------------------------------
+# Which segment holds each x depends on x's values: the op's partials find it at each call (a
+# searchsorted in the program), so the trace holds at every point.
+
+
+def _interp_place(x, knots, xp=np):
+    """Each x's segment j (clipped to the first and last) and its position j + t in knot units."""
+    knots = xp.asarray(knots)
+    n = knots.shape[0]
+    j = xp.clip(xp.searchsorted(knots, x, side="right") - 1, 0, n - 2)
+    k0 = xp.take(knots, j)
+    return j, j + (x - k0) / (xp.take(knots, j + 1) - k0)
+
+
+def _interp_slope(x, knots, fp, xp=np):
+    """∂interp/∂x: the slope of x's segment (at a knot, the segment to its right; the last knot,
+    the last segment's, as JAX's), 0 outside the knots."""
+    knots, fp = xp.asarray(knots), xp.asarray(fp)
+    j, _ = _interp_place(x, knots, xp)
+    slope = (fp[1:] - fp[:-1]) / (knots[1:] - knots[:-1])
+    return xp.where((x < knots[0]) | (x > knots[-1]), 0.0, xp.take(slope, j))
+
+
+def _interp_weights(x, knots, left: bool, right: bool, xp=np):
+    """∂interp/∂fp as x.shape + (n,): 1 − t and t on the knots around each x; outside them 1 on
+    the end knot where ``left``/``right`` (fp's end values extend), else 0 (a constant)."""
+    knots = xp.asarray(knots)
+    n = knots.shape[0]
+    _, pos = _interp_place(x, knots, xp)
+    pos = xp.where(x < knots[0], 0.0, xp.where(x > knots[-1], n - 1.0, pos))
+    hat = 1.0 - xp.abs(xp.arange(n) - pos[..., None])
+    keep = xp.where(((x < knots[0]) & (not left)) | ((x > knots[-1]) & (not right)), 0.0, 1.0)[..., None]
+    return xp.where(hat > 0.0, hat, 0.0) * keep
+
+
+interp_slope, interp_weights = lazy.portable(_interp_slope), lazy.portable(_interp_weights)
+
+
+def _interp_value(a: list, p: dict):
+    if not np.all(np.diff(a[1]) > 0):  # (a constant: checked once when a program is recorded)
+        raise ShapeError(f"interp's knots must increase strictly, got {np.asarray(a[1]).tolist()}")
+    return lazy.asarray(np.interp(a[0], a[1], a[2], left=p.get("left"), right=p.get("right")))
+
+
+def _interp_shape(shapes, params):
+    k, f = tuple(shapes[1]), tuple(shapes[2])
+    if len(k) != 1 or k != f or k[0] < 2:
+        raise ShapeError(f"interp needs knots and values of one equal length ≥ 2, got shapes {k} and {f}")
+    return tuple(shapes[0])
+
+
+def _interp_partial(i: int, ctx):
+    if i == 0:
+        return _ew(ctx, 0, "out", lambda: interp_slope(ctx.args[0], ctx.args[1], ctx.args[2]))
+    s, n = ctx.out_shape, ctx.shapes[2][0]
+    return S.Jac(s, (n,), [-1], list(range(len(s) + 1)),
+                 ctx.val(lambda: interp_weights(ctx.args[0], ctx.args[1], ctx.params.get("left") is None,
+                                                ctx.params.get("right") is None), tuple(s) + (n,)))
+
+
+register(Op("interp", _interp_value, _interp_shape, _interp_partial, 3,
+            "numpy.interp(x, knots, fp, left, right) with constant increasing knots; the segments are "
+            "found at each call", frozenset({1}), ("left", "right"), frozenset({1})))
+G.PARAMS["interp"] = {"left": (G.optional(G.NUMBER), False), "right": (G.optional(G.NUMBER), False)}
+
+
 @implements(np.interp)
 def _interp(x, xp, fp, left=None, right=None, period=None):
-    """Piecewise-linear interpolation, NumPy's formula slope·(x − xpⱼ) + fpⱼ on the segment j that
-    holds x (read at the traced point: the trace is value-dependent where x or xp is traced). At
-    a knot the slope is the segment to its right's (the last knot: the last segment's), as JAX's."""
+    """Piecewise-linear interpolation. With constant knots ``xp`` the ``interp`` op, its segments
+    found at each call (``fp`` traced: a dense block of interpolation weights, up to
+    :data:`jacc.numpy_api.orders.BLOCK_MAX` entries); otherwise NumPy's formula
+    slope·(x − xpⱼ) + fpⱼ on the segment j that holds x, read at the traced point (the trace is
+    value-dependent). At a knot the slope is the segment to its right's (the last knot: the last
+    segment's), as JAX's."""
     if period is not None:
         raise UnsupportedOperationError(
             f"numpy.interp with period= at {call_site()}: reduce x into one period first (x % period) "
             "and extend xp, fp by a period on either side")
     xp, fp = (a if isinstance(a, Tracer) else np.asarray(a, dtype=float) for a in (xp, fp))  # (lists too)
-    xv, kv = np.asarray(_value(x, "numpy.interp (its segments)"), float), _value(xp, "numpy.interp (its segments)")
     if np.ndim(xp) != 1 or np.ndim(fp) != 1 or np.shape(xp)[0] != np.shape(fp)[0]:
         raise ValueError("fp and xp are not of the same length" if np.ndim(xp) == np.ndim(fp) == 1
                          else "xp and fp must be 1-d sequences")
+    if (isinstance(x, Tracer) and not isinstance(xp, Tracer) and not any(isinstance(b, Tracer) for b in (left, right))
+            and xp.size >= 2 and np.all(np.diff(xp) > 0)
+            and (not isinstance(fp, Tracer) or np.size(x) * xp.size <= BLOCK_MAX)):
+        bounds = {k: None if b is None else float(b) for k, b in (("left", left), ("right", right))}
+        return _tape_of(x).record("interp", [x, xp, fp], bounds)
+    xv, kv = np.asarray(_value(x, "numpy.interp (its segments)"), float), _value(xp, "numpy.interp (its segments)")
     n = np.shape(xp)[0]
     if n == 0:
         raise ValueError("array of sample points is empty")
@@ -462,18 +541,15 @@ def _unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
 
 @implements(np.nan_to_num)
 def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
-    """x where finite (derivative 1), the replacements elsewhere (derivative 0); where is read at
-    the traced point (the trace is value-dependent)."""
+    """x where finite (derivative 1), the replacements elsewhere (derivative 0), chosen by recorded
+    masks (:mod:`jacc.masks`), so the trace holds at every point."""
     for name, v in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
         if isinstance(v, Tracer):
             raise TraceError(f"numpy.nan_to_num at {call_site()}: {name}= is traced; pass a constant")
-    v = np.asarray(_value(x, "numpy.nan_to_num (where x is finite)"))
-    if np.all(np.isfinite(v)):
-        return x
     big = np.finfo(float).max
-    fill = np.where(np.isnan(v), nan, np.where(v > 0, big if posinf is None else posinf,
+    fill = np.where(np.isnan(x), nan, np.where(x > 0, big if posinf is None else posinf,
                                                 -big if neginf is None else neginf))
-    return np.where(np.isfinite(v), x, fill)
+    return np.where(np.isfinite(x), x, fill)
 
 
 @implements(np.piecewise)
@@ -821,10 +897,13 @@ case("numpy.polynomial.polynomial.polygrid2d", lambda xp: lambda x, c: np.polyno
 _KNOTS = np.array([-1.5, -0.2, 0.3, 1.0, 2.2])
 case("numpy.interp", lambda xp: lambda x, fp: xp.interp(x, _KNOTS, fp),
      lambda r: (np.array([-2.0, -0.9, 0.05, 0.6, 1.7, 2.5]), _x(r, (5,))), argnums=(0, 1),
-     note="the segment of each x is read at the traced point; at a knot, the slope to its right (JAX's)")
+     note="constant knots: the interp op, its segments found at each call; at a knot, the slope to its right (JAX's)")
+case("numpy.interp", lambda xp: lambda x: xp.interp(x, _KNOTS, np.array([0.5, -1.0, 2.0, 0.0, 1.0]), right=-3.0),
+     lambda r: (np.array([[-2.0, -0.9, 0.05], [0.6, 1.7, 2.5]]),), structures=frozenset({"diag"}), variant="a table")
 case("numpy.interp", lambda xp: lambda x, xk: xp.interp(x, xk, np.array([0.5, -1.0, 2.0, 0.0]), left=3.0, right=-3.0),
      lambda r: (np.array([[-2.0, -0.4], [0.45, 1.3], [1.9, 2.5]]), np.array([-1.0, -0.1, 0.8, 1.6])),
-     argnums=(0, 1), variant="traced knots, left/right, 2-d x")
+     argnums=(0, 1), variant="traced knots, left/right, 2-d x", note="traced knots: the segments are read at the "
+     "traced point (value-dependent)")
 case("numpy.unwrap", lambda xp: xp.unwrap, lambda r: (np.cumsum(r.uniform(1.0, 2.5, 7)) % (2 * np.pi) - np.pi,),
      note="the whole-period corrections are read at the traced point")
 case("numpy.unwrap", lambda xp: lambda p: xp.unwrap(p, axis=0, period=4.0),
@@ -832,7 +911,7 @@ case("numpy.unwrap", lambda xp: lambda p: xp.unwrap(p, axis=0, period=4.0),
      variant="axis 0, period")
 case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(2.0 * x + np.array([0.0, np.inf, -np.inf, np.nan, 0.0]),
                                                              posinf=7.0),
-     lambda r: (r.uniform(0.5, 1.5, 5),), note="where x is finite is read at the traced point")
+     lambda r: (r.uniform(0.5, 1.5, 5),), note="where x is finite: recorded masks, computed at each call")
 case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(x), lambda r: (r.uniform(0.5, 1.5, 4),),
      variant="all finite")
 case("numpy.piecewise", lambda xp: lambda x: xp.piecewise(x, [x < 0, x >= 0], [lambda t: -t, lambda t: t ** 2]),

@@ -8,7 +8,7 @@ from an argsort, like a mask's (:mod:`jacc.masks`): the trace holds at every poi
 ``f``. The partial is a dense block along the sorted axis (the other axes stay diagonal):
 
 * ``sort`` along an axis of n elements: n × n per row, a one-hot row per output (which input it
-  reads). Up to :data:`SORT_BLOCK_MAX` entries in all; a longer sort is read at the traced point as
+  reads). Up to :data:`BLOCK_MAX` entries in all; a longer sort is read at the traced point as
   before, where its free gather costs less than products with such a block.
 * ``quantile`` (NumPy's default ``method='linear'``): m × n per row for m quantiles, at most two
   non-zero weights in each row (1 − t and t at the two order statistics that the quantile
@@ -39,10 +39,11 @@ from ..trace import _NOT, TraceError, UnsupportedOperationError, _axes_of, _refu
 from . import FREE, case
 from .gathers import _one_axis, _sorted_here, _traced, _x
 
-#: The most entries (rows × n × n) a sort's dense partial may hold; a longer sort is a free gather
-#: read at the traced point (the trace is then value-dependent). A product with the block costs n
-#: per entry, the gather nothing: past this size tracing ``f`` again at each call costs less.
-SORT_BLOCK_MAX = 65_536
+#: The most entries a dense partial found at each call may hold (a sort's rows × n × n; interp's
+#: points × knots w.r.t. traced values, :mod:`jacc.numpy_api.numerics`); past it the op is read
+#: at the traced point (the trace is then value-dependent) as a free gather. A product with the
+#: block costs n per entry, the gather nothing: past this size tracing ``f`` again costs less.
+BLOCK_MAX = 65_536
 
 
 # -- the ranks, on any array namespace (NumPy, jax.numpy, torch) ---------------------------------
@@ -78,16 +79,8 @@ def _quantile_block(x, q, skip_nan: bool, xp=np):
     return xp.where(hat > 0.0, hat, 0.0)
 
 
-def _portable(fn):
-    """``fn`` recorded as one statement (argsort, the hat weights) on lazy arrays, and run by the
-    jax and torch backends in their own namespace."""
-    wrapped = lazy.recordable(fn)
-    fn.portable = fn
-    return wrapped
-
-
-sort_block = _portable(_sort_block)
-quantile_block = _portable(_quantile_block)
+sort_block = lazy.portable(_sort_block)
+quantile_block = lazy.portable(_quantile_block)
 
 
 # -- the ops -------------------------------------------------------------------------------------
@@ -160,7 +153,7 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     if axis is None:
         a, axis = a.reshape(-1), 0
     k = _one_axis(a, axis, "numpy.sort")
-    if a.size * a.shape[k] <= SORT_BLOCK_MAX:
+    if a.size * a.shape[k] <= BLOCK_MAX:
         return _tape_of(a).record("sort", [a], {"axis": k})
     return _sorted_here(a, k, "numpy.sort (its permutation, for a sort too long to record)")
 
@@ -270,7 +263,7 @@ case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), 
 case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=_DENSE,
      variant="axis=None")
 case("numpy.sort", lambda xp: lambda x: xp.sort(x)[::-1][:40] @ np.linspace(1.0, 2.0, 40), lambda r: (_x(r, (300,)),),
-     structures=FREE | {"dense"}, variant="longer than SORT_BLOCK_MAX",
+     structures=FREE | {"dense"}, variant="longer than BLOCK_MAX",
      note="a sort too long for a dense block is read at the traced point (value-dependent)")
 case("numpy.median", lambda xp: xp.median, lambda r: (_x(r, (5,)),), structures=_DENSE,
      note="linear interpolation between order statistics: two weights per quantile, found at each call")

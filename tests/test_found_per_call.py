@@ -1,5 +1,6 @@
-"""Sorting and quantiles as recorded ops (jacc.numpy_api.orders): one trace serves every point,
-since the program finds each call's permutation itself."""
+"""Ops whose partials the program finds at each call — sorting and quantiles (their permutation:
+jacc.numpy_api.orders), interp (its segments) and nan_to_num (its masks): one trace serves every
+point."""
 
 import json
 import warnings
@@ -16,7 +17,10 @@ X = np.array([0.7, -1.3, 2.2, -0.4, 1.6, 0.1])
 # other orders of the entries (no ties: the derivative jumps there)
 POINTS = [X, -X, X[::-1].copy(), np.array([-0.9, 1.1, -2.3, 0.45, 0.2, 3.0])]
 
-ORDERED = {
+_KNOTS = np.array([-1.45, -0.25, 0.35, 1.05, 2.15])  # (no point on a knot: the slope jumps)
+_TABLE = np.array([0.5, -1.0, 2.0, 0.0, 1.0])
+
+PER_CALL = {
     "median": np.median,
     "percentiles": lambda x: np.percentile(x, [10.0, 50.0, 95.0]),
     "quantile of a product": lambda x: np.quantile(np.sin(x) * x, 0.3),
@@ -25,12 +29,17 @@ ORDERED = {
     "median over an axis": lambda x: np.median(x.reshape(2, 3) ** 2, axis=0),
     "trimmed mean": lambda x: np.sort(x)[1:-1].mean() * x,
     "nanmedian": lambda x: np.nanmedian(np.where(np.arange(6) == 2, np.nan, x)) * x,
+    "interp in a table": lambda x: np.interp(1.7 * x, _KNOTS, _TABLE) * x,
+    "interp of traced values": lambda x: np.interp(x, _KNOTS, x[1:] ** 2, left=3.0),
+    "interp of traced values past the ends": lambda x: np.interp(1.3 * x[:5], _KNOTS, np.cos(x[1:]), right=-1.0),
+    "nan_to_num": lambda x: np.nan_to_num(np.log(x), posinf=7.0) * x,
 }
 
 
-@pytest.mark.parametrize("name", sorted(ORDERED))
-def test_one_trace_serves_every_order(name):
-    f = ORDERED[name]
+@pytest.mark.filterwarnings("ignore:invalid value encountered in log")  # (nan_to_num's NaNs)
+@pytest.mark.parametrize("name", sorted(PER_CALL))
+def test_one_trace_serves_every_point(name):
+    f = PER_CALL[name]
     g = trace(f, X)
     assert not g.meta.get("value_dependent"), g.meta.get("value_dependent")
     for p in POINTS:
@@ -78,7 +87,7 @@ def test_nan_rows_give_numpys_nan():
 
 
 def test_a_sort_too_long_for_a_block_is_read_at_the_point():
-    n = int(np.sqrt(orders.SORT_BLOCK_MAX)) + 1
+    n = int(np.sqrt(orders.BLOCK_MAX)) + 1
     x = np.random.default_rng(0).normal(size=n)
     f = lambda x: np.sort(x)[::7] * 2.0  # noqa: E731
     assert "numpy.sort" in trace(f, x).meta["value_dependent"][0]
@@ -102,7 +111,7 @@ def test_graph_files_keep_the_ops(tmp_path):
 
 def test_other_backends():
     pytest.importorskip("jax")
-    f = ORDERED["sorted weights"]
+    f = PER_CALL["sorted weights"]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         jf = jacc.jacobian(f, backend="jax", retrace=False)
