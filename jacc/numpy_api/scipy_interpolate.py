@@ -12,7 +12,10 @@ conditions and fill values are its constant part). An evaluation at traced point
 interpolant's slope there, S′(xq₀)·(xq − xq₀) (splines and piecewise polynomials; their
 ``derivative``, ``antiderivative`` and ``integrate`` work the same way, traced limits included).
 The recorded changes are zero at the traced point, so values are SciPy's, bit for bit. Which
-piece holds xq₀ is read at the traced point, so such a trace is value-dependent.
+piece holds xq₀ is read at the traced point, so such a trace is value-dependent. An interpolant
+of constant data is a fixed piecewise polynomial instead: evaluated at traced points it is the
+``ppoly`` op (SciPy's PPoly coefficients; a BSpline converted, its values equal to rounding),
+whose program finds each point's piece at every call, so the trace holds at every point.
 
 Knots (``x``, ``t``, grid points) must be constants. Interpolants that are not affine in y
 (``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) are refused by name, as are
@@ -35,7 +38,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import graph as G
+from .. import lazy
+from .. import structure as S
 from ..constructors import _holds_tracer, replacement, swap_during_traces
+from ..ops import Op, ShapeError, register
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
 from .scipy_optimize import _plain
@@ -96,6 +103,11 @@ class _Traced:
             value = self._plain(x0, **kwargs)
             m = None if self._change is None else self._basis(x0, **kwargs) - self._zero(x0, **kwargs)
         out = value if m is None else value + self._spread(m, x0.ndim)
+        if _holds_tracer(x) and self._change is None:
+            pieces = _pieces(self._plain, nu, extrapolate)
+            if pieces is not None:  # a fixed curve: its piece found at each call by the program
+                x = np.asarray(x)
+                return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
         if _holds_tracer(x):
             if not hasattr(self._plain, "derivative"):
                 _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has "
@@ -147,6 +159,99 @@ class _Traced:
             return getattr(self._plain, name)
         _refuse(self._what, f"the attribute .{name} of an interpolant of traced values is not recorded; "
                 "evaluate it (call, derivative, antiderivative, integrate) instead")
+
+
+# -- ppoly: a fixed piecewise polynomial at traced points ---------------------------------------
+# An interpolant of constant data is a fixed function of the evaluation points; which piece holds
+# a point depends on its value, so the op's program finds it at each call (a searchsorted) and
+# the trace holds at every point.
+
+
+def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
+    """``(breaks, coefficients, extrapolate)`` of SciPy's PPoly along axis 0 that equals
+    ``plain`` (its ``nu``-th derivative), or None where there is none (another axis, periodic
+    extrapolation, complex values, an interpolant without pieces such as interp1d)."""
+    import scipy.interpolate as si
+    from scipy.interpolate._bsplines import BSpline  # (the class: si.BSpline is swapped while f runs)
+
+    f = plain.derivative(nu) if nu and hasattr(plain, "derivative") else plain
+    if nu and f is plain:
+        return None
+    ext = getattr(f, "extrapolate", None) if extrapolate is None else extrapolate
+    if not isinstance(f, (si.PPoly, BSpline)) or getattr(f, "axis", 0) != 0 or ext not in (True, False):
+        return None
+    if isinstance(f, BSpline):  # (SciPy converts one column at a time)
+        c = np.asarray(f.c)
+        cols = [si.PPoly.from_spline(BSpline(f.t, col, f.k)) for col in c.reshape(c.shape[0], -1).T]
+        if not cols:
+            return None
+        coef = np.stack([q.c for q in cols], axis=-1).reshape(cols[0].c.shape + c.shape[1:])
+        f = si.PPoly.construct_fast(coef, cols[0].x, ext)
+    if np.iscomplexobj(f.c) or np.asarray(f.x).size < 2:
+        return None
+    return np.asarray(f.x, dtype=float), np.asarray(f.c, dtype=float), bool(ext)
+
+
+def _ppoly_value(x, breaks, c, extrapolate: bool, xp=np):
+    """The piecewise polynomial at ``x``: SciPy's own evaluation with NumPy (bit for bit), Horner's
+    rule on the piece found by a searchsorted elsewhere; NaN outside the breaks unless
+    ``extrapolate``."""
+    if xp is np:
+        try:
+            import scipy.interpolate as si
+        except ImportError:  # (a graph file read without SciPy)
+            pass
+        else:
+            return si.PPoly.construct_fast(np.asarray(c), np.asarray(breaks), extrapolate)(x)
+    breaks, c = xp.asarray(breaks), xp.asarray(c)
+    j = xp.clip(xp.searchsorted(breaks, x, side="right") - 1, 0, breaks.shape[0] - 2)
+    dx = xp.reshape(x - breaks[j], tuple(x.shape) + (1,) * (c.ndim - 2))
+    y = c[0][j]
+    for k in range(1, c.shape[0]):
+        y = y * dx + c[k][j]
+    if extrapolate:
+        return y
+    return xp.where(xp.reshape((x < breaks[0]) | (x > breaks[-1]), dx.shape), float("nan"), y)
+
+
+ppoly_value = lazy.portable(_ppoly_value)
+
+
+def _slopes(c: np.ndarray) -> np.ndarray:
+    """The derivative's coefficients (highest power first, as SciPy's PPoly keeps them)."""
+    powers = np.arange(c.shape[0] - 1, 0, -1, dtype=float).reshape((-1,) + (1,) * (c.ndim - 1))
+    return c[:-1] * powers
+
+
+def _ppoly_shape(shapes, params):
+    b, c = tuple(shapes[1]), tuple(shapes[2])
+    if len(b) != 1 or b[0] < 2 or len(c) < 2 or c[1] != b[0] - 1:
+        raise ShapeError(f"ppoly needs breaks of length m + 1 ≥ 2 and coefficients of shape (k + 1, m, ...), "
+                         f"got {b} and {c}")
+    return tuple(shapes[0]) + c[2:]
+
+
+def _ppoly_partial(i: int, ctx) -> Any:
+    c = ctx.args[2]
+    if ctx.shapes[2][0] < 2:  # piecewise constant: slope 0
+        return None
+    out, s = ctx.out_shape, ctx.shapes[0]
+    ext = bool(ctx.params.get("extrapolate", True))
+    return S.Jac(out, s, list(range(len(s))), list(range(len(out))),
+                 ctx.val(lambda: ppoly_value(ctx.args[0], ctx.args[1], _slopes(np.asarray(c)), ext), out))
+
+
+def _ppoly_eval(a: list, p: dict):
+    if not (np.all(np.diff(a[1]) >= 0) and a[1][0] < a[1][-1]):  # (constants: checked once per program)
+        raise ShapeError(f"ppoly's breaks must not decrease and must span an interval, got {np.asarray(a[1]).tolist()}")
+    return lazy.asarray(ppoly_value(a[0], a[1], a[2], bool(p.get("extrapolate", True))))
+
+
+register(Op("ppoly", _ppoly_eval,
+            _ppoly_shape, _ppoly_partial, 3,
+            "a piecewise polynomial (SciPy's PPoly: breaks, coefficients of shape (k + 1, m, ...)) at x; the "
+            "pieces are found at each call", frozenset({1, 2}), ("extrapolate",), frozenset({1, 2})))
+G.PARAMS["ppoly"] = {"extrapolate": (G.BOOL, False)}
 
 
 def _homogeneous(bc: Any, shape: tuple) -> Any:
@@ -251,6 +356,12 @@ case("scipy.interpolate.CubicSpline", lambda xp: lambda y, q: _sint().CubicSplin
      lambda r: (r.normal(size=6), r.uniform(0.1, 1.9, size=3)), argnums=(0, 1), jax=False,
      note="SciPy's spline of the values plus M·(y − y₀), M from SciPy's spline of the identity; traced points "
           "add the slope")
+case("scipy.interpolate.CubicSpline", lambda xp: lambda q: _sint().CubicSpline(_K, np.sin(_K))(q) * q,
+     lambda r: (r.uniform(-0.2, 2.2, size=(2, 3)),), jax=False, variant="constant values, traced points",
+     structures=frozenset({"diag"}), note="a fixed curve: the ppoly op, each point's piece found at each call")
+case("scipy.interpolate.make_interp_spline",
+     lambda xp: lambda q: _sint().make_interp_spline(_K, np.stack([_K ** 2, np.cos(_K)], 1), k=2)(q).sum(axis=1),
+     lambda r: (r.uniform(0.0, 2.0, size=4),), jax=False, variant="constant values, 2 columns, traced points")
 case("scipy.interpolate.CubicSpline",
      lambda xp: lambda y: _sint().CubicSpline(_K, y, bc_type="clamped").integrate(0.3, 1.7),
      lambda r: (r.normal(size=(6, 2)),), jax=False, variant="integrate, clamped, 2 columns")
