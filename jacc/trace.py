@@ -1482,6 +1482,11 @@ class Tracer(_Held):
     def __getitem__(self, index):
         if type(index) is int:  # x[i]: what _index_params makes of a plain int
             return self.tape.record("getitem", [self], {"index": [["int", index]]})
+        taken = getattr(index, "take_from", None)  # x[np.argsort(x)] (jacc.numpy_api.orders.Order)
+        if taken is not None:
+            r = taken(self)
+            if r is not None:
+                return r
         if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
         return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})

@@ -33,6 +33,11 @@ PER_CALL = {
     "interp of traced values": lambda x: np.interp(x, _KNOTS, x[1:] ** 2, left=3.0),
     "interp of traced values past the ends": lambda x: np.interp(1.3 * x[:5], _KNOTS, np.cos(x[1:]), right=-1.0),
     "nan_to_num": lambda x: np.nan_to_num(np.log(x), posinf=7.0) * x,
+    "argsort as an index": lambda x: x[np.argsort(x)] * np.linspace(1.0, 2.0, 6),
+    "top two by another order": lambda x: np.sin(x)[np.argsort(x ** 3)[::-1][:2]] * x[:2],
+    "rows taken in order": lambda x: np.take_along_axis(np.exp(x).reshape(2, 3), np.argsort(x.reshape(2, 3), axis=1),
+                                                        axis=1).ravel(),
+    "rows of a table by keys": lambda x: np.stack([x, x ** 2], 1)[np.argsort(np.cos(x))].ravel(),
     "cubic spline of constant values": lambda x: _spline()(_KNOTS, np.sin(_KNOTS))(x) * x,
     "spline's derivative, 2 columns": lambda x: _spline("make_interp_spline")(
         _KNOTS, np.stack([_TABLE, _KNOTS ** 2], 1), k=3).derivative()(x[:4]).ravel(),
@@ -125,3 +130,16 @@ def test_other_backends():
         jf(X)
         for p in POINTS[1:]:
             np.testing.assert_allclose(jf(p), jacc.jacobian(f, compile=False)(p), rtol=1e-13)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x * np.argsort(x)[0],  # an integer used as a number
+    lambda x: x[(np.argsort(x) + 1) % 6],  # arithmetic on the integers
+    lambda x: x.reshape(3, 2)[np.argsort(x[:2])],  # rows of an array whose leading axis is not the keys'
+    lambda x: x[np.asarray(np.argsort(x))],
+], ids=["a number", "arithmetic", "other shape", "np.asarray"])
+def test_reading_an_orders_integers_makes_the_trace_value_dependent(f):
+    assert "numpy.argsort (its integers read)" in trace(f, X).meta["value_dependent"][0]
+    jf = jacc.jacobian(f)
+    for p in POINTS:
+        np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)

@@ -218,10 +218,20 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
 # -- gathers with constant indices -------------------------------------------------------------
 
 
+def _in_order(a, indices, axis):
+    """``a`` taken in the order of an argsort of traced keys (jacc.numpy_api.orders.Order), found
+    at each call; None where ``indices`` is not such an order or ``a`` does not fit it."""
+    take = getattr(indices, "take_from", None)
+    return None if take is None or axis is None else take(a, axis)
+
+
 @implements(np.take, method="take")
 def _take(a, indices, axis=None, out=None, mode="raise"):
     _refuse("numpy.take", out=out)
     _mode("numpy.take", mode)
+    taken = _in_order(a, indices, 0 if axis is None and np.ndim(a) == 1 else axis)
+    if taken is not None:
+        return taken
     idx = _indices(indices, "numpy.take")
     if axis is None:
         return a.reshape(-1)[idx]
@@ -231,6 +241,9 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
 
 @implements(np.take_along_axis)
 def _take_along_axis(arr, indices, axis=-1):
+    taken = _in_order(arr, indices, axis)
+    if taken is not None:
+        return taken
     idx = _indices(indices, "numpy.take_along_axis")
     if axis is None:
         if idx.ndim != 1:
@@ -391,11 +404,6 @@ def _insert(arr, obj, values, axis=None):
     both = np.concatenate([np.reshape(arr, (-1,)), np.reshape(np.asarray(values, float) if not _traced(values)
                                                               else values, (-1,))])
     return _gather(both, positions)
-
-
-@implements(np.argsort, method="argsort")
-def _argsort(a, axis=-1, kind=None, order=None, *, stable=None):
-    return np.argsort(_value(a, "numpy.argsort"), axis=axis, kind=kind, order=order, stable=stable)
 
 
 @implements(np.lexsort)
@@ -667,10 +675,6 @@ case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, a
      structures=FREE, note="a gather of each running record, read at the traced point")
 case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
      structures=FREE)
-case("numpy.argsort", lambda xp: lambda x: x[xp.argsort(x)[::-1]], lambda r: (_x(r, (6,)),), structures=FREE,
-     note="a constant integer array (the trace is value-dependent); indexing with it is a gather")
-case("numpy.argsort", lambda xp: lambda x: xp.take_along_axis(x, xp.argsort(x, axis=0), axis=0),
-     lambda r: (_x(r),), structures=FREE, variant="take_along_axis")
 case("numpy.argmax", lambda xp: lambda x: x[xp.argmax(x)] * x, lambda r: (_x(r, (5,)),), note=_SORTED)
 case("numpy.argmax", lambda xp: lambda x: xp.take_along_axis(x, xp.argmax(x, axis=1, keepdims=True), axis=1),
      lambda r: (_x(r),), structures=FREE, variant="keepdims")

@@ -14,6 +14,9 @@ from an argsort, like a mask's (:mod:`jacc.masks`): the trace holds at every poi
   non-zero weights in each row (1 − t and t at the two order statistics that the quantile
   interpolates), so a median costs what a max does.
 
+``np.argsort`` gives an :class:`Order`; indexing an array with it records ``take_order``, the same
+one-hot block found from the keys' order (``y[np.argsort(x)]``, a top-k after ``[::-1][:k]``).
+
 Ties give the derivative to the element a stable sort puts first (NumPy's choice of order).
 
 >>> import numpy as np, jacc
@@ -28,6 +31,7 @@ array([0. , 0.5, 0.5, 0. ])
 from __future__ import annotations
 
 import math
+import operator
 
 import numpy as np
 
@@ -35,9 +39,20 @@ from .. import graph as G
 from .. import lazy
 from ..ops import Op, ShapeError, register
 from ..structure import Jac
-from ..trace import _NOT, TraceError, UnsupportedOperationError, _axes_of, _refuse, _tape_of, call_site, implements
+from ..trace import (
+    _NOT,
+    TraceError,
+    Tracer,
+    UnsupportedOperationError,
+    _axes_of,
+    _refuse,
+    _tape_of,
+    _ValueShaped,
+    call_site,
+    implements,
+)
 from . import FREE, case
-from .gathers import _one_axis, _sorted_here, _traced, _x
+from .gathers import _one_axis, _sorted_here, _traced, _value, _x
 
 #: The most entries a dense partial found at each call may hold (a sort's rows × n × n; interp's
 #: points × knots w.r.t. traced values, :mod:`jacc.numpy_api.numerics`); past it the op is read
@@ -143,6 +158,118 @@ register(Op("quantile", _quantile_value, _quantile_shape, _quantile_partial, 1,
 G.PARAMS["quantile"] = {"q": (G.NUMBERS, True), "skip_nan": (G.BOOL, False)}
 
 
+def _take_order_value(a: list, p: dict):
+    y, k = a[0], p["axis"]
+    perm = _argsort(a[1], k, np)
+    return np.take_along_axis(y, np.reshape(perm, np.shape(perm) + (1,) * (np.ndim(y) - np.ndim(perm))), axis=k)
+
+
+def _take_order_shape(shapes, params):
+    y, x, k = tuple(shapes[0]), tuple(shapes[1]), params["axis"]
+    if not x or not 0 <= k < len(x) or y[:len(x)] != x:
+        raise ShapeError(f"take_order needs keys (shape {x}) that lead the array's shape {y} and an axis of the "
+                         f"keys, got axis {k}")
+    return y
+
+
+def _take_order_partial(i: int, ctx) -> Jac | None:
+    if i == 1:  # the order is constant between ties: no derivative in the keys
+        return None
+    y, x, k = ctx.shapes[0], ctx.shapes[1], ctx.params["axis"]
+    m = len(y)
+    pair = [-1 if t == k else t for t in range(m)]
+    return Jac(y, y, pair, list(range(len(x))) + [m + k],
+               ctx.val(lambda: sort_block(lazy.asarray(ctx.args[1], float), k), tuple(x) + (x[k],)))
+
+
+register(Op("take_order", _take_order_value, _take_order_shape, _take_order_partial, 2,
+            "y's entries along an axis in the order that sorts the keys x (np.take_along_axis(y, np.argsort(x, "
+            "axis), axis)); x's shape leads y's; the order is found at each call", frozenset({1}), ("axis",)))
+G.PARAMS["take_order"] = {"axis": (G._int(0, G.MAX_DIMS, "an axis of the keys"), True)}
+
+
+class Order(_ValueShaped):
+    """``np.argsort`` of a traced array: NumPy's integer array at the traced point that also
+    remembers whose order it is. Used to index an array whose leading axes are the keys' (``y[o]``
+    for 1-d keys, ``np.take_along_axis(y, o, axis)``, ``np.take(y, o)``), after basic slices of a
+    1-d order (``o[::-1][:k]``), it records ``take_order``, whose program sorts at each call; any
+    other use reads the integers at the traced point (the trace becomes value-dependent).
+
+    >>> import numpy as np, jacc
+    >>> g = jacc.trace(lambda x: x[np.argsort(x)[::-1][:2]] * 2.0, np.array([0.5, 3.0, 1.0]))
+    >>> g.meta.get("value_dependent") is None, g.evaluate({"x": np.array([4.0, 1.0, 2.0])})[g.outputs[0]]
+    (True, array([8., 4.]))
+    """
+
+    __slots__ = ("keys", "axis", "value", "tail")
+    __hash__ = None
+
+    def __init__(self, keys: Tracer, axis: int, value: np.ndarray, tail: tuple = ()):
+        self.keys, self.axis, self.value, self.tail = keys, axis, value, tail
+
+    def __repr__(self) -> str:
+        return f"Order({self.value!r})"
+
+    def take_from(self, y, axis: int | None = None):
+        """``y`` in this order along the keys' axis (``axis``, where given, must be it), or None
+        where ``y`` does not fit: then the caller reads the integers."""
+        k = self.axis if axis is None else axis % max(self.keys.ndim, 1)
+        x = self.keys
+        if (k != self.axis or not isinstance(y, Tracer) or tuple(y.shape[:x.ndim]) != tuple(x.shape)
+                or x.size * x.shape[k] > BLOCK_MAX or y.dtype.kind != "f"):
+            return None
+        r = _tape_of(y).record("take_order", [y, x], {"axis": k})
+        for index in self.tail:
+            r = r[index]
+        return r
+
+    def concrete(self) -> np.ndarray:
+        self.keys.tape.note_value_dependence("numpy.argsort (its integers read)")
+        return self.value.copy()
+
+    def __array__(self, dtype=None, copy=None):
+        v = self.concrete()
+        return v if dtype is None else v.astype(dtype)
+
+    def __getitem__(self, index):
+        if self.keys.ndim == 1 and isinstance(index, slice):
+            return Order(self.keys, self.axis, self.value[index], self.tail + (index,))
+        return self.concrete()[index]
+
+    def __iter__(self):
+        return iter(self.concrete())
+
+    def __index__(self) -> int:
+        return operator.index(self.concrete())
+
+    def __array_ufunc__(self, ufunc, method, *args, **kwargs):
+        return getattr(ufunc, method)(*_concrete(args), **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        return func(*_concrete(args), **kwargs)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.concrete(), name)
+
+
+def _concrete(args):
+    return [a.concrete() if type(a) is Order else _concrete(a) if isinstance(a, (list, tuple)) else a for a in args]
+
+
+def _reads(fn, flip: bool = False):
+    """An operator of an Order: NumPy's on its integers at the traced point."""
+    return lambda self, *other: fn(*other, self.concrete()) if flip else fn(self.concrete(), *other)
+
+
+for _name in ("add", "sub", "mul", "floordiv", "mod", "pow", "and_", "or_", "xor"):
+    setattr(Order, f"__{_name.rstrip('_')}__", _reads(getattr(operator, _name)))
+    setattr(Order, f"__r{_name.rstrip('_')}__", _reads(getattr(operator, _name), True))
+for _name in ("eq", "ne", "lt", "le", "gt", "ge", "neg", "pos", "abs", "invert"):
+    setattr(Order, f"__{_name}__", _reads(getattr(operator, _name)))
+
+
 # -- NumPy's functions ---------------------------------------------------------------------------
 
 
@@ -156,6 +283,18 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     if a.size * a.shape[k] <= BLOCK_MAX:
         return _tape_of(a).record("sort", [a], {"axis": k})
     return _sorted_here(a, k, "numpy.sort (its permutation, for a sort too long to record)")
+
+
+@implements(np.argsort, method="argsort")
+def _argsort_traced(a, axis=-1, kind=None, order=None, *, stable=None):
+    """An :class:`Order` of a traced float array (its integers read only where they are used as such)."""
+    _refuse("numpy.argsort", order=order)
+    if axis is None:
+        a, axis = a.reshape(-1), 0
+    k = _one_axis(a, axis, "numpy.argsort")
+    if isinstance(a, Tracer) and a.dtype.kind == "f":
+        return Order(a, k, np.argsort(a.value, axis=k, kind="stable"))
+    return np.argsort(_value(a, "numpy.argsort"), axis=k, kind=kind, **({} if stable is None else {"stable": stable}))
 
 
 def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
@@ -282,3 +421,12 @@ case("numpy.nanpercentile", lambda xp: lambda x: xp.nanpercentile(xp.where(_MASK
      lambda r: (_x(r),))
 case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([25.0, 90.0]), axis=1),
      lambda r: (_x(r),))
+case("numpy.argsort", lambda xp: lambda x: x[xp.argsort(x)[::-1]], lambda r: (_x(r, (6,)),), structures=_DENSE,
+     note="an Order: indexing with it records take_order, the order found at each call; its integers read as "
+     "numbers make the trace value-dependent")
+case("numpy.argsort", lambda xp: lambda x: xp.take_along_axis(x, xp.argsort(x, axis=0), axis=0),
+     lambda r: (_x(r),), structures=_DENSE, variant="take_along_axis")
+case("numpy.argsort", lambda xp: lambda x: xp.sin(x)[xp.argsort(x ** 2)[:3]] * x[:3], lambda r: (_x(r, (6,)),),
+     variant="another array's order, sliced")
+case("numpy.argsort", lambda xp: lambda x: x * xp.argsort(x)[0], lambda r: (_x(r, (5,)),),
+     structures=FREE | {"scaled identity"}, variant="integers read")
