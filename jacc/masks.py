@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .ops import OPS
-from .trace import Tracer, _Num, _private, _ValueShaped, implements_ufunc
+from .trace import Tracer, _Num, _private, _ReadOnUse, implements_ufunc
 
 __all__ = ["Mask", "compare"]
 
@@ -52,7 +52,7 @@ LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or
 _SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
 
 
-class Mask(_ValueShaped, NDArrayOperatorsMixin):
+class Mask(_ReadOnUse, NDArrayOperatorsMixin):
     """A boolean array computed from traced values (see the module's docstring).
 
     >>> import numpy as np, jacc
@@ -86,23 +86,7 @@ class Mask(_ValueShaped, NDArrayOperatorsMixin):
         self.tape.note_value_dependence(f"comparison '{sym}'" if sym else f"a mask's entries ({self.op})")
         return self.value.copy()
 
-    # -- reading the entries: NumPy's behaviour on the values -------------------------------------
-    def __array__(self, dtype=None, copy=None):
-        v = self.concrete()
-        return v if dtype is None else v.astype(dtype)
-
-    def __bool__(self) -> bool:
-        return bool(self.concrete())
-
-    def __int__(self) -> int:
-        return int(self.concrete())
-
-    def __float__(self) -> float:
-        return float(self.concrete())
-
-    def __iter__(self):
-        return iter(self.concrete())
-
+    # -- reading the entries (jacc.trace._ReadOnUse): NumPy's behaviour on the values ------------
     def __getitem__(self, index):
         if _holds_mask(index):
             return self.concrete()[_plain(index)]
@@ -131,12 +115,6 @@ class Mask(_ValueShaped, NDArrayOperatorsMixin):
         return self._moved(lambda a: a.copy(*args))
 
     flatten = ravel
-
-    def __getattr__(self, name: str):
-        # the ndarray's methods and attributes (m.any(), m.sum(), m.T) on the values
-        if name.startswith("_") or not hasattr(np.ndarray, name):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(self.concrete(), name)
 
     def astype(self, dtype, *args, **kwargs):
         """As float64, the recorded mask itself (no entries read); otherwise NumPy's ``astype``."""

@@ -1287,6 +1287,38 @@ class _ValueShaped:
         return len(self.value)
 
 
+class _ReadOnUse(_ValueShaped):
+    """An array stand-in recorded where it is used as a whole (a comparison's mask, an argsort's
+    order: :mod:`jacc.masks`, :mod:`jacc.numpy_api.orders`), whose entries, read as Python or NumPy
+    values, come from ``concrete()``: read at the traced point, the trace becoming value-dependent."""
+
+    __slots__ = ()
+
+    def concrete(self) -> np.ndarray:
+        raise NotImplementedError
+
+    def __array__(self, dtype=None, copy=None):
+        return np.asarray(self.concrete(), dtype=dtype)
+
+    def __bool__(self) -> bool:
+        return bool(self.concrete())
+
+    def __int__(self) -> int:
+        return int(self.concrete())
+
+    def __float__(self) -> float:
+        return float(self.concrete())
+
+    def __iter__(self):
+        return iter(self.concrete())
+
+    def __getattr__(self, name: str):
+        # the ndarray's other methods and attributes (m.any(), o.tolist()) on the values
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        return getattr(self.concrete(), name)
+
+
 class _Held(_ValueShaped):
     """The slots of a traced array, shared with :class:`jacc.buffers.Buffer` so that a buffer can
     become a traced array in place (every name for it then sees the traced value)."""

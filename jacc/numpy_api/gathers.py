@@ -20,7 +20,6 @@ from .. import structure as S
 from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
-    _NOT,
     TraceError,
     Tracer,
     UnsupportedOperationError,
@@ -516,20 +515,6 @@ def _trim_zeros(filt, trim="fb", axis=None):
     return filt[tuple(slice(start[k], stop[k]) if k in axes else slice(None) for k in range(nd))]
 
 
-@implements(np.argmax, method="argmax")
-def _argmax(a, axis=None, out=None, *, keepdims=_NOT):
-    _refuse("numpy.argmax", out=out)
-    kw = {} if keepdims is _NOT else {"keepdims": keepdims}
-    return np.argmax(_value(a, "numpy.argmax"), axis=axis, **kw)
-
-
-@implements(np.argmin, method="argmin")
-def _argmin(a, axis=None, out=None, *, keepdims=_NOT):
-    _refuse("numpy.argmin", out=out)
-    kw = {} if keepdims is _NOT else {"keepdims": keepdims}
-    return np.argmin(_value(a, "numpy.argmin"), axis=axis, **kw)
-
-
 implements(np.nonzero, method="nonzero")(lambda a: np.nonzero(_value(a, "numpy.nonzero")))
 implements(np.flatnonzero)(lambda a: np.flatnonzero(_value(a, "numpy.flatnonzero")))
 implements(np.argwhere)(lambda a: np.argwhere(_value(a, "numpy.argwhere")))
@@ -618,7 +603,6 @@ case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lamb
      structures=FREE, note="the order read at the traced point", jax=False)
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),
      lambda r: (_x(r, (3,)),), variant="squared weights")
-_SORTED = "traced once per call: the permutation read at each call's value is the gather's constant index"
 _SAME = FREE | {"diag"}
 _IDX = np.array([[2, 0, 1, 1], [0, 0, 2, 1]])
 _MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
@@ -674,11 +658,6 @@ case("numpy.clip", lambda xp: lambda x: xp.clip(x, np.array([-1.0, -0.5, 0.0, 0.
 case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, axis=1), lambda r: (_x(r, (3, 6)),),
      structures=FREE, note="a gather of each running record, read at the traced point")
 case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
-     structures=FREE)
-case("numpy.argmax", lambda xp: lambda x: x[xp.argmax(x)] * x, lambda r: (_x(r, (5,)),), note=_SORTED)
-case("numpy.argmax", lambda xp: lambda x: xp.take_along_axis(x, xp.argmax(x, axis=1, keepdims=True), axis=1),
-     lambda r: (_x(r),), structures=FREE, variant="keepdims")
-case("numpy.argmin", lambda xp: lambda x: xp.take(x, xp.argmin(x, axis=0), axis=1), lambda r: (_x(r, (4, 4)),),
      structures=FREE)
 case("numpy.nonzero", lambda xp: lambda x: x[xp.nonzero(x > 0)], lambda r: (_x(r),), structures=FREE,
      jax=False, note="JAX needs a static size= for nonzero")

@@ -45,9 +45,9 @@ from ..trace import (
     Tracer,
     UnsupportedOperationError,
     _axes_of,
+    _ReadOnUse,
     _refuse,
     _tape_of,
-    _ValueShaped,
     call_site,
     implements,
 )
@@ -188,7 +188,49 @@ register(Op("take_order", _take_order_value, _take_order_shape, _take_order_part
 G.PARAMS["take_order"] = {"axis": (G._int(0, G.MAX_DIMS, "an axis of the keys"), True)}
 
 
-class Order(_ValueShaped):
+def _pick(x, kind: str, xp=np):
+    """The position of x's first largest (``argmax``) or smallest (``argmin``) entry; a NaN counts
+    as the extreme, as NumPy's."""
+    return getattr(xp, kind)(x)
+
+
+def _take_extreme_value(y, x, kind: str, xp=np):
+    return y[_pick(x, kind, xp)]
+
+
+def _extreme_row(x, kind: str, xp=np):
+    """∂y[argmax(x)]/∂y over y's first axis: 1 at the extreme's position, found at each call."""
+    return xp.where(xp.arange(x.shape[0]) == _pick(x, kind, xp), 1.0, 0.0)
+
+
+take_extreme_value, extreme_row = lazy.portable(_take_extreme_value), lazy.portable(_extreme_row)
+
+
+def _take_extreme_shape(shapes, params):
+    y, x = tuple(shapes[0]), tuple(shapes[1])
+    if len(x) != 1 or not x[0] or not y or y[0] != x[0] or params.get("kind") not in ("argmax", "argmin"):
+        raise ShapeError(f"take_extreme needs 1-d keys of y's first length and kind 'argmax' or 'argmin', got keys "
+                         f"{x}, y {y}, kind {params.get('kind')!r}")
+    return y[1:]
+
+
+def _take_extreme_partial(i: int, ctx) -> Jac | None:
+    if i == 1:
+        return None
+    y, n = ctx.shapes[0], ctx.shapes[1][0]
+    m = len(y) - 1
+    return Jac(y[1:], y, [-1] + list(range(m)), [m],
+               ctx.val(lambda: extreme_row(lazy.asarray(ctx.args[1], float), ctx.params["kind"]), (n,)))
+
+
+register(Op("take_extreme", lambda a, p: lazy.asarray(take_extreme_value(a[0], a[1], p["kind"])), _take_extreme_shape,
+            _take_extreme_partial, 2, "y[np.argmax(x)] (kind 'argmax') or y[np.argmin(x)] for 1-d keys x of y's "
+            "first length; the position is found at each call", frozenset({1}), ("kind",)))
+G.PARAMS["take_extreme"] = {"kind": (G._leaf("'argmax' or 'argmin'", "str", lambda v: v in ("argmax", "argmin")),
+                                     True)}
+
+
+class Order(_ReadOnUse):
     """``np.argsort`` of a traced array: NumPy's integer array at the traced point that also
     remembers whose order it is. Used to index an array whose leading axes are the keys' (``y[o]``
     for 1-d keys, ``np.take_along_axis(y, o, axis)``, ``np.take(y, o)``), after basic slices of a
@@ -201,20 +243,27 @@ class Order(_ValueShaped):
     (True, array([8., 4.]))
     """
 
-    __slots__ = ("keys", "axis", "value", "tail")
+    __slots__ = ("keys", "axis", "value", "tail", "kind")
     __hash__ = None
 
-    def __init__(self, keys: Tracer, axis: int, value: np.ndarray, tail: tuple = ()):
-        self.keys, self.axis, self.value, self.tail = keys, axis, value, tail
+    def __init__(self, keys: Tracer, axis: int, value: np.ndarray, tail: tuple = (), kind: str = "argsort"):
+        self.keys, self.axis, self.value, self.tail, self.kind = keys, axis, value, tail, kind
 
     def __repr__(self) -> str:
-        return f"Order({self.value!r})"
+        return f"Order({self.kind}, {self.value!r})"
+
+    def __str__(self) -> str:
+        return str(self.value)
 
     def take_from(self, y, axis: int | None = None):
         """``y`` in this order along the keys' axis (``axis``, where given, must be it), or None
         where ``y`` does not fit: then the caller reads the integers."""
         k = self.axis if axis is None else axis % max(self.keys.ndim, 1)
         x = self.keys
+        if self.kind != "argsort":  # y[np.argmax(x)]: 1-d keys along y's first axis
+            if k != 0 or not isinstance(y, Tracer) or y.ndim < 1 or y.shape[0] != x.shape[0] or y.dtype.kind != "f":
+                return None
+            return _tape_of(y).record("take_extreme", [y, x], {"kind": self.kind})
         if (k != self.axis or not isinstance(y, Tracer) or tuple(y.shape[:x.ndim]) != tuple(x.shape)
                 or x.size * x.shape[k] > BLOCK_MAX or y.dtype.kind != "f"):
             return None
@@ -224,20 +273,13 @@ class Order(_ValueShaped):
         return r
 
     def concrete(self) -> np.ndarray:
-        self.keys.tape.note_value_dependence("numpy.argsort (its integers read)")
+        self.keys.tape.note_value_dependence(f"numpy.{self.kind} (its integers read)")
         return self.value.copy()
 
-    def __array__(self, dtype=None, copy=None):
-        v = self.concrete()
-        return v if dtype is None else v.astype(dtype)
-
     def __getitem__(self, index):
-        if self.keys.ndim == 1 and isinstance(index, slice):
+        if self.kind == "argsort" and self.keys.ndim == 1 and isinstance(index, slice):
             return Order(self.keys, self.axis, self.value[index], self.tail + (index,))
         return self.concrete()[index]
-
-    def __iter__(self):
-        return iter(self.concrete())
 
     def __index__(self) -> int:
         return operator.index(self.concrete())
@@ -247,11 +289,6 @@ class Order(_ValueShaped):
 
     def __array_function__(self, func, types, args, kwargs):
         return func(*_concrete(args), **kwargs)
-
-    def __getattr__(self, name: str):
-        if name.startswith("_") or not hasattr(np.ndarray, name):
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        return getattr(self.concrete(), name)
 
 
 def _concrete(args):
@@ -295,6 +332,24 @@ def _argsort_traced(a, axis=-1, kind=None, order=None, *, stable=None):
     if isinstance(a, Tracer) and a.dtype.kind == "f":
         return Order(a, k, np.argsort(a.value, axis=k, kind="stable"))
     return np.argsort(_value(a, "numpy.argsort"), axis=k, kind=kind, **({} if stable is None else {"stable": stable}))
+
+
+def _extreme(kind: str):
+    def pick(a, axis=None, out=None, *, keepdims=_NOT):
+        """An :class:`Order` for 1-d traced float keys (``y[np.argmax(x)]`` is then recorded), else
+        NumPy's integers read at the traced point (value-dependent)."""
+        _refuse(f"numpy.{kind}", out=out)
+        if (isinstance(a, Tracer) and a.ndim == 1 and a.size and a.dtype.kind == "f" and axis in (None, 0, -1)
+                and keepdims is _NOT):
+            return Order(a, 0, getattr(np, kind)(a.value), kind=kind)
+        kw = {} if keepdims is _NOT else {"keepdims": keepdims}
+        return getattr(np, kind)(_value(a, f"numpy.{kind}"), axis=axis, **kw)
+    pick.__name__ = kind
+    return pick
+
+
+implements(np.argmax, method="argmax")(_extreme("argmax"))
+implements(np.argmin, method="argmin")(_extreme("argmin"))
 
 
 def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
@@ -430,3 +485,13 @@ case("numpy.argsort", lambda xp: lambda x: xp.sin(x)[xp.argsort(x ** 2)[:3]] * x
      variant="another array's order, sliced")
 case("numpy.argsort", lambda xp: lambda x: x * xp.argsort(x)[0], lambda r: (_x(r, (5,)),),
      structures=FREE | {"scaled identity"}, variant="integers read")
+case("numpy.argmax", lambda xp: lambda x: x[xp.argmax(x)] * x, lambda r: (_x(r, (5,)),),
+     structures=_DENSE | {"diag", "scaled identity"},
+     note="1-d keys: an Order; y[np.argmax(x)] records take_extreme, the position found at each call (other uses "
+     "read it at the traced point)")
+case("numpy.argmin", lambda xp: lambda x: xp.stack([x, x ** 2], 1)[xp.argmin(xp.cos(x))], lambda r: (_x(r, (5,)),),
+     variant="rows of another array")
+case("numpy.argmax", lambda xp: lambda x: xp.take_along_axis(x, xp.argmax(x, axis=1, keepdims=True), axis=1),
+     lambda r: (_x(r),), structures=FREE, variant="keepdims")
+case("numpy.argmin", lambda xp: lambda x: xp.take(x, xp.argmin(x, axis=0), axis=1), lambda r: (_x(r, (4, 4)),),
+     structures=FREE)
