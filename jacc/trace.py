@@ -775,8 +775,8 @@ class Tape:
         self.graph.meta["output_tuple"] = self.output_tuple
         if self.input_groups is not None:
             self.graph.meta["input_groups"] = self.input_groups
-        if self.value_dependent:
-            self.graph.meta["value_dependent"] = self.value_dependent
+        if self.value_dependent:  # (a copy: a mask read after the trace has ended is no part of it)
+            self.graph.meta["value_dependent"] = list(self.value_dependent)
 
     def recording(self) -> Recording:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]

@@ -156,3 +156,15 @@ def test_masks_of_a_values_only_block_are_plain():
         assert type(m) is np.ndarray
         return x * m
     assert trace(f, X).meta.get("value_dependent")
+
+
+def test_reading_a_mask_after_the_trace_leaves_the_graph_as_it_was():
+    kept = {}
+
+    def f(x):
+        kept["mask"] = x > 0.5
+        return x * float(x[0] > 0.0)  # (value-dependent already: the list is not empty)
+
+    g = trace(f, X)
+    before = list(g.meta["value_dependent"])
+    assert bool(kept["mask"][2]) and g.meta["value_dependent"] == before
