@@ -217,11 +217,11 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
 # -- gathers with constant indices -------------------------------------------------------------
 
 
-def _in_order(a, indices, axis):
+def _in_order(a, indices, axis, along: bool = False):
     """``a`` taken in the order of an argsort of traced keys (jacc.numpy_api.orders.Order), found
     at each call; None where ``indices`` is not such an order or ``a`` does not fit it."""
     take = getattr(indices, "take_from", None)
-    return None if take is None or axis is None else take(a, axis)
+    return None if take is None or axis is None else take(a, axis, along)
 
 
 @implements(np.take, method="take")
@@ -240,7 +240,7 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
 
 @implements(np.take_along_axis)
 def _take_along_axis(arr, indices, axis=-1):
-    taken = _in_order(arr, indices, axis)
+    taken = _in_order(arr, indices, axis, along=True)
     if taken is not None:
         return taken
     idx = _indices(indices, "numpy.take_along_axis")

@@ -1,5 +1,5 @@
 """Sorting and order statistics as recorded ops: ``np.sort``, ``np.median``, ``np.percentile``,
-``np.quantile`` and their ``nan*`` forms.
+``np.quantile`` and their ``nan*`` forms, and indexing by ``np.argsort``, ``np.argmax``, ``np.argmin``.
 
 Which element lands where depends on the values, so these used to read the traced point: the
 permutation became a constant of a free gather and the trace was marked value-dependent, so every
@@ -14,8 +14,10 @@ from an argsort, like a mask's (:mod:`jacc.masks`): the trace holds at every poi
   non-zero weights in each row (1 − t and t at the two order statistics that the quantile
   interpolates), so a median costs what a max does.
 
-``np.argsort`` gives an :class:`Order`; indexing an array with it records ``take_order``, the same
-one-hot block found from the keys' order (``y[np.argsort(x)]``, a top-k after ``[::-1][:k]``).
+``np.argsort`` gives an :class:`Order` (so do ``np.argmax``/``np.argmin`` of a 1-d array);
+indexing an array with it records ``take_order``, the same one-hot block found from the keys'
+order (``y[np.argsort(x)]``, a top-k after ``[::-1][:k]``), or ``take_extreme`` (``y[np.argmax(x)]``:
+one one-hot row).
 
 Ties give the derivative to the element a stable sort puts first (NumPy's choice of order).
 
@@ -231,10 +233,11 @@ G.PARAMS["take_extreme"] = {"kind": (G._leaf("'argmax' or 'argmin'", "str", lamb
 
 
 class Order(_ReadOnUse):
-    """``np.argsort`` of a traced array: NumPy's integer array at the traced point that also
-    remembers whose order it is. Used to index an array whose leading axes are the keys' (``y[o]``
-    for 1-d keys, ``np.take_along_axis(y, o, axis)``, ``np.take(y, o)``), after basic slices of a
-    1-d order (``o[::-1][:k]``), it records ``take_order``, whose program sorts at each call; any
+    """``np.argsort`` of a traced array (or ``np.argmax``/``np.argmin`` of a 1-d one): NumPy's
+    integers at the traced point that also remember whose order they are. Used to index an array
+    whose leading axes are the keys' (``y[o]`` and ``np.take(y, o)`` for 1-d keys,
+    ``np.take_along_axis(y, o, axis)``), after basic slices of a 1-d order (``o[::-1][:k]``), it
+    records ``take_order`` (or ``take_extreme``), whose program finds the order at each call; any
     other use reads the integers at the traced point (the trace becomes value-dependent).
 
     >>> import numpy as np, jacc
@@ -255,11 +258,15 @@ class Order(_ReadOnUse):
     def __str__(self) -> str:
         return str(self.value)
 
-    def take_from(self, y, axis: int | None = None):
+    def take_from(self, y, axis: int | None = None, along: bool = False):
         """``y`` in this order along the keys' axis (``axis``, where given, must be it), or None
-        where ``y`` does not fit: then the caller reads the integers."""
+        where ``y`` does not fit: then the caller reads the integers. ``along``: as
+        ``np.take_along_axis``; otherwise as ``y[o]`` and ``np.take``, whose integer indices pick
+        along one axis of y, which is the keys' order only for 1-d keys."""
         k = self.axis if axis is None else axis % max(self.keys.ndim, 1)
         x = self.keys
+        if x.ndim != 1 and not along:
+            return None
         if self.kind != "argsort":  # y[np.argmax(x)]: 1-d keys along y's first axis
             if k != 0 or not isinstance(y, Tracer) or y.ndim < 1 or y.shape[0] != x.shape[0] or y.dtype.kind != "f":
                 return None
