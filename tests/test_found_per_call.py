@@ -143,8 +143,10 @@ def test_other_backends():
     lambda x: x[np.argmin(x) - 1],
     lambda x: (lambda k: k[np.argsort(k, axis=1)])(x[:4].reshape(2, 2)).ravel(),  # rows picked, not sorted
     lambda x: np.take(x[:4].reshape(2, 2), np.argsort(x[:4].reshape(2, 2), axis=0), axis=0).ravel(),
+    lambda x: np.take(np.outer(x, x), np.argsort(x), axis=1).ravel(),  # along y's axis 1: columns
+    lambda x: np.take(np.outer(x, x), np.argmax(x), axis=1),
 ], ids=["a number", "arithmetic", "other shape", "np.asarray", "argmax as a number", "argmin arithmetic",
-        "2-d order as an index", "2-d order in np.take"])
+        "2-d order as an index", "2-d order in np.take", "np.take along axis 1", "argmax in np.take along axis 1"])
 def test_reading_an_orders_integers_makes_the_trace_value_dependent(f):
     assert "(its integers read)" in trace(f, X).meta["value_dependent"][0]
     jf = jacc.jacobian(f)

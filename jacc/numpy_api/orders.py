@@ -263,15 +263,15 @@ class Order(_ReadOnUse):
         where ``y`` does not fit: then the caller reads the integers. ``along``: as
         ``np.take_along_axis``; otherwise as ``y[o]`` and ``np.take``, whose integer indices pick
         along one axis of y, which is the keys' order only for 1-d keys."""
-        k = self.axis if axis is None else axis % max(self.keys.ndim, 1)
         x = self.keys
-        if x.ndim != 1 and not along:
+        if not isinstance(y, Tracer) or (x.ndim != 1 and not along):
             return None
+        k = self.axis if axis is None else axis % max(y.ndim, 1)  # (an axis of y, as NumPy reads it)
         if self.kind != "argsort":  # y[np.argmax(x)]: 1-d keys along y's first axis
-            if k != 0 or not isinstance(y, Tracer) or y.ndim < 1 or y.shape[0] != x.shape[0] or y.dtype.kind != "f":
+            if k != 0 or y.ndim < 1 or y.shape[0] != x.shape[0] or y.dtype.kind != "f":
                 return None
             return _tape_of(y).record("take_extreme", [y, x], {"kind": self.kind})
-        if (k != self.axis or not isinstance(y, Tracer) or tuple(y.shape[:x.ndim]) != tuple(x.shape)
+        if (k != self.axis or tuple(y.shape[:x.ndim]) != tuple(x.shape)
                 or x.size * x.shape[k] > BLOCK_MAX or y.dtype.kind != "f"):
             return None
         r = _tape_of(y).record("take_order", [y, x], {"axis": k})
