@@ -130,3 +130,22 @@ def peak_memory(fn):
         return out, tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
+
+
+def assert_one_trace_serves(f, x, points, value_rtol):
+    """``f``'s trace at ``x`` is not value-dependent and serves every point: its values equal
+    ``f``'s (to ``value_rtol``), and ``jacobian(f, retrace=False)``, traced at ``x`` only, agrees
+    with central differences and with the interpreted executor at each point."""
+    import jacc
+
+    g = jacc.trace(f, x)
+    assert not g.meta.get("value_dependent"), g.meta.get("value_dependent")
+    for p in points:
+        np.testing.assert_allclose(g.evaluate({g.inputs[0]: p})[g.outputs[0]], f(p), rtol=value_rtol, atol=0)
+    jf = jacc.jacobian(f, retrace=False)  # the first point's trace, at every point
+    ji = jacc.jacobian(f, compile=False)
+    jf(x)
+    for p in points:
+        J = jf(p)
+        np.testing.assert_allclose(J, fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(J, ji(p), rtol=1e-13, atol=1e-15)
