@@ -431,11 +431,16 @@ def _polyfit(x, y, deg, rcond=None, full=False, w=None, cov=False):
 # searchsorted in the program), so the trace holds at every point.
 
 
+def piece(x, breaks, xp=np):
+    """The index j of the piece [breaks[j], breaks[j + 1]) that holds each x: at a break, the piece
+    to its right; the first and last pieces extend past the ends (``interp``, ``ppoly``)."""
+    return xp.clip(xp.searchsorted(breaks, x, side="right") - 1, 0, breaks.shape[0] - 2)
+
+
 def _interp_place(x, knots, xp=np):
     """Each x's segment j (clipped to the first and last) and its position j + t in knot units."""
     knots = xp.asarray(knots)
-    n = knots.shape[0]
-    j = xp.clip(xp.searchsorted(knots, x, side="right") - 1, 0, n - 2)
+    j = piece(x, knots, xp)
     k0 = xp.take(knots, j)
     return j, j + (x - k0) / (xp.take(knots, j + 1) - k0)
 

@@ -54,7 +54,7 @@ from ..trace import (
     implements,
 )
 from . import FREE, case
-from .gathers import _one_axis, _sorted_here, _traced, _value, _x
+from .gathers import _one_axis, _order, _sorted_here, _traced, _value, _x
 
 #: The most entries a dense partial found at each call may hold (a sort's rows × n × n; interp's
 #: points × knots w.r.t. traced values, :mod:`jacc.numpy_api.numerics`); past it the op is read
@@ -69,7 +69,7 @@ BLOCK_MAX = 65_536
 def _argsort(x, axis: int, xp):
     """A stable argsort (NaNs last) in ``xp``'s spelling."""
     if xp is np:
-        return np.argsort(x, axis=axis, kind="stable")
+        return _order(x, axis)
     if getattr(xp, "__name__", "") == "torch":
         return xp.argsort(x, dim=axis, stable=True)
     return xp.argsort(x, axis=axis, stable=True)
@@ -337,7 +337,7 @@ def _argsort_traced(a, axis=-1, kind=None, order=None, *, stable=None):
         a, axis = a.reshape(-1), 0
     k = _one_axis(a, axis, "numpy.argsort")
     if isinstance(a, Tracer) and a.dtype.kind == "f":
-        return Order(a, k, np.argsort(a.value, axis=k, kind="stable"))
+        return Order(a, k, _order(a.value, k))
     return np.argsort(_value(a, "numpy.argsort"), axis=k, kind=kind, **({} if stable is None else {"stable": stable}))
 
 

@@ -45,6 +45,7 @@ from ..constructors import _holds_tracer, replacement, swap_during_traces
 from ..ops import Op, ShapeError, register
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
+from .numerics import piece
 from .scipy_optimize import _plain
 
 
@@ -95,6 +96,11 @@ class _Traced:
         return slope * np.reshape(xq - xq0, shape)
 
     def __call__(self, x, nu: int = 0, extrapolate: Any = None) -> Any:
+        if _holds_tracer(x) and self._change is None:
+            pieces = _pieces(self._plain, nu, extrapolate)
+            if pieces is not None:  # a fixed curve: its piece found at each call by the program
+                x = np.asarray(x)
+                return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
         kwargs = {} if extrapolate is None else {"extrapolate": extrapolate}  # (interp1d takes neither)
         if nu:
             kwargs["nu"] = nu
@@ -103,11 +109,6 @@ class _Traced:
             value = self._plain(x0, **kwargs)
             m = None if self._change is None else self._basis(x0, **kwargs) - self._zero(x0, **kwargs)
         out = value if m is None else value + self._spread(m, x0.ndim)
-        if _holds_tracer(x) and self._change is None:
-            pieces = _pieces(self._plain, nu, extrapolate)
-            if pieces is not None:  # a fixed curve: its piece found at each call by the program
-                x = np.asarray(x)
-                return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
         if _holds_tracer(x):
             if not hasattr(self._plain, "derivative"):
                 _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has "
@@ -204,7 +205,7 @@ def _ppoly_value(x, breaks, c, extrapolate: bool, xp=np):
         else:
             return si.PPoly.construct_fast(np.asarray(c), np.asarray(breaks), extrapolate)(x)
     breaks, c = xp.asarray(breaks), xp.asarray(c)
-    j = xp.clip(xp.searchsorted(breaks, x, side="right") - 1, 0, breaks.shape[0] - 2)
+    j = piece(x, breaks, xp)
     dx = xp.reshape(x - breaks[j], tuple(x.shape) + (1,) * (c.ndim - 2))
     y = c[0][j]
     for k in range(1, c.shape[0]):
