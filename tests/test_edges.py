@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 from conftest import fd_jacobian
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import jacc
@@ -123,6 +123,14 @@ def random_moves(prob: Problem, seed: int) -> list:
 def inputs(g, seed=0):
     rng = np.random.default_rng(seed)
     return {x: rng.uniform(0.2, 0.9, g.shape(x)) for x in g.inputs}
+
+
+def finite_values(g, seed: int) -> dict:
+    """``g``'s values at random inputs; examples whose values overflow are dropped (nested ``exp``
+    reach inf, and inf − inf in one elimination order is nan where another keeps inf)."""
+    vals = g.evaluate(inputs(g, seed))
+    assume(all(np.all(np.isfinite(v)) for v in vals.values()))
+    return vals
 
 
 # -- the lion graph ----------------------------------------------------------------------------
@@ -290,7 +298,7 @@ def test_greedy_is_deterministic_and_complete():
 def test_accumulate_edges_equals_vertex_accumulation(seed, width, walk):
     g = examples.random_graph(2, 7, 2, seed=seed, width=width, fan_in=4)
     prob = Problem.from_graph(g)
-    vals = g.evaluate(inputs(g, seed))
+    vals = finite_values(g, seed)
     moves = random_moves(prob, walk)
     acc = accumulate_edges(prob, vals, moves)
     ref = accumulate(prob, vals, prob.eliminable)
@@ -421,7 +429,7 @@ def test_edge_sequences_as_faces_cost_no_more(seed, width, walk):
 def test_accumulate_faces_equals_vertex_accumulation(seed, width, walk):
     g = examples.random_graph(2, 6, 2, seed=seed, width=width, fan_in=4)
     prob = Problem.from_graph(g)
-    vals = g.evaluate(inputs(g, seed))
+    vals = finite_values(g, seed)
     moves = random_faces(prob, walk)
     acc = accumulate_faces(prob, vals, moves)
     assert_same_blocks(acc.blocks, accumulate(prob, vals, prob.eliminable).blocks)
