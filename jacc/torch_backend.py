@@ -201,12 +201,31 @@ def _on_host(fn: Callable) -> Callable:
     return call
 
 
+def _in_arguments_dtype(fn: Callable) -> Callable:
+    """``fn`` run with PyTorch's default dtype set to its first floating tensor argument's: a
+    helper's Python numbers (``torch.where(c, 1.0, 0.0)``, ``1.0 − ranks``) then make float64
+    tensors as NumPy's do, not float32 ones that a later product refuses to mix (or rounds)."""
+    torch = namespace()
+
+    def call(*args, **kwargs):
+        want = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), torch.float64)
+        before = torch.get_default_dtype()
+        if want == before or want not in (torch.float32, torch.float64):
+            return fn(*args, **kwargs)
+        torch.set_default_dtype(want)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            torch.set_default_dtype(before)
+    return call
+
+
 def function(fn: Callable) -> Callable:
     """The PyTorch callable for a NumPy (or SciPy, or jacc helper) function in a program."""
     torch = namespace()
     portable = getattr(fn, "portable", None)  # a helper written for any array namespace
     if portable is not None:
-        return functools.partial(portable, xp=torch)
+        return _in_arguments_dtype(functools.partial(portable, xp=torch))
     name = getattr(fn, "__name__", None) or ""
     mod = getattr(fn, "__module__", "") or ""
     if fn in ON_HOST:  # NumPy's own factors, as the trace's (see jacc.program.ON_HOST)

@@ -40,6 +40,8 @@ PER_CALL = {
     "rows of a table by keys": lambda x: np.stack([x, x ** 2], 1)[np.argsort(np.cos(x))].ravel(),
     "argmax as an index": lambda x: x[np.argmax(x)] * np.sin(x),
     "rows at another's argmin": lambda x: np.stack([x, x ** 2], 1)[np.argmin(np.cos(x))],
+    "drawdown": lambda x: x - np.maximum.accumulate(np.cumsum(x)),
+    "running minimum of rows": lambda x: np.minimum.accumulate(np.outer(x[:3], x), axis=1).ravel() * 2.0,
     "cubic spline of constant values": lambda x: _spline()(_KNOTS, np.sin(_KNOTS))(x) * x,
     "spline's derivative, 2 columns": lambda x: _spline("make_interp_spline")(
         _KNOTS, np.stack([_TABLE, _KNOTS ** 2], 1), k=3).derivative()(x[:4]).ravel(),
@@ -89,6 +91,21 @@ def test_nan_rows_give_numpys_nan():
         np.testing.assert_array_equal(g.evaluate({"x": xs})[g.outputs[0]], f(xs))
 
 
+def test_running_extremes_follow_numpy_at_ties_and_nans():
+    """The derivative goes to the element that set the record, the first of equal ones (a tie
+    does not take it over); from a NaN on, NumPy's value stays NaN and so does the one-hot's owner."""
+    x = np.array([1.0, 3.0, 3.0, 2.0, np.nan, 5.0])
+    for kind, sign in (("maximum", 1.0), ("minimum", -1.0)):
+        f = getattr(np, kind).accumulate
+        g = trace(f, sign * x)
+        assert not g.meta.get("value_dependent")
+        np.testing.assert_array_equal(g.evaluate({g.inputs[0]: sign * x})[g.outputs[0]], f(sign * x))
+        J = jacc.jacobian(f, retrace=False, nonfinite="propagate")(sign * x)
+        np.testing.assert_array_equal(J, np.eye(6)[[0, 1, 1, 1, 4, 4]])
+    n = int(np.sqrt(orders.BLOCK_MAX)) + 1  # past the block: read at the point, as before
+    assert "numpy.maximum.accumulate" in trace(np.maximum.accumulate, np.arange(n) % 7.0).meta["value_dependent"][0]
+
+
 def test_a_sort_too_long_for_a_block_is_read_at_the_point():
     n = int(np.sqrt(orders.BLOCK_MAX)) + 1
     x = np.random.default_rng(0).normal(size=n)
@@ -101,26 +118,30 @@ def test_a_sort_too_long_for_a_block_is_read_at_the_point():
 
 
 def test_graph_files_keep_the_ops(tmp_path):
-    f = lambda x: np.quantile(np.sort(x.reshape(2, 3), axis=0), [0.25, 0.5], axis=1)  # noqa: E731
+    f = lambda x: np.quantile(np.sort(np.minimum.accumulate(x.reshape(2, 3), axis=1), axis=0), [0.25, 0.5], axis=1)  # noqa: E731
     g = trace(f, X)
     path = tmp_path / "orders.json"
     g.save(path)
     ops = {n["op"] for n in json.loads(path.read_text())["nodes"]}
-    assert {"sort", "quantile"} <= ops
+    assert {"sort", "quantile", "running_extreme"} <= ops
     h = jacc.load(path)
     for p in POINTS:
         np.testing.assert_array_equal(h.evaluate({"x": p})[h.outputs[0]], f(p))
 
 
-def test_other_backends():
-    pytest.importorskip("jax")
-    f = PER_CALL["sorted weights"]
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+@pytest.mark.parametrize("name", ["sorted weights", "drawdown", "running minimum of rows"])
+def test_other_backends(backend, name):
+    pytest.importorskip(backend)
+    f = PER_CALL[name]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        jf = jacc.jacobian(f, backend="jax", retrace=False)
+        jf = jacc.jacobian(f, backend=backend, retrace=False)
         jf(X)
-        for p in POINTS[1:]:
+        for p in POINTS[1:] + [np.round(X)]:  # (rounded: ties)
             np.testing.assert_allclose(jf(p), jacc.jacobian(f, compile=False)(p), rtol=1e-13)
+    # (the torch program once failed on its helpers' float32 one-hots and fell back to the executor)
+    assert jf.ran == backend
 
 
 @pytest.mark.parametrize("f", [

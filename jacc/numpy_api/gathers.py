@@ -30,7 +30,6 @@ from ..trace import (
     _tape_of,
     call_site,
     implements,
-    implements_ufunc_method,
     increasing,
 )
 from . import FREE, case
@@ -343,32 +342,38 @@ def _sorted_here(a, k: int, what: str):
     return _gather(a, _flat_along(a.shape, k, _order(_value(a, what), k)))
 
 
-def _running_extreme(name: str, beats):
-    def accumulate(array, axis=0, dtype=None, out=None):
-        """``numpy.<maximum|minimum>.accumulate``: the running extreme, a gather of the element that
-        set the current record (the first of equal ones; a NaN stays, as NumPy's does), read at the
-        traced point."""
-        what = f"numpy.{name}.accumulate"
-        _refuse(what, out=out)
-        if dtype is not None and np.dtype(dtype).kind != "f":
-            raise UnsupportedOperationError(f"{what} with dtype={dtype!r}: only float results are differentiable")
-        k = _one_axis(array, axis, what)
-        x = np.asarray(_value(array, f"{what} (where each record is set)"), dtype=float)
-        if x.ndim == 0:
-            raise TraceError(f"{what} needs an array of at least one dimension (at {call_site()})")
-        running = getattr(np, name).accumulate(x, axis=k)
-        before = np.roll(running, 1, axis=k)
-        record = beats(x, before) | (np.isnan(x) & ~np.isnan(before))
-        record[_along(k, x.ndim, 0)] = True
-        steps = np.arange(x.shape[k]).reshape([-1 if t == k else 1 for t in range(x.ndim)])
-        idx = np.maximum.accumulate(np.where(record, steps, 0), axis=k)
-        return _gather(array, _flat_along(x.shape, k, idx))
-    accumulate.__name__ = f"{name}.accumulate"
-    return accumulate
+def _records_here(array, k: int, kind: str, what: str):
+    """The running extreme of ``array`` along axis ``k`` (``kind`` "maximum" or "minimum") as a
+    free gather of the element that set each record, read at the traced point (the trace becomes
+    value-dependent): a scan too long for a dense block (:mod:`jacc.numpy_api.orders`)."""
+    x = np.asarray(_value(array, f"{what} (where each record is set)"), dtype=float)
+    return _gather(array, _flat_along(x.shape, k, record_positions(x, k, kind)))
 
 
-implements_ufunc_method("maximum", "accumulate")(_running_extreme("maximum", np.greater))
-implements_ufunc_method("minimum", "accumulate")(_running_extreme("minimum", np.less))
+def _record_positions(x, k: int, kind: str, xp=np):
+    """Along axis ``k``, the position of the element that set each running maximum (or minimum):
+    the first of equal ones, a NaN from where it appears on (NumPy's accumulate keeps it)."""
+    s = xp.moveaxis(x if kind == "maximum" else -x, k, -1)
+    running = _cummax(s, xp)
+    start = xp.full(s.shape[:-1] + (1,), -np.inf, dtype=s.dtype)
+    before = xp.concatenate([start, running[..., :-1]], -1)
+    record = (s > before) | (xp.isnan(s) & ~xp.isnan(before))
+    steps = xp.arange(s.shape[-1])
+    return xp.moveaxis(_cummax(xp.where(record, steps, 0 * steps), xp), -1, k)
+
+
+def _cummax(s, xp):
+    """The running maximum along the last axis (NaN propagates), in ``xp``'s spelling."""
+    if xp is np:
+        return np.maximum.accumulate(s, axis=-1)
+    if getattr(xp, "__name__", "") == "torch":
+        return xp.cummax(s, dim=-1).values
+    import jax
+
+    return jax.lax.cummax(s, axis=s.ndim - 1)
+
+
+record_positions = lazy.portable(_record_positions)
 
 
 @implements(np.partition)  # (not the method: ndarray.partition works in place, see numpy_api.writes)
@@ -655,10 +660,6 @@ case("numpy.clip", lambda xp: lambda x: xp.clip(x, -0.5, 0.5), lambda r: (_x(r),
 case("numpy.clip", lambda xp: lambda x: xp.clip(x, np.array([-1.0, -0.5, 0.0, 0.5]), None), lambda r: (_x(r),),
      variant="array bound", note="at a bound the derivative is 1 (docs/conventions.md)")
 
-case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, axis=1), lambda r: (_x(r, (3, 6)),),
-     structures=FREE, note="a gather of each running record, read at the traced point")
-case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
-     structures=FREE)
 case("numpy.nonzero", lambda xp: lambda x: x[xp.nonzero(x > 0)], lambda r: (_x(r),), structures=FREE,
      jax=False, note="JAX needs a static size= for nonzero")
 case("numpy.searchsorted", lambda xp: lambda x: x[xp.searchsorted(xp.sort(x), np.array([-0.5, 0.5]))],

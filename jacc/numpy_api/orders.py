@@ -52,9 +52,10 @@ from ..trace import (
     _tape_of,
     call_site,
     implements,
+    implements_ufunc_method,
 )
 from . import FREE, case
-from .gathers import _one_axis, _order, _sorted_here, _traced, _value, _x
+from .gathers import _cummax, _one_axis, _order, _record_positions, _records_here, _sorted_here, _traced, _value, _x
 
 #: The most entries a dense partial found at each call may hold (a sort's rows × n × n; interp's
 #: points × knots w.r.t. traced values, :mod:`jacc.numpy_api.numerics`); past it the op is read
@@ -112,18 +113,57 @@ def _sort_shape(shapes, params):
     return s
 
 
-def _sort_partial(i: int, ctx) -> Jac:
+def _along_axis(ctx, block) -> Jac:
+    """∂y/∂x of an op that picks, for every y along its axis, one x along the same axis (the
+    other axes paired): ``block(x, k)`` is the one-hot block of shape x.shape + (n,)."""
     s = ctx.shapes[0]
     k, m = ctx.params["axis"] % len(s), len(s)
     pair = [-1 if t == k else t for t in range(m)]
     return Jac(s, s, pair, list(range(m)) + [m + k],
-               ctx.val(lambda: sort_block(lazy.asarray(ctx.args[0], float), k), tuple(s) + (s[k],)))
+               ctx.val(lambda: block(lazy.asarray(ctx.args[0], float), k), tuple(s) + (s[k],)))
+
+
+def _sort_partial(i: int, ctx) -> Jac:
+    return _along_axis(ctx, sort_block)
 
 
 register(Op("sort", lambda a, p: np.sort(a[0], axis=p["axis"]), _sort_shape, _sort_partial, 1,
             "x sorted along one axis (NaNs last); its partial is the permutation, found at each call",
             params=("axis",)))
 G.PARAMS["sort"] = {"axis": (G.AXIS, True)}
+
+
+def _running_value(x, k: int, kind: str, xp=np):
+    """``np.maximum.accumulate(x, axis=k)`` (or minimum's) in ``xp``'s spelling."""
+    if xp is np:
+        return getattr(np, kind).accumulate(x, axis=k)
+    s = xp.moveaxis(x if kind == "maximum" else -x, k, -1)
+    run = xp.moveaxis(_cummax(s, xp), -1, k)
+    return run if kind == "maximum" else -run
+
+
+def _record_block(x, k: int, kind: str, xp=np):
+    """∂running extreme/∂x as x.shape + (n,): 1 at the element that set each record."""
+    return xp.where(_record_positions(x, k, kind, xp)[..., None] == xp.arange(x.shape[k]), 1.0, 0.0)
+
+
+running_value, record_block = lazy.portable(_running_value), lazy.portable(_record_block)
+
+
+def _running_shape(shapes, params):
+    s = _sort_shape(shapes, params)
+    if params.get("kind") not in ("maximum", "minimum"):
+        raise ShapeError(f"running_extreme's kind must be 'maximum' or 'minimum', got {params.get('kind')!r}")
+    return s
+
+
+register(Op("running_extreme",
+            lambda a, p: lazy.asarray(running_value(a[0], p["axis"] % np.ndim(a[0]), p["kind"])), _running_shape,
+            lambda i, ctx: _along_axis(ctx, lambda x, k: record_block(x, k, ctx.params["kind"])), 1,
+            "np.maximum.accumulate (kind 'maximum') or np.minimum.accumulate along one axis; its partial picks "
+            "the element that set each record, found at each call", params=("axis", "kind")))
+_EXTREME_KIND = G._leaf("'maximum' or 'minimum'", "str", lambda v: v in ("maximum", "minimum"))
+G.PARAMS["running_extreme"] = {"axis": (G.AXIS, True), "kind": (_EXTREME_KIND, True)}
 
 
 def _q(params) -> np.ndarray:
@@ -329,6 +369,30 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _sorted_here(a, k, "numpy.sort (its permutation, for a sort too long to record)")
 
 
+def _running_extreme(kind: str):
+    what = f"numpy.{kind}.accumulate"
+
+    def accumulate(array, axis=0, dtype=None, out=None):
+        """The running extreme: an op whose partial picks the element that set each record (the
+        first of equal ones; a NaN from where it appears), found at each call; a scan too long
+        for its dense block is read at the traced point."""
+        _refuse(what, out=out)
+        if dtype is not None and np.dtype(dtype).kind != "f":
+            raise UnsupportedOperationError(f"{what} with dtype={dtype!r}: only float results are differentiable")
+        k = _one_axis(array, axis, what)
+        if np.ndim(array) == 0:
+            raise TraceError(f"{what} needs an array of at least one dimension (at {call_site()})")
+        if isinstance(array, Tracer) and array.size * array.shape[k] <= BLOCK_MAX:
+            return _tape_of(array).record("running_extreme", [array], {"axis": k, "kind": kind})
+        return _records_here(array, k, kind, what)
+    accumulate.__name__ = f"{kind}.accumulate"
+    return accumulate
+
+
+implements_ufunc_method("maximum", "accumulate")(_running_extreme("maximum"))
+implements_ufunc_method("minimum", "accumulate")(_running_extreme("minimum"))
+
+
 @implements(np.argsort, method="argsort")
 def _argsort_traced(a, axis=-1, kind=None, order=None, *, stable=None):
     """An :class:`Order` of a traced float array (its integers read only where they are used as such)."""
@@ -502,3 +566,10 @@ case("numpy.argmax", lambda xp: lambda x: xp.take_along_axis(x, xp.argmax(x, axi
      lambda r: (_x(r),), structures=FREE, variant="keepdims")
 case("numpy.argmin", lambda xp: lambda x: xp.take(x, xp.argmin(x, axis=0), axis=1), lambda r: (_x(r, (4, 4)),),
      structures=FREE)
+case("numpy.maximum.accumulate", lambda xp: lambda x: xp.maximum.accumulate(x, axis=1), lambda r: (_x(r, (3, 6)),),
+     structures=_DENSE, note="the element that set each running record, found at each call")
+case("numpy.minimum.accumulate", lambda xp: lambda x: xp.minimum.accumulate(x), lambda r: (_x(r, (6, 2)),),
+     structures=_DENSE)
+case("numpy.maximum.accumulate", lambda xp: lambda x: x - xp.maximum.accumulate(x), lambda r: (_x(r, (300,)),),
+     structures=FREE | {"−identity"}, variant="longer than BLOCK_MAX",
+     note="a scan too long for a dense block is read at the traced point (value-dependent)")
