@@ -267,11 +267,9 @@ def _raises(exc, pattern, f, *args):
 
 
 @pytest.mark.parametrize("f, pattern", [
-    (lambda x: np.take(x, [0, 5], mode="wrap"), r"numpy\.take with mode='wrap'"),
     (lambda x: np.take(x, [0], out=np.empty(1)), r"numpy\.take with out="),
     (lambda x: np.take(x, x), r"numpy\.take with traced indices"),
     (lambda x: np.take(x, [0.5]), r"numpy\.take .*indices must be integers"),
-    (lambda x: np.choose([0, 1, 0, 1], [x, x], mode="clip"), r"numpy\.choose with mode='clip'"),
     (lambda x: np.percentile(x, 50, method="nearest"), r"numpy\.percentile with method='nearest'"),
     (lambda x: np.quantile(x, 0.5, weights=np.ones(4)), r"numpy\.quantile with weights="),
     (lambda x: np.quantile(x, x[0]), r"numpy\.quantile with traced quantiles"),
@@ -292,6 +290,18 @@ def test_unsupported_arguments_name_function_argument_and_call_site(f, pattern):
 ])
 def test_bad_indices_raise_trace_errors(f, pattern):
     _raises(TraceError, pattern, f, np.linspace(0.1, 0.4, 4))
+
+
+@pytest.mark.parametrize("mode", ["wrap", "clip"])
+def test_take_and_choose_move_indices_as_numpy(mode):
+    x = np.linspace(0.1, 0.6, 6)
+    idx = np.array([-13, -1, 0, 5, 6, 17])
+    for f in (lambda x: np.take(x, idx, mode=mode) * x, lambda x: np.choose(idx % 4 - 1, [x, x ** 2], mode=mode)):
+        g = jacc.trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    with pytest.raises(ValueError, match="mode must be one of 'raise', 'wrap' or 'clip'"):
+        jacc.trace(lambda x: np.take(x, [0], mode="bogus"), x)
 
 
 def test_quantile_out_of_range_is_numpys_value_error():

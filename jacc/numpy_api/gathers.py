@@ -190,11 +190,16 @@ def _indices(indices, what: str) -> np.ndarray:
     return idx
 
 
-def _mode(what: str, mode) -> None:
-    if mode not in ("raise", None):
-        raise UnsupportedOperationError(
-            f"{what} with mode={mode!r} at {call_site()} is not supported by jacc's tracer: only "
-            "mode='raise' (an out-of-range index is an error); wrap or clip the indices first")
+def _moded(idx: np.ndarray, n: int, mode, what: str) -> np.ndarray:
+    """Constant indices into n entries as NumPy's ``mode=`` reads them: 'raise' as they are
+    (negative ones count from the end), 'wrap' modulo n, 'clip' into [0, n − 1] (negative ones to 0)."""
+    if mode in ("raise", None):
+        return idx
+    if mode not in ("wrap", "clip"):
+        raise ValueError(f"{what}: mode must be one of 'raise', 'wrap' or 'clip', got {mode!r}")
+    if n == 0 and idx.size:
+        raise IndexError(f"{what}: cannot do a non-empty take from an empty axes.")
+    return idx % max(n, 1) if mode == "wrap" else np.clip(idx, 0, max(n - 1, 0))
 
 
 def _one_axis(a, axis, what: str) -> int:
@@ -226,15 +231,14 @@ def _in_order(a, indices, axis, along: bool = False):
 @implements(np.take, method="take")
 def _take(a, indices, axis=None, out=None, mode="raise"):
     _refuse("numpy.take", out=out)
-    _mode("numpy.take", mode)
-    taken = _in_order(a, indices, 0 if axis is None and np.ndim(a) == 1 else axis)
+    taken = _in_order(a, indices, 0 if axis is None and np.ndim(a) == 1 else axis)  # (in range: any mode)
     if taken is not None:
         return taken
     idx = _indices(indices, "numpy.take")
     if axis is None:
-        return a.reshape(-1)[idx]
+        return a.reshape(-1)[_moded(idx, a.size, mode, "numpy.take")]
     k = _one_axis(a, axis, "numpy.take")
-    return a[_along(k, a.ndim, idx)]
+    return a[_along(k, a.ndim, _moded(idx, a.shape[k], mode, "numpy.take"))]
 
 
 @implements(np.take_along_axis)
@@ -316,11 +320,11 @@ def _select(condlist, choicelist, default=0):
 @implements(np.choose, method="choose")
 def _choose(a, choices, out=None, mode="raise"):
     _refuse("numpy.choose", out=out)
-    _mode("numpy.choose", mode)
     idx = _indices(a, "numpy.choose")
     if _traced(choices):  # one array whose first axis lists the choices
         choices = [choices[i] for i in range(choices.shape[0])]
     choices = list(choices)
+    idx = _moded(idx, len(choices), mode, "numpy.choose")
     if idx.size and (idx.min() < 0 or idx.max() >= len(choices)):
         raise TraceError(f"numpy.choose at {call_site()}: an index is out of range for {len(choices)} choices")
     shape = np.broadcast_shapes(idx.shape, *[np.shape(c) for c in choices])
@@ -631,6 +635,10 @@ case("numpy.take", lambda xp: lambda x: xp.take(x, _IDX, axis=-1), lambda r: (_x
      variant="axis=-1, 2-d indices")
 case("numpy.take", lambda xp: lambda x: x.take(np.array([1, 1]), axis=0), lambda r: (_x(r, (2, 3, 2)),),
      structures=FREE, variant="method")
+case("numpy.take", lambda xp: lambda x: xp.take(x, np.array([-9, 0, 7, 26]), mode="wrap"), lambda r: (_x(r),),
+     structures=FREE, variant="mode='wrap'", note="mode='wrap' and 'clip' move constant indices as NumPy does")
+case("numpy.take", lambda xp: lambda x: xp.take(x, np.array([[-2, 1], [3, 9]]), axis=1, mode="clip"),
+     lambda r: (_x(r),), structures=FREE, variant="mode='clip'")
 case("numpy.take_along_axis", lambda xp: lambda x: xp.take_along_axis(x, _IDX, axis=0), lambda r: (_x(r),),
      structures=FREE)
 case("numpy.take_along_axis", lambda xp: lambda x: xp.take_along_axis(x, _IDX.T[:, :1], axis=-1),
@@ -656,6 +664,8 @@ case("numpy.select", lambda xp: lambda x, d: xp.select([x > 0.5, x < -0.5], [x, 
      lambda r: (_x(r), _x(r, (4,))), argnums=(0, 1), variant="traced default")
 case("numpy.choose", lambda xp: lambda a, b, c: xp.choose(_IDX, [a, b, c]),
      lambda r: (_x(r, (2, 4)), _x(r, (4,)), _x(r, (2, 1))), argnums=(0, 1, 2), structures=FREE)
+case("numpy.choose", lambda xp: lambda a, b: xp.choose(np.array([[0, 4, -1, 2], [1, -3, 0, 5]]), [a, b], mode="wrap"),
+     lambda r: (_x(r, (2, 4)), _x(r, (4,))), argnums=(0, 1), structures=FREE, variant="mode='wrap'")
 case("numpy.clip", lambda xp: lambda x: xp.clip(x, -0.5, 0.5), lambda r: (_x(r),))
 case("numpy.clip", lambda xp: lambda x: xp.clip(x, np.array([-1.0, -0.5, 0.0, 0.5]), None), lambda r: (_x(r),),
      variant="array bound", note="at a bound the derivative is 1 (docs/conventions.md)")
