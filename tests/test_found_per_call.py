@@ -76,6 +76,27 @@ def test_closed_forms():
     np.testing.assert_array_equal(jacc.jacobian(np.sort)(x), np.eye(4)[[0, 2, 1, 3]])
 
 
+@pytest.mark.parametrize("method", orders.METHODS)
+def test_every_quantile_method_is_numpys(method):
+    """Values bit for bit NumPy's, Jacobians the weights of the order statistics each method reads
+    (checked by central differences: the picks depend on n and q, not on the values), with and
+    without NaNs skipped, at sizes whose positions fall on and between ranks."""
+    rng = np.random.default_rng(3)
+    qs = np.array([0.0, 0.1, 0.25, 0.5, 0.6, 0.75, 0.9, 1.0])
+    for n in (1, 2, 5, 6, 9):
+        x = rng.normal(size=(2, n))
+        f = lambda x: np.quantile(x, qs, axis=1, method=method)  # noqa: B023, E731
+        g = trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+        np.testing.assert_allclose(jacc.jacobian(f, retrace=False)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-7)
+    nan = np.arange(7) % 3 == 1
+    f = lambda x: np.nanpercentile(np.where(nan, np.nan, x), 100 * qs, method=method) * x[0]  # noqa: E731
+    g = trace(f, X[:1].repeat(7))
+    for p in (rng.normal(size=7), rng.normal(size=7)):
+        np.testing.assert_array_equal(g.evaluate({"x": p})[g.outputs[0]], f(p))
+        np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+
+
 def test_nan_rows_give_numpys_nan():
     """The trace used to gather the order statistics of the non-NaN entries: median([1, nan, 2])
     was 2.0 where NumPy says nan."""
@@ -118,7 +139,8 @@ def test_a_sort_too_long_for_a_block_is_read_at_the_point():
 
 
 def test_graph_files_keep_the_ops(tmp_path):
-    f = lambda x: np.quantile(np.sort(np.minimum.accumulate(x.reshape(2, 3), axis=1), axis=0), [0.25, 0.5], axis=1)  # noqa: E731
+    f = lambda x: np.quantile(np.sort(np.minimum.accumulate(x.reshape(2, 3), axis=1), axis=0), [0.25, 0.5], axis=1,  # noqa: E731
+                              method="hazen")
     g = trace(f, X)
     path = tmp_path / "orders.json"
     g.save(path)

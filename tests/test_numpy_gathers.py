@@ -270,7 +270,6 @@ def _raises(exc, pattern, f, *args):
     (lambda x: np.take(x, [0], out=np.empty(1)), r"numpy\.take with out="),
     (lambda x: np.take(x, x), r"numpy\.take with traced indices"),
     (lambda x: np.take(x, [0.5]), r"numpy\.take .*indices must be integers"),
-    (lambda x: np.percentile(x, 50, method="nearest"), r"numpy\.percentile with method='nearest'"),
     (lambda x: np.quantile(x, 0.5, weights=np.ones(4)), r"numpy\.quantile with weights="),
     (lambda x: np.quantile(x, x[0]), r"numpy\.quantile with traced quantiles"),
     (lambda x: np.sort(x, order="a"), r"numpy\.sort with order="),
@@ -302,6 +301,11 @@ def test_take_and_choose_move_indices_as_numpy(mode):
         np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
     with pytest.raises(ValueError, match="mode must be one of 'raise', 'wrap' or 'clip'"):
         jacc.trace(lambda x: np.take(x, [0], mode="bogus"), x)
+
+
+def test_quantile_methods_are_numpys_names():
+    with pytest.raises(ValueError, match=r"numpy\.percentile: method 'closest' is not one of NumPy's quantile methods"):
+        jacc.trace(lambda x: np.percentile(x, 50, method="closest"), np.ones(3))
 
 
 def test_quantile_out_of_range_is_numpys_value_error():

@@ -83,16 +83,50 @@ def _sort_block(x, axis: int, xp=np):
     return xp.where(perm == xp.arange(x.shape[axis]), 1.0, 0.0)
 
 
-def _quantile_block(x, q, skip_nan: bool, xp=np):
-    """∂quantile(x, q)/∂x along x's last axis as x.shape[:-1] + (m, n): the linear method's
-    weights, 1 − t and t at the order statistics around position q·(count − 1), as the hat
-    function max(0, 1 − |rank − position|) of each element's rank."""
+#: NumPy's quantile methods as Hyndman and Fan's (α, β): the continuous ones interpolate at
+#: the virtual index n·q + α + q·(1 − α − β) − 1 (NumPy's ``_compute_virtual_index``); "linear"
+#: is (1, 1), written (n − 1)·q as NumPy writes it.
+_CONTINUOUS = {"linear": (1.0, 1.0), "interpolated_inverted_cdf": (0.0, 1.0), "hazen": (0.5, 0.5),
+               "weibull": (0.0, 0.0), "median_unbiased": (1 / 3.0, 1 / 3.0), "normal_unbiased": (3 / 8.0, 3 / 8.0)}
+METHODS = tuple(_CONTINUOUS) + ("lower", "higher", "nearest", "midpoint", "inverted_cdf", "averaged_inverted_cdf",
+                                "closest_observation")
+
+
+def _position(n, q, method: str, xp=np):
+    """Where ``method`` reads the q-quantile of n sorted values, in ranks: an integer picks one
+    order statistic, a fraction interpolates the two around it (weights 1 − t and t), clipped to
+    the first and last as NumPy clips. ``n`` may be an array (NaN-skipping counts per row)."""
+    fl, ce = xp.floor, xp.ceil
+    if method == "linear":
+        v = (n - 1.0) * q
+    elif method in _CONTINUOUS:
+        a, b = _CONTINUOUS[method]
+        v = n * q + (a + q * (1.0 - a - b)) - 1.0
+    elif method in ("lower", "higher", "nearest", "midpoint"):
+        u = (n - 1.0) * q
+        v = {"lower": fl, "higher": ce, "nearest": xp.round}[method](u) if method != "midpoint" else \
+            0.5 * (fl(u) + ce(u))
+    elif method == "averaged_inverted_cdf":  # an integer index averages it with the next, else the next
+        u = n * q - 1.0
+        v = xp.where(u == fl(u), u + 0.5, fl(u) + 1.0)
+    else:  # inverted_cdf, closest_observation: one order statistic
+        u = n * q - (1.0 if method == "inverted_cdf" else 1.5)
+        stay = (u == fl(u)) & ((fl(u) % 2 == 1) if method == "closest_observation" else True)
+        v = xp.where(stay, fl(u), fl(u) + 1.0)
+    top = n - 1.0
+    return xp.where(v < 0.0, 0.0, xp.where(v > top, top, v))
+
+
+def _quantile_block(x, q, skip_nan: bool, method: str = "linear", xp=np):
+    """∂quantile(x, q)/∂x along x's last axis as x.shape[:-1] + (m, n): the method's weights on
+    the order statistics around its position (:func:`_position`), as the hat function
+    max(0, 1 − |rank − position|) of each element's rank."""
     ranks = _argsort(_argsort(x, -1, xp), -1, xp)
     if skip_nan:
         count = xp.sum(xp.where(xp.isnan(x), 0.0, 1.0), -1)[..., None]
-        pos = xp.asarray(q) * xp.where(count > 1.0, count - 1.0, 0.0)
+        pos = _position(xp.where(count > 1.0, count, 1.0), xp.asarray(q), method, xp)
     else:
-        pos = xp.asarray(np.asarray(q, dtype=float) * max(x.shape[-1] - 1, 0))
+        pos = xp.asarray(_position(float(x.shape[-1]), np.asarray(q, dtype=float), method))
     hat = 1.0 - xp.abs(ranks[..., None, :] - pos[..., None])
     return xp.where(hat > 0.0, hat, 0.0)
 
@@ -181,23 +215,25 @@ def _quantile_shape(shapes, params):
 
 def _quantile_value(a: list, p: dict):
     fn = np.nanquantile if p.get("skip_nan") else np.quantile
-    return np.moveaxis(fn(a[0], _q(p), axis=-1), 0, -1)
+    return np.moveaxis(fn(a[0], _q(p), axis=-1, method=p.get("method", "linear")), 0, -1)
 
 
 def _quantile_partial(i: int, ctx) -> Jac:
     s, q = ctx.shapes[0], _q(ctx.params)
     b = len(s) - 1
     vshape = tuple(s[:-1]) + (q.size, s[-1])
+    method = ctx.params.get("method", "linear")
     return Jac(ctx.out_shape, s, list(range(b)) + [-1], list(range(b + 1)) + [2 * b + 1],
-               ctx.val(lambda: quantile_block(lazy.asarray(ctx.args[0], float), q, bool(ctx.params.get("skip_nan"))),
-                       vshape))
+               ctx.val(lambda: quantile_block(lazy.asarray(ctx.args[0], float), q, bool(ctx.params.get("skip_nan")),
+                                              method), vshape))
 
 
 register(Op("quantile", _quantile_value, _quantile_shape, _quantile_partial, 1,
-            "the q-quantiles along the last axis (NumPy's method='linear'; skip_nan: nanquantile's), "
-            "a new last axis of len(q); its partial weights two order statistics per quantile, found at each call",
-            params=("q", "skip_nan")))
-G.PARAMS["quantile"] = {"q": (G.NUMBERS, True), "skip_nan": (G.BOOL, False)}
+            "the q-quantiles along the last axis (NumPy's method=, 'linear' by default; skip_nan: nanquantile's), "
+            "a new last axis of len(q); its partial weights one or two order statistics per quantile, found at "
+            "each call", params=("q", "skip_nan", "method")))
+G.PARAMS["quantile"] = {"q": (G.NUMBERS, True), "skip_nan": (G.BOOL, False),
+                        "method": (G._leaf("one of NumPy's quantile methods", "str", lambda v: v in METHODS), False)}
 
 
 def _take_order_value(a: list, p: dict):
@@ -423,10 +459,10 @@ implements(np.argmax, method="argmax")(_extreme("argmax"))
 implements(np.argmin, method="argmin")(_extreme("argmin"))
 
 
-def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
-    """Linear interpolation between the order statistics at q·(n − 1), as NumPy's default
-    ``method='linear'``, over the reduced axes moved last and flattened. ``skip_nan`` (the nan*
-    functions): n counts the non-NaN values of each row (NaNs sort last); a row of NaNs gives NaN."""
+def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False, method: str = "linear"):
+    """The order statistics ``method`` reads (:func:`_position`; NumPy's default 'linear'
+    interpolates at q·(n − 1)), over the reduced axes moved last and flattened. ``skip_nan`` (the
+    nan* functions): n counts the non-NaN values of each row (NaNs sort last); a row of NaNs gives NaN."""
     if _traced(q):
         raise UnsupportedOperationError(f"{what} with traced quantiles q at {call_site()}: q must be constant")
     q = np.asarray(q, dtype=float)
@@ -438,7 +474,10 @@ def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False):
     x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])
     if x.shape[-1] == 0:
         raise TraceError(f"{what} at {call_site()}: the reduced axes are empty")
-    r = _tape_of(x).record("quantile", [x], {"q": tuple(q.reshape(-1).tolist()), "skip_nan": skip_nan})
+    params = {"q": tuple(q.reshape(-1).tolist()), "skip_nan": skip_nan}
+    if method != "linear":  # (graph files keep their default)
+        params["method"] = method
+    r = _tape_of(x).record("quantile", [x], params)
     kept = [a.shape[k] for k in rest] if not keepdims else [1 if k in axes else a.shape[k] for k in range(a.ndim)]
     r = _reshaped(r, [a.shape[k] for k in rest] + list(q.shape))
     r = _transposed(r, list(range(len(rest), r.ndim)) + list(range(len(rest))))
@@ -456,27 +495,27 @@ def _reshaped(x, shape: list[int]):
     return x if full == x.shape else x.reshape(full)
 
 
-def _linear_only(what: str, out, overwrite_input, method, weights) -> None:
+def _checked(what: str, out, overwrite_input, method, weights) -> str:
+    """``method``, one of :data:`METHODS` (NumPy's names; weights= is refused)."""
     # overwrite_input only lets NumPy reuse the buffer: traced values are never modified
     _refuse(what, out=out, weights=weights)
-    if method != "linear":
-        raise UnsupportedOperationError(
-            f"{what} with method={method!r} at {call_site()} is not supported by jacc's tracer; "
-            "only method='linear' (the default)")
+    if method not in METHODS:
+        raise ValueError(f"{what}: method {method!r} is not one of NumPy's quantile methods: {', '.join(METHODS)}")
+    return method
 
 
 @implements(np.quantile)
 def _np_quantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
                  weights=None):
-    _linear_only("numpy.quantile", out, overwrite_input, method, weights)
-    return _quantile(a, q, axis, keepdims, "numpy.quantile")
+    method = _checked("numpy.quantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, keepdims, "numpy.quantile", method=method)
 
 
 @implements(np.percentile)
 def _np_percentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=False, *,
                    weights=None):
-    _linear_only("numpy.percentile", out, overwrite_input, method, weights)
-    return _quantile(a, _fraction(q, "numpy.percentile"), axis, keepdims, "numpy.percentile")
+    method = _checked("numpy.percentile", out, overwrite_input, method, weights)
+    return _quantile(a, _fraction(q, "numpy.percentile"), axis, keepdims, "numpy.percentile", method=method)
 
 
 def _fraction(q, what: str) -> np.ndarray:
@@ -499,16 +538,16 @@ def _flag(keepdims) -> bool:
 @implements(np.nanquantile)
 def _nanquantile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
                  weights=None):
-    _linear_only("numpy.nanquantile", out, overwrite_input, method, weights)
-    return _quantile(a, q, axis, _flag(keepdims), "numpy.nanquantile", skip_nan=True)
+    method = _checked("numpy.nanquantile", out, overwrite_input, method, weights)
+    return _quantile(a, q, axis, _flag(keepdims), "numpy.nanquantile", skip_nan=True, method=method)
 
 
 @implements(np.nanpercentile)
 def _nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="linear", keepdims=_NOT, *,
                    weights=None):
-    _linear_only("numpy.nanpercentile", out, overwrite_input, method, weights)
+    method = _checked("numpy.nanpercentile", out, overwrite_input, method, weights)
     return _quantile(a, _fraction(q, "numpy.nanpercentile"), axis, _flag(keepdims), "numpy.nanpercentile",
-                     skip_nan=True)
+                     skip_nan=True, method=method)
 
 
 @implements(np.nanmedian)
@@ -539,6 +578,16 @@ case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.3), lambda r: (_x(r
      note="method='linear' (the default) only")
 case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.1, 0.5, 1.0]), axis=0, keepdims=True),
      lambda r: (_x(r),), variant="array q, keepdims")
+case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([10.0, 50.0, 90.0]), axis=1, method="nearest"),
+     lambda r: (_x(r),), variant="method='nearest'",
+     note="every method of NumPy's: the order statistics it reads (one, or two with their weights), found at each call")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.35, axis=0, method="midpoint"), lambda r: (_x(r),),
+     variant="method='midpoint'")
+case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.2, 0.8]), method="median_unbiased"),
+     lambda r: (_x(r),), variant="method='median_unbiased'", jax=False, note="JAX has five of NumPy's methods")
+case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.3, 0.9]), axis=1,
+                                                             method="inverted_cdf"), lambda r: (_x(r),),
+     variant="method='inverted_cdf'", jax=False)
 case("numpy.nanmedian", lambda xp: lambda x: xp.nanmedian(xp.where(_MASK, x, xp.nan), axis=1), lambda r: (_x(r),),
      note="n counts each row's non-NaN values")
 case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.2, 0.7]), axis=0,
