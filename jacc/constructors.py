@@ -75,6 +75,54 @@ def _nested(obj: Any) -> Any:
     return _ORIGINAL["asarray"](obj, dtype=float)
 
 
+#: NumPy functions whose first argument lists arrays (``np.concatenate([x, [x[0], 1.0]])``): each
+#: entry of the list is an array-like, not the list itself; ``np.select`` lists two such.
+_LISTING = {np.concatenate: (0,), np.stack: (0,), np.vstack: (0,), np.hstack: (0,), np.dstack: (0,),
+            np.column_stack: (0,), np.linalg.multi_dot: (0,), np.select: (0, 1), np.choose: (1,), np.lexsort: (0,)}
+#: Functions whose lists' nesting is their structure: left as they are.
+_NESTING = frozenset({np.block, np.piecewise})
+
+
+def _listed(a: Any) -> Any:
+    return _nested(a) if type(a) in (list, tuple) and _holds_tracer(a) else a
+
+
+def as_arrays(func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
+    """``args`` and ``kwargs`` of a NumPy function with every list or tuple that holds traced values
+    made the traced array NumPy would make of it (``np.sum([a, b])``, ``np.append(x, [x[0]])``;
+    NumPy's dispatch does not look inside lists). For a function that lists arrays
+    (:data:`_LISTING`), each entry of that list instead."""
+    if func in _NESTING or not any(type(a) in (list, tuple) for a in (*args, *kwargs.values())):
+        return args, kwargs
+    listing = _LISTING.get(func, ())
+    args = tuple([_listed(e) for e in a] if k in listing and type(a) in (list, tuple) else _listed(a)
+                 for k, a in enumerate(args))
+    return args, {k: _listed(v) for k, v in kwargs.items()}
+
+
+def _with_arrays(original: Callable) -> Callable:
+    """A maker's function: ``original`` called with :func:`as_arrays`' arguments (while a trace
+    runs, for NumPy functions that users call with lists of traced values only, which NumPy's
+    dispatch never sees)."""
+    def call(*args, **kwargs):
+        args, kwargs = as_arrays(original, args, kwargs)
+        return original(*args, **kwargs)
+    call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+    return call
+
+
+def swap_lists_during_traces(functions: Any) -> None:
+    """Let ``functions`` (NumPy's, jacc implements them) take lists of traced values while a
+    trace runs: each in its module's namespace, unless that name is replaced already."""
+    for module in ("numpy", "numpy.linalg", "numpy.fft"):
+        taken = _SWAPS.get(module, {})
+        space = vars(sys.modules[module])
+        found = {f.__name__: _with_arrays for f in functions
+                 if getattr(f, "__module__", None) == module and space.get(f.__name__) is f
+                 and f.__name__ not in taken and f not in _NESTING and not isinstance(f, np.ufunc)}
+        swap_during_traces(module, found)
+
+
 def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = None) -> Any:
     if dtype is not None and np.dtype(dtype).kind != "f":
         raise _concretisation(f"numpy.{name}(..., dtype={np.dtype(dtype)})")

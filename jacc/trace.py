@@ -452,6 +452,8 @@ class Tape:
                         f"a traced array from another trace was used at {call_site()} "
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
+            elif isinstance(a, (list, tuple)) and _holds_traced(a):  # [x[0], 1.0]: NumPy's array of it
+                gargs.append(_stacked(a).name)
             else:
                 if _sparse(a):
                     a = _sparse_operand(op, a)
@@ -1612,6 +1614,7 @@ class Tracer(_Held):
         if handler is None:
             raise _unsupported(f"{mod}.{func.__name__}")
         before = len(self.tape.steps)
+        args, kwargs = as_arrays(func, args, kwargs)
         out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
         return out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
 
@@ -1741,6 +1744,20 @@ def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
         raise UnsupportedOperationError(
             f"{what} at {call_site()}: {e}; jacc's tracer takes {what}{_signature(handler)}") from None
     return handler(*args, **kwargs)
+
+
+def _holds_traced(seq) -> bool:
+    from .constructors import _holds_tracer
+
+    return _holds_tracer(seq)
+
+
+def _stacked(seq) -> "Tracer":
+    """A list or tuple holding traced values as the array NumPy would make of it (``np.stack`` of
+    its entries, rows first); an inhomogeneous one is NumPy's ValueError."""
+    from .constructors import _nested
+
+    return _nested(seq)
 
 
 def _tape_of(*xs) -> Tape:
@@ -2394,7 +2411,7 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import _SWAPS, VIEWS, aliases, constructors, unseen_imports, wants_swaps  # noqa: E402  (it needs Tracer, above)
+from .constructors import _SWAPS, VIEWS, aliases, as_arrays, constructors, unseen_imports, wants_swaps  # noqa: E402,E501  (it needs Tracer, above)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]

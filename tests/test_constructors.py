@@ -40,6 +40,36 @@ def test_constructors_of_traced_values_are_traced(f):
     np.testing.assert_allclose(jo(X + 0.1), fd_jacobian(f, [X + 0.1], 0), atol=1e-9)
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: np.sum([x[0], x[1] ** 2]) * np.mean([x[0], x[2]]),  # only lists: NumPy never dispatches them
+    lambda x: np.linalg.norm([x[0], 2.0 * x[1]]),
+    lambda x: np.linalg.det([[x[0], x[1]], [x[2], 1.0]]),
+    lambda x: np.dot([x[0], x[1]], [1.0, 2.0]) + np.max([x[0], x[2]]),
+    lambda x: np.cross([x[0], x[1], 0.0], [0.0, x[2], 1.0]),
+    lambda x: np.linalg.solve([[2.0, x[0]], [x[1], 3.0]], [x[2], 1.0]),
+    lambda x: np.fft.rfft([x[0], x[1], x[2], 0.0]).real,
+    lambda x: np.append(x, [x[0] * 2.0]),  # a list beside a traced array: jacc's handler gets it
+    lambda x: np.insert(x, 2, [3.0, x[0]]),
+    lambda x: np.where(x > 0.0, [x[0], x[1], 1.0], x),
+    lambda x: np.einsum("i,i->", [x[0], x[1]], x[1:]),
+    lambda x: np.concatenate([x, [x[0], 1.0]]),  # lists of arrays: each entry an array-like
+    lambda x: np.hstack([x, [x[1]]]) * np.vstack([x, [x[0], x[1], 1.0]])[1, 0],
+    lambda x: np.stack(([x[0], x[1]], x[1:])),
+    lambda x: np.select([x > 0.0], [[x[0], x[1], x[2] ** 2]], default=[1.0, x[0], 0.0]),
+    lambda x: np.block([[x[0], 1.0], [x[1], x[2]]]),  # (the nesting is np.block's structure)
+], ids=["sum, mean", "norm", "det", "dot, max", "cross", "solve", "rfft", "append", "insert", "where", "einsum",
+        "concatenate", "hstack, vstack", "stack", "select", "block"])
+def test_lists_of_traced_values_are_arrays(f):
+    """Where NumPy takes an array-like, a list holding traced values is the array NumPy would make
+    of it; they were refused, as conversions of traced arrays."""
+    g = trace(f, X)
+    np.testing.assert_allclose(g.evaluate({"x": X})[g.outputs[0]], f(X), rtol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)
+    jo = jacc.jacobian(f, retrace=False)
+    jo(X)
+    np.testing.assert_allclose(jo(-X), fd_jacobian(f, [-X], 0), atol=1e-9)
+
+
 def test_scipy_functions_that_call_np_asarray_now_trace():
     sp = pytest.importorskip("scipy.special")
     # log_softmax: SciPy's array-API code writes into the max it took (xpx.at(...).set), when it

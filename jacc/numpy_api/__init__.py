@@ -131,3 +131,8 @@ def coverage_markdown() -> str:
 
 
 from . import complexes, gathers, linalg, numerics, orders, predicates, products, reductions, scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize, scipy_signal, scipy_sparse, scipy_spatial, scipy_stats, shape, stdlib_math, ufuncs, vectorize, writes  # noqa: E402,F401,E501,I001
+
+from ..constructors import swap_lists_during_traces  # noqa: E402
+from ..trace import _FUNCTIONS  # noqa: E402
+
+swap_lists_during_traces(list(_FUNCTIONS))  # np.sum([a, b]): every function implemented above
