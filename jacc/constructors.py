@@ -92,7 +92,13 @@ def as_arrays(func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     made the traced array NumPy would make of it (``np.sum([a, b])``, ``np.append(x, [x[0]])``;
     NumPy's dispatch does not look inside lists). For a function that lists arrays
     (:data:`_LISTING`), each entry of that list instead."""
-    if func in _NESTING or not any(type(a) in (list, tuple) for a in (*args, *kwargs.values())):
+    for a in args:  # (every traced NumPy call passes here: the common case returns at once)
+        if type(a) is list or type(a) is tuple:
+            break
+    else:
+        if not kwargs or not any(type(v) is list or type(v) is tuple for v in kwargs.values()):
+            return args, kwargs
+    if func in _NESTING:
         return args, kwargs
     listing = _LISTING.get(func, ())
     args = tuple([_listed(e) for e in a] if k in listing and type(a) in (list, tuple) else _listed(a)
