@@ -1597,8 +1597,8 @@ class Tracer(_Held):
         if method == "at":
             raise UnsupportedOperationError(
                 f"{_ufunc_name(ufunc)}.at at {call_site()} writes into its first argument in place, which a "
-                "trace follows for np.add.at and np.subtract.at only; build the result instead (the "
-                "changed entries with np.where, or a product over repeated indices with np.prod)")
+                "trace follows for np.add.at, np.subtract.at, np.multiply.at, np.maximum.at and np.minimum.at "
+                "only; build the result instead (the changed entries with np.where)")
         if method != "__call__" or kwargs or name not in _UFUNCS:
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:

@@ -1,5 +1,6 @@
 """NumPy's in-place writers on traced arrays: ``np.fill_diagonal``, ``np.put``, ``np.place``,
-``np.putmask``, ``np.copyto``, ``np.put_along_axis``, ``np.add.at``/``np.subtract.at`` and the
+``np.putmask``, ``np.copyto``, ``np.put_along_axis``, ``np.add.at``/``np.subtract.at``,
+``np.multiply.at``/``np.maximum.at``/``np.minimum.at`` and the
 methods ``x.fill``, ``x.put``, ``x.sort`` and ``x.partition``.
 
 Each is item assignment (see ``Tracer.__setitem__``): NumPy's own function runs on an integer array
@@ -158,6 +159,44 @@ def _scattered(ufunc: np.ufunc, combine: Callable) -> Callable:
 implements_ufunc_method("add", "at")(_scattered(np.add, lambda a, s: a + s))
 implements_ufunc_method("subtract", "at")(_scattered(np.subtract, lambda a, s: a - s))
 
+
+def _grouped(ufunc: np.ufunc, fill: float) -> Callable:
+    """``ufunc.at(a, indices, b)`` for ``multiply``, ``maximum`` and ``minimum``: round r applies
+    ``ufunc(a, ·)`` with the r-th value given to each position (in the order of the indices, as
+    NumPy applies them, so a product rounds as NumPy's does), ``fill`` (the ufunc's identity)
+    where a position has fewer; as many rounds as a position is repeated."""
+    what = f"numpy.{ufunc.__name__}.at"
+
+    def at(a, indices, b=None):
+        if b is None:
+            raise UnsupportedOperationError(f"{what} at {call_site()} needs the values b")
+        a = _target(a, what, f"np.{ufunc.__name__}(a, v) with v holding each position's combined values")
+        shape, size = np.shape(a), int(np.size(a))
+        flat = np.arange(size, dtype=np.intp).reshape(shape)[_const(indices, f"{what}'s indices")]
+        spread = np.broadcast_to(b, flat.shape) if np.shape(b) != flat.shape else b
+        flat = flat.reshape(-1)
+        if not flat.size:
+            return
+        order = np.argsort(flat, kind="stable")
+        hit, start, count = np.unique(flat[order], return_index=True, return_counts=True)
+        rows = np.full((hit.size, int(count.max())), flat.size)  # flat.size: the padding's place
+        for r in range(rows.shape[1]):
+            more = count > r
+            rows[more, r] = order[start[more] + r]
+        values = np.concatenate([np.reshape(spread, -1), np.full(1, fill)])
+        slot = np.full(size, flat.size)  # each position's row of rows, as the values' positions
+        new = a
+        for r in range(rows.shape[1]):
+            slot[hit] = rows[:, r]
+            new = ufunc(new, np.reshape(values[slot], shape))
+        _take(a, new)
+    return at
+
+
+implements_ufunc_method("multiply", "at")(_grouped(np.multiply, 1.0))
+implements_ufunc_method("maximum", "at")(_grouped(np.maximum, -np.inf))
+implements_ufunc_method("minimum", "at")(_grouped(np.minimum, np.inf))
+
 implements(method="fill")(_fill)
 implements(method="sort")(_rearranged("sort", lambda a, axis=-1, kind=None: np.sort(a, axis, kind)))
 implements(method="partition")(_rearranged("partition", lambda a, kth, axis=-1, kind="introselect":
@@ -204,6 +243,15 @@ case("numpy.put_along_axis", lambda xp: _copy_then(
 case("numpy.add.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].add(v)) if xp is not np else
      _copy_then(lambda y, v: np.add.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
      argnums=(0, 1), structures=_WRITE, note="repeated rows accumulate")
+case("numpy.multiply.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].multiply(v)) if xp is not np else
+     _copy_then(lambda y, v: np.multiply.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
+     argnums=(0, 1), note="each position's values multiplied first (a gather and a product), then into a")
+case("numpy.maximum.at", lambda xp: (lambda x, v: x.at[np.array([1, 1, 2])].max(v)) if xp is not np else
+     _copy_then(lambda y, v: np.maximum.at(y, [1, 1, 2], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
+     argnums=(0, 1))
+case("numpy.minimum.at", lambda xp: (lambda x, v: x.at[np.array([4, 0, 4])].min(v)) if xp is not np else
+     _copy_then(lambda y, v: np.minimum.at(y, np.array([4, 0, 4]), v), np),
+     lambda r: (r.normal(size=5), r.normal(size=3)), argnums=(0, 1))
 case("numpy.subtract.at", lambda xp: (lambda x, v: x.at[np.array([1, 1])].add(-v)) if xp is not np else
      _copy_then(lambda y, v: np.subtract.at(y, [1, 1], v), np), lambda r: (r.normal(size=5), r.normal(size=2)),
      argnums=(0, 1), structures=_WRITE)
