@@ -452,8 +452,8 @@ class Tape:
                         f"a traced array from another trace was used at {call_site()} "
                         "(nested jacc traces are not supported)")
                 gargs.append(a.name)
-            elif isinstance(a, (list, tuple)) and _holds_traced(a):  # [x[0], 1.0]: NumPy's array of it
-                gargs.append(_stacked(a).name)
+            elif isinstance(a, (list, tuple)) and _holds_tracer(a):  # [x[0], 1.0]: NumPy's array of it (a stack)
+                gargs.append(_nested(a).name)
             else:
                 if _sparse(a):
                     a = _sparse_operand(op, a)
@@ -1746,20 +1746,6 @@ def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
     return handler(*args, **kwargs)
 
 
-def _holds_traced(seq) -> bool:
-    from .constructors import _holds_tracer
-
-    return _holds_tracer(seq)
-
-
-def _stacked(seq) -> "Tracer":
-    """A list or tuple holding traced values as the array NumPy would make of it (``np.stack`` of
-    its entries, rows first); an inhomogeneous one is NumPy's ValueError."""
-    from .constructors import _nested
-
-    return _nested(seq)
-
-
 def _tape_of(*xs) -> Tape:
     for x in xs:
         if isinstance(x, Tracer):
@@ -2411,7 +2397,17 @@ def _param_names(f: Callable, n: int) -> list[str]:
     return names[:n]
 
 
-from .constructors import _SWAPS, VIEWS, aliases, as_arrays, constructors, unseen_imports, wants_swaps  # noqa: E402,E501  (it needs Tracer, above)
+from .constructors import (  # noqa: E402  (it needs Tracer, above)
+    _SWAPS,
+    VIEWS,
+    _holds_tracer,
+    _nested,
+    aliases,
+    as_arrays,
+    constructors,
+    unseen_imports,
+    wants_swaps,
+)
 
 __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeError",
            "supported_functions"]
