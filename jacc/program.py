@@ -524,6 +524,8 @@ def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
             pass
         elif same and s.fn is np.moveaxis and _moves_nothing(s.args, s.kwargs, len(shapes[src.id])):
             pass
+        elif same and (s.method == "transpose" or s.fn is np.transpose) and _transposes_nothing(s):
+            pass
         elif s.fn is np.einsum:  # either calling convention: one operand, its labels unchanged
             subs, ops = _einsum_parts(s.args)
             lhs, _, rhs = subs.partition("->")
@@ -534,6 +536,16 @@ def _aliases(live: list[Statement], shapes: dict[int, tuple]) -> dict[int, int]:
             continue
         out[s.id] = out.get(src.id, src.id)
     return out
+
+
+def _transposes_nothing(s: Statement) -> bool:
+    """Whether ``x.transpose(axes)`` or ``np.transpose(x, axes)`` (positional) keeps every axis in
+    its place (the algebra writes ``np.transpose(v, [0, 1, 2])`` where a product's labels are in
+    order already)."""
+    if s.kwargs or len(s.args) != 2 or _refs_in(s.args[1:]):
+        return False
+    axes = s.args[1]
+    return isinstance(axes, (list, tuple)) and list(axes) == list(range(len(axes)))
 
 
 def _moves_nothing(args: tuple, kwargs: dict, ndim: int) -> bool:

@@ -855,6 +855,24 @@ def test_moveaxis_with_constant_axes_becomes_a_transpose_method_call():
     np.testing.assert_allclose(got, jacc.jacobian(f, backend="interpret", strategy="optimal")(x), rtol=1e-13)
 
 
+def test_transposes_that_keep_every_axis_are_aliases():
+    """The algebra writes ``np.transpose(v, [0, 1, 2])`` where a product's labels are in order
+    already: a statement per call that moves nothing (the 5×5 solve's program had one of its 21)."""
+    from jacc import program
+    from jacc.lazy import Ref, Statement
+    shapes = {0: (2, 3, 4), 1: (2, 3, 4), 2: (2, 3, 4), 3: (4, 3, 2)}
+    live = [Statement(1, np.transpose, (Ref(0), [0, 1, 2]), {}), Statement(2, None, (Ref(1), (0, 1, 2)), {},
+                                                                           method="transpose"),
+            Statement(3, np.transpose, (Ref(0), [2, 1, 0]), {})]
+    assert program._aliases(live, shapes) == {1: 0, 2: 0}
+    f = lambda x: np.linalg.solve(x[:25].reshape(5, 5) + 5 * np.eye(5), x[25:])  # noqa: E731
+    x = np.linspace(-1.0, 1.0, 30)
+    jf = jacc.jacobian(f, backend="numpy", strategy="optimal")
+    got = jf(x)
+    assert "[0, 1, 2])" not in jf.program.source
+    np.testing.assert_allclose(got, jacc.jacobian(f, backend="interpret", strategy="optimal")(x), rtol=1e-13)
+
+
 def test_terms_that_meet_are_written_in_groups_that_do_not():
     """structure._disjoint: terms whose positions meet go to different groups, each a plain write
     (past DISJOINT_GROUPS groups the rest are summed with np.add.at); the sum is the same."""
