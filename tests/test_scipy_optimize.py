@@ -43,6 +43,10 @@ CASES = {
     "fsolve, full_output": (lambda x: so.fsolve(lambda z: z**3 - x, np.ones(2), full_output=True)[0],
                             cube_roots(X)[1]),
     "root (hybr)": (lambda x: so.root(lambda z: z**3 - x, np.ones(2)).x, cube_roots(X)[1]),
+    # equations returning lists or tuples, as SciPy allows: their root was returned constant (J = 0)
+    "fsolve, a list": (lambda x: so.fsolve(lambda z: [z[0]**3 - x[0], z[1]**3 - x[1]], np.ones(2)), cube_roots(X)[1]),
+    "root, a tuple": (lambda x: so.root(lambda z: (z[0]**3 - x[0], z[1]**3 - x[1]), np.ones(2)).x, cube_roots(X)[1]),
+    "fsolve, a list of one": (lambda x: so.fsolve(lambda z: [z[0]**3 - x[1]], np.ones(1)), cube_roots(X)[1][1:]),
     "root (lm, jac=True)": (lambda x: so.root(lambda z: (z**3 - x, np.diag(3 * z**2)), np.ones(2), jac=True,
                                               method="lm").x, cube_roots(X)[1]),
 }
