@@ -300,8 +300,8 @@ class Buffer(_Held):
                     self[...] = args[1]
                     return None
                 _refuse_view_writer(f"np.{func.__name__}")
-            if not self.live():
-                return self.resolved().__array_function__(func, types, args, kwargs)
+            if not self.live():  # the buffer's traced entries it views stand in for it, in every argument
+                return func(*_plain(args), **_plain(kwargs))
         if args and args[0] is self and func in _WRITERS and _holds_tracer((args[1:], kwargs)):
             return trace._call(trace._FUNCTIONS[func], f"numpy.{func.__name__}", args, kwargs)
         return self._lend(func(*_plain(args), **_plain(kwargs)))

@@ -691,14 +691,17 @@ def _chain_to(sid: int, by_id: dict, alias: dict, uses: dict, kept: set) -> list
     return chain[::-1]
 
 
-def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray | None]:
+def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray | None] | None:
     """``(at, src)`` for :func:`add_placed`: where the chain puts each element of a source of
-    ``shape``, found by running it on the elements' numbers (1, 2, …; 0 is where nothing lands)."""
+    ``shape``, found by running it on the elements' numbers (1, 2, …; 0 is where nothing lands);
+    None where nothing lands."""
     x = np.arange(1, math.prod(shape) + 1).reshape(shape)
     for s in chain:
         x = getattr(x, s.method)(*s.args[1:], **s.kwargs) if s.method else s.fn(x, *s.args[1:], **s.kwargs)
     flat = np.reshape(x, (-1,))
     pos = np.flatnonzero(flat)
+    if not pos.size:
+        return None
     src = flat[pos] - 1
     at = [np.asarray(i) for i in np.unravel_index(pos, x.shape)]
     varying = [k for k, i in enumerate(at) if i.size and (i != i[0]).any()]
@@ -747,7 +750,10 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
                 shape = shapes.get(alias.get(v.id, v.id))
                 if shape is None or math.prod(shape) * PLACED_SPARSITY > math.prod(shapes[s.id]):
                     continue
-                at, src = _placement(chain, shape)
+                placed = _placement(chain, shape)
+                if placed is None:  # (nothing lands: an empty source; left as it is)
+                    continue
+                at, src = placed
                 out.append(Statement(s.id, add_placed, (Ref(acc), v, at, src), {}))
             else:
                 continue

@@ -331,6 +331,11 @@ _A = np.arange(9.0).reshape(3, 3) / 10 + np.eye(3)
     lambda b, x: np.array(b) * 2, lambda b, x: np.asarray(b) + 1, lambda b, x: np.concatenate([x, b]),
     lambda b, x: np.where(x > 0, b, -b), lambda b, x: b[1:], lambda b, x: b.reshape(3, 1) * x,
     lambda b, x: np.copy(b) * 2, lambda b, x: b.copy() + x, lambda b, x: np.sort(b * np.array([1, -1, 1])),
+    # a view taken while entries are held, then given to a NumPy function: the reductions recursed
+    # without end, the others found no traced argument
+    lambda b, x: np.sum(b[1:]) * x, lambda b, x: np.mean(b[::2]) + np.max(b[:2]),
+    lambda b, x: np.dot(b[1:], x[:2]), lambda b, x: np.concatenate([b[1:], x]),
+    lambda b, x: np.linalg.solve(np.diag(b[:2]) + np.eye(2), x[:2]),
 ])
 def test_held_entries_are_placed_by_every_use(use):
     x = X[:3]
@@ -407,6 +412,25 @@ def test_writes_and_reads_through_views_follow_numpy(f):
     for k, block in enumerate(J if isinstance(want, tuple) else (J,)):
         np.testing.assert_allclose(block, fd_jacobian(lambda x: f(x)[k] if isinstance(want, tuple) else f(x), [X], 0),
                                    atol=1e-8)
+
+
+def test_fem_assembly_then_the_interior_solved():
+    """The usual 1-D finite elements: a stiffness matrix assembled entry by entry (K[i, i] += k[e],
+    …), its interior (a view) solved. The view met NumPy's solve with entries held (TypeError: no
+    traced argument); the program's lowering then failed on a placement of nothing (IndexError)."""
+    def u(k):
+        K = np.zeros((4, 4))
+        for e in range(3):
+            K[e, e] += k[e]
+            K[e + 1, e + 1] += k[e]
+            K[e, e + 1] -= k[e]
+            K[e + 1, e] -= k[e]
+        return np.linalg.solve(K[1:, 1:], np.ones(3)) + 0.0
+
+    k = np.array([2.0, 3.0, 5.0])
+    jf = jacc.jacobian(u)
+    for p in (k, k, k[::-1].copy(), k + 1.0):
+        np.testing.assert_allclose(jf(p), fd_jacobian(u, [p], 0), rtol=1e-6, atol=1e-8)
 
 
 def test_views_taken_before_and_after_single_entries_place_nothing():
