@@ -128,10 +128,18 @@ def _package_dir(name: str) -> str | None:
     return os.path.dirname(os.path.abspath(spec.origin)) + os.sep if spec and spec.origin else None
 
 
-#: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, and the
-#: code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'> compilation``)
-_TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum")) if d) + (
-    "<jacc ", "<class 'networkx.")
+def _scipy_lib() -> str | None:
+    """SciPy's own utilities (``scipy/_lib``: argument checks, the array-API dispatch its functions
+    run first), which read module-level caches and ``sys``: watched as user code, every function
+    calling ``scipy.linalg`` ran ``f`` at every call."""
+    d = _package_dir("scipy")
+    return d + "_lib" + os.sep if d else None
+
+
+#: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, SciPy's
+#: utilities, and the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``)
+_TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib())
+                 if d) + ("<jacc ", "<class 'networkx.")
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 #: NumPy functions that read or write files or change NumPy's global state
@@ -220,6 +228,8 @@ def _functions_in(values: list, budget: int = 10_000):
         else:
             if isinstance(x, functools.partial):
                 x = x.func
+            if isinstance(x, functools._lru_cache_wrapper):  # (SciPy's internal helpers are cached)
+                x = getattr(x, "__wrapped__", None)
             if isinstance(x, types.FunctionType):
                 yield x
 
@@ -425,6 +435,8 @@ def _identity(v: Any) -> bool:
                                                                          np.ufunc))
     if isinstance(v, (np.ufunc, types.FunctionType, np.dtype)):
         return True
+    if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
+        return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
     if isinstance(v, type):
         return v.__module__ == "builtins" or _pure_module(v.__module__)
     return False
