@@ -1443,9 +1443,14 @@ class Tracer(_Held):
         self.tape.refused = str(_concretisation("float()"))
         raise _FloatConversion(self.tape.refused)
 
-    __int__ = _conversion(int, "int()")
+    # int(), math.trunc() and round() to an int are piecewise constant: read at the traced point (the
+    # trace value-dependent, as after a comparison), their zero derivative loses nothing. float()
+    # keeps a value's slope and an index must be an integer array in NumPy too: those are refused.
+    def __int__(self) -> int:  # (NumPy's int() of a 0-d or one-element array, truncating toward zero)
+        return int(self._concrete("int() of a traced value") if not self.tape.paused else self.value)
+
+    __trunc__ = __int__
     __index__ = _conversion(operator.index, "use as an index or size")
-    __trunc__ = _conversion(int, "math.trunc()")  # (int() truncates toward zero, and reads a 0-d array)
     __complex__ = _conversion(complex, "complex()")
 
     def __format__(self, spec: str) -> str:
@@ -1507,10 +1512,8 @@ class Tracer(_Held):
         which reads the value like ``int()``); arrays, as ndarrays, have no ``round``."""
         if self.ndim:
             raise TypeError("type numpy.ndarray doesn't define __round__ method")
-        if ndigits is None:
-            if self.tape.paused:
-                return round(float(self.value))
-            raise _concretisation("round() to an int")
+        if ndigits is None:  # an int: piecewise constant, read at the traced point (as int())
+            return round(float(self._concrete("round() of a traced value") if not self.tape.paused else self.value))
         return np.round(self, ndigits)
 
     def __getitem__(self, index):

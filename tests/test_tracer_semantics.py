@@ -589,8 +589,11 @@ def test_complex_results_and_unsupported_complex_ops_are_refused(f, words):
 def test_round_of_a_traced_scalar_is_numpys_round():
     J = jacc.jacobian(lambda x: round(x[0] * 10, 1) * x)(V)
     np.testing.assert_array_equal(J, np.diag(np.full(len(V), np.round(V[0] * 10, 1))))
-    with pytest.raises(UnsupportedOperationError, match="round\\(\\) to an int of a traced value"):
-        jacc.jacobian(lambda x: round(x[0]) * x)(V)  # an int, read from the value
+    # an int: piecewise constant, read at the traced point (the trace value-dependent), as int() and math.trunc()
+    for f in (lambda x: round(x[0] * 3) * x, lambda x: int(x[0] * 3) * x, lambda x: math.trunc(x[0] * 3) * x):
+        g = jacc.trace(f, V)
+        assert g.meta["value_dependent"]
+        np.testing.assert_array_equal(jacc.jacobian(f)(V), np.diag(np.full(len(V), float(f(V)[0] / V[0]))))
     with pytest.raises(UnsupportedOperationError, match="complex\\(\\) of a traced value"):
         jacc.jacobian(lambda x: complex(x[0]).real * x)(V)
     shown = []
