@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import jacc
-from jacc.trace import values_only
+from jacc.trace import UnsupportedOperationError, values_only
 
 so = pytest.importorskip("scipy.optimize")
 
@@ -165,3 +165,20 @@ def test_scipy_optimize_imported_by_f_during_its_first_trace():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert abs(float(out.stdout) - 1 / 12) < 1e-12
+
+
+@pytest.mark.parametrize("f", [
+    lambda p: so.minimize(lambda z: np.sum((z - p) ** 2), np.zeros(2)).x,
+    lambda p: so.minimize(lambda z, c: np.sum((z - c) ** 2), np.zeros(2), args=(p,)).x,
+    lambda p: so.minimize_scalar(lambda z: (z - p[0]) ** 2).x * p,
+    lambda p: so.least_squares(lambda z: z - p, np.zeros(2)).x,
+    lambda p: so.curve_fit(lambda t, a: a * t, np.arange(3.0), p[0] * np.arange(3.0), p0=[1.0])[0],
+], ids=["minimize", "minimize, args=", "minimize_scalar", "least_squares", "curve_fit"])
+def test_optima_of_traced_objectives_are_refused_with_the_way_around(f):
+    """SciPy's own errors were "The user-provided objective function must return a scalar value" or
+    a refused write inside its finite differences; an optimum of values that are not traced is SciPy's."""
+    with pytest.raises(UnsupportedOperationError, match=r"scipy\.optimize\.\w+ at .*test_scipy_optimize"
+                                                                    r".*a root of the objective's gradient"):
+        jacc.jacobian(f)(X)
+    g = lambda p: p * so.minimize(lambda z: (z[0] - 3.0) ** 2, np.zeros(1)).x[0]  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(g)(X), np.eye(2) * so.minimize(lambda z: (z[0] - 3.0) ** 2, np.zeros(1)).x[0])

@@ -40,7 +40,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces
-from ..trace import values_only
+from ..trace import UnsupportedOperationError, call_site, values_only
 from . import case
 from .implicit import root as _root
 
@@ -121,12 +121,43 @@ _REPLACED = {
     "fsolve": _fsolve,
 }
 
+def _no_optimum(what: str, fn: str, start: str | None) -> Callable:
+    """minimize, minimize_scalar, least_squares and curve_fit: SciPy's own where nothing they read
+    is traced; else a refusal that says what to write instead (SciPy's own error was "The
+    user-provided objective function must return a scalar value", or a plain-array write)."""
+    def run(original, bound):
+        p = bound.arguments
+        data = {k: v for k, v in p.items() if k != fn and not callable(v)}
+        reads = _holds_tracer(tuple(data.values()))
+        if not reads and callable(p.get(fn)) and what != "curve_fit":  # a traced value behind the objective?
+            try:  # (one call of it, at the start or at 0)
+                x0 = np.asarray(_plain(p[start]), dtype=float) if start and p.get(start) is not None else 0.0
+                extra = p.get("args", ())
+                reads = _holds_tracer(p[fn](x0, *(extra if isinstance(extra, tuple) else (extra,))))
+            except Exception:  # (an objective that needs more: SciPy's call says so)
+                reads = False
+        if not reads:
+            return original(*bound.args, **bound.kwargs)
+        raise UnsupportedOperationError(
+            f"scipy.optimize.{what} at {call_site()}: its objective reads traced values, so the optimum depends on "
+            "them; jacc differentiates roots (scipy.optimize.root, fsolve, brentq, ...) by the implicit function "
+            "theorem, not optima: write the optimum as a root of the objective's gradient, written out, e.g. "
+            "scipy.optimize.root(lambda z: grad(z), z0).x")
+    return run
+
+
+_OPTIMA = {"minimize": ("fun", "x0"), "minimize_scalar": ("fun", None), "least_squares": ("fun", "x0"),
+           "curve_fit": ("f", None)}
+
 # (every call: the equation's closure may hold traced values that no argument shows)
-swap_during_traces("scipy.optimize", {n: replacement(run, always=True) for n, run in _REPLACED.items()}, eager=True)
+swap_during_traces("scipy.optimize", {**{n: replacement(run, always=True) for n, run in _REPLACED.items()},
+                                      **{n: replacement(_no_optimum(n, *a), always=True) for n, a in _OPTIMA.items()}},
+                   eager=True)
 
 
 def supported() -> list[str]:
-    """The ``scipy.optimize`` functions a trace records."""
+    """The ``scipy.optimize`` functions a trace records (minimize, minimize_scalar, least_squares and
+    curve_fit of traced values are refused by name)."""
     return [f"scipy.optimize.{n}" for n in _REPLACED]
 
 
