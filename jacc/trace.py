@@ -1447,7 +1447,12 @@ class Tracer(_Held):
     # trace value-dependent, as after a comparison), their zero derivative loses nothing. float()
     # keeps a value's slope and an index must be an integer array in NumPy too: those are refused.
     def __int__(self) -> int:  # (NumPy's int() of a 0-d or one-element array, truncating toward zero)
-        return int(self._concrete("int() of a traced value") if not self.tape.paused else self.value)
+        if self.tape.paused:
+            return int(self.value)
+        frame = _user_frame()
+        if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:  # a[i] = x into an int array:
+            raise _concretisation("int()")  # (a slip, most likely: the values would be truncated)
+        return int(self._concrete("int() of a traced value"))
 
     __trunc__ = __int__
     __index__ = _conversion(operator.index, "use as an index or size")
