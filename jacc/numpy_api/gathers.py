@@ -346,40 +346,6 @@ def _sorted_here(a, k: int, what: str):
     return _gather(a, _flat_along(a.shape, k, _order(_value(a, what), k)))
 
 
-def _records_here(array, k: int, kind: str, what: str):
-    """The running extreme of ``array`` along axis ``k`` (``kind`` "maximum" or "minimum") as a
-    free gather of the element that set each record, read at the traced point (the trace becomes
-    value-dependent): a scan too long for a dense block (:mod:`jacc.numpy_api.orders`)."""
-    x = np.asarray(_value(array, f"{what} (where each record is set)"), dtype=float)
-    return _gather(array, _flat_along(x.shape, k, record_positions(x, k, kind)))
-
-
-def _record_positions(x, k: int, kind: str, xp=np):
-    """Along axis ``k``, the position of the element that set each running maximum (or minimum):
-    the first of equal ones, a NaN from where it appears on (NumPy's accumulate keeps it)."""
-    s = xp.moveaxis(x if kind == "maximum" else -x, k, -1)
-    running = _cummax(s, xp)
-    start = xp.full(s.shape[:-1] + (1,), -np.inf, dtype=s.dtype)
-    before = xp.concatenate([start, running[..., :-1]], -1)
-    record = (s > before) | (xp.isnan(s) & ~xp.isnan(before))
-    steps = xp.arange(s.shape[-1])
-    return xp.moveaxis(_cummax(xp.where(record, steps, 0 * steps), xp), -1, k)
-
-
-def _cummax(s, xp):
-    """The running maximum along the last axis (NaN propagates), in ``xp``'s spelling."""
-    if xp is np:
-        return np.maximum.accumulate(s, axis=-1)
-    if getattr(xp, "__name__", "") == "torch":
-        return xp.cummax(s, dim=-1).values
-    import jax
-
-    return jax.lax.cummax(s, axis=s.ndim - 1)
-
-
-record_positions = lazy.portable(_record_positions)
-
-
 @implements(np.partition)  # (not the method: ndarray.partition works in place, see numpy_api.writes)
 def _partition(a, kth, axis=-1, kind="introselect", order=None):
     """The elements rearranged so that each kth one sits where a sort puts it: a gather by

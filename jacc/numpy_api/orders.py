@@ -1,5 +1,6 @@
 """Sorting and order statistics as recorded ops: ``np.sort``, ``np.median``, ``np.percentile``,
-``np.quantile`` and their ``nan*`` forms, and indexing by ``np.argsort``, ``np.argmax``, ``np.argmin``.
+``np.quantile`` and their ``nan*`` forms, running extremes (``np.maximum.accumulate``), and indexing
+by ``np.argsort``, ``np.argmax``, ``np.argmin``.
 
 Which element lands where depends on the values, so these used to read the traced point: the
 permutation became a constant of a free gather and the trace was marked value-dependent, so every
@@ -10,9 +11,12 @@ from an argsort, like a mask's (:mod:`jacc.masks`): the trace holds at every poi
 * ``sort`` along an axis of n elements: n × n per row, a one-hot row per output (which input it
   reads). Up to :data:`BLOCK_MAX` entries in all; a longer sort is read at the traced point as
   before, where its free gather costs less than products with such a block.
-* ``quantile`` (NumPy's default ``method='linear'``): m × n per row for m quantiles, at most two
-  non-zero weights in each row (1 − t and t at the two order statistics that the quantile
+* ``quantile`` (any of NumPy's ``method=``): m × n per row for m quantiles, at most two non-zero
+  weights in each row (the order statistic a method picks, or 1 − t and t at the two it
   interpolates), so a median costs what a max does.
+* ``running_extreme`` (``np.maximum.accumulate``, ``np.minimum.accumulate``): n × n per row, a
+  one-hot row per output (the element that set its record); past :data:`BLOCK_MAX` a free gather
+  read at the traced point.
 
 ``np.argsort`` gives an :class:`Order` (so do ``np.argmax``/``np.argmin`` of a 1-d array);
 indexing an array with it records ``take_order``, the same one-hot block found from the keys'
@@ -55,7 +59,7 @@ from ..trace import (
     implements_ufunc_method,
 )
 from . import FREE, case
-from .gathers import _cummax, _one_axis, _order, _record_positions, _records_here, _sorted_here, _traced, _value, _x
+from .gathers import _flat_along, _gather, _one_axis, _order, _sorted_here, _traced, _value, _x
 
 #: The most entries a dense partial found at each call may hold (a sort's rows × n × n; interp's
 #: points × knots w.r.t. traced values, :mod:`jacc.numpy_api.numerics`); past it the op is read
@@ -76,11 +80,15 @@ def _argsort(x, axis: int, xp):
     return xp.argsort(x, axis=axis, stable=True)
 
 
+def _one_hot(positions, n: int, xp):
+    """positions.shape + (n,): 1 at each position, 0 elsewhere (a one-hot row per entry)."""
+    return xp.where(positions[..., None] == xp.arange(n), 1.0, 0.0)
+
+
 def _sort_block(x, axis: int, xp=np):
     """∂sort(x)/∂x as x.shape + (n,): entry [..., i (on axis), ..., j] is 1 where the i-th sorted
     element is x's j-th along ``axis``."""
-    perm = _argsort(x, axis, xp)[..., None]
-    return xp.where(perm == xp.arange(x.shape[axis]), 1.0, 0.0)
+    return _one_hot(_argsort(x, axis, xp), x.shape[axis], xp)
 
 
 #: NumPy's quantile methods as Hyndman and Fan's (α, β): the continuous ones interpolate at
@@ -167,6 +175,29 @@ register(Op("sort", lambda a, p: np.sort(a[0], axis=p["axis"]), _sort_shape, _so
 G.PARAMS["sort"] = {"axis": (G.AXIS, True)}
 
 
+def _cummax(s, xp):
+    """The running maximum along the last axis (NaN propagates), in ``xp``'s spelling."""
+    if xp is np:
+        return np.maximum.accumulate(s, axis=-1)
+    if getattr(xp, "__name__", "") == "torch":
+        return xp.cummax(s, dim=-1).values
+    import jax
+
+    return jax.lax.cummax(s, axis=s.ndim - 1)
+
+
+def _record_positions(x, k: int, kind: str, xp=np):
+    """Along axis ``k``, the position of the element that set each running maximum (or minimum):
+    the first of equal ones, a NaN from where it appears on (NumPy's accumulate keeps it)."""
+    s = xp.moveaxis(x if kind == "maximum" else -x, k, -1)
+    running = _cummax(s, xp)
+    start = xp.full(s.shape[:-1] + (1,), -np.inf, dtype=s.dtype)
+    before = xp.concatenate([start, running[..., :-1]], -1)
+    record = (s > before) | (xp.isnan(s) & ~xp.isnan(before))
+    steps = xp.arange(s.shape[-1])
+    return xp.moveaxis(_cummax(xp.where(record, steps, 0 * steps), xp), -1, k)
+
+
 def _running_value(x, k: int, kind: str, xp=np):
     """``np.maximum.accumulate(x, axis=k)`` (or minimum's) in ``xp``'s spelling."""
     if xp is np:
@@ -178,7 +209,7 @@ def _running_value(x, k: int, kind: str, xp=np):
 
 def _record_block(x, k: int, kind: str, xp=np):
     """∂running extreme/∂x as x.shape + (n,): 1 at the element that set each record."""
-    return xp.where(_record_positions(x, k, kind, xp)[..., None] == xp.arange(x.shape[k]), 1.0, 0.0)
+    return _one_hot(_record_positions(x, k, kind, xp), x.shape[k], xp)
 
 
 running_value, record_block = lazy.portable(_running_value), lazy.portable(_record_block)
@@ -278,7 +309,7 @@ def _take_extreme_value(y, x, kind: str, xp=np):
 
 def _extreme_row(x, kind: str, xp=np):
     """∂y[argmax(x)]/∂y over y's first axis: 1 at the extreme's position, found at each call."""
-    return xp.where(xp.arange(x.shape[0]) == _pick(x, kind, xp), 1.0, 0.0)
+    return _one_hot(_pick(x, kind, xp), x.shape[0], xp)
 
 
 take_extreme_value, extreme_row = lazy.portable(_take_extreme_value), lazy.portable(_extreme_row)
@@ -420,7 +451,8 @@ def _running_extreme(kind: str):
             raise TraceError(f"{what} needs an array of at least one dimension (at {call_site()})")
         if isinstance(array, Tracer) and array.size * array.shape[k] <= BLOCK_MAX:
             return _tape_of(array).record("running_extreme", [array], {"axis": k, "kind": kind})
-        return _records_here(array, k, kind, what)
+        x = np.asarray(_value(array, f"{what} (where each record is set)"), dtype=float)
+        return _gather(array, _flat_along(x.shape, k, _record_positions(x, k, kind)))
     accumulate.__name__ = f"{kind}.accumulate"
     return accumulate
 
@@ -575,7 +607,7 @@ case("numpy.median", lambda xp: lambda x: xp.median(x, axis=-1), lambda r: (_x(r
 case("numpy.median", lambda xp: lambda x: xp.median(x, axis=(0, 2), keepdims=True), lambda r: (_x(r, (2, 3, 3)),),
      variant="two axes, keepdims")
 case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, 0.3), lambda r: (_x(r),),
-     note="method='linear' (the default) only")
+     note="method='linear' (the default): the two order statistics around q·(n − 1)")
 case("numpy.quantile", lambda xp: lambda x: xp.quantile(x, np.array([0.1, 0.5, 1.0]), axis=0, keepdims=True),
      lambda r: (_x(r),), variant="array q, keepdims")
 case("numpy.percentile", lambda xp: lambda x: xp.percentile(x, np.array([10.0, 50.0, 90.0]), axis=1, method="nearest"),
