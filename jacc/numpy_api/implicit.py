@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, _nested
+from ..constructors import _listed
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 
 
@@ -28,18 +28,6 @@ def _jacobian_at(g: Callable, z: np.ndarray) -> np.ndarray:
         return np.asarray(jacobian(g, strategy="forward", compile=False, cache=False)(z), dtype=float)
 
 
-def _as_array(g: Callable) -> Callable:
-    """``g`` with a list or tuple result as the array NumPy would make of it (SciPy's solvers take
-    equations that return ``[z[0] ** 3 - x[0], ...]``): a traced array where it holds traced values.
-    Read as a list, such a result held no Tracer, and the root came back constant (derivative 0)."""
-    def as_array(z):
-        r = g(z)
-        if isinstance(r, (list, tuple)):
-            return _nested(r) if _holds_tracer(r) else np.asarray(r, dtype=float)
-        return r
-    return as_array
-
-
 def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?") -> Any:
     """``z0``, a root of ``g``, as a function of the traced values ``g`` reads (``z0`` itself where
     it reads none). ``name`` is the library function, for messages; the trace becomes
@@ -49,16 +37,20 @@ def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?"
     >>> jacc.jacobian(lambda x: root(lambda z: z**2 - x, np.sqrt(x), "sqrt"))(4.0).item()
     0.25
     """
-    g = _as_array(g)
+    def equation(z):
+        # SciPy's solvers take equations that return lists, [z[0] ** 3 - x[0], ...]: read as a
+        # list, such a result held no Tracer, and the root came back constant (derivative 0)
+        return _listed(g(z))
+
     z = np.asarray(z0, dtype=float)
-    r = g(z.copy())
+    r = equation(z.copy())
     if not isinstance(r, Tracer):
         return z0
     r.tape.note_value_dependence(f"{name}'s root at the traced point")
     if np.shape(r) != z.shape and np.size(r) != z.size:
         raise ValueError(f"the equation's value has shape {np.shape(r)} where its unknown has shape {z.shape}: "
                          f"a root needs as many equations as unknowns ({name} at {call_site()})")
-    J = _jacobian_at(g, z).reshape(z.size, z.size)
+    J = _jacobian_at(equation, z).reshape(z.size, z.size)
     try:
         inv = np.linalg.inv(J)
     except np.linalg.LinAlgError:

@@ -179,15 +179,12 @@ def _grouped(ufunc: np.ufunc, fill: float) -> Callable:
             return
         order = np.argsort(flat, kind="stable")
         hit, start, count = np.unique(flat[order], return_index=True, return_counts=True)
-        rows = np.full((hit.size, int(count.max())), flat.size)  # flat.size: the padding's place
-        for r in range(rows.shape[1]):
-            more = count > r
-            rows[more, r] = order[start[more] + r]
-        values = np.concatenate([np.reshape(spread, -1), np.full(1, fill)])
-        slot = np.full(size, flat.size)  # each position's row of rows, as the values' positions
+        values = np.concatenate([np.reshape(spread, -1), np.full(1, fill)])  # (the fill at flat.size)
         new = a
-        for r in range(rows.shape[1]):
-            slot[hit] = rows[:, r]
+        for r in range(int(count.max())):
+            slot = np.full(size, flat.size)  # which value each position takes in this round
+            more = count > r
+            slot[hit[more]] = order[start[more] + r]
             new = ufunc(new, np.reshape(values[slot], shape))
         _take(a, new)
     return at
@@ -245,7 +242,7 @@ case("numpy.add.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].add(v)) 
      argnums=(0, 1), structures=_WRITE, note="repeated rows accumulate")
 case("numpy.multiply.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].multiply(v)) if xp is not np else
      _copy_then(lambda y, v: np.multiply.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
-     argnums=(0, 1), note="each position's values multiplied first (a gather and a product), then into a")
+     argnums=(0, 1), note="one round per repeat of an index, in NumPy's order (values bit for bit NumPy's)")
 case("numpy.maximum.at", lambda xp: (lambda x, v: x.at[np.array([1, 1, 2])].max(v)) if xp is not np else
      _copy_then(lambda y, v: np.maximum.at(y, [1, 1, 2], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
      argnums=(0, 1))
