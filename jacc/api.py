@@ -40,6 +40,12 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
+#: Plans of at least this many elimination steps run the interpreted executor at their structure's
+#: first call and are lowered at its next one: lowering records every step (about 0.5 ms each,
+#: several times the executor's time) and pays only for a structure that runs again. A Lotka–Volterra
+#: solve_ivp over 30 output times (9,837 steps) took 4.7 s to lower against 0.9 s to execute.
+LOWER_LATER_STEPS = 1000
+
 BACKENDS = ("auto", "numpy", "jax", "torch", "c", "scalar", "interpret")
 # seconds for the array-level plan of a graph small enough for the scalar route (jacc.unroll): that
 # route runs where it measures faster, as it does on the suite's small graphs, and an array program
@@ -447,6 +453,18 @@ class Runner:
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
+        self.deferred = False  # the first call ran the executor; the next one lowers (lower_later)
+
+    def lower_later(self, plan) -> bool:
+        """Whether this call, the structure's first, runs the executor and leaves lowering to its
+        next call: a plan of :data:`LOWER_LATER_STEPS` steps or more under ``"auto"`` or
+        ``"numpy"``, once (a function called once does not pay for a program it never reuses)."""
+        if self.deferred or self.backend not in ("auto", "numpy") or len(plan.steps) < LOWER_LATER_STEPS:
+            return False
+        self.deferred = True
+        self.why = (f"the first call of a plan of {len(plan.steps):,} steps runs the executor; the program is "
+                    "lowered at the structure's next call")
+        return True
 
     def prepare(self, plan, values, lower: bool = True, keep: bool = False) -> None:
         """The scalar function of an all-scalar plan, else (with ``lower``) the array program;
@@ -863,7 +881,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             # again, or under "auto" let the executor run: such constants (a sort order) change per call
             new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
             return Entry(rec, graph, plan, new, result_of(graph))
-        shared = r.fast is None and r.unrolled is None and r.program is not None
+        # (a runner whose lowering was left to the next call is shared too: else a structure whose
+        # constants change at every call would never be lowered)
+        shared = r.fast is None and r.unrolled is None and (r.program is not None or r.deferred)
         return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False),
                      result_of(graph))
 
@@ -1027,15 +1047,17 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner
             first = run.program is None  # (a program lowered in this call: its check's blocks serve)
-            if first:
+            later = first and run.lower_later(plan)
+            if first and not later:
                 with np.errstate(all="ignore"):
                     run.prepare(plan, tape.arrays(), lower=not run.unroll, keep=True)
-            if run.unroll:
+            if run.unroll and not later:
                 run.try_unroll(entry, tape.arrays(), strategy, cm)
-            if run.program is None and run.fast is None and run.unrolled is None:
+            if run.program is None and run.fast is None and run.unrolled is None and not later:
                 with np.errstate(all="ignore"):
                     run.lower(plan, tape.arrays(), keep=True)
-            if first and strategy == "auto" and cm.objective == "time" and run.fast is None and run.unrolled is None:
+            if first and not later and strategy == "auto" and cm.objective == "time" and run.fast is None \
+                    and run.unrolled is None:
                 with np.errstate(all="ignore"):
                     faster = run.plain_if_faster(plan, tape.arrays(), cm)
                 if faster is not None:

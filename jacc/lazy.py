@@ -56,6 +56,12 @@ class Statement:
     method: str | None = None
     item: int | None = None
 
+    @functools.cached_property
+    def refs(self) -> list[int]:
+        """The ids of the statements this one reads, in order (statements are never changed in
+        place: a rewrite makes a new one)."""
+        return [r.id for r in collect((self.args, self.kwargs), Ref)]
+
 
 # Shape queries answer from the concrete value; they are structure, not work.
 _QUERIES = {np.ndim, np.shape, np.size, np.result_type}
@@ -177,37 +183,64 @@ def _map_lazy(x: Any, fn: Callable[["Lazy"], Any]) -> Any:
     if isinstance(x, Lazy):
         return fn(x)
     if isinstance(x, (tuple, list)):
-        return type(x)(_map_lazy(v, fn) for v in x)
+        # leaves inline: an einsum's subscript lists are most of what lowering walks
+        return type(x)([fn(v) if isinstance(v, Lazy) else _map_lazy(v, fn) if isinstance(v, _NESTS) else v
+                        for v in x])
     if isinstance(x, dict):
         return {k: _map_lazy(v, fn) for k, v in x.items()}
     return x
 
 
+_NESTS = (tuple, list, dict)
+
+
 def _concrete(x: Any) -> Any:
     """``x`` with every :class:`Lazy` replaced by its value."""
-    return _map_lazy(x, lambda v: v.value)
+    return _map_lazy(x, _value_of)
+
+
+def _value_of(v: "Lazy") -> Any:
+    return v.value
 
 
 def _refs(x: Any) -> Any:
     """``x`` with every :class:`Lazy` replaced by a :class:`Ref` to it."""
-    return _map_lazy(x, lambda v: Ref(v.id))
+    return _map_lazy(x, _ref_to)
+
+
+def _ref_to(v: "Lazy") -> Ref:
+    return Ref(v.id)
 
 
 def collect(x: Any, kind: type | tuple) -> list:
     """Every object of type ``kind`` inside ``x`` (through tuples, lists and dict values), in order."""
     if isinstance(x, kind):
         return [x]
-    if isinstance(x, (tuple, list)):
-        return [a for v in x for a in collect(v, kind)]
-    if isinstance(x, dict):
-        return [a for v in x.values() for a in collect(v, kind)]
-    return []
+    out: list = []
+    _collect_into(x, kind, out)
+    return out
+
+
+def _collect_into(x: Any, kind: type | tuple, out: list) -> None:
+    for v in x.values() if isinstance(x, dict) else x if isinstance(x, (tuple, list)) else ():
+        if isinstance(v, kind):
+            out.append(v)
+        elif isinstance(v, _NESTS):
+            _collect_into(v, kind, out)
+
+
+_PLAIN = frozenset({int, float, str, bool, type(None)})  # hashable, compared by value
 
 
 def _key(x: Any) -> Any:
     """A hashable key for common-subexpression detection (arrays by identity)."""
+    t = type(x)
+    if t in _PLAIN:
+        return (t.__name__, x)
+    if t is Ref:
+        return ("Ref", x.id)
     if isinstance(x, (tuple, list)):
-        return (type(x).__name__,) + tuple(_key(v) for v in x)
+        return (t.__name__,) + tuple([(type(v).__name__, v) if type(v) in _PLAIN else _key(v) for v in x])
     if isinstance(x, dict):
         return ("dict",) + tuple(sorted((k, _key(v)) for k, v in x.items()))
     if isinstance(x, (np.ndarray, np.generic)):

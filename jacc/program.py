@@ -428,7 +428,7 @@ def _live(r: Recorded) -> list[Statement]:
     stack = list(need)
     while stack:
         s = by_id[stack.pop()]
-        for ref in _refs_in((s.args, s.kwargs)):
+        for ref in s.refs:
             if ref not in need:
                 need.add(ref)
                 stack.append(ref)
@@ -649,7 +649,7 @@ def _uses(live: list[Statement], alias: dict[int, int]) -> dict[int, int]:
     """How many times each value (aliases counted as what they rename) is read."""
     uses: dict[int, int] = {}
     for s in live:
-        for ref in _refs_in((s.args, s.kwargs)):
+        for ref in s.refs:
             ref = alias.get(ref, ref)
             uses[ref] = uses.get(ref, 0) + 1
     return uses
@@ -1090,10 +1090,10 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
             and r.structures is None else {})
     if tail:
         live = [s for s in live if s.id not in tail]
-        kept |= {alias.get(ref, ref) for s in tail.values() for ref in _refs_in((s.args, s.kwargs))}
+        kept |= {alias.get(ref, ref) for s in tail.values() for ref in s.refs}
     last: dict[int, int] = {}  # value id -> the statement that reads it last
     for i, s in enumerate(live):
-        for ref in _refs_in((s.args, s.kwargs)):
+        for ref in s.refs:
             last[alias.get(ref, ref)] = i
     dying: dict[int, list[int]] = {}
     for ref, i in last.items():
@@ -1184,13 +1184,13 @@ class _Slot:
 def _host_tail(live: list[Statement], alias: dict, kept: set) -> dict[int, Statement]:
     """The statements that write a result block into dense zeros (:data:`_ASSEMBLY`) and whose
     value nothing else reads, by id: they can run after the jitted call, in NumPy."""
-    read = {alias.get(ref, ref) for s in live for ref in _refs_in((s.args, s.kwargs))}
+    read = {alias.get(ref, ref) for s in live for ref in s.refs}
     tail = {}
     for s in live:
         if (s.id in kept and s.id not in read and s.method is None and s.item is None
                 and getattr(s.fn, "__module__", "") == S.__name__ and getattr(s.fn, "__name__", "") in _ASSEMBLY):
             top = {a.id for a in (*s.args, *s.kwargs.values()) if isinstance(a, Ref)}
-            if set(_refs_in((s.args, s.kwargs))) == top:  # every value a plain argument
+            if set(s.refs) == top:  # every value a plain argument
                 tail[s.id] = s
     return tail
 

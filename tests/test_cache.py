@@ -306,3 +306,32 @@ def test_a_buffer_reused_inside_f_is_snapshotted_per_op(cache):
     jf = jacc.jacobian(f, cache=cache)
     for _ in range(2):
         np.testing.assert_array_equal(jf(np.ones(2)), np.diag([10.0, 21.0]))
+
+
+def _long_steps(x, c):
+    for _ in range(6):  # a dozen elimination steps or so
+        x = np.sin(x) * c + x
+    return x
+
+
+def test_a_long_plan_runs_the_executor_first_and_lowers_at_its_next_call(monkeypatch):
+    monkeypatch.setattr(jacc.api, "LOWER_LATER_STEPS", 5)
+    jf = jacc.jacobian(_long_steps, backend="numpy")
+    x, c = np.linspace(0.1, 0.9, 4), 1.5
+    ref = fd_jacobian(lambda v: _long_steps(v, c), [x], 0)
+    np.testing.assert_allclose(jf(x, c), ref, rtol=1e-7, atol=1e-9)
+    assert jf.ran == "interpret" and jf.program is None
+    np.testing.assert_allclose(jf(x, c), ref, rtol=1e-7, atol=1e-9)
+    assert jf.ran == "numpy" and jf.program is not None
+    # a structure whose constants change at every call shares the deferred runner: lowered at its second call
+    jg = jacc.jacobian(_long_steps, backend="numpy")
+    jg(x, 1.5)
+    assert jg.ran == "interpret"
+    np.testing.assert_allclose(jg(x, 2.5), fd_jacobian(lambda v: _long_steps(v, 2.5), [x], 0), rtol=1e-7, atol=1e-9)
+    assert jg.ran == "numpy"
+
+
+def test_a_short_plan_is_lowered_at_its_first_call():
+    jf = jacc.jacobian(_long_steps, backend="numpy")
+    jf(np.linspace(0.1, 0.9, 4), 1.5)
+    assert jf.ran == "numpy"
