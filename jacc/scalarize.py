@@ -138,6 +138,12 @@ class Scalar:
             return _wrap(fn(self.t, *map(_unwrap, args), **{k: _unwrap(v) for k, v in kwargs.items()}))
         return method
 
+    def __array_function__(self, func, types, args, kwargs):
+        # NumPy's own code for the rest, as without this method; the table's functions would
+        # pass a lone object through unchanged (np.nan_to_num)
+        own = _OBJECT_FUNCTIONS.get(func)
+        return own(*args, **kwargs) if own is not None else func._implementation(*args, **kwargs)
+
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs, **kwargs):
         if method != "__call__" or kwargs:
             return NotImplemented
@@ -170,7 +176,8 @@ class ScalarArray(np.ndarray):
         from .scalar_linalg import FUNCTIONS
 
         try:
-            return _as_scalar_array(FUNCTIONS.get(func, func)(*_plain(args), **_plain(kwargs)))
+            own = FUNCTIONS.get(func) or _OBJECT_FUNCTIONS.get(func, func)
+            return _as_scalar_array(own(*_plain(args), **_plain(kwargs)))
         except (TypeError, UnsupportedOperationError) as e:  # compiled routines refuse object arrays
             if not ("dtype('O')" in str(e) or str(e).startswith("float()")):
                 raise
@@ -230,6 +237,28 @@ def _wrap(x: Any) -> Any:
         return tuple(map(_wrap, x))
     return x
 
+
+def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
+    """np.nan_to_num of traced scalars: NumPy's returns an object array unchanged. Each element is
+    kept or replaced by its value at the traced point, so the trace is value-dependent."""
+    big = np.finfo(float).max
+    fills = (nan, big if posinf is None else posinf, -big if neginf is None else neginf)
+
+    def one(e):
+        v = e.value if isinstance(e, Scalar) else float(e)
+        if isinstance(e, Scalar):
+            e.t.tape.note_value_dependence("np.nan_to_num of a traced scalar")
+        if np.isfinite(v):
+            return e
+        return float(fills[0] if np.isnan(v) else fills[1] if v > 0 else fills[2])
+
+    if isinstance(x, Scalar):
+        return one(x)
+    return _as_scalar_array(np.frompyfunc(one, 1, 1)(np.asarray(x, dtype=object)))
+
+
+# functions whose NumPy code would return scalar-level values unchanged: written element by element
+_OBJECT_FUNCTIONS = {np.nan_to_num: _nan_to_num}
 
 # ufuncs that are Python operators: applied through the operators, so constants fold
 _ELEMENTWISE = {np.add: operator.add, np.subtract: operator.sub, np.multiply: operator.mul,

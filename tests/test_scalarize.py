@@ -303,3 +303,21 @@ def test_code_that_does_not_run_on_scalar_level_arrays_is_refused_by_name(f):
     jacc.trace(f, x)
     with pytest.raises(UnsupportedOperationError, match="scalarize=True"):
         jacc.trace(f, x, scalarize=True)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_nan_to_num_replaces_non_finite_scalars_and_keeps_the_rest():
+    # NumPy's nan_to_num returns object arrays unchanged: the graph computed log(-1) = NaN, with
+    # derivative 1/x where the replacement's is 0
+    def f(x):
+        return np.nan_to_num(np.log(x)) * x[0] + np.nan_to_num(np.log(x[1]), nan=7.0)
+
+    x = np.array([0.5, -1.0])
+    g = jacc.trace(f, x, scalarize=True)
+    out = g.evaluate(dict(zip(g.inputs, x)))
+    np.testing.assert_allclose([out[y] for y in g.outputs], f(x))
+    blocks = jacc.plan(g, "forward").execute(*x)
+    J = np.array([[float(blocks[(y, v)]) for v in g.inputs] for y in g.outputs])
+    np.testing.assert_allclose(J, jacc.jacobian(f)(x))
+    np.testing.assert_allclose(J, [[np.log(0.5) + 1.0, 0.0], [0.0, 0.0]])
+    assert g.meta.get("value_dependent")
