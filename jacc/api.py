@@ -252,7 +252,11 @@ class _Once:
         for name, v in zip(self.entry.graph.inputs, raw):
             if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
-                check_real(np.asarray(v).dtype if kind is None else np.dtype(kind), f"argument {name!r}")
+                try:
+                    kind = np.asarray(v).dtype if kind is None else np.dtype(kind)
+                except TypeError:  # a torch.dtype, say: NumPy's reading of the value says
+                    kind = np.asarray(v).dtype
+                check_real(kind, f"argument {name!r}")
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":

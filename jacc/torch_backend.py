@@ -127,6 +127,21 @@ def _put_diagonal(src, shape, dtype, p, q):
     return torch.broadcast_to(picked, tuple(shape)).to(_torch_dtype(dtype)).clone()
 
 
+def _float_dtype(args, torch):
+    """The dtype NumPy 2 gives Python floats beside these arguments (NEP 50: a Python number takes
+    the array's type): the first floating tensor's, else float64."""
+    return next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), torch.float64)
+
+
+def _true_divide(a, b):
+    """NumPy's ``a / b``: integers and booleans divide as float64 (PyTorch's default float type,
+    float32, would round a count's reciprocal: the ½ of a tie came back as 0.50000000…)."""
+    torch = namespace()
+    if not any(type(x) is float or (isinstance(x, torch.Tensor) and x.is_floating_point()) for x in (a, b)):
+        a = a.to(torch.float64) if isinstance(a, torch.Tensor) else float(a)
+    return _with_numpy_arguments(torch.true_divide)(a, b)
+
+
 #: NumPy functions (by name) and jacc's own helpers that need more than a new name
 _ADAPTED: dict[str, Callable] = {
     "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,
@@ -135,13 +150,15 @@ _ADAPTED: dict[str, Callable] = {
     "broadcast_to": lambda x, shape: namespace().broadcast_to(x, _shape(shape)),
     "cumsum": _cumulative("cumsum"), "cumprod": _cumulative("cumprod"),
     "put_rows": _put_rows, "put_last": _put_last, "put_diagonal": _put_diagonal,
+    "divide": _true_divide, "true_divide": _true_divide,
 }
 
 def einsum(subscripts: str, *operands):
     """``torch.einsum`` that also takes the program's numeric constants (NumPy scalars become
-    Python numbers when the program is built)."""
+    Python numbers when the program is built), in the tensors' floating type."""
     torch = namespace()
-    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else _as_tensor(o, dtype=torch.float64)
+    dt = _float_dtype(operands, torch)
+    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else _as_tensor(o, dtype=dt)
                                       for o in operands])
 
 
@@ -163,7 +180,8 @@ def _with_numpy_arguments(fn: Callable) -> Callable:
     def call(*args, **kwargs):
         if any(type(a) is float for a in args):
             dev = next((a.device for a in args if isinstance(a, Tensor)), None)
-            args = tuple(torch.tensor(a, dtype=torch.float64, device=dev) if type(a) is float else a for a in args)
+            dt = _float_dtype(args, torch)
+            args = tuple(torch.tensor(a, dtype=dt, device=dev) if type(a) is float else a for a in args)
         return fn(*args, **{_AXIS_KWARGS.get(k, k): v for k, v in kwargs.items()})
     return call
 

@@ -192,3 +192,33 @@ def test_no_warning_about_read_only_arrays():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.split() == ["15.0", "6", "0"]  # (and no filter left in the user's list)
+
+
+def test_a_later_tie_splits_in_float64():
+    # the tie's share is a boolean over its count: PyTorch divides those in float32 by default
+    f = lambda x: np.max(x) * 1.0  # noqa: E731
+    jf = jacc.jacobian(f, backend="torch")
+    for _ in range(3):
+        jf(np.array([0.31, -0.72, 1.13]))  # lowered at a point without ties
+    got = jf(np.full(3, 0.2))
+    assert jf.ran == "torch"
+    np.testing.assert_array_equal(got, np.full(3, 1 / 3))
+
+
+@pytest.mark.parametrize("f", [lambda x: np.stack([x[0] * x[1], x[2] + 1.0]), lambda x: x[0] ** 2 + x[1] ** 2,
+                               lambda x: np.gradient(x * x)])
+def test_float32_programs_stay_float32(f):
+    x = np.array([0.5, 1.5, -0.25, 2.0], dtype=np.float32)
+    jf = jacc.jacobian(f, backend="torch", dtype=np.float32)
+    got = jf(x)
+    assert jf.ran == "torch" and got.dtype == np.float32
+    np.testing.assert_allclose(got, jacc.jacobian(f, backend="numpy", dtype=np.float32)(x), rtol=1e-6)
+
+
+def test_a_tensor_argument_serves_the_calls_that_skip_f():
+    jf = jacc.jacobian(lambda x: np.sin(x) * x.sum())
+    t = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    want = jacc.jacobian(lambda x: np.sin(x) * x.sum(), cache=False)(t.numpy())
+    for _ in range(3):
+        np.testing.assert_array_equal(jf(t), want)
+    assert jf.cache.skipped == 1
