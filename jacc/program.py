@@ -1258,12 +1258,17 @@ class _Jax:
         return None if barrier is None else _xla_pair(ta, tb, out, sizes, self.jnp, barrier)
 
     def function(self, fn: Callable) -> Callable:
-        return _jax_on_host(fn, self.jnp) if fn in ON_HOST else _jax_function(fn, self.jnp)
+        if fn in ON_HOST:
+            return _jax_on_host(fn, self.jnp)
+        found = _jax_function(fn, self.jnp)
+        return _numbers_of_masks(found) if getattr(fn, "__name__", "") in _ARITHMETIC else found
 
     getitem = staticmethod(operator.getitem)
 
     @staticmethod
     def method(name: str) -> Callable:
+        if name == "astype":
+            return lambda x, *args, **kwargs: _barred(x, x.astype(*args, **kwargs))
         return lambda x, *args, **kwargs: getattr(x, name)(*args, **kwargs)
 
     @staticmethod
@@ -1280,6 +1285,37 @@ class _Jax:
             return tuple(np.asarray(b) for b in jitted(V))
         host.device = jitted  # (Program.device: the blocks left where XLA computed them)
         return host
+
+
+#: NumPy functions that read a boolean operand as the numbers 0 and 1
+_ARITHMETIC = frozenset({"add", "subtract", "multiply", "divide", "true_divide", "matmul", "dot"})
+
+
+def _barred(x: Any, converted: Any) -> Any:
+    """``converted`` (``x`` as numbers) behind an optimisation barrier where ``x`` is a mask: XLA's
+    simplifier rewrites ``y · convert(mask)`` as ``select(mask, y, 0)``, which is 0 where NumPy's
+    0·∞ and 0·NaN are NaN (``clip(x)·x`` at ∞, a maximum's ties at a NaN): the executor's and the
+    other programs' Jacobian at non-finite points (docs/conventions.md)."""
+    import jax
+
+    if getattr(x, "dtype", None) != bool or getattr(converted, "dtype", None) == bool:
+        return converted
+    return jax.lax.optimization_barrier(converted)
+
+
+def _numbers_of_masks(fn: Callable) -> Callable:
+    """``fn`` with its boolean array operands turned into numbers behind a barrier (see :func:`_barred`)."""
+    import jax.numpy as jnp
+
+    def call(*args, **kwargs):
+        if any(getattr(a, "dtype", None) == bool and getattr(a, "ndim", 0) for a in args):
+            # (the numbers in the other operand's floating type, as NumPy's promotion gives)
+            dt = next((a.dtype for a in args if jnp.issubdtype(getattr(a, "dtype", bool), jnp.floating)),
+                      jnp.float64)
+            args = tuple(_barred(a, jnp.asarray(a, dtype=dt)) if getattr(a, "dtype", None) == bool
+                         and getattr(a, "ndim", 0) else a for a in args)
+        return fn(*args, **kwargs)
+    return call
 
 
 def _on_host(x: Any) -> bool:

@@ -1210,3 +1210,22 @@ def test_a_small_value_two_rules_need_is_computed_once():
     _close(jf(x), jacc.jacobian(norms, backend="interpret")(x))
     calls = [line.split(" = ", 1)[1] for line in jf.program.source.splitlines() if " = f" in line]
     assert calls and len(calls) == len(set(calls))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("f, at", [
+    (lambda x: np.clip(x, -0.5, 0.5) * x, [np.inf, 0.5, -0.3]),  # 0·∞ where the clip is flat
+    (lambda x: np.max(x) * x, [np.nan, 0.5, -0.3]),  # the maximum's ties at a NaN: 0/0
+    (lambda x: np.where(x > 0, x, 0.0) * x, [-np.inf, 0.5, 2.0]),
+])
+def test_jax_programs_keep_numpys_nans_at_non_finite_points(f, at, monkeypatch):
+    # XLA rewrites y·convert(mask) as select(mask, y, 0): 0 where NumPy's 0·∞ is NaN
+    pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the array program, not the scalar route
+    want = jacc.jacobian(f, backend="interpret", nonfinite="propagate")(np.array(at))
+    jf = jacc.jacobian(f, backend="jax", nonfinite="propagate")
+    for _ in range(3):
+        jf(np.array([0.31, -0.72, 1.13]))  # lowered at a finite point
+    got = jf(np.array(at))
+    assert jf.ran == "jax"
+    np.testing.assert_array_equal(got, want)
