@@ -1298,9 +1298,13 @@ def _barred(x: Any, converted: Any) -> Any:
     other programs' Jacobian at non-finite points (docs/conventions.md)."""
     import jax
 
-    if getattr(x, "dtype", None) != bool or getattr(converted, "dtype", None) == bool:
+    if not _boolean(x) or _boolean(converted):
         return converted
     return jax.lax.optimization_barrier(converted)
+
+
+def _boolean(x: Any) -> bool:
+    return getattr(getattr(x, "dtype", None), "kind", None) == "b"
 
 
 def _numbers_of_masks(fn: Callable) -> Callable:
@@ -1308,12 +1312,12 @@ def _numbers_of_masks(fn: Callable) -> Callable:
     import jax.numpy as jnp
 
     def call(*args, **kwargs):
-        if any(getattr(a, "dtype", None) == bool and getattr(a, "ndim", 0) for a in args):
+        if any(_boolean(a) and getattr(a, "ndim", 0) for a in args):
             # (the numbers in the other operand's floating type, as NumPy's promotion gives)
-            dt = next((a.dtype for a in args if jnp.issubdtype(getattr(a, "dtype", bool), jnp.floating)),
+            dt = next((a.dtype for a in args if getattr(getattr(a, "dtype", None), "kind", None) == "f"),
                       jnp.float64)
-            args = tuple(_barred(a, jnp.asarray(a, dtype=dt)) if getattr(a, "dtype", None) == bool
-                         and getattr(a, "ndim", 0) else a for a in args)
+            args = tuple(_barred(a, jnp.asarray(a, dtype=dt)) if _boolean(a) and getattr(a, "ndim", 0) else a
+                         for a in args)
         return fn(*args, **kwargs)
     return call
 

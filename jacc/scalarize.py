@@ -202,7 +202,15 @@ def _plain(x: Any) -> Any:
 def _elementwise(ufunc: np.ufunc, inputs) -> Any:
     loop = np.frompyfunc(_ELEMENTWISE.get(ufunc, lambda *xs: _scalar_ufunc(ufunc, xs)), ufunc.nin, ufunc.nout)
     args = [np.asarray(x, dtype=object) if isinstance(x, Scalar) else _plain(x) for x in inputs]
-    return _as_scalar_array(loop(*args))
+    out = loop(*args)
+    if _is_predicate(ufunc):  # x > 0 is a mask NumPy indexes with (x[x > 0]), not an object array
+        return out.astype(bool) if isinstance(out, np.ndarray) else bool(out)
+    return _as_scalar_array(out)
+
+
+def _is_predicate(ufunc: np.ufunc) -> bool:
+    """Whether ``ufunc`` answers floats with booleans (comparisons, isnan, signbit, …)."""
+    return ufunc.nout == 1 and ("dd->?" in ufunc.types or "d->?" in ufunc.types)
 
 
 def _scalar_ufunc(ufunc: np.ufunc, xs: tuple) -> Any:

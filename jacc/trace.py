@@ -2198,8 +2198,13 @@ def trace(f: Callable, *args, argnums: int | tuple[int, ...] | None = None, dtyp
         return record_call(f, args, kwargs, argnums, dtype, scalarize=scalarize).graph
 
 
-def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
-    """``argnums`` as a tuple of distinct ints (made non-negative when the count ``n`` is known)."""
+#: ValueErrors that NumPy and SciPy raise for object arrays only (a scalar-level trace's arrays)
+_OF_OBJECT_ARRAYS = re.compile(r"object arrays|does not have an identity")
+
+
+def check_argnums(argnums: Any, n: int | None = None, keywords: Any = ()) -> tuple[int, ...]:
+    """``argnums`` as a tuple of distinct ints (made non-negative when the count ``n`` is known);
+    ``keywords``: the names of the call's keyword arguments, for the message when a position is missing."""
     if type(argnums) is tuple and argnums and n is not None:  # the usual case, checked cheaply
         for i in argnums:
             if type(i) is not int or not 0 <= i < n:
@@ -2218,7 +2223,9 @@ def check_argnums(argnums: Any, n: int | None = None) -> tuple[int, ...]:
     if n is not None:
         for i in nums:
             if not -n <= i < n:
-                raise ValueError(f"argnums {i} is out of range for {n} positional argument(s)")
+                given = (f"; {', '.join(map(repr, keywords))} came by keyword, but differentiated arguments are "
+                         "taken by position: pass them positionally") if keywords else ""
+                raise ValueError(f"argnums {i} is out of range for {n} positional argument(s){given}")
         nums = tuple(i % n for i in nums)
     if len(set(nums)) != len(nums):
         raise ValueError(f"argnums {argnums!r} names an argument twice; list each position once")
@@ -2260,7 +2267,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         from .scalarize import join
 
     names = names or _param_names(f, len(args))
-    argnums = check_argnums(argnums, len(args))
+    argnums = check_argnums(argnums, len(args), kwargs)
     key = getattr(f, "__code__", None) or type(f)
     swaps = key in _NEEDS_SWAPS or wants_swaps(f)
     while True:
@@ -2277,7 +2284,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         except Exception as err:
             e = _refusal_behind(err, tape)
             if e is None:
-                if scalarize and isinstance(err, (TypeError, AttributeError, RecursionError)) \
+                if scalarize and (isinstance(err, (TypeError, AttributeError, RecursionError, SystemError))
+                                  or (isinstance(err, ValueError) and _OF_OBJECT_ARRAYS.search(str(err)))) \
                         and not isinstance(err, UnsupportedOperationError):  # (LinAlgError &c. stand)
                     from .scalarize import refusal
 

@@ -188,6 +188,11 @@ def test_argnums_that_normalise_to_the_same_position():
         jacc.jacobian(lambda x, y: x * y, argnums=2)(1.0, 2.0)
 
 
+def test_a_differentiated_argument_given_by_keyword_is_named():
+    with pytest.raises(ValueError, match="'x' came by keyword.*pass them positionally"):
+        jacc.jacobian(lambda x: 2 * x)(x=np.ones(2))
+
+
 def test_numpy_integer_argnums():
     assert float(jacc.jacobian(lambda x, y: x * y, argnums=np.int64(1))(2.0, 3.0)) == 2.0
 

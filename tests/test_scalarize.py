@@ -321,3 +321,23 @@ def test_nan_to_num_replaces_non_finite_scalars_and_keeps_the_rest():
     np.testing.assert_allclose(J, jacc.jacobian(f)(x))
     np.testing.assert_allclose(J, [[np.log(0.5) + 1.0, 0.0], [0.0, 0.0]])
     assert g.meta.get("value_dependent")
+
+
+def test_comparisons_are_masks_numpy_indexes_with():
+    # comparisons of traced scalars made object arrays of bools, which NumPy refused as an index
+    f = lambda x: (x[x > 0] ** 2).sum() + np.sum(np.where(x < 0.5, x, 2 * x))  # noqa: E731
+    x = np.linspace(-1.0, 1.0, 9)
+    g = jacc.trace(f, x, scalarize=True)
+    blocks = jacc.plan(g, "forward").execute(*x)
+    np.testing.assert_allclose([float(blocks[(g.outputs[0], v)]) for v in g.inputs], jacc.jacobian(f)(x))
+    assert g.meta.get("value_dependent")
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.add.at(np.zeros(3), [0, 1, 0], x[:3]),
+    lambda x: __import__("scipy.linalg").linalg.solve_triangular(np.triu(x[:9].reshape(3, 3)) + 3 * np.eye(3), x[:3]),
+    lambda x: np.mean(x, where=x > 0),
+])
+def test_code_that_fails_on_object_arrays_is_refused_by_name(f):
+    with pytest.raises(UnsupportedOperationError, match="scalarize=True"):
+        jacc.trace(f, np.linspace(-1.0, 1.0, 9), scalarize=True)
