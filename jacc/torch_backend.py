@@ -127,6 +127,16 @@ def _put_diagonal(src, shape, dtype, p, q):
     return torch.broadcast_to(picked, tuple(shape)).to(_torch_dtype(dtype)).clone()
 
 
+def _same_floats(args: tuple, torch) -> tuple:
+    """``args`` with their floating tensors in the widest of their types, as NumPy promotes a
+    float32 array beside a float64 one (PyTorch's products and solvers refuse the mix)."""
+    kinds = {a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()}
+    if len(kinds) < 2:
+        return args
+    wide = max(kinds, key=lambda d: torch.finfo(d).bits)
+    return tuple(a.to(wide) if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args)
+
+
 def _float_dtype(args, torch):
     """The dtype NumPy 2 gives Python floats beside these arguments (NEP 50: a Python number takes
     the array's type): the first floating tensor's, else float64."""
@@ -158,8 +168,8 @@ def einsum(subscripts: str, *operands):
     Python numbers when the program is built), in the tensors' floating type."""
     torch = namespace()
     dt = _float_dtype(operands, torch)
-    return torch.einsum(subscripts, *[o if isinstance(o, torch.Tensor) else _as_tensor(o, dtype=dt)
-                                      for o in operands])
+    return torch.einsum(subscripts, *_same_floats(tuple(o if isinstance(o, torch.Tensor) else _as_tensor(o, dtype=dt)
+                                                        for o in operands), torch))
 
 
 #: Tensor methods for the NumPy methods a program calls
@@ -182,7 +192,7 @@ def _with_numpy_arguments(fn: Callable) -> Callable:
             dev = next((a.device for a in args if isinstance(a, Tensor)), None)
             dt = _float_dtype(args, torch)
             args = tuple(torch.tensor(a, dtype=dt, device=dev) if type(a) is float else a for a in args)
-        return fn(*args, **{_AXIS_KWARGS.get(k, k): v for k, v in kwargs.items()})
+        return fn(*_same_floats(args, torch), **{_AXIS_KWARGS.get(k, k): v for k, v in kwargs.items()})
     return call
 
 
@@ -251,6 +261,8 @@ def function(fn: Callable) -> Callable:
     found = _ADAPTED.get(name)
     if found is None and "linalg" in mod:
         found = getattr(torch.linalg, name, None)
+        if found is not None:
+            found = _with_numpy_arguments(found)
     elif found is None and "scipy" in mod:
         found = getattr(torch.special, _SPECIAL_RENAMED.get(name, name), None)
     elif found is None:

@@ -1229,3 +1229,17 @@ def test_jax_programs_keep_numpys_nans_at_non_finite_points(f, at, monkeypatch):
     got = jf(np.array(at))
     assert jf.ran == "jax"
     np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_float32_programs_are_checked_at_float32_precision(backend):
+    # the lowering check compared float32 blocks at float64's tolerance: a solver's rounding made
+    # the program "disagree" and the executor ran instead
+    if backend == "jax":
+        pytest.importorskip("jax")
+    A = (np.random.default_rng(0).standard_normal((3, 3)) + 3 * np.eye(3)).astype(np.float32)
+    jf = jacc.jacobian(lambda A: np.linalg.inv(A) @ np.linalg.inv(A.T), backend=backend, dtype=np.float32)
+    got = jf(A)
+    assert jf.ran == backend and got.dtype == np.float32
+    want = jacc.jacobian(lambda A: np.linalg.inv(A) @ np.linalg.inv(A.T), dtype=np.float64)(A.astype(np.float64))
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)

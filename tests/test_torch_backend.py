@@ -222,3 +222,15 @@ def test_a_tensor_argument_serves_the_calls_that_skip_f():
     for _ in range(3):
         np.testing.assert_array_equal(jf(t), want)
     assert jf.cache.skipped == 1
+
+
+@pytest.mark.parametrize("f", [lambda A: np.linalg.cholesky(A @ A.T + np.eye(3)), lambda A: np.trace(A @ np.eye(3)),
+                               lambda A: np.linalg.inv(A)])
+def test_float32_programs_with_float64_constants_lower(f):
+    # a float64 constant beside a float32 tensor: PyTorch's products and solvers refuse the mix,
+    # and the program fell back to the executor
+    A = (np.random.default_rng(1).standard_normal((3, 3)) + 3 * np.eye(3)).astype(np.float32)
+    jf = jacc.jacobian(f, backend="torch", dtype=np.float32)
+    got = jf(A)
+    assert jf.ran == "torch" and got.dtype == np.float32
+    np.testing.assert_allclose(got, jacc.jacobian(f, backend="interpret", dtype=np.float32)(A), rtol=1e-4, atol=1e-5)
