@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -250,21 +251,34 @@ class Plan(Costs):
         return p
 
 
+def _generic_point(graph: Graph) -> dict:
+    """Input values where lowering sees no coincidence: distinct numbers in [0.5, 0.9) (golden-ratio
+    steps), so no ties for a maximum, no repeated eigenvalue, no singular all-equal matrix."""
+    values, k = {}, 0
+    for x in graph.inputs:
+        n = math.prod(graph.shape(x))
+        values[x] = (0.5 + 0.4 * np.modf((np.arange(k, k + n) + 1) * 0.6180339887498949)[0]).reshape(graph.shape(x))
+        k += n
+    return values
+
+
 class _Compiled:
-    """:meth:`Plan.compile`'s array program: lowered at once where the graph evaluates at 0.5
-    everywhere (only shapes and structure matter to lowering), else at its first call's arguments
-    (an inverse or solve of an input matrix: the all-0.5 matrix is singular)."""
+    """:meth:`Plan.compile`'s array program: lowered at once at a generic point (only shapes and
+    structure matter to lowering; :func:`_generic_point`), else at its first call's arguments
+    (where the graph cannot take that point, a logarithm of a negative number say, or the program
+    cannot be checked there)."""
 
     def __init__(self, plan: Plan, backend: str):
         from .program import BackendError, LowerError
 
         self.plan, self.backend, self._program, self._why = plan, backend, None, ""
         g = plan.graph
+        point = _generic_point(g)
         try:
-            self._lower(g.evaluate({x: np.full(g.shape(x), 0.5) for x in g.inputs}))
-        except (BackendError, LowerError):
+            self._lower(g.evaluate(point))
+        except BackendError:
             raise
-        except Exception as e:  # a value the graph cannot take (LinAlgError, a domain error): wait
+        except (LowerError, Exception) as e:  # a value the graph cannot take (LinAlgError, a domain error): wait
             self._why = f"{type(e).__name__}: {e}"
 
     def _lower(self, values: dict) -> None:
@@ -277,8 +291,8 @@ class _Compiled:
     def program(self):
         """The :class:`~jacc.program.Program` (its ``source`` prints the generated code)."""
         if self._program is None:
-            raise RuntimeError(f"this plan's program is lowered at its first call: at 0.5 everywhere the "
-                               f"graph fails ({self._why}); call the compiled function once first")
+            raise RuntimeError(f"this plan's program is lowered at its first call: at a generic point the "
+                               f"graph or its program fails ({self._why}); call the compiled function once first")
         return self._program
 
     def __call__(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
