@@ -2143,6 +2143,7 @@ def supported_functions() -> list[str]:
         scipy_interpolate,
         scipy_linalg,
         scipy_ndimage,
+        scipy_ode,
         scipy_optimize,
         scipy_signal,
         scipy_sparse,
@@ -2151,7 +2152,7 @@ def supported_functions() -> list[str]:
         ufuncs,
     )
 
-    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_optimize,
+    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode, scipy_optimize,
                          scipy_signal, scipy_sparse, scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(_public_ufuncs() | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | set(ufuncs.WRAPPED)

@@ -1,0 +1,185 @@
+"""``scipy.integrate.odeint`` and ``solve_ivp``'s implicit methods (BDF, Radau, LSODA) of
+traced values: the initial state, ``args=``, or values the right-hand side reads.
+
+Their steps solve Newton systems with LAPACK, and odeint and LSODA are Fortran: a trace cannot
+follow them (``solve_ivp``'s explicit Runge–Kutta methods trace as they are, see
+:mod:`jacc.buffers`). So the value is SciPy's own, computed on values, and the derivative is that
+of the same problem integrated by ``solve_ivp``'s DOP853 method, which traces, at the same output
+times and tolerances — recorded as v₀ + (h − h₀) (:func:`jacc.numpy_api.implicit.anchored`), zero
+at the traced point, so the value stays SciPy's bit for bit. Both solutions approximate the exact
+one to the requested tolerance, and so does the derivative (an explicit solver's derivative, as
+JAX's ``odeint`` gives an adaptive explicit solver's). The step sizes are read at the traced
+point, so the trace is value-dependent.
+
+A stiff problem, the reason to choose an implicit method, may need far more explicit steps: one
+where DOP853 takes more than :data:`MAX_EVALUATIONS` evaluations of the right-hand side is refused
+by name rather than traced through every step. Refused too: traced output times, and
+``dense_output=True`` or ``events=`` on traced values (SciPy's interpolant and event times would
+be constants).
+
+>>> import numpy as np, scipy.integrate, jacc
+>>> def decay(k):  # y' = −k·y, y(0) = 1: y(1) = exp(−k), dy(1)/dk = −exp(−k)
+...     return scipy.integrate.odeint(lambda y, t: -k * y, 1.0, [0.0, 1.0])[-1, 0]
+>>> bool(np.isclose(jacc.jacobian(decay)(0.5), -np.exp(-0.5), rtol=1e-7))
+True
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Callable
+
+import numpy as np
+
+from ..constructors import _holds_tracer, replacement, swap_during_traces
+from ..trace import UnsupportedOperationError, call_site, values_only
+from . import case
+from .implicit import anchored
+from .scipy_optimize import _on_values, _plain
+
+#: Right-hand side evaluations of the traced DOP853 solve beyond which a problem is refused as
+#: stiff (DOP853 evaluates 12 times a step: about 250 steps, a graph of some 10⁵ operations)
+MAX_EVALUATIONS = 3000
+
+_EXPLICIT = ("RK45", "RK23", "DOP853")
+
+
+def _explicit_solver() -> Callable:
+    from scipy.integrate._ivp.ivp import solve_ivp  # SciPy's own: never the traced replacement
+
+    return solve_ivp
+
+
+def _reads_traced(fun: Callable, t0: Any, y0: Any, extra: tuple) -> bool:
+    """Whether the right-hand side reads a traced value (its closure, say): one call of it."""
+    with values_only():
+        y = np.asarray(_plain(y0), dtype=float)
+    try:
+        return _holds_tracer(fun(float(np.asarray(_plain(t0))), y, *extra))
+    except Exception:  # noqa: BLE001  (a right-hand side that needs more: SciPy's own call says so)
+        return False
+
+
+def _traced(fun: Callable, t_span: tuple, y0: Any, times: np.ndarray, rtol: Any, atol: Any, extra: tuple,
+            what: str) -> Any:
+    """The solution at ``times`` by DOP853, traced (shape (n, len(times))); refused where stiff."""
+    solve = _explicit_solver()
+    opts = {"t_eval": times, "rtol": rtol, "atol": atol, "args": extra or None}
+    plain, calls = _on_values(fun), [0]
+
+    def counted(*a):
+        calls[0] += 1
+        if calls[0] > MAX_EVALUATIONS:
+            raise _Stiff
+        return plain(*a)
+
+    why = None
+    with values_only():
+        try:
+            probe = solve(counted, t_span, np.asarray(_plain(y0), dtype=float), method="DOP853", **opts)
+            if probe.status != 0:
+                why = f"fails ({probe.message})"
+        except _Stiff:
+            why = (f"needs more than jacc.numpy_api.scipy_ode.MAX_EVALUATIONS = {MAX_EVALUATIONS:,} evaluations "
+                   "of the right-hand side: the problem looks stiff")
+    if why:
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()}: jacc differentiates an implicit solver's solution through the same "
+            f"problem solved by the explicit DOP853 method, which traces; here DOP853 {why}. Write the implicit "
+            "steps in NumPy (a backward Euler or BDF loop: np.linalg.solve traces)")
+    return solve(fun, t_span, y0, method="DOP853", **opts).y
+
+
+class _Stiff(Exception):
+    """The probe's evaluations ran past :data:`MAX_EVALUATIONS`."""
+
+
+def _odeint(original: Callable, bound: inspect.BoundArguments) -> Any:
+    p = bound.arguments
+    func, y0, t, extra = p["func"], p["y0"], p["t"], p.get("args") or ()
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    if _holds_tracer(t):
+        raise UnsupportedOperationError(f"scipy.integrate.odeint at {call_site()}: its output times are traced; "
+                                        "pass them as constants")
+    fun = func if p.get("tfirst") else (lambda tt, y, *a: func(y, tt, *a))
+    times = np.asarray(t, dtype=float)
+    if np.ndim(y0) == 0:  # odeint takes a number; solve_ivp a vector, as odeint hands func
+        y0 = np.reshape(y0, (1,))
+    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, times[0], y0, extra)):
+        return original(*bound.args, **bound.kwargs)
+    with values_only():
+        for k, v in p.items():
+            p[k] = _on_values(v) if k in ("func", "Dfun") else _plain(v)
+        out = original(*bound.args, **bound.kwargs)
+    Y = out[0] if p.get("full_output") else out
+    tol = 1.49012e-8  # odeint's default tolerances
+    h = _traced(fun, (times[0], times[-1]), y0, times, tol if p.get("rtol") is None else p["rtol"],
+                tol if p.get("atol") is None else p["atol"], extra, "scipy.integrate.odeint")
+    traced = anchored(Y, np.transpose(h))
+    return (traced, out[1]) if p.get("full_output") else traced
+
+
+def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
+    p = bound.arguments
+    method, options = p.get("method", "RK45"), dict(p.get("options") or {})
+    if getattr(method, "__name__", method) in _EXPLICIT:  # Runge–Kutta: traced through its steps
+        return original(*bound.args, **bound.kwargs)
+    fun, t_span, y0 = p["fun"], p["t_span"], p["y0"]
+    extra = p.get("args") or ()
+    extra = extra if isinstance(extra, tuple) else (extra,)
+    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, t_span[0], y0, extra)):
+        return original(*bound.args, **bound.kwargs)
+    name = f"scipy.integrate.solve_ivp(method={getattr(method, '__name__', method)!r})"
+    for bad, why in (("dense_output", "its interpolant would be a constant"),
+                     ("events", "its event times would be constants")):
+        if p.get(bad):
+            raise UnsupportedOperationError(f"{name} with {bad}= at {call_site()}: {why}; pass the times you need "
+                                            "as t_eval=")
+    if _holds_tracer((t_span, p.get("t_eval"))):
+        raise UnsupportedOperationError(f"{name} at {call_site()}: its time span or t_eval is traced; pass them "
+                                        "as constants")
+    with values_only():
+        for k, v in p.items():
+            p[k] = _on_values(v) if k == "fun" else _plain(v)
+        p["options"] = {k: _on_values(v) if k == "jac" else _plain(v) for k, v in options.items()}
+        res = original(*bound.args, **bound.kwargs)
+    if res.status < 0:  # SciPy's failure stands as SciPy reports it
+        return res
+    times = np.asarray(res.t, dtype=float)
+    span = (float(np.asarray(_plain(t_span[0]))), float(times[-1]))
+    h = _traced(fun, span, y0, times, options.get("rtol", 1e-3), options.get("atol", 1e-6), extra, name)
+    res.y = anchored(res.y, h)
+    return res
+
+
+swap_during_traces("scipy.integrate", {"odeint": replacement(_odeint, always=True),
+                                       "solve_ivp": replacement(_solve_ivp, always=True)}, eager=True)
+
+
+def supported() -> list[str]:
+    """The ``scipy.integrate`` ODE solvers a trace records by this module (the explicit methods of
+    ``solve_ivp`` trace through SciPy's own code)."""
+    return ["scipy.integrate.odeint", "scipy.integrate.solve_ivp"]
+
+
+# -- examples (the coverage page and its tests; central differences of SciPy are the reference) --
+
+def _si():
+    import scipy.integrate as si
+    return si
+
+
+def _lotka_volterra(p):
+    return lambda t, y: [p[0] * y[0] - p[1] * y[0] * y[1], -p[2] * y[1] + p[3] * y[0] * y[1]]
+
+
+case("scipy.integrate.odeint",
+     lambda xp: lambda p: _si().odeint(lambda y, t: _lotka_volterra(p)(t, y), [1.0, 1.0], np.linspace(0, 3, 4),
+                                       rtol=1e-11, atol=1e-11),
+     lambda r: (r.uniform(0.5, 1.0, 4),), jax=False,
+     note="SciPy's value; the derivative by solve_ivp's DOP853 (traced) at the same times and tolerances")
+case("scipy.integrate.solve_ivp",
+     lambda xp: lambda p: _si().solve_ivp(_lotka_volterra(p), (0.0, 3.0), [1.0, p[0]], method="BDF",
+                                          t_eval=[1.0, 3.0], rtol=1e-10, atol=1e-10).y,
+     lambda r: (r.uniform(0.5, 1.0, 4),), jax=False, variant="method='BDF'",
+     note="implicit methods (BDF, Radau, LSODA): as odeint; RK45, RK23 and DOP853 trace through their steps")
