@@ -138,7 +138,13 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
     with budget.within(limit if isinstance(limit, (int, float)) and not isinstance(limit, bool)
                        and limit > 0 else budget.INF):
         problem = Problem.from_graph(graph, wrt, of)
-        moves, name, info, optimal = _choose(problem, strategy, elimination, kind, cost_model, options)
+        try:
+            moves, name, info, optimal = _choose(problem, strategy, elimination, kind, cost_model, options)
+        except budget.TimeUp:  # (a face heuristic: no sequence to return before it finishes)
+            raise TimeoutError(
+                f"{elimination} elimination's {strategy!r} did not finish within time_limit={limit:g} s on this "
+                f"graph ({len(problem.eliminable):,} eliminable vertices): pass a vertex strategy (its order is "
+                "rewritten as moves), elimination='edge' or 'vertex', or a larger time_limit") from None
     with budget.lifted():
         steps, mults = kind.price(problem, moves)
     p = EdgePlan(elimination, name, list(moves), steps, mults, graph, problem.wrt, problem.of, cost_model,
@@ -171,8 +177,8 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
         except budget.TimeUp:
             r = None
         order = run_strategy("auto", problem, cm, **options)[0]
-        moves = kind.from_vertex_order(problem, order)
-        with budget.lifted():
+        with budget.lifted():  # (an order is rewritten as moves whatever the deadline, as it is priced)
+            moves = kind.from_vertex_order(problem, order)
             if r is None or kind.price(problem, moves)[1] < r.info["mults"]:
                 info = {} if r is not None else {"stopped early": "time limit reached before the greedy moves "
                                                                   "finished; vertex auto's order as moves"}
@@ -190,4 +196,6 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
         order, name = strategy.order, strategy.strategy
     else:
         order, name, _, _ = run_strategy(strategy, problem, cm, **options)
-    return kind.from_vertex_order(problem, order), f"{name} (vertex order as {elimination} moves)", {}, None
+    with budget.lifted():
+        moves = kind.from_vertex_order(problem, order)
+    return moves, f"{name} (vertex order as {elimination} moves)", {}, None

@@ -47,6 +47,7 @@ from .edges import (
     _shape_key,
     assemble,
     check_states,
+    limited_options,
     registrar,
     replay,
     reported,
@@ -91,15 +92,18 @@ class FaceState:
                      **{d: ("snk", y) for d, y in self.sink.items()}}
         src = {x: d for d, x in self.source.items()}
         snk = {y: d for d, y in self.sink.items()}
+        leaving: dict = {}  # vertex of G -> the edges out of it (a scan of every pair took O(E²))
+        for (u, _), b in ids.items():
+            leaving.setdefault(u, []).append(b)
         for (u, v), a in ids.items():
             if u in src:
                 self._link(src[u], a)
             if v in snk:
                 self._link(a, snk[v])
-            for (v2, _), b in ids.items():
-                if v2 == v:
-                    self._link(a, b)
+            for b in leaving.get(v, ()):
+                self._link(a, b)
         self.next_id = next(nxt)
+        self._by_label: dict | None = None  # label -> dual vertices (built by find, when needed)
 
     @classmethod
     def of(cls, problem: Problem) -> "FaceState":
@@ -151,7 +155,11 @@ class FaceState:
 
     def find(self, i: Key, j: Key) -> int:
         """The one dual vertex labelled (i, j) (an error when there are none or several)."""
-        hits = [d for d, lab in self.label.items() if lab == (i, j) and d in self.val]
+        if getattr(self, "_by_label", None) is None:  # (a fork builds its own, once)
+            self._by_label = {}
+            for d, lab in self.label.items():
+                self._by_label.setdefault(lab, []).append(d)
+        hits = [d for d in self._by_label.get((i, j), ()) if d in self.val]
         if len(hits) != 1:
             raise EdgeEliminationError(f"{len(hits)} dual vertices stand for the edge {i!r} → {j!r}; "
                                        "name the face by its dual vertex ids instead")
@@ -182,6 +190,8 @@ class FaceState:
             w = self.next_id
             self.next_id += 1
             self.val[w], self.label[w], self.paths[w] = c, (i, k), paths
+            if getattr(self, "_by_label", None) is not None:
+                self._by_label.setdefault((i, k), []).append(w)
             self.pred[w], self.succ[w] = frozenset(), frozenset()
             for p in P:
                 self._link(p, w)
@@ -256,7 +266,9 @@ def edge_moves_as_faces(problem: Problem, moves: Iterable[Move]) -> list[Move]:
     of the dual vertex (i, j), back (j, k) every face into it."""
     s = FaceState.of(problem)
     out: list[Move] = []
+    tick = budget.Ticker(64)
     for kind, e in moves:
+        tick()
         if kind == "face":
             faces = [e]
         else:
@@ -309,14 +321,14 @@ def _no_options(name: str, options: dict) -> None:
 @_register("forward")
 def forward(problem: Problem, cost_model=None, **options) -> Result:
     """The forward vertex order as faces."""
-    _no_options("forward", options)
+    limited_options("forward", options, "face")
     return _result(problem, "forward", edge_moves_as_faces(problem, vertex_moves(problem, problem.eliminable)))
 
 
 @_register("reverse")
 def reverse(problem: Problem, cost_model=None, **options) -> Result:
     """The reverse vertex order as faces."""
-    _no_options("reverse", options)
+    limited_options("reverse", options, "face")
     moves = vertex_moves(problem, problem.eliminable[::-1], "back")
     return _result(problem, "reverse", edge_moves_as_faces(problem, moves))
 
@@ -324,7 +336,7 @@ def reverse(problem: Problem, cost_model=None, **options) -> Result:
 @_register("greedy")
 def greedy(problem: Problem, cost_model=None, **options) -> Result:
     """Cheapest next face (ties: the first option)."""
-    _no_options("greedy", options)
+    limited_options("greedy", options, "face")
     s = FaceState.of(problem)
     moves: list[Move] = []
     tick = budget.Ticker(16)

@@ -879,3 +879,29 @@ def test_finding_the_copies_is_dropped_when_the_deadline_passes(monkeypatch):
     assert "before the search began" in p.info["stopped early"] and p.mults == jacc.plan(g, "reverse").mults
     a = jacc.plan(g, "auto", time_limit=5)
     assert "window: " in a.info["tried"]  # (3,600 vertices: the size table's window search)
+
+
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+@pytest.mark.parametrize("strategy", ["forward", "reverse", "greedy"])
+def test_edge_and_face_heuristics_take_a_time_limit(elimination, strategy):
+    # they refused it with a TypeError, though every strategy takes one
+    g = examples.random_graph(2, 12, 2, seed=1)
+    p = jacc.plan(g, strategy, elimination=elimination, time_limit=5.0)
+    assert p.mults == jacc.plan(g, strategy, elimination=elimination).mults
+
+
+def test_edge_greedy_past_its_deadline_finishes_with_the_forward_order():
+    g = examples.random_graph(6, 1500, 6, seed=3, width=3, fan_in=6)  # 24 s of greedy moves unbounded
+    t = time.perf_counter()
+    p = jacc.plan(g, "greedy", elimination="edge", time_limit=0.3)
+    assert time.perf_counter() - t < 10 and "stopped early" in p.info
+    values = {x: np.random.default_rng(0).standard_normal(g.shape(x)) for x in g.inputs}
+    got, want = p.execute(**values), jacc.plan(g, "reverse").execute(**values)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-9, atol=1e-9)
+
+
+def test_face_heuristics_that_cannot_finish_in_time_say_so():
+    g = examples.random_graph(6, 1500, 6, seed=3, width=3, fan_in=6)
+    with pytest.raises(TimeoutError, match="face elimination's 'forward' did not finish within time_limit=0.2"):
+        jacc.plan(g, "forward", elimination="face", time_limit=0.2)
