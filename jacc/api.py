@@ -857,16 +857,19 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def new_plan(tape: Tape, rec: Recording) -> Entry:
         graph = tape.graph
+        t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph)
-        t0 = time.perf_counter()
         runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
         options = dict(strategy_options)
         limit = options.get("time_limit")
+        if limit is not None:  # the set-up above is part of the planning the limit bounds
+            options["time_limit"] = max(limit - (time.perf_counter() - t0), 1e-3)
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
-            options["time_limit"] = min(limit / 2, ARRAY_PLAN_BESIDE_UNROLL)
+            options["time_limit"] = min(options["time_limit"] / 2, ARRAY_PLAN_BESIDE_UNROLL)
         with paused():
             order, name, info, optimal = choose(problem, strategy, cm, options)
             plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
+            plan.planning_seconds = time.perf_counter() - t0
         _check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit

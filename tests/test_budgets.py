@@ -2,6 +2,7 @@
 long chains plan in linear time, pricing never materialises values, ties go to less memory."""
 
 import itertools
+import sys
 import time
 import tracemalloc
 
@@ -905,3 +906,29 @@ def test_face_heuristics_that_cannot_finish_in_time_say_so():
     g = examples.random_graph(6, 1500, 6, seed=3, width=3, fan_in=6)
     with pytest.raises(TimeoutError, match="face elimination's 'forward' did not finish within time_limit=0.2"):
         jacc.plan(g, "forward", elimination="face", time_limit=0.2)
+
+
+def test_jacobians_planning_time_counts_the_set_up_and_its_limit_too(monkeypatch):
+    # the set-up (Problem.from_graph) ran outside the limit and outside planning_seconds
+    from jacc import api
+
+    real = api.Problem.from_graph
+
+    def slow(*a, **k):
+        time.sleep(0.3)
+        return real(*a, **k)
+
+    monkeypatch.setattr(api.Problem, "from_graph", staticmethod(slow))
+    seen = {}
+    planning = sys.modules["jacc.plan"]
+    real_choose = planning.choose
+
+    def spy(problem, strategy, cm, options):
+        seen.update(options)
+        return real_choose(problem, strategy, cm, options)
+
+    monkeypatch.setattr(planning, "choose", spy)
+    jf = jacc.jacobian(lambda x: np.tanh(x) * x.sum(), time_limit=0.5, backend="numpy")
+    jf(np.linspace(0.1, 1.0, 20))
+    assert jf.plan.planning_seconds >= 0.3
+    assert seen["time_limit"] <= 0.2 + 1e-9
