@@ -103,7 +103,10 @@ def test_every_numpy_example_runs_as_a_program(c):
     # auto's orders), and a second kind of order lowers other products
     jf = jacc.jacobian(c.fn(np), argnums=an, backend="numpy", strategy="markowitz")
     got = jf(*args)
-    assert jf.ran == "numpy", jf.cache.candidates(next(iter(jf.cache.entries)))[0].runner.why
+    runner = jf.cache.candidates(next(iter(jf.cache.entries)))[0].runner
+    if runner.deferred and runner.program is None:  # a long plan: lowered at its structure's second call
+        got = jf(*args)
+    assert jf.ran == "numpy", runner.why
     # the executor runs the same plan (planning once keeps this sweep of ~800 examples short)
     want = jacc.jacobian(c.fn(np), argnums=an, strategy=jf.plan, backend="interpret")(*args)
     for a, b in zip(got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)):
