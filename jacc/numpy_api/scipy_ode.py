@@ -65,8 +65,8 @@ def _reads_traced(fun: Callable, t0: Any, y0: Any, extra: tuple) -> bool:
 
 def _traced(fun: Callable, t_span: tuple, y0: Any, times: np.ndarray, rtol: Any, atol: Any, extra: tuple,
             what: str) -> Any:
-    """The solution at ``times`` (shape (n, len(times))), traced: DOP853's steps on the grid of its
-    own adaptive run on values (refused where stiff), with the output times added."""
+    """The solution at ``times`` (shape (n, len(times))), traced: DOP853 on the steps of its own
+    adaptive run on values (:func:`_on_grid`); refused where that run looks stiff."""
     solve = _explicit_solver()
     plain, calls = _on_values(fun), [0]
 
