@@ -212,6 +212,12 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
         e.log = steps = []  # the order is priced as it is made: the plan need not price it again
         for v in order:
             e.eliminate(v)
+        if not cost_model.fits(e.live_bytes):  # the DP orders ignore memory: the greedy orders it all
+            info["chain segments"] = (f"the segments' DP orders hold {e.live_bytes:,} bytes, over the memory "
+                                      f"limit of {cost_model.memory_limit:,}: every vertex by Markowitz")
+            order, rest, segs = [], list(problem.eliminable), []
+            e = problem.eliminator()
+            e.log = steps = []
         picked: list[str] = []
         try:  # what the greedy leaves at its deadline is priced after it: keep a share of the time for it
             with budget.within(budget.left() * (1 - TAIL_SHARE)):
