@@ -1261,3 +1261,19 @@ def test_compile_lowers_at_a_point_without_ties(f, backend):
     assert "def program" in run.program.source
     for k, b in p.execute(x).items():
         _close(run(x)[k], b)
+
+
+def test_a_program_giving_float64_blocks_for_float32_ones_is_not_used():
+    # np.mean(..., where=) divides by a count: the program computed float64 blocks, which passed
+    # the check at float64's tolerance at some points and came back as float64 for a float32 Jacobian
+    def f(x):
+        return np.mean(x ** 2, where=x > 0) if (x > 0).any() else 0.0 * x.sum()
+
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.standard_normal(8).astype(np.float32)
+        jf = jacc.jacobian(f, backend="numpy", dtype=np.float32)
+        for _ in range(3):
+            got = jf(x)
+            assert got.dtype == np.float32
+        np.testing.assert_allclose(got, jacc.jacobian(f, backend="interpret", dtype=np.float32)(x), rtol=1e-6)
