@@ -142,7 +142,7 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
             moves, name, info, optimal = _choose(problem, strategy, elimination, kind, cost_model, options)
         except budget.TimeUp:  # (a face heuristic: no sequence to return before it finishes)
             raise TimeoutError(
-                f"{elimination} elimination's {strategy!r} did not finish within time_limit={limit:g} s on this "
+                f"{elimination} elimination's {strategy!r} did not finish within time_limit={limit} s on this "
                 f"graph ({len(problem.eliminable):,} eliminable vertices): pass a vertex strategy (its order is "
                 "rewritten as moves), elimination='edge' or 'vertex', or a larger time_limit") from None
     with budget.lifted():

@@ -123,6 +123,7 @@ class FaceState:
         s.val, s.label, s.paths = dict(self.val), dict(self.label), dict(self.paths)
         s.source, s.sink, s.ends = self.source, self.sink, self.ends  # never change
         s.pred, s.succ = dict(self.pred), dict(self.succ)
+        s._by_label = None  # (built again by find, when needed: the searches' forks never call it)
         return s
 
     # -- queries ----------------------------------------------------------------------------------
@@ -155,7 +156,7 @@ class FaceState:
 
     def find(self, i: Key, j: Key) -> int:
         """The one dual vertex labelled (i, j) (an error when there are none or several)."""
-        if getattr(self, "_by_label", None) is None:  # (a fork builds its own, once)
+        if self._by_label is None:
             self._by_label = {}
             for d, lab in self.label.items():
                 self._by_label.setdefault(lab, []).append(d)
@@ -190,7 +191,7 @@ class FaceState:
             w = self.next_id
             self.next_id += 1
             self.val[w], self.label[w], self.paths[w] = c, (i, k), paths
-            if getattr(self, "_by_label", None) is not None:
+            if self._by_label is not None:
                 self._by_label.setdefault((i, k), []).append(w)
             self.pred[w], self.succ[w] = frozenset(), frozenset()
             for p in P:

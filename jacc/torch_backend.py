@@ -149,7 +149,13 @@ def _true_divide(a, b):
     torch = namespace()
     if not any(type(x) is float or (isinstance(x, torch.Tensor) and x.is_floating_point()) for x in (a, b)):
         a = a.to(torch.float64) if isinstance(a, torch.Tensor) else float(a)
-    return _with_numpy_arguments(torch.true_divide)(a, b)
+    return _divide()(a, b)
+
+
+@functools.cache
+def _divide() -> Callable:
+    """``torch.true_divide`` taking NumPy's arguments, made once (a program divides at every call)."""
+    return _with_numpy_arguments(namespace().true_divide)
 
 
 #: NumPy functions (by name) and jacc's own helpers that need more than a new name
@@ -236,7 +242,7 @@ def _in_arguments_dtype(fn: Callable) -> Callable:
     torch = namespace()
 
     def call(*args, **kwargs):
-        want = next((a.dtype for a in args if isinstance(a, torch.Tensor) and a.is_floating_point()), torch.float64)
+        want = _float_dtype(args, torch)
         before = torch.get_default_dtype()
         if want == before or want not in (torch.float32, torch.float64):
             return fn(*args, **kwargs)
