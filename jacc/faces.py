@@ -68,18 +68,24 @@ class FaceState:
 
     Dual vertices are ints: the edges of G first (in the problem's edge order), then one source
     per input and one sink per output, then each new vertex in order of creation, so a sequence
-    of faces ``(u, v)`` replays to the same ids."""
+    of faces ``(u, v)`` replays to the same ids.
+
+    ``keyed=True`` (the exact search) also keeps, per vertex, the set of G-paths its value sums,
+    which :meth:`key` needs; those sets grow with the number of paths in G (3.6 GB while a
+    Markowitz order on 469 vertices of 3-vectors was rewritten as faces), so nothing else keeps them."""
 
     def __init__(self, edges: Mapping[tuple[Key, Key], Any], algebra, inputs: Iterable[Key],
-                 sinks: Iterable[Key]):
+                 sinks: Iterable[Key], keyed: bool = False):
         self.algebra, self.mults = algebra, 0
         self.val: dict[int, Any] = {}
         self.label: dict[int, tuple] = {}
-        self.paths: dict[int, frozenset] = {}
+        self.paths: dict[int, frozenset] | None = {} if keyed else None
         ids: dict[tuple, int] = {}
         for n, ((u, v), c) in enumerate(edges.items()):
             ids[u, v] = n
-            self.val[n], self.label[n], self.paths[n] = c, (u, v), frozenset({(u, v)})
+            self.val[n], self.label[n] = c, (u, v)
+            if keyed:
+                self.paths[n] = frozenset({(u, v)})
         # neighbour sets are frozensets replaced on change, so a fork copies two flat dicts
         self.pred: dict[int, frozenset[int]] = {n: frozenset() for n in self.val}
         self.succ: dict[int, frozenset[int]] = {n: frozenset() for n in self.val}
@@ -106,12 +112,12 @@ class FaceState:
         self._by_label: dict | None = None  # label -> dual vertices (built by find, when needed)
 
     @classmethod
-    def of(cls, problem: Problem) -> "FaceState":
+    def of(cls, problem: Problem, keyed: bool = False) -> "FaceState":
         """The symbolic dual graph of ``problem`` (the scalar class algebra on scalar graphs)."""
         s = EdgeState.of(problem)
         edges = s.edges()  # in the problem's edge order, as numeric() has them: ids must agree
         ordered = {e: edges[e] for e in [*problem.edges, *problem.extra]}
-        return cls(ordered, s.algebra, problem.wrt, problem.out_key.values())
+        return cls(ordered, s.algebra, problem.wrt, problem.out_key.values(), keyed)
 
     @classmethod
     def numeric(cls, problem: Problem, values: Mapping[str, np.ndarray], dtype=np.float64) -> "FaceState":
@@ -120,7 +126,8 @@ class FaceState:
     def fork(self) -> "FaceState":
         s = FaceState.__new__(FaceState)
         s.algebra, s.mults, s.next_id = self.algebra, self.mults, self.next_id
-        s.val, s.label, s.paths = dict(self.val), dict(self.label), dict(self.paths)
+        s.val, s.label = dict(self.val), dict(self.label)
+        s.paths = None if self.paths is None else dict(self.paths)
         s.source, s.sink, s.ends = self.source, self.sink, self.ends  # never change
         s.pred, s.succ = dict(self.pred), dict(self.succ)
         s._by_label = None  # (built again by find, when needed: the searches' forks never call it)
@@ -140,7 +147,9 @@ class FaceState:
 
     def key(self) -> frozenset:
         """Canonical state: each vertex as the set of G-paths its value sums (with its class or
-        structure) and each face as a pair of those; independent of the ids."""
+        structure) and each face as a pair of those; independent of the ids (a ``keyed`` state's)."""
+        if self.paths is None:
+            raise EdgeEliminationError("FaceState.key() needs a state made with keyed=True")
         name = {**self.ends, **self.paths}
         verts = frozenset((self.paths[d], _shape_key(c)) for d, c in self.val.items())
         faces = frozenset((name[u], name[v]) for u in self.val for v in self.succ[u])
@@ -181,16 +190,20 @@ class FaceState:
         step = EdgeStep("face", (i, j, k), n)
         step.ids = (u, v)
         P, S = set(self.pred[u]), set(self.succ[v])
-        paths = frozenset(p + q[1:] for p in self.paths[u] for q in self.paths[v])
+        kept = self.paths
+        paths = None if kept is None else frozenset(p + q[1:] for p in kept[u] for q in kept[v])
         w = self._twin(P, S, exclude=())
         if w is not None:
             self.val[w] = alg.add(self.val[w], c)
-            self.paths[w] = self.paths[w] | paths
+            if kept is not None:
+                kept[w] = kept[w] | paths
             step.absorbed.append((i, k))
         else:
             w = self.next_id
             self.next_id += 1
-            self.val[w], self.label[w], self.paths[w] = c, (i, k), paths
+            self.val[w], self.label[w] = c, (i, k)
+            if kept is not None:
+                kept[w] = paths
             if self._by_label is not None:
                 self._by_label.setdefault((i, k), []).append(w)
             self.pred[w], self.succ[w] = frozenset(), frozenset()
@@ -240,7 +253,8 @@ class FaceState:
         twin = self._twin(self.pred[d], self.succ[d], exclude=(d,))
         if twin is not None:
             self.val[d] = self.algebra.add(self.val[d], self.val[twin])
-            self.paths[d] = self.paths[d] | self.paths[twin]
+            if self.paths is not None:
+                self.paths[d] = self.paths[d] | self.paths[twin]
             step.absorbed.append(self.label[d])
             self._drop(twin)
 
@@ -402,7 +416,7 @@ def lower_bound(s: FaceState) -> int:
 def _search(problem: Problem, max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES,
             report: Callable | None = None) -> Result:
     bound, moves = _incumbent(problem)
-    return search(FaceState.of(problem), bound, moves, lower_bound, lambda s, move: s.cost(*move[1]),
+    return search(FaceState.of(problem, keyed=True), bound, moves, lower_bound, lambda s, move: s.cost(*move[1]),
                   lambda moves, optimal, **info: _result(problem, "optimal", moves, optimal, **info),
                   max_states, max_search_bytes, report)
 
