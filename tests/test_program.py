@@ -764,11 +764,33 @@ def test_blocks_of_parameter_slices_are_added_into_one_array_in_place():
              for fn in (program.add_rows, structure.put_rows.__wrapped__, np.add)}
     # one zero-filled array for the first block, the other two added into it in place
     assert named == {program.add_rows: 2, structure.put_rows.__wrapped__: 1, np.add: 0}
-    added = {(v.start, v.stop) for v in env.values() if isinstance(v, slice)}  # contiguous rows: slices
-    assert len(added) == 2 and added < {(0, 3), (3, 7), (7, 10)}
+    placed = {(v.start, v.stop) for v in env.values() if isinstance(v, slice)}  # contiguous rows: slices
+    assert placed == {(0, 3), (3, 7), (7, 10)}  # (the first block's write into zeros too)
     x2 = x[::-1].copy()
     np.testing.assert_allclose(jf(x2), jacc.jacobian(f, backend="interpret")(x2), rtol=1e-14)
     assert not np.shares_memory(jf(x), got)  # a fresh accumulator per call
+
+
+def test_a_large_reshaped_block_is_added_into_its_slice_in_place():
+    """The MLP's weight matrix is most of its gradient (16,384 of 17,793 entries) and reaches it
+    through a reshape: too large a share for a scattered add, but placed whole in one slice, so it
+    is added there (program.add_placed) rather than written into zeros and summed at full size."""
+    from jacc import program, structure
+    v = np.linspace(-1.0, 1.0, 4)
+    f = lambda th: (np.sum(np.tanh(th[:2])) + np.sum(np.sin(th[2:14].reshape(3, 4) @ v))  # noqa: E731
+                    + np.sum(th[14:] ** 2))
+    x = np.linspace(0.1, 0.9, 16)
+    jf = jacc.jacobian(f, backend="numpy", strategy="reverse", retrace="always")
+    got = jf(x)
+    want = np.concatenate([1.0 / np.cosh(x[:2]) ** 2, (np.cos(x[2:14].reshape(3, 4) @ v)[:, None] * v).ravel(),
+                           2.0 * x[14:]])
+    np.testing.assert_allclose(got, want, rtol=1e-14)
+    env, src = jf.program.fn.__globals__, jf.program.source
+    count = lambda fn: sum(src.count(f" {k}(") for k in env if getattr(env[k], "ufunc", env[k]) is fn)  # noqa: E731
+    assert count(program.add_placed) == 1 and count(structure.put_rows.__wrapped__) == 1 and count(np.add) == 0
+    assert any(isinstance(k, slice) and (k.start, k.stop) == (2, 14) for k in env.values())
+    np.testing.assert_allclose(jf(x[::-1].copy()), jacc.jacobian(f, backend="interpret")(x[::-1].copy()),
+                               rtol=1e-14)
 
 
 def test_rows_placed_into_a_stacked_jacobian_are_added_where_they_land():
