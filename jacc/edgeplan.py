@@ -38,11 +38,12 @@ from .edges import (
     Move,
     accumulate_edges,
     price_edges,
+    priced_vertex_moves,
     run_edge_strategy,
     vertex_moves,
 )
 from .eliminate import Problem
-from .faces import FACE_STRATEGIES, accumulate_faces, edge_moves_as_faces, price_faces, run_face_strategy
+from .faces import FACE_STRATEGIES, accumulate_faces, price_faces, priced_faces, run_face_strategy
 from .graph import Graph
 from .plan import Costs
 
@@ -57,13 +58,14 @@ class _Kind:
     run: Callable
     price: Callable
     accumulate: Callable
-    from_vertex_order: Callable[[Problem, Sequence[str]], list]
+    #: a vertex order as moves, with their steps and multiplications (priced in the same pass)
+    from_vertex_order: Callable[[Problem, Sequence[str]], tuple[list, list[EdgeStep], int]]
 
 
 _KINDS = {
-    "edge": _Kind(EDGE_STRATEGIES, run_edge_strategy, price_edges, accumulate_edges, vertex_moves),
+    "edge": _Kind(EDGE_STRATEGIES, run_edge_strategy, price_edges, accumulate_edges, priced_vertex_moves),
     "face": _Kind(FACE_STRATEGIES, run_face_strategy, price_faces, accumulate_faces,
-                  lambda p, order: edge_moves_as_faces(p, vertex_moves(p, order))),
+                  lambda p, order: priced_faces(p, vertex_moves(p, order))),
 }
 
 
@@ -139,14 +141,16 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
                        and limit > 0 else budget.INF):
         problem = Problem.from_graph(graph, wrt, of)
         try:
-            moves, name, info, optimal = _choose(problem, strategy, elimination, kind, cost_model, options)
+            moves, name, info, optimal, priced = _choose(problem, strategy, elimination, kind, cost_model, options)
         except budget.TimeUp:  # (a face heuristic: no sequence to return before it finishes)
             raise TimeoutError(
                 f"{elimination} elimination's {strategy!r} did not finish within time_limit={limit} s on this "
                 f"graph ({len(problem.eliminable):,} eliminable vertices): pass a vertex strategy (its order is "
                 "rewritten as moves), elimination='edge' or 'vertex', or a larger time_limit") from None
-    with budget.lifted():
-        steps, mults = kind.price(problem, moves)
+    if priced is None:
+        with budget.lifted():
+            priced = kind.price(problem, moves)
+    steps, mults = priced
     p = EdgePlan(elimination, name, list(moves), steps, mults, graph, problem.wrt, problem.of, cost_model,
                  time.perf_counter() - t0, optimal, info)
     p.__dict__["_problem"] = problem
@@ -154,7 +158,8 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
 
 
 def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: CostModel,
-            options: dict) -> tuple[list, str, dict, bool | None]:
+            options: dict) -> tuple[list, str, dict, bool | None, tuple | None]:
+    """(moves, name, info, optimal, (steps, mults) where already priced)."""
     from .plan import Plan
     from .strategies import run_strategy
 
@@ -162,12 +167,12 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
         if strategy.elimination != elimination:
             raise ValueError(f"a {strategy.elimination}-elimination plan cannot be used with "
                              f"elimination={elimination!r}")
-        return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal
+        return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal, None
     if isinstance(strategy, str) and strategy.lower() == "auto":
         exact = {k: v for k, v in options.items() if k != "seed"}  # (seed: for vertex auto's anneal)
         try:  # the exact search starts from the vertex heuristics' orders: never worse than them
             r = kind.run("optimal", problem, cm, **exact)
-            return list(r.order), "auto→optimal", dict(r.info), r.optimal
+            return list(r.order), "auto→optimal", dict(r.info), r.optimal, None
         except EdgeSearchSizeError:
             pass
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
@@ -178,24 +183,24 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
             r = None
         order = run_strategy("auto", problem, cm, **options)[0]
         with budget.lifted():  # (an order is rewritten as moves whatever the deadline, as it is priced)
-            moves = kind.from_vertex_order(problem, order)
-            if r is None or kind.price(problem, moves)[1] < r.info["mults"]:
+            moves, steps, mults = kind.from_vertex_order(problem, order)
+            if r is None or mults < r.info["mults"]:
                 info = {} if r is not None else {"stopped early": "time limit reached before the greedy moves "
                                                                   "finished; vertex auto's order as moves"}
-                return moves, "auto→vertex auto (as moves)", info, None
-        return list(r.order), "auto→greedy", dict(r.info), r.optimal
+                return moves, "auto→vertex auto (as moves)", info, None, (steps, mults)
+        return list(r.order), "auto→greedy", dict(r.info), r.optimal, None
     if isinstance(strategy, str) and strategy.lower() in kind.strategies:
         r = kind.run(strategy, problem, cm, **options)
-        return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal
+        return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal, None
     if isinstance(strategy, (list, tuple)) and strategy and all(isinstance(m, (list, tuple)) and len(m) == 2
                                                                 and isinstance(m[1], (list, tuple))
                                                                 for m in strategy):
-        return [(k, tuple(e)) for k, e in strategy], "explicit", {}, None
+        return [(k, tuple(e)) for k, e in strategy], "explicit", {}, None, None
     # a vertex strategy, vertex order or vertex Plan: its order as moves, at the same cost
     if isinstance(strategy, Plan):
         order, name = strategy.order, strategy.strategy
     else:
         order, name, _, _ = run_strategy(strategy, problem, cm, **options)
     with budget.lifted():
-        moves = kind.from_vertex_order(problem, order)
-    return moves, f"{name} (vertex order as {elimination} moves)", {}, None
+        moves, steps, mults = kind.from_vertex_order(problem, order)
+    return moves, f"{name} (vertex order as {elimination} moves)", {}, None, (steps, mults)

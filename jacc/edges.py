@@ -336,12 +336,19 @@ def assemble(problem: Problem, edge: Callable[[Key, Key], Any], dtype=np.float64
 def vertex_moves(problem: Problem, order: Sequence[str], side: str = "front") -> list[Move]:
     """A vertex order written as edge moves (same cost as vertex elimination): each vertex's
     in-edges front-eliminated (``side="front"``) or its out-edges back-eliminated."""
+    return priced_vertex_moves(problem, order, side)[0]
+
+
+def priced_vertex_moves(problem: Problem, order: Sequence[str], side: str = "front"
+                        ) -> tuple[list[Move], list[EdgeStep], int]:
+    """:func:`vertex_moves` with what :func:`price_edges` would give for them (the same pass)."""
     order = problem.check_order(order)
     s = EdgeState.of(problem)
-    moves: list[Move] = []
+    steps: list[EdgeStep] = []
     for v in order:
-        moves += [st.move for st in s.vertex(v, side)]
-    return moves
+        steps += s.vertex(v, side)
+    _check_done(s)
+    return [st.move for st in steps], steps, s.mults
 
 
 EDGE_STRATEGIES: dict[str, Callable[..., Result]] = {}

@@ -237,10 +237,10 @@ class FaceState:
         some = next(iter(P), None)
         if some is None:
             return None
-        for d in sorted(self.succ[some]):
-            if d in self.val and d not in exclude and self.pred[d] == P and self.succ[d] == S:
-                return d
-        return None
+        val, pred, succ = self.val, self.pred, self.succ
+        # the smallest id, so a sequence replays to the same ids (without sorting every time)
+        return min((d for d in succ[some] if d in val and d not in exclude and pred[d] == P and succ[d] == S),
+                   default=None)
 
     def _tidy(self, d: int, step: EdgeStep) -> None:
         """Remove ``d`` when it lost all successors or predecessors (and anything that then
@@ -279,8 +279,21 @@ class FaceState:
 def edge_moves_as_faces(problem: Problem, moves: Iterable[Move]) -> list[Move]:
     """Front/back edge moves (and faces) rewritten as face moves: front (i, j) is every face out
     of the dual vertex (i, j), back (j, k) every face into it."""
+    return _as_faces(problem, moves)[0]
+
+
+def priced_faces(problem: Problem, moves: Iterable[Move]) -> tuple[list[Move], list[EdgeStep], int]:
+    """:func:`edge_moves_as_faces` of a sequence that finishes the job, with what
+    :func:`price_faces` would give for the faces (the same pass)."""
+    out, steps, s = _as_faces(problem, moves)
+    _check_done(s)
+    return out, steps, s.mults
+
+
+def _as_faces(problem: Problem, moves: Iterable[Move]) -> tuple[list[Move], list[EdgeStep], "FaceState"]:
     s = FaceState.of(problem)
     out: list[Move] = []
+    steps: list[EdgeStep] = []
     tick = budget.Ticker(64)
     for kind, e in moves:
         tick()
@@ -292,9 +305,9 @@ def edge_moves_as_faces(problem: Problem, moves: Iterable[Move]) -> list[Move]:
                 [(u, d) for u in sorted(s.pred[d]) if u in s.val]
         for f in faces:
             if f[0] in s.val and f[1] in s.succ.get(f[0], ()):
-                s.face(*f)
+                steps.append(s.face(*f))
                 out.append(("face", f))
-    return out
+    return out, steps, s
 
 
 def price_faces(problem: Problem, moves: Iterable[Move]) -> tuple[list[EdgeStep], int]:

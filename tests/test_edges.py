@@ -17,11 +17,20 @@ from jacc.edges import (
     EdgeState,
     accumulate_edges,
     price_edges,
+    priced_vertex_moves,
     run_edge_strategy,
     vertex_moves,
 )
 from jacc.eliminate import Problem, accumulate, price
-from jacc.faces import FACE_STRATEGIES, FaceState, accumulate_faces, edge_moves_as_faces, price_faces, run_face_strategy
+from jacc.faces import (
+    FACE_STRATEGIES,
+    FaceState,
+    accumulate_faces,
+    edge_moves_as_faces,
+    price_faces,
+    priced_faces,
+    run_face_strategy,
+)
 
 
 def tiny(seed: int, width: int = 0, max_inner: int = 3, max_edges: int = 7):
@@ -465,3 +474,22 @@ def test_faces_from_a_vertex_order_keep_no_path_sets():
     assert peak < 50e6
     with pytest.raises(EdgeEliminationError, match="keyed=True"):
         FaceState.of(Problem.from_graph(examples.lion())).key()
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 10**6), st.sampled_from([0, 3]), st.randoms(use_true_random=False))
+def test_a_vertex_order_as_moves_is_priced_as_replaying_the_moves(seed, width, rnd):
+    # jacc.plan prices a vertex strategy's edge (face) moves in the pass that writes them
+    prob = Problem.from_graph(examples.random_graph(2, 6, 2, seed=seed, width=width, fan_in=4))
+    order = list(prob.eliminable)
+    rnd.shuffle(order)
+    seen = lambda steps: [(s.kind, s.edge, s.mults, s.fill_in, s.absorbed, s.removed, s.ids) for s in steps]  # noqa: E731
+    moves, steps, mults = priced_vertex_moves(prob, order)
+    replayed, total = price_edges(prob, moves)
+    assert (seen(steps), mults) == (seen(replayed), total) and mults == price(prob, order)[1]
+    faces, steps, mults = priced_faces(prob, moves)
+    replayed, total = price_faces(prob, faces)
+    assert (seen(steps), mults) == (seen(replayed), total) and mults <= price(prob, order)[1]
+    if order:  # (an order that leaves a vertex is refused, as by price_edges)
+        with pytest.raises((EdgeEliminationError, ValueError)):
+            priced_vertex_moves(prob, order[:-1])
