@@ -87,6 +87,25 @@ def test_a_stiff_problem_is_refused_without_tracing_it():
         jacc.jacobian(robertson)(np.array([0.04, 3e7, 1e4]))
 
 
+@pytest.mark.parametrize("solve, limit", [
+    (lambda p, **kw: si.odeint(lambda y, t: -p * y, [1.0], [0.0, 1.0], **kw)[-1], "hmax"),
+    (lambda p, **kw: si.solve_ivp(lambda t, y: -p * y, (0, 1), [1.0], method="Radau", t_eval=[1.0], **kw).y[0],
+     "max_step"),
+])
+def test_the_derivative_solve_keeps_the_callers_step_limit(monkeypatch, solve, limit):
+    # a step limit is how a caller makes a solver see a narrow pulse of the right-hand side; the
+    # DOP853 solve behind the derivative ignored it, stepped over the pulse and missed its share
+    # of the derivative (1.3 % of it for a pulse of width 0.01 in a span of 2)
+    seen = []
+    probe = scipy_ode._explicit_solver()
+    monkeypatch.setattr(scipy_ode, "_explicit_solver",
+                        lambda: lambda *a, **kw: seen.append(kw["max_step"]) or probe(*a, **kw))
+    np.testing.assert_allclose(jacc.jacobian(lambda p: solve(p, **{limit: 0.125}))(0.5), [-math.exp(-0.5)], rtol=1e-7)
+    assert seen == [0.125]
+    with pytest.raises(UnsupportedOperationError, match=r"step limit 0\.003 alone makes 333 steps"):
+        jacc.jacobian(lambda p: solve(p, **{limit: 0.003}))(0.5)
+
+
 @pytest.mark.parametrize("kw, what", [({"dense_output": True}, "dense_output"),
                                       ({"events": lambda t, y: y[0] - 0.5}, "events")])
 def test_what_would_be_constant_is_refused_by_name(kw, what):

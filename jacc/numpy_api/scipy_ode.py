@@ -64,9 +64,11 @@ def _reads_traced(fun: Callable, t0: Any, y0: Any, extra: tuple) -> bool:
 
 
 def _traced(fun: Callable, t_span: tuple, y0: Any, times: np.ndarray, rtol: Any, atol: Any, extra: tuple,
-            what: str) -> Any:
+            what: str, max_step: float = np.inf) -> Any:
     """The solution at ``times`` (shape (n, len(times))), traced: DOP853 on the steps of its own
-    adaptive run on values (:func:`_on_grid`); refused where that run looks stiff."""
+    adaptive run on values (:func:`_on_grid`), no longer than the caller's ``max_step`` (a narrow
+    pulse in the right-hand side that the caller's step limit catches is caught here too); refused
+    where that run looks stiff."""
     solve = _explicit_solver()
     plain, calls = _on_values(fun), [0]
 
@@ -80,12 +82,17 @@ def _traced(fun: Callable, t_span: tuple, y0: Any, times: np.ndarray, rtol: Any,
     with values_only():
         try:
             probe = solve(counted, t_span, np.asarray(_plain(y0), dtype=float), method="DOP853", rtol=rtol,
-                          atol=atol, args=extra or None)
+                          atol=atol, args=extra or None, max_step=max_step)
             if probe.status != 0:
                 why = f"fails ({probe.message})"
         except _Stiff:
             why = (f"needs more than jacc.numpy_api.scipy_ode.MAX_EVALUATIONS = {MAX_EVALUATIONS:,} evaluations "
                    "of the right-hand side: the problem looks stiff")
+            steps = abs(float(t_span[1]) - float(t_span[0])) / max_step
+            if 12 * steps > MAX_EVALUATIONS:  # (DOP853 evaluates 12 times a step)
+                why = (f"needs more than jacc.numpy_api.scipy_ode.MAX_EVALUATIONS = {MAX_EVALUATIONS:,} evaluations "
+                       f"of the right-hand side: the step limit {max_step:g} alone makes {steps:,.0f} steps (raise "
+                       "MAX_EVALUATIONS, or the step limit)")
     if why:
         raise UnsupportedOperationError(
             f"{what} at {call_site()}: jacc differentiates an implicit solver's solution through the same "
@@ -180,8 +187,10 @@ def _odeint(original: Callable, bound: inspect.BoundArguments) -> Any:
         out = original(*bound.args, **bound.kwargs)
     Y = out[0] if p.get("full_output") else out
     tol = 1.49012e-8  # odeint's default tolerances
+    hmax = float(p.get("hmax") or 0.0)  # (0: odeint's "no limit")
     h = _traced(fun, (times[0], times[-1]), y0, times, tol if p.get("rtol") is None else p["rtol"],
-                tol if p.get("atol") is None else p["atol"], extra, "scipy.integrate.odeint")
+                tol if p.get("atol") is None else p["atol"], extra, "scipy.integrate.odeint",
+                hmax if hmax > 0 else np.inf)
     traced = anchored(Y, np.transpose(h))
     return (traced, out[1]) if p.get("full_output") else traced
 
@@ -214,7 +223,8 @@ def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
         return res
     times = np.asarray(res.t, dtype=float)
     span = (float(np.asarray(_plain(t_span[0]))), float(times[-1]))
-    h = _traced(fun, span, y0, times, options.get("rtol", 1e-3), options.get("atol", 1e-6), extra, name)
+    h = _traced(fun, span, y0, times, options.get("rtol", 1e-3), options.get("atol", 1e-6), extra, name,
+                options.get("max_step", np.inf))
     res.y = anchored(res.y, h)
     return res
 
@@ -244,7 +254,7 @@ case("scipy.integrate.odeint",
      lambda xp: lambda p: _si().odeint(lambda y, t: _lotka_volterra(p)(t, y), [1.0, 1.0], np.linspace(0, 1, 3),
                                        rtol=1e-11, atol=1e-11),
      lambda r: (r.uniform(0.5, 1.0, 4),), jax=False,
-     note="SciPy's value; the derivative by solve_ivp's DOP853 (traced) at the same times and tolerances")
+     note="SciPy's value; the derivative by solve_ivp's DOP853 (traced) at the same times, tolerances and hmax")
 case("scipy.integrate.solve_ivp",
      lambda xp: lambda p: _si().solve_ivp(_lotka_volterra(p), (0.0, 1.0), [1.0, p[0]], method="BDF",
                                           t_eval=[0.5, 1.0], rtol=1e-10, atol=1e-10).y,
