@@ -128,3 +128,31 @@ def test_runge_kutta_methods_still_trace_through_their_steps(monkeypatch):
     monkeypatch.setattr(scipy_ode, "MAX_EVALUATIONS", 0)  # (this module is not involved)
     f = lambda p: si.solve_ivp(lambda t, y: -p * y, (0, 1), [1.0], method="RK45", t_eval=[1.0]).y[0]  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(f)(0.5), fd_jacobian(f, [0.5], 0), rtol=1e-6)
+
+
+def test_an_empty_t_eval_gives_an_empty_jacobian():
+    f = lambda k: si.solve_ivp(lambda t, y: -k * y, (0.0, 2.0), [1.0], method="BDF", t_eval=[]).y  # noqa: E731
+    # (SciPy's y is then an empty list: no outputs, so no blocks; it crashed with an IndexError)
+    assert f(0.5) == [] and len(jacc.jacobian(f)(0.5)) == 0
+
+
+@pytest.mark.parametrize("method", ["odeint", "Radau"])
+def test_a_right_hand_side_that_reads_a_traced_value_later_in_the_span_is_traced(method):
+    rhs = lambda k: lambda t, y: -y if t < 1.0 else -k * y  # noqa: E731  (k only from t = 1 on)
+    f = (lambda k: si.odeint(rhs(k), [1.0], [0.0, 2.0], tfirst=True, rtol=1e-10, atol=1e-12)[-1]) if method == "odeint" \
+        else (lambda k: si.solve_ivp(rhs(k), (0, 2.0), [1.0], method=method, t_eval=[2.0], rtol=1e-10, atol=1e-12).y[0])
+    # y(2) = exp(−1 − k): read at the start only, the solve went to SciPy's compiled code, which
+    # refused the traced value naming its own lines
+    np.testing.assert_allclose(jacc.jacobian(f)(0.5), [-math.exp(-1.5)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["RK45", "Radau"])
+def test_a_traced_time_span_is_refused_by_name(method):
+    with pytest.raises(UnsupportedOperationError, match=f"method='{method}'.* time span .*is traced"):
+        jacc.jacobian(lambda T: si.solve_ivp(lambda t, y: -y, (0.0, T), [1.0], method=method).y[:, -1])(1.0)
+
+
+def test_events_of_a_traced_runge_kutta_solve_are_refused_by_name():
+    with pytest.raises(UnsupportedOperationError, match="method='RK45'.* with events="):
+        jacc.jacobian(lambda k: si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), [1.0],
+                                             events=lambda t, y: y[0] - 0.5).y[:, -1])(1.0)

@@ -18,7 +18,13 @@ A stiff problem, the reason to choose an implicit method, may need far more expl
 where DOP853 takes more than :data:`MAX_EVALUATIONS` evaluations of the right-hand side is refused
 by name rather than traced through every step. Refused too: traced output times, and
 ``dense_output=True`` or ``events=`` on traced values (SciPy's interpolant and event times would
-be constants).
+be constants); for the explicit methods, a traced time span and ``events=``.
+
+With ``t_eval=None`` the output times are the solver's own steps. The implicit methods hold them
+fixed: the derivative is the solution's at those times. The explicit methods, traced through
+their steps, also follow how the steps move with the arguments (as central differences of the
+call do): 0.720 against 0.603 for one entry of a Lotka–Volterra solve. Pass ``t_eval=`` for
+times that stay where they are.
 
 >>> import numpy as np, scipy.integrate, jacc
 >>> def decay(k):  # y' = −k·y, y(0) = 1: y(1) = exp(−k), dy(1)/dk = −exp(−k)
@@ -53,12 +59,16 @@ def _explicit_solver() -> Callable:
     return solve_ivp
 
 
-def _reads_traced(fun: Callable, t0: Any, y0: Any, extra: tuple) -> bool:
-    """Whether the right-hand side reads a traced value (its closure, say): one call of it."""
+def _reads_traced(fun: Callable, span: Any, y0: Any, extra: tuple) -> bool:
+    """Whether the right-hand side reads a traced value (its closure, say): a call of it at the
+    start, the middle and the end of the time ``span`` (one that reads it only from some time on,
+    called at the start alone, went to SciPy's compiled solver, which refused the traced value
+    naming its own code)."""
     with values_only():
         y = np.asarray(_plain(y0), dtype=float)
+        a, b = (float(np.asarray(_plain(t))) for t in (span[0], span[-1]))
     try:
-        return _holds_tracer(fun(float(np.asarray(_plain(t0))), y, *extra))
+        return any(_holds_tracer(fun(t, y, *extra)) for t in (a, (a + b) / 2, b))
     except Exception:  # noqa: BLE001  (a right-hand side that needs more: SciPy's own call says so)
         return False
 
@@ -179,7 +189,7 @@ def _odeint(original: Callable, bound: inspect.BoundArguments) -> Any:
     times = np.asarray(t, dtype=float)
     if np.ndim(y0) == 0:  # odeint takes a number; solve_ivp a vector, as odeint hands func
         y0 = np.reshape(y0, (1,))
-    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, times[0], y0, extra)):
+    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, times, y0, extra)):
         return original(*bound.args, **bound.kwargs)
     with values_only():
         for k, v in p.items():
@@ -198,22 +208,23 @@ def _odeint(original: Callable, bound: inspect.BoundArguments) -> Any:
 def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
     p = bound.arguments
     method, options = p.get("method", "RK45"), dict(p.get("options") or {})
-    if getattr(method, "__name__", method) in _EXPLICIT:  # Runge–Kutta: traced through its steps
-        return original(*bound.args, **bound.kwargs)
     fun, t_span, y0 = p["fun"], p["t_span"], p["y0"]
     extra = p.get("args") or ()
     extra = extra if isinstance(extra, tuple) else (extra,)
-    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, t_span[0], y0, extra)):
-        return original(*bound.args, **bound.kwargs)
     name = f"scipy.integrate.solve_ivp(method={getattr(method, '__name__', method)!r})"
+    explicit = getattr(method, "__name__", method) in _EXPLICIT
+    if _holds_tracer(t_span) or (not explicit and _holds_tracer(p.get("t_eval"))):
+        raise UnsupportedOperationError(f"{name} at {call_site()}: its time span{'' if explicit else ' or t_eval'} "
+                                        "is traced; pass it as a constant")
+    if not (_holds_tracer((y0, extra)) or _reads_traced(fun, t_span, y0, extra)):
+        return original(*bound.args, **bound.kwargs)
     for bad, why in (("dense_output", "its interpolant would be a constant"),
                      ("events", "its event times would be constants")):
-        if p.get(bad):
+        if p.get(bad) and not (explicit and bad == "dense_output"):  # (Runge–Kutta's interpolant traces)
             raise UnsupportedOperationError(f"{name} with {bad}= at {call_site()}: {why}; pass the times you need "
                                             "as t_eval=")
-    if _holds_tracer((t_span, p.get("t_eval"))):
-        raise UnsupportedOperationError(f"{name} at {call_site()}: its time span or t_eval is traced; pass them "
-                                        "as constants")
+    if explicit:  # Runge–Kutta: traced through its steps
+        return original(*bound.args, **bound.kwargs)
     with values_only():
         for k, v in p.items():
             p[k] = _on_values(v) if k == "fun" else _plain(v)
@@ -222,6 +233,8 @@ def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
     if res.status < 0:  # SciPy's failure stands as SciPy reports it
         return res
     times = np.asarray(res.t, dtype=float)
+    if not times.size:  # (t_eval=[]: no values, nothing to differentiate)
+        return res
     span = (float(np.asarray(_plain(t_span[0]))), float(times[-1]))
     h = _traced(fun, span, y0, times, options.get("rtol", 1e-3), options.get("atol", 1e-6), extra, name,
                 options.get("max_step", np.inf))
