@@ -45,6 +45,10 @@ def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
 #: several times the executor's time) and pays only for a structure that runs again. A Lotka–Volterra
 #: solve_ivp over 30 output times (9,837 steps) took 4.7 s to lower against 0.9 s to execute.
 LOWER_LATER_STEPS = 1000
+#: ... and where its trace depends on values (an ODE solver's steps, read at the traced point), its
+#: structure recurs less often: the executor runs this many of its calls before it is lowered (the
+#: second call of a BDF solve at the same point took 8.7 s against the first's 2.3 s, lowering)
+LOWER_LATER_CALLS_IF_VALUE_DEPENDENT = 2
 
 BACKENDS = ("auto", "numpy", "jax", "torch", "c", "scalar", "interpret")
 # seconds for the array-level plan of a graph small enough for the scalar route (jacc.unroll): that
@@ -457,17 +461,19 @@ class Runner:
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
-        self.deferred = False  # the first call ran the executor; the next one lowers (lower_later)
+        self.deferred = 0  # calls that ran the executor, leaving lowering to a later one (lower_later)
 
     def lower_later(self, plan) -> bool:
-        """Whether this call, the structure's first, runs the executor and leaves lowering to its
-        next call: a plan of :data:`LOWER_LATER_STEPS` steps or more under ``"auto"`` or
-        ``"numpy"``, once (a function called once does not pay for a program it never reuses)."""
-        if self.deferred or self.backend not in ("auto", "numpy") or len(plan.steps) < LOWER_LATER_STEPS:
+        """Whether this call runs the executor and leaves lowering to a later call of the structure:
+        a plan of :data:`LOWER_LATER_STEPS` steps or more under ``"auto"`` or ``"numpy"``, at its
+        first call (a function called once does not pay for a program it never reuses), or at its
+        first :data:`LOWER_LATER_CALLS_IF_VALUE_DEPENDENT` where its trace depends on values."""
+        calls = LOWER_LATER_CALLS_IF_VALUE_DEPENDENT if plan.graph.meta.get("value_dependent") else 1
+        if self.deferred >= calls or self.backend not in ("auto", "numpy") or len(plan.steps) < LOWER_LATER_STEPS:
             return False
-        self.deferred = True
-        self.why = (f"the first call of a plan of {len(plan.steps):,} steps runs the executor; the program is "
-                    "lowered at the structure's next call")
+        self.deferred += 1
+        self.why = (f"a plan of {len(plan.steps):,} steps runs the executor at its structure's first "
+                    f"{'call' if calls == 1 else f'{calls} calls'}; the program is lowered at the next one")
         return True
 
     def prepare(self, plan, values, lower: bool = True, keep: bool = False) -> None:

@@ -336,6 +336,24 @@ def test_a_long_plan_runs_the_executor_first_and_lowers_at_its_next_call(monkeyp
     assert jg.ran == "numpy"
 
 
+def test_a_long_plan_whose_trace_depends_on_values_is_lowered_at_its_third_call(monkeypatch):
+    # (an ODE solver's steps read at the point: the structure recurs less often than a plain loop's)
+    monkeypatch.setattr(jacc.api, "LOWER_LATER_STEPS", 5)
+
+    def f(x, c):
+        return _long_steps(x, c) if np.sum(x) > 0 else -x  # a branch read at the traced point
+
+    jf = jacc.jacobian(f, backend="numpy")
+    x, c = np.linspace(0.1, 0.9, 4), 1.5
+    ref = fd_jacobian(lambda v: _long_steps(v, c), [x], 0)
+    ran = []
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x, c), ref, rtol=1e-7, atol=1e-9)
+        ran.append(jf.ran)
+    assert jf.plan.graph.meta.get("value_dependent")
+    assert ran == ["interpret", "interpret", "numpy", "numpy"]
+
+
 def test_a_short_plan_is_lowered_at_its_first_call():
     jf = jacc.jacobian(_long_steps, backend="numpy")
     jf(np.linspace(0.1, 0.9, 4), 1.5)
