@@ -172,13 +172,13 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
         exact = {k: v for k, v in options.items() if k != "seed"}  # (seed: for vertex auto's anneal)
         try:  # the exact search starts from the vertex heuristics' orders: never worse than them
             r = kind.run("optimal", problem, cm, **exact)
-            return list(r.order), "auto→optimal", dict(r.info), r.optimal, None
+            return list(r.order), "auto→optimal", dict(r.info), r.optimal, r.priced
         except EdgeSearchSizeError:
             pass
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
         # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes)
-        try:
-            r = kind.run("greedy", problem, cm)
+        try:  # (stopped by the deadline, not completed: vertex auto's order is the fallback)
+            r = kind.run("greedy", problem, cm, complete=False)
         except budget.TimeUp:
             r = None
         order = run_strategy("auto", problem, cm, **options)[0]
@@ -188,10 +188,10 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
                 info = {} if r is not None else {"stopped early": "time limit reached before the greedy moves "
                                                                   "finished; vertex auto's order as moves"}
                 return moves, "auto→vertex auto (as moves)", info, None, (steps, mults)
-        return list(r.order), "auto→greedy", dict(r.info), r.optimal, None
+        return list(r.order), "auto→greedy", dict(r.info), r.optimal, r.priced
     if isinstance(strategy, str) and strategy.lower() in kind.strategies:
         r = kind.run(strategy, problem, cm, **options)
-        return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal, None
+        return list(r.order), r.name or strategy.lower(), dict(r.info), r.optimal, r.priced
     if isinstance(strategy, (list, tuple)) and strategy and all(isinstance(m, (list, tuple)) and len(m) == 2
                                                                 and isinstance(m[1], (list, tuple))
                                                                 for m in strategy):

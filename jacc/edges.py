@@ -345,7 +345,9 @@ def priced_vertex_moves(problem: Problem, order: Sequence[str], side: str = "fro
     order = problem.check_order(order)
     s = EdgeState.of(problem)
     steps: list[EdgeStep] = []
+    tick = budget.Ticker(16)  # (a face strategy's rewriting stops at its deadline; a plan's is lifted)
     for v in order:
+        tick()
         steps += s.vertex(v, side)
     _check_done(s)
     return [st.move for st in steps], steps, s.mults
@@ -368,15 +370,25 @@ register = registrar(EDGE_STRATEGIES)
 
 
 def result(price: Callable, problem: Problem, name: str, moves: list[Move], optimal: bool | None = None,
-           **info) -> Result:
-    """A strategy's :class:`Result`: the moves with their priced multiplications in ``info``."""
-    with budget.lifted():
-        mults = price(problem, moves)[1]
-    return Result(moves, {"mults": mults, **info}, optimal, name)
+           priced: tuple | None = None, **info) -> Result:
+    """A strategy's :class:`Result`: the moves with their priced multiplications in ``info``
+    (``priced``: their (steps, multiplications) where the strategy made them on a state already;
+    else they are replayed here)."""
+    if priced is None:
+        with budget.lifted():
+            priced = price(problem, moves)
+    return Result(moves, {"mults": priced[1], **info}, optimal, name, priced)
 
 
 def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
     return result(price_edges, problem, name, moves, optimal, **info)
+
+
+def made(name: str, moves: list[Move], steps: list[EdgeStep], s, check_done: Callable, **info) -> Result:
+    """The :class:`Result` of ``moves`` made on the state ``s`` (edge or face; ``steps``: what they
+    returned), which ``check_done(s)`` checks is finished: priced as they were made."""
+    check_done(s)
+    return Result(moves, {"mults": s.mults, **info}, None, name, (steps, s.mults))
 
 
 def _no_options(name: str, options: dict) -> None:
@@ -396,14 +408,18 @@ def limited_options(name: str, options: dict, kind: str) -> None:
 def forward(problem: Problem, cost_model=None, **options) -> Result:
     """Forward vertex order, every vertex's in-edges front-eliminated."""
     limited_options("forward", options, "edge")
-    return _result(problem, "forward", vertex_moves(problem, problem.eliminable, "front"))
+    with budget.lifted():  # (a vertex order: written as moves whatever the deadline)
+        moves, steps, mults = priced_vertex_moves(problem, problem.eliminable, "front")
+    return result(price_edges, problem, "forward", moves, priced=(steps, mults))
 
 
 @register("reverse")
 def reverse(problem: Problem, cost_model=None, **options) -> Result:
     """Reverse vertex order, every vertex's out-edges back-eliminated."""
     limited_options("reverse", options, "edge")
-    return _result(problem, "reverse", vertex_moves(problem, problem.eliminable[::-1], "back"))
+    with budget.lifted():
+        moves, steps, mults = priced_vertex_moves(problem, problem.eliminable[::-1], "back")
+    return result(price_edges, problem, "reverse", moves, priced=(steps, mults))
 
 
 def _greedy_key(s: EdgeState, n: int, move: Move) -> tuple:
@@ -411,34 +427,43 @@ def _greedy_key(s: EdgeState, n: int, move: Move) -> tuple:
     return s.cost(*move), s.fill(*move), n
 
 
-def greedy_moves(s: EdgeState, moves: list[Move] | None = None) -> list[Move]:
+def greedy_moves(s: EdgeState, moves: list[Move] | None = None, steps: list[EdgeStep] | None = None
+                 ) -> list[Move]:
     """Repeatedly make the cheapest move on ``s`` (mutated) until it is done; ``moves`` collects
-    them (what was made before a deadline stopped it)."""
+    them (what was made before a deadline stopped it), ``steps`` what they cost."""
     moves = [] if moves is None else moves
+    steps = [] if steps is None else steps
     tick = budget.Ticker(16)
     while not s.done():
         tick()
         opts = s.options()
         move = min(((n, m) for n, m in enumerate(opts)), key=lambda nm: _greedy_key(s, *nm))[1]
-        s.apply(*move)
+        steps.append(s.apply(*move))
         moves.append(move)
     return moves
 
 
 @register("greedy")
-def greedy(problem: Problem, cost_model=None, **options) -> Result:
+def greedy(problem: Problem, cost_model=None, *, complete: bool = True, **options) -> Result:
     """Cheapest next edge step (ties: fewest fill-in edges, then the first option); past the
-    deadline (``time_limit``), the vertices left are front-eliminated in the forward order."""
+    deadline (``time_limit``), the vertices left are front-eliminated in the forward order
+    (``complete=False``: the deadline raises ``budget.TimeUp`` instead, as for ``auto``, which has
+    vertex ``auto``'s order to fall back on)."""
     limited_options("greedy", options, "edge")
-    s, info, done = EdgeState.of(problem), {}, []
+    s, info, done, steps = EdgeState.of(problem), {}, [], []
     try:
-        moves = greedy_moves(s, done)
+        moves = greedy_moves(s, done, steps)
     except budget.TimeUp:
+        if not complete:
+            raise
         with budget.lifted():
-            moves = done + [st.move for v in problem.eliminable if v in s.inner for st in s.vertex(v, "front")]
+            for v in problem.eliminable:
+                if v in s.inner:
+                    steps += s.vertex(v, "front")
+        moves = [st.move for st in steps]
         info["stopped early"] = (f"time limit reached after {len(done):,} greedy moves; the vertices left were "
                                  "front-eliminated in the forward order")
-    return _result(problem, "greedy", moves, **info)
+    return made("greedy", moves, steps, s, _check_done, **info)
 
 
 #: Largest number of edges (touching an intermediate vertex) the exact search accepts.

@@ -48,6 +48,7 @@ from .edges import (
     assemble,
     check_states,
     limited_options,
+    made,
     registrar,
     replay,
     reported,
@@ -238,8 +239,14 @@ class FaceState:
         if some is None:
             return None
         val, pred, succ = self.val, self.pred, self.succ
+        near = succ[some]
+        if len(near) > 32:  # a twin follows every p in P and precedes every q in S: scan the fewest of
+            # those a few looks find (one dual vertex may have thousands of successors, and P and S
+            # thousands of members: either scan made a face rewrite quadratic on a large graph)
+            near = min(itertools.chain([near], (succ[p] for p in itertools.islice(P, 8)),
+                                       (pred[q] for q in itertools.islice(S, 8))), key=len)
         # the smallest id, so a sequence replays to the same ids (without sorting every time)
-        return min((d for d in succ[some] if d in val and d not in exclude and pred[d] == P and succ[d] == S),
+        return min((d for d in near if d in val and d not in exclude and pred[d] == P and succ[d] == S),
                    default=None)
 
     def _tidy(self, d: int, step: EdgeStep) -> None:
@@ -350,30 +357,33 @@ def _no_options(name: str, options: dict) -> None:
 def forward(problem: Problem, cost_model=None, **options) -> Result:
     """The forward vertex order as faces."""
     limited_options("forward", options, "face")
-    return _result(problem, "forward", edge_moves_as_faces(problem, vertex_moves(problem, problem.eliminable)))
+    moves, steps, mults = priced_faces(problem, vertex_moves(problem, problem.eliminable))
+    return _result(problem, "forward", moves, priced=(steps, mults))
 
 
 @_register("reverse")
 def reverse(problem: Problem, cost_model=None, **options) -> Result:
     """The reverse vertex order as faces."""
     limited_options("reverse", options, "face")
-    moves = vertex_moves(problem, problem.eliminable[::-1], "back")
-    return _result(problem, "reverse", edge_moves_as_faces(problem, moves))
+    moves, steps, mults = priced_faces(problem, vertex_moves(problem, problem.eliminable[::-1], "back"))
+    return _result(problem, "reverse", moves, priced=(steps, mults))
 
 
 @_register("greedy")
-def greedy(problem: Problem, cost_model=None, **options) -> Result:
-    """Cheapest next face (ties: the first option)."""
+def greedy(problem: Problem, cost_model=None, *, complete: bool = False, **options) -> Result:
+    """Cheapest next face (ties: the first option); the deadline raises ``budget.TimeUp``
+    (``complete`` is accepted as for edges: there is no sequence to complete a face sequence with)."""
     limited_options("greedy", options, "face")
     s = FaceState.of(problem)
     moves: list[Move] = []
+    steps: list[EdgeStep] = []
     tick = budget.Ticker(16)
     while not s.done():
         tick()
         move = min(s.options(), key=lambda m: s.cost(*m[1]))
-        s.apply(*move)
+        steps.append(s.apply(*move))
         moves.append(move)
-    return _result(problem, "greedy", moves)
+    return made("greedy", moves, steps, s, _check_done)
 
 
 #: Largest number of faces between edge vertices the exact search accepts.

@@ -28,6 +28,8 @@ class Result:
     info: dict = field(default_factory=dict)
     optimal: bool | None = None
     name: str | None = None
+    #: edge and face strategies: the moves' (steps, multiplications), priced as they were made
+    priced: tuple | None = field(default=None, repr=False, compare=False)
 
 
 STRATEGIES: dict[str, Callable[..., Any]] = {}
