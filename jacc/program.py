@@ -709,6 +709,8 @@ def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray 
     x = np.arange(1, math.prod(shape) + 1).reshape(shape)
     for s in chain:
         x = getattr(x, s.method)(*s.args[1:], **s.kwargs) if s.method else s.fn(x, *s.args[1:], **s.kwargs)
+    if not x.ndim:  # (a 0-d result: nothing to index by position; left as it is)
+        return None
     flat = np.reshape(x, (-1,))
     pos = np.flatnonzero(flat)
     if not pos.size:
@@ -768,11 +770,15 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
             elif chain and any(c.fn in _PLACING for c in chain):
                 v = chain[0].args[0]
                 shape = shapes.get(alias.get(v.id, v.id))
-                placed = None if shape is None else _placement(chain, shape)
+                dense = shape is not None and math.prod(shape) * PLACED_SPARSITY > math.prod(shapes[s.id])
+                if shape is None or dense and any(_moves(c) and c.method != "reshape" and c.fn is not np.reshape
+                                                  for c in chain):  # (only reshapes keep a slice whole)
+                    continue
+                placed = _placement(chain, shape)
                 if placed is None:  # (nothing lands: an empty source; left as it is)
                     continue
                 at, src = placed
-                if math.prod(shape) * PLACED_SPARSITY > math.prod(shapes[s.id]) and not _contiguous(at, src):
+                if dense and not _contiguous(at, src):
                     continue
                 out.append(Statement(s.id, add_placed, (Ref(acc), v, at, src), {}))
             else:

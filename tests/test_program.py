@@ -838,6 +838,20 @@ def test_a_placement_found_from_its_chain_adds_what_the_chain_would():
         np.testing.assert_array_equal(program.add_placed(acc, v, at, src), want, err_msg=name)
 
 
+def test_a_placement_into_a_zero_dimensional_sum_is_left_as_it_is():
+    """A chain that ends in a 0-d value has no positions to add at: the sum stays a sum (found by
+    review: taking every dense chain to _placement let np.unravel_index fail on it)."""
+    from jacc import program, structure
+    from jacc.lazy import Ref, Statement
+    put = structure.put_rows.__wrapped__
+    live = [Statement(3, put, (Ref(9), 1, np.array([0])), {}), Statement(4, None, (Ref(3), ()), {}, method="reshape"),
+            Statement(1, put, (Ref(0), 1, np.array([0])), {}), Statement(2, None, (Ref(1), ()), {}, method="reshape"),
+            Statement(5, np.add, (Ref(4), Ref(2)), {})]
+    shapes = {0: (1,), 9: (1,), 1: (1,), 2: (), 3: (1,), 4: (), 5: ()}
+    out = program._rows_added_in_place(live, {}, {5}, shapes)
+    assert [s.id for s in out] == [3, 4, 1, 2, 5] and out[-1].fn is np.add
+
+
 def test_a_long_scan_writes_the_terms_of_a_product_in_one_pass():
     """The order that pushes 2x through np.cumsum's prefix network multiplies the Jacobian so far
     by sums of up to 256 gathers: their values are written in one pass (structure's

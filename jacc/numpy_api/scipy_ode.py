@@ -216,6 +216,8 @@ def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
     if _holds_tracer(t_span) or (not explicit and _holds_tracer(p.get("t_eval"))):
         raise UnsupportedOperationError(f"{name} at {call_site()}: its time span{'' if explicit else ' or t_eval'} "
                                         "is traced; pass it as a constant")
+    if explicit and not p.get("events"):  # Runge–Kutta: traced through its steps (no extra calls of fun)
+        return original(*bound.args, **bound.kwargs)
     if not (_holds_tracer((y0, extra)) or _reads_traced(fun, t_span, y0, extra)):
         return original(*bound.args, **bound.kwargs)
     for bad, why in (("dense_output", "its interpolant would be a constant"),
