@@ -177,8 +177,9 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
             pass
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
         # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes)
-        try:  # (stopped by the deadline, not completed: vertex auto's order is the fallback)
-            r = kind.run("greedy", problem, cm, complete=False)
+        try:  # (stopped by the deadline, not completed: vertex auto's order is the fallback; face
+            # greedy stops so anyway)
+            r = kind.run("greedy", problem, cm, **({"complete": False} if elimination == "edge" else {}))
         except budget.TimeUp:
             r = None
         order = run_strategy("auto", problem, cm, **options)[0]

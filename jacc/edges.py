@@ -370,25 +370,23 @@ register = registrar(EDGE_STRATEGIES)
 
 
 def result(price: Callable, problem: Problem, name: str, moves: list[Move], optimal: bool | None = None,
-           priced: tuple | None = None, **info) -> Result:
-    """A strategy's :class:`Result`: the moves with their priced multiplications in ``info``
-    (``priced``: their (steps, multiplications) where the strategy made them on a state already;
-    else they are replayed here)."""
-    if priced is None:
-        with budget.lifted():
-            priced = price(problem, moves)
-    return Result(moves, {"mults": priced[1], **info}, optimal, name, priced)
+           **info) -> Result:
+    """A strategy's :class:`Result`: the moves with their priced multiplications in ``info``,
+    priced by replaying them (``price``: :func:`price_edges` or ``price_faces``)."""
+    with budget.lifted():
+        steps, mults = price(problem, moves)
+    return priced_result(name, moves, steps, mults, optimal, **info)
+
+
+def priced_result(name: str, moves: list[Move], steps: list[EdgeStep], mults: int, optimal: bool | None = None,
+                  **info) -> Result:
+    """A strategy's :class:`Result` of moves already made on a state (``steps``: what they
+    returned, ``mults`` their total): ``jacc.plan`` need not replay them to price them."""
+    return Result(moves, {"mults": mults, **info}, optimal, name, (steps, mults))
 
 
 def _result(problem: Problem, name: str, moves: list[Move], optimal: bool | None = None, **info) -> Result:
     return result(price_edges, problem, name, moves, optimal, **info)
-
-
-def made(name: str, moves: list[Move], steps: list[EdgeStep], s, check_done: Callable, **info) -> Result:
-    """The :class:`Result` of ``moves`` made on the state ``s`` (edge or face; ``steps``: what they
-    returned), which ``check_done(s)`` checks is finished: priced as they were made."""
-    check_done(s)
-    return Result(moves, {"mults": s.mults, **info}, None, name, (steps, s.mults))
 
 
 def _no_options(name: str, options: dict) -> None:
@@ -409,8 +407,7 @@ def forward(problem: Problem, cost_model=None, **options) -> Result:
     """Forward vertex order, every vertex's in-edges front-eliminated."""
     limited_options("forward", options, "edge")
     with budget.lifted():  # (a vertex order: written as moves whatever the deadline)
-        moves, steps, mults = priced_vertex_moves(problem, problem.eliminable, "front")
-    return result(price_edges, problem, "forward", moves, priced=(steps, mults))
+        return priced_result("forward", *priced_vertex_moves(problem, problem.eliminable, "front"))
 
 
 @register("reverse")
@@ -418,8 +415,7 @@ def reverse(problem: Problem, cost_model=None, **options) -> Result:
     """Reverse vertex order, every vertex's out-edges back-eliminated."""
     limited_options("reverse", options, "edge")
     with budget.lifted():
-        moves, steps, mults = priced_vertex_moves(problem, problem.eliminable[::-1], "back")
-    return result(price_edges, problem, "reverse", moves, priced=(steps, mults))
+        return priced_result("reverse", *priced_vertex_moves(problem, problem.eliminable[::-1], "back"))
 
 
 def _greedy_key(s: EdgeState, n: int, move: Move) -> tuple:
@@ -463,7 +459,8 @@ def greedy(problem: Problem, cost_model=None, *, complete: bool = True, **option
         moves = [st.move for st in steps]
         info["stopped early"] = (f"time limit reached after {len(done):,} greedy moves; the vertices left were "
                                  "front-eliminated in the forward order")
-    return made("greedy", moves, steps, s, _check_done, **info)
+    _check_done(s)
+    return priced_result("greedy", moves, steps, s.mults, **info)
 
 
 #: Largest number of edges (touching an intermediate vertex) the exact search accepts.

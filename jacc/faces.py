@@ -48,7 +48,7 @@ from .edges import (
     assemble,
     check_states,
     limited_options,
-    made,
+    priced_result,
     registrar,
     replay,
     reported,
@@ -357,22 +357,20 @@ def _no_options(name: str, options: dict) -> None:
 def forward(problem: Problem, cost_model=None, **options) -> Result:
     """The forward vertex order as faces."""
     limited_options("forward", options, "face")
-    moves, steps, mults = priced_faces(problem, vertex_moves(problem, problem.eliminable))
-    return _result(problem, "forward", moves, priced=(steps, mults))
+    return priced_result("forward", *priced_faces(problem, vertex_moves(problem, problem.eliminable)))
 
 
 @_register("reverse")
 def reverse(problem: Problem, cost_model=None, **options) -> Result:
     """The reverse vertex order as faces."""
     limited_options("reverse", options, "face")
-    moves, steps, mults = priced_faces(problem, vertex_moves(problem, problem.eliminable[::-1], "back"))
-    return _result(problem, "reverse", moves, priced=(steps, mults))
+    return priced_result("reverse", *priced_faces(problem, vertex_moves(problem, problem.eliminable[::-1], "back")))
 
 
 @_register("greedy")
-def greedy(problem: Problem, cost_model=None, *, complete: bool = False, **options) -> Result:
-    """Cheapest next face (ties: the first option); the deadline raises ``budget.TimeUp``
-    (``complete`` is accepted as for edges: there is no sequence to complete a face sequence with)."""
+def greedy(problem: Problem, cost_model=None, **options) -> Result:
+    """Cheapest next face (ties: the first option); the deadline raises ``budget.TimeUp`` (there is
+    no sequence to complete a face sequence with)."""
     limited_options("greedy", options, "face")
     s = FaceState.of(problem)
     moves: list[Move] = []
@@ -383,7 +381,8 @@ def greedy(problem: Problem, cost_model=None, *, complete: bool = False, **optio
         move = min(s.options(), key=lambda m: s.cost(*m[1]))
         steps.append(s.apply(*move))
         moves.append(move)
-    return made("greedy", moves, steps, s, _check_done)
+    _check_done(s)
+    return priced_result("greedy", moves, steps, s.mults)
 
 
 #: Largest number of faces between edge vertices the exact search accepts.

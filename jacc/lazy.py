@@ -60,7 +60,7 @@ class Statement:
     def refs(self) -> list[int]:
         """The ids of the statements this one reads, in order (statements are never changed in
         place: a rewrite makes a new one)."""
-        return [r.id for r in collect((self.args, self.kwargs), Ref)]
+        return refs_in((self.args, self.kwargs))
 
 
 # Shape queries answer from the concrete value; they are structure, not work.
@@ -210,6 +210,11 @@ def _refs(x: Any) -> Any:
 
 def _ref_to(v: "Lazy") -> Ref:
     return Ref(v.id)
+
+
+def refs_in(x: Any) -> list[int]:
+    """The ids of the :class:`Ref` values inside ``x``, in order."""
+    return [r.id for r in collect(x, Ref)]
 
 
 def collect(x: Any, kind: type | tuple) -> list:

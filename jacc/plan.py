@@ -269,7 +269,7 @@ class _Compiled:
     cannot be checked there)."""
 
     def __init__(self, plan: Plan, backend: str):
-        from .program import BackendError, LowerError
+        from .program import BackendError
 
         self.plan, self.backend, self._program, self._why = plan, backend, None, ""
         g = plan.graph
@@ -278,7 +278,8 @@ class _Compiled:
             self._lower(g.evaluate(point))
         except BackendError:
             raise
-        except (LowerError, Exception) as e:  # a value the graph cannot take (LinAlgError, a domain error): wait
+        except Exception as e:  # a value the graph cannot take (LinAlgError, a domain error), or a
+            # program its check refuses there (LowerError): wait for the first call's arguments
             self._why = f"{type(e).__name__}: {e}"
 
     def _lower(self, values: dict) -> None:

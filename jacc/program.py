@@ -442,10 +442,6 @@ def _live(r: Recorded) -> list[Statement]:
     return [s for s in r.statements if s.id in need]
 
 
-def _refs_in(x) -> list[int]:
-    return [r.id for r in lazy.collect(x, Ref)]
-
-
 class _Writer:
     """Source text plus the namespace its names refer to."""
 
@@ -549,7 +545,7 @@ def _transposes_nothing(s: Statement) -> bool:
     """Whether ``x.transpose(axes)`` or ``np.transpose(x, axes)`` (positional) keeps every axis in
     its place (the algebra writes ``np.transpose(v, [0, 1, 2])`` where a product's labels are in
     order already)."""
-    if s.kwargs or len(s.args) != 2 or _refs_in(s.args[1:]):
+    if s.kwargs or len(s.args) != 2 or lazy.refs_in(s.args[1:]):
         return False
     axes = s.args[1]
     return isinstance(axes, (list, tuple)) and list(axes) == list(range(len(axes)))
@@ -632,7 +628,7 @@ def _moves_as_transposes(live: list[Statement], shapes: dict[int, tuple]) -> lis
     for s in live:
         src = s.args[0] if s.fn is np.moveaxis and len(s.args) == 3 and not s.kwargs else None
         ndim = len(shapes[src.id]) if isinstance(src, Ref) and src.id in shapes else None
-        if ndim is not None and not _refs_in(s.args[1:]):
+        if ndim is not None and not lazy.refs_in(s.args[1:]):
             try:  # (axes told apart by their lengths, on a view of one number: no memory)
                 probe = np.broadcast_to(np.empty(()), tuple(range(2, ndim + 2)))
                 order = tuple(n - 2 for n in np.moveaxis(probe, s.args[1], s.args[2]).shape)
@@ -687,7 +683,7 @@ def _moves(s: Statement) -> bool:
 
 def _placing_step(s: Statement) -> bool:
     """A placing call or a move whose only computed argument is the value it places or moves."""
-    if s.item is not None or not s.args or not isinstance(s.args[0], Ref) or _refs_in((s.args[1:], s.kwargs)):
+    if s.item is not None or not s.args or not isinstance(s.args[0], Ref) or lazy.refs_in((s.args[1:], s.kwargs)):
         return False
     return _moves(s) or s.method is None and s.fn in _PLACING and not s.kwargs.get("add")
 
