@@ -98,6 +98,16 @@ def _numpy_call_seconds() -> float:
     return min(runs)
 
 
+def _auto_c_lines(graph: Graph) -> int:
+    """The longest code ``"auto"`` builds as C on its own for ``graph``: :data:`jacc.ccode.AUTO_LINES`,
+    or :data:`~jacc.ccode.MAX_LINES` for a graph of short vectors (:func:`jacc.unroll.short`:
+    its array program is slow for its size, so a quick build of long code pays)."""
+    from .ccode import AUTO_LINES, MAX_LINES
+    from .unroll import short
+
+    return MAX_LINES if short(graph) else AUTO_LINES
+
+
 def _program_floor(plan) -> float:
     """A lower bound of the seconds ``plan``'s array program takes per call."""
     return _numpy_call_seconds() * (PROGRAM_FLOOR_CALLS + sum(s.mults > 0 for s in plan.steps))
@@ -516,9 +526,11 @@ class Runner:
 
     def _floats_or_c(self, plan, values) -> None:
         """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``,
-        ``"jax"`` and ``"torch"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code is at most
-        :data:`~jacc.ccode.AUTO_LINES` long and C measures clearly faster (:data:`~jacc.ccode.MARGIN`)."""
-        from .ccode import AUTO_LINES, MARGIN, MAX_LINES, WORTH, compile_native
+        ``"jax"`` and ``"torch"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code
+        is at most :func:`_auto_c_lines` long and C measures clearly faster
+        (:data:`~jacc.ccode.MARGIN`); code longer than :data:`~jacc.ccode.AUTO_LINES` is then built
+        quickly (``-O0``)."""
+        from .ccode import MARGIN, MAX_LINES, WORTH, compile_native
         from .compile import CompileError
         from .program import BackendError
         from .unroll import best_time
@@ -533,7 +545,8 @@ class Runner:
             if took < WORTH:
                 return
         try:
-            native = compile_native(plan, MAX_LINES if took is None else AUTO_LINES)
+            native = compile_native(plan, MAX_LINES if took is None else _auto_c_lines(plan.graph),
+                                    quick=took is not None)
         except (CompileError, BackendError):  # a formula without a C twin, too long: the float code
             return
         if took is None or best_time(lambda: native(*xs)) < MARGIN * took:
@@ -651,9 +664,10 @@ class Runner:
             # C where faster, traced once (calls repeat): the scalar route is host code on every backend
             may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             floor = _program_floor(entry.plan)
+            c_lines = _auto_c_lines(graph)
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat, floor=floor,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
-                       c_lines=ccode.AUTO_LINES,
+                       c_lines=c_lines,
                        **self.unroll_options)
             if u is None:
                 return
@@ -667,7 +681,7 @@ class Runner:
             xs = [values[x] for x in graph.inputs]
             took = best_time(lambda: u(xs))
             if may_c and took >= ccode.WORTH:  # C is kept where clearly faster (ccode.MARGIN)
-                took = _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.AUTO_LINES), "native",
+                took = _kept_if_faster(u, xs, took, lambda: u.use_c(c_lines, quick=True), "native",
                                        (CompileError, BackendError), ccode.MARGIN)
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
                 # (a formula JAX lacks fails in any form: floats or the program then)

@@ -242,10 +242,12 @@ def _reads(expr: str, defined: dict, inputs: dict) -> list[str]:
 
 #: statements per C function (see :func:`source`)
 CHUNK = 2000
-#: the longest scalar code that ``backend="c"`` builds (gcc takes about a second per 10,000
-#: statements; beyond, the float code or the array program runs), and that ``"auto"`` builds on
-#: its own
-MAX_LINES = 20_000
+#: the longest scalar code that is built (beyond, the float code or the array program runs)
+MAX_LINES = 150_000
+#: the longest that ``"auto"`` builds on its own, except for a graph of short vectors
+#: (:func:`jacc.unroll.short`), whose code up to :data:`MAX_LINES` it builds quickly past this
+#: length (``-O0``: gcc took 2.3 s for an RK4 Lorenz system over 150 steps, 73,000 statements,
+#: where ``-O1`` took 9.3 s; the code then ran 95 µs a call against 60 µs, and 2 ms as floats)
 AUTO_LINES = 5_000
 #: under ``backend="auto"`` with ``retrace=False``, float code measured this slow (seconds per
 #: call) is also built as C, which is kept where it takes under ``MARGIN`` times as long (C's call
@@ -256,8 +258,10 @@ MARGIN = 0.8
 #: :func:`jacc.unroll.unroll`)
 SECONDS_PER_LINE = 1e-9
 #: the longest C source (statements) built at ``-O2``; longer straight-line code builds at ``-O1``,
-#: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops
+#: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops, and
+#: beyond :data:`O1_LINES` (or asked for a quick build) at ``-O0``
 O2_LINES = 20_000
+O1_LINES = 40_000
 #: seconds a build may take before the float code runs instead
 BUILD_TIMEOUT = 300
 _lock = threading.Lock()
@@ -292,35 +296,41 @@ def cache_dir() -> Path:
     return Path(os.environ.get("JACC_CACHE") or Path.home() / ".cache" / "jacc") / "c"
 
 
-def build(src: str, name: str = "jacobian") -> Callable:
+def build(src: str, name: str = "jacobian", quick: bool = False) -> Callable:
     """The function ``name`` of the C source ``src``, built once per machine (a library per source
-    hash in :func:`cache_dir`, or a temporary one where that is not writable)."""
+    hash in :func:`cache_dir`, or a temporary one where that is not writable); ``quick``: at
+    ``-O0`` (see :func:`_level`)."""
     cc = require()
-    digest = hashlib.sha256((cc + "\0" + src).encode()).hexdigest()[:32]
+    level = _level(src, quick)
+    digest = hashlib.sha256((cc + "\0" + level + "\0" + src).encode()).hexdigest()[:32]
     with _lock:
         lib = _loaded.get(digest)
         if lib is None:
-            lib = _loaded[digest] = ctypes.CDLL(str(_library(cc, src, digest)))
+            lib = _loaded[digest] = ctypes.CDLL(str(_library(cc, src, digest, level)))
     fn = getattr(lib, name)
     fn.restype, fn.argtypes = None, [ctypes.c_void_p] * 3
     return fn
 
 
-def _library(cc: str, src: str, digest: str) -> Path:
+def _level(src: str, quick: bool) -> str:
+    lines = src.count("\n")
+    return "-O0" if quick or lines > O1_LINES else "-O2" if lines <= O2_LINES else "-O1"
+
+
+def _library(cc: str, src: str, digest: str, level: str) -> Path:
     for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"jacc-c-{os.getuid()}"):  # (not Windows)
         path = folder / f"{digest}.so"
         if path.exists():
             return path
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            return _compile(cc, src, path)
+            return _compile(cc, src, path, level)
         except OSError:
             continue
     raise CompileError("C: no writable folder for the built library (set $JACC_CACHE)")
 
 
-def _compile(cc: str, src: str, path: Path) -> Path:
-    level = "-O2" if src.count("\n") <= O2_LINES else "-O1"
+def _compile(cc: str, src: str, path: Path, level: str) -> Path:
     fd, tmp = tempfile.mkstemp(suffix=".c", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(src)
@@ -348,10 +358,11 @@ class Native:
 
     Entries the code makes constants (structural zeros and ±1) are written once into the output
     buffer; the C function writes only the others. The buffers are the object's own, so a call
-    holds a lock (two threads may share a ``jacobian``). Code longer than ``max_lines``
+    holds a lock (two threads may share a ``jacobian``). ``quick``: code longer than
+    :data:`AUTO_LINES` is built at ``-O0`` (``"auto"``'s own builds). Code longer than ``max_lines``
     statements is refused with :class:`~jacc.compile.CompileError` before anything is built."""
 
-    def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES):
+    def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES, quick: bool = False):
         consts = flat_constants(jacobian)
         lines = len(jacobian.flat_parts[1]) + sum(c is None for c in consts)  # (and one per entry returned)
         if lines > max_lines:
@@ -359,7 +370,7 @@ class Native:
                                f"({max_lines}); the float code runs instead")
         varying = [i for i, c in enumerate(consts) if c is None]
         src, slots = source(jacobian, varying)
-        self.fn, self.source = build(src), src
+        self.fn, self.source = build(src, quick=quick and lines > AUTO_LINES), src
         self.x, self.w = np.zeros(max(n_in, 1)), np.zeros(max(slots, 1))
         self.xs = (ctypes.c_double * len(self.x)).from_buffer(self.x)  # (assigning a list: 25 % faster)
         self.y = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
@@ -387,14 +398,14 @@ class Native:
             return self.y.copy()
 
 
-def compile_native(plan, max_lines: int = MAX_LINES) -> Callable[..., dict]:
+def compile_native(plan, max_lines: int = MAX_LINES, quick: bool = False) -> Callable[..., dict]:
     """:meth:`Plan.compile("c") <jacc.Plan.compile>`: the scalar plan's function as built C code,
     ``{(output, input): float}`` like :func:`~jacc.compile.compile_plan`'s (``.source`` is the C
     source, ``.mults`` the multiplications it performs)."""
     from .compile import compile_plan
 
     jac = compile_plan(plan)
-    native = Native(jac, len(plan.graph.inputs), max_lines)
+    native = Native(jac, len(plan.graph.inputs), max_lines, quick)
     keys = jac.flat_keys
 
     def jacobian(*args: float) -> dict:

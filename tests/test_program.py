@@ -223,6 +223,7 @@ def test_jax_backend_equals_executor(name):
 def test_jacobian_with_the_jax_backend(monkeypatch):
     pytest.importorskip("jax")
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # no scalar route: the jitted program runs
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     f = lambda x, y: np.sin(x) * y + np.cumsum(x) ** 2  # noqa: E731
     x, y = np.linspace(0.1, 1, 5), np.linspace(1, 2, 5)
     jf = jacc.jacobian(f, argnums=(0, 1), backend="jax")
@@ -241,6 +242,7 @@ def test_the_jax_programs_dense_blocks_are_written_on_the_host(monkeypatch, f):
     # gets writeable arrays without a copy of XLA's dense result
     pytest.importorskip("jax")
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     x = np.linspace(0.2, 1.4, 5)
     jf = jacc.jacobian(f, backend="jax", retrace=False)
     got = jf(x)
@@ -268,6 +270,7 @@ def test_jax_arrays_in_give_jax_arrays_out_without_the_host(monkeypatch, f, retr
     # leaves its blocks there (XLA assembles them), so nothing crosses to NumPy and back
     jax = pytest.importorskip("jax")
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the array program, not the scalar route
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     x = np.linspace(0.2, 1.4, 5)
     want = jacc.jacobian(f, backend="interpret")(x)
     want = want if isinstance(want, tuple) else (want,)
@@ -296,6 +299,7 @@ def test_a_device_variant_that_disagrees_at_its_first_call_gives_way_to_the_host
     # executor at lowering) lets NumPy do it: its first call is compared with the host program
     jax = pytest.importorskip("jax")
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     f = lambda x: np.sin(x) * x  # noqa: E731
     x = np.linspace(0.2, 1.4, 5)
     want = np.diag(np.sin(x) + x * np.cos(x))
@@ -323,6 +327,7 @@ def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch, host):
     from jacc import program
 
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     monkeypatch.setattr(program, "_on_host", lambda x: host)
     f = lambda x, y: np.sin(x) * y  # noqa: E731
     x, y = np.linspace(0.2, 1.4, 5), np.linspace(1.0, 2.0, 5)
@@ -1157,6 +1162,7 @@ def test_decompositions_are_right_on_a_backend_that_signs_factors_otherwise(back
     xp = importlib.import_module("jax.numpy") if backend == "jax" else lib
     monkeypatch.setattr(xp.linalg, kind, _another_convention(xp, kind, getattr(xp.linalg, kind)))
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the backend's program, not scalar code
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     rng = np.random.default_rng(1)
     points = [rng.standard_normal((4, 3)) for _ in range(200)]
     same = next(a for a in points if _agrees(kind, a))  # the lowering check passes here ...
@@ -1261,6 +1267,7 @@ def test_jax_programs_keep_numpys_nans_at_non_finite_points(f, at, monkeypatch):
     # XLA rewrites y·convert(mask) as select(mask, y, 0): 0 where NumPy's 0·∞ is NaN
     pytest.importorskip("jax")
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the array program, not the scalar route
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     want = jacc.jacobian(f, backend="interpret", nonfinite="propagate")(np.array(at))
     jf = jacc.jacobian(f, backend="jax", nonfinite="propagate")
     for _ in range(3):

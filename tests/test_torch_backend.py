@@ -64,6 +64,7 @@ def test_decompositions_on_torch_equal_the_executor_at_many_points(name, monkeyp
     eigh of a symmetric stack gave a wrong Jacobian at 18 of 25 points until the decompositions
     ran as NumPy's on the host (jacc.program.ON_HOST)."""
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # the PyTorch program, not scalar code
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     for c in [c for c in CASES if c.name == name]:
         jt = jacc.jacobian(c.fn(np), argnums=c.argnums[0], backend="torch")
         ji = jacc.jacobian(c.fn(np), argnums=c.argnums[0], backend="interpret")
@@ -85,6 +86,7 @@ def test_small_graphs_run_as_floats_where_faster():
 
 def test_jacobian_with_the_torch_backend_and_retrace_false(monkeypatch):
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)  # no scalar route: the PyTorch program runs
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     calls = []
 
     def f(x, y):
@@ -147,6 +149,7 @@ def test_getitem_with_negative_steps_as_numpy(index):
 
 def test_reversed_and_strided_arguments(monkeypatch):
     monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
     jf = jacc.jacobian(lambda x: np.sin(x) * x[0], backend="torch", retrace=False)
     x = np.linspace(0.1, 1.0, 10)
     for arg in (x[::-1], x[::2], x):
