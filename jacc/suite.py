@@ -811,50 +811,6 @@ def _make_sandwich(size: str) -> Problem:
 
 
 # --------------------------------------------------------------------------
-# 18. lorenz: a time-stepping loop, unrolled by the trace
-# --------------------------------------------------------------------------
-
-LORENZ_STEPS = {"small": 2, "full": 150}
-LORENZ_H = 0.01
-
-
-def lorenz_rhs(y: Array, p: Array, xp: Any = np) -> Array:
-    """The Lorenz system's right-hand side: (σ(y₁ − y₀), y₀(ρ − y₂) − y₁, y₀y₁ − βy₂), p = (σ, ρ, β)."""
-    return xp.stack([p[0] * (y[1] - y[0]), y[0] * (p[1] - y[2]) - y[1], y[0] * y[1] - p[2] * y[2]])
-
-
-def make_lorenz(steps: int, h: float = LORENZ_H) -> Callable[..., Array]:
-    """``lorenz(y0, p)``: the state after ``steps`` classical Runge–Kutta steps of size ``h``."""
-    def lorenz(y0: Array, p: Array, xp: Any = np) -> Array:
-        y = y0
-        for _ in range(steps):
-            k1 = lorenz_rhs(y, p, xp)
-            k2 = lorenz_rhs(y + (h / 2) * k1, p, xp)
-            k3 = lorenz_rhs(y + (h / 2) * k2, p, xp)
-            k4 = lorenz_rhs(y + h * k3, p, xp)
-            y = y + (h / 6) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
-        return y
-    return lorenz
-
-
-def _make_lorenz(size: str) -> Problem:
-    steps = LORENZ_STEPS[size]
-
-    def make_inputs(seed: int = 0) -> Inputs:
-        rng = _rng(1800 + seed)
-        return {"y0": np.array([1.0, 1.0, 1.0]) + 0.1 * rng.standard_normal(3),
-                "p": np.array([10.0, 28.0, 8.0 / 3.0])}
-
-    return Problem(
-        "lorenz", make_lorenz(steps), make_inputs,
-        f"RK4 integration of the Lorenz system over {steps} steps of {LORENZ_H} (6 -> 3): a "
-        "time-stepping loop unrolled by the trace, a large graph of short vectors.",
-        "E. N. Lorenz, 'Deterministic nonperiodic flow', J. Atmos. Sci. 20(2), 130-141, 1963; "
-        "the classical fourth-order Runge-Kutta method.",
-        (3,), size, {"steps": steps, "h": LORENZ_H})
-
-
-# --------------------------------------------------------------------------
 # registry
 # --------------------------------------------------------------------------
 
@@ -876,7 +832,6 @@ PROBLEMS: dict[str, Callable[[str], Problem]] = {
     "logdet_llt": _make_logdet_llt,
     "trace_quadratic": _make_trace_quadratic,
     "sandwich": _make_sandwich,
-    "lorenz": _make_lorenz,
 }
 
 
