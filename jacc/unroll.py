@@ -285,7 +285,8 @@ def candidate(graph: Graph, strategy: Any) -> bool:
     if not (isinstance(strategy, str) and not graph.meta.get("value_dependent")
             and sizes(graph.outputs) * sizes(graph.inputs) <= MAX_DENSE_ENTRIES):
         return False
-    return (sizes(graph.nx) <= MAX_ELEMENTS and scalar_ops(graph) <= MAX_SCALAR_OPS) or short(graph)
+    ops = scalar_ops(graph)
+    return (sizes(graph.nx) <= MAX_ELEMENTS and ops <= MAX_SCALAR_OPS) or _short(ops, len(graph.nx))
 
 
 def short(graph: Graph) -> bool:
@@ -301,8 +302,11 @@ def short(graph: Graph) -> bool:
     >>> short(g), scalar_ops(g) > MAX_SCALAR_OPS or sum(math.prod(g.shape(v)) for v in g.nx) > MAX_ELEMENTS
     (True, True)
     """
-    ops = scalar_ops(graph)
-    return ops <= MAX_SHORT_OPS and ops <= SHORT_MEAN * len(graph.nx)
+    return _short(scalar_ops(graph), len(graph.nx))
+
+
+def _short(ops: int, vertices: int) -> bool:
+    return ops <= MAX_SHORT_OPS and ops <= SHORT_MEAN * vertices
 
 
 def scalar_ops(graph: Graph) -> int:
