@@ -13,6 +13,7 @@ import pytest
 
 import jacc
 from jacc import STRATEGIES, bench, suite, trace
+from jacc.eliminate import Problem
 
 SMALL = ["lion", "lecture_f", "propane", "roeflux"]
 
@@ -290,3 +291,37 @@ def test_a_jax_baselines_first_call_counts_the_compile_its_memory_check_did(monk
     res = bench._run_baselines(p, inputs, names, J, trace(f, *inputs.values()), 3, 1.0)
     for kind in ("jax_fwd", "jax_rev"):
         assert 100.0 < res[kind]["first_call_seconds"] < 110.0 and res[kind]["max_diff"] < 1e-12, res[kind]
+
+
+def test_the_markowitz_reference_keeps_the_problems_budget(monkeypatch):
+    # min(forward, reverse, Markowitz) is priced even when Markowitz is not among the strategies
+    # run: within the per-problem budget (greedy pricing of an unrolled loop took minutes), and a
+    # reference cut short says so
+    from jacc import budget
+    from jacc.strategies import greedy
+
+    limits = []
+    real = bench.make_plan
+
+    def spy(g, strategy, **opts):
+        if strategy == "markowitz":
+            limits.append(opts.get("time_limit"))
+        return real(g, strategy, **opts)
+
+    def out_of_time(e, vertices, cost_model, score, needs_fill=False, order=None):
+        order.append(vertices[0])  # one pick made, then the deadline
+        raise budget.TimeUp()
+
+    monkeypatch.setattr(bench, "make_plan", spy)
+    monkeypatch.setattr(greedy, "run_greedy", out_of_time)
+    res = bench.run(["lion"], strategies=["reverse"], budget=0.7, progress=False)
+    row = _row(res, "lion")
+    assert limits == [0.7]
+    note = next(n for n in row["notes"] if n.startswith("markowitz (reference)"))
+    assert "time limit reached after 1 of" in note
+    # the one pick, then the rest in the cheaper naive mode (as greedy_order completes a cut search)
+    lion = suite.get("lion", "small")
+    g = bench.Traced(lion, {k: np.asarray(v, dtype=float) for k, v in lion.make_inputs(0).items()}, "array").graph
+    first = Problem.from_graph(g).eliminable[0]
+    left, _ = greedy.naive_rest(Problem.from_graph(g), [first])
+    assert row["reference_mults"]["markowitz"] == jacc.plan(g, [first] + left).mults
