@@ -1073,7 +1073,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             for name in graph.inputs:
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner
-            first = run.program is None  # (a program lowered in this call: its check's blocks serve)
+            # nothing chosen yet: a route is prepared in this call (a lowered program's check's blocks
+            # serve). The scalar route, once kept, leaves no program: lowering one then (an XLA
+            # compile of thousands of statements under "jax") would be work for nothing
+            first = run.program is None and run.unrolled is None
             later = first and run.lower_later(plan)
             if first and not later:
                 with np.errstate(all="ignore"):

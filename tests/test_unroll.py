@@ -579,3 +579,37 @@ def test_a_long_loop_over_short_vectors_takes_the_scalar_route(monkeypatch):
     assert ran == ["interpret", "scalar"]
     monkeypatch.setattr(jacc.unroll, "MAX_SHORT_OPS", 1000)  # too many operations: no route
     assert not short(g)
+
+
+def test_a_kept_scalar_route_lowers_no_array_program_later(monkeypatch):
+    """The scalar route, once kept, leaves no array program. A later traced call must not take
+    that for "nothing prepared yet" and lower one: under backend="jax" that was an XLA compile of
+    the whole unrolled loop (6 s for five RK4 steps of the Lorenz system), for a program never run."""
+    h = 0.01
+
+    def rhs(y, p):
+        return np.stack([p[0] * (y[1] - y[0]), y[0] * (p[1] - y[2]) - y[1], y[0] * y[1] - p[2] * y[2]])
+
+    def rk4(y, p):
+        for _ in range(5):
+            k1 = rhs(y, p)
+            k2 = rhs(y + (h / 2) * k1, p)
+            k3 = rhs(y + (h / 2) * k2, p)
+            k4 = rhs(y + h * k3, p)
+            y = y + (h / 6) * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
+        return y
+
+    p = np.array([10.0, 28.0, 8 / 3])
+    # the route measures under the program's least possible time (the fixture's clock counts down
+    # from 10⁹ s): kept without lowering the program to time it
+    monkeypatch.setattr(jacc.api, "_program_floor", lambda plan: 1e12)
+    lowered = []
+    real = jacc.program.lower
+    monkeypatch.setattr(jacc.program, "lower", lambda *a, **k: (lowered.append(1), real(*a, **k))[1])
+    jf = jacc.jacobian(rk4, argnums=(0, 1))
+    for y in (np.array([1.0, 1.1, 0.9]), np.array([0.5, -0.2, 2.0]), np.array([1.5, 1.0, 0.1])):
+        J = jf(y, p)
+        assert jf.ran in ("scalar", "c")
+        np.testing.assert_allclose(np.concatenate(J, axis=1), fd(lambda v: rk4(v[:3], v[3:]), [np.concatenate([y, p])], 0),
+                                   rtol=1e-6, atol=1e-8)
+    assert lowered == [] and jf.cache.skipped == 1  # (the third call ran the route alone)
