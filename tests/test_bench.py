@@ -322,6 +322,7 @@ def test_the_markowitz_reference_keeps_the_problems_budget(monkeypatch):
     # the one pick, then the rest in the cheaper naive mode (as greedy_order completes a cut search)
     lion = suite.get("lion", "small")
     g = bench.Traced(lion, {k: np.asarray(v, dtype=float) for k, v in lion.make_inputs(0).items()}, "array").graph
-    first = Problem.from_graph(g).eliminable[0]
-    left, _ = greedy.naive_rest(Problem.from_graph(g), [first])
+    problem = Problem.from_graph(g)
+    first = problem.eliminable[0]
+    left, _ = greedy.naive_rest(problem, [first])
     assert row["reference_mults"]["markowitz"] == jacc.plan(g, [first] + left).mults
