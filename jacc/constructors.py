@@ -78,7 +78,8 @@ def _nested(obj: Any) -> Any:
 #: NumPy functions whose first argument lists arrays (``np.concatenate([x, [x[0], 1.0]])``): each
 #: entry of the list is an array-like, not the list itself; ``np.select`` lists two such.
 _LISTING = {np.concatenate: (0,), np.stack: (0,), np.vstack: (0,), np.hstack: (0,), np.dstack: (0,),
-            np.column_stack: (0,), np.linalg.multi_dot: (0,), np.select: (0, 1), np.choose: (1,), np.lexsort: (0,)}
+            np.column_stack: (0,), np.linalg.multi_dot: (0,), np.select: (0, 1), np.choose: (1,), np.lexsort: (0,),
+            np.histogramdd: (0,)}  # (D arrays of N points each: not the (D, N) array they would stack into)
 #: Functions whose lists' nesting is their structure: left as they are.
 _NESTING = frozenset({np.block, np.piecewise})
 
@@ -101,7 +102,8 @@ def as_arrays(func: Any, args: tuple, kwargs: dict) -> tuple[tuple, dict]:
     if func in _NESTING:
         return args, kwargs
     listing = _LISTING.get(func, ())
-    args = tuple([_listed(e) for e in a] if k in listing and type(a) in (list, tuple) else _listed(a)
+    # (a listing made a tuple: NumPy's dispatch of np.lexsort looks inside a tuple of keys only)
+    args = tuple(tuple([_listed(e) for e in a]) if k in listing and type(a) in (list, tuple) else _listed(a)
                  for k, a in enumerate(args))
     return args, {k: _listed(v) for k, v in kwargs.items()}
 

@@ -576,6 +576,9 @@ case("numpy.trim_zeros", lambda xp: lambda x: xp.trim_zeros(xp.concatenate([xp.z
      lambda r: (_x(r, (4,)),), structures=FREE, jax=False, note="a slice found at the traced point")
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),
      structures=FREE, note="the order read at the traced point", jax=False)
+case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort([x])] * xp.array([x[0], 1.0, 1.0, 1.0, 1.0, 1.0]),
+     lambda r: (_x(r, (6,)),), jax=False,
+     variant="keys in a list, beside np.array of traced values (NumPy's constructors replaced)")
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([2, 0, 2]), weights=w ** 2),
      lambda r: (_x(r, (3,)),), variant="squared weights")
 _SAME = FREE | {"diag"}

@@ -970,6 +970,9 @@ case("numpy.histogram2d", lambda xp: lambda x, w: xp.histogram2d(x, x ** 2, bins
      note="cells read at the traced point; weighted counts a scatter-add; edges from the data carry their derivative")
 case("numpy.histogramdd", lambda xp: lambda s, w: xp.histogramdd(s, bins=(2, 3), weights=w)[0],
      lambda r: (_x(r, (10, 2)), _x(r, (10,))), argnums=(1,), structures=FREE)
+case("numpy.histogramdd", lambda xp: lambda x, w: xp.histogramdd((x, x ** 2), bins=2, weights=w)[0] + xp.sum(x),
+     lambda r: (_x(r, (5,)), _x(r, (5,))), argnums=(0, 1),
+     variant="a tuple of D coordinate arrays (not stacked into a (D, N) sample)")
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y)), lambda r: (_x(r, (3,)), _x(r, (2,))),
      argnums=(0, 1), structures=FREE)
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexing="ij")),
