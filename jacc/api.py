@@ -815,7 +815,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     traced once per argument shapes and later calls run the compiled program — primal included —
     on the new arguments without running ``f``. Arguments that are not differentiated are
     compared with the traced ones by value — arrays, numbers, strings, lists, tuples and dicts of
-    them, SciPy sparse matrices, also when changed in place — and other objects by identity (another
+    them, SciPy sparse matrices, masked arrays with their masks, also when changed in place — and
+    other objects by identity (another
     value traces again); what ``f`` reads from closures, globals or objects is fixed at the trace.
     A trace whose ops depend on values (``x > 0``) is never reused this way: such calls trace every
     time.

@@ -10,7 +10,7 @@ observed, so the traced-once program may stand in for it:
   checked by its bytecode — no stores to globals, attributes or outer cells — or NumPy's and
   jacc's own, and every C function called from user code was a pure one (``len``, ufuncs, NumPy,
   ``math``, methods of arrays and plain containers: not ``print``, ``time``, ``np.random``, files);
-- every global and closure cell the user code reads holds plain data (arrays, numbers, strings and
+- every global and closure cell the user code (and standard-library code it called) reads holds plain data (arrays, numbers, strings and
   containers of them, compared by value on each call) or a module, function or class that is
   compared by identity (functions' own cells and defaults guarded in turn).
 
@@ -67,6 +67,21 @@ class _Sparse:
         self.copy = m.copy()
 
 
+class _Subclass:
+    """A copy of an array of an ndarray subclass: its type, its data and a masked array's mask (which
+    ``np.array(x, copy=True)`` drops: ``c.sum()`` of a masked ``c`` changes with the mask alone)."""
+
+    __slots__ = ("type", "data", "mask")
+
+    def __init__(self, a: np.ndarray):
+        self.type, self.data = type(a), np.array(a, copy=True)
+        self.mask = np.ma.getmaskarray(a).copy() if isinstance(a, np.ma.MaskedArray) else None
+
+    def holds(self, a: Any) -> bool:
+        return (type(a) is self.type and same_bits(np.asarray(a), self.data)
+                and (self.mask is None or same_bits(np.ma.getmaskarray(a), self.mask)))
+
+
 def _is_sparse(x: Any) -> bool:
     return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
@@ -76,7 +91,7 @@ def snapshot(x: Any) -> Any:
     of them (recursively) and SciPy sparse matrices, so a container changed in place is seen; the
     object itself otherwise."""
     if isinstance(x, (np.ndarray, np.generic)):
-        return np.array(x, copy=True)
+        return np.array(x, copy=True) if type(x) is np.ndarray or isinstance(x, np.generic) else _Subclass(x)
     if type(x) in (list, tuple):
         return type(x)(snapshot(v) for v in x)
     if type(x) is dict:
@@ -90,13 +105,15 @@ def same(a: Any, b: Any) -> bool:
     """Is ``a`` the value ``b`` a guard kept (see :func:`snapshot`: arrays bit for bit, containers
     item by item, other objects by identity)?"""
     if isinstance(b, np.ndarray):
-        return isinstance(a, (np.ndarray, np.generic)) and same_bits(np.asarray(a), b)
+        return (type(a) is np.ndarray or isinstance(a, np.generic)) and same_bits(np.asarray(a), b)
     if isinstance(b, _PLAIN):
         return type(a) is type(b) and (same_number(a, b) if isinstance(b, (float, complex)) else a == b)
     if type(b) in (list, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     if type(b) is dict:
         return type(a) is dict and a.keys() == b.keys() and all(same(a[k], v) for k, v in b.items())
+    if isinstance(b, _Subclass):
+        return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy
         return (type(a) is type(c) and a.shape == c.shape and a.dtype == c.dtype
@@ -115,7 +132,8 @@ def same_number(a: float | complex, b: float | complex) -> bool:
 
 
 # --- which code ran: jacc's and NumPy's own (trusted), the standard library's (transparent: its C
-# calls count as its caller's), the user's (checked)
+# calls count as its caller's; the globals it reads where user code called it are guarded), the
+# user's (checked)
 
 TRUSTED, STDLIB, USER = 0, 1, 2
 _JACC = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -209,6 +227,7 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
         if depth < 8:
             held = [fn.__globals__.get(n) for n in code.co_names]
             held += [c.cell_contents for c in fn.__closure__ or () if _filled(c)] + list(fn.__defaults__ or ())
+            held += list((fn.__kwdefaults__ or {}).values()) + list(fn.__dict__.values())  # (f(*, act=cb), f.cb)
             for x in _functions_in(held):
                 if x.__code__ not in into:
                     _codes_of(x, into, depth + 1)
@@ -235,6 +254,7 @@ def _functions_in(values: list, budget: int = 10_000):
 
 
 _IMPORT = importlib.import_module("importlib._bootstrap")._gcd_import.__code__  # what import_module runs
+_FROZEN_IMPORT = ("<frozen importlib", "<frozen zipimport")  # the import system's code (os is frozen too, in 3.11)
 
 
 def _filled(cell: Any) -> bool:
@@ -292,12 +312,17 @@ class Watch:
         def hook(frame, event, arg):
             if event == "call":
                 code = frame.f_code
-                if kind(code) == USER:
+                k = kind(code)
+                if k == USER:
                     who = frames[frame] = USER if code in roots else whose(frame.f_back)
                     if who == USER and code not in codes:
                         codes[code] = frame.f_globals
-                elif code is _IMPORT and self.problem is None and whose(frame.f_back) == USER:
-                    self.problem = "it imports a module"  # (importlib.import_module: its attributes are unguarded)
+                elif code is _IMPORT:
+                    if self.problem is None and whose(frame.f_back) == USER:
+                        self.problem = "it imports a module"  # (importlib.import_module: its attributes are unguarded)
+                elif (k == STDLIB and code not in codes and not code.co_filename.startswith(_FROZEN_IMPORT)
+                      and whose(frame.f_back) == USER):  # (import statements run frozen code: IMPORT_NAME decides)
+                    codes[code] = frame.f_globals  # (its globals are read on the user's behalf: os.getenv's environ)
             elif event == "return":
                 frames.pop(frame, None)
             elif event == "c_call":
@@ -577,6 +602,10 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
     def function(fn: types.FunctionType) -> str | None:
         """Guard what a function carries: its cells and defaults; its code tree may then run."""
         seen.add(id(fn))
+        code = fn.__code__
+        if code not in w.codes and code not in w._roots and _file_kind(code) == USER:
+            # (had it run where jacc or NumPy called it, no one would have seen what it read)
+            return f"{fn.__qualname__} may run unwatched (it is reached only through a value)"
         _tree(fn.__code__, frozenset(), writable)
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
@@ -629,12 +658,15 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 if v is _MISSING:  # (a NameError where it ran, caught: it must stay unset)
                     g.absent.append((space, name))
                     continue
-                why = value(v, f"the global {name!r}")
+                why = value(v, f"the global {name!r}" + (f" (read by {code.co_name} in {code.co_filename})"
+                                                          if _file_kind(code) == STDLIB else ""))
                 if why:
                     return why
                 g.globals.append((space, name, Kept(v)))
                 g.names.append(name)
     for code, (_, writes) in scanned.items():
+        if _file_kind(code) == STDLIB:  # (the standard library's: its reads are guarded, its own state is its own)
+            continue
         if code not in writable and code.co_freevars:  # a closure that no guarded function carries
             return f"{code.co_name} reads variables of a function it cannot see"
         why = writes(writable.get(code, frozenset()))

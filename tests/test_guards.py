@@ -5,6 +5,7 @@ and whether ``f`` was skipped (``jf.cache.skipped``) or why not (``jf.cache.why_
 import functools
 import math
 import sys
+from os import getenv
 
 import numpy as np
 import pytest
@@ -689,3 +690,62 @@ def test_the_property_reaches_calls_that_skip_f():
     for _ in range(4):
         jf(np.array([0.3, -0.7]), True, k=2.0)
     assert jf.cache.skipped == 2, jf.cache.why_traced  # (else the property above tests traced calls only)
+
+
+GAIN = 2.0
+
+
+def _gain_of_row(v):
+    return np.sin(v) * GAIN
+
+
+def _applies_keyword_default(x, *, act=_gain_of_row):
+    return np.apply_along_axis(act, 0, x)
+
+
+def _holder():
+    pass
+
+
+_holder.callback = _gain_of_row
+
+
+def _applies_attribute(x):
+    return np.apply_along_axis(_holder.callback, 0, x)
+
+
+@pytest.mark.parametrize("fn", [_applies_keyword_default, _applies_attribute], ids=["keyword default", "attribute"])
+def test_a_callback_reached_through_a_keyword_default_or_an_attribute_has_its_globals_guarded(fn, monkeypatch):
+    # NumPy (here jacc's apply_along_axis) calls it: only code known as the user's beforehand is
+    # watched there, and these two roads to it were not followed, so GAIN went unguarded
+    jf = jacc.jacobian(fn)
+    x = np.array([0.3, 0.6])
+    for gain in (2.0, 2.0, 2.0, 2.0, 3.0, 3.0, 2.0):
+        monkeypatch.setitem(globals(), "GAIN", gain)
+        np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * gain), rtol=1e-14)
+    assert jf.cache.skipped >= 2  # (still skipped where nothing changed)
+
+
+def _scaled_by_environment(x):
+    return x * float(getenv("JACC_TEST_SCALE", "1"))  # (os itself is a module: refused as such)
+
+
+def test_standard_library_code_has_the_globals_it_reads_guarded(monkeypatch):
+    # os.getenv reads os.environ on the caller's behalf: an unguarded read of state that changes
+    jf = jacc.jacobian(_scaled_by_environment)
+    x = np.array([1.0, 2.0])
+    for scale in ("1", "1", "1", "1", "7", "7"):
+        monkeypatch.setenv("JACC_TEST_SCALE", scale)
+        np.testing.assert_allclose(jf(x), np.eye(2) * float(scale), rtol=1e-14)
+    assert "environ" in jf.cache.why_traced, jf.cache.why_traced
+
+
+def test_retrace_false_compares_a_masked_arguments_mask():
+    jf = jacc.jacobian(lambda x, c: x * c.sum(), retrace=False)
+    x = np.array([0.3, 0.6])
+    c = np.ma.array([1.0, 2.0], mask=[False, False])
+    for _ in range(3):
+        np.testing.assert_allclose(jf(x, c), np.eye(2) * 3.0, rtol=1e-14)
+    c[1] = np.ma.masked  # (the data stay as they were)
+    np.testing.assert_allclose(jf(x, c), np.eye(2) * 1.0, rtol=1e-14)
+    np.testing.assert_allclose(jf(x, c.data), np.eye(2) * 3.0, rtol=1e-14)  # a plain array is not the masked one
