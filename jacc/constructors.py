@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .trace import Tracer, _ArrayConversion, _concretisation, _copy, call_site
+from .trace import Tracer, _ArrayConversion, _concretisation, _copy, call_site, code_key
 
 _NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray", "asarray_chkfinite", "require")
 _ORIGINAL = {name: getattr(np, name) for name in _NAMES}
@@ -226,7 +226,7 @@ def replacement(run: Callable, always: bool = False) -> Callable[[Callable], Cal
 def wants_swaps(f: Any) -> bool:
     """Whether ``f``, or a function of user code it calls (see :func:`_reachable`), names an eager
     replacement (found once per code object)."""
-    key = getattr(f, "__code__", None) or type(f)
+    key = code_key(f)
     found = _WANTS.get(key)
     if found is None:
         found = _WANTS[key] = bool(_EAGER) and ((hasattr(key, "co_names") and _names_any(key))

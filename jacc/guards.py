@@ -10,9 +10,10 @@ observed, so the traced-once program may stand in for it:
   checked by its bytecode — no stores to globals, attributes or outer cells — or NumPy's and
   jacc's own, and every C function called from user code was a pure one (``len``, ufuncs, NumPy,
   ``math``, methods of arrays and plain containers: not ``print``, ``time``, ``np.random``, files);
-- every global and closure cell the user code (and standard-library code it called) reads holds plain data (arrays, numbers, strings and
-  containers of them, compared by value on each call) or a module, function or class that is
-  compared by identity (functions' own cells and defaults guarded in turn).
+- every global and closure cell the user code (and standard-library code it called) reads holds
+  plain data (arrays, numbers, strings and containers of them, compared by value on each call) or
+  a module, function or class that is compared by identity (functions' own cells and defaults
+  guarded in turn).
 
 :class:`Guards` are then checked on each call (``hold()``); the caller confirms on the next traced
 call that running ``f`` again changes nothing it reads and gives the same trace, before it stops

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .trace import Tape, Tracer, UnsupportedOperationError
+from .trace import Tape, Tracer, UnsupportedOperationError, call_site
 
 __all__ = ["Scalar", "ScalarArray", "split", "join", "element_name"]
 
@@ -111,8 +111,7 @@ class Scalar:
         return self.value != 0.0
 
     def __float__(self) -> float:
-        raise UnsupportedOperationError(
-            "float() of a traced scalar: the graph cannot follow a value that leaves the trace")
+        raise UnsupportedOperationError(f"{LEAVES} at {call_site()}{LEAVES_FIX}")
 
     __mod__ = lambda s, o: s._ufunc(np.remainder, o)  # noqa: E731
     __rmod__ = lambda s, o: s._ufunc(np.remainder, o, True)  # noqa: E731
@@ -328,10 +327,24 @@ def element_name(name: str, index: tuple[int, ...]) -> str:
     return name + "".join(f"[{i}]" for i in index)
 
 
+#: a traced scalar made a float: by ``float(x)``, or by NumPy writing it into a float array
+LEAVES = "float() of a traced scalar, or a traced scalar written into a plain float array"
+LEAVES_FIX = (": the graph cannot follow a value that leaves the trace. Under scalarize=True, arrays that "
+              "hold traced scalars are object arrays: build them from the scalars (np.array([...]), np.stack, "
+              "np.concatenate) rather than writing into np.zeros(...) (y[i] = x, np.add.at), or trace without "
+              "scalarize=True, which takes such writes")
+
+
 def refusal(err: BaseException) -> UnsupportedOperationError:
     """The error for NumPy code that fails on arrays of traced scalars (``err``: how it failed),
     where the same code traces at array level: a function that does not run element by element
-    on object arrays, or an index a lone scalar does not take."""
+    on object arrays, or an index a lone scalar does not take. Where the failure was a traced
+    scalar made a float inside NumPy (``np.add.at`` on a float array: a ``SystemError``), that."""
+    inner = err
+    while inner is not None and not (isinstance(inner, UnsupportedOperationError) and str(inner).startswith(LEAVES)):
+        inner = inner.__cause__ or inner.__context__
+    if inner is not None:
+        return UnsupportedOperationError(str(inner))
     return UnsupportedOperationError(
         f"scalarize=True: running f on scalar-level arrays (NumPy object arrays of traced scalars) "
         f"failed with {type(err).__name__}: {str(err)[:300]}; this NumPy code does not run element by "

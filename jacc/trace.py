@@ -2242,6 +2242,15 @@ _NO_SWAPS = contextlib.nullcontext()
 _NEEDS_BUFFERS: set = set()
 
 
+def code_key(f: Any) -> Any:
+    """What a trace of ``f`` is remembered by (its needs for swaps and buffers): its code object —
+    through ``functools.partial`` — or, for another callable, its type. (Every partial was one key:
+    one partial's refused trace turned swaps on for all.)"""
+    while isinstance(f, functools.partial):
+        f = f.func
+    return getattr(f, "__code__", None) or type(f)
+
+
 def _buffers():
     from .buffers import held
 
@@ -2269,7 +2278,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
 
     names = names or _param_names(f, len(args))
     argnums = check_argnums(argnums, len(args), kwargs)
-    key = getattr(f, "__code__", None) or type(f)
+    key = code_key(f)
     swaps = key in _NEEDS_SWAPS or wants_swaps(f)
     while True:
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,

@@ -115,6 +115,26 @@ def test_functions_without_scalar_rules_are_refused_clearly():
         jacc.trace(lambda x: float(x[0]) * x[1], np.ones(2), scalarize=True)
 
 
+def _writes_slice(x):
+    y = np.zeros(4)
+    y[1:] = x
+    return y
+
+
+def _adds_at(x):
+    y = np.zeros(2)
+    np.add.at(y, [0, 0, 1], x)  # (NumPy's C code turned the refusal into a SystemError)
+    return y
+
+
+@pytest.mark.parametrize("f", [_writes_slice, _adds_at])
+def test_a_write_into_a_plain_array_is_refused_with_its_line_and_the_fix(f):
+    with pytest.raises(UnsupportedOperationError, match=r"written into a plain float array at .*test_scalarize.py:\d+"
+                                                        r".*build them from the scalars"):
+        jacc.trace(f, np.array([0.3, -1.2, 2.0]), scalarize=True)
+    assert jacc.jacobian(f)(np.array([0.3, -1.2, 2.0])).shape == (f(np.zeros(3)).size, 3)  # (array level takes it)
+
+
 def test_constants_inside_scalar_arrays_go_through_ufuncs():
     A = np.array([[0.0, 0.0], [1.0, 2.0]])  # a zero row: its product entry is the constant 0.0
 
