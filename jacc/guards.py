@@ -463,8 +463,10 @@ def _identity(v: Any) -> bool:
         return True
     if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
         return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
-    if isinstance(v, type):
-        return v.__module__ == "builtins" or _pure_module(v.__module__)
+    if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,
+        # its C functions called from there checked, as any; ``contextlib.contextmanager`` makes one)
+        return (v.__module__ == "builtins" or _pure_module(v.__module__)
+                or str(v.__module__).split(".", 1)[0] in sys.stdlib_module_names)
     return False
 
 

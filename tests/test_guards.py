@@ -2,10 +2,12 @@
 be observed (jacc.guards); every case here checks the result against the closed form at each call,
 and whether ``f`` was skipped (``jf.cache.skipped``) or why not (``jf.cache.why_traced``)."""
 
+import contextlib
 import functools
 import math
 import sys
 from os import getenv
+from random import Random
 
 import numpy as np
 import pytest
@@ -749,3 +751,29 @@ def test_retrace_false_compares_a_masked_arguments_mask():
     c[1] = np.ma.masked  # (the data stay as they were)
     np.testing.assert_allclose(jf(x, c), np.eye(2) * 1.0, rtol=1e-14)
     np.testing.assert_allclose(jf(x, c.data), np.eye(2) * 3.0, rtol=1e-14)  # a plain array is not the masked one
+
+
+@contextlib.contextmanager
+def _doubling():
+    yield 2.0
+
+
+def _scaled_in_context(x):
+    with _doubling() as s:  # contextlib's code reads its own classes: identity-guarded, it still skips
+        return x * s
+
+
+def _scaled_by_a_generator(x):
+    return x * Random(0).random()  # a standard-library class whose code calls C with state (seeding)
+
+
+def test_standard_library_classes_are_guarded_by_identity_and_their_code_still_checked():
+    x = np.array([1.0, 2.0])
+    jf = jacc.jacobian(_scaled_in_context)
+    for _ in range(5):
+        np.testing.assert_allclose(jf(x), np.eye(2) * 2.0, rtol=1e-14)
+    assert jf.cache.skipped == 3, jf.cache.why_traced
+    jr = jacc.jacobian(_scaled_by_a_generator)
+    for _ in range(5):
+        np.testing.assert_allclose(jr(x), np.eye(2) * Random(0).random(), rtol=1e-14)
+    assert jr.cache.skipped == 0 and "seed" in jr.cache.why_traced, jr.cache.why_traced
