@@ -959,7 +959,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     floats: list = [None, None]
 
     def once_key(args, kwargs) -> tuple:
-        return shape_key(args) + (tuple(sorted(kwargs)) if kwargs else (),)
+        return shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
 
     def run_once(hit: _Once, args, kwargs):
         """The compiled program on the arguments alone, ``f`` not run."""
@@ -1029,11 +1029,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             floats[:] = [tuple(map(type, args)), made]
 
     def passed_of(args, kwargs) -> tuple:
-        """The arguments not differentiated, keyword arguments' values included (by name: the
-        order a call gives them in does not matter)."""
+        """The arguments not differentiated, then the keyword arguments' names and values in the
+        order the call gives them (``f(x, **kw)`` sees that order)."""
         differentiated = set(check_argnums(argnums, len(args)))
         return (tuple(a for i, a in enumerate(args) if i not in differentiated)
-                + tuple(kwargs[k] for k in sorted(kwargs)))
+                + ((tuple(kwargs),) + tuple(kwargs.values()) if kwargs else ()))
 
     def judge(seen, args, kwargs) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""

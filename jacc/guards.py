@@ -112,7 +112,8 @@ def same(a: Any, b: Any) -> bool:
     if type(b) in (list, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     if type(b) is dict:
-        return type(a) is dict and a.keys() == b.keys() and all(same(a[k], v) for k, v in b.items())
+        return (type(a) is dict and len(a) == len(b) and all(map(operator.eq, a, b))  # (keys in order: f may iterate)
+                and all(same(a[k], v) for k, v in b.items()))
     if isinstance(b, _Subclass):
         return b.holds(a)
     if isinstance(b, _Sparse):
@@ -234,10 +235,11 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
                     _codes_of(x, into, depth + 1)
 
 
-def _functions_in(values: list, budget: int = 10_000):
+def _functions_in(values: list, budget: int = 10_000, cached: bool = False):
     """The functions among ``values`` and inside their lists, tuples and dicts, however deeply
     nested (a registry of callbacks), a ``functools.partial`` as the function it calls; at most
-    ``budget`` items are looked at."""
+    ``budget`` items are looked at. A ``functools.lru_cache`` wrapper counts as its function, or
+    with ``cached`` is yielded as it is."""
     stack = list(values)
     while stack and budget:
         x, budget = stack.pop(), budget - 1
@@ -249,6 +251,9 @@ def _functions_in(values: list, budget: int = 10_000):
             if isinstance(x, functools.partial):
                 x = x.func
             if isinstance(x, functools._lru_cache_wrapper):  # (SciPy's internal helpers are cached)
+                if cached:
+                    yield x
+                    continue
                 x = getattr(x, "__wrapped__", None)
             if isinstance(x, types.FunctionType):
                 yield x
@@ -525,7 +530,8 @@ class Kept:
     def holds(self, v: Any) -> bool:
         if v is self.live and self.arrays is not None:
             if all(len(c) == len(items) and all(map(operator.is_, c, items)) for c, items in self.lists) and all(
-                    len(d) == len(items) and all(d.get(k, _MISSING) is x for k, x in items) for d, items in self.dicts):
+                    len(d) == len(items) and all(k == j and v is x for (k, v), (j, x) in zip(d.items(), items))
+                    for d, items in self.dicts):  # (in order: f may iterate)
                 for a, shape, dtype, kept in self.arrays:
                     if a.shape != shape or a.dtype != dtype:
                         break
@@ -599,7 +605,13 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
     def value(v: Any, what: str) -> str | None:
         if not _plain(v, [10_000]):  # (plain: no partial in it, at most 10,000 items)
             return f"{what} holds a {type(v).__name__}"
-        pending.extend(x for x in _functions_in([v]) if id(x) not in seen)  # (their cells are guarded)
+        for x in _functions_in([v], cached=True):
+            if isinstance(x, functools._lru_cache_wrapper):
+                # a hit runs no code and reads nothing: a result changed in place, or one computed
+                # from globals since changed and then cache_clear(), is not seen
+                return f"{what} is the cached function {getattr(x, '__qualname__', x)} (functools.cache)"
+            if id(x) not in seen:
+                pending.append(x)  # (their cells are guarded)
         return None
 
     def function(fn: types.FunctionType) -> str | None:

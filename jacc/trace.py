@@ -1459,8 +1459,12 @@ class Tracer(_Held):
     __complex__ = _conversion(complex, "complex()")
 
     def __format__(self, spec: str) -> str:
-        """``f"{loss:.3f}"`` shows the value (as NumPy formats it; the trace does not use the text)."""
-        return format(self.value, spec) if spec else str(self)
+        """``f"{loss:.3f}"`` shows the value (as NumPy formats it). The trace cannot follow the text, and
+        code may take a path by it (``if f"{x:.1f}" < "1.0"``): the trace depends on the value there."""
+        if not spec:
+            return str(self)
+        self.tape.note_value_dependence("format() of a traced value")
+        return format(self.value, spec)
 
     def _compare(self, other, fn, what):
         if self.tape.paused:

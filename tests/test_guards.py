@@ -777,3 +777,53 @@ def test_standard_library_classes_are_guarded_by_identity_and_their_code_still_c
     for _ in range(5):
         np.testing.assert_allclose(jr(x), np.eye(2) * Random(0).random(), rtol=1e-14)
     assert jr.cache.skipped == 0 and "seed" in jr.cache.why_traced, jr.cache.why_traced
+
+
+ORDERED = {"a": 1.0, "b": 2.0}
+
+
+def _first_of_ordered(x):
+    return np.sin(x) * next(iter(ORDERED.values()))  # (insertion order decides)
+
+
+def test_a_dicts_order_is_part_of_its_value(monkeypatch):
+    x = np.array([0.3, 0.7])
+    jf = jacc.jacobian(_first_of_ordered)
+    for order in ("ab", "ab", "ab", "ab", "ba", "ba"):
+        monkeypatch.setitem(globals(), "ORDERED", {k: {"a": 1.0, "b": 2.0}[k] for k in order})
+        np.testing.assert_allclose(jf(x), np.diag(np.cos(x)) * (1.0 if order == "ab" else 2.0), rtol=1e-14)
+    ORDERED.pop("b")
+    ORDERED["b"] = 2.0  # (in place: the same dict, its order back to a, b)
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x)), rtol=1e-14)
+    for retrace in (True, False):  # a dict argument, and keyword arguments given in another order
+        jd = jacc.jacobian(lambda x, d: np.sin(x) * next(iter(d.values())), retrace=retrace)
+        jk = jacc.jacobian(lambda x, **kw: np.sin(x) * next(iter(kw.values())), retrace=retrace)
+        for first in (1.0, 1.0, 1.0, 1.0, 2.0):
+            d = {"a": 1.0, "b": 2.0} if first == 1.0 else {"b": 2.0, "a": 1.0}
+            np.testing.assert_allclose(jd(x, d), np.diag(np.cos(x)) * first, rtol=1e-14)
+            np.testing.assert_allclose(jk(x, **d), np.diag(np.cos(x)) * first, rtol=1e-14)
+
+
+WEIGHTS_MADE = []
+
+
+@functools.cache
+def _weights():
+    WEIGHTS_MADE.append(1)
+    return np.ones(2)
+
+
+def test_a_cached_helper_keeps_f_running():
+    # a cache hit runs no code: the array it returns, changed in place, would go unseen
+    x = np.array([0.3, 0.7])
+    jf = jacc.jacobian(lambda x: np.sin(x) * _weights())
+    for scale in (1.0, 1.0, 1.0, 1.0, 5.0):
+        _weights()[0] = scale
+        np.testing.assert_allclose(jf(x)[0, 0], np.cos(0.3) * scale, rtol=1e-14)
+    assert jf.cache.skipped == 0 and "cached function" in jf.cache.why_traced, jf.cache.why_traced
+
+
+def test_a_path_taken_by_a_formatted_value_is_value_dependent():
+    jf = jacc.jacobian(lambda x: x * 2.0 if f"{x[0]:.1f}" < "1.0" else x * 3.0)
+    for first, slope in ((0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (1.3, 3.0)):
+        np.testing.assert_allclose(jf(np.array([first, 0.7])), np.eye(2) * slope, rtol=1e-14)
