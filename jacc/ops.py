@@ -851,7 +851,8 @@ for _n, (_f, _r, _a) in ELEMENTWISE.items():
 
 def _where_partial(i: int, ctx: Ctx) -> Jac:
     mask = ctx.args[0]
-    return _ew(ctx, i, "out", lambda: mask if i == 1 else ~lazy.asarray(mask, bool))
+    # (as NumPy reads the mask, nonzero is true: a graph file's float mask weighted the partial by its values)
+    return _ew(ctx, i, "out", lambda: lazy.asarray(mask, bool) if i == 1 else ~lazy.asarray(mask, bool))
 
 
 register(Op("where", lambda a, p: np.where(lazy.asarray(a[0], bool), a[1], a[2]), _broadcast_shape,

@@ -524,3 +524,19 @@ def test_an_empty_constant_keeps_its_shape_through_a_file(tmp_path):
         jacc.Graph.from_dict({**g.to_dict(), "nodes": [
             {**n, "args": [n["args"][0], {"const": [1.0, 2.0], "shape": [2, 0]}]} if n["op"] == "concatenate" else n
             for n in g.to_dict()["nodes"]]})
+
+
+@pytest.mark.parametrize("mask", ["m", {"const": [0.5, 0.0, -2.0]}], ids=["vertex of floats", "float constant"])
+def test_a_where_mask_that_is_not_boolean_reads_as_numpy_reads_it(mask):
+    # nonzero is true, in the value and in the derivative (the partial was weighted by the mask's values)
+    d = {"format": "jacc-graph", "version": 1, "name": "w",
+         "inputs": [{"name": "m", "shape": [3]}, {"name": "x", "shape": [3]}],
+         "nodes": [{"name": "y", "op": "where", "args": [mask, "x", 0.0]}], "outputs": ["y"]}
+    g = jacc.Graph.from_dict(d, "w.json")
+    m, x = np.array([0.5, -2.0, 0.0]), np.array([1.0, 2.0, 3.0])
+    truth = (m if mask == "m" else np.array([0.5, 0.0, -2.0])) != 0
+    np.testing.assert_array_equal(g.evaluate({"m": m, "x": x})["y"], np.where(truth, x, 0.0))
+    p = jacc.plan(g, "reverse")
+    for J in (p.execute(m, x), p.compile("numpy")(m, x)):
+        np.testing.assert_array_equal(J["y", "x"], np.diag(truth.astype(float)))
+        np.testing.assert_array_equal(J["y", "m"], np.zeros((3, 3)))
