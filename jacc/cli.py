@@ -292,7 +292,11 @@ def _accepts(strategy: str, option: str, elimination: str = "vertex") -> bool:
     import inspect
 
     fn = _registry(elimination).get(strategy)
-    return fn is not None and option in inspect.signature(fn).parameters
+    if fn is None:
+        return False
+    params = inspect.signature(fn).parameters
+    # (the edge and face strategies take their time limit among **options)
+    return option in params or (option == "time_limit" and any(p.kind is p.VAR_KEYWORD for p in params.values()))
 
 
 def _plan_for(g, strategy: str, args, objective: str = "mults"):
@@ -329,8 +333,9 @@ def cmd_plan(args) -> int:
     for s in sorted(_registry(args.elimination)):
         try:
             p = _plan_for(g, s, args)
-        except (ValueError, CostModelError) as e:  # e.g. too large for 'optimal': say so, keep going
-            rows.append({"strategy": s, "note": str(e).split(";")[0]})
+        except (ValueError, CostModelError, TimeoutError) as e:  # e.g. too large for 'optimal', or face
+            # greedy cut by --time-limit with no sequence to complete: say so, keep going
+            rows.append({"strategy": s, "note": str(e).split(";")[0] or "stopped by the time limit"})
             continue
         rows.append({"strategy": p.strategy, "mults": p.mults, "flops": p.flops,
                      "peak_bytes": getattr(p, "peak_bytes", None),
