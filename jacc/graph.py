@@ -391,6 +391,30 @@ class Graph:
         return _from_dict(data, source)
 
 
+#: ops whose evaluation checks what a shape rule cannot see — their constant positions (distinct,
+#: in range, integers), knots and breaks in order, operands of the same shape: a file is checked by
+#: running them once on zeros, so it is refused at loading, naming the node, not at its first run
+_CHECKED_BY_RUNNING = frozenset({"put", "gather", "scatter_add", "value_from", "gram_join", "interp", "ppoly"})
+_DRY_RUN_MAX = 1 << 20  # entries of zeros made for one such check, at most (else it waits for the run)
+
+
+def _dry_run(g: "Graph", name: str) -> str | None:
+    """Why node ``name`` cannot run whatever its inputs (see :data:`_CHECKED_BY_RUNNING`), else None."""
+    d = g.nx.nodes[name]
+    if d["op"] not in _CHECKED_BY_RUNNING:
+        return None
+    shapes = [g._arg_shape(a) for a in d["args"]]
+    if sum(math.prod(s) for s in shapes) > _DRY_RUN_MAX:
+        return None
+    args = [a.value if isinstance(a, Const) else np.zeros(s) for a, s in zip(d["args"], shapes)]
+    try:
+        with np.errstate(all="ignore"):
+            OPS[d["op"]].evaluate(args, d["params"])
+    except (ValueError, IndexError, TypeError) as e:
+        return str(e)
+    return None
+
+
 def _check_arguments(op: str, shapes: list[Shape], params: dict) -> None:
     """Argument count and axis ranges, which the op's shape rule takes for granted."""
     if len(shapes) < MIN_ARGS.get(op, 0):
@@ -820,6 +844,9 @@ def _from_dict(data: Any, src: str) -> Graph:
         except GraphError as e:
             msg = re.sub(rf"^node {re.escape(repr(name))}( \(\w+\))?: ", "", str(e))
             raise fail(f"{where} ({op})", msg) from None
+        why = _dry_run(g, name)
+        if why:
+            raise fail(f"{where} ({op})", why)
     try:
         g.set_outputs(doc["outputs"])
     except GraphError as e:

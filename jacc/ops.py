@@ -1088,10 +1088,16 @@ for _held in (0, 1):
                 nondiff=frozenset({_held})))
 register(Op("hold", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: None, 1,
             "the value of x, held: no edge, so the derivative treats it as a constant", nondiff=frozenset({0})))
-register(Op("value_from", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: S.identity(ctx.out_shape), 2,
+def _same_shapes(s, p):
+    if tuple(s[0]) != tuple(s[1]):
+        raise ShapeError(f"its two arguments must have one shape, got {tuple(s[0])} and {tuple(s[1])}")
+    return s[0]
+
+
+register(Op("value_from", lambda a, p: a[0], _same_shapes, lambda i, ctx: S.identity(ctx.out_shape), 2,
             "the value of the first argument with the derivative of the second (same shape and the "
             "same function of the inputs, computed another way)", nondiff=frozenset({0})))
-register(Op("gram_join", lambda a, p: a[0], lambda s, p: s[0], lambda i, ctx: S.identity(ctx.out_shape), 2,
+register(Op("gram_join", lambda a, p: a[0], _same_shapes, lambda i, ctx: S.identity(ctx.out_shape), 2,
             "a Gram product from its two halves: the value of the first (= the second), "
             "the derivative of both"))
 

@@ -256,6 +256,16 @@ SCHEMA_CASES = [
     (_with(inputs=[{"name": "x", "shape": []}], nodes=[{"name": "y", "op": "transpose", "args": ["x"],
                                                         "params": {"axes": [0]}}]),
      "node 'y' (transpose): axes 0 is out of range: the argument has no axes"),
+    # checked by running the op once on zeros at loading (they failed at the first run, naming no node)
+    (_node("put", ["x", {"const": [1.0, 2.0]}, {"const": [1, 1]}]), "node 'y' (put): put positions must be distinct"),
+    (_node("gather", ["x", {"const": [0, 9]}]), "node 'y' (gather): gather positions must be integers in [0, 3)"),
+    (_node("scatter_add", ["x", {"const": [0, 5, 1]}], {"size": 4}),
+     "node 'y' (scatter_add): scatter_add positions must be integers in [0, 4)"),
+    (_node("interp", ["x", {"const": [2.0, 1.0, 0.0]}, {"const": [0.0, 1.0, 2.0]}]),
+     "node 'y' (interp): interp's knots must increase strictly"),
+    (_with(inputs=[{"name": "x", "shape": [3]}, {"name": "z", "shape": [2]}],
+           nodes=[{"name": "y", "op": "value_from", "args": ["x", "z"]}]),
+     "node 'y' (value_from): its two arguments must have one shape, got (3,) and (2,)"),
 ]
 
 
