@@ -441,6 +441,17 @@ def _at_literal(name: str, raw: str) -> np.ndarray:
                          "(e.g. 2, -1.5, inf, [1, 2] or [[1, 0], [0, 1]])") from None
 
 
+def _digits(text: str) -> int:
+    """``--digits``: a whole number of decimal places, 0 to 17."""
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 17:
+        raise argparse.ArgumentTypeError(f"must be a whole number of decimal places from 0 to 17, not {text!r}")
+    return n
+
+
 def _at_file(name: str, path: str) -> np.ndarray:
     if not path:
         raise UsageError(f"--at {name}=@: name a .npy or .npz file after '@'")
@@ -448,6 +459,8 @@ def _at_file(name: str, path: str) -> np.ndarray:
         loaded = np.load(path, allow_pickle=False)
     except Exception as e:  # noqa: BLE001 - NumPy reports bad files as OSError, ValueError, EOFError, BadZipFile…
         reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        if "pickle" in reason:  # (NumPy's reading of any file that is not .npy or .npz: its advice does not apply)
+            reason = "its contents are not in NumPy's .npy or .npz format"
         raise UsageError(f"--at {name}: cannot read {path}: {reason}; give a .npy or .npz file") from None
     if isinstance(loaded, np.lib.npyio.NpzFile):
         with loaded:
@@ -651,7 +664,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--mode", choices=["primal", "forward", "reverse"], help="one table (default: all three)")
     c.add_argument("--wrt", help="input to seed the forward tangent with (default: the first)")
     c.add_argument("--output", help="output to seed the reverse adjoint with (default: the only one)")
-    c.add_argument("--digits", type=int, default=3, help="decimal places (default 3)")
+    c.add_argument("--digits", type=_digits, default=3, help="decimal places (default 3)")
     c.add_argument("--ascii", action="store_true", help="v-1, x1_dot … instead of v₋₁, ẋ1")
     _fmt(c)
 

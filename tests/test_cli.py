@@ -392,11 +392,14 @@ def test_at_files_npy_npz_and_paths_with_commas(capsys, workdir):
     ("x1=@two.npz,x2=5", "--at x1: two.npz holds arrays ['a', 'b']; store one array, or one named 'x1'"),
     ("x1=@text.npy,x2=5", "--at x1: text.npy holds <U3 values; jacc needs real numbers"),
     ("x1=@junk.npy,x2=5", "--at x1: cannot read junk.npy: "),
+    ("x1=@vals.json,x2=5", "--at x1: cannot read vals.json: its contents are not in NumPy's .npy or .npz format; "
+                           "give a .npy or .npz file"),  # (not NumPy's advice to unpickle it)
 ])
 def test_at_errors_are_one_line(capsys, workdir, at, message):
     np.savez("two.npz", a=np.zeros(()), b=np.zeros(()))
     np.save("text.npy", np.array("abc"))
     open("junk.npy", "w").write("not numpy")
+    open("vals.json", "w").write("[1, 2]")
     code, _, err = run(capsys, "run", "graphs/lecture_f.json", "--at", at)
     assert code == 2 and err.startswith(f"jacc: error: {message}") and err.count("\n") == 1
 
@@ -517,3 +520,9 @@ def test_time_limit_reaches_the_edge_and_face_strategies(tmp_path, capsys, monke
     assert code == 0 and ("greedy", "face", 0.001) in seen
     row = next(line for line in out.splitlines() if line.startswith("greedy"))
     assert "did not finish within time_limit=0.001" in row  # a row of its own, the table goes on
+
+
+@pytest.mark.parametrize("digits", ["-1", "x", "99"])
+def test_digits_out_of_range_names_the_option(capsys, workdir, digits):
+    code, _, err = run(capsys, "trace", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "--digits", digits)
+    assert code == 2 and "--digits: must be a whole number of decimal places" in err
