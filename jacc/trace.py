@@ -2327,7 +2327,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     # whether or not its numbers were traced (they are not when they do not depend on the argument
     # differentiated: the result's nesting then changed with argnums)
     node = pytrees.is_node if scalarize else _output_node
-    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and any(map(node, result)))
+    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and (
+        any(map(node, result)) or hasattr(type(result), "_fields")))  # (a namedtuple keeps its type, as in JAX)
     if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
         outs, kind = pytrees.flatten(result, node)
     else:

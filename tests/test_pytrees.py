@@ -156,3 +156,16 @@ def test_a_container_of_one_number_keeps_its_nesting_on_every_call(wrap, retrace
         assert type(r) is type(wrap(0.0))
         got = r["k"] if isinstance(r, dict) else r[0]
         np.testing.assert_allclose(got, 3 * np.tanh(v) ** 2 / np.cosh(v) ** 2, rtol=1e-13)
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_a_namedtuple_result_keeps_its_type_at_the_top_level_too(retrace):
+    # (it came back a plain tuple there, and nested a namedtuple: J.s raised AttributeError)
+    Out = namedtuple("Out", "y s")
+    jf = jacc.jacobian(lambda x: Out(np.sin(x), np.sum(x)), retrace=retrace)
+    x = np.array([0.1, 0.2])
+    for _ in range(4):
+        J = jf(x)
+        assert type(J) is Out
+        np.testing.assert_allclose(J.y, np.diag(np.cos(x)), rtol=1e-15)
+        np.testing.assert_array_equal(J.s, np.ones(2))
