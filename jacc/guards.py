@@ -42,6 +42,7 @@ from __future__ import annotations
 import builtins
 import dis
 import functools
+import gc
 import importlib.util
 import itertools
 import math
@@ -295,6 +296,14 @@ class Watch:
         kinds, codes, roots = self._kinds, self.codes, self._roots
         frames: dict = {}  # live frames of other code → whose they are (TRUSTED or USER)
         effects = _NUMPY_EFFECTS
+        # what the garbage collector runs (finalizers, weakref callbacks of any object, a test
+        # framework's among them) runs when memory says, not on f's behalf: its calls are not f's
+        # (one that timed itself kept f running: "it calls perf_counter", at random)
+        collecting = self._collecting = [False]
+
+        def collection(phase, info):
+            collecting[0] = phase == "start"
+        self._collection = collection
 
         def kind(code):
             k = kinds.get(code)
@@ -316,6 +325,8 @@ class Watch:
             return USER
 
         def hook(frame, event, arg):
+            if collecting[0]:
+                return
             if event == "call":
                 code = frame.f_code
                 k = kind(code)
@@ -336,12 +347,14 @@ class Watch:
                     self.problem = f"it calls {getattr(arg, '__qualname__', None) or getattr(arg, '__name__', arg)}"
 
         self._mine = True
+        gc.callbacks.append(collection)
         sys.setprofile(hook)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._mine:
             sys.setprofile(None)
+            gc.callbacks.remove(self._collection)
             self._mine = False
 
 

@@ -4,8 +4,10 @@ and whether ``f`` was skipped (``jf.cache.skipped``) or why not (``jf.cache.why_
 
 import contextlib
 import functools
+import gc
 import math
 import sys
+import time
 from os import getenv
 from random import Random
 
@@ -827,3 +829,27 @@ def test_a_path_taken_by_a_formatted_value_is_value_dependent():
     jf = jacc.jacobian(lambda x: x * 2.0 if f"{x[0]:.1f}" < "1.0" else x * 3.0)
     for first, slope in ((0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (1.3, 3.0)):
         np.testing.assert_allclose(jf(np.array([first, 0.7])), np.eye(2) * slope, rtol=1e-14)
+
+
+class _TimedOnCollection:
+    def __del__(self):
+        time.perf_counter()  # (not pure: had f called it, f would have to run at every call)
+
+
+def test_what_the_garbage_collector_runs_during_a_watch_is_not_the_watched_codes():
+    # a finalizer runs where memory says, whatever object it belongs to: one that timed itself (a
+    # test framework's) kept f running at random ("it calls perf_counter", once in a few test runs)
+    threshold = gc.get_threshold()
+    gc.set_threshold(1)  # (a collection at nearly every allocation)
+    try:
+        with watch() as w:
+            garbage = _TimedOnCollection()
+            garbage.itself = garbage  # (a cycle: only the collector frees it)
+            del garbage
+            made = [[[] for _ in range(3)] for _ in range(3)]  # (allocations: a collection runs the finalizer)
+    finally:
+        gc.set_threshold(*threshold)
+    assert w.problem is None and made
+    with watch() as w:  # (the same call made by the watched code itself is seen)
+        time.perf_counter()
+    assert w.problem == "it calls perf_counter"
