@@ -296,14 +296,20 @@ class Watch:
         kinds, codes, roots = self._kinds, self.codes, self._roots
         frames: dict = {}  # live frames of other code → whose they are (TRUSTED or USER)
         effects = _NUMPY_EFFECTS
-        # what the garbage collector runs (finalizers, weakref callbacks of any object, a test
-        # framework's among them) runs when memory says, not on f's behalf: its calls are not f's
-        # (one that timed itself kept f running: "it calls perf_counter", at random)
-        collecting = self._collecting = [False]
+        # what the garbage collector runs (finalizers, weakref callbacks, the other gc.callbacks:
+        # Hypothesis times every collection) runs when memory says, not on f's behalf: its calls
+        # are not f's (Hypothesis's perf_counter kept f running at random). One callback first in
+        # the list marks the start, one last the end, so the others run between them
+        collecting = [False]
 
-        def collection(phase, info):
-            collecting[0] = phase == "start"
-        self._collection = collection
+        def starts(phase, info):
+            if phase == "start":
+                collecting[0] = True
+
+        def ends(phase, info):
+            if phase == "stop":
+                collecting[0] = False
+        self._collection = (starts, ends)
 
         def kind(code):
             k = kinds.get(code)
@@ -347,14 +353,16 @@ class Watch:
                     self.problem = f"it calls {getattr(arg, '__qualname__', None) or getattr(arg, '__name__', arg)}"
 
         self._mine = True
-        gc.callbacks.append(collection)
+        gc.callbacks.insert(0, starts)
+        gc.callbacks.append(ends)
         sys.setprofile(hook)
         return self
 
     def __exit__(self, *exc) -> None:
         if self._mine:
             sys.setprofile(None)
-            gc.callbacks.remove(self._collection)
+            for callback in self._collection:
+                gc.callbacks.remove(callback)
             self._mine = False
 
 

@@ -836,11 +836,17 @@ class _TimedOnCollection:
         time.perf_counter()  # (not pure: had f called it, f would have to run at every call)
 
 
+def _times_collections(phase, info):
+    time.perf_counter()  # (as Hypothesis's gc callback does, at the start and end of every collection)
+
+
 def test_what_the_garbage_collector_runs_during_a_watch_is_not_the_watched_codes():
-    # a finalizer runs where memory says, whatever object it belongs to: one that timed itself (a
-    # test framework's) kept f running at random ("it calls perf_counter", once in a few test runs)
+    # a collection runs where memory says, with its finalizers and gc.callbacks: Hypothesis's, which
+    # times every collection, kept f running at random ("it calls perf_counter", in two test runs of four)
     threshold = gc.get_threshold()
     gc.set_threshold(1)  # (a collection at nearly every allocation)
+    gc.callbacks.insert(0, _times_collections)
+    gc.callbacks.append(_times_collections)
     try:
         with watch() as w:
             garbage = _TimedOnCollection()
@@ -849,6 +855,8 @@ def test_what_the_garbage_collector_runs_during_a_watch_is_not_the_watched_codes
             made = [[[] for _ in range(3)] for _ in range(3)]  # (allocations: a collection runs the finalizer)
     finally:
         gc.set_threshold(*threshold)
+        gc.callbacks.remove(_times_collections)
+        gc.callbacks.remove(_times_collections)
     assert w.problem is None and made
     with watch() as w:  # (the same call made by the watched code itself is seen)
         time.perf_counter()
