@@ -1463,7 +1463,8 @@ class Tracer(_Held):
         code may take a path by it (``if f"{x:.1f}" < "1.0"``): the trace depends on the value there."""
         if not spec:
             return str(self)
-        self.tape.note_value_dependence("format() of a traced value")
+        if not self.tape.paused:  # (inside values_only(), values are read on purpose, as float() there)
+            self.tape.note_value_dependence("format() of a traced value")
         return format(self.value, spec)
 
     def _compare(self, other, fn, what):

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import jacc
 from jacc.guards import guards_for, same, snapshot, watch
+from jacc.trace import values_only
 
 SCALE = np.array([1.0, 2.0, 3.0])
 LOG: list = []
@@ -829,6 +830,12 @@ def test_a_path_taken_by_a_formatted_value_is_value_dependent():
     jf = jacc.jacobian(lambda x: x * 2.0 if f"{x[0]:.1f}" < "1.0" else x * 3.0)
     for first, slope in ((0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (0.3, 2.0), (1.3, 3.0)):
         np.testing.assert_allclose(jf(np.array([first, 0.7])), np.eye(2) * slope, rtol=1e-14)
+
+    def logs(x):
+        with values_only():  # (values read on purpose: the trace stays general)
+            assert f"{x:.3f}" == "1.000"
+        return x * 2.0
+    assert not jacc.trace(logs, 1.0).meta.get("value_dependent")
 
 
 class _TimedOnCollection:
