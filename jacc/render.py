@@ -509,8 +509,8 @@ def render(graph: Graph | None, plan: "Plan | None" = None, path: str | os.PathL
     if steps_dir is not None and plan is None:
         raise ValueError("steps_dir needs a plan: its steps are what gets drawn")
     if steps_dir is not None and getattr(plan, "elimination", "vertex") != "vertex":
-        raise ValueError("steps_dir draws vertex plans step by step; for an edge or face plan draw one "
-                         "picture (path=...), whose edges carry their steps")
+        raise ValueError("steps_dir (--steps) draws vertex plans step by step; for an edge or face plan draw "
+                         "one picture (path=..., -o), whose edges carry their steps")
     p = os.fspath(path) if path is not None else None
     f = _format(p, fmt)
     convert = _converter(f)  # fails before anything is written when Graphviz is missing

@@ -553,7 +553,8 @@ def adjoint_trace(graph: Graph, inputs: Mapping[str, Any] | Sequence[Any], outpu
         raise ValueError(f"style must be 'summed' or 'increments', not {style!r}")
     if output is None:
         if len(graph.outputs) != 1:
-            raise ValueError(f"graph {graph.name!r} has {len(graph.outputs)} outputs; pick one with output=, "
+            raise ValueError(f"graph {graph.name!r} has {len(graph.outputs)} outputs; pick one with output= "
+                             "(--output on the command line), "
                              f"one of: {', '.join(graph.outputs)}")
         output = graph.outputs[0]
     y = _pick(graph, output, graph.outputs, "output")

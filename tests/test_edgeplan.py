@@ -118,7 +118,7 @@ def test_edge_plan_picture_marks_each_step():
     for k, s in enumerate(p.steps, 1):
         assert f"{k}: {s.kind} " in text  # the legend lists every move
     assert "back step 1" in text and "style=dashed" in text
-    with pytest.raises(ValueError, match="steps_dir draws vertex plans"):
+    with pytest.raises(ValueError, match=r"steps_dir \(--steps\) draws vertex plans"):
         jacc.render(g, p, steps_dir="unused")
 
 
