@@ -209,8 +209,10 @@ def test_a_search_over_thousands_of_independent_groups_keeps_its_limit(strategy)
     wall = time.perf_counter() - t
     assert within_promise(wall, 0.05), f"{strategy} took {wall:.2f} s"
     # (past the deadline before the one search of the 2,400 alike groups: "unsearched"; during it: the
-    # search's own note — either way it says so and claims nothing)
-    assert "time limit reached" in info["stopped early"] and optimal is not True
+    # search's own note — either way it says so and claims nothing. A search set up and done within
+    # the limit, as on a quick moment of this machine, has nothing to say: its order is complete)
+    note = info.get("stopped early")
+    assert note is None or ("time limit" in note and optimal is not True), (note, optimal)
     assert sorted(order) == sorted(prob.eliminable)
 
 
