@@ -392,9 +392,9 @@ class Graph:
 
 
 #: ops whose evaluation checks what a shape rule cannot see — their constant positions (distinct,
-#: in range, integers), knots and breaks in order, operands of the same shape: a file is checked by
-#: running them once on zeros, so it is refused at loading, naming the node, not at its first run
-_CHECKED_BY_RUNNING = frozenset({"put", "gather", "scatter_add", "value_from", "gram_join", "interp", "ppoly"})
+#: in range, integers), knots and breaks in order: a file is checked by running them once on zeros,
+#: so it is refused at loading, naming the node, not at its first run
+_CHECKED_BY_RUNNING = frozenset({"put", "gather", "scatter_add", "interp", "ppoly"})
 _DRY_RUN_MAX = 1 << 20  # entries of zeros made for one such check, at most (else it waits for the run)
 
 

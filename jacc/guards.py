@@ -676,6 +676,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
             return why
     g.values.extend(Kept(v) for v in bound)
     scanned = {code: _reads(code) for code in w.codes}
+    stdlib = {code for code in w.codes if _file_kind(code) == STDLIB}  # (their reads guarded, their writes their own)
     read: set[tuple[int, str]] = set()
     while pending:  # the functions met so far, then the globals their code read (more functions)
         fn = pending.pop()
@@ -695,13 +696,13 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                     g.absent.append((space, name))
                     continue
                 why = value(v, f"the global {name!r}" + (f" (read by {code.co_name} in {code.co_filename})"
-                                                          if _file_kind(code) == STDLIB else ""))
+                                                          if code in stdlib else ""))
                 if why:
                     return why
                 g.globals.append((space, name, Kept(v)))
                 g.names.append(name)
     for code, (_, writes) in scanned.items():
-        if _file_kind(code) == STDLIB:  # (the standard library's: its reads are guarded, its own state is its own)
+        if code in stdlib:
             continue
         if code not in writable and code.co_freevars:  # a closure that no guarded function carries
             return f"{code.co_name} reads variables of a function it cannot see"
