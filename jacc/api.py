@@ -932,7 +932,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
                                names=arg_names[len(args)])
-        verdict[0] = None if seen is None else judge(seen, args, kwargs)
+        verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
             return found[0], tape
@@ -1035,9 +1035,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         return (tuple(a for i, a in enumerate(args) if i not in differentiated)
                 + ((tuple(kwargs),) + tuple(kwargs.values()) if kwargs else ()))
 
-    def judge(seen, args, kwargs) -> Guards | str:
+    def judge(seen, args, kwargs, copies) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
-        return guards_for(f, seen, passed_of(args, kwargs))
+        return guards_for(f, seen, passed_of(args, kwargs), copies)
 
     def jf(*args, **kwargs):
         if not retrace or skipping:

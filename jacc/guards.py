@@ -51,7 +51,7 @@ import os
 import sys
 import sysconfig
 import types
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
@@ -88,16 +88,22 @@ def _is_sparse(x: Any) -> bool:
     return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
 
-def snapshot(x: Any) -> Any:
+def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
     """What a guard keeps of a value: a copy for arrays, numbers, strings, lists, tuples and dicts
     of them (recursively) and SciPy sparse matrices, so a container changed in place is seen; the
-    object itself otherwise."""
+    object itself otherwise. ``copies`` (a trace's :attr:`~jacc.trace.Tape.copies`) offers
+    read-only copies already made of some arrays: one still bit-equal to its array is kept instead
+    of a new copy."""
+    if type(x) is np.ndarray and copies:
+        mine, copy = copies.get(id(x), (None, None))
+        if mine is x and copy.dtype == x.dtype and copy.shape == x.shape and same_bits(x, copy):
+            return copy
     if isinstance(x, (np.ndarray, np.generic)):
         return np.array(x, copy=True) if type(x) is np.ndarray or isinstance(x, np.generic) else _Subclass(x)
     if type(x) in (list, tuple):
-        return type(x)(snapshot(v) for v in x)
+        return type(x)(snapshot(v, copies) for v in x)
     if type(x) is dict:
-        return {k: snapshot(v) for k, v in x.items()}
+        return {k: snapshot(v, copies) for k, v in x.items()}
     if _is_sparse(x):
         return _Sparse(x)
     return x
@@ -520,24 +526,24 @@ class Kept:
 
     __slots__ = ("live", "copy", "lists", "dicts", "arrays")
 
-    def __init__(self, v: Any):
-        self.live, self.copy = v, snapshot(v)
+    def __init__(self, v: Any, copies: Mapping[int, tuple] | None = None):
+        self.live, self.copy = v, snapshot(v, copies)
         self.lists: list = []  # (list, its items)
         self.dicts: list = []  # (dict, its items)
-        self.arrays: list = []  # (array, shape, dtype, bytes or a copy)
-        stack = [v]
+        self.arrays: list = []  # (array, shape, dtype, bytes or its copy in self.copy)
+        stack = [(v, self.copy)]
         while stack:
-            x = stack.pop()
+            x, c = stack.pop()
             t = type(x)
             if t is list or t is tuple:
                 if t is list:
                     self.lists.append((x, list(x)))
-                stack.extend(x)
+                stack.extend(zip(x, c))
             elif t is dict:
                 self.dicts.append((x, list(x.items())))
-                stack.extend(x.values())
+                stack.extend(zip(x.values(), c.values()))
             elif t is np.ndarray:
-                self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else np.array(x, copy=True)))
+                self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else c))
             elif not (isinstance(x, _PLAIN + (np.generic,)) or _identity(x)):  # (a sparse matrix): by copy
                 self.lists = self.dicts = self.arrays = None
                 return
@@ -606,11 +612,11 @@ class Guards:
         return len(passed) == len(self.passed) and all(k.holds(v) for k, v in zip(self.passed, passed))
 
 
-def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
+def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, tuple] | None = None) -> Guards | str:
     """The :class:`Guards` under which running ``f`` again is unobservable, given what ran while
     ``f`` did (``w``) and the arguments ``passed`` that the caller compares itself (by
     :func:`same`: they must be plain data, functions among them have their cells guarded here);
-    else a short reason why not."""
+    else a short reason why not. ``copies``: the trace's copies of arrays (see :func:`snapshot`)."""
     if w.problem:
         return w.problem
     g = Guards()
@@ -651,14 +657,14 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
             why = value(v, f"the variable {name!r} of {fn.__qualname__}")
             if why:
                 return why
-            g.cells.append((cell, Kept(v)))
+            g.cells.append((cell, Kept(v, copies)))
             g.names.append(name)
         for d in (fn.__defaults__ or ()), tuple((fn.__kwdefaults__ or {}).values()):
             for v in d:
                 why = value(v, f"a default of {fn.__qualname__}")
                 if why:
                     return why
-                kept = Kept(v)
+                kept = Kept(v, copies)
                 if kept.mutable:  # (an array default changed in place is seen; a rebound one by identity)
                     g.values.append(kept)
         g.functions.append((fn, fn.__code__, fn.__defaults__, fn.__kwdefaults__))
@@ -667,14 +673,14 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                 why = value(held, f"an attribute of {fn.__qualname__}")
                 if why:
                     return why
-                g.values.append(Kept(held))
+                g.values.append(Kept(held, copies))
         return None
 
     for v in passed + bound:
         why = value(v, "an argument")
         if why:
             return why
-    g.values.extend(Kept(v) for v in bound)
+    g.values.extend(Kept(v, copies) for v in bound)
     scanned = {code: _reads(code) for code in w.codes}
     stdlib = {code for code in w.codes if _file_kind(code) == STDLIB}  # (their reads guarded, their writes their own)
     read: set[tuple[int, str]] = set()
@@ -699,7 +705,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
                                                           if code in stdlib else ""))
                 if why:
                     return why
-                g.globals.append((space, name, Kept(v)))
+                g.globals.append((space, name, Kept(v, copies)))
                 g.names.append(name)
     for code, (_, writes) in scanned.items():
         if code in stdlib:
@@ -709,5 +715,5 @@ def guards_for(f: Callable, w: Watch, passed: tuple = ()) -> Guards | str:
         why = writes(writable.get(code, frozenset()))
         if why:
             return why
-    g.passed = [Kept(v) for v in passed]
+    g.passed = [Kept(v, copies) for v in passed]
     return g

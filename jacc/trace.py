@@ -303,6 +303,10 @@ class Tape:
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
         self.same_constants = True
+        # id(caller's array) -> (that array, the graph's bit-equal private copy of it): a guard on
+        # the array keeps that copy instead of a third one (jacc.guards.snapshot), and comparing
+        # with it warms the memory the compiled program reads next
+        self.copies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.replayable = np.dtype(dtype) == _F8  # the fast paths assume float64 values
         # what record's fast path checks steps against: expect's, while replaying it
         self._table = expect.replay if expect is not None and self.replayable else None
@@ -441,7 +445,9 @@ class Tape:
                             value = self._own(value)
                     return self._traced(step, value)
         gargs = []
+        given: list = []  # per argument, the caller's array where it is one (see copies)
         for a in args:
+            given.append(a if type(a) is np.ndarray else None)
             if type(a) is not np.ndarray and isinstance(a, _Held) and not isinstance(a, Tracer):
                 a = _unheld(a)
             if isinstance(a, Tracer) and a.tape.paused:
@@ -482,6 +488,9 @@ class Tape:
             else:
                 gargs[j] = _private(a)
                 self.same_constants = False
+            mine = given[j]
+            if mine is not None and mine.dtype == gargs[j].dtype and mine.shape == gargs[j].shape:
+                self.copies[id(mine)] = (mine, gargs[j])
         vals = [self._array(g) if isinstance(g, str) else g for g in gargs]
         name = self._name()
         if self.graph is not None:

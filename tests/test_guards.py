@@ -194,6 +194,44 @@ def test_in_place_changes_of_what_f_reads_stop_skipping():
     assert jf.cache.skipped == 0
 
 
+def test_a_closed_over_array_is_kept_once_and_changes_in_place_are_seen():
+    """A guard keeps the graph's read-only copy of an array f closed over instead of copies of its
+    own: a data matrix of 8 MB held 24 MB more (the graph's copy and two of the guard's), now 8 MB.
+    Changing the caller's array in place is still seen at the next call."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    A = rng.standard_normal((1000, 1000))
+    x = rng.standard_normal(1000)
+
+    def f(x):
+        return np.sum(np.tanh(A @ x))
+
+    def grad():
+        return A.T @ (1.0 - np.tanh(A @ x) ** 2)
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        jf = jacc.jacobian(f)
+        for _ in range(4):
+            np.testing.assert_allclose(jf(x), grad(), rtol=1e-12)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert jf.cache.skipped >= 1
+    assert held < 1.5 * A.nbytes, f"{held / 1e6:.1f} MB held for an {A.nbytes / 1e6:.0f} MB closed-over array"
+    A[123, 456] += 0.5  # in place: the kept copy (the graph's) is not the caller's array
+    np.testing.assert_allclose(jf(x), grad(), rtol=1e-12)
+    skipped = jf.cache.skipped
+    np.testing.assert_allclose(jf(x), grad(), rtol=1e-12)
+    A[0] = 0.0
+    np.testing.assert_allclose(jf(x), grad(), rtol=1e-12)
+    assert jf.cache.skipped >= skipped
+
+
 def test_a_function_that_fills_an_array_it_makes_is_skipped_and_sees_changes():
     """Writing traced values into np.zeros(...) swaps NumPy's constructors while f is traced; such
     an f was traced at every call (a loop of 100 slice dot products: 3.7 ms per call, of which the
