@@ -273,7 +273,7 @@ class _Once:
                 check_real(kind, f"argument {name!r}")
 
     @classmethod
-    def make(cls, entry: Entry, args, kwargs, nums, single: bool) -> "_Once | None":
+    def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None) -> "_Once | None":
         r, g = entry.runner, entry.graph
         assemble = None
         if r.unrolled is not None:  # scalar-level code of the array arguments (jacc.unroll)
@@ -291,9 +291,9 @@ class _Once:
             kind, convert = program.backend, None  # Program.run returns the caller's blocks
         else:
             return None
-        others = {i: snapshot(a) for i, a in enumerate(args) if i not in nums}
-        made = cls(entry, nums, others, {k: snapshot(v) for k, v in kwargs.items()}, run, kind, program, convert,
-                   single, assemble)
+        others = {i: snapshot(a, copies) for i, a in enumerate(args) if i not in nums}  # (copies: the trace's)
+        kw = {k: snapshot(v, copies) for k, v in kwargs.items()}
+        made = cls(entry, nums, others, kw, run, kind, program, convert, single, assemble)
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
 
@@ -986,13 +986,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         """The structure as a function of the differentiated arguments alone; an array program
         lowered without the primal (a default call's) is lowered again with it."""
         nums_here = check_argnums(argnums, len(args))
-        made = _Once.make(entry, args, kwargs, nums_here, single)
+        made = _Once.make(entry, args, kwargs, nums_here, single, tape.copies)
         if made is None and entry.runner.program:
             r = Runner(entry.runner.backend, dt, sparse, True, False)
             with np.errstate(all="ignore"):
                 r.prepare(entry.plan, tape.arrays())
             if r.program and r.program.primal:
-                made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single)
+                made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single, tape.copies)
         return made
 
     def settle(key, entry: Entry, tape: Tape, state, held: bool, args, kwargs) -> None:
@@ -1114,7 +1114,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if skipping and (held or seen is not None):
             settle(key, entry, tape, state, held, args, kwargs)
         if not retrace and not graph.meta.get("value_dependent"):
-            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single)
+            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies)
             if made is not None:
                 keep_once(key, made, args, kwargs)
         return _on_device(entry.assemble(found)) if device else entry.assemble(found)

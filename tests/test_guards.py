@@ -232,6 +232,37 @@ def test_a_closed_over_array_is_kept_once_and_changes_in_place_are_seen():
     assert jf.cache.skipped >= skipped
 
 
+def test_retrace_false_keeps_the_graphs_copy_of_an_argument_it_compares():
+    """retrace=False compares the arguments not differentiated with what the first call saw; it
+    keeps the graph's copy of a data array for that (8 MB held once more, not twice)."""
+    import tracemalloc
+
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((1000, 1000))
+    w = rng.standard_normal(1000)
+
+    def loss(w, X):
+        return np.sum(np.tanh(X @ w))
+
+    def grad(X):
+        return X.T @ (1.0 - np.tanh(X @ w) ** 2)
+
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        jf = jacc.jacobian(loss, retrace=False)
+        for _ in range(3):
+            np.testing.assert_allclose(jf(w, X), grad(X), rtol=1e-12)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert held < 1.5 * X.nbytes, f"{held / 1e6:.1f} MB held for an {X.nbytes / 1e6:.0f} MB argument"
+    X[1, 2] = 7.0  # in place: another argument value, traced again
+    np.testing.assert_allclose(jf(w, X), grad(X), rtol=1e-12)
+
+
 def test_a_function_that_fills_an_array_it_makes_is_skipped_and_sees_changes():
     """Writing traced values into np.zeros(...) swaps NumPy's constructors while f is traced; such
     an f was traced at every call (a loop of 100 slice dot products: 3.7 ms per call, of which the
