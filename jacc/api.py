@@ -26,17 +26,20 @@ from .eliminate import Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import owned
-from .trace import Recording, Tape, _param_names, check_argnums, check_real, record_call
+from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
 
 
-def _check_finite(name: str, x: np.ndarray | float, policy: str) -> None:
+def _check_finite(name: str, x: np.ndarray | float, policy: str, dtype=None) -> None:
+    """Raise per ``policy`` where ``x`` (the argument ``name`` in the Jacobian's ``dtype``) is not finite."""
     if policy == "propagate" or (math.isfinite(x) if type(x) is float or x.ndim == 0 else np.isfinite(x).all()):
         return
     x = np.asarray(x)
     bad = tuple(int(i) for i in np.argwhere(~np.isfinite(x))[0]) if x.ndim else ()
-    raise ValueError(f"argument {name!r} has a non-finite value {x[bad]} at index {bad}; "
+    dt = np.dtype(dtype or x.dtype)
+    cast = f" in {dt} (a finite value beyond ±{np.finfo(dt).max:.3g} overflows to inf)" if dt.itemsize < 8 else ""
+    raise ValueError(f"argument {name!r} has a non-finite value {x[bad]} at index {bad}{cast}; "
                      "pass nonfinite='propagate' to let NaN/inf flow into the Jacobian")
 
 
@@ -265,6 +268,7 @@ class _Once:
         would drop an imaginary part, or read booleans as numbers)."""
         for name, v in zip(self.entry.graph.inputs, raw):
             if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
+                check_plain(v, f"argument {name!r}")
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
                 try:
                     kind = np.asarray(v).dtype if kind is None else np.dtype(kind)
@@ -306,7 +310,7 @@ class _Once:
     def refuse_nonfinite(self, xs: list, nonfinite: str) -> None:
         """Raise (or warn, per ``nonfinite``) naming the first argument in ``xs`` that is not finite."""
         for name, x in zip(self.entry.graph.inputs, xs):
-            _check_finite(name, np.asarray(x, dtype=float), nonfinite)
+            _check_finite(name, np.asarray(x, dtype=float), nonfinite, self.entry.runner.dtype)
 
     def finite(self, xs: list) -> bool:
         """True when every argument is finite (cheap for the scalar kind: floats)."""
@@ -851,6 +855,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         backend = "interpret"
     if sparse:
         from . import sparse as _  # noqa: F401  a missing SciPy is one clear line now
+        if dt.itemsize < 4:  # (SciPy built such matrices but could not convert or multiply them)
+            raise ValueError(f"sparse=True needs dtype float32 or float64: SciPy's sparse arrays have no {dt}; "
+                             "pass dtype=np.float32, or sparse=False for dense blocks")
     if backend in ("jax", "torch"):
         from .program import _backend
 

@@ -402,14 +402,14 @@ def compile_native(plan, max_lines: int = MAX_LINES, quick: bool = False) -> Cal
     """:meth:`Plan.compile("c") <jacc.Plan.compile>`: the scalar plan's function as built C code,
     ``{(output, input): float}`` like :func:`~jacc.compile.compile_plan`'s (``.source`` is the C
     source, ``.mults`` the multiplications it performs)."""
-    from .compile import compile_plan
+    from .compile import compile_plan, float_args
 
     jac = compile_plan(plan)
     native = Native(jac, len(plan.graph.inputs), max_lines, quick)
-    keys = jac.flat_keys
+    keys, inputs = jac.flat_keys, plan.graph.inputs
 
     def jacobian(*args: float) -> dict:
-        return dict(zip(keys, native([float(a) for a in args]).tolist()))
+        return dict(zip(keys, native(float_args(inputs, args)).tolist()))
 
     jacobian.source, jacobian.mults, jacobian.native = native.source, jac.mults, native
     # compile_plan's interface (jacc.api runs either): the same without fallback, and the flat

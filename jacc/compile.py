@@ -342,7 +342,7 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
 
     def jacobian(*args: float) -> dict:
         try:
-            return fast(*[float(a) for a in args])
+            return fast(*float_args(g.inputs, args))
         except FALLBACK:
             return {k: float(v) for k, v in plan.execute(*args).items()}
 
@@ -354,6 +354,21 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
     jacobian.flat_parts = (params, lines, _tuple_text(exprs), env, plan.strategy)
     jacobian.flat_exprs, jacobian.flat_keys = exprs, keys  # per entry: its expression, its (output, input)
     return jacobian
+
+
+def float_args(inputs: list[str], args: tuple) -> list[float]:
+    """The positional arguments of a compiled scalar plan as floats, one per input in order; a wrong
+    count or a string is a ``TypeError`` naming the inputs (not the generated code's parameters).
+
+    >>> float_args(["x1", "x2"], (2, 5.0))
+    [2.0, 5.0]
+    """
+    if len(args) != len(inputs):
+        raise TypeError(f"plan takes {len(inputs)} inputs {inputs}, got {len(args)}")
+    for name, a in zip(inputs, args):
+        if isinstance(a, (str, bytes)):
+            raise TypeError(f"input {name!r} must be a number, not {type(a).__name__} {a!r}")
+    return [float(a) for a in args]
 
 
 _NAME = re.compile(r"[A-Za-z_]\w*")

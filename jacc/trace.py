@@ -463,6 +463,8 @@ class Tape:
             else:
                 if _sparse(a):
                     a = _sparse_operand(op, a)
+                elif type(a) is not np.ndarray and isinstance(a, np.ndarray):
+                    check_plain(a, f"an operand of {op} at {call_site()}")
                 try:
                     a = np.asarray(a)
                 except UnsupportedOperationError as e:  # a traced complex value (jacc.numpy_api.complexes)
@@ -953,6 +955,18 @@ def check_real(dtype: np.dtype, what: str) -> None:
     object): a cast would drop an imaginary part or read booleans as numbers."""
     if dtype.kind not in "fiu":
         raise TypeError(f"{what} must be a real float array, got dtype {dtype}")
+
+
+def check_plain(value: Any, what: str) -> None:
+    """Refuse the NumPy array subclasses whose arithmetic is not ndarray's: ``np.matrix`` (``*`` and
+    ``**`` are matrix products, results stay 2-D) and masked arrays (NumPy leaves masked entries
+    out). Read as their data, as ``np.asarray`` does, they gave a Jacobian of another function."""
+    if isinstance(value, np.matrix):
+        raise TypeError(f"{what} is a numpy.matrix, whose * and ** are matrix products: jacc traces "
+                        "ndarray arithmetic; pass np.asarray(...) and write the products with @")
+    if isinstance(value, np.ma.MaskedArray):
+        raise TypeError(f"{what} is a masked array: jacc does not trace masks (NumPy leaves masked "
+                        "entries out); pass .filled(value), np.ma.compressed(...) or the data itself")
 
 
 class _NotGiven:
@@ -2414,8 +2428,10 @@ def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, own
             f"{what} is traced by an enclosing jacc trace at {call_site()}: differentiating a jacc Jacobian again "
             "(a Hessian, jacobian(jacobian(f))) is not supported; differentiate a gradient written out in NumPy "
             "instead")
+    what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
+    check_plain(value, what)
     a = np.asarray(value)
-    check_real(a.dtype, f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})")
+    check_real(a.dtype, what)
     if scalarize:
         from .scalarize import split
 

@@ -144,3 +144,23 @@ def test_plans_run_silently_at_infinities_on_every_route():
         runs = [p.execute(np.inf, -np.inf)] + [p.compile(b)(np.inf, -np.inf) for b in ("scalar", "numpy")]
     for got in runs:  # ∂f/∂x1 = 1/x1 + x2 = -inf, ∂f/∂x2 = x1 - cos(x2) = inf - NaN
         np.testing.assert_array_equal([got[k] for k in sorted(got)], [-np.inf, np.nan])
+
+
+@pytest.mark.parametrize("backend", ["scalar", "c"])
+def test_compiled_scalar_plans_name_their_inputs_on_a_wrong_call(backend):
+    from jacc import ccode
+
+    if backend == "c" and ccode.compiler() is None:
+        pytest.skip("no C compiler on this machine")
+    g = jacc.trace(lambda x: np.stack([x[0] * np.sin(x[1]), x[0] ** 2]), np.array([2.0, 0.5]), scalarize=True)
+    fn = jacc.plan(g, "reverse").compile(backend)
+    for args in ((2.0,), (2.0, 0.5, 1.0)):
+        with pytest.raises(TypeError, match=rf"plan takes 2 inputs \['x\[0\]', 'x\[1\]'\], got {len(args)}"):
+            fn(*args)
+    with pytest.raises(TypeError, match=r"input 'x\[1\]' must be a number, not str"):
+        fn(2.0, "0.5")
+    got = fn(2, np.float64(0.5))  # (numbers of any kind)
+    want = jacc.plan(g, "reverse").execute(2.0, 0.5)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert got[k] == pytest.approx(float(want[k]), rel=1e-15)

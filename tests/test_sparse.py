@@ -417,3 +417,12 @@ def test_a_zero_block_under_float32_is_float32():
                 blocks = [b for out in jf(x, y) for b in out]
                 assert [b.dtype for b in blocks] == [np.float32] * 4
             assert blocks[2].nnz == 0 and blocks[2].shape == (4, 1)
+
+
+def test_float16_with_sparse_is_refused_at_once():
+    # SciPy built float16 CSR blocks it could neither convert nor multiply (a constant output's
+    # block raised SciPy's own error inside the call)
+    with pytest.raises(ValueError, match="sparse=True needs dtype float32 or float64.*float16"):
+        jacc.jacobian(lambda x: x * 2.0, sparse=True, dtype=np.float16)
+    J = jacc.jacobian(lambda x: x * 2.0, sparse=True, dtype=np.float32)(np.ones(3))
+    np.testing.assert_array_equal(J.toarray(), 2.0 * np.eye(3))

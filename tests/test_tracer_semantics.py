@@ -646,3 +646,29 @@ def test_matrix_transpose_attribute():
     np.testing.assert_array_equal(jacc.jacobian(lambda S: S.mT)(S), jacc.jacobian(lambda S: np.swapaxes(S, -1, -2))(S))
     with pytest.raises(TraceError, match="at least 2 dimension"):
         jacc.jacobian(lambda x: x.mT)(np.ones(3))
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+def test_matrix_and_masked_arrays_are_refused_not_read_as_their_data():
+    """np.matrix multiplies with * and masked arrays leave masked entries out: read as their data,
+    both gave the Jacobian of another function without a word (X * X differentiated as X²)."""
+    M = np.matrix([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(TypeError, match=r"argument 'X' is a numpy.matrix.*matrix products"):
+        jacc.jacobian(lambda X: X * X)(M)
+    with pytest.raises(TypeError, match=r"an operand of mul at .* is a numpy.matrix"):
+        jacc.jacobian(lambda x, M: M * x)(np.array([[0.5], [1.5]]), M)
+    m = np.ma.array([1.0, 2.0, 3.0], mask=[0, 1, 0])
+    with pytest.raises(TypeError, match=r"an operand of mul at .* is a masked array"):
+        jacc.jacobian(lambda x, c: np.sum(x * c))(np.ones(3), m)
+    with pytest.raises(TypeError, match=r"argument 'x' is a masked array"):
+        jacc.jacobian(lambda x: np.sum(x ** 2))(m)
+    # a matrix after ndarray calls (calls that skip f, traced once) is refused too
+    for retrace in (True, False):
+        jf = jacc.jacobian(lambda X: X * X, retrace=retrace)
+        expected = np.einsum("ik,jl->ijkl", np.eye(2), np.eye(2)) * 2 * np.asarray(M)[..., None, None]
+        for _ in range(3):
+            np.testing.assert_allclose(jf(np.asarray(M)), expected, rtol=1e-14)
+        with pytest.raises(TypeError, match="numpy.matrix"):
+            jf(M)
+    # what a masked array gives outside traced operations is plain data: read as NumPy does
+    np.testing.assert_allclose(jacc.jacobian(lambda x, c: x * c.sum())(np.ones(2), m), np.eye(2) * 4.0)
