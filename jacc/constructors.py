@@ -422,29 +422,44 @@ def _reachable(f: Any):
     yield from visit(f, 0)
 
 
-def _holders(f: Any, replaced: dict) -> list[tuple[Any, str | None, Any, Any]]:
+def _holders(f: Any, replaced: dict) -> tuple[list[tuple[Any, str | None, Any, Any]], list[tuple]]:
     """Where a replaced function is bound outside its module, for ``f`` and the functions it
-    calls by name: (module dict, name, original, replacement) or (closure cell, None, …)."""
+    calls by name: (module dict, name, original, replacement) or (closure cell, None, …); and
+    every (holder, name, value) looked at, which must stay as it was for the first list to hold."""
     found: list = []
+    scanned: list = []
     for fn in _reachable(f):
         space = fn.__globals__
         for name in _names(fn.__code__):
             v = space.get(name)
+            scanned.append((space, name, v))
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((space, name, v, made))
         for cell in fn.__closure__ or ():
             v = _contents(cell)
+            scanned.append((cell, None, v))
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((cell, None, v, made))
-    return found
+    return found, scanned
 
 
-#: f's code -> (the _replaced() it was found for, f's closure cells, its holders): functions made by
+def _unchanged(scanned: list[tuple]) -> bool:
+    """Whether every name :func:`_holders` looked at still holds what it held (or, while another
+    trace swapped it, that trace's replacement): ``fn = scipy.ndimage.correlate`` rebound after a
+    trace of ``f`` that calls ``fn`` ran SciPy's own function on traced values."""
+    for holder, name, v in scanned:
+        now = holder.get(name) if name is not None else _contents(holder)
+        if now is not v and (id(holder), name) not in _HELD:
+            return False
+    return True
+
+
+#: f's code -> (the _replaced() it was found for, f's closure cells, its holders, what was scanned): functions made by
 #: one ``lambda`` share its code but not what their cells hold, so a hit needs the very same cells
 #: (kept here, so that their ids cannot be reused by another function's; one set per code)
-_FOUND: dict[Any, tuple[dict, tuple, list]] = {}
+_FOUND: dict[Any, tuple[dict, tuple, list, list]] = {}
 _HELD: dict[tuple[int, str | None], list] = {}  # (id(holder), name) -> [users, original]
 
 
@@ -473,8 +488,9 @@ class aliases:
             cells = getattr(called, "__closure__", None) or ()
             known = _FOUND.get(key)
             if known is None or known[0] is not replaced or not (
-                    len(known[1]) == len(cells) and all(map(operator.is_, known[1], cells))):
-                known = _FOUND[key] = (replaced, cells, _holders(self.f, replaced))
+                    len(known[1]) == len(cells) and all(map(operator.is_, known[1], cells))
+                    and _unchanged(known[3])):
+                known = _FOUND[key] = (replaced, cells, *_holders(self.f, replaced))
             for holder, name, original, made in known[2]:
                 held = _HELD.get((id(holder), name))
                 if held is not None:

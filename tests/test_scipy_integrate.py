@@ -82,3 +82,28 @@ def test_a_derivative_rougher_than_the_integrand_is_resolved_too():
     G = np.array([[si.quad(lambda t: basis(t)[i] * basis(t)[j], 0, 3, points=knots[1:-1], epsabs=1e-14,
                            epsrel=1e-14)[0] for j in range(7)] for i in range(7)])
     np.testing.assert_allclose(J, 2 * G @ y, rtol=0, atol=2e-8 * np.abs(J).max())
+
+
+@pytest.mark.parametrize("f, p, want", [
+    # SciPy integrates from the lower limit and negates where b < a; an infinite limit written first
+    # gave inf, a traced finite one hung, a finite reversed range was refused
+    (lambda p: si.quad(lambda t: np.exp(-p[0] * t), np.inf, 0.0)[0], [1.3, 0.7], lambda p: [1 / p[0] ** 2, 0.0]),
+    (lambda p: si.quad(lambda t: np.exp(p[0] * t), 0.0, -np.inf)[0], [1.3, 0.7], lambda p: [1 / p[0] ** 2, 0.0]),
+    (lambda p: si.quad(lambda t: np.exp(-p[0] * t), np.inf, p[1])[0], [1.3, 0.7],
+     lambda p: [math.exp(-p[0] * p[1]) * (p[1] / p[0] + 1 / p[0] ** 2), math.exp(-p[0] * p[1])]),
+    (lambda p: si.quad(lambda t: p[0] * t, 2.0, p[1])[0], [1.3, 0.7], lambda p: [(p[1] ** 2 - 4) / 2, p[0] * p[1]]),
+    (lambda p: si.quad(lambda t: np.exp(-(t * p[0]) ** 2), np.inf, -np.inf)[0], [1.3, 0.7],
+     lambda p: [math.sqrt(math.pi) / p[0] ** 2, 0.0]),
+])
+def test_quad_with_limits_in_either_order(f, p, want):
+    p = np.array(p)
+    np.testing.assert_allclose(jacc.jacobian(f)(p), want(p), rtol=1e-7, atol=1e-12)
+
+
+def test_dblquad_with_a_traced_number_as_a_limit():
+    # (its inner quad ran inside the outer one's values: an internal AttributeError)
+    p = np.array([1.3, 0.7])
+    by_number = jacc.jacobian(lambda p: si.dblquad(lambda y, x: np.exp(-x * y), 0, 1, 0, p[1])[0])(p)
+    by_function = jacc.jacobian(lambda p: si.dblquad(lambda y, x: np.exp(-x * y), 0, 1, 0, lambda x: p[1])[0])(p)
+    np.testing.assert_allclose(by_number, [0.0, (1 - math.exp(-p[1])) / p[1]], rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(by_number, by_function, rtol=1e-12)

@@ -82,3 +82,20 @@ def test_traced_points_of_a_fixed_curve_find_their_piece_at_each_call():
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):
         jacc.jacobian(f)(Y)
+
+
+@pytest.mark.parametrize("build", [lambda xk, yk: sint.CubicSpline(xk, yk), lambda xk, yk: sint.make_interp_spline(xk, yk)])
+def test_integrate_with_traced_limits_follows_the_limits_at_every_call(build):
+    # the slope in a limit is read at the traced point: calls that skipped f returned the Jacobian
+    # (and value) of the point f was traced at
+    xk = np.linspace(0, 3, 7)
+    yk = np.sin(xk)
+
+    def f(q):
+        return build(xk, yk).integrate(q[0], q[1])
+
+    jf = jacc.jacobian(f)
+    spline = build(xk, yk)
+    for q in ([0.1, 2.9], [0.1, 2.9], [0.5, 1.0], [0.5, 1.0], [2.0, 0.3]):
+        q = np.array(q)
+        np.testing.assert_allclose(jf(q), [-spline(q[0]), spline(q[1])], rtol=1e-12)

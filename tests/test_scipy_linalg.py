@@ -232,3 +232,25 @@ def test_lu_factors_read_their_pivots_at_each_point_and_lu_solve_is_one_solve():
     g = jacc.trace(lambda a: sl.lu_solve(sl.lu_factor(a), B), G)
     ops = [g.op(v) for v in g.nx.nodes]
     assert ops.count("solve") == 1 and not [o for o in ops if "triangular" in str(o) or "inv" in str(o)], ops
+
+
+@pytest.mark.parametrize("f, shape", [
+    (lambda c: sl.toeplitz(c), (2, 3)), (lambda c: sl.circulant(c), (2, 3)),
+    (lambda c: sl.toeplitz(c, c[::-1]), (2, 2, 3)), (lambda c: sl.toeplitz(c, np.array([1.0, 5.0])), (2, 3)),
+    (lambda c: sl.toeplitz(c), (3,)), (lambda c: sl.circulant(c), (4,)),
+])
+def test_toeplitz_and_circulant_take_nd_input_as_scipy_does(f, shape):
+    # SciPy 1.17 reads N-D input as a batch of vectors; jacc flattened it (value and Jacobian wrong)
+    c = np.random.default_rng(3).normal(size=shape)
+    g = jacc.trace(f, c)
+    np.testing.assert_allclose(g.evaluate({g.inputs[0]: c})[g.outputs[0]], f(c), rtol=1e-14)
+    np.testing.assert_allclose(jacc.jacobian(f)(c), fd_jacobian(f, [c], 0), atol=1e-8)
+
+
+def test_lstsq_residues_of_a_vector_have_scipys_shape():
+    R = np.random.default_rng(3).standard_normal((5, 3))
+    b = np.arange(5.0)
+    f = lambda a: sl.lstsq(a, b)[1]  # noqa: E731  (a number for a vector b: NumPy's is (1,))
+    J = jacc.jacobian(f)(R)
+    assert np.shape(f(R)) == () and J.shape == (5, 3)
+    np.testing.assert_allclose(J, fd_jacobian(f, [R], 0), atol=1e-7)

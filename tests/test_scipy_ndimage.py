@@ -126,3 +126,23 @@ def test_a_linear_shift_records_index_maps_and_diagonals_and_a_median_only_selec
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):
         jacc.jacobian(f)(X2)
+
+
+def test_a_rebound_global_that_f_calls_is_seen():
+    # the names f binds to replaced SciPy functions were found once per code: after `fn` was
+    # rebound, SciPy's own correlate ran on traced values
+    global _rebound
+    x, w = np.array([0.1, 0.3, 0.7]), np.array([1.0, 2.0, 3.0])
+
+    def f(X):
+        return _rebound(X, w)
+
+    jf = jacc.jacobian(f)
+    for fn in (nd.convolve, nd.correlate, lambda X, w: X * w, nd.convolve):
+        _rebound = fn
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-8)
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+_rebound = None

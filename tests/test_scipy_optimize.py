@@ -182,3 +182,26 @@ def test_optima_of_traced_objectives_are_refused_with_the_way_around(f):
         jacc.jacobian(f)(X)
     g = lambda p: p * so.minimize(lambda z: (z[0] - 3.0) ** 2, np.zeros(1)).x[0]  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(g)(X), np.eye(2) * so.minimize(lambda z: (z[0] - 3.0) ** 2, np.zeros(1)).x[0])
+
+
+def test_a_root_scipy_did_not_find_is_refused():
+    # df-sane stopped at a residual of 0.4 (success=False): the implicit-function Jacobian there
+    # is the derivative of nothing SciPy returned, and was given without a word
+    def G(z, a, b):
+        return np.stack([z[0] ** 2 + a * z[1] - 1, z[1] ** 3 - b * z[0] + 0.5])
+
+    p = np.array([2.0, 0.5])
+    f = lambda p: so.root(G, np.array([0.5, 0.5]), args=(p[0], p[1]), method="df-sane", tol=1e-12).x  # noqa: E731
+    with pytest.raises(UnsupportedOperationError, match="scipy.optimize.root .* did not converge"):
+        jacc.jacobian(f)(p)
+    g = lambda x: so.brentq(lambda z: z**3 + z - x[0], -10, 10, maxiter=2, disp=False, full_output=True)[0]  # noqa: E731
+    with pytest.raises(UnsupportedOperationError, match="brentq .* did not converge"):
+        jacc.jacobian(g)(np.array([2.0]))
+    h = lambda x: so.fsolve(lambda z: z**2 + x[0], np.array([1.0]))  # noqa: E731  (no real root)
+    with pytest.raises(UnsupportedOperationError, match="fsolve .* did not converge"):
+        jacc.jacobian(h)(np.array([1.0]))
+    # converged roots, full_output or not, as before
+    k = lambda x: so.fsolve(lambda z: z**3 + z - x[0], np.array([1.0]), full_output=True)[0]  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(k)(np.array([2.0])), [[0.25]], rtol=1e-10)
+    np.testing.assert_allclose(jacc.jacobian(lambda x: so.fsolve(lambda z: z**3 + z - x[0], np.array([1.0])))(
+        np.array([2.0])), [[0.25]], rtol=1e-10)

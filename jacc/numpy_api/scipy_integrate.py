@@ -120,9 +120,11 @@ def _partition(h: _Integrand, info: dict, value: float, tol: float, limit: int =
         if errors.sum() <= tol * 1e-3 or len(ends) >= limit:
             break
         split = errors > max(tol * 1e-3 / len(ends), errors.max() / 8)
+        if not split.any():  # (NaN errors: nothing to split, and bisecting would not end)
+            break
         ends = np.concatenate([ends[~split], np.stack([ends[split, 0], mid[split]], 1),
                                np.stack([mid[split], ends[split, 1]], 1)])
-    if errors.sum() > tol or abs(halves.sum() - value) > 10 * tol + errors.sum():
+    if not (errors.sum() <= tol and abs(halves.sum() - value) <= 10 * tol + errors.sum()):  # (NaN fails too)
         raise UnsupportedOperationError(
             f"scipy.integrate.quad at {call_site()}: {len(ends)} subintervals do not resolve the integrand well enough "
             f"to differentiate it (a rule on them gives {halves.sum():.10g} against SciPy's {value:.10g}); split the "
@@ -151,9 +153,13 @@ def _quad(original: Callable, bound: inspect.BoundArguments) -> Any:
         return out if wanted else out[:2]
     value = out[0]
     tol = max(float(p["epsabs"]), float(p["epsrel"]) * abs(value))
-    total = _change(_Integrand(g, a0, b0), a, b, out[2], value, tol)
+    # SciPy integrates from the lower limit to the upper and negates where b < a: so does the change
+    flip = b0 < a0
+    lo, hi = (b, a) if flip else (a, b)
+    total = _change(_Integrand(g, min(a0, b0), max(a0, b0)), lo, hi, out[2], -value if flip else value, tol)
     if total is None:  # the integrand reads no traced value and the limits are constants
         return out if wanted else out[:2]
+    total = -total if flip else total
     return (value + total, *out[1:]) if wanted else (value + total, out[1])
 
 
@@ -170,7 +176,8 @@ def _change(h: _Integrand, a: Any, b: Any, info: dict, value: float, tol: float)
     for limit, at, sign in ((b, h.b0, 1.0), (a, h.a0, -1.0)):
         if _holds_tracer(limit):
             terms.append(sign * float(h.values(np.array([at]))[0]) * (limit - at))
-    if not terms:
+    terms = [t for t in terms if isinstance(t, Tracer)]  # (inside values_only(), as an outer quad's own
+    if not terms:                                       # value: numbers, zero at the traced point)
         return None
     terms[0].tape.note_value_dependence("scipy.integrate.quad's subintervals at the traced point")
     return sum(terms[1:], terms[0])

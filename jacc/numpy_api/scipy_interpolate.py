@@ -145,7 +145,9 @@ class _Traced:
                                                                                                  extrapolate=extrapolate)
         out = value if self._change is None else value + self._spread(m, 0)
         for limit, at, sign in ((b, b0, 1.0), (a, a0, -1.0)):
-            if _holds_tracer(limit):
+            if _holds_tracer(limit):  # the integral's slope in a limit is read at the traced point
+                limit = np.asarray(limit)
+                limit.tape.note_value_dependence(f"scipy.interpolate.{self._what}.integrate's traced limit")
                 out = out + sign * self._plain(at) * (limit - at)
         return out
 

@@ -153,7 +153,10 @@ def _svd(a, full_matrices, compute_uv, **_):
 
 
 def _lstsq(a, b, cond, **_):
-    return np.linalg.lstsq(a, b, rcond=cond)
+    x, residues, rank, sv = np.linalg.lstsq(a, b, rcond=cond)
+    if np.ndim(b) == 1 and np.shape(residues) == (1,):  # SciPy's residue of a vector b is a number, NumPy's (1,)
+        residues = np.reshape(residues, ())
+    return x, residues, rank, sv
 
 
 def _pinv(a, atol, rtol, return_rank, **_):
@@ -435,12 +438,36 @@ def _polar(a, side, **_):
     return w @ vh, (w * s) @ np.transpose(w)
 
 
+_BATCHES: dict[str, bool] = {}
+
+
+def _batches(name: str) -> bool:
+    """Whether this SciPy's ``scipy.linalg.<name>`` takes N-D input as a batch of 1-D ones (SciPy
+    1.17's toeplitz and circulant) rather than flattening it (earlier versions; hankel still)."""
+    if name not in _BATCHES:
+        import scipy.linalg as sl
+
+        fn = getattr(sl, name)
+        fn = getattr(fn, "__wrapped__", fn)  # (SciPy's own, also while a trace swapped it)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            _BATCHES[name] = np.ndim(fn(np.ones((2, 3)))) == 3
+    return _BATCHES[name]
+
+
 def _toeplitz(c, r, **_):
-    c = np.ravel(c)
-    r = c.conjugate() if r is None else np.ravel(r)
-    values = np.concatenate([r[:0:-1], c])  # r reversed (its first entry left out), then c
-    rows, cols = np.ogrid[:np.shape(c)[0], :np.shape(r)[0]]
-    return values[np.shape(r)[0] - 1 + rows - cols]
+    if (np.ndim(c) > 1 or np.ndim(r) > 1) and _batches("toeplitz"):
+        c = np.atleast_1d(c)
+        r = c.conjugate() if r is None else np.atleast_1d(r)
+        batch = np.broadcast_shapes(np.shape(c)[:-1], np.shape(r)[:-1])
+        c, r = np.broadcast_to(c, batch + np.shape(c)[-1:]), np.broadcast_to(r, batch + np.shape(r)[-1:])
+    else:
+        c = np.ravel(c)
+        r = c.conjugate() if r is None else np.ravel(r)
+    n, m = np.shape(c)[-1], np.shape(r)[-1]
+    values = np.concatenate([r[..., :0:-1], c], axis=-1)  # r reversed (its first entry left out), then c
+    rows, cols = np.ogrid[:n, :m]
+    return values[..., m - 1 + rows - cols]
 
 
 def _hankel(c, r, **_):
@@ -452,10 +479,10 @@ def _hankel(c, r, **_):
 
 
 def _circulant(c, **_):
-    c = np.ravel(c)
-    n = np.shape(c)[0]
+    c = np.atleast_1d(c) if np.ndim(c) > 1 and _batches("circulant") else np.ravel(c)
+    n = np.shape(c)[-1]
     rows, cols = np.ogrid[:n, :n]
-    return c[(rows - cols) % n]
+    return c[..., (rows - cols) % n]
 
 
 def _block_diag(arrs, **_):

@@ -92,26 +92,48 @@ def _scalar(what: str) -> Callable:
         out, g = _solve(original, what, bound, "f" if "f" in bound.arguments else "func", None)
         if bound.arguments.get("full_output"):
             root, *rest = out
+            if rest and getattr(rest[0], "converged", True) is False:  # (disp=False: SciPy's flag, not an error)
+                raise _unconverged(what, str(getattr(rest[0], "flag", "")))
             return (_implicit(g, root, what), *rest)
         return _implicit(g, out, what)
     return run
+
+
+def _unconverged(what: str, why: str) -> UnsupportedOperationError:
+    """The refusal of a root SciPy did not find: the implicit function theorem differentiates a
+    root, and where the equation does not vanish the result is the derivative of nothing SciPy
+    returned (df-sane stopping at a residual of 0.4 gave a Jacobian without a word)."""
+    return UnsupportedOperationError(
+        f"scipy.optimize.{what} at {call_site()} did not converge ({why}): jacc differentiates its result as a root "
+        "of the equation, which it is not; try another method, starting point or tolerance")
+
+
+def _vanishes(residual) -> bool:
+    """Whether a solver that reports failure still stopped at a root (fsolve's "not making good
+    progress" under a tolerance below what double precision resolves): every residual ≤ 1e-10."""
+    return residual is not None and bool(np.all(np.abs(np.asarray(residual, dtype=float)) <= 1e-10))
 
 
 def _result(what: str, fn: str, field: str, derivative: str) -> Callable:
     """root_scalar and root: SciPy's results object with the root differentiable."""
     def run(original, bound):
         out, g = _solve(original, what, bound, fn, derivative)
+        if (getattr(out, "success", True) is False or getattr(out, "converged", True) is False) and not _vanishes(
+                getattr(out, "fun", None)):
+            raise _unconverged(what, str(getattr(out, "message", None) or getattr(out, "flag", "")))
         setattr(out, field, _implicit(g, getattr(out, field), what))
         return out
     return run
 
 
 def _fsolve(original, bound):
-    out, g = _solve(original, "fsolve", bound, "func", None)
-    if bound.arguments.get("full_output"):
-        x, *rest = out
-        return (_implicit(g, x, "fsolve"), *rest)
-    return _implicit(g, out, "fsolve")
+    wanted = bound.arguments.get("full_output")
+    bound.arguments["full_output"] = True  # (its flag says whether it converged)
+    (x, info, ier, message), g = _solve(original, "fsolve", bound, "func", None)
+    if ier != 1 and not _vanishes(info.get("fvec")):
+        raise _unconverged("fsolve", str(message))
+    x = _implicit(g, x, "fsolve")
+    return (x, info, ier, message) if wanted else x
 
 
 _REPLACED = {

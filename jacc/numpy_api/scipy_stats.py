@@ -266,6 +266,11 @@ case("scipy.stats.laplace.logpdf", lambda xp: lambda x, b: _stats(xp).laplace.lo
 case("scipy.stats.logistic.cdf", lambda xp: lambda x: _stats(xp).logistic.cdf(x), lambda r: (r.normal(size=5),))
 case("scipy.stats.cauchy.logpdf", lambda xp: lambda x, s: _stats(xp).cauchy.logpdf(x, 0.3, s),
      lambda r: (r.normal(size=5), _pos(r, (5,))), argnums=(0, 1))
+case("scipy.stats.binom.pmf", lambda xp: lambda p: _stats(xp).binom.pmf(np.array([0.0, 2.0, 5.0]), 6, p),
+     lambda r: (r.uniform(0.1, 0.9, size=3),), jax=False, note="as SciPy's logpmf, exponentiated; in p")
+case("scipy.stats.nbinom.pmf", lambda xp: lambda p, n: _stats(xp).nbinom.pmf(np.array([0.0, 2.0, 5.0]), n, p),
+     lambda r: (r.uniform(0.1, 0.9, size=3), r.uniform(1.0, 4.0, size=3)), argnums=(0, 1), jax=False,
+     note="in p and a real n")
 case("scipy.stats.norm.ppf", lambda xp: lambda q, mu, sigma: _stats(xp).norm.ppf(q, mu, sigma),
      lambda r: (r.uniform(0.05, 0.95, size=(3, 4)), r.normal(size=4), _pos(r, (3, 1))), argnums=(0, 1, 2),
      note="inverse-CDF sampling, differentiated in the parameters")

@@ -89,6 +89,25 @@ def _nbinom_sf(tape, k, n, p):
 
 
 
+# their probability mass functions, as SciPy's own logpmf formulas exponentiated
+@implements_ufunc("_binom_pmf")
+def _binom_pmf(tape, x, n, p):
+    """choose(n, k)·p^k·(1 − p)^(n − k) for k = floor(x)."""
+    import scipy.special as sp
+
+    k = np.floor(x)
+    return np.exp(sp.gammaln(n + 1.0) - sp.gammaln(k + 1.0) - sp.gammaln(n - k + 1.0)
+                  + sp.xlogy(k, p) + sp.xlog1py(n - k, -p))
+
+
+@implements_ufunc("_nbinom_pmf")
+def _nbinom_pmf(tape, x, n, p):
+    """choose(k + n − 1, n − 1)·p^n·(1 − p)^k for k = x."""
+    import scipy.special as sp
+
+    return np.exp(sp.gammaln(n + x) - sp.gammaln(x + 1.0) - sp.gammaln(n) + n * np.log(p) + sp.xlog1py(x, -p))
+
+
 @implements_ufunc("_beta_pdf")
 def _beta_pdf(tape, x, a, b):
     """x^(a−1)·(1 − x)^(b−1)/B(a, b), differentiable in x, a and b."""
