@@ -56,6 +56,7 @@ from .edges import (
     run_edge_strategy,
     search,
     vertex_moves,
+    vertex_orders,
 )
 from .edges import optimal as edge_optimal
 from .eliminate import SCALAR, STRUCTURED, Problem
@@ -412,6 +413,7 @@ def _incumbent(problem: Problem) -> tuple[int, list[Move]]:
         cands = [fn(problem).order for fn in (forward, reverse)]
     try:
         cands.append(greedy(problem).order)
+        cands += [edge_moves_as_faces(problem, vertex_moves(problem, order)) for order in vertex_orders(problem)]
         with budget.within(budget.left() / 2):
             cands.append(edge_moves_as_faces(problem, edge_optimal(problem, progress=False).order))
     except (budget.TimeUp, EdgeSearchSizeError):

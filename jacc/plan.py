@@ -74,7 +74,7 @@ class Costs:
         >>> plan(examples.lion(), "optimal").lower_bound
         12
         """
-        if self.optimal:
+        if self.optimal and self.cost_model.weights[1] == 0:  # (proven for its objective: of mults only here)
             return self.mults
         lb = self.info.get("lower bound")
         return lb if isinstance(lb, int) else None
@@ -387,6 +387,10 @@ def time_limit_of(strategy: Any, options: Mapping[str, Any]) -> float | None:
     return limit if _seconds(limit) else None
 
 
+#: ``Plan.info`` entries that state a proof or bound for the plan's own graph and objective
+_PROOFS = ("lower bound", "gap", "bound", "root bound", "sets explored", "stopped early")
+
+
 def choose(problem: Problem, strategy: Any, cost_model: CostModel, options: dict
            ) -> tuple[list[str], str, dict, bool | None]:
     """``(order, strategy name, info, proven optimal?)`` of ``strategy`` (a name, an explicit order
@@ -407,7 +411,15 @@ def choose(problem: Problem, strategy: Any, cost_model: CostModel, options: dict
     from .strategies import run_strategy
 
     if isinstance(strategy, Plan):
-        return list(strategy.order), strategy.strategy, dict(strategy.info), strategy.optimal
+        same = (strategy.problem.graph is problem.graph and list(strategy.wrt) == list(problem.wrt)
+                and list(strategy.of) == list(problem.of) and strategy.cost_model == cost_model)
+        if same:
+            return list(strategy.order), strategy.strategy, dict(strategy.info), strategy.optimal
+        # its proof and bounds were for another graph or objective: the order stands, unproven
+        info = {k: v for k, v in strategy.info.items() if k not in _PROOFS}
+        info["reused"] = (f"the order of a {strategy.strategy} plan made for another graph or objective; "
+                          "its optimality and bounds are not carried over")
+        return list(strategy.order), strategy.strategy, info, False
     limit = time_limit_of(strategy, options)
     if not isinstance(strategy, str) or limit is None:
         return run_strategy(strategy, problem, cost_model, **options)

@@ -366,3 +366,86 @@ def test_max_states_zero_stops_at_once_and_claims_nothing_unproven():
     assert p.optimal is (lb == p.mults)
     if not p.optimal:
         assert "max_states=0 reached" in p.info["stopped early"]
+
+
+def _every_order(problem):
+    return {o: price(problem, list(o))[1:] for o in itertools.permutations(problem.eliminable)}
+
+
+@pytest.mark.parametrize("objective", ["memory", "time", {"mults": 1, "memory": 0.5}])
+def test_optimal_under_memory_objectives_and_limits_equals_brute_force(objective):
+    # a step's peak was counted in the order the graph listed its products, which depends on the
+    # history: the search's sets and the pricing of whole orders disagreed, and optimal called an
+    # order optimal beside one 8 bytes smaller (or refused a memory limit some order fits)
+    cm = CostModel(objective)
+    checked = 0
+    for seed in range(60):
+        for width in (0, 2):
+            g = examples.random_graph(2, 3 + seed % 4, 2, seed=seed, width=width, fan_in=4)
+            pb = Problem.from_graph(g)
+            if not 0 < len(pb.eliminable) <= 5:
+                continue
+            every = _every_order(pb)
+            p = jacc.plan(g, "optimal", objective=objective)
+            assert p.optimal and p.score == pytest.approx(min(cm.score(m, pk) for m, pk in every.values()))
+            least = min(pk for _, pk in every.values())
+            q = jacc.plan(g, "optimal", memory_limit=least)
+            assert q.optimal and q.peak_bytes <= least
+            assert q.mults == min(m for m, pk in every.values() if pk <= least)
+            checked += 1
+    assert checked > 30
+
+
+def test_a_step_prices_the_same_peak_whatever_the_history():
+    def f(x0, x1):
+        v1 = x0 - x1
+        v2 = np.exp(x0)
+        v4 = v2 - x0
+        return v4, (v1 + v2) * v4
+
+    pb = Problem.from_graph(jacc.trace(f, 0.3, 0.7))
+    every = _every_order(pb)
+    p = jacc.plan(jacc.trace(f, 0.3, 0.7), "optimal", objective="memory")
+    assert p.optimal and p.peak_bytes == min(pk for _, pk in every.values())
+    # one step's peak, whatever came before: the set search and the pricing of whole orders agree
+    from jacc.strategies.optimal import _Sets
+
+    sets = _Sets.of(pb)
+    for order in every:
+        live = peak = sum(sets.alg.nbytes(j) for j in sets.orig.values())
+        done = 0
+        for v in order:
+            change, top = sets.memory(v, done)
+            peak, live, done = max(peak, live + top), live + change, done | sets.bit[v]
+        assert peak == every[order][1]
+
+
+def test_a_plan_reused_elsewhere_keeps_its_order_not_its_proof():
+    rng = np.random.default_rng(0)
+
+    def mlp(d):
+        A, B, C = (rng.standard_normal((d[i + 1], d[i])) for i in range(3))
+        return lambda x: C @ np.tanh(B @ np.tanh(A @ x))
+
+    fa, fb = mlp([2, 9, 9, 9]), mlp([9, 9, 9, 2])
+    pa = jacc.plan(jacc.trace(fa, np.ones(2)), "optimal")
+    assert pa.optimal and pa.lower_bound == pa.mults
+    gb = jacc.trace(fb, np.ones(9))
+    pb = jacc.plan(gb, pa)
+    assert pb.order == pa.order and not pb.optimal and pb.lower_bound is None and "reused" in pb.info
+    assert jacc.plan(gb, "optimal").mults < pb.mults  # (the order is not optimal there)
+    jf = jacc.jacobian(fb, strategy=pa, backend="numpy")
+    jf(np.ones(9))
+    assert not jf.plan.optimal and jf.plan.lower_bound is None
+    net = examples.three_layer()
+    by_memory = jacc.plan(net, "optimal", objective="memory")
+    assert by_memory.optimal and by_memory.lower_bound is None  # (proven for memory, no bound on mults)
+    again = jacc.plan(net, by_memory)  # re-priced under the mults objective
+    assert not again.optimal and again.lower_bound is None
+    assert jacc.plan(net, jacc.plan(net, "optimal")).optimal  # the same graph and objective: still proven
+
+
+def test_auto_prices_markowitz_before_its_search():
+    g = examples.random_graph(2, 22, 2, seed=114, width=0, fan_in=5)
+    p = jacc.plan(g, "auto", time_limit=1.0)
+    assert p.mults <= min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz"))
