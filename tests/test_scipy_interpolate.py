@@ -99,3 +99,34 @@ def test_integrate_with_traced_limits_follows_the_limits_at_every_call(build):
     for q in ([0.1, 2.9], [0.1, 2.9], [0.5, 1.0], [0.5, 1.0], [2.0, 0.3]):
         q = np.array(q)
         np.testing.assert_allclose(jf(q), [-spline(q[0]), spline(q[1])], rtol=1e-12)
+
+
+_XK = np.linspace(0, 3, 7)
+_CS = sint.CubicSpline(_XK, np.sin(_XK))  # made before any trace, as a module-level interpolant is
+_BS = sint.make_interp_spline(_XK, np.sin(_XK))
+
+
+@pytest.mark.parametrize("f", [
+    lambda q: _CS(q), lambda q: _BS(q), lambda q: _CS(q, 1), lambda q: sint.PPoly.from_spline(_BS)(q),
+    lambda q: _CS.integrate(q[0], q[1]), lambda q: _BS.integrate(q[0], q[1]), lambda q: _CS.derivative()(q) * q,
+])
+def test_an_interpolant_made_outside_f_at_traced_points(f):
+    # SciPy's own __call__ ran on the traced points: "a bytes-like object is required, not 'Tracer'"
+    jf = jacc.jacobian(f)
+    for q in ([0.4, 1.3], [0.4, 1.3], [2.0, 0.7], [2.9, 3.4]):
+        q = np.array(q)
+        np.testing.assert_allclose(jf(q), fd_jacobian(f, [q], 0), atol=1e-6)
+        g = jacc.trace(f, q)
+        np.testing.assert_allclose(g.evaluate({g.inputs[0]: q})[g.outputs[0]], f(q), rtol=1e-13, atol=1e-15)
+
+
+def test_what_an_interpolant_made_outside_f_cannot_record_is_refused_by_name():
+    periodic = sint.CubicSpline(_XK, np.r_[np.sin(_XK[:-1]), 0.0], bc_type="periodic")
+    grid = sint.RegularGridInterpolator((_XK, _XK), np.outer(np.sin(_XK), np.cos(_XK)))
+    q = np.array([0.4, 1.3])
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"CubicSpline at .*not periodic"):
+        jacc.jacobian(lambda q: periodic(q))(q)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"RegularGridInterpolator at .*xi must be constant"):
+        jacc.jacobian(lambda q: grid(q[None, :]))(q)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"integrate at .*extrapolate=True only"):
+        jacc.jacobian(lambda q: _CS.integrate(q[0], q[1], extrapolate=False))(q)

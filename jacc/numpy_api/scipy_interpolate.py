@@ -41,7 +41,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
-from ..constructors import _holds_tracer, replacement, swap_during_traces
+from ..constructors import _holds_tracer, replacement, swap_during_traces, swap_method_during_traces
 from ..ops import Op, ShapeError, register
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 from . import case
@@ -338,6 +338,60 @@ _SLOPED = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d")  # may be
 swap_during_traces("scipy.interpolate", {n: replacement(lambda o, bound, b=b: b(o, dict(bound.arguments)), n in _SLOPED)
                                          for n, b in _BUILDERS.items()}, eager=True)
 
+
+
+
+def _made_before(kind: str) -> Callable[[Callable], Callable]:
+    """``__call__`` of a SciPy piecewise polynomial (PPoly, CubicSpline, …) or B-spline made
+    before ``f`` ran (a module-level interpolant of constant data): at traced points the same
+    ``ppoly`` op as one made inside ``f``; refused by name where it has none (it had raised
+    SciPy's "a bytes-like object is required, not 'Tracer'")."""
+    def make(original: Callable) -> Callable:
+        def call(self, x, nu=0, extrapolate=None):
+            if not _holds_tracer(x):
+                return original(self, x, nu, extrapolate)
+            pieces = _pieces(self, nu, extrapolate)
+            if pieces is None:
+                _refuse(f"{type(self).__name__}", "evaluation at traced points is recorded for interpolants along "
+                        "axis 0 with extrapolate True or False (not periodic); make one such, or build it inside f")
+            x = np.asarray(x)
+            return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
+        call.__name__, call.__wrapped__ = f"{kind}.__call__", original
+        return call
+    return make
+
+
+def _integrate_made_before(original: Callable) -> Callable:
+    """``integrate(a, b)`` of such an interpolant with traced limits: its antiderivative at b
+    less at a, each the ``ppoly`` op (extrapolating as SciPy does by default; else refused)."""
+    def integrate(self, a, b, extrapolate=None):
+        if not (_holds_tracer(a) or _holds_tracer(b)):
+            return original(self, a, b, extrapolate)
+        ext = getattr(self, "extrapolate", True) if extrapolate is None else extrapolate
+        if ext is not True:
+            _refuse(f"{type(self).__name__}.integrate", f"traced limits are recorded with extrapolate=True only, "
+                    f"not {ext!r}")
+        whole = self.antiderivative()
+        return whole(b) - whole(a)
+    integrate.__wrapped__ = original
+    return integrate
+
+
+def _grid_made_before(original: Callable) -> Callable:
+    def call(self, xi, *args, **kwargs):
+        if _holds_tracer(xi):
+            _refuse("RegularGridInterpolator", "its points xi must be constant (its values may be traced: build "
+                    "the interpolator inside f from them)")
+        return original(self, xi, *args, **kwargs)
+    call.__wrapped__ = original
+    return call
+
+
+swap_method_during_traces("scipy.interpolate._interpolate:_PPolyBase", "__call__", _made_before("PPoly"))
+swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "__call__", _made_before("BSpline"))
+swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "integrate", _integrate_made_before)
+swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "integrate", _integrate_made_before)
+swap_method_during_traces("scipy.interpolate._rgi:RegularGridInterpolator", "__call__", _grid_made_before)
 
 _AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn")
 
