@@ -130,3 +130,12 @@ def test_what_an_interpolant_made_outside_f_cannot_record_is_refused_by_name():
         jacc.jacobian(lambda q: grid(q[None, :]))(q)
     with pytest.raises(jacc.UnsupportedOperationError, match=r"integrate at .*extrapolate=True only"):
         jacc.jacobian(lambda q: _CS.integrate(q[0], q[1], extrapolate=False))(q)
+
+
+def test_splines_at_traced_points_under_float32():
+    # SciPy evaluates float64 only: "No matching signature found"
+    q = np.array([0.5, 1.7], dtype=np.float32)
+    for f in (lambda q: sint.CubicSpline(_XK, np.sin(_XK))(q), lambda q: _BS(q)):
+        J32 = jacc.jacobian(f, dtype=np.float32)(q)
+        assert J32.dtype == np.float32
+        np.testing.assert_allclose(J32, jacc.jacobian(f)(q.astype(float)), rtol=1e-5, atol=1e-6)

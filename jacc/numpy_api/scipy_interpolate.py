@@ -204,8 +204,12 @@ def _ppoly_value(x, breaks, c, extrapolate: bool, xp=np):
             import scipy.interpolate as si
         except ImportError:  # (a graph file read without SciPy)
             pass
-        else:
-            return si.PPoly.construct_fast(np.asarray(c), np.asarray(breaks), extrapolate)(x)
+        else:  # (SciPy evaluates float64 only: a float32 trace's values are cast there and back)
+            x, c, breaks = np.asarray(x), np.asarray(c), np.asarray(breaks)
+            dt = np.result_type(x.dtype, c.dtype, np.float32)
+            y = si.PPoly.construct_fast(c.astype(np.float64, copy=False), breaks.astype(np.float64, copy=False),
+                                        extrapolate)(x.astype(np.float64, copy=False))
+            return y if y.dtype == dt else y.astype(dt)
     breaks, c = xp.asarray(breaks), xp.asarray(c)
     j = piece(x, breaks, xp)
     dx = xp.reshape(x - breaks[j], tuple(x.shape) + (1,) * (c.ndim - 2))
