@@ -281,7 +281,12 @@ def _curve(what: str, data: str, default_axis: int) -> Callable:
         bc = p.pop("bc_type", None)
         extra = {"bc_type": bc} if "bc_type" in inspect.signature(original).parameters else {}
         linear = None
-        if bc is not None:  # its values (clamped slopes) are the interpolant's constant part
+        if isinstance(bc, str) and bc == "periodic":  # data with equal ends: their change split evenly
+            def linear(v, ax):
+                v = np.moveaxis(np.array(v, dtype=float), ax, 0)
+                v[0] = v[-1] = (v[0] + v[-1]) / 2  # (SciPy refuses unit vectors: their ends differ)
+                return original(**{data: np.moveaxis(v, 0, ax), "axis": ax, "bc_type": bc}, **p)
+        elif bc is not None:  # its values (clamped slopes) are the interpolant's constant part
             def linear(v, ax):
                 trailing = np.shape(v)[:ax] + np.shape(v)[ax + 1:]
                 return original(**{data: v, "axis": ax, "bc_type": _homogeneous(bc, trailing)}, **p)
