@@ -157,3 +157,12 @@ def test_a_periodic_cubic_spline_of_traced_data():
     for d in np.random.default_rng(0).normal(size=(3, 7)):
         d[-1] = d[0]  # (directions SciPy accepts)
         np.testing.assert_allclose(J @ d, (f(y + 1e-6 * d) - f(y - 1e-6 * d)) / 2e-6, atol=1e-8)
+
+
+def test_ppoly_from_a_spline_made_inside_f():
+    # make_interp_spline inside f gives jacc's spline, which SciPy's from_spline could not unpack
+    f = lambda q: sint.PPoly.from_spline(sint.make_interp_spline(_XK, np.sin(_XK)))(q)  # noqa: E731
+    q = np.array([0.5, 2.2])
+    np.testing.assert_allclose(jacc.jacobian(f)(q), fd_jacobian(f, [q], 0), atol=1e-7)
+    with pytest.raises(jacc.UnsupportedOperationError, match="PPoly.from_spline at .*traced data"):
+        jacc.jacobian(lambda y: sint.PPoly.from_spline(sint.make_interp_spline(_XK, y))(q))(np.sin(_XK))

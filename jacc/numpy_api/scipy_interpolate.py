@@ -398,6 +398,20 @@ def _grid_made_before(original: Callable) -> Callable:
 
 swap_method_during_traces("scipy.interpolate._interpolate:_PPolyBase", "__call__", _made_before("PPoly"))
 swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "__call__", _made_before("BSpline"))
+def _from_spline(original: classmethod) -> classmethod:
+    """``PPoly.from_spline`` of a spline made inside ``f``: SciPy's own of constant data; refused
+    by name for traced data (SciPy could not unpack the spline jacc gives f)."""
+    def from_spline(cls, tck, extrapolate=None):
+        if isinstance(tck, _Traced):
+            if tck._change is not None:
+                _refuse("PPoly.from_spline", "a spline of traced data has no recorded PPoly form; evaluate the "
+                        "spline itself (call, derivative, antiderivative, integrate)")
+            tck = tck._plain
+        return original.__func__(cls, tck, extrapolate)
+    return classmethod(from_spline)
+
+
+swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "from_spline", _from_spline)
 swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "integrate", _integrate_made_before)
 swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "integrate", _integrate_made_before)
 swap_method_during_traces("scipy.interpolate._rgi:RegularGridInterpolator", "__call__", _grid_made_before)
