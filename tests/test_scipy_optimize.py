@@ -205,3 +205,18 @@ def test_a_root_scipy_did_not_find_is_refused():
     np.testing.assert_allclose(jacc.jacobian(k)(np.array([2.0])), [[0.25]], rtol=1e-10)
     np.testing.assert_allclose(jacc.jacobian(lambda x: so.fsolve(lambda z: z**3 + z - x[0], np.array([1.0])))(
         np.array([2.0])), [[0.25]], rtol=1e-10)
+
+
+@pytest.mark.parametrize("name, f", [
+    ("fmin", lambda p: so.fmin(lambda z: ((z - p) ** 2).sum(), np.zeros(2), disp=False)),
+    ("fmin_bfgs", lambda p: so.fmin_bfgs(lambda z: ((z - p) ** 2).sum(), np.zeros(2), disp=False)),
+    ("shgo", lambda p: so.shgo(lambda z: ((z - p) ** 2).sum(), [(-5, 5), (-5, 5)]).x),
+    ("dual_annealing", lambda p: so.dual_annealing(lambda z: ((z - p) ** 2).sum(), [(-5, 5), (-5, 5)]).x),
+    ("brute", lambda p: so.brute(lambda z: ((z - p) ** 2).sum(), ((-3, 3), (-3, 3)), Ns=5)),
+    ("nnls", lambda p: so.nnls(np.eye(2) * p[0], p)[0]),
+])
+def test_more_optimisers_of_traced_values_are_refused_by_name(name, f):
+    # SciPy's own ran on traced values: "objective function must return a scalar value", or
+    # "argument 2 must be numpy.ndarray, not Tracer"
+    with pytest.raises(UnsupportedOperationError, match=rf"scipy.optimize.{name} at .*optimum depends on them"):
+        jacc.jacobian(f)(np.array([1.0, 2.0]))

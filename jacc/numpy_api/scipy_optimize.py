@@ -144,16 +144,16 @@ _REPLACED = {
 }
 
 def _no_optimum(what: str, fn: str, start: str | None) -> Callable:
-    """minimize, minimize_scalar, least_squares and curve_fit: SciPy's own where nothing they read
-    is traced; else a refusal that says what to write instead (SciPy's own error was "The
+    """The optimisers (minimize, curve_fit, shgo, nnls, …: :data:`_OPTIMA`): SciPy's own where nothing
+    they read is traced; else a refusal that says what to write instead (SciPy's own error was "The
     user-provided objective function must return a scalar value", or a plain-array write)."""
     def run(original, bound):
         p = bound.arguments
         data = {k: v for k, v in p.items() if k != fn and not callable(v)}
         reads = _holds_tracer(tuple(data.values()))
         if not reads and callable(p.get(fn)) and what != "curve_fit":  # a traced value behind the objective?
-            try:  # (one call of it, at the start or at 0)
-                x0 = np.asarray(_plain(p[start]), dtype=float) if start and p.get(start) is not None else 0.0
+            try:  # (one call of it, at the start, the middle of its bounds, or at 0)
+                x0 = _start_point(p, start)
                 extra = p.get("args", ())
                 reads = _holds_tracer(p[fn](x0, *(extra if isinstance(extra, tuple) else (extra,))))
             except Exception:  # (an objective that needs more: SciPy's call says so)
@@ -161,15 +161,37 @@ def _no_optimum(what: str, fn: str, start: str | None) -> Callable:
         if not reads:
             return original(*bound.args, **bound.kwargs)
         raise UnsupportedOperationError(
-            f"scipy.optimize.{what} at {call_site()}: its objective reads traced values, so the optimum depends on "
-            "them; jacc differentiates roots (scipy.optimize.root, fsolve, brentq, ...) by the implicit function "
-            "theorem, not optima: write the optimum as a root of the objective's gradient, written out, e.g. "
-            "scipy.optimize.root(lambda z: grad(z), z0).x")
+            f"scipy.optimize.{what} at {call_site()}: its {'problem data are' if fn is None else 'objective reads'} "
+            "traced values, so the optimum depends on them; jacc differentiates roots (scipy.optimize.root, "
+            "fsolve, brentq, ...) by the implicit function theorem, not optima: write the optimum as a root of "
+            "the objective's gradient, written out, e.g. scipy.optimize.root(lambda z: grad(z), z0).x")
     return run
 
 
+def _start_point(p: dict, start: str | None) -> Any:
+    """Where to call an objective once: its start ``x0``, the middle of its ``bounds`` or ``ranges``
+    (infinite ends read as 0), else 0."""
+    if not start or p.get(start) is None:
+        return 0.0
+    if start not in ("bounds", "ranges"):
+        return np.asarray(_plain(p[start]), dtype=float)
+    b = p[start]
+    if hasattr(b, "lb"):  # (scipy.optimize.Bounds)
+        lo, hi = b.lb, b.ub
+    else:
+        lo, hi = zip(*[(r.start, r.stop) if isinstance(r, slice) else tuple(r) for r in b])
+    ends = np.stack(np.broadcast_arrays(np.asarray(lo, dtype=float), np.asarray(hi, dtype=float)))
+    return np.where(np.isfinite(ends), ends, 0.0).mean(axis=0)
+
+
+#: optimisers, refused where what they read is traced: the objective's name and where to call it
+#: once (None: a problem given by data only, nnls and the linear programs)
 _OPTIMA = {"minimize": ("fun", "x0"), "minimize_scalar": ("fun", None), "least_squares": ("fun", "x0"),
-           "curve_fit": ("f", None)}
+           "curve_fit": ("f", None), "basinhopping": ("func", "x0"),
+           **{n: ("func", "x0") for n in ("fmin", "fmin_powell", "fmin_l_bfgs_b", "fmin_tnc")},
+           **{n: ("f", "x0") for n in ("fmin_cg", "fmin_bfgs", "fmin_ncg")},
+           **{n: ("func", "bounds") for n in ("shgo", "dual_annealing", "differential_evolution", "direct")},
+           "brute": ("func", "ranges"), **{n: (None, None) for n in ("nnls", "lsq_linear", "linprog", "milp")}}
 
 # (every call: the equation's closure may hold traced values that no argument shows)
 swap_during_traces("scipy.optimize", {**{n: replacement(run, always=True) for n, run in _REPLACED.items()},
@@ -178,8 +200,8 @@ swap_during_traces("scipy.optimize", {**{n: replacement(run, always=True) for n,
 
 
 def supported() -> list[str]:
-    """The ``scipy.optimize`` functions a trace records (minimize, minimize_scalar, least_squares and
-    curve_fit of traced values are refused by name)."""
+    """The ``scipy.optimize`` functions a trace records (the optimisers of :data:`_OPTIMA` are
+    refused by name where what they read is traced)."""
     return [f"scipy.optimize.{n}" for n in _REPLACED]
 
 
