@@ -2167,6 +2167,7 @@ def supported_functions() -> list[str]:
     """Names of the NumPy functions and ufuncs the tracer records."""
     # a handler marked ``refusal`` only explains why a function cannot be recorded
     from .numpy_api import (
+        scipy_fft,
         scipy_integrate,
         scipy_interpolate,
         scipy_linalg,
@@ -2180,8 +2181,8 @@ def supported_functions() -> list[str]:
         ufuncs,
     )
 
-    scipy = {n for m in (scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode, scipy_optimize,
-                         scipy_signal, scipy_sparse, scipy_spatial, scipy_stats) for n in m.supported()}
+    scipy = {n for m in (scipy_fft, scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode,
+                         scipy_optimize, scipy_signal, scipy_sparse, scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(_public_ufuncs() | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
                   | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | set(ufuncs.WRAPPED)
                   | {"vectorize"})

@@ -130,7 +130,7 @@ def coverage_markdown() -> str:
     return "\n".join(lines)
 
 
-from . import complexes, gathers, linalg, numerics, orders, predicates, products, reductions, scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode, scipy_optimize, scipy_signal, scipy_sparse, scipy_spatial, scipy_stats, shape, stdlib_math, ufuncs, vectorize, writes  # noqa: E402,F401,E501,I001
+from . import complexes, gathers, linalg, numerics, orders, predicates, products, reductions, scipy_fft, scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode, scipy_optimize, scipy_signal, scipy_sparse, scipy_spatial, scipy_stats, shape, stdlib_math, ufuncs, vectorize, writes  # noqa: E402,F401,E501,I001
 
 from ..constructors import swap_lists_during_traces  # noqa: E402
 from ..trace import _FUNCTIONS  # noqa: E402
