@@ -249,7 +249,8 @@ def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
 
 def _private(a: Any, dtype=None) -> np.ndarray:
     """A contiguous read-only copy: a graph never shares memory with the caller's arrays."""
-    c = np.array(a, dtype=dtype, copy=True, order="C")
+    with np.errstate(over="ignore"):  # (a value beyond float32 becomes inf: the finiteness check names it)
+        c = np.array(a, dtype=dtype, copy=True, order="C")
     c.setflags(write=False)
     return c
 
@@ -1444,7 +1445,10 @@ class Tracer(_Held):
             index = _plain(index)
         pending = self.tape._pending
         if pending is not None:
-            if value is not pending[0] or self.name != pending[1]:
+            # (the write-back half of self[index] op= y stores the operator's result into the very
+            # array the bytecode read self[index] from, whatever vertex jacc keeps that view of: an
+            # index from np.argsort views the array sorted, y[i[:3]] += 1 was refused)
+            if value is not pending[0]:
                 self.tape.unwritten()
             self.tape._pending = None  # the write-back of a[i] op= y
         _take(self, _set_items(self, index, value))

@@ -443,3 +443,26 @@ def test_segment_products_and_extremes_by_ufunc_at():
         np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
         for p in (x, -x, x[::-1].copy()):
             np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_an_in_place_operator_at_an_argsort_index():
+    # y[i[:3]] += 1 with i = np.argsort(x): jacc views y[i] as y sorted, so the write-back was taken
+    # for a store into another array and refused
+    def f(x):
+        y = x * 2
+        i = np.argsort(x)
+        y[i[:3]] += 1.0
+        y[i[1:]] *= x[:4]
+        return y
+
+    x = np.array([0.5, -1.2, 2.0, 0.3, 1.1])
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({g.inputs[0]: x})[g.outputs[0]], f(x), rtol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    with pytest.raises(UnsupportedOperationError, match="stored elsewhere"):  # (a list still refuses)
+        def g2(x):
+            y = x * 2
+            views = [y[1:]]
+            views[0] += 1.0
+            return y * 1.0
+        jacc.jacobian(g2)(x)

@@ -611,3 +611,16 @@ def test_a_path_through_a_selection_of_nothing_is_a_structural_zero(f, x, kw):
         J = jacc.jacobian(f, **kw)(x)
         want = np.zeros(np.shape(f(x)) + x.shape)
     np.testing.assert_array_equal(J, want)
+
+
+def test_the_compress_method_takes_the_array_first():
+    # registered with np.compress's order, x.compress(cond) read x as the condition: a wrong value
+    # and a zero Jacobian
+    x = np.array([2.0, 0.0, 5.0])
+    for f in (lambda x: x.compress([True, False, True]), lambda x: x.compress(np.array([1, 1, 0]))):
+        g = jacc.trace(f, x)
+        np.testing.assert_array_equal(g.evaluate({g.inputs[0]: x})[g.outputs[0]], f(x))
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-9)
+    X = np.arange(6.0).reshape(3, 2)
+    f = lambda X: X.compress([True, False, True], axis=0)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)

@@ -372,3 +372,11 @@ def test_fortran_order_reshapes_follow_numpy():
         np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
     with pytest.raises(UnsupportedOperationError, match=r"order='A'.*'C' and 'F' work"):
         jacc.trace(lambda a: a.reshape(-1, order="A"), x)
+
+
+@pytest.mark.parametrize("pad_width", [{1: (2, 1)}, {0: 1}, {-1: (0, 2)}])
+def test_pad_with_a_dict_of_widths(pad_width):
+    # (NumPy ≥ 2.3 takes {axis: width}; jacc said "pad_width must be integers")
+    x = np.arange(6.0).reshape(2, 3)
+    f = lambda x: np.pad(x, pad_width, mode="edge")  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-9)

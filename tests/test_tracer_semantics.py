@@ -672,3 +672,10 @@ def test_matrix_and_masked_arrays_are_refused_not_read_as_their_data():
             jf(M)
     # what a masked array gives outside traced operations is plain data: read as NumPy does
     np.testing.assert_allclose(jacc.jacobian(lambda x, c: x * c.sum())(np.ones(2), m), np.eye(2) * 4.0)
+
+
+def test_a_value_beyond_float32_is_named_without_a_numpy_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"argument 'x' has a non-finite value inf .* in float32"):
+            jacc.jacobian(np.sin, dtype=np.float32)(np.array([1e39]))

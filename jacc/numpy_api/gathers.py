@@ -267,7 +267,14 @@ def _padded_mask(cond: np.ndarray, n: int, what: str) -> np.ndarray:
     return out
 
 
-@implements(np.compress, method="compress")
+@implements(method="compress")
+def _compress_method(a, condition, axis=None, out=None):
+    """``a.compress(condition, axis)``: the array first, unlike ``np.compress`` (registered with the
+    function's order, the method read the array as the condition: a wrong value and a zero Jacobian)."""
+    return _compress(condition, a, axis, out)
+
+
+@implements(np.compress)
 def _compress(condition, a, axis=None, out=None):
     _refuse("numpy.compress", out=out)
     if not _traced(a):  # a traced condition on a constant array
