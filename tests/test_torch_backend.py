@@ -237,3 +237,15 @@ def test_float32_programs_with_float64_constants_lower(f):
     got = jf(A)
     assert jf.ran == "torch" and got.dtype == np.float32
     np.testing.assert_allclose(got, jacc.jacobian(f, backend="interpret", dtype=np.float32)(A), rtol=1e-4, atol=1e-5)
+
+
+def test_sign_keeps_nan_on_torch():
+    # torch.sign(nan) is 0: abs' and copysign's derivatives at NaN came back 0 here, NaN elsewhere
+    x = np.array([np.nan, 1.0, -2.0])
+    for f, args in ((np.abs, (x,)), (np.copysign, (x, np.array([1.0, -1.0, 1.0])))):
+        jf = jacc.jacobian(f, backend="torch", sparse=True, nonfinite="propagate")
+        jf(*[np.ones(3)] * len(args))  # (then the compiled program runs)
+        got = jf(*args).toarray()
+        assert jf.ran == "torch"
+        ref = np.asarray(jacc.jacobian(f, backend="interpret", nonfinite="propagate")(*args))
+        np.testing.assert_array_equal(got, ref)

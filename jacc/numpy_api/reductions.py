@@ -579,7 +579,8 @@ case("numpy.ptp", lambda xp: xp.ptp, lambda r: (_distinct(r),), variant="all axe
 case("numpy.ptp", lambda xp: lambda x: xp.ptp(x, axis=0, keepdims=True), lambda r: (_distinct(r, _X3),),
      variant="keepdims")
 
-_NAN_NOTE = "the NaN mask is fixed at each call's trace (value-dependent); NaN entries get derivative 0"
+_NAN_NOTE = ("the NaN mask is fixed at each call's trace (value-dependent); NaN entries get derivative 0 "
+             "(times a partial before them that is NaN there, x ** 2 at NaN: NaN)")
 for _n in ["nansum", "nanmean", "nanprod"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_x(r),), note=_NAN_NOTE)
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, 1), keepdims=True),
