@@ -525,15 +525,20 @@ def vertex_orders(problem: Problem) -> list[list[str]]:
     """The vertex orders an exact edge or face search starts from (each is a sequence of edge
     and of face moves at its own cost): the vertex heuristics', then vertex ``optimal``'s within a
     quarter of the time left. Without the latter an edge search cut short by its limit returned
-    5 multiplications on a graph whose optimal vertex order costs 4."""
+    5 multiplications on a graph whose optimal vertex order costs 4. Kept on the problem: a face
+    search asks for them, then the edge search it starts from asks again."""
     from .strategies import HEURISTICS, run_strategy
 
+    kept = problem.__dict__.get("_vertex_orders")
+    if kept is not None:
+        return kept
     orders = [run_strategy(n, problem)[0] for n in HEURISTICS]
     try:
         with budget.within(budget.left() / 4):
             orders.append(run_strategy("optimal", problem)[0])
     except budget.TimeUp:
-        pass
+        return orders
+    problem._vertex_orders = orders
     return orders
 
 

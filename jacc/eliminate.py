@@ -339,16 +339,13 @@ def step_memory(pieces: Iterable[tuple[int, int | None, int]], eliminated: int) 
     >>> step_memory([(800, None, 800), (800, 800, 800)], 96)
     (704, 1600)
     """
-    grows = cur = top = 0
-    held = []
+    grows = cur = extra = 0  # extra: the most a product holds beyond its own share of the growth
     for made, old, total in pieces:
         change = made if old is None else total - old
         cur += change
         grows += max(change, 0)
-        held.append((max(change, 0), made + (total if old is not None and total > made else 0)))
-    for up, peak in held:
-        top = max(top, grows - up + peak)
-    return cur - eliminated, top
+        extra = max(extra, made + (total if old is not None and total > made else 0) - max(change, 0))
+    return cur - eliminated, grows + extra
 
 
 #: products and sums an :class:`Eliminator` family remembers before it starts again, of partials

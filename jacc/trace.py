@@ -2427,13 +2427,12 @@ def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtyp
 
 def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:
     """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested)."""
+    what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
     if isinstance(value, Tracer) and not value.tape.paused:
-        what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
         raise UnsupportedOperationError(
             f"{what} is traced by an enclosing jacc trace at {call_site()}: differentiating a jacc Jacobian again "
             "(a Hessian, jacobian(jacobian(f))) is not supported; differentiate a gradient written out in NumPy "
             "instead")
-    what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
     check_plain(value, what)
     a = np.asarray(value)
     check_real(a.dtype, what)

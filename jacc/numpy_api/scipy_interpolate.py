@@ -348,8 +348,6 @@ swap_during_traces("scipy.interpolate", {n: replacement(lambda o, bound, b=b: b(
                                          for n, b in _BUILDERS.items()}, eager=True)
 
 
-
-
 def _made_before(kind: str) -> Callable[[Callable], Callable]:
     """``__call__`` of a SciPy piecewise polynomial (PPoly, CubicSpline, …) or B-spline made
     before ``f`` ran (a module-level interpolant of constant data): at traced points the same
@@ -361,7 +359,7 @@ def _made_before(kind: str) -> Callable[[Callable], Callable]:
                 return original(self, x, nu, extrapolate)
             pieces = _pieces(self, nu, extrapolate)
             if pieces is None:
-                _refuse(f"{type(self).__name__}", "evaluation at traced points is recorded for interpolants along "
+                _refuse(type(self).__name__, "evaluation at traced points is recorded for interpolants along "
                         "axis 0 with extrapolate True or False (not periodic); make one such, or build it inside f")
             x = np.asarray(x)
             return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
@@ -387,6 +385,7 @@ def _integrate_made_before(original: Callable) -> Callable:
 
 
 def _grid_made_before(original: Callable) -> Callable:
+    """``RegularGridInterpolator.__call__`` at traced points: refused by name (SciPy's own failed)."""
     def call(self, xi, *args, **kwargs):
         if _holds_tracer(xi):
             _refuse("RegularGridInterpolator", "its points xi must be constant (its values may be traced: build "
@@ -396,8 +395,6 @@ def _grid_made_before(original: Callable) -> Callable:
     return call
 
 
-swap_method_during_traces("scipy.interpolate._interpolate:_PPolyBase", "__call__", _made_before("PPoly"))
-swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "__call__", _made_before("BSpline"))
 def _from_spline(original: classmethod) -> classmethod:
     """``PPoly.from_spline`` of a spline made inside ``f``: SciPy's own of constant data; refused
     by name for traced data (SciPy could not unpack the spline jacc gives f)."""
@@ -411,6 +408,8 @@ def _from_spline(original: classmethod) -> classmethod:
     return classmethod(from_spline)
 
 
+swap_method_during_traces("scipy.interpolate._interpolate:_PPolyBase", "__call__", _made_before("PPoly"))
+swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "__call__", _made_before("BSpline"))
 swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "from_spline", _from_spline)
 swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "integrate", _integrate_made_before)
 swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "integrate", _integrate_made_before)

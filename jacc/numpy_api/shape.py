@@ -369,9 +369,9 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
 @implements(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
     if isinstance(pad_width, dict):  # (NumPy ≥ 2.3: {axis: width or (before, after)}, other axes unpadded)
-        nd, pairs = np.ndim(array), [(0, 0)] * np.ndim(array)
-        for axis, width in pad_width.items():
-            pairs[int(axis) % nd if -nd <= int(axis) < nd else nd] = tuple(np.broadcast_to(width, 2).tolist())
+        pairs = [(0, 0)] * np.ndim(array)
+        for axis, width in pad_width.items():  # (negative axes count from the end; out of range: IndexError)
+            pairs[int(axis)] = tuple(np.broadcast_to(width, 2).tolist())
         pad_width = pairs
     if isinstance(mode, str) and mode in _COPYING_PADS:
         return _pad_by_copies(array, pad_width, mode, kwargs)

@@ -141,14 +141,11 @@ def auto(problem: Problem, cost_model: CostModel, *, time_limit: float = 5.0, se
         # a batch of copies: the search covers one group of each class (copies), in less time than
         # pricing another order of the whole graph takes, so it comes straight after the first baseline
         candidates = baselines[:1] + [capped] + baselines[1:] + [markowitz]
-    elif main == "window":  # the window search starts from the best heuristic anyway, so Markowitz
-        # first costs it nothing; and a graph of many independent groups, searched one by one in time
-        # shares too small for their own heuristics (1,000 Black–Scholes options at scalar level),
-        # still gets Markowitz's order: 88,000 multiplications where it got reverse's 125,000
-        candidates = baselines + [markowitz, capped]
     else:  # Markowitz before the search (milliseconds; the search's own start prices it again from
-        # the cache): a search that takes the whole limit left Markowitz unrun, and auto returned
-        # forward's 28 where Markowitz finds 21
+        # the cache): a search that took the whole limit left it unrun, and auto returned forward's 28
+        # where Markowitz finds 21; a graph of many independent groups, searched one by one in time
+        # shares too small for their own heuristics (1,000 Black–Scholes options at scalar level),
+        # gets Markowitz's order: 88,000 multiplications where it got reverse's 125,000
         candidates = baselines + [markowitz, capped]
     candidates += [(name, kw, 1.0) for name, kw in extra_starts(problem, cost_model)]
     log: list[str] = []
