@@ -29,5 +29,7 @@ def test_cosine_transforms_and_plans_are_refused_by_name_and_values_stay_scipys(
     x = np.linspace(0.0, 1.0, 6)
     with pytest.raises(jacc.UnsupportedOperationError, match="scipy.fft.dct at .*not recorded"):
         jacc.jacobian(lambda x: sf.dct(x))(x)
+    with pytest.raises(jacc.UnsupportedOperationError, match="scipy.fft.fft with plan= at"):
+        jacc.jacobian(lambda x: np.abs(sf.fft(x, plan=object())))(x)
     J = jacc.jacobian(lambda x: x * np.abs(sf.fft(np.arange(6.0)))[0])(x)  # (an FFT of constants: SciPy's)
     np.testing.assert_array_equal(J, np.eye(6) * np.abs(sf.fft(np.arange(6.0)))[0])
