@@ -529,7 +529,7 @@ class Kept:
     def __init__(self, v: Any, copies: Mapping[int, tuple] | None = None):
         self.live, self.copy = v, snapshot(v, copies)
         self.lists: list = []  # (list, its items)
-        self.dicts: list = []  # (dict, its items)
+        self.dicts: list = []  # (dict, its keys, its values)
         self.arrays: list = []  # (array, shape, dtype, bytes or its copy in self.copy)
         stack = [(v, self.copy)]
         while stack:
@@ -540,7 +540,7 @@ class Kept:
                     self.lists.append((x, list(x)))
                 stack.extend(zip(x, c))
             elif t is dict:
-                self.dicts.append((x, list(x.items())))
+                self.dicts.append((x, tuple(x), tuple(x.values())))
                 stack.extend(zip(x.values(), c.values()))
             elif t is np.ndarray:
                 self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else c))
@@ -555,17 +555,19 @@ class Kept:
         return self.arrays is None or bool(self.lists or self.dicts or self.arrays)
 
     def holds(self, v: Any) -> bool:
-        if v is self.live and self.arrays is not None:
-            if all(len(c) == len(items) and all(map(operator.is_, c, items)) for c, items in self.lists) and all(
-                    len(d) == len(items) and all(k == j and v is x for (k, v), (j, x) in zip(d.items(), items))
-                    for d, items in self.dicts):  # (in order: f may iterate)
-                for a, shape, dtype, kept in self.arrays:
-                    if a.shape != shape or a.dtype != dtype:
-                        break
-                    if not (a.tobytes() == kept if type(kept) is bytes else same_bits(a, kept)):
-                        return False  # (the same array, other bits: changed)
-                else:
-                    return True
+        if v is self.live and self.arrays is not None:  # (loops, not all() of generators: every skipping call)
+            for c, items in self.lists:
+                if len(c) != len(items) or not all(map(operator.is_, c, items)):
+                    return same(v, self.copy)
+            for d, keys, values in self.dicts:  # (keys in order: f may iterate)
+                if len(d) != len(keys) or tuple(d) != keys or not all(map(operator.is_, d.values(), values)):
+                    return same(v, self.copy)
+            for a, shape, dtype, kept in self.arrays:
+                if a.shape != shape or a.dtype != dtype:
+                    return same(v, self.copy)
+                if not (a.tobytes() == kept if type(kept) is bytes else same_bits(a, kept)):
+                    return False  # (the same array, other bits: changed)
+            return True
         return same(v, self.copy)
 
 
@@ -680,7 +682,10 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
         why = value(v, "an argument")
         if why:
             return why
-    g.values.extend(Kept(v, copies) for v in bound)
+    for v in bound:
+        kept = Kept(v, copies)
+        if kept.mutable:  # (a tuple of numbers or modules cannot change: no test on every call)
+            g.values.append(kept)
     scanned = {code: _reads(code) for code in w.codes}
     stdlib = {code for code in w.codes if _file_kind(code) == STDLIB}  # (their reads guarded, their writes their own)
     read: set[tuple[int, str]] = set()

@@ -88,11 +88,24 @@ def test_closure_cells_helpers_and_partials_are_guarded():
         helper = keep
 
     c = np.array([2.0, 2.0, 2.0])
-    jp = jacc.jacobian(functools.partial(lambda x, c: np.sin(x) * c, c=c))
+    bound = functools.partial(lambda x, c: np.sin(x) * c, c=c)
+    jp = jacc.jacobian(bound)
     calls(jp, x3)
     assert jp.cache.skipped == 2
     c[0] = 9.0  # the partial's bound argument changed in place
     np.testing.assert_allclose(jp(x3), np.diag(np.cos(x3) * c), rtol=1e-14)
+    bound.keywords["c"] = np.array([1.0, 5.0, 7.0])  # its keywords rebound in place
+    np.testing.assert_allclose(jp(x3), np.diag(np.cos(x3) * [1.0, 5.0, 7.0]), rtol=1e-14)
+
+    b = np.array([3.0, 1.0, 2.0])  # bound by position: the tuple cannot change, the array in it can
+    by_position = functools.partial(lambda c, x, k=2.0: np.sin(x) * c * k, b, k=2.0)
+    jb = jacc.jacobian(by_position)
+    calls(jb, x3)
+    assert jb.cache.skipped == 2
+    b[2] = -1.0
+    np.testing.assert_allclose(jb(x3), np.diag(np.cos(x3) * b * 2.0), rtol=1e-14)
+    by_position.keywords["k"] = 3.0
+    np.testing.assert_allclose(jb(x3), np.diag(np.cos(x3) * b * 3.0), rtol=1e-14)
 
 
 def test_non_differentiated_arguments_are_compared_by_value():
