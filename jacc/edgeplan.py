@@ -160,14 +160,21 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
 def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: CostModel,
             options: dict) -> tuple[list, str, dict, bool | None, tuple | None]:
     """(moves, name, info, optimal, (steps, mults) where already priced)."""
-    from .plan import Plan
+    from .plan import _PROOFS, Plan
     from .strategies import run_strategy
 
     if isinstance(strategy, EdgePlan):
         if strategy.elimination != elimination:
             raise ValueError(f"a {strategy.elimination}-elimination plan cannot be used with "
                              f"elimination={elimination!r}")
-        return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal, None
+        if (strategy.graph is problem.graph and list(strategy.wrt) == list(problem.wrt)
+                and list(strategy.of) == list(problem.of)):
+            return list(strategy.moves), strategy.strategy, dict(strategy.info), strategy.optimal, None
+        # its proof and bound were for another graph: the moves stand (where they apply), unproven
+        info = {k: v for k, v in strategy.info.items() if k not in _PROOFS}
+        info["reused"] = (f"the moves of a {strategy.strategy} plan made for another graph; its optimality "
+                          "and bounds are not carried over")
+        return list(strategy.moves), strategy.strategy, info, False, None
     if isinstance(strategy, str) and strategy.lower() == "auto":
         exact = {k: v for k, v in options.items() if k != "seed"}  # (seed: for vertex auto's anneal)
         try:  # the exact search starts from the vertex heuristics' orders: never worse than them

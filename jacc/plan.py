@@ -387,8 +387,9 @@ def time_limit_of(strategy: Any, options: Mapping[str, Any]) -> float | None:
     return limit if _seconds(limit) else None
 
 
-#: ``Plan.info`` entries that state a proof or bound for the plan's own graph and objective
-_PROOFS = ("lower bound", "gap", "bound", "root bound", "sets explored", "stopped early")
+#: ``Plan.info`` entries that state a proof, a bound or a search's figures for the plan's own
+#: graph and objective (an edge search's "mults" and "states" among them)
+_PROOFS = ("lower bound", "gap", "bound", "root bound", "sets explored", "stopped early", "mults", "states")
 
 
 def choose(problem: Problem, strategy: Any, cost_model: CostModel, options: dict

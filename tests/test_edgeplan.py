@@ -100,6 +100,23 @@ def test_explicit_moves_and_plans_are_reused():
         jacc.plan(g, p, elimination="face")
 
 
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+def test_a_plan_reused_on_another_graph_keeps_its_moves_not_its_proof(elimination):
+    rng = np.random.default_rng(0)
+
+    def mlp(d):
+        A, B, C = (rng.standard_normal((d[i + 1], d[i])) for i in range(3))
+        return lambda x: C @ np.tanh(B @ np.tanh(A @ x))
+
+    pa = jacc.plan(jacc.trace(mlp([2, 9, 9, 9]), np.ones(2)), "optimal", elimination=elimination)
+    assert pa.optimal and pa.lower_bound == pa.mults == 360
+    gb = jacc.trace(mlp([9, 9, 9, 2]), np.ones(9))
+    pb = jacc.plan(gb, pa, elimination=elimination)
+    assert pb.moves == pa.moves and pb.mults == 1053  # (forward's moves where reverse is cheap)
+    assert not pb.optimal and pb.lower_bound is None and "reused" in pb.info and "mults" not in pb.info
+    assert jacc.plan(gb, "optimal", elimination=elimination).mults == 360
+
+
 def test_bad_elimination_arguments_say_what_to_do():
     g = examples.lion()
     with pytest.raises(ValueError, match="elimination must be one of"):
