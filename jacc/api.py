@@ -191,6 +191,22 @@ def _jax_arrays(args, nums) -> bool:
     return True
 
 
+#: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
+_RUN_F = object()
+
+
+def _finite_blocks(found: Any) -> bool:
+    """Whether every block a compiled route returned (floats, arrays, sparse or ``jax.Array``
+    blocks, in a dict or a sequence) is finite."""
+    for b in (found.values() if isinstance(found, dict) else found):
+        if type(b) is float:
+            if not math.isfinite(b):
+                return False
+        elif not np.isfinite(np.asarray(b.data if hasattr(b, "tocsr") else b)).all():
+            return False
+    return True
+
+
 @functools.cache
 def _jax_identity() -> Callable:
     import jax
@@ -232,6 +248,8 @@ class _Once:
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt_in))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
+        # f calls math functions, which raise outside their domains: a non-finite block runs f instead
+        self.domain = bool(entry.graph.meta.get("math_domain"))
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
@@ -976,6 +994,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             found, finite = hit.device(xs, nonfinite != "propagate")
             if not finite:
                 hit.refuse_nonfinite(xs, nonfinite)
+            if hit.domain and not _finite_blocks(found):
+                return _RUN_F
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.assemble(found)
         xs = hit.leaves(args)
@@ -986,6 +1006,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             if not hit.finite(xs):
                 hit.refuse_nonfinite(xs, nonfinite)
             found = hit.run(xs)
+        if hit.domain and not _finite_blocks(found):
+            return _RUN_F
         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
         return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
 
@@ -1053,20 +1075,22 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 xs = args if hit.direct else [args[i] for i in hit.nums]
                 if nonfinite != "propagate" and all(map(math.isfinite, xs)) and (
                         hit.guards is None or hit.guards.hold()):
-                    store.skipped += hit.guards is not None
                     found = hit.run(xs)
-                    jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                    return hit.assemble(found)
+                    if not hit.domain or _finite_blocks(found):
+                        store.skipped += hit.guards is not None
+                        jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
+                        return hit.assemble(found)
             key = once_key(args, kwargs)
             hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
-                if hit.guards is None:
-                    return run_once(hit, args, kwargs)
-                if hit.guards.hold():
-                    store.skipped += 1
-                    return run_once(hit, args, kwargs)
-                del once[key]  # what f reads changed: trace, and watch what it reads again
-                pure[key] = None
+                if hit.guards is None or hit.guards.hold():
+                    out = run_once(hit, args, kwargs)
+                    if out is not _RUN_F:
+                        store.skipped += hit.guards is not None
+                        return out
+                else:
+                    del once[key]  # what f reads changed: trace, and watch what it reads again
+                    pure[key] = None
         held, seen, state = False, None, None
         if skipping:
             state = pure.get(key)

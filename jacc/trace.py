@@ -300,6 +300,7 @@ class Tape:
         self.values: dict[str, np.ndarray] = {}
         self.count = 0
         self.value_dependent: list[str] = []
+        self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -791,6 +792,8 @@ class Tape:
             self.graph.meta["input_groups"] = self.input_groups
         if self.value_dependent:  # (a copy: a mask read after the trace has ended is no part of it)
             self.graph.meta["value_dependent"] = list(self.value_dependent)
+        if self.domains:
+            self.graph.meta["math_domain"] = list(self.domains)
 
     def recording(self) -> Recording:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]
@@ -799,6 +802,12 @@ class Tape:
 
     def note_value_dependence(self, what: str) -> None:
         self.value_dependent.append(f"{what} at {call_site()}")
+
+    def note_domain(self, what: str) -> None:
+        """``what`` (``math.log``) raises outside its domain where ``f`` runs; a call that skips
+        ``f`` and meets a non-finite block runs ``f`` instead, so the error is raised as ``math``
+        does (``jacc.numpy_api.stdlib_math``)."""
+        self.domains.append(f"{what} at {call_site()}")
 
 
 class _Running(threading.local):

@@ -83,6 +83,19 @@ def test_cholesky_upper_is_the_transpose_read_from_the_upper_triangle():
     np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("backend", ["auto", "numpy", "c"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_cholesky_of_a_matrix_not_positive_definite_raises_on_calls_that_skip_f(backend, retrace):
+    """The scalar code's square root gave NaN blocks where NumPy raises."""
+    jf = jacc.jacobian(lambda x: np.linalg.cholesky(x.reshape(2, 2)).sum(), backend=backend, retrace=retrace)
+    good = np.array([2.0, 1.0, 1.0, 3.0])
+    for _ in range(4):
+        first = jf(good)
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        jf(np.array([1.0, 2.0, 2.0, 1.0]))
+    np.testing.assert_array_equal(jf(good), first)
+
+
 CHOL_N = DENSE_PARTIAL_MAX + 2  # above the threshold: the derivative is a network of products
 
 

@@ -70,6 +70,27 @@ def test_outside_the_domain_raises_as_math_does():
             jacc.jacobian(f)(X)
 
 
+@pytest.mark.parametrize("backend", ["auto", "numpy", "c", "interpret"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_calls_that_skip_f_raise_outside_the_domain_too(backend, retrace):
+    """Compiled calls ran NumPy's log, sqrt and exp: math.log(-1) gave the finite derivative -1,
+    the others NaN or inf, where f raises."""
+    cases = [(lambda x: math.log(x), 2.0, -1.0, ValueError, 0.5), (lambda x: 3.0 * math.log10(x), 2.0, -1.0, ValueError, None),
+             (lambda x: math.log1p(x) + x, 1.0, -3.0, ValueError, None), (lambda x: math.atanh(x), 0.5, 2.0, ValueError, None),
+             (lambda x: 2.0 * math.sqrt(x), 4.0, -1.0, ValueError, 0.5), (lambda x: math.exp(x), 1.0, 800.0, OverflowError, None),
+             (lambda x, y: math.log(x) * y + math.pow(x, y), 2.0, -1.0, ValueError, None)]
+    for f, good, bad, err, want in cases:
+        n = f.__code__.co_argcount
+        jf = jacc.jacobian(f, argnums=tuple(range(n)), backend=backend, retrace=retrace)
+        for _ in range(4):
+            first = jf(*[good] * n)
+        if want is not None:
+            assert float(first[0]) == want
+        with pytest.raises(err, match=r"math (domain|range) error: math\.\w+ at .*test_stdlib_math.py"):
+            jf(*[bad] * n)
+        np.testing.assert_array_equal(jf(*[good] * n), first)  # (and the compiled route serves again)
+
+
 def test_predicates_and_roundings_are_maths_at_the_value_and_mark_the_trace():
     def f(x):
         k = math.floor(x[2])  # 1: an index read at the traced value

@@ -282,9 +282,11 @@ def _factored_cholesky(a):
 def _cholesky(a, /, *, upper=False):
     if upper:  # Uᵀ is the lower factor of Aᵀ, whose lower triangle is A's upper one
         return _swap(_cholesky(_swap(a)))
+    tape = _tape_of(a)
+    tape.note_domain("numpy.linalg.cholesky")  # (scalar code gives NaN where NumPy raises: f runs then)
     if np.shape(a)[-1] > DENSE_PARTIAL_MAX:
         return _factored_cholesky(a)
-    return _tape_of(a).record("cholesky", [a])
+    return tape.record("cholesky", [a])
 
 
 # -- symmetric eigenproblems ---------------------------------------------------------------------

@@ -10,12 +10,14 @@ gives its float. Names imported before (``from math import sqrt``) are replaced 
 ``float()`` runs again with the replacements (once per function).
 
 Outside a function's domain the call raises as ``math`` does (``ValueError``, or
-``OverflowError`` for a result too large), naming the call site. ``erf``, ``erfc``, ``gamma``
+``OverflowError`` for a result too large), naming the call site. Calls of ``jacobian`` that skip
+``f`` (and ``retrace=False`` calls) run ``f`` again where a Jacobian block is not finite, so they
+raise the same error; the logarithms and ``atanh``, whose derivatives stay finite outside their
+domains, read their argument through a recorded mask that is NaN there. ``erf``, ``erfc``, ``gamma``
 and ``lgamma`` need SciPy (its ``special`` ufuncs); without it they stay refused. Predicates and
 roundings (``isfinite``, ``isnan``, ``isinf``, ``isclose``, ``floor``, ``ceil``, ``trunc``) are
 piecewise constant: they give ``math``'s own result at the traced value, and the trace is marked
-value-dependent as by a comparison (``jacobian`` traces again where a value may change it). A
-function that needs the replacements runs ``f`` on every call (it is not skipped: :mod:`jacc.guards`).
+value-dependent as by a comparison (``jacobian`` traces again where a value may change it).
 
 >>> import math, numpy as np, jacc
 >>> f = lambda x: math.sqrt(x[0]) * math.exp(-x[1])
@@ -98,14 +100,29 @@ def _refuse_outside_domain(name: str, out: Any, args: tuple) -> None:
     raise OverflowError(f"math range error: math.{name} at {call_site()}")
 
 
+#: functions whose Jacobian stays finite outside their domain (d log x = 1/x at x = -1): their
+#: argument passes a recorded mask, NaN outside, so every call's blocks show the violation
+_DOMAINS: dict[str, Callable[[Any], Any]] = {
+    "log": lambda x: x > 0, "log10": lambda x: x > 0, "log2": lambda x: x > 0, "log1p": lambda x: x > -1,
+    "atanh": lambda x: (x > -1) & (x < 1)}
+
+
 def _maker(name: str) -> Callable[[Callable], Callable]:
     def impl(original: Callable, *args, **kwargs):
         fn = _SAME.get(name) or _special(_SCIPY[name])
         if fn is None:  # (no SciPy: math's own refusal of float())
             return original(*args, **kwargs)
+        inside = _DOMAINS.get(name)
+        x = args[0] if args else None
+        given = args
+        if inside is not None and isinstance(x, Tracer):
+            args = (np.where(inside(x), x, np.nan), *args[1:])
         out = fn(*args, **kwargs)
         if name != "prod":  # (math.prod never raises: an overflowing product is inf)
-            _refuse_outside_domain(name, out, args)
+            _refuse_outside_domain(name, out, given)
+            tracer = next((a for a in given if isinstance(a, Tracer)), None)
+            if tracer is not None:  # (a later call that skips f checks its blocks: Tape.note_domain)
+                tracer.tape.note_domain(f"math.{name}")
         return out
     # (prod takes any iterable, a generator too: it is a product whatever it holds)
     return routed(impl, always=name == "prod")
