@@ -96,6 +96,39 @@ def test_cholesky_of_a_matrix_not_positive_definite_raises_on_calls_that_skip_f(
     np.testing.assert_array_equal(jf(good), first)
 
 
+def _dependent_columns(x):
+    bad = x.copy()
+    bad[:, 2] = 2.0 * bad[:, 0]
+    return bad
+
+
+def _one_abscissa(x):
+    bad = x.copy()
+    bad[:, 0] = 1.0  # a Vandermonde matrix of rank 1
+    return bad
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy", "c"])
+@pytest.mark.parametrize("retrace", [True, False])
+@pytest.mark.parametrize("fn, spoil", [
+    (np.linalg.pinv, _dependent_columns),
+    (lambda x: np.linalg.lstsq(x, np.ones(4))[0], _dependent_columns),
+    (lambda x: np.linalg.pinv(np.stack([x, 2.0 * x])), _dependent_columns),
+    (lambda x: np.polyfit(x[:, 0], x[:, 1], 1), _one_abscissa),
+], ids=["pinv", "lstsq", "stack", "polyfit"])
+def test_a_rank_deficient_matrix_is_refused_on_calls_that_skip_f(fn, spoil, backend, retrace):
+    """The rank was checked at the traced point only: later calls at a rank-deficient matrix gave
+    Jacobians of 1e30 from the QR route."""
+    x = _rng(4).normal(size=(4, 3))
+    jf = jacc.jacobian(fn, backend=backend, retrace=retrace)
+    for _ in range(3):
+        first = jf(x)
+    np.testing.assert_allclose(first, fd_jacobian(fn, [x], 0), atol=1e-6)
+    with pytest.raises(jacc.UnsupportedOperationError, match="rank-deficient"):
+        jf(spoil(x))
+    np.testing.assert_array_equal(jf(x), first)
+
+
 CHOL_N = DENSE_PARTIAL_MAX + 2  # above the threshold: the derivative is a network of products
 
 
