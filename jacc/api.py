@@ -193,6 +193,13 @@ def _jax_arrays(args, nums) -> bool:
 
 #: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
 _RUN_F = object()
+#: ops whose NumPy form raises ``LinAlgError`` at a singular matrix (their derivative's, for
+#: ``logabsdet``), where XLA gives inf or NaN
+_RAISE_WHEN_SINGULAR = frozenset({"inv", "solve", "logabsdet", "cholesky"})
+
+
+def _singular_ops(graph: Graph) -> bool:
+    return any(graph.op(v) in _RAISE_WHEN_SINGULAR for v in graph.nx)
 
 
 def _finite_blocks(found: Any) -> bool:
@@ -202,8 +209,11 @@ def _finite_blocks(found: Any) -> bool:
         if type(b) is float:
             if not math.isfinite(b):
                 return False
-        elif not np.isfinite(np.asarray(b.data if hasattr(b, "tocsr") else b)).all():
-            return False
+        else:
+            a = np.asarray(b.data if hasattr(b, "tocsr") else b)
+            with np.errstate(all="ignore"):  # (a finite sum means finite terms: one pass, no booleans)
+                if not (math.isfinite(np.add.reduce(a, None)) or np.isfinite(a).all()):
+                    return False
     return True
 
 
@@ -248,8 +258,9 @@ class _Once:
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt_in))
         self.assemble = assemble or _assembler(entry.graph, single, convert)
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
-        # f calls math functions, which raise outside their domains: a non-finite block runs f instead
-        self.domain = bool(entry.graph.meta.get("math_domain"))
+        # f calls math functions, which raise outside their domains, or (under jax.jit, which cannot
+        # raise) NumPy's linear algebra, which raises at a singular matrix: a non-finite block runs f instead
+        self.domain = bool(entry.graph.meta.get("math_domain")) or (kind == "jax" and _singular_ops(entry.graph))
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
@@ -1137,6 +1148,10 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             elif run.program:
                 found = run.program.run(tape.arrays(), graph, device=device, first=first)
                 device = device and run.program.device is None  # (else they are there already)
+                if run.program.backend == "jax" and _singular_ops(graph) and not _finite_blocks(found):
+                    # XLA's inverse of a singular matrix is inf: NumPy's executor raises as NumPy does
+                    with np.errstate(all="ignore"):
+                        accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
             else:
                 with np.errstate(all="ignore"):
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)

@@ -310,9 +310,14 @@ def constants(env: dict) -> dict:
 
 def wrap(program: Callable) -> Callable:
     """``program`` taking and returning NumPy values, run on tensors on :func:`device`."""
-    Tensor, asarray, dev = namespace().Tensor, np.asarray, device()
+    torch = namespace()
+    Tensor, asarray, dev = torch.Tensor, np.asarray, device()
+    singular = getattr(getattr(torch, "linalg", None), "LinAlgError", ())  # (torch ≥ 2.0)
 
     def fn(V):
-        out = program([_tensor(asarray(v), dev) for v in V])
+        try:
+            out = program([_tensor(asarray(v), dev) for v in V])
+        except singular as e:  # as NumPy's (a singular matrix): what the other routes raise
+            raise np.linalg.LinAlgError(str(e).splitlines()[0]) from e
         return tuple(b.detach().cpu().numpy() if isinstance(b, Tensor) else asarray(b) for b in out)
     return fn
