@@ -29,7 +29,19 @@ CASES = {
     "prod of a list and of a generator": lambda x: math.prod([x[0], x[1], 2.0]) + math.prod(v * v for v in x),
     "a vector of results": lambda x: np.stack([math.exp(x[0]), math.sin(x[1] * x[2]), x[0] * 2.0]),
     "floats and arrays mixed": lambda x: np.sum(np.sin(x)) * math.sqrt(x[0] * x[0] + 1.0) + math.pi,
+    "fmod, ldexp, dist": lambda x: math.fmod(x[2], x[1]) + math.ldexp(x[0], 3) + math.dist(x[:2], [x[2], 1.0])
+    + math.dist((x[0],), (0.2,)) * math.fsum([1.0, 2.0]),
 }
+
+
+@pytest.mark.parametrize("name, hint", [("fsum", "sum"), ("remainder", "np.round"), ("modf", "np.trunc"),
+                                        ("frexp", "np.frexp")])
+def test_untraced_math_functions_say_what_to_use(name, hint):
+    """They were refused by their own float() (which the user never wrote)."""
+    call = {"fsum": lambda x: math.fsum(v for v in x), "remainder": lambda x: math.remainder(x[0], x[1])}.get(
+        name, lambda x: getattr(math, name)(x[0])[0])
+    with pytest.raises(UnsupportedOperationError, match=rf"math\.{name} of a traced value at .*test_stdlib_math.py.*{hint}"):
+        jacc.jacobian(call)(X)
 
 
 @pytest.mark.parametrize("name", list(CASES))

@@ -13,7 +13,9 @@ Outside a function's domain the call raises as ``math`` does (``ValueError``, or
 ``OverflowError`` for a result too large), naming the call site. Calls of ``jacobian`` that skip
 ``f`` (and ``retrace=False`` calls) run ``f`` again where a Jacobian block is not finite, so they
 raise the same error; the logarithms and ``atanh``, whose derivatives stay finite outside their
-domains, read their argument through a recorded mask that is NaN there. ``erf``, ``erfc``, ``gamma``
+domains, read their argument through a recorded mask that is NaN there. ``fmod``, ``ldexp`` (an integer
+exponent) and ``dist`` are traced too; ``fsum``, ``remainder``, ``modf`` and ``frexp`` of traced
+values are refused, naming what to write instead. ``erf``, ``erfc``, ``gamma``
 and ``lgamma`` need SciPy (its ``special`` ufuncs); without it they stay refused. Predicates and
 roundings (``isfinite``, ``isnan``, ``isinf``, ``isclose``, ``floor``, ``ceil``, ``trunc``) are
 piecewise constant: they give ``math``'s own result at the traced value, and the trace is marked
@@ -30,13 +32,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import math
 import operator
 from typing import Any, Callable
 
 import numpy as np
 
 from ..constructors import routed, swap_during_traces
-from ..trace import Tracer, call_site
+from ..trace import Tracer, UnsupportedOperationError, call_site
 
 
 def _log(x: Any, base: Any = None) -> Any:
@@ -49,6 +52,19 @@ def _hypot(*xs: Any) -> Any:
 
 def _prod(values: Any, *, start: Any = 1) -> Any:
     return functools.reduce(operator.mul, values, start)  # left to right, as math.prod
+
+
+def _ldexp(x: Any, i: Any) -> Any:
+    if isinstance(i, Tracer) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"math.ldexp at {call_site()}: the exponent must be an integer, not {type(i).__name__}")
+    return x * math.ldexp(1.0, int(i))
+
+
+def _dist(p: Any, q: Any) -> Any:
+    p, q = list(p), list(q)
+    if len(p) != len(q):
+        raise ValueError(f"math.dist at {call_site()}: both points must have the same number of dimensions")
+    return _hypot(*[a - b for a, b in zip(p, q)])
 
 
 @functools.cache
@@ -68,12 +84,31 @@ _SAME: dict[str, Any] = {
     "atan": np.arctan, "atan2": np.arctan2, "sinh": np.sinh, "cosh": np.cosh, "tanh": np.tanh,
     "asinh": np.arcsinh, "acosh": np.arccosh, "atanh": np.arctanh, "fabs": np.abs, "pow": np.power,
     "hypot": _hypot, "degrees": np.degrees, "radians": np.radians, "copysign": np.copysign, "prod": _prod,
-    "cbrt": np.cbrt, "exp2": np.exp2,
+    "cbrt": np.cbrt, "exp2": np.exp2, "fmod": np.fmod, "ldexp": _ldexp, "dist": _dist,
 }
 _SCIPY = {"erf": "erf", "erfc": "erfc", "gamma": "gamma", "lgamma": "gammaln"}
 #: piecewise constant in their arguments: math's own result at the traced values, whose derivative
 #: (zero) loses nothing; the trace is marked value-dependent, as by a comparison
 _CONSTANT = ("isfinite", "isnan", "isinf", "isclose", "floor", "ceil", "trunc")
+
+
+#: not traced, with what to write instead (their own refusal of float() named no function)
+_REFUSED = {
+    "fsum": "sum() or np.sum (fsum's exactly rounded sum is not traced)",
+    "remainder": "x - y * np.round(x / y) (IEEE remainder: the quotient rounded half to even)",
+    "modf": "x - np.trunc(x) and np.trunc(x)", "frexp": "np.frexp on a constant (the exponent is an integer)",
+}
+
+
+def _refusal(name: str) -> Callable[[Callable], Callable]:
+    def impl(original: Callable, *args, **kwargs):
+        if name == "fsum":  # (any iterable, a generator too: read once, math's own sum where nothing is traced)
+            args = (list(args[0]),) if args else args
+            if not any(isinstance(v, Tracer) for v in (args[0] if args else ())):
+                return original(*args, **kwargs)
+        raise UnsupportedOperationError(f"math.{name} of a traced value at {call_site()} is not traced; use "
+                                        f"{_REFUSED[name]}")
+    return routed(impl, always=name == "fsum")
 
 
 def _constant_maker(name: str) -> Callable[[Callable], Callable]:
@@ -128,7 +163,8 @@ def _maker(name: str) -> Callable[[Callable], Callable]:
     return routed(impl, always=name == "prod")
 
 
-swap_during_traces("math", {**{n: _maker(n) for n in [*_SAME, *_SCIPY]}, **{n: _constant_maker(n) for n in _CONSTANT}})
+swap_during_traces("math", {**{n: _maker(n) for n in [*_SAME, *_SCIPY]}, **{n: _constant_maker(n) for n in _CONSTANT},
+                            **{n: _refusal(n) for n in _REFUSED}})
 
 
 def _example(name: str, body: Callable[[Any, Any], Any], note: str = "") -> None:
