@@ -1164,7 +1164,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     for x in results:
         if isinstance(x, Ref) and x.id in tail:
             if x.id in seen:  # a repeated block: the caller owns a fresh copy
-                finish.append(("copy", next(i for i, y in enumerate(results) if y == x)))
+                finish.append(("copy", next(i for i, y in enumerate(results) if isinstance(y, Ref) and y.id == x.id)))
                 continue
             seen.add(x.id)
             t = tail[x.id]

@@ -1017,18 +1017,23 @@ def _int(v: Any, what: str) -> int:
         raise TypeError(f"{what} must be an integer, got {v!r} (at {call_site()})") from None
 
 
+def _sequence(v: Any) -> bool:
+    """Whether NumPy reads ``v`` as several axes or lengths: a tuple, list, range or 1-D array."""
+    return isinstance(v, (tuple, list, range)) or (type(v) is np.ndarray and v.ndim == 1)
+
+
 def _axis(axis: Any, what: str = "axis") -> int | list[int] | None:
     """``axis`` as ``None``, an int or a list of ints."""
     if axis is None:
         return None
-    if isinstance(axis, (tuple, list)):
+    if _sequence(axis):
         return [_int(a, what) for a in axis]
     return _int(axis, what)
 
 
 def _ints(shape: Any, what: str = "shape") -> list[int]:
     """A shape (an int or a sequence of ints) as a list of ints."""
-    if isinstance(shape, (tuple, list)):
+    if _sequence(shape):
         return [_int(n, what) for n in shape]
     return [_int(shape, what)]
 
@@ -1576,7 +1581,7 @@ class Tracer(_Held):
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
     def reshape(self, *shape, order="C"):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        if len(shape) == 1 and _sequence(shape[0]):
             shape = tuple(shape[0])
         if order == "F":  # Fortran order: C order of the array with its axes reversed
             return self.transpose().reshape(_ints(shape)[::-1]).transpose()
@@ -1586,7 +1591,7 @@ class Tracer(_Held):
         return self.tape.record("reshape", [self], {"shape": _ints(shape)})
 
     def transpose(self, *axes):
-        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+        if len(axes) == 1 and _sequence(axes[0]):
             axes = tuple(axes[0])
         if len(axes) == 1 and axes[0] is None:
             axes = ()

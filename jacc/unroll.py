@@ -197,7 +197,9 @@ class Unrolled:
     def _blocks(self, M: np.ndarray) -> dict:
         if self.single is not None:  # one reshape of the flat array
             return {self.single[0]: M.reshape(self.single[1])}
-        M = M.reshape(-1, self.n_in)
+        if not self.blocks:  # (no input: an empty pytree)
+            return {}
+        M = M.reshape(self.blocks[-1][1].stop, self.n_in)  # (rows by the blocks: n_in may be 0)
         return {key: M[r, c].reshape(shape) for key, r, c, shape in self.blocks}
 
 

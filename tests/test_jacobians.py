@@ -292,3 +292,42 @@ def test_an_empty_output_that_does_not_depend_on_the_argument(f, shape):
             assert jf(x, c).shape == shape + (2,)
     g = jacc.trace(f, x, c, argnums=0)
     assert g.evaluate({"x": x})[g.outputs[0]].shape == shape
+
+
+@pytest.mark.parametrize("backend", ["auto", "c", "jax"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_empty_inputs_with_several_blocks(backend, retrace):
+    """The float route reshaped its entries to (-1, 0) when every input was empty (found by fuzzing)."""
+    if backend == "jax":
+        pytest.importorskip("jax")
+    e = np.zeros(0)
+    jf = jacc.jacobian(lambda a, b: (a * b, a.sum()), argnums=(0, 1), backend=backend, retrace=retrace)
+    jd = jacc.jacobian(lambda d, y: y * 2.0, argnums=0, backend=backend, retrace=retrace)
+    for _ in range(3):
+        assert [[b.shape for b in row] for row in jf(e, e)] == [[(0, 0), (0, 0)], [(0,), (0,)]]
+        assert jd({}, np.ones(2)) == {}
+
+
+@pytest.mark.parametrize("f", [lambda x: x.transpose(range(2)), lambda x: np.transpose(x, np.array([1, 0])),
+                               lambda x: np.moveaxis(x, range(1), [1]), lambda x: x.reshape(np.array([3, 2])),
+                               lambda x: x.reshape(range(3, 1, -1))],
+                         ids=["range axes", "array axes", "moveaxis range", "array shape", "range shape"])
+def test_axes_and_shapes_as_ranges_and_arrays(f):
+    """NumPy reads a range or an integer array as several axes; the tracer asked for an int (and
+    x @ S with a scipy.sparse.coo_array, whose product transposes by a range, failed so)."""
+    x = np.arange(6.0).reshape(2, 3) / 7
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+def test_an_argument_returned_beside_two_equal_outputs_under_jax():
+    """The JAX program compared result arrays with == to find a repeated block."""
+    pytest.importorskip("jax")
+    x = np.linspace(0.1, 0.5, 5)
+    for retrace in (True, False):
+        jf = jacc.jacobian(lambda a: (a, np.tanh(a), np.tanh(a)), backend="jax", retrace=retrace)
+        for _ in range(3):
+            eye, d1, d2 = jf(x)
+        np.testing.assert_array_equal(eye, np.eye(5))
+        np.testing.assert_allclose(d1, np.diag(1 - np.tanh(x) ** 2), rtol=1e-14)
+        np.testing.assert_array_equal(d1, d2)
+        assert d1 is not d2
