@@ -25,7 +25,7 @@ from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
-from .program import owned
+from .program import _jax_namespace, owned
 from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
@@ -208,6 +208,9 @@ def _finite_blocks(found: Any) -> bool:
     for b in (found.values() if isinstance(found, dict) else found):
         if type(b) is float:
             if not math.isfinite(b):
+                return False
+        elif hasattr(b, "block_until_ready"):  # a jax.Array: reduced on its device, not copied to the host
+            if not bool(_jax_namespace().isfinite(b).all()):
                 return False
         else:
             a = np.asarray(b.data if hasattr(b, "tocsr") else b)
