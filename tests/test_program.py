@@ -1338,3 +1338,9 @@ def test_a_singular_matrix_raises_as_numpy_does_on_every_backend(backend, retrac
         with pytest.raises(np.linalg.LinAlgError):
             jf(singular)
         np.testing.assert_allclose(jf(good), first, rtol=1e-13)
+        if backend == "jax":  # jax.Array arguments: blocks left on the device, checked there
+            import jax.numpy as jnp
+
+            jf(jnp.asarray(good))
+            with pytest.raises(np.linalg.LinAlgError):
+                jf(jnp.asarray(singular))
