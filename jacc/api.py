@@ -195,7 +195,8 @@ def _jax_arrays(args, nums) -> bool:
 _RUN_F = object()
 #: ops whose NumPy form raises ``LinAlgError`` at a singular matrix (their derivative's, for
 #: ``logabsdet``), where XLA gives inf or NaN
-_RAISE_WHEN_SINGULAR = frozenset({"inv", "solve", "logabsdet", "cholesky"})
+_RAISE_WHEN_SINGULAR = frozenset({"inv", "solve", "logabsdet", "cholesky", "solve_triangular_value",
+                                  "inv_lower_value"})
 
 
 def _singular_ops(graph: Graph) -> bool:

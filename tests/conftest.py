@@ -149,3 +149,19 @@ def assert_one_trace_serves(f, x, points, value_rtol):
         J = jf(p)
         np.testing.assert_allclose(J, fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(J, ji(p), rtol=1e-13, atol=1e-15)
+
+
+def assert_later_calls_raise(f, good, bad, error, match, backends=("auto", "numpy", "c")):
+    """A call at ``bad`` raises ``error`` (matching ``match``) as ``f``'s trace does there, also when
+    earlier calls at ``good`` let later ones skip ``f`` (and under ``retrace=False``); the next call at
+    ``good`` gives the first call's Jacobian again."""
+    import jacc
+
+    for backend in backends:
+        for retrace in (True, False):
+            jf = jacc.jacobian(f, backend=backend, retrace=retrace)
+            for _ in range(3):
+                first = jf(good)
+            with pytest.raises(error, match=match):
+                jf(bad)
+            np.testing.assert_array_equal(jf(good), first)

@@ -437,3 +437,12 @@ def test_tuple_valued_special_functions_and_spherical_bessel_slopes():
             np.testing.assert_allclose(np.diag(J), f(2, z, derivative=True), rtol=1e-14)
     with pytest.raises(jacc.UnsupportedOperationError, match="spherical_jn with derivative=True.*test_numpy_ufuncs"):
         jacc.jacobian(lambda t: sp.spherical_jn(1, t, derivative=True))(x)
+
+
+def test_multigammaln_outside_its_domain_raises_at_every_call():
+    """SciPy's domain check read the traced value once: later calls returned a finite Jacobian."""
+    sp = pytest.importorskip("scipy.special")
+    from conftest import assert_later_calls_raise
+
+    assert_later_calls_raise(lambda a: sp.multigammaln(a[0], 3), np.array([2.5]), np.array([0.7]), ValueError,
+                             r"condition a > 0.5 \* \(d-1\)")

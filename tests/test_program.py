@@ -1344,3 +1344,13 @@ def test_a_singular_matrix_raises_as_numpy_does_on_every_backend(backend, retrac
             jf(jnp.asarray(good))
             with pytest.raises(np.linalg.LinAlgError):
                 jf(jnp.asarray(singular))
+
+
+def test_a_zero_on_a_triangular_diagonal_raises_under_jax():
+    pytest.importorskip("jax")
+    sl = pytest.importorskip("scipy.linalg")
+    from conftest import assert_later_calls_raise
+
+    good, bad = np.array([[2.0, 0.0], [1.0, 3.0]]), np.array([[2.0, 0.0], [1.0, 0.0]])
+    assert_later_calls_raise(lambda a: sl.solve_triangular(a, np.ones(2), lower=True), good, bad,
+                             np.linalg.LinAlgError, "[Ss]ingular", backends=("jax", "numpy"))

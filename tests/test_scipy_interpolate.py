@@ -5,7 +5,7 @@ differences of SciPy, and against closed forms where there is one."""
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import assert_later_calls_raise, fd_jacobian
 
 import jacc
 
@@ -166,3 +166,14 @@ def test_ppoly_from_a_spline_made_inside_f():
     np.testing.assert_allclose(jacc.jacobian(f)(q), fd_jacobian(f, [q], 0), atol=1e-7)
     with pytest.raises(jacc.UnsupportedOperationError, match="PPoly.from_spline at .*traced data"):
         jacc.jacobian(lambda y: sint.PPoly.from_spline(sint.make_interp_spline(_XK, y))(q))(np.sin(_XK))
+
+
+@pytest.mark.parametrize("f, bad, match", [
+    (lambda y: sint.CubicSpline(np.arange(4.0), y, bc_type="periodic")(1.5), np.array([1.0, 2.0, 0.5, 3.0]),
+     "must be identical"),
+    (lambda y: sint.CubicSpline(np.arange(4.0), np.log(y))(1.5), np.array([1.0, -2.0, 0.5, 1.0]), "only finite values"),
+], ids=["periodic ends apart", "not finite"])
+def test_data_scipy_refuses_is_refused_at_every_call(f, bad, match):
+    """The interpolant is built from the traced data once: later calls took data SciPy refuses
+    (their change now carries NaN into the derivative there, so f runs and SciPy raises)."""
+    assert_later_calls_raise(f, np.array([1.0, 2.0, 0.5, 1.0]), bad, ValueError, match)

@@ -7,7 +7,7 @@ import threading
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import assert_later_calls_raise, fd_jacobian
 
 import jacc
 
@@ -254,3 +254,15 @@ def test_lstsq_residues_of_a_vector_have_scipys_shape():
     J = jacc.jacobian(f)(R)
     assert np.shape(f(R)) == () and J.shape == (5, 3)
     np.testing.assert_allclose(J, fd_jacobian(f, [R], 0), atol=1e-7)
+
+
+@pytest.mark.parametrize("f, good, bad, match", [
+    (lambda ab: sl.solveh_banded(ab.reshape(2, 3), np.array([1.0, 2.0, 3.0])),
+     np.array([0.0, 1.0, 1.0, 4.0, 4.0, 4.0]), np.array([0.0, 1.0, 1.0, 1.0, -3.0, 4.0]), "not positive definite"),
+    (lambda c: sl.solve_toeplitz(c, np.array([1.0, 2.0, 3.0])), np.array([2.0, 0.5, 0.1]),
+     np.array([0.0, 1.0, 0.5]), "Singular principal minor"),
+], ids=["solveh_banded", "solve_toeplitz"])
+def test_what_scipy_refuses_is_refused_at_every_call(f, good, bad, match):
+    """The traced forms solve densely, which takes matrices SciPy refuses: later calls returned finite
+    Jacobians there (their traces now depend on values, so f and SciPy run at every call)."""
+    assert_later_calls_raise(f, good, bad, np.linalg.LinAlgError, match)

@@ -4,7 +4,7 @@ Jacobians central differences of SciPy's."""
 import numpy as np
 import pytest
 import scipy.spatial.distance as dist
-from conftest import fd_jacobian
+from conftest import assert_later_calls_raise, fd_jacobian
 
 import jacc
 from jacc.trace import UnsupportedOperationError
@@ -44,8 +44,22 @@ def test_a_zero_distance_has_the_derivative_zero():
     J = jf(A)
     assert np.isfinite(J).all() and not J[np.arange(3), np.arange(3)].any()
     np.testing.assert_allclose(J, fd_jacobian(lambda x: dist.cdist(x, x), [A], 0), atol=1e-7)
-    assert jacc.trace(lambda x: dist.cdist(x, x), A).meta.get("value_dependent")
-    assert not jacc.trace(lambda x: dist.cdist(x, B), A).meta.get("value_dependent")
+    assert not jacc.trace(lambda x: dist.cdist(x, x), A).meta.get("value_dependent")  # (a recorded mask)
+    # a zero the trace did not see: derivative 0 there too (later calls gave NaN)
+    good, coincide = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 2.0]]), np.array([[0.0, 0.0], [0.0, 0.0], [0.0, 2.0]])
+    for retrace in (True, False):
+        jp = jacc.jacobian(dist.pdist, retrace=retrace)
+        for _ in range(3):
+            jp(good)
+        np.testing.assert_array_equal(jp(coincide), jacc.jacobian(dist.pdist, retrace="always")(coincide))
+        assert np.isfinite(jp(coincide)).all() and not jp(coincide)[0].any()
+
+
+def test_squareform_checks_the_matrix_at_every_call():
+    D = dist.squareform(dist.pdist(A))
+    bad = D.copy()
+    bad[1, 0] = 5.0
+    assert_later_calls_raise(dist.squareform, D, bad, ValueError, "symmetric with a zero diagonal")
 
 
 def test_what_is_not_recorded_is_refused_by_name():

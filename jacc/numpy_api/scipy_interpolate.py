@@ -66,7 +66,7 @@ class _Traced:
     the data points: 1, or a grid's dimension)."""
 
     def __init__(self, what: str, make: Callable, y: Any, axis: int = 0, points: int = 1,
-                 linear: Callable | None = None):
+                 linear: Callable | None = None, periodic: bool = False):
         self._what, self._make, self._points = what, make, points
         self._axis = axis % np.ndim(y) if points == 1 else 0
         self._change = None
@@ -76,7 +76,13 @@ class _Traced:
         moved = np.moveaxis(y, self._axis, 0) if points == 1 else y
         n = int(np.prod(np.shape(moved)[:points]))
         flat = np.reshape(moved, (n,) + np.shape(moved)[points:])
-        self._change = flat - flat.value  # zero at the traced point
+        # zero at the traced point; NaN in its derivative where SciPy would refuse the data (not
+        # finite; a periodic curve's ends apart), so a later call that skips f runs it, and SciPy raises
+        ok = np.isfinite(flat)
+        if periodic:  # (SciPy's test: np.allclose(y[0], y[-1], rtol=1e-15, atol=1e-15))
+            ok = ok & (np.abs(flat[0] - flat[-1]) <= 1e-15 + 1e-15 * np.abs(flat[-1]))
+        flat.tape.note_domain(f"scipy.interpolate.{what}'s data")
+        self._change = (flat - flat.value) * np.where(ok, 1.0, np.nan)
         self._plain = make(np.array(y.value), self._axis)  # (writable: SciPy's RGI takes another path otherwise)
         unit = np.eye(n).reshape(np.shape(moved)[:points] + (n,))
         linear = linear or make  # the same interpolant with homogeneous boundary values (its linear part)
@@ -290,7 +296,8 @@ def _curve(what: str, data: str, default_axis: int) -> Callable:
             def linear(v, ax):
                 trailing = np.shape(v)[:ax] + np.shape(v)[ax + 1:]
                 return original(**{data: v, "axis": ax, "bc_type": _homogeneous(bc, trailing)}, **p)
-        return _Traced(what, lambda v, ax: original(**{data: v, "axis": ax}, **extra, **p), y, axis, linear=linear)
+        return _Traced(what, lambda v, ax: original(**{data: v, "axis": ax}, **extra, **p), y, axis, linear=linear,
+                       periodic=isinstance(bc, str) and bc == "periodic")
     return build
 
 

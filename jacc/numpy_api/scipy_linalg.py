@@ -25,7 +25,7 @@ from typing import Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces
-from ..trace import UnsupportedOperationError, call_site
+from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case, implicit
 from .gathers import _value
 from .linalg import _symmetric_read, triangular_solve
@@ -515,8 +515,18 @@ def _banded(ab, what: str):
     return ab
 
 
-def _with_scipys_value(original: Callable, bound, traced):
-    """``traced`` with the value of SciPy's own call on the arguments' values."""
+def _with_scipys_value(original: Callable, bound, traced, refuses: str | None = None):
+    """``traced`` with the value of SciPy's own call on the arguments' values. ``refuses``: what
+    SciPy refuses that the traced form computes (a matrix that is not positive definite): the
+    trace depends on values, so every call runs ``f`` and SciPy's call, which raises there."""
+    if refuses is not None:
+        tracer = next((v for v in bound.arguments.values() if isinstance(v, Tracer)), None)
+        if tracer is None:  # (a tuple (c, r) of Toeplitz columns)
+            tracer = next((w for v in bound.arguments.values() if isinstance(v, tuple) for w in v
+                           if isinstance(w, Tracer)), None)
+        if tracer is not None:
+            tracer.tape.note_value_dependence(refuses)
+
     def plain(v):
         return tuple(map(plain, v)) if isinstance(v, tuple) else (v.value if _holds_tracer(v) else v)
     # (positionally, in order: SciPy's array-API wrapper takes its arrays so)
@@ -547,7 +557,8 @@ def _solveh_banded(original, bound):
     i, j = np.indices((n, n))
     lo, hi = np.minimum(i, j), np.maximum(i, j)  # read the stored triangle for both halves
     rows, cols = (hi - lo, lo) if p["lower"] else (k - 1 + lo - hi, hi)
-    return _with_scipys_value(original, bound, np.linalg.solve(_from_bands(ab, rows, cols, n), p["b"]))
+    return _with_scipys_value(original, bound, np.linalg.solve(_from_bands(ab, rows, cols, n), p["b"]),
+                              "scipy.linalg.solveh_banded (it refuses a matrix that is not positive definite)")
 
 
 def _solve_toeplitz(original, bound):
@@ -556,7 +567,8 @@ def _solve_toeplitz(original, bound):
     p = bound.arguments
     c_or_cr, b = p["c_or_cr"], p["b"]
     c, r = c_or_cr if isinstance(c_or_cr, tuple) else (c_or_cr, None)
-    return _with_scipys_value(original, bound, np.linalg.solve(_toeplitz(c, r), b))
+    return _with_scipys_value(original, bound, np.linalg.solve(_toeplitz(c, r), b),
+                              "scipy.linalg.solve_toeplitz (Levinson's recursion refuses a singular leading minor)")
 
 
 def _matmul_toeplitz(original, bound):

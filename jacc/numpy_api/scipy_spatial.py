@@ -33,11 +33,9 @@ from . import case
 
 def _root(s):
     """``sqrt(s)`` of squared distances, with the derivative 0 where a distance is zero (see above)."""
-    zero = np.asarray(s.value if isinstance(s, Tracer) else s) == 0
-    if not zero.any():
+    if not isinstance(s, Tracer):
         return np.sqrt(s)
-    if isinstance(s, Tracer):
-        s.tape.note_value_dependence("a distance of zero (its derivative taken as 0)")
+    zero = s == 0  # (a recorded mask: a later call with a distance of zero, unseen here, takes it too)
     return np.where(zero, 0.0, np.sqrt(np.where(zero, 1.0, s)))
 
 
@@ -164,6 +162,8 @@ def _squareform(X, force="no", checks=True):
         raise ValueError(f"squareform expects a condensed vector or a square matrix, got shape {np.shape(X)} "
                          f"(scipy.spatial.distance.squareform at {call_site()})")
     if checks:  # SciPy's validation (values read, as SciPy does; the result does not depend on them)
+        if isinstance(X, Tracer):  # (every call checks them: f runs)
+            X.tape.note_value_dependence("scipy.spatial.distance.squareform's checks of a matrix")
         v = np.asarray(X.value if isinstance(X, Tracer) else X)
         if not np.array_equal(v, v.T) or np.any(np.diag(v) != 0):
             raise ValueError(f"the distance matrix must be symmetric with a zero diagonal (scipy.spatial.distance."

@@ -57,7 +57,11 @@ def _prod(values: Any, *, start: Any = 1) -> Any:
 def _ldexp(x: Any, i: Any) -> Any:
     if isinstance(i, Tracer) or not isinstance(i, (int, np.integer)):
         raise TypeError(f"math.ldexp at {call_site()}: the exponent must be an integer, not {type(i).__name__}")
-    return x * math.ldexp(1.0, int(i))
+    scale = math.ldexp(1.0, int(i))
+    if not isinstance(x, Tracer):
+        return x * scale
+    # x·2ⁱ is linear: its derivative stays 2ⁱ past an overflow, so the factor itself is inf there
+    return x * np.where(np.abs(x) <= np.finfo(float).max / scale, scale, np.inf)
 
 
 def _dist(p: Any, q: Any) -> Any:
@@ -135,6 +139,8 @@ def _refuse_outside_domain(name: str, out: Any, args: tuple) -> None:
     raise OverflowError(f"math range error: math.{name} at {call_site()}")
 
 
+#: math gives inf where these overflow (a product, a Euclidean length), never an error
+_NEVER_RAISE = ("prod", "hypot", "dist")
 #: functions whose Jacobian stays finite outside their domain (d log x = 1/x at x = -1): their
 #: argument passes a recorded mask, NaN outside, so every call's blocks show the violation
 _DOMAINS: dict[str, Callable[[Any], Any]] = {
@@ -153,7 +159,7 @@ def _maker(name: str) -> Callable[[Callable], Callable]:
         if inside is not None and isinstance(x, Tracer):
             args = (np.where(inside(x), x, np.nan), *args[1:])
         out = fn(*args, **kwargs)
-        if name != "prod":  # (math.prod never raises: an overflowing product is inf)
+        if name not in _NEVER_RAISE:
             _refuse_outside_domain(name, out, given)
             tracer = next((a for a in given if isinstance(a, Tracer)), None)
             if tracer is not None:  # (a later call that skips f checks its blocks: Tape.note_domain)

@@ -153,6 +153,8 @@ def _multigammaln(original):
         if np.any(a.value <= 0.5 * (d - 1)):  # SciPy's domain check (it reads values too)
             raise ValueError(f"condition a > 0.5 * (d-1) ({0.5 * (d - 1)}) not met (scipy.special.multigammaln at "
                              f"{call_site()})")
+        a.tape.note_domain("scipy.special.multigammaln")  # (NaN outside: a later call runs f, which raises)
+        a = np.where(a > 0.5 * (d - 1), a, np.nan)
         return d * (d - 1) / 4.0 * np.log(np.pi) + sum(gammaln(a.tape, a - j / 2.0) for j in range(d))
     return multigammaln
 
