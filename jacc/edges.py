@@ -509,16 +509,19 @@ def check_states(max_states: Any, max_search_bytes: Any) -> None:
 
 
 def lower_bound(s: EdgeState) -> int:
-    """An admissible bound on the multiplications still needed from ``s`` (scalar algebra).
+    """An admissible bound on the multiplications still needed from ``s`` (scalar algebra): the
+    number of intermediates j with a value in-edge and a value out-edge.
 
-    At an intermediate j, every pair of a value in-edge and a value out-edge costs one product
-    when the first of the two is eliminated: neither can leave otherwise (j goes only once one
-    side is empty), a value never turns back into ±1 (sums are values) and every product has one
-    middle vertex. So Σ_j (value in-edges)·(value out-edges) is a lower bound. Structured graphs
-    get 0 (no such monotonicity is proven for structures)."""
+    Such a j keeps one of each until a product with middle vertex j: a value edge at j leaves only
+    by a product through j, or (its other end losing its last edge) by a product through that end
+    that leaves a value edge at j in its place (values never turn back into ±1: sums are values);
+    and j goes only once one side is empty. Every product has one middle vertex, so the count is a
+    bound. (Σ_j in·out, one product per pair, was not: ±1 · value products merge into existing
+    value edges for free, so pairs vanish without a product; it claimed 3 optimal where 2 exist.)
+    Structured graphs get 0 (no such monotonicity is proven for structures)."""
     if s.algebra is not SCALAR:
         return 0
-    return sum(sum(c & 1 for c in s.pred[j].values()) * sum(c & 1 for c in s.succ[j].values()) for j in s.inner)
+    return sum(1 for j in s.inner if any(c & 1 for c in s.pred[j].values()) and any(c & 1 for c in s.succ[j].values()))
 
 
 def vertex_orders(problem: Problem) -> list[list[str]]:

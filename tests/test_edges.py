@@ -224,6 +224,28 @@ def test_optimal_equals_exhaustive_search_where_search_branches(seed):
     assert price_edges(prob, r.order)[1] == r.info["mults"]
 
 
+def test_a_proven_optimum_is_not_above_a_known_sequence():
+    """±1·value products merge into existing value edges for free, so the bound Σ_j in·out (one
+    product per pair) was not admissible: it proved 3 optimal on this graph, where these eight
+    moves need 2 (found by exhaustive search, 25 s: the slow test below)."""
+    prob = Problem.from_graph(examples.random_graph(2, 6, 2, seed=0, width=0, fan_in=4))
+    known = [("front", ("x0", "v2")), ("front", ("x0", "v3")), ("front", ("v1", "v3")), ("front", ("v1", "v2")),
+             ("back", ("v1", "v7")), ("front", ("v1", "v3")), ("front", ("x0", "v1")), ("front", ("x0", "v5"))]
+    assert price_edges(prob, known)[1] == 2
+    r = run_edge_strategy("optimal", prob)
+    assert r.optimal is True and r.info["mults"] == 2 == r.info["lower bound"]
+
+
+@pytest.mark.parametrize("seed", [pytest.param(0, marks=pytest.mark.slow), 1, 2, 3])
+def test_optimal_equals_exhaustive_search_with_fan_in(seed):
+    g = examples.random_graph(2, 6, 2, seed=seed, width=0, fan_in=4)
+    prob = Problem.from_graph(g)
+    r = run_edge_strategy("optimal", prob)
+    assert r.optimal is True
+    assert r.info["mults"] == exhaustive(EdgeState.of(prob))
+    assert price_edges(prob, r.order)[1] == r.info["mults"]
+
+
 def test_edge_elimination_beats_vertex_elimination_on_a_random_graph():
     g = valued_graph(18)
     assert (run_edge_strategy("optimal", Problem.from_graph(g)).info["mults"], jacc.plan(g, "optimal").mults) == (7, 8)
