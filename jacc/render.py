@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Callable, Hashable, Iterator, Mapping, Sequenc
 import pydot
 
 from .chain import Bracket
-from .eliminate import Eliminator
+from .eliminate import PRICING, Eliminator
 from .fileio import write_atomic
 from .graph import Graph
 from .structure import Jac
@@ -172,7 +172,7 @@ def _plan_title(g: Graph, plan: "Plan") -> str:
 
 def _states(plan: "Plan") -> Iterator[dict[tuple[Key, Key], Jac]]:
     """The symbolic edge set before any elimination, then after each step of ``plan``."""
-    e = Eliminator(plan.problem.symbolic_edges())
+    e = Eliminator(plan.problem.symbolic_edges(), PRICING)  # (structural: a gather's positions stay unbuilt)
 
     def snap() -> dict[tuple[Key, Key], Jac]:
         return {(u, w): j for u, out in e.succ.items() for w, j in out.items()}

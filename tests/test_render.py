@@ -249,3 +249,18 @@ def test_bracketing_dot_with_costs():
     text = d.to_string()
     assert "1,234 mults" in text and "7 mults" in text and '"A"' in text
     assert len(d.get_edges()) == 4
+
+
+def test_a_plan_through_a_gather_into_a_scatter_is_drawn():
+    """The picture's states multiplied symbolic partials numerically: a gather's positions, never
+    built for pricing, were read (AttributeError on bincount of x[[0, 1, 2, 3, 0]])."""
+    import numpy as np
+
+    import jacc
+
+    g = jacc.trace(lambda x: np.bincount(np.array([2, 0, 3, 3, 1]), weights=x[[0, 1, 2, 3, 0]], minlength=5),
+                   np.arange(4.0))
+    for strategy in ("reverse", "forward", "markowitz"):
+        p = plan(g, strategy)
+        text = to_dot(g, p).to_string()
+        assert text.startswith("digraph") and "1: v1" in text and "0 mults" in text
