@@ -343,10 +343,13 @@ def build(problem: Problem, order: Sequence[str], strategy: str, cost_model: Cos
     with budget.lifted():  # the chosen order is priced in full whatever deadline encloses us
         steps, mults, peak = price(problem, order)
     if not cost_model.fits(peak):
+        stopped = (info or {}).get("stopped") or (info or {}).get("stopped early")
+        fix = (f"its search stopped ({stopped}) before it found an order within the limit: raise time_limit "
+               "or memory_limit" if stopped else "raise memory_limit or use a strategy that honours it "
+               "(markowitz, min-fill, relative-markowitz, optimal, anneal)")
         raise MemoryLimitError(
             f"the {strategy} order needs {peak:,} bytes of live Jacobians, over the memory limit of "
-            f"{cost_model.memory_limit:,} bytes; raise memory_limit or use a strategy that "
-            "honours it (markowitz, min-fill, relative-markowitz, optimal, anneal)")
+            f"{cost_model.memory_limit:,} bytes; {fix}")
     p = Plan(strategy, list(order), steps, mults, peak, problem.graph, problem.wrt,
              problem.of, cost_model, seconds, optimal, dict(info or {}))
     p.__dict__["_problem"] = problem  # share its pricing cache with the report

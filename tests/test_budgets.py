@@ -953,3 +953,13 @@ def test_chain_under_a_memory_limit_does_not_blame_the_partials():
         assert "already take" not in str(e)
     else:
         assert plan.peak_bytes <= limit
+
+
+def test_a_search_stopped_before_it_fits_the_memory_limit_says_so():
+    """The error blamed memory and suggested optimal itself, where its search ran out of time (an
+    order of 400 bytes fits this 410-byte limit; optimal finds it given about 25 s)."""
+    from jacc.plan import MemoryLimitError
+
+    g = examples.random_graph(3, 20, 2, seed=5, width=3)
+    with pytest.raises(MemoryLimitError, match=r"its search stopped \(.*time limit.*\).*raise time_limit"):
+        jacc.plan(g, "optimal", memory_limit=410, time_limit=0.5)
