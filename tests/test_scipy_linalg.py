@@ -266,3 +266,15 @@ def test_what_scipy_refuses_is_refused_at_every_call(f, good, bad, match):
     """The traced forms solve densely, which takes matrices SciPy refuses: later calls returned finite
     Jacobians there (their traces now depend on values, so f and SciPy run at every call)."""
     assert_later_calls_raise(f, good, bad, np.linalg.LinAlgError, match)
+
+
+@pytest.mark.parametrize("f", [lambda a: sl.solve(a, np.ones(3), assume_a="pos"), lambda a: sl.inv(a, assume_a="pos")],
+                         ids=["solve", "inv"])
+def test_assume_a_pos_refuses_a_matrix_that_is_not_positive_definite(f):
+    """SciPy's posv and potri refuse it; the traced form solved it as a symmetric matrix, on every call."""
+    good = np.array([[4.0, 1.0, 0.2], [1.0, 3.0, 0.5], [0.2, 0.5, 2.0]])
+    indefinite = np.array([[1.0, 2.0, 0.0], [2.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(jacc.jacobian(f)(good), fd_jacobian(f, [good], 0), atol=1e-7)
+    with pytest.raises(np.linalg.LinAlgError):
+        jacc.jacobian(f)(indefinite)
+    assert_later_calls_raise(f, good, indefinite, np.linalg.LinAlgError, "[Ss]ingular|positive definite")

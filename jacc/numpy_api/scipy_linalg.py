@@ -48,6 +48,16 @@ def _triangle(a, lower: bool, unit: bool = False):
 
 _GENERAL = (None, "gen", "general")
 _SYMMETRIC = ("sym", "symmetric", "her", "hermitian", "pos", "positive definite")
+_POSITIVE = ("pos", "positive definite")
+
+
+def _positive_definite(m):
+    """``m``, which SciPy's positive-definite routines (posv, potri) refuse where it is not
+    positive definite: its Cholesky factor's log-determinant is then not finite (NumPy's
+    factorisation raises at the traced point; the float code's gives NaN), and a recorded mask
+    makes the derivative NaN, so a later call that skips ``f`` runs it, and it raises."""
+    logdet = np.sum(np.log(np.diagonal(np.linalg.cholesky(m), axis1=-2, axis2=-1)), axis=-1)
+    return m * np.where(np.isfinite(logdet[..., None, None]), 1.0, np.nan)
 
 
 def _solve(a, b, lower, assume_a, transposed, **_):
@@ -55,6 +65,7 @@ def _solve(a, b, lower, assume_a, transposed, **_):
         m = a
     elif assume_a in _SYMMETRIC:
         m = _symmetric_read(a, lower)
+        m = _positive_definite(m) if assume_a in _POSITIVE else m
     elif assume_a == "diagonal":
         d = np.diagonal(a, axis1=-2, axis2=-1)
         return b / (d if np.ndim(b) == 1 else d[:, None])
@@ -101,7 +112,8 @@ def _inv(a, assume_a=None, lower=False, **_):
     if assume_a in _GENERAL:
         return np.linalg.inv(a)
     if assume_a in _SYMMETRIC:
-        return np.linalg.inv(_symmetric_read(a, lower))
+        m = _symmetric_read(a, lower)
+        return np.linalg.inv(_positive_definite(m) if assume_a in _POSITIVE else m)
     _refuse("inv", f"assume_a={assume_a!r} is not supported for traced arrays; 'gen', 'sym' and 'pos' are")
 
 
