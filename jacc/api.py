@@ -214,11 +214,15 @@ def _finite_blocks(found: Any) -> bool:
             if not bool(_jax_namespace().isfinite(b).all()):
                 return False
         else:
-            a = np.asarray(b.data if hasattr(b, "tocsr") else b)
-            with np.errstate(all="ignore"):  # (a finite sum means finite terms: one pass, no booleans)
-                if not (math.isfinite(np.add.reduce(a, None)) or np.isfinite(a).all()):
+            with np.errstate(all="ignore"):
+                if not _finite_array(np.asarray(b.data if hasattr(b, "tocsr") else b)):
                     return False
     return True
+
+
+def _finite_array(x: np.ndarray) -> bool:
+    """A finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each."""
+    return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
 
 
 @functools.cache
@@ -354,8 +358,7 @@ class _Once:
                 if not (math.isfinite(sum(x)) or all(map(math.isfinite, x))):
                     return False
             return True
-        # a finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each
-        return all(math.isfinite(np.add.reduce(x, None)) or np.isfinite(x).all() for x in xs)
+        return all(map(_finite_array, xs))
 
 
 def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:

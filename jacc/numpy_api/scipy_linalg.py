@@ -531,13 +531,8 @@ def _with_scipys_value(original: Callable, bound, traced, refuses: str | None = 
     """``traced`` with the value of SciPy's own call on the arguments' values. ``refuses``: what
     SciPy refuses that the traced form computes (a matrix that is not positive definite): the
     trace depends on values, so every call runs ``f`` and SciPy's call, which raises there."""
-    if refuses is not None:
-        tracer = next((v for v in bound.arguments.values() if isinstance(v, Tracer)), None)
-        if tracer is None:  # (a tuple (c, r) of Toeplitz columns)
-            tracer = next((w for v in bound.arguments.values() if isinstance(v, tuple) for w in v
-                           if isinstance(w, Tracer)), None)
-        if tracer is not None:
-            tracer.tape.note_value_dependence(refuses)
+    if refuses is not None and isinstance(traced, Tracer):
+        traced.tape.note_value_dependence(refuses)
 
     def plain(v):
         return tuple(map(plain, v)) if isinstance(v, tuple) else (v.value if _holds_tracer(v) else v)
