@@ -139,6 +139,14 @@ def test_average_weights_and_refusals():
         jacc.jacobian(lambda x: np.average(x, weights=np.zeros(3), axis=1))(x)
 
 
+def test_average_traced_weights_summing_to_zero_raise_as_numpy_on_every_call():
+    from conftest import assert_later_calls_raise
+
+    x = np.array([1.0, 2.0, 3.0])
+    assert_later_calls_raise(lambda w: np.average(x, weights=w), np.array([1.0, 2.0, 3.0]),
+                             np.array([1.0, -2.0, 1.0]), ZeroDivisionError, "weights sum to zero")
+
+
 def test_where_and_keepdims_on_sum_and_mean():
     x = np.arange(1.0, 7.0).reshape(2, 3)
     mask = np.array([True, False, True])

@@ -204,8 +204,10 @@ def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
                                f"an array of shape {shape} reduced over axis={axis!r}")
         w = np.reshape(w, tuple(n if k in axes else 1 for k, n in enumerate(shape)))
     total = np.sum(np.broadcast_to(w, shape), axis=axes, keepdims=keepdims)
-    if not _traced(total) and np.any(total == 0):
+    if np.any(_value(total) == 0):
         raise ZeroDivisionError(f"numpy.average at {call_site()}: weights sum to zero, can't be normalized")
+    if _traced(total):  # (a later call that skips f meets the zero as an inf block: f runs and raises)
+        total.tape.note_domain("numpy.average's weights")
     return np.sum(np.multiply(a, w), axis=axes, keepdims=keepdims) / total
 
 
