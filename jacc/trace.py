@@ -1179,6 +1179,9 @@ _LINE_HINTS = [
     (re.compile(r"\b(?:np|numpy)\.(?:float(?:16|32|64)|double|single|longdouble|complex(?:64|128))\("),
      "a NumPy scalar type such as np.float64(x) converts x: leave x as it is (a traced value is an "
      "array already) or write x.astype(np.float64)"),
+    (re.compile(r"\b(?:np|numpy)\.arange\("),
+     "np.arange's bounds set its length, which must not depend on a traced value: write start + step * "
+     "np.arange(n) with a constant n (np.linspace(start, stop, n) takes traced ends)"),
 ]
 
 

@@ -91,6 +91,8 @@ def test_refusals_and_shape_errors_name_the_call():
     np.testing.assert_array_equal(jacc.jacobian(lambda x: np.dot(m, x) + m @ x)(X), 2 * m)
     with pytest.raises(UnsupportedOperationError, match=r"test_constructors.py.*np.float64\(x\) converts x: leave x"):
         trace(lambda x: np.float64(x[0]) * x, X)  # a scalar type's constructor is compiled too
+    with pytest.raises(UnsupportedOperationError, match=r"test_constructors.py.*np.arange's bounds set its length"):
+        trace(lambda x: np.arange(x[0]) * x[1], X)
     with pytest.raises(UnsupportedOperationError, match="dtype=int64"):
         trace(lambda x: np.array([x[0], x[1]], dtype=np.int64), X)
     with pytest.raises(ValueError, match="inhomogeneous"):
