@@ -232,6 +232,24 @@ def _sig(op: str, gargs: list, params: dict) -> tuple:
     return (op, tuple(a if isinstance(a, str) else (a.shape, a.dtype.str) for a in gargs), params)
 
 
+def _libc_memcmp() -> Callable | None:
+    """C's ``memcmp``, where ctypes finds it (Linux, macOS): a guard compares the closed-over
+    arrays at every call, and NumPy's compare of two 460 KB arrays (the suite's regression) took
+    17 µs against memcmp's 8, with a temporary the size of the arrays."""
+    try:
+        import ctypes
+        import ctypes.util
+
+        fn = ctypes.CDLL(ctypes.util.find_library("c") or None).memcmp
+    except (ImportError, OSError, AttributeError, TypeError):
+        return None
+    fn.restype, fn.argtypes = ctypes.c_int, [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+    return fn
+
+
+_MEMCMP = _libc_memcmp()
+
+
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
     if x is y:
@@ -240,6 +258,8 @@ def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
         return False
     if x.size <= 256:  # most constants are scalars or short vectors: compare their bytes directly
         return x.tobytes() == y.tobytes()
+    if _MEMCMP is not None and x.flags.c_contiguous and y.flags.c_contiguous and not x.dtype.hasobject:
+        return _MEMCMP(x.ctypes.data, y.ctypes.data, x.nbytes) == 0
     if x.dtype.kind == "c":  # (no 16-byte unsigned integer to view complex128 as)
         return same_bits(x.real, y.real) and same_bits(x.imag, y.imag)
     if x.itemsize not in (1, 2, 4, 8):  # (longdouble, strings, records)

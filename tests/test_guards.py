@@ -644,6 +644,21 @@ def test_a_closed_over_complex_array_is_compared_bit_for_bit():
     np.testing.assert_allclose(jf(x).diagonal(), c.real, rtol=1e-14)
 
 
+def test_same_bits_compares_every_byte_of_large_arrays_in_any_layout():
+    from jacc.trace import same_bits
+
+    a = np.random.default_rng(0).standard_normal((240, 120))
+    for x, y in [(a, a.copy()), (a, np.asfortranarray(a)), (a[:, ::2], a.copy()[:, ::2]),
+                 (a.astype(np.complex128), a.astype(np.complex128)), (np.full(999, np.nan), np.full(999, np.nan))]:
+        assert same_bits(x, y)
+        for flat in (0, x.size // 2, x.size - 1):  # (first, middle and last byte: memcmp's whole length)
+            z, at = np.array(y, copy=True, order="K"), np.unravel_index(flat, y.shape)
+            z[at] = -z[at] if z[at] == z[at] else 1.0
+            assert not same_bits(x, z), (x.shape, flat)
+    assert not same_bits(np.zeros(1000), -np.zeros(1000))
+    assert not same_bits(a, a.astype(np.float32)) and not same_bits(a, a.T)
+
+
 def _log_or_linear(x):
     with np.errstate(divide="raise"):
         try:
