@@ -365,7 +365,7 @@ class Graph:
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "inputs": [{"name": n, "shape": list(self.shape(n))} for n in self.inputs],
                 "nodes": nodes, "outputs": list(self.outputs),
-                **({"meta": _encode(self.meta)} if self.meta else {})}
+                **({"meta": _encode(_file_meta(self.meta))} if self.meta else {})}
 
     def to_json(self) -> str:
         """JSON text: one line per input and node, so files diff well."""
@@ -785,6 +785,18 @@ def _where(data: Any, path: tuple) -> str:
         rest = rest[1:]
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
     return ": ".join(x for x in (head[0] if head else "", field) if x) or "top level"
+
+
+def _file_meta(meta: dict) -> dict:
+    """``meta`` as a file keeps it: a nested argument's or result's containers (Python objects, which
+    ``jacobian`` reads to shape its result) are left out, their leaves being the file's vertices
+    (``p.x``, ``out[1]``), and a nested result is marked as a tuple of its leaves."""
+    from .pytrees import TreeSpec
+
+    kept = {k: v for k, v in meta.items() if k != "input_groups"}
+    if isinstance(kept.get("output_tuple"), TreeSpec):
+        kept["output_tuple"] = True
+    return kept
 
 
 def _encode(x: Any) -> Any:

@@ -371,6 +371,28 @@ def test_plan_with_non_finite_constants_round_trips(tmp_path):
     assert q.order == p.order and _bits(q.execute(x)[q.of[0], "x"]) == _bits(p.execute(x)[p.of[0], "x"])
 
 
+def test_a_graph_with_nested_arguments_and_results_saves_its_leaves(tmp_path):
+    # the containers are Python objects that jacobian reads to shape its result; the file keeps
+    # their leaves as vertices (to_json raised TypeError on the TreeSpec in meta)
+    def f(p):
+        return {"a": p["x"] * 2.0, "b": (np.sin(p["y"]).sum(), p["x"] @ p["x"])}
+
+    p = {"x": np.array([1.0, 2.0, 3.0]), "y": np.array([0.5, -0.5])}
+    g = jacc.trace(f, p)
+    path = tmp_path / "nested.json"
+    g.save(path)
+    g2 = jacc.load(path)
+    assert g2.inputs == ["p.x", "p.y"] and g2.outputs == g.outputs and g2.meta["output_tuple"] is True
+    blocks = jacc.plan(g2, "reverse").execute(p["x"], p["y"])
+    J = jacc.jacobian(f)(p)
+    out_a, out_b0, out_b1 = g2.outputs
+    np.testing.assert_array_equal(blocks[out_a, "p.x"], J["a"]["x"])
+    np.testing.assert_allclose(blocks[out_b0, "p.y"], J["b"][0]["y"])
+    np.testing.assert_allclose(blocks[out_b1, "p.x"], J["b"][1]["x"])
+    q = jacc.Plan.from_json(jacc.plan(g, "forward").to_json())
+    np.testing.assert_allclose(q.execute(p["x"], p["y"])[out_b1, "p.x"], 2 * p["x"])
+
+
 # -- item 9b: names in any script ----------------------------------------------------------------
 
 @pytest.mark.parametrize("name", ["θ", "x[0]", "layer-1.w", "変数", "_x", "कि", "x²", "Δt_2", "ñ"])
