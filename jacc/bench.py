@@ -30,7 +30,6 @@ import datetime
 import functools
 import inspect
 import io
-import json
 import math
 import os
 import platform
@@ -46,7 +45,7 @@ import numpy as np
 from . import allocator, ccode, machine, suite
 from .compile import CompileError
 from .eliminate import Problem
-from .fileio import json_default
+from .fileio import dumps_json
 from .plan import Plan
 from .plan import plan as make_plan
 from .scalarize import element_name
@@ -1013,8 +1012,8 @@ class BenchResult:
     def format(self, fmt: str = "table") -> str:
         """``"table"`` (Markdown tables + notes), ``"json"`` or ``"csv"`` (one line per problem)."""
         if fmt == "json":
-            return json.dumps({"meta": self.meta, "strategies": self.strategies, "rows": self.rows},
-                              indent=1, default=json_default)
+            return dumps_json({"meta": self.meta, "strategies": self.strategies, "rows": self.rows},
+                              indent=1)
         if fmt == "csv":
             return self._csv()
         if fmt == "table":

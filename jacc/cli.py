@@ -21,7 +21,7 @@ import numpy as np
 from . import examples, progress
 from .costmodel import NAMED, CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
-from .fileio import json_default, write_atomic
+from .fileio import dumps_json, write_atomic
 from .graph import GraphError, load, read_numbers
 from .plan import plan
 from .strategies import STRATEGIES, UnknownStrategyError
@@ -39,7 +39,7 @@ class UsageError(Exception):
 def table(rows: list[dict], columns: Sequence[str], fmt: str, title: str | None = None) -> str:
     """Rows as an aligned text table, JSON (list of objects) or CSV."""
     if fmt == "json":
-        return json.dumps(rows, indent=1, default=json_default, ensure_ascii=False)
+        return dumps_json(rows, indent=1, ensure_ascii=False)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore", lineterminator="\n")
@@ -180,8 +180,8 @@ def cmd_compare(args) -> int:
         _compare_run(args, rows)
         cols += ["run_mults", "seconds", "max_rel_diff"]
     if args.format == "json":
-        _emit(json.dumps({"N": args.N, "P": args.P, "structure": args.structure, "rows": rows},
-                         indent=1, default=json_default, ensure_ascii=False), args.out)
+        _emit(dumps_json({"N": args.N, "P": args.P, "structure": args.structure, "rows": rows},
+                         indent=1, ensure_ascii=False), args.out)
     else:
         text = table(rows, cols, args.format, title if args.format == "table" else None)
         if args.format == "table" and args.run:
@@ -512,19 +512,25 @@ def cmd_run(args) -> int:
                 raise UsageError(f"{len(blocks)} Jacobian blocks: write .npz (one array per output/input pair)")
             np.save(buf, next(iter(blocks.values())))
         elif ext == ".npz":
-            np.savez(buf, **{f"d{y}_d{x}": J for (y, x), J in blocks.items()})
+            named: dict[str, tuple[str, str]] = {}
+            for y, x in blocks:
+                other = named.setdefault(f"d{y}_d{x}", (y, x))
+                if other != (y, x):
+                    raise UsageError(f"the blocks ∂{other[0]}/∂{other[1]} and ∂{y}/∂{x} would both be stored as "
+                                     f"'d{y}_d{x}' in {args.output}: write them to two files with --of/--wrt, or "
+                                     "use --format json")
+            np.savez(buf, **{key: blocks[yx] for key, yx in named.items()})
         else:
             raise UsageError(f"-o must end in .npy or .npz, got {args.output!r}")
         write_atomic(args.output, buf.getvalue())
         print(f"wrote {args.output} ({p.mults:,} mults, strategy {p.strategy})", file=sys.stderr)
         return 0
-    if args.format == "json":
-        print(json.dumps({"outputs": {y: values[y] for y in p.of},
+    if args.format == "json":  # (standard JSON: non-finite entries as "nan", "inf", "-inf", as graph files)
+        print(dumps_json({"outputs": {y: values[y] for y in p.of},
                           "jacobian": {f"d{y}/d{x}": J for (y, x), J in blocks.items()},
-                          "mults": p.mults, "strategy": p.strategy}, default=json_default, indent=1,
-                         ensure_ascii=False))
+                          "mults": p.mults, "strategy": p.strategy}, indent=1, ensure_ascii=False))
         return 0
-    with np.printoptions(precision=6, suppress=True, linewidth=100):
+    with np.printoptions(precision=6, linewidth=100):  # (not suppress=True: 1e-7 printed as 0.)
         for y in p.of:
             print(f"{y} = {values[y]}")
         for (y, x), J in blocks.items():

@@ -12,6 +12,8 @@ existing file at ``path`` untouched.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import stat
 import uuid
@@ -58,10 +60,28 @@ def _keep_mode(target: str, tmp: str) -> None:
     os.chmod(tmp, mode)
 
 
-def json_default(x: Any) -> Any:
-    """``json.dumps(..., default=json_default)``: NumPy scalars and arrays as plain JSON."""
-    if isinstance(x, (np.integer, np.floating, np.bool_)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    return str(x)
+def plain_json(x: Any, other: Callable[[Any], Any] | None = None) -> Any:
+    """``x`` as standard JSON holds it: NumPy scalars and arrays as numbers and lists, tuples as
+    lists, and the non-finite floats as the strings "nan", "inf" and "-inf" (as graph files hold
+    them; JSON has no such numbers). Any other object goes through ``other`` (left as it is by
+    default, so ``json.dumps`` names it).
+
+    >>> plain_json({"J": np.array([1.0, np.inf]), "n": np.int64(3)})
+    {'J': [1.0, 'inf'], 'n': 3}
+    """
+    if isinstance(x, float):
+        return x if math.isfinite(x) else "nan" if math.isnan(x) else "inf" if x > 0 else "-inf"
+    if isinstance(x, (np.ndarray, np.generic)):
+        return plain_json(x.tolist() if isinstance(x, np.ndarray) else x.item(), other)
+    if isinstance(x, (list, tuple)):
+        return [plain_json(v, other) for v in x]
+    if isinstance(x, dict):
+        return {k: plain_json(v, other) for k, v in x.items()}
+    if x is None or isinstance(x, (str, int)) or other is None:
+        return x
+    return other(x)
+
+
+def dumps_json(x: Any, **kw: Any) -> str:
+    """Standard JSON text of ``x`` (:func:`plain_json`; other objects as their ``str``)."""
+    return json.dumps(plain_json(x, str), allow_nan=False, **kw)

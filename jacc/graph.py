@@ -29,7 +29,7 @@ import numpy as np
 
 from . import structure as S
 from .costmodel import NAMED
-from .fileio import write_atomic
+from .fileio import plain_json, write_atomic
 from .ops import ABSTRACT_STRUCTURES, OPS, Ctx, ShapeError, infer_shape
 from .structure import Jac, Shape
 
@@ -359,13 +359,13 @@ class Graph:
             d = self.nx.nodes[v]
             if d["op"] == "input":
                 continue
-            params = _encode({k: p for k, p in d["params"].items() if not (d["op"] == "abstract" and k == "shape")})
+            params = plain_json({k: p for k, p in d["params"].items() if not (d["op"] == "abstract" and k == "shape")})
             nodes.append({"name": v, "op": d["op"], "args": [_arg_json(a) for a in d["args"]],
                           "params": params, "shape": list(d["shape"])})
         return {"format": FORMAT, "version": VERSION, "name": self.name,
                 "inputs": [{"name": n, "shape": list(self.shape(n))} for n in self.inputs],
                 "nodes": nodes, "outputs": list(self.outputs),
-                **({"meta": _encode(_file_meta(self.meta))} if self.meta else {})}
+                **({"meta": plain_json(_file_meta(self.meta))} if self.meta else {})}
 
     def to_json(self) -> str:
         """JSON text: one line per input and node, so files diff well."""
@@ -451,7 +451,7 @@ def _arg_json(a: Arg):
     if isinstance(a, str):
         return a
     v = a.value
-    d = {"const": _encode(v.tolist()), "dtype": "bool" if v.dtype == bool else "float"}
+    d = {"const": plain_json(v.tolist()), "dtype": "bool" if v.dtype == bool else "float"}
     if v.size == 0:  # nested lists lose the axes after an empty one: [[], []] for (2, 0, 3)
         d["shape"] = list(v.shape)
     return d
@@ -797,17 +797,6 @@ def _file_meta(meta: dict) -> dict:
     if isinstance(kept.get("output_tuple"), TreeSpec):
         kept["output_tuple"] = True
     return kept
-
-
-def _encode(x: Any) -> Any:
-    """Plain JSON for writing: non-finite floats become "inf", "-inf" or "nan"."""
-    if isinstance(x, float) and not math.isfinite(x):
-        return "nan" if math.isnan(x) else "inf" if x > 0 else "-inf"
-    if isinstance(x, (list, tuple)):
-        return [_encode(v) for v in x]
-    if isinstance(x, dict):
-        return {k: _encode(v) for k, v in x.items()}
-    return x
 
 
 def read_numbers(data: Any) -> np.ndarray:

@@ -168,6 +168,27 @@ def test_run_prints_and_saves(capsys, workdir):
     assert code == 0
 
 
+def test_run_writes_standard_json_small_entries_and_refuses_colliding_npz_keys(capsys, workdir):
+    g = jacc.Graph("collide")
+    for x in ("x_dy", "y"):
+        g.add_input(x, (2,))
+    g.add_node("o", "mul", ["x_dy", jacc.Const(np.array([2.0, 2.0]))])
+    g.add_node("o_dx", "div", [jacc.Const(np.array([1e-7, 1.0])), "y"])
+    g.set_outputs(["o", "o_dx"])
+    g.save("g.json")
+    code, _, err = run(capsys, "run", "g.json", "--at", "x_dy=[1,2],y=[0,4]", "-o", "J.npz")
+    assert code == 2 and "∂o/∂x_dy and ∂o_dx/∂y would both be stored as 'do_dx_dy'" in err
+    assert not os.path.exists("J.npz")  # (one block lost in the file before)
+    code, out, _ = run(capsys, "run", "g.json", "--at", "x_dy=[1,2],y=[0,4]", "--format", "json")
+
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+    data = json.loads(out, parse_constant=refuse)
+    assert data["outputs"]["o_dx"] == ["inf", 0.25] and data["jacobian"]["do_dx/dy"][0] == ["-inf", 0.0]
+    code, out, _ = run(capsys, "run", "g.json", "--at", "x_dy=[1,2],y=[1,4]", "--of", "o_dx")
+    assert "-1.00e-07" in out  # (printed as -0. next to the -0.0625 before)
+
+
 def test_run_plans_for_time_and_plan_counts_mults(capsys, workdir):
     """`jacc run` executes its plan, so like jacobian it does not hold the n⁴ Jacobian of XᵀX to
     save multiplications; `jacc plan` keeps the literature's count."""
