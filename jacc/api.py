@@ -999,7 +999,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     jax_results = backend == "jax" and not sparse  # jax.Array arguments give jax.Array results
     # the last traced-once structure called with Python floats only (the lecture's jf(2.0, 5.0)):
     # found by the argument types alone, a few hundred nanoseconds sooner than by shape key
-    floats: list = [None, None]
+    floats: list = [None]  # (argument types, _Once): one slot, replaced whole (threads read it once)
+    # a traced call (trace, plan, lowering, watching f) is one thread's at a time: its steps share
+    # the runner being lowered and the watch's verdict (two threads' first calls paired one shape's
+    # graph with the other's program, or guards); calls that skip f run without it
+    traced_call = threading.RLock()
 
     def once_key(args, kwargs) -> tuple:
         return shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
@@ -1073,7 +1077,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             once.pop(next(iter(once)))
         once[key] = made
         if made.floats and not (kwargs or made.others) and all(type(a) is float for a in args):
-            floats[:] = [tuple(map(type, args)), made]
+            floats[0] = (tuple(map(type, args)), made)
 
     def passed_of(args, kwargs) -> tuple:
         """The arguments not differentiated, then the keyword arguments' names and values in the
@@ -1088,8 +1092,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
     def jf(*args, **kwargs):
         if not retrace or skipping:
-            hit = floats[1]
-            if hit is not None and not kwargs and tuple(map(type, args)) == floats[0]:
+            kept = floats[0]
+            hit = None if kept is None else kept[1]
+            if hit is not None and not kwargs and tuple(map(type, args)) == kept[0]:
                 xs = args if hit.direct else [args[i] for i in hit.nums]
                 if nonfinite != "propagate" and all(map(math.isfinite, xs)) and (
                         hit.guards is None or hit.guards.hold()):
@@ -1107,8 +1112,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                         store.skipped += hit.guards is not None
                         return out
                 else:
-                    del once[key]  # what f reads changed: trace, and watch what it reads again
+                    once.pop(key, None)  # what f reads changed: trace, and watch what it reads again
                     pure[key] = None
+        with traced_call:
+            return traced(key if not retrace or skipping else None, args, kwargs)
+
+    def traced(key, args, kwargs):
         held, seen, state = False, None, None
         if skipping:
             state = pure.get(key)
