@@ -222,7 +222,8 @@ def _finite_blocks(found: Any) -> bool:
 
 def _finite_array(x: np.ndarray) -> bool:
     """A finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each."""
-    return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
+    with np.errstate(over="ignore", invalid="ignore"):  # (an overflowing sum is the answer's, not the user's)
+        return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
 
 
 @functools.cache

@@ -195,12 +195,17 @@ def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Calla
         _WANTS.clear()
 
 
-def routed(impl: Callable, always: bool = False) -> Callable[[Callable], Callable]:
+def routed(impl: Callable, always: bool = False,
+           traced: Callable[[Any], bool] | None = None) -> Callable[[Callable], Callable]:
     """A maker for :func:`swap_during_traces`: a call with a traced argument (with ``always``, every
-    call while a trace runs) goes to ``impl(original, *args, **kwargs)``, the rest to the original."""
+    call while a trace runs) goes to ``impl(original, *args, **kwargs)``, the rest to the original.
+    ``traced(arg)`` says what counts as traced (by default a traced array, or a list, tuple or
+    dict holding one)."""
+    holds = traced or _holds_tracer
+
     def make(original: Callable) -> Callable:
         def call(*args, **kwargs):
-            if not (always or any(map(_holds_tracer, args)) or any(map(_holds_tracer, kwargs.values()))):
+            if not (always or any(map(holds, args)) or any(map(holds, kwargs.values()))):
                 return original(*args, **kwargs)
             return impl(original, *args, **kwargs)
         call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .trace import Tape, Tracer, UnsupportedOperationError, call_site
+from .trace import Tape, Tracer, UnsupportedOperationError, _FloatConversion, call_site
 
 __all__ = ["Scalar", "ScalarArray", "split", "join", "element_name"]
 
@@ -110,8 +110,8 @@ class Scalar:
         self.t.tape.note_value_dependence("bool() of a traced scalar")
         return self.value != 0.0
 
-    def __float__(self) -> float:
-        raise UnsupportedOperationError(f"{LEAVES} at {call_site()}{LEAVES_FIX}")
+    def __float__(self) -> float:  # (a first trace that meets it runs f again with math's replacements)
+        raise _FloatConversion(f"{LEAVES} at {call_site()}{LEAVES_FIX}")
 
     __mod__ = lambda s, o: s._ufunc(np.remainder, o)  # noqa: E731
     __rmod__ = lambda s, o: s._ufunc(np.remainder, o, True)  # noqa: E731

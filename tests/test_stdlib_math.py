@@ -54,6 +54,27 @@ def test_math_on_traced_scalars_has_maths_value_and_derivative(name):
     np.testing.assert_allclose(g.evaluate({g.inputs[0]: X})[g.outputs[0]], f(X), rtol=1e-14, atol=1e-15)
 
 
+@pytest.mark.parametrize("name", list(CASES))
+def test_math_on_the_scalars_of_a_scalar_level_trace(name):
+    # scalarize=True hands f traced scalars that math made floats (refused: "float() of a traced scalar")
+    f = CASES[name]
+    g = jacc.trace(f, X, scalarize=True)
+    assert g.inputs == ["x[0]", "x[1]", "x[2]"]
+    blocks = jacc.plan(g, "reverse").execute(*X)
+    J = [[blocks.get((y, x), 0.0) for x in g.inputs] for y in g.outputs]
+    np.testing.assert_allclose(np.reshape(J, (-1, 3)), fd_jacobian(f, [X], 0).reshape(-1, 3), rtol=1e-7, atol=1e-8,
+                               err_msg=name)
+
+
+def test_math_outside_its_domain_and_refusals_on_a_scalar_level_trace():
+    with pytest.raises(ValueError, match="math domain error: math.log at .*test_stdlib_math"):
+        jacc.trace(lambda x: math.log(x[0] - 1.0) * x[1], X, scalarize=True)
+    with pytest.raises(UnsupportedOperationError, match="math.fsum of a traced value"):
+        jacc.trace(lambda x: math.fsum([x[0], x[1]]), X, scalarize=True)
+    g = jacc.trace(lambda x: math.floor(x[2]) * x[0], X, scalarize=True)  # math's own floor at the value
+    assert jacc.plan(g, "forward").execute(*X)[g.outputs[0], "x[0]"] == 1.0
+
+
 @pytest.mark.parametrize("name", ["erf", "erfc", "gamma", "lgamma"])
 def test_special_functions_go_to_scipy(name):
     pytest.importorskip("scipy")

@@ -38,7 +38,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import routed, swap_during_traces
+from ..constructors import _holds_tracer, routed, swap_during_traces
+from ..scalarize import Scalar, ScalarArray
 from ..trace import Tracer, UnsupportedOperationError, call_site
 
 
@@ -104,6 +105,34 @@ _REFUSED = {
 }
 
 
+def _has_scalar(a: Any) -> bool:
+    return isinstance(a, Scalar) or (isinstance(a, (list, tuple, ScalarArray)) and np.ndim(a) == 1
+                                     and any(isinstance(v, Scalar) for v in a))
+
+
+def _traced_or_scalar(a: Any) -> bool:
+    return _holds_tracer(a) or _has_scalar(a)
+
+
+def _scalar_level(impl: Callable) -> Callable:
+    """``impl`` also for the traced scalars of ``scalarize=True`` (:class:`~jacc.scalarize.Scalar`,
+    which ``math`` would make floats): it runs on their 0-d traced values and gives a Scalar back."""
+    def lifted(original: Callable, *args, **kwargs):
+        if not any(map(_has_scalar, args)):
+            return impl(original, *args, **kwargs)
+        out = impl(original, *map(_unwrapped, args), **kwargs)
+        return Scalar(out) if isinstance(out, Tracer) else out
+    return lifted
+
+
+def _unwrapped(a: Any) -> Any:
+    if isinstance(a, Scalar):
+        return a.t
+    if isinstance(a, (list, tuple, ScalarArray)):  # (the points of dist, the factors of prod)
+        return [_unwrapped(v) for v in a]
+    return a
+
+
 def _refusal(name: str) -> Callable[[Callable], Callable]:
     def impl(original: Callable, *args, **kwargs):
         if name == "fsum":  # (any iterable, a generator too: read once, math's own sum where nothing is traced)
@@ -112,7 +141,7 @@ def _refusal(name: str) -> Callable[[Callable], Callable]:
                 return original(*args, **kwargs)
         raise UnsupportedOperationError(f"math.{name} of a traced value at {call_site()} is not traced; use "
                                         f"{_REFUSED[name]}")
-    return routed(impl, always=name == "fsum")
+    return routed(_scalar_level(impl), always=name == "fsum", traced=_traced_or_scalar)
 
 
 def _constant_maker(name: str) -> Callable[[Callable], Callable]:
@@ -120,7 +149,7 @@ def _constant_maker(name: str) -> Callable[[Callable], Callable]:
         what = f"math.{name}() of a traced value"
         plain = [a._concrete(what) if isinstance(a, Tracer) else a for a in args]
         return original(*[float(v) if isinstance(v, (np.ndarray, np.generic)) else v for v in plain], **kwargs)
-    return routed(impl)
+    return routed(_scalar_level(impl), traced=_traced_or_scalar)
 
 
 _POLES = {"log", "log10", "log2", "log1p", "atanh", "lgamma", "gamma"}  # (an infinite value: math's ValueError)
@@ -166,7 +195,7 @@ def _maker(name: str) -> Callable[[Callable], Callable]:
                 tracer.tape.note_domain(f"math.{name}")
         return out
     # (prod takes any iterable, a generator too: it is a product whatever it holds)
-    return routed(impl, always=name == "prod")
+    return routed(_scalar_level(impl), always=name == "prod", traced=_traced_or_scalar)
 
 
 swap_during_traces("math", {**{n: _maker(n) for n in [*_SAME, *_SCIPY]}, **{n: _constant_maker(n) for n in _CONSTANT},
