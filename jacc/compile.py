@@ -147,10 +147,14 @@ def _ndtr(x: float) -> float:
 
 
 def _log_ndtr(x: float) -> float:
-    """log Φ(x): log1p(−Φ(−x)) on the right; on the far left erfc underflows and math.log(0)
-    raises, so the executor (SciPy) takes over."""
+    """log Φ(x): log1p(−Φ(−x)) on the right; below −30 SciPy's asymptotic series, as Φ nears
+    the subnormals (from −37.5 on erfc keeps a few bits: the derivative φ/Φ was 9 % off at −38.47)."""
     if x > 0:
         return math.log1p(-0.5 * math.erfc(x * 0.7071067811865476))
+    if x < -30.0:
+        from scipy.special import log_ndtr  # only log_ndtr's graphs get here, and those came from SciPy
+
+        return float(log_ndtr(x))
     return math.log(0.5 * math.erfc(-x * 0.7071067811865476))
 
 
