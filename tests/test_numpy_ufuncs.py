@@ -175,6 +175,15 @@ def test_expit_and_log_ndtr_are_accurate_in_the_tails():
             assert float(jacc.jacobian(sp.log_ndtr, backend=backend)(x)) == pytest.approx(mills(x), rel=1e-12)
 
 
+def test_arcsin_and_arccos_keep_their_digits_next_to_one():
+    # 1/sqrt(1 − x²) cancels in 1 − x·x next to |x| = 1 (2e-9 off at 0.9999999926): (1 − x)(1 + x) does not
+    x = np.array([0.9999999926, -0.99999999, 0.5])
+    exact = 1.0 / np.sqrt((1.0 - x) * (1.0 + x))
+    for backend in ("auto", "numpy", "scalar"):
+        J = jacc.jacobian(lambda x: np.arcsin(x) - 2.0 * np.arccos(x), backend=backend)(x)
+        np.testing.assert_allclose(np.diag(J), 3.0 * exact, rtol=1e-14)
+
+
 def test_xlogy_at_zero_x():
     sp = pytest.importorskip("scipy.special")
     Ja, Jb = jacc.jacobian(sp.xlogy, (0, 1))(np.array([0.0, 2.0]), np.array([3.0, 0.5]))
