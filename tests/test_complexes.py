@@ -118,3 +118,19 @@ def test_complex_square_roots_take_numpys_principal_branch(f):
     np.testing.assert_allclose(jacc.jacobian(f)(-x), fd_jacobian(f, [-x], 0), rtol=1e-6, atol=1e-8)
     if not g.meta.get("value_dependent"):
         np.testing.assert_allclose(g.evaluate({"x": -x})[g.outputs[0]], f(-x), rtol=1e-14, atol=1e-15)
+
+
+@pytest.mark.parametrize("scale", [1e170, 1e-170, 1.0])
+def test_complex_division_scales_its_denominator_as_numpy_does(scale):
+    # c² + d² overflowed past 1e154 (a zero Jacobian) and underflowed below 1e-154 (inf)
+    def re_quotient(x):
+        return ((x[0] + 1j * x[1]) / (x[2] + 1j * x[3])).real
+
+    a, b, c, d = unit = np.array([1.0, 1.0, 1.0, 2.0])
+    p = unit * scale
+    n, u = c * c + d * d, a * c + b * d  # (Re is homogeneous of degree 0: the derivative scales as 1/scale)
+    exact = np.array([c, d, a - 2 * u * c / n, b - 2 * u * d / n]) / n / scale
+    np.testing.assert_allclose(jacc.jacobian(re_quotient)(p), exact, rtol=1e-14)
+    w = (1.0 + 1.0j) * scale  # a constant divisor
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(jacc.jacobian(lambda x: ((x + 1j) / w).real)(x), np.eye(2) * (1 / (2 * scale)), rtol=1e-15)

@@ -243,7 +243,12 @@ def combine(op: str, args: list, params: dict | None = None) -> Any:
         return _make(re, im, shape)
     if _is_zero(d):  # division by a real value
         return _make(None if _is_zero(a) else a / c, None if _is_zero(b) else b / c, shape)
-    norm = _add(_mul(c, c), _mul(d, d))  # (a + ib)/(c + id) = (a + ib)(c − id)/(c² + d²)
+    # (a + ib)/(c + id) = (a + ib)(c' − id')/((c'² + d'²)·s) with c' = c/s, d' = d/s and s = max(|c|, |d|):
+    # c² + d² itself overflowed beyond 1e154 and underflowed below 1e-154, where NumPy's division
+    # (and JAX's) scale as this does; the quotient does not depend on s, so neither does its derivative
+    scale = np.abs(d) if _is_zero(c) else np.maximum(np.abs(c), np.abs(d))
+    c, d = (None if _is_zero(c) else c / scale), d / scale
+    norm = _add(_mul(c, c), _mul(d, d)) * scale
     re, im = _product(a, b, c, _neg(d), _mul)
     return _make(None if re is None else re / norm, None if im is None else im / norm, shape)
 
