@@ -1390,6 +1390,26 @@ def _jax_on_host(fn: Callable, jnp) -> Callable:
 _JAX_RENAMED = {"psi": "digamma", "_zeta": "zeta"}  # SciPy names whose jax.scipy.special function has another
 
 
+def jax_zeta(jnp) -> Callable:
+    """Hurwitz's ζ(s, q) under ``jax.jit``: JAX's for q > 0; where some q ≤ 0, SciPy's on the host
+    (``jax.pure_callback``). JAX's is wrong there (ζ(2, −38.3) = −0.026 for 15.05, −2.9e12 at −9.5),
+    and ψ′ = ζ(2, x) is digamma's derivative."""
+    import jax
+    import jax.scipy.special as jss
+
+    def zeta(s, q):
+        s, q = jnp.asarray(s, dtype=jnp.result_type(s, q, float)), jnp.asarray(q)
+        like = jax.ShapeDtypeStruct(jnp.broadcast_shapes(jnp.shape(s), jnp.shape(q)), s.dtype)
+
+        def host(s, q):
+            import scipy.special as sp
+
+            return np.asarray(sp.zeta(s, q), dtype=like.dtype).reshape(like.shape)
+        return jax.lax.cond(jnp.any(q <= 0), lambda s, q: jax.pure_callback(host, like, s, q),
+                            lambda s, q: jnp.broadcast_to(jss.zeta(s, q), like.shape).astype(like.dtype), s, q)
+    return zeta
+
+
 def _jax_function(fn: Callable, jnp) -> Callable:
     portable = getattr(fn, "portable", None)  # a helper written for any array namespace
     if portable is not None:
@@ -1400,6 +1420,8 @@ def _jax_function(fn: Callable, jnp) -> Callable:
     name = getattr(fn, "__name__", None)
     name = _JAX_RENAMED.get(name, name)
     mod = getattr(fn, "__module__", "") or ""
+    if name == "zeta":
+        return jax_zeta(jnp)
     found = None
     if name:
         import jax.scipy.special as jss

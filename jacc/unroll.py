@@ -438,5 +438,7 @@ def _jax_names() -> dict:
     import jax.scipy.special as jss
 
     from .compile import MATH_NAMES
+    from .program import jax_zeta
 
-    return {k: getattr(space, k) for k in MATH_NAMES for space in (jss, jnp) if hasattr(space, k)}
+    found = {k: getattr(space, k) for k in MATH_NAMES for space in (jss, jnp) if hasattr(space, k)}
+    return {**found, "zeta": jax_zeta(jnp)} if "zeta" in found else found
