@@ -248,6 +248,13 @@ class Plan(Costs):
                   d.get("info") or {}, d.get("planning_seconds", 0.0), d.get("optimal"))
         if p.mults != d["mults"]:
             raise ValueError(f"plan file says {d['mults']} mults but its order costs {p.mults} here")
+        bound = p.info.get("lower bound")
+        if isinstance(bound, int) and (bound > p.mults or (p.optimal and bound != p.mults)):
+            raise ValueError(f"plan: info: a lower bound of {bound} does not fit a plan of {p.mults} mults"
+                             + (" proven optimal" if p.optimal else ""))
+        if p.optimal or isinstance(bound, int):  # (a claim re-pricing cannot check: the file's word for it)
+            p.info["proof"] = ("the plan file's claim, not checked on loading (jacc.plan(graph, 'optimal') "
+                               "proves it again)")
         return p
 
 

@@ -371,6 +371,20 @@ def test_plan_with_non_finite_constants_round_trips(tmp_path):
     assert q.order == p.order and _bits(q.execute(x)[q.of[0], "x"]) == _bits(p.execute(x)[p.of[0], "x"])
 
 
+def test_a_plan_files_claims_of_optimality_are_marked_as_the_files():
+    g = examples.np_chain(10, 3)
+    proven, forward = jacc.plan(g, "optimal"), jacc.plan(g, "forward")  # 10,300 and 30,300
+    assert "proof" not in proven.info and "proof" in jacc.Plan.from_json(proven.to_json()).info
+    d = json.loads(forward.to_json())
+    assert "proof" not in jacc.Plan.from_json(d).info and forward.mults > proven.mults
+    d["optimal"] = True  # an edited file: re-pricing cannot tell
+    forged = jacc.Plan.from_json(d)
+    assert forged.optimal and "not checked on loading" in forged.info["proof"] and "proof:" in str(forged)
+    d["optimal"], d["info"] = None, {"lower bound": forward.mults + 1}
+    with pytest.raises(ValueError, match=f"a lower bound of {forward.mults + 1} does not fit a plan of {forward.mults}"):
+        jacc.Plan.from_json(d)
+
+
 def test_a_graph_with_nested_arguments_and_results_saves_its_leaves(tmp_path):
     # the containers are Python objects that jacobian reads to shape its result; the file keeps
     # their leaves as vertices (to_json raised TypeError on the TreeSpec in meta)
