@@ -308,7 +308,14 @@ class _Compiled:
         values = g.evaluate(self.plan._inputs(args, named))
         if self._program is None:
             self._lower(values)
-        return self._program.run(values, g)
+        found = self._program.run(values, g)
+        if self.backend == "jax":
+            from .api import _finite_blocks, _singular_ops
+
+            if _singular_ops(g) and not _finite_blocks(found):  # XLA's inverse of a singular matrix is inf:
+                with np.errstate(all="ignore"):  # the executor raises LinAlgError, as NumPy and the other programs
+                    accumulate(self.plan.problem, values, self.plan.order)
+        return found
 
 
 def input_values(graph: Graph, args: Sequence, named: Mapping) -> dict:

@@ -1357,6 +1357,10 @@ def test_a_singular_matrix_raises_as_numpy_does_on_every_backend(backend):
                 jf(jnp.asarray(good))
             with pytest.raises(np.linalg.LinAlgError):
                 jf(jnp.asarray(singular))
+        compiled = jacc.plan(jacc.trace(f, good), "reverse").compile(backend)  # Plan.compile too
+        compiled(good)
+        with pytest.raises(np.linalg.LinAlgError):
+            compiled(singular)
 
 
 def test_a_zero_on_a_triangular_diagonal_raises_under_jax():
