@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -115,6 +116,7 @@ class Plan(Costs):
         inf/NaN (docs/conventions.md)."""
         with np.errstate(all="ignore"):
             values = self.graph.evaluate(self._inputs(args, named))
+            warn_if_elsewhere(self.graph, values)
             return accumulate(self.problem, values, self.order).blocks
 
     def compile(self, backend: str = "auto"):
@@ -269,6 +271,24 @@ def _generic_point(graph: Graph) -> dict:
     return values
 
 
+def warn_if_elsewhere(graph: Graph, values: Mapping[str, Any]) -> None:
+    """Warn where ``graph``'s trace depends on values (``if x > 0``, a mask) and these inputs are
+    not the traced ones: the Jacobian is then the traced branch's, which may not hold here."""
+    from .trace import point_digest
+
+    at = graph.meta.get("traced_at")
+    if at is None or point_digest({x: values[x] for x in graph.inputs}) == at:
+        return
+    where = "; ".join(map(str, graph.meta.get("value_dependent", [])[:2]))
+    warnings.warn(f"graph {graph.name!r} was traced at other inputs and its trace depends on values ({where}): "
+                  "at these inputs f may take another branch, so this Jacobian may not be f's; trace f here "
+                  "again (jacc.jacobian does at every call)", ValueDependenceWarning, stacklevel=3)
+
+
+class ValueDependenceWarning(UserWarning):
+    """A graph whose trace looked at values runs at other inputs (:func:`warn_if_elsewhere`)."""
+
+
 class _Compiled:
     """:meth:`Plan.compile`'s array program: lowered at once at a generic point (only shapes and
     structure matter to lowering; :func:`_generic_point`), else at its first call's arguments
@@ -306,6 +326,7 @@ class _Compiled:
     def __call__(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         g = self.plan.graph
         values = g.evaluate(self.plan._inputs(args, named))
+        warn_if_elsewhere(g, values)
         if self._program is None:
             self._lower(values)
         found = self._program.run(values, g)

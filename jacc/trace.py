@@ -250,6 +250,19 @@ def _libc_memcmp() -> Callable | None:
 _MEMCMP = _libc_memcmp()
 
 
+def point_digest(values: dict[str, Any]) -> str:
+    """A short fingerprint of input values (their float64 bits, by name): a graph whose trace
+    depends on values keeps its point's (``meta["traced_at"]``), so running it elsewhere can warn."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(values):
+        a = np.ascontiguousarray(values[name], dtype=np.float64)
+        h.update(f"{name}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
     if x is y:
@@ -812,6 +825,7 @@ class Tape:
             self.graph.meta["input_groups"] = self.input_groups
         if self.value_dependent:  # (a copy: a mask read after the trace has ended is no part of it)
             self.graph.meta["value_dependent"] = list(self.value_dependent)
+            self.graph.meta["traced_at"] = point_digest({x: self.values[x] for x in self.graph.inputs})
         if self.domains:
             self.graph.meta["math_domain"] = list(self.domains)
 

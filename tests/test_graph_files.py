@@ -371,6 +371,33 @@ def test_plan_with_non_finite_constants_round_trips(tmp_path):
     assert q.order == p.order and _bits(q.execute(x)[q.of[0], "x"]) == _bits(p.execute(x)[p.of[0], "x"])
 
 
+def _branchy(x):
+    return 2.0 * x if x.sum() > 0 else -3.0 * x
+
+
+def test_a_value_dependent_graph_warns_when_it_runs_at_other_inputs(tmp_path, capsys):
+    import warnings
+
+    from jacc.plan import ValueDependenceWarning
+
+    g = jacc.trace(_branchy, np.ones(2))
+    g.save(tmp_path / "h.json")
+    for graph in (g, jacc.load(tmp_path / "h.json")):
+        p = jacc.plan(graph, "reverse")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # at the traced point: silent
+            np.testing.assert_array_equal(p.execute(np.ones(2))[graph.outputs[0], "x"], 2 * np.eye(2))
+            p.compile("numpy")(np.ones(2))
+        for run in (p.execute, p.compile("numpy")):
+            with pytest.warns(ValueDependenceWarning, match="comparison '>' at .*test_graph_files"):
+                run(-np.ones(2))  # (f would take the other branch: −3·I)
+    from jacc import cli
+
+    assert cli.main(["run", str(tmp_path / "h.json"), "--at", "x=[-1,-1]"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("jacc: warning: graph '_branchy' was traced at other inputs") == 1
+
+
 def test_a_plan_files_claims_of_optimality_are_marked_as_the_files():
     g = examples.np_chain(10, 3)
     proven, forward = jacc.plan(g, "optimal"), jacc.plan(g, "forward")  # 10,300 and 30,300
