@@ -998,7 +998,9 @@ def check_real(dtype: np.dtype, what: str) -> None:
     """Refuse a differentiated argument whose ``dtype`` is no real number (complex, boolean,
     object): a cast would drop an imaginary part or read booleans as numbers."""
     if dtype.kind not in "fiu":
-        raise TypeError(f"{what} must be a real float array, got dtype {dtype}")
+        hint = (" (NumPy makes object arrays of Python integers beyond 64 bits and of mixed objects: pass "
+                "np.asarray(x, dtype=float))" if dtype.kind == "O" else "")
+        raise TypeError(f"{what} must be a real float array, got dtype {dtype}{hint}")
 
 
 def check_plain(value: Any, what: str) -> None:

@@ -728,6 +728,8 @@ def test_calls_that_skip_f_refuse_arguments_a_trace_refuses(x, retrace):
     for bad in (x + 1j, x > 0.15):  # (cast to floats, the imaginary part or the booleans' meaning is lost)
         with pytest.raises(TypeError, match="argument 'x' must be a real float array"):
             jf(bad)
+    with pytest.raises(TypeError, match=r"got dtype object \(NumPy makes object arrays of Python integers beyond"):
+        jf([10**20] * x.size)
     np.testing.assert_allclose(np.diag(jf(x)) if x.size < 100 else jf(x).diagonal(), 2.0 * np.cos(x), rtol=1e-14)
 
 
