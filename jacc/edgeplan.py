@@ -182,6 +182,9 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
             return list(r.order), "auto→optimal", dict(r.info), r.optimal, r.priced
         except EdgeSearchSizeError:
             pass
+        except TypeError as e:  # (an option auto's exact search does not take: named as auto's)
+            raise TypeError(f"{elimination} strategy 'auto' gives its options to its exact search, 'optimal': {e}") \
+                from None
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
         # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes)
         try:  # (stopped by the deadline, not completed: vertex auto's order is the fallback; face

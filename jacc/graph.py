@@ -718,7 +718,8 @@ def _shaped(a: np.ndarray, shape: Any, path: str) -> np.ndarray:
 
 NAME = _leaf("a vertex name (a string)", "str", lambda v: True)
 ARG = _either('a vertex name, a number, or {"const": ...}', NAME,
-              _leaf("a finite number", "int float", _float_ok, lambda v: Const(np.array(float(v)))),
+              _leaf('a finite number (JSON has no NaN or infinity: write {"const": "nan"}, "inf" or "-inf")',
+                    "int float", _float_ok, lambda v: Const(np.array(float(v)))),
               Spec('{"const": ...}', frozenset({"object"}), _const))
 def _op(v, path):
     if not isinstance(v, str) or v not in OPS or v == "input":

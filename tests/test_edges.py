@@ -403,6 +403,19 @@ def test_unknown_edge_strategy():
         run_edge_strategy("nope", Problem.from_graph(examples.lion()))
 
 
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+def test_an_option_a_strategy_does_not_take_is_named_with_those_it_takes(elimination):
+    g = examples.lion()
+    with pytest.raises(TypeError, match=f"{elimination} strategy 'optimal' takes time_limit, max_.*, max_states, "
+                                        r"max_search_bytes, progress; got unknown \['bogus'\]"):
+        jacc.plan(g, "optimal", elimination=elimination, bogus=1)
+    with pytest.raises(TypeError, match=f"{elimination} strategy 'auto' gives its options to its exact search"):
+        jacc.plan(g, "auto", elimination=elimination, bogus=1)
+    if elimination == "edge":
+        with pytest.raises(TypeError, match=r"edge strategy 'greedy' takes time_limit; got unknown \['bogus'\]"):
+            jacc.plan(g, "greedy", elimination="edge", bogus=1)
+
+
 # -- face elimination ----------------------------------------------------------------------------
 
 

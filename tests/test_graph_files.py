@@ -283,8 +283,10 @@ def test_every_field_is_checked_with_one_line_naming_file_node_field_and_fix(tmp
     ('[' * 100_000 + ']' * 100_000, "not readable as JSON: nested too deeply"),
     ('{"a": ' + "1" * 5000 + '}', "not readable as JSON: Exceeds the limit (4300 digits) for integer string conversion: value has 5000 digits"),
     (json.dumps(BASE).replace('"x"]', '"x", ' + "1" + "0" * 400 + "]"),
-     "node 'y': args[1]: expected a finite number, got an integer of 401 digits"),
-    (json.dumps(BASE).replace('"x"]', '"x", NaN]'), "node 'y': args[1]: expected a finite number, got nan"),
+     "node 'y': args[1]: expected a finite number (JSON has no NaN or infinity: write {\"const\": \"nan\"}, \"inf\" "
+     "or \"-inf\"), got an integer of 401 digits"),
+    (json.dumps(BASE).replace('"x"]', '"x", NaN]'), "node 'y': args[1]: expected a finite number (JSON has no NaN or "
+     "infinity: write {\"const\": \"nan\"}, \"inf\" or \"-inf\"), got nan"),
     (json.dumps(BASE).replace('"x"]', '"x", {"const": [1, -Infinity, 2]}]'),
      "node 'y': args[1].const[1]: expected a finite number, or \"inf\", \"-inf\" or \"nan\" (JSON has no NaN or "
      "infinity), got -inf"),

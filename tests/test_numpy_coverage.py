@@ -63,6 +63,19 @@ def test_coverage_page_is_current():
         assert fh.read() == coverage_markdown() + "\n", "regenerate with: python -m jacc.numpy_api"
 
 
+def test_the_counts_quoted_in_the_docs_are_current():
+    import re
+
+    docs = os.path.dirname(DOC)
+    with open(os.path.join(docs, "api.md"), encoding="utf-8") as fh:
+        assert int(re.search(r"records — (\d+) today", fh.read()).group(1)) == len(jacc.supported_functions())
+    with open(os.path.join(docs, "execution.md"), encoding="utf-8") as fh:
+        text = fh.read()
+    quoted = {int(n) for n in re.findall(r"all (\d+) examples of `docs/numpy-coverage.md`|of the (\d+) examples", text)
+              for n in n if n}
+    assert quoted == {len(CASES)}, quoted
+
+
 def test_every_case_name_is_recorded_by_the_tracer():
     names = set(jacc.supported_functions())
     for c in CASES:

@@ -49,11 +49,14 @@ def register(name: str, fn: Callable[..., Any] | None = None):
     return deco(fn) if fn is not None else deco
 
 
-def no_options(name: str, options: dict, kind: str = "") -> None:
-    """Reject options given to a strategy that takes none (``kind``: e.g. "edge" for the edge
-    and face strategies' messages)."""
+def no_options(name: str, options: dict, kind: str = "", takes: Sequence[str] = ()) -> None:
+    """Reject options a strategy does not take (``options``: those left once it took its own,
+    ``takes``; ``kind``: e.g. "edge" for the edge and face strategies' messages)."""
     if options:
-        raise TypeError(f"{kind + ' ' if kind else ''}strategy {name!r} takes no options, got {sorted(options)}")
+        what = f"{kind + ' ' if kind else ''}strategy {name!r}"
+        if takes:
+            raise TypeError(f"{what} takes {', '.join(takes)}; got unknown {sorted(options)}")
+        raise TypeError(f"{what} takes no options, got {sorted(options)}")
 
 
 def positive(name: str, value: Any) -> None:
