@@ -482,7 +482,8 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
     has grown by ``max_search_bytes`` (1 GiB; each state copies the graph's remaining edges), it
     returns the best sequence known with ``optimal=False`` and the proven lower bound (the cost of
     the cheapest unfinished state) in ``info``."""
-    no_options("optimal", options, "edge", takes=("time_limit", "max_edges", "max_states", "max_search_bytes", "progress"))
+    no_options("optimal", options, "edge",
+               takes=("time_limit", "max_edges", "max_states", "max_search_bytes", "progress"))
     check_states(max_states, max_search_bytes)
     inner = set(problem.eliminable)  # (a list: 14 s of membership tests on a 26,719-vertex graph)
     n = sum(1 for u, out in EdgeState.of(problem).succ.items() for v in out if u in inner or v in inner)

@@ -398,7 +398,8 @@ def optimal(problem: Problem, cost_model=None, *, time_limit: float = 10.0,
     pruned by the best of the face heuristics and the optimal (or greedy) edge sequence; stopped
     by ``time_limit``, ``max_states`` stored states or ``max_search_bytes`` of peak-memory growth
     (as for edges), the best sequence with its proven bound."""
-    no_options("optimal", options, "face", takes=("time_limit", "max_faces", "max_states", "max_search_bytes", "progress"))
+    no_options("optimal", options, "face",
+               takes=("time_limit", "max_faces", "max_states", "max_search_bytes", "progress"))
     check_states(max_states, max_search_bytes)
     n = len(FaceState.of(problem).options())
     if n > max_faces:

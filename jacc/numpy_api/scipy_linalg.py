@@ -741,7 +741,8 @@ case("scipy.linalg.det", lambda xp: lambda a: _sl(xp).det(a), lambda r: (_spd(r)
 case("scipy.linalg.eigh", lambda xp: lambda a: _sl(xp).eigh(a, eigvals_only=True), lambda r: (_spd(r),), jax=False,
      note="distinct eigenvalues; the lower triangle read (lower=False: the upper), as numpy.linalg.eigh")
 case("scipy.linalg.qr", lambda xp: lambda a: _sl(xp).qr(a, mode="economic")[1], lambda r: (_x(r, (5, 3)),),
-     note="mode='full' (SciPy's default; refused for a tall matrix, whose extra columns of Q are not unique), 'economic' or 'r'")
+     note="mode='full' (SciPy's default; refused for a tall matrix, whose extra columns of Q are not unique), "
+          "'economic' or 'r'")
 case("scipy.linalg.rq", lambda xp: lambda a: xp.concatenate(_sl(xp).rq(a)), lambda r: (_x(r, (4, 4)),), jax=False,
      note="from the QR decomposition of the flipped transpose, with SciPy's signs and value; mode='full' "
           "(SciPy's default; refused for a wide matrix, whose extra rows of Q are not unique), 'economic' "
