@@ -1390,10 +1390,22 @@ def _jax_on_host(fn: Callable, jnp) -> Callable:
 _JAX_RENAMED = {"psi": "digamma", "_zeta": "zeta"}  # SciPy names whose jax.scipy.special function has another
 
 
+#: past this q, Hurwitz's ζ(s, q) is its Euler–Maclaurin series' first terms (:func:`zeta_far`)
+ZETA_FAR = 1e8
+
+
+def zeta_far(s: Any, q: Any) -> Any:
+    """Hurwitz's ζ(s, q) = Σₖ (q + k)⁻ˢ for large q by Euler–Maclaurin's first terms,
+    q¹⁻ˢ/(s − 1) + q⁻ˢ/2 + s·q⁻ˢ⁻¹/12 (the next is s(s+1)(s+2)·q⁻ˢ⁻³/720: past q = 1e8, below 1e-24
+    of the first for small s); 0 at q = +inf. JAX's and PyTorch's ζ give NaN at q = inf and 0 for
+    q past about 1e160, where ψ′(x) = ζ(2, x) is 1/x."""
+    return q ** (1.0 - s) / (s - 1.0) + 0.5 * q ** (-s) + s / 12.0 * q ** (-s - 1.0)
+
+
 def jax_zeta(jnp) -> Callable:
-    """Hurwitz's ζ(s, q) under ``jax.jit``: JAX's for q > 0; where some q ≤ 0, SciPy's on the host
-    (``jax.pure_callback``). JAX's is wrong there (ζ(2, −38.3) = −0.026 for 15.05, −2.9e12 at −9.5),
-    and ψ′ = ζ(2, x) is digamma's derivative."""
+    """Hurwitz's ζ(s, q) under ``jax.jit``: JAX's for q > 0 (past :data:`ZETA_FAR`, :func:`zeta_far`);
+    where some q ≤ 0, SciPy's on the host (``jax.pure_callback``). JAX's is wrong there (ζ(2, −38.3) =
+    −0.026 for 15.05, −2.9e12 at −9.5), and ψ′ = ζ(2, x) is digamma's derivative."""
     import jax
     import jax.scipy.special as jss
 
@@ -1405,8 +1417,10 @@ def jax_zeta(jnp) -> Callable:
             import scipy.special as sp
 
             return np.asarray(sp.zeta(s, q), dtype=like.dtype).reshape(like.shape)
+        def near(s, q):
+            return jnp.broadcast_to(jnp.where(q > ZETA_FAR, zeta_far(s, q), jss.zeta(s, q)), like.shape)
         return jax.lax.cond(jnp.any(q <= 0), lambda s, q: jax.pure_callback(host, like, s, q),
-                            lambda s, q: jnp.broadcast_to(jss.zeta(s, q), like.shape).astype(like.dtype), s, q)
+                            lambda s, q: near(s, q).astype(like.dtype), s, q)
     return zeta
 
 

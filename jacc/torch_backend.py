@@ -159,7 +159,19 @@ def _divide() -> Callable:
 
 
 #: NumPy functions (by name) and jacc's own helpers that need more than a new name
+def _zeta(s, q):
+    """``torch.special.zeta``, past :data:`jacc.program.ZETA_FAR` its asymptotic series (PyTorch's
+    gives NaN at q = inf and 0 past q ≈ 1e160, where ψ′(q) = ζ(2, q) is 1/q)."""
+    from .program import ZETA_FAR, zeta_far
+
+    torch = namespace()
+    q = torch.as_tensor(q)
+    s = torch.as_tensor(s, dtype=q.dtype, device=q.device)
+    return torch.where(q > ZETA_FAR, zeta_far(s, q), torch.special.zeta(s, q))
+
+
 _ADAPTED: dict[str, Callable] = {
+    "zeta": _zeta, "_zeta": _zeta,  # (scipy.special.zeta(s, q) calls the ufunc _zeta)
     "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,
     "ascontiguousarray": lambda x: x.contiguous(),
     "reshape": lambda x, shape: x.reshape(_shape(shape)),

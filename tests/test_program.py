@@ -233,19 +233,25 @@ def test_jacobian_with_the_jax_backend(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.parametrize("size", [300, 2])  # the array program, and the scalar route's float code
-def test_the_jax_backends_digamma_derivative_at_negative_points(size):
-    # ψ′ = ζ(2, x): JAX's Hurwitz ζ is wrong for x < 0 (ζ(2, −38.3) = −0.026 for 15.05), which a plan
-    # lowered at positive points returned silently
-    pytest.importorskip("jax")
+def test_the_digamma_derivative_at_negative_and_huge_points(size, backend):
+    # ψ′ = ζ(2, x): JAX's Hurwitz ζ is wrong for x < 0 (ζ(2, −38.3) = −0.026 for 15.05), JAX's and
+    # PyTorch's give NaN at inf and 0 at 1e300 (1e-300): a plan lowered at ordinary points returned them
+    pytest.importorskip(backend)
     sp = pytest.importorskip("scipy.special")
-    f = lambda x: sp.psi(x) * 2.0 + sp.polygamma(1, x)  # noqa: E731
-    jf, ref = jacc.jacobian(f, backend="jax"), jacc.jacobian(f, backend="numpy")
-    for x in (np.full(size, 2.5), np.full(size, 2.5), np.linspace(-38.3, -9.5, size)):
+    if backend == "jax":
+        f = lambda x: sp.psi(x) * 2.0 + sp.polygamma(1, x)  # noqa: E731
+    else:  # (polygamma runs on the executor under torch)
+        f = lambda x: sp.psi(x) * 2.0  # noqa: E731
+    jf = jacc.jacobian(f, backend=backend, nonfinite="propagate")
+    ref = jacc.jacobian(f, backend="numpy", nonfinite="propagate")
+    far = np.resize([np.inf, 1e300, 1e200, 3e8], size)
+    for x in (np.full(size, 2.5), np.full(size, 2.5), np.linspace(-38.3, -9.5, size), far):
         np.testing.assert_allclose(jf(x), ref(x), rtol=1e-12)
-        assert jf.ran in ("jax", "scalar")
-    np.testing.assert_allclose(np.diag(ref(np.array([-38.3, -9.5])))[:1], 2 * 15.053641933264894 + sp.polygamma(2, -38.3),
-                               rtol=1e-12)
+        assert jf.ran in (backend, "scalar")
+    second = sp.polygamma(2, -38.3) if backend == "jax" else 0.0  # ψ′(−38.3) = 15.0536419332649 (mpmath)
+    np.testing.assert_allclose(np.diag(ref(np.array([-38.3, -9.5])))[:1], 2 * 15.053641933264894 + second, rtol=1e-12)
 
 
 @pytest.mark.parametrize("f", [
