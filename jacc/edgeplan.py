@@ -91,8 +91,9 @@ class EdgePlan(Costs):
         ``graph.inputs`` order, or by name), as :meth:`jacc.Plan.execute`."""
         from .plan import input_values
 
-        values = self.graph.evaluate(input_values(self.graph, args, named))
-        return _KINDS[self.elimination].accumulate(self.problem, values, self.moves).blocks
+        with np.errstate(all="ignore"):  # (silent on overflow, as Plan.execute: the blocks hold the inf/NaN)
+            values = self.graph.evaluate(input_values(self.graph, args, named))
+            return _KINDS[self.elimination].accumulate(self.problem, values, self.moves).blocks
 
     def compile(self, backend: str = "auto"):
         raise NotImplementedError(
