@@ -893,6 +893,27 @@ def test_edge_and_face_heuristics_take_a_time_limit(elimination, strategy):
     assert p.mults == jacc.plan(g, strategy, elimination=elimination).mults
 
 
+def test_a_proof_finished_just_before_the_deadline_is_returned(monkeypatch):
+    # the proof's order was priced (for the ties of smaller peak) outside any catch of the deadline:
+    # budget.TimeUp reached the caller of jacc.plan(g, "optimal")
+    import jacc.strategies.optimal as O
+
+    g = examples.random_graph(3, 12, 3, seed=0, width=2, fan_in=4)  # arrays: the ties are searched
+    real, calls = O.astar, []
+
+    def proof_then_late(*args, **kwargs):
+        r = real(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # a busy machine pauses right after the proof
+            while not budget.expired():
+                time.sleep(0.001)
+        return r
+
+    monkeypatch.setattr(O, "astar", proof_then_late)
+    p = jacc.plan(g, "optimal", time_limit=0.5)
+    assert p.optimal and p.mults == jacc.plan(g, "optimal").mults
+
+
 def test_edge_greedy_past_its_deadline_finishes_with_the_forward_order():
     g = examples.random_graph(6, 1500, 6, seed=3, width=3, fan_in=6)  # 24 s of greedy moves unbounded
     t = time.perf_counter()

@@ -422,7 +422,8 @@ def _fewer_bytes(problem, sets, cm, r: "Search", bound, live0, deadline, max_sta
     many mults with the smallest peak, searched until ``deadline``: ``r`` with that order found,
     or ``r`` unchanged with a note when the time ran out first."""
     order = list(r.found) if r.found is not None else list(bound[1])
-    mults, peak = totals(problem, order)
+    with budget.lifted():  # (the proof stands whatever the clock says: its order is priced past a deadline)
+        mults, peak = totals(problem, order)
     if mults != round(r.lower if r.found is not None else bound[0]):  # the set model and pricing differ:
         return r  # (the caller's pricing check says so)
     ties = astar(sets, cm, (mults, order, "optimal", peak), live0, deadline, max_states=max_states,
