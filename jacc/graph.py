@@ -788,6 +788,41 @@ def _where(data: Any, path: tuple) -> str:
     return ": ".join(x for x in (head[0] if head else "", field) if x) or "top level"
 
 
+class TracedPoint:
+    """The inputs a trace that depends on values was recorded at (``graph.meta["traced_at"]``):
+    running the graph elsewhere warns (:func:`jacc.plan.warn_if_elsewhere`); a file keeps
+    :meth:`digest`, a fingerprint of their bits."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: dict[str, Any]):
+        self.values = values
+
+    def holds(self, values: dict[str, Any]) -> bool:
+        """Whether ``values`` are these inputs, bit for bit as float64 (NaN included)."""
+        return all(np.array_equal(np.asarray(values[x], dtype=float), np.asarray(v, dtype=float), equal_nan=True)
+                   for x, v in self.values.items())
+
+    def digest(self) -> str:
+        return point_digest(self.values)
+
+    def __repr__(self) -> str:
+        return f"TracedPoint({self.digest()!r})"
+
+
+def point_digest(values: dict[str, Any]) -> str:
+    """A short fingerprint of input values (their float64 bits, by name), as a file keeps a
+    :class:`TracedPoint`."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name in sorted(values):
+        a = np.ascontiguousarray(values[name], dtype=np.float64)
+        h.update(f"{name}{a.shape}".encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
 def _file_meta(meta: dict) -> dict:
     """``meta`` as a file keeps it: a nested argument's or result's containers (Python objects, which
     ``jacobian`` reads to shape its result) are left out, their leaves being the file's vertices
@@ -797,6 +832,8 @@ def _file_meta(meta: dict) -> dict:
     kept = {k: v for k, v in meta.items() if k != "input_groups"}
     if isinstance(kept.get("output_tuple"), TreeSpec):
         kept["output_tuple"] = True
+    if isinstance(kept.get("traced_at"), TracedPoint):
+        kept["traced_at"] = kept["traced_at"].digest()
     return kept
 
 

@@ -274,10 +274,11 @@ def _generic_point(graph: Graph) -> dict:
 def warn_if_elsewhere(graph: Graph, values: Mapping[str, Any]) -> None:
     """Warn where ``graph``'s trace depends on values (``if x > 0``, a mask) and these inputs are
     not the traced ones: the Jacobian is then the traced branch's, which may not hold here."""
-    from .trace import point_digest
+    from .graph import TracedPoint, point_digest
 
     at = graph.meta.get("traced_at")
-    if at is None or point_digest({x: values[x] for x in graph.inputs}) == at:
+    if at is None or (at.holds(values) if isinstance(at, TracedPoint)
+                      else point_digest({x: values[x] for x in graph.inputs}) == at):
         return
     where = "; ".join(map(str, graph.meta.get("value_dependent", [])[:2]))
     warnings.warn(f"graph {graph.name!r} was traced at other inputs and its trace depends on values ({where}): "

@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import pytrees
-from .graph import Graph, GraphError
+from .graph import Graph, GraphError, TracedPoint
 from .indexing import as_index_array
 from .ops import OPS, ShapeError, index_to_numpy
 
@@ -248,19 +248,6 @@ def _libc_memcmp() -> Callable | None:
 
 
 _MEMCMP = _libc_memcmp()
-
-
-def point_digest(values: dict[str, Any]) -> str:
-    """A short fingerprint of input values (their float64 bits, by name): a graph whose trace
-    depends on values keeps its point's (``meta["traced_at"]``), so running it elsewhere can warn."""
-    import hashlib
-
-    h = hashlib.sha256()
-    for name in sorted(values):
-        a = np.ascontiguousarray(values[name], dtype=np.float64)
-        h.update(f"{name}{a.shape}".encode())
-        h.update(a.tobytes())
-    return h.hexdigest()[:16]
 
 
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
@@ -825,7 +812,7 @@ class Tape:
             self.graph.meta["input_groups"] = self.input_groups
         if self.value_dependent:  # (a copy: a mask read after the trace has ended is no part of it)
             self.graph.meta["value_dependent"] = list(self.value_dependent)
-            self.graph.meta["traced_at"] = point_digest({x: self.values[x] for x in self.graph.inputs})
+            self.graph.meta["traced_at"] = TracedPoint({x: self.values[x] for x in self.graph.inputs})
         if self.domains:
             self.graph.meta["math_domain"] = list(self.domains)
 
