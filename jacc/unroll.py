@@ -213,15 +213,16 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
 
     tape = Tape(graph.name, np.float64)
     env: dict[str, Any] = {x: split(tape, x, _private(values[x], np.float64)) for x in graph.inputs}
-    for v in graph.topological_order():
-        if v in env:
-            continue
-        d = graph.nx.nodes[v]
-        args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
-        if d["op"] in _PER_ELEMENT:
-            env[v] = _per_element(tape, d["op"], args, d["params"])
-        else:
-            env[v] = OPS[d["op"]].evaluate(args, d["params"])
+    with np.errstate(all="ignore"):  # (an overflow is a value here, as in the array trace)
+        for v in graph.topological_order():
+            if v in env:
+                continue
+            d = graph.nx.nodes[v]
+            args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
+            if d["op"] in _PER_ELEMENT:
+                env[v] = _per_element(tape, d["op"], args, d["params"])
+            else:
+                env[v] = OPS[d["op"]].evaluate(args, d["params"])
     tape.declare([s for y in graph.outputs for s in join(env[y])], False)
     return tape.graph
 
