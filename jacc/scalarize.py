@@ -32,6 +32,9 @@ from typing import Any
 
 import numpy as np
 
+# (imported with jacc, never while a trace has swapped NumPy's functions: the table's keys are
+# the functions themselves, and a first import under a trace's swaps keyed it by the replacements)
+from .scalar_linalg import FUNCTIONS
 from .trace import Tape, Tracer, UnsupportedOperationError, _FloatConversion, call_site
 
 __all__ = ["Scalar", "ScalarArray", "split", "join", "element_name"]
@@ -172,8 +175,6 @@ class ScalarArray(np.ndarray):
         return _as_scalar_array(getattr(ufunc, method)(*plain, **kwargs))  # matmul, reductions
 
     def __array_function__(self, func, types, args, kwargs):  # np.concatenate, np.stack, …
-        from .scalar_linalg import FUNCTIONS
-
         try:
             own = FUNCTIONS.get(func) or _OBJECT_FUNCTIONS.get(func, func)
             return _as_scalar_array(own(*_plain(args), **_plain(kwargs)))
