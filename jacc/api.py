@@ -25,7 +25,7 @@ from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
-from .program import _jax_namespace, owned
+from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
 from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
 from .unroll import candidate as unroll_candidate
 from .unroll import float_list
@@ -193,37 +193,6 @@ def _jax_arrays(args, nums) -> bool:
 
 #: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
 _RUN_F = object()
-#: ops whose NumPy form raises ``LinAlgError`` at a singular matrix (their derivative's, for
-#: ``logabsdet``), where XLA gives inf or NaN
-_RAISE_WHEN_SINGULAR = frozenset({"inv", "solve", "logabsdet", "cholesky", "solve_triangular_value",
-                                  "inv_lower_value"})
-
-
-def _singular_ops(graph: Graph) -> bool:
-    return any(graph.op(v) in _RAISE_WHEN_SINGULAR for v in graph.nx)
-
-
-def _finite_blocks(found: Any) -> bool:
-    """Whether every block a compiled route returned (floats, arrays, sparse or ``jax.Array``
-    blocks, in a dict or a sequence) is finite."""
-    for b in (found.values() if isinstance(found, dict) else found):
-        if type(b) is float:
-            if not math.isfinite(b):
-                return False
-        elif hasattr(b, "block_until_ready"):  # a jax.Array: reduced on its device, not copied to the host
-            if not bool(_jax_namespace().isfinite(b).all()):
-                return False
-        else:
-            with np.errstate(all="ignore"):
-                if not _finite_array(np.asarray(b.data if hasattr(b, "tocsr") else b)):
-                    return False
-    return True
-
-
-def _finite_array(x: np.ndarray) -> bool:
-    """A finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each."""
-    with np.errstate(over="ignore", invalid="ignore"):  # (an overflowing sum is the answer's, not the user's)
-        return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
 
 
 @functools.cache
@@ -269,7 +238,7 @@ class _Once:
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # f calls math functions, which raise outside their domains, or (under jax.jit, which cannot
         # raise) NumPy's linear algebra, which raises at a singular matrix: a non-finite block runs f instead
-        self.domain = bool(entry.graph.meta.get("math_domain")) or (kind == "jax" and _singular_ops(entry.graph))
+        self.domain = bool(entry.graph.meta.get("math_domain")) or (kind == "jax" and singular_ops(entry.graph))
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
@@ -359,7 +328,7 @@ class _Once:
                 if not (math.isfinite(sum(x)) or all(map(math.isfinite, x))):
                     return False
             return True
-        return all(map(_finite_array, xs))
+        return all(map(finite_array, xs))
 
 
 def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
@@ -1017,7 +986,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             found, finite = hit.device(xs, nonfinite != "propagate")
             if not finite:
                 hit.refuse_nonfinite(xs, nonfinite)
-            if hit.domain and not _finite_blocks(found):
+            if hit.domain and not finite_blocks(found):
                 return _RUN_F
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.assemble(found)
@@ -1029,7 +998,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             if not hit.finite(xs):
                 hit.refuse_nonfinite(xs, nonfinite)
             found = hit.run(xs)
-        if hit.domain and not _finite_blocks(found):
+        if hit.domain and not finite_blocks(found):
             return _RUN_F
         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
         return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
@@ -1100,7 +1069,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 if nonfinite != "propagate" and all(map(math.isfinite, xs)) and (
                         hit.guards is None or hit.guards.hold()):
                     found = hit.run(xs)
-                    if not hit.domain or _finite_blocks(found):
+                    if not hit.domain or finite_blocks(found):
                         store.skipped += hit.guards is not None
                         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                         return hit.assemble(found)
@@ -1165,10 +1134,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             elif run.program:
                 found = run.program.run(tape.arrays(), graph, device=device, first=first)
                 device = device and run.program.device is None  # (else they are there already)
-                if run.program.backend == "jax" and _singular_ops(graph) and not _finite_blocks(found):
-                    # XLA's inverse of a singular matrix is inf: NumPy's executor raises as NumPy does
-                    with np.errstate(all="ignore"):
-                        accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
+                raise_as_numpy(run.program.backend, graph, found,
+                               lambda: accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse))
             else:
                 with np.errstate(all="ignore"):
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)

@@ -24,7 +24,7 @@ from .costmodel import NAMED, CostModel, CostModelError
 from .eliminate import OrderError, Problem, accumulate, price
 from .fileio import dumps_json, write_atomic
 from .graph import GraphError, load, read_numbers
-from .plan import ValueDependenceWarning, plan, warn_if_elsewhere
+from .plan import ValueDependenceWarning, elsewhere, plan
 from .strategies import STRATEGIES, UnknownStrategyError
 
 DEFAULT_COMPARE = ("forward", "reverse", "chain", "optimal", "markowitz")
@@ -502,18 +502,14 @@ def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
     p = _plan_for(g, args.strategy.lower(), args, "time")  # it runs the plan, as jacobian does
-    with warnings.catch_warnings(record=True) as caught:  # (said once, as the CLI says things)
-        warnings.simplefilter("always", ValueDependenceWarning)
-        values = g.evaluate(at)
-        warn_if_elsewhere(g, values)
+    values = g.evaluate(at)
+    message = elsewhere(g, values)
+    if message is not None:  # (said once, as the CLI says things; not again as the plan's warning)
+        print(f"jacc: warning: {message}", file=sys.stderr)
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", ValueDependenceWarning)
         blocks = (p.execute(**at) if args.backend == "interpret"
                   else {k: np.asarray(J) for k, J in p.compile(args.backend)(*[at[x] for x in g.inputs]).items()})
-    for w in caught:
-        if issubclass(w.category, ValueDependenceWarning):
-            print(f"jacc: warning: {w.message}", file=sys.stderr)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     if args.output:
         ext = os.path.splitext(args.output)[1]
         buf = io.BytesIO()

@@ -271,19 +271,26 @@ def _generic_point(graph: Graph) -> dict:
     return values
 
 
-def warn_if_elsewhere(graph: Graph, values: Mapping[str, Any]) -> None:
-    """Warn where ``graph``'s trace depends on values (``if x > 0``, a mask) and these inputs are
-    not the traced ones: the Jacobian is then the traced branch's, which may not hold here."""
+def elsewhere(graph: Graph, values: Mapping[str, Any]) -> str | None:
+    """Where ``graph``'s trace depends on values (``if x > 0``, a mask) and these inputs are not
+    the traced ones, what to say: the Jacobian is then the traced branch's, which may not hold here."""
     from .graph import TracedPoint, point_digest
 
     at = graph.meta.get("traced_at")
     if at is None or (at.holds(values) if isinstance(at, TracedPoint)
                       else point_digest({x: values[x] for x in graph.inputs}) == at):
-        return
+        return None
     where = "; ".join(map(str, graph.meta.get("value_dependent", [])[:2]))
-    warnings.warn(f"graph {graph.name!r} was traced at other inputs and its trace depends on values ({where}): "
-                  "at these inputs f may take another branch, so this Jacobian may not be f's; trace f here "
-                  "again (jacc.jacobian does at every call)", ValueDependenceWarning, stacklevel=3)
+    return (f"graph {graph.name!r} was traced at other inputs and its trace depends on values ({where}): at "
+            "these inputs f may take another branch, so this Jacobian may not be f's; trace f here again "
+            "(jacc.jacobian does at every call)")
+
+
+def warn_if_elsewhere(graph: Graph, values: Mapping[str, Any]) -> None:
+    """:func:`elsewhere`'s message as a :class:`ValueDependenceWarning`."""
+    message = elsewhere(graph, values)
+    if message is not None:
+        warnings.warn(message, ValueDependenceWarning, stacklevel=3)
 
 
 class ValueDependenceWarning(UserWarning):
@@ -330,13 +337,10 @@ class _Compiled:
         warn_if_elsewhere(g, values)
         if self._program is None:
             self._lower(values)
-        found = self._program.run(values, g)
-        if self.backend == "jax":
-            from .api import _finite_blocks, _singular_ops
+        from .program import raise_as_numpy
 
-            if _singular_ops(g) and not _finite_blocks(found):  # XLA's inverse of a singular matrix is inf:
-                with np.errstate(all="ignore"):  # the executor raises LinAlgError, as NumPy and the other programs
-                    accumulate(self.plan.problem, values, self.plan.order)
+        found = self._program.run(values, g)
+        raise_as_numpy(self.backend, g, found, lambda: accumulate(self.plan.problem, values, self.plan.order))
         return found
 
 

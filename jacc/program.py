@@ -215,6 +215,47 @@ class Program:
         return self.source
 
 
+#: ops whose NumPy form raises ``LinAlgError`` at a singular matrix (their derivative's, for
+#: ``logabsdet``), where XLA gives inf or NaN
+RAISE_WHEN_SINGULAR = frozenset({"inv", "solve", "logabsdet", "cholesky", "solve_triangular_value",
+                                 "inv_lower_value"})
+
+
+def singular_ops(graph: Graph) -> bool:
+    """Whether ``graph`` has an op of :data:`RAISE_WHEN_SINGULAR`."""
+    return any(graph.op(v) in RAISE_WHEN_SINGULAR for v in graph.nx)
+
+
+def raise_as_numpy(backend: str, graph: Graph, found: Any, executor: Callable[[], Any]) -> None:
+    """A JAX program's blocks ``found`` where NumPy would have raised: XLA's inverse of a singular
+    matrix is inf, so where ``graph`` has such ops and a block is not finite, ``executor()`` (the
+    interpreted plan on the same values) runs and raises ``LinAlgError`` as NumPy does."""
+    if backend == "jax" and singular_ops(graph) and not finite_blocks(found):
+        with np.errstate(all="ignore"):
+            executor()
+
+
+def finite_blocks(found: Any) -> bool:
+    """Whether every block a compiled route returned (floats, arrays, sparse or ``jax.Array``
+    blocks, in a dict or a sequence) is finite."""
+    for b in (found.values() if isinstance(found, dict) else found):
+        if type(b) is float:
+            if not math.isfinite(b):
+                return False
+        elif hasattr(b, "block_until_ready"):  # a jax.Array: reduced on its device, not copied to the host
+            if not bool(_jax_namespace().isfinite(b).all()):
+                return False
+        elif not finite_array(np.asarray(b.data if hasattr(b, "tocsr") else b)):
+            return False
+    return True
+
+
+def finite_array(x: np.ndarray) -> bool:
+    """A finite sum means finite terms (one pass, no array of booleans); an overflowing one checks each."""
+    with np.errstate(over="ignore", invalid="ignore"):  # (an overflowing sum is the answer's, not the user's)
+        return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
+
+
 def owned(a: Any) -> Any:
     """``a``, or a copy when it is (a view of) memory the caller may not write: a broadcast, a
     graph constant, a traced input's private copy."""
@@ -1417,6 +1458,7 @@ def jax_zeta(jnp) -> Callable:
             import scipy.special as sp
 
             return np.asarray(sp.zeta(s, q), dtype=like.dtype).reshape(like.shape)
+
         def near(s, q):
             return jnp.broadcast_to(jnp.where(q > ZETA_FAR, zeta_far(s, q), jss.zeta(s, q)), like.shape)
         return jax.lax.cond(jnp.any(q <= 0), lambda s, q: jax.pure_callback(host, like, s, q),

@@ -158,7 +158,6 @@ def _divide() -> Callable:
     return _with_numpy_arguments(namespace().true_divide)
 
 
-#: NumPy functions (by name) and jacc's own helpers that need more than a new name
 def _zeta(s, q):
     """``torch.special.zeta``, past :data:`jacc.program.ZETA_FAR` its asymptotic series (PyTorch's
     gives NaN at q = inf and 0 past q ≈ 1e160, where ψ′(q) = ζ(2, q) is 1/q)."""
@@ -170,6 +169,7 @@ def _zeta(s, q):
     return torch.where(q > ZETA_FAR, zeta_far(s, q), torch.special.zeta(s, q))
 
 
+#: NumPy functions (by name) and jacc's own helpers that need more than a new name
 _ADAPTED: dict[str, Callable] = {
     "zeta": _zeta, "_zeta": _zeta,  # (scipy.special.zeta(s, q) calls the ufunc _zeta)
     "transpose": _transpose, "expand_dims": _expand_dims, "take": _take,

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, routed, swap_during_traces
-from ..scalarize import Scalar, ScalarArray
+from ..scalarize import Scalar, ScalarArray, _unwrap, _wrap
 from ..trace import Tracer, UnsupportedOperationError, call_site
 
 
@@ -120,17 +120,14 @@ def _scalar_level(impl: Callable) -> Callable:
     def lifted(original: Callable, *args, **kwargs):
         if not any(map(_has_scalar, args)):
             return impl(original, *args, **kwargs)
-        out = impl(original, *map(_unwrapped, args), **kwargs)
-        return Scalar(out) if isinstance(out, Tracer) else out
+        return _wrap(impl(original, *map(_unwrapped, args), **kwargs))
     return lifted
 
 
 def _unwrapped(a: Any) -> Any:
-    if isinstance(a, Scalar):
-        return a.t
     if isinstance(a, (list, tuple, ScalarArray)):  # (the points of dist, the factors of prod)
-        return [_unwrapped(v) for v in a]
-    return a
+        return [_unwrap(v) for v in a]
+    return _unwrap(a)
 
 
 def _refusal(name: str) -> Callable[[Callable], Callable]:
