@@ -15,7 +15,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -140,10 +140,10 @@ class Plan(Costs):
         if backend == "c":
             from .ccode import compile_native
 
-            return compile_native(self)
+            return _checking_point(self.graph, compile_native(self))
         if backend in ("auto", "scalar"):
             try:
-                return compile_plan(self)
+                return _checking_point(self.graph, compile_plan(self))
             except CompileError:
                 if backend == "scalar":
                     raise
@@ -291,6 +291,24 @@ def warn_if_elsewhere(graph: Graph, values: Mapping[str, Any]) -> None:
     message = elsewhere(graph, values)
     if message is not None:
         warnings.warn(message, ValueDependenceWarning, stacklevel=3)
+
+
+def _checking_point(graph: Graph, fn: Callable) -> Callable:
+    """A compiled scalar plan that warns as :meth:`Plan.execute` does when ``graph``'s trace
+    depends on values and it runs at other inputs; ``fn`` itself where the trace does not (its
+    call stays a few microseconds; ``fn.raw``, the unchecked code, is kept either way)."""
+    if graph.meta.get("traced_at") is None:
+        return fn
+    from .compile import float_args
+
+    inputs = graph.inputs
+
+    def jacobian(*args: float) -> dict:
+        warn_if_elsewhere(graph, dict(zip(inputs, float_args(inputs, args))))
+        return fn(*args)
+
+    jacobian.__dict__.update(fn.__dict__)
+    return jacobian
 
 
 class ValueDependenceWarning(UserWarning):

@@ -400,6 +400,29 @@ def test_a_value_dependent_graph_warns_when_it_runs_at_other_inputs(tmp_path, ca
     assert err.count("jacc: warning: graph '_branchy' was traced at other inputs") == 1
 
 
+def test_a_compiled_scalar_plan_warns_too_where_its_trace_looked_at_values(tmp_path):
+    import warnings
+
+    from jacc.plan import ValueDependenceWarning
+
+    g = jacc.trace(lambda x, y: x * y if x > 0 else -x * y, 2.0, 3.0, scalarize=True)
+    g.save(tmp_path / "s.json")
+    for graph in (g, jacc.load(tmp_path / "s.json")):
+        p = jacc.plan(graph, "reverse")
+        for backend in ("scalar", "c", "auto"):
+            fn = p.compile(backend)
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                assert fn(2.0, 3.0)[graph.outputs[0], "y"] == 2.0
+            with pytest.warns(ValueDependenceWarning, match="traced at other inputs"):
+                assert fn(-2.0, 3.0)[graph.outputs[0], "y"] == -2.0  # (f's is +2 there)
+    h = jacc.trace(lambda x, y: x * y, 2.0, 3.0, scalarize=True)
+    plain = jacc.plan(h, "reverse").compile("scalar")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert plain(-2.0, 3.0)[h.outputs[0], "y"] == -2.0
+
+
 def test_a_plan_files_claims_of_optimality_are_marked_as_the_files():
     g = examples.np_chain(10, 3)
     proven, forward = jacc.plan(g, "optimal"), jacc.plan(g, "forward")  # 10,300 and 30,300
