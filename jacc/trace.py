@@ -2086,8 +2086,9 @@ def _size(a, axis=None):
 
 
 def _same(a):
-    """conj/conjugate of a traced (real) value: its value, in a new array object (as NumPy's)."""
-    return _copy(a)
+    """x.conj()/x.conjugate() of a traced (real) value: ``x`` itself, as NumPy's methods return
+    a real array (so an in-place change of the result changes ``x``; the ufunc np.conj copies)."""
+    return a
 
 
 _FUNCTIONS: dict[Callable, Callable] = {
@@ -2119,7 +2120,7 @@ for _alias in ("amax", "amin"):
         _FUNCTIONS[getattr(np, _alias)] = _FUNCTIONS[np.max if _alias == "amax" else np.min]
 
 # ndarray methods recorded through the same rules as the NumPy functions (same arguments, same
-# refusals); x.copy(), x.conj() are the value itself
+# refusals); x.copy() is a new array with the value, x.conj() the array itself
 _METHODS: dict[str, Callable] = {
     "sum": _sum, "mean": _mean, "max": _FUNCTIONS[np.max], "min": _FUNCTIONS[np.min], "var": _var,
     "std": _std, "prod": _prod, "squeeze": _squeeze, "clip": _clip,
@@ -2142,7 +2143,8 @@ _VIEW_FUNCTIONS = {getattr(np, n) for n in (
     "reshape", "transpose", "moveaxis", "swapaxes", "squeeze", "expand_dims", "ravel", "broadcast_to",
     "broadcast_arrays", "flip", "fliplr", "flipud", "rot90", "real", "atleast_1d", "atleast_2d", "atleast_3d",
     "diagonal", "split", "array_split", "hsplit", "vsplit", "dsplit", "unstack", "matrix_transpose",
-    "permute_dims", "asarray", "asanyarray", "ascontiguousarray", "real_if_close") if hasattr(np, n)}
+    "permute_dims", "asarray", "asanyarray", "ascontiguousarray", "real_if_close", "trim_zeros")
+    if hasattr(np, n)}
 _VIEW_METHODS = {"reshape", "transpose", "ravel", "squeeze", "swapaxes", "diagonal", "view"}
 
 

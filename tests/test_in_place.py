@@ -466,3 +466,29 @@ def test_an_in_place_operator_at_an_argsort_index():
             views[0] += 1.0
             return y * 1.0
         jacc.jacobian(g2)(x)
+
+
+def _returns_self_then_changed(fn):
+    def f(x):
+        y = x * 2.0
+        c = fn(y)
+        c += 10.0 * x[0]
+        return y
+    return f
+
+
+@pytest.mark.parametrize("fn", [lambda y: y.conj(), lambda y: y.conjugate(),
+                                lambda y: np.nan_to_num(y, copy=False), lambda y: np.pad(y, 0),
+                                lambda y: np.pad(y, 0, mode="edge"), np.conj],
+                         ids=["conj", "conjugate", "nan_to_num-nocopy", "pad-0", "pad-0-edge", "np.conj"])
+def test_functions_returning_their_argument_or_a_copy_alias_as_numpys_do(fn):
+    """x.conj() of a real array and nan_to_num(copy=False) hand back the array itself (a change of
+    the result changes y: ∂y/∂x gains 10 in column 0); pad and the ufunc conj always copy (jacc
+    handed back a copy, and the array itself, and lost or invented that change)."""
+    f = _returns_self_then_changed(fn)
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-6)
+
+
+def test_a_change_through_trim_zeros_a_slice_of_y_is_refused_as_any_view():
+    with pytest.raises(UnsupportedOperationError, match="a view"):
+        trace(_returns_self_then_changed(np.trim_zeros), X)

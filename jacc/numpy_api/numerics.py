@@ -34,6 +34,7 @@ from ..trace import (
     _check_dtype,
     _int,
     _refuse,
+    _take,
     _tape_of,
     call_site,
     implements,
@@ -41,6 +42,7 @@ from ..trace import (
 from . import FREE, case
 from .gathers import _along, _mask, _one_axis, _value
 from .orders import BLOCK_MAX
+from .writes import _target
 
 # -- constructors -------------------------------------------------------------------------------
 
@@ -554,7 +556,12 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
     big = np.finfo(float).max
     fill = np.where(np.isnan(x), nan, np.where(x > 0, big if posinf is None else posinf,
                                                 -big if neginf is None else neginf))
-    return np.where(np.isfinite(x), x, fill)
+    out = np.where(np.isfinite(x), x, fill)
+    if copy:
+        return out
+    # NumPy changes x itself and returns it: every name for x sees the change
+    x = _target(x, "numpy.nan_to_num(copy=False)", "x = np.nan_to_num(x)")
+    return _take(x, out)
 
 
 @implements(np.piecewise)

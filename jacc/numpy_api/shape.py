@@ -20,6 +20,7 @@ from ..trace import (
     _axes_of,
     _axis,
     _check_dtype,
+    _copy,
     _int,
     _refuse,
     _tape_of,
@@ -368,6 +369,11 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
 
 @implements(np.pad)
 def _pad(array, pad_width, mode="constant", **kwargs):
+    out = _padded(array, pad_width, mode, **kwargs)
+    return _copy(out) if out is array else out  # (NumPy's pad always returns a new array)
+
+
+def _padded(array, pad_width, mode="constant", **kwargs):
     if isinstance(pad_width, dict):  # (NumPy ≥ 2.3: {axis: width or (before, after)}, other axes unpadded)
         pairs = [(0, 0)] * np.ndim(array)
         for axis, width in pad_width.items():  # (negative axes count from the end; out of range: IndexError)
