@@ -2365,7 +2365,18 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
                 result = (call or f)(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
-            break
+            if tape.refused is None:
+                break
+            # a refusal was caught (f's own `except TypeError:`, or a library's) and f went on: the
+            # trace took a path NumPy would not have taken; with the replacements it may not refuse
+            if swaps:
+                raise UnsupportedOperationError(
+                    f"{tape.refused} — and the code that called it caught the error and went on (an `except "
+                    "TypeError:` in f or a library it calls), which would give the Jacobian of another "
+                    "computation; let the conversion happen outside the try, or build the array as suggested")
+            _NEEDS_SWAPS.add(key)
+            swaps = True
+            continue
         except Exception as err:
             e = _refusal_behind(err, tape)
             if e is None:

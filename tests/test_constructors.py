@@ -218,3 +218,28 @@ def test_functions_imported_by_name_trace(f):
     assert expm is sl.expm and not hasattr(expm, "__wrapped__") and not hasattr(array, "__wrapped__")
     assert _HELPERS.inv is sl.inv and not hasattr(sl.inv, "__wrapped__")
     np.testing.assert_array_equal(expm(np.zeros((2, 2))), np.eye(2))
+
+
+def _converts_in_a_try(x):
+    try:
+        a = np.asarray(x, dtype=float)  # (a defensive conversion with a fallback)
+    except TypeError:
+        a = np.zeros_like(x)
+    return np.sin(a) * 2.0
+
+
+def _floats_in_a_try(x):
+    try:
+        s = float(x[0])
+    except TypeError:
+        s = 1.0
+    return x * s
+
+
+def test_a_refusal_caught_by_fs_own_code_does_not_send_the_trace_down_its_fallback():
+    """The first trace's refused np.asarray was caught by f's `except TypeError:` and the Jacobian
+    of the fallback (zeros) came back; the refusal now turns the replacements on, which serve it."""
+    got = jacc.jacobian(_converts_in_a_try)(X)
+    np.testing.assert_allclose(got, np.diag(2 * np.cos(X)), rtol=1e-12)
+    with pytest.raises(UnsupportedOperationError, match=r"float\(\) of a traced value .* caught the error and went on"):
+        jacc.jacobian(_floats_in_a_try)(X)  # (the fallback's s = 1.0 gave I where f's is 0.5·I + e₀xᵀ)
