@@ -298,7 +298,11 @@ _ACTIVE: dict[str, _Swap] = {}  # module name -> its swap, once the module is im
 _LIVE: list[_Swap] = []  # the same, as a list
 
 
+_BEFORE: dict = {}  # numpy's constructors as found at swap-in (a user's own wrapper, say), put back after
+
+
 def _swap_in() -> None:
+    _BEFORE.update((name, _NUMPY[name]) for name in _NAMES)
     _NUMPY.update(_REPLACEMENT)
     if len(_ACTIVE) < len(_SWAPS):  # a module not imported yet, or not seen yet
         for module, makers in _SWAPS.items():
@@ -324,7 +328,7 @@ def unseen_imports() -> bool:
 
 
 def _swap_out() -> None:
-    _NUMPY.update(_ORIGINAL)
+    _NUMPY.update(_BEFORE)
     for swap in _LIVE:
         swap.space.update(swap.saved)
     while _SAVED_METHODS:

@@ -243,3 +243,15 @@ def test_a_refusal_caught_by_fs_own_code_does_not_send_the_trace_down_its_fallba
     np.testing.assert_allclose(got, np.diag(2 * np.cos(X)), rtol=1e-12)
     with pytest.raises(UnsupportedOperationError, match=r"float\(\) of a traced value .* caught the error and went on"):
         jacc.jacobian(_floats_in_a_try)(X)  # (the fallback's s = 1.0 gave I where f's is 0.5·I + e₀xᵀ)
+
+
+def test_a_users_own_np_asarray_is_put_back_after_a_trace(monkeypatch):
+    """The swap put back NumPy's constructors as found at import, so a wrapper the user had
+    installed was gone for the rest of the process."""
+    def mine(a, *args, **kw):
+        return asarray(a, *args, **kw)
+
+    monkeypatch.setattr(np, "asarray", mine)
+    got = jacc.jacobian(lambda x: np.array([x[0] * x[1], x[1]]))(X[:2])
+    np.testing.assert_allclose(got, [[X[1], X[0]], [0.0, 1.0]])
+    assert np.asarray is mine
