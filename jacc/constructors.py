@@ -438,10 +438,13 @@ def _holders(f: Any, replaced: dict) -> tuple[list[tuple[Any, str | None, Any, A
     found: list = []
     scanned: list = []
     for fn in _reachable(f):
-        space = fn.__globals__
-        for name in _names(fn.__code__):
+        space, names = fn.__globals__, _names(fn.__code__)
+        for name in names:
             v = space.get(name)
             scanned.append((space, name, v))
+            if isinstance(v, types.ModuleType) and v.__name__.split(".")[0] not in _LIBRARIES:
+                # mymodule.helper(x): _reachable followed its attributes, which may be rebound
+                scanned.extend((vars(v), n, vars(v).get(n)) for n in names)
             made = _swapped_for(v, replaced)
             if made is not None:
                 found.append((space, name, v, made))

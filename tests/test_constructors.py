@@ -255,3 +255,22 @@ def test_a_users_own_np_asarray_is_put_back_after_a_trace(monkeypatch):
     got = jacc.jacobian(lambda x: np.array([x[0] * x[1], x[1]]))(X[:2])
     np.testing.assert_allclose(got, [[X[1], X[0]], [0.0, 1.0]])
     assert np.asarray is mine
+
+
+def test_an_alias_found_through_a_rebound_module_attribute_is_found_again(tmp_path, monkeypatch):
+    """The aliases found for f were kept while the names f's functions read held still, but not
+    the module attribute f calls through (mod_a.helper): rebound, the stale list left the new
+    helper's `expm` unswapped, and SciPy's own expm met the traced matrix."""
+    import importlib
+
+    for name, body in (("jacc_t_mod_a", "expm(a)"), ("jacc_t_mod_b", "expm(a) * 2.0")):
+        (tmp_path / f"{name}.py").write_text(f"from scipy.linalg import expm\n\ndef helper(a):\n    return {body}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    mod_a, mod_b = importlib.import_module("jacc_t_mod_a"), importlib.import_module("jacc_t_mod_b")
+    space = {"mod_a": mod_a}  # (f reads the module as a global, as code calling mymodule.helper does)
+    exec("def f(a):\n    return mod_a.helper(a)[0, 1]\n", space)
+    f = space["f"]
+    a0 = np.array([[0.1, 0.2], [0.3, 0.4]])
+    first = jacc.jacobian(f)(a0)
+    monkeypatch.setattr(mod_a, "helper", mod_b.helper)
+    np.testing.assert_allclose(jacc.jacobian(f)(a0), 2 * first, rtol=1e-10)
