@@ -22,13 +22,13 @@ import numpy as np
 from . import allocator, budget, costmodel, factorise, pytrees
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError, human_bytes
-from .eliminate import Problem, accumulate
+from .eliminate import OrderError, Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
 from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
 from .unroll import candidate as unroll_candidate
-from .unroll import float_list
+from .unroll import float_list, scalar_level
 
 
 def _check_finite(name: str, x: np.ndarray | float, policy: str, dtype=None) -> None:
@@ -479,6 +479,7 @@ class Runner:
         self.unroll_options: dict = {}  # the strategy's options for the scalar-level plan
         self.unroll_time: float | None = None  # and its planning time, at most
         self.unrolled: Any = None  # the scalar route of a small array graph (jacc.unroll)
+        self.required: Any = None  # a scalar-level Plan given as the strategy: that route, untimed
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
         self.deferred = 0  # calls that ran the executor, leaving lowering to a later one (lower_later)
@@ -659,6 +660,14 @@ class Runner:
         if self.fast is not None:
             return
         graph, timed = entry.graph, []
+        if self.required is not None:
+            with np.errstate(all="ignore"):
+                self.unrolled = unroll(graph, values, self.required, cost_model)
+            if self.unrolled is None:
+                raise OrderError(f"the scalar-level plan given as the strategy ({self.required.strategy}, "
+                                 f"{len(self.required.order)} steps) does not fit this function's scalar-level "
+                                 "graph: pass the .plan of a jacobian of the same function and argument shapes")
+            return
 
         def beat() -> float | None:
             """The array program's time (lowered now if need be); None where it did not lower (the
@@ -901,7 +910,18 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
             options["time_limit"] = min(options["time_limit"] / 2, ARRAY_PLAN_BESIDE_UNROLL)
         with paused():
-            order, name, info, optimal = choose(problem, strategy, cm, options)
+            given = strategy
+            if scalar_level(strategy) and any(graph.shape(v) != () for v in graph.nx):
+                # jf.plan after the scalar route ran, given back: that route runs its order (a
+                # clock-independent plan, as strategies.md offers), the array level a greedy one
+                if not runner.unroll:
+                    raise OrderError(
+                        f"the plan given as the strategy is a scalar-level one (a jacobian's .plan after its "
+                        f"scalar route ran), which backend={backend!r}, sparse={sparse}, compile={compile} and "
+                        f"dtype={np.dtype(dt).name} do not run; pass the .plan of a jacobian made with these "
+                        "options, or call this one with the defaults")
+                runner.required, given = strategy, "markowitz"
+            order, name, info, optimal = choose(problem, given, cm, options)
             plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
             plan.planning_seconds = time.perf_counter() - t0
         _check_fits(plan, graph, sparse, cm.memory_limit)

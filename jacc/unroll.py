@@ -285,11 +285,19 @@ def candidate(graph: Graph, strategy: Any) -> bool:
     most :data:`MAX_ELEMENTS` scalars over its vertices and about :data:`MAX_SCALAR_OPS` scalar
     operations, :func:`scalar_ops`) or one of short vectors (:func:`short`)."""
     sizes = lambda names: sum(math.prod(graph.shape(v)) for v in names)  # noqa: E731
-    if not (isinstance(strategy, str) and not graph.meta.get("value_dependent")
+    if not ((isinstance(strategy, str) or scalar_level(strategy)) and not graph.meta.get("value_dependent")
             and sizes(graph.outputs) * sizes(graph.inputs) <= MAX_DENSE_ENTRIES):
         return False
     ops = scalar_ops(graph)
     return (sizes(graph.nx) <= MAX_ELEMENTS and ops <= MAX_SCALAR_OPS) or _short(ops, len(graph.nx))
+
+
+def scalar_level(plan: Any) -> bool:
+    """Whether ``plan`` is a :class:`~jacc.Plan` of a graph of scalars (``jacobian``'s ``.plan``
+    after the scalar route ran): passed back as a strategy, its order is for the scalar level."""
+    from .plan import Plan
+
+    return isinstance(plan, Plan) and all(plan.graph.shape(v) == () for v in plan.graph.nx)
 
 
 def short(graph: Graph) -> bool:
@@ -355,8 +363,8 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     giving that time (or None), asked only where the estimate reaches ``floor`` seconds, a lower
     bound of it.
     A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
-    from .eliminate import Problem
-    from .plan import MemoryLimitError, build
+    from .eliminate import OrderError, Problem
+    from .plan import MemoryLimitError, build, choose
     from .strategies import lookup, run_strategy
 
     if not candidate(graph, strategy):
@@ -388,11 +396,15 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     cm = CostModel.coerce(cost_model)
     if cm.objective == "time":  # scalar code keeps its values in locals, not arrays: count the work
         cm = CostModel("mults", cm.memory_limit)
-    if time_cap is not None and "time_limit" in inspect.signature(lookup(strategy)).parameters:
+    if time_cap is not None and isinstance(strategy, str) and \
+            "time_limit" in inspect.signature(lookup(strategy)).parameters:
         options = {**options, "time_limit": min(options.get("time_limit", math.inf), max(time_cap, 0.01))}
     t0 = time.perf_counter()
     try:
-        order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+        if isinstance(strategy, str):
+            order, name, info, optimal = run_strategy(strategy, problem, cm, **options)
+        else:  # a scalar-level plan given back (scalar_level): its order, re-priced here
+            order, name, info, optimal = choose(problem, strategy, cm, {})
         plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
         # the code has a line or more per product its plan multiplies: where that makes it too long
         # for C (np.linalg.matrix_power of 6×6 to the 5th: 2,700 lines by the graph, 35,508 by the
@@ -400,7 +412,7 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
         if _slower(beat, floor, seconds(lines + plan.mults)):
             return None
         compiled = compile_plan(plan, entries_only=True)
-    except (CompileError, MemoryLimitError):
+    except (CompileError, MemoryLimitError, OrderError):  # (OrderError: a given plan of another graph)
         return None
     blocks = []
     r0 = 0

@@ -616,3 +616,21 @@ def test_a_kept_scalar_route_lowers_no_array_program_later(monkeypatch):
         np.testing.assert_allclose(np.concatenate(J, axis=1), fd(lambda v: rk4(v[:3], v[3:]), [np.concatenate([y, p])], 0),
                                    rtol=1e-6, atol=1e-8)
     assert lowered == [] and jf.cache.skipped == 1  # (the third call ran the route alone)
+
+
+def test_a_scalar_level_plan_given_back_as_the_strategy_runs_its_order_on_the_route():
+    """strategies.md offers jacobian(f, strategy=jf.plan) for a plan that does not depend on the
+    clock; after the scalar route ran, jf.plan is its scalar-level plan, which the array graph
+    refused (OrderError naming vertices the user never saw)."""
+    f = lambda x: np.sin(x) * x.sum()  # noqa: E731
+    x = np.array([0.3, 0.8, 1.1])
+    jf = jacc.jacobian(f, strategy="reverse")
+    jf(x)
+    assert jf.ran == "scalar"
+    again = jacc.jacobian(f, strategy=jf.plan)
+    np.testing.assert_allclose(again(x), jf(x), rtol=1e-14)
+    assert again.ran == "scalar" and list(again.plan.order) == list(jf.plan.order)
+    with pytest.raises(jacc.OrderError, match="does not fit this function's scalar-level graph"):
+        again(np.ones(4))
+    with pytest.raises(jacc.OrderError, match="scalar-level one .* backend='numpy'"):
+        jacc.jacobian(f, strategy=jf.plan, backend="numpy")(x)
