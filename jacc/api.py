@@ -412,8 +412,11 @@ def _csr_bytes(entries: int, rows: int) -> int:
 
 def _sparse_bytes(plan) -> tuple[int, tuple]:
     """The bytes of ``plan``'s result as CSR matrices (:func:`_csr_bytes`), from its final edges as
-    pricing sees them — a lower bound, except where terms of a sum store the same entry twice —
-    and the largest block as (bytes, output, input, stored entries)."""
+    pricing sees them (:func:`jacc.sparse.stored_entries`), and the largest block as (bytes,
+    output, input, stored entries)."""
+    from .sparse import stored_entries
+    from .structure import Jac
+
     problem = plan.problem
     e = problem.eliminator()
     with budget.lifted():  # the plan's own pricing, once more
@@ -424,7 +427,8 @@ def _sparse_bytes(plan) -> tuple[int, tuple]:
         rows = math.prod(plan.graph.shape(y))
         for x in problem.wrt:
             j = e.edge(x, problem.out_key[y])
-            stored = 0 if j is None else e.algebra.nbytes(j) // 8
+            # (a graph of scalars prices its edges as small ints: an edge is its block's one entry)
+            stored = 0 if j is None else stored_entries(j) if isinstance(j, Jac) else 1
             blocks.append((_csr_bytes(stored, rows), y, x, stored))
     return sum(b[0] for b in blocks), max(blocks, key=lambda b: b[0])
 

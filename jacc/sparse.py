@@ -75,6 +75,28 @@ def to_sparse(j: Jac | None, out_shape: Sequence[int], in_shape: Sequence[int],
     return _labelled(j, rows, cols, dtype)
 
 
+def stored_entries(j: Jac | None) -> int:
+    """The entries :func:`to_sparse` stores for ``j``, from its structure alone (a symbolic Jac
+    too): one per row of a selection or reshape, one per column of an embedding, one per
+    combination of labels otherwise; a sum's terms each add theirs (their CSR matrices are held
+    together while they are summed).
+
+    >>> import numpy as np
+    >>> from jacc import structure as S
+    >>> stored_entries(S.diagonal((3,), np.array([1., 0., 3.]))), stored_entries(S.identity((4,)))
+    (3, 4)
+    """
+    if j is None:
+        return 0
+    if j.terms is not None:
+        return sum(stored_entries(t) for t in j.terms)
+    if j.reshape or j.select is not None:
+        return math.prod(j.out_shape)
+    if j.embed is not None:
+        return math.prod(j.in_shape)
+    return math.prod(j.out_shape) * math.prod(j.in_shape[k] for k, p in enumerate(j.pair) if p < 0)
+
+
 def _lazy_select(j: Jac, rows: int, cols: int, dtype, data=None) -> sp.csr_array:
     """A selection or reshape: row ``r`` holds a single 1 (or ``data[r]``) at the input
     position it reads."""

@@ -426,3 +426,23 @@ def test_float16_with_sparse_is_refused_at_once():
         jacc.jacobian(lambda x: x * 2.0, sparse=True, dtype=np.float16)
     J = jacc.jacobian(lambda x: x * 2.0, sparse=True, dtype=np.float32)(np.ones(3))
     np.testing.assert_array_equal(J.toarray(), 2.0 * np.eye(3))
+
+
+@pytest.mark.parametrize("f", [lambda x: x[::-1] * 1.0, lambda x: np.roll(x, 1) - 2 * x + np.roll(x, -1),
+                               lambda x: x[np.arange(x.size) // 2], lambda x: np.sin(x),
+                               lambda x: np.cumsum(x[:40]), lambda x: np.outer(x[:30], x[:20]).ravel()],
+                         ids=["reverse", "stencil", "gather", "sin", "cumsum", "outer"])
+def test_a_sparse_results_size_is_known_before_it_is_built_and_kept_under_the_limit(f):
+    """The size check read the stored entries off pricing's bytes, which are 0 for lazy
+    selections: a reversal's 16 MB CSR result passed a 10 MB memory_limit."""
+    from jacc.api import _csr_bytes, _sparse_bytes
+
+    x = np.linspace(0.1, 1.0, 3000)
+    jf = jacc.jacobian(f, sparse=True)
+    got = jf(x)
+    need, (nbytes, _, _, stored) = _sparse_bytes(jf.plan)
+    # (outer's two terms both store the 20 entries where x[:30] and x[:20] overlap: summed, once)
+    assert stored == got.nnz + (20 if stored != got.nnz else 0) and need == nbytes == _csr_bytes(stored, got.shape[0])
+    with pytest.raises(jacc.MemoryLimitError, match="even as sparse matrices"):
+        jacc.jacobian(f, sparse=True, memory_limit=need - 1)(x)
+    assert jacc.jacobian(f, sparse=True, memory_limit=max(need, jf.plan.peak_bytes))(x).nnz == got.nnz
