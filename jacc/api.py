@@ -361,12 +361,14 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
     return run_flat, ((lambda v: asarray(v[0])) if single else (lambda v: tuple(map(asarray, v))))
 
 
-def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
+def check_fits(plan, graph: Graph, sparse: bool, limit: int | None, cli: bool = False) -> None:
     """Refuse a plan before any of it is allocated when it does not fit: the dense Jacobian it
     returns (unless ``sparse``) against ``limit`` (the caller's ``memory_limit``, which already
     bounds the plan's own peak) or else the memory the machine has available, then the plan's
-    predicted peak against the latter, naming its largest local partial."""
+    predicted peak against the latter, naming its largest local partial. ``cli``: the fixes named
+    are ``jacc run``'s options."""
     free = costmodel.available_memory() if limit is None else limit
+    who = "jacc run" if cli else "jacobian"
     if free is None:
         return
     where = (f"the memory_limit of {human_bytes(free)}" if limit is not None
@@ -382,27 +384,29 @@ def _check_fits(plan, graph: Graph, sparse: bool, limit: int | None) -> None:
             dense = (f"pass sparse=False (its dense arrays take {human_bytes(whole)})" if whole <= free
                      else "differentiate smaller inputs or outputs, or a scalar function of them")
             raise MemoryLimitError(
-                f"jacobian: even as sparse matrices the Jacobian takes at least {human_bytes(need)} (CSR: 12 bytes "
+                f"{who}: even as sparse matrices the Jacobian takes at least {human_bytes(need)} (CSR: 12 bytes "
                 f"per stored entry), more than {where}, so it was not computed (the block of {out} w.r.t. {x}: "
                 f"{stored:,} stored entries of {size[y] * size[x]:,}, {human_bytes(nbytes)}); {dense}")
     elif whole > free:
         nbytes, y, x = max(blocks)
         out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
         raise MemoryLimitError(
-            f"jacobian: the Jacobian itself takes {human_bytes(whole)} as dense arrays, more than {where}, so "
+            f"{who}: the Jacobian itself takes {human_bytes(whole)} as dense arrays, more than {where}, so "
             f"it was not computed (the block of {out}, shape {graph.shape(y)}, w.r.t. {x}, shape "
-            f"{graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, {human_bytes(nbytes)}). Pass sparse=True if "
-            "the Jacobian is sparse, or differentiate smaller inputs or outputs, or a scalar function of them")
+            f"{graph.shape(x)}: {size[y]:,} × {size[x]:,} entries, {human_bytes(nbytes)}). "
+            + ("Differentiate fewer inputs or outputs (--wrt, --of), or raise --memory-limit" if cli else
+               "Pass sparse=True if the Jacobian is sparse, or differentiate smaller inputs or outputs, or a "
+               "scalar function of them"))
     if limit is not None or plan.peak_bytes <= free:
         return
     edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
     j = edges[u, v]
     raise MemoryLimitError(
-        f"jacobian: this plan's Jacobians need {human_bytes(plan.peak_bytes)} at their peak, more than {where}, "
+        f"{who}: this plan's Jacobians need {human_bytes(plan.peak_bytes)} at their peak, more than {where}, "
         f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
-        f"{human_bytes(j.nbytes)}). Pass memory_limit= (bytes) to search for an order within a budget, or "
-        "differentiate smaller inputs or outputs")
+        f"{human_bytes(j.nbytes)}). Pass {'--memory-limit' if cli else 'memory_limit='} (bytes) to search for an "
+        "order within a budget, or differentiate smaller inputs or outputs")
 
 
 def _csr_bytes(entries: int, rows: int) -> int:
@@ -928,7 +932,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             order, name, info, optimal = choose(problem, given, cm, options)
             plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
             plan.planning_seconds = time.perf_counter() - t0
-        _check_fits(plan, graph, sparse, cm.memory_limit)
+        check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit
             spent = time.perf_counter() - t0

@@ -502,6 +502,9 @@ def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
     p = _plan_for(g, args.strategy.lower(), args, "time")  # it runs the plan, as jacobian does
+    from .api import check_fits
+
+    check_fits(p, g, False, args.memory_limit, cli=True)  # the dense blocks too, before anything is allocated
     values = g.evaluate(at)
     message = elsewhere(g, values)
     if message is not None:  # (said once, as the CLI says things; not again as the plan's warning)
@@ -606,14 +609,16 @@ EXAMPLES = {
 }
 
 
-def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto") -> None:
+def _plan_args(p: argparse.ArgumentParser, default: str | None = "auto", objective: str = "mults",
+               runs: bool = False) -> None:
     p.add_argument("--strategy", default=default, help=f"strategy name (default {default}): "
                    + ", ".join(sorted(STRATEGIES)))
     p.add_argument("--wrt", help="comma-separated inputs to differentiate with respect to (default: all)")
     p.add_argument("--of", help="comma-separated outputs to differentiate (default: all)")
-    p.add_argument("--objective", help="mults (default), memory, time (mults + one per value held at the peak), "
-                   "or weights like mults=1,memory=0.01")
-    p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold")
+    p.add_argument("--objective", help=f"mults, memory, time (mults + one per value held at the peak), or weights "
+                   f"like mults=1,memory=0.01 (default {objective})")
+    p.add_argument("--memory-limit", type=int, help="bytes of live Jacobians the plan may hold"
+                   + ("; the dense Jacobian it returns must fit too" if runs else ""))
     p.add_argument("--time-limit", type=float, help="seconds for optimal/anneal/auto searches")
     p.add_argument("--seed", type=int, help="seed for randomised strategies")
     p.add_argument("--max-iters", type=int, help="moves for anneal (default 400; the same seed gives the same "
@@ -689,7 +694,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run the plan on the executor (default), or compiled: one NumPy, jax.jit or PyTorch "
                    "program, or straight-line float code (scalar; all-scalar graphs), or that code built by the C "
                    "compiler (c)")
-    _plan_args(c)
+    _plan_args(c, objective="time", runs=True)
 
     c = add("bench", "benchmark plan quality and speed on the literature suite", cmd_bench)
     c.add_argument("--problems", help="comma-separated problem names (default: all)")

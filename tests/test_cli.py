@@ -547,3 +547,16 @@ def test_time_limit_reaches_the_edge_and_face_strategies(tmp_path, capsys, monke
 def test_digits_out_of_range_names_the_option(capsys, workdir, digits):
     code, _, err = run(capsys, "trace", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "--digits", digits)
     assert code == 2 and "--digits: must be a whole number of decimal places" in err
+
+
+def test_run_keeps_its_memory_limit_for_the_dense_jacobian_too(capsys, workdir):
+    """jacc run --memory-limit bounded the plan's live Jacobians only and wrote a 72 MB result
+    past a 10 MB limit, which jacc.jacobian refuses before allocating anything."""
+    np.save("x.npy", np.linspace(0.1, 1.0, 3000))
+    jacc.trace(lambda x: np.sin(x) * 2.0, np.ones(3000)).save("sin.json")
+    code, _, err = run(capsys, "run", "sin.json", "--at", "x=@x.npy", "--memory-limit", "10000000", "-o", "J.npy")
+    assert code == 2 and not os.path.exists("J.npy")
+    assert err.startswith("jacc: error: jacc run: the Jacobian itself takes 72.0 MB as dense arrays, more than the "
+                          "memory_limit of 10.0 MB") and "(--wrt, --of), or raise --memory-limit" in err
+    code, _, _ = run(capsys, "run", "sin.json", "--at", "x=@x.npy", "--memory-limit", "80000000", "-o", "J.npy")
+    assert code == 0 and np.load("J.npy").shape == (3000, 3000)
