@@ -296,7 +296,7 @@ class Buffer(_Held):
     def __array_function__(self, func, types, args, kwargs):
         if type(self) is _View and (_holds_tracer((args, kwargs)) or not self.live()):
             if args and args[0] is self and func in _WRITERS:
-                if func is np.copyto and len(args) == 2 and not kwargs:
+                if func is _COPYTO and len(args) == 2 and not kwargs:
                     self[...] = args[1]
                     return None
                 _refuse_view_writer(f"np.{func.__name__}")
@@ -501,6 +501,7 @@ VIEWS.add(_View)
 _WRITERS = frozenset(getattr(np, n) for n in ("copyto", "fill_diagonal", "put", "place", "putmask",
                                               "put_along_axis"))
 _WRITER_METHODS = frozenset(("fill", "put", "sort", "partition"))
+_COPYTO = np.copyto  # NumPy's own (dispatch names it while a trace has np.copyto swapped for lists)
 
 
 # -- the creation functions ---------------------------------------------------------------------

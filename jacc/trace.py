@@ -645,6 +645,41 @@ class Tape:
             refs[:] = [r for r in refs if r() is not None and r().name in self._root]
         return bool(refs)
 
+    def view_steps(self, name: str) -> list[tuple[list, tuple]] | None:
+        """The views of vertex ``name`` still in use, as (the traced arrays that are one view, the
+        step that made it) in the order they were made, with the steps between (views of views
+        whose arrays are gone: no arrays), where each can be made again from a changed ``name``:
+        made from it by view ops within the last :data:`VIEW_STEPS_BACK` steps; None where one
+        cannot (an in-place change is then refused)."""
+        if not self.viewed(name):
+            return []
+        objects: dict[str, list] = {}
+        for r in self._views[name]:
+            objects.setdefault(r().name, []).append(r())
+        window = self.steps[max(len(self.steps) - VIEW_STEPS_BACK, 0):]
+        index = {step[0]: k for k, step in enumerate(window)}
+        needed: set[int] = set()
+        for v in objects:
+            while v != name:  # back through the views it was made from, to name itself
+                k = index.get(v)
+                if k is None or window[k][1] not in _VIEW_OPS or type(window[k][2][0]) is not str:
+                    return None
+                needed.add(k)
+                v = window[k][2][0]
+        return [(objects.get(window[k][0], []), window[k]) for k in sorted(needed)]
+
+    def follow_views(self, old: str, x: "Tracer", made: list[tuple[list, tuple]]) -> None:
+        """After ``x`` (vertex ``old`` until now) changed in place, its views show the change, as
+        NumPy's do: each is made again, by the same steps, from the new ``x`` (``made``: from
+        :meth:`view_steps` before the change)."""
+        now = {old: x}
+        for views, (name, op, args, params) in made:
+            new = self.record(op, [now[args[0]], *args[1:]], params)
+            for v in views:
+                v.name, v.value = new.name, new.value
+                self._views[self._root[new.name][0]].append(weakref.ref(v))
+            now[name] = views[0] if views else new
+
     def _kept(self, step: tuple, r: float) -> "_Num":
         """Replayed ``step``'s value ``r`` as a Python float (see :class:`_Num`)."""
         done = step[9]
@@ -1123,6 +1158,9 @@ def _array_items(item: np.ndarray) -> list:
 
 
 _VIEW_OPS = ("reshape", "transpose", "broadcast_to", "getitem")  # ops NumPy may run as views
+#: How many steps back the step that made a view in use is looked for when the array it views
+#: changes in place (Tape.view_steps); an older view makes the change refused
+VIEW_STEPS_BACK = 4096
 
 
 def _views(op: str, params: dict, ndim: int) -> bool:
@@ -1145,10 +1183,11 @@ def _writable(x: "Tracer", what: str, of_view: str, of_viewed: str) -> None:
         raise UnsupportedOperationError(
             f"{what} at {call_site()} changes a view ({view}) of another traced array, which NumPy would "
             f"change too and a trace cannot follow; {of_view}")
-    if x.tape.viewed(x.name):
+    if x.tape.view_steps(x.name) is None:  # (views made recently from x itself follow the change)
         raise UnsupportedOperationError(
             f"{what} at {call_site()} changes an array that has views still in use (a slice, reshape or "
-            f"transpose of it), which NumPy would change too and a trace cannot follow; {of_viewed}")
+            f"transpose of it, made long before or from another array), which NumPy would change too and a "
+            f"trace cannot follow; {of_viewed}")
 
 
 def _take(x: "Tracer", r: "Tracer") -> "Tracer":
@@ -1158,11 +1197,15 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
         x.release()  # (refuses while plain views of it are in use)
         x.__class__ = Tracer
         x.tape = r.tape
+    old, tape = x.name, x.tape
+    made = tape.view_steps(old) if type(x) is Tracer and not tape.paused else None
     x.name = r.name
     if type(x) is _Num:
         x.num = r.num if type(r) is _Num else float(r.value)
     else:
         x.value = r.value
+    if made:  # (checked by _writable before the change: None was refused there)
+        tape.follow_views(old, x, made)
     return x
 
 

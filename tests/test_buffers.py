@@ -499,3 +499,16 @@ def test_random_writes_match_finite_differences_in_every_mode(seed):
             got = got.toarray().reshape(want.shape) if kw.get("sparse") else got
             np.testing.assert_allclose(got, fd_jacobian(f, [u + shift], 0) if shift else want, atol=1e-6,
                                        err_msg=str(kw))
+
+
+def test_np_copyto_through_a_view_of_a_buffer_reaches_it_when_the_trace_swaps_list_functions():
+    """np.copyto(out[1:], x): its trace runs with NumPy's list-taking functions swapped, and the
+    view compared the function NumPy dispatched with the swapped np.copyto, so refused the write
+    with a message naming np.copyto(v, x) as followed."""
+    def f(x):
+        out = np.zeros(4)
+        np.copyto(out[1:], x)
+        return out
+
+    x = np.array([0.5, -1.2, 2.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), np.vstack([np.zeros(3), np.eye(3)]))

@@ -7,7 +7,8 @@ Each is item assignment (see ``Tracer.__setitem__``): NumPy's own function runs 
 of "which value goes here" marks, which tells where each element of the value lands, repeats and
 cyclic reuse included, so NumPy's rules hold without being restated. The traced array then takes
 the new value, so every name for it sees the change, as in NumPy; where NumPy would change another
-traced array too (a view, or an array with views in use) the write is refused, as for ``x[i] = v``.
+traced array too (a view) the write is refused, as for ``x[i] = v``; views of the changed array
+still in use show the change (see ``Tape.follow_views``).
 
 A plain NumPy array cannot hold a traced value: writing one into it is refused with the way to
 build the result instead.
