@@ -610,3 +610,25 @@ def test_greedy_pricing_remembers_products_and_finds_the_same_order(monkeypatch)
     fresh = jacc.plan(g, "markowitz")
     assert list(remembered.order) == list(fresh.order) and remembered.mults == fresh.mults
     assert n_remembered < len(calls) / 2
+
+
+def test_chain_claims_optimality_only_where_its_dp_prices_every_bracketing_exactly():
+    """The structured DP builds each sub-product once, left to right: with lazy maps (kron, a slice,
+    a reversal) another bracketing's sub-products have other structures, and its order cost 50
+    where the exact search finds 45, claimed optimal; the dense-size DP (a structured chain
+    over structured_limit) was claimed optimal too (29,700 against 27,960)."""
+    rng = np.random.default_rng(1)
+    c, A, d = np.array([0.4, -1.3]), rng.standard_normal((5, 5)) + 3 * np.eye(5), rng.uniform(1, 2, 5)
+
+    def lazy(x):
+        h = np.linalg.solve(A, np.kron(x, c)[1:])
+        return (h[::-1] / d) ** 3
+
+    g = jacc.trace(lazy, rng.standard_normal(3))
+    p, best = jacc.plan(g, "chain"), jacc.plan(g, "optimal")
+    assert best.optimal and best.mults == 45 and p.mults == 50 and p.optimal is None
+    W1, W2 = rng.standard_normal((30, 30)), rng.standard_normal((30, 30))
+    h = jacc.trace(lambda x: W2 @ np.tanh(np.sin(np.tanh(W1 @ x))), rng.standard_normal(30))
+    exact, sized = jacc.plan(h, "chain"), jacc.plan(h, "chain", structured_limit=2)
+    assert exact.optimal and exact.mults == 27_960 and exact.mults == jacc.plan(h, "optimal").mults
+    assert sized.info["method"].startswith("dense-size DP") and sized.optimal is None and sized.mults == 29_700

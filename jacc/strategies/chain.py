@@ -136,10 +136,23 @@ def order_segment(problem: Problem, path: list, structured_limit: int = 80, edge
             res = chain_order_costfn(n, lambda i, k, j: S.product(prods[i, k], prods[k + 1, j])[1],
                                      check=budget.check)
         note = "structured DP"
-    notes = {"cost": res.cost, "method": note}
+    # the DP's prices are exact for dense links and labelled structured ones (diagonal, batched,
+    # Kronecker), whose products' structure does not depend on the bracketing; a lazy map (a
+    # selection, reshape or embedding), a sum or a factored link may give a sub-product another
+    # structure under another bracketing, so the DP's answer is a good order, not a proven one;
+    # nor is the dense-size DP's for structured links
+    exact = note in ("dense DP", "structured DP") and all(_plain(m) for m in mats)
+    notes = {"cost": res.cost, "method": note, "exact": exact}
     if n <= BRACKETING_MAX:  # a longer one would swamp the report (and cost O(n) to write out)
         notes["bracketing"] = bracket_to_str(res.bracketing, _names(w))
     return _tree_order(res.bracketing, w), notes
+
+
+def _plain(j) -> bool:
+    """A link held as values over labels (dense, diagonal, batched, Kronecker): no lazy map, sum or
+    factors."""
+    return not (j.reshape or j.select is not None or j.embed is not None or j.terms is not None
+                or j.factors is not None)
 
 
 def _names(w: list) -> list[str]:
@@ -200,8 +213,8 @@ def _chain(problem: Problem, cost_model: CostModel, structured_limit: int, dp_me
             part, notes = order_segment(problem, path, structured_limit, edges, dp_memory=0)
             notes["method"] = notes["method"].split(" (")[0] + " (the DP ran past the time limit)"
         if notes["method"].startswith("linear"):
-            exact = False
             linear += 1
+        exact = exact and notes.pop("exact")
         order += part
         if whole:
             info = {k: v for k, v in notes.items() if k != "cost"}
