@@ -311,6 +311,8 @@ class Jac:
     # -- conversion -----------------------------------------------------------------------------
     def to_dense(self) -> np.ndarray:
         """The full tensor with axes ``out_shape + in_shape`` (needs values; may be a view)."""
+        if self.dense_size == 0:  # (unpairing first would build the paired axes' square: n² for none)
+            return np.zeros(self.out_shape + self.in_shape)
         if self.neg:
             return self.plain().to_dense()
         if self.terms is not None and _scattered(self):
