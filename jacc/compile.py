@@ -21,6 +21,9 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+import numpy as np
+
+from .graph import GraphError
 from .ops import (
     _COMPONENTS,
     _SPHERICAL_HELPERS,
@@ -370,9 +373,17 @@ def float_args(inputs: list[str], args: tuple) -> list[float]:
     if len(args) != len(inputs):
         raise TypeError(f"plan takes {len(inputs)} inputs {inputs}, got {len(args)}")
     for name, a in zip(inputs, args):
-        if isinstance(a, (str, bytes)):
-            raise TypeError(f"input {name!r} must be a number, not {type(a).__name__} {a!r}")
-    return [float(a) for a in args]
+        if isinstance(a, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
+            raise TypeError(f"input {name!r} must be a real number, not {type(a).__name__} {a!r}")
+        if type(a) is np.ndarray and a.ndim:  # (NumPy may read a one-element array as its number)
+            raise GraphError(f"input {name!r} has shape {a.shape}, this plan's graph expects ()")
+    try:
+        return [float(a) for a in args]
+    except (TypeError, ValueError):  # an array or a list: the graph's inputs are scalars
+        for name, a in zip(inputs, args):
+            if np.shape(a) != ():
+                raise GraphError(f"input {name!r} has shape {np.shape(a)}, this plan's graph expects ()") from None
+        raise
 
 
 _NAME = re.compile(r"[A-Za-z_]\w*")

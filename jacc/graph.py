@@ -306,7 +306,9 @@ class Graph:
         for name in self.inputs:
             if name not in inputs:
                 raise GraphError(f"graph {self.name!r} needs input {name!r} (shape {self.shape(name)})")
-            x = np.asarray(inputs[name], dtype=dtype)
+            x = np.asarray(inputs[name])
+            check_real(x.dtype, f"input {name!r}")  # (a cast dropped an imaginary part, read bools and strings)
+            x = x.astype(dtype, copy=False)
             if x.shape != self.shape(name):
                 raise GraphError(f"input {name!r} has shape {x.shape}, graph {self.name!r} expects "
                                  f"{self.shape(name)}")
@@ -786,6 +788,15 @@ def _where(data: Any, path: tuple) -> str:
         rest = rest[1:]
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in rest).lstrip(".")
     return ": ".join(x for x in (head[0] if head else "", field) if x) or "top level"
+
+
+def check_real(dtype: np.dtype, what: str) -> None:
+    """Refuse a differentiated argument whose ``dtype`` is no real number (complex, boolean,
+    object): a cast would drop an imaginary part or read booleans as numbers."""
+    if dtype.kind not in "fiu":
+        hint = (" (NumPy makes object arrays of Python integers beyond 64 bits and of mixed objects: pass "
+                "np.asarray(x, dtype=float))" if dtype.kind == "O" else "")
+        raise TypeError(f"{what} must be a real float array, got dtype {dtype}{hint}")
 
 
 class TracedPoint:

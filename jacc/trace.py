@@ -27,7 +27,7 @@ from typing import Any, Callable
 import numpy as np
 
 from . import pytrees
-from .graph import Graph, GraphError, TracedPoint
+from .graph import Graph, GraphError, TracedPoint, check_real
 from .indexing import as_index_array
 from .ops import OPS, ShapeError, index_to_numpy
 
@@ -1014,15 +1014,6 @@ def _conversion(convert: Callable, what: str) -> Callable:
             return convert(self.value)
         raise _concretisation(what)
     return method
-
-
-def check_real(dtype: np.dtype, what: str) -> None:
-    """Refuse a differentiated argument whose ``dtype`` is no real number (complex, boolean,
-    object): a cast would drop an imaginary part or read booleans as numbers."""
-    if dtype.kind not in "fiu":
-        hint = (" (NumPy makes object arrays of Python integers beyond 64 bits and of mixed objects: pass "
-                "np.asarray(x, dtype=float))" if dtype.kind == "O" else "")
-        raise TypeError(f"{what} must be a real float array, got dtype {dtype}{hint}")
 
 
 def check_plain(value: Any, what: str) -> None:

@@ -638,3 +638,25 @@ def test_a_where_mask_that_is_not_boolean_reads_as_numpy_reads_it(mask):
     for J in (p.execute(m, x), p.compile("numpy")(m, x)):
         np.testing.assert_array_equal(J["y", "x"], np.diag(truth.astype(float)))
         np.testing.assert_array_equal(J["y", "m"], np.zeros((3, 3)))
+
+
+def test_a_plan_refuses_inputs_a_cast_would_change_as_jacobian_does():
+    """Plan.execute and the array programs cast their inputs to float: a complex argument lost its
+    imaginary part (a ComplexWarning only), strings were parsed and bools read as 0 and 1; the
+    scalar and C code gave NumPy's bare TypeError for an argument of the wrong shape."""
+    from jacc.graph import GraphError
+
+    p = jacc.plan(jacc.trace(lambda x: np.sin(x) * 2.0, np.ones(2)), "reverse")
+    for bad, kind in ((np.array([1 + 5j, 2.0]), "complex128"), (["0.5", "1e0"], "<U3"),
+                      (np.array([True, False]), "bool")):
+        for run in (p.execute, p.compile("numpy")):
+            with pytest.raises(TypeError, match=f"input 'x' must be a real float array, got dtype {kind}"):
+                run(bad)
+    s = jacc.plan(jacc.trace(lambda x: np.sin(x) * 2.0, 0.5), "reverse")
+    for backend in ("scalar", "c"):
+        fn = s.compile(backend)
+        with pytest.raises(GraphError, match=r"input 'x' has shape \(1,\), .*graph.* expects \(\)"):
+            fn(np.array([0.5]))
+        with pytest.raises(TypeError, match="input 'x' must be a real number, not bool"):
+            fn(True)
+        assert fn(0.5)[s.graph.outputs[0], "x"] == 2 * np.cos(0.5)
