@@ -638,6 +638,13 @@ class Tape:
             self._root[view.name] = (root, op)
             self._views.setdefault(root, []).append(weakref.ref(view))
 
+    def lend(self, base: "Tracer", view: "Tracer", op: str) -> None:
+        """Count ``view`` (recorded as a new array by ``op``) as a view of ``base``, as NumPy's result
+        is (as_strided's): writes through it, and changes of ``base`` while it lives, are refused."""
+        root = self._root.get(base.name, (base.name,))[0]
+        self._root[view.name] = (root, op)
+        self._views.setdefault(root, []).append(weakref.ref(view))
+
     def viewed(self, name: str) -> bool:
         """Whether a view of vertex ``name`` (or of a view of it) is still in use."""
         refs = self._views.get(name)
@@ -1457,6 +1464,9 @@ class Tracer(_Held):
 
     # -- array attributes (shape, ndim, size, dtype and len(): _ValueShaped) ----------------------
     itemsize = property(lambda self: self.value.itemsize)
+    #: a C-contiguous array's (what as_strided, recorded, takes them for)
+    strides = property(lambda self: tuple(self.value.itemsize * math.prod(self.shape[k + 1:])
+                                          for k in range(self.ndim)))
     nbytes = property(lambda self: self.value.nbytes)
     device = property(lambda self: "cpu")  # NumPy's: SciPy's array-API helpers ask for it
     T = property(lambda self: self.transpose())

@@ -17,6 +17,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
+from ..constructors import replacement, swap_during_traces
 from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
@@ -497,6 +498,46 @@ def _trim_zeros(filt, trim="fb", axis=None):
     return filt[tuple(slice(start[k], stop[k]) if k in axes else slice(None) for k in range(nd))]
 
 
+def _positions_like(x) -> np.ndarray:
+    """Each element's flat position in ``x`` (C order), as integers of ``x``'s item size, so that
+    byte strides meant for ``x`` step through them element for element."""
+    size = np.dtype(getattr(x, "dtype", np.float64)).itemsize
+    return np.arange(np.size(x), dtype=np.dtype(f"i{size}")).reshape(np.shape(x))
+
+
+@implements(np.lib.stride_tricks.sliding_window_view)
+def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=False):
+    """The windows as a gather of the positions NumPy's own windows take from ``x``'s positions:
+    read-only, as NumPy's (``writeable=True`` is refused: writes through it would change ``x``)."""
+    if writeable:
+        raise UnsupportedOperationError(
+            f"numpy.lib.stride_tricks.sliding_window_view(..., writeable=True) at {call_site()}: writes through "
+            "the windows would change x, which a trace cannot follow; take the read-only windows")
+    pos = np.lib.stride_tricks.sliding_window_view(_positions_like(x), window_shape, axis)
+    windows = _gather(x, pos)
+    windows.tape.lend(x, windows, "sliding_window_view")
+    return windows
+
+
+def _as_strided(original, bound):
+    """``as_strided`` of a traced array: the positions NumPy's strides take in ``x`` (laid out in
+    C order, as ``x.strides`` reports), gathered; a read outside ``x`` is refused."""
+    x, shape, strides = bound.arguments["x"], bound.arguments["shape"], bound.arguments["strides"]
+    if not isinstance(x, Tracer):
+        return original(**bound.arguments)
+    pos = original(_positions_like(x), shape, strides)
+    if pos.size and (pos.min() < 0 or pos.max() >= x.size):
+        raise TraceError(f"numpy.lib.stride_tricks.as_strided at {call_site()} reads outside x (shape {x.shape}, "
+                         f"strides {x.strides}): the shape and strides must stay within it")
+    windows = _gather(x, np.array(pos))
+    x.tape.lend(x, windows, "as_strided")
+    return windows
+
+
+# eager: NumPy's as_strided reads x.__array_interface__, which no conversion of a traced array serves
+swap_during_traces("numpy.lib.stride_tricks", {"as_strided": replacement(_as_strided)}, eager=True)
+
+
 implements(np.nonzero, method="nonzero")(lambda a: np.nonzero(_value(a, "numpy.nonzero")))
 implements(np.flatnonzero)(lambda a: np.flatnonzero(_value(a, "numpy.flatnonzero")))
 implements(np.argwhere)(lambda a: np.argwhere(_value(a, "numpy.argwhere")))
@@ -581,6 +622,15 @@ case("numpy.unique_inverse", lambda xp: lambda x: xp.unique_inverse(x).values, l
      structures=FREE, jax=False, note=_JAX_UNIQUE)
 case("numpy.trim_zeros", lambda xp: lambda x: xp.trim_zeros(xp.concatenate([xp.zeros(2), x, xp.zeros(1)]), "b"),
      lambda r: (_x(r, (4,)),), structures=FREE, jax=False, note="a slice found at the traced point")
+case("numpy.lib.stride_tricks.sliding_window_view",
+     lambda xp: lambda x: np.lib.stride_tricks.sliding_window_view(x, (2, 3)).sum(axis=(-1, -2)),
+     lambda r: (_x(r, (3, 5)),), structures=FREE, jax=False,
+     note="read-only windows, gathered (writeable=True is refused); JAX has none")
+case("numpy.lib.stride_tricks.as_strided",
+     lambda xp: lambda x: np.lib.stride_tricks.as_strided(x, shape=(3, 3), strides=(x.strides[0],) * 2) ** 2,
+     lambda r: (_x(r, (5,)),), jax=False,
+     note="the positions its strides take in x, laid out in C order (x.strides), gathered; writes through "
+          "it are refused, reads outside x too; JAX has none")
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort((x, xp.round(x)))], lambda r: (_x(r, (6,)),),
      structures=FREE, note="the order read at the traced point", jax=False)
 case("numpy.lexsort", lambda xp: lambda x: x[xp.lexsort([x])] * xp.array([x[0], 1.0, 1.0, 1.0, 1.0, 1.0]),
