@@ -28,10 +28,18 @@ def _jacobian_at(g: Callable, z: np.ndarray) -> np.ndarray:
         return np.asarray(jacobian(g, strategy="forward", compile=False, cache=False)(z), dtype=float)
 
 
-def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?") -> Any:
+#: How far from a root (the Newton step J⁻¹·g(z₀), relative to z₀) a library's result may be and
+#: still be differentiated as one; plus ``root``'s ``atol``. A solver stopped early (maxiter,
+#: a secant method's "converged" far from the root, a residual tiny only by the equation's scale)
+#: returns a point whose implicit derivative is the derivative of nothing it computed.
+ROOT_RTOL = 1e-4
+
+
+def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?", atol: float = 1e-8) -> Any:
     """``z0``, a root of ``g``, as a function of the traced values ``g`` reads (``z0`` itself where
     it reads none). ``name`` is the library function, for messages; the trace becomes
-    value-dependent, since the root is read at the traced point.
+    value-dependent, since the root is read at the traced point. A ``z0`` that one Newton step
+    would move by more than :data:`ROOT_RTOL`·|z0| + ``atol`` is no root, and refused.
 
     >>> import jacc, numpy as np
     >>> jacc.jacobian(lambda x: root(lambda z: z**2 - x, np.sqrt(x), "sqrt"))(4.0).item()
@@ -59,6 +67,18 @@ def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?"
         raise UnsupportedOperationError(
             f"{name} at {call_site()}: the equation's derivative in the unknown is singular at the root, so the "
             f"root has no derivative in what the equation reads ({why_singular})")
+    residual = np.reshape(np.asarray(r.value, dtype=float), z.size)
+    moved = np.abs(inv @ residual)
+    far = moved > ROOT_RTOL * np.abs(z.reshape(-1)) + atol
+    if far.any():
+        k = int(np.argmax(np.where(far, moved, -1.0)))
+        raise UnsupportedOperationError(
+            f"{name} at {call_site()} returned a point that is not a root of the equation (its value there is "
+            f"{residual[k]:.3g}, and a Newton step would move the unknown by {moved[k]:.3g} from "
+            f"{z.reshape(-1)[k]:.6g}): "
+            "jacc differentiates a root by the implicit function theorem, and this point's derivative would be "
+            "nothing the solver computed; let the solver converge (more iterations, a tighter tolerance, another "
+            "method or starting point), or check that the equation has a root there")
     step = np.reshape(r - r.value, (z.size,))  # zero at the traced point: the value stays the library's
     return z - np.reshape(inv @ step, z.shape)
 

@@ -62,8 +62,15 @@ def _on_values(fn: Any) -> Any:
     return plain
 
 
-def _implicit(g: Callable, root: Any, what: str) -> Any:
-    return _root(g, root, f"scipy.optimize.{what}")
+#: the solvers' tolerances on the unknown (absolute, or relative for fsolve's and root's: read as
+#: absolute, the more lenient), which loosen the check that their result is a root
+_X_TOLERANCES = ("xtol", "tol", "x_tol", "x_rtol")
+
+
+def _implicit(g: Callable, root: Any, what: str, bound: inspect.BoundArguments | None = None) -> Any:
+    given = [] if bound is None else [bound.arguments.get(k) for k in _X_TOLERANCES]
+    atol = max([1e-8] + [float(t) for t in given if isinstance(t, (int, float)) and not isinstance(t, bool)])
+    return _root(g, root, f"scipy.optimize.{what}", atol=atol)
 
 
 def _equation(fn: Callable, extra: Any, first: bool = False) -> Callable:
@@ -94,8 +101,8 @@ def _scalar(what: str) -> Callable:
             root, *rest = out
             if rest and getattr(rest[0], "converged", True) is False:  # (disp=False: SciPy's flag, not an error)
                 raise _unconverged(what, str(getattr(rest[0], "flag", "")))
-            return (_implicit(g, root, what), *rest)
-        return _implicit(g, out, what)
+            return (_implicit(g, root, what, bound), *rest)
+        return _implicit(g, out, what, bound)
     return run
 
 
@@ -121,7 +128,7 @@ def _result(what: str, fn: str, field: str, derivative: str) -> Callable:
         if (getattr(out, "success", True) is False or getattr(out, "converged", True) is False) and not _vanishes(
                 getattr(out, "fun", None)):
             raise _unconverged(what, str(getattr(out, "message", None) or getattr(out, "flag", "")))
-        setattr(out, field, _implicit(g, getattr(out, field), what))
+        setattr(out, field, _implicit(g, getattr(out, field), what, bound))
         return out
     return run
 
@@ -132,7 +139,7 @@ def _fsolve(original, bound):
     (x, info, ier, message), g = _solve(original, "fsolve", bound, "func", None)
     if ier != 1 and not _vanishes(info.get("fvec")):
         raise _unconverged("fsolve", str(message))
-    x = _implicit(g, x, "fsolve")
+    x = _implicit(g, x, "fsolve", bound)
     return (x, info, ier, message) if wanted else x
 
 
