@@ -88,19 +88,21 @@ def _emit(text: str, out: str | None) -> None:
 MONOMIALS = [(a, b) for a in range(5) for b in range(3)]
 
 
-def formula(order: list[str], structure: str) -> str | None:
+def formula(order: list[str], structure: str, at: tuple[int, int] | None = None) -> str | None:
     """The multiplication count of ``order`` on the N, P chain as a polynomial in N and P,
-    fitted exactly on small sizes and checked on others (``None`` when no such polynomial fits)."""
+    fitted exactly on small sizes and checked on others (``None`` when no such polynomial fits;
+    ``at``: see :func:`fit_formula`)."""
 
     def cost(n, p):
         prob = Problem.from_graph(examples.np_chain(n, p, structure))
         return price(prob, order)[1]
 
-    return fit_formula(cost)
+    return fit_formula(cost, at)
 
 
-def fit_formula(cost: Callable[[int, int], int]) -> str | None:
-    """``cost(N, P)`` as a polynomial in N and P (see :func:`formula`), or ``None``.
+def fit_formula(cost: Callable[[int, int], int], at: tuple[int, int] | None = None) -> str | None:
+    """``cost(N, P)`` as a polynomial in N and P (see :func:`formula`), or ``None``; marked
+    "(N ≥ 2)" where it does not give ``cost`` at the sizes ``at`` (N, P) shown beside it.
 
     >>> fit_formula(lambda n, p: n**4 + 2 * n * n * p)
     'N⁴ + 2N²P'
@@ -109,9 +111,17 @@ def fit_formula(cost: Callable[[int, int], int]) -> str | None:
     A = np.array([[n**a * p**b for a, b in MONOMIALS] for n, p in pts], float)
     y = np.array([cost(n, p) for n, p in pts], float)
     coef = np.rint(np.linalg.lstsq(A, y, rcond=None)[0]).astype(int)
+
+    def value(n: int, p: int) -> int:
+        return sum(int(c) * n**a * p**b for c, (a, b) in zip(coef, MONOMIALS))
+
     for n, p in [(9, 7), (13, 2), (20, 5)]:
-        if sum(int(c) * n**a * p**b for c, (a, b) in zip(coef, MONOMIALS)) != cost(n, p):
+        if value(n, p) != cost(n, p):
             return None
+    if at is not None and value(*at) != cost(*at):  # (N = 1: a 1×1 product may cost less)
+        suffix = " (N ≥ 2)"
+    else:
+        suffix = ""
     sup = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
     terms = []
     for c, (a, b) in sorted(zip(coef, MONOMIALS), key=lambda t: (-t[1][0], -t[1][1])):
@@ -120,7 +130,7 @@ def fit_formula(cost: Callable[[int, int], int]) -> str | None:
         mono = (f"N{str(a).translate(sup)}" if a > 1 else "N" if a == 1 else "") + \
                (f"P{str(b).translate(sup)}" if b > 1 else "P" if b == 1 else "")
         terms.append((str(c) if c != 1 or not mono else "") + mono)
-    return " + ".join(terms) or "0"
+    return (" + ".join(terms) or "0") + suffix
 
 
 def bracketing(problem: Problem, order: list[str], names: dict[tuple, str]) -> str | None:
@@ -167,7 +177,7 @@ def cmd_compare(args) -> int:
     for s in _strategies(args.strategies, DEFAULT_COMPARE):
         p = plan(g, s)
         rows.append({"strategy": s, "bracketing": bracketing(prob, p.order, names), "mults": p.mults,
-                     "formula": formula(p.order, args.structure), "peak_bytes": p.peak_bytes,
+                     "formula": formula(p.order, args.structure, (args.N, args.P)), "peak_bytes": p.peak_bytes,
                      "order": " → ".join(p.order), "optimal": p.optimal})
     if args.matrix_free:
         rows += matrix_free_rows(args.structure, args.N, args.P, names)
@@ -192,7 +202,8 @@ def cmd_compare(args) -> int:
                      + ", D_ij = Σ_p θ_p (x_ip − x_jp)², traced by jacc; run_mults counts that graph")
         if args.format == "table" and args.matrix_free:
             text += ("\nmf-*: matrix-free, every factor only as products with vectors, each costing the "
-                     "factor's nonzeros; tangent[..]/adjoint[..] sweep those factors")
+                     "factor's nonzeros (M ⊗ M: its two matrix products, 2N³); tangent[..]/adjoint[..] sweep "
+                     "those factors")
         _emit(text, args.out)
     return 0
 
@@ -228,7 +239,7 @@ def matrix_free_rows(structure: str, N: int, P: int, names: dict[tuple, str]) ->
     rows = []
     for mode, name in (("tangent", "mf-tangent"), ("adjoint", "mf-adjoint"), ("both", "mf-optimal")):
         rows.append({"strategy": name, "bracketing": plans[mode], "mults": cost(mode, N, P),
-                     "formula": fit_formula(lambda n, p: cost(mode, n, p)), "peak_bytes": None,
+                     "formula": fit_formula(lambda n, p: cost(mode, n, p), (N, P)), "peak_bytes": None,
                      "order": None, "optimal": True if mode == "both" else None})
     return rows
 

@@ -560,3 +560,14 @@ def test_run_keeps_its_memory_limit_for_the_dense_jacobian_too(capsys, workdir):
                           "memory_limit of 10.0 MB") and "(--wrt, --of), or raise --memory-limit" in err
     code, _, _ = run(capsys, "run", "sin.json", "--at", "x=@x.npy", "--memory-limit", "80000000", "-o", "J.npy")
     assert code == 0 and np.load("J.npy").shape == (3000, 3000)
+
+
+def test_compare_marks_a_formula_that_does_not_hold_at_n_1(capsys):
+    """Formulas are fitted on N ≥ 2; at N = 1 the Kronecker rows printed 4 mults beside
+    2N³ + N²P = 5 (found by a helper's hunt)."""
+    code, out, _ = run(capsys, "compare", "--N", "1", "--P", "3", "--structure", "kronecker", "--format", "json")
+    rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
+    assert code == 0 and rows["reverse"]["mults"] == 4 and rows["reverse"]["formula"] == "2N³ + N²P (N ≥ 2)"
+    code, out, _ = run(capsys, "compare", "--N", "3", "--P", "2", "--structure", "kronecker", "--format", "json")
+    rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
+    assert rows["reverse"]["formula"] == "2N³ + N²P" and rows["reverse"]["mults"] == 2 * 27 + 9 * 2
