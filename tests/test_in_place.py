@@ -527,3 +527,15 @@ def test_functions_returning_their_argument_or_a_copy_alias_as_numpys_do(fn):
 def test_a_change_through_trim_zeros_a_slice_of_y_is_refused_as_any_view():
     with pytest.raises(UnsupportedOperationError, match="a view"):
         trace(_returns_self_then_changed(np.trim_zeros), X)
+
+
+def test_nditer_over_a_traced_array_is_refused_by_name_and_plain_arrays_still_iterate():
+    def over_traced(x):
+        return np.array([v * v for v in np.nditer(x)])
+
+    def over_plain(x):
+        return x * sum(float(v) for v in np.nditer(np.array([1.0, 2.0, 3.0, 4.0])))
+
+    with pytest.raises(UnsupportedOperationError, match=r"numpy.nditer over a traced array .* x.ravel\(\)"):
+        trace(over_traced, X)  # (NumPy's own error spoke of WRITEBACKIFCOPY)
+    np.testing.assert_allclose(jacc.jacobian(over_plain)(X), 10.0 * np.eye(4))

@@ -17,7 +17,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
-from ..constructors import replacement, swap_during_traces
+from ..constructors import replacement, routed, swap_during_traces
 from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
@@ -534,8 +534,17 @@ def _as_strided(original, bound):
     return windows
 
 
-# eager: NumPy's as_strided reads x.__array_interface__, which no conversion of a traced array serves
+def _nditer(original, *args, **kwargs):
+    raise UnsupportedOperationError(
+        f"numpy.nditer over a traced array at {call_site()} is not supported by jacc's tracer (NumPy's iterator "
+        "hands out plain memory); iterate with `for v in x.ravel():`, `for i in np.ndindex(x.shape): x[i]`, "
+        "or write the loop's work as array operations")
+
+
+# eager: NumPy's as_strided reads x.__array_interface__, and nditer asks for writable memory, which
+# no conversion of a traced array serves (their own errors named neither)
 swap_during_traces("numpy.lib.stride_tricks", {"as_strided": replacement(_as_strided)}, eager=True)
+swap_during_traces("numpy", {"nditer": routed(_nditer)}, eager=True)
 
 
 implements(np.nonzero, method="nonzero")(lambda a: np.nonzero(_value(a, "numpy.nonzero")))
