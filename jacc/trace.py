@@ -673,7 +673,27 @@ class Tape:
                     return None
                 needed.add(k)
                 v = window[k][2][0]
-        return [(objects.get(window[k][0], []), window[k]) for k in sorted(needed)]
+        made = [(objects.get(window[k][0], []), window[k]) for k in sorted(needed)]
+        return made if _run_views(self.values[name], [step for _, step in made]) is not None else None
+
+    def layout(self, name: str) -> np.ndarray | None:
+        """A probe laid out as NumPy lays out vertex ``name`` in the user's run (see
+        :func:`_run_views`): its root's layout through the view steps that made it; None where
+        they are not found among the last :data:`VIEW_STEPS_BACK` steps."""
+        root = self._root.get(name, (name,))[0]
+        chain, v, k = [], name, len(self.steps)
+        stop = max(k - VIEW_STEPS_BACK, 0)
+        while v != root:  # (back from the end: a view's steps are recent)
+            k -= 1
+            while k >= stop and self.steps[k][0] != v:
+                k -= 1
+            step = self.steps[k] if k >= stop else None
+            if step is None or step[1] not in _VIEW_OPS or type(step[2][0]) is not str:
+                return None
+            chain.append(step)
+            v = step[2][0]
+        made = _run_views(self.values[root], chain[::-1])
+        return None if made is None else made[chain[0][0] if chain else None]
 
     def follow_views(self, old: str, x: "Tracer", made: list[tuple[list, tuple]]) -> None:
         """After ``x`` (vertex ``old`` until now) changed in place, its views show the change, as
@@ -1161,6 +1181,29 @@ _VIEW_OPS = ("reshape", "transpose", "broadcast_to", "getitem")  # ops NumPy may
 VIEW_STEPS_BACK = 4096
 
 
+def _run_views(base: Any, steps: list[tuple]) -> dict | None:
+    """NumPy's own results of ``steps`` (view ops, each from ``base`` or an earlier one) on a
+    probe of one byte per element laid out as ``base`` (jacc's values of the steps need not be
+    laid out as the user's arrays are), by name (None: the probe itself); None where NumPy runs one
+    as a copy, not a view of ``base`` (a reshape of a strided array: y.T.reshape(-1))."""
+    probe = np.empty_like(np.asarray(base), dtype=np.uint8)
+    made: dict = {None: probe}
+    for name, op, args, params in steps:
+        src = made.get(args[0], probe)
+        if op == "transpose":
+            out = np.transpose(src, params.get("axes"))
+        elif op == "broadcast_to":
+            out = np.broadcast_to(src, params["shape"])
+        elif op == "getitem":
+            out = src[index_to_numpy(params["index"])]
+        else:
+            out = np.reshape(src, params["shape"])
+        if out.size and not np.may_share_memory(out, probe):
+            return None
+        made[name] = out
+    return made
+
+
 def _views(op: str, params: dict, ndim: int) -> bool:
     """Whether NumPy gives a view for this op: reshapes, transposes, broadcasts, and basic
     indexing (no index arrays) unless it picks out one element."""
@@ -1362,8 +1405,12 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
         return _take_whole(a, getattr(ufunc, method)(*inputs, **kwargs))
     if method == "__call__" and len(outs) == 1 and type(outs[0]) is np.ndarray:
         frame = _user_frame()
-        if frame is not None and _stored_into_subscript(frame):  # a[i] += x, a[i] NumPy's copy or view of
-            return ufunc(*inputs, **kwargs)  # a buffer: the new array, which a[i] = ... writes into a next
+        # a[i] += x, a[i] NumPy's copy or view of a buffer: the new array, which a[i] = ... writes into a
+        # next (an in-place operator's instruction only: np.sin(x, out=b) followed by a line b[0] = ...
+        # stores into a subscript next too, and b was left as it was)
+        if frame is not None and _instruction(frame).startswith(("BINARY_OP", "INPLACE_")) \
+                and _stored_into_subscript(frame):
+            return ufunc(*inputs, **kwargs)
     if any(isinstance(o, np.ndarray) for o in outs):
         raise _PlainWrite(f"{what} at {call_site()} writes a traced value into a plain NumPy array in place "
                           f"(a += x, or out=a): {PLAIN_WRITE_FIX}")
@@ -1658,7 +1705,10 @@ class Tracer(_Held):
         if order != "C":
             raise _unsupported(f"reshape with order={order!r} (the order of the array in memory, which a trace "
                                "does not follow; order='C' and 'F' work)")
-        return self.tape.record("reshape", [self], {"shape": _ints(shape)})
+        out = self.tape.record("reshape", [self], {"shape": _ints(shape)})
+        if not self.tape.paused and type(out) is Tracer:
+            _copies(self, out, _ints(shape))
+        return out
 
     def transpose(self, *axes):
         if len(axes) == 1 and _sequence(axes[0]):
@@ -1685,7 +1735,7 @@ class Tracer(_Held):
         return _copy(self) if copy else self  # values stay in the trace's float type
 
     def ravel(self, order="C"):
-        return self.reshape(-1, order=order)
+        return _ravel(self, order)
 
     def view(self, dtype=None, type=None):
         """The same array (a view of all of it, as NumPy's ``x.view()``); another dtype is refused."""
@@ -2125,6 +2175,29 @@ def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
     return a.reshape(shape if newshape is None else newshape, order=order)
 
 
+def _ravel(a, order="C"):
+    """``a.reshape(-1)``, which NumPy's ravel makes as a copy where ``a`` is not C-contiguous (where
+    ``reshape(-1)`` of a strided 1-d array is a view): then the result owns its values."""
+    out = a.reshape(-1, order=order)
+    if isinstance(a, Tracer) and type(a) is not _Num and out is not a and out.tape.is_view(out.name):
+        probe = a.tape.layout(a.name)
+        if probe is not None and not probe.flags.c_contiguous:
+            a.tape.own(out.name)
+    return out
+
+
+def _copies(t: "Tracer", out: "Tracer", shape) -> None:
+    """``out``, just recorded as ``t.reshape(shape)``, owns its values where NumPy's reshape of the
+    user's array copies (``t`` laid out strided: y.T.reshape(-1)); a contiguous array's is a view."""
+    tape = t.tape
+    if tape.is_view(out.name) and (t.name in tape._root or not t.value.flags.c_contiguous):
+        probe = tape.layout(t.name)
+        if probe is not None:
+            r = np.reshape(probe, shape)
+            if r.size and not np.may_share_memory(r, probe):
+                tape.own(out.name)
+
+
 def _size(a, axis=None):
     return a.size if axis is None else a.shape[_int(axis, "axis")]
 
@@ -2149,7 +2222,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     np.reshape: _np_reshape,
     np.transpose: _transpose,
     np.moveaxis: _moveaxis,
-    np.ravel: lambda a, order="C": a.reshape(-1, order=order),
+    np.ravel: lambda a, order="C": _ravel(a, order),
     np.squeeze: _squeeze,
     np.concatenate: _concatenate,
     np.stack: _stack,
@@ -2186,7 +2259,7 @@ def _method(name: str, handler: Callable) -> Callable:
 _VIEW_FUNCTIONS = {getattr(np, n) for n in (
     "reshape", "transpose", "moveaxis", "swapaxes", "squeeze", "expand_dims", "ravel", "broadcast_to",
     "broadcast_arrays", "flip", "fliplr", "flipud", "rot90", "real", "atleast_1d", "atleast_2d", "atleast_3d",
-    "diagonal", "split", "array_split", "hsplit", "vsplit", "dsplit", "unstack", "matrix_transpose",
+    "diagonal", "diag", "split", "array_split", "hsplit", "vsplit", "dsplit", "unstack", "matrix_transpose",
     "permute_dims", "asarray", "asanyarray", "ascontiguousarray", "real_if_close", "trim_zeros")
     if hasattr(np, n)}
 _VIEW_METHODS = {"reshape", "transpose", "ravel", "squeeze", "swapaxes", "diagonal", "view"}

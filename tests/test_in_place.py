@@ -539,3 +539,39 @@ def test_nditer_over_a_traced_array_is_refused_by_name_and_plain_arrays_still_it
     with pytest.raises(UnsupportedOperationError, match=r"numpy.nditer over a traced array .* x.ravel\(\)"):
         trace(over_traced, X)  # (NumPy's own error spoke of WRITEBACKIFCOPY)
     np.testing.assert_allclose(jacc.jacobian(over_plain)(X), 10.0 * np.eye(4))
+
+
+_M = np.arange(1.0, 7.0).reshape(2, 3) / 7
+
+
+@pytest.mark.parametrize("made", [lambda y: y.T.ravel(), lambda y: y.T.reshape(-1), lambda y: y[:, ::2].reshape(-1),
+                                  lambda y: np.ravel(y, order="F"), lambda y: y.diagonal().ravel(),
+                                  lambda y: np.broadcast_to(y, (2, 2, 3)).ravel(), lambda y: y[::-1].ravel(),
+                                  lambda y: y.ravel(), lambda y: y.T[None].squeeze(), lambda y: np.diag(y)],
+                         ids=["T.ravel", "T.reshape", "strided reshape", "ravel F", "diagonal.ravel",
+                              "broadcast.ravel", "flip.ravel", "ravel", "squeeze of T", "np.diag"])
+def test_what_numpy_copies_keeps_its_values_and_what_it_views_follows_the_change(made):
+    """A reshape of a strided array (and ravel of one) is NumPy's copy: following y's change as a
+    view's gave the changed entries' derivative (found by a helper's fuzzing); np.diag of a matrix
+    is NumPy's view, and gave the stale diagonal."""
+    def f(x):
+        y = x * 1.0
+        r = made(y)
+        y[0, 0] = 5.0 * x[1, 2]
+        y[1, 2] = 7.0
+        return r + 0.0
+
+    np.testing.assert_allclose(jacc.jacobian(f)(_M), fd_jacobian(lambda x: f(x.copy()), [_M], 0), atol=1e-8)
+
+
+def test_a_ufunc_writing_into_a_buffer_is_followed_by_an_item_assignment_on_the_next_line():
+    """np.sin(x, out=b) then b[0] = b[1]: the next store after the call was the subscript on the next
+    line, read as the write-back of b[i] += x, so b was left as it was (a zero Jacobian)."""
+    def f(x):
+        b = np.ones(2)
+        np.sin(x, out=b)
+        b[0] = b[1]
+        return b
+
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), [[0.0, np.cos(2.0)], [0.0, np.cos(2.0)]])

@@ -701,9 +701,14 @@ def _diag_matrix(v, k: int):
 
 @implements(np.diag)
 def _diag(v, k=0):
+    """A new matrix from a 1-d ``v``; of a 2-d one, the diagonal as NumPy's view (np.diag is among
+    jacc.trace's view functions, so a later change of ``v`` shows in it)."""
     k = _int(k, "k")
     if v.ndim == 1:
-        return _diag_matrix(v, k)
+        out = _diag_matrix(v, k)
+        if isinstance(out, Tracer):
+            out.tape.own(out.name)
+        return out
     if v.ndim == 2:
         return _diagonal(v, k)
     raise TraceError(f"numpy.diag at {call_site()} takes a 1-d or 2-d array, got shape {v.shape}")
