@@ -1231,6 +1231,19 @@ def _writable(x: "Tracer", what: str, of_view: str, of_viewed: str) -> None:
             f"trace cannot follow; {of_viewed}")
 
 
+def _no_overlap(x: "Tracer", index: Any, value: Any, what: str) -> None:
+    """Refuse a boolean-mask write into ``x`` of values that are a view of ``x`` itself: NumPy copies
+    entry by entry from memory the write changes (y[mask] = y[4:0:-1] reads entries it already
+    wrote), where a trace takes the values as they were."""
+    masked = _holds_mask(index) or (isinstance(index, np.ndarray) and index.dtype == bool) or (
+        isinstance(index, tuple) and any(isinstance(i, np.ndarray) and i.dtype == bool for i in index))
+    if masked and isinstance(value, Tracer) and x.tape._root.get(value.name, (None,))[0] == x.name:
+        raise UnsupportedOperationError(
+            f"{what} at {call_site()} writes values that are a view of the array written into: NumPy copies them "
+            "entry by entry from memory the write changes, which a trace does not follow; write a copy of the "
+            "values (v.copy())")
+
+
 def _take(x: "Tracer", r: "Tracer") -> "Tracer":
     """The array object ``x`` takes the vertex ``r`` (an in-place change: every name sees it); a
     :class:`jacc.buffers.Buffer` becomes a traced array doing so."""
@@ -1250,11 +1263,21 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
     return x
 
 
-def _take_whole(x: Any, r: "Tracer") -> "Tracer":
-    """:func:`_take` for an in-place result (``x += y``, ``out=x``), which must keep ``x``'s shape."""
+def _take_whole(x: Any, r: Any) -> "Tracer":
+    """:func:`_take` for an in-place result (``x += y``, ``out=x``), which keeps ``x``'s shape: a
+    smaller result is broadcast to it, as NumPy broadcasts a ufunc's inputs to ``out``
+    (np.sin(x[:1], out=b)); a constant one (a ufunc of constants into a traced ``out``) is placed."""
     if np.shape(r) != np.shape(x):
-        raise ValueError(f"non-broadcastable output operand with shape {np.shape(x)} doesn't match the "
-                         f"broadcast shape {np.shape(r)} (at {call_site()})")
+        try:
+            fits = np.broadcast_shapes(np.shape(r), np.shape(x)) == np.shape(x)
+        except ValueError:
+            fits = False
+        if not fits:
+            raise ValueError(f"non-broadcastable output operand with shape {np.shape(x)} doesn't match the "
+                             f"broadcast shape {np.shape(r)} (at {call_site()})")
+        r = np.broadcast_to(r, np.shape(x))
+    if not isinstance(r, Tracer):
+        return _take(x, _set_items(x, Ellipsis, r)) if isinstance(x, Tracer) else x.__setitem__(Ellipsis, r) or x
     return _take(x, r)
 
 
@@ -1569,6 +1592,7 @@ class Tracer(_Held):
                   "or build the changed array with np.where(mask, new, x)")
         if type(value) in VIEWS:  # a view of an array f made: the entries it shows
             value = value.current()
+        _no_overlap(self, index, value, "x[mask] = v")
         if type(index) is Mask and index.shape == self.shape and np.ndim(value) == 0 and type(value) is not Mask:
             _take(self, self.tape.record("where", [index.vertex(), value, self]))  # x[x < 0] = 0.0
             return

@@ -575,3 +575,46 @@ def test_a_ufunc_writing_into_a_buffer_is_followed_by_an_item_assignment_on_the_
 
     x = np.array([1.0, 2.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), [[0.0, np.cos(2.0)], [0.0, np.cos(2.0)]])
+
+
+def test_a_masked_write_of_a_view_of_the_array_itself_is_refused():
+    """NumPy copies y[mask] = y[4:0:-1] entry by entry from memory it changes ([1, 5, 4, 4, 5]),
+    where the trace took the values as they were ([1, 5, 4, 3, 2]): its Jacobian was not f's."""
+    def masked(x):
+        y = x * 1.0
+        y[np.array([False, True, True, True, True])] = y[4:0:-1]
+        return y
+
+    def placed(x):
+        y = x * 1.0
+        np.place(y, np.array([False, True, True, True, True]), y[4:0:-1])
+        return y
+
+    for f in (masked, placed):
+        with pytest.raises(UnsupportedOperationError, match="a view of the array written into"):
+            trace(f, np.arange(1.0, 6.0))
+    _matches_numpy(lambda x: (lambda y: (y.__setitem__(np.array([True, False, True, False]), y[1::2].copy()), y)[1])(
+        x * 1.0))
+
+
+def test_writers_through_a_buffers_view_and_out_arguments_numpy_broadcasts_or_fills_with_constants():
+    """Each raised an internal error: np.fill_diagonal through b[::-1] (a __class__ assignment),
+    np.sin(x[:1], out=b) with b larger (NumPy broadcasts the inputs to out), np.sin(constants,
+    out=y) into a traced y (a plain array has no vertex)."""
+    def through_view(x):
+        b = np.eye(2)
+        np.fill_diagonal(b[::-1], x[0])
+        return b
+
+    def broadcast_out(x):
+        b = np.zeros(3)
+        np.sin(x[:1], out=b)
+        return b
+
+    def constant_out(x):
+        y = x * 2.0
+        np.sin(np.zeros(4), out=y)
+        return y + x
+
+    for f in (through_view, broadcast_out, constant_out):
+        _matches_numpy(f)

@@ -29,10 +29,12 @@ from typing import Any, Callable
 import numpy as np
 
 from ..buffers import Buffer
+from ..constructors import VIEWS
 from ..trace import (
     PLAIN_WRITE_FIX,
     Tracer,
     UnsupportedOperationError,
+    _no_overlap,
     _PlainWrite,
     _set_items,
     _take,
@@ -71,6 +73,9 @@ def _write(what: str, instead: str, dst: Any, values: Any, place: Callable[[np.n
     if not mask.any():
         return
     picked = np.reshape(vals, -1)[marks[mask]]
+    if type(dst) in VIEWS:  # a view of a buffer (b[::-1]): the buffer's entries take the change
+        dst[...] = _set_items(dst.current(), mask, picked)
+        return
     _take(dst, _set_items(dst, mask, picked))
 
 
@@ -97,6 +102,8 @@ def _put(a, ind, v, mode="raise"):
 def _place(arr, mask, vals):
     what = "numpy.place"
     mask = _const(mask, f"{what}'s mask")
+    if isinstance(arr, Tracer):
+        _no_overlap(arr, np.asarray(mask, dtype=bool), vals, what)
     _write(what, "np.where(mask, values, arr)", arr, vals, lambda m, ids: np.place(m, mask, ids))
 
 
