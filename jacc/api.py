@@ -27,8 +27,8 @@ from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
 from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
+from .unroll import all_scalars, float_list, scalar_level
 from .unroll import candidate as unroll_candidate
-from .unroll import float_list, scalar_level
 
 
 def _check_finite(name: str, x: np.ndarray | float, policy: str, dtype=None) -> None:
@@ -919,7 +919,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             options["time_limit"] = min(options["time_limit"] / 2, ARRAY_PLAN_BESIDE_UNROLL)
         with paused():
             given = strategy
-            if scalar_level(strategy) and any(graph.shape(v) != () for v in graph.nx):
+            if scalar_level(strategy) and not all_scalars(graph):
                 # jf.plan after the scalar route ran, given back: that route runs its order (a
                 # clock-independent plan, as strategies.md offers), the array level a greedy one
                 if not runner.unroll:

@@ -118,10 +118,7 @@ def fit_formula(cost: Callable[[int, int], int], at: tuple[int, int] | None = No
     for n, p in [(9, 7), (13, 2), (20, 5)]:
         if value(n, p) != cost(n, p):
             return None
-    if at is not None and value(*at) != cost(*at):  # (N = 1: a 1×1 product may cost less)
-        suffix = " (N ≥ 2)"
-    else:
-        suffix = ""
+    suffix = " (N ≥ 2)" if at is not None and value(*at) != cost(*at) else ""  # (N = 1: 1×1 products)
     sup = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
     terms = []
     for c, (a, b) in sorted(zip(coef, MONOMIALS), key=lambda t: (-t[1][0], -t[1][1])):

@@ -372,17 +372,20 @@ def float_args(inputs: list[str], args: tuple) -> list[float]:
     """
     if len(args) != len(inputs):
         raise TypeError(f"plan takes {len(inputs)} inputs {inputs}, got {len(args)}")
+    def shaped(name: str, shape: tuple) -> GraphError:
+        return GraphError(f"input {name!r} has shape {shape}, this plan's graph expects ()")
+
     for name, a in zip(inputs, args):
         if isinstance(a, (str, bytes, bool, np.bool_, complex, np.complexfloating)):
             raise TypeError(f"input {name!r} must be a real number, not {type(a).__name__} {a!r}")
         if type(a) is np.ndarray and a.ndim:  # (NumPy may read a one-element array as its number)
-            raise GraphError(f"input {name!r} has shape {a.shape}, this plan's graph expects ()")
+            raise shaped(name, a.shape)
     try:
         return [float(a) for a in args]
-    except (TypeError, ValueError):  # an array or a list: the graph's inputs are scalars
+    except (TypeError, ValueError):  # a list or a tuple: the graph's inputs are scalars
         for name, a in zip(inputs, args):
             if np.shape(a) != ():
-                raise GraphError(f"input {name!r} has shape {np.shape(a)}, this plan's graph expects ()") from None
+                raise shaped(name, np.shape(a)) from None
         raise
 
 

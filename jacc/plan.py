@@ -304,8 +304,9 @@ def _checking_point(graph: Graph, fn: Callable) -> Callable:
     inputs = graph.inputs
 
     def jacobian(*args: float) -> dict:
-        warn_if_elsewhere(graph, dict(zip(inputs, float_args(inputs, args))))
-        return fn(*args)
+        xs = float_args(inputs, args)
+        warn_if_elsewhere(graph, dict(zip(inputs, xs)))
+        return fn(*xs)
 
     jacobian.__dict__.update(fn.__dict__)
     return jacobian

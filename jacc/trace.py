@@ -634,14 +634,13 @@ class Tape:
         """Remember ``view`` (made from vertex ``base`` by ``op``) while it lives, where NumPy's
         result would be a view: an in-place change of the array it views would change it too."""
         if _views(op, params, np.ndim(view.value)):
-            root = self._root.get(base, (base,))[0]
-            self._root[view.name] = (root, op)
-            self._views.setdefault(root, []).append(weakref.ref(view))
+            self.lend(base, view, op)
 
-    def lend(self, base: "Tracer", view: "Tracer", op: str) -> None:
-        """Count ``view`` (recorded as a new array by ``op``) as a view of ``base``, as NumPy's result
-        is (as_strided's): writes through it, and changes of ``base`` while it lives, are refused."""
-        root = self._root.get(base.name, (base.name,))[0]
+    def lend(self, base: str, view: "Tracer", op: str) -> None:
+        """Count ``view`` as a view of vertex ``base`` (made by ``op``; also one recorded as a new
+        array that NumPy's is a view, as_strided's): writes through it, and changes of ``base``
+        while it lives, are refused or followed (:meth:`view_steps`)."""
+        root = self._root.get(base, (base,))[0]
         self._root[view.name] = (root, op)
         self._views.setdefault(root, []).append(weakref.ref(view))
 
@@ -652,48 +651,51 @@ class Tape:
             refs[:] = [r for r in refs if r() is not None and r().name in self._root]
         return bool(refs)
 
-    def view_steps(self, name: str) -> list[tuple[list, tuple]] | None:
-        """The views of vertex ``name`` still in use, as (the traced arrays that are one view, the
-        step that made it) in the order they were made, with the steps between (views of views
-        whose arrays are gone: no arrays), where each can be made again from a changed ``name``:
-        made from it by view ops within the last :data:`VIEW_STEPS_BACK` steps; None where one
-        cannot (an in-place change is then refused)."""
-        if not self.viewed(name):
-            return []
-        objects: dict[str, list] = {}
-        for r in self._views[name]:
-            objects.setdefault(r().name, []).append(r())
-        window = self.steps[max(len(self.steps) - VIEW_STEPS_BACK, 0):]
-        index = {step[0]: k for k, step in enumerate(window)}
-        needed: set[int] = set()
-        for v in objects:
-            while v != name:  # back through the views it was made from, to name itself
-                k = index.get(v)
-                if k is None or window[k][1] not in _VIEW_OPS or type(window[k][2][0]) is not str:
-                    return None
-                needed.add(k)
-                v = window[k][2][0]
-        made = [(objects.get(window[k][0], []), window[k]) for k in sorted(needed)]
-        return made if _run_views(self.values[name], [step for _, step in made]) is not None else None
-
-    def layout(self, name: str) -> np.ndarray | None:
-        """A probe laid out as NumPy lays out vertex ``name`` in the user's run (see
-        :func:`_run_views`): its root's layout through the view steps that made it; None where
-        they are not found among the last :data:`VIEW_STEPS_BACK` steps."""
-        root = self._root.get(name, (name,))[0]
-        chain, v, k = [], name, len(self.steps)
+    def _chain(self, v: str, root: str) -> dict[int, tuple] | None:
+        """The view steps that made vertex ``v`` from ``root``, by their position on the tape,
+        looked for back from the end (a view's steps are recent) among the last
+        :data:`VIEW_STEPS_BACK`; None where one is not found or is no view op of a vertex."""
+        chain, k = {}, len(self.steps)
         stop = max(k - VIEW_STEPS_BACK, 0)
-        while v != root:  # (back from the end: a view's steps are recent)
+        while v != root:
             k -= 1
             while k >= stop and self.steps[k][0] != v:
                 k -= 1
             step = self.steps[k] if k >= stop else None
             if step is None or step[1] not in _VIEW_OPS or type(step[2][0]) is not str:
                 return None
-            chain.append(step)
+            chain[k] = step
             v = step[2][0]
-        made = _run_views(self.values[root], chain[::-1])
-        return None if made is None else made[chain[0][0] if chain else None]
+        return chain
+
+    def view_steps(self, name: str) -> list[tuple[list, tuple]] | None:
+        """The views of vertex ``name`` still in use, as (the traced arrays that are one view, the
+        step that made it) in the order they were made, with the steps between (views of views
+        whose arrays are gone: no arrays), where each can be made again from a changed ``name``
+        (:meth:`_chain`) as a view of it in NumPy (:func:`_run_views`); None where one cannot (an
+        in-place change is then refused)."""
+        if not self.viewed(name):
+            return []
+        objects: dict[str, list] = {}
+        for r in self._views[name]:
+            objects.setdefault(r().name, []).append(r())
+        needed: dict[int, tuple] = {}
+        for v in objects:
+            chain = self._chain(v, name)
+            if chain is None:
+                return None
+            needed.update(chain)
+        made = [(objects.get(needed[k][0], []), needed[k]) for k in sorted(needed)]
+        return made if _run_views(self.values[name], [step for _, step in made]) is not None else None
+
+    def layout(self, name: str) -> np.ndarray | None:
+        """A probe laid out as NumPy lays out vertex ``name`` in the user's run (see
+        :func:`_run_views`): its root's layout through the view steps that made it (:meth:`_chain`);
+        None where they are not found."""
+        root = self._root.get(name, (name,))[0]
+        chain = self._chain(name, root)
+        made = None if chain is None else _run_views(self.values[root], [chain[k] for k in sorted(chain)])
+        return None if made is None else made[name if chain else None]
 
     def follow_views(self, old: str, x: "Tracer", made: list[tuple[list, tuple]]) -> None:
         """After ``x`` (vertex ``old`` until now) changed in place, its views show the change, as
@@ -704,7 +706,7 @@ class Tape:
             new = self.record(op, [now[args[0]], *args[1:]], params)
             for v in views:
                 v.name, v.value = new.name, new.value
-                self._views[self._root[new.name][0]].append(weakref.ref(v))
+                self.lend(now[args[0]].name, v, op)  # (v itself, not the record's new object)
             now[name] = views[0] if views else new
 
     def _kept(self, step: tuple, r: float) -> "_Num":
@@ -1276,9 +1278,12 @@ def _take_whole(x: Any, r: Any) -> "Tracer":
             raise ValueError(f"non-broadcastable output operand with shape {np.shape(x)} doesn't match the "
                              f"broadcast shape {np.shape(r)} (at {call_site()})")
         r = np.broadcast_to(r, np.shape(x))
-    if not isinstance(r, Tracer):
-        return _take(x, _set_items(x, Ellipsis, r)) if isinstance(x, Tracer) else x.__setitem__(Ellipsis, r) or x
-    return _take(x, r)
+    if isinstance(r, Tracer):
+        return _take(x, r)
+    if isinstance(x, Tracer):
+        return _take(x, _set_items(x, Ellipsis, r))
+    x[...] = r  # (a buffer not traced yet: its array takes the constants)
+    return x
 
 
 _INSTRUCTIONS: dict = {}  # code object -> ({offset: opname}, {offset: the next store's opname})

@@ -292,12 +292,17 @@ def candidate(graph: Graph, strategy: Any) -> bool:
     return (sizes(graph.nx) <= MAX_ELEMENTS and ops <= MAX_SCALAR_OPS) or _short(ops, len(graph.nx))
 
 
+def all_scalars(graph: Graph) -> bool:
+    """Whether every vertex of ``graph`` is a scalar (a scalar-level graph)."""
+    return all(graph.shape(v) == () for v in graph.nx)
+
+
 def scalar_level(plan: Any) -> bool:
     """Whether ``plan`` is a :class:`~jacc.Plan` of a graph of scalars (``jacobian``'s ``.plan``
     after the scalar route ran): passed back as a strategy, its order is for the scalar level."""
     from .plan import Plan
 
-    return isinstance(plan, Plan) and all(plan.graph.shape(v) == () for v in plan.graph.nx)
+    return isinstance(plan, Plan) and all_scalars(plan.graph)
 
 
 def short(graph: Graph) -> bool:

@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,6 +12,12 @@ def _c_libraries_in_a_temporary_folder(tmp_path_factory):
     mp.setenv("JACC_CACHE", str(tmp_path_factory.mktemp("jacc-cache")))
     yield
     mp.undo()
+
+
+def in_a_fresh_process(code: str, **kwargs) -> subprocess.CompletedProcess:
+    """``code`` run by this Python in a process of its own (its imports and module state fresh),
+    its output captured as text; ``kwargs`` go to ``subprocess.run`` (``check=True``, say)."""
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def fd_jacobian(f, args, argnum, eps=1e-6):

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import fd_jacobian, in_a_fresh_process
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -367,13 +367,10 @@ def test_scalar_linear_algebra_after_a_trace_that_ran_with_swaps():
     # a first scalar-level trace that met math on a Scalar runs again with NumPy's functions swapped;
     # the linear-algebra table, first imported inside it, was keyed by the replacements, and every
     # later scalar-level solve in the process was refused (a fresh process: the import is once)
-    import subprocess
-    import sys
-
     code = ("import math, numpy as np, jacc\n"
             "x = np.array([2.0, 3.0, 0.5])\n"
             "jacc.trace(lambda x: [math.fmod(x[2], x[1]) + math.dist(x[:2], [x[2], 1.0])], x, scalarize=True)\n"
             "g = jacc.trace(lambda x: list(np.linalg.solve(np.diag(x[1:]), x[:2])), x, scalarize=True)\n"
             "print(len(g.outputs))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = in_a_fresh_process(code)
     assert out.returncode == 0 and out.stdout.split() == ["2"], out.stderr[-500:]

@@ -6,6 +6,7 @@ import threading
 
 import numpy as np
 import pytest
+from conftest import in_a_fresh_process
 
 import jacc
 from jacc.trace import UnsupportedOperationError, values_only
@@ -154,15 +155,12 @@ def test_a_first_trace_through_minpack_prints_nothing(capfd):
 def test_scipy_optimize_imported_by_f_during_its_first_trace():
     """The replacements are put in for modules imported when a trace starts; one that f imports
     itself is put in by a retry."""
-    import subprocess
-    import sys
-
     code = ("import numpy as np, jacc\n"
             "def f(x):\n"
             "    import scipy.optimize\n"
             "    return scipy.optimize.brentq(lambda z: z**3 - x[0], 0, 10)\n"
             "print(float(jacc.jacobian(f)(np.array([8.0]))[0]))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = in_a_fresh_process(code)
     assert out.returncode == 0, out.stderr
     assert abs(float(out.stdout) - 1 / 12) < 1e-12
 

@@ -5,7 +5,7 @@ refused by name."""
 
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import fd_jacobian, in_a_fresh_process
 
 import jacc
 
@@ -152,9 +152,6 @@ def test_a_function_that_imports_scipy_signal_itself_is_traced_again_with_the_re
     Tracer') because scipy.signal was not imported when the trace began, and that error was not
     taken as a reason to trace again with the replacements in (the coverage test of sosfiltfilt
     failed when run alone)."""
-    import subprocess
-    import sys
-
     code = (
         "import sys, numpy as np, jacc\n"
         "assert 'scipy.signal' not in sys.modules\n"
@@ -168,5 +165,5 @@ def test_a_function_that_imports_scipy_signal_itself_is_traced_again_with_the_re
         "want = ss.sosfiltfilt(np.array([[0.2, 0.4, 0.2, 1.0, -0.3, 0.1]]), eye, axis=0)\n"
         "assert np.allclose(J, want, rtol=1e-12, atol=1e-14), abs(J - want).max()\n"
         "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    out = in_a_fresh_process(code)
     assert out.stdout.strip() == "ok", out.stderr[-2000:]

@@ -1,12 +1,9 @@
 """scipy.stats distributions of traced arrays (jacc.numpy_api.scipy_stats): values equal SciPy's,
 Jacobians equal central differences of SciPy itself, outside the support included."""
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
-from conftest import fd_jacobian
+from conftest import fd_jacobian, in_a_fresh_process
 
 import jacc
 
@@ -135,7 +132,7 @@ def test_the_beta_density_in_its_point_and_shape_parameters():
 
 def test_jacc_does_not_import_scipy_stats():
     code = "import sys, jacc; jacc.jacobian(lambda x: x * 2.0)(1.0); print('scipy.stats' in sys.modules)"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = in_a_fresh_process(code, check=True).stdout
     assert out.strip() == "False"
 
 

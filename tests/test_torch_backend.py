@@ -4,7 +4,7 @@ import functools
 
 import numpy as np
 import pytest
-from conftest import hide_module
+from conftest import hide_module, in_a_fresh_process
 
 import jacc
 from jacc import suite, torch_backend, unroll
@@ -182,9 +182,6 @@ def test_no_warning_about_read_only_arrays():
     # memory, and the programs never write their inputs. jacc silenced it with a filter added to
     # the process's own list once, which a user's later simplefilter (or pytest's per-test filters)
     # put behind theirs: it reached them, here as an error from inside jacc
-    import subprocess
-    import sys
-
     code = ("import warnings, numpy as np\n"
             "from jacc import torch_backend\n"
             "torch_backend.namespace()\n"
@@ -192,7 +189,7 @@ def test_no_warning_about_read_only_arrays():
             "a = np.arange(6.0); a.flags.writeable = False\n"
             "t = torch_backend._tensor(a, 'cpu')\n"
             "print(float(t.sum()), t.shape[0], len([f for f in warnings.filters if 'writable' in str(f[1])]))\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    out = in_a_fresh_process(code)
     assert out.returncode == 0, out.stderr[-1500:]
     assert out.stdout.split() == ["15.0", "6", "0"]  # (and no filter left in the user's list)
 

@@ -515,7 +515,7 @@ def _sliding_window_view(x, window_shape, axis=None, *, subok=False, writeable=F
             "the windows would change x, which a trace cannot follow; take the read-only windows")
     pos = np.lib.stride_tricks.sliding_window_view(_positions_like(x), window_shape, axis)
     windows = _gather(x, pos)
-    windows.tape.lend(x, windows, "sliding_window_view")
+    windows.tape.lend(x.name, windows, "sliding_window_view")
     return windows
 
 
@@ -530,7 +530,7 @@ def _as_strided(original, bound):
         raise TraceError(f"numpy.lib.stride_tricks.as_strided at {call_site()} reads outside x (shape {x.shape}, "
                          f"strides {x.strides}): the shape and strides must stay within it")
     windows = _gather(x, np.array(pos))
-    x.tape.lend(x, windows, "as_strided")
+    x.tape.lend(x.name, windows, "as_strided")
     return windows
 
 
