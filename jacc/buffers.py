@@ -438,6 +438,7 @@ class _View(Buffer):
         return self.resolved()[index]
 
     def __setitem__(self, index, value) -> None:
+        settle_all(value)  # (a buffer holding traced entries is traced from here on)
         if self.live() and not _holds_tracer(value) and type(value) is not _View:
             self.value[_plain(index)] = _plain(value)  # shared memory: the buffer sees it
             return
@@ -447,6 +448,17 @@ class _View(Buffer):
         if isinstance(root, Tracer) and root.tape._pending is not None and value is root.tape._pending[0]:
             root.tape._pending = None  # v[i] op= y: its write-back, to the buffer's entries here
         root[self._at(index)] = value
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if method == "at" and inputs and inputs[0] is self:  # np.add.at(v, i, x): on the entries v views
+            settle_all((inputs, kwargs))
+            if self.live() and not _holds_tracer((inputs[1:], kwargs)):
+                return ufunc.at(self.value, *_plain(inputs[1:]), **_plain(kwargs))  # (shared memory)
+            work = Buffer(self.value.copy()) if self.live() else self.current()
+            ufunc.at(work, *inputs[1:], **kwargs)
+            self[...] = work
+            return None
+        return Buffer.__array_ufunc__(self, ufunc, method, *inputs, **kwargs)
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
@@ -475,12 +487,14 @@ def _view_writer(view: _View, name: str, *args, **kwargs) -> Any:
 def _refuse_view_writer(what: str) -> None:
     raise UnsupportedOperationError(
         f"{what} at {call_site()} writes traced values through a view of an array f made, which is followed for "
-        "v[...] = x, v op= x, np.copyto(v, x) and v.fill(x) only; write into the array itself (a[i, :] = ...)")
+        "v[...] = x, v op= x, np.copyto(v, x), v.fill(x) and np.add.at(v, i, x) (any ufunc's .at) only; "
+        "write into the array itself (a[i, :] = ...)")
 
 
 def _view_in_place(dunder: str) -> Callable:
     """``v op= x`` on a view: the buffer's entries take ``v op x``."""
     def op(self, other):
+        settle_all(other)
         if self.live() and not _holds_tracer(other) and type(other) is not _View:
             getattr(self.value, f"__i{dunder}__")(_plain(other))
         else:

@@ -2593,7 +2593,7 @@ def _refusal_behind(err: Exception, tape: Tape) -> UnsupportedOperationError | N
     if isinstance(err, (_ArrayConversion, _UnsupportedAttribute)):
         return err
     if isinstance(err, ValueError) and tape.refused_float is not None and str(err).startswith(
-            "setting an array element with a sequence"):
+            ("setting an array element with a sequence", "Error setting single item of array")):  # (a.flat[i] = x)
         return _PlainWrite(f"NumPy asked for a traced value as a float at {tape.refused_float} (and reported "
                            f"{str(err)!r}), as it does writing one into a plain array (a[i] = x, a.fill(x)): "
                            f"{PLAIN_WRITE_FIX}")

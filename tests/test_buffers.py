@@ -512,3 +512,75 @@ def test_np_copyto_through_a_view_of_a_buffer_reaches_it_when_the_trace_swaps_li
 
     x = np.array([0.5, -1.2, 2.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), np.vstack([np.zeros(3), np.eye(3)]))
+
+
+def _held_into_a_view(x):
+    out, t = np.zeros(3), np.zeros(2)
+    v = out[1:]
+    t[0] = x[0]  # t holds a traced entry, not yet placed
+    v += t
+    return out
+
+
+def _held_assigned_to_a_view(x):
+    out, t = np.zeros(3), np.zeros(2)
+    v = out[1:]
+    t[0] = x[0]
+    v[...] = t
+    return out
+
+
+def _held_into_a_row(x):
+    out, t = np.zeros((2, 2)), np.zeros(2)
+    t[1] = x[1]
+    out[0][:] = t
+    return out
+
+
+def _add_at_through_a_view(x):
+    out = np.zeros(3)
+    np.add.at(out[1:], [0, 0], x[:2])
+    return out
+
+
+def _add_at_through_a_view_of_a_traced_buffer(x):
+    out = np.ones(4)
+    v = out[1:]
+    out[:] = x[:4]
+    np.add.at(v, [0], 1.0)
+    np.multiply.at(v, [1, 1], x[4])
+    return out
+
+
+@pytest.mark.parametrize("f", [_held_into_a_view, _held_assigned_to_a_view, _held_into_a_row,
+                               _add_at_through_a_view, _add_at_through_a_view_of_a_traced_buffer])
+def test_writes_into_views_of_a_buffer_take_other_buffers_held_entries_and_ufunc_at(f):
+    """A buffer holding single traced entries written into a view of another buffer was read as
+    its plain array (a zero Jacobian); np.add.at on a view of a buffer raised an internal error
+    (__class__ assignment on the view)."""
+    x = X[:5]
+    np.testing.assert_array_equal(trace(f, x).evaluate({"x": x})[trace(f, x).outputs[0]], f(x))
+    for kw in ({}, {"retrace": False}):
+        jf = jacc.jacobian(f, **kw)
+        for shift in (0.0, 0.3):
+            np.testing.assert_allclose(jf(x + shift), fd_jacobian(f, [x + shift], 0), atol=1e-8, err_msg=str(kw))
+
+
+def test_a_traced_complex_value_written_into_a_plain_complex_array_is_refused_by_name():
+    def f(x):
+        b = np.zeros(3, dtype=complex)
+        b[1] = x[0] * b[0] + x[1] * 1j  # NumPy asked the jacc complex value for a float: a TypeError
+        return np.abs(b) ** 2
+
+    with pytest.raises(UnsupportedOperationError, match=r"traced complex value .* b\[i\] = z"):
+        jacc.jacobian(f)(X[:2])
+
+
+def test_a_flat_write_of_a_traced_value_is_refused_with_the_line():
+    def f(x):
+        b = np.zeros(3)
+        b.flat[1] = x[0]  # NumPy's 'Error setting single item of array.' without jacc's reason
+        return b
+
+    with pytest.raises(UnsupportedOperationError, match=r"NumPy asked for a traced value as a float at .*test_buffers"):
+        jacc.jacobian(f)(X[:2])

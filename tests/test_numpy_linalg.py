@@ -457,3 +457,12 @@ def test_eig_of_a_matrix_with_a_real_spectrum_matches_jax_and_finite_differences
     f = lambda a: np.linalg.eig(a)[1]  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(f)(a), fd_jacobian(f, [a], 0), atol=1e-7)
     assert jacc.trace(f, a).meta["value_dependent"]
+
+
+def test_uplo_in_lower_case_reads_the_triangle_it_names_as_numpy():
+    """NumPy upper-cases UPLO; 'u' was refused."""
+    a = _rng(3).normal(size=(3, 3))  # not symmetric: which triangle is read shows in the Jacobian
+    for fn in (np.linalg.eigvalsh, lambda a, UPLO: np.linalg.eigh(a, UPLO=UPLO)[0]):
+        np.testing.assert_array_equal(jacc.jacobian(lambda a: fn(a, UPLO="u"))(a),
+                                      jacc.jacobian(lambda a: fn(a, UPLO="U"))(a))
+        assert np.all(jacc.jacobian(lambda a: fn(a, UPLO="u"))(a)[:, 1, 0] == 0.0)

@@ -82,6 +82,14 @@ class Complex:
     def __bool__(self):
         raise ComplexConversion(f"the truth value of a traced complex array was asked for at {call_site()}")
 
+    def __complex__(self):  # (also what NumPy asks for writing it into a plain complex array: b[1] = z)
+        raise ComplexConversion(
+            f"a traced complex value was converted to a plain complex number at {call_site()} (complex(z), or a "
+            "write into an array of constants b[i] = z), which would make it a constant; build the array from "
+            "traced values (np.stack, np.array([...]), np.where) instead of writing them into one")
+
+    __float__ = __int__ = __complex__
+
     # -- arithmetic ---------------------------------------------------------------------------
     __add__ = lambda s, o: combine("add", [s, o])  # noqa: E731
     __radd__ = lambda s, o: combine("add", [o, s])  # noqa: E731

@@ -341,6 +341,7 @@ PARAMS["eigh_values"] = PARAMS["eigh_vectors"] = {
 
 
 def _check_uplo(what: str, UPLO) -> dict:
+    UPLO = UPLO.upper() if isinstance(UPLO, str) else UPLO  # (as NumPy: 'u' is 'U')
     if UPLO not in ("L", "U"):
         raise TraceError(f"{what} at {call_site()}: UPLO must be 'L' or 'U', got {UPLO!r}")
     return {} if UPLO == "L" else {"uplo": "U"}
