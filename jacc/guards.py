@@ -84,6 +84,30 @@ class _Subclass:
                 and (self.mask is None or same_bits(np.ma.getmaskarray(a), self.mask)))
 
 
+class _Objects:
+    """An object array's shape and a snapshot of each of its entries (a copy of the array would
+    keep the same objects: ``c[0][0] = 5.0`` on a list held in it would go unseen)."""
+
+    __slots__ = ("shape", "items")
+
+    def __init__(self, a: np.ndarray, copies: Mapping[int, tuple] | None):
+        self.shape, self.items = a.shape, [snapshot(v, copies) for v in a.flat]
+
+    def holds(self, a: Any) -> bool:
+        return (type(a) is np.ndarray and a.dtype == object and a.shape == self.shape
+                and all(map(same, a.flat, self.items)))
+
+
+def _same_key(a: Any, b: Any) -> bool:
+    """Dictionary keys that are the same for ``f``: equal and of one type (``1``, ``1.0`` and ``True``
+    are one key to a dict, not to ``isinstance``)."""
+    if type(a) is not type(b):
+        return False
+    if type(a) is tuple:
+        return len(a) == len(b) and all(map(_same_key, a, b))
+    return a == b
+
+
 def _is_sparse(x: Any) -> bool:
     return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
@@ -98,8 +122,12 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         mine, copy = copies.get(id(x), (None, None))
         if mine is x and copy.dtype == x.dtype and copy.shape == x.shape and same_bits(x, copy):
             return copy
-    if isinstance(x, (np.ndarray, np.generic)):
-        return np.array(x, copy=True) if type(x) is np.ndarray or isinstance(x, np.generic) else _Subclass(x)
+    if isinstance(x, np.generic):  # (kept as a NumPy scalar: f can tell it from a 0-d array, isinstance(c, float))
+        return x.copy()
+    if isinstance(x, np.ndarray):
+        if x.dtype == object:
+            return _Objects(x, copies)
+        return np.array(x, copy=True) if type(x) is np.ndarray else _Subclass(x)
     if type(x) in (list, tuple):
         return type(x)(snapshot(v, copies) for v in x)
     if type(x) is dict:
@@ -113,15 +141,17 @@ def same(a: Any, b: Any) -> bool:
     """Is ``a`` the value ``b`` a guard kept (see :func:`snapshot`: arrays bit for bit, containers
     item by item, other objects by identity)?"""
     if isinstance(b, np.ndarray):
-        return (type(a) is np.ndarray or isinstance(a, np.generic)) and same_bits(np.asarray(a), b)
+        return type(a) is np.ndarray and same_bits(a, b)
+    if isinstance(b, np.generic):
+        return type(a) is type(b) and same_bits(np.asarray(a), np.asarray(b))
     if isinstance(b, _PLAIN):
         return type(a) is type(b) and (same_number(a, b) if isinstance(b, (float, complex)) else a == b)
     if type(b) in (list, tuple):
         return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
     if type(b) is dict:
-        return (type(a) is dict and len(a) == len(b) and all(map(operator.eq, a, b))  # (keys in order: f may iterate)
+        return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, _Subclass):
+    if isinstance(b, (_Subclass, _Objects)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy

@@ -381,6 +381,8 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
                 elif sparse:  # the values alone: the structure is the same on every call
                     block = np.zeros((), dtype) if j is None or j.values is None else j.values
                     structures.append((None if j is None else j.strip(), g.shape(y), g.shape(x)))
+                if sparse:  # (a float64 coefficient of a float32 program's sum would make it float64)
+                    block = block.astype(dtype, copy=False)
                 else:
                     block = (np.zeros(shape, dtype) if j is None
                              else j.to_dense().astype(dtype, copy=False).reshape(shape))

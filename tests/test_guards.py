@@ -967,3 +967,47 @@ def test_what_the_garbage_collector_runs_during_a_watch_is_not_the_watched_codes
     with watch() as w:  # (the same call made by the watched code itself is seen)
         time.perf_counter()
     assert w.problem == "it calls perf_counter"
+
+
+def _by_type(x, c):
+    return x * 2.0 if isinstance(c, float) else x * 3.0  # np.float64 is a float; a 0-d array is not
+
+
+@pytest.mark.parametrize("first, then, slopes", [
+    (np.float64(1.0), np.array(1.0), (2.0, 3.0)), (np.array(1.0), np.float64(1.0), (3.0, 2.0)),
+    ([np.float64(1.0)], [np.array(1.0)], (2.0, 3.0))], ids=["scalar-then-0d", "0d-then-scalar", "in-a-list"])
+def test_a_numpy_scalar_and_a_0d_array_of_the_same_bits_are_different_arguments(first, then, slopes):
+    """The guard kept a NumPy scalar as a 0-d array and took either for it: f was skipped and the
+    first slope returned for the second kind."""
+    f = (lambda x, c: _by_type(x, c[0])) if isinstance(first, list) else _by_type
+    x = np.array([0.5, 1.5])
+    for retrace in (True, False):
+        jf = jacc.jacobian(f, retrace=retrace)
+        for _ in range(3):
+            np.testing.assert_array_equal(np.diag(jf(x, first)), slopes[0])
+        np.testing.assert_array_equal(np.diag(jf(x, then)), slopes[1])
+
+
+def test_dictionary_keys_equal_in_value_but_not_in_type_are_different_arguments():
+    def f(x, d):
+        return x * (2.0 if isinstance(next(iter(d)), bool) else 3.0)
+
+    x = np.array([0.5, 1.5])
+    for retrace in (True, False):
+        jf = jacc.jacobian(f, retrace=retrace)
+        for _ in range(3):
+            np.testing.assert_array_equal(np.diag(jf(x, {1: 1.0})), 3.0)
+        np.testing.assert_array_equal(np.diag(jf(x, {True: 1.0})), 2.0)
+
+
+def test_an_object_array_whose_entries_change_in_place_is_seen():
+    c = np.empty(1, object)
+    c[0] = [2.0]
+    x = np.array([0.5, 1.5])
+    for retrace in (True, False):
+        jf = jacc.jacobian(lambda x, c: x * c[0][0], retrace=retrace)
+        c[0][0] = 2.0
+        for _ in range(3):
+            np.testing.assert_array_equal(np.diag(jf(x, c)), 2.0)
+        c[0][0] = 5.0  # the list inside changes; the array holds the same object
+        np.testing.assert_array_equal(np.diag(jf(x, c)), 5.0)

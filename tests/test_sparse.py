@@ -446,3 +446,16 @@ def test_a_sparse_results_size_is_known_before_it_is_built_and_kept_under_the_li
     with pytest.raises(jacc.MemoryLimitError, match="even as sparse matrices"):
         jacc.jacobian(f, sparse=True, memory_limit=need - 1)(x)
     assert jacc.jacobian(f, sparse=True, memory_limit=max(need, jf.plan.peak_bytes))(x).nnz == got.nnz
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "interpret"])
+def test_a_sum_with_an_identity_under_float32_stays_float32(backend):
+    # log(x) + x: the program added the identity's float64 coefficient to the float32 diagonal,
+    # and the sparse block (unlike the dense one) was not cast back
+    if backend == "jax":
+        pytest.importorskip("jax")
+    x = np.float32([0.31, 0.73, 0.42])
+    for f in (lambda x: np.log(x) + x, lambda x: x + x, lambda x: np.sin(x) - x):
+        J = jacc.jacobian(f, dtype=np.float32, sparse=True, backend=backend)(x)
+        assert J.dtype == np.float32
+        np.testing.assert_allclose(J.toarray(), jacc.jacobian(f, dtype=np.float32)(x), rtol=1e-6)
