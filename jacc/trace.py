@@ -485,7 +485,7 @@ class Tape:
             else:
                 if _sparse(a):
                     a = _sparse_operand(op, a)
-                elif type(a) is not np.ndarray and isinstance(a, np.ndarray):
+                elif type(a) is not np.ndarray and type(a) not in _NUMBERS:
                     check_plain(a, f"an operand of {op} at {call_site()}")
                 try:
                     a = np.asarray(a)
@@ -1055,6 +1055,50 @@ def check_plain(value: Any, what: str) -> None:
     if isinstance(value, np.ma.MaskedArray):
         raise TypeError(f"{what} is a masked array: jacc does not trace masks (NumPy leaves masked "
                         "entries out); pass .filled(value), np.ma.compressed(...) or the data itself")
+    why = _overrides(type(value))
+    if why:
+        raise TypeError(f"{what} is {why}: jacc traces ndarray arithmetic, so it would compute another "
+                        "function than NumPy does; pass np.asarray(...) of it, or do its arithmetic yourself")
+
+
+#: what an ndarray subclass may not redefine for jacc to read it as its data (np.matrix's *, a unit-
+#: carrying array's ufuncs, a reflected operator Python calls first)
+_SEMANTIC = frozenset({"__array_ufunc__", "__array_function__", "__array_wrap__", "__getitem__"} | {
+    f"__{p}{op}__" for p in ("", "r", "i") for op in (
+        "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "divmod", "and", "or", "xor")} | {
+    "__neg__", "__pos__", "__abs__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"})
+_NUMBERS = frozenset({float, int, bool, complex, np.float64, np.float32, np.int64, np.bool_, type(None), str, slice})
+_PLAIN_SUBCLASSES = (np.ndarray, np.memmap, np.recarray)  # (NumPy's arithmetic; np.matrix and masked arrays above)
+_OVERRIDES: dict[type, str] = {}
+
+
+def _overrides(t: type) -> str:
+    """Why NumPy's operations on a ``t`` are not ndarray's ('' where they are): an ndarray subclass
+    redefining them, or another class taking NumPy's ufuncs over (``__array_ufunc__``: units, pandas)."""
+    why = _OVERRIDES.get(t)
+    if why is None:
+        why = ""
+        if issubclass(t, np.ndarray):
+            if t not in _PLAIN_SUBCLASSES:
+                mine = sorted({k for c in t.__mro__[:t.__mro__.index(np.ndarray)] for k in vars(c)} & _SEMANTIC)
+                if mine:
+                    why = f"a {t.__name__}, an ndarray subclass redefining {', '.join(mine)}"
+        elif hasattr(t, "__array_ufunc__") and not t.__module__.startswith("jacc"):
+            why = f"a {t.__name__}, whose own __array_ufunc__ NumPy calls for ufuncs on it"
+        _OVERRIDES[t] = why
+    return why
+
+
+def check_operands(objs: Any, what: str) -> None:
+    """Refuse the constants in ``objs`` (arguments, one list or tuple deep) that :func:`check_plain` refuses."""
+    for o in objs:
+        t = type(o)
+        if t is np.ndarray or t in _NUMBERS or isinstance(o, Tracer):
+            continue
+        if t in (list, tuple):
+            check_operands(o, what)
+        elif isinstance(o, (np.matrix, np.ma.MaskedArray)) or _overrides(t):
+            check_plain(o, f"an operand of {what} at {call_site()}")
 
 
 class _NotGiven:
@@ -1655,6 +1699,7 @@ class Tracer(_Held):
         return format(self.value, spec)
 
     def _compare(self, other, fn, what):
+        check_operands((other,), f"comparison '{what}'")
         if self.tape.paused:
             other = other.value if isinstance(other, Tracer) else other
             return fn(self._concrete(f"comparison '{what}'"), other)
@@ -1785,6 +1830,7 @@ class Tracer(_Held):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if _HOLDING[0]:
             _settle((inputs, kwargs))
+        check_operands(inputs, _ufunc_name(ufunc))
         if method == "__call__" and not kwargs:
             handler = _UFUNCS.get(ufunc.__name__)
             if handler is not None:
@@ -1937,6 +1983,9 @@ def _positional_counts(handler: Callable) -> tuple[float, float]:
 def _call(handler: Callable, what: str, args: tuple, kwargs: dict) -> Any:
     """``handler(*args, **kwargs)``, refusing arguments it does not take with a message that
     names the call site (instead of a bare TypeError from inside jacc)."""
+    check_operands(args, what)
+    if kwargs:
+        check_operands(kwargs.values(), what)
     if not kwargs:
         lo, hi = _positional_counts(handler)
         if lo <= len(args) <= hi:  # binds: a check by signature would pass

@@ -4,6 +4,7 @@ ndarray methods, and the numerical conventions at kinks (docs/conventions.md).""
 
 import itertools
 import math
+import tempfile
 import warnings
 
 import numpy as np
@@ -679,3 +680,63 @@ def test_a_value_beyond_float32_is_named_without_a_numpy_warning():
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match=r"argument 'x' has a non-finite value inf .* in float32"):
             jacc.jacobian(np.sin, dtype=np.float32)(np.array([1e39]))
+
+
+class _Kilo(np.ndarray):
+    """A unit-carrying array (as astropy's Quantity): its ufuncs see the values times 1000."""
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = [np.asarray(i) * 1000.0 if isinstance(i, _Kilo) else i for i in inputs]
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+class _Negated(np.ndarray):
+    def __rmul__(self, other):  # Python calls a subclass's reflected operator first
+        return -np.multiply(other, np.asarray(self))
+
+    __mul__ = __rmul__
+
+
+class _Scaled:
+    """Not an array, but NumPy hands its ufuncs over (__array_ufunc__), as pandas and pint do."""
+
+    def __init__(self, data):
+        self.data = np.asarray(data)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.data
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = [i.data * 10.0 if isinstance(i, _Scaled) else i for i in inputs]
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+@pytest.mark.filterwarnings("ignore:the matrix subclass:PendingDeprecationWarning")
+@pytest.mark.parametrize("f, why", [
+    (lambda x, c: np.sum(np.clip(x, c, None)), "masked array"), (lambda x, c: np.sum(x.clip(c, None)), "masked array"),
+    (lambda x, c: np.sum((x > c) * x), "masked array"), (lambda x, c: np.sum(np.greater(x, c) * x), "masked array"),
+    (lambda x, c: np.sum(np.ldexp(x, c.astype(int))), "masked array"),
+    (lambda x, c: np.sum(np.clip(x, np.matrix(c), None) * np.clip(x, np.matrix(c), None).T), "numpy.matrix"),
+    (lambda x, c: x * c.data.view(_Kilo), "_Kilo, an ndarray subclass redefining __array_ufunc__"),
+    (lambda x, c: x * c.data.view(_Negated), "_Negated, an ndarray subclass redefining __mul__, __rmul__"),
+    (lambda x, c: x * _Scaled(c.data), "_Scaled, whose own __array_ufunc__"),
+    (lambda x, c: np.multiply(x, _Scaled(c.data)), "_Scaled, whose own __array_ufunc__")],
+    ids=["clip", "clip-method", "compare", "greater", "ldexp", "matrix-clip", "ufunc-subclass", "reflected-subclass",
+         "ufunc-object", "ufunc-object-call"])
+def test_constants_whose_numpy_arithmetic_is_not_ndarrays_are_refused_wherever_met(f, why):
+    """Masked and matrix bounds of clip, masked exponents and masked comparisons, and constants
+    that take NumPy's operations over, were read as their data: the Jacobian of another function."""
+    x = np.array([0.3, 0.7, 1.2, 0.5])
+    c = np.ma.MaskedArray([0.1, 0.2, 0.3, 0.4], mask=[0, 1, 0, 0])
+    with pytest.raises(TypeError, match=why):
+        jacc.jacobian(f)(x, c)
+
+
+def test_an_input_of_an_overriding_subclass_is_refused_and_a_memmap_is_read():
+    x = np.array([0.3, 0.7])
+    with pytest.raises(TypeError, match=r"argument 'x' is a _Kilo"):
+        jacc.jacobian(np.sin)(x.view(_Kilo))
+    with tempfile.TemporaryFile() as file:
+        m = np.memmap(file, dtype=float, mode="w+", shape=(2,))  # NumPy's own arithmetic: read as its data
+        m[:] = x
+        np.testing.assert_allclose(jacc.jacobian(lambda x, c: np.sin(x) * c)(x, m), np.diag(np.cos(x) * x))
