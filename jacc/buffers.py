@@ -77,16 +77,17 @@ def held():
         _state.on = before
 
 
-def _plain(obj: Any) -> Any:
-    """``obj`` with every buffer in it replaced by its array (lists, tuples and dicts followed)."""
+def _plain(obj: Any, buffers: bool = True) -> Any:
+    """``obj`` with every buffer in it replaced by its array (lists, tuples and dicts followed);
+    with ``buffers=False`` only the views of buffers (by the entries they view)."""
     if type(obj) is Buffer:
-        return obj.value
+        return obj.value if buffers else obj
     if type(obj) is _View:
         return obj.current()
     if type(obj) in (list, tuple):
-        return type(obj)(_plain(o) for o in obj)
+        return type(obj)(_plain(o, buffers) for o in obj)
     if type(obj) is dict:
-        return {k: _plain(v) for k, v in obj.items()}
+        return {k: _plain(v, buffers) for k, v in obj.items()}
     return obj
 
 
@@ -157,6 +158,8 @@ def settle_all(obj: Any) -> None:
     if type(obj) is Buffer:
         if obj.tape.held:
             obj.settle()
+    elif type(obj) is _View:  # (a view taken while its buffer held entries: b[:2] of b[0] = x[0])
+        settle_all(obj.root)
     elif type(obj) in (list, tuple):
         for o in obj:
             settle_all(o)
@@ -254,7 +257,7 @@ class Buffer(_Held):
         of that array (writes through it reach the buffer), else as :meth:`_lend` keeps it."""
         base = self.value if type(self) is Buffer else self.base
         root = self if type(self) is Buffer else self.root
-        if (type(r) is np.ndarray and r.ndim and r.base is not None and base.flags.c_contiguous
+        if (type(r) is np.ndarray and r.ndim and base.ndim and r.base is not None and base.flags.c_contiguous
                 and np.may_share_memory(r, base) and all(st % base.itemsize == 0 for st in r.strides)):
             return _View(root, base, r)
         return self._lend(r)
@@ -266,6 +269,8 @@ class Buffer(_Held):
     @_settling
     def _set(self, index, value) -> None:
         index = _plain(index)
+        if type(value) is _View:  # (the entries it views, traced or not)
+            value = value.current()
         if _holds_tracer(value):
             self.release()  # (before the write takes views of its own)
             r = _set_items(self.value, index, value)
@@ -300,8 +305,8 @@ class Buffer(_Held):
                     self[...] = args[1]
                     return None
                 _refuse_view_writer(f"np.{func.__name__}")
-            if not self.live():  # the buffer's traced entries it views stand in for it, in every argument
-                return func(*_plain(args), **_plain(kwargs))
+            if not self.live():  # the buffer's traced entries it views stand in for it, in every argument (other
+                return func(*_plain(args, False), **_plain(kwargs, False))  # buffers, np.copyto(c, v)'s c, stay)
         if args and args[0] is self and func in _WRITERS and _holds_tracer((args[1:], kwargs)):
             return trace._call(trace._FUNCTIONS[func], f"numpy.{func.__name__}", args, kwargs)
         return self._lend(func(*_plain(args), **_plain(kwargs)))
@@ -335,7 +340,7 @@ class Buffer(_Held):
             elif type(self) is not Buffer:  # (it became traced meanwhile)
                 return getattr(self, name)(*args, **kwargs)
             if name in _WRITER_METHODS and handler is not None and _holds_tracer((args, kwargs)):
-                return handler(self, *args, **kwargs)
+                return handler(self, *_plain(args, False), **_plain(kwargs, False))
             if name == "copy":
                 return Buffer(attr(*args, **kwargs))
             return self._view(attr(*_plain(args), **_plain(kwargs)))
@@ -617,9 +622,15 @@ def _fill_diagonal(original: Callable) -> Callable:
     writer here (which takes a buffer, and names the fix for a plain array)."""
     @functools.wraps(original)
     def fill_diagonal(a, val, wrap=False):
+        settle_all(a)  # (held entries first: the fill overwrites them)
+        if type(a) is _View and not a.live():  # on the buffer's entries it views
+            work = a.current()
+            original(work, val, wrap=wrap)
+            a[...] = work
+            return None
         if _holds_tracer(val) and not isinstance(a, Tracer):
             return trace._call(trace._FUNCTIONS[original], "numpy.fill_diagonal", (a, val), {"wrap": wrap})
-        return original(_plain(a), val, wrap=wrap)
+        return original(a if isinstance(a, Tracer) else _plain(a), val, wrap=wrap)
     return fill_diagonal
 
 

@@ -1768,7 +1768,13 @@ class Tracer(_Held):
                 return r
         if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
-        return self.tape.record("getitem", [self], {"index": _index_params(index, self.ndim)})
+        items = _index_params(index, self.ndim)
+        if all(i[0] == "int" for i in items) and (index is Ellipsis or (type(index) is tuple and Ellipsis in index)):
+            # x[1, ...] (and y[...] of a 0-d y) is NumPy's 0-d view, not an element: a view step of
+            # the same entry (one-element slices, then a reshape to 0-d) follows changes as NumPy's
+            one = [["slice", i % n, i % n + 1, None] for (_, i), n in zip(items, self.shape)]
+            return self.tape.record("getitem", [self], {"index": one}).reshape(())
+        return self.tape.record("getitem", [self], {"index": items})
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
     def reshape(self, *shape, order="C"):

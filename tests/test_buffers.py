@@ -584,3 +584,69 @@ def test_a_flat_write_of_a_traced_value_is_refused_with_the_line():
 
     with pytest.raises(UnsupportedOperationError, match=r"NumPy asked for a traced value as a float at .*test_buffers"):
         jacc.jacobian(f)(X[:2])
+
+
+def _fill_over_a_held_entry(x):
+    b = np.zeros((2, 2))
+    b[0, 0] = x[0]  # held; the fill overwrites it
+    np.fill_diagonal(b, 4.0)
+    return b * x[1]
+
+
+def _fill_through_a_view(x):
+    b = np.zeros((3, 3))
+    b[0, 0], b[1, 2] = x[0], x[1]
+    np.fill_diagonal(b[1:, 1:], 4.0)
+    return b
+
+
+def _fill_through_a_view_taken_before(x):
+    b = np.zeros((2, 2))
+    v = b[:, :]
+    b += x[:2]
+    np.fill_diagonal(v, 4.0)
+    return b
+
+
+def _held_view_into_a_fancy_index(x):
+    b, c = np.zeros(4), np.zeros(4)
+    b[0], b[1] = x[0], x[1]
+    c[[0, 2]] = b[:2]  # a view of b taken while it held entries
+    return c
+
+
+def _held_view_copied_reversed(x):
+    b, c = np.zeros(4), np.zeros(4)
+    b[3] = x[3]
+    np.copyto(c, b[::-1])
+    return c
+
+
+def _held_view_put(x):
+    b, c = np.zeros(4), np.zeros(4)
+    b[1] = x[1]
+    c.put([0, 1], b[:2])
+    return c
+
+
+@pytest.mark.parametrize("f", [_fill_over_a_held_entry, _fill_through_a_view, _fill_through_a_view_taken_before,
+                               _held_view_into_a_fancy_index, _held_view_copied_reversed, _held_view_put])
+def test_constant_fills_and_views_of_buffers_holding_entries_follow_numpy(f):
+    """np.fill_diagonal(b, 4.0) left b's held entries to be placed over the fill, and filled a copy
+    for a view of a traced buffer; a view of a buffer holding entries written into another
+    buffer was refused as a plain array."""
+    x = X[:4]
+    g = trace(f, x)
+    np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+    for kw in ({}, {"retrace": False}):
+        np.testing.assert_allclose(jacc.jacobian(f, **kw)(x), fd_jacobian(f, [x], 0), atol=1e-8, err_msg=str(kw))
+
+
+def test_a_view_of_a_0d_buffer_written_with_a_traced_value_is_refused_by_name():
+    def f(x):
+        b = np.zeros(())
+        b.reshape(-1)[:] += x[0]  # (an internal ValueError from unravel_index)
+        return b
+
+    with pytest.raises(UnsupportedOperationError, match="plain NumPy array"):
+        jacc.jacobian(f)(X[:2])

@@ -618,3 +618,44 @@ def test_writers_through_a_buffers_view_and_out_arguments_numpy_broadcasts_or_fi
 
     for f in (through_view, broadcast_out, constant_out):
         _matches_numpy(f)
+
+
+def _zero_d_view_sees_a_change(x):
+    y = x.copy()
+    w = y[1, ...]  # NumPy: a 0-d view (not the element, as y[1] is)
+    y += 1.0
+    return w * 1.0
+
+
+def _zero_d_view_of_a_reshape(x):
+    y = x.copy()
+    w = y.reshape(2, 2)[1, 0, ...]
+    y[2] = x[0] * 3.0
+    return w * 1.0
+
+
+def _ellipsis_of_a_0d_array(x):
+    y = x[0] * 1.0
+    w = y[...]
+    y *= x[1]
+    return w + y
+
+
+@pytest.mark.parametrize("f", [_zero_d_view_sees_a_change, _zero_d_view_of_a_reshape, _ellipsis_of_a_0d_array])
+def test_an_index_with_an_ellipsis_that_leaves_no_axis_is_a_view_as_in_numpy(f):
+    """y[1, ...] was recorded as the element y[1] (a copy): a later change of y went unseen."""
+    x = np.array([0.3, 0.7, 1.1, 0.45])
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+def test_a_write_through_a_0d_view_is_refused_as_through_any_view():
+    def f(x):
+        y = x.copy()
+        w = y[1, ...]
+        w += 5.0 * x[0]  # NumPy changes y[1]; the write was lost
+        return y
+
+    with pytest.raises(UnsupportedOperationError, match="changes a view"):
+        jacc.jacobian(f)(np.array([0.3, 0.7]))
