@@ -26,7 +26,16 @@ from .eliminate import OrderError, Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
-from .trace import Recording, Tape, _param_names, check_argnums, check_plain, check_real, record_call
+from .trace import (
+    Recording,
+    Tape,
+    UnsupportedOperationError,
+    _param_names,
+    check_argnums,
+    check_plain,
+    check_real,
+    record_call,
+)
 from .unroll import all_scalars, float_list, scalar_level
 from .unroll import candidate as unroll_candidate
 
@@ -1169,6 +1178,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
                 jf.last = acc
                 found = acc.blocks
+            if tape.nonfinite_because and nonfinite != "propagate" and not finite_blocks(found):
+                raise UnsupportedOperationError(tape.nonfinite_because[0])
         if skipping and (held or seen is not None):
             settle(key, entry, tape, state, held, args, kwargs)
         if not retrace and not graph.meta.get("value_dependent"):

@@ -321,6 +321,7 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
+        self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -893,6 +894,12 @@ class Tape:
         ``f`` and meets a non-finite block runs ``f`` instead, so the error is raised as ``math``
         does (``jacc.numpy_api.stdlib_math``)."""
         self.domains.append(f"{what} at {call_site()}")
+
+    def note_nonfinite(self, why: str) -> None:
+        """At this call's values an op's partial is not finite (eigenvectors at a repeated
+        eigenvalue): a non-finite Jacobian is refused, saying ``why``, unless NaN is asked to
+        propagate (a later call that skips ``f`` and may meet one: :meth:`note_domain`)."""
+        self.nonfinite_because.append(why)
 
 
 class _Running(threading.local):

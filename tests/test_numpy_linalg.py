@@ -423,14 +423,42 @@ def test_matrix_rank_is_not_listed_as_supported():
     assert {"cholesky", "eigh", "eigvalsh", "qr", "svd", "det", "pinv", "lstsq", "norm"} <= set(names)
 
 
-def test_repeated_eigenvalues_give_non_finite_eigenvector_partials_not_wrong_ones():
+def test_repeated_eigenvalues_refuse_eigenvector_jacobians_not_give_wrong_ones():
     """Distinct eigenvalues are assumed: at a repeated one the eigenvectors are not differentiable,
-    and the Jacobian says so (inf/NaN) while the eigenvalues' stays finite where they are simple."""
+    and the Jacobian is refused (NaN with nonfinite="propagate") while the eigenvalues' stays
+    finite where they are simple."""
     a = np.diag([1.0, 1.0, 3.0])
-    Jv = jacc.jacobian(lambda a: np.linalg.eigh(a)[1])(a)
-    assert not np.all(np.isfinite(Jv))
+    with pytest.raises(jacc.UnsupportedOperationError, match="repeated eigenvalue"):
+        jacc.jacobian(lambda a: np.linalg.eigh(a)[1])(a)
+    assert not np.all(np.isfinite(jacc.jacobian(lambda a: np.linalg.eigh(a)[1], nonfinite="propagate")(a)))
     Jw = jacc.jacobian(np.linalg.eigvalsh)(a)
     np.testing.assert_allclose(Jw[2], np.diag([0.0, 0.0, 1.0]), atol=1e-12)
+
+
+def _top_eigenvector(a):
+    return np.linalg.eigh(a)[1][:, -1] ** 2  # (squared: free of its sign)
+
+
+def _through_all_eigenvectors(a):  # U Λ Uᵀ: no function of the basis, but differentiated through it
+    w, v = np.linalg.eigh(a)
+    return (v * w) @ v.T
+
+
+def test_an_eigenvalue_repeated_in_floating_point_is_one_repeated_eigenvalue():
+    """I + 0.3·ones has eigenvalues 1.9, 1, 1; computed, the two 1s differ by rounding, and
+    1/(their difference) made finite nonsense of every Jacobian through the eigenvectors
+    (scipy.stats.multivariate_normal.logpdf in cov: 2.50 where the derivative is 1.91). An
+    eigenvector of a simple eigenvalue keeps its derivative."""
+    q, _ = np.linalg.qr(_rng(5).normal(size=(3, 3)))
+    for a in (np.eye(3) + 0.3 * np.ones((3, 3)), q @ np.diag([1.0, 1.0, 5.0]) @ q.T):
+        for retrace in (True, False):
+            jf = jacc.jacobian(_through_all_eigenvectors, retrace=retrace)
+            jf(np.diag([1.0, 2.0, 3.0]))  # (distinct: a later call that skips f meets the tie)
+            jf(np.diag([1.0, 2.5, 3.0]))
+            with pytest.raises(jacc.UnsupportedOperationError, match="repeated eigenvalue"):
+                jf(a)
+        a = (a + a.T) / 2
+        np.testing.assert_allclose(jacc.jacobian(_top_eigenvector)(a), _sym_fd(_top_eigenvector, a), atol=1e-6)
 
 
 def test_spectral_norm_reads_the_largest_singular_value_through_a_free_selection():

@@ -8,7 +8,9 @@ derivative as a network of products instead (:func:`_factored_cholesky`, :func:`
 Assumptions, as for every AD system:
 
 * ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
-  eigenvalues (the eigenvector partials divide by λⱼ − λᵢ); ``cholesky`` reads the lower triangle
+  eigenvalues (the eigenvector partials divide by λⱼ − λᵢ: a Jacobian that meets such a division
+  at eigenvalues equal to within :data:`TIE_RTOL` is refused, see :func:`_note_ties`; eigenvectors
+  of the simple ones keep theirs); ``cholesky`` reads the lower triangle
   (``upper=True``: the upper one). Perturbing an entry of the read triangle off the diagonal
   perturbs the symmetric matrix in both places; the other triangle has derivative 0.
 * ``eig``/``eigvals`` trace where the eigenvalues are real at the traced point (NumPy then returns
@@ -302,12 +304,39 @@ def _eigh(a, p):
     return factorise.eigh(a, UPLO=_uplo(p))
 
 
-def _inverse_gaps(x):
+#: Eigenvalues this close (relative to the largest in magnitude) are one repeated eigenvalue: a
+#: repeated one computed in floating point (I + 0.3·ones) differs by rounding, and 1/(rounding) made
+#: finite nonsense of the eigenvectors' partial where an exact tie made it NaN
+TIE_RTOL = 1e-10
+
+
+def _inverse_gaps(x, ties: bool = False):
     """Fₚ_q = 1/(x_q − xₚ) off the diagonal of the last axis pair, 0 on it (arrays, lazy
-    stand-ins or traced values; equal entries give inf, as the derivative does)."""
+    stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: NaN
+    between entries equal to within :data:`TIE_RTOL` (see :func:`_note_ties`)."""
     eye = np.eye(x.shape[-1], dtype=bool)
+    gaps = x[..., None, :] - x[..., :, None]
     with np.errstate(divide="ignore"):
-        return np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, x[..., None, :] - x[..., :, None]))
+        F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, gaps))
+    if ties:
+        scale = np.max(np.abs(x), axis=-1)[..., None, None]
+        F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), np.nan, F)
+    return F
+
+
+def _note_ties(w: Tracer, what: str) -> None:
+    """Refuse (if the Jacobian meets it: :meth:`~jacc.trace.Tape.note_nonfinite`) eigenvectors at a
+    repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative."""
+    w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
+    values = np.asarray(w.value)
+    scale = np.max(np.abs(values), axis=-1, initial=0.0)[..., None]
+    if values.shape[-1] > 1 and np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale):
+        w.tape.note_nonfinite(
+            f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
+            "where its eigenvectors are no function of it (any basis of their space is one) and have no derivative; "
+            "jacc differentiates eigenvectors of distinct eigenvalues. A function that does not depend on the "
+            "basis (a Gaussian density through eigh: scipy.stats.multivariate_normal with cov=) has a derivative "
+            "there: compute it without eigh (np.linalg.cholesky, slogdet, solve)")
 
 
 def _eigvals_partial(i, ctx):
@@ -322,7 +351,7 @@ def _eigvecs_partial(i, ctx):
     # dV = V (F ∘ Vᵀ dS V), Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed)
     def values():
         w, v = _eigh(ctx.args[0], ctx.params)
-        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w), v, v, optimize=True)
+        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w, ties=True), v, v, optimize=True)
         return _read(K, _uplo(ctx.params))
     return _batched(ctx, values)
 
@@ -355,6 +384,7 @@ def _factored_eigh(a, params: dict) -> EighResult:
     (``value_from``: the network's own value is never used)."""
     tape = _tape_of(a)
     w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
+    _note_ties(w, "numpy.linalg.eigh")
     wh, vh = tape.unary("hold", w), tape.unary("hold", v)
     F = _inverse_gaps(wh)
     with tape.derivative_network(a):
@@ -368,7 +398,9 @@ def _eigh_fn(a, UPLO="L"):
     if np.shape(a)[-1] > DENSE_PARTIAL_MAX:
         return _factored_eigh(a, params)
     tape = _tape_of(a)
-    return EighResult(tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params))
+    w = tape.record("eigh_values", [a], params)
+    _note_ties(w, "numpy.linalg.eigh")
+    return EighResult(w, tape.record("eigh_vectors", [a], params))
 
 
 @implements(np.linalg.eigvalsh)
@@ -921,7 +953,8 @@ case("numpy.linalg.eigvals", lambda xp: lambda a: xp.linalg.eigvals(a) if xp is 
 case("numpy.linalg.eig", lambda xp: lambda a: xp.linalg.eig(a)[1] ** 2, lambda r: (_real_spectrum_matrix(r, 3),),
      jax=False, note="unit eigenvectors (NumPy's); distinct real eigenvalues assumed")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a)[1], lambda r: (r.normal(size=(4, 4)),),
-     jax=False, note=_EIG + "; eigenvector signs are NumPy's (JAX is compared on sign-free functions)")
+     jax=False, note=_EIG + "; eigenvector signs are NumPy's (JAX is compared on sign-free functions); a Jacobian "
+     "through eigenvectors of a repeated eigenvalue (to 1e-10 relative) is refused")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a, UPLO="U")[1], lambda r: (r.normal(size=(3, 3)),),
      jax=False, variant="UPLO='U' vectors")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(_sym(xp, a))[1] ** 2,
