@@ -1517,6 +1517,8 @@ class _ValueShaped:
     dtype = property(lambda self: self.value.dtype)
 
     def __len__(self) -> int:
+        if not np.ndim(self.value):
+            raise TypeError("len() of unsized object")  # (NumPy's words)
         return len(self.value)
 
 
@@ -1600,6 +1602,8 @@ class Tracer(_Held):
     real = property(lambda self: self)  # traced values are real
 
     def __iter__(self):
+        if not self.shape:
+            raise TypeError("iteration over a 0-d array")  # (NumPy's, at the call: code tells scalars by it)
         return (self[i] for i in range(len(self)))
 
     def __repr__(self) -> str:

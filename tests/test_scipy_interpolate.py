@@ -177,3 +177,19 @@ def test_data_scipy_refuses_is_refused_at_every_call(f, bad, match):
     """The interpolant is built from the traced data once: later calls took data SciPy refuses
     (their change now carries NaN into the derivative there, so f runs and SciPy raises)."""
     assert_later_calls_raise(f, np.array([1.0, 2.0, 0.5, 1.0]), bad, ValueError, match)
+
+
+def test_a_grid_interpolator_called_with_a_method_and_a_decreasing_ppoly_follow_scipy():
+    """RegularGridInterpolator(...)(xi, method=...) raised a TypeError inside jacc's wrapper; a
+    PPoly with decreasing breaks (SciPy takes either order) raised jacc's ShapeError without a call site."""
+    gx, gy = np.linspace(0, 1, 4), np.linspace(0, 2, 5)
+    V = np.random.default_rng(0).normal(size=(4, 5))
+    P = np.array([[0.2, 0.3], [0.7, 1.9]])
+    for method in ("nearest", "linear", "slinear"):
+        f = lambda v: sint.RegularGridInterpolator((gx, gy), v)(P, method=method)  # noqa: B023, E731
+        np.testing.assert_allclose(jacc.jacobian(f)(V), fd_jacobian(f, [V], 0), atol=1e-8)
+    with pytest.raises(jacc.UnsupportedOperationError, match="method='cubic' solves"):
+        jacc.jacobian(lambda v: sint.RegularGridInterpolator((gx, gy), v)(P, method="cubic"))(V)
+    p = sint.PPoly(np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([2.0, 1.0, 0.0]))
+    with pytest.raises(jacc.UnsupportedOperationError, match="increasing breaks"):
+        jacc.jacobian(lambda v: p(v))(np.array([0.4, 1.5]))

@@ -101,7 +101,11 @@ class _Traced:
         shape = (1,) * self._axis + xq0.shape + (1,) * (slope.ndim - self._axis - xq0.ndim)
         return slope * np.reshape(xq - xq0, shape)
 
-    def __call__(self, x, nu: int = 0, extrapolate: Any = None) -> Any:
+    def __call__(self, x, nu: int = 0, extrapolate: Any = None, method: str | None = None) -> Any:
+        if method is not None:  # (RegularGridInterpolator's, for this call)
+            if self._what not in ("RegularGridInterpolator", "interpn"):
+                _refuse(self._what, "its call takes no method=")
+            _exact(self._what, method)
         if _holds_tracer(x) and self._change is None:
             pieces = _pieces(self._plain, nu, extrapolate)
             if pieces is not None:  # a fixed curve: its piece found at each call by the program
@@ -110,6 +114,8 @@ class _Traced:
         kwargs = {} if extrapolate is None else {"extrapolate": extrapolate}  # (interp1d takes neither)
         if nu:
             kwargs["nu"] = nu
+        if method is not None:
+            kwargs["method"] = method
         with values_only():
             x0 = np.asarray(_plain(x), dtype=float)
             value = self._plain(x0, **kwargs)
@@ -179,7 +185,7 @@ class _Traced:
 def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
     """``(breaks, coefficients, extrapolate)`` of SciPy's PPoly along axis 0 that equals
     ``plain`` (its ``nu``-th derivative), or None where there is none (another axis, periodic
-    extrapolation, complex values, an interpolant without pieces such as interp1d)."""
+    extrapolation, complex values, decreasing breaks, an interpolant without pieces such as interp1d)."""
     import scipy.interpolate as si
     from scipy.interpolate._bsplines import BSpline  # (the class: si.BSpline is swapped while f runs)
 
@@ -196,8 +202,8 @@ def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
             return None
         coef = np.stack([q.c for q in cols], axis=-1).reshape(cols[0].c.shape + c.shape[1:])
         f = si.PPoly.construct_fast(coef, cols[0].x, ext)
-    if np.iscomplexobj(f.c) or np.asarray(f.x).size < 2:
-        return None
+    if np.iscomplexobj(f.c) or np.asarray(f.x).size < 2 or not np.asarray(f.x)[0] < np.asarray(f.x)[-1]:
+        return None  # (decreasing breaks, which SciPy allows: its own evaluation at the point, and the slope)
     return np.asarray(f.x, dtype=float), np.asarray(f.c, dtype=float), bool(ext)
 
 
@@ -367,7 +373,8 @@ def _made_before(kind: str) -> Callable[[Callable], Callable]:
             pieces = _pieces(self, nu, extrapolate)
             if pieces is None:
                 _refuse(type(self).__name__, "evaluation at traced points is recorded for interpolants along "
-                        "axis 0 with extrapolate True or False (not periodic); make one such, or build it inside f")
+                        "axis 0 with increasing breaks and extrapolate True or False (not periodic); make one such, "
+                        "or build it inside f")
             x = np.asarray(x)
             return x.tape.record("ppoly", [x, *pieces[:2]], {"extrapolate": pieces[2]})
         call.__name__, call.__wrapped__ = f"{kind}.__call__", original
