@@ -1198,6 +1198,10 @@ def _index_params(index: Any, ndim: int) -> list:
     if sum(i is Ellipsis for i in items) > 1:
         raise TraceError(f"index at {call_site()} has more than one '...'")
     n_axes = sum(_axes_used(i) for i in items)
+    if n_axes > ndim:  # (NumPy's error: an Ellipsis then stands for fewer than no axes)
+        raise IndexError(f"too many indices for array: array is {ndim}-dimensional, but {n_axes} were indexed")
+    if n_axes == ndim and any(i is Ellipsis for i in items):
+        _refuse_split_by_nothing(items)
     out: list = []
     for item in items:
         if item is Ellipsis:
@@ -1214,6 +1218,23 @@ def _index_params(index: Any, ndim: int) -> list:
         else:
             out += _array_items(item)
     return out
+
+
+def _refuse_split_by_nothing(items: list) -> None:
+    """Refuse advanced indices whose only separation is an Ellipsis standing for no axis
+    (x[:, [0, 1], ..., 1] of a 3-d x): NumPy counts them apart and puts their axes first; laid out
+    as the trace lays out adjacent ones, the result would be another array of the same shape."""
+    e = next(k for k, i in enumerate(items) if i is Ellipsis)
+    advanced = [k for k, i in enumerate(items) if isinstance(i, np.ndarray) or type(i) is int]
+    if not any(isinstance(i, np.ndarray) for i in items) or not advanced[0] < e < advanced[-1]:
+        return
+    if not any(isinstance(items[k], slice) or items[k] is None for k in range(advanced[0])):
+        return  # (their axes come first either way)
+    if all(items[k] is Ellipsis or k in advanced for k in range(advanced[0], advanced[-1] + 1)):
+        raise UnsupportedOperationError(
+            f"index at {call_site()}: its index arrays (or ints) are apart only by an '...' that stands for no "
+            "axis, so NumPy puts their axes first, which jacc's indexing does not follow; write the index without "
+            "the '...' (or with ':' for an axis)")
 
 
 def _array_items(item: np.ndarray) -> list:
@@ -1780,6 +1801,8 @@ class Tracer(_Held):
         if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
         items = _index_params(index, self.ndim)
+        if any(type(i) is np.ndarray and not i.ndim for i in (index if type(index) is tuple else (index,))):
+            return _copy(self.tape.record("getitem", [self], {"index": items}))  # (advanced: NumPy's is a copy)
         if all(i[0] == "int" for i in items) and (index is Ellipsis or (type(index) is tuple and Ellipsis in index)):
             # x[1, ...] (and y[...] of a 0-d y) is NumPy's 0-d view, not an element: a view step of
             # the same entry (one-element slices, then a reshape to 0-d) follows changes as NumPy's
@@ -1894,7 +1917,7 @@ class _Flat:
         self.x = x
 
     def __getitem__(self, index):
-        return self.x.reshape(-1)[index]
+        return _copy(self.x.reshape(-1)[index])  # (NumPy's x.flat[...] is a copy, also of a slice)
 
     def __iter__(self):
         return iter(self.x.reshape(-1))

@@ -659,3 +659,36 @@ def test_a_write_through_a_0d_view_is_refused_as_through_any_view():
 
     with pytest.raises(UnsupportedOperationError, match="changes a view"):
         jacc.jacobian(f)(np.array([0.3, 0.7]))
+
+
+def _view_of_a_0d_index_array(x):
+    y = x * 1.0
+    v = y[np.array(1)]  # advanced indexing: NumPy's is a copy
+    y *= 3.0
+    return v * 1.0
+
+
+def _flat_slice(x):
+    y = x * 1.0
+    v = y.flat[1:5:2]  # NumPy's x.flat[...] is a copy
+    y *= 3.0
+    return v * 1.0
+
+
+@pytest.mark.parametrize("f", [_view_of_a_0d_index_array, _flat_slice])
+def test_copies_made_by_indexing_as_numpys_do_not_follow_changes(f):
+    """y[np.array(1)] was read as y[1] and y.flat[1:5:2] as a slice: views that followed y *= 3."""
+    x = np.arange(6.0).reshape(2, 3) + 0.5
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+def test_indices_around_an_ellipsis_for_no_axis_are_refused_where_numpy_moves_their_axes_first():
+    x = np.arange(24.0).reshape(2, 3, 4)
+    with pytest.raises(UnsupportedOperationError, match=r"apart only by an '\.\.\.' that stands for no axis"):
+        jacc.jacobian(lambda x: x[:, [0, 1], ..., 1] * 1.0)(x)  # NumPy: [[1, 13], [5, 17]]; it gave the transpose
+    f = lambda x: x[[0, 1], ..., [1, 2]] * 1.0  # noqa: E731  (their axes come first either way)
+    np.testing.assert_allclose(jacc.jacobian(f)(x[0]), fd_jacobian(f, [x[0]], 0), atol=1e-8)
+    with pytest.raises(IndexError, match="too many indices"):  # (it read x[0, ..., 0] of a vector as x[0])
+        jacc.jacobian(lambda x: x[0, ..., 0] * 1.0)(np.array([5.0, 6.0, 7.0]))
