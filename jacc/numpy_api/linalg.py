@@ -304,7 +304,7 @@ def _eigh(a, p):
     return factorise.eigh(a, UPLO=_uplo(p))
 
 
-#: Eigenvalues this close (relative to the largest in magnitude) are one repeated eigenvalue: a
+#: Eigenvalues this close (relative to their 2-norm) are one repeated eigenvalue: a
 #: repeated one computed in floating point (I + 0.3·ones) differs by rounding, and 1/(rounding) made
 #: finite nonsense of the eigenvectors' partial where an exact tie made it NaN
 TIE_RTOL = 1e-10
@@ -319,7 +319,7 @@ def _inverse_gaps(x, ties: bool = False):
     with np.errstate(divide="ignore"):
         F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, gaps))
     if ties:
-        scale = np.max(np.abs(x), axis=-1)[..., None, None]
+        scale = np.sqrt(np.sum(x * x, axis=-1))[..., None, None]  # (every backend's: torch's max is a pair)
         F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), np.nan, F)
     return F
 
@@ -329,7 +329,7 @@ def _note_ties(w: Tracer, what: str) -> None:
     repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative."""
     w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
     values = np.asarray(w.value)
-    scale = np.max(np.abs(values), axis=-1, initial=0.0)[..., None]
+    scale = np.sqrt(np.sum(values * values, axis=-1))[..., None]
     if values.shape[-1] > 1 and np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale):
         w.tape.note_nonfinite(
             f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
