@@ -141,6 +141,27 @@ def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = 
     return _copy(x) if x is obj and copies else x  # np.array copies (an in-place change stays its own)
 
 
+def _relaid(name: str, x: Any, args: tuple, kwargs: dict) -> bool:
+    """Whether NumPy's ``name`` copies traced ``x`` to lay it out as asked (np.asfortranarray of a
+    C-contiguous array, np.ascontiguousarray(y.T), order=, require's 'C'/'F'): found by NumPy on a
+    probe laid out as the user's array (:meth:`~jacc.trace.Tape.layout`)."""
+    if not isinstance(x, Tracer) or not x.ndim:
+        return False
+    probe = x.tape.layout(x.name)
+    if probe is None:
+        return False
+    if name in ("ascontiguousarray", "asfortranarray"):
+        laid = _ORIGINAL[name](probe)
+    elif name == "require":
+        laid = _ORIGINAL[name](probe, None, (args[1:] or [kwargs.get("requirements")])[0])
+    else:
+        order = args[1] if name in ("asarray", "asanyarray") and len(args) > 1 else kwargs.get("order")
+        if order in (None, "K", "A"):
+            return False
+        laid = _ORIGINAL["asarray"](probe, order=order)
+    return not np.may_share_memory(laid, probe)
+
+
 def _constructor(name: str) -> Callable:
     original = _ORIGINAL[name]
 
@@ -158,6 +179,8 @@ def _constructor(name: str) -> Callable:
                 asked = (args[1:] or [kwargs.get("requirements")])[0] or ()
                 copy = any(r in ("O", "OWNDATA") for r in ([asked] if isinstance(asked, str) else asked))
             made = _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)
+            if made is obj and _relaid(name, obj, args, kwargs):
+                made = _copy(made)
             if name == "asarray_chkfinite" and not np.isfinite(made.value).all():
                 where = call_site()
                 raise ValueError(f"array must not contain infs or NaNs (numpy.asarray_chkfinite at {where})") from None

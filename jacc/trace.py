@@ -1423,6 +1423,7 @@ def _in_place(dunder: str, sym: str) -> Callable:
         if tape.is_view(self.name) is not None and _stored_into_subscript(sys._getframe(1)):
             r = getattr(self, f"__{dunder}__")(other)  # a new array, which a[i] = ... writes back next
             if r is not NotImplemented:
+                _fits_in_place(self, r)
                 tape._pending = (r, tape._root[self.name][0], call_site())
             return r
         _writable(self, f"'{sym}='", f"write y = y {sym} ... (a new array), or build the changed array with "
@@ -1433,6 +1434,13 @@ def _in_place(dunder: str, sym: str) -> Callable:
         return _take_whole(self, r)
     method.__name__ = f"__i{dunder}__"
     return method
+
+
+def _fits_in_place(x: Any, r: Any) -> None:
+    """NumPy's error where ``x op= y`` broadcasts ``x`` itself (its result ``r`` has another shape)."""
+    if np.shape(r) != np.shape(x):
+        raise ValueError(f"non-broadcastable output operand with shape {np.shape(x)} doesn't match the broadcast "
+                         f"shape {np.shape(r)} (at {call_site()})")
 
 
 def _scatter(values: "Tracer", positions: Any, size: int) -> "Tracer":
@@ -1452,6 +1460,9 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     if isinstance(value, (list, tuple)):
         value = np.asarray(value)  # (during a trace: a list of traced values stacks)
     vshape = np.shape(value)
+    if len(vshape) > 1 and isinstance(index, np.ndarray) and index.dtype == bool:
+        raise TypeError(f"NumPy boolean array indexing assignment requires a 0 or 1-dimensional input, input has "
+                        f"{len(vshape)} dimensions (at {call_site()})")
     while len(vshape) > len(region) and vshape[0] == 1:  # NumPy drops leading ones of the value
         value, vshape = value[0], vshape[1:]
     try:
@@ -1510,7 +1521,9 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
         # stores into a subscript next too, and b was left as it was)
         if frame is not None and _instruction(frame).startswith(("BINARY_OP", "INPLACE_")) \
                 and _stored_into_subscript(frame):
-            return ufunc(*inputs, **kwargs)
+            r = ufunc(*inputs, **kwargs)
+            _fits_in_place(outs[0], r)
+            return r
     if any(isinstance(o, np.ndarray) for o in outs):
         raise _PlainWrite(f"{what} at {call_site()} writes a traced value into a plain NumPy array in place "
                           f"(a += x, or out=a): {PLAIN_WRITE_FIX}")
@@ -2294,12 +2307,12 @@ def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
 
 
 def _ravel(a, order="C"):
-    """``a.reshape(-1)``, which NumPy's ravel makes as a copy where ``a`` is not C-contiguous (where
-    ``reshape(-1)`` of a strided 1-d array is a view): then the result owns its values."""
+    """``a.reshape(-1)``, which NumPy's ravel makes as a copy where ``a`` is not contiguous in
+    ``order`` (where ``reshape(-1)`` of a strided 1-d array is a view): then the result owns its values."""
     out = a.reshape(-1, order=order)
     if isinstance(a, Tracer) and type(a) is not _Num and out is not a and out.tape.is_view(out.name):
         probe = a.tape.layout(a.name)
-        if probe is not None and not probe.flags.c_contiguous:
+        if probe is not None and not np.may_share_memory(np.ravel(probe, order=order), probe):
             a.tape.own(out.name)
     return out
 

@@ -692,3 +692,69 @@ def test_indices_around_an_ellipsis_for_no_axis_are_refused_where_numpy_moves_th
     np.testing.assert_allclose(jacc.jacobian(f)(x[0]), fd_jacobian(f, [x[0]], 0), atol=1e-8)
     with pytest.raises(IndexError, match="too many indices"):  # (it read x[0, ..., 0] of a vector as x[0])
         jacc.jacobian(lambda x: x[0, ..., 0] * 1.0)(np.array([5.0, 6.0, 7.0]))
+
+
+def _write_into_a_fortran_copy(x):
+    y = x.reshape(2, 3) * 1.0
+    z = np.asfortranarray(y)  # NumPy: a copy of the C-contiguous y
+    z[0, 0] = 7.0 * x[1]
+    return y.ravel() * 1.0
+
+
+def _contiguous_copy_of_a_transpose(x):
+    y = x.reshape(2, 3) * 1.0
+    v = np.ascontiguousarray(y.T)  # a copy
+    y[0, 0] = 7.0 * x[1]
+    return v * 1.0
+
+
+def _ordered_asarray(x):
+    y = x.reshape(2, 3) * 1.0
+    v = np.asarray(y, order="F")  # a copy; np.require(y, requirements="F") too
+    w = np.require(y.T, requirements="C")
+    y *= 2.0
+    return v + w.T
+
+
+def _fortran_ravel_of_a_fortran_array(x):
+    y = x.reshape(2, 3) * 1.0
+    v = y.T.ravel(order="F")  # NumPy: a view (y.T is F-contiguous)
+    y[0, 0] = 7.0 * x[1]
+    return v * 1.0
+
+
+@pytest.mark.parametrize("f", [_write_into_a_fortran_copy, _contiguous_copy_of_a_transpose, _ordered_asarray,
+                               _fortran_ravel_of_a_fortran_array])
+def test_layout_conversions_copy_where_numpy_does(f):
+    """np.asfortranarray, np.ascontiguousarray, order= and require('C'/'F') returned the traced
+    array itself where NumPy copies to lay it out as asked; ravel(order='F') of an F-contiguous
+    array was taken for a copy."""
+    x = np.array([0.3, -0.7, 0.5, 1.1, 0.9, -0.2])
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
+    for kw in ({}, {"retrace": False}):
+        np.testing.assert_allclose(jacc.jacobian(f, **kw)(x), fd_jacobian(f, [x], 0), atol=1e-8, err_msg=str(kw))
+
+
+def test_in_place_writes_that_numpy_cannot_broadcast_raise_its_errors():
+    def slice_times_a_row(x):
+        y = x * 1.0
+        y[1:3] *= np.cos(x[:2]).reshape(1, 2)  # the slot is (2,): NumPy cannot broadcast it to (1, 2)
+        return y
+
+    def buffer_entries_plus_a_row(x):
+        y = np.zeros(4)
+        y[[0, 1, 0]] += np.cos(x[:1]).reshape(1, 1)
+        return y
+
+    def masked_rows(x):
+        y = x * 1.0
+        y[np.array([True, True, False, True])] = np.cos(x[:3]).reshape(1, 3)
+        return y
+
+    x = np.array([0.3, -0.7, 0.5, 1.1])
+    for f, error in ((slice_times_a_row, ValueError), (buffer_entries_plus_a_row, ValueError), (masked_rows, TypeError)):
+        with pytest.raises(error):
+            f(x)  # NumPy's own
+        with pytest.raises(error, match="non-broadcastable output operand|0 or 1-dimensional input"):
+            jacc.jacobian(f)(x)
