@@ -1133,7 +1133,10 @@ def _check_dtype(what: str, x: Any, dtype: Any) -> None:
     if dtype is not None and np.dtype(dtype) != np.dtype(_tape_of(x).dtype):
         raise UnsupportedOperationError(
             f"{what} with dtype={dtype!r} at {call_site()}: the trace computes in {np.dtype(_tape_of(x).dtype)}; "
-            "call it without dtype= (or trace with that dtype)")
+            "call it without dtype=" + (" (or trace with that dtype: jacobian(..., dtype=...))"
+                                         if np.dtype(dtype).kind == "f" else
+                                         f" (an integer or boolean result has derivative 0: cast first, "
+                                         f"{what}(x.astype({np.dtype(dtype).name})), as NumPy casts the entries)"))
 
 
 def _int(v: Any, what: str) -> int:
