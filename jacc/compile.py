@@ -284,6 +284,8 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
         return names.setdefault(v, f"v{len(names)}")
 
     def const(c) -> str:
+        if np.ndim(c.value):  # (np.interp's knots, an einsum's constant vector: the array route's)
+            raise CompileError(f"compile: a constant of shape {np.shape(c.value)} is no float")
         value = float(c.value)
         if math.isfinite(value):  # repr round-trips a float exactly; a literal beats a global lookup
             return f"({value!r})"

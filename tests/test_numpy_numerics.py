@@ -329,3 +329,28 @@ def test_a_long_filters_jacobian_is_its_band_built_row_by_row():
     np.testing.assert_allclose(J, band, rtol=1e-14, atol=1e-16)
     _, peak = peak_memory(lambda: jf(a + 1.0))
     assert peak < 5 * J.nbytes  # the windows² block alone was 18 × J.nbytes here
+
+
+@pytest.mark.parametrize("xp_knots, x", [([0.0, 0.0, 0.5, 1.0], [-0.5, 0.25, 0.8]), ([0.0, 0.5, 1.0, 1.0], [1.5, 0.3, 0.7])],
+                         ids=["first-knot-repeated", "last-knot-repeated"])
+def test_interp_with_a_repeated_end_knot_is_finite_outside_and_numpys_at_the_end(xp_knots, x):
+    """A clipped segment of no width divided by 0 in a derivative np.where left out: NaN
+    (0·inf) without an error; at x = xp[-1] of a repeated last knot the value was NaN."""
+    knots, x = np.array(xp_knots), np.array(x)
+    fp = np.array([0.0, 1.0, 2.0, 3.0])
+    for f, arg in ((lambda x: np.interp(x, knots, fp), x), (lambda fp: np.interp(x, knots, fp), fp)):
+        g = jacc.trace(f, arg)
+        np.testing.assert_array_equal(g.evaluate({g.inputs[0]: arg})[g.outputs[0]], f(arg))
+        np.testing.assert_allclose(jacc.jacobian(f)(arg), fd_jacobian(f, [arg], 0), atol=1e-8)
+    end = np.array([knots[-1]])  # (a jump there: the value alone)
+    g = jacc.trace(lambda x: np.interp(x, knots, fp), end)
+    np.testing.assert_array_equal(g.evaluate({g.inputs[0]: end})[g.outputs[0]], np.interp(end, knots, fp))
+
+
+def test_one_point_interpolated_takes_the_array_route_for_its_constant_knots():
+    """All-scalar graph, constant vector operands: the scalar compiler raised float()'s TypeError
+    instead of falling back."""
+    knots, values = np.array([0.0, 0.5, 1.0]), np.array([0.3, -0.2, 0.7])
+    for kw in ({}, {"backend": "c"}, {"retrace": False}):
+        assert jacc.jacobian(lambda t: np.interp(t, knots, values), **kw)(0.3) == pytest.approx(-1.0)
+        assert jacc.jacobian(lambda y: np.einsum("b,->", values, y), **kw)(0.4) == pytest.approx(0.8)

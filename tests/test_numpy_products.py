@@ -4,6 +4,7 @@ the products built on it, and the refusals."""
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 from jacc.trace import TraceError, UnsupportedOperationError
@@ -152,3 +153,19 @@ def test_multi_dot_takes_vectors_at_the_ends_only_as_numpy():
         jacc.trace(lambda v: np.linalg.multi_dot([np.eye(4), v, np.eye(4)]), np.ones(4))
     J = jacc.jacobian(lambda v: np.linalg.multi_dot([v, np.eye(4) * 2.0, v]))(np.arange(4.0))
     np.testing.assert_allclose(J, 4.0 * np.arange(4.0))
+
+
+def test_the_diagonal_of_a_product_of_a_vector_and_a_stack_and_size_0_broadcasts():
+    """diag(x @ C3) took the product's factors for matrices (an internal einsum error); a size-1
+    axis against a size-0 one was not broadcast (einsum, vecdot, cross: 'label has sizes 0 and 1');
+    the chain strategy refused a size-0 chain."""
+    r = np.random.default_rng(3)
+    C3, x = r.standard_normal((2, 3, 2)), r.standard_normal(3)
+    for f in (lambda x: np.diagonal(x @ C3), lambda x: np.trace(x @ C3), lambda x: np.diagonal(C3.transpose(0, 2, 1) @ x)):
+        np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    a, b = np.zeros((0, 3)), np.ones((1, 3))
+    for f in (lambda a, b: np.einsum("ij,ij->i", a, b), lambda a, b: np.cross(a, b)):
+        Ja, Jb = jacc.jacobian(f, argnums=(0, 1))(a, b)
+        assert Ja.shape == f(a, b).shape + a.shape and Jb.shape == f(a, b).shape + b.shape
+    for strategy in ("auto", "chain"):
+        assert jacc.jacobian(lambda z: np.tanh(np.vdot(np.sin(z), z)), strategy=strategy)(np.zeros(0)).shape == (0,)

@@ -102,7 +102,7 @@ def _diagonals(x, labels: list[str], what: str):
 
 
 def _unbroadcast(ops: list, labels: list[list[str]], what: str) -> None:
-    """Size-1 axes that broadcast against a longer one are reshaped away (in place)."""
+    """Size-1 axes that broadcast against another size (0 too) are reshaped away (in place)."""
     size: dict = {}
     for x, ls in zip(ops, labels):
         for c, n in zip(ls, _shape(x)):
@@ -111,7 +111,7 @@ def _unbroadcast(ops: list, labels: list[list[str]], what: str) -> None:
                     raise _fail(what, f"label {c!r} has sizes {size[c]} and {n}")
     for t, (x, ls) in enumerate(zip(ops, labels)):
         shape = _shape(x)
-        drop = [k for k, c in enumerate(ls) if shape[k] == 1 and size.get(c, 1) > 1]
+        drop = [k for k, c in enumerate(ls) if shape[k] == 1 and size.get(c, 1) != 1]
         if drop:
             ops[t] = np.reshape(x, tuple(n for k, n in enumerate(shape) if k not in drop))
             labels[t] = [c for k, c in enumerate(ls) if k not in drop]

@@ -627,6 +627,8 @@ def _factors(a) -> list | None:
     if step is None or step[1] not in _PRODUCTS:
         return None
     p, q = (a.tape.operand(x) for x in step[2])
+    if np.ndim(p) != 2 or np.ndim(q) != 2:  # (x @ C3 of a vector and a stack: a 2-d product of others)
+        return None
     d = min(p.shape[0], q.shape[1])  # a wide or tall product's diagonal: its first d rows and columns
     return [p if p.shape[0] == d else p[:d], q if q.shape[1] == d else q[:, :d]]
 

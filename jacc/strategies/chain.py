@@ -114,6 +114,7 @@ def order_segment(problem: Problem, path: list, structured_limit: int = 80, edge
         note = "dense-size DP (the structured DP would not fit the time left)"
     why = dp_budget(n, False, dp_memory)
     dims = [m.dense_size // max(1, math.prod(m.in_shape)) for m in mats] + [math.prod(mats[-1].in_shape)]
+    dims = [max(d, 1) for d in dims]  # (an empty array: every order costs nothing; the DP takes sizes ≥ 1)
     if why is not None:
         res, how = linear_chain_order(dims)
         note = f"linear: {how} by dense sizes, the cheapest of left-to-right, right-to-left and greedy ({why})"
