@@ -1822,6 +1822,9 @@ class Tracer(_Held):
         if all(i[0] == "int" for i in items) and (index is Ellipsis or (type(index) is tuple and Ellipsis in index)):
             # x[1, ...] (and y[...] of a 0-d y) is NumPy's 0-d view, not an element: a view step of
             # the same entry (one-element slices, then a reshape to 0-d) follows changes as NumPy's
+            for (_, i), n in zip(items, self.shape):
+                if not -n <= i < n:
+                    raise IndexError(f"index {i} is out of bounds for axis of size {n} (at {call_site()})")
             one = [["slice", i % n, i % n + 1, None] for (_, i), n in zip(items, self.shape)]
             return self.tape.record("getitem", [self], {"index": one}).reshape(())
         return self.tape.record("getitem", [self], {"index": items})
@@ -2276,10 +2279,12 @@ def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
             if bound is not None and bound is not _NOT:
                 a = keep(a, bound)
         return a
-    lo, hi = _bound_param(lo), _bound_param(hi)
-    full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None])
+    full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None and b is not _NOT])
     if full != np.shape(a):  # bounds that broadcast the argument: NumPy's result has their shape
         a = _broadcast_to(a, full)
+    if not a.size:  # (nothing to clip; an empty bound's nested list would lose its shape)
+        return a * 1.0
+    lo, hi = _bound_param(lo), _bound_param(hi)
     return _tape_of(a).record("clip", [a], {"lo": lo, "hi": hi})
 
 

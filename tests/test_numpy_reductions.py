@@ -245,3 +245,29 @@ def test_block_reductions_by_reduceat_are_one_reduction():
     np.testing.assert_allclose(trace(s, x).evaluate({"x": x})[trace(s, x).outputs[0]], s(x), rtol=1e-13)
     u = lambda x: np.add.reduceat(x, [2, 0, 5])  # noqa: E731
     assert "scatter_add" not in {trace(u, x).op(v) for v in trace(u, x).nx}
+
+
+@pytest.mark.parametrize("fn", [np.median, np.nanmedian])
+def test_median_is_the_middle_entry_as_numpy_takes_it_next_to_an_overflowed_one(fn):
+    """The linear quantile read the upper neighbour with weight 0: 0·inf made the median NaN
+    where NumPy's is the middle entry (exp overflowing above it), and its Jacobian NaN."""
+    x = np.array([1.0, 2.0, 800.0])
+    with np.errstate(over="ignore"):
+        for f in (lambda x: fn(np.exp(x)), lambda x: fn(np.exp(x).reshape(1, 3), axis=1),
+                  lambda x: fn(np.exp(np.concatenate([x, x[:1] - 0.5])))):  # (an even count: the middle two's mean)
+            g = jacc.trace(f, x)
+            np.testing.assert_array_equal(g.evaluate({"x": x})[g.outputs[0]], f(x))
+        J = jacc.jacobian(lambda x: np.sin(fn(np.exp(x))))(x)
+    np.testing.assert_allclose(J[:2], [0.0, np.cos(np.e ** 2) * np.e ** 2], rtol=1e-12)  # (J[2]: 0·inf, as JAX's)
+
+
+def test_empty_clip_bounds_and_the_2_norm_of_an_empty_matrix_follow_numpy():
+    """Constant clip bounds of shape (0, 3) lost their shape as nested lists (a raw ValueError; (0, 1)
+    gave a (0, 0) result); the 2-norm of an empty matrix divided by its size 0 (ZeroDivisionError)."""
+    x = np.array([0.3, -0.7, 1.2])
+    for lo in (np.zeros((0, 3)), np.zeros((0, 1)), np.zeros((2, 0, 3))):
+        want = np.clip(x, lo, None)
+        assert jacc.jacobian(lambda x: np.clip(x, lo, None))(x).shape == want.shape + x.shape  # noqa: B023
+    e = np.zeros((0, 3))
+    assert np.linalg.norm(e, 2) == 0.0
+    assert jacc.jacobian(lambda e: np.linalg.norm(e, 2))(e).shape == (0, 3)

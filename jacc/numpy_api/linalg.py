@@ -862,6 +862,8 @@ def _matrix_norm(x, ord, r, c, keepdims, what="numpy.linalg.norm"):
         order = [k for k in range(x.ndim) if k not in (r, c)] + [r, c]
         xt = x if order == list(range(x.ndim)) else x.transpose(order)
         s = xt.tape.record("svd_values", [xt])
+        if ord == 2 and not s.shape[-1]:  # (an empty matrix: NumPy's 2-norm is 0)
+            ord = "nuc"
         out = s[..., 0] if ord == 2 else s[..., -1] if ord == -2 else np.sum(s, axis=-1)
         return out.reshape([1 if k in (r, c) else n for k, n in enumerate(x.shape)]) if keepdims else out
     raise TraceError(f"{what} at {call_site()}: invalid norm order {ord!r} for matrices")

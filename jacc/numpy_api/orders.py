@@ -560,7 +560,20 @@ def _fraction(q, what: str) -> np.ndarray:
 @implements(np.median)
 def _median(a, axis=None, out=None, overwrite_input=False, keepdims=False):
     _refuse("numpy.median", out=out)
-    return _quantile(a, 0.5, axis, keepdims, "numpy.median")
+    return _middle(a, axis, keepdims, "numpy.median", False)
+
+
+def _middle(a, axis, keepdims, what: str, skip_nan: bool):
+    """NumPy's median: the middle entry, or the mean of the middle two, taken as they are (the
+    linear quantile reads the upper neighbour with weight 0: NaN where that is inf, from exp's
+    overflow)."""
+    shape = np.shape(a)
+    axes = range(len(shape)) if axis is None else (axis,) if np.ndim(axis) == 0 else axis
+    n = int(np.prod([shape[int(k)] for k in axes]))
+    lower = _quantile(a, 0.5, axis, keepdims, what, skip_nan=skip_nan, method="lower")
+    if n % 2 and not skip_nan:
+        return lower
+    return (lower + _quantile(a, 0.5, axis, keepdims, what, skip_nan=skip_nan, method="higher")) * 0.5
 
 
 def _flag(keepdims) -> bool:
@@ -585,7 +598,7 @@ def _nanpercentile(a, q, axis=None, out=None, overwrite_input=False, method="lin
 @implements(np.nanmedian)
 def _nanmedian(a, axis=None, out=None, overwrite_input=False, keepdims=_NOT):
     _refuse("numpy.nanmedian", out=out)
-    return _quantile(a, 0.5, axis, _flag(keepdims), "numpy.nanmedian", skip_nan=True)
+    return _middle(a, axis, _flag(keepdims), "numpy.nanmedian", True)
 
 
 # -- examples -----------------------------------------------------------------------------------
