@@ -263,11 +263,15 @@ def test_median_is_the_middle_entry_as_numpy_takes_it_next_to_an_overflowed_one(
 
 def test_empty_clip_bounds_and_the_2_norm_of_an_empty_matrix_follow_numpy():
     """Constant clip bounds of shape (0, 3) lost their shape as nested lists (a raw ValueError; (0, 1)
-    gave a (0, 0) result); the 2-norm of an empty matrix divided by its size 0 (ZeroDivisionError)."""
+    gave a (0, 0) result); the 2-norm of an empty matrix divided by its size 0 (ZeroDivisionError),
+    its 1- and inf-norms were refused; NumPy's are 0."""
     x = np.array([0.3, -0.7, 1.2])
     for lo in (np.zeros((0, 3)), np.zeros((0, 1)), np.zeros((2, 0, 3))):
         want = np.clip(x, lo, None)
         assert jacc.jacobian(lambda x: np.clip(x, lo, None))(x).shape == want.shape + x.shape  # noqa: B023
-    e = np.zeros((0, 3))
-    assert np.linalg.norm(e, 2) == 0.0
-    assert jacc.jacobian(lambda e: np.linalg.norm(e, 2))(e).shape == (0, 3)
+    for e in (np.zeros((0, 3)), np.zeros((2, 0))):  # (ord 1 and inf: "max over an empty axis" was refused)
+        for order in (2, 1, np.inf, "nuc", None):
+            assert np.linalg.norm(e, order) == 0.0
+            g = jacc.trace(lambda e: np.linalg.norm(e, order), e)  # noqa: B023
+            assert g.evaluate({"e": e})[g.outputs[0]] == 0.0
+            assert jacc.jacobian(lambda e: np.linalg.norm(e, order))(e).shape == e.shape  # noqa: B023

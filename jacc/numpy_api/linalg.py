@@ -857,7 +857,9 @@ def _matrix_norm(x, ord, r, c, keepdims, what="numpy.linalg.norm"):
     if ord in (1, -1, np.inf, -np.inf):  # max/min over one axis of the absolute sums over the other
         total, pick = (r, c) if ord in (1, -1) else (c, r)
         sums = _reduce("sum", np.abs(x), total, keepdims)
-        return _reduce("amax" if ord > 0 else "amin", sums, pick if keepdims or pick < total else pick - 1, keepdims)
+        pick = pick if keepdims or pick < total else pick - 1
+        empty = ord > 0 and not np.shape(sums)[pick]  # (NumPy's norm of an empty matrix is 0 there)
+        return _reduce("sum" if empty else "amax" if ord > 0 else "amin", sums, pick, keepdims)
     if ord in (2, -2, "nuc"):  # from the singular values of the matrices moved to the last two axes
         order = [k for k in range(x.ndim) if k not in (r, c)] + [r, c]
         xt = x if order == list(range(x.ndim)) else x.transpose(order)
