@@ -894,6 +894,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         from .program import _backend
 
         _backend(backend)  # a missing JAX or PyTorch is one clear line now, not at the first call
+    if backend == "torch" and not (dt.isnative and dt in (np.float16, np.float32, np.float64)):
+        raise ValueError(f"backend='torch' computes in float16, float32 or float64 (native byte order), not {dt}; "
+                         "pass one of those as dtype=, or another backend")
     if backend == "c":
         from .ccode import require
 

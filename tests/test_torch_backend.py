@@ -246,3 +246,13 @@ def test_sign_keeps_nan_on_torch():
         assert jf.ran == "torch"
         ref = np.asarray(jacc.jacobian(f, backend="interpret", nonfinite="propagate")(*args))
         np.testing.assert_array_equal(got, ref)
+
+
+def test_a_dtype_torch_has_not_is_refused_when_the_function_is_made():
+    """longdouble and big-endian dtypes reached torch.as_tensor at the first call: its TypeError."""
+    for dt in (np.longdouble, ">f8"):
+        if np.dtype(dt) in (np.float64,):  # (a platform whose longdouble is float64)
+            continue
+        with pytest.raises(ValueError, match="backend='torch' computes in float16, float32 or float64"):
+            jacc.jacobian(np.sin, dtype=dt, backend="torch")
+    assert jacc.jacobian(np.sin, dtype=np.float32, backend="torch")(np.ones(2)).dtype == np.float32
