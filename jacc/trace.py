@@ -322,6 +322,10 @@ class Tape:
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
         self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
+        # 0-d vertices that are NumPy 0-d arrays (a 0-d ndarray argument, a reshape to (), a copy,
+        # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,
+        # which x op= y rebinds (another name for the old value keeps it)
+        self.arrays0d: set[str] = set()
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -1331,6 +1335,8 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
     old, tape = x.name, x.tape
     made = tape.view_steps(old) if type(x) is Tracer and not tape.paused else None
     x.name = r.name
+    if not np.ndim(r.num if type(r) is _Num else r.value):
+        tape.arrays0d.add(r.name)  # (an array changed in place stays an array)
     if type(x) is _Num:
         x.num = r.num if type(r) is _Num else float(r.value)
     else:
@@ -1429,6 +1435,8 @@ def _in_place(dunder: str, sym: str) -> Callable:
                 _fits_in_place(self, r)
                 tape._pending = (r, tape._root[self.name][0], call_site())
             return r
+        if not self.shape and self.name not in tape.arrays0d and tape.is_view(self.name) is None:
+            return getattr(self, f"__{dunder}__")(other)  # a NumPy scalar: a new one, which the name is bound to
         _writable(self, f"'{sym}='", f"write y = y {sym} ... (a new array), or build the changed array with "
                   "np.where or np.concatenate", f"write x = x {sym} ... (a new array)")
         r = getattr(self, f"__{dunder}__")(other)
@@ -1537,9 +1545,13 @@ def _copy(x: Any) -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
     so changing one in place, or taking views of one, leaves the other alone."""
     if type(x) is _Num:  # (0-d: no views to tell apart)
+        x.tape.arrays0d.add(x.name)  # (np.copy of a scalar is a 0-d array)
         return _Num(x.tape, x.name, x.num)
     if isinstance(x, Tracer):
-        return x.tape.record("identity", [x])
+        r = x.tape.record("identity", [x])
+        if not x.shape and isinstance(r, Tracer):
+            r.tape.arrays0d.add(r.name)
+        return r
     return x
 
 
@@ -1841,6 +1853,8 @@ class Tracer(_Held):
         out = self.tape.record("reshape", [self], {"shape": _ints(shape)})
         if not self.tape.paused and type(out) is Tracer:
             _copies(self, out, _ints(shape))
+            if not out.shape:
+                out.tape.arrays0d.add(out.name)
         return out
 
     def transpose(self, *axes):
@@ -2749,6 +2763,8 @@ def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, own
         from .scalarize import split
 
         return split(tape, name, _private(a, dtype))
+    if isinstance(value, np.ndarray) and not value.ndim:  # (a float argument is NumPy's scalar)
+        tape.arrays0d.add(name)
     return tape.input(name, a)
 
 

@@ -758,3 +758,59 @@ def test_in_place_writes_that_numpy_cannot_broadcast_raise_its_errors():
             f(x)  # NumPy's own
         with pytest.raises(error, match="non-broadcastable output operand|0 or 1-dimensional input"):
             jacc.jacobian(f)(x)
+
+
+def _scalar_alias_keeps_its_value(x):
+    a = x[0] * 2.0  # NumPy's scalar: a *= 3 binds a to a new one; b keeps the old
+    b = a
+    a *= 3.0
+    return b + a
+
+
+def _previous_step_of_a_loop(x):
+    t = x[0] * 1.0
+    olds = []
+    for _ in range(3):
+        t_old = t
+        t += 0.5 * t * x[1]
+        olds.append(t_old)
+    return np.stack(olds) + t
+
+
+def _0d_array_alias_follows(x):
+    y = np.array(x[0] * 1.0)  # a 0-d array: changed in place, as its other name sees
+    c = y
+    y += x[1]
+    return c * 2.0
+
+
+def _0d_buffer_alias_follows(x):
+    b = np.zeros(())
+    b += x[0]
+    c = b
+    b *= x[1]
+    return c * 1.0
+
+
+@pytest.mark.parametrize("f", [_scalar_alias_keeps_its_value, _previous_step_of_a_loop, _0d_array_alias_follows,
+                               _0d_buffer_alias_follows])
+def test_in_place_operators_rebind_scalars_and_change_0d_arrays_as_numpy(f):
+    """A 0-d traced value changed in place whatever it was: b = a; a *= 3 changed b too where NumPy's
+    scalar a is rebound (jacc 12, NumPy 8), and a loop's t_old = t; t += ... followed t."""
+    x = np.array([1.0, 2.0])
+    g = trace(f, x)
+    np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
+    for kw in ({}, {"retrace": False}):
+        jf = jacc.jacobian(f, **kw)
+        for shift in (0.0, 0.25, 0.5):
+            np.testing.assert_allclose(jf(x + shift), fd_jacobian(f, [x + shift], 0), atol=1e-6, err_msg=str(kw))
+
+
+def test_a_float_argument_is_a_scalar_and_a_0d_array_argument_an_array():
+    def f(s):
+        y = s
+        s += 1.0
+        return y * s
+
+    assert jacc.jacobian(f)(2.0) == pytest.approx(2.0 * 2.0 + 1.0)  # y = 2 stays: d(s(s + 1))/ds
+    assert jacc.jacobian(f)(np.array(2.0)) == pytest.approx(2.0 * 3.0)  # y is s: d((s + 1)²)/ds
