@@ -141,6 +141,11 @@ def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = 
     return _copy(x) if x is obj and copies else x  # np.array copies (an in-place change stays its own)
 
 
+def _requirements(args: tuple, kwargs: dict) -> Any:
+    """np.require's ``requirements`` argument (after ``a`` and ``dtype``)."""
+    return (args[1:] or [kwargs.get("requirements")])[0]
+
+
 def _relaid(name: str, x: Any, args: tuple, kwargs: dict) -> bool:
     """Whether NumPy's ``name`` copies traced ``x`` to lay it out as asked (np.asfortranarray of a
     C-contiguous array, np.ascontiguousarray(y.T), order=, require's 'C'/'F'): found by NumPy on a
@@ -153,7 +158,7 @@ def _relaid(name: str, x: Any, args: tuple, kwargs: dict) -> bool:
     if name in ("ascontiguousarray", "asfortranarray"):
         laid = _ORIGINAL[name](probe)
     elif name == "require":
-        laid = _ORIGINAL[name](probe, None, (args[1:] or [kwargs.get("requirements")])[0])
+        laid = _ORIGINAL[name](probe, None, _requirements(args, kwargs))
     else:
         order = args[1] if name in ("asarray", "asanyarray") and len(args) > 1 else kwargs.get("order")
         if order in (None, "K", "A"):
@@ -176,7 +181,7 @@ def _constructor(name: str) -> Callable:
             dtype = args[0] if args else kwargs.get("dtype")
             copy = kwargs.get("copy", name == "array")  # np.array copies unless told not to, the rest on copy=True
             if name == "require":  # (memory layout is NumPy's business; owning its data is a copy)
-                asked = (args[1:] or [kwargs.get("requirements")])[0] or ()
+                asked = _requirements(args, kwargs) or ()
                 copy = any(r in ("O", "OWNDATA") for r in ([asked] if isinstance(asked, str) else asked))
             made = _traced(name, obj, dtype, int(kwargs.get("ndmin", 0)) if name == "array" else 0, copy)
             if made is obj and _relaid(name, obj, args, kwargs):

@@ -310,6 +310,12 @@ def _eigh(a, p):
 TIE_RTOL = 1e-10
 
 
+def _tie_scale(x):
+    """What :data:`TIE_RTOL` is relative to: the 2-norm of the values along the last axis (every
+    backend's spelling: torch's max of an axis is a pair)."""
+    return np.sqrt(np.sum(x * x, axis=-1))
+
+
 def _inverse_gaps(x, ties: bool = False):
     """Fₚ_q = 1/(x_q − xₚ) off the diagonal of the last axis pair, 0 on it (arrays, lazy
     stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: NaN
@@ -319,7 +325,7 @@ def _inverse_gaps(x, ties: bool = False):
     with np.errstate(divide="ignore"):
         F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, gaps))
     if ties:
-        scale = np.sqrt(np.sum(x * x, axis=-1))[..., None, None]  # (every backend's: torch's max is a pair)
+        scale = _tie_scale(x)[..., None, None]
         F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), np.nan, F)
     return F
 
@@ -329,7 +335,7 @@ def _note_ties(w: Tracer, what: str) -> None:
     repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative."""
     w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
     values = np.asarray(w.value)
-    scale = np.sqrt(np.sum(values * values, axis=-1))[..., None]
+    scale = _tie_scale(values)[..., None]
     if values.shape[-1] > 1 and np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale):
         w.tape.note_nonfinite(
             f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "

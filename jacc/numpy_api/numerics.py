@@ -533,7 +533,7 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
         x0, f0 = xp[j], fp[j]
         # a segment of no width (a repeated end knot, reached by clipping j): its right value, as
         # NumPy's at x = xp[-1], and no 1/0 in a derivative np.where leaves out (0·inf is NaN)
-        flat = (np.asarray(kv)[j + 1] - np.asarray(kv)[j]) == 0
+        flat = np.diff(np.asarray(kv))[j] == 0
         width = np.where(flat, 1.0, xp[j + 1] - x0)
         inner = np.where(flat, fp[j + 1], (fp[j + 1] - f0) / width * (x - x0) + f0)
     return np.where(xv < kv[0], lo, np.where(xv > kv[-1], hi, inner))

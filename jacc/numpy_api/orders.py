@@ -567,9 +567,7 @@ def _middle(a, axis, keepdims, what: str, skip_nan: bool):
     """NumPy's median: the middle entry, or the mean of the middle two, taken as they are (the
     linear quantile reads the upper neighbour with weight 0: NaN where that is inf, from exp's
     overflow)."""
-    shape = np.shape(a)
-    axes = range(len(shape)) if axis is None else (axis,) if np.ndim(axis) == 0 else axis
-    n = int(np.prod([shape[int(k)] for k in axes]))
+    n = int(np.prod([np.shape(a)[k] for k in _axes_of(axis, np.ndim(a), what)]))
     lower = _quantile(a, 0.5, axis, keepdims, what, skip_nan=skip_nan, method="lower")
     if n % 2 and not skip_nan:
         return lower

@@ -202,9 +202,10 @@ def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
             return None
         coef = np.stack([q.c for q in cols], axis=-1).reshape(cols[0].c.shape + c.shape[1:])
         f = si.PPoly.construct_fast(coef, cols[0].x, ext)
-    if np.iscomplexobj(f.c) or np.asarray(f.x).size < 2 or not np.asarray(f.x)[0] < np.asarray(f.x)[-1]:
-        return None  # (decreasing breaks, which SciPy allows: its own evaluation at the point, and the slope)
-    return np.asarray(f.x, dtype=float), np.asarray(f.c, dtype=float), bool(ext)
+    breaks = np.asarray(f.x, dtype=float)
+    if np.iscomplexobj(f.c) or breaks.size < 2 or not breaks[0] < breaks[-1]:  # (SciPy allows decreasing breaks)
+        return None
+    return breaks, np.asarray(f.c, dtype=float), bool(ext)
 
 
 def _ppoly_value(x, breaks, c, extrapolate: bool, xp=np):
