@@ -1544,13 +1544,10 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
 def _copy(x: Any) -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
     so changing one in place, or taking views of one, leaves the other alone."""
-    if type(x) is _Num:  # (0-d: no views to tell apart)
-        x.tape.arrays0d.add(x.name)  # (np.copy of a scalar is a 0-d array)
-        return _Num(x.tape, x.name, x.num)
     if isinstance(x, Tracer):
         r = x.tape.record("identity", [x])
         if not x.shape and isinstance(r, Tracer):
-            r.tape.arrays0d.add(r.name)
+            r.tape.arrays0d.add(r.name)  # (np.copy of a scalar is a 0-d array)
         return r
     return x
 

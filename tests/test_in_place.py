@@ -777,6 +777,16 @@ def _previous_step_of_a_loop(x):
     return np.stack(olds) + t
 
 
+def _copy_of_a_scalar_is_its_own(x):
+    a = x[0] * 2.0
+    b = a
+    c = np.copy(a)  # a 0-d array of a's value; a stays NumPy's scalar, rebound below
+    a += x[1]
+    d = c
+    c += x[1]  # in place: d follows
+    return b * 1.0 + d
+
+
 def _0d_array_alias_follows(x):
     y = np.array(x[0] * 1.0)  # a 0-d array: changed in place, as its other name sees
     c = y
@@ -792,11 +802,12 @@ def _0d_buffer_alias_follows(x):
     return c * 1.0
 
 
-@pytest.mark.parametrize("f", [_scalar_alias_keeps_its_value, _previous_step_of_a_loop, _0d_array_alias_follows,
-                               _0d_buffer_alias_follows])
+@pytest.mark.parametrize("f", [_scalar_alias_keeps_its_value, _previous_step_of_a_loop, _copy_of_a_scalar_is_its_own,
+                               _0d_array_alias_follows, _0d_buffer_alias_follows])
 def test_in_place_operators_rebind_scalars_and_change_0d_arrays_as_numpy(f):
     """A 0-d traced value changed in place whatever it was: b = a; a *= 3 changed b too where NumPy's
-    scalar a is rebound (jacc 12, NumPy 8), and a loop's t_old = t; t += ... followed t."""
+    scalar a is rebound (jacc 12, NumPy 8), and a loop's t_old = t; t += ... followed t. A copy of
+    a scalar replayed as a float kept the scalar's vertex, so marking it an array marked both."""
     x = np.array([1.0, 2.0])
     g = trace(f, x)
     np.testing.assert_allclose(g.evaluate({"x": x})[g.outputs[0]], f(x), rtol=1e-15)
