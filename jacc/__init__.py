@@ -21,14 +21,14 @@ from .render import RenderError, render
 from .strategies import STRATEGIES, UnknownStrategyError
 from .strategies.optimal import SearchSizeError
 from .structure import Jac
-from .trace import TraceError, UnsupportedOperationError, supported_functions, trace
+from .trace import TieWarning, TraceError, UnsupportedOperationError, supported_functions, trace
 
 __version__ = "0.1.0"
 
 __all__ = [
     "jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
     "price", "Accumulation", "OrderError", "OPS", "ShapeError", "STRATEGIES",
-    "UnknownStrategyError", "TraceError", "UnsupportedOperationError", "supported_functions",
+    "UnknownStrategyError", "TraceError", "TieWarning", "UnsupportedOperationError", "supported_functions",
     "matrix_chain_order", "matrix_free_chain_order", "CostModel", "CostModelError", "MemoryLimitError", "Plan", "plan",
     "SearchSizeError", "render", "RenderError",
 ]

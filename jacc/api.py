@@ -169,12 +169,13 @@ def _nested_assembler(graph: Graph, single: bool, conv: Callable) -> Callable[[d
 
 
 def _shape(a: Any) -> Any:
-    """An argument's shape, or for a nested one its nesting and leaf shapes (a cache key)."""
+    """An argument's shape, or for a nested one its nesting and leaf shapes (a cache key; a 0-d
+    array's is not a number's, :func:`jacc.pytrees.leaf_key`)."""
     if isinstance(a, np.ndarray):
-        return a.shape
+        return a.shape if a.ndim else pytrees.ZERO_D
     if type(a) is float:
         return ()
-    return pytrees.signature(a) if isinstance(a, (dict, tuple, list)) else np.shape(a)
+    return pytrees.signature(a) if isinstance(a, (dict, tuple, list)) else pytrees.leaf_key(a)
 
 
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
@@ -202,6 +203,7 @@ def _jax_arrays(args, nums) -> bool:
 
 #: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
 _RUN_F = object()
+_NO_ERRSTATE = contextlib.nullcontext()
 
 
 @functools.cache
@@ -1031,13 +1033,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.assemble(found)
         xs = hit.leaves(args)
-        if nonfinite == "propagate":
-            with np.errstate(all="ignore"):
+        if nonfinite != "propagate" and not hit.finite(xs):
+            hit.refuse_nonfinite(xs, nonfinite)
+        try:
+            with np.errstate(all="ignore") if nonfinite == "propagate" else _NO_ERRSTATE:
                 found = hit.run(xs)
-        else:
-            if not hit.finite(xs):
-                hit.refuse_nonfinite(xs, nonfinite)
-            found = hit.run(xs)
+        except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # (cholesky of a matrix that is not
+            return _RUN_F  # positive definite): f runs, and raises it, or catches it and goes on another way
         if hit.domain and not finite_blocks(found):
             return _RUN_F
         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
@@ -1136,6 +1138,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             if not held and not isinstance(state, str):
                 seen = watch(f, args + tuple(kwargs.values()))
         device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays
+        # (traced once: the arguments not differentiated as f got them, to see whether it changes them)
+        given = None if retrace else snapshot(passed_of(args, kwargs))
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
@@ -1185,7 +1189,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 raise UnsupportedOperationError(tape.nonfinite_because[0])
         if skipping and (held or seen is not None):
             settle(key, entry, tape, state, held, args, kwargs)
-        if not retrace and not graph.meta.get("value_dependent"):
+        if not retrace and not graph.meta.get("value_dependent") and same(passed_of(args, kwargs), given):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies)
             if made is not None:
                 keep_once(key, made, args, kwargs)

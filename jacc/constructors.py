@@ -138,7 +138,8 @@ def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = 
     if ndmin > np.ndim(x):
         x = np.reshape(x, (1,) * (ndmin - np.ndim(x)) + np.shape(x))
     copies = copy is True or getattr(copy, "name", None) == "ALWAYS"  # (NumPy's _CopyMode has no truth value)
-    return _copy(x) if x is obj and copies else x  # np.array copies (an in-place change stays its own)
+    # np.array copies (an in-place change stays its own); every constructor makes a scalar an array
+    return _copy(x) if x is obj and (copies or (isinstance(x, Tracer) and x.tape.is_scalar(x))) else x
 
 
 def _requirements(args: tuple, kwargs: dict) -> Any:

@@ -40,6 +40,7 @@ side effect
 from __future__ import annotations
 
 import builtins
+import collections
 import dis
 import functools
 import gc
@@ -98,6 +99,23 @@ class _Objects:
                 and all(map(same, a.flat, self.items)))
 
 
+class _Container:
+    """A snapshot of a tuple or dict subclass (a namedtuple, ``OrderedDict``, ``defaultdict``): its
+    type, its items' snapshots and a ``defaultdict``'s factory (a copy by identity would miss an
+    array changed in place inside it)."""
+
+    __slots__ = ("type", "items", "factory")
+
+    def __init__(self, x: tuple | dict, copies: Mapping[int, tuple] | None):
+        self.type, self.factory = type(x), getattr(x, "default_factory", None)
+        self.items = snapshot(tuple(x) if isinstance(x, tuple) else dict(x), copies)
+
+    def holds(self, a: Any) -> bool:
+        if type(a) is not self.type or getattr(a, "default_factory", None) is not self.factory:
+            return False
+        return same(tuple(a) if isinstance(a, tuple) else dict(a), self.items)
+
+
 def _same_key(a: Any, b: Any) -> bool:
     """Dictionary keys that are the same for ``f``: equal and of one type (``1``, ``1.0`` and ``True``
     are one key to a dict, not to ``isinstance``)."""
@@ -112,12 +130,16 @@ def _is_sparse(x: Any) -> bool:
     return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
 
+#: dict subclasses a snapshot copies (with namedtuples): the pytree kinds of :mod:`jacc.pytrees`
+_CONTAINERS = (collections.OrderedDict, collections.defaultdict)
+
+
 def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
     """What a guard keeps of a value: a copy for arrays, numbers, strings, lists, tuples and dicts
-    of them (recursively) and SciPy sparse matrices, so a container changed in place is seen; the
-    object itself otherwise. ``copies`` (a trace's :attr:`~jacc.trace.Tape.copies`) offers
-    read-only copies already made of some arrays: one still bit-equal to its array is kept instead
-    of a new copy."""
+    of them (recursively; namedtuples, ``OrderedDict`` and ``defaultdict`` too) and SciPy sparse
+    matrices, so a container changed in place is seen; the object itself otherwise. ``copies`` (a
+    trace's :attr:`~jacc.trace.Tape.copies`) offers read-only copies already made of some arrays:
+    one still bit-equal to its array is kept instead of a new copy."""
     if type(x) is np.ndarray and copies:
         mine, copy = copies.get(id(x), (None, None))
         if mine is x and copy.dtype == x.dtype and copy.shape == x.shape and same_bits(x, copy):
@@ -132,6 +154,8 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return type(x)(snapshot(v, copies) for v in x)
     if type(x) is dict:
         return {k: snapshot(v, copies) for k, v in x.items()}
+    if type(x) in _CONTAINERS or (isinstance(x, tuple) and hasattr(type(x), "_fields")):
+        return _Container(x, copies)
     if _is_sparse(x):
         return _Sparse(x)
     return x
@@ -151,7 +175,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects)):
+    if isinstance(b, (_Subclass, _Objects, _Container)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy

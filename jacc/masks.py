@@ -32,7 +32,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .ops import OPS
-from .trace import Tracer, _Num, _private, _ReadOnUse, implements_ufunc
+from .trace import Tracer, _Num, _private, _ReadOnUse, array_result, implements_ufunc, warn_tie
 
 __all__ = ["Mask", "compare"]
 
@@ -84,6 +84,8 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
         """The entries at the traced point, as a new array; the trace becomes value-dependent."""
         sym = _SYMBOL.get(self.op)
         self.tape.note_value_dependence(f"comparison '{sym}'" if sym else f"a mask's entries ({self.op})")
+        if _tied(self):
+            warn_tie("a comparison '==' or '!=' read as a value")
         return self.value.copy()
 
     # -- reading the entries (jacc.trace._ReadOnUse): NumPy's behaviour on the values ------------
@@ -197,6 +199,18 @@ def _snapshot(x: Any) -> Any:
     return x if type(x) is Mask or isinstance(x, numbers.Real) else _private(x)
 
 
+def _tied(mask: Mask) -> bool:
+    """Whether ``mask`` holds an equality test (``==``, ``!=``) of a traced value that is exactly
+    equal to what it is compared with at the traced point (``x != x``, a NaN test, is no tie)."""
+    if mask.op in ("equal", "not_equal"):
+        a, b = mask.args
+        traced = [x for x in (a, b) if isinstance(x, Tracer)]
+        if not traced or (len(traced) == 2 and a.name == b.name):
+            return False
+        return bool(np.any(np.equal(_value(a), _value(b))))
+    return any(_tied(a) for a in mask.args if type(a) is Mask)
+
+
 def combine(op: str, args: list) -> Mask:
     """The mask ``op(*args)`` (a comparison or a logical op) over traced arrays, masks and constants."""
     tape = next(a.tape for a in args if isinstance(a, (Tracer, Mask)))
@@ -242,7 +256,7 @@ def _where(condition, x=None, y=None, /):
         return NotImplemented
     if not (isinstance(x, Tracer) or isinstance(y, Tracer) or (_float(x) and _float(y))):
         return NotImplemented  # other constants: NumPy's dtype (np.where(m, 1, 0) is an int array)
-    return condition.tape.record("where", [condition.vertex(), x, y])
+    return array_result(condition.tape.record("where", [condition.vertex(), x, y]), x, y)
 
 
 def _select(condlist, choicelist, default=0):

@@ -129,10 +129,22 @@ def _rebuild_mapping(kind: type, keys: tuple, parts: list) -> Any:
         return dict(zip(keys, parts))
 
 
+def leaf_key(x: Any) -> Any:
+    """A leaf's shape, with a 0-d array told from a number: ``x += 1`` changes a 0-d array in place
+    (an alias sees it) where it rebinds a number, so ``f`` may record another graph for each."""
+    if isinstance(x, np.ndarray):
+        return x.shape if x.ndim else ZERO_D
+    return () if type(x) is float else np.shape(x)
+
+
+#: :func:`leaf_key` of a 0-d array
+ZERO_D = "0-d array"
+
+
 def signature(x: Any) -> Any:
-    """A hashable key for a call's argument: its spec and leaf shapes when it is nested, else its
-    shape (so a cache keyed on shapes tells nestings apart)."""
+    """A hashable key for a call's argument: its spec and leaf keys (:func:`leaf_key`) when it is
+    nested, else its leaf key (so a cache keyed on shapes tells nestings apart)."""
     if not is_node(x):
-        return np.shape(x)
+        return leaf_key(x)
     leaves, spec = flatten(x)
-    return spec, tuple(np.shape(leaf) for leaf in leaves)
+    return spec, tuple(leaf_key(leaf) for leaf in leaves)

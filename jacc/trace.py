@@ -21,6 +21,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 import weakref
 from typing import Any, Callable
 
@@ -41,6 +42,32 @@ class UnsupportedOperationError(TypeError):
 
 class TraceError(ValueError):
     """A recorded op got arguments it cannot take (e.g. shapes that do not fit)."""
+
+
+class TieWarning(UserWarning):
+    """``f`` branched on an exact equality of traced values that holds at the traced point
+    (:func:`warn_tie`)."""
+
+
+def warn_tie(what: str) -> None:
+    """Warn that ``f`` took a branch because traced values are exactly equal (``if x == 0``, a zero
+    coefficient that ``np.poly1d`` drops): the Jacobian is the derivative of that branch, a one-point
+    case that is not ``f``'s derivative where ``f`` is smooth across the tie, as JAX's and PyTorch's
+    are at such points."""
+    warnings.warn(f"{what} at {call_site()}: traced values are exactly equal at this point and f took the "
+                  "branch of that equality, so the Jacobian is the derivative of that branch alone; where f is "
+                  "smooth across the tie it is not f's (a zero coefficient dropped is a derivative dropped). "
+                  "Compute it without the exact comparison (np.polyval(c, x) for np.poly1d(c)(x)), or at a point "
+                  "off the tie", TieWarning, stacklevel=_user_stacklevel())
+
+
+def _user_stacklevel() -> int:
+    """``warnings.warn``'s stacklevel that names the user's line (:func:`_user_frame`) from the
+    caller of the function that calls this."""
+    user, f, level = _user_frame(), sys._getframe(2), 2
+    while f is not None and f is not user:
+        f, level = f.f_back, level + 1
+    return level if f is not None else 1
 
 
 def _user_frame():
@@ -467,7 +494,7 @@ class Tape:
                         vals = None
                 if vals is not None:
                     if value is None:
-                        value = _evaluate(step[5], step[6], vals, params)
+                        value = self._evaluated(op, step[5], step[6], vals, params)
                         if type(value) is not np.ndarray or value.dtype is not _F8:
                             value = self._own(value)
                     return self._traced(step, value)
@@ -533,7 +560,8 @@ class Tape:
             self._net.add(name)
             value = np.broadcast_to(np.array(np.nan, dtype=self.dtype), OPS[op].shape([v.shape for v in vals], params))
         else:  # (record_call silences floating-point warnings)
-            value = _evaluate(OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None, vals, params)
+            value = self._evaluated(op, OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None,
+                                    vals, params)
         if type(value) is not np.ndarray or value.dtype is not _F8:
             value = self._own(value)
         self.values[name] = value
@@ -584,6 +612,12 @@ class Tape:
                 for k in positions[1:]:
                     out[k] = self.unary("alias", args[k])
         return out
+
+    def is_scalar(self, t: "Tracer") -> bool:
+        """Whether NumPy's value in place of ``t`` is a scalar (a float argument, an entry ``x[i]``, a
+        reduction's or a 0-d array's ufunc result): ``x += y`` rebinds it, ``np.isscalar`` says True.
+        A 0-d array (an argument, ``np.array(s)``, one changed in place, a view) is none."""
+        return not t.shape and t.name not in self.arrays0d and self.is_view(t.name) is None
 
     def is_view(self, name: str) -> str | None:
         """The op by which vertex ``name`` is, in NumPy's terms, a view of another array (a slice,
@@ -889,6 +923,16 @@ class Tape:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]
         return Recording([s[0] for s in self.steps], sigs, [s[2] for s in self.steps], self.outputs,
                          self.output_tuple)
+
+    def _evaluated(self, op: str, evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
+        """:func:`_evaluate`; an error it raises (``LinAlgError`` of a matrix that is not positive
+        definite, ``FloatingPointError`` under ``np.errstate(...="raise")``) is one of these values:
+        where ``f`` catches it and goes on another way, its trace depends on them."""
+        try:
+            return _evaluate(evaluate, scalar, vals, params)
+        except Exception as e:
+            self.note_value_dependence(f"{op} raised {type(e).__name__} at these values")
+            raise
 
     def note_value_dependence(self, what: str) -> None:
         self.value_dependent.append(f"{what} at {call_site()}")
@@ -1333,7 +1377,7 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
         x.__class__ = Tracer
         x.tape = r.tape
     old, tape = x.name, x.tape
-    made = tape.view_steps(old) if type(x) is Tracer and not tape.paused else None
+    made = tape.view_steps(old) if not tape.paused else None  # (a 0-d array replayed as a _Num too)
     x.name = r.name
     if not np.ndim(r.num if type(r) is _Num else r.value):
         tape.arrays0d.add(r.name)  # (an array changed in place stays an array)
@@ -1435,7 +1479,7 @@ def _in_place(dunder: str, sym: str) -> Callable:
                 _fits_in_place(self, r)
                 tape._pending = (r, tape._root[self.name][0], call_site())
             return r
-        if not self.shape and self.name not in tape.arrays0d and tape.is_view(self.name) is None:
+        if tape.is_scalar(self):
             return getattr(self, f"__{dunder}__")(other)  # a NumPy scalar: a new one, which the name is bound to
         _writable(self, f"'{sym}='", f"write y = y {sym} ... (a new array), or build the changed array with "
                   "np.where or np.concatenate", f"write x = x {sym} ... (a new array)")
@@ -1541,15 +1585,29 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     raise _unsupported(f"{what} with keyword(s) ['out']")
 
 
-def _copy(x: Any) -> Any:
+def _copy(x: Any, kind: str = "array") -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
-    so changing one in place, or taking views of one, leaves the other alone."""
+    so changing one in place, or taking views of one, leaves the other alone. What a 0-d one is
+    (:meth:`Tape.is_scalar`): ``"array"`` a 0-d array (``np.copy``, ``np.array`` of a scalar),
+    ``"same"`` what ``x`` is (``x.copy()``, ``x.astype(float)``), ``"scalar"`` a scalar (``+x``,
+    ``np.positive``: a ufunc's 0-d result)."""
     if isinstance(x, Tracer):
         r = x.tape.record("identity", [x])
-        if not x.shape and isinstance(r, Tracer):
-            r.tape.arrays0d.add(r.name)  # (np.copy of a scalar is a 0-d array)
+        if not x.shape and isinstance(r, Tracer) and (kind == "array" or (kind == "same" and not x.tape.is_scalar(x))):
+            r.tape.arrays0d.add(r.name)
         return r
     return x
+
+
+def array_result(r: Any, *args: Any) -> Any:
+    """``r``, the result of a NumPy function that returns arrays (``np.where``, ``np.i0``), as
+    NumPy's: a 0-d one is a 0-d array, not a scalar (:meth:`Tape.is_scalar`); a new one where it is
+    an argument's vertex."""
+    if isinstance(r, Tracer) and not r.shape and not r.tape.paused:
+        if any(isinstance(a, Tracer) and a.name == r.name for a in args):
+            return _copy(r)
+        r.tape.arrays0d.add(r.name)
+    return r
 
 
 class _ValueShaped:
@@ -1801,7 +1859,7 @@ class Tracer(_Held):
         return self.tape.record("neg", [self])
 
     def __pos__(self):
-        return _copy(self)
+        return _copy(self, "scalar")
 
     def __abs__(self):
         return self.tape.record("abs", [self])
@@ -1835,7 +1893,8 @@ class Tracer(_Held):
                 if not -n <= i < n:
                     raise IndexError(f"index {i} is out of bounds for axis of size {n} (at {call_site()})")
             one = [["slice", i % n, i % n + 1, None] for (_, i), n in zip(items, self.shape)]
-            return self.tape.record("getitem", [self], {"index": one}).reshape(())
+            # (y[...] of a 0-d y: a reshape of y itself, a view of it)
+            return (self.tape.record("getitem", [self], {"index": one}) if one else self).reshape(())
         return self.tape.record("getitem", [self], {"index": items})
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
@@ -1876,7 +1935,7 @@ class Tracer(_Held):
             return self._concrete(f".astype({np.dtype(dtype)})").astype(dtype, order=order, casting=casting)
         if np.dtype(dtype).kind != "f":
             raise _concretisation(f".astype({np.dtype(dtype)})")
-        return _copy(self) if copy else self  # values stay in the trace's float type
+        return _copy(self, "same") if copy else self  # values stay in the trace's float type
 
     def ravel(self, order="C"):
         return _ravel(self, order)
@@ -1947,7 +2006,7 @@ class _Flat:
         self.x = x
 
     def __getitem__(self, index):
-        return _copy(self.x.reshape(-1)[index])  # (NumPy's x.flat[...] is a copy, also of a slice)
+        return _copy(self.x.reshape(-1)[index], "scalar")  # (NumPy's x.flat[...] is a copy, also of a slice)
 
     def __iter__(self):
         return iter(self.x.reshape(-1))
@@ -2247,8 +2306,8 @@ _UFUNCS: dict[str, Callable] = {
     **{name: _unary(name) for name in
        ["exp", "expm1", "log", "log1p", "sin", "cos", "tan", "tanh", "sinh", "cosh", "arctan",
         "arcsin", "arccos", "sqrt", "square", "reciprocal"]},
-    "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: _copy(x),
-    "conjugate": lambda tape, x: _copy(x),
+    "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: _copy(x, "scalar"),
+    "conjugate": lambda tape, x: _copy(x, "scalar"),
     "add": _binary("add"), "subtract": _binary("sub"), "multiply": _binary("mul"),
     "divide": _binary("div"), "true_divide": _binary("div"), "power": _binary("pow"),
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "matmul": _binary("matmul"),
@@ -2391,7 +2450,7 @@ for _alias in ("amax", "amin"):
 _METHODS: dict[str, Callable] = {
     "sum": _sum, "mean": _mean, "max": _FUNCTIONS[np.max], "min": _FUNCTIONS[np.min], "var": _var,
     "std": _std, "prod": _prod, "squeeze": _squeeze, "clip": _clip,
-    "copy": lambda a, order="C": _copy(a), "conj": _same, "conjugate": _same,
+    "copy": lambda a, order="C": _copy(a, "same"), "conj": _same, "conjugate": _same,
 }
 
 
@@ -2771,12 +2830,19 @@ def _param_names(f: Callable, n: int) -> list[str]:
     except (TypeError, ValueError):
         return [f"x{i}" for i in range(n)]
     names: list[str] = []
+    taken = {p.name for p in params}
+
+    def fresh(name: str) -> str:  # (a made-up name may be a parameter's: def f(args0, *args))
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        return name
     for p in params:
         if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD):
             names.append(p.name)
         elif p.kind == p.VAR_POSITIONAL:
-            names += [f"{p.name}{i}" for i in range(n - len(names))]
-    names += [f"x{i}" for i in range(len(names), n)]
+            names += [fresh(f"{p.name}{i}") for i in range(n - len(names))]
+    names += [fresh(f"x{i}") for i in range(len(names), n)]
     return names[:n]
 
 

@@ -358,3 +358,23 @@ def test_a_short_plan_is_lowered_at_its_first_call():
     jf = jacc.jacobian(_long_steps, backend="numpy")
     jf(np.linspace(0.1, 0.9, 4), 1.5)
     assert jf.ran == "numpy"
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy", "jax"])
+@pytest.mark.parametrize("retrace", [True, False])
+@pytest.mark.parametrize("first, then", [(2.0, np.array(2.0)), (np.array(2.0), 2.0), (np.float64(2.0), np.array(2.0))])
+def test_a_float_and_a_0d_array_of_one_value_are_cached_apart(backend, retrace, first, then):
+    # x += 1 rebinds a number and changes a 0-d array in place, which y (an alias) sees:
+    # f is (x + 1)·x for the one (slope 2x + 1) and (x + 1)² for the other (2x + 2)
+    pytest.importorskip("jax") if backend == "jax" else None
+
+    def f(x):
+        y = x
+        x += 1.0
+        return x * y
+
+    def slope(v):
+        return 2.0 * float(v) + (2.0 if isinstance(v, np.ndarray) else 1.0)
+    jf = jacc.jacobian(f, backend=backend, retrace=retrace)
+    for v in (first, first, first, then, then, first):
+        assert float(jf(v.copy() if isinstance(v, np.ndarray) else v)) == slope(v)

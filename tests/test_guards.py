@@ -13,6 +13,7 @@ from random import Random
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -1011,3 +1012,65 @@ def test_an_object_array_whose_entries_change_in_place_is_seen():
             np.testing.assert_array_equal(np.diag(jf(x, c)), 2.0)
         c[0][0] = 5.0  # the list inside changes; the array holds the same object
         np.testing.assert_array_equal(np.diag(jf(x, c)), 5.0)
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_retrace_false_runs_an_f_that_changes_an_argument_it_is_not_differentiated_in(backend):
+    # the copy that later calls are compared with is of c as f got it: after f's c += 1, the same c
+    # (now 2) was taken for the traced one (1), and the first call's Jacobian came back
+    def f(x, c):
+        c += 1.0
+        return x * c
+    jf = jacc.jacobian(f, retrace=False, backend=backend)
+    c, mine = np.ones(2), np.ones(2)
+    for _ in range(3):
+        f(np.ones(2), mine)
+        assert np.array_equal(np.diag(jf(np.ones(2), c)), mine)
+        assert np.array_equal(c, mine)  # f's change happens, as in NumPy
+    jg = jacc.jacobian(f, retrace=False, backend=backend)
+    jg(np.ones(2), np.ones(2))
+    assert np.array_equal(np.diag(jg(np.ones(2), np.full(2, 2.0))), [3.0, 3.0])
+
+
+_Data = __import__("collections").namedtuple("_Data", "w s")
+
+
+@pytest.mark.parametrize("make", [
+    _Data,
+    lambda w, s: __import__("collections").OrderedDict(w=w, s=s),
+    lambda w, s: __import__("collections").defaultdict(list, w=w, s=s),
+])
+def test_retrace_false_sees_an_array_changed_in_place_inside_a_namedtuple_or_dict_subclass(make):
+    d = make(np.ones(2), np.zeros(2))
+
+    def f(x, d):
+        w, s = (d.w, d.s) if hasattr(d, "_fields") else (d["w"], d["s"])
+        return x * w + s
+    jf = jacc.jacobian(f, retrace=False)
+    w = d.w if hasattr(d, "_fields") else d["w"]
+    for k in (1.0, 2.0, 3.0):
+        w[0] = k
+        assert jf(np.ones(2), d)[0, 0] == k
+    assert same(make(np.ones(2), np.zeros(2)), snapshot(make(np.ones(2), np.zeros(2))))
+    assert not same(make(np.ones(2), np.ones(2)), snapshot(make(np.ones(2), np.zeros(2))))
+
+
+def _cholesky_or_solve(x):
+    a = np.array([[1.0, x[0]], [x[0], 1.0]])
+    b = np.array([x[1], 1.0])
+    try:
+        c = np.linalg.cholesky(a)
+        return np.linalg.solve(c.T, np.linalg.solve(c, b)) + 1.0
+    except np.linalg.LinAlgError:  # not positive definite: another formula, twice the slope
+        return np.linalg.solve(a, b) * 2.0
+
+
+@pytest.mark.parametrize("backend", ["auto", "numpy", "c", "interpret"])
+@pytest.mark.parametrize("points", [[[1.5, 0.3], [0.5, 0.3], [-0.2, 2.0], [1.7, 0.1]],
+                                    [[0.5, 0.3], [1.5, 0.3], [-0.2, 2.0], [0.5, 0.3]]])
+def test_retrace_false_follows_an_error_that_f_catches(backend, points):
+    # a first call that caught the error made a trace that depends on values (the other branch's
+    # plan was reused); a later call whose program raised it raised, though f catches it
+    jf = jacc.jacobian(_cholesky_or_solve, retrace=False, backend=backend)
+    for x in map(np.array, points):
+        np.testing.assert_allclose(jf(x), fd_jacobian(_cholesky_or_solve, [x], 0), rtol=1e-6, atol=1e-8)

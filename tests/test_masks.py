@@ -157,3 +157,47 @@ def test_reading_a_mask_after_the_trace_leaves_the_graph_as_it_was():
     g = trace(f, X)
     before = list(g.meta["value_dependent"])
     assert bool(kept["mask"][2]) and g.meta["value_dependent"] == before
+
+
+# -- branches taken at an exact tie of traced values warn (jacc.TieWarning) ----------------------
+
+def _ties_warned(f, *args) -> tuple[np.ndarray, int]:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        J = jacc.jacobian(f)(*args)
+    return J, sum(w.category is jacc.TieWarning for w in caught)
+
+
+_P = np.polynomial.polynomial
+
+
+@pytest.mark.parametrize("f, c", [
+    (lambda c: np.poly1d(c)(np.array([1.5, 2.0])), [0.0, 2.0, 3.0]),  # a leading 0 trimmed
+    (lambda c: _P.polyval(np.array([1.5, 2.0]), _P.polymul(c, np.array([1.0, 1.0]))), [1.0, 2.0, 0.0]),
+    (lambda c: (np.polynomial.Polynomial(c) + 1.0)(np.array([1.5, 2.0])), [1.0, 2.0, 0.0]),
+    (lambda c: c * 2.0 if c[0] == 0 else c * c, [0.0, 2.0, 3.0]),
+    (lambda c: c * 2.0 if np.all(c[:1] != c[1:2] * 0.0) else np.sin(c), [0.0, 2.0, 3.0]),
+])
+def test_a_branch_on_an_exact_tie_of_a_traced_value_warns(f, c):
+    # these functions are smooth in c where the branch taken drops a term, so the Jacobian of the
+    # branch differs from the function's (the warning's reason); off the tie they agree, unwarned
+    c = np.array(c)
+    J, warned = _ties_warned(f, c)
+    assert warned >= 1
+    off = c + np.array([0.25, 0.0, 0.5])
+    J_off, warned_off = _ties_warned(f, off)
+    assert warned_off == 0
+    np.testing.assert_allclose(J_off, fd_jacobian(f, [off], 0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x if (x > 0).all() else -x,  # an order, not an equality
+    lambda x: np.where(x == 0, 1.0, x),  # a mask that selects, read as no value
+    lambda x: x * 2.0 if not np.any(x != x) else x,  # a NaN test compares x with itself
+    lambda x: x * 3.0 if x[0] == 7.0 else x,  # no tie at this point
+])
+def test_no_tie_warning_where_no_branch_reads_an_exact_tie(f):
+    x = np.array([0.0, 2.0, 3.0]) + np.array([1.0, 0.0, 0.0])
+    J, warned = _ties_warned(f, x)
+    assert warned == 0
+    np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)

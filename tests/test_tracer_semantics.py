@@ -740,3 +740,111 @@ def test_an_input_of_an_overriding_subclass_is_refused_and_a_memmap_is_read():
         m = np.memmap(file, dtype=float, mode="w+", shape=(2,))  # NumPy's own arithmetic: read as its data
         m[:] = x
         np.testing.assert_allclose(jacc.jacobian(lambda x, c: np.sin(x) * c)(x, m), np.diag(np.cos(x) * x))
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_isscalar_of_a_traced_value_is_numpys(retrace):
+    def f(x):
+        if np.isscalar(x):  # a rate, or per-component values to average
+            return np.exp(-x) * 2.0
+        return np.exp(-x).mean() * 3.0
+    jf = jacc.jacobian(f, retrace=retrace)
+    for v in (0.5, 0.7, np.float64(0.4), np.array(0.5), np.array(0.6), 0.9):
+        scale = 2.0 if np.isscalar(v) else 3.0
+        assert float(jf(v)) == pytest.approx(-scale * np.exp(-float(v)), rel=1e-14)
+    seen = []
+
+    def g(x):
+        seen.append((np.isscalar(x), np.isscalar(x[0]), np.isscalar(np.sum(x)), np.isscalar(np.array(x[0])),
+                     np.isscalar(x[0] * 2.0)))
+        return x * 2.0
+    jacc.jacobian(g)(np.ones(2))
+    assert seen[-1] == (np.isscalar(np.ones(2)), True, True, False, True)
+
+
+def test_a_parameter_named_like_a_star_args_entry_keeps_its_name():
+    def f(args0, *args):
+        return args0 * 2.0 + args[0] * 3.0
+    J0, J1 = jacc.jacobian(f, argnums=(0, 1))(np.ones(2), np.ones(2))
+    assert np.array_equal(J0, 2.0 * np.eye(2)) and np.array_equal(J1, 3.0 * np.eye(2))
+    g = jacc.trace(f, np.ones(2), np.ones(2), argnums=(0, 1))
+    assert g.inputs[0] == "args0" and len(set(g.inputs)) == 2
+
+
+# -- scalars and 0-d arrays: which one NumPy's result is decides what an alias sees --------------
+
+def _fd_copying(f, args, argnum, eps=1e-6):
+    """Central differences of f w.r.t. args[argnum], every argument copied for each run (f may
+    change them in place)."""
+    def run(k, step):
+        a = [np.array(v, copy=True) for v in args]
+        a[argnum] = np.array(a[argnum] + step)  # (a 0-d array stays one)
+        return np.asarray(f(*a), dtype=float)
+    x = np.asarray(args[argnum], dtype=float)
+    cols = []
+    for idx in np.ndindex(*x.shape):
+        e = np.zeros(x.shape)
+        e[idx] = eps
+        cols.append((run(0, e) - run(0, -e)) / (2 * eps))
+    return np.stack(cols, axis=-1).reshape(np.shape(run(0, 0.0)) + x.shape)
+
+
+def _view_of_0d_argument(x, a):
+    v = np.atleast_1d(a)  # a view of a: it shows the change below
+    a *= x[0]
+    return v
+
+
+def _asarray_of_a_scalar(x, a):
+    t = np.asarray(x[0])  # a new 0-d array: b is it, and sees t *= 3
+    b = t
+    t *= 3.0
+    return b * a
+
+
+def _copy_of_a_scalar(x, a):
+    t = x[0].copy()  # still a scalar: t *= 3 rebinds t, b keeps x[0]
+    b = t
+    t *= 3.0
+    return b + t * a
+
+
+def _positive_of_a_0d_array(x, a):
+    t = +a  # a ufunc's 0-d result is a scalar: t += ... rebinds
+    b = t
+    t += t * x[1]
+    return b * x[0]
+
+
+def _where_of_scalars(x, a):
+    t = np.where(x[0] > 0, x[0], 0.1 * x[0])  # NumPy's where gives a 0-d array: b sees t += ...
+    b = t
+    t += x[1] ** 2
+    return b * a
+
+
+def _ellipsis_view_of_a_0d_array(x, a):
+    c = np.array(x[1])
+    y = c[...]  # a view of c
+    c *= x[0]
+    return y + a
+
+
+def _fill_of_a_scalar(x, a):
+    t = x[0] * x[1]
+    t.fill(0.5)  # a NumPy scalar's fill changes nothing
+    return t * a
+
+
+@pytest.mark.parametrize("f", [_view_of_0d_argument, _asarray_of_a_scalar, _copy_of_a_scalar,
+                               _positive_of_a_0d_array, _where_of_scalars, _ellipsis_view_of_a_0d_array,
+                               _fill_of_a_scalar])
+@pytest.mark.parametrize("backend, retrace", [("auto", True), ("numpy", True), ("interpret", True),
+                                              ("numpy", False), ("interpret", False)])
+def test_scalars_and_0d_arrays_change_in_place_as_numpys(f, backend, retrace):
+    jf = jacc.jacobian(f, argnums=(0, 1), backend=backend, retrace=retrace)
+    for x, a in [([0.3, 0.5], 0.7), ([-0.2, 0.9], -0.4), ([1.2, 0.1], 0.25)]:
+        args = (np.array(x), np.array(a))
+        Jx, Ja = jf(*(np.array(v, copy=True) for v in args))
+        np.testing.assert_allclose(Jx, _fd_copying(f, args, 0), rtol=1e-6, atol=1e-8)
+        np.testing.assert_allclose(Ja, _fd_copying(f, args, 1), rtol=1e-6, atol=1e-8)

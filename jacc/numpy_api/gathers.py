@@ -29,9 +29,11 @@ from ..trace import (
     _refuse,
     _scatter,
     _tape_of,
+    array_result,
     call_site,
     implements,
     increasing,
+    warn_tie,
 )
 from . import FREE, case
 
@@ -309,7 +311,7 @@ def _where(condition, x=None, y=None, /):
     mask = _mask(condition, "numpy.where")
     if not (_traced(x) or _traced(y)):
         return np.where(mask, x, y)
-    return _tape_of(x, y).record("where", [mask, x, y])
+    return array_result(_tape_of(x, y).record("where", [mask, x, y]), x, y)
 
 
 @implements(np.select)
@@ -495,7 +497,10 @@ def _trim_zeros(filt, trim="fb", axis=None):
     else:
         start = nonzero.min(axis=0) if "f" in trim else [None] * nd
         stop = nonzero.max(axis=0) + 1 if "b" in trim else [None] * nd
-    return filt[tuple(slice(start[k], stop[k]) if k in axes else slice(None) for k in range(nd))]
+    kept = filt[tuple(slice(start[k], stop[k]) if k in axes else slice(None) for k in range(nd))]
+    if np.size(kept) < np.size(filt) and isinstance(filt, Tracer):
+        warn_tie("numpy.trim_zeros dropped entries of a traced array that are exactly 0")
+    return kept
 
 
 def _positions_like(x) -> np.ndarray:

@@ -15,6 +15,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..constructors import routed, swap_during_traces
 from ..trace import (
     Tracer,
     UnsupportedOperationError,
@@ -40,6 +41,16 @@ def _reading(func: Callable, method: str | None = None) -> Callable:
         return func(*[_read(a, what) for a in args], **{k: _read(v, what) for k, v in kwargs.items()})
     handler.__name__ = func.__name__
     return implements(func, method=method)(handler)
+
+
+def _isscalar(original: Callable, element: Any) -> bool:
+    """NumPy's answer for the value a traced one stands for (:meth:`~jacc.trace.Tape.is_scalar`):
+    scalar-or-array code then takes NumPy's branch (``isinstance(x, float)`` cannot: a traced value
+    is no float)."""
+    return element.tape.is_scalar(element) if isinstance(element, Tracer) else original(element)
+
+
+swap_during_traces("numpy", {"isscalar": routed(_isscalar, traced=lambda a: isinstance(a, Tracer))}, eager=True)
 
 
 for _f in (np.isclose, np.allclose, np.array_equal, np.array_equiv, np.isin, np.isposinf, np.isneginf,

@@ -24,6 +24,7 @@ from ..trace import (
     _int,
     _refuse,
     _tape_of,
+    array_result,
     call_site,
     implements,
     implements_ufunc,
@@ -251,7 +252,7 @@ def _sinc(x):
 
 @implements(np.i0)
 def _i0(x):
-    return _tape_of(x).record("i0", [x])  # NumPy's own values; the slope I₁ needs SciPy
+    return array_result(_tape_of(x).record("i0", [x]), x)  # NumPy's own values; the slope I₁ needs SciPy
 
 
 @implements(np.fix)

@@ -131,6 +131,8 @@ def _put_along_axis(arr, indices, values, axis):
 
 def _fill(a, value):
     """``a.fill(value)``: every element takes ``value`` (a scalar, possibly traced)."""
+    if isinstance(a, Tracer) and a.tape.is_scalar(a):
+        return  # a NumPy scalar (x[0], a sum) is immutable: its fill changes nothing, as NumPy's
     if np.ndim(value) != 0:
         raise ValueError(f"x.fill() at {call_site()} takes a scalar, not an array of shape {np.shape(value)}")
     _write("x.fill()", "np.full_like(x, value)", a, value, lambda m, ids: m.fill(0))
