@@ -2,6 +2,7 @@
 points, refusals (each naming the function, the argument and the call site) and graph files."""
 
 import functools
+import warnings
 
 import numpy as np
 import pytest
@@ -459,6 +460,25 @@ def test_an_eigenvalue_repeated_in_floating_point_is_one_repeated_eigenvalue():
                 jf(a)
         a = (a + a.T) / 2
         np.testing.assert_allclose(jacc.jacobian(_top_eigenvector)(a), _sym_fd(_top_eigenvector, a), atol=1e-6)
+
+
+def test_a_large_matrix_with_an_eigenvalue_repeated_in_floating_point_warns():
+    """Above DENSE_PARTIAL_MAX the eigenvectors' partial is a network whose sum meets 1/(rounding
+    between the equal eigenvalues): finite, so no refusal, and wrong for a function through the
+    eigenvectors of that space (here by 10 %); the trace warns, naming the line, and an eigenvector
+    of a simple eigenvalue keeps its derivative."""
+    n = DENSE_PARTIAL_MAX + 2
+    q, _ = np.linalg.qr(_rng(6).normal(size=(n, n)))
+    a = q @ np.diag([1.0, 1.0, 1.0] + list(range(2, n - 1))) @ q.T
+    a = (a + a.T) / 2
+    with pytest.warns(jacc.TieWarning, match="repeated eigenvalue"):
+        jacc.jacobian(_through_all_eigenvectors)(a)
+    with pytest.warns(jacc.TieWarning):
+        J = jacc.jacobian(_top_eigenvector)(a)
+    np.testing.assert_allclose(J, _sym_fd(_top_eigenvector, a), atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        jacc.jacobian(_through_all_eigenvectors)(q @ np.diag(np.arange(1.0, n + 1)) @ q.T)
 
 
 def test_spectral_norm_reads_the_largest_singular_value_through_a_free_selection():

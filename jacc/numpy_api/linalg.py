@@ -24,6 +24,7 @@ Assumptions, as for every AD system:
 from __future__ import annotations
 
 import math
+import warnings
 from collections import namedtuple
 
 import numpy as np
@@ -34,6 +35,7 @@ from ..graph import BOOL, PARAMS, _leaf
 from ..ops import Op, ShapeError, register
 from ..structure import Jac
 from ..trace import (
+    TieWarning,
     TraceError,
     Tracer,
     UnsupportedOperationError,
@@ -41,6 +43,7 @@ from ..trace import (
     _int,
     _reduce,
     _tape_of,
+    _user_stacklevel,
     call_site,
     implements,
 )
@@ -316,18 +319,27 @@ def _tie_scale(x):
     return np.sqrt(np.sum(x * x, axis=-1))
 
 
-def _inverse_gaps(x, ties: bool = False):
+def _inverse_gaps(x, ties: float | None = None):
     """Fₚ_q = 1/(x_q − xₚ) off the diagonal of the last axis pair, 0 on it (arrays, lazy
-    stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: NaN
-    between entries equal to within :data:`TIE_RTOL` (see :func:`_note_ties`)."""
+    stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: the
+    value between entries equal to within :data:`TIE_RTOL` (NaN: refused, :func:`_note_ties`; 0:
+    the eigenspace's rotation held, :func:`_factored_eigh`)."""
     eye = np.eye(x.shape[-1], dtype=bool)
     gaps = x[..., None, :] - x[..., :, None]
     with np.errstate(divide="ignore"):
         F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, gaps))
-    if ties:
+    if ties is not None:
         scale = _tie_scale(x)[..., None, None]
-        F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), np.nan, F)
+        F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), ties, F)
     return F
+
+
+def _tied(w: Tracer) -> bool:
+    """Whether the traced point's eigenvalues ``w`` (ascending) hold a repeated one (within
+    :data:`TIE_RTOL`)."""
+    values = np.asarray(w.value)
+    scale = _tie_scale(values)[..., None]
+    return values.shape[-1] > 1 and bool(np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale))
 
 
 def _note_ties(w: Tracer, what: str) -> None:
@@ -335,8 +347,7 @@ def _note_ties(w: Tracer, what: str) -> None:
     repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative."""
     w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
     values = np.asarray(w.value)
-    scale = _tie_scale(values)[..., None]
-    if values.shape[-1] > 1 and np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale):
+    if _tied(w):
         w.tape.note_nonfinite(
             f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
             "where its eigenvectors are no function of it (any basis of their space is one) and have no derivative; "
@@ -357,7 +368,7 @@ def _eigvecs_partial(i, ctx):
     # dV = V (F ∘ Vᵀ dS V), Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed)
     def values():
         w, v = _eigh(ctx.args[0], ctx.params)
-        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w, ties=True), v, v, optimize=True)
+        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w, ties=np.nan), v, v, optimize=True)
         return _read(K, _uplo(ctx.params))
     return _batched(ctx, values)
 
@@ -391,6 +402,14 @@ def _factored_eigh(a, params: dict) -> EighResult:
     tape = _tape_of(a)
     w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
     _note_ties(w, "numpy.linalg.eigh")
+    if _tied(w):  # (the network's sum meets 1/gap where rounding split the tie: finite, and no refusal)
+        warnings.warn(
+            f"numpy.linalg.eigh at {call_site()}: the matrix has a repeated eigenvalue (equal to within "
+            f"{TIE_RTOL:g}, relative), where its eigenvectors are no function of it and have no derivative; a "
+            "Jacobian that depends on them, even through a function of their space alone (a Gaussian density), "
+            "is wrong here (the partial divides by the rounding between the equal eigenvalues); the other "
+            "eigenvectors keep their derivative. Compute such a function without eigh (np.linalg.cholesky, "
+            "slogdet, solve)", TieWarning, stacklevel=_user_stacklevel())
     wh, vh = tape.unary("hold", w), tape.unary("hold", v)
     F = _inverse_gaps(wh)
     with tape.derivative_network(a):
