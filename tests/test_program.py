@@ -994,12 +994,14 @@ def test_a_program_that_writes_far_more_than_its_plan_multiplies_is_timed(monkey
         timed.append(program)
         return 1e-9 * program.written
     monkeypatch.setattr(api, "_call_seconds", clock)
+    # (the writes alone: the order auto finds in its search time, which a loaded machine shortens,
+    # may have more statements per step than PLAIN_STATEMENTS, the other trigger)
+    monkeypatch.setattr(api, "PLAIN_STATEMENTS", 10**6)
     x = np.linspace(0.1, 1.0, 300)
     f = lambda x: np.sin(np.cumsum(x))  # noqa: E731
     jf = jacc.jacobian(f)
     np.testing.assert_allclose(jf(x), np.cos(np.cumsum(x))[:, None] * np.tril(np.ones((300, 300))), rtol=1e-12)
     planned = timed[0]
-    assert planned.statements <= api.PLAIN_STATEMENTS * len(jf.plan.steps)
     assert planned.mults == 0 and planned.written > api.PLAIN_WRITES * 90_000
     assert jf.plan.strategy == "auto→forward" and "0 mults" in jf.plan.info["planned"]
     monkeypatch.setattr(api, "PLAIN_WRITES", 10**9)  # without the trigger: nothing timed
