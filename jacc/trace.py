@@ -1610,6 +1610,40 @@ def array_result(r: Any, *args: Any) -> Any:
     return r
 
 
+def _of_kind(out: "Tracer", kind: str, args: tuple) -> "Tracer":
+    """A 0-d result as NumPy's function returns it (:data:`_RESULT_KINDS`): ``"scalar"`` a new
+    scalar (never an argument's array itself, nor a view of one), ``"array"`` a 0-d array,
+    ``"same"`` a scalar where the first argument is one, else as it is."""
+    tape = out.tape
+    if tape.paused:
+        return out
+    if kind == "same":
+        first = args[0] if args else None
+        if not (isinstance(first, Tracer) and tape.is_scalar(first)) and type(first) is not float:
+            return out
+        kind = "scalar"
+    if kind == "array":
+        return array_result(out, *args)
+    if tape.is_scalar(out) and not any(isinstance(a, Tracer) and a.name == out.name for a in args):
+        return out
+    return _copy(out, "scalar")
+
+
+#: What NumPy's functions return where their result is 0-d (an alias of it sees ``t += …`` only
+#: where it is an array; ``np.isscalar`` tells them apart): found with NumPy's own functions
+_RESULT_KINDS: dict[Callable, str] = {
+    **{getattr(np, n): "scalar" for n in (
+        "median", "nanmedian", "percentile", "nanpercentile", "quantile", "nanquantile", "take", "choose",
+        "interp", "nan_to_num", "prod", "nanprod", "einsum", "flip", "sum", "nansum", "mean", "nanmean", "amax",
+        "amin", "max", "min", "nanmax", "nanmin", "std", "var", "nanstd", "nanvar", "average", "ptp", "trace",
+        "dot", "vdot", "inner", "trapezoid", "around", "round", "clip", "matmul", "polyval", "corrcoef")
+       if hasattr(np, n)},
+    np.linalg.det: "scalar", np.linalg.norm: "scalar",
+    **{getattr(np, n): "array" for n in ("tensordot", "apply_along_axis", "real_if_close", "cov", "select", "copy")},
+    **{getattr(np, n): "same" for n in ("squeeze", "reshape")},
+}
+
+
 class _ValueShaped:
     """Shape queries of an array stand-in, answered from its ``value`` (traced arrays, buffers and
     masks: :mod:`jacc.buffers`, :mod:`jacc.masks`); nothing is recorded or read."""
@@ -1893,6 +1927,8 @@ class Tracer(_Held):
                 if not -n <= i < n:
                     raise IndexError(f"index {i} is out of bounds for axis of size {n} (at {call_site()})")
             one = [["slice", i % n, i % n + 1, None] for (_, i), n in zip(items, self.shape)]
+            if not one and self.tape.is_scalar(self):
+                return _copy(self)  # (s[...] of a NumPy scalar: a new 0-d array)
             # (y[...] of a 0-d y: a reshape of y itself, a view of it)
             return (self.tape.record("getitem", [self], {"index": one}) if one else self).reshape(())
         return self.tape.record("getitem", [self], {"index": items})
@@ -1906,6 +1942,8 @@ class Tracer(_Held):
         if order != "C":
             raise _unsupported(f"reshape with order={order!r} (the order of the array in memory, which a trace "
                                "does not follow; order='C' and 'F' work)")
+        if not self.shape and not _ints(shape) and self.tape.is_scalar(self) and not self.tape.paused:
+            return _copy(self, "scalar")  # (a NumPy scalar's reshape is a new scalar, no view)
         out = self.tape.record("reshape", [self], {"shape": _ints(shape)})
         if not self.tape.paused and type(out) is Tracer:
             _copies(self, out, _ints(shape))
@@ -1994,7 +2032,9 @@ class Tracer(_Held):
         before = len(self.tape.steps)
         args, kwargs = as_arrays(func, args, kwargs)
         out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
-        return out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
+        out = out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
+        kind = _RESULT_KINDS.get(func)
+        return out if kind is None or not isinstance(out, Tracer) or out.shape else _of_kind(out, kind, args)
 
 
 class _Flat:
@@ -2282,6 +2322,8 @@ def _squeeze(a, axis=None):
     if axis is not None and any(shape[k] != 1 for k in axes):
         raise TraceError(f"squeeze at {call_site()}: an axis in {axis} of shape {shape} does not have size 1")
     drop = {k for k in axes if shape[k] == 1}
+    if not shape and isinstance(a, Tracer) and a.tape.is_scalar(a) and not a.tape.paused:
+        return _copy(a, "scalar")  # (a NumPy scalar's squeeze is a new scalar, no view)
     return _tape_of(a).record("reshape", [a], {"shape": [n for k, n in enumerate(shape) if k not in drop]})
 
 

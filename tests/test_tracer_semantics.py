@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 from jacc.compile import MATH_NAMES
@@ -848,3 +849,43 @@ def test_scalars_and_0d_arrays_change_in_place_as_numpys(f, backend, retrace):
         Jx, Ja = jf(*(np.array(v, copy=True) for v in args))
         np.testing.assert_allclose(Jx, _fd_copying(f, args, 0), rtol=1e-6, atol=1e-8)
         np.testing.assert_allclose(Ja, _fd_copying(f, args, 1), rtol=1e-6, atol=1e-8)
+
+
+_PRODUCERS = {  # a 0-d result of x: NumPy's kind decides what b = t; t += y does to b, and np.isscalar(t)
+    "median": lambda x: np.median(x), "percentile": lambda x: np.percentile(x, 30.0),
+    "take": lambda x: np.take(x, 1), "choose": lambda x: np.choose(1, [x[0], x[1]]),
+    "interp": lambda x: np.interp(x[0], [0.0, 5.0], [0.0, 2.0]), "nan_to_num": lambda x: np.nan_to_num(x[0]),
+    "prod of 0-d": lambda x: np.prod(np.array(x[0])), "einsum of 0-d": lambda x: np.einsum("->", np.array(x[0])),
+    "flip of 0-d": lambda x: np.flip(np.array(x[0])), "tensordot": lambda x: np.tensordot(x, x, 1),
+    "apply_along_axis": lambda x: np.apply_along_axis(np.sum, 0, x), "real_if_close": lambda x: np.real_if_close(x[0]),
+    "squeeze of a scalar": lambda x: np.squeeze(x[0]), "reshape of a scalar": lambda x: x[0].reshape(()),
+    "squeeze method of a scalar": lambda x: np.sum(x).squeeze(),
+    "where": lambda x: np.where(x[0] > 0, x[0], 0.0), "sum": lambda x: np.sum(x),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_PRODUCERS))
+@pytest.mark.parametrize("retrace", [True, False])
+def test_a_0d_result_is_a_scalar_or_an_array_as_numpys(name, retrace):
+    make = _PRODUCERS[name]
+
+    def f(x):
+        t = make(x)
+        b = t
+        t += x[1]  # an array changes in place (b sees it), a scalar is rebound
+        return b * (2.0 if np.isscalar(t) else 3.0)
+    jf = jacc.jacobian(f, retrace=retrace)
+    for x in ([0.5, 1.0, 2.0], [0.7, 2.0, -1.0], [1.1, 0.1, 0.3]):
+        x = np.array(x)
+        np.testing.assert_allclose(jf(x), _fd_copying(f, (x,), 0), rtol=1e-6, atol=1e-8)
+
+
+def test_polyval_of_a_poly1d_reads_its_coefficients_highest_power_first():
+    p = np.poly1d([1.0, 2.0, 0.5])  # p[i] is the coefficient of xⁱ: NumPy's polyval takes p.coeffs
+    x = np.array([0.5, 1.0, -0.3])
+    np.testing.assert_allclose(jacc.jacobian(lambda x: np.polyval(p, x))(x), np.diag(2 * x + 2.0), rtol=1e-14)
+    for g in (lambda c: np.polyval(np.poly1d(c), 2.0), lambda c: np.polyder(np.poly1d(c))(1.5),
+              lambda c: np.polyint(np.poly1d(c))(1.5), lambda c: np.polymul(np.poly1d(c), np.poly1d([1.0, 2.0]))(0.7),
+              lambda c: np.polydiv(np.poly1d(c), np.poly1d([1.0, 2.0]))[0](0.7)):
+        np.testing.assert_allclose(jacc.jacobian(g)(x), fd_jacobian(g, [x], 0), rtol=1e-6, atol=1e-8)
+    assert isinstance(np.polyder(np.poly1d(x)), np.poly1d)

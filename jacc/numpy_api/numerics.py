@@ -23,7 +23,7 @@ import numpy as np
 from .. import graph as G
 from .. import lazy
 from .. import structure as S
-from ..constructors import replacement, swap_during_traces
+from ..constructors import replacement, routed, swap_during_traces
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     _NOT,
@@ -221,8 +221,23 @@ if hasattr(np, "trapz"):
     implements(np.trapz)(_trapezoid)
 
 
+def _coefficients(p):
+    """A polynomial's coefficients, highest power first: a ``np.poly1d``'s ``coeffs`` (its ``p[i]``
+    is the coefficient of xⁱ, the other way round), else ``p``."""
+    return p.coeffs if isinstance(p, np.poly1d) else p
+
+
+def _as_given(result, *given):
+    """``result`` as a ``np.poly1d`` where one of the polynomials given was one (as NumPy's)."""
+    return np.poly1d(result) if any(isinstance(g, np.poly1d) for g in given) else result
+
+
 @implements(np.polyval)
 def _polyval(p, x):
+    if isinstance(x, np.poly1d):
+        raise UnsupportedOperationError(f"numpy.polyval of a np.poly1d point at {call_site()} (a composition of "
+                                        "polynomials): compose the coefficients (np.polymul, np.polyadd) instead")
+    p = _coefficients(p)
     if np.ndim(p) != 1:
         raise TraceError(f"numpy.polyval at {call_site()}: the coefficients must be a 1-d array")
     y = np.zeros(np.shape(x))  # NumPy's Horner loop, from zeros (so 0·inf gives nan, as there)
@@ -254,15 +269,17 @@ def _order(m, what: str) -> int:
 @implements(np.polyder)
 def _polyder(p, m=1):
     """Coefficients times their powers, ``m`` times (NumPy's products, bit for bit)."""
+    given, p = p, _coefficients(p)
     for _ in range(_order(m, "derivative")):
         n = np.shape(p)[0] - 1
         p = p[:-1] * np.arange(n, 0, -1, dtype=float)
-    return p
+    return _as_given(p, given)
 
 
 @implements(np.polyint)
 def _polyint(p, m=1, k=None):
     """Coefficients divided by their new powers, each integration constant appended, ``m`` times."""
+    given, p = p, _coefficients(p)
     m = _order(m, "integral")
     k = np.zeros(m) if k is None else np.atleast_1d(k)
     if np.shape(k)[0] == 1 and m > 1:
@@ -271,7 +288,7 @@ def _polyint(p, m=1, k=None):
         raise ValueError("k must be a scalar or a rank-1 array of length 1 or >m.")
     for i in range(m):
         p = np.concatenate([p / np.arange(np.shape(p)[0], 0, -1, dtype=float), np.reshape(k[i], (1,))])
-    return p
+    return _as_given(p, given)
 
 
 def _aligned(a1, a2):
@@ -285,9 +302,14 @@ def _aligned(a1, a2):
     return a1, a2
 
 
-implements(np.polyadd)(lambda a1, a2: operator.add(*_aligned(a1, a2)))
-implements(np.polysub)(lambda a1, a2: operator.sub(*_aligned(a1, a2)))
-implements(np.polymul)(lambda a1, a2: np.convolve(a1, a2))
+def _combined(fn: Callable) -> Callable:
+    """``fn`` of two coefficient vectors, for polynomials as NumPy takes them (``np.poly1d`` too)."""
+    return lambda a1, a2: _as_given(fn(_coefficients(a1), _coefficients(a2)), a1, a2)
+
+
+_polyadd = implements(np.polyadd)(_combined(lambda a1, a2: operator.add(*_aligned(a1, a2))))
+_polysub = implements(np.polysub)(_combined(lambda a1, a2: operator.sub(*_aligned(a1, a2))))
+_polymul = implements(np.polymul)(_combined(np.convolve))
 
 
 @implements(np.poly)
@@ -331,7 +353,8 @@ def _roots(p):
 def _polydiv(u, v):
     """Quotient and remainder by NumPy's long division, coefficient by coefficient; the
     remainder's leading near-zeros are dropped as NumPy drops them (read at the traced point)."""
-    u, v = np.atleast_1d(u), np.atleast_1d(v)
+    given = (u, v)
+    u, v = np.atleast_1d(_coefficients(u)), np.atleast_1d(_coefficients(v))
     if np.ndim(u) != 1 or np.ndim(v) != 1:
         raise ValueError("Polynomial must be 1d only.")
     m, n = np.shape(u)[0] - 1, np.shape(v)[0] - 1
@@ -345,7 +368,20 @@ def _polydiv(u, v):
             r[k + j] = r[k + j] - d * v[j]
     while len(r) > 1 and np.allclose(_value(r[0], "numpy.polydiv (its remainder's degree)"), 0, rtol=1e-14):
         r = r[1:]
-    return (np.stack(q) if q else np.zeros(1)), np.stack(r)
+    return _as_given(np.stack(q) if q else np.zeros(1), *given), _as_given(np.stack(r), *given)
+
+
+def _traced_poly(a) -> bool:
+    """A ``np.poly1d`` of traced coefficients: NumPy's dispatch does not look inside it, so NumPy's
+    own function would take its plain array (refused) without these replacements."""
+    return isinstance(a, np.poly1d) and isinstance(a.coeffs, Tracer)
+
+
+swap_during_traces("numpy", {name: routed(lambda _original, *args, fn=fn, **kwargs: fn(*args, **kwargs),
+                                          traced=_traced_poly)
+                             for name, fn in (("polyval", _polyval), ("polyder", _polyder), ("polyint", _polyint),
+                                              ("polyadd", _polyadd), ("polysub", _polysub), ("polymul", _polymul),
+                                              ("polydiv", _polydiv))})
 
 
 @implements(np.geomspace)
