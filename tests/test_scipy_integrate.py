@@ -107,3 +107,17 @@ def test_dblquad_with_a_traced_number_as_a_limit():
     by_function = jacc.jacobian(lambda p: si.dblquad(lambda y, x: np.exp(-x * y), 0, 1, 0, lambda x: p[1])[0])(p)
     np.testing.assert_allclose(by_number, [0.0, (1 - math.exp(-p[1])) / p[1]], rtol=1e-8, atol=1e-12)
     np.testing.assert_allclose(by_number, by_function, rtol=1e-12)
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_an_empty_range_keeps_the_derivative_of_its_traced_limits(retrace):
+    # F(x) = ∫₀ˣ cos at x = 0: the range is empty, the derivative cos 0 = 1 (Leibniz); it was 0, and
+    # with retrace=False every later call reused that constant graph
+
+    jf = jacc.jacobian(lambda x: si.quad(np.cos, 0.0, x)[0], retrace=retrace)
+    for x in (0.5, 0.0, 1.0, 0.0, 2.0):
+        assert float(jf(x)) == pytest.approx(math.cos(x), rel=1e-9)
+    g = jacc.jacobian(lambda v: si.quad(lambda t: np.exp(-v[2] * t * t), v[0], v[1])[0], retrace=retrace)
+    for v in ([0.7, 0.7, 1.0], [0.2, 3.0, 1.5], [1.0, 1.0, 2.0]):
+        g0 = math.exp(-v[2] * v[0] ** 2)
+        np.testing.assert_allclose(g(np.array(v))[:2], [-g0, math.exp(-v[2] * v[1] ** 2)], rtol=1e-8)

@@ -156,3 +156,13 @@ def test_events_of_a_traced_runge_kutta_solve_are_refused_by_name():
     with pytest.raises(UnsupportedOperationError, match="method='RK45'.* with events="):
         jacc.jacobian(lambda k: si.solve_ivp(lambda t, y: -k * y, (0.0, 1.0), [1.0],
                                              events=lambda t, y: y[0] - 0.5).y[:, -1])(1.0)
+
+
+def test_a_failed_implicit_run_is_refused_not_differentiated_as_constants():
+    # y' = y², y(0) = p blows up at t = 1/p: BDF stops with status −1, and its states were returned
+    # as constants (a Jacobian of zeros)
+
+    def f(p):
+        return si.solve_ivp(lambda t, y: y ** 2, (0.0, 2.0), [p], method="BDF", rtol=1e-8, atol=1e-10).y[0, 5]
+    with pytest.raises(UnsupportedOperationError, match="failed"):
+        jacc.jacobian(f)(1.0)

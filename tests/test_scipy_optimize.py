@@ -248,3 +248,16 @@ def test_a_solvers_result_that_is_not_a_root_is_refused_whatever_its_flag_says(n
 def test_a_converged_solvers_root_with_a_loose_tolerance_is_still_differentiated():
     jf = jacc.jacobian(lambda x: so.newton(lambda z: z ** 3 - x, 2.0, tol=1e-3))
     assert float(jf(8.0)) == pytest.approx(1 / 12, rel=1e-6)
+
+
+@pytest.mark.parametrize("solver", ["brentq", "newton"])
+def test_full_output_results_hold_the_differentiated_root_too(solver):
+
+    def f(p):  # the root of x³ + p·x − 1: dx/dp = −x / (3x² + p)
+        g = lambda x: x ** 3 + p * x - 1.0  # noqa: E731
+        x, r = (so.brentq(g, 0.0, 2.0, full_output=True) if solver == "brentq"
+                else so.newton(g, 1.0, full_output=True))
+        return np.stack([x, r.root])
+    for p in (0.5, 1.5):
+        x = so.brentq(lambda x: x ** 3 + p * x - 1.0, 0.0, 2.0)
+        np.testing.assert_allclose(jacc.jacobian(f)(p), [-x / (3 * x * x + p)] * 2, rtol=1e-7)

@@ -150,7 +150,11 @@ def _quad(original: Callable, bound: inspect.BoundArguments) -> Any:
         p["full_output"] = 1
         out = original(*bound.args, **bound.kwargs)
     if a0 == b0 or len(out) < 3 or "alist" not in out[2]:  # an empty range: no subintervals
-        return out if wanted else out[:2]
+        total = _limits(_Integrand(g, a0, b0), a, b) if a0 == b0 and math.isfinite(a0) else None
+        if total is None:
+            return out if wanted else out[:2]
+        total.tape.note_value_dependence("scipy.integrate.quad's empty range at the traced point")
+        return (out[0] + total, *out[1:]) if wanted else (out[0] + total, out[1])
     value = out[0]
     tol = max(float(p["epsabs"]), float(p["epsrel"]) * abs(value))
     # SciPy integrates from the lower limit to the upper and negates where b < a: so does the change
@@ -173,14 +177,23 @@ def _change(h: _Integrand, a: Any, b: Any, info: dict, value: float, tol: float)
     samples = h.recorded(x)
     if isinstance(samples, Tracer):
         terms.append((samples - samples.value) @ w)  # zero at the traced point: the value stays SciPy's
+    limits = _limits(h, a, b)
+    terms = [t for t in terms + [limits] if isinstance(t, Tracer)]
+    if not terms:
+        return None
+    terms[0].tape.note_value_dependence("scipy.integrate.quad's subintervals at the traced point")
+    return sum(terms[1:], terms[0])
+
+
+def _limits(h: _Integrand, a: Any, b: Any) -> Any:
+    """Leibniz's terms of traced limits, g(b)·(b − b₀) − g(a)·(a − a₀) (zero at the traced point;
+    an empty range, a = b, has these alone), or None where no limit is traced."""
+    terms = []
     for limit, at, sign in ((b, h.b0, 1.0), (a, h.a0, -1.0)):
         if _holds_tracer(limit):
             terms.append(sign * float(h.values(np.array([at]))[0]) * (limit - at))
     terms = [t for t in terms if isinstance(t, Tracer)]  # (inside values_only(), as an outer quad's own
-    if not terms:                                       # value: numbers, zero at the traced point)
-        return None
-    terms[0].tape.note_value_dependence("scipy.integrate.quad's subintervals at the traced point")
-    return sum(terms[1:], terms[0])
+    return sum(terms[1:], terms[0]) if terms else None  # value: numbers, zero at the traced point)
 
 
 _QUAD = {"quad": replacement(_quad, always=True)}  # (the integrand may read traced values)

@@ -232,8 +232,11 @@ def _solve_ivp(original: Callable, bound: inspect.BoundArguments) -> Any:
             p[k] = _on_values(v) if k == "fun" else _plain(v)
         p["options"] = {k: _on_values(v) if k == "jac" else _plain(v) for k, v in options.items()}
         res = original(*bound.args, **bound.kwargs)
-    if res.status < 0:  # SciPy's failure stands as SciPy reports it
-        return res
+    if res.status < 0:  # (its states were constants: a Jacobian of zeros, without a word)
+        raise UnsupportedOperationError(
+            f"{name} at {call_site()} failed ({res.message}): jacc differentiates a solution that reaches the end "
+            "of t_span; end the span before the failure, or integrate with an explicit method (RK45, DOP853), "
+            "whose steps are traced up to where it stops")
     times = np.asarray(res.t, dtype=float)
     if not times.size:  # (t_eval=[]: no values, nothing to differentiate)
         return res

@@ -101,7 +101,10 @@ def _scalar(what: str) -> Callable:
             root, *rest = out
             if rest and getattr(rest[0], "converged", True) is False:  # (disp=False: SciPy's flag, not an error)
                 raise _unconverged(what, str(getattr(rest[0], "flag", "")))
-            return (_implicit(g, root, what, bound), *rest)
+            root = _implicit(g, root, what, bound)
+            if rest and hasattr(rest[0], "root"):  # (the results object's root is the same root)
+                rest[0].root = root
+            return (root, *rest)
         return _implicit(g, out, what, bound)
     return run
 
