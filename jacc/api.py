@@ -408,13 +408,14 @@ def check_fits(plan, graph: Graph, sparse: bool, limit: int | None, cli: bool = 
             + ("Differentiate fewer inputs or outputs (--wrt, --of), or raise --memory-limit" if cli else
                "Pass sparse=True if the Jacobian is sparse, or differentiate smaller inputs or outputs, or a "
                "scalar function of them"))
-    if limit is not None or plan.peak_bytes <= free:
+    peak = getattr(plan, "peak_bytes", None)  # (edge and face plans price multiplications alone)
+    if limit is not None or peak is None or peak <= free:
         return
     edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
     j = edges[u, v]
     raise MemoryLimitError(
-        f"{who}: this plan's Jacobians need {human_bytes(plan.peak_bytes)} at their peak, more than {where}, "
+        f"{who}: this plan's Jacobians need {human_bytes(peak)} at their peak, more than {where}, "
         f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
         f"{human_bytes(j.nbytes)}). Pass {'--memory-limit' if cli else 'memory_limit='} (bytes) to search for an "
         "order within a budget, or differentiate smaller inputs or outputs")

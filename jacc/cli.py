@@ -509,7 +509,9 @@ def cmd_trace(args) -> int:
 def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
-    p = _plan_for(g, args.strategy.lower(), args, "time")  # it runs the plan, as jacobian does
+    # it runs the plan, as jacobian does (edge and face plans price multiplications alone)
+    vertex = getattr(args, "elimination", "vertex") == "vertex"
+    p = _plan_for(g, args.strategy.lower(), args, "time" if vertex else "mults")
     from .api import check_fits
 
     check_fits(p, g, False, args.memory_limit, cli=True)  # the dense blocks too, before anything is allocated

@@ -89,11 +89,11 @@ class EdgePlan(Costs):
     def execute(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         """The Jacobian blocks ``{(output, input): array}`` at new input values (positional in
         ``graph.inputs`` order, or by name), as :meth:`jacc.Plan.execute`."""
-        from .plan import input_values
+        from .plan import values_at
 
         with np.errstate(all="ignore"):  # (silent on overflow, as Plan.execute: the blocks hold the inf/NaN)
-            values = self.graph.evaluate(input_values(self.graph, args, named))
-            return _KINDS[self.elimination].accumulate(self.problem, values, self.moves).blocks
+            return _KINDS[self.elimination].accumulate(self.problem, values_at(self.graph, args, named),
+                                                       self.moves).blocks
 
     def compile(self, backend: str = "auto"):
         raise NotImplementedError(

@@ -115,9 +115,7 @@ class Plan(Costs):
         Silent on overflow and domain errors, as every compiled route is: the blocks hold the
         inf/NaN (docs/conventions.md)."""
         with np.errstate(all="ignore"):
-            values = self.graph.evaluate(self._inputs(args, named))
-            warn_if_elsewhere(self.graph, values)
-            return accumulate(self.problem, values, self.order).blocks
+            return accumulate(self.problem, values_at(self.graph, args, named), self.order).blocks
 
     def compile(self, backend: str = "auto"):
         """This plan as one generated function of the graph's inputs (positional, in
@@ -361,6 +359,15 @@ class _Compiled:
         found = self._program.run(values, g)
         raise_as_numpy(self.backend, g, found, lambda: accumulate(self.plan.problem, values, self.plan.order))
         return found
+
+
+def values_at(graph: Graph, args: Sequence, named: Mapping) -> dict:
+    """Every vertex's value at new input values (as :func:`input_values` takes them), with the
+    warning of a value-dependent graph run elsewhere (:func:`warn_if_elsewhere`): what an
+    ``execute`` of any elimination accumulates from."""
+    values = graph.evaluate(input_values(graph, args, named))
+    warn_if_elsewhere(graph, values)
+    return values
 
 
 def input_values(graph: Graph, args: Sequence, named: Mapping) -> dict:

@@ -155,6 +155,32 @@ def test_run_compiled_backends_agree_with_the_executor(capsys, workdir, backend)
     assert code == 2 and "scalars" in err
 
 
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+def test_run_runs_edge_and_face_plans_as_the_vertex_ones(capsys, workdir, elimination):
+    # it asked the plan for a memory peak that edge and face plans do not price (AttributeError), and
+    # planned for time, which they do not support: --elimination could never run
+    graph, at = "graphs/single_layer.json", "A=[[1,2,3,4],[1,0,0,1],[2,2,2,2]],x=[1,2,3,4],b=[0,0,0.5]"
+    run(capsys, "run", graph, "--at", at, "-o", "ref.npz")
+    code, _, err = run(capsys, "run", graph, "--at", at, "-o", "got.npz", "--elimination", elimination)
+    ref, got = np.load("ref.npz"), np.load("got.npz")
+    assert code == 0 and sorted(ref) == sorted(got), err
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-12)
+    code, _, err = run(capsys, "run", graph, "--at", at, "--elimination", elimination, "--backend", "numpy")
+    assert code == 2 and "executor" in err
+
+
+def test_edge_and_face_plans_warn_when_run_where_their_trace_would_differ():
+    from jacc.plan import ValueDependenceWarning
+
+    g = jacc.trace(lambda x: np.piecewise(x, [x < 0, x >= 0], [lambda t: t ** 2, lambda t: 2.0 * t]),
+                   np.array([0.7, -0.3, 1.2]))  # (its pieces are read at the traced point)
+    for elimination in ("vertex", "edge", "face"):
+        p = jacc.plan(g, "reverse", elimination=elimination)
+        with pytest.warns(ValueDependenceWarning):
+            p.execute(np.array([-0.7, 0.3, -1.2]))
+
+
 def test_run_prints_and_saves(capsys, workdir):
     code, out, _ = run(capsys, "run", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "--strategy", "reverse")
     assert "5.5" in out and "1.716" in out
