@@ -1610,10 +1610,11 @@ def array_result(r: Any, *args: Any) -> Any:
     return r
 
 
-def _of_kind(out: "Tracer", kind: str, args: tuple) -> "Tracer":
+def _of_kind(out: "Tracer", kind: str, args: tuple, before: int) -> "Tracer":
     """A 0-d result as NumPy's function returns it (:data:`_RESULT_KINDS`): ``"scalar"`` a new
-    scalar (never an argument's array itself, nor a view of one), ``"array"`` a 0-d array,
-    ``"same"`` a scalar where the first argument is one, else as it is."""
+    scalar (never an argument's array itself, nor a view of one; one made since step ``before``
+    becomes one), ``"array"`` a 0-d array, ``"same"`` a scalar where the first argument is one,
+    else as it is."""
     tape = out.tape
     if tape.paused:
         return out
@@ -1624,9 +1625,12 @@ def _of_kind(out: "Tracer", kind: str, args: tuple) -> "Tracer":
         kind = "scalar"
     if kind == "array":
         return array_result(out, *args)
-    if tape.is_scalar(out) and not any(isinstance(a, Tracer) and a.name == out.name for a in args):
-        return out
-    return _copy(out, "scalar")
+    if any(isinstance(a, Tracer) and a.name == out.name for a in args):
+        return _copy(out, "scalar")
+    if not tape.is_scalar(out) and any(step[0] == out.name for step in tape.steps[before:]):
+        tape.arrays0d.discard(out.name)  # (made here: no other name holds it)
+        tape.own(out.name)
+    return out if tape.is_scalar(out) else _copy(out, "scalar")
 
 
 #: What NumPy's functions return where their result is 0-d (an alias of it sees ``t += …`` only
@@ -2034,7 +2038,7 @@ class Tracer(_Held):
         out = _call(handler, f"{mod}.{func.__name__}", args, kwargs)
         out = out if func in _VIEW_FUNCTIONS else _fresh(out, self.tape, before)
         kind = _RESULT_KINDS.get(func)
-        return out if kind is None or not isinstance(out, Tracer) or out.shape else _of_kind(out, kind, args)
+        return out if kind is None or not isinstance(out, Tracer) or out.shape else _of_kind(out, kind, args, before)
 
 
 class _Flat:
