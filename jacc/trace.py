@@ -1886,7 +1886,7 @@ class Tracer(_Held):
     __rmatmul__ = lambda s, o: s.tape.record("matmul", [o, s])  # noqa: E731
 
     def __pow__(self, other):
-        if not isinstance(other, Tracer) and np.ndim(other) == 0 and float(other) == 2.0:
+        if not isinstance(other, Tracer) and np.ndim(other) == 0 and not np.iscomplexobj(other) and float(other) == 2.0:
             return self.tape.unary("square", self)
         return self._bin("pow", other)
 

@@ -134,3 +134,33 @@ def test_complex_division_scales_its_denominator_as_numpy_does(scale):
     w = (1.0 + 1.0j) * scale  # a constant divisor
     x = np.array([1.0, 2.0])
     np.testing.assert_allclose(jacc.jacobian(lambda x: ((x + 1j) / w).real)(x), np.eye(2) * (1 / (2 * scale)), rtol=1e-15)
+
+
+_B = np.array([[1.0 + 2.0j, 0.5, -1.0j], [0.3j, 2.0, 1.0 - 1.0j], [1.0, -0.5 + 0.5j, 0.2]])
+
+
+@pytest.mark.parametrize("f", [
+    lambda X: np.abs(_B @ (X + 1j * np.arange(1.0, 4.0))),  # the imaginary part broadcast along rows
+    lambda X: (X @ (np.arange(3.0) + 1j * X)).real,
+    lambda X: np.abs(_B @ (X + 0.5j)),  # a scalar part
+    lambda X: np.abs((X + 1j * X[:, :1]) @ _B),  # a column part, on the left
+    lambda X: np.abs(np.sqrt(X ** (1 + 0j))),  # a complex exponent: a complex result, also of a real base
+    lambda X: np.fft.fft(X).copy().swapaxes(0, 1).flatten().imag,
+])
+def test_complex_products_broadcast_their_parts_as_numpy(f):
+    # @ multiplied the stored parts as they were: 1j·v kept as the vector v made Bi @ v a
+    # matrix-vector product (wrong values and Jacobians); x ** (1 + 0j) lost the complex type
+    X = np.array([[0.3, -1.2, 0.8], [1.1, 0.4, -0.6], [-0.9, 0.7, 1.5]])
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_complex_sums_refuse_the_keywords_they_do_not_take():
+    mask = np.array([True, False, True, False])
+    with pytest.raises(jacc.UnsupportedOperationError, match="where="):
+        jacc.jacobian(lambda x: np.abs(np.sum(np.fft.fft(x), where=mask)))(np.arange(4.0))
+    with pytest.raises(jacc.UnsupportedOperationError, match="write into a traced complex array"):
+        def low_pass(x):
+            z = np.fft.rfft(x)
+            z[2:] = 0
+            return np.fft.irfft(z)
+        jacc.jacobian(low_pass)(np.arange(6.0))

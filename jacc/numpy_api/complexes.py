@@ -136,6 +136,37 @@ class Complex:
     def ravel(self):
         return self.reshape(-1)
 
+    def copy(self):
+        return self._each(np.copy)
+
+    def flatten(self):
+        return self._each(lambda p: np.reshape(p, -1).copy())
+
+    def squeeze(self, axis=None):
+        return self._each(lambda p: np.squeeze(p, axis))
+
+    def swapaxes(self, a: int, b: int):
+        return self._each(lambda p: np.swapaxes(p, a, b))
+
+    def astype(self, dtype, *args, **kwargs):
+        if np.dtype(dtype).kind == "c" and not args and not kwargs:
+            return self.copy()
+        raise UnsupportedOperationError(f".astype({np.dtype(dtype)}) of a traced complex array at {call_site()}: "
+                                        "take np.real(z), np.imag(z) or np.abs(z) for real values")
+
+    def __getattr__(self, name: str):
+        if name.startswith("_") or not hasattr(np.ndarray, name):
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        raise UnsupportedOperationError(
+            f".{name} of a traced complex array at {call_site()} is not supported; supported: + - * / @, integer "
+            "powers, np.real, np.imag, np.abs, np.angle, np.conj, np.exp, np.sqrt, np.fft, sums, indexing, reshapes, "
+            ".copy(), .T, .transpose(), .ravel(), .flatten(), .squeeze(), .swapaxes()")
+
+    def __setitem__(self, index, value):
+        raise UnsupportedOperationError(
+            f"a write into a traced complex array at {call_site()} (z[i] = ...) is not supported; build the changed "
+            "array instead, e.g. z * mask with a 0/1 mask (a low-pass filter: Z * (np.arange(len(Z)) < k))")
+
     def sum(self, axis=None, keepdims=False):
         return self._each(lambda p: np.sum(p, axis=axis, keepdims=keepdims))
 
@@ -233,11 +264,13 @@ def combine(op: str, args: list, params: dict | None = None) -> Any:
                 and np.imag(k) == 0 and 0 <= int(np.real(k)) <= 64):
             raise UnsupportedOperationError(f"a power of a traced complex array at {call_site()}: only constant "
                                             "integer powers 0 to 64 are supported")
-        out: Any = np.ones(s1)
+        out: Any = _make(np.ones(s1), None, s1)  # (complex, as NumPy's result is, also of a real base)
         for _ in range(int(np.real(k))):
             out = out * args[0]
         return out
-    if op == "matmul":
+    if op == "matmul":  # (parts broadcast to their operand's shape: x + 1j·v keeps v as it is)
+        a, b = (None if p is None else _full(p, s1) for p in (a, b))
+        c, d = (None if p is None else _full(p, s2) for p in (c, d))
         re, im = _product(a, b, c, d, _matmul)
         shape = np.shape(np.zeros(s1) @ np.zeros(s2))
         return _make(re, im, shape)
@@ -431,11 +464,22 @@ def _shifted(fn: Callable) -> Callable:
     return shift
 
 
-def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **_):
+def _plain_reduction(what: str, dtype, out, rest: dict) -> None:
+    """Refuse what a complex sum or mean does not take (it ignored them: ``where=`` summed every entry)."""
+    given = [k for k, v in (("dtype", dtype), ("out", out), *rest.items()) if v is not None]
+    if given:
+        raise UnsupportedOperationError(
+            f"{what} of a traced complex value at {call_site()} with {', '.join(f'{k}=' for k in given)}: not "
+            "supported; multiply by a mask (z * mask) to leave entries out, add an initial value after")
+
+
+def _sum(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
+    _plain_reduction("numpy.sum", dtype, out, rest)
     return a.sum(axis, keepdims)
 
 
-def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **_):
+def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
+    _plain_reduction("numpy.mean", dtype, out, rest)
     return a.mean(axis, keepdims)
 
 
