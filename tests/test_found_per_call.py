@@ -184,3 +184,31 @@ def test_reading_an_orders_integers_makes_the_trace_value_dependent(f):
     jf = jacc.jacobian(f)
     for p in POINTS:
         np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+
+
+def _order_then_changed(x):
+    z = x * 1.0
+    o = np.argsort(z)
+    z *= -1.0  # NumPy indexes the new z with the order of the old one
+    return z[o]
+
+
+def _extreme_then_changed(x):
+    z = x * 1.0
+    i = np.argmax(z)
+    z[:] = z[::-1].copy()
+    return z[i] * x
+
+
+def _tied_keys(x):
+    return x[np.argsort(np.floor(x))]  # floor ties: NumPy's default sort need not be stable
+
+
+@pytest.mark.parametrize("f", [_order_then_changed, _extreme_then_changed, _tied_keys])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_an_order_is_numpys_order_of_the_keys_as_they_were(f, retrace):
+    jf = jacc.jacobian(f, retrace=retrace)
+    for x in ([0.3, -1.2, 2.5, 0.9, 1.7, 0.45, 1.25], [1.5, 0.7, 1.3, 0.9, 0.5, 1.2, 0.8],
+              [-0.4, 2.2, 0.1, -1.6, 0.6, 1.9, 1.05]):
+        x = np.array(x)
+        np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)

@@ -23,7 +23,9 @@ indexing an array with it records ``take_order``, the same one-hot block found f
 order (``y[np.argsort(x)]``, a top-k after ``[::-1][:k]``), or ``take_extreme`` (``y[np.argmax(x)]``:
 one one-hot row).
 
-Ties give the derivative to the element a stable sort puts first (NumPy's choice of order).
+Ties: ``np.argsort`` of keys that tie at the traced point, unless asked to be stable, reads
+NumPy's own integers there (its default sort need not be stable); elsewhere, and in ``np.sort``,
+``np.argmax`` and the quantiles, the element a stable sort puts first takes the derivative.
 
 >>> import numpy as np, jacc
 >>> x = np.array([3.0, 1.0, 2.0, 5.0])
@@ -357,6 +359,8 @@ class Order(_ReadOnUse):
     __hash__ = None
 
     def __init__(self, keys: Tracer, axis: int, value: np.ndarray, tail: tuple = (), kind: str = "argsort"):
+        # (the keys as they are now: an in-place change of them after np.argsort leaves NumPy's order as it was)
+        keys = Tracer(keys.tape, keys.name, keys.value)
         self.keys, self.axis, self.value, self.tail, self.kind = keys, axis, value, tail, kind
 
     def __repr__(self) -> str:
@@ -468,9 +472,18 @@ def _argsort_traced(a, axis=-1, kind=None, order=None, *, stable=None):
     if axis is None:
         a, axis = a.reshape(-1), 0
     k = _one_axis(a, axis, "numpy.argsort")
-    if isinstance(a, Tracer) and a.dtype.kind == "f":
+    if isinstance(a, Tracer) and a.dtype.kind == "f" and (stable or kind in ("stable", "mergesort")
+                                                          or not _ties(a.value, k)):
         return Order(a, k, _order(a.value, k))
+    # (tied keys: NumPy's default sort may order them otherwise than the stable order an Order finds
+    # at each call; its own integers, read at the traced point)
     return np.argsort(_value(a, "numpy.argsort"), axis=k, kind=kind, **({} if stable is None else {"stable": stable}))
+
+
+def _ties(x: np.ndarray, axis: int) -> bool:
+    """Whether keys ``x`` hold equal entries along ``axis`` (NaNs count as equal)."""
+    s = np.sort(x, axis=axis)
+    return bool(np.any(np.diff(s, axis=axis) == 0) or np.any(np.sum(np.isnan(x), axis=axis) > 1))
 
 
 def _extreme(kind: str):
