@@ -49,6 +49,7 @@ import itertools
 import math
 import operator
 import os
+import random
 import sys
 import sysconfig
 import types
@@ -116,6 +117,33 @@ class _Container:
         return same(tuple(a) if isinstance(a, tuple) else dict(a), self.items)
 
 
+class _RandomState:
+    """A random generator's state (``np.random.Generator``, ``RandomState``, ``random.Random``): the
+    object itself and what its next draws will be (``f`` drawing from one changes it)."""
+
+    __slots__ = ("rng", "state")
+
+    def __init__(self, rng: Any):
+        self.rng, self.state = rng, _state_of(rng)
+
+    def holds(self, a: Any) -> bool:
+        return a is self.rng and _same_state(_state_of(a), self.state)
+
+
+def _state_of(rng: Any) -> Any:
+    if isinstance(rng, np.random.Generator):
+        return rng.bit_generator.state
+    return rng.get_state(legacy=False) if isinstance(rng, np.random.RandomState) else rng.getstate()
+
+
+def _same_state(a: Any, b: Any) -> bool:
+    if isinstance(a, dict):
+        return isinstance(b, dict) and a.keys() == b.keys() and all(_same_state(a[k], b[k]) for k in a)
+    if isinstance(a, (np.ndarray, list, tuple)):
+        return np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object))
+    return type(a) is type(b) and a == b
+
+
 def _same_key(a: Any, b: Any) -> bool:
     """Dictionary keys that are the same for ``f``: equal and of one type (``1``, ``1.0`` and ``True``
     are one key to a dict, not to ``isinstance``)."""
@@ -156,6 +184,8 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return {k: snapshot(v, copies) for k, v in x.items()}
     if type(x) in _CONTAINERS or (isinstance(x, tuple) and hasattr(type(x), "_fields")):
         return _Container(x, copies)
+    if isinstance(x, (np.random.Generator, np.random.RandomState, random.Random)):
+        return _RandomState(x)
     if _is_sparse(x):
         return _Sparse(x)
     return x
@@ -175,7 +205,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects, _Container)):
+    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy

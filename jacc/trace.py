@@ -1653,7 +1653,13 @@ class _ValueShaped:
     masks: :mod:`jacc.buffers`, :mod:`jacc.masks`); nothing is recorded or read."""
 
     __slots__ = ()
-    shape = property(lambda self: self.value.shape)
+
+    def _set_shape(self, shape) -> None:
+        raise UnsupportedOperationError(
+            f"x.shape = {shape!r} at {call_site()} reshapes a traced array in place, which a trace does not follow "
+            "(NumPy's own code does it in rng.multivariate_normal of a traced mean); write x = x.reshape(...)")
+
+    shape = property(lambda self: self.value.shape, _set_shape)
     ndim = property(lambda self: self.value.ndim)
     size = property(lambda self: self.value.size)
     dtype = property(lambda self: self.value.dtype)

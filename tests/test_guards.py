@@ -3,6 +3,7 @@ be observed (jacc.guards); every case here checks the result against the closed 
 and whether ``f`` was skipped (``jf.cache.skipped``) or why not (``jf.cache.why_traced``)."""
 
 import contextlib
+import copy
 import functools
 import gc
 import math
@@ -1074,3 +1075,21 @@ def test_retrace_false_follows_an_error_that_f_catches(backend, points):
     jf = jacc.jacobian(_cholesky_or_solve, retrace=False, backend=backend)
     for x in map(np.array, points):
         np.testing.assert_allclose(jf(x), fd_jacobian(_cholesky_or_solve, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [np.random.default_rng, np.random.RandomState])
+def test_retrace_false_runs_an_f_that_draws_from_a_generator_it_is_given(make):
+    # f advances the generator it is given (a running state): the next call's draws are new ones,
+    # where the generator compared by identity had the first call's Jacobian come back
+    def f(x, rng):
+        return x * rng.standard_normal(3)
+    jf = jacc.jacobian(f, retrace=False)
+    rng = make(0)
+    for _ in range(3):
+        want = np.diag(copy.deepcopy(rng).standard_normal(3))  # (the draws this call makes)
+        np.testing.assert_array_equal(jf(np.ones(3), rng), want)
+
+
+def test_setting_the_shape_of_a_traced_array_is_refused_by_name():
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"x\.shape ="):
+        jacc.jacobian(lambda mu: np.random.default_rng(0).multivariate_normal(mu, np.eye(3)))(np.zeros(3))
