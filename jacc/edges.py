@@ -40,13 +40,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import sys
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from . import budget
+from .costmodel import peak_resident_bytes
 from .eliminate import SCALAR, STRUCTURED, Problem
 from .progress import SearchLine
 from .strategies import Result, no_options, positive, positive_int
@@ -569,15 +569,6 @@ def _search(problem: Problem, max_states: int | None = None, max_search_bytes: i
                   max_states, max_search_bytes, report)
 
 
-def _peak_bytes() -> int | None:
-    """The process's peak resident memory so far (None where ``resource`` is missing)."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows: the count and the time limit remain
-        return None
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-
-
 def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callable, finish: Callable,
            max_states: int | None = None, max_search_bytes: int = MAX_SEARCH_BYTES,
            report: Callable | None = None) -> Result:
@@ -587,7 +578,7 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
     optimal, **info)`` makes the Result; stopped by the deadline, ``max_states`` stored states or
     ``max_search_bytes`` of peak-memory growth, it is the incumbent with the proven lower bound
     (the least f popped). ``report(states, best, lower)`` is called every 256 states expanded."""
-    base = _peak_bytes()
+    base = peak_resident_bytes()
     next_check = 1024
     stopped = None
     seen = {start.key(): 0}
@@ -623,7 +614,7 @@ def search(start, bound: int, moves: list[Move], h: Callable, step_cost: Callabl
                 break
             if base is not None and len(seen) >= next_check:
                 next_check = len(seen) + 1024
-                if _peak_bytes() - base > max_search_bytes:
+                if peak_resident_bytes() - base > max_search_bytes:
                     stopped = f"memory: peak grew by more than max_search_bytes={max_search_bytes:,}"
                     break
     except budget.TimeUp:

@@ -25,22 +25,19 @@ SIZES = {"small": 10 ** 4, "full": 10 ** 6}
 
 def _child(n: int) -> dict[str, Any]:
     """The measurement itself (run in the child process)."""
-    import resource
     import time
 
     import numpy as np
 
     import jacc
+    from jacc.costmodel import peak_resident_bytes
     from jacc.suite import primitive_to_conserved, roeflux
-
-    def peak() -> int:  # ru_maxrss: kilobytes on Linux
-        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
     rng = np.random.default_rng(0)
     jit = rng.uniform(-0.05, 0.05, (6, n))
     ql = primitive_to_conserved(1.0 + jit[0], 0.75 + jit[1], 1.0 + jit[2])
     qr = primitive_to_conserved(0.125 * (1 + jit[3]), 0.3 + jit[4], 0.1 * (1 + jit[5]))
-    before = peak()
+    before = peak_resident_bytes()
     jf = jacc.jacobian(roeflux, argnums=(0, 1), sparse=True)
     t0 = time.perf_counter()
     blocks = jf(ql, qr)
@@ -62,7 +59,7 @@ def _child(n: int) -> dict[str, Any]:
             cols.append(((roeflux(*up) - roeflux(*down)) / (2 * h))[:, 0])
     want = np.stack(cols, axis=1)
     return {"interfaces": n, "entries": int(sum(b.nnz for b in blocks)), "first_s": first,
-            "call_s": float(np.median(calls)), "peak_bytes": peak(), "before_bytes": before,
+            "call_s": float(np.median(calls)), "peak_bytes": peak_resident_bytes(), "before_bytes": before,
             "checked": bool(np.allclose(got, want, rtol=1e-5, atol=1e-7)), "ran": jf.ran}
 
 

@@ -297,7 +297,7 @@ def test_optimal_stops_at_max_states_with_a_proven_bound(run):
 def test_optimal_stops_when_its_memory_grows_past_max_search_bytes(run, monkeypatch):
     import jacc.edges
     grown = iter(range(0, 10 ** 12, 10 ** 6))  # the peak grows by 1 MB per look
-    monkeypatch.setattr(jacc.edges, "_peak_bytes", lambda: next(grown))
+    monkeypatch.setattr(jacc.edges, "peak_resident_bytes", lambda: next(grown))
     # big enough that the search makes its first look (after 1,024 states), no bigger: the face
     # search starts from the edge search's optimum, which takes 10 s on the edge variant's graph
     prob = Problem.from_graph(examples.random_graph(3, 14 if run is run_edge_strategy else 12, 2, seed=1))
