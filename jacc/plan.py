@@ -147,9 +147,6 @@ class Plan(Costs):
                     raise
         return _Compiled(self, "numpy" if backend == "auto" else backend)
 
-    def _inputs(self, args, named) -> dict:
-        return input_values(self.graph, args, named)
-
     # -- report ---------------------------------------------------------------------------------
     def __str__(self) -> str:
         edge, nbytes = self.largest
@@ -350,8 +347,7 @@ class _Compiled:
 
     def __call__(self, *args, **named) -> dict[tuple[str, str], np.ndarray]:
         g = self.plan.graph
-        values = g.evaluate(self.plan._inputs(args, named))
-        warn_if_elsewhere(g, values)
+        values = values_at(g, args, named)
         if self._program is None:
             self._lower(values)
         from .program import raise_as_numpy

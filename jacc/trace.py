@@ -1613,16 +1613,10 @@ def array_result(r: Any, *args: Any) -> Any:
 def _of_kind(out: "Tracer", kind: str, args: tuple, before: int) -> "Tracer":
     """A 0-d result as NumPy's function returns it (:data:`_RESULT_KINDS`): ``"scalar"`` a new
     scalar (never an argument's array itself, nor a view of one; one made since step ``before``
-    becomes one), ``"array"`` a 0-d array, ``"same"`` a scalar where the first argument is one,
-    else as it is."""
+    becomes one), ``"array"`` a 0-d array."""
     tape = out.tape
     if tape.paused:
         return out
-    if kind == "same":
-        first = args[0] if args else None
-        if not (isinstance(first, Tracer) and tape.is_scalar(first)) and type(first) is not float:
-            return out
-        kind = "scalar"
     if kind == "array":
         return array_result(out, *args)
     if any(isinstance(a, Tracer) and a.name == out.name for a in args):
@@ -1644,8 +1638,7 @@ _RESULT_KINDS: dict[Callable, str] = {
        if hasattr(np, n)},
     np.linalg.det: "scalar", np.linalg.norm: "scalar",
     **{getattr(np, n): "array" for n in ("tensordot", "apply_along_axis", "real_if_close", "cov", "select", "copy")},
-    **{getattr(np, n): "same" for n in ("squeeze", "reshape")},
-}
+}  # (np.squeeze and np.reshape keep their argument's kind: Tracer.reshape and _squeeze)
 
 
 class _ValueShaped:

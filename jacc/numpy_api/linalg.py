@@ -319,18 +319,17 @@ def _tie_scale(x):
     return np.sqrt(np.sum(x * x, axis=-1))
 
 
-def _inverse_gaps(x, ties: float | None = None):
+def _inverse_gaps(x, ties: bool = False):
     """Fₚ_q = 1/(x_q − xₚ) off the diagonal of the last axis pair, 0 on it (arrays, lazy
-    stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: the
-    value between entries equal to within :data:`TIE_RTOL` (NaN: refused, :func:`_note_ties`; 0:
-    the eigenspace's rotation held, :func:`_factored_eigh`)."""
+    stand-ins or traced values; equal entries give inf, as the derivative does). ``ties``: NaN
+    between entries equal to within :data:`TIE_RTOL` (see :func:`_note_ties`)."""
     eye = np.eye(x.shape[-1], dtype=bool)
     gaps = x[..., None, :] - x[..., :, None]
     with np.errstate(divide="ignore"):
         F = np.where(eye, 0.0, 1.0 / np.where(eye, 1.0, gaps))
-    if ties is not None:
+    if ties:
         scale = _tie_scale(x)[..., None, None]
-        F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), ties, F)
+        F = np.where(~eye & (np.abs(gaps) <= TIE_RTOL * scale), np.nan, F)
     return F
 
 
@@ -342,18 +341,21 @@ def _tied(w: Tracer) -> bool:
     return values.shape[-1] > 1 and bool(np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale))
 
 
-def _note_ties(w: Tracer, what: str) -> None:
+def _note_ties(w: Tracer, what: str) -> bool:
     """Refuse (if the Jacobian meets it: :meth:`~jacc.trace.Tape.note_nonfinite`) eigenvectors at a
-    repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative."""
+    repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative;
+    whether there is one."""
     w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
     values = np.asarray(w.value)
-    if _tied(w):
+    tied = _tied(w)
+    if tied:
         w.tape.note_nonfinite(
             f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
             "where its eigenvectors are no function of it (any basis of their space is one) and have no derivative; "
             "jacc differentiates eigenvectors of distinct eigenvalues. A function that does not depend on the "
             "basis (a Gaussian density through eigh: scipy.stats.multivariate_normal with cov=) has a derivative "
             "there: compute it without eigh (np.linalg.cholesky, slogdet, solve)")
+    return tied
 
 
 def _eigvals_partial(i, ctx):
@@ -368,7 +370,7 @@ def _eigvecs_partial(i, ctx):
     # dV = V (F ∘ Vᵀ dS V), Fₚ_q = 1/(λ_q − λₚ) off the diagonal (distinct eigenvalues assumed)
     def values():
         w, v = _eigh(ctx.args[0], ctx.params)
-        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w, ties=np.nan), v, v, optimize=True)
+        K = np.einsum("...ap,...pb,...ip,...jb->...abij", v, _inverse_gaps(w, ties=True), v, v, optimize=True)
         return _read(K, _uplo(ctx.params))
     return _batched(ctx, values)
 
@@ -401,8 +403,7 @@ def _factored_eigh(a, params: dict) -> EighResult:
     (``value_from``: the network's own value is never used)."""
     tape = _tape_of(a)
     w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
-    _note_ties(w, "numpy.linalg.eigh")
-    if _tied(w):  # (the network's sum meets 1/gap where rounding split the tie: finite, and no refusal)
+    if _note_ties(w, "numpy.linalg.eigh"):  # (the network's sum meets 1/gap where rounding split it: finite)
         warnings.warn(
             f"numpy.linalg.eigh at {call_site()}: the matrix has a repeated eigenvalue (equal to within "
             f"{TIE_RTOL:g}, relative), where its eigenvectors are no function of it and have no derivative; a "
