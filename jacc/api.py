@@ -544,16 +544,27 @@ class Runner:
         """The array program (or False, with :attr:`why`); ``keep``: see :func:`jacc.program.lower`."""
         from .lazy import LowerError
         from .program import BackendError, lower
+        from .unroll import JAX_MAX_LINES
 
-        backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
-        for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
-            try:
-                self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
-                break
-            except (LowerError, BackendError) as e:
-                self.program, self.why = False, str(e)
-        if self.backend in ("jax", "torch") and self.dtype == np.float64 and not self.sparse:
-            self._program_or_floats(plan, values)
+        floats = self.backend in ("jax", "torch") and self.dtype == np.float64 and not self.sparse
+        fast = _scalar_compiled(plan) if floats else None
+        lines = 0 if fast is None else fast.source.count("\n")
+        if self.backend == "jax" and lines > JAX_MAX_LINES:
+            # XLA's compile time of straight-line scalar code grows faster than linearly: an adaptive
+            # integrator's 2,401 scalar vertices compiled for over 200 s (the float code: 0.1 s)
+            self.program = False
+            self.why = (f"{lines:,} lines of scalar code: more than jax.jit compiles quickly "
+                        f"({JAX_MAX_LINES:,}); the float code runs")
+        else:
+            backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
+            for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
+                try:
+                    self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
+                    break
+                except (LowerError, BackendError) as e:
+                    self.program, self.why = False, str(e)
+        if floats:
+            self._program_or_floats(plan, values, fast)
 
     def _floats_or_c(self, plan, values) -> None:
         """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``,
@@ -583,15 +594,14 @@ class Runner:
         if took is None or best_time(lambda: native(*xs)) < MARGIN * took:
             self.fast, self.fast_kind = native, "c"
 
-    def _program_or_floats(self, plan, values) -> None:
+    def _program_or_floats(self, plan, values, fast) -> None:
         """Under ``backend="jax"`` or ``"torch"``, an all-scalar plan runs as float code where that
         beats the program's call (a jitted call's dispatch alone costs several µs, a PyTorch op a
         few; best of three), and traced once that code as C where faster still (as under ``"auto"``)."""
         from .ccode import auto_c
         from .unroll import best_time
 
-        fast = _scalar_compiled(plan)
-        if fast is None:
+        if fast is None:  # (fast: the plan's float code, or None where it has none)
             return
         here = self.unroll  # (planned here, not rebuilt for other constants: C may be built)
         self.unroll = False  # the scalar route would be this float code again

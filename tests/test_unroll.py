@@ -335,6 +335,30 @@ def test_an_all_scalar_plan_under_the_jax_backend_runs_the_faster_code(monkeypat
     np.testing.assert_allclose(u([np.array([0.0, np.pi])])[u.blocks[0][0]], np.diag([2.0, -2.0]), atol=1e-15)
 
 
+def test_a_long_all_scalar_plan_under_the_jax_backend_is_not_compiled_by_xla(monkeypatch):
+    pytest.importorskip("jax")
+    # 600 steps of a scalar loop: XLA compiled its program for 83 s where the float code takes 1 s
+    lowered = []
+    real = jacc.program.lower
+    monkeypatch.setattr(jacc.program, "lower", lambda *a, **k: lowered.append(a[3]) or real(*a, **k))
+    monkeypatch.setattr(jacc.unroll, "JAX_MAX_LINES", 40)
+
+    def f(a, b):
+        for _ in range(12):
+            if a > -100:  # (value-dependent: no scalar route of its own)
+                a = np.sin(a) * b + 0.1 * a
+        return a
+
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="jax")
+    for a, b in [(0.3, 0.5), (0.7, -1.2)]:
+        got = jf(a, b)
+        assert jf.ran in ("scalar", "c") and "jax" not in lowered
+        np.testing.assert_allclose(np.array(got), fd(lambda v: f(v[0], v[1]), [np.array([a, b])], 0), rtol=1e-7)
+    monkeypatch.setattr(jacc.unroll, "JAX_MAX_LINES", 10_000)  # short enough: XLA compiles it
+    jacc.jacobian(f, argnums=(0, 1), backend="jax")(0.3, 0.5)
+    assert "jax" in lowered
+
+
 def test_under_jax_jit_only_the_entries_that_vary_are_compiled(monkeypatch):
     pytest.importorskip("jax")
     # x[::-1]·sin(x): two entries per row vary, the other n - 2 are structural zeros that the
