@@ -152,6 +152,20 @@ def test_vectorize_runs_the_function_per_traced_element():
     np.testing.assert_array_equal(_PIECEWISE(x), np.where(x > 0, x * x, -2.0 * x))
 
 
+@pytest.mark.parametrize("make", [
+    lambda x: np.vectorize(lambda t: 2.5 * t, otypes=[int])(x),
+    lambda x: np.vectorize(lambda t: 0 if t < 1 else 3.0 * t)(x),  # the first result, an int, decides
+    lambda x: np.vectorize(lambda t: (t > 1.0, 2.0 * t))(x)[1] * np.vectorize(lambda t: t * 0.5, otypes="?")(x),
+    lambda x: np.apply_along_axis(lambda v: v.sum() * 2.5 if v[0] > 1 else 0, 1, x.reshape(3, 1)),
+], ids=["otypes int", "first result int", "bool output", "apply_along_axis first int"])
+def test_vectorized_results_have_numpys_type(make):
+    # NumPy writes every result as the output type: ints are truncated, a step of slope 0
+    x = np.array([0.7, 1.3, 2.9])
+    for xk in (x, x + 0.45):
+        got = jacc.jacobian(make)(xk)
+        np.testing.assert_allclose(got, fd_jacobian(lambda z: np.asarray(make(z), float), [xk], 0), atol=1e-8)
+
+
 def test_vectorize_with_a_signature_is_refused():
     with pytest.raises(UnsupportedOperationError, match="numpy.vectorize with signature='\\(\\)->\\(\\)'"):
         trace(np.vectorize(lambda t: t, signature="()->()"), X)

@@ -184,3 +184,13 @@ def test_aliases_are_found_through_functools_partial():
     both = functools.partial(functools.partial(_scaled_length, scale=3.0))
     J = jacc.jacobian(both)(X)
     np.testing.assert_allclose(J, fd_jacobian(lambda x: 3.0 * math.hypot(x[0], x[2]), (X,), 0), rtol=1e-7)
+
+
+@pytest.mark.parametrize("f", [lambda x: math.log(x), lambda x: math.sqrt(x[:1]) * x, lambda x: math.pow(x, 2.0),
+                               lambda x: math.hypot(x[0], x[1:])])
+def test_math_of_an_array_raises_as_math_does(f):
+    # math takes numbers: NumPy's ufunc, which stands in for a traced 0-d value, would map over x
+    with pytest.raises(TypeError, match="only 0-dimensional arrays"):
+        f(X)
+    with pytest.raises(TypeError, match=r"only 0-dimensional arrays can be converted to Python scalars \(the arg"):
+        jacc.jacobian(f)(X)

@@ -637,6 +637,20 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     return out
 
 
+def type_of(result) -> np.dtype:
+    """The dtype NumPy gives a Python function's result (a traced value's own, read without a copy)."""
+    return result.dtype if isinstance(result, Tracer) else np.asarray(result).dtype
+
+
+def stack_as(results: list, dtype) -> object:
+    """The results of a Python function called per element or slice, stacked as one array of
+    ``dtype`` — the type NumPy's loop writes them as (``np.vectorize``'s ``otypes``, else its first
+    result's): where that is an integer or bool each entry is cast, a step of slope 0, as NumPy
+    truncates a function whose first call returned ``0`` rather than ``0.0``."""
+    stacked = np.stack([r if isinstance(r, Tracer) else np.asarray(r) for r in results])
+    return stacked if np.result_type(stacked) == dtype else stacked.astype(dtype)
+
+
 @implements(np.apply_along_axis)
 def _apply_along_axis(func1d, axis, arr, *args, **kwargs):
     """``func1d`` called on every 1-d slice along ``axis`` (traced slices) and the results stacked
@@ -647,8 +661,7 @@ def _apply_along_axis(func1d, axis, arr, *args, **kwargs):
     if not outer:
         return func1d(moved, *args, **kwargs)
     results = [func1d(moved[i], *args, **kwargs) for i in np.ndindex(*outer)]
-    stacked = np.reshape(np.stack([r if isinstance(r, Tracer) else np.asarray(r, float) for r in results]),
-                         outer + np.shape(results[0]))
+    stacked = np.reshape(stack_as(results, type_of(results[0])), outer + np.shape(results[0]))
     inner = np.ndim(results[0])
     # the result's own axes go where the sliced axis was
     return np.moveaxis(stacked, list(range(len(outer), len(outer) + inner)), list(range(k, k + inner)))

@@ -5,7 +5,8 @@ Code written for floats calls ``math.sqrt(x[0])`` or ``math.exp(-t * k)``; those
 runs on traced arguments they are replaced on the ``math`` module (see
 :func:`jacc.constructors.swap_during_traces`): a call with a traced argument goes to the NumPy
 ufunc of the same function and gives a traced 0-d value; every other call is ``math``'s own and
-gives its float. Names imported before (``from math import sqrt``) are replaced too where
+gives its float; a traced array of any other shape raises ``TypeError`` as ``math`` does (the
+ufunc would map over it). Names imported before (``from math import sqrt``) are replaced too where
 :class:`jacc.constructors.aliases` finds them. A function whose first trace meets the refused
 ``float()`` runs again with the replacements (once per function).
 
@@ -174,8 +175,24 @@ _DOMAINS: dict[str, Callable[[Any], Any]] = {
     "atanh": lambda x: (x > -1) & (x < 1)}
 
 
+#: take an iterable of numbers; every other function takes numbers
+_ITERABLES = ("prod", "dist")
+
+
+def _only_scalars(name: str, args: tuple) -> None:
+    """Raise as ``math`` does for an array argument (its ``float()`` takes 0-d arrays only):
+    the NumPy ufunc that stands in would silently map over the elements."""
+    for a in args:
+        if isinstance(a, Tracer) and np.ndim(a) != 0:
+            raise TypeError(f"math.{name} at {call_site()}: only 0-dimensional arrays can be converted to "
+                            f"Python scalars (the argument has shape {np.shape(a)}); use "
+                            f"{f'np.{name}' if hasattr(np, name) else 'its NumPy or SciPy twin'} for arrays")
+
+
 def _maker(name: str) -> Callable[[Callable], Callable]:
     def impl(original: Callable, *args, **kwargs):
+        if name not in _ITERABLES:
+            _only_scalars(name, args)
         fn = _SAME.get(name) or _special(_SCIPY[name])
         if fn is None:  # (no SciPy: math's own refusal of float())
             return original(*args, **kwargs)

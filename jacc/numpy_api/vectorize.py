@@ -23,6 +23,7 @@ import numpy as np
 from ..constructors import swap_method_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
+from .numerics import stack_as, type_of
 
 
 def _traced_call(original: Callable) -> Callable:
@@ -50,11 +51,12 @@ def _traced_call(original: Callable) -> Callable:
             raise UnsupportedOperationError(
                 f"numpy.vectorize of an empty traced array at {call_site()}: NumPy calls the function once on the "
                 "first element to learn the output type; there is none")
-        if isinstance(results[0], tuple):  # several outputs
-            return tuple(np.reshape(np.stack([np.asarray(r[j]) if not isinstance(r[j], Tracer) else r[j]
-                                              for r in results]), shape) for j in range(len(results[0])))
-        return np.reshape(np.stack([r if isinstance(r, Tracer) else np.asarray(r, dtype=float) for r in results]),
-                          shape)
+        several = isinstance(results[0], tuple)
+        columns = [[r[j] for r in results] for j in range(len(results[0]))] if several else [results]
+        # each output has NumPy's type: otypes', else its first result's (an int 0 makes ints)
+        types = self.otypes or "".join(type_of(c[0]).char for c in columns)
+        out = tuple(np.reshape(stack_as(c, np.dtype(t)), shape) for c, t in zip(columns, types))
+        return out if several else out[0]
     call.__name__, call.__doc__, call.__wrapped__ = "__call__", original.__doc__, original
     return call
 
