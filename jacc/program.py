@@ -1087,7 +1087,8 @@ def _fresh(s: Statement) -> bool:
         return "out" not in s.kwargs
     if s.fn is np.einsum:
         return len(_einsum_parts(s.args)[1]) >= 2
-    return s.fn in (S.put_rows.__wrapped__, S.put_last.__wrapped__, add_rows, add_placed) or hasattr(s.fn, "ufunc")
+    return s.fn in (S.put_rows.__wrapped__, S.put_last.__wrapped__, S.put_diagonal.__wrapped__, add_rows,
+                    add_placed) or hasattr(s.fn, "ufunc")
 
 
 def _ufuncs_in_place(live: list[Statement], alias: dict[int, int], kept: set[int], inputs: set[int],
@@ -1102,6 +1103,11 @@ def _ufuncs_in_place(live: list[Statement], alias: dict[int, int], kept: set[int
     out = []
     for s in live:
         shape = shapes.get(s.id)
+        if _moves(s) and isinstance(s.args[0], Ref) and uses.get(alias.get(s.args[0].id, s.args[0].id)) == 1 \
+                and alias.get(s.args[0].id, s.args[0].id) in fresh and s.id not in kept:
+            # a transpose or reshape of a temporary read only here: a view of memory nothing else reads
+            # (or a copy): the two terms of X Xᵀ's Jacobian are transposed before their sum
+            fresh.add(s.id)
         call = _ufunc_call(s) if shape is not None and math.prod(shape) >= IN_PLACE_MIN else None
         if call is not None and _writes_floats(call[0]):
             fn, args = call

@@ -984,3 +984,18 @@ def test_a_search_stopped_before_it_fits_the_memory_limit_says_so():
     g = examples.random_graph(3, 20, 2, seed=5, width=3)
     with pytest.raises(MemoryLimitError, match=r"its search stopped \(.*time limit.*\).*raise time_limit"):
         jacc.plan(g, "optimal", memory_limit=410, time_limit=0.5)
+
+
+def test_a_sum_of_two_transposed_terms_is_written_into_one_of_them():
+    # forward through X Xᵀ: the partial's two Kronecker terms become dense n² × n² blocks, each
+    # transposed before their sum; the sum made a third block (1.5× the predicted peak, so a
+    # memory_limit between the two let the call exceed it) until it was written into the first
+    n = 30
+    X = np.random.default_rng(1).normal(size=(n, n))
+    f = lambda X: np.tanh(X @ X.T).sum()  # noqa: E731
+    jf = jacc.jacobian(f, strategy="forward", backend="numpy", retrace=False, memory_limit=14_000_000)
+    jf(X)
+    J, peak = peak_memory(lambda: jf(X + 0.1))
+    assert jf.ran == "numpy"
+    assert peak <= 1.05 * jf.plan.peak_bytes <= 1.05 * 14_000_000, (peak, jf.plan.peak_bytes)
+    np.testing.assert_allclose(J, jacc.jacobian(f, backend="interpret")(X + 0.1), rtol=1e-12)
