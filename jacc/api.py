@@ -543,7 +543,7 @@ class Runner:
     def lower(self, plan, values, keep: bool = False) -> None:
         """The array program (or False, with :attr:`why`); ``keep``: see :func:`jacc.program.lower`."""
         from .lazy import LowerError
-        from .program import BackendError, lower
+        from .program import BackendError, TooLongForXLA, lower
         from .unroll import JAX_MAX_LINES
 
         floats = self.backend in ("jax", "torch") and self.dtype == np.float64 and not self.sparse
@@ -559,7 +559,11 @@ class Runner:
             backend = "numpy" if self.backend in ("auto", "scalar", "c") else self.backend
             for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
                 try:
-                    self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
+                    try:
+                        self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
+                    except TooLongForXLA as e:
+                        self.program = lower(plan, values, self.dtype, "numpy", self.sparse, primal, keep)
+                        self.why = str(e)
                     break
                 except (LowerError, BackendError) as e:
                     self.program, self.why = False, str(e)

@@ -233,6 +233,24 @@ def test_jacobian_with_the_jax_backend(monkeypatch):
         np.testing.assert_allclose(a, b, rtol=1e-12)
 
 
+def test_a_program_too_long_for_xla_runs_its_numpy_twin(monkeypatch):
+    jax = pytest.importorskip("jax")
+    # an adaptive integrator's 2,951 statements spent over 200 s in XLA's compile
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
+    f = lambda x, y: np.sin(x) * y + np.cumsum(x) ** 2  # noqa: E731
+    x, y = np.linspace(0.1, 1, 5), np.linspace(1, 2, 5)
+    want = jacc.jacobian(f, argnums=(0, 1), backend="interpret")(x, y)
+    monkeypatch.setattr(jacc.program, "JAX_MAX_STATEMENTS", 3)
+    jf = jacc.jacobian(f, argnums=(0, 1), backend="jax")
+    for a, b in zip(jf(x, y), want):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    assert jf.ran == "numpy"  # (under the cap of 1,000: "jax", test_jacobian_with_the_jax_backend)
+    got = jf(jax.numpy.asarray(x), jax.numpy.asarray(y))  # jax.Arrays in, jax.Arrays out still
+    assert all(isinstance(a, jax.Array) for a in got)
+    np.testing.assert_allclose(np.asarray(got[1]), want[1], rtol=1e-12)
+
+
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 @pytest.mark.parametrize("size", [300, 2])  # the array program, and the scalar route's float code
 def test_the_digamma_derivative_at_negative_and_huge_points(size, backend):
