@@ -116,7 +116,15 @@ def _with_arrays(original: Callable) -> Callable:
         args, kwargs = as_arrays(original, args, kwargs)
         return original(*args, **kwargs)
     call.__name__, call.__doc__, call.__wrapped__ = original.__name__, original.__doc__, original
+    call.swapped_for = original
     return call
+
+
+def original(f: Any) -> Any:
+    """The NumPy function that ``f`` stands in for while a trace runs (``f`` itself if none): a
+    closure that held ``np.mean`` before the trace holds the stand-in during it (:class:`aliases`),
+    and a message naming it should name NumPy's."""
+    return getattr(f, "swapped_for", f)
 
 
 def swap_lists_during_traces(functions: Any) -> None:

@@ -1937,9 +1937,11 @@ class Tracer(_Held):
         return self.tape.record("getitem", [self], {"index": items})
 
     # -- methods (the rest come from the _METHODS table below) ----------------------------------
-    def reshape(self, *shape, order="C"):
+    def reshape(self, *shape, order="C", copy=None):
         if len(shape) == 1 and _sequence(shape[0]):
             shape = tuple(shape[0])
+        if copy:  # a new array, which the caller may change in place
+            return _copy(self.reshape(shape, order=order), "same")
         if order == "F":  # Fortran order: C order of the array with its axes reversed
             return self.transpose().reshape(_ints(shape)[::-1]).transpose()
         if order != "C":
@@ -2291,7 +2293,13 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_N
 
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,
          correction=_NOT):
-    return np.sqrt(_var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction))
+    v = _var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
+    shape = np.shape(a)
+    count = math.prod(shape) if axis is None else math.prod(
+        shape[k] for k in _axes_of(axis if isinstance(axis, tuple) else (axis,), len(shape), "numpy.std"))
+    if count == 1 and where is _NOT and mean is _NOT and (ddof if correction is _NOT else correction) == 0:
+        return v  # identically 0 with slope 0, where √ of it would have slope ∞·0 = NaN
+    return np.sqrt(v)
 
 
 def _prod(a, axis=None, dtype=None, out=None, keepdims=False, initial=_NOT, where=_NOT):
@@ -2425,8 +2433,7 @@ def _moveaxis(a, source, destination):
 
 
 def _np_reshape(a, shape=None, order="C", *, newshape=None, copy=None):
-    # copy= cannot matter: traced values are never modified in place
-    return a.reshape(shape if newshape is None else newshape, order=order)
+    return a.reshape(shape if newshape is None else newshape, order=order, copy=copy)
 
 
 def _ravel(a, order="C"):

@@ -825,3 +825,18 @@ def test_a_float_argument_is_a_scalar_and_a_0d_array_argument_an_array():
 
     assert jacc.jacobian(f)(2.0) == pytest.approx(2.0 * 2.0 + 1.0)  # y = 2 stays: d(s(s + 1))/ds
     assert jacc.jacobian(f)(np.array(2.0)) == pytest.approx(2.0 * 3.0)  # y is s: d((s + 1)²)/ds
+
+
+@pytest.mark.parametrize("reshape", [lambda x: np.reshape(x, (3, 1), copy=True),
+                                     lambda x: x.reshape((3, 1), copy=True)])
+def test_a_reshape_with_copy_true_may_be_written_into(reshape):
+    # NumPy's copy=True makes a new array: writing into it leaves x alone (it was refused as a view)
+    def f(x):
+        y = reshape(x)
+        y[0, 0] = 5.0
+        y[1, 0] *= 3.0
+        return y.ravel() * x + x
+
+    x = np.array([0.5, 1.0, 2.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), np.diag([6.0, 6 * x[1] + 1, 2 * x[2] + 1]), rtol=1e-14)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)

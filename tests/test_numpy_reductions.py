@@ -275,3 +275,13 @@ def test_empty_clip_bounds_and_the_2_norm_of_an_empty_matrix_follow_numpy():
             g = jacc.trace(lambda e: np.linalg.norm(e, order), e)  # noqa: B023
             assert g.evaluate({"e": e})[g.outputs[0]] == 0.0
             assert jacc.jacobian(lambda e: np.linalg.norm(e, order))(e).shape == e.shape  # noqa: B023
+
+
+@pytest.mark.parametrize("f", [lambda x: np.std(x, axis=0), lambda x: x.std(axis=(0,), keepdims=True),
+                               lambda x: np.std(x[:, 2]), lambda x: np.nanstd(x, axis=0),
+                               lambda x: np.nanstd(np.where(x > 2.5, x, np.nan), axis=1)])
+def test_std_of_one_value_has_slope_zero(f):
+    # one value has standard deviation 0 whatever it is: √var's slope there was ∞·0 = NaN
+    x = np.array([[0.5, 1.0, 2.0, 3.0]])
+    J = jacc.jacobian(f)(x)
+    np.testing.assert_array_equal(J, np.zeros(np.shape(f(x)) + x.shape))

@@ -287,12 +287,16 @@ def _nan_moment(name: str, root: bool):
         dev = filled - np.sum(filled, axis=ax, keepdims=True) / count
         if mask.any():
             dev = np.where(mask, 0.0, dev)
-        dof = np.sum(~mask, axis=ax, keepdims=keepdims) - ddof
+        kept = np.sum(~mask, axis=ax, keepdims=keepdims)
+        dof = kept - ddof
         with np.errstate(divide="ignore", invalid="ignore"):
             var = np.sum(dev * dev, axis=ax, keepdims=keepdims) / np.asarray(np.maximum(dof, 0), float)
         if np.any(dof <= 0):
             var = np.where(dof <= 0, np.nan, var)
-        return np.sqrt(var) if root else var
+        one = (kept == 1) & (ddof == 0)  # one value: 0 whatever it is, where √'s slope would be ∞·0 = NaN
+        if not root:
+            return var
+        return np.where(one, var, np.sqrt(np.where(one, 1.0, var))) if np.any(one) else np.sqrt(var)
     handler.__name__ = name
     return handler
 

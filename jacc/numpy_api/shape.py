@@ -13,6 +13,7 @@ import warnings
 
 import numpy as np
 
+from ..constructors import original
 from ..trace import (
     TraceError,
     Tracer,
@@ -385,7 +386,8 @@ def _padded(array, pad_width, mode="constant", **kwargs):
         return _pad_by_formula(array, pad_width, mode, kwargs)
     if not (isinstance(mode, str) and mode == "constant"):
         raise UnsupportedOperationError(
-            f"numpy.pad with mode={mode!r} at {call_site()} is not supported by jacc's tracer; the modes "
+            f"numpy.pad with mode={original(mode)!r} at {call_site()} is not supported by jacc's tracer; "
+            "the modes "
             f"'constant' (with constant_values=), {', '.join(map(repr, _COPYING_PADS + tuple(_STAT_PADS)))} "
             "and 'linear_ramp' are")
     unknown = sorted(set(kwargs) - {"constant_values"})
