@@ -729,7 +729,7 @@ def add_placed(acc: np.ndarray, v: np.ndarray, at: tuple, src: np.ndarray | None
 
 #: Calls that place a value into fresh zeros, and moves that only rearrange it (:func:`_moves`): a
 #: chain of them puts each element of its source somewhere in its result (see :func:`_placement`).
-_PLACING = frozenset({S.put_rows.__wrapped__, S.put_last.__wrapped__})
+_PLACING = frozenset({S.put_rows.__wrapped__, S.put_last.__wrapped__, S.put_diagonal.__wrapped__})
 _MOVES = frozenset({np.transpose, np.reshape, np.moveaxis, np.swapaxes})
 
 
@@ -768,7 +768,7 @@ def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray 
     pos = np.flatnonzero(flat)
     if not pos.size:
         return None
-    src = flat[pos] - 1
+    src = (flat[pos] - 1).astype(np.intp)  # (put_diagonal writes the numbers as floats: exact)
     at = [np.asarray(i) for i in np.unravel_index(pos, x.shape)]
     varying = [k for k, i in enumerate(at) if i.size and (i != i[0]).any()]
     index: list = [int(i[0]) if k not in varying else i for k, i in enumerate(at)]

@@ -999,3 +999,17 @@ def test_a_sum_of_two_transposed_terms_is_written_into_one_of_them():
     assert jf.ran == "numpy"
     assert peak <= 1.05 * jf.plan.peak_bytes <= 1.05 * 14_000_000, (peak, jf.plan.peak_bytes)
     np.testing.assert_allclose(J, jacc.jacobian(f, backend="interpret")(X + 0.1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("f", [lambda X: X @ X.T, lambda X: X.T @ np.diag(np.arange(30.0)) @ X])
+def test_a_sum_of_two_kronecker_terms_is_one_block(f):
+    # ∂(X Xᵀ)/∂X is two Kronecker terms: each was written out as a dense n² × n² block before
+    # their sum (twice the plan's peak); the second is now added onto the first's diagonal
+    X = np.random.default_rng(0).normal(size=(30, 30))
+    jf = jacc.jacobian(f, memory_limit=6_900_000)
+    jf(X)
+    jf(X + 1.0)
+    J, peak = peak_memory(lambda: jf(X + 0.5))
+    assert jf.ran == "numpy" and jf.plan.peak_bytes < 6_900_000
+    assert peak <= 1.1 * jf.plan.peak_bytes, (peak, jf.plan.peak_bytes)
+    np.testing.assert_allclose(J, jacc.jacobian(f, backend="interpret")(X + 0.5), rtol=1e-12, atol=1e-12)
