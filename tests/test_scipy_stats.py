@@ -241,3 +241,23 @@ def test_students_t_quantile_slope_is_one_over_the_density_there():
     J = jacc.jacobian(lambda u: st.t.ppf(u, 4.0, loc=2.0 * u))(q)
     np.testing.assert_allclose(np.diag(J), 1.0 / st.t.pdf(st.t.ppf(q, 4.0), 4.0) + 2.0, rtol=1e-12)
     assert not J[~np.eye(5, dtype=bool)].any()
+
+
+def test_a_formula_that_zips_its_arguments_sees_them_broadcast():
+    # norminvgauss._sf zips (x, a, b): with a and b left scalars every point got the first one's value
+    x = np.array([-0.8, 0.0, 1.1])
+    f = lambda x: st.norminvgauss.sf(x, 1.25, 0.5)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-9)
+    g = lambda loc: st.norminvgauss.sf(x, 1.25, 0.5, loc=loc)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(g)(0.0), st.norminvgauss.pdf(x, 1.25, 0.5), rtol=1e-10)
+
+
+@pytest.mark.parametrize("f", [lambda x: st.poisson.pmf(x, 2.3), lambda x: st.poisson.logpmf(x, 2.3),
+                               lambda x: st.nbinom.pmf(x, 3.5, 0.4), lambda x: st.geom.pmf(x + 1.0, 0.3),
+                               lambda x: st.poisson.pmf(5.0, 2.3, loc=x)])
+def test_a_mass_has_slope_zero_in_its_points_and_loc(f):
+    # piecewise constant in them: the slope of the formula's continuous extension is not the mass's
+    x = np.array([0.0, 2.0, 5.0])
+    np.testing.assert_array_equal(jacc.jacobian(f)(x), np.zeros(np.shape(f(x)) + x.shape))
+    mu = jacc.jacobian(lambda m: st.poisson.pmf(x, m))(2.3)  # (the parameter's slope stays)
+    np.testing.assert_allclose(mu, st.poisson.pmf(x, 2.3) * (x / 2.3 - 1.0), rtol=1e-12)

@@ -62,6 +62,8 @@ def _merge(mask: np.ndarray, inside: Any, outside: Any) -> Any:
     true, a value that broadcasts to ``mask``'s shape) where ``mask`` holds, ``outside`` elsewhere."""
     shape = mask.shape
     if mask.all():
+        if np.shape(inside) == (mask.size,) != shape:  # (the raveled entries, as _on gave them)
+            return np.reshape(inside, shape)
         return np.broadcast_to(inside, shape) if np.shape(inside) != shape else inside
     positions = np.flatnonzero(mask)
     spread = np.broadcast_to(inside, positions.shape) if np.shape(inside) != positions.shape else inside
@@ -71,10 +73,12 @@ def _merge(mask: np.ndarray, inside: Any, outside: Any) -> Any:
 
 
 def _on(mask: np.ndarray, values: Any) -> list:
-    """``values`` broadcast to ``mask``'s shape and restricted to its true entries (all of them,
-    unchanged, where ``mask`` is all true): what SciPy's formulas see."""
+    """``values`` broadcast to ``mask``'s shape and restricted to its true entries, one flat array
+    each: what SciPy's formulas see (its ``argsreduce`` broadcasts and ravels where every entry is
+    true; a formula such as ``norminvgauss._sf`` zips its arguments, so a shape parameter left a
+    scalar gave every point the first one's value)."""
     if mask.all():
-        return list(values)
+        return [np.reshape(np.broadcast_to(v, mask.shape), (-1,)) for v in values]
     return [np.broadcast_to(v, mask.shape)[mask] for v in values]
 
 
@@ -152,6 +156,8 @@ def _density(name: str, discrete: bool) -> Callable:
         if closed == "left":
             z = np.floor(z)
         zv, sv = _concrete(z, what), _concrete(scale, what)
+        if discrete:  # a mass is piecewise constant in the points and loc: the formula's slope in
+            z = zv  # them (a pmf's continuous extension, poisson's xˣ/Γ(x+1)) is not the mass's
         lo, hi = self._get_support(*params)
         valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & ~np.isnan(zv)
         if closed == "left":
