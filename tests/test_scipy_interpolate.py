@@ -193,3 +193,20 @@ def test_a_grid_interpolator_called_with_a_method_and_a_decreasing_ppoly_follow_
     p = sint.PPoly(np.array([[1.0, 2.0], [0.5, -1.0]]), np.array([2.0, 1.0, 0.0]))
     with pytest.raises(jacc.UnsupportedOperationError, match="increasing breaks"):
         jacc.jacobian(lambda v: p(v))(np.array([0.4, 1.5]))
+
+
+@pytest.mark.parametrize("k", [5, 7, 9])
+def test_splines_of_high_degree(k):
+    # PPoly.from_spline calls FITPACK's splev, made for degrees up to 5: a degree-9 spline crashed the
+    # process (scipy.stats.irwinhall with n ≥ 9 too); its pieces come from BSpline's own evaluation
+    from scipy.interpolate import make_interp_spline
+
+    xk = np.linspace(0, 1, 20)
+    b = make_interp_spline(xk, np.sin(3 * xk), k=k)
+    x = np.array([0.3, 0.6, 0.95])
+    np.testing.assert_allclose(np.diag(jacc.jacobian(lambda x: b(x))(x)), b.derivative()(x), rtol=1e-9)
+    st = pytest.importorskip("scipy.stats")
+    n = k + 2
+    z = np.array([n / 2 - 0.5, n / 2 + 0.3, 0.7])
+    f = lambda z: st.irwinhall.pdf(z, n)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(z), fd_jacobian(f, [z], 0), rtol=1e-6, atol=1e-12)

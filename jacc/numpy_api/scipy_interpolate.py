@@ -34,6 +34,7 @@ True
 from __future__ import annotations
 
 import inspect
+import math
 from typing import Any, Callable
 
 import numpy as np
@@ -182,6 +183,20 @@ class _Traced:
 # the trace holds at every point.
 
 
+#: the highest degree of FITPACK's splev, which PPoly.from_spline calls (a degree-9 spline crashed
+#: the process: scipy.stats.irwinhall with n ≥ 9 is one); above it the pieces come from BSpline itself
+FITPACK_MAX_DEGREE = 5
+
+
+def _taylor_pieces(bspline: type, f: Any) -> np.ndarray:
+    """PPoly coefficients of the B-spline ``f`` on every knot interval, as ``from_spline`` makes
+    them (the m-th derivative at each interval's left knot over m!), from SciPy's own B-spline
+    evaluation rather than FITPACK's."""
+    whole = bspline(f.t, f.c, f.k, extrapolate=True)
+    left = np.asarray(f.t, dtype=float)[:-1]
+    return np.stack([whole(left, nu=m) / math.factorial(m) for m in range(f.k, -1, -1)])
+
+
 def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
     """``(breaks, coefficients, extrapolate)`` of SciPy's PPoly along axis 0 that equals
     ``plain`` (its ``nu``-th derivative), or None where there is none (another axis, periodic
@@ -195,7 +210,9 @@ def _pieces(plain: Any, nu: int, extrapolate: Any) -> tuple | None:
     ext = getattr(f, "extrapolate", None) if extrapolate is None else extrapolate
     if not isinstance(f, (si.PPoly, BSpline)) or getattr(f, "axis", 0) != 0 or ext not in (True, False):
         return None
-    if isinstance(f, BSpline):  # (SciPy converts one column at a time)
+    if isinstance(f, BSpline) and f.k > FITPACK_MAX_DEGREE:
+        f = si.PPoly.construct_fast(_taylor_pieces(BSpline, f), np.asarray(f.t, dtype=float), ext)
+    elif isinstance(f, BSpline):  # (SciPy converts one column at a time)
         c = np.asarray(f.c)
         cols = [si.PPoly.from_spline(BSpline(f.t, col, f.k)) for col in c.reshape(c.shape[0], -1).T]
         if not cols:
