@@ -297,8 +297,34 @@ class _Swap:
         if current != self.originals:  # (the first time, or someone replaced one meanwhile)
             self.originals = current
             self.saved = dict(zip(self.names, current))
-            self.made = {n: self.makers[n](f) for n, f in self.saved.items()}
+            self.made = {n: _ClassStandIn(self.makers[n](f), f) if isinstance(f, type) else self.makers[n](f)
+                         for n, f in self.saved.items()}
         self.space.update(self.made)
+
+
+class _ClassStandIn:
+    """A class's replacement while a trace runs (``scipy.interpolate.BSpline``): called, the
+    replacement; otherwise the class, so that ``BSpline.basis_element(...)``, its other attributes
+    and ``isinstance(b, BSpline)`` keep working (a plain function had none of them)."""
+
+    def __init__(self, call: Callable, cls: type):
+        self._call, self._cls = call, cls
+        self.__wrapped__ = self.swapped_for = cls
+
+    def __call__(self, *args, **kwargs):
+        return self._call(*args, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self._cls, name)
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return isinstance(obj, self._cls)
+
+    def __subclasscheck__(self, sub: type) -> bool:
+        return issubclass(sub, self._cls)
+
+    def __repr__(self) -> str:
+        return repr(self._cls)
 
 
 #: Class attributes replaced while a trace runs: (class, attribute, replacement); see

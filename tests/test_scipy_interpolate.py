@@ -210,3 +210,18 @@ def test_splines_of_high_degree(k):
     z = np.array([n / 2 - 0.5, n / 2 + 0.3, 0.7])
     f = lambda z: st.irwinhall.pdf(z, n)  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(f)(z), fd_jacobian(f, [z], 0), rtol=1e-6, atol=1e-12)
+
+
+def test_the_bspline_class_keeps_its_attributes_while_f_runs():
+    # BSpline stood in as a plain function during a trace: BSpline.basis_element, isinstance failed
+    from scipy.interpolate import BSpline
+
+    def f(x):
+        b = BSpline.basis_element(np.array([0.0, 1.0, 2.0, 3.0]))
+        assert isinstance(b, BSpline) and issubclass(type(b), sint.BSpline)
+        c = sint.BSpline(np.r_[0.0, 0, 0, 0, 1, 1, 1, 1], x[:4], 3)  # (traced coefficients: the stand-in)
+        return b(x) + c(0.5)
+
+    x = np.array([0.5, 1.5, 2.5, 1.2])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
+    assert "BSpline" in repr(sint.BSpline) and isinstance(sint.BSpline, type)  # the class again after
