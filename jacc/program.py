@@ -873,14 +873,17 @@ def _placement(chain: list[Statement], shape: tuple) -> tuple[tuple, np.ndarray 
     None where nothing lands."""
     x = np.arange(1, math.prod(shape) + 1).reshape(shape)
     for s in chain:
-        x = getattr(x, s.method)(*s.args[1:], **s.kwargs) if s.method else s.fn(x, *s.args[1:], **s.kwargs)
+        rest = s.args[1:]
+        if s.fn is S.put_diagonal.__wrapped__:  # (its dtype argument: the numbers stay exact integers)
+            rest = (rest[0], np.intp, *rest[2:])
+        x = getattr(x, s.method)(*rest, **s.kwargs) if s.method else s.fn(x, *rest, **s.kwargs)
     if not x.ndim:  # (a 0-d result: nothing to index by position; left as it is)
         return None
     flat = np.reshape(x, (-1,))
     pos = np.flatnonzero(flat)
     if not pos.size:
         return None
-    src = (flat[pos] - 1).astype(np.intp)  # (put_diagonal writes the numbers as floats: exact)
+    src = flat[pos] - 1
     at = [np.asarray(i) for i in np.unravel_index(pos, x.shape)]
     varying = [k for k, i in enumerate(at) if i.size and (i != i[0]).any()]
     index: list = [int(i[0]) if k not in varying else i for k, i in enumerate(at)]

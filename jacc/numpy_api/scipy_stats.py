@@ -78,7 +78,8 @@ def _on(mask: np.ndarray, values: Any) -> list:
     true; a formula such as ``norminvgauss._sf`` zips its arguments, so a shape parameter left a
     scalar gave every point the first one's value)."""
     if mask.all():
-        return [np.reshape(np.broadcast_to(v, mask.shape), (-1,)) for v in values]
+        return [v if np.shape(v) == (mask.size,) else np.reshape(np.broadcast_to(v, mask.shape), (-1,))
+                for v in values]
     return [np.broadcast_to(v, mask.shape)[mask] for v in values]
 
 
