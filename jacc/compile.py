@@ -235,7 +235,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "polygamma": _as_float(_polygamma), "spencegrad": _as_float(_spencegrad),
               "ellipkgrad": _as_float(_ellipkgrad), "ellipegrad": _as_float(_ellipegrad),
               "boxcoxgrad": _as_float(_boxcoxgrad), "invboxcoxgrad": _as_float(_invboxcoxgrad),
-              **{n: _as_float(NUMPY_NAMES[n]) for n in ("exprelgrad", *_COMPONENTS, *_SPHERICAL_HELPERS)},
+              **{n: _as_float(NUMPY_NAMES[n]) for n in ("exprelgrad", "rgammagrad", *_COMPONENTS, *_SPHERICAL_HELPERS)},
               **{n: _scipy(n) for n in ("erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                         "y1", "k0", "k1", "gammasgn", "kl_div", "huber", "pseudo_huber", "beta",
                                         "spence", "ellipk", "ellipe", "gammaincinv", "gammainccinv", "chdtri",

@@ -176,7 +176,7 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "dawsn": ("dawsn(x)", "1.0 - 2.0 * x * y", "out"),
     "exp1": ("exp1(x)", "-exp(-x) / x", "out"),
     "expi": ("expi(x)", "exp(x) / x", "out"),
-    "rgamma": ("rgamma(x)", "-y * digamma(x)", "out"),  # 1/Γ(x)
+    "rgamma": ("rgamma(x)", "rgammagrad(x, y)", "out"),  # 1/Γ(x)
     "loggamma": ("loggamma(x)", "digamma(x)", "out"),  # (real arguments: log Γ, NaN below 0 as SciPy)
     "j0": ("j0(x)", "-j1(x)", "out"),
     "j1": ("j1(x)", "j1grad(x, y)", "out"),
@@ -418,6 +418,15 @@ def _special(name: str, fallback: Callable | None = None) -> Callable:
 def _i1grad(x, y):
     """I₁′(x) = I₀(x) − I₁(x)/x, and ½ at x = 0."""
     return np.where(x == 0, 0.5, np.i0(x) - y / _nonzero(x))
+
+
+def _rgammagrad(x, y):
+    """(1/Γ)′(x) = −ψ(x)/Γ(x), and (−1)ⁿ·n! at Γ's poles x = −n, where 1/Γ is 0 and ψ infinite (the
+    product was 0·∞ = NaN there)."""
+    pole = (x <= 0) & (x == np.floor(x))
+    n = np.where(pole, -x, 0.0)
+    at_pole = np.where(np.mod(n, 2) == 0, 1.0, -1.0) * _special("gamma", math.gamma)(n + 1.0)
+    return np.where(pole, at_pole, -y * _special("digamma")(np.where(pole, 1.0, x)))
 
 
 def _polygamma(n, x):
@@ -786,7 +795,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                                            "ive", "kve", "betainc", "betaincc", "betaincinv", "betainccinv",
                                            "fdtr", "fdtrc", "fdtri", "erfi", "erfcinv", "exprel", "owens_t",
                                            "ellipkinc", "ellipeinc")},
-               "exprelgrad": _exprelgrad,
+               "exprelgrad": _exprelgrad, "rgammagrad": _rgammagrad,
                **{n: _component(*c) for n, c in _COMPONENTS.items()},
                **_SPHERICAL_HELPERS,
                "bdtr": _counts("bdtr", 1), "bdtrc": _counts("bdtrc", 1), "nbdtr": _counts("nbdtr", 0, 1),

@@ -462,3 +462,13 @@ def test_multigammaln_outside_its_domain_raises_at_every_call():
 
     assert_later_calls_raise(lambda a: sp.multigammaln(a[0], 3), np.array([2.5]), np.array([0.7]), ValueError,
                              r"condition a > 0.5 \* \(d-1\)")
+
+
+def test_rgamma_has_its_slope_at_gammas_poles():
+    # 1/Γ is 0 at x = 0, −1, −2, … with slope (−1)ⁿ·n!; −ψ(x)/Γ(x) there was 0·∞ = NaN
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.0, -1.0, -3.0, 0.7, -2.5, 4.0])
+    for backend in ("numpy", "scalar", "interpret"):
+        J = jacc.jacobian(sp.rgamma, backend=backend)(x)
+        np.testing.assert_allclose(np.diag(J)[:3], [1.0, -1.0, -6.0], rtol=1e-14)
+        np.testing.assert_allclose(np.diag(J)[3:], -sp.rgamma(x[3:]) * sp.digamma(x[3:]), rtol=1e-13)
