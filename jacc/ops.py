@@ -705,7 +705,8 @@ def _boxcoxgrad(log, lam, y):
     """∂/∂λ of (e^(λ·L) − 1)/λ with L = log(x): (e^(λL)·L − y)/λ, and L²/2 + λL³/3 + λ²L⁴/8 where
     |λL| < 10⁻⁴ (the difference cancels there)."""
     return _cancelling(np.abs(lam * log) < 1e-4, log * log * (0.5 + lam * log / 3.0 + lam * lam * log * log / 8.0),
-                       lambda s: (np.exp(s * log) * log - y) / s, lam, 1.0)
+                       lambda s: (np.where((log == -np.inf) & (s > 0), 0.0, np.exp(s * log) * log) - y) / s,
+                       lam, 1.0)  # (x = 0, L = −∞: e^(λL)·L → 0 for λ > 0, where the product was 0·∞)
 
 
 def _invboxcoxgrad(y, lam):

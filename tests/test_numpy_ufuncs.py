@@ -472,3 +472,12 @@ def test_rgamma_has_its_slope_at_gammas_poles():
         J = jacc.jacobian(sp.rgamma, backend=backend)(x)
         np.testing.assert_allclose(np.diag(J)[:3], [1.0, -1.0, -6.0], rtol=1e-14)
         np.testing.assert_allclose(np.diag(J)[3:], -sp.rgamma(x[3:]) * sp.digamma(x[3:]), rtol=1e-13)
+
+
+def test_boxcox_at_zero_has_its_slope_in_lambda():
+    # boxcox(0, λ) = −1/λ for λ > 0: slope 1/λ²; (e^(λL)·L − y)/λ at L = log 0 = −∞ was 0·∞ = NaN
+    sp = pytest.importorskip("scipy.special")
+    lam = np.array([2.0, 0.5])
+    for f in (lambda l: sp.boxcox(0.0, l), lambda l: sp.boxcox1p(-1.0, l)):
+        for backend in ("numpy", "scalar"):
+            np.testing.assert_allclose(np.diag(jacc.jacobian(f, backend=backend)(lam)), 1.0 / lam**2, rtol=1e-14)
