@@ -425,7 +425,8 @@ def _rgammagrad(x, y):
     product was 0·∞ = NaN there)."""
     pole = (x <= 0) & (x == np.floor(x))
     n = np.where(pole, -x, 0.0)
-    at_pole = np.where(np.mod(n, 2) == 0, 1.0, -1.0) * _special("gamma", math.gamma)(n + 1.0)
+    at_pole = np.where(np.mod(n, 2) == 0, 1.0, -1.0) * np.exp(_special("gammaln")(n + 1.0))  # (n! as
+    # exp(log Γ): PyTorch, which lowers these helpers, has lgamma and no gamma)
     return np.where(pole, at_pole, -y * _special("digamma")(np.where(pole, 1.0, x)))
 
 
