@@ -42,15 +42,23 @@ NEAR_TIE = 0.01
 MEMORY_GAIN = 2
 
 
-def available_memory() -> int | None:
-    """Bytes of memory the system can give now (``MemAvailable``), or ``None`` when unknown."""
+def _proc_bytes(path: str, key: str) -> int | None:
+    """The ``key:  N kB`` line of a Linux ``/proc`` file, in bytes (``None`` where there is none)."""
     try:
-        with open("/proc/meminfo") as f:
+        with open(path) as f:
             for line in f:
-                if line.startswith("MemAvailable:"):
+                if line.startswith(key + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
+    return None
+
+
+def available_memory() -> int | None:
+    """Bytes of memory the system can give now (``MemAvailable``), or ``None`` when unknown."""
+    found = _proc_bytes("/proc/meminfo", "MemAvailable")
+    if found is not None:
+        return found
     try:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):
@@ -61,13 +69,9 @@ def peak_resident_bytes() -> int | None:
     """This process's peak resident memory so far, in bytes (``None`` where unknown). Linux's
     ``VmHWM`` first: ``getrusage``'s ``ru_maxrss`` survives ``exec``, so a process started from a
     large one (a test worker, a notebook) would report its parent's peak as its own."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
+    found = _proc_bytes("/proc/self/status", "VmHWM")
+    if found is not None:
+        return found
     try:
         import resource
     except ImportError:  # pragma: no cover - Windows

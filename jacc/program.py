@@ -625,6 +625,13 @@ def add_rows(acc: np.ndarray, v: np.ndarray, rows) -> np.ndarray:
     return acc
 
 
+def _summands(s: Statement, alias: dict[int, int]) -> list[int]:
+    """The two values ``s`` adds (``np.add`` of two computed values, aliases resolved), else []."""
+    if s.fn is np.add and not s.kwargs and len(s.args) == 2 and all(isinstance(x, Ref) for x in s.args):
+        return [alias.get(x.id, x.id) for x in s.args]
+    return []
+
+
 def add_where(acc: np.ndarray, v: Any, mask: Any) -> np.ndarray:
     """``acc + np.where(mask, v, 0.0)`` written into ``acc`` (a program's own temporary of the
     result's shape) without the masked term's own block; a sum that would need a cast is a new array.
@@ -685,8 +692,7 @@ def _masked_terms_added_in_place(live: list[Statement], alias: dict[int, int], k
     dropped: set[int] = set()
     out = []
     for s in live:
-        pair = [alias.get(x.id, x.id) for x in s.args] if s.fn is np.add and s.method is None and not s.kwargs \
-            and len(s.args) == 2 and all(isinstance(x, Ref) for x in s.args) else []
+        pair = _summands(s, alias)
         for acc, term in (pair, pair[::-1]) if pair else ():
             if acc in owned and uses.get(acc) == 1 and term in masked and term not in dropped \
                     and shapes.get(acc) == shapes.get(s.id) is not None:
@@ -924,8 +930,7 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
     dropped: set[int] = set()
     out = []
     for s in live:
-        pair = [alias.get(x.id, x.id) for x in s.args] if s.fn is np.add and not s.kwargs \
-            and len(s.args) == 2 and all(isinstance(x, Ref) for x in s.args) else []
+        pair = _summands(s, alias)
         for acc, rows in (pair, pair[::-1]) if pair else ():
             # (used once each: so they are two values, and neither was rewritten away before)
             if acc not in fresh or uses.get(acc) != 1 or acc in kept or rows in dropped \
@@ -960,17 +965,16 @@ def _rows_added_in_place(live: list[Statement], alias: dict[int, int], kept: set
 
 
 def _owned(live: list[Statement], alias: dict[int, int], uses: dict[int, int], kept: set[int]) -> set[int]:
-    """Values the program made itself (see :func:`_fresh`) that no result keeps, and reshapes or
-    transposes of such a value read only there: the program may write into them where they are read
-    once. A long scan's Jacobian gathers its terms into a dense accumulator level after level
-    (``np.cumsum`` over 1,000: 80 terms); as the reshaped result of the previous sum, that
-    accumulator was not taken as the program's own, and every term became a zero-filled 10⁶-entry
-    array and a full-size sum (0.1 s per call, against 1 ms)."""
+    """Values the program made itself (see :func:`_fresh`) that no result keeps, and reshapes,
+    transposes and other moves (:func:`_moves`) of such a value read only there: the program may
+    write into them where they are read once. A long scan's Jacobian gathers its terms into a
+    dense accumulator level after level (``np.cumsum`` over 1,000: 80 terms); as the reshaped
+    result of the previous sum, that accumulator was not taken as the program's own, and every term
+    became a zero-filled 10⁶-entry array and a full-size sum (0.1 s per call, against 1 ms)."""
     owned = {s.id for s in live if _fresh(s)} - kept
     for s in live:
         src = s.args[0] if s.args and isinstance(s.args[0], Ref) else None
-        if src is not None and (s.fn in (np.reshape, np.transpose) or s.method in ("reshape", "transpose")) \
-                and s.id not in kept:
+        if src is not None and _moves(s) and s.id not in kept:
             src = alias.get(src.id, src.id)
             if src in owned and uses.get(src) == 1:
                 owned.add(s.id)
@@ -1230,15 +1234,11 @@ def _ufuncs_in_place(live: list[Statement], alias: dict[int, int], kept: set[int
     (1,024 × 1,024) was three 8 MiB arrays at each sum of two terms; an MLP's layer made a new
     array at every bias, activation and derivative."""
     uses = _uses(live, alias)
-    fresh = {s.id for s in live if _fresh(s)} - inputs - kept
+    # (with the moves of such temporaries: the two terms of X Xᵀ's Jacobian are transposed before their sum)
+    fresh = _owned(live, alias, uses, kept) - inputs
     out = []
     for s in live:
         shape = shapes.get(s.id)
-        if _moves(s) and isinstance(s.args[0], Ref) and uses.get(alias.get(s.args[0].id, s.args[0].id)) == 1 \
-                and alias.get(s.args[0].id, s.args[0].id) in fresh and s.id not in kept:
-            # a transpose or reshape of a temporary read only here: a view of memory nothing else reads
-            # (or a copy): the two terms of X Xᵀ's Jacobian are transposed before their sum
-            fresh.add(s.id)
         call = _ufunc_call(s) if shape is not None and math.prod(shape) >= IN_PLACE_MIN else None
         if call is not None and _writes_floats(call[0]):
             fn, args = call

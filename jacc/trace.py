@@ -2294,10 +2294,8 @@ def _var(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_N
 def _std(a, axis=None, dtype=None, out=None, ddof=0, keepdims=False, *, where=_NOT, mean=_NOT,
          correction=_NOT):
     v = _var(a, axis, dtype, out, ddof, keepdims, where=where, mean=mean, correction=correction)
-    shape = np.shape(a)
-    count = math.prod(shape) if axis is None else math.prod(
-        shape[k] for k in _axes_of(axis if isinstance(axis, tuple) else (axis,), len(shape), "numpy.std"))
-    if count == 1 and where is _NOT and mean is _NOT and (ddof if correction is _NOT else correction) == 0:
+    one = _reduced_count(a, axis) == 1 and where is _NOT and mean is _NOT
+    if one and (ddof if correction is _NOT else correction) == 0:
         return v  # identically 0 with slope 0, where √ of it would have slope ∞·0 = NaN
     return np.sqrt(v)
 

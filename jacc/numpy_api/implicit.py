@@ -53,15 +53,15 @@ def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?"
     z = np.asarray(z0, dtype=float)
     # a scalar root (brentq's, newton's float) meets the equation as a float, as the solver called it:
     # norminvgauss's _sf takes np.isscalar(x) to mean its parameters are scalars too
-    given = float(z0) if isinstance(z0, (float, int, np.floating, np.integer)) else z
-    r = equation(given if isinstance(given, float) else z.copy())
+    scalar = isinstance(z0, (float, int, np.floating, np.integer))
+    r = equation(float(z0) if scalar else z.copy())
     if not isinstance(r, Tracer):
         return z0
     r.tape.note_value_dependence(f"{name}'s root at the traced point")
     if np.shape(r) != z.shape and np.size(r) != z.size:
         raise ValueError(f"the equation's value has shape {np.shape(r)} where its unknown has shape {z.shape}: "
                          f"a root needs as many equations as unknowns ({name} at {call_site()})")
-    J = _jacobian_at(equation, given).reshape(z.size, z.size)
+    J = _jacobian_at(equation, float(z0) if scalar else z).reshape(z.size, z.size)
     try:
         inv = np.linalg.inv(J)
     except np.linalg.LinAlgError:
