@@ -125,16 +125,17 @@ def _program_floor(plan) -> float:
     return _numpy_call_seconds() * (PROGRAM_FLOOR_CALLS + sum(s.mults > 0 for s in plan.steps))
 
 
-def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable[[dict], Any]:
+def _assembler(graph: Graph, single: bool, convert: Callable | None, wrt: list[str]) -> Callable[[dict], Any]:
     """A function making jacobian's result from the blocks ``{(output, input): block}``: per
-    output, one block or a tuple per input; a tuple of those for a tuple of outputs. ``convert``
-    is applied to each block (``None``: they are the caller's already). Built once per traced
-    structure for ``retrace=False``, whose whole call costs a few microseconds."""
+    output, one block or a tuple per input of ``wrt`` (the graph's inputs but its data arguments'); a
+    tuple of those for a tuple of outputs. ``convert`` is applied to each block (``None``: they are
+    the caller's already). Built once per traced structure for ``retrace=False``, whose whole call
+    costs a few microseconds."""
     conv = convert or (lambda b: b)
     nesting = graph.meta.get("output_tuple")
     if graph.meta.get("input_groups") or isinstance(nesting, pytrees.TreeSpec):
-        return _nested_assembler(graph, single, conv)
-    rows = [[(y, x) for x in graph.inputs] for y in graph.outputs]
+        return _nested_assembler(graph, single, conv, wrt)
+    rows = [[(y, x) for x in wrt] for y in graph.outputs]
     if single:
         keys = [row[0] for row in rows]
         if not graph.meta.get("output_tuple"):
@@ -149,10 +150,12 @@ def _assembler(graph: Graph, single: bool, convert: Callable | None) -> Callable
     return lambda found: tuple([tuple([conv(found[k]) for k in row]) for row in rows])
 
 
-def _nested_assembler(graph: Graph, single: bool, conv: Callable) -> Callable[[dict], Any]:
+def _nested_assembler(graph: Graph, single: bool, conv: Callable, wrt: list[str]) -> Callable[[dict], Any]:
     """:func:`_assembler` where an argument or the result is nested (:mod:`jacc.pytrees`): per
     output leaf, each argument's blocks in its nesting; the outputs in theirs."""
-    groups = graph.meta.get("input_groups") or [(None, [x]) for x in graph.inputs]
+    kept = set(wrt)
+    groups = [(spec, names) for spec, names in graph.meta.get("input_groups") or [(None, [x]) for x in graph.inputs]
+              if not names or names[0] in kept]
     nesting = graph.meta.get("output_tuple")
 
     def per_output(found, y):
@@ -227,6 +230,79 @@ def _on_device(result: Any) -> Any:
 WATCHES = 3
 
 
+class _DataWritten(UnsupportedOperationError):
+    """``f`` changed a data argument in place: NumPy would change the caller's array, which a
+    traced input does not (the argument stays a constant, see :class:`_DataArgs`)."""
+
+
+#: traced calls of a structure whose data arguments kept their values before they are no longer compared
+DATA_WATCHES = 8
+
+
+class _DataArgs:
+    """Arguments not differentiated that are float arrays of the Jacobian's dtype and change from
+    call to call (a batch, a time series, a model's other layers). A structure's traced call that
+    finds such an argument changed since its last traced call (the same shapes) makes the
+    structure's calls run a Jacobian of their own (``make(n, positions)``) that traces them as
+    inputs that are not differentiated: its program then runs on their new values without tracing
+    ``f``, as ``jax.jit`` takes every array argument. Where that trace fails, depends on their
+    values or writes into them, the structure keeps them as constants (``by_key`` says why)."""
+
+    def __init__(self, make: Callable[[int, tuple], Callable], dtype):
+        self.make, self.dtype = make, dtype
+        self.seen: dict[Any, tuple] = {}  # key -> (positions, their values at the last traced call, calls)
+        self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
+
+    def candidates(self, args, nums) -> tuple:
+        """Positions of the arguments not differentiated that may be data."""
+        dt = self.dtype
+        return tuple(i for i, a in enumerate(args) if i not in nums and type(a) is np.ndarray and a.dtype == dt
+                     and a.ndim and a.size)
+
+    def takes(self, positions: tuple, args) -> bool:
+        dt = self.dtype
+        return all(type(args[i]) is np.ndarray and args[i].dtype == dt and args[i].ndim for i in positions)
+
+    def switch(self, key, args, nums) -> Callable | None:
+        """The Jacobian for ``key``'s calls from now on, where this traced call's data changed
+        since the last one's (see :meth:`note`)."""
+        last = self.seen.get(key)
+        if last is None or key in self.by_key:
+            return None
+        pos = last[0]
+        if self.candidates(args, nums) == pos and all(args[i].shape == v.shape for i, v in zip(pos, last[1])) \
+                and not all(same(args[i], v) for i, v in zip(pos, last[1])):
+            del self.seen[key]
+            if len(self.by_key) >= 32:
+                self.by_key.pop(next(iter(self.by_key)))
+            inner = self.by_key[key] = self.make(len(args), pos)
+            inner.data, inner.first = pos, True
+            return inner
+        return None
+
+    def note(self, key, args, nums, copies: dict) -> None:
+        """Keep the values of a traced call's candidates for the next traced call to compare
+        (the trace's private copy of an array where it made one, not a third)."""
+        if key in self.by_key:
+            return
+        pos = self.candidates(args, nums)
+        if not pos:
+            return
+        last = self.seen.pop(key, None)
+        calls = 1 if last is None or last[0] != pos else last[2] + 1
+        if calls > DATA_WATCHES:
+            self.by_key[key] = "its arguments not differentiated kept their values"
+            return
+        if len(self.seen) >= 32:
+            self.seen.pop(next(iter(self.seen)))
+        kept = []
+        for i in pos:
+            a = args[i]
+            mine = copies.get(id(a))
+            kept.append(mine[1] if mine is not None and mine[0] is a and same(a, mine[1]) else a.copy())
+        self.seen[key] = (pos, kept, calls)
+
+
 class _Once:
     """``retrace=False``: a compiled function of the differentiated arguments alone (the primal
     included), valid while the other arguments equal the traced ones."""
@@ -245,7 +321,9 @@ class _Once:
         self.floats = entry.runner.fast is not None  # (as floats or as C)
         dt_in = np.float64 if arrays else dt
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt_in))
-        self.assemble = assemble or _assembler(entry.graph, single, convert)
+        self.assemble = assemble or _assembler(entry.graph, single, convert, entry.plan.wrt)
+        # the leaves checked for non-finite values: all but data arguments' (the last ones, see _DataArgs)
+        self.checked = len(entry.plan.wrt) if len(entry.plan.wrt) < len(entry.graph.inputs) else None
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # f calls math functions, which raise outside their domains, or (under jax.jit, which cannot
         # raise) NumPy's linear algebra, which raises at a singular matrix: a non-finite block runs f instead
@@ -327,11 +405,13 @@ class _Once:
 
     def refuse_nonfinite(self, xs: list, nonfinite: str) -> None:
         """Raise (or warn, per ``nonfinite``) naming the first argument in ``xs`` that is not finite."""
-        for name, x in zip(self.entry.graph.inputs, xs):
+        for name, x in zip(self.entry.plan.wrt, xs):
             _check_finite(name, np.asarray(x, dtype=float), nonfinite, self.entry.runner.dtype)
 
     def finite(self, xs: list) -> bool:
-        """True when every argument is finite (cheap for the scalar kind: floats)."""
+        """True when every differentiated argument is finite (cheap for the scalar kind: floats)."""
+        if self.checked is not None:
+            xs = xs[:self.checked]
         if self.floats:
             return all(map(math.isfinite, xs))
         if self.unrolled:  # a finite sum means finite terms; an overflowing one checks each
@@ -351,7 +431,7 @@ def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
 
     fast, graph = entry.runner.fast, entry.graph
     raw, keys = fast.raw, fast.flat_keys
-    wanted = [(y, x) for y in graph.outputs for x in graph.inputs]
+    wanted = [(y, x) for y in graph.outputs for x in entry.plan.wrt]
     if graph.meta.get("output_tuple") or graph.meta.get("input_groups") or len(graph.outputs) != 1 \
             or keys != wanted or (single and len(keys) != 1):  # (nested: the general assembler)
         def run(xs):
@@ -637,7 +717,7 @@ class Runner:
         if not self.program or self.sparse or self.backend not in ("auto", "numpy"):
             return None
         result = sum(math.prod(plan.graph.shape(y)) * math.prod(plan.graph.shape(x))
-                     for y in plan.graph.outputs for x in plan.graph.inputs)
+                     for y in plan.graph.outputs for x in plan.wrt)
         if self.program.statements <= PLAIN_STATEMENTS * max(len(plan.steps), 1) \
                 and self.program.written <= max(PLAIN_WRITES * (plan.mults + result), PLAIN_WRITES_FROM):
             return None
@@ -779,6 +859,8 @@ class _Cache:
         self.hits = self.misses = self.rebuilds = 0
         self.skipped = 0  # calls that ran the traced-once program without running f (jacc.guards)
         self.why_traced: str | None = None  # why the last structure watched runs f on every call
+        # why the last structure whose data arguments changed keeps them constants (see _DataArgs)
+        self.why_constant: str | None = None
         self._lock = threading.Lock()
 
     def candidates(self, key) -> list[Entry]:
@@ -862,7 +944,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     ``.ran`` (``"scalar"``, ``"c"``, ``"numpy"``, ``"jax"``, ``"torch"`` or ``"interpret"``), ``.program`` (the
     :class:`~jacc.program.Program`, if one ran), ``.last`` (the executor's
     :class:`~jacc.Accumulation` when it ran, else ``None``) and ``.cache`` (``hits``,
-    ``misses``, ``rebuilds``, ``skipped``, ``why_traced``).
+    ``misses``, ``rebuilds``, ``skipped``, ``why_traced``, ``why_constant``).
 
     ``retrace=False`` trades that guarantee for speed, with ``jax.jit``'s semantics: ``f`` is
     traced once per argument shapes and later calls run the compiled program — primal included —
@@ -874,12 +956,31 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     A trace whose ops depend on values (``x > 0``) is never reused this way: such calls trace every
     time.
 
+    Float arrays (of ``dtype``) passed by position and not differentiated that change between
+    calls (data, a batch, a time series) are, from the first change a structure's traced call
+    sees, traced as inputs without derivatives, so that later calls run the program on their new
+    values without tracing ``f`` (as ``jax.jit``); where that trace fails, depends on their values
+    or writes into them, they stay constants (``.cache.why_constant`` says why).
+
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
     >>> J = jf(np.zeros(3))
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
+    return _jacobian(f, argnums, strategy, dtype=dtype, nonfinite=nonfinite, cache=cache, compile=compile,
+                     backend=backend, sparse=sparse, retrace=retrace, cost_model=cost_model, objective=objective,
+                     memory_limit=memory_limit, strategy_options=strategy_options)
+
+
+def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str, cache: bool, compile: bool,
+              backend: str, sparse: bool, retrace: bool | str, cost_model: CostModel | None, objective: Any,
+              memory_limit: int | None, strategy_options: dict, data: tuple = (), single: bool | None = None,
+              store: _Cache | None = None) -> Callable:
+    """:func:`jacobian`'s function. Where ``data`` names positions of ``argnums``, those arguments
+    are traced as inputs that are not differentiated (:class:`_DataArgs`): their blocks are not
+    computed and their values may change from call to call without a new trace; ``single`` is
+    then the outer call's (an int ``argnums``) and ``store`` its plan cache."""
     from .collector import paused
     from .plan import build, choose
 
@@ -887,13 +988,15 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         raise ValueError(f"nonfinite must be 'raise' or 'propagate', not {nonfinite!r}")
     if retrace not in (True, False, "always"):
         raise ValueError(f"retrace must be True, False or 'always', not {retrace!r}")
-    single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, (bool, np.bool_))
+    if single is None:
+        single = isinstance(argnums, (int, np.integer)) and not isinstance(argnums, (bool, np.bool_))
     nums = check_argnums(argnums)
     dt = np.dtype(np.float64 if dtype is None else dtype)
     if dt.kind != "f":
         raise ValueError(f"dtype must be a float type, not {dt}")
     allocator.tune()  # same pages every call: no page faults for large temporaries (jacc.allocator)
-    store = _Cache()
+    if store is None:
+        store = _Cache()
     cm = CostModel.coerce(cost_model, objective, memory_limit, default="time")
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
@@ -919,6 +1022,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
 
         require()  # likewise a missing C compiler
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
+    data_names: set[str] = set()  # the inputs that are data arguments (not differentiated)
 
     # by default, calls may skip running f once two traced calls showed that running it is not
     # observable (jacc.guards): per structure, the guards awaiting confirmation or why not
@@ -932,14 +1036,16 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         calls may come to skip f, unless the trace depends on values (those calls trace every time)."""
         return (not retrace or isinstance(verdict[0], Guards)) and not graph.meta.get("value_dependent")
 
-    def result_of(graph: Graph) -> Callable[[dict], Any]:
-        return _assembler(graph, single, None if sparse else owned)
+    def result_of(plan) -> Callable[[dict], Any]:
+        return _assembler(plan.graph, single, None if sparse else owned, plan.wrt)
 
     def new_plan(tape: Tape, rec: Recording) -> Entry:
         graph = tape.graph
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
-        problem = Problem.from_graph(graph)
-        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
+        problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
+        # (no scalar-level route where data arguments are inputs: it would differentiate them)
+        runner = Runner(backend, dt, sparse, with_primal(graph),
+                        cache and not data and unroll_candidate(graph, strategy))
         options = dict(strategy_options)
         limit = options.get("time_limit")
         if limit is not None:  # the set-up above is part of the planning the limit bounds
@@ -967,7 +1073,7 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
             spent = time.perf_counter() - t0
             runner.unroll_options = strategy_options
             runner.unroll_time = max(spent, 0.05) if limit is None else min(max(spent, 0.05), limit - spent)
-        return Entry(rec, graph, plan, runner, result_of(graph))
+        return Entry(rec, graph, plan, runner, result_of(plan))
 
     def rebase(old: Entry, tape: Tape, rec: Recording) -> Entry:
         """The same structure with this call's constants: a new graph, the old plan's order and,
@@ -978,12 +1084,12 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         if r.program and not r.program.serves(graph):  # constants it compiled in changed: lower
             # again, or under "auto" let the executor run: such constants (a sort order) change per call
             new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
-            return Entry(rec, graph, plan, new, result_of(graph))
+            return Entry(rec, graph, plan, new, result_of(plan))
         # (a runner whose lowering was left to the next call is shared too: else a structure whose
         # constants change at every call would never be lowered)
         shared = r.fast is None and r.unrolled is None and (r.program is not None or r.deferred)
         return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False),
-                     result_of(graph))
+                     result_of(plan))
 
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
@@ -999,9 +1105,13 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         found = store.candidates(key) if cache else []
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
+            data_names.update(arg_names[len(args)][i] for i in data)
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
                                names=arg_names[len(args)])
+        changed = sorted(tape.written & data_names) if data else None
+        if changed:  # the caller's array would change as in NumPy: the data cannot be an input
+            raise _DataWritten(f"f writes into the argument {changed[0]!r} in place")
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
@@ -1031,6 +1141,36 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     # the runner being lowered and the watch's verdict (two threads' first calls paired one shape's
     # graph with the other's program, or guards); calls that skip f run without it
     traced_call = threading.RLock()
+
+    def with_data(n: int, positions: tuple) -> Callable:
+        """This Jacobian, for calls of ``n`` arguments, with the arguments at ``positions`` traced as data."""
+        return _jacobian(f, check_argnums(argnums, n) + positions, strategy, dtype=dtype, nonfinite=nonfinite,
+                         cache=cache, compile=compile, backend=backend, sparse=sparse, retrace=retrace,
+                         cost_model=cost_model, objective=objective, memory_limit=memory_limit,
+                         strategy_options=strategy_options, data=positions, single=single, store=store)
+
+    # arguments not differentiated whose values change between calls: traced as data (see _DataArgs)
+    data_args = _DataArgs(with_data, dt) if (not data and cache and backend != "interpret"
+                                             and (not retrace or skipping)) else None
+
+    def via_data(key, inner: Callable, args, kwargs):
+        """The call by ``inner``, which traces data arguments; its first call, where it fails or
+        depends on their values, leaves them constants for ``key`` (``_RUN_F``: trace here)."""
+        if not inner.first:
+            out = inner(*args, **kwargs)
+        else:
+            try:
+                out = inner(*args, **kwargs)
+            except Exception as e:  # (f's own error too: the trace with constants raises it again)
+                why = f"traced with its data arguments as inputs, f raised {type(e).__name__}: {e}"
+                data_args.by_key[key] = store.why_constant = why
+                return _RUN_F
+            inner.first = False
+            if inner.plan.graph.meta.get("value_dependent"):
+                data_args.by_key[key] = store.why_constant = "its trace depends on the values of its data arguments"
+            once.pop(key, None)
+        jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
+        return out
 
     def once_key(args, kwargs) -> tuple:
         return shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
@@ -1141,10 +1281,22 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
                 else:
                     once.pop(key, None)  # what f reads changed: trace, and watch what it reads again
                     pure[key] = None
+            if data_args is not None and data_args.by_key:
+                inner = data_args.by_key.get(key)
+                if inner is not None and type(inner) is not str and data_args.takes(inner.data, args):
+                    out = via_data(key, inner, args, kwargs)
+                    if out is not _RUN_F:
+                        return out
         with traced_call:
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
+        if data_args is not None and key is not None and data_args.seen:
+            inner = data_args.switch(key, args, check_argnums(argnums, len(args), kwargs))
+            if inner is not None:
+                out = via_data(key, inner, args, kwargs)
+                if out is not _RUN_F:
+                    return out
         held, seen, state = False, None, None
         if skipping:
             state = pure.get(key)
@@ -1158,7 +1310,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
-            for name in graph.inputs:
+            if data_args is not None and key is not None:
+                data_args.note(key, args, check_argnums(argnums, len(args)), tape.copies)
+            for name in entry.plan.wrt:  # (data arguments may hold NaN, as constants may)
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner
             # nothing chosen yet: a route is prepared in this call (a lowered program's check's blocks

@@ -365,6 +365,7 @@ class Tape:
         # what record's fast path checks steps against: expect's, while replaying it
         self._table = expect.replay if expect is not None and self.replayable else None
         self.input_names: set[str] = set()
+        self.written: set[str] = set()  # inputs whose arrays f changed in place (x[0] = 1, x += y)
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
         self._views: dict[str, list] = {}  # array vertex -> weak references to the views taken of it
         self._root: dict[str, tuple[str, str]] = {}  # a view's vertex -> (the vertex it views at last, op)
@@ -1377,6 +1378,8 @@ def _take(x: "Tracer", r: "Tracer") -> "Tracer":
         x.__class__ = Tracer
         x.tape = r.tape
     old, tape = x.name, x.tape
+    if old in tape.input_names:
+        tape.written.add(old)
     made = tape.view_steps(old) if not tape.paused else None  # (a 0-d array replayed as a _Num too)
     x.name = r.name
     if not np.ndim(r.num if type(r) is _Num else r.value):

@@ -1,0 +1,143 @@
+"""Arguments not differentiated whose values change between calls (data) are traced as inputs
+without derivatives once a change is seen: later calls run the program on their new values
+without tracing f again (jacc.api._DataArgs)."""
+
+import numpy as np
+import pytest
+
+import jacc
+
+
+def rnn(W, U, xs, calls=None):
+    if calls is not None:
+        calls.append(1)
+    h = np.zeros(W.shape[0])
+    for t in range(xs.shape[0]):
+        h = np.tanh(W @ h + U @ xs[t])
+    return h
+
+
+def rnn_jacobian(W, U, xs):
+    """d h_T / d W by the forward recurrence (closed form)."""
+    n = W.shape[0]
+    h, dh = np.zeros(n), np.zeros((n, n, n))
+    for t in range(xs.shape[0]):
+        z = W @ h + U @ xs[t]
+        # d(W h)/dW[a, b] = e_a h[b] + W dh/dW[a, b]
+        dz = np.einsum("ij,jab->iab", W, dh) + np.einsum("ia,b->iab", np.eye(n), h)
+        h = np.tanh(z)
+        dh = (1 - h ** 2)[:, None, None] * dz
+    return dh
+
+
+def draws(n, seed=0):
+    r = np.random.default_rng(seed)
+    return [(r.standard_normal((4, 4)) / 3, r.standard_normal((4, 3)) / 2, r.standard_normal((5, 3)))
+            for _ in range(n)]
+
+
+def test_changing_data_arguments_stop_retracing():
+    calls = []
+    jf = jacc.jacobian(lambda W, U, xs: rnn(W, U, xs, calls), retrace=False)
+    for W, U, xs in draws(10):
+        np.testing.assert_allclose(jf(W, U, xs), rnn_jacobian(W, U, xs), rtol=1e-11, atol=1e-14)
+    # f runs at the first call (U and xs constants) and at the first change, with U and xs traced
+    assert len(calls) == 2
+    assert jf.ran == "numpy" and jf.cache.why_constant is None
+
+
+def test_by_default_calls_with_new_data_skip_f():
+    jf = jacc.jacobian(rnn)  # (f's effects would be seen: its calls are skipped only where they have none)
+    for W, U, xs in draws(10, seed=1):
+        np.testing.assert_allclose(jf(W, U, xs), rnn_jacobian(W, U, xs), rtol=1e-11, atol=1e-14)
+    # traced: the first call, then twice with the data traced (the second confirms that skipping f
+    # is safe); the other seven skip f
+    assert jf.cache.skipped == 7, (jf.cache.skipped, jf.cache.why_traced)
+
+
+def test_data_arguments_give_no_blocks_and_keep_the_result_nesting():
+    jf = jacc.jacobian(lambda x, D, y: (np.sin(x) * D, np.sum(D) * y), argnums=(2, 0))
+    r = np.random.default_rng(1)
+    for _ in range(4):
+        x, D, y = r.standard_normal(3), r.standard_normal(3), r.standard_normal(2)
+        (a_y, a_x), (b_y, b_x) = jf(x, D, y)
+        np.testing.assert_allclose(a_x, np.diag(np.cos(x) * D), rtol=1e-14)
+        np.testing.assert_array_equal(a_y, np.zeros((3, 2)))
+        np.testing.assert_allclose(b_y, np.sum(D) * np.eye(2), rtol=1e-14)
+        np.testing.assert_array_equal(b_x, np.zeros((2, 3)))
+    assert "D" not in jf.plan.wrt and "D" in jf.plan.graph.inputs
+
+
+def test_an_output_of_the_data_alone_has_a_zero_block():
+    jf = jacc.jacobian(lambda x, D: (x * D, D ** 2), retrace=False)
+    for k in range(4):
+        D = np.arange(3.0) + k
+        J1, J2 = jf(np.ones(3), D)
+        np.testing.assert_array_equal(J1, np.diag(D))
+        np.testing.assert_array_equal(J2, np.zeros((3, 3)))
+
+
+def test_a_nested_argument_with_data():
+    def loss(params, X, y):
+        return np.sum((np.tanh(X @ params["w"]) + params["b"] - y) ** 2)
+
+    jf = jacc.jacobian(loss)
+    r = np.random.default_rng(2)
+    p = {"w": r.standard_normal(3), "b": np.array(0.3)}
+    for _ in range(5):
+        X, y = r.standard_normal((6, 3)), r.standard_normal(6)
+        g = jf(p, X, y)
+        t = np.tanh(X @ p["w"])
+        e = 2 * (t + p["b"] - y)
+        np.testing.assert_allclose(g["w"], X.T @ (e * (1 - t ** 2)), rtol=1e-12)
+        np.testing.assert_allclose(g["b"], np.sum(e), rtol=1e-12)
+    assert set(jf.plan.wrt) == {"params.w", "params.b"}
+
+
+def test_data_written_in_place_changes_the_callers_array_as_numpy_does():
+    def f(x, D):
+        D *= 2.0
+        return x * D
+
+    jf = jacc.jacobian(f, retrace=False)
+    for k in range(4):
+        D = np.arange(1.0, 4.0) + k
+        want = 2 * D
+        np.testing.assert_array_equal(jf(np.ones(3), D), np.diag(want))
+        np.testing.assert_array_equal(D, want)  # f changed the caller's array, as in NumPy
+    assert "writes into the argument 'D' in place" in jf.cache.why_constant
+
+
+def test_a_trace_that_depends_on_the_data_keeps_it_constant():
+    def f(x, D):
+        return np.sin(x) * D if D.sum() > 0 else np.cos(x) * D
+
+    jf = jacc.jacobian(f, retrace=False)
+    x = np.linspace(0.1, 0.5, 3)
+    for s in (1.0, -1.0, 2.0, -3.0, 1.5):
+        D = s * np.arange(1.0, 4.0)
+        want = np.diag(np.cos(x) * D) if s > 0 else np.diag(-np.sin(x) * D)
+        np.testing.assert_allclose(jf(x, D), want, rtol=1e-14)
+    assert jf.cache.why_constant == "its trace depends on the values of its data arguments"
+
+
+def test_a_data_argument_the_trace_cannot_take_stays_constant():
+    def f(x, D):
+        return x * np.sort(D) / float(D.max())  # (float() of a traced array is refused)
+
+    jf = jacc.jacobian(f, retrace=False)
+    r = np.random.default_rng(3)
+    for _ in range(4):
+        D = r.uniform(1, 2, 3)
+        np.testing.assert_allclose(jf(np.ones(3), D), np.diag(np.sort(D) / D.max()), rtol=1e-14)
+    assert "f raised UnsupportedOperationError" in jf.cache.why_constant
+
+
+def test_data_may_hold_nan_and_change_type():
+    jf = jacc.jacobian(lambda x, D: x * np.nan_to_num(D), retrace=False)
+    x = np.ones(3)
+    for D in (np.array([1.0, np.nan, 2.0]), np.array([np.nan, 3.0, 1.0]), np.array([4.0, 5.0, np.nan]),
+              [1.0, 2.0, 3.0], np.array([1, 2, 3], dtype=np.float32), np.array([7.0, np.nan, 1.0])):
+        np.testing.assert_array_equal(jf(x, D), np.diag(np.nan_to_num(np.asarray(D, dtype=float))))
+    with pytest.raises(ValueError, match="'x' has a non-finite value"):
+        jf(np.array([1.0, np.nan, 1.0]), np.ones(3))  # (the differentiated argument is still checked)
