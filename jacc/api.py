@@ -15,6 +15,7 @@ import math
 import sys
 import threading
 import time
+import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
@@ -235,33 +236,40 @@ class _DataWritten(UnsupportedOperationError):
     traced input does not (the argument stays a constant, see :class:`_DataArgs`)."""
 
 
-#: traced calls of a structure whose data arguments kept their values before they are no longer compared
-DATA_WATCHES = 8
+def _fingerprint(a: Any) -> Any:
+    """What tells whether a data candidate changed between traced calls: a float itself, an
+    array's shape and a checksum of its bytes (a collision only keeps the data constant a call longer)."""
+    if type(a) is float:
+        return a
+    return a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
 
 
 class _DataArgs:
-    """Arguments not differentiated that are float arrays of the Jacobian's dtype and change from
-    call to call (a batch, a time series, a model's other layers). A structure's traced call that
-    finds such an argument changed since its last traced call (the same shapes) makes the
-    structure's calls run a Jacobian of their own (``make(n, positions)``) that traces them as
-    inputs that are not differentiated: its program then runs on their new values without tracing
-    ``f``, as ``jax.jit`` takes every array argument. Where that trace fails, depends on their
-    values or writes into them, the structure keeps them as constants (``by_key`` says why)."""
+    """Arguments not differentiated that change from call to call (a batch, a time series, a
+    model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
+    dtype and, for float64, Python floats. A structure's traced call that finds such an argument
+    changed since its last traced call (the same shape) makes the structure's calls run a
+    Jacobian of their own (``make(n, positions)``) that traces them as inputs that are not
+    differentiated: its program then runs on their new values without tracing ``f``, as
+    ``jax.jit`` takes every array argument. Where that trace fails, depends on their values or
+    writes into them, the structure keeps them as constants (``by_key`` says why)."""
 
     def __init__(self, make: Callable[[int, tuple], Callable], dtype):
         self.make, self.dtype = make, dtype
-        self.seen: dict[Any, tuple] = {}  # key -> (positions, their values at the last traced call, calls)
+        self.floats = dtype == np.float64
+        self.seen: dict[Any, tuple] = {}  # key -> (positions, their fingerprints at the last traced call)
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
+
+    def _data(self, a: Any) -> bool:
+        return (type(a) is np.ndarray and a.dtype == self.dtype and a.ndim > 0 and a.size > 0) or (
+            type(a) is float and self.floats)
 
     def candidates(self, args, nums) -> tuple:
         """Positions of the arguments not differentiated that may be data."""
-        dt = self.dtype
-        return tuple(i for i, a in enumerate(args) if i not in nums and type(a) is np.ndarray and a.dtype == dt
-                     and a.ndim and a.size)
+        return tuple(i for i, a in enumerate(args) if i not in nums and self._data(a))
 
     def takes(self, positions: tuple, args) -> bool:
-        dt = self.dtype
-        return all(type(args[i]) is np.ndarray and args[i].dtype == dt and args[i].ndim for i in positions)
+        return all(map(self._data, [args[i] for i in positions]))
 
     def switch(self, key, args, nums) -> Callable | None:
         """The Jacobian for ``key``'s calls from now on, where this traced call's data changed
@@ -270,37 +278,28 @@ class _DataArgs:
         if last is None or key in self.by_key:
             return None
         pos = last[0]
-        if self.candidates(args, nums) == pos and all(args[i].shape == v.shape for i, v in zip(pos, last[1])) \
-                and not all(same(args[i], v) for i, v in zip(pos, last[1])):
-            del self.seen[key]
-            if len(self.by_key) >= 32:
-                self.by_key.pop(next(iter(self.by_key)))
-            inner = self.by_key[key] = self.make(len(args), pos)
-            inner.data, inner.first = pos, True
-            return inner
-        return None
+        if self.candidates(args, nums) != pos:
+            return None
+        now = [_fingerprint(args[i]) for i in pos]
+        if any(type(a) is not type(b) or (type(a) is tuple and a[0] != b[0]) for a, b in zip(now, last[1])) \
+                or now == last[1]:
+            return None
+        del self.seen[key]
+        if len(self.by_key) >= 32:
+            self.by_key.pop(next(iter(self.by_key)))
+        inner = self.by_key[key] = self.make(len(args), pos)
+        inner.data, inner.first = pos, True
+        return inner
 
-    def note(self, key, args, nums, copies: dict) -> None:
-        """Keep the values of a traced call's candidates for the next traced call to compare
-        (the trace's private copy of an array where it made one, not a third)."""
+    def note(self, key, args, nums) -> None:
+        """Keep a traced call's candidates' fingerprints for the next traced call to compare."""
         if key in self.by_key:
             return
         pos = self.candidates(args, nums)
-        if not pos:
-            return
-        last = self.seen.pop(key, None)
-        calls = 1 if last is None or last[0] != pos else last[2] + 1
-        if calls > DATA_WATCHES:
-            self.by_key[key] = "its arguments not differentiated kept their values"
-            return
-        if len(self.seen) >= 32:
-            self.seen.pop(next(iter(self.seen)))
-        kept = []
-        for i in pos:
-            a = args[i]
-            mine = copies.get(id(a))
-            kept.append(mine[1] if mine is not None and mine[0] is a and same(a, mine[1]) else a.copy())
-        self.seen[key] = (pos, kept, calls)
+        if pos:
+            if len(self.seen) >= 32 and key not in self.seen:
+                self.seen.pop(next(iter(self.seen)))
+            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos])
 
 
 class _Once:
@@ -956,8 +955,8 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     A trace whose ops depend on values (``x > 0``) is never reused this way: such calls trace every
     time.
 
-    Float arrays (of ``dtype``) passed by position and not differentiated that change between
-    calls (data, a batch, a time series) are, from the first change a structure's traced call
+    Float arrays (of ``dtype``) and floats passed by position and not differentiated that change
+    between calls (data, a batch, a time series, an ODE's ``t``) are, from the first change a structure's traced call
     sees, traced as inputs without derivatives, so that later calls run the program on their new
     values without tracing ``f`` (as ``jax.jit``); where that trace fails, depends on their values
     or writes into them, they stay constants (``.cache.why_constant`` says why).
@@ -1046,6 +1045,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         # (no scalar-level route where data arguments are inputs: it would differentiate them)
         runner = Runner(backend, dt, sparse, with_primal(graph),
                         cache and not data and unroll_candidate(graph, strategy))
+        if data:  # (made because calls repeat with new data: lowered at its first call)
+            runner.deferred = 1
         options = dict(strategy_options)
         limit = options.get("time_limit")
         if limit is not None:  # the set-up above is part of the planning the limit bounds
@@ -1311,7 +1312,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
             if data_args is not None and key is not None:
-                data_args.note(key, args, check_argnums(argnums, len(args)), tape.copies)
+                data_args.note(key, args, check_argnums(argnums, len(args)))
             for name in entry.plan.wrt:  # (data arguments may hold NaN, as constants may)
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner

@@ -329,11 +329,25 @@ def test_a_long_plan_runs_the_executor_first_and_lowers_at_its_next_call(monkeyp
     np.testing.assert_allclose(jf(x, c), ref, rtol=1e-7, atol=1e-9)
     assert jf.ran == "numpy" and jf.program is not None
     # a structure whose constants change at every call shares the deferred runner: lowered at its second call
+    # (c a NumPy scalar: a changing Python float would be data, next test)
     jg = jacc.jacobian(_long_steps, backend="numpy")
+    jg(x, np.float64(1.5))
+    assert jg.ran == "interpret"
+    np.testing.assert_allclose(jg(x, np.float64(2.5)), fd_jacobian(lambda v: _long_steps(v, 2.5), [x], 0),
+                               rtol=1e-7, atol=1e-9)
+    assert jg.ran == "numpy"
+
+
+def test_a_long_plan_with_data_is_lowered_when_the_data_change(monkeypatch):
+    """The structure taking its data as inputs is made because calls repeat: it lowers at once."""
+    monkeypatch.setattr(jacc.api, "LOWER_LATER_STEPS", 5)
+    jg = jacc.jacobian(_long_steps, backend="numpy")
+    x = np.linspace(0.1, 0.9, 4)
     jg(x, 1.5)
     assert jg.ran == "interpret"
-    np.testing.assert_allclose(jg(x, 2.5), fd_jacobian(lambda v: _long_steps(v, 2.5), [x], 0), rtol=1e-7, atol=1e-9)
-    assert jg.ran == "numpy"
+    for c in (2.5, 3.5):
+        np.testing.assert_allclose(jg(x, c), fd_jacobian(lambda v: _long_steps(v, c), [x], 0), rtol=1e-7, atol=1e-9)
+        assert jg.ran == "numpy" and jg.plan.wrt == ["x"]
 
 
 def test_a_long_plan_whose_trace_depends_on_values_is_lowered_at_its_third_call(monkeypatch):

@@ -141,3 +141,39 @@ def test_data_may_hold_nan_and_change_type():
         np.testing.assert_array_equal(jf(x, D), np.diag(np.nan_to_num(np.asarray(D, dtype=float))))
     with pytest.raises(ValueError, match="'x' has a non-finite value"):
         jf(np.array([1.0, np.nan, 1.0]), np.ones(3))  # (the differentiated argument is still checked)
+
+
+def test_a_changing_float_argument_is_data():
+    """An ODE's right-hand side in SciPy's order, jac(t, y): t changes at every call."""
+    calls = []
+
+    def rhs(t, y, k):
+        calls.append(1)
+        return -k * y * np.sin(t) + np.cos(t * y)
+
+    jf = jacc.jacobian(rhs, argnums=1, retrace=False)
+    y, k = np.linspace(0.1, 1.0, 5), np.full(5, 0.3)
+    for i in range(8):
+        t = 0.1 * i + 0.05
+        np.testing.assert_allclose(jf(t, y, k), np.diag(-k * np.sin(t) - t * np.sin(t * y)), rtol=1e-14)
+    assert len(calls) == 2
+
+
+def test_data_that_starts_changing_late_is_still_taken():
+    """A structure traced at many calls for another reason (a float that changed, its data the
+    same) takes its data as inputs when the data change later."""
+    calls = []
+
+    def f(x, s, D):
+        calls.append(1)
+        return np.tanh(x * D) * len(s)
+
+    jf = jacc.jacobian(f, retrace=False)
+    x, D = np.linspace(0.1, 1.0, 4), np.ones(4)
+    for i in range(12):  # a new string each call: traced every time, D the same
+        jf(x, "a" * (i % 3 + 1), D)
+    n = len(calls)
+    for i in range(6):
+        D = np.full(4, 1.0 + i)
+        np.testing.assert_allclose(jf(x, "abc", D), np.diag(3 * D / np.cosh(x * D) ** 2), rtol=1e-9)
+    assert len(calls) - n == 2  # a trace with D constant (the string changed), then one with D as data
