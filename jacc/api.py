@@ -239,16 +239,16 @@ class _DataWritten(UnsupportedOperationError):
 def _fingerprint(a: Any) -> Any:
     """What tells whether a data candidate changed between traced calls: a float itself, an
     array's shape and a checksum of its bytes (a collision only keeps the data constant a call longer)."""
-    if type(a) is float:
-        return a
+    if type(a) is not np.ndarray:
+        return float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
     return a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
 
 
 class _DataArgs:
     """Arguments not differentiated that change from call to call (a batch, a time series, a
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
-    dtype and, for float64, Python floats. A structure's traced call that finds such an argument
-    changed since its last traced call (the same shape) makes the structure's calls run a
+    dtype (0-d ones too) and, for float64, Python and NumPy floats. A structure's traced call that
+    finds such an argument changed since its last traced call (the same shape) makes its calls run a
     Jacobian of their own (``make(n, positions)``) that traces them as inputs that are not
     differentiated: its program then runs on their new values without tracing ``f``, as
     ``jax.jit`` takes every array argument. Where that trace fails, depends on their values or
@@ -257,12 +257,13 @@ class _DataArgs:
     def __init__(self, make: Callable[[int, tuple], Callable], dtype):
         self.make, self.dtype = make, dtype
         self.floats = dtype == np.float64
-        self.seen: dict[Any, tuple] = {}  # key -> (positions, their fingerprints at the last traced call)
+        # key -> (positions, their fingerprints at the last traced call, their types)
+        self.seen: dict[Any, tuple] = {}
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
 
     def _data(self, a: Any) -> bool:
-        return (type(a) is np.ndarray and a.dtype == self.dtype and a.ndim > 0 and a.size > 0) or (
-            type(a) is float and self.floats)
+        return (type(a) is np.ndarray and a.dtype == self.dtype and a.size > 0) or (
+            (type(a) is float or type(a) is np.float64) and self.floats)
 
     def candidates(self, args, nums) -> tuple:
         """Positions of the arguments not differentiated that may be data."""
@@ -282,7 +283,7 @@ class _DataArgs:
             return None
         now = [_fingerprint(args[i]) for i in pos]
         if any(type(a) is not type(b) or (type(a) is tuple and a[0] != b[0]) for a, b in zip(now, last[1])) \
-                or now == last[1]:
+                or now == last[1] or any(type(args[i]) is not t for i, t in zip(pos, last[2])):
             return None
         del self.seen[key]
         if len(self.by_key) >= 32:
@@ -299,7 +300,7 @@ class _DataArgs:
         if pos:
             if len(self.seen) >= 32 and key not in self.seen:
                 self.seen.pop(next(iter(self.seen)))
-            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos])
+            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos], [type(args[i]) for i in pos])
 
 
 class _Once:

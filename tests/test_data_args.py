@@ -177,3 +177,18 @@ def test_data_that_starts_changing_late_is_still_taken():
         D = np.full(4, 1.0 + i)
         np.testing.assert_allclose(jf(x, "abc", D), np.diag(3 * D / np.cosh(x * D) ** 2), rtol=1e-9)
     assert len(calls) - n == 2  # a trace with D constant (the string changed), then one with D as data
+
+
+@pytest.mark.parametrize("kind", [np.float64, lambda t: np.array(t)])
+def test_numpy_scalars_and_0d_arrays_are_data(kind):
+    calls = []
+
+    def f(x, t):
+        calls.append(1)
+        return np.sin(x * t) + t
+
+    jf = jacc.jacobian(f, retrace=False)
+    x = np.linspace(0.1, 1.0, 3)
+    for t in np.linspace(0.5, 1.5, 6):  # (iterating an array gives NumPy floats)
+        np.testing.assert_allclose(jf(x, kind(t)), np.diag(t * np.cos(x * t)), rtol=1e-14)
+    assert len(calls) == 2
