@@ -237,8 +237,8 @@ class _DataWritten(UnsupportedOperationError):
 
 
 def _fingerprint(a: Any) -> Any:
-    """What tells whether a data candidate changed between traced calls: a float itself, an
-    array's shape and a checksum of its bytes (a collision only keeps the data constant a call longer)."""
+    """What tells whether a data candidate changed between traced calls: a float's bits (as hex),
+    an array's shape and a checksum of its bytes (a collision only keeps the data constant a call longer)."""
     if type(a) is not np.ndarray:
         return float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
     return a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
