@@ -1169,7 +1169,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 return _RUN_F
             inner.first = False
             if inner.plan.graph.meta.get("value_dependent"):
-                data_args.by_key[key] = store.why_constant = "its trace depends on the values of its data arguments"
+                why = "traced with its data arguments as inputs, its trace depends on values"
+                data_args.by_key[key] = store.why_constant = why
             once.pop(key, None)
         jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
         return out
