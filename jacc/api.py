@@ -1108,12 +1108,18 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
             data_names.update(arg_names[len(args)][i] for i in data)
+        before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
                                names=arg_names[len(args)])
-        changed = sorted(tape.written & data_names) if data else None
-        if changed:  # the caller's array would change as in NumPy: the data cannot be an input
-            raise _DataWritten(f"f writes into the argument {changed[0]!r} in place")
+        if data:  # the caller's array changed as in NumPy, which a traced input does not follow
+            changed = sorted(tape.written & data_names)
+            if changed:
+                raise _DataWritten(f"f writes into the argument {changed[0]!r} in place")
+            for i, was in zip(data, before):
+                if _fingerprint(args[i]) != was:
+                    raise _DataWritten(f"f changes the argument {arg_names[len(args)][i]!r} in place (through "
+                                       "another name for its array)")
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
@@ -1136,6 +1142,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
 
     once: dict[Any, _Once] = {}
     jax_results = backend == "jax" and not sparse  # jax.Array arguments give jax.Array results
+    shown = tuple(i for i in nums if i not in data)  # (those whose blocks are returned decide that)
     # the last traced-once structure called with Python floats only (the lecture's jf(2.0, 5.0)):
     # found by the argument types alone, a few hundred nanoseconds sooner than by shape key
     floats: list = [None]  # (argument types, _Once): one slot, replaced whole (threads read it once)
@@ -1156,17 +1163,17 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                              and (not retrace or skipping)) else None
 
     def via_data(key, inner: Callable, args, kwargs):
-        """The call by ``inner``, which traces data arguments; its first call, where it fails or
-        depends on their values, leaves them constants for ``key`` (``_RUN_F``: trace here)."""
-        if not inner.first:
+        """The call by ``inner``, which traces data arguments; ``_RUN_F`` (trace here, the data
+        constants) where it raises. Its first call failing or depending on values, or a later trace
+        (of other shapes) refused, leaves them constants for ``key`` from then on."""
+        try:
             out = inner(*args, **kwargs)
-        else:
-            try:
-                out = inner(*args, **kwargs)
-            except Exception as e:  # (f's own error too: the trace with constants raises it again)
+        except Exception as e:  # (f's own error too: the trace with constants raises it again)
+            if inner.first or isinstance(e, UnsupportedOperationError):  # (a later trace: other shapes)
                 why = f"traced with its data arguments as inputs, f raised {type(e).__name__}: {e}"
                 data_args.by_key[key] = store.why_constant = why
-                return _RUN_F
+            return _RUN_F
+        if inner.first:
             inner.first = False
             if inner.plan.graph.meta.get("value_dependent"):
                 why = "traced with its data arguments as inputs, its trace depends on values"
@@ -1180,7 +1187,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
 
     def run_once(hit: _Once, args, kwargs):
         """The compiled program on the arguments alone, ``f`` not run."""
-        to_jax = jax_results and _jax_arrays(args, hit.nums)
+        to_jax = jax_results and _jax_arrays(args, shown)
         if to_jax and hit.device is not None:  # JAX arrays stay on device
             xs = hit.leaves(args, device=True)
             found, finite = hit.device(xs, nonfinite != "propagate")
@@ -1294,7 +1301,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
-        if data_args is not None and key is not None and data_args.seen:
+        # (by default only where running f is not observable: where the data trace fails, f runs again)
+        if data_args is not None and key is not None and data_args.seen and (
+                not skipping or isinstance(pure.get(key), Guards)):
             inner = data_args.switch(key, args, check_argnums(argnums, len(args), kwargs))
             if inner is not None:
                 out = via_data(key, inner, args, kwargs)
@@ -1307,7 +1316,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 held = state.hold() and state.same_passed(passed_of(args, kwargs))
             if not held and not isinstance(state, str):
                 seen = watch(f, args + tuple(kwargs.values()))
-        device = jax_results and _jax_arrays(args, nums)  # results as jax.Arrays
+        device = jax_results and _jax_arrays(args, shown)  # results as jax.Arrays
         # (traced once: the arguments not differentiated as f got them, to see whether it changes them)
         given = None if retrace else snapshot(passed_of(args, kwargs))
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)

@@ -30,7 +30,7 @@ import operator
 import string
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -165,7 +165,8 @@ class Program:
             with factorise.sharing(), np.errstate(all="ignore"):
                 out = self.fn(V)
         if self.structures is None:
-            return {k: owned(b) for k, b in zip(self.outputs, out)}
+            given = [v for v in V[:len(self.vertices)] if type(v) is np.ndarray and v.size] if self.primal else ()
+            return {k: owned(b, given) for k, b in zip(self.outputs, out)}
         from .sparse import to_sparse
 
         blocks = {}
@@ -267,9 +268,11 @@ def finite_array(x: np.ndarray) -> bool:
         return math.isfinite(np.add.reduce(x, None)) or bool(np.isfinite(x).all())
 
 
-def owned(a: Any) -> Any:
+def owned(a: Any, inputs: Sequence[np.ndarray] = ()) -> Any:
     """``a``, or a copy when it is (a view of) memory the caller may not write: a broadcast, a
-    graph constant, a traced input's private copy."""
+    graph constant, a traced input's private copy, or one of the ``inputs`` a program was given
+    (the caller's arrays: ``x @ D`` w.r.t. ``x`` is ``D.T``, which changes when the caller
+    refills ``D``)."""
     if isinstance(a, np.generic):  # a program's scalar: the caller gets a 0-d array, as before
         return np.asarray(a)
     b = a
@@ -277,6 +280,9 @@ def owned(a: Any) -> Any:
         if not b.flags.writeable:
             return np.array(a)
         b = b.base
+    for x in inputs:
+        if np.may_share_memory(a, x):
+            return np.array(a)
     return a
 
 

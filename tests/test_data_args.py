@@ -192,3 +192,65 @@ def test_numpy_scalars_and_0d_arrays_are_data(kind):
     for t in np.linspace(0.5, 1.5, 6):  # (iterating an array gives NumPy floats)
         np.testing.assert_allclose(jf(x, kind(t)), np.diag(t * np.cos(x * t)), rtol=1e-14)
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+@pytest.mark.parametrize("retrace", [True, False])
+def test_a_jacobian_never_shares_memory_with_the_callers_arrays(backend, retrace):
+    """x @ D w.r.t. x is D.T, A.T @ y w.r.t. y is A.T: a view of an argument the caller may refill."""
+    if backend == "torch":
+        pytest.importorskip("torch")
+    jf = jacc.jacobian(lambda x, D: x @ D, backend=backend, retrace=retrace)
+    jg = jacc.jacobian(lambda A, y: A.T @ y, argnums=(0, 1), backend=backend, retrace=retrace)
+    r = np.random.default_rng(4)
+    x, D = r.standard_normal(30), np.empty((30, 40))
+    A, y = r.standard_normal((30, 40)), r.standard_normal(30)
+    for _ in range(5):
+        D[...] = r.standard_normal((30, 40))  # a batch buffer refilled in place
+        J = jf(x, D)
+        np.testing.assert_array_equal(J, D.T)
+        assert not np.shares_memory(J, D)
+        JA, Jy = jg(A, y)
+        np.testing.assert_array_equal(Jy, A.T)
+        assert not np.shares_memory(Jy, A)
+
+
+def test_a_write_through_another_name_for_the_data_keeps_it_constant():
+    BUF = np.ones(3)
+
+    def f(x, D):
+        BUF[0] = 10.0  # D is BUF: NumPy changes D too
+        return x * D
+
+    jf = jacc.jacobian(f)
+    r = np.random.default_rng(5)
+    for _ in range(5):
+        BUF[...] = r.standard_normal(3)
+        J = jf(np.ones(3), BUF)
+        np.testing.assert_array_equal(np.diag(J), BUF)
+        assert BUF[0] == 10.0
+    assert "through another name" in jf.cache.why_constant
+
+
+def test_a_later_trace_the_data_cannot_take_runs_with_the_data_constant():
+    def f(x, D):
+        s = float(D.max()) if D.shape[0] > 4 else 1.0  # (refused for a traced D of 5 or more)
+        return x * np.sum(D) / s
+
+    jf = jacc.jacobian(f, retrace=False)
+    r = np.random.default_rng(6)
+    for n in (4, 4, 4, 6, 6, 4):
+        D = r.uniform(1, 2, n)
+        s = D.max() if n > 4 else 1.0
+        np.testing.assert_allclose(jf(np.ones(3), D), np.eye(3) * np.sum(D) / s, rtol=1e-14)
+
+
+def test_jax_arrays_give_jax_arrays_with_numpy_data():
+    jax = pytest.importorskip("jax")
+    jf = jacc.jacobian(lambda x, D: np.tanh(x * D), backend="jax")
+    x = jax.numpy.linspace(0.1, 1.0, 4)
+    for k in range(5):
+        D = np.full(4, 1.0 + k)
+        J = jf(x, D)
+        assert isinstance(J, jax.Array)
+        np.testing.assert_allclose(np.asarray(J), np.diag(D / np.cosh(np.asarray(x) * D) ** 2), rtol=1e-12)
