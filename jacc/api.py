@@ -1322,7 +1322,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
-            if data_args is not None and key is not None:
+            # (not where data could not be taken anyway: a checksum of large data per call is not free)
+            if data_args is not None and key is not None and not graph.meta.get("value_dependent") \
+                    and not isinstance(pure.get(key), str):
                 data_args.note(key, args, check_argnums(argnums, len(args)))
             for name in entry.plan.wrt:  # (data arguments may hold NaN, as constants may)
                 _check_finite(name, tape.values[name], nonfinite)
