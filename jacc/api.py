@@ -36,6 +36,8 @@ from .trace import (
     check_plain,
     check_real,
     record_call,
+    result_leaves,
+    trace_needs,
 )
 from .unroll import all_scalars, float_list, scalar_level
 from .unroll import candidate as unroll_candidate
@@ -244,6 +246,30 @@ def _fingerprint(a: Any) -> Any:
     return a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
 
 
+#: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
+#: constants again (a trace whose constants change with the data, as SciPy's convolutions anchored
+#: at their values: the smaller graph with the data constant traces faster)
+DATA_TRACES = 4
+
+#: the least planning time a structure taking data as inputs gets (see ``with_data`` in jacobian)
+DATA_PLANNING = 0.05
+
+
+def _same_values(a: list, b: list) -> bool:
+    """Whether ``f``'s outputs ``a`` (run plainly) are the traced ones ``b`` (to rounding)."""
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        try:
+            x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        except (TypeError, ValueError):
+            return False
+        if x.shape != y.shape or not np.allclose(x, y, rtol=1e-9, atol=1e-12 * float(np.max(np.abs(
+                np.nan_to_num(y)), initial=1.0)), equal_nan=True):
+            return False
+    return True
+
+
 class _DataArgs:
     """Arguments not differentiated that change from call to call (a batch, a time series, a
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
@@ -289,7 +315,7 @@ class _DataArgs:
         if len(self.by_key) >= 32:
             self.by_key.pop(next(iter(self.by_key)))
         inner = self.by_key[key] = self.make(len(args), pos)
-        inner.data, inner.first = pos, True
+        inner.data, inner.first, inner.calls = pos, True, 0
         return inner
 
     def note(self, key, args, nums) -> None:
@@ -1023,6 +1049,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         require()  # likewise a missing C compiler
     arg_names: dict[int, list[str]] = {}  # f's parameter names per argument count
     data_names: set[str] = set()  # the inputs that are data arguments (not differentiated)
+    planned = [0.0]  # the planning time of the last structure planned
 
     # by default, calls may skip running f once two traced calls showed that running it is not
     # observable (jacc.guards): per structure, the guards awaiting confirmation or why not
@@ -1068,7 +1095,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 runner.required, given = strategy, "markowitz"
             order, name, info, optimal = choose(problem, given, cm, options)
             plan = build(problem, order, name, cm, info, time.perf_counter() - t0, optimal)
-            plan.planning_seconds = time.perf_counter() - t0
+            plan.planning_seconds = planned[0] = time.perf_counter() - t0
         check_fits(plan, graph, sparse, cm.memory_limit)
         if runner.unroll:  # the scalar-level plan may take as long as this one (at least 50 ms),
             # within what is left of the time limit
@@ -1152,33 +1179,58 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     traced_call = threading.RLock()
 
     def with_data(n: int, positions: tuple) -> Callable:
-        """This Jacobian, for calls of ``n`` arguments, with the arguments at ``positions`` traced as data."""
+        """This Jacobian, for calls of ``n`` arguments, with the arguments at ``positions`` traced
+        as data. Its structure is the one planned last with them constant, so its planning gets at
+        most twice that one's time (at least :data:`DATA_PLANNING`): a second search as long as the
+        first call's made the call where the data first changed 5x slower (a 20-step RNN: 0.3 s)."""
+        options = dict(strategy_options)
+        if options.get("time_limit") is not None:
+            options["time_limit"] = min(options["time_limit"], max(2 * planned[0], DATA_PLANNING))
         return _jacobian(f, check_argnums(argnums, n) + positions, strategy, dtype=dtype, nonfinite=nonfinite,
                          cache=cache, compile=compile, backend=backend, sparse=sparse, retrace=retrace,
                          cost_model=cost_model, objective=objective, memory_limit=memory_limit,
-                         strategy_options=strategy_options, data=positions, single=single, store=store)
+                         strategy_options=options, data=positions, single=single, store=store)
 
     # arguments not differentiated whose values change between calls: traced as data (see _DataArgs)
     data_args = _DataArgs(with_data, dt) if (not data and cache and backend != "interpret"
                                              and (not retrace or skipping)) else None
 
+    def refuse_data(key, why: str) -> None:
+        data_args.by_key[key] = store.why_constant = f"traced with its data arguments as inputs, {why}"
+
     def via_data(key, inner: Callable, args, kwargs):
         """The call by ``inner``, which traces data arguments; ``_RUN_F`` (trace here, the data
-        constants) where it raises. Its first call failing or depending on values, or a later trace
-        (of other shapes) refused, leaves them constants for ``key`` from then on."""
+        constants) where it raises or its first trace is not ``f``'s computation. Its first call
+        failing, depending on values or computing other values than ``f`` does (``f`` telling a
+        traced argument from a number: ``isinstance(t, float)``), a later trace (of other shapes)
+        refused, or calls that trace ``f`` every time anyway (:data:`DATA_TRACES`), leave them
+        constants for ``key`` from then on."""
+        first = inner.first
+        if first:  # (a refused trace must not leave f's later traces with NumPy's constructors swapped)
+            learned = trace_needs(f)
         try:
             out = inner(*args, **kwargs)
         except Exception as e:  # (f's own error too: the trace with constants raises it again)
-            if inner.first or isinstance(e, UnsupportedOperationError):  # (a later trace: other shapes)
-                why = f"traced with its data arguments as inputs, f raised {type(e).__name__}: {e}"
-                data_args.by_key[key] = store.why_constant = why
+            if first:
+                trace_needs(f, learned)
+            if first or isinstance(e, UnsupportedOperationError):  # (a later trace: other shapes)
+                refuse_data(key, f"f raised {type(e).__name__}: {e}")
             return _RUN_F
-        if inner.first:
+        inner.calls += 1
+        if first:
             inner.first = False
-            if inner.plan.graph.meta.get("value_dependent"):
-                why = "traced with its data arguments as inputs, its trace depends on values"
-                data_args.by_key[key] = store.why_constant = why
             once.pop(key, None)
+            if inner.plan.graph.meta.get("value_dependent"):
+                refuse_data(key, "its trace depends on values")
+            else:
+                with np.errstate(all="ignore"):
+                    plain = result_leaves(f(*args, **kwargs))[0]
+                if not _same_values(plain, inner.primal):
+                    refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
+                                     "array: isinstance, np.isscalar)")
+                    return _RUN_F
+        elif inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
+            refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
         jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
         return out
 
@@ -1322,6 +1374,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
+            if data:  # (what via_data checks: f's values, and whether calls keep tracing)
+                jf.traces += 1
+                jf.primal = [tape.values[y] for y in tape.outputs]
             # (not where data could not be taken anyway: a checksum of large data per call is not free)
             if data_args is not None and key is not None and not graph.meta.get("value_dependent") \
                     and not isinstance(pure.get(key), str):
@@ -1380,4 +1435,5 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
 
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store
+    jf.traces, jf.primal = 0, None
     return jf

@@ -2696,6 +2696,19 @@ _NO_SWAPS = contextlib.nullcontext()
 _NEEDS_BUFFERS: set = set()
 
 
+def trace_needs(f: Callable, restore: tuple | None = None) -> tuple:
+    """Whether traces of ``f`` run with NumPy's constructors replaced and with buffers (learned
+    from a trace that needed them); with ``restore``, set them back to that."""
+    key = code_key(f)
+    if restore is not None:
+        for needs, on in zip((_NEEDS_SWAPS, _NEEDS_BUFFERS), restore):
+            if on:
+                needs.add(key)
+            else:
+                needs.discard(key)
+    return key in _NEEDS_SWAPS, key in _NEEDS_BUFFERS
+
+
 def code_key(f: Any) -> Any:
     """What a trace of ``f`` is remembered by (its needs for swaps and buffers): its code object —
     through ``functools.partial`` — or, for another callable, its type. (Every partial was one key:
@@ -2787,18 +2800,24 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     # Outputs nest by their containers alone: a tuple of numbers inside a dict is a tuple of outputs
     # whether or not its numbers were traced (they are not when they do not depend on the argument
     # differentiated: the result's nesting then changed with argnums)
-    node = pytrees.is_node if scalarize else _output_node
-    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and (
-        any(map(node, result)) or hasattr(type(result), "_fields")))  # (a namedtuple keeps its type, as in JAX)
-    if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
-        outs, kind = pytrees.flatten(result, node)
-    else:
-        outs = result if isinstance(result, (tuple, list)) else (result,)
-        kind = isinstance(result, (tuple, list))
+    outs, kind, nested = result_leaves(result, pytrees.is_node if scalarize else _output_node)
     if scalarize:  # (scalar outputs: a flat tuple of them)
         outs, kind = [y for r in outs for y in join(r)], kind if not nested else True
     tape.declare(outs, kind)
     return tape
+
+
+def result_leaves(result: Any, node: Callable[[Any], bool] | None = None) -> tuple[list, Any, bool]:
+    """``f``'s result as its outputs: ``(leaves, nesting, nested)`` — the nesting a TreeSpec where
+    ``nested`` (a dict or nested tuple), else whether it was a flat tuple or list."""
+    node = node or _output_node
+    nested = isinstance(result, dict) or (isinstance(result, (tuple, list)) and (
+        any(map(node, result)) or hasattr(type(result), "_fields")))  # (a namedtuple keeps its type, as in JAX)
+    if nested:  # a dict or nested tuple: one output per leaf, the nesting kept for the result
+        outs, kind = pytrees.flatten(result, node)
+        return list(outs), kind, True
+    outs = result if isinstance(result, (tuple, list)) else (result,)
+    return list(outs), isinstance(result, (tuple, list)), False
 
 
 def _output_node(x: Any) -> bool:

@@ -41,8 +41,9 @@ def test_changing_data_arguments_stop_retracing():
     jf = jacc.jacobian(lambda W, U, xs: rnn(W, U, xs, calls), retrace=False)
     for W, U, xs in draws(10):
         np.testing.assert_allclose(jf(W, U, xs), rnn_jacobian(W, U, xs), rtol=1e-11, atol=1e-14)
-    # f runs at the first call (U and xs constants) and at the first change, with U and xs traced
-    assert len(calls) == 2
+    # f runs at the first call (U and xs constants) and at the first change, with U and xs traced and
+    # plainly (the trace must compute f's values)
+    assert len(calls) == 3
     assert jf.ran == "numpy" and jf.cache.why_constant is None
 
 
@@ -156,7 +157,7 @@ def test_a_changing_float_argument_is_data():
     for i in range(8):
         t = 0.1 * i + 0.05
         np.testing.assert_allclose(jf(t, y, k), np.diag(-k * np.sin(t) - t * np.sin(t * y)), rtol=1e-14)
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 def test_data_that_starts_changing_late_is_still_taken():
@@ -176,7 +177,8 @@ def test_data_that_starts_changing_late_is_still_taken():
     for i in range(6):
         D = np.full(4, 1.0 + i)
         np.testing.assert_allclose(jf(x, "abc", D), np.diag(3 * D / np.cosh(x * D) ** 2), rtol=1e-9)
-    assert len(calls) - n == 2  # a trace with D constant (the string changed), then one with D as data
+    assert len(calls) - n == 3  # a trace with D constant (the string changed), then one with D as data and a
+    # plain run
 
 
 @pytest.mark.parametrize("kind", [np.float64, lambda t: np.array(t)])
@@ -191,7 +193,7 @@ def test_numpy_scalars_and_0d_arrays_are_data(kind):
     x = np.linspace(0.1, 1.0, 3)
     for t in np.linspace(0.5, 1.5, 6):  # (iterating an array gives NumPy floats)
         np.testing.assert_allclose(jf(x, kind(t)), np.diag(t * np.cos(x * t)), rtol=1e-14)
-    assert len(calls) == 2
+    assert len(calls) == 3
 
 
 @pytest.mark.parametrize("backend", ["auto", "torch"])
@@ -254,3 +256,45 @@ def test_jax_arrays_give_jax_arrays_with_numpy_data():
         J = jf(x, D)
         assert isinstance(J, jax.Array)
         np.testing.assert_allclose(np.asarray(J), np.diag(D / np.cosh(np.asarray(x) * D) ** 2), rtol=1e-12)
+
+
+def test_f_telling_a_number_from_a_traced_value_keeps_it_constant():
+    def rhs(y, t):
+        return -y * t if isinstance(t, float) else -2.0 * y * t
+
+    jf = jacc.jacobian(rhs)
+    y = np.linspace(0.1, 1.0, 3)
+    for t in (0.5, 0.7, 0.9, 1.1, 1.3):
+        np.testing.assert_allclose(jf(y, t), -t * np.eye(3), rtol=1e-14)
+    assert "f computes other values" in jf.cache.why_constant
+
+
+def test_a_refused_data_trace_leaves_later_traces_as_they_were():
+    from jacc.trace import trace_needs
+
+    def f(x, D):
+        return x * np.sort(D) / float(D.max())
+
+    jf = jacc.jacobian(f, retrace=False)
+    for k in range(3):
+        jf(np.ones(3), np.arange(1.0, 4.0) + k)
+    assert "float()" in jf.cache.why_constant
+    assert trace_needs(f) == (False, False)  # (constructors swapped in every later trace: 1.35x slower)
+
+
+def test_data_that_still_traces_at_every_call_goes_back_to_constants():
+    signal = pytest.importorskip("scipy.signal")
+
+    def f(k, img):  # (SciPy's value is a constant of the trace: it changes with the image)
+        return np.tanh(signal.correlate2d(img, k, mode="valid")).ravel()
+
+    jf = jacc.jacobian(f)
+    r = np.random.default_rng(7)
+    k = r.standard_normal((3, 3))
+    for _ in range(8):
+        img = r.standard_normal((6, 6))
+        J = jf(k, img)
+        h = 1e-6
+        col = (f(k + h * np.eye(9)[0].reshape(3, 3), img) - f(k - h * np.eye(9)[0].reshape(3, 3), img)) / (2 * h)
+        np.testing.assert_allclose(J.reshape(16, 9)[:, 0], col, rtol=1e-6, atol=1e-9)
+    assert "traced f all the same" in jf.cache.why_constant
