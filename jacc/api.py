@@ -983,10 +983,11 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     time.
 
     Float arrays (of ``dtype``) and floats passed by position and not differentiated that change
-    between calls (data, a batch, a time series, an ODE's ``t``) are, from the first change a structure's traced call
-    sees, traced as inputs without derivatives, so that later calls run the program on their new
-    values without tracing ``f`` (as ``jax.jit``); where that trace fails, depends on their values
-    or writes into them, they stay constants (``.cache.why_constant`` says why).
+    between calls (data, a batch, a time series, an ODE's ``t``) are, from the first change a
+    structure's traced call sees, traced as inputs without derivatives, so that later calls run the
+    program on their new values without tracing ``f`` (as ``jax.jit``); where that trace fails,
+    computes other values than ``f`` run plainly, depends on their values or writes into them,
+    they stay constants (``.cache.why_constant`` says why; docs/execution.md, "Data arguments").
 
     >>> import numpy as np
     >>> jf = jacobian(lambda x: np.tanh(x) * 2.0)
@@ -1225,7 +1226,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             else:
                 with np.errstate(all="ignore"):
                     plain = result_leaves(f(*args, **kwargs))[0]
-                if not _same_values(plain, inner.primal):
+                same_values, inner.primal = _same_values(plain, inner.primal), None
+                if not same_values:
                     refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
                                      "array: isinstance, np.isscalar)")
                     return _RUN_F
@@ -1374,9 +1376,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen)
             graph, plan = entry.graph, entry.plan
-            if data:  # (what via_data checks: f's values, and whether calls keep tracing)
+            if data:  # (what via_data checks: whether calls keep tracing, and the first one's values)
                 jf.traces += 1
-                jf.primal = [tape.values[y] for y in tape.outputs]
+                if jf.traces == 1:
+                    jf.primal = [tape.values[y] for y in tape.outputs]
             # (not where data could not be taken anyway: a checksum of large data per call is not free)
             if data_args is not None and key is not None and not graph.meta.get("value_dependent") \
                     and not isinstance(pure.get(key), str):
