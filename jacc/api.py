@@ -238,12 +238,13 @@ class _DataWritten(UnsupportedOperationError):
     traced input does not (the argument stays a constant, see :class:`_DataArgs`)."""
 
 
-def _fingerprint(a: Any) -> Any:
-    """What tells whether a data candidate changed between traced calls: a float's bits (as hex),
-    an array's shape and a checksum of its bytes (a collision only keeps the data constant a call longer)."""
+def _fingerprint(a: Any) -> tuple:
+    """What tells whether a data candidate changed between traced calls: ``(type, shape, value)``,
+    the value a float's bits (as hex) or a checksum of an array's bytes (a collision only keeps the
+    data constant a call longer)."""
     if type(a) is not np.ndarray:
-        return float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
-    return a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+        return type(a), (), float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
+    return np.ndarray, a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
 
 
 #: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
@@ -283,8 +284,7 @@ class _DataArgs:
     def __init__(self, make: Callable[[int, tuple], Callable], dtype):
         self.make, self.dtype = make, dtype
         self.floats = dtype == np.float64
-        # key -> (positions, their fingerprints at the last traced call, their types)
-        self.seen: dict[Any, tuple] = {}
+        self.seen: dict[Any, tuple] = {}  # key -> (positions, their fingerprints at the last traced call)
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
 
     def _data(self, a: Any) -> bool:
@@ -308,8 +308,7 @@ class _DataArgs:
         if self.candidates(args, nums) != pos:
             return None
         now = [_fingerprint(args[i]) for i in pos]
-        if any(type(a) is not type(b) or (type(a) is tuple and a[0] != b[0]) for a, b in zip(now, last[1])) \
-                or now == last[1] or any(type(args[i]) is not t for i, t in zip(pos, last[2])):
+        if now == last[1] or any(a[:2] != b[:2] for a, b in zip(now, last[1])):  # (unchanged, or another kind)
             return None
         del self.seen[key]
         if len(self.by_key) >= 32:
@@ -326,7 +325,7 @@ class _DataArgs:
         if pos:
             if len(self.seen) >= 32 and key not in self.seen:
                 self.seen.pop(next(iter(self.seen)))
-            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos], [type(args[i]) for i in pos])
+            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos])
 
 
 class _Once:

@@ -1286,12 +1286,9 @@ def _sums_early(live: list[Statement], alias: dict[int, int], shapes: dict[int, 
         key[s.id] = (i, 0)
         if _moves(s) and isinstance(s.args[0], Ref):  # a view (the transpose a term is added as) goes too
             ops = [alias.get(s.args[0].id, s.args[0].id)]
-        elif s.fn is not np.add or s.kwargs or s.method is not None or s.item is not None or len(s.args) != 2 \
-                or not all(isinstance(a, Ref) for a in s.args):
-            continue
         else:
-            ops = [alias.get(a.id, a.id) for a in s.args]
-        if any(o not in key for o in ops) or math.prod(shapes.get(s.id, ())) > max(
+            ops = _summands(s, alias)
+        if not ops or any(o not in key for o in ops) or math.prod(shapes.get(s.id, ())) > max(
                 math.prod(shapes.get(o, ())) for o in ops):
             continue
         moved += 1
