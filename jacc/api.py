@@ -1205,34 +1205,47 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         traced argument from a number: ``isinstance(t, float)``), a later trace (of other shapes)
         refused, or calls that trace ``f`` every time anyway (:data:`DATA_TRACES`), leave them
         constants for ``key`` from then on."""
-        first = inner.first
-        if first:  # (a refused trace must not leave f's later traces with NumPy's constructors swapped)
-            learned = trace_needs(f)
+        out = None
+        if inner.first:  # (one thread makes the first call: its checks read that call's own trace)
+            with traced_call:
+                if inner.first:
+                    out = first_via_data(key, inner, args, kwargs)
+        if out is None:
+            try:
+                out = inner(*args, **kwargs)
+            except UnsupportedOperationError as e:  # (a later trace: other shapes)
+                refuse_data(key, f"f raised {type(e).__name__}: {e}")
+                return _RUN_F
+            except Exception:  # (f's own error: the trace with constants raises it again)
+                return _RUN_F
+            inner.calls += 1
+            if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
+                refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
+        if out is not _RUN_F:
+            jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
+        return out
+
+    def first_via_data(key, inner: Callable, args, kwargs):
+        """:func:`via_data` at ``inner``'s first call, with its checks."""
+        learned = trace_needs(f)
         try:
             out = inner(*args, **kwargs)
         except Exception as e:  # (f's own error too: the trace with constants raises it again)
-            if first:
-                trace_needs(f, learned)
-            if first or isinstance(e, UnsupportedOperationError):  # (a later trace: other shapes)
-                refuse_data(key, f"f raised {type(e).__name__}: {e}")
+            trace_needs(f, learned)  # (a refused trace must not leave f's later traces with swaps)
+            refuse_data(key, f"f raised {type(e).__name__}: {e}")
             return _RUN_F
-        inner.calls += 1
-        if first:
-            inner.first = False
-            once.pop(key, None)
-            if inner.plan.graph.meta.get("value_dependent"):
-                refuse_data(key, "its trace depends on values")
-            else:
-                with np.errstate(all="ignore"):
-                    plain = result_leaves(f(*args, **kwargs))[0]
-                same_values, inner.primal = _same_values(plain, inner.primal), None
-                if not same_values:
-                    refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
-                                     "array: isinstance, np.isscalar)")
-                    return _RUN_F
-        elif inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
-            refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
-        jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
+        inner.calls, inner.first = 1, False
+        once.pop(key, None)
+        if inner.plan.graph.meta.get("value_dependent"):
+            refuse_data(key, "its trace depends on values")
+            return out
+        with np.errstate(all="ignore"):
+            plain = result_leaves(f(*args, **kwargs))[0]
+        same_values, inner.primal = _same_values(plain, inner.primal), None
+        if not same_values:
+            refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
+                             "array: isinstance, np.isscalar)")
+            return _RUN_F
         return out
 
     def once_key(args, kwargs) -> tuple:

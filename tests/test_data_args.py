@@ -298,3 +298,19 @@ def test_data_that_still_traces_at_every_call_goes_back_to_constants():
         col = (f(k + h * np.eye(9)[0].reshape(3, 3), img) - f(k - h * np.eye(9)[0].reshape(3, 3), img)) / (2 * h)
         np.testing.assert_allclose(J.reshape(16, 9)[:, 0], col, rtol=1e-6, atol=1e-9)
     assert "traced f all the same" in jf.cache.why_constant
+
+
+def test_threads_switching_to_data_at_once_each_get_their_own_results():
+    """Several threads meet the structure's first data call together: one makes it (and its checks,
+    which read that call's own trace), the others wait or run as before."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    x = np.linspace(0.1, 1.0, 50)
+    for _ in range(5):
+        jf = jacc.jacobian(lambda x, c: np.sin(x) * c)
+
+        def job(k, jf=jf):
+            return np.allclose(jf(x, float(k)), np.diag(np.cos(x) * k))
+
+        with ThreadPoolExecutor(4) as ex:
+            assert all(ex.map(job, range(40)))
