@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
+import inspect
 import math
 import sys
 import threading
@@ -187,6 +188,13 @@ def _shape(a: Any) -> Any:
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
 
 
+def _input_names(arg: Any, name: str) -> list[str]:
+    """The graph inputs a traced argument ``name`` becomes: itself, or a container's leaves."""
+    if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):
+        return pytrees.flatten(arg)[1].paths(name)
+    return [name]
+
+
 def _jax_arrays(args, nums) -> bool:
     """Whether every differentiated argument is a ``jax.Array`` (or a nesting of them): the
     ``"jax"`` backend then keeps the computation and the result on JAX's device."""
@@ -241,10 +249,15 @@ class _DataWritten(UnsupportedOperationError):
 def _fingerprint(a: Any) -> tuple:
     """What tells whether a data candidate changed between traced calls: ``(type, shape, value)``,
     the value a float's bits (as hex) or a checksum of an array's bytes (a collision only keeps the
-    data constant a call longer)."""
-    if type(a) is not np.ndarray:
-        return type(a), (), float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
-    return np.ndarray, a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+    data constant a call longer); for a container (a batch ``(X, y)``) its nesting and its leaves'
+    types and shapes, then their values."""
+    if type(a) is np.ndarray:
+        return np.ndarray, a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+    if isinstance(a, (dict, tuple, list)):
+        leaves, spec = pytrees.flatten(a)
+        parts = [_fingerprint(leaf) for leaf in leaves]
+        return spec, tuple(p[:2] for p in parts), tuple(p[2] for p in parts)
+    return type(a), (), float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
 
 
 #: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
@@ -274,9 +287,11 @@ def _same_values(a: list, b: list) -> bool:
 class _DataArgs:
     """Arguments not differentiated that change from call to call (a batch, a time series, a
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
-    dtype (0-d ones too) and, for float64, Python and NumPy floats. A structure's traced call that
-    finds such an argument changed since its last traced call (the same shape) makes its calls run a
-    Jacobian of their own (``make(n, positions)``) that traces them as inputs that are not
+    dtype (0-d ones too) and, for float64, Python and NumPy floats; containers of these (a batch
+    ``(X, y)``, taken apart as differentiated arguments are); by position or by keyword (slots:
+    positions, then keyword names). A structure's traced call that finds such an argument changed
+    since its last traced call (the same shape) makes its calls run a Jacobian of their own
+    (``make(n, slots, keyword order)``) that traces them as inputs that are not
     differentiated: its program then runs on their new values without tracing ``f``, as
     ``jax.jit`` takes every array argument. Where that trace fails, depends on their values or
     writes into them, the structure keeps them as constants (``by_key`` says why)."""
@@ -288,44 +303,84 @@ class _DataArgs:
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
 
     def _data(self, a: Any) -> bool:
-        return (type(a) is np.ndarray and a.dtype == self.dtype and a.size > 0) or (
-            (type(a) is float or type(a) is np.float64) and self.floats)
+        if type(a) is np.ndarray:
+            return a.dtype == self.dtype and a.size > 0
+        if type(a) is float or type(a) is np.float64:
+            return self.floats
+        # a container of such (a batch (X, y), a dict of series), taken apart as differentiated
+        # arguments are (jacc.pytrees: a tuple of floats alone is one array to NumPy, so not one)
+        if isinstance(a, dict):
+            return bool(a) and all(map(self._data, a.values()))
+        return isinstance(a, (tuple, list)) and all(map(self._data, a)) and pytrees.is_node(a)
 
-    def candidates(self, args, nums) -> tuple:
-        """Positions of the arguments not differentiated that may be data."""
-        return tuple(i for i, a in enumerate(args) if i not in nums and self._data(a))
+    def candidates(self, args, kwargs, nums) -> tuple:
+        """The arguments not differentiated that may be data: positions, then keyword names."""
+        found = tuple(i for i, a in enumerate(args) if i not in nums and self._data(a))
+        return found + tuple(k for k, a in kwargs.items() if self._data(a)) if kwargs else found
 
-    def takes(self, positions: tuple, args) -> bool:
-        return all(map(self._data, [args[i] for i in positions]))
+    def takes(self, slots: tuple, args, kwargs) -> bool:
+        try:
+            return all(self._data(_slot(args, kwargs, s)) for s in slots)
+        except (IndexError, KeyError):
+            return False
 
-    def switch(self, key, args, nums) -> Callable | None:
+    def switch(self, key, args, kwargs, nums) -> Callable | None:
         """The Jacobian for ``key``'s calls from now on, where this traced call's data changed
         since the last one's (see :meth:`note`)."""
         last = self.seen.get(key)
         if last is None or key in self.by_key:
             return None
-        pos = last[0]
-        if self.candidates(args, nums) != pos:
+        slots = last[0]
+        if self.candidates(args, kwargs, nums) != slots:
             return None
-        now = [_fingerprint(args[i]) for i in pos]
+        now = [_fingerprint(_slot(args, kwargs, s)) for s in slots]
         if now == last[1] or any(a[:2] != b[:2] for a, b in zip(now, last[1])):  # (unchanged, or another kind)
             return None
         del self.seen[key]
         if len(self.by_key) >= 32:
             self.by_key.pop(next(iter(self.by_key)))
-        inner = self.by_key[key] = self.make(len(args), pos)
-        inner.data, inner.first, inner.calls = pos, True, 0
+        inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
+        inner.first, inner.calls = True, 0
         return inner
 
-    def note(self, key, args, nums) -> None:
+    def note(self, key, args, kwargs, nums) -> None:
         """Keep a traced call's candidates' fingerprints for the next traced call to compare."""
         if key in self.by_key:
             return
-        pos = self.candidates(args, nums)
-        if pos:
+        slots = self.candidates(args, kwargs, nums)
+        if slots:
             if len(self.seen) >= 32 and key not in self.seen:
                 self.seen.pop(next(iter(self.seen)))
-            self.seen[key] = (pos, [_fingerprint(args[i]) for i in pos])
+            self.seen[key] = (slots, [_fingerprint(_slot(args, kwargs, s)) for s in slots])
+
+
+def _slot(args, kwargs, s: int | str) -> Any:
+    """The argument at position ``s``, or the keyword argument ``s``."""
+    return kwargs[s] if type(s) is str else args[s]
+
+
+def _keywords_last(f: Callable, n: int, keys: tuple, order: tuple, *args, **kwargs) -> Any:
+    """``f`` called with ``args[:n]`` by position and ``args[n:]`` as the keyword arguments
+    ``keys``, all keyword arguments in the call's ``order`` (``f(**kw)`` sees it): a function whose
+    keyword data arguments are positions, so that a trace can take them as inputs."""
+    given = dict(zip(keys, args[n:]))
+    return f(*args[:n], **{k: given[k] if k in given else kwargs[k] for k in order})
+
+
+def _keywords_as_positions(f: Callable, n: int, keys: tuple, order: tuple) -> Callable:
+    """:func:`_keywords_last` for ``f``: its signature names the positions after the first ``n``
+    by their keywords (the graph's inputs), and ``__wrapped__`` is ``f`` (what a trace of it
+    learns is ``f``'s: jacc.trace.code_key)."""
+    g = functools.partial(_keywords_last, f, n, keys, order)
+    names = _param_names(f, n)
+    for k in keys:  # (a made-up name such as x0 for f's *args may be a keyword's)
+        while k in names:
+            k += "_"
+        names.append(k)
+    P = inspect.Parameter
+    g.__signature__ = inspect.Signature([P(x, P.POSITIONAL_ONLY) for x in names] + [P("kwargs", P.VAR_KEYWORD)])
+    g.__wrapped__ = f
+    return g
 
 
 class _Once:
@@ -981,8 +1036,9 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     A trace whose ops depend on values (``x > 0``) is never reused this way: such calls trace every
     time.
 
-    Float arrays (of ``dtype``) and floats passed by position and not differentiated that change
-    between calls (data, a batch, a time series, an ODE's ``t``) are, from the first change a
+    Float arrays (of ``dtype``) and floats not differentiated that change between calls (data, a
+    batch, a time series, an ODE's ``t``; by position or keyword, alone or in a dict, tuple, list
+    or namedtuple such as a batch ``(X, y)``) are, from the first change a
     structure's traced call sees, traced as inputs without derivatives, so that later calls run the
     program on their new values without tracing ``f`` (as ``jax.jit``); where that trace fails,
     computes other values than ``f`` run plainly, depends on their values or writes into them,
@@ -1004,6 +1060,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
               memory_limit: int | None, strategy_options: dict, data: tuple = (), single: bool | None = None,
               store: _Cache | None = None) -> Callable:
     """:func:`jacobian`'s function. Where ``data`` names positions of ``argnums``, those arguments
+    (keyword data made positions by :func:`_keywords_as_positions`)
     are traced as inputs that are not differentiated (:class:`_DataArgs`): their blocks are not
     computed and their values may change from call to call without a new trace; ``single`` is
     then the outer call's (an int ``argnums``) and ``store`` its plan cache."""
@@ -1134,7 +1191,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         found = store.candidates(key) if cache else []
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
-            data_names.update(arg_names[len(args)][i] for i in data)
+        if data:  # (a container's inputs are its leaves, named by their paths: jacc.pytrees)
+            names = arg_names[len(args)]
+            data_names.clear()
+            data_names.update(x for i in data for x in _input_names(args[i], names[i]))
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
@@ -1178,18 +1238,32 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # graph with the other's program, or guards); calls that skip f run without it
     traced_call = threading.RLock()
 
-    def with_data(n: int, positions: tuple) -> Callable:
-        """This Jacobian, for calls of ``n`` arguments, with the arguments at ``positions`` traced
-        as data. Its structure is the one planned last with them constant, so its planning gets at
-        most twice that one's time (at least :data:`DATA_PLANNING`): a second search as long as the
+    def with_data(n: int, slots: tuple, order: tuple) -> Callable:
+        """This Jacobian, for calls of ``n`` arguments and keyword arguments in ``order``, with the
+        arguments in ``slots`` (positions, then keywords) traced as data; ``.call(args, kwargs)``
+        calls it. Keywords become positions after the others (:func:`_keywords_as_positions`).
+        Its structure is the one planned last with them constant, so its planning gets at most
+        twice that one's time (at least :data:`DATA_PLANNING`): a second search as long as the
         first call's made the call where the data first changed 5x slower (a 20-step RNN: 0.3 s)."""
         options = dict(strategy_options)
         if options.get("time_limit") is not None:
             options["time_limit"] = min(options["time_limit"], max(2 * planned[0], DATA_PLANNING))
-        return _jacobian(f, check_argnums(argnums, n) + positions, strategy, dtype=dtype, nonfinite=nonfinite,
-                         cache=cache, compile=compile, backend=backend, sparse=sparse, retrace=retrace,
-                         cost_model=cost_model, objective=objective, memory_limit=memory_limit,
-                         strategy_options=options, data=positions, single=single, store=store)
+        keys = tuple(s for s in slots if type(s) is str)
+        positions = tuple(s for s in slots if type(s) is not str) + tuple(range(n, n + len(keys)))
+        inner = _jacobian(_keywords_as_positions(f, n, keys, order) if keys else f,
+                          check_argnums(argnums, n) + positions, strategy, dtype=dtype, nonfinite=nonfinite,
+                          cache=cache, compile=compile, backend=backend, sparse=sparse, retrace=retrace,
+                          cost_model=cost_model, objective=objective, memory_limit=memory_limit,
+                          strategy_options=options, data=positions, single=single, store=store)
+        inner.data = slots
+        if keys:
+            def call(args, kwargs):
+                return inner(*args, *[kwargs[k] for k in keys], **{k: v for k, v in kwargs.items() if k not in keys})
+        else:
+            def call(args, kwargs):
+                return inner(*args, **kwargs)
+        inner.call = call
+        return inner
 
     # arguments not differentiated whose values change between calls: traced as data (see _DataArgs)
     data_args = _DataArgs(with_data, dt) if (not data and cache and backend != "interpret"
@@ -1212,7 +1286,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     out = first_via_data(key, inner, args, kwargs)
         if out is None:
             try:
-                out = inner(*args, **kwargs)
+                out = inner.call(args, kwargs)
             except UnsupportedOperationError as e:  # (a later trace: other shapes)
                 refuse_data(key, f"f raised {type(e).__name__}: {e}")
                 return _RUN_F
@@ -1229,7 +1303,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         """:func:`via_data` at ``inner``'s first call, with its checks."""
         learned = trace_needs(f)
         try:
-            out = inner(*args, **kwargs)
+            out = inner.call(args, kwargs)
         except Exception as e:  # (f's own error too: the trace with constants raises it again)
             trace_needs(f, learned)  # (a refused trace must not leave f's later traces with swaps)
             refuse_data(key, f"f raised {type(e).__name__}: {e}")
@@ -1359,7 +1433,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     pure[key] = None
             if data_args is not None and data_args.by_key:
                 inner = data_args.by_key.get(key)
-                if inner is not None and type(inner) is not str and data_args.takes(inner.data, args):
+                if inner is not None and type(inner) is not str and data_args.takes(inner.data, args, kwargs):
                     out = via_data(key, inner, args, kwargs)
                     if out is not _RUN_F:
                         return out
@@ -1370,7 +1444,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
                 not skipping or isinstance(pure.get(key), Guards)):
-            inner = data_args.switch(key, args, check_argnums(argnums, len(args), kwargs))
+            inner = data_args.switch(key, args, kwargs, check_argnums(argnums, len(args), kwargs))
             if inner is not None:
                 out = via_data(key, inner, args, kwargs)
                 if out is not _RUN_F:
@@ -1395,7 +1469,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             # (not where data could not be taken anyway: a checksum of large data per call is not free)
             if data_args is not None and key is not None and not graph.meta.get("value_dependent") \
                     and not isinstance(pure.get(key), str):
-                data_args.note(key, args, check_argnums(argnums, len(args)))
+                data_args.note(key, args, kwargs, check_argnums(argnums, len(args)))
             for name in entry.plan.wrt:  # (data arguments may hold NaN, as constants may)
                 _check_finite(name, tape.values[name], nonfinite)
             run = entry.runner

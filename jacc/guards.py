@@ -354,6 +354,14 @@ _IMPORT = importlib.import_module("importlib._bootstrap")._gcd_import.__code__  
 _FROZEN_IMPORT = ("<frozen importlib", "<frozen zipimport")  # the import system's code (os is frozen too, in 3.11)
 
 
+def _unwrapped(f: Any) -> Any:
+    """The function a partial that jacc made around it stands for (its ``__wrapped__``: the
+    other arguments it binds are jacc's, see ``jacc.api._keywords_as_positions``)."""
+    while type(f) is functools.partial and "__wrapped__" in f.__dict__:
+        f = f.__dict__["__wrapped__"]
+    return f
+
+
 def _filled(cell: Any) -> bool:
     try:
         return cell.cell_contents is not _MISSING
@@ -374,6 +382,8 @@ class Watch:
         self._roots: set = set()
         for v in (f, *passed):  # (a function passed as an argument may be NumPy's callback)
             for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
+                # (a partial's function, and the functions it binds: partial(apply, callback))
+                x = _unwrapped(x)
                 x = x.func if isinstance(x, functools.partial) else x
                 if isinstance(x, types.FunctionType):
                     _codes_of(x, self._roots)
@@ -595,7 +605,7 @@ def _plain(v: Any, budget: list) -> bool:
         return True
     if type(v) is np.ndarray or isinstance(v, np.generic):  # (a subclass's state, a mask, is not copied)
         return v.dtype.kind in "biufc"
-    if type(v) in (list, tuple):
+    if type(v) in (list, tuple) or (isinstance(v, tuple) and hasattr(type(v), "_fields")):  # (a namedtuple batch)
         return all(_plain(x, budget) for x in v)
     if type(v) is dict:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
@@ -707,6 +717,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
         return w.problem
     g = Guards()
     bound: tuple = ()
+    f = _unwrapped(f)
     if type(f) is functools.partial:  # its function, and the arguments it binds (compared by value)
         f, bound = f.func, (f.args, f.keywords)
     if type(f) is not types.FunctionType:

@@ -2713,8 +2713,8 @@ def code_key(f: Any) -> Any:
     """What a trace of ``f`` is remembered by (its needs for swaps and buffers): its code object —
     through ``functools.partial`` — or, for another callable, its type. (Every partial was one key:
     one partial's refused trace turned swaps on for all.)"""
-    while isinstance(f, functools.partial):
-        f = f.func
+    while isinstance(f, functools.partial):  # (one jacobian makes around f: f's, see api._keywords_as_positions)
+        f = f.__dict__.get("__wrapped__") or f.func
     return getattr(f, "__code__", None) or type(f)
 
 

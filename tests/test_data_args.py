@@ -2,6 +2,8 @@
 without derivatives once a change is seen: later calls run the program on their new values
 without tracing f again (jacc.api._DataArgs)."""
 
+import functools
+
 import numpy as np
 import pytest
 
@@ -314,3 +316,134 @@ def test_threads_switching_to_data_at_once_each_get_their_own_results():
 
         with ThreadPoolExecutor(4) as ex:
             assert all(ex.map(job, range(40)))
+
+
+# --- data in containers and by keyword: loss(params, batch), loss(W, X=X, y=y)
+
+Batch = __import__("collections").namedtuple("Batch", "X y")
+
+
+def _squared_error(W, X, y):
+    return np.sum((np.tanh(X @ W) - y) ** 2)
+
+
+def _squared_error_gradient(W, X, y):
+    t = np.tanh(X @ W)
+    return X.T @ (2 * (t - y) * (1 - t ** 2))
+
+
+def _batch_calls():
+    """(f, how it is called with a batch): the batch in a container, or by keyword."""
+    return {
+        "tuple": (lambda W, b: _squared_error(W, *b), lambda X, y: ((X, y),), {}),
+        "list": (lambda W, b: _squared_error(W, b[0], b[1]), lambda X, y: ([X, y],), {}),
+        "dict": (lambda W, b: _squared_error(W, b["X"], b["y"]), lambda X, y: ({"X": X, "y": y},), {}),
+        "namedtuple": (lambda W, b: _squared_error(W, b.X, b.y), lambda X, y: (Batch(X, y),), {}),
+        "keywords": (lambda W, *, X, y: _squared_error(W, X, y), lambda X, y: (), {"X", "y"}),
+        "keyword and position": (lambda W, X, *, y: _squared_error(W, X, y), lambda X, y: (X,), {"y"}),
+        "**kwargs": (lambda W, **b: _squared_error(W, b["X"], b["y"]), lambda X, y: (), {"y", "X"}),
+    }
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+@pytest.mark.parametrize("how", list(_batch_calls()))
+def test_a_batch_in_a_container_or_by_keyword_is_data(how, retrace):
+    fn, positional, keywords = _batch_calls()[how]
+    calls = []
+
+    @functools.wraps(fn)
+    def counted(*a, **k):
+        calls.append(1)
+        return fn(*a, **k)
+
+    # (by default f's effects keep it running: there the calls it skips are counted)
+    jf = jacc.jacobian(fn if retrace else counted, retrace=retrace)
+    r = np.random.default_rng(11)
+    W = r.standard_normal((5, 2))
+    for _ in range(10):
+        X, y = r.standard_normal((8, 5)), r.standard_normal((8, 2))
+        kw = {k: {"X": X, "y": y}[k] for k in sorted(keywords)}
+        np.testing.assert_allclose(jf(W, *positional(X, y), **kw), _squared_error_gradient(W, X, y),
+                                   rtol=1e-11, atol=1e-13)
+    if retrace:  # traced: the first call, the switch, the call confirming that skipping f is safe
+        assert jf.cache.skipped == 7, (jf.cache.skipped, jf.cache.why_constant, jf.cache.why_traced)
+    else:  # f ran at the first call and at the switch (traced, and plainly)
+        assert len(calls) == 3, (len(calls), jf.cache.why_constant)
+    assert jf.plan.wrt == ["W"] and jf.cache.why_constant is None
+
+
+def test_keyword_data_keeps_the_order_of_the_keywords():
+    def f(W, **b):  # (f sees the call's order of keyword arguments)
+        first, second = b.values()
+        return np.sum(first @ W) + 2 * np.sum(second @ W)
+
+    jf = jacc.jacobian(f, retrace=False)
+    r = np.random.default_rng(12)
+    W = r.standard_normal(3)
+    for _ in range(4):
+        A, B = r.standard_normal((2, 3)), r.standard_normal((4, 3))
+        np.testing.assert_allclose(jf(W, b=B, a=A), B.sum(0) + 2 * A.sum(0), rtol=1e-13)
+        np.testing.assert_allclose(jf(W, a=A, b=B), A.sum(0) + 2 * B.sum(0), rtol=1e-13)
+    assert jf.cache.why_constant is None
+
+
+def test_keyword_data_beside_other_keywords():
+    def f(W, X, scale=1.0, mode="sum"):
+        r = np.tanh(X @ W) * scale
+        return np.sum(r) if mode == "sum" else np.max(r)
+
+    jf = jacc.jacobian(f, retrace=False)
+    r = np.random.default_rng(13)
+    W = r.standard_normal(3)
+    for k in range(6):
+        X = r.standard_normal((4, 3))
+        s = 1.0 + k  # (a float keyword: data too)
+        want = s * X.T @ (1 - np.tanh(X @ W) ** 2)
+        np.testing.assert_allclose(jf(W, X=X, scale=s, mode="sum"), want, rtol=1e-12)
+    assert jf.cache.why_constant is None and jf.plan.wrt == ["W"]
+
+
+def test_keyword_data_written_in_place_stays_constant():
+    def f(x, *, D):
+        D *= 2.0
+        return x * D
+
+    jf = jacc.jacobian(f, retrace=False)
+    for k in range(4):
+        D = np.arange(1.0, 4.0) + k
+        want = 2 * D
+        np.testing.assert_array_equal(jf(np.ones(3), D=D), np.diag(want))
+        np.testing.assert_array_equal(D, want)
+    assert "writes into the argument 'D' in place" in jf.cache.why_constant
+
+
+def test_keyword_data_f_tells_from_a_number_stays_constant():
+    def rhs(y, *, t):
+        return -y * t if isinstance(t, float) else -2.0 * y * t
+
+    jf = jacc.jacobian(rhs)
+    y = np.linspace(0.1, 1.0, 3)
+    for t in (0.5, 0.7, 0.9, 1.1, 1.3):
+        np.testing.assert_allclose(jf(y, t=t), -t * np.eye(3), rtol=1e-14)
+    assert "f computes other values" in jf.cache.why_constant
+
+
+def test_keyword_data_of_a_function_reading_a_global_follows_it():
+    def f(W, *, X):
+        return np.sum((X @ G @ W) ** 2)
+
+    jf = jacc.jacobian(f)
+    r = np.random.default_rng(14)
+    W = r.standard_normal(3)
+    for k in range(8):
+        X = r.standard_normal((4, 3))
+        if k == 5:
+            G[0, 0] = 3.0  # in place: the guards see it
+        if k == 6:
+            globals()["G"] = 2 * np.eye(3)  # rebound
+        want = 2 * (X @ G).T @ (X @ G @ W)
+        np.testing.assert_allclose(jf(W, X=X), want, rtol=1e-12)
+    assert jf.cache.skipped >= 2
+
+
+G = np.eye(3)

@@ -592,11 +592,14 @@ def test_traced_once_sees_containers_and_sparse_matrices_changed_in_place():
     traced = len(calls)
     _close(jf(x, list(idx), dict(c), (t[0].copy(), 2.0), A.copy()), want())  # equal values: reused
     assert len(calls) == traced
-    for change in (lambda: idx.__setitem__(0, 2), lambda: c.__setitem__("a", 5.0),
-                   lambda: t[0].__setitem__(1, 4.0), lambda: A.data.__setitem__(slice(None), 3.0)):
+    # (c and t hold floats only: changed, they may become data, inputs of the program, which then
+    # runs on their new values without running f; integer indices and sparse matrices trace again)
+    for change, retraces in ((lambda: idx.__setitem__(0, 2), True), (lambda: c.__setitem__("a", 5.0), None),
+                             (lambda: t[0].__setitem__(1, 4.0), None),
+                             (lambda: A.data.__setitem__(slice(None), 3.0), True)):
         change()
         _close(jf(x, idx, c, t, A), want())
-        assert len(calls) > traced
+        assert len(calls) > traced or not retraces
         traced = len(calls)
 
 
