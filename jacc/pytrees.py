@@ -31,6 +31,8 @@ _SEQUENCES = (tuple, list)
 def _holds_arrays(x: Any) -> bool:
     """Whether ``x`` is an array or a container: something NumPy would not read as part of a
     surrounding array of numbers."""
+    if type(x) is np.ndarray:
+        return True
     from .trace import Tracer  # (trace imports this module)
 
     return isinstance(x, (np.ndarray, Tracer, dict)) or (isinstance(x, _SEQUENCES) and is_node(x))
