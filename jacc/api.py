@@ -663,6 +663,9 @@ class Runner:
         self.program: Any = None  # a Program, or False once lowering failed
         self.why = ""  # why the executor runs, when it does
         self.deferred = 0  # calls that ran the executor, leaving lowering to a later one (lower_later)
+        # made because calls repeat with new data (see _DataArgs): the scalar route's code is built as
+        # C up to ccode.MAX_LINES (quickly past AUTO_LINES), as for short vectors
+        self.repeating = False
 
     def lower_later(self, plan) -> bool:
         """Whether this call runs the executor and leaves lowering to a later call of the structure:
@@ -856,7 +859,7 @@ class Runner:
         graph, timed = entry.graph, []
         if self.required is not None:
             with np.errstate(all="ignore"):
-                self.unrolled = unroll(graph, values, self.required, cost_model)
+                self.unrolled = unroll(graph, values, self.required, cost_model, wrt=entry.plan.wrt)
             if self.unrolled is None:
                 raise OrderError(f"the scalar-level plan given as the strategy ({self.required.strategy}, "
                                  f"{len(self.required.order)} steps) does not fit this function's scalar-level "
@@ -877,11 +880,10 @@ class Runner:
             # C where faster, traced once (calls repeat): the scalar route is host code on every backend
             may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             floor = _program_floor(entry.plan)
-            c_lines = _auto_c_lines(graph)
+            c_lines = ccode.MAX_LINES if self.repeating else _auto_c_lines(graph)
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat, floor=floor,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
-                       c_lines=c_lines,
-                       **self.unroll_options)
+                       c_lines=c_lines, wrt=entry.plan.wrt, **self.unroll_options)
             if u is None:
                 return
             if native:
@@ -1127,11 +1129,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         graph = tape.graph
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
-        # (no scalar-level route where data arguments are inputs: it would differentiate them)
-        runner = Runner(backend, dt, sparse, with_primal(graph),
-                        cache and not data and unroll_candidate(graph, strategy))
+        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
         if data:  # (made because calls repeat with new data: lowered at its first call)
-            runner.deferred = 1
+            runner.deferred, runner.repeating = 1, True
         options = dict(strategy_options)
         limit = options.get("time_limit")
         if limit is not None:  # the set-up above is part of the planning the limit bounds

@@ -93,7 +93,7 @@ class Unrolled:
     """A scalar-level plan compiled to float code, called with the array arguments: returns
     ``{(array output, array input): block}`` like a :class:`~jacc.program.Program`."""
 
-    def __init__(self, plan, compiled: Callable, blocks: list, n_in: int):
+    def __init__(self, plan, compiled: Callable, blocks: list, n_in: int, n_cols: int | None = None):
         self.plan, self.compiled = plan, compiled
         self.keys = compiled.flat_keys
         consts = flat_constants(compiled)
@@ -107,7 +107,9 @@ class Unrolled:
             self.index = np.array(self.varying, dtype=np.intp)
         else:
             self.fn = flat(compiled)
-        self.blocks, self.n_in = blocks, n_in  # blocks: (key, rows, cols, shape)
+        # blocks: (key, rows, cols, shape); n_in floats in, n_cols columns (fewer: data inputs)
+        self.blocks, self.n_in = blocks, n_in
+        self.n_cols = n_in if n_cols is None else n_cols
         self.single = (blocks[0][0], blocks[0][3]) if len(blocks) == 1 else None  # (key, shape)
         self.mults = compiled.mults
         self.jitted: Callable | None = None  # set by use_jax()
@@ -199,7 +201,7 @@ class Unrolled:
             return {self.single[0]: M.reshape(self.single[1])}
         if not self.blocks:  # (no input: an empty pytree)
             return {}
-        M = M.reshape(self.blocks[-1][1].stop, self.n_in)  # (rows by the blocks: n_in may be 0)
+        M = M.reshape(self.blocks[-1][1].stop, self.n_cols)  # (rows by the blocks: n_cols may be 0)
         return {key: M[r, c].reshape(shape) for key, r, c, shape in self.blocks}
 
 
@@ -358,7 +360,7 @@ def scalar_ops(graph: Graph) -> int:
 def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=None, *,
            beat: float | Callable[[], float | None] | None = None, floor: float = 0.0,
            time_cap: float | None = None, per_line: float | None = None, c_lines: int | None = None,
-           **options) -> Unrolled | None:
+           wrt: Sequence[str] | None = None, **options) -> Unrolled | None:
     """The scalar route for the array ``graph`` at the vertex ``values``, or None where it does
     not apply: a big graph, a strategy that is not a name, a trace that depends on values, an op
     that does not run on object arrays, or one without scalar formulas — or where its code would
@@ -367,7 +369,8 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     the longest code C is built for; then it is not planned at all). ``beat`` may be a function
     giving that time (or None), asked only where the estimate reaches ``floor`` seconds, a lower
     bound of it.
-    A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds."""
+    A strategy that takes ``time_limit`` plans for at most ``time_cap`` seconds. ``wrt``: the
+    inputs differentiated (default all; the others are data, see ``jacc.api._DataArgs``)."""
     from .eliminate import OrderError, Problem
     from .plan import MemoryLimitError, build, choose
     from .strategies import lookup, run_strategy
@@ -397,7 +400,11 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     cols = [math.prod(graph.shape(x)) for x in graph.inputs]
     if sum(rows) != len(g.outputs) or sum(cols) != len(g.inputs):
         return None
-    problem = Problem.from_graph(g)
+    wrt = list(graph.inputs) if wrt is None else list(wrt)
+    starts = np.cumsum([0] + cols)  # graph.inputs[k]'s scalars are g.inputs[starts[k]:starts[k + 1]]
+    taken = [k for k, x in enumerate(graph.inputs) if x in wrt]
+    problem = Problem.from_graph(g, None if len(taken) == len(cols) else
+                                 [s for k in taken for s in g.inputs[starts[k]:starts[k + 1]]])
     cm = CostModel.coerce(cost_model)
     if cm.objective == "time":  # scalar code keeps its values in locals, not arrays: count the work
         cm = CostModel("mults", cm.memory_limit)
@@ -423,11 +430,12 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
     r0 = 0
     for y, nr in zip(graph.outputs, rows):
         c0 = 0
-        for x, nc in zip(graph.inputs, cols):
+        for k in taken:
+            x, nc = graph.inputs[k], cols[k]
             blocks.append(((y, x), slice(r0, r0 + nr), slice(c0, c0 + nc), graph.shape(y) + graph.shape(x)))
             c0 += nc
         r0 += nr
-    return Unrolled(plan, compiled, blocks, sum(cols))
+    return Unrolled(plan, compiled, blocks, sum(cols), sum(cols[k] for k in taken))
 
 
 def _slower(beat: float | Callable[[], float | None] | None, floor: float, estimate: float) -> bool:

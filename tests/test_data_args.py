@@ -3,11 +3,18 @@ without derivatives once a change is seen: later calls run the program on their 
 without tracing f again (jacc.api._DataArgs)."""
 
 import functools
+import re
 
 import numpy as np
 import pytest
 
 import jacc
+
+
+def arrays(names):
+    """The array inputs of a plan's inputs: a scalar-level plan (the scalar route of a small graph)
+    has one per entry, ``W[0][1]``."""
+    return {re.sub(r"(\[\d+\])+$", "", x) for x in names}
 
 
 def rnn(W, U, xs, calls=None):
@@ -46,7 +53,30 @@ def test_changing_data_arguments_stop_retracing():
     # f runs at the first call (U and xs constants) and at the first change, with U and xs traced and
     # plainly (the trace must compute f's values)
     assert len(calls) == 3
-    assert jf.ran == "numpy" and jf.cache.why_constant is None
+    assert jf.ran != "interpret" and jf.cache.why_constant is None
+
+
+def test_a_small_structure_with_data_takes_the_scalar_route():
+    """Its data are inputs of the scalar-level code that its plan does not differentiate; calls
+    repeat, so long code is built as C (the 20-step RNN: 5,700 statements, 213 µs a call as the
+    array program, 19 µs as C)."""
+    from jacc import ccode
+
+    if ccode.compiler() is None:
+        pytest.skip("no C compiler")
+    jf = jacc.jacobian(rnn, retrace=False)
+    for W, U, xs in draws(6, seed=3):
+        np.testing.assert_allclose(jf(W, U, xs), rnn_jacobian(W, U, xs), rtol=1e-11, atol=1e-14)
+    assert jf.ran == "c" and arrays(jf.plan.wrt) == {"W"}
+    jf = jacc.jacobian(lambda x, D, y: (np.sin(x) * D, np.sum(D) * y), argnums=(2, 0), retrace=False)
+    r = np.random.default_rng(4)
+    for _ in range(4):  # (the data's entries between those of the differentiated inputs)
+        x, D, y = r.standard_normal(3), r.standard_normal(3), r.standard_normal(2)
+        (a_y, a_x), (b_y, b_x) = jf(x, D, y)
+        np.testing.assert_allclose(a_x, np.diag(np.cos(x) * D), rtol=1e-14)
+        np.testing.assert_allclose(b_y, np.sum(D) * np.eye(2), rtol=1e-14)
+        assert not a_y.any() and not b_x.any()
+    assert jf.ran in ("scalar", "c")
 
 
 def test_by_default_calls_with_new_data_skip_f():
@@ -68,7 +98,7 @@ def test_data_arguments_give_no_blocks_and_keep_the_result_nesting():
         np.testing.assert_array_equal(a_y, np.zeros((3, 2)))
         np.testing.assert_allclose(b_y, np.sum(D) * np.eye(2), rtol=1e-14)
         np.testing.assert_array_equal(b_x, np.zeros((2, 3)))
-    assert "D" not in jf.plan.wrt and "D" in jf.plan.graph.inputs
+    assert "D" not in arrays(jf.plan.wrt) and "D" in arrays(jf.plan.graph.inputs)
 
 
 def test_an_output_of_the_data_alone_has_a_zero_block():
@@ -94,7 +124,7 @@ def test_a_nested_argument_with_data():
         e = 2 * (t + p["b"] - y)
         np.testing.assert_allclose(g["w"], X.T @ (e * (1 - t ** 2)), rtol=1e-12)
         np.testing.assert_allclose(g["b"], np.sum(e), rtol=1e-12)
-    assert set(jf.plan.wrt) == {"params.w", "params.b"}
+    assert arrays(jf.plan.wrt) == {"params.w", "params.b"}
 
 
 def test_data_written_in_place_changes_the_callers_array_as_numpy_does():
@@ -369,7 +399,7 @@ def test_a_batch_in_a_container_or_by_keyword_is_data(how, retrace):
         assert jf.cache.skipped == 7, (jf.cache.skipped, jf.cache.why_constant, jf.cache.why_traced)
     else:  # f ran at the first call and at the switch (traced, and plainly)
         assert len(calls) == 3, (len(calls), jf.cache.why_constant)
-    assert jf.plan.wrt == ["W"] and jf.cache.why_constant is None
+    assert arrays(jf.plan.wrt) == {"W"} and jf.cache.why_constant is None
 
 
 def test_keyword_data_keeps_the_order_of_the_keywords():
@@ -400,7 +430,7 @@ def test_keyword_data_beside_other_keywords():
         s = 1.0 + k  # (a float keyword: data too)
         want = s * X.T @ (1 - np.tanh(X @ W) ** 2)
         np.testing.assert_allclose(jf(W, X=X, scale=s, mode="sum"), want, rtol=1e-12)
-    assert jf.cache.why_constant is None and jf.plan.wrt == ["W"]
+    assert jf.cache.why_constant is None and arrays(jf.plan.wrt) == {"W"}
 
 
 def test_keyword_data_written_in_place_stays_constant():
