@@ -12,7 +12,10 @@ import contextlib
 import dataclasses
 import functools
 import inspect
+import keyword
 import math
+import operator
+import re
 import sys
 import threading
 import time
@@ -37,6 +40,7 @@ from .trace import (
     check_plain,
     check_real,
     record_call,
+    refuse_enclosing,
     result_leaves,
     trace_needs,
 )
@@ -369,18 +373,44 @@ def _keywords_last(f: Callable, n: int, keys: tuple, order: tuple, *args, **kwar
 
 def _keywords_as_positions(f: Callable, n: int, keys: tuple, order: tuple) -> Callable:
     """:func:`_keywords_last` for ``f``: its signature names the positions after the first ``n``
-    by their keywords (the graph's inputs), and ``__wrapped__`` is ``f`` (what a trace of it
-    learns is ``f``'s: jacc.trace.code_key)."""
+    by their keywords (the graph's inputs; ``keyword_of`` maps such a name back to its keyword),
+    and ``__wrapped__`` is ``f`` (what a trace of it learns is ``f``'s: jacc.trace.code_key)."""
     g = functools.partial(_keywords_last, f, n, keys, order)
     names = _param_names(f, n)
-    for k in keys:  # (a made-up name such as x0 for f's *args may be a keyword's)
-        while k in names:
-            k += "_"
-        names.append(k)
+
+    def fresh(name: str) -> str:  # (f(x, /, **kw) called with x=…; **{"a-b": …}; made-up names)
+        name = re.sub(r"\W", "_", name)
+        name = name if name.isidentifier() and not keyword.iskeyword(name) else "_" + name
+        while name in names:
+            name += "_"
+        names.append(name)
+        return name
+    named = {fresh(k): k for k in keys}
     P = inspect.Parameter
-    g.__signature__ = inspect.Signature([P(x, P.POSITIONAL_ONLY) for x in names] + [P("kwargs", P.VAR_KEYWORD)])
+    g.__signature__ = inspect.Signature([P(x, P.POSITIONAL_ONLY) for x in names]
+                                        + [P(fresh("kwargs"), P.VAR_KEYWORD)])
     g.__wrapped__ = f
+
+    def keyword_of(name: str) -> str:
+        """The keyword argument (and the leaf of it) an input's name stands for."""
+        base = re.match(r"[^\[.]*", name).group()
+        return named[base] + name[len(base):] if base in named else name
+    g.keyword_of = keyword_of
     return g
+
+
+def _raised(e: Exception) -> str:
+    """Why a data trace failed, from its error: the tracer's advice on keeping a derivative
+    (``float(x) would turn it into a constant, so its derivative would be lost; …``) cut off, as
+    data has none."""
+    what = str(e)
+    if isinstance(e, UnsupportedOperationError) and ", so its derivative would be lost" in what:
+        what = what.split(" would turn it into a constant", 1)[0] + " (the data stays a constant for it)"
+    return f"f raised {type(e).__name__}: {what}"
+
+
+def _same_name(name: str) -> str:
+    return name
 
 
 class _Once:
@@ -444,6 +474,7 @@ class _Once:
         would drop an imaginary part, or read booleans as numbers)."""
         for name, v in zip(self.entry.graph.inputs, raw):
             if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
+                refuse_enclosing(v, f"argument {name!r}")
                 check_plain(v, f"argument {name!r}")
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
                 try:
@@ -1201,12 +1232,22 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                names=arg_names[len(args)])
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
+            shown = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)
             if changed:
-                raise _DataWritten(f"f writes into the argument {changed[0]!r} in place")
+                raise _DataWritten(f"f writes into the argument {shown(changed[0])!r} in place")
+            names = arg_names[len(args)]
             for i, was in zip(data, before):
                 if _fingerprint(args[i]) != was:
-                    raise _DataWritten(f"f changes the argument {arg_names[len(args)][i]!r} in place (through "
+                    raise _DataWritten(f"f changes the argument {shown(names[i])!r} in place (through "
                                        "another name for its array)")
+            # f was given a new container of traced leaves: an item it assigns (b[0] = …,
+            # batch["Xn"] = …) would change the caller's container in NumPy, and here does not
+            data_args_named = {names[i] for i in data}
+            for name, given, spec, traced in tape.containers:
+                leaves, now = pytrees.flatten(given) if name in data_args_named else (traced, spec)
+                if now != spec or len(leaves) != len(traced) or any(map(operator.is_not, leaves, traced)):
+                    raise _DataWritten(f"f assigns into the container argument {shown(name)!r} (NumPy code "
+                                       "changes the caller's container)")
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
@@ -1288,7 +1329,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             try:
                 out = inner.call(args, kwargs)
             except UnsupportedOperationError as e:  # (a later trace: other shapes)
-                refuse_data(key, f"f raised {type(e).__name__}: {e}")
+                refuse_data(key, _raised(e))
                 return _RUN_F
             except Exception:  # (f's own error: the trace with constants raises it again)
                 return _RUN_F
@@ -1306,7 +1347,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             out = inner.call(args, kwargs)
         except Exception as e:  # (f's own error too: the trace with constants raises it again)
             trace_needs(f, learned)  # (a refused trace must not leave f's later traces with swaps)
-            refuse_data(key, f"f raised {type(e).__name__}: {e}")
+            refuse_data(key, _raised(e))
             return _RUN_F
         inner.calls, inner.first = 1, False
         once.pop(key, None)

@@ -366,6 +366,8 @@ class Tape:
         self._table = expect.replay if expect is not None and self.replayable else None
         self.input_names: set[str] = set()
         self.written: set[str] = set()  # inputs whose arrays f changed in place (x[0] = 1, x += y)
+        # per nested argument: (name, the container f was given, its spec, its traced leaves)
+        self.containers: list[tuple] = []
         self._net: set[str] | None = None  # inside derivative_network: the vertices whose values it skips
         self._views: dict[str, list] = {}  # array vertex -> weak references to the views taken of it
         self._root: dict[str, tuple[str, str]] = {}  # a view's vertex -> (the vertex it views at last, op)
@@ -2864,8 +2866,9 @@ def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtyp
         if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):  # one input per leaf
             leaves, spec = pytrees.flatten(arg)
             paths = spec.paths(name)
-            targs[i] = pytrees.unflatten(spec, [_traced_input(tape, p, leaf, dtype, scalarize, name)
-                                                for p, leaf in zip(paths, leaves)])
+            traced = [_traced_input(tape, p, leaf, dtype, scalarize, name) for p, leaf in zip(paths, leaves)]
+            targs[i] = pytrees.unflatten(spec, traced)
+            tape.containers.append((name, targs[i], spec, traced))
             groups.append((spec, paths))
             nested = True
         else:
@@ -2876,14 +2879,20 @@ def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtyp
     return targs
 
 
-def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:
-    """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested)."""
-    what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
+def refuse_enclosing(value: Any, what: str) -> None:
+    """Refuse a value traced by an enclosing jacc trace (``jacobian(jacobian(f))``), also where
+    the inner Jacobian would not trace ``f`` (a call that skips it)."""
     if isinstance(value, Tracer) and not value.tape.paused:
         raise UnsupportedOperationError(
             f"{what} is traced by an enclosing jacc trace at {call_site()}: differentiating a jacc Jacobian again "
             "(a Hessian, jacobian(jacobian(f))) is not supported; differentiate a gradient written out in NumPy "
             "instead")
+
+
+def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:
+    """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested)."""
+    what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
+    refuse_enclosing(value, what)
     check_plain(value, what)
     a = np.asarray(value)
     check_real(a.dtype, what)

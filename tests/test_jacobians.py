@@ -280,6 +280,18 @@ def test_a_jacobian_of_a_jacobian_is_refused_by_name():
         jacc.jacobian(jacc.jacobian(f))(np.arange(3.0))
 
 
+@pytest.mark.parametrize("options", [{}, {"sparse": True}, {"backend": "numpy"}, {"retrace": False}])
+def test_a_jacobian_of_a_warm_jacobian_is_refused_by_name(options):
+    """Once the inner Jacobian skips f (its program alone), the error was another one at each
+    warmth (.tolist() of a traced value, .flags), or the call went through (found by a hunt; a
+    minimize(..., hess=jacobian(g)) calls g twice first)."""
+    g = jacc.jacobian(lambda x: (x ** 3).sum(), **options)
+    for k in range(4):
+        with pytest.raises(jacc.UnsupportedOperationError, match="traced by an enclosing jacc trace"):
+            jacc.jacobian(g)(np.arange(3.0))
+        g(np.arange(3.0) + 0.1 * k)
+
+
 @pytest.mark.parametrize("f, shape", [
     (lambda x, c: c[:0, None] * 2.0, (0, 1, 2)),
     (lambda x, c: c[None, :0] * 2.0, (1, 0, 2)),
