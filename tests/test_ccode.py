@@ -340,3 +340,19 @@ def test_optimisation_level_follows_the_length_and_quick_builds(monkeypatch, tmp
     quick, full = ccode.compile_native(p, quick=True), ccode.compile_native(p)
     assert levels == ["-O0", "-O2"] and len(list((tmp_path / "c").glob("*.so"))) == 2
     assert quick(0.3, -0.7, 1.1) == full(0.3, -0.7, 1.1) == p.compile("scalar")(0.3, -0.7, 1.1)
+
+
+def test_the_library_cache_keeps_the_most_recently_used(tmp_path):
+    import os
+
+    from jacc.ccode import _prune
+
+    for k in range(10):
+        p = tmp_path / f"{k:02d}.so"
+        p.write_bytes(b"")
+        os.utime(p, (1_000_000 + k, 1_000_000 + k))
+    (tmp_path / "keep.c").write_text("")  # (not a library)
+    assert _prune(tmp_path, limit=12) == 0
+    assert _prune(tmp_path, limit=8) == 4  # down to 3/4 of the limit: the six most recent
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["04.so", "05.so", "06.so", "07.so", "08.so", "09.so",
+                                                          "keep.c"]
