@@ -679,6 +679,10 @@ class Guards:
         self.names: list[str] = []
         self.passed: list[Kept] = []  # the arguments not differentiated, as the watched call left them
 
+    def kept(self) -> list[Kept]:
+        """Every value these guards hold a copy of."""
+        return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values + self.passed
+
     def hold(self) -> bool:
         for fn, code, defaults, kwdefaults in self.functions:
             if fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not kwdefaults:
