@@ -1232,7 +1232,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                               names=arg_names[len(args)])
+                               names=arg_names[len(args)], shared=snapshots)
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
             shown = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)
@@ -1251,6 +1251,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 if now != spec or len(leaves) != len(traced) or any(map(operator.is_not, leaves, traced)):
                     raise _DataWritten(f"f assigns into the container argument {shown(name)!r} (NumPy code "
                                        "changes the caller's container)")
+        share(tape.copies.items())
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
@@ -1447,22 +1448,24 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return (tuple(a for i, a in enumerate(args) if i not in differentiated)
                 + ((tuple(kwargs),) + tuple(kwargs.values()) if kwargs else ()))
 
-    # the guards' copies of arrays f reads, by the array's id: a structure's guards take another's
-    # copy where the array still has its bits (a 40 MB global read by f at 10 argument shapes was
-    # held 10 times, 400 MB)
+    # read-only copies of the caller's arrays, by the array's id: the traces' constants and the
+    # guards' copies of what f reads. A structure takes another's copy where the array still has
+    # its bits (a 40 MB array f reads, or multiplies by, at 10 argument shapes was held 10 times)
     snapshots: dict[int, tuple] = {}
+
+    def share(pairs) -> None:
+        for key, pair in pairs:
+            snapshots.pop(key, None)  # (the newest last: the oldest go first)
+            snapshots[key] = pair
+        while len(snapshots) > SHARED_SNAPSHOTS:
+            snapshots.pop(next(iter(snapshots)))
 
     def judge(seen, args, kwargs, copies) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
         found = guards_for(f, seen, passed_of(args, kwargs), {**snapshots, **copies} if snapshots else copies)
         if isinstance(found, Guards):
-            for kept in found.kept():
-                for a, _, _, copy in kept.arrays or ():
-                    if type(copy) is np.ndarray:
-                        snapshots.pop(id(a), None)  # (the newest last: the oldest go first)
-                        snapshots[id(a)] = (a, copy)
-            while len(snapshots) > SHARED_SNAPSHOTS:
-                snapshots.pop(next(iter(snapshots)))
+            share((id(a), (a, copy)) for kept in found.kept() for a, _, _, copy in kept.arrays or ()
+                  if type(copy) is np.ndarray)
         return found
 
     def jf(*args, **kwargs):

@@ -361,6 +361,7 @@ class Tape:
         # the array keeps that copy instead of a third one (jacc.guards.snapshot), and comparing
         # with it warms the memory the compiled program reads next
         self.copies: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.shared: dict[int, tuple[np.ndarray, np.ndarray]] | None = None  # earlier traces' (see record_call)
         self.replayable = np.dtype(dtype) == _F8  # the fast paths assume float64 values
         # what record's fast path checks steps against: expect's, while replaying it
         self._table = expect.replay if expect is not None and self.replayable else None
@@ -542,12 +543,17 @@ class Tape:
         for j, a in enumerate(gargs):
             if isinstance(a, str):
                 continue
+            mine = given[j]
             if old is not None and same_bits(a, old[j]):
                 gargs[j] = old[j]
             else:
-                gargs[j] = _private(a)
+                kept = self.shared.get(id(mine)) if self.shared and mine is not None else None
+                if kept is not None and kept[0] is mine and kept[1].dtype == a.dtype and kept[1].shape == a.shape \
+                        and same_bits(a, kept[1]):
+                    gargs[j] = kept[1]
+                else:
+                    gargs[j] = _private(a)
                 self.same_constants = False
-            mine = given[j]
             if mine is not None and mine.dtype == gargs[j].dtype and mine.shape == gargs[j].shape:
                 self.copies[id(mine)] = (mine, gargs[j])
         vals = [self._array(g) if isinstance(g, str) else g for g in gargs]
@@ -2733,10 +2739,13 @@ def _sparse(obj: Any) -> bool:
 
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
                 scalarize: bool = False, expect: Recording | None = None,
-                names: list[str] | None = None) -> Tape:
+                names: list[str] | None = None, shared: dict | None = None) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
-    the inputs' names if already known (default: ``f``'s parameter names).
+    the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
+    copies of the caller's arrays made by earlier traces, by id (``{id: (array, copy)}``, as
+    :attr:`Tape.copies`): a constant operand that is such an array with the copy's bits takes
+    that copy instead of a new one (the graphs of one ``jacobian``'s structures share it).
 
     NumPy's array constructors (and ``scipy.linalg``, ``np.vectorize``; :mod:`jacc.constructors`)
     are replaced only for functions that need them, which costs no one else anything: a first
@@ -2752,6 +2761,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     while True:
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)
+        tape.shared = shared
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         _RUNNING.tapes.append(tape)
         try:

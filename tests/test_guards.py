@@ -1123,3 +1123,33 @@ def test_structures_of_one_jacobian_share_the_copies_of_what_f_reads():
             np.testing.assert_allclose(jf(np.ones(n)), np.diag(np.cos(np.ones(n)) * BIG[:n].sum()))
     finally:
         BIG[:5] -= 1.0
+
+
+def test_structures_of_one_jacobian_share_their_constants():
+    """A constant operand (A @ …) was copied into each structure's graph: 10 argument shapes held
+    10 copies of A; they share one while A keeps its bits, and a changed A is a new constant."""
+    import tracemalloc
+
+    A = np.linspace(-1.0, 1.0, 1_000_000).reshape(1000, 1000) / 1000
+
+    def f(x):
+        return np.tanh(A @ np.resize(x, 1000))[:3]
+
+    def want(x):
+        t = np.tanh(A[:3] @ np.resize(x, 1000))
+        return (1 - t ** 2)[:, None] * (A[:3] @ np.eye(x.shape[0])[np.arange(1000) % x.shape[0]])
+
+    jf = jacc.jacobian(f, retrace=False)
+    tracemalloc.start()
+    try:
+        for n in range(2, 12):
+            jf(np.ones(n))
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    assert held < 2 * A.nbytes, held
+    x = np.linspace(0.1, 0.5, 4)
+    np.testing.assert_allclose(jf(x), want(x), rtol=1e-12)
+    A[0, :] *= 2.0  # retrace=False compares the constants' values: a new constant, planned anew
+    jf2 = jacc.jacobian(f, retrace=False)
+    np.testing.assert_allclose(jf2(x), want(x), rtol=1e-12)
