@@ -269,6 +269,12 @@ def _fingerprint(a: Any) -> tuple:
 #: at their values: the smaller graph with the data constant traces faster)
 DATA_TRACES = 4
 
+#: argument shapes (cache keys) one jacobian keeps structures for: called in turn with more, every
+#: call plans anew (least recently used first out). A structure holds 0.3-0.6 MB besides the
+#: arrays it shares (the suite's MLP, RoeFlux, GP); 32 shapes made a loop over 33 sequence
+#: lengths plan at every call
+CACHED_SHAPES = 128
+
 #: array copies that guards of one jacobian's structures share, at most (see ``judge`` in jacobian)
 SHARED_SNAPSHOTS = 64
 
@@ -344,7 +350,7 @@ class _DataArgs:
         if now == last[1] or any(a[:2] != b[:2] for a, b in zip(now, last[1])):  # (unchanged, or another kind)
             return None
         del self.seen[key]
-        if len(self.by_key) >= 32:
+        if len(self.by_key) >= CACHED_SHAPES:
             self.by_key.pop(next(iter(self.by_key)))
         inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
         inner.first, inner.calls = True, 0
@@ -356,7 +362,7 @@ class _DataArgs:
             return
         slots = self.candidates(args, kwargs, nums)
         if slots:
-            if len(self.seen) >= 32 and key not in self.seen:
+            if len(self.seen) >= CACHED_SHAPES and key not in self.seen:
                 self.seen.pop(next(iter(self.seen)))
             self.seen[key] = (slots, [_fingerprint(_slot(args, kwargs, s)) for s in slots])
 
@@ -969,7 +975,7 @@ class _Cache:
     graph as well when every constant is bit-for-bit the same. So a result always comes from the
     values this call saw: arguments, constants, closures and object attributes alike."""
 
-    def __init__(self, limit: int = 32, per_key: int = 8):
+    def __init__(self, limit: int = CACHED_SHAPES, per_key: int = 8):
         self.entries: dict[Any, list[Entry]] = {}
         self.limit, self.per_key = limit, per_key
         self.hits = self.misses = self.rebuilds = 0

@@ -392,3 +392,19 @@ def test_a_float_and_a_0d_array_of_one_value_are_cached_apart(backend, retrace, 
     jf = jacc.jacobian(f, backend=backend, retrace=retrace)
     for v in (first, first, first, then, then, first):
         assert float(jf(v.copy() if isinstance(v, np.ndarray) else v)) == slope(v)
+
+
+def test_forty_shapes_in_turn_stay_cached():
+    """A loop over 33 sequence lengths planned at every call with 32 shapes kept (found by a hunt)."""
+    jf = jacc.jacobian(lambda x, c: np.tanh(x * c) * np.sum(x ** 2), strategy="reverse", backend="numpy")
+    r = np.random.default_rng(0)
+    for _ in range(2):
+        for n in range(1, 41):
+            jf(r.standard_normal(n), 1.3)
+    misses = jf.cache.misses
+    for n in range(1, 41):
+        x = r.standard_normal(n)
+        t = np.tanh(1.3 * x)
+        np.testing.assert_allclose(jf(x, 1.3), np.diag(1.3 * (1 - t ** 2) * np.sum(x ** 2)) + np.outer(t, 2 * x),
+                                   rtol=1e-12, atol=1e-15)
+    assert jf.cache.misses == misses
