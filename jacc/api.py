@@ -17,14 +17,13 @@ import math
 import operator
 import re
 import sys
-import threading
 import time
 import zlib
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, budget, costmodel, factorise, pytrees
+from . import allocator, budget, costmodel, factorise, locks, pytrees
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import OrderError, Problem, accumulate
@@ -983,7 +982,7 @@ class _Cache:
         self.why_traced: str | None = None  # why the last structure watched runs f on every call
         # why the last structure whose data arguments changed keeps them constants (see _DataArgs)
         self.why_constant: str | None = None
-        self._lock = threading.Lock()
+        self._lock = locks.lock()
 
     def candidates(self, key) -> list[Entry]:
         return list(self.entries.get(key, ()))
@@ -1287,7 +1286,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # a traced call (trace, plan, lowering, watching f) is one thread's at a time: its steps share
     # the runner being lowered and the watch's verdict (two threads' first calls paired one shape's
     # graph with the other's program, or guards); calls that skip f run without it
-    traced_call = threading.RLock()
+    traced_call = locks.lock(reentrant=True)
 
     def with_data(n: int, slots: tuple, order: tuple) -> Callable:
         """This Jacobian, for calls of ``n`` arguments and keyword arguments in ``order``, with the

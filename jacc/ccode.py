@@ -48,12 +48,12 @@ import os
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from . import locks
 from .compile import _NAME, CompileError, _live, flat_constants
 
 #: MATH_NAMES entries whose C twin is a libm function of the same semantics
@@ -265,7 +265,7 @@ O2_LINES = 20_000
 O1_LINES = 40_000
 #: seconds a build may take before the float code runs instead
 BUILD_TIMEOUT = 300
-_lock = threading.Lock()
+_lock = locks.lock()
 _loaded: dict[str, Any] = {}  # source hash -> library, within this process
 
 
@@ -407,7 +407,7 @@ class Native:
         self.xs = (ctypes.c_double * len(self.x)).from_buffer(self.x)  # (assigning a list: 25 % faster)
         self.y = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
         self.n_in, self.x_at, self.y_at, self.w_at = n_in, self.x.ctypes.data, self.y.ctypes.data, self.w.ctypes.data
-        self.lock = threading.Lock()
+        self.lock = locks.lock()
 
     def __call__(self, floats: Sequence[float]) -> np.ndarray:
         with self.lock:

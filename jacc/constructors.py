@@ -29,18 +29,18 @@ import inspect
 import operator
 import os
 import sys
-import threading
 import types
 from typing import Any, Callable
 
 import numpy as np
 
+from . import locks
 from .trace import Tracer, _ArrayConversion, _concretisation, _copy, call_site, code_key
 
 _NAMES = ("array", "asarray", "asanyarray", "ascontiguousarray", "asfortranarray", "asarray_chkfinite", "require")
 _ORIGINAL = {name: getattr(np, name) for name in _NAMES}
 _NUMPY = vars(np)
-_lock = threading.Lock()
+_lock = locks.lock()
 _users = [0]
 
 

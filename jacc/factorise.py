@@ -38,6 +38,8 @@ from typing import Any
 
 import numpy as np
 
+from . import locks
+
 _local = threading.local()
 _made = [0]  # shared factorisations (LU, eigh, svd, qr) since import (for tests and the docstring above)
 
@@ -63,7 +65,7 @@ class _Pool:
     """
 
     def __init__(self) -> None:
-        self.lock, self.users, self.saved = threading.Lock(), 0, []
+        self.lock, self.users, self.saved = locks.lock(), 0, []
         try:
             from threadpoolctl import ThreadpoolController
         except ImportError:

@@ -1,10 +1,12 @@
 """One ``jacobian`` called from several threads: each call's result is its own arguments' (traced
 calls take turns; calls that skip ``f`` run side by side)."""
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 
 import jacc
 
@@ -68,3 +70,38 @@ def test_many_threads_mixed_shapes_and_backends_get_their_own_jacobians():
                 got = list(pool.map(jf, points))
             for x, J in zip(points, got):
                 np.testing.assert_allclose(J, exact(x), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_while_a_thread_traces_computes_its_jacobians():
+    """A child forked while another thread held a traced call's lock waited for it forever (found
+    by a hunt: a multiprocessing worker forked beside a busy thread)."""
+    import multiprocessing
+    import warnings
+
+    inside, go_on = threading.Event(), threading.Event()
+
+    def f(x):
+        if threading.current_thread().name == "tracer":  # (that thread waits inside its trace)
+            inside.set()
+            go_on.wait(30)
+        return np.tanh(x) * np.sum(x ** 2)
+
+    jf = jacc.jacobian(f)
+    th = threading.Thread(target=jf, args=(np.ones(3),), name="tracer", daemon=True)
+    th.start()
+    assert inside.wait(30)
+    ctx = multiprocessing.get_context("fork")
+    q = ctx.Queue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # (fork in a process with threads)
+        p = ctx.Process(target=lambda: q.put(jf(np.full(4, 0.2)).shape))
+        p.start()
+    try:
+        assert q.get(timeout=60) == (4, 4)
+    finally:
+        go_on.set()
+        p.join(10)
+        if p.is_alive():
+            p.kill()
+        th.join(30)
