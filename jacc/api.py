@@ -268,6 +268,10 @@ def _fingerprint(a: Any) -> tuple:
 #: at their values: the smaller graph with the data constant traces faster)
 DATA_TRACES = 4
 
+#: calls within which building long C code for a structure taking data must pay, by the estimates
+#: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
+REPEAT_PAYOFF = 10_000
+
 #: argument shapes (cache keys) one jacobian keeps structures for: called in turn with more, every
 #: call plans anew (least recently used first out). A structure holds 0.3-0.6 MB besides the
 #: arrays it shares (the suite's MLP, RoeFlux, GP); 32 shapes made a loop over 33 sequence
@@ -703,7 +707,7 @@ class Runner:
         self.why = ""  # why the executor runs, when it does
         self.deferred = 0  # calls that ran the executor, leaving lowering to a later one (lower_later)
         # made because calls repeat with new data (see _DataArgs): the scalar route's code is built as
-        # C up to ccode.MAX_LINES (quickly past AUTO_LINES), as for short vectors
+        # C past ccode.AUTO_LINES (quickly) where that pays within REPEAT_PAYOFF calls
         self.repeating = False
 
     def lower_later(self, plan) -> bool:
@@ -919,7 +923,12 @@ class Runner:
             # C where faster, traced once (calls repeat): the scalar route is host code on every backend
             may_c = self.backend in ("auto", "jax", "torch") and self.primal and ccode.auto_c()
             floor = _program_floor(entry.plan)
-            c_lines = ccode.MAX_LINES if self.repeating else _auto_c_lines(graph)
+            c_lines = _auto_c_lines(graph)
+            if self.repeating and may_c and beat() is not None:  # long code where its build pays within
+                # REPEAT_PAYOFF calls, by the estimates: the RNN of 20 steps (213 µs a call as the
+                # program) builds 5,700 lines; tanh(A @ x) of 30 with a new A (20 µs) builds none
+                pays = beat() * REPEAT_PAYOFF / (ccode.BUILD_SECONDS_PER_LINE + REPEAT_PAYOFF * ccode.SECONDS_PER_LINE)
+                c_lines = max(c_lines, min(ccode.MAX_LINES, int(pays)))
             u = unroll(graph, values, strategy, cost_model, beat=None if native else beat, floor=floor,
                        time_cap=self.unroll_time, per_line=ccode.SECONDS_PER_LINE if may_c else None,
                        c_lines=c_lines, wrt=entry.plan.wrt, **self.unroll_options)

@@ -258,6 +258,8 @@ MARGIN = 0.8
 #: seconds a line of built code takes, at least (the scalar route's early estimate, see
 #: :func:`jacc.unroll.unroll`)
 SECONDS_PER_LINE = 1e-9
+#: seconds gcc takes per line of a quick (``-O0``) build, about (5,700 lines: 0.39 s)
+BUILD_SECONDS_PER_LINE = 7e-5
 #: the longest C source (statements) built at ``-O2``; longer straight-line code builds at ``-O1``,
 #: which gcc finishes sooner on 10⁵ statements and which runs as fast on code without loops, and
 #: beyond :data:`O1_LINES` (or asked for a quick build) at ``-O0``
