@@ -18,6 +18,7 @@ import operator
 import re
 import sys
 import time
+import weakref
 import zlib
 from typing import Any, Callable, Sequence
 
@@ -368,6 +369,51 @@ class _DataArgs:
             if len(self.seen) >= CACHED_SHAPES and key not in self.seen:
                 self.seen.pop(next(iter(self.seen)))
             self.seen[key] = (slots, [_fingerprint(_slot(args, kwargs, s)) for s in slots])
+
+
+class _Shared:
+    """Read-only copies of a caller's arrays that one jacobian's structures share, by the array's
+    id, as ``{id: (array, copy)}`` (:attr:`jacc.trace.Tape.copies`), held weakly: this keeps
+    neither alive (a changing argument that stays a constant would keep its calls' arrays)."""
+
+    def __init__(self, limit: int | None = None):
+        self.pairs: dict[int, tuple] = {}
+        self.limit = SHARED_SNAPSHOTS if limit is None else limit
+
+    def __bool__(self) -> bool:
+        return bool(self.pairs)
+
+    def get(self, key: int, default: Any = None) -> Any:
+        refs = self.pairs.get(key)
+        if refs is None:
+            return default
+        a, copy = refs[0](), refs[1]()
+        if a is None or copy is None:
+            del self.pairs[key]
+            return default
+        return a, copy
+
+    def add(self, pairs) -> None:
+        for key, (a, copy) in pairs:
+            self.pairs.pop(key, None)  # (the newest last: the oldest go first)
+            self.pairs[key] = (weakref.ref(a), weakref.ref(copy))
+        while len(self.pairs) > self.limit:
+            self.pairs.pop(next(iter(self.pairs)))
+
+    def beside(self, copies: dict) -> Any:
+        """``copies`` first, then these (what :func:`jacc.guards.snapshot` asks with ``get``)."""
+        return _Both(copies, self) if self.pairs else copies
+
+
+class _Both:
+    """One mapping's ``get``, then another's."""
+
+    def __init__(self, first: Any, then: Any):
+        self.first, self.then = first, then
+
+    def get(self, key: Any, default: Any = None) -> Any:
+        found = self.first.get(key)
+        return found if found is not None else self.then.get(key, default)
 
 
 def _slot(args, kwargs, s: int | str) -> Any:
@@ -1462,21 +1508,17 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return (tuple(a for i, a in enumerate(args) if i not in differentiated)
                 + ((tuple(kwargs),) + tuple(kwargs.values()) if kwargs else ()))
 
-    # read-only copies of the caller's arrays, by the array's id: the traces' constants and the
-    # guards' copies of what f reads. A structure takes another's copy where the array still has
-    # its bits (a 40 MB array f reads, or multiplies by, at 10 argument shapes was held 10 times)
-    snapshots: dict[int, tuple] = {}
+    # read-only copies of the caller's arrays: the traces' constants and the guards' copies of what
+    # f reads. A structure takes another's copy where the array still has its bits (a 40 MB array f
+    # reads, or multiplies by, at 10 argument shapes was held 10 times)
+    snapshots = _Shared()
 
     def share(pairs) -> None:
-        for key, pair in pairs:
-            snapshots.pop(key, None)  # (the newest last: the oldest go first)
-            snapshots[key] = pair
-        while len(snapshots) > SHARED_SNAPSHOTS:
-            snapshots.pop(next(iter(snapshots)))
+        snapshots.add(pairs)
 
     def judge(seen, args, kwargs, copies) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
-        found = guards_for(f, seen, passed_of(args, kwargs), {**snapshots, **copies} if snapshots else copies)
+        found = guards_for(f, seen, passed_of(args, kwargs), snapshots.beside(copies))
         if isinstance(found, Guards):
             share((id(a), (a, copy)) for kept in found.kept() for a, _, _, copy in kept.arrays or ()
                   if type(copy) is np.ndarray)
