@@ -382,8 +382,7 @@ class Watch:
         self._roots: set = set()
         for v in (f, *passed):  # (a function passed as an argument may be NumPy's callback)
             for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
-                # (a partial's function, and the functions it binds: partial(apply, callback))
-                x = _unwrapped(x)
+                x = _unwrapped(x)  # (keyword data's partial: f itself is the root)
                 x = x.func if isinstance(x, functools.partial) else x
                 if isinstance(x, types.FunctionType):
                     _codes_of(x, self._roots)
