@@ -102,6 +102,16 @@ def _sincgrad(x: float, y: float) -> float:
     return (math.cos(t) - y) / x
 
 
+def _lndtrgrad(x: float, y: float) -> float:
+    if x < -40.0:  # the Mills ratio's series, as ops._lndtrgrad
+        u = 1.0 / (x * x)
+        return -x / (1.0 + u * (-1.0 + u * (3.0 + u * (-15.0 + u * (105.0 + u * (-945.0 + u * 10395.0))))))
+    try:
+        return 0.3989422804014327 * math.exp(-0.5 * x * x - y)
+    except OverflowError:
+        return math.inf
+
+
 def _logaddexp(a: float, b: float) -> float:
     """NumPy's npy_logaddexp, step for step."""
     if a == b:
@@ -215,7 +225,8 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "tie": _tie, "powgrad": _powgrad, "nonzero": lambda a: 1.0 if a == 0 else a,
               "exp2": getattr(math, "exp2", lambda x: 2.0 ** x), "log2": math.log2, "log10": math.log10,
               "cbrt": getattr(math, "cbrt", lambda x: math.copysign(abs(x) ** (1 / 3), x)), "sinc": _sinc,
-              "sincgrad": _sincgrad, "hypot": math.hypot, "arcsinh": math.asinh, "arccosh": math.acosh,
+              "sincgrad": _sincgrad, "lndtrgrad": _lndtrgrad, "hypot": math.hypot, "arcsinh": math.asinh,
+              "arccosh": math.acosh,
               "arctanh": math.atanh, "floor": _rounder(math.floor), "ceil": _rounder(math.ceil),
               "trunc": _rounder(math.trunc), "rint": _rounder(round), "fmax": _fmax, "fmin": _fmin,
               "ftie": _ftie, "arctan2": math.atan2, "logaddexp": _logaddexp, "logaddexp2": _logaddexp2,
