@@ -8,6 +8,7 @@ array([5.5  , 1.716])
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 import functools
@@ -371,49 +372,33 @@ class _DataArgs:
             self.seen[key] = (slots, [_fingerprint(_slot(args, kwargs, s)) for s in slots])
 
 
-class _Shared:
+class _Shared(collections.abc.Mapping):
     """Read-only copies of a caller's arrays that one jacobian's structures share, by the array's
     id, as ``{id: (array, copy)}`` (:attr:`jacc.trace.Tape.copies`), held weakly: this keeps
     neither alive (a changing argument that stays a constant would keep its calls' arrays)."""
 
-    def __init__(self, limit: int | None = None):
+    def __init__(self):
         self.pairs: dict[int, tuple] = {}
-        self.limit = SHARED_SNAPSHOTS if limit is None else limit
 
-    def __bool__(self) -> bool:
-        return bool(self.pairs)
-
-    def get(self, key: int, default: Any = None) -> Any:
-        refs = self.pairs.get(key)
-        if refs is None:
-            return default
-        a, copy = refs[0](), refs[1]()
+    def __getitem__(self, key: int) -> tuple:
+        a, copy = (ref() for ref in self.pairs[key])
         if a is None or copy is None:
             del self.pairs[key]
-            return default
+            raise KeyError(key)
         return a, copy
+
+    def __iter__(self):
+        return iter(list(self.pairs))
+
+    def __len__(self) -> int:
+        return len(self.pairs)
 
     def add(self, pairs) -> None:
         for key, (a, copy) in pairs:
             self.pairs.pop(key, None)  # (the newest last: the oldest go first)
             self.pairs[key] = (weakref.ref(a), weakref.ref(copy))
-        while len(self.pairs) > self.limit:
+        while len(self.pairs) > SHARED_SNAPSHOTS:
             self.pairs.pop(next(iter(self.pairs)))
-
-    def beside(self, copies: dict) -> Any:
-        """``copies`` first, then these (what :func:`jacc.guards.snapshot` asks with ``get``)."""
-        return _Both(copies, self) if self.pairs else copies
-
-
-class _Both:
-    """One mapping's ``get``, then another's."""
-
-    def __init__(self, first: Any, then: Any):
-        self.first, self.then = first, then
-
-    def get(self, key: Any, default: Any = None) -> Any:
-        found = self.first.get(key)
-        return found if found is not None else self.then.get(key, default)
 
 
 def _slot(args, kwargs, s: int | str) -> Any:
@@ -1295,13 +1280,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                names=arg_names[len(args)], shared=snapshots)
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
-            shown = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)
+            called = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)
             if changed:
-                raise _DataWritten(f"f writes into the argument {shown(changed[0])!r} in place")
-            names = arg_names[len(args)]
+                raise _DataWritten(f"f writes into the argument {called(changed[0])!r} in place")
             for i, was in zip(data, before):
                 if _fingerprint(args[i]) != was:
-                    raise _DataWritten(f"f changes the argument {shown(names[i])!r} in place (through "
+                    raise _DataWritten(f"f changes the argument {called(names[i])!r} in place (through "
                                        "another name for its array)")
             # f was given a new container of traced leaves: an item it assigns (b[0] = …,
             # batch["Xn"] = …) would change the caller's container in NumPy, and here does not
@@ -1309,9 +1293,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             for name, given, spec, traced in tape.containers:
                 leaves, now = pytrees.flatten(given) if name in data_args_named else (traced, spec)
                 if now != spec or len(leaves) != len(traced) or any(map(operator.is_not, leaves, traced)):
-                    raise _DataWritten(f"f assigns into the container argument {shown(name)!r} (NumPy code "
+                    raise _DataWritten(f"f assigns into the container argument {called(name)!r} (NumPy code "
                                        "changes the caller's container)")
-        share(tape.copies.items())
+        snapshots.add(tape.copies.items())
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
             store.hits += 1
@@ -1513,15 +1497,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # reads, or multiplies by, at 10 argument shapes was held 10 times)
     snapshots = _Shared()
 
-    def share(pairs) -> None:
-        snapshots.add(pairs)
-
     def judge(seen, args, kwargs, copies) -> Guards | str:
         """Whether running ``f`` as it just ran can be skipped: its guards, or why not."""
-        found = guards_for(f, seen, passed_of(args, kwargs), snapshots.beside(copies))
+        found = guards_for(f, seen, passed_of(args, kwargs), collections.ChainMap(copies, snapshots))
         if isinstance(found, Guards):
-            share((id(a), (a, copy)) for kept in found.kept() for a, _, _, copy in kept.arrays or ()
-                  if type(copy) is np.ndarray)
+            snapshots.add((id(a), (a, copy)) for kept in found.kept() for a, _, _, copy in kept.arrays or ()
+                          if type(copy) is np.ndarray)
         return found
 
     def jf(*args, **kwargs):
