@@ -39,6 +39,7 @@ a function that has no C twin here (SciPy's special functions) makes the whole p
 
 from __future__ import annotations
 
+import _ctypes
 import ast
 import contextlib
 import ctypes
@@ -48,6 +49,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -268,7 +270,10 @@ O1_LINES = 40_000
 #: seconds a build may take before the float code runs instead
 BUILD_TIMEOUT = 300
 _lock = locks.lock()
-_loaded: dict[str, Any] = {}  # source hash -> library, within this process
+#: source hash -> library, within this process, while something holds it (a function of it holds
+#: its library): one no longer held is unloaded (``dlclose``), so a process that makes a closure
+#: per call does not keep every library it loaded
+_loaded: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
 
 def compiler() -> str | None:
@@ -309,10 +314,19 @@ def build(src: str, name: str = "jacobian", quick: bool = False) -> Callable:
     with _lock:
         lib = _loaded.get(digest)
         if lib is None:
-            lib = _loaded[digest] = ctypes.CDLL(str(_library(cc, src, digest, level)))
+            lib = _loaded[digest] = _load(_library(cc, src, digest, level))
     fn = getattr(lib, name)
     fn.restype, fn.argtypes = None, [ctypes.c_void_p] * 3
     return fn
+
+
+def _load(path: Path) -> ctypes.CDLL:
+    """The library at ``path``, unloaded once nothing holds it (ctypes never unloads one)."""
+    lib = ctypes.CDLL(str(path))
+    close = getattr(_ctypes, "dlclose", None)  # (POSIX)
+    if close is not None:
+        weakref.finalize(lib, close, lib._handle)
+    return lib
 
 
 def _level(src: str, quick: bool) -> str:

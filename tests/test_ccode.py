@@ -356,3 +356,29 @@ def test_the_library_cache_keeps_the_most_recently_used(tmp_path):
     assert _prune(tmp_path, limit=8) == 4  # down to 3/4 of the limit: the six most recent
     assert sorted(p.name for p in tmp_path.iterdir()) == ["04.so", "05.so", "06.so", "07.so", "08.so", "09.so",
                                                           "keep.c"]
+
+
+def test_a_library_nothing_holds_is_unloaded(monkeypatch, tmp_path):
+    # a process making a closure per call kept every library it loaded (mapped, with its handle):
+    # 300 closures held 300 libraries; a library goes once its last function does
+    import gc
+    import os
+    import weakref
+
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    monkeypatch.setattr(ccode, "_loaded", weakref.WeakValueDictionary())
+
+    def mapped() -> int:
+        with open("/proc/self/maps") as fh:
+            return sum(str(tmp_path) in line for line in fh)
+
+    for i in range(8):
+        c = float(i)
+        jf = jacc.jacobian(lambda x: np.sin(c * x[0]) * x[1] + c, backend="c")
+        np.testing.assert_allclose(jf(np.array([0.5, 2.0])), [c * np.cos(0.5 * c) * 2.0, np.sin(0.5 * c)])
+        del jf
+        gc.collect()
+        assert len(ccode._loaded) <= 1
+    assert len(list((tmp_path / "c").glob("*.so"))) == 8
+    if os.path.exists("/proc/self/maps"):
+        assert mapped() <= 8  # (one library's segments; all eight: 40)
