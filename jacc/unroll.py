@@ -40,7 +40,7 @@ import numpy as np
 from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
-from .ops import MASK_OPS, OPS, UNARY
+from .ops import ELEMENTWISE, MASK_OPS, OPS, UNARY
 
 #: the largest array graph (total scalars over its vertices) that jacobian tries to unroll
 MAX_ELEMENTS = 2000
@@ -225,7 +225,7 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
                 continue
             d = graph.nx.nodes[v]
             args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
-            if d["op"] in _PER_ELEMENT:
+            if d["op"] in _PER_ELEMENT or not _on_objects(d["op"], len(args), d["params"]):
                 env[v] = _per_element(tape, d["op"], args, d["params"])
             else:
                 env[v] = OPS[d["op"]].evaluate(args, d["params"])
@@ -265,6 +265,35 @@ WHOLE = frozenset(name for name, (primal, _, spec) in UNARY.items() if _composit
 #: scalar takes part (evaluating their formulas on scalar handles would read the comparisons' values)
 SELECTING = MASK_OPS | {"where"}
 _PER_ELEMENT = WHOLE | SELECTING
+_ON_OBJECTS: dict[tuple, bool] = {}
+
+
+def _on_objects(op: str, n: int, params: dict) -> bool:
+    """Whether NumPy's evaluation of the elementwise ``op`` runs on traced scalars without reading
+    their values: SciPy's ufuncs have no loop for objects (erf, ndtr) nor has ``logaddexp``, and
+    ``maximum``'s object loop compares. Those are recorded element by element instead
+    (:func:`_per_element`), one scalar op each with its own rule (``maximum``'s ties: ½ each, as
+    at the array level). Found once per op on a scratch tape. Other ops: True."""
+    if op not in UNARY and op not in ELEMENTWISE:
+        return True
+    key = (op, n, repr(sorted(params.items())) if params else "")
+    if key not in _ON_OBJECTS:
+        from .scalarize import Scalar
+        from .trace import Tape
+
+        tape = Tape("probe", np.float64)
+        args = []
+        for k in range(n):
+            a = np.empty(1, dtype=object)
+            a[0] = Scalar(tape.input(f"p{k}", np.float64(0.25 + 0.125 * k)))
+            args.append(a)
+        try:
+            with np.errstate(all="ignore"):
+                OPS[op].evaluate(args, params)
+            _ON_OBJECTS[key] = not tape.value_dependent
+        except Exception:  # noqa: BLE001 - no loop for objects, in whatever way NumPy or SciPy says it
+            _ON_OBJECTS[key] = False
+    return _ON_OBJECTS[key]
 
 
 def _per_element(tape, op: str, args: list, params: dict) -> Any:
