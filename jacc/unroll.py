@@ -225,7 +225,9 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
                 continue
             d = graph.nx.nodes[v]
             args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
-            if d["op"] in _PER_ELEMENT or not _on_objects(d["op"], len(args), d["params"]):
+            if d["op"] == "clip":
+                env[v] = _clip(tape, args[0], d["params"])
+            elif d["op"] in _PER_ELEMENT or not _on_objects(d["op"], len(args), d["params"]):
                 env[v] = _per_element(tape, d["op"], args, d["params"])
             else:
                 env[v] = OPS[d["op"]].evaluate(args, d["params"])
@@ -312,6 +314,21 @@ def _per_element(tape, op: str, args: list, params: dict) -> Any:
     out = np.frompyfunc(one, len(args), 1)(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in args])
     return out.view(ScalarArray) if isinstance(out, np.ndarray) and out.ndim else (
         out[()] if isinstance(out, np.ndarray) else out)
+
+
+def _clip(tape, x: Any, params: dict) -> Any:
+    """``clip(x, lo, hi)`` with constant bounds as recorded masks and ``where``: ``x`` on
+    [lo, hi] (derivative 1, the bounds inside as at the array level), else the bound it passed, a
+    constant (NaN for NaN, derivative 0). NumPy's clip on traced scalars compares their values."""
+    inside, rest = None, np.nan
+    for key, keeps, passes in (("hi", "less_equal", "greater"), ("lo", "greater_equal", "less")):
+        if params.get(key) is None:
+            continue
+        b = np.asarray(params[key], dtype=float)
+        m = _per_element(tape, keeps, [x, b], {})
+        inside = m if inside is None else _per_element(tape, "logical_and", [inside, m], {})
+        rest = _per_element(tape, "where", [_per_element(tape, passes, [x, b], {}), b, rest], {})
+    return x if inside is None else _per_element(tape, "where", [inside, x, rest], {})
 
 
 def candidate(graph: Graph, strategy: Any) -> bool:

@@ -683,8 +683,9 @@ def test_built_code_of_many_inputs_is_timed_as_calls_run_it():
 
 def test_every_supported_functions_example_that_unrolls_matches_the_array_program():
     # SciPy's ufuncs (erf, ndtr, gammainc), logaddexp and maximum did not run on traced scalars
-    # (no loop for objects, or one that compares): their graphs kept the array program. They are
-    # recorded element by element now, one scalar op each with the array op's own rule.
+    # (no loop for objects, or one that compares), nor did clip: their graphs kept the array
+    # program. They are recorded element by element now, one scalar op each with the array op's
+    # own rule (clip as recorded masks and where).
     from jacc.numpy_api import CASES
 
     taken = set()
@@ -706,13 +707,18 @@ def test_every_supported_functions_example_that_unrolls_matches_the_array_progra
             scale = max(1.0, np.nanmax(np.abs(want), initial=0.0))
             np.testing.assert_allclose(got[key], want, rtol=1e-10, atol=1e-10 * scale, err_msg=f"{c.name} {c.variant}")
     assert {"scipy.special.erf", "scipy.special.ndtr", "numpy.logaddexp", "numpy.maximum", "numpy.fmin",
-            "scipy.special.gammainc", "scipy.special.xlogy", "numpy.copysign"} <= taken
+            "scipy.special.gammainc", "scipy.special.xlogy", "numpy.copysign", "numpy.clip"} <= taken
 
 
 @pytest.mark.parametrize("f", [lambda x: np.maximum(x, x[::-1]) * x[0], lambda x: np.maximum(x, 0.5),
-                               lambda x: np.fmin(x, 0.5) * x[1], special.erf])
+                               lambda x: np.fmin(x, 0.5) * x[1], special.erf,
+                               lambda x: np.clip(x, 0.3, 0.5) * x[1],  # at the bounds: 1, the bounds inside
+                               lambda x: np.clip(np.log(x - 0.25), np.array([-1.0, -2, -3, -4]), None)])
 def test_ties_and_scipy_ufuncs_take_the_route_with_the_array_rules(f):
     jf, ref = jacc.jacobian(f), jacc.jacobian(f, backend="numpy")
     for x in (np.array([0.3, 0.5, 0.5, 0.3]), np.array([0.3, 0.6, 0.9, 0.2])):  # ties: ½ each, then none
         np.testing.assert_allclose(jf(x), ref(x), rtol=1e-15, atol=1e-15)
         assert jf.ran in ("scalar", "c")
+    x = np.array([0.2, 0.3, 0.5, np.inf])  # NaN inside (log of a negative number), an infinity
+    jf, ref = jacc.jacobian(f, nonfinite="propagate"), jacc.jacobian(f, backend="numpy", nonfinite="propagate")
+    np.testing.assert_allclose(jf(x), ref(x), rtol=1e-15, atol=1e-15)
