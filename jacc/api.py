@@ -611,26 +611,27 @@ def check_fits(plan, graph: Graph, sparse: bool, limit: int | None, cli: bool = 
     returns (unless ``sparse``) against ``limit`` (the caller's ``memory_limit``, which already
     bounds the plan's own peak) or else the memory the machine has available, then the plan's
     predicted peak against the latter, naming its largest local partial. ``cli``: the fixes named
-    are ``jacc run``'s options."""
+    are ``jacc run``'s options. Values take the plan's cost model's ``value_bytes`` each."""
     free = costmodel.available_memory() if limit is None else limit
     who = "jacc run" if cli else "jacobian"
     if free is None:
         return
     where = (f"the memory_limit of {human_bytes(free)}" if limit is not None
              else f"the {human_bytes(free)} this machine has available")
+    item = plan.cost_model.value_bytes
     size = {x: math.prod(graph.shape(x)) for x in (*plan.problem.wrt, *plan.problem.of)}
-    blocks = [(size[y] * size[x] * 8, y, x) for y in plan.problem.of for x in plan.problem.wrt]  # float64, as the peak
+    blocks = [(size[y] * size[x] * item, y, x) for y in plan.problem.of for x in plan.problem.wrt]
     whole = sum(b for b, _, _ in blocks)
-    full = sum(_csr_bytes(size[y] * size[x], size[y]) for y in plan.problem.of for x in plan.problem.wrt)
+    full = sum(_csr_bytes(size[y] * size[x], size[y], item) for y in plan.problem.of for x in plan.problem.wrt)
     if sparse and full > free:  # (else even a CSR result holding every entry fits)
-        need, (nbytes, y, x, stored) = _sparse_bytes(plan)
+        need, (nbytes, y, x, stored) = _sparse_bytes(plan, item)
         if need > free:
             out = f"output {graph.outputs.index(y)}" if y in graph.outputs else y
             dense = (f"pass sparse=False (its dense arrays take {human_bytes(whole)})" if whole <= free
                      else "differentiate smaller inputs or outputs, or a scalar function of them")
             raise MemoryLimitError(
-                f"{who}: even as sparse matrices the Jacobian takes at least {human_bytes(need)} (CSR: 12 bytes "
-                f"per stored entry), more than {where}, so it was not computed (the block of {out} w.r.t. {x}: "
+                f"{who}: even as sparse matrices the Jacobian takes at least {human_bytes(need)} (CSR: {item + 4} "
+                f"bytes per stored entry), more than {where}, so it was not computed (the block of {out} w.r.t. {x}: "
                 f"{stored:,} stored entries of {size[y] * size[x]:,}, {human_bytes(nbytes)}); {dense}")
     elif whole > free:
         nbytes, y, x = max(blocks)
@@ -643,24 +644,24 @@ def check_fits(plan, graph: Graph, sparse: bool, limit: int | None, cli: bool = 
                "Pass sparse=True if the Jacobian is sparse, or differentiate smaller inputs or outputs, or a "
                "scalar function of them"))
     peak = getattr(plan, "peak_bytes", None)  # (edge and face plans price multiplications alone)
-    if limit is not None or peak is None or peak <= free:
+    if limit is not None or peak is None or plan.cost_model.held(peak) <= free:
         return
     edges = plan.problem.symbolic_edges()  # the plan's own partials (not a pruned branch's)
     u, v = max(plan.problem.edges, key=lambda e: edges[e].nbytes)
-    j = edges[u, v]
+    j, held = edges[u, v], plan.cost_model.held
     raise MemoryLimitError(
-        f"{who}: this plan's Jacobians need {human_bytes(peak)} at their peak, more than {where}, "
+        f"{who}: this plan's Jacobians need {human_bytes(held(peak))} at their peak, more than {where}, "
         f"so it was not run; the largest local partial is ∂{v}/∂{u} ({graph.op(v)}: {j.describe()}, "
-        f"{human_bytes(j.nbytes)}). Pass {'--memory-limit' if cli else 'memory_limit='} (bytes) to search for an "
+        f"{human_bytes(held(j.nbytes))}). Pass {'--memory-limit' if cli else 'memory_limit='} (bytes) to search for an "
         "order within a budget, or differentiate smaller inputs or outputs")
 
 
-def _csr_bytes(entries: int, rows: int) -> int:
-    """A CSR matrix's bytes: an 8-byte value and a 4-byte column index per entry, 4 bytes per row pointer."""
-    return 12 * entries + 4 * (rows + 1)
+def _csr_bytes(entries: int, rows: int, item: int = 8) -> int:
+    """A CSR matrix's bytes: an ``item``-byte value and a 4-byte column index per entry, 4 bytes per row pointer."""
+    return (item + 4) * entries + 4 * (rows + 1)
 
 
-def _sparse_bytes(plan) -> tuple[int, tuple]:
+def _sparse_bytes(plan, item: int = 8) -> tuple[int, tuple]:
     """The bytes of ``plan``'s result as CSR matrices (:func:`_csr_bytes`), from its final edges as
     pricing sees them (:func:`jacc.sparse.stored_entries`), and the largest block as (bytes,
     output, input, stored entries)."""
@@ -679,7 +680,7 @@ def _sparse_bytes(plan) -> tuple[int, tuple]:
             j = e.edge(x, problem.out_key[y])
             # (a graph of scalars prices its edges as small ints: an edge is its block's one entry)
             stored = 0 if j is None else stored_entries(j) if isinstance(j, Jac) else 1
-            blocks.append((_csr_bytes(stored, rows), y, x, stored))
+            blocks.append((_csr_bytes(stored, rows, item), y, x, stored))
     return sum(b[0] for b in blocks), max(blocks, key=lambda b: b[0])
 
 
@@ -1162,6 +1163,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     if store is None:
         store = _Cache()
     cm = CostModel.coerce(cost_model, objective, memory_limit, default="time")
+    if dt.itemsize != cm.value_bytes:  # (pricing counts float64 values; the limit is on these)
+        cm = dataclasses.replace(cm, value_bytes=dt.itemsize)
     if strategy == "auto":  # planning happens on the first call: keep its latency modest
         strategy_options.setdefault("time_limit", 1.0)
         strategy_options.setdefault("payoff_calls", 100_000)

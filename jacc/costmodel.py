@@ -84,10 +84,18 @@ class CostModel:
     """``objective``: ``"mults"`` (default), ``"memory"`` (peak live bytes), ``"time"`` (mults
     plus one per float64 value held at the peak: :func:`jacc.jacobian`'s default), or a weighted
     combination ``{"mults": a, "memory": b}`` scoring ``a·mults + b·peak_bytes``.
-    ``memory_limit``: the most bytes of live Jacobians a plan may hold (``None``: no limit)."""
+    ``memory_limit``: the most bytes of live Jacobians a plan may hold (``None``: no limit).
+    ``value_bytes``: the bytes of one value where the plan runs (4 for ``dtype=np.float32``):
+    pricing counts float64 values (8 bytes each), the limit and the memory available are compared
+    with :meth:`held` of that.
+
+    >>> CostModel(memory_limit=6_000_000, value_bytes=4).fits(8_000_000)  # 4 MB of float32
+    True
+    """
 
     objective: Any = "mults"
     memory_limit: int | None = None
+    value_bytes: int = 8
 
     def __post_init__(self):
         w = self.weights  # validates
@@ -95,6 +103,8 @@ class CostModel:
             if isinstance(self.memory_limit, bool) or not isinstance(self.memory_limit, (int, float)) \
                     or not math.isfinite(self.memory_limit) or self.memory_limit <= 0:
                 raise CostModelError(f"memory_limit must be a positive number of bytes, not {self.memory_limit!r}")
+        if self.value_bytes not in (2, 4, 8, 10, 12, 16):
+            raise CostModelError(f"value_bytes must be a float type's itemsize (2, 4, 8, …), not {self.value_bytes!r}")
         del w
 
     @property
@@ -122,8 +132,12 @@ class CostModel:
         a, b = self.weights
         return a * mults + b * peak_bytes
 
+    def held(self, priced_bytes: int) -> int:
+        """The bytes that ``priced_bytes`` (float64 values, as pricing counts) take in ``value_bytes``."""
+        return priced_bytes if self.value_bytes == 8 else priced_bytes * self.value_bytes // 8
+
     def fits(self, live_bytes: int) -> bool:
-        return self.memory_limit is None or live_bytes <= self.memory_limit
+        return self.memory_limit is None or self.held(live_bytes) <= self.memory_limit
 
     def pick(self, priced: Sequence[tuple[int, int]], available: int | None = None) -> int | None:
         """Index of the plan to take among priced ``(mults, peak bytes)`` candidates.
@@ -138,8 +152,8 @@ class CostModel:
         if not ok:
             return None
         available = available_memory() if available is None else available
-        if available is not None and any(priced[n][1] <= available for n in ok):
-            ok = [n for n in ok if priced[n][1] <= available]
+        if available is not None and any(self.held(priced[n][1]) <= available for n in ok):
+            ok = [n for n in ok if self.held(priced[n][1]) <= available]
         score = {n: self.score(*priced[n]) for n in ok}
         best = min(ok, key=lambda n: (score[n], n))
         other = 1 if self.weights[1] == 0 else 0  # the term the objective ignores breaks ties

@@ -211,7 +211,8 @@ class Plan(Costs):
         cm = self.cost_model
         return {"format": PLAN_FORMAT, "version": 1, **self.summary(), "order": list(self.order),
                 "wrt": self.wrt, "of": self.of,
-                "cost_model": {"objective": cm.objective, "memory_limit": cm.memory_limit},
+                "cost_model": {"objective": cm.objective, "memory_limit": cm.memory_limit,
+                               **({"value_bytes": cm.value_bytes} if cm.value_bytes != 8 else {})},
                 "steps": [{"vertex": s.vertex, "mults": s.mults, "fill_in": [list(e) for e in s.fill_in],
                            "produced_bytes": s.produced_bytes, "live_bytes": s.live_bytes,
                            "peak_bytes": s.peak_bytes}

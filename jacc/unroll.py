@@ -29,6 +29,7 @@ array([[2., 1., 0.],
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import math
 import re
@@ -457,7 +458,7 @@ def unroll(graph: Graph, values: Mapping[str, Any], strategy: Any, cost_model=No
                                  [s for k in taken for s in g.inputs[starts[k]:starts[k + 1]]])
     cm = CostModel.coerce(cost_model)
     if cm.objective == "time":  # scalar code keeps its values in locals, not arrays: count the work
-        cm = CostModel("mults", cm.memory_limit)
+        cm = dataclasses.replace(cm, objective="mults")
     if time_cap is not None and isinstance(strategy, str) and \
             "time_limit" in inspect.signature(lookup(strategy)).parameters:
         options = {**options, "time_limit": min(options.get("time_limit", math.inf), max(time_cap, 0.01))}

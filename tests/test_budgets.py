@@ -1041,3 +1041,27 @@ def test_a_concatenations_pieces_are_added_into_one_block(f):
     held = max(jf.plan.peak_bytes, J.nbytes)  # (structured blocks: the dense result is the larger)
     assert jf.ran == "numpy" and peak <= 1.1 * held, (peak, jf.plan.peak_bytes, J.nbytes)
     np.testing.assert_allclose(J, jacc.jacobian(f, backend="interpret", strategy="forward")(x + 1.0), rtol=1e-13)
+
+
+def test_a_float32_jacobian_is_held_to_the_limit_in_float32_bytes(monkeypatch):
+    """Every entry was counted as 8 bytes: float32 Jacobians of 4 MB were refused under a 6 MB
+    limit, by the result's check (np.sin) and by the planner (x·Σx), and np.sin's on 10⁵ points
+    was said to take 80 GB (it takes 40)."""
+    from jacc import costmodel
+
+    n = 1000
+    J = jacc.jacobian(np.sin, dtype=np.float32, memory_limit=6_000_000)(np.zeros(n, np.float32))
+    assert J.dtype == np.float32 and J.nbytes == 4 * n * n
+    np.testing.assert_array_equal(np.diag(J), 1.0)
+    J = jacc.jacobian(lambda x: x * x.sum(), dtype=np.float32, memory_limit=6_000_000)(np.ones(1024, np.float32))
+    assert J.nbytes == 4 * 1024 * 1024 and J[0, 1] == 1.0 and J[0, 0] == 1025.0
+    with pytest.raises(jacc.MemoryLimitError, match=r"takes 4\.0 MB as dense arrays, more than the memory_limit of 3\.0 MB"):
+        jacc.jacobian(np.sin, dtype=np.float32, memory_limit=3_000_000)(np.zeros(n, np.float32))
+    monkeypatch.setattr(costmodel, "available_memory", lambda: 10**9)
+    with pytest.raises(jacc.MemoryLimitError, match=r"takes 40\.0 GB as dense arrays"):
+        jacc.jacobian(np.sin, dtype=np.float32)(np.zeros(10**5, np.float32))
+    with pytest.raises(jacc.MemoryLimitError, match=r"at least 8\.0 MB \(CSR: 8 bytes per stored entry\)"):
+        jacc.jacobian(lambda x: x * x.sum(), dtype=np.float32, memory_limit=6_000_000,
+                      sparse=True)(np.ones(1000, np.float32))
+    assert costmodel.CostModel(memory_limit=100, value_bytes=4).fits(200)
+    assert not costmodel.CostModel(memory_limit=100).fits(200)

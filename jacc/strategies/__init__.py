@@ -174,7 +174,7 @@ def _run_cached(name: str, problem: Problem, cost_model: CostModel, kw: dict):
     if kw or name not in HEURISTICS:
         return run_strategy(name, problem, cost_model, **kw)
     cache = problem.__dict__.setdefault("_heuristic_runs", {})
-    key = (name, repr(cost_model.objective), cost_model.memory_limit)
+    key = (name, repr(cost_model.objective), cost_model.memory_limit, cost_model.value_bytes)
     if key not in cache:
         cache[key] = run_strategy(name, problem, cost_model)
     return cache[key]

@@ -17,6 +17,7 @@ Scores (lower is eliminated first):
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 from typing import Callable
@@ -141,7 +142,7 @@ def markowitz(problem: Problem, cost_model: CostModel, *, objective=None,
     and the traced robot arm's order drops from 8,768 to 5,184 multiplications. ``time_limit``:
     see :func:`greedy_order` (as for ``min-fill`` and ``relative-markowitz``)."""
     if objective is not None:
-        cost_model = CostModel(objective, cost_model.memory_limit)
+        cost_model = dataclasses.replace(cost_model, objective=objective)
     return greedy_order(problem, cost_model, lambda: _markowitz_score(cost_model), time_limit=time_limit)
 
 

@@ -22,6 +22,7 @@ of eliminating v from G_S by (v, S ∩ (ancestors ∪ descendants of v)), so sta
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import math
 import random
@@ -318,7 +319,7 @@ def lower_bound(problem: Problem, cost_model: CostModel | None = None, time_limi
 
     cm = cost_model or CostModel()
     if cm.weights[1] != 0:  # the bound is on multiplications: search for them, same memory limit
-        cm = CostModel(memory_limit=cm.memory_limit)
+        cm = dataclasses.replace(cm, objective="mults")
     positive("time_limit", time_limit)
     # through run_strategy, so independent groups of vertices are searched one by one
     order, _, info, optimal = run_strategy("optimal", problem, cm, time_limit=time_limit, max_states=max_states)
