@@ -293,6 +293,22 @@ def test_series_at_traced_points_have_numpys_shape_and_derivatives(f):
     np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
 
 
+@pytest.mark.parametrize("series", [np.polynomial.polynomial.polyval, np.polynomial.chebyshev.chebval,
+                                    np.polynomial.hermite.hermval, np.polynomial.legendre.legval,
+                                    np.polynomial.laguerre.lagval, np.polynomial.hermite_e.hermeval])
+@pytest.mark.parametrize("points", [2, 7])
+def test_series_of_traced_columns_at_constant_points_are_evaluated_as_a_tensor_product(series, points):
+    # a constant ndarray x with a traced 2-d c (columns are polynomials): NumPy evaluates every
+    # column at every point; jacc paired column k with point k ((2, 3, 2) where NumPy's is
+    # (2, 2, 3, 2), silently) or failed to broadcast 7 points against 3 columns
+    x = np.linspace(-0.8, 0.7, points)
+    f = lambda C: series(x, C)  # noqa: E731
+    C = np.array([[1.0, 2.0, 0.1], [0.5, -1.0, 0.4], [0.3, 0.7, -0.2]])
+    J = jacc.jacobian(f)(C)
+    assert J.shape == (3, points, 3, 3)
+    np.testing.assert_allclose(J, fd_jacobian(f, [C], 0), rtol=1e-7, atol=1e-9)
+
+
 @pytest.mark.parametrize("f", [
     lambda c: np.polynomial.polynomial.polyder(c, 2, scl=0.5),
     lambda c: np.polynomial.Polynomial(c).deriv().coef,

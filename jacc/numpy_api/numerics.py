@@ -409,11 +409,12 @@ def _geomspace(start, stop, num=50, endpoint=True, dtype=None, axis=0):
 def _series(original: Callable, x, c, tensor: bool = True):
     """polyval, chebval, … (``original``) at ``x``. NumPy gives every column of a 2-d ``c`` its value
     at every ``x`` (``tensor=True``) only when ``isinstance(x, np.ndarray)``, which a traced array
-    is not, so the reshape it would make is made here (without it, a (3, 2) ``c`` at two points
-    would silently pair columns with points)."""
+    is not, so the reshape it would make is made here, for a traced ``x`` and a constant one alike
+    (``c`` traced: NumPy's reshape of a traced ``c`` is ours; without it, a (3, 2) ``c`` at two
+    points silently paired columns with points)."""
     if isinstance(x, (list, tuple)):
         x = np.asarray(x)
-    if tensor and isinstance(x, Tracer):
+    if tensor and isinstance(x, (np.ndarray, Tracer)):
         c = np.reshape(c, (np.shape(c) or (1,)) + (1,) * x.ndim)
     return original(x, c, tensor=False)
 
@@ -955,6 +956,10 @@ case("numpy.polynomial.polynomial.polyval", lambda xp: lambda x, c: np.polynomia
      note=_NP_POLY + "; every column at every point, as NumPy gives for an ndarray x")
 case("numpy.polynomial.chebyshev.chebval", lambda xp: lambda x, c: np.polynomial.chebyshev.chebval(x, c),
      lambda r: (_x(r, (3,)), _x(r, (4,))), argnums=(0, 1), jax=False, note=_NP_POLY)
+case("numpy.polynomial.chebyshev.chebval",
+     lambda xp: lambda c: np.polynomial.chebyshev.chebval(np.linspace(-1.0, 1.0, 5), c),
+     lambda r: (_x(r, (3, 2)),), jax=False, variant="2-d c at constant points",
+     note=_NP_POLY + "; every column at every point (5 points, 2 columns: (2, 5))")
 case("numpy.polynomial.polynomial.polyval2d", lambda xp: lambda x, c: np.polynomial.polynomial.polyval2d(x, 2.0 * x, c),
      lambda r: (_x(r, (3,)), _x(r, (3, 2))), argnums=(0, 1), jax=False, note=_NP_POLY)
 case("numpy.polynomial.polynomial.polygrid2d", lambda xp: lambda x, c: np.polynomial.polynomial.polygrid2d(x, x[:2], c),
