@@ -1196,6 +1196,11 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # observable (jacc.guards): per structure, the guards awaiting confirmation or why not
     skipping = retrace is True and cache and backend != "interpret"
     pure: dict[Any, Guards | str | None] = {}
+    # structures whose f ran once more, watched, without changing what it had read: only then are
+    # data arguments traced (that runs f beside the call's own run); a first watch cannot tell
+    # (state["mean"] = 0.9 * state["mean"] + 0.1 * x.mean(0) left a traced value in the caller's
+    # dict and updated it twice a call)
+    quiet: set = set()
     watched: dict[Any, int] = {}  # structure → times watched (f's globals may change every call)
     verdict: list = [None]  # this call's: the guards of what f read while watched, or why not
 
@@ -1455,10 +1460,17 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single, tape.copies)
         return made
 
-    def settle(key, entry: Entry, tape: Tape, state, held: bool, args, kwargs) -> None:
+    def settle(key, entry: Entry, tape: Tape, state, held: bool, args, kwargs, before: bool = False) -> None:
         """After a traced call: note the guards of what ``f`` read while watched, or, where guards
         held before it ran (``held``), confirm them — the trace replayed the last exactly and
-        running ``f`` changed nothing it reads — and skip ``f`` from the next call on."""
+        running ``f`` changed nothing it reads — and skip ``f`` from the next call on. ``before``:
+        what ``f`` reads held before it ran, with other arguments (new data): that run must not
+        have changed it either."""
+        if isinstance(state, Guards) and before:
+            if not state.hold():
+                pure[key] = store.why_traced = "running f changes what it reads"
+                return
+            quiet.add(key)
         if entry.graph.meta.get("value_dependent"):
             pure[key] = "its trace depends on values"
         elif held:
@@ -1477,6 +1489,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         else:
             watched[key] = watched.get(key, 0) + 1
             pure[key] = "what it reads changed at every call" if watched[key] > WATCHES else verdict[0]
+            if isinstance(pure[key], Guards) and not pure[key].mutable:  # (nothing its run could change)
+                quiet.add(key)
         store.why_traced = pure.get(key) if isinstance(pure.get(key), str) else None
 
     def keep_once(key, made: _Once, args, kwargs) -> None:
@@ -1544,17 +1558,18 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     def traced(key, args, kwargs):
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
-                not skipping or isinstance(pure.get(key), Guards)):
+                not skipping or (isinstance(pure.get(key), Guards) and key in quiet)):
             inner = data_args.switch(key, args, kwargs, check_argnums(argnums, len(args), kwargs))
             if inner is not None:
                 out = via_data(key, inner, args, kwargs)
                 if out is not _RUN_F:
                     return out
-        held, seen, state = False, None, None
+        held, seen, state, before = False, None, None, False
         if skipping:
             state = pure.get(key)
             if isinstance(state, Guards):  # (other arguments than the watched call's: watched again)
-                held = state.hold() and state.same_passed(passed_of(args, kwargs))
+                before = state.hold()  # (what f read holds what the last watched run left)
+                held = before and state.same_passed(passed_of(args, kwargs))
             if not held and not isinstance(state, str):
                 seen = watch(f, args + tuple(kwargs.values()))
         device = jax_results and _jax_arrays(args, shown)  # results as jax.Arrays
@@ -1616,7 +1631,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             if tape.nonfinite_because and nonfinite != "propagate" and not finite_blocks(found):
                 raise UnsupportedOperationError(tape.nonfinite_because[0])
         if skipping and (held or seen is not None):
-            settle(key, entry, tape, state, held, args, kwargs)
+            settle(key, entry, tape, state, held, args, kwargs, before)
         if not retrace and not graph.meta.get("value_dependent") and same(passed_of(args, kwargs), given):
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies)
             if made is not None:

@@ -682,6 +682,12 @@ class Guards:
         """Every value these guards hold a copy of."""
         return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values + self.passed
 
+    @property
+    def mutable(self) -> bool:
+        """Whether something ``f`` read besides its arguments may change in place (a global dict,
+        a closed-over array): a run of ``f`` may then have changed it, unseen by one watch."""
+        return any(k.mutable for k in [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values)
+
     def hold(self) -> bool:
         for fn, code, defaults, kwdefaults in self.functions:
             if fn.__code__ is not code or fn.__defaults__ is not defaults or fn.__kwdefaults__ is not kwdefaults:

@@ -264,6 +264,18 @@ def test_a_write_through_another_name_for_the_data_keeps_it_constant():
         J = jf(np.ones(3), BUF)
         np.testing.assert_array_equal(np.diag(J), BUF)
         assert BUF[0] == 10.0
+    assert jf.cache.skipped == 0  # (f's global BUF changed between every two calls: f ran each time)
+
+    def g(x, D, holder):
+        holder["buf"][0] = 10.0  # holder["buf"] is D: NumPy changes D too
+        return x * D
+
+    jf = jacc.jacobian(g)
+    for _ in range(5):
+        D = r.standard_normal(3)
+        J = jf(np.ones(3), D, {"buf": D, "tag": "a"})  # (a string: the dict is no data)
+        np.testing.assert_array_equal(np.diag(J), D)
+        assert D[0] == 10.0
     assert "through another name" in jf.cache.why_constant
 
 
@@ -452,11 +464,11 @@ def test_keyword_data_of_a_function_reading_a_global_follows_it():
     jf = jacc.jacobian(f)
     r = np.random.default_rng(14)
     W = r.standard_normal(3)
-    for k in range(8):
+    for k in range(9):
         X = r.standard_normal((4, 3))
-        if k == 5:
-            G[0, 0] = 3.0  # in place: the guards see it
         if k == 6:
+            G[0, 0] = 3.0  # in place: the guards see it
+        if k == 7:
             globals()["G"] = 2 * np.eye(3)  # rebound
         want = 2 * (X @ G).T @ (X @ G @ W)
         np.testing.assert_allclose(jf(W, X=X), want, rtol=1e-12)
@@ -522,3 +534,30 @@ def test_why_constant_names_the_keyword():
         D = np.arange(1.0, 4.0) + k
         np.testing.assert_array_equal(jf(np.ones(3), x=D), np.diag(D))
     assert jf.cache.why_constant.endswith("f writes into the argument 'x' in place")
+
+
+def test_f_updating_a_global_dict_or_list_from_its_data_runs_once_a_call():
+    """A running mean kept in a dict, or a history list, that f updates from the batch (found by a
+    hunt): the data trace ran f beside the call's own run after one watch, so the dict was updated
+    twice a call and held a traced value (the list grew by a Tracer). f's runs are watched once
+    more first: one that changes what f read keeps f running, once a call."""
+    state = {"mean": np.zeros(3)}
+    hist = []
+
+    def bn_loss(gamma, x):
+        mu = x.mean(0)
+        state["mean"] = 0.9 * state["mean"] + 0.1 * mu
+        hist.append(mu.sum())
+        return (gamma * (x - mu)).sum()
+
+    jf = jacc.jacobian(bn_loss)
+    x0 = np.random.default_rng(0).normal(size=(4, 3))
+    want = np.zeros(3)
+    for i in range(5):
+        x = x0 + i
+        np.testing.assert_allclose(jf(np.ones(3), x), (x - x.mean(0)).sum(0), atol=1e-12)
+        want = 0.9 * want + 0.1 * x.mean(0)
+        assert type(state["mean"]) is np.ndarray and all(type(h) is np.float64 for h in hist)
+        np.testing.assert_allclose(state["mean"], want, rtol=1e-14)
+        assert len(hist) == i + 1
+    assert jf.cache.why_traced == "running f changes what it reads" and jf.cache.skipped == 0
