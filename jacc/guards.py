@@ -577,6 +577,10 @@ def _lookup(space: dict, name: str) -> Any:
     return builtins.__dict__.get(name, _MISSING) if v is _MISSING else v
 
 
+#: the type of NumPy's dispatching functions (np.mean, np.linalg.norm: not ufuncs, not FunctionType)
+_DISPATCHER = type(np.mean)
+
+
 def _identity(v: Any) -> bool:
     """Values a guard compares by identity: modules, functions and classes that are pure."""
     if isinstance(v, types.ModuleType):
@@ -586,6 +590,8 @@ def _identity(v: Any) -> bool:
                                                                          np.ufunc))
     if isinstance(v, (np.ufunc, types.FunctionType, np.dtype)):
         return True
+    if type(v) is _DISPATCHER:  # NumPy's own functions imported by name (from numpy import mean)
+        return _pure_module(getattr(v, "__module__", None)) and getattr(v, "__name__", "") not in _NUMPY_EFFECTS
     if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
         return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
     if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,

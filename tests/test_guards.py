@@ -1153,3 +1153,29 @@ def test_structures_of_one_jacobian_share_their_constants():
     A[0, :] *= 2.0  # retrace=False compares the constants' values: a new constant, planned anew
     jf2 = jacc.jacobian(f, retrace=False)
     np.testing.assert_allclose(jf2(x), want(x), rtol=1e-12)
+
+
+def test_numpy_functions_imported_by_name_are_guarded_as_numpy_is(tmp_path):
+    # from numpy import mean: the global holds a dispatcher (not a ufunc nor a Python function),
+    # which the guards refused, so f ran at every call (found by a hunt: a conv1d through
+    # sliding_window_view 10x slower than np.lib.stride_tricks.sliding_window_view)
+    import io
+
+    from numpy import einsum, mean, save
+    from numpy.lib.stride_tricks import sliding_window_view
+    from numpy.linalg import norm
+
+    ns = {"mean": mean, "einsum": einsum, "swv": sliding_window_view, "norm": norm, "np": np, "save": save,
+          "buf": io.BytesIO()}
+    exec("def f(x):\n    return swv(x, 2).sum() * mean(x) * norm(x) + einsum('i,i->i', x, x)\n"
+         "def g(x):\n    save(buf, np.ones(2))\n    return np.sin(x)\n", ns)
+    x = np.array([0.5, 1.0, 2.0])
+    jf = jacc.jacobian(ns["f"])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x), jacc.jacobian(ns["f"], retrace="always")(x), rtol=1e-14)
+    assert jf.cache.skipped == 2 and jf.cache.why_traced is None
+    jg = jacc.jacobian(ns["g"])
+    for k in range(3):
+        jg(x)
+        assert ns["buf"].tell() == 144 * (k + 1)  # saved at every call: f runs
+    assert jg.cache.skipped == 0 and "save" in jg.cache.why_traced
