@@ -812,7 +812,7 @@ class Runner:
         """An all-scalar plan's code built as C: always under ``backend="c"``; under ``"auto"``,
         ``"jax"`` and ``"torch"`` where the float code takes at least :data:`jacc.ccode.WORTH`, the code
         is at most :func:`_auto_c_lines` long and C measures clearly faster
-        (:data:`~jacc.ccode.MARGIN`); code longer than :data:`~jacc.ccode.AUTO_LINES` is then built
+        (:data:`~jacc.ccode.MARGIN`); code longer than :data:`~jacc.ccode.AUTO_O2_LINES` is then built
         quickly (``-O0``)."""
         from .ccode import MARGIN, MAX_LINES, WORTH, compile_native
         from .compile import CompileError

@@ -252,6 +252,11 @@ MAX_LINES = 150_000
 #: length (``-O0``: gcc took 2.3 s for an RK4 Lorenz system over 150 steps, 73,000 statements,
 #: where ``-O1`` took 9.3 s; the code then ran 95 µs a call against 60 µs, and 2 ms as floats)
 AUTO_LINES = 5_000
+#: the longest code ``"auto"`` builds at ``-O2``; longer, it builds at ``-O0``. Straight-line code
+#: gains little from optimising and gcc's time grows fast with it: ``sin(x) * x.sum()`` over 57
+#: numbers, 3,800 statements, built in 3.3 s at ``-O2`` (a first call of 3.4 s, found by a hunt)
+#: and 0.17 s at ``-O0``, and then ran 8.8 µs a call against 11.0 µs (floats: 22 µs)
+AUTO_O2_LINES = 300
 #: under ``backend="auto"`` with ``retrace=False``, float code measured this slow (seconds per
 #: call) is also built as C, which is kept where it takes under ``MARGIN`` times as long (C's call
 #: costs ~1 µs more than a few float lines, a tie is noise, and floats need no build)
@@ -407,7 +412,7 @@ class Native:
     Entries the code makes constants (structural zeros and ±1) are written once into the output
     buffer; the C function writes only the others. The buffers are the object's own, so a call
     holds a lock (two threads may share a ``jacobian``). ``quick``: code longer than
-    :data:`AUTO_LINES` is built at ``-O0`` (``"auto"``'s own builds). Code longer than ``max_lines``
+    :data:`AUTO_O2_LINES` is built at ``-O0`` (``"auto"``'s own builds). Code longer than ``max_lines``
     statements is refused with :class:`~jacc.compile.CompileError` before anything is built."""
 
     def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES, quick: bool = False):
@@ -418,7 +423,7 @@ class Native:
                                f"({max_lines}); the float code runs instead")
         varying = [i for i, c in enumerate(consts) if c is None]
         src, slots = source(jacobian, varying)
-        self.fn, self.source = build(src, quick=quick and lines > AUTO_LINES), src
+        self.fn, self.source = build(src, quick=quick and lines > AUTO_O2_LINES), src
         self.x, self.w = np.zeros(max(n_in, 1)), np.zeros(max(slots, 1))
         self.xs = (ctypes.c_double * len(self.x)).from_buffer(self.x)  # (assigning a list: 25 % faster)
         self.y = np.array([0.0 if c is None else c for c in consts], dtype=np.float64)
