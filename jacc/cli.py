@@ -644,8 +644,8 @@ def _fmt(p: argparse.ArgumentParser) -> None:
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # one line, exit 2
-        raise UsageError(f"{self.prog}: {message}")
+    def error(self, message: str):  # one line, exit 2 (a command's parser names it: "jacc run: …")
+        raise UsageError(message if self.prog == "jacc" else f"{self.prog}: {message}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -125,8 +125,9 @@ class Plan(Costs):
         :mod:`jacc.compile`), ``"c"`` (the same code built by the system C compiler, see
         :mod:`jacc.ccode`), ``"numpy"``, ``"jax"`` or ``"torch"`` (the plan lowered to one array program, see
         :mod:`jacc.program`; the primal runs on the graph), ``"auto"`` (scalar where it applies,
-        else numpy). The function's ``.program`` is the :class:`~jacc.program.Program`, whose
-        ``source`` prints the generated code.
+        else numpy), ``"interpret"`` (:meth:`execute`, the executor). The function's ``.program`` is
+        the :class:`~jacc.program.Program` (None for ``"interpret"``), whose ``source`` prints the
+        generated code.
 
         >>> from jacc import examples
         >>> f = plan(examples.lecture_f(), "reverse").compile("numpy")
@@ -134,7 +135,16 @@ class Plan(Costs):
         {('v5', 'x1'): 5.5, ('v5', 'x2'): 1.716}
         """
         from .compile import CompileError, compile_plan
+        from .program import BACKENDS, BackendError
 
+        names = ("auto", "scalar", "c", *BACKENDS, "interpret")
+        if backend not in names:
+            raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(names)}")
+        if backend == "interpret":
+            def run(*args, **named) -> dict:
+                return self.execute(*args, **named)
+            run.program = None
+            return run
         if backend == "c":
             from .ccode import compile_native
 
@@ -375,6 +385,8 @@ def input_values(graph: Graph, args: Sequence, named: Mapping) -> dict:
     for k, v in named.items():
         if k in inputs:
             raise TypeError(f"input {k!r} given twice")
+        if k not in graph.inputs:  # (before any missing one: a misspelt name is the likelier slip)
+            raise TypeError(f"plan has no input {k!r}; its inputs are {graph.inputs}")
         inputs[k] = v
     return inputs
 

@@ -252,7 +252,8 @@ def test_render_outputs(capsys, workdir):
     (["plan", "missing.json"], "missing.json: cannot read"),
     (["compare", "--N", "0"], "must be positive"),
     (["compare", "--strategies", "fast"], "unknown strategy 'fast'"),
-    (["nope"], "invalid choice"),
+    (["nope"], "^jacc: error: argument command: invalid choice"),  # (once "jacc: error: jacc: …")
+    ([], "^jacc: error: the following arguments are required: command"),
     (["trace", "graphs/lecture_f.json", "--at", "x1=2"], "missing \\['x2'\\]"),
     (["trace", "graphs/lecture_f.json", "--at", "2,5"], "name=value"),
     (["run", "graphs/lecture_f.json", "--at", "x1=2,x2=5", "-o", "J.txt"], "npy or .npz"),

@@ -1419,3 +1419,18 @@ def test_a_sum_of_many_terms_holds_one_term_at_a_time(f, x):
     J, held = peak_memory(lambda: jf(x + 0.02))
     np.testing.assert_allclose(J, jacc.jacobian(f, strategy="reverse", backend="interpret")(x + 0.02), rtol=1e-12)
     assert held < 2.5 * jf.plan.peak_bytes, (held, jf.plan.peak_bytes)
+
+
+def test_plan_compile_takes_every_backend_name_jacobian_takes():
+    # docs/execution.md: jacobian(backend=…), Plan.compile(backend) and jacc run --backend take
+    # the same names; "interpret" was refused, by an error naming only numpy, jax and torch
+    p = jacc.plan(examples.lecture_f(), "reverse")
+    want = p.execute(2.0, 5.0)
+    run = p.compile("interpret")
+    assert run.program is None and run(2.0, 5.0).keys() == want.keys()
+    for k in want:
+        assert float(run(2.0, 5.0)[k]) == float(want[k])
+    with pytest.raises(BackendError, match="choose one of auto, scalar, c, numpy, jax, torch, interpret"):
+        p.compile("fortran")
+    with pytest.raises(TypeError, match=r"plan has no input 'x3'; its inputs are \['x1', 'x2'\]"):
+        p.execute(x1=2.0, x3=5.0)  # (the misspelt name, not the missing 'x2')
