@@ -5,7 +5,8 @@ matrix from ``np.eye(3)``, a residual vector from ``np.zeros(n)``). A plain NumP
 a traced value, so a trace that writes one into it stops (:class:`jacc.trace._PlainWrite`) and
 runs ``f`` again — once per function, as for :mod:`jacc.constructors` — with NumPy's creation
 functions (``zeros``, ``ones``, ``empty``, ``full``, ``eye``, ``identity``, the ``*_like`` of plain
-arrays, and ``np.array`` of a list of numbers) giving the code of ``f`` a :class:`Buffer` instead.
+arrays, ``np.array`` of a list of numbers, and copies of a plain array by ``np.copy`` or
+``np.array``) giving the code of ``f`` a :class:`Buffer` instead.
 
 A buffer acts as its plain array (operators, ufuncs, NumPy functions, methods and attributes go to
 the array) until a traced value is written into it — by item assignment, an in-place operator,
@@ -588,15 +589,18 @@ def _callee(code, lasti: int) -> str | None:
     return _CALLEES[key]
 
 
-def _maker(position: int, fill: bool = False, empty: bool = False) -> Callable[[Callable], Callable]:
+def _maker(position: int, fill: bool = False, empty: bool = False,
+           copies: bool = False) -> Callable[[Callable], Callable]:
     """A creation function that gives a buffer; ``position``: where its dtype may come positionally;
     ``fill``: the second argument is the fill value (a traced one is written into the new array,
     which becomes traced); ``empty``: NumPy leaves the values unset (the buffer's are zeros). A
-    traced prototype (``np.zeros_like(x)``) goes to its handler; a buffer one stands for its array."""
+    traced prototype (``np.zeros_like(x)``) goes to its handler; a buffer one stands for its array.
+    ``copies``: a copy of its first argument (``np.copy``), a buffer only of a plain array (a
+    buffer's copy is NumPy's, its held entries placed first)."""
     def make(original: Callable) -> Callable:
         @functools.wraps(original)
         def create(*args, **kwargs):
-            if args and _holds_tracer(args[0]):
+            if args and (_holds_tracer(args[0]) or (copies and type(args[0]) is not np.ndarray)):
                 return original(*args, **kwargs)
             dtype = kwargs.get("dtype", args[position] if len(args) > position else None)
             if fill and _holds_tracer(args[1:2] or kwargs.get("fill_value")) and (
@@ -639,14 +643,17 @@ swap_during_traces("numpy", {
     "eye": _maker(3), "identity": _maker(1),
     "zeros_like": _maker(1), "ones_like": _maker(1), "empty_like": _maker(1, empty=True),
     "full_like": _maker(2, fill=True), "fill_diagonal": _fill_diagonal,
+    # a copy of a constant state that f steps (u = np.copy(u0); u[1:-1] = …); of a buffer, as NumPy's
+    "copy": _maker(99, copies=True),
 })
 
 
 def _from_list(obj: Any, made: np.ndarray) -> Any:
     """``np.array(obj)``'s result ``made`` (called by jacc.constructors' np.array), as a buffer
-    where ``obj`` is a list of numbers and the code of ``f`` calls np.array, during a trace with
-    buffers."""
-    if (type(obj) in (list, tuple) and type(made) is np.ndarray and made.dtype.kind == "f"
+    where ``obj`` is a list of numbers, or a plain array that ``made`` copies, and the code of
+    ``f`` calls np.array, during a trace with buffers."""
+    if ((type(obj) in (list, tuple) or (type(obj) is np.ndarray and made is not obj))
+            and type(made) is np.ndarray and made.dtype.kind == "f"
             and getattr(_state, "on", False) and _served(sys._getframe(2), "array")):
         return Buffer(made)
     return made

@@ -1056,9 +1056,10 @@ class _PlainWrite(_ArrayConversion):
 #: The assignment a plain NumPy array cannot take, and what to do instead (see :class:`_PlainWrite`).
 PLAIN_WRITE_FIX = (
     "a plain NumPy array cannot hold a traced value; write into an array f makes with np.zeros, np.ones, "
-    "np.empty, np.full, np.eye, np.identity or np.array([...]) (jacc gives f arrays that can take traced "
-    "values; write into the array itself, a[0:2] += x rather than v = a[0:2]; v += x), or into a traced array "
-    "(y = x.copy()), or build the array with np.stack, np.concatenate or np.where"
+    "np.empty, np.full, np.eye, np.identity, np.array([...]), or a copy of a constant array made by np.copy(a) "
+    "or np.array(a) (not a.copy() or a.astype(float): methods of a plain array give plain arrays) (jacc gives f "
+    "arrays that can take traced values; write into the array itself, a[0:2] += x rather than v = a[0:2]; "
+    "v += x), or into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or np.where"
     if sys.version_info >= (3, 11) else  # (jacc.buffers reads instruction positions, new in 3.11)
     "a plain NumPy array cannot hold a traced value (on Python 3.11 or later, one that f makes with np.zeros & "
     "co. can); write into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or "
