@@ -305,7 +305,8 @@ def _same_values(a: list, b: list) -> bool:
 class _DataArgs:
     """Arguments not differentiated that change from call to call (a batch, a time series, a
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
-    dtype (0-d ones too) and, for float64, Python and NumPy floats; containers of these (a batch
+    dtype (0-d ones too), integer arrays (class labels, traced as floats: one used as an index,
+    ``E[idx]``, stays a constant) and, for float64, Python and NumPy floats; containers of these (a batch
     ``(X, y)``, taken apart as differentiated arguments are); by position or by keyword (slots:
     positions, then keyword names). A structure's traced call that finds such an argument changed
     since its last traced call (the same shape) makes its calls run a Jacobian of their own
@@ -322,7 +323,7 @@ class _DataArgs:
 
     def _data(self, a: Any) -> bool:
         if type(a) is np.ndarray:
-            return a.dtype == self.dtype and a.size > 0
+            return (a.dtype == self.dtype or a.dtype.kind in "iu") and a.size > 0
         if type(a) is float or type(a) is np.float64:
             return self.floats
         # a container of such (a batch (X, y), a dict of series), taken apart as differentiated
@@ -449,6 +450,8 @@ def _raised(e: Exception) -> str:
     what = str(e)
     if isinstance(e, UnsupportedOperationError) and ", so its derivative would be lost" in what:
         what = what.split(" would turn it into a constant", 1)[0] + " (the data stays a constant for it)"
+    # (indexing with the data, E[idx]: the list of supported functions says nothing of that)
+    what = what.split(". Supported NumPy functions: ", 1)[0]
     return f"f raised {type(e).__name__}: {what}"
 
 

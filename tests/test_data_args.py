@@ -561,3 +561,41 @@ def test_f_updating_a_global_dict_or_list_from_its_data_runs_once_a_call():
         np.testing.assert_allclose(state["mean"], want, rtol=1e-14)
         assert len(hist) == i + 1
     assert jf.cache.why_traced == "running f changes what it reads" and jf.cache.skipped == 0
+
+
+def test_integer_labels_are_data_and_integer_indices_stay_constants():
+    """Class labels in an int array made every call trace f again (73x JAX's time on a logistic
+    regression, found by a hunt): integer data is traced as floats; one that f indexes with stays a
+    constant, and says why."""
+    r = np.random.default_rng(3)
+
+    def logreg(w, X, y):
+        p = 1 / (1 + np.exp(-(X @ w)))
+        return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+
+    def ints(w, k):  # floor division, remainder, products and comparisons of the labels
+        return w * (k // 2) + w ** 2 * (k % 3) - (k * k) * w.sum() + np.where(k > 1, w, 0.0)
+
+    def emb(E, idx):
+        return np.tanh(E[idx].sum(axis=1)).sum()
+
+    jf, w = jacc.jacobian(logreg), r.normal(size=5)
+    for _ in range(6):
+        X, y = r.normal(size=(8, 5)), r.integers(0, 2, 8)
+        np.testing.assert_allclose(jf(w, X, y), -X.T @ (y - 1 / (1 + np.exp(-(X @ w)))) / 8, rtol=1e-12)
+    assert jf.cache.skipped >= 3 and jf.cache.why_constant is None
+    jf = jacc.jacobian(ints)
+    for _ in range(5):
+        w, k = r.normal(size=4), r.integers(0, 5, 4)
+        want = np.diag(k // 2 + 2 * w * (k % 3) + (k > 1)) - np.outer(k * k, np.ones(4))
+        np.testing.assert_allclose(jf(w, k), want, rtol=1e-13)
+    assert jf.cache.skipped >= 2
+    jf, E = jacc.jacobian(emb), r.normal(size=(6, 3))
+    for _ in range(3):
+        idx = r.integers(0, 6, (2, 4))
+        want = np.zeros_like(E)
+        for row in range(2):
+            np.add.at(want, idx[row], 1 - np.tanh(E[idx[row]].sum(axis=0)) ** 2)
+        np.testing.assert_allclose(jf(E, idx), want, rtol=1e-12)
+    assert jf.cache.why_constant.endswith("indexing with a traced array is not supported by jacc's tracer "
+                                          f"(called at {__file__}:{emb.__code__.co_firstlineno + 1})")
