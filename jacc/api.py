@@ -32,6 +32,7 @@ from .eliminate import OrderError, Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
+from .strategies import naive_first
 from .trace import (
     Recording,
     Tape,
@@ -273,6 +274,13 @@ DATA_TRACES = 4
 #: calls within which building long C code for a structure taking data must pay, by the estimates
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
 REPEAT_PAYOFF = 10_000
+
+#: new structures after which, where less than half as many calls replayed one, ``auto`` plans the next ones
+#: as the likelier cheaper of forward and reverse mode, without the scalar route, and runs them on the
+#: executor (lowered only at a second call): calls whose indices change with the data
+#: (``E[idx]``, ``logp[np.arange(n), y]``) are a new structure each, and ``auto``'s search with the
+#: scalar route's took 70 ms a call for a 10 × 4 embedding (JAX: 21 µs)
+CHURN_MISSES = 4
 
 #: argument shapes (cache keys) one jacobian keeps structures for: called in turn with more, every
 #: call plans anew (least recently used first out). A structure holds 0.3-0.6 MB besides the
@@ -744,6 +752,7 @@ class Runner:
         # made because calls repeat with new data (see _DataArgs): the scalar route's code is built as
         # C past ccode.AUTO_LINES (quickly) where that pays within REPEAT_PAYOFF calls
         self.repeating = False
+        self.churn = False  # made where structures do not repeat (CHURN_MISSES): lowered at a second call
 
     def lower_later(self, plan) -> bool:
         """Whether this call runs the executor and leaves lowering to a later call of the structure:
@@ -751,7 +760,8 @@ class Runner:
         first call (a function called once does not pay for a program it never reuses), or at its
         first :data:`LOWER_LATER_CALLS_IF_VALUE_DEPENDENT` where its trace depends on values."""
         calls = LOWER_LATER_CALLS_IF_VALUE_DEPENDENT if plan.graph.meta.get("value_dependent") else 1
-        if self.deferred >= calls or self.backend not in ("auto", "numpy") or len(plan.steps) < LOWER_LATER_STEPS:
+        if self.deferred >= calls or self.backend not in ("auto", "numpy") or (
+                len(plan.steps) < LOWER_LATER_STEPS and not self.churn):
             return False
         self.deferred += 1
         self.why = (f"a plan of {len(plan.steps):,} steps runs the executor at its structure's first "
@@ -1215,21 +1225,26 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     def result_of(plan) -> Callable[[dict], Any]:
         return _assembler(plan.graph, single, None if sparse else owned, plan.wrt)
 
-    def new_plan(tape: Tape, rec: Recording) -> Entry:
-        graph = tape.graph
+    def new_plan(tape: Tape, rec: Recording, recurs: bool = False) -> Entry:
+        """``recurs``: a structure planned quickly (see :data:`CHURN_MISSES`) called again."""
+        graph = tape.build()
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
-        runner = Runner(backend, dt, sparse, with_primal(graph), cache and unroll_candidate(graph, strategy))
+        # structures that do not repeat: each plan serves about one call, so it is made quickly
+        churn = not recurs and strategy == "auto" and store.misses >= CHURN_MISSES and 2 * store.hits < store.misses
+        runner = Runner(backend, dt, sparse, with_primal(graph),
+                        cache and not churn and unroll_candidate(graph, strategy))
+        runner.churn = churn
         if data:  # (made because calls repeat with new data: lowered at its first call)
             runner.deferred, runner.repeating = 1, True
-        options = dict(strategy_options)
+        options = {} if churn else dict(strategy_options)
         limit = options.get("time_limit")
         if limit is not None:  # the set-up above is part of the planning the limit bounds
             options["time_limit"] = max(limit - (time.perf_counter() - t0), 1e-3)
         if runner.unroll and limit is not None:  # the scalar-level plan (jacc.unroll) shares the budget
             options["time_limit"] = min(options["time_limit"] / 2, ARRAY_PLAN_BESIDE_UNROLL)
         with paused():
-            given = strategy
+            given = naive_first(problem)[0] if churn else strategy  # (one pricing: Markowitz previews every step)
             if scalar_level(strategy) and not all_scalars(graph):
                 # jf.plan after the scalar route ran, given back: that route runs its order (a
                 # clock-independent plan, as strategies.md offers), the array level a greedy one
@@ -1308,7 +1323,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                        "changes the caller's container)")
         snapshots.add(tape.copies.items())
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
-        if tape.graph is None and tape.same_constants:  # replayed found[0] exactly
+        if tape.graph is None and tape.same_constants and not found[0].runner.churn:  # replayed found[0] exactly
             store.hits += 1
             return found[0], tape
         rec = tape.recording()
@@ -1316,7 +1331,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             match = found[0]
         else:
             match = next((e for e in found if e.recording.same_structure(rec)), None)
-        if match is not None:
+        if match is not None and match.runner.churn:  # planned quickly, as structures did not repeat: this
+            entry = new_plan(tape, rec, recurs=True)  # one does, and is planned as the strategy says
+            store.hits += 1
+        elif match is not None:
             entry = rebase(match, tape, rec)
             store.hits += 1
             store.rebuilds += 1
