@@ -1597,6 +1597,19 @@ def _into(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict) -> Any:
     raise _unsupported(f"{what} with keyword(s) ['out']")
 
 
+def _where_into(ufunc: np.ufunc, inputs: tuple, kwargs: dict) -> Any:
+    """``ufunc(..., out=o, where=m)`` (``np.divide(a, b, out=np.zeros_like(a), where=b != 0)``,
+    the safe division SciPy's ``simpson`` makes): ``o`` takes ``where(m, ufunc(...), o)``. NumPy
+    does not evaluate the ufunc where ``m`` is false, so there it is evaluated at ½ (finite for
+    division, logarithms, roots, arcsin …): ``o`` is all ``f`` reads there, and its derivative
+    too (at b = 0, −a/b² = −inf would have made 0·inf = NaN in the Jacobian)."""
+    kwargs = dict(kwargs)
+    mask, out = kwargs.pop("where"), kwargs.pop("out")
+    o = out[0] if isinstance(out, tuple) else out
+    safe = [np.where(mask, x, 0.5) if isinstance(x, (Tracer, np.ndarray, float, int)) else x for x in inputs]
+    return _into(np.positive, "__call__", (np.where(mask, ufunc(*safe, **kwargs), o),), {"out": out})
+
+
 def _copy(x: Any, kind: str = "array") -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
     so changing one in place, or taking views of one, leaves the other alone. What a 0-d one is
@@ -2019,6 +2032,8 @@ class Tracer(_Held):
             handler = _UFUNCS.get(ufunc.__name__)
             if handler is not None:
                 return handler(self.tape, *inputs)
+        if "where" in kwargs and "out" in kwargs and method == "__call__" and ufunc.nout == 1:
+            return _where_into(ufunc, inputs, kwargs)
         if "out" in kwargs:
             return _into(ufunc, method, inputs, kwargs)
         name = ufunc.__name__

@@ -840,3 +840,33 @@ def test_a_reshape_with_copy_true_may_be_written_into(reshape):
     x = np.array([0.5, 1.0, 2.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), np.diag([6.0, 6 * x[1] + 1, 2 * x[2] + 1]), rtol=1e-14)
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+def test_a_ufunc_with_where_and_out_reads_out_where_the_mask_is_false():
+    # np.divide(a, b, out=np.zeros_like(a), where=b != 0), the safe division of SciPy's simpson
+    # (found by a hunt: simpson differentiated in x was refused): NumPy does not evaluate the
+    # division where b = 0, so neither its value nor its derivative (-a/b² = -inf) reaches the
+    # result there
+    def safe(a, b):
+        return np.divide(a, b, out=np.zeros_like(a), where=b != 0)
+
+    def kept(a, b):
+        out = np.ones_like(a) * 7.0  # a traced out keeps its own entries where b <= 1
+        np.divide(a, b, out=out, where=b > 1)
+        return out * 2
+
+    a, b = np.array([1.0, 2.0, 3.0]), np.array([2.0, 0.0, 4.0])
+    Ja, Jb = jacc.jacobian(safe, (0, 1))(a, b)
+    np.testing.assert_array_equal(Ja, np.diag([0.5, 0.0, 0.25]))
+    np.testing.assert_array_equal(Jb, np.diag([-0.25, 0.0, -3 / 16]))
+    Ja, Jb = jacc.jacobian(kept, (0, 1))(a, b)
+    np.testing.assert_array_equal(Ja, np.diag([1.0, 0.0, 0.5]))
+    np.testing.assert_array_equal(Jb, np.diag([-0.5, 0.0, -0.375]))
+    g = trace(kept, a, b)
+    np.testing.assert_array_equal(g.evaluate({"a": a, "b": b})[g.outputs[0]], kept(a, b))
+    np.testing.assert_array_equal(kept(a, b), [1.0, 14.0, 1.5])
+    import scipy.integrate as si
+
+    x0 = np.linspace(0, 2, 9) + 0.01 * np.arange(9) ** 1.5  # uneven: simpson's ratio of steps
+    f = lambda x: si.simpson(np.sin(np.linspace(0, 2, 9)), x=x)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(x0), fd_jacobian(f, [x0], 0), rtol=1e-6, atol=1e-9)
