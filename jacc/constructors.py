@@ -217,6 +217,7 @@ _SWAPS: dict[str, dict[str, Callable[[Callable], Callable]]] = {}
 #: whose refused conversions happen in compiled code that prints them (MINPACK) or garbles them.
 _EAGER: set[str] = set()
 _WANTS: dict[Any, bool] = {}  # code object -> whether its names include one of _EAGER
+_EAGER_IDS: dict[str, Any] = {}  # "ids": of the eagerly replaced functions; "state": what they were found for
 
 
 def swap_during_traces(module: str, makers: dict[str, Callable[[Callable], Callable]],
@@ -267,13 +268,34 @@ def replacement(run: Callable, always: bool = False) -> Callable[[Callable], Cal
 
 def wants_swaps(f: Any) -> bool:
     """Whether ``f``, or a function of user code it calls (see :func:`_reachable`), names an eager
-    replacement (found once per code object)."""
+    replacement (found once per code object), or holds one under a name of its own (``alias =
+    P.polyval``: NumPy's own polyval ran on the traced points, and paired a 2-d c's columns with
+    them, silently; looked up at each call, as such a name may be rebound)."""
     key = code_key(f)
     found = _WANTS.get(key)
     if found is None:
         found = _WANTS[key] = bool(_EAGER) and ((hasattr(key, "co_names") and _names_any(key))
                                                 or any(_names_any(fn.__code__) for fn in _reachable(f)))
-    return found
+    return found or (bool(_EAGER) and _holds_eager(f))
+
+
+def _holds_eager(f: Any) -> bool:
+    """Whether a name ``f`` or a function it calls reads, or a cell it closes over, holds a function
+    replaced eagerly (:func:`swap_during_traces`)."""
+    state = (len(_SWAPS), len(_EAGER), len(sys.modules))  # (a module imported since: looked up again)
+    if _EAGER_IDS.get("state") != state:
+        ids: set[int] = set()
+        for module, makers in _SWAPS.items():
+            space = vars(sys.modules[module]) if module in sys.modules else {}
+            ids.update(id(space[n]) for n in makers if n in _EAGER and n in space)
+        _EAGER_IDS.update(state=state, ids=frozenset(ids))
+    eager = _EAGER_IDS["ids"]
+    for fn in _reachable(f):
+        space = fn.__globals__
+        if any(id(space.get(n)) in eager for n in _names(fn.__code__)) or any(
+                id(_contents(c)) in eager for c in fn.__closure__ or ()):
+            return True
+    return False
 
 
 def _names_any(code: Any) -> bool:

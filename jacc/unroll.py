@@ -320,16 +320,28 @@ def _per_element(tape, op: str, args: list, params: dict) -> Any:
 def _clip(tape, x: Any, params: dict) -> Any:
     """``clip(x, lo, hi)`` with constant bounds as recorded masks and ``where``: ``x`` on
     [lo, hi] (derivative 1, the bounds inside as at the array level), else the bound it passed, a
-    constant (NaN for NaN, derivative 0). NumPy's clip on traced scalars compares their values."""
+    constant (NaN for NaN, derivative 0). NumPy's clip on traced scalars compares their values.
+    Where the bounds alone decide, NumPy's ``minimum(maximum(x, lo), hi)`` is a constant: ``hi``
+    where lo > hi, NaN where a bound is NaN."""
     inside, rest = None, np.nan
+    bounds = {k: np.asarray(params[k], dtype=float) for k in ("lo", "hi") if params.get(k) is not None}
     for key, keeps, passes in (("hi", "less_equal", "greater"), ("lo", "greater_equal", "less")):
-        if params.get(key) is None:
+        if key not in bounds:
             continue
-        b = np.asarray(params[key], dtype=float)
+        b = bounds[key]
         m = _per_element(tape, keeps, [x, b], {})
         inside = m if inside is None else _per_element(tape, "logical_and", [inside, m], {})
         rest = _per_element(tape, "where", [_per_element(tape, passes, [x, b], {}), b, rest], {})
-    return x if inside is None else _per_element(tape, "where", [inside, x, rest], {})
+    if inside is None:
+        return x
+    got = _per_element(tape, "where", [inside, x, rest], {})
+    lo, hi = bounds.get("lo", -np.inf), bounds.get("hi", np.inf)
+    with np.errstate(invalid="ignore"):
+        fixed = np.isnan(lo) | np.isnan(hi) | (lo > hi)
+    if not np.any(fixed):
+        return got
+    value = np.where(np.isnan(lo) | np.isnan(hi), np.nan, hi)
+    return _per_element(tape, "where", [np.broadcast_to(fixed, np.shape(got)), value, got], {})
 
 
 def candidate(graph: Graph, strategy: Any) -> bool:

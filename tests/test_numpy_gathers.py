@@ -117,8 +117,10 @@ def test_order_differs_between_calls_each_result_is_right(rearrange, order, read
         want[np.arange(4), perm] = w * 2 * x[perm]
         np.testing.assert_allclose(J, want, rtol=1e-12)
     # one traced structure: a new permutation read at the point builds a new graph with the cached
-    # plan; where the program finds the order itself, the graph serves every point
-    assert jf.cache.misses == 1 and jf.cache.hits == 2 and jf.cache.rebuilds == (2 if read else 0)
+    # plan; where the program finds the order itself, the graph serves every point (the third call,
+    # at the first point again, skips f: np.sort held in a closure is NumPy's, guarded as np.sort)
+    assert jf.cache.misses == 1 and jf.cache.rebuilds == (2 if read else 0)
+    assert (jf.cache.hits, jf.cache.skipped) == ((2, 0) if read else (1, 1))
     g = jacc.trace(f, points[0])
     assert bool(g.meta.get("value_dependent")) == read
 

@@ -394,3 +394,19 @@ def test_slopes_that_cancel_at_extreme_arguments(backend):
     Ja, Jb = jacc.jacobian(np.arctan2, argnums=(0, 1), backend=backend)(a, b)
     np.testing.assert_allclose(np.diag(Ja), [5e199, 5e-201, 0.4], rtol=1e-15)
     np.testing.assert_allclose(np.diag(Jb), [-5e199, -5e-201, -0.2], rtol=1e-15)
+
+
+_SERIES_ALIAS = np.polynomial.chebyshev.chebval
+
+
+def test_a_series_held_under_a_name_of_its_own_is_replaced_too():
+    # alias = P.polyval: the name did not say it was an eagerly replaced function, so NumPy's own
+    # code ran on the traced points and paired the columns of a 2-d c with them: (2, 2), silently,
+    # where NumPy's value is (2, 2) and its Jacobian (2, 2, 2) (found by a hunt)
+    c = np.array([[1.0, 2.0], [0.5, -1.0], [0.25, 3.0]])
+    x = np.array([0.1, -0.4])
+    held = np.polynomial.polynomial.polyval
+    for f in (lambda x: _SERIES_ALIAS(x, c), lambda x: held(x, c)):
+        J = jacc.jacobian(f)(x)
+        assert J.shape == (2, 2, 2)
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)

@@ -713,7 +713,10 @@ def test_every_supported_functions_example_that_unrolls_matches_the_array_progra
 @pytest.mark.parametrize("f", [lambda x: np.maximum(x, x[::-1]) * x[0], lambda x: np.maximum(x, 0.5),
                                lambda x: np.fmin(x, 0.5) * x[1], special.erf,
                                lambda x: np.clip(x, 0.3, 0.5) * x[1],  # at the bounds: 1, the bounds inside
-                               lambda x: np.clip(np.log(x - 0.25), np.array([-1.0, -2, -3, -4]), None)])
+                               lambda x: np.clip(np.log(x - 0.25), np.array([-1.0, -2, -3, -4]), None),
+                               # bounds that decide alone (found by a hunt): hi where lo > hi, NaN for a NaN
+                               lambda x: np.clip(x, np.array([0.6, 0.2, 0.2, 0.2]), 0.4) * x,
+                               lambda x: np.clip(x, np.array([np.nan, 0.0, 0.0, 0.0]), 0.4) * x])
 def test_ties_and_scipy_ufuncs_take_the_route_with_the_array_rules(f):
     jf, ref = jacc.jacobian(f), jacc.jacobian(f, backend="numpy")
     for x in (np.array([0.3, 0.5, 0.5, 0.3]), np.array([0.3, 0.6, 0.9, 0.2])):  # ties: ½ each, then none
