@@ -36,6 +36,7 @@ from .strategies import naive_first
 from .trace import (
     Recording,
     Tape,
+    Tracer,
     UnsupportedOperationError,
     _param_names,
     check_argnums,
@@ -194,6 +195,13 @@ def _shape(a: Any) -> Any:
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
 
 
+def _leaves(arg: Any) -> list:
+    """A traced argument's values in :func:`_input_names`' order."""
+    if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):
+        return pytrees.flatten(arg)[0]
+    return [arg]
+
+
 def _input_names(arg: Any, name: str) -> list[str]:
     """The graph inputs a traced argument ``name`` becomes: itself, or a container's leaves."""
     if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):
@@ -271,6 +279,9 @@ def _fingerprint(a: Any) -> tuple:
 #: at their values: the smaller graph with the data constant traces faster)
 DATA_TRACES = 4
 
+#: integer data (labels) is traced as floats only while its values are below this in magnitude
+_INT_DATA = 2 ** 31
+
 #: calls within which building long C code for a structure taking data must pay, by the estimates
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
 REPEAT_PAYOFF = 10_000
@@ -313,8 +324,9 @@ def _same_values(a: list, b: list) -> bool:
 class _DataArgs:
     """Arguments not differentiated that change from call to call (a batch, a time series, a
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
-    dtype (0-d ones too), integer arrays (class labels, traced as floats: one used as an index,
-    ``E[idx]``, stays a constant) and, for float64, Python and NumPy floats; containers of these (a batch
+    dtype (0-d ones too), int64 arrays below :data:`_INT_DATA` (class labels, traced as floats: one
+    used as an index, ``E[idx]``, a divisor or exponent, or whose dtype ``f`` reads stays a
+    constant: ``jacc.trace.Tape.ints``) and, for float64, Python and NumPy floats; containers of these (a batch
     ``(X, y)``, taken apart as differentiated arguments are); by position or by keyword (slots:
     positions, then keyword names). A structure's traced call that finds such an argument changed
     since its last traced call (the same shape) makes its calls run a Jacobian of their own
@@ -330,8 +342,9 @@ class _DataArgs:
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
 
     def _data(self, a: Any) -> bool:
-        if type(a) is np.ndarray:
-            return (a.dtype == self.dtype or a.dtype.kind in "iu") and a.size > 0
+        if type(a) is np.ndarray:  # (integers below 2**31, whose sums and products floats hold exactly)
+            return a.size > 0 and (a.dtype == self.dtype or (a.dtype == np.int64 and -_INT_DATA < a.min()
+                                                             and a.max() < _INT_DATA))
         if type(a) is float or type(a) is np.float64:
             return self.floats
         # a container of such (a batch (X, y), a dict of series), taken apart as differentiated
@@ -1300,10 +1313,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             names = arg_names[len(args)]
             data_names.clear()
             data_names.update(x for i in data for x in _input_names(args[i], names[i]))
+        ints = frozenset(x for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
+                         if isinstance(v, np.ndarray) and v.dtype.kind == "i") if data else frozenset()
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                               names=arg_names[len(args)], shared=snapshots)
+                               names=arg_names[len(args)], shared=snapshots, ints=ints)
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
             called = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)
@@ -1415,7 +1430,29 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
         if out is not _RUN_F:
             jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
+            scrubbed(key, args)
         return out
+
+    def scrubbed(key, args) -> bool:
+        """Whether ``f``, run by a data trace, stored traced values into what it reads (``state["X"] =
+        X``: the first watched runs stored the same batch, and left it as it was), which are then
+        replaced by what ``f`` had stored (a data argument itself, else a traced value's value), and
+        the data stays constant for ``key`` from then on."""
+        g = pure.get(key)
+        if not isinstance(g, Guards):
+            return False
+        names = arg_names.get(len(args)) or ()
+        given = {x: v for i, a in enumerate(args) if i < len(names)
+                 for x, v in zip(_input_names(a, names[i]), _leaves(a))}
+
+        def value(t: Tracer) -> Any:
+            v = given.get(t.name)
+            return v if v is not None and t.name in t.tape.input_names else np.array(t.value)
+        if not g.scrub(lambda v: isinstance(v, Tracer), value):
+            return False
+        refuse_data(key, "f stores values computed from it into what it reads (a global dict or list)")
+        pure[key] = store.why_traced = "running f changes what it reads"
+        return True
 
     def first_via_data(key, inner: Callable, args, kwargs):
         """:func:`via_data` at ``inner``'s first call, with its checks."""
@@ -1425,8 +1462,11 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         except Exception as e:  # (f's own error too: the trace with constants raises it again)
             trace_needs(f, learned)  # (a refused trace must not leave f's later traces with swaps)
             refuse_data(key, _raised(e))
+            scrubbed(key, args)
             return _RUN_F
         inner.calls, inner.first = 1, False
+        if scrubbed(key, args):  # (its values are this call's: f is not run once more)
+            return out
         once.pop(key, None)
         if inner.plan.graph.meta.get("value_dependent"):
             refuse_data(key, "its trace depends on values")

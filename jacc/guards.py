@@ -688,11 +688,30 @@ class Guards:
         """Every value these guards hold a copy of."""
         return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values + self.passed
 
+    def _read(self) -> list[Kept]:
+        return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values
+
     @property
     def mutable(self) -> bool:
         """Whether something ``f`` read besides its arguments may change in place (a global dict,
         a closed-over array): a run of ``f`` may then have changed it, unseen by one watch."""
-        return any(k.mutable for k in [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values)
+        return any(k.mutable for k in self._read())
+
+    def scrub(self, leaked: Callable[[Any], bool], value: Callable[[Any], Any]) -> bool:
+        """Replace the ``leaked`` items that ``f`` stored into the lists and dicts it reads (a traced
+        value in a global dict) by their ``value``; whether there were any."""
+        found, stack, seen = False, [k.live for k in self._read()], set()
+        while stack:
+            x = stack.pop()
+            if id(x) in seen or type(x) not in (list, dict):
+                continue
+            seen.add(id(x))
+            for k, v in (x.items() if type(x) is dict else enumerate(x)):
+                if leaked(v):
+                    x[k], found = value(v), True
+                else:
+                    stack.append(v)
+        return found
 
     def hold(self) -> bool:
         for fn, code, defaults, kwdefaults in self.functions:

@@ -353,6 +353,9 @@ class Tape:
         # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,
         # which x op= y rebinds (another name for the old value keeps it)
         self.arrays0d: set[str] = set()
+        # vertices holding integer data traced as floats (a data argument of labels, see
+        # jacc.api._DataArgs) and NumPy's integer results of them: see record, Tracer.dtype
+        self.ints: set[str] = set()
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -438,6 +441,20 @@ class Tape:
             "trace cannot follow; write the view's new value into the array itself (a[i] += y) or use y = v + ...")
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
+        if not self.ints:
+            return self._record(op, args, params)
+        held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
+        if held and (op in _INT_DIVISIONS and held[-1] == 1):
+            raise UnsupportedOperationError(
+                f"{op} by integer data at {call_site()}: the data is traced as floats, which divide "
+                "by 0 and round past 2**53 otherwise than NumPy's integers (the data stays a constant)")
+        r = self._record(op, args, params)
+        if held and op in _INT_KEEPING and isinstance(r, Tracer) and all(
+                k in held or _integral(a) for k, a in enumerate(args)):
+            self.ints.add(r.name)  # (NumPy's result is integer too)
+        return r
+
+    def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if self.paused:
             return _plain_step(op, args, params or {})
         if self._pending is not None:
@@ -1610,6 +1627,27 @@ def _where_into(ufunc: np.ufunc, inputs: tuple, kwargs: dict) -> Any:
     return _into(np.positive, "__call__", (np.where(mask, ufunc(*safe, **kwargs), o),), {"out": out})
 
 
+#: ops whose result NumPy keeps integer for integer operands (Tape.ints); the divisions whose
+#: integer divisor (the second operand) gives another answer than the float one (1 // 0)
+_INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum", "minimum", "getitem", "reshape",
+                          "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
+                          "where", "sort", "amax", "amin"})
+_INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+
+
+def _integral(a: Any) -> bool:
+    """An integer constant operand (``y - 1``: NumPy's result stays integer)."""
+    if isinstance(a, Tracer):
+        return a.name in a.tape.ints
+    return (isinstance(a, (int, np.integer)) and not isinstance(a, (bool, np.bool_))) or (
+        isinstance(a, np.ndarray) and a.dtype.kind in "iu")
+
+
+def _int_dtype(t: "Tracer") -> Any:
+    raise UnsupportedOperationError(
+        f"f reads the dtype of integer data at {call_site()}: the data is traced as floats (it stays a constant)")
+
+
 def _copy(x: Any, kind: str = "array") -> Any:
     """A new array with ``x``'s value (NumPy's copies): a vertex of its own (an identity op, free),
     so changing one in place, or taking views of one, leaves the other alone. What a 0-d one is
@@ -1680,7 +1718,7 @@ class _ValueShaped:
     shape = property(lambda self: self.value.shape, _set_shape)
     ndim = property(lambda self: self.value.ndim)
     size = property(lambda self: self.value.size)
-    dtype = property(lambda self: self.value.dtype)
+    dtype = property(lambda self: _int_dtype(self) if self.name in self.tape.ints else self.value.dtype)
 
     def __len__(self) -> int:
         if not np.ndim(self.value):
@@ -2755,7 +2793,8 @@ def _sparse(obj: Any) -> bool:
 
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
                 scalarize: bool = False, expect: Recording | None = None,
-                names: list[str] | None = None, shared: dict | None = None) -> Tape:
+                names: list[str] | None = None, shared: dict | None = None,
+                ints: frozenset = frozenset()) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -2779,6 +2818,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     None if scalarize else expect)
         tape.shared = shared
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
+        tape.ints.update(ints)
         _RUNNING.tapes.append(tape)
         try:
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \

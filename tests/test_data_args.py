@@ -599,3 +599,39 @@ def test_integer_labels_are_data_and_integer_indices_stay_constants():
         np.testing.assert_allclose(jf(E, idx), want, rtol=1e-12)
     assert jf.cache.why_constant.endswith("indexing with a traced array is not supported by jacc's tracer "
                                           f"(called at {__file__}:{emb.__code__.co_firstlineno + 1})")
+
+
+@pytest.mark.parametrize("f, make", [
+    (lambda w, y: w * (y // (y - 1)), lambda r, k: np.array([1, 2, 3]) + k % 2),  # 1 // 0 is 0 in NumPy
+    (lambda w, y: w * (y % 7), lambda r, k: np.array([2 ** 40 + 3, 5, 9]) + k),  # past 2**31: constants
+    (lambda w, y: w * (2.0 if y.dtype.kind == "i" else 1.0) * y, lambda r, k: np.array([0, 0, 0]) + (k > 1)),
+    (lambda w, y: w * (y * y), lambda r, k: np.array([50_000, 2, 3], dtype=np.int32) + k),  # wraps in int32
+    (lambda w, y: w * (y - 1), lambda r, k: np.array([0, 2, 3], dtype=np.uint8) + k),  # wraps in uint8
+])
+def test_integer_data_keeps_numpys_integer_semantics(f, make):
+    """Integer data traced as floats gave other values than NumPy's integers from its second data
+    call on (found by a hunt): 1 // 0, values past 2**53, a branch on the dtype, int32 and uint8
+    wrapping. Divisions by it and dtype reads keep it a constant; only int64 below 2**31 is data."""
+    jf = jacc.jacobian(f)
+    w = np.array([0.5, -1.0, 2.0])
+    for k in range(6):
+        y = make(None, k)
+        with np.errstate(all="ignore"):
+            np.testing.assert_array_equal(jf(w, y), np.diag(f(np.ones(3), y).astype(float)))
+
+
+def test_f_storing_its_data_where_it_reads_leaves_no_traced_value():
+    """f kept the batch in a global dict: its first calls stored the same batch (so a watched run
+    left the dict as it was), then a data trace stored a Tracer there (found by a hunt)."""
+    state = {}
+
+    def f(w, X):
+        state["X"] = X
+        return np.tanh(X @ w)
+
+    r = np.random.default_rng(8)
+    w, X0 = np.array([0.5, -1.0, 2.0]), r.normal(size=(4, 3))
+    jf = jacc.jacobian(f)
+    for X in [X0] * 4 + [r.normal(size=(4, 3)) for _ in range(4)]:
+        np.testing.assert_allclose(jf(w, X), (1 - np.tanh(X @ w)[:, None] ** 2) * X, rtol=1e-13)
+        assert state["X"] is X
