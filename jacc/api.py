@@ -286,7 +286,7 @@ _INT_DATA = 2 ** 31
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
 REPEAT_PAYOFF = 10_000
 
-#: new structures after which, where less than half as many calls replayed one, ``auto`` plans the next ones
+#: new structures in a row (no call replaying one between) after which ``auto`` plans the next ones
 #: as the likelier cheaper of forward and reverse mode, without the scalar route, and runs them on the
 #: executor (lowered only at a second call): calls whose indices change with the data
 #: (``E[idx]``, ``logp[np.arange(n), y]``) are a new structure each, and ``auto``'s search with the
@@ -1045,6 +1045,7 @@ class _Cache:
         self.entries: dict[Any, list[Entry]] = {}
         self.limit, self.per_key = limit, per_key
         self.hits = self.misses = self.rebuilds = 0
+        self.missed = 0  # misses since the last hit (jacc.api.CHURN_MISSES)
         self.skipped = 0  # calls that ran the traced-once program without running f (jacc.guards)
         self.why_traced: str | None = None  # why the last structure watched runs f on every call
         # why the last structure whose data arguments changed keeps them constants (see _DataArgs)
@@ -1244,7 +1245,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
         # structures that do not repeat: each plan serves about one call, so it is made quickly
-        churn = not recurs and strategy == "auto" and store.misses >= CHURN_MISSES and 2 * store.hits < store.misses
+        churn = not recurs and strategy == "auto" and store.missed >= CHURN_MISSES
         runner = Runner(backend, dt, sparse, with_primal(graph),
                         cache and not churn and unroll_candidate(graph, strategy))
         runner.churn = churn
@@ -1340,6 +1341,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
         if tape.graph is None and tape.same_constants and not found[0].runner.churn:  # replayed found[0] exactly
             store.hits += 1
+            store.missed = 0
             return found[0], tape
         rec = tape.recording()
         if tape.graph is None:  # replayed found[0]'s structure with other constants
@@ -1349,13 +1351,16 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         if match is not None and match.runner.churn:  # planned quickly, as structures did not repeat: this
             entry = new_plan(tape, rec, recurs=True)  # one does, and is planned as the strategy says
             store.hits += 1
+            store.missed = 0
         elif match is not None:
             entry = rebase(match, tape, rec)
             store.hits += 1
             store.rebuilds += 1
+            store.missed = 0
         else:
             entry = new_plan(tape, rec)
             store.misses += 1
+            store.missed += 1
         if cache:
             store.put(key, entry)
         return entry, tape

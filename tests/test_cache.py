@@ -438,3 +438,9 @@ def test_structures_that_do_not_repeat_are_planned_quickly_until_one_does():
         assert jf.plan.strategy.startswith("auto") != quick and (jf.ran == "interpret") == quick, (k, jf.plan.strategy)
     np.testing.assert_allclose(jf(E, idxs[-1]), want(E, idxs[-1]), rtol=1e-12)  # it recurs
     assert jf.plan.strategy.startswith("auto")
+    for _ in range(20):  # many calls replaying it, then new indices again: quick plans again after a few
+        jf(E, idxs[-1])
+    for k in range(CHURN_MISSES + 2):
+        idx = r.integers(0, 10, (3, 5))
+        np.testing.assert_allclose(jf(E, idx), want(E, idx), rtol=1e-12)
+        assert jf.plan.strategy.startswith("auto") == (k < CHURN_MISSES), (k, jf.plan.strategy)
