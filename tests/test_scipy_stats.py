@@ -265,3 +265,58 @@ def test_a_mass_has_slope_zero_in_its_points_and_loc(f):
     np.testing.assert_array_equal(jacc.jacobian(f)(x), np.zeros(np.shape(f(x)) + x.shape))
     mu = jacc.jacobian(lambda m: st.poisson.pmf(x, m))(2.3)  # (the parameter's slope stays)
     np.testing.assert_allclose(mu, st.poisson.pmf(x, 2.3) * (x / 2.3 - 1.0), rtol=1e-12)
+
+
+def _kernel(p, X):
+    d2 = (X[:, None] - X[None, :]) ** 2
+    return np.exp(2 * p[1]) * np.exp(-0.5 * d2 / np.exp(2 * p[0])) + np.exp(2 * p[2]) * np.eye(len(X))
+
+
+def test_multivariate_normal_of_a_traced_cov_goes_through_cholesky():
+    """SciPy's logpdf goes through eigh: a GP's kernel plus noise (n = 20) has eigenvalues equal to
+    rounding, and the gradient came out wrong by up to 14 with a TieWarning (found by a hunt)."""
+    import warnings
+
+    r = np.random.default_rng(1200)
+    X = np.sort(r.uniform(-3, 3, 20))
+    y = np.sin(X) + 0.1 * r.normal(size=20)
+    p = np.array([0.3, 0.0, np.log(0.1)])
+    f = lambda p: st.multivariate_normal.logpdf(y, np.zeros(20), _kernel(p, X))  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # (no TieWarning)
+        J = jacc.jacobian(f)(p)
+    np.testing.assert_allclose(J, fd_jacobian(f, [p], 0), rtol=1e-6)
+
+
+@pytest.mark.parametrize("call", [
+    lambda x, m, c: st.multivariate_normal.logpdf(x, m, c),
+    lambda x, m, c: st.multivariate_normal.pdf(x, m, c),
+    lambda x, m, c: st.multivariate_normal.logpdf(x[:2], m, c),  # points in rows
+    lambda x, m, c: st.multivariate_normal.logpdf(x[0], None, c),  # no mean
+    lambda x, m, c: st.multivariate_normal.logpdf(x[0], m, np.diagonal(c)),  # a diagonal cov
+    lambda x, m, c: st.multivariate_normal.logpdf(x[0], m, c[0, 0]),  # a scalar one
+    lambda x, m, c: st.multivariate_normal.logpdf(x[:, 0], m[0], c[0, 0]),  # 1-d: points
+])
+def test_multivariate_normal_densities_have_scipys_values_and_shapes(call):
+    r = np.random.default_rng(3)
+    x, m = r.normal(size=(4, 3)), r.normal(size=3)
+    A = r.normal(size=(3, 3))
+    c = A @ A.T + np.eye(3)
+    for nums in ((0,), (1,), (2,), (0, 1, 2)):
+        f = lambda *a: call(*[a[nums.index(k)] if k in nums else v for k, v in enumerate((x, m, c))])  # noqa: E731
+        args = [(x, m, c)[k] for k in nums]
+        g = jacc.trace(f, *args)
+        want = call(x, m, c)
+        got = g.evaluate(dict(zip(g.inputs, args)))[g.outputs[0]]
+        assert np.shape(got) == np.shape(want)
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+        J = jacc.jacobian(f, tuple(range(len(nums))))(*args)
+        for k, Jk in enumerate(J):
+            if args[k] is not c:
+                np.testing.assert_allclose(Jk, fd_jacobian(f, args, k), rtol=1e-6, atol=1e-9)
+                continue
+            E = r.normal(size=c.shape)  # a symmetric cov: along a symmetric direction
+            E = (E + E.T) * 1e-6
+            moved = [a + E if a is c else a for a in args], [a - E if a is c else a for a in args]
+            slope = (np.asarray(f(*moved[0])) - np.asarray(f(*moved[1]))) / 2
+            np.testing.assert_allclose(np.tensordot(Jk, E, axes=np.ndim(c)), slope, rtol=1e-5, atol=1e-12)

@@ -353,7 +353,8 @@ def _note_ties(w: Tracer, what: str) -> bool:
             f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
             "where its eigenvectors are no function of it (any basis of their space is one) and have no derivative; "
             "jacc differentiates eigenvectors of distinct eigenvalues. A function that does not depend on the "
-            "basis (a Gaussian density through eigh: scipy.stats.multivariate_normal with cov=) has a derivative "
+            "basis (a Gaussian density through eigh: a frozen scipy.stats.multivariate_normal, or one with "
+            "allow_singular=True) has a derivative "
             "there: compute it without eigh (np.linalg.cholesky, slogdet, solve)")
     return tied
 

@@ -238,7 +238,8 @@ def supported() -> list[str]:
     """The ``scipy.stats`` methods a trace records (of every distribution whose formula is NumPy
     code)."""
     return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf")]
-            + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf")])
+            + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf")]
+            + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"])
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
@@ -288,3 +289,41 @@ case("scipy.stats.entropy", lambda xp: lambda p, q: _stats(xp).entropy(p, q, axi
      lambda r: (_pos(r), _pos(r)), argnums=(0, 1), jax=False, note=_OWN)
 case("scipy.stats.skew", lambda xp: lambda x: _stats(xp).skew(x, axis=0), lambda r: (r.normal(size=(5, 3)),),
      jax=False, note=_OWN)
+
+
+def _mvn(name: str) -> Callable[[Callable], Callable]:
+    """``multivariate_normal.logpdf``/``pdf`` of traced arguments through the Cholesky factor of
+    ``cov``, as ``jax.scipy.stats`` computes it. SciPy's own goes through ``eigh``, whose
+    eigenvector derivatives divide by differences of eigenvalues: a smooth kernel plus noise (a
+    Gaussian process's likelihood, n = 20) has eigenvalues equal to rounding, and its gradient came
+    out wrong by up to 14 (with a TieWarning), though the density does not depend on the
+    eigenvectors. ``allow_singular=True`` keeps SciPy's code."""
+    def make(original: Callable) -> Callable:
+        def method(self, x, mean=None, cov=1, allow_singular=False):
+            if allow_singular or not (_holds_tracer(x) or _holds_tracer(mean) or _holds_tracer(cov)):
+                return original(self, x, mean, cov, allow_singular)
+            if mean is not None:
+                dim = int(np.size(mean))
+            else:
+                dim = int(np.shape(cov)[0]) if np.ndim(cov) else 1
+            mean = np.zeros(dim) if mean is None else np.reshape(mean, (dim,))
+            cov = cov * np.eye(dim) if np.ndim(cov) == 0 else np.diag(cov) if np.ndim(cov) == 1 else cov
+            x = np.asarray(x, dtype=float) if not isinstance(x, Tracer) else x
+            if np.ndim(x) == 0:  # (SciPy's _process_quantiles: points along the last axis)
+                x = np.reshape(x, (1,))
+            if np.ndim(x) == 1:
+                x = np.reshape(x, (-1, 1) if dim == 1 else (1, dim))
+            L = np.linalg.cholesky(cov)
+            z = np.linalg.solve(L, np.reshape(x - mean, (-1, dim)).T)  # (dim, points)
+            out = -0.5 * (dim * np.log(2 * np.pi) + 2 * np.sum(np.log(np.diagonal(L))) + np.sum(z * z, axis=0))
+            out = np.reshape(out, np.shape(x)[:-1])
+            if name == "pdf":
+                out = np.exp(out)
+            return np.squeeze(out) if np.ndim(np.squeeze(out)) else np.reshape(out, ())
+        method.__name__ = name
+        return method
+    return make
+
+
+for _name in ("logpdf", "pdf"):
+    swap_method_during_traces("scipy.stats._multivariate:multivariate_normal_gen", _name, _mvn(_name))
