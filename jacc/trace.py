@@ -1256,7 +1256,12 @@ def _index_item(item: Any) -> Any:
     if isinstance(item, (int, np.integer)):
         return int(item)
     arr = as_index_array(item)  # lists and arrays
-    if arr.dtype.kind not in "biu" or (arr.dtype.kind == "b" and arr.ndim == 0):
+    if arr.dtype.kind == "b" and arr.ndim == 0:  # (scipy.stats.multinomial's p[mask, -1] = …)
+        raise UnsupportedOperationError(
+            f"index {item!r} at {call_site()} is a 0-d boolean array, which NumPy reads as a new axis of "
+            "length 1 or 0; jacc's tracer takes boolean masks of one or more dimensions: index with "
+            "np.atleast_1d(mask) and drop the axis, or use np.where")
+    if arr.dtype.kind not in "biu":
         raise UnsupportedOperationError(f"index {item!r} at {call_site()} is not an int, slice or "
                                         "integer/boolean array")
     return int(arr) if arr.ndim == 0 and arr.dtype.kind != "b" else arr

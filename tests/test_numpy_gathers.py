@@ -626,3 +626,11 @@ def test_the_compress_method_takes_the_array_first():
     X = np.arange(6.0).reshape(3, 2)
     f = lambda X: X.compress([True, False, True], axis=0)  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)
+
+
+def test_a_zero_d_boolean_index_is_refused_as_what_it_is():
+    # "index array(False) … is not an int, slice or integer/boolean array" contradicted itself
+    # (scipy.stats.multinomial writes p[mask, -1] with a 0-d mask; found by a hunt)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"array\(True\) at .* is a 0-d boolean array.*"
+                                                             r"np\.atleast_1d"):
+        jacc.jacobian(lambda x: x[np.array(True)] * 2.0)(np.ones(3))
