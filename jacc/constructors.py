@@ -287,7 +287,11 @@ def _holds_eager(f: Any) -> bool:
         ids: set[int] = set()
         for module, makers in _SWAPS.items():
             space = vars(sys.modules[module]) if module in sys.modules else {}
-            ids.update(id(space[n]) for n in makers if n in _EAGER and n in space)
+            swap = _ACTIVE.get(module)  # (another thread's trace may hold the replacements in)
+            for n in makers:
+                if n in _EAGER and n in space:
+                    v = space[n]
+                    ids.add(id(swap.saved[n] if swap is not None and swap.made.get(n) is v else v))
         _EAGER_IDS.update(state=state, ids=frozenset(ids))
     eager = _EAGER_IDS["ids"]
     for fn in _reachable(f):
