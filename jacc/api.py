@@ -1245,7 +1245,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
         # structures that do not repeat: each plan serves about one call, so it is made quickly
-        churn = not recurs and strategy == "auto" and store.missed >= CHURN_MISSES
+        churn = not recurs and strategy == "auto" and store.missed >= CHURN_MISSES and cm.memory_limit is None
         runner = Runner(backend, dt, sparse, with_primal(graph),
                         cache and not churn and unroll_candidate(graph, strategy))
         runner.churn = churn
