@@ -1319,7 +1319,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                               names=arg_names[len(args)], shared=snapshots, ints=ints)
+                               names=arg_names[len(args)], shared=snapshots, ints=ints,
+                               data=frozenset(data_names) if data else frozenset())
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
             called = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)

@@ -356,6 +356,9 @@ class Tape:
         # vertices holding integer data traced as floats (a data argument of labels, see
         # jacc.api._DataArgs) and NumPy's integer results of them: see record, Tracer.dtype
         self.ints: set[str] = set()
+        # vertices computed from data arguments alone (not differentiated): a clip bound among them
+        # keeps a constant bound's rule (see _clip)
+        self.data: set[str] = set()
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -442,7 +445,12 @@ class Tape:
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if not self.ints:
-            return self._record(op, args, params)
+            if not self.data:
+                return self._record(op, args, params)
+            r = self._record(op, args, params)
+            if isinstance(r, Tracer) and all(a.name in self.data for a in args if isinstance(a, Tracer)):
+                self.data.add(r.name)  # (a constant op's result is no vertex of data: nothing reads it)
+            return r
         held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
         if held and (op in _INT_DIVISIONS and held[-1] == 1):
             raise UnsupportedOperationError(
@@ -452,6 +460,8 @@ class Tape:
         if held and op in _INT_KEEPING and isinstance(r, Tracer) and all(
                 k in held or _integral(a) for k, a in enumerate(args)):
             self.ints.add(r.name)  # (NumPy's result is integer too)
+        if isinstance(r, Tracer) and all(a.name in self.data for a in args if isinstance(a, Tracer)):
+            self.data.add(r.name)
         return r
 
     def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
@@ -2465,7 +2475,16 @@ def _bound_param(b: Any) -> Any:
 def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
     _refuse("numpy.clip", out=out, **kwargs)
     lo, hi = (min if a_min is _NOT else a_min), (max if a_max is _NOT else a_max)
-    if isinstance(lo, Tracer) or isinstance(hi, Tracer):  # NumPy's own definition, bounds differentiated
+    lo, hi = (None if lo is _NOT else lo), (None if hi is _NOT else hi)
+    traced = [b for b in (lo, hi) if isinstance(b, Tracer)]
+    if traced and all(b.name in b.tape.data for b in traced):
+        # bounds from data arguments alone: a constant bound's rule (1 on [lo, hi], bounds included),
+        # as at the calls that fold the data in as constants; outside, NumPy's value
+        kept = np.minimum(np.maximum(a, lo), hi) if lo is not None and hi is not None else \
+            np.maximum(a, lo) if lo is not None else np.minimum(a, hi)
+        inside = (a >= lo) if hi is None else (a <= hi) if lo is None else (a >= lo) & (a <= hi)
+        return np.where(inside, a, kept)
+    if traced:  # NumPy's own definition, bounds differentiated
         for bound, keep in ((lo, np.maximum), (hi, np.minimum)):
             if bound is not None and bound is not _NOT:
                 a = keep(a, bound)
@@ -2799,7 +2818,7 @@ def _sparse(obj: Any) -> bool:
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
                 scalarize: bool = False, expect: Recording | None = None,
                 names: list[str] | None = None, shared: dict | None = None,
-                ints: frozenset = frozenset()) -> Tape:
+                ints: frozenset = frozenset(), data: frozenset = frozenset()) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -2824,6 +2843,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape.shared = shared
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         tape.ints.update(ints)
+        tape.data.update(data)
         _RUNNING.tapes.append(tape)
         try:
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \

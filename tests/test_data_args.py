@@ -635,3 +635,16 @@ def test_f_storing_its_data_where_it_reads_leaves_no_traced_value():
     for X in [X0] * 4 + [r.normal(size=(4, 3)) for _ in range(4)]:
         np.testing.assert_allclose(jf(w, X), (1 - np.tanh(X @ w)[:, None] ** 2) * X, rtol=1e-13)
         assert state["X"] is X
+
+
+def test_a_clip_bound_from_data_keeps_a_constant_bounds_rule_at_every_call():
+    """At x = d, clip(x, lo, d) gave 1 while d was folded in as a constant and 1/2 once d was traced
+    as data (conventions.md said so, and that it was not made one): a bound computed from data
+    alone now keeps the constant bound's rule."""
+    jf = jacc.jacobian(lambda x, d: np.clip(x, 0.0, d) * 2.0 + np.clip(x, d[::-1] - 0.4, None))
+    x = np.array([0.2, 0.5, 0.9])
+    for k in range(6):
+        d = np.array([0.5, 0.5, 0.9 if k >= 2 else 0.5])  # ties at x = d, and at x = d[::-1] - 0.4
+        inside = (x <= d).astype(float) * 2.0 + (x >= d[::-1] - 0.4)
+        np.testing.assert_array_equal(jf(x, d), np.diag(inside))
+    assert jf.cache.why_constant is None
