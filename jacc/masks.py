@@ -50,6 +50,10 @@ LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or
          # predicates of values (np.where(np.isnan(x), 0.0, x))
          "isnan": "isnan", "isfinite": "isfinite", "isinf": "isinf"}
 _SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
+#: arithmetic ufuncs that NumPy computes on booleans alone as logic: (x > 0) + (x > 1) is their OR,
+#: a boolean (read as its 0.0/1.0 vertices, the sum was 2 where both hold)
+BOOLEAN_ARITHMETIC = {"add": "logical_or", "maximum": "logical_or", "fmax": "logical_or",
+                      "multiply": "logical_and", "minimum": "logical_and", "fmin": "logical_and"}
 
 
 class Mask(_ReadOnUse, NDArrayOperatorsMixin):
@@ -130,6 +134,13 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
             op = LOGIC.get(ufunc.__name__) or COMPARISONS.get(ufunc, (None,))[0]
             if op is not None and all(_operand(a, self.tape) for a in inputs):
                 return combine(op, list(inputs))
+        if method == "__call__" and not kwargs and all(type(a) is Mask or _boolean(a) for a in inputs):
+            op = BOOLEAN_ARITHMETIC.get(ufunc.__name__)
+            if op is not None:
+                return combine(op, list(inputs))
+            if ufunc.__name__ == "subtract":  # (NumPy's words)
+                raise TypeError("numpy boolean subtract, the `-` operator, is not supported, use the bitwise_xor, "
+                                "the `^` operator, or the logical_xor function instead.")
         if any(isinstance(a, Tracer) for a in inputs) and "out" not in kwargs:
             return NotImplemented  # the traced array's ufunc, which reads a mask as its 0.0/1.0 vertex
         if method == "__call__" and not kwargs and all(type(a) is Mask or _float(a) for a in inputs):
@@ -178,6 +189,11 @@ def _operand(x: Any, tape) -> bool:
     if isinstance(x, np.ndarray | np.generic):
         return x.dtype.kind in "biuf"
     return isinstance(x, numbers.Real)
+
+
+def _boolean(x: Any) -> bool:
+    """A Python or NumPy boolean, or a boolean array."""
+    return isinstance(x, (bool, np.bool_)) or (isinstance(x, np.ndarray) and x.dtype == bool)
 
 
 def _float(x: Any) -> bool:

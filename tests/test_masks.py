@@ -201,3 +201,21 @@ def test_no_tie_warning_where_no_branch_reads_an_exact_tie(f):
     J, warned = _ties_warned(f, x)
     assert warned == 0
     np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x * ((x > 0) + (x > 1)),  # NumPy: bool + bool is their OR, still a boolean
+    lambda x: x * ((x > 0) + (x > 1) + (x > -5)),
+    lambda x: ((x > 0) + (x > 1)) ** 2 * x,
+    lambda x: x * np.maximum(x > 0, x < 1) + x * np.minimum(x > 0, x < 1),
+    lambda x: x[(x > 0) * (x < 1)] * 2.0,  # an AND, a boolean index
+    lambda x: x * ((x > 1) + np.array([True, False, False, False])),
+])
+def test_arithmetic_of_masks_alone_is_numpys_logic(f):
+    # read as their 0.0/1.0 vertices, (x > 0) + (x > 1) was 2 where both hold: a Jacobian of 2
+    # where NumPy's function has slope 1, silently, and cached (found by a hunt)
+    jf = jacc.jacobian(f)
+    for x in (np.array([0.5, 2.0, -1.0, 1.5]), np.array([0.8, 2.3, -0.7, 0.2])):
+        np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-7)
+    with pytest.raises(TypeError, match="numpy boolean subtract"):
+        jacc.jacobian(lambda x: x * ((x > 0) - (x > 1)))(np.ones(4))
