@@ -634,3 +634,12 @@ def test_a_zero_d_boolean_index_is_refused_as_what_it_is():
     with pytest.raises(jacc.UnsupportedOperationError, match=r"array\(True\) at .* is a 0-d boolean array.*"
                                                              r"np\.atleast_1d"):
         jacc.jacobian(lambda x: x[np.array(True)] * 2.0)(np.ones(3))
+
+
+@pytest.mark.parametrize("use", [lambda i, n: i / (n - 1), lambda i, n: 2 / (i + 1), lambda i, n: divmod(i, 2)[1],
+                                 lambda i, n: round(i), lambda i, n: i << 1, lambda i, n: 8 >> i])
+def test_an_argmax_reads_as_its_integer_in_every_operator(use):
+    # np.argmax(x) / (len(x) - 1) raised TypeError for '/', divmod, round, << and >> (found by a hunt)
+    f = lambda x: x * float(use(np.argmax(x), len(x)))  # noqa: E731
+    x = np.array([0.3, 2.0, -1.0, 0.5, 1.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), np.eye(5) * float(use(np.argmax(x), 5)))

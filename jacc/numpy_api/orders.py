@@ -418,11 +418,14 @@ def _reads(fn, flip: bool = False):
     return lambda self, *other: fn(*other, self.concrete()) if flip else fn(self.concrete(), *other)
 
 
-for _name in ("add", "sub", "mul", "floordiv", "mod", "pow", "and_", "or_", "xor"):
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "and_", "or_", "xor", "lshift",
+              "rshift"):
     setattr(Order, f"__{_name.rstrip('_')}__", _reads(getattr(operator, _name)))
     setattr(Order, f"__r{_name.rstrip('_')}__", _reads(getattr(operator, _name), True))
 for _name in ("eq", "ne", "lt", "le", "gt", "ge", "neg", "pos", "abs", "invert"):
     setattr(Order, f"__{_name}__", _reads(getattr(operator, _name)))
+Order.__divmod__, Order.__rdivmod__ = _reads(divmod), _reads(divmod, True)
+Order.__round__ = _reads(round)
 
 
 # -- NumPy's functions ---------------------------------------------------------------------------
