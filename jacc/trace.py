@@ -2123,18 +2123,36 @@ class Tracer(_Held):
 
 
 class _Flat:
-    """``x.flat``: reads as ``x.ravel()`` (indexing, iteration, ``len``); writing is refused."""
+    """``x.flat``: reads as ``x.ravel()`` (indexing, iteration, ``len``; as NumPy's iterator, its
+    ``index`` and ``coords``, which ``np.ndenumerate`` reads); writing is refused."""
 
-    __slots__ = ("x",)
+    __slots__ = ("x", "index", "_flat")
 
     def __init__(self, x: Tracer):
-        self.x = x
+        self.x, self.index, self._flat = x, 0, None
 
     def __getitem__(self, index):
         return _copy(self.x.reshape(-1)[index], "scalar")  # (NumPy's x.flat[...] is a copy, also of a slice)
 
     def __iter__(self):
-        return iter(self.x.reshape(-1))
+        return self
+
+    def __next__(self):
+        if self.index >= self.x.size:
+            raise StopIteration
+        if self._flat is None:
+            self._flat = self.x.reshape(-1)
+        self.index += 1
+        return self._flat[self.index - 1]
+
+    @property
+    def coords(self) -> tuple:
+        """The next entry's index (past the end, NumPy's: (2, 0) for a 2 × 3 array)."""
+        at, found = self.index, []
+        for n in reversed(self.x.shape[1:]):
+            at, r = divmod(at, n)
+            found.append(r)
+        return (at, *reversed(found)) if self.x.ndim else ()
 
     def __len__(self) -> int:
         return self.x.size

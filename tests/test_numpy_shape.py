@@ -380,3 +380,11 @@ def test_pad_with_a_dict_of_widths(pad_width):
     x = np.arange(6.0).reshape(2, 3)
     f = lambda x: np.pad(x, pad_width, mode="edge")  # noqa: E731
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-9)
+
+
+def test_ndenumerate_and_flat_iteration_of_a_traced_array():
+    # np.ndenumerate reads x.flat.coords: AttributeError from inside NumPy (found by a hunt)
+    g = lambda x: sum(v * (i + 2 * j) for (i, j), v in np.ndenumerate(x))  # noqa: E731
+    np.testing.assert_array_equal(jacc.jacobian(g)(np.ones((2, 3))), [[0.0, 2.0, 4.0], [1.0, 3.0, 5.0]])
+    f = lambda x: np.array([v * i for i, v in enumerate(x.flat)])  # noqa: E731
+    np.testing.assert_array_equal(jacc.jacobian(f)(np.ones((2, 2))).reshape(4, 4), np.diag([0.0, 1.0, 2.0, 3.0]))
