@@ -403,3 +403,40 @@ def test_auto_builds_all_but_short_code_quickly(monkeypatch, tmp_path):
     jf = jacc.jacobian(lambda x: np.sin(x) * x.sum(), backend="c")  # asked for: optimised
     np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * x.sum()) + np.sin(x)[:, None], rtol=1e-14)
     assert [level for level, _ in levels] == ["-O2"]
+
+
+def test_a_library_that_does_not_load_is_built_again(monkeypatch, tmp_path):
+    # a .so cut short (a full disk) or removed by another process's pruning raised OSError at every
+    # later call (found by a hunt)
+    from conftest import in_a_fresh_process
+
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    code = ("import jacc; from jacc import examples\n"
+            "print(sorted(jacc.plan(examples.lecture_f(), 'reverse').compile('c')(2.0, 5.0).values()))")
+    want = in_a_fresh_process(code, check=True).stdout
+    for lib in (tmp_path / "c").glob("*.so"):
+        lib.write_bytes(b"\x7fELF cut short")
+    again = in_a_fresh_process(code)
+    assert again.returncode == 0 and again.stdout == want, again.stderr[-500:]
+
+
+def test_the_temporary_fallback_folder_is_private(monkeypatch, tmp_path):
+    # where $JACC_CACHE is not writable, libraries go to $TMPDIR/jacc-c-<uid>: a folder others may
+    # write into is not used (a planted library would run as this user; found by a hunt)
+    import os
+
+    monkeypatch.setattr(ccode.tempfile, "gettempdir", lambda: str(tmp_path))
+    folder = tmp_path / f"jacc-c-{os.getuid()}"
+    assert ccode._private_folder(folder) and folder.stat().st_mode & 0o777 == 0o700
+    folder.chmod(0o777)
+    assert not ccode._private_folder(folder)
+
+
+def test_cc_may_carry_arguments(monkeypatch, tmp_path):
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    monkeypatch.setenv("CC", f"{ccode.shutil.which('cc')} -std=c99")
+    assert ccode.compiler().endswith(" -std=c99")
+    jf = jacc.jacobian(lambda x: np.sin(x) * x[0], backend="c")
+    np.testing.assert_allclose(jf(np.array([0.5, 1.0])), [[np.sin(0.5) + 0.5 * np.cos(0.5), 0.0],
+                                                          [np.sin(1.0), np.cos(1.0) * 0.5]])
+    assert jf.ran == "c"
