@@ -551,7 +551,7 @@ def test_the_scalar_route_compiles_only_the_entries_it_returns(monkeypatch):
     assert defined == ["jacobian_flat"] and u.index.size == 400
     want = np.diag(x / np.hypot(x, x[::-1])) + np.fliplr(np.diag((x / np.hypot(x, x[::-1]))[::-1]))
     np.testing.assert_allclose(next(iter(u.run_lists([x.tolist()]).values())), want, rtol=1e-14)
-    with warnings.catch_warnings():  # a domain error: the whole dict code runs the executor's fallback
+    with warnings.catch_warnings():  # a domain error: the flat code again, on np.float64 (jacc.compile.flat_numpy)
         warnings.simplefilter("ignore", RuntimeWarning)
         y = np.sqrt(np.linspace(1.0, 2.0, 200))
         g = lambda x: np.sqrt(x) * np.hypot(x, x[::-1])  # noqa: E731
@@ -559,7 +559,7 @@ def test_the_scalar_route_compiles_only_the_entries_it_returns(monkeypatch):
         bad = y.copy()
         bad[0] = -1.0
         J = next(iter(v.run_lists([bad.tolist()]).values()))
-    assert "jacobian" in defined and np.isnan(J[0, 0]) and np.isfinite(J[1:, 1:]).all()
+    assert defined == ["jacobian_flat"] * 3 and np.isnan(J[0, 0]) and np.isfinite(J[1:, 1:]).all()
 
 
 def test_a_large_dense_jacobian_is_not_unrolled(monkeypatch):
@@ -725,3 +725,27 @@ def test_ties_and_scipy_ufuncs_take_the_route_with_the_array_rules(f):
     x = np.array([0.2, 0.3, 0.5, np.inf])  # NaN inside (log of a negative number), an infinity
     jf, ref = jacc.jacobian(f, nonfinite="propagate"), jacc.jacobian(f, backend="numpy", nonfinite="propagate")
     np.testing.assert_allclose(jf(x), ref(x), rtol=1e-15, atol=1e-15)
+
+
+def test_a_math_domain_error_runs_the_same_code_with_numpys_semantics(monkeypatch):
+    # where Python's math raises (log(0), 1/0), the float code ran the executor on the scalar-level
+    # plan at every such call: 1.75 ms against 7 µs (found by a hunt); the same code now runs on
+    # np.float64 with NumPy's functions, and equals the array program
+    f = lambda x: np.log(x) * np.sin(x) + x[::-1] / x  # noqa: E731
+    jf = jacc.jacobian(f, nonfinite="propagate")
+    ref = jacc.jacobian(f, backend="numpy", nonfinite="propagate")
+    x = np.arange(1.0, 9.0)
+    jf(x)
+    assert jf.ran == "scalar"
+
+    def refused(*a, **k):
+        raise AssertionError("the executor ran")
+    monkeypatch.setattr(jacc.Plan, "execute", refused)
+    for k, v in ((3, 0.0), (2, -1.0), (5, -0.0)):
+        pt = x.copy()
+        pt[k] = v
+        with np.errstate(all="ignore"):
+            got, want = jf(pt), ref(pt)
+        assert jf.ran == "scalar"
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+        np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-13)
