@@ -468,7 +468,8 @@ def flat_numpy(jacobian: Callable) -> Callable:
     fn = getattr(jacobian, "flat_numpy_fn", None)
     if fn is None:
         params, lines, result, env, label = jacobian.flat_parts
-        env = {k: formula(*v.spec, NUMPY_NAMES) if hasattr(v, "spec") else v for k, v in env.items()}
+        names = {**MATH_NAMES, **NUMPY_NAMES}  # (jacc's float helpers where NumPy has no twin: where, …)
+        env = {k: formula(*v.spec, names) if hasattr(v, "spec") else v for k, v in env.items()}
         code = _define("jacobian_flat", params, lines, result, env, label)
 
         def fn(*floats):

@@ -183,7 +183,11 @@ class Unrolled:
         try:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: the same code with NumPy's NaN/inf semantics
-            return self._blocks(np.array(flat_numpy(self.compiled)(*floats), dtype=np.float64))
+            try:
+                return self._blocks(np.array(flat_numpy(self.compiled)(*floats), dtype=np.float64))
+            except FALLBACK:  # (a helper of jacc's own that raises on floats too: the executor)
+                d = self.compiled(*floats)
+                return self._blocks(np.array([d[k] for k in self.keys], dtype=np.float64))
         return self._blocks(self._filled(vals, self.index))
 
     @property
