@@ -1424,6 +1424,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 if inner.first:
                     out = first_via_data(key, inner, args, kwargs)
         if out is None:
+            traces = inner.traces
             try:
                 out = inner.call(args, kwargs)
             except UnsupportedOperationError as e:  # (a later trace: other shapes)
@@ -1434,9 +1435,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             inner.calls += 1
             if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
+            if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
+                scrubbed(key, args)
         if out is not _RUN_F:
             jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
-            scrubbed(key, args)
         return out
 
     def scrubbed(key, args) -> bool:
@@ -1447,11 +1449,13 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         g = pure.get(key)
         if not isinstance(g, Guards):
             return False
-        names = arg_names.get(len(args)) or ()
-        given = {x: v for i, a in enumerate(args) if i < len(names)
-                 for x, v in zip(_input_names(a, names[i]), _leaves(a))}
+        given: dict = {}
 
         def value(t: Tracer) -> Any:
+            if not given:  # (the arguments' leaves by input name, at the first traced value found)
+                names = arg_names.get(len(args)) or ()
+                given.update((x, v) for i, a in enumerate(args[:len(names)])
+                             for x, v in zip(_input_names(a, names[i]), _leaves(a)))
             v = given.get(t.name)
             return v if v is not None and t.name in t.tape.input_names else np.array(t.value)
         if not g.scrub(lambda v: isinstance(v, Tracer), value):

@@ -48,6 +48,7 @@ import math
 import os
 import shlex
 import shutil
+import stat
 import subprocess
 import tempfile
 import weakref
@@ -388,8 +389,6 @@ def _private_folder(folder: Path) -> bool:
         st = folder.lstat()
     except OSError:
         return False
-    import stat
-
     return stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and not st.st_mode & 0o022
 
 

@@ -686,9 +686,10 @@ class Guards:
 
     def kept(self) -> list[Kept]:
         """Every value these guards hold a copy of."""
-        return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values + self.passed
+        return self._read() + self.passed
 
     def _read(self) -> list[Kept]:
+        """What ``f`` read besides its arguments."""
         return [k for _, _, k in self.globals] + [k for _, k in self.cells] + self.values
 
     @property

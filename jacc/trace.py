@@ -444,24 +444,19 @@ class Tape:
             "trace cannot follow; write the view's new value into the array itself (a[i] += y) or use y = v + ...")
 
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
-        if not self.ints:
-            if not self.data:
-                return self._record(op, args, params)
-            r = self._record(op, args, params)
-            if isinstance(r, Tracer) and all(a.name in self.data for a in args if isinstance(a, Tracer)):
-                self.data.add(r.name)  # (a constant op's result is no vertex of data: nothing reads it)
-            return r
+        if not self.data:  # (no data arguments, so no integer data either: the common case)
+            return self._record(op, args, params)
         held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
         if held and (op in _INT_DIVISIONS and held[-1] == 1):
             raise UnsupportedOperationError(
                 f"{op} by integer data at {call_site()}: the data is traced as floats, which divide "
                 "by 0 and round past 2**53 otherwise than NumPy's integers (the data stays a constant)")
         r = self._record(op, args, params)
-        if held and op in _INT_KEEPING and isinstance(r, Tracer) and all(
-                k in held or _integral(a) for k, a in enumerate(args)):
-            self.ints.add(r.name)  # (NumPy's result is integer too)
-        if isinstance(r, Tracer) and all(a.name in self.data for a in args if isinstance(a, Tracer)):
-            self.data.add(r.name)
+        if isinstance(r, Tracer):
+            if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)):
+                self.ints.add(r.name)  # (NumPy's result is integer too)
+            if all(a.name in self.data for a in args if isinstance(a, Tracer)):
+                self.data.add(r.name)
         return r
 
     def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
@@ -2495,18 +2490,17 @@ def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
     lo, hi = (min if a_min is _NOT else a_min), (max if a_max is _NOT else a_max)
     lo, hi = (None if lo is _NOT else lo), (None if hi is _NOT else hi)
     traced = [b for b in (lo, hi) if isinstance(b, Tracer)]
-    if traced and all(b.name in b.tape.data for b in traced):
+    if traced:  # NumPy's own definition, bounds differentiated
+        kept = a
+        for bound, keep in ((lo, np.maximum), (hi, np.minimum)):
+            if bound is not None:
+                kept = keep(kept, bound)
+        if not all(b.name in b.tape.data for b in traced):
+            return kept
         # bounds from data arguments alone: a constant bound's rule (1 on [lo, hi], bounds included),
         # as at the calls that fold the data in as constants; outside, NumPy's value
-        kept = np.minimum(np.maximum(a, lo), hi) if lo is not None and hi is not None else \
-            np.maximum(a, lo) if lo is not None else np.minimum(a, hi)
         inside = (a >= lo) if hi is None else (a <= hi) if lo is None else (a >= lo) & (a <= hi)
         return np.where(inside, a, kept)
-    if traced:  # NumPy's own definition, bounds differentiated
-        for bound, keep in ((lo, np.maximum), (hi, np.minimum)):
-            if bound is not None and bound is not _NOT:
-                a = keep(a, bound)
-        return a
     full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None and b is not _NOT])
     if full != np.shape(a):  # bounds that broadcast the argument: NumPy's result has their shape
         a = _broadcast_to(a, full)

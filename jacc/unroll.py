@@ -339,11 +339,12 @@ def _clip(tape, x: Any, params: dict) -> Any:
         return x
     got = _per_element(tape, "where", [inside, x, rest], {})
     lo, hi = bounds.get("lo", -np.inf), bounds.get("hi", np.inf)
+    nan = np.isnan(lo) | np.isnan(hi)
     with np.errstate(invalid="ignore"):
-        fixed = np.isnan(lo) | np.isnan(hi) | (lo > hi)
+        fixed = nan | (lo > hi)
     if not np.any(fixed):
         return got
-    value = np.where(np.isnan(lo) | np.isnan(hi), np.nan, hi)
+    value = np.where(nan, np.nan, hi)
     return _per_element(tape, "where", [np.broadcast_to(fixed, np.shape(got)), value, got], {})
 
 
