@@ -319,7 +319,17 @@ class Buffer(_Held):
         return self._lend(self.value.view() if dtype is None else self.value.astype(dtype, copy=False))
 
     def __iter__(self):
-        return (self[i] for i in range(len(self.value)))
+        base = self.value
+        if type(self) is Buffer and base.ndim > 1 and base.flags.c_contiguous:
+            # rows that stay views of this buffer after a write through one makes it traced
+            return (_View(self, base, base[i]) for i in range(len(base)))
+        return (self[i] for i in range(len(base)))
+
+    @property
+    def flat(self) -> Any:
+        """NumPy's ``out.flat``, whose writes may be traced (``out.flat[2:4] = x[:2]``)."""
+        settle_all(self)
+        return trace._Flat(self) if type(self) in (Buffer, _View) else self.flat  # (traced once settled)
 
     def __getattr__(self, name: str):
         if name.startswith("__"):

@@ -208,6 +208,12 @@ def _constructor(name: str) -> Callable:
 _MADE: dict[str, Callable[[Any, np.ndarray], Any]] = {}
 _REPLACEMENT = {name: _constructor(name) for name in _NAMES}
 
+
+def traced_constructor(name: str) -> Callable:
+    """NumPy's constructor ``name`` as it is while a trace runs (for modules that imported it under
+    a name of their own: ``np.r_`` builds its pieces with ``array``)."""
+    return _REPLACEMENT[name]
+
 #: Other modules' functions replaced the same way while a trace runs, where the module is imported:
 #: module name -> {name: make(original) -> replacement} (see :func:`swap_during_traces`).
 _SWAPS: dict[str, dict[str, Callable[[Callable], Callable]]] = {}

@@ -2119,15 +2119,19 @@ class Tracer(_Held):
 
 class _Flat:
     """``x.flat``: reads as ``x.ravel()`` (indexing, iteration, ``len``; as NumPy's iterator, its
-    ``index`` and ``coords``, which ``np.ndenumerate`` reads); writing is refused."""
+    ``index`` and ``coords``, which ``np.ndenumerate`` reads); ``x.flat[i] = v`` writes the entries
+    at flat positions ``i``. ``x`` is a traced array or an array ``f`` made (jacc.buffers)."""
 
     __slots__ = ("x", "index", "_flat")
 
-    def __init__(self, x: Tracer):
+    def __init__(self, x: Any):
         self.x, self.index, self._flat = x, 0, None
 
     def __getitem__(self, index):
-        return _copy(self.x.reshape(-1)[index], "scalar")  # (NumPy's x.flat[...] is a copy, also of a slice)
+        x = self.x if isinstance(self.x, Tracer) else self.x.current()  # (a buffer: what it holds now)
+        if not isinstance(x, Tracer):
+            return x.flat[index]
+        return _copy(x.reshape(-1)[index], "scalar")  # (NumPy's x.flat[...] is a copy, also of a slice)
 
     def __iter__(self):
         return self
@@ -2153,9 +2157,22 @@ class _Flat:
         return self.x.size
 
     def __setitem__(self, index, value):
-        raise UnsupportedOperationError(
-            f"assignment into x.flat at {call_site()} changes the array in place, which a trace cannot follow; "
-            "build the result with np.where or np.concatenate")
+        """As NumPy: the selected flat positions in order take ``value``'s entries, repeated where it
+        has fewer; of a position selected twice, the last write stays."""
+        x = self.x
+        if _holds_tracer(index):
+            raise UnsupportedOperationError(
+                f"assignment into x.flat at {call_site()} with a traced index: the positions must be constant")
+        positions = np.asarray(np.arange(x.size).reshape(x.shape).flat[index]).reshape(-1)
+        size = int(np.size(value))
+        if not positions.size:
+            return
+        if size == 0:
+            raise ValueError(f"assignment into x.flat at {call_site()}: no values to write")
+        last = positions.size - 1 - np.unique(positions[::-1], return_index=True)[1]  # (sorted by position)
+        picks = last % size
+        values = np.reshape(value, -1)[picks] if size > 1 else np.broadcast_to(np.reshape(value, ()), picks.shape)
+        x[np.unravel_index(positions[last], x.shape)] = values
 
 
 class _Num(Tracer):

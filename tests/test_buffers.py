@@ -116,6 +116,10 @@ def assembled(x):
 @pytest.mark.parametrize("f", [halves, element_by_element, recurrence, accumulated, written_out, kernel_matrix,
                                from_a_list, filled, writers, masked, assembled])
 def test_filled_arrays_follow_numpy(f):
+    assert_follows_numpy(f)
+
+
+def assert_follows_numpy(f):
     np.testing.assert_allclose(trace(f, X).evaluate({"x": X})[trace(f, X).outputs[0]], f(X), rtol=1e-15)
     for options in ({}, {"retrace": False}, {"compile": False}):
         jf = jacc.jacobian(f, **options)
@@ -576,14 +580,56 @@ def test_a_traced_complex_value_written_into_a_plain_complex_array_is_refused_by
         jacc.jacobian(f)(X[:2])
 
 
-def test_a_flat_write_of_a_traced_value_is_refused_with_the_line():
-    def f(x):
-        b = np.zeros(3)
-        b.flat[1] = x[0]  # NumPy's 'Error setting single item of array.' without jacc's reason
-        return b
+def _flat_items(x):
+    b = np.zeros(6)
+    b.flat[1] = x[0]  # (NumPy's own flat iterator asked the traced value for a float)
+    b.flat[2:4] = x[1:3]
+    return b * x.sum()
 
-    with pytest.raises(UnsupportedOperationError, match=r"NumPy asked for a traced value as a float at .*test_buffers"):
-        jacc.jacobian(f)(X[:2])
+
+def _flat_repeats(x):
+    b = np.zeros((2, 3))
+    b.flat[[0, 4, 0]] = x[:3]  # position 0 twice: the last write stays
+    b.flat[5] = 2.0
+    b.flat[1:3] = x[3]
+    return b * x[4]
+
+
+def _flat_cycles(x):
+    b = np.zeros(5)
+    b.flat[:] = x[:2]  # NumPy repeats the values over the positions
+    return b
+
+
+def _flat_of_a_row(x):
+    b = np.zeros((3, 2))
+    r = b[1]
+    r.flat[1] = x[2]
+    return b * x[0] + b.flat[3]
+
+
+def _rows_filled_in_a_loop(x):
+    a = np.zeros((3, 2))
+    for i, row in enumerate(a):  # the first write makes a traced; later rows still write into it
+        row[:] = x[i] * x[i + 1]
+    return a
+
+
+def _planes_and_rows(x):
+    a = np.ones((2, 2, 2))
+    sums = []
+    for plane in a:
+        for row in plane:
+            row[0] = x[0] * x[3]
+            sums.append(row.sum())
+    a[1, 1, 1] = 5.0
+    return np.stack(sums) * a[0, 0, 0] + a.ravel()[:4]
+
+
+@pytest.mark.parametrize("f", [_flat_items, _flat_repeats, _flat_cycles, _flat_of_a_row, _rows_filled_in_a_loop,
+                               _planes_and_rows])
+def test_flat_writes_and_rows_of_a_loop_write_into_the_array(f):
+    assert_follows_numpy(f)
 
 
 def _fill_over_a_held_entry(x):

@@ -243,11 +243,42 @@ def test_pad_by_formula_jacobians(mode, options):
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
 
 
+@pytest.mark.parametrize("f", [
+    lambda x: np.pad(x, 2, constant_values=x[0, 1]),
+    lambda x: np.pad(x, ((1, 0), (0, 2)), constant_values=((x[0, 0], 1.5), (x[1, 1], x[2, 3]))),
+    lambda x: np.pad(x, (2, 1), "linear_ramp", end_values=((x[0, 0], 0.5), (x[1, 2], x[2, 0]))),
+    lambda x: np.pad(np.ones((2, 3)), 1, constant_values=[x[0, 0], x[1, 1]]) * x[2, 2],
+], ids=["one value", "values per axis", "ramp ends", "around a constant array"])
+def test_pad_with_traced_fill_values(f):
+    """Traced ``constant_values``/``end_values`` fill their blocks (NumPy dispatches ``np.pad`` on its
+    array alone: traced values around a constant array take jacc's pad too)."""
+    x = np.random.default_rng(3).normal(size=(3, 4))
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
+def test_pad_of_an_integer_array_with_a_traced_value_is_refused():
+    with pytest.raises(TraceError, match=r"numpy.pad at .*dtype int64: NumPy would round"):
+        jacc.trace(lambda x: np.pad(np.arange(3), 1, constant_values=x[0]), V)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.r_[x, x[:2] * 2.0, 5.0],
+    lambda x: np.r_[x[0], 0:3, [x[1], 1.0]],
+    lambda x: np.r_["0,2", x, x ** 2],
+    lambda x: np.r_["0,2,0", x[:2], x[2:]],
+    lambda x: np.c_[x, np.sin(x)],
+    lambda x: np.c_[x[:2], [1.0, 2.0]],
+], ids=["pieces", "0-d, a range and a list", "ndmin 2", "trans1d", "columns", "column of constants"])
+def test_r_and_c_join_traced_pieces(f):
+    x = np.array([0.3, 0.7, 1.1, 1.9])
+    np.testing.assert_array_equal(traced(f, x), f(x))
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), atol=1e-8)
+
+
 @pytest.mark.parametrize("call, words", [
     (lambda x: np.pad(x, 1, stat_length=2), ["numpy.pad", "stat_length="]),
     (lambda x: np.pad(x, 1, "mean", end_values=2), ["numpy.pad", "mode='mean' takes only stat_length="]),
-    (lambda x: np.pad(x, 1, "linear_ramp", end_values=x[0, 0]), ["numpy.pad", "traced end_values"]),
-    (lambda x: np.pad(x, 1, constant_values=x[0, 0]), ["numpy.pad", "traced constant_values"]),
+    (lambda x: np.pad(x, 1, "mean", stat_length=x[0, :1]), ["numpy.pad", "traced stat_length"]),
     (lambda x: np.repeat(x, x[0, :3]), ["numpy.repeat", "traced repeats"]),
     (lambda x: np.roll(x, x[0, 0]), ["numpy.roll", "traced shift"]),
     (lambda x: np.split(x, x[0, :2]), ["numpy.split", "traced split points"]),

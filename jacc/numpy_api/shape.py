@@ -13,7 +13,7 @@ import warnings
 
 import numpy as np
 
-from ..constructors import original
+from ..constructors import as_arrays, original, routed, swap_during_traces, traced_constructor
 from ..trace import (
     TraceError,
     Tracer,
@@ -327,10 +327,11 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
         raise UnsupportedOperationError(
             f"numpy.pad with {unknown[0]}= at {call_site()}: mode={mode!r} takes only {name}=")
     given = kwargs.get(name)
-    if _traced(given):
+    if mode in _STAT_PADS and _traced(given):
         raise UnsupportedOperationError(f"numpy.pad with a traced {name} at {call_site()}: {name} must be constant")
-    if not _traced(array):
+    if not (_traced(array) or _traced(given)):
         return np.pad(array, pad_width, mode, **kwargs)
+    array = _float_padded(array, name)
     nd = array.ndim
     widths = _pad_widths(pad_width, nd)
     if mode in _STAT_PADS:
@@ -340,8 +341,7 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
             raise TraceError(f"numpy.pad at {call_site()}: stat_length {given!r} leaves no entry to take the "
                              f"{mode} of")
     else:
-        ends = _pairs(np.asarray(0.0 if given is None else given, dtype=float), nd, "numpy.pad", name,
-                      lambda v: v.astype(float))
+        ends = _fills(0.0 if given is None else given, nd, name)
     x = array
     for k in range(nd):
         (b, e), n = widths[k].tolist(), x.shape[k]
@@ -359,7 +359,7 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
                 m = n if lengths is None else min(int(lengths[k][side]), n)
                 ends_at = part(0, m) if side == 0 else part(n - m, n)
                 return np.broadcast_to(_STAT_PADS[mode](ends_at, axis=k, keepdims=True), shape)
-            edge, end = (part(0, 1) if side == 0 else part(n - 1, n)), float(ends[k][side])
+            edge, end = (part(0, 1) if side == 0 else part(n - 1, n)), ends[k, side]
             steps = np.arange(float(width))  # as NumPy's linspace(end, edge, width, endpoint=False)
             t = (steps if side == 0 else steps[::-1]).reshape([width if a == k else 1 for a in range(nd)])
             return (edge - end) / width * t + end
@@ -372,6 +372,15 @@ def _pad_by_formula(array, pad_width, mode: str, kwargs: dict):
 def _pad(array, pad_width, mode="constant", **kwargs):
     out = _padded(array, pad_width, mode, **kwargs)
     return _copy(out) if out is array else out  # (NumPy's pad always returns a new array)
+
+
+def _pad_traced_fill(_original, *args, **kwargs):
+    args, kwargs = as_arrays(np.pad, args, kwargs)
+    return _pad(*args, **kwargs)
+
+
+# NumPy dispatches np.pad on its array alone: traced fill values around a constant array come here
+swap_during_traces("numpy", {"pad": routed(_pad_traced_fill)})
 
 
 def _padded(array, pad_width, mode="constant", **kwargs):
@@ -395,23 +404,37 @@ def _padded(array, pad_width, mode="constant", **kwargs):
         raise UnsupportedOperationError(
             f"numpy.pad with {unknown[0]}= at {call_site()}: mode='constant' takes only constant_values=")
     values = kwargs.get("constant_values", 0)
-    if _traced(values):
-        raise UnsupportedOperationError(
-            f"numpy.pad with a traced constant_values at {call_site()}: constant_values must be constant")
-    if not _traced(array):
+    if not (_traced(array) or _traced(values)):
         return np.pad(array, pad_width, mode, **kwargs)
-    nd = array.ndim
+    x = _float_padded(array, "constant_values")
+    nd = x.ndim
     widths = _pad_widths(pad_width, nd)
-    fill = _pairs(np.asarray(values, dtype=float), nd, "numpy.pad", "constant_values", lambda v: v.astype(float))
-    x = array
+    fill = _fills(values, nd, "constant_values")
     # axis by axis, as NumPy: later axes' constants fill the corners
     for k in range(nd):
-        (b, e), (vb, ve) = widths[k].tolist(), fill[k].tolist()
-        shape = list(x.shape)
-        before = [np.full(shape[:k] + [b] + shape[k + 1:], vb)] if b else []
-        after = [np.full(shape[:k] + [e] + shape[k + 1:], ve)] if e else []
+        (b, e), shape = widths[k].tolist(), list(x.shape)
+        before = [np.broadcast_to(fill[k, 0], shape[:k] + [b] + shape[k + 1:])] if b else []
+        after = [np.broadcast_to(fill[k, 1], shape[:k] + [e] + shape[k + 1:])] if e else []
         x = _concat(before + [x] + after, k)
     return x
+
+
+def _float_padded(array, name: str):
+    """The array that ``np.pad`` pads, refused where NumPy would round traced fill values into it."""
+    if _traced(array):
+        return array
+    a = np.asarray(array)
+    if a.dtype.kind != "f":
+        raise TraceError(f"numpy.pad at {call_site()}: a traced {name} padding an array of dtype {a.dtype}: "
+                         "NumPy would round the traced values to that dtype; pad a float array "
+                         "(array.astype(float))")
+    return a
+
+
+def _fills(values, nd: int, name: str):
+    """``constant_values``/``end_values`` as one (before, after) pair per axis: an (nd, 2) array,
+    traced where the values are (``np.asarray`` makes a list holding traced values one array)."""
+    return _pairs(np.asarray(values, dtype=float), nd, "numpy.pad", name, lambda v: v)
 
 
 # -- joins --------------------------------------------------------------------------------------
@@ -483,6 +506,11 @@ def _append(arr, values, axis=None):
         parts = [_reshape(arr, [-1]), _reshape(values, [-1])]
         return _record("concatenate", parts, {"axis": 0})
     return _record("concatenate", [arr, values], {"axis": _int(axis, "axis")})
+
+
+# np.r_[...] and np.c_[...] make each piece with the ``array`` their module imported (np.array's
+# traced stand-in, then): pieces and lists holding traced values join by np.concatenate
+swap_during_traces(type(np.r_).__module__, {"array": lambda _original: traced_constructor("array")})
 
 
 if hasattr(np, "unstack"):
@@ -866,6 +894,11 @@ _free("numpy.delete", lambda xp: lambda x: xp.delete(x, np.array([0, 2, 3]), axi
 _free("numpy.delete", lambda xp: lambda x: xp.delete(x, 4), lambda r: (_x(r, (2, 5)),), variant="flat, int")
 _free("numpy.delete", lambda xp: lambda x: xp.delete(x, slice(1, None, 2), axis=0), lambda r: (_x(r, (5, 2)),),
       variant="slice")
+# np.r_[...] and np.c_[...] make each piece with the ``array`` their module imported (np.array's
+# traced stand-in, then): pieces and lists holding traced values join by np.concatenate
+swap_during_traces(type(np.r_).__module__, {"array": lambda _original: traced_constructor("array")})
+
+
 if hasattr(np, "unstack"):
     _free("numpy.unstack", lambda xp: lambda x: _joined(xp, xp.unstack(x, axis=-1)), lambda r: (_x(r),))
 
