@@ -34,6 +34,7 @@ from .guards import Guards, guards_for, same, snapshot, watch
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
 from .strategies import naive_first
 from .trace import (
+    INT_DATA_BOUND,
     Recording,
     Tape,
     Tracer,
@@ -280,7 +281,7 @@ def _fingerprint(a: Any) -> tuple:
 DATA_TRACES = 4
 
 #: integer data (labels) is traced as floats only while its values are below this in magnitude
-_INT_DATA = 2 ** 31
+_INT_DATA = int(INT_DATA_BOUND)
 
 #: calls within which building long C code for a structure taking data must pay, by the estimates
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
@@ -342,7 +343,7 @@ class _DataArgs:
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
 
     def _data(self, a: Any) -> bool:
-        if type(a) is np.ndarray:  # (integers below 2**31, whose sums and products floats hold exactly)
+        if type(a) is np.ndarray:  # (integers below 2**31: Tape.record keeps their results below 2**53)
             return a.size > 0 and (a.dtype == self.dtype or (a.dtype == np.int64 and -_INT_DATA < a.min()
                                                              and a.max() < _INT_DATA))
         if type(a) is float or type(a) is np.float64:

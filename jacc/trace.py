@@ -354,8 +354,9 @@ class Tape:
         # which x op= y rebinds (another name for the old value keeps it)
         self.arrays0d: set[str] = set()
         # vertices holding integer data traced as floats (a data argument of labels, see
-        # jacc.api._DataArgs) and NumPy's integer results of them: see record, Tracer.dtype
-        self.ints: set[str] = set()
+        # jacc.api._DataArgs) and NumPy's integer results of them, with a bound on their absolute
+        # values that any data the program may take keeps: see record, Tracer.dtype
+        self.ints: dict[str, float] = {}
         # vertices computed from data arguments alone (not differentiated): a clip bound among them
         # keeps a constant bound's rule (see _clip)
         self.data: set[str] = set()
@@ -454,7 +455,13 @@ class Tape:
         r = self._record(op, args, params)
         if isinstance(r, Tracer):
             if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)):
-                self.ints.add(r.name)  # (NumPy's result is integer too)
+                bound = _int_bound(op, args, self.ints)
+                if bound >= 2.0 ** 53:
+                    raise UnsupportedOperationError(
+                        f"{op} of integer data at {call_site()}: the data is traced as floats, and its values "
+                        f"could reach {bound:.3g} here, past 2**53, where floats round otherwise than NumPy's "
+                        "integers (the data stays a constant)")
+                self.ints[r.name] = bound  # (NumPy's result is integer too)
             if all(a.name in self.data for a in args if isinstance(a, Tracer)):
                 self.data.add(r.name)
         return r
@@ -1643,6 +1650,28 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
                           "where", "sort", "amax", "amin"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+
+
+#: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
+INT_DATA_BOUND = 2.0 ** 31
+
+#: ops on integers whose result's bound is the sum, the product, or the square of their operands'
+_INT_SUMS, _INT_PRODUCTS = frozenset({"add", "sub"}), frozenset({"mul", "square"})
+
+
+def _int_bound(op: str, args: list, ints: dict[str, float]) -> float:
+    """A bound on the absolute values of ``op``'s integer result (NumPy's int64 arithmetic equals the
+    floats' only below 2**53): from the operands' bounds (:attr:`Tape.ints`) and constants' values."""
+    bounds = [ints[a.name] if isinstance(a, Tracer) else float(np.max(np.abs(a), initial=0.0)) for a in args]
+    if op in _INT_SUMS:
+        return sum(bounds)
+    if op == "square":
+        return bounds[0] ** 2
+    if op in _INT_PRODUCTS:
+        return float(np.prod(bounds))
+    if op in ("sum", "cumsum"):  # (at most every entry of the operand added up)
+        return bounds[0] * max(1, np.size(args[0].value))
+    return max(bounds)
 
 
 def _integral(a: Any) -> bool:
@@ -2871,7 +2900,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     None if scalarize else expect)
         tape.shared = shared
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
-        tape.ints.update(ints)
+        tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
         tape.data.update(data)
         _RUNNING.tapes.append(tape)
         try:

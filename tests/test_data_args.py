@@ -573,8 +573,8 @@ def test_integer_labels_are_data_and_integer_indices_stay_constants():
         p = 1 / (1 + np.exp(-(X @ w)))
         return -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
 
-    def ints(w, k):  # floor division, remainder, products and comparisons of the labels
-        return w * (k // 2) + w ** 2 * (k % 3) - (k * k) * w.sum() + np.where(k > 1, w, 0.0)
+    def ints(w, k):  # floor division, remainder, products by constants and comparisons of the labels
+        return w * (k // 2) + w ** 2 * (k % 3) - (k * 3 - 1) * w.sum() + np.where(k > 1, w, 0.0)
 
     def emb(E, idx):
         return np.tanh(E[idx].sum(axis=1)).sum()
@@ -587,7 +587,7 @@ def test_integer_labels_are_data_and_integer_indices_stay_constants():
     jf = jacc.jacobian(ints)
     for _ in range(5):
         w, k = r.normal(size=4), r.integers(0, 5, 4)
-        want = np.diag(k // 2 + 2 * w * (k % 3) + (k > 1)) - np.outer(k * k, np.ones(4))
+        want = np.diag(k // 2 + 2 * w * (k % 3) + (k > 1)) - np.outer(k * 3 - 1, np.ones(4))
         np.testing.assert_allclose(jf(w, k), want, rtol=1e-13)
     assert jf.cache.skipped >= 2
     jf, E = jacc.jacobian(emb), r.normal(size=(6, 3))
@@ -607,11 +607,15 @@ def test_integer_labels_are_data_and_integer_indices_stay_constants():
     (lambda w, y: w * (2.0 if y.dtype.kind == "i" else 1.0) * y, lambda r, k: np.array([0, 0, 0]) + (k > 1)),
     (lambda w, y: w * (y * y), lambda r, k: np.array([50_000, 2, 3], dtype=np.int32) + k),  # wraps in int32
     (lambda w, y: w * (y - 1), lambda r, k: np.array([0, 2, 3], dtype=np.uint8) + k),  # wraps in uint8
+    # int64 data below 2**31 whose products reach past 2**53: exact in NumPy, rounded as floats
+    (lambda w, y: w * (y * y - ((2 ** 31 - 1) ** 2 - 1)), lambda r, k: np.array([1 + (k > 2) * (2 ** 31 - 2), 2, 3])),
+    (lambda w, y: w * (y * y * y), lambda r, k: np.array([1 + (k > 2) * (2 ** 31 - 2), 2, 3])),  # wraps in int64
 ])
 def test_integer_data_keeps_numpys_integer_semantics(f, make):
     """Integer data traced as floats gave other values than NumPy's integers from its second data
     call on (found by a hunt): 1 // 0, values past 2**53, a branch on the dtype, int32 and uint8
-    wrapping. Divisions by it and dtype reads keep it a constant; only int64 below 2**31 is data."""
+    wrapping, products past 2**53. Divisions by it, dtype reads and results that could pass 2**53
+    keep it a constant; only int64 below 2**31 is data."""
     jf = jacc.jacobian(f)
     w = np.array([0.5, -1.0, 2.0])
     for k in range(6):
