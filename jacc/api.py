@@ -52,6 +52,13 @@ from .unroll import all_scalars, float_list, scalar_level
 from .unroll import candidate as unroll_candidate
 
 
+#: argument types whose values key a structure's skip of ``f`` (jacobian's ``once_key``), for at
+#: most _FLAG_VALUES combinations of their values per shape
+_FLAGS = frozenset({str, bool, int, type(None)})
+_FLAG_VALUES = 8
+_LAST_KEPT = 16  # structures kept by key beside the plan cache (jacobian's ``last_of``)
+
+
 def _check_finite(name: str, x: np.ndarray | float, policy: str, dtype=None) -> None:
     """Raise per ``policy`` where ``x`` (the argument ``name`` in the Jacobian's ``dtype``) is not finite."""
     if policy == "propagate" or (math.isfinite(x) if type(x) is float or x.ndim == 0 else np.isfinite(x).all()):
@@ -1230,6 +1237,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # dict and updated it twice a call)
     quiet: set = set()
     watched: dict[Any, int] = {}  # structure → times watched (f's globals may change every call)
+    # structure → the entry its last traced call took: replayed first (a flag that alternates
+    # between two structures of one shape replayed the other's, so neither came to skip f)
+    last_of: dict[Any, Entry] = {}
+    flag_values: dict[Any, set] = {}  # shape key → the flags' values that keyed a skip of their own
     verdict: list = [None]  # this call's: the guards of what f read while watched, or why not
 
     def with_primal(graph: Graph) -> bool:
@@ -1306,9 +1317,13 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         except IndexError:  # an argnum out of range: tracing says so
             return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
 
-    def prepare(args, kwargs, seen=None) -> tuple[Entry, Tape]:
+    def prepare(args, kwargs, seen=None, prefer: Entry | None = None) -> tuple[Entry, Tape]:
+        """The call's structure: traced, replaying ``prefer`` (this call's key's last) or else the
+        shape's last structure where it can, planned where new."""
         key = shape_key(args)
         found = store.candidates(key) if cache else []
+        if prefer is not None and cache and (not found or found[0] is not prefer):
+            found = [prefer] + [e for e in found if e is not prefer]  # (also one with other constants)
         if len(args) not in arg_names:
             arg_names[len(args)] = _param_names(f, len(args))
         if data:  # (a container's inputs are its leaves, named by their paths: jacc.pytrees)
@@ -1492,7 +1507,18 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return out
 
     def once_key(args, kwargs) -> tuple:
-        return shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
+        key = shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
+        # flags (mode="train", a bool, None) keep a skip of their own each, as jax.jit's static
+        # arguments: one that alternates made every call run f, each value's guards failing the other's
+        flags = [(i, a) for i, a in enumerate(args) if type(a) in _FLAGS]
+        if kwargs:
+            flags += [(k, a) for k, a in kwargs.items() if type(a) in _FLAGS]
+        if flags:
+            flags, taken = tuple(flags), flag_values.setdefault(key, set())
+            if flags in taken or len(taken) < _FLAG_VALUES:  # (not a counter, new at every call)
+                taken.add(flags)
+                key += flags
+        return key
 
     def run_once(hit: _Once, args, kwargs):
         """The compiled program on the arguments alone, ``f`` not run."""
@@ -1648,7 +1674,11 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         # (traced once: the arguments not differentiated as f got them, to see whether it changes them)
         given = None if retrace else snapshot(passed_of(args, kwargs))
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
-            entry, tape = prepare(args, kwargs, seen)
+            entry, tape = prepare(args, kwargs, seen, None if key is None else last_of.get(key))
+            if key is not None and last_of.get(key) is not entry:
+                if len(last_of) >= _LAST_KEPT:  # (each holds a structure's constants)
+                    last_of.pop(next(iter(last_of)))
+                last_of[key] = entry
             graph, plan = entry.graph, entry.plan
             if data:  # (what via_data checks: whether calls keep tracing, and the first one's values)
                 jf.traces += 1
