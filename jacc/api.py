@@ -51,7 +51,6 @@ from .trace import (
 from .unroll import all_scalars, float_list, scalar_level
 from .unroll import candidate as unroll_candidate
 
-
 #: argument types whose values key a structure's skip of ``f`` (jacobian's ``once_key``), for at
 #: most _FLAG_VALUES combinations of their values per shape
 _FLAGS = frozenset({str, bool, int, type(None)})
