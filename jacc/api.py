@@ -1166,9 +1166,23 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
+    for name in _JAX_ONLY.keys() & strategy_options.keys():
+        raise TypeError(f"jacc.jacobian has no {name}= (jax.jacrev's option): {_JAX_ONLY[name]}")
     return _jacobian(f, argnums, strategy, dtype=dtype, nonfinite=nonfinite, cache=cache, compile=compile,
                      backend=backend, sparse=sparse, retrace=retrace, cost_model=cost_model, objective=objective,
                      memory_limit=memory_limit, strategy_options=strategy_options)
+
+
+#: JAX's jacobian options that jacc has no counterpart of, and what to do instead (a misspelt or
+#: foreign keyword otherwise reads as an option of the strategy)
+_JAX_ONLY = {
+    "has_aux": "differentiate a function that returns the differentiated output alone, and compute the "
+               "auxiliary values by calling f itself (or return them as further outputs, whose Jacobians "
+               "are computed too)",
+    "holomorphic": "jacc differentiates real functions; split a complex function into its real and "
+                   "imaginary parts (np.real, np.imag)",
+    "allow_int": "integer arguments are differentiated as floats already (argnums may name them)",
+}
 
 
 def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str, cache: bool, compile: bool,

@@ -434,7 +434,10 @@ def _compact(labels: Iterable) -> dict:
         if lab not in table:
             table[lab] = len(table)
     if len(table) > 52:
-        raise StructureError("product needs more than 52 distinct axes")
+        raise StructureError(
+            "a Jacobian block here needs more than 52 distinct axes (its output's and input's together, at "
+            "most 26 each for an elementwise block), more than the 52 NumPy's einsum can label; reshape arrays "
+            "of many length-1 axes to fewer axes (x.reshape(-1), np.squeeze), or ask for sparse=True")
     return table
 
 

@@ -918,10 +918,13 @@ class Tape:
                 hint = f"; does {self.name} end with a return statement?" if len(outs) == 1 else ""
                 raise TypeError(f"output {k} of {self.name} is None, not an array{hint}")
             if not isinstance(r, Tracer):
+                complex_ = np.iscomplexobj(r) if isinstance(r, (np.ndarray, np.generic, complex)) else False
                 try:
+                    if complex_:  # (np.asarray would drop the imaginary part with a warning only)
+                        raise TypeError("complex")
                     val = np.asarray(r, dtype=float)
                 except (TypeError, ValueError) as e:
-                    if not getattr(e, "complex_operand", False):
+                    if not (complex_ or getattr(e, "complex_operand", False)):
                         raise TypeError(f"output {k} of {self.name} is {type(r).__name__}, not an array") from None
                     raise UnsupportedOperationError(
                         f"output {k} of {self.name} is complex; jacc differentiates real results: return np.real(z), "

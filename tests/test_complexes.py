@@ -89,6 +89,9 @@ def test_a_plan_traced_once_holds_at_other_points():
     # a zero imaginary part is complex still (np.arccos(x - 0j) outside [-1, 1] is complex, not NaN)
     (lambda x: np.imag(np.arccos(x - 0j)), "numpy.arccos of a traced complex array"),
     (lambda x: x + 0j, "output 0 of lambda is complex"),
+    # a constant complex array beside a traced output: np.asarray kept its real part with a warning only
+    (lambda x: (np.sin(x), np.ones(2) * 1j), "output 1 of lambda is complex"),
+    (lambda x: (np.sin(x), np.complex128(2.0)), "output 1 of lambda is complex"),
 ])
 def test_what_is_not_supported_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):

@@ -632,3 +632,10 @@ def test_chain_claims_optimality_only_where_its_dp_prices_every_bracketing_exact
     exact, sized = jacc.plan(h, "chain"), jacc.plan(h, "chain", structured_limit=2)
     assert exact.optimal and exact.mults == 27_960 and exact.mults == jacc.plan(h, "optimal").mults
     assert sized.info["method"].startswith("dense-size DP") and sized.optimal is None and sized.mults == 29_700
+
+
+@pytest.mark.parametrize("name", ["has_aux", "holomorphic", "allow_int"])
+def test_jax_only_options_are_named_as_such(name):
+    """JAX's has_aux= read as an option of the strategy ('auto' takes no option 'has_aux')."""
+    with pytest.raises(TypeError, match=f"jacc.jacobian has no {name}= \\(jax.jacrev's option\\): "):
+        jacc.jacobian(np.sin, **{name: True})
