@@ -1023,11 +1023,18 @@ def _gather(s: Jac, b: Jac) -> Jac:
     if isinstance(s.select, Take):
         return _take_gather(s, b)
     items = _walk(s.select, s.in_shape)
-    picked = {k for kind, k, _, _ in items if kind in ("int", "slice")}
-    b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in picked])[0]
+    ints = {k: pos for kind, k, _, pos in items if kind == "int"}
+    sliced = {k for kind, k, _, _ in items if kind == "slice"}
+    b = unpair(b, [kk for kk, p in enumerate(b.pair) if p in sliced])[0]
+    if any(p in ints for p in b.pair) and (b.terms is not None or _lazy(b)):
+        b = as_labelled(b)
+    # an output axis picked by an int whose input axis is paired with it: that input axis becomes a
+    # one-hot value label (one entry per value), never the n×n diagonal of an unpair, which the int
+    # then reads one row of (V[0, 0] of eigenvectors built a 120⁴ array to take 120² of it)
+    onehot = [(mb_k, ints[p]) for mb_k, p in enumerate(b.pair) if p in ints]
     mb, mc = b.m, len(s.out_shape)
     where = {k: (kind, j, pos) for kind, k, j, pos in items if k is not None}
-    pair = [where[p][1] if p >= 0 else -1 for p in b.pair]
+    pair = [where[p][1] if p >= 0 and p not in ints else -1 for p in b.pair]
     vl, vals = [], b.values
     for lab in list(b.vlabels or ()):
         if lab >= mb:
@@ -1039,6 +1046,14 @@ def _gather(s: Jac, b: Jac) -> Jac:
             vals = np.take(vals, pos if kind == "int" else np.array(pos, dtype=int), axis=ax)
         if kind != "int":
             vl.append(j)
+    if onehot:
+        if b.vlabels is None and not _valueless(b):
+            vals = np.asarray(1.0)
+        for k, pos in onehot:
+            if vals is not None:
+                vals = put_last(vals, b.in_shape[k], pos)
+            vl.append(mc + k)
+        return Jac(s.out_shape, b.in_shape, pair, vl, vals)
     return Jac(s.out_shape, b.in_shape, pair, None if b.vlabels is None else vl, vals)
 
 

@@ -4,7 +4,8 @@ Factorisations are primitives with closed-form partials (dense within one matrix
 of a stack ``(..., M, N)`` stay diagonal pairs, so ``describe()`` reads ``diag B ⊗ dense``); a
 Cholesky factor, eigendecomposition, SVD or QR larger than ``DENSE_PARTIAL_MAX`` records its
 derivative as a network of products instead (:func:`_factored_cholesky`, :func:`_factored_eigh`,
-:func:`_factored_svd`, :func:`_factored_qr`). Norms, ``pinv`` and ``lstsq`` are compositions of them.
+:func:`_eigh_values`, :func:`_factored_svd`, :func:`_svd_values_of`, :func:`_factored_qr`). Norms,
+``pinv`` and ``lstsq`` are compositions of them.
 Assumptions, as for every AD system:
 
 * ``eigh``/``eigvalsh`` read one triangle (``UPLO``, lower by default) and assume distinct
@@ -26,6 +27,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections import namedtuple
+from typing import Any
 
 import numpy as np
 
@@ -396,6 +398,36 @@ def _check_uplo(what: str, UPLO) -> dict:
     return {} if UPLO == "L" else {"uplo": "U"}
 
 
+def _eigh_values(a, params: dict, v: Any = None):
+    """The eigenvalues of ``a``; above DENSE_PARTIAL_MAX their partial dλₖ = vₖᵀ dS vₖ is recorded as
+    that formula with V held (``v``: the eigenvectors' held vertex, recorded here if not given): an
+    adjoint V·diag(λ̄)·Vᵀ, 2n³, where the dense partial held n³ values and passed over them several
+    times (eigvalsh at n = 120: 8 ms a call, 7x jax.jacrev's)."""
+    tape = _tape_of(a)
+    w = tape.record("eigh_values", [a], params)
+    if np.shape(a)[-1] <= DENSE_PARTIAL_MAX:
+        return w
+    vh = tape.unary("hold", tape.record("eigh_vectors", [a], params)) if v is None else v
+    with tape.derivative_network(a):
+        dw = np.sum(vh * (_symmetric_read(a, params.get("uplo", "L") == "L") @ vh), axis=-2)
+    return tape.record("value_from", [w, dw])
+
+
+def _svd_values_of(a, vectors: tuple | None = None):
+    """The singular values of ``a``; above DENSE_PARTIAL_MAX their partial dσₖ = uₖᵀ dA vₖ is
+    recorded as that formula with U and V held (``vectors``: their held vertices (U, Vh), recorded
+    here if not given), as :func:`_eigh_values`. The values are then the full decomposition's, as
+    the vectors' (one SVD a call, not two), within rounding of NumPy's values-only ones."""
+    tape = _tape_of(a)
+    if max(np.shape(a)[-2:]) <= DENSE_PARTIAL_MAX or 0 in np.shape(a)[-2:]:
+        return tape.record("svd_values", [a], _WITH_VECTORS if vectors else None)
+    s = tape.record("svd_values", [a], _WITH_VECTORS)
+    uh, vhh = vectors or (tape.unary("hold", tape.record("svd_u", [a])), tape.unary("hold", tape.record("svd_vh", [a])))
+    with tape.derivative_network(a):
+        ds = np.sum(uh * (a @ _swap(vhh)), axis=-2)
+    return tape.record("value_from", [s, ds])
+
+
 def _factored_eigh(a, params: dict) -> EighResult:
     """eigh of ``a`` (n > DENSE_PARTIAL_MAX). The eigenvectors' partial dV = V·(F ∘ Vᵀ dS V)
     (Fₚ_q = 1/(λ_q − λₚ) off the diagonal, 0 on it) is a dense n⁴ array; recorded instead as that
@@ -403,7 +435,9 @@ def _factored_eigh(a, params: dict) -> EighResult:
     per adjoint row. The eigenvalues keep their n³ partial; the vectors' values stay NumPy's
     (``value_from``: the network's own value is never used)."""
     tape = _tape_of(a)
-    w, v = tape.record("eigh_values", [a], params), tape.record("eigh_vectors", [a], params)
+    v = tape.record("eigh_vectors", [a], params)
+    vh = tape.unary("hold", v)
+    w = _eigh_values(a, params, vh)
     if _note_ties(w, "numpy.linalg.eigh"):  # (the network's sum meets 1/gap where rounding split it: finite)
         warnings.warn(
             f"numpy.linalg.eigh at {call_site()}: the matrix has a repeated eigenvalue (equal to within "
@@ -412,8 +446,7 @@ def _factored_eigh(a, params: dict) -> EighResult:
             "is wrong here (the partial divides by the rounding between the equal eigenvalues); the other "
             "eigenvectors keep their derivative. Compute such a function without eigh (np.linalg.cholesky, "
             "slogdet, solve)", TieWarning, stacklevel=_user_stacklevel())
-    wh, vh = tape.unary("hold", w), tape.unary("hold", v)
-    F = _inverse_gaps(wh)
+    F = _inverse_gaps(tape.unary("hold", w))
     with tape.derivative_network(a):
         dV = vh @ (F * (_swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh))
     return EighResult(w, tape.record("value_from", [v, dV]))
@@ -432,7 +465,7 @@ def _eigh_fn(a, UPLO="L"):
 
 @implements(np.linalg.eigvalsh)
 def _eigvalsh(a, UPLO="L"):
-    return _tape_of(a).record("eigh_values", [a], _check_uplo("numpy.linalg.eigvalsh", UPLO))
+    return _eigh_values(a, _check_uplo("numpy.linalg.eigvalsh", UPLO))
 
 
 # -- singular value decomposition (reduced) ------------------------------------------------------
@@ -519,6 +552,7 @@ def _factored_svd(a) -> "SVDResult":
     tape = _tape_of(a)
     u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS), tape.record("svd_vh", [a])
     uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
+    s = _svd_values_of(a, (uh, vhh))
     v = _swap(vhh)
     m, n = a.shape[-2:]
     F = _inverse_gaps(sh * sh)
@@ -540,7 +574,7 @@ def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
             f"numpy.linalg.svd with hermitian=True at {call_site()}: it reads one triangle through eigh; "
             "call it without hermitian= (or use numpy.linalg.eigh)")
     if not compute_uv:
-        return tape.record("svd_values", [a])
+        return _svd_values_of(a)
     m, n = _core(a, "numpy.linalg.svd")
     if full_matrices and m != n:
         raise UnsupportedOperationError(
@@ -555,7 +589,7 @@ def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
 if hasattr(np.linalg, "svdvals"):
     @implements(np.linalg.svdvals)
     def _svdvals(x, /):
-        return _tape_of(x).record("svd_values", [x])
+        return _svd_values_of(x)
 
 
 # -- QR (reduced) -----------------------------------------------------------------------------------
@@ -847,7 +881,7 @@ def _cond(x, p=None):
     """σ_max/σ_min for p = None, 2 (−2: the inverse ratio); else ‖x‖ₚ·‖x⁻¹‖ₚ."""
     _core(x, "numpy.linalg.cond")
     if p in (None, 2, -2):
-        s = _tape_of(x).record("svd_values", [x])
+        s = _svd_values_of(x)
         big, small = s[..., 0], s[..., -1]
         return big / small if p != -2 else small / big
     return np.linalg.norm(x, ord=p, axis=(-2, -1)) * np.linalg.norm(np.linalg.inv(x), ord=p, axis=(-2, -1))
@@ -890,7 +924,7 @@ def _matrix_norm(x, ord, r, c, keepdims, what="numpy.linalg.norm"):
     if ord in (2, -2, "nuc"):  # from the singular values of the matrices moved to the last two axes
         order = [k for k in range(x.ndim) if k not in (r, c)] + [r, c]
         xt = x if order == list(range(x.ndim)) else x.transpose(order)
-        s = xt.tape.record("svd_values", [xt])
+        s = _svd_values_of(xt)
         if ord == 2 and not s.shape[-1]:  # (an empty matrix: NumPy's 2-norm is 0)
             ord = "nuc"
         out = s[..., 0] if ord == 2 else s[..., -1] if ord == -2 else np.sum(s, axis=-1)
