@@ -10,6 +10,7 @@ contracted pairwise (NumPy's greedy path, or the path given by ``optimize=``).
 
 from __future__ import annotations
 
+import math
 import string
 from collections import Counter
 
@@ -26,6 +27,7 @@ from ..trace import (
     call_site,
     implements,
     implements_ufunc,
+    implements_ufunc_method,
 )
 from . import FREE, case
 
@@ -139,6 +141,21 @@ def _path(labels: list[list[str]], out: list[str], shapes: list, optimize) -> li
     return [tuple(p) for p in path[1:]]
 
 
+def _path_cost(labels: list[list[str]], out: list[str], sizes: dict, path: list[tuple], consts) -> int:
+    """Multiplications per call of contracting ``labels`` (operands' labels) along ``path`` (NumPy's
+    ``einsum_path`` steps: the operands taken out, their result appended): a step of constants
+    (the operands at ``consts``, and their results) is done once, at the trace."""
+    labels, cost = [(list(ls), t in consts) for t, ls in enumerate(labels)], 0
+    for step in path:
+        taken = [labels.pop(t) for t in sorted(step, reverse=True)]
+        union = set().union(*[ls for ls, _ in taken])
+        constant = all(c for _, c in taken)
+        cost += 0 if constant else math.prod(sizes[c] for c in union)
+        wanted = set(out).union(*[ls for ls, _ in labels])
+        labels.append(([c for c in union if c in wanted], constant))
+    return cost
+
+
 def einsum(spec: str, *operands, optimize=False, what: str = "numpy.einsum"):
     """``np.einsum(spec, *operands)`` recorded as einsums of at most two operands."""
     ops = list(operands)
@@ -148,13 +165,20 @@ def einsum(spec: str, *operands, optimize=False, what: str = "numpy.einsum"):
     _unbroadcast(ops, labels, what)
     consts = [t for t, x in enumerate(ops) if not _traced(x)]
     if len(consts) > 1 and len(ops) > 2 and not isinstance(optimize, (list, tuple)):
-        # fold the constants into one first: they need no partials, and no path orders them
+        # fold the constants into one first (they need no partials), unless that makes the traced
+        # contractions dearer: u·A·Aᵀ·A·u folded u⊗u and then took A·Aᵀ, n³ where the vectors' path is n²
         rest = [ls for t, ls in enumerate(labels) if t not in consts]
         wanted = set(out).union(*rest)
         keep = list(dict.fromkeys(c for t in consts for c in labels[t] if c in wanted))
-        folded = np.einsum(_spec([labels[t] for t in consts], keep), *[ops[t] for t in consts])
-        ops = [x for t, x in enumerate(ops) if t not in consts] + [folded]
-        labels = rest + [keep]
+        sizes = {c: n for ls, x in zip(labels, ops) for c, n in zip(ls, _shape(x))}
+        whole = _path_cost(labels, out, sizes, _path(labels, out, [_shape(x) for x in ops], optimize), set(consts))
+        alone, after = [labels[t] for t in consts], rest + [keep]
+        fold = _path_cost(after, out, sizes, _path(after, out, [[sizes[c] for c in ls] for ls in after], optimize),
+                          {len(after) - 1})
+        if fold <= whole:
+            folded = np.einsum(_spec(alone, keep), *[ops[t] for t in consts])
+            ops = [x for t, x in enumerate(ops) if t not in consts] + [folded]
+            labels = after
     if len(ops) > 2:
         for step in _path(labels, out, [_shape(x) for x in ops], optimize):
             # a step of k > 2 operands (an outer product: "i,j,k->ijk") goes pairwise, left to right
@@ -239,6 +263,12 @@ def _vecdot(a, b, what="numpy.vecdot"):
 
 if hasattr(np, "vecdot"):  # NumPy ≥ 2: vecdot, matvec and vecmat are ufuncs
     implements_ufunc("vecdot")(lambda tape, a, b: _vecdot(a, b))
+
+    @implements_ufunc_method("vecdot", "__call__")  # (with keywords: the gufunc's axis= and keepdims=)
+    def _vecdot_on_axis(a, b, *, axis=-1, keepdims=False, dtype=None):
+        _check_dtype("numpy.vecdot", [a, b], dtype)
+        r = _vecdot(np.moveaxis(a, _int(axis, "axis"), -1), np.moveaxis(b, _int(axis, "axis"), -1))
+        return np.expand_dims(r, axis) if keepdims else r
 if hasattr(np, "matvec"):
     implements_ufunc("matvec")(lambda tape, a, b: einsum("...ij,...j->...i", a, b, what="numpy.matvec"))
     implements_ufunc("vecmat")(lambda tape, a, b: einsum("...i,...ij->...j", a, b, what="numpy.vecmat"))
@@ -339,8 +369,6 @@ def _matrix_power(a, n):
     if n == 0:
         return np.broadcast_to(np.eye(shape[-1]), shape).copy()
     if n < 0:
-        if len(shape) != 2:
-            raise _unsupported("numpy.linalg.matrix_power with n < 0 of a stack of matrices")
         a, n = np.linalg.inv(a), -n
     result = None
     while n:
