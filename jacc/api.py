@@ -1688,10 +1688,6 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         given = None if retrace else snapshot(passed_of(args, kwargs))
         with factorise.sharing():  # the trace's factorisations serve the partials (jacc.factorise)
             entry, tape = prepare(args, kwargs, seen, None if key is None else last_of.get(key))
-            if key is not None and last_of.get(key) is not entry:
-                if len(last_of) >= _LAST_KEPT:  # (each holds a structure's constants)
-                    last_of.pop(next(iter(last_of)))
-                last_of[key] = entry
             graph, plan = entry.graph, entry.plan
             if data:  # (what via_data checks: whether calls keep tracing, and the first one's values)
                 jf.traces += 1
@@ -1726,6 +1722,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     plan = faster
                     if cache:
                         store.put(shape_key(args), entry)
+            if key is not None and last_of.get(key) is not entry:  # (the entry as chosen: a plain order too)
+                if len(last_of) >= _LAST_KEPT:  # (each holds a structure's constants)
+                    last_of.pop(next(iter(last_of)))
+                last_of[key] = entry
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
             if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
                 found = run.unrolled([tape.values[x] for x in graph.inputs])
