@@ -368,11 +368,16 @@ _SAVED_METHODS: list[tuple[type, str, Any]] = []
 _PENDING: list[tuple[str, str, Callable]] = []  # ("module:Class", attribute, make) until the module is imported
 
 
-def swap_method_during_traces(cls: type | str, name: str, make: Callable[[Callable], Callable]) -> None:
+def swap_method_during_traces(cls: type | str, name: str, make: Callable[[Callable], Callable],
+                              eager: bool = False) -> None:
     """While ``f`` runs on traced arguments, ``cls.name`` is ``make(original)`` (for objects made
     before the trace too, such as a module-level ``np.vectorize(...)``). ``cls`` may be named
     ``"module:Class"``: it is looked up at the first trace after that module is imported, so
-    jacc never imports it (SciPy's)."""
+    jacc never imports it (SciPy's). ``eager``: as :func:`swap_during_traces`' (a function whose
+    code names ``name`` is traced with the replacements from the first time)."""
+    if eager:
+        _EAGER.add(name)
+        _WANTS.clear()
     if isinstance(cls, str):
         _PENDING.append((cls, name, make))
     else:

@@ -11,9 +11,10 @@ SciPy's public methods write their results into a plain output array (``np.place
 cannot follow. While ``f`` runs on traced arguments they are replaced (see
 :func:`jacc.constructors.swap_method_during_traces`; jacc never imports SciPy itself) by versions
 that do what SciPy does with traced values: standardise ``z = (x − loc)/scale``, check the
-parameters and the support at the traced point (so the trace is value-dependent, as a comparison
-makes it), evaluate the distribution's own formula (its ``_logpdf``, ``_cdf`` …, NumPy and
-``scipy.special`` code) on the points inside, and give SciPy's constants elsewhere: the density 0
+parameters and the support (as traced masks where both are SciPy's defaults, see :func:`_masked`;
+else at the traced point, so the trace is value-dependent, as a comparison makes it), evaluate the
+distribution's own formula (its ``_logpdf``, ``_cdf`` …, NumPy and ``scipy.special`` code) on the
+points inside, and give SciPy's constants elsewhere: the density 0
 (log −inf) outside the support, the distribution function 0 or 1 beyond its ends, NaN for invalid
 parameters. A distribution whose formula is not such code (one that integrates its density
 numerically) is refused by the tracer where it leaves NumPy.
@@ -127,7 +128,7 @@ def _lazyselect(original: Callable) -> Callable:
 def _distribution_method(name: str, body: Callable) -> Callable[[Callable], Callable]:
     """The replacement of a distribution's method ``name``: SciPy's own unless an argument is
     traced, else ``body(self, what, x, shapes, loc, scale, params)`` with SciPy's parameters
-    parsed (``params``: the shape parameters' values)."""
+    parsed (``params()``: the shape parameters' values, read at the traced point)."""
     def make(original: Callable) -> Callable:
         def method(self, x, *args, **kwds):
             if not (_holds_tracer(x) or _holds_tracer(args) or _holds_tracer(list(kwds.values()))):
@@ -136,7 +137,7 @@ def _distribution_method(name: str, body: Callable) -> Callable[[Callable], Call
             what = f"scipy.stats.{self.name}.{name}"
             x = x if isinstance(x, Tracer) else np.asarray(x, dtype=float)
             try:
-                return body(self, what, x, shapes, loc, scale, [_concrete(a, what) for a in shapes])
+                return body(self, what, x, shapes, loc, scale, lambda: [_concrete(a, what) for a in shapes])
             except TypeError as e:
                 if "Tracer" not in str(e):
                     raise
@@ -153,6 +154,11 @@ def _density(name: str, discrete: bool) -> Callable:
     formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
 
     def body(self, what, x, shapes, loc, scale, params):
+        if not discrete:
+            found = _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale)
+            if found is not None:
+                return found
+        params = params()
         z = x - loc if discrete else (x - loc) / scale
         if closed == "left":
             z = np.floor(z)
@@ -177,12 +183,55 @@ def _density(name: str, discrete: bool) -> Callable:
     return _distribution_method(name, body)
 
 
+def _owner(obj: Any, name: str) -> str:
+    """The name of the class in ``obj``'s hierarchy that defines attribute ``name``."""
+    return next((c.__name__ for c in type(obj).__mro__ if name in vars(c)), "")
+
+
+def _inner_point(lo: float, hi: float) -> float:
+    """A point well inside the support [lo, hi]: the formula's argument where a point is outside."""
+    if np.isfinite(lo) and np.isfinite(hi):
+        return (lo + hi) / 2
+    return lo + 1.0 if np.isfinite(lo) else hi - 1.0 if np.isfinite(hi) else 0.0
+
+
+def _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale) -> Any:
+    """A continuous distribution's function as traced masks, not read at the traced point (so calls
+    may skip ``f``, and later points may leave the support): the formula on every point, a point
+    outside the support or with invalid parameters replaced by one inside (so no NaN of the branch
+    not taken meets the mask's zero), then SciPy's constants where the mask is false. ``None``
+    where the support or the parameters' check is the distribution's own (either may read the
+    parameters' values: they are then read at the traced point)."""
+    if _owner(self, "_get_support") != "rv_generic" or (
+            shapes and _owner(self, "_argcheck") != "rv_generic"):
+        return None
+    lo, hi = float(self.a), float(self.b)
+    check = True
+    for a in shapes:  # (SciPy's default check: every shape parameter positive)
+        check = check & (a > 0)
+
+    z = (x - loc) / scale
+    valid = check & (scale > 0) & (z == z)  # (traced comparisons: masks)
+    inside = valid & ((lo <= z) & (z <= hi) if closed else (lo < z) & (z < hi))
+    const = np.where(valid, np.where(z >= hi, above, below), np.nan)
+    shape = np.broadcast_shapes(np.shape(z), np.shape(const), *[np.shape(a) for a in shapes])
+    inner = [np.where(inside, z, _inner_point(lo, hi))]
+    inner += [np.where(valid, a, 1.0) if isinstance(a, Tracer) else a for a in shapes]  # (1 passes the check)
+    # (SciPy's formulas see raveled points, as its argsreduce gives them: some zip their arguments)
+    flat = [np.reshape(np.broadcast_to(v, shape), (-1,)) for v in inner]
+    found = np.reshape(getattr(self, formula)(*flat), shape)
+    if scaled is not None:
+        found = scaled(found, np.where(valid, scale, 1.0) if isinstance(scale, Tracer) else scale)
+    return np.where(inside, found, const)
+
+
 def _quantile(name: str) -> Callable:
     """``ppf``/``isf``: the distribution's ``_ppf``/``_isf`` times scale plus loc for 0 < q < 1,
     the support's ends at q = 0 and 1 (ppf: 0 the lower; isf: 0 the upper), NaN elsewhere."""
     formula = f"_{name}"
 
     def body(self, what, q, shapes, loc, scale, params):
+        params = params()
         qv, sv, lv = _concrete(q, what), _concrete(scale, what), _concrete(loc, what)
         lo, hi = self._get_support(*params)
         valid = np.asarray(self._argcheck(*params), dtype=bool) & (sv > 0) & (lv == lv)
@@ -224,14 +273,16 @@ def _discrete_quantile(name: str) -> Callable[[Callable], Callable]:
 
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
 swap_during_traces("scipy.stats._continuous_distns", {"_lazyselect": _lazyselect})
+# eager: SciPy's own method, run by a first trace without them, met a traced value deep inside and
+# left code the watch of that call saw run (its argsreduce unreached), so calls never skipped f
+_INFRA = "scipy.stats._distn_infrastructure:"
 for _name in ("ppf", "isf"):
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _discrete_quantile(_name))
-for _name in ("ppf", "isf"):
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _quantile(_name))
+    swap_method_during_traces(_INFRA + "rv_discrete", _name, _discrete_quantile(_name), eager=True)
+    swap_method_during_traces(_INFRA + "rv_continuous", _name, _quantile(_name), eager=True)
 for _name in _METHODS:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_continuous", _name, _density(_name, False))
+    swap_method_during_traces(_INFRA + "rv_continuous", _name, _density(_name, False), eager=True)
 for _name in _DISCRETE:
-    swap_method_during_traces("scipy.stats._distn_infrastructure:rv_discrete", _name, _density(_name, True))
+    swap_method_during_traces(_INFRA + "rv_discrete", _name, _density(_name, True), eager=True)
 
 
 def supported() -> list[str]:
