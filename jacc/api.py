@@ -278,7 +278,9 @@ def _fingerprint(a: Any) -> tuple:
         leaves, spec = pytrees.flatten(a)
         parts = [_fingerprint(leaf) for leaf in leaves]
         return spec, tuple(p[:2] for p in parts), tuple(p[2] for p in parts)
-    return type(a), (), float(a).hex()  # (NaN is itself; -0.0 is not 0.0)
+    # (NaN is itself; -0.0 is not 0.0. A Python float and an np.float64 are one kind: solve_ivp
+    # passes both as t, and a kind that alternated kept the data constant, then f traced for good)
+    return (float if type(a) is np.float64 else type(a)), (), float(a).hex()
 
 
 #: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
@@ -350,8 +352,8 @@ class _DataArgs:
 
     def _data(self, a: Any) -> bool:
         if type(a) is np.ndarray:  # (integers below 2**31: Tape.record keeps their results below 2**53)
-            return a.size > 0 and (a.dtype == self.dtype or (a.dtype == np.int64 and -_INT_DATA < a.min()
-                                                             and a.max() < _INT_DATA))
+            return a.size > 0 and (a.dtype == self.dtype or (self.floats and a.dtype == np.float32) or (
+                a.dtype == np.int64 and -_INT_DATA < a.min() and a.max() < _INT_DATA))
         if type(a) is float or type(a) is np.float64:
             return self.floats
         # a container of such (a batch (X, y), a dict of series), taken apart as differentiated
@@ -1514,8 +1516,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             plain = result_leaves(f(*args, **kwargs))[0]
         same_values, inner.primal = _same_values(plain, inner.primal), None
         if not same_values:
-            refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
-                             "array: isinstance, np.isscalar)")
+            why = ("float32 data is traced as float64, and f's own float32 arithmetic on it rounds otherwise"
+                   if any(getattr(leaf, "dtype", None) == np.float32 for a in args for leaf in _leaves(a))
+                   else "it tells a traced argument from a number or an array: isinstance, np.isscalar")
+            refuse_data(key, f"f computes other values ({why})")
             return _RUN_F
         return out
 
@@ -1598,7 +1602,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             else:
                 pure[key] = None if state.hold() else "running f changes what it reads"
         else:
-            watched[key] = watched.get(key, 0) + 1
+            # (a watch where what f reads held, and only the arguments not differentiated were other
+            # ones, counts a quarter: an ODE's t and parameters changing are not its reads changing)
+            watched[key] = watched.get(key, 0) + (0.25 if before else 1)
             pure[key] = "what it reads changed at every call" if watched[key] > WATCHES else verdict[0]
             if isinstance(pure[key], Guards) and not pure[key].mutable:  # (nothing its run could change)
                 quiet.add(key)

@@ -652,3 +652,45 @@ def test_a_clip_bound_from_data_keeps_a_constant_bounds_rule_at_every_call():
         inside = (x <= d).astype(float) * 2.0 + (x >= d[::-1] - 0.4)
         np.testing.assert_array_equal(jf(x, d), np.diag(inside))
     assert jf.cache.why_constant is None
+
+
+def test_an_odes_time_as_a_float_or_an_np_float64_is_one_kind_of_data():
+    """solve_ivp passes t as a Python float and as an np.float64: a structure that saw both (and a
+    new parameter) watched f past its cap and traced it at every call for good, 8x slower (found by
+    a hunt); they are one kind of data, and a watch where only the arguments changed counts less."""
+    def vdp(t, y, mu):
+        return np.stack([y[1], mu * (1 - y[0] ** 2) * y[1] - y[0]])
+
+    def want(y, mu):
+        return np.array([[0.0, 1.0], [-2 * mu * y[0] * y[1] - 1, mu * (1 - y[0] ** 2)]])
+
+    jf, y = jacc.jacobian(vdp, argnums=1), np.array([2.0, 0.3])
+    calls = [(0.0, 1.0), (np.float64(0.5), 1.0), (0.0, 10.0)] + [(np.float64(0.01 * k), 10.0) for k in range(8)]
+    for t, mu in calls:
+        np.testing.assert_allclose(jf(t, y, mu), want(y, mu), rtol=1e-14)
+    assert jf.cache.skipped >= 6 and jf.cache.why_traced is None
+
+
+def test_float32_batches_of_a_float64_jacobian_are_data():
+    """float32 minibatches with float64 weights traced f and rebuilt at every call, 25x slower,
+    with no why_constant (found by a hunt): they are data traced as float64; where f's own float32
+    arithmetic on them would round otherwise, they stay constants and say so."""
+    r = np.random.default_rng(12)
+
+    def loss(w, X, y):
+        z = X @ w
+        return np.mean(np.logaddexp(0.0, z) - y * z)
+
+    def own(w, X, y):
+        return np.sum(w * (X * X).sum(0)) + np.float32(0.1) * y.sum() * w[0]
+
+    for f, data in ((loss, True), (own, False)):
+        jf, w = jacc.jacobian(f), r.normal(size=5)
+        for _ in range(6):
+            X, y = r.normal(size=(16, 5)).astype(np.float32), r.random(16).astype(np.float32)
+            np.testing.assert_allclose(jf(w, X, y), jacc.jacobian(f, retrace="always", cache=False)(w, X, y),
+                                       rtol=1e-13, atol=1e-15)
+        if data:
+            assert jf.cache.skipped >= 3 and jf.cache.why_constant is None
+        else:
+            assert "float32 data is traced as float64" in jf.cache.why_constant
