@@ -1251,7 +1251,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     # (state["mean"] = 0.9 * state["mean"] + 0.1 * x.mean(0) left a traced value in the caller's
     # dict and updated it twice a call)
     quiet: set = set()
-    watched: dict[Any, int] = {}  # structure → times watched (f's globals may change every call)
+    watched: dict[Any, float] = {}  # structure → times watched (f's globals may change every call)
     # structure → the entry its last traced call took: replayed first (a flag that alternates
     # between two structures of one shape replayed the other's, so neither came to skip f)
     last_of: dict[Any, Entry] = {}
@@ -1527,7 +1527,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         key = shape_key(args) + (tuple(kwargs) if kwargs else (),)  # (in the call's order: f's **kw is)
         # flags (mode="train", a bool, None) keep a skip of their own each, as jax.jit's static
         # arguments: one that alternates made every call run f, each value's guards failing the other's
-        flags = [(i, a) for i, a in enumerate(args) if type(a) in _FLAGS]
+        n = len(args)  # (not the differentiated ones: an int point of f is traced as a float)
+        flags = [(i, a) for i, a in enumerate(args) if type(a) in _FLAGS and i not in nums and i - n not in nums]
         if kwargs:
             flags += [(k, a) for k, a in kwargs.items() if type(a) in _FLAGS]
         if flags:
