@@ -1528,9 +1528,11 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         # flags (mode="train", a bool, None) keep a skip of their own each, as jax.jit's static
         # arguments: one that alternates made every call run f, each value's guards failing the other's
         n = len(args)  # (not the differentiated ones: an int point of f is traced as a float)
-        flags = [(i, a) for i, a in enumerate(args) if type(a) in _FLAGS and i not in nums and i - n not in nums]
+        # (with their types: True == 1 and hashes alike, and f may tell them apart)
+        flags = [(i, type(a), a) for i, a in enumerate(args)
+                 if type(a) in _FLAGS and i not in nums and i - n not in nums]
         if kwargs:
-            flags += [(k, a) for k, a in kwargs.items() if type(a) in _FLAGS]
+            flags += [(k, type(a), a) for k, a in kwargs.items() if type(a) in _FLAGS]
         if flags:
             flags, taken = tuple(flags), flag_values.setdefault(key, set())
             if flags in taken or len(taken) < _FLAG_VALUES:  # (not a counter, new at every call)
