@@ -361,10 +361,14 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
     fast = _on_first_call(define) if entries_only else define()
 
     def jacobian(*args: float) -> dict:
+        floats = float_args(g.inputs, args)
         try:
-            return fast(*float_args(g.inputs, args))
-        except FALLBACK:
-            return {k: float(v) for k, v in plan.execute(*args).items()}
+            return fast(*floats)
+        except FALLBACK:  # a math domain error: the same code with NumPy's NaN/inf semantics
+            try:
+                return dict(zip(keys, map(float, flat_numpy(jacobian)(*floats))))
+            except FALLBACK:  # (a helper of jacc's own that raises on floats too: the executor)
+                return {k: float(v) for k, v in plan.execute(*args).items()}
 
     if not entries_only:
         jacobian.source = fast.source

@@ -749,3 +749,16 @@ def test_a_math_domain_error_runs_the_same_code_with_numpys_semantics(monkeypatc
         assert jf.ran == "scalar"
         np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
         np.testing.assert_allclose(np.nan_to_num(got), np.nan_to_num(want), rtol=1e-13)
+
+
+def test_a_compiled_scalar_plan_meets_a_domain_error_with_numpys_semantics(monkeypatch):
+    """Plan.compile()'s function ran the executor where Python's math raises (log at 0): it now runs
+    its own code on np.float64 (jacc.compile.flat_numpy), with the executor's values."""
+    g = trace(lambda a, b: np.log(a) * b + np.sqrt(b), 1.0, 2.0)
+    p = jacc.plan(g, "reverse")
+    f = p.compile()
+    monkeypatch.setattr(type(p), "execute", lambda *a, **k: pytest.fail("the executor ran"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        got = f(0.0, 2.0)
+    assert got[(g.outputs[0], "a")] == np.inf and got[(g.outputs[0], "b")] == -np.inf
