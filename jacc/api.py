@@ -268,19 +268,30 @@ class _DataWritten(UnsupportedOperationError):
 
 
 def _fingerprint(a: Any) -> tuple:
-    """What tells whether a data candidate changed between traced calls: ``(type, shape, value)``,
-    the value a float's bits (as hex) or a checksum of an array's bytes (a collision only keeps the
-    data constant a call longer); for a container (a batch ``(X, y)``) its nesting and its leaves'
-    types and shapes, then their values."""
+    """What tells whether a data candidate changed between traced calls: its :func:`_kind`, then
+    its value, a float's bits (as hex) or a checksum of an array's bytes (a collision only keeps the
+    data constant a call longer); for a container (a batch ``(X, y)``) its leaves' values."""
     if type(a) is np.ndarray:
-        return np.ndarray, a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+        return (np.ndarray, a.dtype), a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
     if isinstance(a, (dict, tuple, list)):
         leaves, spec = pytrees.flatten(a)
         parts = [_fingerprint(leaf) for leaf in leaves]
         return spec, tuple(p[:2] for p in parts), tuple(p[2] for p in parts)
-    # (NaN is itself; -0.0 is not 0.0. A Python float and an np.float64 are one kind: solve_ivp
-    # passes both as t, and a kind that alternated kept the data constant, then f traced for good)
-    return (float if type(a) is np.float64 else type(a)), (), float(a).hex()
+    return _kind(a) + (float(a).hex(),)  # (NaN is itself; -0.0 is not 0.0)
+
+
+def _kind(a: Any) -> tuple:
+    """A data candidate's kind, :func:`_fingerprint` less the value: an array's dtype and shape (a
+    program traced with float64 data ran float32 or int64 data of its shape, and missed what f does
+    with them: a branch on the dtype, float32 rounding, int64 wrapping), a container's nesting and
+    its leaves' kinds. A Python float and an np.float64 are one kind (solve_ivp passes both as t:
+    a kind that alternated kept the data constant, then f traced for good)."""
+    if type(a) is np.ndarray:
+        return (np.ndarray, a.dtype), a.shape
+    if isinstance(a, (dict, tuple, list)):
+        leaves, spec = pytrees.flatten(a)
+        return spec, tuple(map(_kind, leaves))
+    return (float if type(a) is np.float64 else type(a)), ()
 
 
 #: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
@@ -367,9 +378,12 @@ class _DataArgs:
         found = tuple(i for i, a in enumerate(args) if i not in nums and self._data(a))
         return found + tuple(k for k, a in kwargs.items() if self._data(a)) if kwargs else found
 
-    def takes(self, slots: tuple, args, kwargs) -> bool:
+    def takes(self, inner: Callable, args, kwargs) -> bool:
+        """Whether ``inner`` (a Jacobian taking data) takes this call's: data of the kinds it was
+        made for."""
         try:
-            return all(self._data(_slot(args, kwargs, s)) for s in slots)
+            return all(self._data(a) and _kind(a) == k for a, k in zip(
+                [_slot(args, kwargs, s) for s in inner.data], inner.kinds))
         except (IndexError, KeyError):
             return False
 
@@ -389,7 +403,7 @@ class _DataArgs:
         if len(self.by_key) >= CACHED_SHAPES:
             self.by_key.pop(next(iter(self.by_key)))
         inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
-        inner.first, inner.calls = True, 0
+        inner.first, inner.calls, inner.kinds = True, 0, [p[:2] for p in now]
         return inner
 
     def note(self, key, args, kwargs, nums) -> None:
@@ -1345,12 +1359,14 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             names = arg_names[len(args)]
             data_names.clear()
             data_names.update(x for i in data for x in _input_names(args[i], names[i]))
-        ints = frozenset(x for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
-                         if isinstance(v, np.ndarray) and v.dtype.kind == "i") if data else frozenset()
+        kinds = [(x, v.dtype) for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
+                 if isinstance(v, np.ndarray)] if data else []
+        ints = frozenset(x for x, d in kinds if d.kind == "i")
+        f32 = frozenset(x for x, d in kinds if d == np.float32 and dt == np.float64)
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                               names=arg_names[len(args)], shared=snapshots, ints=ints,
+                               names=arg_names[len(args)], shared=snapshots, ints=ints, f32=f32,
                                data=frozenset(data_names) if data else frozenset())
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
@@ -1668,7 +1684,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     pure[key] = None
             if data_args is not None and data_args.by_key:
                 inner = data_args.by_key.get(key)
-                if inner is not None and type(inner) is not str and data_args.takes(inner.data, args, kwargs):
+                if inner is not None and type(inner) is not str and data_args.takes(inner, args, kwargs):
                     out = via_data(key, inner, args, kwargs)
                     if out is not _RUN_F:
                         return out

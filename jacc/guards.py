@@ -581,6 +581,16 @@ def _lookup(space: dict, name: str) -> Any:
 _DISPATCHER = type(np.mean)
 
 
+def _stats_singleton(v: Any) -> bool:
+    """One of ``scipy.stats``' own distributions (``norm``, ``gamma``: ``from scipy.stats import
+    norm`` puts it in f's globals): its methods' code runs where it is called, watched as any; f
+    never skipped where it was read through such a name (929 µs a call against 63 through
+    ``st.norm``, found by a hunt)."""
+    stats = sys.modules.get("scipy.stats")
+    name = getattr(v, "name", None)
+    return stats is not None and type(name) is str and getattr(stats, name, None) is v and not isinstance(v, type)
+
+
 def _identity(v: Any) -> bool:
     """Values a guard compares by identity: modules, functions and classes that are pure."""
     if isinstance(v, types.ModuleType):
@@ -594,6 +604,8 @@ def _identity(v: Any) -> bool:
         return _pure_module(getattr(v, "__module__", None)) and getattr(v, "__name__", "") not in _NUMPY_EFFECTS
     if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
         return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
+    if _stats_singleton(v):
+        return True
     if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,
         # its C functions called from there checked, as any; ``contextlib.contextmanager`` makes one)
         return (v.__module__ == "builtins" or _pure_module(v.__module__)

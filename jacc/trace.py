@@ -360,6 +360,9 @@ class Tape:
         # vertices computed from data arguments alone (not differentiated): a clip bound among them
         # keeps a constant bound's rule (see _clip)
         self.data: set[str] = set()
+        # vertices holding float32 data traced as float64, and NumPy's float32 results of them
+        # without rounding (selections, copies): an op that NumPy would round in float32 is refused
+        self.f32: set[str] = set()
         self.outputs: list[str] | None = None
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
@@ -447,11 +450,20 @@ class Tape:
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if not self.data:  # (no data arguments, so no integer data either: the common case)
             return self._record(op, args, params)
+        narrow = self.f32 and any(isinstance(a, Tracer) and a.name in self.f32 for a in args)
+        if narrow and op not in _F32_EXACT and not any(map(_widens, args)):
+            raise UnsupportedOperationError(
+                f"{op} of float32 data at {call_site()}: NumPy computes it in float32, and the data is traced "
+                "as float64, which rounds otherwise (the data stays a constant)")
         held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
         if held and (op in _INT_DIVISIONS and held[-1] == 1):
             raise UnsupportedOperationError(
                 f"{op} by integer data at {call_site()}: the data is traced as floats, which divide "
                 "by 0 and round past 2**53 otherwise than NumPy's integers (the data stays a constant)")
+        if held and op in _INT_PRODUCING and all(k in held or _integral(a) for k, a in enumerate(args)):
+            raise UnsupportedOperationError(  # (sums of products: past 2**53 at labels near 2**31)
+                f"{op} of integer data at {call_site()}: NumPy computes it in int64, and the data is traced "
+                "as floats, which round past 2**53 otherwise (the data stays a constant)")
         r = self._record(op, args, params)
         if isinstance(r, Tracer):
             if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)):
@@ -464,6 +476,8 @@ class Tape:
                 self.ints[r.name] = bound  # (NumPy's result is integer too)
             if all(a.name in self.data for a in args if isinstance(a, Tracer)):
                 self.data.add(r.name)
+            if narrow and op in _F32_EXACT and not any(map(_widens, args)):
+                self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r
 
     def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
@@ -1653,10 +1667,25 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
                           "where", "sort", "amax", "amin"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+#: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
+_INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum", "cumprod", "cumprod_value"})
 
 
 #: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
 INT_DATA_BOUND = 2.0 ** 31
+
+#: ops whose float32 result NumPy computes without rounding (selections, copies, signs)
+_F32_EXACT = frozenset({"neg", "abs", "maximum", "minimum", "getitem", "reshape", "transpose", "broadcast_to",
+                        "identity", "alias", "concatenate", "stack", "where", "sort", "amax", "amin"})
+
+
+def _widens(a: Any) -> bool:
+    """Whether operand ``a`` makes NumPy compute in float64: a traced value that is no float32
+    data, a float64 array or NumPy scalar (Python numbers are weak: float32 stays float32)."""
+    if isinstance(a, Tracer):
+        return a.name not in a.tape.f32
+    return isinstance(a, (np.ndarray, np.generic)) and np.result_type(a, np.float32) == np.float64
+
 
 #: ops on integers whose result's bound is the sum, the product, or the square of their operands'
 _INT_SUMS, _INT_PRODUCTS = frozenset({"add", "sub"}), frozenset({"mul", "square"})
@@ -2192,9 +2221,13 @@ class _Flat:
         """As NumPy: the selected flat positions in order take ``value``'s entries, repeated where it
         has fewer; of a position selected twice, the last write stays."""
         x = self.x
-        if _holds_tracer(index):
+        if type(index) is Mask and index.shape == x.shape and x.ndim == 1:  # (y.flat[y > 2.5] = v, as NumPy)
+            x[index] = value
+            return
+        if _holds_tracer(index) or _holds_mask(index):
             raise UnsupportedOperationError(
-                f"assignment into x.flat at {call_site()} with a traced index: the positions must be constant")
+                f"assignment into x.flat at {call_site()} with a traced index: the positions must be constant "
+                "(or a comparison of the array's own shape)")
         positions = np.asarray(np.arange(x.size).reshape(x.shape).flat[index]).reshape(-1)
         size = int(np.size(value))
         if not positions.size:
@@ -2879,7 +2912,8 @@ def _sparse(obj: Any) -> bool:
 def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.float64, *,
                 scalarize: bool = False, expect: Recording | None = None,
                 names: list[str] | None = None, shared: dict | None = None,
-                ints: frozenset = frozenset(), data: frozenset = frozenset()) -> Tape:
+                ints: frozenset = frozenset(), data: frozenset = frozenset(),
+                f32: frozenset = frozenset()) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -2904,6 +2938,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape.shared = shared
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
+        tape.f32.update(f32)
         tape.data.update(data)
         _RUNNING.tapes.append(tape)
         try:

@@ -315,7 +315,15 @@ def _per_element(tape, op: str, args: list, params: dict) -> Any:
             return Scalar(tape.record(op, [e.t if isinstance(e, Scalar) else float(e) for e in es],
                                       dict(params) or None))
         return float(OPS[op].evaluate([np.asarray(e, dtype=float) for e in es], params))
-    out = np.frompyfunc(one, len(args), 1)(*[a.view(np.ndarray) if isinstance(a, np.ndarray) else a for a in args])
+    def plain(a):  # (a traced scalar alone in a 0-d object array: its own __array_ufunc__ refuses the ufunc)
+        if isinstance(a, np.ndarray):
+            return a.view(np.ndarray)
+        if isinstance(a, Scalar):
+            held = np.empty((), dtype=object)
+            held[()] = a
+            return held
+        return a
+    out = np.frompyfunc(one, len(args), 1)(*map(plain, args))
     return out.view(ScalarArray) if isinstance(out, np.ndarray) and out.ndim else (
         out[()] if isinstance(out, np.ndarray) else out)
 

@@ -213,7 +213,9 @@ def _flat_written(x):
     y.flat[[3, 0]] = x[0, 1] ** 2
     y.flat[1:3] = [1.5, x[1, 0]]
     y.flat[np.array([False, True, False, True])] = x[1, 1] * 3.0
-    return y
+    z = y.ravel() * 1.0
+    z.flat[z > 2.0] = 0.5  # a traced comparison of its own shape (NumPy's flat takes a 1-d one)
+    return y + z.reshape(2, 2)
 
 
 def test_flat_writes_change_a_traced_array():

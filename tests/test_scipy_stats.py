@@ -8,6 +8,7 @@ from conftest import fd_jacobian, in_a_fresh_process
 import jacc
 
 st = pytest.importorskip("scipy.stats")
+from scipy.stats import gamma, norm  # noqa: E402  (distributions held by a name of their own)
 
 X = np.array([0.3, 0.9, 1.7, 2.6])
 METHODS = ("pdf", "logpdf", "cdf", "logcdf", "sf", "logsf")
@@ -345,3 +346,18 @@ def test_densities_are_masks_so_calls_skip_f_across_the_support(call):
         np.testing.assert_allclose(got[fine], fd_jacobian(call, [p], 0)[fine], rtol=1e-6, atol=1e-7)
         assert np.all(got[~fine] == 0)
     assert jf.cache.skipped >= 4 and jf.plan.graph.meta.get("value_dependent") is None
+
+
+def test_distributions_imported_by_name_let_calls_skip_f():
+    """from scipy.stats import norm put an object in f's globals that the guards refused: f ran at
+    every call (929 us against 63 through st.norm, found by a hunt)."""
+    y = np.array([0.3, -1.2, 0.8])
+
+    def nll(p):
+        return -norm.logpdf(y, p[0], p[1]).sum() - gamma.logpdf(p[1], 2.0)
+
+    jf = jacc.jacobian(nll)
+    for k in range(6):
+        p = np.array([0.1 + 0.01 * k, 1.2])
+        np.testing.assert_allclose(jf(p), fd_jacobian(nll, [p], 0), rtol=1e-6, atol=1e-8)
+    assert jf.cache.skipped >= 3 and jf.cache.why_traced is None
