@@ -44,7 +44,7 @@ from .graph import Const, Graph
 from .ops import ELEMENTWISE, MASK_OPS, OPS, UNARY
 
 #: the largest array graph (total scalars over its vertices) that jacobian tries to unroll
-MAX_ELEMENTS = 2000
+MAX_ELEMENTS = 5000
 #: seconds per vertex and per edge of the scalar graph that its compiled code takes, at least (one
 #: line of float arithmetic each): a route estimated slower than the array program is not planned
 SECONDS_PER_LINE = 25e-9
