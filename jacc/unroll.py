@@ -388,7 +388,7 @@ def short(graph: Graph) -> bool:
 
     >>> from jacc.trace import trace
     >>> def steps(y):
-    ...     for _ in range(400):
+    ...     for _ in range(700):
     ...         y = y + 0.1 * np.array([y[1], -y[0]])
     ...     return y
     >>> g = trace(steps, np.ones(2))
