@@ -106,6 +106,7 @@ class Program:
     pinned: dict = field(default_factory=dict, repr=False)
 
     device_consts: Any = field(default=None, repr=False, compare=False)  # (graph, constants on JAX's device)
+    host_consts: Any = field(default=None, repr=False, compare=False)  # (graph, its constants the program reads)
     #: JAX: the jitted program returning its blocks as ``jax.Array`` values where they were computed (the
     #: result assembled by XLA, no host copies): what :meth:`run` calls with ``device=True``
     device: Callable | None = field(default=None, repr=False, compare=False)
@@ -144,7 +145,12 @@ class Program:
                 kept = self.device_consts = (graph, [jax.device_put(nodes[v]["args"][i].value)
                                                      for v, i in self.consts])
             return vals + kept[1]
-        return vals + [nodes[v]["args"][i].value for v, i in self.consts]
+        if not self.consts:
+            return vals
+        kept = self.host_consts  # (looked up once per graph: a graph's constants never change)
+        if kept is None or kept[0] is not graph:
+            kept = self.host_consts = (graph, [nodes[v]["args"][i].value for v, i in self.consts])
+        return vals + kept[1]
 
     def run(self, values: Mapping[str, Any], graph: Graph, device: bool = False,
             first: bool = False) -> dict[tuple[str, str], Any]:
