@@ -413,16 +413,20 @@ def _eigh_values(a, params: dict, v: Any = None):
     return tape.record("value_from", [w, dw])
 
 
-def _svd_values_of(a, vectors: tuple | None = None):
+def _svd_values_of(a, held: tuple | None = None):
     """The singular values of ``a``; above DENSE_PARTIAL_MAX their partial dσₖ = uₖᵀ dA vₖ is
-    recorded as that formula with U and V held (``vectors``: their held vertices (U, Vh), recorded
-    here if not given), as :func:`_eigh_values`. The values are then the full decomposition's, as
-    the vectors' (one SVD a call, not two), within rounding of NumPy's values-only ones."""
+    recorded as that formula with U and V held (``held``: the values' vertex and the held U and Vh
+    of :func:`_factored_svd`, else recorded here), as :func:`_eigh_values`. The values are then the
+    full decomposition's, as the vectors' (one SVD a call, not two), within rounding of NumPy's
+    values-only ones."""
     tape = _tape_of(a)
-    if max(np.shape(a)[-2:]) <= DENSE_PARTIAL_MAX or 0 in np.shape(a)[-2:]:
-        return tape.record("svd_values", [a], _WITH_VECTORS if vectors else None)
-    s = tape.record("svd_values", [a], _WITH_VECTORS)
-    uh, vhh = vectors or (tape.unary("hold", tape.record("svd_u", [a])), tape.unary("hold", tape.record("svd_vh", [a])))
+    if held is not None:
+        s, uh, vhh = held
+    elif max(np.shape(a)[-2:]) <= DENSE_PARTIAL_MAX or 0 in np.shape(a)[-2:]:
+        return tape.record("svd_values", [a])
+    else:
+        s = tape.record("svd_values", [a], _WITH_VECTORS)
+        uh, vhh = tape.unary("hold", tape.record("svd_u", [a])), tape.unary("hold", tape.record("svd_vh", [a]))
     with tape.derivative_network(a):
         ds = np.sum(uh * (a @ _swap(vhh)), axis=-2)
     return tape.record("value_from", [s, ds])
@@ -552,7 +556,7 @@ def _factored_svd(a) -> "SVDResult":
     tape = _tape_of(a)
     u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS), tape.record("svd_vh", [a])
     uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
-    s = _svd_values_of(a, (uh, vhh))
+    s = _svd_values_of(a, (s, uh, vhh))
     v = _swap(vhh)
     m, n = a.shape[-2:]
     F = _inverse_gaps(sh * sh)
