@@ -365,14 +365,11 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
         try:
             return fast(*floats)
         except FALLBACK:  # a math domain error: the same code with NumPy's NaN/inf semantics
-            try:
-                return dict(zip(keys, map(float, flat_numpy(jacobian)(*floats))))
-            except FALLBACK:  # (a helper of jacc's own that raises on floats too: the executor)
-                return {k: float(v) for k, v in plan.execute(*args).items()}
+            return dict(zip(keys, map(float, flat_fallback(jacobian, floats))))
 
     if not entries_only:
         jacobian.source = fast.source
-    jacobian.mults = count
+    jacobian.mults, jacobian.plan = count, plan
     jacobian.raw = fast  # floats in, no fallback: for callers that convert and catch FALLBACK
     # the same code returning a tuple, row-major over (of, wrt), compiled on first use (flat())
     jacobian.flat_parts = (params, lines, _tuple_text(exprs), env, plan.strategy)
@@ -481,6 +478,16 @@ def flat_numpy(jacobian: Callable) -> Callable:
                 return code(*map(np.float64, floats))
         jacobian.flat_numpy_fn = fn
     return fn
+
+
+def flat_fallback(jacobian: Callable, floats: Sequence[float]) -> tuple:
+    """Every entry, in :func:`flat`'s order, where the float code raised (a math domain error):
+    :func:`flat_numpy`'s, else (a helper of jacc's own that raises on floats too) the executor's."""
+    try:
+        return tuple(flat_numpy(jacobian)(*floats))
+    except FALLBACK:
+        found = jacobian.plan.execute(*floats)
+        return tuple(float(found[k]) for k in jacobian.flat_keys)
 
 
 def flat_constants(jacobian: Callable) -> list[float | None]:

@@ -38,7 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_numpy, flat_subset
+from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_fallback, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
 from .ops import ELEMENTWISE, MASK_OPS, OPS, UNARY
@@ -183,11 +183,7 @@ class Unrolled:
         try:
             vals = self.fn(*floats)
         except FALLBACK:  # a math domain error: the same code with NumPy's NaN/inf semantics
-            try:
-                return self._blocks(np.array(flat_numpy(self.compiled)(*floats), dtype=np.float64))
-            except FALLBACK:  # (a helper of jacc's own that raises on floats too: the executor)
-                d = self.compiled(*floats)
-                return self._blocks(np.array([d[k] for k in self.keys], dtype=np.float64))
+            return self._blocks(np.array(flat_fallback(self.compiled, floats), dtype=np.float64))
         return self._blocks(self._filled(vals, self.index))
 
     @property
