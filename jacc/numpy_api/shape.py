@@ -894,11 +894,6 @@ _free("numpy.delete", lambda xp: lambda x: xp.delete(x, np.array([0, 2, 3]), axi
 _free("numpy.delete", lambda xp: lambda x: xp.delete(x, 4), lambda r: (_x(r, (2, 5)),), variant="flat, int")
 _free("numpy.delete", lambda xp: lambda x: xp.delete(x, slice(1, None, 2), axis=0), lambda r: (_x(r, (5, 2)),),
       variant="slice")
-# np.r_[...] and np.c_[...] make each piece with the ``array`` their module imported (np.array's
-# traced stand-in, then): pieces and lists holding traced values join by np.concatenate
-swap_during_traces(type(np.r_).__module__, {"array": lambda _original: traced_constructor("array")})
-
-
 if hasattr(np, "unstack"):
     _free("numpy.unstack", lambda xp: lambda x: _joined(xp, xp.unstack(x, axis=-1)), lambda r: (_x(r),))
 
