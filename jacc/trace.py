@@ -1674,9 +1674,6 @@ _INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum"
 #: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
 INT_DATA_BOUND = 2.0 ** 31
 
-#: ops whose float32 result NumPy computes without rounding (selections, copies, signs)
-_F32_EXACT = frozenset({"neg", "abs", "maximum", "minimum", "getitem", "reshape", "transpose", "broadcast_to",
-                        "identity", "alias", "concatenate", "stack", "where", "sort", "amax", "amin"})
 
 
 def _widens(a: Any) -> bool:
@@ -1689,6 +1686,9 @@ def _widens(a: Any) -> bool:
 
 #: ops on integers whose result's bound is the sum, the product, or the square of their operands'
 _INT_SUMS, _INT_PRODUCTS = frozenset({"add", "sub"}), frozenset({"mul", "square"})
+#: ops whose float32 result NumPy computes without rounding (selections, copies, signs): those that
+#: keep integers integer, less the arithmetic
+_F32_EXACT = _INT_KEEPING - _INT_SUMS - _INT_PRODUCTS - {"sum", "cumsum"}
 
 
 def _int_bound(op: str, args: list, ints: dict[str, float]) -> float:
