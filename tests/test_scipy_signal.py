@@ -41,6 +41,10 @@ LINEAR = [
     ("resample with t: y", lambda x: ss.resample(x, 9, t=np.arange(40.0))[0], X),
     ("resample_poly, line padding", lambda x: ss.resample_poly(x, 2, 3, padtype="line"), X),
     ("resample_poly, constant cval", lambda x: ss.resample_poly(x, 3, 1, axis=1, cval=1.5), X2),
+    ("upfirdn", lambda x: ss.upfirdn([1.0, 2.0, 1.0], x, up=2, down=3), X),
+    ("upfirdn along axis 0, symmetric", lambda x: ss.upfirdn([0.5, 1.0], x, up=3, axis=0, mode="symmetric"),
+     X2.T.copy()),
+    ("deconvolve: quotient and remainder", lambda x: np.concatenate(ss.deconvolve(x, np.array([1.0, 0.5, 0.2]))), X),
 ]
 
 
@@ -128,11 +132,33 @@ def test_valid_needs_one_larger_input():
     (lambda x: ss.detrend(x, overwrite_data=True), "overwrite_data=True"),
     (lambda x: ss.fftconvolve(x, X, axes=0), "fftconvolve.*axes="),
     (lambda x: ss.convolve2d(x.reshape(5, 8), np.ones((2, 2)), boundary="wrap"), "boundary='fill' with fillvalue=0"),
+    (lambda x: ss.welch(x, nperseg=16)[1], "welch is not supported.*np.fft.rfft"),
+    (lambda x: ss.stft(x, nperseg=16)[2].real, "stft is not supported.*sliding_window_view"),
+    (lambda x: np.abs(ss.hilbert(x)), "hilbert gives a complex analytic signal"),
+    (lambda x: ss.peak_widths(x, [3])[0], "peak_widths is not supported"),
+    (lambda x: ss.find_peaks(x, width=1)[1]["widths"], "find_peaks.*'widths' \\(width=\\) is interpolated"),
 ])
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words) as e:
         jacc.trace(f, X)
     assert "test_scipy_signal.py" in str(e.value)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x[ss.find_peaks(x)[0]] ** 2,
+    lambda x: ss.find_peaks(x, height=0.0)[1]["peak_heights"] * 3.0,
+    lambda x: ss.find_peaks(x, prominence=0.1)[1]["prominences"],
+    lambda x: np.concatenate([ss.find_peaks(x, threshold=0.0)[1][k] for k in ("left_thresholds", "right_thresholds")]),
+    lambda x: x[ss.argrelextrema(x, np.less, order=2)] + x[ss.argrelmax(x)].sum(),
+])
+def test_peak_positions_are_read_at_the_traced_point_and_their_values_traced(f):
+    jf = jacc.jacobian(f)
+    for _ in range(3):  # positions change between calls: the trace is value-dependent
+        x = R.normal(size=24)
+        want = fd_jacobian(f, [x], 0)
+        got = jf(x)
+        assert got.shape == want.shape and want.size
+        np.testing.assert_allclose(got, want, atol=1e-8)
 
 
 def test_the_module_is_restored_and_constant_calls_go_to_scipy():

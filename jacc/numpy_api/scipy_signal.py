@@ -18,6 +18,12 @@ While ``f`` runs on traced arguments these functions are replaced on the ``scipy
   ``'same'`` and ``'valid'``. Recorded as one gather of the larger input's windows and a product
   with the smaller one (SciPy's value, this derivative: :func:`jacc.numpy_api.implicit.anchored`).
   ``axes=`` of the FFT convolutions and ``boundary`` other than zero fill are refused by name.
+- **Positions from values** (``find_peaks``, ``argrelmax``/``argrelmin``/``argrelextrema``): read
+  at the traced point, as ``np.nonzero``; ``find_peaks``' heights, thresholds and prominences are
+  traced expressions of x at those positions. ``deconvolve`` by a constant divisor: linear maps.
+- **Refused by name**, with what to write instead: the spectral estimators, ``hilbert``,
+  ``peak_widths``, ``peak_prominences``, ``wiener``, ``order_filter`` (SciPy's own code would fail
+  deep inside, or on a Cython type check, naming none of them).
 
 >>> import numpy as np, scipy.signal, jacc
 >>> b, a = scipy.signal.butter(2, 0.3)
@@ -32,9 +38,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, replacement, swap_during_traces
+from ..constructors import _holds_tracer, replacement, routed, swap_during_traces
 from ..trace import Tracer, UnsupportedOperationError, call_site
-from . import case, implicit
+from . import case, gathers, implicit
 
 
 def _refuse(what: str, why: str) -> None:
@@ -186,6 +192,7 @@ _LINEAR = {
     "decimate": _linear("decimate", "x"),
     "resample": _linear("resample", "x"),
     "resample_poly": _linear("resample_poly", "x", refused=_resample_poly_padding),
+    "upfirdn": _linear("upfirdn", "x"),
 }
 _CONVOLUTIONS = {
     "convolve": _convolution("convolve", False), "correlate": _convolution("correlate", True),
@@ -193,13 +200,102 @@ _CONVOLUTIONS = {
     "convolve2d": _convolution("convolve2d", False, two_d=True),
     "correlate2d": _convolution("correlate2d", True, two_d=True),
 }
-swap_during_traces("scipy.signal", {n: replacement(run) for n, run in {**_LINEAR, **_CONVOLUTIONS}.items()},
-                   eager=True)
+
+# -- positions found from values ---------------------------------------------------------------
+
+def _extrema(what: str):
+    """``argrelmax``/``argrelmin``/``argrelextrema``: SciPy's indices at the traced point (constants;
+    the trace is value-dependent, as ``np.nonzero``'s)."""
+    def run(original, bound):
+        p = dict(bound.arguments)
+        data = p.pop("data")
+        _constants(what, {**p, "data": None}, ())
+        return original(gathers._value(data, f"scipy.signal.{what}"), **p)
+    return run
+
+
+#: find_peaks' properties that are values of x, as traced expressions of x and the properties
+#: that are positions (constants)
+_PEAK_VALUES: dict[str, Callable[[Any, dict], Any]] = {
+    "peak_heights": lambda x, q: x[q["peaks"]],
+    "left_thresholds": lambda x, q: x[q["peaks"]] - x[q["peaks"] - 1],
+    "right_thresholds": lambda x, q: x[q["peaks"]] - x[q["peaks"] + 1],
+    "prominences": lambda x, q: x[q["peaks"]] - np.maximum(x[q["left_bases"]], x[q["right_bases"]]),
+}
+
+
+def _find_peaks(original, bound):
+    p = dict(bound.arguments)
+    x = p.pop("x")
+    _constants("find_peaks", {**p, "x": None}, ())
+    peaks, props = original(gathers._value(x, "scipy.signal.find_peaks"), **p)
+    x = _array(x)
+    out = {}
+    for k, v in props.items():
+        if k in _PEAK_VALUES:
+            out[k] = _PEAK_VALUES[k](x, {"peaks": peaks, **props})
+        elif np.asarray(v).dtype.kind in "iu":  # bases, plateau edges and sizes: positions
+            out[k] = v
+        else:
+            _refuse("find_peaks", f"its property {k!r} (width=) is interpolated from x and not traced; the "
+                    "peaks' positions, heights, thresholds and prominences are (or measure the width on "
+                    "x's values with scipy.signal.peak_widths outside f)")
+    return peaks, out
+
+
+_SPECTRA = ("compute the spectrum with np.fft.rfft of windowed segments, e.g. "
+            "np.abs(np.fft.rfft(sliding_window_view(x, n)[::step] * window, axis=-1)) ** 2, which jacc traces")
+#: scipy.signal functions that take a signal and are not recorded: each refuses a traced argument
+#: by its own name (SciPy's code would otherwise fail deep inside, or on a Cython type check)
+_REFUSED = {
+    **{n: f"scipy.signal.{n} is not supported for traced arrays; {_SPECTRA}"
+       for n in ("welch", "periodogram", "csd", "coherence", "spectrogram", "stft", "istft", "lombscargle",
+                 "czt", "zoom_fft")},
+    **{n: f"scipy.signal.{n} gives a complex analytic signal, which jacc does not trace; build it from "
+          "np.fft.fft(x) (doubling the positive frequencies) and take np.real/np.imag parts, or use "
+          "np.abs of that" for n in ("hilbert", "hilbert2")},
+    "peak_widths": "scipy.signal.peak_widths is not supported for traced arrays; call it on values outside f",
+    "peak_prominences": "scipy.signal.peak_prominences is not supported for traced arrays; find_peaks(x, "
+                        "prominence=0) returns traced prominences",
+    "find_peaks_cwt": "scipy.signal.find_peaks_cwt is not supported for traced arrays; use find_peaks",
+    "wiener": "scipy.signal.wiener is not supported for traced arrays (its noise estimate is a local "
+              "variance); write it with np.lib.stride_tricks.sliding_window_view",
+    "order_filter": "scipy.signal.order_filter is not supported for traced arrays; np.sort over "
+                    "sliding_window_view(x, n) picks the same ranks and is traced",
+}
+
+
+def _refusal(name: str):
+    def run(original, *args, **kwargs):
+        raise UnsupportedOperationError(f"{_REFUSED[name]} (at {call_site()})")
+    return run
+
+
+def _deconvolve(original, bound):
+    """Quotient and remainder of a division by a constant divisor: both linear in the signal, their
+    maps SciPy's own results for the rows of an identity (n calls at the trace, for any point)."""
+    p = dict(bound.arguments)
+    _constants("deconvolve", p, ("signal",))
+    x = _array(p["signal"])
+    x0 = _plain(x)
+    q0, r0 = original(x0, p["divisor"])
+    if x0.ndim != 1 or x0.size < np.size(p["divisor"]):
+        return q0, r0  # (SciPy's answer for a short signal: an empty quotient, the signal as remainder)
+    parts = [original(e, p["divisor"]) for e in np.eye(x0.size)]
+    Q, R = (np.array([part[k] for part in parts]) for k in (0, 1))
+    return implicit.anchored(q0, x @ Q), implicit.anchored(r0, x @ R)
+
+
+_POSITIONS = {"argrelmax": _extrema("argrelmax"), "argrelmin": _extrema("argrelmin"),
+              "argrelextrema": _extrema("argrelextrema"), "find_peaks": _find_peaks, "deconvolve": _deconvolve}
+swap_during_traces("scipy.signal", {**{n: replacement(run) for n, run in {**_LINEAR, **_CONVOLUTIONS,
+                                                                          **_POSITIONS}.items()},
+                                    **{n: routed(_refusal(n)) for n in _REFUSED}}, eager=True)
 
 
 def supported() -> list[str]:
     """The ``scipy.signal`` functions a trace records."""
-    return [f"scipy.signal.{n}" for n in (*_LINEAR, *_CONVOLUTIONS)]
+    return [f"scipy.signal.{n}" for n in (*_LINEAR, *_CONVOLUTIONS, *_POSITIONS)]
 
 
 # -- examples (the coverage page and its tests; central differences of SciPy, and JAX's
@@ -235,6 +331,15 @@ case("scipy.signal.decimate", lambda xp: lambda x: _ss(xp).decimate(x, 2), lambd
 case("scipy.signal.resample", lambda xp: lambda x: _ss(xp).resample(x, 5), lambda r: (r.normal(size=8),), jax=False)
 case("scipy.signal.resample_poly", lambda xp: lambda x: _ss(xp).resample_poly(x, 3, 2), lambda r: (r.normal(size=8),),
      jax=False)
+case("scipy.signal.upfirdn", lambda xp: lambda x: _ss(np).upfirdn([1.0, 2.0, 1.0], x, up=2, down=3),
+     lambda r: (r.normal(size=9),), jax=False, note="linear in x, as the filters above")
+case("scipy.signal.deconvolve", lambda xp: lambda x: np.concatenate(_ss(np).deconvolve(x, np.array([1.0, 0.5]))),
+     lambda r: (r.normal(size=6),), jax=False, note="quotient and remainder by a constant divisor, linear in x")
+case("scipy.signal.find_peaks", lambda xp: lambda x: (lambda pk: x[pk[0]] + pk[1]["prominences"])(
+     _ss(np).find_peaks(x, prominence=0.0)), lambda r: (r.normal(size=12),), jax=False,
+     note="positions read at the traced point; heights, thresholds and prominences traced; width= refused")
+case("scipy.signal.argrelmax", lambda xp: lambda x: x[_ss(np).argrelmax(x)] * 2.0, lambda r: (r.normal(size=12),),
+     jax=False, note="argrelmin and argrelextrema too: positions read at the traced point")
 case("scipy.signal.convolve", lambda xp: lambda a, b: _ss(xp).convolve(a, b, mode="same"),
      lambda r: (r.normal(size=(4, 5)), r.normal(size=(2, 3))), argnums=(0, 1),
      note="the larger input's windows gathered, times the smaller one reversed; 'full', 'same', 'valid'")
