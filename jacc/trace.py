@@ -2946,8 +2946,12 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
                 result = (call or f)(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
-            if tape.refused is None:
+            if tape.refused is None and not unseen_imports():
                 break
+            if tape.refused is None:  # f imported a module with replacements and its originals ran on
+                _NEEDS_SWAPS.add(key)  # traced arrays: the replacements' trace is the one later calls meet
+                swaps = True
+                continue
             # a refusal was caught (f's own `except TypeError:`, or a library's) and f went on: the
             # trace took a path NumPy would not have taken; with the replacements it may not refuse
             if swaps:

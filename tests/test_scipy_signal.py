@@ -173,6 +173,26 @@ def test_the_module_is_restored_and_constant_calls_go_to_scipy():
     assert ss.lfilter is original and seen == [np.ndarray]
 
 
+def test_a_function_that_imports_scipy_signal_meets_the_replacements_even_where_the_originals_ran():
+    """SciPy's own argrelmax runs on traced arrays (comparisons read at the traced point), so the
+    first trace of an f that imports scipy.signal itself succeeded without the replacements, and
+    later traces, with them, made another graph: a plan of the first did not fit the second."""
+    code = (
+        "import sys, numpy as np, jacc\n"
+        "assert 'scipy.signal' not in sys.modules\n"
+        "def f(x):\n"
+        "    import scipy.signal as ss\n"
+        "    return x[ss.argrelmax(x)] * 2.0\n"
+        "x = np.sin(np.linspace(0.0, 9.0, 12))\n"
+        "jf = jacc.jacobian(f, strategy='markowitz')\n"
+        "J = jf(x)\n"
+        "again = jacc.jacobian(f, strategy=jf.plan, backend='interpret')(x)\n"
+        "assert np.array_equal(J, again) and J.sum() == 2.0 * len(J) and len(J) == 2, J\n"
+        "print('ok')\n")
+    out = in_a_fresh_process(code)
+    assert out.stdout.strip() == "ok", out.stderr[-2000:]
+
+
 def test_a_function_that_imports_scipy_signal_itself_is_traced_again_with_the_replacements():
     """The first trace met SciPy's own sosfilt (compiled: 'a bytes-like object is required, not
     Tracer') because scipy.signal was not imported when the trace began, and that error was not
