@@ -407,7 +407,7 @@ def _mults_search(problem, sets, cm, bound, live0, time_limit, max_states, repor
         cost = bound_m[0] if bound_m else None
     lower = int(math.ceil(r.lower - 1e-9)) if r.lower != float("inf") else None
     if not problem.scalar and cost is not None and res.order:
-        res, cost, lower = _checked_by_pricing(problem, res, cost, lower, bound_m, info)
+        res, cost, lower = _checked_by_pricing(problem, res, cost, lower, bound_m, info, cm)
     if not res.optimal and cost is not None and lower is not None and cost <= lower:
         res.optimal = True  # stopped, but the order already meets the proven bound
         info["bound"] = f"{info.pop('stopped early').split(';')[0]}, but the order meets the proven lower bound"
@@ -439,43 +439,55 @@ def _fewer_bytes(problem, sets, cm, r: "Search", bound, live0, deadline, max_sta
     return r
 
 
-def _checked_by_pricing(problem, res: Result, cost, lower, bound, info: dict):
+def _checked_by_pricing(problem, res: Result, cost, lower, bound, info: dict, cm: CostModel):
     """The search's answer priced by eliminating in its order. On graphs of arrays the search's
-    set model can price a step below what the elimination pays (a fill edge's structure — a sum of
-    maps or one block — can depend on the order of earlier eliminations, not only on their set):
-    then neither the proof nor the bound is claimed, and the cheaper of the answer and the
-    heuristic order, as priced, is returned. (Scalar graphs: every step's cost depends on the set
-    alone, and the proof stands.)"""
+    set model can price a step below what the elimination pays, or hold fewer bytes live than it
+    does (a fill edge's structure — a sum of maps or one block — can depend on the order of
+    earlier eliminations, not only on their set): then neither the proof nor the bound is claimed,
+    and the cheaper of the answer (where it fits the memory limit) and the heuristic order, as
+    priced, is returned. (Scalar graphs: every step's cost depends on the set alone, and the proof
+    stands.)"""
     from ..eliminate import price
 
     with budget.lifted():  # the plan prices its order anyway; this is that pricing
-        paid = price(problem, list(res.order))[1]
-    if paid == int(cost):
+        _, paid, peak = price(problem, list(res.order))
+    fits = cm.fits(peak)
+    if paid == int(cost) and fits:
         return res, cost, lower
     info["exact search"] = (f"its set model prices this order at {int(cost):,} mults but eliminating in it "
-                            f"costs {paid:,}: on these structured partials a step's cost depends on the order "
-                            "of earlier steps, so the search's proof and bound do not hold")
-    order, cost = list(res.order), paid
-    if bound is not None and bound[0] < paid:
+                            f"costs {paid:,}" if paid != int(cost) else
+                            f"its set model keeps this order within the memory limit of {cm.memory_limit:,} "
+                            f"bytes but eliminating in it holds {peak:,}") + (
+        ": on these structured partials a step's cost depends on the order of earlier steps, so the search's "
+        "proof and bound do not hold")
+    order, cost = (list(res.order), paid) if fits else (None, None)
+    if bound is not None and (cost is None or bound[0] < cost):
         order, cost = list(bound[1]), bound[0]
-        info["exact search"] += f"; {bound[2]}'s order is cheaper ({int(cost):,}) and is returned"
+        info["exact search"] += f"; {bound[2]}'s order is {'cheaper' if fits else 'within it'} ({int(cost):,}) " \
+                                "and is returned"
     info.pop("bound", None)
-    if len(order) <= EXHAUSTIVE_MAX:  # few orders: price every one (a proof, by exhaustion)
+    if len(problem.eliminable) <= EXHAUSTIVE_MAX:  # few orders: price every one (a proof, by exhaustion)
         try:
-            best = _every_order(problem)
+            best = _every_order(problem, cm)
         except budget.TimeUp:
-            best = None
-        if best is not None:
+            best = ()
+        if best is None:
+            raise MemoryLimitError(f"no elimination order fits the memory limit of {cm.memory_limit:,} bytes "
+                                   "(every order priced)")
+        if best:
             info["exact search"] += f"; every order priced: {best[0]:,} is optimal"
             return Result(best[1], info, True), best[0], best[0]
+    if order is None:  # (no order known to fit: the plan says so when it prices this one)
+        order, cost = list(res.order), paid
     return Result(order, info, False), cost, None
 
 
 EXHAUSTIVE_MAX = 7  # 5,040 orders
 
 
-def _every_order(problem) -> tuple[int, list[str]] | None:
-    """(mults, order) of the cheapest order, every order priced by elimination (under the deadline)."""
+def _every_order(problem, cm: CostModel) -> tuple[int, list[str]] | None:
+    """(mults, order) of the cheapest order that fits ``cm``'s memory limit (the smaller peak among
+    equal mults), every order priced by elimination (under the deadline); None when none fits."""
     import itertools
 
     from ..eliminate import price
@@ -483,10 +495,10 @@ def _every_order(problem) -> tuple[int, list[str]] | None:
     best = None
     for order in itertools.permutations(problem.eliminable):
         budget.check()
-        mults = price(problem, list(order))[1]
-        if best is None or mults < best[0]:
-            best = (mults, list(order))
-    return best
+        _, mults, peak = price(problem, list(order))
+        if cm.fits(peak) and (best is None or (mults, peak) < best[:2]):
+            best = (mults, peak, list(order))
+    return None if best is None else (best[0], best[2])
 
 
 def _gap(cost, lower, root) -> str:
