@@ -110,10 +110,11 @@ class _LU:
         self.lu, self.piv, info = getrf(a)
         self.singular = info > 0  # an exact zero pivot, where NumPy says "Singular matrix"
 
-    def solve(self, b: np.ndarray) -> np.ndarray:
+    def solve(self, b: np.ndarray, trans: int = 0) -> np.ndarray:
+        """``a⁻¹b``, or ``a⁻ᵀb`` with ``trans=1``: two triangular solves on the kept factors."""
         if self.singular:
             raise np.linalg.LinAlgError("Singular matrix")
-        x, info = self.routines[1](self.lu, self.piv, b)
+        x, info = self.routines[1](self.lu, self.piv, b, trans=trans)
         return x
 
     def inverse(self) -> np.ndarray:
@@ -219,6 +220,26 @@ def inv(a: Any) -> Any:
     """``np.linalg.inv(a)``."""
     f = _factor(a)
     return np.linalg.inv(a) if f is None else f.inverse()
+
+
+def inverse_along(a: Any, x: Any, axis: int, transposed: bool, negate: bool) -> Any:
+    """±a⁻¹ (``transposed``: ±a⁻ᵀ) applied to ``axis`` of ``x``, that axis first in the result:
+    ``einsum('ca,c...->a...', ±inv(a), x)`` for ``transposed``, ``einsum('ac,c...->a...', ...)``
+    otherwise. Programs write a product with an inverse this way: the solve on the shared LU costs
+    2n² per column, where ``inv`` costs 4n³/3 before its product (n = 120: 129 µs a call).
+
+    >>> a, x = np.array([[4.0, 1.0], [2.0, 3.0]]), np.arange(6.0).reshape(3, 2)
+    >>> bool(np.allclose(inverse_along(a, x, 1, True, True), -np.linalg.inv(a).T @ x.T))
+    True
+    """
+    moved = np.moveaxis(x, axis, 0)
+    rest = moved.shape[1:]
+    columns = moved.reshape(moved.shape[0], -1)
+    f = _factor(a) if type(x) is np.ndarray and x.dtype == a.dtype else None
+    out = np.linalg.solve(a.T if transposed else a, columns) if f is None else f.solve(columns, int(transposed))
+    if negate:
+        np.negative(out, out=out)
+    return out.reshape((a.shape[0],) + rest)
 
 
 def slogdet(a: Any) -> Any:

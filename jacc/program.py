@@ -771,6 +771,133 @@ def _scatter_adds_summed(live: list[Statement]) -> list[Statement]:
     return out
 
 
+#: Inverses of at least this order used only in products become solves (below it getri's few
+#: microseconds are not worth the extra moveaxis and reshape) — where those products have at most
+#: n/2 columns in all: triangular solves run slower than a matrix product, so against many columns
+#: getri and matmul win (one thread, LU shared, per call: n = 120, 1 column 92 µs by getrs against
+#: 237 by getri and matmul, 60 columns 201 against 266, 240 columns 523 against 426; n = 40, the
+#: two equal at 20 columns)
+SOLVE_FOR_INVERSE_MIN = 16
+
+
+def _inverse_product(s: Statement, inv_ids: dict[int, bool], alias: dict[int, int], n: int) -> tuple | None:
+    """``(other operand, its contracted axis, transposed, negated, labels of the solve, result
+    labels)`` where ``s`` is an einsum of an ``n × n`` inverse (``inv_ids``: id -> negated) with one
+    value, which it contracts one of the inverse's axes against while the other lands in the output,
+    or a sum of the inverse over one axis (a product with ones); None otherwise."""
+    if s.fn is not np.einsum or s.kwargs.keys() - {"optimize"}:
+        return None
+    subs, ops = _einsum_parts(s.args)
+    if "->" not in subs or "." in subs or len(ops) not in (1, 2):
+        return None
+    lhs, out = subs.split("->")
+    terms = lhs.split(",")
+    if len(ops) == 1:
+        ops, terms = [*ops, np.ones(n)], [*terms, "".join(c for c in terms[0] if c not in out)]
+    ids = [alias.get(o.id, o.id) if isinstance(o, Ref) else None for o in ops]
+    k = [i for i in (0, 1) if ids[i] in inv_ids]
+    if len(k) != 1 or len(terms[k[0]]) != 2:
+        return None
+    mine, theirs = terms[k[0]], terms[1 - k[0]]
+    free = [c for c in mine if c in out and c not in theirs]
+    summed = [c for c in mine if c not in out and theirs.count(c) == 1]
+    if len(free) != 1 or len(summed) != 1 or free == summed or len(set(theirs)) != len(theirs):
+        return None
+    moved = free[0] + theirs.replace(summed[0], "")
+    return ops[1 - k[0]], theirs.index(summed[0]), mine[0] == summed[0], inv_ids[ids[k[0]]], moved, out
+
+
+def _pairwise(s: Statement, shapes: dict[int, tuple], next_id: int) -> list[Statement] | None:
+    """An einsum of three or more operands with its pairwise path given, as one two-operand einsum
+    per step of the path (what :func:`_along_path` prints), the last keeping ``s``'s id and the
+    others numbered from ``next_id``; None for any other statement."""
+    given = s.kwargs.get("optimize") if s.fn is np.einsum else None
+    if not isinstance(given, list) or set(s.kwargs) != {"optimize"} or not all(len(p) == 2 for p in given[1:]):
+        return None
+    subs, ops = _einsum_parts(s.args)
+    lhs, arrow, out = subs.partition("->")
+    if len(ops) < 3 or not arrow or "." in subs:
+        return None
+    terms = lhs.split(",")
+    sizes = _sizes(terms, [_shape_of(x, shapes) for x in ops])
+    steps, last = [], len(given) - 2
+    for k, (i, j, tj, ti, res) in enumerate(_path_steps(terms, out, given[1:])):
+        xi, xj = ops.pop(i), ops.pop(j)
+        sid = s.id if k == last else next_id + k
+        shapes.setdefault(sid, tuple(sizes[c] for c in res))
+        steps.append(Statement(sid, np.einsum, (f"{tj},{ti}->{res}", xj, xi), {}))
+        ops.append(Ref(sid))
+    return steps
+
+
+def _inverses_as_solves(live: list[Statement], alias: dict[int, int], kept: set[int],
+                        shapes: dict[int, tuple]) -> list[Statement]:
+    """``einsum(…, ±inv(A), X)`` that contracts one axis of the inverse as a solve on A's shared
+    LU (:func:`jacc.factorise.inverse_along`), where every use of the inverse is such a product
+    (einsums of more operands split along their paths first): the partial of ``solve(A, b)`` by
+    ``A`` is −A⁻¹ ⊗ x, and reverse mode only pulls adjoints through A⁻¹ (``u @ solve(A, u)``,
+    n = 120: 277 µs a call with the inverse formed)."""
+    found: dict[int, bool] = {}  # an inverse's id, or its negation's -> negated
+    family: dict[int, int] = {}  # the same ids -> the inverse's id
+    for s in live:
+        if s.fn is np.linalg.inv and len(s.args) == 1 and not s.kwargs and isinstance(s.args[0], Ref) \
+                and len(shapes.get(s.id, ())) == 2 and shapes[s.id][0] >= SOLVE_FOR_INVERSE_MIN:
+            found[s.id], family[s.id] = False, s.id
+        elif s.fn is np.negative and len(s.args) == 1 and not s.kwargs and isinstance(s.args[0], Ref):
+            base = alias.get(s.args[0].id, s.args[0].id)
+            if found.get(base) is False:
+                found[s.id], family[s.id] = True, base
+    if not found:
+        return live
+    next_id = max(max(shapes), max(s.id for s in live)) + 1
+    split: list[Statement] = []
+    for s in live:
+        steps = _pairwise(s, shapes, next_id) if any(alias.get(r, r) in found for r in s.refs) else None
+        split.extend(steps or [s])
+        next_id += len(steps or ())
+    uses: dict[int, list[Statement]] = {}
+    for s in split:
+        for ref in set(s.refs):
+            uses.setdefault(alias.get(ref, ref), []).append(s)
+    by_id = {s.id: s for s in split}
+    drop: set[int] = set()
+    rewrite: dict[int, tuple] = {}
+    for root in [k for k, v in family.items() if k == v]:
+        mine = {k for k, v in family.items() if v == root}
+        products = [u for k in mine for u in uses.get(k, []) if u.id not in mine]
+        if mine & kept or not products or len({u.id for u in products}) != len(products):
+            continue
+        n = shapes[root][0]
+        forms = [_inverse_product(u, {k: found[k] for k in mine}, alias, n) for u in products]
+        if all(forms) and sum(math.prod(_shape_of(f[0], shapes)) for f in forms) <= n * n // 2:
+            drop |= mine
+            rewrite.update((u.id, (by_id[root].args[0], form)) for u, form in zip(products, forms))
+    if not rewrite:
+        return live
+    out: list[Statement] = []
+    for s in split:
+        if s.id in drop:
+            continue
+        if s.id not in rewrite:
+            out.append(s)
+            continue
+        a, (other, axis, transposed, negated, moved, result) = rewrite[s.id]
+        solved = Statement(s.id if moved == result else next_id, factorise.inverse_along,
+                           (a, other, axis, transposed, negated), {})
+        out.append(solved)
+        if moved != result:
+            rest = list(_shape_of(other, shapes))
+            del rest[axis]
+            shapes[next_id] = (shapes[a.id][0], *rest)
+            if sorted(moved) == sorted(result):  # a view with the axes in the product's order
+                out.append(Statement(s.id, None, (Ref(next_id), tuple(map(moved.index, result))), {},
+                                     method="transpose"))
+            else:
+                out.append(Statement(s.id, np.einsum, (f"{moved}->{result}", Ref(next_id)), {}))
+            next_id += 1
+    return out
+
+
 def _moves_as_transposes(live: list[Statement], shapes: dict[int, tuple]) -> list[Statement]:
     """``np.moveaxis(x, source, destination)`` with constant axes as ``x.transpose(order)``, the
     order found now: the same view, without NumPy's argument checks on every call (4 µs each; the
@@ -1063,19 +1190,27 @@ def _along_path(w: _Writer, terms: list[str], texts: list[str], op_shapes: list[
                 path: list[tuple]) -> str:
     """Nested pairwise contractions in the order of ``path`` (NumPy's convention: each step takes
     two operands out of the list and appends their result)."""
-    terms, texts, op_shapes = list(terms), list(texts), list(op_shapes)
+    texts, op_shapes = list(texts), list(op_shapes)
     sizes = _sizes(terms, op_shapes)
+    for i, j, tj, ti, res in _path_steps(terms, out, path):
+        xi, xj = texts.pop(i), texts.pop(j)
+        si, sj = op_shapes.pop(i), op_shapes.pop(j)
+        texts.append(_contraction(w, [tj, ti], [xj, xi], [sj, si], res))
+        op_shapes.append(tuple(sizes[c] for c in res))
+    return texts[0]
+
+
+def _path_steps(terms: list[str], out: str, path: list[tuple]):
+    """Per step of a pairwise einsum ``path``: the positions ``i > j`` it takes out of the operand
+    list, their labels ``tj`` and ``ti``, and the labels of the result it appends."""
+    terms = list(terms)
     for k, pair in enumerate(path):
         i, j = sorted(pair, reverse=True)
         ti, tj = terms.pop(i), terms.pop(j)
-        xi, xj = texts.pop(i), texts.pop(j)
-        si, sj = op_shapes.pop(i), op_shapes.pop(j)
         keep = "".join(terms) + out
         res = out if k == len(path) - 1 else "".join(dict.fromkeys(c for c in tj + ti if c in keep))
-        texts.append(_contraction(w, [tj, ti], [xj, xi], [sj, si], res))
         terms.append(res)
-        op_shapes.append(tuple(sizes[c] for c in res))
-    return texts[0]
+        yield i, j, tj, ti, res
 
 
 class _PairLayout:
@@ -1318,6 +1453,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True) -> Program
     results = [Ref(alias.get(x.id, x.id)) if isinstance(x, Ref) else x for x in r.results]
     kept = {x.id for x in results if isinstance(x, Ref)}
     if be is None:
+        live = _inverses_as_solves(live, alias, kept, shapes)
         live = _moves_as_transposes(live, shapes)
         live = _scatter_adds_summed(live)
         live = _rows_added_in_place(live, alias, kept, shapes)
