@@ -526,8 +526,10 @@ class _Once:
         self.checked = len(entry.plan.wrt) if len(entry.plan.wrt) < len(entry.graph.inputs) else None
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
         # f calls math functions, which raise outside their domains, or (under jax.jit, which cannot
-        # raise) NumPy's linear algebra, which raises at a singular matrix: a non-finite block runs f instead
-        self.domain = bool(entry.graph.meta.get("math_domain")) or (kind == "jax" and singular_ops(entry.graph))
+        # raise, or as scalar code: Cramer's rule divides by a zero determinant) NumPy's linear algebra,
+        # which raises at a singular matrix: a non-finite block runs f instead
+        self.domain = bool(entry.graph.meta.get("math_domain")) or (
+            kind in ("jax", "scalar", "c") and singular_ops(entry.graph))
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)

@@ -8,8 +8,9 @@ element, with the scalar rules' constant folding (a structural zero costs nothin
 Gaussian elimination picks each pivot row by the largest magnitude *at the traced values*
 (partial pivoting, as LAPACK). The graph then computes the same function (A⁻¹b is A⁻¹b whatever
 the row order) wherever its pivots are nonzero, but the choice was read from values, so the
-trace is marked value-dependent and is traced again at new inputs. Leading dimensions are
-batches, as in NumPy.
+trace is marked value-dependent and is traced again at new inputs. 1×1 and 2×2 systems and
+inverses use Cramer's rule, and determinants up to 3×3 their expansion, instead: they read no
+values. Leading dimensions are batches, as in NumPy.
 
 >>> import numpy as np
 >>> from jacc.trace import trace
@@ -114,29 +115,67 @@ def _batched(fn: Callable, a: np.ndarray, *rest: np.ndarray, tail: int = 2) -> n
     return out
 
 
+#: Orders up to which ``solve`` and ``inv`` use Cramer's rule (no pivot: nothing read from values,
+#: so the scalar route and traced-once calls can take them), and ``det`` its expansion
+CRAMER_MAX, EXPANSION_MAX = 2, 3
+
+
+def _det_expanded(m: np.ndarray) -> Any:
+    """The determinant of a 1×1, 2×2 or 3×3 matrix as its polynomial in the entries."""
+    r = _rows(m)
+    if len(r) == 1:
+        return r[0][0]
+    if len(r) == 2:
+        return r[0][0] * r[1][1] - r[0][1] * r[1][0]
+    return (r[0][0] * (r[1][1] * r[2][2] - r[1][2] * r[2][1]) - r[0][1] * (r[1][0] * r[2][2] - r[1][2] * r[2][0])
+            + r[0][2] * (r[1][0] * r[2][1] - r[1][1] * r[2][0]))
+
+
+def _cramer(m: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """A X = B (B of shape (n, k), n ≤ 2) by Cramer's rule: forward stable at these orders
+    (N. J. Higham, Accuracy and Stability of Numerical Algorithms, 2nd ed., §1.10.1). A matrix
+    singular at the traced values raises as LAPACK does (its value read only to refuse)."""
+    r, rhs = _rows(m), _rows(b)
+    d = _det_expanded(m)
+    if _value(d) == 0.0:
+        raise np.linalg.LinAlgError("Singular matrix")
+    if len(r) == 1:
+        x = [[c / d for c in rhs[0]]]
+    else:
+        x = [[(r[1][1] * b0 - r[0][1] * b1) / d for b0, b1 in zip(*rhs)],
+             [(r[0][0] * b1 - r[1][0] * b0) / d for b0, b1 in zip(*rhs)]]
+    out = np.empty(b.shape, dtype=object)
+    out[...] = x
+    return out
+
+
 def solve(a: Any, b: Any) -> np.ndarray:
     """``np.linalg.solve``: b is a vector when it is 1-D (NumPy ≥ 2's rule), else stacked matrices."""
     a = _square("solve", a)
     b = np.asarray(b, dtype=object)
-    _note(a, "pivot choice of np.linalg.solve at scalar level")
+    one = _cramer if a.shape[-1] <= CRAMER_MAX else _solve2
+    if one is _solve2:
+        _note(a, "pivot choice of np.linalg.solve at scalar level")
     if b.ndim == 1:
         if b.shape[0] != a.shape[-1]:
             raise ValueError(f"solve: b has {b.shape[0]} rows, the matrix {a.shape[-1]}")
-        return _batched(lambda m: _solve2(m, b[:, None])[:, 0], a)
+        return _batched(lambda m: one(m, b[:, None])[:, 0], a)
     if b.shape[-2] != a.shape[-1]:
         raise ValueError(f"solve: b has {b.shape[-2]} rows, the matrix {a.shape[-1]}")
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     a = np.broadcast_to(a, batch + a.shape[-2:])
     b = np.broadcast_to(b, batch + b.shape[-2:])
-    return _batched(_solve2, a, b)
+    return _batched(one, a, b)
 
 
 def inv(a: Any) -> np.ndarray:
     """``np.linalg.inv`` as the solve of A X = I."""
     a = _square("inv", a)
-    _note(a, "pivot choice of np.linalg.inv at scalar level")
+    one = _cramer if a.shape[-1] <= CRAMER_MAX else _solve2
+    if one is _solve2:
+        _note(a, "pivot choice of np.linalg.inv at scalar level")
     eye = np.eye(a.shape[-1]).astype(object)
-    return _batched(lambda m: _solve2(m, eye), a)
+    return _batched(lambda m: one(m, eye), a)
 
 
 def _triangular(m: np.ndarray, what: str) -> tuple[list, int]:
@@ -158,6 +197,8 @@ def _triangular(m: np.ndarray, what: str) -> tuple[list, int]:
 def det(a: Any) -> Any:
     """``np.linalg.det``: the pivots' product, signed by the row exchanges."""
     a = _square("det", a)
+    if a.shape[-1] <= EXPANSION_MAX:
+        return _batched(_det_expanded, a)
     _note(a, "pivot choice of np.linalg.det at scalar level")
 
     def one(m):

@@ -38,6 +38,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import scalar_linalg
 from .compile import FALLBACK, CompileError, compile_plan, flat, flat_constants, flat_fallback, flat_subset
 from .costmodel import CostModel
 from .graph import Const, Graph
@@ -227,12 +228,21 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
             args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
             if d["op"] == "clip":
                 env[v] = _clip(tape, args[0], d["params"])
+            elif d["op"] in LINALG:  # (LAPACK does not take object arrays)
+                env[v] = LINALG[d["op"]](*args)
             elif d["op"] in _PER_ELEMENT or not _on_objects(d["op"], len(args), d["params"]):
                 env[v] = _per_element(tape, d["op"], args, d["params"])
             else:
                 env[v] = OPS[d["op"]].evaluate(args, d["params"])
     tape.declare([s for y in graph.outputs for s in join(env[y])], False)
     return tape.graph
+
+
+#: Linear-algebra ops at the scalar level (:mod:`jacc.scalar_linalg`: Cramer's rule and expanded
+#: determinants at small orders read no values; elimination with pivots read from values marks the
+#: scalar graph value-dependent, and the scalar route stands aside)
+LINALG = {"solve": scalar_linalg.solve, "inv": scalar_linalg.inv, "det": scalar_linalg.det,
+          "cholesky": scalar_linalg.cholesky}
 
 
 def entries(g: Graph) -> int:

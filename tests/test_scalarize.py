@@ -257,11 +257,18 @@ def test_linear_algebra_at_scalar_level_matches_numpy_and_finite_differences(nam
 
 
 def test_scalar_level_elimination_pivots_like_lapack_and_says_the_trace_is_value_dependent():
-    A = np.array([[1e-12, 1.0], [1.0, 1.0]])  # no pivoting would divide by 1e-12
-    g = jacc.trace(lambda A: np.linalg.solve(A, np.array([1.0, 2.0])), A, scalarize=True)
+    A = np.array([[1e-12, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.5, 2.0]])  # no pivoting would divide by 1e-12
+    g = jacc.trace(lambda A: np.linalg.solve(A, np.array([1.0, 2.0, 3.0])), A, scalarize=True)
     assert "pivot choice of np.linalg.solve" in g.meta["value_dependent"][0]
     values = g.evaluate(dict(zip(g.inputs, A.reshape(-1))))
-    np.testing.assert_allclose([values[y] for y in g.outputs], np.linalg.solve(A, [1.0, 2.0]), rtol=1e-15)
+    np.testing.assert_allclose([values[y] for y in g.outputs], np.linalg.solve(A, [1.0, 2.0, 3.0]), rtol=1e-15)
+    # 2 × 2 systems and inverses by Cramer's rule, determinants up to 3 × 3 expanded: nothing read from values
+    for fn, a in ((lambda A: np.linalg.solve(A, np.array([1.0, 2.0])), A[:2, :2]), (np.linalg.inv, A[:2, :2]),
+                  (lambda A: np.linalg.inv(A[:1, :1]), A), (np.linalg.det, A)):
+        g = jacc.trace(fn, a, scalarize=True)
+        assert not g.meta.get("value_dependent")
+        values = g.evaluate(dict(zip(g.inputs, a.reshape(-1))))
+        np.testing.assert_allclose([values[y] for y in g.outputs], np.ravel(fn(a)), rtol=1e-14)
     g = jacc.trace(lambda A: np.linalg.cholesky(A), _spd(3), scalarize=True)
     assert not g.meta.get("value_dependent")  # Cholesky needs no pivots
     assert _ops(g).count("sqrt") == 3
@@ -274,10 +281,14 @@ def test_scalar_level_linear_algebra_refuses_what_lapack_refuses():
         jacc.trace(np.linalg.cholesky, -np.eye(2), scalarize=True)
     with pytest.raises(np.linalg.LinAlgError, match="square"):
         jacc.trace(np.linalg.inv, np.ones((2, 3)), scalarize=True)
-    # singular: det is 0, but its derivative (the adjugate, here [[1, -1], [-1, 1]]) is not
-    for fn in (np.linalg.det, lambda A: np.linalg.slogdet(A)[1]):
+    # singular: det is 0, but its derivative (the adjugate, here [[1, -1], [-1, 1]]) is not; elimination
+    # cannot give it (a 4 × 4 det, slogdet), the expansion of a small det can
+    for fn, a in ((np.linalg.det, np.ones((4, 4))), (lambda A: np.linalg.slogdet(A)[1], np.ones((2, 2)))):
         with pytest.raises(UnsupportedOperationError, match="singular at the traced values.*adjugate"):
-            jacc.trace(fn, np.ones((2, 2)), scalarize=True)
+            jacc.trace(fn, a, scalarize=True)
+    g = jacc.trace(np.linalg.det, np.ones((2, 2)), scalarize=True)
+    blocks = jacc.plan(g, "reverse").execute(*np.ones(4))
+    assert [float(blocks[(g.outputs[0], v)]) for v in g.inputs] == [1.0, -1.0, -1.0, 1.0]
 
 
 def test_gp_likelihood_traces_at_scalar_level():

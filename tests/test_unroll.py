@@ -177,6 +177,40 @@ def test_math_domain_errors_fall_back_with_numpy_semantics():
             np.testing.assert_allclose(jf(x), ref(x), rtol=1e-14)
 
 
+_SMALL_LINALG = {  # (f, size of p): a Kalman gain, 2 × 2 systems, stacked inverses, determinants to 3 × 3
+    "kalman": (lambda p: (lambda P: p[16:] + P[:, :2] @ np.linalg.inv(P[:2, :2] + 0.1 * np.eye(2))
+                          @ (np.array([0.3, -0.2]) - p[16:18]))(p[:16].reshape(4, 4) @ p[:16].reshape(4, 4).T
+                                                                  + np.eye(4)), 20),
+    "solve": (lambda p: np.linalg.solve(p[:4].reshape(2, 2), p[4:]), 6),
+    "solve columns": (lambda p: np.linalg.solve(p[:4].reshape(2, 2), np.outer(p[4:], p[4:])), 6),
+    "stacked inverses": (lambda p: np.linalg.inv(p.reshape(2, 2, 2)).sum(axis=0), 8),
+    "1 × 1": (lambda p: np.linalg.solve(p[:1].reshape(1, 1), p[1:]) * np.linalg.inv(p[:1].reshape(1, 1))[0], 2),
+    "det": (lambda p: np.linalg.det(p[:9].reshape(3, 3)) * p[9:] + np.linalg.det(p[:4].reshape(2, 2)), 11),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_SMALL_LINALG))
+@pytest.mark.parametrize("retrace", [True, False])
+def test_small_systems_inverses_and_determinants_take_the_scalar_route(name, retrace):
+    # np.linalg.solve on object arrays failed (LAPACK) and larger eliminations read pivots from
+    # values: a 2 × 2 solve ran as an array program (40 µs a call where JAX takes 12)
+    f, n = _SMALL_LINALG[name]
+    rng = np.random.default_rng(4)
+    jf = jacc.jacobian(f, retrace=retrace)
+    for _ in range(4):
+        p = rng.standard_normal(n) + (1.5 if name == "1 × 1" else 0.0)
+        np.testing.assert_allclose(jf(p), fd(f, [p], 0), rtol=1e-6, atol=1e-7)
+        assert jf.ran in ("scalar", "c")
+    if name in ("solve", "stacked inverses"):  # a singular matrix raises as NumPy's solve and inv do
+        singular = np.r_[1.0, 2.0, 2.0, 4.0, p[4:]] if name == "solve" else np.r_[p[:4], 1.0, 1.0, 1.0, 1.0]
+        with pytest.raises(np.linalg.LinAlgError, match="Singular"):
+            jf(singular)
+        np.testing.assert_allclose(jf(p), fd(f, [p], 0), rtol=1e-6, atol=1e-7)
+    big = jacc.jacobian(lambda p: np.linalg.solve(p[:9].reshape(3, 3), p[9:]))
+    big(rng.standard_normal(12) + np.r_[3 * np.eye(3).ravel(), np.zeros(3)])
+    assert big.ran == "numpy"  # pivots read from values: the array program
+
+
 def test_scalar_graph_of_an_array_graph_is_the_scalarized_trace():
     p = suite.get("robotarm", "small")
     q = p.make_inputs(0)["q"]
