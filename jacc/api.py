@@ -499,6 +499,17 @@ def _raised(e: Exception) -> str:
     return f"f raised {type(e).__name__}: {what}"
 
 
+def _differentiated_copied(args: tuple, nums) -> list:
+    """``args`` with each differentiated argument's array leaves copied: ``f`` run plainly on them
+    may write into them, as into the trace's own arrays, and the caller's must keep their values."""
+    out, n = list(args), len(args)
+    for i, a in enumerate(args):
+        if i in nums or i - n in nums:
+            leaves, spec = pytrees.flatten(a)
+            out[i] = pytrees.unflatten(spec, [x.copy() if isinstance(x, np.ndarray) else x for x in leaves])
+    return out
+
+
 def _same_name(name: str) -> str:
     return name
 
@@ -1530,8 +1541,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         if inner.plan.graph.meta.get("value_dependent"):
             refuse_data(key, "its trace depends on values")
             return out
-        with np.errstate(all="ignore"):
-            plain = result_leaves(f(*args, **kwargs))[0]
+        with np.errstate(all="ignore"):  # (f may write into its differentiated arguments: copies of them)
+            plain = result_leaves(f(*_differentiated_copied(args, nums), **kwargs))[0]
         same_values, inner.primal = _same_values(plain, inner.primal), None
         if not same_values:
             refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
@@ -1766,8 +1777,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             else:
                 with np.errstate(all="ignore"):
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
-                jf.last = acc
-                found = acc.blocks
+                jf.last = acc  # (kept for inspection: the caller gets blocks of its own)
+                found = {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
             if tape.nonfinite_because and nonfinite != "propagate" and not finite_blocks(found):
                 raise UnsupportedOperationError(tape.nonfinite_because[0])
         if skipping and (held or seen is not None):

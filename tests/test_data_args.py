@@ -719,3 +719,26 @@ def test_data_of_another_dtype_or_rounded_in_float32_is_not_run_by_a_float64_pro
         X = make(k)
         with np.errstate(all="ignore"):
             np.testing.assert_array_equal(jf(w, X), np.diag(f(np.ones(3), X).astype(float)))
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_f_writing_into_its_differentiated_argument_leaves_the_callers_intact_when_data_changes(retrace):
+    # the check that runs f plainly at a data program's first call passed the caller's own arrays:
+    # `x[0] = 5.0` and `p["w"] *= 2` reached them (hunt AJ)
+    def g(x, c):
+        x[0] = 5.0
+        x -= x.mean()
+        return x * c
+
+    def h(p, c):
+        p["w"] *= 2.0
+        return p["w"] * c
+
+    jg, jh = jacc.jacobian(g, retrace=retrace), jacc.jacobian(h, retrace=retrace)
+    for k in range(5):
+        x, p, c = np.array([1.0, 2.0, 3.0]), {"w": np.array([0.5, -0.5])}, np.full(3, k + 1.0)
+        J = jg(x, c)
+        np.testing.assert_allclose(J, (k + 1.0) * (np.eye(3) - 1 / 3) @ np.diag([0.0, 1.0, 1.0]), atol=1e-14)
+        np.testing.assert_array_equal(x, [1.0, 2.0, 3.0])
+        np.testing.assert_allclose(jh(p, c[:2])["w"], 2.0 * (k + 1.0) * np.eye(2))
+        np.testing.assert_array_equal(p["w"], [0.5, -0.5])

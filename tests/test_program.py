@@ -146,6 +146,14 @@ def test_returned_blocks_belong_to_the_caller(monkeypatch):
         assert jf.ran == {"numpy": "numpy", "scalar-route": "scalar"}[backend]
         J[0, 0] = 42.0
         np.testing.assert_array_equal(jf(np.zeros(3)), np.eye(3))
+    for kw in ({"backend": "interpret"}, {"compile": False, "sparse": True}):  # the executor keeps jf.last
+        jf = jacc.jacobian(lambda x: x * 2.0, **kw)
+        J = jf(np.ones(4))
+        kept = next(iter(jf.last.blocks.values()))
+        sparse = kw.get("sparse", False)
+        assert J is not kept and not np.shares_memory(J.data if sparse else J, kept.data if sparse else kept)
+        (J.data if sparse else J)[...] = -1.0
+        np.testing.assert_array_equal(kept.toarray() if sparse else kept, 2.0 * np.eye(4))
 
 
 def test_program_prints_its_source():
@@ -751,11 +759,12 @@ def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
     before = factorise.factorisations()
     _close(jf(A + 0.1), want)
     assert factorise.factorisations() - before == 1  # det and its gradient: one getrf
-    for backend in ("jax", "torch"):  # the SVD form, in the backend's namespace
+    singular4 = np.array([[1.0, 2.0, 3.0, 0.5], [2.0, 4.0, 6.0, 1.0], [1.0, 0.0, 1.0, 0.0], [0.0, 1.0, 0.0, 2.0]])
+    for backend in ("jax", "torch"):  # the SVD form, in the backend's namespace (a 3 × 3 det: the scalar route)
         if importlib.util.find_spec(backend) is None:
             continue
         jb = jacc.jacobian(f, backend=backend, retrace=False)
-        _close(jb(singular), factorise.adjugate_by_svd(singular))
+        _close(jb(singular4), factorise.adjugate_by_svd(singular4))
         assert jb.ran == backend
 
 
