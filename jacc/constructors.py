@@ -422,9 +422,23 @@ def _swap_in() -> None:
 def unseen_imports() -> bool:
     """Whether a module with replacements was imported since they were last put in (by ``f``
     itself, during its trace: a retry puts them in)."""
-    return len(_ACTIVE) < len(_SWAPS) and any(
-        module not in _ACTIVE and module in sys.modules and any(n in vars(sys.modules[module]) for n in makers)
-        for module, makers in _SWAPS.items())
+    return bool(unseen_modules())
+
+
+def unseen_modules() -> frozenset:
+    """The modules with replacements that are imported but have not had them put in (found again
+    only when a module was imported or put in since: a trace asks twice)."""
+    if len(_ACTIVE) >= len(_SWAPS):
+        return frozenset()
+    state = (len(sys.modules), len(_ACTIVE), len(_SWAPS))
+    if _UNSEEN[0] != state:
+        found = frozenset(module for module, makers in _SWAPS.items() if module not in _ACTIVE
+                          and module in sys.modules and any(n in vars(sys.modules[module]) for n in makers))
+        _UNSEEN[:] = [state, found]
+    return _UNSEEN[1]
+
+
+_UNSEEN: list = [None, frozenset()]
 
 
 def _swap_out() -> None:

@@ -1105,7 +1105,9 @@ PLAIN_WRITE_FIX = (
     "np.empty, np.full, np.eye, np.identity, np.array([...]), or a copy of a constant array made by np.copy(a) "
     "or np.array(a) (not a.copy() or a.astype(float): methods of a plain array give plain arrays) (jacc gives f "
     "arrays that can take traced values; write into the array itself, a[0:2] += x rather than v = a[0:2]; "
-    "v += x), or into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or np.where"
+    "v += x), or into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or np.where; "
+    "an array f keeps from an earlier call (a global or a cache, made when f first ran, perhaps at jacc's first "
+    "trace of f) stays plain: make it anew at each call"
     if sys.version_info >= (3, 11) else  # (jacc.buffers reads instruction positions, new in 3.11)
     "a plain NumPy array cannot hold a traced value (on Python 3.11 or later, one that f makes with np.zeros & "
     "co. can); write into a traced array (y = x.copy()), or build the array with np.stack, np.concatenate or "
@@ -1160,16 +1162,22 @@ def check_plain(value: Any, what: str) -> None:
     """Refuse the NumPy array subclasses whose arithmetic is not ndarray's: ``np.matrix`` (``*`` and
     ``**`` are matrix products, results stay 2-D) and masked arrays (NumPy leaves masked entries
     out). Read as their data, as ``np.asarray`` does, they gave a Jacobian of another function."""
-    if isinstance(value, np.matrix):
-        raise TypeError(f"{what} is a numpy.matrix, whose * and ** are matrix products: jacc traces "
-                        "ndarray arithmetic; pass np.asarray(...) and write the products with @")
-    if isinstance(value, np.ma.MaskedArray):
-        raise TypeError(f"{what} is a masked array: jacc does not trace masks (NumPy leaves masked "
-                        "entries out); pass .filled(value), np.ma.compressed(...) or the data itself")
-    why = _overrides(type(value))
+    why = _not_plain(type(value))
     if why:
-        raise TypeError(f"{what} is {why}: jacc traces ndarray arithmetic, so it would compute another "
-                        "function than NumPy does; pass np.asarray(...) of it, or do its arithmetic yourself")
+        raise TypeError(f"{what} is {why}")
+
+
+def _not_plain(t: type) -> str:
+    """What :func:`check_plain` says of a value of type ``t`` ('' for one it takes)."""
+    if issubclass(t, np.matrix):
+        return ("a numpy.matrix, whose * and ** are matrix products: jacc traces ndarray arithmetic; pass "
+                "np.asarray(...) and write the products with @")
+    if issubclass(t, np.ma.MaskedArray):
+        return ("a masked array: jacc does not trace masks (NumPy leaves masked entries out); pass "
+                ".filled(value), np.ma.compressed(...) or the data itself")
+    why = _overrides(t)
+    return why and (f"{why}: jacc traces ndarray arithmetic, so it would compute another function than NumPy "
+                    "does; pass np.asarray(...) of it, or do its arithmetic yourself")
 
 
 #: what an ndarray subclass may not redefine for jacc to read it as its data (np.matrix's *, a unit-
@@ -1178,6 +1186,7 @@ _SEMANTIC = frozenset({"__array_ufunc__", "__array_function__", "__array_wrap__"
     f"__{p}{op}__" for p in ("", "r", "i") for op in (
         "add", "sub", "mul", "truediv", "floordiv", "mod", "pow", "matmul", "divmod", "and", "or", "xor")} | {
     "__neg__", "__pos__", "__abs__", "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"})
+_TYPE = type  # (Tracer.view's argument is named type)
 _NUMBERS = frozenset({float, int, bool, complex, np.float64, np.float32, np.int64, np.bool_, type(None), str, slice})
 _PLAIN_SUBCLASSES = (np.ndarray, np.memmap, np.recarray)  # (NumPy's arithmetic; np.matrix and masked arrays above)
 _OVERRIDES: dict[type, str] = {}
@@ -2119,6 +2128,11 @@ class Tracer(_Held):
 
     def view(self, dtype=None, type=None):
         """The same array (a view of all of it, as NumPy's ``x.view()``); another dtype is refused."""
+        kind = type if type is not None else dtype if isinstance(dtype, _TYPE) and issubclass(dtype, np.ndarray) \
+            else None
+        why = kind is not None and _not_plain(kind)
+        if why:  # (`ma + x` asks a traced x for .view(MaskedArray))
+            raise TypeError(f"an operand of an operation with a traced array at {call_site()} is {why}")
         if type is not None or (dtype is not None and np.dtype(dtype) != self.dtype):
             raise _concretisation(f".view({dtype or type})")
         return self
@@ -2941,12 +2955,13 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape.f32.update(f32)
         tape.data.update(data)
         _RUNNING.tapes.append(tape)
+        unseen_before = unseen_modules()
         try:
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
                     aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
                 result = (call or f)(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
-            if tape.refused is None and not unseen_imports():
+            if tape.refused is None and not (unseen_modules() - unseen_before):
                 break
             if tape.refused is None:  # f imported a module with replacements and its originals ran on
                 _NEEDS_SWAPS.add(key)  # traced arrays: the replacements' trace is the one later calls meet
@@ -3127,6 +3142,7 @@ from .constructors import (  # noqa: E402  (it needs Tracer, above)
     as_arrays,
     constructors,
     unseen_imports,
+    unseen_modules,
     wants_swaps,
 )
 

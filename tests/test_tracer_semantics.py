@@ -664,6 +664,10 @@ def test_matrix_and_masked_arrays_are_refused_not_read_as_their_data():
         jacc.jacobian(lambda x, c: np.sum(x * c))(np.ones(3), m)
     with pytest.raises(TypeError, match=r"argument 'x' is a masked array"):
         jacc.jacobian(lambda x: np.sum(x ** 2))(m)
+    for f in (lambda x, c: np.sum(c + x), lambda x, c: np.sum(c * x)):  # on the left: NumPy asks x.view(type)
+        with pytest.raises(TypeError, match=r"an operand of an operation with a traced array at .*test_tracer_sema"
+                                            r"ntics.py.* is a masked array"):
+            jacc.jacobian(f)(np.ones(3), m)
     # a matrix after ndarray calls (calls that skip f, traced once) is refused too
     for retrace in (True, False):
         jf = jacc.jacobian(lambda X: X * X, retrace=retrace)
