@@ -193,6 +193,21 @@ def test_a_function_that_imports_scipy_signal_meets_the_replacements_even_where_
     assert out.stdout.strip() == "ok", out.stderr[-2000:]
 
 
+def test_a_module_with_replacements_imported_before_the_trace_costs_no_second_trace():
+    """The retry above is for a module f imports while it runs: with scipy.signal imported before,
+    every function's first call ran f twice (and kept the replacements for all its traces)."""
+    code = (
+        "import numpy as np, scipy.signal, jacc\n"
+        "calls = []\n"
+        "def f(x):\n"
+        "    calls.append(1)\n"
+        "    return np.sin(x) * 2.0\n"
+        "jacc.jacobian(f)(np.ones(3))\n"
+        "print(len(calls))\n")
+    out = in_a_fresh_process(code)
+    assert out.stdout.strip() == "1", out.stderr[-2000:]
+
+
 def test_a_function_that_imports_scipy_signal_itself_is_traced_again_with_the_replacements():
     """The first trace met SciPy's own sosfilt (compiled: 'a bytes-like object is required, not
     Tracer') because scipy.signal was not imported when the trace began, and that error was not
