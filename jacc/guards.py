@@ -247,10 +247,21 @@ def _scipy_lib() -> str | None:
     return d + "_lib" + os.sep if d else None
 
 
+def _scipy_filter_design() -> tuple[str, ...]:
+    """SciPy's filter design (``butter``, ``firwin``, windows, …): functions of their arguments that
+    read no state, but pick helpers from tables by value (``iirfilter``'s band transforms), so a
+    helper that one call did not run made every call of an ``f`` designing its filter run ``f``."""
+    d = _package_dir("scipy")
+    if not d:
+        return ()
+    signal = os.path.join(d, "signal") + os.sep
+    return (signal + "_filter_design.py", signal + "_fir_filter_design.py", signal + "windows" + os.sep)
+
+
 #: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, SciPy's
 #: utilities, and the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``)
-_TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib())
-                 if d) + ("<jacc ", "<class 'networkx.")
+_TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib(),
+                             *_scipy_filter_design()) if d) + ("<jacc ", "<class 'networkx.")
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 #: NumPy functions that read or write files or change NumPy's global state

@@ -218,3 +218,27 @@ def test_scipy_signal_imported_by_f_or_before_its_trace(case):
     code, expected = _IMPORTS[case]
     out = in_a_fresh_process(_FRESH + code)
     assert out.stdout.strip() == expected, out.stderr[-2000:] or out.stdout
+
+
+CUTOFF = 0.3
+
+
+def test_a_filter_designed_inside_f_lets_later_calls_skip_f_and_follows_its_settings():
+    # butter's band transforms are picked from a table by value: the ones a call did not run were
+    # "reached only through a value", and every call ran f (1.5 ms where the program takes 6 µs)
+    global CUTOFF
+
+    def f(x):
+        return ss.sosfilt(ss.butter(2, CUTOFF, output="sos"), x) + ss.lfilter(*ss.butter(1, [0.1, 0.4], "bandstop"), x)
+
+    jf = jacc.jacobian(f)
+    x = R.normal(size=12)
+    for _ in range(4):
+        J = jf(x)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), atol=1e-8)
+    try:
+        CUTOFF = 0.1  # a global f reads: guarded, so the next call runs f
+        np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-8)
+    finally:
+        CUTOFF = 0.3
