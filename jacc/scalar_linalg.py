@@ -9,8 +9,9 @@ Gaussian elimination picks each pivot row by the largest magnitude *at the trace
 (partial pivoting, as LAPACK). The graph then computes the same function (A⁻¹b is A⁻¹b whatever
 the row order) wherever its pivots are nonzero, but the choice was read from values, so the
 trace is marked value-dependent and is traced again at new inputs. 1×1 and 2×2 systems and
-inverses use Cramer's rule, and determinants up to 3×3 their expansion, instead: they read no
-values. Leading dimensions are batches, as in NumPy.
+inverses use Cramer's rule, determinants up to 3×3 their expansion, and 3×3 and 4×4 systems and
+inverses the same pivots chosen by recorded masks and ``where`` instead: they read no values.
+Leading dimensions are batches, as in NumPy.
 
 >>> import numpy as np
 >>> from jacc.trace import trace
@@ -82,10 +83,58 @@ def _eliminate(m: list[list], rhs: list[list]) -> int:
     return sign
 
 
-def _solve2(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _tape(rows: list[list]) -> Any:
+    """The tape of the first traced scalar among ``rows`` (None: all constants)."""
+    return next((x.t.tape for row in rows for x in row if hasattr(x, "t")), None)
+
+
+def _recorded(tape: Any, op: str, *args: Any) -> Any:
+    from .scalarize import Scalar
+
+    return Scalar(tape.record(op, [x.t if hasattr(x, "t") else float(x) for x in args]))
+
+
+def _masked_eliminate(m: list[list], rhs: list[list]) -> int:
+    """:func:`_eliminate` with the pivots chosen as LAPACK chooses them (the largest magnitude, the
+    first of equal ones) by recorded masks instead of values: each row below is compared with the
+    pivot row so far (``greater``) and the two swapped by recorded ``where`` selections, so the
+    code picks its pivots at every call and the trace holds at every point. Returns 1 (the
+    permutation's sign is not tracked: ``det`` expands or eliminates by values)."""
+    n, tape = len(m), _tape(m + rhs)
+    for j in range(n):
+        for i in range(j + 1, n):
+            a, b = m[i][j], m[j][j]
+            if not hasattr(a, "t") and not hasattr(b, "t"):
+                swap = abs(float(a)) > abs(float(b))
+            else:
+                swap = _recorded(tape, "greater", abs(a), abs(b))
+            if swap is False:
+                continue
+            for rows in (m, rhs):
+                for c in range(len(rows[j])):
+                    x, y = rows[j][c], rows[i][c]
+                    if swap is True:
+                        rows[j][c], rows[i][c] = y, x
+                    elif x is not y and (hasattr(x, "t") or hasattr(y, "t") or float(x) != float(y)):
+                        rows[j][c] = _recorded(tape, "where", swap, y, x)
+                        rows[i][c] = _recorded(tape, "where", swap, x, y)
+        if _value(m[j][j]) == 0.0:  # (read only to refuse, as LAPACK's zero pivot)
+            raise np.linalg.LinAlgError("Singular matrix")
+        for i in range(j + 1, n):
+            if isinstance(m[i][j], float) and m[i][j] == 0.0:
+                continue
+            f = m[i][j] / m[j][j]
+            for c in range(j + 1, n):
+                m[i][c] = m[i][c] - f * m[j][c]
+            rhs[i] = [r - f * q for r, q in zip(rhs[i], rhs[j])]
+            m[i][j] = 0.0
+    return 1
+
+
+def _solve2(a: np.ndarray, b: np.ndarray, eliminate: Callable = _eliminate) -> np.ndarray:
     """One system A X = B (B of shape (n, k))."""
     m, rhs = _rows(a), _rows(b)
-    _eliminate(m, rhs)
+    eliminate(m, rhs)
     n, k = len(m), b.shape[1]
     x = [[0.0] * k for _ in range(n)]
     for i in reversed(range(n)):
@@ -116,8 +165,18 @@ def _batched(fn: Callable, a: np.ndarray, *rest: np.ndarray, tail: int = 2) -> n
 
 
 #: Orders up to which ``solve`` and ``inv`` use Cramer's rule (no pivot: nothing read from values,
-#: so the scalar route and traced-once calls can take them), and ``det`` its expansion
-CRAMER_MAX, EXPANSION_MAX = 2, 3
+#: so the scalar route and traced-once calls can take them), ``det`` its expansion, and ``solve``
+#: and ``inv`` pivots chosen by recorded masks (:func:`_masked_eliminate`)
+CRAMER_MAX, EXPANSION_MAX, MASKED_PIVOTS_MAX = 2, 3, 4
+
+
+def _one_solve(n: int) -> Callable:
+    """How ``solve`` and ``inv`` solve one system of order ``n``."""
+    if n <= CRAMER_MAX:
+        return _cramer
+    if n <= MASKED_PIVOTS_MAX:
+        return lambda m, b: _solve2(m, b, _masked_eliminate)
+    return _solve2
 
 
 def _det_expanded(m: np.ndarray) -> Any:
@@ -153,7 +212,7 @@ def solve(a: Any, b: Any) -> np.ndarray:
     """``np.linalg.solve``: b is a vector when it is 1-D (NumPy ≥ 2's rule), else stacked matrices."""
     a = _square("solve", a)
     b = np.asarray(b, dtype=object)
-    one = _cramer if a.shape[-1] <= CRAMER_MAX else _solve2
+    one = _one_solve(a.shape[-1])
     if one is _solve2:
         _note(a, "pivot choice of np.linalg.solve at scalar level")
     if b.ndim == 1:
@@ -171,7 +230,7 @@ def solve(a: Any, b: Any) -> np.ndarray:
 def inv(a: Any) -> np.ndarray:
     """``np.linalg.inv`` as the solve of A X = I."""
     a = _square("inv", a)
-    one = _cramer if a.shape[-1] <= CRAMER_MAX else _solve2
+    one = _one_solve(a.shape[-1])
     if one is _solve2:
         _note(a, "pivot choice of np.linalg.inv at scalar level")
     eye = np.eye(a.shape[-1]).astype(object)

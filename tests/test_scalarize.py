@@ -257,18 +257,23 @@ def test_linear_algebra_at_scalar_level_matches_numpy_and_finite_differences(nam
 
 
 def test_scalar_level_elimination_pivots_like_lapack_and_says_the_trace_is_value_dependent():
-    A = np.array([[1e-12, 1.0, 0.0], [1.0, 1.0, 0.0], [0.0, 0.5, 2.0]])  # no pivoting would divide by 1e-12
-    g = jacc.trace(lambda A: np.linalg.solve(A, np.array([1.0, 2.0, 3.0])), A, scalarize=True)
+    A = np.eye(5) + np.diag([0.5, 0.25, 0.1, 0.2], 1)
+    A[:2, :2] = [[1e-12, 1.0], [1.0, 1.0]]  # no pivoting would divide by 1e-12
+    b = np.arange(1.0, 6.0)
+    g = jacc.trace(lambda A: np.linalg.solve(A, b), A, scalarize=True)
     assert "pivot choice of np.linalg.solve" in g.meta["value_dependent"][0]
     values = g.evaluate(dict(zip(g.inputs, A.reshape(-1))))
-    np.testing.assert_allclose([values[y] for y in g.outputs], np.linalg.solve(A, [1.0, 2.0, 3.0]), rtol=1e-15)
-    # 2 × 2 systems and inverses by Cramer's rule, determinants up to 3 × 3 expanded: nothing read from values
-    for fn, a in ((lambda A: np.linalg.solve(A, np.array([1.0, 2.0])), A[:2, :2]), (np.linalg.inv, A[:2, :2]),
-                  (lambda A: np.linalg.inv(A[:1, :1]), A), (np.linalg.det, A)):
+    np.testing.assert_allclose([values[y] for y in g.outputs], np.linalg.solve(A, b), rtol=1e-15)
+    # 2 × 2 systems and inverses by Cramer's rule, determinants up to 3 × 3 expanded, 3 × 3 and 4 × 4
+    # systems with their pivots chosen by recorded masks: nothing read from values, the same pivots
+    for fn, a in ((lambda A: np.linalg.solve(A, b[:2]), A[:2, :2]), (np.linalg.inv, A[:2, :2]),
+                  (lambda A: np.linalg.inv(A[:1, :1]), A), (np.linalg.det, A[:3, :3]),
+                  (lambda A: np.linalg.solve(A, b[:3]), A[:3, :3]), (np.linalg.inv, A[:4, :4])):
         g = jacc.trace(fn, a, scalarize=True)
         assert not g.meta.get("value_dependent")
-        values = g.evaluate(dict(zip(g.inputs, a.reshape(-1))))
-        np.testing.assert_allclose([values[y] for y in g.outputs], np.ravel(fn(a)), rtol=1e-14)
+        for point in (a, a[::-1] + 1e-3):  # the masks choose other pivots at another point
+            values = g.evaluate(dict(zip(g.inputs, point.reshape(-1))))
+            np.testing.assert_allclose([values[y] for y in g.outputs], np.ravel(fn(point)), rtol=1e-13)
     g = jacc.trace(lambda A: np.linalg.cholesky(A), _spd(3), scalarize=True)
     assert not g.meta.get("value_dependent")  # Cholesky needs no pivots
     assert _ops(g).count("sqrt") == 3

@@ -186,6 +186,9 @@ _SMALL_LINALG = {  # (f, size of p): a Kalman gain, 2 × 2 systems, stacked inve
     "stacked inverses": (lambda p: np.linalg.inv(p.reshape(2, 2, 2)).sum(axis=0), 8),
     "1 × 1": (lambda p: np.linalg.solve(p[:1].reshape(1, 1), p[1:]) * np.linalg.inv(p[:1].reshape(1, 1))[0], 2),
     "det": (lambda p: np.linalg.det(p[:9].reshape(3, 3)) * p[9:] + np.linalg.det(p[:4].reshape(2, 2)), 11),
+    # pivots chosen by recorded masks at every call (a leading entry near 0 is always pivoted away)
+    "3 × 3 solve": (lambda p: np.linalg.solve(p[:9].reshape(3, 3) * np.r_[1e-9, np.ones(8)].reshape(3, 3), p[9:]), 12),
+    "4 × 4 inverse": (lambda p: np.linalg.inv(p.reshape(4, 4)) @ np.arange(1.0, 5.0), 16),
 }
 
 
@@ -206,8 +209,8 @@ def test_small_systems_inverses_and_determinants_take_the_scalar_route(name, ret
         with pytest.raises(np.linalg.LinAlgError, match="Singular"):
             jf(singular)
         np.testing.assert_allclose(jf(p), fd(f, [p], 0), rtol=1e-6, atol=1e-7)
-    big = jacc.jacobian(lambda p: np.linalg.solve(p[:9].reshape(3, 3), p[9:]))
-    big(rng.standard_normal(12) + np.r_[3 * np.eye(3).ravel(), np.zeros(3)])
+    big = jacc.jacobian(lambda p: np.linalg.solve(p[:25].reshape(5, 5), p[25:]))
+    big(rng.standard_normal(30) + np.r_[3 * np.eye(5).ravel(), np.zeros(5)])
     assert big.ran == "numpy"  # pivots read from values: the array program
 
 
