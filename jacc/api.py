@@ -1763,12 +1763,17 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     last_of.pop(next(iter(last_of)))
                 last_of[key] = entry
             jf.plan, jf.last, jf.ran, jf.program = plan, None, run.kind, run.program or None
-            if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
-                found = run.unrolled([tape.values[x] for x in graph.inputs])
-                jf.plan, jf.program = run.unrolled.plan, None
-            elif run.fast is not None:  # all-scalar graph: the compiled straight-line plan
-                found = run.fast(*[tape.values[x] for x in graph.inputs])
-                found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
+            if run.unrolled is not None or run.fast is not None:
+                if run.unrolled is not None:  # a small array graph: scalar-level straight-line code
+                    found = run.unrolled([tape.values[x] for x in graph.inputs])
+                    jf.plan, jf.program = run.unrolled.plan, None
+                else:  # all-scalar graph: the compiled straight-line plan
+                    found = run.fast(*[tape.values[x] for x in graph.inputs])
+                    found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
+                if singular_ops(graph) and not finite_blocks(found):  # a (numerically) singular matrix:
+                    with np.errstate(all="ignore"):  # LAPACK's answer (its LinAlgError, or its finite values)
+                        found = dict(accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse).blocks)
+                    jf.plan, jf.ran = plan, "interpret"
             elif run.program:
                 found = run.program.run(tape.arrays(), graph, device=device, first=first)
                 device = device and run.program.device is None  # (else they are there already)

@@ -94,6 +94,20 @@ def _recorded(tape: Any, op: str, *args: Any) -> Any:
     return Scalar(tape.record(op, [x.t if hasattr(x, "t") else float(x) for x in args]))
 
 
+def _checked(pivot: Any, scale: Any, factor: float, tape: Any) -> Any:
+    """``pivot``, or 0 where it is within ``factor``·ε of ``scale``: the code this makes then divides
+    by zero, its non-finite result runs ``f`` (``jacc.api``: the ops of ``program.RAISE_WHEN_SINGULAR``),
+    and NumPy's LAPACK answers — it raises at an exactly zero pivot of its own, which rounding puts
+    anywhere in that band for these formulas, and gives its own huge values elsewhere."""
+    if tape is None or not (hasattr(pivot, "t") or hasattr(scale, "t")):
+        return pivot if abs(float(pivot)) > factor * _EPS * float(scale) else 0.0
+    ok = _recorded(tape, "greater", abs(pivot), scale * (factor * _EPS))
+    return _recorded(tape, "where", ok, pivot, 0.0)
+
+
+_EPS = float(np.finfo(np.float64).eps)
+
+
 def _masked_eliminate(m: list[list], rhs: list[list]) -> int:
     """:func:`_eliminate` with the pivots chosen as LAPACK chooses them (the largest magnitude, the
     first of equal ones) by recorded masks instead of values: each row below is compared with the
@@ -101,6 +115,7 @@ def _masked_eliminate(m: list[list], rhs: list[list]) -> int:
     code picks its pivots at every call and the trace holds at every point. Returns 1 (the
     permutation's sign is not tracked: ``det`` expands or eliminates by values)."""
     n, tape = len(m), _tape(m + rhs)
+    scale = sum(abs(x) for row in m for x in row)  # (|LAPACK's pivot − this one| ≤ a few n·ε·max|a|)
     for j in range(n):
         for i in range(j + 1, n):
             a, b = m[i][j], m[j][j]
@@ -118,6 +133,7 @@ def _masked_eliminate(m: list[list], rhs: list[list]) -> int:
                     elif x is not y and (hasattr(x, "t") or hasattr(y, "t") or float(x) != float(y)):
                         rows[j][c] = _recorded(tape, "where", swap, y, x)
                         rows[i][c] = _recorded(tape, "where", swap, x, y)
+        m[j][j] = _checked(m[j][j], scale, 32.0 * n, tape)
         if _value(m[j][j]) == 0.0:  # (read only to refuse, as LAPACK's zero pivot)
             raise np.linalg.LinAlgError("Singular matrix")
         for i in range(j + 1, n):
@@ -196,6 +212,8 @@ def _cramer(m: np.ndarray, b: np.ndarray) -> np.ndarray:
     singular at the traced values raises as LAPACK does (its value read only to refuse)."""
     r, rhs = _rows(m), _rows(b)
     d = _det_expanded(m)
+    if len(r) == 2:  # a numerically singular matrix divides by 0 (below)
+        d = _checked(d, abs(r[0][0] * r[1][1]) + abs(r[0][1] * r[1][0]), 8.0, _tape(r + rhs))
     if _value(d) == 0.0:
         raise np.linalg.LinAlgError("Singular matrix")
     if len(r) == 1:

@@ -214,6 +214,37 @@ def test_small_systems_inverses_and_determinants_take_the_scalar_route(name, ret
     assert big.ran == "numpy"  # pivots read from values: the array program
 
 
+@pytest.mark.parametrize("n", [2, 3, 4])
+def test_small_systems_at_singular_and_nearly_singular_matrices_answer_as_numpy(n):
+    # Cramer's determinant is not LAPACK's pivot: a matrix NumPy calls singular gave a Jacobian near
+    # 1e31, one NumPy solves gave inf; and the scalar code's NaN came back from the traced call
+    # (hunt AL). Rows that are multiples of another make many exactly or nearly singular matrices.
+    rng = np.random.default_rng(n)
+    b = np.arange(1.0, n + 1)
+    f = lambda m: np.linalg.solve(m, b)  # noqa: E731
+    jf, ref = jacc.jacobian(f), jacc.jacobian(f, backend="numpy")
+    for k in range(3):
+        jf(2 * np.eye(n) + 0.1 * k * rng.normal(size=(n, n)))
+    raised, ran = 0, set()
+    for t in range(240):
+        m = np.round(rng.uniform(-3, 3, (n, n)), 1)
+        if t % 2:
+            m[-1] = m[0] * np.round(rng.uniform(-3, 3), 1)
+        try:
+            want = ref(m)
+        except np.linalg.LinAlgError:
+            with pytest.raises(np.linalg.LinAlgError, match="Singular"):
+                jf(m)
+            raised += 1
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            got = jf(m)
+        ran.add(jf.ran)
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-9 * np.abs(want).max())
+    assert raised > 20 and ran & {"scalar", "c"}
+
+
 def test_scalar_graph_of_an_array_graph_is_the_scalarized_trace():
     p = suite.get("robotarm", "small")
     q = p.make_inputs(0)["q"]
