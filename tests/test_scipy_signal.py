@@ -242,3 +242,10 @@ def test_a_filter_designed_inside_f_lets_later_calls_skip_f_and_follows_its_sett
         np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-8)
     finally:
         CUTOFF = 0.3
+
+
+def test_a_signal_shorter_than_the_divisor_is_its_own_remainder_and_refusals_name_no_empty_list():
+    f = lambda x: np.concatenate(ss.deconvolve(x, np.array([1.0, 0.5, 0.2])))  # noqa: E731  (SciPy: ([], x))
+    np.testing.assert_array_equal(jacc.jacobian(f)(np.array([0.3, -1.2])), np.eye(2))
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"height must be a constant \(the positions are read"):
+        jacc.jacobian(lambda x: x[ss.find_peaks(x, height=x[0])[0]])(X)

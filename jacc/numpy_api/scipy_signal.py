@@ -50,7 +50,8 @@ def _refuse(what: str, why: str) -> None:
 def _constants(what: str, p: dict, traced: tuple[str, ...]) -> None:
     for k, v in p.items():
         if k not in traced and _holds_tracer(v):
-            _refuse(what, f"{k} must be a constant (only {' and '.join(traced)} may be traced)")
+            _refuse(what, f"{k} must be a constant" + (f" (only {' and '.join(traced)} may be traced)" if traced else
+                                                      " (the positions are read from values; no argument is traced)"))
 
 
 def _array(x: Any) -> Any:
@@ -278,9 +279,9 @@ def _deconvolve(original, bound):
     _constants("deconvolve", p, ("signal",))
     x = _array(p["signal"])
     x0 = _plain(x)
-    q0, r0 = original(x0, p["divisor"])
-    if x0.ndim != 1 or x0.size < np.size(p["divisor"]):
-        return q0, r0  # (SciPy's answer for a short signal: an empty quotient, the signal as remainder)
+    q0, r0 = original(x0, p["divisor"])  # (SciPy raises for a signal of more than one axis)
+    if x0.size < np.size(p["divisor"]):  # SciPy's answer for a short signal: no quotient, the signal left
+        return q0, implicit.anchored(r0, x)
     parts = [original(e, p["divisor"]) for e in np.eye(x0.size)]
     Q, R = (np.array([part[k] for part in parts]) for k in (0, 1))
     return implicit.anchored(q0, x @ Q), implicit.anchored(r0, x @ R)
