@@ -740,6 +740,31 @@ def test_an_inverse_used_beyond_few_columns_of_products_is_formed_and_small_ones
             assert (id(factorise.inverse_along) in used) == solves
 
 
+@pytest.mark.parametrize("solves", [True, False])
+def test_an_ill_conditioned_lowering_point_keeps_the_program(solves, monkeypatch):
+    # a correct program and the executor differ by about cond·ε: at a first call with a matrix of
+    # condition 10⁸ the check's 10⁻⁹ failed, and every later call ran the executor (6× slower; hunt AK)
+    if not solves:
+        monkeypatch.setattr(program, "SOLVE_FOR_INVERSE_MIN", 10 ** 6)
+    rng = np.random.default_rng(0)
+    n = 40
+    U, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    V, _ = np.linalg.qr(rng.standard_normal((n, n)))
+    ill, well = (U * np.logspace(0, -8, n)) @ V.T, rng.standard_normal((n, n)) + n * np.eye(n)
+    u = rng.standard_normal(n)
+    f = lambda A, u: u @ np.linalg.solve(A, u)  # noqa: E731
+    jf = jacc.jacobian(f, argnums=(0, 1))
+    jf(ill, u)
+    for k in range(3):
+        got = jf(well + k * 1e-3, u)
+        assert jf.ran == "numpy"
+        for a, b in zip(got, jacc.jacobian(f, argnums=(0, 1), backend="interpret")(well + k * 1e-3, u)):
+            _close(a, b)
+    assert program._slack(jf.plan.graph, {v: ill for v in jf.plan.graph.nx}) > 1e3
+    singular = np.ones((n, n))  # beyond SLACK_COND_MAX: no slack
+    assert program._slack(jf.plan.graph, {v: singular for v in jf.plan.graph.nx}) == 1.0
+
+
 def test_det_gradient_uses_the_shared_lu_and_the_svd_where_pivots_vanish():
     pytest.importorskip("scipy")
     rng = np.random.default_rng(3)
