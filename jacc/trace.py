@@ -277,6 +277,20 @@ def _libc_memcmp() -> Callable | None:
 _MEMCMP = _libc_memcmp()
 
 
+#: How close (relative to the anchored value's largest magnitude) a replayed anchor must be to the
+#: recorded one to count as the same constant (see :meth:`Tape.anchoring`)
+ANCHOR_RTOL = 1e-12
+
+
+def _near(x: np.ndarray, y: np.ndarray, scale: float) -> bool:
+    """Whether the anchors ``x`` and ``y`` differ by rounding only: within :data:`ANCHOR_RTOL`
+    of ``scale`` everywhere, NaNs and infinities where they are."""
+    if x.shape != y.shape or x.dtype != y.dtype or x.dtype.kind != "f":
+        return False
+    with np.errstate(all="ignore"):
+        return bool(np.all((np.abs(x - y) <= ANCHOR_RTOL * scale) | (x == y) | (np.isnan(x) & np.isnan(y))))
+
+
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
     if x is y:
@@ -367,6 +381,7 @@ class Tape:
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
         self.same_constants = True
+        self._anchor: float | None = None  # inside anchoring(scale): the scale an anchor is compared at
         # id(caller's array) -> (that array, the graph's bit-equal private copy of it): a guard on
         # the array keeps that copy instead of a third one (jacc.guards.snapshot), and comparing
         # with it warms the memory the compiled program reads next
@@ -587,7 +602,8 @@ class Tape:
             if isinstance(a, str):
                 continue
             mine = given[j]
-            if old is not None and same_bits(a, old[j]):
+            if old is not None and (same_bits(a, old[j]) or (
+                    self._anchor is not None and _near(a, old[j], self._anchor))):
                 gargs[j] = old[j]
             else:
                 kept = self.shared.get(id(mine)) if self.shared and mine is not None else None
@@ -621,6 +637,19 @@ class Tape:
         if op in _VIEW_OPS and isinstance(gargs[0], str):
             self._watch(gargs[0], op, params, t)
         return t
+
+    @contextlib.contextmanager
+    def anchoring(self, scale: float):
+        """Inside, a replayed constant within :data:`ANCHOR_RTOL` of ``scale`` of the recorded one
+        counts as that one: a library's value minus the traced formula's (see
+        :func:`jacc.numpy_api.implicit.anchored`) is rounding that differs from call to call, and
+        compared bit for bit it made every call of an ``f`` with an FFT, a SciPy filter or a
+        convolution run ``f``. The program then adds the first trace's rounding."""
+        outer, self._anchor = self._anchor, scale
+        try:
+            yield
+        finally:
+            self._anchor = outer
 
     @contextlib.contextmanager
     def derivative_network(self, *sources: "Tracer"):

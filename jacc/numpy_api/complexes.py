@@ -8,7 +8,7 @@ arithmetic expands into real ops ((a + ib)(c + id) = (ac − bd) + i(ad + bc); d
 |w|²). Every FFT of NumPy's ``np.fft`` (``fft``, ``ifft``, ``rfft``, ``irfft``, ``hfft``,
 ``ihfft`` and the 2-d and n-d forms) is a real-linear map of the input's parts: its matrices
 are NumPy's own transform of the identity (and of i times it), so ``n``, ``norm`` and ``axis``
-mean what they mean to NumPy and the values are NumPy's, bit for bit
+mean what they mean to NumPy and the values are NumPy's, bit for bit at a traced call
 (:func:`jacc.numpy_api.implicit.anchored`); the map costs n² per transformed line of length n.
 
 A complex value stays complex when its imaginary part is (structurally) zero, as its NumPy dtype

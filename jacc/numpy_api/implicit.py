@@ -91,4 +91,9 @@ def anchored(value: Any, traced: Any) -> Any:
     formula computing the same thing from the traced arguments; ``value`` where nothing is traced."""
     if not isinstance(traced, Tracer):
         return value
-    return np.asarray(value, dtype=float) + (traced - traced.value)
+    value = np.asarray(value, dtype=float)
+    with np.errstate(all="ignore"):
+        gap = value - traced.value  # (rounding, where traced computes what the library does)
+        scale = float(np.max(np.abs(value), initial=0.0, where=np.isfinite(value)))
+    with traced.tape.anchoring(scale):  # (a later call's rounding differs: not another structure)
+        return traced + gap

@@ -6,11 +6,12 @@ While ``f`` runs on traced arguments these functions are replaced on the ``scipy
 
 - **Linear in the signal** (``lfilter``, ``filtfilt``, ``sosfilt``, ``sosfiltfilt``,
   ``savgol_filter``, ``detrend``, ``decimate``, ``resample``, ``resample_poly``): with its other
-  arguments constant, each is an affine map of the signal along ``axis``, y = y₀ + (x − x₀)·M.
-  y₀ is SciPy's result at the traced point and the matrix M is SciPy's own: its function applied
-  to the rows of an identity matrix, less its value at zero. So every option (``padtype``,
-  ``method='gust'``, ``mode``, ``window``, ``zi`` …) means what it means to SciPy, values are
-  SciPy's bit for bit, and the map holds at every point (the trace does not depend on values).
+  arguments constant, each is an affine map of the signal along ``axis``, y = y(0) + x·M. y(0)
+  is SciPy's result for a zero signal and the matrix M is SciPy's own: its function applied to the
+  rows of an identity matrix, less its value at zero. So every option (``padtype``,
+  ``method='gust'``, ``mode``, ``window``, ``zi`` …) means what it means to SciPy, and the map
+  holds at every point with the same constants (later calls skip ``f``); values are anchored to
+  SciPy's (:func:`jacc.numpy_api.implicit.anchored`).
   ``zi=`` gives ``zf`` with the same map; a traced ``zi`` or filter coefficients are refused by
   name. The map costs n² per signal of length n, so it suits signals up to some thousands.
 - **Convolutions** (``convolve``, ``correlate``, ``fftconvolve``, ``oaconvolve``, ``convolve2d``,
@@ -86,23 +87,28 @@ def _linear(what: str, signal: str, state: int | None = None, refused: Callable[
         if with_state:  # the identity's zi: zeros with n for the signal's other axes
             zi = np.shape(p["zi"])
             basis["zi"] = np.zeros(zi[:state] + (n, zi[state + ax]))
-        step = np.moveaxis(x - x0, ax, -1)
+        # y = y(0) + x·M: the response to a zero signal (cval, zi, …) and SciPy's own function of an
+        # identity, constants that are the same at every point (so a later call's trace is the same
+        # structure, and skips f), then anchored to SciPy's value at this point
+        moved = np.moveaxis(x, ax, -1)
         y0 = out0[0] if isinstance(out0, tuple) else out0
+        at_zero = original(**{**p, signal: np.zeros_like(x0)})
         rows = original(**{**basis, signal: np.eye(n)})
         zero = original(**{**basis, signal: np.zeros((1, n)),
                            **({"zi": basis["zi"][..., :1, :]} if with_state else {})})
         M = np.asarray(rows[0] if isinstance(rows, tuple) else rows) - np.asarray(
             zero[0] if isinstance(zero, tuple) else zero)
-        y = y0 + np.moveaxis(step @ M, -1, ax)
+        y = implicit.anchored(y0, np.asarray(at_zero[0] if isinstance(at_zero, tuple) else at_zero)
+                              + np.moveaxis(moved @ M, -1, ax))
         if not isinstance(out0, tuple):
             return y
         if not with_state:  # resample's new sample points: constants
             return (y, *out0[1:])
         Z = np.asarray(rows[1]) - np.asarray(zero[1])  # lead + (n, K): each sample's effect on zf
-        dz = np.tensordot(step, Z, axes=([-1], [state]))  # batch + lead + (K,)
-        batch = step.ndim - 1
+        dz = np.tensordot(moved, Z, axes=([-1], [state]))  # batch + lead + (K,)
+        batch = moved.ndim - 1
         dz = np.moveaxis(dz, list(range(batch, batch + state)), list(range(state)))
-        return y, out0[1] + np.moveaxis(dz, -1, state + ax)
+        return y, implicit.anchored(out0[1], np.asarray(at_zero[1]) + np.moveaxis(dz, -1, state + ax))
     return run
 
 
