@@ -277,18 +277,9 @@ def _libc_memcmp() -> Callable | None:
 _MEMCMP = _libc_memcmp()
 
 
-#: How close (relative to the anchored value's largest magnitude) a replayed anchor must be to the
-#: recorded one to count as the same constant (see :meth:`Tape.anchoring`)
+#: A library's value within this much of its largest magnitude of a traced formula's is that
+#: formula's value up to rounding (see :func:`jacc.numpy_api.implicit.anchored`)
 ANCHOR_RTOL = 1e-12
-
-
-def _near(x: np.ndarray, y: np.ndarray, scale: float) -> bool:
-    """Whether the anchors ``x`` and ``y`` differ by rounding only: within :data:`ANCHOR_RTOL`
-    of ``scale`` everywhere, NaNs and infinities where they are."""
-    if x.shape != y.shape or x.dtype != y.dtype or x.dtype.kind != "f":
-        return False
-    with np.errstate(all="ignore"):
-        return bool(np.all((np.abs(x - y) <= ANCHOR_RTOL * scale) | (x == y) | (np.isnan(x) & np.isnan(y))))
 
 
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
@@ -381,7 +372,7 @@ class Tape:
         self.output_tuple: bool | pytrees.TreeSpec = False  # True: a flat tuple; a TreeSpec: nested
         self.input_groups: list | None = None  # per argument (spec, leaf input names) when one is nested
         self.same_constants = True
-        self._anchor: float | None = None  # inside anchoring(scale): the scale an anchor is compared at
+        self._anchor: np.ndarray | None = None  # inside anchored(): the value its op takes
         # id(caller's array) -> (that array, the graph's bit-equal private copy of it): a guard on
         # the array keeps that copy instead of a third one (jacc.guards.snapshot), and comparing
         # with it warms the memory the compiled program reads next
@@ -602,8 +593,7 @@ class Tape:
             if isinstance(a, str):
                 continue
             mine = given[j]
-            if old is not None and (same_bits(a, old[j]) or (
-                    self._anchor is not None and _near(a, old[j], self._anchor))):
+            if old is not None and same_bits(a, old[j]):
                 gargs[j] = old[j]
             else:
                 kept = self.shared.get(id(mine)) if self.shared and mine is not None else None
@@ -630,6 +620,8 @@ class Tape:
         else:  # (record_call silences floating-point warnings)
             value = self._evaluated(op, OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None,
                                     vals, params)
+        if self._anchor is not None:  # (see anchored: the library's value, not the formula's)
+            value = np.asarray(self._anchor, dtype=value.dtype).reshape(np.shape(value))
         if type(value) is not np.ndarray or value.dtype is not _F8:
             value = self._own(value)
         self.values[name] = value
@@ -638,18 +630,17 @@ class Tape:
             self._watch(gargs[0], op, params, t)
         return t
 
-    @contextlib.contextmanager
-    def anchoring(self, scale: float):
-        """Inside, a replayed constant within :data:`ANCHOR_RTOL` of ``scale`` of the recorded one
-        counts as that one: a library's value minus the traced formula's (see
-        :func:`jacc.numpy_api.implicit.anchored`) is rounding that differs from call to call, and
-        compared bit for bit it made every call of an ``f`` with an FFT, a SciPy filter or a
-        convolution run ``f``. The program then adds the first trace's rounding."""
-        outer, self._anchor = self._anchor, scale
+    def anchored(self, t: "Tracer", value: np.ndarray) -> "Tracer":
+        """``t`` (a traced formula) holding a library's ``value`` at this point, which differs from
+        the formula's by rounding: a new vertex ``t + 0`` whose value is ``value``. The graph holds
+        no constant of this call (the difference as a constant changed at every call, so an ``f``
+        with an FFT, a SciPy filter or a convolution ran at every call), so a call that skips ``f``
+        computes the formula's own value, accurate to its own scale."""
+        self._anchor = value
         try:
-            yield
+            return self.record("add", [t, 0.0])
         finally:
-            self._anchor = outer
+            self._anchor = None
 
     @contextlib.contextmanager
     def derivative_network(self, *sources: "Tracer"):

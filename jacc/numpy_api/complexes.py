@@ -394,8 +394,10 @@ def _anchored(found: np.ndarray, traced: Any) -> Any:
         if np.iscomplexobj(found):  # a complex result whose imaginary part is zero: complex still
             return Complex(implicit.anchored(found.real, traced), None, np.shape(found))
         return implicit.anchored(found, traced)
-    re = None if traced.re is None else implicit.anchored(found.real, traced.re)
-    im = None if traced.im is None else implicit.anchored(found.imag, traced.im)
+    with np.errstate(all="ignore"):  # (the parts' rounding is relative to the values' moduli)
+        scale = float(np.max(np.abs(found), initial=0.0, where=np.isfinite(found)))
+    re = None if traced.re is None else implicit.anchored(found.real, traced.re, scale)
+    im = None if traced.im is None else implicit.anchored(found.imag, traced.im, scale)
     return Complex(re, im, traced.shape)
 
 

@@ -12,12 +12,15 @@ values stay SciPy's bit for bit while its partials are exact:
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable
 
 import numpy as np
 
 from ..constructors import _listed
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
+
+_TRACING = sys.modules[Tracer.__module__]  # (jacc.trace the module: the package's name is the function)
 
 
 def _jacobian_at(g: Callable, z: np.ndarray) -> np.ndarray:
@@ -86,14 +89,19 @@ def root(g: Callable, z0: Any, name: str, why_singular: str = "a multiple root?"
     return z - np.reshape(inv @ step, z.shape)
 
 
-def anchored(value: Any, traced: Any) -> Any:
+def anchored(value: Any, traced: Any, scale: float | None = None) -> Any:
     """``value`` (a library's result at the traced point) with the derivative of ``traced``, a
-    formula computing the same thing from the traced arguments; ``value`` where nothing is traced."""
+    formula computing the same thing from the traced arguments; ``value`` where nothing is traced.
+    ``scale``: the magnitude the formula's rounding is relative to (default: the largest of
+    ``value``; a complex result's parts share their modulus's)."""
     if not isinstance(traced, Tracer):
         return value
     value = np.asarray(value, dtype=float)
     with np.errstate(all="ignore"):
-        gap = value - traced.value  # (rounding, where traced computes what the library does)
-        scale = float(np.max(np.abs(value), initial=0.0, where=np.isfinite(value)))
-    with traced.tape.anchoring(scale):  # (a later call's rounding differs: not another structure)
-        return traced + gap
+        gap = np.abs(value - traced.value)
+        if scale is None:
+            scale = float(np.max(np.abs(value), initial=0.0, where=np.isfinite(value)))
+        rounding = bool(np.all((gap <= _TRACING.ANCHOR_RTOL * scale) | (value == traced.value)))
+    if rounding and np.shape(value) == traced.shape:  # the formula is the library's function: no constant
+        return traced.tape.anchored(traced, value)  # of this call in the graph, so later calls may skip f
+    return value + (traced - traced.value)  # (constants of this call: traced again at every call)
