@@ -272,7 +272,7 @@ def _fingerprint(a: Any) -> tuple:
     its value, a float's bits (as hex) or a checksum of an array's bytes (a collision only keeps the
     data constant a call longer); for a container (a batch ``(X, y)``) its leaves' values."""
     if type(a) is np.ndarray:
-        return (np.ndarray, a.dtype), a.shape, zlib.crc32(a if a.flags.c_contiguous else a.tobytes())
+        return _kind(a) + (zlib.crc32(a if a.flags.c_contiguous else a.tobytes()),)
     if isinstance(a, (dict, tuple, list)):
         leaves, spec = pytrees.flatten(a)
         parts = [_fingerprint(leaf) for leaf in leaves]
@@ -1770,7 +1770,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 else:  # all-scalar graph: the compiled straight-line plan
                     found = run.fast(*[tape.values[x] for x in graph.inputs])
                     found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
-                if singular_ops(graph) and not finite_blocks(found):  # a (numerically) singular matrix:
+                if not finite_blocks(found) and singular_ops(graph):  # a (numerically) singular matrix:
                     with np.errstate(all="ignore"):  # LAPACK's answer (its LinAlgError, or its finite values)
                         found = dict(accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse).blocks)
                     jf.plan, jf.ran = plan, "interpret"

@@ -1586,7 +1586,7 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True, solves: bo
     device = getattr(fn, "device", None) if r.structures is None else None
     written = sum(math.prod(shapes.get(s.id, ())) for s in live if not (_moves(s) or s.fn is np.broadcast_to))
     return Program(backend, source, fn, r.vertices, r.consts, r.outputs, r.mults, len(live), r.baked,
-                   r.structures, r.primal, written, r.pinned, device=device, solves=be is None and solved)
+                   r.structures, r.primal, written, r.pinned, device=device, solves=solved)
 
 
 # The algebra's array writes: dense zeros with a block written in. Under JAX the program returns

@@ -277,11 +277,6 @@ def _libc_memcmp() -> Callable | None:
 _MEMCMP = _libc_memcmp()
 
 
-#: A library's value within this much of its largest magnitude of a traced formula's is that
-#: formula's value up to rounding (see :func:`jacc.numpy_api.implicit.anchored`)
-ANCHOR_RTOL = 1e-12
-
-
 def same_bits(x: np.ndarray, y: np.ndarray) -> bool:
     """Bit-for-bit equality (so a NaN matches itself and -0.0 differs from 0.0)."""
     if x is y:
@@ -1702,7 +1697,6 @@ _INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum"
 
 #: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
 INT_DATA_BOUND = 2.0 ** 31
-
 
 
 def _widens(a: Any) -> bool:

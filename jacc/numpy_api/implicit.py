@@ -12,7 +12,6 @@ values stay SciPy's bit for bit while its partials are exact:
 
 from __future__ import annotations
 
-import sys
 from typing import Any, Callable
 
 import numpy as np
@@ -20,7 +19,9 @@ import numpy as np
 from ..constructors import _listed
 from ..trace import Tracer, UnsupportedOperationError, call_site, values_only
 
-_TRACING = sys.modules[Tracer.__module__]  # (jacc.trace the module: the package's name is the function)
+#: A library's value within this much of its largest magnitude of a traced formula's is that
+#: formula's value up to rounding (see :func:`anchored`)
+ANCHOR_RTOL = 1e-12
 
 
 def _jacobian_at(g: Callable, z: np.ndarray) -> np.ndarray:
@@ -101,7 +102,7 @@ def anchored(value: Any, traced: Any, scale: float | None = None) -> Any:
         gap = np.abs(value - traced.value)
         if scale is None:
             scale = float(np.max(np.abs(value), initial=0.0, where=np.isfinite(value)))
-        rounding = bool(np.all((gap <= _TRACING.ANCHOR_RTOL * scale) | (value == traced.value)))
+        rounding = bool(np.all((gap <= ANCHOR_RTOL * scale) | (value == traced.value)))
     if rounding and np.shape(value) == traced.shape:  # the formula is the library's function: no constant
         return traced.tape.anchored(traced, value)  # of this call in the graph, so later calls may skip f
     return value + (traced - traced.value)  # (constants of this call: traced again at every call)

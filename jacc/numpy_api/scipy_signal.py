@@ -21,7 +21,7 @@ While ``f`` runs on traced arguments these functions are replaced on the ``scipy
   ``axes=`` of the FFT convolutions and ``boundary`` other than zero fill are refused by name.
 - **Positions from values** (``find_peaks``, ``argrelmax``/``argrelmin``/``argrelextrema``): read
   at the traced point, as ``np.nonzero``; ``find_peaks``' heights, thresholds and prominences are
-  traced expressions of x at those positions. ``deconvolve`` by a constant divisor: linear maps.
+  traced expressions of x at those positions. ``deconvolve`` by a constant divisor: two linear maps.
 - **Refused by name**, with what to write instead: the spectral estimators, ``hilbert``,
   ``peak_widths``, ``peak_prominences``, ``wiener``, ``order_filter`` (SciPy's own code would fail
   deep inside, or on a Cython type check, naming none of them).
@@ -188,6 +188,21 @@ def _convolution(what: str, correlate: bool, two_d: bool = False):
     return run
 
 
+def _deconvolve(original, bound):
+    """Quotient and remainder of a division by a constant divisor: both linear in the signal, their
+    maps SciPy's own results for the rows of an identity (n calls at the trace, for any point)."""
+    p = dict(bound.arguments)
+    _constants("deconvolve", p, ("signal",))
+    x = _array(p["signal"])
+    x0 = _plain(x)
+    q0, r0 = original(x0, p["divisor"])  # (SciPy raises for a signal of more than one axis)
+    if x0.size < np.size(p["divisor"]):  # SciPy's answer for a short signal: no quotient, the signal left
+        return q0, implicit.anchored(r0, x)
+    parts = [original(e, p["divisor"]) for e in np.eye(x0.size)]
+    Q, R = (np.array([part[k] for part in parts]) for k in (0, 1))
+    return implicit.anchored(q0, x @ Q), implicit.anchored(r0, x @ R)
+
+
 _LINEAR = {
     "lfilter": _linear("lfilter", "x", state=0),
     "filtfilt": _linear("filtfilt", "x"),
@@ -200,6 +215,7 @@ _LINEAR = {
     "resample": _linear("resample", "x"),
     "resample_poly": _linear("resample_poly", "x", refused=_resample_poly_padding),
     "upfirdn": _linear("upfirdn", "x"),
+    "deconvolve": _deconvolve,  # (two results, no axis: maps of its own)
 }
 _CONVOLUTIONS = {
     "convolve": _convolution("convolve", False), "correlate": _convolution("correlate", True),
@@ -216,7 +232,7 @@ def _extrema(what: str):
     def run(original, bound):
         p = dict(bound.arguments)
         data = p.pop("data")
-        _constants(what, {**p, "data": None}, ())
+        _constants(what, p, ())
         return original(gathers._value(data, f"scipy.signal.{what}"), **p)
     return run
 
@@ -234,7 +250,7 @@ _PEAK_VALUES: dict[str, Callable[[Any, dict], Any]] = {
 def _find_peaks(original, bound):
     p = dict(bound.arguments)
     x = p.pop("x")
-    _constants("find_peaks", {**p, "x": None}, ())
+    _constants("find_peaks", p, ())
     peaks, props = original(gathers._value(x, "scipy.signal.find_peaks"), **p)
     x = _array(x)
     out = {}
@@ -278,23 +294,8 @@ def _refusal(name: str):
     return run
 
 
-def _deconvolve(original, bound):
-    """Quotient and remainder of a division by a constant divisor: both linear in the signal, their
-    maps SciPy's own results for the rows of an identity (n calls at the trace, for any point)."""
-    p = dict(bound.arguments)
-    _constants("deconvolve", p, ("signal",))
-    x = _array(p["signal"])
-    x0 = _plain(x)
-    q0, r0 = original(x0, p["divisor"])  # (SciPy raises for a signal of more than one axis)
-    if x0.size < np.size(p["divisor"]):  # SciPy's answer for a short signal: no quotient, the signal left
-        return q0, implicit.anchored(r0, x)
-    parts = [original(e, p["divisor"]) for e in np.eye(x0.size)]
-    Q, R = (np.array([part[k] for part in parts]) for k in (0, 1))
-    return implicit.anchored(q0, x @ Q), implicit.anchored(r0, x @ R)
-
-
 _POSITIONS = {"argrelmax": _extrema("argrelmax"), "argrelmin": _extrema("argrelmin"),
-              "argrelextrema": _extrema("argrelextrema"), "find_peaks": _find_peaks, "deconvolve": _deconvolve}
+              "argrelextrema": _extrema("argrelextrema"), "find_peaks": _find_peaks}
 swap_during_traces("scipy.signal", {**{n: replacement(run) for n, run in {**_LINEAR, **_CONVOLUTIONS,
                                                                           **_POSITIONS}.items()},
                                     **{n: routed(_refusal(n)) for n in _REFUSED}}, eager=True)
