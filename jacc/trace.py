@@ -44,6 +44,10 @@ class TraceError(ValueError):
     """A recorded op got arguments it cannot take (e.g. shapes that do not fit)."""
 
 
+class IndexOutOfBounds(TraceError, IndexError):
+    """An index past an axis's end: NumPy raises ``IndexError``, and so does the trace."""
+
+
 class TieWarning(UserWarning):
     """``f`` branched on an exact equality of traced values that holds at the traced point
     (:func:`warn_tie`)."""
@@ -607,7 +611,8 @@ class Tape:
                 self.graph.add_node(name, op, gargs, params)
             except GraphError as e:
                 msg = str(e).split(": ", 1)[-1]
-                raise TraceError(f"{op} at {call_site()}: {msg}") from None
+                raise (IndexOutOfBounds if "out of bounds" in msg else TraceError)(f"{op} at {call_site()}: {msg}") \
+                    from None
         self.steps.append((name, op, gargs, params))
         if blank:  # a value no partial reads (see derivative_network): its shape, not its work
             self._net.add(name)
@@ -1093,6 +1098,16 @@ def _unsupported(what: str) -> UnsupportedOperationError:
 
 #: jacc.numpy_api.complexes.combine: a binary op with a complex operand, as real ops on its parts
 COMPLEX_OPS: list = [None]
+
+#: jacc.numpy_api.gathers.gather_by_mask: indexing with integer data (labels passed as data)
+DATA_GATHER: list = [None]
+
+
+def _holds_int_data(tape: "Tape", index: Any) -> bool:
+    """Whether ``index`` holds a traced integer data array (:attr:`Tape.ints`)."""
+    if not tape.ints or tape.paused:
+        return False
+    return any(isinstance(i, Tracer) and i.name in tape.ints for i in (index if type(index) is tuple else (index,)))
 
 
 class _ArrayConversion(UnsupportedOperationError):
@@ -2077,6 +2092,8 @@ class Tracer(_Held):
                 return r
         if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
+        if DATA_GATHER[0] is not None and _holds_int_data(self.tape, index):
+            return DATA_GATHER[0](self, index)  # logp[np.arange(n), y] of labels y passed as data
         items = _index_params(index, self.ndim)
         if any(type(i) is np.ndarray and not i.ndim for i in (index if type(index) is tuple else (index,))):
             return _copy(self.tape.record("getitem", [self], {"index": items}))  # (advanced: NumPy's is a copy)

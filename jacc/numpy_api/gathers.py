@@ -2,7 +2,8 @@
 and friends. All are gathers, recorded as ``getitem`` with constant index arrays or as
 the ``gather`` primitive with constant flat positions; either partial is a free lazy selection
 (forward: the neighbour's rows are read at the index; reverse: its columns are added back, so a
-repeated index sums), never a one-hot product.
+repeated index sums), never a one-hot product; only an index that is integer data (labels that
+change from call to call) is read through a one-hot mask (:func:`gather_by_mask`).
 
 A value-dependent one (``argmax``, ``argsort``, ``partition``, ``where`` with a traced condition)
 reads the traced value, fixes its permutation or mask as a constant of the recorded op, and marks
@@ -11,6 +12,8 @@ Sorting and quantiles are recorded ops instead, their permutations found at each
 (:mod:`jacc.numpy_api.orders`)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -21,6 +24,7 @@ from ..constructors import replacement, routed, swap_during_traces
 from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
+    DATA_GATHER,
     TraceError,
     Tracer,
     UnsupportedOperationError,
@@ -221,6 +225,94 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
                  for t, n in enumerate(shape))
 
 
+# -- gathers whose positions are integer data -----------------------------------------------------
+
+#: entries of the masked product (the result's size times the indexed axis's length) up to which a
+#: gather with an integer data index is recorded as one; above, the index stays a constant (the
+#: structure is planned anew for each new index, as a gather of constant positions)
+MASK_GATHER_MAX = 1 << 22
+
+
+def gather_by_mask(x: Tracer, index):
+    """``x[index]`` where one index entry ``t`` is a traced integer data array (class labels,
+    token ids: :class:`jacc.api._DataArgs`) on an axis of length K: ``x`` indexed with
+    ``arange(K)`` in ``t``'s place (constant positions), times the one-hot mask
+    ``t[..., None] == arange(K)``, summed over that axis. The structure then holds for every
+    value of ``t``, so one plan serves every batch of labels (a gather of ``t``'s values as
+    constants was a new structure, planned anew, at each batch).
+
+    An index out of bounds raises ``IndexError`` here as NumPy's; at a later call that skips
+    ``f`` its mask row has no match and is divided by that count, 0, so the Jacobian holds NaN and
+    ``f`` runs and raises (``Tape.note_domain``)."""
+    tape = x.tape
+    items = list(index) if type(index) is tuple else [index]
+    traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
+    if len(traced) != 1 or x.name in tape.data or any(
+            isinstance(i, (bool, np.bool_)) or (isinstance(i, (list, np.ndarray)) and as_index_array(i).dtype == bool)
+            for i in items):
+        raise UnsupportedOperationError(
+            f"indexing at {call_site()} with integer data takes one data index array, other indices constant "
+            "integers or slices, into an array computed from differentiated arguments (the data stays a constant)")
+    if sum(i is Ellipsis for i in items) == 1:
+        e = items.index(Ellipsis)
+        used = sum(i is not None for i in items) - 1
+        items[e:e + 1] = [slice(None)] * max(x.ndim - used, 0)
+        traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
+    j = traced[0]
+    t = items[j]
+    axis = sum(i is not None for i in items[:j])
+    if axis >= x.ndim:
+        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional (at {call_site()})")
+    n = x.shape[axis]
+    values = np.asarray(t.value)
+    if values.size and (values.min() < -n or values.max() >= n):
+        bad = values[(values < -n) | (values >= n)].flat[0]
+        raise IndexError(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
+    others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
+        i is None or isinstance(i, slice))}
+    batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
+    kept = _indexed(items)
+    if math.prod(batch) * n * math.prod(x.shape[a] for a in range(x.ndim) if a not in kept) > MASK_GATHER_MAX:
+        raise UnsupportedOperationError(
+            f"indexing at {call_site()} with integer data: its masked product would hold more than "
+            f"{MASK_GATHER_MAX:,} entries (the data stays a constant)")
+    wide = list(items)
+    wide[j] = np.arange(n).reshape((1,) * len(batch) + (n,))
+    for k, a in others.items():
+        wide[k] = np.broadcast_to(a, batch)[..., None]
+    picked = x[tuple(wide)]  # (constant positions: each entry of the batch, for every value of t)
+    advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
+    if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
+        at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
+    else:
+        at = 0
+    # (negative positions count from the end: read so only where this call has one, since a later
+    # call's negative one finds no match, and f runs)
+    wrapped = t + (t < 0).vertex() * n if values.size and values.min() < 0 else t
+    hits = (wrapped[..., None] == np.arange(n)).vertex()
+    mask = hits / hits.sum(axis=-1, keepdims=True)  # (a row without a match: 0/0)
+    tape.note_domain("an index read from integer data (NumPy raises IndexError where it is out of bounds)")
+    after = picked.ndim - at - len(batch) - 1
+    return (picked * mask.reshape(mask.shape + (1,) * after)).sum(axis=at + len(batch))
+
+
+def _data_index(indices) -> bool:
+    """Whether ``indices`` is a traced integer data array (gathered through a mask)."""
+    return isinstance(indices, Tracer) and indices.name in indices.tape.ints and not indices.tape.paused
+
+
+def _indexed(items: list) -> set:
+    """The axes of the indexed array that ``items`` (no Ellipsis) index with an int or an array."""
+    found, a = set(), 0
+    for i in items:
+        if i is None:
+            continue
+        if not isinstance(i, slice):
+            found.add(a)
+        a += 1
+    return found
+
+
 # -- gathers with constant indices -------------------------------------------------------------
 
 
@@ -237,6 +329,8 @@ def _take(a, indices, axis=None, out=None, mode="raise"):
     taken = _in_order(a, indices, 0 if axis is None and np.ndim(a) == 1 else axis)  # (in range: any mode)
     if taken is not None:
         return taken
+    if _data_index(indices) and mode in ("raise", None):
+        return a.reshape(-1)[indices] if axis is None else a[_along(_one_axis(a, axis, "numpy.take"), a.ndim, indices)]
     idx = _indices(indices, "numpy.take")
     if axis is None:
         return a.reshape(-1)[_moded(idx, a.size, mode, "numpy.take")]
@@ -249,6 +343,10 @@ def _take_along_axis(arr, indices, axis=-1):
     taken = _in_order(arr, indices, axis, along=True)
     if taken is not None:
         return taken
+    if _data_index(indices) and axis is not None and np.ndim(indices) == np.ndim(arr):
+        k = _one_axis(arr, axis, "numpy.take_along_axis")  # (the grid of positions, as NumPy's)
+        return arr[tuple(indices if s == k else np.arange(n).reshape([-1 if s == t else 1 for t in range(arr.ndim)])
+                         for s, n in enumerate(arr.shape))]
     idx = _indices(indices, "numpy.take_along_axis")
     if axis is None:
         if idx.ndim != 1:
@@ -716,3 +814,5 @@ case("numpy.searchsorted", lambda xp: lambda x: x[xp.searchsorted(xp.sort(x), np
      lambda r: (_x(r, (6,)),), note="integer positions read from the values (value-dependent)")
 case("numpy.digitize", lambda xp: lambda x: xp.take(x, xp.digitize(np.array([-0.5, 0.5]), xp.sort(x))),
      lambda r: (_x(r, (6,)),))
+
+DATA_GATHER[0] = gather_by_mask
