@@ -541,6 +541,9 @@ class _Once:
         # which raises at a singular matrix: a non-finite block runs f instead
         self.domain = bool(entry.graph.meta.get("math_domain")) or (
             kind in ("jax", "scalar", "c") and singular_ops(entry.graph))
+        # (input position, lo, hi): labels read through a one-hot mask must keep lo <= y < hi, else
+        # f runs and raises NumPy's IndexError (jacc.numpy_api.gathers.gather_by_mask)
+        self.bounds = _label_bounds(entry.graph)
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
@@ -611,6 +614,24 @@ class _Once:
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
 
+    def within(self, xs: list) -> bool:
+        """Whether the labels among ``xs`` keep the bounds of the masks that read them."""
+        for i, lo, hi in self.bounds:
+            v = xs[i]
+            if type(v) is float:
+                low = high = v
+            elif type(v) is list:
+                if not v:
+                    continue
+                low, high = min(v), max(v)
+            elif v.size:
+                low, high = float(v.min()), float(v.max())
+            else:
+                continue
+            if not lo <= low <= high < hi:
+                return False
+        return True
+
     def fits(self, args, kwargs) -> bool:
         if not (self.others or self.kw):
             return True
@@ -634,6 +655,23 @@ class _Once:
                     return False
             return True
         return all(map(finite_array, xs))
+
+
+def _label_bounds(graph: Graph) -> list | None:
+    """``graph.meta["index_bounds"]`` by input position, the bounds of one input intersected."""
+    found = graph.meta.get("index_bounds")
+    if not found:
+        return None
+    by_name: dict[str, tuple[int, int]] = {}
+    for name, lo, hi in found:
+        was = by_name.get(name, (lo, hi))
+        by_name[name] = (max(lo, was[0]), min(hi, was[1]))
+    return [(graph.inputs.index(name), lo, hi) for name, (lo, hi) in by_name.items()]
+
+
+def _finite_result(out: Any) -> bool:
+    """Whether every block of an assembled Jacobian (a pytree of arrays, sparse or JAX blocks) is finite."""
+    return finite_blocks(pytrees.flatten(out)[0])
 
 
 def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
@@ -1296,6 +1334,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     def new_plan(tape: Tape, rec: Recording, recurs: bool = False) -> Entry:
         """``recurs``: a structure planned quickly (see :data:`CHURN_MISSES`) called again."""
         graph = tape.build()
+        if graph.meta.get("index_bounds"):  # (via_data checks such a structure's results: see there)
+            jf.gathers = True
         t0 = time.perf_counter()  # (planning_seconds counts the set-up and the final pricing, as jacc.plan's)
         problem = Problem.from_graph(graph, [x for x in graph.inputs if x not in data_names] if data else None)
         # structures that do not repeat: each plan serves about one call, so it is made quickly
@@ -1497,6 +1537,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
             if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
                 scrubbed(key, args)
+        if out is not _RUN_F and inner.gathers and not _finite_result(out):
+            # a mask reads every position of the axis: 0 times an infinite partial where no label
+            # falls (sqrt at 0) is NaN, where the selection of this call's labels has an exact 0
+            return _RUN_F
         if out is not _RUN_F:
             jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
         return out
@@ -1572,6 +1616,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         to_jax = jax_results and _jax_arrays(args, shown)
         if to_jax and hit.device is not None:  # JAX arrays stay on device
             xs = hit.leaves(args, device=True)
+            if hit.bounds is not None and not hit.within(xs):
+                return _RUN_F
             found, finite = hit.device(xs, nonfinite != "propagate")
             if not finite:
                 hit.refuse_nonfinite(xs, nonfinite)
@@ -1580,6 +1626,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.assemble(found)
         xs = hit.leaves(args)
+        if hit.bounds is not None and not hit.within(xs):  # (f raises NumPy's IndexError)
+            return _RUN_F
         if nonfinite != "propagate" and not hit.finite(xs):
             hit.refuse_nonfinite(xs, nonfinite)
         try:
@@ -1797,4 +1845,5 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store
     jf.traces, jf.primal = 0, None
+    jf.gathers = False  # a structure reads labels through a one-hot mask (jacc.numpy_api.gathers)
     return jf

@@ -140,11 +140,16 @@ def swap_lists_during_traces(functions: Any) -> None:
 
 
 def _traced(name: str, obj: Any, dtype: Any = None, ndmin: int = 0, copy: Any = None) -> Any:
-    if dtype is not None and np.dtype(dtype).kind != "f":
+    kind = None if dtype is None else np.dtype(dtype).kind
+    if kind is not None and kind not in "fc":
         raise _concretisation(f"numpy.{name}(..., dtype={np.dtype(dtype)})")
     x = _nested(obj)
     if ndmin > np.ndim(x):
         x = np.reshape(x, (1,) * (ndmin - np.ndim(x)) + np.shape(x))
+    if kind == "c":  # (as x.astype(complex): a complex value whose parts are traced, a new one)
+        if not isinstance(x, Tracer):
+            raise _concretisation(f"numpy.{name}(..., dtype={np.dtype(dtype)})")
+        return x.astype(dtype)
     copies = copy is True or getattr(copy, "name", None) == "ALWAYS"  # (NumPy's _CopyMode has no truth value)
     # np.array copies (an in-place change stays its own); every constructor makes a scalar an array
     return _copy(x) if x is obj and (copies or (isinstance(x, Tracer) and x.tape.is_scalar(x))) else x

@@ -974,7 +974,10 @@ def put_rows_moved(v: np.ndarray, n: int, rows: Any, axes: tuple) -> np.ndarray:
     """
     shape = (n,) + v.shape[1:]
     out = np.zeros(tuple(shape[k] for k in axes), dtype=v.dtype)
-    np.transpose(out, np.argsort(axes))[rows] = v
+    inverse = [0] * len(axes)
+    for i, k in enumerate(axes):  # (np.argsort of a tuple took 3 µs a call)
+        inverse[k] = i
+    out.transpose(inverse)[rows] = v
     return out
 
 

@@ -352,6 +352,9 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
+        # (data input, lo, hi): the integer data an index is read from through a one-hot mask holds
+        # only labels lo <= y < hi (jacc.numpy_api.gathers.gather_by_mask)
+        self.index_bounds: list[tuple[str, int, int]] = []
         self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
         # 0-d vertices that are NumPy 0-d arrays (a 0-d ndarray argument, a reshape to (), a copy,
         # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,
@@ -993,6 +996,8 @@ class Tape:
             self.graph.meta["traced_at"] = TracedPoint({x: self.values[x] for x in self.graph.inputs})
         if self.domains:
             self.graph.meta["math_domain"] = list(self.domains)
+        if self.index_bounds:
+            self.graph.meta["index_bounds"] = list(self.index_bounds)
 
     def recording(self) -> Recording:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]
@@ -1102,12 +1107,19 @@ COMPLEX_OPS: list = [None]
 #: jacc.numpy_api.gathers.gather_by_mask: indexing with integer data (labels passed as data)
 DATA_GATHER: list = [None]
 
+#: why integer data (labels) converted to an array stays a constant: np.eye(K)[y] indexes a NumPy
+#: array, whose indexing takes no traced index
+_LABELS_HINT = ("; integer data (labels) that indexes a NumPy array, as np.eye(K)[y], stays a constant: write "
+                "the one-hot array as (y[:, None] == np.arange(K)) * 1.0, or index a traced array")
+
 
 def _holds_int_data(tape: "Tape", index: Any) -> bool:
-    """Whether ``index`` holds a traced integer data array (:attr:`Tape.ints`)."""
+    """Whether ``index`` holds a traced array computed from data alone (:attr:`Tape.data`), integer
+    data among them (:attr:`Tape.ints`)."""
     if not tape.ints or tape.paused:
         return False
-    return any(isinstance(i, Tracer) and i.name in tape.ints for i in (index if type(index) is tuple else (index,)))
+    return any(isinstance(i, Tracer) and (i.name in tape.ints or i.name in tape.data)
+               for i in (index if type(index) is tuple else (index,)))
 
 
 class _ArrayConversion(UnsupportedOperationError):
@@ -1323,6 +1335,8 @@ def _index_item(item: Any) -> Any:
         raise _unsupported(f"indexing with the boolean scalar {item!r}")
     if isinstance(item, (int, np.integer)):
         return int(item)
+    if isinstance(item, np.ndarray) and item.dtype.kind not in "biu":  # (an empty float one too, as NumPy)
+        raise IndexError(f"arrays used as indices must be of integer (or boolean) type (at {call_site()})")
     arr = as_index_array(item)  # lists and arrays
     if arr.dtype.kind == "b" and arr.ndim == 0:  # (scipy.stats.multinomial's p[mask, -1] = …)
         raise UnsupportedOperationError(
@@ -1932,7 +1946,7 @@ class Tracer(_Held):
         before = self.tape.refused
         self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"
                              "([...]) or np.asarray); build arrays from traced values with np.stack or np.concatenate"
-                             + _line_hint(frame))
+                             + (_LABELS_HINT if self.name in self.tape.ints else _line_hint(frame)))
         raise _ArrayConversion(self.tape.refused, self.tape, before)
 
     def __array_namespace__(self, *, api_version=None):

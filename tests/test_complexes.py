@@ -167,3 +167,12 @@ def test_complex_sums_refuse_the_keywords_they_do_not_take():
             z[2:] = 0
             return np.fft.irfft(z)
         jacc.jacobian(low_pass)(np.arange(6.0))
+
+
+@pytest.mark.parametrize("make", [lambda x: np.array(x, dtype=complex), lambda x: np.asarray(x, dtype=np.complex128)])
+def test_an_array_made_complex_by_its_dtype_is_traced_as_astype(make):
+    """np.array(x, dtype=complex) was refused with a hint about float() (found by a hunt), where
+    x.astype(complex) is traced."""
+    x = np.array([0.5, -1.0, 2.0])
+    J = jacc.jacobian(lambda x: np.abs(make(x) * (1.0 + 1.0j)))(x)
+    np.testing.assert_allclose(J, np.diag(np.sign(x) * np.sqrt(2.0)), rtol=1e-14)

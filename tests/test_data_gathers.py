@@ -23,6 +23,9 @@ GATHERS = [
     ("take along 0", lambda x, y: np.take(x, y, axis=0), (5, 3), (4,), 5),
     ("take of the flat array", lambda x, y: np.take(x, y), (3, 4), (5,), 12),
     ("take method, axis 1", lambda x, y: x.take(y, axis=1), (3, 4), (2, 3), 4),
+    ("label before an ellipsis", lambda x, y: x[y, ...], (4, 2, 3), (5,), 4),  # (found by a hunt: y == ...)
+    ("one-based labels", lambda x, y: x[np.arange(3), y - 1], (3, 5), (3,), 5),
+    ("labels counted from the end", lambda x, y: x[:, 4 - y], (2, 5), (3,), 5),
 ]
 
 
@@ -38,15 +41,15 @@ def test_a_gather_by_integer_data_keeps_one_structure(name, gather, xs, ys, n):
     x = R.normal(size=xs)
     c = R.normal(size=gather(x, np.zeros(ys, dtype=np.int64)).shape)
     jf = jacc.jacobian(lambda x, y: (c * np.tanh(gather(x, y))).sum())
-    for k in range(8):
+    for _ in range(8):
         y = R.integers(0, n, ys)
         np.testing.assert_allclose(jf(x, y), _expected(gather, x, y, c), rtol=1e-12, atol=1e-15)
     assert jf.cache.why_constant is None and jf.cache.skipped >= 4, (jf.cache.why_constant, jf.cache.skipped)
 
 
 def test_labels_out_of_bounds_or_negative_at_a_later_call_are_numpys():
-    """A call that skips f meets labels its mask has no row for: f runs, so an index out of bounds
-    raises NumPy's IndexError, and a negative one counts from the end as NumPy's."""
+    """A call whose labels leave the bounds runs f, which raises NumPy's IndexError; negative
+    labels count from the end as NumPy's."""
     x, c = R.normal(size=(4, 5)), R.normal(size=4)
 
     def gather(x, y):
@@ -65,10 +68,58 @@ def test_labels_out_of_bounds_or_negative_at_a_later_call_are_numpys():
         jf(x, np.array([0, -6, 1, 1]))
 
 
+@pytest.mark.parametrize("f", [
+    lambda x, y: x.sum() + np.floor(x[y]).sum(),  # no derivative through the gathered values
+    lambda x, y: x * len(x[y]),
+    lambda x, y: np.tanh(x[y]).sum(),
+], ids=["floor", "len", "tanh"])
+def test_labels_out_of_bounds_raise_even_where_no_derivative_reads_them(f):
+    """The bounds of the labels are checked at each call that skips f (found by a hunt: a mask
+    row's NaN never reached a Jacobian that does not depend on the gathered values)."""
+    x = R.normal(size=5)
+    jf = jacc.jacobian(f)
+    for y in ([0, 1, 2, 3], [1, 2, 3, 4], [4, 3, 2, 1], [0, 0, 1, 1], [2, 2, 2, 2]):
+        jf(x, np.array(y))
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 2
+    for bad in ([0, 7, 1, 1], [0, -6, 1, 1]):
+        with pytest.raises(IndexError, match="out of bounds"):
+            jf(x, np.array(bad))
+
+
+def test_an_infinite_partial_where_no_label_falls_gives_an_exact_zero():
+    """The mask reads every position of the axis: 0 times sqrt's infinite slope at 0 was NaN where
+    the labels never fall (found by a hunt); such a call runs f, whose selection has an exact 0."""
+    x = np.array([1.0, 2.0, 0.5, 3.0, 4.0, 0.0])
+    jf = jacc.jacobian(lambda x, y: np.sqrt(x)[y].sum())
+    for _ in range(6):
+        y = R.integers(0, 5, 4)
+        want = np.bincount(y, weights=0.5 / np.sqrt(x[y]), minlength=6)
+        np.testing.assert_array_equal(jf(x, y), want)
+
+
+def test_labels_computed_otherwise_stay_constants_and_say_why():
+    x = R.normal(size=(4, 5))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(4), np.where(y > 2, y - 3, y)]).sum())
+    for _ in range(4):
+        y = R.integers(0, 5, 4)
+        z = np.where(y > 2, y - 3, y)
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(4), b], x, z, np.ones(4)),
+                                   rtol=1e-12)
+    assert "labels computed from integer data by where" in jf.cache.why_constant
+
+
+def test_a_one_hot_from_a_numpy_array_says_what_to_write():
+    jf = jacc.jacobian(lambda w, y: (np.eye(3)[y] * np.tanh(w)).sum())
+    for _ in range(4):
+        w, y = R.normal(size=(4, 3)), R.integers(0, 3, 4)
+        np.testing.assert_allclose(jf(w, y), np.eye(3)[y] * (1 - np.tanh(w) ** 2), rtol=1e-12)
+    assert "(y[:, None] == np.arange(K)) * 1.0" in jf.cache.why_constant
+
+
 def test_labels_negative_from_the_first_data_call():
     x = R.normal(size=(3, 4))
     jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(3), y]).sum())
-    for k in range(5):
+    for _ in range(5):
         y = R.integers(-4, 4, 3)
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(3), b], x, y, np.ones(3)),
                                    rtol=1e-12)
@@ -78,14 +129,14 @@ def test_labels_negative_from_the_first_data_call():
 def test_what_a_mask_cannot_take_stays_a_constant_and_says_why(monkeypatch):
     x = R.normal(size=(4, 4))
     jf = jacc.jacobian(lambda x, y: np.tanh(x[y, y[::-1]]).sum())  # two data indices
-    for k in range(4):
+    for _ in range(4):
         y = R.integers(0, 4, 4)
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[b, b[::-1]], x, y, np.ones(4)), rtol=1e-12)
     assert "takes one data index array" in jf.cache.why_constant
     from jacc.numpy_api import gathers
     monkeypatch.setattr(gathers, "MASK_GATHER_MAX", 10)
     jf = jacc.jacobian(lambda x, y: np.tanh(x[y]).sum())
-    for k in range(4):
+    for _ in range(4):
         y = R.integers(0, 4, 3)
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[b], x, y, np.ones((3, 4))), rtol=1e-12)
     assert "more than 10 entries" in jf.cache.why_constant

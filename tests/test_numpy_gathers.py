@@ -643,3 +643,10 @@ def test_an_argmax_reads_as_its_integer_in_every_operator(use):
     f = lambda x: x * float(use(np.argmax(x), len(x)))  # noqa: E731
     x = np.array([0.3, 2.0, -1.0, 0.5, 1.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), np.eye(5) * float(use(np.argmax(x), 5)))
+
+
+def test_a_float_index_array_raises_numpys_index_error_even_empty():
+    """x[np.array([])] (a float array, as np.array([]) makes) gave a Jacobian; NumPy raises."""
+    for idx in (np.array([]), np.array([0.0, 1.0])):
+        with pytest.raises(IndexError, match="integer"):
+            jacc.jacobian(lambda x: np.tanh(x[idx]).sum() + x.sum())(np.ones(3))

@@ -25,6 +25,7 @@ from ..indexing import as_index_array
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     DATA_GATHER,
+    IndexOutOfBounds,
     TraceError,
     Tracer,
     UnsupportedOperationError,
@@ -161,7 +162,7 @@ def _flat_along(shape, k: int, idx: np.ndarray) -> np.ndarray:
     """Flat positions of take_along_axis(x, idx, k) for x of ``shape``."""
     idx = np.where(idx < 0, idx + shape[k], idx)
     if idx.size and (idx.min() < 0 or idx.max() >= shape[k]):
-        raise TraceError(f"index out of bounds for axis {k} with size {shape[k]} (at {call_site()})")
+        raise IndexOutOfBounds(f"index out of bounds for axis {k} with size {shape[k]} (at {call_site()})")
     return np.ravel_multi_index(np.broadcast_arrays(*_grid(shape, k, idx)), shape)
 
 
@@ -229,21 +230,26 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
 
 #: entries of the masked product (the result's size times the indexed axis's length) up to which a
 #: gather with an integer data index is recorded as one; above, the index stays a constant (the
-#: structure is planned anew for each new index, as a gather of constant positions)
-MASK_GATHER_MAX = 1 << 22
+#: structure is planned anew for each new index, as a gather of constant positions: an embedding
+#: of 16 × 8 tokens into 500 × 8 took 2.96 ms a call as a mask product, 2.42 ms planned anew)
+MASK_GATHER_MAX = 1 << 18
+
+#: ops through which an index keeps its data argument's entries in other places (its bounds hold)
+_MOVES = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity", "alias"})
 
 
 def gather_by_mask(x: Tracer, index):
     """``x[index]`` where one index entry ``t`` is a traced integer data array (class labels,
     token ids: :class:`jacc.api._DataArgs`) on an axis of length K: ``x`` indexed with
     ``arange(K)`` in ``t``'s place (constant positions), times the one-hot mask
-    ``t[..., None] == arange(K)``, summed over that axis. The structure then holds for every
-    value of ``t``, so one plan serves every batch of labels (a gather of ``t``'s values as
-    constants was a new structure, planned anew, at each batch).
+    ``t[..., None] == arange(K)`` (negative labels counted from the end), summed over that axis.
+    The structure then holds for every value of ``t``, so one plan serves every batch of labels (a
+    gather of ``t``'s values as constants was a new structure, planned anew, at each batch).
 
-    An index out of bounds raises ``IndexError`` here as NumPy's; at a later call that skips
-    ``f`` its mask row has no match and is divided by that count, 0, so the Jacobian holds NaN and
-    ``f`` runs and raises (``Tape.note_domain``)."""
+    ``t`` must be the data argument itself, moved (``y[:, None]``, ``idx.reshape(-1)``) or shifted
+    by a constant (``y - 1``): the bounds its labels must keep are recorded on the tape
+    (:attr:`Tape.index_bounds`), and a call whose labels leave them runs ``f``, which raises
+    NumPy's ``IndexError``. An index out of bounds here raises it too."""
     tape = x.tape
     items = list(index) if type(index) is tuple else [index]
     traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
@@ -253,10 +259,10 @@ def gather_by_mask(x: Tracer, index):
         raise UnsupportedOperationError(
             f"indexing at {call_site()} with integer data takes one data index array, other indices constant "
             "integers or slices, into an array computed from differentiated arguments (the data stays a constant)")
-    if sum(i is Ellipsis for i in items) == 1:
-        e = items.index(Ellipsis)
+    ellipses = [k for k, i in enumerate(items) if i is Ellipsis]  # (by identity: == of a traced index is its mask)
+    if len(ellipses) == 1:
         used = sum(i is not None for i in items) - 1
-        items[e:e + 1] = [slice(None)] * max(x.ndim - used, 0)
+        items[ellipses[0]:ellipses[0] + 1] = [slice(None)] * max(x.ndim - used, 0)
         traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
     j = traced[0]
     t = items[j]
@@ -267,7 +273,8 @@ def gather_by_mask(x: Tracer, index):
     values = np.asarray(t.value)
     if values.size and (values.min() < -n or values.max() >= n):
         bad = values[(values < -n) | (values >= n)].flat[0]
-        raise IndexError(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
+        raise IndexOutOfBounds(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
+    source = _label_source(t, -n, n)
     others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
         i is None or isinstance(i, slice))}
     batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
@@ -286,14 +293,47 @@ def gather_by_mask(x: Tracer, index):
         at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
     else:
         at = 0
-    # (negative positions count from the end: read so only where this call has one, since a later
-    # call's negative one finds no match, and f runs)
-    wrapped = t + (t < 0).vertex() * n if values.size and values.min() < 0 else t
-    hits = (wrapped[..., None] == np.arange(n)).vertex()
-    mask = hits / hits.sum(axis=-1, keepdims=True)  # (a row without a match: 0/0)
-    tape.note_domain("an index read from integer data (NumPy raises IndexError where it is out of bounds)")
+    wrapped = t + (t < 0).vertex() * n
+    mask = (wrapped[..., None] == np.arange(n)).vertex()
+    tape.index_bounds.append(source)
     after = picked.ndim - at - len(batch) - 1
     return (picked * mask.reshape(mask.shape + (1,) * after)).sum(axis=at + len(batch))
+
+
+def _label_source(t: Tracer, lo: int, hi: int) -> tuple[str, int, int]:
+    """The data argument that labels ``t`` come from, and the bounds ``lo <= y < hi`` that keep
+    ``t`` within its own (``t`` the argument moved, or shifted by a constant integer)."""
+    tape = t.tape
+    name, producers = t.name, None
+    while not (name in tape.input_names and name in tape.ints):
+        if producers is None:
+            producers = {s[0]: s for s in tape.steps}
+        _, op, args, _ = producers.get(name, (None, "input", (), None))  # (a float data argument)
+        traced = [a for a in args if isinstance(a, str)]
+        shift = [np.asarray(a).reshape(-1) for a in args if not isinstance(a, str)]
+        if op in _MOVES and len(traced) == 1 and args[0] == traced[0]:
+            name = traced[0]
+        elif op in ("add", "sub") and len(traced) == 1 and len(shift) == 1 and shift[0].size == 1 \
+                and shift[0][0] == int(shift[0][0]):
+            c = int(shift[0][0])
+            if op == "add":
+                lo, hi = lo - c, hi - c
+            elif args[0] == traced[0]:  # y - c
+                lo, hi = lo + c, hi + c
+            else:  # c - y
+                lo, hi = c - hi + 1, c - lo + 1
+            name = traced[0]
+        elif op == "neg" and len(traced) == 1:
+            lo, hi, name = -hi + 1, -lo + 1, traced[0]
+        elif op == "input":
+            raise UnsupportedOperationError(f"indexing at {call_site()} with a data argument that is not integer "
+                                            "(the data stays a constant)")
+        else:
+            raise UnsupportedOperationError(
+                f"indexing at {call_site()} with labels computed from integer data by {op}: only the data "
+                "itself, moved (y[:, None], y.reshape(-1)) or shifted by a constant (y - 1) is an index whose "
+                "bounds are checked at every call (the data stays a constant)")
+    return name, lo, hi
 
 
 def _data_index(indices) -> bool:
