@@ -541,6 +541,10 @@ class _Once:
         # which raises at a singular matrix: a non-finite block runs f instead
         self.domain = bool(entry.graph.meta.get("math_domain")) or (
             kind in ("jax", "scalar", "c") and singular_ops(entry.graph))
+        # the float code of a scalar route too long to build as C at the first call: built once its
+        # calls have taken as long as the build would (Unrolled.build_later), kept where faster
+        self.tier = u if u is not None and not arrays and u.build_later else None
+        self.spent = 0.0
         # (input position, lo, hi): labels read through a one-hot mask must keep lo <= y < hi, else
         # f runs and raises NumPy's IndexError (jacc.numpy_api.gathers.gather_by_mask)
         self.bounds = _label_bounds(entry.graph)
@@ -613,6 +617,27 @@ class _Once:
         made = cls(entry, nums, others, kw, run, kind, program, convert, single, assemble)
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
+
+    def run_tiered(self, xs: list) -> Any:
+        """:attr:`run`, timed; once the calls have taken as long as building their code as C would,
+        that code is built (at ``-O0``, in this call) and kept where it measures faster."""
+        t0 = time.perf_counter()
+        found = self.run(xs)
+        self.spent += time.perf_counter() - t0
+        u = self.tier
+        if u is not None and self.spent >= u.build_later:
+            self.tier = None  # (once, whatever comes of it)
+            from . import ccode
+            from .compile import CompileError
+            from .program import BackendError
+            from .unroll import best_time
+
+            took = best_time(lambda: self.run(xs))
+            took = _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.MAX_LINES, quick=True), "native",
+                                   (CompileError, BackendError), ccode.MARGIN)
+            if u.native is not None:
+                self.kind = "c"
+        return found
 
     def within(self, xs: list) -> bool:
         """Whether the labels among ``xs`` keep the bounds of the masks that read them."""
@@ -1083,6 +1108,10 @@ class Runner:
                 took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
             if took >= floor and beat() is not None and took >= beat():
                 return
+            if may_c and u.native is None and u.jitted is None and took >= ccode.WORTH:
+                lines = ccode.code_lines(u.compiled)
+                if c_lines < lines <= ccode.MAX_LINES:  # too long to build at the first call: later
+                    u.build_later = lines * ccode.BUILD_SECONDS_PER_LINE
         self.unrolled = u
 
     @property
@@ -1632,7 +1661,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             hit.refuse_nonfinite(xs, nonfinite)
         try:
             with np.errstate(all="ignore") if nonfinite == "propagate" else _NO_ERRSTATE:
-                found = hit.run(xs)
+                found = hit.run(xs) if hit.tier is None else hit.run_tiered(xs)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # (cholesky of a matrix that is not
             return _RUN_F  # positive definite): f runs, and raises it, or catches it and goes on another way
         if hit.domain and not finite_blocks(found):

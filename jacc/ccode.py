@@ -434,6 +434,12 @@ def _compile(cc: str, src: str, path: Path, level: str) -> Path:
     return path
 
 
+def code_lines(jacobian: Callable) -> int:
+    """The lines of C that :class:`Native` builds for compiled scalar code: its statements and one
+    per entry returned (the constant ones are written once)."""
+    return len(jacobian.flat_parts[1]) + sum(c is None for c in flat_constants(jacobian))
+
+
 class Native:
     """A scalar plan's Jacobian as built C code: ``native(floats)`` is the flat Jacobian
     (:func:`~jacc.compile.flat`'s order) at the graph's inputs ``floats``, a fresh array.
@@ -446,7 +452,7 @@ class Native:
 
     def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES, quick: bool = False):
         consts = flat_constants(jacobian)
-        lines = len(jacobian.flat_parts[1]) + sum(c is None for c in consts)  # (and one per entry returned)
+        lines = code_lines(jacobian)
         if lines > max_lines:
             raise CompileError(f"C: {lines} lines of scalar code, more than the C compiler builds quickly "
                                f"({max_lines}); the float code runs instead")

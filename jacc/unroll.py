@@ -117,6 +117,9 @@ class Unrolled:
         self.jitted: Callable | None = None  # set by use_jax()
         self.jax_index: np.ndarray | None = None  # the entries the jitted code returns, if not all
         self.native: Callable | None = None  # set by use_c()
+        # seconds a quick C build of this code would take, where it was too long to build at the
+        # first call: the calls build it once they have taken as long (jacc.api._Once.run_tiered)
+        self.build_later: float | None = None
 
     def use_c(self, max_lines: int | None = None, quick: bool = False) -> None:
         """Run as built C code (:mod:`jacc.ccode`): the same statements, about a nanosecond each.

@@ -440,3 +440,29 @@ def test_cc_may_carry_arguments(monkeypatch, tmp_path):
     np.testing.assert_allclose(jf(np.array([0.5, 1.0])), [[np.sin(0.5) + 0.5 * np.cos(0.5), 0.0],
                                                           [np.sin(1.0), np.cos(1.0) * 0.5]])
     assert jf.ran == "c"
+
+
+def test_float_code_too_long_to_build_at_the_first_call_is_built_once_its_calls_have_paid(monkeypatch, tmp_path):
+    """An LSTM of 20 steps ran its scalar route as float code for good (785 µs a call, JAX's 67 µs):
+    past ccode.AUTO_LINES the first call builds no C. Its calls now build it once they have taken
+    as long as the build would (jacc.api._Once.run_tiered), and keep it where it is faster."""
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    p = suite.get("robotarm", "small")
+    x = list(p.make_inputs(0).values())
+    nums = tuple(range(len(x)))
+    ref = jacc.jacobian(p.fn, argnums=nums, backend="interpret")(*x)
+    monkeypatch.setattr(ccode, "AUTO_LINES", 20)  # (its code: several hundred lines)
+    monkeypatch.setattr(ccode, "MARGIN", 1e9)  # (C kept whatever it measures)
+    monkeypatch.setattr(ccode, "BUILD_SECONDS_PER_LINE", 1e-12)  # (paid at once)
+    jf = jacc.jacobian(p.fn, argnums=nums)
+    kinds = []
+    for _ in range(6):
+        for a, b in zip(jf(*x), ref):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+        kinds.append(jf.ran)
+    assert kinds[0] == "scalar" and kinds[-1] == "c", kinds
+    monkeypatch.setattr(ccode, "BUILD_SECONDS_PER_LINE", 1e3)  # (a build that never pays: floats stay)
+    jf = jacc.jacobian(p.fn, argnums=nums)
+    for _ in range(6):
+        jf(*x)
+    assert jf.ran == "scalar"
