@@ -696,7 +696,7 @@ def _label_bounds(graph: Graph) -> list | None:
 
 def _finite_result(out: Any) -> bool:
     """Whether every block of an assembled Jacobian (a pytree of arrays, sparse or JAX blocks) is finite."""
-    return finite_blocks(pytrees.flatten(out)[0])
+    return finite_blocks(pytrees.flatten(out, lambda x: isinstance(x, (dict, tuple, list)))[0])
 
 
 def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
@@ -1552,6 +1552,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             with traced_call:
                 if inner.first:
                     out = first_via_data(key, inner, args, kwargs)
+        skipped = store.skipped
         if out is None:
             traces = inner.traces
             try:
@@ -1568,7 +1569,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 scrubbed(key, args)
         if out is not _RUN_F and inner.gathers and not _finite_result(out):
             # a mask reads every position of the axis: 0 times an infinite partial where no label
-            # falls (sqrt at 0) is NaN, where the selection of this call's labels has an exact 0
+            # falls (sqrt at 0) is NaN, where the selection of this call's labels may have a 0
+            store.skipped = skipped  # (f runs after all)
             return _RUN_F
         if out is not _RUN_F:
             jf.plan, jf.last, jf.ran, jf.program = inner.plan, inner.last, inner.ran, inner.program
@@ -1616,8 +1618,13 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return out
         with np.errstate(all="ignore"):  # (f may write into its differentiated arguments: copies of them)
             plain = result_leaves(f(*_differentiated_copied(args, nums), **kwargs))[0]
-        same_values, inner.primal = _same_values(plain, inner.primal), None
-        if not same_values:
+        traced, inner.primal = inner.primal, None
+        if not _same_values(plain, traced):
+            if inner.gathers and _finite_result(plain) and not _finite_result(traced):
+                # (a label's mask met inf or NaN where no label falls: 0 times inf)
+                refuse_data(key, "the one-hot mask of its labels met inf or NaN at a position no label selects, "
+                                 "which the mask's product reads (0 times inf is NaN)")
+                return _RUN_F
             refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
                              "array: isinstance, np.isscalar)")
             return _RUN_F

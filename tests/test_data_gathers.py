@@ -163,3 +163,52 @@ def test_a_cross_entropy_over_batches_matches_its_closed_form(backend):
         p /= p.sum(axis=1, keepdims=True)
         np.testing.assert_allclose(np.asarray(jf(W, X, y)), X.T @ (p - np.eye(k)[y]) / n, rtol=1e-11, atol=1e-15)
     assert jf.cache.why_constant is None and jf.cache.skipped >= 3 and jf.ran == backend
+
+
+@pytest.mark.parametrize("how", ["sparse", "jax"])
+def test_several_arguments_with_sparse_or_jax_results(how):
+    """The non-finite check flattened a tuple of sparse or JAX blocks as one leaf and raised at
+    every call after the first (found by a hunt)."""
+    if how == "jax":
+        jnp = pytest.importorskip("jax.numpy")
+    a, b = R.normal(size=(4, 5)), R.normal(size=5)
+    jf = jacc.jacobian(lambda a, b, y: np.tanh(a[np.arange(4), y] * b[y]).sum(), argnums=(0, 1),
+                       sparse=how == "sparse", backend="jax" if how == "jax" else "auto")
+    for _ in range(5):
+        y = R.integers(0, 5, 4)
+        s = 1 - np.tanh(a[np.arange(4), y] * b[y]) ** 2
+        ga, gb = np.zeros((4, 5)), np.zeros(5)
+        ga[np.arange(4), y] = s * b[y]
+        np.add.at(gb, y, s * a[np.arange(4), y])
+        args = (a, b) if how == "sparse" else (jnp.asarray(a), jnp.asarray(b))
+        got = jf(*args, y)
+        for g, w in zip(got, (ga, gb)):
+            g = g.toarray() if how == "sparse" else np.asarray(g)
+            np.testing.assert_allclose(g.reshape(w.shape), w, rtol=1e-12, atol=1e-15)
+
+
+def test_reasons_and_counts_of_the_fallbacks():
+    """Found by a hunt: a mask meeting inf where no label falls, float32 and labels % K gave a
+    misleading reason ('f computes other values', 'indices must be constant'), and a call that
+    fell back to f was counted as skipping it."""
+    x = np.array([1.0, 2.0, 800.0, 0.5])  # (exp(800) overflows where no label falls)
+    jf = jacc.jacobian(lambda x, y: np.exp(x)[y].sum())
+    for _ in range(4):
+        y = R.integers(0, 2, 3)
+        # (the selected entries: where no label falls, a reverse order's 0 times exp's inf slope is
+        # NaN on the constant route too, as in jax.jacrev)
+        np.testing.assert_allclose(jf(x, y)[:2], np.bincount(y, minlength=2) * np.exp(x[:2]), rtol=1e-12)
+    assert "met inf or NaN at a position no label selects" in jf.cache.why_constant
+    jf = jacc.jacobian(lambda x, y: (x[y] * x[y]).sum(), dtype=np.float32)
+    for _ in range(4):
+        jf(x, R.integers(0, 4, 3))
+    assert "under dtype=float32" in jf.cache.why_constant
+    jf = jacc.jacobian(lambda x, y: np.take(x, y % 4).sum())
+    for _ in range(4):
+        jf(x, R.integers(0, 9, 3))
+    assert "labels computed from integer data by remainder" in jf.cache.why_constant
+    z = np.array([1.0, 2.0, 0.5, 0.0])  # (sqrt's slope at 0 is inf: the mask's Jacobian is NaN)
+    jf = jacc.jacobian(lambda z, y: np.sqrt(z)[y].sum())
+    for _ in range(6):
+        jf(z, R.integers(0, 3, 3))
+    assert jf.cache.skipped == 0
