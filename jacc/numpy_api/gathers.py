@@ -283,7 +283,8 @@ def gather_by_mask(x: Tracer, index):
         i is None or isinstance(i, slice))}
     batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
     kept = _indexed(items)
-    if math.prod(batch) * n * math.prod(x.shape[a] for a in range(x.ndim) if a not in kept) > MASK_GATHER_MAX:
+    entries = math.prod(batch) * n * math.prod(x.shape[a] for a in range(x.ndim) if a not in kept)
+    if entries > MASK_GATHER_MAX:
         raise UnsupportedOperationError(
             f"indexing at {call_site()} with integer data: its masked product would hold more than "
             f"{MASK_GATHER_MAX:,} entries (the data stays a constant)")
@@ -291,7 +292,13 @@ def gather_by_mask(x: Tracer, index):
     wide[j] = np.arange(n).reshape((1,) * len(batch) + (n,))
     for k, a in others.items():
         wide[k] = np.broadcast_to(a, batch)[..., None]
-    picked = x[tuple(wide)]  # (constant positions: each entry of the batch, for every value of t)
+    picked = None
+    if entries == x.size:  # (x[np.arange(n), y]: every entry of x in its order, x itself)
+        order = np.arange(x.size).reshape(x.shape)[tuple(wide)]
+        if order.shape == x.shape and np.array_equal(order.reshape(-1), np.arange(x.size)):
+            picked = x
+    if picked is None:
+        picked = x[tuple(wide)]  # (constant positions: each entry of the batch, for every value of t)
     advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
     if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
         at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
