@@ -521,7 +521,7 @@ class _Once:
     def __init__(self, entry: Entry, nums: tuple, others: dict, kw: dict, run: Callable, kind: str, program,
                  convert: Callable | None, single: bool, assemble: Callable | None = None):
         self.entry, self.nums, self.others, self.kw = entry, nums, others, kw
-        self.run, self.kind, self.program = run, kind, program
+        self.run, self._kind, self.program = run, kind, program
         self.plan = entry.runner.unrolled.plan if entry.runner.unrolled is not None else entry.plan
         dt = entry.runner.dtype
         # how arguments are passed: floats (scalar graphs), lists of floats (unrolled), arrays
@@ -541,10 +541,10 @@ class _Once:
         # which raises at a singular matrix: a non-finite block runs f instead
         self.domain = bool(entry.graph.meta.get("math_domain")) or (
             kind in ("jax", "scalar", "c") and singular_ops(entry.graph))
-        # the float code of a scalar route too long to build as C at the first call: built once its
-        # calls have taken as long as the build would (Unrolled.build_later), kept where faster
+        # the float code of a scalar route too long to build as C at the first call: built once the
+        # calls of every structure sharing it have taken as long as the build would
+        # (Unrolled.build_later, .spent), kept where faster
         self.tier = u if u is not None and not arrays and u.build_later else None
-        self.spent = 0.0
         # (input position, lo, hi): labels read through a one-hot mask must keep lo <= y < hi, else
         # f runs and raises NumPy's IndexError (jacc.numpy_api.gathers.gather_by_mask)
         self.bounds = _label_bounds(entry.graph)
@@ -618,25 +618,38 @@ class _Once:
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
 
+    @property
+    def kind(self) -> str:
+        """What runs (``jf.ran``): the scalar route's code may have been built as C since."""
+        u = self.entry.runner.unrolled
+        return "c" if u is not None and u.native is not None else self._kind
+
     def run_tiered(self, xs: list) -> Any:
         """:attr:`run`, timed; once the calls have taken as long as building their code as C would,
         that code is built (at ``-O0``, in this call) and kept where it measures faster."""
+        u = self.tier
+        if u.build_later is None:  # (tried by another structure sharing the code: C or floats for good)
+            self.tier = None
+            return self.run(xs)
         t0 = time.perf_counter()
         found = self.run(xs)
-        self.spent += time.perf_counter() - t0
-        u = self.tier
-        if u is not None and self.spent >= u.build_later:
-            self.tier = None  # (once, whatever comes of it)
+        u.spent += time.perf_counter() - t0
+        if u.spent >= u.build_later:
+            u.build_later, self.tier = None, None  # (once, whatever comes of it)
             from . import ccode
             from .compile import CompileError
             from .program import BackendError
             from .unroll import best_time
 
             took = best_time(lambda: self.run(xs))
-            took = _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.MAX_LINES, quick=True), "native",
-                                   (CompileError, BackendError), ccode.MARGIN)
+            _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.MAX_LINES, quick=True), "native",
+                            (CompileError, BackendError), ccode.MARGIN)
             if u.native is not None:
-                self.kind = "c"
+                if u.takes_arrays():  # (long inputs reach C as arrays: see Unrolled.takes_arrays)
+                    self.run, self.unrolled = u.run_arrays, False
+                    self.cast = lambda a: np.asarray(a, dtype=np.float64)
+                    xs = [self.cast(x) for x in xs]
+                found = self.run(xs)  # (this call's result is C's, as jf.ran says)
         return found
 
     def within(self, xs: list) -> bool:

@@ -120,6 +120,7 @@ class Unrolled:
         # seconds a quick C build of this code would take, where it was too long to build at the
         # first call: the calls build it once they have taken as long (jacc.api._Once.run_tiered)
         self.build_later: float | None = None
+        self.spent = 0.0  # seconds the float code's calls have taken since (all structures sharing it)
 
     def use_c(self, max_lines: int | None = None, quick: bool = False) -> None:
         """Run as built C code (:mod:`jacc.ccode`): the same statements, about a nanosecond each.

@@ -466,3 +466,36 @@ def test_float_code_too_long_to_build_at_the_first_call_is_built_once_its_calls_
     for _ in range(6):
         jf(*x)
     assert jf.ran == "scalar"
+
+
+def test_structures_sharing_tiered_code_build_it_once_and_say_what_runs(monkeypatch, tmp_path):
+    """Two skips of one structure (a flag alternating) share its scalar code: the second's tier
+    built C again, timed C against C and dropped it while the first said "c" (found by a hunt)."""
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    monkeypatch.setattr(ccode, "AUTO_LINES", 5)
+    monkeypatch.setattr(ccode, "MARGIN", 1e9)
+    monkeypatch.setattr(ccode, "BUILD_SECONDS_PER_LINE", 1e-12)
+    from jacc.unroll import Unrolled
+
+    builds, use_c = [], Unrolled.use_c
+
+    def counted(self, *a, **k):
+        builds.append(1)
+        return use_c(self, *a, **k)
+    monkeypatch.setattr(Unrolled, "use_c", counted)
+
+    def f(x, exact):  # (the flag changes nothing traced: one structure, a skip per flag value)
+        scale = 1.0 if exact else 1.0
+        return (np.sin(x) * np.cos(x[::-1]) + x ** 3) * scale
+    x = np.linspace(0.1, 1.0, 6)
+    jf = jacc.jacobian(f)
+    kinds = []
+    for k in range(12):
+        training = bool(k % 2)
+        J = jf(x + 0.01 * k, training)
+        xk = x + 0.01 * k
+        want = np.diag(np.cos(xk) * np.cos(xk[::-1]) + 3 * xk ** 2) + np.diag(np.sin(xk) * np.sin(xk[::-1]))[:, ::-1] * -1
+        np.testing.assert_allclose(J, want, rtol=1e-12, atol=1e-15)
+        kinds.append(jf.ran)
+    # (use_c: refused as too long at the first call, then the one tiered build)
+    assert kinds[-4:] == ["c"] * 4 and len(builds) == 2, (kinds, len(builds))
