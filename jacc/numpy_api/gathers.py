@@ -242,8 +242,8 @@ _MOVES = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity
 def gather_by_mask(x: Tracer, index):
     """``x[index]`` where one index entry ``t`` is a traced integer data array (class labels,
     token ids: :class:`jacc.api._DataArgs`) on an axis of length K: ``x`` indexed with
-    ``arange(K)`` in ``t``'s place (constant positions), times the one-hot mask
-    ``t[..., None] == arange(K)`` (negative labels counted from the end), summed over that axis.
+    ``arange(K)`` in ``t``'s place (constant positions), contracted with the one-hot mask
+    ``t[..., None] == arange(K)`` (negative labels counted from the end) over that axis.
     The structure then holds for every value of ``t``, so one plan serves every batch of labels (a
     gather of ``t``'s values as constants was a new structure, planned anew, at each batch).
 
@@ -315,9 +315,10 @@ def gather_by_mask(x: Tracer, index):
     letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
     dims = range(at, at + len(batch))
     outer = [letters[d] for d in range(picked.ndim) if d != at + len(batch)]
-    kept = [d for d in range(picked.ndim) if not (d in dims and picked.shape[d] == 1 and batch[d - at] != 1)]
-    squeezed = picked.reshape([picked.shape[d] for d in kept]) if len(kept) < picked.ndim else picked
-    spec = (f"{''.join(letters[d] for d in kept)},{''.join(letters[d] for d in dims)}{letters[at + len(batch)]}"
+    # (the batch axes picked has as 1, where x is read alike for every label, are the mask's alone)
+    own = [d for d in range(picked.ndim) if not (d in dims and picked.shape[d] == 1 and batch[d - at] != 1)]
+    squeezed = picked.reshape([picked.shape[d] for d in own]) if len(own) < picked.ndim else picked
+    spec = (f"{''.join(letters[d] for d in own)},{''.join(letters[d] for d in dims)}{letters[at + len(batch)]}"
             f"->{''.join(outer)}")
     return np.einsum(spec, squeezed, mask)
 
