@@ -294,6 +294,14 @@ def _kind(a: Any) -> tuple:
     return (float if type(a) is np.float64 else type(a)), ()
 
 
+def _dtypes(kind: tuple) -> tuple:
+    """A data candidate's :func:`_kind` without its shapes: whether it is 0-d, its dtype, its
+    nesting."""
+    if isinstance(kind[0], pytrees.TreeSpec):
+        return kind[0], tuple(map(_dtypes, kind[1]))
+    return kind[0], not kind[1]
+
+
 #: calls of a structure taking its data as inputs that all traced ``f`` after which it keeps them
 #: constants again (a trace whose constants change with the data, as SciPy's convolutions anchored
 #: at their values: the smaller graph with the data constant traces faster)
@@ -379,10 +387,11 @@ class _DataArgs:
         return found + tuple(k for k, a in kwargs.items() if self._data(a)) if kwargs else found
 
     def takes(self, inner: Callable, args, kwargs) -> bool:
-        """Whether ``inner`` (a Jacobian taking data) takes this call's: data of the kinds it was
-        made for."""
+        """Whether ``inner`` (a Jacobian taking data) takes this call's: data of the dtypes it was
+        made for, of any shape (an epoch's last, partial batch: ``inner`` plans a structure for
+        it as for any new shape, where the batch was a constant of each call's own structure)."""
         try:
-            return all(self._data(a) and _kind(a) == k for a, k in zip(
+            return all(self._data(a) and _dtypes(_kind(a)) == k for a, k in zip(
                 [_slot(args, kwargs, s) for s in inner.data], inner.kinds))
         except (IndexError, KeyError):
             return False
@@ -403,7 +412,7 @@ class _DataArgs:
         if len(self.by_key) >= CACHED_SHAPES:
             self.by_key.pop(next(iter(self.by_key)))
         inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
-        inner.first, inner.calls, inner.kinds = True, 0, [p[:2] for p in now]
+        inner.first, inner.calls, inner.kinds = True, 0, [_dtypes(p[:2]) for p in now]
         return inner
 
     def note(self, key, args, kwargs, nums) -> None:
