@@ -7,7 +7,9 @@ recorded as a vertex without edges (its derivative is zero wherever it is define
 holds at every point: a compiled Jacobian recomputes the mask at each call, and ``jacobian`` need
 not run ``f`` again. Anything that reads the mask's entries as Python values — ``if m:``,
 ``x[m]`` (whose size is a value), ``m.sum()``, ``np.nonzero(m)`` — reads them at the traced point
-and marks the trace value-dependent, as a comparison always did before.
+and marks the trace value-dependent, as a comparison always did before; only the count or mean of
+a mask of data alone (``(y != -100).sum()`` of labels passed as data) is recorded instead, its
+integer sum of the recorded mask.
 
 The recorded vertex holds 1.0 where the mask is true and 0.0 elsewhere, so graphs stay float and
 every backend (NumPy, JAX, the scalar code and its C) reads the comparison from the same formula
@@ -121,6 +123,14 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
         return self._moved(lambda a: a.copy(*args))
 
     flatten = ravel
+
+    def sum(self, *args, **kwargs):
+        out = _FUNCTIONS[np.sum](self, *args, **kwargs)
+        return self.concrete().sum(*args, **kwargs) if out is NotImplemented else out
+
+    def mean(self, *args, **kwargs):
+        out = _FUNCTIONS[np.mean](self, *args, **kwargs)
+        return self.concrete().mean(*args, **kwargs) if out is NotImplemented else out
 
     def astype(self, dtype, *args, **kwargs):
         """As float64, the recorded mask itself (no entries read); otherwise NumPy's ``astype``."""
@@ -307,7 +317,32 @@ def _swap(x: Any, fn) -> Any:
     return type(x)(_swap(v, fn) for v in x) if isinstance(x, (list, tuple)) else x
 
 
+def _data_only(m: Mask) -> bool:
+    """Whether mask ``m`` is computed from data arguments alone (``y != -100`` of labels passed as
+    data, :class:`jacc.api._DataArgs`): no derivative reads its entries."""
+    tape = m.tape
+    return bool(tape.data) and not tape.paused and all(
+        _data_only(a) if type(a) is Mask else (not isinstance(a, Tracer) or a.name in tape.data) for a in m.args) \
+        and (m._vertex is None or m._vertex.name in tape.data)
+
+
+def _counted(name: str):
+    """``m.sum()``, ``m.mean()`` and ``np.count_nonzero(m)`` of a mask of data alone: the recorded
+    mask's sum or mean, a value the program computes at every call (no derivative is lost, so the
+    trace needs not read the entries: ``loss.sum() / (y != -100).sum()``, an ignore-index mean,
+    made every call trace ``f``); of any other mask, NumPy's on its entries at the traced point."""
+    def count(m, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if type(m) is not Mask or not _data_only(m) or dtype is not None or out is not None or kwargs:
+            return NotImplemented
+        r = getattr(m.vertex(), "mean" if name == "mean" else "sum")(axis=axis, keepdims=keepdims)
+        if name != "mean":  # (NumPy's count is an integer: Tape.ints bounds it by the mask's size)
+            m.tape.ints[r.name] = float(max(m.value.size, 1))
+        return r
+    return count
+
+
 _FUNCTIONS = {np.where: _where, np.select: _select,
+              np.sum: _counted("sum"), np.mean: _counted("mean"), np.count_nonzero: _counted("count_nonzero"),
               **{f: _moving(f) for f in (np.reshape, np.transpose, np.ravel, np.squeeze, np.expand_dims,
                                          np.broadcast_to, np.stack, np.concatenate, np.copy, np.moveaxis,
                                          np.swapaxes, np.atleast_1d, np.atleast_2d)},
