@@ -368,6 +368,7 @@ class _DataArgs:
         self.floats = dtype == np.float64
         self.seen: dict[Any, tuple] = {}  # key -> (positions, their fingerprints at the last traced call)
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
+        self.masks: dict[Any, dict] = {}  # key -> its boolean arguments' fingerprints at its last traced call
 
     def _data(self, a: Any) -> bool:
         if type(a) is np.ndarray:  # (integers below 2**31: Tape.record keeps their results below 2**53)
@@ -414,6 +415,19 @@ class _DataArgs:
         inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
         inner.first, inner.calls, inner.kinds = True, 0, [_dtypes(p[:2]) for p in now]
         return inner
+
+    def changed_masks(self, key, args, nums) -> str | None:
+        """Why this traced call's boolean arrays keep it from skipping ``f``: one that changed since
+        the key's last traced call is no data (``m1 + m2`` is their OR in NumPy, 2 as floats)."""
+        now = {i: _fingerprint(a) for i, a in enumerate(args)
+               if i not in nums and type(a) is np.ndarray and a.dtype == bool and a.ndim}
+        last, self.masks[key] = self.masks.get(key), now
+        if len(self.masks) > CACHED_SHAPES:
+            self.masks.pop(next(iter(self.masks)))
+        changed = [i for i, fp in now.items() if last is not None and last.get(i) not in (None, fp)]
+        return None if not changed else (
+            f"the boolean array at position {changed[0]} changed, and boolean arrays are no data: a mask that "
+            "changes at every call is a constant of each call's trace; pass it as floats, mask * 1.0")
 
     def note(self, key, args, kwargs, nums) -> None:
         """Keep a traced call's candidates' fingerprints for the next traced call to compare."""
@@ -1586,7 +1600,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 return _RUN_F
             inner.calls += 1
             if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
-                refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
+                masks = [i for i, a in enumerate(args) if type(a) is np.ndarray and a.dtype == bool and a.ndim]
+                refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same" + (
+                    f" (boolean arrays are no data: the one at position {masks[0]}, a mask that changes at every "
+                    "call, is a constant of each call's trace; pass it as floats, mask * 1.0)" if masks else ""))
             if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
                 scrubbed(key, args)
         if out is not _RUN_F and inner.gathers and not _finite_result(out):
@@ -1809,6 +1826,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
+        if data_args is not None and key is not None and store.why_constant is None:
+            store.why_constant = data_args.changed_masks(key, args, check_argnums(argnums, len(args)))
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
                 not skipping or (isinstance(pure.get(key), Guards) and key in quiet)):

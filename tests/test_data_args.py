@@ -768,3 +768,15 @@ def test_a_partial_last_batch_gets_the_data_program_too():
         skipped.append(jf.cache.skipped)
     assert skipped[-1] - skipped[-4] == 3, skipped  # (the last three calls, two of batch 5, skip f)
     assert jf.cache.why_constant is None
+
+
+def test_a_boolean_mask_that_changes_says_it_is_no_data():
+    """A dropout mask drawn as rng.random(n) > p stays a constant of each call's trace; why_constant
+    said only that the calls traced f all the same (found by a hunt)."""
+    r = np.random.default_rng(6)
+    w, X = r.normal(size=4), r.normal(size=(5, 4))
+    jf = jacc.jacobian(lambda w, X, keep: np.sum(np.tanh(X @ w) * keep))
+    for _ in range(6):
+        keep = r.random(5) > 0.3
+        np.testing.assert_allclose(jf(w, X, keep), X.T @ ((1 - np.tanh(X @ w) ** 2) * keep), rtol=1e-12)
+    assert "boolean array at position 2 changed, and boolean arrays are no data" in jf.cache.why_constant
