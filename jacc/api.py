@@ -416,9 +416,13 @@ class _DataArgs:
         inner.first, inner.calls, inner.kinds = True, 0, [_dtypes(p[:2]) for p in now]
         return inner
 
-    def changed_masks(self, key, args, nums) -> str | None:
+    def changed_masks(self, key, args, argnums) -> str | None:
         """Why this traced call's boolean arrays keep it from skipping ``f``: one that changed since
         the key's last traced call is no data (``m1 + m2`` is their OR in NumPy, 2 as floats)."""
+        try:
+            nums = check_argnums(argnums, len(args))
+        except (TypeError, ValueError):  # (the trace says what is wrong with them, in its words)
+            return None
         now = {i: _fingerprint(a) for i, a in enumerate(args)
                if i not in nums and type(a) is np.ndarray and a.dtype == bool and a.ndim}
         last, self.masks[key] = self.masks.get(key), now
@@ -1826,8 +1830,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
-        if data_args is not None and key is not None and store.why_constant is None:
-            store.why_constant = data_args.changed_masks(key, args, check_argnums(argnums, len(args)))
+        if data_args is not None and key is not None and store.why_constant is None and any(
+                type(a) is np.ndarray and a.dtype == bool for a in args):
+            store.why_constant = data_args.changed_masks(key, args, argnums)
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
                 not skipping or (isinstance(pure.get(key), Guards) and key in quiet)):
