@@ -294,6 +294,11 @@ def _kind(a: Any) -> tuple:
     return (float if type(a) is np.float64 else type(a)), ()
 
 
+def _masks_at(args: tuple) -> list[int]:
+    """The positions of boolean arrays among ``args`` (masks, which are no data: see _DataArgs)."""
+    return [i for i, a in enumerate(args) if type(a) is np.ndarray and a.dtype == bool and a.ndim]
+
+
 def _dtypes(kind: tuple) -> tuple:
     """A data candidate's :func:`_kind` without its shapes: whether it is 0-d, its dtype, its
     nesting."""
@@ -423,8 +428,7 @@ class _DataArgs:
             nums = check_argnums(argnums, len(args))
         except (TypeError, ValueError):  # (the trace says what is wrong with them, in its words)
             return None
-        now = {i: _fingerprint(a) for i, a in enumerate(args)
-               if i not in nums and type(a) is np.ndarray and a.dtype == bool and a.ndim}
+        now = {i: _fingerprint(args[i]) for i in _masks_at(args) if i not in nums}
         last, self.masks[key] = self.masks.get(key), now
         if len(self.masks) > CACHED_SHAPES:
             self.masks.pop(next(iter(self.masks)))
@@ -1604,7 +1608,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 return _RUN_F
             inner.calls += 1
             if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
-                masks = [i for i, a in enumerate(args) if type(a) is np.ndarray and a.dtype == bool and a.ndim]
+                masks = _masks_at(args)
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same" + (
                     f" (boolean arrays are no data: the one at position {masks[0]}, a mask that changes at every "
                     "call, is a constant of each call's trace; pass it as floats, mask * 1.0)" if masks else ""))
@@ -1830,8 +1834,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
-        if data_args is not None and key is not None and store.why_constant is None and any(
-                type(a) is np.ndarray and a.dtype == bool for a in args):
+        if data_args is not None and key is not None and store.why_constant is None and _masks_at(args):
             store.why_constant = data_args.changed_masks(key, args, argnums)
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
