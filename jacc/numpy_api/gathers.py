@@ -292,13 +292,13 @@ def gather_by_mask(x: Tracer, index):
     wide[j] = np.arange(n).reshape((1,) * len(batch) + (n,))
     for k, a in others.items():
         wide[k] = np.broadcast_to(a, batch)[..., None]
-    picked = None
-    if entries == x.size:  # (x[np.arange(n), y]: every entry of x in its order, x itself)
-        order = np.arange(x.size).reshape(x.shape)[tuple(wide)]
-        if order.shape == x.shape and np.array_equal(order.reshape(-1), np.arange(x.size)):
-            picked = x
-    if picked is None:
-        picked = x[tuple(wide)]  # (constant positions: each entry of the batch, for every value of t)
+    # (constant positions: each entry of the batch, for every value of t); every entry of x in its
+    # order (x[np.arange(n), y], E[idx]) is x itself, reshaped: no gather, and no scatter of its adjoint
+    order = np.arange(x.size).reshape(x.shape)[tuple(wide)]
+    if order.size == x.size and np.array_equal(order.reshape(-1), np.arange(x.size)):
+        picked = x if order.shape == x.shape else x.reshape(order.shape)
+    else:
+        picked = x[tuple(wide)]
     advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
     if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
         at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
