@@ -31,6 +31,7 @@ from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import OrderError, Problem, accumulate
 from .graph import Graph
 from .guards import Guards, guards_for, same, snapshot, watch
+from .ops import OPS
 from .program import finite_array, finite_blocks, owned, raise_as_numpy, singular_ops
 from .strategies import naive_first
 from .trace import (
@@ -576,8 +577,8 @@ class _Once:
         # calls of every structure sharing it have taken as long as the build would
         # (Unrolled.build_later, .spent), kept where faster
         self.tier = u if u is not None and not arrays and u.build_later else None
-        # (input position, lo, hi): labels read through a one-hot mask must keep lo <= y < hi, else
-        # f runs and raises NumPy's IndexError (jacc.numpy_api.gathers.gather_by_mask)
+        # labels read through one-hot masks keep their bounds, else f runs and raises NumPy's
+        # IndexError (jacc.numpy_api.gathers.gather_by_mask)
         self.bounds = _label_bounds(entry.graph)
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
@@ -683,24 +684,6 @@ class _Once:
                 found = self.run(xs)  # (this call's result is C's, as jf.ran says)
         return found
 
-    def within(self, xs: list) -> bool:
-        """Whether the labels among ``xs`` keep the bounds of the masks that read them."""
-        for i, lo, hi in self.bounds:
-            v = xs[i]
-            if type(v) is float:
-                low = high = v
-            elif type(v) is list:
-                if not v:
-                    continue
-                low, high = min(v), max(v)
-            elif v.size:
-                low, high = float(v.min()), float(v.max())
-            else:
-                continue
-            if not lo <= low <= high < hi:
-                return False
-        return True
-
     def fits(self, args, kwargs) -> bool:
         if not (self.others or self.kw):
             return True
@@ -726,16 +709,36 @@ class _Once:
         return all(map(finite_array, xs))
 
 
-def _label_bounds(graph: Graph) -> list | None:
-    """``graph.meta["index_bounds"]`` by input position, the bounds of one input intersected."""
+class _Labels:
+    """The labels a structure reads through one-hot masks (``graph.meta["index_bounds"]``: the
+    steps computing each from integer data, its vertex and its axis's length n), checked at a
+    call that skips ``f``: -n <= y < n, else ``f`` runs and raises NumPy's ``IndexError``."""
+
+    def __init__(self, graph: Graph, found: list):
+        self.checks = found
+        names = {a for steps, t, _ in found for _, _, args, _ in steps for a in args if isinstance(a, str)}
+        names |= {t for _, t, _ in found}
+        self.inputs = [(graph.inputs.index(x), x, graph.shape(x)) for x in graph.inputs if x in names]
+
+    def within(self, xs: list) -> bool:
+        """Whether the labels that ``xs`` (the program's inputs) give keep their bounds."""
+        env = {}
+        for i, name, shape in self.inputs:
+            v = xs[i]
+            env[name] = np.asarray(v, dtype=np.float64).reshape(shape) if type(v) is list else np.asarray(v)
+        for steps, t, n in self.checks:
+            for name, op, args, params in steps:
+                if name not in env:
+                    env[name] = OPS[op].evaluate([env[a] if isinstance(a, str) else a for a in args], params)
+            y = env[t]
+            if y.size and not (-n <= y.min() and y.max() < n):
+                return False
+        return True
+
+
+def _label_bounds(graph: Graph) -> _Labels | None:
     found = graph.meta.get("index_bounds")
-    if not found:
-        return None
-    by_name: dict[str, tuple[int, int]] = {}
-    for name, lo, hi in found:
-        was = by_name.get(name, (lo, hi))
-        by_name[name] = (max(lo, was[0]), min(hi, was[1]))
-    return [(graph.inputs.index(name), lo, hi) for name, (lo, hi) in by_name.items()]
+    return _Labels(graph, found) if found else None
 
 
 def _finite_result(out: Any) -> bool:
@@ -1699,7 +1702,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         to_jax = jax_results and _jax_arrays(args, shown)
         if to_jax and hit.device is not None:  # JAX arrays stay on device
             xs = hit.leaves(args, device=True)
-            if hit.bounds is not None and not hit.within(xs):
+            if hit.bounds is not None and not hit.bounds.within(xs):
                 return _RUN_F
             found, finite = hit.device(xs, nonfinite != "propagate")
             if not finite:
@@ -1709,7 +1712,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.assemble(found)
         xs = hit.leaves(args)
-        if hit.bounds is not None and not hit.within(xs):  # (f raises NumPy's IndexError)
+        if hit.bounds is not None and not hit.bounds.within(xs):  # (f raises NumPy's IndexError)
             return _RUN_F
         if nonfinite != "propagate" and not hit.finite(xs):
             hit.refuse_nonfinite(xs, nonfinite)

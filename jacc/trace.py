@@ -30,7 +30,7 @@ import numpy as np
 from . import pytrees
 from .graph import Graph, GraphError, TracedPoint, check_real
 from .indexing import as_index_array
-from .ops import OPS, ShapeError, index_to_numpy
+from .ops import MASK_OPS, OPS, ShapeError, index_to_numpy
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__))
@@ -352,9 +352,9 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
-        # (data input, lo, hi): the integer data an index is read from through a one-hot mask holds
-        # only labels lo <= y < hi (jacc.numpy_api.gathers.gather_by_mask)
-        self.index_bounds: list[tuple[str, int, int]] = []
+        # (steps, vertex, n): labels read through a one-hot mask (jacc.numpy_api.gathers.gather_by_mask),
+        # computed from data by the recorded steps, must hold -n <= y < n at every call
+        self.index_bounds: list[tuple[tuple, str, int]] = []
         self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
         # 0-d vertices that are NumPy 0-d arrays (a 0-d ndarray argument, a reshape to (), a copy,
         # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,
@@ -458,6 +458,8 @@ class Tape:
     def record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if not self.data:  # (no data arguments, so no integer data either: the common case)
             return self._record(op, args, params)
+        if Mask in map(type, args):  # (its recorded 0.0/1.0 first: a mask of data holds integers, y * mask)
+            args = [a.vertex() if type(a) is Mask else a for a in args]
         narrow = self.f32 and any(isinstance(a, Tracer) and a.name in self.f32 for a in args)
         if narrow and op not in _F32_EXACT and not any(map(_widens, args)):
             raise UnsupportedOperationError(
@@ -474,7 +476,8 @@ class Tape:
                 "as floats, which round past 2**53 otherwise (the data stays a constant)")
         r = self._record(op, args, params)
         if isinstance(r, Tracer):
-            if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)):
+            if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)
+                                                   if not (op == "where" and k == 0)):  # (its condition: a mask)
                 bound = _int_bound(op, args, self.ints)
                 if bound >= 2.0 ** 53:
                     raise UnsupportedOperationError(
@@ -484,6 +487,8 @@ class Tape:
                 self.ints[r.name] = bound  # (NumPy's result is integer too)
             if all(a.name in self.data for a in args if isinstance(a, Tracer)):
                 self.data.add(r.name)
+                if op in MASK_OPS:  # (a mask of data is NumPy's booleans: integers in y * mask)
+                    self.ints[r.name] = 1.0
             if narrow and op in _F32_EXACT and not any(map(_widens, args)):
                 self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r

@@ -97,15 +97,31 @@ def test_an_infinite_partial_where_no_label_falls_gives_an_exact_zero():
         np.testing.assert_array_equal(jf(x, y), want)
 
 
-def test_labels_computed_otherwise_stay_constants_and_say_why():
-    x = R.normal(size=(4, 5))
-    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(4), np.where(y > 2, y - 3, y)]).sum())
-    for _ in range(4):
-        y = R.integers(0, 5, 4)
-        z = np.where(y > 2, y - 3, y)
-        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(4), b], x, z, np.ones(4)),
+def _ignored(r):
+    y = r.integers(0, 5, 6)
+    y[r.integers(0, 6, 2)] = -100
+    return y
+
+
+@pytest.mark.parametrize("clean, draw", [
+    (lambda y: np.where(y > 2, y - 3, y), lambda r: r.integers(0, 8, 6)),
+    (lambda y: np.where(y != -100, y, 0), _ignored),
+    (lambda y: y * (y != -100), _ignored),
+    (lambda y: np.abs(y) - 1, lambda r: r.integers(-5, 6, 6)),
+], ids=["where", "ignore-index where", "ignore-index product", "abs"])
+def test_labels_computed_from_data_keep_their_bounds_at_every_call(clean, draw):
+    """Labels computed from the data (an ignore index cleaned with np.where) stayed constants: each
+    batch was planned anew. The steps computing them are recorded and run at every call that skips
+    f, whose labels are checked there (a label out of bounds runs f, which raises IndexError)."""
+    x = R.normal(size=(6, 5))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(6), clean(y)]).sum())
+    for _ in range(7):
+        y = draw(R)
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, clean(y), np.ones(6)),
                                    rtol=1e-12)
-    assert "labels computed from integer data by where" in jf.cache.why_constant
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 3, (jf.cache.why_constant, jf.cache.skipped)
+    with pytest.raises(IndexError, match="out of bounds"):
+        jf(x, np.array([1, 2, 3, 4, 9, 1]))
 
 
 def test_a_one_hot_from_a_numpy_array_says_what_to_write():
@@ -206,7 +222,7 @@ def test_reasons_and_counts_of_the_fallbacks():
     jf = jacc.jacobian(lambda x, y: np.take(x, y % 4).sum())
     for _ in range(4):
         jf(x, R.integers(0, 9, 3))
-    assert "labels computed from integer data by remainder" in jf.cache.why_constant
+    assert "labels computed from data by an op whose result the trace does not keep integer" in jf.cache.why_constant
     z = np.array([1.0, 2.0, 0.5, 0.0])  # (sqrt's slope at 0 is inf: the mask's Jacobian is NaN)
     jf = jacc.jacobian(lambda z, y: np.sqrt(z)[y].sum())
     for _ in range(6):

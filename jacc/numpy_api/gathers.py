@@ -235,10 +235,6 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
 #: 1.88 ms planned anew)
 MASK_GATHER_MAX = 1 << 22
 
-#: ops through which an index keeps its data argument's entries in other places (its bounds hold)
-_MOVES = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity", "alias"})
-
-
 def gather_by_mask(x: Tracer, index):
     """``x[index]`` where one index entry ``t`` is a traced integer data array (class labels,
     token ids: :class:`jacc.api._DataArgs`) on an axis of length K: ``x`` indexed with
@@ -247,10 +243,10 @@ def gather_by_mask(x: Tracer, index):
     The structure then holds for every value of ``t``, so one plan serves every batch of labels (a
     gather of ``t``'s values as constants was a new structure, planned anew, at each batch).
 
-    ``t`` must be the data argument itself, moved (``y[:, None]``, ``idx.reshape(-1)``) or shifted
-    by a constant (``y - 1``): the bounds its labels must keep are recorded on the tape
-    (:attr:`Tape.index_bounds`), and a call whose labels leave them runs ``f``, which raises
-    NumPy's ``IndexError``. An index out of bounds here raises it too."""
+    ``t`` is computed from integer data alone (``y``, ``y - 1``, ``np.where(y != -100, y, 0)``): the
+    steps that compute it are recorded on the tape with its bounds (:attr:`Tape.index_bounds`), a
+    call that skips ``f`` runs them on its data, and one whose labels leave the bounds runs ``f``,
+    which raises NumPy's ``IndexError``. An index out of bounds here raises it too."""
     tape = x.tape
     if np.dtype(tape.dtype) != np.float64:  # (labels are traced as float64: the mask would widen x)
         raise UnsupportedOperationError(f"indexing at {call_site()} with integer data under dtype="
@@ -278,7 +274,11 @@ def gather_by_mask(x: Tracer, index):
     if values.size and (values.min() < -n or values.max() >= n):
         bad = values[(values < -n) | (values >= n)].flat[0]
         raise IndexOutOfBounds(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
-    source = _label_source(t, -n, n)
+    if t.name not in tape.ints:
+        raise UnsupportedOperationError(
+            f"indexing at {call_site()} with labels computed from data by an op whose result the trace does not "
+            "keep integer (the data stays a constant)")
+    steps = _label_steps(t)
     others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
         i is None or isinstance(i, slice))}
     batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
@@ -308,7 +308,7 @@ def gather_by_mask(x: Tracer, index):
     mask = (wrapped[..., None] == np.arange(n)).vertex()
     if mask.shape != batch + (n,):
         mask = np.broadcast_to(mask, batch + (n,))
-    tape.index_bounds.append(source)
+    tape.index_bounds.append((steps, t.name, n))
     # one product over the axis: a matrix product for an embedding (a batch × K mask times the
     # K × d table), where the mask broadcast over the table's rows and summed took 3 passes over
     # batch × K × d entries
@@ -323,40 +323,26 @@ def gather_by_mask(x: Tracer, index):
     return np.einsum(spec, squeezed, mask)
 
 
-def _label_source(t: Tracer, lo: int, hi: int) -> tuple[str, int, int]:
-    """The data argument that labels ``t`` come from, and the bounds ``lo <= y < hi`` that keep
-    ``t`` within its own (``t`` the argument moved, or shifted by a constant integer)."""
+def _label_steps(t: Tracer) -> tuple:
+    """The recorded steps that compute labels ``t`` from integer data arguments alone, in order:
+    a call that skips ``f`` runs them on its data to check the labels' bounds (``api._Once.within``)."""
     tape = t.tape
-    name, producers = t.name, None
-    while not (name in tape.input_names and name in tape.ints):
-        if producers is None:
-            producers = {s[0]: s for s in tape.steps}
-        _, op, args, _ = producers.get(name, (None, "input", (), None))  # (a float data argument)
-        traced = [a for a in args if isinstance(a, str)]
-        shift = [np.asarray(a).reshape(-1) for a in args if not isinstance(a, str)]
-        if op in _MOVES and len(traced) == 1 and args[0] == traced[0]:
-            name = traced[0]
-        elif op in ("add", "sub") and len(traced) == 1 and len(shift) == 1 and shift[0].size == 1 \
-                and shift[0][0] == int(shift[0][0]):
-            c = int(shift[0][0])
-            if op == "add":
-                lo, hi = lo - c, hi - c
-            elif args[0] == traced[0]:  # y - c
-                lo, hi = lo + c, hi + c
-            else:  # c - y
-                lo, hi = c - hi + 1, c - lo + 1
-            name = traced[0]
-        elif op == "neg" and len(traced) == 1:
-            lo, hi, name = -hi + 1, -lo + 1, traced[0]
-        elif op == "input":
-            raise UnsupportedOperationError(f"indexing at {call_site()} with a data argument that is not integer "
-                                            "(the data stays a constant)")
-        else:
-            raise UnsupportedOperationError(
-                f"indexing at {call_site()} with labels computed from integer data by {op}: only the data "
-                "itself, moved (y[:, None], y.reshape(-1)) or shifted by a constant (y - 1) is an index whose "
-                "bounds are checked at every call (the data stays a constant)")
-    return name, lo, hi
+    producers = {s[0]: s for s in tape.steps}
+    found: dict[str, tuple] = {}
+
+    def visit(name: str) -> None:
+        if name in found or name in tape.input_names:
+            if name in tape.input_names and name not in tape.ints:
+                raise UnsupportedOperationError(f"indexing at {call_site()} with labels computed from a data "
+                                                "argument that is not integer (the data stays a constant)")
+            return
+        step = producers[name]
+        for a in step[2]:
+            if isinstance(a, str):
+                visit(a)
+        found[name] = step
+    visit(t.name)
+    return tuple(found.values())
 
 
 def _data_index(indices) -> bool:
