@@ -367,6 +367,9 @@ class Tape:
         # vertices computed from data arguments alone (not differentiated): a clip bound among them
         # keeps a constant bound's rule (see _clip)
         self.data: set[str] = set()
+        # masks computed from data alone (their recorded 0.0/1.0): NumPy's booleans, which keep
+        # integer data integer in arithmetic (y * (y != -100)), see record
+        self.bits: set[str] = set()
         # vertices holding float32 data traced as float64, and NumPy's float32 results of them
         # without rounding (selections, copies): an op that NumPy would round in float32 is refused
         self.f32: set[str] = set()
@@ -476,9 +479,11 @@ class Tape:
                 "as floats, which round past 2**53 otherwise (the data stays a constant)")
         r = self._record(op, args, params)
         if isinstance(r, Tracer):
-            if held and op in _INT_KEEPING and all(k in held or _integral(a) for k, a in enumerate(args)
-                                                   if not (op == "where" and k == 0)):  # (its condition: a mask)
-                bound = _int_bound(op, args, self.ints)
+            bits = self.bits
+            if held and op in _INT_KEEPING and all(
+                    k in held or _integral(a) or (isinstance(a, Tracer) and a.name in bits)
+                    for k, a in enumerate(args) if not (op == "where" and k == 0)):  # (where's condition: a mask)
+                bound = _int_bound(op, args, {**dict.fromkeys(bits, 1.0), **self.ints} if bits else self.ints)
                 if bound >= 2.0 ** 53:
                     raise UnsupportedOperationError(
                         f"{op} of integer data at {call_site()}: the data is traced as floats, and its values "
@@ -487,8 +492,8 @@ class Tape:
                 self.ints[r.name] = bound  # (NumPy's result is integer too)
             if all(a.name in self.data for a in args if isinstance(a, Tracer)):
                 self.data.add(r.name)
-                if op in MASK_OPS:  # (a mask of data is NumPy's booleans: integers in y * mask)
-                    self.ints[r.name] = 1.0
+                if op in MASK_OPS:  # (a mask of data is NumPy's booleans: y * mask stays integer)
+                    self.bits.add(r.name)
             if narrow and op in _F32_EXACT and not any(map(_widens, args)):
                 self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r
