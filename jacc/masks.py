@@ -125,11 +125,11 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
     flatten = ravel
 
     def sum(self, *args, **kwargs):
-        out = _FUNCTIONS[np.sum](self, *args, **kwargs)
+        out = _COUNT(self, *args, **kwargs)  # (held directly: np.sum may be swapped during a trace)
         return self.concrete().sum(*args, **kwargs) if out is NotImplemented else out
 
     def mean(self, *args, **kwargs):
-        out = _FUNCTIONS[np.mean](self, *args, **kwargs)
+        out = _MEAN(self, *args, **kwargs)
         return self.concrete().mean(*args, **kwargs) if out is NotImplemented else out
 
     def astype(self, dtype, *args, **kwargs):
@@ -341,8 +341,10 @@ def _counted(name: str):
     return count
 
 
+_COUNT, _MEAN = _counted("sum"), _counted("mean")
+
 _FUNCTIONS = {np.where: _where, np.select: _select,
-              np.sum: _counted("sum"), np.mean: _counted("mean"), np.count_nonzero: _counted("count_nonzero"),
+              np.sum: _COUNT, np.mean: _MEAN, np.count_nonzero: _counted("count_nonzero"),
               **{f: _moving(f) for f in (np.reshape, np.transpose, np.ravel, np.squeeze, np.expand_dims,
                                          np.broadcast_to, np.stack, np.concatenate, np.copy, np.moveaxis,
                                          np.swapaxes, np.atleast_1d, np.atleast_2d)},

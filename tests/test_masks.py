@@ -219,3 +219,17 @@ def test_arithmetic_of_masks_alone_is_numpys_logic(f):
         np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), atol=1e-7)
     with pytest.raises(TypeError, match="numpy boolean subtract"):
         jacc.jacobian(lambda x: x * ((x > 0) - (x > 1)))(np.ones(4))
+
+
+def test_counting_a_mask_where_numpys_functions_are_swapped():
+    """m.sum() looked up np.sum when called, which a trace with NumPy's constructors swapped in
+    (f builds np.array([...]) of traced values) had replaced: KeyError (found by a hunt)."""
+    def f(x):
+        return np.array([x[0] * x[1], x[1] + x[2]]) * (x > 0).sum()
+
+    def g(x):
+        return np.array([x[0] * x[1], x[1] + x[2]]) * (x > 0).mean()
+    x = np.array([-1.0, 2.0, 0.5])
+    local = np.array([[2.0, -1.0, 0.0], [0.0, 1.0, 1.0]])  # (of [x0 x1, x1 + x2]; two entries exceed 0)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), 2 * local, rtol=1e-14)
+    np.testing.assert_allclose(jacc.jacobian(g)(x), 2 / 3 * local, rtol=1e-14)

@@ -650,3 +650,9 @@ def test_a_float_index_array_raises_numpys_index_error_even_empty():
     for idx in (np.array([]), np.array([0.0, 1.0])):
         with pytest.raises(IndexError, match="integer"):
             jacc.jacobian(lambda x: np.tanh(x[idx]).sum() + x.sum())(np.ones(3))
+
+
+def test_take_along_axis_with_indices_of_another_length_raises_index_error():
+    """NumPy raises IndexError (shape mismatch); the trace raised ValueError (found by a hunt)."""
+    with pytest.raises(IndexError, match="shape mismatch"):
+        jacc.jacobian(lambda x: np.take_along_axis(x, np.zeros((8, 1), dtype=np.int64), axis=1).sum())(np.ones((5, 3)))

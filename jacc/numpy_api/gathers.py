@@ -163,7 +163,12 @@ def _flat_along(shape, k: int, idx: np.ndarray) -> np.ndarray:
     idx = np.where(idx < 0, idx + shape[k], idx)
     if idx.size and (idx.min() < 0 or idx.max() >= shape[k]):
         raise IndexOutOfBounds(f"index out of bounds for axis {k} with size {shape[k]} (at {call_site()})")
-    return np.ravel_multi_index(np.broadcast_arrays(*_grid(shape, k, idx)), shape)
+    try:
+        grid = np.broadcast_arrays(*_grid(shape, k, idx))
+    except ValueError:  # (NumPy's error for index arrays that do not broadcast)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together (at {call_site()})") \
+            from None
+    return np.ravel_multi_index(grid, shape)
 
 
 # -- helpers ------------------------------------------------------------------------------------
@@ -281,7 +286,12 @@ def gather_by_mask(x: Tracer, index):
     steps = _label_steps(t)
     others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
         i is None or isinstance(i, slice))}
-    batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
+    try:
+        batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
+    except ValueError:  # (NumPy's error for index arrays that do not broadcast)
+        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes "
+                         f"{' '.join(str(s) for s in [t.shape, *(a.shape for a in others.values())])} "
+                         f"(at {call_site()})") from None
     kept = _indexed(items)
     entries = math.prod(batch) * n * math.prod(x.shape[a] for a in range(x.ndim) if a not in kept)
     if entries > MASK_GATHER_MAX:
