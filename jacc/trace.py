@@ -490,6 +490,11 @@ class Tape:
                         f"could reach {bound:.3g} here, past 2**53, where floats round otherwise than NumPy's "
                         "integers (the data stays a constant)")
                 self.ints[r.name] = bound  # (NumPy's result is integer too)
+            elif held == [0] and op in _INT_QUOTIENTS and _integral(args[1]) and np.all(np.asarray(args[1]) != 0):
+                # y % K and y // c by a constant nonzero integer: exact in floats, and integers (labels
+                # wrapped around an axis, y % K); by integer data they are refused above
+                self.ints[r.name] = (float(np.max(np.abs(args[1]))) if op != "floor_divide"
+                                     else self.ints[args[0].name])
             if all(a.name in self.data for a in args if isinstance(a, Tracer)):
                 self.data.add(r.name)
                 if op in MASK_OPS:  # (a mask of data is NumPy's booleans: y * mask stays integer)
@@ -1730,6 +1735,8 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
                           "where", "sort", "amax", "amin"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+#: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
+_INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
 #: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
 _INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum", "cumprod", "cumprod_value"})
 
