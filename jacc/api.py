@@ -295,6 +295,11 @@ def _kind(a: Any) -> tuple:
     return (float if type(a) is np.float64 else type(a)), ()
 
 
+#: why a boolean array that changes between calls makes them trace ``f`` (see _DataArgs)
+_MASKS_ARE_NO_DATA = ("a mask that changes at every call is a constant of each call's trace; pass it as floats, "
+                      "mask * 1.0")
+
+
 def _masks_at(args: tuple) -> list[int]:
     """The positions of boolean arrays among ``args`` (masks, which are no data: see _DataArgs)."""
     return [i for i, a in enumerate(args) if type(a) is np.ndarray and a.dtype == bool and a.ndim]
@@ -435,8 +440,8 @@ class _DataArgs:
             self.masks.pop(next(iter(self.masks)))
         changed = [i for i, fp in now.items() if last is not None and last.get(i) not in (None, fp)]
         return None if not changed else (
-            f"the boolean array at position {changed[0]} changed, and boolean arrays are no data: a mask that "
-            "changes at every call is a constant of each call's trace; pass it as floats, mask * 1.0")
+            f"the boolean array at position {changed[0]} changed, and boolean arrays are no data: "
+            + _MASKS_ARE_NO_DATA)
 
     def note(self, key, args, kwargs, nums) -> None:
         """Keep a traced call's candidates' fingerprints for the next traced call to compare."""
@@ -1613,8 +1618,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
                 masks = _masks_at(args)
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same" + (
-                    f" (boolean arrays are no data: the one at position {masks[0]}, a mask that changes at every "
-                    "call, is a constant of each call's trace; pass it as floats, mask * 1.0)" if masks else ""))
+                    f" (boolean arrays are no data, as the one at position {masks[0]}: {_MASKS_ARE_NO_DATA})"
+                    if masks else ""))
             if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
                 scrubbed(key, args)
         if out is not _RUN_F and inner.gathers and not _finite_result(out):

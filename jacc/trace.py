@@ -1129,12 +1129,11 @@ _LABELS_HINT = ("; integer data (labels) that indexes a NumPy array, as np.eye(K
 
 
 def _holds_int_data(tape: "Tape", index: Any) -> bool:
-    """Whether ``index`` holds a traced array computed from data alone (:attr:`Tape.data`), integer
-    data among them (:attr:`Tape.ints`)."""
-    if not tape.ints or tape.paused:
+    """Whether ``index`` holds a traced array computed from data alone (:attr:`Tape.data`, which
+    holds the integer data of :attr:`Tape.ints` too)."""
+    if not tape.data or tape.paused:
         return False
-    return any(isinstance(i, Tracer) and (i.name in tape.ints or i.name in tape.data)
-               for i in (index if type(index) is tuple else (index,)))
+    return any(isinstance(i, Tracer) and i.name in tape.data for i in (index if type(index) is tuple else (index,)))
 
 
 class _ArrayConversion(UnsupportedOperationError):

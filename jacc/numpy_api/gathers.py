@@ -30,6 +30,7 @@ from ..trace import (
     Tracer,
     UnsupportedOperationError,
     _axes_of,
+    _holds_int_data,
     _int,
     _refuse,
     _scatter,
@@ -356,10 +357,9 @@ def _label_steps(t: Tracer) -> tuple:
 
 
 def _data_index(indices) -> bool:
-    """Whether ``indices`` is traced from data alone, integer data among them (gathered through a
-    mask, or refused there naming why)."""
-    return isinstance(indices, Tracer) and not indices.tape.paused and (
-        indices.name in indices.tape.ints or indices.name in indices.tape.data)
+    """Whether ``indices`` is traced from data alone (gathered through a mask, or refused there
+    naming why), as ``x[indices]`` would read it."""
+    return isinstance(indices, Tracer) and _holds_int_data(indices.tape, indices)
 
 
 def _indexed(items: list) -> set:
