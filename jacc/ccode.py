@@ -434,10 +434,11 @@ def _compile(cc: str, src: str, path: Path, level: str) -> Path:
     return path
 
 
-def code_lines(jacobian: Callable) -> int:
+def code_lines(jacobian: Callable, consts: list | None = None) -> int:
     """The lines of C that :class:`Native` builds for compiled scalar code: its statements and one
-    per entry returned (the constant ones are written once)."""
-    return len(jacobian.flat_parts[1]) + sum(c is None for c in flat_constants(jacobian))
+    per entry returned (the constant ones, ``consts`` where known, are written once)."""
+    consts = flat_constants(jacobian) if consts is None else consts
+    return len(jacobian.flat_parts[1]) + sum(c is None for c in consts)
 
 
 class Native:
@@ -452,7 +453,7 @@ class Native:
 
     def __init__(self, jacobian: Callable, n_in: int, max_lines: int = MAX_LINES, quick: bool = False):
         consts = flat_constants(jacobian)
-        lines = code_lines(jacobian)
+        lines = code_lines(jacobian, consts)
         if lines > max_lines:
             raise CompileError(f"C: {lines} lines of scalar code, more than the C compiler builds quickly "
                                f"({max_lines}); the float code runs instead")

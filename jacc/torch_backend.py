@@ -181,8 +181,8 @@ _ADAPTED: dict[str, Callable] = {
     "divide": _true_divide, "true_divide": _true_divide,
     # torch.sign(nan) is 0, NumPy's NaN: abs' derivative at NaN came back 0 on this backend only
     "sign": lambda x: namespace().where(namespace().isnan(x), x, namespace().sign(x)),
-    # torch.max/min reduce one dim and return (values, indices): amax/amin take NumPy's axes
     "array": lambda x: x.clone(),  # (a gather's copy of its view: jacc.ops' getitem)
+    # torch.max/min reduce one dim and return (values, indices): amax/amin take NumPy's axes
     "max": lambda x, axis=None, keepdims=False: _extreme("amax", x, axis, keepdims),
     "min": lambda x, axis=None, keepdims=False: _extreme("amin", x, axis, keepdims),
 }
