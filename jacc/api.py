@@ -237,6 +237,41 @@ def _jax_arrays(args, nums) -> bool:
     return True
 
 
+def _host_data(args: tuple, kwargs: dict, argnums: Any) -> tuple[tuple, dict]:
+    """``args`` and ``kwargs`` with each ``jax.Array`` not differentiated (a leaf of a container
+    too: a batch ``(X, y)``) as a NumPy array, as ``f`` traces it anyway: data that changes then
+    takes the data path (:class:`_DataArgs`), and a constant one is guarded by value. Kept as
+    ``jax.Array``, it could be neither, and every call traced ``f`` (87 ms a call for a
+    cross-entropy with labels)."""
+    jax = sys.modules.get("jax")
+    if jax is None or all(type(a) in _HOST for a in args) and all(type(a) in _HOST for a in kwargs.values()):
+        return args, kwargs
+    try:
+        differentiated = set(check_argnums(argnums, len(args)))
+    except (TypeError, ValueError):  # (the trace says what is wrong with them, in its words)
+        return args, kwargs
+
+    def holds(a: Any) -> bool:
+        return isinstance(a, jax.Array) or (type(a) is dict and any(map(holds, a.values()))) or (
+            isinstance(a, (tuple, list)) and any(map(holds, a)))
+
+    def host(a: Any) -> Any:  # (a container is rebuilt only around a jax.Array: f may append to a list it gets)
+        if isinstance(a, jax.Array):
+            return np.asarray(a)
+        if not holds(a):
+            return a
+        if type(a) is dict:
+            return {k: host(v) for k, v in a.items()}
+        if type(a) in (tuple, list):
+            return type(a)(map(host, a))
+        if isinstance(a, tuple) and hasattr(type(a), "_fields"):  # (a namedtuple)
+            return type(a)(*map(host, a))
+        return a  # (another container's type: f gets it as it is, and it stays a constant)
+
+    args = tuple(a if i in differentiated or type(a) in _HOST else host(a) for i, a in enumerate(args))
+    return args, {k: host(a) for k, a in kwargs.items()} if kwargs else kwargs
+
+
 #: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
 _RUN_F = object()
 _NO_ERRSTATE = contextlib.nullcontext()
@@ -1809,6 +1844,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return found
 
     def jf(*args, **kwargs):
+        if not data:  # (a Jacobian taking data gets them as its outer one passes them on)
+            args, kwargs = _host_data(args, kwargs, argnums)
         if not retrace or skipping:
             kept = floats[0]
             hit = None if kept is None else kept[1]

@@ -786,7 +786,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
 
     def value(v: Any, what: str) -> str | None:
         if not _plain(v, [10_000]):  # (plain: no partial in it, at most 10,000 items)
-            return f"{what} holds a {type(v).__name__}"
+            return f"{what} holds a value of type {type(v).__name__}"
         for x in _functions_in([v], cached=True):
             if isinstance(x, functools._lru_cache_wrapper):
                 # a hit runs no code and reads nothing: a result changed in place, or one computed

@@ -303,6 +303,45 @@ def test_jax_arrays_give_jax_arrays_with_numpy_data():
         np.testing.assert_allclose(np.asarray(J), np.diag(D / np.cosh(np.asarray(x) * D) ** 2), rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numpy", "jax"])
+def test_jax_array_data_and_labels_run_without_tracing_f(backend):
+    jax = pytest.importorskip("jax")
+    jnp = jax.numpy
+
+    def loss(W, batch):  # a cross-entropy of labels y, all data as jax.Arrays
+        X, y = batch
+        z = X @ W
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        return -logp[np.arange(len(y)), y].sum()
+
+    r = np.random.default_rng(3)
+    W = r.normal(size=(3, 4))
+    jf = jacc.jacobian(loss, backend=backend)
+    for _ in range(6):
+        X, y = r.normal(size=(5, 3)), r.integers(0, 4, 5)
+        z = X @ W
+        p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+        want = X.T @ (p - np.eye(4)[y])
+        got = jf(jnp.asarray(W) if backend == "jax" else W, (jnp.asarray(X), jnp.asarray(y)))
+        assert isinstance(got, jax.Array if backend == "jax" else np.ndarray)
+        np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12, atol=1e-14)
+    assert jf.cache.skipped >= 3  # (each new batch traced f before: 87 ms a call)
+
+
+def test_a_constant_jax_array_is_guarded_by_value():
+    jax = pytest.importorskip("jax")
+
+    def f(x, D):
+        return x * D
+
+    jf = jacc.jacobian(f)
+    x, D = np.linspace(0.1, 1.0, 3), jax.numpy.asarray([1.0, 2.0, 3.0])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x, D), np.diag([1.0, 2.0, 3.0]), rtol=1e-15)
+    assert jf.cache.skipped >= 2
+    np.testing.assert_allclose(jf(x, jax.numpy.asarray([4.0, 5.0, 6.0])), np.diag([4.0, 5.0, 6.0]), rtol=1e-15)
+
+
 def test_f_telling_a_number_from_a_traced_value_keeps_it_constant():
     def rhs(y, t):
         return -y * t if isinstance(t, float) else -2.0 * y * t

@@ -701,8 +701,8 @@ def _imports_by_function(x):
 
 @pytest.mark.parametrize("fn, why", [
     (_log_or_linear, "catches exceptions"), (_log_or_linear_by_callback, "raise or call back"),
-    (_reads_masked, "holds a MaskedArray"),
-    (_reads_bound_method, "holds a builtin_function_or_method"), (_reads_globals_of, "reads __globals__"),
+    (_reads_masked, "holds a value of type MaskedArray"),
+    (_reads_bound_method, "holds a value of type builtin_function_or_method"), (_reads_globals_of, "reads __globals__"),
     (_imports_by_function, "imports"),
 ])
 def test_paths_taken_by_value_and_state_out_of_the_guards_sight_keep_f_running(fn, why, monkeypatch):
