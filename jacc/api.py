@@ -330,16 +330,6 @@ def _kind(a: Any) -> tuple:
     return (float if type(a) is np.float64 else type(a)), ()
 
 
-#: why a boolean array that changes between calls makes them trace ``f`` (see _DataArgs)
-_MASKS_ARE_NO_DATA = ("a mask that changes at every call is a constant of each call's trace; pass it as floats, "
-                      "mask * 1.0")
-
-
-def _masks_at(args: tuple) -> list[int]:
-    """The positions of boolean arrays among ``args`` (masks, which are no data: see _DataArgs)."""
-    return [i for i, a in enumerate(args) if type(a) is np.ndarray and a.dtype == bool and a.ndim]
-
-
 def _dtypes(kind: tuple) -> tuple:
     """A data candidate's :func:`_kind` without its shapes: whether it is 0-d, its dtype, its
     nesting."""
@@ -400,7 +390,9 @@ class _DataArgs:
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
     dtype (0-d ones too), int64 arrays below :data:`_INT_DATA` (class labels, traced as floats: one
     used as an index, ``E[idx]``, a divisor or exponent, or whose dtype ``f`` reads stays a
-    constant: ``jacc.trace.Tape.ints``) and, for float64, Python and NumPy floats; containers of these (a batch
+    constant: ``jacc.trace.Tape.ints``), boolean arrays (masks: traced as recorded masks,
+    :func:`jacc.masks.data_mask`, so ``m1 + m2`` is their OR as in NumPy) and, for float64,
+    Python and NumPy floats; containers of these (a batch
     ``(X, y)``, taken apart as differentiated arguments are); by position or by keyword (slots:
     positions, then keyword names). A structure's traced call that finds such an argument changed
     since its last traced call (the same shape) makes its calls run a Jacobian of their own
@@ -414,11 +406,11 @@ class _DataArgs:
         self.floats = dtype == np.float64
         self.seen: dict[Any, tuple] = {}  # key -> (positions, their fingerprints at the last traced call)
         self.by_key: dict[Any, Any] = {}  # key -> the Jacobian taking them as inputs, or why not
-        self.masks: dict[Any, dict] = {}  # key -> its boolean arguments' fingerprints at its last traced call
 
     def _data(self, a: Any) -> bool:
         if type(a) is np.ndarray:  # (integers below 2**31: Tape.record keeps their results below 2**53)
             return a.size > 0 and (a.dtype == self.dtype or (self.floats and a.dtype == np.float32) or (
+                a.dtype == bool and a.ndim > 0) or (
                 a.dtype == np.int64 and -_INT_DATA < a.min() and a.max() < _INT_DATA))
         if type(a) is float or type(a) is np.float64:
             return self.floats
@@ -461,22 +453,6 @@ class _DataArgs:
         inner = self.by_key[key] = self.make(len(args), slots, tuple(kwargs))
         inner.first, inner.calls, inner.kinds = True, 0, [_dtypes(p[:2]) for p in now]
         return inner
-
-    def changed_masks(self, key, args, argnums) -> str | None:
-        """Why this traced call's boolean arrays keep it from skipping ``f``: one that changed since
-        the key's last traced call is no data (``m1 + m2`` is their OR in NumPy, 2 as floats)."""
-        try:
-            nums = check_argnums(argnums, len(args))
-        except (TypeError, ValueError):  # (the trace says what is wrong with them, in its words)
-            return None
-        now = {i: _fingerprint(args[i]) for i in _masks_at(args) if i not in nums}
-        last, self.masks[key] = self.masks.get(key), now
-        if len(self.masks) > CACHED_SHAPES:
-            self.masks.pop(next(iter(self.masks)))
-        changed = [i for i, fp in now.items() if last is not None and last.get(i) not in (None, fp)]
-        return None if not changed else (
-            f"the boolean array at position {changed[0]} changed, and boolean arrays are no data: "
-            + _MASKS_ARE_NO_DATA)
 
     def note(self, key, args, kwargs, nums) -> None:
         """Keep a traced call's candidates' fingerprints for the next traced call to compare."""
@@ -655,7 +631,8 @@ class _Once:
         """Refuse, as a traced call would, an argument that is no real number or array (a cast
         would drop an imaginary part, or read booleans as numbers)."""
         for name, v in zip(self.entry.graph.inputs, raw):
-            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu"):
+            if type(v) is not float and (type(v) is not np.ndarray or v.dtype.kind not in "fiu") and not (
+                    type(v) is np.ndarray and v.dtype == bool and name not in self.entry.plan.wrt):  # (masks as data)
                 refuse_enclosing(v, f"argument {name!r}")
                 check_plain(v, f"argument {name!r}")
                 kind = getattr(v, "dtype", None)  # (a jax.Array's, without a copy)
@@ -1531,11 +1508,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         kinds = [(x, v.dtype) for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
                  if isinstance(v, np.ndarray)] if data else []
         ints = frozenset(x for x, d in kinds if d.kind == "i")
+        bools = frozenset(x for x, d in kinds if d.kind == "b")
         f32 = frozenset(x for x, d in kinds if d == np.float32 and dt == np.float64)
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
-                               names=arg_names[len(args)], shared=snapshots, ints=ints, f32=f32,
+                               names=arg_names[len(args)], shared=snapshots, ints=ints, f32=f32, bools=bools,
                                data=frozenset(data_names) if data else frozenset())
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
@@ -1651,10 +1629,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 return _RUN_F
             inner.calls += 1
             if inner.calls == DATA_TRACES and inner.traces >= DATA_TRACES:
-                masks = _masks_at(args)
-                refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same" + (
-                    f" (boolean arrays are no data, as the one at position {masks[0]}: {_MASKS_ARE_NO_DATA})"
-                    if masks else ""))
+                refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
             if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
                 scrubbed(key, args)
         if out is not _RUN_F and inner.gathers and not _finite_result(out):
@@ -1879,8 +1854,6 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return traced(key if not retrace or skipping else None, args, kwargs)
 
     def traced(key, args, kwargs):
-        if data_args is not None and key is not None and store.why_constant is None and _masks_at(args):
-            store.why_constant = data_args.changed_masks(key, args, argnums)
         # (by default only where running f is not observable: where the data trace fails, f runs again)
         if data_args is not None and key is not None and data_args.seen and (
                 not skipping or (isinstance(pure.get(key), Guards) and key in quiet)):

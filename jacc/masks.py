@@ -36,7 +36,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 from .ops import OPS
 from .trace import Tracer, _Num, _private, _ReadOnUse, array_result, implements_ufunc, warn_tie
 
-__all__ = ["Mask", "compare"]
+__all__ = ["Mask", "compare", "data_mask"]
 
 #: comparison → (recorded op, symbol); the operator module's functions are Tracer's operators
 COMPARISONS = {
@@ -174,6 +174,16 @@ def _derived(t: Tracer, value: np.ndarray) -> Mask:
     m = Mask(t.tape, "rearranged", [], np.asarray(value))
     m._vertex = t
     return m
+
+
+def data_mask(tape, name: str, value: np.ndarray) -> Mask:
+    """A boolean array passed as data (:class:`jacc.api._DataArgs`): the input ``name`` holding
+    1.0 where it is true, which ``f`` gets as a mask of data, so that NumPy's boolean semantics
+    hold (``m1 + m2`` is their OR, ``~m`` their negation) and ``y * m`` keeps labels integer."""
+    t = tape.input(name, value)
+    tape.data.add(name)
+    tape.bits.add(name)
+    return _derived(t, _private(value))
 
 
 def _plain(x: Any) -> Any:

@@ -370,6 +370,7 @@ class Tape:
         # masks computed from data alone (their recorded 0.0/1.0): NumPy's booleans, which keep
         # integer data integer in arithmetic (y * (y != -100)), see record
         self.bits: set[str] = set()
+        self.bool_data: frozenset = frozenset()  # boolean data arguments' inputs (jacc.masks.data_mask)
         # vertices holding float32 data traced as float64, and NumPy's float32 results of them
         # without rounding (selections, copies): an op that NumPy would round in float32 is refused
         self.f32: set[str] = set()
@@ -2988,7 +2989,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 scalarize: bool = False, expect: Recording | None = None,
                 names: list[str] | None = None, shared: dict | None = None,
                 ints: frozenset = frozenset(), data: frozenset = frozenset(),
-                f32: frozenset = frozenset()) -> Tape:
+                f32: frozenset = frozenset(), bools: frozenset = frozenset()) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -3011,6 +3012,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)
         tape.shared = shared
+        tape.bool_data = bools
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
         tape.f32.update(f32)
@@ -3162,6 +3164,8 @@ def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, own
     refuse_enclosing(value, what)
     check_plain(value, what)
     a = np.asarray(value)
+    if a.dtype == bool and name in tape.bool_data:  # a mask passed as data: NumPy's booleans, f gets a Mask
+        return data_mask(tape, name, a)
     check_real(a.dtype, what)
     if scalarize:
         from .scalarize import split
@@ -3211,4 +3215,4 @@ __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeE
            "supported_functions"]
 
 
-from .masks import Mask, _holds_mask, _plain, compare  # noqa: E402  (it builds on the tracer above)
+from .masks import Mask, _holds_mask, _plain, compare, data_mask  # noqa: E402  (it builds on the tracer above)

@@ -343,7 +343,7 @@ def _label_steps(t: Tracer) -> tuple:
 
     def visit(name: str) -> None:
         if name in found or name in tape.input_names:
-            if name in tape.input_names and name not in tape.ints:
+            if name in tape.input_names and name not in tape.ints and name not in tape.bits:  # (bits: a mask)
                 raise UnsupportedOperationError(f"indexing at {call_site()} with labels computed from a data "
                                                 "argument that is not integer (the data stays a constant)")
             return
