@@ -1733,7 +1733,7 @@ def _where_into(ufunc: np.ufunc, inputs: tuple, kwargs: dict) -> Any:
 #: integer divisor (the second operand) gives another answer than the float one (1 // 0)
 _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum", "minimum", "getitem", "reshape",
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
-                          "where", "sort", "amax", "amin"})
+                          "where", "sort", "amax", "amin", "sign"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
 #: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
 _INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
@@ -2659,6 +2659,11 @@ def _clip(a, a_min=_NOT, a_max=_NOT, out=None, *, min=_NOT, max=_NOT, **kwargs):
         # as at the calls that fold the data in as constants; outside, NumPy's value
         inside = (a >= lo) if hi is None else (a <= hi) if lo is None else (a >= lo) & (a <= hi)
         return np.where(inside, a, kept)
+    if isinstance(a, Tracer) and a.name in a.tape.ints and all(b is None or _integral(b) for b in (lo, hi)):
+        # integer data by integer bounds (labels clamped to the classes): NumPy's clip is this maximum
+        # and minimum, which keep the data integer (Tape.ints), so the labels may index
+        kept = a if lo is None else np.maximum(a, lo)
+        return kept if hi is None else np.minimum(kept, hi)
     full = np.broadcast_shapes(np.shape(a), *[np.shape(b) for b in (lo, hi) if b is not None and b is not _NOT])
     if full != np.shape(a):  # bounds that broadcast the argument: NumPy's result has their shape
         a = _broadcast_to(a, full)
