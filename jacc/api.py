@@ -345,6 +345,9 @@ DATA_TRACES = 4
 
 #: integer data (labels) is traced as floats only while its values are below this in magnitude
 _INT_DATA = int(INT_DATA_BOUND)
+#: integer dtypes data may have: int64, and narrower ones that the trace only moves, compares and
+#: indexes with (int32 labels from JAX, uint8 class maps: NumPy's arithmetic in them wraps; Tape.narrow)
+_INT_DATA_TYPES = frozenset(map(np.dtype, (np.int64, np.int32, np.int16, np.int8, np.uint32, np.uint16, np.uint8)))
 
 #: calls within which building long C code for a structure taking data must pay, by the estimates
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
@@ -390,7 +393,8 @@ class _DataArgs:
     model's other layers, the time of an ODE's right-hand side): float arrays of the Jacobian's
     dtype (0-d ones too), int64 arrays below :data:`_INT_DATA` (class labels, traced as floats: one
     used as an index, ``E[idx]``, a divisor or exponent, or whose dtype ``f`` reads stays a
-    constant: ``jacc.trace.Tape.ints``), boolean arrays (masks: traced as recorded masks,
+    constant: ``jacc.trace.Tape.ints``; narrower integer arrays too, where ``f`` only moves,
+    compares and indexes with them: ``Tape.narrow``), boolean arrays (masks: traced as recorded masks,
     :func:`jacc.masks.data_mask`, so ``m1 + m2`` is their OR as in NumPy) and, for float64,
     Python and NumPy floats; containers of these (a batch
     ``(X, y)``, taken apart as differentiated arguments are); by position or by keyword (slots:
@@ -411,7 +415,7 @@ class _DataArgs:
         if type(a) is np.ndarray:  # (integers below 2**31: Tape.record keeps their results below 2**53)
             return a.size > 0 and (a.dtype == self.dtype or (self.floats and a.dtype == np.float32) or (
                 a.dtype == bool and a.ndim > 0) or (
-                a.dtype == np.int64 and -_INT_DATA < a.min() and a.max() < _INT_DATA))
+                a.dtype in _INT_DATA_TYPES and -_INT_DATA < a.min() and a.max() < _INT_DATA))
         if type(a) is float or type(a) is np.float64:
             return self.floats
         # a container of such (a batch (X, y), a dict of series), taken apart as differentiated
@@ -1507,14 +1511,15 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             data_names.update(x for i in data for x in _input_names(args[i], names[i]))
         kinds = [(x, v.dtype) for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
                  if isinstance(v, np.ndarray)] if data else []
-        ints = frozenset(x for x, d in kinds if d.kind == "i")
+        ints = frozenset(x for x, d in kinds if d.kind in "iu")
+        narrow = frozenset(x for x, d in kinds if d.kind in "iu" and d != np.int64)
         bools = frozenset(x for x, d in kinds if d.kind == "b")
         f32 = frozenset(x for x, d in kinds if d == np.float32 and dt == np.float64)
         before = [_fingerprint(args[i]) for i in data]
         with seen or contextlib.nullcontext():  # (seen: a guards.Watch of what f runs)
             tape = record_call(f, args, kwargs, nums, dt, expect=found[0].recording if found else None,
                                names=arg_names[len(args)], shared=snapshots, ints=ints, f32=f32, bools=bools,
-                               data=frozenset(data_names) if data else frozenset())
+                               narrow=narrow, data=frozenset(data_names) if data else frozenset())
         if data:  # the caller's array changed as in NumPy, which a traced input does not follow
             changed = sorted(tape.written & data_names)
             called = getattr(f, "keyword_of", _same_name)  # (keyword data's inputs: jacc's names)

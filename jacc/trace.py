@@ -371,6 +371,10 @@ class Tape:
         # integer data integer in arithmetic (y * (y != -100)), see record
         self.bits: set[str] = set()
         self.bool_data: frozenset = frozenset()  # boolean data arguments' inputs (jacc.masks.data_mask)
+        # integer data narrower than int64 (int32 labels from JAX, uint8 class maps) and what only
+        # selects or moves its entries: NumPy's arithmetic on it wraps, so it only moves, is compared, indexes
+        self.narrow: set[str] = set()
+        self.exact_steps = False  # inside jacc's own exact steps on labels (jacc.numpy_api.gathers)
         # vertices holding float32 data traced as float64, and NumPy's float32 results of them
         # without rounding (selections, copies): an op that NumPy would round in float32 is refused
         self.f32: set[str] = set()
@@ -470,6 +474,11 @@ class Tape:
                 f"{op} of float32 data at {call_site()}: NumPy computes it in float32, and the data is traced "
                 "as float64, which rounds otherwise (the data stays a constant)")
         held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
+        narrowed = self.narrow and any(isinstance(a, Tracer) and a.name in self.narrow for a in args)
+        if narrowed and op not in _NARROW_SAFE and op not in MASK_OPS and not self.exact_steps:
+            raise UnsupportedOperationError(
+                f"{op} of integer data narrower than int64 at {call_site()}: NumPy computes it in that type, which "
+                "wraps, and the data is traced as floats (the data stays a constant; int64 data may take arithmetic)")
         if held and (op in _INT_DIVISIONS and held[-1] == 1):
             raise UnsupportedOperationError(
                 f"{op} by integer data at {call_site()}: the data is traced as floats, which divide "
@@ -500,6 +509,8 @@ class Tape:
                 self.data.add(r.name)
                 if op in MASK_OPS:  # (a mask of data is NumPy's booleans: y * mask stays integer)
                     self.bits.add(r.name)
+            if narrowed and op in _NARROW_SAFE:
+                self.narrow.add(r.name)  # (NumPy's result is of that type too, or holds its values)
             if narrow and op in _F32_EXACT and not any(map(_widens, args)):
                 self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r
@@ -1735,6 +1746,9 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
                           "where", "sort", "amax", "amin", "sign"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+#: ops that only select, move or compare entries: exact on integer data of any width (Tape.narrow)
+_NARROW_SAFE = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity", "alias", "concatenate",
+                          "stack", "where", "sort", "amax", "amin", "maximum", "minimum"})
 #: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
 _INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
 #: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
@@ -2994,7 +3008,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 scalarize: bool = False, expect: Recording | None = None,
                 names: list[str] | None = None, shared: dict | None = None,
                 ints: frozenset = frozenset(), data: frozenset = frozenset(),
-                f32: frozenset = frozenset(), bools: frozenset = frozenset()) -> Tape:
+                f32: frozenset = frozenset(), bools: frozenset = frozenset(),
+                narrow: frozenset = frozenset()) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -3021,6 +3036,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
         tape.f32.update(f32)
+        tape.narrow.update(narrow)
         tape.data.update(data)
         _RUNNING.tapes.append(tape)
         unseen_before = unseen_modules()

@@ -265,3 +265,31 @@ def test_an_ignore_index_mean_counts_its_mask_at_every_call(count):
             want[np.arange(6)[keep], y[keep]] = (1 - np.tanh(x[np.arange(6)[keep], y[keep]]) ** 2) / keep.sum()
             np.testing.assert_allclose(jf(x, y), want, rtol=1e-12, atol=1e-15)
     assert jf.cache.why_constant is None and jf.cache.skipped >= 3, (jf.cache.why_constant, jf.cache.skipped)
+
+
+@pytest.mark.parametrize("dtype", [np.int32, np.int16, np.int8, np.uint8, np.uint16, np.uint32])
+def test_labels_narrower_than_int64_index_through_the_mask(dtype):
+    """int32 labels (JAX's default) and uint8 class maps stayed constants: each batch planned anew.
+    Moved, compared, clipped and cleaned with np.where they index as int64 labels do."""
+    x = R.normal(size=(6, 5))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(6), np.clip(np.where(y != 9, y, 0), 0, 4)]).sum())
+    for k in range(6):
+        y = R.integers(0, 6, 6).astype(dtype)
+        y[k] = 9
+        clean = np.clip(np.where(y != 9, y, 0), 0, 4)
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, clean, np.ones(6)),
+                                   rtol=1e-12)
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 3, (jf.cache.why_constant, jf.cache.skipped)
+
+
+@pytest.mark.parametrize("shift", [lambda y: y - 1, lambda y: y * 2 % 5, lambda y: y + y], ids=["minus", "times", "plus"])
+def test_arithmetic_on_narrow_labels_keeps_them_constant(shift):
+    """uint8 0 - 1 is 255 in NumPy and -1 as floats: arithmetic on narrow integer data is refused,
+    and the data stays a constant (each call traces f), with NumPy's values."""
+    x = R.normal(size=(6, 5))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(6), shift(y) % 5]).sum())
+    for _ in range(4):
+        y = R.integers(0, 5, 6).astype(np.uint8)
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, shift(y) % 5, np.ones(6)),
+                                   rtol=1e-12)
+    assert "narrower than int64" in jf.cache.why_constant

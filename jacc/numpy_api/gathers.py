@@ -315,8 +315,12 @@ def gather_by_mask(x: Tracer, index):
         at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
     else:
         at = 0
-    wrapped = t + (t < 0).vertex() * n
-    mask = (wrapped[..., None] == np.arange(n)).vertex()
+    tape.exact_steps = True  # (labels of any integer width: NumPy's indexing wraps negative ones alike)
+    try:
+        wrapped = t + (t < 0).vertex() * n
+        mask = (wrapped[..., None] == np.arange(n)).vertex()
+    finally:
+        tape.exact_steps = False
     if mask.shape != batch + (n,):
         mask = np.broadcast_to(mask, batch + (n,))
     tape.index_bounds.append((steps, t.name, n))
