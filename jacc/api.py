@@ -1695,8 +1695,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 refuse_data(key, "the one-hot mask of its labels met inf or NaN at a position no label selects, "
                                  "which the mask's product reads (0 times inf is NaN)")
                 return _RUN_F
-            refuse_data(key, "f computes other values (it tells a traced argument from a number or an "
-                             "array: isinstance, np.isscalar)")
+            narrow = any(getattr(v, "dtype", None) in (np.float32, np.float16)
+                         for a in list(args) + list(kwargs.values()) for v in _leaves(a))
+            refuse_data(key, "f computes other values (" + (
+                "its arguments hold float32 values, which NumPy computes with in float32 where the trace "
+                "computes in float64: pass float64 arrays, or jacobian(..., dtype=np.float32)" if narrow else
+                "it tells a traced argument from a number or an array: isinstance, np.isscalar") + ")")
             return _RUN_F
         return out
 

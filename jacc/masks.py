@@ -142,8 +142,9 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         if method == "__call__" and not kwargs:
             op = LOGIC.get(ufunc.__name__) or COMPARISONS.get(ufunc, (None,))[0]
-            if op is not None and all(_operand(a, self.tape) for a in inputs):
-                return combine(op, list(inputs))
+            if op is not None and all(_operand(a, self.tape) for a in inputs) and (
+                    not ufunc.__name__.startswith("bitwise") or all(type(a) is Mask or _boolean(a) for a in inputs)):
+                return combine(op, list(inputs))  # (mask & 2 is bitwise in NumPy: 0, not a logical and)
         if method == "__call__" and not kwargs and all(type(a) is Mask or _boolean(a) for a in inputs):
             op = BOOLEAN_ARITHMETIC.get(ufunc.__name__)
             if op is not None:
@@ -153,9 +154,15 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
                                 "the `^` operator, or the logical_xor function instead.")
         if any(isinstance(a, Tracer) for a in inputs) and "out" not in kwargs:
             return NotImplemented  # the traced array's ufunc, which reads a mask as its 0.0/1.0 vertex
-        if method == "__call__" and not kwargs and all(type(a) is Mask or _float(a) for a in inputs):
-            # with floats alone (2.0 * (x > 0) - 1.0): NumPy's result is float, the recorded mask's
-            return ufunc(*[a.vertex() if type(a) is Mask else a for a in inputs])
+        if method == "__call__" and not kwargs and ufunc.nout == 1 and all(
+                type(a) is Mask or _float(a) for a in inputs):
+            # with floats alone (2.0 * (x > 0) - 1.0): where NumPy's result is float64, the recorded masks'
+            # 0.0/1.0 give it; of masks alone it may not be (m @ n is boolean, m // n integer, np.exp(m)
+            # float16), and then the entries are read
+            with np.errstate(all="ignore"):
+                kind = np.result_type(ufunc(*[_value(a) for a in inputs]))
+            if kind == np.float64:
+                return ufunc(*[a.vertex() if type(a) is Mask else a for a in inputs])
         return getattr(ufunc, method)(*_plain(inputs), **_plain(kwargs))
 
     def __array_function__(self, func, types, args, kwargs):

@@ -479,6 +479,10 @@ class Tape:
             raise UnsupportedOperationError(
                 f"{op} of integer data narrower than int64 at {call_site()}: NumPy computes it in that type, which "
                 "wraps, and the data is traced as floats (the data stays a constant; int64 data may take arithmetic)")
+        if op in _INT_QUOTIENTS and isinstance(args[1], Tracer) and args[1].name in self.bits and held == [0]:
+            raise UnsupportedOperationError(  # (NumPy's y // False is 0 in integers, inf in floats)
+                f"{op} of integer data by a mask at {call_site()}: NumPy divides integers, where 0 by False is 0, "
+                "and the trace divides floats (the data stays a constant)")
         if held and (op in _INT_DIVISIONS and held[-1] == 1):
             raise UnsupportedOperationError(
                 f"{op} by integer data at {call_site()}: the data is traced as floats, which divide "

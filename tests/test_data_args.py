@@ -865,3 +865,54 @@ def test_a_boolean_mask_keeps_labels_integer():
         want = _numeric_jacobian(lambda v, y, keep: f(v.reshape(4, 3), y, keep), W.ravel(), y, keep)
         np.testing.assert_allclose(jf(W, y, keep), want.reshape(4, 3), rtol=1e-7, atol=1e-8)
     assert jf.cache.skipped >= 2 and jf.cache.why_constant is None, jf.cache.why_constant
+
+
+#: masks where NumPy's result is no float64 of their 0/1 values (found by a hunt): each slipped past the
+#: first data call's check where that call's masks happened to agree (n all True, m all False)
+NOT_FLOATS = {
+    "m @ n is boolean": lambda w, m, n: w * (m @ n),
+    "m & 2 is bitwise": lambda w, m, n: w * (m & 2),
+    "m // n in integers": lambda w, m, n: w * (m // n),
+    "m % n in integers": lambda w, m, n: w * (m % n),
+    "fmod in integers": lambda w, m, n: w * np.fmod(m, n),
+    "reciprocal of a mask": lambda w, m, n: w * np.reciprocal(n) * m,
+    "exp of a mask is float16": lambda w, m, n: w * np.exp(m),
+}
+
+
+@pytest.mark.parametrize("name", list(NOT_FLOATS))
+def test_ops_on_masks_alone_give_numpys_values(name):
+    f = NOT_FLOATS[name]
+    w = np.array([0.5, 1.5, 2.5])
+    # (the first data call, the second call, agrees with f: m all False, n all True)
+    masks = [(np.array([True, False, True]), np.array([True, True, False])), (np.zeros(3, bool), np.ones(3, bool)),
+             (np.array([True, True, False]), np.array([True, False, True])),
+             (np.ones(3, bool), np.array([False, True, True])), (np.ones(3, bool), np.zeros(3, bool))]
+    jf = jacc.jacobian(f)
+    with np.errstate(all="ignore"):
+        for m, n in masks + masks[2:]:
+            np.testing.assert_allclose(jf(w, m, n), np.diag(np.asarray(f(np.ones(3), m, n), dtype=float)),
+                                       rtol=1e-14)
+
+
+def test_integer_data_divided_by_a_mask_stays_a_constant():
+    def f(w, y, m):  # NumPy's y // False is 0 (integers); as floats it is inf
+        return w * (y // m)
+
+    w = np.array([0.5, 1.5, 2.5])
+    jf = jacc.jacobian(f)
+    with np.errstate(all="ignore"):
+        for m in [np.array([True, False, True]), np.ones(3, bool), np.array([False, True, True]), np.zeros(3, bool)]:
+            y = np.array([3, 4, 5])
+            np.testing.assert_allclose(jf(w, y, m), np.diag((y // m).astype(float)), rtol=1e-14)
+    assert "by a mask" in jf.cache.why_constant
+
+
+def test_a_float32_batch_says_why_it_stays_a_constant():
+    r = np.random.default_rng(9)
+    w = r.normal(size=3).astype(np.float32)
+    jf = jacc.jacobian(lambda w, X: np.tanh(X @ w))
+    for _ in range(4):
+        X = r.normal(size=(5, 3)).astype(np.float32)
+        jf(w, X)
+    assert "float32" in jf.cache.why_constant

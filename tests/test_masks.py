@@ -233,3 +233,10 @@ def test_counting_a_mask_where_numpys_functions_are_swapped():
     local = np.array([[2.0, -1.0, 0.0], [0.0, 1.0, 1.0]])  # (of [x0 x1, x1 + x2]; two entries exceed 0)
     np.testing.assert_allclose(jacc.jacobian(f)(x), 2 * local, rtol=1e-14)
     np.testing.assert_allclose(jacc.jacobian(g)(x), 2 / 3 * local, rtol=1e-14)
+
+
+def test_a_mask_and_an_integer_is_bitwise():
+    """(x > 0) & 2 is 0 in NumPy (True & 2); it was read as a logical and (found by a hunt)."""
+    f = lambda x: x * ((x > 0) & 2) + x * ((x > 0) | 2)  # noqa: E731
+    x = np.array([1.0, -1.0, 2.0])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), np.diag(((x > 0) & 2) + ((x > 0) | 2)).astype(float))
