@@ -1512,7 +1512,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         kinds = [(x, v.dtype) for i in data for x, v in zip(_input_names(args[i], names[i]), _leaves(args[i]))
                  if isinstance(v, np.ndarray)] if data else []
         ints = frozenset(x for x, d in kinds if d.kind in "iu")
-        narrow = frozenset(x for x, d in kinds if d.kind in "iu" and d != np.int64)
+        narrow = {x: d for x, d in kinds if d.kind in "iu" and d != np.int64}
         bools = frozenset(x for x, d in kinds if d.kind == "b")
         f32 = frozenset(x for x, d in kinds if d == np.float32 and dt == np.float64)
         before = [_fingerprint(args[i]) for i in data]

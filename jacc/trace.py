@@ -373,7 +373,7 @@ class Tape:
         self.bool_data: frozenset = frozenset()  # boolean data arguments' inputs (jacc.masks.data_mask)
         # integer data narrower than int64 (int32 labels from JAX, uint8 class maps) and what only
         # selects or moves its entries: NumPy's arithmetic on it wraps, so it only moves, is compared, indexes
-        self.narrow: set[str] = set()
+        self.narrow: dict[str, np.dtype] = {}  # (their NumPy dtypes)
         self.exact_steps = False  # inside jacc's own exact steps on labels (jacc.numpy_api.gathers)
         # vertices holding float32 data traced as float64, and NumPy's float32 results of them
         # without rounding (selections, copies): an op that NumPy would round in float32 is refused
@@ -474,11 +474,7 @@ class Tape:
                 f"{op} of float32 data at {call_site()}: NumPy computes it in float32, and the data is traced "
                 "as float64, which rounds otherwise (the data stays a constant)")
         held = [k for k, a in enumerate(args) if isinstance(a, Tracer) and a.name in self.ints]
-        narrowed = self.narrow and any(isinstance(a, Tracer) and a.name in self.narrow for a in args)
-        if narrowed and op not in _NARROW_SAFE and op not in MASK_OPS and not self.exact_steps:
-            raise UnsupportedOperationError(
-                f"{op} of integer data narrower than int64 at {call_site()}: NumPy computes it in that type, which "
-                "wraps, and the data is traced as floats (the data stays a constant; int64 data may take arithmetic)")
+        narrowed = self.narrow and _narrow_type(self.narrow, op, args, self.exact_steps)
         if op in _INT_QUOTIENTS and isinstance(args[1], Tracer) and args[1].name in self.bits and held == [0]:
             raise UnsupportedOperationError(  # (NumPy's y // False is 0 in integers, inf in floats)
                 f"{op} of integer data by a mask at {call_site()}: NumPy divides integers, where 0 by False is 0, "
@@ -514,7 +510,7 @@ class Tape:
                 if op in MASK_OPS:  # (a mask of data is NumPy's booleans: y * mask stays integer)
                     self.bits.add(r.name)
             if narrowed and op in _NARROW_SAFE:
-                self.narrow.add(r.name)  # (NumPy's result is of that type too, or holds its values)
+                self.narrow[r.name] = narrowed  # (NumPy's result is of that type too, or holds its values)
             if narrow and op in _F32_EXACT and not any(map(_widens, args)):
                 self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r
@@ -1752,7 +1748,30 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
 #: ops that only select, move or compare entries: exact on integer data of any width (Tape.narrow)
 _NARROW_SAFE = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity", "alias", "concatenate",
-                          "stack", "where", "sort", "amax", "amin", "maximum", "minimum"})
+                          "stack", "where", "sort", "amax", "amin", "maximum", "minimum", "sign"})
+
+
+def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
+    """The integer type of ``op``'s result on data narrower than int64 (:attr:`Tape.narrow`), or
+    None where no operand is such data; refuses an op NumPy would compute with wrapping in that
+    type: arithmetic, or an integer constant beyond its range (``np.where(y > 3, y, -1)`` of uint8
+    labels is 255 in NumPy). ``exact``: jacc's own steps on labels (:attr:`Tape.exact_steps`)."""
+    kinds = [narrow[a.name] for a in args if isinstance(a, Tracer) and a.name in narrow]
+    if not kinds or exact:
+        return None
+    kind = functools.reduce(np.promote_types, kinds)
+    why = None if op in _NARROW_SAFE or op in MASK_OPS else "NumPy computes it in that type, which wraps"
+    if why is None and op not in MASK_OPS:  # (comparisons take any number exactly)
+        info = np.iinfo(kind)
+        for k, a in enumerate(args):
+            if not isinstance(a, Tracer) and not (op == "where" and k == 0) and _integral(a) and (
+                    np.any(np.asarray(a) < info.min) or np.any(np.asarray(a) > info.max)):
+                why = f"a constant beyond its type's range ({kind}), which NumPy wraps"
+    if why is not None:
+        raise UnsupportedOperationError(
+            f"{op} of integer data narrower than int64 at {call_site()}: {why}, and the data is traced as floats "
+            "(the data stays a constant; int64 data may take arithmetic)")
+    return kind
 #: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
 _INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
 #: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
@@ -2195,6 +2214,15 @@ class Tracer(_Held):
     def astype(self, dtype, order="K", casting="unsafe", subok=True, copy=True):
         if np.dtype(dtype).kind == "c" and COMPLEX_OPS[0] is not None:  # complex, imaginary part zero
             return COMPLEX_OPS[0]("add", [self, np.zeros((), dtype)], None)
+        tape, to = self.tape, np.dtype(dtype)
+        if to.kind in "iu" and self.name in tape.ints and not tape.paused and np.can_cast(
+                tape.narrow.get(self.name, np.dtype(np.int64)), to, "safe"):  # integer data into a type holding it:
+            r = _copy(self, "same")  # the same values (labels as int64 for an index)
+            if to == np.int64:
+                tape.narrow.pop(r.name, None)
+            else:
+                tape.narrow[r.name] = to
+            return r
         if np.dtype(dtype).kind in "iub":  # integers (an index, a bin) or truth values, whose
             # derivative is zero almost everywhere, as a comparison's or np.floor's: a constant,
             # read at the traced point (the trace depends on values), as JAX differentiates it too
@@ -3013,7 +3041,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                 names: list[str] | None = None, shared: dict | None = None,
                 ints: frozenset = frozenset(), data: frozenset = frozenset(),
                 f32: frozenset = frozenset(), bools: frozenset = frozenset(),
-                narrow: frozenset = frozenset()) -> Tape:
+                narrow: dict | None = None) -> Tape:
     """Run ``f`` on traced arguments; the :class:`Tape` holds the graph (or, when the call
     replayed ``expect`` exactly, no graph), every vertex's value and the recording. ``names``:
     the inputs' names if already known (default: ``f``'s parameter names). ``shared``: read-only
@@ -3040,7 +3068,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
         tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
         tape.f32.update(f32)
-        tape.narrow.update(narrow)
+        tape.narrow.update(narrow or {})
         tape.data.update(data)
         _RUNNING.tapes.append(tape)
         unseen_before = unseen_modules()

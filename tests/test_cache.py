@@ -431,8 +431,8 @@ def test_structures_that_do_not_repeat_are_planned_quickly_until_one_does():
         return g
 
     jf = jacc.jacobian(emb)
-    # (int32 indices: constants, a new structure each; int64 ones are data, read through a mask)
-    idxs = [r.integers(0, 10, (3, 5), dtype=np.int32) for _ in range(CHURN_MISSES + 3)]
+    # (uint64 indices: constants, a new structure each; int64 and narrower ones are data, read through a mask)
+    idxs = [r.integers(0, 10, (3, 5), dtype=np.uint64) for _ in range(CHURN_MISSES + 3)]
     for k, idx in enumerate(idxs):
         np.testing.assert_allclose(jf(E, idx), want(E, idx), rtol=1e-12)
         quick = k >= CHURN_MISSES
@@ -442,6 +442,6 @@ def test_structures_that_do_not_repeat_are_planned_quickly_until_one_does():
     for _ in range(20):  # many calls replaying it, then new indices again: quick plans again after a few
         jf(E, idxs[-1])
     for k in range(CHURN_MISSES + 2):
-        idx = r.integers(0, 10, (3, 5), dtype=np.int32)
+        idx = r.integers(0, 10, (3, 5), dtype=np.uint64)
         np.testing.assert_allclose(jf(E, idx), want(E, idx), rtol=1e-12)
         assert jf.plan.strategy.startswith("auto") == (k < CHURN_MISSES), (k, jf.plan.strategy)

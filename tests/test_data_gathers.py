@@ -293,3 +293,35 @@ def test_arithmetic_on_narrow_labels_keeps_them_constant(shift):
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, shift(y) % 5, np.ones(6)),
                                    rtol=1e-12)
     assert "narrower than int64" in jf.cache.why_constant
+
+
+@pytest.mark.parametrize("fill", [
+    lambda y: np.where(y > 3, y, -1), lambda y: np.select([y > 3], [y], default=-1),
+    lambda y: (lambda z: (z.__setitem__(z <= 3, np.int64(-1)), z)[1])(y.copy())],
+    ids=["where", "select", "setitem"])
+def test_a_fill_beyond_narrow_labels_range_wraps_as_in_numpy(fill):
+    """np.where(y > 3, y, -1) of uint8 labels is 255 in NumPy: the trace kept -1, and calls that skipped
+    f read the last class (found by a hunt). Such a constant keeps the labels constant."""
+    x = R.normal(size=(4, 300))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(4), fill(y)]).sum())
+    for k in range(8):
+        y = R.integers(4, 9, 4).astype(np.uint8)
+        if k >= 5:
+            y[1] = 2
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(4), b], x, fill(y), np.ones(4)),
+                                   rtol=1e-12)
+    assert "beyond its type's range" in jf.cache.why_constant
+
+
+@pytest.mark.parametrize("cast", [lambda y: y.astype(np.int64) * 2 - y.astype(np.int64), lambda y: y.astype(np.int32),
+                                  lambda y: np.sign(y)], ids=["astype int64, then arithmetic", "astype int32", "sign"])
+def test_narrow_labels_cast_wider_or_signed_stay_data(cast):
+    """y.astype(np.int64) made the trace depend on values (found by a hunt): a cast into a type that
+    holds every value is the same labels, and int64 ones may take arithmetic."""
+    x = R.normal(size=(6, 5))
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(6), cast(y)]).sum())
+    for _ in range(6):
+        y = R.integers(0, 4, 6).astype(np.uint8)
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, cast(y).astype(int),
+                                                       np.ones(6)), rtol=1e-12)
+    assert jf.cache.skipped >= 3, jf.cache.why_constant
