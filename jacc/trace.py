@@ -509,8 +509,8 @@ class Tape:
                 self.data.add(r.name)
                 if op in MASK_OPS:  # (a mask of data is NumPy's booleans: y * mask stays integer)
                     self.bits.add(r.name)
-            if narrowed and op in _NARROW_SAFE:
-                self.narrow[r.name] = narrowed  # (NumPy's result is of that type too, or holds its values)
+            if narrowed and op in _NARROW_SAFE and narrowed.kind in "iu" and narrowed.itemsize < 8:
+                self.narrow[r.name] = narrowed  # (NumPy's result is of that type too; int64 may take arithmetic)
             if narrow and op in _F32_EXACT and not any(map(_widens, args)):
                 self.f32.add(r.name)  # (NumPy's result is float32 too)
         return r
@@ -1751,6 +1751,26 @@ _NARROW_SAFE = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "id
                           "stack", "where", "sort", "amax", "amin", "maximum", "minimum", "sign"})
 
 
+def _into_int_data(x: "Tracer", value: Any) -> Any:
+    """``value`` as NumPy writes it into integer data ``x`` (labels, :attr:`Tape.ints`): a constant
+    cast to ``x``'s type (-1 into uint8 labels is 255, 2.7 into int64 ones 2); traced values other
+    than integer data holding in that type are refused (the data stays a constant)."""
+    tape = x.tape
+    kind = tape.narrow.get(x.name, np.dtype(np.int64))
+    if isinstance(value, Tracer):
+        if value.name in tape.bits or (value.name in tape.ints and np.can_cast(
+                tape.narrow.get(value.name, np.dtype(np.int64)), kind, "safe")):
+            return value
+        raise UnsupportedOperationError(
+            f"an assignment into integer data at {call_site()} of values NumPy casts to {kind} (the data stays a "
+            "constant)")
+    if type(value).__name__ == "Mask" or isinstance(value, _ReadOnUse):
+        return value
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(value).astype(kind)
+
+
 def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
     """The integer type of ``op``'s result on data narrower than int64 (:attr:`Tape.narrow`), or
     None where no operand is such data; refuses an op NumPy would compute with wrapping in that
@@ -1759,9 +1779,15 @@ def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
     kinds = [narrow[a.name] for a in args if isinstance(a, Tracer) and a.name in narrow]
     if not kinds or exact:
         return None
-    kind = functools.reduce(np.promote_types, kinds)
+    # (a NumPy integer constant widens the type, as np.result_type does: np.where(y8 > 3, y8, np.int64(-1))
+    # is int64; a Python int is weak, and must fit)
+    typed = [a.dtype for k, a in enumerate(args) if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "iu"
+             and not (op == "where" and k == 0)]
+    kind = functools.reduce(np.promote_types, kinds + typed)
     why = None if op in _NARROW_SAFE or op in MASK_OPS else "NumPy computes it in that type, which wraps"
-    if why is None and op not in MASK_OPS:  # (comparisons take any number exactly)
+    if why is None and op not in MASK_OPS and kind.kind not in "iu":  # (uint64 with int8 is float64 in NumPy)
+        why = f"NumPy's result is {kind}, which no longer indexes"
+    elif why is None and op not in MASK_OPS:  # (comparisons take any number exactly)
         info = np.iinfo(kind)
         for k, a in enumerate(args):
             if not isinstance(a, Tracer) and not (op == "where" and k == 0) and _integral(a) and (
@@ -2033,6 +2059,8 @@ class Tracer(_Held):
                   "or build the changed array with np.where(mask, new, x)")
         if type(value) in VIEWS:  # a view of an array f made: the entries it shows
             value = value.current()
+        if self.name in self.tape.ints and not self.tape.paused:
+            value = _into_int_data(self, value)
         _no_overlap(self, index, value, "x[mask] = v")
         if type(index) is Mask and index.shape == self.shape and np.ndim(value) == 0 and type(value) is not Mask:
             _take(self, self.tape.record("where", [index.vertex(), value, self]))  # x[x < 0] = 0.0
