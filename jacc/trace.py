@@ -2021,6 +2021,10 @@ class Tracer(_Held):
             return self.value if dtype is None else self.value.astype(dtype)
         frame = _user_frame()
         if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
+            if self.name in self.tape.ints:  # (labels as the index of t[np.arange(n), y] = 1.0, or its value)
+                raise _PlainWrite(f"integer data (labels) indexes or fills a plain NumPy array (a[...] = ...) at "
+                                  f"{call_site()}, and stays a constant: write the one-hot array as "
+                                  "(y[:, None] == np.arange(K)) * 1.0, or index a traced array")
             raise _PlainWrite(f"a traced value was assigned into a plain NumPy array (a[...] = ...) at "
                               f"{call_site()}: {PLAIN_WRITE_FIX}")
         before = self.tape.refused

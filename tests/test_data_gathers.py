@@ -364,3 +364,18 @@ def test_values_assigned_into_integer_labels_are_cast_as_numpy_casts_them():
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(6), b], x, z, z.astype(float)),
                                    rtol=1e-12)
     assert jf.cache.skipped >= 3, jf.cache.why_constant
+
+
+def test_labels_indexing_an_assignment_into_a_numpy_array_say_what_to_write():
+    """t[np.arange(n), y] = 1.0 said a traced value was assigned, and to write into np.zeros, which f did."""
+    def f(x, y):
+        t = np.zeros((4, 3))
+        t[np.arange(4), y] = 1.0
+        return np.sum(x * t)
+
+    x = R.normal(size=(4, 3))
+    jf = jacc.jacobian(f)
+    for _ in range(4):
+        y = R.integers(0, 3, 4)
+        np.testing.assert_allclose(jf(x, y), np.eye(3)[y], rtol=1e-15)
+    assert "integer data (labels) indexes or fills a plain NumPy array" in jf.cache.why_constant
