@@ -1787,6 +1787,8 @@ def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
     why = None if op in _NARROW_SAFE or op in MASK_OPS else "NumPy computes it in that type, which wraps"
     if why is None and op not in MASK_OPS and kind.kind not in "iu":  # (uint64 with int8 is float64 in NumPy)
         why = f"NumPy's result is {kind}, which no longer indexes"
+    elif why is None and op not in MASK_OPS and kind == np.uint64:  # (uint64 arithmetic wraps at 0 - 1)
+        why = "NumPy's result is uint64, whose arithmetic wraps"
     elif why is None and op not in MASK_OPS:  # (comparisons take any number exactly)
         info = np.iinfo(kind)
         for k, a in enumerate(args):

@@ -379,3 +379,18 @@ def test_labels_indexing_an_assignment_into_a_numpy_array_say_what_to_write():
         y = R.integers(0, 3, 4)
         np.testing.assert_allclose(jf(x, y), np.eye(3)[y], rtol=1e-15)
     assert "integer data (labels) indexes or fills a plain NumPy array" in jf.cache.why_constant
+
+
+def test_narrow_labels_widened_to_uint64_stay_constants():
+    """np.where(y8 > 3, y8, np.uint64(0)) is uint64 in NumPy, whose 0 - 1 wraps to 2**64 - 1; the trace
+    followed it as int64 data and read -1 % K (found by a hunt)."""
+    x = R.normal(size=(4, 300))
+    fill = lambda y: (np.where(y > 3, y, np.uint64(0)) - 1) % 300  # noqa: E731
+    jf = jacc.jacobian(lambda x, y: np.tanh(x[np.arange(4), fill(y)]).sum())
+    for k in range(8):
+        y = R.integers(4, 9, 4).astype(np.uint8)
+        if k >= 5:
+            y[2] = 1
+        np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(4), b], x, fill(y).astype(int),
+                                                       np.ones(4)), rtol=1e-12)
+    assert "uint64" in jf.cache.why_constant
