@@ -1746,9 +1746,17 @@ _INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum"
                           "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
                           "where", "sort", "amax", "amin", "sign"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
+#: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
+_INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
+#: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
+_INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum", "cumprod", "cumprod_value"})
 #: ops that only select, move or compare entries: exact on integer data of any width (Tape.narrow)
 _NARROW_SAFE = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "identity", "alias", "concatenate",
                           "stack", "where", "sort", "amax", "amin", "maximum", "minimum", "sign"})
+
+
+#: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
+INT_DATA_BOUND = 2.0 ** 31
 
 
 def _into_int_data(x: "Tracer", value: Any) -> Any:
@@ -1764,7 +1772,7 @@ def _into_int_data(x: "Tracer", value: Any) -> Any:
         raise UnsupportedOperationError(
             f"an assignment into integer data at {call_site()} of values NumPy casts to {kind} (the data stays a "
             "constant)")
-    if type(value).__name__ == "Mask" or isinstance(value, _ReadOnUse):
+    if isinstance(value, _ReadOnUse):  # (a mask: 0 and 1 in any integer type)
         return value
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -1800,14 +1808,6 @@ def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
             f"{op} of integer data narrower than int64 at {call_site()}: {why}, and the data is traced as floats "
             "(the data stays a constant; int64 data may take arithmetic)")
     return kind
-#: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
-_INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
-#: ops NumPy computes in int64 for integer operands whose results Tape.ints does not bound (k @ k)
-_INT_PRODUCING = frozenset({"matmul", "matmul_hold_a", "matmul_hold_b", "einsum", "cumprod", "cumprod_value"})
-
-
-#: integer data below this (in absolute value) is traced as floats (jacc.api._DataArgs)
-INT_DATA_BOUND = 2.0 ** 31
 
 
 def _widens(a: Any) -> bool:
