@@ -201,6 +201,7 @@ def _shape(a: Any) -> Any:
 
 
 _HOST = (np.ndarray, float, int, np.float64)  # argument types answered before jax.Array's isinstance
+_HOSTED = frozenset(_HOST)
 
 
 def _leaves(arg: Any) -> list:
@@ -243,8 +244,10 @@ def _host_data(args: tuple, kwargs: dict, argnums: Any) -> tuple[tuple, dict]:
     takes the data path (:class:`_DataArgs`), and a constant one is guarded by value. Kept as
     ``jax.Array``, it could be neither, and every call traced ``f`` (87 ms a call for a
     cross-entropy with labels)."""
+    if _HOSTED.issuperset(map(type, args)) and (not kwargs or _HOSTED.issuperset(map(type, kwargs.values()))):
+        return args, kwargs  # (the common case, answered first: this runs on every call)
     jax = sys.modules.get("jax")
-    if jax is None or all(type(a) in _HOST for a in args) and all(type(a) in _HOST for a in kwargs.values()):
+    if jax is None:
         return args, kwargs
     try:
         differentiated = set(check_argnums(argnums, len(args)))
@@ -1695,11 +1698,11 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 refuse_data(key, "the one-hot mask of its labels met inf or NaN at a position no label selects, "
                                  "which the mask's product reads (0 times inf is NaN)")
                 return _RUN_F
-            narrow = any(getattr(v, "dtype", None) in (np.float32, np.float16)
-                         for a in list(args) + list(kwargs.values()) for v in _leaves(a))
+            float32 = any(getattr(v, "dtype", None) in (np.float32, np.float16)
+                          for a in list(args) + list(kwargs.values()) for v in _leaves(a))
             refuse_data(key, "f computes other values (" + (
                 "its arguments hold float32 values, which NumPy computes with in float32 where the trace "
-                "computes in float64: pass float64 arrays, or jacobian(..., dtype=np.float32)" if narrow else
+                "computes in float64: pass float64 arrays, or jacobian(..., dtype=np.float32)" if float32 else
                 "it tells a traced argument from a number or an array: isinstance, np.isscalar") + ")")
             return _RUN_F
         return out
@@ -1828,8 +1831,6 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return found
 
     def jf(*args, **kwargs):
-        if not data:  # (a Jacobian taking data gets them as its outer one passes them on)
-            args, kwargs = _host_data(args, kwargs, argnums)
         if not retrace or skipping:
             kept = floats[0]
             hit = None if kept is None else kept[1]
@@ -1842,6 +1843,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                         store.skipped += hit.guards is not None
                         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
                         return hit.assemble(found)
+            if not data:  # (after the floats' path, which takes floats alone; a Jacobian taking data gets
+                args, kwargs = _host_data(args, kwargs, argnums)  # them as its outer one passes them on)
             key = once_key(args, kwargs)
             hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
@@ -1859,6 +1862,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     out = via_data(key, inner, args, kwargs)
                     if out is not _RUN_F:
                         return out
+        elif not data:
+            args, kwargs = _host_data(args, kwargs, argnums)
         with traced_call:
             return traced(key if not retrace or skipping else None, args, kwargs)
 

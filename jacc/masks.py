@@ -188,8 +188,7 @@ def data_mask(tape, name: str, value: np.ndarray) -> Mask:
     1.0 where it is true, which ``f`` gets as a mask of data, so that NumPy's boolean semantics
     hold (``m1 + m2`` is their OR, ``~m`` their negation) and ``y * m`` keeps labels integer."""
     t = tape.input(name, value)
-    tape.data.add(name)
-    tape.bits.add(name)
+    tape.bits.add(name)  # (and Tape.data, as every data argument's input: jacc.trace.record_call)
     return _derived(t, _private(value))
 
 

@@ -370,7 +370,6 @@ class Tape:
         # masks computed from data alone (their recorded 0.0/1.0): NumPy's booleans, which keep
         # integer data integer in arithmetic (y * (y != -100)), see record
         self.bits: set[str] = set()
-        self.bool_data: frozenset = frozenset()  # boolean data arguments' inputs (jacc.masks.data_mask)
         # integer data narrower than int64 (int32 labels from JAX, uint8 class maps) and what only
         # selects or moves its entries: NumPy's arithmetic on it wraps, so it only moves, is compared, indexes
         self.narrow: dict[str, np.dtype] = {}  # (their NumPy dtypes)
@@ -1759,15 +1758,23 @@ _NARROW_SAFE = frozenset({"getitem", "reshape", "transpose", "broadcast_to", "id
 INT_DATA_BOUND = 2.0 ** 31
 
 
+_INT64 = np.dtype(np.int64)
+
+
+def _int_type(tape: "Tape", name: str) -> np.dtype:
+    """NumPy's type of integer data ``name`` (:attr:`Tape.ints`): int64 unless narrower (:attr:`Tape.narrow`)."""
+    return tape.narrow.get(name, _INT64)
+
+
 def _into_int_data(x: "Tracer", value: Any) -> Any:
     """``value`` as NumPy writes it into integer data ``x`` (labels, :attr:`Tape.ints`): a constant
     cast to ``x``'s type (-1 into uint8 labels is 255, 2.7 into int64 ones 2); traced values other
     than integer data holding in that type are refused (the data stays a constant)."""
     tape = x.tape
-    kind = tape.narrow.get(x.name, np.dtype(np.int64))
+    kind = _int_type(tape, x.name)
     if isinstance(value, Tracer):
-        if value.name in tape.bits or (value.name in tape.ints and np.can_cast(
-                tape.narrow.get(value.name, np.dtype(np.int64)), kind, "safe")):
+        if value.name in tape.bits or (
+                value.name in tape.ints and np.can_cast(_int_type(tape, value.name), kind, "safe")):
             return value
         raise UnsupportedOperationError(
             f"an assignment into integer data at {call_site()} of values NumPy casts to {kind} (the data stays a "
@@ -1785,24 +1792,25 @@ def _narrow_type(narrow: dict, op: str, args: list, exact: bool) -> Any:
     type: arithmetic, or an integer constant beyond its range (``np.where(y > 3, y, -1)`` of uint8
     labels is 255 in NumPy). ``exact``: jacc's own steps on labels (:attr:`Tape.exact_steps`)."""
     kinds = [narrow[a.name] for a in args if isinstance(a, Tracer) and a.name in narrow]
-    if not kinds or exact:
+    if not kinds or exact or op in MASK_OPS:  # (comparisons take any number exactly; their result is a mask)
         return None
+    operands = [a for k, a in enumerate(args) if not (op == "where" and k == 0)]  # (where's condition: a mask)
     # (a NumPy integer constant widens the type, as np.result_type does: np.where(y8 > 3, y8, np.int64(-1))
     # is int64; a Python int is weak, and must fit)
-    typed = [a.dtype for k, a in enumerate(args) if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "iu"
-             and not (op == "where" and k == 0)]
+    typed = [a.dtype for a in operands if isinstance(a, (np.ndarray, np.generic)) and a.dtype.kind in "iu"]
     kind = functools.reduce(np.promote_types, kinds + typed)
-    why = None if op in _NARROW_SAFE or op in MASK_OPS else "NumPy computes it in that type, which wraps"
-    if why is None and op not in MASK_OPS and kind.kind not in "iu":  # (uint64 with int8 is float64 in NumPy)
+    why = None
+    if op not in _NARROW_SAFE:
+        why = "NumPy computes it in that type, which wraps"
+    elif kind.kind not in "iu":  # (uint64 with int8 is float64 in NumPy)
         why = f"NumPy's result is {kind}, which no longer indexes"
-    elif why is None and op not in MASK_OPS and kind == np.uint64:  # (uint64 arithmetic wraps at 0 - 1)
+    elif kind == np.uint64:  # (uint64 arithmetic wraps at 0 - 1)
         why = "NumPy's result is uint64, whose arithmetic wraps"
-    elif why is None and op not in MASK_OPS:  # (comparisons take any number exactly)
+    else:
         info = np.iinfo(kind)
-        for k, a in enumerate(args):
-            if not isinstance(a, Tracer) and not (op == "where" and k == 0) and _integral(a) and (
-                    np.any(np.asarray(a) < info.min) or np.any(np.asarray(a) > info.max)):
-                why = f"a constant beyond its type's range ({kind}), which NumPy wraps"
+        if any(not isinstance(a, Tracer) and _integral(a) and (np.any(np.asarray(a) < info.min)
+                                                              or np.any(np.asarray(a) > info.max)) for a in operands):
+            why = f"a constant beyond its type's range ({kind}), which NumPy wraps"
     if why is not None:
         raise UnsupportedOperationError(
             f"{op} of integer data narrower than int64 at {call_site()}: {why}, and the data is traced as floats "
@@ -2250,14 +2258,14 @@ class Tracer(_Held):
             return COMPLEX_OPS[0]("add", [self, np.zeros((), dtype)], None)
         tape, to = self.tape, np.dtype(dtype)
         if to.kind in "iu" and self.name in tape.ints and not tape.paused and np.can_cast(
-                tape.narrow.get(self.name, np.dtype(np.int64)), to, "safe"):  # integer data into a type holding it:
+                _int_type(tape, self.name), to, "safe"):  # integer data into a type holding it:
             r = _copy(self, "same")  # the same values (labels as int64 for an index)
             if to == np.int64:
                 tape.narrow.pop(r.name, None)
             else:
                 tape.narrow[r.name] = to
             return r
-        if np.dtype(dtype).kind in "iub":  # integers (an index, a bin) or truth values, whose
+        if to.kind in "iub":  # integers (an index, a bin) or truth values, whose
             # derivative is zero almost everywhere, as a comparison's or np.floor's: a constant,
             # read at the traced point (the trace depends on values), as JAX differentiates it too
             return self._concrete(f".astype({np.dtype(dtype)})").astype(dtype, order=order, casting=casting)
@@ -3098,8 +3106,7 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)
         tape.shared = shared
-        tape.bool_data = bools
-        targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize)
+        targs = _traced_arguments(tape, args, argnums, names, dtype, scalarize, bools)
         tape.ints.update(dict.fromkeys(ints, INT_DATA_BOUND))
         tape.f32.update(f32)
         tape.narrow.update(narrow or {})
@@ -3212,8 +3219,10 @@ def _refusal_behind(err: Exception, tape: Tape) -> UnsupportedOperationError | N
     return _ArrayConversion(f"{tape.refused} (compiled code met it and reported {type(err).__name__}: {err})")
 
 
-def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtype, scalarize: bool) -> list:
-    """``args`` with the differentiated ones traced (a nested one leaf by leaf, see jacc.pytrees)."""
+def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtype, scalarize: bool,
+                      bools: frozenset = frozenset()) -> list:
+    """``args`` with the differentiated ones traced (a nested one leaf by leaf, see jacc.pytrees);
+    ``bools``: the inputs of boolean data (:func:`jacc.masks.data_mask`)."""
     targs = list(args)
     groups = []  # per argument: (None, [name]) or, nested, (spec, leaf names)
     nested = False
@@ -3222,13 +3231,14 @@ def _traced_arguments(tape: Tape, args: tuple, argnums: tuple, names: list, dtyp
         if isinstance(arg, (dict, tuple, list)) and pytrees.is_node(arg):  # one input per leaf
             leaves, spec = pytrees.flatten(arg)
             paths = spec.paths(name)
-            traced = [_traced_input(tape, p, leaf, dtype, scalarize, name) for p, leaf in zip(paths, leaves)]
+            traced = [_traced_input(tape, p, leaf, dtype, scalarize, name, mask=p in bools)
+                      for p, leaf in zip(paths, leaves)]
             targs[i] = pytrees.unflatten(spec, traced)
             tape.containers.append((name, targs[i], spec, traced))
             groups.append((spec, paths))
             nested = True
         else:
-            targs[i] = _traced_input(tape, name, arg, dtype, scalarize)
+            targs[i] = _traced_input(tape, name, arg, dtype, scalarize, mask=name in bools)
             groups.append((None, [name]))
     if nested:
         tape.input_groups = groups
@@ -3245,13 +3255,15 @@ def refuse_enclosing(value: Any, what: str) -> None:
             "instead")
 
 
-def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None) -> Any:
-    """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested)."""
+def _traced_input(tape: Tape, name: str, value: Any, dtype, scalarize: bool, owner: str | None = None,
+                  mask: bool = False) -> Any:
+    """The input vertex ``name`` (a leaf of the argument ``owner`` when that is nested); ``mask``:
+    boolean data, which ``f`` gets as a recorded mask."""
     what = f"argument {name!r}" if owner is None else f"{name} (in argument {owner!r})"
     refuse_enclosing(value, what)
     check_plain(value, what)
     a = np.asarray(value)
-    if a.dtype == bool and name in tape.bool_data:  # a mask passed as data: NumPy's booleans, f gets a Mask
+    if mask and a.dtype == bool:  # a mask passed as data: NumPy's booleans, f gets a Mask
         return data_mask(tape, name, a)
     check_real(a.dtype, what)
     if scalarize:

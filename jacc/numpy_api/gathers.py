@@ -241,6 +241,7 @@ def _grid(shape, k: int, idx: np.ndarray) -> tuple:
 #: 1.88 ms planned anew)
 MASK_GATHER_MAX = 1 << 22
 
+
 def gather_by_mask(x: Tracer, index):
     """``x[index]`` where one index entry ``t`` is a traced integer data array (class labels,
     token ids: :class:`jacc.api._DataArgs`) on an axis of length K: ``x`` indexed with
@@ -340,7 +341,7 @@ def gather_by_mask(x: Tracer, index):
 
 def _label_steps(t: Tracer) -> tuple:
     """The recorded steps that compute labels ``t`` from integer data arguments alone, in order:
-    a call that skips ``f`` runs them on its data to check the labels' bounds (``api._Once.within``)."""
+    a call that skips ``f`` runs them on its data to check the labels' bounds (``api._Labels.within``)."""
     tape = t.tape
     producers = {s[0]: s for s in tape.steps}
     found: dict[str, tuple] = {}
