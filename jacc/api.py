@@ -242,8 +242,8 @@ def _host_data(args: tuple, kwargs: dict, argnums: Any) -> tuple[tuple, dict]:
     """``args`` and ``kwargs`` with each ``jax.Array`` not differentiated (a leaf of a container
     too: a batch ``(X, y)``) as a NumPy array, as ``f`` traces it anyway: data that changes then
     takes the data path (:class:`_DataArgs`), and a constant one is guarded by value. Kept as
-    ``jax.Array``, it could be neither, and every call traced ``f`` (87 ms a call for a
-    cross-entropy with labels)."""
+    ``jax.Array``, it could be neither, and every call traced ``f`` (73 ms a call for a 64 × 5 → 10
+    cross-entropy with its batch and labels as ``jax.Array`` values under ``backend="jax"``)."""
     if _HOSTED.issuperset(map(type, args)) and (not kwargs or _HOSTED.issuperset(map(type, kwargs.values()))):
         return args, kwargs  # (the common case, answered first: this runs on every call)
     jax = sys.modules.get("jax")
