@@ -760,6 +760,18 @@ class _Labels:
         return True
 
 
+def _value_dependence(graph: Graph) -> str:
+    """Why ``graph``'s calls trace every time, naming where its trace first read a value.
+
+    >>> g = Graph(); g.meta["value_dependent"] = ["comparison '>' at f.py:3", "comparison '>' at f.py:3"]
+    >>> _value_dependence(g)
+    "its trace depends on values (comparison '>' at f.py:3)"
+    """
+    found = list(dict.fromkeys(graph.meta.get("value_dependent", ())))  # (a loop notes one place many times)
+    more = f", and {len(found) - 1} more" if len(found) > 1 else ""
+    return f"its trace depends on values ({found[0]}{more})" if found else "its trace depends on values"
+
+
 def _label_bounds(graph: Graph) -> _Labels | None:
     found = graph.meta.get("index_bounds")
     return _Labels(graph, found) if found else None
@@ -1687,7 +1699,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return out
         once.pop(key, None)
         if inner.plan.graph.meta.get("value_dependent"):
-            refuse_data(key, "its trace depends on values")
+            refuse_data(key, _value_dependence(inner.plan.graph))
             return out
         with np.errstate(all="ignore"):  # (f may write into its differentiated arguments: copies of them)
             plain = result_leaves(f(*_differentiated_copied(args, nums), **kwargs))[0]
@@ -1778,7 +1790,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 return
             quiet.add(key)
         if entry.graph.meta.get("value_dependent"):
-            pure[key] = "its trace depends on values"
+            pure[key] = _value_dependence(entry.graph)
         elif held:
             if not state.same_passed(passed_of(args, kwargs)):  # f changed an argument it was given
                 pure[key] = "running f changes its arguments"

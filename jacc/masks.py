@@ -89,7 +89,8 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
     def concrete(self) -> np.ndarray:
         """The entries at the traced point, as a new array; the trace becomes value-dependent."""
         sym = _SYMBOL.get(self.op)
-        self.tape.note_value_dependence(f"comparison '{sym}'" if sym else f"a mask's entries ({self.op})")
+        self.tape.note_value_dependence(f"comparison '{sym}'" if sym else f"a mask's entries ({self.op})" if
+                                        self.op.isidentifier() else f"the entries of {self.op}")
         if _tied(self):
             warn_tie("a comparison '==' or '!=' read as a value")
         return self.value.copy()
@@ -176,9 +177,10 @@ class Mask(_ReadOnUse, NDArrayOperatorsMixin):
         return func(*_plain(args), **_plain(kwargs))
 
 
-def _derived(t: Tracer, value: np.ndarray) -> Mask:
-    """A mask whose recorded 0.0/1.0 vertex is ``t`` (already recorded) and entries ``value``."""
-    m = Mask(t.tape, "rearranged", [], np.asarray(value))
+def _derived(t: Tracer, value: np.ndarray, what: str = "rearranged") -> Mask:
+    """A mask whose recorded 0.0/1.0 vertex is ``t`` (already recorded) and entries ``value``;
+    ``what`` names it where its entries are read (``Mask.concrete``)."""
+    m = Mask(t.tape, what, [], np.asarray(value))
     m._vertex = t
     return m
 
@@ -189,7 +191,7 @@ def data_mask(tape, name: str, value: np.ndarray) -> Mask:
     hold (``m1 + m2`` is their OR, ``~m`` their negation) and ``y * m`` keeps labels integer."""
     t = tape.input(name, value)
     tape.bits.add(name)  # (and Tape.data, as every data argument's input: jacc.trace.record_call)
-    return _derived(t, _private(value))
+    return _derived(t, _private(value), f"the boolean data argument {name!r}")
 
 
 def _plain(x: Any) -> Any:
