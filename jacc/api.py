@@ -735,13 +735,14 @@ class _Once:
 
 class _Labels:
     """The labels a structure reads through one-hot masks (``graph.meta["index_bounds"]``: the
-    steps computing each from integer data, its vertex and its axis's length n), checked at a
-    call that skips ``f``: -n <= y < n, else ``f`` runs and raises NumPy's ``IndexError``."""
+    steps computing each from integer data, its vertex, its least label allowed (−n, or 0 for
+    ``np.bincount``) and its axis's length n), checked at a call that skips ``f``: lowest <= y < n,
+    else ``f`` runs and raises NumPy's ``IndexError`` (or gives a longer bincount)."""
 
     def __init__(self, graph: Graph, found: list):
         self.checks = found
-        names = {a for steps, t, _ in found for _, _, args, _ in steps for a in args if isinstance(a, str)}
-        names |= {t for _, t, _ in found}
+        names = {a for steps, *_ in found for _, _, args, _ in steps for a in args if isinstance(a, str)}
+        names |= {t for _, t, *_ in found}
         self.inputs = [(graph.inputs.index(x), x, graph.shape(x)) for x in graph.inputs if x in names]
 
     def within(self, xs: list) -> bool:
@@ -750,12 +751,12 @@ class _Labels:
         for i, name, shape in self.inputs:
             v = xs[i]
             env[name] = np.asarray(v, dtype=np.float64).reshape(shape) if type(v) is list else np.asarray(v)
-        for steps, t, n in self.checks:
+        for steps, t, lowest, n in self.checks:
             for name, op, args, params in steps:
                 if name not in env:
                     env[name] = OPS[op].evaluate([env[a] if isinstance(a, str) else a for a in args], params)
             y = env[t]
-            if y.size and not (-n <= y.min() and y.max() < n):
+            if y.size and not (lowest <= y.min() and y.max() < n):
                 return False
         return True
 

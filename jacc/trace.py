@@ -352,9 +352,9 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
-        # (steps, vertex, n): labels read through a one-hot mask (jacc.numpy_api.gathers.gather_by_mask),
-        # computed from data by the recorded steps, must hold -n <= y < n at every call
-        self.index_bounds: list[tuple[tuple, str, int]] = []
+        # (steps, vertex, lowest, n): labels read through a one-hot mask (jacc.numpy_api.gathers._LabelGrid),
+        # computed from data by the recorded steps, must hold lowest <= y < n at every call
+        self.index_bounds: list[tuple[tuple, str, int, int]] = []
         self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
         # 0-d vertices that are NumPy 0-d arrays (a 0-d ndarray argument, a reshape to (), a copy,
         # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,

@@ -394,3 +394,114 @@ def test_narrow_labels_widened_to_uint64_stay_constants():
         np.testing.assert_allclose(jf(x, y), _expected(lambda a, b: a[np.arange(4), b], x, fill(y).astype(int),
                                                        np.ones(4)), rtol=1e-12)
     assert "uint64" in jf.cache.why_constant
+
+
+# -- scatters whose positions are integer data: np.add.at, np.subtract.at, np.bincount ------------
+
+# (the scatter, as a function of the array and the labels; the shapes of both; the labels' range)
+SCATTERS = [
+    ("rows: a segment sum", lambda x, y: _added(np.zeros((4, 3)), y, x), (6, 3), (6,), 4),
+    ("columns", lambda x, y: _added(np.ones((4, 5)) * x[0, 0], (slice(None), y), x), (4, 3), (3,), 5),
+    ("constant rows beside the labels", lambda x, y: _added(np.zeros((3, 4)), (np.array([0, 2, 1]), y), x ** 2),
+     (3,), (3,), 4),
+    ("labels counted from the end", lambda x, y: _added(x.copy(), y - 1, 2.0 * x[:3], np.subtract), (5,), (3,), 5),
+    ("constant values into a traced array", lambda x, y: _added(x * 1.0, y, np.array([1.0, 2.0, 3.0])) * x,
+     (5,), (3,), 5),
+    ("one value for every label", lambda x, y: _added(np.zeros(4), y, x[0]), (2,), (5,), 4),
+    ("bincount", lambda x, y: np.bincount(y, weights=np.sin(x), minlength=4), (6,), (6,), 4),
+]
+
+
+def _added(a, index, values, ufunc=np.add):
+    ufunc.at(a, index, values)
+    return a
+
+
+def _fd(f, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Central differences of f(·, y) at x (f is smooth in x: sums, squares, sines)."""
+    h, cols = 1e-6, []
+    for e in np.eye(x.size):
+        e = e.reshape(x.shape)
+        cols.append((np.asarray(f(x + h * e, y)) - np.asarray(f(x - h * e, y))).reshape(-1) / (2 * h))
+    shape = np.shape(f(x, y))
+    return np.stack(cols, -1).reshape(shape + x.shape)
+
+
+@pytest.mark.parametrize("name, scatter, xs, ys, n", SCATTERS, ids=[s[0] for s in SCATTERS])
+def test_a_scatter_by_integer_data_keeps_one_structure(name, scatter, xs, ys, n):
+    """np.add.at and np.bincount by labels passed as data were refused (the labels stayed constants,
+    traced anew at every batch, `why_constant` naming a NumPy error about float indices): they
+    are the gather's transpose through the same one-hot mask, repeated labels summed."""
+    jf = jacc.jacobian(scatter)
+    for k in range(8):
+        x, y = R.normal(size=xs), R.integers(0, n, ys)
+        if k % 3 == 1:
+            y[: len(y) // 2 + 1] = y[0]  # (repeated labels: at sums them)
+        np.testing.assert_allclose(jf(x, y), _fd(scatter, x, y), rtol=1e-7, atol=1e-8)
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 4, (jf.cache.why_constant, jf.cache.skipped)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_message_passing_by_edge_labels_on_other_backends(backend):
+    """A graph network's layer: messages along edges (src, dst passed as data) summed per node."""
+    pytest.importorskip(backend)
+    nodes, edges, d = 12, 30, 3
+    W = R.normal(size=(d, d))
+
+    def layer(h, src, dst):
+        agg = np.zeros((nodes, d))
+        np.add.at(agg, dst, np.tanh(h[src] @ W))
+        return np.sum(np.tanh(agg) ** 2)
+    jf = jacc.jacobian(layer, backend=backend)
+    for _ in range(7):
+        h, src, dst = R.normal(size=(nodes, d)), R.integers(0, nodes, edges), R.integers(0, nodes, edges)
+        m = np.tanh(h[src] @ W)
+        agg = np.zeros((nodes, d))
+        np.add.at(agg, dst, m)
+        g_agg = 2 * np.tanh(agg) * (1 - np.tanh(agg) ** 2)
+        g_pre = g_agg[dst] * (1 - m ** 2)  # (closed form: each edge's message read back at its dst)
+        want = np.zeros((nodes, d))
+        np.add.at(want, src, g_pre @ W.T)
+        np.testing.assert_allclose(np.asarray(jf(h, src, dst)), want, rtol=1e-11, atol=1e-13)
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 3
+
+
+def test_scatter_labels_leaving_their_bounds_at_a_later_call_are_numpys():
+    """At a call that skips f, labels beyond the bounds run f: np.add.at raises IndexError, a
+    bincount label at or past minlength gives the longer result, a negative one NumPy's ValueError."""
+    def segment(x, y):
+        return _added(np.zeros(4), y, np.sin(x))
+
+    def counted(x, y):
+        return np.bincount(y, weights=np.sin(x), minlength=4)
+    js, jc = jacc.jacobian(segment), jacc.jacobian(counted)
+    x = R.normal(size=5)
+    for _ in range(5):
+        y = R.integers(0, 4, 5)
+        np.testing.assert_allclose(js(x, y), _fd(segment, x, y), rtol=1e-7, atol=1e-8)
+        np.testing.assert_allclose(jc(x, y), _fd(counted, x, y), rtol=1e-7, atol=1e-8)
+    assert js.cache.skipped >= 2 and jc.cache.skipped >= 2
+    with pytest.raises(IndexError):
+        js(x, np.array([0, 1, 4, 2, 3]))
+    np.testing.assert_allclose(js(x, np.array([0, -1, -4, 2, 3])), _fd(segment, x, np.array([0, -1, -4, 2, 3])),
+                               rtol=1e-7, atol=1e-8)  # (negative labels count from the end, as in NumPy)
+    wide = np.array([0, 1, 6, 2, 3])
+    J = jc(x, wide)
+    assert J.shape == (7, 5)
+    np.testing.assert_allclose(J, _fd(counted, x, wide), rtol=1e-7, atol=1e-8)
+    with pytest.raises(ValueError, match="negative"):
+        jc(x, np.array([0, 1, -1, 2, 3]))
+
+
+@pytest.mark.parametrize("f, why", [
+    (lambda x, y: np.bincount(y, weights=np.sin(x)), "numpy.bincount's bins"),  # (its length is the largest label's)
+    (lambda x, y: _added(np.ones(4) * x[0], y, x, np.maximum), "numpy.maximum.at"),
+])
+def test_scatters_the_mask_cannot_take_read_the_labels_and_say_where(f, why):
+    """A bincount without minlength, and maximum.at (not a sum), read the labels at each trace:
+    right values, and why_constant names the op (it named NumPy's error about float indices)."""
+    jf = jacc.jacobian(f)
+    for _ in range(5):
+        x, y = R.normal(size=5), R.integers(0, 4, 5)
+        np.testing.assert_allclose(jf(x, y), _fd(f, x, y), rtol=1e-7, atol=1e-8)
+    assert why in jf.cache.why_constant and "depends on values" in jf.cache.why_constant, jf.cache.why_constant

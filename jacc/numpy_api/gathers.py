@@ -32,6 +32,7 @@ from ..trace import (
     _axes_of,
     _holds_int_data,
     _int,
+    _int_type,
     _refuse,
     _scatter,
     _tape_of,
@@ -183,6 +184,8 @@ def _value(x, what: str) -> np.ndarray:
     """The current value of a traced ``x`` (marking the trace value-dependent), else ``x``."""
     if isinstance(x, Tracer):
         x.tape.note_value_dependence(what)
+        if x.name in x.tape.ints:  # (labels passed as data are traced as floats: NumPy indexes with integers)
+            return x.value.astype(_int_type(x.tape, x.name))
         return x.value
     return np.asarray(x)
 
@@ -254,77 +257,16 @@ def gather_by_mask(x: Tracer, index):
     steps that compute it are recorded on the tape with its bounds (:attr:`Tape.index_bounds`), a
     call that skips ``f`` runs them on its data, and one whose labels leave the bounds runs ``f``,
     which raises NumPy's ``IndexError``. An index out of bounds here raises it too."""
-    tape = x.tape
-    if np.dtype(tape.dtype) != np.float64:  # (labels are traced as float64: the mask would widen x)
-        raise UnsupportedOperationError(f"indexing at {call_site()} with integer data under dtype="
-                                        f"{np.dtype(tape.dtype).name} (the data stays a constant)")
-    items = list(index) if type(index) is tuple else [index]
-    traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
-    if len(traced) != 1 or x.name in tape.data or any(
-            isinstance(i, (bool, np.bool_)) or (isinstance(i, (list, np.ndarray)) and as_index_array(i).dtype == bool)
-            for i in items):
-        raise UnsupportedOperationError(
-            f"indexing at {call_site()} with integer data takes one data index array, other indices constant "
-            "integers or slices, into an array computed from differentiated arguments (the data stays a constant)")
-    ellipses = [k for k, i in enumerate(items) if i is Ellipsis]  # (by identity: == of a traced index is its mask)
-    if len(ellipses) == 1:
-        used = sum(i is not None for i in items) - 1
-        items[ellipses[0]:ellipses[0] + 1] = [slice(None)] * max(x.ndim - used, 0)
-        traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
-    j = traced[0]
-    t = items[j]
-    axis = sum(i is not None for i in items[:j])
-    if axis >= x.ndim:
-        raise IndexError(f"too many indices for array: array is {x.ndim}-dimensional (at {call_site()})")
-    n = x.shape[axis]
-    values = np.asarray(t.value)
-    if values.size and (values.min() < -n or values.max() >= n):
-        bad = values[(values < -n) | (values >= n)].flat[0]
-        raise IndexOutOfBounds(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
-    if t.name not in tape.ints:
-        raise UnsupportedOperationError(
-            f"indexing at {call_site()} with labels computed from data by an op whose result the trace does not "
-            "keep integer (the data stays a constant)")
-    steps = _label_steps(t)
-    others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
-        i is None or isinstance(i, slice))}
-    try:
-        batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
-    except ValueError:  # (NumPy's error for index arrays that do not broadcast)
-        raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes "
-                         f"{' '.join(str(s) for s in [t.shape, *(a.shape for a in others.values())])} "
-                         f"(at {call_site()})") from None
-    kept = _indexed(items)
-    entries = math.prod(batch) * n * math.prod(x.shape[a] for a in range(x.ndim) if a not in kept)
-    if entries > MASK_GATHER_MAX:
-        raise UnsupportedOperationError(
-            f"indexing at {call_site()} with integer data: its masked product would hold more than "
-            f"{MASK_GATHER_MAX:,} entries (the data stays a constant)")
-    wide = list(items)
-    wide[j] = np.arange(n).reshape((1,) * len(batch) + (n,))
-    for k, a in others.items():
-        wide[k] = np.broadcast_to(a, batch)[..., None]
-    # (constant positions: each entry of the batch, for every value of t); every entry of x in its
-    # order (x[np.arange(n), y], E[idx]) is x itself, reshaped: no gather, and no scatter of its adjoint
-    order = np.arange(x.size).reshape(x.shape)[tuple(wide)]
+    if x.name in x.tape.data:
+        _refuse_data_index("indexing", "into an array computed from differentiated arguments")
+    grid = _LabelGrid(x.tape, x.shape, index, "indexing")
+    order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
+    # every entry of x in its order (x[np.arange(n), y], E[idx]) is x itself, reshaped: no gather,
+    # and no scatter of its adjoint
     if order.size == x.size and np.array_equal(order.reshape(-1), np.arange(x.size)):
         picked = x if order.shape == x.shape else x.reshape(order.shape)
     else:
-        picked = x[tuple(wide)]
-    advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
-    if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
-        at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
-    else:
-        at = 0
-    tape.exact_steps = True  # (labels of any integer width: NumPy's indexing wraps negative ones alike)
-    try:
-        wrapped = t + (t < 0).vertex() * n
-        mask = (wrapped[..., None] == np.arange(n)).vertex()
-    finally:
-        tape.exact_steps = False
-    if mask.shape != batch + (n,):
-        mask = np.broadcast_to(mask, batch + (n,))
-    tape.index_bounds.append((steps, t.name, n))
+        picked = x[grid.wide]
     # one product over the axis: a matrix product for an embedding (a batch × K mask times the
     # K × d table), where the mask broadcast over the table's rows and summed took 3 passes over
     # batch × K × d entries
@@ -337,6 +279,113 @@ def gather_by_mask(x: Tracer, index):
     spec = (f"{''.join(letters[d] for d in own)},{''.join(letters[d] for d in dims)}{letters[at + len(batch)]}"
             f"->{''.join(outer)}")
     return np.einsum(spec, squeezed, mask)
+
+
+def scatter_by_mask(shape: tuple, index, values, what: str, lowest: int | None = None):
+    """The sums that ``np.add.at(a, index, values)`` adds to an ``a`` of ``shape``, where one
+    index entry is traced integer data (:func:`gather_by_mask`'s transpose): ``values``, spread
+    over the one-hot mask's K values of that entry, summed into the constant positions each
+    (entry, value) would write. Repeated labels sum, as ``at`` promises; the structure holds for
+    every value of the labels (a segment sum, a class-wise total, a graph's messages summed per
+    node), and their bounds are checked as the gather's (``lowest``: the least label allowed,
+    else −n, counted from the end)."""
+    t = next(i for i in (index if type(index) is tuple else (index,)) if isinstance(i, Tracer))
+    grid = _LabelGrid(t.tape, shape, index, what, lowest)
+    order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
+    k = at + len(batch)  # (order's axis of the K values)
+    # (order's batch axes are 1 where every label reads alike: a label array indexes an axis alone)
+    order = np.broadcast_to(order, order.shape[:at] + batch + order.shape[k:])
+    given = order.shape[:k] + order.shape[k + 1:]  # (a[index].shape, which values broadcast to)
+    spread = np.broadcast_to(values, given) if np.shape(values) != given else values
+    spread = np.reshape(spread, given[:k] + (1,) + given[k:])
+    weights = spread * np.reshape(mask, mask.shape + (1,) * (order.ndim - k - 1))
+    if np.shape(weights) != order.shape:  # (constant values read alike at every label)
+        weights = np.broadcast_to(weights, order.shape)
+    return np.bincount(order.reshape(-1), weights=np.reshape(weights, -1), minlength=math.prod(shape))
+
+
+def _refuse_data_index(what: str, into: str = "") -> None:
+    raise UnsupportedOperationError(
+        f"{what} at {call_site()} with integer data takes one data index array, other indices constant "
+        f"integers or slices{', ' + into if into else ''} (the data stays a constant)")
+
+
+class _LabelGrid:
+    """What indexing an array of ``shape`` with ``index`` reads, where one entry ``t`` of the
+    index is traced integer data on an axis of length n: ``wide``, the index with ``arange(n)``
+    in ``t``'s place (and the other index arrays broadcast against ``t``); ``order``, the flat
+    positions that ``wide`` reads; ``at``, the axis of ``order`` where ``t``'s batch axes start
+    (NumPy's placement of advanced indices), followed by the n values' axis; ``batch``, the
+    broadcast shape of the index arrays; ``mask``, the recorded one-hot mask ``t[..., None] ==
+    arange(n)`` (batch + (n,)), negative labels counted from the end, with ``t``'s bounds noted on
+    the tape (:attr:`Tape.index_bounds`): ``lowest`` <= t < n, ``lowest`` −n unless given."""
+
+    def __init__(self, tape, shape: tuple, index, what: str, lowest: int | None = None):
+        if np.dtype(tape.dtype) != np.float64:  # (labels are traced as float64: the mask would widen x)
+            raise UnsupportedOperationError(f"{what} at {call_site()} with integer data under dtype="
+                                            f"{np.dtype(tape.dtype).name} (the data stays a constant)")
+        ndim = len(shape)
+        items = list(index) if type(index) is tuple else [index]
+        traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
+        if len(traced) != 1 or any(isinstance(i, (bool, np.bool_)) or (
+                isinstance(i, (list, np.ndarray)) and as_index_array(i).dtype == bool) for i in items):
+            _refuse_data_index(what, "into an array computed from differentiated arguments"
+                               if what == "indexing" else "")
+        ellipses = [k for k, i in enumerate(items) if i is Ellipsis]  # (by identity: == of a traced index is its mask)
+        if len(ellipses) == 1:
+            used = sum(i is not None for i in items) - 1
+            items[ellipses[0]:ellipses[0] + 1] = [slice(None)] * max(ndim - used, 0)
+            traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
+        j = traced[0]
+        t = items[j]
+        axis = sum(i is not None for i in items[:j])
+        if axis >= ndim:
+            raise IndexError(f"too many indices for array: array is {ndim}-dimensional (at {call_site()})")
+        n = shape[axis]
+        lowest = -n if lowest is None else lowest
+        values = np.asarray(t.value)
+        if values.size and (values.min() < lowest or values.max() >= n):
+            bad = values[(values < lowest) | (values >= n)].flat[0]
+            raise IndexOutOfBounds(f"index {int(bad)} is out of bounds for axis {axis} with size {n}")
+        if t.name not in tape.ints:
+            raise UnsupportedOperationError(
+                f"{what} at {call_site()} with labels computed from data by an op whose result the trace does not "
+                "keep integer (the data stays a constant)")
+        steps = _label_steps(t)
+        others = {k: as_index_array(i) for k, i in enumerate(items) if k != j and not (
+            i is None or isinstance(i, slice))}
+        try:
+            batch = np.broadcast_shapes(t.shape, *(a.shape for a in others.values()))
+        except ValueError:  # (NumPy's error for index arrays that do not broadcast)
+            raise IndexError(f"shape mismatch: indexing arrays could not be broadcast together with shapes "
+                             f"{' '.join(str(s) for s in [t.shape, *(a.shape for a in others.values())])} "
+                             f"(at {call_site()})") from None
+        kept = _indexed(items)
+        entries = math.prod(batch) * n * math.prod(shape[a] for a in range(ndim) if a not in kept)
+        if entries > MASK_GATHER_MAX:
+            raise UnsupportedOperationError(
+                f"{what} at {call_site()} with integer data: its masked product would hold more than "
+                f"{MASK_GATHER_MAX:,} entries (the data stays a constant)")
+        wide = list(items)
+        wide[j] = np.arange(n).reshape((1,) * len(batch) + (n,))
+        for k, a in others.items():
+            wide[k] = np.broadcast_to(a, batch)[..., None]
+        self.wide, self.batch = tuple(wide), batch
+        # (constant positions: each entry of the batch, for every value of t)
+        self.order = np.arange(math.prod(shape)).reshape(shape)[self.wide]
+        advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
+        if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
+            self.at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
+        else:
+            self.at = 0
+        tape.exact_steps = True  # (labels of any integer width: NumPy's indexing wraps negative ones alike)
+        try:
+            wrapped = t + (t < 0).vertex() * n
+            mask = (wrapped[..., None] == np.arange(n)).vertex()
+        finally:
+            tape.exact_steps = False
+        self.mask = mask if mask.shape == batch + (n,) else np.broadcast_to(mask, batch + (n,))
+        tape.index_bounds.append((steps, t.name, lowest, n))
 
 
 def _label_steps(t: Tracer) -> tuple:
@@ -735,7 +784,13 @@ def _searchsorted(a, v, side="left", sorter=None):
 def _bincount(x, /, weights=None, minlength=0):
     """Counts (constants) or, with traced ``weights``, their sums per bin: a scatter-add, the
     gather's adjoint (no multiplications). The bins ``x`` must be constant integers."""
-    if _traced(x):
+    if _data_index(x):  # labels passed as data
+        if _traced(weights) and x.ndim == 1 and np.shape(weights) == x.shape and _within(x, minlength):
+            return scatter_by_mask((int(minlength),), x, weights, "numpy.bincount", lowest=0)
+        # (counts alone, or labels beyond minlength: the result's length is the labels' largest value)
+        x = _value(x, "numpy.bincount's bins, labels passed as data (they stay data with traced weights "
+                      "and a minlength above every label)")
+    elif _traced(x):
         raise TraceError(f"numpy.bincount at {call_site()}: the bins are traced values; pass constant "
                          "non-negative integers (the weights may be traced)")
     idx = np.asarray(x)
@@ -747,6 +802,13 @@ def _bincount(x, /, weights=None, minlength=0):
     if np.shape(weights) != idx.shape:
         raise ValueError("The weights and list don't have the same length.")
     return _scatter(weights, idx, size)
+
+
+def _within(labels: Tracer, minlength) -> bool:
+    """Whether traced integer ``labels`` lie in [0, minlength) (a bincount of ``minlength`` bins)."""
+    n = _int(minlength, "minlength")
+    v = labels.value
+    return n > 0 and (not v.size or (v.min() >= 0 and v.max() < n))
 
 
 @implements(np.digitize)
@@ -774,7 +836,8 @@ case("numpy.insert", lambda xp: lambda x: xp.insert(x, slice(0, 2), 7.0, axis=0)
      structures=FREE, variant="a slice, a constant value")
 case("numpy.bincount", lambda xp: lambda w: xp.bincount(np.array([0, 3, 1, 3, 3, 0]), weights=w, minlength=6),
      lambda r: (_x(r, (6,)),), structures=FREE,
-     note="constant bins, traced weights: a scatter-add (no multiplications)")
+     note="constant bins, traced weights: a scatter-add (no multiplications); bins passed as data with "
+          "minlength above them: a one-hot mask's product (docs/execution.md)")
 case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:2]])), lambda r: (_x(r, (5,)),),
      structures=FREE, note="a gather of the first occurrences, read at the traced point", jax=False)
 case("numpy.unique", lambda xp: lambda x: xp.unique(xp.concatenate([x, x[:1]]), axis=0, return_counts=True)[0],

@@ -44,7 +44,7 @@ from ..trace import (
     implements_ufunc_method,
 )
 from . import FREE, case
-from .gathers import _value
+from .gathers import _data_index, _value, scatter_by_mask
 
 
 def _target(dst: Any, what: str, instead: str) -> Tracer:
@@ -158,10 +158,13 @@ def _scattered(ufunc: np.ufunc, combine: Callable) -> Callable:
         a = _target(a, what, f"for a 1-d a: a {'+' if ufunc is np.add else '-'} "
                              "np.bincount(indices, weights=b, minlength=len(a))")
         shape, size = np.shape(a), int(np.size(a))
-        positions = np.arange(size, dtype=np.intp).reshape(shape)[_const(indices, f"{what}'s indices")]
-        spread = np.broadcast_to(b, positions.shape) if np.shape(b) != positions.shape else b
-        # (np.bincount of traced weights is recorded as a scatter: jacc.numpy_api.gathers)
-        sums = np.bincount(positions.reshape(-1), weights=np.reshape(spread, -1), minlength=size)
+        if any(map(_data_index, indices if type(indices) is tuple else (indices,))):  # labels passed as data
+            sums = scatter_by_mask(shape, indices, b, what)
+        else:
+            positions = np.arange(size, dtype=np.intp).reshape(shape)[_const(indices, f"{what}'s indices")]
+            spread = np.broadcast_to(b, positions.shape) if np.shape(b) != positions.shape else b
+            # (np.bincount of traced weights is recorded as a scatter: jacc.numpy_api.gathers)
+            sums = np.bincount(positions.reshape(-1), weights=np.reshape(spread, -1), minlength=size)
         _take(a, combine(a, np.reshape(sums, shape)))
     return at
 
@@ -249,7 +252,8 @@ case("numpy.put_along_axis", lambda xp: _copy_then(
      lambda r: (_x(r), r.normal(size=(3, 1))), argnums=(0, 1), structures=_WRITE, jax=False)
 case("numpy.add.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].add(v)) if xp is not np else
      _copy_then(lambda y, v: np.add.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
-     argnums=(0, 1), structures=_WRITE, note="repeated rows accumulate")
+     argnums=(0, 1), structures=_WRITE, note="repeated rows accumulate; indices passed as data: a one-hot "
+                                             "mask's product (docs/execution.md)")
 case("numpy.multiply.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].multiply(v)) if xp is not np else
      _copy_then(lambda y, v: np.multiply.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
      argnums=(0, 1), note="one round per repeat of an index, in NumPy's order (values bit for bit NumPy's)")
