@@ -24,6 +24,7 @@ True
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import operator
@@ -39,6 +40,7 @@ from . import structure as S
 from .eliminate import Eliminator
 from .graph import Const, Graph
 from .lazy import Lazy, LowerError, Recorder, Ref, Statement
+from .onehot import one_hot_products
 from .ops import OPS
 
 if TYPE_CHECKING:
@@ -79,6 +81,8 @@ class Recorded:
     structures: list | None = None  # sparse results: (final edge structure, out shape, in shape)
     primal: bool = False
     pinned: dict = field(repr=False, default_factory=dict)  # (vertex, position) -> a constant read as a value
+    #: one-hot masks the program computes: mask statement id -> (its labels' statement id, n) (jacc.onehot)
+    one_hot: dict = field(repr=False, default_factory=dict)
 
 
 @dataclass
@@ -418,9 +422,12 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
     vertices = list(g.inputs) if primal else list(leaves.made)
     vertex_ids = [leaves.made[v].id for v in vertices]
     const_ids = [leaf.id for leaf in const_leaves.values()]
+    made = leaves.made if primal else {}
+    one_hot = {made[m].id: (made[t].id, n) for m, (t, n) in g.meta.get("one_hot", {}).items()
+               if isinstance(made.get(m), Lazy) and isinstance(made.get(t), Lazy)}
     return Recorded(rec.statements, vertex_ids + const_ids, vertices, list(const_leaves),
                     outputs, results, e.mults, rec.shapes, bake, expected,
-                    structures if sparse else None, primal, pinned)
+                    structures if sparse else None, primal, pinned, one_hot)
 
 
 def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy",
@@ -1496,6 +1503,9 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True, solves: bo
     shapes = r.shapes
     lines = ["def program(V):"]
     position = {sid: k for k, sid in enumerate(r.inputs)}
+    if r.one_hot:  # (before _live: a mask read by products alone is then not computed)
+        r = dataclasses.replace(r, statements=one_hot_products(r.statements, r.one_hot,
+                                                               _aliases(r.statements, shapes), _einsum_parts))
     live = _live(r)
     alias = w.alias = _aliases(live, shapes)
     live = _sums_early([s for s in live if s.id not in alias], alias, shapes)

@@ -355,6 +355,7 @@ class Tape:
         # (steps, vertex, lowest, n): labels read through a one-hot mask (jacc.numpy_api.gathers._LabelGrid),
         # computed from data by the recorded steps, must hold lowest <= y < n at every call
         self.index_bounds: list[tuple[tuple, str, int, int]] = []
+        self.one_hots: dict[str, tuple[str, int]] = {}  # mask vertex -> (its labels' vertex, n): jacc.onehot
         self.nonfinite_because: list[str] = []  # why a non-finite Jacobian of this call is refused (note_nonfinite)
         # 0-d vertices that are NumPy 0-d arrays (a 0-d ndarray argument, a reshape to (), a copy,
         # one changed in place): x op= y changes them in place; other 0-d values are NumPy's scalars,
@@ -1024,6 +1025,8 @@ class Tape:
             self.graph.meta["math_domain"] = list(self.domains)
         if self.index_bounds:
             self.graph.meta["index_bounds"] = list(self.index_bounds)
+        if self.one_hots:
+            self.graph.meta["one_hot"] = dict(self.one_hots)
 
     def recording(self) -> Recording:
         sigs = [(("input", n, p["shape"]) if op == "input" else _sig(op, args, p)) for n, op, args, p in self.steps]

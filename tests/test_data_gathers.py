@@ -441,11 +441,14 @@ def test_a_scatter_by_integer_data_keeps_one_structure(name, scatter, xs, ys, n)
     assert jf.cache.why_constant is None and jf.cache.skipped >= 4, (jf.cache.why_constant, jf.cache.skipped)
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_message_passing_by_edge_labels_on_other_backends(backend):
-    """A graph network's layer: messages along edges (src, dst passed as data) summed per node."""
-    pytest.importorskip(backend)
-    nodes, edges, d = 12, 30, 3
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_message_passing_by_edge_labels_gathers_and_scatters_without_the_mask(backend):
+    """A graph network's layer: messages along edges (src, dst passed as data) summed per node.
+    Its program reads the rows the labels name and adds into them (jacc.onehot): it writes far
+    fewer entries per call than the edges-by-nodes mask, which it no longer builds."""
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    nodes, edges, d = 40, 150, 4
     W = R.normal(size=(d, d))
 
     def layer(h, src, dst):
@@ -463,7 +466,33 @@ def test_message_passing_by_edge_labels_on_other_backends(backend):
         want = np.zeros((nodes, d))
         np.add.at(want, src, g_pre @ W.T)
         np.testing.assert_allclose(np.asarray(jf(h, src, dst)), want, rtol=1e-11, atol=1e-13)
-    assert jf.cache.why_constant is None and jf.cache.skipped >= 3
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 3 and jf.ran == backend
+    # (two masks of edges × nodes entries, each computed and converted: 106,416 entries written per call)
+    assert jf.program.written < 2 * edges * nodes, jf.program.written
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_an_embeddings_program_reads_the_rows_its_tokens_name(backend):
+    """Token ids passed as data into a 500-row table: the gradient adds each token's row back
+    (repeated tokens summed), and the program gathers and scatters rows, not 500 per token."""
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    vocab, d, batch, seq = 500, 6, 8, 5
+    E, V = R.normal(size=(vocab, d)), R.normal(size=(seq * d,))
+
+    def score(E, tokens):
+        return np.sum(np.tanh(E[tokens].reshape(batch, -1) @ V))
+    jf = jacc.jacobian(score, backend=backend)
+    for _ in range(6):
+        tokens = R.integers(0, vocab, (batch, seq))
+        tokens[0, :2] = tokens[1, 0]  # (a repeated token: its rows' gradients add)
+        z = E[tokens].reshape(batch, -1) @ V
+        per = ((1 - np.tanh(z) ** 2)[:, None] * V).reshape(batch, seq, d)
+        want = np.zeros((vocab, d))
+        np.add.at(want, tokens, per)
+        np.testing.assert_allclose(np.asarray(jf(E, tokens)), want, rtol=1e-11, atol=1e-13)
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 2 and jf.ran == backend
+    assert jf.program.written < batch * seq * vocab // 2, jf.program.written  # (with the mask: 47,324)
 
 
 def test_scatter_labels_leaving_their_bounds_at_a_later_call_are_numpys():
@@ -505,3 +534,50 @@ def test_scatters_the_mask_cannot_take_read_the_labels_and_say_where(f, why):
         x, y = R.normal(size=5), R.integers(0, 4, 5)
         np.testing.assert_allclose(jf(x, y), _fd(f, x, y), rtol=1e-7, atol=1e-8)
     assert why in jf.cache.why_constant and "depends on values" in jf.cache.why_constant, jf.cache.why_constant
+
+
+# (subscripts, the mask's operand, the other operand's shape, the labels' shape, the values n)
+ONE_HOT_PRODUCTS = [
+    ("bK,Kd->bd", 0, (7, 3), (5,), 7),  # an embedding's rows
+    ("Kd,bcK->bcd", 1, (6, 2), (3, 4), 6),  # a table before the mask, two label axes
+    ("bK,bK->b", 1, (5, 4), (5,), 4),  # a cross-entropy's picked entries (the label axis shared)
+    ("aKc,bK->bca", 1, (2, 5, 3), (4,), 5),  # a middle axis, the result transposed
+    ("bd,bK->Kd", 1, (5, 3), (5,), 6),  # rows added into place (repeated labels sum)
+    ("bcd,bcK->dK", 1, (2, 3, 4), (2, 3), 5),  # two label axes summed, the values' axis last
+    ("bK,b->bK", 0, (4,), (4,), 3),  # a label axis kept: a scatter one row per label
+    ("cb,bK->cK", 1, (2, 6), (6,), 4),  # the labels' axis second in the other operand
+]
+
+
+@pytest.mark.parametrize("subs, k, a_shape, y_shape, n", ONE_HOT_PRODUCTS, ids=[p[0] for p in ONE_HOT_PRODUCTS])
+@pytest.mark.parametrize("xp_name", ["numpy", "jax", "torch"])
+def test_one_hot_products_equal_the_masks_product(subs, k, a_shape, y_shape, n, xp_name):
+    """jacc.onehot's gathers and scatters against the einsum with the mask itself, in each backend's namespace."""
+    from jacc.onehot import OneHotProduct, _form
+
+    a, y = R.normal(size=a_shape), R.integers(0, n, y_shape).astype(float)
+    y.reshape(-1)[:2] = y.reshape(-1)[0]  # (a repeated label)
+    mask = (y[..., None] == np.arange(n)) * 1.0
+    want = np.einsum(subs, *([mask, a] if k == 0 else [a, mask]))
+    assert _form(subs, k)[0] is not None
+    if xp_name == "numpy":
+        got = OneHotProduct(subs, k, n)(y, a)
+    elif xp_name == "jax":
+        jnp = pytest.importorskip("jax.numpy")
+        from jacc.program import _jax_namespace
+
+        _jax_namespace()  # (float64 on)
+        got = OneHotProduct(subs, k, n)(jnp.asarray(y), jnp.asarray(a), xp=jnp)
+    else:
+        torch = pytest.importorskip("torch")
+        got = OneHotProduct(subs, k, n)(torch.as_tensor(y), torch.as_tensor(a), xp=torch).numpy()
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-14, atol=1e-15)
+
+
+def test_products_neither_a_gather_nor_a_scatter_keep_the_mask():
+    """A scalar times the mask, or a label axis only the mask has, stays the mask's own product."""
+    from jacc.onehot import _form
+
+    assert _form(",bK->bK", 1)[0] is None
+    assert _form("d,bK->bdK", 1)[0] is None
+    assert _form("bK,bK->bK", 1)[0] is None  # (the values' axis in both and kept)

@@ -270,7 +270,7 @@ def gather_by_mask(x: Tracer, index):
     # one product over the axis: a matrix product for an embedding (a batch × K mask times the
     # K × d table), where the mask broadcast over the table's rows and summed took 3 passes over
     # batch × K × d entries
-    letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    letters = _LETTERS
     dims = range(at, at + len(batch))
     outer = [letters[d] for d in range(picked.ndim) if d != at + len(batch)]
     # (the batch axes picked has as 1, where x is read alike for every label, are the mask's alone)
@@ -279,6 +279,9 @@ def gather_by_mask(x: Tracer, index):
     spec = (f"{''.join(letters[d] for d in own)},{''.join(letters[d] for d in dims)}{letters[at + len(batch)]}"
             f"->{''.join(outer)}")
     return np.einsum(spec, squeezed, mask)
+
+
+_LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 def scatter_by_mask(shape: tuple, index, values, what: str, lowest: int | None = None):
@@ -293,6 +296,14 @@ def scatter_by_mask(shape: tuple, index, values, what: str, lowest: int | None =
     grid = _LabelGrid(t.tape, shape, index, what, lowest)
     order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
     k = at + len(batch)  # (order's axis of the K values)
+    if order.size == math.prod(shape) and np.array_equal(order.reshape(-1), np.arange(order.size)):
+        # the labels index one axis alone (np.add.at(agg, dst, msg)): one product keeping the values'
+        # axis and summing the labels' (a program runs it as a scatter-add: jacc.onehot)
+        given = order.shape[:at] + batch + order.shape[k + 1:]
+        spread = np.broadcast_to(values, given) if np.shape(values) != given else values
+        head, tail = _LETTERS[:at], _LETTERS[at:at + len(order.shape) - k - 1]
+        labels, K = _LETTERS[len(head) + len(tail):][:len(batch)], _LETTERS[-1]
+        return np.einsum(f"{head}{labels}{tail},{labels}{K}->{head}{K}{tail}", spread, mask).reshape(-1)
     # (order's batch axes are 1 where every label reads alike: a label array indexes an axis alone)
     order = np.broadcast_to(order, order.shape[:at] + batch + order.shape[k:])
     given = order.shape[:k] + order.shape[k + 1:]  # (a[index].shape, which values broadcast to)
@@ -384,7 +395,11 @@ class _LabelGrid:
             mask = (wrapped[..., None] == np.arange(n)).vertex()
         finally:
             tape.exact_steps = False
-        self.mask = mask if mask.shape == batch + (n,) else np.broadcast_to(mask, batch + (n,))
+        if mask.shape == batch + (n,):
+            self.mask = mask
+            tape.one_hots[mask.name] = (wrapped.name, n)  # (a program may gather instead: jacc.onehot)
+        else:
+            self.mask = np.broadcast_to(mask, batch + (n,))
         tape.index_bounds.append((steps, t.name, lowest, n))
 
 
