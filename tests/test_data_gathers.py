@@ -581,3 +581,28 @@ def test_products_neither_a_gather_nor_a_scatter_keep_the_mask():
     assert _form(",bK->bK", 1)[0] is None
     assert _form("d,bK->bdK", 1)[0] is None
     assert _form("bK,bK->bK", 1)[0] is None  # (the values' axis in both and kept)
+
+
+def test_a_graph_convolution_normalised_by_degree_counts_its_labels_at_every_call():
+    """np.bincount(dst, minlength=N) of labels passed as data, without weights (a node's degree):
+    the mask's sum over the labels, integers as NumPy's counts, computed at every call; it read
+    the labels at the traced point, so every call traced f."""
+    nodes, edges, d = 30, 90, 3
+    W = R.normal(size=(d, d))
+
+    def gcn(h, src, dst):
+        deg = np.bincount(dst, minlength=nodes)
+        agg = np.zeros((nodes, d))
+        np.add.at(agg, dst, h[src] @ W)
+        return np.sum(np.tanh(agg / np.maximum(deg, 1)[:, None]) ** 2)
+    jf = jacc.jacobian(gcn)
+    for _ in range(6):
+        h, src, dst = R.normal(size=(nodes, d)), R.integers(0, nodes, edges), R.integers(0, nodes, edges)
+        deg = np.maximum(np.bincount(dst, minlength=nodes), 1)[:, None]
+        agg = np.zeros((nodes, d))
+        np.add.at(agg, dst, h[src] @ W)
+        g_agg = 2 * np.tanh(agg / deg) * (1 - np.tanh(agg / deg) ** 2) / deg
+        want = np.zeros((nodes, d))
+        np.add.at(want, src, g_agg[dst] @ W.T)
+        np.testing.assert_allclose(jf(h, src, dst), want, rtol=1e-11, atol=1e-13)
+    assert jf.cache.why_constant is None and jf.cache.skipped >= 2, (jf.cache.why_constant, jf.cache.skipped)

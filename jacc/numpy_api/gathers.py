@@ -800,11 +800,15 @@ def _bincount(x, /, weights=None, minlength=0):
     """Counts (constants) or, with traced ``weights``, their sums per bin: a scatter-add, the
     gather's adjoint (no multiplications). The bins ``x`` must be constant integers."""
     if _data_index(x):  # labels passed as data
-        if _traced(weights) and x.ndim == 1 and np.shape(weights) == x.shape and _within(x, minlength):
-            return scatter_by_mask((int(minlength),), x, weights, "numpy.bincount", lowest=0)
+        if x.ndim == 1 and (weights is None or np.shape(weights) == x.shape) and _within(x, minlength):
+            sums = scatter_by_mask((int(minlength),), x, 1.0 if weights is None else weights, "numpy.bincount",
+                                   lowest=0)
+            if weights is None:  # (counts, integers as NumPy's, at most one per label)
+                x.tape.ints[sums.name] = float(max(x.size, 1))
+            return sums
         # (counts alone, or labels beyond minlength: the result's length is the labels' largest value)
-        x = _value(x, "numpy.bincount's bins, labels passed as data (they stay data with traced weights "
-                      "and a minlength above every label)")
+        x = _value(x, "numpy.bincount's bins, labels passed as data (they stay data with a minlength above "
+                      "every label)")
     elif _traced(x):
         raise TraceError(f"numpy.bincount at {call_site()}: the bins are traced values; pass constant "
                          "non-negative integers (the weights may be traced)")
