@@ -824,9 +824,26 @@ def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 # -- covariance ------------------------------------------------------------------------------------
 
 
+def _cov_weights(what: str, given, n: int) -> np.ndarray | None:
+    """``fweights`` or ``aweights`` of ``np.cov`` as a float array of n, with NumPy's checks."""
+    if given is None:
+        return None
+    if isinstance(given, Tracer):
+        raise TraceError(f"numpy.cov at {call_site()}: the {what} are traced; pass them as constants")
+    w = np.asarray(given, dtype=np.float64)
+    if what == "fweights" and not np.all(w == np.around(w)):
+        raise TypeError("fweights must be integer")
+    if w.ndim > 1:
+        raise RuntimeError(f"cannot handle multidimensional {what}")
+    if w.shape[0] != n:
+        raise RuntimeError(f"incompatible numbers of samples and {what}")
+    if np.any(w < 0):
+        raise ValueError(f"{what} cannot be negative")
+    return w
+
+
 @implements(np.cov)
 def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
-    _refuse("numpy.cov", fweights=fweights, aweights=aweights)
     if np.ndim(m) > 2:
         raise ValueError("m has more than 2 dimensions")
     X = np.reshape(m, (1, -1)) if np.ndim(m) < 2 else m
@@ -839,10 +856,18 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
         X = np.concatenate([X, Y], axis=0)
     _check_dtype("numpy.cov", X, dtype)
     ddof = (0 if bias else 1) if ddof is None else _int(ddof, "ddof")
-    fact = np.shape(X)[1] - ddof
-    X = X - np.mean(X, axis=1)[:, None]
-    c = (X @ X.T) * (1.0 / fact)  # a Gram product: its adjoint is one matrix product
-    return np.squeeze(c)
+    n = np.shape(X)[1]
+    f, a = _cov_weights("fweights", fweights, n), _cov_weights("aweights", aweights, n)
+    if f is None and a is None:
+        fact = n - ddof
+        X = X - np.mean(X, axis=1)[:, None]
+        return np.squeeze((X @ X.T) * (1.0 / fact))  # a Gram product: its adjoint is one matrix product
+    w = f if a is None else a if f is None else f * a  # (NumPy's weights: frequencies times reliabilities)
+    total = float(w.sum())
+    # (the degrees of freedom as NumPy counts them with weights)
+    fact = total if ddof == 0 else total - ddof if a is None else total - ddof * float((w * a).sum()) / total
+    X = X - (X @ w)[:, None] * (1.0 / total)
+    return np.squeeze(((X * w) @ X.T) * (1.0 / fact))
 
 
 @implements(np.corrcoef)
@@ -1045,6 +1070,11 @@ case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexi
 case("numpy.cov", lambda xp: lambda x: xp.cov(x), lambda r: (_x(r, (3, 6)),))
 case("numpy.cov", lambda xp: lambda x, y: xp.cov(x, y, rowvar=False, bias=True),
      lambda r: (_x(r, (6, 2)), _x(r, (6, 2))), argnums=(0, 1), variant="y, rowvar=False, bias")
+case("numpy.cov", lambda xp: lambda x: xp.cov(x, fweights=np.array([1, 2, 0, 3, 1, 1]),
+                                                aweights=np.array([0.5, 1.0, 2.0, 0.25, 1.0, 3.0])),
+     lambda r: (_x(r, (3, 6)),), variant="fweights and aweights (constants)")
+case("numpy.cov", lambda xp: lambda x: xp.cov(x, aweights=np.array([0.5, 1.0, 2.0, 0.25, 1.0, 3.0]), ddof=0),
+     lambda r: (_x(r, (3, 6)),), variant="aweights, ddof=0")
 case("numpy.corrcoef", lambda xp: lambda x: xp.corrcoef(x), lambda r: (_x(r, (3, 6)),))
 case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v), lambda r: (_x(r, (6,)), _x(r, (3,))), argnums=(0, 1))
 case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v, "same"), lambda r: (_x(r, (4,)), _x(r, (6,))),
