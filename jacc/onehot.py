@@ -87,7 +87,8 @@ class OneHotProduct:
             tuple(1 if i is None else positions.shape[i] for i in self.sizes))
         head = tuple(summed.shape[:self.rest])
         rows, n = math.prod(head), self.n
-        first = xp.arange(rows).reshape(head + (1,) * self.extra) * n
+        first = (xp.arange(rows, device=positions.device) if _torch(xp) else xp.arange(rows))  # (torch: CUDA too)
+        first = first.reshape(head + (1,) * self.extra) * n
         grid = _bincount((first + placed).reshape(-1), summed.reshape(-1), rows * n, xp).reshape(head + (n,))
         return _transpose(grid, self.result, xp)
 
