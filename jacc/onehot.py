@@ -33,6 +33,16 @@ def _take(a, positions, axis: int, xp):
     return xp.take(a, positions, axis=axis)
 
 
+def _take_along(a, positions, axis: int, xp):
+    """``a``'s entries at ``positions`` along ``axis`` (broadcast on the other axes)."""
+    if _torch(xp):
+        return xp.take_along_dim(a, positions, dim=axis)
+    if xp is not np:  # (jax.numpy broadcasts the positions itself)
+        return xp.take_along_axis(a, positions, axis=axis)
+    shape = tuple(max(p, s) if i != axis else 1 for i, (p, s) in enumerate(zip(positions.shape, a.shape)))
+    return np.take_along_axis(a, np.broadcast_to(positions, shape), axis=axis)
+
+
 def _transpose(x, axes: list, xp):
     return x.permute(*axes) if _torch(xp) and axes else x.transpose(axes) if axes else x
 
@@ -68,6 +78,12 @@ class OneHotProduct:
             self.at = ta.index(K)
             self.gathered = (ta[:self.at] + batch + ta[self.at + 1:], out)
             return
+        if form == "pick":  # the labels on the other operand's axes (1 on K and the rest), taken along K
+            self.at = ta.index(K)
+            self.moved = sorted(range(len(batch)), key=lambda i: ta.index(batch[i]))
+            self.sizes = [batch.index(c) if c in batch else None for c in ta]
+            self.gathered = (ta.replace(K, ""), out)
+            return
         rest = out.replace(K, "")
         extra = "".join(c for c in batch if c not in rest)  # (the labels' axes summed over)
         kept = rest + extra
@@ -82,6 +98,12 @@ class OneHotProduct:
         positions = labels.long() if _torch(xp) else labels.astype(np.intp if xp is np else xp.int64)
         if self.form == "gather":
             return _arranged(_take(a, positions, self.at, xp), *self.gathered, xp)
+        if self.form == "pick":
+            placed = _transpose(positions, self.moved, xp).reshape(
+                tuple(1 if i is None else positions.shape[i] for i in self.sizes))
+            picked = _take_along(a, placed, self.at, xp)
+            return _arranged(picked.reshape(tuple(picked.shape[:self.at]) + tuple(picked.shape[self.at + 1:])),
+                             *self.gathered, xp)
         summed = _arranged(a, *self.summed, xp)
         placed = _transpose(positions, self.moved, xp).reshape(
             tuple(1 if i is None else positions.shape[i] for i in self.sizes))
@@ -104,7 +126,10 @@ def _arranged(x, have: str, want: str, xp):
 
 def _form(subs: str, k: int) -> tuple:
     """How ``einsum(subs, …)`` with a one-hot operand ``k`` (its last axis the values) runs:
-    ``"gather"`` where it sums over the values' axis, which the other operand has once;
+    ``"gather"`` where it sums over the values' axis, which the other operand has once, and
+    has no label axis (rows taken at the labels); ``"pick"`` where the other operand has every
+    label axis too (one entry per label along the values' axis, ``z[np.arange(n), y]``: a gather
+    there read every row at every label, n² entries);
     ``"scatter"`` where the result keeps that axis and the other operand has every label axis;
     else None (the mask's product itself: a scalar times the mask, a label axis only the mask
     has); with the other operand's subscripts, the result's, the values' axis and the labels'."""
@@ -114,8 +139,10 @@ def _form(subs: str, k: int) -> tuple:
         return None, "", out, "", ""
     tm, ta = terms[k], terms[1 - k]
     K, batch = tm[-1], tm[:-1]
-    if ta.count(K) == 1 and K not in out:
+    if ta.count(K) == 1 and K not in out and not set(batch) & set(ta):
         return "gather", ta, out, K, batch
+    if ta.count(K) == 1 and K not in out and set(batch) <= set(ta) and len(set(ta)) == len(ta):
+        return "pick", ta, out, K, batch
     if K in out and K not in ta and all(c in ta for c in batch):
         return "scatter", ta, out, K, batch
     return None, ta, out, K, batch

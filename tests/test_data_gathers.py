@@ -541,6 +541,8 @@ ONE_HOT_PRODUCTS = [
     ("bK,Kd->bd", 0, (7, 3), (5,), 7),  # an embedding's rows
     ("Kd,bcK->bcd", 1, (6, 2), (3, 4), 6),  # a table before the mask, two label axes
     ("bK,bK->b", 1, (5, 4), (5,), 4),  # a cross-entropy's picked entries (the label axis shared)
+    ("bKd,bK->db", 1, (5, 4, 3), (5,), 4),  # one row per label, its other axis kept
+    ("Kcb,bcK->bc", 1, (4, 3, 5), (5, 3), 4),  # two shared label axes, in another order
     ("aKc,bK->bca", 1, (2, 5, 3), (4,), 5),  # a middle axis, the result transposed
     ("bd,bK->Kd", 1, (5, 3), (5,), 6),  # rows added into place (repeated labels sum)
     ("bcd,bcK->dK", 1, (2, 3, 4), (2, 3), 5),  # two label axes summed, the values' axis last
@@ -606,3 +608,38 @@ def test_a_graph_convolution_normalised_by_degree_counts_its_labels_at_every_cal
         np.add.at(want, src, g_agg[dst] @ W.T)
         np.testing.assert_allclose(jf(h, src, dst), want, rtol=1e-11, atol=1e-13)
     assert jf.cache.why_constant is None and jf.cache.skipped >= 2, (jf.cache.why_constant, jf.cache.skipped)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_one_entry_per_row_at_its_label_is_picked_not_gathered_from_every_row(backend):
+    """A focal loss reads z[np.arange(n), y] itself: the program took every row at every label
+    and kept the diagonal, n² entries (a hunt measured 180 ms and 880 MB a call at n = 10,000, 1 to
+    5 ms through the mask before); it takes one entry per row along the labels' axis."""
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    n, K, p = 1500, 6, 3
+    X = R.normal(size=(n, p))
+
+    def focal(W, X, y):
+        z = X @ W
+        lp = z - np.log(np.exp(z).sum(1, keepdims=True))
+        pt = np.exp(lp[np.arange(n), y])
+        return -((1 - pt) ** 2 * np.log(pt)).mean()
+    jf = jacc.jacobian(focal, backend=backend)
+    for _ in range(5):
+        W, y = R.normal(size=(p, K)) * 0.3, R.integers(0, K, n)
+        h, want = 1e-6, np.zeros((p, K))
+        for i in np.ndindex(p, K):
+            e = np.zeros((p, K))
+            e[i] = h
+            want[i] = (focal(W + e, X, y) - focal(W - e, X, y)) / (2 * h)
+        np.testing.assert_allclose(np.asarray(jf(W, X, y)), want, rtol=1e-6, atol=1e-9)
+    assert jf.cache.skipped >= 2 and jf.ran == backend
+    if backend == "numpy":  # (NumPy reports its allocations to tracemalloc)
+        import tracemalloc
+
+        tracemalloc.start()
+        jf(W, X, y)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        assert peak < 4 << 20, peak  # (the n × n gather: 18 MB)
