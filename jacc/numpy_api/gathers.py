@@ -257,9 +257,11 @@ def gather_by_mask(x: Tracer, index):
     steps that compute it are recorded on the tape with its bounds (:attr:`Tape.index_bounds`), a
     call that skips ``f`` runs them on its data, and one whose labels leave the bounds runs ``f``,
     which raises NumPy's ``IndexError``. An index out of bounds here raises it too."""
-    if x.name in x.tape.data:
-        _refuse_data_index("indexing", "into an array computed from differentiated arguments")
-    grid = _LabelGrid(x.tape, x.shape, index, "indexing")
+    tape = x.tape
+    if x.name in tape.ints or x.name in tape.bits:  # (a product would make floats of integers or a mask)
+        raise UnsupportedOperationError(f"indexing integer data or a mask with integer data at {call_site()} "
+                                        "(perm[y]: the data stays a constant)")
+    grid = _LabelGrid(tape, x.shape, index, "indexing")
     order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
     # every entry of x in its order (x[np.arange(n), y], E[idx]) is x itself, reshaped: no gather,
     # and no scatter of its adjoint
