@@ -80,17 +80,14 @@ class OneHotProduct:
             return
         if form == "pick":  # the labels on the other operand's axes (1 on K and the rest), taken along K
             self.at = ta.index(K)
-            self.moved = sorted(range(len(batch)), key=lambda i: ta.index(batch[i]))
-            self.sizes = [batch.index(c) if c in batch else None for c in ta]
+            self.layout = _layout(batch, ta)
             self.gathered = (ta.replace(K, ""), out)
             return
         rest = out.replace(K, "")
         extra = "".join(c for c in batch if c not in rest)  # (the labels' axes summed over)
         kept = rest + extra
         self.summed = (ta, kept)
-        # the labels on the summed array's axes: theirs in its order, 1 on the others
-        self.moved = sorted(range(len(batch)), key=lambda i: kept.index(batch[i]))
-        self.sizes = [batch.index(c) if c in batch else None for c in kept]
+        self.layout = _layout(batch, kept)
         self.rest, self.extra = len(rest), len(extra)
         self.result = [(rest + K).index(c) for c in out]
 
@@ -99,20 +96,31 @@ class OneHotProduct:
         if self.form == "gather":
             return _arranged(_take(a, positions, self.at, xp), *self.gathered, xp)
         if self.form == "pick":
-            placed = _transpose(positions, self.moved, xp).reshape(
-                tuple(1 if i is None else positions.shape[i] for i in self.sizes))
-            picked = _take_along(a, placed, self.at, xp)
+            picked = _take_along(a, _placed(positions, self.layout, xp), self.at, xp)
             return _arranged(picked.reshape(tuple(picked.shape[:self.at]) + tuple(picked.shape[self.at + 1:])),
                              *self.gathered, xp)
         summed = _arranged(a, *self.summed, xp)
-        placed = _transpose(positions, self.moved, xp).reshape(
-            tuple(1 if i is None else positions.shape[i] for i in self.sizes))
+        placed = _placed(positions, self.layout, xp)
         head = tuple(summed.shape[:self.rest])
         rows, n = math.prod(head), self.n
         first = (xp.arange(rows, device=positions.device) if _torch(xp) else xp.arange(rows))  # (torch: CUDA too)
         first = first.reshape(head + (1,) * self.extra) * n
         grid = _bincount((first + placed).reshape(-1), summed.reshape(-1), rows * n, xp).reshape(head + (n,))
         return _transpose(grid, self.result, xp)
+
+
+def _layout(batch: str, letters: str) -> tuple[list, list]:
+    """How to lay labels with axes ``batch`` on an array with axes ``letters`` (every label axis
+    among them): the order of the labels' axes as ``letters`` has them, and per letter the labels'
+    axis it takes, or None (size 1)."""
+    return (sorted(range(len(batch)), key=lambda i: letters.index(batch[i])),
+            [batch.index(c) if c in batch else None for c in letters])
+
+
+def _placed(positions, layout: tuple[list, list], xp):
+    """``positions`` laid out by :func:`_layout`: its axes moved into place, 1 on the other axes."""
+    moved, sizes = layout
+    return _transpose(positions, moved, xp).reshape(tuple(1 if i is None else positions.shape[i] for i in sizes))
 
 
 def _arranged(x, have: str, want: str, xp):
