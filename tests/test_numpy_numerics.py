@@ -99,8 +99,15 @@ def test_numpys_errors():
         jacc.jacobian(lambda x: np.gradient(x, x[0]))(x)
     with pytest.raises(UnsupportedOperationError, match="numpy.zeros_like with dtype="):
         jacc.jacobian(lambda x: np.zeros_like(x, np.float32) + x)(x)
-    with pytest.raises(UnsupportedOperationError, match="numpy.cov with fweights="):
-        jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2, 1, 1]))(x)
+    # (np.cov's weights: constants, checked as NumPy checks them)
+    with pytest.raises(TraceError, match="numpy.cov at .*the aweights are traced"):
+        jacc.jacobian(lambda x: np.cov(x, aweights=x * x))(x)
+    with pytest.raises(TypeError, match="fweights must be integer"):
+        jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2.5, 1, 1]))(x)
+    with pytest.raises(RuntimeError, match="incompatible numbers of samples and aweights"):
+        jacc.jacobian(lambda x: np.cov(x, aweights=[1.0, 2.0]))(x)
+    with pytest.raises(ValueError, match="fweights cannot be negative"):
+        jacc.jacobian(lambda x: np.cov(x, fweights=[1, -2, 1, 1]))(x)
 
 
 def test_partials_stay_structured_at_scale():
