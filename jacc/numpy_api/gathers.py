@@ -265,7 +265,7 @@ def gather_by_mask(x: Tracer, index):
     order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
     # every entry of x in its order (x[np.arange(n), y], E[idx]) is x itself, reshaped: no gather,
     # and no scatter of its adjoint
-    if order.size == x.size and np.array_equal(order.reshape(-1), np.arange(x.size)):
+    if grid.in_order:
         picked = x if order.shape == x.shape else x.reshape(order.shape)
     else:
         picked = x[grid.wide]
@@ -298,7 +298,7 @@ def scatter_by_mask(shape: tuple, index, values, what: str, lowest: int | None =
     grid = _LabelGrid(t.tape, shape, index, what, lowest)
     order, at, batch, mask = grid.order, grid.at, grid.batch, grid.mask
     k = at + len(batch)  # (order's axis of the K values)
-    if order.size == math.prod(shape) and np.array_equal(order.reshape(-1), np.arange(order.size)):
+    if grid.in_order:
         # the labels index one axis alone (np.add.at(agg, dst, msg)): one product keeping the values'
         # axis and summing the labels' (a program runs it as a scatter-add: jacc.onehot)
         given = order.shape[:at] + batch + order.shape[k + 1:]
@@ -317,21 +317,17 @@ def scatter_by_mask(shape: tuple, index, values, what: str, lowest: int | None =
     return np.bincount(order.reshape(-1), weights=np.reshape(weights, -1), minlength=math.prod(shape))
 
 
-def _refuse_data_index(what: str, into: str = "") -> None:
-    raise UnsupportedOperationError(
-        f"{what} at {call_site()} with integer data takes one data index array, other indices constant "
-        f"integers or slices{', ' + into if into else ''} (the data stays a constant)")
-
-
 class _LabelGrid:
     """What indexing an array of ``shape`` with ``index`` reads, where one entry ``t`` of the
     index is traced integer data on an axis of length n: ``wide``, the index with ``arange(n)``
     in ``t``'s place (and the other index arrays broadcast against ``t``); ``order``, the flat
-    positions that ``wide`` reads; ``at``, the axis of ``order`` where ``t``'s batch axes start
-    (NumPy's placement of advanced indices), followed by the n values' axis; ``batch``, the
-    broadcast shape of the index arrays; ``mask``, the recorded one-hot mask ``t[..., None] ==
-    arange(n)`` (batch + (n,)), negative labels counted from the end, with ``t``'s bounds noted on
-    the tape (:attr:`Tape.index_bounds`): ``lowest`` <= t < n, ``lowest`` −n unless given."""
+    positions that ``wide`` reads, and ``in_order`` where they are every entry in order (the labels
+    index one axis alone, ``E[idx]``: the array itself, reshaped); ``at``, the axis of ``order``
+    where ``t``'s batch axes start (NumPy's placement of advanced indices), followed by the n
+    values' axis; ``batch``, the broadcast shape of the index arrays; ``mask``, the recorded
+    one-hot mask ``t[..., None] == arange(n)`` (batch + (n,)), negative labels counted from the
+    end, with ``t``'s bounds noted on the tape (:attr:`Tape.index_bounds`): ``lowest`` <= t < n,
+    ``lowest`` −n unless given."""
 
     def __init__(self, tape, shape: tuple, index, what: str, lowest: int | None = None):
         if np.dtype(tape.dtype) != np.float64:  # (labels are traced as float64: the mask would widen x)
@@ -342,8 +338,8 @@ class _LabelGrid:
         traced = [k for k, i in enumerate(items) if isinstance(i, Tracer)]
         if len(traced) != 1 or any(isinstance(i, (bool, np.bool_)) or (
                 isinstance(i, (list, np.ndarray)) and as_index_array(i).dtype == bool) for i in items):
-            _refuse_data_index(what, "into an array computed from differentiated arguments"
-                               if what == "indexing" else "")
+            raise UnsupportedOperationError(f"{what} at {call_site()} with integer data takes one data index array, "
+                                            "other indices constant integers or slices (the data stays a constant)")
         ellipses = [k for k, i in enumerate(items) if i is Ellipsis]  # (by identity: == of a traced index is its mask)
         if len(ellipses) == 1:
             used = sum(i is not None for i in items) - 1
@@ -386,6 +382,8 @@ class _LabelGrid:
         self.wide, self.batch = tuple(wide), batch
         # (constant positions: each entry of the batch, for every value of t)
         self.order = np.arange(math.prod(shape)).reshape(shape)[self.wide]
+        self.in_order = self.order.size == math.prod(shape) and np.array_equal(
+            self.order.reshape(-1), np.arange(self.order.size))
         advanced = [k for k, i in enumerate(wide) if isinstance(i, np.ndarray)]
         if advanced == list(range(advanced[0], advanced[-1] + 1)):  # NumPy's rule: adjacent ones stay in place
             self.at = sum(1 for i in wide[:advanced[0]] if i is None or isinstance(i, slice))
