@@ -52,6 +52,8 @@ import numpy as np
 
 from . import trace
 from .constructors import _MADE, VIEWS, _holds_tracer, swap_during_traces
+from .lanes import Lanes
+from .lanes import assign as lanes_assign
 from .trace import (
     Tracer,
     UnsupportedOperationError,
@@ -269,6 +271,13 @@ class Buffer(_Held):
 
     @_settling
     def _set(self, index, value) -> None:
+        if type(value) is Lanes:  # y = np.zeros(n); y[m] = g(x[m]) (jacc.lanes)
+            r = lanes_assign(self.value.copy(), index, value)
+            if r is not None:
+                self.release()
+                _take(self, r)
+                return
+            value = value.gathered()
         index = _plain(index)
         if type(value) is _View:  # (the entries it views, traced or not)
             value = value.current()

@@ -5,8 +5,9 @@ also remembers how it was made. Where a mask selects values — ``np.where(x > 0
 ``np.select``, ``x * (x > 0)``, ``y[y < 0] = 0.0``, ``(x > a) & (x < b)`` — the comparison is
 recorded as a vertex without edges (its derivative is zero wherever it is defined), so the trace
 holds at every point: a compiled Jacobian recomputes the mask at each call, and ``jacobian`` need
-not run ``f`` again. Anything that reads the mask's entries as Python values — ``if m:``,
-``x[m]`` (whose size is a value), ``m.sum()``, ``np.nonzero(m)`` — reads them at the traced point
+not run ``f`` again (``y[m] = g(x[m])`` of elementwise ``g`` too: :mod:`jacc.lanes`). Anything
+that reads the mask's entries as Python values — ``if m:``, the size of ``x[m]``, ``m.sum()``,
+``np.nonzero(m)`` — reads them at the traced point
 and marks the trace value-dependent, as a comparison always did before; only the count or mean of
 a mask of data alone (``(y != -100).sum()`` of labels passed as data) is recorded instead, its
 integer sum of the recorded mask.
@@ -52,6 +53,8 @@ LOGIC = {"logical_and": "logical_and", "bitwise_and": "logical_and", "logical_or
          # predicates of values (np.where(np.isnan(x), 0.0, x))
          "isnan": "isnan", "isfinite": "isfinite", "isinf": "isinf"}
 _SYMBOL = {op: sym for op, sym in COMPARISONS.values()}
+_MIRRORED = {"less": "greater", "less_equal": "greater_equal", "greater": "less", "greater_equal": "less_equal",
+             "equal": "equal", "not_equal": "not_equal"}
 #: arithmetic ufuncs that NumPy computes on booleans alone as logic: (x > 0) + (x > 1) is their OR,
 #: a boolean (read as its 0.0/1.0 vertices, the sum was 2 where both hold)
 BOOLEAN_ARITHMETIC = {"add": "logical_or", "maximum": "logical_or", "fmax": "logical_or",
@@ -269,6 +272,10 @@ def compare(a: Any, b: Any, fn) -> Any:
     if _operand(a, tape) and _operand(b, tape):
         op, _ = COMPARISONS[fn]
         value = np.asarray(fn(_value(a), _value(b)))
+        if isinstance(a, Tracer) and isinstance(b, Tracer) and b.name < a.name:
+            # one order for x > s and s < x: Python calls a replayed scalar's (jacc.trace._Num, a
+            # subclass) reflected comparison first, which would record a step the first trace did not
+            op, a, b = _MIRRORED[op], b, a
         return Mask(tape, op, [_snapshot(a), _snapshot(b)], value)
     tape.note_value_dependence(f"comparison '{COMPARISONS[fn][1]}'")
     return fn(_value(a), _value(b))

@@ -520,6 +520,8 @@ class Tape:
             return _plain_step(op, args, params or {})
         if self._pending is not None:
             self.unwritten()
+        if _LANES[0] and Lanes in map(type, args):  # x[m] * a: on every lane, or on the selection (jacc.lanes)
+            return lanes_record(self, op, args, params)
         if Mask in map(type, args):  # a comparison used as numbers: its recorded 0.0/1.0
             args = [a.vertex() if type(a) is Mask else a for a in args]
         if op in _SEPARATE_USES and len(args) > 1:
@@ -978,6 +980,8 @@ class Tape:
         for k, r in enumerate(outs):
             if type(r) in VIEWS:  # a view of an array f made: the entries it shows
                 r = r.current()
+            elif type(r) is Lanes:  # (x[m] returned: the selection itself)
+                r = r.gathered()
             if r is None:  # (np.asarray would make it NaN, a constant whose Jacobian is zeros)
                 hint = f"; does {self.name} end with a return statement?" if len(outs) == 1 else ""
                 raise TypeError(f"output {k} of {self.name} is None, not an array{hint}")
@@ -1042,6 +1046,17 @@ class Tape:
         except Exception as e:
             self.note_value_dependence(f"{op} raised {type(e).__name__} at these values")
             raise
+
+    def recorded_constant(self, op: str, position: int, value: Any) -> Any:
+        """``value``, or while replaying an earlier trace whose next step is ``op``, that step's
+        constant argument at ``position``: a value any trace may choose alike (jacc.lanes' fills)
+        stays the recorded one, so the replay keeps its constants."""
+        e, k = self.expect, len(self.steps)
+        if e is not None and k < len(e.sigs) and e.sigs[k][0] == op and position < len(e.args[k]):
+            old = e.args[k][position]
+            if not isinstance(old, str) and np.shape(old) == np.shape(value):
+                return old
+        return value
 
     def note_value_dependence(self, what: str) -> None:
         self.value_dependent.append(f"{what} at {call_site()}")
@@ -2076,6 +2091,12 @@ class Tracer(_Held):
                   "or build the changed array with np.where(mask, new, x)")
         if type(value) in VIEWS:  # a view of an array f made: the entries it shows
             value = value.current()
+        if type(value) is Lanes:  # y[m] = g(x[m]): where(m, g(x), y) (jacc.lanes), else the selection
+            r = None if self.name in self.tape.ints else lanes_assign(self, index, value)
+            if r is not None:
+                _take(self, r)
+                return
+            value = value.gathered()
         if self.name in self.tape.ints and not self.tape.paused:
             value = _into_int_data(self, value)
         _no_overlap(self, index, value, "x[mask] = v")
@@ -2203,6 +2224,10 @@ class Tracer(_Held):
             r = taken(self)
             if r is not None:
                 return r
+        if type(index) is Mask:  # x[x > 0]: kept at full shape where only elementwise steps follow (jacc.lanes)
+            r = select(self, index)
+            if r is not None:
+                return r
         if _holds_mask(index):
             index = _plain(index)  # x[x > 0]: a size that is a value
         if DATA_GATHER[0] is not None and _holds_int_data(self.tape, index):
@@ -2301,6 +2326,8 @@ class Tracer(_Held):
 
     # -- NumPy protocols ------------------------------------------------------------------------
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        if _LANES[0] and Lanes in map(type, inputs):
+            return NotImplemented  # (its own: jacc.lanes)
         if _HOLDING[0]:
             _settle((inputs, kwargs))
         check_operands(inputs, _ufunc_name(ufunc))
@@ -2331,6 +2358,8 @@ class Tracer(_Held):
         return _UFUNCS[name](self.tape, *inputs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if _LANES[0] and Lanes in types:
+            return NotImplemented  # (its own: jacc.lanes)
         if _HOLDING[0]:
             _settle((args, kwargs))
         handler = _FUNCTIONS.get(func)
@@ -3317,4 +3346,8 @@ __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeE
            "supported_functions"]
 
 
+from .lanes import LIVE as _LANES  # noqa: E402
+from .lanes import Lanes, select  # noqa: E402
+from .lanes import assign as lanes_assign  # noqa: E402
+from .lanes import record as lanes_record  # noqa: E402
 from .masks import Mask, _holds_mask, _plain, compare, data_mask  # noqa: E402  (it builds on the tracer above)

@@ -61,7 +61,8 @@ def test_later_calls_skip_f(name):
 
 @pytest.mark.parametrize("f, why", [
     (lambda x: x * 2.0 if (x > 0).all() else x, "all"),
-    (lambda x: x[x > 0].sum() * x, "a selection's size"),
+    (lambda x: x[x > 0].size * x, "a selection's size"),
+    (lambda x: x[x > 0].sum(axis=0, keepdims=True) * x, "a selection summed keeping its axis (its shape)"),
     (lambda x: x * np.sum(x > 0), "a count"),
     (lambda x: x * np.where(x > 0, 1, 0), "np.where of integers (an integer array, as NumPy's)"),
     (lambda x: x * ((x > 0) * 2 - 1), "integer arithmetic"),
@@ -240,3 +241,17 @@ def test_a_mask_and_an_integer_is_bitwise():
     f = lambda x: x * ((x > 0) & 2) + x * ((x > 0) | 2)  # noqa: E731
     x = np.array([1.0, -1.0, 2.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), np.diag(((x > 0) & 2) + ((x > 0) | 2)).astype(float))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.where(x > x[0] * 0.5, x, 0.0),  # a replay's x[0] * 0.5 is a Python-float scalar,
+    lambda x: np.where(x[0] * 0.5 < x, x, 0.0),  # whose reflected comparison Python calls first
+    lambda x: np.where(x[1] * 2.0 >= x[0] * 3.0, x, -x),
+])
+def test_a_comparison_with_a_traced_scalar_replays_as_recorded(f):
+    from jacc.trace import record_call
+
+    first = record_call(f, (X,), {}, (0,), np.float64)
+    again = record_call(f, (-X,), {}, (0,), np.float64, expect=first.recording())
+    assert again.graph is None  # (replayed step for step: no graph of its own)
+    np.testing.assert_allclose(jacc.jacobian(f)(-X), fd_jacobian(f, [-X], 0), rtol=1e-6, atol=1e-7)

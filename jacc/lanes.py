@@ -1,0 +1,278 @@
+"""Values selected by a traced mask, kept at full shape: ``y[m] = g(x[m])`` without reading ``m``.
+
+``x[m]`` of a traced comparison ``m`` has as many entries as ``m`` has true ones, a size that is
+a value: read at the traced point, it makes the trace value-dependent, so every call ran ``f``
+and planned again. NumPy code writes piecewise functions this way (``y[x > 1] = np.sqrt(x[x > 1])``,
+``y[m] *= 3``), and every step between the selection and the write is elementwise. So ``x[m]``
+gives :class:`Lanes`: ``x`` at full shape, recorded as ``where(m, x, c)``, on which elementwise
+steps (ufuncs, operators, with scalars) run at full shape too; ``y[m] = lanes`` records
+``where(m, lanes, y)``, and ``lanes.sum()`` the sum of ``where(m, lanes, 0)``. Nothing reads
+``m``, so the trace holds at every point.
+
+The entries outside ``m`` are never part of the result, but their values and partials are
+computed, and ``0 · NaN`` would spoil a product. ``c`` keeps them finite: every traced input of
+the elementwise steps takes, outside ``m``, its value at one typical lane that ``m`` selected
+(:func:`_typical`; a traced scalar the value it had), so they repeat a computation ``f`` made
+without error. A replay keeps the first trace's fills (``Tape.recorded_constant``): new ones at
+each call would be new constants, and every call would run ``f``. A call whose Jacobian is not
+finite all the same runs ``f`` (as for math-domain functions: ``Tape.note_domain``).
+
+Anything else (``len``, a shape, indexing, other NumPy functions, an operand of another shape)
+makes the selection itself: the gather ``x[m]`` at the traced point, value-dependent as before.
+
+>>> import numpy as np, jacc
+>>> def f(x):
+...     y = x.copy()
+...     y[x > 1.0] = np.sqrt(x[x > 1.0])
+...     return y
+>>> g = jacc.trace(f, np.array([0.5, 4.0]))
+>>> g.meta.get("value_dependent") is None
+True
+>>> jacc.jacobian(f)(np.array([4.0, 0.5, 9.0])).diagonal().round(4).tolist()
+[0.25, 1.0, 0.1667]
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any, Callable
+
+import numpy as np
+from numpy.lib.mixins import NDArrayOperatorsMixin
+
+from .masks import Mask
+from .trace import Tracer
+
+__all__ = ["Lanes", "select", "same_mask"]
+
+#: set once the first Lanes is made: the tracer's protocols step aside for it from then on
+LIVE = [False]
+
+
+class Lanes(NDArrayOperatorsMixin):
+    """``x[m]`` kept as ``where(m, x, c)`` at ``m``'s shape (see the module's docstring)."""
+
+    __slots__ = ("mask", "full", "lane", "_gathered")
+    __array_priority__ = 1002
+
+    def __init__(self, mask: Mask, full: Tracer, lane: int):
+        self.mask, self.full, self.lane, self._gathered = mask, full, lane, None
+
+    # -- what a selection is without its size ---------------------------------------------------
+    ndim = property(lambda self: 1)
+    dtype = property(lambda self: self.full.dtype)
+
+    def gathered(self) -> Tracer:
+        """The selection itself, ``full[m]``: its size read at the traced point (value-dependent)."""
+        if self._gathered is None:
+            self._gathered = self.full[self.mask.concrete()]
+        return self._gathered
+
+    def __repr__(self) -> str:
+        return repr(self.gathered())
+
+    def __str__(self) -> str:
+        return str(self.gathered())
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.gathered(), name)
+
+    def copy(self, order: str = "C") -> "Lanes | Tracer":
+        return Lanes(self.mask, self.full, self.lane) if self.lane >= 0 else self.gathered().copy(order)
+
+    def _whole(self, axis, dtype, out, keepdims, kwargs) -> bool:
+        """Whether a reduction's arguments ask for the whole selection and nothing else."""
+        return (self.lane >= 0 and axis in (None, 0, -1, (0,)) and dtype is None and out is None and not keepdims
+                and not kwargs)
+
+    def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if not self._whole(axis, dtype, out, keepdims, kwargs):
+            return self.gathered().sum(axis, dtype, out, keepdims, **kwargs)
+        return np.where(self.mask, self.full, 0.0).sum()
+
+    def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
+        if not self._whole(axis, dtype, out, keepdims, kwargs):
+            return self.gathered().mean(axis, dtype, out, keepdims, **kwargs)
+        return self.sum() / self.mask.astype(np.float64).sum()  # (NumPy's NaN, with its warning, where none)
+
+    # -- NumPy's protocols ----------------------------------------------------------------------
+    def __array__(self, dtype=None, copy=None):
+        return self.gathered().__array__(dtype, copy)  # (refused as a traced array's)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        out = kwargs.get("out")
+        if method == "__call__" and ufunc.nout == 1 and set(kwargs) <= {"out"} and (
+                out is None or (len(out) == 1 and out[0] is self)):
+            r = _lift(lambda args: ufunc(*args), self, inputs)
+            if r is not None:
+                if out is None:
+                    return r
+                self.full, self._gathered = r.full, None  # (y += 1: the object the caller holds changes)
+                return self
+        inputs = [a.gathered() if type(a) is Lanes else a for a in inputs]
+        if out is not None:
+            kwargs["out"] = tuple(a.gathered() if type(a) is Lanes else a for a in out)
+            for a in out:
+                if type(a) is Lanes:
+                    a.lane = -1  # (written through its selection, which stands for it from here on)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+    def __array_function__(self, func, types, args, kwargs):
+        if func in (np.sum, np.mean) and len(args) == 1 and args[0] is self:
+            return getattr(self, func.__name__)(**kwargs)
+        if func is np.copy and len(args) == 1 and args[0] is self and not kwargs:
+            return self.copy()
+        return func(*_gathered(args), **_gathered(kwargs))
+
+    # (the values as Python reads them: those of the selection)
+    def __bool__(self) -> bool:
+        return bool(self.gathered())
+
+    def __float__(self) -> float:
+        return float(self.gathered())
+
+    def __int__(self) -> int:
+        return int(self.gathered())
+
+    def __index__(self) -> int:
+        return self.gathered().__index__()
+
+    def __len__(self) -> int:
+        return len(self.gathered())
+
+    def __iter__(self):
+        return iter(self.gathered())
+
+    def __getitem__(self, index):
+        return self.gathered()[index]
+
+    def __setitem__(self, index, value):
+        """``x[m][i] = v`` changes the selection (a copy, as NumPy's), which is made and kept from here on."""
+        self.gathered()[index] = value
+        self.lane = -1
+
+    def __format__(self, spec: str) -> str:
+        return format(self.gathered(), spec)
+
+
+def _gathered(x: Any) -> Any:
+    """``x`` (arguments, lists, tuples and dicts of them) with every Lanes made its selection."""
+    if type(x) is Lanes:
+        return x.gathered()
+    if type(x) in (list, tuple):
+        return type(x)(_gathered(a) for a in x)
+    if type(x) is dict:
+        return {k: _gathered(v) for k, v in x.items()}
+    return x
+
+
+def _scalar(a: Any) -> bool:
+    """A plain scalar operand (a number or a 0-d array of numbers), the same at every lane."""
+    return isinstance(a, numbers.Number) or (type(a) is np.ndarray and a.ndim == 0 and a.dtype.kind in "biuf")
+
+
+def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
+    """``apply(inputs)``, an elementwise step, at full shape; None where an input is not a scalar or
+    lanes of the same mask."""
+    mask, args = lanes.mask, []
+    for a in inputs:
+        if type(a) is Lanes:
+            if a.lane < 0 or not same_mask(a.mask, mask):
+                return None
+            args.append(a.full)
+        elif isinstance(a, Tracer) and a.ndim == 0 and a.value.dtype.kind in "fc":
+            args.append(_filled(mask, a, a.value.item()))  # (outside m: its value at the traced point)
+        elif _scalar(a):
+            args.append(a)
+        else:
+            return None
+    r = apply(args)
+    if not isinstance(r, Tracer) or r.shape != mask.shape or r.value.dtype.kind not in "fc":
+        return None  # (a comparison, an integer result: made from the selection instead)
+    return Lanes(mask, r, lanes.lane)
+
+
+def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
+    """``tape.record(op, args, params)`` where an argument is Lanes (a traced array's operator:
+    ``a * x[m]``): an elementwise op lifted, anything else on the selections."""
+    from .ops import ELEMENTWISE, UNARY
+
+    if not params and (op in ELEMENTWISE or op in UNARY):
+        first = next(a for a in args if type(a) is Lanes)
+        r = _lift(lambda lifted: tape.record(op, lifted), first, args)
+        if r is not None:
+            return r
+    return tape.record(op, _gathered(list(args)), params)
+
+
+def select(x: Tracer, mask: Mask) -> Lanes | None:
+    """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
+    ``x``'s, one that selects nothing at the traced point, ``x`` integer data or not float."""
+    tape = x.tape
+    if (tape.paused or mask.shape != x.shape or not x.ndim or x.value.dtype.kind not in "fc"
+            or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32 or x.name in tape.narrow):
+        return None
+    hits = np.flatnonzero(mask.value)
+    if not hits.size:
+        return None
+    lane = _typical(hits, x.value.flat[hits])
+    LIVE[0] = True
+    tape.note_domain("x[mask] computed at every entry")
+    return Lanes(mask, _filled(mask, x, x.value.flat[lane].item()), lane)
+
+
+def _typical(hits: np.ndarray, values: np.ndarray) -> int:
+    """The lane whose value fills the others: the median of the selected values that are finite
+    and not integers (the edges of math functions' domains, where a partial may be infinite —
+    √x at 0, arcsin at 1, Γ at its poles — are integers), else of the nonzero finite ones, else
+    of all; the median keeps away from the edge of the domain the mask keeps."""
+    for keep in (lambda v: np.isfinite(v) & (v != np.round(v)), lambda v: np.isfinite(v) & (v != 0)):
+        chosen = keep(values.real if values.dtype.kind == "c" else values)
+        if chosen.any():
+            hits, values = hits[chosen], values[chosen]
+            break
+    return int(hits[np.argsort(values, kind="stable")[len(hits) // 2]])
+
+
+def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
+    """``where(mask, x, fill)``, ``fill`` the one an earlier trace chose where one is replayed (a
+    fill that differs at each trace would make every call run ``f`` for its new constants)."""
+    m = mask.vertex()
+    return x.tape.record("where", [m, x, x.tape.recorded_constant("where", 2, fill)])
+
+
+def assign(y: Tracer, mask: Mask, value: Any) -> Tracer | None:
+    """``y[mask] = value`` as ``where(mask, value, y)`` where ``value`` is Lanes of the same mask."""
+    if type(value) is not Lanes or value.lane < 0 or type(mask) is not Mask or np.shape(y) != mask.shape or (
+            not same_mask(value.mask, mask)):
+        return None
+    return np.where(mask, value.full, y)
+
+
+def same_mask(a: Mask, b: Mask) -> bool:
+    """Whether two masks are the same formula of the same recorded values (``x > 1`` written twice)."""
+    if a is b:
+        return True
+    if a.op != b.op or len(a.args) != len(b.args):
+        return False
+    if a._vertex is not None and b._vertex is not None and a._vertex.name == b._vertex.name:
+        return True
+    if not a.args:  # (a rearranged or data mask: the same recorded vertex only)
+        return False
+    return all(_same_operand(p, q) for p, q in zip(a.args, b.args))
+
+
+def _same_operand(p: Any, q: Any) -> bool:
+    if type(p) is Mask and type(q) is Mask:
+        return same_mask(p, q)
+    if isinstance(p, Tracer) or isinstance(q, Tracer):
+        return isinstance(p, Tracer) and isinstance(q, Tracer) and p.name == q.name
+    if type(p) is Mask or type(q) is Mask:
+        return False
+    if isinstance(p, numbers.Number) and isinstance(q, numbers.Number):
+        return type(p) is type(q) and (p == q or (p != p and q != q))
+    p, q = np.asarray(p), np.asarray(q)
+    return p.dtype == q.dtype and p.shape == q.shape and np.array_equal(p, q, equal_nan=p.dtype.kind in "fc")
+
