@@ -48,9 +48,14 @@ _users = [0]
 VIEWS: set[type] = set()
 
 
+#: stand-ins for traced arrays that are made one where an array is built of them: type -> the
+#: traced array (jacc.lanes.Lanes, a selection kept at full shape: the selection itself)
+STANDS_FOR: dict[type, Callable[[Any], Tracer]] = {}
+
+
 def _holds_tracer(obj: Any) -> bool:
     """Whether ``obj`` is a traced array or a list, tuple or dict holding one."""
-    if isinstance(obj, Tracer):
+    if isinstance(obj, Tracer) or type(obj) in STANDS_FOR:
         return True
     if type(obj) in VIEWS:
         return not obj.live()
@@ -65,6 +70,9 @@ def _nested(obj: Any) -> Any:
     """A tracer, a constant array, or the stack of a list's entries (rows first, as NumPy)."""
     if isinstance(obj, Tracer):
         return obj
+    made = STANDS_FOR.get(type(obj))
+    if made is not None:
+        return made(obj)
     if isinstance(obj, (list, tuple)) and _holds_tracer(obj):
         parts = [_nested(o) for o in obj]
         shapes = {np.shape(p) for p in parts}

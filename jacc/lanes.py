@@ -12,24 +12,26 @@ steps (ufuncs, operators, with scalars) run at full shape too; ``y[m] = lanes`` 
 The entries outside ``m`` are never part of the result, but their values and partials are
 computed, and ``0 · NaN`` would spoil a product. ``c`` keeps them finite: every traced input of
 the elementwise steps takes, outside ``m``, its value at one typical lane that ``m`` selected
-(:func:`_typical`; a traced scalar the value it had), so they repeat a computation ``f`` made
-without error. A replay keeps the first trace's fills (``Tape.recorded_constant``): new ones at
-each call would be new constants, and every call would run ``f``. A call whose Jacobian is not
+(:func:`_lane`: one per mask, a value that is no integer; a traced scalar the value it had), so
+they repeat a computation ``f`` made without error. A replay keeps the first trace's fills
+(``Tape.recorded_constant``): new ones at each call would be new constants, and every call would
+run ``f``. A call whose Jacobian is not
 finite all the same runs ``f`` (as for math-domain functions: ``Tape.note_domain``).
 
-Anything else (``len``, a shape, indexing, other NumPy functions, an operand of another shape)
-makes the selection itself: the gather ``x[m]`` at the traced point, value-dependent as before.
+Anything else (``len``, a shape, indexing, a method, other NumPy functions and gufuncs such as
+``matmul``, an operand of another shape, an array built of it) makes the selection itself: the
+gather ``x[m]`` at the traced point, value-dependent as before, which stands for it from then on.
 
 >>> import numpy as np, jacc
 >>> def f(x):
 ...     y = x.copy()
 ...     y[x > 1.0] = np.sqrt(x[x > 1.0])
 ...     return y
->>> g = jacc.trace(f, np.array([0.5, 4.0]))
+>>> g = jacc.trace(f, np.array([0.5, 6.25]))
 >>> g.meta.get("value_dependent") is None
 True
->>> jacc.jacobian(f)(np.array([4.0, 0.5, 9.0])).diagonal().round(4).tolist()
-[0.25, 1.0, 0.1667]
+>>> jacc.jacobian(f)(np.array([6.25, 0.5, 9.0])).diagonal().round(4).tolist()
+[0.2, 1.0, 0.1667]
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from typing import Any, Callable
 import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
+from .constructors import STANDS_FOR
 from .masks import Mask
 from .trace import Tracer
 
@@ -47,6 +50,8 @@ __all__ = ["Lanes", "select", "same_mask"]
 
 #: set once the first Lanes is made: the tracer's protocols step aside for it from then on
 LIVE = [False]
+#: NumPy's own functions, held before any trace swaps stand-ins into the namespace (jacc.constructors)
+_SUM, _MEAN, _COPY = np.sum, np.mean, np.copy
 
 
 class Lanes(NDArrayOperatorsMixin):
@@ -63,9 +68,12 @@ class Lanes(NDArrayOperatorsMixin):
     dtype = property(lambda self: self.full.dtype)
 
     def gathered(self) -> Tracer:
-        """The selection itself, ``full[m]``: its size read at the traced point (value-dependent)."""
+        """The selection itself, ``full[m]``: its size read at the traced point (value-dependent).
+        Once made, it stands for the selection from then on (a method or function may change it in
+        place: ``a.sort()``, ``np.copyto(a, …)``)."""
         if self._gathered is None:
             self._gathered = self.full[self.mask.concrete()]
+            self.lane = -1
         return self._gathered
 
     def __repr__(self) -> str:
@@ -103,7 +111,7 @@ class Lanes(NDArrayOperatorsMixin):
 
     def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
         out = kwargs.get("out")
-        if method == "__call__" and ufunc.nout == 1 and set(kwargs) <= {"out"} and (
+        if method == "__call__" and ufunc.nout == 1 and ufunc.signature is None and set(kwargs) <= {"out"} and (
                 out is None or (len(out) == 1 and out[0] is self)):
             r = _lift(lambda args: ufunc(*args), self, inputs)
             if r is not None:
@@ -114,15 +122,12 @@ class Lanes(NDArrayOperatorsMixin):
         inputs = [a.gathered() if type(a) is Lanes else a for a in inputs]
         if out is not None:
             kwargs["out"] = tuple(a.gathered() if type(a) is Lanes else a for a in out)
-            for a in out:
-                if type(a) is Lanes:
-                    a.lane = -1  # (written through its selection, which stands for it from here on)
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
-        if func in (np.sum, np.mean) and len(args) == 1 and args[0] is self:
+        if (func is _SUM or func is _MEAN) and len(args) == 1 and args[0] is self:
             return getattr(self, func.__name__)(**kwargs)
-        if func is np.copy and len(args) == 1 and args[0] is self and not kwargs:
+        if func is _COPY and len(args) == 1 and args[0] is self and not kwargs:
             return self.copy()
         return func(*_gathered(args), **_gathered(kwargs))
 
@@ -151,10 +156,12 @@ class Lanes(NDArrayOperatorsMixin):
     def __setitem__(self, index, value):
         """``x[m][i] = v`` changes the selection (a copy, as NumPy's), which is made and kept from here on."""
         self.gathered()[index] = value
-        self.lane = -1
 
     def __format__(self, spec: str) -> str:
         return format(self.gathered(), spec)
+
+
+STANDS_FOR[Lanes] = Lanes.gathered  # (np.asarray(x[m]), np.array([x[m], …]): the selection)
 
 
 def _gathered(x: Any) -> Any:
@@ -214,26 +221,38 @@ def select(x: Tracer, mask: Mask) -> Lanes | None:
     if (tape.paused or mask.shape != x.shape or not x.ndim or x.value.dtype.kind not in "fc"
             or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32 or x.name in tape.narrow):
         return None
-    hits = np.flatnonzero(mask.value)
-    if not hits.size:
+    lane = _lane(tape, mask, x.value)
+    if lane is None:
         return None
-    lane = _typical(hits, x.value.flat[hits])
     LIVE[0] = True
     tape.note_domain("x[mask] computed at every entry")
     return Lanes(mask, _filled(mask, x, x.value.flat[lane].item()), lane)
 
 
-def _typical(hits: np.ndarray, values: np.ndarray) -> int:
-    """The lane whose value fills the others: the median of the selected values that are finite
-    and not integers (the edges of math functions' domains, where a partial may be infinite —
-    √x at 0, arcsin at 1, Γ at its poles — are integers), else of the nonzero finite ones, else
-    of all; the median keeps away from the edge of the domain the mask keeps."""
-    for keep in (lambda v: np.isfinite(v) & (v != np.round(v)), lambda v: np.isfinite(v) & (v != 0)):
-        chosen = keep(values.real if values.dtype.kind == "c" else values)
-        if chosen.any():
-            hits, values = hits[chosen], values[chosen]
-            break
-    return int(hits[np.argsort(values, kind="stable")[len(hits) // 2]])
+def _lane(tape, mask: Mask, values: np.ndarray) -> int | None:
+    """The lane whose values fill the others, one per mask (every array it selects is filled
+    from the same lane, where ``f`` computed with all of them together): the median of the
+    selected ``values`` that are finite and not integers. The edges of math functions' domains,
+    where a partial may be infinite (√x at 0, arccosh at 1, Γ at its poles), are integers, and
+    the median keeps away from the edge of the domain the mask keeps. None where no selected
+    value qualifies (nothing selected, or integers alone): the selection is then gathered, and a
+    later call's trace may keep it at full shape."""
+    for m, lane in tape.lanes:
+        if same_mask(m, mask):
+            return lane
+    hits = np.flatnonzero(mask.value)
+    picked = values.flat[hits]
+    picked = picked.real if picked.dtype.kind == "c" else picked  # (and the imaginary parts: below)
+    keep = np.isfinite(picked) & (picked != np.round(picked))
+    if values.dtype.kind == "c":
+        im = values.flat[hits].imag
+        keep = np.isfinite(values.flat[hits]) & ((picked != np.round(picked)) | (im != np.round(im)))
+    if not keep.any():
+        return None
+    hits, picked = hits[keep], picked[keep]
+    lane = int(hits[np.argsort(picked, kind="stable")[len(hits) // 2]])
+    tape.lanes.append((mask, lane))
+    return lane
 
 
 def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
@@ -271,8 +290,8 @@ def _same_operand(p: Any, q: Any) -> bool:
         return isinstance(p, Tracer) and isinstance(q, Tracer) and p.name == q.name
     if type(p) is Mask or type(q) is Mask:
         return False
-    if isinstance(p, numbers.Number) and isinstance(q, numbers.Number):
-        return type(p) is type(q) and (p == q or (p != p and q != q))
+    if isinstance(p, numbers.Number) and isinstance(q, numbers.Number):  # (x > 1 and x > 1.0 alike)
+        return (p == q or (p != p and q != q)) and isinstance(p, bool) == isinstance(q, bool)
     p, q = np.asarray(p), np.asarray(q)
     return p.dtype == q.dtype and p.shape == q.shape and np.array_equal(p, q, equal_nan=p.dtype.kind in "fc")
 
