@@ -55,16 +55,18 @@ _SUM, _MEAN, _COPY = np.sum, np.mean, np.copy
 
 
 class Lanes(NDArrayOperatorsMixin):
-    """``x[m]`` kept as ``where(m, x, c)`` at ``m``'s shape (see the module's docstring)."""
+    """``x[m]`` kept as ``where(m, x, c)`` at ``x``'s shape (see the module's docstring); ``m``
+    spans the leading axes of ``x`` (a mask of rows: ``X[labels == k]``), ``wide`` is ``m`` with
+    ``x``'s other axes added as axes of length 1."""
 
-    __slots__ = ("mask", "full", "lane", "_gathered")
+    __slots__ = ("mask", "wide", "full", "lane", "_gathered")
     __array_priority__ = 1002
 
-    def __init__(self, mask: Mask, full: Tracer, lane: int):
-        self.mask, self.full, self.lane, self._gathered = mask, full, lane, None
+    def __init__(self, mask: Mask, wide: Mask, full: Tracer, lane: int):
+        self.mask, self.wide, self.full, self.lane, self._gathered = mask, wide, full, lane, None
 
     # -- what a selection is without its size ---------------------------------------------------
-    ndim = property(lambda self: 1)
+    ndim = property(lambda self: 1 + self.full.ndim - self.mask.ndim)
     dtype = property(lambda self: self.full.dtype)
 
     def gathered(self) -> Tracer:
@@ -88,22 +90,30 @@ class Lanes(NDArrayOperatorsMixin):
         return getattr(self.gathered(), name)
 
     def copy(self, order: str = "C") -> "Lanes | Tracer":
-        return Lanes(self.mask, self.full, self.lane) if self.lane >= 0 else self.gathered().copy(order)
+        return Lanes(self.mask, self.wide, self.full, self.lane) if self.lane >= 0 else self.gathered().copy(order)
 
-    def _whole(self, axis, dtype, out, keepdims, kwargs) -> bool:
-        """Whether a reduction's arguments ask for the whole selection and nothing else."""
-        return (self.lane >= 0 and axis in (None, 0, -1, (0,)) and dtype is None and out is None and not keepdims
-                and not kwargs)
+    def _axes(self, axis, dtype, out, keepdims, kwargs) -> tuple | None | bool:
+        """The full array's axes a reduction of the selection over ``axis`` sums (None: all; the
+        selection's axis 0 is the mask's axes), or False where its arguments ask for anything else."""
+        if self.lane < 0 or dtype is not None or out is not None or keepdims or kwargs:
+            return False
+        if axis is None or (self.ndim == 1 and axis in (0, -1, (0,), (-1,))):
+            return None
+        return tuple(range(self.mask.ndim)) if axis in (0, (0,)) else False
 
     def sum(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        if not self._whole(axis, dtype, out, keepdims, kwargs):
+        axes = self._axes(axis, dtype, out, keepdims, kwargs)
+        if axes is False:
             return self.gathered().sum(axis, dtype, out, keepdims, **kwargs)
-        return np.where(self.mask, self.full, 0.0).sum()
+        return np.where(self.wide, self.full, 0.0).sum(axis=axes)
 
     def mean(self, axis=None, dtype=None, out=None, keepdims=False, **kwargs):
-        if not self._whole(axis, dtype, out, keepdims, kwargs):
+        axes = self._axes(axis, dtype, out, keepdims, kwargs)
+        if axes is False:
             return self.gathered().mean(axis, dtype, out, keepdims, **kwargs)
-        return self.sum() / self.mask.astype(np.float64).sum()  # (NumPy's NaN, with its warning, where none)
+        count = self.mask.astype(np.float64).sum()  # (0: NumPy's NaN, with its warning)
+        per_row = self.full.size // self.mask.size
+        return self.sum(axis) / (count if axes is not None or per_row == 1 else count * per_row)
 
     # -- NumPy's protocols ----------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -181,24 +191,33 @@ def _scalar(a: Any) -> bool:
 
 
 def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
-    """``apply(inputs)``, an elementwise step, at full shape; None where an input is not a scalar or
-    lanes of the same mask."""
-    mask, args = lanes.mask, []
+    """``apply(inputs)``, an elementwise step, at full shape; None where an input is not a scalar
+    (or, for a selection of rows, an array over the rows' axes), or lanes of another mask or shape."""
+    mask, shape, args = lanes.mask, lanes.full.shape, []
+    rows = shape[mask.ndim:]  # (a row's shape: a constant or traced operand of it broadcasts over rows)
     for a in inputs:
         if type(a) is Lanes:
-            if a.lane < 0 or not same_mask(a.mask, mask):
+            if a.lane < 0 or a.full.shape != shape or not same_mask(a.mask, mask):
                 return None
             args.append(a.full)
-        elif isinstance(a, Tracer) and a.ndim == 0 and a.value.dtype.kind in "fc":
-            args.append(_filled(mask, a, a.value.item()))  # (outside m: its value at the traced point)
-        elif _scalar(a):
+        elif isinstance(a, Tracer) and a.value.dtype.kind in "fc" and _over_rows(a.shape, rows):
+            args.append(_filled(lanes.wide, a, a.value.item() if not a.ndim else a.value.copy()))
+        elif _scalar(a) or (type(a) is np.ndarray and a.dtype.kind in "biuf" and _over_rows(a.shape, rows)):
             args.append(a)
         else:
             return None
     r = apply(args)
-    if not isinstance(r, Tracer) or r.shape != mask.shape or r.value.dtype.kind not in "fc":
+    if not isinstance(r, Tracer) or r.shape != shape or r.value.dtype.kind not in "fc":
         return None  # (a comparison, an integer result: made from the selection instead)
-    return Lanes(mask, r, lanes.lane)
+    return Lanes(mask, lanes.wide, r, lanes.lane)
+
+
+def _over_rows(shape: tuple, rows: tuple) -> bool:
+    """Whether an operand of ``shape`` broadcasts with a selection's rows of shape ``rows`` alike
+    in the selection and at full shape (no more axes than a row has, none longer than its)."""
+    if len(shape) > len(rows):
+        return False
+    return all(n == 1 or n == r for n, r in zip(shape[::-1], rows[::-1]))
 
 
 def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
@@ -216,37 +235,42 @@ def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
 
 def select(x: Tracer, mask: Mask) -> Lanes | None:
     """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
-    ``x``'s, one that selects nothing at the traced point, ``x`` integer data or not float."""
+    ``x``'s leading axes, one that selects no typical entry at the traced point (:func:`_lane`),
+    ``x`` integer data or not float."""
     tape = x.tape
-    if (tape.paused or mask.shape != x.shape or not x.ndim or x.value.dtype.kind not in "fc"
+    if (tape.paused or not mask.ndim or mask.shape != x.shape[:mask.ndim] or x.value.dtype.kind not in "fc"
             or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32 or x.name in tape.narrow):
         return None
-    lane = _lane(tape, mask, x.value)
+    rows = x.value.reshape(mask.size, -1)
+    lane = _lane(tape, mask, rows)
     if lane is None:
         return None
     LIVE[0] = True
     tape.note_domain("x[mask] computed at every entry")
-    return Lanes(mask, _filled(mask, x, x.value.flat[lane].item()), lane)
+    extra = x.ndim - mask.ndim
+    wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
+    row = x.value.reshape(mask.size, *x.shape[mask.ndim:])[lane]
+    return Lanes(mask, wide, _filled(wide, x, row.item() if not extra else row.copy()), lane)
 
 
-def _lane(tape, mask: Mask, values: np.ndarray) -> int | None:
-    """The lane whose values fill the others, one per mask (every array it selects is filled
-    from the same lane, where ``f`` computed with all of them together): the median of the
-    selected ``values`` that are finite and not integers. The edges of math functions' domains,
-    where a partial may be infinite (√x at 0, arccosh at 1, Γ at its poles), are integers, and
-    the median keeps away from the edge of the domain the mask keeps. None where no selected
-    value qualifies (nothing selected, or integers alone): the selection is then gathered, and a
-    later call's trace may keep it at full shape."""
+def _lane(tape, mask: Mask, rows: np.ndarray) -> int | None:
+    """The lane (a flat position of ``mask``) whose values fill the others, one per mask (every
+    array it selects is filled from the same lane, where ``f`` computed with all of them together):
+    of the selected ``rows`` (one per position of ``mask``) that are finite, the median by first
+    entry of those whose first entry is not an integer. The edges of math functions' domains, where
+    a partial may be infinite (√x at 0, arccosh at 1, Γ at its poles), are integers, and the median
+    keeps away from the edge of the domain the mask keeps. None where no selected row qualifies
+    (nothing selected, or integers alone): the selection is then gathered, and a later call's
+    trace may keep it at full shape."""
     for m, lane in tape.lanes:
         if same_mask(m, mask):
             return lane
     hits = np.flatnonzero(mask.value)
-    picked = values.flat[hits]
-    picked = picked.real if picked.dtype.kind == "c" else picked  # (and the imaginary parts: below)
-    keep = np.isfinite(picked) & (picked != np.round(picked))
-    if values.dtype.kind == "c":
-        im = values.flat[hits].imag
-        keep = np.isfinite(values.flat[hits]) & ((picked != np.round(picked)) | (im != np.round(im)))
+    first = rows[hits, 0] if rows.shape[1] else np.zeros(len(hits))
+    picked = first.real if first.dtype.kind == "c" else first
+    keep = np.isfinite(rows[hits]).all(axis=1) & (picked != np.round(picked))
+    if first.dtype.kind == "c":
+        keep |= np.isfinite(rows[hits]).all(axis=1) & (first.imag != np.round(first.imag))
     if not keep.any():
         return None
     hits, picked = hits[keep], picked[keep]
@@ -264,10 +288,10 @@ def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
 
 def assign(y: Tracer, mask: Mask, value: Any) -> Tracer | None:
     """``y[mask] = value`` as ``where(mask, value, y)`` where ``value`` is Lanes of the same mask."""
-    if type(value) is not Lanes or value.lane < 0 or type(mask) is not Mask or np.shape(y) != mask.shape or (
+    if type(value) is not Lanes or value.lane < 0 or type(mask) is not Mask or np.shape(y) != value.full.shape or (
             not same_mask(value.mask, mask)):
         return None
-    return np.where(mask, value.full, y)
+    return np.where(value.wide, value.full, y)
 
 
 def same_mask(a: Mask, b: Mask) -> bool:

@@ -1675,7 +1675,7 @@ def _set_items(x: "Tracer", index: Any, value: Any) -> "Tracer":
     if isinstance(value, (list, tuple)):
         value = np.asarray(value)  # (during a trace: a list of traced values stacks)
     vshape = np.shape(value)
-    if len(vshape) > 1 and isinstance(index, np.ndarray) and index.dtype == bool:
+    if len(vshape) > 1 and isinstance(index, np.ndarray) and index.dtype == bool and index.ndim == len(shape):
         raise TypeError(f"NumPy boolean array indexing assignment requires a 0 or 1-dimensional input, input has "
                         f"{len(vshape)} dimensions (at {call_site()})")
     while len(vshape) > len(region) and vshape[0] == 1:  # NumPy drops leading ones of the value

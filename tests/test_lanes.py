@@ -298,3 +298,51 @@ def test_a_selection_written_through_numpy_stays_that_selection():
 
     x = np.array([1.0, 2.0, -3.0])
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-7)
+
+
+def _class_means(X, y):
+    return np.stack([X[y == k].mean(axis=0) for k in range(3)])
+
+
+def _row_update(X, w):
+    X = X * 1.0
+    m = X[:, 0] > 0.2  # (rows)
+    X[m] = np.tanh(X[m] * w) + X[m].sum() * w  # (w over a row's axis; a traced scalar)
+    return X.mean(axis=1) + np.mean(np.exp(X[m])) + X[m].sum(axis=0).sum()
+
+
+def test_rows_selected_by_data_labels_keep_one_trace():
+    rng = np.random.default_rng(3)
+    jf = jacc.jacobian(_class_means, argnums=0)
+    for _ in range(6):
+        X, y = rng.standard_normal((12, 4)), rng.integers(0, 3, 12)
+        y[:3] = [0, 1, 2]  # (every class present: a mean of none is NaN, as NumPy's)
+        np.testing.assert_allclose(jf(X, y), fd_jacobian(_class_means, [X, y], 0), rtol=1e-6, atol=1e-7)
+    assert jf.cache.skipped >= 3 and jf.cache.rebuilds == 0, (jf.cache.skipped, jf.cache.why_traced)
+
+
+def test_rows_selected_by_a_traced_mask():
+    rng = np.random.default_rng(4)
+    X0, w0 = rng.standard_normal((6, 3)), rng.standard_normal(3)
+    assert not jacc.trace(_row_update, X0, w0).meta.get("value_dependent")
+    jf = jacc.jacobian(_row_update, argnums=(0, 1))
+    for _ in range(5):
+        X, w = rng.standard_normal((6, 3)), rng.standard_normal(3)
+        X[0, 0] = 1.3  # (a row selected: NumPy's mean of none is NaN)
+        JX, Jw = jf(X, w)
+        np.testing.assert_allclose(JX, fd_jacobian(_row_update, [X, w], 0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(Jw, fd_jacobian(_row_update, [X, w], 1), rtol=1e-6, atol=1e-7)
+    assert jf.cache.skipped >= 3, (jf.cache.skipped, jf.cache.why_traced)
+
+
+def test_rows_written_by_a_mask_take_a_block_of_rows_as_numpy():
+    # NumPy takes a 2-D value for a mask of rows (a mask of every axis takes 0-d or 1-d ones alone);
+    # integer values select no typical row, so this is the gathered selection's write
+    def f(X):
+        X = X * 1.0
+        m = X[:, 0] > 0.2
+        X[m] = X[m] * 2.0
+        return X
+
+    X = np.array([[1.0, 2.0], [-1.0, 0.5], [2.0, 3.0]])
+    np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), rtol=1e-6, atol=1e-7)
