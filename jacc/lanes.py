@@ -11,8 +11,8 @@ steps (ufuncs, operators, with scalars) run at full shape too; ``y[m] = lanes`` 
 
 The entries outside ``m`` are never part of the result, but their values and partials are
 computed, and ``0 · NaN`` would spoil a product. ``c`` keeps them finite: every traced input of
-the elementwise steps takes, outside ``m``, its value at one typical lane that ``m`` selected
-(:func:`_lane`: one per mask, a value that is no integer; a traced scalar the value it had), so
+the elementwise steps takes, outside ``m``, its value at a typical entry that ``m`` selected
+(:func:`_picks`: one per mask, values that are no integers; a traced scalar the value it had), so
 they repeat a computation ``f`` made without error. A replay keeps the first trace's fills
 (``Tape.recorded_constant``): new ones at each call would be new constants, and every call would
 run ``f``. A call whose Jacobian is not
@@ -51,7 +51,7 @@ __all__ = ["Lanes", "select", "same_mask"]
 #: set once the first Lanes is made: the tracer's protocols step aside for it from then on
 LIVE = [False]
 #: NumPy's own functions, held before any trace swaps stand-ins into the namespace (jacc.constructors)
-_SUM, _MEAN, _COPY = np.sum, np.mean, np.copy
+_SUM, _MEAN, _COPY, _NDIM = np.sum, np.mean, np.copy, np.ndim
 
 
 class Lanes(NDArrayOperatorsMixin):
@@ -135,6 +135,8 @@ class Lanes(NDArrayOperatorsMixin):
         return getattr(ufunc, method)(*inputs, **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
+        if func is _NDIM and len(args) == 1 and args[0] is self:  # (x ** y asks for y's; no size read)
+            return self.ndim
         if (func is _SUM or func is _MEAN) and len(args) == 1 and args[0] is self:
             return getattr(self, func.__name__)(**kwargs)
         if func is _COPY and len(args) == 1 and args[0] is self and not kwargs:
@@ -201,6 +203,8 @@ def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
                 return None
             args.append(a.full)
         elif isinstance(a, Tracer) and a.value.dtype.kind in "fc" and _over_rows(a.shape, rows):
+            if not _typical(a.value).all():  # (w = 0 at the first call: √(x·w) has an infinite slope there)
+                return None
             args.append(_filled(lanes.wide, a, a.value.item() if not a.ndim else a.value.copy()))
         elif _scalar(a) or (type(a) is np.ndarray and a.dtype.kind in "biuf" and _over_rows(a.shape, rows)):
             args.append(a)
@@ -235,48 +239,75 @@ def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
 
 def select(x: Tracer, mask: Mask) -> Lanes | None:
     """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
-    ``x``'s leading axes, one that selects no typical entry at the traced point (:func:`_lane`),
-    ``x`` integer data or not float."""
+    ``x``'s leading axes, no typical value to fill with (:func:`_picks`), ``x`` empty, integer
+    data or not float."""
     tape = x.tape
-    if (tape.paused or not mask.ndim or mask.shape != x.shape[:mask.ndim] or x.value.dtype.kind not in "fc"
-            or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32 or x.name in tape.narrow):
+    if (tape.paused or not mask.ndim or mask.shape != x.shape[:mask.ndim] or not x.size
+            or x.value.dtype.kind not in "fc" or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32
+            or x.name in tape.narrow):
         return None
     rows = x.value.reshape(mask.size, -1)
-    lane = _lane(tape, mask, rows)
-    if lane is None:
+    picks = _picks(tape, mask, rows)
+    if picks is None:
+        return None
+    fill = rows[picks, np.arange(rows.shape[1])]
+    if not _typical(fill).all():  # (another array the mask selects: the shared lanes must suit it too)
         return None
     LIVE[0] = True
     tape.note_domain("x[mask] computed at every entry")
     extra = x.ndim - mask.ndim
     wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
-    row = x.value.reshape(mask.size, *x.shape[mask.ndim:])[lane]
-    return Lanes(mask, wide, _filled(wide, x, row.item() if not extra else row.copy()), lane)
+    return Lanes(mask, wide, _filled(wide, x, fill[0].item() if not extra else fill.reshape(x.shape[mask.ndim:])), 0)
 
 
-def _lane(tape, mask: Mask, rows: np.ndarray) -> int | None:
-    """The lane (a flat position of ``mask``) whose values fill the others, one per mask (every
-    array it selects is filled from the same lane, where ``f`` computed with all of them together):
-    of the selected ``rows`` (one per position of ``mask``) that are finite, the median by first
-    entry of those whose first entry is not an integer. The edges of math functions' domains, where
-    a partial may be infinite (√x at 0, arccosh at 1, Γ at its poles), are integers, and the median
-    keeps away from the edge of the domain the mask keeps. None where no selected row qualifies
-    (nothing selected, or integers alone): the selection is then gathered, and a later call's
-    trace may keep it at full shape."""
-    for m, lane in tape.lanes:
+def _typical(v: np.ndarray) -> np.ndarray:
+    """Where values may fill the entries outside a mask: finite and not integers. The edges of
+    math functions' domains, where a partial may be infinite (√x at 0, arccosh at 1, Γ at its
+    poles), are integers; 0 · inf would then be NaN in the Jacobian."""
+    if v.dtype.kind == "c":
+        return np.isfinite(v) & ((v.real != np.round(v.real)) | (v.imag != np.round(v.imag)))
+    return np.isfinite(v) & (v != np.round(v))
+
+
+def _picks(tape, mask: Mask, rows: np.ndarray) -> np.ndarray | None:
+    """Per entry of a row (one for a mask of every axis), the flat position of ``mask`` whose value
+    fills that entry outside the mask — the same for every array the mask selects, where ``f``
+    computed with all of them together: the median of the typical selected values of the first
+    array selected (``rows``, one row per position of ``mask``), which keeps away from the edges of
+    the domain the mask keeps. None where an entry has no typical selected value (nothing selected,
+    or integers alone): the selection is then gathered, and a later call's trace may keep it at full
+    shape. Entries of a row never meet in an elementwise step, so each may come from another row."""
+    for m, picks in tape.lanes:
         if same_mask(m, mask):
-            return lane
+            return picks
     hits = np.flatnonzero(mask.value)
-    first = rows[hits, 0] if rows.shape[1] else np.zeros(len(hits))
-    picked = first.real if first.dtype.kind == "c" else first
-    keep = np.isfinite(rows[hits]).all(axis=1) & (picked != np.round(picked))
-    if first.dtype.kind == "c":
-        keep |= np.isfinite(rows[hits]).all(axis=1) & (first.imag != np.round(first.imag))
-    if not keep.any():
+    if not hits.size:
         return None
-    hits, picked = hits[keep], picked[keep]
-    lane = int(hits[np.argsort(picked, kind="stable")[len(hits) // 2]])
-    tape.lanes.append((mask, lane))
-    return lane
+    values = rows[hits]
+    ok = _typical(values)
+    counts = ok.sum(axis=0)
+    if not counts.all():
+        return None
+    key = np.where(ok, values.real if values.dtype.kind == "c" else values, np.nan)  # (NaN sorts last)
+    order = np.argsort(key, axis=0, kind="stable")
+    picks = hits[order[counts // 2, np.arange(rows.shape[1])]]
+    tape.lanes.append((mask, picks))
+    return picks
+
+
+def write_rows(y: Tracer, mask: Any, value: Any) -> Tracer | None:
+    """``y[mask] = value`` of a value that is the same for every selected row (a scalar, or an
+    array of a row's shape: ``Y[Y[:, 0] > 0] = 0.0``) as ``where``, without reading the mask; None
+    for anything else."""
+    if type(mask) is not Mask or not mask.ndim or mask.shape != y.shape[:mask.ndim] or type(value) is Mask:
+        return None
+    if not (isinstance(value, (Tracer, numbers.Number)) or (type(value) is np.ndarray and value.dtype.kind in "biuf")):
+        return None
+    extra = y.ndim - mask.ndim
+    if not _over_rows(np.shape(value), y.shape[mask.ndim:]):
+        return None
+    wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
+    return y.tape.record("where", [wide.vertex(), value, y])
 
 
 def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:

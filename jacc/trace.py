@@ -2101,9 +2101,11 @@ class Tracer(_Held):
         if self.name in self.tape.ints and not self.tape.paused:
             value = _into_int_data(self, value)
         _no_overlap(self, index, value, "x[mask] = v")
-        if type(index) is Mask and index.shape == self.shape and np.ndim(value) == 0 and type(value) is not Mask:
-            _take(self, self.tape.record("where", [index.vertex(), value, self]))  # x[x < 0] = 0.0
-            return
+        if type(index) is Mask and not self.tape.paused:  # x[x < 0] = 0.0, Y[Y[:, 0] < 0] = w: where (jacc.lanes)
+            r = write_rows(self, index, value)
+            if r is not None:
+                _take(self, r)
+                return
         if _holds_mask(index):
             index = _plain(index)
         pending = self.tape._pending
@@ -3348,7 +3350,7 @@ __all__ = ["trace", "Tracer", "UnsupportedOperationError", "TraceError", "ShapeE
 
 
 from .lanes import LIVE as _LANES  # noqa: E402
-from .lanes import Lanes, select  # noqa: E402
+from .lanes import Lanes, select, write_rows  # noqa: E402
 from .lanes import assign as lanes_assign  # noqa: E402
 from .lanes import record as lanes_record  # noqa: E402
 from .masks import Mask, _holds_mask, _plain, compare, data_mask  # noqa: E402  (it builds on the tracer above)
