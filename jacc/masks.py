@@ -251,7 +251,8 @@ def _tied(mask: Mask) -> bool:
     equal to what it is compared with at the traced point (``x != x``, a NaN test, is no tie)."""
     if mask.op in ("equal", "not_equal"):
         a, b = mask.args
-        traced = [x for x in (a, b) if isinstance(x, Tracer)]
+        # (data passed to f, labels: no derivative flows from them, so a tie of theirs drops none)
+        traced = [x for x in (a, b) if isinstance(x, Tracer) and x.name not in x.tape.data]
         if not traced or (len(traced) == 2 and a.name == b.name):
             return False
         return bool(np.any(np.equal(_value(a), _value(b))))

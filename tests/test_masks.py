@@ -255,3 +255,21 @@ def test_a_comparison_with_a_traced_scalar_replays_as_recorded(f):
     again = record_call(f, (-X,), {}, (0,), np.float64, expect=first.recording())
     assert again.graph is None  # (replayed step for step: no graph of its own)
     np.testing.assert_allclose(jacc.jacobian(f)(-X), fd_jacobian(f, [-X], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_labels_passed_as_data_equal_to_a_class_are_no_tie():
+    # y == k of labels passed as data, read as values (a selection summed over its rows): no
+    # derivative flows from y, so its exact equalities drop none, and nothing is warned
+    def g(X, y):
+        return np.stack([X[y == k].sum(axis=1).sum() for k in range(3)])
+
+    rng = np.random.default_rng(7)
+    jf = jacc.jacobian(g)
+    for _ in range(3):
+        X, y = rng.standard_normal((20, 3)), rng.integers(0, 3, 20)
+        y[:3] = [0, 1, 2]
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            J = jf(X, y)
+        assert not [w for w in caught if issubclass(w.category, jacc.TieWarning)]
+        np.testing.assert_allclose(J, fd_jacobian(g, [X, y], 0), rtol=1e-6, atol=1e-7)
