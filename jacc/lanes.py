@@ -299,12 +299,13 @@ def write_rows(y: Tracer, mask: Any, value: Any) -> Tracer | None:
     """``y[mask] = value`` of a value that is the same for every selected row (a scalar, or an
     array of a row's shape: ``Y[Y[:, 0] > 0] = 0.0``) as ``where``, without reading the mask; None
     for anything else."""
-    if type(mask) is not Mask or not mask.ndim or mask.shape != y.shape[:mask.ndim] or type(value) is Mask:
+    if (type(mask) is not Mask or mask.shape != y.shape[:mask.ndim] or (not mask.ndim and y.ndim)
+            or type(value) is Mask):
         return None
-    if not (isinstance(value, (Tracer, numbers.Number)) or (type(value) is np.ndarray and value.dtype.kind in "biuf")):
-        return None
-    extra = y.ndim - mask.ndim
-    if not _over_rows(np.shape(value), y.shape[mask.ndim:]):
+    shape, extra = np.shape(value), y.ndim - mask.ndim
+    if shape and not (isinstance(value, Tracer) or (type(value) is np.ndarray and value.dtype.kind in "biuf")):
+        return None  # (any value of no axes, as NumPy writes it; a row: traced, or numbers)
+    if not _over_rows(shape, y.shape[mask.ndim:]) or (extra and y.tape.paused):
         return None
     wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
     return y.tape.record("where", [wide.vertex(), value, y])

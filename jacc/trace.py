@@ -2101,7 +2101,7 @@ class Tracer(_Held):
         if self.name in self.tape.ints and not self.tape.paused:
             value = _into_int_data(self, value)
         _no_overlap(self, index, value, "x[mask] = v")
-        if type(index) is Mask and not self.tape.paused:  # x[x < 0] = 0.0, Y[Y[:, 0] < 0] = w: where (jacc.lanes)
+        if type(index) is Mask:  # x[x < 0] = 0.0, Y[Y[:, 0] < 0] = w: where (jacc.lanes)
             r = write_rows(self, index, value)
             if r is not None:
                 _take(self, r)

@@ -400,7 +400,17 @@ def test_rows_written_with_one_value_and_powers_keep_one_trace(f):
         np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
 
 
-def _written(X, write):
-    Y = X * 1.0
-    write(Y, X[:, 0] > 0.1)
+def _written(X, write, column=True):
+    Y = X.copy()
+    write(Y, (X[:, 0] if column else X) > 0.1)
     return Y
+
+
+@pytest.mark.parametrize("f, x", [
+    (lambda x: _written(x, lambda y, m: y.__setitem__(m, 0.5), False), np.array(0.3)),  # a 0-d array and its mask
+    (lambda x: _written(x, lambda y, m: y.__setitem__(m, np.array(0.5, dtype=object)), False), np.array([0.3, -1.0])),
+])
+def test_a_value_of_no_axes_written_by_a_mask_keeps_one_trace_as_it_did(f, x):
+    assert not jacc.trace(f, x).meta.get("value_dependent")
+    for p in (x, -x):
+        np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
