@@ -44,6 +44,7 @@ from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .constructors import STANDS_FOR
 from .masks import Mask
+from .ops import ELEMENTWISE, UNARY
 from .trace import Tracer
 
 __all__ = ["Lanes", "select", "same_mask"]
@@ -59,11 +60,11 @@ class Lanes(NDArrayOperatorsMixin):
     spans the leading axes of ``x`` (a mask of rows: ``X[labels == k]``), ``wide`` is ``m`` with
     ``x``'s other axes added as axes of length 1."""
 
-    __slots__ = ("mask", "wide", "full", "lane", "_gathered")
+    __slots__ = ("mask", "wide", "full", "_gathered")
     __array_priority__ = 1002
 
-    def __init__(self, mask: Mask, wide: Mask, full: Tracer, lane: int):
-        self.mask, self.wide, self.full, self.lane, self._gathered = mask, wide, full, lane, None
+    def __init__(self, mask: Mask, wide: Mask, full: Tracer):
+        self.mask, self.wide, self.full, self._gathered = mask, wide, full, None
 
     # -- what a selection is without its size ---------------------------------------------------
     ndim = property(lambda self: 1 + self.full.ndim - self.mask.ndim)
@@ -75,7 +76,6 @@ class Lanes(NDArrayOperatorsMixin):
         place: ``a.sort()``, ``np.copyto(a, …)``)."""
         if self._gathered is None:
             self._gathered = self.full[self.mask.concrete()]
-            self.lane = -1
         return self._gathered
 
     def __repr__(self) -> str:
@@ -90,12 +90,12 @@ class Lanes(NDArrayOperatorsMixin):
         return getattr(self.gathered(), name)
 
     def copy(self, order: str = "C") -> "Lanes | Tracer":
-        return Lanes(self.mask, self.wide, self.full, self.lane) if self.lane >= 0 else self.gathered().copy(order)
+        return Lanes(self.mask, self.wide, self.full) if self._gathered is None else self._gathered.copy(order)
 
     def _axes(self, axis, dtype, out, keepdims, kwargs) -> tuple | None | bool:
         """The full array's axes a reduction of the selection over ``axis`` sums (None: all; the
         selection's axis 0 is the mask's axes), or False where its arguments ask for anything else."""
-        if self.lane < 0 or dtype is not None or out is not None or keepdims or kwargs:
+        if self._gathered is not None or dtype is not None or out is not None or keepdims or kwargs:
             return False
         if axis is None or (self.ndim == 1 and axis in (0, -1, (0,), (-1,))):
             return None
@@ -113,7 +113,9 @@ class Lanes(NDArrayOperatorsMixin):
             return self.gathered().mean(axis, dtype, out, keepdims, **kwargs)
         count = self.mask.astype(np.float64).sum()  # (0: NumPy's NaN, with its warning)
         per_row = self.full.size // self.mask.size
-        return self.sum(axis) / (count if axes is not None or per_row == 1 else count * per_row)
+        if axes is None and per_row != 1:  # (the whole selection: every entry of each selected row)
+            count = count * per_row
+        return self.sum(axis) / count
 
     # -- NumPy's protocols ----------------------------------------------------------------------
     def __array__(self, dtype=None, copy=None):
@@ -129,10 +131,9 @@ class Lanes(NDArrayOperatorsMixin):
                     return r
                 self.full, self._gathered = r.full, None  # (y += 1: the object the caller holds changes)
                 return self
-        inputs = [a.gathered() if type(a) is Lanes else a for a in inputs]
         if out is not None:
-            kwargs["out"] = tuple(a.gathered() if type(a) is Lanes else a for a in out)
-        return getattr(ufunc, method)(*inputs, **kwargs)
+            kwargs["out"] = _gathered(out)
+        return getattr(ufunc, method)(*_gathered(inputs), **kwargs)
 
     def __array_function__(self, func, types, args, kwargs):
         if func is _NDIM and len(args) == 1 and args[0] is self:  # (x ** y asks for y's; no size read)
@@ -187,9 +188,10 @@ def _gathered(x: Any) -> Any:
     return x
 
 
-def _scalar(a: Any) -> bool:
-    """A plain scalar operand (a number or a 0-d array of numbers), the same at every lane."""
-    return isinstance(a, numbers.Number) or (type(a) is np.ndarray and a.ndim == 0 and a.dtype.kind in "biuf")
+def _widened(mask: Mask, ndim: int) -> Mask:
+    """``mask`` (of an array's leading axes) with the array's other axes added as axes of length 1."""
+    extra = ndim - mask.ndim
+    return mask if not extra else mask.reshape(mask.shape + (1,) * extra)
 
 
 def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
@@ -199,21 +201,22 @@ def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
     rows = shape[mask.ndim:]  # (a row's shape: a constant or traced operand of it broadcasts over rows)
     for a in inputs:
         if type(a) is Lanes:
-            if a.lane < 0 or a.full.shape != shape or not same_mask(a.mask, mask):
+            if a._gathered is not None or a.full.shape != shape or not same_mask(a.mask, mask):
                 return None
             args.append(a.full)
         elif isinstance(a, Tracer) and a.value.dtype.kind in "fc" and _over_rows(a.shape, rows):
             if not _typical(a.value).all():  # (w = 0 at the first call: √(x·w) has an infinite slope there)
                 return None
             args.append(_filled(lanes.wide, a, a.value.item() if not a.ndim else a.value.copy()))
-        elif _scalar(a) or (type(a) is np.ndarray and a.dtype.kind in "biuf" and _over_rows(a.shape, rows)):
+        elif isinstance(a, numbers.Number) or (type(a) is np.ndarray and a.dtype.kind in "biuf"
+                                                and _over_rows(a.shape, rows)):
             args.append(a)
         else:
             return None
     r = apply(args)
     if not isinstance(r, Tracer) or r.shape != shape or r.value.dtype.kind not in "fc":
         return None  # (a comparison, an integer result: made from the selection instead)
-    return Lanes(mask, lanes.wide, r, lanes.lane)
+    return Lanes(mask, lanes.wide, r)
 
 
 def _over_rows(shape: tuple, rows: tuple) -> bool:
@@ -227,8 +230,6 @@ def _over_rows(shape: tuple, rows: tuple) -> bool:
 def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
     """``tape.record(op, args, params)`` where an argument is Lanes (a traced array's operator:
     ``a * x[m]``): an elementwise op lifted, anything else on the selections."""
-    from .ops import ELEMENTWISE, UNARY
-
     if not params and (op in ELEMENTWISE or op in UNARY):
         first = next(a for a in args if type(a) is Lanes)
         r = _lift(lambda lifted: tape.record(op, lifted), first, args)
@@ -255,9 +256,9 @@ def select(x: Tracer, mask: Mask) -> Lanes | None:
         return None
     LIVE[0] = True
     tape.note_domain("x[mask] computed at every entry")
-    extra = x.ndim - mask.ndim
-    wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
-    return Lanes(mask, wide, _filled(wide, x, fill[0].item() if not extra else fill.reshape(x.shape[mask.ndim:])), 0)
+    wide = _widened(mask, x.ndim)
+    fill = fill.reshape(x.shape[mask.ndim:]) if x.ndim > mask.ndim else fill[0].item()
+    return Lanes(mask, wide, _filled(wide, x, fill))
 
 
 def _typical(v: np.ndarray) -> np.ndarray:
@@ -302,13 +303,12 @@ def write_rows(y: Tracer, mask: Any, value: Any) -> Tracer | None:
     if (type(mask) is not Mask or mask.shape != y.shape[:mask.ndim] or (not mask.ndim and y.ndim)
             or type(value) is Mask):
         return None
-    shape, extra = np.shape(value), y.ndim - mask.ndim
+    shape = np.shape(value)
     if shape and not (isinstance(value, Tracer) or (type(value) is np.ndarray and value.dtype.kind in "biuf")):
         return None  # (any value of no axes, as NumPy writes it; a row: traced, or numbers)
-    if not _over_rows(shape, y.shape[mask.ndim:]) or (extra and y.tape.paused):
+    if not _over_rows(shape, y.shape[mask.ndim:]) or (y.ndim > mask.ndim and y.tape.paused):
         return None
-    wide = mask if not extra else mask.reshape(mask.shape + (1,) * extra)
-    return y.tape.record("where", [wide.vertex(), value, y])
+    return y.tape.record("where", [_widened(mask, y.ndim).vertex(), value, y])
 
 
 def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
@@ -320,8 +320,8 @@ def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
 
 def assign(y: Tracer, mask: Mask, value: Any) -> Tracer | None:
     """``y[mask] = value`` as ``where(mask, value, y)`` where ``value`` is Lanes of the same mask."""
-    if type(value) is not Lanes or value.lane < 0 or type(mask) is not Mask or np.shape(y) != value.full.shape or (
-            not same_mask(value.mask, mask)):
+    if type(value) is not Lanes or value._gathered is not None or type(mask) is not Mask or (
+            np.shape(y) != value.full.shape or not same_mask(value.mask, mask)):
         return None
     return np.where(value.wide, value.full, y)
 

@@ -405,7 +405,7 @@ class Tape:
         # a packed LU factor's vertex -> (the matrix it factors, its pivots): lu_solve's shortcut
         self.factored: dict[str, tuple] = {}
         self.paused = False  # inside values_only(): ops compute values and record nothing
-        self.lanes: list = []  # (mask, lane) of each selection by a mask kept at full shape (jacc.lanes)
+        self.lanes: list = []  # (mask, its fill positions) per mask selecting at full shape (jacc.lanes._picks)
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
