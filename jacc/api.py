@@ -25,7 +25,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, budget, costmodel, factorise, locks, pytrees
+from . import allocator, budget, costmodel, factorise, lanes, locks, pytrees
 from .compile import FALLBACK
 from .costmodel import CostModel, MemoryLimitError, human_bytes
 from .eliminate import OrderError, Problem, accumulate
@@ -1512,9 +1512,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         except IndexError:  # an argnum out of range: tracing says so
             return len(args), tuple(_shape(args[i]) if -len(args) <= i < len(args) else None for i in nums)
 
-    def prepare(args, kwargs, seen=None, prefer: Entry | None = None) -> tuple[Entry, Tape]:
+    def prepare(args, kwargs, seen=None, prefer: Entry | None = None, keep: bool = True) -> tuple[Entry, Tape]:
         """The call's structure: traced, replaying ``prefer`` (this call's key's last) or else the
-        shape's last structure where it can, planned where new."""
+        shape's last structure where it can, planned where new; kept in the cache (``keep``)."""
         key = shape_key(args)
         found = store.candidates(key) if cache else []
         if prefer is not None and cache and (not found or found[0] is not prefer):
@@ -1555,6 +1555,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                        "changes the caller's container)")
         snapshots.add(tape.copies.items())
         verdict[0] = None if seen is None else judge(seen, args, kwargs, tape.copies)
+        if not keep:
+            return new_plan(tape, tape.recording()), tape
         if tape.graph is None and tape.same_constants and not found[0].runner.churn:  # replayed found[0] exactly
             store.hits += 1
             store.missed = 0
@@ -1962,6 +1964,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
                 jf.last = acc  # (kept for inspection: the caller gets blocks of its own)
                 found = {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
+            assembled = entry
+            if graph.meta.get("lanes") and not finite_blocks(found):
+                # (0 · inf outside a mask: the first selected row, which fills it, is at a domain's edge)
+                assembled, found = gathered(args, kwargs)
             if tape.nonfinite_because and nonfinite != "propagate" and not finite_blocks(found):
                 raise UnsupportedOperationError(tape.nonfinite_because[0])
         if skipping and (held or seen is not None):
@@ -1970,7 +1976,17 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies)
             if made is not None:
                 keep_once(key, made, args, kwargs)
-        return _on_device(entry.assemble(found)) if device else entry.assemble(found)
+        return _on_device(assembled.assemble(found)) if device else assembled.assemble(found)
+
+    def gathered(args, kwargs) -> tuple[Entry, dict]:
+        """The call's structure and blocks with every selection by a mask gathered (jacc.lanes), as
+        NumPy makes it at this point: value-dependent, exact, for this call alone."""
+        with lanes.gathering():
+            entry, tape = prepare(args, kwargs, keep=False)
+        with np.errstate(all="ignore"):
+            acc = accumulate(entry.plan.problem, tape.arrays(), entry.plan.order, dt, sparse=sparse)
+        jf.plan, jf.last, jf.ran, jf.program = entry.plan, acc, "interpret", None
+        return entry, {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
 
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store

@@ -598,6 +598,8 @@ def _primal(op: str, params: dict) -> Callable:
         return _formula(ELEMENTWISE[op][0], ELEMENTWISE[op][2])
     if op == "where":
         return _formula("where(m, a, b)", "m, a, b")
+    if op == "hold":  # (a value without its edge: jacc.lanes' fills at the scalar level)
+        return _formula("x", "x")
     if op == "constant":
         value = float(params["value"])
         return lambda: value

@@ -672,6 +672,7 @@ PARAMS: dict[str, dict[str, tuple[Spec, bool]]] = {
     "stack": {"axis": (AXIS, False)},
     "constant": {"value": (NUMBERS, True), "shape": (SHAPE, False)},
     "abstract": {"partials": (PARTIALS, True), "shape": (SHAPE, False)},
+    "lanes": {"axes": (_int(1, MAX_DIMS, "the number of the mask's axes"), True)},
 }
 
 

@@ -4,19 +4,19 @@
 a value: read at the traced point, it makes the trace value-dependent, so every call ran ``f``
 and planned again. NumPy code writes piecewise functions this way (``y[x > 1] = np.sqrt(x[x > 1])``,
 ``y[m] *= 3``), and every step between the selection and the write is elementwise. So ``x[m]``
-gives :class:`Lanes`: ``x`` at full shape, recorded as ``where(m, x, c)``, on which elementwise
-steps (ufuncs, operators, with scalars) run at full shape too; ``y[m] = lanes`` records
-``where(m, lanes, y)``, and ``lanes.sum()`` the sum of ``where(m, lanes, 0)``. Nothing reads
-``m``, so the trace holds at every point.
+gives :class:`Lanes`: ``x`` at full shape, recorded as ``lanes(m, x, c)`` (``where(m, x, r)``, see
+below), on which elementwise steps (ufuncs, operators, with scalars) run at full shape too;
+``y[m] = lanes`` records ``where(m, lanes, y)``, and ``lanes.sum()`` the sum of
+``where(m, lanes, 0)``. Nothing reads ``m``, so the trace holds at every point.
 
 The entries outside ``m`` are never part of the result, but their values and partials are
-computed, and ``0 · NaN`` would spoil a product. ``c`` keeps them finite: every traced input of
-the elementwise steps takes, outside ``m``, its value at a typical entry that ``m`` selected
-(:func:`_picks`: one per mask, values that are no integers; a traced scalar the value it had), so
-they repeat a computation ``f`` made without error. A replay keeps the first trace's fills
-(``Tape.recorded_constant``): new ones at each call would be new constants, and every call would
-run ``f``. A call whose Jacobian is not
-finite all the same runs ``f`` (as for math-domain functions: ``Tape.note_domain``).
+computed, and ``0 · NaN`` would spoil a product. So outside ``m`` every array the mask selects
+takes its first selected row ``r``, found at each call (the ``lanes`` op; ``c`` where nothing is
+selected: the traced point's first selected row, kept by a replay, ``Tape.recorded_constant``),
+and traced scalars and rows are the same at every row: each step there repeats the computation
+of a selected row. Where that row's own partial is infinite (√x at 0), it still meets the mask's 0
+outside ``m``: a call whose Jacobian is not finite skips no ``f`` (``Tape.note_domain``) and is
+traced again with its selections gathered (:func:`gathering`, ``jacc.api``).
 
 Anything else (``len``, a shape, indexing, a method, other NumPy functions and gufuncs such as
 ``matmul``, an operand of another shape, an array built of it) makes the selection itself: the
@@ -36,7 +36,9 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import numbers
+import threading
 from typing import Any, Callable
 
 import numpy as np
@@ -51,12 +53,21 @@ __all__ = ["Lanes", "select", "same_mask"]
 
 #: set once the first Lanes is made: the tracer's protocols step aside for it from then on
 LIVE = [False]
+
+
+class _Gathering(threading.local):
+    """Set in a thread while a call is traced again with its selections gathered (:func:`gathering`)."""
+
+    on = False
+
+
+GATHER = _Gathering()
 #: NumPy's own functions, held before any trace swaps stand-ins into the namespace (jacc.constructors)
 _SUM, _MEAN, _COPY, _NDIM = np.sum, np.mean, np.copy, np.ndim
 
 
 class Lanes(NDArrayOperatorsMixin):
-    """``x[m]`` kept as ``where(m, x, c)`` at ``x``'s shape (see the module's docstring); ``m``
+    """``x[m]`` kept as ``lanes(m, x, c)`` at ``x``'s shape (see the module's docstring); ``m``
     spans the leading axes of ``x`` (a mask of rows: ``X[labels == k]``), ``wide`` is ``m`` with
     ``x``'s other axes added as axes of length 1."""
 
@@ -205,9 +216,7 @@ def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
                 return None
             args.append(a.full)
         elif isinstance(a, Tracer) and a.value.dtype.kind in "fc" and _over_rows(a.shape, rows):
-            if not _typical(a.value).all():  # (w = 0 at the first call: √(x·w) has an infinite slope there)
-                return None
-            args.append(_filled(lanes.wide, a, a.value.item() if not a.ndim else a.value.copy()))
+            args.append(a)  # (the same at every row: outside the mask it meets the first selected row)
         elif isinstance(a, numbers.Number) or (type(a) is np.ndarray and a.dtype.kind in "biuf"
                                                 and _over_rows(a.shape, rows)):
             args.append(a)
@@ -217,6 +226,17 @@ def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
     if not isinstance(r, Tracer) or r.shape != shape or r.value.dtype.kind not in "fc":
         return None  # (a comparison, an integer result: made from the selection instead)
     return Lanes(mask, lanes.wide, r)
+
+
+@contextlib.contextmanager
+def gathering():
+    """Inside, selections by a mask are gathered (value-dependent, exact at this point): a call whose
+    Jacobian through selections kept at full shape is not finite is traced again so (jacc.api)."""
+    was, GATHER.on = GATHER.on, True
+    try:
+        yield
+    finally:
+        GATHER.on = was
 
 
 def _over_rows(shape: tuple, rows: tuple) -> bool:
@@ -240,60 +260,24 @@ def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
 
 def select(x: Tracer, mask: Mask) -> Lanes | None:
     """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
-    ``x``'s leading axes, no typical value to fill with (:func:`_picks`), ``x`` empty, integer
-    data or not float."""
+    ``x``'s leading axes or selecting nothing here, ``x`` empty, integer data or not float."""
     tape = x.tape
-    if (tape.paused or not mask.ndim or mask.shape != x.shape[:mask.ndim] or not x.size
+    if (tape.paused or GATHER.on or not mask.ndim or mask.shape != x.shape[:mask.ndim] or not x.size
             or x.value.dtype.kind not in "fc" or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32
             or x.name in tape.narrow):
         return None
-    rows = x.value.reshape(mask.size, -1)
-    picks = _picks(tape, mask, rows)
-    if picks is None:
-        return None
-    fill = rows[picks, np.arange(rows.shape[1])]
-    if not _typical(fill).all():  # (another array the mask selects: the shared lanes must suit it too)
+    hits = np.flatnonzero(mask.value)
+    if not hits.size:  # (nothing to fill with: a later call's trace may keep it at full shape)
         return None
     LIVE[0] = True
+    tape.lanes += 1
     tape.note_domain("x[mask] computed at every entry")
     wide = _widened(mask, x.ndim)
-    fill = fill.reshape(x.shape[mask.ndim:]) if x.ndim > mask.ndim else fill[0].item()
-    return Lanes(mask, wide, _filled(wide, x, fill))
-
-
-def _typical(v: np.ndarray) -> np.ndarray:
-    """Where values may fill the entries outside a mask: finite and not integers. The edges of
-    math functions' domains, where a partial may be infinite (√x at 0, arccosh at 1, Γ at its
-    poles), are integers; 0 · inf would then be NaN in the Jacobian."""
-    if v.dtype.kind == "c":
-        return np.isfinite(v) & ((v.real != np.round(v.real)) | (v.imag != np.round(v.imag)))
-    return np.isfinite(v) & (v != np.round(v))
-
-
-def _picks(tape, mask: Mask, rows: np.ndarray) -> np.ndarray | None:
-    """Per entry of a row (one for a mask of every axis), the flat position of ``mask`` whose value
-    fills that entry outside the mask — the same for every array the mask selects, where ``f``
-    computed with all of them together: the median of the typical selected values of the first
-    array selected (``rows``, one row per position of ``mask``), which keeps away from the edges of
-    the domain the mask keeps. None where an entry has no typical selected value (nothing selected,
-    or integers alone): the selection is then gathered, and a later call's trace may keep it at full
-    shape. Entries of a row never meet in an elementwise step, so each may come from another row."""
-    for m, picks in tape.lanes:
-        if same_mask(m, mask):
-            return picks
-    hits = np.flatnonzero(mask.value)
-    if not hits.size:
-        return None
-    values = rows[hits]
-    ok = _typical(values)
-    counts = ok.sum(axis=0)
-    if not counts.all():
-        return None
-    key = np.where(ok, values.real if values.dtype.kind == "c" else values, np.nan)  # (NaN sorts last)
-    order = np.argsort(key, axis=0, kind="stable")
-    picks = hits[order[counts // 2, np.arange(rows.shape[1])]]
-    tape.lanes.append((mask, picks))
-    return picks
+    row = x.value.reshape((mask.size,) + x.shape[mask.ndim:])[hits[0]]
+    m = wide.vertex()  # (recorded first: a replay's constant is its next step's)
+    # (the fill where a later call selects nothing: this call's first selected row, kept by a replay)
+    fill = tape.recorded_constant("lanes", 2, row.copy() if row.ndim else row.item())
+    return Lanes(mask, wide, tape.record("lanes", [m, x, fill], {"axes": mask.ndim}))
 
 
 def write_rows(y: Tracer, mask: Any, value: Any) -> Tracer | None:
@@ -309,13 +293,6 @@ def write_rows(y: Tracer, mask: Any, value: Any) -> Tracer | None:
     if not _over_rows(shape, y.shape[mask.ndim:]) or (y.ndim > mask.ndim and y.tape.paused):
         return None
     return y.tape.record("where", [_widened(mask, y.ndim).vertex(), value, y])
-
-
-def _filled(mask: Mask, x: Tracer, fill: Any) -> Tracer:
-    """``where(mask, x, fill)``, ``fill`` the one an earlier trace chose where one is replayed (a
-    fill that differs at each trace would make every call run ``f`` for its new constants)."""
-    m = mask.vertex()
-    return x.tape.record("where", [m, x, x.tape.recorded_constant("where", 2, fill)])
 
 
 def assign(y: Tracer, mask: Mask, value: Any) -> Tracer | None:

@@ -316,18 +316,19 @@ class Recorder:
             out = self._record(fn, rargs, rkwargs, method, value)
         else:
             raise LowerError(f"{getattr(fn, '__name__', method)} returned {type(value).__name__}, not an array")
-        if isinstance(out, Lazy) and not _costly(fn) and not self._small(value):
+        if isinstance(out, Lazy) and not _costly(fn) and not self._small(value, method == "astype"):
             self._seen[key] = out
         else:  # factorisations, and small values, are worth keeping for a later identical call: held strongly
             self._strong[key] = out
         self._keep[key] = collect((args, kwargs), (np.ndarray, np.generic))
         return out
 
-    def _small(self, value: Any) -> bool:
+    def _small(self, value: Any, conversion: bool = False) -> bool:
         """Whether ``value`` is small enough to hold strongly for reuse (``np.sign(x)`` needed by
-        three partial rules is then computed once), within :data:`SMALL_HELD` bytes in all."""
+        three partial rules is then computed once), within :data:`SMALL_HELD` bytes in all; a
+        ``conversion`` (a mask's ``astype``, which every rule reading the mask asks for) of any size."""
         n = getattr(value, "nbytes", 0)
-        if n > SMALL_VALUE or self._held_bytes + n > SMALL_HELD:
+        if (n > SMALL_VALUE and not conversion) or self._held_bytes + n > SMALL_HELD:
             return False
         self._held_bytes += n
         return True

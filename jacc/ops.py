@@ -885,6 +885,42 @@ register(Op("where", lambda a, p: np.where(lazy.asarray(a[0], bool), a[1], a[2])
             _where_partial, 3, "where(mask, x, y): a constant mask, or a recorded one (jacc.masks)", frozenset({0})))
 
 
+def _lanes_value(m, x, c, axes: int, xp=np):
+    """``where(m, x, r)``: ``r`` the first row ``m`` selects (``c`` where it selects none); ``m``
+    spans ``x``'s first ``axes`` axes, with an axis of length 1 for each other one."""
+    if xp is np:  # (a few µs of calls fewer: this runs at every call of a piecewise function)
+        flat = m.reshape(-1)
+        first = flat.argmax()
+        if not flat[first]:
+            return np.where(m, x, c)
+        return np.where(m, x, x.flat[first] if axes == x.ndim else x.reshape((flat.size,) + x.shape[axes:])[first])
+    n = math.prod(x.shape[:axes])
+    flat = xp.reshape(m, (n,))
+    first = xp.argmax(flat) if xp.__name__ != "torch" else xp.argmax(flat.to(xp.uint8))  # (torch: none of bools)
+    row = xp.reshape(x, (n,) + tuple(x.shape[axes:]))[first]
+    return xp.where(m, x, xp.where(flat[first], row, c))
+
+
+lanes_value = lazy.portable(_lanes_value)
+
+
+def _lanes_shape(shapes, params):
+    m, x, c, k = tuple(shapes[0]), tuple(shapes[1]), tuple(shapes[2]), params.get("axes")
+    if not isinstance(k, int) or not 0 < k <= len(x) or m != x[:k] + (1,) * (len(x) - k) or c not in (x[k:], ()):
+        raise ShapeError(f"lanes needs a mask of x's first 'axes' axes (then axes of length 1) and a fill of a "
+                         f"row's shape, got mask {m}, x {x}, fill {c}, axes {k!r}")
+    return x
+
+
+# Selections by a traced mask kept at full shape (jacc.lanes): outside the mask, every entry takes
+# the first selected row's value, found at each call, so the elementwise steps that follow repeat a
+# computation of the selection there; the fill is held (no edge), as where's partial is the mask
+register(Op("lanes", lambda a, p: lazy.asarray(lanes_value(lazy.asarray(a[0], bool), a[1], a[2], p["axes"])),
+            _lanes_shape, lambda i, ctx: _where_partial(i, ctx) if i == 1 else None, 3,
+            "where(mask, x, r) with r the first row the mask selects (the constant fill where it selects none)",
+            frozenset({0, 2}), ("axes",)))
+
+
 def _bound(params: dict, key: str) -> np.ndarray | None:
     """A clip bound: ``None``, a number or a (nested) list that broadcasts to the argument."""
     b = params.get(key)

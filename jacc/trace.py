@@ -405,7 +405,7 @@ class Tape:
         # a packed LU factor's vertex -> (the matrix it factors, its pivots): lu_solve's shortcut
         self.factored: dict[str, tuple] = {}
         self.paused = False  # inside values_only(): ops compute values and record nothing
-        self.lanes: list = []  # (mask, its fill positions) per mask selecting at full shape (jacc.lanes._picks)
+        self.lanes = 0  # selections kept at full shape (jacc.lanes): a non-finite Jacobian traces them gathered
 
     def _check(self, sig: tuple) -> None:
         k = len(self.steps)
@@ -1028,6 +1028,8 @@ class Tape:
             self.graph.meta["traced_at"] = TracedPoint({x: self.values[x] for x in self.graph.inputs})
         if self.domains:
             self.graph.meta["math_domain"] = list(self.domains)
+        if self.lanes:
+            self.graph.meta["lanes"] = self.lanes
         if self.index_bounds:
             self.graph.meta["index_bounds"] = list(self.index_bounds)
         if self.one_hots:

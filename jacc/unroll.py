@@ -232,6 +232,8 @@ def scalar_graph(graph: Graph, values: Mapping[str, Any]) -> Graph:
             args = [a.value if isinstance(a, Const) else env[a] for a in d["args"]]
             if d["op"] == "clip":
                 env[v] = _clip(tape, args[0], d["params"])
+            elif d["op"] == "lanes":
+                env[v] = _lanes(tape, *args, d["params"]["axes"])
             elif d["op"] in LINALG:  # (LAPACK does not take object arrays)
                 env[v] = LINALG[d["op"]](*args)
             elif d["op"] in _PER_ELEMENT or not _on_objects(d["op"], len(args), d["params"]):
@@ -364,6 +366,26 @@ def _clip(tape, x: Any, params: dict) -> Any:
         return got
     value = np.where(nan, np.nan, hi)
     return _per_element(tape, "where", [np.broadcast_to(fixed, np.shape(got)), value, got], {})
+
+
+def _lanes(tape, m: Any, x: Any, fill: Any, axes: int) -> Any:
+    """jacc.lanes' op: ``x`` where ``m`` holds, elsewhere the first row ``m`` selects (``fill`` where
+    it selects none), held (no edge, as at the array level): ``where`` over the rows, last to first."""
+    from .scalarize import Scalar
+
+    def held(row):
+        out = np.empty(row.shape, dtype=object)
+        for k, e in enumerate(row.flat):
+            out.flat[k] = Scalar(tape.record("hold", [e.t])) if isinstance(e, Scalar) else e
+        return out
+
+    x = np.asarray(x, dtype=object).view(np.ndarray)
+    n = math.prod(x.shape[:axes])
+    rows, flat = x.reshape((n,) + x.shape[axes:]), np.asarray(m, dtype=object).view(np.ndarray).reshape(n)
+    rest = np.broadcast_to(np.asarray(fill, dtype=float), rows.shape[1:])
+    for i in reversed(range(n)):
+        rest = _per_element(tape, "where", [flat[i], held(rows[i, ...]), rest], {})
+    return _per_element(tape, "where", [m, x, rest], {})
 
 
 def candidate(graph: Graph, strategy: Any) -> bool:

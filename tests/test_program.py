@@ -1514,3 +1514,23 @@ def test_plan_compile_takes_every_backend_name_jacobian_takes():
         p.compile("fortran")
     with pytest.raises(TypeError, match=r"plan has no input 'x3'; its inputs are \['x1', 'x2'\]"):
         p.execute(x1=2.0, x3=5.0)  # (the misspelt name, not the missing 'x2')
+
+
+def test_a_mask_read_by_several_rules_is_converted_once_per_dtype():
+    # (each rule reading the mask asked for its astype; a 10⁴-entry mask's conversion was held
+    # weakly, dropped, and converted again: six conversions a call where three differ)
+    import re
+
+    def f(x):
+        y = x.copy()
+        m = x > 0.5
+        y[m] = x[m] ** 2
+        return np.sum(y ** 2)
+
+    jf = jacc.jacobian(f)
+    x = np.random.default_rng(0).random(10_000)
+    for _ in range(3):
+        J = jf(x)
+    np.testing.assert_allclose(J, 2 * np.where(x > 0.5, x ** 2, x) * np.where(x > 0.5, 2 * x, 1.0))
+    conversions = re.findall(r"= (a\d+)\.astype\((\w+)\)", jf.program.source)
+    assert conversions and len(conversions) == len(set(conversions)), conversions
