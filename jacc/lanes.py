@@ -12,7 +12,8 @@ below), on which elementwise steps (ufuncs, operators, with scalars) run at full
 The entries outside ``m`` are never part of the result, but their values and partials are
 computed, and ``0 · NaN`` would spoil a product. So outside ``m`` every array the mask selects
 takes its first selected row ``r``, found at each call (the ``lanes`` op; ``c`` where nothing is
-selected: the traced point's first selected row, kept by a replay, ``Tape.recorded_constant``),
+selected: the traced point's first selected row, or first row, kept by a replay,
+``Tape.recorded_constant``),
 and traced scalars and rows are the same at every row: each step there repeats the computation
 of a selected row. Where that row's own partial is infinite (√x at 0), it still meets the mask's 0
 outside ``m``: a call whose Jacobian is not finite skips no ``f`` (``Tape.note_domain``) and is
@@ -260,22 +261,20 @@ def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
 
 def select(x: Tracer, mask: Mask) -> Lanes | None:
     """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
-    ``x``'s leading axes or selecting nothing here, ``x`` empty, integer data or not float."""
+    ``x``'s leading axes, ``x`` empty, integer data or not float."""
     tape = x.tape
     if (tape.paused or GATHER.on or not mask.ndim or mask.shape != x.shape[:mask.ndim] or not x.size
             or x.value.dtype.kind not in "fc" or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32
             or x.name in tape.narrow):
         return None
-    hits = np.flatnonzero(mask.value)
-    if not hits.size:  # (nothing to fill with: a later call's trace may keep it at full shape)
-        return None
     LIVE[0] = True
     tape.lanes += 1
     tape.note_domain("x[mask] computed at every entry")
     wide = _widened(mask, x.ndim)
-    row = x.value.reshape((mask.size,) + x.shape[mask.ndim:])[hits[0]]
+    # (the fill where a later call selects nothing: this call's first selected row, or first row
+    # where it selects none, kept by a replay; a fill outside f's domain makes such calls trace again)
+    row = x.value.reshape((mask.size,) + x.shape[mask.ndim:])[mask.value.reshape(-1).argmax()]
     m = wide.vertex()  # (recorded first: a replay's constant is its next step's)
-    # (the fill where a later call selects nothing: this call's first selected row, kept by a replay)
     fill = tape.recorded_constant("lanes", 2, row.copy() if row.ndim else row.item())
     return Lanes(mask, wide, tape.record("lanes", [m, x, fill], {"axes": mask.ndim}))
 

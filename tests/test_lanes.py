@@ -462,3 +462,26 @@ def test_a_value_of_no_axes_written_by_a_mask_keeps_one_trace_as_it_did(f, x):
     assert not jacc.trace(f, x).meta.get("value_dependent")
     for p in (x, -x):
         np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("n", [8, 300])
+@pytest.mark.parametrize("empty_at", [0, 1])
+def test_an_early_call_selecting_nothing_keeps_one_trace(n, empty_at):
+    # (hunt BB: such a call was gathered, value-dependent, and every later call ran f)
+    def f(x, s):
+        y = x.copy()
+        m = x < -s
+        y[m] = np.log(-x[m] - s)
+        return y
+
+    rng = np.random.default_rng(1)
+    jf = jacc.jacobian(f, argnums=(0, 1))
+    for i in range(8):
+        x = rng.uniform(-3, 3, n)
+        x[0] = -2.5
+        if i == empty_at:
+            x = np.abs(x)
+        Jx, Js = jf(x, 0.5)
+        np.testing.assert_allclose(Jx, fd_jacobian(f, [x, 0.5], 0), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(Js, fd_jacobian(f, [x, 0.5], 1), rtol=1e-6, atol=1e-7)
+    assert jf.cache.skipped >= 5 and jf.cache.why_traced is None, (jf.cache.skipped, jf.cache.why_traced)
