@@ -2736,7 +2736,8 @@ _UFUNCS: dict[str, Callable] = {
     "negative": _unary("neg"), "absolute": _unary("abs"), "positive": lambda tape, x: _copy(x, "scalar"),
     "conjugate": lambda tape, x: _copy(x, "scalar"),
     "add": _binary("add"), "subtract": _binary("sub"), "multiply": _binary("mul"),
-    "divide": _binary("div"), "true_divide": _binary("div"), "power": _binary("pow"),
+    "divide": _binary("div"), "true_divide": _binary("div"),
+    "power": lambda tape, x, y: x ** y if isinstance(x, Tracer) else tape.record("pow", [x, y]),  # (x ** 2: square)
     "maximum": _binary("maximum"), "minimum": _binary("minimum"), "matmul": _binary("matmul"),
     # (comparisons, np.isnan & co. and the logical ufuncs: registered by jacc.masks, below)
 }

@@ -485,3 +485,39 @@ def test_an_early_call_selecting_nothing_keeps_one_trace(n, empty_at):
         np.testing.assert_allclose(Jx, fd_jacobian(f, [x, 0.5], 0), rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(Js, fd_jacobian(f, [x, 0.5], 1), rtol=1e-6, atol=1e-7)
     assert jf.cache.skipped >= 5 and jf.cache.why_traced is None, (jf.cache.skipped, jf.cache.why_traced)
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.piecewise(x, [x < 0, x >= 0], [lambda v: v ** 2, lambda v: np.sqrt(v + 1.0)]),
+    lambda x: np.piecewise(x, [x < -1, (x >= -1) & (x < 1)], [lambda v: -v, lambda v: v ** 3, 0.5]),
+    lambda x: np.piecewise(x, x > 0.5, [lambda v, a: np.log(v) / a, lambda v, a: a * v], 3.0),  # (args, the rest)
+    lambda x: np.piecewise(x, [x > 10.0, x < 0], [np.log, np.exp]),  # (a piece that is empty)
+    lambda x: np.piecewise(x, [x < 0], [lambda v, k=1.0: np.exp(k * v) - k], k=2.0),
+])
+def test_piecewise_keeps_one_trace(f):
+    # (np.piecewise read its conditions at the traced point: every call traced f)
+    assert not jacc.trace(f, X).meta.get("value_dependent")
+    jf = jacc.jacobian(f)
+    for p in POINTS * 2:
+        np.testing.assert_allclose(jf(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+        g = jacc.trace(f, p)
+        np.testing.assert_array_equal(g.evaluate({"x": p})[g.outputs[0]], f(p))
+    assert jf.cache.skipped >= 2 * len(POINTS) - 2 and jf.cache.rebuilds == 0
+
+
+@pytest.mark.parametrize("g", [lambda v: v.max() * v, lambda v: v / np.abs(v).max(), lambda v: (2 * v)[0] * v])
+def test_piecewise_whose_function_reads_its_piece_is_numpys(g):
+    def f(x):  # (the piece's values read, and no call on an empty piece: hunt BC, a value made of it)
+        return np.piecewise(x, [x > 0, x < -100.0], [lambda v: v * len(v), g])
+
+    for p in POINTS:
+        np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_piecewise_of_a_number_is_numpys():
+    def f(x):
+        return np.piecewise(x, [x < 0, x >= 0], [lambda t: -t ** 3, lambda t: t ** 2])
+
+    jf = jacc.jacobian(f)
+    for x in (-1.3, 0.4, np.array(2.0)):
+        assert jf(x) == pytest.approx(-3 * x ** 2 if x < 0 else 2 * x)

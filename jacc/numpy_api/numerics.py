@@ -15,6 +15,7 @@ and one product with the kernel.
 from __future__ import annotations
 
 import builtins
+import functools
 import operator
 from typing import Callable
 
@@ -24,6 +25,8 @@ from .. import graph as G
 from .. import lazy
 from .. import structure as S
 from ..constructors import replacement, routed, swap_during_traces
+from ..lanes import Lanes
+from ..masks import Mask
 from ..ops import Op, ShapeError, _ew, register
 from ..trace import (
     _NOT,
@@ -610,10 +613,35 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     """NumPy's piecewise: each function (or constant) evaluated on the elements its condition
     selects, placed back by a scatter (so a function is never evaluated outside its piece, where
     a log or a root could make NaNs); later conditions win; an extra function covers the rest.
-    Conditions on traced values are read at the traced point."""
+    Conditions on traced values of ``x``'s shape (masks, :mod:`jacc.masks`) are written as NumPy
+    writes them, ``y[c] = f(x[c])``, so the selections stay at full shape (:mod:`jacc.lanes`) and
+    the trace holds at every point; other traced conditions are read at the traced point."""
     shape = np.shape(x)
     if (isinstance(condlist, np.ndarray) and condlist.ndim == len(shape)) or not isinstance(condlist, (list, tuple)):
         condlist = [condlist]
+    if isinstance(x, Tracer) and shape and condlist and all(type(c) is Mask and c.shape == shape for c in condlist) and (
+            len(funclist) in (len(condlist), len(condlist) + 1)):
+        conds = list(condlist)
+        if len(funclist) == len(conds) + 1:  # (the rest: where no condition holds)
+            conds.append(~functools.reduce(operator.or_, conds))
+        out = np.zeros_like(x)
+        for cond, fn in zip(conds, funclist):
+            if not callable(fn):
+                out[cond] = fn
+                continue
+            piece = x[cond]
+            if type(piece) is not Lanes:
+                if np.size(piece):  # (NumPy calls no function on an empty piece)
+                    out[cond] = fn(piece, *args, **kw)
+                continue
+            try:
+                out[cond] = fn(piece, *args, **kw)
+            except Exception:
+                # a function that read its piece (or a value made of it) and failed on it empty: NumPy
+                # would not have called it. Whether it is empty is read at the traced point
+                if cond.concrete().any():
+                    raise
+        return out
     masks = [np.broadcast_to(_mask(c, "numpy.piecewise"), shape) for c in condlist]
     if len(funclist) == len(masks) + 1:
         masks.append(~np.any(masks, axis=0) if masks else np.ones(shape, bool))
@@ -636,6 +664,17 @@ def _piecewise(x, condlist, funclist, *args, **kw):
             placed = placed.reshape(shape)
         out = np.where(mask, placed, out)
     return out
+
+
+# (NumPy's dispatcher iterates a condition list given as one array: a mask's entries, read; f naming
+# np.piecewise is traced with it replaced from its first trace)
+def _piecewise_of_traced(original: Callable) -> Callable:
+    def piecewise(x, *args, **kwargs):  # (a traced x only: NumPy's own keeps an integer x's dtype)
+        return (_piecewise if isinstance(x, Tracer) else original)(x, *args, **kwargs)
+    return piecewise
+
+
+swap_during_traces("numpy", {"piecewise": _piecewise_of_traced}, eager=True)
 
 
 def type_of(result) -> np.dtype:
@@ -1010,8 +1049,8 @@ case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(2.0 * x + np.array([
 case("numpy.nan_to_num", lambda xp: lambda x: xp.nan_to_num(x), lambda r: (r.uniform(0.5, 1.5, 4),),
      variant="all finite")
 case("numpy.piecewise", lambda xp: lambda x: xp.piecewise(x, [x < 0, x >= 0], [lambda t: -t, lambda t: t ** 2]),
-     lambda r: (_x(r),), note="each function sees only its piece; conditions on traced values are read at the "
-     "traced point")
+     lambda r: (_x(r),), note="conditions of x's shape: y[c] = f(x[c]) kept at full shape (jacc.lanes), the trace "
+     "holds at every point; other traced conditions are read at the traced point")
 case("numpy.piecewise", lambda xp: lambda x: xp.piecewise(x, [x < 0.2, x > 1.0], [0.5, xp.log, lambda t: t]),
      lambda r: (np.array([[-0.4, 0.1, 0.6], [1.5, 0.9, 2.0]]),), variant="a constant, an otherwise function")
 case("numpy.apply_along_axis", lambda xp: lambda x: xp.apply_along_axis(lambda v: xp.sum(v ** 2), 1, x),
