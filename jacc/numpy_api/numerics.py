@@ -619,8 +619,8 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     shape = np.shape(x)
     if (isinstance(condlist, np.ndarray) and condlist.ndim == len(shape)) or not isinstance(condlist, (list, tuple)):
         condlist = [condlist]
-    if isinstance(x, Tracer) and shape and condlist and all(type(c) is Mask and c.shape == shape for c in condlist) and (
-            len(funclist) in (len(condlist), len(condlist) + 1)):
+    if (isinstance(x, Tracer) and shape and condlist and len(funclist) in (len(condlist), len(condlist) + 1)
+            and all(type(c) is Mask and c.shape == shape for c in condlist)):
         conds = list(condlist)
         if len(funclist) == len(conds) + 1:  # (the rest: where no condition holds)
             conds.append(~functools.reduce(operator.or_, conds))
