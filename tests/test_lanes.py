@@ -10,6 +10,7 @@ from conftest import fd_jacobian
 
 import jacc
 from jacc.lanes import Lanes
+from jacc.trace import UnsupportedOperationError
 
 X = np.array([0.7, -1.3, 2.2, -0.4, 1.6, 3.1])
 POINTS = [X, -X, np.array([-0.9, 1.1, -2.3, 0.45, 0.2, 0.6]), -np.abs(X), np.abs(X) + 0.5]
@@ -521,3 +522,19 @@ def test_piecewise_of_a_number_is_numpys():
     jf = jacc.jacobian(f)
     for x in (-1.3, 0.4, np.array(2.0)):
         assert jf(x) == pytest.approx(-3 * x ** 2 if x < 0 else 2 * x)
+
+
+def test_piecewise_reads_a_condition_array_as_numpy_does():
+    def stacked(x):  # (the rows of one array are the conditions: hunt BC)
+        return np.piecewise(x, np.stack([x < 0, x > 1]), [lambda t: -t, lambda t: t ** 3, np.sin])
+
+    def booleans(x):  # (a list of booleans is one condition)
+        return np.piecewise(x, [True, False, True, False, True, False], [lambda t: t ** 2, np.cos])
+
+    for f in (stacked, booleans):
+        for p in POINTS:
+            g = jacc.trace(f, p)
+            np.testing.assert_array_equal(g.evaluate({"x": p})[g.outputs[0]], f(p))
+            np.testing.assert_allclose(jacc.jacobian(f)(p), fd_jacobian(f, [p], 0), rtol=1e-6, atol=1e-7)
+    with pytest.raises(UnsupportedOperationError, match="rows as the conditions"):  # (of x's leading axes)
+        jacc.jacobian(lambda x: np.piecewise(x, x < 0, [np.sin, np.cos]))(X.reshape(2, 3))

@@ -617,8 +617,19 @@ def _piecewise(x, condlist, funclist, *args, **kw):
     writes them, ``y[c] = f(x[c])``, so the selections stay at full shape (:mod:`jacc.lanes`) and
     the trace holds at every point; other traced conditions are read at the traced point."""
     shape = np.shape(x)
-    if (isinstance(condlist, np.ndarray) and condlist.ndim == len(shape)) or not isinstance(condlist, (list, tuple)):
-        condlist = [condlist]
+    if not isinstance(condlist, (list, tuple)):  # one array: one condition, or (NumPy) its rows each one
+        cshape = tuple(getattr(condlist, "shape", np.shape(condlist)))
+        if shape and not isinstance(condlist, Tracer) and len(cshape) >= 2:
+            if cshape[1:] != shape:  # (NumPy indexes x with each row: rows of x's leading axes)
+                raise UnsupportedOperationError(
+                    f"numpy.piecewise at {call_site()}: one condition array of shape {cshape} for x of shape {shape}: "
+                    "NumPy reads its rows as the conditions and selects rows of x with each; pass a list of "
+                    "conditions of x's shape ([c] for one), or stacked conditions of x's shape")
+            condlist = [condlist[i] for i in range(cshape[0])]
+        else:
+            condlist = [condlist]
+    elif shape and condlist and not isinstance(condlist[0], (list, tuple, np.ndarray, Mask, Tracer)):
+        condlist = [condlist]  # (NumPy: a list of booleans is one condition)
     if (isinstance(x, Tracer) and shape and condlist and len(funclist) in (len(condlist), len(condlist) + 1)
             and all(type(c) is Mask and c.shape == shape for c in condlist)):
         conds = list(condlist)
