@@ -13,11 +13,11 @@ The entries outside ``m`` are never part of the result, but their values and par
 computed, and ``0 · NaN`` would spoil a product. So outside ``m`` every array the mask selects
 takes its first selected row ``r``, found at each call (the ``lanes`` op; ``c`` where nothing is
 selected: the traced point's first selected row, or first row, kept by a replay,
-``Tape.recorded_constant``),
-and traced scalars and rows are the same at every row: each step there repeats the computation
-of a selected row. Where that row's own partial is infinite (√x at 0), it still meets the mask's 0
-outside ``m``: a call whose Jacobian is not finite skips no ``f`` (``Tape.note_domain``) and is
-traced again with its selections gathered (:func:`gathering`, ``jacc.api``).
+``Tape.recorded_constant``), and traced scalars and rows are the same at every row: each step
+there repeats the computation of a selected row. Where that row's own partial is infinite (√x at
+0), it still meets the mask's 0 outside ``m``: a call whose Jacobian is not finite skips no ``f``
+(``Tape.note_domain``) and is traced again with its selections gathered (:func:`gathering`,
+``jacc.api``).
 
 Anything else (``len``, a shape, indexing, a method, other NumPy functions and gufuncs such as
 ``matmul``, an operand of another shape, an array built of it) makes the selection itself: the
@@ -54,6 +54,8 @@ __all__ = ["Lanes", "select", "same_mask"]
 
 #: set once the first Lanes is made: the tracer's protocols step aside for it from then on
 LIVE = [False]
+#: NumPy's own functions, held before any trace swaps stand-ins into the namespace (jacc.constructors)
+_SUM, _MEAN, _COPY, _NDIM = np.sum, np.mean, np.copy, np.ndim
 
 
 class _Gathering(threading.local):
@@ -63,8 +65,6 @@ class _Gathering(threading.local):
 
 
 GATHER = _Gathering()
-#: NumPy's own functions, held before any trace swaps stand-ins into the namespace (jacc.constructors)
-_SUM, _MEAN, _COPY, _NDIM = np.sum, np.mean, np.copy, np.ndim
 
 
 class Lanes(NDArrayOperatorsMixin):
