@@ -1960,10 +1960,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 raise_as_numpy(run.program.backend, graph, found,
                                lambda: accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse))
             else:
-                with np.errstate(all="ignore"):
-                    acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
-                jf.last = acc  # (kept for inspection: the caller gets blocks of its own)
-                found = {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
+                found = interpreted(plan, tape)
             assembled = entry
             if graph.meta.get("lanes") and not finite_blocks(found):
                 # (0 · inf outside a mask: the first selected row, which fills it, is at a domain's edge)
@@ -1983,10 +1980,15 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         NumPy makes it at this point: value-dependent, exact, for this call alone."""
         with lanes.gathering():
             entry, tape = prepare(args, kwargs, keep=False)
+        jf.plan, jf.ran, jf.program = entry.plan, "interpret", None
+        return entry, interpreted(entry.plan, tape)
+
+    def interpreted(plan, tape: Tape) -> dict:
+        """The blocks by the executor, the caller's own; its accumulation kept as ``jf.last``."""
         with np.errstate(all="ignore"):
-            acc = accumulate(entry.plan.problem, tape.arrays(), entry.plan.order, dt, sparse=sparse)
-        jf.plan, jf.last, jf.ran, jf.program = entry.plan, acc, "interpret", None
-        return entry, {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
+            acc = accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse)
+        jf.last = acc  # (kept for inspection: the caller gets blocks of its own)
+        return {k: b.copy() if hasattr(b, "copy") else b for k, b in acc.blocks.items()}
 
     jf.plan = jf.last = jf.program = jf.ran = None
     jf.cache = store

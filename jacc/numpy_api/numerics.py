@@ -610,12 +610,11 @@ def _nan_to_num(x, copy=True, nan=0.0, posinf=None, neginf=None):
 
 @implements(np.piecewise)
 def _piecewise(x, condlist, funclist, *args, **kw):
-    """NumPy's piecewise: each function (or constant) evaluated on the elements its condition
-    selects, placed back by a scatter (so a function is never evaluated outside its piece, where
-    a log or a root could make NaNs); later conditions win; an extra function covers the rest.
-    Conditions on traced values of ``x``'s shape (masks, :mod:`jacc.masks`) are written as NumPy
-    writes them, ``y[c] = f(x[c])``, so the selections stay at full shape (:mod:`jacc.lanes`) and
-    the trace holds at every point; other traced conditions are read at the traced point."""
+    """NumPy's piecewise; later conditions win, an extra function covers the rest. Traced masks of
+    ``x``'s shape (:mod:`jacc.masks`): :func:`_written_piecewise`, the trace holds at every point.
+    Other conditions are read at the traced point, and each function (or constant) is evaluated on
+    the elements its condition selects and placed back by a scatter (so a function is never
+    evaluated outside its piece, where a log or a root could make NaNs)."""
     shape = np.shape(x)
     if not isinstance(condlist, (list, tuple)):  # one array: one condition, or (NumPy) its rows each one
         cshape = tuple(getattr(condlist, "shape", np.shape(condlist)))
@@ -632,27 +631,7 @@ def _piecewise(x, condlist, funclist, *args, **kw):
         condlist = [condlist]  # (NumPy: a list of booleans is one condition)
     if (isinstance(x, Tracer) and shape and condlist and len(funclist) in (len(condlist), len(condlist) + 1)
             and all(type(c) is Mask and c.shape == shape for c in condlist)):
-        conds = list(condlist)
-        if len(funclist) == len(conds) + 1:  # (the rest: where no condition holds)
-            conds.append(~functools.reduce(operator.or_, conds))
-        out = np.zeros_like(x)
-        for cond, fn in zip(conds, funclist):
-            if not callable(fn):
-                out[cond] = fn
-                continue
-            piece = x[cond]
-            if type(piece) is not Lanes:
-                if np.size(piece):  # (NumPy calls no function on an empty piece)
-                    out[cond] = fn(piece, *args, **kw)
-                continue
-            try:
-                out[cond] = fn(piece, *args, **kw)
-            except Exception:
-                # a function that read its piece (or a value made of it) and failed on it empty: NumPy
-                # would not have called it. Whether it is empty is read at the traced point
-                if cond.concrete().any():
-                    raise
-        return out
+        return _written_piecewise(x, list(condlist), funclist, args, kw)
     masks = [np.broadcast_to(_mask(c, "numpy.piecewise"), shape) for c in condlist]
     if len(funclist) == len(masks) + 1:
         masks.append(~np.any(masks, axis=0) if masks else np.ones(shape, bool))
@@ -674,6 +653,31 @@ def _piecewise(x, condlist, funclist, *args, **kw):
             placed[where] = piece
             placed = placed.reshape(shape)
         out = np.where(mask, placed, out)
+    return out
+
+
+def _written_piecewise(x: Tracer, conds: list, funclist, args: tuple, kw: dict):
+    """np.piecewise of masks of ``x``'s shape as NumPy computes it, ``y[c] = f(x[c])`` in order,
+    each selection kept at full shape (:mod:`jacc.lanes`)."""
+    if len(funclist) == len(conds) + 1:  # (the rest: where no condition holds)
+        conds.append(~functools.reduce(operator.or_, conds))
+    out = np.zeros_like(x)
+    for cond, fn in zip(conds, funclist):
+        if not callable(fn):
+            out[cond] = fn
+            continue
+        piece = x[cond]
+        if type(piece) is not Lanes:
+            if np.size(piece):  # (NumPy calls no function on an empty piece)
+                out[cond] = fn(piece, *args, **kw)
+            continue
+        try:
+            out[cond] = fn(piece, *args, **kw)
+        except Exception:
+            # a function that read its piece (or a value made of it) and failed on it empty: NumPy
+            # would not have called it. Whether it is empty is read at the traced point
+            if cond.concrete().any():
+                raise
     return out
 
 
