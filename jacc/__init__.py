@@ -9,7 +9,7 @@ array([1., 1.])
 """
 
 from . import numpy_api  # noqa: F401  (registers the NumPy functions the tracer records)
-from .api import jacobian
+from .api import jacobian, value_and_jacobian
 from .chain import matrix_chain_order
 from .costmodel import CostModel, CostModelError, MemoryLimitError
 from .eliminate import Accumulation, OrderError, Problem, accumulate, price
@@ -26,7 +26,7 @@ from .trace import TieWarning, TraceError, UnsupportedOperationError, supported_
 __version__ = "0.1.0"
 
 __all__ = [
-    "jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
+    "jacobian", "value_and_jacobian", "trace", "load", "Graph", "GraphError", "Const", "Jac", "Problem", "accumulate",
     "price", "Accumulation", "OrderError", "OPS", "ShapeError", "STRATEGIES",
     "UnknownStrategyError", "TraceError", "TieWarning", "UnsupportedOperationError", "supported_functions",
     "matrix_chain_order", "matrix_free_chain_order", "CostModel", "CostModelError", "MemoryLimitError", "Plan", "plan",

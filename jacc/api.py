@@ -21,7 +21,7 @@ import sys
 import time
 import weakref
 import zlib
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -188,6 +188,70 @@ def _nested_assembler(graph: Graph, single: bool, conv: Callable, wrt: list[str]
             return pytrees.unflatten(nesting, outs)
         return tuple(outs) if nesting else outs[0]
     return assemble
+
+
+def _with_value(graph: Graph, assemble: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """:func:`value_and_jacobian`'s result from the blocks and the outputs' values ``found[y, None]``:
+    ``(value, assemble(found))``, the value nested as ``f``'s result is."""
+    ys, nesting = list(graph.outputs), graph.meta.get("output_tuple")
+
+    def value(found):
+        vs = [found[y, None] for y in ys]
+        if isinstance(nesting, pytrees.TreeSpec):
+            return pytrees.unflatten(nesting, vs)
+        return tuple(vs) if nesting else vs[0]
+    return lambda found: (value(found), assemble(found))
+
+
+def _valued(found: dict, graph: Graph, values: Mapping[str, Any] | None, dt, xs: Sequence[Any] = ()) -> dict:
+    """``found`` with each output's value under ``(y, None)``, as the caller's own arrays of ``dt``:
+    those it holds (an array program lowered with ``outputs``), else the vertex ``values`` (a
+    trace's), else the graph evaluated at its inputs ``xs`` (the float and C routes, which
+    compute no outputs: one primal evaluation by NumPy)."""
+    ys = graph.outputs
+    if all((y, None) in found for y in ys):
+        return found
+    found = dict(found)
+    if values is None:
+        given = [np.asarray(x, dtype=dt) for x in xs]
+        values = graph.evaluate({x: a.reshape(graph.shape(x)) for x, a in zip(graph.inputs, given)}, dt)
+        for y in ys:
+            found[y, None] = owned(values[y], given)
+        return found
+    for y in ys:
+        found[y, None] = np.array(values[y], dtype=dt)  # (a trace's values may be the caller's arrays)
+    return found
+
+
+def _float_values(entry: Entry) -> Callable[[list], dict] | None:
+    """For a structure on the scalar route (float or C code, which computes no outputs): its
+    outputs' values from the call's arguments as float code (:func:`jacc.compile.compile_values`
+    of the scalar-level graph), as ``{(y, None): array}``; None elsewhere, or where an op has no
+    float formula."""
+    from .compile import CompileError, compile_values
+
+    r, graph = entry.runner, entry.graph
+    scalar = r.unrolled.plan.graph if r.unrolled is not None else graph if r.fast is not None else None
+    if scalar is None:
+        return None
+    try:
+        code = compile_values(scalar)
+    except CompileError:
+        return None
+    shapes = [graph.shape(y) for y in graph.outputs]
+    if sum(math.prod(s) for s in shapes) != len(scalar.outputs):
+        return None
+    keys, dt = [(y, None) for y in graph.outputs], r.dtype
+    ends = np.cumsum([0] + [math.prod(s) for s in shapes]).tolist()
+    if r.unrolled is None:  # floats in, floats out (the route is float64's alone)
+        asarray = np.asarray
+        return lambda xs: {k: asarray(v) for k, v in zip(keys, code(*xs))}
+
+    def values(xs: list) -> dict:
+        floats = [v for x in xs for v in (x if type(x) is list else [x] if type(x) is float else np.ravel(x).tolist())]
+        out = np.array(code(*floats), dtype=dt)
+        return {k: out[a:b].reshape(s) for k, a, b, s in zip(keys, ends, ends[1:], shapes)}
+    return values
 
 
 def _shape(a: Any) -> Any:
@@ -574,7 +638,7 @@ class _Once:
     included), valid while the other arguments equal the traced ones."""
 
     def __init__(self, entry: Entry, nums: tuple, others: dict, kw: dict, run: Callable, kind: str, program,
-                 convert: Callable | None, single: bool, assemble: Callable | None = None):
+                 convert: Callable | None, single: bool, assemble: Callable | None = None, outputs: bool = False):
         self.entry, self.nums, self.others, self.kw = entry, nums, others, kw
         self.run, self._kind, self.program = run, kind, program
         self.plan = entry.runner.unrolled.plan if entry.runner.unrolled is not None else entry.plan
@@ -588,6 +652,11 @@ class _Once:
         dt_in = np.float64 if arrays else dt
         self.cast = float if self.floats else float_list if self.unrolled else (lambda a: np.asarray(a, dtype=dt_in))
         self.assemble = assemble or _assembler(entry.graph, single, convert, entry.plan.wrt)
+        self.outputs = outputs  # value_and_jacobian: the outputs' values beside the blocks
+        self.values: Callable | None = None  # the scalar routes' outputs as float code (see valued)
+        if outputs:
+            self.assemble = _with_value(entry.graph, self.assemble)
+            self.values = _float_values(entry)
         # the leaves checked for non-finite values: all but data arguments' (the last ones, see _DataArgs)
         self.checked = len(entry.plan.wrt) if len(entry.plan.wrt) < len(entry.graph.inputs) else None
         self.nested = entry.graph.meta.get("input_groups") is not None  # arguments passed as their leaves
@@ -649,15 +718,36 @@ class _Once:
                     kind = np.asarray(v).dtype
                 check_real(kind, f"argument {name!r}")
 
+    def result(self, found: dict, xs: list, device: bool = False) -> Any:
+        """The call's result from the route's blocks ``found`` at the arguments ``xs`` (with the
+        outputs' values for :func:`value_and_jacobian`; ``device``: as ``jax.Array`` values)."""
+        if self.outputs and (self.entry.graph.outputs[0], None) not in found:
+            found = self.valued(found, xs)
+            if device:
+                found = {k: _on_device(v) if k[1] is None else v for k, v in found.items()}
+        return self.assemble(found)
+
+    def valued(self, found: dict, xs: list) -> dict:
+        """``found`` with the outputs' values at ``xs``: by the float code of the scalar routes
+        (whose Jacobian code computes none), else (or outside ``math``'s domains, where NumPy
+        gives NaN or inf) by the graph evaluated in NumPy."""
+        if self.values is not None:
+            try:
+                return {**found, **self.values(xs)}
+            except FALLBACK:
+                pass
+        return _valued(found, self.entry.graph, None, self.entry.runner.dtype, [np.asarray(x) for x in xs])
+
     @classmethod
-    def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None) -> "_Once | None":
+    def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None,
+             outputs: bool = False) -> "_Once | None":
         r, g = entry.runner, entry.graph
         assemble = None
         if r.unrolled is not None:  # scalar-level code of the array arguments (jacc.unroll)
             run = r.unrolled.run_arrays if r.unrolled.takes_arrays() else r.unrolled.run_lists
             kind, program, convert = r.kind, None, None
         elif r.fast is not None:  # scalar code evaluates the primal itself
-            run, assemble = _scalar_run(entry, single)
+            run, assemble = _scalar_run(entry, single, outputs)
             kind, program, convert = r.kind, None, np.asarray  # floats to fresh 0-d arrays
         elif r.program and r.program.primal:  # lowered with the primal (Runner(primal=True))
             program = r.program
@@ -670,7 +760,7 @@ class _Once:
             return None
         others = {i: snapshot(a, copies) for i, a in enumerate(args) if i not in nums}  # (copies: the trace's)
         kw = {k: snapshot(v, copies) for k, v in kwargs.items()}
-        made = cls(entry, nums, others, kw, run, kind, program, convert, single, assemble)
+        made = cls(entry, nums, others, kw, run, kind, program, convert, single, assemble, outputs)
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
 
@@ -783,17 +873,18 @@ def _finite_result(out: Any) -> bool:
     return finite_blocks(pytrees.flatten(out, lambda x: isinstance(x, (dict, tuple, list)))[0])
 
 
-def _scalar_run(entry: Entry, single: bool) -> tuple[Callable, Callable | None]:
+def _scalar_run(entry: Entry, single: bool, general: bool = False) -> tuple[Callable, Callable | None]:
     """``(run, assemble)`` for an all-scalar graph traced once: where the result is the
     Jacobian's entries in :func:`~jacc.compile.flat`'s order (one output), ``run`` returns that
     tuple of floats and ``assemble`` makes each a 0-d array — no dict per call (on the lecture's
-    example that is a third of the whole call); else the dict-returning code and None."""
+    example that is a third of the whole call); else (or where ``general``) the dict-returning
+    code and None."""
     from .compile import flat
 
     fast, graph = entry.runner.fast, entry.graph
     raw, keys = fast.raw, fast.flat_keys
     wanted = [(y, x) for y in graph.outputs for x in entry.plan.wrt]
-    if graph.meta.get("output_tuple") or graph.meta.get("input_groups") or len(graph.outputs) != 1 \
+    if general or graph.meta.get("output_tuple") or graph.meta.get("input_groups") or len(graph.outputs) != 1 \
             or keys != wanted or (single and len(keys) != 1):  # (nested: the general assembler)
         def run(xs):
             try:
@@ -929,10 +1020,12 @@ class Runner:
     """How an entry's plan runs, decided at its first call (lowering needs values): the scalar
     straight-line function, a :class:`~jacc.program.Program`, or the interpreted executor."""
 
-    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False, unroll: bool = True):
+    def __init__(self, backend: str, dtype, sparse: bool = False, primal: bool = False, unroll: bool = True,
+                 outputs: bool = False):
         # primal: the program also evaluates the graph, so retrace=False (or a call that skips f)
         # can run it on arguments alone; such calls repeat, so the float code may be built as C
         self.backend, self.dtype, self.sparse, self.primal = backend, dtype, sparse, primal
+        self.outputs = outputs  # a program with the primal returns the outputs' values too (value_and_jacobian)
         self.fast: Callable | None = None  # scalar straight-line function
         self.fast_kind = "scalar"  # or "c": that code built by the C compiler (jacc.ccode)
         # unroll: may try that route (not for structures rebuilt with other constants: it would
@@ -1007,9 +1100,11 @@ class Runner:
             for primal in dict.fromkeys((self.primal, False)):  # without the primal if it will not lower
                 try:
                     try:
-                        self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep)
+                        self.program = lower(plan, values, self.dtype, backend, self.sparse, primal, keep,
+                                             self.outputs)
                     except TooLongForXLA as e:
-                        self.program = lower(plan, values, self.dtype, "numpy", self.sparse, primal, keep)
+                        self.program = lower(plan, values, self.dtype, "numpy", self.sparse, primal, keep,
+                                             self.outputs)
                         self.why = str(e)
                     break
                 except (LowerError, BackendError) as e:
@@ -1107,7 +1202,8 @@ class Runner:
                     or alt.peak_bytes > PLAIN_MEMORY * max(plan.peak_bytes, 1 << 20):
                 continue
             try:
-                program = lower(alt, values, self.dtype, "numpy", False, self.program.primal)
+                program = lower(alt, values, self.dtype, "numpy", False, self.program.primal,
+                                outputs=self.outputs)
             except (LowerError, BackendError):
                 continue
             t = _call_seconds(program, values, graph)
@@ -1346,11 +1442,49 @@ def jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "aut
     >>> J.shape, float(J[0, 0]), float(J[0, 1])
     ((3, 3), 2.0, 0.0)
     """
+    return _public(f, argnums, strategy, dict(
+        dtype=dtype, nonfinite=nonfinite, cache=cache, compile=compile, backend=backend, sparse=sparse,
+        retrace=retrace, cost_model=cost_model, objective=objective, memory_limit=memory_limit), strategy_options)
+
+
+def value_and_jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: Any = "auto", *,
+                       dtype=None, nonfinite: str = "raise", cache: bool = True, compile: bool = True,
+                       backend: str = "auto", sparse: bool = False, retrace: bool | str = True,
+                       cost_model: CostModel | None = None, objective: Any = None, memory_limit: int | None = None,
+                       **strategy_options) -> Callable:
+    """A function computing ``(f(*args, **kwargs), J)``: ``f``'s value beside the Jacobian that
+    :func:`jacobian` with the same arguments computes, without a second evaluation of ``f``.
+
+    Newton and Gauss–Newton steps need both; so does ``scipy.optimize.minimize(vj, x0,
+    jac=True)``, which takes the value and the gradient from one call. The value has ``f``'s
+    nesting (one array, a tuple, a dict) with each output as a NumPy array of the Jacobian's
+    ``dtype`` (a scalar output as a 0-d array), or as ``jax.Array`` values where the Jacobian's
+    blocks are; it belongs to the caller. A call that traces ``f`` takes the value from its trace;
+    a call that runs the compiled array program (primal included) returns the outputs that program
+    computes; on the scalar route's float and C code, which compute no outputs, it is the graph
+    evaluated by NumPy (one primal evaluation, as ``f(x)`` would cost). Every option is
+    :func:`jacobian`'s, and so are the returned function's attributes (``.plan``, ``.ran``,
+    ``.cache``, …).
+
+    >>> import numpy as np
+    >>> vj = value_and_jacobian(lambda x: np.sum(x ** 2))
+    >>> value, grad = vj(np.array([1.0, 2.0]))
+    >>> float(value), grad.tolist()
+    (5.0, [2.0, 4.0])
+    """
+    return _public(f, argnums, strategy, dict(
+        dtype=dtype, nonfinite=nonfinite, cache=cache, compile=compile, backend=backend, sparse=sparse,
+        retrace=retrace, cost_model=cost_model, objective=objective, memory_limit=memory_limit), strategy_options,
+        outputs=True)
+
+
+def _public(f: Callable, argnums: Any, strategy: Any, options: dict, strategy_options: dict,
+            outputs: bool = False) -> Callable:
+    """:func:`jacobian` and :func:`value_and_jacobian`: their options checked, the function made."""
     for name in _JAX_ONLY.keys() & strategy_options.keys():
-        raise TypeError(f"jacc.jacobian has no {name}= (jax.jacrev's option): {_JAX_ONLY[name]}")
-    return _jacobian(f, argnums, strategy, dtype=dtype, nonfinite=nonfinite, cache=cache, compile=compile,
-                     backend=backend, sparse=sparse, retrace=retrace, cost_model=cost_model, objective=objective,
-                     memory_limit=memory_limit, strategy_options=strategy_options)
+        raise TypeError(f"jacc.{'value_and_jacobian' if outputs else 'jacobian'} has no {name}= "
+                        f"(jax.jacrev's option): {_JAX_ONLY[name]}")
+    return _jacobian(f, argnums, strategy, **options, strategy_options=strategy_options, outputs=outputs)
 
 
 #: JAX's jacobian options that jacc has no counterpart of, and what to do instead (a misspelt or
@@ -1368,7 +1502,7 @@ _JAX_ONLY = {
 def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str, cache: bool, compile: bool,
               backend: str, sparse: bool, retrace: bool | str, cost_model: CostModel | None, objective: Any,
               memory_limit: int | None, strategy_options: dict, data: tuple = (), single: bool | None = None,
-              store: _Cache | None = None) -> Callable:
+              store: _Cache | None = None, outputs: bool = False) -> Callable:
     """:func:`jacobian`'s function. Where ``data`` names positions of ``argnums``, those arguments
     (keyword data made positions by :func:`_keywords_as_positions`)
     are traced as inputs that are not differentiated (:class:`_DataArgs`): their blocks are not
@@ -1442,7 +1576,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return (not retrace or isinstance(verdict[0], Guards)) and not graph.meta.get("value_dependent")
 
     def result_of(plan) -> Callable[[dict], Any]:
-        return _assembler(plan.graph, single, None if sparse else owned, plan.wrt)
+        found = _assembler(plan.graph, single, None if sparse else owned, plan.wrt)
+        return _with_value(plan.graph, found) if outputs else found
 
     def new_plan(tape: Tape, rec: Recording, recurs: bool = False) -> Entry:
         """``recurs``: a structure planned quickly (see :data:`CHURN_MISSES`) called again."""
@@ -1454,7 +1589,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         # structures that do not repeat: each plan serves about one call, so it is made quickly
         churn = not recurs and strategy == "auto" and store.missed >= CHURN_MISSES and cm.memory_limit is None
         runner = Runner(backend, dt, sparse, with_primal(graph),
-                        cache and not churn and unroll_candidate(graph, strategy))
+                        cache and not churn and unroll_candidate(graph, strategy), outputs)
         runner.churn = churn
         if data:  # (made because calls repeat with new data: lowered at its first call)
             runner.deferred, runner.repeating = 1, True
@@ -1495,13 +1630,14 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         r = old.runner
         if r.program and not r.program.serves(graph):  # constants it compiled in changed: lower
             # again, or under "auto" let the executor run: such constants (a sort order) change per call
-            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False)
+            new = Runner("interpret" if backend == "auto" else backend, dt, sparse, with_primal(graph), False,
+                         outputs)
             return Entry(rec, graph, plan, new, result_of(plan))
         # (a runner whose lowering was left to the next call is shared too: else a structure whose
         # constants change at every call would never be lowered)
         shared = r.fast is None and r.unrolled is None and (r.program is not None or r.deferred)
-        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False),
-                     result_of(plan))
+        return Entry(rec, graph, plan, r if shared else Runner(backend, dt, sparse, with_primal(graph), False,
+                                                               outputs), result_of(plan))
 
     def shape_key(args) -> tuple:
         """Cache key: the number of arguments and the shapes of the differentiated ones."""
@@ -1610,7 +1746,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                           check_argnums(argnums, n) + positions, strategy, dtype=dtype, nonfinite=nonfinite,
                           cache=cache, compile=compile, backend=backend, sparse=sparse, retrace=retrace,
                           cost_model=cost_model, objective=objective, memory_limit=memory_limit,
-                          strategy_options=options, data=positions, single=single, store=store)
+                          strategy_options=options, data=positions, single=single, store=store, outputs=outputs)
         inner.data = slots
         if keys:
             def call(args, kwargs):
@@ -1655,7 +1791,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 refuse_data(key, f"its first {DATA_TRACES} calls traced f all the same")
             if inner.traces != traces:  # (f ran: what it reads may hold traced values now)
                 scrubbed(key, args)
-        if out is not _RUN_F and inner.gathers and not _finite_result(out):
+        if out is not _RUN_F and inner.gathers and not _finite_result(out[1] if outputs else out):
             # a mask reads every position of the axis: 0 times an infinite partial where no label
             # falls (sqrt at 0) is NaN, where the selection of this call's labels may have a 0
             store.skipped = skipped  # (f runs after all)
@@ -1752,7 +1888,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             if hit.domain and not finite_blocks(found):
                 return _RUN_F
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-            return hit.assemble(found)
+            return hit.result(found, xs, device=True)
         xs = hit.leaves(args)
         if hit.bounds is not None and not hit.bounds.within(xs):  # (f raises NumPy's IndexError)
             return _RUN_F
@@ -1766,19 +1902,20 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         if hit.domain and not finite_blocks(found):
             return _RUN_F
         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-        return _on_device(hit.assemble(found)) if to_jax else hit.assemble(found)
+        return _on_device(hit.result(found, xs)) if to_jax else hit.result(found, xs)
 
     def make_once(entry: Entry, tape: Tape, args, kwargs) -> _Once | None:
         """The structure as a function of the differentiated arguments alone; an array program
         lowered without the primal (a default call's) is lowered again with it."""
         nums_here = check_argnums(argnums, len(args))
-        made = _Once.make(entry, args, kwargs, nums_here, single, tape.copies)
+        made = _Once.make(entry, args, kwargs, nums_here, single, tape.copies, outputs)
         if made is None and entry.runner.program:
-            r = Runner(entry.runner.backend, dt, sparse, True, False)
+            r = Runner(entry.runner.backend, dt, sparse, True, False, outputs)
             with np.errstate(all="ignore"):
                 r.prepare(entry.plan, tape.arrays())
             if r.program and r.program.primal:
-                made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single, tape.copies)
+                made = _Once.make(dataclasses.replace(entry, runner=r), args, kwargs, nums_here, single, tape.copies,
+                                  outputs)
         return made
 
     def settle(key, entry: Entry, tape: Tape, state, held: bool, args, kwargs, before: bool = False) -> None:
@@ -1857,7 +1994,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     if not hit.domain or finite_blocks(found):
                         store.skipped += hit.guards is not None
                         jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
-                        return hit.assemble(found)
+                        return hit.result(found, xs)
             if not data:  # (after the floats' path, which takes floats alone; a Jacobian taking data gets
                 args, kwargs = _host_data(args, kwargs, argnums)  # them as its outer one passes them on)
             key = once_key(args, kwargs)
@@ -1967,10 +2104,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 assembled, found = gathered(args, kwargs)
             if tape.nonfinite_because and nonfinite != "propagate" and not finite_blocks(found):
                 raise UnsupportedOperationError(tape.nonfinite_because[0])
+            if outputs and assembled is entry:  # (gathered() gives its trace's)
+                found = _valued(found, graph, tape.values, dt)
         if skipping and (held or seen is not None):
             settle(key, entry, tape, state, held, args, kwargs, before)
         if not retrace and not graph.meta.get("value_dependent") and same(passed_of(args, kwargs), given):
-            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies)
+            made = _Once.make(entry, args, kwargs, check_argnums(argnums, len(args)), single, tape.copies, outputs)
             if made is not None:
                 keep_once(key, made, args, kwargs)
         return _on_device(assembled.assemble(found)) if device else assembled.assemble(found)
@@ -1981,7 +2120,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         with lanes.gathering():
             entry, tape = prepare(args, kwargs, keep=False)
         jf.plan, jf.ran, jf.program = entry.plan, "interpret", None
-        return entry, interpreted(entry.plan, tape)
+        found = interpreted(entry.plan, tape)
+        return entry, _valued(found, entry.graph, tape.values, dt) if outputs else found
 
     def interpreted(plan, tape: Tape) -> dict:
         """The blocks by the executor, the caller's own; its accumulation kept as ``jf.last``."""

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 
-from .graph import GraphError
+from .graph import Graph, GraphError
 from .ops import (
     _COMPONENTS,
     _SPHERICAL_HELPERS,
@@ -274,50 +274,14 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
     code is compiled only if called (a dense result of 200 × 200 entries, nearly all structural
     zeros, is 40,000 dict items: 0.3 s of Python's compiler at the first call of ``jacobian``)."""
     g, problem = plan.graph, plan.problem
-    heads = {v for _, v in problem.edges}
-    needed = set(heads)
-    stack = list(heads)
-    while stack:  # every vertex whose value a partial needs, through every argument (an argument
-        # without an edge, e.g. floor's, still feeds the value)
-        for u in (a for a in g.nx.nodes[stack.pop()]["args"] if isinstance(a, str)):
-            if u not in needed:
-                needed.add(u)
-                stack.append(u)
+    # every vertex whose value a partial needs, through every argument (an argument without an
+    # edge, e.g. floor's, still feeds the value)
+    needed = _with_arguments(g, {v for _, v in problem.edges})
     # the result's blocks too: an input or output off every path still needs its array shape
     if any(g.shape(v) != () for v in needed | set(problem.wrt) | set(problem.of)):
         raise CompileError("compile: only graphs whose vertices are all scalars (use plan.execute, "
                            "or trace with scalarize=True)")
-    names: dict = {}
-    env: dict = {}
-    lines: list[str] = []
-
-    def var(v: str) -> str:
-        return names.setdefault(v, f"v{len(names)}")
-
-    def const(c) -> str:
-        if np.ndim(c.value):  # (np.interp's knots, an einsum's constant vector: the array route's)
-            raise CompileError(f"compile: a constant of shape {np.shape(c.value)} is no float")
-        value = float(c.value)
-        if math.isfinite(value):  # repr round-trips a float exactly; a literal beats a global lookup
-            return f"({value!r})"
-        key = f"c{len(env)}"
-        env[key] = value
-        return key
-
-    def arg_text(a) -> str:
-        return var(a) if isinstance(a, str) else const(a)
-
-    arg_texts: dict[str, list[str]] = {}  # once per vertex: constants get one name each
-    for v in g.topological_order():
-        d = g.nx.nodes[v]
-        if d["op"] == "input" or v not in needed:
-            continue
-        args = arg_texts[v] = [arg_text(a) for a in d["args"]]
-        text = _inline_primal(d["op"], args)
-        if text is None:
-            env[f"F_{var(v)}"] = _primal(d["op"], d["params"])
-            text = f"F_{var(v)}({', '.join(args)})"
-        lines.append(f"{var(v)} = {text}")
+    lines, env, var, arg_texts = _primal_lines(g, needed)
     # local partials: a name per edge, or None for a structural 1
     edge: dict = {}
     for u, v in problem.edges:
@@ -375,6 +339,74 @@ def compile_plan(plan: "Plan", entries_only: bool = False) -> Callable[..., dict
     jacobian.flat_parts = (params, lines, _tuple_text(exprs), env, plan.strategy)
     jacobian.flat_exprs, jacobian.flat_keys = exprs, keys  # per entry: its expression, its (output, input)
     return jacobian
+
+
+def compile_values(graph: Graph) -> Callable[..., tuple]:
+    """The outputs of an all-scalar ``graph`` as straight-line float code: a function of its
+    inputs (floats, in ``graph.inputs`` order) returning their values as a tuple of floats in
+    ``graph.outputs`` order, with Python's ``math`` semantics (the caller catches
+    :data:`FALLBACK`). What :func:`jacc.value_and_jacobian` returns beside the scalar route's
+    Jacobian, whose code computes no outputs. Raises :class:`CompileError` where a vertex is an
+    array or an op has no float formula.
+
+    >>> from jacc import examples
+    >>> [round(v, 3) for v in compile_values(examples.lecture_f())(2.0, 5.0)]
+    [11.652]
+    """
+    needed = _with_arguments(graph, set(graph.outputs))
+    if any(graph.shape(v) != () for v in needed | set(graph.inputs)):
+        raise CompileError("compile_values: only graphs whose vertices are all scalars")
+    lines, env, var, _ = _primal_lines(graph, needed)
+    outs = [var(y) for y in graph.outputs]
+    return _define("values", ", ".join(var(x) for x in graph.inputs), lines, _tuple_text(outs), env, "values")
+
+
+def _with_arguments(g: Graph, vertices: set) -> set:
+    """``vertices`` and every vertex they read, directly or not."""
+    needed, stack = set(vertices), list(vertices)
+    while stack:
+        for u in (a for a in g.nx.nodes[stack.pop()]["args"] if isinstance(a, str)):
+            if u not in needed:
+                needed.add(u)
+                stack.append(u)
+    return needed
+
+
+def _primal_lines(g: Graph, needed: set) -> tuple[list[str], dict, Callable[[str], str], dict]:
+    """Float statements evaluating the ``needed`` vertices of ``g`` in order: the lines, their
+    globals, the vertex-to-name map and each vertex's argument texts."""
+    names: dict = {}
+    env: dict = {}
+    lines: list[str] = []
+
+    def var(v: str) -> str:
+        return names.setdefault(v, f"v{len(names)}")
+
+    def const(c) -> str:
+        if np.ndim(c.value):  # (np.interp's knots, an einsum's constant vector: the array route's)
+            raise CompileError(f"compile: a constant of shape {np.shape(c.value)} is no float")
+        value = float(c.value)
+        if math.isfinite(value):  # repr round-trips a float exactly; a literal beats a global lookup
+            return f"({value!r})"
+        key = f"c{len(env)}"
+        env[key] = value
+        return key
+
+    def arg_text(a) -> str:
+        return var(a) if isinstance(a, str) else const(a)
+
+    arg_texts: dict[str, list[str]] = {}  # once per vertex: constants get one name each
+    for v in g.topological_order():
+        d = g.nx.nodes[v]
+        if d["op"] == "input" or v not in needed:
+            continue
+        args = arg_texts[v] = [arg_text(a) for a in d["args"]]
+        text = _inline_primal(d["op"], args)
+        if text is None:
+            env[f"F_{var(v)}"] = _primal(d["op"], d["params"])
+            text = f"F_{var(v)}({', '.join(args)})"
+        lines.append(f"{var(v)} = {text}")
+    return lines, env, var, arg_texts
 
 
 def float_args(inputs: list[str], args: tuple) -> list[float]:

@@ -183,7 +183,11 @@ class Program:
         from .sparse import to_sparse
 
         blocks = {}
-        for k, v, (j, so, si) in zip(self.outputs, out, self.structures):
+        for k, v, structure in zip(self.outputs, out, self.structures):
+            if structure is None:  # an output's value (outputs=True): dense, as the caller's
+                blocks[k] = owned(v)
+                continue
+            j, so, si = structure
             if j is not None and j.terms is not None:  # one array: the terms' values, concatenated
                 sizes = [math.prod(S._middle(t)) for t in j.terms]
                 j = S.with_term_values(j, np.split(np.asarray(v), np.cumsum(sizes)[:-1]))
@@ -370,14 +374,16 @@ class _Primal(Mapping):
 
 
 def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False,
-           sparse: bool = False, primal: bool = False) -> Recorded:
+           sparse: bool = False, primal: bool = False, outputs: bool = False) -> Recorded:
     """Run ``plan`` once on stand-ins for ``values`` and keep the NumPy calls that touch them.
 
     Constants become program inputs too unless ``bake`` (then they are literals). With
     ``sparse`` the results are the final edges' value arrays (their structures are kept), not
     dense blocks. Raises :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan
     then runs interpreted). With ``primal`` the program computes the vertex values itself from
-    the graph's inputs (``values`` then needs the inputs only).
+    the graph's inputs (``values`` then needs the inputs only), and with ``outputs`` too it also
+    returns the value of each output ``y`` of the plan, under the key ``(y, None)`` after the
+    blocks (:func:`jacc.value_and_jacobian`).
     """
     problem, g = plan.problem, plan.graph
     rec = Recorder()
@@ -419,6 +425,13 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
                 outputs.append((y, x))
                 results.append(Ref(block.id) if isinstance(block, Lazy) else np.asarray(block))
                 expected.append(block.value if isinstance(block, Lazy) else np.asarray(block))
+        for y in problem.of if outputs and primal else ():  # (the primal's own values: nothing multiplied)
+            value = leaves[y]
+            outputs.append((y, None))
+            results.append(Ref(value.id) if isinstance(value, Lazy) else np.asarray(value, dtype))
+            expected.append(value.value if isinstance(value, Lazy) else np.asarray(value, dtype))
+            if sparse:
+                structures.append(None)
     vertices = list(g.inputs) if primal else list(leaves.made)
     vertex_ids = [leaves.made[v].id for v in vertices]
     const_ids = [leaf.id for leaf in const_leaves.values()]
@@ -431,20 +444,21 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
 
 
 def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, backend: str = "numpy",
-          sparse: bool = False, primal: bool = False, keep: bool = False) -> Program:
+          sparse: bool = False, primal: bool = False, keep: bool = False, outputs: bool = False) -> Program:
     """``plan`` as a compiled :class:`Program` for ``backend``, lowered at the point ``values``
     (any point: only shapes and structure matter, unless a rule needs a constant's value, in
     which case the graph's constants are compiled in and ``Program.baked`` is true). With
     ``sparse``, ``run`` returns ``scipy.sparse`` CSR blocks (see :func:`jacc.sparse.to_sparse`).
-    With ``primal``, the program also evaluates the graph: ``run`` needs the inputs only. With
+    With ``primal``, the program also evaluates the graph: ``run`` needs the inputs only, and with
+    ``outputs`` it returns the outputs' values too (keys ``(y, None)``, see :func:`record`). With
     ``keep``, the check's blocks at ``values`` stay for ``run(…, first=True)``."""
     if backend not in BACKENDS:
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     _backend(backend)  # a missing library is one clear line before any work
     try:
-        r = record(plan, values, dtype, sparse=sparse, primal=primal)
+        r = record(plan, values, dtype, sparse=sparse, primal=primal, outputs=outputs)
     except LowerError:
-        r = record(plan, values, dtype, bake=True, sparse=sparse, primal=primal)
+        r = record(plan, values, dtype, bake=True, sparse=sparse, primal=primal, outputs=outputs)
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)
