@@ -244,6 +244,12 @@ _FLOAT_UFUNCS = _single_ufunc_ops()
 _ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
+try:  # NumPy's error state, a context variable: read in 60 ns where np.geterr() takes 1 µs
+    from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
+except ImportError:  # (another NumPy: f's np.errstate(...="raise") is then not looked for)
+    _ERRSTATE = None
+
+
 def _evaluate(evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
     """``evaluate(vals, params)``; with ``scalar`` (see :data:`_SCALAR_OPS`) and only 0-d float64
     arguments, the same value computed on Python floats (a NaN result, whose payload NumPy
@@ -352,6 +358,9 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
+        # NumPy's error state that the trace runs f under: an op under another one (f's own
+        # np.errstate) is checked for 'raise' (see _evaluated); None where NumPy hides it
+        self.errstate: Any = None
         # (steps, vertex, lowest, n): labels read through a one-hot mask (jacc.numpy_api.gathers._LabelGrid),
         # computed from data by the recorded steps, must hold lowest <= y < n at every call
         self.index_bounds: list[tuple[tuple, str, int, int]] = []
@@ -519,6 +528,8 @@ class Tape:
     def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if self.paused:
             return _plain_step(op, args, params or {})
+        if self.errstate is not None and _ERRSTATE.get() is not self.errstate:  # (f's own np.errstate)
+            self._note_raising()
         if self._pending is not None:
             self.unwritten()
         if _LANES[0] and Lanes in map(type, args):  # x[m] * a: on every lane, or on the selection (jacc.lanes)
@@ -545,44 +556,48 @@ class Tape:
                 step = table[len(self.steps)]
             except IndexError:
                 step = None
-            if step is not None and step[0] == op and step[1] == params and len(args) == step[7]:
-                fl = step[8]
-                if fl is not None:  # 0-d values stay Python floats: no arrays, no ufunc dispatch
-                    xs = self._floats(args, step[4]) if op != "getitem" else self._array_arg(args[0], step[4][0])
-                    if xs is not None:
-                        r = fl(*xs)
-                        if type(r) is np.ndarray:  # (stack: an array of the floats, bits kept)
-                            return self._traced(step, r)
-                        if r is not None and r == r:  # (a NaN: NumPy decides its payload, below)
-                            return self._kept(step, r)
-                arith = _ARITH.get(op)
-                if arith is not None and len(args) == 2:  # + − × ÷ with an array: the ufunc itself
-                    va, vb = self._operand(args[0], step[4][0]), self._operand(args[1], step[4][1])
-                    if va is not None and vb is not None:
-                        value = arith(va, vb)
-                        if type(value) is not np.ndarray or value.dtype is not _F8:
-                            value = self._own(value)
+            try:  # (an error here is one of these values, as in _evaluated: f may catch it)
+                if step is not None and step[0] == op and step[1] == params and len(args) == step[7]:
+                    fl = step[8]
+                    if fl is not None:  # 0-d values stay Python floats: no arrays, no ufunc dispatch
+                        xs = self._floats(args, step[4]) if op != "getitem" else self._array_arg(args[0], step[4][0])
+                        if xs is not None:
+                            r = fl(*xs)
+                            if type(r) is np.ndarray:  # (stack: an array of the floats, bits kept)
+                                return self._traced(step, r)
+                            if r is not None and r == r:  # (a NaN: NumPy decides its payload, below)
+                                return self._kept(step, r)
+                    arith = _ARITH.get(op)
+                    if arith is not None and len(args) == 2:  # + − × ÷ with an array: the ufunc itself
+                        va, vb = self._operand(args[0], step[4][0]), self._operand(args[1], step[4][1])
+                        if va is not None and vb is not None:
+                            value = arith(va, vb)
+                            if type(value) is not np.ndarray or value.dtype is not _F8:
+                                value = self._own(value)
+                            return self._traced(step, value)
+                    value = None
+                    if step[7] == 2:  # most ops; written out, this is the hot path of small functions
+                        va, vb = self._replayed(args[0], step[4][0]), self._replayed(args[1], step[4][1])
+                        vals = None if va is None or vb is None else [va, vb]
+                        scalar = step[6]
+                        if (vals is not None and scalar is not None and not va.ndim and not vb.ndim
+                                and va.dtype is _F8 and vb.dtype is _F8):
+                            r = scalar(float(va), float(vb))
+                            if r is not None and r == r:  # (see _evaluate)
+                                value = np.array(r)
+                    else:
+                        vals = [self._replayed(a, x) for a, x in zip(args, step[4])]
+                        if any(v is None for v in vals):
+                            vals = None
+                    if vals is not None:
+                        if value is None:
+                            value = self._evaluated(op, step[5], step[6], vals, params)
+                            if type(value) is not np.ndarray or value.dtype is not _F8:
+                                value = self._own(value)
                         return self._traced(step, value)
-                value = None
-                if step[7] == 2:  # most ops; written out, this is the hot path of small functions
-                    va, vb = self._replayed(args[0], step[4][0]), self._replayed(args[1], step[4][1])
-                    vals = None if va is None or vb is None else [va, vb]
-                    scalar = step[6]
-                    if (vals is not None and scalar is not None and not va.ndim and not vb.ndim
-                            and va.dtype is _F8 and vb.dtype is _F8):
-                        r = scalar(float(va), float(vb))
-                        if r is not None and r == r:  # (see _evaluate)
-                            value = np.array(r)
-                else:
-                    vals = [self._replayed(a, x) for a, x in zip(args, step[4])]
-                    if any(v is None for v in vals):
-                        vals = None
-                if vals is not None:
-                    if value is None:
-                        value = self._evaluated(op, step[5], step[6], vals, params)
-                        if type(value) is not np.ndarray or value.dtype is not _F8:
-                            value = self._own(value)
-                    return self._traced(step, value)
+            except Exception as e:
+                self.raised(op, e)
+                raise
         gargs = []
         given: list = []  # per argument, the caller's array where it is one (see copies)
         for a in args:
@@ -871,6 +886,8 @@ class Tape:
             if k < len(table):
                 step = table[k]
                 if step[10] is not None and step[0] == op and step[7] == arity:
+                    if self.errstate is not None and _ERRSTATE.get() is not self.errstate:  # (see _record)
+                        self._note_raising()
                     return step
         return None
 
@@ -890,7 +907,11 @@ class Tape:
                 if xs is not None:
                     xa, xb = xs
             if xa is not None and xb is not None:
-                r = step[10](xa, xb)
+                try:
+                    r = step[10](xa, xb)
+                except Exception as e:  # (f's np.errstate(...="raise"): see _evaluated)
+                    self.raised(op, e)
+                    raise
                 if r is not None and r == r:
                     return self._kept(step, r)
         return self.record(op, [a, b])
@@ -900,7 +921,11 @@ class Tape:
         if type(x) is _Num and x.tape is self:
             step = self._float_step(op, 1)
             if step is not None and x.name == step[4][0]:
-                r = step[10](x.num)
+                try:
+                    r = step[10](x.num)
+                except Exception as e:  # (as in binary)
+                    self.raised(op, e)
+                    raise
                 if r is not None and r == r:
                     return self._kept(step, r)
         return self.record(op, [x])
@@ -1047,8 +1072,21 @@ class Tape:
         try:
             return _evaluate(evaluate, scalar, vals, params)
         except Exception as e:
-            self.note_value_dependence(f"{op} raised {type(e).__name__} at these values")
+            self.raised(op, e)
             raise
+
+    def raised(self, op: str, e: Exception) -> None:
+        """``op`` raised ``e`` at this trace's values: where ``f`` catches it and goes on another
+        way, its trace depends on them."""
+        self.note_value_dependence(f"{op} raised {type(e).__name__} at these values")
+
+    def _note_raising(self) -> None:
+        """An op evaluated under f's ``np.errstate(...="raise")``: at other values it may raise
+        ``FloatingPointError``, which f may catch to go another way, so a call that skips f and
+        meets a non-finite block runs f instead, as for ``math``'s domains (once per trace)."""
+        if "raise" in np.geterr().values():
+            self.note_domain("an op under np.errstate(...='raise')")
+            self.errstate = None
 
     def recorded_constant(self, op: str, position: int, value: Any) -> Any:
         """``value``, or while replaying an earlier trace whose next step is ``op``, that step's
@@ -2046,6 +2084,19 @@ class Tracer(_Held):
 
     def __repr__(self) -> str:
         return f"Tracer({self.name}, shape={self.shape})"
+
+    # copy.copy and copy.deepcopy of an ndarray copy its data: so do a traced one's (by default
+    # they copied the object, tape included, and the copy's vertex belonged to no trace)
+    def __copy__(self) -> "Tracer":
+        return self.copy()
+
+    def __deepcopy__(self, memo: dict) -> "Tracer":
+        return self.copy()
+
+    def __reduce_ex__(self, protocol: int):
+        raise UnsupportedOperationError(
+            f"a traced array cannot be pickled (at {call_site()}): its value is not a number yet; pickle "
+            "outside the differentiated function, or copy it with x.copy() or copy.deepcopy")
 
     def __array__(self, dtype=None, copy=None):
         if self.tape.paused:
@@ -3155,7 +3206,8 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
             with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
                     aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
-                result = (call or f)(*targs, **kwargs)  # here; jacobian's nonfinite= decides)
+                tape.errstate = None if _ERRSTATE is None else _ERRSTATE.get()  # here; jacobian's
+                result = (call or f)(*targs, **kwargs)  # nonfinite= decides)
             if tape.refused is None and not (unseen_modules() - unseen_before):
                 break
             if tape.refused is None:  # f imported a module with replacements and its originals ran on

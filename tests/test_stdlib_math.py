@@ -194,3 +194,24 @@ def test_math_of_an_array_raises_as_math_does(f):
         f(X)
     with pytest.raises(TypeError, match=r"only 0-dimensional arrays can be converted to Python scalars \(the arg"):
         jacc.jacobian(f)(X)
+
+
+def _log_or_square(x):
+    try:
+        return math.log(x[0]) * x
+    except ValueError:  # math.log raises at x[0] <= 0, NumPy's log would not
+        return x ** 2
+
+
+@pytest.mark.parametrize("points", [[[1.0, 2.0], [-1.0, 1.0], [0.7, 3.0]], [[-1.0, 1.0], [0.7, 3.0], [0.5, 2.0]]],
+                         ids=["good, bad, good", "bad first"])
+@pytest.mark.parametrize("retrace", [False, True])
+def test_a_caught_domain_error_makes_the_trace_value_dependent(points, retrace):
+    """f catching math's ValueError goes another way at those values: that trace is never reused
+    at other points (retrace=False reused the x ** 2 branch where log applies; hunt BD)."""
+    jf = jacc.jacobian(_log_or_square, retrace=retrace)
+    for p in points:
+        x = np.array(p)
+        want = (np.array([[math.log(x[0]) + 1.0, 0.0], [x[1] / x[0], math.log(x[0])]]) if x[0] > 0
+                else np.diag(2 * x))
+        np.testing.assert_allclose(jf(x), want, rtol=1e-12)

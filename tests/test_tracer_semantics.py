@@ -896,3 +896,54 @@ def test_polyval_of_a_poly1d_reads_its_coefficients_highest_power_first():
               lambda c: np.polydiv(np.poly1d(c), np.poly1d([1.0, 2.0]))[0](0.7)):
         np.testing.assert_allclose(jacc.jacobian(g)(x), fd_jacobian(g, [x], 0), rtol=1e-6, atol=1e-8)
     assert isinstance(np.polyder(np.poly1d(x)), np.poly1d)
+
+
+def _copies(x):
+    import copy
+
+    y = copy.copy(x)
+    y[0] = 0.0  # (a copy's write leaves x as it is, as NumPy's)
+    state = copy.deepcopy({"a": [x, 2.0 * x]})
+    state["a"][0][1] = 5.0
+    return x + y + state["a"][0] + state["a"][1]
+
+
+def test_copy_and_deepcopy_of_traced_arrays_copy_them_as_numpy_does():
+    """copy.deepcopy of a dict of traced arrays failed inside jacc (hunt BD): they copy as ndarrays do."""
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_allclose(_copies(x), [4.0, 13.0, 15.0])
+    J = jacc.jacobian(_copies)(x)
+    np.testing.assert_allclose(J, np.diag([4.0, 4.0, 5.0]))
+    np.testing.assert_allclose(J, fd_jacobian(_copies, (x,), 0), atol=1e-6)
+
+
+def test_pickling_a_traced_array_is_refused_by_name():
+    import pickle
+
+    with pytest.raises(UnsupportedOperationError, match="cannot be pickled"):
+        jacc.jacobian(lambda x: pickle.loads(pickle.dumps(x)))(np.ones(2))
+
+
+def _log_or_square(x):
+    try:
+        with np.errstate(divide="raise"):
+            return np.log(x[0]) * x
+    except FloatingPointError:
+        return x ** 2
+
+
+@pytest.mark.parametrize("points", [[[1.0, 2.0], [0.0, 1.0], [0.7, 3.0], [0.0, 2.0], [2.0, 1.0]],
+                                    [[1.0, 2.0], [0.5, 1.0], [0.7, 3.0], [0.0, 2.0], [2.0, 1.0]],
+                                    [[0.0, 1.0], [0.7, 3.0], [0.5, 2.0], [0.0, 3.0]]],
+                         ids=["good, bad, good", "bad after skips", "bad first"])
+@pytest.mark.parametrize("retrace", [False, True])
+def test_a_guard_by_np_errstate_raise_holds_on_every_call(points, retrace):
+    """f's own np.errstate(divide="raise") and except FloatingPointError: a call that skips f and
+    meets a non-finite block runs f, and the branch taken at the error is never reused elsewhere
+    (retrace=False replayed either branch at the other's points; hunt BD)."""
+    jf = jacc.jacobian(_log_or_square, retrace=retrace)
+    for p in points:
+        x = np.array(p)
+        want = (np.diag(2 * x) if x[0] == 0
+                else np.array([[np.log(x[0]) + 1.0, 0.0], [x[1] / x[0], np.log(x[0])]]))
+        np.testing.assert_allclose(jf(x), want, rtol=1e-12)

@@ -161,6 +161,9 @@ def _refuse_outside_domain(name: str, out: Any, args: tuple) -> None:
         return
     if not all(np.isfinite(getattr(a, "value", a)).all() for a in args if isinstance(a, (Tracer, float, int))):
         return
+    tracer = next((a for a in args if isinstance(a, Tracer)), None)
+    if tracer is not None:  # (f may catch it and go on another way: its trace then depends on values)
+        tracer.tape.note_value_dependence(f"math.{name} raised outside its domain at these values")
     if np.isnan(value).any() or name in _POLES:
         raise ValueError(f"math domain error: math.{name} at {call_site()}")
     raise OverflowError(f"math range error: math.{name} at {call_site()}")
