@@ -420,11 +420,13 @@ _INT_DATA_TYPES = frozenset(map(np.dtype, (np.int64, np.int32, np.int16, np.int8
 #: (its build at ccode.BUILD_SECONDS_PER_LINE against the program's time saved per call)
 REPEAT_PAYOFF = 10_000
 
-#: new structures in a row (no call replaying one between) after which ``auto`` plans the next ones
-#: as the likelier cheaper of forward and reverse mode, without the scalar route, and runs them on the
-#: executor (lowered only at a second call): calls whose indices change with the data
+#: new structures (each call replaying a cached one counts one less) after which ``auto`` plans the
+#: next ones as the likelier cheaper of forward and reverse mode, without the scalar route, and runs
+#: them on the executor (lowered only at a second call): calls whose indices change with the data
 #: (``E[idx]``, ``logp[np.arange(n), y]``) are a new structure each, and ``auto``'s search with the
-#: scalar route's took 70 ms a call for a 10 × 4 embedding (JAX: 21 µs)
+#: scalar route's took 70 ms a call for a 10 × 4 embedding (JAX: 21 µs); ``sorted(x)`` of a traced
+#: 4-vector is one of 24 structures, of which a shape keeps 8: a hit between misses had reset the
+#: count, and every new order was searched and lowered (30 ms a call; hunt BD)
 CHURN_MISSES = 4
 
 #: argument shapes (cache keys) one jacobian keeps structures for: called in turn with more, every
@@ -1328,7 +1330,7 @@ class _Cache:
         self.entries: dict[Any, list[Entry]] = {}
         self.limit, self.per_key = limit, per_key
         self.hits = self.misses = self.rebuilds = 0
-        self.missed = 0  # misses since the last hit (jacc.api.CHURN_MISSES)
+        self.missed = 0  # misses less hits, never below 0 (jacc.api.CHURN_MISSES)
         self.skipped = 0  # calls that ran the traced-once program without running f (jacc.guards)
         self.why_traced: str | None = None  # why the last structure watched runs f on every call
         # why the last structure whose data arguments changed keeps them constants (see _DataArgs)
@@ -1695,7 +1697,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             return new_plan(tape, tape.recording()), tape
         if tape.graph is None and tape.same_constants and not found[0].runner.churn:  # replayed found[0] exactly
             store.hits += 1
-            store.missed = 0
+            store.missed = max(store.missed - 1, 0)
             return found[0], tape
         rec = tape.recording()
         if tape.graph is None:  # replayed found[0]'s structure with other constants
@@ -1705,12 +1707,12 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         if match is not None and match.runner.churn:  # planned quickly, as structures did not repeat: this
             entry = new_plan(tape, rec, recurs=True)  # one does, and is planned as the strategy says
             store.hits += 1
-            store.missed = 0
+            store.missed = max(store.missed - 1, 0)
         elif match is not None:
             entry = rebase(match, tape, rec)
             store.hits += 1
             store.rebuilds += 1
-            store.missed = 0
+            store.missed = max(store.missed - 1, 0)
         else:
             entry = new_plan(tape, rec)
             store.misses += 1

@@ -2203,6 +2203,9 @@ class Tracer(_Held):
     __index__ = _conversion(operator.index, "use as an index or size")
     __complex__ = _conversion(complex, "complex()")
 
+    def as_integer_ratio(self):  # (the statistics module and fractions.Fraction read numbers so)
+        raise _concretisation("as_integer_ratio() (statistics, fractions.Fraction)")
+
     def __format__(self, spec: str) -> str:
         """``f"{loss:.3f}"`` shows the value (as NumPy formats it). The trace cannot follow the text, and
         code may take a path by it (``if f"{x:.1f}" < "1.0"``): the trace depends on the value there."""

@@ -445,3 +445,28 @@ def test_structures_that_do_not_repeat_are_planned_quickly_until_one_does():
         idx = r.integers(0, 10, (3, 5), dtype=np.uint64)
         np.testing.assert_allclose(jf(E, idx), want(E, idx), rtol=1e-12)
         assert jf.plan.strategy.startswith("auto") == (k < CHURN_MISSES), (k, jf.plan.strategy)
+
+
+def test_structures_that_mostly_do_not_repeat_are_planned_quickly_too():
+    """sorted(x) of a traced 4-vector: one of 24 structures per call, of which the shape keeps 8, so
+    hits come between the misses. They had reset the count of misses, and every new order was
+    searched and lowered (30 ms a call; hunt BD): now each hit takes one miss back."""
+    from jacc.api import CHURN_MISSES
+
+    w = np.arange(1.0, 5.0)
+
+    def f(x):
+        return np.array(sorted(x)) * w
+
+    jf = jacc.jacobian(f)
+    r = np.random.default_rng(0)
+    quick = 0
+    for _ in range(40):
+        x = r.normal(size=4)
+        J = jf(x)
+        want = np.zeros((4, 4))
+        want[np.arange(4), np.argsort(x)] = w
+        np.testing.assert_array_equal(J, want)
+        quick += not jf.plan.strategy.startswith("auto")
+    assert jf.cache.hits > 0 and jf.cache.misses > CHURN_MISSES
+    assert quick >= 5  # (it was 0: every new order searched with auto)

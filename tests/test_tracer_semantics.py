@@ -947,3 +947,10 @@ def test_a_guard_by_np_errstate_raise_holds_on_every_call(points, retrace):
         want = (np.diag(2 * x) if x[0] == 0
                 else np.array([[np.log(x[0]) + 1.0, 0.0], [x[1] / x[0], np.log(x[0])]]))
         np.testing.assert_allclose(jf(x), want, rtol=1e-12)
+
+
+def test_the_statistics_module_is_refused_by_name():
+    import statistics
+
+    with pytest.raises(UnsupportedOperationError, match="as_integer_ratio"):
+        jacc.jacobian(lambda x: statistics.mean(x) * x)(np.ones(3))
