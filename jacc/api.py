@@ -2100,6 +2100,8 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                lambda: accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse))
             else:
                 found = interpreted(plan, tape)
+            if run.churn and not finite_blocks(found):
+                found = other_mode_if_finite(plan, tape, found)
             assembled = entry
             if graph.meta.get("lanes") and not finite_blocks(found):
                 # (0 · inf outside a mask: the first selected row, which fills it, is at a domain's edge)
@@ -2124,6 +2126,25 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         jf.plan, jf.ran, jf.program = entry.plan, "interpret", None
         found = interpreted(entry.plan, tape)
         return entry, _valued(found, entry.graph, tape.values, dt) if outputs else found
+
+    def other_mode_if_finite(plan, tape: Tape, found: dict) -> dict:
+        """A quick plan's blocks (see :data:`CHURN_MISSES`) that are not finite, by the other of
+        forward and reverse mode where that gives finite ones: ``np.sqrt(x)[y].sum()`` in reverse
+        scatters the cotangent into a dense row whose stored 0 at an entry ``y`` does not select
+        meets sqrt's infinite slope at 0 there (NaN, where ``auto``'s plan, and forward mode,
+        select first: an exact 0)."""
+        from .plan import build, choose
+
+        mode = next((m for m in naive_first(plan.problem) if m != plan.strategy), None)
+        if mode is None:
+            return found
+        order, name, info, optimal = choose(plan.problem, mode, cm, {})
+        other = build(plan.problem, order, name, cm, info, 0.0, optimal)
+        blocks = interpreted(other, tape)
+        if not finite_blocks(blocks):
+            return found
+        jf.plan, jf.ran = other, "interpret"
+        return blocks
 
     def interpreted(plan, tape: Tape) -> dict:
         """The blocks by the executor, the caller's own; its accumulation kept as ``jf.last``."""

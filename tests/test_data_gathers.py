@@ -684,3 +684,18 @@ def test_labels_indexing_labels_stay_constants_and_say_so():
         want[np.arange(4), perm[y]] = 2.0
         np.testing.assert_array_equal(jf(x, perm, y), want)
     assert "integer data" in jf.cache.why_constant, jf.cache.why_constant
+
+
+def test_quick_plans_of_new_structures_keep_the_exact_zero():
+    """Past CHURN_MISSES new structures, quick plans ran reverse mode on the executor: its scatter of
+    the cotangent left a stored 0 where no label falls, times sqrt's infinite slope at 0, NaN (from
+    the 7th call on). Such blocks are taken from the other mode where it gives them finite."""
+    x = np.array([1.0, 2.0, 0.5, 3.0, 4.0, 0.0])
+    jf = jacc.jacobian(lambda x, y: np.sqrt(x)[y].sum())
+    r, quick = np.random.default_rng(5), 0
+    for _ in range(14):
+        y = r.integers(0, 5, 4).astype(np.uint64)  # (constants: a new structure at nearly every call)
+        want = np.bincount(y.astype(int), weights=0.5 / np.sqrt(x[y.astype(int)]), minlength=6)
+        np.testing.assert_array_equal(jf(x, y), want)
+        quick += jf.ran == "interpret"
+    assert quick >= 4

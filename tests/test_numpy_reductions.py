@@ -7,6 +7,7 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 from jacc.trace import TraceError, UnsupportedOperationError, trace
@@ -285,3 +286,27 @@ def test_std_of_one_value_has_slope_zero(f):
     x = np.array([[0.5, 1.0, 2.0, 3.0]])
     J = jacc.jacobian(f)(x)
     np.testing.assert_array_equal(J, np.zeros(np.shape(f(x)) + x.shape))
+
+
+_NAN_DATA = np.array([[0.3, -1.2, 0.8], [1.1, 0.4, np.nan], [-0.7, 2.0, 0.5], [np.nan, 0.9, -0.4], [1.5, -0.3, 1.2]])
+
+
+@pytest.mark.parametrize("name,reduce", [
+    ("nanmean", lambda y: np.nanmean(y, axis=0)), ("nanmean, all axes", np.nanmean),
+    ("nansum", lambda y: np.nansum(y, axis=0)), ("nanvar", lambda y: np.nanvar(y, axis=0)),
+    ("nanstd, ddof", lambda y: np.nanstd(y, axis=1, ddof=1)), ("nanmax", lambda y: np.nanmax(y, axis=0)),
+    ("nanprod", lambda y: np.nanprod(y, axis=0)), ("nancumsum", lambda y: np.nancumsum(y, axis=0)),
+    ("nanmedian", lambda y: np.nanmedian(y, axis=0)), ("nanquantile", lambda y: np.nanquantile(y, 0.3, axis=0)),
+    ("nanpercentile", lambda y: np.nanpercentile(y, 70, axis=0))])
+@pytest.mark.parametrize("options", [{}, {"compile": False}, {"retrace": False}], ids=["defaults", "executor", "once"])
+def test_nan_aware_reductions_of_data_with_nan_have_finite_jacobians(name, reduce, options):
+    """nanmean(D * b) w.r.t. b with NaN in the data D: the NaN entries' 0 times ∂(D·b)/∂b = NaN
+    made the Jacobian NaN where it is finite (hunt BE). They are cut off from the array instead."""
+    def f(b, D):
+        return reduce(D * b)
+
+    jf = jacc.jacobian(f, **options)
+    for b in (np.array([2.1, 1.7, 2.6]), np.array([1.9, 2.2, 1.4]), np.array([2.5, 1.1, 1.8])):
+        J = jf(b, _NAN_DATA)
+        assert np.isfinite(J).all(), name
+        np.testing.assert_allclose(J, fd_jacobian(f, (b, _NAN_DATA), 0), rtol=1e-6, atol=1e-7)

@@ -215,3 +215,26 @@ def test_compile_values_refuses_arrays():
     g = jacc.trace(lambda x: np.tanh(x), np.zeros(3))
     with pytest.raises(CompileError, match="all scalars"):
         compile_values(g)
+
+
+B = RNG.standard_normal((200, 150))
+
+
+def large(x):  # beyond the scalar route: the backends' array programs
+    return np.tanh(B @ x) * np.sum(x ** 2), np.sum(np.sin(x))
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+@pytest.mark.parametrize("backend", ["numpy", "jax", "torch"])
+def test_each_array_program_returns_the_outputs(backend, retrace):
+    if backend != "numpy":
+        pytest.importorskip(backend)
+    vj = jacc.value_and_jacobian(large, backend=backend, retrace=retrace)
+    jf = jacc.jacobian(large, backend=backend, retrace=retrace)
+    for _ in range(5):
+        x = RNG.standard_normal(150)
+        value, J = vj(x)
+        assert_same_tree(value, large(x))
+        assert_same_tree(J, jf(x))
+    assert vj.ran == backend
+    assert [k for k in vj.program.outputs if k[1] is None] == [(y, None) for y in vj.plan.graph.outputs]

@@ -517,6 +517,12 @@ def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False, method: s
     if q.size and not (np.all(q >= 0) and np.all(q <= 1)):
         raise ValueError(f"{what}: quantiles must be in the range [0, 1]" if "quantile" in what
                          else f"{what}: percentiles must be in the range [0, 100]")
+    if skip_nan and _traced(a) and np.isnan(a.value).any():
+        # (NaN entries cut off from a: the op's 0 weight there times a NaN partial before it, NaN
+        # in the data of nanmedian(D * b), would be NaN; the trace then depends on where they are)
+        from .reductions import _nan_filled
+
+        a = _nan_filled(a, np.nan)[0]
     axes = _axes_of(axis, a.ndim, what)
     rest = [k for k in range(a.ndim) if k not in axes]
     x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])

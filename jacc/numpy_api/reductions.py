@@ -212,13 +212,27 @@ def _average(a, axis=None, weights=None, returned=False, *, keepdims=False):
 
 
 def _nan_mask(a) -> np.ndarray:
-    """Where ``a`` is NaN at this trace (a comparison: the trace is marked value-dependent)."""
-    return np.asarray(np.isnan(a), bool)
+    """Where ``a`` is NaN at this trace, as a constant (the trace is marked value-dependent)."""
+    mask = np.isnan(_value(a))
+    if _traced(a):
+        a.tape.note_value_dependence("where an array that NaN-aware reductions read is NaN")
+    return mask
 
 
 def _nan_filled(a, fill: float):
+    """``a`` with ``fill`` where it is NaN, and that mask. The entries kept are written into an
+    array of ``fill`` (a selection, so the NaN entries' partials are structurally 0): ``where``'s
+    partial stores its 0 there, which times a NaN partial before it is NaN (``nanmean(D * b)``
+    w.r.t. ``b`` with NaN in the data ``D``: hunt BE)."""
     mask = _nan_mask(a)
-    return (np.where(mask, fill, a) if mask.any() else a), mask
+    if not mask.any():
+        return a, mask
+    if not _traced(a):
+        return np.where(mask, fill, a), mask
+    keep = ~mask
+    filled = np.full_like(a, fill)
+    filled[keep] = a[keep]
+    return filled, mask
 
 
 def _nan_reduction(name: str, fill: float, reduce):
@@ -585,8 +599,8 @@ case("numpy.ptp", lambda xp: xp.ptp, lambda r: (_distinct(r),), variant="all axe
 case("numpy.ptp", lambda xp: lambda x: xp.ptp(x, axis=0, keepdims=True), lambda r: (_distinct(r, _X3),),
      variant="keepdims")
 
-_NAN_NOTE = ("the NaN mask is fixed at each call's trace (value-dependent); NaN entries get derivative 0 "
-             "(times a partial before them that is NaN there, x ** 2 at NaN: NaN)")
+_NAN_NOTE = ("the NaN mask is fixed at each call's trace (value-dependent); NaN entries are cut off (a selection): "
+             "derivative 0, also where a partial before them is NaN (NaN data in nanmean(D * b))")
 for _n in ["nansum", "nanmean", "nanprod"]:
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=-1), lambda r: (_x(r),), note=_NAN_NOTE)
     case(f"numpy.{_n}", lambda xp, n=_n: lambda x: getattr(xp, n)(x, axis=(0, 1), keepdims=True),

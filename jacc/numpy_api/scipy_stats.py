@@ -1,9 +1,10 @@
 """``scipy.stats`` distributions of traced arrays: ``pdf``, ``logpdf``, ``cdf``, ``logcdf``, ``sf``,
 ``logsf`` and the quantiles ``ppf``/``isf`` of the continuous ones (``norm``, ``t``, ``gamma``,
-``beta``, ``f``, ``expon`` …) and ``pmf``, ``logpmf``, ``cdf``, ``sf``, ``ppf`` and ``isf`` of the
-discrete ones (``poisson``, ``binom``, ``nbinom`` …), frozen ones included (``scipy.stats.norm(mu,
-sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the shape parameters differentiable (a
-discrete distribution's points are constants in effect: its mass is piecewise constant in them). The
+``beta``, ``f``, ``expon`` …) and ``pmf``, ``logpmf``, ``cdf``, ``sf``, ``logcdf``, ``logsf``,
+``ppf`` and ``isf`` of the discrete ones (``poisson``, ``binom``, ``nbinom`` …), frozen ones
+included (``scipy.stats.norm(mu, sigma).logpdf(x)``), with the points, ``loc``, ``scale`` and the
+shape parameters differentiable (a discrete distribution's points are constants in effect: its mass
+is piecewise constant in them). The
 incomplete gamma and beta functions behind the distribution functions of ``gamma``, ``chi2``, ``t``,
 ``beta``, ``f`` and ``nbinom`` are differentiated in their shape parameters too (see :mod:`jacc.ops`).
 
@@ -51,7 +52,8 @@ _METHODS = {
 # the discrete distributions' mass functions (no scale; the points inside are the integers of the
 # support) and distribution functions (of floor(x − loc); "left": the support's lower end inside)
 _DISCRETE = {"pmf": ("_pmf", None, 0.0, 0.0, True), "logpmf": ("_logpmf", None, -_INF, -_INF, True),
-             "cdf": ("_cdf", None, 0.0, 1.0, "left"), "sf": ("_sf", None, 1.0, 0.0, "left")}
+             "cdf": ("_cdf", None, 0.0, 1.0, "left"), "sf": ("_sf", None, 1.0, 0.0, "left"),
+             "logcdf": ("_logcdf", None, -_INF, 0.0, "left"), "logsf": ("_logsf", None, 0.0, -_INF, "left")}
 
 
 def _concrete(x: Any, what: str) -> np.ndarray:

@@ -49,8 +49,9 @@ def _record(op: str):
         for k in constant:
             if isinstance(xs[k], Tracer):
                 raise UnsupportedOperationError(
-                    f"scipy.special.{op} at {call_site()}: its derivative with respect to argument {k + 1} (a "
-                    "shape parameter or order) is not recorded; pass a constant there (the point may be traced)")
+                    f"scipy.special.{op} at {call_site()}: its derivative with respect to its "
+                    f"{('first', 'second', 'third', 'fourth')[k]} argument (a count, shape parameter or order) is not "
+                    "recorded; pass a constant there (the other arguments may be traced)")
         return tape.record(op, list(xs))
     return record
 
