@@ -411,7 +411,7 @@ def test_distribution_functions_take_a_traced_point_and_a_constant_shape_paramet
     x = np.array([0.5, 1.5, 3.0])
     J = jacc.jacobian(lambda x: sp.gammainc(2.0, x))(x)
     np.testing.assert_allclose(np.diag(J), x * np.exp(-x), rtol=1e-13)  # the Gamma(2) density
-    with pytest.raises(jacc.UnsupportedOperationError, match=rf"scipy.special.pdtr at .*{HERE}.*argument 1"):
+    with pytest.raises(jacc.UnsupportedOperationError, match=rf"scipy.special.pdtr at .*{HERE}.*its first argument"):
         trace(lambda k: sp.pdtr(k, 1.5), x)  # (the Poisson count: a constant)
     g = {"format": "jacc-graph", "version": 1, "inputs": [{"name": "a", "shape": [3]}, {"name": "x", "shape": [3]}],
          "nodes": [{"name": "y", "op": "pdtr", "args": ["a", "x"]}], "outputs": ["y"]}  # a graph file

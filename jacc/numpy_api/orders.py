@@ -517,12 +517,6 @@ def _quantile(a, q, axis, keepdims, what: str, skip_nan: bool = False, method: s
     if q.size and not (np.all(q >= 0) and np.all(q <= 1)):
         raise ValueError(f"{what}: quantiles must be in the range [0, 1]" if "quantile" in what
                          else f"{what}: percentiles must be in the range [0, 100]")
-    if skip_nan and _traced(a) and np.isnan(a.value).any():
-        # (NaN entries cut off from a: the op's 0 weight there times a NaN partial before it, NaN
-        # in the data of nanmedian(D * b), would be NaN; the trace then depends on where they are)
-        from .reductions import _nan_filled
-
-        a = _nan_filled(a, np.nan)[0]
     axes = _axes_of(axis, a.ndim, what)
     rest = [k for k in range(a.ndim) if k not in axes]
     x = _reshaped(_transposed(a, rest + axes), [a.shape[k] for k in rest] + [-1])
@@ -654,7 +648,8 @@ case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x,
                                                              method="inverted_cdf"), lambda r: (_x(r),),
      variant="method='inverted_cdf'", jax=False)
 case("numpy.nanmedian", lambda xp: lambda x: xp.nanmedian(xp.where(_MASK, x, xp.nan), axis=1), lambda r: (_x(r),),
-     note="n counts each row's non-NaN values")
+     note="n counts each row's non-NaN values, found at each call (one trace serves every point); a NaN entry's "
+          "weight 0 times a NaN partial before it (NaN data in nanmedian(D * b)) is NaN, as in JAX")
 case("numpy.nanquantile", lambda xp: lambda x: xp.nanquantile(xp.where(_MASK, x, xp.nan), np.array([0.2, 0.7]), axis=0,
                                                              keepdims=True), lambda r: (_x(r),))
 case("numpy.nanpercentile", lambda xp: lambda x: xp.nanpercentile(xp.where(_MASK, xp.nan, x), 40.0),

@@ -215,7 +215,7 @@ def _nan_mask(a) -> np.ndarray:
     """Where ``a`` is NaN at this trace, as a constant (the trace is marked value-dependent)."""
     mask = np.isnan(_value(a))
     if _traced(a):
-        a.tape.note_value_dependence("where an array that NaN-aware reductions read is NaN")
+        a.tape.note_value_dependence("isnan of the array a NaN-aware reduction reads")
     return mask
 
 
