@@ -243,15 +243,36 @@ def _float_values(entry: Entry) -> Callable[[list], dict] | None:
         return None
     keys, dt = [(y, None) for y in graph.outputs], r.dtype
     ends = np.cumsum([0] + [math.prod(s) for s in shapes]).tolist()
+    native = _native_values(code, len(scalar.inputs)) if (
+        r.fast_kind == "c" if r.unrolled is None else r.unrolled.native is not None) else None
     if r.unrolled is None:  # floats in, floats out (the route is float64's alone)
         asarray = np.asarray
+        if native is not None:
+            return lambda xs: {k: asarray(v) for k, v in zip(keys, native(xs))}
         return lambda xs: {k: asarray(v) for k, v in zip(keys, code(*xs))}
 
     def values(xs: list) -> dict:
-        floats = [v for x in xs for v in (x if type(x) is list else [x] if type(x) is float else np.ravel(x).tolist())]
-        out = np.array(code(*floats), dtype=dt)
+        if native is not None and all(type(x) is np.ndarray for x in xs):  # (C taking arrays)
+            out = native.from_arrays(xs)
+        else:
+            floats = [v for x in xs for v in (x if type(x) is list else [x] if type(x) is float
+                                                else np.ravel(x).tolist())]
+            out = native(floats) if native is not None else np.array(code(*floats), dtype=dt)
         return {k: out[a:b].reshape(s) for k, a, b, s in zip(keys, ends, ends[1:], shapes)}
     return values
+
+
+def _native_values(code: Callable, n_in: int) -> Any:
+    """The outputs' float code built as C (:class:`jacc.ccode.Native`) for a route that runs C, or
+    None where it is not built (a formula without a C twin, no compiler)."""
+    from .ccode import Native
+    from .compile import CompileError
+    from .program import BackendError
+
+    try:
+        return Native(code, n_in, quick=True)
+    except (CompileError, BackendError):
+        return None
 
 
 def _shape(a: Any) -> Any:

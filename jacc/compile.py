@@ -358,7 +358,11 @@ def compile_values(graph: Graph) -> Callable[..., tuple]:
         raise CompileError("compile_values: only graphs whose vertices are all scalars")
     lines, env, var, _ = _primal_lines(graph, needed)
     outs = [var(y) for y in graph.outputs]
-    return _define("values", ", ".join(var(x) for x in graph.inputs), lines, _tuple_text(outs), env, "values")
+    params = ", ".join(var(x) for x in graph.inputs)
+    values = _define("values", params, lines, _tuple_text(outs), env, "values")
+    # (as compile_plan's flat code: jacc.ccode.Native builds it as C)
+    values.flat_parts, values.flat_exprs = (params, lines, _tuple_text(outs), env, "values"), outs
+    return values
 
 
 def _with_arguments(g: Graph, vertices: set) -> set:
