@@ -2108,7 +2108,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                     found = run.unrolled([tape.values[x] for x in graph.inputs])
                     jf.plan, jf.program = run.unrolled.plan, None
                 else:  # all-scalar graph: the compiled straight-line plan
-                    found = run.fast(*[tape.values[x] for x in graph.inputs])
+                    # (this call's own trace, replayed or new, holds at its values: no warning that
+                    # a value-dependent graph runs elsewhere)
+                    found = getattr(run.fast, "unchecked", run.fast)(*[tape.values[x] for x in graph.inputs])
                     found = {k: np.asarray(v, dtype=dt) for k, v in found.items()}  # fresh arrays
                 if not finite_blocks(found) and singular_ops(graph):  # a (numerically) singular matrix:
                     with np.errstate(all="ignore"):  # LAPACK's answer (its LinAlgError, or its finite values)
@@ -2121,7 +2123,7 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                                lambda: accumulate(plan.problem, tape.arrays(), plan.order, dt, sparse=sparse))
             else:
                 found = interpreted(plan, tape)
-            if run.churn and not finite_blocks(found):
+            if (run.churn or tape.cut_nan) and not finite_blocks(found):
                 found = other_mode_if_finite(plan, tape, found)
             assembled = entry
             if graph.meta.get("lanes") and not finite_blocks(found):
@@ -2149,23 +2151,25 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
         return entry, _valued(found, entry.graph, tape.values, dt) if outputs else found
 
     def other_mode_if_finite(plan, tape: Tape, found: dict) -> dict:
-        """A quick plan's blocks (see :data:`CHURN_MISSES`) that are not finite, by the other of
-        forward and reverse mode where that gives finite ones: ``np.sqrt(x)[y].sum()`` in reverse
-        scatters the cotangent into a dense row whose stored 0 at an entry ``y`` does not select
-        meets sqrt's infinite slope at 0 there (NaN, where ``auto``'s plan, and forward mode,
-        select first: an exact 0)."""
+        """Blocks that are not finite, of a quick plan (see :data:`CHURN_MISSES`) or of a trace
+        whose NaN-aware reductions cut NaN entries off, by forward or else reverse mode (not the
+        plan's own) where that gives finite ones. Reverse mode scatters a selection's cotangent
+        into a dense row, whose stored 0 where nothing is selected meets the partial there:
+        ``np.sqrt(x)[y].sum()`` at a 0 that ``y`` does not read (sqrt's infinite slope), or
+        ``np.nanmean(D * b)`` w.r.t. ``b`` with NaN in the data ``D`` (∂(D·b)/∂b is NaN there).
+        Forward mode selects first: an exact 0."""
         from .plan import build, choose
 
-        mode = next((m for m in naive_first(plan.problem) if m != plan.strategy), None)
-        if mode is None:
-            return found
-        order, name, info, optimal = choose(plan.problem, mode, cm, {})
-        other = build(plan.problem, order, name, cm, info, 0.0, optimal)
-        blocks = interpreted(other, tape)
-        if not finite_blocks(blocks):
-            return found
-        jf.plan, jf.ran = other, "interpret"
-        return blocks
+        for mode in ("forward", "reverse"):
+            if mode == plan.strategy:
+                continue
+            order, name, info, optimal = choose(plan.problem, mode, cm, {})
+            other = build(plan.problem, order, name, cm, info, 0.0, optimal)
+            blocks = interpreted(other, tape)
+            if finite_blocks(blocks):
+                jf.plan, jf.ran = other, "interpret"
+                return blocks
+        return found
 
     def interpreted(plan, tape: Tape) -> dict:
         """The blocks by the executor, the caller's own; its accumulation kept as ``jf.last``."""

@@ -147,6 +147,14 @@ class Graph:
                     self.nx.add_edge(a, name, positions=[pos])
         return name
 
+    def remove_last(self, name: str) -> None:
+        """Remove the vertex ``name`` added last (with its edges): a tracer's step whose evaluation
+        raised, which ``f`` may catch and go on."""
+        if next(reversed(self._order), None) != name:
+            raise GraphError(f"remove_last: {name!r} is not the vertex added last")
+        self.nx.remove_node(name)
+        del self._order[name]
+
     def set_outputs(self, names: Iterable[str]) -> None:
         names = list(names)
         for n in names:

@@ -315,6 +315,7 @@ def _checking_point(graph: Graph, fn: Callable) -> Callable:
         return fn(*xs)
 
     jacobian.__dict__.update(fn.__dict__)
+    jacobian.unchecked = fn  # (for a caller whose inputs are this trace's own: jacobian's traced calls)
     return jacobian
 
 

@@ -177,15 +177,15 @@ class Program:
             # silent as every other route (C, floats, JAX): an overflow shows in the blocks only
             with factorise.sharing(), np.errstate(all="ignore"):
                 out = self.fn(V)
+        given = [v for v in V[:len(self.vertices)] if type(v) is np.ndarray and v.size] if self.primal else ()
         if self.structures is None:
-            given = [v for v in V[:len(self.vertices)] if type(v) is np.ndarray and v.size] if self.primal else ()
             return {k: owned(b, given) for k, b in zip(self.outputs, out)}
         from .sparse import to_sparse
 
         blocks = {}
         for k, v, structure in zip(self.outputs, out, self.structures):
-            if structure is None:  # an output's value (outputs=True): dense, as the caller's
-                blocks[k] = owned(v)
+            if structure is None:  # an output's value (outputs=True): dense, the caller's own
+                blocks[k] = owned(v, given)
                 continue
             j, so, si = structure
             if j is not None and j.terms is not None:  # one array: the terms' values, concatenated

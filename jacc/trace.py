@@ -244,6 +244,17 @@ _FLOAT_UFUNCS = _single_ufunc_ops()
 _ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
+def _errstate_of_f(tape: Tape) -> Any:
+    """NumPy's error state for a traced ``f``: NaN and inf are values there (jacobian's nonfinite=
+    decides), so warnings are silenced, but where the caller asked NumPy to raise (an
+    ``np.errstate(divide="raise")`` around the call), ``f`` meets that error as NumPy would run it,
+    and catching it is a branch of its own: the structure is marked as ``math``'s domains are."""
+    raising = {k: v for k, v in np.geterr().items() if v == "raise"}
+    if raising:
+        tape.note_domain(f"the caller's np.errstate({', '.join(f'{k}=raise' for k in raising)})")
+    return np.errstate(**{"all": "ignore", **raising})
+
+
 try:  # NumPy's error state, a context variable: read in 60 ns where np.geterr() takes 1 µs
     from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
 except ImportError:  # (another NumPy: f's np.errstate(...="raise") is then not looked for)
@@ -361,6 +372,9 @@ class Tape:
         # NumPy's error state that the trace runs f under: an op under another one (f's own
         # np.errstate) is checked for 'raise' (see _evaluated); None where NumPy hides it
         self.errstate: Any = None
+        # a NaN-aware reduction cut the NaN entries off an array (jacc.numpy_api.reductions): a
+        # Jacobian that is not finite may be the plan's order's 0·NaN (see api's other_mode_if_finite)
+        self.cut_nan = False
         # (steps, vertex, lowest, n): labels read through a one-hot mask (jacc.numpy_api.gathers._LabelGrid),
         # computed from data by the recorded steps, must hold lowest <= y < n at every call
         self.index_bounds: list[tuple[tuple, str, int, int]] = []
@@ -666,8 +680,14 @@ class Tape:
             self._net.add(name)
             value = np.broadcast_to(np.array(np.nan, dtype=self.dtype), OPS[op].shape([v.shape for v in vals], params))
         else:  # (record_call silences floating-point warnings)
-            value = self._evaluated(op, OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None,
-                                    vals, params)
+            try:
+                value = self._evaluated(op, OPS[op].evaluate, _SCALAR_OPS.get(op) if self.replayable else None,
+                                        vals, params)
+            except Exception:  # (f may catch it and go on: the step it did not take is no step)
+                self.steps.pop()
+                if self.graph is not None:
+                    self.graph.remove_last(name)
+                raise
         if self._anchor is not None:  # (see anchored: the library's value, not the formula's)
             value = np.asarray(self._anchor, dtype=value.dtype).reshape(np.shape(value))
         if type(value) is not np.ndarray or value.dtype is not _F8:
@@ -3206,11 +3226,11 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
         _RUNNING.tapes.append(tape)
         unseen_before = unseen_modules()
         try:
-            with np.errstate(all="ignore"), constructors() if swaps else _NO_SWAPS, \
+            with _errstate_of_f(tape), constructors() if swaps else _NO_SWAPS, \
                     aliases(f) if swaps else _NO_SWAPS as call, \
-                    _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:  # (NaN and inf are values
-                tape.errstate = None if _ERRSTATE is None else _ERRSTATE.get()  # here; jacobian's
-                result = (call or f)(*targs, **kwargs)  # nonfinite= decides)
+                    _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:
+                tape.errstate = None if _ERRSTATE is None or tape.domains else _ERRSTATE.get()
+                result = (call or f)(*targs, **kwargs)
             if tape.refused is None and not (unseen_modules() - unseen_before):
                 break
             if tape.refused is None:  # f imported a module with replacements and its originals ran on

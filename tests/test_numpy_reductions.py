@@ -295,11 +295,15 @@ _NAN_DATA = np.array([[0.3, -1.2, 0.8], [1.1, 0.4, np.nan], [-0.7, 2.0, 0.5], [n
     ("nanmean", lambda y: np.nanmean(y, axis=0)), ("nanmean, all axes", np.nanmean),
     ("nansum", lambda y: np.nansum(y, axis=0)), ("nanvar", lambda y: np.nanvar(y, axis=0)),
     ("nanstd, ddof", lambda y: np.nanstd(y, axis=1, ddof=1)), ("nanmax", lambda y: np.nanmax(y, axis=0)),
-    ("nanprod", lambda y: np.nanprod(y, axis=0)), ("nancumsum", lambda y: np.nancumsum(y, axis=0))])
-@pytest.mark.parametrize("options", [{}, {"compile": False}, {"retrace": False}], ids=["defaults", "executor", "once"])
+    ("nanprod", lambda y: np.nanprod(y, axis=0)), ("nancumsum", lambda y: np.nancumsum(y, axis=0)),
+    ("nanprod, all axes", np.nanprod), ("nanvar, all axes", np.nanvar)])
+@pytest.mark.parametrize("options", [{}, {"compile": False}, {"retrace": False}, {"strategy": "reverse"}],
+                         ids=["defaults", "executor", "once", "reverse"])
 def test_nan_aware_reductions_of_data_with_nan_have_finite_jacobians(name, reduce, options):
     """nanmean(D * b) w.r.t. b with NaN in the data D: the NaN entries' 0 times ∂(D·b)/∂b = NaN
-    made the Jacobian NaN where it is finite (hunt BE). They are cut off from the array instead.
+    made the Jacobian NaN where it is finite (hunt BE). They are cut off from the array instead,
+    and where the plan is reverse mode (its scatter of the cut's cotangent stores that 0 again:
+    auto's plan of a whole-array nanprod; hunt BF), forward mode's blocks are taken.
     (nanmedian and nanquantile weigh the order statistics found at each call, so one trace serves
     every point: there the 0 weight of a NaN entry still meets a NaN partial, as in JAX.)"""
     def f(b, D):

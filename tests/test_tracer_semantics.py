@@ -954,3 +954,55 @@ def test_the_statistics_module_is_refused_by_name():
 
     with pytest.raises(UnsupportedOperationError, match="as_integer_ratio"):
         jacc.jacobian(lambda x: statistics.mean(x) * x)(np.ones(3))
+
+
+def _log_or_five(x):
+    try:
+        a = np.log(x[0])
+    except FloatingPointError:
+        a = x[0] * 5.0
+    return a * x[1]
+
+
+@pytest.mark.parametrize("options", [{}, {"retrace": "always"}, {"compile": False}, {"dtype": np.float32}])
+def test_the_callers_np_errstate_raise_reaches_f(options):
+    """np.errstate(divide="raise") around the call: NumPy's f takes its except branch at x[0] = 0;
+    the trace ran f under errstate(all="ignore") and took the log branch (hunt BF)."""
+    x = np.array([0.0, 2.0])
+    with np.errstate(divide="raise"):
+        value, J = jacc.value_and_jacobian(_log_or_five, nonfinite="propagate", **options)(x)
+    assert float(value) == 0.0
+    np.testing.assert_allclose(J, [10.0, 0.0])
+
+
+def test_a_caught_error_on_a_float32_replay_leaves_no_step_behind():
+    """float32 values take the general recording path, which adds the step before evaluating it:
+    np.log's FloatingPointError, caught by f, left that step in the graph, and the next one took its
+    name ('every vertex needs its own name'; hunt BF)."""
+    def f(x):
+        with np.errstate(divide="raise"):
+            try:
+                a = np.log(x[0])
+            except FloatingPointError:
+                a = x[0] * 5
+        return a * x[1]
+
+    jf = jacc.jacobian(f, dtype=np.float32)
+    np.testing.assert_allclose(jf(np.array([0.5, 2.0])), [4.0, np.log(0.5)], rtol=1e-6)
+    np.testing.assert_allclose(jf(np.array([0.0, 2.0])), [10.0, 0.0])
+
+
+@pytest.mark.parametrize("retrace", [True, False])
+def test_a_value_dependent_trace_replayed_at_its_own_call_does_not_warn(retrace):
+    """jacobian's traced call ran the cached scalar code of a value-dependent structure through
+    Plan.compile's check of the traced point, which warned that the graph runs elsewhere, though
+    this call's own trace had just replayed it (hunt BF)."""
+    def f(a, b):
+        return a * b if a > 0 else -a
+
+    jf = jacc.jacobian(f, (0, 1), retrace=retrace)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for a in (0.5, 0.7, -0.3, -0.4, 0.9):
+            J = jf(a, 0.25)
+            assert [float(j) for j in J] == ([0.25, a] if a > 0 else [-1.0, 0.0])

@@ -238,3 +238,15 @@ def test_each_array_program_returns_the_outputs(backend, retrace):
         assert_same_tree(J, jf(x))
     assert vj.ran == backend
     assert [k for k in vj.program.outputs if k[1] is None] == [(y, None) for y in vj.plan.graph.outputs]
+
+
+def test_sparse_values_are_the_callers_own():
+    """With sparse=True the program's outputs went through owned() without its inputs: f(x) =
+    x.reshape(2, 2) gave a view of the caller's x on calls that skip f (hunt BF)."""
+    vj = jacc.value_and_jacobian(lambda x: x.reshape(2, 2), sparse=True)
+    x = np.arange(1.0, 5.0)
+    for _ in range(4):
+        value, _ = vj(x)
+        value[...] = -7.0
+        np.testing.assert_array_equal(x, np.arange(1.0, 5.0))
+    assert vj.cache.skipped

@@ -232,6 +232,7 @@ def _nan_filled(a, fill: float):
     keep = ~mask
     filled = np.full_like(a, fill)
     filled[keep] = a[keep]
+    a.tape.cut_nan = True  # (reverse mode scatters the selection's cotangent: a stored 0 meets the NaN)
     return filled, mask
 
 
