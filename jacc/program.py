@@ -374,14 +374,14 @@ class _Primal(Mapping):
 
 
 def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bake: bool = False,
-           sparse: bool = False, primal: bool = False, outputs: bool = False) -> Recorded:
+           sparse: bool = False, primal: bool = False, with_outputs: bool = False) -> Recorded:
     """Run ``plan`` once on stand-ins for ``values`` and keep the NumPy calls that touch them.
 
     Constants become program inputs too unless ``bake`` (then they are literals). With
     ``sparse`` the results are the final edges' value arrays (their structures are kept), not
     dense blocks. Raises :class:`~jacc.lazy.LowerError` where a rule inspects a value (the plan
     then runs interpreted). With ``primal`` the program computes the vertex values itself from
-    the graph's inputs (``values`` then needs the inputs only), and with ``outputs`` too it also
+    the graph's inputs (``values`` then needs the inputs only), and with ``with_outputs`` too it also
     returns the value of each output ``y`` of the plan, under the key ``(y, None)`` after the
     blocks (:func:`jacc.value_and_jacobian`).
     """
@@ -425,7 +425,7 @@ def record(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, bak
                 outputs.append((y, x))
                 results.append(Ref(block.id) if isinstance(block, Lazy) else np.asarray(block))
                 expected.append(block.value if isinstance(block, Lazy) else np.asarray(block))
-        for y in problem.of if outputs and primal else ():  # (the primal's own values: nothing multiplied)
+        for y in problem.of if with_outputs and primal else ():  # (the primal's own values: nothing multiplied)
             value = leaves[y]
             outputs.append((y, None))
             results.append(Ref(value.id) if isinstance(value, Lazy) else np.asarray(value, dtype))
@@ -456,9 +456,9 @@ def lower(plan: "Plan", values: Mapping[str, np.ndarray], dtype=np.float64, back
         raise BackendError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     _backend(backend)  # a missing library is one clear line before any work
     try:
-        r = record(plan, values, dtype, sparse=sparse, primal=primal, outputs=outputs)
+        r = record(plan, values, dtype, sparse=sparse, primal=primal, with_outputs=outputs)
     except LowerError:
-        r = record(plan, values, dtype, bake=True, sparse=sparse, primal=primal, outputs=outputs)
+        r = record(plan, values, dtype, bake=True, sparse=sparse, primal=primal, with_outputs=outputs)
     if r.mults != plan.mults:
         raise LowerError(f"lowered program counts {r.mults} multiplications, the plan {plan.mults}")
     prog = emit(r, backend)

@@ -250,3 +250,24 @@ def test_sparse_values_are_the_callers_own():
         value[...] = -7.0
         np.testing.assert_array_equal(x, np.arange(1.0, 5.0))
     assert vj.cache.skipped
+
+
+def test_jacobians_own_programs_return_blocks_alone():
+    """record() read its list of result keys for the flag asking for the outputs (the same name),
+    so every program lowered with the primal returned the outputs too: jacobian's calls paid for
+    them (a small program: 21 → 27 µs a call)."""
+    jf = jacc.jacobian(large, backend="numpy")
+    vj = jacc.value_and_jacobian(large, backend="numpy")
+    for _ in range(3):
+        x = RNG.standard_normal(150)
+        jf(x)
+        vj(x)
+    assert jf.program.primal and all(k[1] is not None for k in jf.program.outputs)
+    assert any(k[1] is None for k in vj.program.outputs)
+    from jacc.program import lower
+
+    g = jacc.trace(large, np.ones(150))
+    p = jacc.plan(g, "reverse")
+    assert all(k[1] is not None for k in lower(p, {"x": np.ones(150)}, primal=True).outputs)
+    assert [k for k in lower(p, {"x": np.ones(150)}, primal=True, outputs=True).outputs if k[1] is None] == \
+        [(y, None) for y in g.outputs]
