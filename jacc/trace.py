@@ -244,6 +244,17 @@ _FLOAT_UFUNCS = _single_ufunc_ops()
 _ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
+def note_raising(how: dict) -> None:
+    """``f`` asks NumPy to raise (``np.errstate(divide="raise")``, ``np.seterr``; ``how`` their
+    keywords): at other values an op may raise ``FloatingPointError``, which ``f`` may catch to go
+    another way, so the traces running now are marked as ``math``'s domains are (a call that skips
+    ``f`` and meets a non-finite block runs ``f``; :mod:`jacc.numpy_api.numerics` swaps them in)."""
+    raising = sorted(k for k, v in how.items() if v == "raise")
+    if raising:
+        for tape in _RUNNING.tapes:
+            tape.note_domain(f"np.errstate({', '.join(f'{k}=raise' for k in raising)})")
+
+
 def _errstate_of_f(tape: Tape) -> Any:
     """NumPy's error state for a traced ``f``: NaN and inf are values there (jacobian's nonfinite=
     decides), so warnings are silenced, but where the caller asked NumPy to raise (an
@@ -253,12 +264,6 @@ def _errstate_of_f(tape: Tape) -> Any:
     if raising:
         tape.note_domain(f"the caller's np.errstate({', '.join(f'{k}=raise' for k in raising)})")
     return np.errstate(**{"all": "ignore", **raising})
-
-
-try:  # NumPy's error state, a context variable: read in 60 ns where np.geterr() takes 1 µs
-    from numpy._core._ufunc_config import _extobj_contextvar as _ERRSTATE
-except ImportError:  # (another NumPy: f's np.errstate(...="raise") is then not looked for)
-    _ERRSTATE = None
 
 
 def _evaluate(evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
@@ -369,9 +374,6 @@ class Tape:
         self.count = 0
         self.value_dependent: list[str] = []
         self.domains: list[str] = []  # math functions whose domain a call's values may leave (note_domain)
-        # NumPy's error state that the trace runs f under: an op under another one (f's own
-        # np.errstate) is checked for 'raise' (see _evaluated); None where NumPy hides it
-        self.errstate: Any = None
         # a NaN-aware reduction cut the NaN entries off an array (jacc.numpy_api.reductions): a
         # Jacobian that is not finite may be the plan's order's 0·NaN (see api's other_mode_if_finite)
         self.cut_nan = False
@@ -542,8 +544,6 @@ class Tape:
     def _record(self, op: str, args: list, params: dict | None = None) -> "Tracer":
         if self.paused:
             return _plain_step(op, args, params or {})
-        if self.errstate is not None and _ERRSTATE.get() is not self.errstate:  # (f's own np.errstate)
-            self._note_raising()
         if self._pending is not None:
             self.unwritten()
         if _LANES[0] and Lanes in map(type, args):  # x[m] * a: on every lane, or on the selection (jacc.lanes)
@@ -906,8 +906,6 @@ class Tape:
             if k < len(table):
                 step = table[k]
                 if step[10] is not None and step[0] == op and step[7] == arity:
-                    if self.errstate is not None and _ERRSTATE.get() is not self.errstate:  # (see _record)
-                        self._note_raising()
                     return step
         return None
 
@@ -1099,14 +1097,6 @@ class Tape:
         """``op`` raised ``e`` at this trace's values: where ``f`` catches it and goes on another
         way, its trace depends on them."""
         self.note_value_dependence(f"{op} raised {type(e).__name__} at these values")
-
-    def _note_raising(self) -> None:
-        """An op evaluated under f's ``np.errstate(...="raise")``: at other values it may raise
-        ``FloatingPointError``, which f may catch to go another way, so a call that skips f and
-        meets a non-finite block runs f instead, as for ``math``'s domains (once per trace)."""
-        if "raise" in np.geterr().values():
-            self.note_domain("an op under np.errstate(...='raise')")
-            self.errstate = None
 
     def recorded_constant(self, op: str, position: int, value: Any) -> Any:
         """``value``, or while replaying an earlier trace whose next step is ``op``, that step's
@@ -3229,7 +3219,6 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
             with _errstate_of_f(tape), constructors() if swaps else _NO_SWAPS, \
                     aliases(f) if swaps else _NO_SWAPS as call, \
                     _buffers() if key in _NEEDS_BUFFERS else _NO_SWAPS:
-                tape.errstate = None if _ERRSTATE is None or tape.domains else _ERRSTATE.get()
                 result = (call or f)(*targs, **kwargs)
             if tape.refused is None and not (unseen_modules() - unseen_before):
                 break

@@ -41,6 +41,7 @@ from ..trace import (
     _tape_of,
     call_site,
     implements,
+    note_raising,
 )
 from . import FREE, case
 from .gathers import _along, _mask, _one_axis, _value
@@ -690,6 +691,27 @@ def _piecewise_of_traced(original: Callable) -> Callable:
 
 
 swap_during_traces("numpy", {"piecewise": _piecewise_of_traced}, eager=True)
+
+
+# (f's own np.errstate(divide="raise") or np.seterr: an op may raise FloatingPointError at other
+# values, which f may catch to go another way; the trace is marked as math's domains are)
+def _errstate_noting(original: type) -> type:
+    class errstate(original):
+        def __init__(self, **kwargs):
+            note_raising(kwargs)
+            super().__init__(**kwargs)
+    errstate.__qualname__ = errstate.__name__ = original.__name__
+    return errstate
+
+
+def _seterr_noting(original: Callable) -> Callable:
+    def seterr(*args, **kwargs):
+        note_raising({**dict(zip(("all", "divide", "over", "under", "invalid"), args)), **kwargs})
+        return original(*args, **kwargs)
+    return seterr
+
+
+swap_during_traces("numpy", {"errstate": _errstate_noting, "seterr": _seterr_noting}, eager=True)
 
 
 def type_of(result) -> np.dtype:
