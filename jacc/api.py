@@ -183,44 +183,32 @@ def _nested_assembler(graph: Graph, single: bool, conv: Callable, wrt: list[str]
         return parts[0] if single else tuple(parts)
 
     def assemble(found):
-        outs = [per_output(found, y) for y in graph.outputs]
-        if isinstance(nesting, pytrees.TreeSpec):
-            return pytrees.unflatten(nesting, outs)
-        return tuple(outs) if nesting else outs[0]
+        return _nested(nesting, [per_output(found, y) for y in graph.outputs])
     return assemble
+
+
+def _nested(nesting: Any, outs: list) -> Any:
+    """Per-output results in the nesting of ``f``'s result (``graph.meta["output_tuple"]``)."""
+    if isinstance(nesting, pytrees.TreeSpec):
+        return pytrees.unflatten(nesting, outs)
+    return tuple(outs) if nesting else outs[0]
 
 
 def _with_value(graph: Graph, assemble: Callable[[dict], Any]) -> Callable[[dict], Any]:
     """:func:`value_and_jacobian`'s result from the blocks and the outputs' values ``found[y, None]``:
     ``(value, assemble(found))``, the value nested as ``f``'s result is."""
     ys, nesting = list(graph.outputs), graph.meta.get("output_tuple")
-
-    def value(found):
-        vs = [found[y, None] for y in ys]
-        if isinstance(nesting, pytrees.TreeSpec):
-            return pytrees.unflatten(nesting, vs)
-        return tuple(vs) if nesting else vs[0]
-    return lambda found: (value(found), assemble(found))
+    return lambda found: (_nested(nesting, [found[y, None] for y in ys]), assemble(found))
 
 
-def _valued(found: dict, graph: Graph, values: Mapping[str, Any] | None, dt, xs: Sequence[Any] = ()) -> dict:
+def _valued(found: dict, graph: Graph, values: Mapping[str, Any], dt) -> dict:
     """``found`` with each output's value under ``(y, None)``, as the caller's own arrays of ``dt``:
-    those it holds (an array program lowered with ``outputs``), else the vertex ``values`` (a
-    trace's), else the graph evaluated at its inputs ``xs`` (the float and C routes, which
-    compute no outputs: one primal evaluation by NumPy)."""
+    those it holds (an array program lowered with ``outputs``), else copies of the vertex
+    ``values`` (a trace's, which may be the caller's arrays, or the graph's evaluated)."""
     ys = graph.outputs
     if all((y, None) in found for y in ys):
         return found
-    found = dict(found)
-    if values is None:
-        given = [np.asarray(x, dtype=dt) for x in xs]
-        values = graph.evaluate({x: a.reshape(graph.shape(x)) for x, a in zip(graph.inputs, given)}, dt)
-        for y in ys:
-            found[y, None] = owned(values[y], given)
-        return found
-    for y in ys:
-        found[y, None] = np.array(values[y], dtype=dt)  # (a trace's values may be the caller's arrays)
-    return found
+    return {**found, **{(y, None): np.array(values[y], dtype=dt) for y in ys}}
 
 
 def _float_values(entry: Entry) -> Callable[[list], dict] | None:
@@ -243,8 +231,8 @@ def _float_values(entry: Entry) -> Callable[[list], dict] | None:
         return None
     keys, dt = [(y, None) for y in graph.outputs], r.dtype
     ends = np.cumsum([0] + [math.prod(s) for s in shapes]).tolist()
-    native = _native_values(code, len(scalar.inputs)) if (
-        r.fast_kind == "c" if r.unrolled is None else r.unrolled.native is not None) else None
+    runs_c = r.unrolled.native is not None if r.unrolled is not None else r.fast_kind == "c"
+    native = _native_values(code, len(scalar.inputs)) if runs_c else None
     if r.unrolled is None:  # floats in, floats out (the route is float64's alone)
         asarray = np.asarray
         if native is not None:
@@ -759,7 +747,9 @@ class _Once:
                 return {**found, **self.values(xs)}
             except FALLBACK:
                 pass
-        return _valued(found, self.entry.graph, None, self.entry.runner.dtype, [np.asarray(x) for x in xs])
+        graph, dt = self.entry.graph, self.entry.runner.dtype
+        given = {x: np.asarray(a, dtype=dt).reshape(graph.shape(x)) for x, a in zip(graph.inputs, xs)}
+        return _valued(found, graph, graph.evaluate(given, dt), dt)
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None,

@@ -244,26 +244,25 @@ _FLOAT_UFUNCS = _single_ufunc_ops()
 _ARITH = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.divide}  # BINARY's a+b, a-b, a*b, a/b
 
 
-def note_raising(how: dict) -> None:
-    """``f`` asks NumPy to raise (``np.errstate(divide="raise")``, ``np.seterr``; ``how`` their
-    keywords): at other values an op may raise ``FloatingPointError``, which ``f`` may catch to go
-    another way, so the traces running now are marked as ``math``'s domains are (a call that skips
-    ``f`` and meets a non-finite block runs ``f``; :mod:`jacc.numpy_api.numerics` swaps them in)."""
-    raising = sorted(k for k, v in how.items() if v == "raise")
+def note_raising(how: dict, tapes: list | None = None) -> dict:
+    """NumPy asked to raise (``np.errstate(divide="raise")``, ``np.seterr``; ``how`` their keywords
+    or ``np.geterr()``): at other values an op may raise ``FloatingPointError``, which ``f`` may
+    catch to go another way, so ``tapes`` (by default the traces running now) are marked as
+    ``math``'s domains are (a call that skips ``f`` and meets a non-finite block runs ``f``;
+    :mod:`jacc.numpy_api.numerics` swaps NumPy's in). Returns the categories that raise."""
+    raising = {k: "raise" for k in sorted(how) if how[k] == "raise"}
     if raising:
-        for tape in _RUNNING.tapes:
+        for tape in _RUNNING.tapes if tapes is None else tapes:
             tape.note_domain(f"np.errstate({', '.join(f'{k}=raise' for k in raising)})")
+    return raising
 
 
 def _errstate_of_f(tape: Tape) -> Any:
     """NumPy's error state for a traced ``f``: NaN and inf are values there (jacobian's nonfinite=
     decides), so warnings are silenced, but where the caller asked NumPy to raise (an
     ``np.errstate(divide="raise")`` around the call), ``f`` meets that error as NumPy would run it,
-    and catching it is a branch of its own: the structure is marked as ``math``'s domains are."""
-    raising = {k: v for k, v in np.geterr().items() if v == "raise"}
-    if raising:
-        tape.note_domain(f"the caller's np.errstate({', '.join(f'{k}=raise' for k in raising)})")
-    return np.errstate(**{"all": "ignore", **raising})
+    and catching it is a branch of its own (:func:`note_raising`)."""
+    return np.errstate(**{"all": "ignore", **note_raising(np.geterr(), [tape])})
 
 
 def _evaluate(evaluate: Callable, scalar: Callable | None, vals: list, params: dict) -> Any:
