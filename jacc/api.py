@@ -1474,8 +1474,10 @@ def value_and_jacobian(f: Callable, argnums: int | Sequence[int] = 0, strategy: 
     ``dtype`` (a scalar output as a 0-d array), or as ``jax.Array`` values where the Jacobian's
     blocks are; it belongs to the caller. A call that traces ``f`` takes the value from its trace;
     a call that runs the compiled array program (primal included) returns the outputs that program
-    computes; on the scalar route's float and C code, which compute no outputs, it is the graph
-    evaluated by NumPy (one primal evaluation, as ``f(x)`` would cost). Every option is
+    computes; the scalar route's float and C code, which compute no outputs, get float (or C) code
+    of the outputs (:func:`jacc.compile.compile_values`), and where that leaves ``math``'s domain,
+    or the executor runs, the graph is evaluated by NumPy. A list of outputs comes back as a
+    tuple, as the Jacobian's blocks do. Every option is
     :func:`jacobian`'s, and so are the returned function's attributes (``.plan``, ``.ran``,
     ``.cache``, …).
 
