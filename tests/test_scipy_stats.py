@@ -366,6 +366,67 @@ def test_distributions_imported_by_name_let_calls_skip_f():
     assert jf.cache.skipped >= 3 and jf.cache.why_traced is None
 
 
+@pytest.mark.parametrize("make", [
+    lambda p: st.norm(p[0], np.exp(p[1])),
+    lambda p: st.gamma(2.0 + p[0], scale=np.exp(p[1])),
+    lambda p: st.logistic.freeze(loc=p[0], scale=1.0 + p[1] ** 2),
+], ids=["norm(loc, scale)", "gamma(a, scale=)", "logistic.freeze"])
+def test_a_distribution_frozen_inside_f_lets_calls_skip_f(make):
+    """Freezing runs SciPy's constructors (exec, setattr on the new object, sys.flags read), which
+    the guards refused as user code: f ran at every call (4.7 ms against 9 us unfrozen)."""
+    y = np.array([0.3, 1.2, 2.8])
+
+    def nll(p):
+        return -make(p).logpdf(y).sum()
+
+    jf = jacc.jacobian(nll)
+    for k in range(6):
+        p = np.array([0.1 + 0.05 * k, 0.2 - 0.03 * k])
+        np.testing.assert_allclose(jf(p), fd_jacobian(nll, [p], 0), rtol=1e-6, atol=1e-8)
+    assert jf.cache.skipped >= 3 and jf.cache.why_traced is None
+
+
+def test_a_frozen_distribution_read_from_a_global_is_compared_by_its_parameters():
+    """A prior frozen once at module level (``prior = st.norm(0, 2)``) was refused as an object of
+    unknown type: f ran at every call. It is kept by value now: its class, constructor parameters
+    and frozen arguments; a new one, or changed arguments, are seen at the next call."""
+    global PRIOR
+    PRIOR = st.norm(loc=0.0, scale=2.0)
+
+    def lp(p):
+        return PRIOR.logpdf(p).sum()
+
+    jf = jacc.jacobian(lp)
+    x = np.array([1.3, 0.2])
+    for _ in range(5):
+        np.testing.assert_allclose(jf(x), -x / 4)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    PRIOR = st.norm(loc=0.0, scale=1.0)
+    np.testing.assert_allclose(jf(x), -x)
+    PRIOR.kwds["scale"] = 4.0
+    np.testing.assert_allclose(jf(x), -x / 16)
+    PRIOR = st.norm(loc=1.0, scale=4.0)  # (same kwds' scale: the loc differs)
+    np.testing.assert_allclose(jf(x), -(x - 1) / 16)
+
+
+def test_a_frozen_distribution_of_a_users_class_still_runs_f():
+    """A user's subclass runs the user's code inside SciPy's methods: not compared by value."""
+    class Unit(st.rv_continuous):
+        def _pdf(self, t):
+            return np.exp(-t * t / 2) / np.sqrt(2 * np.pi)
+
+    mine = Unit(name="unit")(1.0)
+
+    def lp(p):
+        return mine.logpdf(p).sum()
+
+    jf = jacc.jacobian(lp)
+    x = np.array([1.3, 0.2])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x), -(x - 1.0), rtol=1e-6)
+    assert jf.cache.skipped == 0 and "rv_continuous_frozen" in jf.cache.why_traced
+
+
 def test_a_traced_count_of_a_special_function_is_named_by_its_place():
     """pdtr(k, m) with k traced: the message said 'argument 1' (counted from 1), read as m (hunt BE)."""
     import scipy.special as sp
