@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import copy
 import dis
 import functools
 import gc
@@ -286,9 +287,12 @@ def _scipy_filter_design() -> tuple[str, ...]:
 
 
 #: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, SciPy's
-#: utilities, and the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``)
+#: utilities, the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``), and
+#: the standard library's ``copy`` (``deepcopy`` calls ``id`` and reads its dispatch tables; what it
+#: copies is what ``f`` reads, guarded there: plain data, arrays and traced values)
 _TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib(),
-                             *_scipy_filter_design()) if d) + ("<jacc ", "<class 'networkx.")
+                             *_scipy_filter_design(), os.path.abspath(copy.__file__)) if d) + (
+    "<jacc ", "<class 'networkx.")
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 #: NumPy functions that read or write files or change NumPy's global state
@@ -306,7 +310,7 @@ _PURE_BUILTINS = frozenset(id(getattr(builtins, n)) for n in (
 #: modules whose functions and classes are pure (their C functions are checked by name against
 #: _NUMPY_EFFECTS; ``numpy.random`` is not among them)
 _PURE_MODULES = frozenset({"numpy", "math", "cmath", "operator", "_operator", "itertools", "functools",
-                           "_functools", "_abc", "scipy", "jacc"})
+                           "_functools", "_abc", "scipy", "jacc", "copy"})
 
 _DATA = (list, tuple, dict, set, frozenset, str, bytes, int, float, complex, bool, np.ndarray, np.generic)
 

@@ -1217,3 +1217,24 @@ def test_an_int_that_changes_at_every_call_keys_no_skip_of_its_own():
     for i in range(30):
         np.testing.assert_allclose(jf(x, "sin", i), _by_mode_closed_form(x, "sin", i), rtol=1e-12)
     assert jf.cache.why_traced == "what it reads changed at every call"
+
+
+def test_f_that_copies_what_it_reads_with_the_copy_module_is_skipped():
+    """copy.copy and copy.deepcopy kept f running (the copy module was not among the pure ones, and
+    deepcopy calls id: hunt BF); what they copy is still guarded where f reads it."""
+    params = {"w": np.arange(3.0), "b": [1.0, 2.0]}
+
+    def f(x):
+        q = copy.deepcopy(params)
+        y = copy.copy(x)
+        y[0] = 5.0 * y[1]
+        return np.sin(y) * q["w"] + q["b"][1]
+
+    jf = jacc.jacobian(f)
+    for k in range(5):
+        x = np.array([0.1, 0.4, 0.9]) + 0.1 * k
+        np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    params["w"][2] = 7.0  # changed in place: seen through the deep copy's guard on params
+    x = np.array([0.3, 0.2, 0.5])
+    np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
