@@ -20,6 +20,7 @@ import operator
 import os
 import re
 import sys
+import sysconfig
 import threading
 import warnings
 import weakref
@@ -86,11 +87,16 @@ def _user_frame():
 
 
 _LIBRARIES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
+#: the standard library's code (``statistics.mean`` calling ``as_integer_ratio``): a library too
+_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 
 def _in_library(f) -> bool:
-    fn = os.path.abspath(f.f_code.co_filename)
-    return fn.startswith(_HERE) or any(p in fn for p in _LIBRARIES)
+    fn = f.f_code.co_filename
+    if fn.startswith("<frozen"):
+        return True
+    fn = os.path.abspath(fn)
+    return fn.startswith(_HERE) or fn.startswith(_STDLIB) or any(p in fn for p in _LIBRARIES)
 
 
 def call_site() -> str:

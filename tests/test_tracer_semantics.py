@@ -949,10 +949,12 @@ def test_a_guard_by_np_errstate_raise_holds_on_every_call(points, retrace):
         np.testing.assert_allclose(jf(x), want, rtol=1e-12)
 
 
-def test_the_statistics_module_is_refused_by_name():
+def test_the_statistics_module_is_refused_by_name_and_the_users_line():
+    """The message named only statistics.py's line (hunt BF): the user's line follows it now."""
     import statistics
 
-    with pytest.raises(UnsupportedOperationError, match="as_integer_ratio"):
+    with pytest.raises(UnsupportedOperationError, match=r"as_integer_ratio.*statistics.py:\d+ "
+                                                        r"\(from .*test_tracer_semantics.py:\d+\)"):
         jacc.jacobian(lambda x: statistics.mean(x) * x)(np.ones(3))
 
 
