@@ -2019,6 +2019,9 @@ class _ReadOnUse(_ValueShaped):
     values, come from ``concrete()``: read at the traced point, the trace becoming value-dependent."""
 
     __slots__ = ()
+    # (its value's: it has no vertex name to look up among the tape's integers, and the failed lookup
+    # fell through to __getattr__, which read the entries: SciPy's log_softmax asks a mask's dtype)
+    dtype = property(lambda self: self.value.dtype)
 
     def concrete(self) -> np.ndarray:
         raise NotImplementedError

@@ -273,3 +273,21 @@ def test_labels_passed_as_data_equal_to_a_class_are_no_tie():
             J = jf(X, y)
         assert not [w for w in caught if issubclass(w.category, jacc.TieWarning)]
         np.testing.assert_allclose(J, fd_jacobian(g, [X, y], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_a_masks_dtype_reads_no_entries():
+    """m.dtype of a mask (or an argsort's order) fell through to the entries: the trace became
+    value-dependent, so SciPy's log_softmax (which asks its mask's dtype) ran f at every call."""
+    import scipy.special as sp
+
+    def f(x):
+        m, o = x > 0, np.argsort(x)
+        assert m.dtype == np.bool_ and o.dtype == np.intp
+        return np.where(m, x, 0.0)
+
+    assert jacc.trace(f, np.array([1.0, -1.0])).meta.get("value_dependent") is None
+    jf = jacc.jacobian(sp.log_softmax)
+    for k in range(5):
+        x = np.array([0.3, -1.2, 2.0, 0.1]) * (1 + 0.2 * k)
+        np.testing.assert_allclose(jf(x), fd_jacobian(sp.log_softmax, [x], 0), rtol=1e-6, atol=1e-8)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
