@@ -51,6 +51,7 @@ import shutil
 import stat
 import subprocess
 import tempfile
+import time
 import weakref
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -329,8 +330,9 @@ def build(src: str, name: str = "jacobian", quick: bool = False) -> Callable:
             path = _library(cc, src, digest, level)
             try:
                 lib = _load(path)
-            except OSError:  # cut short (a full disk), or pruned by another process meanwhile: once more
-                path.unlink(missing_ok=True)
+            except OSError:  # pruned by another process meanwhile, or unloadable: once more
+                with contextlib.suppress(OSError):
+                    path.unlink(missing_ok=True)
                 try:
                     lib = _load(_library(cc, src, digest, level))
                 except OSError as e:
@@ -367,18 +369,44 @@ def _library(cc: str, src: str, digest: str, level: str) -> Path:
         if folder.parent == Path(tempfile.gettempdir()) and not _private_folder(folder):
             continue
         path = folder / f"{digest}.so"
-        if path.exists():
-            with contextlib.suppress(OSError):
-                os.utime(path)  # (used now: what pruning keeps)
-            return path
+        if os.path.lexists(path):
+            if _sealed(path, digest):
+                with contextlib.suppress(OSError):
+                    os.utime(path)  # (used now: what pruning keeps)
+                return path
+            try:  # cut short, another library under this name, a folder: built again
+                path.unlink()
+            except OSError:  # (a read-only cache: the next folder)
+                continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            built = _compile(cc, src, path, level)
+            built = _compile(cc, src, path, level, digest)
         except OSError:
             continue
         _prune(folder)
         return built
     raise CompileError("C: no writable folder for the built library (set $JACC_CACHE)")
+
+
+#: the end of every library jacc builds: a SHA-256 of the source digest and the library's bytes
+#: before it, then this mark (the dynamic loader reads no further than the ELF file's own end)
+_SEAL = b"jacc-so1"
+
+
+def _seal(digest: str, body: bytes) -> bytes:
+    return hashlib.sha256(digest.encode() + body).digest() + _SEAL
+
+
+def _sealed(path: Path, digest: str) -> bool:
+    """Whether ``path`` holds the library built for ``digest``, whole: loading a library cut short
+    killed the process (SIGBUS, where its segments run past the file's end), and a library copied
+    over another's name ran another function (both found by a hunt)."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return False
+    n = len(_seal(digest, b""))
+    return len(data) > n and data[-n:] == _seal(digest, data[:-n])
 
 
 def _private_folder(folder: Path) -> bool:
@@ -395,10 +423,17 @@ def _private_folder(folder: Path) -> bool:
 def _prune(folder: Path, limit: int | None = None) -> int:
     """Remove the least recently used libraries of ``folder`` where it holds more than ``limit``
     (:data:`CACHE_LIBRARIES`); how many went. A process that loaded one keeps it (Linux unlinks
-    a mapped file lazily); one that needs it again builds it again."""
+    a mapped file lazily); one that needs it again builds it again. A build's temporary files
+    older than two build timeouts (left by a process killed meanwhile) go too."""
     limit = CACHE_LIBRARIES if limit is None else limit
+    stale = time.time() - 2 * BUILD_TIMEOUT
+    with contextlib.suppress(OSError):
+        for p in folder.glob(f"{_PART}*"):
+            with contextlib.suppress(OSError):
+                if p.stat().st_mtime < stale:
+                    p.unlink()
     try:
-        libs = list(folder.glob("*.so"))
+        libs = [p for p in folder.glob("*.so") if not p.name.startswith(_PART)]
         if len(libs) <= limit:
             return 0
         aged = sorted((p.stat().st_mtime, p) for p in libs)
@@ -412,8 +447,12 @@ def _prune(folder: Path, limit: int | None = None) -> int:
     return gone
 
 
-def _compile(cc: str, src: str, path: Path, level: str) -> Path:
-    fd, tmp = tempfile.mkstemp(suffix=".c", dir=path.parent)
+#: how a build's temporary files start (a source and its library before it is sealed and moved)
+_PART = "part-"
+
+
+def _compile(cc: str, src: str, path: Path, level: str, digest: str) -> Path:
+    fd, tmp = tempfile.mkstemp(prefix=_PART, suffix=".c", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(src)
     part = Path(tmp).with_suffix(".so")
@@ -427,6 +466,9 @@ def _compile(cc: str, src: str, path: Path, level: str) -> Path:
         if done.returncode != 0:
             first = next((ln for ln in done.stderr.splitlines() if "error" in ln), done.stderr.strip()[:300])
             raise CompileError(f"C: {Path(cc).name} failed: {first}")
+        seal = _seal(digest, part.read_bytes())
+        with open(part, "ab") as fh:
+            fh.write(seal)
         os.replace(part, path)  # atomic: another process building the same source is harmless
     finally:
         for p in (Path(tmp), part):

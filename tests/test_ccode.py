@@ -2,6 +2,7 @@
 
 import ctypes
 import math
+import os
 
 import numpy as np
 import pytest
@@ -418,6 +419,61 @@ def test_a_library_that_does_not_load_is_built_again(monkeypatch, tmp_path):
         lib.write_bytes(b"\x7fELF cut short")
     again = in_a_fresh_process(code)
     assert again.returncode == 0 and again.stdout == want, again.stderr[-500:]
+
+
+def test_a_library_cut_short_or_of_another_source_is_built_again(monkeypatch, tmp_path):
+    # a library cut short past its ELF header killed the process (SIGBUS inside dlopen), and one
+    # copied over another's name ran the other function: a silent wrong Jacobian (hunt BG). Each
+    # library ends in a seal of its source digest and bytes, checked before it is loaded
+    from conftest import in_a_fresh_process
+
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+    code = ("import jacc, numpy as np\n"
+            "jf = jacc.jacobian(lambda x: np.sin({c} * x[0]) * x[1], backend='c')\n"
+            "J = jf(np.array([0.5, 2.0]))\n"
+            "print(jf.ran, J.tolist())")
+
+    def run(c):
+        return in_a_fresh_process(code.format(c=c), check=True).stdout.split(maxsplit=1)
+
+    two, three = run(2.0), run(3.0)
+    assert two[0] == three[0] == "c" and two != three
+    libs = sorted((tmp_path / "c").glob("*.so"), key=lambda p: p.stat().st_mtime)
+    assert len(libs) == 2 and all(p.read_bytes().endswith(ccode._SEAL) for p in libs)
+    libs[0].write_bytes(libs[1].read_bytes())  # c = 3's library under c = 2's name
+    assert run(2.0) == two
+    data = libs[0].read_bytes()
+    libs[0].write_bytes(data[:len(data) // 2])  # cut short, its ELF header whole
+    assert run(2.0) == two
+    assert ccode._sealed(libs[0], libs[0].stem) and not ccode._sealed(libs[0], libs[1].stem)
+
+
+def test_a_bad_library_in_a_cache_that_cannot_be_changed_is_passed_by(monkeypatch, tmp_path):
+    # a read-only cache (shared, or built elsewhere) holding a library that does not load: the
+    # unlink meant to clear it raised OSError out of every call (hunt BG); a folder in its place too
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(ccode.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(ccode, "_loaded", {})
+    p = jacc.plan(examples.lecture_f(), "reverse")
+    want = p.compile("c")(2.0, 5.0)
+    (lib,) = (tmp_path / "cache" / "c").glob("*.so")
+    lib.unlink()
+    lib.mkdir()  # (unlink refuses a folder, as a read-only file system refuses any file)
+    monkeypatch.setattr(ccode, "_loaded", {})
+    assert p.compile("c")(2.0, 5.0) == want
+    assert (tmp_path / f"jacc-c-{os.getuid()}" / lib.name).is_file()
+
+
+def test_a_killed_builds_leftovers_are_removed_later(tmp_path):
+    import time
+
+    old = time.time() - 3 * ccode.BUILD_TIMEOUT
+    for name in ("part-x1.c", "part-x1.so", "part-new.c", "0123.so"):
+        (tmp_path / name).write_bytes(b"")
+    for name in ("part-x1.c", "part-x1.so", "0123.so"):
+        os.utime(tmp_path / name, (old, old))
+    assert ccode._prune(tmp_path) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0123.so", "part-new.c"]
 
 
 def test_the_temporary_fallback_folder_is_private(monkeypatch, tmp_path):
