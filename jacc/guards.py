@@ -260,6 +260,7 @@ TRUSTED, STDLIB, USER = 0, 1, 2
 _JACC = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 _NUMPY_RANDOM = _NUMPY + "random" + os.sep
+_API = _JACC + "api.py"  # (where the functions jacc.jacobian makes are defined)
 
 
 def _package_dir(name: str) -> str | None:
@@ -855,6 +856,8 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
             # (had it run where jacc or NumPy called it, no one would have seen what it read)
             return f"{fn.__qualname__} may run unwatched (it is reached only through a value)"
         _tree(fn.__code__, frozenset(), writable)
+        if code.co_name == "jf" and code.co_filename == _API:  # (its cells are jacc's caches, changing as it runs)
+            return "it calls a function that jacc.jacobian made (whose caches change as it runs)"
         for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
             try:
                 v = cell.cell_contents

@@ -1238,3 +1238,18 @@ def test_f_that_copies_what_it_reads_with_the_copy_module_is_skipped():
     params["w"][2] = 7.0  # changed in place: seen through the deep copy's guard on params
     x = np.array([0.3, 0.2, 0.5])
     np.testing.assert_allclose(jf(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_f_calling_a_jacobian_function_runs_and_says_so_plainly():
+    """The reason named jacc's internals ("the variable 'data_args' of _jacobian.<locals>.jf", hunt BG)."""
+    inner = jacc.jacobian(lambda c: np.sin(c) * c.sum())
+
+    def outer(x, c):
+        return inner(c) @ x
+
+    jf = jacc.jacobian(outer)
+    for k in range(4):
+        c = np.linspace(0.0, 1.0, 3) + k
+        np.testing.assert_allclose(jf(np.ones(3) * k, c), inner(c), rtol=1e-12)
+    assert jf.cache.skipped == 0
+    assert jf.cache.why_traced == "it calls a function that jacc.jacobian made (whose caches change as it runs)"
