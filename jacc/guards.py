@@ -119,21 +119,40 @@ class _Container:
 
 
 class _Frozen:
-    """A SciPy frozen distribution (``prior = st.norm(0, 2)``, read by ``f``): what its methods compute
-    from — its class, its distribution's class and constructor parameters, its support and the
-    arguments it was frozen with — compared by value; the live object is what ``f`` reads."""
+    """A SciPy frozen distribution (``prior = st.norm(0, 2)``, read by ``f``): its class and its
+    distribution's, what they were made from — the frozen arguments, the constructor's parameters
+    (``rv_histogram``'s histogram among them), the support — by value, and every other attribute of
+    the frozen object and of its distribution (a method replaced, ``rv_discrete``'s ``pk`` changed
+    in place, the user's own) by identity, arrays by value; the live object is what ``f`` reads.
+    (Like the functions of NumPy and SciPy, their classes' methods are not compared.)"""
 
-    __slots__ = ("type", "dist", "items")
+    __slots__ = ("type", "dist", "made", "attributes")
 
     def __init__(self, d: Any, copies: Mapping[int, tuple] | None):
-        self.type, self.dist, self.items = type(d), type(d.dist), snapshot(_frozen_items(d), copies)
+        self.type, self.dist, self.made = type(d), type(d.dist), snapshot(_frozen_made(d), copies)
+        self.attributes = [_attributes(d), _attributes(d.dist)]
 
     def holds(self, a: Any) -> bool:
-        return type(a) is self.type and type(a.dist) is self.dist and same(_frozen_items(a), self.items)
+        if type(a) is not self.type or type(a.dist) is not self.dist:
+            return False
+        for obj, kept in zip((a, a.dist), self.attributes):
+            now = vars(obj)
+            if len(now) != len(kept):
+                return False
+            for k, (v, copy_) in kept.items():
+                w = now.get(k, _MISSING)
+                if w is not v or (copy_ is not None and not same_bits(w, copy_)):
+                    return False
+        return same(_frozen_made(a), self.made)
 
 
-def _frozen_items(d: Any) -> tuple:
-    return d.args, d.kwds, d.dist._ctor_param, d.a, d.b
+def _frozen_made(d: Any) -> tuple:
+    return d.args, d.kwds, d.dist._updated_ctor_param(), d.a, d.b
+
+
+def _attributes(obj: Any) -> dict:
+    """``obj``'s attributes: each value, with a copy where it is an array (changed in place)."""
+    return {k: (v, np.array(v, copy=True) if type(v) is np.ndarray else None) for k, v in vars(obj).items()}
 
 
 def _frozen(x: Any) -> bool:
@@ -261,6 +280,10 @@ _JACC = os.path.dirname(os.path.abspath(__file__)) + os.sep
 _NUMPY = os.path.dirname(os.path.abspath(np.__file__)) + os.sep
 _NUMPY_RANDOM = _NUMPY + "random" + os.sep
 _API = _JACC + "api.py"  # (where the functions jacc.jacobian makes are defined)
+#: the standard library's ``copy``: watched as the standard library is (the user's ``__deepcopy__``
+#: it calls runs as the user's), but its ``id`` calls (``deepcopy``'s memo) are pure and its own
+#: dispatch tables, dicts keyed by type, are not guarded (changed by ``copyreg`` registrations only)
+_COPY = os.path.abspath(copy.__file__)
 
 
 def _package_dir(name: str) -> str | None:
@@ -292,12 +315,9 @@ def _scipy_tables() -> tuple[str, ...]:
 
 
 #: where trusted code lives: jacc, NumPy and the libraries jacc itself calls while it traces, SciPy's
-#: utilities, the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``), and
-#: the standard library's ``copy`` (``deepcopy`` calls ``id`` and reads its dispatch tables; what it
-#: copies is what ``f`` reads, guarded there: plain data, arrays and traced values)
+#: utilities, and the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``)
 _TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib(),
-                             *_scipy_tables(), os.path.abspath(copy.__file__)) if d) + (
-    "<jacc ", "<class 'networkx.")
+                             *_scipy_tables()) if d) + ("<jacc ", "<class 'networkx.")
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 #: NumPy functions that read or write files or change NumPy's global state
@@ -394,7 +414,7 @@ def _functions_in(values: list, budget: int = 10_000, cached: bool = False):
         x, budget = stack.pop(), budget - 1
         if type(x) is dict:
             stack.extend(x.values())
-        elif type(x) in (list, tuple):
+        elif type(x) in (list, tuple) or (isinstance(x, tuple) and hasattr(type(x), "_fields")):  # (as _plain)
             stack.extend(x)
         else:
             if isinstance(x, functools.partial):
@@ -506,7 +526,8 @@ class Watch:
             elif event == "return":
                 frames.pop(frame, None)
             elif event == "c_call":
-                if self.problem is None and whose(frame) == USER and not _pure_c(arg):
+                if (self.problem is None and whose(frame) == USER and not _pure_c(arg)
+                        and not (arg is id and frame.f_code.co_filename == _COPY)):
                     self.problem = f"it calls {getattr(arg, '__qualname__', None) or getattr(arg, '__name__', arg)}"
 
         self._mine = True
@@ -905,6 +926,8 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
         if pending:
             continue
         for code, space in w.codes.items():
+            if code.co_filename == _COPY:
+                continue
             for name in scanned[code][0]:
                 if (id(space), name) in read:
                     continue

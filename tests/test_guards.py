@@ -1253,3 +1253,44 @@ def test_f_calling_a_jacobian_function_runs_and_says_so_plainly():
         np.testing.assert_allclose(jf(np.ones(3) * k, c), inner(c), rtol=1e-12)
     assert jf.cache.skipped == 0
     assert jf.cache.why_traced == "it calls a function that jacc.jacobian made (whose caches change as it runs)"
+
+
+def test_user_code_that_copy_or_a_distance_calls_is_watched():
+    """Hunt BI: copy's __deepcopy__ dispatch (when copy was trusted) and cdist's metric held in a
+    namedtuple ran user code unwatched: what it read was not guarded, so a later call was stale."""
+    import collections
+
+    import scipy.spatial.distance as ssd
+
+    scale = [2.0]
+
+    class Pair(collections.namedtuple("Pair", "a b")):
+        def __deepcopy__(self, memo):
+            return Pair(self.a * scale[0], self.b)
+
+    pair = Pair(1.0, 2.0)
+
+    def f(x):
+        return x * copy.deepcopy(pair).a
+
+    x = np.array([0.3, -0.7])
+    jf = jacc.jacobian(f)
+    for _ in range(4):
+        np.testing.assert_allclose(np.diag(jf(x)), [2.0, 2.0])
+    scale[0] = 5.0
+    np.testing.assert_allclose(np.diag(jf(x)), [5.0, 5.0])
+
+    Config = collections.namedtuple("Config", "metric")
+    k = [1.0]
+    config = Config(lambda u, v: k[0] * ((u - v) ** 2).sum())
+    Y = np.array([[0.0, 1.0]])
+
+    def g(x):
+        return ssd.cdist(x[None, :], Y, config.metric)[0]
+
+    jg = jacc.jacobian(g)
+    for _ in range(4):
+        np.testing.assert_allclose(jg(x), [2 * (x - Y[0])])
+    assert jg.cache.skipped >= 1
+    k[0] = 3.0
+    np.testing.assert_allclose(jg(x), [6 * (x - Y[0])])

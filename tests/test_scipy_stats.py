@@ -409,6 +409,38 @@ def test_a_frozen_distribution_read_from_a_global_is_compared_by_its_parameters(
     np.testing.assert_allclose(jf(x), -(x - 1) / 16)
 
 
+def test_whatever_a_frozen_global_holds_is_compared():
+    """Hunt BI: a histogram replaced over the same bins (rv_histogram keeps it out of _ctor_param), an
+    attribute the user sets, a method replaced on the instance or its distribution, rv_discrete's
+    probabilities changed in place: each gave the Jacobian of the old distribution."""
+    global PRIOR
+    x = np.array([0.25, 1.25, 2.25])
+
+    def check(f):
+        jf = jacc.jacobian(f)
+        for _ in range(4):
+            jf(x)
+        assert jf.cache.skipped >= 1
+        return jf
+
+    PRIOR = st.rv_histogram((np.array([2.0, 3.0, 5.0]), np.array([0.0, 1.0, 2.0, 3.0]))).freeze()
+    points = x.copy()
+    jf = check(lambda t: PRIOR.pdf(points) * t)  # (at traced points its bin search reads values)
+    PRIOR = st.rv_histogram((np.array([2.0, 3.0, 1.0]), np.array([0.0, 1.0, 2.0, 3.0]))).freeze()
+    np.testing.assert_allclose(np.diag(jf(x)), PRIOR.pdf(x))
+    PRIOR = st.norm(loc=0.5, scale=2.0)
+    PRIOR.w = 2.0
+    jf = check(lambda t: PRIOR.logpdf(t) * PRIOR.w)
+    PRIOR.w = 3.0
+    np.testing.assert_allclose(np.diag(jf(x)), -3.0 * (x - 0.5) / 4)
+    PRIOR.dist._logpdf = lambda t: -t ** 4
+    np.testing.assert_allclose(np.diag(jf(x)), -3.0 * 4 * ((x - 0.5) / 2) ** 3 / 2)
+    PRIOR = st.rv_discrete(values=(np.array([0, 1, 2]), np.array([0.2, 0.3, 0.5]))).freeze()
+    jf = check(lambda t: PRIOR.pmf(1) * t)
+    PRIOR.dist.pk[:] = [0.5, 0.2, 0.3]
+    np.testing.assert_allclose(np.diag(jf(x)), [0.2] * 3)
+
+
 def test_a_frozen_distribution_of_a_users_class_still_runs_f():
     """A user's subclass runs the user's code inside SciPy's methods: not compared by value."""
     class Unit(st.rv_continuous):
