@@ -1,7 +1,8 @@
-"""``scipy.spatial.distance``'s ``cdist``, ``pdist`` and ``squareform`` of traced arrays.
+"""``scipy.spatial.distance``'s ``cdist``, ``pdist``, ``squareform`` and the distances of one pair of
+vectors (``euclidean(u, v)``, ``minkowski(u, v, p)``, …) of traced arrays.
 
 SciPy computes distances in compiled code, which cannot see traced values; while ``f`` runs on
-traced arguments the three functions are replaced on their module (see
+traced arguments these functions are replaced on their module (see
 :func:`jacc.constructors.swap_during_traces`), and a call with a traced argument is recorded as
 NumPy arithmetic on the pairs of rows: ``cdist`` over every pair, ``pdist`` over the pairs
 ``i < j`` in SciPy's condensed order. Metrics: ``'euclidean'``, ``'sqeuclidean'``,
@@ -67,7 +68,7 @@ def _centred(x, w):
 
 
 #: metric -> (what it reads: "d" the rows' difference, "uv" both rows, "d+data" the difference and
-#: every row (for SciPy's data-derived default), the formula)
+#: a function giving every row (for SciPy's data-derived default), the formula)
 _METRICS: dict[str, tuple[str, Callable]] = {
     "euclidean": ("d", _euclidean),
     "sqeuclidean": ("d", lambda d, w=None, **_: np.sum(d * d if w is None else w * d * d, axis=-1)),
@@ -79,9 +80,9 @@ _METRICS: dict[str, tuple[str, Callable]] = {
     "braycurtis": ("uv", lambda u, v, w=None, **_: np.sum(np.abs(u - v) if w is None else w * np.abs(u - v), axis=-1)
                    / np.sum(np.abs(u + v) if w is None else w * np.abs(u + v), axis=-1)),
     "seuclidean": ("d+data", lambda d, data, V=None, **_: _root(
-        np.sum(d * d / (np.var(data, axis=0, ddof=1) if V is None else V), axis=-1))),
+        np.sum(d * d / (np.var(data(), axis=0, ddof=1) if V is None else V), axis=-1))),
     "mahalanobis": ("d+data", lambda d, data, VI=None, **_: _root(np.einsum(
-        "...i,ij,...j->...", d, np.linalg.inv(np.cov(np.transpose(data))).T if VI is None else VI, d))),
+        "...i,ij,...j->...", d, np.linalg.inv(np.cov(np.transpose(data()))).T if VI is None else VI, d))),
 }
 _ALIASES = {"euclid": "euclidean", "eu": "euclidean", "e": "euclidean", "sqe": "sqeuclidean",
             "sqeuclid": "sqeuclidean", "cblock": "cityblock", "manhattan": "cityblock",
@@ -116,7 +117,7 @@ def _distances(what: str, A, B, i: np.ndarray, j: np.ndarray, metric: Any, kwarg
     if reads == "uv":
         return formula(u, v, **kwargs)
     if reads == "d+data":
-        return formula(u - v, data(), **kwargs)
+        return formula(u - v, data, **kwargs)  # (data(): every row, where a default needs them)
     return formula(u - v, **kwargs)
 
 
@@ -171,14 +172,53 @@ def _squareform(X, force="no", checks=True):
     return X[np.triu_indices(m, 1)]
 
 
+def _pair(name: str) -> Callable:
+    """SciPy's distance function ``name`` of two vectors (``euclidean(u, v)``, ``minkowski(u, v, p)``):
+    the metric's formula on the one pair, its arguments bound by SciPy's own signature."""
+    def distance(original, *args, **kwargs):
+        bound = inspect.signature(original).bind(*args, **kwargs)
+        options = dict(bound.arguments)
+        u, v = (_vector(options.pop(k), name, k) for k in ("u", "v"))
+        if np.shape(u) != np.shape(v):
+            raise ValueError(f"u and v must have the same length, got {np.shape(u)[0]} and {np.shape(v)[0]} "
+                             f"(scipy.spatial.distance.{name} at {call_site()})")
+        metric = name
+        if name == "correlation" and not options.pop("centered", True):
+            metric = "cosine"  # (SciPy's centered=False: the cosine distance)
+        options = {k: w for k, w in options.items() if w is not None}
+        one = np.zeros(1, dtype=np.intp)
+        d = _distances(name, u[None, :], v[None, :], one, one, metric, options, lambda: _no_default(name))
+        return d[0]
+    return distance
+
+
+def _no_default(name: str):
+    what = {"seuclidean": "V (the variances)", "mahalanobis": "VI (the inverse covariance)"}[name]
+    raise TypeError(f"scipy.spatial.distance.{name} of one pair needs {what} (at {call_site()})")
+
+
+def _vector(x, name: str, arg: str):
+    x = x if isinstance(x, Tracer) else np.asarray(x, dtype=float)
+    if np.ndim(x) > 1:  # (SciPy squeezes a single row or column, and refuses the rest)
+        x = np.squeeze(x)
+    if np.ndim(x) != 1:
+        raise ValueError(f"{arg} must be 1-dimensional, got shape {np.shape(x)} "
+                         f"(scipy.spatial.distance.{name} at {call_site()})")
+    return x
+
+
 _IMPLEMENTED = {"cdist": _cdist, "pdist": _pdist, "squareform": _squareform}
-swap_during_traces("scipy.spatial.distance", {n: routed(lambda _original, *args, f=f, **kwargs: f(*args, **kwargs))
-                                              for n, f in _IMPLEMENTED.items()})
+#: SciPy's functions of one pair of vectors
+_PAIRS = ("euclidean", "sqeuclidean", "cityblock", "minkowski", "chebyshev", "cosine", "correlation",
+          "braycurtis", "seuclidean", "mahalanobis")
+swap_during_traces("scipy.spatial.distance", {
+    **{n: routed(lambda _original, *args, f=f, **kwargs: f(*args, **kwargs)) for n, f in _IMPLEMENTED.items()},
+    **{n: routed(_pair(n)) for n in _PAIRS}})
 
 
 def supported() -> list[str]:
     """The ``scipy.spatial.distance`` functions a trace records."""
-    return [f"scipy.spatial.distance.{n}" for n in _IMPLEMENTED]
+    return [f"scipy.spatial.distance.{n}" for n in (*_IMPLEMENTED, *_PAIRS)]
 
 
 # -- examples (the coverage page and its tests; finite differences of SciPy are the reference) ---
@@ -203,5 +243,10 @@ case("scipy.spatial.distance.cdist", lambda xp: lambda a: _dist(xp).cdist(a, a, 
      lambda r: (_x(r, (5, 2)),), jax=False, variant="mahalanobis",
      note="VI from the rows, as SciPy; the diagonal's zero distances get the derivative 0")
 case("scipy.spatial.distance.pdist", lambda xp: lambda a: _dist(xp).pdist(a), lambda r: (_x(r, (4, 3)),), jax=False)
+for _metric in _PAIRS:
+    case(f"scipy.spatial.distance.{_metric}", lambda xp, m=_metric: lambda a, b: getattr(_dist(xp), m)(
+        a, b, *{"minkowski": (3.0,), "seuclidean": (np.array([1.0, 2.0, 0.5]),),
+                "mahalanobis": (np.array([[2.0, 0.3, 0.0], [0.3, 1.0, 0.1], [0.0, 0.1, 0.5]]),)}.get(m, ())),
+         lambda r: (_x(r, (3,)), _x(r, (3,))), argnums=(0, 1), jax=False)
 case("scipy.spatial.distance.squareform", lambda xp: lambda v: _dist(xp).squareform(v), lambda r: (_x(r, (6,)),),
      jax=False, note="condensed to square (the diagonal zero) and back")
