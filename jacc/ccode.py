@@ -374,9 +374,9 @@ def _library(cc: str, src: str, digest: str, level: str) -> Path:
                 with contextlib.suppress(OSError):
                     os.utime(path)  # (used now: what pruning keeps)
                 return path
-            try:  # cut short, another library under this name, a folder: built again
+            try:  # cut short, or another library under this name: built again
                 path.unlink()
-            except OSError:  # (a read-only cache: the next folder)
+            except OSError:  # (a read-only cache, a folder in its place: the next folder)
                 continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
