@@ -259,13 +259,16 @@ def record(tape, op: str, args: list, params: dict | None) -> Tracer | Lanes:
     return tape.record(op, _gathered(list(args)), params)
 
 
-def select(x: Tracer, mask: Mask) -> Lanes | None:
+def select(x: Tracer | np.ndarray, mask: Mask) -> Lanes | None:
     """``x[mask]`` as Lanes, or None where it is gathered as before: a mask of another shape than
-    ``x``'s leading axes, ``x`` empty, integer data or not float."""
-    tape = x.tape
+    ``x``'s leading axes, ``x`` empty, integer data or not float. ``x`` may be a constant array
+    (jacc's own formulas select constants too: :mod:`jacc.numpy_api.scipy_stats`)."""
+    tape = mask.tape
+    traced = isinstance(x, Tracer)
+    value = x.value if traced else x
     if (tape.paused or GATHER.on or not mask.ndim or mask.shape != x.shape[:mask.ndim] or not x.size
-            or x.value.dtype.kind not in "fc" or x.name in tape.ints or x.name in tape.bits or x.name in tape.f32
-            or x.name in tape.narrow):
+            or value.dtype.kind not in "fc" or (traced and x.tape is not tape) or (traced and (
+                x.name in tape.ints or x.name in tape.bits or x.name in tape.f32 or x.name in tape.narrow))):
         return None
     LIVE[0] = True
     tape.lanes += 1
@@ -273,7 +276,7 @@ def select(x: Tracer, mask: Mask) -> Lanes | None:
     wide = _widened(mask, x.ndim)
     # (the fill where a later call selects nothing: this call's first selected row, or first row
     # where it selects none, kept by a replay; a fill outside f's domain makes such calls trace again)
-    row = x.value.reshape((mask.size,) + x.shape[mask.ndim:])[mask.value.reshape(-1).argmax()]
+    row = value.reshape((mask.size,) + x.shape[mask.ndim:])[mask.value.reshape(-1).argmax()]
     m = wide.vertex()  # (recorded first: a replay's constant is its next step's)
     fill = tape.recorded_constant("lanes", 2, row.copy() if row.ndim else row.item())
     return Lanes(mask, wide, tape.record("lanes", [m, x, fill], {"axes": mask.ndim}))
