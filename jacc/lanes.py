@@ -70,7 +70,8 @@ GATHER = _Gathering()
 class Lanes(NDArrayOperatorsMixin):
     """``x[m]`` kept as ``lanes(m, x, c)`` at ``x``'s shape (see the module's docstring); ``m``
     spans the leading axes of ``x`` (a mask of rows: ``X[labels == k]``), ``wide`` is ``m`` with
-    ``x``'s other axes added as axes of length 1."""
+    ``x``'s other axes added as axes of length 1. ``full`` may be a constant array, whose entries
+    outside ``m`` are a caller's safe values (a distribution's points: :mod:`jacc.numpy_api.scipy_stats`)."""
 
     __slots__ = ("mask", "wide", "full", "_gathered")
     __array_priority__ = 1002
@@ -224,7 +225,9 @@ def _lift(apply: Callable, lanes: Lanes, inputs: tuple | list) -> Lanes | None:
         else:
             return None
     r = apply(args)
-    if not isinstance(r, Tracer) or r.shape != shape or r.value.dtype.kind not in "fc":
+    value = r.value if isinstance(r, Tracer) else r
+    # (a constant: lanes of constants only, which jacc's own formulas make: jacc.numpy_api.scipy_stats)
+    if not isinstance(r, (Tracer, np.ndarray)) or r.shape != shape or value.dtype.kind not in "fc":
         return None  # (a comparison, an integer result: made from the selection instead)
     return Lanes(mask, lanes.wide, r)
 

