@@ -468,6 +468,28 @@ def test_repeated_eigenvalues_refuse_eigenvector_jacobians_not_give_wrong_ones()
     np.testing.assert_allclose(Jw[2], np.diag([0.0, 0.0, 1.0]), atol=1e-12)
 
 
+def test_repeated_singular_values_refuse_singular_vector_jacobians_as_eigh_does():
+    """Hunt BJ: svd's vectors at a repeated singular value gave NaN and inf silently, where eigh's
+    refuse; later calls that skip f and meet one refuse too. The values alone stay differentiable,
+    and above DENSE_PARTIAL_MAX (a network: finite where rounding split the tie) the trace warns."""
+    a = np.diag([2.0, 2.0, 1.0])
+    with pytest.raises(jacc.UnsupportedOperationError, match="repeated singular value"):
+        jacc.jacobian(lambda a: np.abs(np.linalg.svd(a)[0]))(a)
+    np.testing.assert_allclose(jacc.jacobian(lambda a: np.linalg.svd(a)[1])(a)[2], np.diag([0.0, 0.0, 1.0]))
+    q, _ = np.linalg.qr(_rng(7).normal(size=(3, 3)))
+    for retrace in (True, False):
+        jf = jacc.jacobian(lambda a: np.linalg.svd(a)[0] ** 2, retrace=retrace)
+        for d in ([3.0, 2.0, 1.0], [3.5, 2.0, 1.0], [3.0, 2.5, 1.0]):
+            jf(q @ np.diag(d) @ q.T)
+        with pytest.raises(jacc.UnsupportedOperationError, match="repeated singular value"):
+            jf(q @ np.diag([2.0, 2.0, 1.0]) @ q.T)
+    n = DENSE_PARTIAL_MAX + 2
+    q, _ = np.linalg.qr(_rng(8).normal(size=(n, n)))
+    with pytest.warns(jacc.TieWarning, match="repeated singular value"):
+        jacc.jacobian(lambda a: np.linalg.svd(a)[0] ** 2, nonfinite="propagate")(
+            q @ np.diag([3.0, 3.0] + list(range(4, n + 2))) @ q.T)
+
+
 def _top_eigenvector(a):
     return np.linalg.eigh(a)[1][:, -1] ** 2  # (squared: free of its sign)
 

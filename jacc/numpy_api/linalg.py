@@ -336,29 +336,48 @@ def _inverse_gaps(x, ties: bool = False):
 
 
 def _tied(w: Tracer) -> bool:
-    """Whether the traced point's eigenvalues ``w`` (ascending) hold a repeated one (within
-    :data:`TIE_RTOL`)."""
+    """Whether the traced point's eigenvalues or singular values ``w`` (sorted, either way) hold a
+    repeated one (within :data:`TIE_RTOL`)."""
     values = np.asarray(w.value)
     scale = _tie_scale(values)[..., None]
-    return values.shape[-1] > 1 and bool(np.any(np.diff(values, axis=-1) <= TIE_RTOL * scale))
+    return values.shape[-1] > 1 and bool(np.any(np.abs(np.diff(values, axis=-1)) <= TIE_RTOL * scale))
 
 
-def _note_ties(w: Tracer, what: str) -> bool:
-    """Refuse (if the Jacobian meets it: :meth:`~jacc.trace.Tape.note_nonfinite`) eigenvectors at a
-    repeated eigenvalue of the traced point's ``w`` (ascending), where they have no derivative;
-    whether there is one."""
+#: what a repeated value leaves without a derivative, and what has one there: by decomposition
+_TIE_ADVICE = {
+    "eigen": "A function that does not depend on the basis (a Gaussian density through eigh: a frozen "
+             "scipy.stats.multivariate_normal, or one with allow_singular=True) has a derivative there: compute "
+             "it without eigh (np.linalg.cholesky, slogdet, solve)",
+    "singular ": "The singular values alone (np.linalg.svd(a, compute_uv=False)) have a derivative there, and "
+                 "so does a function of the vectors' spaces computed without svd (a projection by solve or qr)"}
+
+
+def _note_ties(w: Tracer, what: str, kind: str = "eigen") -> bool:
+    """Refuse (if the Jacobian meets it: :meth:`~jacc.trace.Tape.note_nonfinite`) eigenvectors or
+    (``kind="singular "``) singular vectors at a repeated value of the traced point's ``w``, where
+    they have no derivative; whether there is one."""
     w.tape.note_domain(what)  # (a later call that skips f and meets a tie runs f: ties are a property of values)
     values = np.asarray(w.value)
     tied = _tied(w)
     if tied:
         w.tape.note_nonfinite(
-            f"{what} at {call_site()}: the matrix has a repeated eigenvalue (eigenvalues {np.round(values, 12)}), "
-            "where its eigenvectors are no function of it (any basis of their space is one) and have no derivative; "
-            "jacc differentiates eigenvectors of distinct eigenvalues. A function that does not depend on the "
-            "basis (a Gaussian density through eigh: a frozen scipy.stats.multivariate_normal, or one with "
-            "allow_singular=True) has a derivative "
-            "there: compute it without eigh (np.linalg.cholesky, slogdet, solve)")
+            f"{what} at {call_site()}: the matrix has a repeated {kind}value ({kind}values "
+            f"{np.round(values, 12)}), where its {kind}vectors are no function of it (any basis of their space is "
+            f"one) and have no derivative; jacc differentiates {kind}vectors of distinct {kind}values. "
+            + _TIE_ADVICE[kind])
     return tied
+
+
+def _note_split_ties(w: Tracer, what: str, kind: str = "eigen") -> None:
+    """:func:`_note_ties` for a decomposition whose vectors' partial is a network (large matrices),
+    whose sum meets 1/gap where rounding split a tie: finite and wrong, so a warning too."""
+    if _note_ties(w, what, kind):
+        warnings.warn(
+            f"{what} at {call_site()}: the matrix has a repeated {kind}value (equal to within {TIE_RTOL:g}, "
+            f"relative), where its {kind}vectors are no function of it and have no derivative; a Jacobian that "
+            "depends on them, even through a function of their space alone, is wrong here (the partial divides by "
+            f"the rounding between the equal {kind}values); the other {kind}vectors keep their derivative. "
+            + _TIE_ADVICE[kind], TieWarning, stacklevel=_user_stacklevel())
 
 
 def _eigvals_partial(i, ctx):
@@ -442,14 +461,7 @@ def _factored_eigh(a, params: dict) -> EighResult:
     v = tape.record("eigh_vectors", [a], params)
     vh = tape.unary("hold", v)
     w = _eigh_values(a, params, vh)
-    if _note_ties(w, "numpy.linalg.eigh"):  # (the network's sum meets 1/gap where rounding split it: finite)
-        warnings.warn(
-            f"numpy.linalg.eigh at {call_site()}: the matrix has a repeated eigenvalue (equal to within "
-            f"{TIE_RTOL:g}, relative), where its eigenvectors are no function of it and have no derivative; a "
-            "Jacobian that depends on them, even through a function of their space alone (a Gaussian density), "
-            "is wrong here (the partial divides by the rounding between the equal eigenvalues); the other "
-            "eigenvectors keep their derivative. Compute such a function without eigh (np.linalg.cholesky, "
-            "slogdet, solve)", TieWarning, stacklevel=_user_stacklevel())
+    _note_split_ties(w, "numpy.linalg.eigh")
     F = _inverse_gaps(tape.unary("hold", w))
     with tape.derivative_network(a):
         dV = vh @ (F * (_swap(vh) @ _symmetric_read(a, params.get("uplo", "L") == "L") @ vh))
@@ -491,7 +503,7 @@ def _svd_pieces(a):
     """U, s, V, F (Fₚ_q = 1/(s_q² − sₚ²) off the diagonal) and the projectors I − UUᵀ, I − VVᵀ."""
     u, s, vh = _svd(a)
     v = _mT(vh)
-    F = _inverse_gaps(s ** 2)
+    F = _inverse_gaps(s ** 2, ties=True)  # (NaN at a tie: a later call that meets one runs f, which refuses)
     pu = np.eye(u.shape[-2]) - u @ _mT(u)
     pv = np.eye(v.shape[-2]) - v @ _mT(v)
     return u, s, v, F, pu, pv
@@ -555,6 +567,7 @@ def _factored_svd(a) -> "SVDResult":
     each a few products of held matrices with dA. The values stay NumPy's (``value_from``)."""
     tape = _tape_of(a)
     u, s, vh = tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS), tape.record("svd_vh", [a])
+    _note_split_ties(s, "numpy.linalg.svd", "singular ")
     uh, sh, vhh = tape.unary("hold", u), tape.unary("hold", s), tape.unary("hold", vh)
     s = _svd_values_of(a, (s, uh, vhh))
     v = _swap(vhh)
@@ -586,8 +599,9 @@ def _svd_fn(a, full_matrices=True, compute_uv=True, hermitian=False):
             "singular vectors are not unique, so they have no derivative; pass full_matrices=False")
     if max(m, n) > DENSE_PARTIAL_MAX:
         return _factored_svd(a)
-    return SVDResult(tape.record("svd_u", [a]), tape.record("svd_values", [a], _WITH_VECTORS),
-                     tape.record("svd_vh", [a]))
+    s = tape.record("svd_values", [a], _WITH_VECTORS)
+    _note_ties(s, "numpy.linalg.svd", "singular ")  # (hunt BJ: NaN and inf came back, where eigh refuses)
+    return SVDResult(tape.record("svd_u", [a]), s, tape.record("svd_vh", [a]))
 
 
 if hasattr(np.linalg, "svdvals"):
