@@ -295,7 +295,8 @@ def _masked_discrete(self, formula, below, above, closed, x, shapes, loc) -> Any
     them at the traced point."""
     from ..lanes import Lanes, select
 
-    if isinstance(x, Tracer) or isinstance(loc, Tracer) or not any(isinstance(a, Tracer) for a in shapes):
+    if (isinstance(x, Tracer) or isinstance(loc, Tracer) or not any(isinstance(a, Tracer) for a in shapes)
+            or not _own_formula(self, formula)):
         return None
     tape = next(a.tape for a in shapes if isinstance(a, Tracer))
     z = np.asarray(x, dtype=float) - np.asarray(loc, dtype=float)
@@ -304,12 +305,20 @@ def _masked_discrete(self, formula, below, above, closed, x, shapes, loc) -> Any
     read = len(tape.value_dependent)
     try:
         lo, hi = self._get_support(*shapes)
-        valid = self._argcheck(*shapes)
-    except (TypeError, ValueError, UnsupportedOperationError):
+        if _owner(self, "_argcheck") == "rv_generic":  # (SciPy's default converts: every parameter positive)
+            valid = ~np.isnan(z)
+            for a in shapes:
+                valid = valid & (a > 0)
+        else:
+            valid = self._argcheck(*shapes) & ~np.isnan(z)
+    except (TypeError, ValueError, UnsupportedOperationError) as e:
+        getattr(e, "undo", lambda: None)()  # (a conversion refused and caught here is no refusal of f's)
         return None
     if len(tape.value_dependent) != read or type(valid) is not Mask or any(
             isinstance(e, (Tracer, Mask)) or not np.all(np.isfinite(e) | (e == np.inf)) for e in (lo, hi)):
         return None
+    if not np.all(valid.value) and any(not isinstance(a, Tracer) and np.ndim(a) for a in shapes):
+        return None  # (a constant array of parameters that fail the check: the formula there is no row to fill)
     on = (lo <= z) & ((z < hi) if closed == "left" else (z <= hi))  # (constants: the support's ends are)
     if closed is True:
         on = on & (np.floor(z) == z)
@@ -333,6 +342,21 @@ def _masked_discrete(self, formula, below, above, closed, x, shapes, loc) -> Any
     if type(found) is not Lanes or found._gathered is not None or not isinstance(found.full, Tracer):
         return None
     return np.where(wide, found.full, const)
+
+
+#: a discrete distribution's generic methods and what each computes from (``rv_discrete``'s own
+#: ``_cdf`` sums the mass through ``np.vectorize``, which cannot run on a whole traced array)
+_DISCRETE_GENERIC = {"_logpmf": "_pmf", "_pmf": "_cdf", "_logcdf": "_cdf", "_sf": "_cdf", "_logsf": "_sf"}
+
+
+def _own_formula(self, formula: str) -> bool:
+    """Whether ``formula`` is, or computes from, a formula of the distribution's own (hunt BK:
+    dlaplace's and betabinom's cdf reached SciPy's generic, vectorized ``_cdf``)."""
+    while _owner(self, formula) in ("rv_discrete", "rv_generic"):
+        formula = _DISCRETE_GENERIC.get(formula)
+        if formula is None:
+            return False
+    return True
 
 
 def _quantile(name: str) -> Callable:
