@@ -630,14 +630,19 @@ def _stdtrdf(df, t):
         z = df / s
         da, _ = _betaincd(0.5 * df, 0.5, z)
         inner = 0.5 * da + _betadensity(0.5 * df, 0.5, z) * t * t / (s * s)
-        return np.where(t == 0, 0.0, -0.5 * np.sign(t) * inner)
+        return np.where((t == 0) | (df == np.inf), 0.0, -0.5 * np.sign(t) * inner)  # (ν = ∞: the limit, 0)
 
 
 def _tdensity(df, t):
-    """∂stdtr(ν, t)/∂t: Student's t density with ν degrees of freedom."""
+    """∂stdtr(ν, t)/∂t: Student's t density with ν degrees of freedom; at ν = ∞ the normal density,
+    its limit (the formula's Γ ratio is ∞ − ∞ there: t.cdf's Jacobian was NaN, found by a hunt)."""
     sp = _scipy_special()
-    return np.exp(sp.gammaln(0.5 * (df + 1.0)) - sp.gammaln(0.5 * df) - 0.5 * np.log(df * np.pi)
-                  - 0.5 * (df + 1.0) * np.log1p(t * t / df))
+    with np.errstate(invalid="ignore", over="ignore"):
+        normal = df == np.inf
+        nu = np.where(normal, 1.0, df)
+        d = np.exp(sp.gammaln(0.5 * (nu + 1.0)) - sp.gammaln(0.5 * nu) - 0.5 * np.log(nu * np.pi)
+                   - 0.5 * (nu + 1.0) * np.log1p(t * t / nu))
+        return np.where(normal, np.exp(-0.5 * t * t) / np.sqrt(2.0 * np.pi), d)
 
 
 def _betadensity(a, b, x):

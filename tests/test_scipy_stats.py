@@ -512,6 +512,20 @@ def test_discrete_distributions_the_masks_do_not_fit_trace_as_before():
         np.testing.assert_array_equal(np.isnan(jacc.jacobian(f, nonfinite="propagate")(m)), [False, False, True])
 
 
+@pytest.mark.parametrize("backend", ["numpy", "c"])
+def test_t_with_infinite_degrees_of_freedom_has_the_normal_slope(backend):
+    """stdtr's slope in t, the t density, took Γ((ν+1)/2)/Γ(ν/2) as ∞ − ∞ at ν = ∞: t.cdf's
+    Jacobian was NaN there where norm.cdf's is the answer (hunt BK); in ν the slope is 0."""
+    x = np.array([-1.0, 0.5, 2.0])
+    jf = jacc.jacobian(lambda p: st.t.cdf(x, p[2], loc=p[0], scale=p[1]), backend=backend, nonfinite="propagate")
+    for k in range(4):
+        p = np.array([0.1 + 0.02 * k, 1.2, np.inf])
+        J = jf(p)
+        np.testing.assert_allclose(J[:, :2], jacc.jacobian(lambda q: st.norm.cdf(x, loc=q[0], scale=q[1]))(p[:2]),
+                                   rtol=1e-12)
+        np.testing.assert_array_equal(J[:, 2], 0.0)
+
+
 _COUNTS = np.array([0.0, 1.0, 3.0, 2.0, 7.0, 4.0])
 _DESIGN = np.linspace(-1.0, 1.0, 18).reshape(6, 3)
 
