@@ -680,6 +680,12 @@ class _Once:
         # calls of every structure sharing it have taken as long as the build would
         # (Unrolled.build_later, .spent), kept where faster
         self.tier = u if u is not None and not arrays and u.build_later else None
+        # or the array program runs, and the scalar route's C is built once the calls have taken as
+        # long as its build would (Runner.pending), kept where it measures faster than the program
+        self.upgrade = False
+        pending = entry.runner.pending
+        if self.tier is None and u is None and program is not None and pending is not None and pending.build_later:
+            self.tier, self.upgrade = pending, True
         # labels read through one-hot masks keep their bounds, else f runs and raises NumPy's
         # IndexError (jacc.numpy_api.gathers.gather_by_mask)
         self.bounds = _label_bounds(entry.graph)
@@ -751,6 +757,33 @@ class _Once:
         given = {x: np.asarray(a, dtype=dt).reshape(graph.shape(x)) for x, a in zip(graph.inputs, xs)}
         return _valued(found, graph, graph.evaluate(given, dt), dt)
 
+    def to_c(self, u, xs: list, took: float) -> dict | None:
+        """The scalar route ``u`` built as C (at ``-O0``) in place of the array program that took
+        ``took`` seconds a call, where it measures faster (:data:`jacc.ccode.MARGIN`): from this
+        call on, for this structure's calls, traced or not; its blocks at ``xs``, or None."""
+        from . import ccode
+        from .compile import CompileError
+        from .program import BackendError
+        from .unroll import best_time, float_list
+
+        try:
+            u.use_c(ccode.MAX_LINES, quick=True)
+        except (CompileError, BackendError):
+            return None
+        if u.native is None:
+            return None
+        arrays = u.takes_arrays()
+        run, cast = (u.run_arrays, lambda a: np.asarray(a, dtype=np.float64)) if arrays else (u.run_lists, float_list)
+        ys = [cast(x) for x in xs]
+        if best_time(lambda: run(ys)) >= ccode.MARGIN * took:
+            u.native = None
+            return None
+        self.run, self.cast, self.unrolled, self.program, self._kind = run, cast, not arrays, None, "c"
+        self.plan, self.values = u.plan, _float_values(self.entry) if self.outputs else None
+        self.domain = self.domain or bool(singular_ops(self.entry.graph))
+        self.entry.runner.unrolled, self.entry.runner.pending = u, None
+        return run(ys)
+
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None,
              outputs: bool = False) -> "_Once | None":
@@ -801,6 +834,8 @@ class _Once:
             from .unroll import best_time
 
             took = best_time(lambda: self.run(xs))
+            if self.upgrade:
+                return self.to_c(u, xs, took) or found
             _kept_if_faster(u, xs, took, lambda: u.use_c(ccode.MAX_LINES, quick=True), "native",
                             (CompileError, BackendError), ccode.MARGIN)
             if u.native is not None:
@@ -1004,6 +1039,11 @@ def _scalar_compiled(plan):
         return None
 
 
+#: float code measured slower than the array program is worth a later C build where it takes less than
+#: this many times the program (C runs such code 10–30× faster than Python floats)
+C_SPEEDUP = 8
+
+
 def _kept_if_faster(u, xs: list, took: float, use: Callable, attr: str, errors, margin: float = 1.0) -> float:
     """Give the scalar route ``u`` its other form (``use()`` sets ``u.<attr>``) and keep it where
     it measures faster than ``margin × took`` (best of three calls); the time that runs now."""
@@ -1055,6 +1095,9 @@ class Runner:
         # C past ccode.AUTO_LINES (quickly) where that pays within REPEAT_PAYOFF calls
         self.repeating = False
         self.churn = False  # made where structures do not repeat (CHURN_MISSES): lowered at a second call
+        # the scalar route whose float code lost to the array program but whose C, too long to build
+        # at the first call, is estimated to win: built once calls skipping f have taken that long
+        self.pending: Any = None
 
     def lower_later(self, plan) -> bool:
         """Whether this call runs the executor and leaves lowering to a later call of the structure:
@@ -1300,6 +1343,10 @@ class Runner:
                 # (a formula JAX lacks fails in any form: floats or the program then)
                 took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
             if took >= floor and beat() is not None and took >= beat():
+                if may_c and u.native is None and u.jitted is None and took < C_SPEEDUP * beat():
+                    lines = ccode.code_lines(u.compiled)
+                    if c_lines < lines <= ccode.MAX_LINES:  # (hunt BH: Jacobi sweeps on 5×5, 9× faster as C)
+                        u.build_later, self.pending = lines * ccode.BUILD_SECONDS_PER_LINE, u
                 return
             if may_c and u.native is None and u.jitted is None and took >= ccode.WORTH:
                 lines = ccode.code_lines(u.compiled)

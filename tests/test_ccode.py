@@ -175,6 +175,45 @@ def test_a_built_library_is_reused_from_the_cache_folder(monkeypatch, tmp_path):
     assert isinstance(again.native.fn, ctypes._CFuncPtr)
 
 
+def test_the_array_program_gives_way_to_c_once_its_calls_have_paid_for_the_build(monkeypatch, tmp_path):
+    # hunt BH: 30 Jacobi sweeps on 5×5: the float code lost the first call's race to the array
+    # program (and C, past AUTO_LINES, is not built at a first call), so the program ran for good at
+    # 450 µs a call where C takes 50 µs. Now C is built once the calls have taken as long as the build
+    import time
+
+    from jacc import unroll
+
+    monkeypatch.setenv("JACC_CACHE", str(tmp_path))
+
+    def f(A, b):
+        D = np.diag(A)
+        R, x = A - np.diag(D), np.zeros_like(b)
+        for _ in range(30):
+            x = (b - R @ x) / D
+        return x
+
+    slow, call = [True], unroll.Unrolled.__call__
+
+    def timed_slow(self, xs):  # (the float code loses the race, by a margin that C would make up)
+        if slow[0]:
+            time.sleep(1e-3)
+        return call(self, xs)
+    monkeypatch.setattr(unroll.Unrolled, "__call__", timed_slow)
+    monkeypatch.setattr(ccode, "BUILD_SECONDS_PER_LINE", 1e-8)  # (a build paid for at once)
+    rng = np.random.default_rng(0)
+    args = [(rng.normal(size=(5, 5)) * 0.3 + 4 * np.eye(5), rng.normal(size=5)) for _ in range(3)]
+    want = [jacc.jacobian(f, argnums=(0, 1), backend="interpret")(*a) for a in args]
+    jf = jacc.jacobian(f, argnums=(0, 1))
+    ran = []
+    for k in range(12):
+        got = jf(*args[k % 3])
+        slow[0] = False
+        ran.append(jf.ran)
+        for g, w in zip(got, want[k % 3]):
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+    assert ran[0] == "numpy" and ran[-1] == "c", ran
+
+
 def test_auto_traced_once_builds_long_float_code_as_c_unless_told_not_to(monkeypatch):
     # the robot arm's float code takes ~15 µs a call, its C ~3 µs: auto keeps C (a 5× margin,
     # against the 1.25× it asks for); JACC_NO_C keeps the compiler out, and retrace=True never
