@@ -772,17 +772,19 @@ class _Once:
             return None
         if u.native is None:
             return None
-        arrays = u.takes_arrays()
-        run, cast = (u.run_arrays, lambda a: np.asarray(a, dtype=np.float64)) if arrays else (u.run_lists, float_list)
-        ys = [cast(x) for x in xs]
-        if best_time(lambda: run(ys)) >= ccode.MARGIN * took:
+        native, cast = (u.run_arrays, lambda a: np.asarray(a, dtype=np.float64)) if u.takes_arrays() else (
+            u.run_lists, float_list)
+
+        def run(xs: list) -> dict:  # (the program's arguments, as other threads may hold them: cast here)
+            return native([cast(x) for x in xs])
+        if best_time(lambda: run(xs)) >= ccode.MARGIN * took:
             u.native = None
             return None
-        self.run, self.cast, self.unrolled, self.program, self._kind = run, cast, not arrays, None, "c"
-        self.plan, self.values = u.plan, _float_values(self.entry) if self.outputs else None
         self.domain = self.domain or bool(singular_ops(self.entry.graph))
+        self.plan, self.values = u.plan, _float_values(self.entry) if self.outputs else None
+        self.run, self.program, self._kind = run, None, "c"
         self.entry.runner.unrolled, self.entry.runner.pending = u, None
-        return run(ys)
+        return run(xs)
 
     @classmethod
     def make(cls, entry: Entry, args, kwargs, nums, single: bool, copies=None,
@@ -820,14 +822,18 @@ class _Once:
         """:attr:`run`, timed; once the calls have taken as long as building their code as C would,
         that code is built (at ``-O0``, in this call) and kept where it measures faster."""
         u = self.tier
-        if u.build_later is None:  # (tried by another structure sharing the code: C or floats for good)
+        later = None if u is None else u.build_later  # (read once: another thread may build meanwhile)
+        if later is None:  # (tried by another structure sharing the code: C or floats for good)
             self.tier = None
             return self.run(xs)
         t0 = time.perf_counter()
         found = self.run(xs)
         u.spent += time.perf_counter() - t0
-        if u.spent >= u.build_later:
-            u.build_later, self.tier = None, None  # (once, whatever comes of it)
+        if u.spent >= later:
+            with _TIER_LOCK:  # (one thread builds; hunt BL: two raced here, one raised TypeError)
+                if u.build_later is None:
+                    return found
+                u.build_later, self.tier = None, None  # (once, whatever comes of it)
             from . import ccode
             from .compile import CompileError
             from .program import BackendError
@@ -1039,6 +1045,7 @@ def _scalar_compiled(plan):
         return None
 
 
+_TIER_LOCK = locks.lock()  # (a structure's later C build, decided by one thread; fresh in a forked child)
 #: float code measured slower than the array program is worth a later C build where it takes less than
 #: this many times the program (C runs such code 10–30× faster than Python floats)
 C_SPEEDUP = 8
