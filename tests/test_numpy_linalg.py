@@ -490,6 +490,19 @@ def test_repeated_singular_values_refuse_singular_vector_jacobians_as_eigh_does(
             q @ np.diag([3.0, 3.0] + list(range(4, n + 2))) @ q.T)
 
 
+@pytest.mark.parametrize("n", [3, DENSE_PARTIAL_MAX + 2])
+def test_square_svd_vectors_at_a_zero_singular_value_have_their_derivative(n):
+    """U and V of a square matrix are complete, so I − UUᵀ is 0; its rounding times 1/s at a
+    (near-)zero singular value gave NaN, or a finite Jacobian 1.5 off (hunt BL). A simple zero
+    singular value leaves the vectors differentiable."""
+    q, _ = np.linalg.qr(_rng(9).normal(size=(n, n)))
+    r, _ = np.linalg.qr(_rng(10).normal(size=(n, n)))
+    for a in (q @ np.diag(np.arange(n, 0.0, -1.0) - 1) @ r.T, np.diag(np.arange(n, 0.0, -1.0) - 1)):
+        for part in (0, 2):
+            f = lambda a, part=part: np.abs(np.linalg.svd(a)[part])  # noqa: E731 (signs are NumPy's)
+            np.testing.assert_allclose(jacc.jacobian(f)(a), fd_jacobian(f, [a], 0), atol=1e-6)
+
+
 def _top_eigenvector(a):
     return np.linalg.eigh(a)[1][:, -1] ** 2  # (squared: free of its sign)
 

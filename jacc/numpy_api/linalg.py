@@ -514,9 +514,11 @@ def _svd_u_partial(i, ctx):
     def values():
         u, s, v, F, pu, _ = _svd_pieces(ctx.args[0])
         e = dict(optimize=True)
-        return (np.einsum("...ap,...pb,...ip,...jb,...b->...abij", u, F, u, v, s, **e)
-                + np.einsum("...ap,...pb,...ib,...jp,...p->...abij", u, F, u, v, s, **e)
-                + np.einsum("...ai,...jb,...b->...abij", pu, v, 1.0 / s, **e))
+        du = (np.einsum("...ap,...pb,...ip,...jb,...b->...abij", u, F, u, v, s, **e)
+              + np.einsum("...ap,...pb,...ib,...jp,...p->...abij", u, F, u, v, s, **e))
+        if u.shape[-2] == u.shape[-1]:  # (U square: I − UUᵀ is 0, and its rounding over a zero s was NaN or
+            return du                   # nonsense, where U has a derivative: hunt BL)
+        return du + np.einsum("...ai,...jb,...b->...abij", pu, v, 1.0 / s, **e)
     return _batched(ctx, values)
 
 
@@ -526,8 +528,9 @@ def _svd_vh_partial(i, ctx):
         u, s, v, F, _, pv = _svd_pieces(ctx.args[0])
         e = dict(optimize=True)
         dv = (np.einsum("...ap,...pb,...ip,...jb,...p->...abij", v, F, u, v, s, **e)
-              + np.einsum("...ap,...pb,...ib,...jp,...b->...abij", v, F, u, v, s, **e)
-              + np.einsum("...aj,...ib,...b->...abij", pv, u, 1.0 / s, **e))
+              + np.einsum("...ap,...pb,...ib,...jp,...b->...abij", v, F, u, v, s, **e))
+        if v.shape[-2] != v.shape[-1]:  # (V square: I − VVᵀ is 0, as U's above)
+            dv = dv + np.einsum("...aj,...ib,...b->...abij", pv, u, 1.0 / s, **e)
         return np.swapaxes(dv, -3, -4)
     return _batched(ctx, values)
 
@@ -578,8 +581,13 @@ def _factored_svd(a) -> "SVDResult":
     with tape.derivative_network(a):
         P = _swap(uh) @ a @ v
         Pt = _swap(P)
-        du = uh @ (F * (P * row + col * Pt)) + pu @ a @ vs
-        dv = _swap(v @ (F * (col * P + Pt * row)) + pv @ _swap(a) @ us)
+        du = uh @ (F * (P * row + col * Pt))
+        dv = v @ (F * (col * P + Pt * row))
+        if m > min(m, n):  # (U or V square: its projector is 0, as in _svd_u_partial)
+            du = du + pu @ a @ vs
+        if n > min(m, n):
+            dv = dv + pv @ _swap(a) @ us
+        dv = _swap(dv)
     return SVDResult(tape.record("value_from", [u, du]), s, tape.record("value_from", [vh, dv]))
 
 
