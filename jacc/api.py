@@ -1051,6 +1051,15 @@ _TIER_LOCK = locks.lock()  # (a structure's later C build, decided by one thread
 C_SPEEDUP = 8
 
 
+def _build_seconds(u, built_now: int) -> float | None:
+    """About how long a quick C build of the scalar route ``u``'s code takes, where it is longer than
+    the ``built_now`` lines a first call builds and at most :data:`jacc.ccode.MAX_LINES`; else None."""
+    from . import ccode
+
+    lines = ccode.code_lines(u.compiled)
+    return lines * ccode.BUILD_SECONDS_PER_LINE if built_now < lines <= ccode.MAX_LINES else None
+
+
 def _kept_if_faster(u, xs: list, took: float, use: Callable, attr: str, errors, margin: float = 1.0) -> float:
     """Give the scalar route ``u`` its other form (``use()`` sets ``u.<attr>``) and keep it where
     it measures faster than ``margin × took`` (best of three calls); the time that runs now."""
@@ -1349,16 +1358,14 @@ class Runner:
             if self.backend == "jax":  # the same code under jax.jit, or as floats where faster
                 # (a formula JAX lacks fails in any form: floats or the program then)
                 took = _kept_if_faster(u, xs, took, u.use_jax, "jitted", Exception)
+            # (C too long to build at the first call: built later, once calls have paid for it)
+            later = _build_seconds(u, c_lines) if may_c and u.native is None and u.jitted is None else None
             if took >= floor and beat() is not None and took >= beat():
-                if may_c and u.native is None and u.jitted is None and took < C_SPEEDUP * beat():
-                    lines = ccode.code_lines(u.compiled)
-                    if c_lines < lines <= ccode.MAX_LINES:  # (hunt BH: Jacobi sweeps on 5×5, 9× faster as C)
-                        u.build_later, self.pending = lines * ccode.BUILD_SECONDS_PER_LINE, u
+                if later and took < C_SPEEDUP * beat():  # (the program runs meanwhile; hunt BH: Jacobi sweeps)
+                    u.build_later, self.pending = later, u
                 return
-            if may_c and u.native is None and u.jitted is None and took >= ccode.WORTH:
-                lines = ccode.code_lines(u.compiled)
-                if c_lines < lines <= ccode.MAX_LINES:  # too long to build at the first call: later
-                    u.build_later = lines * ccode.BUILD_SECONDS_PER_LINE
+            if later and took >= ccode.WORTH:
+                u.build_later = later
         self.unrolled = u
 
     @property

@@ -52,13 +52,12 @@ import operator
 import os
 import random
 import sys
-import sysconfig
 import types
 from typing import Any, Callable, Mapping
 
 import numpy as np
 
-from .trace import _sparse, same_bits
+from .trace import _STDLIB, _sparse, same_bits
 
 _PLAIN = (bool, int, float, complex, str, bytes, type(None))
 
@@ -203,6 +202,10 @@ def _is_sparse(x: Any) -> bool:
     return _sparse(x) and hasattr(x, "tocoo")  # (a matrix, not a scipy.sparse.linalg operator)
 
 
+def _namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(type(x), "_fields")
+
+
 #: dict subclasses a snapshot copies (with namedtuples): the pytree kinds of :mod:`jacc.pytrees`
 _CONTAINERS = (collections.OrderedDict, collections.defaultdict)
 
@@ -227,7 +230,7 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return type(x)(snapshot(v, copies) for v in x)
     if type(x) is dict:
         return {k: snapshot(v, copies) for k, v in x.items()}
-    if type(x) in _CONTAINERS or (isinstance(x, tuple) and hasattr(type(x), "_fields")):
+    if type(x) in _CONTAINERS or _namedtuple(x):
         return _Container(x, copies)
     if isinstance(x, (np.random.Generator, np.random.RandomState, random.Random)):
         return _RandomState(x)
@@ -318,7 +321,6 @@ def _scipy_tables() -> tuple[str, ...]:
 #: utilities, and the code jacc and NetworkX generate (``<jacc program …>``, ``<class 'networkx…'>``)
 _TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_dir("opt_einsum"), _scipy_lib(),
                              *_scipy_tables()) if d) + ("<jacc ", "<class 'networkx.")
-_STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 #: NumPy functions that read or write files or change NumPy's global state
 _NUMPY_EFFECTS = frozenset({
@@ -414,7 +416,7 @@ def _functions_in(values: list, budget: int = 10_000, cached: bool = False):
         x, budget = stack.pop(), budget - 1
         if type(x) is dict:
             stack.extend(x.values())
-        elif type(x) in (list, tuple) or (isinstance(x, tuple) and hasattr(type(x), "_fields")):  # (as _plain)
+        elif type(x) in (list, tuple) or _namedtuple(x):  # (as _plain)
             stack.extend(x)
         else:
             if isinstance(x, functools.partial):
@@ -706,7 +708,7 @@ def _plain(v: Any, budget: list) -> bool:
         return True
     if type(v) is np.ndarray or isinstance(v, np.generic):  # (a subclass's state, a mask, is not copied)
         return v.dtype.kind in "biufc"
-    if type(v) in (list, tuple) or (isinstance(v, tuple) and hasattr(type(v), "_fields")):  # (a namedtuple batch)
+    if type(v) in (list, tuple) or _namedtuple(v):  # (a namedtuple batch)
         return all(_plain(x, budget) for x in v)
     if type(v) is dict:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())

@@ -577,15 +577,17 @@ def _factored_svd(a) -> "SVDResult":
     m, n = a.shape[-2:]
     F = _inverse_gaps(sh * sh)
     row, col = sh[..., None, :], sh[..., :, None]  # P·S scales P's columns, S·P its rows
-    pu, pv, vs, us = np.eye(m) - uh @ _swap(uh), np.eye(n) - v @ vhh, v / row, uh / row
+    # (U or V square: its projector I − UUᵀ is 0, and left out, as in _svd_u_partial)
+    pu, vs = (np.eye(m) - uh @ _swap(uh), v / row) if m > min(m, n) else (None, None)
+    pv, us = (np.eye(n) - v @ vhh, uh / row) if n > min(m, n) else (None, None)
     with tape.derivative_network(a):
         P = _swap(uh) @ a @ v
         Pt = _swap(P)
         du = uh @ (F * (P * row + col * Pt))
         dv = v @ (F * (col * P + Pt * row))
-        if m > min(m, n):  # (U or V square: its projector is 0, as in _svd_u_partial)
+        if pu is not None:
             du = du + pu @ a @ vs
-        if n > min(m, n):
+        if pv is not None:
             dv = dv + pv @ _swap(a) @ us
         dv = _swap(dv)
     return SVDResult(tape.record("value_from", [u, du]), s, tape.record("value_from", [vh, dv]))

@@ -253,6 +253,14 @@ def _inner_point(lo: float, hi: float) -> float:
     return lo + 1.0 if np.isfinite(lo) else hi - 1.0 if np.isfinite(hi) else 0.0
 
 
+def _positive(shapes) -> Any:
+    """SciPy's default parameter check, every shape parameter positive, on traced values a mask."""
+    check = True
+    for a in shapes:
+        check = check & (a > 0)
+    return check
+
+
 def _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale) -> Any:
     """A continuous distribution's function as traced masks, not read at the traced point (so calls
     may skip ``f``, and later points may leave the support): the formula on every point, a point
@@ -264,9 +272,7 @@ def _masked(self, formula, scaled, below, above, closed, x, shapes, loc, scale) 
             shapes and _owner(self, "_argcheck") != "rv_generic"):
         return None
     lo, hi = float(self.a), float(self.b)
-    check = True
-    for a in shapes:  # (SciPy's default check: every shape parameter positive)
-        check = check & (a > 0)
+    check = _positive(shapes)
 
     z = (x - loc) / scale
     valid = check & (scale > 0) & (z == z)  # (traced comparisons: masks)
@@ -305,12 +311,9 @@ def _masked_discrete(self, formula, below, above, closed, x, shapes, loc) -> Any
     read = len(tape.value_dependent)
     try:
         lo, hi = self._get_support(*shapes)
-        if _owner(self, "_argcheck") == "rv_generic":  # (SciPy's default converts: every parameter positive)
-            valid = ~np.isnan(z)
-            for a in shapes:
-                valid = valid & (a > 0)
-        else:
-            valid = self._argcheck(*shapes) & ~np.isnan(z)
+        # (SciPy's default check converts its arguments: its test, traced)
+        check = _positive(shapes) if _owner(self, "_argcheck") == "rv_generic" else self._argcheck(*shapes)
+        valid = check & ~np.isnan(z)
     except (TypeError, ValueError, UnsupportedOperationError) as e:
         getattr(e, "undo", lambda: None)()  # (a conversion refused and caught here is no refusal of f's)
         return None
