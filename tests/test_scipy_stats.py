@@ -441,6 +441,54 @@ def test_whatever_a_frozen_global_holds_is_compared():
     np.testing.assert_allclose(np.diag(jf(x)), [0.2] * 3)
 
 
+@pytest.mark.parametrize("make", [
+    lambda m, C: st.multivariate_normal(m, C),
+    lambda m, C: st.multivariate_normal(m, st.Covariance.from_diagonal(np.diag(C))),
+    lambda m, C: st.multivariate_t(m, C, df=4.0),
+], ids=["multivariate_normal", "Covariance.from_diagonal", "multivariate_t (reads multivariate_normal)"])
+def test_a_multivariate_distribution_frozen_inside_f_lets_calls_skip_f(make):
+    """SciPy's multivariate constructors (the frozen object's, its covariance factors') set
+    attributes on the new objects, and multivariate_t reads the global multivariate_normal: f ran
+    at every call (855 us against 74 for a frozen multivariate normal of 5 over 200 points)."""
+    Y = np.random.default_rng(3).standard_normal((20, 3))
+    C = np.diag([1.0, 2.0, 0.5])
+
+    def nll(m):
+        return -make(m, C).logpdf(Y).sum()
+
+    jf = jacc.jacobian(nll)
+    for k in range(6):
+        m = np.array([0.1, -0.2, 0.3]) + 0.05 * k
+        np.testing.assert_allclose(jf(m), fd_jacobian(nll, [m], 0), rtol=1e-6, atol=1e-8)
+    assert jf.cache.skipped >= 3 and jf.cache.why_traced is None
+
+
+def test_a_frozen_multivariate_global_is_compared_by_what_it_holds():
+    """A global ``prior = st.multivariate_normal(m, C)`` was an object of unknown type (f ran at
+    every call, 610 against 26 us); its attributes and its SciPy parts' (mean, covariance factors)
+    are compared now: a new prior, a mean changed in place or new factors are seen at the next call."""
+    global PRIOR
+    C = np.diag([1.0, 4.0])
+    PRIOR = st.multivariate_normal(np.zeros(2), C)
+
+    def lp(x):
+        return PRIOR.logpdf(x)
+
+    jf = jacc.jacobian(lp)
+    x = np.array([1.3, 0.2])
+    for _ in range(5):
+        np.testing.assert_allclose(jf(x), -x / np.diag(C))
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    PRIOR = st.multivariate_normal(np.ones(2), C)
+    np.testing.assert_allclose(jf(x), -(x - 1) / np.diag(C))
+    PRIOR.mean[:] = [2.0, -1.0]
+    np.testing.assert_allclose(jf(x), -(x - [2.0, -1.0]) / np.diag(C))
+    PRIOR.cov_object = st.multivariate_normal(np.zeros(2), np.eye(2)).cov_object
+    np.testing.assert_allclose(jf(x), -(x - [2.0, -1.0]))
+    PRIOR.cov_object._LP[:] *= 0.5  # (its whitening factor, changed in place: the covariance is 4 I)
+    np.testing.assert_allclose(jf(x), -(x - [2.0, -1.0]) / 4)
+
+
 def test_a_frozen_distribution_of_a_users_class_still_runs_f():
     """A user's subclass runs the user's code inside SciPy's methods: not compared by value."""
     class Unit(st.rv_continuous):
