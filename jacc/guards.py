@@ -117,6 +117,107 @@ class _Container:
         return same(tuple(a) if isinstance(a, tuple) else dict(a), self.items)
 
 
+class _Record:
+    """An object of the user's own plain class (``self.X`` in a method ``f``, a dataclass of data held
+    globally or passed): its class, its attributes by value as :func:`snapshot` keeps them, and
+    the attributes its classes define — functions and descriptors by identity, data by value —
+    so a method replaced, a class constant changed or an array attribute refilled is seen."""
+
+    __slots__ = ("type", "items", "classes")
+
+    def __init__(self, x: Any, copies: Mapping[int, tuple] | None):
+        self.type, self.items = type(x), snapshot(dict(vars(x)), copies)
+        self.classes = [(c, {k: (v, snapshot(v, copies) if _plain(v, [10_000]) else None)
+                             for k, v in _class_entries(c)}) for c in type(x).__mro__[:-1]]
+
+    def holds(self, a: Any) -> bool:
+        if type(a) is not self.type or not same(dict(vars(a)), self.items):
+            return False
+        for c, kept in self.classes:
+            entries = dict(_class_entries(c))
+            if len(entries) != len(kept):
+                return False
+            for k, (v, copy_) in kept.items():
+                w = entries.get(k, _MISSING)
+                if w is not v or (copy_ is not None and not same(w, copy_)):
+                    return False
+        return True
+
+
+#: a class made by a ``class`` statement (CPython's Py_TPFLAGS_HEAPTYPE), not one written in C
+_HEAP_TYPE = 1 << 9
+_DESCRIPTORS = (types.FunctionType, staticmethod, classmethod, property)
+
+
+def _class_entries(c: type):
+    """What a class defines for its instances to read: its attributes, and of Python's own (dunder)
+    names its methods (``__call__``, ``__add__``), not the bookkeeping (``__module__``, ``__dict__``)."""
+    return ((k, v) for k, v in vars(c).items()
+            if not (k.startswith("__") and k.endswith("__")) or type(v) is types.FunctionType)
+
+
+def _class_functions(x: Any):
+    """The functions a record's classes define (a property's getter, a static method's function)."""
+    for c in type(x).__mro__[:-1]:
+        for _, v in _class_entries(c):
+            fn = v.__func__ if isinstance(v, (staticmethod, classmethod)) else v.fget if isinstance(v, property) else v
+            if type(fn) is types.FunctionType:
+                yield fn
+
+
+def _record(x: Any) -> bool:
+    """Whether ``x`` is an object of a plain class of the user's (see :class:`_Record`): defined by
+    ``class`` statements outside NumPy, SciPy and jacc, attributes in a ``__dict__``, no slots,
+    metaclass or attribute hooks (``__getattr__`` runs code on reads that no watch saw)."""
+    cls = type(x)
+    if type(cls) is not type or not isinstance(getattr(x, "__dict__", None), dict) or _pure_module(cls.__module__):
+        return False
+    for c in cls.__mro__[:-1]:
+        if not c.__flags__ & _HEAP_TYPE or "__slots__" in vars(c) or "__getattr__" in vars(c) \
+                or "__getattribute__" in vars(c):
+            return False
+    return cls.__mro__[-1] is object
+
+
+def _record_class(cls: type) -> bool:
+    return type(cls) is type and all(c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
+
+
+def _method(f: Any) -> tuple[Any, Any]:
+    """``(function, record)`` for a method bound to a record (``model.loss``) or a record that is
+    called (``model(x)`` runs ``type(model).__call__``); else ``(f, None)``."""
+    if type(f) is types.MethodType and _record(f.__self__):
+        return f.__func__, f.__self__
+    if not _record(f):
+        return f, None
+    call = next((vars(c)["__call__"] for c in type(f).__mro__ if "__call__" in vars(c)), None)
+    if type(call) is types.FunctionType:
+        return call, f
+    return f, None
+
+
+#: records nested deeper than this (a linked list of objects) are not compared
+_RECORD_DEPTH = 16
+
+
+def _record_plain(x: Any, budget: list) -> bool:
+    """Whether a record's attributes are plain data, and its classes' entries descriptors or plain
+    data; a record that holds itself (``node.parent.child``) or nests too deep is not."""
+    if len(budget) == 1:
+        budget.append([])  # (the records on the path from the value compared)
+    path = budget[1]
+    if len(path) >= _RECORD_DEPTH or any(r is x for r in path):
+        return False
+    path.append(x)
+    try:
+        if not all(_plain(v, budget) for v in vars(x).values()):
+            return False
+        return all(isinstance(v, _DESCRIPTORS) or _plain(v, budget) for c in type(x).__mro__[:-1]
+                   for _, v in _class_entries(c))
+    finally:
+        path.pop()
+
+
 class _Frozen:
     """A SciPy frozen distribution (``prior = st.norm(0, 2)``, read by ``f``): its class and its
     distribution's, what they were made from — the frozen arguments, the constructor's parameters
@@ -264,6 +365,8 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return _Sparse(x)
     if _frozen(x):
         return _Frozen(x, copies)
+    if _record(x):
+        return _Record(x, copies)
     return x
 
 
@@ -281,7 +384,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen)):
+    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy
@@ -435,11 +538,12 @@ def _codes_of(fn: types.FunctionType, into: set, depth: int = 0) -> None:
                     _codes_of(x, into, depth + 1)
 
 
-def _functions_in(values: list, budget: int = 10_000, cached: bool = False):
-    """The functions among ``values`` and inside their lists, tuples and dicts, however deeply
-    nested (a registry of callbacks), a ``functools.partial`` as the function it calls; at most
-    ``budget`` items are looked at. A ``functools.lru_cache`` wrapper counts as its function, or
-    with ``cached`` is yielded as it is."""
+def _functions_in(values: list, budget: int = 10_000, cached: bool = False, ran: Any = ()):
+    """The functions among ``values`` and inside their lists, tuples, dicts and records (their
+    attributes), however deeply nested (a registry of callbacks), a ``functools.partial`` as the
+    function it calls; at most ``budget`` items are looked at. A ``functools.lru_cache`` wrapper
+    counts as its function, or with ``cached`` is yielded as it is. A record's classes' functions
+    are yielded where their code is in ``ran`` (their defaults and cells are then guarded)."""
     stack = list(values)
     while stack and budget:
         x, budget = stack.pop(), budget - 1
@@ -447,6 +551,9 @@ def _functions_in(values: list, budget: int = 10_000, cached: bool = False):
             stack.extend(x.values())
         elif type(x) in (list, tuple) or _namedtuple(x):  # (as _plain)
             stack.extend(x)
+        elif _record(x):
+            stack.extend(vars(x).values())
+            yield from (fn for fn in _class_functions(x) if fn.__code__ in ran)
         else:
             if isinstance(x, functools.partial):
                 x = x.func
@@ -493,6 +600,9 @@ class Watch:
             for x in (v.values() if type(v) is dict else v if type(v) in (list, tuple) else (v,)):
                 x = _unwrapped(x)  # (keyword data's partial: f itself is the root)
                 x = x.func if isinstance(x, functools.partial) else x
+                x, self_ = _method(x)  # (a method, or an object called: its function and its classes' are roots)
+                for fn in _class_functions(self_) if self_ is not None else ():
+                    _codes_of(fn, self._roots)
                 if isinstance(x, types.FunctionType):
                     _codes_of(x, self._roots)
         self._mine = False
@@ -747,6 +857,8 @@ def _plain(v: Any, budget: list) -> bool:
         return all(_plain(x, budget) for x in v)
     if type(v) is dict:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
+    if _record(v):
+        return _record_plain(v, budget)
     return _frozen(v)
 
 
@@ -888,6 +1000,9 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
     f = _unwrapped(f)
     if type(f) is functools.partial:  # its function, and the arguments it binds (compared by value)
         f, bound = f.func, (f.args, f.keywords)
+    f, self_ = _method(f)
+    if self_ is not None:  # a method of a record, or a record called: the record is an argument
+        bound = ((self_,),)
     if type(f) is not types.FunctionType:
         return "f is not a plain function"
     writable: dict[types.CodeType, frozenset] = {}
@@ -897,7 +1012,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
     def value(v: Any, what: str) -> str | None:
         if not _plain(v, [10_000]):  # (plain: no partial in it, at most 10,000 items)
             return f"{what} holds a value of type {type(v).__name__}"
-        for x in _functions_in([v], cached=True):
+        for x in _functions_in([v], cached=True, ran=w.codes):
             if isinstance(x, functools._lru_cache_wrapper):
                 # a hit runs no code and reads nothing: a result changed in place, or one computed
                 # from globals since changed and then cache_clear(), is not seen
@@ -921,6 +1036,8 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
                 v = cell.cell_contents
             except ValueError:
                 return f"the variable {name!r} of {fn.__qualname__} is unset"
+            if name == "__class__" and isinstance(v, type) and _record_class(v):  # (super(): Python's own cell)
+                continue
             why = value(v, f"the variable {name!r} of {fn.__qualname__}")
             if why:
                 return why

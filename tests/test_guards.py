@@ -177,15 +177,40 @@ def test_a_callback_passed_as_an_argument_is_checked_where_numpy_calls_it(capsys
     assert capsys.readouterr().out.count("row") == 3
 
 
-def test_an_object_argument_and_value_dependent_code_are_not_skipped():
+class SlottedBox:
+    __slots__ = ("k",)
+
+    def __init__(self):
+        self.k = 2.0
+
+
+class LookupBox:
+    def __getattr__(self, name):  # (code that runs on a read: whatever it reads is out of sight)
+        return 2.0
+
+
+def test_an_object_argument_is_compared_by_its_attributes_and_class_and_value_dependent_code_is_not_skipped():
     box = Box()
     jf = jacc.jacobian(reads_attribute, argnums=0)
     x = np.array([0.1, 0.2])
-    for _ in range(3):
-        jf(x, box)
-    assert jf.cache.skipped == 0 and "Box" in jf.cache.why_traced
-    box.k = 5.0
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x, box), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    assert jf.cache.skipped >= 1 and jf.cache.why_traced is None
+    box.k = 5.0  # (an attribute of the instance now, shadowing the class's)
     np.testing.assert_allclose(jf(x, box), np.diag(np.cos(x) * 5.0), rtol=1e-14)
+    other = Box()
+    for _ in range(3):
+        np.testing.assert_allclose(jf(x, other), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    Box.k = 3.0  # (the class's constant)
+    try:
+        np.testing.assert_allclose(jf(x, other), np.diag(np.cos(x) * 3.0), rtol=1e-14)
+    finally:
+        Box.k = 2.0
+    for odd in SlottedBox(), LookupBox():
+        jo = jacc.jacobian(reads_attribute, argnums=0)
+        for _ in range(3):
+            np.testing.assert_allclose(jo(x, odd), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+        assert jo.cache.skipped == 0 and type(odd).__name__ in jo.cache.why_traced
 
     jv = jacc.jacobian(lambda x: np.sin(x) if x[0] > 0 else np.cos(x))
     for _ in range(3):
@@ -1294,3 +1319,173 @@ def test_user_code_that_copy_or_a_distance_calls_is_watched():
     assert jg.cache.skipped >= 1
     k[0] = 3.0
     np.testing.assert_allclose(jg(x), [6 * (x - Y[0])])
+
+
+# --- objects of the user's own classes (records): compared by their attributes and their classes'
+
+GAIN = 2.0
+
+
+class _Layer:
+    def __init__(self, W):
+        self.W = W
+
+
+class _Base:
+    def scale(self):
+        return self.lam
+
+
+class _Model(_Base):
+    offset = 1.0
+
+    def __init__(self):
+        self.X = np.array([[1.0, 2.0], [3.0, 4.0], [0.5, -1.0]])
+        self.lam = 0.5
+        self.layer = _Layer(np.array([1.0, -2.0]))
+        self.act = np.tanh
+
+    @property
+    def gain(self):
+        return GAIN  # (a global read inside a property: guarded where it runs)
+
+    def scale(self):
+        return super().scale() * 2.0
+
+    def helper(self, z, c=np.array([1.0, 1.0])):  # noqa: B008 (a default changed in place, on purpose)
+        return z * c
+
+    def loss(self, w):
+        r = self.X @ (w * self.layer.W) - self.offset
+        return 0.5 * r @ r * self.gain + self.scale() * np.sum(self.helper(self.act(w)))
+
+    def __call__(self, w):
+        return self.loss(w)
+
+
+def _model_gradient(m, w):
+    r = m.X @ (w * m.layer.W) - m.offset
+    return (m.X.T @ r) * m.layer.W * GAIN + 2 * m.lam * (1 - np.tanh(w) ** 2) * np.array([1.0, 1.0]) * \
+        m.helper.__defaults__[0] if m.act is np.tanh else None
+
+
+@pytest.mark.parametrize("call", ["method", "object called"])
+def test_a_method_of_a_users_object_skips_f_and_sees_every_change(call):
+    """``jacobian(model.loss)`` (or of a callable model) read ``self``'s attributes: "f is not a plain
+    function", f ran at every call (194 against about 20 us skipping). Now the object is compared by
+    its attributes (nested objects too) and its classes' (methods by identity, constants by value)."""
+    global GAIN
+    m = _Model()
+    jf = jacc.jacobian(m.loss if call == "method" else m)
+    w = np.array([0.3, -0.4])
+
+    def check():
+        np.testing.assert_allclose(jf(w), _model_gradient(m, w), rtol=1e-12)
+
+    for _ in range(4):
+        check()
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    m.X[0, 0] = 7.0  # an array attribute refilled
+    check()
+    m.lam = 0.25  # an attribute rebound (read through super().scale())
+    check()
+    m.layer.W[:] = [0.5, 3.0]  # a nested object's array
+    check()
+    m.helper.__defaults__[0][:] = [2.0, 0.5]  # a method's default, changed in place
+    check()
+    _Model.offset = 2.0  # a class constant
+    try:
+        check()
+        GAIN = 3.0  # a global a property reads
+        check()
+    finally:
+        _Model.offset, GAIN = 1.0, 2.0
+        m.helper.__defaults__[0][:] = 1.0
+    for _ in range(2):
+        check()
+    m.act = np.sin  # a function attribute replaced
+    np.testing.assert_allclose(jf(w), fd_jacobian(m.loss, [w], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_a_replaced_method_and_an_object_changed_by_f_are_seen():
+    class Counter:
+        def __init__(self):
+            self.k, self.calls = 2.0, 0
+
+        def f(self, x):
+            self.calls += 1  # (f changes its object: f must run at every call)
+            return np.sin(x) * self.k
+
+    class Scaled:
+        k = 2.0
+
+        def part(self, x):
+            return np.sin(x) * self.k
+
+        def f(self, x):
+            return self.part(x)
+
+    x = np.array([0.1, 0.2])
+    c = Counter()
+    jc = jacc.jacobian(c.f)
+    for _ in range(4):
+        np.testing.assert_allclose(jc(x), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    assert jc.cache.skipped == 0 and "STORE_ATTR" in jc.cache.why_traced and c.calls == 4
+    s = Scaled()
+    js = jacc.jacobian(s.f)
+    for _ in range(4):
+        np.testing.assert_allclose(js(x), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    assert js.cache.skipped >= 2
+    Scaled.part = lambda self, x: np.cos(x) * self.k  # a method replaced on the class
+    np.testing.assert_allclose(js(x), np.diag(-np.sin(x) * 2.0), rtol=1e-14)
+
+
+def test_a_dataclass_of_data_global_or_passed_skips_f():
+    import dataclasses
+
+    @dataclasses.dataclass
+    class Data:
+        X: np.ndarray
+        y: np.ndarray
+
+    global DATA
+    DATA = Data(np.array([[1.0, 2.0], [0.0, 1.0], [3.0, -1.0]]), np.array([1.0, 0.0, 2.0]))
+
+    def loss(w):
+        r = DATA.X @ w - DATA.y
+        return 0.5 * r @ r
+
+    def loss_of(w, d):
+        r = d.X @ w - d.y
+        return 0.5 * r @ r
+
+    w = np.array([0.2, -0.1])
+    for jf, args in ((jacc.jacobian(loss), ()), (jacc.jacobian(loss_of, argnums=0), (DATA,))):
+        for _ in range(4):
+            np.testing.assert_allclose(jf(w, *args), DATA.X.T @ (DATA.X @ w - DATA.y), rtol=1e-14)
+        assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    DATA.y[1] = 5.0
+    np.testing.assert_allclose(jacc.jacobian(loss)(w), DATA.X.T @ (DATA.X @ w - DATA.y), rtol=1e-14)
+    jf = jacc.jacobian(loss)
+    for _ in range(4):
+        jf(w)
+    DATA = Data(DATA.X * 2.0, DATA.y)  # the global rebound
+    np.testing.assert_allclose(jf(w), DATA.X.T @ (DATA.X @ w - DATA.y), rtol=1e-14)
+
+
+def test_an_object_that_holds_itself_or_nests_deep_keeps_f_running():
+    class Node:
+        def __init__(self, k, parent=None):
+            self.k, self.parent = k, parent
+
+    ring = Node(2.0)
+    ring.parent = ring
+    chain = Node(2.0)
+    for _ in range(40):
+        chain = Node(2.0, chain)
+    x = np.array([0.1, 0.2])
+    for node in ring, chain:
+        jf = jacc.jacobian(lambda x, n: np.sin(x) * n.k, argnums=0)
+        for _ in range(3):
+            np.testing.assert_allclose(jf(x, node), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+        assert jf.cache.skipped == 0 and "Node" in jf.cache.why_traced

@@ -12,18 +12,21 @@ import jacc
 
 
 class _Model:
-    W = np.arange(1.0, 6.0)
+    __slots__ = ("W",)  # (no __dict__: not a record that guards compare, jacc.guards._record)
+
+    def __init__(self):
+        self.W = np.arange(1.0, 6.0)
 
 
 MODEL = _Model()
 
 
 def _scaled(x):
-    return np.sin(x) * MODEL.W  # an object's attribute: f runs at every call that reaches it
+    return np.sin(x) * MODEL.W  # a slotted object's attribute: f runs at every call that reaches it
 
 
 def test_overlapping_first_calls_keep_their_own_verdicts(monkeypatch):
-    # the shape-(5,) call reads an object's attribute, so f runs at every such call; its first call
+    # the shape-(5,) call reads a slotted object's attribute, so f runs at every such call; its first call
     # held the watch's verdict in a cell that the shape-(2,) call, run in between, overwrote with its
     # own guards, so later calls skipped f and missed the attribute's change
     def f(x):
