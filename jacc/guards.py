@@ -123,15 +123,15 @@ class _Record:
     the attributes its classes define — functions and descriptors by identity, data by value —
     so a method replaced, a class constant changed or an array attribute refilled is seen."""
 
-    __slots__ = ("type", "items", "classes")
+    __slots__ = ("type", "mro", "items", "classes")
 
     def __init__(self, x: Any, copies: Mapping[int, tuple] | None):
-        self.type, self.items = type(x), snapshot(dict(vars(x)), copies)
+        self.type, self.mro, self.items = type(x), type(x).__mro__, snapshot(dict(vars(x)), copies)
         self.classes = [(c, {k: (v, snapshot(v, copies) if _plain(v, [10_000]) else None)
                              for k, v in _class_entries(c)}) for c in type(x).__mro__[:-1]]
 
-    def holds(self, a: Any) -> bool:
-        if type(a) is not self.type or not same(dict(vars(a)), self.items):
+    def holds(self, a: Any) -> bool:  # (the classes, in order: C.__bases__ may be reassigned)
+        if type(a) is not self.type or type(a).__mro__ != self.mro or not same(dict(vars(a)), self.items):
             return False
         for c, kept in self.classes:
             entries = dict(_class_entries(c))
@@ -146,14 +146,30 @@ class _Record:
 
 #: a class made by a ``class`` statement (CPython's Py_TPFLAGS_HEAPTYPE), not one written in C
 _HEAP_TYPE = 1 << 9
-_DESCRIPTORS = (types.FunctionType, staticmethod, classmethod, property)
+
+
+#: what Python and ``dataclasses`` keep in a class's namespace for their own bookkeeping
+_CLASS_BOOKKEEPING = frozenset({"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
+                                "__firstlineno__", "__static_attributes__", "__dataclass_fields__",
+                                "__dataclass_params__", "__match_args__", "__orig_bases__", "__parameters__"})
 
 
 def _class_entries(c: type):
-    """What a class defines for its instances to read: its attributes, and of Python's own (dunder)
-    names its methods (``__call__``, ``__add__``), not the bookkeeping (``__module__``, ``__dict__``)."""
-    return ((k, v) for k, v in vars(c).items()
-            if not (k.startswith("__") and k.endswith("__")) or type(v) is types.FunctionType)
+    """What a class defines for its instances to read: its attributes and methods, Python's own
+    (``__call__``, ``__mul__``, ``__array_priority__``) among them, not its bookkeeping (``__module__``)."""
+    return ((k, v) for k, v in vars(c).items() if k not in _CLASS_BOOKKEEPING)
+
+
+def _descriptor(v: Any) -> bool:
+    """A method, static or class method or property of plain functions (compared by identity; a
+    wrapped partial or object would carry state that identity misses)."""
+    if type(v) is types.FunctionType:
+        return True
+    if type(v) in (staticmethod, classmethod):
+        return type(v.__func__) is types.FunctionType
+    if type(v) is property:
+        return all(fn is None or type(fn) is types.FunctionType for fn in (v.fget, v.fset, v.fdel))
+    return False
 
 
 def _class_functions(x: Any):
@@ -212,8 +228,8 @@ def _record_plain(x: Any, budget: list) -> bool:
     try:
         if not all(_plain(v, budget) for v in vars(x).values()):
             return False
-        return all(isinstance(v, _DESCRIPTORS) or _plain(v, budget) for c in type(x).__mro__[:-1]
-                   for _, v in _class_entries(c))
+        return all(_descriptor(v) or (_plain(v, budget) and not isinstance(v, functools._lru_cache_wrapper))
+                   for c in type(x).__mro__[:-1] for _, v in _class_entries(c))
     finally:
         path.pop()
 
@@ -241,14 +257,23 @@ class _Frozen:
         if len(parts) != len(self.attributes):
             return False
         for obj, (cls, kept) in zip(parts, self.attributes):
-            now = vars(obj)
-            if type(obj) is not cls or len(now) != len(kept):
+            if type(obj) is not cls or not _same_attributes(obj, kept):
                 return False
-            for k, (v, copy_) in kept.items():
-                w = now.get(k, _MISSING)
-                if w is not v or (copy_ is not None and not same_bits(w, copy_)):
-                    return False
         return same(_frozen_made(a), self.made)
+
+
+class _Singleton:
+    """One of ``scipy.stats``' own distributions read by name (``norm``, ``multivariate_normal``):
+    the object itself, and its attributes as :func:`_attributes` keeps them (``norm.logpdf = …``
+    sets one on the instance)."""
+
+    __slots__ = ("obj", "attributes")
+
+    def __init__(self, v: Any):
+        self.obj, self.attributes = v, _attributes(v)
+
+    def holds(self, a: Any) -> bool:
+        return a is self.obj and _same_attributes(a, self.attributes)
 
 
 def _univariate(d: Any) -> bool:
@@ -261,22 +286,52 @@ def _frozen_made(d: Any) -> tuple:
 
 def _frozen_parts(d: Any) -> list:
     """The objects whose attributes a frozen distribution's methods read: itself and its
-    distribution, or (multivariate) the SciPy objects it holds as well, and theirs in turn (a
-    multivariate normal's ``CovViaPSD`` holds a ``_PSD`` with the whitening factor)."""
+    distribution, or (multivariate) the objects with attributes it holds as well — SciPy's or the
+    user's (a subclass of a covariance) — and theirs in turn (a multivariate normal's
+    ``CovViaPSD`` holds a ``_PSD`` with the whitening factor)."""
     if _univariate(d):
         return [d, d.dist]
     parts, seen = [d], {id(d)}
     for obj in parts:  # (grows as it goes: breadth first, each object once)
         for v in vars(obj).values():
-            if id(v) not in seen and not isinstance(v, type) and _stats_class(type(v)) and hasattr(v, "__dict__"):
+            if id(v) not in seen and _part(v):
                 seen.add(id(v))
                 parts.append(v)
     return parts
 
 
+def _part(v: Any) -> bool:
+    return not isinstance(v, type) and isinstance(getattr(v, "__dict__", None), dict) and (
+        _stats_class(type(v)) or _record(v))
+
+
+def _multivariate_plain(d: Any) -> bool:
+    """Whether every attribute of a multivariate frozen distribution's parts is compared where it
+    matters: plain data (arrays of NumPy's own type: a subclass's contents are not copied), a part,
+    or its distribution's random generator (drawing from it is seen where it runs)."""
+    for obj in _frozen_parts(d):
+        for v in vars(obj).values():
+            if not (_plain(v, [10_000]) or _part(v) or isinstance(v, (np.random.RandomState, np.random.Generator))):
+                return False
+    return True
+
+
 def _attributes(obj: Any) -> dict:
-    """``obj``'s attributes: each value, with a copy where it is an array (changed in place)."""
-    return {k: (v, np.array(v, copy=True) if type(v) is np.ndarray else None) for k, v in vars(obj).items()}
+    """``obj``'s attributes: each value, with a copy where it is an array (changed in place; an
+    array subclass's as :func:`snapshot` keeps it)."""
+    return {k: (v, snapshot(v) if isinstance(v, np.ndarray) else None) for k, v in vars(obj).items()}
+
+
+def _same_attributes(obj: Any, kept: dict) -> bool:
+    """Whether ``obj`` has the attributes :func:`_attributes` kept: the same objects, arrays with the same bits."""
+    now = vars(obj)
+    if len(now) != len(kept):
+        return False
+    for k, (v, copy_) in kept.items():
+        w = now.get(k, _MISSING)
+        if w is not v or (copy_ is not None and not same(w, copy_)):
+            return False
+    return True
 
 
 def _frozen(x: Any) -> bool:
@@ -285,7 +340,8 @@ def _frozen(x: Any) -> bool:
     if infrastructure is not None and isinstance(x, infrastructure.rv_frozen):
         return _stats_class(type(x.dist))
     multivariate = sys.modules.get("scipy.stats._multivariate")
-    return multivariate is not None and isinstance(x, multivariate.multi_rv_frozen) and _stats_class(type(x))
+    return (multivariate is not None and isinstance(x, multivariate.multi_rv_frozen) and _stats_class(type(x))
+            and _multivariate_plain(x))
 
 
 class _RandomState:
@@ -361,6 +417,8 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return _Container(x, copies)
     if isinstance(x, (np.random.Generator, np.random.RandomState, random.Random)):
         return _RandomState(x)
+    if _stats_singleton(x):
+        return _Singleton(x)
     if _is_sparse(x):
         return _Sparse(x)
     if _frozen(x):
@@ -384,7 +442,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record)):
+    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record, _Singleton)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy
@@ -551,8 +609,9 @@ def _functions_in(values: list, budget: int = 10_000, cached: bool = False, ran:
             stack.extend(x.values())
         elif type(x) in (list, tuple) or _namedtuple(x):  # (as _plain)
             stack.extend(x)
-        elif _record(x):
+        elif _record(x):  # (its attributes, and its classes' data: objects and lists of functions there too)
             stack.extend(vars(x).values())
+            stack.extend(v for c in type(x).__mro__[:-1] for _, v in _class_entries(c) if not _descriptor(v))
             yield from (fn for fn in _class_functions(x) if fn.__code__ in ran)
         else:
             if isinstance(x, functools.partial):
@@ -835,8 +894,6 @@ def _identity(v: Any) -> bool:
         return _pure_module(getattr(v, "__module__", None)) and getattr(v, "__name__", "") not in _NUMPY_EFFECTS
     if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
         return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
-    if _stats_singleton(v):
-        return True
     if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,
         # its C functions called from there checked, as any; ``contextlib.contextmanager`` makes one)
         return (v.__module__ == "builtins" or _pure_module(v.__module__)
@@ -859,7 +916,7 @@ def _plain(v: Any, budget: list) -> bool:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
     if _record(v):
         return _record_plain(v, budget)
-    return _frozen(v)
+    return _frozen(v) or _stats_singleton(v)
 
 
 class Kept:

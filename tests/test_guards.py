@@ -1489,3 +1489,103 @@ def test_an_object_that_holds_itself_or_nests_deep_keeps_f_running():
         for _ in range(3):
             np.testing.assert_allclose(jf(x, node), np.diag(np.cos(x) * 2.0), rtol=1e-14)
         assert jf.cache.skipped == 0 and "Node" in jf.cache.why_traced
+
+
+def _bases_case():
+    class B1:
+        def s(self):
+            return 1.0
+
+    class B2:
+        def s(self):
+            return 5.0
+
+    class C(B1):
+        def loss(self, x):
+            return x ** 2 * self.s()
+
+    return C().loss, lambda: setattr(C, "__bases__", (B2,)), 5.0
+
+
+def _class_held_object_case():
+    class Cfg:
+        def scale(self, c=np.array([1.0, 1.0])):  # noqa: B008 (changed in place, on purpose)
+            return c
+
+    class Model:
+        cfg = Cfg()  # (an object held by the class, whose method's default changes)
+
+        def loss(self, x):
+            return x ** 2 * self.cfg.scale()
+
+    return Model().loss, lambda: Cfg.scale.__defaults__[0].fill(5.0), 5.0
+
+
+def _class_held_functions_case():
+    k = [1.0]
+
+    def hook(z):
+        return z * k[0]
+
+    class Model:
+        hooks = [hook]
+
+        def loss(self, x):
+            return self.hooks[0](x ** 2)
+
+    return Model().loss, lambda: k.__setitem__(0, 5.0), 5.0
+
+
+def _dunder_case():
+    class Op:
+        __mul__ = staticmethod(lambda o: o * 1.0)
+
+        def loss(self, x):
+            return self * (x ** 2)
+
+    return Op().loss, lambda: setattr(Op, "__mul__", staticmethod(lambda o: o * 5.0)), 5.0
+
+
+def _wrapped_static_case():
+    K = np.array([1.0])
+
+    class Model:
+        scale = staticmethod(functools.partial(lambda z, c: z * c, c=K))
+
+        def loss(self, x):
+            return self.scale(x ** 2)
+
+    return Model().loss, lambda: K.fill(5.0), 5.0
+
+
+def _cached_method_case():
+    G = np.array([1.0])
+
+    class Q:
+        @functools.cache  # noqa: B019 (the pattern under test)
+        def scale(self):
+            return G * 1.0
+
+        def loss(self, x):
+            return x ** 2 * self.scale()
+
+    q = Q()
+    q.scale()
+    G.fill(5.0)  # (the cache holds 1 until it is cleared)
+    return q.loss, Q.scale.cache_clear, 5.0
+
+
+@pytest.mark.parametrize("case", [_bases_case, _class_held_object_case, _class_held_functions_case, _dunder_case,
+                                  _wrapped_static_case, _cached_method_case],
+                         ids=["bases reassigned", "object held by the class", "functions held by the class",
+                              "a dunder static method replaced", "a static method wrapping a partial",
+                              "a functools.cache method"])
+def test_what_a_users_class_holds_is_guarded(case):
+    """Hunt BN: each of these returned the Jacobian of the old f after the change (``2x``, not ``10x``)."""
+    f, change, scale = case()
+    jf = jacc.jacobian(f)
+    x = np.array([0.3, 0.7])
+    for _ in range(5):
+        jf(x)
+    change()
+    np.testing.assert_allclose(jf(x), np.diag(2 * x * scale), rtol=1e-14)
