@@ -248,7 +248,7 @@ class _Frozen:
 
     def __init__(self, d: Any, copies: Mapping[int, tuple] | None):
         self.type, self.made = type(d), snapshot(_frozen_made(d), copies)
-        self.attributes = [(type(obj), _attributes(obj)) for obj in _frozen_parts(d)]
+        self.attributes = [(type(obj), _Attributes(obj)) for obj in _frozen_parts(d)]
 
     def holds(self, a: Any) -> bool:
         if type(a) is not self.type:
@@ -257,23 +257,9 @@ class _Frozen:
         if len(parts) != len(self.attributes):
             return False
         for obj, (cls, kept) in zip(parts, self.attributes):
-            if type(obj) is not cls or not _same_attributes(obj, kept):
+            if type(obj) is not cls or not kept.holds(obj):
                 return False
         return same(_frozen_made(a), self.made)
-
-
-class _Singleton:
-    """One of ``scipy.stats``' own distributions read by name (``norm``, ``multivariate_normal``):
-    the object itself, and its attributes as :func:`_attributes` keeps them (``norm.logpdf = …``
-    sets one on the instance)."""
-
-    __slots__ = ("obj", "attributes")
-
-    def __init__(self, v: Any):
-        self.obj, self.attributes = v, _attributes(v)
-
-    def holds(self, a: Any) -> bool:
-        return a is self.obj and _same_attributes(a, self.attributes)
 
 
 def _univariate(d: Any) -> bool:
@@ -316,22 +302,24 @@ def _multivariate_plain(d: Any) -> bool:
     return True
 
 
-def _attributes(obj: Any) -> dict:
-    """``obj``'s attributes: each value, with a copy where it is an array (changed in place; an
-    array subclass's as :func:`snapshot` keeps it)."""
-    return {k: (v, snapshot(v) if isinstance(v, np.ndarray) else None) for k, v in vars(obj).items()}
+class _Attributes:
+    """An object's attributes as a guard keeps them: the names in order and the values, compared by
+    identity in one C-level pass, and a copy of each array (changed in place; an array subclass's
+    as :func:`snapshot` keeps it) compared by value."""
 
+    __slots__ = ("names", "values", "arrays")
 
-def _same_attributes(obj: Any, kept: dict) -> bool:
-    """Whether ``obj`` has the attributes :func:`_attributes` kept: the same objects, arrays with the same bits."""
-    now = vars(obj)
-    if len(now) != len(kept):
-        return False
-    for k, (v, copy_) in kept.items():
-        w = now.get(k, _MISSING)
-        if w is not v or (copy_ is not None and not same(w, copy_)):
+    def __init__(self, obj: Any):
+        now = vars(obj)
+        self.names, self.values = tuple(now), tuple(now.values())
+        self.arrays = [(k, snapshot(v)) for k, v in now.items() if isinstance(v, np.ndarray)]
+
+    def holds(self, obj: Any) -> bool:
+        now = vars(obj)
+        if len(now) != len(self.names) or tuple(now) != self.names \
+                or not all(map(operator.is_, now.values(), self.values)):
             return False
-    return True
+        return all(same(now[k], copy_) for k, copy_ in self.arrays)
 
 
 def _frozen(x: Any) -> bool:
@@ -417,8 +405,6 @@ def snapshot(x: Any, copies: Mapping[int, tuple] | None = None) -> Any:
         return _Container(x, copies)
     if isinstance(x, (np.random.Generator, np.random.RandomState, random.Random)):
         return _RandomState(x)
-    if _stats_singleton(x):
-        return _Singleton(x)
     if _is_sparse(x):
         return _Sparse(x)
     if _frozen(x):
@@ -442,7 +428,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record, _Singleton)):
+    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy
@@ -894,6 +880,8 @@ def _identity(v: Any) -> bool:
         return _pure_module(getattr(v, "__module__", None)) and getattr(v, "__name__", "") not in _NUMPY_EFFECTS
     if isinstance(v, functools._lru_cache_wrapper):  # its function's code is walked (_functions_in)
         return isinstance(getattr(v, "__wrapped__", None), types.FunctionType)
+    if _stats_singleton(v):  # (its attributes are not compared: SciPy's objects, like the functions in
+        return True  # NumPy's and SciPy's modules, are taken as they are; a check cost 2.5 µs a call each)
     if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,
         # its C functions called from there checked, as any; ``contextlib.contextmanager`` makes one)
         return (v.__module__ == "builtins" or _pure_module(v.__module__)
@@ -916,7 +904,7 @@ def _plain(v: Any, budget: list) -> bool:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
     if _record(v):
         return _record_plain(v, budget)
-    return _frozen(v) or _stats_singleton(v)
+    return _frozen(v)
 
 
 class Kept:
