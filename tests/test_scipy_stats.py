@@ -631,3 +631,18 @@ def test_a_traced_count_of_a_special_function_is_named_by_its_place():
 
     with pytest.raises(UnsupportedOperationError, match="its first argument"):
         jacc.jacobian(lambda m: sp.pdtr(np.floor(2 * m), m))(np.array([1.5, 2.5]))
+
+
+@pytest.mark.parametrize("cov", [lambda: st.Covariance.from_diagonal(np.array([1.0, 4.0])),
+                                 lambda: st.Covariance.from_cholesky(np.array([[1.0, 0.0], [0.5, 2.0]]))],
+                         ids=["from_diagonal", "from_cholesky"])
+def test_multivariate_normal_of_a_covariance_object_with_traced_points(cov):
+    """Hunt BM: a scipy.stats.Covariance passed to multivariate_normal.logpdf with traced points
+    raised TypeError (jacc's Cholesky route multiplied it by an identity); SciPy's code runs now."""
+    C = cov()
+
+    def f(x):
+        return st.multivariate_normal.logpdf(x, np.zeros(2), C).sum()
+
+    x = np.array([[1.3, 0.2], [-0.4, 0.7]])
+    np.testing.assert_allclose(jacc.jacobian(f)(x), -np.linalg.solve(C.covariance, x.T).T, rtol=1e-10)

@@ -28,6 +28,7 @@ numerically) is refused by the tracer where it leaves NumPy.
 
 from __future__ import annotations
 
+import sys
 import threading
 from typing import Any, Callable
 
@@ -485,10 +486,12 @@ def _mvn(name: str) -> Callable[[Callable], Callable]:
     eigenvector derivatives divide by differences of eigenvalues: a smooth kernel plus noise (a
     Gaussian process's likelihood, n = 20) has eigenvalues equal to rounding, and its gradient came
     out wrong by up to 14 (with a TieWarning), though the density does not depend on the
-    eigenvectors. ``allow_singular=True`` keeps SciPy's code."""
+    eigenvectors. ``allow_singular=True`` and a ``scipy.stats.Covariance`` object (its own
+    factorisation: a diagonal, a Cholesky factor) keep SciPy's code."""
     def make(original: Callable) -> Callable:
         def method(self, x, mean=None, cov=1, allow_singular=False):
-            if allow_singular or not (_holds_tracer(x) or _holds_tracer(mean) or _holds_tracer(cov)):
+            if allow_singular or _covariance_object(cov) or not (
+                    _holds_tracer(x) or _holds_tracer(mean) or _holds_tracer(cov)):
                 return original(self, x, mean, cov, allow_singular)
             if mean is not None:
                 dim = int(np.size(mean))
@@ -511,6 +514,12 @@ def _mvn(name: str) -> Callable[[Callable], Callable]:
         method.__name__ = name
         return method
     return make
+
+
+def _covariance_object(cov: Any) -> bool:
+    """Whether ``cov`` is a ``scipy.stats.Covariance`` (of SciPy's classes or a subclass)."""
+    covariance = sys.modules.get("scipy.stats._covariance")
+    return covariance is not None and isinstance(cov, covariance.Covariance)
 
 
 for _name in ("logpdf", "pdf"):
