@@ -39,6 +39,7 @@ side effect
 
 from __future__ import annotations
 
+import abc
 import builtins
 import collections
 import copy
@@ -148,10 +149,14 @@ class _Record:
 _HEAP_TYPE = 1 << 9
 
 
-#: what Python and ``dataclasses`` keep in a class's namespace for their own bookkeeping
+#: what Python, ``dataclasses`` and ``abc`` keep in a class's namespace for their own bookkeeping
 _CLASS_BOOKKEEPING = frozenset({"__module__", "__qualname__", "__doc__", "__dict__", "__weakref__", "__annotations__",
                                 "__firstlineno__", "__static_attributes__", "__dataclass_fields__",
-                                "__dataclass_params__", "__match_args__", "__orig_bases__", "__parameters__"})
+                                "__dataclass_params__", "__match_args__", "__orig_bases__", "__parameters__",
+                                "_abc_impl", "__abstractmethods__"})
+#: the metaclasses of records' classes: ``type``, and ``abc.ABCMeta`` (``class Model(abc.ABC)``), whose
+#: registry of subclasses changes ``isinstance``, not attributes
+_METACLASSES = (type, abc.ABCMeta)
 
 
 def _class_entries(c: type):
@@ -183,20 +188,22 @@ def _class_functions(x: Any):
 
 def _record(x: Any) -> bool:
     """Whether ``x`` is an object of a plain class of the user's (see :class:`_Record`): defined by
-    ``class`` statements outside NumPy, SciPy and jacc, attributes in a ``__dict__``, no slots,
-    metaclass or attribute hooks (``__getattr__`` runs code on reads that no watch saw)."""
+    ``class`` statements outside NumPy, SciPy and jacc, attributes in a ``__dict__``, no slots
+    (``abc.ABC``'s empty ones aside), metaclass but ``abc.ABCMeta`` or attribute hooks
+    (``__getattr__`` runs code on reads that no watch saw)."""
     cls = type(x)
-    if type(cls) is not type or not isinstance(getattr(x, "__dict__", None), dict) or _pure_module(cls.__module__):
+    if type(cls) not in _METACLASSES or not isinstance(getattr(x, "__dict__", None), dict) \
+            or _pure_module(cls.__module__):
         return False
     for c in cls.__mro__[:-1]:
-        if not c.__flags__ & _HEAP_TYPE or "__slots__" in vars(c) or "__getattr__" in vars(c) \
+        if not c.__flags__ & _HEAP_TYPE or vars(c).get("__slots__", ()) or "__getattr__" in vars(c) \
                 or "__getattribute__" in vars(c):
             return False
     return cls.__mro__[-1] is object
 
 
 def _record_class(cls: type) -> bool:
-    return type(cls) is type and all(c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
+    return type(cls) in _METACLASSES and all(c.__flags__ & _HEAP_TYPE for c in cls.__mro__[:-1])
 
 
 def _method(f: Any) -> tuple[Any, Any]:

@@ -1589,3 +1589,27 @@ def test_what_a_users_class_holds_is_guarded(case):
         jf(x)
     change()
     np.testing.assert_allclose(jf(x), np.diag(2 * x * scale), rtol=1e-14)
+
+
+def test_an_abstract_base_class_model_skips_f_and_sees_changes():
+    import abc
+
+    class Base(abc.ABC):
+        @abc.abstractmethod
+        def loss(self, w): ...
+
+    class Quadratic(Base):
+        def __init__(self):
+            self.A = np.array([[2.0, 0.0], [0.0, 3.0]])
+
+        def loss(self, w):
+            return 0.5 * w @ self.A @ w
+
+    m = Quadratic()
+    jf = jacc.jacobian(m.loss)
+    w = np.array([0.3, -0.4])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(w), m.A @ w, rtol=1e-14)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+    m.A[1, 1] = 7.0
+    np.testing.assert_allclose(jf(w), m.A @ w, rtol=1e-14)
