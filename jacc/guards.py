@@ -248,7 +248,8 @@ class _Frozen:
     the frozen object and of its distribution (a method replaced, ``rv_discrete``'s ``pk`` changed
     in place, the user's own) by identity, arrays by value; the live object is what ``f`` reads.
     A multivariate one (``st.multivariate_normal(m, C)``) is its attributes, and those of the
-    SciPy objects among them (its distribution, its covariance's factors), compared the same way.
+    objects among them (its distribution, its covariance's factors, a user's subclass of one),
+    compared the same way.
     (Like the functions of NumPy and SciPy, their classes' methods are not compared.)"""
 
     __slots__ = ("type", "made", "attributes")
@@ -1054,7 +1055,7 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
         f, bound = f.func, (f.args, f.keywords)
     f, self_ = _method(f)
     if self_ is not None:  # a method of a record, or a record called: the record is an argument
-        bound = ((self_,),)
+        bound += ((self_,),)
     if type(f) is not types.FunctionType:
         return "f is not a plain function"
     writable: dict[types.CodeType, frozenset] = {}

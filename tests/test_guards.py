@@ -1613,3 +1613,23 @@ def test_an_abstract_base_class_model_skips_f_and_sees_changes():
     assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
     m.A[1, 1] = 7.0
     np.testing.assert_allclose(jf(w), m.A @ w, rtol=1e-14)
+
+
+def test_a_partial_of_a_method_guards_both_its_arguments_and_the_object():
+    class Model:
+        def __init__(self):
+            self.k = 2.0
+
+        def loss(self, x, c):
+            return np.sin(x) * self.k * c[0]
+
+    m, c = Model(), [1.0]
+    jf = jacc.jacobian(functools.partial(m.loss, c=c))
+    x = np.array([0.1, 0.2])
+    for _ in range(4):
+        np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * 2.0), rtol=1e-14)
+    assert jf.cache.skipped >= 2
+    c[0] = 3.0  # the partial's argument
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * 6.0), rtol=1e-14)
+    m.k = 1.0  # the object
+    np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * 3.0), rtol=1e-14)
