@@ -124,15 +124,29 @@ class _Record:
     the attributes its classes define — functions and descriptors by identity, data by value —
     so a method replaced, a class constant changed or an array attribute refilled is seen."""
 
-    __slots__ = ("type", "mro", "items", "classes")
+    __slots__ = ("type", "mro", "items", "classes", "quick", "deep")
 
     def __init__(self, x: Any, copies: Mapping[int, tuple] | None):
         self.type, self.mro, self.items = type(x), type(x).__mro__, snapshot(dict(vars(x)), copies)
         self.classes = [(c, {k: (v, snapshot(v, copies) if _plain(v, [10_000]) else None)
                              for k, v in _class_entries(c)}) for c in type(x).__mro__[:-1]]
+        # the quick test: every namespace's values the same objects, arrays the same bits, and what
+        # may change inside (a list, a nested object) the same by value
+        self.quick = [(obj, _Attributes(obj)) for obj in (x, *self.mro[:-1])]
+        self.deep = [(obj, k, snapshot(v, copies)) for obj in (x, *self.mro[:-1]) for k, v in vars(obj).items()
+                     if not (isinstance(v, _IMMUTABLE) or _identity(v) or type(v) is np.ndarray
+                             or _descriptor(v) or k in _CLASS_BOOKKEEPING)]
 
     def holds(self, a: Any) -> bool:  # (the classes, in order: C.__bases__ may be reassigned)
-        if type(a) is not self.type or type(a).__mro__ != self.mro or not same(dict(vars(a)), self.items):
+        if type(a) is not self.type or type(a).__mro__ != self.mro:
+            return False
+        if a is self.quick[0][0] and all(kept.holds(obj) for obj, kept in self.quick) \
+                and all(same(vars(obj)[k], copy_) for obj, k, copy_ in self.deep):
+            return True
+        return self._same(a)  # (rebound to equal values, another object: compared by value)
+
+    def _same(self, a: Any) -> bool:
+        if not same(dict(vars(a)), self.items):
             return False
         for c, kept in self.classes:
             entries = dict(_class_entries(c))
@@ -147,6 +161,8 @@ class _Record:
 
 #: a class made by a ``class`` statement (CPython's Py_TPFLAGS_HEAPTYPE), not one written in C
 _HEAP_TYPE = 1 << 9
+#: values that cannot change in place (a record's quick test compares them by identity)
+_IMMUTABLE = (bool, int, float, complex, str, bytes, type(None), np.generic)
 
 
 #: what Python, ``dataclasses`` and ``abc`` keep in a class's namespace for their own bookkeeping
@@ -921,13 +937,14 @@ class Kept:
     (on the robot arm's 18 closed-over 4 × 4 arrays 2–3 µs where :func:`same` takes 12 µs); where
     it does not pass, the copy decides."""
 
-    __slots__ = ("live", "copy", "lists", "dicts", "arrays")
+    __slots__ = ("live", "copy", "lists", "dicts", "arrays", "records")
 
     def __init__(self, v: Any, copies: Mapping[int, tuple] | None = None):
         self.live, self.copy = v, snapshot(v, copies)
         self.lists: list = []  # (list, its items)
         self.dicts: list = []  # (dict, its keys, its values)
         self.arrays: list = []  # (array, shape, dtype, bytes or its copy in self.copy)
+        self.records: list = []  # (object, its _Record in self.copy)
         stack = [(v, self.copy)]
         while stack:
             x, c = stack.pop()
@@ -941,6 +958,8 @@ class Kept:
                 stack.extend(zip(x.values(), c.values()))
             elif t is np.ndarray:
                 self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else c))
+            elif type(c) is _Record:
+                self.records.append((x, c))
             elif not (isinstance(x, _PLAIN + (np.generic,)) or _identity(x)):  # (a sparse matrix): by copy
                 self.lists = self.dicts = self.arrays = None
                 return
@@ -949,7 +968,7 @@ class Kept:
     def mutable(self) -> bool:
         """Whether the value itself may change in place (it holds a list, dict or array, or is
         compared by copy); a number, string or module guarded as itself cannot."""
-        return self.arrays is None or bool(self.lists or self.dicts or self.arrays)
+        return self.arrays is None or bool(self.lists or self.dicts or self.arrays or self.records)
 
     def holds(self, v: Any) -> bool:
         if v is self.live and self.arrays is not None:  # (loops, not all() of generators: every skipping call)
@@ -964,6 +983,9 @@ class Kept:
                     return same(v, self.copy)
                 if not (a.tobytes() == kept if type(kept) is bytes else same_bits(a, kept)):
                     return False  # (the same array, other bits: changed)
+            for x, kept in self.records:
+                if not kept.holds(x):
+                    return False
             return True
         return same(v, self.copy)
 
