@@ -1633,3 +1633,23 @@ def test_a_partial_of_a_method_guards_both_its_arguments_and_the_object():
     np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * 6.0), rtol=1e-14)
     m.k = 1.0  # the object
     np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * 3.0), rtol=1e-14)
+
+
+def test_an_attribute_rebound_to_an_equal_value_keeps_skipping():
+    class Model:
+        def __init__(self):
+            self.k, self.W = 2.0, np.array([1.0, 3.0])
+
+        def loss(self, x):
+            return np.sin(x) * self.W * self.k
+
+    m = Model()
+    jf = jacc.jacobian(m.loss)
+    x = np.array([0.1, 0.2])
+    for _ in range(4):
+        jf(x)
+    skipped = jf.cache.skipped
+    for _ in range(3):
+        m.k, m.W = float(str(m.k)), m.W.copy()  # (new objects, equal values: the quick test fails, the copy decides)
+        np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * m.W * 2.0), rtol=1e-14)
+    assert jf.cache.skipped == skipped + 3
