@@ -44,6 +44,7 @@ import builtins
 import collections
 import copy
 import dis
+import enum
 import functools
 import gc
 import importlib.util
@@ -106,63 +107,80 @@ class _Container:
     type, its items' snapshots and a ``defaultdict``'s factory (a copy by identity would miss an
     array changed in place inside it)."""
 
-    __slots__ = ("type", "items", "factory")
+    __slots__ = ("type", "items", "factory", "classes", "attributes")
 
     def __init__(self, x: tuple | dict, copies: Mapping[int, tuple] | None):
         self.type, self.factory = type(x), getattr(x, "default_factory", None)
         self.items = snapshot(tuple(x) if isinstance(x, tuple) else dict(x), copies)
+        # a namedtuple's class may define methods and constants, and a subclass's instances attributes
+        self.classes = _Classes(type(x), copies) if _namedtuple(x) else None
+        self.attributes = snapshot(dict(vars(x)), copies) if hasattr(x, "__dict__") else None
 
     def holds(self, a: Any) -> bool:
         if type(a) is not self.type or getattr(a, "default_factory", None) is not self.factory:
             return False
+        if self.classes is not None and not self.classes.holds(type(a)):
+            return False
+        if self.attributes is not None and not same(dict(vars(a)), self.attributes):
+            return False
         return same(tuple(a) if isinstance(a, tuple) else dict(a), self.items)
+
+
+class _Classes:
+    """What an object's classes define (see :class:`_Record`): the classes in order (``__bases__``
+    may be reassigned), each ``class`` statement's namespace by identity (a method replaced, a
+    constant rebound) and what may change inside it (a list, an object held) by value, and where
+    an ``abc.ABC`` is among them, ``abc``'s token of registrations (``isinstance`` reads them)."""
+
+    __slots__ = ("mro", "quick", "deep", "token")
+
+    def __init__(self, cls: type, copies: Mapping[int, tuple] | None):
+        self.mro = cls.__mro__
+        heap = [c for c in self.mro if c.__flags__ & _HEAP_TYPE]
+        self.quick = [(c, _Attributes(c)) for c in heap]
+        self.deep = [(c, k, snapshot(v, copies)) for c in heap for k, v in _class_entries(c) if not _fixed(v)]
+        self.token = abc.get_cache_token() if any(type(c) is abc.ABCMeta for c in self.mro) else None
+
+    def holds(self, cls: type) -> bool:
+        return (cls.__mro__ == self.mro and all(kept.holds(c) for c, kept in self.quick)
+                and all(same(vars(c)[k], copy_) for c, k, copy_ in self.deep)
+                and (self.token is None or abc.get_cache_token() == self.token))
+
+
+def _fixed(v: Any) -> bool:
+    """A value compared by identity alone: immutable, a pure module or function, a method or a
+    field of a namedtuple (a change is a new object)."""
+    return isinstance(v, _IMMUTABLE) or _identity(v) or _descriptor(v) or type(v) in (np.ndarray, _TUPLEGETTER)
 
 
 class _Record:
     """An object of the user's own plain class (``self.X`` in a method ``f``, a dataclass of data held
-    globally or passed): its class, its attributes by value as :func:`snapshot` keeps them, and
-    the attributes its classes define — functions and descriptors by identity, data by value —
-    so a method replaced, a class constant changed or an array attribute refilled is seen."""
+    globally or passed): its attributes by value as :func:`snapshot` keeps them, and what its
+    classes define (:class:`_Classes`), so a method replaced, a class constant changed or an array
+    attribute refilled is seen. A quick test comes first: the attributes the same objects, arrays
+    the same bits, what may change inside them the same by value."""
 
-    __slots__ = ("type", "mro", "items", "classes", "quick", "deep")
+    __slots__ = ("type", "items", "classes", "live", "quick", "deep")
 
     def __init__(self, x: Any, copies: Mapping[int, tuple] | None):
-        self.type, self.mro, self.items = type(x), type(x).__mro__, snapshot(dict(vars(x)), copies)
-        self.classes = [(c, {k: (v, snapshot(v, copies) if _plain(v, [10_000]) else None)
-                             for k, v in _class_entries(c)}) for c in type(x).__mro__[:-1]]
-        # the quick test: every namespace's values the same objects, arrays the same bits, and what
-        # may change inside (a list, a nested object) the same by value
-        self.quick = [(obj, _Attributes(obj)) for obj in (x, *self.mro[:-1])]
-        self.deep = [(obj, k, snapshot(v, copies)) for obj in (x, *self.mro[:-1]) for k, v in vars(obj).items()
-                     if not (isinstance(v, _IMMUTABLE) or _identity(v) or type(v) is np.ndarray
-                             or _descriptor(v) or k in _CLASS_BOOKKEEPING)]
+        self.type, self.items, self.classes = type(x), snapshot(dict(vars(x)), copies), _Classes(type(x), copies)
+        self.live, self.quick = x, _Attributes(x)
+        self.deep = [(k, snapshot(v, copies)) for k, v in vars(x).items() if not _fixed(v)]
 
-    def holds(self, a: Any) -> bool:  # (the classes, in order: C.__bases__ may be reassigned)
-        if type(a) is not self.type or type(a).__mro__ != self.mro:
+    def holds(self, a: Any) -> bool:
+        if type(a) is not self.type or not self.classes.holds(type(a)):
             return False
-        if a is self.quick[0][0] and all(kept.holds(obj) for obj, kept in self.quick) \
-                and all(same(vars(obj)[k], copy_) for obj, k, copy_ in self.deep):
+        if a is self.live and self.quick.holds(a) and all(same(vars(a)[k], copy_) for k, copy_ in self.deep):
             return True
-        return self._same(a)  # (rebound to equal values, another object: compared by value)
-
-    def _same(self, a: Any) -> bool:
-        if not same(dict(vars(a)), self.items):
-            return False
-        for c, kept in self.classes:
-            entries = dict(_class_entries(c))
-            if len(entries) != len(kept):
-                return False
-            for k, (v, copy_) in kept.items():
-                w = entries.get(k, _MISSING)
-                if w is not v or (copy_ is not None and not same(w, copy_)):
-                    return False
-        return True
+        return same(dict(vars(a)), self.items)  # (rebound to equal values, another object: by value)
 
 
 #: a class made by a ``class`` statement (CPython's Py_TPFLAGS_HEAPTYPE), not one written in C
 _HEAP_TYPE = 1 << 9
 #: values that cannot change in place (a record's quick test compares them by identity)
 _IMMUTABLE = (bool, int, float, complex, str, bytes, type(None), np.generic)
+#: a namedtuple's field (a C descriptor that reads one item)
+_TUPLEGETTER = type(collections.namedtuple("_Pair", "a").a)
 
 
 #: what Python, ``dataclasses`` and ``abc`` keep in a class's namespace for their own bookkeeping
@@ -239,6 +257,16 @@ def _method(f: Any) -> tuple[Any, Any]:
 _RECORD_DEPTH = 16
 
 
+def _namespaces_plain(x: Any, budget: list) -> bool:
+    """Whether ``x``'s attributes (if it has a ``__dict__``) are plain data and what its classes
+    define is plain data, a method of plain functions or a namedtuple's field."""
+    if not all(_plain(v, budget) for v in getattr(x, "__dict__", {}).values()):
+        return False
+    return all(_descriptor(v) or type(v) is _TUPLEGETTER
+               or (_plain(v, budget) and not isinstance(v, functools._lru_cache_wrapper))
+               for c in type(x).__mro__ if c.__flags__ & _HEAP_TYPE for _, v in _class_entries(c))
+
+
 def _record_plain(x: Any, budget: list) -> bool:
     """Whether a record's attributes are plain data, and its classes' entries descriptors or plain
     data; a record that holds itself (``node.parent.child``) or nests too deep is not."""
@@ -249,10 +277,7 @@ def _record_plain(x: Any, budget: list) -> bool:
         return False
     path.append(x)
     try:
-        if not all(_plain(v, budget) for v in vars(x).values()):
-            return False
-        return all(_descriptor(v) or (_plain(v, budget) and not isinstance(v, functools._lru_cache_wrapper))
-                   for c in type(x).__mro__[:-1] for _, v in _class_entries(c))
+        return _namespaces_plain(x, budget)
     finally:
         path.pop()
 
@@ -617,11 +642,13 @@ def _functions_in(values: list, budget: int = 10_000, cached: bool = False, ran:
         x, budget = stack.pop(), budget - 1
         if type(x) is dict:
             stack.extend(x.values())
-        elif type(x) in (list, tuple) or _namedtuple(x):  # (as _plain)
+        elif type(x) in (list, tuple):  # (as _plain)
             stack.extend(x)
-        elif _record(x):  # (its attributes, and its classes' data: objects and lists of functions there too)
-            stack.extend(vars(x).values())
-            stack.extend(v for c in type(x).__mro__[:-1] for _, v in _class_entries(c) if not _descriptor(v))
+        elif _namedtuple(x) or _record(x):  # (items, attributes and its classes' data: objects, lists of functions)
+            stack.extend(x if isinstance(x, tuple) else ())
+            stack.extend(getattr(x, "__dict__", {}).values())
+            stack.extend(v for c in type(x).__mro__ if c.__flags__ & _HEAP_TYPE for _, v in _class_entries(c)
+                         if not _descriptor(v))
             yield from (fn for fn in _class_functions(x) if fn.__code__ in ran)
         else:
             if isinstance(x, functools.partial):
@@ -918,12 +945,16 @@ def _plain(v: Any, budget: list) -> bool:
     budget[0] -= 1
     if budget[0] < 0:
         return False
-    if isinstance(v, _PLAIN) or _identity(v):
+    if type(v) in _PLAIN or isinstance(v, enum.Enum) or _identity(v):  # (a float subclass may hold attributes)
         return True
-    if type(v) is np.ndarray or isinstance(v, np.generic):  # (a subclass's state, a mask, is not copied)
+    if isinstance(v, np.generic):  # (NumPy's scalars: np.float64, np.str_)
+        return isinstance(v, _PLAIN) or v.dtype.kind in "biufc"
+    if type(v) is np.ndarray:  # (a subclass's state, a mask, is not copied)
         return v.dtype.kind in "biufc"
-    if type(v) in (list, tuple) or _namedtuple(v):  # (a namedtuple batch)
+    if type(v) in (list, tuple):
         return all(_plain(x, budget) for x in v)
+    if _namedtuple(v):  # (a namedtuple batch; its class's methods and constants, a subclass's attributes)
+        return all(_plain(x, budget) for x in v) and _namespaces_plain(v, budget)
     if type(v) is dict:
         return all(isinstance(k, _PLAIN) and _plain(x, budget) for k, x in v.items())
     if _record(v):
@@ -1111,7 +1142,8 @@ def guards_for(f: Callable, w: Watch, passed: tuple = (), copies: Mapping[int, t
                 v = cell.cell_contents
             except ValueError:
                 return f"the variable {name!r} of {fn.__qualname__} is unset"
-            if name == "__class__" and isinstance(v, type) and _record_class(v):  # (super(): Python's own cell)
+            if name == "__class__" and isinstance(v, type) and _record_class(v) \
+                    and fn.__qualname__.startswith(v.__qualname__ + "."):  # (super(): Python's own cell)
                 continue
             why = value(v, f"the variable {name!r} of {fn.__qualname__}")
             if why:

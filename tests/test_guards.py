@@ -2,6 +2,7 @@
 be observed (jacc.guards); every case here checks the result against the closed form at each call,
 and whether ``f`` was skipped (``jf.cache.skipped``) or why not (``jf.cache.why_traced``)."""
 
+import collections
 import contextlib
 import copy
 import functools
@@ -9,6 +10,7 @@ import gc
 import math
 import sys
 import time
+import typing
 from os import getenv
 from random import Random
 
@@ -1594,7 +1596,7 @@ def test_what_a_users_class_holds_is_guarded(case):
 def test_an_abstract_base_class_model_skips_f_and_sees_changes():
     import abc
 
-    class Base(abc.ABC):
+    class Base(abc.ABC):  # noqa: B024 (registration is what is tested)
         @abc.abstractmethod
         def loss(self, w): ...
 
@@ -1653,3 +1655,90 @@ def test_an_attribute_rebound_to_an_equal_value_keeps_skipping():
         m.k, m.W = float(str(m.k)), m.W.copy()  # (new objects, equal values: the quick test fails, the copy decides)
         np.testing.assert_allclose(jf(x), np.diag(np.cos(x) * m.W * 2.0), rtol=1e-14)
     assert jf.cache.skipped == skipped + 3
+
+
+class _Scaled(typing.NamedTuple):
+    a: float
+
+    def scale(self, x):
+        return x * self.a
+
+
+class _Param(float):
+    pass
+
+
+def _namedtuple_method_case():
+    p = _Scaled(2.0)
+    original = _Scaled.scale
+
+    def change():
+        _Scaled.scale = lambda self, x: x * self.a * 5.0
+
+    return (lambda x: p.scale(x)), change, lambda: setattr(_Scaled, "scale", original)
+
+
+def _namedtuple_attribute_case():
+    class Q(collections.namedtuple("Q0", "a")):
+        pass
+
+    q = Q(2.0)
+    q.k = 1.0
+    return (lambda x: x * q.a * q.k), lambda: setattr(q, "k", 5.0), None
+
+
+def _number_subclass_case():
+    c = _Param(2.0)
+    c.k = 1.0
+    return (lambda x: x * c * c.k), lambda: setattr(c, "k", 5.0), None
+
+
+def _class_cell_case():
+    class K:
+        k = 2.0
+
+    __class__ = K  # (a variable of that name, not Python's own cell for super())
+
+    def f(x):
+        return x * __class__.k
+
+    return f, lambda: setattr(K, "k", 10.0), None
+
+
+def _abc_register_case():
+    import abc
+
+    class Base(abc.ABC):  # noqa: B024 (registration is what is tested)
+        pass
+
+    class Peer:
+        pass
+
+    class Model(Base):
+        def __init__(self):
+            self.peer = Peer()
+
+        def loss(self, x):
+            return x * (10.0 if isinstance(self.peer, Base) else 2.0)
+
+    return Model().loss, lambda: Base.register(Peer), None
+
+
+@pytest.mark.parametrize("case", [_namedtuple_method_case, _namedtuple_attribute_case, _number_subclass_case,
+                                  _class_cell_case, _abc_register_case],
+                         ids=["a namedtuple's method replaced", "a namedtuple subclass's attribute",
+                              "a float subclass's attribute", "a variable named __class__",
+                              "a class registered with an ABC"])
+def test_what_namedtuples_number_subclasses_and_abcs_hold_is_guarded(case):
+    """Hunt BO: each gave the old Jacobian (2, not 10, times the identity) after the change."""
+    f, change, undo = case()
+    jf = jacc.jacobian(f)
+    x = np.array([0.3, 0.7])
+    for _ in range(5):
+        np.testing.assert_allclose(jf(x), np.eye(2) * 2.0, rtol=1e-14)
+    change()
+    try:
+        np.testing.assert_allclose(jf(x), np.eye(2) * 10.0, rtol=1e-14)
+    finally:
+        if undo:
+            undo()
