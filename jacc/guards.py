@@ -44,7 +44,6 @@ import builtins
 import collections
 import copy
 import dis
-import enum
 import functools
 import gc
 import importlib.util
@@ -148,9 +147,11 @@ class _Classes:
 
 
 def _fixed(v: Any) -> bool:
-    """A value compared by identity alone: immutable, a pure module or function, a method or a
-    field of a namedtuple (a change is a new object)."""
-    return isinstance(v, _IMMUTABLE) or _identity(v) or _descriptor(v) or type(v) in (np.ndarray, _TUPLEGETTER)
+    """A value compared by identity alone: immutable (a tuple of immutables too: a namedtuple's
+    ``_fields``), a pure module or function, a method or a field of a namedtuple (a change is a new
+    object)."""
+    return (isinstance(v, _IMMUTABLE) or _identity(v) or _descriptor(v) or type(v) in (np.ndarray, _TUPLEGETTER)
+            or (type(v) is tuple and all(isinstance(x, _IMMUTABLE) for x in v)))
 
 
 class _Record:
@@ -945,10 +946,10 @@ def _plain(v: Any, budget: list) -> bool:
     budget[0] -= 1
     if budget[0] < 0:
         return False
-    if type(v) in _PLAIN or isinstance(v, enum.Enum) or _identity(v):  # (a float subclass may hold attributes)
+    if type(v) in _PLAIN or _identity(v):  # (a float subclass or an enum member may hold attributes)
         return True
-    if isinstance(v, np.generic):  # (NumPy's scalars: np.float64, np.str_)
-        return isinstance(v, _PLAIN) or v.dtype.kind in "biufc"
+    if isinstance(v, np.generic):  # (NumPy's own scalar types, np.float64 and np.str_; not a subclass)
+        return not type(v).__flags__ & _HEAP_TYPE and (isinstance(v, _PLAIN) or v.dtype.kind in "biufc")
     if type(v) is np.ndarray:  # (a subclass's state, a mask, is not copied)
         return v.dtype.kind in "biufc"
     if type(v) in (list, tuple):
@@ -968,7 +969,7 @@ class Kept:
     (on the robot arm's 18 closed-over 4 × 4 arrays 2–3 µs where :func:`same` takes 12 µs); where
     it does not pass, the copy decides."""
 
-    __slots__ = ("live", "copy", "lists", "dicts", "arrays", "records")
+    __slots__ = ("live", "copy", "lists", "dicts", "arrays", "records", "classes")
 
     def __init__(self, v: Any, copies: Mapping[int, tuple] | None = None):
         self.live, self.copy = v, snapshot(v, copies)
@@ -976,6 +977,7 @@ class Kept:
         self.dicts: list = []  # (dict, its keys, its values)
         self.arrays: list = []  # (array, shape, dtype, bytes or its copy in self.copy)
         self.records: list = []  # (object, its _Record in self.copy)
+        self.classes: dict = {}  # namedtuples' classes → their _Classes (each checked once: a batch of 50)
         stack = [(v, self.copy)]
         while stack:
             x, c = stack.pop()
@@ -991,6 +993,9 @@ class Kept:
                 self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else c))
             elif type(c) is _Record:
                 self.records.append((x, c))
+            elif type(c) is _Container and c.classes is not None and c.attributes is None:  # a namedtuple
+                self.classes.setdefault(type(x), c.classes)
+                stack.extend(zip(x, c.items))
             elif not (isinstance(x, _PLAIN + (np.generic,)) or _identity(x)):  # (a sparse matrix): by copy
                 self.lists = self.dicts = self.arrays = None
                 return
@@ -999,7 +1004,7 @@ class Kept:
     def mutable(self) -> bool:
         """Whether the value itself may change in place (it holds a list, dict or array, or is
         compared by copy); a number, string or module guarded as itself cannot."""
-        return self.arrays is None or bool(self.lists or self.dicts or self.arrays or self.records)
+        return self.arrays is None or bool(self.lists or self.dicts or self.arrays or self.records or self.classes)
 
     def holds(self, v: Any) -> bool:
         if v is self.live and self.arrays is not None:  # (loops, not all() of generators: every skipping call)
@@ -1016,6 +1021,9 @@ class Kept:
                     return False  # (the same array, other bits: changed)
             for x, kept in self.records:
                 if not kept.holds(x):
+                    return False
+            for cls, kept in self.classes.items():
+                if not kept.holds(cls):
                     return False
             return True
         return same(v, self.copy)
