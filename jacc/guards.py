@@ -166,7 +166,7 @@ class _Record:
     def __init__(self, x: Any, copies: Mapping[int, tuple] | None):
         self.type, self.items, self.classes = type(x), snapshot(dict(vars(x)), copies), _Classes(type(x), copies)
         self.live, self.quick = x, _Attributes(x)
-        self.deep = [(k, snapshot(v, copies)) for k, v in vars(x).items() if not _fixed(v)]
+        self.deep = [(k, self.items[k]) for k, v in vars(x).items() if not _fixed(v)]  # (the copies in items)
 
     def holds(self, a: Any) -> bool:
         if type(a) is not self.type or not self.classes.holds(type(a)):
