@@ -362,7 +362,8 @@ class _Attributes:
     def __init__(self, obj: Any):
         now = vars(obj)
         self.names, self.values = tuple(now), tuple(now.values())
-        self.arrays = [(k, snapshot(v)) for k, v in now.items() if isinstance(v, np.ndarray)]
+        self.arrays = [(k, _Bits(v) if _Bits.fits(v) else snapshot(v)) for k, v in now.items()
+                       if isinstance(v, np.ndarray)]
 
     def holds(self, obj: Any) -> bool:
         now = vars(obj)
@@ -370,6 +371,27 @@ class _Attributes:
                 or not all(map(operator.is_, now.values(), self.values)):
             return False
         return all(same(now[k], copy_) for k, copy_ in self.arrays)
+
+
+class _Bits:
+    """A small array as a guard keeps it to compare on every skipping call: its shape, dtype and
+    bytes (one copy and a compare of the bytes cost less than :func:`same_bits` of two arrays:
+    ``model.X`` of 200 × 10 in 1 µs against 5–9)."""
+
+    __slots__ = ("shape", "dtype", "data")
+
+    #: the largest array kept as bytes: beyond about 100 KiB a copy costs more than memcmp's call
+    LARGEST = 1 << 16
+
+    def __init__(self, a: np.ndarray):
+        self.shape, self.dtype, self.data = a.shape, a.dtype, a.tobytes()
+
+    @classmethod
+    def fits(cls, a: Any) -> bool:
+        return type(a) is np.ndarray and a.nbytes <= cls.LARGEST and not a.dtype.hasobject
+
+    def holds(self, a: Any) -> bool:
+        return type(a) is np.ndarray and a.shape == self.shape and a.dtype == self.dtype and a.tobytes() == self.data
 
 
 def _frozen(x: Any) -> bool:
@@ -478,7 +500,7 @@ def same(a: Any, b: Any) -> bool:
     if type(b) is dict:
         return (type(a) is dict and len(a) == len(b) and all(map(_same_key, a, b))  # (keys in order: f may iterate)
                 and all(same(a[k], v) for k, v in b.items()))
-    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record)):
+    if isinstance(b, (_Subclass, _Objects, _Container, _RandomState, _Frozen, _Record, _Bits)):
         return b.holds(a)
     if isinstance(b, _Sparse):
         c = b.copy
@@ -990,7 +1012,7 @@ class Kept:
                 self.dicts.append((x, tuple(x), tuple(x.values())))
                 stack.extend(zip(x.values(), c.values()))
             elif t is np.ndarray:
-                self.arrays.append((x, x.shape, x.dtype, x.tobytes() if x.size <= 256 else c))
+                self.arrays.append((x, x.shape, x.dtype, x.tobytes() if _Bits.fits(x) else c))
             elif type(c) is _Record:
                 self.records.append((x, c))
             elif type(c) is _Container and c.classes is not None and c.attributes is None:  # a namedtuple

@@ -1795,3 +1795,52 @@ def test_a_batch_of_namedtuples_checks_their_class_once():
     assert kept.holds(batch) and list(kept.classes) == [Pair]
     batch[7].a[1] = -1.0
     assert not kept.holds(batch)
+
+
+@pytest.mark.parametrize("n", [3, 600, 5000, 9000])  # kept as bytes (up to 64 KiB) and as a copy beyond
+@pytest.mark.parametrize("how", ["refilled", "reshaped", "retyped", "closure"])
+def test_an_array_attribute_changed_in_place_is_seen_at_every_size(n, how):
+    class Model:
+        def __init__(self):
+            self.c = np.linspace(0.5, 1.5, 2 * n)
+
+        def loss(self, x):
+            return np.sum(self.c.ravel(order="F")[:2] * x ** 2)  # (c's shape decides which entries)
+
+    m = Model()
+    c = m.c
+    f = m.loss
+    if how == "closure":
+        def f(x):
+            return np.sum(c.ravel(order="F")[:2] * x ** 2)
+    x = np.array([0.3, -0.7])
+    before = 2 * c[:2] * x
+
+    def change():
+        if how in ("refilled", "closure"):
+            c[:2] = [3.0, 5.0]
+        elif how == "reshaped":  # the same bytes in another shape: f reads other entries
+            c.shape = (2, n)
+        else:  # the same bytes read as other numbers
+            c.dtype = np.int64
+
+    got = _after_change(f, change, x, before)
+    np.testing.assert_allclose(got, 2 * np.asarray(c.ravel(order="F")[:2], dtype=float) * x, rtol=1e-14)
+
+
+def test_the_jax_backend_sees_a_change_while_its_program_computes():
+    # the JAX program is dispatched before the guards are checked: a failed guard must discard its result
+    pytest.importorskip("jax")
+    A = np.random.default_rng(3).standard_normal((60, 40))
+
+    def f(w):
+        return np.sum((A @ w) ** 2)
+
+    jf = jacc.jacobian(f, backend="jax")
+    w = np.linspace(-1.0, 1.0, 40)
+    for _ in range(5):
+        np.testing.assert_allclose(jf(w), 2 * A.T @ (A @ w), rtol=1e-12)
+    assert jf.cache.skipped >= 2 and jf.ran == "jax"
+    A[0] *= 3.0
+    np.testing.assert_allclose(jf(w), 2 * A.T @ (A @ w), rtol=1e-12)
+    np.testing.assert_allclose(jf(w), 2 * A.T @ (A @ w), rtol=1e-12)
