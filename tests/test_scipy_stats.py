@@ -646,3 +646,68 @@ def test_multivariate_normal_of_a_covariance_object_with_traced_points(cov):
 
     x = np.array([[1.3, 0.2], [-0.4, 0.7]])
     np.testing.assert_allclose(jacc.jacobian(f)(x), -np.linalg.solve(C.covariance, x.T).T, rtol=1e-10)
+
+
+_S3 = np.array([[2.0, 0.3, 0.1], [0.3, 1.0, 0.2], [0.1, 0.2, 1.5]])
+_X3 = np.array([[1.5, 0.2, 0.0], [0.2, 0.8, 0.1], [0.0, 0.1, 1.1]])
+
+
+@pytest.mark.parametrize("call, arg", [
+    (lambda X: st.wishart.logpdf(X, df=5, scale=_S3), _X3),
+    (lambda S: st.wishart.logpdf(_X3, df=5, scale=S), _S3),
+    (lambda X: st.wishart.pdf(X, df=5, scale=_S3), _X3),
+    (lambda X: st.wishart.logpdf(X, df=5, scale=_S3), np.stack([_X3, _X3 + 0.3 * np.eye(3)], axis=-1)),  # 2 points
+    (lambda d: st.wishart.logpdf(_X3, df=5, scale=d), np.array([1.0, 2.0, 3.0])),  # a diagonal scale
+    (lambda x: st.wishart.logpdf(x, df=3, scale=2.0), np.array(1.3)),  # 1 × 1
+    (lambda x: st.wishart.logpdf(x, df=3, scale=2.0), np.array([1.3, 0.7])),  # 1 × 1, two points
+    (lambda x: st.wishart.logpdf(x, df=4, scale=_S3), np.array([1.3, 0.7, 0.9])),  # a diagonal point
+    (lambda X: st.invwishart.logpdf(X, df=5, scale=_S3), _X3),
+    (lambda S: st.invwishart.pdf(_X3, df=5, scale=S), _S3),
+    (lambda x: st.invwishart.logpdf(x, df=3, scale=2.0), np.array([1.3, 0.7])),
+    (lambda X: st.wishart(df=5, scale=_S3).logpdf(X), _X3),  # frozen
+    (lambda S: st.invwishart(df=5, scale=S).logpdf(_X3), _S3),  # frozen with a traced scale
+])
+def test_wishart_densities_have_scipys_values_and_derivatives(call, arg):
+    value, J = jacc.value_and_jacobian(call)(arg)
+    np.testing.assert_allclose(value, call(arg), rtol=1e-12)
+    assert np.shape(value) == np.shape(call(arg))
+    np.testing.assert_allclose(J, fd_jacobian(call, [arg], 0), rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("dist", ["wishart", "invwishart"])
+def test_wishart_degrees_of_freedom_differentiate_and_are_checked_at_each_point(dist):
+    f = lambda df: getattr(st, dist).logpdf(_X3, df=df, scale=_S3)  # noqa: E731
+    jf = jacc.jacobian(f)
+    for df in (5.5, 3.0, 5.5):
+        np.testing.assert_allclose(jf(df), (f(df + 1e-6) - f(df - 1e-6)) / 2e-6, rtol=1e-6)
+    with pytest.raises(ValueError, match="greater than the dimension"):
+        jf(1.5)  # SciPy's error, where SciPy raises it
+
+
+def test_a_global_wishart_prior_skips_f_and_sees_its_scale_change():
+    prior = st.invwishart(df=6, scale=_S3.copy())
+
+    def f(X):
+        return prior.logpdf(X)
+
+    jf = jacc.jacobian(f)
+    for _ in range(4):
+        np.testing.assert_allclose(jf(_X3), fd_jacobian(f, [_X3], 0), rtol=1e-6, atol=1e-9)
+    assert jf.cache.skipped >= 2
+    before = jf(_X3)
+    prior.df = 9.0  # an attribute of the frozen object (its logpdf reads it)
+    np.testing.assert_allclose(jf(_X3), fd_jacobian(f, [_X3], 0), rtol=1e-6, atol=1e-9)
+    assert not np.allclose(jf(_X3), before)
+    prior = st.invwishart(df=7, scale=_S3)  # rebound
+    np.testing.assert_allclose(jf(_X3), fd_jacobian(f, [_X3], 0), rtol=1e-6, atol=1e-9)
+
+
+def test_wishart_errors_are_scipys():
+    with pytest.raises(ValueError, match="Quantiles must be square"):
+        jacc.jacobian(lambda X: st.wishart.logpdf(X[:2], df=5, scale=_S3))(_X3)
+    with pytest.raises(ValueError, match="Degrees of freedom must be greater"):
+        jacc.jacobian(lambda S: st.wishart.logpdf(_X3, df=1, scale=S))(_S3)
+    with pytest.raises(ValueError, match="must be square"):
+        jacc.jacobian(lambda S: st.wishart.logpdf(_X3, df=5, scale=S[:2]))(_S3)
+    with pytest.raises(np.linalg.LinAlgError):
+        jacc.jacobian(lambda X: st.wishart.logpdf(X, df=5, scale=_S3))(-_X3)

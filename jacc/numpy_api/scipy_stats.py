@@ -39,6 +39,7 @@ from ..masks import Mask
 from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
 from .gathers import _value
+from .linalg import spd
 
 _INF = np.inf
 
@@ -428,7 +429,8 @@ def supported() -> list[str]:
     code)."""
     return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf")]
             + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf")]
-            + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"])
+            + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"]
+            + [f"scipy.stats.{d}.{m}" for d in ("wishart", "invwishart") for m in ("logpdf", "pdf")])
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
@@ -524,3 +526,101 @@ def _covariance_object(cov: Any) -> bool:
 
 for _name in ("logpdf", "pdf"):
     swap_method_during_traces("scipy.stats._multivariate:multivariate_normal_gen", _name, _mvn(_name))
+
+
+# -- Wishart and inverse Wishart -----------------------------------------------------------------
+# SciPy's methods (generic and frozen alike) call four private ones: the parameters and points
+# reshaped, the Cholesky factor with its log-determinant, and the density's formula, which writes into
+# np.empty arrays point by point. Each is replaced, where it meets a traced value, by NumPy code a
+# trace records; SciPy's own checks run on placeholders of the same shapes, so its errors are its own.
+
+_LOG_2 = float(np.log(2.0))
+
+
+def _wishart_parameters(original: Callable) -> Callable:
+    def method(self, df, scale):
+        traced_df, traced_scale = _holds_tracer(df), _holds_tracer(scale)
+        if not (traced_df or traced_scale):
+            return original(self, df, scale)
+        dim, kept_df, kept_scale = original(self, None if traced_df else df,
+                                            np.zeros(np.shape(scale)) if traced_scale else scale)
+        if traced_scale:
+            kept_scale = (np.reshape(scale, (1, 1)) if np.ndim(scale) == 0 else
+                          np.diag(scale) if np.ndim(scale) == 1 else scale)
+        if traced_df:
+            if np.ndim(df) != 0:
+                raise ValueError("Degrees of freedom must be a scalar.")
+            if _concrete(df, "the degrees of freedom") <= dim - 1:  # (read at the traced point, as SciPy)
+                raise ValueError("Degrees of freedom must be greater than the dimension of scale matrix minus 1.")
+            kept_df = df
+        return dim, kept_df, kept_scale
+    return method
+
+
+def _wishart_quantiles(original: Callable) -> Callable:
+    def method(self, x, dim):
+        if not _holds_tracer(x):
+            return original(self, x, dim)
+        original(self, np.zeros(np.shape(x)), dim)  # (SciPy's errors for a wrong shape)
+        if np.ndim(x) == 0:
+            return x * np.eye(dim)[:, :, np.newaxis]
+        if np.ndim(x) == 1:
+            return np.reshape(x, (1, 1, -1)) if dim == 1 else np.diag(x)[:, :, np.newaxis]
+        return x[:, :, np.newaxis] if np.ndim(x) == 2 else x
+    return method
+
+
+def _wishart_cholesky(original: Callable) -> Callable:
+    def method(self, scale):
+        if not _holds_tracer(scale):
+            return original(self, scale)
+        C = np.linalg.cholesky(scale)  # (the lower triangle, as scipy.linalg.cholesky(lower=True) reads)
+        return C, 2 * np.sum(np.log(np.diagonal(C)))
+    return method
+
+
+def _wishart_density(inverse: bool) -> Callable[[Callable], Callable]:
+    """The Wishart's log-density ``½(ν − p − 1)·log|X| − ½·tr(S⁻¹X) − ½νp·log 2 − ½ν·log|S| − log Γ_p(ν/2)``,
+    or the inverse Wishart's ``½ν·log|S| − ½·tr(S X⁻¹) − ½νp·log 2 − ½(ν + p + 1)·log|X| − log Γ_p(ν/2)``,
+    at each point along the last axis of ``x`` (``C``: the Cholesky factor of S)."""
+    def make(original: Callable) -> Callable:
+        def method(self, x, dim, df, *rest):
+            log_det_scale, C = rest[-2:]  # (the Wishart's also passes the scale itself)
+            if not any(map(_holds_tracer, (x, df, log_det_scale, C))):
+                return original(self, x, dim, df, *rest)
+            from scipy.special import multigammaln
+
+            terms = []
+            for i in range(np.shape(x)[-1]):
+                xi = x[:, :, i]
+                if inverse and dim == 1:
+                    log_det_x, trace = np.log(xi[0, 0]), C[0, 0] ** 2 / xi[0, 0]
+                else:
+                    Cx, log_det_x = self._cholesky_logdet(xi)
+                    if inverse:  # tr(S X⁻¹) = ‖Cx⁻¹ C‖²
+                        A = np.linalg.solve(Cx, C)
+                        trace = np.sum(A * A)
+                    else:  # tr(S⁻¹ X) through S = C Cᵀ
+                        trace = np.trace(np.linalg.solve(np.transpose(C), np.linalg.solve(C, xi)))
+                terms.append((0.5 * df * log_det_scale - 0.5 * trace - 0.5 * (df + dim + 1) * log_det_x) if inverse
+                             else (0.5 * (df - dim - 1) * log_det_x - 0.5 * trace))
+            const = 0.5 * df * dim * _LOG_2 + multigammaln(0.5 * df, dim)
+            return np.stack(terms) - (const if inverse else const + 0.5 * df * log_det_scale)
+        return method
+    return make
+
+
+_MULTIVARIATE = "scipy.stats._multivariate:"
+swap_method_during_traces(_MULTIVARIATE + "wishart_gen", "_process_parameters", _wishart_parameters)
+swap_method_during_traces(_MULTIVARIATE + "wishart_gen", "_process_quantiles", _wishart_quantiles)
+swap_method_during_traces(_MULTIVARIATE + "wishart_gen", "_cholesky_logdet", _wishart_cholesky)
+swap_method_during_traces(_MULTIVARIATE + "wishart_gen", "_logpdf", _wishart_density(False))
+swap_method_during_traces(_MULTIVARIATE + "invwishart_gen", "_logpdf", _wishart_density(True))
+
+
+_WISHART = "SciPy's methods with its checks, the formula as NumPy code (JAX has no Wishart)"
+case("scipy.stats.wishart.logpdf", lambda xp: lambda X, S: _stats(xp).wishart.logpdf(X, df=5.0, scale=S),
+     lambda r: (spd(r, 3), spd(r, 3)), argnums=(0, 1), jax=False, note=_WISHART)
+case("scipy.stats.invwishart.logpdf", lambda xp: lambda X, S: _stats(xp).invwishart(df=6.0, scale=S).logpdf(X),
+     lambda r: (np.stack([spd(r, 3), spd(r, 3)], axis=-1), spd(r, 3)), argnums=(0, 1), jax=False,
+     note=_WISHART + "; frozen, two points along the last axis")
