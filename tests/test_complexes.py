@@ -37,6 +37,9 @@ FUNCTIONS = [
     ("sum, mean, indexing, reshape", lambda x: np.abs(np.fft.fft(x).sum()) + np.fft.fft(x).reshape(2, 4)[1].mean().imag
      + np.fft.fft(x)[2].real, X),
     ("angle in degrees", lambda x: np.angle(x + 1j * x[::-1], deg=True), X),
+    ("sort_complex: real parts, then imaginary", lambda x: np.sort_complex(np.round(x[0]) + 1j * x[1]).imag
+     + 2 * np.sort_complex(np.round(x[0]) + 1j * x[1]).real, M),
+    ("sort_complex of a real array", lambda x: np.abs(np.sort_complex(x[::-1])) ** 2, M),
 ]
 
 
@@ -181,3 +184,24 @@ def test_an_array_made_complex_by_its_dtype_is_traced_as_astype(make):
     x = np.array([0.5, -1.0, 2.0])
     J = jacc.jacobian(lambda x: np.abs(make(x) * (1.0 + 1.0j)))(x)
     np.testing.assert_allclose(J, np.diag(np.sign(x) * np.sqrt(2.0)), rtol=1e-14)
+
+
+def test_sort_complex_follows_the_point_and_types_as_numpy():
+    x = np.array([[0.3, -1.0, 2.0], [1.0, 1.0, 1.0]])
+    f = lambda x: np.sort_complex(x[0] + 1j * x[1]).imag * np.arange(1.0, 4.0)  # noqa: E731
+    jf = jacc.jacobian(f)
+    for point in (x, x[:, ::-1].copy(), x + 0.5):
+        for _ in range(2):
+            np.testing.assert_allclose(jf(point), fd_jacobian(f, [point], 0), atol=1e-8)
+    tied = lambda y: np.sort_complex(np.array([1.0, 0.0, 0.0]) + 1j * y).imag  # noqa: E731  (real parts tie)
+    jt = jacc.jacobian(tied)
+    for y in (np.array([3.0, -1.0, 2.0]), np.array([3.0, 2.0, -1.0])):
+        np.testing.assert_allclose(jt(y), fd_jacobian(tied, [y], 0), atol=1e-8)
+    v = np.array([2.5, -1.25, 0.5])
+    for dtype in (np.float32, np.float64):
+        h = lambda v: np.sort_complex(v.astype(dtype)).real  # noqa: E731
+        g = jacc.trace(h, v)
+        assert np.array_equal(g.evaluate({g.inputs[0]: v})[g.outputs[0]], h(v))
+        np.testing.assert_array_equal(jacc.jacobian(h)(v), np.eye(3)[np.argsort(v)])
+    with pytest.raises(np.exceptions.AxisError):
+        jacc.jacobian(lambda v: np.sort_complex(v[0]).real)(np.arange(3.0))

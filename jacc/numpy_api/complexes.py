@@ -1,5 +1,6 @@
 """Complex values inside a trace, as pairs of real ones: ``np.fft``, ``1j * x``, ``np.exp(1j * t)``,
-``np.sqrt``, ``np.abs``, ``np.angle``, ``.real``/``.imag`` and complex arithmetic, for functions whose result is real.
+``np.sqrt``, ``np.abs``, ``np.angle``, ``.real``/``.imag``, ``np.sort_complex`` and complex arithmetic, for
+functions whose result is real.
 
 jacc's graphs hold real arrays. A complex intermediate is a :class:`Complex`: its real and
 imaginary parts, each a traced array, a constant, or structurally zero (``None``), so
@@ -485,9 +486,25 @@ def _mean(a, axis=None, dtype=None, out=None, keepdims=False, **rest):
     return a.mean(axis, keepdims)
 
 
+def _sort_complex(z: Complex) -> Complex:
+    """NumPy's order of complex values (real part, then imaginary part) along the last axis, read at
+    the traced point; both parts gathered by it."""
+    from .gathers import _value
+
+    if z.ndim == 0:
+        raise np.exceptions.AxisError(-1, 0)  # (NumPy's error for a 0-d array)
+
+    def value(p):
+        return np.zeros(z.shape) if p is None else _full(
+            _value(p, "numpy.sort_complex (its order)") if isinstance(p, Tracer) else np.asarray(p), z.shape)
+    order = np.argsort(value(z.re) + 1j * value(z.im), axis=-1, kind="stable")
+    return z._each(lambda p: np.take_along_axis(p, order, axis=-1))
+
+
 _FUNCTIONS: dict[Callable, Callable] = {
     **_ONE_D, **_N_D,
     np.real: lambda z: z.real, np.imag: lambda z: z.imag, np.angle: _angle, np.conj: lambda z: z.conj(),
+    np.sort_complex: _sort_complex,
     np.sum: _sum, np.mean: _mean, np.reshape: lambda a, shape, order="C", **_: a.reshape(shape, order=order),
     np.transpose: lambda a, axes=None: a.transpose(*(axes or ())), np.ravel: lambda a, order="C": a.ravel(),
     _FFT.fftshift: _shifted(_FFT.fftshift), _FFT.ifftshift: _shifted(_FFT.ifftshift),

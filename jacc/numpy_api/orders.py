@@ -443,6 +443,18 @@ def _sort(a, axis=-1, kind=None, order=None, *, stable=None):
     return _sorted_here(a, k, "numpy.sort (its permutation, for a sort too long to record)")
 
 
+@implements(np.sort_complex)
+def _sort_complex(a):
+    """NumPy's: sorted along the last axis — complex values by real part, then imaginary part (a
+    gather by the traced point's permutation) — and returned complex, as NumPy types it."""
+    if np.ndim(a) == 0:
+        raise np.exceptions.AxisError(-1, 0)  # (NumPy's error for a 0-d array)
+    if np.dtype(a.dtype).kind == "c":
+        return _sorted_here(a, np.ndim(a) - 1, "numpy.sort_complex (its order)")
+    char = np.dtype(a.dtype).char
+    return _sort(a).astype("F" if char in "bhBH" else "G" if char == "g" else "D")
+
+
 def _running_extreme(kind: str):
     what = f"numpy.{kind}.accumulate"
 
@@ -622,6 +634,9 @@ _DENSE = FREE | {"dense", "diag ⊗ dense"}
 _MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
 
 case("numpy.sort", lambda xp: xp.sort, lambda r: (_x(r),), structures=_DENSE, note=_ORDERED)
+case("numpy.sort_complex", lambda xp: lambda x: xp.real(xp.sort_complex(x)) * xp.imag(xp.sort_complex(x * (1 + 2j))),
+     lambda r: (_x(r),), note="real arguments sorted and made complex; complex ones gathered by the traced point's "
+     "order (real part, then imaginary part)")
 case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=0), lambda r: (_x(r),), structures=_DENSE, variant="axis=0")
 case("numpy.sort", lambda xp: lambda x: xp.sort(x, axis=None), lambda r: (_x(r),), structures=_DENSE,
      variant="axis=None")
