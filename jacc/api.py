@@ -350,7 +350,6 @@ def _host_data(args: tuple, kwargs: dict, argnums: Any) -> tuple[tuple, dict]:
 
 #: what a call that skipped ``f`` returns where ``f`` must run after all (see ``_Once.domain``)
 _RUN_F = object()
-_STALE = object()  # (the guards of a skip failed: what f reads changed)
 _NO_ERRSTATE = contextlib.nullcontext()
 
 
@@ -693,8 +692,6 @@ class _Once:
         # (xs, check) -> (blocks, finite) on jax.Arrays, the blocks left on JAX's device (JAX programs)
         self.device: Callable | None = None
         self.guards: Guards | None = None  # by default: what f reads must hold (jacc.guards)
-        # (xs) -> a function giving run(xs)'s blocks: a JAX program dispatched, its guards then checked
-        self.start: Callable | None = None
         if program is not None and program.device is not None:
             inputs, g = entry.graph.inputs, entry.graph
 
@@ -785,7 +782,7 @@ class _Once:
             return None
         self.domain = self.domain or bool(singular_ops(self.entry.graph))
         self.plan, self.values = u.plan, _float_values(self.entry) if self.outputs else None
-        self.run, self.program, self._kind, self.start = run, None, "c", None
+        self.run, self.program, self._kind = run, None, "c"
         self.entry.runner.unrolled, self.entry.runner.pending = u, None
         return run(xs)
 
@@ -806,17 +803,12 @@ class _Once:
 
             def run(xs, program=program):
                 return program.run(dict(zip(inputs, xs)), g)
-
-            def start(xs, program=program):
-                return program.start(dict(zip(inputs, xs)), g)
             kind, convert = program.backend, None  # Program.run returns the caller's blocks
         else:
             return None
         others = {i: snapshot(a, copies) for i, a in enumerate(args) if i not in nums}  # (copies: the trace's)
         kw = {k: snapshot(v, copies) for k, v in kwargs.items()}
         made = cls(entry, nums, others, kw, run, kind, program, convert, single, assemble, outputs)
-        if program is not None and getattr(program.fn, "start", None) is not None:
-            made.start = start
         made.direct = tuple(nums) == tuple(range(len(args)))  # every argument differentiated, in order
         return made
 
@@ -1959,15 +1951,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 key += flags
         return key
 
-    def run_once(hit: _Once, args, kwargs, guards: Guards | None = None):
-        """The compiled program on the arguments alone, ``f`` not run; :data:`_STALE` where the
-        ``guards`` fail (checked while a JAX program computes: it is dispatched first)."""
+    def run_once(hit: _Once, args, kwargs):
+        """The compiled program on the arguments alone, ``f`` not run."""
         to_jax = jax_results and _jax_arrays(args, shown)
-        wait = None
-        if hit.start is None or to_jax or hit.tier is not None:
-            if guards is not None and not guards.hold():
-                return _STALE
-            guards = None
         if to_jax and hit.device is not None:  # JAX arrays stay on device
             xs = hit.leaves(args, device=True)
             if hit.bounds is not None and not hit.bounds.within(xs):
@@ -1980,17 +1966,13 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.result(found, xs, device=True)
         xs = hit.leaves(args)
-        if guards is not None:
-            wait = hit.start(xs)
-            if not guards.hold():
-                return _STALE
         if hit.bounds is not None and not hit.bounds.within(xs):  # (f raises NumPy's IndexError)
             return _RUN_F
         if nonfinite != "propagate" and not hit.finite(xs):
             hit.refuse_nonfinite(xs, nonfinite)
         try:
             with np.errstate(all="ignore") if nonfinite == "propagate" else _NO_ERRSTATE:
-                found = wait() if wait is not None else hit.run(xs) if hit.tier is None else hit.run_tiered(xs)
+                found = hit.run(xs) if hit.tier is None else hit.run_tiered(xs)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # (cholesky of a matrix that is not
             return _RUN_F  # positive definite): f runs, and raises it, or catches it and goes on another way
         if hit.domain and not finite_blocks(found):
@@ -2094,13 +2076,14 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             key = once_key(args, kwargs)
             hit = once.get(key)
             if hit is not None and hit.fits(args, kwargs):
-                out = run_once(hit, args, kwargs, hit.guards)
-                if out is _STALE:
+                if hit.guards is None or hit.guards.hold():
+                    out = run_once(hit, args, kwargs)
+                    if out is not _RUN_F:
+                        store.skipped += hit.guards is not None
+                        return out
+                else:
                     once.pop(key, None)  # what f reads changed: trace, and watch what it reads again
                     pure[key] = None
-                elif out is not _RUN_F:
-                    store.skipped += hit.guards is not None
-                    return out
             if data_args is not None and data_args.by_key:
                 inner = data_args.by_key.get(key)
                 if inner is not None and type(inner) is not str and data_args.takes(inner, args, kwargs):

@@ -177,31 +177,6 @@ class Program:
             # silent as every other route (C, floats, JAX): an overflow shows in the blocks only
             with factorise.sharing(), np.errstate(all="ignore"):
                 out = self.fn(V)
-        return self._blocks(out, V)
-
-    def start(self, values: Mapping[str, Any], graph: Graph) -> Callable[[], dict[tuple[str, str], Any]]:
-        """:meth:`run` begun: a JAX program is dispatched and computes on XLA's threads while the
-        caller goes on (checking its guards, say); the function returned waits for it and gives
-        :meth:`run`'s blocks. Other programs run here, whole.
-
-        >>> from jacc import plan, trace
-        >>> g = trace(lambda x: 2.0 * x, np.ones(2))
-        >>> prog = lower(plan(g, "forward"), g.evaluate({"x": np.ones(2)}))
-        >>> wait = prog.start(g.evaluate({"x": np.zeros(2)}), g)
-        >>> wait()[g.outputs[0], "x"].tolist()
-        [[2.0, 0.0], [0.0, 2.0]]
-        """
-        launch = getattr(self.fn, "start", None)
-        if launch is None:
-            found = self.run(values, graph)
-            return lambda: found
-        self.checked = None
-        V = self.inputs(values, graph)
-        wait = launch(V)
-        return lambda: self._blocks(wait(), V)
-
-    def _blocks(self, out: Sequence[Any], V: list) -> dict[tuple[str, str], Any]:
-        """:meth:`run`'s blocks from the program's results ``out`` on its arguments ``V``."""
         given = [v for v in V[:len(self.vertices)] if type(v) is np.ndarray and v.size] if self.primal else ()
         if self.structures is None:
             return {k: owned(b, given) for k, b in zip(self.outputs, out)}
@@ -1756,12 +1731,7 @@ class _Jax:
 
         def host(V):
             return tuple(np.asarray(b) for b in jitted(V))
-
-        def start(V):  # (jax.jit returns at dispatch: the host copy waits for XLA)
-            out = jitted(V)
-            return lambda: tuple(np.asarray(b) for b in out)
         host.device = jitted  # (Program.device: the blocks left where XLA computed them)
-        host.start = start
         return host
 
 

@@ -1437,21 +1437,38 @@ def _index_item(item: Any) -> Any:
     if isinstance(item, Tracer):
         raise _unsupported("indexing with a traced array")
     if isinstance(item, (bool, np.bool_)):
-        raise _unsupported(f"indexing with the boolean scalar {item!r}")
+        raise _ScalarBoolIndex(f"indexing with the boolean scalar {item!r} at {call_site()} (NumPy: a new axis of "
+                               "length 1 or 0) is taken with constant indices into a traced array, not here: index "
+                               "with np.atleast_1d(mask) and drop the axis, or use np.where")
     if isinstance(item, (int, np.integer)):
         return int(item)
     if isinstance(item, np.ndarray) and item.dtype.kind not in "biu":  # (an empty float one too, as NumPy)
         raise IndexError(f"arrays used as indices must be of integer (or boolean) type (at {call_site()})")
     arr = as_index_array(item)  # lists and arrays
     if arr.dtype.kind == "b" and arr.ndim == 0:  # (scipy.stats.multinomial's p[mask, -1] = …)
-        raise UnsupportedOperationError(
+        raise _ScalarBoolIndex(
             f"index {item!r} at {call_site()} is a 0-d boolean array, which NumPy reads as a new axis of "
-            "length 1 or 0; jacc's tracer takes boolean masks of one or more dimensions: index with "
+            "length 1 or 0; jacc takes it with constant indices into a traced array, not here: index with "
             "np.atleast_1d(mask) and drop the axis, or use np.where")
     if arr.dtype.kind not in "biu":
         raise UnsupportedOperationError(f"index {item!r} at {call_site()} is not an int, slice or "
                                         "integer/boolean array")
     return int(arr) if arr.ndim == 0 and arr.dtype.kind != "b" else arr
+
+
+class _ScalarBoolIndex(UnsupportedOperationError):
+    """An index holding True, False or a 0-d boolean array (NumPy: a new axis of length 1 or 0)."""
+
+
+def _scalar_bool_positions(index: Any, shape: tuple) -> np.ndarray | None:
+    """The flat positions NumPy's ``x[index]`` reads, laid out as its result, for an ``index`` with a
+    boolean scalar in it (``p[ok, -1]`` with ``ok`` a 0-d boolean array, as SciPy's multinomial
+    writes); None for other indices, and for those holding traced values."""
+    items = index if type(index) is tuple else (index,)
+    if not any(isinstance(i, (bool, np.bool_)) or (type(i) is np.ndarray and i.dtype == bool and not i.ndim)
+               for i in items) or any(isinstance(i, Tracer) for i in items):
+        return None
+    return np.arange(math.prod(shape)).reshape(shape)[index]
 
 
 def _axes_used(item: Any) -> int:
@@ -2169,6 +2186,11 @@ class Tracer(_Held):
                   "or build the changed array with np.where(mask, new, x)")
         if type(value) in VIEWS:  # a view of an array f made: the entries it shows
             value = value.current()
+        found = _scalar_bool_positions(index, self.shape) if self.ndim and type(index) is not int else None
+        if found is not None:  # x[ok, -1] = v: the same entries by their integer positions
+            if found.size:
+                self[np.unravel_index(found, self.shape)] = value
+            return
         if type(value) is Lanes:  # y[m] = g(x[m]): where(m, g(x), y) (jacc.lanes), else the selection
             r = None if self.name in self.tape.ints else lanes_assign(self, index, value)
             if r is not None:
@@ -2315,7 +2337,14 @@ class Tracer(_Held):
             index = _plain(index)  # x[x > 0]: a size that is a value
         if DATA_GATHER[0] is not None and _holds_int_data(self.tape, index):
             return DATA_GATHER[0](self, index)  # logp[np.arange(n), y] of labels y passed as data
-        items = _index_params(index, self.ndim)
+        try:
+            items = _index_params(index, self.ndim)
+        except _ScalarBoolIndex:
+            found = _scalar_bool_positions(index, self.shape)
+            if found is None:
+                raise
+            flat = self.reshape(-1)  # (a gather, or an empty slice: NumPy's is a copy too)
+            return flat[found] if found.size else _copy(flat[:0].reshape(found.shape))
         if any(type(i) is np.ndarray and not i.ndim for i in (index if type(index) is tuple else (index,))):
             return _copy(self.tape.record("getitem", [self], {"index": items}))  # (advanced: NumPy's is a copy)
         if all(i[0] == "int" for i in items) and (index is Ellipsis or (type(index) is tuple and Ellipsis in index)):

@@ -1828,8 +1828,8 @@ def test_an_array_attribute_changed_in_place_is_seen_at_every_size(n, how):
     np.testing.assert_allclose(got, 2 * np.asarray(c.ravel(order="F")[:2], dtype=float) * x, rtol=1e-14)
 
 
-def test_the_jax_backend_sees_a_change_while_its_program_computes():
-    # the JAX program is dispatched before the guards are checked: a failed guard must discard its result
+def test_the_jax_backend_sees_a_change_between_skipping_calls():
+    # a change seen by the guards of a JAX program (a dispatch before the check, tried, discarded its run)
     pytest.importorskip("jax")
     A = np.random.default_rng(3).standard_normal((60, 40))
 

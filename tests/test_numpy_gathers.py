@@ -628,12 +628,12 @@ def test_the_compress_method_takes_the_array_first():
     np.testing.assert_allclose(jacc.jacobian(f)(X), fd_jacobian(f, [X], 0), atol=1e-9)
 
 
-def test_a_zero_d_boolean_index_is_refused_as_what_it_is():
-    # "index array(False) … is not an int, slice or integer/boolean array" contradicted itself
-    # (scipy.stats.multinomial writes p[mask, -1] with a 0-d mask; found by a hunt)
-    with pytest.raises(jacc.UnsupportedOperationError, match=r"array\(True\) at .* is a 0-d boolean array.*"
-                                                             r"np\.atleast_1d"):
-        jacc.jacobian(lambda x: x[np.array(True)] * 2.0)(np.ones(3))
+def test_a_zero_d_boolean_index_is_a_new_axis_as_numpy_reads_it():
+    # it was refused (scipy.stats.multinomial writes p[mask, -1] with a 0-d mask; found by a hunt):
+    # NumPy reads it as a new axis of length 1 (True) or 0 (False)
+    x = np.array([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(jacc.jacobian(lambda x: x[np.array(True)] * 2.0)(x), 2.0 * np.eye(3)[None])
+    assert jacc.jacobian(lambda x: x[np.array(False)] * 2.0)(x).shape == (0, 3, 3)  # (output (0, 3) by input (3,))
 
 
 @pytest.mark.parametrize("use", [lambda i, n: i / (n - 1), lambda i, n: 2 / (i + 1), lambda i, n: divmod(i, 2)[1],

@@ -711,3 +711,15 @@ def test_wishart_errors_are_scipys():
         jacc.jacobian(lambda S: st.wishart.logpdf(_X3, df=5, scale=S[:2]))(_S3)
     with pytest.raises(np.linalg.LinAlgError):
         jacc.jacobian(lambda X: st.wishart.logpdf(X, df=5, scale=_S3))(-_X3)
+
+
+def test_multinomial_logpmf_differentiates_in_p():
+    """SciPy writes p[ok, -1] = … with a 0-d boolean ok (the last probability adjusted where p does not
+    sum to 1): a new axis of length 1 or 0 to NumPy, and to the trace."""
+    x = np.array([1.0, 2.0, 3.0])
+    f = lambda q: st.multinomial.logpmf(x, 6, q / q.sum())  # noqa: E731
+    jf = jacc.jacobian(f)
+    for q in (np.array([0.2, 0.3, 0.7]), np.array([1.0, 2.0, 3.0]), np.array([0.2, 0.3, 0.7])):
+        np.testing.assert_allclose(jf(q), fd_jacobian(f, [q], 0), rtol=1e-6, atol=1e-9)
+    p = np.array([0.25, 0.25, 0.5])  # on the simplex: the formula's slope x/p, as jax.scipy.stats gives
+    np.testing.assert_allclose(jacc.jacobian(lambda p: st.multinomial.logpmf(x, 6, p))(p), x / p, rtol=1e-13)

@@ -440,7 +440,7 @@ def test_clip_bounds_that_broadcast_the_argument():
 @pytest.mark.parametrize("f, what", [
     (lambda x: x.resize(2), ".resize"), (lambda x: x.imag, ".imag"), (lambda x: x[:2].sort(), ".sort"),
     (lambda x: x.tolist(), ".tolist()"), (lambda x: x.item(), ".item()"), (lambda x: x.view(np.int64), ".view"),
-    (lambda x: range(x[0]), "index or size"), (lambda x: x[True], "boolean scalar"), (lambda x: np.fmin.reduce(x), "numpy.fmin.reduce"),
+    (lambda x: range(x[0]), "index or size"), (lambda x: np.fmin.reduce(x), "numpy.fmin.reduce"),
 ])
 def test_unsupported_usage_names_the_call_site(f, what):
     with pytest.raises(UnsupportedOperationError) as e:
@@ -1008,3 +1008,26 @@ def test_a_value_dependent_trace_replayed_at_its_own_call_does_not_warn(retrace)
         for a in (0.5, 0.7, -0.3, -0.4, 0.9):
             J = jf(a, 0.25)
             assert [float(j) for j in J] == ([0.25, a] if a > 0 else [-1.0, 0.0])
+
+
+def _zeroed_last_unless(x, ok):
+    y = x.copy()
+    y[ok, -1] = x[0, 0] ** 2  # (scipy.stats.multinomial writes p[ok, -1] = … with a 0-d boolean ok)
+    y[np.array(False), 0] = 100.0
+    return y[True] * 3
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: x[True] * 2, lambda x: x[False].sum() + x.sum(), lambda x: x[np.True_, -1],
+    lambda x: x[0, :, np.array(True)], lambda x: x[:, True, 1], lambda x: x[..., np.array(False)].sum() + x[1, 1],
+    lambda x: x[1, 2][True], lambda x: _zeroed_last_unless(x, np.array(True)),
+    lambda x: _zeroed_last_unless(x, np.array(False)),
+    lambda x: np.abs(x)[x[0, 0] > 0, 1:],  # of a traced comparison: read at the point, as a mask
+])
+def test_boolean_scalar_indices_are_numpys_new_axis_of_length_one_or_zero(f):
+    x = np.arange(1.0, 7.0).reshape(2, 3)
+    g = jacc.trace(f, x)
+    got = g.evaluate({"x": x})[g.outputs[0]]
+    assert np.shape(got) == np.shape(f(x))
+    np.testing.assert_array_equal(got, f(x))
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd(f, x), atol=1e-9)
