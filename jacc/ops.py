@@ -219,6 +219,10 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
 # a rule None that the argument has no edge (a zero derivative), a rule CONSTANT that the
 # derivative is not implemented, so the argument must be a constant (a shape parameter)
 CONSTANT = ("constant", None)
+#: SciPy's orthogonal polynomials recorded (of a constant degree, differentiable in the point)
+ORTHOGONAL = ("eval_legendre", "eval_chebyt", "eval_chebyu", "eval_chebyc", "eval_chebys", "eval_sh_legendre",
+              "eval_sh_chebyt", "eval_sh_chebyu", "eval_laguerre", "eval_hermite", "eval_hermitenorm",
+              "eval_gegenbauer", "eval_genlaguerre")
 SPHERICAL = ("jn", "yn", "in")  # the spherical Bessel functions recorded (not kn: see jacc.numpy_api.ufuncs)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
@@ -265,6 +269,29 @@ BINARY: dict[str, tuple[str, tuple]] = {
     # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
+    # orthogonal polynomials of a constant degree a at b (SciPy's, real degrees too, through
+    # hypergeometric functions), by the classical derivative identities (DLMF 18.9.19–23):
+    # C_n^(λ)′ = 2λ·C_(n−1)^(λ+1), so P_n′ = C_(n−1)^(3/2) and U_n′ = 2·C_(n−1)^(2); T_n′ = n·U_(n−1);
+    # L_n′ = −L_(n−1)^(1); H_n′ = 2n·H_(n−1), He_n′ = n·He_(n−1); degree −1 is SciPy's 0
+    "eval_legendre": ("eval_legendre(a, b)", (CONSTANT, ("out", "eval_gegenbauer(a - 1.0, 1.5, b)"))),
+    "eval_chebyt": ("eval_chebyt(a, b)", (CONSTANT, ("out", "a * eval_chebyu(a - 1.0, b)"))),
+    "eval_chebyu": ("eval_chebyu(a, b)", (CONSTANT, ("out", "2.0 * eval_gegenbauer(a - 1.0, 2.0, b)"))),
+    # C_n(x) = 2·T_n(x/2), S_n(x) = U_n(x/2), and the shifted ones of 2x − 1
+    "eval_chebyc": ("eval_chebyc(a, b)", (CONSTANT, ("out", "a * eval_chebyu(a - 1.0, 0.5 * b)"))),
+    "eval_chebys": ("eval_chebys(a, b)", (CONSTANT, ("out", "eval_gegenbauer(a - 1.0, 2.0, 0.5 * b)"))),
+    "eval_sh_legendre": ("eval_sh_legendre(a, b)",
+                         (CONSTANT, ("out", "2.0 * eval_gegenbauer(a - 1.0, 1.5, 2.0 * b - 1.0)"))),
+    "eval_sh_chebyt": ("eval_sh_chebyt(a, b)", (CONSTANT, ("out", "2.0 * a * eval_chebyu(a - 1.0, 2.0 * b - 1.0)"))),
+    "eval_sh_chebyu": ("eval_sh_chebyu(a, b)",
+                       (CONSTANT, ("out", "4.0 * eval_gegenbauer(a - 1.0, 2.0, 2.0 * b - 1.0)"))),
+    "eval_laguerre": ("eval_laguerre(a, b)", (CONSTANT, ("out", "-eval_genlaguerre(a - 1.0, 1.0, b)"))),
+    "eval_hermite": ("eval_hermite(a, b)", (CONSTANT, ("out", "2.0 * a * eval_hermite(maximum(a - 1.0, 0.0), b)"))),
+    "eval_hermitenorm": ("eval_hermitenorm(a, b)",
+                         (CONSTANT, ("out", "a * eval_hermitenorm(maximum(a - 1.0, 0.0), b)"))),
+    # the generalized exponential integral E_n(b) of a constant n: E_n′ = −E_(n−1), E_0 = e^(−b)/b
+    "expn": ("expn(a, b)", (CONSTANT, ("out", "expnslope(a, b)"))),
+    # the confluent limit function ₀F₁(; a; b): in b, ₀F₁(; a + 1; b)/a
+    "hyp0f1": ("hyp0f1(a, b)", (CONSTANT, ("out", "hyp0f1(a + 1.0, b) / a"))),
     # spherical Bessel functions of integer order n (a constant) in z, their slopes SciPy's own
     **{f"spherical_{k}": (f"spherical_{k}(a, b)", (CONSTANT, ("out", f"spherical_{k}d(a, b)"))) for k in SPHERICAL},
     # Huber's loss of b with threshold a: b²/2 inside |b| ≤ a, a·(|b| − a/2) outside
@@ -352,6 +379,13 @@ TERNARY: dict[str, tuple[str, tuple]] = {
     "bdtrc": ("bdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "binomslope(a, floor(b), c)"))),
     "nbdtr": ("nbdtr(a, b, c)", (CONSTANT, CONSTANT, ("out", "betadensity(floor(b), floor(a) + 1.0, c)"))),
     "nbdtrc": ("nbdtrc(a, b, c)", (CONSTANT, CONSTANT, ("out", "-betadensity(floor(b), floor(a) + 1.0, c)"))),
+    # Gegenbauer and generalized Laguerre polynomials of a constant degree a and parameter b at c
+    # (DLMF 18.9.19, 18.9.23), and Kummer's ₁F₁(a; b; c) in c: (a/b)·₁F₁(a + 1; b + 1; c) (DLMF 13.3.15)
+    "eval_gegenbauer": ("eval_gegenbauer(a, b, c)",
+                        (CONSTANT, CONSTANT, ("out", "2.0 * b * eval_gegenbauer(a - 1.0, b + 1.0, c)"))),
+    "eval_genlaguerre": ("eval_genlaguerre(a, b, c)",
+                         (CONSTANT, CONSTANT, ("out", "-eval_genlaguerre(a - 1.0, b + 1.0, c)"))),
+    "hyp1f1": ("hyp1f1(a, b, c)", (CONSTANT, CONSTANT, ("out", "a / b * hyp1f1(a + 1.0, b + 1.0, c)"))),
 }
 
 #: the ops of recorded masks (jacc.masks): comparisons and logic, 1.0 for true and 0.0 for false
@@ -451,6 +485,14 @@ def _polygamma(n, x):
     n = lazy.asarray(n, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(n == 0, sp.psi(x), (-1.0) ** (n + 1.0) * sp.gamma(n + 1.0) * sp.zeta(n + 1.0, x))
+
+
+def _expnslope(n, x):
+    """E_n′(x) = −E_(n−1)(x), and −e^(−x)·(1 + x)/x² for n = 0 (E_0(x) = e^(−x)/x)."""
+    sp = _scipy_special()
+    n = lazy.asarray(n, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(n >= 1.0, -sp.expn(np.maximum(n - 1.0, 0.0), x), -np.exp(-x) * (1.0 + x) / (x * x))
 
 
 def _j1grad(x, y):
@@ -833,7 +875,11 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "gammaincda": _gammaincda, "betaincda": _betaincda, "betaincdb": _betaincdb,
                "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
-               "polygamma": _polygamma, "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
+               "polygamma": _polygamma, "expnslope": _expnslope,
+               **{n: _special(n) for n in ORTHOGONAL if n not in ("eval_hermite", "eval_hermitenorm")},
+               "eval_hermite": _counts("eval_hermite", 0), "eval_hermitenorm": _counts("eval_hermitenorm", 0),
+               "expn": _special("expn"), "hyp0f1": _special("hyp0f1"), "hyp1f1": _special("hyp1f1"),
+               "spencegrad": _spencegrad, "ellipkgrad": _ellipkgrad,
                "ellipegrad": _ellipegrad, "boxcoxgrad": _boxcoxgrad, "invboxcoxgrad": _invboxcoxgrad}
 
 

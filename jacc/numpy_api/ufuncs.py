@@ -471,10 +471,10 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("pseudo_huber", lambda r: (_pos(r, (3, 1)), _sym(r) * 2.0), argnums=(0, 1), jax=False)
     _sp("beta", lambda r: (_pos(r) * 3.0, _pos(r, (4,)) + 1.0), argnums=(0, 1), variant="broadcast")
 
-    def _in_point(name, make, note, jax=True):
+    def _in_point(name, make, note, jax=True, variant=""):
         """A case of scipy.special.<name>(shape, x) differentiated in x alone."""
         case(f"scipy.special.{name}", lambda xp, n=name: lambda a, x: getattr(_special(xp), n)(a, x), make,
-             argnums=(1,), structures=DIAG | {"diag ⊗ dense"}, note=note, jax=jax)
+             argnums=(1,), structures=DIAG | {"diag ⊗ dense"}, note=note, jax=jax, variant=variant)
 
     for _n in ("gammainc", "gammaincc", "chdtr", "chdtrc"):
         _in_point(_n, lambda r: (np.array([[0.7], [2.5], [4.0]]), _pos(r, (6,)) * 3.0),
@@ -483,6 +483,19 @@ if importlib.util.find_spec("scipy") is not None:
              lambda r: (_pos(r, (3, 1)) * 5.0, _pos(r, (4,)) * 6.0), argnums=(0, 1), variant="in the shape too",
              jax=_n == "gammainc", note="in the shape parameter: the series or continued fraction differentiated "
                                         "term by term (about 1e-14 relative)")
+    for _n in ("eval_legendre", "eval_chebyt", "eval_chebyu", "eval_chebyc", "eval_chebys", "eval_sh_legendre",
+               "eval_sh_chebyt", "eval_sh_chebyu", "eval_laguerre", "eval_hermite", "eval_hermitenorm"):
+        _in_point(_n, lambda r: ([[0], [1], [4]], _sym(r, (5,)) * 0.45 + 0.5),  # (integer degrees: Hermite's)
+                  "in the point, by the classical derivative identities; the degree must be a constant", jax=False)
+    _in_point("eval_legendre", lambda r: (np.array([[2.5]]), _sym(r, (5,)) * 0.9), "", jax=False,
+              variant="a real degree")
+    for _n in ("eval_gegenbauer", "eval_genlaguerre", "hyp1f1"):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda x: getattr(_special(xp), n)(np.array([[0.0], [1.0], [3.5]]),
+                                                                                        0.7, x),
+             lambda r: (_sym(r, (5,)) * 0.9,), structures=DIAG | {"diag ⊗ dense"}, jax=_n == "hyp1f1",
+             note="in the point; the degree (or a) and the parameter must be constants")
+    _in_point("expn", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,))), "in the point: −E_(n−1)", jax=False)
+    _in_point("hyp0f1", lambda r: (np.array([[0.5], [2.0]]), _sym(r, (5,)) * 2.0), "in the point", jax=False)
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
               "in the point; the order n must be a constant")
     for _n in ("jv", "yv", "iv", "kv", "jve", "yve", "ive", "kve"):
