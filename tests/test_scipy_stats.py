@@ -723,3 +723,36 @@ def test_multinomial_logpmf_differentiates_in_p():
         np.testing.assert_allclose(jf(q), fd_jacobian(f, [q], 0), rtol=1e-6, atol=1e-9)
     p = np.array([0.25, 0.25, 0.5])  # on the simplex: the formula's slope x/p, as jax.scipy.stats gives
     np.testing.assert_allclose(jacc.jacobian(lambda p: st.multinomial.logpmf(x, 6, p))(p), x / p, rtol=1e-13)
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: np.stack([st.gamma(p[0], scale=p[1]).mean(), st.gamma(p[0], scale=p[1]).var()]),
+    lambda p: st.gamma.std(p[0], loc=p[1]),  # unfrozen
+    lambda p: np.stack(st.norm.stats(loc=p[0], scale=p[1], moments="mvsk")),
+    lambda p: np.stack(st.beta.stats(p[0], p[1], moments="mvsk")),
+    lambda p: st.t(p[0] + 2, scale=p[1]).var(),
+    lambda p: st.lognorm(p[1] * 0.3, scale=p[0]).mean(),
+    lambda p: st.weibull_min(p[0]).var(),  # a moment from _munp (its _stats gives None)
+    lambda p: np.stack(st.poisson(p[0]).stats()),
+    lambda p: st.binom(10, p[0] / 5).var(),
+    lambda p: st.gamma(p).mean() + st.expon(scale=p).var(),  # vectors of parameters
+    lambda p: st.gamma(p[0], scale=p[1]).entropy(),
+    lambda p: st.beta(p[0], p[1]).entropy() + st.norm(0, p).entropy().sum(),
+    lambda p: st.t(p[0]).entropy(),
+])
+def test_moments_and_entropy_have_scipys_values_and_derivatives(call):
+    p = np.array([2.5, 1.5])
+    jf = jacc.jacobian(call)
+    for q in (p, p * 1.3, p):
+        value, J = jacc.value_and_jacobian(call)(q)
+        np.testing.assert_allclose(value, call(q), rtol=1e-12)
+        np.testing.assert_allclose(jf(q), fd_jacobian(call, [q], 0), rtol=1e-6, atol=1e-9)
+
+
+def test_moments_of_invalid_parameters_are_scipys_nan_with_a_zero_derivative():
+    f = lambda p: st.gamma(p - 2.0).mean()  # noqa: E731  (the second shape parameter negative)
+    value, J = jacc.value_and_jacobian(f)(np.array([2.5, 1.5]))
+    np.testing.assert_array_equal(value, f(np.array([2.5, 1.5])))
+    np.testing.assert_array_equal(J, [[1.0, 0.0], [0.0, 0.0]])
+    with pytest.raises(jacc.UnsupportedOperationError, match="no entropy formula of its own"):
+        jacc.jacobian(lambda c: st.burr(c[0], 2.0).entropy())(np.array([3.5]))

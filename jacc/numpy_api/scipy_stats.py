@@ -424,11 +424,92 @@ for _name in _DISCRETE:
     swap_method_during_traces(_INFRA + "rv_discrete", _name, _density(_name, True), eager=True)
 
 
+def _checked(self, what: str, shapes, loc, scale) -> np.ndarray:
+    """SciPy's check of a distribution's parameters, read at the traced point (its ``cond``)."""
+    loc_v, scale_v = np.asarray(_concrete(loc, what)), np.asarray(_concrete(scale, what))
+    return np.asarray(self._argcheck(*[_concrete(a, what) for a in shapes]), dtype=bool) & (scale_v > 0) & (
+        loc_v == loc_v)
+
+
+def _stats_method(original: Callable) -> Callable:
+    """``stats`` — and through it ``mean``, ``var`` and ``std``, frozen or not — of traced
+    parameters, by SciPy's steps as NumPy code: the distribution's ``_stats`` formula, its ``_munp``
+    moments where that gives None (a numerical integral there is refused where it leaves NumPy),
+    scaled and shifted; SciPy's NaN where its parameters' check fails (read at the traced point)."""
+    def stats(self, *args, **kwds):
+        if not (_holds_tracer(args) or _holds_tracer(list(kwds.values()))):
+            return original(self, *args, **kwds)
+        shapes, loc, scale, moments = self._parse_args_stats(*args, **kwds)
+        what = f"scipy.stats.{self.name}.stats"
+        cond = _checked(self, what, shapes, loc, scale)
+        cond = np.broadcast_to(cond, np.broadcast_shapes(cond.shape, *[np.shape(a) for a in (*shapes, loc, scale)]))
+        if not cond.any():
+            return original(self, *[_concrete(a, what) for a in shapes], loc=_concrete(loc, what),
+                            scale=_concrete(scale, what), moments=moments)  # (NaN everywhere: a constant)
+        *good, s, m = _on(cond, (*shapes, scale, loc))
+        found = list(self._stats(*good, moments=moments) if self._stats_has_moments else self._stats(*good))
+
+        def moment(k: int):  # the central moments SciPy's formula left out, from the raw ones
+            if found[k] is None:
+                raw = [None] + [self._munp(n, *good) for n in range(1, k + 2)] if k < 3 else None
+                mu = found[0] if found[0] is not None else self._munp(1, *good)
+                mu2 = found[1] if found[1] is not None else self._munp(2, *good) - mu * mu
+                if k == 0:
+                    found[0] = mu
+                elif k == 1:
+                    found[1] = np.where(~np.isinf(mu), mu2, np.inf) if found[1] is None else mu2
+                elif k == 2:
+                    mu3 = (-mu * mu - 3 * mu2) * mu + raw[3]
+                    found[2] = mu3 / np.power(mu2, 1.5)
+                else:
+                    mu3 = (found[2] * np.power(mu2, 1.5) if found[2] is not None else
+                           (-mu * mu - 3 * mu2) * mu + self._munp(3, *good))
+                    mu4 = ((-mu ** 2 - 6 * mu2) * mu - 4 * mu3) * mu + self._munp(4, *good)
+                    found[3] = mu4 / mu2 ** 2.0 - 3.0
+            return found[k]
+        scaled = {"m": lambda: moment(0) * s + m, "v": lambda: moment(1) * s * s, "s": lambda: moment(2),
+                  "k": lambda: moment(3)}
+        with np.errstate(invalid="ignore"):
+            out = [_merge(cond, scaled[k](), self.badvalue) for k in moments]
+        return out[0] if len(out) == 1 else tuple(out)
+    return stats
+
+
+def _entropy_method(original: Callable) -> Callable:
+    """``entropy`` of traced parameters: the distribution's own ``_entropy`` formula on each valid
+    parameter (SciPy's ``vecentropy``) plus log(scale); NaN where the check fails."""
+    def entropy(self, *args, **kwds):
+        if not (_holds_tracer(args) or _holds_tracer(list(kwds.values()))):
+            return original(self, *args, **kwds)
+        shapes, loc, scale = self._parse_args(*args, **kwds)
+        what = f"scipy.stats.{self.name}.entropy"
+        if _owner(self, "_entropy") in ("rv_continuous", "rv_discrete", "rv_generic"):
+            raise UnsupportedOperationError(
+                f"{what} at {call_site()}: the distribution has no entropy formula of its own (SciPy integrates "
+                "its density numerically), which a trace cannot follow")
+        cond = _checked(self, what, shapes, loc, scale)
+        cond = np.broadcast_to(cond, np.broadcast_shapes(cond.shape, *[np.shape(a) for a in (*shapes, loc, scale)]))
+        if not cond.any():
+            return original(self, *[_concrete(a, what) for a in shapes], loc=_concrete(loc, what),
+                            scale=_concrete(scale, what))
+        *good, s = _on(cond, (*shapes, scale))
+        found = self._entropy(*good) if good and np.size(good[0]) > 1 or not good else np.reshape(
+            self._entropy(*[np.reshape(g, ()) for g in good]), (1,))
+        return _merge(cond, found + np.log(s), self.badvalue)
+    return entropy
+
+
+#: the methods that go through ``stats`` and ``entropy`` (``median`` and ``interval`` through ``ppf``)
+_MOMENTS = ("stats", "mean", "var", "std", "entropy")
+swap_method_during_traces(_INFRA + "rv_generic", "stats", _stats_method)
+swap_method_during_traces(_INFRA + "rv_generic", "entropy", _entropy_method)
+
+
 def supported() -> list[str]:
     """The ``scipy.stats`` methods a trace records (of every distribution whose formula is NumPy
     code)."""
-    return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf")]
-            + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf")]
+    return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf", *_MOMENTS)]
+            + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf", *_MOMENTS)]
             + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"]
             + [f"scipy.stats.{d}.{m}" for d in ("wishart", "invwishart") for m in ("logpdf", "pdf")])
 
@@ -624,3 +705,10 @@ case("scipy.stats.wishart.logpdf", lambda xp: lambda X, S: _stats(xp).wishart.lo
 case("scipy.stats.invwishart.logpdf", lambda xp: lambda X, S: _stats(xp).invwishart(df=6.0, scale=S).logpdf(X),
      lambda r: (np.stack([spd(r, 3), spd(r, 3)], axis=-1), spd(r, 3)), argnums=(0, 1), jax=False,
      note=_WISHART + "; frozen, two points along the last axis")
+case("scipy.stats.gamma.mean", lambda xp: lambda a, s: _stats(xp).gamma(a, scale=s).mean()
+     + _stats(xp).gamma.var(a, scale=s), lambda r: (_pos(r, (3,)) + 1.0, _pos(r, (3,))), argnums=(0, 1), jax=False,
+     note="stats, mean, var, std and entropy, frozen or not: the distribution's _stats (or _munp) and _entropy "
+     "formulas, scaled; NaN with a zero derivative where the parameters fail SciPy's check (JAX has none)")
+case("scipy.stats.beta.entropy", lambda xp: lambda a: _stats(xp).beta(a, 2.0).entropy(),
+     lambda r: (_pos(r, (3,)) + 0.5,), jax=False,
+     note="the distribution's own entropy formula; one that integrates numerically is refused")
