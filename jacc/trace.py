@@ -2190,6 +2190,8 @@ class Tracer(_Held):
         if found is not None:  # x[ok, -1] = v: the same entries by their integer positions
             if found.size:
                 self[np.unravel_index(found, self.shape)] = value
+            else:  # (none written; NumPy's error where value does not fit the empty selection)
+                np.zeros(found.shape)[...] = np.zeros(np.shape(value))
             return
         if type(value) is Lanes:  # y[m] = g(x[m]): where(m, g(x), y) (jacc.lanes), else the selection
             r = None if self.name in self.tape.ints else lanes_assign(self, index, value)

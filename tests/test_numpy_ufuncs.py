@@ -492,3 +492,32 @@ def test_a_square_is_one_op_however_written(f):
     g = trace(f, x)
     assert sorted({g.op(v) for v in g.nx} - {"input"}) == ["square"]
     np.testing.assert_array_equal(jacc.jacobian(f)(x), np.diag(2 * x))
+
+
+@pytest.mark.parametrize("name, degree, x", [
+    ("eval_laguerre", 50, [3.0, 2.9]),  # SciPy's float-degree loop differs by 2e-7 here
+    ("eval_chebyu", 2, [0.5, -2.5]), ("eval_gegenbauer", 20, [0.3, -0.9]), ("eval_chebyc", 50, [0.7, 1.9]),
+    ("eval_legendre", 0, [-1.0, 3.0]), ("eval_chebyt", 0, [-2.5, -1.0]), ("eval_sh_chebyt", 0, [-0.7, 0.0]),
+    ("eval_sh_legendre", 0, [0.0, 1.0]), ("eval_genlaguerre", 1, [2.0, -0.5]), ("eval_hermite", 7, [0.3, -1.7]),
+])
+def test_orthogonal_polynomials_of_integer_degree_are_scipys_integer_ones(name, degree, x):
+    sp = pytest.importorskip("scipy.special")
+    # (found by a hunt: degrees were floats, so SciPy's float-degree loop ran, and the identities met
+    # degree −1 there as NaN: a slope NaN at degree 0)
+    fn = getattr(sp, name)
+    f = (lambda x: fn(degree, 2.0, x)) if name in ("eval_gegenbauer", "eval_genlaguerre") else (lambda x: fn(degree, x))
+    x = np.array(x)
+    value, J = jacc.value_and_jacobian(f)(x)
+    np.testing.assert_array_equal(value, f(x))
+    np.testing.assert_allclose(np.diag(J), (f(x + 1e-6) - f(x - 1e-6)) / 2e-6, rtol=1e-6, atol=1e-6)
+
+
+def test_special_functions_refuse_parameters_where_their_rules_fail():
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([0.3, 0.6])
+    with pytest.raises(jacc.UnsupportedOperationError, match="negative degree"):
+        jacc.jacobian(lambda x: sp.eval_legendre(-2, x))(x)  # (SciPy's P₁)
+    with pytest.raises(jacc.UnsupportedOperationError, match="b ≤ 0"):
+        jacc.jacobian(lambda x: sp.hyp1f1(20.0, -0.3, x))(x)  # (SciPy's ₁F₁(21; 0.7; −0.4) is 7e-4, not 0.314)
+    value, J = jacc.value_and_jacobian(lambda x: sp.expn(-1, x))(x)
+    assert np.isnan(value).all() and np.isnan(np.diag(J)).all()  # (SciPy's E₋₁ is NaN)

@@ -1031,3 +1031,21 @@ def test_boolean_scalar_indices_are_numpys_new_axis_of_length_one_or_zero(f):
     assert np.shape(got) == np.shape(f(x))
     np.testing.assert_array_equal(got, f(x))
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd(f, x), atol=1e-9)
+
+
+def test_a_write_through_a_false_index_checks_the_value_as_numpy_does():
+    # (found by a hunt: nothing was written, and a value of the wrong shape passed silently)
+    def f(x):
+        y = np.zeros((2, 4))
+        y[np.array(False), -1] = x[:, 0]  # NumPy: shape (3,) into (0, 4)
+        return y + x.sum()
+
+    for x in (np.ones((3, 2)), np.ones((3, 4))):  # (y an array f made; y the traced x itself)
+        g = f if x.shape[1] == 2 else (lambda x: _false_write(x.copy(), x[:, 0]))
+        with pytest.raises(ValueError, match=r"could not broadcast input array from shape \(3,\) into shape \(0, ?4\)"):
+            jacc.jacobian(g)(x)
+
+
+def _false_write(y, v):
+    y[np.array(False), -1] = v
+    return y

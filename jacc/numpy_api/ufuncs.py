@@ -11,11 +11,12 @@ NumPy's own ufuncs.
 from __future__ import annotations
 
 import importlib.util
+from typing import Callable
 
 import numpy as np
 
 from ..constructors import swap_during_traces
-from ..ops import _COMPONENTS, BINARY, OPS, SPHERICAL, TERNARY, UNARY
+from ..ops import _COMPONENTS, BINARY, OPS, ORTHOGONAL, SPHERICAL, TERNARY, UNARY
 from ..trace import (
     _UFUNCS,
     TraceError,
@@ -40,10 +41,30 @@ _NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "s
                *(f"spherical_{k}" for k in SPHERICAL)}
 
 
+def _refuse_where(k: int, bad: Callable[[np.ndarray], np.ndarray], why: str) -> Callable[[str, tuple], None]:
+    """A check of constant argument ``k``: refused, saying ``why``, where ``bad`` holds for an entry."""
+    def check(op: str, xs: tuple) -> None:
+        with np.errstate(invalid="ignore"):
+            if np.any(bad(np.asarray(xs[k], dtype=float))):
+                raise UnsupportedOperationError(f"scipy.special.{op} at {call_site()}: {why}")
+    return check
+
+
+#: ops whose constant arguments are recorded only where the derivative rules hold
+_CONSTANTS_CHECKED = {
+    **{n: _refuse_where(0, lambda d: d < 0, "a negative degree is not recorded (SciPy reflects it to another "
+                                             "polynomial; the derivative identities hold for degrees ≥ 0)")
+       for n in ORTHOGONAL},
+    "hyp1f1": _refuse_where(1, lambda b: b <= 0, "b ≤ 0 is not recorded (SciPy's ₁F₁ loses accuracy there, "
+                                                 "and its derivative (a/b)·₁F₁(a + 1; b + 1; x) with it)"),
+}
+
+
 def _record(op: str):
     constant = sorted(OPS[op].constant)
     if not constant:
         return lambda tape, *xs: tape.record(op, list(xs))
+    checked = _CONSTANTS_CHECKED.get(op)
 
     def record(tape, *xs):
         for k in constant:
@@ -52,6 +73,8 @@ def _record(op: str):
                     f"scipy.special.{op} at {call_site()}: its derivative with respect to its "
                     f"{('first', 'second', 'third', 'fourth')[k]} argument (a count, shape parameter or order) is not "
                     "recorded; pass a constant there (the other arguments may be traced)")
+        if checked is not None:
+            checked(op, xs)
         return tape.record(op, list(xs))
     return record
 
