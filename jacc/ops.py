@@ -222,7 +222,7 @@ CONSTANT = ("constant", None)
 #: SciPy's orthogonal polynomials recorded (of a constant degree, differentiable in the point)
 ORTHOGONAL = ("eval_legendre", "eval_chebyt", "eval_chebyu", "eval_chebyc", "eval_chebys", "eval_sh_legendre",
               "eval_sh_chebyt", "eval_sh_chebyu", "eval_laguerre", "eval_hermite", "eval_hermitenorm",
-              "eval_gegenbauer", "eval_genlaguerre")
+              "eval_gegenbauer", "eval_genlaguerre", "eval_jacobi")
 SPHERICAL = ("jn", "yn", "in")  # the spherical Bessel functions recorded (not kn: see jacc.numpy_api.ufuncs)
 BINARY: dict[str, tuple[str, tuple]] = {
     "add": ("a + b", (("unit", None), ("unit", None))),
@@ -388,13 +388,21 @@ TERNARY: dict[str, tuple[str, tuple]] = {
     "hyp1f1": ("hyp1f1(a, b, c)", (CONSTANT, CONSTANT, ("out", "a / b * hyp1f1(a + 1.0, b + 1.0, c)"))),
 }
 
+# Elementwise ops of four arguments, as BINARY: Jacobi polynomials of a constant degree a and
+# parameters b, c at d, P_n^(α,β)′ = ½(n + α + β + 1)·P_(n−1)^(α+1,β+1) (DLMF 18.9.15)
+QUATERNARY: dict[str, tuple[str, tuple]] = {
+    "eval_jacobi": ("eval_jacobi(a, b, c, d)", (CONSTANT, CONSTANT, CONSTANT, (
+        "out", "jacobislope(a, b, c, d)"))),
+}
+
 #: the ops of recorded masks (jacc.masks): comparisons and logic, 1.0 for true and 0.0 for false
 MASK_OPS = frozenset(["less", "less_equal", "greater", "greater_equal", "equal", "not_equal", "logical_and",
                       "logical_or", "logical_xor", "logical_not", "isnan", "isfinite", "isinf"])
 
 #: every elementwise op of several arguments: name → (primal, rules, the formulas' argument names)
 ELEMENTWISE = {**{n: (f, r, "a, b") for n, (f, r) in BINARY.items()},
-               **{n: (f, r, "a, b, c") for n, (f, r) in TERNARY.items()}}
+               **{n: (f, r, "a, b, c") for n, (f, r) in TERNARY.items()},
+               **{n: (f, r, "a, b, c, d") for n, (f, r) in QUATERNARY.items()}}
 
 
 def _tie(a, b):
@@ -494,6 +502,15 @@ def _expnslope(n, x):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(n >= 1.0, -sp.expn(np.maximum(n - 1.0, 0.0), x),
                         np.where(n < 0.0, np.nan, -np.exp(-x) * (1.0 + x) / (x * x)))  # (SciPy: NaN below 0)
+
+
+def _jacobislope(n, a, b, x):
+    """P_n^(a,b)′(x) = ½(n + a + b + 1)·P_(n−1)^(a+1,b+1)(x), and 0 at degree 0 (where SciPy's degree
+    −1 is NaN at x = −1, not the identity's 0)."""
+    jacobi = _counts("eval_jacobi", 0)
+    n = lazy.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):
+        return np.where(n == 0, 0.0, 0.5 * (n + a + b + 1.0) * jacobi(n - 1.0, a + 1.0, b + 1.0, x))
 
 
 def _j1grad(x, y):
@@ -876,7 +893,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "gammaincda": _gammaincda, "betaincda": _betaincda, "betaincdb": _betaincdb,
                "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
-               "polygamma": _polygamma, "expnslope": _expnslope,
+               "polygamma": _polygamma, "expnslope": _expnslope, "jacobislope": _jacobislope,
                # (an integral degree as an integer: SciPy's own loop for it, exact where its float-degree one
                # differs by 2e-7 at degree 50 and gives NaN at degree −1, where the identities meet 0)
                **{n: _counts(n, 0) for n in ORTHOGONAL},

@@ -235,10 +235,10 @@ _SCALAR_OPS: dict[str, Callable] = {"add": operator.add, "sub": operator.sub, "m
 
 def _single_ufunc_ops() -> dict[str, Callable]:
     """Ops whose whole primal is one NumPy ufunc of their arguments (``sin(x)``, ``power(a, b)``)."""
-    from .ops import BINARY, NUMPY_NAMES, TERNARY, UNARY
+    from .ops import BINARY, NUMPY_NAMES, QUATERNARY, TERNARY, UNARY
 
     out = {}
-    for table, args in ((UNARY, "(x)"), (BINARY, "(a, b)"), (TERNARY, "(a, b, c)")):
+    for table, args in ((UNARY, "(x)"), (BINARY, "(a, b)"), (TERNARY, "(a, b, c)"), (QUATERNARY, "(a, b, c, d)")):
         for op, row in table.items():
             fn, _, call = row[0].partition("(")
             if "(" + call == args and isinstance(NUMPY_NAMES.get(fn), np.ufunc):

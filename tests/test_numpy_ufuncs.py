@@ -521,3 +521,13 @@ def test_special_functions_refuse_parameters_where_their_rules_fail():
         jacc.jacobian(lambda x: sp.hyp1f1(20.0, -0.3, x))(x)  # (SciPy's ₁F₁(21; 0.7; −0.4) is 7e-4, not 0.314)
     value, J = jacc.value_and_jacobian(lambda x: sp.expn(-1, x))(x)
     assert np.isnan(value).all() and np.isnan(np.diag(J)).all()  # (SciPy's E₋₁ is NaN)
+
+
+def test_jacobi_polynomials_at_the_ends_and_degree_zero():
+    sp = pytest.importorskip("scipy.special")
+    x = np.array([-1.0, 0.3, 1.0, 2.0])
+    for degree in (0, 1, 3):  # (SciPy's degree −1 is NaN at x = −1: the slope at degree 0 must still be 0)
+        f = lambda x, n=degree: sp.eval_jacobi(n, 0.5, 1.5, x)  # noqa: E731
+        value, J = jacc.value_and_jacobian(f)(x)
+        np.testing.assert_array_equal(value, f(x))
+        np.testing.assert_allclose(np.diag(J), (f(x + 1e-6) - f(x - 1e-6)) / 2e-6, rtol=1e-6, atol=1e-6)

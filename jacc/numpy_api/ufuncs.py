@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..constructors import swap_during_traces
-from ..ops import _COMPONENTS, BINARY, OPS, ORTHOGONAL, SPHERICAL, TERNARY, UNARY
+from ..ops import _COMPONENTS, BINARY, OPS, ORTHOGONAL, QUATERNARY, SPHERICAL, TERNARY, UNARY
 from ..trace import (
     _UFUNCS,
     TraceError,
@@ -79,7 +79,7 @@ def _record(op: str):
     return record
 
 
-for _name in [n for n in {**UNARY, **BINARY, **TERNARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
+for _name in [n for n in {**UNARY, **BINARY, **TERNARY, **QUATERNARY} if n not in _NOT_UFUNCS and n not in _UFUNCS]:
     implements_ufunc(_name)(_record(_name))
 for _name, _op in ALIASES.items():
     implements_ufunc(_name)(_record(_op))
@@ -517,6 +517,9 @@ if importlib.util.find_spec("scipy") is not None:
                                                                                         0.7, x),
              lambda r: (_sym(r, (5,)) * 0.9,), structures=DIAG | {"diag ⊗ dense"}, jax=_n == "hyp1f1",
              note="in the point; the degree (or a) and the parameter must be constants")
+    case("scipy.special.eval_jacobi", lambda xp: lambda x: _special(xp).eval_jacobi([[0], [1], [4]], 0.7, 1.5, x),
+         lambda r: (_sym(r, (5,)) * 0.9,), structures=DIAG | {"diag ⊗ dense"}, jax=False,
+         note="in the point; the degree and parameters must be constants")
     _in_point("expn", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,))), "in the point: −E_(n−1)", jax=False)
     _in_point("hyp0f1", lambda r: (np.array([[0.5], [2.0]]), _sym(r, (5,)) * 2.0), "in the point", jax=False)
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
