@@ -793,8 +793,15 @@ class Watch:
         self._mine = True
         gc.callbacks.insert(0, starts)
         gc.callbacks.append(ends)
+        hook.watch = self  # (restart_watch finds it: the profile hook is per thread)
         sys.setprofile(hook)
         return self
+
+    def restart(self) -> None:
+        """Forget the code that ran so far (not a problem seen): ``f`` runs again, and what ran
+        before is not what a later run runs (a first trace that SciPy's original methods refused,
+        retried with jacc's replacements, which every later trace uses)."""
+        self.codes.clear()
 
     def __exit__(self, *exc) -> None:
         if self._mine:
@@ -802,6 +809,13 @@ class Watch:
             for callback in self._collection:
                 gc.callbacks.remove(callback)
             self._mine = False
+
+
+def restart_watch() -> None:
+    """:meth:`Watch.restart` of the watch active in this thread, if any."""
+    w = getattr(sys.getprofile(), "watch", None)
+    if type(w) is Watch:
+        w.restart()
 
 
 def watch(f: Callable | None = None, passed: tuple = ()) -> Watch:

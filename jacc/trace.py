@@ -3249,7 +3249,13 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
     argnums = check_argnums(argnums, len(args), kwargs)
     key = code_key(f)
     swaps = key in _NEEDS_SWAPS or wants_swaps(f)
+    tries = 0
     while True:
+        if tries:  # (what the refused try ran is not what later traces run: jacc.guards)
+            from .guards import restart_watch
+
+            restart_watch()
+        tries += 1
         tape = Tape(getattr(f, "__name__", "f").replace("<lambda>", "lambda"), dtype,
                     None if scalarize else expect)
         tape.shared = shared

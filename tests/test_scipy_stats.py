@@ -756,3 +756,33 @@ def test_moments_of_invalid_parameters_are_scipys_nan_with_a_zero_derivative():
     np.testing.assert_array_equal(J, [[1.0, 0.0], [0.0, 0.0]])
     with pytest.raises(jacc.UnsupportedOperationError, match="no entropy formula of its own"):
         jacc.jacobian(lambda c: st.burr(c[0], 2.0).entropy())(np.array([3.5]))
+
+
+def test_moments_skip_f_and_meet_invalid_parameters_at_later_calls():
+    f = lambda p: st.gamma(p[0], scale=p[1]).mean() + st.gamma.var(p[0], scale=p[1])  # noqa: E731
+    jf = jacc.jacobian(f)
+    for q in (np.array([2.5, 1.5]), np.array([0.7, 3.0]), np.array([2.5, 1.5]), np.array([4.0, 0.2])):
+        np.testing.assert_allclose(jf(q), fd_jacobian(f, [q], 0), rtol=1e-6)
+    assert jf.cache.skipped >= 2 and jf.cache.why_traced is None  # (SciPy's default check, as masks)
+    value, J = jacc.value_and_jacobian(f)(np.array([-1.0, 1.5]))  # a later call's invalid shape parameter
+    assert np.isnan(value) and np.isnan(f(np.array([-1.0, 1.5])))
+    np.testing.assert_array_equal(J, [0.0, 0.0])
+    assert np.isnan(jf(np.array([-1.0, 1.5]))).sum() == 0 and np.array_equal(jf(np.array([-1.0, 1.5])), [0.0, 0.0])
+
+
+@pytest.mark.parametrize("call", [
+    lambda p: np.stack(st.gamma.stats(p[0], scale=p[1], moments="vm")),  # SciPy's order: m, v, s, k
+    lambda p: st.gamma.stats(p[0], scale=p[1], moments="mm"),  # each once
+    lambda p: st.gamma.stats(p[0], scale=p[1], moments="mx"),  # other letters ignored
+    lambda p: st.binom.entropy(10, p / 5),  # entropy formulas written for one value, a vector of them
+    lambda p: st.t.entropy(p * 10),
+    lambda p: st.chi2.var([3.0, 4.0], loc=p[0], scale=p[1] * 3),  # parameters as lists
+    lambda p: st.norm.var(loc=[p[0], 1.0], scale=[p[1], 2.0]),
+    lambda p: np.stack(st.gamma.stats([p[0] * 10, p[1] * 10])),
+])
+def test_moments_take_scipys_forms_of_their_arguments(call):
+    # (found by hunt BT: "vm" gave (var, mean), "mx" a KeyError; lists and vector entropies raised)
+    p = np.array([1.5, 2.25])
+    value, J = jacc.value_and_jacobian(call)(p)
+    np.testing.assert_allclose(value, call(p), rtol=1e-12)
+    np.testing.assert_allclose(J, fd_jacobian(call, [p], 0), rtol=1e-6, atol=1e-9)

@@ -14,7 +14,7 @@ from conftest import fd_jacobian
 
 import jacc
 from jacc.compile import MATH_NAMES
-from jacc.ops import BINARY, OPS, TERNARY, UNARY
+from jacc.ops import BINARY, OPS, ORTHOGONAL, TERNARY, UNARY
 from jacc.trace import TraceError, UnsupportedOperationError
 
 _PLAIN3 = np.zeros(3)  # made outside f: NumPy's own array, which cannot hold traced values
@@ -237,6 +237,25 @@ _BINARY_FN.update({n: getattr(np, n) for n in ("less", "less_equal", "greater", 
                                                 "logical_and", "logical_or", "logical_xor")})  # (masks: jacc.masks)
 _TERNARY_FN = {n: _scipy(n) for n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri",
                                       "bdtr", "bdtrc", "nbdtr", "nbdtrc")}
+
+
+def _degree(n, whole=False):
+    """A degree the orthogonal polynomials record (≥ 0: negative ones are refused; Hermite's whole)."""
+    return n if math.isfinite(n) and n >= 0 and (not whole or n == int(n)) else 3.0
+
+
+def _positive_b(b):
+    return b if math.isfinite(b) and b > 0 else 1.5  # (hyp1f1 refuses b ≤ 0)
+
+
+for _n in ORTHOGONAL:
+    if _n in BINARY:
+        _BINARY_FN[_n] = (lambda fn, whole: lambda n, x: fn(_degree(n, whole), x))(_scipy(_n), "hermite" in _n)
+    elif _n in TERNARY:
+        _TERNARY_FN[_n] = (lambda fn: lambda n, a, x: fn(_degree(n), a, x))(_scipy(_n))
+_BINARY_FN.update(expn=_scipy("expn"), hyp0f1=_scipy("hyp0f1"))
+# (SciPy's hyp1f1(2, 3, inf) never returns: x = inf is kept from it)
+_TERNARY_FN["hyp1f1"] = lambda a, b, x: _scipy("hyp1f1")(a, _positive_b(b), np.where(x == np.inf, 0.0, x))
 _POINTS = [math.nan, math.inf, -math.inf, 0.0, -0.0, 1.0, -1.0, 0.5, -2.0]
 
 

@@ -28,6 +28,7 @@ numerically) is refused by the tracer where it leaves NumPy.
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 from typing import Any, Callable
@@ -424,43 +425,67 @@ for _name in _DISCRETE:
     swap_method_during_traces(_INFRA + "rv_discrete", _name, _density(_name, True), eager=True)
 
 
-def _checked(self, what: str, shapes, loc, scale) -> np.ndarray:
-    """SciPy's check of a distribution's parameters, read at the traced point (its ``cond``)."""
+def _parameters(self, what: str, shapes, loc, scale):
+    """``(valid, [*shapes, scale, loc], shape)``: the parameters a formula runs on, flat, and SciPy's
+    check of them. Where the check is SciPy's default (every shape parameter positive) and every
+    entry passes it at the traced point, ``valid`` is a traced mask of the full ``shape`` and every
+    entry is passed, one that fails replaced by one that passes (1, 1, 0: no NaN of a branch not
+    taken meets the mask's zero), so later calls skip ``f`` and may meet invalid parameters; else
+    ``valid`` is read at the traced point and the arguments are the entries that pass it (``shape``
+    None)."""
+    # (lists as arrays, as SciPy's asarray makes them: one of traced values is an array of them)
+    shapes, loc, scale = [[a if isinstance(a, Tracer) else np.asarray(a) for a in group]
+                          for group in (shapes, [loc], [scale])]
+    loc, scale = loc[0], scale[0]
+    full = np.broadcast_shapes(*[np.shape(a) for a in (*shapes, loc, scale)])
+    if _owner(self, "_argcheck") == "rv_generic":
+        valid = _positive(shapes) & (scale > 0) & (loc == loc)  # (traced comparisons: masks)
+        if type(valid) is Mask and np.all(valid.value):
+            fills = (*[1.0] * len(shapes), 1.0, 0.0)
+            args = [np.reshape(np.broadcast_to(np.where(valid, a, fill) if isinstance(a, Tracer) else a, full), (-1,))
+                    for a, fill in zip((*shapes, scale, loc), fills)]
+            return valid, args, full
     loc_v, scale_v = np.asarray(_concrete(loc, what)), np.asarray(_concrete(scale, what))
-    return np.asarray(self._argcheck(*[_concrete(a, what) for a in shapes]), dtype=bool) & (scale_v > 0) & (
+    cond = np.asarray(self._argcheck(*[_concrete(a, what) for a in shapes]), dtype=bool) & (scale_v > 0) & (
         loc_v == loc_v)
+    cond = np.broadcast_to(cond, np.broadcast_shapes(cond.shape, full))
+    return cond, (_on(cond, (*shapes, scale, loc)) if cond.any() else None), None
+
+
+def _placed(valid, value, shape, bad: float):
+    """A formula's ``value`` on the arguments of :func:`_parameters`, ``bad`` where ``valid`` fails."""
+    if shape is None:
+        return _merge(valid, value, bad)
+    return np.where(valid, np.reshape(np.broadcast_to(value, (math.prod(shape),)), shape), bad)
 
 
 def _stats_method(original: Callable) -> Callable:
     """``stats`` — and through it ``mean``, ``var`` and ``std``, frozen or not — of traced
     parameters, by SciPy's steps as NumPy code: the distribution's ``_stats`` formula, its ``_munp``
     moments where that gives None (a numerical integral there is refused where it leaves NumPy),
-    scaled and shifted; SciPy's NaN where its parameters' check fails (read at the traced point)."""
+    scaled and shifted; SciPy's NaN where its parameters' check fails (:func:`_parameters`)."""
     def stats(self, *args, **kwds):
         if not (_holds_tracer(args) or _holds_tracer(list(kwds.values()))):
             return original(self, *args, **kwds)
         shapes, loc, scale, moments = self._parse_args_stats(*args, **kwds)
         what = f"scipy.stats.{self.name}.stats"
-        cond = _checked(self, what, shapes, loc, scale)
-        cond = np.broadcast_to(cond, np.broadcast_shapes(cond.shape, *[np.shape(a) for a in (*shapes, loc, scale)]))
-        if not cond.any():
+        valid, flat, shape = _parameters(self, what, shapes, loc, scale)
+        if flat is None:
             return original(self, *[_concrete(a, what) for a in shapes], loc=_concrete(loc, what),
                             scale=_concrete(scale, what), moments=moments)  # (NaN everywhere: a constant)
-        *good, s, m = _on(cond, (*shapes, scale, loc))
+        *good, s, m = flat
         found = list(self._stats(*good, moments=moments) if self._stats_has_moments else self._stats(*good))
 
         def moment(k: int):  # the central moments SciPy's formula left out, from the raw ones
             if found[k] is None:
-                raw = [None] + [self._munp(n, *good) for n in range(1, k + 2)] if k < 3 else None
                 mu = found[0] if found[0] is not None else self._munp(1, *good)
                 mu2 = found[1] if found[1] is not None else self._munp(2, *good) - mu * mu
                 if k == 0:
                     found[0] = mu
                 elif k == 1:
-                    found[1] = np.where(~np.isinf(mu), mu2, np.inf) if found[1] is None else mu2
+                    found[1] = np.where(~np.isinf(mu), mu2, np.inf)
                 elif k == 2:
-                    mu3 = (-mu * mu - 3 * mu2) * mu + raw[3]
-                    found[2] = mu3 / np.power(mu2, 1.5)
+                    found[2] = ((-mu * mu - 3 * mu2) * mu + self._munp(3, *good)) / np.power(mu2, 1.5)
                 else:
                     mu3 = (found[2] * np.power(mu2, 1.5) if found[2] is not None else
                            (-mu * mu - 3 * mu2) * mu + self._munp(3, *good))
@@ -469,34 +494,47 @@ def _stats_method(original: Callable) -> Callable:
             return found[k]
         scaled = {"m": lambda: moment(0) * s + m, "v": lambda: moment(1) * s * s, "s": lambda: moment(2),
                   "k": lambda: moment(3)}
-        with np.errstate(invalid="ignore"):
-            out = [_merge(cond, scaled[k](), self.badvalue) for k in moments]
+        with np.errstate(invalid="ignore"):  # (SciPy's order, each once, other letters ignored)
+            out = [_placed(valid, scaled[k](), shape, self.badvalue) for k in "mvsk" if k in moments]
         return out[0] if len(out) == 1 else tuple(out)
     return stats
 
 
 def _entropy_method(original: Callable) -> Callable:
-    """``entropy`` of traced parameters: the distribution's own ``_entropy`` formula on each valid
-    parameter (SciPy's ``vecentropy``) plus log(scale); NaN where the check fails."""
+    """``entropy`` of traced parameters: the distribution's own ``_entropy`` formula (SciPy's
+    ``vecentropy`` runs it on each valid parameter) plus log(scale); NaN where the check fails."""
     def entropy(self, *args, **kwds):
         if not (_holds_tracer(args) or _holds_tracer(list(kwds.values()))):
             return original(self, *args, **kwds)
         shapes, loc, scale = self._parse_args(*args, **kwds)
         what = f"scipy.stats.{self.name}.entropy"
         if _owner(self, "_entropy") in ("rv_continuous", "rv_discrete", "rv_generic"):
+            how = "sums its mass function" if _owner(self, "_entropy") == "rv_discrete" else "integrates its density"
             raise UnsupportedOperationError(
-                f"{what} at {call_site()}: the distribution has no entropy formula of its own (SciPy integrates "
-                "its density numerically), which a trace cannot follow")
-        cond = _checked(self, what, shapes, loc, scale)
-        cond = np.broadcast_to(cond, np.broadcast_shapes(cond.shape, *[np.shape(a) for a in (*shapes, loc, scale)]))
-        if not cond.any():
+                f"{what} at {call_site()}: the distribution has no entropy formula of its own (SciPy {how} "
+                "numerically), which a trace cannot follow")
+        valid, flat, shape = _parameters(self, what, shapes, loc, scale)
+        if flat is None:
             return original(self, *[_concrete(a, what) for a in shapes], loc=_concrete(loc, what),
                             scale=_concrete(scale, what))
-        *good, s = _on(cond, (*shapes, scale))
-        found = self._entropy(*good) if good and np.size(good[0]) > 1 or not good else np.reshape(
-            self._entropy(*[np.reshape(g, ()) for g in good]), (1,))
-        return _merge(cond, found + np.log(s), self.badvalue)
+        *good, s, _ = flat
+        return _placed(valid, _entropies(self, good) + np.log(s), shape, self.badvalue)
     return entropy
+
+
+def _entropies(self, good: list) -> Any:
+    """The distribution's ``_entropy`` at each entry of the flat parameters ``good``: on them
+    whole, or (a formula written for one value, ``if df == np.inf``: SciPy's ``vecentropy`` runs it
+    entry by entry) one entry at a time."""
+    n = int(np.size(good[0])) if good else 1
+    if n > 1:
+        try:
+            return self._entropy(*good)
+        except (ValueError, TypeError) as e:
+            if isinstance(e, UnsupportedOperationError):
+                raise
+            getattr(e, "undo", lambda: None)()
+    return np.stack([np.reshape(self._entropy(*[np.reshape(g, (-1,))[i] for g in good]), ()) for i in range(n)])
 
 
 #: the methods that go through ``stats`` and ``entropy`` (``median`` and ``interval`` through ``ppf``)
