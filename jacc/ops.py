@@ -507,7 +507,7 @@ def _expnslope(n, x):
 def _jacobislope(n, a, b, x):
     """P_n^(a,b)′(x) = ½(n + a + b + 1)·P_(n−1)^(a+1,b+1)(x), and 0 at degree 0 (where SciPy's degree
     −1 is NaN at x = −1, not the identity's 0)."""
-    jacobi = _counts("eval_jacobi", 0)
+    jacobi = NUMPY_NAMES["eval_jacobi"]  # (SciPy's, whole degrees as integers: _counts)
     n = lazy.asarray(n, dtype=float)
     with np.errstate(invalid="ignore"):
         return np.where(n == 0, 0.0, 0.5 * (n + a + b + 1.0) * jacobi(n - 1.0, a + 1.0, b + 1.0, x))

@@ -434,9 +434,9 @@ def _parameters(self, what: str, shapes, loc, scale):
     ``valid`` is read at the traced point and the arguments are the entries that pass it (``shape``
     None)."""
     # (lists as arrays, as SciPy's asarray makes them: one of traced values is an array of them)
-    shapes, loc, scale = [[a if isinstance(a, Tracer) else np.asarray(a) for a in group]
-                          for group in (shapes, [loc], [scale])]
-    loc, scale = loc[0], scale[0]
+    def array(a):
+        return a if isinstance(a, Tracer) else np.asarray(a)
+    shapes, loc, scale = [array(a) for a in shapes], array(loc), array(scale)
     full = np.broadcast_shapes(*[np.shape(a) for a in (*shapes, loc, scale)])
     if _owner(self, "_argcheck") == "rv_generic":
         valid = _positive(shapes) & (scale > 0) & (loc == loc)  # (traced comparisons: masks)
