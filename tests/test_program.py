@@ -960,10 +960,48 @@ def test_a_placement_found_from_its_chain_adds_what_the_chain_would():
         placed = v
         for s in chain:
             placed = getattr(placed, s.method)(*s.args[1:]) if s.method else s.fn(placed, *s.args[1:])
-        at, src = program._placement(chain, v.shape)
+        at, src, lattice = program._placement(chain, v.shape)
         acc = rng.standard_normal(placed.shape)
         want = acc + placed
-        np.testing.assert_array_equal(program.add_placed(acc, v, at, src), want, err_msg=name)
+        np.testing.assert_array_equal(program.add_placed(acc.copy(), v, at, src), want, err_msg=name)
+        if lattice is not None:  # (the same positions as a strided view)
+            np.testing.assert_array_equal(program.add_placed(acc.copy(), v, at, src, lattice), want, err_msg=name)
+
+
+def test_a_placement_on_a_lattice_is_added_through_a_strided_view():
+    """Positions that are an affine function of the source's multi-index (a block diagonal:
+    acc[a, b, a, d] += v[a, b, d]) are added through one strided view (program._lattice), where
+    indexing by four arrays gathered and scattered element by element (attention: 1.1 ms → 0.09 ms
+    for 65,536 entries); positions that are not, or a source element landing twice, are not."""
+    from jacc import program
+    a, b, d = np.indices((4, 3, 5)).reshape(3, -1)
+    pos = np.ravel_multi_index((a, b, a, d), (4, 3, 4, 5))
+    order = np.argsort(pos)
+    lattice = program._lattice(pos[order], order, (4, 3, 5))
+    assert lattice == (0, (4, 3, 5), (3 * 4 * 5 + 5, 4 * 5, 1))
+    rng = np.random.default_rng(1)
+    acc, v = rng.standard_normal((4, 3, 4, 5)), rng.standard_normal((4, 3, 5))
+    want = acc.copy()
+    want[a, b, a, d] += v.reshape(-1)
+    at = (a, b, a, d)
+    np.testing.assert_array_equal(program.add_placed(acc.copy(), v, at, None, lattice), want)
+    np.testing.assert_array_equal(program.add_placed(np.asfortranarray(acc), v, at, None, lattice), want)  # (indexed)
+    assert program._lattice(np.array([0, 1, 3]), np.arange(3), (3,)) is None  # not evenly spaced
+    assert program._lattice(np.array([0, 1, 2]), np.array([0, 0, 1]), (3,)) is None  # one element twice
+    W = np.linspace(-1.0, 1.0, 9).reshape(3, 3)
+
+    def attention(X):
+        e = np.exp(X @ W @ X.T)
+        return (e / np.sum(e, axis=1, keepdims=True)) @ X
+    X = np.linspace(0.1, 0.9, 12).reshape(4, 3)
+    jf = jacc.jacobian(attention, backend="numpy", strategy="reverse", retrace="always")
+    np.testing.assert_allclose(jf(X), jacc.jacobian(attention, backend="interpret")(X), rtol=1e-13)
+    env = jf.program.fn.__globals__
+    placed = [line for line in jf.program.source.splitlines() if any(
+        f" {k}(" in line for k in env if env[k] is program.add_placed)]
+    assert any(not line.rstrip().endswith("None)") for line in placed), placed  # (a lattice passed)
+    Y = X[::-1] * 1.5
+    np.testing.assert_allclose(jf(Y), jacc.jacobian(attention, backend="interpret")(Y), rtol=1e-13)
 
 
 def test_a_placement_into_a_zero_dimensional_sum_is_left_as_it_is():
