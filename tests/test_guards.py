@@ -1845,3 +1845,41 @@ def test_the_jax_backend_sees_a_change_between_skipping_calls():
     A[0] *= 3.0
     np.testing.assert_allclose(jf(w), 2 * A.T @ (A @ w), rtol=1e-12)
     np.testing.assert_allclose(jf(w), 2 * A.T @ (A @ w), rtol=1e-12)
+
+
+def test_the_last_arrays_only_structure_still_follows_guards_shapes_and_other_arguments():
+    """Calls with NumPy arrays alone find the structure they skipped f with last by the arguments'
+    types and shapes (api's ``arrays`` slot), without working out its key again: what f reads, an
+    argument it is not differentiated in, and a new shape still decide as on the keyed path."""
+    K = np.array([2.0, -1.0])
+
+    def f(x, y, c):
+        return np.sin(x) * K[0] + y ** 2 * K[1] + c * x
+
+    def want(x, y, c):
+        return np.cos(x) * K[0] + c, 2.0 * y * K[1]
+
+    jf = jacc.jacobian(f, argnums=(0, 1))
+    c = np.array(0.5)
+    for k in range(6):  # 0-d arrays, then vectors, then 0-d again: each shape its own structure
+        shape = () if k % 3 != 1 else (3,)
+        x, y = np.full(shape, 0.1 * k + 0.2), np.full(shape, 0.3 - 0.05 * k)
+        for a, b in zip(jf(x, y, c), want(x, y, c)):
+            np.testing.assert_allclose(np.diagonal(a) if shape else a, b, rtol=1e-13)
+    skipped = jf.cache.skipped
+    x, y = np.array(0.7), np.array(-0.4)
+    for _ in range(3):
+        for a, b in zip(jf(x, y, c), want(x, y, c)):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+    assert jf.cache.skipped == skipped + 3
+    K[0] = 5.0  # what f reads changed in place
+    for a, b in zip(jf(x, y, c), want(x, y, c)):
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+    c2 = np.array(-3.0)  # another value of an argument not differentiated
+    for _ in range(3):
+        for a, b in zip(jf(x, y, c2), want(x, y, c2)):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+        for a, b in zip(jf(x, y, c), want(x, y, c)):
+            np.testing.assert_allclose(a, b, rtol=1e-13)
+    out = jf(x, y, c)
+    assert type(out[0]) is np.ndarray and out[0].shape == ()
