@@ -359,13 +359,86 @@ def rebind_constants(fn: Callable, convert: Callable[[np.ndarray], Any]) -> Call
     return func(fn)
 
 
-def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, int, float, Any]:
+#: rounds in which the timed columns of one problem take turns, each column's calls split evenly
+#: between them: on a shared machine whose speed drifts by 2× over tens of seconds, columns timed
+#: one after another compared different machines (lecture_f's ratio to JAX read 1.69× and 0.81×
+#: in two runs on one afternoon)
+ROUNDS = 10
+
+
+class _Timing:
+    """One column's timed calls, run in turns with the problem's other columns (:class:`_Turns`);
+    its median (``seconds``) is known once they have run."""
+
+    def __init__(self, fn: Callable[[], Any], n: int):
+        self.fn, self.n, self.times = fn, n, []
+
+    @property
+    def seconds(self) -> float:
+        return statistics.median(self.times)
+
+
+@dataclass
+class _Quotient:
+    """``a / b`` of two timings, one of them a :class:`_Timing` yet to run (see :func:`_resolved`)."""
+
+    a: Any
+    b: Any
+
+
+class _Turns:
+    """The timed columns of one problem: registered by :func:`_median_time` while :data:`_TURNS`
+    holds this, then run by :meth:`run` in :data:`ROUNDS` alternating rounds."""
+
+    def __init__(self):
+        self.columns: list[_Timing] = []
+
+    def run(self, rounds: int = ROUNDS) -> Any:
+        """Run the rounds; the last call's result (each column's is let go at once, as it may be a
+        large Jacobian)."""
+        out = None
+        for r in range(rounds):
+            for c in self.columns:
+                for _ in range(c.n * (r + 1) // rounds - c.n * r // rounds):
+                    out = None
+                    t = time.perf_counter()
+                    out = c.fn()
+                    c.times.append(time.perf_counter() - t)
+        self.columns = []  # (the functions and what they hold go)
+        return out
+
+
+_TURNS: list[_Turns | None] = [None]
+
+
+def _over(a: Any, b: Any) -> Any:
+    """``a / b`` (inf for ``b`` = 0), or the :class:`_Quotient` of timings still to run."""
+    if isinstance(a, _Timing) or isinstance(b, _Timing):
+        return _Quotient(a, b)
+    return a / b if b > 0 else float("inf")
+
+
+def _resolved(d: Any) -> Any:
+    """``d`` with every :class:`_Timing` replaced by its median and every :class:`_Quotient` by
+    its value (dicts rebuilt in place, recursively)."""
+    if isinstance(d, _Timing):
+        return d.seconds
+    if isinstance(d, _Quotient):
+        return _over(_resolved(d.a), _resolved(d.b))
+    if isinstance(d, dict):
+        for k, v in d.items():
+            d[k] = _resolved(v)
+    return d
+
+
+def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, int, float, Any]:
     """(median seconds after one warm-up, repeats done, warm-up seconds, last result).
 
     The repeat count is set by a second call, not the warm-up, which may compile: calls faster
     than ``MIN_TOTAL / repeats`` are repeated until about ``MIN_TOTAL`` seconds (at most 1,000
     times), calls slower than ``TIME_CAP / repeats`` fewer times (at least once). Every column
-    (jacc and baselines alike) is timed this way.
+    (jacc and baselines alike) is timed this way. While :data:`_TURNS` holds a :class:`_Turns`,
+    the repeats wait for its rounds, and the median returned is their :class:`_Timing`.
     """
     t = time.perf_counter()
     out = fn()
@@ -377,12 +450,15 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[float, int, float
     if per > 0:
         n = max(n, min(1000, int(MIN_TOTAL / per)))
         n = max(1, min(n, int(TIME_CAP / per)))
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times), n, warm, out
+    timing = _Timing(fn, n)
+    turns = _TURNS[0]
+    if turns is not None:
+        turns.columns.append(timing)
+        return timing, n, warm, out
+    turns = _Turns()
+    turns.columns.append(timing)
+    out = turns.run(1)
+    return timing.seconds, n, warm, out
 
 
 def _max_diff(J: dict[str, np.ndarray], names, jac: Sequence[Any]) -> float:
@@ -481,9 +557,12 @@ def _run_baselines(problem, inputs, names, J, graph, repeats, jacc_s) -> dict:
                 res[key] = {"skipped": skip}
                 continue
             jf = jac(ft, argnums=argnums)
-            try:
+
+            def call(jf=jf):  # (its calls may run later, in turns with other columns': no_grad per call)
                 with torch.no_grad():
-                    med, n, warm, out = _median_time(lambda jf=jf: jf(*targs), repeats)
+                    return jf(*targs)
+            try:
+                med, n, warm, out = _median_time(call, repeats)
             except Exception as e:
                 res[key] = {"error": f"{type(e).__name__}: {e}"}
                 continue
@@ -492,7 +571,7 @@ def _run_baselines(problem, inputs, names, J, graph, repeats, jacc_s) -> dict:
 
     for r in res.values():
         if "seconds" in r:
-            r["ratio"] = r["seconds"] / jacc_s if jacc_s > 0 else float("inf")
+            r["ratio"] = _over(r["seconds"], jacc_s)
     return res
 
 
@@ -641,7 +720,7 @@ def _time_scalar_call(p: suite.Problem, inputs: dict, names: list[str], plan: Pl
     jf(*xs)
     med, n, _, _ = _median_time(lambda: jf(*xs), repeats)
     cmed, _, _, _ = _median_time(lambda: compiled(*xs), repeats)
-    return {"seconds": med, "repeats": n, "compiled_seconds": cmed, "ratio": med / cmed}
+    return {"seconds": med, "repeats": n, "compiled_seconds": cmed, "ratio": _over(med, cmed)}
 
 
 # -- the run --------------------------------------------------------------------------------------
@@ -809,6 +888,30 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
     return result
 
 
+def _time_columns(p: suite.Problem, inputs: dict, tr: "Traced", g, best: Plan, best_s: str, feed: dict,
+                  backends: Sequence[str], repeats: int, ex: dict) -> None:
+    """Warm up every execution column of problem ``p`` into ``ex`` (their repeats wait for the
+    problem's turns, see :class:`_Turns`)."""
+    med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
+    ex["jacc_interpret"] = {"seconds": med, "repeats": n, "first_call_seconds": warm}
+    J_ref = tr.jacobian(blocks)
+    for b in backends:
+        ex[f"jacc_{b}"] = (_time_backend(p, inputs, tr.names, best, b, repeats, J_ref) if tr.level == "array"
+                           else {"skipped": "jacobian backends are timed at level array"})
+    main = next((ex[k] for k in ("jacc_auto", "jacc_numpy") if "seconds" in ex.get(k, {})), None)
+    ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
+    ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
+    ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
+    ex["jacc_c_compiled"] = (_time_compiled(best, tr, repeats, ex, "c")
+                             if tr.level == "scalar" and ccode.compiler() is not None else {})
+    if tr.level == "array" and all(np.ndim(inputs[n]) == 0 for n in tr.names):
+        ex["scalar_call"] = _time_scalar_call(p, inputs, tr.names, best, repeats)
+    if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
+        hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
+        ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
+                            [hJ[n] for n in tr.names]), "jacobian_over_hand": _over(ex["jacc"]["seconds"], hmed)}
+
+
 def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level="array",
                    backends=("auto",)) -> dict:
     p = suite.get(pname, size)
@@ -929,24 +1032,13 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
         if best is None or best_J is None:
             ex["jacc"] = {"error": "no executable plan"}
         else:
-            med, n, warm, blocks = _median_time(lambda: best.execute(**feed), repeats)
-            ex["jacc_interpret"] = {"seconds": med, "repeats": n, "first_call_seconds": warm}
-            J_ref = tr.jacobian(blocks)
-            for b in backends:
-                ex[f"jacc_{b}"] = (_time_backend(p, inputs, tr.names, best, b, repeats, J_ref) if tr.level == "array"
-                                   else {"skipped": "jacobian backends are timed at level array"})
-            main = next((ex[k] for k in ("jacc_auto", "jacc_numpy") if "seconds" in ex.get(k, {})), None)
-            ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
-            ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
-            ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
-            ex["jacc_c_compiled"] = (_time_compiled(best, tr, repeats, ex, "c")
-                                     if tr.level == "scalar" and ccode.compiler() is not None else {})
-            if tr.level == "array" and all(np.ndim(inputs[n]) == 0 for n in tr.names):
-                ex["scalar_call"] = _time_scalar_call(p, inputs, tr.names, best, repeats)
-            if p.hand is not None and tr.level == "array":  # the practical limit: hand-written optimal NumPy
-                hmed, hn, _, hJ = _median_time(lambda: p.hand(**inputs), repeats)
-                ex["hand_numpy"] = {"seconds": hmed, "repeats": hn, "max_diff": _max_diff(J_ref, tr.names,
-                                    [hJ[n] for n in tr.names]), "jacobian_over_hand": ex["jacc"]["seconds"] / hmed}
+            turns = _TURNS[0] = _Turns()  # (every column warmed up first, then all timed in turns)
+            try:
+                _time_columns(p, inputs, tr, g, best, best_s, feed, backends, repeats, ex)
+            finally:
+                _TURNS[0] = None
+            turns.run()
+            _resolved(ex)
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
             if timed:
                 fastest = min(timed, key=timed.get)

@@ -189,6 +189,30 @@ def test_repeats_are_set_by_a_call_after_the_warm_up(monkeypatch):
     assert n > 5 and len(calls) == n + 2 and out == n + 2
 
 
+def test_columns_timed_in_turns_alternate_and_resolve_to_their_medians(monkeypatch):
+    """Under a problem's _Turns each column is warmed up at once and its repeats wait: the rounds
+    then alternate between the columns (each column's calls split evenly), so a machine whose speed
+    drifts slows them all alike; medians and quotients are filled in by _resolved."""
+    monkeypatch.setattr(bench, "MIN_TOTAL", 0.0)
+    calls = []
+    turns = bench._TURNS[0] = bench._Turns()
+    try:
+        a = bench._median_time(lambda: calls.append("a"), 10)
+        b = bench._median_time(lambda: calls.append("b"), 20)
+    finally:
+        bench._TURNS[0] = None
+    assert calls == ["a", "a", "b", "b"] and isinstance(a[0], bench._Timing) and a[1] == 10 and b[1] == 20
+    ex = {"a": {"seconds": a[0]}, "b": {"seconds": b[0], "ratio": bench._over(b[0], a[0])}, "n": 3}
+    turns.run(5)
+    timed = calls[4:]
+    assert timed.count("a") == 10 and timed.count("b") == 20
+    assert timed[:6] == ["a", "a", "b", "b", "b", "b"] and timed[-6:] == ["a", "a", "b", "b", "b", "b"]
+    bench._resolved(ex)
+    assert type(ex["a"]["seconds"]) is float and ex["n"] == 3
+    assert ex["b"]["ratio"] == pytest.approx(ex["b"]["seconds"] / ex["a"]["seconds"])
+    assert not turns.columns  # (what the columns held is let go)
+
+
 def test_fd_jacobian_matches_closed_form():
     p = suite.get("lecture_f")
     fd = bench.fd_jacobian(p, p.make_inputs(0))
