@@ -372,6 +372,7 @@ class _Timing:
 
     def __init__(self, fn: Callable[[], Any], n: int):
         self.fn, self.n, self.times = fn, n, []
+        self.error: str | None = None  # a timed call raised: the column reports that, not a time
 
     @property
     def seconds(self) -> float:
@@ -384,6 +385,18 @@ class _Quotient:
 
     a: Any
     b: Any
+
+
+@dataclass
+class _Late:
+    """What a column reports once its timed calls have run (``fn()``: e.g. the route a Jacobian
+    took, which may change to C during them)."""
+
+    fn: Callable[[], Any]
+
+
+class _Failed(Exception):
+    """A timing whose calls raised (its :attr:`_Timing.error`)."""
 
 
 class _Turns:
@@ -400,9 +413,15 @@ class _Turns:
         for r in range(rounds):
             for c in self.columns:
                 for _ in range(c.n * (r + 1) // rounds - c.n * r // rounds):
+                    if c.error is not None:
+                        break
                     out = None
                     t = time.perf_counter()
-                    out = c.fn()
+                    try:
+                        out = c.fn()
+                    except Exception as e:  # report, do not hide (and the other columns go on)
+                        c.error = f"{type(e).__name__}: {e}"
+                        break
                     c.times.append(time.perf_counter() - t)
         self.columns = []  # (the functions and what they hold go)
         return out
@@ -418,16 +437,37 @@ def _over(a: Any, b: Any) -> Any:
     return a / b if b > 0 else float("inf")
 
 
+def _value(v: Any) -> Any:
+    """A timing's median, a quotient's or a late report's value, or ``v``; :class:`_Failed` for a
+    timing whose calls raised."""
+    if isinstance(v, _Timing):
+        if v.error is not None:
+            raise _Failed(v.error)
+        return v.seconds
+    if isinstance(v, _Quotient):
+        return _over(_value(v.a), _value(v.b))
+    return v.fn() if isinstance(v, _Late) else v
+
+
 def _resolved(d: Any) -> Any:
-    """``d`` with every :class:`_Timing` replaced by its median and every :class:`_Quotient` by
-    its value (dicts rebuilt in place, recursively)."""
-    if isinstance(d, _Timing):
-        return d.seconds
-    if isinstance(d, _Quotient):
-        return _over(_resolved(d.a), _resolved(d.b))
-    if isinstance(d, dict):
-        for k, v in d.items():
-            d[k] = _resolved(v)
+    """``d`` with every :class:`_Timing`, :class:`_Quotient` and :class:`_Late` replaced by its value
+    (dicts changed in place, recursively). A column whose own timed calls raised becomes
+    ``{"error": …}``, as one that raised at once; a quotient of such a timing is dropped."""
+    if not isinstance(d, dict):
+        return _value(d)
+    for k in list(d):
+        v = d[k]
+        if isinstance(v, dict):
+            _resolved(v)
+            continue
+        try:
+            d[k] = _value(v)
+        except _Failed as e:
+            if isinstance(v, _Timing):
+                d.clear()
+                d["error"] = str(e)
+                return d
+            del d[k]
     return d
 
 
@@ -686,9 +726,12 @@ def _time_backend(problem, inputs, names, best: Plan, backend: str, repeats: int
         return {"skipped": str(e)}
     except Exception as e:  # report, do not hide
         return {"error": f"{type(e).__name__}: {e}"}
-    return {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": jf.ran,
-            "strategy": jf.plan.strategy + (" scalar" if jf.ran in ("scalar", "c") and name != "numpy" else ""),
-            "mults": jf.plan.mults, "max_diff": _max_diff(J_ref, names, list(out))}
+    found = {"seconds": med, "repeats": n, "first_call_seconds": first, "ran": _Late(lambda: jf.ran),  # (after
+            # its timed calls: a structure's code may be built as C during them)
+            "strategy": _Late(lambda: jf.plan.strategy + (" scalar" if jf.ran in ("scalar", "c") and name != "numpy"
+                                                          else "")),
+            "mults": _Late(lambda: jf.plan.mults), "max_diff": _max_diff(J_ref, names, list(out))}
+    return found if _TURNS[0] is not None else _resolved(found)
 
 
 def _time_compiled(plan: Plan, tr: "Traced", repeats: int, ex: dict, backend: str = "scalar") -> dict:
@@ -1040,7 +1083,7 @@ def _bench_problem(pname, strats, size, baselines, budget, repeats, show, level=
             turns.run()
             _resolved(ex)
             timed = {k: v["seconds"] for k, v in ex.items() if k in BASELINES and "seconds" in v}
-            if timed:
+            if timed and "seconds" in ex["jacc"]:
                 fastest = min(timed, key=timed.get)
                 ex["best_baseline"] = fastest
                 ex["speedup_vs_best_baseline"] = timed[fastest] / ex["jacc"]["seconds"]

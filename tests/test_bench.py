@@ -213,6 +213,34 @@ def test_columns_timed_in_turns_alternate_and_resolve_to_their_medians(monkeypat
     assert not turns.columns  # (what the columns held is let go)
 
 
+def test_a_column_whose_timed_calls_raise_reports_the_error_and_the_others_go_on(monkeypatch):
+    """A column that raises only in its turns (the device runs out of memory at a later call) is
+    reported as {"error": …}, as one raising at its first call; the ratios of its time are dropped
+    and the other columns keep theirs (found by hunt BU: the whole run died)."""
+    monkeypatch.setattr(bench, "MIN_TOTAL", 0.0)
+    calls = []
+
+    def flaky():
+        calls.append(None)
+        if len(calls) > 4:
+            raise MemoryError("out of device memory")
+
+    turns = bench._TURNS[0] = bench._Turns()
+    try:
+        good = bench._median_time(lambda: None, 10)[0]
+        bad = bench._median_time(flaky, 10)[0]
+    finally:
+        bench._TURNS[0] = None
+    ex = {"jacc": {"seconds": good, "ran": bench._Late(lambda: "numpy")},
+          "jax_rev": {"seconds": bad, "repeats": 10, "ratio": bench._over(bad, good)},
+          "torch_rev": {"seconds": good, "ratio": bench._over(good, bad)}}
+    turns.run(5)
+    bench._resolved(ex)
+    assert ex["jax_rev"] == {"error": "MemoryError: out of device memory"}
+    assert ex["torch_rev"].keys() == {"seconds"} and ex["jacc"]["ran"] == "numpy"
+    assert len(calls) == 5  # (no call after the first that raised)
+
+
 def test_fd_jacobian_matches_closed_form():
     p = suite.get("lecture_f")
     fd = bench.fd_jacobian(p, p.make_inputs(0))
