@@ -200,6 +200,9 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "airy_aip": ("airy_aip(x)", "x * airy_ai(x)", "out"),  # Airy's equation: y″ = x·y
     "airy_bi": ("airy_bi(x)", "airy_bip(x)", "out"),
     "airy_bip": ("airy_bip(x)", "x * airy_bi(x)", "out"),
+    # Kolmogorov's limiting survival function and its inverse: the slope SciPy's own (kolmogp)
+    "kolmogorov": ("kolmogorov(x)", "kolmogp(x)", "out"),
+    "kolmogi": ("kolmogi(x)", "1.0 / kolmogp(y)", "out"),
     # piecewise constant: spec "zero" records no edge at all (the Jacobian is exactly 0 there)
     "sign": ("sign(x)", None, "zero"),
     "floor": ("floor(x)", None, "zero"),
@@ -267,6 +270,12 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "owens_t": ("owens_t(a, b)", (("out", "-0.19947114020071635 * exp(-0.5 * a * a) * erf(0.7071067811865476 * a * b)"),
                                   ("out", "exp(-0.5 * a * a * (1.0 + b * b)) / (6.283185307179586 * (1.0 + b * b))"))),
     # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
+    # Struve functions of a constant order a in b (DLMF 11.4.23–26): H_a′ = ½(H_(a−1) − H_(a+1) + t),
+    # L_a′ = ½(L_(a−1) + L_(a+1) + t), with t = (b/2)^a/(√π·Γ(a + 3/2))
+    "struve": ("struve(a, b)", (CONSTANT, ("out", "struveslope(a, b, -1.0)"))),
+    "modstruve": ("modstruve(a, b)", (CONSTANT, ("out", "struveslope(a, b, 1.0)"))),
+    # Hurwitz's ζ(s, q) of a constant s in q: −s·ζ(s + 1, q) (scipy.special.zeta with two arguments)
+    "zeta": ("zeta(a, b)", (CONSTANT, ("out", "-a * zeta(a + 1.0, b)"))),
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     # orthogonal polynomials of a constant degree a at b (SciPy's, real degrees too, through
@@ -367,6 +376,15 @@ TERNARY: dict[str, tuple[str, tuple]] = {
                                              ("out", "-1.0 / betadensity(a, b, y)"))),
     "fdtr": ("fdtr(a, b, c)", (("out", "fdtrd(a, b, c, 0)"), ("out", "fdtrd(a, b, c, 1)"),
                                ("out", "fdensity(a, b, c)"))),
+    # the gamma distribution function of rate a and shape b at c, P(b, a·c), and its complement
+    "gdtr": ("gdtr(a, b, c)", (("out", "c * gammadensity(b, a * c)"), ("out", "gammaincda(b, a * c)"),
+                               ("out", "a * gammadensity(b, a * c)"))),
+    "gdtrc": ("gdtrc(a, b, c)", (("out", "-c * gammadensity(b, a * c)"), ("out", "-gammaincda(b, a * c)"),
+                                 ("out", "-a * gammadensity(b, a * c)"))),
+    # the associated Legendre function P_b^a(c) of constant order a and degree b (Ferrers' kind,
+    # SciPy's phase): (1 − c²)·P′ = (b + 1)·c·P − (b − a + 1)·P_(b+1)^a (DLMF 14.10.5)
+    "lpmv": ("lpmv(a, b, c)", (CONSTANT, CONSTANT, ("out", "((b + 1.0) * c * y - (b - a + 1.0) * lpmv(a, b + 1.0, c)) "
+                                                            "/ (1.0 - c * c)"))),
     "fdtrc": ("fdtrc(a, b, c)", (("out", "-fdtrd(a, b, c, 0)"), ("out", "-fdtrd(a, b, c, 1)"),
                                  ("out", "-fdensity(a, b, c)"))),
     "fdtri": ("fdtri(a, b, c)", (("out", "-fdtrd(a, b, y, 0) / fdensity(a, b, y)"),
@@ -502,6 +520,25 @@ def _expnslope(n, x):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return np.where(n >= 1.0, -sp.expn(np.maximum(n - 1.0, 0.0), x),
                         np.where(n < 0.0, np.nan, -np.exp(-x) * (1.0 + x) / (x * x)))  # (SciPy: NaN below 0)
+
+
+def _struveslope(v, z, sign):
+    """The slope in z of Struve's H_v (``sign`` −1) or the modified L_v (+1): ½(F_(v−1) ± F_(v+1) +
+    (z/2)^v/(√π·Γ(v + 3/2))) (DLMF 11.4.23–26)."""
+    sp = _scipy_special()
+    f = sp.struve if sign < 0 else sp.modstruve
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return 0.5 * (f(v - 1.0, z) + sign * f(v + 1.0, z)
+                      + np.power(0.5 * z, v) / (1.7724538509055159 * sp.gamma(v + 1.5)))
+
+
+def _kolmogp(x):
+    """kolmogorov′(x): SciPy's own (its private ufunc; where that is gone, kstwobign's density negated)."""
+    own = getattr(getattr(_scipy_special(), "_ufuncs", None), "_kolmogp", None)
+    if own is not None:
+        return own(x)
+    from scipy.stats import kstwobign
+    return -kstwobign.pdf(x)
 
 
 def _jacobislope(n, a, b, x):
@@ -894,6 +931,8 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "expnslope": _expnslope, "jacobislope": _jacobislope,
+               "struveslope": _struveslope, "kolmogp": _kolmogp,
+               **{n: _special(n) for n in ("struve", "modstruve", "kolmogorov", "kolmogi", "gdtr", "gdtrc", "lpmv")},
                # (an integral degree as an integer: SciPy's own loop for it, exact where its float-degree one
                # differs by 2e-7 at degree 50 and gives NaN at degree −1, where the identities meet 0)
                **{n: _counts(n, 0) for n in ORTHOGONAL},

@@ -217,7 +217,7 @@ _UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x, "alias"
                                        "erfinv", "ndtri", "gamma", "psi", "entr", "i1", "i0e", "i1e", "cosm1",
                                        "erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                        "y1", "k0", "k1", "gammasgn", "spence", "ellipk", "ellipe", "erfi",
-                                       "erfcinv", "exprel")},
+                                       "erfcinv", "exprel", "kolmogorov", "kolmogi")},
              **{f"{n}_{part}": (lambda n, k: lambda x: _scipy(n)(x)[k])(n, k)
                 for n, parts in (("fresnel", ("s", "c")), ("sici", ("si", "ci")), ("airy", ("ai", "aip", "bi", "bip")))
                 for k, part in enumerate(parts)}}
@@ -230,13 +230,14 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
                                         "kl_div", "huber", "pseudo_huber", "beta", "polygamma", "gammaincinv",
                                         "gammainccinv", "chdtri", "stdtrit", "binom", "powm1", "boxcox", "boxcox1p",
                                         "inv_boxcox", "inv_boxcox1p", "jv", "yv", "iv", "kv", "jve", "yve", "ive",
-                                        "kve", "pdtr", "pdtrc", "owens_t", "ellipkinc", "ellipeinc")},
+                                        "kve", "pdtr", "pdtrc", "owens_t", "ellipkinc", "ellipeinc", "struve",
+                                        "modstruve", "zeta")},
               **{f"spherical_{k}": (lambda k: lambda n, x: _scipy(f"spherical_{k}")(np.asarray(n).astype(int), x))(k)
                  for k in ("jn", "yn", "in")}}
 _BINARY_FN.update({n: getattr(np, n) for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
                                                 "logical_and", "logical_or", "logical_xor")})  # (masks: jacc.masks)
 _TERNARY_FN = {n: _scipy(n) for n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri",
-                                      "bdtr", "bdtrc", "nbdtr", "nbdtrc")}
+                                      "bdtr", "bdtrc", "nbdtr", "nbdtrc", "gdtr", "gdtrc", "lpmv")}
 
 
 def _degree(n, whole=False):

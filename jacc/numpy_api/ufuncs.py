@@ -85,6 +85,18 @@ for _name, _op in ALIASES.items():
     implements_ufunc(_name)(_record(_op))
 
 
+# scipy.special.zeta is Python code calling a private ufunc: Hurwitz's ζ(s, q) (recorded in q, s a
+# constant), or Riemann's ζ(s) (one argument), whose slope in s SciPy does not compute
+implements_ufunc("_zeta")(_record("zeta"))
+
+
+@implements_ufunc("_riemann_zeta")
+def _riemann_zeta(tape, s):
+    raise UnsupportedOperationError(
+        f"scipy.special.zeta(s) of a traced s (Riemann's ζ) at {call_site()}: its derivative has no closed form "
+        "that SciPy computes, so it is not recorded; Hurwitz's zeta(s, q) is recorded in q (s a constant)")
+
+
 # scipy.stats' private quantile ufuncs, as the public functions they equal
 @implements_ufunc("_beta_ppf")
 def _beta_ppf(tape, q, a, b):
@@ -521,6 +533,25 @@ if importlib.util.find_spec("scipy") is not None:
          lambda r: (_sym(r, (5,)) * 0.9,), structures=DIAG | {"diag ⊗ dense"}, jax=False,
          note="in the point; the degree and parameters must be constants")
     _in_point("expn", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,))), "in the point: −E_(n−1)", jax=False)
+    for _n in ("struve", "modstruve"):
+        _in_point(_n, lambda r: (np.array([[0.0], [1.5], [-0.5]]), _pos(r, (5,)) * 4.0),
+                  "in the point, by the order recurrence (DLMF 11.4.23–26); the order must be a constant", jax=False)
+    case("scipy.special.zeta", lambda xp: lambda q: _special(xp).zeta(np.array([[2.0], [3.5]]), q),
+         lambda r: (_pos(r, (5,)) * 3.0,), structures=DIAG | {"diag ⊗ dense"}, jax=False,
+         note="Hurwitz's ζ(s, q) in q: −s·ζ(s + 1, q), s a constant; Riemann's zeta(s) of a traced s is refused "
+              "(no closed-form slope)")
+    _sp("kolmogorov", lambda r: _pos(r, (5,)) * 2.0, structures=DIAG, jax=False, note="its slope SciPy's own")
+    _sp("kolmogi", lambda r: _pos(r, (5,)), structures=DIAG, jax=False, note="1/kolmogorov′ at the result")
+    for _n in ("gdtr", "gdtrc"):
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda x: getattr(_special(xp), n)(1.7, 2.3, x),
+             lambda r: (_pos(r, (5,)) * 3.0,), structures=DIAG, jax=False,
+             note="the gamma distribution function of rate a and shape b: P(b, a·x)")
+        case(f"scipy.special.{_n}", lambda xp, n=_n: lambda a, b, x: getattr(_special(xp), n)(a, b, x),
+             lambda r: (_pos(r, (3, 1)) * 2.0, _pos(r, (4,)) * 3.0, _pos(r) * 2.0), argnums=(0, 1, 2),
+             variant="in the rate and shape too", jax=False)
+    case("scipy.special.lpmv", lambda xp: lambda x: _special(xp).lpmv(np.array([[0], [1], [2]]), 2.5, x),
+         lambda r: (_sym(r, (5,)) * 0.45,), structures=DIAG | {"diag ⊗ dense"}, jax=False,
+         note="in x, the order and degree constants: (1 − x²)P′ = (ν + 1)xP − (ν − m + 1)P_(ν+1) (DLMF 14.10.5)")
     _in_point("hyp0f1", lambda r: (np.array([[0.5], [2.0]]), _sym(r, (5,)) * 2.0), "in the point", jax=False)
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
               "in the point; the order n must be a constant")
