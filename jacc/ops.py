@@ -200,6 +200,10 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "airy_aip": ("airy_aip(x)", "x * airy_ai(x)", "out"),  # Airy's equation: y″ = x·y
     "airy_bi": ("airy_bi(x)", "airy_bip(x)", "out"),
     "airy_bip": ("airy_bip(x)", "x * airy_bi(x)", "out"),
+    # the real branches of Lambert's W (k = 0 from −1/e on, k = −1 on [−1/e, 0); NaN elsewhere):
+    # W·e^W = x, so W′ = e^(−W)/(1 + W) on either branch (1 at 0, ∞ at −1/e)
+    "lambertw": ("lambertw(x)", "exp(-y) / (1.0 + y)", "out"),
+    "lambertw_m1": ("lambertw_m1(x)", "exp(-y) / (1.0 + y)", "out"),
     # Kolmogorov's limiting survival function and its inverse: the slope SciPy's own (kolmogp)
     "kolmogorov": ("kolmogorov(x)", "kolmogp(x)", "out"),
     "kolmogi": ("kolmogi(x)", "1.0 / kolmogp(y)", "out"),
@@ -530,6 +534,22 @@ def _struveslope(v, z, sign):
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         return 0.5 * (f(v - 1.0, z) + sign * f(v + 1.0, z)
                       + np.power(0.5 * z, v) / (1.7724538509055159 * sp.gamma(v + 1.5)))
+
+
+#: where Lambert's W has its branch point, −1/e: both real branches start there
+LAMBERT_BRANCH_POINT = -0.36787944117144233
+
+
+def _lambertw(branch: int) -> Callable:
+    """The real branch ``branch`` (0 or −1) of SciPy's Lambert W as real numbers, NaN where SciPy's
+    value is complex (below −1/e, and on branch −1 from 0 up); one statement of a program."""
+    def fn(x):
+        sp = _scipy_special()
+        with np.errstate(invalid="ignore"):
+            inside = (x >= LAMBERT_BRANCH_POINT) & ((x < 0.0) if branch else True)
+            return np.where(inside, sp.lambertw(np.where(inside, x, -0.25), branch).real, np.nan)
+    fn.__name__ = "lambertw_m1" if branch else "lambertw"
+    return lazy.recordable(fn)
 
 
 def _kolmogp(x):
@@ -931,7 +951,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                "fdtrd": _fdtrd, "stdtrdf": _stdtrdf,
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "expnslope": _expnslope, "jacobislope": _jacobislope,
-               "struveslope": _struveslope, "kolmogp": _kolmogp,
+               "struveslope": _struveslope, "kolmogp": _kolmogp, "lambertw": _lambertw(0), "lambertw_m1": _lambertw(-1),
                **{n: _special(n) for n in ("struve", "modstruve", "kolmogorov", "kolmogi", "gdtr", "gdtrc", "lpmv")},
                # (an integral degree as an integer: SciPy's own loop for it, exact where its float-degree one
                # differs by 2e-7 at degree 50 and gives NaN at degree −1, where the identities meet 0)

@@ -218,6 +218,9 @@ _UNARY_FN = {"neg": np.negative, "abs": np.abs, "identity": lambda x: x, "alias"
                                        "erfcx", "dawsn", "exp1", "expi", "rgamma", "loggamma", "j0", "j1", "y0",
                                        "y1", "k0", "k1", "gammasgn", "spence", "ellipk", "ellipe", "erfi",
                                        "erfcinv", "exprel", "kolmogorov", "kolmogi")},
+             # (W's real branches: a point where W is complex, and a trace refuses it, is moved onto them)
+             "lambertw": lambda x: _scipy("lambertw")(np.where(x >= -1 / math.e, x, 0.5)).real,
+             "lambertw_m1": lambda x: _scipy("lambertw")(np.where((x >= -1 / math.e) & (x < 0), x, -0.2), -1).real,
              **{f"{n}_{part}": (lambda n, k: lambda x: _scipy(n)(x)[k])(n, k)
                 for n, parts in (("fresnel", ("s", "c")), ("sici", ("si", "ci")), ("airy", ("ai", "aip", "bi", "bip")))
                 for k, part in enumerate(parts)}}

@@ -38,7 +38,7 @@ ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow", "fa
 # table rows that are no ufunc of NumPy or SciPy (operators, functions, or a ufunc of another name)
 # (and the outputs of SciPy's tuple-valued ufuncs and its spherical Bessel functions, recorded below)
 _NOT_UFUNCS = {"neg", "identity", "alias", "abs", "sub", "mul", "div", "pow", "sinc", *_COMPONENTS,
-               *(f"spherical_{k}" for k in SPHERICAL)}
+               *(f"spherical_{k}" for k in SPHERICAL), "lambertw", "lambertw_m1"}
 
 
 def _refuse_where(k: int, bad: Callable[[np.ndarray], np.ndarray], why: str) -> Callable[[str, tuple], None]:
@@ -95,6 +95,32 @@ def _riemann_zeta(tape, s):
     raise UnsupportedOperationError(
         f"scipy.special.zeta(s) of a traced s (Riemann's ζ) at {call_site()}: its derivative has no closed form "
         "that SciPy computes, so it is not recorded; Hurwitz's zeta(s, q) is recorded in q (s a constant)")
+
+
+@implements_ufunc("_lambertw")
+def _lambert_w(tape, z, k, tol):
+    """``scipy.special.lambertw(z, k, tol)`` of a real traced z on a real branch (k = 0 from −1/e
+    on, k = −1 on [−1/e, 0)): that branch's op, as a complex value with a zero imaginary part
+    (SciPy's dtype), so ``.real`` and ``np.real`` take it; elsewhere W is complex and refused."""
+    where = f"scipy.special.lambertw at {call_site()}"
+    if any(isinstance(a, Tracer) for a in (k, tol)):
+        raise UnsupportedOperationError(f"{where}: the branch k and tolerance tol must be constants")
+    k = np.asarray(k)
+    if k.ndim or int(k) not in (0, -1):
+        raise UnsupportedOperationError(f"{where}: only the real branches k = 0 and k = −1 are recorded, not k = {k}")
+    if tol != 1e-8:
+        raise UnsupportedOperationError(f"{where}: only SciPy's default tolerance (1e-8) is recorded, not tol={tol!r}")
+    if not isinstance(z, Tracer) or np.asarray(z.value).dtype.kind == "c":
+        raise UnsupportedOperationError(f"{where}: a complex z is not recorded (pass a real one)")
+    from ..ops import LAMBERT_BRANCH_POINT
+    with np.errstate(invalid="ignore"):
+        real = (z.value >= LAMBERT_BRANCH_POINT) & ((z.value < 0.0) if int(k) else True)
+    if not np.all(real | np.isnan(z.value)):
+        raise UnsupportedOperationError(
+            f"{where}: W is complex at this point ({'z < −1/e' if not int(k) else 'z outside [−1/e, 0)'} for "
+            f"k = {int(k)}), which a trace does not hold; the real branches are recorded")
+    z.tape.note_domain("scipy.special.lambertw")  # (a later point outside: f runs, and the trace says so)
+    return tape.record("lambertw_m1" if int(k) else "lambertw", [z]) + 0j
 
 
 # scipy.stats' private quantile ufuncs, as the public functions they equal
@@ -234,7 +260,7 @@ def _spherical_bessel(kind: str) -> None:
 for _k in SPHERICAL:
     _spherical_bessel(_k)
 #: SciPy's Python functions recorded through the private ufuncs they call (for supported_functions)
-WRAPPED = tuple(f"spherical_{k}" for k in SPHERICAL)
+WRAPPED = (*(f"spherical_{k}" for k in SPHERICAL), "lambertw")
 
 
 @implements_ufunc("divmod")
@@ -541,6 +567,12 @@ if importlib.util.find_spec("scipy") is not None:
          note="Hurwitz's ζ(s, q) in q: −s·ζ(s + 1, q), s a constant; Riemann's zeta(s) of a traced s is refused "
               "(no closed-form slope)")
     _sp("kolmogorov", lambda r: _pos(r, (5,)) * 2.0, structures=DIAG, jax=False, note="its slope SciPy's own")
+    case("scipy.special.lambertw", lambda xp: lambda x: xp.real(_special(xp).lambertw(x)),
+         lambda r: (np.concatenate([_pos(r, (3,)) * 0.4 - 0.36, [0.0], _pos(r, (3,)) * 5.0]),), jax=False,
+         note="the real branches (k = 0 from −1/e on, k = −1 on [−1/e, 0)): W′ = e^(−W)/(1 + W); a complex W "
+              "(other branches, z below −1/e) is refused; jax.scipy.special lacks it")
+    case("scipy.special.lambertw", lambda xp: lambda x: _special(xp).lambertw(x, -1).real,
+         lambda r: (-_pos(r, (4,)) * 0.4,), jax=False, variant="k = −1")
     _sp("kolmogi", lambda r: _pos(r, (5,)), structures=DIAG, jax=False, note="1/kolmogorov′ at the result")
     for _n in ("gdtr", "gdtrc"):
         case(f"scipy.special.{_n}", lambda xp, n=_n: lambda x: getattr(_special(xp), n)(1.7, 2.3, x),
