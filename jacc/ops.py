@@ -278,6 +278,12 @@ BINARY: dict[str, tuple[str, tuple]] = {
     # L_a′ = ½(L_(a−1) + L_(a+1) + t), with t = (b/2)^a/(√π·Γ(a + 3/2))
     "struve": ("struve(a, b)", (CONSTANT, ("out", "struveslope(a, b, -1.0)"))),
     "modstruve": ("modstruve(a, b)", (CONSTANT, ("out", "struveslope(a, b, 1.0)"))),
+    # Jacobi's elliptic functions of u = a for a constant parameter m = b (scipy.special.ellipj's four
+    # outputs, one op each): sn′ = cn·dn, cn′ = −sn·dn, dn′ = −m·sn·cn, and the amplitude φ′ = dn (DLMF 22.13.1–3)
+    "ellipj_sn": ("ellipj_sn(a, b)", (("out", "ellipj_cn(a, b) * ellipj_dn(a, b)"), CONSTANT)),
+    "ellipj_cn": ("ellipj_cn(a, b)", (("out", "-ellipj_sn(a, b) * ellipj_dn(a, b)"), CONSTANT)),
+    "ellipj_dn": ("ellipj_dn(a, b)", (("out", "-b * ellipj_sn(a, b) * ellipj_cn(a, b)"), CONSTANT)),
+    "ellipj_ph": ("ellipj_ph(a, b)", (("out", "ellipj_dn(a, b)"), CONSTANT)),
     # Hurwitz's ζ(s, q) of a constant s in q: −s·ζ(s + 1, q) (scipy.special.zeta with two arguments)
     "zeta": ("zeta(a, b)", (CONSTANT, ("out", "-a * zeta(a + 1.0, b)"))),
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
@@ -878,9 +884,9 @@ def _exprelgrad(x, y):
 
 
 def _component(name: str, k: int) -> Callable:
-    """Output ``k`` of SciPy's tuple-valued ufunc ``name`` (fresnel, sici, airy)."""
-    def fn(x):
-        return _special(name)(x)[k]
+    """Output ``k`` of SciPy's tuple-valued ufunc ``name`` (fresnel, sici, airy, ellipj)."""
+    def fn(*xs):
+        return _special(name)(*xs)[k]
     fn.__name__ = f"{name}_{k}"
     return fn
 
@@ -901,7 +907,8 @@ _SPHERICAL_HELPERS = {f"spherical_{k}{'d' * d}": _spherical(k, bool(d)) for k in
 #: op -> (SciPy's tuple-valued ufunc, the output it is)
 _COMPONENTS = {"fresnel_s": ("fresnel", 0), "fresnel_c": ("fresnel", 1), "sici_si": ("sici", 0),
                "sici_ci": ("sici", 1), "airy_ai": ("airy", 0), "airy_aip": ("airy", 1), "airy_bi": ("airy", 2),
-               "airy_bip": ("airy", 3)}
+               "airy_bip": ("airy", 3), "ellipj_sn": ("ellipj", 0), "ellipj_cn": ("ellipj", 1),
+               "ellipj_dn": ("ellipj", 2), "ellipj_ph": ("ellipj", 3)}
 
 
 def _i1egrad(x, y):

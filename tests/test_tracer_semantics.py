@@ -236,7 +236,9 @@ _BINARY_FN = {"add": np.add, "sub": np.subtract, "mul": np.multiply, "div": np.d
                                         "kve", "pdtr", "pdtrc", "owens_t", "ellipkinc", "ellipeinc", "struve",
                                         "modstruve", "zeta")},
               **{f"spherical_{k}": (lambda k: lambda n, x: _scipy(f"spherical_{k}")(np.asarray(n).astype(int), x))(k)
-                 for k in ("jn", "yn", "in")}}
+                 for k in ("jn", "yn", "in")},
+              **{f"ellipj_{part}": (lambda k: lambda u, m: _scipy("ellipj")(u, m)[k])(k)
+                 for k, part in enumerate(("sn", "cn", "dn", "ph"))}}
 _BINARY_FN.update({n: getattr(np, n) for n in ("less", "less_equal", "greater", "greater_equal", "equal", "not_equal",
                                                 "logical_and", "logical_or", "logical_xor")})  # (masks: jacc.masks)
 _TERNARY_FN = {n: _scipy(n) for n in ("betainc", "betaincc", "betaincinv", "betainccinv", "fdtr", "fdtrc", "fdtri",

@@ -60,7 +60,9 @@ _CONSTANTS_CHECKED = {
 }
 
 
-def _record(op: str):
+def _record(op: str, shown: str | None = None):
+    """Record ``op``, refusing a traced argument where it has no partial (named as
+    ``scipy.special.<shown>``, the function called: ``op`` by default)."""
     constant = sorted(OPS[op].constant)
     if not constant:
         return lambda tape, *xs: tape.record(op, list(xs))
@@ -70,7 +72,7 @@ def _record(op: str):
         for k in constant:
             if isinstance(xs[k], Tracer):
                 raise UnsupportedOperationError(
-                    f"scipy.special.{op} at {call_site()}: its derivative with respect to its "
+                    f"scipy.special.{shown or op} at {call_site()}: its derivative with respect to its "
                     f"{('first', 'second', 'third', 'fourth')[k]} argument (a count, shape parameter or order) is not "
                     "recorded; pass a constant there (the other arguments may be traced)")
         if checked is not None:
@@ -228,8 +230,9 @@ swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _m
 
 
 def _outputs(ufunc: str, ops: list[str]) -> None:
-    """SciPy's tuple-valued ``ufunc`` (fresnel, sici, airy): one op per output."""
-    implements_ufunc(ufunc)(lambda tape, x: tuple(tape.record(op, [x]) for op in ops))
+    """SciPy's tuple-valued ``ufunc`` (fresnel, sici, airy, ellipj): one op per output."""
+    records = [_record(op, ufunc) for op in ops]
+    implements_ufunc(ufunc)(lambda tape, *xs: tuple(record(tape, *xs) for record in records))
 
 
 _BY_UFUNC: dict[str, list[str]] = {}
@@ -523,6 +526,10 @@ if importlib.util.find_spec("scipy") is not None:
             np.array([0, 1, 2, 3]), x), lambda r, m=_mk: (m(r),), jax=False,
              note="in z, the integer order a constant (negative z by SciPy's reflection); derivative=True refused "
                   "(JAX lacks it)")
+    case("scipy.special.ellipj", lambda xp: lambda u: xp.stack(_special(xp).ellipj(u, np.array([[0.3], [0.9]]))),
+         lambda r: (_sym(r, (4,)) * 2.0,), jax=False,
+         note="sn, cn, dn and the amplitude φ in u, each its own op (sn′ = cn·dn, cn′ = −sn·dn, dn′ = −m·sn·cn, "
+              "φ′ = dn); the parameter m must be a constant; jax.scipy.special lacks it")
     for _n in ("ellipkinc", "ellipeinc"):
         case(f"scipy.special.{_n}", lambda xp, n=_n: lambda phi, m: getattr(_special(xp), n)(phi, m),
              lambda r: (_sym(r) * 1.5, np.array([0.3, -0.5, 0.9, 0.0])), argnums=(0,), structures=DIAG,
