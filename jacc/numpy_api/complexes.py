@@ -501,7 +501,22 @@ def _sort_complex(z: Complex) -> Complex:
     return z._each(lambda p: np.take_along_axis(p, order, axis=-1))
 
 
+def _real_if_close(a, tol=100):
+    """NumPy's test at the traced point: the real part where every imaginary part is below ``tol``
+    machine epsilons (``tol`` itself where it is at most 1), else the complex value; a structurally
+    zero imaginary part (``x + 0j``) always is. A traced one is read (the trace is value-dependent)."""
+    z = a if isinstance(a, Complex) else None
+    if z is None or z.im is None:
+        return a.real
+    from .gathers import _value
+
+    im = _value(z.im, "numpy.real_if_close (its test)") if isinstance(z.im, Tracer) else np.asarray(z.im)
+    bound = tol * np.finfo(float).eps if tol > 1 else tol
+    return z.real if bool(np.all(np.abs(im) < bound)) else z
+
+
 _FUNCTIONS: dict[Callable, Callable] = {
+    np.real_if_close: _real_if_close,
     **_ONE_D, **_N_D,
     np.real: lambda z: z.real, np.imag: lambda z: z.imag, np.angle: _angle, np.conj: lambda z: z.conj(),
     np.sort_complex: _sort_complex,
@@ -535,6 +550,8 @@ def _x(r, shape=(6,)):
     return r.normal(size=shape)
 
 
+case("numpy.real_if_close", lambda xp: lambda x: xp.real_if_close(xp.fft.ifft(xp.fft.fft(x))) * x,
+     lambda r: (_x(r, (6,)),), jax=False, note="NumPy's test read at the traced point; x + 0j is always close")
 case("numpy.fft.rfft", lambda xp: lambda x: xp.abs(xp.fft.rfft(x)) ** 2, lambda r: (_x(r, (8,)),),
      note="a power spectrum: the transform a real-linear map (NumPy's own of the identity), |z| a hypot")
 case("numpy.fft.irfft", lambda xp: lambda x, h: xp.fft.irfft(xp.fft.rfft(x) * h, 8),

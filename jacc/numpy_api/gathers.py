@@ -788,7 +788,7 @@ implements(np.count_nonzero)(
                                                               keepdims=keepdims))
 
 
-@implements(np.searchsorted)
+@implements(np.searchsorted, method="searchsorted")
 def _searchsorted(a, v, side="left", sorter=None):
     """Insertion positions: integers read from the values (the trace becomes value-dependent)."""
     return np.searchsorted(_value(a, "numpy.searchsorted"), _value(v, "numpy.searchsorted"), side=side,
@@ -960,6 +960,8 @@ case("numpy.nonzero", lambda xp: lambda x: x[xp.nonzero(x > 0)], lambda r: (_x(r
      jax=False, note="JAX needs a static size= for nonzero")
 case("numpy.searchsorted", lambda xp: lambda x: x[xp.searchsorted(xp.sort(x), np.array([-0.5, 0.5]))],
      lambda r: (_x(r, (6,)),), note="integer positions read from the values (value-dependent)")
+case("ndarray.searchsorted", lambda xp: lambda x: x[xp.sort(x).searchsorted(np.array([-0.5, 0.5]))],
+     lambda r: (_x(r, (6,)),), note="as numpy.searchsorted")
 case("numpy.digitize", lambda xp: lambda x: xp.take(x, xp.digitize(np.array([-0.5, 0.5]), xp.sort(x))),
      lambda r: (_x(r, (6,)),))
 

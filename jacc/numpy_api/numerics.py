@@ -54,9 +54,13 @@ from .writes import _target
 def _constant_like(what: str, a, value, dtype, shape):
     """``value`` in ``a``'s shape (or ``shape``). Its values do not depend on ``a``'s; where ``a`` is
     traced, and not 0-d, the result is a traced array too (a ``broadcast_to`` of the value, no
-    edge from ``a``), so code that fills it in (``out = np.zeros_like(x); out[0] = ...``) traces."""
-    _check_dtype(what, a, dtype)
+    edge from ``a``), so code that fills it in (``out = np.zeros_like(x); out[0] = ...``) traces.
+    A boolean or integer ``dtype`` gives a constant array of it (a mask to fill in: SciPy's
+    ``zeros_like(x, dtype=bool)``), which holds no derivative."""
     shape = np.shape(a) if shape is None else tuple(np.atleast_1d(np.asarray(shape, dtype=np.intp)).tolist())
+    if dtype is not None and np.dtype(dtype).kind in "biu" and not isinstance(value, Tracer):
+        return np.full(shape, value, dtype=dtype)
+    _check_dtype(what, a, dtype)
     traced = isinstance(value, Tracer)
     if not traced:
         value = np.float64(value) if np.ndim(value) == 0 else np.asarray(value, dtype=float)
@@ -1163,3 +1167,7 @@ case("numpy.correlate", lambda xp: lambda a, v: xp.correlate(a, v, "full"), lamb
      argnums=(0, 1), variant="full, longer kernel")
 case("numpy.zeros_like", lambda xp: lambda x: x + xp.zeros_like(x) + xp.full_like(x, 2.0) * xp.ones_like(x),
      lambda r: (_x(r),))
+case("numpy.zeros_like",
+     lambda xp: lambda x: xp.where(xp.ones_like(x, dtype=bool), x, 0.0) * (1 + xp.zeros_like(x, dtype=int)),
+     lambda r: (_x(r),), variant="a boolean or integer dtype",
+     note="a constant array of that dtype (a mask to fill in)")
