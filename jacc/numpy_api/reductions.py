@@ -443,9 +443,8 @@ def _ptp(a, axis=None, out=None, keepdims=False):
 def _logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     """log Σ b·exp(a) = m + log Σ b·exp(a − m), with the shift m = max(a) taken as a constant
     (any constant gives the same function; this one avoids overflow), as JAX does. The shift is
-    recorded as a held value, so a compiled plan shifts by the max of each call's ``a``."""
-    if return_sign:
-        raise _unsupported("scipy.special.logsumexp with return_sign=True")
+    recorded as a held value, so a compiled plan shifts by the max of each call's ``a``. With
+    ``return_sign``: log |Σ b·exp(a)| and the sum's sign (piecewise constant: no derivative)."""
     shape = np.broadcast_shapes(np.shape(a), np.shape(b)) if b is not None else np.shape(a)
     if np.shape(a) != shape:
         a = np.broadcast_to(a, shape)
@@ -458,8 +457,11 @@ def _logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         m = np.where(np.isfinite(m), m, 0.0)
     e = np.exp(a - m)
     s = np.sum(e if b is None else np.multiply(b, e), axis=axes, keepdims=True)
-    r = np.log(s) + m
-    return r if keepdims else np.reshape(r, tuple(n for k, n in enumerate(np.shape(r)) if k not in axes))
+    r = np.log(np.abs(s) if return_sign else s) + m
+
+    def kept(v):
+        return v if keepdims else np.reshape(v, tuple(n for k, n in enumerate(np.shape(v)) if k not in axes))
+    return (kept(r), kept(np.sign(s))) if return_sign else kept(r)
 
 
 def _install_scipy() -> None:
@@ -636,3 +638,7 @@ else:
          argnums=(0, 1), variant="traced b")
     case("scipy.special.logsumexp", lambda xp: lambda x: _lse(xp)(x, axis=1, b=np.array([1.0, 0.5, 2.0, 0.0])),
          lambda r: (_x(r),), variant="constant b with a zero")
+    case("scipy.special.logsumexp",
+         lambda xp: lambda x: xp.stack(_lse(xp)(x, axis=1, b=np.array([1.0, -2.5, 2.0, 0.5]), return_sign=True)),
+         lambda r: (_x(r),), variant="return_sign, b of both signs",
+         note="log |Σ b·exp(a)| and the sum's sign (no derivative)")

@@ -602,6 +602,8 @@ case("scipy.stats.skew", lambda xp: lambda x: _stats(xp).skew(x, axis=0), lambda
 for _n in ("tmean", "tvar", "tstd", "tsem"):
     case(f"scipy.stats.{_n}", lambda xp, n=_n: lambda x: getattr(_stats(xp), n)(x, (-1.0, 1.5)),
          lambda r: (r.normal(size=8) * 0.8,), jax=False, note=_OWN + "; the limits select entries at the traced point")
+case("scipy.stats.boxcox_llf", lambda xp: lambda x: xp.stack([_stats(xp).boxcox_llf(lmb, x) for lmb in (0.0, 0.5)]),
+     lambda r: (_pos(r, (6,)) + 0.3,), jax=False, note=_OWN + " (logsumexp with return_sign)")
 case("scipy.stats.wasserstein_distance", lambda xp: lambda u, v: _stats(xp).wasserstein_distance(u, v),
      lambda r: (r.normal(size=5), r.normal(size=4) + 0.3), argnums=(0, 1), jax=False,
      note=_OWN + "; the order of the values read at the traced point")
