@@ -259,7 +259,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               **{n: _as_float(NUMPY_NAMES[n]) for n in (*ORTHOGONAL, "expn", "expnslope", "jacobislope", "hyp0f1",
                                                          "hyp1f1", "struve", "modstruve", "struveslope", "kolmogorov",
                                                          "kolmogi", "kolmogp", "gdtr", "gdtrc", "lpmv",
-                                                         "lambertw", "lambertw_m1")},
+                                                         "lambertw", "lambertw_m1", "lambertwslope")},
               # the array helpers on floats (bdtr's counts as integers, as the array path passes them)
               **{n: _as_float(NUMPY_NAMES[n]) for n in ("bdtr", "bdtrc", "nbdtr", "nbdtrc", "betadensity", "fdensity",
                                                          "binomslope", "gammaincda", "betaincda", "betaincdb",

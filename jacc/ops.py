@@ -202,8 +202,8 @@ UNARY: dict[str, tuple[str, str | None, str]] = {
     "airy_bip": ("airy_bip(x)", "x * airy_bi(x)", "out"),
     # the real branches of Lambert's W (k = 0 from −1/e on, k = −1 on [−1/e, 0); NaN elsewhere):
     # W·e^W = x, so W′ = e^(−W)/(1 + W) on either branch (1 at 0, ∞ at −1/e)
-    "lambertw": ("lambertw(x)", "exp(-y) / (1.0 + y)", "out"),
-    "lambertw_m1": ("lambertw_m1(x)", "exp(-y) / (1.0 + y)", "out"),
+    "lambertw": ("lambertw(x)", "lambertwslope(x, y, 1.0)", "out"),
+    "lambertw_m1": ("lambertw_m1(x)", "lambertwslope(x, y, -1.0)", "out"),
     # Kolmogorov's limiting survival function and its inverse: the slope SciPy's own (kolmogp)
     "kolmogorov": ("kolmogorov(x)", "kolmogp(x)", "out"),
     "kolmogi": ("kolmogi(x)", "1.0 / kolmogp(y)", "out"),
@@ -285,7 +285,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "ellipj_dn": ("ellipj_dn(a, b)", (("out", "-b * ellipj_sn(a, b) * ellipj_cn(a, b)"), CONSTANT)),
     "ellipj_ph": ("ellipj_ph(a, b)", (("out", "ellipj_dn(a, b)"), CONSTANT)),
     # Hurwitz's ζ(s, q) of a constant s in q: −s·ζ(s + 1, q) (scipy.special.zeta with two arguments)
-    "zeta": ("zeta(a, b)", (CONSTANT, ("out", "-a * zeta(a + 1.0, b)"))),
+    "zeta": ("zeta(a, b)", (CONSTANT, ("out", "-a * zeta(a + 1.0, b) + 0.0 * y"))),  # (NaN where SciPy's ζ is)
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     # orthogonal polynomials of a constant degree a at b (SciPy's, real degrees too, through
@@ -538,8 +538,10 @@ def _struveslope(v, z, sign):
     sp = _scipy_special()
     f = sp.struve if sign < 0 else sp.modstruve
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        return 0.5 * (f(v - 1.0, z) + sign * f(v + 1.0, z)
-                      + np.power(0.5 * z, v) / (1.7724538509055159 * sp.gamma(v + 1.5)))
+        slope = 0.5 * (f(v - 1.0, z) + sign * f(v + 1.0, z)
+                       + np.power(0.5 * z, v) / (1.7724538509055159 * sp.gamma(v + 1.5)))
+    # (order −1 at 0: F_(−2)(0) and the power term are infinities that cancel; F_(−1) is even there)
+    return np.where((z == 0.0) & (v == -1.0), 0.0, slope)
 
 
 #: where Lambert's W has its branch point, −1/e: both real branches start there
@@ -556,6 +558,19 @@ def _lambertw(branch: int) -> Callable:
             return np.where(inside, sp.lambertw(np.where(inside, x, -0.25), branch).real, np.nan)
     fn.__name__ = "lambertw_m1" if branch else "lambertw"
     return lazy.recordable(fn)
+
+
+def _lambertwslope(x, y, side):
+    """W′ = e^(−W)/(1 + W) on a real branch (``side`` +1: k = 0, −1: k = −1), and near the branch
+    point −1/e the derivative of W's series in p = ±√(2(e·x + 1)) (Corless et al. 1996, eq. 4.22):
+    W = −1 + p − p²/3 + 11p³/72 − 43p⁴/540 + 769p⁵/17280, dp/dx = e/p. There 1 + W is about p and
+    SciPy's W itself loses digits (1e-5 relative within 1e-9 of −1/e), which the quotient multiplied."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        # (x + 1/e with 1/e in two parts: x − (−1/e)'s float is exact near it, so t keeps its digits)
+        t = 2.0 * math.e * ((x + 0.36787944117144233) - 1.2428753672788363e-17)
+        p = side * np.sqrt(np.maximum(t, 0.0))
+        series = math.e / p * (1.0 + p * (-2.0 / 3.0 + p * (11.0 / 24.0 + p * (-43.0 / 135.0 + p * 769.0 / 3456.0))))
+        return np.where(np.abs(t) < 1e-4, series, np.exp(-y) / (1.0 + y))
 
 
 def _kolmogp(x):
@@ -959,6 +974,7 @@ NUMPY_NAMES = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1
                **{n: _special(n) for n in ("pdtr", "pdtrc")},
                "polygamma": _polygamma, "expnslope": _expnslope, "jacobislope": _jacobislope,
                "struveslope": _struveslope, "kolmogp": _kolmogp, "lambertw": _lambertw(0), "lambertw_m1": _lambertw(-1),
+               "lambertwslope": _lambertwslope,
                **{n: _special(n) for n in ("struve", "modstruve", "kolmogorov", "kolmogi", "gdtr", "gdtrc", "lpmv")},
                # (an integral degree as an integer: SciPy's own loop for it, exact where its float-degree one
                # differs by 2e-7 at degree 50 and gives NaN at degree −1, where the identities meet 0)

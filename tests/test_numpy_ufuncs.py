@@ -531,3 +531,40 @@ def test_jacobi_polynomials_at_the_ends_and_degree_zero():
         value, J = jacc.value_and_jacobian(f)(x)
         np.testing.assert_array_equal(value, f(x))
         np.testing.assert_allclose(np.diag(J), (f(x + 1e-6) - f(x - 1e-6)) / 2e-6, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("k", [0, -1])
+def test_lambert_w_slopes_near_the_branch_point_are_mpmaths(k):
+    """Within 1e-9 of −1/e SciPy's W loses digits (1e-5 relative on k = −1) and 1 + W is about
+    √(2(e·z + 1)), so e^(−W)/(1 + W) was 4–7 orders of magnitude off there (hunt BV); near the
+    branch point the slope is the derivative of W's series, with z + 1/e kept to its last digits."""
+    sp, mp = pytest.importorskip("scipy.special"), pytest.importorskip("mpmath")
+    mp.mp.dps = 40
+    f = lambda z: sp.lambertw(z, k).real  # noqa: E731
+    jf, js = jacc.jacobian(f), jacc.jacobian(f, retrace=False)
+    for d in (1e-15, 1e-12, 1e-9, 1e-6, 1.84e-5, 1e-4, 0.01, 0.3):
+        z = -1.0 / math.e + d
+        w = mp.lambertw(mp.mpf(z), k)
+        true = float(mp.re(w / (mp.mpf(z) * (1 + w))))
+        assert float(jf(np.array([z]))[0, 0]) == pytest.approx(true, rel=1e-11), d
+        assert float(js(z)) == pytest.approx(true, rel=1e-11), d  # (the scalar route's float code)
+
+
+def test_lpmv_at_plus_or_minus_one_is_refused_by_name_and_struve_of_order_minus_one_is_flat_at_zero():
+    """lpmv's slope divides by 1 − x²: at x = ±1 it gave NaN silently (hunt BV), now refused by
+    name, also on a later call that skips f. Struve's H₋₁ and L₋₁ are even: slope 0 at 0 (two
+    infinities in the order recurrence made NaN)."""
+    sp = pytest.importorskip("scipy.special")
+    from jacc.trace import UnsupportedOperationError
+    jf = jacc.jacobian(lambda x: sp.lpmv(0, 3, x))
+    np.testing.assert_allclose(jf(np.array([0.5, -0.2])), np.diag(0.5 * (15 * np.array([0.5, -0.2]) ** 2 - 3)),
+                               rtol=1e-12)
+    for x in (np.array([1.0, 0.5]), np.array([0.5, -1.0])):
+        with pytest.raises(UnsupportedOperationError, match="lpmv.*x = ±1"):
+            jf(x)
+    for fn in (sp.struve, sp.modstruve):
+        J = jacc.jacobian(lambda x, fn=fn: fn(-1.0, x))(np.array([0.0, 0.5]))
+        assert J[0, 0] == 0.0 and J[1, 1] == pytest.approx((fn(-1.0, 0.5 + 1e-6) - fn(-1.0, 0.5 - 1e-6)) / 2e-6,
+                                                           rel=1e-6)
+    Jz = jacc.jacobian(lambda q: sp.zeta(np.array([0.5, 2.0]), q))(np.array([1.5, 1.5]))  # (SciPy: ζ(0.5, q) is NaN)
+    assert np.isnan(Jz[0, 0]) and Jz[1, 1] == pytest.approx(-2.0 * sp.zeta(3.0, 1.5), rel=1e-13)

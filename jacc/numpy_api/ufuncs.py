@@ -87,6 +87,24 @@ for _name, _op in ALIASES.items():
     implements_ufunc(_name)(_record(_op))
 
 
+_record_lpmv = _record("lpmv")
+
+
+@implements_ufunc("lpmv")
+def _lpmv(tape, m, v, x):
+    """``lpmv(m, v, x)`` in x: its slope divides by 1 − x², so at x = ±1 (a finite limit for
+    m = 0 or 2, infinite for others) it is not computed, and a Jacobian that meets it is refused."""
+    out = _record_lpmv(tape, m, v, x)
+    if isinstance(x, Tracer):
+        x.tape.note_domain("scipy.special.lpmv")  # (a later call at ±1 runs f, which says so)
+        if np.any(np.abs(np.asarray(x.value)) == 1.0):
+            x.tape.note_nonfinite(
+                f"scipy.special.lpmv at {call_site()}: its derivative at x = ±1 is not computed (the rule "
+                "(1 − x²)·P′ = (ν + 1)·x·P − (ν − m + 1)·P_(ν+1) divides by 0 there); for m = 0 use "
+                "scipy.special.eval_legendre (an integer degree), or differentiate at |x| < 1")
+    return out
+
+
 # scipy.special.zeta is Python code calling a private ufunc: Hurwitz's ζ(s, q) (recorded in q, s a
 # constant), or Riemann's ζ(s) (one argument), whose slope in s SciPy does not compute
 implements_ufunc("_zeta")(_record("zeta"))
@@ -576,7 +594,8 @@ if importlib.util.find_spec("scipy") is not None:
     _sp("kolmogorov", lambda r: _pos(r, (5,)) * 2.0, structures=DIAG, jax=False, note="its slope SciPy's own")
     case("scipy.special.lambertw", lambda xp: lambda x: xp.real(_special(xp).lambertw(x)),
          lambda r: (np.concatenate([_pos(r, (3,)) * 0.4 - 0.36, [0.0], _pos(r, (3,)) * 5.0]),), jax=False,
-         note="the real branches (k = 0 from −1/e on, k = −1 on [−1/e, 0)): W′ = e^(−W)/(1 + W); a complex W "
+         note="the real branches (k = 0 from −1/e on, k = −1 on [−1/e, 0)): W′ = e^(−W)/(1 + W), near −1/e by "
+              "W's series; a complex W "
               "(other branches, z below −1/e) is refused; jax.scipy.special lacks it")
     case("scipy.special.lambertw", lambda xp: lambda x: _special(xp).lambertw(x, -1).real,
          lambda r: (-_pos(r, (4,)) * 0.4,), jax=False, variant="k = −1")
@@ -590,7 +609,8 @@ if importlib.util.find_spec("scipy") is not None:
              variant="in the rate and shape too", jax=False)
     case("scipy.special.lpmv", lambda xp: lambda x: _special(xp).lpmv(np.array([[0], [1], [2]]), 2.5, x),
          lambda r: (_sym(r, (5,)) * 0.45,), structures=DIAG | {"diag ⊗ dense"}, jax=False,
-         note="in x, the order and degree constants: (1 − x²)P′ = (ν + 1)xP − (ν − m + 1)P_(ν+1) (DLMF 14.10.5)")
+         note="in x, the order and degree constants: (1 − x²)P′ = (ν + 1)xP − (ν − m + 1)P_(ν+1) (DLMF 14.10.5); "
+              "refused at x = ±1")
     _in_point("hyp0f1", lambda r: (np.array([[0.5], [2.0]]), _sym(r, (5,)) * 2.0), "in the point", jax=False)
     _in_point("polygamma", lambda r: (np.array([[0], [1], [3]]), _pos(r, (5,)) * 2.0),
               "in the point; the order n must be a constant")
