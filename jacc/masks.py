@@ -35,7 +35,7 @@ import numpy as np
 from numpy.lib.mixins import NDArrayOperatorsMixin
 
 from .ops import OPS
-from .trace import Tracer, _Num, _private, _ReadOnUse, array_result, implements_ufunc, warn_tie
+from .trace import Tracer, _Num, _private, _ReadOnUse, array_result, implements_ufunc, note_hidden_nonfinite, warn_tie
 
 __all__ = ["Mask", "compare", "data_mask"]
 
@@ -308,6 +308,8 @@ def _where(condition, x=None, y=None, /):
         return NotImplemented
     if not (isinstance(x, Tracer) or isinstance(y, Tracer) or (_float(x) and _float(y))):
         return NotImplemented  # other constants: NumPy's dtype (np.where(m, 1, 0) is an int array)
+    note_hidden_nonfinite(np.broadcast_to(condition.value, np.broadcast_shapes(
+        np.shape(condition.value), np.shape(x), np.shape(y))), x, y)
     return array_result(condition.tape.record("where", [condition.vertex(), x, y]), x, y)
 
 

@@ -1972,6 +1972,26 @@ def _copy(x: Any, kind: str = "array") -> Any:
     return x
 
 
+def note_hidden_nonfinite(mask: Any, x: Any, y: Any, what: str = "numpy.where") -> None:
+    """``where(mask, x, y)``: where a traced branch holds NaN or ±inf at entries the mask discards,
+    its derivative there is 0 times a non-finite slope, NaN in IEEE arithmetic (as in JAX), so a
+    non-finite Jacobian is refused naming this call (unless NaN is asked to propagate): SciPy's
+    ``nan_policy="omit"`` masks NaN so (scipy.stats.tvar with limits gave NaN silently, hunt BW)."""
+    m = np.asarray(mask, dtype=bool)
+    for branch, discarded in ((x, ~m), (y, m)):
+        if isinstance(branch, Tracer) and discarded.any():
+            with np.errstate(invalid="ignore"):
+                hidden = discarded & ~np.isfinite(branch.value)
+            if hidden.any():
+                branch.tape.note_domain(what)  # (a later call that skips f and meets one runs f)
+                branch.tape.note_nonfinite(
+                    f"{what} at {call_site()}: a branch holds NaN or inf where the condition discards it, and "
+                    "the derivative there, 0 times a non-finite slope, is NaN (IEEE arithmetic, as in JAX), so "
+                    "the Jacobian is not finite; compute the branch on finite stand-ins (x = np.where(ok, x, 0.0) "
+                    "before the operation), or pass nonfinite='propagate' to get the NaN")
+                return
+
+
 def array_result(r: Any, *args: Any) -> Any:
     """``r``, the result of a NumPy function that returns arrays (``np.where``, ``np.i0``), as
     NumPy's: a 0-d one is a 0-d array, not a scalar (:meth:`Tape.is_scalar`); a new one where it is

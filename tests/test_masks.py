@@ -291,3 +291,28 @@ def test_a_masks_dtype_reads_no_entries():
         x = np.array([0.3, -1.2, 2.0, 0.1]) * (1 + 0.2 * k)
         np.testing.assert_allclose(jf(x), fd_jacobian(sp.log_softmax, [x], 0), rtol=1e-6, atol=1e-8)
     assert jf.cache.skipped >= 2 and jf.cache.why_traced is None
+
+
+def test_a_branch_that_is_not_finite_where_where_discards_it_is_refused_by_name():
+    """where(isnan(y), 0, y*y) over a y holding NaN: the derivative of the discarded branch there is
+    0 times NaN, NaN (IEEE, as JAX's). SciPy's nan_policy="omit" masks so: scipy.stats.tvar with
+    limits excluding an entry gave an all-NaN Jacobian silently (hunt BW); now it is refused, naming
+    the call, unless NaN is asked to propagate. A finite discarded branch changes nothing."""
+    from jacc.trace import UnsupportedOperationError
+    x = np.array([0.3, 0.8, -1.3, 0.9])
+
+    def f(x):
+        y = np.where(x < -1.0, np.nan, x)
+        return np.sum(np.where(np.isnan(y), 0.0, y * y))
+    with pytest.raises(UnsupportedOperationError, match="numpy.where at .*discards it"):
+        jacc.jacobian(f)(x)
+    assert np.isnan(jacc.jacobian(f, nonfinite="propagate")(x)).any()
+    g = lambda x: np.sum(np.where(x < -1.0, 0.0, x * x))  # noqa: E731
+    np.testing.assert_array_equal(jacc.jacobian(g)(x), np.where(x < -1.0, 0.0, 2.0 * x))
+    st = pytest.importorskip("scipy.stats")
+    with pytest.raises(UnsupportedOperationError, match="numpy.where"):
+        jacc.jacobian(lambda x: st.tvar(x, (-1.0, 1.0)))(x)
+    inside = np.array([0.3, 0.8, -0.3, 0.9])
+    mean = inside.mean()
+    np.testing.assert_allclose(jacc.jacobian(lambda x: st.tvar(x, (-1.0, 1.0)))(inside),
+                               2.0 * (inside - mean) / (inside.size - 1), rtol=1e-12)
