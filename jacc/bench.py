@@ -372,7 +372,7 @@ class _Timing:
 
     def __init__(self, fn: Callable[[], Any], n: int):
         self.fn, self.n, self.times = fn, n, []
-        self.error: str | None = None  # a timed call raised: the column reports that, not a time
+        self.error: Exception | None = None  # a timed call raised: the column reports that, not a time
 
     @property
     def seconds(self) -> float:
@@ -420,7 +420,7 @@ class _Turns:
                     try:
                         out = c.fn()
                     except Exception as e:  # report, do not hide (and the other columns go on)
-                        c.error = f"{type(e).__name__}: {e}"
+                        c.error = e
                         break
                     c.times.append(time.perf_counter() - t)
         self.columns = []  # (the functions and what they hold go)
@@ -442,7 +442,7 @@ def _value(v: Any) -> Any:
     timing whose calls raised."""
     if isinstance(v, _Timing):
         if v.error is not None:
-            raise _Failed(v.error)
+            raise _Failed(f"{type(v.error).__name__}: {v.error}")
         return v.seconds
     if isinstance(v, _Quotient):
         return _over(_value(v.a), _value(v.b))
@@ -498,6 +498,8 @@ def _median_time(fn: Callable[[], Any], repeats: int) -> tuple[Any, int, float, 
     turns = _Turns()
     turns.columns.append(timing)
     out = turns.run(1)
+    if timing.error is not None:  # (timed at once: the caller's own handler sees the error, as before turns)
+        raise timing.error
     return timing.seconds, n, warm, out
 
 

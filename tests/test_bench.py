@@ -239,6 +239,9 @@ def test_a_column_whose_timed_calls_raise_reports_the_error_and_the_others_go_on
     assert ex["jax_rev"] == {"error": "MemoryError: out of device memory"}
     assert ex["torch_rev"].keys() == {"seconds"} and ex["jacc"]["ran"] == "numpy"
     assert len(calls) == 5  # (no call after the first that raised)
+    calls.clear()  # timed at once (no turns), the error reaches the caller, as before turns
+    with pytest.raises(MemoryError, match="out of device memory"):
+        bench._median_time(flaky, 10)
 
 
 def test_fd_jacobian_matches_closed_form():
