@@ -308,8 +308,7 @@ def _where(condition, x=None, y=None, /):
         return NotImplemented
     if not (isinstance(x, Tracer) or isinstance(y, Tracer) or (_float(x) and _float(y))):
         return NotImplemented  # other constants: NumPy's dtype (np.where(m, 1, 0) is an int array)
-    note_hidden_nonfinite(np.broadcast_to(condition.value, np.broadcast_shapes(
-        np.shape(condition.value), np.shape(x), np.shape(y))), x, y)
+    note_hidden_nonfinite(condition.value, x, y)
     return array_result(condition.tape.record("where", [condition.vertex(), x, y]), x, y)
 
 

@@ -273,7 +273,6 @@ BINARY: dict[str, tuple[str, tuple]] = {
     # Owen's T(h, a): ∂h = −φ(h)·erf(ah/√2)/2, ∂a = e^(−h²(1+a²)/2) / (2π(1 + a²))
     "owens_t": ("owens_t(a, b)", (("out", "-0.19947114020071635 * exp(-0.5 * a * a) * erf(0.7071067811865476 * a * b)"),
                                   ("out", "exp(-0.5 * a * a * (1.0 + b * b)) / (6.283185307179586 * (1.0 + b * b))"))),
-    # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
     # Struve functions of a constant order a in b (DLMF 11.4.23–26): H_a′ = ½(H_(a−1) − H_(a+1) + t),
     # L_a′ = ½(L_(a−1) + L_(a+1) + t), with t = (b/2)^a/(√π·Γ(a + 3/2))
     "struve": ("struve(a, b)", (CONSTANT, ("out", "struveslope(a, b, -1.0)"))),
@@ -286,6 +285,7 @@ BINARY: dict[str, tuple[str, tuple]] = {
     "ellipj_ph": ("ellipj_ph(a, b)", (("out", "ellipj_dn(a, b)"), CONSTANT)),
     # Hurwitz's ζ(s, q) of a constant s in q: −s·ζ(s + 1, q) (scipy.special.zeta with two arguments)
     "zeta": ("zeta(a, b)", (CONSTANT, ("out", "-a * zeta(a + 1.0, b) + 0.0 * y"))),  # (NaN where SciPy's ζ is)
+    # incomplete elliptic integrals F(φ|m), E(φ|m) in the amplitude φ (m, the parameter, constant)
     "ellipkinc": ("ellipkinc(a, b)", (("out", "1.0 / sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     "ellipeinc": ("ellipeinc(a, b)", (("out", "sqrt(1.0 - b * sin(a) * sin(a))"), CONSTANT)),
     # orthogonal polynomials of a constant degree a at b (SciPy's, real degrees too, through
@@ -544,8 +544,17 @@ def _struveslope(v, z, sign):
     return np.where((z == 0.0) & (v == -1.0), 0.0, slope)
 
 
-#: where Lambert's W has its branch point, −1/e: both real branches start there
+#: where Lambert's W has its branch point, −1/e (the float nearest it): both real branches start
+#: there; and −1/e less that float (x + 1/e = (x − that float) − this keeps its digits near −1/e)
 LAMBERT_BRANCH_POINT = -0.36787944117144233
+_LAMBERT_BRANCH_REST = 1.2428753672788363e-17
+
+
+def lambert_real(x: Any, branch: int) -> Any:
+    """Where Lambert's W of branch ``branch`` (0 or −1) is real at ``x``: from −1/e on, and on
+    branch −1 below 0 (False at NaN)."""
+    with np.errstate(invalid="ignore"):
+        return (x >= LAMBERT_BRANCH_POINT) & ((x < 0.0) if branch else True)
 
 
 def _lambertw(branch: int) -> Callable:
@@ -553,9 +562,8 @@ def _lambertw(branch: int) -> Callable:
     value is complex (below −1/e, and on branch −1 from 0 up); one statement of a program."""
     def fn(x):
         sp = _scipy_special()
-        with np.errstate(invalid="ignore"):
-            inside = (x >= LAMBERT_BRANCH_POINT) & ((x < 0.0) if branch else True)
-            return np.where(inside, sp.lambertw(np.where(inside, x, -0.25), branch).real, np.nan)
+        inside = lambert_real(x, branch)
+        return np.where(inside, sp.lambertw(np.where(inside, x, -0.25), branch).real, np.nan)
     fn.__name__ = "lambertw_m1" if branch else "lambertw"
     return lazy.recordable(fn)
 
@@ -567,7 +575,7 @@ def _lambertwslope(x, y, side):
     SciPy's W itself loses digits (1e-5 relative within 1e-9 of −1/e), which the quotient multiplied."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         # (x + 1/e with 1/e in two parts: x − (−1/e)'s float is exact near it, so t keeps its digits)
-        t = 2.0 * math.e * ((x + 0.36787944117144233) - 1.2428753672788363e-17)
+        t = 2.0 * math.e * ((x - LAMBERT_BRANCH_POINT) - _LAMBERT_BRANCH_REST)
         p = side * np.sqrt(np.maximum(t, 0.0))
         series = math.e / p * (1.0 + p * (-2.0 / 3.0 + p * (11.0 / 24.0 + p * (-43.0 / 135.0 + p * 769.0 / 3456.0))))
         return np.where(np.abs(t) < 1e-4, series, np.exp(-y) / (1.0 + y))

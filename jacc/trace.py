@@ -1977,7 +1977,7 @@ def note_hidden_nonfinite(mask: Any, x: Any, y: Any, what: str = "numpy.where") 
     its derivative there is 0 times a non-finite slope, NaN in IEEE arithmetic (as in JAX), so a
     non-finite Jacobian is refused naming this call (unless NaN is asked to propagate): SciPy's
     ``nan_policy="omit"`` masks NaN so (scipy.stats.tvar with limits gave NaN silently, hunt BW)."""
-    m = np.asarray(mask, dtype=bool)
+    m = np.broadcast_to(np.asarray(mask, dtype=bool), np.broadcast_shapes(np.shape(mask), np.shape(x), np.shape(y)))
     for branch, discarded in ((x, ~m), (y, m)):
         if isinstance(branch, Tracer) and discarded.any():
             with np.errstate(invalid="ignore"):

@@ -540,7 +540,7 @@ def _where(condition, x=None, y=None, /):
     mask = _mask(condition, "numpy.where")
     if not (_traced(x) or _traced(y)):
         return np.where(mask, x, y)
-    note_hidden_nonfinite(np.broadcast_to(mask, np.broadcast_shapes(np.shape(mask), np.shape(x), np.shape(y))), x, y)
+    note_hidden_nonfinite(mask, x, y)
     return array_result(_tape_of(x, y).record("where", [mask, x, y]), x, y)
 
 

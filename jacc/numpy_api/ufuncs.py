@@ -16,7 +16,7 @@ from typing import Callable
 import numpy as np
 
 from ..constructors import swap_during_traces
-from ..ops import _COMPONENTS, BINARY, OPS, ORTHOGONAL, QUATERNARY, SPHERICAL, TERNARY, UNARY
+from ..ops import _COMPONENTS, BINARY, OPS, ORTHOGONAL, QUATERNARY, SPHERICAL, TERNARY, UNARY, lambert_real
 from ..trace import (
     _UFUNCS,
     TraceError,
@@ -132,10 +132,7 @@ def _lambert_w(tape, z, k, tol):
         raise UnsupportedOperationError(f"{where}: only SciPy's default tolerance (1e-8) is recorded, not tol={tol!r}")
     if not isinstance(z, Tracer) or np.asarray(z.value).dtype.kind == "c":
         raise UnsupportedOperationError(f"{where}: a complex z is not recorded (pass a real one)")
-    from ..ops import LAMBERT_BRANCH_POINT
-    with np.errstate(invalid="ignore"):
-        real = (z.value >= LAMBERT_BRANCH_POINT) & ((z.value < 0.0) if int(k) else True)
-    if not np.all(real | np.isnan(z.value)):
+    if not np.all(lambert_real(z.value, int(k)) | np.isnan(z.value)):
         raise UnsupportedOperationError(
             f"{where}: W is complex at this point ({'z < −1/e' if not int(k) else 'z outside [−1/e, 0)'} for "
             f"k = {int(k)}), which a trace does not hold; the real branches are recorded")
