@@ -361,8 +361,8 @@ def rebind_constants(fn: Callable, convert: Callable[[np.ndarray], Any]) -> Call
 
 #: rounds in which the timed columns of one problem take turns, each column's calls split evenly
 #: between them: on a shared machine whose speed drifts by 2× over tens of seconds, columns timed
-#: one after another compared different machines (lecture_f's ratio to JAX read 1.69× and 0.81×
-#: in two runs on one afternoon)
+#: one after another compared different machines (lecture_f's ratio to JAX read 1.69× in one stop's
+#: run and 0.81× in the next's first)
 ROUNDS = 10
 
 
