@@ -394,6 +394,52 @@ def test_jax_arrays_that_are_not_finite_are_refused_by_name(monkeypatch, host):
     np.testing.assert_allclose(np.asarray(dy), np.diag(np.sin(x)), rtol=1e-12)
 
 
+def test_a_jax_program_started_before_the_checks_gives_what_run_gives():
+    """Program.start dispatches the jitted call and returns a function that waits for it (jacobian
+    compares what f reads meanwhile); NumPy programs and sparse results run at once (None)."""
+    pytest.importorskip("jax")
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((12, 12)) + 12 * np.eye(12)
+    f = lambda a: np.linalg.inv(a) @ np.tanh(a)  # noqa: E731
+    graph = trace(f, x)
+    pl = jacc.plan(graph, "reverse")
+    values = {graph.inputs[0]: x}
+    jit = lower(pl, values, backend="jax", primal=True)
+    collect = jit.start(values, graph)
+    got, want = collect(), jit.run(values, graph)
+    assert got.keys() == want.keys()
+    for k in got:
+        np.testing.assert_array_equal(got[k], want[k])
+        assert got[k].flags.writeable  # the caller's own, as run's
+    np.testing.assert_allclose(next(iter(got.values())), pl.execute(x)[next(iter(got))], rtol=1e-10, atol=1e-12)
+    assert lower(pl, values, backend="numpy", primal=True).start(values, graph) is None
+    assert lower(pl, values, backend="jax", primal=True, sparse=True).start(values, graph) is None
+
+
+def test_jax_arrays_check_arguments_and_blocks_in_the_jitted_call(monkeypatch):
+    """Where f's blocks must be finite (a singular matrix runs f, which raises as NumPy does), the
+    check of jax.Array arguments and blocks is one jitted call with the program, not eager JAX
+    reductions per block."""
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
+    good = np.array([[2.0, 1.0, 0.3], [1.0, 3.0, 0.2], [0.3, 0.2, 1.5]])
+    singular = np.array([[1.0, 2.0, 3.0], [2.0, 4.0, 6.0], [0.5, 0.1, 1.0]])
+    jf = jacc.jacobian(np.linalg.inv, backend="jax", retrace=False)
+    want = jf(good)
+    for _ in range(2):
+        got = jf(jax.numpy.asarray(good))
+    assert isinstance(got, jax.Array) and jf.program.device_checked is not None
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-12)
+    with pytest.raises(np.linalg.LinAlgError):
+        jf(jax.numpy.asarray(singular))
+    bad = good.copy()
+    bad[1, 2] = np.inf
+    with pytest.raises(ValueError, match="non-finite value inf at index \\(1, 2\\)"):
+        jf(jax.numpy.asarray(bad))
+    np.testing.assert_allclose(np.asarray(jf(jax.numpy.asarray(good))), want, rtol=1e-12)
+
+
 @pytest.mark.parametrize("retrace", [False, True])
 def test_jax_arrays_with_sparse_results_give_scipy_blocks(retrace):
     jax = pytest.importorskip("jax")
