@@ -1680,17 +1680,29 @@ _LINE_HINTS = [
     (re.compile(r"\b(?:np|numpy)\.arange\("),
      "np.arange's bounds set its length, which must not depend on a traced value: write start + step * "
      "np.arange(n) with a constant n (np.linspace(start, stop, n) takes traced ends)"),
+    (re.compile(r"\.choose\("),
+     "a.choose(choices) of a plain array a converts the choices: write np.choose(a, choices)"),
 ]
 
 
-def _line_hint(frame) -> str:
-    """The hints of :data:`_LINE_HINTS` whose pattern the user's line matches, as "; hint"."""
+def _line_of(frame) -> str:
+    """The source line ``frame`` is running ("" where there is none)."""
     if frame is None:
         return ""
     import linecache
 
-    line = linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+    return linecache.getline(frame.f_code.co_filename, frame.f_lineno)
+
+
+def _line_hint(frame) -> str:
+    """The hints of :data:`_LINE_HINTS` whose pattern the user's line matches, as "; hint"."""
+    line = _line_of(frame)
     return "".join(f"; {hint}" for pattern, hint in _LINE_HINTS if pattern.search(line))
+
+
+#: a plain array's ``put`` method converting a traced value: a write into a plain array, which the
+#: retry with arrays that take traced values (jacc.buffers) serves where ``np.zeros`` made it
+_PUT_METHOD = re.compile(r"\.put\(")
 
 
 def _instruction(frame) -> str:
@@ -2169,6 +2181,9 @@ class Tracer(_Held):
                                   f"{call_site()}, and stays a constant: write the one-hot array as "
                                   "(y[:, None] == np.arange(K)) * 1.0, or index a traced array")
             raise _PlainWrite(f"a traced value was assigned into a plain NumPy array (a[...] = ...) at "
+                              f"{call_site()}: {PLAIN_WRITE_FIX}")
+        if frame is not None and _PUT_METHOD.search(_line_of(frame)):
+            raise _PlainWrite(f"a traced value was written into a plain NumPy array by its put method at "
                               f"{call_site()}: {PLAIN_WRITE_FIX}")
         before = self.tape.refused
         self.tape.refused = (f"a traced array was converted to a plain NumPy array at {call_site()} (e.g. by np.array"

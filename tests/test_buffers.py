@@ -92,7 +92,9 @@ def writers(x):
     np.add.at(s, [0, 1, 1, 2, 0, 2], x)
     c = np.zeros(6)
     np.copyto(c, x * 2.0)
-    return d @ s + c[:3]
+    p = np.ones((2, 3))
+    p.put(np.array([1, 7]), x[:2] ** 2, mode="wrap")  # (the method: NumPy's own converts the value)
+    return d @ s + c[:3] + p.sum(axis=0)
 
 
 def masked(x):
@@ -177,6 +179,19 @@ def test_what_f_makes_is_a_buffer_only_where_a_traced_value_is_written_into_plai
     seen.clear()
     calls(X)
     assert seen == [Buffer, np.ndarray, np.ndarray]  # later traces run f once
+
+
+def test_put_into_a_constant_array_and_choose_of_a_plain_one_name_their_fix():
+    C = np.ones(6)
+
+    def put_into_constant(x):
+        C.put([0, 2], x[:2])
+        return C * x
+
+    with pytest.raises(UnsupportedOperationError, match=r"by its put method at .*test_buffers.py.*np.copy\(a\)"):
+        jacc.jacobian(put_into_constant)(X)
+    with pytest.raises(UnsupportedOperationError, match=r"test_buffers.py.*write np.choose\(a, choices\)"):
+        jacc.jacobian(lambda x: np.array([0, 1, 0, 1, 0, 1]).choose([x, x ** 2]))(X)
 
 
 def test_writes_numpy_would_show_in_plain_arrays_are_refused():

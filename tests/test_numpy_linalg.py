@@ -415,7 +415,6 @@ def test_pinv_of_a_constant_solves_a_traced_right_hand_side():
 
 
 @pytest.mark.parametrize("fn,arg,message", [
-    (np.linalg.matrix_rank, np.eye(3), r"numpy\.linalg\.matrix_rank at .*no derivative"),
     (lambda x: np.linalg.norm(x, ord=0), np.ones(3), r"numpy\.linalg\.norm with ord=0 at .*non-zero entries"),
     (lambda a: np.linalg.qr(a, mode="raw"), np.ones((3, 2)), r"numpy\.linalg\.qr with mode='raw' at "),
     (lambda a: np.linalg.qr(a, mode="complete"), np.eye(3)[:, :2] + 1.0,
@@ -450,10 +449,20 @@ def test_bad_arguments_name_function_and_call_site(fn, arg, message):
     assert HERE in str(e.value)
 
 
-def test_matrix_rank_is_not_listed_as_supported():
-    names = jacc.supported_functions()
-    assert not {"matrix_rank"} & set(names)
-    assert {"cholesky", "eigh", "eigvalsh", "qr", "svd", "det", "pinv", "lstsq", "norm"} <= set(names)
+def test_matrix_rank_is_read_at_the_traced_point():
+    """The rank is piecewise constant: read as argmax is (its derivative 0), and a Jacobian whose
+    code depends on it follows the rank from call to call."""
+    assert "matrix_rank" in jacc.supported_functions()
+    a = np.array([[2.0, 0.3, 0.1], [0.3, 1.5, 0.2], [0.1, 0.2, 1.2]])
+    np.testing.assert_array_equal(jacc.jacobian(lambda m: np.linalg.matrix_rank(m) * m)(a).reshape(9, 9),
+                                  3.0 * np.eye(9))
+    jf = jacc.jacobian(lambda m: m[:, :np.linalg.matrix_rank(m)].sum())
+    low = np.array([[1.0, 2.0], [2.0, 4.0]])
+    for m, want in ((low, [[1.0, 0.0], [1.0, 0.0]]), (np.eye(2), np.ones((2, 2))), (low, [[1.0, 0.0], [1.0, 0.0]])):
+        np.testing.assert_array_equal(jf(m), want)
+    tol = jacc.jacobian(lambda m: np.linalg.matrix_rank(m, tol=0.5 * m[1, 1]) * m[0, 0])
+    np.testing.assert_array_equal(tol(np.diag([1.0, 3.0])), [[1.0, 0.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(tol(np.diag([1.0, 1.5])), [[2.0, 0.0], [0.0, 0.0]])
 
 
 def test_repeated_eigenvalues_refuse_eigenvector_jacobians_not_give_wrong_ones():

@@ -417,3 +417,33 @@ def test_a_series_held_under_a_name_of_its_own_is_replaced_too():
         J = jacc.jacobian(f)(x)
         assert J.shape == (2, 2, 2)
         np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
+
+
+@pytest.mark.parametrize("module, name", [("polynomial", "polyvander"), ("chebyshev", "chebvander"),
+                                          ("legendre", "legvander"), ("hermite", "hermvander"),
+                                          ("hermite_e", "hermevander"), ("laguerre", "lagvander")])
+def test_pseudo_vandermonde_matrices_of_traced_points_are_numpys(module, name):
+    """NumPy writes their columns into np.empty (a plain array): the same recurrence is stacked, so
+    the values are NumPy's bit for bit; the 2-d variant calls them through the module."""
+    vander = getattr(getattr(np.polynomial, module), name)
+    x = np.linspace(-0.8, 0.9, 5)
+    value, J = jacc.value_and_jacobian(lambda t: vander(t, 5))(x)
+    np.testing.assert_array_equal(value, vander(x, 5))
+    np.testing.assert_allclose(J, fd_jacobian(lambda t: vander(t, 5), [x], 0), rtol=1e-7, atol=1e-8)
+    assert jacc.jacobian(lambda t: vander(t[2], 0))(x).shape == (1, 1, 5)  # a 0-d point: NumPy's ndmin=1
+    two = getattr(getattr(np.polynomial, module), name + "2d")
+    np.testing.assert_allclose(jacc.jacobian(lambda t: two(t, t ** 2, [2, 1]))(x),
+                               fd_jacobian(lambda t: two(t, t ** 2, [2, 1]), [x], 0), rtol=1e-7, atol=1e-8)
+
+
+def test_interp_with_a_period_reduces_as_numpy_does():
+    knots, fp = np.array([350.0, 10.0, 50.0, 190.0, 260.0]), np.array([1.0, 2.0, 0.5, -1.0, 3.0])
+    x = np.array([-45.0, 5.0, 100.0, 300.0, 355.0, 725.0])
+    for f, arg in ((lambda t: np.interp(t, knots, fp, period=-360), x),
+                   (lambda v: np.interp(x, knots, v, period=360), fp),
+                   (lambda k: np.interp(x, k, fp, period=360), knots)):
+        value, J = jacc.value_and_jacobian(f)(arg)
+        np.testing.assert_array_equal(value, f(arg))
+        np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-7, atol=1e-8)
+    with pytest.raises(ValueError, match="period must be a non-zero value"):
+        jacc.jacobian(lambda v: np.interp(x, knots, v, period=0.0))(fp)

@@ -50,6 +50,7 @@ from ..trace import (
     implements,
 )
 from . import case
+from .gathers import _value
 
 EighResult = namedtuple("EighResult", "eigenvalues eigenvectors")
 QRResult = namedtuple("QRResult", "Q R")
@@ -895,13 +896,11 @@ def _eigvals_handler(a):
 
 @implements(np.linalg.matrix_rank)
 def _matrix_rank(A, tol=None, hermitian=False, *, rtol=None):
-    raise UnsupportedOperationError(
-        f"numpy.linalg.matrix_rank at {call_site()}: the rank is an integer, piecewise constant in the "
-        "matrix, so it has no derivative to record; compute it outside the traced function (on a plain "
-        "array), or use the singular values (numpy.linalg.svd(a, compute_uv=False))")
-
-
-_matrix_rank.refusal = True  # not listed as supported
+    """NumPy's rank of the matrix at the traced point: an integer, piecewise constant in the matrix (no
+    derivative to record), read as ``np.argmax`` is, so the trace holds where the rank is the same."""
+    what = "numpy.linalg.matrix_rank"
+    kw = {} if rtol is None else {"rtol": _value(rtol, what)}
+    return np.linalg.matrix_rank(_value(A, what), None if tol is None else _value(tol, what), hermitian, **kw)
 
 
 @implements(np.linalg.cond)
@@ -1089,6 +1088,10 @@ case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, -2), lambda r: 
 case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, "fro"), lambda r: (spd(r, 3),), variant="p='fro'",
      jax=False)
 case("numpy.linalg.cond", lambda xp: lambda x: xp.linalg.cond(x, np.inf), lambda r: (spd(r, 3),), variant="p=inf")
+case("numpy.linalg.matrix_rank", lambda xp: lambda a: a[:, :int(xp.linalg.matrix_rank(a[:, :2]))] * 2.0,
+     lambda r: (r.normal(size=(3, 3)),), jax=False,
+     note="NumPy's rank at the traced point, read as argmax is (piecewise constant: no derivative); JAX's rank is "
+          "a traced integer, which cannot size a slice")
 case("numpy.linalg.tensorinv", lambda xp: lambda a: xp.linalg.tensorinv(a, ind=1),
      lambda r: (spd(r, 4).reshape(4, 2, 2),))
 case("numpy.linalg.tensorsolve", lambda xp: lambda a, b: xp.linalg.tensorsolve(a, b, axes=(0,)),

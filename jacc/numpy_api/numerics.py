@@ -437,6 +437,42 @@ for _module, _name in (("polynomial", "polyval"), ("chebyshev", "chebval"), ("le
                                                                 b.arguments["tensor"]))}, eager=True)
 
 
+#: each basis's pseudo-Vandermonde recurrence as NumPy's own code writes it (the same operations, so
+#: the same rounding): the first column after the ones, and column i from the two before it
+_VANDER = {
+    ("polynomial", "polyvander"): (lambda x: x, lambda x, a, b, i: a * x),
+    ("chebyshev", "chebvander"): (lambda x: x, lambda x, a, b, i: a * (2 * x) - b),
+    ("legendre", "legvander"): (lambda x: x, lambda x, a, b, i: (a * x * (2 * i - 1) - b * (i - 1)) / i),
+    ("hermite", "hermvander"): (lambda x: x * 2, lambda x, a, b, i: a * (x * 2) - b * (2 * (i - 1))),
+    ("hermite_e", "hermevander"): (lambda x: x, lambda x, a, b, i: a * x - b * (i - 1)),
+    ("laguerre", "lagvander"): (lambda x: 1 - x, lambda x, a, b, i: (a * (2 * i - 1 - x) - b * (i - 1)) / i),
+}
+
+
+def _vander(first: Callable, step: Callable) -> Callable:
+    """``x``'s pseudo-Vandermonde matrix of degree ``deg`` (``x.shape + (deg + 1,)``) by ``first``
+    and ``step`` (see :data:`_VANDER`): NumPy's code writes its columns into an ``np.empty``
+    array, which cannot hold traced values; here they are stacked."""
+    def vander(_original, x, deg):
+        deg = _int(deg, "deg")
+        if deg < 0:
+            raise ValueError("deg must be non-negative")
+        x = (np.stack(x) if isinstance(x, (list, tuple)) else x) + 0.0
+        x = np.reshape(x, (1,)) if np.ndim(x) == 0 else x
+        cols = [x * 0 + 1]
+        if deg > 0:
+            cols.append(first(x))
+        for i in range(2, deg + 1):
+            cols.append(step(x, cols[-1], cols[-2], i))
+        return np.stack(cols, axis=-1)
+    return vander
+
+
+for (_module, _name), (_first, _step) in _VANDER.items():
+    # (eager, as the evaluations: the 2-d and 3-d variants call these through the module)
+    swap_during_traces(f"numpy.polynomial.{_module}", {_name: routed(_vander(_first, _step))}, eager=True)
+
+
 @implements(np.polynomial.polynomial.polyval2d)
 def _polyval2d(x, y, c):
     """Σ c_ij xⁱ yʲ at the points (x, y) (NumPy's shapes: x and y broadcast together)."""
@@ -551,15 +587,22 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     :data:`jacc.numpy_api.orders.BLOCK_MAX` entries); otherwise NumPy's formula
     slope·(x − xpⱼ) + fpⱼ on the segment j that holds x, read at the traced point (the trace is
     value-dependent). At a knot the slope is the segment to its right's (the last knot: the last
-    segment's), as JAX's."""
-    if period is not None:
-        raise UnsupportedOperationError(
-            f"numpy.interp with period= at {call_site()}: reduce x into one period first (x % period) "
-            "and extend xp, fp by a period on either side")
+    segment's), as JAX's. With ``period``, NumPy's reduction: x and the knots taken modulo the
+    period, the knots sorted and extended by one on either side (``left`` and ``right`` ignored)."""
     xp, fp = (a if isinstance(a, Tracer) else np.asarray(a, dtype=float) for a in (xp, fp))  # (lists too)
     if np.ndim(xp) != 1 or np.ndim(fp) != 1 or np.shape(xp)[0] != np.shape(fp)[0]:
         raise ValueError("fp and xp are not of the same length" if np.ndim(xp) == np.ndim(fp) == 1
                          else "xp and fp must be 1-d sequences")
+    if period is not None:
+        if np.any(_value(period, "numpy.interp's period") == 0):
+            raise ValueError("period must be a non-zero value")
+        period = abs(period)
+        x = (x if isinstance(x, Tracer) else np.asarray(x, dtype=float)) % period
+        xp = xp % period
+        order = np.argsort(xp)
+        xp, fp = xp[order], fp[order]
+        xp, fp = np.concatenate((xp[-1:] - period, xp, xp[:1] + period)), np.concatenate((fp[-1:], fp, fp[:1]))
+        return _interp(x, xp, fp)
     if (isinstance(x, Tracer) and not isinstance(xp, Tracer) and not any(isinstance(b, Tracer) for b in (left, right))
             and xp.size >= 2 and np.all(np.diff(xp) > 0)
             and (not isinstance(fp, Tracer) or np.size(x) * xp.size <= BLOCK_MAX)):
@@ -1069,6 +1112,17 @@ case("numpy.polynomial.polynomial.polyval2d", lambda xp: lambda x, c: np.polynom
      lambda r: (_x(r, (3,)), _x(r, (3, 2))), argnums=(0, 1), jax=False, note=_NP_POLY)
 case("numpy.polynomial.polynomial.polygrid2d", lambda xp: lambda x, c: np.polynomial.polynomial.polygrid2d(x, x[:2], c),
      lambda r: (_x(r, (3,)), _x(r, (2, 2))), argnums=(0, 1), jax=False, note=_NP_POLY)
+for (_module, _name), _deg in zip(_VANDER, (3, 4, 4, 3, 3, 3)):
+    case(f"numpy.polynomial.{_module}.{_name}",
+         lambda xp, m=_module, n=_name, d=_deg: lambda x: getattr(getattr(np.polynomial, m), n)(x, d),
+         lambda r: (_x(r, (4,)),), jax=False,
+         note=_NP_POLY + "; NumPy's recurrence, its columns stacked (NumPy writes them into np.empty)")
+case("numpy.polynomial.polynomial.polyvander2d",
+     lambda xp: lambda x, y: np.polynomial.polynomial.polyvander2d(x, y, [2, 1]),
+     lambda r: (_x(r, (3,)), _x(r, (3,))), argnums=(0, 1), jax=False, note=_NP_POLY + "; the 3-d ones alike")
+case("numpy.polynomial.chebyshev.chebfit", lambda xp: lambda x, y: np.polynomial.chebyshev.chebfit(x, y, 2),
+     lambda r: (np.linspace(-1.0, 1.0, 6) + 0.05 * _x(r, (6,)), _x(r, (6,))), argnums=(0, 1), jax=False,
+     note=_NP_POLY + "; points traced too (through chebvander); full rank assumed, as lstsq")
 _KNOTS = np.array([-1.5, -0.2, 0.3, 1.0, 2.2])
 case("numpy.interp", lambda xp: lambda x, fp: xp.interp(x, _KNOTS, fp),
      lambda r: (np.array([-2.0, -0.9, 0.05, 0.6, 1.7, 2.5]), _x(r, (5,))), argnums=(0, 1),
@@ -1079,6 +1133,9 @@ case("numpy.interp", lambda xp: lambda x, xk: xp.interp(x, xk, np.array([0.5, -1
      lambda r: (np.array([[-2.0, -0.4], [0.45, 1.3], [1.9, 2.5]]), np.array([-1.0, -0.1, 0.8, 1.6])),
      argnums=(0, 1), variant="traced knots, left/right, 2-d x", note="traced knots: the segments are read at the "
      "traced point (value-dependent)")
+case("numpy.interp", lambda xp: lambda x, fp: xp.interp(x, np.array([350.0, 10.0, 50.0, 190.0, 260.0]), fp, period=360),
+     lambda r: (np.array([-45.0, 5.0, 100.0, 300.0, 355.0, 725.0]), _x(r, (5,))), argnums=(0, 1), variant="period",
+     note="NumPy's reduction: x and the knots modulo the period, the knots sorted and extended by one on either side")
 case("numpy.unwrap", lambda xp: xp.unwrap, lambda r: (np.cumsum(r.uniform(1.0, 2.5, 7)) % (2 * np.pi) - np.pi,),
      note="the whole-period corrections are read at the traced point")
 case("numpy.unwrap", lambda xp: lambda p: xp.unwrap(p, axis=0, period=4.0),
