@@ -72,12 +72,44 @@ def test_traced_points_of_a_fixed_curve_find_their_piece_at_each_call():
     assert "piece at the traced point" in jacc.trace(both, Y).meta["value_dependent"][0]
 
 
+_PTS2 = np.array([[0.1, 0.2], [0.9, 0.1], [0.5, 0.9], [0.2, 0.7], [0.8, 0.8], [0.45, 0.4]])  # as many as Y
+
+
+@pytest.mark.parametrize("make", [
+    lambda y: sint.griddata(_PTS2, y, _PTS2[:3] * 0.9 + 0.05),
+    lambda y: sint.griddata(_PTS2, y, np.array([[0.5, 0.5], [3.0, 3.0]]), method="nearest"),
+    lambda y: sint.LinearNDInterpolator(_PTS2, np.stack([y, 1 - 2 * y], 1))(np.array([[0.5, 0.5], [3.0, 3.0]])),
+    lambda y: sint.NearestNDInterpolator(_PTS2, y)(_PTS2[:2] + 0.01),
+    lambda y: sint.RBFInterpolator(_PTS2, y, kernel="gaussian", epsilon=1.5)(np.array([[0.5, 0.5], [0.2, 0.3]])),
+])
+def test_scattered_data_interpolants_are_affine_in_their_values(make):
+    """SciPy's interpolant of the values plus that of the identity times the change: the values
+    SciPy's bit for bit (NaN outside the hull), the Jacobian its interpolant of the unit vectors."""
+    value, J = jacc.value_and_jacobian(make)(Y)
+    np.testing.assert_array_equal(value, make(Y))
+    np.testing.assert_allclose(J, fd_jacobian(make, [Y], 0), rtol=1e-7, atol=1e-8)
+    jf = jacc.jacobian(make)
+    for y in (Y, 2 * Y - 1, Y):
+        np.testing.assert_allclose(jf(y), J, rtol=1e-12, atol=1e-13)  # (affine: one Jacobian everywhere)
+
+
+def test_scattered_data_interpolants_made_outside_f_refuse_traced_points_by_name():
+    # SciPy's compiled code raised "Invalid call to pythranized function" (RBF) and a TypeError
+    rbf, linear = sint.RBFInterpolator(_PTS2, Y), sint.LinearNDInterpolator(_PTS2, Y)
+    for f in (lambda q: rbf(q), lambda q: linear(q), lambda q: sint.griddata(_PTS2, Y, q)):
+        with pytest.raises(jacc.UnsupportedOperationError, match=r"at .*test_scipy_interpolate.py.*xi must be"):
+            jacc.jacobian(f)(_PTS2[:2] + 0.01)
+
+
 @pytest.mark.parametrize("f, words", [
     (lambda y: sint.CubicSpline(K * y[0], y)(Q), "CubicSpline.*x must be constant"),
     (lambda y: sint.PchipInterpolator(K, y)(Q), "PchipInterpolator.*nonlinearly"),
     (lambda y: sint.RegularGridInterpolator(GRID, y[:, None] * np.ones(3), method="cubic")(PTS), "iteratively"),
     (lambda y: sint.interp1d(K, Y)(np.abs(y[:2])), "interp1d.*traced points.*CubicSpline"),
     (lambda y: sint.CubicSpline(K, y).c, "attribute .c"),
+    (lambda y: sint.griddata(_PTS2, y, _PTS2[:2] + 0.01, method="cubic"), "griddata.*cubic.*iteration"),
+    (lambda y: sint.CloughTocher2DInterpolator(_PTS2, y)(_PTS2[:2]), "CloughTocher2DInterpolator.*iteration"),
+    (lambda y: sint.RBFInterpolator(_PTS2, y)(_PTS2[:2] * y[0]), "RBFInterpolator.*slope.*constant points"),
 ])
 def test_what_is_not_recorded_is_refused_by_name(f, words):
     with pytest.raises(jacc.UnsupportedOperationError, match=words):

@@ -3,8 +3,9 @@ interpolators are affine in the values they interpolate, so their derivative in 
 constant matrix that SciPy itself computes.
 
 While ``f`` runs on traced arguments ``CubicSpline``, ``make_interp_spline``, ``BSpline``,
-``interp1d``, ``RegularGridInterpolator`` and ``interpn`` are replaced on the
-``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`). Given traced data
+``interp1d``, ``RegularGridInterpolator``, ``interpn`` and, for scattered points, ``griddata``
+(linear, nearest), ``LinearNDInterpolator``, ``NearestNDInterpolator`` and ``RBFInterpolator``
+are replaced on the ``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`). Given traced data
 y, the replacement builds SciPy's interpolant of the data's values y₀ and, once per evaluation,
 SciPy's interpolant of the identity matrix (one column per data point) minus that of zeros: the
 matrix M with S(xq; y) = S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y (boundary
@@ -17,9 +18,11 @@ of constant data is a fixed piecewise polynomial instead: evaluated at traced po
 ``ppoly`` op (SciPy's PPoly coefficients; a BSpline converted, its values equal to rounding),
 whose program finds each point's piece at every call, so the trace holds at every point.
 
-Knots (``x``, ``t``, grid points) must be constants. Interpolants that are not affine in y
-(``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) are refused by name, as are
-attributes of a traced interpolant other than those above (its coefficients ``.c``).
+Knots (``x``, ``t``, grid points, scattered points) must be constants. Interpolants that are not
+affine in y (``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) or only to a
+tolerance (``CloughTocher2DInterpolator`` and 2-d ``griddata(method="cubic")``, whose gradients
+are estimated iteratively) are refused by name, as are attributes of a traced interpolant other
+than those above (its coefficients ``.c``) and scattered-data interpolants at traced points.
 
 >>> import numpy as np, scipy.interpolate, jacc
 >>> knots = np.linspace(0.0, 1.0, 6)
@@ -125,7 +128,8 @@ class _Traced:
         if _holds_tracer(x):
             if not hasattr(self._plain, "derivative"):
                 _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has "
-                        "not; use CubicSpline or make_interp_spline (or np.interp for linear interpolation)")
+                        "not; " + _NO_SLOPE.get(self._what, "use CubicSpline or make_interp_spline (or np.interp for "
+                                                "linear interpolation)"))
             x = np.asarray(x)
             x.tape.note_value_dependence(f"scipy.interpolate.{self._what}'s piece at the traced point")
             slope = self._plain.derivative(nu + 1)(x0)
@@ -355,10 +359,40 @@ def _interpn(original, p):
     return grid(xi)
 
 
-def _not_affine(what: str) -> Callable:
+def _scattered(what: str, data: str) -> Callable:
+    """The interpolants of scattered data (LinearNDInterpolator, NearestNDInterpolator,
+    RBFInterpolator): data ``data``, one row per point; affine in it, the points constant."""
     def build(original, p):
-        _refuse(what, "its slopes depend on the values nonlinearly (they are limited or weighted by them), so it is "
-                "not recorded; CubicSpline and make_interp_spline are, exactly")
+        _constant(what, **{k: v for k, v in p.items() if k != data})
+        y = p.pop(data)
+        return _Traced(what, lambda v, _: original(**{data: v}, **p), np.asarray(y) if _holds_tracer(y) else y)
+    return build
+
+
+def _griddata(original, p):
+    """``griddata``: the interpolant of the data at the points xi (constant), as SciPy's own."""
+    values, xi = p.pop("values"), p.pop("xi")
+    _constant("griddata", points=p["points"], xi=xi)
+    if p["method"] not in ("linear", "nearest"):  # (griddata's 1-d cubic is interp1d's spline: exact too)
+        if np.shape(p["points"])[1:] not in ((), (1,)):
+            _refuse("griddata", f"method={p['method']!r} estimates the gradients by an iteration to a tolerance, so "
+                    "its derivative in the values is not recorded; use method='linear' or 'nearest', or "
+                    "RBFInterpolator")
+    return _Traced("griddata", lambda v, _: lambda x: original(values=v, xi=x, **p),
+                   np.asarray(values) if _holds_tracer(values) else values)(xi)
+
+
+#: what to use instead where an interpolant has no slope at traced evaluation points
+_NO_SLOPE = dict.fromkeys(("LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata"),
+                          "evaluate it at constant points (its values may be traced)")
+
+
+def _not_affine(what: str, why: str = "its slopes depend on the values nonlinearly (they are limited or weighted "
+                                     "by them)") -> Callable:
+    def build(original, p):
+        _refuse(what, f"{why}, so it is not recorded; CubicSpline and make_interp_spline are, exactly"
+                + (", and LinearNDInterpolator and RBFInterpolator for scattered points" if "ND" in what
+                   or "2D" in what else ""))
     return build
 
 
@@ -372,6 +406,12 @@ _BUILDERS = {
     "PchipInterpolator": _not_affine("PchipInterpolator"),
     "Akima1DInterpolator": _not_affine("Akima1DInterpolator"),
     "UnivariateSpline": _not_affine("UnivariateSpline"),
+    "LinearNDInterpolator": _scattered("LinearNDInterpolator", "values"),
+    "NearestNDInterpolator": _scattered("NearestNDInterpolator", "y"),
+    "RBFInterpolator": _scattered("RBFInterpolator", "d"),
+    "griddata": _griddata,
+    "CloughTocher2DInterpolator": _not_affine("CloughTocher2DInterpolator", "its gradients are estimated by an "
+                                              "iteration to a tolerance (tol=)"),
 }
 
 _SLOPED = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d")  # may be evaluated at traced points
@@ -416,13 +456,15 @@ def _integrate_made_before(original: Callable) -> Callable:
     return integrate
 
 
-def _grid_made_before(original: Callable) -> Callable:
-    """``RegularGridInterpolator.__call__`` at traced points: refused by name (SciPy's own failed)."""
+def _points_made_before(original: Callable) -> Callable:
+    """``__call__`` of RegularGridInterpolator and the scattered-data interpolants at traced points:
+    refused by name (SciPy's own failed: a TypeError from its compiled code)."""
     def call(self, xi, *args, **kwargs):
         if _holds_tracer(xi):
-            _refuse("RegularGridInterpolator", "its points xi must be constant (its values may be traced: build "
-                    "the interpolator inside f from them)")
-        return original(self, xi, *args, **kwargs)
+            values = "" if isinstance(self, _sint().CloughTocher2DInterpolator) else (
+                " (its values may be traced: build the interpolator inside f from them)")
+            _refuse(type(self).__name__, f"its points xi must be constant{values}")
+        return original(self, *((xi,) + args), **kwargs)
     call.__wrapped__ = original
     return call
 
@@ -445,9 +487,12 @@ swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "__call__", _ma
 swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "from_spline", _from_spline)
 swap_method_during_traces("scipy.interpolate._interpolate:PPoly", "integrate", _integrate_made_before)
 swap_method_during_traces("scipy.interpolate._bsplines:BSpline", "integrate", _integrate_made_before)
-swap_method_during_traces("scipy.interpolate._rgi:RegularGridInterpolator", "__call__", _grid_made_before)
+for _cls in ("_rgi:RegularGridInterpolator", "_interpnd:NDInterpolatorBase", "_ndgriddata:NearestNDInterpolator",
+             "_rbfinterp:RBFInterpolator"):
+    swap_method_during_traces(f"scipy.interpolate.{_cls}", "__call__", _points_made_before)
 
-_AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn")
+_AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn",
+           "LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata")
 
 
 def supported() -> list[str]:
@@ -483,3 +528,20 @@ case("scipy.interpolate.interp1d", lambda xp: lambda y: _sint().interp1d(_K, y, 
 case("scipy.interpolate.RegularGridInterpolator",
      lambda xp: lambda v: _sint().RegularGridInterpolator((_K, _K[:4]), v)(np.array([[0.5, 0.3], [1.5, 1.1]])),
      lambda r: (r.normal(size=(6, 4)),), jax=False, note="traced grid values; constant query points")
+_SCATTERED = np.array([[0.1, 0.2], [0.9, 0.1], [0.5, 0.9], [0.2, 0.7], [0.8, 0.8], [0.45, 0.4], [0.3, 0.35]])
+_QUERY = np.array([[0.4, 0.5], [0.6, 0.3], [0.5, 0.6]])
+_OUTSIDE = np.vstack([_QUERY, [[2.0, 2.0]]])  # (a point outside the hull: the fill value)
+case("scipy.interpolate.griddata", lambda xp: lambda v: _sint().griddata(_SCATTERED, v, _QUERY),
+     lambda r: (r.normal(size=7),), jax=False,
+     note="method 'linear' or 'nearest' (2-d 'cubic' estimates its gradients iteratively: refused); points and xi "
+          "constant")
+case("scipy.interpolate.LinearNDInterpolator",
+     lambda xp: lambda v: _sint().LinearNDInterpolator(_SCATTERED, v, fill_value=0.0)(_OUTSIDE),
+     lambda r: (r.normal(size=(7, 2)),), jax=False, note="traced values, 2 columns; the query points constant")
+case("scipy.interpolate.NearestNDInterpolator",
+     lambda xp: lambda v: _sint().NearestNDInterpolator(_SCATTERED, v)(_QUERY),
+     lambda r: (r.normal(size=7),), jax=False)
+case("scipy.interpolate.RBFInterpolator",
+     lambda xp: lambda v: _sint().RBFInterpolator(_SCATTERED, v, smoothing=0.01, degree=1)(_QUERY),
+     lambda r: (r.normal(size=7),), jax=False, note="SciPy's interpolant of the values plus M·(y − y₀), M from "
+     "SciPy's interpolant of the identity; its query points constant (RBF evaluation at traced points is not recorded)")
