@@ -871,7 +871,11 @@ class _Once:
         where what ``f`` reads changed, else None."""
         if not self.fits(args, kwargs):
             return _UNFIT
-        return _STALE if self.guards is not None and not self.guards.hold() else None
+        return _STALE if self.stale() else None
+
+    def stale(self) -> bool:
+        """Whether what ``f`` reads changed since its guards were confirmed (no guards: never)."""
+        return self.guards is not None and not self.guards.hold()
 
     def fits(self, args, kwargs) -> bool:
         if not (self.others or self.kw):
@@ -1979,8 +1983,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
     def run_once(hit: _Once, args, kwargs):
         """The compiled program on the arguments alone, ``f`` not run; ``_UNFIT`` or ``_STALE``
         (:meth:`_Once.unfit`), or ``_RUN_F`` where ``f`` must run. A JAX program is dispatched
-        before the checks: XLA computes while the arguments and what ``f`` reads are compared (on
-        regression, 85 µs of bit-for-bit comparison of the arrays it reads, a seventh of a call)."""
+        before its guards are compared: XLA computes meanwhile (on regression, 85 µs of
+        bit-for-bit comparison of the arrays f reads, a seventh of a call); the cheap checks come
+        first, so a call that traces f anyway, or refuses its arguments, dispatches nothing (a
+        host step of the program, an SVD, failed on a NaN argument and JAX printed its error)."""
         to_jax = jax_results and _jax_arrays(args, shown)
         if to_jax and hit.device is not None:  # JAX arrays stay on device
             unfit = hit.unfit(args, kwargs)
@@ -1989,7 +1995,10 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             xs = hit.leaves(args, device=True)
             if hit.bounds is not None and not hit.bounds.within(xs):
                 return _RUN_F
-            found, finite, fine = hit.device(xs, nonfinite != "propagate", hit.domain)
+            try:
+                found, finite, fine = hit.device(xs, nonfinite != "propagate", hit.domain)
+            except (ArithmeticError, ValueError, np.linalg.LinAlgError):  # (a host step of the program,
+                return _RUN_F  # an SVD of NaN, failed inside the jitted call: f runs, and raises NumPy's error)
             if not finite:
                 hit.refuse_nonfinite(xs, nonfinite)
             if not fine:
@@ -1997,20 +2006,20 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
             jf.plan, jf.last, jf.ran, jf.program = hit.plan, None, hit.kind, hit.program
             return hit.result(found, xs, device=True)
         xs = hit.leaves(args)
+        if not hit.fits(args, kwargs):
+            return _UNFIT
+        if nonfinite != "propagate" and not hit.finite(xs):
+            hit.refuse_nonfinite(xs, nonfinite)
+        within = hit.bounds is None or hit.bounds.within(xs)  # (outside: f raises NumPy's IndexError)
         pending = None
         try:
-            if hit.start is not None and hit.tier is None and (hit.bounds is None or hit.bounds.within(xs)):
+            if within and hit.start is not None and hit.tier is None:
                 pending = hit.start(xs)
         except (ArithmeticError, ValueError, np.linalg.LinAlgError):
             pending = _RUN_F
-        unfit = hit.unfit(args, kwargs)
-        if unfit is not None:
-            return unfit
-        if hit.bounds is not None and not hit.bounds.within(xs):  # (f raises NumPy's IndexError)
-            return _RUN_F
-        if nonfinite != "propagate" and not hit.finite(xs):
-            hit.refuse_nonfinite(xs, nonfinite)
-        if pending is _RUN_F:
+        if hit.stale():
+            return _STALE
+        if not within or pending is _RUN_F:
             return _RUN_F
         try:
             with np.errstate(all="ignore") if nonfinite == "propagate" else _NO_ERRSTATE:
@@ -2121,6 +2130,9 @@ def _jacobian(f: Callable, argnums: Any, strategy: Any, *, dtype, nonfinite: str
                 if type(out) is not _Missed:
                     store.skipped += hit.guards is not None
                     return out
+                if out is _STALE:  # (as the keyed path below would, without asking again: last[2] is the key)
+                    once.pop(last[2], None)
+                    pure[last[2]] = None
             if not data:  # (after the floats' path, which takes floats alone; a Jacobian taking data gets
                 args, kwargs = _host_data(args, kwargs, argnums)  # them as its outer one passes them on)
             key = once_key(args, kwargs)

@@ -313,6 +313,11 @@ def det_gradient(a: Any) -> Any:
         m = np.abs(d) / _equilibrated(a, f.piv)
         if m.min() > PIVOT_RATIO * m.max():
             return (np.prod(d) * f.parity()) * f.inverse().T
+    bad = ~np.isfinite(a).all(axis=(-2, -1))
+    if bad.any():  # NaN where a matrix is not finite (nonfinite="propagate"): its SVD raised LinAlgError
+        out = adjugate_by_svd(np.where(bad[..., None, None], 0.0, a))
+        out[bad] = np.nan
+        return out
     return adjugate_by_svd(a)
 
 

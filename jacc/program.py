@@ -237,8 +237,9 @@ class Program:
             return dict(zip(self.outputs, self.device(V))), True, True
         n = len(self.vertices)
         if not domain and all(map(_on_host, V[:n])):
-            ok = all(np.isfinite(np.asarray(x)).all() for x in V[:n])
-            return dict(zip(self.outputs, self.device(V))), bool(ok), True
+            if not all(np.isfinite(np.asarray(x)).all() for x in V[:n]):
+                return {}, False, True  # (refused: not run, as a host step such as an SVD may fail on NaN)
+            return dict(zip(self.outputs, self.device(V))), True, True
         if self.device_checked is None:
             import jax
 

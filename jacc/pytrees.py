@@ -19,6 +19,7 @@ one array argument, as NumPy reads it.
 
 from __future__ import annotations
 
+import sys
 import unicodedata
 from dataclasses import dataclass
 from typing import Any
@@ -35,7 +36,10 @@ def _holds_arrays(x: Any) -> bool:
         return True
     from .trace import Tracer  # (trace imports this module)
 
-    return isinstance(x, (np.ndarray, Tracer, dict)) or (isinstance(x, _SEQUENCES) and is_node(x))
+    if isinstance(x, (np.ndarray, Tracer, dict)):
+        return True
+    jax = sys.modules.get("jax")  # (a jax.Array, as an ndarray: a tuple of them was stacked into one array)
+    return (jax is not None and isinstance(x, jax.Array)) or (isinstance(x, _SEQUENCES) and is_node(x))
 
 
 def is_node(x: Any) -> bool:

@@ -2492,6 +2492,9 @@ class Tracer(_Held):
         handler = _UFUNC_METHODS.get((name, method))
         if handler is None and method == "outer" and ufunc.nin == 2 and name in _UFUNCS:
             handler = functools.partial(_outer, ufunc)
+        fold = _UFUNC_METHODS.get(("*", method))  # (any binary ufunc's reduce, accumulate)
+        if handler is None and fold is not None and ufunc.nin == 2 and ufunc.nout == 1 and name in _UFUNCS:
+            handler = functools.partial(fold, ufunc)
         if handler is not None:
             return _call(handler, f"{_ufunc_name(ufunc)}.{method}", inputs, kwargs)
         if method == "at":
@@ -3103,7 +3106,9 @@ def _outer(ufunc: np.ufunc, a, b):
 
 
 def implements_ufunc_method(name: str, method: str) -> Callable:
-    """Register ``handler(*inputs, **kwargs)`` for ``ufunc.method`` (e.g. ``"add", "reduce"``)."""
+    """Register ``handler(*inputs, **kwargs)`` for ``ufunc.method`` (e.g. ``"add", "reduce"``).
+    ``name="*"``: ``handler(ufunc, *inputs, **kwargs)`` for that method of every binary ufunc the
+    trace records that has no handler of its own (``np.fmax.reduce``, ``np.subtract.accumulate``)."""
     def deco(handler: Callable) -> Callable:
         _UFUNC_METHODS[name, method] = handler
         return handler
@@ -3140,8 +3145,8 @@ def supported_functions() -> list[str]:
     scipy = {n for m in (scipy_fft, scipy_integrate, scipy_interpolate, scipy_linalg, scipy_ndimage, scipy_ode,
                          scipy_optimize, scipy_signal, scipy_sparse, scipy_spatial, scipy_stats) for n in m.supported()}
     return sorted(_public_ufuncs() | {f.__name__ for f, h in _FUNCTIONS.items() if not getattr(h, "refusal", False)}
-                  | {f"{n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED) | set(ufuncs.WRAPPED)
-                  | {"vectorize"})
+                  | {f"{'ufunc' if n == '*' else n}.{m}" for n, m in _UFUNC_METHODS} | scipy | set(ufuncs.SWAPPED)
+                  | set(ufuncs.WRAPPED) | {"vectorize"})
 
 
 def _is_array_like(x: Any) -> bool:

@@ -592,3 +592,14 @@ def test_uplo_in_lower_case_reads_the_triangle_it_names_as_numpy():
         np.testing.assert_array_equal(jacc.jacobian(lambda a: fn(a, UPLO="u"))(a),
                                       jacc.jacobian(lambda a: fn(a, UPLO="U"))(a))
         assert np.all(jacc.jacobian(lambda a: fn(a, UPLO="u"))(a)[:, 1, 0] == 0.0)
+
+
+def test_det_of_a_matrix_with_nan_propagates_nan_under_propagate():
+    # the adjugate fell back to the SVD, which raised LinAlgError where NumPy's det gives NaN
+    a = np.array([[2.0, 1.0], [1.0, np.nan]])
+    for backend in ("numpy", "interpret"):  # (NaN at least where a's NaN enters: the scalar route's cofactors)
+        assert np.isnan(jacc.jacobian(np.linalg.det, backend=backend, nonfinite="propagate")(a)[0, 0])
+    J = jacc.jacobian(np.linalg.det, nonfinite="propagate")(np.stack([a, 2.0 * np.eye(2)]))
+    assert np.isnan(J[0, 0, 0, 0])
+    np.testing.assert_allclose(J[1, 1], 2.0 * np.eye(2), rtol=1e-14)
+    np.testing.assert_array_equal(J[1, 0], 0.0)

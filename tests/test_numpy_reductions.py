@@ -319,3 +319,31 @@ def test_nan_aware_reductions_of_data_with_nan_have_finite_jacobians(name, reduc
         J = jf(b, _NAN_DATA)
         assert np.isfinite(J).all(), name
         np.testing.assert_allclose(J, fd_jacobian(f, (b, _NAN_DATA), 0), rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("f", [
+    lambda a: np.hypot.reduce(a, axis=None), lambda a: np.hypot.reduce(a, axis=(0, 2), keepdims=True),
+    lambda a: np.fmax.reduce(a, axis=1, initial=1.5), lambda a: np.subtract.reduce(a, axis=-1),
+    lambda a: np.divide.reduce(a, axis=0, initial=2.0), lambda a: np.power.reduce(a, axis=2),
+    lambda a: np.arctan2.accumulate(a, axis=1), lambda a: np.fmin.accumulate(a, axis=-1),
+    lambda a: np.subtract.accumulate(a), lambda a: np.fmax.reduce(a[0, 0, 0], axis=None),
+])
+def test_reduce_and_accumulate_of_other_binary_ufuncs_fold_as_numpy(f):
+    """A binary ufunc with no reduction rule of its own: NumPy's left fold, step by step (these
+    were refused), its values NumPy's bit for bit."""
+    a = np.random.default_rng(1).uniform(0.5, 2.0, (3, 4, 2))
+    value, J = jacc.value_and_jacobian(f)(a)
+    np.testing.assert_array_equal(value, f(a))
+    np.testing.assert_allclose(J, fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_folds_refuse_what_numpy_refuses_and_what_they_do_not_record():
+    a = np.random.default_rng(1).uniform(0.5, 2.0, (3, 4))
+    with pytest.raises(ValueError, match="not reorderable"):  # NumPy's own errors
+        jacc.jacobian(lambda a: np.subtract.reduce(a, axis=None))(a)
+    with pytest.raises(ValueError, match="no identity"):
+        jacc.jacobian(lambda a: np.fmax.reduce(a[:0]))(a)
+    with pytest.raises(jacc.UnsupportedOperationError, match="fmax.reduce with where="):
+        jacc.jacobian(lambda a: np.fmax.reduce(a, where=a > 1, initial=0.0))(a)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"hypot.reduce of 1,200 entries.*FOLD_MAX"):
+        jacc.jacobian(lambda a: np.hypot.reduce(np.tile(a.ravel(), 100)))(a)

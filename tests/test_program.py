@@ -416,6 +416,62 @@ def test_a_jax_program_started_before_the_checks_gives_what_run_gives():
     assert lower(pl, values, backend="jax", primal=True, sparse=True).start(values, graph) is None
 
 
+def test_a_skipping_jax_call_starts_its_program_only_where_it_may_use_it(monkeypatch):
+    """Other arguments not differentiated (f traced anyway) start nothing; what f reads changed
+    starts one run, discarded; a NaN argument is refused before the program starts (its host SVD
+    step failed on it, and JAX printed the error), and under nonfinite="propagate" NumPy's error
+    comes from f, as with jax.Array arguments (which raised JAX's "INTERNAL: CpuCallback error")."""
+    jax = pytest.importorskip("jax")
+    monkeypatch.setattr(unroll, "MAX_ELEMENTS", 0)
+    monkeypatch.setattr(unroll, "MAX_SHORT_OPS", 0)
+    starts, start = [], program.Program.start
+    monkeypatch.setattr(program.Program, "start", lambda self, *a: starts.append(1) or start(self, *a))
+    rng = np.random.default_rng(5)
+    C, W = rng.standard_normal((40, 40)) / 40, np.ones(40)
+    x = rng.standard_normal(40)
+    jf = jacc.jacobian(lambda x, mode: np.tanh(C @ x) * W * mode[0], backend="jax")
+    for _ in range(6):
+        jf(x, (1.0, "a"))
+    assert jf.ran == "jax" and jf.cache.skipped >= 2 and starts
+    del starts[:]
+    for i in range(3):
+        np.testing.assert_allclose(jf(x, (2.0 + i, "a")), np.diag(1 - np.tanh(C @ x) ** 2) @ C * (2.0 + i),
+                                   rtol=1e-12)
+    assert not starts
+    jf(x, (1.0, "a"))
+    del starts[:]
+    W[0] = 3.0
+    np.testing.assert_allclose(jf(x, (1.0, "a"))[0], 3.0 * (1 - np.tanh(C[0] @ x) ** 2) * C[0], rtol=1e-12)
+    assert len(starts) == 1
+    svd = lambda a: np.linalg.svd(a, compute_uv=False)  # noqa: E731
+    good = rng.standard_normal((4, 4))
+    bad = good.copy()
+    bad[0, 0] = np.nan
+    for nonfinite, error, match in (("raise", ValueError, r"'a' has a non-finite value nan at index \(0, 0\)"),
+                                    ("propagate", np.linalg.LinAlgError, "SVD did not converge")):
+        js = jacc.jacobian(svd, backend="jax", nonfinite=nonfinite)
+        for _ in range(5):
+            js(jax.numpy.asarray(good))
+            want = js(good)
+        del starts[:]
+        for arg in (bad, jax.numpy.asarray(bad)):
+            with pytest.raises(error, match=match):
+                js(arg)
+        assert nonfinite == "propagate" or not starts
+        np.testing.assert_allclose(js(good), want, rtol=1e-12)
+
+
+def test_a_tuple_of_jax_arrays_is_a_nested_argument():
+    jax = pytest.importorskip("jax")
+    g = lambda p: np.tanh(p[0]) * p[1].sum()  # noqa: E731
+    x, y = np.arange(3.0), np.ones(4)
+    want = jacc.jacobian(g)((x, y))
+    got = jacc.jacobian(g, backend="jax")((jax.numpy.asarray(x), jax.numpy.asarray(y)))
+    assert isinstance(got, tuple) and len(got) == 2  # (was one stacked array; unequal shapes raised)
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(np.asarray(a), b, rtol=1e-12)
+
+
 def test_jax_arrays_check_arguments_and_blocks_in_the_jitted_call(monkeypatch):
     """Where f's blocks must be finite (a singular matrix runs f, which raises as NumPy does), the
     check of jax.Array arguments and blocks is one jitted call with the program, not eager JAX

@@ -31,6 +31,7 @@ from ..trace import (
     _refuse,
     _scatter,
     _tape_of,
+    _ufunc_name,
     _unsupported,
     call_site,
     implements,
@@ -397,6 +398,64 @@ def _logaddexp_reduce(array, axis=0, dtype=None, out=None, keepdims=False):
     _check_dtype("numpy.logaddexp.reduce", array, dtype)
     return _logsumexp(array, axis=axis, keepdims=keepdims)
 
+#: the most steps :func:`_fold` records one by one (a longer axis: a refusal naming it)
+FOLD_MAX = 512
+_NO_INITIAL = np._NoValue
+
+
+def _folded(ufunc: np.ufunc, method: str, array, axis, dtype, out, keepdims, initial, where) -> tuple:
+    """The checks the folds share: ``array`` traced as floats, NumPy's own errors and result (on the
+    values) for these arguments, and the refusals of what a fold does not record."""
+    what = f"{_ufunc_name(ufunc)}.{method}"
+    _refuse(what, out=out)
+    if where is not True:
+        raise _unsupported(f"{what} with where=")
+    _check_dtype(what, array, dtype)
+    if isinstance(initial, Tracer):
+        raise _unsupported(f"{what} with a traced initial=")
+    kw = {"axis": axis} if method == "accumulate" else {"axis": axis, "keepdims": keepdims, "initial": initial}
+    plain = getattr(ufunc, method)(np.asarray(array.value if isinstance(array, Tracer) else array), **kw)
+    return what, plain
+
+
+@implements_ufunc_method("*", "reduce")
+def _fold_reduce(ufunc, array, axis=0, dtype=None, out=None, keepdims=False, initial=_NO_INITIAL, where=True):
+    """``ufunc.reduce`` of a binary ufunc with no rule of its own (fmax, fmin, hypot, subtract,
+    divide, …): NumPy's left fold, one recorded ufunc call per step (several axes: taken in C order,
+    which NumPy allows for reorderable ufuncs only, and raises for the others as here)."""
+    what, plain = _folded(ufunc, "reduce", array, axis, dtype, out, keepdims, initial, where)
+    shape = np.shape(array)
+    axes = _axes_of(axis, len(shape), what) if axis is not None or shape else []
+    rest = [k for k in range(len(shape)) if k not in axes]
+    flat = np.reshape(np.transpose(array, axes + rest), (-1,) + tuple(shape[k] for k in rest))
+    n = np.shape(flat)[0]
+    if n > FOLD_MAX:
+        raise _unsupported(f"{what} of {n:,} entries along its axes (jacc records a fold of at most "
+                           f"jacc.numpy_api.reductions.FOLD_MAX = {FOLD_MAX} steps)")
+    if n == 0:
+        return plain  # (the identity or initial: a constant)
+    r = flat[0] if initial is _NO_INITIAL else ufunc(initial, flat[0])
+    for i in range(1, n):
+        r = ufunc(r, flat[i])
+    return np.reshape(r, np.shape(plain))
+
+
+@implements_ufunc_method("*", "accumulate")
+def _fold_accumulate(ufunc, array, axis=0, dtype=None, out=None):
+    """``ufunc.accumulate`` of a binary ufunc with no rule of its own: the left fold's running
+    results along ``axis``, stacked."""
+    what, _ = _folded(ufunc, "accumulate", array, axis, dtype, out, False, _NO_INITIAL, True)
+    k = _int(axis, "axis") % max(np.ndim(array), 1)
+    n = np.shape(array)[k]
+    if n > FOLD_MAX:
+        raise _unsupported(f"{what} of {n:,} entries along axis {k} (jacc records a fold of at most "
+                           f"jacc.numpy_api.reductions.FOLD_MAX = {FOLD_MAX} steps)")
+    steps = [np.take(array, 0, axis=k)]
+    for i in range(1, n):
+        steps.append(ufunc(steps[-1], np.take(array, i, axis=k)))
+    return np.stack(steps, axis=k)
+
+
 @implements(np.apply_over_axes)
 def _apply_over_axes(func, a, axes):
     """``func(a, axis)`` for each axis in turn, a dropped axis put back, as NumPy applies it."""
@@ -540,6 +599,13 @@ case("numpy.add.reduce", lambda xp: lambda x: xp.add.reduce(x, axis=(0, 1), keep
 case("numpy.logaddexp.reduce", lambda xp: lambda x: xp.logaddexp.reduce(x, axis=1) if xp is np else
      __import__("jax").scipy.special.logsumexp(x, axis=1), lambda r: (_x(r),))
 case("numpy.multiply.reduce", lambda xp: lambda x: xp.multiply.reduce(x, axis=-1), lambda r: (_x(r),))
+_FOLD_NOTE = "a binary ufunc's reduce or accumulate with no rule of its own: NumPy's left fold, one step at a time"
+case("numpy.ufunc.reduce", lambda xp: lambda x: np.hypot.reduce(x, axis=1) if xp is np else
+     xp.sqrt(xp.sum(x ** 2, axis=1)), lambda r: (_x(r),), variant="hypot", note=_FOLD_NOTE)
+case("numpy.ufunc.reduce", lambda xp: lambda x: np.fmax.reduce(x, axis=(0, 1), initial=-0.5) if xp is np else
+     xp.maximum(xp.max(x, axis=(0, 1)), -0.5), lambda r: (_x(r, (3, 4, 2)),), variant="fmax, two axes, initial")
+case("numpy.ufunc.accumulate", lambda xp: lambda x: np.subtract.accumulate(x, axis=0) if xp is np else
+     2 * x[0] - xp.cumsum(x, axis=0), lambda r: (_x(r),), variant="subtract", note=_FOLD_NOTE)
 for _u in ("add", "maximum"):
     case(f"numpy.{_u}.reduceat", lambda xp, u=_u: lambda x: getattr(xp, u).reduceat(x, np.array([0, 2, 1, 3]), axis=1),
          lambda r: (_x(r),), note="each slice's reduction; an empty slice is its first index's entry")
