@@ -398,7 +398,9 @@ def _logaddexp_reduce(array, axis=0, dtype=None, out=None, keepdims=False):
     _check_dtype("numpy.logaddexp.reduce", array, dtype)
     return _logsumexp(array, axis=axis, keepdims=keepdims)
 
-#: the most steps :func:`_fold` records one by one (a longer axis: a refusal naming it)
+
+#: the most steps :func:`_fold_reduce` and :func:`_fold_accumulate` record one by one (a longer
+#: axis: a refusal naming it)
 FOLD_MAX = 512
 _NO_INITIAL = np._NoValue
 

@@ -4,19 +4,19 @@ constant matrix that SciPy itself computes.
 
 While ``f`` runs on traced arguments ``CubicSpline``, ``make_interp_spline``, ``BSpline``,
 ``interp1d``, ``RegularGridInterpolator``, ``interpn`` and, for scattered points, ``griddata``
-(linear, nearest), ``LinearNDInterpolator``, ``NearestNDInterpolator`` and ``RBFInterpolator``
-are replaced on the ``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`). Given traced data
-y, the replacement builds SciPy's interpolant of the data's values y₀ and, once per evaluation,
-SciPy's interpolant of the identity matrix (one column per data point) minus that of zeros: the
-matrix M with S(xq; y) = S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y (boundary
-conditions and fill values are its constant part). An evaluation at traced points xq adds the
-interpolant's slope there, S′(xq₀)·(xq − xq₀) (splines and piecewise polynomials; their
-``derivative``, ``antiderivative`` and ``integrate`` work the same way, traced limits included).
-The recorded changes are zero at the traced point, so values are SciPy's, bit for bit. Which
-piece holds xq₀ is read at the traced point, so such a trace is value-dependent. An interpolant
-of constant data is a fixed piecewise polynomial instead: evaluated at traced points it is the
-``ppoly`` op (SciPy's PPoly coefficients; a BSpline converted, its values equal to rounding),
-whose program finds each point's piece at every call, so the trace holds at every point.
+(linear, nearest), ``LinearNDInterpolator``, ``NearestNDInterpolator`` and ``RBFInterpolator`` are
+replaced on the ``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`).
+Given traced data y, the replacement builds SciPy's interpolant of the data's values y₀ and, once
+per evaluation, SciPy's interpolant of the identity matrix (one column per data point) minus that of
+zeros: the matrix M with S(xq; y) = S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y
+(boundary conditions and fill values are its constant part). An evaluation at traced points xq adds
+the interpolant's slope there, S′(xq₀)·(xq − xq₀) (splines and piecewise polynomials; their
+``derivative``, ``antiderivative`` and ``integrate`` work the same way, traced limits included). The
+recorded changes are zero at the traced point, so values are SciPy's, bit for bit. Which piece holds
+xq₀ is read at the traced point, so such a trace is value-dependent. An interpolant of constant data
+is a fixed piecewise polynomial instead: evaluated at traced points it is the ``ppoly`` op (SciPy's
+PPoly coefficients; a BSpline converted, its values equal to rounding), whose program finds each
+point's piece at every call, so the trace holds at every point.
 
 Knots (``x``, ``t``, grid points, scattered points) must be constants. Interpolants that are not
 affine in y (``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) or only to a
