@@ -944,7 +944,8 @@ def _time_columns(p: suite.Problem, inputs: dict, tr: "Traced", g, best: Plan, b
         ex[f"jacc_{b}"] = (_time_backend(p, inputs, tr.names, best, b, repeats, J_ref) if tr.level == "array"
                            else {"skipped": "jacobian backends are timed at level array"})
     main = next((ex[k] for k in ("jacc_auto", "jacc_numpy") if "seconds" in ex.get(k, {})), None)
-    ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s)
+    # (neither timed: the executor stands in, its plan cell marked so — the column was read as jacobian's)
+    ex["jacc"] = dict(main) if main is not None else dict(ex["jacc_interpret"], strategy=best_s, executor=True)
     ex.update(_run_baselines(p, inputs, tr.names, J_ref, g, repeats, ex["jacc"]["seconds"]))
     ex["jacc_compiled"] = _time_compiled(best, tr, repeats, ex) if tr.level == "scalar" else {}
     ex["jacc_c_compiled"] = (_time_compiled(best, tr, repeats, ex, "c")
@@ -1208,7 +1209,8 @@ class BenchResult:
         for r in self.rows:
             ex = r.get("execution") or {}
             j = ex.get("jacc", {})
-            cells = [r["problem"], _SHORT.get(j.get("strategy"), j.get("strategy") or "—"),
+            cells = [r["problem"], _SHORT.get(j.get("strategy"), j.get("strategy") or "—")
+                     + (" (executor)" if j.get("executor") else ""),
                      f"{j['seconds']:.3g}" if "seconds" in j else "ERR"]
             cells += [_fmt_ratio(ex.get(k)) for k in BASELINES]
             sp = ex.get("speedup_vs_best_baseline")
@@ -1326,7 +1328,8 @@ class BenchResult:
         if self.baselines:
             parts += ["", "Execution (jacobian: median s of a whole jacc.jacobian(f, argnums=all) call with its "
                       "defaults, backend and strategy 'auto' (jacc plan: what ran; 'scalar': the scalar route of small "
-                      "graphs); numpy, best order: backend='numpy' with the best plan's order; baseline columns: "
+                      "graphs; '(executor)': --backends named neither auto nor numpy, and the interpreted plan "
+                      "stands in); numpy, best order: backend='numpy' with the best plan's order; baseline columns: "
                       "baseline time / jacobian time, > 1 means jacc is "
                       "faster; traced once: jacobian(retrace=False), f traced at the first call only "
                       "(jax.jit semantics); "

@@ -284,6 +284,16 @@ def test_a_whole_traced_once_call_is_timed_against_the_compiled_plan(no_baseline
     assert "retrace=False)(x1, …) call with Python floats" in res.format("table")
 
 
+def test_the_main_column_says_when_the_executor_stands_in_for_jacobian(no_baselines):
+    # --backends with neither auto nor numpy: the "jacobian s" column held the executor's time, unmarked
+    res = bench.run(["lecture_f"], ["reverse"], baselines=True, repeats=1, progress=False, backends=("c-once",))
+    row = next(line for line in res.format("table").splitlines() if line.startswith("| lecture_f") and "skip" in line)
+    assert "(executor)" in row
+    res = bench.run(["lecture_f"], ["reverse"], baselines=True, repeats=1, progress=False, backends=("auto",))
+    row = next(line for line in res.format("table").splitlines() if line.startswith("| lecture_f") and "skip" in line)
+    assert "(executor)" not in row
+
+
 def test_planning_bench_reports_the_batch_searched_once_per_class_of_copies():
     from jacc import perf
 
