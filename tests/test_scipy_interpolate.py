@@ -93,10 +93,28 @@ def test_scattered_data_interpolants_are_affine_in_their_values(make):
         np.testing.assert_allclose(jf(y), J, rtol=1e-12, atol=1e-13)  # (affine: one Jacobian everywhere)
 
 
+@pytest.mark.parametrize("kernel", ["thin_plate_spline", "linear", "cubic", "quintic", "multiquadric",
+                                    "inverse_multiquadric", "inverse_quadratic", "gaussian"])
+@pytest.mark.parametrize("options", [{}, {"degree": 2, "smoothing": 0.01}, {"neighbors": 7}])
+def test_an_rbf_interpolant_of_constant_data_at_traced_points(kernel, options):
+    """The kernels' and monomials' slopes, SciPy's values bit for bit; at a centre too (the
+    distance's own slope at 0 gave NaN), in later calls that run the compiled program as well."""
+    eps = {"epsilon": 2.0} if kernel in ("multiquadric", "inverse_multiquadric", "inverse_quadratic", "gaussian") else {}
+    points = np.random.default_rng(4).uniform(0.0, 1.0, (12, 2))
+    rbf = sint.RBFInterpolator(points, np.stack([np.sin(3 * points[:, 0]), points[:, 1] ** 2], 1), kernel=kernel,
+                               **eps, **options)
+    f = lambda q: rbf(q)  # noqa: E731
+    value, J = jacc.value_and_jacobian(f)(points[:3] * 0.9 + 0.05)
+    np.testing.assert_array_equal(value, f(points[:3] * 0.9 + 0.05))
+    jf = jacc.jacobian(f, retrace=False)
+    for q in (points[:3] * 0.9 + 0.05, points[1:3].copy(), points[:3] * 0.8 + 0.1):
+        np.testing.assert_allclose(jf(q), fd_jacobian(f, [q], 0), rtol=1e-6, atol=1e-7)
+
+
 def test_scattered_data_interpolants_made_outside_f_refuse_traced_points_by_name():
     # SciPy's compiled code raised "Invalid call to pythranized function" (RBF) and a TypeError
-    rbf, linear = sint.RBFInterpolator(_PTS2, Y), sint.LinearNDInterpolator(_PTS2, Y)
-    for f in (lambda q: rbf(q), lambda q: linear(q), lambda q: sint.griddata(_PTS2, Y, q)):
+    linear = sint.LinearNDInterpolator(_PTS2, Y)
+    for f in (lambda q: linear(q), lambda q: sint.griddata(_PTS2, Y, q)):
         with pytest.raises(jacc.UnsupportedOperationError, match=r"at .*test_scipy_interpolate.py.*xi must be"):
             jacc.jacobian(f)(_PTS2[:2] + 0.01)
 

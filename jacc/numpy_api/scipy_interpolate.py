@@ -22,7 +22,8 @@ Knots (``x``, ``t``, grid points, scattered points) must be constants. Interpola
 affine in y (``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) or only to a
 tolerance (``CloughTocher2DInterpolator`` and 2-d ``griddata(method="cubic")``, whose gradients
 are estimated iteratively) are refused by name, as are attributes of a traced interpolant other
-than those above (its coefficients ``.c``) and scattered-data interpolants at traced points.
+than those above (its coefficients ``.c``) and scattered-data interpolants at traced points, but
+for an ``RBFInterpolator`` of constant data (:func:`_rbf_at`).
 
 >>> import numpy as np, scipy.interpolate, jacc
 >>> knots = np.linspace(0.0, 1.0, 6)
@@ -456,10 +457,85 @@ def _integrate_made_before(original: Callable) -> Callable:
     return integrate
 
 
+#: SciPy's RBF kernels as functions of the squared scaled distance r² (φ(r) for r = ε·‖x − y‖): the
+#: square root of r² and the logarithm are taken where r² > 0 only, so a point at a centre has the
+#: kernel's slope there (0; a cone's, the linear kernel's, by the convention of |x| at 0) where the
+#: distance's own derivative at 0 gave NaN
+_RBF_KERNELS = {
+    "linear": lambda r2, pos, safe: np.where(pos, -np.sqrt(safe), 0.0),
+    "thin_plate_spline": lambda r2, pos, safe: np.where(pos, 0.5 * r2 * np.log(safe), 0.0),
+    "cubic": lambda r2, pos, safe: r2 ** 1.5,
+    "quintic": lambda r2, pos, safe: -r2 ** 2.5,
+    "multiquadric": lambda r2, pos, safe: -np.sqrt(r2 + 1.0),
+    "inverse_multiquadric": lambda r2, pos, safe: 1.0 / np.sqrt(r2 + 1.0),
+    "inverse_quadratic": lambda r2, pos, safe: 1.0 / (r2 + 1.0),
+    "gaussian": lambda r2, pos, safe: np.exp(-r2),
+}
+
+
+def _rbf_terms(x: Any, y: np.ndarray, kernel: str, epsilon: float, powers: np.ndarray, shift: np.ndarray,
+               scale: np.ndarray, coeffs: np.ndarray) -> Any:
+    """SciPy's RBF evaluation at ``x`` (traced): kernels of the scaled distances to the centres ``y``
+    and the monomials of the shifted, scaled points, times the coefficients."""
+    d = x[:, None, :] * epsilon - y[None, :, :] * epsilon
+    r2 = np.sum(d * d, axis=-1)
+    pos = r2 > 0  # (traced: a later call at a centre takes the other branch)
+    safe = np.where(pos, r2, 1.0)
+    xhat = (x - shift) / scale
+    monomials = []
+    for row in np.asarray(powers).tolist():  # (products of whole powers: no x⁰ whose slope at 0 is 0·∞)
+        term = xhat[:, 0] * 0.0 + 1.0
+        for k, p in enumerate(row):
+            if p:
+                term = term * xhat[:, k] ** int(p)
+        monomials.append(term)
+    parts = [_RBF_KERNELS[kernel](r2, pos, safe)] + ([np.stack(monomials, axis=-1)] if monomials else [])
+    return np.concatenate(parts, axis=-1) @ coeffs
+
+
+def _rbf_at(original: Callable, rbf: Any, xi: Any) -> Any:
+    """``rbf(xi)`` (an RBFInterpolator of constant data) at traced points: SciPy's value plus the
+    change of :func:`_rbf_terms`, whose derivative is the kernels' and monomials' slope; with
+    ``neighbors``, each point's neighbourhood is read at the traced point (the trace is
+    value-dependent), its coefficients solved by SciPy. None where this SciPy's interpolant has
+    not the parts read here (its kernel, or SciPy older than 1.15 with neighbours)."""
+    if rbf.kernel not in _RBF_KERNELS:
+        return None
+    x = np.asarray(xi)
+    with values_only():
+        x0 = np.asarray(_plain(x), dtype=float)
+        value = original(rbf, x0)  # (SciPy's checks of xi's shape, and its values)
+    if rbf.neighbors is None:
+        groups = [(np.arange(len(x0)), rbf.y, rbf._shift, rbf._scale, rbf._coeffs)]
+    else:
+        try:
+            from scipy.interpolate._rbfinterp import _get_backend
+        except ImportError:
+            return None
+        x.tape.note_value_dependence("scipy.interpolate.RBFInterpolator's neighbourhoods at the traced point")
+        idx = np.sort(np.reshape(rbf._tree.query(x0, rbf.neighbors)[1], (len(x0), -1)), axis=1)
+        hoods, which = np.unique(idx, return_inverse=True, axis=0)
+        solve = _get_backend(np)._build_and_solve_system
+        groups = [(np.flatnonzero(np.reshape(which, -1) == j), rbf.y[h],
+                   *solve(rbf.y[h], rbf.d[h], rbf.smoothing[h], rbf.kernel, rbf.epsilon, rbf.powers, np))
+                  for j, h in enumerate(hoods)]
+    parts = [_rbf_terms(x[rows], y, rbf.kernel, rbf.epsilon, rbf.powers, shift, scale, coeffs)
+             for rows, y, shift, scale, coeffs in groups]
+    order = np.argsort(np.concatenate([rows for rows, *_ in groups]), kind="stable")
+    traced = np.reshape(np.concatenate(parts)[order], np.shape(value))
+    return value + (traced - traced.value)  # (zero at the traced point: SciPy's values, bit for bit)
+
+
 def _points_made_before(original: Callable) -> Callable:
     """``__call__`` of RegularGridInterpolator and the scattered-data interpolants at traced points:
-    refused by name (SciPy's own failed: a TypeError from its compiled code)."""
+    refused by name (SciPy's own failed: a TypeError from its compiled code), but for an
+    RBFInterpolator of real data (:func:`_rbf_at`)."""
     def call(self, xi, *args, **kwargs):
+        if _holds_tracer(xi) and isinstance(self, _sint().RBFInterpolator) and not (args or kwargs) \
+                and np.dtype(self.d_dtype).kind == "f":
+            found = _rbf_at(original, self, xi)
+            if found is not None:
+                return found
         if _holds_tracer(xi):
             values = "" if isinstance(self, _sint().CloughTocher2DInterpolator) else (
                 " (its values may be traced: build the interpolator inside f from them)")
@@ -544,4 +620,10 @@ case("scipy.interpolate.NearestNDInterpolator",
 case("scipy.interpolate.RBFInterpolator",
      lambda xp: lambda v: _sint().RBFInterpolator(_SCATTERED, v, smoothing=0.01, degree=1)(_QUERY),
      lambda r: (r.normal(size=7),), jax=False, note="SciPy's interpolant of the values plus M·(y − y₀), M from "
-     "SciPy's interpolant of the identity; its query points constant (RBF evaluation at traced points is not recorded)")
+     "SciPy's interpolant of the identity; its query points constant")
+case("scipy.interpolate.RBFInterpolator",
+     lambda xp: lambda q: _sint().RBFInterpolator(_SCATTERED, np.cos(3.0 * _SCATTERED[:, 0]), degree=2)(q),
+     lambda r: (_QUERY + 0.05 * r.normal(size=(3, 2)),), jax=False, variant="constant data, traced points",
+     note="SciPy's value plus the change of its kernels of the squared distances and its monomials (all eight "
+          "kernels; at a centre the kernel's slope there); with neighbors=, each point's neighbourhood is read at "
+          "the traced point")
