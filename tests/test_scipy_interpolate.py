@@ -275,3 +275,38 @@ def test_the_bspline_class_keeps_its_attributes_while_f_runs():
     x = np.array([0.5, 1.5, 2.5, 1.2])
     np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-7, atol=1e-9)
     assert "BSpline" in repr(sint.BSpline) and isinstance(sint.BSpline, type)  # the class again after
+
+
+_XS = np.linspace(0.0, 1.0, 8)
+_TCK = sint.splrep(_XS, np.sin(3 * _XS))
+
+
+@pytest.mark.parametrize("f, arg", [
+    (lambda z: sint.splev(z, _TCK), np.array([0.05, 0.33, 0.71, 0.98])),
+    (lambda z: sint.splev(z, _TCK, der=1), np.array([0.05, 0.33, 0.71, 0.98])),
+    (lambda z: sint.splev(z, _TCK, ext=1), np.array([-0.2, 0.5, 1.3])),
+    (lambda z: sint.splev(z, _TCK, ext=3), np.array([-0.2, 0.5, 1.3])),
+    (lambda z: sint.splev(z, _TCK, der=1, ext=3), np.array([-0.2, 0.5, 1.3])),  # (FITPACK: a slope extrapolates)
+    (lambda v: sint.splev(np.array([0.05, 0.33, 0.71]), sint.splrep(_XS, v)), np.sin(3 * _XS)),
+    (lambda v: sint.splev(np.array([0.2, 0.6]), sint.splrep(_XS, v, k=2, w=np.linspace(1, 2, 8), t=[0.3, 0.6]), der=1),
+     np.sin(3 * _XS)),
+    (lambda v: sint.splev(v[:3] * 0.5, sint.splrep(_XS, v)), np.sin(3 * _XS)),
+])
+def test_fitpack_splrep_and_splev_of_traced_values_and_points(f, arg):
+    """splrep's coefficients are linear in y where its knots are fixed (s=0 or t given), splev is
+    the B-spline at x: SciPy's values bit for bit, the Jacobian as finite differences, at later calls too."""
+    value, J = jacc.value_and_jacobian(f)(arg)
+    np.testing.assert_array_equal(value, f(arg))
+    jf = jacc.jacobian(f)
+    for a in (arg, arg * 0.97 + 0.01, arg):
+        np.testing.assert_allclose(jf(a), fd_jacobian(f, [a], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_fitpack_what_is_not_affine_or_not_recorded_is_refused_by_name():
+    y = np.sin(3 * _XS)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"splrep at .*smoothing spline.*s=0"):
+        jacc.jacobian(lambda v: sint.splev(0.5, sint.splrep(_XS, v, s=0.1)))(y)
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"splrep at .*per="):
+        jacc.jacobian(lambda v: sint.splev(0.5, sint.splrep(_XS, v, per=1)))(y)
+    with pytest.raises(ValueError, match="not in the domain"):  # (SciPy's own, ext=2)
+        jacc.jacobian(lambda z: sint.splev(z, _TCK, ext=2))(np.array([-0.5, 0.5]))

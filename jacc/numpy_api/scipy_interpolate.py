@@ -4,19 +4,20 @@ constant matrix that SciPy itself computes.
 
 While ``f`` runs on traced arguments ``CubicSpline``, ``make_interp_spline``, ``BSpline``,
 ``interp1d``, ``RegularGridInterpolator``, ``interpn`` and, for scattered points, ``griddata``
-(linear, nearest), ``LinearNDInterpolator``, ``NearestNDInterpolator`` and ``RBFInterpolator`` are
-replaced on the ``scipy.interpolate`` module (see :func:`jacc.constructors.swap_during_traces`).
-Given traced data y, the replacement builds SciPy's interpolant of the data's values y₀ and, once
-per evaluation, SciPy's interpolant of the identity matrix (one column per data point) minus that of
-zeros: the matrix M with S(xq; y) = S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y
-(boundary conditions and fill values are its constant part). An evaluation at traced points xq adds
-the interpolant's slope there, S′(xq₀)·(xq − xq₀) (splines and piecewise polynomials; their
-``derivative``, ``antiderivative`` and ``integrate`` work the same way, traced limits included). The
-recorded changes are zero at the traced point, so values are SciPy's, bit for bit. Which piece holds
-xq₀ is read at the traced point, so such a trace is value-dependent. An interpolant of constant data
-is a fixed piecewise polynomial instead: evaluated at traced points it is the ``ppoly`` op (SciPy's
-PPoly coefficients; a BSpline converted, its values equal to rounding), whose program finds each
-point's piece at every call, so the trace holds at every point.
+(linear, nearest), ``LinearNDInterpolator``, ``NearestNDInterpolator`` and ``RBFInterpolator``, and
+FITPACK's ``splrep`` (s=0 or knots given) and ``splev`` are replaced on the ``scipy.interpolate``
+module (see :func:`jacc.constructors.swap_during_traces`). Given traced data y, the replacement
+builds SciPy's interpolant of the data's values y₀ and, once per evaluation, SciPy's interpolant of
+the identity matrix (one column per data point) minus that of zeros: the matrix M with S(xq; y) =
+S(xq; y₀) + M·(y − y₀), exactly, since S is affine in y (boundary conditions and fill values are its
+constant part). An evaluation at traced points xq adds the interpolant's slope there, S′(xq₀)·(xq −
+xq₀) (splines and piecewise polynomials; their ``derivative``, ``antiderivative`` and ``integrate``
+work the same way, traced limits included). The recorded changes are zero at the traced point, so
+values are SciPy's, bit for bit. Which piece holds xq₀ is read at the traced point, so such a trace
+is value-dependent. An interpolant of constant data is a fixed piecewise polynomial instead:
+evaluated at traced points it is the ``ppoly`` op (SciPy's PPoly coefficients; a BSpline converted,
+its values equal to rounding), whose program finds each point's piece at every call, so the trace
+holds at every point.
 
 Knots (``x``, ``t``, grid points, scattered points) must be constants. Interpolants that are not
 affine in y (``PchipInterpolator``, ``Akima1DInterpolator``, smoothing splines) or only to a
@@ -383,6 +384,48 @@ def _griddata(original, p):
                    np.asarray(values) if _holds_tracer(values) else values)(xi)
 
 
+def _splrep(original, p):
+    """FITPACK's ``splrep`` of traced values y: its coefficients are linear in y where its knots are
+    fixed (an interpolating spline, s=0, or knots t given), so they are SciPy's for y₀ plus the
+    coefficients of the unit vectors (one FITPACK fit each) times the change."""
+    y = p.pop("y")
+    _constant("splrep", **p)
+    if p["task"] != 0 or p["per"] or p["full_output"]:
+        _refuse("splrep", "task=, per= and full_output= are not recorded; call it with their defaults")
+    smoothing = p["s"] if p["s"] is not None else (0.0 if p["w"] is None else 1.0)
+    if smoothing != 0 and p["t"] is None:
+        _refuse("splrep", "a smoothing spline (s > 0, or weights with no s) places its knots by the values, so it is "
+                "not affine in them; pass s=0 (interpolation) or the knots t, or use make_interp_spline")
+    y = np.asarray(y)
+    with values_only():
+        t, c0, k = original(y=np.asarray(_plain(y), dtype=float), **p)
+        basis = np.stack([original(y=e, **p)[1] for e in np.eye(np.size(y))], axis=1)
+    return t, c0 + basis @ (y - y.value), k
+
+
+def _splev(original, p):
+    """FITPACK's ``splev(x, (t, c, k), der, ext)`` with traced points or coefficients: SciPy's
+    value plus the change of the same B-spline (jacc's BSpline: affine in c, the slope at x);
+    ext 1 (zero outside the base interval) as a mask, 3 (its end values; a derivative extrapolates,
+    as FITPACK's does) as a clip."""
+    x, tck, der, ext = p["x"], p["tck"], p["der"], p["ext"]
+    if isinstance(tck, _sint().BSpline) or isinstance(tck, _Traced):
+        _refuse("splev", "a BSpline object is evaluated by its own call: spline(x, nu=der)")
+    t, c, k = tck
+    _constant("splev", t=t, k=k, der=der, ext=ext)
+    with values_only():
+        value = np.asarray(original(_plain(x), (t, _plain(c), k), der, ext))  # (SciPy's checks and errors)
+    spline = _sint().BSpline(t, c, k)
+    if der:
+        spline = spline.derivative(der)
+    a, b = t[k], t[len(t) - k - 1]
+    at = np.clip(x, a, b) if ext == 3 and not der else x  # (FITPACK's derivatives extrapolate under ext=3)
+    traced = np.asarray(spline(at))
+    if ext == 1:
+        traced = np.where((x >= a) & (x <= b), traced, 0.0)
+    return value + (traced - traced.value)
+
+
 #: what to use instead where an interpolant has no slope at traced evaluation points
 _NO_SLOPE = dict.fromkeys(("LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata"),
                           "evaluate it at constant points (its values may be traced)")
@@ -411,6 +454,8 @@ _BUILDERS = {
     "NearestNDInterpolator": _scattered("NearestNDInterpolator", "y"),
     "RBFInterpolator": _scattered("RBFInterpolator", "d"),
     "griddata": _griddata,
+    "splrep": _splrep,
+    "splev": _splev,
     "CloughTocher2DInterpolator": _not_affine("CloughTocher2DInterpolator", "its gradients are estimated by an "
                                               "iteration to a tolerance (tol=)"),
 }
@@ -568,7 +613,7 @@ for _cls in ("_rgi:RegularGridInterpolator", "_interpnd:NDInterpolatorBase", "_n
     swap_method_during_traces(f"scipy.interpolate.{_cls}", "__call__", _points_made_before)
 
 _AFFINE = ("CubicSpline", "make_interp_spline", "BSpline", "interp1d", "RegularGridInterpolator", "interpn",
-           "LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata")
+           "LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata", "splrep", "splev")
 
 
 def supported() -> list[str]:
@@ -627,3 +672,14 @@ case("scipy.interpolate.RBFInterpolator",
      note="SciPy's value plus the change of its kernels of the squared distances and its monomials (all eight "
           "kernels; at a centre the kernel's slope there); with neighbors=, each point's neighbourhood is read at "
           "the traced point")
+_FIT_X = np.linspace(0.0, 2.0, 7)
+case("scipy.interpolate.splrep",
+     lambda xp: lambda y: _sint().splev(np.array([0.3, 1.1, 1.8]), _sint().splrep(_FIT_X, y)),
+     lambda r: (r.normal(size=7),), jax=False,
+     note="s=0 (interpolation) or knots t given: coefficients linear in y, SciPy's for y₀ plus those of the unit "
+          "vectors times the change; a smoothing spline (s > 0) is refused")
+case("scipy.interpolate.splev",
+     lambda xp: lambda q: _sint().splev(q, _sint().splrep(_FIT_X, np.sin(_FIT_X)), der=1, ext=3),
+     lambda r: (r.uniform(-0.3, 2.3, size=4),), jax=False,
+     note="the B-spline (t, c, k) at x, SciPy's value plus its change; ext 0, 1 (zero outside) and 3 (end values), "
+          "and 2 raising SciPy's error")
