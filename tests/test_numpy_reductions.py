@@ -327,6 +327,8 @@ def test_nan_aware_reductions_of_data_with_nan_have_finite_jacobians(name, reduc
     lambda a: np.divide.reduce(a, axis=0, initial=2.0), lambda a: np.power.reduce(a, axis=2),
     lambda a: np.arctan2.accumulate(a, axis=1), lambda a: np.fmin.accumulate(a, axis=-1),
     lambda a: np.subtract.accumulate(a), lambda a: np.fmax.reduce(a[0, 0, 0], axis=None),
+    lambda a: np.hypot.reduce(a[0, 0, 0]), lambda a: np.hypot.accumulate(a[0, 0], axis=None),  # (hunt BZ: raised)
+    lambda a: np.subtract.accumulate(a[:, :0], axis=1).sum() + a[0, 0, 0],
 ])
 def test_reduce_and_accumulate_of_other_binary_ufuncs_fold_as_numpy(f):
     """A binary ufunc with no reduction rule of its own: NumPy's left fold, step by step (these
@@ -347,3 +349,8 @@ def test_folds_refuse_what_numpy_refuses_and_what_they_do_not_record():
         jacc.jacobian(lambda a: np.fmax.reduce(a, where=a > 1, initial=0.0))(a)
     with pytest.raises(jacc.UnsupportedOperationError, match=r"hypot.reduce of 1,200 entries.*FOLD_MAX"):
         jacc.jacobian(lambda a: np.hypot.reduce(np.tile(a.ravel(), 100)))(a)
+
+
+def test_a_fold_applies_the_elementwise_tie_rule_at_each_step():
+    # docs/conventions.md: fmax's ½ at each step of the left fold (np.max's k tied maxima get 1/k)
+    np.testing.assert_array_equal(jacc.jacobian(lambda a: np.fmax.reduce(a))(np.full(3, 2.0)), [0.25, 0.25, 0.5])

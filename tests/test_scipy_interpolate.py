@@ -310,3 +310,41 @@ def test_fitpack_what_is_not_affine_or_not_recorded_is_refused_by_name():
         jacc.jacobian(lambda v: sint.splev(0.5, sint.splrep(_XS, v, per=1)))(y)
     with pytest.raises(ValueError, match="not in the domain"):  # (SciPy's own, ext=2)
         jacc.jacobian(lambda z: sint.splev(z, _TCK, ext=2))(np.array([-0.5, 0.5]))
+
+
+_PTS7 = np.array([[0.1, 0.2], [0.9, 0.1], [0.5, 0.9], [0.2, 0.7], [0.8, 0.8], [0.45, 0.4], [0.3, 0.35]])
+_MESH = np.meshgrid([0.4, 0.5], [0.5, 0.6, 0.45])  # (each (3, 2))
+_QUERY7 = np.array([[0.4, 0.5], [0.6, 0.3], [0.12, 0.21]])
+
+
+@pytest.mark.parametrize("f", [
+    lambda v: sint.griddata(_PTS7, v, tuple(_MESH)),  # (was read as other points, transposed: hunt BZ)
+    lambda v: sint.griddata(_PTS7, v, tuple(_MESH), method="nearest"),
+    lambda v: sint.LinearNDInterpolator(_PTS7, v)(tuple(_MESH)),
+    lambda v: sint.LinearNDInterpolator(_PTS7, v)(*_MESH),  # (the coordinates as arguments: raised)
+    lambda v: sint.NearestNDInterpolator(_PTS7, v)(_PTS7[:3] + 0.01, distance_upper_bound=0.2),  # (raised)
+])
+def test_scattered_interpolants_take_their_points_as_scipy_does(f):
+    v = np.arange(7.0) ** 2
+    value, J = jacc.value_and_jacobian(f)(v)
+    np.testing.assert_array_equal(value, f(v))
+    np.testing.assert_allclose(J, fd_jacobian(f, [v], 0), rtol=1e-7, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [
+    lambda y: sint.griddata(_PTS7, y, _QUERY7), lambda y: sint.griddata(_PTS7, y, _QUERY7, method="nearest"),
+    lambda y: sint.LinearNDInterpolator(_PTS7, y)(_QUERY7), lambda y: sint.RBFInterpolator(_PTS7, y, neighbors=3)(_QUERY7),
+])
+def test_non_finite_scattered_data_is_nan_only_where_scipy_reads_it(make):
+    # a NaN data value far from the queries made every value NaN (its NaN times M's zeros)
+    x = np.arange(1.0, 8.0)
+    x[2] = -1.0
+    f = lambda x: make(np.log(x))  # noqa: E731
+    with np.errstate(invalid="ignore"):
+        want = f(x)
+        value, J = jacc.value_and_jacobian(f)(x)
+    np.testing.assert_array_equal(value, want)
+    assert np.isfinite(J[np.isfinite(want)]).all()
+    good = np.arange(1.0, 8.0)
+    np.testing.assert_allclose(jacc.jacobian(f)(good), fd_jacobian(f, [good], 0), rtol=1e-6, atol=1e-8)
+

@@ -427,7 +427,7 @@ def _fold_reduce(ufunc, array, axis=0, dtype=None, out=None, keepdims=False, ini
     which NumPy allows for reorderable ufuncs only, and raises for the others as here)."""
     what, plain = _folded(ufunc, "reduce", array, axis, dtype, out, keepdims, initial, where)
     shape = np.shape(array)
-    axes = _axes_of(axis, len(shape), what) if axis is not None or shape else []
+    axes = _axes_of(axis, len(shape), what) if shape else []  # (a 0-d array: its one entry, for any axis NumPy takes)
     rest = [k for k in range(len(shape)) if k not in axes]
     flat = np.reshape(np.transpose(array, axes + rest), (-1,) + tuple(shape[k] for k in rest))
     n = np.shape(flat)[0]
@@ -446,9 +446,11 @@ def _fold_reduce(ufunc, array, axis=0, dtype=None, out=None, keepdims=False, ini
 def _fold_accumulate(ufunc, array, axis=0, dtype=None, out=None):
     """``ufunc.accumulate`` of a binary ufunc with no rule of its own: the left fold's running
     results along ``axis``, stacked."""
-    what, _ = _folded(ufunc, "accumulate", array, axis, dtype, out, False, _NO_INITIAL, True)
-    k = _int(axis, "axis") % max(np.ndim(array), 1)
+    what, plain = _folded(ufunc, "accumulate", array, axis, dtype, out, False, _NO_INITIAL, True)
+    k = 0 if axis is None else _int(axis, "axis") % max(np.ndim(array), 1)  # (None: a 1-d array's, as NumPy's)
     n = np.shape(array)[k]
+    if n == 0:
+        return plain  # (empty, as NumPy's)
     if n > FOLD_MAX:
         raise _unsupported(f"{what} of {n:,} entries along axis {k} (jacc records a fold of at most "
                            f"jacc.numpy_api.reductions.FOLD_MAX = {FOLD_MAX} steps)")

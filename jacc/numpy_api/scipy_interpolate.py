@@ -71,6 +71,9 @@ class _Traced:
     ``y`` is the one interpolated along, ``points`` the number of its leading axes that index
     the data points: 1, or a grid's dimension)."""
 
+    #: SciPy interpolates non-finite data (NaN where it is read) rather than refusing it
+    takes_nan = False
+
     def __init__(self, what: str, make: Callable, y: Any, axis: int = 0, points: int = 1,
                  linear: Callable | None = None, periodic: bool = False):
         self._what, self._make, self._points = what, make, points
@@ -89,6 +92,12 @@ class _Traced:
             ok = ok & (np.abs(flat[0] - flat[-1]) <= 1e-15 + 1e-15 * np.abs(flat[-1]))
         flat.tape.note_domain(f"scipy.interpolate.{what}'s data")
         self._change = (flat - flat.value) * np.where(ok, 1.0, np.nan)
+        finite = np.isfinite(flat.value)
+        if self.takes_nan and not finite.all():
+            # SciPy's NaN only where it reads such a point: no change from those entries (their NaN
+            # times M's zeros was NaN everywhere), at this point only (a later call traces again)
+            flat.tape.note_value_dependence(f"scipy.interpolate.{what}'s non-finite data at the traced point")
+            self._change = np.where(finite, flat, 0.0) - np.where(finite, flat.value, 0.0)
         self._plain = make(np.array(y.value), self._axis)  # (writable: SciPy's RGI takes another path otherwise)
         unit = np.eye(n).reshape(np.shape(moved)[:points] + (n,))
         linear = linear or make  # the same interpolant with homogeneous boundary values (its linear part)
@@ -130,8 +139,7 @@ class _Traced:
         if _holds_tracer(x):
             if not hasattr(self._plain, "derivative"):
                 _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has "
-                        "not; " + _NO_SLOPE.get(self._what, "use CubicSpline or make_interp_spline (or np.interp for "
-                                                "linear interpolation)"))
+                        "not; use CubicSpline or make_interp_spline (or np.interp for linear interpolation)")
             x = np.asarray(x)
             x.tape.note_value_dependence(f"scipy.interpolate.{self._what}'s piece at the traced point")
             slope = self._plain.derivative(nu + 1)(x0)
@@ -361,13 +369,31 @@ def _interpn(original, p):
     return grid(xi)
 
 
+class _TracedScattered(_Traced):
+    """A scattered-data interpolant of traced values, called as SciPy's is (the points as one
+    array, a tuple of coordinate arrays or several arrays, SciPy's keyword options), at constant
+    points: the tuple form was stacked the wrong way round and read as other points."""
+
+    takes_nan = True
+
+    def __call__(self, *args, **kwargs) -> Any:
+        if _holds_tracer((args, kwargs)):
+            _refuse(self._what, "evaluation at traced points needs the interpolant's slope, which this one has not; "
+                    "evaluate it at constant points (its values may be traced)")
+        value = self._plain(*args, **kwargs)
+        if self._change is None:
+            return value
+        m = np.asarray(self._basis(*args, **kwargs)) - np.asarray(self._zero(*args, **kwargs))
+        return value + self._spread(m, m.ndim - 1)
+
+
 def _scattered(what: str, data: str) -> Callable:
     """The interpolants of scattered data (LinearNDInterpolator, NearestNDInterpolator,
     RBFInterpolator): data ``data``, one row per point; affine in it, the points constant."""
     def build(original, p):
         _constant(what, **{k: v for k, v in p.items() if k != data})
         y = p.pop(data)
-        return _Traced(what, lambda v, _: original(**{data: v}, **p), np.asarray(y) if _holds_tracer(y) else y)
+        return _TracedScattered(what, lambda v, _: original(**{data: v}, **p), np.asarray(y) if _holds_tracer(y) else y)
     return build
 
 
@@ -380,8 +406,8 @@ def _griddata(original, p):
             _refuse("griddata", f"method={p['method']!r} estimates the gradients by an iteration to a tolerance, so "
                     "its derivative in the values is not recorded; use method='linear' or 'nearest', or "
                     "RBFInterpolator")
-    return _Traced("griddata", lambda v, _: lambda x: original(values=v, xi=x, **p),
-                   np.asarray(values) if _holds_tracer(values) else values)(xi)
+    return _TracedScattered("griddata", lambda v, _: lambda x: original(values=v, xi=x, **p),
+                            np.asarray(values) if _holds_tracer(values) else values)(xi)
 
 
 def _splrep(original, p):
@@ -424,11 +450,6 @@ def _splev(original, p):
     if ext == 1:
         traced = np.where((x >= a) & (x <= b), traced, 0.0)
     return value + (traced - traced.value)
-
-
-#: what to use instead where an interpolant has no slope at traced evaluation points
-_NO_SLOPE = dict.fromkeys(("LinearNDInterpolator", "NearestNDInterpolator", "RBFInterpolator", "griddata"),
-                          "evaluate it at constant points (its values may be traced)")
 
 
 def _not_affine(what: str, why: str = "its slopes depend on the values nonlinearly (they are limited or weighted "
