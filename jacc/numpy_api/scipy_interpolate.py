@@ -599,7 +599,10 @@ def _points_made_before(original: Callable) -> Callable:
     def call(self, xi, *args, **kwargs):
         if _holds_tracer(xi) and isinstance(self, _sint().RBFInterpolator) and not (args or kwargs) \
                 and np.dtype(self.d_dtype).kind == "f":
-            found = _rbf_at(original, self, xi)
+            try:
+                found = _rbf_at(original, self, xi)
+            except AttributeError:  # (a SciPy whose interpolant keeps its parts under other names: refused below)
+                found = None
             if found is not None:
                 return found
         if _holds_tracer(xi):
