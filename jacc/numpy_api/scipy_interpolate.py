@@ -87,17 +87,18 @@ class _Traced:
         flat = np.reshape(moved, (n,) + np.shape(moved)[points:])
         # zero at the traced point; NaN in its derivative where SciPy would refuse the data (not
         # finite; a periodic curve's ends apart), so a later call that skips f runs it, and SciPy raises
-        ok = np.isfinite(flat)
-        if periodic:  # (SciPy's test: np.allclose(y[0], y[-1], rtol=1e-15, atol=1e-15))
-            ok = ok & (np.abs(flat[0] - flat[-1]) <= 1e-15 + 1e-15 * np.abs(flat[-1]))
-        flat.tape.note_domain(f"scipy.interpolate.{what}'s data")
-        self._change = (flat - flat.value) * np.where(ok, 1.0, np.nan)
         finite = np.isfinite(flat.value)
         if self.takes_nan and not finite.all():
             # SciPy's NaN only where it reads such a point: no change from those entries (their NaN
             # times M's zeros was NaN everywhere), at this point only (a later call traces again)
             flat.tape.note_value_dependence(f"scipy.interpolate.{what}'s non-finite data at the traced point")
             self._change = np.where(finite, flat, 0.0) - np.where(finite, flat.value, 0.0)
+        else:
+            ok = np.isfinite(flat)
+            if periodic:  # (SciPy's test: np.allclose(y[0], y[-1], rtol=1e-15, atol=1e-15))
+                ok = ok & (np.abs(flat[0] - flat[-1]) <= 1e-15 + 1e-15 * np.abs(flat[-1]))
+            flat.tape.note_domain(f"scipy.interpolate.{what}'s data")
+            self._change = (flat - flat.value) * np.where(ok, 1.0, np.nan)
         self._plain = make(np.array(y.value), self._axis)  # (writable: SciPy's RGI takes another path otherwise)
         unit = np.eye(n).reshape(np.shape(moved)[:points] + (n,))
         linear = linear or make  # the same interpolant with homogeneous boundary values (its linear part)
@@ -410,6 +411,13 @@ def _griddata(original, p):
                             np.asarray(values) if _holds_tracer(values) else values)(xi)
 
 
+def _at_scipys(value: Any, traced: Any) -> Any:
+    """SciPy's ``value`` with the derivative of ``traced``, jacc's form of the same function: their
+    difference ``traced - traced.value`` is zero at the traced point, so the values are SciPy's bit
+    for bit (a later call of the program adds the change)."""
+    return value + (traced - traced.value)
+
+
 def _splrep(original, p):
     """FITPACK's ``splrep`` of traced values y: its coefficients are linear in y where its knots are
     fixed (an interpolating spline, s=0, or knots t given), so they are SciPy's for y₀ plus the
@@ -435,7 +443,7 @@ def _splev(original, p):
     ext 1 (zero outside the base interval) as a mask, 3 (its end values; a derivative extrapolates,
     as FITPACK's does) as a clip."""
     x, tck, der, ext = p["x"], p["tck"], p["der"], p["ext"]
-    if isinstance(tck, _sint().BSpline) or isinstance(tck, _Traced):
+    if isinstance(tck, (_sint().BSpline, _Traced)):
         _refuse("splev", "a BSpline object is evaluated by its own call: spline(x, nu=der)")
     t, c, k = tck
     _constant("splev", t=t, k=k, der=der, ext=ext)
@@ -449,7 +457,7 @@ def _splev(original, p):
     traced = np.asarray(spline(at))
     if ext == 1:
         traced = np.where((x >= a) & (x <= b), traced, 0.0)
-    return value + (traced - traced.value)
+    return _at_scipys(value, traced)
 
 
 def _not_affine(what: str, why: str = "its slopes depend on the values nonlinearly (they are limited or weighted "
@@ -588,8 +596,7 @@ def _rbf_at(original: Callable, rbf: Any, xi: Any) -> Any:
     parts = [_rbf_terms(x[rows], y, rbf.kernel, rbf.epsilon, rbf.powers, shift, scale, coeffs)
              for rows, y, shift, scale, coeffs in groups]
     order = np.argsort(np.concatenate([rows for rows, *_ in groups]), kind="stable")
-    traced = np.reshape(np.concatenate(parts)[order], np.shape(value))
-    return value + (traced - traced.value)  # (zero at the traced point: SciPy's values, bit for bit)
+    return _at_scipys(value, np.reshape(np.concatenate(parts)[order], np.shape(value)))
 
 
 def _points_made_before(original: Callable) -> Callable:
@@ -597,15 +604,15 @@ def _points_made_before(original: Callable) -> Callable:
     refused by name (SciPy's own failed: a TypeError from its compiled code), but for an
     RBFInterpolator of real data (:func:`_rbf_at`)."""
     def call(self, xi, *args, **kwargs):
-        if _holds_tracer(xi) and isinstance(self, _sint().RBFInterpolator) and not (args or kwargs) \
-                and np.dtype(self.d_dtype).kind == "f":
-            try:
-                found = _rbf_at(original, self, xi)
-            except AttributeError:  # (a SciPy whose interpolant keeps its parts under other names: refused below)
-                found = None
-            if found is not None:
-                return found
         if _holds_tracer(xi):
+            real_rbf = isinstance(self, _sint().RBFInterpolator) and np.dtype(self.d_dtype).kind == "f"
+            if real_rbf and not (args or kwargs):
+                try:
+                    found = _rbf_at(original, self, xi)
+                except AttributeError:  # (a SciPy whose interpolant keeps its parts under other names: refused)
+                    found = None
+                if found is not None:
+                    return found
             values = "" if isinstance(self, _sint().CloughTocher2DInterpolator) else (
                 " (its values may be traced: build the interpolator inside f from them)")
             _refuse(type(self).__name__, f"its points xi must be constant{values}")
