@@ -20,7 +20,7 @@ entries, also after it became traced (read afresh at each use). A plain array sh
 refused.
 
 Only calls made by the code of ``f`` are served buffers, and those of the libraries in
-:data:`SERVED_LIBRARIES` (``scipy.integrate``, so ``solve_ivp``'s Runge–Kutta methods trace); other
+:data:`jacc.trace.SERVED_LIBRARIES` (``scipy.integrate``, so ``solve_ivp``'s Runge–Kutta methods trace); other
 calls from NumPy, SciPy or jacc get NumPy's arrays, and so does compiled code that calls them
 (NumPy's random generators do): a call is served only where the calling line's own call is the
 creation function, which Python 3.11's instruction positions tell (on Python 3.10 nothing is
@@ -64,6 +64,7 @@ from .trace import (
     _take,
     _take_whole,
     call_site,
+    served_module,
 )
 
 _state = threading.local()  # .on: this thread's trace serves buffers
@@ -546,11 +547,6 @@ _COPYTO = np.copyto  # NumPy's own (dispatch names it while a trace has np.copyt
 # -- the creation functions ---------------------------------------------------------------------
 
 
-#: Libraries whose Python code gets buffers too: they are NumPy code that fills arrays it makes
-#: (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays) and hands them to
-#: no compiled code of its own. Other library code gets NumPy's arrays (a Cython signature refuses
-#: a buffer).
-SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial"]
 
 
 def _serving(name: str) -> bool:
@@ -564,8 +560,7 @@ def _served(caller, name: str) -> bool:
     it runs no frame of its own, so ``caller`` is then the Python code that called the compiled
     function; a buffer there would reach code that writes into an ndarray's memory directly."""
     if _in_library(caller):
-        module = caller.f_globals.get("__name__", "")
-        if not any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES):
+        if not served_module(caller):
             return False
     callee = _callee(caller.f_code, caller.f_lasti)
     if callee == name or callee is None:

@@ -255,7 +255,12 @@ def _tied(mask: Mask) -> bool:
         traced = [x for x in (a, b) if isinstance(x, Tracer) and x.name not in x.tape.data]
         if not traced or (len(traced) == 2 and a.name == b.name):
             return False
-        return bool(np.any(np.equal(_value(a), _value(b))))
+        equal = np.equal(_value(a), _value(b))
+        if len(traced) == 2:  # an entry compared with itself (x == x[..., :1] at x[0]) is no tie
+            ea, eb = a.tape.entries_of(a.name), a.tape.entries_of(b.name)
+            if ea is not None and eb is not None and ea[0] == eb[0]:
+                equal = equal & np.not_equal(ea[1], eb[1])
+        return bool(np.any(equal))
     return any(_tied(a) for a in mask.args if type(a) is Mask)
 
 

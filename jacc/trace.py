@@ -91,6 +91,27 @@ _LIBRARIES = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}"
 _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("stdlib", "platstdlib")})
 
 
+#: Libraries whose Python code gets buffers (jacc.buffers) too: they are NumPy code that fills arrays
+#: it makes (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays; a fit of
+#: chosen degrees writes its coefficients into np.zeros) and hands them to no compiled code of its
+#: own. Other library code gets NumPy's arrays (a Cython signature refuses a buffer).
+SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial"]
+
+
+def served_module(f) -> bool:
+    """Whether frame ``f`` runs the code of a module in :data:`SERVED_LIBRARIES`."""
+    module = f.f_globals.get("__name__", "")
+    return any(module == m or module.startswith(m + ".") for m in SERVED_LIBRARIES)
+
+
+def _served_store(f) -> bool:
+    """Whether the innermost frame outside jacc, from ``f`` out, is a served library's code
+    assigning into an array (``cc[deg] = c`` in NumPy's polynomial fits): a write a buffer takes."""
+    while f is not None and os.path.abspath(f.f_code.co_filename).startswith(_HERE):
+        f = f.f_back
+    return f is not None and _instruction(f) in _SUBSCRIPT_STORES and served_module(f)
+
+
 def _in_library(f) -> bool:
     fn = f.f_code.co_filename
     if fn.startswith("<frozen"):
@@ -650,6 +671,8 @@ class Tape:
                     if getattr(e, "complex_operand", False):
                         return COMPLEX_OPS[0](op, args, params)
                     raise
+                if a.dtype == object:
+                    _refuse_objects(op, a)
                 if a.dtype.kind == "c":  # (a cast to float would drop the imaginary part without a word)
                     if COMPLEX_OPS[0] is not None:
                         return COMPLEX_OPS[0](op, args, params)
@@ -857,6 +880,20 @@ class Tape:
             chain[k] = step
             v = step[2][0]
         return chain
+
+    def entries_of(self, v: str) -> tuple[str, np.ndarray] | None:
+        """The vertex ``v`` is a view of (itself where it is none) and, for each entry of ``v``, the
+        flat position in that vertex it is taken from (``x[..., 0:1]``: x, [[0]]); None where the
+        view's steps are not found (:meth:`_chain`)."""
+        root = self._root.get(v, (v,))[0]
+        chain = self._chain(v, root)
+        if chain is None:
+            return None
+        made = {root: np.arange(self.values[root].size).reshape(self.values[root].shape)}
+        for k in sorted(chain):
+            name, op, args, params = chain[k]
+            made[name] = _view_op(made[args[0]], op, params)
+        return root, made[v]
 
     def view_steps(self, name: str) -> list[tuple[list, tuple]] | None:
         """The views of vertex ``name`` still in use, as (the traced arrays that are one view, the
@@ -1305,6 +1342,24 @@ def _conversion(convert: Callable, what: str) -> Callable:
     return method
 
 
+def _refuse_objects(op: str, a: np.ndarray) -> None:
+    """Refuse an operand that is an array of objects doing arithmetic of their own (NumPy wraps a
+    ``Polynomial`` so: ``scale * x`` in its ``mapdomain``), naming them, not as a failed float cast."""
+    odd = next((e for e in a.flat if not isinstance(e, (Tracer, float, int, complex, np.number, np.bool_))), None)
+    if odd is None:
+        return
+    raise TypeError(f"an operand of {op} at {call_site()} is an array of {type(odd).__name__} objects, whose "
+                    "arithmetic NumPy leaves to them: jacc traces float arrays; "
+                    + (_polynomial_hint(type(odd)) or "pass the numbers as a float array"))
+
+
+def _polynomial_hint(t: type) -> str:
+    """What to write instead of arithmetic with one of NumPy's polynomial classes ('' for another type)."""
+    return ("NumPy's polynomial classes compute in Python: use the module functions, as "
+            "np.polynomial.polynomial.polyval(x, p.coef), or polyfit(x, y, deg) for "
+            "Polynomial.fit(x, y, deg).convert().coef") if t.__module__.startswith("numpy.polynomial") else ""
+
+
 def check_plain(value: Any, what: str) -> None:
     """Refuse the NumPy array subclasses whose arithmetic is not ndarray's: ``np.matrix`` (``*`` and
     ``**`` are matrix products, results stay 2-D) and masked arrays (NumPy leaves masked entries
@@ -1324,7 +1379,7 @@ def _not_plain(t: type) -> str:
                 ".filled(value), np.ma.compressed(...) or the data itself")
     why = _overrides(t)
     return why and (f"{why}: jacc traces ndarray arithmetic, so it would compute another function than NumPy "
-                    "does; pass np.asarray(...) of it, or do its arithmetic yourself")
+                    "does; " + (_polynomial_hint(t) or "pass np.asarray(...) of it, or do its arithmetic yourself"))
 
 
 #: what an ndarray subclass may not redefine for jacc to read it as its data (np.matrix's *, a unit-
@@ -1542,6 +1597,17 @@ _VIEW_OPS = ("reshape", "transpose", "broadcast_to", "getitem")  # ops NumPy may
 VIEW_STEPS_BACK = 4096
 
 
+def _view_op(src: np.ndarray, op: str, params: dict) -> np.ndarray:
+    """NumPy's result of the view op ``op`` (one of :data:`_VIEW_OPS`) on ``src``."""
+    if op == "transpose":
+        return np.transpose(src, params.get("axes"))
+    if op == "broadcast_to":
+        return np.broadcast_to(src, params["shape"])
+    if op == "getitem":
+        return src[index_to_numpy(params["index"])]
+    return np.reshape(src, params["shape"])
+
+
 def _run_views(base: Any, steps: list[tuple]) -> dict | None:
     """NumPy's own results of ``steps`` (view ops, each from ``base`` or an earlier one) on a
     probe of one byte per element laid out as ``base`` (jacc's values of the steps need not be
@@ -1550,15 +1616,7 @@ def _run_views(base: Any, steps: list[tuple]) -> dict | None:
     probe = np.empty_like(np.asarray(base), dtype=np.uint8)
     made: dict = {None: probe}
     for name, op, args, params in steps:
-        src = made.get(args[0], probe)
-        if op == "transpose":
-            out = np.transpose(src, params.get("axes"))
-        elif op == "broadcast_to":
-            out = np.broadcast_to(src, params["shape"])
-        elif op == "getitem":
-            out = src[index_to_numpy(params["index"])]
-        else:
-            out = np.reshape(src, params["shape"])
+        out = _view_op(made.get(args[0], probe), op, params)
         if out.size and not np.may_share_memory(out, probe):
             return None
         made[name] = out
@@ -1682,6 +1740,8 @@ _LINE_HINTS = [
      "np.arange(n) with a constant n (np.linspace(start, stop, n) takes traced ends)"),
     (re.compile(r"\.choose\("),
      "a.choose(choices) of a plain array a converts the choices: write np.choose(a, choices)"),
+    (re.compile(r"\.(?:reduce|accumulate|reduceat|outer|at)\(\s*[\[(]"),
+     "a ufunc method converts a list or tuple it is given as NumPy's array of it: pass np.stack([...])"),
 ]
 
 
@@ -2175,7 +2235,7 @@ class Tracer(_Held):
         if self.tape.paused:
             return self.value if dtype is None else self.value.astype(dtype)
         frame = _user_frame()
-        if frame is not None and _instruction(frame) in _SUBSCRIPT_STORES:
+        if (frame is not None and _instruction(frame) in _SUBSCRIPT_STORES) or _served_store(sys._getframe(1)):
             if self.name in self.tape.ints:  # (labels as the index of t[np.arange(n), y] = 1.0, or its value)
                 raise _PlainWrite(f"integer data (labels) indexes or fills a plain NumPy array (a[...] = ...) at "
                                   f"{call_site()}, and stays a constant: write the one-hot array as "

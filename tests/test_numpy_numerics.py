@@ -447,3 +447,45 @@ def test_interp_with_a_period_reduces_as_numpy_does():
         np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-7, atol=1e-8)
     with pytest.raises(ValueError, match="period must be a non-zero value"):
         jacc.jacobian(lambda v: np.interp(x, knots, v, period=0.0))(fp)
+
+
+def test_interp_with_only_its_period_or_bounds_traced():
+    """NumPy dispatches np.interp on x, xp and fp alone: a traced period went to NumPy's own code,
+    which refused it as a conversion; now the call is replaced while f is traced."""
+    knots, fp = np.array([0.1, 0.28, 0.46, 0.64, 0.82, 1.0]), np.cos(np.linspace(0.1, 1.0, 6))
+    x = np.array([0.3, 0.7, 1.9, -0.4])
+    for f, arg in ((lambda p: np.interp(x, knots, fp, period=p), 1.3),
+                   (lambda b: np.interp(np.array([-1.0, 0.5, 2.0]), knots, fp, left=b, right=2 * b), 0.7)):
+        jf = jacc.jacobian(f)
+        for t in (arg, 1.1 * arg, 0.9 * arg):  # (a later call may skip f)
+            np.testing.assert_allclose(jf(t), (f(t + 1e-6) - f(t - 1e-6)) / 2e-6, rtol=1e-6, atol=1e-8)
+    np.testing.assert_array_equal(jacc.value_and_jacobian(lambda p: np.interp(x, knots, fp, period=p))(1.3)[0],
+                                  np.interp(x, knots, fp, period=1.3))
+
+
+def test_fits_of_chosen_degrees_write_into_numpys_zeros():
+    """chebfit(x, y, [0, 2, 3]) writes its coefficients into np.zeros inside NumPy's own code: a
+    plain write, which the retry with buffers takes (it was refused as a conversion)."""
+    C, P = np.polynomial.chebyshev, np.polynomial.polynomial
+    x, y = np.linspace(0.1, 1.0, 7), np.cos(3 * np.linspace(0.1, 1.0, 7))
+    for f, arg in ((lambda t: C.chebfit(t, y, [0, 2, 3]), x), (lambda v: P.polyfit(x, np.stack([v, v ** 2], 1), [0, 2]), y),
+                   (lambda w: np.polynomial.legendre.legfit(x, y, [0, 1, 3], w=w), 1.0 + x)):
+        value, J = jacc.value_and_jacobian(f)(arg)
+        np.testing.assert_allclose(value, f(arg), rtol=1e-12, atol=1e-14)
+        np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-8)
+    assert not jacc.jacobian(lambda t: C.chebfit(t, y, [0, 2, 3]))(x)[1].any()  # the degree left out
+
+
+def test_polynomial_objects_meeting_traced_values_are_refused_with_the_function_to_use():
+    P = np.polynomial.Polynomial
+    x, y = np.linspace(0.1, 1.0, 6), np.cos(np.linspace(0.1, 1.0, 6))
+    for f in (lambda t: P.fit(t, y, 2).convert().coef, lambda t: (t[1] + P([1.0, 2.0])).coef):
+        with pytest.raises(TypeError, match=r"Polynomial.*polyfit\(x, y, deg\) for Polynomial.fit"):
+            jacc.jacobian(f)(x)
+    f = lambda t: P.fit(t, y, 2).deriv()(t)  # noqa: E731  (evaluating one at traced points is fine)
+    np.testing.assert_allclose(jacc.jacobian(f)(x), fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_a_ufunc_method_given_a_list_of_traced_values_says_to_stack_them():
+    with pytest.raises(UnsupportedOperationError, match=r"ufunc method converts a list.*np.stack"):
+        jacc.jacobian(lambda x: np.add.reduce([x[0], x[1]]))(np.ones(2))

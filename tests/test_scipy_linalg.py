@@ -278,3 +278,24 @@ def test_assume_a_pos_refuses_a_matrix_that_is_not_positive_definite(f):
     with pytest.raises(np.linalg.LinAlgError):
         jacc.jacobian(f)(indefinite)
     assert_later_calls_raise(f, good, indefinite, np.linalg.LinAlgError, "[Ss]ingular|positive definite")
+
+
+@pytest.mark.parametrize("solver", ["solve_continuous_are", "solve_discrete_are"])
+def test_riccati_solutions_are_scipys_with_the_implicit_derivative(solver):
+    """X from SciPy, differentiated by the implicit function theorem on the equation written as
+    SciPy states it (E and S included), in every argument; later calls follow new values."""
+    r = np.random.default_rng(1)
+    a, b = r.normal(size=(3, 3)), r.normal(size=(3, 2))
+    q, rr = np.eye(3) + 0.1 * np.ones((3, 3)), 1.5 * np.eye(2)
+    e, s = np.eye(3) + 0.1 * r.normal(size=(3, 3)), 0.1 * r.normal(size=(3, 2))
+    solve = getattr(sl, solver)
+    cases = [(lambda t: solve(t, b, q, rr), a), (lambda t: solve(a, t, q, rr), b),
+             (lambda t: solve(a, b, t @ t.T, rr), q), (lambda t: solve(a, b, q, t @ t.T), rr),
+             (lambda t: solve(a, b, q, rr, e=t, s=s), e), (lambda t: solve(a, b, q, rr, e=e, s=t), s)]
+    for f, arg in cases:
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.01, 1.02):
+            t = arg * scale
+            value, J = jacc.value_and_jacobian(f)(t)
+            np.testing.assert_array_equal(value, f(t))
+            np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-7)

@@ -1,6 +1,8 @@
 """scipy.stats distributions of traced arrays (jacc.numpy_api.scipy_stats): values equal SciPy's,
 Jacobians equal central differences of SciPy itself, outside the support included."""
 
+import warnings
+
 import numpy as np
 import pytest
 from conftest import fd_jacobian, in_a_fresh_process
@@ -786,3 +788,19 @@ def test_moments_take_scipys_forms_of_their_arguments(call):
     value, J = jacc.value_and_jacobian(call)(p)
     np.testing.assert_allclose(value, call(p), rtol=1e-12)
     np.testing.assert_allclose(J, fd_jacobian(call, [p], 0), rtol=1e-6, atol=1e-9)
+
+
+def test_pearsonr_traces_through_scipys_namespace_clip():
+    """SciPy's NumPy namespace clips r by writing into np.empty; NumPy's clip is used for traced
+    values. SciPy's own `x == x[..., 0:1]` test compares x[0] with itself: no tie warning."""
+    r = np.random.default_rng(0)
+    x, y, Y = r.normal(size=8), r.normal(size=8), r.normal(size=(8, 3))
+    cases = ((lambda t: st.pearsonr(t, y).statistic, x), (lambda t: st.pearsonr(t, y).pvalue, x),
+             (lambda t: st.pearsonr(y, t, alternative="less")[1], x),
+             (lambda t: st.pearsonr(t, Y ** 2, axis=0).statistic, Y))
+    for f, arg in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", jacc.TieWarning)
+            value, J = jacc.value_and_jacobian(f)(arg)
+        np.testing.assert_allclose(value, f(arg), rtol=1e-14, atol=1e-15)
+        np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-9)

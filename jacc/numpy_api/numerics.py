@@ -627,6 +627,10 @@ def _interp(x, xp, fp, left=None, right=None, period=None):
     return np.where(xv < kv[0], lo, np.where(xv > kv[-1], hi, inner))
 
 
+# NumPy dispatches np.interp on x, xp and fp alone: a traced period (or left, right) comes here
+swap_during_traces("numpy", {"interp": routed(lambda _original, *args, **kwargs: _interp(*args, **kwargs))})
+
+
 @implements(np.unwrap)
 def _unwrap(p, discont=None, axis=-1, *, period=2 * np.pi):
     """NumPy's value (a constant correction read at the traced point, so the trace is

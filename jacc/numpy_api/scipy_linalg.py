@@ -641,6 +641,41 @@ def _orth(original, bound):
     return implicit.anchored(theirs, u * signs)
 
 
+def _care_residual(x, a, b, q, r, e, s):
+    """AᵀXE + EᵀXA − (EᵀXB + S)·R⁻¹·(BᵀXE + Sᵀ) + Q (E = I, S = 0 where not given): SciPy's equation,
+    written as it is, X never transposed (so its derivative in a general X is the Lyapunov operator)."""
+    at, bt, et = np.transpose(a), np.transpose(b), None if e is None else np.transpose(e)
+    xe, ex = (x, x) if e is None else (x @ e, et @ x)
+    st = 0.0 if s is None else np.transpose(s)
+    return at @ xe + ex @ a - (ex @ b + (0.0 if s is None else s)) @ np.linalg.solve(r, bt @ xe + st) + q
+
+
+def _dare_residual(x, a, b, q, r, e, s):
+    """AᵀXA − EᵀXE − (AᵀXB + S)·(R + BᵀXB)⁻¹·(BᵀXA + Sᵀ) + Q (E = I, S = 0 where not given)."""
+    at, bt = np.transpose(a), np.transpose(b)
+    held = x if e is None else np.transpose(e) @ x @ e
+    cross, st = at @ x @ b + (0.0 if s is None else s), 0.0 if s is None else np.transpose(s)
+    return at @ x @ a - held - cross @ np.linalg.solve(r + bt @ x @ b, bt @ x @ a + st) + q
+
+
+def _riccati(name: str, residual: Callable) -> Callable:
+    """SciPy's solution X of an algebraic Riccati equation at the traced point, differentiated by the
+    implicit function theorem on the equation's residual (:func:`implicit.root`: one Newton step
+    recorded with X constant, so the value stays SciPy's and the derivative solves the equation's
+    linearisation, a Lyapunov equation of the closed loop). The trace is value-dependent."""
+    def run(original, bound):
+        p = dict(bound.arguments)
+        names = ("a", "b", "q", "r", "e", "s")
+        given = {k: None if p[k] is None else np.asarray(p[k], dtype=float) for k in names}  # (traced: a tracer)
+        x0 = original(**{k: v if v is None else _value(v, f"scipy.linalg.{name}'s solution at the traced point")
+                         for k, v in given.items()}, balanced=p["balanced"])
+        n = np.shape(x0)[0]
+        return np.reshape(implicit.root(lambda z: np.reshape(residual(np.reshape(z, (n, n)), *given.values()), n * n),
+                                        np.reshape(x0, n * n), f"scipy.linalg.{name}",
+                                        "no stabilising solution, or one that is not unique?"), (n, n))
+    return run
+
+
 def _null_space(original, bound):
     """SciPy's null space of a full-rank matrix, anchored to V − A⁺(A·V): its value SciPy's, its
     derivative −A⁺·dA·V, exact where the null space is one vector (unique up to SciPy's sign). A
@@ -693,7 +728,9 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
                "returns real ones where the eigenvalues are real, and is recorded",
 }
 
-_WITH_VALUES = {"solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
+_WITH_VALUES = {"solve_continuous_are": _riccati("solve_continuous_are", _care_residual),
+                "solve_discrete_are": _riccati("solve_discrete_are", _dare_residual),
+                "solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
                 "matmul_toeplitz": _matmul_toeplitz, "rq": _rq, "orth": _orth, "null_space": _null_space}
 
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
@@ -795,6 +832,16 @@ case("scipy.linalg.solve_continuous_lyapunov", lambda xp: lambda a, q: _sl(xp).s
      lambda r: (_spd(r, 3), _x(r, (3, 3))), argnums=(0, 1), jax=False)
 case("scipy.linalg.solve_discrete_lyapunov", lambda xp: lambda a, q: _sl(xp).solve_discrete_lyapunov(0.3 * a, q),
      lambda r: (_x(r, (3, 3)), _x(r, (3, 3))), argnums=(0, 1), jax=False)
+case("scipy.linalg.solve_continuous_are",
+     lambda xp: lambda a, q: _sl(xp).solve_continuous_are(a, np.array([[1.0], [0.5], [-0.3]]), q @ q.T, np.eye(1)),
+     lambda r: (_x(r, (3, 3)), _spd(r, 3)), argnums=(0, 1), jax=False,
+     note="SciPy's solution, differentiated by the implicit function theorem (one Newton step recorded); "
+          "JAX has none")
+case("scipy.linalg.solve_discrete_are",
+     lambda xp: lambda a, r_: _sl(xp).solve_discrete_are(0.5 * a, np.array([[1.0], [0.5], [-0.3]]), np.eye(3),
+                                                         r_ @ r_.T + np.eye(1)),
+     lambda r: (_x(r, (3, 3)), _x(r, (1, 1))), argnums=(0, 1), jax=False,
+     note="as solve_continuous_are")
 case("scipy.linalg.sqrtm", lambda xp: lambda a: _sl(xp).sqrtm(a), lambda r: (_spd(r, 3) + 0.3 * _x(r, (3, 3)),),
      jax=False, note="SciPy's root, then a Newton step recorded (derivative: the Sylvester solve); JAX has none")
 case("scipy.linalg.cosm", lambda xp: lambda a: _sl(xp).cosm(a), lambda r: (_x(r, (3, 3)),), jax=False,

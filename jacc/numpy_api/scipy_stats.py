@@ -35,7 +35,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, swap_during_traces, swap_method_during_traces
+from ..constructors import _holds_tracer, routed, swap_during_traces, swap_method_during_traces
 from ..masks import Mask
 from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
@@ -412,6 +412,9 @@ def _discrete_quantile(name: str) -> Callable[[Callable], Callable]:
 
 
 swap_during_traces("scipy._lib.array_api_extra", {"apply_where": _apply_where})
+# SciPy's NumPy namespace clips by writing into np.empty (out[()] = x): NumPy's own clip traces
+swap_during_traces("scipy._lib.array_api_compat.numpy",
+                   {"clip": routed(lambda _original, x, /, min=None, max=None, **kw: np.clip(x, min, max, **kw))})
 swap_during_traces("scipy.stats._continuous_distns", {"_lazyselect": _lazyselect})
 # eager: SciPy's own method, run by a first trace without them, met a traced value deep inside and
 # left code the watch of that call saw run (its argsreduce unreached), so calls never skipped f
