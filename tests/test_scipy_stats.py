@@ -804,3 +804,39 @@ def test_pearsonr_traces_through_scipys_namespace_clip():
             value, J = jacc.value_and_jacobian(f)(arg)
         np.testing.assert_allclose(value, f(arg), rtol=1e-14, atol=1e-15)
         np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-9)
+
+
+def test_gaussian_kde_of_traced_data_weights_and_points():
+    """The sum of Gaussians as NumPy code (bandwidth from the traced covariance), with SciPy's
+    value; 1-d and 2-d data, Scott's, Silverman's and a fixed bandwidth, evaluate, pdf, logpdf,
+    a single 2-d point given as a flat row; later calls follow new values."""
+    r = np.random.default_rng(0)
+    x, y, P, D = r.normal(size=8), r.normal(size=8), r.normal(size=(2, 10)), r.normal(size=(2, 4))
+    at = np.array([0.1, 0.5])
+    cases = [(lambda t: st.gaussian_kde(t)(at), x), (lambda t: st.gaussian_kde(y).pdf(t), x[:3]),
+             (lambda t: st.gaussian_kde(t).logpdf(at), x),
+             (lambda t: st.gaussian_kde(y, weights=np.exp(t)).evaluate(at), x),
+             (lambda t: st.gaussian_kde(t, bw_method="silverman")(at), x),
+             (lambda t: st.gaussian_kde(t, bw_method=0.3)(at), x),
+             (lambda t: st.gaussian_kde(t)(D), P), (lambda t: st.gaussian_kde(P).logpdf(t), D),
+             (lambda t: st.gaussian_kde(P)(t), D[:, 0])]
+    for f, arg in cases:
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.05, 1.1):
+            t = arg * scale
+            value, J = jacc.value_and_jacobian(f)(t)
+            np.testing.assert_allclose(value, f(t), rtol=1e-12)
+            np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-9)
+
+
+def test_cov_with_traced_aweights_refuses_a_later_negative_weight():
+    x = np.random.default_rng(2).normal(size=(2, 5))
+    f = lambda w: np.cov(x, aweights=w)  # noqa: E731
+    w = np.array([0.5, 1.0, 2.0, 0.25, 1.0])
+    jf = jacc.jacobian(f)
+    for scale in (1.0, 2.0, 3.0):
+        np.testing.assert_allclose(jf(scale * w), fd_jacobian(f, [scale * w], 0), rtol=1e-6, atol=1e-9)
+    with pytest.raises(ValueError, match="aweights cannot be negative"):
+        jf(-w)
+    with pytest.raises(jacc.TraceError, match="fweights"):
+        jacc.jacobian(lambda w: np.cov(x, fweights=w))(w)

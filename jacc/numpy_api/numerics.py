@@ -955,8 +955,17 @@ def _cov_weights(what: str, given, n: int) -> np.ndarray | None:
     """``fweights`` or ``aweights`` of ``np.cov`` as a float array of n, with NumPy's checks."""
     if given is None:
         return None
-    if isinstance(given, Tracer):
-        raise TraceError(f"numpy.cov at {call_site()}: the {what} are traced; pass them as constants")
+    if isinstance(given, Tracer):  # reliabilities (a weighted KDE's): differentiable
+        if what == "fweights":
+            raise TraceError(f"numpy.cov at {call_site()}: the fweights (integer counts) are traced; pass them as "
+                             "constants, or traced weights as aweights")
+        if given.ndim != 1 or given.shape[0] != n:
+            raise RuntimeError("cannot handle multidimensional aweights" if given.ndim > 1
+                               else "incompatible numbers of samples and aweights")
+        if np.any(given.value < 0):
+            raise ValueError("aweights cannot be negative")
+        given.tape.note_domain("numpy.cov's aweights")  # a later call's negative weight: NaN, so f runs and raises
+        return given * np.where(given < 0, np.nan, 1.0)
     w = np.asarray(given, dtype=np.float64)
     if what == "fweights" and not np.all(w == np.around(w)):
         raise TypeError("fweights must be integer")
@@ -990,9 +999,9 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
         X = X - np.mean(X, axis=1)[:, None]
         return np.squeeze((X @ X.T) * (1.0 / fact))  # a Gram product: its adjoint is one matrix product
     w = f if a is None else a if f is None else f * a  # (NumPy's weights: frequencies times reliabilities)
-    total = float(w.sum())
+    total = w.sum()
     # (the degrees of freedom as NumPy counts them with weights)
-    fact = total if ddof == 0 else total - ddof if a is None else total - ddof * float((w * a).sum()) / total
+    fact = total if ddof == 0 else total - ddof if a is None else total - ddof * (w * a).sum() / total
     X = X - (X @ w)[:, None] * (1.0 / total)
     return np.squeeze(((X * w) @ X.T) * (1.0 / fact))
 
@@ -1216,6 +1225,8 @@ case("numpy.cov", lambda xp: lambda x: xp.cov(x, fweights=np.array([1, 2, 0, 3, 
      lambda r: (_x(r, (3, 6)),), variant="fweights and aweights (constants)")
 case("numpy.cov", lambda xp: lambda x: xp.cov(x, aweights=np.array([0.5, 1.0, 2.0, 0.25, 1.0, 3.0]), ddof=0),
      lambda r: (_x(r, (3, 6)),), variant="aweights, ddof=0")
+case("numpy.cov", lambda xp: lambda x, w: xp.cov(x, aweights=w * w), lambda r: (_x(r, (3, 6)), _x(r, (6,))),
+     argnums=(0, 1), variant="traced aweights", note="a later call's negative weight gives NaN, so f runs and raises")
 case("numpy.corrcoef", lambda xp: lambda x: xp.corrcoef(x), lambda r: (_x(r, (3, 6)),))
 case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v), lambda r: (_x(r, (6,)), _x(r, (3,))), argnums=(0, 1))
 case("numpy.convolve", lambda xp: lambda a, v: xp.convolve(a, v, "same"), lambda r: (_x(r, (4,)), _x(r, (6,))),

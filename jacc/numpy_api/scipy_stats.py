@@ -35,12 +35,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..constructors import _holds_tracer, routed, swap_during_traces, swap_method_during_traces
+from ..constructors import _holds_tracer, routed, swap_during_traces, swap_method_during_traces, traced_constructor
 from ..masks import Mask
 from ..trace import Tracer, UnsupportedOperationError, call_site
-from . import case
+from . import case, implicit
 from .gathers import _value
-from .linalg import spd
+from .linalg import spd, triangular_solve
 
 _INF = np.inf
 
@@ -754,6 +754,67 @@ swap_method_during_traces(_MULTIVARIATE + "wishart_gen", "_logpdf", _wishart_den
 swap_method_during_traces(_MULTIVARIATE + "invwishart_gen", "_logpdf", _wishart_density(True))
 
 
+# -- gaussian_kde: its data, weights and points traced ----------------------------------------
+
+
+def _kde_log_terms(kde, points) -> tuple:
+    """log(wᵢ·K(xⱼ − dᵢ)) for each data point dᵢ (rows) and point xⱼ (columns) of a KDE, K the
+    Gaussian of covariance LLᵀ (L its ``cho_cov``), both whitened by L as SciPy's kernel does; and
+    the points as SciPy reads them (d × m, a row of d values read as one point)."""
+    points = np.atleast_2d(np.asarray(points, dtype=float))
+    d, m = np.shape(points)
+    if d != kde.d:
+        if d != 1 or m != kde.d:
+            raise ValueError(f"points have dimension {d}, dataset has dimension {kde.d}")
+        points = np.reshape(points, (kde.d, 1))
+    import scipy.linalg  # (imported: this is SciPy's method)
+
+    lower = kde.cho_cov
+    z, c = (triangular_solve(lower, b, lower=True) if _holds_tracer([lower, b])
+            else scipy.linalg.solve_triangular(lower, b, lower=True) for b in (points, kde.dataset))
+    squares = np.sum((c[:, :, None] - z[:, None, :]) ** 2, axis=0)
+    log_norm = -0.5 * kde.d * math.log(2 * math.pi) - np.sum(np.log(np.diagonal(lower)))
+    return np.log(kde.weights)[:, None] - 0.5 * squares + log_norm, points
+
+
+def _plain_kde(kde):
+    """A copy of ``kde`` holding the values of its traced attributes (for SciPy's own value)."""
+    plain = object.__new__(type(kde))
+    plain.__dict__.update({k: v.value if isinstance(v, Tracer) else v for k, v in vars(kde).items()})
+    return plain
+
+
+def _kde_method(log: bool) -> Callable[[Callable], Callable]:
+    """``gaussian_kde.evaluate`` (``pdf``, calling it) or ``logpdf`` where the KDE's data or weights
+    (so its bandwidth) or the points are traced: the sum of Gaussians, or its log-sum-exp, written
+    as NumPy code, with SciPy's compiled kernel's value."""
+    def make(original: Callable) -> Callable:
+        def method(self, points):
+            if not (_holds_tracer(points) or any(isinstance(v, Tracer) for v in vars(self).values())):
+                return original(self, points)
+            from scipy.special import logsumexp  # (imported: this is SciPy's method)
+
+            terms, points = _kde_log_terms(self, points)
+            traced = logsumexp(terms, axis=0) if log else np.sum(np.exp(terms), axis=0)
+            value = original(_plain_kde(self), points.value if isinstance(points, Tracer) else points)
+            return implicit.anchored(value, traced)
+        method.__name__ = "logpdf" if log else "evaluate"
+        return method
+    return make
+
+
+_KDE = "scipy.stats._kde:gaussian_kde"
+swap_during_traces("scipy.stats._kde", {"asarray": lambda _original: traced_constructor("asarray")})
+for _name, _log in (("evaluate", False), ("__call__", False), ("logpdf", True)):
+    swap_method_during_traces(_KDE, _name, _kde_method(_log))
+
+
+case("scipy.stats.gaussian_kde", lambda xp: lambda d, p: _stats(xp).gaussian_kde(d)(p),
+     lambda r: (r.normal(size=(2, 8)), r.normal(size=(2, 3))), argnums=(0, 1),
+     note="evaluate, pdf and logpdf of traced data, weights or points: the sum of Gaussians as NumPy code "
+          "(the bandwidth from the traced covariance), with SciPy's value")
+case("scipy.stats.gaussian_kde", lambda xp: lambda d, w: _stats(xp).gaussian_kde(d, weights=w * w).logpdf(d[:3]),
+     lambda r: (r.normal(size=(8,)), _pos(r, (8,)) + 0.5), argnums=(0, 1), variant="weights, logpdf")
 _WISHART = "SciPy's methods with its checks, the formula as NumPy code (JAX has no Wishart)"
 case("scipy.stats.wishart.logpdf", lambda xp: lambda X, S: _stats(xp).wishart.logpdf(X, df=5.0, scale=S),
      lambda r: (spd(r, 3), spd(r, 3)), argnums=(0, 1), jax=False, note=_WISHART)
