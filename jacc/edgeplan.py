@@ -187,10 +187,13 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
             raise TypeError(f"{elimination} strategy 'auto' gives its options to its exact search, 'optimal': {e}") \
                 from None
         # too large to search: the cheaper of the greedy moves and vertex auto's order as moves
-        # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes)
+        # (vertex auto returns an order whatever the deadline; greedy is dropped when it passes).
+        # Greedy gets half the time left: given all of it, it could leave vertex auto none, whose
+        # order is then the naive reverse one (hunt CB: 860 where vertex auto's own took 561)
         try:  # (stopped by the deadline, not completed: vertex auto's order is the fallback; face
             # greedy stops so anyway)
-            r = kind.run("greedy", problem, cm, **({"complete": False} if elimination == "edge" else {}))
+            with budget.within(budget.left() / 2):
+                r = kind.run("greedy", problem, cm, **({"complete": False} if elimination == "edge" else {}))
         except budget.TimeUp:
             r = None
         order = run_strategy("auto", problem, cm, **options)[0]

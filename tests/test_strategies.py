@@ -133,6 +133,9 @@ def test_anneal_is_seeded_and_never_worse_than_its_start():
     start = min(jacc.plan(g, s).mults for s in ("forward", "reverse", "markowitz", "min-fill",
                                                   "relative-markowitz"))
     assert a.mults <= start
+    for bad in ("a", 1.5, True):  # (accepted silently before, hunt CB)
+        with pytest.raises(ValueError, match="seed must be an int"):
+            jacc.plan(g, "anneal", max_iters=10, seed=bad)
 
 
 def test_optimal_time_limit_and_size_guard():

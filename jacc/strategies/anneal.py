@@ -17,6 +17,7 @@ does when stderr is a terminal).
 from __future__ import annotations
 
 import math
+import numbers
 import random
 import time
 
@@ -74,6 +75,8 @@ def anneal(problem: Problem, cost_model: CostModel, *, time_limit: float = 10.0,
         raise ValueError(f"polish_time must be a non-negative number of seconds, not {polish_time!r}")
     if max_iters is not None and (isinstance(max_iters, bool) or not isinstance(max_iters, int) or max_iters < 0):
         raise ValueError(f"max_iters must be a non-negative int or None, not {max_iters!r}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an int (the same seed gives the same order on every machine), not {seed!r}")
     if not 0 < t_end <= t_start:
         raise ValueError(f"need 0 < t_end <= t_start, got t_start={t_start}, t_end={t_end}")
     iters = DEFAULT_ITERS if max_iters is None else max_iters
