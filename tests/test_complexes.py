@@ -8,6 +8,8 @@ from conftest import fd_jacobian
 
 import jacc
 
+sp = pytest.importorskip("scipy.special")
+
 R = np.random.default_rng(3)
 X = R.normal(size=8)
 M = R.normal(size=(3, 6))
@@ -205,3 +207,19 @@ def test_sort_complex_follows_the_point_and_types_as_numpy():
         np.testing.assert_array_equal(jacc.jacobian(h)(v), np.eye(3)[np.argsort(v)])
     with pytest.raises(np.exceptions.AxisError):
         jacc.jacobian(lambda v: np.sort_complex(v[0]).real)(np.arange(3.0))
+
+
+@pytest.mark.parametrize("f", [
+    lambda t: sp.wofz((t + 0.5j) / np.sqrt(2)).real,  # a Voigt profile
+    lambda t: sp.wofz(t).imag + sp.wofz(t).real ** 2,  # of a real argument: complex result
+    lambda t: sp.wofz(1.0 + 1j * np.abs(t)).real,
+    lambda t: np.abs(sp.erf(t + 0.7j)), lambda t: sp.erfc(0.5 + 1j * t).imag, lambda t: sp.erfi(t * 1j + 0.2).real,
+    lambda t: sp.erfcx(t + 1j).real, lambda t: sp.dawsn(t - 0.4j).imag,
+])
+def test_holomorphic_special_functions_of_complex_values(f):
+    """SciPy's value and its complex derivative at the traced point; later calls follow the point."""
+    x = np.array([0.3, -1.2, 2.5])
+    jf = jacc.jacobian(f)
+    for s in (1.0, 1.1, 0.9):
+        np.testing.assert_allclose(jf(s * x), fd_jacobian(f, [s * x], 0), rtol=1e-6, atol=1e-8)
+    np.testing.assert_allclose(jacc.value_and_jacobian(f)(x)[0], f(x), rtol=1e-14)

@@ -464,6 +464,24 @@ def test_multigammaln_outside_its_domain_raises_at_every_call():
                              r"condition a > 0.5 \* \(d-1\)")
 
 
+def test_comb_and_perm_of_traced_values_are_scipys_formula():
+    """comb and perm (exact=False) write into the arrays they converted their arguments to: they
+    are SciPy's gamma-function formulas, 0 (comb with repetition: 1 at k = 0) by a traced mask."""
+    sp = pytest.importorskip("scipy.special")
+    from conftest import fd_jacobian
+
+    x = np.array([0.3, 1.2, 2.5, 4.1])
+    for f in (lambda t: sp.comb(t + 5, 2.0), lambda t: sp.comb(6.0, t), lambda t: sp.comb(t, 2.0, repetition=True),
+              lambda t: sp.perm(t + 5, 2.5), lambda t: sp.comb(t, 3.0), lambda t: sp.perm(t[1], 1.5)):
+        value, J = jacc.value_and_jacobian(f)(x)
+        np.testing.assert_array_equal(value, f(x))
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    f = lambda t: sp.comb(t[0], 2, exact=True) * t  # noqa: E731  (an integer count: a constant)
+    jf = jacc.jacobian(f)
+    for n, count in ((5.0, 10.0), (6.0, 15.0), (4.0, 6.0)):  # (later calls follow the count)
+        np.testing.assert_array_equal(jf(np.array([n, 2.0])), count * np.eye(2))
+
+
 def test_rgamma_has_its_slope_at_gammas_poles():
     # 1/Γ is 0 at x = 0, −1, −2, … with slope (−1)ⁿ·n!; −ψ(x)/Γ(x) there was 0·∞ = NaN
     sp = pytest.importorskip("scipy.special")

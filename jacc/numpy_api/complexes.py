@@ -33,7 +33,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ..trace import COMPLEX_OPS, Tracer, UnsupportedOperationError, call_site, implements
+from ..trace import COMPLEX_OPS, Tracer, UnsupportedOperationError, call_site, implements, implements_ufunc
 from . import case, implicit
 
 
@@ -334,7 +334,39 @@ def _sqrt(z: Any) -> Any:
                  np.where(right, b / (2 * t), np.where(negative, -t, t)), shape)
 
 
+_TWO_OVER_ROOT_PI = 2.0 / np.sqrt(np.pi)
+#: scipy.special's holomorphic functions of a complex argument: name -> w'(z) from z and w(z)
+_HOLOMORPHIC: dict[str, Callable] = {
+    "wofz": lambda z, w: -2.0 * z * w + 1j * _TWO_OVER_ROOT_PI,
+    "erf": lambda z, w: _TWO_OVER_ROOT_PI * np.exp(-z * z),
+    "erfc": lambda z, w: -_TWO_OVER_ROOT_PI * np.exp(-z * z),
+    "erfi": lambda z, w: _TWO_OVER_ROOT_PI * np.exp(z * z),
+    "erfcx": lambda z, w: 2.0 * z * w - _TWO_OVER_ROOT_PI,
+    "dawsn": lambda z, w: 1.0 - 2.0 * z * w,
+}
+
+
+def _holomorphic(name: str) -> Callable:
+    """``scipy.special.<name>`` of a complex traced value: SciPy's value w₀ at the traced point plus
+    w'(z₀)·(z − z₀), the complex derivative (Cauchy–Riemann: one complex product of the parts).
+    Read at the traced point, so the trace is value-dependent; the value is SciPy's bit for bit."""
+    def rule(z):
+        import scipy.special as sp  # (imported: SciPy's ufunc was called)
+
+        re, im, shape = _lift(z)
+        next(p for p in (re, im) if isinstance(p, Tracer)).tape.note_value_dependence(
+            f"scipy.special.{name}'s complex derivative at the traced point")
+        z0 = np.broadcast_to(_part_value(re) + 1j * _part_value(im), shape)
+        w0 = getattr(sp, name)(z0)
+        slope = _HOLOMORPHIC[name](z0, w0)
+        change = combine("mul", [Complex(slope.real, slope.imag, shape), combine("sub", [z, z0])])
+        return Complex(_add(change.re, w0.real) if change.re is not None else w0.real,
+                       _add(change.im, w0.imag) if change.im is not None else w0.imag, shape)
+    return rule
+
+
 _UFUNCS: dict[str, Callable] = {
+    **{name: _holomorphic(name) for name in _HOLOMORPHIC},
     "add": lambda x, y: combine("add", [x, y]), "subtract": lambda x, y: combine("sub", [x, y]),
     "multiply": lambda x, y: combine("mul", [x, y]), "true_divide": lambda x, y: combine("div", [x, y]),
     "divide": lambda x, y: combine("div", [x, y]), "matmul": lambda x, y: combine("matmul", [x, y]),
@@ -525,6 +557,7 @@ _FUNCTIONS: dict[Callable, Callable] = {
     _FFT.fftshift: _shifted(_FFT.fftshift), _FFT.ifftshift: _shifted(_FFT.ifftshift),
 }
 COMPLEX_OPS[0] = combine
+implements_ufunc("wofz")(lambda tape, x: _UFUNCS["wofz"](x))  # (of a real value too: its result is complex)
 for _f, _h in {**_ONE_D, **_N_D}.items():
     implements(_f)(_h)
 implements(_FFT.fftshift)(lambda x, axes=None: np.roll(x, [np.shape(x)[a] // 2 for a in _shift_axes(x, axes)],
@@ -550,6 +583,10 @@ def _x(r, shape=(6,)):
     return r.normal(size=shape)
 
 
+case("scipy.special.wofz", lambda xp: lambda x, g: __import__("scipy.special").special.wofz((x + 1j * g) / 1.5).real,
+     lambda r: (_x(r, (6,)), np.abs(_x(r, (6,))) + 0.2), argnums=(0, 1), jax=False,
+     note="a Voigt profile; complex arguments (real ones too): SciPy's value and its complex derivative "
+          "−2z·w(z) + 2i/√π, read at the traced point; erf, erfc, erfi, erfcx and dawsn of complex arguments alike")
 case("numpy.real_if_close", lambda xp: lambda x: xp.real_if_close(xp.fft.ifft(xp.fft.fft(x))) * x,
      lambda r: (_x(r, (6,)),), jax=False, note="NumPy's test read at the traced point; x + 0j is always close")
 case("numpy.fft.rfft", lambda xp: lambda x: xp.abs(xp.fft.rfft(x)) ** 2, lambda r: (_x(r, (8,)),),

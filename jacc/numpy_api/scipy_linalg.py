@@ -721,6 +721,10 @@ _IMPLEMENTED = {
     **_TRIGONOMETRIC, "expm_frechet": _expm_frechet, "logm": _logm, "fractional_matrix_power": _fractional_matrix_power,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
+    "funm": "funm applies a Python function through the complex Schur form (Parlett's recurrence), which a "
+            "trace does not hold; use expm, logm, sqrtm, cosm, sinm, tanm, coshm, sinhm, tanhm, "
+            "fractional_matrix_power (recorded), or for a symmetric matrix V @ np.diag(func(w)) @ V.T with "
+            "w, V = np.linalg.eigh(A)",
     "schur": "the Schur decomposition is not recorded for traced arrays",
     "eig": "SciPy's eig returns complex arrays, which a trace does not hold; np.linalg.eig returns real "
            "ones where the eigenvalues are real, and is recorded",

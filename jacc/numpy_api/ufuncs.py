@@ -239,9 +239,36 @@ def _multigammaln(original):
     return multigammaln
 
 
+def _counting(name: str) -> Callable[[Callable], Callable]:
+    """``scipy.special.comb`` or ``perm`` with exact=False, Python code that writes into the array
+    it converted the arguments to: SciPy's formula (``binom``, or ``poch``), 0 outside k ≤ N, N ≥ 0,
+    k ≥ 0 (comb with repetition: C(N + k − 1, k), 1 at k = 0), by a traced mask. exact=True: SciPy's
+    integer count of the values (a constant, as SciPy's ``int(N)`` reads them)."""
+    def make(original):
+        def counting(N, k, exact=False, **options):
+            if not (isinstance(N, Tracer) or isinstance(k, Tracer)):
+                return original(N, k, exact=exact, **options)
+            if exact:  # an integer count: piecewise constant, read at the traced point (as int() reads it)
+                for v in (N, k):
+                    if isinstance(v, Tracer):
+                        v.tape.note_value_dependence(f"scipy.special.{name}'s exact count")
+                return original(*(v.value.item() if isinstance(v, Tracer) else v for v in (N, k)), exact=True,
+                                **options)
+            import scipy.special as sp
+
+            N, k = (v if isinstance(v, Tracer) else np.asarray(v, dtype=float) for v in (N, k))
+            if name == "comb" and options.get("repetition", False):
+                return np.where((k == 0) & (N >= 0), 1.0, sp.binom(N + k - 1, k))
+            inside = (k <= N) & (N >= 0) & (k >= 0)
+            return np.where(inside, sp.binom(N, k) if name == "comb" else sp.poch(N - k + 1, k), 0.0)
+        return counting
+    return make
+
+
 #: scipy.special's Python functions recorded while a trace runs (see supported_functions)
-SWAPPED = ("multigammaln",)
-swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _multigammaln})
+SWAPPED = ("multigammaln", "comb", "perm")
+swap_during_traces("scipy.special", {"polygamma": _polygamma, "multigammaln": _multigammaln,
+                                     "comb": _counting("comb"), "perm": _counting("perm")})
 
 
 def _outputs(ufunc: str, ops: list[str]) -> None:
@@ -668,5 +695,9 @@ if importlib.util.find_spec("scipy") is not None:
             variant="broadcast", jax=False, note="∂/∂λ by its series where |λy| < 10⁻⁴")
     case("scipy.special.multigammaln", lambda xp: lambda a: _special(xp).multigammaln(a, 3),
          lambda r: (_pos(r, (4,)) + 1.5,), note="d(d − 1)/4·log π + Σ gammaln(a − j/2); d a constant")
+    case("scipy.special.comb", lambda xp: lambda n: _special(np).comb(n + 4.0, 2.5), lambda r: (_pos(r, (4,)),),
+         jax=False, note="exact=False: binom(N, k), 0 outside 0 ≤ k ≤ N; with repetition C(N + k − 1, k)")
+    case("scipy.special.perm", lambda xp: lambda n: _special(np).perm(n + 4.0, 2.5), lambda r: (_pos(r, (4,)),),
+         jax=False, note="exact=False: poch(N − k + 1, k), 0 outside 0 ≤ k ≤ N")
 case("numpy.i0", lambda xp: xp.i0, lambda r: (_sym(r) * 3.0,), structures=DIAG,
      note="NumPy's values; its slope I₁ is SciPy's (needs SciPy)")
