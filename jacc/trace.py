@@ -95,7 +95,7 @@ _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("s
 #: it makes (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays; a fit of
 #: chosen degrees writes its coefficients into np.zeros) and hands them to no compiled code of its
 #: own. Other library code gets NumPy's arrays (a Cython signature refuses a buffer).
-SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial"]
+SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial", "scipy.stats._binned_statistic"]
 
 
 def served_module(f) -> bool:
@@ -889,7 +889,7 @@ class Tape:
         chain = self._chain(v, root)
         if chain is None:
             return None
-        made = {root: np.arange(self.values[root].size).reshape(self.values[root].shape)}
+        made = {root: np.arange(np.size(self.values[root])).reshape(np.shape(self.values[root]))}
         for k in sorted(chain):
             name, op, args, params = chain[k]
             made[name] = _view_op(made[args[0]], op, params)

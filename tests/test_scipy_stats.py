@@ -840,3 +840,35 @@ def test_cov_with_traced_aweights_refuses_a_later_negative_weight():
         jf(-w)
     with pytest.raises(jacc.TraceError, match="fweights"):
         jacc.jacobian(lambda w: np.cov(x, fweights=w))(w)
+
+
+@pytest.mark.parametrize("statistic", ["mean", "sum", "std", "median", "min", "max", "count", np.mean,
+                                       lambda z: np.sum(z ** 2)])
+def test_binned_statistics_run_scipys_code_with_buffers(statistic):
+    """SciPy fills np.empty with its per-bin statistics: its module is served buffers, so its own
+    code traces. Traced values; traced sample coordinates (bins read at the point; the edges of
+    range=None follow the extremes); 2-d; two rows of values. Empty bins are NaN with derivative 0."""
+    r = np.random.default_rng(0)
+    x, y, v = r.normal(size=12), r.normal(size=12), r.normal(size=12)
+    cases = [(lambda t: st.binned_statistic(x, t, statistic, bins=4).statistic, v),
+             (lambda t: st.binned_statistic(t, v, statistic, bins=4).statistic, x),
+             (lambda t: st.binned_statistic(t, v, statistic, bins=4).bin_edges, x),
+             (lambda t: st.binned_statistic(x, [t, t ** 2], statistic, bins=3).statistic, v),
+             (lambda t: st.binned_statistic_2d(x, y, t, statistic, bins=3).statistic, v)]
+    for f, arg in cases:
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.03, 0.97):
+            t = arg * scale
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (SciPy's own; a traced edge equals the traced maximum)
+                value, J = jacc.value_and_jacobian(f)(t)
+                np.testing.assert_allclose(value, f(t), rtol=1e-14, atol=1e-15)
+                want = fd_jacobian(f, [t], 0)
+                empty = np.isnan(value)
+                assert not J[empty].any()
+                single = np.isnan(J) & ~empty[..., None]  # (std of one value: the square root's slope at 0)
+                assert statistic == "std" or not single.any()
+                np.testing.assert_allclose(np.where(empty[..., None] | single, 0.0, J),
+                                           np.where(empty[..., None] | single, 0.0, want), rtol=1e-6, atol=1e-8)
+                if scale == 1.0:
+                    np.testing.assert_allclose(jf(t), J, rtol=1e-12, equal_nan=True)

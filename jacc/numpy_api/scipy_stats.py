@@ -552,7 +552,10 @@ def supported() -> list[str]:
     return ([f"scipy.stats.rv_continuous.{n}" for n in (*_METHODS, "ppf", "isf", *_MOMENTS)]
             + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf", *_MOMENTS)]
             + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"]
-            + [f"scipy.stats.{d}.{m}" for d in ("wishart", "invwishart") for m in ("logpdf", "pdf")])
+            + [f"scipy.stats.{d}.{m}" for d in ("wishart", "invwishart") for m in ("logpdf", "pdf")]
+            + ["scipy.stats.pearsonr", "scipy.stats.binned_statistic", "scipy.stats.binned_statistic_2d",
+               "scipy.stats.binned_statistic_dd"]
+            + [f"scipy.stats.gaussian_kde.{m}" for m in ("evaluate", "pdf", "logpdf")])
 
 
 # -- examples (JAX's jax.scipy.stats is the reference) ------------------------------------------
@@ -803,12 +806,36 @@ def _kde_method(log: bool) -> Callable[[Callable], Callable]:
     return make
 
 
+# -- binned statistics: SciPy's own code, served buffers (jacc.trace.SERVED_LIBRARIES) --------
+
+
+def _binned_sample(original, sample, *args, **kwargs):
+    """``binned_statistic_dd`` with traced sample coordinates given as a sequence of arrays (as
+    ``binned_statistic`` passes ``[x]``): made the (D, N) array SciPy makes of it, before its
+    ``np.isfinite(sample)`` converts the list. Its bins are read at the traced point; its edges (of
+    ``range=None``) follow the traced extremes."""
+    if isinstance(sample, (list, tuple)):
+        sample = np.transpose(np.atleast_2d(np.asarray(sample)))
+    return original(sample, *args, **kwargs)
+
+
+swap_during_traces("scipy.stats._binned_statistic", {"binned_statistic_dd": routed(_binned_sample)})
+
+
 _KDE = "scipy.stats._kde:gaussian_kde"
 swap_during_traces("scipy.stats._kde", {"asarray": lambda _original: traced_constructor("asarray")})
 for _name, _log in (("evaluate", False), ("__call__", False), ("logpdf", True)):
     swap_method_during_traces(_KDE, _name, _kde_method(_log))
 
 
+case("scipy.stats.pearsonr", lambda xp: lambda x, y: _stats(np).pearsonr(x, y).statistic,
+     lambda r: (r.normal(size=8), r.normal(size=8)), argnums=(0, 1), jax=False,
+     note="SciPy's own code (its array namespace's clip made NumPy's); statistic and pvalue")
+case("scipy.stats.binned_statistic", lambda xp: lambda v: _stats(np).binned_statistic(
+     np.array([0.1, 0.5, 0.2, 0.9, 0.7, 0.35, 0.6, 0.05]), v, "mean", bins=3).statistic,
+     lambda r: (r.normal(size=8),), jax=False,
+     note="SciPy's own code, which fills np.empty (served a buffer): every statistic, callables too; "
+          "binned_statistic_2d and _dd alike; traced sample coordinates move only the edges")
 case("scipy.stats.gaussian_kde", lambda xp: lambda d, p: _stats(xp).gaussian_kde(d)(p),
      lambda r: (r.normal(size=(2, 8)), r.normal(size=(2, 3))), argnums=(0, 1),
      note="evaluate, pdf and logpdf of traced data, weights or points: the sum of Gaussians as NumPy code "
