@@ -2563,6 +2563,11 @@ class Tracer(_Held):
                 "trace follows for np.add.at, np.subtract.at, np.multiply.at, np.maximum.at and np.minimum.at "
                 "only; build the result instead (the changed entries with np.where)")
         if method != "__call__" or kwargs or name not in _UFUNCS:
+            if name.endswith(" (vectorized)"):  # (np.frompyfunc's: its Python function is not reachable)
+                raise UnsupportedOperationError(
+                    f"a ufunc made by np.frompyfunc ({name}) at {call_site()} computes on Python objects, and its "
+                    "function cannot be reached from the ufunc; use np.vectorize(fn) (recorded) or call fn on the "
+                    "array itself")
             what = _ufunc_name(ufunc) + ("" if method == "__call__" else f".{method}")
             if kwargs:
                 what += f" with keyword(s) {sorted(kwargs)}"

@@ -586,3 +586,8 @@ def test_lpmv_at_plus_or_minus_one_is_refused_by_name_and_struve_of_order_minus_
                                                            rel=1e-6)
     Jz = jacc.jacobian(lambda q: sp.zeta(np.array([0.5, 2.0]), q))(np.array([1.5, 1.5]))  # (SciPy: ζ(0.5, q) is NaN)
     assert np.isnan(Jz[0, 0]) and Jz[1, 1] == pytest.approx(-2.0 * sp.zeta(3.0, 1.5), rel=1e-13)
+
+
+def test_a_frompyfunc_ufunc_is_refused_naming_np_vectorize():
+    with pytest.raises(jacc.UnsupportedOperationError, match=r"np.frompyfunc.*np.vectorize"):
+        jacc.jacobian(lambda x: np.frompyfunc(lambda t: t * 2, 1, 1)(x).astype(float))(np.ones(3))
