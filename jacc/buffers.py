@@ -554,11 +554,19 @@ def _serving(name: str) -> bool:
     return getattr(_state, "on", False) and _served(sys._getframe(2), name)
 
 
+_PASS_THROUGH = "scipy._lib.array_api_compat"  # (modules whose creation functions call NumPy's for their caller)
+
+
 def _served(caller, name: str) -> bool:
     """Whether the code of ``caller`` (a frame: f's own, or a served library's) is calling the
     creation function ``name`` itself. Compiled code (NumPy's random generators, Cython) calling
     it runs no frame of its own, so ``caller`` is then the Python code that called the compiled
-    function; a buffer there would reach code that writes into an ndarray's memory directly."""
+    function; a buffer there would reach code that writes into an ndarray's memory directly. SciPy's
+    array-API wrappers (``xp.empty``) pass the call on: their caller is the one asking."""
+    while caller is not None and caller.f_globals.get("__name__", "").startswith(_PASS_THROUGH):
+        caller = caller.f_back
+    if caller is None:
+        return False
     if _in_library(caller):
         if not served_module(caller):
             return False

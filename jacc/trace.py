@@ -95,7 +95,8 @@ _STDLIB = tuple({os.path.abspath(sysconfig.get_paths()[k]) + os.sep for k in ("s
 #: it makes (scipy.integrate's Runge–Kutta solvers step by writing into np.empty arrays; a fit of
 #: chosen degrees writes its coefficients into np.zeros) and hands them to no compiled code of its
 #: own. Other library code gets NumPy's arrays (a Cython signature refuses a buffer).
-SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial", "scipy.stats._binned_statistic"]
+SERVED_LIBRARIES = ["scipy.integrate", "numpy.polynomial", "scipy.stats._binned_statistic",
+                    "scipy.linalg._special_matrices"]
 
 
 def served_module(f) -> bool:

@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import fd_jacobian
 
 import jacc
 
@@ -121,3 +122,12 @@ def test_an_empty_range_keeps_the_derivative_of_its_traced_limits(retrace):
     for v in ([0.7, 0.7, 1.0], [0.2, 3.0, 1.5], [1.0, 1.0, 2.0]):
         g0 = math.exp(-v[2] * v[0] ** 2)
         np.testing.assert_allclose(g(np.array(v))[:2], [-g0, math.exp(-v[2] * v[1] ** 2)], rtol=1e-8)
+
+
+def test_cumulative_simpson_fills_scipys_namespace_empty():
+    """SciPy calls xp.empty through its array-API wrappers: their caller, scipy.integrate, is served."""
+    x = np.random.default_rng(0).normal(size=8)
+    for f in (lambda t: si.cumulative_simpson(t), lambda t: si.cumulative_simpson(t, dx=0.3, initial=0)):
+        value, J = jacc.value_and_jacobian(f)(x)
+        np.testing.assert_allclose(value, f(x), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)

@@ -299,3 +299,28 @@ def test_riccati_solutions_are_scipys_with_the_implicit_derivative(solver):
             value, J = jacc.value_and_jacobian(f)(t)
             np.testing.assert_array_equal(value, f(t))
             np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-7)
+
+
+def test_tridiagonal_eigenproblems_and_special_matrices():
+    """eigh_tridiagonal / eigvalsh_tridiagonal: eigh of the tridiagonal matrix, with SciPy's values
+    and signs; convolution_matrix (toeplitz under its module's own name) and the builders that fill
+    np.zeros (companion, fiedler, leslie: their module is served buffers)."""
+    x = np.random.default_rng(0).normal(size=8)
+    cases = [lambda d: sl.eigh_tridiagonal(d[:4], d[4:7])[0], lambda d: sl.eigh_tridiagonal(d[:4], d[4:7])[1],
+             lambda d: sl.eigh_tridiagonal(d[:4], d[4:7], eigvals_only=True),
+             lambda d: sl.eigvalsh_tridiagonal(d[:4], d[4:7]),
+             lambda d: sl.convolution_matrix(d[:3], 5), lambda d: sl.convolution_matrix(d[:3], 5, "same"),
+             lambda d: sl.companion(np.r_[1.0, d[:3]]), lambda d: sl.fiedler(d[:4]),
+             lambda d: sl.leslie(d[:3], np.abs(d[3:5]))]
+    for f in cases:
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.1, 0.9):
+            t = x * scale
+            np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-8)
+        value = jacc.value_and_jacobian(lambda d: f(d) * 1.0)(1.2 * x)[0]  # (a fresh trace: SciPy's value)
+        np.testing.assert_allclose(value, f(1.2 * x), rtol=1e-13, atol=1e-14)
+    for f, match in ((lambda d: sl.eigh_tridiagonal(d[:4], d[4:7], select="i", select_range=(0, 1)), "select='a'"),
+                     (lambda d: sl.hessenberg(d[:4].reshape(2, 2)), "Hessenberg"),
+                     (lambda d: sl.ldl(d[:4].reshape(2, 2)), "LDL")):
+        with pytest.raises(jacc.UnsupportedOperationError, match=match):
+            jacc.jacobian(f)(x)

@@ -146,3 +146,15 @@ def test_a_rebound_global_that_f_calls_is_seen():
 
 
 _rebound = None
+
+
+def test_weights_given_as_lists():
+    # nd.convolve(x, [1.0, 2.0, 1.0]) indexed the list with a tuple (a TypeError)
+    x = np.random.default_rng(0).normal(size=8)
+    X = x.reshape(2, 4)
+    for f, arg in ((lambda t: nd.convolve(t, [1.0, 2.0, 1.0]), x), (lambda t: nd.correlate(t, [1.0, 2.0, 0.5]), x),
+                   (lambda t: nd.convolve(t, [[1.0, 2.0], [0.5, 1.0]]), X),
+                   (lambda t: nd.correlate(t, [[1.0, 2.0], [0.5, 1.0]], mode="nearest"), X)):
+        value, J = jacc.value_and_jacobian(f)(arg)
+        np.testing.assert_allclose(value, f(arg), rtol=1e-13, atol=1e-14)
+        np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-8)

@@ -676,6 +676,29 @@ def _riccati(name: str, residual: Callable) -> Callable:
     return run
 
 
+def _tridiagonal_eigen(original, bound):
+    """``eigh_tridiagonal`` / ``eigvalsh_tridiagonal`` (every eigenvalue): the symmetric tridiagonal
+    matrix built from d and e and differentiated as ``np.linalg.eigh`` of it (distinct eigenvalues),
+    with SciPy's values, each eigenvector's sign SciPy's."""
+    p = dict(bound.arguments)
+    name = "eigvalsh_tridiagonal" if "eigvals_only" not in p else "eigh_tridiagonal"
+    if p.get("select", "a") != "a":
+        _refuse(name, "select='v' or 'i' picks eigenvalues by their values, which is not recorded; call it with "
+                "select='a' (every eigenvalue) and index the result")
+    d, e = (v if _holds_tracer(v) else np.asarray(v, dtype=float) for v in (p["d"], p["e"]))
+    if np.ndim(d) != 1 or np.ndim(e) != 1 or np.shape(e)[0] != np.shape(d)[0] - 1:
+        raise ValueError(f"d must be a 1-d array of n values and e one of n - 1, got shapes {np.shape(d)} and "
+                         f"{np.shape(e)} (scipy.linalg.{name} at {call_site()})")
+    p["d"], p["e"] = (v.value if isinstance(v, Tracer) else v for v in (d, e))
+    theirs = original(**p)
+    t = np.diag(d) + np.diag(e, 1) + np.diag(e, -1)
+    if name == "eigvalsh_tridiagonal" or p["eigvals_only"]:
+        return implicit.anchored(theirs, np.linalg.eigvalsh(t))
+    w, v = np.linalg.eigh(t)
+    signs = np.sign(np.sum(theirs[1] * v.value, axis=0))
+    return implicit.anchored(theirs[0], w), implicit.anchored(theirs[1], v * signs)
+
+
 def _null_space(original, bound):
     """SciPy's null space of a full-rank matrix, anchored to V − A⁺(A·V): its value SciPy's, its
     derivative −A⁺·dA·V, exact where the null space is one vector (unique up to SciPy's sign). A
@@ -721,6 +744,10 @@ _IMPLEMENTED = {
     **_TRIGONOMETRIC, "expm_frechet": _expm_frechet, "logm": _logm, "fractional_matrix_power": _fractional_matrix_power,
 }
 _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs the swaps a little)
+    "hessenberg": "the Hessenberg decomposition is not recorded for traced arrays (its reflectors' signs are "
+                  "LAPACK's choice); np.linalg.qr and np.linalg.eigh are",
+    "ldl": "the LDLᵀ factorisation (Bunch–Kaufman pivoting) is not recorded for traced arrays; np.linalg.cholesky, "
+           "scipy.linalg.lu_factor and np.linalg.slogdet are",
     "funm": "funm applies a Python function through the complex Schur form (Parlett's recurrence), which a "
             "trace does not hold; use expm, logm, sqrtm, cosm, sinm, tanm, coshm, sinhm, tanhm, "
             "fractional_matrix_power (recorded), or for a symmetric matrix V @ np.diag(func(w)) @ V.T with "
@@ -732,7 +759,8 @@ _REFUSED = {  # (the likeliest only: every name swapped costs a trace that needs
                "returns real ones where the eigenvalues are real, and is recorded",
 }
 
-_WITH_VALUES = {"solve_continuous_are": _riccati("solve_continuous_are", _care_residual),
+_WITH_VALUES = {"eigh_tridiagonal": _tridiagonal_eigen, "eigvalsh_tridiagonal": _tridiagonal_eigen,
+                "solve_continuous_are": _riccati("solve_continuous_are", _care_residual),
                 "solve_discrete_are": _riccati("solve_discrete_are", _dare_residual),
                 "solve_banded": _solve_banded, "solveh_banded": _solveh_banded, "solve_toeplitz": _solve_toeplitz,
                 "matmul_toeplitz": _matmul_toeplitz, "rq": _rq, "orth": _orth, "null_space": _null_space}
@@ -740,6 +768,11 @@ _WITH_VALUES = {"solve_continuous_are": _riccati("solve_continuous_are", _care_r
 swap_during_traces("scipy.linalg", {**{n: _swapped(f) for n, f in _IMPLEMENTED.items()},
                                     **{n: replacement(run) for n, run in _WITH_VALUES.items()},
                                     **{n: _swapped(_refusal(n, why)) for n, why in _REFUSED.items()}})
+
+
+# (convolution_matrix calls toeplitz by the name its module holds; its other builders write into
+# np.zeros, which jacc.trace.SERVED_LIBRARIES serves)
+swap_during_traces("scipy.linalg._special_matrices", {"toeplitz": _swapped(_toeplitz)})
 
 
 def supported() -> list[str]:
@@ -846,6 +879,9 @@ case("scipy.linalg.solve_discrete_are",
                                                          r_ @ r_.T + np.eye(1)),
      lambda r: (_x(r, (3, 3)), _x(r, (1, 1))), argnums=(0, 1), jax=False,
      note="as solve_continuous_are")
+case("scipy.linalg.eigh_tridiagonal", lambda xp: lambda d, e: _sl(np).eigh_tridiagonal(d, e)[1],
+     lambda r: (_x(r, (4,)), _x(r, (3,))), argnums=(0, 1), jax=False,
+     note="np.linalg.eigh of the tridiagonal matrix, SciPy's values and signs; select='a' only")
 case("scipy.linalg.sqrtm", lambda xp: lambda a: _sl(xp).sqrtm(a), lambda r: (_spd(r, 3) + 0.3 * _x(r, (3, 3)),),
      jax=False, note="SciPy's root, then a Newton step recorded (derivative: the Sylvester solve); JAX has none")
 case("scipy.linalg.cosm", lambda xp: lambda a: _sl(xp).cosm(a), lambda r: (_x(r, (3, 3)),), jax=False,

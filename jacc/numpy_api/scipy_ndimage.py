@@ -195,6 +195,7 @@ def _convolve1d_call(original, p):  # SciPy: correlate with the weights reversed
 def _correlate_nd(x: Any, w: Any, mode: str, cval: float, origins: list[int]) -> Any:
     """The n-dimensional correlation: one shifted slice of the padded input per weight."""
     x = np.asarray(x) if _holds_tracer(x) else np.asarray(x, dtype=float)
+    w = np.asarray(w, dtype=float)  # (a list too; traced weights stay traced)
     shape = np.shape(w)
     if len(shape) != np.ndim(x):
         raise ValueError(f"the weights have {len(shape)} dimensions where the input has {np.ndim(x)} "
@@ -218,7 +219,7 @@ def _correlate(original, p):
 
 
 def _convolve(original, p):
-    w = p["weights"]
+    w = np.asarray(p["weights"], dtype=float)
     flipped = w[tuple(slice(None, None, -1) for _ in range(np.ndim(w)))]
     origins = [-o - (1 if k % 2 == 0 else 0) for o, k in zip(_per_axis(p["origin"], np.ndim(w)), np.shape(w))]
     if not isinstance(p["mode"], str):
