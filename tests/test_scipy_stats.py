@@ -872,3 +872,18 @@ def test_binned_statistics_run_scipys_code_with_buffers(statistic):
                                            np.where(empty[..., None] | single, 0.0, want), rtol=1e-6, atol=1e-8)
                 if scale == 1.0:
                     np.testing.assert_allclose(jf(t), J, rtol=1e-12, equal_nan=True)
+
+
+def test_distances_between_empirical_distributions():
+    """wasserstein_distance and energy_distance: SciPy's steps, its sorted.searchsorted(values) (a
+    plain array's method, which converted the traced values) written np.searchsorted."""
+    r = np.random.default_rng(0)
+    x, y, w = r.normal(size=8), 1.3 * r.normal(size=6), np.abs(r.normal(size=8)) + 0.2
+    for f, arg in ((lambda t: st.wasserstein_distance(t, y), x), (lambda t: st.wasserstein_distance(x, t), y),
+                   (lambda t: st.energy_distance(t, y), x), (lambda t: st.wasserstein_distance(x, y, t), w),
+                   (lambda t: st.energy_distance(x, y, t, t[:6]), w)):
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.1, 0.9):
+            t = arg * scale
+            np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-9)
+        np.testing.assert_allclose(jacc.value_and_jacobian(f)(arg)[0], f(arg), rtol=1e-14)

@@ -553,7 +553,8 @@ def supported() -> list[str]:
             + [f"scipy.stats.rv_discrete.{n}" for n in (*_DISCRETE, "ppf", "isf", *_MOMENTS)]
             + ["scipy.stats.multivariate_normal.logpdf", "scipy.stats.multivariate_normal.pdf"]
             + [f"scipy.stats.{d}.{m}" for d in ("wishart", "invwishart") for m in ("logpdf", "pdf")]
-            + ["scipy.stats.pearsonr", "scipy.stats.binned_statistic", "scipy.stats.binned_statistic_2d",
+            + ["scipy.stats.pearsonr", "scipy.stats.wasserstein_distance", "scipy.stats.energy_distance",
+               "scipy.stats.binned_statistic", "scipy.stats.binned_statistic_2d",
                "scipy.stats.binned_statistic_dd"]
             + [f"scipy.stats.gaussian_kde.{m}" for m in ("evaluate", "pdf", "logpdf")])
 
@@ -806,6 +807,40 @@ def _kde_method(log: bool) -> Callable[[Callable], Callable]:
     return make
 
 
+# -- distances between empirical distributions ------------------------------------------------
+
+
+def _cdf_distance(original, p, u_values, v_values, u_weights=None, v_weights=None):
+    """SciPy's ``_cdf_distance`` (wasserstein_distance, energy_distance) step by step, its
+    ``sorted.searchsorted(values)`` written ``np.searchsorted``: a plain array's method converts the
+    traced values it is given. The CDFs' steps are read at the traced point; the gaps between the
+    sorted values carry the derivative."""
+    validate = sys.modules["scipy.stats._stats_py"]._validate_distribution
+    u_values, u_weights = validate(u_values, u_weights)
+    v_values, v_weights = validate(v_values, v_weights)
+    all_values = np.sort(np.concatenate((u_values, v_values)), kind="mergesort")
+    deltas = np.diff(all_values)
+
+    def cdf(values, weights):
+        order = np.argsort(values)
+        at = np.searchsorted(values[order], all_values[:-1], "right")
+        if weights is None:
+            return at / np.size(values)
+        cumulative = np.concatenate(([0.0], np.cumsum(weights[order])))
+        return cumulative[at] / cumulative[-1]
+
+    gap = np.abs(cdf(u_values, u_weights) - cdf(v_values, v_weights))
+    dot = sys.modules["scipy._lib._util"].np_vecdot  # (SciPy's choice of product, so its rounding)
+    if p == 1:
+        return dot(gap, deltas)
+    if p == 2:
+        return np.sqrt(dot(np.square(gap), deltas))
+    return np.power(dot(np.power(gap, p), deltas), 1 / p)
+
+
+swap_during_traces("scipy.stats._stats_py", {"_cdf_distance": routed(_cdf_distance)})
+
+
 # -- binned statistics: SciPy's own code, served buffers (jacc.trace.SERVED_LIBRARIES) --------
 
 
@@ -831,6 +866,9 @@ for _name, _log in (("evaluate", False), ("__call__", False), ("logpdf", True)):
 case("scipy.stats.pearsonr", lambda xp: lambda x, y: _stats(np).pearsonr(x, y).statistic,
      lambda r: (r.normal(size=8), r.normal(size=8)), argnums=(0, 1), jax=False,
      note="SciPy's own code (its array namespace's clip made NumPy's); statistic and pvalue")
+case("scipy.stats.wasserstein_distance", lambda xp: lambda u, v: _stats(np).wasserstein_distance(u, v),
+     lambda r: (r.normal(size=6), r.normal(size=5)), argnums=(0, 1), jax=False,
+     note="SciPy's steps (np.searchsorted for its plain array's method); energy_distance alike")
 case("scipy.stats.binned_statistic", lambda xp: lambda v: _stats(np).binned_statistic(
      np.array([0.1, 0.5, 0.2, 0.9, 0.7, 0.35, 0.6, 0.05]), v, "mean", bins=3).statistic,
      lambda r: (r.normal(size=8),), jax=False,
