@@ -258,7 +258,7 @@ def _tied(mask: Mask) -> bool:
         equal = np.equal(_value(a), _value(b))
         if len(traced) == 2:  # an entry compared with itself (x == x[..., :1] at x[0]) is no tie
             ea, eb = a.tape.entries_of(a.name), a.tape.entries_of(b.name)
-            if ea is not None and eb is not None and ea[0] == eb[0]:
+            if ea[0] == eb[0]:
                 equal = equal & np.not_equal(ea[1], eb[1])
         return bool(np.any(equal))
     return any(_tied(a) for a in mask.args if type(a) is Mask)

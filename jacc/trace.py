@@ -882,19 +882,27 @@ class Tape:
             v = step[2][0]
         return chain
 
-    def entries_of(self, v: str) -> tuple[str, np.ndarray] | None:
-        """The vertex ``v`` is a view of (itself where it is none) and, for each entry of ``v``, the
-        flat position in that vertex it is taken from (``x[..., 0:1]``: x, [[0]]); None where the
-        view's steps are not found (:meth:`_chain`)."""
-        root = self._root.get(v, (v,))[0]
-        chain = self._chain(v, root)
-        if chain is None:
-            return None
-        made = {root: np.arange(np.size(self.values[root])).reshape(np.shape(self.values[root]))}
-        for k in sorted(chain):
-            name, op, args, params = chain[k]
-            made[name] = _view_op(made[args[0]], op, params)
-        return root, made[v]
+    def entries_of(self, v: str) -> tuple[str, np.ndarray]:
+        """The vertex ``v`` was selected from by recent steps that pick entries (views, and copies
+        such as ``x[[0, 2]]`` or ``x[0]``; itself where none made it), and for each entry of ``v`` the
+        flat position in that vertex it was taken from (``x[..., 0:1]``: x, [[0]])."""
+        chain, k, name = [], len(self.steps), v
+        stop = max(k - VIEW_STEPS_BACK, 0)
+        while True:
+            k -= 1
+            while k >= stop and self.steps[k][0] != name:
+                k -= 1
+            if k < stop:
+                break
+            step = self.steps[k]
+            if step[1] not in _VIEW_OPS or len(step[2]) != 1 or type(step[2][0]) is not str:
+                break
+            chain.append(step)
+            name = step[2][0]
+        made = np.arange(np.size(self.values[name])).reshape(np.shape(self.values[name]))
+        for _, op, _, params in reversed(chain):
+            made = _view_op(made, op, params)
+        return name, made
 
     def view_steps(self, name: str) -> list[tuple[list, tuple]] | None:
         """The views of vertex ``name`` still in use, as (the traced arrays that are one view, the
@@ -3402,9 +3410,12 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     from .scalarize import refusal
 
                     raise refusal(err) from err
-                if not unseen_imports():
-                    raise
-                e = err  # f imported a module with replacements while it ran (its originals failed): again
+                if swaps and not unseen_imports():
+                    raise  # (f's own error, with the replacements on)
+                # again: f imported a module with replacements while it ran (its originals failed), or
+                # NumPy's own code met a traced value and took the wrong branch without refusing it
+                # (SciPy's np.isscalar(bw_method) of a traced h[0]: its ValueError, hunt CC)
+                e = err
             more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
             if swaps and not more and not unseen_imports():  # final: the public error, not the retry's marker
                 if isinstance(e, _UnsupportedAttribute):  # (raised as it is: also an AttributeError)

@@ -223,3 +223,9 @@ def test_holomorphic_special_functions_of_complex_values(f):
     for s in (1.0, 1.1, 0.9):
         np.testing.assert_allclose(jf(s * x), fd_jacobian(f, [s * x], 0), rtol=1e-6, atol=1e-8)
     np.testing.assert_allclose(jacc.value_and_jacobian(f)(x)[0], f(x), rtol=1e-14)
+
+
+def test_a_holomorphic_function_that_overflows_is_refused_by_name():
+    # w₀ + w′·(z − z₀) gave NaN where SciPy's value is infinite (hunt CC)
+    with pytest.raises(jacc.UnsupportedOperationError, match="wofz .* overflows"):
+        jacc.jacobian(lambda t: sp.wofz(t - 30j).real)(np.array([5.0]))

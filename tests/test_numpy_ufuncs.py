@@ -476,6 +476,11 @@ def test_comb_and_perm_of_traced_values_are_scipys_formula():
         value, J = jacc.value_and_jacobian(f)(x)
         np.testing.assert_array_equal(value, f(x))
         np.testing.assert_allclose(J, fd_jacobian(f, [x], 0), rtol=1e-6, atol=1e-8)
+    # outside 0 ≤ k ≤ N the 0 SciPy writes has derivative 0 (binom's slope at its zeros was 0·∞ = NaN);
+    # with repetition, k = 0 is the formula's own 1 and its slope (hunt CC)
+    for f, arg in ((lambda t: sp.comb(t, 5.0), np.array([3.0, 6.0])), (lambda t: sp.perm(t, 5.5), np.array([3.0, 6.0])),
+                   (lambda k: sp.comb(4.3, k, repetition=True), np.array([0.0, 1.5]))):
+        np.testing.assert_allclose(jacc.jacobian(f)(arg), fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-8)
     f = lambda t: sp.comb(t[0], 2, exact=True) * t  # noqa: E731  (an integer count: a constant)
     jf = jacc.jacobian(f)
     for n, count in ((5.0, 10.0), (6.0, 15.0), (4.0, 6.0)):  # (later calls follow the count)

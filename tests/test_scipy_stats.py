@@ -887,3 +887,18 @@ def test_distances_between_empirical_distributions():
             t = arg * scale
             np.testing.assert_allclose(jf(t), fd_jacobian(f, [t], 0), rtol=1e-6, atol=1e-9)
         np.testing.assert_allclose(jacc.value_and_jacobian(f)(arg)[0], f(arg), rtol=1e-14)
+
+
+def test_kde_refusals_and_a_traced_bandwidth_after_another_kde():
+    """integrate_box is refused by name (it failed in Pythran's signature check); a traced scalar
+    bandwidth met NumPy's own np.isscalar once SciPy's module had been seen by an earlier trace (its
+    ValueError reached the user): f now runs again with the replacements before an error stands."""
+    data, points = np.arange(5.0), np.array([0.3, 2.2])
+    jacc.jacobian(lambda d: st.gaussian_kde(d)(points))(data)
+    f = lambda h: st.gaussian_kde(data, bw_method=h[0])(points)  # noqa: E731
+    np.testing.assert_allclose(jacc.jacobian(f)(np.array([0.4])), fd_jacobian(f, [np.array([0.4])], 0), rtol=1e-6)
+    d = np.random.default_rng(3).normal(size=(2, 10))
+    with pytest.raises(jacc.UnsupportedOperationError, match="integrate_box.*integrate_gaussian"):
+        jacc.jacobian(lambda d: st.gaussian_kde(d).integrate_box(np.array([-1.0, -1.0]), np.array([1.0, 0.5])))(d)
+    with pytest.raises(ZeroDivisionError, match="Weights sum to zero"):  # (NumPy's error, hunt CC)
+        jacc.jacobian(lambda w: np.cov(d, aweights=w))(np.zeros(10))

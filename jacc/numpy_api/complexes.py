@@ -358,7 +358,14 @@ def _holomorphic(name: str) -> Callable:
             f"scipy.special.{name}'s complex derivative at the traced point")
         z0 = np.broadcast_to(_part_value(re) + 1j * _part_value(im), shape)
         w0 = getattr(sp, name)(z0)
-        slope = _HOLOMORPHIC[name](z0, w0)
+        with np.errstate(all="ignore"):
+            slope = _HOLOMORPHIC[name](z0, w0)
+        bad = np.isfinite(z0) & ~(np.isfinite(w0) & np.isfinite(slope))
+        if bad.any():  # (w₀ + w′·(z − z₀) would be inf·0 = NaN there, not SciPy's ±inf)
+            raise UnsupportedOperationError(
+                f"scipy.special.{name} at {call_site()} overflows at {z0[bad].flat[0]:.6g}: its value there is not "
+                "finite, and has no derivative; scale the argument, or use a form that stays finite (wofz for "
+                "erfc of a large argument, erfcx for exp(z²)·erfc(z))")
         change = combine("mul", [Complex(slope.real, slope.imag, shape), combine("sub", [z, z0])])
         return Complex(_add(change.re, w0.real) if change.re is not None else w0.real,
                        _add(change.im, w0.imag) if change.im is not None else w0.imag, shape)

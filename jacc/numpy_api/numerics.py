@@ -1000,6 +1000,8 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
         return np.squeeze((X @ X.T) * (1.0 / fact))  # a Gram product: its adjoint is one matrix product
     w = f if a is None else a if f is None else f * a  # (NumPy's weights: frequencies times reliabilities)
     total = w.sum()
+    if (total.value if isinstance(total, Tracer) else total) == 0:
+        raise ZeroDivisionError("Weights sum to zero, can't be normalized")  # (NumPy's; a later call: NaN, f runs)
     # (the degrees of freedom as NumPy counts them with weights)
     fact = total if ddof == 0 else total - ddof if a is None else total - ddof * (w * a).sum() / total
     X = X - (X @ w)[:, None] * (1.0 / total)
@@ -1211,8 +1213,9 @@ case("numpy.histogram2d", lambda xp: lambda x, w: xp.histogram2d(x, x ** 2, bins
 case("numpy.histogramdd", lambda xp: lambda s, w: xp.histogramdd(s, bins=(2, 3), weights=w)[0],
      lambda r: (_x(r, (10, 2)), _x(r, (10,))), argnums=(1,), structures=FREE)
 case("numpy.histogramdd", lambda xp: lambda x, w: xp.histogramdd((x, x ** 2), bins=2, weights=w)[0] + xp.sum(x),
-     lambda r: (_x(r, (5,)), _x(r, (5,))), argnums=(0, 1),
-     variant="a tuple of D coordinate arrays (not stacked into a (D, N) sample)")
+     lambda r: (_x(r, (5,)), _x(r, (5,))), argnums=(0, 1), jax=False,
+     variant="a tuple of D coordinate arrays (not stacked into a (D, N) sample)",
+     note="JAX's histogramdd takes the stacked sample only")
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y)), lambda r: (_x(r, (3,)), _x(r, (2,))),
      argnums=(0, 1), structures=FREE)
 case("numpy.meshgrid", lambda xp: lambda x, y: xp.stack(xp.meshgrid(x, y, indexing="ij")),

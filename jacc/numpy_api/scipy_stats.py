@@ -617,7 +617,7 @@ case("scipy.stats.boxcox_llf", lambda xp: lambda x: xp.stack([_stats(xp).boxcox_
      lambda r: (_pos(r, (6,)) + 0.3,), jax=False, note=_OWN + " (logsumexp with return_sign)")
 case("scipy.stats.wasserstein_distance", lambda xp: lambda u, v: _stats(xp).wasserstein_distance(u, v),
      lambda r: (r.normal(size=5), r.normal(size=4) + 0.3), argnums=(0, 1), jax=False,
-     note=_OWN + "; both samples traced (a constant one is refused: SciPy calls its searchsorted method); "
+     note=_OWN + " (one sample constant too: SciPy's steps, np.searchsorted for its plain array's method); "
                  "the order of the values read at the traced point, and a value u and v share is a tie whose "
                  "Jacobian is off (no warning)")
 
@@ -863,12 +863,25 @@ for _name, _log in (("evaluate", False), ("__call__", False), ("logpdf", True)):
     swap_method_during_traces(_KDE, _name, _kde_method(_log))
 
 
+def _kde_box(original: Callable) -> Callable:
+    """``integrate_box`` of a KDE of traced data or bounds: SciPy's compiled multivariate normal
+    CDF, refused by name (integrate_box_1d, integrate_gaussian and integrate_kde are NumPy code)."""
+    def integrate_box(self, low_bounds, high_bounds, *args, **kwargs):
+        if _holds_tracer([low_bounds, high_bounds]) or any(isinstance(v, Tracer) for v in vars(self).values()):
+            raise UnsupportedOperationError(
+                f"scipy.stats.gaussian_kde.integrate_box at {call_site()} with traced data or bounds: SciPy "
+                "integrates each Gaussian by its compiled multivariate normal CDF, which a trace does not follow; "
+                "integrate_box_1d (1-d data) and integrate_gaussian are traced")
+        return original(self, low_bounds, high_bounds, *args, **kwargs)
+    return integrate_box
+
+
+swap_method_during_traces(_KDE, "integrate_box", _kde_box)
+
+
 case("scipy.stats.pearsonr", lambda xp: lambda x, y: _stats(np).pearsonr(x, y).statistic,
      lambda r: (r.normal(size=8), r.normal(size=8)), argnums=(0, 1), jax=False,
      note="SciPy's own code (its array namespace's clip made NumPy's); statistic and pvalue")
-case("scipy.stats.wasserstein_distance", lambda xp: lambda u, v: _stats(np).wasserstein_distance(u, v),
-     lambda r: (r.normal(size=6), r.normal(size=5)), argnums=(0, 1), jax=False,
-     note="SciPy's steps (np.searchsorted for its plain array's method); energy_distance alike")
 case("scipy.stats.binned_statistic", lambda xp: lambda v: _stats(np).binned_statistic(
      np.array([0.1, 0.5, 0.2, 0.9, 0.7, 0.35, 0.6, 0.05]), v, "mean", bins=3).statistic,
      lambda r: (r.normal(size=8),), jax=False,

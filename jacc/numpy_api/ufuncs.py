@@ -258,8 +258,12 @@ def _counting(name: str) -> Callable[[Callable], Callable]:
 
             N, k = (v if isinstance(v, Tracer) else np.asarray(v, dtype=float) for v in (N, k))
             if name == "comb" and options.get("repetition", False):
-                return np.where((k == 0) & (N >= 0), 1.0, sp.binom(N + k - 1, k))
+                # (SciPy's 1 at k = 0 is binom(N − 1, 0): the formula's own value, and its slope in k)
+                return sp.binom(N + k - 1, k)
             inside = (k <= N) & (N >= 0) & (k >= 0)
+            # outside, the formula runs at (N, k) = (2, 1): its slope there is finite, so the 0 SciPy
+            # writes has derivative 0 (binom's slope at its zeros, k > N, is 0·∞)
+            N, k = np.where(inside, N, 2.0), np.where(inside, k, 1.0)
             return np.where(inside, sp.binom(N, k) if name == "comb" else sp.poch(N - k + 1, k), 0.0)
         return counting
     return make

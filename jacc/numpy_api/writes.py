@@ -256,7 +256,9 @@ case("numpy.add.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].add(v)) 
                                              "mask's product (docs/execution.md)")
 case("numpy.multiply.at", lambda xp: (lambda x, v: x.at[np.array([0, 2, 0])].multiply(v)) if xp is not np else
      _copy_then(lambda y, v: np.multiply.at(y, [0, 2, 0], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
-     argnums=(0, 1), note="one round per repeat of an index, in NumPy's order (values bit for bit NumPy's)")
+     argnums=(0, 1), jax=False,
+     note="one round per repeat of an index, in NumPy's order (values bit for bit NumPy's); JAX's scatter_mul has "
+          "no gradient with repeated indices")
 case("numpy.maximum.at", lambda xp: (lambda x, v: x.at[np.array([1, 1, 2])].max(v)) if xp is not np else
      _copy_then(lambda y, v: np.maximum.at(y, [1, 1, 2], v), np), lambda r: (_x(r), r.normal(size=(3, 4))),
      argnums=(0, 1))
