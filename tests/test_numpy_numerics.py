@@ -99,9 +99,9 @@ def test_numpys_errors():
         jacc.jacobian(lambda x: np.gradient(x, x[0]))(x)
     with pytest.raises(UnsupportedOperationError, match="numpy.zeros_like with dtype="):
         jacc.jacobian(lambda x: np.zeros_like(x, np.float32) + x)(x)
-    # (np.cov's weights: constants, checked as NumPy checks them)
-    with pytest.raises(TraceError, match="numpy.cov at .*the aweights are traced"):
-        jacc.jacobian(lambda x: np.cov(x, aweights=x * x))(x)
+    # (np.cov's weights: checked as NumPy checks them; traced fweights, integer counts, are refused)
+    with pytest.raises(TraceError, match="numpy.cov at .*the fweights .* are traced"):
+        jacc.jacobian(lambda x: np.cov(x, fweights=x * x))(x)
     with pytest.raises(TypeError, match="fweights must be integer"):
         jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2.5, 1, 1]))(x)
     with pytest.raises(RuntimeError, match="incompatible numbers of samples and aweights"):

@@ -158,3 +158,22 @@ def test_weights_given_as_lists():
         value, J = jacc.value_and_jacobian(f)(arg)
         np.testing.assert_allclose(value, f(arg), rtol=1e-13, atol=1e-14)
         np.testing.assert_allclose(J, fd_jacobian(f, [arg], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_generic_filter_traces_its_python_function_per_window():
+    """SciPy hands the function each window's entries as a 1-d array: here each window of the traced
+    input (footprint order, modes, origins, extra arguments as SciPy's)."""
+    r = np.random.default_rng(0)
+    x, X = r.normal(size=8), r.normal(size=(4, 5))
+    cases = [(lambda t: nd.generic_filter(t, np.mean, 3), x),
+             (lambda t: nd.generic_filter(t, np.std, size=3, mode="nearest"), x),
+             (lambda t: nd.generic_filter(t, lambda w: w[0] * w[-1], footprint=np.array([[1, 0, 1], [0, 1, 0]])), X),
+             (lambda t: nd.generic_filter(t, lambda w, a, b=1.0: a * np.sum(w ** 2) + b, size=(2, 3),
+                                          extra_arguments=(0.5,), extra_keywords={"b": 2.0}, mode="wrap"), X),
+             (lambda t: nd.generic_filter(t, np.max, 3, origin=1), x)]
+    for f, arg in cases:
+        jf = jacc.jacobian(f)
+        for scale in (1.0, 1.1):
+            value, J = jacc.value_and_jacobian(f)(arg * scale)
+            np.testing.assert_array_equal(value, f(arg * scale))
+            np.testing.assert_allclose(jf(arg * scale), fd_jacobian(f, [arg * scale], 0), rtol=1e-6, atol=1e-8)

@@ -18,7 +18,8 @@ While ``f`` runs on traced arguments these functions are replaced on the ``scipy
   stacked along a new axis (one slice per footprint position), then ``min``, ``max`` or the
   ``rank``-th entry of ``sort`` along it, with SciPy's rank rules (a median of an even window is its
   upper middle entry; a percentile's rank is ⌊count·q/100⌋). The partial picks one input entry
-  per output entry.
+  per output entry. ``generic_filter`` hands its Python function each window of those (a 1-d
+  array, as SciPy does), traced once per output entry.
 * **Interpolation along each axis** — ``shift``, ``zoom``, ``affine_transform`` with a diagonal
   matrix (a scale per axis), ``spline_filter``, ``spline_filter1d``: linear in the input and
   separable, so along axis k the output is A_k times the input along k. A_k is SciPy's own 1-D
@@ -294,20 +295,44 @@ def _scipys(original: Callable, p: dict) -> np.ndarray:
     return original(np.zeros(np.shape(p["input"])), **{k: v for k, v in p.items() if k != "input"})
 
 
+def _window_stack(p: dict) -> Any:
+    """The entries of each window of a footprint filter's input as axis 0 (:func:`_windows`), with
+    its footprint, modes and origins over the axes ``axes`` names."""
+    x = p["input"]
+    fp = _footprint(x, p)
+    axes = _axes(x, p.get("axes"))
+    modes, origins = ["reflect"] * np.ndim(x), [0] * np.ndim(x)
+    for a, m, o in zip(axes, _per_axis(p["mode"], len(axes)), _per_axis(p["origin"], len(axes))):
+        modes[a], origins[a] = m, int(o)
+    return _windows(x, fp, modes, p["cval"], origins)
+
+
+def _generic_filter(original, p):
+    """``generic_filter``: SciPy hands ``function`` each window's entries (the footprint's, in C
+    order) as a 1-d array and writes its number into the output; here each window of the traced
+    input, so ``function`` is traced once per output entry (a Python callable; a LowLevelCallable
+    is compiled code, refused)."""
+    fn = p["function"]
+    if not callable(fn) or type(fn).__name__ == "LowLevelCallable":
+        _refuse("generic_filter", "its function is compiled code (a LowLevelCallable), which a trace cannot follow; "
+                "pass a Python function of the window's 1-d array")
+    _scipys(original, dict(p, function=lambda w, *a, **k: 0.0))
+    stack = _window_stack(p)
+    count, shape = np.shape(stack)[0], np.shape(p["input"])
+    windows = np.reshape(np.moveaxis(stack, 0, -1), (-1, count))
+    extra, keywords = tuple(p["extra_arguments"] or ()), dict(p["extra_keywords"] or {})
+    return np.reshape(np.stack([np.asarray(fn(windows[i], *extra, **keywords), dtype=float)
+                                for i in range(np.shape(windows)[0])]), shape)
+
+
 def _rank_filter(pick: Callable[[int, dict], int], checked: bool = False) -> Callable:
     """A filter taking the ``pick(count, p)``-th smallest entry of each window (of ``count``
     entries); ``checked``: SciPy has already seen the arguments."""
     def run(original, p):
         if not checked:
             _scipys(original, p)
-        x = p["input"]
-        fp = _footprint(x, p)
-        count = int(fp.sum())
-        axes = _axes(x, p.get("axes"))
-        modes, origins = ["reflect"] * np.ndim(x), [0] * np.ndim(x)
-        for a, m, o in zip(axes, _per_axis(p["mode"], len(axes)), _per_axis(p["origin"], len(axes))):
-            modes[a], origins[a] = m, int(o)
-        stack = _windows(x, fp, modes, p["cval"], origins)
+        stack = _window_stack(p)
+        count = np.shape(stack)[0]
         r = pick(count, p)
         if r == 0:
             return np.min(stack, axis=0)
@@ -467,7 +492,7 @@ _FILTERS = {
     "percentile_filter": _rank_filter(_percentile_rank),
     "maximum_filter1d": _filter1d(lambda n, p: n - 1), "minimum_filter1d": _filter1d(lambda n, p: 0),
     "shift": _separable(_shift_1d, "shift"), "zoom": _separable(_zoom_1d, "zoom"), "affine_transform": _affine,
-    "spline_filter": _spline, "spline_filter1d": _spline,
+    "spline_filter": _spline, "spline_filter1d": _spline, "generic_filter": _generic_filter,
 }
 _REFUSED = {n: _not_recorded(n) for n in ("map_coordinates", "rotate", "geometric_transform")}  # (by name)
 swap_during_traces("scipy.ndimage", {n: replacement(_checked(n, run)) for n, run in (_FILTERS | _REFUSED).items()},
@@ -493,6 +518,9 @@ case("scipy.ndimage.gaussian_filter", lambda xp: lambda x: _nd().gaussian_filter
      lambda r: (r.normal(size=(6, 5)),), jax=False, structures=_INDEX_MAPS,
      note="separable: per axis, np.pad as SciPy's mode extends the input, then a weighted sum of shifted slices "
           "(SciPy's own weights, from its filter of an impulse)")
+case("scipy.ndimage.generic_filter", lambda xp: lambda x: _nd().generic_filter(x, lambda w: np.sum(w * w[::-1]), 3),
+     lambda r: (r.normal(size=(4, 5)),), jax=False,
+     note="a Python function of each window (its entries in the footprint's C order), traced once per output entry")
 case("scipy.ndimage.uniform_filter1d", lambda xp: lambda x: _nd().uniform_filter1d(x, 4, mode="nearest"),
      lambda r: (r.normal(size=9),), jax=False)
 case("scipy.ndimage.correlate", lambda xp: lambda x, w: _nd().correlate(x, w, mode="wrap"),
