@@ -158,6 +158,11 @@ def plan_edges(graph: Graph, strategy: Any, elimination: str, wrt: Sequence[str]
     return p
 
 
+#: the share of the time left that ``auto`` gives vertex auto on graphs too large for the exact
+#: edge or face search (the greedy moves get the rest)
+VERTEX_SHARE = 0.85
+
+
 def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: CostModel,
             options: dict) -> tuple[list, str, dict, bool | None, tuple | None]:
     """(moves, name, info, optimal, (steps, mults) where already priced)."""
@@ -187,14 +192,14 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
             raise TypeError(f"{elimination} strategy 'auto' gives its options to its exact search, 'optimal': {e}") \
                 from None
         # too large to search: the cheaper of vertex auto's order as moves and the greedy moves.
-        # Vertex auto runs first, with two thirds of the time left: its order is the floor
-        # (min of forward, reverse and Markowitz when time allows), and greedy moves, which rarely
-        # beat it, had left it too little time to reach Markowitz (hunts CB, CC: 860 and 1,230
-        # where Markowitz takes 632 and 885); greedy is dropped when it does not finish
-        share = budget.left() * 2 / 3
+        # Vertex auto runs first, with most of the time left: its order is the floor (min of
+        # forward, reverse and Markowitz when time allows), and greedy moves, which rarely beat it,
+        # had left it too little time to reach Markowitz (hunts CB, CC: 860 and 1,230 where
+        # Markowitz takes 632 and 885); greedy is dropped when it does not finish
+        share = max(budget.left(), 0.0) * VERTEX_SHARE
         with budget.within(share):  # (its time_limit too: its own shares of the time are of that)
-            order = run_strategy("auto", problem, cm, **{**options, **({"time_limit": share} if share < budget.INF
-                                                                       else {})})[0]
+            order = run_strategy("auto", problem, cm, **{**options, **({"time_limit": max(share, 1e-6)}
+                                                                       if share < budget.INF else {})})[0]
         try:  # (stopped by the deadline, not completed; face greedy stops so anyway)
             r = kind.run("greedy", problem, cm, **({"complete": False} if elimination == "edge" else {}))
         except budget.TimeUp:

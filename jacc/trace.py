@@ -113,6 +113,17 @@ def _served_store(f) -> bool:
     return f is not None and _instruction(f) in _SUBSCRIPT_STORES and served_module(f)
 
 
+def _raised_in_library(err: BaseException) -> bool:
+    """Whether ``err`` was raised by a library's code (NumPy's, SciPy's; not jacc's or the user's)."""
+    tb = err.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    frame = tb.tb_frame
+    return _in_library(frame) and not os.path.abspath(frame.f_code.co_filename).startswith(_HERE)
+
+
 def _in_library(f) -> bool:
     fn = f.f_code.co_filename
     if fn.startswith("<frozen"):
@@ -3410,11 +3421,13 @@ def record_call(f: Callable, args: tuple, kwargs: dict, argnums: Any, dtype=np.f
                     from .scalarize import refusal
 
                     raise refusal(err) from err
-                if swaps and not unseen_imports():
-                    raise  # (f's own error, with the replacements on)
+                imported = bool(unseen_modules() - unseen_before)  # (by f, while it ran)
+                if not imported and (swaps or not _raised_in_library(err)):
+                    raise  # (f's own error; or a library's, with the replacements on)
                 # again: f imported a module with replacements while it ran (its originals failed), or
-                # NumPy's own code met a traced value and took the wrong branch without refusing it
-                # (SciPy's np.isscalar(bw_method) of a traced h[0]: its ValueError, hunt CC)
+                # a library's code met a traced value and took the wrong branch without refusing it
+                # (SciPy's np.isscalar(bw_method) of a traced h[0]: its ValueError, hunt CC). An error
+                # f raises itself is not retried: f may not give it twice (a batch from an iterator)
                 e = err
             more = isinstance(e, _PlainWrite) and key not in _NEEDS_BUFFERS
             if swaps and not more and not unseen_imports():  # final: the public error, not the retry's marker

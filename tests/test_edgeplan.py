@@ -98,6 +98,13 @@ def test_edge_auto_under_a_short_limit_leaves_vertex_auto_its_share():
     assert e.mults <= jacc.plan(g, "markowitz").mults < e.reverse_mults
 
 
+@pytest.mark.parametrize("elimination", ["edge", "face"])
+def test_auto_under_a_limit_spent_before_it_starts_returns_a_plan(elimination):
+    # the time left after the set-up went negative and was passed on as vertex auto's time_limit
+    g = examples.random_graph(10, 400, 6, seed=0)
+    assert jacc.plan(g, "auto", elimination=elimination, time_limit=1e-6).mults > 0
+
+
 def test_explicit_moves_and_plans_are_reused():
     g = examples.lion()
     p = jacc.plan(g, "optimal", elimination="edge")

@@ -102,6 +102,13 @@ def test_numpys_errors():
     # (np.cov's weights: checked as NumPy checks them; traced fweights, integer counts, are refused)
     with pytest.raises(TraceError, match="numpy.cov at .*the fweights .* are traced"):
         jacc.jacobian(lambda x: np.cov(x, fweights=x * x))(x)
+    # degrees of freedom <= 0: NumPy warns and divides by 0 (inf and NaN), not by the negative count
+    for f, arg in ((lambda t: np.cov(t, ddof=4), np.array([1.0, 2.5, 0.5])),
+                   (lambda w: np.cov(np.array([1.0, 2.5, 0.5]), aweights=w, ddof=2), np.array([1.0, 0.01, 0.01]))):
+        with pytest.warns(RuntimeWarning, match="Degrees of freedom <= 0"):
+            value = jacc.value_and_jacobian(f, nonfinite="propagate")(arg)[0]
+        with np.errstate(divide="ignore"), pytest.warns(RuntimeWarning):
+            np.testing.assert_array_equal(value, f(arg))
     with pytest.raises(TypeError, match="fweights must be integer"):
         jacc.jacobian(lambda x: np.cov(x, fweights=[1, 2.5, 1, 1]))(x)
     with pytest.raises(RuntimeError, match="incompatible numbers of samples and aweights"):

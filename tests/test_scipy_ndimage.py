@@ -177,3 +177,10 @@ def test_generic_filter_traces_its_python_function_per_window():
             value, J = jacc.value_and_jacobian(f)(arg * scale)
             np.testing.assert_array_equal(value, f(arg * scale))
             np.testing.assert_allclose(jf(arg * scale), fd_jacobian(f, [arg * scale], 0), rtol=1e-6, atol=1e-8)
+
+
+def test_generic_filter_refuses_a_function_that_does_not_return_one_number():
+    x = np.random.default_rng(0).normal(size=6)
+    for fn in (lambda w: None, lambda w: "1.5", lambda w: w[:2], lambda w: np.mean(w, keepdims=True)):
+        with pytest.raises(TypeError, match="must return one real number per window"):
+            jacc.jacobian(lambda t: nd.generic_filter(t, fn, 3))(x)

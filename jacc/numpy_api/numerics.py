@@ -17,6 +17,7 @@ from __future__ import annotations
 import builtins
 import functools
 import operator
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -978,6 +979,15 @@ def _cov_weights(what: str, given, n: int) -> np.ndarray | None:
     return w
 
 
+def _cov_scale(fact):
+    """1/fact, NumPy's: degrees of freedom ≤ 0 warn and divide by 0 (inf, NaN), not by the negative
+    count (a finite covariance of the wrong sign, hunt CD); traced (weights): by a traced mask."""
+    if (fact.value if isinstance(fact, Tracer) else fact) <= 0:
+        warnings.warn("Degrees of freedom <= 0 for slice", RuntimeWarning, stacklevel=4)
+    with np.errstate(divide="ignore"):
+        return 1.0 / np.where(fact > 0, fact, 0.0) if isinstance(fact, Tracer) else np.true_divide(1.0, max(fact, 0))
+
+
 @implements(np.cov)
 def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=None, *, dtype=None):
     if np.ndim(m) > 2:
@@ -995,9 +1005,8 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
     n = np.shape(X)[1]
     f, a = _cov_weights("fweights", fweights, n), _cov_weights("aweights", aweights, n)
     if f is None and a is None:
-        fact = n - ddof
         X = X - np.mean(X, axis=1)[:, None]
-        return np.squeeze((X @ X.T) * (1.0 / fact))  # a Gram product: its adjoint is one matrix product
+        return np.squeeze((X @ X.T) * _cov_scale(n - ddof))  # a Gram product: its adjoint is one matrix product
     w = f if a is None else a if f is None else f * a  # (NumPy's weights: frequencies times reliabilities)
     total = w.sum()
     if (total.value if isinstance(total, Tracer) else total) == 0:
@@ -1005,7 +1014,7 @@ def _cov(m, y=None, rowvar=True, bias=False, ddof=None, fweights=None, aweights=
     # (the degrees of freedom as NumPy counts them with weights)
     fact = total if ddof == 0 else total - ddof if a is None else total - ddof * (w * a).sum() / total
     X = X - (X @ w)[:, None] * (1.0 / total)
-    return np.squeeze(((X * w) @ X.T) * (1.0 / fact))
+    return np.squeeze(((X * w) @ X.T) * _cov_scale(fact))
 
 
 @implements(np.corrcoef)

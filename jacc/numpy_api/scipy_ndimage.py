@@ -49,7 +49,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..constructors import _holds_tracer, replacement, swap_during_traces
-from ..trace import UnsupportedOperationError, call_site
+from ..trace import Tracer, UnsupportedOperationError, call_site
 from . import case
 
 _PAD = {"reflect": "symmetric", "grid-mirror": "symmetric", "mirror": "reflect", "nearest": "edge",
@@ -321,8 +321,15 @@ def _generic_filter(original, p):
     count, shape = np.shape(stack)[0], np.shape(p["input"])
     windows = np.reshape(np.moveaxis(stack, 0, -1), (-1, count))
     extra, keywords = tuple(p["extra_arguments"] or ()), dict(p["extra_keywords"] or {})
-    return np.reshape(np.stack([np.asarray(fn(windows[i], *extra, **keywords), dtype=float)
-                                for i in range(np.shape(windows)[0])]), shape)
+
+    def number(r):  # (SciPy converts each result to one float, and raises for anything else)
+        if isinstance(r, Tracer) or (isinstance(r, (float, int, np.floating, np.integer)) and not isinstance(r, bool)):
+            if np.ndim(r) == 0:
+                return r
+        raise TypeError(f"scipy.ndimage.generic_filter at {call_site()}: its function must return one real number "
+                        "per window, not " + (f"an array of shape {np.shape(r)}" if np.ndim(r) else type(r).__name__))
+    return np.reshape(np.stack([number(fn(windows[i], *extra, **keywords)) for i in range(np.shape(windows)[0])])
+                      * 1.0, shape)
 
 
 def _rank_filter(pick: Callable[[int, dict], int], checked: bool = False) -> Callable:
