@@ -197,9 +197,11 @@ def _choose(problem: Problem, strategy: Any, elimination: str, kind: _Kind, cm: 
         # had left it too little time to reach Markowitz (hunts CB, CC: 860 and 1,230 where
         # Markowitz takes 632 and 885); greedy is dropped when it does not finish
         share = max(budget.left(), 0.0) * VERTEX_SHARE
-        with budget.within(share):  # (its time_limit too: its own shares of the time are of that)
-            order = run_strategy("auto", problem, cm, **{**options, **({"time_limit": max(share, 1e-6)}
-                                                                       if share < budget.INF else {})})[0]
+        vertex_options = dict(options)
+        if share < budget.INF:  # (its time_limit too: its own shares of the time are of that)
+            vertex_options["time_limit"] = max(share, 1e-6)
+        with budget.within(share):
+            order = run_strategy("auto", problem, cm, **vertex_options)[0]
         try:  # (stopped by the deadline, not completed; face greedy stops so anyway)
             r = kind.run("greedy", problem, cm, **({"complete": False} if elimination == "edge" else {}))
         except budget.TimeUp:

@@ -953,29 +953,27 @@ def _meshgrid(*xi, copy=True, sparse=False, indexing="xy"):
 
 
 def _cov_weights(what: str, given, n: int) -> np.ndarray | None:
-    """``fweights`` or ``aweights`` of ``np.cov`` as a float array of n, with NumPy's checks."""
+    """``fweights`` or ``aweights`` of ``np.cov`` as a float array of n, with NumPy's checks; traced
+    aweights (reliabilities, a weighted KDE's) are differentiable, traced fweights (counts) refused."""
     if given is None:
         return None
-    if isinstance(given, Tracer):  # reliabilities (a weighted KDE's): differentiable
-        if what == "fweights":
-            raise TraceError(f"numpy.cov at {call_site()}: the fweights (integer counts) are traced; pass them as "
-                             "constants, or traced weights as aweights")
-        if given.ndim != 1 or given.shape[0] != n:
-            raise RuntimeError("cannot handle multidimensional aweights" if given.ndim > 1
-                               else "incompatible numbers of samples and aweights")
-        if np.any(given.value < 0):
-            raise ValueError("aweights cannot be negative")
-        given.tape.note_domain("numpy.cov's aweights")  # a later call's negative weight: NaN, so f runs and raises
-        return given * np.where(given < 0, np.nan, 1.0)
-    w = np.asarray(given, dtype=np.float64)
+    traced = isinstance(given, Tracer)
+    if traced and what == "fweights":
+        raise TraceError(f"numpy.cov at {call_site()}: the fweights (integer counts) are traced; pass them as "
+                         "constants, or traced weights as aweights")
+    w = given if traced else np.asarray(given, dtype=np.float64)
+    value = given.value if traced else w
     if what == "fweights" and not np.all(w == np.around(w)):
         raise TypeError("fweights must be integer")
-    if w.ndim > 1:
+    if np.ndim(w) > 1:
         raise RuntimeError(f"cannot handle multidimensional {what}")
-    if w.shape[0] != n:
+    if np.shape(w)[0] != n:
         raise RuntimeError(f"incompatible numbers of samples and {what}")
-    if np.any(w < 0):
+    if np.any(value < 0):
         raise ValueError(f"{what} cannot be negative")
+    if traced:  # a later call's negative weight: NaN, so f runs and raises
+        given.tape.note_domain("numpy.cov's aweights")
+        return given * np.where(given < 0, np.nan, 1.0)
     return w
 
 

@@ -781,6 +781,11 @@ def _kde_log_terms(kde, points) -> tuple:
     return np.log(kde.weights)[:, None] - 0.5 * squares + log_norm, points
 
 
+def _traced_kde(kde, *args) -> bool:
+    """Whether ``kde`` holds traced values (its data, weights or bandwidth), or ``args`` do."""
+    return _holds_tracer(list(args)) or any(isinstance(v, Tracer) for v in vars(kde).values())
+
+
 def _plain_kde(kde):
     """A copy of ``kde`` holding the values of its traced attributes (for SciPy's own value)."""
     plain = object.__new__(type(kde))
@@ -794,7 +799,7 @@ def _kde_method(log: bool) -> Callable[[Callable], Callable]:
     as NumPy code, with SciPy's compiled kernel's value."""
     def make(original: Callable) -> Callable:
         def method(self, points):
-            if not (_holds_tracer(points) or any(isinstance(v, Tracer) for v in vars(self).values())):
+            if not _traced_kde(self, points):
                 return original(self, points)
             from scipy.special import logsumexp  # (imported: this is SciPy's method)
 
@@ -867,7 +872,7 @@ def _kde_box(original: Callable) -> Callable:
     """``integrate_box`` of a KDE of traced data or bounds: SciPy's compiled multivariate normal
     CDF, refused by name (integrate_box_1d, integrate_gaussian and integrate_kde are NumPy code)."""
     def integrate_box(self, low_bounds, high_bounds, *args, **kwargs):
-        if _holds_tracer([low_bounds, high_bounds]) or any(isinstance(v, Tracer) for v in vars(self).values()):
+        if _traced_kde(self, low_bounds, high_bounds):
             raise UnsupportedOperationError(
                 f"scipy.stats.gaussian_kde.integrate_box at {call_site()} with traced data or bounds: SciPy "
                 "integrates each Gaussian by its compiled multivariate normal CDF, which a trace does not follow; "

@@ -31,6 +31,7 @@ from ..trace import (
     implements_ufunc,
 )
 from . import case
+from .gathers import _value
 
 # ufunc name → op, where they differ (np.mod is np.remainder: its ufunc is named "remainder")
 ALIASES = {"radians": "deg2rad", "degrees": "rad2deg", "float_power": "pow", "fabs": "abs"}
@@ -249,11 +250,8 @@ def _counting(name: str) -> Callable[[Callable], Callable]:
             if not (isinstance(N, Tracer) or isinstance(k, Tracer)):
                 return original(N, k, exact=exact, **options)
             if exact:  # an integer count: piecewise constant, read at the traced point (as int() reads it)
-                for v in (N, k):
-                    if isinstance(v, Tracer):
-                        v.tape.note_value_dependence(f"scipy.special.{name}'s exact count")
-                return original(*(v.value.item() if isinstance(v, Tracer) else v for v in (N, k)), exact=True,
-                                **options)
+                read = (_value(v, f"scipy.special.{name}'s exact count") for v in (N, k))
+                return original(*(v.item() if np.ndim(v) == 0 else v for v in read), exact=True, **options)
             import scipy.special as sp
 
             N, k = (v if isinstance(v, Tracer) else np.asarray(v, dtype=float) for v in (N, k))
