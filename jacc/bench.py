@@ -42,7 +42,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from . import allocator, ccode, machine, suite
+from . import allocator, ccode, machine, suite, vecmath
 from .compile import CompileError
 from .eliminate import Problem
 from .fileio import dumps_json
@@ -913,7 +913,7 @@ def _run(names, strats, size, baselines, budget, repeats, out, progress, level, 
     result = BenchResult([], size=size, strategies=strats, baselines=baselines, meta={
         "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
         "cpu": machine.cpu_model(), "cores": os.cpu_count(), "platform": platform.platform(),
-        "blas": machine.blas_summary(), "blas_advice": machine.blas_advice(),
+        "blas": machine.blas_summary(), "blas_advice": machine.blas_advice(), "vector_math": vecmath.summary(),
         "versions": _versions(baselines), "size": size, "level": level, "budget_s": budget, "repeats": repeats,
         "rtol": RTOL, "threads": threads, "alphagrad_source": ALPHAGRAD_SOURCE, "backends": list(backends),
         "malloc": "jacc.allocator: heap only, trim 512 MiB" if allocator.tuned() else "system defaults"})
@@ -1321,7 +1321,7 @@ class BenchResult:
         v = m.get("versions", {})
         head = (f"jacc bench — size {self.size}, level {m.get('level', 'array')}, {m.get('date', '')}, "
                 f"{m.get('cpu', '')} ({m.get('cores', '?')} cores, malloc {m.get('malloc', '?')}, "
-                f"BLAS {m.get('blas', '?')}); "
+                f"BLAS {m.get('blas', '?')}, vector math {m.get('vector_math', '?')}); "
                 + ", ".join(f"{k} {x}" for k, x in v.items()))
         parts = [head, "", "Plan quality (scalar multiplications; impr % = best vs min(forward, reverse, "
                  "markowitz); AlphaGrad % from Lohoff & Neftci 2024):", "", self.plan_table()]

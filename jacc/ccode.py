@@ -321,26 +321,32 @@ def build(src: str, name: str = "jacobian", quick: bool = False) -> Callable:
     """The function ``name`` of the C source ``src``, built once per machine (a library per source
     hash in :func:`cache_dir`, or a temporary one where that is not writable); ``quick``: at
     ``-O0`` (see :func:`_level`)."""
+    fn = getattr(library(src, quick), name)
+    fn.restype, fn.argtypes = None, [ctypes.c_void_p] * 3
+    return fn
+
+
+def library(src: str, quick: bool = False, extra: Sequence[str] = ()) -> ctypes.CDLL:
+    """The library built from the C source ``src`` (see :func:`build`), with ``extra`` arguments
+    for the compiler after the source (libraries to link, options)."""
     cc = require()
     level = _level(src, quick)
-    digest = hashlib.sha256((cc + "\0" + level + "\0" + src).encode()).hexdigest()[:32]
+    digest = hashlib.sha256("\0".join((cc, level, *extra, src)).encode()).hexdigest()[:32]
     with _lock:
         lib = _loaded.get(digest)
         if lib is None:
-            path = _library(cc, src, digest, level)
+            path = _library(cc, src, digest, level, extra)
             try:
                 lib = _load(path)
             except OSError:  # pruned by another process meanwhile, or unloadable: once more
                 with contextlib.suppress(OSError):
                     path.unlink(missing_ok=True)
                 try:
-                    lib = _load(_library(cc, src, digest, level))
+                    lib = _load(_library(cc, src, digest, level, extra))
                 except OSError as e:
                     raise CompileError(f"C: the built library does not load ({e}); the float code runs") from None
             _loaded[digest] = lib
-    fn = getattr(lib, name)
-    fn.restype, fn.argtypes = None, [ctypes.c_void_p] * 3
-    return fn
+    return lib
 
 
 def _load(path: Path) -> ctypes.CDLL:
@@ -364,7 +370,7 @@ CACHE_LIBRARIES = 2_000
 CACHE_KEEP = 0.75
 
 
-def _library(cc: str, src: str, digest: str, level: str) -> Path:
+def _library(cc: str, src: str, digest: str, level: str, extra: Sequence[str] = ()) -> Path:
     for folder in (cache_dir(), Path(tempfile.gettempdir()) / f"jacc-c-{os.getuid()}"):  # (not Windows)
         if folder.parent == Path(tempfile.gettempdir()) and not _private_folder(folder):
             continue
@@ -380,7 +386,7 @@ def _library(cc: str, src: str, digest: str, level: str) -> Path:
                 continue
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            built = _compile(cc, src, path, level, digest)
+            built = _compile(cc, src, path, level, digest, extra)
         except OSError:
             continue
         _prune(folder)
@@ -451,7 +457,7 @@ def _prune(folder: Path, limit: int | None = None) -> int:
 _PART = "part-"
 
 
-def _compile(cc: str, src: str, path: Path, level: str, digest: str) -> Path:
+def _compile(cc: str, src: str, path: Path, level: str, digest: str, extra: Sequence[str] = ()) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=_PART, suffix=".c", dir=path.parent)
     with os.fdopen(fd, "w") as fh:
         fh.write(src)
@@ -459,7 +465,7 @@ def _compile(cc: str, src: str, path: Path, level: str, digest: str) -> Path:
     try:
         try:
             done = subprocess.run([*shlex.split(cc), level, "-shared", "-fPIC", "-fno-math-errno", "-ffp-contract=off",
-                                   "-o", str(part), tmp, "-lm"], capture_output=True, text=True,
+                                   "-o", str(part), tmp, *extra, "-lm"], capture_output=True, text=True,
                                   timeout=BUILD_TIMEOUT)
         except subprocess.TimeoutExpired:
             raise CompileError(f"C: {Path(cc).name} took more than {BUILD_TIMEOUT} s") from None

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
 import numpy as np
 
-from . import factorise, lazy
+from . import factorise, lazy, vecmath
 from . import structure as S
 from .eliminate import Eliminator
 from .graph import Const, Graph
@@ -1479,7 +1479,7 @@ def into(ufunc: np.ufunc, k: int) -> Callable:
                 fits[0] = False
         return ufunc(*args)
     call.__name__ = f"{ufunc.__name__}_into"
-    call.ufunc = ufunc  # (tests and readers of a program find what it computes)
+    call.ufunc, call.into = ufunc, k  # (tests and readers of a program find what it computes)
     return call
 
 
@@ -1632,6 +1632,8 @@ def emit(r: Recorded, backend: str = "numpy", host_tail: bool = True, solves: bo
                 rhs = f"{w.const(be.einsum, 'einsum')}({w.text(subs)}, {', '.join(w.text(o) for o in ops)})"
         else:  # solve/inv/slogdet/det: one LU per matrix and call, shared with the trace (jacc.factorise)
             fn = factorise.REPLACES.get(s.fn, s.fn) if be is None else be.function(s.fn)
+            if be is None and not s.kwargs:  # (tanh, exp, … of large arrays: glibc's vector kernels)
+                fn = vecmath.faster(fn, math.prod(shapes.get(s.id, ())))
             rhs = w.call(w.const(fn, "f"), s.args, s.kwargs)
         lines.append(f"    a{s.id} = {rhs}")
         if i in dying:  # free intermediates as soon as they are used up, as the executor does
