@@ -56,6 +56,13 @@ FUNCTIONS: dict[np.ufunc, tuple[str, int, tuple[float, float]]] = {
     np.arctan2: ("atan2", 2, (-1e3, 1e3)), np.hypot: ("hypot", 2, (-1e150, 1e150)),
 }
 
+#: loop bodies other than a call of the C function of that name: ``tanh`` as expm1(2|x|)/(expm1(2|x|) + 2)
+#: with the sign of x (78 µs on 32,768 numbers where libmvec's own tanh takes 121 and NumPy's 440;
+#: within 2 ulps, and exactly ±1 from |x| = 19.1 as NumPy's; 20 bounds expm1 below overflow, and a
+#: NaN passes the comparison through)
+BODIES = {"tanh": ("double m = __builtin_fabs(a[i]); m = m > 20.0 ? 20.0 : m; double t = expm1(2.0 * m); "
+                   "y[i] = __builtin_copysign(t / (t + 2.0), a[i]);")}
+
 #: elements below which a kernel is not worth its call (ctypes and checks: about 2 µs)
 MIN_SIZE = 512
 #: ulps a kernel may differ from NumPy by (libmvec documents at most 4)
@@ -76,7 +83,8 @@ def _source() -> str:
         lines += ['__attribute__((target_clones("avx2", "default")))',
                   f"void jacc_{name}({''.join(f'const double *{v}, ' for v in ins)}double *y, long n)",
                   "{", "    #pragma omp simd",
-                  f"    for (long i = 0; i < n; i++) y[i] = {name}({', '.join(f'{v}[i]' for v in ins)});", "}"]
+                  "    for (long i = 0; i < n; i++) {",
+                  "        " + BODIES.get(name, f"y[i] = {name}({', '.join(f'{v}[i]' for v in ins)});"), "    }", "}"]
     return "\n".join(lines) + "\n"
 
 
@@ -86,7 +94,7 @@ def _library() -> ctypes.CDLL | None:
         if (ccode.auto_c() and platform.system() == "Linux"
                 and platform.machine().lower() in ("x86_64", "amd64")):
             try:
-                lib = ccode.library(_source(), extra=("-fopenmp-simd", "-Wl,-z,defs", "-lmvec"))
+                lib = ccode.library(_source(), extra=("-fopenmp-simd", "-fno-trapping-math", "-Wl,-z,defs", "-lmvec"))
             except (CompileError, OSError):
                 lib = None
         _state["lib"], _state["kernels"] = lib, {}
