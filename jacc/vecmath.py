@@ -5,7 +5,7 @@ AVX-512 (``np.tanh`` of 32,768 numbers: 440 µs on the benchmark machine, an AMD
 where XLA, and glibc's ``libmvec`` (glibc 2.35 or later), evaluate four at once. A compiled
 program (:mod:`jacc.program`, backend ``numpy``) calls these functions through :func:`faster`,
 which gives a kernel of ``libmvec`` in place of the NumPy ufunc where one is found and is faster
-(``np.tanh`` above: 121 µs). On the full-size MLP of the suite, two ``tanh`` layers were 880 µs of
+(``np.tanh`` above: 78 µs, see :data:`BODIES`). On the full-size MLP of the suite, two ``tanh`` layers were 880 µs of
 a 1.6 ms gradient.
 
 The kernels are one C library built once per machine with the system C compiler (as
