@@ -1930,9 +1930,9 @@ def _where_into(ufunc: np.ufunc, inputs: tuple, kwargs: dict) -> Any:
 
 #: ops whose result NumPy keeps integer for integer operands (Tape.ints); the divisions whose
 #: integer divisor (the second operand) gives another answer than the float one (1 // 0)
-_INT_KEEPING = frozenset({"add", "sub", "mul", "neg", "abs", "square", "maximum", "minimum", "getitem", "reshape",
-                          "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate", "stack",
-                          "where", "sort", "amax", "amin", "sign"})
+_INT_KEEPING = frozenset({"add", "sub", "mul", "pow", "neg", "abs", "square", "maximum", "minimum", "getitem",
+                          "reshape", "transpose", "broadcast_to", "identity", "alias", "sum", "cumsum", "concatenate",
+                          "stack", "where", "sort", "amax", "amin", "sign"})
 _INT_DIVISIONS = frozenset({"floor_divide", "remainder", "fmod", "pow"})
 #: of those, the ones whose integer result by a constant nonzero integer Tape.ints follows
 _INT_QUOTIENTS = frozenset({"floor_divide", "remainder", "fmod"})
@@ -2015,8 +2015,8 @@ def _widens(a: Any) -> bool:
     return isinstance(a, (np.ndarray, np.generic)) and np.result_type(a, np.float32) == np.float64
 
 
-#: ops on integers whose result's bound is the sum, the product, or the square of their operands'
-_INT_SUMS, _INT_PRODUCTS = frozenset({"add", "sub"}), frozenset({"mul", "square"})
+#: ops on integers whose result's bound is the sum, the product, the square or the power of their operands'
+_INT_SUMS, _INT_PRODUCTS = frozenset({"add", "sub"}), frozenset({"mul", "square", "pow"})
 #: ops whose float32 result NumPy computes without rounding (selections, copies, signs): those that
 #: keep integers integer, less the arithmetic
 _F32_EXACT = _INT_KEEPING - _INT_SUMS - _INT_PRODUCTS - {"sum", "cumsum"}
@@ -2030,6 +2030,8 @@ def _int_bound(op: str, args: list, ints: dict[str, float]) -> float:
         return sum(bounds)
     if op == "square":
         return bounds[0] ** 2
+    if op == "pow":  # (k ** 3 of integer data; data as the exponent is refused before: _INT_DIVISIONS)
+        return max(bounds[0], 1.0) ** bounds[1]
     if op in _INT_PRODUCTS:
         return float(np.prod(bounds))
     if op in ("sum", "cumsum"):  # (at most every entry of the operand added up)

@@ -656,6 +656,9 @@ def test_integer_labels_are_data():
     # int64 data below 2**31 whose products reach past 2**53: exact in NumPy, rounded as floats
     (lambda w, y: w * (y * y - ((2 ** 31 - 1) ** 2 - 1)), lambda r, k: np.array([1 + (k > 2) * (2 ** 31 - 2), 2, 3])),
     (lambda w, y: w * (y * y * y), lambda r, k: np.array([1 + (k > 2) * (2 ** 31 - 2), 2, 3])),  # wraps in int64
+    # a power of the data by a constant (hunt CG: k ** 3 of labels near 2**30 was computed in floats)
+    (lambda w, y: w * y ** 3, lambda r, k: np.array([1 + (k > 3) * (2 ** 30 - 1), 5, 2 + k + (k > 3) * 2 ** 30])),
+    (lambda w, y: w * np.power(y, 3), lambda r, k: np.array([1 + (k > 3) * (2 ** 30 - 1), 5, 2 + k])),
     # through a product the bounds did not follow (k @ k, einsum): small labels first, large ones later
     (lambda w, y: w * (y @ y), lambda r, k: (np.arange(3000) % 97 + 1) * (1 + (k > 3) * 2 ** 24) + k),
     (lambda w, y: w * np.einsum("i,i->", y, y), lambda r, k: (np.arange(3000) % 97 + 1) * (1 + (k > 3) * 2 ** 24) + k),
