@@ -571,7 +571,9 @@ _TRUSTED = tuple(d for d in (_JACC, _NUMPY, _package_dir("networkx"), _package_d
 _NUMPY_EFFECTS = frozenset({
     "save", "savez", "savez_compressed", "savetxt", "load", "loadtxt", "genfromtxt", "fromfile", "fromregex",
     "tofile", "dump", "memmap", "seterr", "seterrcall", "set_printoptions", "setbufsize", "set_string_function",
-    "open_memmap"})
+    "open_memmap",
+    # (they read the print options that np.set_printoptions sets: str(x) in f, hunt CF)
+    "array2string", "array_str", "array_repr", "format_float_positional", "format_float_scientific"})
 
 #: builtins without side effects whose results depend on their arguments alone
 _PURE_BUILTINS = frozenset(id(getattr(builtins, n)) for n in (
@@ -752,8 +754,10 @@ class Watch:
             k = kinds.get(code)
             if k is None:
                 k = kinds[code] = _file_kind(code)
-                if k == TRUSTED and code.co_name in effects and code.co_filename.startswith(_NUMPY):
-                    self.problem = self.problem or f"it calls numpy's {code.co_name}"
+                # (by the name of its class too: np.memmap runs as memmap.__new__, hunt CF)
+                named = {code.co_name, getattr(code, "co_qualname", "").split(".", 1)[0]}
+                if k == TRUSTED and named & effects and code.co_filename.startswith(_NUMPY):
+                    self.problem = self.problem or f"it calls numpy's {min(named & effects)}"
             return k
 
         def whose(frame):
@@ -900,6 +904,9 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
         elif op in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_CONST") and ins.argval == "random" and found is None:
             # np.random.normal handed to C (max(..., key=…), map) runs with no event the hook sees
             found = f"{code.co_name} (line {ins.positions.lineno}) uses numpy.random"
+        elif op == "LOAD_CONST" and ins.argval in ("now", "today") and found is None:
+            # np.datetime64("now") reads the clock while NumPy makes the value: no call the hook sees (hunt CF)
+            found = f"{code.co_name} (line {ins.positions.lineno}) may read the clock ({ins.argval!r})"
         elif op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in ("errstate", "seterr"):
             error_state = error_state or ins.positions.lineno
         elif op == "LOAD_CONST" and ins.argval in ("raise", "call"):
@@ -955,6 +962,17 @@ def _stats_singleton(v: Any) -> bool:
     return name is not None and getattr(stats, name, None) is v
 
 
+#: a ufunc's loop made of objects alone (``np.frompyfunc``'s "O->O")
+_OBJECT_LOOP = frozenset("O->")
+#: standard-library modules whose classes read files, sockets, the clock or a context when made or
+#: used from C, where no call is seen (``io.FileIO(path)`` read by ``b"".join``; ``decimal``'s
+#: precision), so a class of theirs that ``f`` reads keeps ``f`` running (hunt CF)
+_STATEFUL_STDLIB = frozenset({"io", "_io", "mmap", "socket", "_socket", "ssl", "_ssl", "select", "selectors",
+                              "decimal", "_decimal", "_pydecimal", "datetime", "_datetime", "time", "random",
+                              "_random", "os", "posix", "nt", "sys", "threading", "_thread", "queue", "subprocess",
+                              "multiprocessing", "sqlite3", "_sqlite3", "tempfile", "uuid", "secrets", "asyncio"})
+
+
 def _identity(v: Any) -> bool:
     """Values a guard compares by identity: modules, functions and classes that are pure."""
     if isinstance(v, types.ModuleType):
@@ -962,7 +980,9 @@ def _identity(v: Any) -> bool:
     if isinstance(v, types.BuiltinFunctionType):  # (not a method bound to data: PARAMS.get, W.sum)
         return _pure_c(v) and isinstance(getattr(v, "__self__", None), (types.NoneType, types.ModuleType, type,
                                                                          np.ufunc))
-    if isinstance(v, (np.ufunc, types.FunctionType, np.dtype)):
+    if isinstance(v, np.ufunc):  # (not one of np.frompyfunc: its Python function is out of sight, hunt CF)
+        return not all(set(t) <= _OBJECT_LOOP for t in v.types)
+    if isinstance(v, (types.FunctionType, np.dtype)):
         return True
     if type(v) is _DISPATCHER:  # NumPy's own functions imported by name (from numpy import mean)
         return _pure_module(getattr(v, "__module__", None)) and getattr(v, "__name__", "") not in _NUMPY_EFFECTS
@@ -972,8 +992,9 @@ def _identity(v: Any) -> bool:
         return True  # NumPy's and SciPy's modules, are taken as they are; a check cost 2.5 µs a call each)
     if isinstance(v, type):  # (the standard library's classes: their Python code is watched where it runs,
         # its C functions called from there checked, as any; ``contextlib.contextmanager`` makes one)
+        top = str(v.__module__).split(".", 1)[0]
         return (v.__module__ == "builtins" or _pure_module(v.__module__)
-                or str(v.__module__).split(".", 1)[0] in sys.stdlib_module_names)
+                or top in sys.stdlib_module_names and top not in _STATEFUL_STDLIB)
     return False
 
 

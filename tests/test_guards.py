@@ -12,6 +12,8 @@ import math
 import sys
 import time
 import typing
+from decimal import Decimal
+from io import FileIO
 from os import getenv
 from random import Random
 from typing import Callable
@@ -1883,3 +1885,69 @@ def test_the_last_arrays_only_structure_still_follows_guards_shapes_and_other_ar
             np.testing.assert_allclose(a, b, rtol=1e-13)
     out = jf(x, y, c)
     assert type(out[0]) is np.ndarray and out[0].shape == ()
+
+
+_SCALE = [2.0]
+
+
+def _scaled(a, k=_SCALE):  # (np.frompyfunc's function: its defaults are state f reads)
+    return a * k[0]
+
+
+_SCALED = np.frompyfunc(_scaled, 1, 1)
+_BIN, _TXT = "", ""  # (the paths, as strings: set by the test before f's first call)
+
+
+def _via_frompyfunc(x):
+    return x * float(_SCALED(1.0))
+
+
+def _via_memmap(x):
+    return x * np.array(np.memmap(_BIN, dtype=np.float64, mode="r"))
+
+
+def _via_fileio(x):
+    return x * float(b"".join(FileIO(_TXT)))
+
+
+def _via_decimal(x):
+    return x * float(Decimal(1) / Decimal(3))
+
+
+def _via_printoptions(x):
+    return x * float(np.array2string(np.array(1 / 3))[:6])
+
+
+def _via_clock(x):
+    return x * (1.0 + float(np.datetime64("now", "s").astype(np.int64) % 2))
+
+
+@pytest.mark.parametrize("f, change", [
+    (_via_frompyfunc, lambda: _SCALE.__setitem__(0, 5.0)),
+    (_via_memmap, lambda: np.array([5.0, 7.0]).tofile(_BIN)),
+    (_via_fileio, lambda: open(_TXT, "w").write("5.0")),
+    (_via_decimal, lambda: setattr(__import__("decimal").getcontext(), "prec", 2)),
+    (_via_printoptions, lambda: np.set_printoptions(precision=2)),
+    (_via_clock, lambda: time.sleep(1.05)),
+], ids=["frompyfunc", "memmap", "FileIO", "decimal", "printoptions", "datetime64-now"])
+def test_state_read_out_of_the_hooks_sight_keeps_f_running(f, change, tmp_path):
+    """Hunt CF: each of these read state that changed between calls while f was skipped (the Jacobian
+    of the first call): a frompyfunc ufunc's Python function, a file read by np.memmap (which runs as
+    memmap.__new__) or by iterating io.FileIO in C, decimal's context, the print options, the clock."""
+    import decimal
+    global _BIN, _TXT
+    _BIN, _TXT = str(tmp_path / "a.bin"), str(tmp_path / "a.txt")
+    np.array([2.0, 3.0]).tofile(_BIN)
+    open(_TXT, "w").write("2.0")
+    x = np.array([0.3, 0.7])
+    jf = jacc.jacobian(f)
+    try:
+        with decimal.localcontext(), np.printoptions():
+            for _ in range(4):
+                jf(x)
+            change()
+            before, got, after = np.diag(f(np.ones(2))), jf(x), np.diag(f(np.ones(2)))
+            assert np.allclose(got, before, rtol=1e-12) or np.allclose(got, after, rtol=1e-12)  # (the clock's
+            assert jf.cache.skipped == 0  # second may turn between the calls)
+    finally:
+        _SCALE[0] = 2.0
