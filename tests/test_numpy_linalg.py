@@ -477,6 +477,24 @@ def test_repeated_eigenvalues_refuse_eigenvector_jacobians_not_give_wrong_ones()
     np.testing.assert_allclose(Jw[2], np.diag([0.0, 0.0, 1.0]), atol=1e-12)
 
 
+def test_eig_of_a_general_matrix_at_a_repeated_eigenvalue_refuses_its_eigenvectors_as_eigh_does():
+    """Hunt CH: np.linalg.eig's eigenvectors at a repeated (non-defective) eigenvalue gave a Jacobian
+    with 54 NaN and inf entries and no error, at the first call and at a later compiled one; eig's
+    eigenvalues are in NumPy's order, not sorted, so the tie is looked for among all of them."""
+    R = np.diag([2.0, 5.0, 2.0]) + np.array([[0, 1.0, 0], [0, 0, 0], [0, 1.0, 0]])
+    A = np.array([[4.0, 1.0, 0.5], [0.2, 2.0, 0.3], [0.1, 0.4, -1.0]])
+    f = lambda M: np.linalg.eig(M)[1] ** 2  # noqa: E731
+    for backend in ("auto", "interpret"):
+        with pytest.raises(jacc.UnsupportedOperationError, match="repeated eigenvalue"):
+            jacc.jacobian(f, backend=backend)(R)
+        jf = jacc.jacobian(f, backend=backend)
+        np.testing.assert_allclose(jf(A), fd_jacobian(f, [A], 0), rtol=1e-6, atol=1e-7)
+        with pytest.raises(jacc.UnsupportedOperationError, match="repeated eigenvalue"):
+            jf(R)
+    # the eigenvalues' sum (the trace) keeps its derivative there
+    np.testing.assert_allclose(jacc.jacobian(lambda M: np.linalg.eigvals(M).sum())(R), np.eye(3), atol=1e-12)
+
+
 def test_repeated_singular_values_refuse_singular_vector_jacobians_as_eigh_does():
     """Hunt BJ: svd's vectors at a repeated singular value gave NaN and inf silently, where eigh's
     refuse; later calls that skip f and meet one refuse too. The values alone stay differentiable,

@@ -339,7 +339,7 @@ def _inverse_gaps(x, ties: bool = False):
 def _tied(w: Tracer) -> bool:
     """Whether the traced point's eigenvalues or singular values ``w`` (sorted, either way) hold a
     repeated one (within :data:`TIE_RTOL`)."""
-    values = np.asarray(w.value)
+    values = np.sort(np.asarray(w.value), axis=-1)  # (eig's are in NumPy's order, unsorted)
     scale = _tie_scale(values)[..., None]
     return values.shape[-1] > 1 and bool(np.any(np.abs(np.diff(values, axis=-1)) <= TIE_RTOL * scale))
 
@@ -884,7 +884,9 @@ def _eig_handler(a):
     _core(a, "numpy.linalg.eig")
     _real_spectrum(a, "eig")
     tape = _tape_of(a)
-    return EigResult(tape.record("eig_values", [a]), tape.record("eig_vectors", [a]))
+    w = tape.record("eig_values", [a])
+    _note_ties(w, "numpy.linalg.eig")  # (hunt CH: NaN and inf came back at a repeated eigenvalue)
+    return EigResult(w, tape.record("eig_vectors", [a]))
 
 
 @implements(np.linalg.eigvals)
