@@ -1045,7 +1045,8 @@ case("numpy.linalg.eigvals", lambda xp: lambda a: xp.linalg.eigvals(a) if xp is 
      lambda r: (_real_spectrum_matrix(r),), jax=False,
      note="a matrix whose eigenvalues are real at the traced point (value-dependent; complex ones are refused)")
 case("numpy.linalg.eig", lambda xp: lambda a: xp.linalg.eig(a)[1] ** 2, lambda r: (_real_spectrum_matrix(r, 3),),
-     jax=False, note="unit eigenvectors (NumPy's); distinct real eigenvalues assumed")
+     jax=False, note="unit eigenvectors (NumPy's); distinct real eigenvalues assumed: a Jacobian through "
+     "eigenvectors of a repeated eigenvalue (to 1e-10 relative) is refused")
 case("numpy.linalg.eigh", lambda xp: lambda a: xp.linalg.eigh(a)[1], lambda r: (r.normal(size=(4, 4)),),
      jax=False, note=_EIG + "; eigenvector signs are NumPy's (JAX is compared on sign-free functions); a Jacobian "
      "through eigenvectors of a repeated eigenvalue (to 1e-10 relative) is refused")
