@@ -273,8 +273,24 @@ def _plan_options(args) -> dict:
     if getattr(args, "seed", None) is not None:
         opts["seed"] = args.seed
     if getattr(args, "max_iters", None) is not None:
+        if args.max_iters < 0:  # (checked whether or not the strategy anneals: auto may not)
+            raise UsageError(f"--max-iters must be a count of moves (0 or more), not {args.max_iters}")
         opts["max_iters"] = args.max_iters
     return opts
+
+
+def _names(text: str | None, option: str) -> list[str] | None:
+    """``--wrt``/``--of``'s comma-separated vertex names (None: not given); an empty name or one
+    given twice is refused rather than dropped."""
+    if text is None:
+        return None
+    names = text.split(",")
+    if "" in names:
+        raise UsageError(f"{option} {text!r} holds an empty name: give vertex names separated by commas")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise UsageError(f"{option} names {', '.join(map(repr, twice))} twice; give each once")
+    return names
 
 
 def _cost_model(args, default: str = "mults") -> CostModel:
@@ -311,8 +327,8 @@ def _accepts(strategy: str, option: str, elimination: str = "vertex") -> bool:
 def _plan_for(g, strategy: str, args, objective: str = "mults"):
     elimination = getattr(args, "elimination", "vertex")
     opts = {k: v for k, v in _plan_options(args).items() if _accepts(strategy, k, elimination)}
-    return plan(g, strategy, wrt=args.wrt.split(",") if args.wrt else None,
-                of=args.of.split(",") if args.of else None, cost_model=_cost_model(args, objective),
+    return plan(g, strategy, wrt=_names(args.wrt, "--wrt"), of=_names(args.of, "--of"),
+                cost_model=_cost_model(args, objective),
                 elimination=elimination, **opts)
 
 
@@ -506,6 +522,18 @@ def cmd_trace(args) -> int:
     return 0
 
 
+def _compiled(p, backend: str):
+    """``p.compile(backend)``, its refusal said as the command line's fix (the API's names another)."""
+    from .compile import CompileError
+    from .program import TooLongForXLA
+
+    try:
+        return p.compile(backend)
+    except (CompileError, TooLongForXLA) as e:
+        why = re.sub(r"\s*\(use plan\.execute.*?\)|;? the NumPy program runs", "", str(e).splitlines()[0])
+        raise UsageError(f"--backend {backend}: {why}; run it with --backend numpy or --backend interpret") from None
+
+
 def cmd_run(args) -> int:
     g = load(args.graph)
     at = parse_at(args.at, g)
@@ -522,7 +550,7 @@ def cmd_run(args) -> int:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ValueDependenceWarning)
         blocks = (p.execute(**at) if args.backend == "interpret"
-                  else {k: np.asarray(J) for k, J in p.compile(args.backend)(*[at[x] for x in g.inputs]).items()})
+                  else {k: np.asarray(J) for k, J in _compiled(p, args.backend)(*[at[x] for x in g.inputs]).items()})
     if args.output:
         ext = os.path.splitext(args.output)[1]
         buf = io.BytesIO()
@@ -746,7 +774,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `jacc plan … | head`: the reader left, nothing to report
         return 0
     except ERRORS as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        text = (f"{e.strerror}{'' if e.filename is None else f': {e.filename}'}"
+                if isinstance(e, OSError) and e.strerror else str(e))
+        msg = text.splitlines()[0] if text else type(e).__name__  # (not "[Errno 21] cannot write …")
         print(f"jacc: error: {msg}", file=sys.stderr)
         return 2
     except MemoryError as e:  # e.g. evaluating a graph whose vertices hold 10¹² numbers

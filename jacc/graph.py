@@ -912,8 +912,34 @@ def _from_dict(data: Any, src: str) -> Graph:
         g.set_outputs(doc["outputs"])
     except GraphError as e:
         raise fail("outputs", str(e)) from None
-    g.meta = dict(doc.get("meta") or {})
+    g.meta = _checked_meta(dict(doc.get("meta") or {}), g, fail)
     return g
+
+
+def _checked_meta(meta: dict, g: Graph, fail: Callable[[str, str], GraphError]) -> dict:
+    """A file's ``meta`` with the keys jacc reads checked (the rest are kept as they are): a wrong
+    type had surfaced as a TypeError inside ``jacc run`` (hunt CI)."""
+    for key in ("value_dependent", "math_domain"):
+        if key in meta and not (isinstance(meta[key], list) and all(isinstance(x, str) for x in meta[key])):
+            raise fail(f"meta.{key}", "must be a list of strings (the places where the trace read a value)")
+    if "traced_at" in meta and not isinstance(meta["traced_at"], str):
+        raise fail("meta.traced_at", "must be a string (the fingerprint of the inputs the trace was made at)")
+    if "output_tuple" in meta and not isinstance(meta["output_tuple"], bool):
+        raise fail("meta.output_tuple", "must be true or false")
+    if "lanes" in meta and (type(meta["lanes"]) is not int or meta["lanes"] < 0):
+        raise fail("meta.lanes", "must be a count (a non-negative integer)")
+    if "index_bounds" in meta and not isinstance(meta["index_bounds"], list):
+        raise fail("meta.index_bounds", "must be a list")
+    if "one_hot" in meta:
+        pairs = meta["one_hot"]
+        ok = isinstance(pairs, dict) and all(
+            m in g.nx and isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and v[0] in g.nx
+            and type(v[1]) is int and v[1] > 0 for m, v in pairs.items())
+        if not ok:
+            raise fail("meta.one_hot", 'must map a mask vertex to [its labels vertex, the class count], '
+                       'e.g. {"m": ["y", 10]}, naming vertices of this graph')
+        meta["one_hot"] = {m: tuple(v) for m, v in pairs.items()}
+    return meta
 
 
 def _node_params(data: Any, node: dict, src: str, i: int) -> dict:

@@ -514,6 +514,8 @@ def render(graph: Graph | None, plan: "Plan | None" = None, path: str | os.PathL
     p = os.fspath(path) if path is not None else None
     f = _format(p, fmt)
     convert = _converter(f)  # fails before anything is written when Graphviz is missing
+    if steps_dir is not None and os.path.exists(steps_dir) and not os.path.isdir(steps_dir):
+        raise ValueError(f"steps_dir {os.fspath(steps_dir)!r} is a file, not a folder: name a folder (made if missing)")
     written = []
     if p is not None:
         written.append(_write_atomic(p, _text(to_dot(graph, plan, title=title), f), convert))

@@ -597,3 +597,25 @@ def test_compare_marks_a_formula_that_does_not_hold_at_n_1(capsys):
     code, out, _ = run(capsys, "compare", "--N", "3", "--P", "2", "--structure", "kronecker", "--format", "json")
     rows = {r["strategy"]: r for r in json.loads(out)["rows"]}
     assert rows["reverse"]["formula"] == "2N³ + N²P" and rows["reverse"]["mults"] == 2 * 27 + 9 * 2
+
+
+def test_run_and_render_refuse_in_one_line_what_they_cannot_do(capsys, workdir):
+    """Hunt CI: a backend that refuses a graph names the command line's fix (not plan.execute or
+    'the NumPy program runs'); --steps naming a file writes nothing; an OSError has no [Errno N];
+    --wrt/--of with a name twice or an empty one, and --max-iters below 0, are refused."""
+    np.save("A.npy", np.arange(12.0).reshape(3, 4) / 10)
+    code, out, err = run(capsys, "run", "graphs/single_layer.json", "--at", "A=@A.npy,x=[1,2,3,4],b=[0,0,0]",
+                         "--backend", "c")
+    assert code == 2 and "--backend c: " in err and "--backend numpy or --backend interpret" in err
+    assert "plan.execute" not in err and len(err.strip().splitlines()) == 1
+    (workdir / "steps").write_text("a file")
+    code, out, err = run(capsys, "render", "graphs/lecture_f.json", "--strategy", "forward", "-o", "pic.svg",
+                         "--steps", "steps")
+    assert code == 2 and "is a file, not a folder" in err and not (workdir / "pic.svg").exists()
+    (workdir / "d1").mkdir()
+    code, out, err = run(capsys, "plan", "graphs/lecture_f.json", "-o", "d1")
+    assert code == 2 and "[Errno" not in err and "cannot write d1" in err
+    for argv, what in [(("--wrt", "x1,x1"), "twice"), (("--wrt", ""), "empty name"), (("--of", "v5,v5"), "twice"),
+                       (("--strategy", "auto", "--max-iters", "-3"), "--max-iters must be")]:
+        code, out, err = run(capsys, "plan", "graphs/lecture_f.json", *argv)
+        assert code == 2 and what in err, argv

@@ -142,6 +142,13 @@ SCHEMA_CASES = [
     (_node("sin", ["x"], 3), "node 'y': params: expected an object, got 3"),
     (_with(meta=3), "meta: expected an object, got 3"),
     (_with(meta=[1]), "meta: expected an object, got a list"),
+    # the meta keys jacc reads (hunt CI: each gave a TypeError or AttributeError inside jacc run)
+    (_with(meta={"one_hot": 5}), "meta.one_hot: must map a mask vertex to [its labels vertex, the class count]"),
+    (_with(meta={"one_hot": {"y": 3}}), "meta.one_hot: must map a mask vertex to [its labels vertex, the class count]"),
+    (_with(meta={"one_hot": {"y": ["nowhere", 3]}}), "meta.one_hot: must map a mask vertex"),
+    (_with(meta={"value_dependent": 3}), "meta.value_dependent: must be a list of strings"),
+    (_with(meta={"traced_at": 1}), "meta.traced_at: must be a string"),
+    (_with(meta={"output_tuple": "yes"}), "meta.output_tuple: must be true or false"),
     (_with(version=True), "version: expected 1 (the version this jacc reads), got true"),
     (_with(version=1.0), "version: expected 1 (the version this jacc reads), got 1.0"),
     (_with(name=7), "name: expected a string, got 7"),
