@@ -53,11 +53,13 @@ def to_sparse(j: Jac | None, out_shape: Sequence[int], in_shape: Sequence[int],
     if j.out_shape != out_shape or j.in_shape != in_shape:
         raise S.StructureError(f"Jacobian {j.out_shape}←{j.in_shape} does not have shape "
                                f"{out_shape}←{in_shape}")
-    if j.terms is not None:  # a sum of lazy maps: the sum of theirs, nnz ∝ the terms
-        total = to_sparse(j.terms[0], out_shape, in_shape, dtype)
-        for t in j.terms[1:]:
-            total = total + to_sparse(t, out_shape, in_shape, dtype)
-        return total.tocsr()
+    if j.terms is not None:  # a sum of lazy maps: their entries together, nnz ∝ the terms; duplicates are
+        # summed and zeros kept, so the stored entries do not depend on the values (scipy's + drops a sum
+        # of 0, and a layout set up at one call then mismatched another's: hunt CK)
+        parts = [to_sparse(t, out_shape, in_shape, dtype).tocoo() for t in j.terms]
+        entries = (np.concatenate([p.data for p in parts]),
+                   (np.concatenate([p.row for p in parts]), np.concatenate([p.col for p in parts])))
+        return sp.coo_array(entries, shape=(rows, cols)).tocsr()
     data = None
     if S._valued(j):  # a 0/1 map carrying one value per row (gather) or column (embedding)
         if j.symbolic:

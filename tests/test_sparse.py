@@ -332,12 +332,14 @@ STENCILS = {  # (function, nonzeros of its Jacobian at n = size of u)
     "np.gradient": (lambda u: np.gradient(u) ** 2, lambda n: 2 * n),
     "np.convolve, 3 taps": (lambda u: np.convolve(u, [1.0, -2.0, 0.5], mode="same"), lambda n: 3 * n - 2),
     # one element broadcast: a gather reading it n times, not a one-hot row times a broadcast
-    "minus the first element": (lambda u: u - u[0], lambda n: 2 * n - 2),  # (1 − 1 at [0, 0])
+    # (1 − 1 at [0, 0] is stored as an explicit 0: a sum keeps its terms' entries, so the stored
+    # layout does not depend on the values, hunt CK)
+    "minus the first element": (lambda u: u - u[0], lambda n: 2 * n - 1),
     "divided by the first element": (lambda u: np.sin(u) / u[0], lambda n: 2 * n - 1),
     "scaled by the last element squared": (lambda u: u * u[-1] ** 2, lambda n: 2 * n - 1),
     "outer product, raveled": (lambda u: np.outer(u, [1.0, 2.0, -1.0]).ravel(), lambda n: 3 * n),  # (I ⊗ c) reshaped
     "rows minus their first column": (lambda u: (u.reshape(-1, 4) - u.reshape(-1, 4)[:, :1]).ravel(),
-                                      lambda n: 2 * n - 2 * (n // 4)),
+                                      lambda n: 2 * n - n // 4),  # (an explicit 0 per row, as above)
     # written into a zeros buffer (x[i] = v records a scatter at distinct positions): a placement that
     # composes with gathers, not a block (the first refused n = 10⁵ as a 120 GB sparse matrix)
     "Laplacian written into a buffer": (lambda u: _into_buffer(u) + u ** 3, lambda n: 3 * n - 4),
@@ -468,3 +470,22 @@ def test_blocks_of_more_than_52_axes_name_the_limit_and_sparse_serves():
     with pytest.raises(S.StructureError, match="more than 52 distinct axes .*reshape .*sparse=True"):
         jacc.jacobian(np.sin)(x)
     np.testing.assert_allclose(jacc.jacobian(np.sin, sparse=True)(x).toarray(), np.diag(np.cos(x.ravel())))
+
+
+@pytest.mark.parametrize("f", [
+    lambda x: np.roll(x, 1) - 2 * x ** 2 + np.roll(x, -1),
+    lambda x: 3 * x[::-1] + x ** 2,
+    lambda x: x[::2] * x[1::2],
+    lambda x: np.diff(np.pad(x ** 2, 1), 2),
+])
+def test_a_sum_of_terms_stores_the_same_entries_whatever_the_values(f):
+    """Hunt CK: a block summed from several terms dropped the entries whose sum was 0 (scipy's +
+    does), so a zero in x changed the stored layout between calls; the values were right."""
+    x = np.arange(1.0, 7.0)
+    z = x.copy()
+    z[2] = 0.0
+    jf = jacc.jacobian(f, sparse=True)
+    a, b = jf(x), jf(z)
+    assert (a.nnz, a.indptr.tolist(), a.indices.tolist()) == (b.nnz, b.indptr.tolist(), b.indices.tolist())
+    assert b.has_canonical_format
+    np.testing.assert_allclose(b.toarray(), jacc.jacobian(f, backend="interpret")(z), rtol=1e-14)
