@@ -96,8 +96,11 @@ HELPERS = {
     "xlog1py": "double h_xlog1py(double a, double b) { return (a == 0 && b == b) ? 0.0 : a * log1p(b); }",
     "log_expit": "double h_log_expit(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }",
     "entr": "double h_entr(double x) { return x > 0 ? -x * log(x) : x == 0 ? 0.0 : x != x ? x : -INFINITY; }",
+    "logratio": "double h_logratio(double a, double b) { double r = a / b; if (r > 0.5 && r < 2.0) "
+                "return log1p((a - b) / b); return (r > 2.2250738585072014e-308 && r < INFINITY) ? log(r) "
+                ": log(a) - log(b); }",
     "rel_entr": "double h_rel_entr(double a, double b) { if (a != a || b != b) return NAN; "
-                "if (a > 0 && b > 0) return a * log(a / b); return (a == 0 && b >= 0) ? 0.0 : INFINITY; }",
+                "if (a > 0 && b > 0) return a * h_logratio(a, b); return (a == 0 && b >= 0) ? 0.0 : INFINITY; }",
     "ndtr": "double h_ndtr(double x) { double t = x * 0.7071067811865476; if (fabs(t) < 0.7071067811865476) "
             "return 0.5 + 0.5 * erf(t); double y = 0.5 * erfc(fabs(t)); return t > 0 ? 1.0 - y : y; }",
 }

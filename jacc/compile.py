@@ -202,11 +202,20 @@ def _entr(x: float) -> float:
     return -x * math.log(x) if x > 0 else 0.0 if x == 0 else x if x != x else -math.inf
 
 
+def _logratio(a: float, b: float) -> float:
+    """log(a/b) as SciPy's rel_entr computes it (see jacc.ops's twin): log(0) raises, and the array
+    formula answers."""
+    r = a / b
+    if 0.5 < r < 2.0:
+        return math.log1p((a - b) / b)
+    return math.log(r) if 2.2250738585072014e-308 < r < math.inf else math.log(a) - math.log(b)
+
+
 def _rel_entr(a: float, b: float) -> float:
     if a != a or b != b:
         return math.nan
     if a > 0 and b > 0:
-        return a * math.log(a / b)
+        return a * _logratio(a, b)
     return 0.0 if a == 0 and b >= 0 else math.inf
 
 
@@ -237,6 +246,7 @@ MATH_NAMES = {"exp": math.exp, "expm1": math.expm1, "log": math.log, "log1p": ma
               "ndtr": _ndtr, "log_ndtr": _log_ndtr, "gammaln": _lgamma, "digamma": _digamma,
               "zeta": _scipy("zeta"), "log_expit": _log_expit, "erfinv": _scipy("erfinv"),
               "ndtri": _scipy("ndtri"), "gamma": _scipy("gamma"), "entr": _entr, "rel_entr": _rel_entr,
+              "logratio": _logratio,
               "betaln": _scipy("betaln"), "i0": _scipy("i0"), "i1": _scipy("i1"), "i1grad": _i1grad,
               "i0e": _scipy("i0e"), "i1e": _scipy("i1e"), "i1egrad": _as_float(_i1egrad), "cosm1": _scipy("cosm1"),
               "poch": _scipy("poch"), "gammainc": _scipy("gammainc"), "gammaincc": _scipy("gammaincc"),

@@ -2,6 +2,7 @@
 special points, tail accuracy, NaN rules of fmax/fmin, operators, the compiled scalar path,
 graph files and error messages."""
 
+import importlib.util
 import json
 import math
 import os
@@ -596,3 +597,28 @@ def test_lpmv_at_plus_or_minus_one_is_refused_by_name_and_struve_of_order_minus_
 def test_a_frompyfunc_ufunc_is_refused_naming_np_vectorize():
     with pytest.raises(jacc.UnsupportedOperationError, match=r"np.frompyfunc.*np.vectorize"):
         jacc.jacobian(lambda x: np.frompyfunc(lambda t: t * 2, 1, 1)(x).astype(float))(np.ones(3))
+
+
+@pytest.mark.parametrize("a, b", [(2.0, 1e-310), (1e-310, 1e308), (1 + 2 * np.finfo(float).eps, 1 - np.finfo(float).eps),
+                                  (3.0, 0.7)])
+def test_rel_entr_and_kl_div_follow_scipys_log_ratio_on_every_route(a, b):
+    """Hunt CJ: the scalar and C code computed a·log(a/b), inf at (2, 1e-310) where SciPy's value is
+    1429, -inf at (1e-310, 1e308), 33 % off near a = b; the slope log(a/b) + 1 was inf on every
+    route. Now log1p near 1 and log a − log b where a/b over- or underflows, as SciPy."""
+    import scipy.special as sp
+
+    backends = ["interpret", "scalar", "auto"] + (["c"] if jacc.ccode.compiler() else []) + (
+        ["jax"] if importlib.util.find_spec("jax") else [])
+    logr = math.log1p((a - b) / b) if 0.5 < a / b < 2 else math.log(a) - math.log(b)
+    cases = [(sp.rel_entr, logr + 1.0, -a / b), (sp.kl_div, logr, 1.0 - a / b)]
+    for backend in backends:
+        for fn, da_want, db_want in cases:
+            jf = jacc.jacobian(lambda x, y: fn(x, y), argnums=(0, 1), backend=backend, retrace=False,
+                               nonfinite="propagate")
+            for _ in range(2):  # (the second call runs what the first built)
+                da, db = jf(a, b)
+                assert da == pytest.approx(da_want, rel=1e-14) and db == pytest.approx(db_want, rel=1e-14), backend
+        if backend != "jax":  # (JAX's own rel_entr is its value there)
+            value, _ = jacc.value_and_jacobian(lambda x, y: sp.rel_entr(x, y), argnums=(0, 1), backend=backend,
+                                               retrace=False)(a, b)
+            assert value == pytest.approx(sp.rel_entr(a, b), rel=1e-14), backend
