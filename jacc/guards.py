@@ -904,9 +904,11 @@ def _reads(code: types.CodeType) -> tuple[list[str], Callable[[frozenset], str |
         elif op in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_CONST") and ins.argval == "random" and found is None:
             # np.random.normal handed to C (max(..., key=…), map) runs with no event the hook sees
             found = f"{code.co_name} (line {ins.positions.lineno}) uses numpy.random"
-        elif op == "LOAD_CONST" and ins.argval in ("now", "today") and found is None:
-            # np.datetime64("now") reads the clock while NumPy makes the value: no call the hook sees (hunt CF)
-            found = f"{code.co_name} (line {ins.positions.lineno}) may read the clock ({ins.argval!r})"
+        elif op in ("LOAD_ATTR", "LOAD_METHOD", "LOAD_GLOBAL", "IMPORT_FROM") and ins.argval == "datetime64" \
+                and found is None:
+            # np.datetime64("now") reads the clock while NumPy makes the value, which no call the hook sees
+            # shows, however "now" is spelled or reaches it (hunts CF, CL)
+            found = f"{code.co_name} (line {ins.positions.lineno}) uses numpy.datetime64 (it may read the clock)"
         elif op in ("LOAD_ATTR", "LOAD_METHOD") and ins.argval in ("errstate", "seterr"):
             error_state = error_state or ins.positions.lineno
         elif op == "LOAD_CONST" and ins.argval in ("raise", "call"):

@@ -1922,6 +1922,13 @@ def _via_clock(x):
     return x * (1.0 + float(np.datetime64("now", "s").astype(np.int64) % 2))
 
 
+_WHEN = "NOW"  # (hunt CL: the clock's name reached np.datetime64 from a global, in capitals)
+
+
+def _via_clock_named_elsewhere(x, unit="s"):
+    return x * (1.0 + float(np.datetime64(_WHEN, unit).astype(np.int64) % 2))
+
+
 @pytest.mark.parametrize("f, change", [
     (_via_frompyfunc, lambda: _SCALE.__setitem__(0, 5.0)),
     (_via_memmap, lambda: np.array([5.0, 7.0]).tofile(_BIN)),
@@ -1929,7 +1936,8 @@ def _via_clock(x):
     (_via_decimal, lambda: setattr(__import__("decimal").getcontext(), "prec", 2)),
     (_via_printoptions, lambda: np.set_printoptions(precision=2)),
     (_via_clock, lambda: time.sleep(1.05)),
-], ids=["frompyfunc", "memmap", "FileIO", "decimal", "printoptions", "datetime64-now"])
+    (_via_clock_named_elsewhere, lambda: time.sleep(1.05)),
+], ids=["frompyfunc", "memmap", "FileIO", "decimal", "printoptions", "datetime64-now", "datetime64-global"])
 def test_state_read_out_of_the_hooks_sight_keeps_f_running(f, change, tmp_path):
     """Hunt CF: each of these read state that changed between calls while f was skipped (the Jacobian
     of the first call): a frompyfunc ufunc's Python function, a file read by np.memmap (which runs as
@@ -1951,3 +1959,16 @@ def test_state_read_out_of_the_hooks_sight_keeps_f_running(f, change, tmp_path):
             assert jf.cache.skipped == 0  # second may turn between the calls)
     finally:
         _SCALE[0] = 2.0
+
+
+def test_a_string_now_that_reaches_no_clock_keeps_calls_skipping_f():
+    """Hunt CL: the clock check first matched any "now" or "today" string in f's code, so ordinary
+    code lost its skipping; it now looks for numpy.datetime64 itself."""
+    def f(x, when="today"):
+        label = "now"
+        return x * len(label) * (2.0 if when == "today" else 1.0)
+
+    jf = jacc.jacobian(f)
+    for _ in range(5):
+        np.testing.assert_allclose(jf(np.ones(2)), 6.0 * np.eye(2))
+    assert jf.cache.skipped == 3

@@ -493,6 +493,12 @@ def test_eig_of_a_general_matrix_at_a_repeated_eigenvalue_refuses_its_eigenvecto
             jf(R)
     # the eigenvalues' sum (the trace) keeps its derivative there
     np.testing.assert_allclose(jacc.jacobian(lambda M: np.linalg.eigvals(M).sum())(R), np.eye(3), atol=1e-12)
+    # a tie that rounding splits (by 3e-16 here) is one too: its partial was 1/(rounding), finite (hunt CL)
+    S = np.random.default_rng(3).normal(size=(4, 4))
+    split = S @ np.diag([1.0, 1.0, 2.0, 3.0]) @ np.linalg.inv(S)
+    for backend in ("auto", "interpret"):
+        with pytest.raises(jacc.UnsupportedOperationError, match="repeated eigenvalue"):
+            jacc.jacobian(f, backend=backend)(split)
 
 
 def test_repeated_singular_values_refuse_singular_vector_jacobians_as_eigh_does():

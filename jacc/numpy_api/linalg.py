@@ -854,7 +854,9 @@ def _eig_values_partial(i, ctx):
 def _eig_vectors_partial(i, ctx):
     def values():
         w, v = _eig(ctx.args[0])
-        raw = np.einsum("...ap,...pb,...pi,...jb->...abij", v, _inverse_gaps(w), factorise.inv(v), v, optimize=True)
+        # (ties=True: a tie split by rounding is NaN, refused by _note_ties, not 1/(rounding): hunt CL)
+        raw = np.einsum("...ap,...pb,...pi,...jb->...abij", v, _inverse_gaps(w, ties=True), factorise.inv(v), v,
+                        optimize=True)
         along = np.einsum("...cb,...cbij->...bij", v, raw)
         return raw - v[..., :, :, None, None] * along[..., None, :, :, :]
     return _batched(ctx, values)
